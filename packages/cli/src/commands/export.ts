@@ -1,0 +1,53 @@
+import { Command, Options } from "@effect/cli"
+import { DEFAULT_SYSTEM_PROMPT, type ExportFormat, exportDataset, workspacePaths } from "@fastcot/core"
+import { Effect, Layer, Option } from "effect"
+import { join, relative } from "node:path"
+import { failed, usage } from "../failure.js"
+import { jsonOption, stdout, storeLayer, tokenLayer, workspaceOption } from "../shared.js"
+
+const format = Options.choice("format", ["openai", "sharegpt", "alpaca"]).pipe(
+  Options.withDefault("openai"),
+  Options.withDescription("openai (messages), sharegpt (conversations) or alpaca (instruction/output).")
+)
+const out = Options.text("out").pipe(Options.optional, Options.withDescription("The training split's JSONL file (default: WORKSPACE/export/FORMAT/train.jsonl)."))
+const systemPrompt = Options.text("system-prompt").pipe(
+  Options.withDefault(DEFAULT_SYSTEM_PROMPT),
+  Options.withDescription("The system turn of every example (\"\" for none).")
+)
+const valFraction = Options.float("val-fraction").pipe(Options.withDefault(0), Options.withDescription("Fraction held out for validation, in [0, 1)."))
+
+export const exportCommand = Command.make(
+  "export",
+  { format, out, systemPrompt, valFraction, workspace: workspaceOption, json: jsonOption },
+  (args) =>
+    Effect.gen(function* () {
+      if (!(args.valFraction >= 0 && args.valFraction < 1)) return yield* usage(`--val-fraction must be in [0, 1), got ${args.valFraction}`)
+      const file = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).exports, args.format, "train.jsonl"))
+      const report = yield* exportDataset({
+        format: args.format as ExportFormat,
+        out: file,
+        systemPrompt: args.systemPrompt,
+        valFraction: args.valFraction
+      }).pipe(Effect.catchTag("ExportError", (e) => failed(`${e.file}: ${e.message}`)))
+      if (args.json) return yield* stdout(JSON.stringify(report))
+      const rel = (p: string) => relative(process.cwd(), p) || p
+      yield* stdout(
+        [
+          `exported ${report.counts.train + report.counts.validation} kept items (${report.counts.train} train, ${report.counts.validation} validation) as ${report.format}`,
+          `  train       ${rel(report.files.train)}`,
+          ...(report.files.validation !== undefined ? [`  validation  ${rel(report.files.validation)}`] : []),
+          `  card        ${rel(report.files.card)}`,
+          `  llamafactory ${rel(report.files.datasetInfo)}`,
+          `  assistant tokens (${report.tokenizer}): mean ${report.tokens.mean}, median ${report.tokens.median}, max ${report.tokens.max}`
+        ].join("\n")
+      )
+      if (report.counts.train + report.counts.validation === 0) {
+        yield* stdout("  no item is kept yet: run the pipeline (fastcot run) first")
+      }
+    }).pipe(Effect.provide(Layer.merge(storeLayer(args.workspace), tokenLayer)))
+).pipe(
+  Command.withDescription(
+    "Write the kept items as SFT JSONL with a dataset card and a LLaMA-Factory dataset_info.json.\n" +
+      "Examples:\n  fastcot export --format sharegpt --val-fraction 0.05\n  fastcot export --out data/sft.jsonl --system-prompt \"\""
+  )
+)

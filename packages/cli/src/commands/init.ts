@@ -1,0 +1,41 @@
+import { Args, Command } from "@effect/cli"
+import { importFile, workspacePaths } from "@fastcot/core"
+import { Effect, Option } from "effect"
+import { copyFile, mkdir } from "node:fs/promises"
+import { dirname, join, relative } from "node:path"
+import { fileURLToPath } from "node:url"
+import { failed } from "../failure.js"
+import { stdout, storeLayer } from "../shared.js"
+
+export const SAMPLE_PROBLEMS = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "assets", "sample-problems.jsonl")
+
+const dir = Args.text({ name: "DIR" }).pipe(Args.optional, Args.withDescription("The workspace folder (default ./.fastcot)."))
+
+export const initCommand = Command.make("init", { dir }, (args) => {
+  const workspace = Option.getOrElse(args.dir, () => ".fastcot")
+  const paths = workspacePaths(workspace)
+  return Effect.gen(function* () {
+    const samples = join(paths.root, "samples", "problems.jsonl")
+    yield* Effect.tryPromise({
+      try: async () => {
+        await mkdir(dirname(samples), { recursive: true })
+        await copyFile(SAMPLE_PROBLEMS, samples)
+      },
+      catch: (e) => failed(`cannot write ${samples}: ${(e as Error).message}`)
+    })
+    const report = yield* importFile(samples, { rejectsDir: paths.rejects }).pipe(
+      Effect.mapError((e) => failed(e.message))
+    )
+    const rel = relative(process.cwd(), paths.root) || "."
+    yield* stdout(
+      [
+        `workspace ready: ${rel}`,
+        `  store     ${relative(process.cwd(), paths.db)}`,
+        `  samples   ${relative(process.cwd(), samples)} (${report.rows} problems: math, science multiple choice, code)`,
+        "next:",
+        `  fastcot import YOUR_DATA.jsonl --workspace ${rel}`,
+        `  fastcot status --workspace ${rel}`
+      ].join("\n")
+    )
+  }).pipe(Effect.provide(storeLayer(workspace)))
+}).pipe(Command.withDescription("Create a workspace with its store and sample problems.\nExamples:\n  fastcot init\n  fastcot init my-project"))

@@ -1,0 +1,30 @@
+import { Command } from "@effect/cli"
+import { RunStore } from "@fastcot/core"
+import { Effect } from "effect"
+import { jsonOption, stdout, storeLayer, workspaceOption } from "../shared.js"
+
+const row = (label: string, value: number | string) => `  ${label.padEnd(22)} ${value}`
+
+export const statusCommand = Command.make("status", { workspace: workspaceOption, json: jsonOption }, (args) =>
+  Effect.gen(function* () {
+    const store = yield* RunStore
+    const s = yield* store.status
+    if (args.json) return yield* stdout(JSON.stringify(s))
+    const lines = [
+      `workspace ${store.location}`,
+      row("problems", s.problems),
+      ...Object.entries(s.domains).map(([d, n]) => row(`  ${d}`, n)),
+      row("items", s.items),
+      row("  pending", s.pending),
+      row("  kept", s.kept),
+      ...Object.entries(s.keptAs).map(([k, n]) => row(`    ${k}`, n)),
+      row("  dropped", s.dropped),
+      ...Object.entries(s.dropReasons).map(([k, n]) => row(`    ${k}`, n)),
+      "stages",
+      ...Object.entries(s.stages).map(([k, n]) => row(`  ${k}`, n)),
+      "imports",
+      ...s.imports.map((i) => `  ${i.path}: ${i.rows} rows, ${i.problemsAdded} problems, ${i.rejected} rejected${i.done ? "" : " (interrupted: run the import again to finish)"}`)
+    ]
+    yield* stdout(lines.join("\n"))
+  }).pipe(Effect.provide(storeLayer(args.workspace)))
+).pipe(Command.withDescription("Counts of problems, items per stage and per fate.\nExamples:\n  fastcot status\n  fastcot status --json"))

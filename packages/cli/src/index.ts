@@ -1,0 +1,1 @@
+export { fastcot, runCli, VERSION } from "./main.js"

@@ -1,0 +1,54 @@
+import { Command, ValidationError } from "@effect/cli"
+import { NodeContext } from "@effect/platform-node"
+import { Cause, Effect, Exit, Fiber } from "effect"
+import { exportCommand } from "./commands/export.js"
+import { importCommand } from "./commands/import.js"
+import { initCommand } from "./commands/init.js"
+import { statusCommand } from "./commands/status.js"
+import { CliFailure } from "./failure.js"
+
+export const VERSION = "0.1.0"
+
+export const fastcot = Command.make("fastcot").pipe(
+  Command.withDescription(
+    "Fast-thinking chain-of-thought data for small models: import problems and traces, collect, align, export for SFT, evaluate."
+  ),
+  Command.withSubcommands([initCommand, importCommand, statusCommand, exportCommand])
+)
+
+const cli = Command.run(fastcot, { name: "fastcot", version: VERSION })
+
+/**
+ * Runs the command line and resolves to the exit code: 0 done, 1 failed, 2 bad usage or input.
+ * Interrupts (Ctrl-C) stop the work cleanly: every store write is a transaction, so what was
+ * committed stays, and the next command continues from it.
+ */
+export const runCli = (argv: ReadonlyArray<string>): Promise<number> => {
+  const fiber = Effect.runFork(
+    cli(argv).pipe(
+      Effect.provide(NodeContext.layer),
+      Effect.catchIf(ValidationError.isValidationError, () => Effect.fail(new CliFailure({ message: "", exitCode: 2 })))
+    )
+  )
+  const stop = () => {
+    Effect.runFork(Fiber.interrupt(fiber))
+  }
+  process.once("SIGINT", stop)
+  process.once("SIGTERM", stop)
+  return Effect.runPromise(Fiber.await(fiber)).then((exit) => {
+    process.off("SIGINT", stop)
+    process.off("SIGTERM", stop)
+    if (Exit.isSuccess(exit)) return 0
+    const failure = Cause.failureOption(exit.cause)
+    if (failure._tag === "Some" && failure.value instanceof CliFailure) {
+      if (failure.value.message !== "") process.stderr.write(`error: ${failure.value.message}\n`)
+      return failure.value.exitCode
+    }
+    if (Cause.isInterruptedOnly(exit.cause)) {
+      process.stderr.write("interrupted: committed work is kept; run the command again to continue\n")
+      return 130
+    }
+    process.stderr.write(`error: ${Cause.pretty(exit.cause)}\n`)
+    return 1
+  })
+}

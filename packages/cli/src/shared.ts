@@ -1,0 +1,44 @@
+import { Options } from "@effect/cli"
+import { QwenTokenCounterLive, SqliteRunStoreLive, workspacePaths } from "@fastcot/core"
+import { Effect, Layer } from "effect"
+import { failed } from "./failure.js"
+
+export const workspaceOption = Options.text("workspace").pipe(
+  Options.withAlias("w"),
+  Options.withDefault(".fastcot"),
+  Options.withDescription("The workspace folder holding fastcot.db (created when missing).")
+)
+
+export const jsonOption = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of text."))
+
+/** The run store of a workspace, as a layer whose failure is reported as a CLI failure. */
+export const storeLayer = (workspace: string) =>
+  SqliteRunStoreLive(workspacePaths(workspace).db).pipe(
+    Layer.catchAll((e) => Layer.fail(failed(`${e.message}`)))
+  )
+
+export const tokenLayer = QwenTokenCounterLive
+
+export const stderr = (line: string) => Effect.sync(() => process.stderr.write(line + "\n"))
+export const stdout = (line: string) => Effect.sync(() => process.stdout.write(line + "\n"))
+
+/** A one-line progress display on a terminal, redrawn at most ten times a second. */
+export const progressLine = () => {
+  const tty = process.stderr.isTTY === true
+  let last = 0
+  let shown = false
+  return {
+    update: (text: string) => {
+      if (!tty) return
+      const now = Date.now()
+      if (now - last < 100) return
+      last = now
+      shown = true
+      process.stderr.write(`\r\x1b[2K${text}`)
+    },
+    clear: () => {
+      if (tty && shown) process.stderr.write("\r\x1b[2K")
+      shown = false
+    }
+  }
+}

@@ -1,0 +1,253 @@
+import { Data, Effect } from "effect"
+import { mkdir, rename, writeFile } from "node:fs/promises"
+import { createWriteStream, type WriteStream } from "node:fs"
+import { basename, dirname, join } from "node:path"
+import type { Item } from "../schema/item.js"
+import type { Problem } from "../schema/problem.js"
+import { type ChatMessage, SftSample, type Split } from "../schema/sft.js"
+import type { Trace } from "../schema/trace.js"
+import { RunStore } from "../store/RunStore.js"
+import type { StoreError } from "../store/errors.js"
+import { type LengthStats, lengthStats, TokenCounter } from "../tokens/TokenCounter.js"
+import { sha256Hex } from "../util/hash.js"
+
+export const ExportFormats = ["openai", "sharegpt", "alpaca"] as const
+export type ExportFormat = (typeof ExportFormats)[number]
+
+/** The recipe's system prompt (RECIPE.md, "Using the models"). */
+export const DEFAULT_SYSTEM_PROMPT =
+  "You are Qwen, created by Alibaba Cloud. You are a helpful assistant. You should think step-by-step."
+
+export class ExportError extends Data.TaggedError("ExportError")<{ readonly file: string; readonly message: string }> {}
+
+export interface ExportOptions {
+  readonly format: ExportFormat
+  /** The training split's file; the validation split, card and dataset_info.json go beside it. */
+  readonly out: string
+  readonly systemPrompt?: string | undefined
+  /** Fraction of items in the validation split, chosen by a hash of the item id (deterministic). */
+  readonly valFraction?: number | undefined
+}
+
+export interface ExportReport {
+  readonly format: ExportFormat
+  readonly files: { readonly train: string; readonly validation?: string | undefined; readonly card: string; readonly datasetInfo: string }
+  readonly counts: { readonly train: number; readonly validation: number }
+  readonly tokens: LengthStats
+  readonly tokenizer: string
+}
+
+const LETTER = /^\(?([A-Z])\)?\.?$/
+
+/**
+ * The assistant turn: the reasoning, ending with the final answer. A bare final answer is stated
+ * the way the evaluator's graders read it (`\boxed{}`); one already at the end of the reasoning
+ * is not repeated.
+ */
+export const assistantContent = (problem: Problem, trace: Trace): string => {
+  const reasoning = trace.reasoning.trim()
+  const final = trace.finalAnswer?.trim()
+  if (final === undefined || final === "") return reasoning
+  if (reasoning.endsWith(final) || (reasoning.slice(-400).includes(`\\boxed{${final}}`))) return reasoning
+  const bare = !final.includes("\n") && !final.includes("\\boxed") && final.length <= 200
+  if (bare && problem.domain !== "code") {
+    const letter = LETTER.exec(final)
+    const stated = problem.choices !== undefined && letter !== null ? letter[1]! : final
+    return `${reasoning}\n\nThe final answer is $\\boxed{${stated}}$.`
+  }
+  return `${reasoning}\n\n${final}`
+}
+
+export const toSftSample = (problem: Problem, item: Item, systemPrompt: string, valFraction: number): SftSample => {
+  const trace = item.trace!
+  const split: Split = valFraction > 0 && parseInt(sha256Hex(item.id).slice(0, 8), 16) / 0x1_0000_0000 < valFraction ? "validation" : "train"
+  const messages: Array<ChatMessage> = []
+  if (systemPrompt !== "") messages.push({ role: "system", content: systemPrompt })
+  messages.push({ role: "user", content: problem.question })
+  messages.push({ role: "assistant", content: assistantContent(problem, trace) })
+  return new SftSample({ itemId: item.id, problemId: problem.id, split, messages })
+}
+
+/** One record in the chosen trainer-facing format. */
+export const formatRecord = (format: ExportFormat, sample: SftSample): unknown => {
+  const system = sample.messages.find((m) => m.role === "system")?.content
+  const turns = sample.messages.filter((m) => m.role !== "system")
+  switch (format) {
+    case "openai":
+      return { messages: sample.messages }
+    case "sharegpt":
+      return {
+        ...(system !== undefined ? { system } : {}),
+        conversations: turns.map((m) => ({ from: m.role === "user" ? "human" : "gpt", value: m.content }))
+      }
+    case "alpaca":
+      return {
+        instruction: turns.find((m) => m.role === "user")?.content ?? "",
+        input: "",
+        output: turns.find((m) => m.role === "assistant")?.content ?? "",
+        ...(system !== undefined ? { system } : {})
+      }
+  }
+}
+
+/** LLaMA-Factory's dataset_info.json entry for a file in this format. */
+export const datasetInfoEntry = (format: ExportFormat, fileName: string): Record<string, unknown> => {
+  switch (format) {
+    case "openai":
+      return {
+        file_name: fileName,
+        formatting: "sharegpt",
+        columns: { messages: "messages" },
+        tags: { role_tag: "role", content_tag: "content", user_tag: "user", assistant_tag: "assistant", system_tag: "system" }
+      }
+    case "sharegpt":
+      return { file_name: fileName, formatting: "sharegpt", columns: { messages: "conversations", system: "system" } }
+    case "alpaca":
+      return { file_name: fileName, columns: { prompt: "instruction", query: "input", response: "output", system: "system" } }
+  }
+}
+
+const validationPath = (train: string) =>
+  train.endsWith(".jsonl") ? train.slice(0, -".jsonl".length) + ".validation.jsonl" : train + ".validation"
+
+const writeLine = (stream: WriteStream, line: string): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (stream.write(line)) resolve()
+    else stream.once("drain", resolve).once("error", reject)
+  })
+
+const closeStream = (stream: WriteStream): Promise<void> =>
+  new Promise((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())))
+
+/**
+ * Writes the kept items as SFT JSONL (train and validation splits), a dataset card and a
+ * LLaMA-Factory dataset_info.json. Files are written beside their final names and renamed into
+ * place, so a crash never leaves a half-written dataset where a trainer would read it.
+ */
+export const exportDataset = (
+  options: ExportOptions
+): Effect.Effect<ExportReport, ExportError | StoreError, RunStore | TokenCounter> =>
+  Effect.gen(function* () {
+    const store = yield* RunStore
+    const counter = yield* TokenCounter
+    const systemPrompt = options.systemPrompt ?? DEFAULT_SYSTEM_PROMPT
+    const valFraction = options.valFraction ?? 0
+    if (!(valFraction >= 0 && valFraction < 1)) {
+      return yield* new ExportError({ file: options.out, message: `--val-fraction must be in [0, 1), got ${valFraction}` })
+    }
+    const trainFile = options.out
+    const valFile = validationPath(trainFile)
+    const dir = dirname(trainFile)
+    const io = <A>(file: string, f: () => Promise<A>) =>
+      Effect.tryPromise({ try: f, catch: (e) => new ExportError({ file, message: (e as Error).message }) })
+    yield* io(dir, () => mkdir(dir, { recursive: true }))
+    const tmp = `.tmp-${process.pid}`
+    const train = createWriteStream(trainFile + tmp)
+    const validation = createWriteStream(valFile + tmp)
+    const counts = { train: 0, validation: 0 }
+    const lengths: Array<number> = []
+    const keptAs: Record<string, number> = {}
+    const domains: Record<string, number> = {}
+    let afterId: string | undefined
+    for (;;) {
+      const page = yield* store.listItems({ fate: "kept", afterId, limit: 500 })
+      if (page.length === 0) break
+      afterId = page[page.length - 1]!.id
+      const problems = new Map((yield* store.getProblems([...new Set(page.map((i) => i.problemId))])).map((p) => [p.id as string, p]))
+      for (const item of page) {
+        const problem = problems.get(item.problemId)
+        if (problem === undefined || item.trace === undefined) continue
+        const sample = toSftSample(problem, item, systemPrompt, valFraction)
+        const line = JSON.stringify(formatRecord(options.format, sample)) + "\n"
+        yield* io(trainFile, () => writeLine(sample.split === "train" ? train : validation, line))
+        counts[sample.split]++
+        lengths.push(counter.count(sample.messages[sample.messages.length - 1]!.content))
+        keptAs[item.keptAs ?? "unknown"] = (keptAs[item.keptAs ?? "unknown"] ?? 0) + 1
+        domains[problem.domain] = (domains[problem.domain] ?? 0) + 1
+      }
+    }
+    yield* io(trainFile, () => Promise.all([closeStream(train), closeStream(validation)]))
+    yield* io(trainFile, () => rename(trainFile + tmp, trainFile))
+    const hasValidation = counts.validation > 0
+    yield* io(valFile, () => (hasValidation ? rename(valFile + tmp, valFile) : import("node:fs/promises").then((fs) => fs.rm(valFile + tmp))))
+
+    const datasetInfo: Record<string, unknown> = { fastcot_train: datasetInfoEntry(options.format, basename(trainFile)) }
+    if (hasValidation) datasetInfo["fastcot_validation"] = datasetInfoEntry(options.format, basename(valFile))
+    const infoFile = join(dir, "dataset_info.json")
+    yield* io(infoFile, () => writeFile(infoFile, JSON.stringify(datasetInfo, null, 2) + "\n"))
+
+    const tokens = lengthStats(lengths)
+    const cardFile = join(dir, "README.md")
+    const card = datasetCard({ format: options.format, trainFile, valFile: hasValidation ? valFile : undefined, counts, tokens, tokenizer: counter.name, keptAs, domains, systemPrompt, valFraction })
+    yield* io(cardFile, () => writeFile(cardFile, card))
+    return {
+      format: options.format,
+      files: { train: trainFile, validation: hasValidation ? valFile : undefined, card: cardFile, datasetInfo: infoFile },
+      counts,
+      tokens,
+      tokenizer: counter.name
+    } satisfies ExportReport
+  })
+
+const table = (rows: Record<string, number>) =>
+  Object.entries(rows)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `| ${k} | ${v} |`)
+    .join("\n")
+
+const datasetCard = (c: {
+  format: ExportFormat
+  trainFile: string
+  valFile: string | undefined
+  counts: { train: number; validation: number }
+  tokens: LengthStats
+  tokenizer: string
+  keptAs: Record<string, number>
+  domains: Record<string, number>
+  systemPrompt: string
+  valFraction: number
+}) => `---
+task_categories:
+- text-generation
+tags:
+- chain-of-thought
+- fast-thinking
+- sft
+---
+# fastcot SFT dataset
+
+Fast-thinking chain-of-thought data, aligned to a small model's cognition (judged easy / medium /
+hard; easy traces expanded, hard ones simplified, every kept trace rated medium in the end), made
+by fastcot.
+
+| split | file | examples |
+|---|---|---|
+| train | \`${basename(c.trainFile)}\` | ${c.counts.train} |
+${c.valFile !== undefined ? `| validation | \`${basename(c.valFile)}\` | ${c.counts.validation} |\n` : ""}
+Format: **${c.format}** (see \`dataset_info.json\` for LLaMA-Factory). Validation fraction: ${c.valFraction}
+(chosen by a hash of each item's id, so the split is the same on every export).
+
+## How each example was kept
+
+| part | examples |
+|---|---|
+${table(c.keptAs)}
+
+## Domains
+
+| domain | examples |
+|---|---|
+${table(c.domains)}
+
+## Assistant-turn length (tokens, ${c.tokenizer} tokenizer)
+
+| count | min | mean | median | p90 | max | total |
+|---|---|---|---|---|---|---|
+| ${c.tokens.count} | ${c.tokens.min} | ${c.tokens.mean} | ${c.tokens.median} | ${c.tokens.p90} | ${c.tokens.max} | ${c.tokens.total} |
+
+## System prompt
+
+\`\`\`
+${c.systemPrompt}
+\`\`\`
+`

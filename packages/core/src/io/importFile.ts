@@ -1,0 +1,198 @@
+import { Data, Effect, Either, Option } from "effect"
+import { createReadStream } from "node:fs"
+import { access, mkdir, stat, writeFile } from "node:fs/promises"
+import { basename, join, resolve } from "node:path"
+import { createHash } from "node:crypto"
+import type { Item } from "../schema/item.js"
+import type { Domain, Problem } from "../schema/problem.js"
+import { type ImportProgress, type ImportReject, RunStore } from "../store/RunStore.js"
+import type { StoreError } from "../store/errors.js"
+import { canonicalJson, sha256Hex } from "../util/hash.js"
+import { type FieldMap, mapRow } from "./layout.js"
+import { formatFromPath, type InputFormat, readRows } from "./readers.js"
+
+/** The file cannot be imported at all (missing, unreadable, unknown format, broken structure). */
+export class ImportError extends Data.TaggedError("ImportError")<{
+  readonly file: string
+  readonly message: string
+}> {}
+
+export interface ImportOptions {
+  readonly format?: InputFormat | undefined
+  readonly map?: FieldMap | undefined
+  readonly domain?: Domain | undefined
+  readonly batchSize?: number | undefined
+  /** Where the rejects file goes; none is written when undefined. */
+  readonly rejectsDir?: string | undefined
+  readonly onProgress?: ((p: ImportProgressEvent) => void) | undefined
+}
+
+export interface ImportProgressEvent {
+  readonly file: string
+  readonly rows: number
+  readonly bytes: number
+  readonly totalBytes: number
+  readonly problemsAdded: number
+  readonly rejected: number
+}
+
+export interface ImportReport {
+  readonly file: string
+  readonly format: InputFormat
+  readonly key: string
+  readonly rows: number
+  readonly problemsAdded: number
+  readonly itemsAdded: number
+  readonly duplicates: number
+  readonly rejected: number
+  readonly rejects: ReadonlyArray<ImportReject>
+  readonly rejectsFile?: string | undefined
+  /** The file had been imported before with the same options: nothing was read again. */
+  readonly alreadyImported: boolean
+  /** An interrupted import of this file was continued. */
+  readonly resumed: boolean
+}
+
+const hashFile = (path: string): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const h = createHash("sha256")
+    createReadStream(path, { highWaterMark: 1 << 20 })
+      .on("data", (c) => h.update(c))
+      .on("error", reject)
+      .on("end", () => resolve(h.digest("hex")))
+  })
+
+/**
+ * Imports one file into the store, streamed in batches. Each batch (its problems, items, rejects
+ * and the read position) is one transaction, so a killed import resumes where it stopped and adds
+ * nothing twice. Bad rows never abort the import: each is recorded with its line and reason.
+ */
+export const importFile = (
+  file: string,
+  options: ImportOptions = {}
+): Effect.Effect<ImportReport, ImportError | StoreError, RunStore> =>
+  Effect.gen(function* () {
+    const store = yield* RunStore
+    const format = options.format ?? formatFromPath(file)
+    if (format === undefined) {
+      return yield* new ImportError({ file, message: "cannot tell the format from the file name; pass --format jsonl|json|csv|parquet" })
+    }
+    const info = yield* Effect.tryPromise({
+      try: async () => {
+        await access(file)
+        const s = await stat(file)
+        if (!s.isFile()) throw new Error("not a regular file")
+        return s
+      },
+      catch: (e) => new ImportError({ file, message: `cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` })
+    })
+    const contentHash = yield* Effect.tryPromise({
+      try: () => hashFile(file),
+      catch: (e) => new ImportError({ file, message: `cannot read the file: ${(e as Error).message}` })
+    })
+    const key = sha256Hex(canonicalJson({ contentHash, format, map: options.map ?? {}, domain: options.domain ?? null }))
+    const previous = yield* store.importProgress(key)
+    const start: ImportProgress = Option.getOrElse(previous, () => ({
+      key,
+      path: resolve(file),
+      rows: 0,
+      offset: 0,
+      line: 1,
+      problemsAdded: 0,
+      itemsAdded: 0,
+      duplicates: 0,
+      rejected: 0,
+      done: false
+    }))
+    const fileName = basename(file)
+    const writeRejects = (progress: ImportProgress) =>
+      Effect.gen(function* () {
+        const rejects = yield* store.importRejects(key)
+        let rejectsFile: string | undefined
+        if (options.rejectsDir !== undefined && rejects.length > 0) {
+          const dir = options.rejectsDir
+          rejectsFile = join(dir, `${fileName}.${key.slice(0, 8)}.rejects.jsonl`)
+          const body = rejects.map((r) => JSON.stringify(r)).join("\n") + "\n"
+          yield* Effect.tryPromise({
+            try: async () => {
+              await mkdir(dir, { recursive: true })
+              await writeFile(rejectsFile!, body)
+            },
+            catch: (e) => new ImportError({ file, message: `cannot write the rejects file: ${(e as Error).message}` })
+          })
+        }
+        return {
+          file,
+          format,
+          key,
+          rows: progress.rows,
+          problemsAdded: progress.problemsAdded,
+          itemsAdded: progress.itemsAdded,
+          duplicates: progress.duplicates,
+          rejected: progress.rejected,
+          rejects,
+          rejectsFile
+        }
+      })
+
+    if (start.done) {
+      const report = yield* writeRejects(start)
+      return { ...report, alreadyImported: true, resumed: false } satisfies ImportReport
+    }
+
+    const batchSize = options.batchSize ?? 2000
+    let progress = start
+    const iterator = readRows(format, file, { rows: start.rows, line: start.line, offset: start.offset }, batchSize)
+    for (;;) {
+      const next = yield* Effect.tryPromise({
+        try: () => iterator.next(),
+        catch: (e) => new ImportError({ file, message: (e as Error).message })
+      })
+      if (next.done === true) break
+      const batch = next.value
+      const now = new Date().toISOString()
+      const problems: Array<Problem> = []
+      const items: Array<Item> = []
+      const rejects: Array<ImportReject> = []
+      for (const row of batch.rows) {
+        if (row.error !== undefined) {
+          rejects.push({ file, line: row.line, reason: row.error, raw: row.raw })
+          continue
+        }
+        const mapped = mapRow(row.value, row.line, { map: options.map ?? {}, domain: options.domain, file: fileName }, now)
+        if (Either.isLeft(mapped)) {
+          rejects.push({ file, line: row.line, reason: mapped.left, raw: JSON.stringify(row.value)?.slice(0, 200) ?? "" })
+          continue
+        }
+        problems.push(mapped.right.problem)
+        if (mapped.right.item !== undefined) items.push(mapped.right.item)
+      }
+      const position: ImportProgress = {
+        ...progress,
+        rows: batch.next.rows,
+        line: batch.next.line,
+        offset: batch.next.offset,
+        rejected: progress.rejected + rejects.length,
+        done: false
+      }
+      const added = yield* store.commitImportBatch({ progress: position, problems, items, rejects })
+      progress = {
+        ...position,
+        problemsAdded: progress.problemsAdded + added.problemsAdded,
+        itemsAdded: progress.itemsAdded + added.itemsAdded,
+        duplicates: progress.duplicates + (problems.length - added.problemsAdded)
+      }
+      options.onProgress?.({
+        file,
+        rows: progress.rows,
+        bytes: batch.bytes,
+        totalBytes: info.size,
+        problemsAdded: progress.problemsAdded,
+        rejected: progress.rejected
+      })
+    }
+    progress = { ...progress, done: true }
+    yield* store.commitImportBatch({ progress, problems: [], items: [], rejects: [] })
+    const report = yield* writeRejects(progress)
+    return { ...report, alreadyImported: false, resumed: start.rows > 0 } satisfies ImportReport
+  })

@@ -1,0 +1,279 @@
+import { Either, ParseResult, Schema } from "effect"
+import { Item } from "../schema/item.js"
+import { type Domain, Problem, problemIdentity, type TestCase } from "../schema/problem.js"
+import { Trace } from "../schema/trace.js"
+import { describeParseError } from "../schema/errors.js"
+import { contentId } from "../util/hash.js"
+import { lastBoxed, splitThink } from "../util/latex.js"
+
+/** What a row maps onto; `--map target=source` names the source field (a dotted path) for each. */
+export const MapTargets = ["question", "answer", "trace", "choices", "tests", "domain", "system", "id"] as const
+export type MapTarget = (typeof MapTargets)[number]
+export type FieldMap = Partial<Record<MapTarget, string>>
+
+/** Common public layouts: the first field present wins. */
+const DEFAULT_FIELDS: Record<MapTarget, ReadonlyArray<string>> = {
+  question: ["question", "problem", "prompt", "instruction", "query", "Question"],
+  answer: ["answer", "final_answer", "gold", "reference_answer", "target", "Correct Answer"],
+  trace: ["solution", "output", "response", "completion", "generation", "reasoning", "cot"],
+  choices: ["choices", "options"],
+  tests: ["tests", "test_cases", "public_test_cases"],
+  domain: ["domain"],
+  system: ["system"],
+  id: ["id", "unique_id", "question_id", "problem_id", "task_id"]
+}
+
+export interface LayoutOptions {
+  readonly map: FieldMap
+  readonly domain?: Domain | undefined
+  /** `file` for the source field; the line is appended. */
+  readonly file: string
+}
+
+export interface MappedRow {
+  readonly problem: Problem
+  readonly item?: Item | undefined
+}
+
+const get = (row: Record<string, unknown>, path: string): unknown => {
+  if (path in row) return row[path]
+  let cur: unknown = row
+  for (const part of path.split(".")) {
+    if (cur === null || typeof cur !== "object") return undefined
+    cur = (cur as Record<string, unknown>)[part]
+  }
+  return cur
+}
+
+const typeName = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : `a ${typeof v}`)
+
+class RowError {
+  constructor(readonly reason: string) {}
+}
+
+const pick = (row: Record<string, unknown>, target: MapTarget, map: FieldMap): { field: string; value: unknown } | undefined => {
+  const mapped = map[target]
+  if (mapped !== undefined) {
+    const value = get(row, mapped)
+    return value === undefined || value === null ? undefined : { field: mapped, value }
+  }
+  for (const field of DEFAULT_FIELDS[target]) {
+    const value = row[field]
+    if (value !== undefined && value !== null && value !== "") return { field, value }
+  }
+  return undefined
+}
+
+const asText = (found: { field: string; value: unknown } | undefined, what: string): string | undefined => {
+  if (found === undefined) return undefined
+  if (typeof found.value === "string") return found.value
+  if (typeof found.value === "number" || typeof found.value === "boolean") return String(found.value)
+  throw new RowError(`field \`${found.field}\` (${what}): expected a string, got ${typeName(found.value)}`)
+}
+
+const parseMaybeJson = (value: unknown): unknown => {
+  if (typeof value === "string") {
+    const t = value.trim()
+    if (t.startsWith("[") || t.startsWith("{")) {
+      try {
+        return JSON.parse(t)
+      } catch {
+        return value
+      }
+    }
+  }
+  return value
+}
+
+const Messages = Schema.Array(Schema.Struct({ role: Schema.String, content: Schema.String }))
+const decodeMessages = Schema.decodeUnknownEither(Messages)
+const TestCases = Schema.Array(
+  Schema.Struct({
+    input: Schema.String,
+    output: Schema.String,
+    testtype: Schema.optionalWith(Schema.Literal("stdin", "functional"), { default: () => "stdin" as const })
+  })
+)
+const decodeTests = Schema.decodeUnknownEither(TestCases)
+const decodeProblem = Schema.decodeUnknownEither(Problem)
+
+const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+/** Deterministic shuffle seeded by a string, for choices that arrive with the correct one first. */
+const seededShuffle = <A>(items: ReadonlyArray<A>, seed: string): Array<A> => {
+  let h = 2166136261
+  for (let i = 0; i < seed.length; i++) h = Math.imul(h ^ seed.charCodeAt(i), 16777619)
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    h = Math.imul(h ^ (h >>> 15), 2246822507) >>> 0
+    const j = h % (i + 1)
+    ;[out[i], out[j]] = [out[j]!, out[i]!]
+  }
+  return out
+}
+
+const KNOWN = new Set(Object.values(DEFAULT_FIELDS).flat().concat(["messages", "reasoning_content", "answer_index", "input", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"]))
+const METADATA_VALUE_LIMIT = 4096
+
+/**
+ * Maps one parsed row of a public dataset layout onto a Problem and, when the row carries a
+ * reasoning trace, an Item holding it. Returns the reason when the row cannot be imported.
+ */
+export const mapRow = (value: unknown, line: number, options: LayoutOptions, now: string): Either.Either<MappedRow, string> => {
+  try {
+    return Either.right(mapRowOrThrow(value, line, options, now))
+  } catch (e) {
+    if (e instanceof RowError) return Either.left(e.reason)
+    throw e
+  }
+}
+
+const mapRowOrThrow = (value: unknown, line: number, options: LayoutOptions, now: string): MappedRow => {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new RowError(`expected an object, got ${typeName(value)}`)
+  }
+  const row = value as Record<string, unknown>
+  const map = options.map
+  const metadata: Record<string, unknown> = {}
+
+  // OpenAI chat layout: the last user turn is the question, the assistant turn after it the trace.
+  let messageQuestion: string | undefined
+  let messageTrace: string | undefined
+  if (row["messages"] !== undefined && map.question === undefined) {
+    const decoded = decodeMessages(row["messages"])
+    if (Either.isLeft(decoded)) throw new RowError(`field \`messages\`: ${describeParseError(decoded.left)}`)
+    const msgs = decoded.right
+    const lastUser = msgs.map((m) => m.role).lastIndexOf("user")
+    if (lastUser >= 0) messageQuestion = msgs[lastUser]!.content
+    const reply = msgs.slice(lastUser + 1).find((m) => m.role === "assistant")
+    if (reply !== undefined) messageTrace = reply.content
+    const system = msgs.find((m) => m.role === "system")
+    if (system !== undefined) metadata["system"] = system.content
+  }
+
+  let question = messageQuestion ?? asText(pick(row, "question", map), "question")
+  if (question === undefined || question.trim().length === 0) {
+    const hint = map.question !== undefined ? `field \`${map.question}\`` : "a question (question, problem, prompt, instruction or messages)"
+    throw new RowError(`missing ${hint}`)
+  }
+  // Alpaca layout: instruction plus optional input.
+  if (map.question === undefined && messageQuestion === undefined && row["instruction"] !== undefined && typeof row["input"] === "string" && row["input"].trim() !== "") {
+    question = `${question}\n\n${row["input"]}`
+  }
+
+  const answerFound = pick(row, "answer", map)
+  let answer = asText(answerFound, "answer")
+  // A reference answer given as `\boxed{X}` is X.
+  if (answer !== undefined && /^\s*\\boxed\{/.test(answer)) answer = lastBoxed(answer) ?? answer
+  const traceFound = pick(row, "trace", map)
+  let traceText = messageTrace ?? asText(traceFound, "trace")
+  if (answer === undefined && traceText === undefined && answerFound === undefined) {
+    traceText = undefined
+  }
+  // `solution` alone: it is the trace, and its last \boxed{} the reference answer.
+  if (answer === undefined && traceText !== undefined) answer = lastBoxed(splitThink(traceText).rest) ?? lastBoxed(traceText)
+
+  // Multiple choice: a list of options, or GPQA's official columns.
+  let choices: Array<string> | undefined
+  const choicesFound = pick(row, "choices", map)
+  if (choicesFound !== undefined) {
+    const parsed = parseMaybeJson(choicesFound.value)
+    if (!Array.isArray(parsed) || !parsed.every((c) => typeof c === "string" || typeof c === "number")) {
+      throw new RowError(`field \`${choicesFound.field}\` (choices): expected a list of strings, got ${typeName(parsed)}`)
+    }
+    choices = parsed.map(String)
+    const idx = row["answer_index"]
+    if (typeof idx === "number" && (answer === undefined || !/^[A-Z]$/.test(answer.trim()))) answer = LETTERS[idx]
+    else if (answer !== undefined && !/^[A-Z]$/.test(answer.trim())) {
+      const at = choices.findIndex((c) => c.trim() === answer!.trim())
+      if (at >= 0) answer = LETTERS[at]
+    }
+  } else if (row["Correct Answer"] !== undefined && row["Incorrect Answer 1"] !== undefined) {
+    const correct = String(row["Correct Answer"]).trim()
+    const options = [correct, ...[1, 2, 3].map((i) => String(row[`Incorrect Answer ${i}`] ?? "").trim()).filter((s) => s !== "")]
+    choices = seededShuffle(options, question)
+    answer = LETTERS[choices.indexOf(correct)]
+  }
+
+  let tests: Array<TestCase> | undefined
+  const testsFound = pick(row, "tests", map)
+  if (testsFound !== undefined) {
+    const decoded = decodeTests(parseMaybeJson(testsFound.value))
+    if (Either.isLeft(decoded)) throw new RowError(`field \`${testsFound.field}\` (tests): ${describeParseError(decoded.left)}`)
+    tests = [...decoded.right]
+  }
+
+  const domainText = asText(pick(row, "domain", map), "domain")
+  const domain: Domain =
+    options.domain ??
+    (domainText === "math" || domainText === "code" || domainText === "science"
+      ? domainText
+      : tests !== undefined
+        ? "code"
+        : choices !== undefined || (answer !== undefined && /^[A-J]$/.test(answer.trim()))
+          ? "science"
+          : "math")
+
+  const sourceId = asText(pick(row, "id", map), "id")
+  if (sourceId !== undefined) metadata["sourceId"] = sourceId
+  const system = asText(pick(row, "system", map), "system")
+  if (system !== undefined) metadata["system"] = system
+  const used = new Set(Object.values(map))
+  for (const [k, v] of Object.entries(row)) {
+    if (KNOWN.has(k) || used.has(k) || v === undefined) continue
+    const size = typeof v === "string" ? v.length : JSON.stringify(v)?.length ?? 0
+    if (size <= METADATA_VALUE_LIMIT) metadata[k] = v
+  }
+
+  const identity = problemIdentity({ domain, question, answer, choices, tests })
+  const decoded = decodeProblem({
+    id: contentId("p_", identity),
+    ...identity,
+    source: `${options.file}:${line}`,
+    metadata
+  })
+  if (Either.isLeft(decoded)) throw new RowError(describeParseError(decoded.left as ParseResult.ParseError))
+  const problem = decoded.right
+
+  let item: Item | undefined
+  const reasoningContent = typeof row["reasoning_content"] === "string" ? row["reasoning_content"] : undefined
+  if (traceText !== undefined || reasoningContent !== undefined) {
+    const split = splitThink(traceText ?? "")
+    const think = reasoningContent ?? split.think
+    const trace = new Trace({
+      reasoning: think ?? split.rest,
+      finalAnswer: think !== undefined ? split.rest || undefined : lastBoxed(split.rest),
+      origin: "imported",
+      long: think !== undefined
+    })
+    item = new Item({
+      id: contentId("i_", { problem: problem.id, origin: "imported", reasoning: trace.reasoning, finalAnswer: trace.finalAnswer }) as Item["id"],
+      problemId: problem.id,
+      stage: "collect",
+      fate: "pending",
+      trace,
+      original: trace,
+      rounds: [],
+      createdAt: now,
+      updatedAt: now
+    })
+  }
+  return { problem, item }
+}
+
+/** Parses `question=problem,answer=solution` into a field map, naming what is wrong. */
+export const parseFieldMap = (text: string | undefined): Either.Either<FieldMap, string> => {
+  const out: Record<string, string> = {}
+  if (text === undefined || text.trim() === "") return Either.right(out)
+  for (const pair of text.split(",")) {
+    const [target, source, ...extra] = pair.split("=").map((s) => s.trim())
+    if (target === undefined || source === undefined || source === "" || extra.length > 0) {
+      return Either.left(`--map: \`${pair}\` is not of the form target=source`)
+    }
+    if (!(MapTargets as ReadonlyArray<string>).includes(target)) {
+      return Either.left(`--map: unknown target \`${target}\`; known targets: ${MapTargets.join(", ")}`)
+    }
+    out[target] = source
+  }
+  return Either.right(out)
+}

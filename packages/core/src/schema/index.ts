@@ -1,0 +1,7 @@
+export * from "./problem.js"
+export * from "./trace.js"
+export * from "./verdict.js"
+export * from "./round.js"
+export * from "./item.js"
+export * from "./sft.js"
+export * from "./errors.js"

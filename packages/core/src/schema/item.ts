@@ -1,0 +1,40 @@
+import { Schema } from "effect"
+import { ProblemId } from "./problem.js"
+import { Round } from "./round.js"
+import { Trace } from "./trace.js"
+
+export const ItemId = Schema.String.pipe(Schema.pattern(/^i_[0-9a-f]{16}$/), Schema.brand("ItemId"))
+export type ItemId = typeof ItemId.Type
+
+/** Where an item is in the recipe. */
+export const Stage = Schema.Literal("collect", "verify", "align", "done")
+export type Stage = typeof Stage.Type
+
+export const Fate = Schema.Literal("pending", "kept", "dropped")
+export type Fate = typeof Fate.Type
+
+/** How a kept item reached medium: the three parts of the recipe's final dataset. */
+export const KeptAs = Schema.Literal("initial-medium", "easy-to-medium", "hard-to-medium")
+export type KeptAs = typeof KeptAs.Type
+
+export const DropReason = Schema.Struct({
+  code: Schema.String,
+  detail: Schema.String
+})
+export type DropReason = typeof DropReason.Type
+
+export class Item extends Schema.Class<Item>("Item")({
+  id: ItemId,
+  problemId: ProblemId,
+  stage: Stage,
+  fate: Fate,
+  keptAs: Schema.optional(KeptAs),
+  reason: Schema.optional(DropReason),
+  /** The current trace (the latest accepted one). */
+  trace: Schema.optional(Trace),
+  /** The trace the item started from, kept for side-by-side views and preference pairs. */
+  original: Schema.optional(Trace),
+  rounds: Schema.Array(Round),
+  createdAt: Schema.String,
+  updatedAt: Schema.String
+}) {}

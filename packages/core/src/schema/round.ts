@@ -1,0 +1,44 @@
+import { Schema } from "effect"
+import { Trace } from "./trace.js"
+import { Verdict } from "./verdict.js"
+
+export const CallRole = Schema.Literal("teacher", "rewriter", "judge")
+export type CallRole = typeof CallRole.Type
+
+/** One model call, as recorded in an item's history. */
+export const CallRecord = Schema.Struct({
+  role: CallRole,
+  model: Schema.String,
+  promptVersion: Schema.optional(Schema.String),
+  promptTokens: Schema.NonNegativeInt,
+  completionTokens: Schema.NonNegativeInt,
+  costUsd: Schema.optional(Schema.NonNegative),
+  latencyMs: Schema.NonNegative,
+  cached: Schema.Boolean
+})
+export type CallRecord = typeof CallRecord.Type
+
+export const Verification = Schema.Struct({
+  ok: Schema.Boolean,
+  /** The answer the grader extracted from the trace, if any. */
+  extracted: Schema.optional(Schema.String),
+  reason: Schema.String
+})
+export type Verification = typeof Verification.Type
+
+export const RoundAction = Schema.Literal("collect", "long-to-short", "judge", "expand", "simplify")
+export type RoundAction = typeof RoundAction.Type
+
+/** One step of an item's history. Nothing is overwritten: every round is appended. */
+export class Round extends Schema.Class<Round>("Round")({
+  index: Schema.NonNegativeInt,
+  action: RoundAction,
+  input: Schema.optional(Trace),
+  output: Schema.optional(Trace),
+  verdict: Schema.optional(Verdict),
+  verification: Schema.optional(Verification),
+  calls: Schema.Array(CallRecord),
+  startedAt: Schema.String,
+  finishedAt: Schema.String,
+  note: Schema.optional(Schema.String)
+}) {}

@@ -1,0 +1,24 @@
+import { Schema } from "effect"
+
+export const TraceOrigin = Schema.Literal("teacher", "long-to-short", "expand", "simplify", "imported")
+export type TraceOrigin = typeof TraceOrigin.Type
+
+export const TokenCounts = Schema.Struct({
+  reasoning: Schema.NonNegativeInt,
+  answer: Schema.NonNegativeInt,
+  /** Which tokenizer counted them, e.g. `qwen2.5` or a model folder's name. */
+  tokenizer: Schema.String
+})
+export type TokenCounts = typeof TokenCounts.Type
+
+export class Trace extends Schema.Class<Trace>("Trace")({
+  reasoning: Schema.String,
+  /** The final answer as the trace states it (a boxed expression, a letter, a code block). */
+  finalAnswer: Schema.optional(Schema.String),
+  origin: TraceOrigin,
+  model: Schema.optional(Schema.String),
+  promptVersion: Schema.optional(Schema.String),
+  tokens: Schema.optional(TokenCounts),
+  /** A long (R1-style, `<think>`) trace, a candidate for long-to-short rewriting. */
+  long: Schema.optionalWith(Schema.Boolean, { default: () => false })
+}) {}

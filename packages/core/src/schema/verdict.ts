@@ -1,0 +1,12 @@
+import { Schema } from "effect"
+
+export const VerdictLevel = Schema.Literal("easy", "medium", "hard", "unparseable")
+export type VerdictLevel = typeof VerdictLevel.Type
+
+export class Verdict extends Schema.Class<Verdict>("Verdict")({
+  level: VerdictLevel,
+  /** The judge's reply exactly as received. */
+  raw: Schema.String,
+  model: Schema.optional(Schema.String),
+  promptVersion: Schema.optional(Schema.String)
+}) {}

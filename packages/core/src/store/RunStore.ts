@@ -1,0 +1,101 @@
+import { Context, type Effect, type Option } from "effect"
+import type { Item, ItemId } from "../schema/item.js"
+import type { Problem, ProblemId } from "../schema/problem.js"
+import type { StoreError } from "./errors.js"
+
+/** How far an import of one file (with one set of options) has got; committed with each batch. */
+export interface ImportProgress {
+  /** Hash of the file's content and the import options. */
+  readonly key: string
+  readonly path: string
+  /** Rows read so far (good and bad). */
+  readonly rows: number
+  /** Byte offset to resume reading from, for formats that can seek (JSONL). */
+  readonly offset: number
+  /** The next row's 1-based line number in the file. */
+  readonly line: number
+  readonly problemsAdded: number
+  readonly itemsAdded: number
+  readonly duplicates: number
+  readonly rejected: number
+  readonly done: boolean
+}
+
+/** A row that could not be imported, and why. */
+export interface ImportReject {
+  readonly file: string
+  readonly line: number
+  readonly reason: string
+  /** The start of the raw row, for the rejects file. */
+  readonly raw: string
+}
+
+export interface ImportBatch {
+  readonly progress: ImportProgress
+  readonly problems: ReadonlyArray<Problem>
+  readonly items: ReadonlyArray<Item>
+  readonly rejects: ReadonlyArray<ImportReject>
+}
+
+export interface ItemFilter {
+  readonly fate?: Item["fate"] | undefined
+  readonly stage?: Item["stage"] | undefined
+  /** Keyset pagination: items with an id greater than this. */
+  readonly afterId?: string | undefined
+  readonly limit?: number | undefined
+}
+
+export interface StoreStatus {
+  readonly problems: number
+  readonly items: number
+  readonly pending: number
+  readonly kept: number
+  readonly dropped: number
+  readonly stages: Readonly<Record<Item["stage"], number>>
+  readonly fates: Readonly<Record<Item["fate"], number>>
+  readonly keptAs: Readonly<Record<string, number>>
+  readonly dropReasons: Readonly<Record<string, number>>
+  readonly domains: Readonly<Record<string, number>>
+  readonly imports: ReadonlyArray<{
+    readonly path: string
+    readonly rows: number
+    readonly problemsAdded: number
+    readonly rejected: number
+    readonly done: boolean
+  }>
+}
+
+export interface CacheEntry {
+  readonly key: string
+  readonly model: string
+  readonly value: string
+  readonly createdAt: string
+}
+
+/**
+ * The run store: problems, items with their full history, import progress and the LLM cache.
+ * Every method that changes state is one transaction, so a crash at any moment leaves a store
+ * that the next command continues from. SQLite backs it by default; the interface is what a
+ * server database would implement for runs that span machines.
+ */
+export interface RunStoreShape {
+  readonly location: string
+  readonly importProgress: (key: string) => Effect.Effect<Option.Option<ImportProgress>, StoreError>
+  readonly commitImportBatch: (
+    batch: ImportBatch
+  ) => Effect.Effect<{ readonly problemsAdded: number; readonly itemsAdded: number }, StoreError>
+  readonly importRejects: (key: string) => Effect.Effect<ReadonlyArray<ImportReject>, StoreError>
+  readonly getProblem: (id: ProblemId | string) => Effect.Effect<Option.Option<Problem>, StoreError>
+  readonly getProblems: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Problem>, StoreError>
+  readonly getItem: (id: ItemId | string) => Effect.Effect<Option.Option<Item>, StoreError>
+  /** Inserts items that are not there yet; returns how many were new. */
+  readonly addItems: (items: ReadonlyArray<Item>) => Effect.Effect<number, StoreError>
+  /** Saves an item's new state and appends its new rounds; earlier rounds are never rewritten. */
+  readonly saveItem: (item: Item) => Effect.Effect<void, StoreError>
+  readonly listItems: (filter: ItemFilter) => Effect.Effect<ReadonlyArray<Item>, StoreError>
+  readonly status: Effect.Effect<StoreStatus, StoreError>
+  readonly cacheGet: (key: string) => Effect.Effect<Option.Option<CacheEntry>, StoreError>
+  readonly cachePut: (entry: CacheEntry) => Effect.Effect<void, StoreError>
+}
+
+export class RunStore extends Context.Tag("@fastcot/core/RunStore")<RunStore, RunStoreShape>() {}

@@ -1,0 +1,255 @@
+import Database from "better-sqlite3"
+import { Effect, Layer, Option, Schema } from "effect"
+import { mkdirSync } from "node:fs"
+import { dirname } from "node:path"
+import { Item } from "../schema/item.js"
+import { Problem } from "../schema/problem.js"
+import { Round } from "../schema/round.js"
+import { StoreError } from "./errors.js"
+import { migrations } from "./migrations.js"
+import {
+  type CacheEntry,
+  type ImportProgress,
+  type ImportReject,
+  RunStore,
+  type RunStoreShape,
+  type StoreStatus
+} from "./RunStore.js"
+
+const encodeProblem = Schema.encodeSync(Problem)
+const decodeProblem = Schema.decodeUnknownSync(Problem)
+const encodeRound = Schema.encodeSync(Round)
+const ItemRow = Schema.parseJson(Item.pipe(Schema.omit("rounds")))
+const encodeItemRow = Schema.encodeSync(ItemRow)
+const decodeItemRow = Schema.decodeUnknownSync(ItemRow)
+const decodeRound = Schema.decodeUnknownSync(Schema.parseJson(Round))
+
+const now = () => new Date().toISOString()
+
+const attempt = <A>(what: string, f: () => A): Effect.Effect<A, StoreError> =>
+  Effect.try({
+    try: f,
+    catch: (cause) =>
+      new StoreError({ message: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+  })
+
+/** Applies pending migrations; refuses a store written by a newer fastcot. */
+export const migrate = (db: Database.Database): void => {
+  const current = db.pragma("user_version", { simple: true }) as number
+  const latest = migrations[migrations.length - 1]?.version ?? 0
+  if (current > latest) {
+    throw new Error(`the store is at schema version ${current}, newer than this fastcot knows (${latest}); upgrade fastcot`)
+  }
+  for (const m of migrations) {
+    if (m.version <= current) continue
+    db.transaction(() => {
+      db.exec(m.sql)
+      db.pragma(`user_version = ${m.version}`)
+    }).immediate()
+  }
+}
+
+/** Opens (creating if needed) a SQLite store file in WAL mode and returns the service over it. */
+export const openSqliteStore = (file: string): { readonly store: RunStoreShape; readonly close: () => void } => {
+  if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true })
+  const db = new Database(file)
+  db.pragma("journal_mode = WAL")
+  // NORMAL in WAL mode survives a killed process (not a power cut) and is much faster than FULL.
+  db.pragma("synchronous = NORMAL")
+  db.pragma("busy_timeout = 10000")
+  db.pragma("foreign_keys = ON")
+  migrate(db)
+
+  const stmt = {
+    getImport: db.prepare("SELECT * FROM imports WHERE key = ?"),
+    putImport: db.prepare(`INSERT INTO imports (key, path, rows, offset, line, problems_added, items_added, duplicates, rejected, done, updated_at)
+      VALUES (@key, @path, @rows, @offset, @line, @problemsAdded, @itemsAdded, @duplicates, @rejected, @done, @updatedAt)
+      ON CONFLICT(key) DO UPDATE SET path=excluded.path, rows=excluded.rows, offset=excluded.offset, line=excluded.line,
+        problems_added=excluded.problems_added, items_added=excluded.items_added, duplicates=excluded.duplicates,
+        rejected=excluded.rejected, done=excluded.done, updated_at=excluded.updated_at`),
+    putReject: db.prepare("INSERT OR IGNORE INTO import_rejects (key, file, line, reason, raw) VALUES (?, ?, ?, ?, ?)"),
+    rejects: db.prepare("SELECT file, line, reason, raw FROM import_rejects WHERE key = ? ORDER BY line"),
+    insertProblem: db.prepare("INSERT OR IGNORE INTO problems (id, domain, data, created_at) VALUES (?, ?, ?, ?)"),
+    getProblem: db.prepare("SELECT data FROM problems WHERE id = ?"),
+    insertItem: db.prepare(`INSERT OR IGNORE INTO items (id, problem_id, stage, fate, kept_as, reason_code, data, created_at, updated_at)
+      VALUES (@id, @problemId, @stage, @fate, @keptAs, @reasonCode, @data, @createdAt, @updatedAt)`),
+    upsertItem: db.prepare(`INSERT INTO items (id, problem_id, stage, fate, kept_as, reason_code, data, created_at, updated_at)
+      VALUES (@id, @problemId, @stage, @fate, @keptAs, @reasonCode, @data, @createdAt, @updatedAt)
+      ON CONFLICT(id) DO UPDATE SET stage=excluded.stage, fate=excluded.fate, kept_as=excluded.kept_as,
+        reason_code=excluded.reason_code, data=excluded.data, updated_at=excluded.updated_at`),
+    insertRound: db.prepare("INSERT OR IGNORE INTO rounds (item_id, idx, data) VALUES (?, ?, ?)"),
+    getItem: db.prepare("SELECT data FROM items WHERE id = ?"),
+    getRounds: db.prepare("SELECT data FROM rounds WHERE item_id = ? ORDER BY idx"),
+    cacheGet: db.prepare("SELECT key, model, value, created_at AS createdAt FROM llm_cache WHERE key = ?"),
+    cachePut: db.prepare("INSERT OR REPLACE INTO llm_cache (key, model, value, created_at) VALUES (?, ?, ?, ?)")
+  }
+
+  const itemParams = (item: Item) => ({
+    id: item.id,
+    problemId: item.problemId,
+    stage: item.stage,
+    fate: item.fate,
+    keptAs: item.keptAs ?? null,
+    reasonCode: item.reason?.code ?? null,
+    data: encodeItemRow(item),
+    createdAt: item.createdAt,
+    updatedAt: item.updatedAt
+  })
+
+  const insertRounds = (item: Item) => {
+    for (const r of item.rounds) stmt.insertRound.run(item.id, r.index, JSON.stringify(encodeRound(r)))
+  }
+
+  const insertItems = (items: ReadonlyArray<Item>): number => {
+    let added = 0
+    for (const item of items) {
+      const info = stmt.insertItem.run(itemParams(item))
+      if (info.changes > 0) {
+        added++
+        insertRounds(item)
+      }
+    }
+    return added
+  }
+
+  const loadItem = (id: string): Item | undefined => {
+    const row = stmt.getItem.get(id) as { data: string } | undefined
+    if (row === undefined) return undefined
+    const base = decodeItemRow(row.data)
+    const rounds = (stmt.getRounds.all(id) as Array<{ data: string }>).map((r) => decodeRound(r.data))
+    return new Item({ ...base, rounds })
+  }
+
+  const toProgress = (row: Record<string, unknown>): ImportProgress => ({
+    key: String(row["key"]),
+    path: String(row["path"]),
+    rows: Number(row["rows"]),
+    offset: Number(row["offset"]),
+    line: Number(row["line"]),
+    problemsAdded: Number(row["problems_added"]),
+    itemsAdded: Number(row["items_added"]),
+    duplicates: Number(row["duplicates"]),
+    rejected: Number(row["rejected"]),
+    done: Number(row["done"]) === 1
+  })
+
+  const commitImport = db.transaction(
+    (batch: {
+      progress: ImportProgress
+      problems: ReadonlyArray<Problem>
+      items: ReadonlyArray<Item>
+      rejects: ReadonlyArray<ImportReject>
+    }) => {
+      const createdAt = now()
+      let problemsAdded = 0
+      for (const p of batch.problems) {
+        problemsAdded += stmt.insertProblem.run(p.id, p.domain, JSON.stringify(encodeProblem(p)), createdAt).changes
+      }
+      const itemsAdded = insertItems(batch.items)
+      for (const r of batch.rejects) stmt.putReject.run(batch.progress.key, r.file, r.line, r.reason, r.raw)
+      const p = batch.progress
+      stmt.putImport.run({
+        ...p,
+        problemsAdded: p.problemsAdded + problemsAdded,
+        itemsAdded: p.itemsAdded + itemsAdded,
+        duplicates: p.duplicates + (batch.problems.length - problemsAdded),
+        done: p.done ? 1 : 0,
+        updatedAt: createdAt
+      })
+      return { problemsAdded, itemsAdded }
+    }
+  )
+
+  const saveItemTx = db.transaction((item: Item) => {
+    stmt.upsertItem.run(itemParams(item))
+    insertRounds(item)
+  })
+  const addItemsTx = db.transaction((items: ReadonlyArray<Item>) => insertItems(items))
+
+  const countBy = (sql: string): Record<string, number> => {
+    const out: Record<string, number> = {}
+    for (const row of db.prepare(sql).all() as Array<{ k: string | null; n: number }>) {
+      if (row.k !== null) out[row.k] = row.n
+    }
+    return out
+  }
+
+  const store: RunStoreShape = {
+    location: file,
+    importProgress: (key) =>
+      attempt("reading import progress", () => {
+        const row = stmt.getImport.get(key) as Record<string, unknown> | undefined
+        return row === undefined ? Option.none() : Option.some(toProgress(row))
+      }),
+    commitImportBatch: (batch) => attempt("committing an import batch", () => commitImport.immediate(batch)),
+    importRejects: (key) => attempt("reading import rejects", () => stmt.rejects.all(key) as Array<ImportReject>),
+    getProblem: (id) =>
+      attempt(`reading problem ${id}`, () => {
+        const row = stmt.getProblem.get(id) as { data: string } | undefined
+        return row === undefined ? Option.none() : Option.some(decodeProblem(JSON.parse(row.data)))
+      }),
+    getProblems: (ids) =>
+      attempt("reading problems", () =>
+        ids.flatMap((id) => {
+          const row = stmt.getProblem.get(id) as { data: string } | undefined
+          return row === undefined ? [] : [decodeProblem(JSON.parse(row.data))]
+        })
+      ),
+    getItem: (id) => attempt(`reading item ${id}`, () => Option.fromNullable(loadItem(id))),
+    addItems: (items) => attempt("adding items", () => addItemsTx.immediate(items)),
+    saveItem: (item) => attempt(`saving item ${item.id}`, () => saveItemTx.immediate(item)),
+    listItems: (filter) =>
+      attempt("listing items", () => {
+        const where: Array<string> = []
+        const params: Array<string | number> = []
+        if (filter.fate !== undefined) (where.push("fate = ?"), params.push(filter.fate))
+        if (filter.stage !== undefined) (where.push("stage = ?"), params.push(filter.stage))
+        if (filter.afterId !== undefined) (where.push("id > ?"), params.push(filter.afterId))
+        const sql = `SELECT id FROM items ${where.length > 0 ? "WHERE " + where.join(" AND ") : ""} ORDER BY id LIMIT ?`
+        params.push(filter.limit ?? 1000)
+        const ids = db.prepare(sql).all(...params) as Array<{ id: string }>
+        return ids.flatMap(({ id }) => {
+          const item = loadItem(id)
+          return item === undefined ? [] : [item]
+        })
+      }),
+    status: attempt("reading status", (): StoreStatus => {
+      const one = (sql: string) => (db.prepare(sql).get() as { n: number }).n
+      const fates = countBy("SELECT fate AS k, COUNT(*) AS n FROM items GROUP BY fate")
+      const stages = countBy("SELECT stage AS k, COUNT(*) AS n FROM items GROUP BY stage")
+      return {
+        problems: one("SELECT COUNT(*) AS n FROM problems"),
+        items: one("SELECT COUNT(*) AS n FROM items"),
+        pending: fates["pending"] ?? 0,
+        kept: fates["kept"] ?? 0,
+        dropped: fates["dropped"] ?? 0,
+        stages: { collect: stages["collect"] ?? 0, verify: stages["verify"] ?? 0, align: stages["align"] ?? 0, done: stages["done"] ?? 0 },
+        fates: { pending: fates["pending"] ?? 0, kept: fates["kept"] ?? 0, dropped: fates["dropped"] ?? 0 },
+        keptAs: countBy("SELECT kept_as AS k, COUNT(*) AS n FROM items WHERE fate = 'kept' GROUP BY kept_as"),
+        dropReasons: countBy("SELECT reason_code AS k, COUNT(*) AS n FROM items WHERE fate = 'dropped' GROUP BY reason_code"),
+        domains: countBy("SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain"),
+        imports: (db.prepare("SELECT * FROM imports ORDER BY updated_at").all() as Array<Record<string, unknown>>).map((row) => {
+          const p = toProgress(row)
+          return { path: p.path, rows: p.rows, problemsAdded: p.problemsAdded, rejected: p.rejected, done: p.done }
+        })
+      }
+    }),
+    cacheGet: (key) =>
+      attempt("reading the LLM cache", () => Option.fromNullable(stmt.cacheGet.get(key) as CacheEntry | undefined)),
+    cachePut: (entry) =>
+      attempt("writing the LLM cache", () => {
+        stmt.cachePut.run(entry.key, entry.model, entry.value, entry.createdAt)
+      })
+  }
+  return { store, close: () => db.close() }
+}
+
+/** The SQLite run store as a scoped layer: the database closes when the scope does. */
+export const SqliteRunStoreLive = (file: string): Layer.Layer<RunStore, StoreError> =>
+  Layer.scoped(
+    RunStore,
+    Effect.acquireRelease(
+      attempt(`opening the store ${file}`, () => openSqliteStore(file)),
+      (opened) => Effect.sync(() => opened.close())
+    ).pipe(Effect.map((opened) => opened.store))
+  )

@@ -1,0 +1,73 @@
+/**
+ * Versioned schema migrations, applied in order inside one transaction each. `PRAGMA user_version`
+ * records the last one applied. Never edit a published migration: add a new one.
+ */
+export const migrations: ReadonlyArray<{ readonly version: number; readonly name: string; readonly sql: string }> = [
+  {
+    version: 1,
+    name: "initial",
+    sql: `
+CREATE TABLE problems (
+  id TEXT PRIMARY KEY,
+  domain TEXT NOT NULL,
+  data TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE items (
+  id TEXT PRIMARY KEY,
+  problem_id TEXT NOT NULL REFERENCES problems(id),
+  stage TEXT NOT NULL,
+  fate TEXT NOT NULL,
+  kept_as TEXT,
+  reason_code TEXT,
+  data TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX items_fate ON items(fate, id);
+CREATE INDEX items_stage ON items(stage, id);
+CREATE INDEX items_problem ON items(problem_id);
+CREATE TABLE rounds (
+  item_id TEXT NOT NULL REFERENCES items(id),
+  idx INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  PRIMARY KEY (item_id, idx)
+);
+CREATE TABLE imports (
+  key TEXT PRIMARY KEY,
+  path TEXT NOT NULL,
+  rows INTEGER NOT NULL,
+  offset INTEGER NOT NULL,
+  line INTEGER NOT NULL,
+  problems_added INTEGER NOT NULL,
+  items_added INTEGER NOT NULL,
+  duplicates INTEGER NOT NULL,
+  rejected INTEGER NOT NULL,
+  done INTEGER NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE TABLE import_rejects (
+  key TEXT NOT NULL,
+  file TEXT NOT NULL,
+  line INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  raw TEXT NOT NULL,
+  PRIMARY KEY (key, line)
+);
+CREATE TABLE stage_progress (
+  stage TEXT NOT NULL,
+  key TEXT NOT NULL,
+  state TEXT NOT NULL,
+  data TEXT,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (stage, key)
+);
+CREATE TABLE llm_cache (
+  key TEXT PRIMARY KEY,
+  model TEXT NOT NULL,
+  value TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+`
+  }
+]
