@@ -49,7 +49,9 @@ export const assistantContent = (problem: Problem, trace: Trace): string => {
   const final = trace.finalAnswer?.trim()
   if (final === undefined || final === "") return reasoning
   if (reasoning.endsWith(final) || (reasoning.slice(-400).includes(`\\boxed{${final}}`))) return reasoning
-  const bare = !final.includes("\n") && !final.includes("\\boxed") && final.length <= 200
+  // A sentence ("The answer is 2.") is kept as written; a bare expression is boxed.
+  const sentence = /[.!?]$/.test(final) || (final.match(/[A-Za-z]{2,}/g)?.length ?? 0) >= 3
+  const bare = !sentence && !final.includes("\n") && !final.includes("\\boxed") && final.length <= 200
   if (bare && problem.domain !== "code") {
     const letter = LETTER.exec(final)
     const stated = problem.choices !== undefined && letter !== null ? letter[1]! : final

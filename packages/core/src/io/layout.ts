@@ -64,10 +64,11 @@ const pick = (row: Record<string, unknown>, target: MapTarget, map: FieldMap): {
   return undefined
 }
 
-const asText = (found: { field: string; value: unknown } | undefined, what: string): string | undefined => {
+/** A text field; numbers are accepted only where `numbersOk` (answers and ids often are numbers). */
+const asText = (found: { field: string; value: unknown } | undefined, what: string, numbersOk = false): string | undefined => {
   if (found === undefined) return undefined
   if (typeof found.value === "string") return found.value
-  if (typeof found.value === "number" || typeof found.value === "boolean") return String(found.value)
+  if (numbersOk && (typeof found.value === "number" || typeof found.value === "boolean")) return String(found.value)
   throw new RowError(`field \`${found.field}\` (${what}): expected a string, got ${typeName(found.value)}`)
 }
 
@@ -162,7 +163,7 @@ const mapRowOrThrow = (value: unknown, line: number, options: LayoutOptions, now
   }
 
   const answerFound = pick(row, "answer", map)
-  let answer = asText(answerFound, "answer")
+  let answer = asText(answerFound, "answer", true)
   // A reference answer given as `\boxed{X}` is X.
   if (answer !== undefined && /^\s*\\boxed\{/.test(answer)) answer = lastBoxed(answer) ?? answer
   const traceFound = pick(row, "trace", map)
@@ -214,7 +215,7 @@ const mapRowOrThrow = (value: unknown, line: number, options: LayoutOptions, now
           ? "science"
           : "math")
 
-  const sourceId = asText(pick(row, "id", map), "id")
+  const sourceId = asText(pick(row, "id", map), "id", true)
   if (sourceId !== undefined) metadata["sourceId"] = sourceId
   const system = asText(pick(row, "system", map), "system")
   if (system !== undefined) metadata["system"] = system
@@ -240,23 +241,28 @@ const mapRowOrThrow = (value: unknown, line: number, options: LayoutOptions, now
   if (traceText !== undefined || reasoningContent !== undefined) {
     const split = splitThink(traceText ?? "")
     const think = reasoningContent ?? split.think
-    const trace = new Trace({
-      reasoning: think ?? split.rest,
-      finalAnswer: think !== undefined ? split.rest || undefined : lastBoxed(split.rest),
-      origin: "imported",
-      long: think !== undefined
-    })
+    // Built from fields already checked above: the constructors' re-validation is skipped (it
+    // dominated import time).
+    const trace = new Trace(
+      {
+        reasoning: think ?? split.rest,
+        finalAnswer: think !== undefined ? split.rest || undefined : lastBoxed(split.rest),
+        origin: "imported",
+        long: think !== undefined
+      },
+      true
+    )
     item = new Item({
       id: contentId("i_", { problem: problem.id, origin: "imported", reasoning: trace.reasoning, finalAnswer: trace.finalAnswer }) as Item["id"],
       problemId: problem.id,
       stage: "collect",
       fate: "pending",
       trace,
-      original: trace,
+
       rounds: [],
       createdAt: now,
       updatedAt: now
-    })
+    }, true)
   }
   return { problem, item }
 }

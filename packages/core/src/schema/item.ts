@@ -32,7 +32,7 @@ export class Item extends Schema.Class<Item>("Item")({
   reason: Schema.optional(DropReason),
   /** The current trace (the latest accepted one). */
   trace: Schema.optional(Trace),
-  /** The trace the item started from, kept for side-by-side views and preference pairs. */
+  /** The trace the item started from, set when a rewrite replaces it (kept for side-by-side views and preference pairs). */
   original: Schema.optional(Trace),
   rounds: Schema.Array(Round),
   createdAt: Schema.String,

@@ -16,11 +16,11 @@ import {
   type StoreStatus
 } from "./RunStore.js"
 
-const encodeProblem = Schema.encodeSync(Problem)
 const decodeProblem = Schema.decodeUnknownSync(Problem)
 const encodeRound = Schema.encodeSync(Round)
 const ItemRow = Schema.parseJson(Item.pipe(Schema.omit("rounds")))
-const encodeItemRow = Schema.encodeSync(ItemRow)
+// Records have no transformations, so their encoded form is their JSON; reads are decoded (validated).
+const encodeItemRow = (item: Item) => JSON.stringify({ ...item, rounds: undefined })
 const decodeItemRow = Schema.decodeUnknownSync(ItemRow)
 const decodeRound = Schema.decodeUnknownSync(Schema.parseJson(Round))
 
@@ -143,7 +143,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
       const createdAt = now()
       let problemsAdded = 0
       for (const p of batch.problems) {
-        problemsAdded += stmt.insertProblem.run(p.id, p.domain, JSON.stringify(encodeProblem(p)), createdAt).changes
+        problemsAdded += stmt.insertProblem.run(p.id, p.domain, JSON.stringify(p), createdAt).changes
       }
       const itemsAdded = insertItems(batch.items)
       for (const r of batch.rejects) stmt.putReject.run(batch.progress.key, r.file, r.line, r.reason, r.raw)

@@ -1,0 +1,133 @@
+import { Effect, Schema } from "effect"
+import { existsSync, readFileSync } from "node:fs"
+import { dirname, join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Item } from "../schema/item.js"
+import { Problem } from "../schema/problem.js"
+import { AlpacaRecord, OpenAiRecord, ShareGptRecord } from "../schema/sft.js"
+import { Trace } from "../schema/trace.js"
+import { RunStore } from "../store/RunStore.js"
+import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
+import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
+import { tempDir } from "../test-support/fixtures.js"
+import { contentId } from "../util/hash.js"
+import { assistantContent, DEFAULT_SYSTEM_PROMPT, type ExportFormat, exportDataset, type ExportReport } from "./exportDataset.js"
+
+const N = 40
+let tmp: ReturnType<typeof tempDir>
+let db: string
+
+const problem = (i: number) =>
+  new Problem({
+    id: contentId("p_", i) as Problem["id"],
+    domain: i % 4 === 0 ? "science" : "math",
+    question: `Question ${i}?`,
+    answer: i % 4 === 0 ? "B" : String(i * 2),
+    choices: i % 4 === 0 ? ["one", "two", "three"] : undefined,
+    source: "t.jsonl:1",
+    metadata: {}
+  })
+
+const item = (p: Problem, i: number, fate: Item["fate"]) =>
+  new Item({
+    id: contentId("i_", i) as Item["id"],
+    problemId: p.id,
+    stage: "done",
+    fate,
+    keptAs: fate === "kept" ? (["initial-medium", "easy-to-medium", "hard-to-medium"] as const)[i % 3] : undefined,
+    trace: new Trace({ reasoning: `Step 1: think about ${i}.\n\nStep 2: compute.`, finalAnswer: p.answer, origin: "expand" }),
+    rounds: [],
+    createdAt: "2026-01-01T00:00:00Z",
+    updatedAt: "2026-01-01T00:00:00Z"
+  })
+
+const exportWith = (format: ExportFormat, out: string, valFraction = 0.25, systemPrompt?: string) =>
+  Effect.runPromise(
+    Effect.scoped(
+      exportDataset({ format, out, valFraction, systemPrompt }).pipe(
+        Effect.provide(SqliteRunStoreLive(db)),
+        Effect.provide(QwenTokenCounterLive)
+      )
+    )
+  )
+
+const readJsonl = (file: string) => readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as unknown)
+
+beforeAll(async () => {
+  tmp = tempDir()
+  db = join(tmp.dir, "fastcot.db")
+  await Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        const problems = Array.from({ length: N }, (_, i) => problem(i))
+        yield* store.commitImportBatch({
+          progress: { key: "k", path: "f", rows: N, offset: 0, line: N + 1, problemsAdded: 0, itemsAdded: 0, duplicates: 0, rejected: 0, done: true },
+          problems,
+          items: [],
+          rejects: []
+        })
+        // Three of every four are kept; the rest are dropped and must not be exported.
+        yield* store.addItems(problems.map((p, i) => item(p, i, i % 4 === 3 ? "dropped" : "kept")))
+      }).pipe(Effect.provide(SqliteRunStoreLive(db)))
+    )
+  )
+})
+afterAll(() => tmp.cleanup())
+
+describe("export", () => {
+  const kept = N - N / 4
+  const formats: ReadonlyArray<[ExportFormat, Schema.Schema.AnyNoContext]> = [
+    ["openai", OpenAiRecord],
+    ["sharegpt", ShareGptRecord],
+    ["alpaca", AlpacaRecord]
+  ]
+  for (const [format, schema] of formats) {
+    it(`writes ${format} records that read back and validate, with a card and dataset_info.json`, async () => {
+      const out = join(tmp.dir, format, "train.jsonl")
+      const report: ExportReport = await exportWith(format, out)
+      expect(report.counts.train + report.counts.validation).toBe(kept)
+      expect(report.counts.validation).toBeGreaterThan(0)
+      const rows = [...readJsonl(report.files.train), ...readJsonl(report.files.validation!)]
+      expect(rows).toHaveLength(kept)
+      for (const row of rows) Schema.decodeUnknownSync(schema)(row)
+      const info = JSON.parse(readFileSync(report.files.datasetInfo, "utf8")) as Record<string, { file_name: string }>
+      for (const entry of Object.values(info)) expect(existsSync(join(dirname(out), entry.file_name))).toBe(true)
+      expect(Object.keys(info)).toEqual(["fastcot_train", "fastcot_validation"])
+      const card = readFileSync(report.files.card, "utf8")
+      expect(card).toContain(`| train | \`train.jsonl\` | ${report.counts.train} |`)
+      expect(card).toContain("qwen2.5 tokenizer")
+      expect(report.tokens.count).toBe(kept)
+      expect(report.tokens.min).toBeGreaterThan(5)
+    })
+  }
+
+  it("keeps the system prompt, puts the question in the user turn and ends the assistant turn with the answer", async () => {
+    const report = await exportWith("openai", join(tmp.dir, "check", "sft.jsonl"), 0)
+    const rows = readJsonl(report.files.train) as Array<{ messages: Array<{ role: string; content: string }> }>
+    expect(rows).toHaveLength(kept)
+    expect(report.files.validation).toBeUndefined()
+    for (const { messages } of rows) {
+      expect(messages.map((m) => m.role)).toEqual(["system", "user", "assistant"])
+      expect(messages[0]!.content).toBe(DEFAULT_SYSTEM_PROMPT)
+      expect(messages[2]!.content).toMatch(/The final answer is \$\\boxed\{[^}]+\}\$\.$/)
+    }
+    const noSystem = await exportWith("openai", join(tmp.dir, "nosys", "sft.jsonl"), 0, "")
+    expect((readJsonl(noSystem.files.train)[0] as { messages: Array<{ role: string }> }).messages[0]!.role).toBe("user")
+  })
+
+  it("splits deterministically: the same items land in validation on every export", async () => {
+    const a = await exportWith("alpaca", join(tmp.dir, "a", "train.jsonl"), 0.3)
+    const b = await exportWith("alpaca", join(tmp.dir, "b", "train.jsonl"), 0.3)
+    expect(readFileSync(a.files.validation!, "utf8")).toBe(readFileSync(b.files.validation!, "utf8"))
+    expect(readFileSync(a.files.train, "utf8")).toBe(readFileSync(b.files.train, "utf8"))
+  })
+
+  it("does not repeat a final answer the reasoning already ends with", () => {
+    const p = problem(1)
+    expect(assistantContent(p, new Trace({ reasoning: "So 1+1 = \\boxed{2}.", finalAnswer: "2", origin: "teacher" }))).toBe("So 1+1 = \\boxed{2}.")
+    expect(assistantContent(p, new Trace({ reasoning: "Compute.", finalAnswer: "The answer is 2.", origin: "teacher" }))).toBe(
+      "Compute.\n\nThe answer is 2."
+    )
+  })
+})

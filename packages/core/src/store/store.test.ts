@@ -1,0 +1,135 @@
+import Database from "better-sqlite3"
+import { Effect, Option } from "effect"
+import { join } from "node:path"
+import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import { Item } from "../schema/item.js"
+import { Problem } from "../schema/problem.js"
+import { Round } from "../schema/round.js"
+import { Trace } from "../schema/trace.js"
+import { Verdict } from "../schema/verdict.js"
+import { tempDir, withStore } from "../test-support/fixtures.js"
+import { contentId } from "../util/hash.js"
+import { migrations } from "./migrations.js"
+import { RunStore } from "./RunStore.js"
+import { openSqliteStore } from "./SqliteRunStore.js"
+
+const problem = (q: string) =>
+  new Problem({ id: contentId("p_", q) as Problem["id"], domain: "math", question: q, answer: "1", source: "t:1", metadata: {} })
+
+const item = (p: Problem, rounds: ReadonlyArray<Round> = [], fate: Item["fate"] = "pending") =>
+  new Item({
+    id: contentId("i_", p.id) as Item["id"],
+    problemId: p.id,
+    stage: "align",
+    fate,
+    trace: new Trace({ reasoning: "r", origin: "teacher" }),
+    rounds,
+    createdAt: "2026-01-01T00:00:00Z",
+    updatedAt: "2026-01-01T00:00:00Z"
+  })
+
+const round = (index: number, raw: string) =>
+  new Round({
+    index,
+    action: "judge",
+    verdict: new Verdict({ level: "easy", raw }),
+    calls: [],
+    startedAt: "2026-01-01T00:00:00Z",
+    finishedAt: "2026-01-01T00:00:01Z"
+  })
+
+describe("SQLite run store", () => {
+  let dir: ReturnType<typeof tempDir>
+  let file: string
+  beforeEach(() => {
+    dir = tempDir()
+    file = join(dir.dir, "ws", "fastcot.db")
+  })
+  afterEach(() => dir.cleanup())
+
+  it("creates the file in WAL mode at the latest schema version", () => {
+    const { close } = openSqliteStore(file)
+    close()
+    const db = new Database(file, { readonly: true })
+    expect(db.pragma("journal_mode", { simple: true })).toBe("wal")
+    expect(db.pragma("user_version", { simple: true })).toBe(migrations[migrations.length - 1]!.version)
+    db.close()
+    // Reopening applies nothing twice.
+    openSqliteStore(file).close()
+  })
+
+  it("refuses a store written by a newer fastcot", () => {
+    openSqliteStore(file).close()
+    const db = new Database(file)
+    db.pragma("user_version = 999")
+    db.close()
+    expect(() => openSqliteStore(file)).toThrow(/schema version 999/)
+  })
+
+  it("appends rounds and never rewrites an earlier one", async () => {
+    const p = problem("1+0?")
+    const result = await withStore(
+      file,
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.commitImportBatch({
+          progress: { key: "k", path: "f", rows: 1, offset: 0, line: 2, problemsAdded: 0, itemsAdded: 0, duplicates: 0, rejected: 0, done: true },
+          problems: [p],
+          items: [],
+          rejects: []
+        })
+        yield* store.saveItem(item(p, [round(0, "easy")]))
+        // A second save that tries to change round 0 and adds round 1.
+        yield* store.saveItem(item(p, [round(0, "TAMPERED"), round(1, "medium")], "kept"))
+        return yield* store.getItem(contentId("i_", p.id))
+      })
+    )
+    const saved = Option.getOrThrow(result)
+    expect(saved.fate).toBe("kept")
+    expect(saved.rounds.map((r) => r.verdict?.raw)).toEqual(["easy", "medium"])
+  })
+
+  it("counts problems, items per stage and fate, and drop reasons", async () => {
+    const ps = ["a?", "b?", "c?"].map(problem)
+    const status = await withStore(
+      file,
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.commitImportBatch({
+          progress: { key: "k", path: "f", rows: 3, offset: 0, line: 4, problemsAdded: 0, itemsAdded: 0, duplicates: 0, rejected: 0, done: true },
+          problems: ps,
+          items: [],
+          rejects: [{ file: "f", line: 9, reason: "bad", raw: "" }]
+        })
+        yield* store.saveItem(new Item({ ...item(ps[0]!), fate: "kept", stage: "done", keptAs: "easy-to-medium" }))
+        yield* store.saveItem(new Item({ ...item(ps[1]!), fate: "dropped", stage: "done", reason: { code: "max-rounds", detail: "x" } }))
+        yield* store.saveItem(item(ps[2]!))
+        return yield* store.status
+      })
+    )
+    expect(status).toMatchObject({
+      problems: 3,
+      items: 3,
+      kept: 1,
+      dropped: 1,
+      pending: 1,
+      stages: { done: 2, align: 1 },
+      keptAs: { "easy-to-medium": 1 },
+      dropReasons: { "max-rounds": 1 }
+    })
+    expect(status.imports[0]).toMatchObject({ rows: 3, problemsAdded: 3, rejected: 0, done: true })
+  })
+
+  it("stores and returns cache entries", async () => {
+    const got = await withStore(
+      file,
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.cachePut({ key: "abc", model: "m", value: "{\"text\":\"hi\"}", createdAt: "t" })
+        return [yield* store.cacheGet("abc"), yield* store.cacheGet("missing")] as const
+      })
+    )
+    expect(Option.getOrThrow(got[0]).value).toBe("{\"text\":\"hi\"}")
+    expect(Option.isNone(got[1])).toBe(true)
+  })
+})
