@@ -1,0 +1,81 @@
+import { spawnSync } from "node:child_process"
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterEach, beforeEach, describe, expect, it } from "vitest"
+
+const BIN = join(__dirname, "..", "dist", "bin.js")
+
+describe("fastcot command line", () => {
+  let cwd: string
+  beforeEach(() => {
+    cwd = mkdtempSync(join(tmpdir(), "fastcot-cli-"))
+  })
+  afterEach(() => rmSync(cwd, { recursive: true, force: true }))
+
+  const fastcot = (...args: Array<string>) => {
+    const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } })
+    return { code: r.status, out: r.stdout, err: r.stderr }
+  }
+
+  it("is built", () => expect(existsSync(BIN)).toBe(true))
+
+  it("init makes a working workspace with sample problems", () => {
+    const r = fastcot("init", "ws")
+    expect(r.code).toBe(0)
+    expect(r.out).toContain("workspace ready: ws")
+    expect(existsSync(join(cwd, "ws", "fastcot.db"))).toBe(true)
+    const status = JSON.parse(fastcot("status", "--json", "--workspace", "ws").out)
+    expect(status.problems).toBe(13)
+    expect(status.domains).toEqual({ math: 8, science: 3, code: 2 })
+  })
+
+  it("imports good rows, names each bad row's file, line and reason, and exits 0", () => {
+    writeFileSync(join(cwd, "data.jsonl"), '{"question":"1+1?","answer":"2"}\n{broken\n{"answer":"5"}\n')
+    const r = fastcot("import", "data.jsonl")
+    expect(r.code).toBe(0)
+    expect(r.out).toContain("data.jsonl: 3 rows, 1 new problems")
+    expect(r.err).toContain("data.jsonl:2: malformed JSON")
+    expect(r.err).toContain("data.jsonl:3: missing a question")
+    expect(r.err).toMatch(/rejected rows are listed in \.fastcot\/rejects\/data\.jsonl\.[0-9a-f]{8}\.rejects\.jsonl/)
+    const again = fastcot("import", "data.jsonl")
+    expect(again.code).toBe(0)
+    expect(again.out).toContain("already imported")
+    const status = JSON.parse(fastcot("status", "--json").out)
+    expect(status).toMatchObject({ problems: 1, kept: 0, dropped: 0, stages: { collect: 0 } })
+  })
+
+  it("exits 2 when no row could be imported, when a file is missing, or on bad usage", () => {
+    writeFileSync(join(cwd, "bad.jsonl"), "{oops\n")
+    const none = fastcot("import", "bad.jsonl")
+    expect(none.code).toBe(2)
+    expect(none.err).toContain("bad.jsonl:1: malformed JSON")
+    expect(none.err).toContain("no row was imported")
+    const missing = fastcot("import", "nope.jsonl")
+    expect(missing.code).toBe(2)
+    expect(missing.err).toContain("nope.jsonl: cannot read the file: ENOENT")
+    const badMap = fastcot("import", "bad.jsonl", "--map", "question")
+    expect(badMap.code).toBe(2)
+    expect(badMap.err).toContain("--map: `question` is not of the form target=source")
+    expect(fastcot("import").code).toBe(2)
+    expect(fastcot("export", "--format", "xml").code).toBe(2)
+    expect(fastcot("export", "--val-fraction", "1.5").code).toBe(2)
+  })
+
+  it("exports (nothing kept yet) with a card and says what to do next", () => {
+    fastcot("init")
+    const r = fastcot("export", "--format", "sharegpt", "--out", "out/sft.jsonl")
+    expect(r.code).toBe(0)
+    expect(r.out).toContain("no item is kept yet")
+    expect(readFileSync(join(cwd, "out", "README.md"), "utf8")).toContain("Format: **sharegpt**")
+    expect(JSON.parse(readFileSync(join(cwd, "out", "dataset_info.json"), "utf8")).fastcot_train.file_name).toBe("sft.jsonl")
+  })
+
+  it("prints help for each command", () => {
+    for (const cmd of ["init", "import", "status", "export"]) {
+      const r = fastcot(cmd, "--help")
+      expect(r.code).toBe(0)
+      expect(r.out).toContain("Examples:")
+    }
+  })
+})
