@@ -1,6 +1,7 @@
 import { Command, ValidationError } from "@effect/cli"
 import { NodeContext } from "@effect/platform-node"
 import { Cause, Effect, Exit, Fiber } from "effect"
+import { demoCommand } from "./commands/demo.js"
 import { exportCommand } from "./commands/export.js"
 import { importCommand } from "./commands/import.js"
 import { initCommand } from "./commands/init.js"
@@ -13,7 +14,7 @@ export const fastcot = Command.make("fastcot").pipe(
   Command.withDescription(
     "Fast-thinking chain-of-thought data for small models: import problems and traces, collect, align, export for SFT, evaluate."
   ),
-  Command.withSubcommands([initCommand, importCommand, statusCommand, exportCommand])
+  Command.withSubcommands([initCommand, importCommand, statusCommand, exportCommand, demoCommand])
 )
 
 const cli = Command.run(fastcot, { name: "fastcot", version: VERSION })

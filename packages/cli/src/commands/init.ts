@@ -11,8 +11,8 @@ export const SAMPLE_PROBLEMS = join(dirname(fileURLToPath(import.meta.url)), "..
 
 const dir = Args.text({ name: "DIR" }).pipe(Args.optional, Args.withDescription("The workspace folder (default ./.fastcot)."))
 
-export const initCommand = Command.make("init", { dir }, (args) => {
-  const workspace = Option.getOrElse(args.dir, () => ".fastcot")
+/** Creates a workspace: its store, and sample problems imported into it. */
+export const initWorkspace = (workspace: string) => {
   const paths = workspacePaths(workspace)
   return Effect.gen(function* () {
     const samples = join(paths.root, "samples", "problems.jsonl")
@@ -26,6 +26,13 @@ export const initCommand = Command.make("init", { dir }, (args) => {
     const report = yield* importFile(samples, { rejectsDir: paths.rejects }).pipe(
       Effect.mapError((e) => failed(e.message))
     )
+    return { paths, samples, report }
+  }).pipe(Effect.provide(storeLayer(workspace)))
+}
+
+export const initCommand = Command.make("init", { dir }, (args) =>
+  Effect.gen(function* () {
+    const { paths, samples, report } = yield* initWorkspace(Option.getOrElse(args.dir, () => ".fastcot"))
     const rel = relative(process.cwd(), paths.root) || "."
     yield* stdout(
       [
@@ -37,5 +44,5 @@ export const initCommand = Command.make("init", { dir }, (args) => {
         `  fastcot status --workspace ${rel}`
       ].join("\n")
     )
-  }).pipe(Effect.provide(storeLayer(workspace)))
-}).pipe(Command.withDescription("Create a workspace with its store and sample problems.\nExamples:\n  fastcot init\n  fastcot init my-project"))
+  })
+).pipe(Command.withDescription("Create a workspace with its store and sample problems.\nExamples:\n  fastcot init\n  fastcot init my-project"))
