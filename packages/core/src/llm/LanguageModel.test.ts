@@ -1,0 +1,196 @@
+import { Duration, Effect, Either, Exit, Fiber } from "effect"
+import { readFileSync, readdirSync } from "node:fs"
+import { join } from "node:path"
+import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
+import { type ScriptedServer, type ScriptedServerOptions, startScriptedServer } from "../testing/scriptedServer.js"
+import { tempDir } from "../test-support/fixtures.js"
+import { type CallOptions, type LanguageModelShape, makeLanguageModel, type RoleConfig } from "./LanguageModel.js"
+import { openAiProvider, type OpenAiEndpointConfig } from "./openai.js"
+import { ChatRequest } from "./schema.js"
+
+const ask = (q: string, extra: Partial<ConstructorParameters<typeof ChatRequest>[0]> = {}) =>
+  new ChatRequest({ messages: [{ role: "user", content: q }], temperature: 0.6, max_tokens: 256, ...extra })
+
+describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback server)", () => {
+  let tmp: ReturnType<typeof tempDir>
+  let servers: Array<ScriptedServer>
+  beforeEach(() => {
+    tmp = tempDir()
+    servers = []
+  })
+  afterEach(async () => {
+    await Promise.all(servers.map((s) => s.close()))
+    tmp.cleanup()
+  })
+
+  const server = async (options: ScriptedServerOptions = {}) => {
+    const s = await startScriptedServer(options)
+    servers.push(s)
+    return s
+  }
+  const endpoint = (s: ScriptedServer, extra: Partial<OpenAiEndpointConfig> = {}) =>
+    openAiProvider({ baseUrl: s.baseUrl, model: "teacher-model", timeoutMs: 2_000, stallTimeoutMs: 400, ...extra })
+
+  /** Builds the service over a real SQLite store and runs `f` with it. */
+  const withModel = <A, E>(
+    roles: Record<string, RoleConfig>,
+    f: (lm: LanguageModelShape) => Effect.Effect<A, E>
+  ): Promise<A> =>
+    Effect.runPromise(
+      Effect.scoped(
+        Effect.flatMap(makeLanguageModel(roles), f).pipe(Effect.provide(SqliteRunStoreLive(join(tmp.dir, "fastcot.db"))))
+      )
+    )
+
+  const fast = { maxAttempts: 8, backoffBaseMs: 5, backoffMaxMs: 200 }
+
+  it("returns text, separated reasoning, usage and finish reason, streaming or not", async () => {
+    const s = await server({
+      script: (r) =>
+        r.messages[0]!.content === "think"
+          ? { content: "<think>inner steps</think>\n\nSo \\boxed{2}", finishReason: "stop" }
+          : { content: "answer", reasoning: "via reasoning_content", finishReason: "length", promptTokens: 11, completionTokens: 7 }
+    })
+    for (const stream of [true, false]) {
+      const [a, b] = await withModel({ teacher: { endpoints: [{ provider: endpoint(s, { stream }), concurrency: 2 }] } }, (lm) =>
+        Effect.all([lm.complete("teacher", ask("think"), { cache: "off" }), lm.complete("teacher", ask("other"), { cache: "off" })])
+      )
+      expect(a).toMatchObject({ text: "So \\boxed{2}", reasoning: "inner steps", finishReason: "stop", cached: false, attempts: 1 })
+      expect(b).toMatchObject({ text: "answer", reasoning: "via reasoning_content", finishReason: "length", usage: { promptTokens: 11, completionTokens: 7 } })
+    }
+    expect(s.requests[0]!.body).toMatchObject({ model: "teacher-model", temperature: 0.6, max_tokens: 256, stream: true })
+  })
+
+  it("completes every request with 15% injected faults (429, 500, slow, dropped, truncated) and counts the retries", async () => {
+    const s = await server({ faultRate: 0.15, slowMs: 3_000, retryAfterSeconds: 0.02, seed: 11 })
+    const n = 200
+    const { results, stats } = await withModel({ teacher: { ...fast, endpoints: [{ provider: endpoint(s, { timeoutMs: 600 }), concurrency: 32 }] } }, (lm) =>
+      Effect.gen(function* () {
+        const results = yield* Effect.forEach(Array.from({ length: n }, (_, i) => ask(`question ${i}`)), (r) => lm.complete("teacher", r), { concurrency: 32 })
+        return { results, stats: yield* lm.stats }
+      })
+    )
+    expect(results).toHaveLength(n)
+    for (const [i, r] of results.entries()) expect(r.text).toContain(`question ${i}`)
+    const injected = Object.values(s.faultsInjected).reduce((a, b) => a + b, 0)
+    expect(injected).toBeGreaterThan(15)
+    for (const kind of ["429", "500", "slow", "drop", "truncate"] as const) expect(s.faultsInjected[kind]).toBeGreaterThan(0)
+    expect(stats[0]!.retries).toBe(injected)
+    expect(stats[0]!.rateLimited).toBe(s.faultsInjected["429"])
+    expect(stats[0]!.succeeded).toBe(n)
+  })
+
+  it("waits as long as Retry-After says", async () => {
+    const s = await server({ faultFirst: 1, faults: ["429"], retryAfterSeconds: 0.4 })
+    const started = Date.now()
+    const c = await withModel({ teacher: { ...fast, endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }, (lm) => lm.complete("teacher", ask("x")))
+    expect(Date.now() - started).toBeGreaterThanOrEqual(390)
+    expect(c.attempts).toBe(2)
+  })
+
+  it("never retries a 4xx other than 429, and fails a truncated stream instead of returning a short answer", async () => {
+    const bad = await server({ script: () => ({ content: "unknown model", status: 404 }) })
+    const result = await withModel({ teacher: { ...fast, endpoints: [{ provider: endpoint(bad), concurrency: 1 }] } }, (lm) =>
+      Effect.either(lm.complete("teacher", ask("x")))
+    )
+    expect(Either.isLeft(result) && result.left._tag).toBe("BadRequest")
+    expect(bad.requests).toHaveLength(1)
+    const cut = await server({ faultFirst: 1, faults: ["truncate"], script: () => ({ content: "a long answer ".repeat(20) }) })
+    const truncated = await withModel({ teacher: { maxAttempts: 1, endpoints: [{ provider: endpoint(cut), concurrency: 1 }] } }, (lm) =>
+      Effect.either(lm.complete("teacher", ask("x")))
+    )
+    expect(Either.isLeft(truncated) && truncated.left).toMatchObject({ _tag: "ConnectionError", message: expect.stringMatching(/ended before the reply was complete|connection failed/) })
+  })
+
+  it("caches by content: a repeat is free, another sample index or --refresh calls again, --no-cache stores nothing", async () => {
+    const s = await server()
+    const roles = { teacher: { endpoints: [{ provider: endpoint(s), concurrency: 4 }] } }
+    const call = (options: CallOptions) => withModel(roles, (lm) => lm.complete("teacher", ask("cache me"), options))
+    expect((await call({})).cached).toBe(false)
+    const again = await call({})
+    expect(again.cached).toBe(true)
+    expect(again.costUsd).toBe(0)
+    expect(s.requests).toHaveLength(1)
+    expect((await call({ sampleIndex: 1 })).cached).toBe(false)
+    expect((await call({ cache: "refresh" })).cached).toBe(false)
+    expect(s.requests).toHaveLength(3)
+    await withModel(roles, (lm) => lm.complete("teacher", ask("not stored"), { cache: "off" }))
+    expect((await withModel(roles, (lm) => lm.complete("teacher", ask("not stored")))).cached).toBe(false)
+    expect(s.requests).toHaveLength(5)
+  })
+
+  it("sends identical concurrent requests once", async () => {
+    const s = await server({ latencyMs: 100 })
+    const results = await withModel({ teacher: { endpoints: [{ provider: endpoint(s), concurrency: 8 }] } }, (lm) =>
+      Effect.forEach(Array.from({ length: 8 }), () => lm.complete("teacher", ask("same")), { concurrency: 8 })
+    )
+    expect(s.requests).toHaveLength(1)
+    expect(results.filter((r) => r.cached)).toHaveLength(7)
+  })
+
+  it("interrupts in-flight requests cleanly: the server sees the connection close", async () => {
+    const s = await server({ latencyMs: 5_000 })
+    const started = Date.now()
+    const exit = await withModel({ teacher: { endpoints: [{ provider: endpoint(s, { timeoutMs: 60_000 }), concurrency: 4 }] } }, (lm) =>
+      Effect.gen(function* () {
+        const fiber = yield* Effect.fork(Effect.forEach([1, 2, 3], (i) => lm.complete("teacher", ask(`slow ${i}`)), { concurrency: 3 }))
+        yield* Effect.sleep(Duration.millis(150))
+        return yield* Fiber.interrupt(fiber)
+      })
+    )
+    expect(Exit.isInterrupted(exit)).toBe(true)
+    expect(Date.now() - started).toBeLessThan(2_000)
+    expect(s.requests).toHaveLength(3)
+  })
+
+  it("balances across endpoints and sets a failing one aside", async () => {
+    const broken = await server({ script: () => ({ content: "down", status: 503 }) })
+    const healthy = await server()
+    const stats = await withModel(
+      {
+        teacher: {
+          ...fast,
+          setAsideMs: 60_000,
+          endpoints: [
+            { provider: endpoint(broken), concurrency: 4 },
+            { provider: endpoint(healthy), concurrency: 4 }
+          ]
+        }
+      },
+      (lm) =>
+        Effect.gen(function* () {
+          yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => ask(`q${i}`)), (r) => lm.complete("teacher", r), { concurrency: 8 })
+          return yield* lm.stats
+        })
+    )
+    expect(stats.find((x) => x.endpoint.includes(healthy.url.split(":")[2]!))!.succeeded).toBe(40)
+    expect(broken.requests.length).toBeLessThan(12)
+    expect(stats.some((x) => x.setAside)).toBe(true)
+  })
+
+  it("keeps to a requests-per-minute limit", async () => {
+    const s = await server()
+    const started = Date.now()
+    await withModel({ teacher: { endpoints: [{ provider: endpoint(s), concurrency: 8, requestsPerMinute: 600 }] } }, (lm) =>
+      Effect.forEach(Array.from({ length: 5 }, (_, i) => ask(`r${i}`)), (r) => lm.complete("teacher", r), { concurrency: 5 })
+    )
+    expect(Date.now() - started).toBeGreaterThanOrEqual(390)
+  })
+
+  it("keeps the API key out of errors, the store and the cache", async () => {
+    const key = "sk-test-SECRET-0123456789"
+    const s = await server({ script: (r) => ({ content: `echo ${String(r.headers["authorization"])}`, status: 401 }) })
+    const ok = await server()
+    const result = await withModel({ teacher: { ...fast, endpoints: [{ provider: endpoint(s, { apiKey: key, baseUrl: s.baseUrl.replace("http://", "http://user:pw@") }), concurrency: 1 }] } }, (lm) =>
+      Effect.either(lm.complete("teacher", ask("x")))
+    )
+    expect(s.requests[0]!.headers["authorization"]).toBe(`Bearer ${key}`)
+    const error = JSON.stringify(Either.isLeft(result) ? result.left : {})
+    expect(error).toContain("[redacted]")
+    expect(error).not.toContain(key)
+    expect(error).not.toContain("pw@")
+    await withModel({ teacher: { endpoints: [{ provider: endpoint(ok, { apiKey: key }), concurrency: 1 }] } }, (lm) => lm.complete("teacher", ask("stored")))
+    for (const f of readdirSync(tmp.dir)) expect(readFileSync(join(tmp.dir, f)).includes(key)).toBe(false)
+  })
+})

@@ -1,0 +1,211 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+import type { AddressInfo } from "node:net"
+
+/**
+ * A scripted chat-completions server for tests, benchmarks and the offline demo. It speaks the
+ * OpenAI API on 127.0.0.1 only, answers from a script (no model behind it), and can inject faults.
+ */
+
+export interface ScriptedReply {
+  readonly content: string
+  readonly reasoning?: string | undefined
+  readonly finishReason?: string | undefined
+  readonly promptTokens?: number | undefined
+  readonly completionTokens?: number | undefined
+  /** Answer with this HTTP error status instead (and `content` as the error message). */
+  readonly status?: number | undefined
+}
+
+export interface ScriptedRequest {
+  readonly model: string
+  readonly messages: ReadonlyArray<{ readonly role: string; readonly content: string }>
+  readonly stream: boolean
+  readonly body: Record<string, unknown>
+  readonly headers: IncomingMessage["headers"]
+}
+
+export type Fault = "429" | "500" | "slow" | "drop" | "truncate"
+
+export interface ScriptedServerOptions {
+  /** The reply to a request; default: a short math-style answer echoing the question. */
+  readonly script?: (request: ScriptedRequest, index: number) => ScriptedReply
+  /** Milliseconds before every reply (or before the first chunk of a stream). */
+  readonly latencyMs?: number
+  /** Fraction of requests (0..1) that get a fault instead of a reply. */
+  readonly faultRate?: number
+  readonly faults?: ReadonlyArray<Fault>
+  /** The first N requests get a fault whatever the rate. */
+  readonly faultFirst?: number
+  /** For `slow` faults: how long the server sits on the request. */
+  readonly slowMs?: number
+  /** Retry-After seconds sent with 429s. */
+  readonly retryAfterSeconds?: number
+  readonly seed?: number
+  readonly port?: number
+}
+
+export interface ScriptedServer {
+  readonly url: string
+  readonly baseUrl: string
+  /** Every request received, faulted or not. */
+  readonly requests: Array<ScriptedRequest>
+  readonly faultsInjected: Record<Fault, number>
+  readonly close: () => Promise<void>
+}
+
+const defaultScript = (request: ScriptedRequest): ScriptedReply => {
+  const last = request.messages[request.messages.length - 1]?.content ?? ""
+  return { content: `Let me work through it.\n\nThe question was: ${last.slice(0, 80)}\n\nThe answer is \\boxed{42}.` }
+}
+
+/** A small deterministic generator, so that fault patterns repeat run to run. */
+const rng = (seed: number) => {
+  let s = seed >>> 0 || 1
+  return () => {
+    s ^= s << 13
+    s ^= s >>> 17
+    s ^= s << 5
+    return (s >>> 0) / 0x1_0000_0000
+  }
+}
+
+const readBody = (req: IncomingMessage): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const parts: Array<Buffer> = []
+    req.on("data", (c: Buffer) => parts.push(c))
+    req.on("end", () => resolve(Buffer.concat(parts).toString("utf8")))
+    req.on("error", reject)
+  })
+
+const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve())
+
+const countTokens = (text: string) => Math.max(1, Math.ceil(text.length / 4))
+
+export const startScriptedServer = (options: ScriptedServerOptions = {}): Promise<ScriptedServer> => {
+  const script = options.script ?? defaultScript
+  const random = rng(options.seed ?? 7)
+  const faults = options.faults ?? ["429", "500", "slow", "drop", "truncate"]
+  const requests: Array<ScriptedRequest> = []
+  const faultsInjected: Record<Fault, number> = { "429": 0, "500": 0, slow: 0, drop: 0, truncate: 0 }
+  let index = 0
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === "GET" && req.url?.endsWith("/models")) {
+      res.writeHead(200, { "content-type": "application/json" })
+      res.end(JSON.stringify({ object: "list", data: [{ id: "scripted", object: "model", owned_by: "fastcot-scripted" }] }))
+      return
+    }
+    if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) {
+      res.writeHead(404, { "content-type": "application/json" })
+      res.end(JSON.stringify({ error: { message: "not found" } }))
+      return
+    }
+    let body: Record<string, unknown>
+    try {
+      body = JSON.parse(await readBody(req)) as Record<string, unknown>
+    } catch {
+      res.writeHead(400, { "content-type": "application/json" })
+      res.end(JSON.stringify({ error: { message: "body is not JSON" } }))
+      return
+    }
+    const request: ScriptedRequest = {
+      model: String(body["model"] ?? "scripted"),
+      messages: (body["messages"] as ScriptedRequest["messages"]) ?? [],
+      stream: body["stream"] === true,
+      body,
+      headers: req.headers
+    }
+    requests.push(request)
+    const n = index++
+    const faulty = n < (options.faultFirst ?? 0) || ((options.faultRate ?? 0) > 0 && random() < options.faultRate!)
+    const fault = faulty ? faults[Math.floor(random() * faults.length)] : undefined
+    if (fault !== undefined) faultsInjected[fault]++
+    await sleep(options.latencyMs ?? 0)
+    if (fault === "429") {
+      res.writeHead(429, { "content-type": "application/json", "retry-after": String(options.retryAfterSeconds ?? 0.05) })
+      res.end(JSON.stringify({ error: { message: "rate limited (scripted)" } }))
+      return
+    }
+    if (fault === "500") {
+      res.writeHead(500, { "content-type": "application/json" })
+      res.end(JSON.stringify({ error: { message: "internal error (scripted)" } }))
+      return
+    }
+    if (fault === "drop") {
+      req.socket.destroy()
+      return
+    }
+    if (fault === "slow") {
+      await sleep(options.slowMs ?? 5_000)
+      if (req.socket.destroyed) return
+    }
+    const reply = script(request, n)
+    if (reply.status !== undefined && reply.status !== 200) {
+      res.writeHead(reply.status, { "content-type": "application/json" })
+      res.end(JSON.stringify({ error: { message: reply.content } }))
+      return
+    }
+    const promptTokens = reply.promptTokens ?? countTokens(request.messages.map((m) => m.content).join(" "))
+    const completionTokens = reply.completionTokens ?? countTokens(reply.content + (reply.reasoning ?? ""))
+    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens }
+    const finish = reply.finishReason ?? "stop"
+    if (!request.stream) {
+      res.writeHead(200, { "content-type": "application/json" })
+      res.end(
+        JSON.stringify({
+          id: `cmpl-${n}`,
+          object: "chat.completion",
+          model: request.model,
+          choices: [{ index: 0, message: { role: "assistant", content: reply.content, ...(reply.reasoning !== undefined ? { reasoning_content: reply.reasoning } : {}) }, finish_reason: finish }],
+          usage
+        })
+      )
+      return
+    }
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" })
+    const send = (payload: unknown) => res.write(`data: ${JSON.stringify(payload)}\n\n`)
+    const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
+      send({ id: `cmpl-${n}`, object: "chat.completion.chunk", model: request.model, choices: [{ index: 0, delta, finish_reason: finishReason }] })
+    if (reply.reasoning !== undefined) chunk({ role: "assistant", reasoning_content: reply.reasoning })
+    const pieces = reply.content.match(/[\s\S]{1,24}/g) ?? [""]
+    for (let i = 0; i < pieces.length; i++) {
+      if (fault === "truncate" && i >= Math.floor(pieces.length / 2)) {
+        req.socket.destroy()
+        return
+      }
+      chunk({ content: pieces[i] })
+    }
+    if (fault === "truncate") {
+      req.socket.destroy()
+      return
+    }
+    chunk({}, finish)
+    send({ id: `cmpl-${n}`, object: "chat.completion.chunk", model: request.model, choices: [], usage })
+    res.end("data: [DONE]\n\n")
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) res.writeHead(500)
+      res.end()
+    })
+  })
+  server.keepAliveTimeout = 30_000
+  return new Promise((resolve) => {
+    server.listen(options.port ?? 0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo
+      const url = `http://127.0.0.1:${port}`
+      resolve({
+        url,
+        baseUrl: `${url}/v1`,
+        requests,
+        faultsInjected,
+        close: () =>
+          new Promise<void>((done) => {
+            server.closeAllConnections()
+            server.close(() => done())
+          })
+      })
+    })
+  })
+}
