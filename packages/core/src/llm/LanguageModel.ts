@@ -1,6 +1,6 @@
 import { Context, Deferred, Duration, Effect, Exit, Option, Schema } from "effect"
 import { RunStore } from "../store/RunStore.js"
-import { canonicalJson, sha256Hex } from "../util/hash.js"
+import { sha256Hex } from "../util/hash.js"
 import { BadRequest, isRetryable, type LlmError } from "./errors.js"
 import type { ModelProvider, ProviderResult } from "./provider.js"
 import { type ChatRequest, Completion } from "./schema.js"
@@ -84,10 +84,11 @@ const decodeCached = Schema.decodeUnknownOption(CachedValue)
 /** The cache key: everything that determines a completion, never the URL or a credential. */
 export const cacheKey = (model: string, request: ChatRequest, sampleIndex: number): string =>
   sha256Hex(
-    canonicalJson({
+    // Explicit field order (no key sorting needed): this runs once per call on the hot path.
+    JSON.stringify({
       v: 1,
       model: request.model ?? model,
-      messages: request.messages,
+      messages: request.messages.map((m) => [m.role, m.content]),
       temperature: request.temperature,
       top_p: request.top_p,
       max_tokens: request.max_tokens,
@@ -248,7 +249,7 @@ export const makeLanguageModel = (
             const value = decodeCached(hit.value.value)
             if (Option.isSome(value)) {
               list[0]!.stats.cacheHits++
-              return new Completion({ ...value.value, cached: true, attempts: 1, costUsd: 0 })
+              return new Completion({ ...value.value, cached: true, attempts: 1, costUsd: 0 }, true)
             }
           }
           // The same request already on its way: wait for it instead of paying twice.
@@ -256,7 +257,7 @@ export const makeLanguageModel = (
           if (pending !== undefined) {
             const shared = yield* Deferred.await(pending)
             list[0]!.stats.cacheHits++
-            return new Completion({ ...shared, cached: true, costUsd: 0 })
+            return new Completion({ ...shared, cached: true, costUsd: 0 }, true)
           }
         }
         const deferred = yield* Deferred.make<Completion, LlmError>()
@@ -274,7 +275,8 @@ export const makeLanguageModel = (
               .cachePut({ key, model, value: JSON.stringify({ ...result, latencyMs }), createdAt: new Date().toISOString() })
               .pipe(Effect.orElse(() => Effect.void))
           }
-          return new Completion({ ...result, latencyMs, cached: false, attempts: attempt, costUsd })
+          // Provider results are decoded at the wire; the constructor's re-validation is skipped.
+          return new Completion({ ...result, latencyMs, cached: false, attempts: attempt, costUsd }, true)
         })
         return yield* run.pipe(
           Effect.onExit((exit) =>

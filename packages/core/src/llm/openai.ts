@@ -1,4 +1,5 @@
 import { Effect, Schema } from "effect"
+import { Agent, request as httpRequest } from "undici"
 import { splitThink } from "../util/latex.js"
 import { BadRequest, BadResponse, Cancelled, ConnectionError, type LlmError, RateLimited, redactSecrets, redactUrl, ServerError, Timeout } from "./errors.js"
 import type { ModelProvider, ProviderResult } from "./provider.js"
@@ -25,14 +26,31 @@ const decodeCompletion = Schema.decodeUnknownEither(WireCompletion)
 const decodeChunk = Schema.decodeUnknownEither(WireChunk)
 
 /** `Retry-After` (seconds or an HTTP date) or `retry-after-ms`, in milliseconds. */
-export const retryAfterMs = (headers: Headers): number | undefined => {
-  const ms = headers.get("retry-after-ms")
-  if (ms !== null && Number.isFinite(Number(ms))) return Math.max(0, Number(ms))
-  const value = headers.get("retry-after")
-  if (value === null) return undefined
+export const retryAfterMs = (header: (name: string) => string | undefined): number | undefined => {
+  const ms = header("retry-after-ms")
+  if (ms !== undefined && Number.isFinite(Number(ms))) return Math.max(0, Number(ms))
+  const value = header("retry-after")
+  if (value === undefined) return undefined
   if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.max(0, Number(value) * 1000)
   const date = Date.parse(value)
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now())
+}
+
+/** Deadlines checked by one unref'd interval, instead of a timer per request. */
+const deadlines = new Set<{ at: number; fire: () => void }>()
+let sweeper: NodeJS.Timeout | undefined
+const watchDeadline = (at: number, fire: () => void) => {
+  const entry = { at, fire }
+  deadlines.add(entry)
+  if (sweeper === undefined) {
+    sweeper = setInterval(() => {
+      const now = Date.now()
+      for (const d of deadlines) if (d.at <= now) (deadlines.delete(d), d.fire())
+      if (deadlines.size === 0) (clearInterval(sweeper), (sweeper = undefined))
+    }, 100)
+    sweeper.unref()
+  }
+  return { done: () => deadlines.delete(entry) }
 }
 
 const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
@@ -64,6 +82,8 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
   const timeoutMs = config.timeoutMs ?? 600_000
   const stallTimeoutMs = config.stallTimeoutMs ?? 60_000
   const stream = config.stream ?? true
+  // undici's request API over a keep-alive pool: far less CPU per call than fetch's web streams.
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connect: { timeout: 30_000 } })
 
   const body = (request: ChatRequest) => {
     const out: Record<string, unknown> = {
@@ -84,44 +104,55 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
     return JSON.stringify({ ...out, ...config.extraBody })
   }
 
-  const run = async (request: ChatRequest, outer: AbortSignal): Promise<ProviderResult> => {
-    const controller = new AbortController()
+  const run = async (request: ChatRequest, controller: AbortController, cancel: { why?: "cancel" | "timeout" | "stall" }): Promise<ProviderResult> => {
     let why: "cancel" | "timeout" | "stall" | undefined
     const abort = (reason: typeof why) => {
       why ??= reason
+      cancel.why ??= reason
       controller.abort()
     }
-    const onOuter = () => abort("cancel")
-    outer.addEventListener("abort", onOuter)
-    const timer = setTimeout(() => abort("timeout"), timeoutMs)
-    let stallTimer: NodeJS.Timeout | undefined
-    const armStall = () => {
-      if (stallTimer !== undefined) clearTimeout(stallTimer)
-      stallTimer = setTimeout(() => abort("stall"), stallTimeoutMs)
-    }
+    // One shared sweeper enforces whole-request deadlines (no timer per request); undici's own
+    // headersTimeout and bodyTimeout cut a silent server and a stalled stream.
+    const deadline = watchDeadline(Date.now() + timeoutMs, () => abort("timeout"))
     const failure = (e: unknown): LlmError => {
+      const code = (e as { code?: string }).code
+      if (code === "UND_ERR_BODY_TIMEOUT") why ??= "stall"
+      if (code === "UND_ERR_HEADERS_TIMEOUT") why ??= "timeout"
+      why ??= cancel.why
       if (why === "cancel") return new Cancelled({ endpoint, message: "cancelled" })
       if (why === "timeout") return new Timeout({ endpoint, message: `no complete reply within ${timeoutMs} ms`, afterMs: timeoutMs })
       if (why === "stall") return new Timeout({ endpoint, message: `the stream stalled for ${stallTimeoutMs} ms`, afterMs: stallTimeoutMs })
       const cause = (e as { cause?: { code?: string; message?: string } }).cause
-      const detail = cause?.code ?? cause?.message ?? (e as Error).message
+      const detail = code ?? cause?.code ?? cause?.message ?? (e as Error).message
       return new ConnectionError({ endpoint, message: clean(`connection failed: ${detail}`) })
     }
     try {
       const headers: Record<string, string> = { "content-type": "application/json" }
       if (config.apiKey !== undefined && config.apiKey !== "") headers["authorization"] = `Bearer ${config.apiKey}`
       else if (basic !== undefined) headers["authorization"] = `Basic ${basic}`
-      let response: Response
+      let response: Awaited<ReturnType<typeof httpRequest>>
       try {
-        response = await fetch(url, { method: "POST", headers, body: body(request), signal: controller.signal })
+        response = await httpRequest(url, {
+          method: "POST",
+          headers,
+          body: body(request),
+          signal: controller.signal,
+          dispatcher,
+          headersTimeout: timeoutMs,
+          bodyTimeout: stallTimeoutMs
+        })
       } catch (e) {
         throw failure(e)
       }
-      if (!response.ok) {
-        const text = await response.text().catch(() => "")
-        const status = response.status
+      const header = (name: string) => {
+        const v = response.headers[name]
+        return Array.isArray(v) ? v[0] : v
+      }
+      const status = response.statusCode
+      if (status < 200 || status >= 300) {
+        const text = await response.body.text().catch(() => "")
         if (status === 429) {
-          throw new RateLimited({ endpoint, message: clean(`rate limited (429): ${text}`), retryAfterMs: retryAfterMs(response.headers) })
+          throw new RateLimited({ endpoint, message: clean(`rate limited (429): ${text}`), retryAfterMs: retryAfterMs(header) })
         }
         if (status >= 500 || status === 408) throw new ServerError({ endpoint, status, message: clean(`server error ${status}: ${text}`) })
         throw new BadRequest({ endpoint, status, message: clean(`request rejected (${status}): ${text}`) })
@@ -129,9 +160,9 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
       if (!stream) {
         let json: unknown
         try {
-          json = await response.json()
+          json = JSON.parse(await response.body.text())
         } catch (e) {
-          if (why !== undefined || (e as Error).name === "AbortError") throw failure(e)
+          if (why !== undefined || e instanceof Error && (e.name === "AbortError" || "code" in e)) throw failure(e)
           throw new BadResponse({ endpoint, message: `the reply is not JSON: ${(e as Error).message}` })
         }
         const decoded = decodeCompletion(json)
@@ -151,8 +182,6 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
         }
       }
       // Server-sent events: accumulate deltas until [DONE] or a finish reason with the stream closed.
-      if (response.body === null) throw new BadResponse({ endpoint, message: "the streamed reply has no body" })
-      const reader = response.body.getReader()
       const decoder = new TextDecoder()
       let buffer = ""
       let content = ""
@@ -161,18 +190,15 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
       let done = false
       let model = config.model
       let usage: ProviderResult["usage"] = { promptTokens: 0, completionTokens: 0 }
-      armStall()
       try {
-        for (;;) {
-          const { value, done: ended } = await reader.read()
-          if (ended) break
-          armStall()
+        for await (const value of response.body as AsyncIterable<Buffer>) {
           buffer += decoder.decode(value, { stream: true })
+          if (buffer.includes("\r")) buffer = buffer.replace(/\r\n?/g, "\n")
           let sep: number
-          while ((sep = buffer.search(/\r?\n\r?\n/)) >= 0) {
+          while ((sep = buffer.indexOf("\n\n")) >= 0) {
             const event = buffer.slice(0, sep)
-            buffer = buffer.slice(sep + (buffer[sep] === "\r" ? 4 : 2))
-            for (const line of event.split(/\r?\n/)) {
+            buffer = buffer.slice(sep + 2)
+            for (const line of event.split("\n")) {
               if (!line.startsWith("data:")) continue
               const data = line.slice(5).trim()
               if (data === "[DONE]") {
@@ -205,6 +231,7 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
           }
         }
       } catch (e) {
+        response.body.destroy()
         if (e instanceof BadResponse) throw e
         throw failure(e)
       }
@@ -214,23 +241,34 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
       const split = separateReasoning(content, reasoning)
       return { ...split, finishReason: finishReason(finish), model, usage }
     } finally {
-      clearTimeout(timer)
-      if (stallTimer !== undefined) clearTimeout(stallTimer)
-      outer.removeEventListener("abort", onOuter)
+      deadline.done()
     }
   }
 
   return {
     id: endpoint,
     model: config.model,
+    // Interruption (Ctrl-C, a dashboard's stop) aborts the HTTP request through one controller.
     call: (request) =>
-      Effect.tryPromise({
-        try: (signal) => run(request, signal),
-        catch: (e) =>
-          e instanceof RateLimited || e instanceof ServerError || e instanceof Timeout || e instanceof ConnectionError ||
-          e instanceof BadRequest || e instanceof BadResponse || e instanceof Cancelled
-            ? e
-            : new ConnectionError({ endpoint, message: clean(String((e as Error)?.message ?? e)) })
+      Effect.async<ProviderResult, LlmError>((resume) => {
+        const controller = new AbortController()
+        const cancel: { why?: "cancel" | "timeout" | "stall" } = {}
+        run(request, controller, cancel).then(
+          (result) => resume(Effect.succeed(result)),
+          (e: unknown) =>
+            resume(
+              Effect.fail(
+                e instanceof RateLimited || e instanceof ServerError || e instanceof Timeout || e instanceof ConnectionError ||
+                  e instanceof BadRequest || e instanceof BadResponse || e instanceof Cancelled
+                  ? e
+                  : new ConnectionError({ endpoint, message: clean(String((e as Error)?.message ?? e)) })
+              )
+            )
+        )
+        return Effect.sync(() => {
+          cancel.why ??= "cancel"
+          controller.abort()
+        })
       })
   }
 }

@@ -42,6 +42,8 @@ export interface ScriptedServerOptions {
   readonly retryAfterSeconds?: number
   readonly seed?: number
   readonly port?: number
+  /** Keep every request in `requests` (default true; benchmarks turn it off). */
+  readonly record?: boolean
 }
 
 export interface ScriptedServer {
@@ -115,7 +117,7 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
       body,
       headers: req.headers
     }
-    requests.push(request)
+    if (options.record !== false) requests.push(request)
     const n = index++
     const faulty = n < (options.faultFirst ?? 0) || ((options.faultRate ?? 0) > 0 && random() < options.faultRate!)
     const fault = faulty ? faults[Math.floor(random() * faults.length)] : undefined

@@ -1,0 +1,7 @@
+// Starts the scripted chat-completions server on 127.0.0.1 in its own process and prints its URL.
+import { startScriptedServer } from "@fastcot/core/testing/scriptedServer"
+
+const latencyMs = Number(process.argv[2] ?? 40)
+const server = await startScriptedServer({ latencyMs, record: false, script: () => ({ content: "The answer is \\boxed{4}.", promptTokens: 20, completionTokens: 8 }) })
+process.stdout.write(server.baseUrl + "\n")
+process.on("SIGTERM", () => server.close().then(() => process.exit(0)))
