@@ -87,6 +87,12 @@ export interface RunStoreShape {
   readonly importRejects: (key: string) => Effect.Effect<ReadonlyArray<ImportReject>, StoreError>
   readonly getProblem: (id: ProblemId | string) => Effect.Effect<Option.Option<Problem>, StoreError>
   readonly getProblems: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Problem>, StoreError>
+  /** Problems in id order, a page at a time. */
+  readonly listProblems: (filter: { readonly afterId?: string | undefined; readonly limit?: number | undefined }) => Effect.Effect<ReadonlyArray<Problem>, StoreError>
+  /** Which of these item ids exist, and their fate and drop reason code. */
+  readonly itemStates: (
+    ids: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyMap<string, { readonly fate: Item["fate"]; readonly reasonCode: string | null }>, StoreError>
   readonly getItem: (id: ItemId | string) => Effect.Effect<Option.Option<Item>, StoreError>
   /** Inserts items that are not there yet; returns how many were new. */
   readonly addItems: (items: ReadonlyArray<Item>) => Effect.Effect<number, StoreError>

@@ -79,6 +79,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         reason_code=excluded.reason_code, data=excluded.data, updated_at=excluded.updated_at`),
     insertRound: db.prepare("INSERT OR IGNORE INTO rounds (item_id, idx, data) VALUES (?, ?, ?)"),
     getItem: db.prepare("SELECT data FROM items WHERE id = ?"),
+    itemState: db.prepare("SELECT fate, reason_code FROM items WHERE id = ?"),
     getRounds: db.prepare("SELECT data FROM rounds WHERE item_id = ? ORDER BY idx"),
     cacheGet: db.prepare("SELECT key, model, value, created_at AS createdAt FROM llm_cache WHERE key = ?"),
     cachePut: db.prepare("INSERT OR REPLACE INTO llm_cache (key, model, value, created_at) VALUES (?, ?, ?, ?)")
@@ -195,6 +196,24 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
           return row === undefined ? [] : [decodeProblem(JSON.parse(row.data))]
         })
       ),
+    listProblems: (filter) =>
+      attempt("listing problems", () => {
+        const rows = (
+          filter.afterId !== undefined
+            ? db.prepare("SELECT data FROM problems WHERE id > ? ORDER BY id LIMIT ?").all(filter.afterId, filter.limit ?? 1000)
+            : db.prepare("SELECT data FROM problems ORDER BY id LIMIT ?").all(filter.limit ?? 1000)
+        ) as Array<{ data: string }>
+        return rows.map((r) => decodeProblem(JSON.parse(r.data)))
+      }),
+    itemStates: (ids) =>
+      attempt("reading item states", () => {
+        const out = new Map<string, { fate: Item["fate"]; reasonCode: string | null }>()
+        for (const id of ids) {
+          const row = stmt.itemState.get(id) as { fate: Item["fate"]; reason_code: string | null } | undefined
+          if (row !== undefined) out.set(id, { fate: row.fate, reasonCode: row.reason_code })
+        }
+        return out
+      }),
     getItem: (id) => attempt(`reading item ${id}`, () => Option.fromNullable(loadItem(id))),
     addItems: (items) => attempt("adding items", () => addItemsTx.immediate(items)),
     saveItem: (item) => attempt(`saving item ${item.id}`, () => saveItemTx.immediate(item)),

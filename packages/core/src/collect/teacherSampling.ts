@@ -1,0 +1,193 @@
+import { Chunk, Effect, Option, Stream } from "effect"
+import { type Completion, ChatRequest } from "../llm/schema.js"
+import type { CacheMode } from "../llm/LanguageModel.js"
+import { LanguageModel } from "../llm/LanguageModel.js"
+import type { LlmError } from "../llm/errors.js"
+import type { PipelineConfig } from "../pipeline/config.js"
+import type { RunEvent } from "../pipeline/events.js"
+import { problemPrompt, TEACHER_PROMPT_VERSION } from "../pipeline/prompts.js"
+import { Item } from "../schema/item.js"
+import type { Problem } from "../schema/problem.js"
+import { Round } from "../schema/round.js"
+import { Trace } from "../schema/trace.js"
+import { RunStore } from "../store/RunStore.js"
+import type { StoreError } from "../store/errors.js"
+import { contentId } from "../util/hash.js"
+import { lastBoxed } from "../util/latex.js"
+
+export interface StageOptions {
+  readonly cache?: CacheMode | undefined
+  readonly concurrency: number
+  readonly onEvent?: ((event: RunEvent) => void) | undefined
+  /** Only the first N problems (by id), for trial runs. */
+  readonly limit?: number | undefined
+}
+
+export interface StageReport {
+  readonly stage: string
+  readonly total: number
+  readonly done: number
+  readonly failed: number
+  readonly skipped: number
+}
+
+const PAGE = 500
+
+/** All problems, a page at a time, as a stream. */
+export const problemStream = (limit?: number): Stream.Stream<Problem, StoreError, RunStore> =>
+  Stream.paginateChunkEffect(undefined as string | undefined, (afterId) =>
+    Effect.flatMap(RunStore, (store) => store.listProblems({ afterId, limit: PAGE })).pipe(
+      Effect.map((page) => [Chunk.fromIterable(page), page.length < PAGE ? Option.none() : Option.some(page[page.length - 1]!.id as string)] as const)
+    )
+  ).pipe((s) => (limit !== undefined ? Stream.take(s, limit) : s))
+
+export const teacherItemId = (problemId: string, model: string, sample: number) =>
+  contentId("i_", { problem: problemId, origin: "teacher", model, sample }) as Item["id"]
+
+/**
+ * Stage 1, teacher sampling: N samples per problem from a fast-thinking teacher, each stored as an
+ * item (with its call recorded as round 0) the moment it arrives. Resumable: samples already
+ * stored are skipped, and replies that finished before a crash come back free from the cache.
+ * A call that fails after its retries is stored as dropped (`teacher-error`) and tried again on
+ * the next run.
+ */
+export const sampleTeacher = (
+  config: PipelineConfig,
+  options: StageOptions
+): Effect.Effect<StageReport, StoreError, RunStore | LanguageModel> =>
+  Effect.gen(function* () {
+    const store = yield* RunStore
+    const lm = yield* LanguageModel
+    const settings = config.stages.collect
+    const samples = settings.samplesPerProblem
+    const sampling = config.models.teacher?.sampling ?? {}
+    const model = lm.modelOf("teacher")
+    const status = yield* store.status
+    const total = Math.min(status.problems, options.limit ?? Infinity) * samples
+    const started = Date.now()
+    const counts = { done: 0, failed: 0, skipped: 0, cached: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 }
+    const emit = options.onEvent ?? (() => {})
+    const progress = () =>
+      emit({ _tag: "progress", stage: "teacher", total, ...counts, elapsedMs: Date.now() - started })
+    if (samples === 0 || config.models.teacher === undefined) {
+      return { stage: "teacher", total: 0, done: 0, failed: 0, skipped: 0 }
+    }
+
+    const sampleOne = (problem: Problem, sample: number) =>
+      Effect.gen(function* () {
+        const id = teacherItemId(problem.id, model, sample)
+        const request = new ChatRequest({
+          messages: [
+            ...(settings.systemPrompt !== "" ? [{ role: "system" as const, content: settings.systemPrompt }] : []),
+            { role: "user" as const, content: problemPrompt(problem, settings.mathInstruction) }
+          ],
+          temperature: sampling.temperature,
+          top_p: sampling.top_p,
+          max_tokens: sampling.max_tokens,
+          seed: sampling.seed !== undefined ? sampling.seed + sample : undefined,
+          stop: sampling.stop
+        })
+        const startedAt = new Date().toISOString()
+        const result = yield* lm.complete("teacher", request, { sampleIndex: sample, cache: options.cache }).pipe(Effect.either)
+        const finishedAt = new Date().toISOString()
+        const now = finishedAt
+        if (result._tag === "Left") {
+          const error: LlmError = result.left
+          counts.failed++
+          yield* store.saveItem(
+            new Item({
+              id,
+              problemId: problem.id,
+              stage: "collect",
+              fate: "dropped",
+              reason: { code: "teacher-error", detail: `${error._tag}: ${error.message}` },
+              rounds: [],
+              createdAt: now,
+              updatedAt: now
+            })
+          )
+          emit({ _tag: "item", stage: "teacher", itemId: id, problemId: problem.id, outcome: "failed", reason: `${error._tag}: ${error.message}` })
+          return
+        }
+        const c: Completion = result.right
+        const long = c.reasoning !== undefined && c.reasoning !== ""
+        const trace = new Trace({
+          reasoning: long ? c.reasoning! : c.text,
+          finalAnswer: long ? c.text : lastBoxed(c.text),
+          origin: "teacher",
+          model: c.model,
+          promptVersion: TEACHER_PROMPT_VERSION,
+          long
+        })
+        const truncated = c.finishReason === "length"
+        const dropped = truncated && settings.truncation === "drop"
+        counts.done++
+        if (c.cached) counts.cached++
+        counts.promptTokens += c.usage.promptTokens
+        counts.completionTokens += c.usage.completionTokens
+        counts.costUsd += c.costUsd ?? 0
+        yield* store.saveItem(
+          new Item({
+            id,
+            problemId: problem.id,
+            stage: dropped ? "collect" : "verify",
+            fate: dropped ? "dropped" : "pending",
+            reason: dropped ? { code: "truncated", detail: `the teacher's reply hit max_tokens (${sampling.max_tokens ?? "server default"})` } : undefined,
+            trace,
+            rounds: [
+              new Round({
+                index: 0,
+                action: "collect",
+                output: trace,
+                calls: [
+                  {
+                    role: "teacher",
+                    model: c.model,
+                    promptVersion: TEACHER_PROMPT_VERSION,
+                    promptTokens: c.usage.promptTokens,
+                    completionTokens: c.usage.completionTokens,
+                    costUsd: c.costUsd,
+                    latencyMs: c.latencyMs,
+                    cached: c.cached
+                  }
+                ],
+                startedAt,
+                finishedAt,
+                note: truncated ? "truncated at max_tokens" : undefined
+              })
+            ],
+            createdAt: now,
+            updatedAt: now
+          })
+        )
+        emit({ _tag: "item", stage: "teacher", itemId: id, problemId: problem.id, outcome: dropped ? "dropped" : "ok", reason: dropped ? "truncated" : undefined })
+      }).pipe(Effect.ensuring(Effect.sync(progress)))
+
+    // Work not yet done: samples with no item, or whose call failed last time.
+    const pending = problemStream(options.limit).pipe(
+      Stream.mapConcat((problem) => Array.from({ length: samples }, (_, sample) => ({ problem, sample }))),
+      Stream.grouped(PAGE),
+      Stream.mapEffect((chunk) =>
+        Effect.gen(function* () {
+          const work = Chunk.toReadonlyArray(chunk)
+          const states = yield* store.itemStates(work.map((w) => teacherItemId(w.problem.id, model, w.sample)))
+          return work.filter((w) => {
+            const state = states.get(teacherItemId(w.problem.id, model, w.sample))
+            const redo = state === undefined || (state.fate === "dropped" && state.reasonCode === "teacher-error")
+            if (!redo) counts.skipped++
+            return redo
+          })
+        })
+      ),
+      Stream.flattenIterables
+    )
+    progress()
+    yield* pending.pipe(
+      Stream.mapEffect(({ problem, sample }) => sampleOne(problem, sample), { concurrency: options.concurrency, unordered: true }),
+      Stream.runDrain
+    )
+    progress()
+    const report = { stage: "teacher", total, done: counts.done, failed: counts.failed, skipped: counts.skipped }
+    emit({ _tag: "stage-done", stage: "teacher", done: counts.done, failed: counts.failed, skipped: counts.skipped, elapsedMs: Date.now() - started })
+    return report
+  })

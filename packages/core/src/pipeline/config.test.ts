@@ -1,0 +1,62 @@
+import { Either } from "effect"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
+import { describe, expect, it } from "vitest"
+import { parsePipeline } from "./config.js"
+import { parseModelSpec } from "./modelSpec.js"
+import { applyOverrides, buildRoles } from "./models.js"
+import { DEFAULT_PIPELINE_FILE, defaultPipelineText } from "./recipe.js"
+
+describe("pipeline files", () => {
+  it("ships the apps/ recipe as the built-in default, unchanged", () => {
+    const app = readFileSync(join(__dirname, "..", "..", "..", "..", "apps", "distilqwen-ds3-0324", "pipeline.yaml"), "utf8")
+    expect(readFileSync(DEFAULT_PIPELINE_FILE, "utf8")).toBe(app)
+    const config = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
+    expect(config.models.teacher!.sampling).toEqual({ temperature: 0.6, top_p: 0.95, max_tokens: 4096 })
+    expect(config.stages.align).toEqual({ maxRounds: 3, smallModel: "7B", judgeRetries: 3 })
+    expect(config.stages.collect.systemPrompt).toContain("You should think step-by-step.")
+  })
+
+  it("names the key and the line of every mistake", () => {
+    const text = [
+      "name: trial",
+      "models:",
+      "  teacher:",
+      "    endpoints:",
+      "      - model: openai:m@http://127.0.0.1:1/v1",
+      "        concurrency: 0",
+      "    sampling: { temperature: 5 }",
+      "  judgee: {}",
+      ""
+    ].join("\n")
+    const result = parsePipeline(text, "p.yaml")
+    expect(Either.isLeft(result)).toBe(true)
+    const message = (result as Either.Left<string, never>).left
+    expect(message).toMatch(/p\.yaml:6: models\.teacher\.endpoints\.0\.concurrency: /)
+    expect(message).toMatch(/p\.yaml:7: models\.teacher\.sampling\.temperature: /)
+    expect(message).toMatch(/p\.yaml:8: models\.judgee: is unexpected/)
+  })
+
+  it("reports YAML syntax errors with their line", () => {
+    const result = parsePipeline("name: x\nmodels:\n  teacher: [unclosed\n", "bad.yaml")
+    expect((result as Either.Left<string, never>).left).toMatch(/^bad\.yaml:\d+: /)
+  })
+
+  it("parses model specs and lets flags replace a role's endpoints", () => {
+    expect(Either.getOrThrow(parseModelSpec("openai:deepseek-chat@https://api.deepseek.com/v1"))).toEqual({
+      kind: "openai",
+      model: "deepseek-chat",
+      baseUrl: "https://api.deepseek.com/v1"
+    })
+    expect(Either.getOrThrow(parseModelSpec("onnx:/models/qwen#q4"))).toEqual({ kind: "onnx", path: "/models/qwen", variant: "q4" })
+    expect(Either.isLeft(parseModelSpec("gpt-4o"))).toBe(true)
+    const config = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
+    const local = applyOverrides(config, { teacher: "openai:small@http://127.0.0.1:9/v1", concurrency: 3 })
+    expect(local.models.teacher!.endpoints).toHaveLength(1)
+    expect(local.models.teacher!.endpoints[0]).toMatchObject({ model: "openai:small@http://127.0.0.1:9/v1", concurrency: 3 })
+    expect(local.models.teacher!.sampling.temperature).toBe(0.6)
+    // The default teacher needs DEEPSEEK_API_KEY; a local override does not.
+    expect(buildRoles(config, {})).toEqual(Either.left("models.teacher: the environment variable DEEPSEEK_API_KEY is not set (it holds the key for api.deepseek.com)"))
+    expect(Either.isRight(buildRoles(local, {}))).toBe(true)
+  })
+})

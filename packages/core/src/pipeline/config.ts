@@ -1,0 +1,114 @@
+import { Either, ParseResult, Schema } from "effect"
+import { isMap, isSeq, LineCounter, parseDocument } from "yaml"
+import { DEFAULT_SYSTEM_PROMPT } from "../io/exportDataset.js"
+
+export const Sampling = Schema.Struct({
+  temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
+  top_p: Schema.optional(Schema.Number.pipe(Schema.between(0, 1))),
+  max_tokens: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  seed: Schema.optional(Schema.Int),
+  stop: Schema.optional(Schema.Array(Schema.String))
+})
+export type Sampling = typeof Sampling.Type
+
+export const EndpointSettings = Schema.Struct({
+  /** `openai:MODEL@BASE_URL` or `onnx:PATH[#variant]`. */
+  model: Schema.String,
+  /** The environment variable holding the API key (never the key itself). */
+  apiKeyEnv: Schema.optional(Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]*$/))),
+  concurrency: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 4096)), { default: () => 8 }),
+  requestsPerMinute: Schema.optional(Schema.Number.pipe(Schema.positive())),
+  tokensPerMinute: Schema.optional(Schema.Number.pipe(Schema.positive())),
+  timeoutSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 600 }),
+  stallSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 60 }),
+  stream: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  guidedDecoding: Schema.optionalWith(Schema.Literal("vllm", "sglang", "none"), { default: () => "none" as const }),
+  /** USD per million input and output tokens. */
+  price: Schema.optional(Schema.Struct({ input: Schema.NonNegative, output: Schema.NonNegative }))
+})
+export type EndpointSettings = typeof EndpointSettings.Type
+
+export const RoleSettings = Schema.Struct({
+  endpoints: Schema.Array(EndpointSettings).pipe(Schema.minItems(1)),
+  sampling: Schema.optionalWith(Sampling, { default: () => ({}) }),
+  maxAttempts: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 50)), { default: () => 6 })
+})
+export type RoleSettings = typeof RoleSettings.Type
+
+export const CollectSettings = Schema.Struct({
+  /** Teacher samples per problem (0 turns teacher sampling off). */
+  samplesPerProblem: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 1024)), { default: () => 1 }),
+  systemPrompt: Schema.optionalWith(Schema.String, { default: () => DEFAULT_SYSTEM_PROMPT }),
+  mathInstruction: Schema.optionalWith(Schema.String, {
+    default: () => "Please reason step by step, and put your final answer within \\boxed{}."
+  }),
+  /** A reply cut off at max_tokens: dropped (default) or kept, marked truncated. */
+  truncation: Schema.optionalWith(Schema.Literal("drop", "keep"), { default: () => "drop" as const })
+})
+
+export const AlignSettings = Schema.Struct({
+  maxRounds: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 20)), { default: () => 3 }),
+  /** The student size named in the judge, expand and simplify prompts. */
+  smallModel: Schema.optionalWith(Schema.String, { default: () => "7B" }),
+  judgeRetries: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10)), { default: () => 3 })
+})
+
+export const PipelineConfig = Schema.Struct({
+  name: Schema.String,
+  description: Schema.optional(Schema.String),
+  models: Schema.Struct({
+    teacher: Schema.optional(RoleSettings),
+    rewriter: Schema.optional(RoleSettings),
+    judge: Schema.optional(RoleSettings)
+  }),
+  stages: Schema.optionalWith(
+    Schema.Struct({
+      collect: Schema.optionalWith(CollectSettings, { default: () => Schema.decodeSync(CollectSettings)({}) }),
+      align: Schema.optionalWith(AlignSettings, { default: () => Schema.decodeSync(AlignSettings)({}) })
+    }),
+    { default: () => ({ collect: Schema.decodeSync(CollectSettings)({}), align: Schema.decodeSync(AlignSettings)({}) }) }
+  )
+})
+export type PipelineConfig = typeof PipelineConfig.Type
+
+const decodeConfig = Schema.decodeUnknownEither(PipelineConfig, { errors: "all", onExcessProperty: "error" })
+
+/**
+ * Parses a pipeline file (YAML or JSON, which is YAML) and decodes it, naming the key and the line
+ * of every problem: `pipeline.yaml:12: models.teacher.endpoints.[0].concurrency: ...`.
+ */
+export const parsePipeline = (text: string, file: string): Either.Either<PipelineConfig, string> => {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false })
+  if (doc.errors.length > 0) {
+    return Either.left(
+      doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line}: ${e.message.split("\n")[0]}`).join("\n")
+    )
+  }
+  const decoded = decodeConfig(doc.toJS())
+  if (Either.isRight(decoded)) return Either.right(decoded.right)
+  const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+  return Either.left(
+    issues
+      .map((issue) => {
+        const path = issue.path.map(String)
+        let node: unknown = doc.contents
+        let line = 1
+        for (const key of path) {
+          if (isMap(node)) {
+            const pair = node.items.find((p) => String((p.key as { value?: unknown })?.value ?? p.key) === key)
+            if (pair === undefined) break
+            const range = (pair.key as { range?: [number, number, number] })?.range
+            if (range !== undefined) line = lines.linePos(range[0]).line
+            node = pair.value
+          } else if (isSeq(node)) {
+            node = node.items[Number(key)]
+            const range = (node as { range?: [number, number, number] })?.range
+            if (range !== undefined) line = lines.linePos(range[0]).line
+          } else break
+        }
+        return `${file}:${line}: ${path.length > 0 ? path.join(".") : "(top level)"}: ${issue.message}`
+      })
+      .join("\n")
+  )
+}

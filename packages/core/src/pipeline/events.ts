@@ -1,0 +1,40 @@
+import { Schema } from "effect"
+
+/** Progress of one stage, emitted as work completes (and by `--json` as one JSON line each). */
+export const StageProgress = Schema.TaggedStruct("progress", {
+  stage: Schema.String,
+  total: Schema.NonNegativeInt,
+  done: Schema.NonNegativeInt,
+  failed: Schema.NonNegativeInt,
+  skipped: Schema.NonNegativeInt,
+  cached: Schema.NonNegativeInt,
+  promptTokens: Schema.NonNegativeInt,
+  completionTokens: Schema.NonNegativeInt,
+  costUsd: Schema.NonNegative,
+  elapsedMs: Schema.NonNegative
+})
+
+export const ItemEvent = Schema.TaggedStruct("item", {
+  stage: Schema.String,
+  itemId: Schema.String,
+  problemId: Schema.String,
+  outcome: Schema.Literal("ok", "failed", "dropped"),
+  reason: Schema.optional(Schema.String)
+})
+
+export const LogEvent = Schema.TaggedStruct("log", {
+  level: Schema.Literal("info", "warn", "error"),
+  message: Schema.String,
+  itemId: Schema.optional(Schema.String)
+})
+
+export const StageDone = Schema.TaggedStruct("stage-done", {
+  stage: Schema.String,
+  done: Schema.NonNegativeInt,
+  failed: Schema.NonNegativeInt,
+  skipped: Schema.NonNegativeInt,
+  elapsedMs: Schema.NonNegative
+})
+
+export const RunEvent = Schema.Union(StageProgress, ItemEvent, LogEvent, StageDone)
+export type RunEvent = typeof RunEvent.Type

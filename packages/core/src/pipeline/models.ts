@@ -1,0 +1,94 @@
+import { Either } from "effect"
+import type { RoleConfig } from "../llm/LanguageModel.js"
+import { openAiProvider } from "../llm/openai.js"
+import type { EndpointSettings, PipelineConfig, RoleSettings } from "./config.js"
+import { parseModelSpec } from "./modelSpec.js"
+
+export const ROLES = ["teacher", "rewriter", "judge"] as const
+export type Role = (typeof ROLES)[number]
+
+export interface ModelOverrides {
+  readonly teacher?: string | undefined
+  readonly rewriter?: string | undefined
+  readonly judge?: string | undefined
+  /** The environment variable for keys of overriding specs (default OPENAI_API_KEY). */
+  readonly apiKeyEnv?: string | undefined
+  /** Replaces every endpoint's concurrency. */
+  readonly concurrency?: number | undefined
+}
+
+/** The pipeline's models with the command line's overrides applied. */
+export const applyOverrides = (config: PipelineConfig, overrides: ModelOverrides): PipelineConfig => {
+  const models: Record<string, RoleSettings | undefined> = { ...config.models }
+  for (const role of ROLES) {
+    const spec = overrides[role]
+    const current = models[role]
+    if (spec !== undefined) {
+      const endpoint: EndpointSettings = {
+        ...(current?.endpoints[0] ?? { concurrency: 8, timeoutSeconds: 600, stallSeconds: 60, stream: true, guidedDecoding: "none" as const }),
+        model: spec,
+        apiKeyEnv: overrides.apiKeyEnv,
+        price: undefined,
+        requestsPerMinute: undefined,
+        tokensPerMinute: undefined
+      }
+      models[role] = { sampling: current?.sampling ?? {}, maxAttempts: current?.maxAttempts ?? 6, endpoints: [endpoint] }
+    }
+    if (overrides.concurrency !== undefined && models[role] !== undefined) {
+      const r = models[role]!
+      models[role] = { ...r, endpoints: r.endpoints.map((e) => ({ ...e, concurrency: overrides.concurrency! })) }
+    }
+  }
+  return { ...config, models }
+}
+
+/**
+ * Builds the LanguageModel roles. Keys come from the environment only: `apiKeyEnv` names the
+ * variable (default OPENAI_API_KEY); a missing variable means no key (fine for local servers).
+ */
+export const buildRoles = (
+  config: PipelineConfig,
+  env: Readonly<Record<string, string | undefined>>,
+  only?: ReadonlyArray<Role>
+): Either.Either<Record<string, RoleConfig>, string> => {
+  const roles: Record<string, RoleConfig> = {}
+  for (const role of only ?? ROLES) {
+    const settings = config.models[role]
+    if (settings === undefined) continue
+    const endpoints = []
+    for (const e of settings.endpoints) {
+      const spec = parseModelSpec(e.model)
+      if (Either.isLeft(spec)) return Either.left(`models.${role}: ${spec.left}`)
+      if (spec.right.kind === "onnx") {
+        return Either.left(`models.${role}: local ONNX models (${e.model}) are not supported by this version yet; use an OpenAI-compatible endpoint`)
+      }
+      const apiKey = env[e.apiKeyEnv ?? "OPENAI_API_KEY"]
+      const host = new URL(spec.right.baseUrl).hostname
+      const local = host === "localhost" || host === "::1" || host === "[::1]" || host.startsWith("127.")
+      if (e.apiKeyEnv !== undefined && (apiKey === undefined || apiKey === "") && !local) {
+        return Either.left(`models.${role}: the environment variable ${e.apiKeyEnv} is not set (it holds the key for ${host})`)
+      }
+      endpoints.push({
+        provider: openAiProvider({
+          baseUrl: spec.right.baseUrl,
+          model: spec.right.model,
+          apiKey: apiKey === "" ? undefined : apiKey,
+          stream: e.stream,
+          timeoutMs: e.timeoutSeconds * 1000,
+          stallTimeoutMs: e.stallSeconds * 1000,
+          guidedDecoding: e.guidedDecoding
+        }),
+        concurrency: e.concurrency,
+        requestsPerMinute: e.requestsPerMinute,
+        tokensPerMinute: e.tokensPerMinute,
+        price: e.price
+      })
+    }
+    roles[role] = { endpoints, maxAttempts: settings.maxAttempts }
+  }
+  return Either.right(roles)
+}
+
+/** Requests one role may have in flight across its endpoints. */
+export const roleConcurrency = (config: PipelineConfig, role: Role): number =>
+  config.models[role]?.endpoints.reduce((n, e) => n + e.concurrency, 0) ?? 1

@@ -1,0 +1,20 @@
+import type { Problem } from "../schema/problem.js"
+
+const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+export const TEACHER_PROMPT_VERSION = "teacher/v1"
+
+/**
+ * The user turn for a problem: math asks for a boxed answer; multiple choice lists lettered
+ * options and asks for the letter; code asks for a Python program in a fenced block.
+ */
+export const problemPrompt = (problem: Problem, mathInstruction: string): string => {
+  if (problem.choices !== undefined) {
+    const options = problem.choices.map((c, i) => `${LETTERS[i]}. ${c}`).join("\n")
+    return `${problem.question}\n\n${options}\n\nPlease reason step by step, and put the letter of the correct option within \\boxed{}.`
+  }
+  if (problem.domain === "code") {
+    return `${problem.question}\n\nWrite a Python 3 program that solves it, reading from standard input and writing to standard output. Reason step by step, then give the complete program in one \`\`\`python code block.`
+  }
+  return `${problem.question}\n\n${mathInstruction}`
+}
