@@ -88,5 +88,7 @@ describe("teacher sampling (scripted loopback teacher)", () => {
     expect(server.requests.length - before).toBe(2)
     expect(second.status.dropReasons).toEqual({ truncated: 2 })
     expect(second.status.stages.verify).toBe(4)
+    expect(second.status.llm.byRole["teacher"]).toMatchObject({ calls: 6 })
+    expect(second.status.llm.calls).toBe(6)
   })
 })

@@ -6,7 +6,7 @@ import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
 import { type ScriptedServer, type ScriptedServerOptions, startScriptedServer } from "../testing/scriptedServer.js"
 import { tempDir } from "../test-support/fixtures.js"
 import { type CallOptions, type LanguageModelShape, makeLanguageModel, type RoleConfig } from "./LanguageModel.js"
-import { openAiProvider, type OpenAiEndpointConfig } from "./openai.js"
+import { openAiProvider, type OpenAiEndpointConfig, retryAfterMs } from "./openai.js"
 import { ChatRequest } from "./schema.js"
 
 const ask = (q: string, extra: Partial<ConstructorParameters<typeof ChatRequest>[0]> = {}) =>
@@ -176,6 +176,31 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
       Effect.forEach(Array.from({ length: 5 }, (_, i) => ask(`r${i}`)), (r) => lm.complete("teacher", r), { concurrency: 5 })
     )
     expect(Date.now() - started).toBeGreaterThanOrEqual(390)
+  })
+
+  it("reads Retry-After as seconds, an HTTP date or milliseconds", () => {
+    const h = (values: Record<string, string>) => (name: string) => values[name]
+    expect(retryAfterMs(h({ "retry-after": "2" }))).toBe(2000)
+    expect(retryAfterMs(h({ "retry-after-ms": "150" }))).toBe(150)
+    const inFive = new Date(Date.now() + 5000).toUTCString()
+    expect(retryAfterMs(h({ "retry-after": inFive }))).toBeGreaterThan(3000)
+    expect(retryAfterMs(h({}))).toBeUndefined()
+  })
+
+  it("keeps to a tokens-per-minute budget: a request over the minute's budget waits for the next window", async () => {
+    const s = await server()
+    const started = Date.now()
+    const fiber = withModel({ teacher: { endpoints: [{ provider: endpoint(s), concurrency: 4, tokensPerMinute: 600 }] } }, (lm) =>
+      Effect.forEach([ask("a", { max_tokens: 500 }), ask("b", { max_tokens: 500 })], (r) => lm.complete("teacher", r), { concurrency: 2 }).pipe(
+        Effect.timeout(Duration.millis(1_500)),
+        Effect.either
+      )
+    )
+    const result = await fiber
+    // The second request must wait for the next minute, so the pair cannot finish in 1.5 s.
+    expect(Either.isLeft(result)).toBe(true)
+    expect(s.requests).toHaveLength(1)
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_400)
   })
 
   it("keeps the API key out of errors, the store and the cache", async () => {

@@ -56,6 +56,17 @@ export interface StoreStatus {
   readonly keptAs: Readonly<Record<string, number>>
   readonly dropReasons: Readonly<Record<string, number>>
   readonly domains: Readonly<Record<string, number>>
+  /** Model calls recorded in items' rounds, with their tokens and cost, overall and per kept item. */
+  readonly llm: {
+    readonly calls: number
+    readonly cachedCalls: number
+    readonly promptTokens: number
+    readonly completionTokens: number
+    readonly costUsd: number
+    readonly byRole: Readonly<Record<string, { readonly calls: number; readonly promptTokens: number; readonly completionTokens: number; readonly costUsd: number }>>
+    readonly costPerKeptItemUsd: number | null
+    readonly tokensPerKeptItem: number | null
+  }
   readonly imports: ReadonlyArray<{
     readonly path: string
     readonly rows: number

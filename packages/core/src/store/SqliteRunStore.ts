@@ -235,6 +235,29 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     status: attempt("reading status", (): StoreStatus => {
       const one = (sql: string) => (db.prepare(sql).get() as { n: number }).n
       const fates = countBy("SELECT fate AS k, COUNT(*) AS n FROM items GROUP BY fate")
+      const calls = db
+        .prepare(
+          `SELECT json_extract(c.value, '$.role') AS role, COUNT(*) AS calls,
+             SUM(json_extract(c.value, '$.cached') = 1) AS cached,
+             SUM(json_extract(c.value, '$.promptTokens')) AS prompt, SUM(json_extract(c.value, '$.completionTokens')) AS completion,
+             SUM(COALESCE(json_extract(c.value, '$.costUsd'), 0)) AS cost
+           FROM rounds r, json_each(r.data, '$.calls') c GROUP BY role`
+        )
+        .all() as Array<{ role: string; calls: number; cached: number; prompt: number; completion: number; cost: number }>
+      const byRole: Record<string, { calls: number; promptTokens: number; completionTokens: number; costUsd: number }> = {}
+      for (const c of calls) byRole[c.role] = { calls: c.calls, promptTokens: c.prompt ?? 0, completionTokens: c.completion ?? 0, costUsd: c.cost ?? 0 }
+      const sum = (f: (c: (typeof calls)[number]) => number) => calls.reduce((n, c) => n + (f(c) ?? 0), 0)
+      const kept = fates["kept"] ?? 0
+      const llm = {
+        calls: sum((c) => c.calls),
+        cachedCalls: sum((c) => c.cached),
+        promptTokens: sum((c) => c.prompt),
+        completionTokens: sum((c) => c.completion),
+        costUsd: sum((c) => c.cost),
+        byRole,
+        costPerKeptItemUsd: kept > 0 ? sum((c) => c.cost) / kept : null,
+        tokensPerKeptItem: kept > 0 ? (sum((c) => c.prompt) + sum((c) => c.completion)) / kept : null
+      }
       const stages = countBy("SELECT stage AS k, COUNT(*) AS n FROM items GROUP BY stage")
       return {
         problems: one("SELECT COUNT(*) AS n FROM problems"),
@@ -247,6 +270,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         keptAs: countBy("SELECT kept_as AS k, COUNT(*) AS n FROM items WHERE fate = 'kept' GROUP BY kept_as"),
         dropReasons: countBy("SELECT reason_code AS k, COUNT(*) AS n FROM items WHERE fate = 'dropped' GROUP BY reason_code"),
         domains: countBy("SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain"),
+        llm,
         imports: (db.prepare("SELECT * FROM imports ORDER BY updated_at").all() as Array<Record<string, unknown>>).map((row) => {
           const p = toProgress(row)
           return { path: p.path, rows: p.rows, problemsAdded: p.problemsAdded, rejected: p.rejected, done: p.done }
