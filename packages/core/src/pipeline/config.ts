@@ -42,6 +42,8 @@ export const CollectSettings = Schema.Struct({
   mathInstruction: Schema.optionalWith(Schema.String, {
     default: () => "Please reason step by step, and put your final answer within \\boxed{}."
   }),
+  /** Long (R1-style) traces with more reasoning tokens than this are rewritten short. */
+  longToShortAboveTokens: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 1024 }),
   /** A reply cut off at max_tokens: dropped (default) or kept, marked truncated. */
   truncation: Schema.optionalWith(Schema.Literal("drop", "keep"), { default: () => "drop" as const })
 })
@@ -50,7 +52,9 @@ export const AlignSettings = Schema.Struct({
   maxRounds: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 20)), { default: () => 3 }),
   /** The student size named in the judge, expand and simplify prompts. */
   smallModel: Schema.optionalWith(Schema.String, { default: () => "7B" }),
-  judgeRetries: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10)), { default: () => 3 })
+  judgeRetries: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10)), { default: () => 3 }),
+  /** Tries for a rewrite that no longer reaches the reference answer, before the item is dropped. */
+  rewriteRetries: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10)), { default: () => 2 })
 })
 
 export const PipelineConfig = Schema.Struct({

@@ -26,7 +26,7 @@ export const Verification = Schema.Struct({
 })
 export type Verification = typeof Verification.Type
 
-export const RoundAction = Schema.Literal("collect", "long-to-short", "judge", "expand", "simplify")
+export const RoundAction = Schema.Literal("collect", "long-to-short", "verify", "judge", "expand", "simplify")
 export type RoundAction = typeof RoundAction.Type
 
 /** One step of an item's history. Nothing is overwritten: every round is appended. */

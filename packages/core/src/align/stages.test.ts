@@ -1,0 +1,157 @@
+import { Effect, Either, Layer } from "effect"
+import { writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import { importFile } from "../io/importFile.js"
+import { LanguageModel, makeLanguageModel } from "../llm/LanguageModel.js"
+import { parsePipeline } from "../pipeline/config.js"
+import { applyOverrides, buildRoles } from "../pipeline/models.js"
+import { defaultPipelineText } from "../pipeline/recipe.js"
+import { runPipeline } from "../pipeline/runPipeline.js"
+import type { Item } from "../schema/item.js"
+import { RunStore } from "../store/RunStore.js"
+import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
+import { type ScriptedRequest, type ScriptedServer, startScriptedServer } from "../testing/scriptedServer.js"
+import { jsonl, tempDir } from "../test-support/fixtures.js"
+import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
+import { BasicVerifierLive } from "../verify/Verifier.js"
+import { parseVerdict } from "./prompts.js"
+
+/**
+ * A scripted judge and rewriter: the judge reads a LEVEL marker in the reasoning; the rewriters
+ * answer as the marker asks (expand to medium, simplify to medium, keep it hard, change the answer).
+ */
+const script = () => {
+  const seen = new Map<string, number>()
+  return (r: ScriptedRequest) => {
+    const system = r.messages[0]!.content
+    const user = r.messages[1]!.content
+    const answer = /Answer:\n(.*)\n/.exec(user)?.[1] ?? ""
+    const level = /LEVEL:(\w+)/.exec(user)?.[1] ?? "medium"
+    if (system.includes("highly capable evaluator")) {
+      const n = (seen.get(user) ?? 0) + 1
+      seen.set(user, n)
+      if (level === "garbage") return { content: n === 1 ? "I would say it is fine overall." : "Medium." }
+      if (level === "stuck" || level === "wrong") return { content: "hard" }
+      return { content: level === "hard" ? "**Hard**" : level === "easy" ? "<think>short?</think> easy" : "medium" }
+    }
+    if (system.includes("extending reasoning")) return { content: `Step 1: more detail.\n\nStep 2: LEVEL:medium so \\boxed{${answer}}` }
+    if (level === "wrong") return { content: "Shorter: \\boxed{999}" }
+    if (level === "stuck") return { content: `Still convoluted LEVEL:stuck \\boxed{${answer}}` }
+    return { content: `Short. LEVEL:medium \\boxed{${answer}}` }
+  }
+}
+
+describe("the recipe's alignment loop (scripted judge and rewriter on loopback)", () => {
+  let tmp: ReturnType<typeof tempDir>
+  let server: ScriptedServer
+  beforeEach(async () => {
+    tmp = tempDir()
+    server = await startScriptedServer({ script: script() })
+  })
+  afterEach(async () => {
+    await server.close()
+    tmp.cleanup()
+  })
+
+  const db = () => join(tmp.dir, "fastcot.db")
+  const pipeline = () => {
+    const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
+    const spec = `openai:scripted@${server.baseUrl}`
+    const config = applyOverrides(
+      { ...base, stages: { ...base.stages, collect: { ...base.stages.collect, longToShortAboveTokens: 20 } } },
+      { rewriter: spec, judge: spec, concurrency: 4 }
+    )
+    return { config, roles: Either.getOrThrow(buildRoles(config, {}, ["rewriter", "judge"])) }
+  }
+  const run = () => {
+    const { config, roles } = pipeline()
+    return Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const lm = yield* makeLanguageModel(roles)
+          const report = yield* runPipeline(config).pipe(Effect.provide(Layer.succeed(LanguageModel, lm)))
+          const store = yield* RunStore
+          return { report, status: yield* store.status, items: yield* store.listItems({ limit: 100 }) }
+        }).pipe(Effect.provide(Layer.mergeAll(SqliteRunStoreLive(db()), BasicVerifierLive, QwenTokenCounterLive)))
+      )
+    )
+  }
+
+  const rows = [
+    { question: "Q medium: 1+1?", answer: "2", solution: "LEVEL:medium. 1+1 = \\boxed{2}" },
+    { question: "Q easy: 2+2?", answer: "4", solution: "LEVEL:easy \\boxed{4}" },
+    { question: "Q hard: 3+3?", answer: "6", solution: "LEVEL:hard. Consider the group Z... \\boxed{6}" },
+    { question: "Q stuck: 4+4?", answer: "8", solution: "LEVEL:stuck \\boxed{8}" },
+    { question: "Q wrong: 5+5?", answer: "10", solution: "LEVEL:wrong \\boxed{10}" },
+    { question: "Q garbage: 6+6?", answer: "12", solution: "LEVEL:garbage \\boxed{12}" },
+    { question: "Q mismatch: 7+7?", answer: "14", solution: "LEVEL:medium \\boxed{15}" },
+    { question: "Q long: 8+8?", answer: "16", output: `<think>${"Let me reconsider this again carefully. ".repeat(20)}LEVEL:hard</think>\n\nThe answer is \\boxed{16}.` },
+    { question: "Q choice: which is red?", choices: ["sky", "blood"], answer: "B", solution: "LEVEL:medium. Blood is red, so the answer is \\boxed{B}" }
+  ]
+
+  it("keeps medium, expands easy, simplifies hard, drops what never reaches medium or changes the answer, with every round recorded", async () => {
+    const file = join(tmp.dir, "traces.jsonl")
+    writeFileSync(file, jsonl(rows))
+    await Effect.runPromise(Effect.scoped(importFile(file).pipe(Effect.provide(SqliteRunStoreLive(db())))))
+    const { report, status, items } = await run()
+    const byQuestion = async (q: string): Promise<Item> => {
+      const problems = await Effect.runPromise(
+        Effect.scoped(Effect.flatMap(RunStore, (s) => s.getProblems(items.map((i) => i.problemId))).pipe(Effect.provide(SqliteRunStoreLive(db()))))
+      )
+      const p = problems.find((x) => x.question.startsWith(q))!
+      return items.find((i) => i.problemId === p.id)!
+    }
+    expect(report.verify).toMatchObject({ processed: 9, dropped: 1 })
+    expect(status).toMatchObject({ kept: 6, dropped: 3, pending: 0 })
+    expect(status.keptAs).toEqual({ "initial-medium": 4, "easy-to-medium": 1, "hard-to-medium": 1 })
+    expect(status.dropReasons).toEqual({ "answer-mismatch": 1, "max-rounds": 1, "rewrite-changed-answer": 1 })
+
+    const easy = await byQuestion("Q easy")
+    expect(easy).toMatchObject({ fate: "kept", keptAs: "easy-to-medium", stage: "done" })
+    expect(easy.rounds.map((r) => r.action)).toEqual(["verify", "judge", "expand", "judge"])
+    expect(easy.rounds[1]!.verdict).toMatchObject({ level: "easy", raw: "easy", promptVersion: "judge/v1" })
+    expect(easy.rounds[2]!.calls[0]).toMatchObject({ role: "rewriter", promptVersion: "expand/v1" })
+    expect(easy.original!.reasoning).toBe("LEVEL:easy \\boxed{4}")
+    expect(easy.trace!.origin).toBe("expand")
+
+    const stuck = await byQuestion("Q stuck")
+    expect(stuck.reason).toMatchObject({ code: "max-rounds", detail: expect.stringContaining("hard → hard → hard → hard") })
+    expect(stuck.rounds.filter((r) => r.action === "simplify")).toHaveLength(3)
+
+    const wrong = await byQuestion("Q wrong")
+    expect(wrong.reason!.code).toBe("rewrite-changed-answer")
+    expect(wrong.rounds.filter((r) => r.action === "simplify").map((r) => r.verification!.ok)).toEqual([false, false, false])
+
+    const garbage = await byQuestion("Q garbage")
+    expect(garbage.fate).toBe("kept")
+    expect(garbage.rounds.filter((r) => r.action === "judge").map((r) => r.verdict!.level)).toEqual(["unparseable", "medium"])
+
+    const long = await byQuestion("Q long")
+    expect(long.rounds[0]).toMatchObject({ action: "long-to-short" })
+    expect(long.original!.long).toBe(true)
+    expect(long.fate).toBe("kept")
+
+    const mismatch = await byQuestion("Q mismatch")
+    expect(mismatch.reason).toMatchObject({ code: "answer-mismatch", detail: "answer-mismatch: 15 vs reference 14" })
+
+    // The judge was asked with the recipe's prompt and a constrained choice.
+    const judged = server.requests.find((r) => r.messages[0]!.content.startsWith("You are a highly capable evaluator."))!
+    expect(judged.messages[0]!.content).toContain("(e.g., 7B)")
+
+    // A second run finds nothing pending and sends nothing.
+    const sent = server.requests.length
+    const again = await run()
+    expect(server.requests.length).toBe(sent)
+    expect(again.status).toEqual(status)
+  })
+
+  it("parses verdicts strictly", () => {
+    expect(parseVerdict("medium")).toBe("medium")
+    expect(parseVerdict("  **Hard**.\n")).toBe("hard")
+    expect(parseVerdict("<think>hmm, maybe easy</think>\n`EASY`")).toBe("easy")
+    expect(parseVerdict("medium, because it is balanced")).toBeUndefined()
+    expect(parseVerdict("The answer: medium")).toBeUndefined()
+    expect(parseVerdict("")).toBeUndefined()
+  })
+})

@@ -1,0 +1,285 @@
+import { Chunk, Effect, Option, Stream } from "effect"
+import type { CacheMode } from "../llm/LanguageModel.js"
+import { LanguageModel } from "../llm/LanguageModel.js"
+import { ChatRequest, type Completion } from "../llm/schema.js"
+import type { PipelineConfig } from "../pipeline/config.js"
+import type { RunEvent } from "../pipeline/events.js"
+import { Item, type KeptAs, type Stage } from "../schema/item.js"
+import type { Problem } from "../schema/problem.js"
+import { type CallRecord, Round, type Verification } from "../schema/round.js"
+import { Trace } from "../schema/trace.js"
+import { Verdict, type VerdictLevel } from "../schema/verdict.js"
+import { RunStore } from "../store/RunStore.js"
+import type { StoreError } from "../store/errors.js"
+import { TokenCounter } from "../tokens/TokenCounter.js"
+import { lastBoxed } from "../util/latex.js"
+import { extractLetter, Verifier } from "../verify/Verifier.js"
+import { loadPrompt, parseVerdict, traceTurn, type VersionedPrompt } from "./prompts.js"
+
+export interface ItemStageOptions {
+  readonly cache?: CacheMode | undefined
+  readonly concurrency: number
+  readonly onEvent?: ((event: RunEvent) => void) | undefined
+}
+
+export interface ItemStageReport {
+  readonly stage: string
+  readonly processed: number
+  readonly advanced: number
+  readonly kept: number
+  readonly dropped: number
+  /** Items left where they were because a model call failed after its retries; the next run retries them. */
+  readonly failed: number
+}
+
+/** A step's outcome: the item's new state, or a failure that leaves it pending where it was. */
+type StepResult = Item | { readonly failure: string }
+
+const PAGE = 200
+
+/** Pending items at a stage, a page at a time (keyset on id, so items that move on drop out). */
+const pendingAt = (stage: Stage): Stream.Stream<Item, StoreError, RunStore> =>
+  Stream.paginateChunkEffect(undefined as string | undefined, (afterId) =>
+    Effect.flatMap(RunStore, (store) => store.listItems({ stage, fate: "pending", afterId, limit: PAGE })).pipe(
+      Effect.map((page) => [Chunk.fromIterable(page), page.length < PAGE ? Option.none() : Option.some(page[page.length - 1]!.id as string)] as const)
+    )
+  )
+
+const callRecord = (role: CallRecord["role"], c: Completion, promptVersion: string): CallRecord => ({
+  role,
+  model: c.model,
+  promptVersion,
+  promptTokens: c.usage.promptTokens,
+  completionTokens: c.usage.completionTokens,
+  costUsd: c.costUsd,
+  latencyMs: c.latencyMs,
+  cached: c.cached
+})
+
+/** The answer a rewritten trace states itself (never carried over from the trace it replaced). */
+const statedAnswer = (problem: Problem, text: string): string | undefined =>
+  problem.choices !== undefined ? extractLetter(text) : lastBoxed(text)
+
+const dropCode = (v: Verification) => /^[a-z-]+(?=:)/.exec(v.reason)?.[0] ?? "answer-mismatch"
+
+/**
+ * Runs `step` over every pending item at `stage`, `concurrency` at a time, saving each item as
+ * soon as its step is done (one transaction), and reports counts.
+ */
+const runItemStage = (
+  name: string,
+  stage: Stage,
+  options: ItemStageOptions,
+  step: (item: Item, problem: Problem) => Effect.Effect<StepResult, StoreError, RunStore | LanguageModel | Verifier | TokenCounter>
+) =>
+  Effect.gen(function* () {
+    const store = yield* RunStore
+    const counts = { processed: 0, advanced: 0, kept: 0, dropped: 0, failed: 0 }
+    const started = Date.now()
+    const emit = options.onEvent ?? (() => {})
+    yield* pendingAt(stage).pipe(
+      Stream.mapEffect(
+        (item) =>
+          Effect.gen(function* () {
+            const problem = yield* store.getProblem(item.problemId)
+            if (Option.isNone(problem)) return
+            const next = yield* step(item, problem.value)
+            counts.processed++
+            if (!(next instanceof Item)) {
+              counts.failed++
+              emit({ _tag: "item", stage: name, itemId: item.id, problemId: item.problemId, outcome: "failed", reason: next.failure })
+              return
+            }
+            yield* store.saveItem(next)
+            if (next.fate === "kept") counts.kept++
+            else if (next.fate === "dropped") counts.dropped++
+            else counts.advanced++
+            emit({
+              _tag: "item",
+              stage: name,
+              itemId: item.id,
+              problemId: item.problemId,
+              outcome: next.fate === "dropped" ? "dropped" : "ok",
+              reason: next.reason !== undefined ? `${next.reason.code}: ${next.reason.detail}` : undefined
+            })
+          }),
+        { concurrency: options.concurrency, unordered: true }
+      ),
+      Stream.runDrain
+    )
+    emit({ _tag: "stage-done", stage: name, done: counts.processed, failed: counts.failed, skipped: 0, elapsedMs: Date.now() - started })
+    return { stage: name, ...counts } satisfies ItemStageReport
+  })
+
+const now = () => new Date().toISOString()
+
+/**
+ * Stage 1, long-to-short: imported and teacher traces waiting at `collect` move to `verify`;
+ * long (R1-style) ones above the token threshold are first rewritten with the simplify prompt.
+ */
+export const longToShortStage = (config: PipelineConfig, options: ItemStageOptions) =>
+  Effect.gen(function* () {
+    const lm = yield* LanguageModel
+    const counter = yield* TokenCounter
+    const prompt = loadPrompt("simplify", config.stages.align.smallModel)
+    const threshold = config.stages.collect.longToShortAboveTokens
+    const sampling = config.models.rewriter?.sampling ?? {}
+    return yield* runItemStage("long-to-short", "collect", options, (item, problem) =>
+      Effect.gen(function* () {
+        const trace = item.trace
+        if (trace === undefined) return new Item({ ...item, fate: "dropped", reason: { code: "no-trace", detail: "the item has no trace" }, updatedAt: now() })
+        const tokens = counter.count(trace.reasoning)
+        if (!trace.long || tokens <= threshold) return new Item({ ...item, stage: "verify", updatedAt: now() })
+        if (!lm.roles.includes("rewriter")) {
+          return new Item({ ...item, fate: "dropped", reason: { code: "no-rewriter", detail: `a ${tokens}-token trace needs long-to-short, and no rewriter is configured` }, updatedAt: now() })
+        }
+        const startedAt = now()
+        const result = yield* lm
+          .complete("rewriter", rewriteRequest(prompt, problem, trace, sampling), { cache: options.cache })
+          .pipe(Effect.either)
+        if (result._tag === "Left") return { failure: `rewriter: ${result.left._tag}: ${result.left.message}` }
+        const c = result.right
+        const short = new Trace({ reasoning: c.text.trim(), finalAnswer: statedAnswer(problem, c.text), origin: "long-to-short", model: c.model, promptVersion: prompt.version })
+        return new Item({
+          ...item,
+          stage: "verify",
+          trace: short,
+          original: item.original ?? trace,
+          rounds: [
+            ...item.rounds,
+            new Round({ index: item.rounds.length, action: "long-to-short", input: trace, output: short, calls: [callRecord("rewriter", c, prompt.version)], startedAt, finishedAt: now(), note: `${tokens} reasoning tokens above ${threshold}` })
+          ],
+          updatedAt: now()
+        })
+      })
+    )
+  })
+
+/** Answer verification: a trace moves on to alignment only if it reaches the reference answer. */
+export const verifyStage = (options: ItemStageOptions) =>
+  Effect.gen(function* () {
+    const verifier = yield* Verifier
+    return yield* runItemStage("verify", "verify", options, (item, problem) =>
+      Effect.gen(function* () {
+        const startedAt = now()
+        const v = yield* verifier.verify(problem, item.trace!)
+        const round = new Round({ index: item.rounds.length, action: "verify", input: item.trace, verification: v, calls: [], startedAt, finishedAt: now(), note: verifier.name })
+        return v.ok
+          ? new Item({ ...item, stage: "align", rounds: [...item.rounds, round], updatedAt: now() })
+          : new Item({ ...item, fate: "dropped", reason: { code: dropCode(v), detail: v.reason }, rounds: [...item.rounds, round], updatedAt: now() })
+      })
+    )
+  })
+
+const rewriteRequest = (prompt: VersionedPrompt, problem: Problem, trace: Trace, sampling: NonNullable<PipelineConfig["models"]["rewriter"]>["sampling"], sample = 0) =>
+  new ChatRequest({
+    messages: [
+      { role: "system", content: prompt.text },
+      { role: "user", content: traceTurn(problem, trace) }
+    ],
+    temperature: sampling.temperature,
+    top_p: sampling.top_p,
+    max_tokens: sampling.max_tokens,
+    seed: sampling.seed !== undefined ? sampling.seed + sample : undefined,
+    stop: sampling.stop
+  })
+
+/**
+ * Stage 2, cognitive alignment: judge each verified trace from a small model's point of view;
+ * medium is kept, easy is expanded, hard is simplified; every rewrite is verified (and re-tried
+ * when it no longer reaches the answer) and judged again, up to `maxRounds` rewrites. Every call
+ * is recorded as a round; an item that never reaches medium is dropped with the reason.
+ */
+export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
+  Effect.gen(function* () {
+    const lm = yield* LanguageModel
+    const verifier = yield* Verifier
+    const settings = config.stages.align
+    const judgePrompt = loadPrompt("judge", settings.smallModel)
+    const expandPrompt = loadPrompt("expand", settings.smallModel)
+    const simplifyPrompt = loadPrompt("simplify", settings.smallModel)
+    const judgeSampling = config.models.judge?.sampling ?? {}
+    const rewriteSampling = config.models.rewriter?.sampling ?? {}
+
+    return yield* runItemStage("align", "align", options, (start, problem) =>
+      Effect.gen(function* () {
+        const rounds = [...start.rounds]
+        const push = (r: Omit<ConstructorParameters<typeof Round>[0], "index">) => rounds.push(new Round({ ...r, index: rounds.length }))
+        const finish = (fields: { fate: Item["fate"]; keptAs?: KeptAs; reason?: Item["reason"]; trace: Trace }) =>
+          new Item({ ...start, ...fields, stage: "done", original: start.original ?? (fields.trace !== start.trace ? start.trace : undefined), rounds, updatedAt: now() })
+        let trace = start.trace!
+        let first: VerdictLevel | undefined
+        const history: Array<string> = []
+        for (let round = 0; ; round++) {
+          // Judge, re-asking an unparseable reply up to judgeRetries times.
+          let level: VerdictLevel = "unparseable"
+          for (let ask = 0; ask <= settings.judgeRetries; ask++) {
+            const startedAt = now()
+            const request = new ChatRequest({
+              messages: [
+                { role: "system", content: judgePrompt.text },
+                { role: "user", content: traceTurn(problem, trace) }
+              ],
+              temperature: judgeSampling.temperature,
+              top_p: judgeSampling.top_p,
+              max_tokens: judgeSampling.max_tokens,
+              choice: ["easy", "medium", "hard"]
+            })
+            const result = yield* lm.complete("judge", request, { sampleIndex: ask, cache: options.cache }).pipe(Effect.either)
+            if (result._tag === "Left") return { failure: `judge: ${result.left._tag}: ${result.left.message}` }
+            const c = result.right
+            const parsed = parseVerdict(c.text)
+            push({
+              action: "judge",
+              input: trace,
+              verdict: new Verdict({ level: parsed ?? "unparseable", raw: c.text, model: c.model, promptVersion: judgePrompt.version }),
+              calls: [callRecord("judge", c, judgePrompt.version)],
+              startedAt,
+              finishedAt: now(),
+              note: parsed === undefined ? `unparseable reply, ask ${ask + 1} of ${settings.judgeRetries + 1}` : undefined
+            })
+            if (parsed !== undefined) {
+              level = parsed
+              break
+            }
+          }
+          if (level === "unparseable") {
+            return finish({ fate: "dropped", reason: { code: "judge-unparseable", detail: `no easy/medium/hard after ${settings.judgeRetries + 1} asks` }, trace })
+          }
+          history.push(level)
+          first ??= level
+          if (level === "medium") {
+            const keptAs: KeptAs = first === "medium" ? "initial-medium" : first === "easy" ? "easy-to-medium" : "hard-to-medium"
+            return finish({ fate: "kept", keptAs, trace })
+          }
+          if (round >= settings.maxRounds) {
+            return finish({ fate: "dropped", reason: { code: "max-rounds", detail: `not medium after ${settings.maxRounds} rewrites (verdicts: ${history.join(" → ")})` }, trace })
+          }
+          if (!lm.roles.includes("rewriter")) {
+            return finish({ fate: "dropped", reason: { code: "no-rewriter", detail: `judged ${level}; no rewriter is configured` }, trace })
+          }
+          // Rewrite: expand an easy trace, simplify a hard one; the rewrite must keep the answer.
+          const prompt = level === "easy" ? expandPrompt : simplifyPrompt
+          let rewritten: Trace | undefined
+          let lastReason = ""
+          for (let attempt = 0; attempt <= settings.rewriteRetries && rewritten === undefined; attempt++) {
+            const startedAt = now()
+            const result = yield* lm
+              .complete("rewriter", rewriteRequest(prompt, problem, trace, rewriteSampling, attempt), { sampleIndex: attempt, cache: options.cache })
+              .pipe(Effect.either)
+            if (result._tag === "Left") return { failure: `rewriter: ${result.left._tag}: ${result.left.message}` }
+            const c = result.right
+            const candidate = new Trace({ reasoning: c.text.trim(), finalAnswer: statedAnswer(problem, c.text), origin: prompt.name as "expand" | "simplify", model: c.model, promptVersion: prompt.version })
+            const v = yield* verifier.verify(problem, candidate)
+            push({ action: prompt.name as "expand" | "simplify", input: trace, output: candidate, verification: v, calls: [callRecord("rewriter", c, prompt.version)], startedAt, finishedAt: now() })
+            if (v.ok) rewritten = candidate
+            else lastReason = v.reason
+          }
+          if (rewritten === undefined) {
+            return finish({ fate: "dropped", reason: { code: "rewrite-changed-answer", detail: `no ${prompt.name} kept the answer after ${settings.rewriteRetries + 1} tries (${lastReason})` }, trace })
+          }
+          trace = rewritten
+        }
+      })
+    )
+  })

@@ -1,0 +1,85 @@
+import { Context, Effect, Layer } from "effect"
+import type { Verification } from "../schema/round.js"
+import type { Problem } from "../schema/problem.js"
+import type { Trace } from "../schema/trace.js"
+import { lastBoxed } from "../util/latex.js"
+
+/**
+ * Decides whether a trace reaches the problem's reference answer. The core declares the interface
+ * (stage 1 and the rewrite loop use it); the evaluator's graders implement it in full.
+ */
+export interface VerifierShape {
+  readonly name: string
+  readonly verify: (problem: Problem, trace: Trace) => Effect.Effect<Verification>
+}
+
+export class Verifier extends Context.Tag("@fastcot/core/Verifier")<Verifier, VerifierShape>() {}
+
+const stripLatex = (s: string): string =>
+  s
+    .replace(/\\left|\\right|\\!|\\,|\\;|\\:|\\ /g, "")
+    .replace(/\\dfrac|\\tfrac/g, "\\frac")
+    .replace(/\\text\{([^}]*)\}|\\mathrm\{([^}]*)\}|\\textbf\{([^}]*)\}/g, "$1$2$3")
+    .replace(/\^\{?\\circ\}?|°/g, "")
+    .replace(/\$/g, "")
+    .replace(/\s+/g, "")
+    .replace(/[.。]$/, "")
+    .replace(/^([a-zA-Z]|\\theta)=/, "")
+    .replace(/(\d),(\d{3})(?!\d)/g, "$1$2")
+
+/** A number from `3`, `-2.5`, `\frac{3}{4}`, `3/4` or `50\%` (as 50), else undefined. */
+const asNumber = (s: string): number | undefined => {
+  const t = s.replace(/\\%|%/g, "")
+  const frac = /^(-?)\\frac\{?(-?\d+(?:\.\d+)?)\}?\{?(-?\d+(?:\.\d+)?)\}?$/.exec(t) ?? /^(-?)(-?\d+(?:\.\d+)?)\/(-?\d+(?:\.\d+)?)$/.exec(t)
+  if (frac !== null) {
+    const value = Number(frac[2]) / Number(frac[3])
+    return frac[1] === "-" ? -value : value
+  }
+  return /^-?\d+(?:\.\d+)?$/.test(t) ? Number(t) : undefined
+}
+
+const LETTER = /(?:\\boxed\{\s*\(?([A-Z])\)?\s*\}|answer is:?\s*\(?([A-Z])\)?(?![a-zA-Z])|^\(?([A-Z])\)?\.?$)/g
+
+/** The chosen letter: the last boxed letter, else the last "answer is X"; "no answer" otherwise. */
+export const extractLetter = (text: string): string | undefined => {
+  let letter: string | undefined
+  for (const m of text.trim().matchAll(LETTER)) letter = m[1] ?? m[2] ?? m[3]
+  return letter
+}
+
+/**
+ * A basic verifier: multiple choice by letter; math by the last `\boxed{}` compared after LaTeX
+ * normalisation, then numerically; code cannot be verified without the evaluator's sandbox and is
+ * reported as such.
+ */
+export const basicVerifier: VerifierShape = {
+  name: "basic/v1",
+  verify: (problem, trace) =>
+    Effect.sync((): Verification => {
+      const text = `${trace.reasoning}\n\n${trace.finalAnswer ?? ""}`
+      if (problem.answer === undefined || problem.answer.trim() === "") {
+        return { ok: false, reason: "no-reference: the problem has no reference answer" }
+      }
+      if (problem.domain === "code") {
+        return { ok: false, reason: "unverifiable: code needs the evaluator's sandbox, which this version does not have" }
+      }
+      if (problem.choices !== undefined) {
+        const letter = extractLetter(trace.finalAnswer ?? "") ?? extractLetter(text)
+        if (letter === undefined) return { ok: false, reason: "no-answer: no chosen letter found" }
+        return { ok: letter === problem.answer.trim(), extracted: letter, reason: letter === problem.answer.trim() ? "letter matches" : `answer-mismatch: chose ${letter}, reference ${problem.answer}` }
+      }
+      const boxed = lastBoxed(trace.finalAnswer ?? "") ?? lastBoxed(text)
+      if (boxed === undefined) return { ok: false, reason: "no-answer: no \\boxed{} answer found" }
+      const a = stripLatex(boxed)
+      const b = stripLatex(problem.answer)
+      if (a === b) return { ok: true, extracted: boxed, reason: "matches after normalisation" }
+      const x = asNumber(a)
+      const y = asNumber(b)
+      if (x !== undefined && y !== undefined && Math.abs(x - y) <= 1e-9 * Math.max(1, Math.abs(y))) {
+        return { ok: true, extracted: boxed, reason: "numerically equal" }
+      }
+      return { ok: false, extracted: boxed, reason: `answer-mismatch: ${boxed} vs reference ${problem.answer}` }
+    })
+}
+
+export const BasicVerifierLive = Layer.succeed(Verifier, basicVerifier)
