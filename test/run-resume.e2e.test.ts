@@ -40,7 +40,7 @@ describe("fastcot run, killed with SIGKILL and resumed (scripted loopback teache
       child.stderr.on("data", (d) => (stderr += d))
       child.on("exit", (status) => resolve({ status, stdout, stderr }))
     })
-  const runArgs = () => ["run", "--teacher", `openai:e2e-teacher@${server.baseUrl}`, "--api-key-env", "FASTCOT_E2E_KEY", "--concurrency", "8", "--no-tui"]
+  const runArgs = () => ["run", "--stages", "teacher", "--teacher", `openai:e2e-teacher@${server.baseUrl}`, "--api-key-env", "FASTCOT_E2E_KEY", "--concurrency", "8", "--no-tui"]
 
   const storedQuestions = (workspace: string) => {
     const db = new Database(join(workspace, "fastcot.db"), { readonly: true })
@@ -81,7 +81,7 @@ describe("fastcot run, killed with SIGKILL and resumed (scripted loopback teache
 
     const resumed = await fastcot(crashed, runArgs())
     expect(resumed.status, resumed.stderr).toBe(0)
-    expect(resumed.stdout).toMatch(new RegExp(`teacher: ${500 - before.size} sampled, 0 failed, ${before.size} already done`))
+    expect(resumed.stdout).toMatch(new RegExp(`teacher +${500 - before.size} sampled, 0 failed, ${before.size} already done`))
     const resent = server.requests.slice(sentBefore).filter((r) => before.has(r.messages[1]!.content.split("\n\nPlease reason step by step")[0]!.trim()))
     expect(resent).toHaveLength(0)
     expect(server.requests.slice(sentBefore).every((r) => r.headers["authorization"] === `Bearer ${KEY}`)).toBe(true)

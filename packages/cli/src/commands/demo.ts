@@ -1,70 +1,97 @@
 import { Command, Options } from "@effect/cli"
 import {
   applyOverrides,
+  BasicVerifierLive,
   buildRoles,
   defaultPipelineText,
   exportDataset,
   LanguageModel,
   makeLanguageModel,
   parsePipeline,
+  QwenTokenCounterLive,
   RunStore,
-  sampleTeacher,
+  runPipeline,
+  sha256Hex,
   workspacePaths
 } from "@fastcot/core"
-import { startScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { type ScriptedRequest, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
 import { Effect, Either, Layer } from "effect"
+import { readFileSync } from "node:fs"
 import { rm } from "node:fs/promises"
 import { join, relative } from "node:path"
-import { stdout, storeLayer, tokenLayer } from "../shared.js"
-import { initWorkspace } from "./init.js"
+import { stdout, storeLayer } from "../shared.js"
+import { initWorkspace, SAMPLE_PROBLEMS } from "./init.js"
 
 const workspace = Options.text("workspace").pipe(
   Options.withDefault(".fastcot-demo"),
   Options.withDescription("The demo's workspace (recreated on every run).")
 )
 
+/**
+ * The demo's SCRIPTED models (no model behind them): a teacher that knows the sample problems'
+ * answers (and gets one wrong on purpose), a judge whose verdicts follow a hash of the trace, and
+ * rewriters that keep the answer. Their text is canned; the pipeline around them is the real one.
+ */
+const demoScript = () => {
+  const answers = new Map<string, string>()
+  for (const line of readFileSync(SAMPLE_PROBLEMS, "utf8").trim().split("\n")) {
+    const row = JSON.parse(line) as { problem?: string; question?: string; answer?: string }
+    if (row.answer !== undefined) answers.set((row.problem ?? row.question)!, row.answer)
+  }
+  return (r: ScriptedRequest) => {
+    const system = r.messages[0]?.content ?? ""
+    const user = r.messages[r.messages.length - 1]?.content ?? ""
+    if (system.includes("highly capable evaluator")) {
+      const rewritten = /Reasoning process:\n\(rewritten/.test(user)
+      const h = parseInt(sha256Hex(user).slice(0, 2), 16)
+      return { content: rewritten ? "medium" : (["easy", "medium", "hard", "medium"] as const)[h % 4]! }
+    }
+    if (system.includes("extending") || system.includes("simplifying")) {
+      const answer = /Answer:\n(.*)\n/.exec(user)?.[1] ?? ""
+      const verb = system.includes("extending") ? "expanded" : "simplified"
+      return { content: `(rewritten, ${verb}; scripted text)\n\nStep 1: restate what is asked.\n\nStep 2: work it out.\n\nSo the answer is \\boxed{${answer}}.` }
+    }
+    const question = [...answers.keys()].find((q) => user.startsWith(q))
+    const answer = question === undefined ? "?" : question.includes("hexagon") ? "540" : answers.get(question)!
+    return { content: `(scripted teacher, canned text) Step 1: read the problem.\n\nStep 2: compute.\n\nThe answer is \\boxed{${answer}}.` }
+  }
+}
+
 export const demoCommand = Command.make("demo", { workspace }, (args) =>
-  Effect.scoped(Effect.gen(function* () {
-    const paths = workspacePaths(args.workspace)
-    yield* Effect.promise(() => rm(paths.root, { recursive: true, force: true }))
-    const rel = (p: string) => relative(process.cwd(), p) || p
-    yield* stdout(`fastcot demo: a fresh workspace in ${rel(paths.root)}, on the embedded defaults (SQLite store, sample problems)`)
-    const { report } = yield* initWorkspace(args.workspace)
-    yield* stdout(`1. import   ${report.rows} sample problems (math, science multiple choice, code) -> ${report.problemsAdded} problems`)
-    const status = yield* Effect.flatMap(RunStore, (s) => s.status).pipe(Effect.provide(storeLayer(args.workspace)))
-    yield* stdout(`2. status   ${status.problems} problems: ${Object.entries(status.domains).map(([d, n]) => `${n} ${d}`).join(", ")}`)
-    // A scripted teacher on 127.0.0.1: no model behind it, so its text is canned, and some of its
-    // replies fail on purpose to show retries.
-    const teacher = yield* Effect.acquireRelease(
-      Effect.promise(() =>
-        startScriptedServer({
-          latencyMs: 30,
-          faultRate: 0.2,
-          faults: ["429", "500"],
-          retryAfterSeconds: 0.05,
-          script: (r) => ({ content: `(scripted teacher, canned text) Step 1: read the problem.\n\nStep 2: ${(r.messages[1]?.content ?? "").slice(0, 60)}...\n\nThe answer is \\boxed{42}.` })
-        })
-      ),
-      (server) => Effect.promise(() => server.close())
-    )
-    yield* stdout(`3. teacher  a SCRIPTED teacher on ${teacher.baseUrl} (canned replies, 20% injected 429/500 faults)`)
-    const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in pipeline"))
-    const config = applyOverrides(base, { teacher: `openai:scripted-teacher@${teacher.baseUrl}`, concurrency: 4 })
-    const roles = Either.getOrThrow(buildRoles(config, {}, ["teacher"]))
-    const sampled = yield* Effect.gen(function* () {
-      const lm = yield* makeLanguageModel(roles)
-      const report = yield* sampleTeacher(config, { concurrency: 4 }).pipe(Effect.provideService(LanguageModel, lm))
-      const stats = (yield* lm.stats)[0]!
-      return { report, stats }
-    }).pipe(Effect.provide(storeLayer(args.workspace)))
-    yield* stdout(
-      `           ${sampled.report.done} traces sampled, ${sampled.stats.retries} retries after injected faults, ${sampled.report.failed} failed`
-    )
-    yield* stdout("   verify and align: not built yet; the traces wait at the verify stage")
-    const exported = yield* exportDataset({ format: "openai", out: join(paths.exports, "openai", "train.jsonl") }).pipe(
-      Effect.provide(Layer.merge(storeLayer(args.workspace), tokenLayer))
-    )
-    yield* stdout(`4. export   ${exported.counts.train} kept items -> ${rel(exported.files.train)} (card: ${rel(exported.files.card)})`)
-    yield* stdout(`done. Look around with: npx fastcot status --workspace ${rel(paths.root)}`)
-  }))
-).pipe(Command.withDescription("Run the whole recipe offline on the embedded defaults, in a fresh demo workspace.\nExamples:\n  fastcot demo"))
+  Effect.scoped(
+    Effect.gen(function* () {
+      const paths = workspacePaths(args.workspace)
+      yield* Effect.promise(() => rm(paths.root, { recursive: true, force: true }))
+      const rel = (p: string) => relative(process.cwd(), p) || p
+      yield* stdout(`fastcot demo: a fresh workspace in ${rel(paths.root)}, on the embedded defaults (SQLite store, sample problems)`)
+      const { report } = yield* initWorkspace(args.workspace)
+      yield* stdout(`1. import   ${report.rows} sample problems (math, science multiple choice, code) -> ${report.problemsAdded} problems`)
+      const models = yield* Effect.acquireRelease(
+        Effect.promise(() => startScriptedServer({ latencyMs: 30, faultRate: 0.15, faults: ["429", "500"], retryAfterSeconds: 0.05, script: demoScript() })),
+        (server) => Effect.promise(() => server.close())
+      )
+      yield* stdout(`2. models   SCRIPTED teacher, judge and rewriter on ${models.baseUrl}: canned text, no model behind them,`)
+      yield* stdout("           15% injected 429/500 faults to show the retries")
+      const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in pipeline"))
+      const spec = `openai:scripted@${models.baseUrl}`
+      const config = applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency: 4 })
+      const roles = Either.getOrThrow(buildRoles(config, {}))
+      const run = yield* Effect.gen(function* () {
+        const lm = yield* makeLanguageModel(roles)
+        const result = yield* runPipeline(config).pipe(Effect.provideService(LanguageModel, lm))
+        const stats = yield* lm.stats
+        const status = yield* Effect.flatMap(RunStore, (s) => s.status)
+        return { result, retries: stats.reduce((n, s) => n + s.retries, 0), status }
+      }).pipe(Effect.provide(Layer.mergeAll(storeLayer(args.workspace), BasicVerifierLive, QwenTokenCounterLive)))
+      const { result, status } = run
+      yield* stdout(`3. teacher  ${result.teacher?.done ?? 0} traces sampled (${run.retries} retries after injected faults)`)
+      yield* stdout(`4. verify   ${result.verify?.advanced ?? 0} reach the reference answer; ${result.verify?.dropped ?? 0} dropped (${Object.entries(status.dropReasons).map(([k, n]) => `${n} ${k}`).join(", ")})`)
+      yield* stdout(`5. align    ${status.kept} kept: ${Object.entries(status.keptAs).map(([k, n]) => `${n} ${k}`).join(", ")}`)
+      const exported = yield* exportDataset({ format: "openai", out: join(paths.exports, "openai", "train.jsonl") }).pipe(
+        Effect.provide(Layer.merge(storeLayer(args.workspace), QwenTokenCounterLive))
+      )
+      yield* stdout(`6. export   ${exported.counts.train} SFT examples -> ${rel(exported.files.train)} (card: ${rel(exported.files.card)})`)
+      yield* stdout(`done. Look around: npx fastcot status --workspace ${rel(paths.root)}`)
+    })
+  )
+).pipe(Command.withDescription("Run the whole recipe offline on the embedded defaults, in a fresh demo workspace, with scripted models.\nExamples:\n  fastcot demo"))

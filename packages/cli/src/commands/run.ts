@@ -6,12 +6,15 @@ import {
   LanguageModel,
   makeLanguageModel,
   parsePipeline,
-  roleConcurrency,
+  BasicVerifierLive,
+  QwenTokenCounterLive,
   RunStore,
   type RunEvent,
-  sampleTeacher
+  runPipeline,
+  type StageName,
+  STAGES
 } from "@fastcot/core"
-import { Effect, Either, Option } from "effect"
+import { Effect, Either, Layer, Option } from "effect"
 import { readFile } from "node:fs/promises"
 import { CliFailure, usage } from "../failure.js"
 import { progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
@@ -25,6 +28,10 @@ const noTui = Options.boolean("no-tui").pipe(Options.withDescription("Plain prog
 const json = Options.boolean("json").pipe(Options.withDescription("Print progress events as JSON lines."))
 const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neither read nor write the LLM response cache."))
 const refresh = Options.boolean("refresh").pipe(Options.withDescription("Ignore cached responses, and store the new ones."))
+const stages = Options.text("stages").pipe(
+  Options.withDefault(STAGES.join(",")),
+  Options.withDescription(`Which stages to run, in order: ${STAGES.join(", ")}.`)
+)
 const limit = Options.integer("limit").pipe(Options.optional, Options.withDescription("Only the first N problems (a trial run)."))
 
 const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {
@@ -38,7 +45,7 @@ const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {
 
 export const runCommand = Command.make(
   "run",
-  { pipeline, teacher: spec("teacher"), rewriter: spec("rewriter"), judge: spec("judge"), apiKeyEnv, concurrency, noTui, json, noCache, refresh, limit, workspace: workspaceOption },
+  { pipeline, teacher: spec("teacher"), rewriter: spec("rewriter"), judge: spec("judge"), apiKeyEnv, concurrency, noTui, json, noCache, refresh, limit, stages, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
       const file = Option.getOrUndefined(args.pipeline)
@@ -55,7 +62,14 @@ export const runCommand = Command.make(
         apiKeyEnv: Option.getOrUndefined(args.apiKeyEnv),
         concurrency: Option.getOrUndefined(args.concurrency)
       })
-      const roles = buildRoles(config, process.env)
+      const wanted = args.stages.split(",").map((x) => x.trim()).filter((x) => x !== "")
+      const unknown = wanted.filter((x) => !(STAGES as ReadonlyArray<string>).includes(x))
+      if (unknown.length > 0) return yield* usage(`--stages: unknown stage ${unknown.join(", ")}; the stages are ${STAGES.join(", ")}`)
+      const needed = new Set<"teacher" | "rewriter" | "judge">()
+      if (wanted.includes("teacher")) needed.add("teacher")
+      if (wanted.includes("long-to-short") || wanted.includes("align")) needed.add("rewriter")
+      if (wanted.includes("align")) needed.add("judge")
+      const roles = buildRoles(config, process.env, [...needed])
       if (Either.isLeft(roles)) return yield* usage(roles.left)
       const cache = args.noCache ? "off" : args.refresh ? "refresh" : "use"
 
@@ -80,25 +94,36 @@ export const runCommand = Command.make(
       }
       if (!args.json) yield* stderr(`fastcot run: ${config.name} on ${status.problems} problems (workspace ${store.location})`)
       const lm = yield* makeLanguageModel(roles.right, { cache })
-      const report = yield* sampleTeacher(config, { cache, concurrency: roleConcurrency(config, "teacher"), onEvent, limit: Option.getOrUndefined(args.limit) }).pipe(
-        Effect.provideService(LanguageModel, lm)
-      )
+      const report = yield* runPipeline(config, {
+        cache,
+        onEvent,
+        limit: Option.getOrUndefined(args.limit),
+        stages: wanted as ReadonlyArray<StageName>
+      }).pipe(Effect.provideService(LanguageModel, lm), Effect.provide(Layer.merge(BasicVerifierLive, QwenTokenCounterLive)))
       progress.clear()
       const stats = yield* lm.stats
+      const failed = (report.teacher?.failed ?? 0) + (report.longToShort?.failed ?? 0) + (report.align?.failed ?? 0)
       if (!args.json) {
-        yield* stdout(`teacher: ${report.done} sampled, ${report.failed} failed, ${report.skipped} already done (of ${report.total})`)
+        if (report.teacher !== undefined) {
+          yield* stdout(`teacher        ${report.teacher.done} sampled, ${report.teacher.failed} failed, ${report.teacher.skipped} already done (of ${report.teacher.total})`)
+        }
+        for (const r of [report.longToShort, report.verify, report.align]) {
+          if (r === undefined) continue
+          yield* stdout(`${r.stage.padEnd(14)} ${r.processed} items: ${r.advanced} moved on, ${r.kept} kept, ${r.dropped} dropped, ${r.failed} failed`)
+        }
         for (const s of stats.filter((x) => x.requests > 0 || x.cacheHits > 0)) {
           yield* stdout(`  ${s.role} ${s.model} @ ${s.endpoint}: ${s.requests} requests, ${s.retries} retries, ${s.cacheHits} cache hits, ${s.promptTokens}+${s.completionTokens} tokens, $${s.costUsd.toFixed(4)}`)
         }
-        yield* stdout("verify and align: not built yet; the sampled traces wait at the verify stage (fastcot status)")
+        const after = yield* store.status
+        yield* stdout(`workspace      ${after.kept} kept (${Object.entries(after.keptAs).map(([k, n]) => `${n} ${k}`).join(", ") || "none"}), ${after.dropped} dropped, ${after.pending} pending`)
       }
-      if (report.failed > 0) {
-        return yield* new CliFailure({ message: `${report.failed} teacher calls failed; run again to retry them`, exitCode: 1 })
+      if (failed > 0) {
+        return yield* new CliFailure({ message: `${failed} model calls failed after their retries; run again to retry them`, exitCode: 1 })
       }
     }).pipe(Effect.provide(storeLayer(args.workspace)))
 ).pipe(
   Command.withDescription(
-    "Run or resume the pipeline: teacher sampling now (verification and alignment come next).\n" +
+    "Run or resume the recipe: teacher sampling, long-to-short, answer verification, then judge -> expand/simplify until medium.\n" +
       "Examples:\n  fastcot run --teacher openai:deepseek-chat@https://api.deepseek.com/v1 --api-key-env DEEPSEEK_API_KEY\n" +
       "  fastcot run apps/distilqwen-ds3-0324/pipeline.yaml --limit 20\n  fastcot run --teacher openai:qwen@http://127.0.0.1:8000/v1 --json"
   )

@@ -107,6 +107,8 @@ describe("export", () => {
     const rows = readJsonl(report.files.train) as Array<{ messages: Array<{ role: string; content: string }> }>
     expect(rows).toHaveLength(kept)
     expect(report.files.validation).toBeUndefined()
+    const science = rows.find(({ messages }) => messages[1]!.content.startsWith("Question 0?"))!
+    expect(science.messages[1]!.content).toContain("A. one\nB. two\nC. three")
     for (const { messages } of rows) {
       expect(messages.map((m) => m.role)).toEqual(["system", "user", "assistant"])
       expect(messages[0]!.content).toBe(DEFAULT_SYSTEM_PROMPT)

@@ -6,6 +6,7 @@ import type { Item } from "../schema/item.js"
 import type { Problem } from "../schema/problem.js"
 import { type ChatMessage, SftSample, type Split } from "../schema/sft.js"
 import type { Trace } from "../schema/trace.js"
+import { problemPrompt } from "../pipeline/prompts.js"
 import { RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
 import { type LengthStats, lengthStats, TokenCounter } from "../tokens/TokenCounter.js"
@@ -65,7 +66,9 @@ export const toSftSample = (problem: Problem, item: Item, systemPrompt: string, 
   const split: Split = valFraction > 0 && parseInt(sha256Hex(item.id).slice(0, 8), 16) / 0x1_0000_0000 < valFraction ? "validation" : "train"
   const messages: Array<ChatMessage> = []
   if (systemPrompt !== "") messages.push({ role: "system", content: systemPrompt })
-  messages.push({ role: "user", content: problem.question })
+  // The user turn the student will see at evaluation time: lettered options for multiple
+  // choice, the boxed-answer instruction for math, the program request for code.
+  messages.push({ role: "user", content: problemPrompt(problem) })
   messages.push({ role: "assistant", content: assistantContent(problem, trace) })
   return new SftSample({ itemId: item.id, problemId: problem.id, split, messages })
 }

@@ -1,6 +1,7 @@
 import { Either, ParseResult, Schema } from "effect"
 import { isMap, isSeq, LineCounter, parseDocument } from "yaml"
 import { DEFAULT_SYSTEM_PROMPT } from "../io/exportDataset.js"
+import { MATH_INSTRUCTION } from "./prompts.js"
 
 export const Sampling = Schema.Struct({
   temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
@@ -39,9 +40,7 @@ export const CollectSettings = Schema.Struct({
   /** Teacher samples per problem (0 turns teacher sampling off). */
   samplesPerProblem: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 1024)), { default: () => 1 }),
   systemPrompt: Schema.optionalWith(Schema.String, { default: () => DEFAULT_SYSTEM_PROMPT }),
-  mathInstruction: Schema.optionalWith(Schema.String, {
-    default: () => "Please reason step by step, and put your final answer within \\boxed{}."
-  }),
+  mathInstruction: Schema.optionalWith(Schema.String, { default: () => MATH_INSTRUCTION }),
   /** Long (R1-style) traces with more reasoning tokens than this are rewritten short. */
   longToShortAboveTokens: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 1024 }),
   /** A reply cut off at max_tokens: dropped (default) or kept, marked truncated. */

@@ -4,11 +4,14 @@ const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 export const TEACHER_PROMPT_VERSION = "teacher/v1"
 
+/** The common reasoning-evaluation instruction for math (Qwen2.5-Math, DeepSeek-R1 evaluations). */
+export const MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
 /**
  * The user turn for a problem: math asks for a boxed answer; multiple choice lists lettered
  * options and asks for the letter; code asks for a Python program in a fenced block.
  */
-export const problemPrompt = (problem: Problem, mathInstruction: string): string => {
+export const problemPrompt = (problem: Problem, mathInstruction: string = MATH_INSTRUCTION): string => {
   if (problem.choices !== undefined) {
     const options = problem.choices.map((c, i) => `${LETTERS[i]}. ${c}`).join("\n")
     return `${problem.question}\n\n${options}\n\nPlease reason step by step, and put the letter of the correct option within \\boxed{}.`

@@ -57,11 +57,11 @@ export const basicVerifier: VerifierShape = {
   verify: (problem, trace) =>
     Effect.sync((): Verification => {
       const text = `${trace.reasoning}\n\n${trace.finalAnswer ?? ""}`
-      if (problem.answer === undefined || problem.answer.trim() === "") {
-        return { ok: false, reason: "no-reference: the problem has no reference answer" }
-      }
       if (problem.domain === "code") {
         return { ok: false, reason: "unverifiable: code needs the evaluator's sandbox, which this version does not have" }
+      }
+      if (problem.answer === undefined || problem.answer.trim() === "") {
+        return { ok: false, reason: "no-reference: the problem has no reference answer" }
       }
       if (problem.choices !== undefined) {
         const letter = extractLetter(trace.finalAnswer ?? "") ?? extractLetter(text)
