@@ -1,0 +1,99 @@
+import Database from "better-sqlite3"
+import { type ScriptedRequest, type ScriptedServer, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { spawn } from "node:child_process"
+import { createHash } from "node:crypto"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+
+const BIN = join(__dirname, "..", "packages", "cli", "dist", "bin.js")
+const N = 150
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Scripted teacher, judge and rewriter whose replies depend only on the request's content, so an
+ * interrupted run and an uninterrupted one must end with the same dataset.
+ */
+const script = (r: ScriptedRequest) => {
+  const system = r.messages[0]!.content
+  const user = r.messages[r.messages.length - 1]!.content
+  const h = parseInt(createHash("sha256").update(user).digest("hex").slice(0, 4), 16)
+  if (system.includes("highly capable evaluator")) return { content: h % 5 === 0 ? "hard" : h % 5 === 1 ? "easy" : "medium" }
+  if (system.includes("extending") || system.includes("simplifying")) {
+    const answer = /Answer:\n(.*)\n/.exec(user)?.[1] ?? ""
+    return { content: `Rewritten (${h % 7}).\n\nSo the answer is \\boxed{${answer}}.` }
+  }
+  const n = Number(/What is (\d+) \+/.exec(user)?.[1] ?? 0)
+  // Every 9th problem the scripted teacher gets wrong: verification must drop it.
+  return { content: `Add ${n} and ${n}.\n\nThe answer is \\boxed{${n % 9 === 0 ? 2 * n + 1 : 2 * n}}.` }
+}
+
+describe("the whole recipe killed with SIGKILL mid-run and resumed (scripted roles, 10% faults)", () => {
+  let server: ScriptedServer
+  let root: string
+  beforeAll(async () => {
+    server = await startScriptedServer({ script, latencyMs: 15, faultRate: 0.1, retryAfterSeconds: 0.02, slowMs: 1_000, seed: 9 })
+    root = mkdtempSync(join(tmpdir(), "fastcot-e2e-pipeline-"))
+    writeFileSync(join(root, "problems.jsonl"), Array.from({ length: N }, (_, i) => JSON.stringify({ question: `What is ${i + 1} + ${i + 1}?`, answer: String(2 * (i + 1)) })).join("\n") + "\n")
+  })
+  afterAll(async () => {
+    await server.close()
+    rmSync(root, { recursive: true, force: true })
+  })
+
+  const fastcot = (workspace: string, args: Array<string>) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [BIN, ...args, "--workspace", workspace])
+      let stdout = ""
+      let stderr = ""
+      child.stdout.on("data", (d) => (stdout += d))
+      child.stderr.on("data", (d) => (stderr += d))
+      child.on("exit", (status) => resolve({ status, stdout, stderr }))
+    })
+  const spec = () => `openai:scripted@${server.baseUrl}`
+  const runArgs = () => ["run", "--teacher", spec(), "--rewriter", spec(), "--judge", spec(), "--concurrency", "4", "--no-tui"]
+  const doneCount = (workspace: string) => {
+    const db = new Database(join(workspace, "fastcot.db"), { readonly: true })
+    const n = (db.prepare("SELECT COUNT(*) AS n FROM items WHERE stage = 'done'").get() as { n: number }).n
+    db.close()
+    return n
+  }
+
+  it("ends with exactly the dataset of an uninterrupted run", async () => {
+    const crashed = join(root, "crashed")
+    expect((await fastcot(crashed, ["import", join(root, "problems.jsonl")])).status).toBe(0)
+    const child = spawn(process.execPath, [BIN, ...runArgs(), "--workspace", crashed], { stdio: "ignore" })
+    const exited = new Promise((r) => child.on("exit", r))
+    let done = 0
+    for (let i = 0; i < 1200 && done < 20; i++) {
+      await sleep(25)
+      try {
+        done = doneCount(crashed)
+      } catch {
+        // Not created yet.
+      }
+    }
+    child.kill("SIGKILL")
+    await exited
+    expect(done).toBeGreaterThanOrEqual(20)
+    expect(doneCount(crashed)).toBeLessThan(N)
+    const resumed = await fastcot(crashed, runArgs())
+    expect(resumed.status, resumed.stderr).toBe(0)
+
+    const straight = join(root, "straight")
+    await fastcot(straight, ["import", join(root, "problems.jsonl")])
+    expect((await fastcot(straight, runArgs())).status).toBe(0)
+
+    const a = JSON.parse((await fastcot(crashed, ["status", "--json"])).stdout)
+    const b = JSON.parse((await fastcot(straight, ["status", "--json"])).stdout)
+    expect(a.keptAs).toEqual(b.keptAs)
+    expect(a.dropReasons).toEqual(b.dropReasons)
+    expect(a.dropReasons["answer-mismatch"]).toBe(Math.floor(N / 9))
+    expect(a.kept + a.dropped).toBe(N)
+
+    for (const ws of [crashed, straight]) expect((await fastcot(ws, ["export", "--out", join(ws, "sft.jsonl"), "--val-fraction", "0.1"])).status).toBe(0)
+    expect(readFileSync(join(crashed, "sft.jsonl"), "utf8")).toBe(readFileSync(join(straight, "sft.jsonl"), "utf8"))
+    expect(readFileSync(join(crashed, "sft.validation.jsonl"), "utf8")).toBe(readFileSync(join(straight, "sft.validation.jsonl"), "utf8"))
+  })
+})
