@@ -71,8 +71,25 @@ describe("fastcot command line", () => {
     expect(JSON.parse(readFileSync(join(cwd, "out", "dataset_info.json"), "utf8")).fastcot_train.file_name).toBe("sft.jsonl")
   })
 
+  it("runs the demo end to end, then inspects an item by id prefix", () => {
+    const demo = fastcot("demo")
+    expect(demo.code, demo.err).toBe(0)
+    expect(demo.out).toMatch(/5\. align +\d+ kept/)
+    const list = JSON.parse(fastcot("inspect", "--fate", "kept", "--json", "--workspace", ".fastcot-demo").out) as Array<{ id: string; keptAs: string }>
+    expect(list.length).toBeGreaterThan(0)
+    const rewritten = list.find((i) => i.keptAs !== "initial-medium")!
+    const shown = fastcot("inspect", rewritten.id.slice(0, 8), "--workspace", ".fastcot-demo")
+    expect(shown.code).toBe(0)
+    expect(shown.out).toContain(`item ${rewritten.id}`)
+    expect(shown.out).toMatch(/judge +verdict (easy|hard)/)
+    expect(shown.out).toContain("original: teacher")
+    const json = JSON.parse(fastcot("inspect", rewritten.id, "--json", "--workspace", ".fastcot-demo").out)
+    expect(json.item.rounds.length).toBeGreaterThanOrEqual(4)
+    expect(fastcot("inspect", "i_nope", "--workspace", ".fastcot-demo").code).toBe(2)
+  })
+
   it("prints help for each command", () => {
-    for (const cmd of ["init", "import", "status", "export"]) {
+    for (const cmd of ["init", "import", "status", "run", "inspect", "export", "demo"]) {
       const r = fastcot(cmd, "--help")
       expect(r.code).toBe(0)
       expect(r.out).toContain("Examples:")

@@ -5,6 +5,7 @@ import { demoCommand } from "./commands/demo.js"
 import { exportCommand } from "./commands/export.js"
 import { importCommand } from "./commands/import.js"
 import { initCommand } from "./commands/init.js"
+import { inspectCommand } from "./commands/inspect.js"
 import { runCommand } from "./commands/run.js"
 import { statusCommand } from "./commands/status.js"
 import { CliFailure } from "./failure.js"
@@ -15,7 +16,7 @@ export const fastcot = Command.make("fastcot").pipe(
   Command.withDescription(
     "Fast-thinking chain-of-thought data for small models: import problems and traces, collect, align, export for SFT, evaluate."
   ),
-  Command.withSubcommands([initCommand, importCommand, statusCommand, runCommand, exportCommand, demoCommand])
+  Command.withSubcommands([initCommand, importCommand, statusCommand, runCommand, inspectCommand, exportCommand, demoCommand])
 )
 
 const cli = Command.run(fastcot, { name: "fastcot", version: VERSION })
