@@ -1,4 +1,4 @@
-import { Data } from "effect"
+import * as Data from "effect/Data"
 
 /**
  * A failure the command reports to the user: its message goes to stderr and the process exits

@@ -1,6 +1,7 @@
 import { Options } from "@effect/cli"
 import { QwenTokenCounterLive, SqliteRunStoreLive, workspacePaths } from "@fastcot/core"
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { failed } from "./failure.js"
 
 export const workspaceOption = Options.text("workspace").pipe(

@@ -15,7 +15,9 @@ import {
   workspacePaths
 } from "@fastcot/core"
 import { type ScriptedRequest, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
-import { Effect, Either, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
 import { readFileSync } from "node:fs"
 import { rm } from "node:fs/promises"
 import { join, relative } from "node:path"

@@ -1,6 +1,7 @@
 import { Args, Command } from "@effect/cli"
 import { importFile, workspacePaths } from "@fastcot/core"
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { copyFile, mkdir } from "node:fs/promises"
 import { dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"

@@ -1,6 +1,8 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Item, type Problem, RunStore, type Trace } from "@fastcot/core"
-import { Effect, Option, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { usage } from "../failure.js"
 import { jsonOption, stdout, storeLayer, workspaceOption } from "../shared.js"
 

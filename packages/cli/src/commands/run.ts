@@ -14,7 +14,10 @@ import {
   type StageName,
   STAGES
 } from "@fastcot/core"
-import { Effect, Either, Layer, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { readFile } from "node:fs/promises"
 import { CliFailure, usage } from "../failure.js"
 import { progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"

@@ -1,6 +1,6 @@
 import { Command } from "@effect/cli"
 import { RunStore } from "@fastcot/core"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { jsonOption, stdout, storeLayer, workspaceOption } from "../shared.js"
 
 const row = (label: string, value: number | string) => `  ${label.padEnd(22)} ${value}`

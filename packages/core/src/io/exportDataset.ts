@@ -1,4 +1,5 @@
-import { Data, Effect } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import { mkdir, rename, writeFile } from "node:fs/promises"
 import { createWriteStream, type WriteStream } from "node:fs"
 import { basename, dirname, join } from "node:path"

@@ -1,4 +1,5 @@
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { parquetWriteFile } from "hyparquet-writer"

@@ -1,4 +1,7 @@
-import { Data, Effect, Either, Option } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import { createReadStream } from "node:fs"
 import { access, mkdir, stat, writeFile } from "node:fs/promises"
 import { basename, join, resolve } from "node:path"

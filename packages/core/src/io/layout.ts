@@ -1,4 +1,6 @@
-import { Either, ParseResult, Schema } from "effect"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 import { Item } from "../schema/item.js"
 import { type Domain, Problem, problemIdentity, type TestCase } from "../schema/problem.js"
 import { Trace } from "../schema/trace.js"

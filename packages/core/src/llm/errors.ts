@@ -1,4 +1,4 @@
-import { Data } from "effect"
+import * as Data from "effect/Data"
 
 /** Fields every model error carries; `endpoint` is a redacted URL, never one with credentials. */
 interface Base {

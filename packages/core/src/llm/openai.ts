@@ -1,4 +1,5 @@
-import { Effect, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import { Agent, request as httpRequest } from "undici"
 import { splitThink } from "../util/latex.js"
 import { BadRequest, BadResponse, Cancelled, ConnectionError, type LlmError, RateLimited, redactSecrets, redactUrl, ServerError, Timeout } from "./errors.js"

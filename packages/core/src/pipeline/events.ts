@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** Progress of one stage, emitted as work completes (and by `--json` as one JSON line each). */
 export const StageProgress = Schema.TaggedStruct("progress", {

@@ -1,4 +1,4 @@
-import { Either } from "effect"
+import * as Either from "effect/Either"
 
 export type ModelSpec =
   | { readonly kind: "openai"; readonly model: string; readonly baseUrl: string }

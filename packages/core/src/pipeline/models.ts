@@ -1,4 +1,4 @@
-import { Either } from "effect"
+import * as Either from "effect/Either"
 import type { RoleConfig } from "../llm/LanguageModel.js"
 import { openAiProvider } from "../llm/openai.js"
 import type { EndpointSettings, PipelineConfig, RoleSettings } from "./config.js"

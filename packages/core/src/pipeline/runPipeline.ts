@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { alignStage, type ItemStageReport, longToShortStage, verifyStage } from "../align/stages.js"
 import { sampleTeacher, type StageReport } from "../collect/teacherSampling.js"
 import type { CacheMode } from "../llm/LanguageModel.js"

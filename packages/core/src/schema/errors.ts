@@ -1,4 +1,4 @@
-import { ParseResult } from "effect"
+import * as ParseResult from "effect/ParseResult"
 
 /** A parse error as `field.path: message` lines, so that users see which field is wrong. */
 export const describeParseError = (error: ParseResult.ParseError): string =>

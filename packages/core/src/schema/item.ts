@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { ProblemId } from "./problem.js"
 import { Round } from "./round.js"
 import { Trace } from "./trace.js"

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 export const Domain = Schema.Literal("math", "code", "science")
 export type Domain = typeof Domain.Type

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 export const ChatRole = Schema.Literal("system", "user", "assistant")
 export const ChatMessage = Schema.Struct({ role: ChatRole, content: Schema.String })

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 export const TraceOrigin = Schema.Literal("teacher", "long-to-short", "expand", "simplify", "imported")
 export type TraceOrigin = typeof TraceOrigin.Type

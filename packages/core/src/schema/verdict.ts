@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 export const VerdictLevel = Schema.Literal("easy", "medium", "hard", "unparseable")
 export type VerdictLevel = typeof VerdictLevel.Type

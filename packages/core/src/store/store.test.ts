@@ -1,5 +1,6 @@
 import Database from "better-sqlite3"
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { Item } from "../schema/item.js"

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
 import type { RunStore } from "../store/RunStore.js"
 

@@ -1,4 +1,6 @@
-import { Context, Effect, Layer } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type { Verification } from "../schema/round.js"
 import type { Problem } from "../schema/problem.js"
 import type { Trace } from "../schema/trace.js"
