@@ -7,10 +7,15 @@ import { join, relative } from "node:path"
 import { failed, usage } from "../failure.js"
 import { jsonOption, stdout, storeLayer, tokenLayer, workspaceOption } from "../shared.js"
 
-const format = Options.choice("format", ["openai", "sharegpt", "alpaca"]).pipe(
+const format = Options.choice("format", ["openai", "sharegpt", "alpaca", "preference"]).pipe(
   Options.withDefault("openai"),
-  Options.withDescription("openai (messages), sharegpt (conversations) or alpaca (instruction/output).")
+  Options.withDescription("openai (messages), sharegpt (conversations), alpaca (instruction/output), or preference (aligned trace chosen over the original, for DPO).")
 )
+const trainer = Options.choice("trainer", ["llamafactory", "swift"]).pipe(
+  Options.optional,
+  Options.withDescription("Also write a ready-to-run config and launch script for LLaMA-Factory or ms-swift (DeepSpeed ZeRO-3, multi-node).")
+)
+const baseModel = Options.text("base-model").pipe(Options.withDefault("Qwen/Qwen2.5-7B"), Options.withDescription("The model the trainer config fine-tunes."))
 const out = Options.text("out").pipe(Options.optional, Options.withDescription("The training split's JSONL file (default: WORKSPACE/export/FORMAT/train.jsonl)."))
 const systemPrompt = Options.text("system-prompt").pipe(
   Options.withDefault(DEFAULT_SYSTEM_PROMPT),
@@ -20,7 +25,7 @@ const valFraction = Options.float("val-fraction").pipe(Options.withDefault(0), O
 
 export const exportCommand = Command.make(
   "export",
-  { format, out, systemPrompt, valFraction, workspace: workspaceOption, json: jsonOption },
+  { format, out, systemPrompt, valFraction, trainer, baseModel, workspace: workspaceOption, json: jsonOption },
   (args) =>
     Effect.gen(function* () {
       if (!(args.valFraction >= 0 && args.valFraction < 1)) return yield* usage(`--val-fraction must be in [0, 1), got ${args.valFraction}`)
@@ -29,7 +34,9 @@ export const exportCommand = Command.make(
         format: args.format as ExportFormat,
         out: file,
         systemPrompt: args.systemPrompt,
-        valFraction: args.valFraction
+        valFraction: args.valFraction,
+        trainer: Option.getOrUndefined(args.trainer),
+        baseModel: args.baseModel
       }).pipe(Effect.catchTag("ExportError", (e) => failed(`${e.file}: ${e.message}`)))
       if (args.json) return yield* stdout(JSON.stringify(report))
       const rel = (p: string) => relative(process.cwd(), p) || p
@@ -40,6 +47,7 @@ export const exportCommand = Command.make(
           ...(report.files.validation !== undefined ? [`  validation  ${rel(report.files.validation)}`] : []),
           `  card        ${rel(report.files.card)}`,
           `  llamafactory ${rel(report.files.datasetInfo)}`,
+          ...report.files.trainer.map((f) => `  trainer     ${rel(f)}`),
           `  assistant tokens (${report.tokenizer}): mean ${report.tokens.mean}, median ${report.tokens.median}, max ${report.tokens.max}`
         ].join("\n")
       )
@@ -50,6 +58,6 @@ export const exportCommand = Command.make(
 ).pipe(
   Command.withDescription(
     "Write the kept items as SFT JSONL with a dataset card and a LLaMA-Factory dataset_info.json.\n" +
-      "Examples:\n  fastcot export --format sharegpt --val-fraction 0.05\n  fastcot export --out data/sft.jsonl --system-prompt \"\""
+      "Examples:\n  fastcot export --format sharegpt --val-fraction 0.05\n  fastcot export --trainer llamafactory --base-model Qwen/Qwen2.5-7B\n  fastcot export --format preference --trainer swift\n  fastcot export --out data/sft.jsonl --system-prompt \"\""
   )
 )

@@ -1,11 +1,13 @@
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { existsSync, readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Item } from "../schema/item.js"
 import { Problem } from "../schema/problem.js"
-import { AlpacaRecord, OpenAiRecord, ShareGptRecord } from "../schema/sft.js"
+import { AlpacaRecord, OpenAiRecord, PreferenceRecord, ShareGptRecord } from "../schema/sft.js"
+import { parse as parseYaml } from "yaml"
 import { Trace } from "../schema/trace.js"
 import { RunStore } from "../store/RunStore.js"
 import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
@@ -124,6 +126,57 @@ describe("export", () => {
     const b = await exportWith("alpaca", join(tmp.dir, "b", "train.jsonl"), 0.3)
     expect(readFileSync(a.files.validation!, "utf8")).toBe(readFileSync(b.files.validation!, "utf8"))
     expect(readFileSync(a.files.train, "utf8")).toBe(readFileSync(b.files.train, "utf8"))
+  })
+
+  it("writes preference pairs (aligned over original) and trainer configs that parse and point at the files", async () => {
+    // Give two kept items an original trace, as a rewrite would.
+    await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const store = yield* RunStore
+          for (const i of [0, 1]) {
+            const current = Option.getOrThrow(yield* store.getItem(contentId("i_", i)))
+            yield* store.saveItem(new Item({ ...current, original: new Trace({ reasoning: `Long winding original ${i}.`, origin: "teacher" }) }))
+          }
+        }).pipe(Effect.provide(SqliteRunStoreLive(db)))
+      )
+    )
+    const out = join(tmp.dir, "pref", "pairs.jsonl")
+    const report = await Effect.runPromise(
+      Effect.scoped(
+        exportDataset({ format: "preference", out, trainer: "llamafactory", baseModel: "Qwen/Qwen2.5-0.5B" }).pipe(
+          Effect.provide(SqliteRunStoreLive(db)),
+          Effect.provide(QwenTokenCounterLive)
+        )
+      )
+    )
+    const pairs = readJsonl(out).map((r) => Schema.decodeUnknownSync(PreferenceRecord)(r))
+    expect(pairs).toHaveLength(2)
+    for (const p of pairs) {
+      expect(p.rejected.value).toMatch(/^Long winding original \d\.$/)
+      expect(p.chosen.value).toContain("Step 2: compute.")
+    }
+    const config = parseYaml(readFileSync(join(tmp.dir, "pref", "llamafactory_dpo.yaml"), "utf8")) as Record<string, unknown>
+    expect(config).toMatchObject({ stage: "dpo", model_name_or_path: "Qwen/Qwen2.5-0.5B", template: "qwen", dataset: "fastcot_train", dataset_dir: dirname(out) })
+    const info = JSON.parse(readFileSync(join(dirname(out), "dataset_info.json"), "utf8"))
+    expect(info[config["dataset"] as string]).toMatchObject({ file_name: "pairs.jsonl", ranking: true })
+    expect(JSON.parse(readFileSync(config["deepspeed"] as string, "utf8")).zero_optimization.stage).toBe(3)
+    expect(readFileSync(join(dirname(out), "train_llamafactory.sh"), "utf8")).toContain("llamafactory-cli train llamafactory_dpo.yaml")
+    expect(report.files.trainer.map((f) => f.split("/").pop()).sort()).toEqual(["ds_z3_config.json", "llamafactory_dpo.yaml", "train_llamafactory.sh"])
+
+    const swift = await Effect.runPromise(
+      Effect.scoped(
+        exportDataset({ format: "openai", out: join(tmp.dir, "swift", "train.jsonl"), valFraction: 0.25, trainer: "swift" }).pipe(
+          Effect.provide(SqliteRunStoreLive(db)),
+          Effect.provide(QwenTokenCounterLive)
+        )
+      )
+    )
+    const script = readFileSync(join(tmp.dir, "swift", "train_swift.sh"), "utf8")
+    expect(script).toContain(`--dataset ${swift.files.train}`)
+    expect(script).toContain(`--val_dataset ${swift.files.validation}`)
+    expect(script).toContain("--deepspeed")
+    for (const path of [...script.matchAll(/--(?:dataset|val_dataset|deepspeed) (\S+)/g)].map((m) => m[1]!)) expect(existsSync(path)).toBe(true)
   })
 
   it("does not repeat a final answer the reasoning already ends with", () => {

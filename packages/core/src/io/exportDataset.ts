@@ -12,8 +12,9 @@ import { RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
 import { type LengthStats, lengthStats, TokenCounter } from "../tokens/TokenCounter.js"
 import { sha256Hex } from "../util/hash.js"
+import { type Trainer, trainerFiles } from "./trainerConfigs.js"
 
-export const ExportFormats = ["openai", "sharegpt", "alpaca"] as const
+export const ExportFormats = ["openai", "sharegpt", "alpaca", "preference"] as const
 export type ExportFormat = (typeof ExportFormats)[number]
 
 /** The recipe's system prompt (RECIPE.md, "Using the models"). */
@@ -29,11 +30,20 @@ export interface ExportOptions {
   readonly systemPrompt?: string | undefined
   /** Fraction of items in the validation split, chosen by a hash of the item id (deterministic). */
   readonly valFraction?: number | undefined
+  /** Also write a ready-to-run training config and launch script for this trainer. */
+  readonly trainer?: Trainer | undefined
+  readonly baseModel?: string | undefined
 }
 
 export interface ExportReport {
   readonly format: ExportFormat
-  readonly files: { readonly train: string; readonly validation?: string | undefined; readonly card: string; readonly datasetInfo: string }
+  readonly files: {
+    readonly train: string
+    readonly validation?: string | undefined
+    readonly card: string
+    readonly datasetInfo: string
+    readonly trainer: ReadonlyArray<string>
+  }
   readonly counts: { readonly train: number; readonly validation: number }
   readonly tokens: LengthStats
   readonly tokenizer: string
@@ -74,11 +84,18 @@ export const toSftSample = (problem: Problem, item: Item, systemPrompt: string, 
   return new SftSample({ itemId: item.id, problemId: problem.id, split, messages })
 }
 
-/** One record in the chosen trainer-facing format. */
-export const formatRecord = (format: ExportFormat, sample: SftSample): unknown => {
+/** One record in the chosen trainer-facing format; `rejected` is the original trace's turn (preference pairs). */
+export const formatRecord = (format: ExportFormat, sample: SftSample, rejected?: string): unknown => {
   const system = sample.messages.find((m) => m.role === "system")?.content
   const turns = sample.messages.filter((m) => m.role !== "system")
   switch (format) {
+    case "preference":
+      return {
+        ...(system !== undefined ? { system } : {}),
+        conversations: turns.filter((m) => m.role === "user").map((m) => ({ from: "human", value: m.content })),
+        chosen: { from: "gpt", value: turns.find((m) => m.role === "assistant")?.content ?? "" },
+        rejected: { from: "gpt", value: rejected ?? "" }
+      }
     case "openai":
       return { messages: sample.messages }
     case "sharegpt":
@@ -110,6 +127,13 @@ export const datasetInfoEntry = (format: ExportFormat, fileName: string): Record
       return { file_name: fileName, formatting: "sharegpt", columns: { messages: "conversations", system: "system" } }
     case "alpaca":
       return { file_name: fileName, columns: { prompt: "instruction", query: "input", response: "output", system: "system" } }
+    case "preference":
+      return {
+        file_name: fileName,
+        formatting: "sharegpt",
+        ranking: true,
+        columns: { messages: "conversations", chosen: "chosen", rejected: "rejected", system: "system" }
+      }
   }
 }
 
@@ -164,7 +188,10 @@ export const exportDataset = (
         const problem = problems.get(item.problemId)
         if (problem === undefined || item.trace === undefined) continue
         const sample = toSftSample(problem, item, systemPrompt, valFraction)
-        const line = JSON.stringify(formatRecord(options.format, sample)) + "\n"
+        // Preference pairs: the aligned trace (chosen) against the one it replaced (rejected).
+        if (options.format === "preference" && (item.original === undefined || item.original.reasoning === item.trace.reasoning)) continue
+        const rejected = options.format === "preference" ? assistantContent(problem, item.original!) : undefined
+        const line = JSON.stringify(formatRecord(options.format, sample, rejected)) + "\n"
         yield* io(trainFile, () => writeLine(sample.split === "train" ? train : validation, line))
         counts[sample.split]++
         lengths.push(counter.count(sample.messages[sample.messages.length - 1]!.content))
@@ -182,13 +209,30 @@ export const exportDataset = (
     const infoFile = join(dir, "dataset_info.json")
     yield* io(infoFile, () => writeFile(infoFile, JSON.stringify(datasetInfo, null, 2) + "\n"))
 
+    const trainerFilesWritten: Array<string> = []
+    if (options.trainer !== undefined) {
+      const files = trainerFiles({
+        trainer: options.trainer,
+        dir,
+        trainFile,
+        validationFile: hasValidation ? valFile : undefined,
+        baseModel: options.baseModel ?? "Qwen/Qwen2.5-7B",
+        stage: options.format === "preference" ? "dpo" : "sft"
+      })
+      for (const [name, body] of Object.entries(files)) {
+        const path = join(dir, name)
+        yield* io(path, () => writeFile(path, body, { mode: name.endsWith(".sh") ? 0o755 : 0o644 }))
+        trainerFilesWritten.push(path)
+      }
+    }
+
     const tokens = lengthStats(lengths)
     const cardFile = join(dir, "README.md")
     const card = datasetCard({ format: options.format, trainFile, valFile: hasValidation ? valFile : undefined, counts, tokens, tokenizer: counter.name, keptAs, domains, systemPrompt, valFraction })
     yield* io(cardFile, () => writeFile(cardFile, card))
     return {
       format: options.format,
-      files: { train: trainFile, validation: hasValidation ? valFile : undefined, card: cardFile, datasetInfo: infoFile },
+      files: { train: trainFile, validation: hasValidation ? valFile : undefined, card: cardFile, datasetInfo: infoFile, trainer: trainerFilesWritten },
       counts,
       tokens,
       tokenizer: counter.name

@@ -29,3 +29,11 @@ export const AlpacaRecord = Schema.Struct({
   output: Schema.String,
   system: Schema.optional(Schema.String)
 })
+
+const GptTurn = Schema.Struct({ from: Schema.Literal("gpt"), value: Schema.String })
+export const PreferenceRecord = Schema.Struct({
+  system: Schema.optional(Schema.String),
+  conversations: Schema.Array(Schema.Struct({ from: Schema.Literal("human"), value: Schema.String })).pipe(Schema.minItems(1)),
+  chosen: GptTurn,
+  rejected: GptTurn
+})
