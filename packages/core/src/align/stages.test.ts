@@ -109,6 +109,9 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
     expect(status.keptAs).toEqual({ "initial-medium": 4, "easy-to-medium": 1, "hard-to-medium": 1 })
     expect(status.dropReasons).toEqual({ "answer-mismatch": 1, "max-rounds": 1, "rewrite-changed-answer": 1 })
 
+    expect(status.tokens).toMatchObject({ tokenizer: "qwen2.5", after: { count: 6 }, before: { count: 6 } })
+    expect(status.tokens.ratio).toBeGreaterThan(0)
+    expect(status.tokens.histogram.reduce((n, b) => n + b.after, 0)).toBe(6)
     const easy = await byQuestion("Q easy")
     expect(easy).toMatchObject({ fate: "kept", keptAs: "easy-to-medium", stage: "done" })
     expect(easy.rounds.map((r) => r.action)).toEqual(["verify", "judge", "expand", "judge"])

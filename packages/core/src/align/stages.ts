@@ -197,6 +197,12 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
   Effect.gen(function* () {
     const lm = yield* LanguageModel
     const verifier = yield* Verifier
+    const counter = yield* TokenCounter
+    // Real token counts (never length/4) on the trace the item started from and the one it ends with.
+    const counted = (t: Trace): Trace =>
+      t.tokens !== undefined
+        ? t
+        : new Trace({ ...t, tokens: { reasoning: counter.count(t.reasoning), answer: counter.count(t.finalAnswer ?? ""), tokenizer: counter.name } })
     const settings = config.stages.align
     const judgePrompt = loadPrompt("judge", settings.smallModel)
     const expandPrompt = loadPrompt("expand", settings.smallModel)
@@ -208,8 +214,18 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
       Effect.gen(function* () {
         const rounds = [...start.rounds]
         const push = (r: Omit<ConstructorParameters<typeof Round>[0], "index">) => rounds.push(new Round({ ...r, index: rounds.length }))
-        const finish = (fields: { fate: Item["fate"]; keptAs?: KeptAs; reason?: Item["reason"]; trace: Trace }) =>
-          new Item({ ...start, ...fields, stage: "done", original: start.original ?? (fields.trace !== start.trace ? start.trace : undefined), rounds, updatedAt: now() })
+        const finish = (fields: { fate: Item["fate"]; keptAs?: KeptAs; reason?: Item["reason"]; trace: Trace }) => {
+          const original = start.original ?? (fields.trace !== start.trace ? start.trace : undefined)
+          return new Item({
+            ...start,
+            ...fields,
+            trace: counted(fields.trace),
+            stage: "done",
+            original: original !== undefined ? counted(original) : undefined,
+            rounds,
+            updatedAt: now()
+          })
+        }
         let trace = start.trace!
         let first: VerdictLevel | undefined
         const history: Array<string> = []

@@ -4,6 +4,7 @@ import type * as Option from "effect/Option"
 import type { Item, ItemId } from "../schema/item.js"
 import type { Problem, ProblemId } from "../schema/problem.js"
 import type { StoreError } from "./errors.js"
+import type { LengthStats } from "../tokens/TokenCounter.js"
 
 /** How far an import of one file (with one set of options) has got; committed with each batch. */
 export interface ImportProgress {
@@ -58,6 +59,16 @@ export interface StoreStatus {
   readonly keptAs: Readonly<Record<string, number>>
   readonly dropReasons: Readonly<Record<string, number>>
   readonly domains: Readonly<Record<string, number>>
+  /** Reasoning tokens of kept items: the trace each started from, and the one kept (counted by `tokenizer`). */
+  readonly tokens: {
+    readonly tokenizer: string | null
+    readonly before: LengthStats
+    readonly after: LengthStats
+    /** Total tokens after over total before: below 1 when alignment made traces shorter. */
+    readonly ratio: number | null
+    /** Kept items per bucket of reasoning tokens, before and after (bucket upper bounds). */
+    readonly histogram: ReadonlyArray<{ readonly upTo: number | null; readonly before: number; readonly after: number }>
+  }
   /** Model calls recorded in items' rounds, with their tokens and cost, overall and per kept item. */
   readonly llm: {
     readonly calls: number

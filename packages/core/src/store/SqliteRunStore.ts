@@ -10,6 +10,7 @@ import { Problem } from "../schema/problem.js"
 import { Round } from "../schema/round.js"
 import { StoreError } from "./errors.js"
 import { migrations } from "./migrations.js"
+import { lengthStats } from "../tokens/TokenCounter.js"
 import {
   type CacheEntry,
   type ImportProgress,
@@ -178,6 +179,31 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     return out
   }
 
+  const BUCKETS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, Infinity]
+  const tokenStats = () => {
+    const rows = db
+      .prepare(
+        `SELECT json_extract(data, '$.trace.tokens.reasoning') AS after,
+                COALESCE(json_extract(data, '$.original.tokens.reasoning'), json_extract(data, '$.trace.tokens.reasoning')) AS before,
+                json_extract(data, '$.trace.tokens.tokenizer') AS tokenizer
+         FROM items WHERE fate = 'kept' AND json_extract(data, '$.trace.tokens.reasoning') IS NOT NULL`
+      )
+      .all() as Array<{ after: number; before: number; tokenizer: string }>
+    const before = rows.map((r) => r.before)
+    const after = rows.map((r) => r.after)
+    const sum = (xs: Array<number>) => xs.reduce((a, b) => a + b, 0)
+    return {
+      tokenizer: rows[0]?.tokenizer ?? null,
+      before: lengthStats(before),
+      after: lengthStats(after),
+      ratio: rows.length > 0 && sum(before) > 0 ? sum(after) / sum(before) : null,
+      histogram: BUCKETS.map((upTo, i) => {
+        const lo = i === 0 ? -1 : BUCKETS[i - 1]!
+        return { upTo: Number.isFinite(upTo) ? upTo : null, before: before.filter((x) => x > lo && x <= upTo).length, after: after.filter((x) => x > lo && x <= upTo).length }
+      }).filter((b) => b.before > 0 || b.after > 0)
+    }
+  }
+
   const store: RunStoreShape = {
     location: file,
     importProgress: (key) =>
@@ -273,6 +299,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         keptAs: countBy("SELECT kept_as AS k, COUNT(*) AS n FROM items WHERE fate = 'kept' GROUP BY kept_as"),
         dropReasons: countBy("SELECT reason_code AS k, COUNT(*) AS n FROM items WHERE fate = 'dropped' GROUP BY reason_code"),
         domains: countBy("SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain"),
+        tokens: tokenStats(),
         llm,
         imports: (db.prepare("SELECT * FROM imports ORDER BY updated_at").all() as Array<Record<string, unknown>>).map((row) => {
           const p = toProgress(row)
