@@ -12,13 +12,15 @@ import {
   type RunEvent,
   runPipeline,
   type StageName,
-  STAGES
+  STAGES,
+  workspacePaths
 } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { readFile } from "node:fs/promises"
+import { mkdir, readFile, writeFile } from "node:fs/promises"
+import { dirname, join } from "node:path"
 import { CliFailure, usage } from "../failure.js"
 import { progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
 
@@ -35,6 +37,10 @@ const stages = Options.text("stages").pipe(
   Options.withDefault(STAGES.join(",")),
   Options.withDescription(`Which stages to run, in order: ${STAGES.join(", ")}.`)
 )
+const benchmarks = Options.text("benchmarks").pipe(
+  Options.optional,
+  Options.withDescription("Benchmark files to decontaminate against, comma-separated (adds to the pipeline's filter.benchmarks).")
+)
 const limit = Options.integer("limit").pipe(Options.optional, Options.withDescription("Only the first N problems (a trial run)."))
 
 const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {
@@ -48,7 +54,7 @@ const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {
 
 export const runCommand = Command.make(
   "run",
-  { pipeline, teacher: spec("teacher"), rewriter: spec("rewriter"), judge: spec("judge"), apiKeyEnv, concurrency, noTui, json, noCache, refresh, limit, stages, workspace: workspaceOption },
+  { pipeline, teacher: spec("teacher"), rewriter: spec("rewriter"), judge: spec("judge"), apiKeyEnv, concurrency, noTui, json, noCache, refresh, limit, stages, benchmarks, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
       const file = Option.getOrUndefined(args.pipeline)
@@ -58,7 +64,9 @@ export const runCommand = Command.make(
       const parsed = parsePipeline(text, file ?? "built-in pipeline")
       if (Either.isLeft(parsed)) return yield* usage(`the pipeline is not valid:\n${parsed.left}`)
       if (args.noCache && args.refresh) return yield* usage("--no-cache and --refresh exclude each other")
-      const config = applyOverrides(parsed.right, {
+      const extra = Option.getOrElse(args.benchmarks, () => "").split(",").map((x) => x.trim()).filter((x) => x !== "")
+      const withBenchmarks = { ...parsed.right, stages: { ...parsed.right.stages, filter: { ...parsed.right.stages.filter, benchmarks: [...parsed.right.stages.filter.benchmarks, ...extra] } } }
+      const config = applyOverrides(withBenchmarks, {
         teacher: Option.getOrUndefined(args.teacher),
         rewriter: Option.getOrUndefined(args.rewriter),
         judge: Option.getOrUndefined(args.judge),
@@ -102,11 +110,23 @@ export const runCommand = Command.make(
         onEvent,
         limit: Option.getOrUndefined(args.limit),
         stages: wanted as ReadonlyArray<StageName>
-      }).pipe(Effect.provideService(LanguageModel, lm), Effect.provide(Layer.merge(BasicVerifierLive, QwenTokenCounterLive)))
+      }).pipe(
+        Effect.provideService(LanguageModel, lm),
+        Effect.provide(Layer.merge(BasicVerifierLive, QwenTokenCounterLive)),
+        Effect.catchTag("ImportError", (e) => usage(`${e.file}: ${e.message}`))
+      )
+      if (report.filter !== undefined) {
+        const file = join(workspacePaths(args.workspace).root, "reports", "filter.json")
+        yield* Effect.promise(() => mkdir(dirname(file), { recursive: true }).then(() => writeFile(file, JSON.stringify(report.filter, null, 2) + "\n")))
+      }
       progress.clear()
       const stats = yield* lm.stats
       const failed = (report.teacher?.failed ?? 0) + (report.longToShort?.failed ?? 0) + (report.align?.failed ?? 0)
       if (!args.json) {
+        if (report.filter !== undefined) {
+          const f = report.filter
+          yield* stdout(`filter         ${f.problems} problems: ${f.duplicates} duplicates, ${f.nearDuplicates} near-duplicates, ${f.contaminated} overlapping ${f.benchmarkProblems} benchmark problems (report: reports/filter.json)`)
+        }
         if (report.teacher !== undefined) {
           yield* stdout(`teacher        ${report.teacher.done} sampled, ${report.teacher.failed} failed, ${report.teacher.skipped} already done (of ${report.teacher.total})`)
         }

@@ -127,8 +127,12 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
     const prompt = loadPrompt("simplify", config.stages.align.smallModel)
     const threshold = config.stages.collect.longToShortAboveTokens
     const sampling = config.models.rewriter?.sampling ?? {}
+    const store = yield* RunStore
     return yield* runItemStage("long-to-short", "collect", options, (item, problem) =>
       Effect.gen(function* () {
+        // Traces of duplicate or contaminated problems go no further.
+        const flag = yield* store.problemFlag(problem.id)
+        if (Option.isSome(flag)) return new Item({ ...item, fate: "dropped", reason: { code: flag.value.flag, detail: flag.value.detail }, updatedAt: now() })
         const trace = item.trace
         if (trace === undefined) return new Item({ ...item, fate: "dropped", reason: { code: "no-trace", detail: "the item has no trace" }, updatedAt: now() })
         const tokens = counter.count(trace.reasoning)

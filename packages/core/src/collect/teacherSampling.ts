@@ -39,7 +39,7 @@ const PAGE = 500
 /** All problems, a page at a time, as a stream. */
 export const problemStream = (limit?: number): Stream.Stream<Problem, StoreError, RunStore> =>
   Stream.paginateChunkEffect(undefined as string | undefined, (afterId) =>
-    Effect.flatMap(RunStore, (store) => store.listProblems({ afterId, limit: PAGE })).pipe(
+    Effect.flatMap(RunStore, (store) => store.listProblems({ afterId, limit: PAGE, unflagged: true })).pipe(
       Effect.map((page) => [Chunk.fromIterable(page), page.length < PAGE ? Option.none() : Option.some(page[page.length - 1]!.id as string)] as const)
     )
   ).pipe((s) => (limit !== undefined ? Stream.take(s, limit) : s))
@@ -66,7 +66,8 @@ export const sampleTeacher = (
     const sampling = config.models.teacher?.sampling ?? {}
     const model = lm.modelOf("teacher")
     const status = yield* store.status
-    const total = Math.min(status.problems, options.limit ?? Infinity) * samples
+    const flagged = Object.values(status.flags).reduce((a, b) => a + b, 0)
+    const total = Math.min(status.problems - flagged, options.limit ?? Infinity) * samples
     const started = Date.now()
     const counts = { done: 0, failed: 0, skipped: 0, cached: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 }
     const emit = options.onEvent ?? (() => {})

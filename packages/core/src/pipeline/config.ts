@@ -49,6 +49,15 @@ export const CollectSettings = Schema.Struct({
   truncation: Schema.optionalWith(Schema.Literal("drop", "keep"), { default: () => "drop" as const })
 })
 
+export const FilterSettingsSchema = Schema.Struct({
+  /** Leave out exact and near-duplicate problems (the earliest by id is kept). */
+  dedup: Schema.optionalWith(Schema.Boolean, { default: () => true }),
+  nearDuplicateThreshold: Schema.optionalWith(Schema.Number.pipe(Schema.between(0.5, 1)), { default: () => 0.8 }),
+  /** Evaluation benchmark files (JSONL, JSON, CSV, Parquet) to decontaminate against. */
+  benchmarks: Schema.optionalWith(Schema.Array(Schema.String), { default: () => [] }),
+  ngram: Schema.optionalWith(Schema.Int.pipe(Schema.between(3, 50)), { default: () => 8 })
+})
+
 export const AlignSettings = Schema.Struct({
   maxRounds: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 20)), { default: () => 3 }),
   /** The student size named in the judge, expand and simplify prompts. */
@@ -68,10 +77,17 @@ export const PipelineConfig = Schema.Struct({
   }),
   stages: Schema.optionalWith(
     Schema.Struct({
+      filter: Schema.optionalWith(FilterSettingsSchema, { default: () => Schema.decodeSync(FilterSettingsSchema)({}) }),
       collect: Schema.optionalWith(CollectSettings, { default: () => Schema.decodeSync(CollectSettings)({}) }),
       align: Schema.optionalWith(AlignSettings, { default: () => Schema.decodeSync(AlignSettings)({}) })
     }),
-    { default: () => ({ collect: Schema.decodeSync(CollectSettings)({}), align: Schema.decodeSync(AlignSettings)({}) }) }
+    {
+      default: () => ({
+        filter: Schema.decodeSync(FilterSettingsSchema)({}),
+        collect: Schema.decodeSync(CollectSettings)({}),
+        align: Schema.decodeSync(AlignSettings)({})
+      })
+    }
   )
 })
 export type PipelineConfig = typeof PipelineConfig.Type

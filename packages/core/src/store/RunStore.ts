@@ -40,6 +40,13 @@ export interface ImportBatch {
   readonly rejects: ReadonlyArray<ImportReject>
 }
 
+/** Why a problem is left out: a duplicate of another, or overlapping an evaluation benchmark. */
+export interface ProblemFlag {
+  readonly problemId: string
+  readonly flag: "duplicate" | "near-duplicate" | "contaminated"
+  readonly detail: string
+}
+
 export interface ItemFilter {
   readonly fate?: Item["fate"] | undefined
   readonly stage?: Item["stage"] | undefined
@@ -59,6 +66,7 @@ export interface StoreStatus {
   readonly keptAs: Readonly<Record<string, number>>
   readonly dropReasons: Readonly<Record<string, number>>
   readonly domains: Readonly<Record<string, number>>
+  readonly flags: Readonly<Record<string, number>>
   /** Reasoning tokens of kept items: the trace each started from, and the one kept (counted by `tokenizer`). */
   readonly tokens: {
     readonly tokenizer: string | null
@@ -111,8 +119,15 @@ export interface RunStoreShape {
   readonly importRejects: (key: string) => Effect.Effect<ReadonlyArray<ImportReject>, StoreError>
   readonly getProblem: (id: ProblemId | string) => Effect.Effect<Option.Option<Problem>, StoreError>
   readonly getProblems: (ids: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Problem>, StoreError>
-  /** Problems in id order, a page at a time. */
-  readonly listProblems: (filter: { readonly afterId?: string | undefined; readonly limit?: number | undefined }) => Effect.Effect<ReadonlyArray<Problem>, StoreError>
+  /** Problems in id order, a page at a time; `unflagged` leaves out duplicates and contaminated ones. */
+  readonly listProblems: (filter: {
+    readonly afterId?: string | undefined
+    readonly limit?: number | undefined
+    readonly unflagged?: boolean | undefined
+  }) => Effect.Effect<ReadonlyArray<Problem>, StoreError>
+  /** Replaces every flag with these (a filter pass is recomputed whole, so it stays idempotent). */
+  readonly setProblemFlags: (flags: ReadonlyArray<ProblemFlag>) => Effect.Effect<void, StoreError>
+  readonly problemFlag: (problemId: string) => Effect.Effect<Option.Option<ProblemFlag>, StoreError>
   /** Which of these item ids exist, and their fate and drop reason code. */
   readonly itemStates: (
     ids: ReadonlyArray<string>

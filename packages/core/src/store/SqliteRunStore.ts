@@ -15,6 +15,7 @@ import {
   type CacheEntry,
   type ImportProgress,
   type ImportReject,
+  type ProblemFlag,
   RunStore,
   type RunStoreShape,
   type StoreStatus
@@ -227,12 +228,25 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
       ),
     listProblems: (filter) =>
       attempt("listing problems", () => {
-        const rows = (
-          filter.afterId !== undefined
-            ? db.prepare("SELECT data FROM problems WHERE id > ? ORDER BY id LIMIT ?").all(filter.afterId, filter.limit ?? 1000)
-            : db.prepare("SELECT data FROM problems ORDER BY id LIMIT ?").all(filter.limit ?? 1000)
-        ) as Array<{ data: string }>
+        const unflagged = filter.unflagged === true ? "AND id NOT IN (SELECT problem_id FROM problem_flags)" : ""
+        const rows = db
+          .prepare(`SELECT data FROM problems WHERE id > ? ${unflagged} ORDER BY id LIMIT ?`)
+          .all(filter.afterId ?? "", filter.limit ?? 1000) as Array<{ data: string }>
         return rows.map((r) => decodeProblem(JSON.parse(r.data)))
+      }),
+    setProblemFlags: (flags) =>
+      attempt("writing problem flags", () => {
+        const insert = db.prepare("INSERT INTO problem_flags (problem_id, flag, detail, created_at) VALUES (?, ?, ?, ?)")
+        db.transaction(() => {
+          db.exec("DELETE FROM problem_flags")
+          const at = now()
+          for (const f of flags) insert.run(f.problemId, f.flag, f.detail, at)
+        }).immediate()
+      }),
+    problemFlag: (problemId) =>
+      attempt("reading a problem flag", () => {
+        const row = db.prepare("SELECT problem_id AS problemId, flag, detail FROM problem_flags WHERE problem_id = ?").get(problemId) as ProblemFlag | undefined
+        return Option.fromNullable(row)
       }),
     itemStates: (ids) =>
       attempt("reading item states", () => {
@@ -299,6 +313,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         keptAs: countBy("SELECT kept_as AS k, COUNT(*) AS n FROM items WHERE fate = 'kept' GROUP BY kept_as"),
         dropReasons: countBy("SELECT reason_code AS k, COUNT(*) AS n FROM items WHERE fate = 'dropped' GROUP BY reason_code"),
         domains: countBy("SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain"),
+        flags: countBy("SELECT flag AS k, COUNT(*) AS n FROM problem_flags GROUP BY flag"),
         tokens: tokenStats(),
         llm,
         imports: (db.prepare("SELECT * FROM imports ORDER BY updated_at").all() as Array<Record<string, unknown>>).map((row) => {

@@ -69,5 +69,17 @@ CREATE TABLE llm_cache (
   created_at TEXT NOT NULL
 );
 `
+  },
+  {
+    version: 2,
+    name: "problem flags (duplicates, contamination)",
+    sql: `
+CREATE TABLE problem_flags (
+  problem_id TEXT PRIMARY KEY REFERENCES problems(id),
+  flag TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+`
   }
 ]

@@ -1,0 +1,167 @@
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import { mapRow } from "../io/layout.js"
+import { formatFromPath, readRows, START } from "../io/readers.js"
+import type { Problem } from "../schema/problem.js"
+import { type ProblemFlag, RunStore } from "../store/RunStore.js"
+import type { StoreError } from "../store/errors.js"
+import { ImportError } from "../io/importFile.js"
+
+export interface FilterSettings {
+  readonly dedup: boolean
+  /** Estimated Jaccard similarity of word 5-gram sets above which two problems are near-duplicates. */
+  readonly nearDuplicateThreshold: number
+  /** Benchmark files (any import format) whose problems must not be trained on. */
+  readonly benchmarks: ReadonlyArray<string>
+  /** Word n-gram size for benchmark overlap (open-r1 uses 8). */
+  readonly ngram: number
+}
+
+export interface FilterReport {
+  readonly problems: number
+  readonly duplicates: number
+  readonly nearDuplicates: number
+  readonly contaminated: number
+  readonly benchmarkProblems: number
+  /** Up to 20 examples per flag, for the report. */
+  readonly examples: ReadonlyArray<ProblemFlag>
+}
+
+/** Lowercase words of a question, LaTeX and punctuation reduced to spaces. */
+export const words = (text: string): Array<string> =>
+  text
+    .toLowerCase()
+    .replace(/\\[a-z]+/g, " ")
+    .replace(/[^\p{L}\p{N}]+/gu, " ")
+    .trim()
+    .split(" ")
+    .filter((w) => w !== "")
+
+const fnv = (s: string, seed: number): number => {
+  let h = (2166136261 ^ seed) >>> 0
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0
+  return h
+}
+
+const ngrams = (ws: ReadonlyArray<string>, n: number): Array<string> => {
+  if (ws.length < n) return ws.length > 0 ? [ws.join(" ")] : []
+  const out: Array<string> = []
+  for (let i = 0; i + n <= ws.length; i++) out.push(ws.slice(i, i + n).join(" "))
+  return out
+}
+
+const PERMUTATIONS = 64
+const BANDS = 16
+const ROWS = PERMUTATIONS / BANDS
+
+/** A MinHash signature of a set of shingles: 64 minima of seeded hashes. */
+export const minhash = (shingles: ReadonlyArray<string>): Uint32Array => {
+  const sig = new Uint32Array(PERMUTATIONS).fill(0xffffffff)
+  for (const s of shingles) {
+    const base = fnv(s, 0)
+    const step = fnv(s, 0x9e3779b9) | 1
+    for (let k = 0; k < PERMUTATIONS; k++) {
+      const h = (base + Math.imul(k, step)) >>> 0
+      if (h < sig[k]!) sig[k] = h
+    }
+  }
+  return sig
+}
+
+const similarity = (a: Uint32Array, b: Uint32Array): number => {
+  let same = 0
+  for (let k = 0; k < PERMUTATIONS; k++) if (a[k] === b[k]) same++
+  return same / PERMUTATIONS
+}
+
+/** Questions of a benchmark file, read with the import layouts (so any supported format works). */
+const benchmarkQuestions = (file: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      const format = formatFromPath(file)
+      if (format === undefined) throw new Error("cannot tell the format from the file name")
+      const out: Array<string> = []
+      for await (const batch of readRows(format, file, START, 2000)) {
+        for (const row of batch.rows) {
+          if (row.error !== undefined) continue
+          const mapped = mapRow(row.value, row.line, { map: {}, file }, "")
+          if (Either.isRight(mapped)) out.push(mapped.right.problem.question)
+        }
+      }
+      return out
+    },
+    catch: (e) => new ImportError({ file, message: `cannot read the benchmark: ${(e as Error).message}` })
+  })
+
+/**
+ * Flags problems to leave out: exact duplicates (same normalised question), near-duplicates
+ * (MinHash over word 5-grams, LSH with 16 bands of 4), and problems sharing a word n-gram with a
+ * benchmark's problems (decontamination). The earliest problem by id is kept. The flags replace
+ * the previous pass's, so the filter is idempotent.
+ */
+export const filterProblems = (settings: FilterSettings): Effect.Effect<FilterReport, StoreError | ImportError, RunStore> =>
+  Effect.gen(function* () {
+    const store = yield* RunStore
+    const benchmarkGrams = new Set<string>()
+    let benchmarkProblems = 0
+    for (const file of settings.benchmarks) {
+      const questions = yield* benchmarkQuestions(file)
+      benchmarkProblems += questions.length
+      for (const q of questions) for (const g of ngrams(words(q), settings.ngram)) benchmarkGrams.add(g)
+    }
+    const exact = new Map<string, string>()
+    const buckets = new Map<string, string>()
+    const signatures = new Map<string, Uint32Array>()
+    const flags: Array<ProblemFlag> = []
+    let count = 0
+    let afterId: string | undefined
+    for (;;) {
+      const page: ReadonlyArray<Problem> = yield* store.listProblems({ afterId, limit: 1000 })
+      if (page.length === 0) break
+      afterId = page[page.length - 1]!.id
+      for (const p of page) {
+        count++
+        const ws = words(p.question)
+        if (benchmarkGrams.size > 0) {
+          const hit = ngrams(ws, settings.ngram).find((g) => benchmarkGrams.has(g))
+          if (hit !== undefined) {
+            flags.push({ problemId: p.id, flag: "contaminated", detail: `shares the ${settings.ngram}-gram "${hit}" with a benchmark problem` })
+            continue
+          }
+        }
+        if (!settings.dedup) continue
+        const key = ws.join(" ")
+        const first = exact.get(key)
+        if (first !== undefined) {
+          flags.push({ problemId: p.id, flag: "duplicate", detail: `the same question as ${first}` })
+          continue
+        }
+        exact.set(key, p.id)
+        const sig = minhash(ngrams(ws, 5))
+        let near: string | undefined
+        const keys: Array<string> = []
+        for (let b = 0; b < BANDS; b++) {
+          const band = `${b}:${Array.from(sig.subarray(b * ROWS, (b + 1) * ROWS)).join(",")}`
+          keys.push(band)
+          const other = buckets.get(band)
+          if (near === undefined && other !== undefined && similarity(sig, signatures.get(other)!) >= settings.nearDuplicateThreshold) near = other
+        }
+        if (near !== undefined) {
+          flags.push({ problemId: p.id, flag: "near-duplicate", detail: `estimated similarity ≥ ${settings.nearDuplicateThreshold} with ${near}` })
+          continue
+        }
+        signatures.set(p.id, sig)
+        for (const k of keys) if (!buckets.has(k)) buckets.set(k, p.id)
+      }
+    }
+    yield* store.setProblemFlags(flags)
+    const by = (f: ProblemFlag["flag"]) => flags.filter((x) => x.flag === f)
+    return {
+      problems: count,
+      duplicates: by("duplicate").length,
+      nearDuplicates: by("near-duplicate").length,
+      contaminated: by("contaminated").length,
+      benchmarkProblems,
+      examples: [...by("duplicate").slice(0, 20), ...by("near-duplicate").slice(0, 20), ...by("contaminated").slice(0, 20)]
+    } satisfies FilterReport
+  })
