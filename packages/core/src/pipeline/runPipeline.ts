@@ -1,3 +1,5 @@
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { alignStage, type ItemStageReport, longToShortStage, verifyStage } from "../align/stages.js"
 import { sampleTeacher, type StageReport } from "../collect/teacherSampling.js"
@@ -26,25 +28,73 @@ export interface PipelineReport {
   readonly align?: ItemStageReport | undefined
 }
 
+const sumReports = (stage: string, reports: ReadonlyArray<ItemStageReport>): ItemStageReport => ({
+  stage,
+  processed: reports.reduce((n, r) => n + r.processed, 0),
+  advanced: reports.reduce((n, r) => n + r.advanced, 0),
+  kept: reports.reduce((n, r) => n + r.kept, 0),
+  dropped: reports.reduce((n, r) => n + r.dropped, 0),
+  failed: reports.reduce((n, r) => n + r.failed, 0)
+})
+
 /**
- * The recipe, stage by stage over the store: dedup and decontamination, teacher sampling, long-to-short, answer
- * verification, then the judge → expand/simplify loop. Each stage picks up whatever is pending at
- * its step, so a rerun continues from the store (and the LLM cache pays for nothing twice).
+ * The recipe over the store: dedup and decontamination first, then teacher sampling,
+ * long-to-short, answer verification and the judge → expand/simplify loop running side by side.
+ * Each item stage keeps taking whatever is pending at its step while the stages before it are
+ * still producing, so judge and rewriter calls overlap teacher calls; it finishes once those
+ * stages have finished and nothing is left for it. A rerun continues from the store, and the LLM
+ * cache pays for nothing twice.
  */
 export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {}) =>
   Effect.gen(function* () {
     const lm = yield* LanguageModel
     const wanted = new Set(options.stages ?? STAGES)
     const has = (role: "teacher" | "rewriter" | "judge") => lm.roles.includes(role)
-    const base = { cache: options.cache, onEvent: options.onEvent }
+    const emit = options.onEvent ?? (() => {})
+    // Item stages run in passes; only their final totals are announced as stage-done.
+    const passEvents = (event: RunEvent) => {
+      if (event._tag !== "stage-done") emit(event)
+    }
+    const base = { cache: options.cache, onEvent: passEvents }
     const filter = wanted.has("filter") ? yield* filterProblems(config.stages.filter) : undefined
-    const teacher = wanted.has("teacher") && has("teacher")
-      ? yield* sampleTeacher(config, { ...base, concurrency: roleConcurrency(config, "teacher"), limit: options.limit })
-      : undefined
-    const longToShort = wanted.has("long-to-short") ? yield* longToShortStage(config, { ...base, concurrency: roleConcurrency(config, "rewriter") }) : undefined
-    const verify = wanted.has("verify") ? yield* verifyStage({ ...base, concurrency: 8 }) : undefined
+
+    const teacherDone = yield* Deferred.make<void>()
+    const l2sDone = yield* Deferred.make<void>()
+    const verifyDone = yield* Deferred.make<void>()
+
+    /** Passes of an item stage until `upstream` has finished and a pass finds nothing pending. */
+    const drain = <E, R>(name: string, upstream: Deferred.Deferred<void>, pass: Effect.Effect<ItemStageReport, E, R>) =>
+      Effect.gen(function* () {
+        const started = Date.now()
+        const reports: Array<ItemStageReport> = []
+        for (;;) {
+          const finished = yield* Deferred.isDone(upstream)
+          const r = yield* pass
+          reports.push(r)
+          if (finished && r.processed === 0) break
+          if (r.processed === 0) yield* Effect.sleep(Duration.millis(50))
+        }
+        const total = sumReports(name, reports)
+        emit({ _tag: "stage-done", stage: name, done: total.processed, failed: total.failed, skipped: 0, elapsedMs: Date.now() - started })
+        return total
+      })
+
+    const teacher = (wanted.has("teacher") && has("teacher")
+      ? sampleTeacher(config, { cache: options.cache, onEvent: emit, concurrency: roleConcurrency(config, "teacher"), limit: options.limit }).pipe(Effect.map((r) => r as StageReport | undefined))
+      : Effect.succeed(undefined)
+    ).pipe(Effect.ensuring(Deferred.succeed(teacherDone, undefined)))
+    const longToShort = (wanted.has("long-to-short")
+      ? drain("long-to-short", teacherDone, longToShortStage(config, { ...base, concurrency: roleConcurrency(config, "rewriter") })).pipe(Effect.map((r) => r as ItemStageReport | undefined))
+      : Effect.succeed(undefined)
+    ).pipe(Effect.ensuring(Deferred.succeed(l2sDone, undefined)))
+    const verify = (wanted.has("verify")
+      ? drain("verify", l2sDone, verifyStage({ ...base, concurrency: 8 })).pipe(Effect.map((r) => r as ItemStageReport | undefined))
+      : Effect.succeed(undefined)
+    ).pipe(Effect.ensuring(Deferred.succeed(verifyDone, undefined)))
     const align = wanted.has("align") && has("judge")
-      ? yield* alignStage(config, { ...base, concurrency: Math.max(roleConcurrency(config, "judge"), 1) })
-      : undefined
-    return { filter, teacher, longToShort, verify, align } satisfies PipelineReport
+      ? drain("align", verifyDone, alignStage(config, { ...base, concurrency: Math.max(roleConcurrency(config, "judge"), 1) })).pipe(Effect.map((r) => r as ItemStageReport | undefined))
+      : Effect.succeed(undefined)
+
+    const [t, l, v, a] = yield* Effect.all([teacher, longToShort, verify, align], { concurrency: "unbounded" })
+    return { filter, teacher: t, longToShort: l, verify: v, align: a } satisfies PipelineReport
   })
