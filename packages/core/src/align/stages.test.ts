@@ -9,7 +9,11 @@ import { LanguageModel, makeLanguageModel } from "../llm/LanguageModel.js"
 import { parsePipeline } from "../pipeline/config.js"
 import { applyOverrides, buildRoles } from "../pipeline/models.js"
 import { defaultPipelineText } from "../pipeline/recipe.js"
-import { runPipeline } from "../pipeline/runPipeline.js"
+import { pipelineEvents, runPipeline } from "../pipeline/runPipeline.js"
+import { RunEvent } from "../pipeline/events.js"
+import * as Chunk from "effect/Chunk"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import type { Item } from "../schema/item.js"
 import { RunStore } from "../store/RunStore.js"
 import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
@@ -149,6 +153,26 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
     const again = await run()
     expect(server.requests.length).toBe(sent)
     expect(again.status).toEqual(status)
+  })
+
+  it("streams typed progress events that decode against their schema, ending with pipeline-done", async () => {
+    const file = join(tmp.dir, "traces.jsonl")
+    writeFileSync(file, jsonl(rows))
+    await Effect.runPromise(Effect.scoped(importFile(file).pipe(Effect.provide(SqliteRunStoreLive(db())))))
+    const { config, roles } = pipeline()
+    const events = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const lm = yield* makeLanguageModel(roles)
+          return yield* Stream.runCollect(pipelineEvents(config).pipe(Stream.provideService(LanguageModel, lm)))
+        }).pipe(Effect.provide(Layer.mergeAll(SqliteRunStoreLive(db()), BasicVerifierLive, QwenTokenCounterLive)))
+      )
+    )
+    const list = Chunk.toReadonlyArray(events)
+    for (const e of list) Schema.decodeUnknownSync(RunEvent)(JSON.parse(JSON.stringify(e)))
+    expect(list[list.length - 1]).toEqual({ _tag: "pipeline-done", kept: 6, dropped: 3, failed: 0 })
+    expect(list.filter((e) => e._tag === "stage-done").map((e) => (e as { stage: string }).stage).sort()).toEqual(["align", "long-to-short", "verify"])
+    expect(list.filter((e) => e._tag === "item" && e.stage === "align")).toHaveLength(8)
   })
 
   it("parses verdicts strictly", () => {

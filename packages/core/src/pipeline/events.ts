@@ -36,5 +36,12 @@ export const StageDone = Schema.TaggedStruct("stage-done", {
   elapsedMs: Schema.NonNegative
 })
 
-export const RunEvent = Schema.Union(StageProgress, ItemEvent, LogEvent, StageDone)
+/** The last event of a run: what the aligned stage kept and dropped this time. */
+export const PipelineDone = Schema.TaggedStruct("pipeline-done", {
+  kept: Schema.NonNegativeInt,
+  dropped: Schema.NonNegativeInt,
+  failed: Schema.NonNegativeInt
+})
+
+export const RunEvent = Schema.Union(StageProgress, ItemEvent, LogEvent, StageDone, PipelineDone)
 export type RunEvent = typeof RunEvent.Type

@@ -6,6 +6,12 @@ import { sampleTeacher, type StageReport } from "../collect/teacherSampling.js"
 import { type FilterReport, filterProblems } from "../collect/filterProblems.js"
 import type { CacheMode } from "../llm/LanguageModel.js"
 import { LanguageModel } from "../llm/LanguageModel.js"
+import * as Stream from "effect/Stream"
+import type { ImportError } from "../io/importFile.js"
+import type { RunStore } from "../store/RunStore.js"
+import type { StoreError } from "../store/errors.js"
+import type { TokenCounter } from "../tokens/TokenCounter.js"
+import type { Verifier } from "../verify/Verifier.js"
 import type { PipelineConfig } from "./config.js"
 import type { RunEvent } from "./events.js"
 import { roleConcurrency } from "./models.js"
@@ -98,3 +104,27 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
     const [t, l, v, a] = yield* Effect.all([teacher, longToShort, verify, align], { concurrency: "unbounded" })
     return { filter, teacher: t, longToShort: l, verify: v, align: a } satisfies PipelineReport
   })
+
+/**
+ * The pipeline as a stream of its typed progress events, for dashboards: every stage's progress,
+ * item outcomes and stage-done events, ending with `pipeline-done`. Interrupting the stream
+ * interrupts the run (in-flight calls are cancelled; stored work is kept).
+ */
+export const pipelineEvents = (config: PipelineConfig, options: Omit<PipelineOptions, "onEvent"> = {}) =>
+  Stream.asyncPush<RunEvent, StoreError | ImportError, LanguageModel | RunStore | Verifier | TokenCounter>((emit) =>
+    runPipeline(config, { ...options, onEvent: (event) => emit.single(event) }).pipe(
+      Effect.tap((report) =>
+        Effect.sync(() => {
+          emit.single({
+            _tag: "pipeline-done",
+            kept: report.align?.kept ?? 0,
+            dropped: (report.longToShort?.dropped ?? 0) + (report.verify?.dropped ?? 0) + (report.align?.dropped ?? 0),
+            failed: (report.teacher?.failed ?? 0) + (report.longToShort?.failed ?? 0) + (report.align?.failed ?? 0)
+          })
+          emit.end()
+        })
+      ),
+      Effect.catchAll((error) => Effect.sync(() => emit.fail(error))),
+      Effect.forkScoped
+    )
+  )
