@@ -7,9 +7,9 @@ import { LanguageModel } from "../llm/LanguageModel.js"
 import { ChatRequest, type Completion } from "../llm/schema.js"
 import type { PipelineConfig } from "../pipeline/config.js"
 import type { RunEvent } from "../pipeline/events.js"
-import { Item, type KeptAs, type Stage } from "../schema/item.js"
+import { Item, type KeptAs, makeItem, type Stage } from "../schema/item.js"
 import type { Problem } from "../schema/problem.js"
-import { type CallRecord, Round, type Verification } from "../schema/round.js"
+import { type CallRecord, makeRound, type Round, type Verification } from "../schema/round.js"
 import { Trace } from "../schema/trace.js"
 import { Verdict, type VerdictLevel } from "../schema/verdict.js"
 import { RunStore } from "../store/RunStore.js"
@@ -132,13 +132,13 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
       Effect.gen(function* () {
         // Traces of duplicate or contaminated problems go no further.
         const flag = yield* store.problemFlag(problem.id)
-        if (Option.isSome(flag)) return new Item({ ...item, fate: "dropped", reason: { code: flag.value.flag, detail: flag.value.detail }, updatedAt: now() })
+        if (Option.isSome(flag)) return makeItem({ ...item, fate: "dropped", reason: { code: flag.value.flag, detail: flag.value.detail }, updatedAt: now() })
         const trace = item.trace
-        if (trace === undefined) return new Item({ ...item, fate: "dropped", reason: { code: "no-trace", detail: "the item has no trace" }, updatedAt: now() })
+        if (trace === undefined) return makeItem({ ...item, fate: "dropped", reason: { code: "no-trace", detail: "the item has no trace" }, updatedAt: now() })
         const tokens = counter.count(trace.reasoning)
-        if (!trace.long || tokens <= threshold) return new Item({ ...item, stage: "verify", updatedAt: now() })
+        if (!trace.long || tokens <= threshold) return makeItem({ ...item, stage: "verify", updatedAt: now() })
         if (!lm.roles.includes("rewriter")) {
-          return new Item({ ...item, fate: "dropped", reason: { code: "no-rewriter", detail: `a ${tokens}-token trace needs long-to-short, and no rewriter is configured` }, updatedAt: now() })
+          return makeItem({ ...item, fate: "dropped", reason: { code: "no-rewriter", detail: `a ${tokens}-token trace needs long-to-short, and no rewriter is configured` }, updatedAt: now() })
         }
         const startedAt = now()
         const result = yield* lm
@@ -147,14 +147,14 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
         if (result._tag === "Left") return { failure: `rewriter: ${result.left._tag}: ${result.left.message}` }
         const c = result.right
         const short = new Trace({ reasoning: c.text.trim(), finalAnswer: statedAnswer(problem, c.text), origin: "long-to-short", model: c.model, promptVersion: prompt.version })
-        return new Item({
+        return makeItem({
           ...item,
           stage: "verify",
           trace: short,
           original: item.original ?? trace,
           rounds: [
             ...item.rounds,
-            new Round({ index: item.rounds.length, action: "long-to-short", input: trace, output: short, calls: [callRecord("rewriter", c, prompt.version)], startedAt, finishedAt: now(), note: `${tokens} reasoning tokens above ${threshold}` })
+            makeRound({ index: item.rounds.length, action: "long-to-short", input: trace, output: short, calls: [callRecord("rewriter", c, prompt.version)], startedAt, finishedAt: now(), note: `${tokens} reasoning tokens above ${threshold}` })
           ],
           updatedAt: now()
         })
@@ -170,10 +170,10 @@ export const verifyStage = (options: ItemStageOptions) =>
       Effect.gen(function* () {
         const startedAt = now()
         const v = yield* verifier.verify(problem, item.trace!)
-        const round = new Round({ index: item.rounds.length, action: "verify", input: item.trace, verification: v, calls: [], startedAt, finishedAt: now(), note: verifier.name })
+        const round = makeRound({ index: item.rounds.length, action: "verify", input: item.trace, verification: v, calls: [], startedAt, finishedAt: now(), note: verifier.name })
         return v.ok
-          ? new Item({ ...item, stage: "align", rounds: [...item.rounds, round], updatedAt: now() })
-          : new Item({ ...item, fate: "dropped", reason: { code: dropCode(v), detail: v.reason }, rounds: [...item.rounds, round], updatedAt: now() })
+          ? makeItem({ ...item, stage: "align", rounds: [...item.rounds, round], updatedAt: now() })
+          : makeItem({ ...item, fate: "dropped", reason: { code: dropCode(v), detail: v.reason }, rounds: [...item.rounds, round], updatedAt: now() })
       })
     )
   })
@@ -217,10 +217,10 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
     return yield* runItemStage("align", "align", options, (start, problem) =>
       Effect.gen(function* () {
         const rounds = [...start.rounds]
-        const push = (r: Omit<ConstructorParameters<typeof Round>[0], "index">) => rounds.push(new Round({ ...r, index: rounds.length }))
+        const push = (r: Omit<ConstructorParameters<typeof Round>[0], "index">) => rounds.push(makeRound({ ...r, index: rounds.length }))
         const finish = (fields: { fate: Item["fate"]; keptAs?: KeptAs; reason?: Item["reason"]; trace: Trace }) => {
           const original = start.original ?? (fields.trace !== start.trace ? start.trace : undefined)
-          return new Item({
+          return makeItem({
             ...start,
             ...fields,
             trace: counted(fields.trace),

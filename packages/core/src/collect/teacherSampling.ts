@@ -9,9 +9,9 @@ import type { LlmError } from "../llm/errors.js"
 import type { PipelineConfig } from "../pipeline/config.js"
 import type { RunEvent } from "../pipeline/events.js"
 import { problemPrompt, TEACHER_PROMPT_VERSION } from "../pipeline/prompts.js"
-import { Item } from "../schema/item.js"
+import { type Item, makeItem } from "../schema/item.js"
 import type { Problem } from "../schema/problem.js"
-import { Round } from "../schema/round.js"
+import { makeRound } from "../schema/round.js"
 import { Trace } from "../schema/trace.js"
 import { RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
@@ -99,7 +99,7 @@ export const sampleTeacher = (
           const error: LlmError = result.left
           counts.failed++
           yield* store.saveItem(
-            new Item({
+            makeItem({
               id,
               problemId: problem.id,
               stage: "collect",
@@ -131,7 +131,7 @@ export const sampleTeacher = (
         counts.completionTokens += c.usage.completionTokens
         counts.costUsd += c.costUsd ?? 0
         yield* store.saveItem(
-          new Item({
+          makeItem({
             id,
             problemId: problem.id,
             stage: dropped ? "collect" : "verify",
@@ -139,7 +139,7 @@ export const sampleTeacher = (
             reason: dropped ? { code: "truncated", detail: `the teacher's reply hit max_tokens (${sampling.max_tokens ?? "server default"})` } : undefined,
             trace,
             rounds: [
-              new Round({
+              makeRound({
                 index: 0,
                 action: "collect",
                 output: trace,

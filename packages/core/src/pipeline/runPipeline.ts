@@ -94,11 +94,16 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
       : Effect.succeed(undefined)
     ).pipe(Effect.ensuring(Deferred.succeed(l2sDone, undefined)))
     const verify = (wanted.has("verify")
-      ? drain("verify", l2sDone, verifyStage({ ...base, concurrency: 8 })).pipe(Effect.map((r) => r as ItemStageReport | undefined))
+      ? drain("verify", l2sDone, verifyStage({ ...base, concurrency: 16 })).pipe(Effect.map((r) => r as ItemStageReport | undefined))
       : Effect.succeed(undefined)
     ).pipe(Effect.ensuring(Deferred.succeed(verifyDone, undefined)))
     const align = wanted.has("align") && has("judge")
-      ? drain("align", verifyDone, alignStage(config, { ...base, concurrency: Math.max(roleConcurrency(config, "judge"), 1) })).pipe(Effect.map((r) => r as ItemStageReport | undefined))
+      ? drain("align", verifyDone, alignStage(config, {
+          ...base,
+          // An item alternates between judge and rewriter calls: enough items in flight to keep
+          // both roles' endpoints busy (their own limits still cap the calls).
+          concurrency: roleConcurrency(config, "judge") + (has("rewriter") ? roleConcurrency(config, "rewriter") : 0)
+        })).pipe(Effect.map((r) => r as ItemStageReport | undefined))
       : Effect.succeed(undefined)
 
     const [t, l, v, a] = yield* Effect.all([teacher, longToShort, verify, align], { concurrency: "unbounded" })

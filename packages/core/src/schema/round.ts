@@ -42,3 +42,6 @@ export class Round extends Schema.Class<Round>("Round")({
   finishedAt: Schema.String,
   note: Schema.optional(Schema.String)
 }) {}
+
+/** A Round from type-checked values, without runtime re-validation (see makeItem). */
+export const makeRound = (props: ConstructorParameters<typeof Round>[0]): Round => new Round(props, true)
