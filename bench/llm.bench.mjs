@@ -11,7 +11,7 @@ import { Agent, request } from "undici"
 
 const CONCURRENCY = 256
 const LATENCY_MS = 40
-const REQUESTS = Number(process.env.REQUESTS ?? 20_000)
+const REQUESTS = Number(process.env.REQUESTS ?? 30_000)
 const ideal = CONCURRENCY / (LATENCY_MS / 1000)
 
 const child = spawn(process.execPath, [join(import.meta.dirname, "scripted-server.mjs"), String(LATENCY_MS)], { stdio: ["ignore", "pipe", "inherit"] })

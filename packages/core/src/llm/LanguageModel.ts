@@ -248,14 +248,15 @@ export const makeLanguageModel = (
         const config = roles[role]!
         const model = request.model ?? list[0]!.config.provider.model
         const mode = options.cache ?? defaults.cache ?? "use"
-        const key = cacheKey(model, request, options.sampleIndex ?? 0)
+        // With the cache off there is no key to make, nothing to look up and nothing to share.
+        const key = mode === "off" ? "" : cacheKey(model, request, options.sampleIndex ?? 0)
         if (mode === "use") {
           const hit = yield* store.cacheGet(key).pipe(Effect.orElseSucceed(() => Option.none()))
           if (Option.isSome(hit)) {
             const value = decodeCached(hit.value.value)
             if (Option.isSome(value)) {
               list[0]!.stats.cacheHits++
-              return new Completion({ ...value.value, cached: true, attempts: 1, costUsd: 0 }, true)
+              return { ...value.value, cached: true, attempts: 1, costUsd: 0 } satisfies Completion
             }
           }
           // The same request already on its way: wait for it instead of paying twice.
@@ -263,11 +264,9 @@ export const makeLanguageModel = (
           if (pending !== undefined) {
             const shared = yield* Deferred.await(pending)
             list[0]!.stats.cacheHits++
-            return new Completion({ ...shared, cached: true, costUsd: 0 }, true)
+            return { ...shared, cached: true, costUsd: 0 } satisfies Completion
           }
         }
-        const deferred = yield* Deferred.make<Completion, LlmError>()
-        if (mode === "use") inFlight.set(key, deferred)
         const run = Effect.gen(function* () {
           const { result, latencyMs, attempt, state } = yield* callWithRetries(role, config, list, { ...request, model } as ChatRequest)
           const costUsd = costOf(state.config.price, result)
@@ -281,9 +280,11 @@ export const makeLanguageModel = (
               .cachePut({ key, model, value: JSON.stringify({ ...result, latencyMs }), createdAt: new Date().toISOString() })
               .pipe(Effect.orElse(() => Effect.void))
           }
-          // Provider results are decoded at the wire; the constructor's re-validation is skipped.
-          return new Completion({ ...result, latencyMs, cached: false, attempts: attempt, costUsd }, true)
+          return { ...result, latencyMs, cached: false, attempts: attempt, costUsd } satisfies Completion
         })
+        if (mode !== "use") return yield* run
+        const deferred = yield* Deferred.make<Completion, LlmError>()
+        inFlight.set(key, deferred)
         return yield* run.pipe(
           Effect.onExit((exit) =>
             Effect.suspend(() => {

@@ -31,7 +31,8 @@ export const Usage = Schema.Struct({
 })
 export type Usage = typeof Usage.Type
 
-export class Completion extends Schema.Class<Completion>("Completion")({
+/** A model's reply. A plain record (not a class): one is made per call on the hot path. */
+export const Completion = Schema.Struct({
   text: Schema.String,
   /** Reasoning returned separately (`reasoning_content`) or found in a leading `<think>` block. */
   reasoning: Schema.optional(Schema.String),
@@ -43,7 +44,8 @@ export class Completion extends Schema.Class<Completion>("Completion")({
   /** Tries it took (1 when the first attempt succeeded). */
   attempts: Schema.Int.pipe(Schema.positive()),
   costUsd: Schema.optional(Schema.NonNegative)
-}) {}
+})
+export type Completion = typeof Completion.Type
 
 /** The wire format of a non-streaming chat completion, as far as fastcot reads it. */
 export const WireCompletion = Schema.Struct({

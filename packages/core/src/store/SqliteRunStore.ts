@@ -205,6 +205,22 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     }
   }
 
+  let pendingPuts: Array<{ entry: CacheEntry; resume: (effect: Effect.Effect<void, StoreError>) => void }> = []
+  const putMany = db.transaction((entries: ReadonlyArray<CacheEntry>) => {
+    for (const e of entries) stmt.cachePut.run(e.key, e.model, e.value, e.createdAt)
+  })
+  const flushPuts = () => {
+    const batch = pendingPuts
+    pendingPuts = []
+    let outcome: Effect.Effect<void, StoreError> = Effect.void
+    try {
+      putMany.immediate(batch.map((p) => p.entry))
+    } catch (cause) {
+      outcome = Effect.fail(new StoreError({ message: `writing the LLM cache: ${cause instanceof Error ? cause.message : String(cause)}`, cause }))
+    }
+    for (const p of batch) p.resume(outcome)
+  }
+
   const store: RunStoreShape = {
     location: file,
     importProgress: (key) =>
@@ -324,12 +340,21 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     }),
     cacheGet: (key) =>
       attempt("reading the LLM cache", () => Option.fromNullable(stmt.cacheGet.get(key) as CacheEntry | undefined)),
+    // Group commit: puts made in the same turn of the event loop share one transaction, and each
+    // caller resumes only after that transaction has committed (durable before it returns).
     cachePut: (entry) =>
-      attempt("writing the LLM cache", () => {
-        stmt.cachePut.run(entry.key, entry.model, entry.value, entry.createdAt)
+      Effect.async<void, StoreError>((resume) => {
+        pendingPuts.push({ entry, resume })
+        if (pendingPuts.length === 1) setImmediate(flushPuts)
       })
   }
-  return { store, close: () => db.close() }
+  return {
+    store,
+    close: () => {
+      if (pendingPuts.length > 0) flushPuts()
+      db.close()
+    }
+  }
 }
 
 /** The SQLite run store as a scoped layer: the database closes when the scope does. */
