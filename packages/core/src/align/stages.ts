@@ -142,7 +142,7 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
         }
         const startedAt = now()
         const result = yield* lm
-          .complete("rewriter", rewriteRequest(prompt, problem, trace, sampling), { cache: options.cache })
+          .complete("rewriter", promptRequest(prompt, problem, trace, sampling), { cache: options.cache })
           .pipe(Effect.either)
         if (result._tag === "Left") return { failure: `rewriter: ${result.left._tag}: ${result.left.message}` }
         const c = result.right
@@ -178,7 +178,15 @@ export const verifyStage = (options: ItemStageOptions) =>
     )
   })
 
-const rewriteRequest = (prompt: VersionedPrompt, problem: Problem, trace: Trace, sampling: NonNullable<PipelineConfig["models"]["rewriter"]>["sampling"], sample = 0) =>
+/** A judge or rewriter request: the recipe prompt as system turn, the trace as user turn. */
+const promptRequest = (
+  prompt: VersionedPrompt,
+  problem: Problem,
+  trace: Trace,
+  sampling: NonNullable<PipelineConfig["models"]["rewriter"]>["sampling"],
+  sample = 0,
+  choice?: ReadonlyArray<string>
+) =>
   new ChatRequest({
     messages: [
       { role: "system", content: prompt.text },
@@ -188,7 +196,8 @@ const rewriteRequest = (prompt: VersionedPrompt, problem: Problem, trace: Trace,
     top_p: sampling.top_p,
     max_tokens: sampling.max_tokens,
     seed: sampling.seed !== undefined ? sampling.seed + sample : undefined,
-    stop: sampling.stop
+    stop: sampling.stop,
+    choice
   })
 
 /**
@@ -238,16 +247,7 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
           let level: VerdictLevel = "unparseable"
           for (let ask = 0; ask <= settings.judgeRetries; ask++) {
             const startedAt = now()
-            const request = new ChatRequest({
-              messages: [
-                { role: "system", content: judgePrompt.text },
-                { role: "user", content: traceTurn(problem, trace) }
-              ],
-              temperature: judgeSampling.temperature,
-              top_p: judgeSampling.top_p,
-              max_tokens: judgeSampling.max_tokens,
-              choice: ["easy", "medium", "hard"]
-            })
+            const request = promptRequest(judgePrompt, problem, trace, judgeSampling, ask, ["easy", "medium", "hard"])
             const result = yield* lm.complete("judge", request, { sampleIndex: ask, cache: options.cache }).pipe(Effect.either)
             if (result._tag === "Left") return { failure: `judge: ${result.left._tag}: ${result.left.message}` }
             const c = result.right
@@ -288,7 +288,7 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
           for (let attempt = 0; attempt <= settings.rewriteRetries && rewritten === undefined; attempt++) {
             const startedAt = now()
             const result = yield* lm
-              .complete("rewriter", rewriteRequest(prompt, problem, trace, rewriteSampling, attempt), { sampleIndex: attempt, cache: options.cache })
+              .complete("rewriter", promptRequest(prompt, problem, trace, rewriteSampling, attempt), { sampleIndex: attempt, cache: options.cache })
               .pipe(Effect.either)
             if (result._tag === "Left") return { failure: `rewriter: ${result.left._tag}: ${result.left.message}` }
             const c = result.right
