@@ -1,0 +1,3 @@
+export * from "./sandbox.js"
+export * from "./codeTests.js"
+export * from "./verifier.js"
