@@ -1,7 +1,6 @@
 import { Command, Options } from "@effect/cli"
 import {
   applyOverrides,
-  BasicVerifierLive,
   buildRoles,
   defaultPipelineText,
   exportDataset,
@@ -15,6 +14,7 @@ import {
   workspacePaths
 } from "@fastcot/core"
 import { type ScriptedRequest, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { EvaluatorVerifierLive, makeSandbox } from "@fastcot/evaluator"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -53,6 +53,13 @@ const demoScript = () => {
       const verb = system.includes("extending") ? "expanded" : "simplified"
       return { content: `(rewritten, ${verb}; scripted text)\n\nStep 1: restate what is asked.\n\nStep 2: work it out.\n\nSo the answer is \\boxed{${answer}}.` }
     }
+    if (user.includes("Fibonacci")) {
+      return { content: "(scripted teacher) Iterate the recurrence.\n\n```python\nn = int(input())\na, b = 0, 1\nfor _ in range(n):\n    a, b = b, a + b\nprint(a)\n```" }
+    }
+    if (user.includes("print their sum")) {
+      // Wrong on purpose: the sandbox's tests catch it.
+      return { content: "(scripted teacher) Read and add.\n\n```python\na, b = map(int, input().split())\nprint(a - b)\n```" }
+    }
     const question = [...answers.keys()].find((q) => user.startsWith(q))
     const answer = question === undefined ? "?" : question.includes("hexagon") ? "540" : answers.get(question)!
     return { content: `(scripted teacher, canned text) Step 1: read the problem.\n\nStep 2: compute.\n\nThe answer is \\boxed{${answer}}.` }
@@ -84,10 +91,10 @@ export const demoCommand = Command.make("demo", { workspace }, (args) =>
         const stats = yield* lm.stats
         const status = yield* Effect.flatMap(RunStore, (s) => s.status)
         return { result, retries: stats.reduce((n, s) => n + s.retries, 0), status }
-      }).pipe(Effect.provide(Layer.mergeAll(storeLayer(args.workspace), BasicVerifierLive, QwenTokenCounterLive)))
+      }).pipe(Effect.provide(Layer.mergeAll(storeLayer(args.workspace), EvaluatorVerifierLive(), QwenTokenCounterLive)))
       const { result, status } = run
       yield* stdout(`3. teacher  ${result.teacher?.done ?? 0} traces sampled (${run.retries} retries after injected faults)`)
-      yield* stdout(`4. verify   ${result.verify?.advanced ?? 0} reach the reference answer; ${result.verify?.dropped ?? 0} dropped (${Object.entries(status.dropReasons).map(([k, n]) => `${n} ${k}`).join(", ")})`)
+      yield* stdout(`4. verify   ${result.verify?.advanced ?? 0} reach the reference answer or pass their tests (code sandbox: ${makeSandbox().isolation}); ${result.verify?.dropped ?? 0} dropped (${Object.entries(status.dropReasons).map(([k, n]) => `${n} ${k}`).join(", ")})`)
       yield* stdout(`5. align    ${status.kept} kept: ${Object.entries(status.keptAs).map(([k, n]) => `${n} ${k}`).join(", ")}`)
       const exported = yield* exportDataset({ format: "openai", out: join(paths.exports, "openai", "train.jsonl") }).pipe(
         Effect.provide(Layer.merge(storeLayer(args.workspace), QwenTokenCounterLive))
