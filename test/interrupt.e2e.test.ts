@@ -1,0 +1,70 @@
+import { type ScriptedServer, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { spawn, spawnSync } from "node:child_process"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { RunEvent } from "@fastcot/core"
+import * as Schema from "effect/Schema"
+
+const BIN = join(__dirname, "..", "packages", "cli", "dist", "bin.js")
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe("fastcot run --json", () => {
+  it("prints one JSON event per line, each decoding against the RunEvent schema", async () => {
+    const fast = await startScriptedServer({ script: (r) => ({ content: r.messages[0]!.content.includes("evaluator") ? "medium" : "Add. \\boxed{2}" }) })
+    const root = mkdtempSync(join(tmpdir(), "fastcot-e2e-json-"))
+    try {
+      writeFileSync(join(root, "p.jsonl"), JSON.stringify({ question: "1+1?", answer: "2" }) + "\n" + JSON.stringify({ question: "3-1?", answer: "2" }) + "\n")
+      const ws = join(root, "ws")
+      spawnSync(process.execPath, [BIN, "import", join(root, "p.jsonl"), "--workspace", ws])
+      const spec = `openai:s@${fast.baseUrl}`
+      const out = await new Promise<string>((resolve) => {
+        const child = spawn(process.execPath, [BIN, "run", "--json", "--teacher", spec, "--rewriter", spec, "--judge", spec, "--workspace", ws])
+        let text = ""
+        child.stdout.on("data", (d) => (text += d))
+        child.on("exit", () => resolve(text))
+      })
+      const events = out.trim().split("\n").map((line) => Schema.decodeUnknownSync(RunEvent)(JSON.parse(line)))
+      expect(events.filter((e) => e._tag === "stage-done").map((e) => (e as { stage: string }).stage)).toEqual(expect.arrayContaining(["teacher", "verify", "align"]))
+      expect(events.filter((e) => e._tag === "item" && e.stage === "align")).toHaveLength(2)
+    } finally {
+      await fast.close()
+      rmSync(root, { recursive: true, force: true })
+    }
+  })
+})
+
+describe("Ctrl-C during fastcot run", () => {
+  let server: ScriptedServer
+  let root: string
+  beforeAll(async () => {
+    // A teacher slow enough that calls are in flight when the interrupt comes.
+    server = await startScriptedServer({ latencyMs: 3_000 })
+    root = mkdtempSync(join(tmpdir(), "fastcot-e2e-int-"))
+    writeFileSync(join(root, "p.jsonl"), Array.from({ length: 20 }, (_, i) => JSON.stringify({ question: `What is ${i}?`, answer: String(i) })).join("\n") + "\n")
+  })
+  afterAll(async () => {
+    await server.close()
+    rmSync(root, { recursive: true, force: true })
+  })
+
+  it("cancels in-flight requests, exits 130 and leaves a store the next run continues from", async () => {
+    const ws = join(root, "ws")
+    expect(spawnSync(process.execPath, [BIN, "import", join(root, "p.jsonl"), "--workspace", ws]).status).toBe(0)
+    const child = spawn(process.execPath, [BIN, "run", "--stages", "teacher", "--teacher", `openai:t@${server.baseUrl}`, "--concurrency", "4", "--workspace", ws])
+    let stderr = ""
+    child.stderr.on("data", (d) => (stderr += d))
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+    for (let i = 0; i < 200 && server.requests.length < 4; i++) await sleep(25)
+    expect(server.requests.length).toBe(4)
+    const started = Date.now()
+    child.kill("SIGINT")
+    const code = await exited
+    expect(code).toBe(130)
+    expect(Date.now() - started).toBeLessThan(2_000)
+    expect(stderr).toContain("interrupted: committed work is kept")
+    const status = JSON.parse(spawnSync(process.execPath, [BIN, "status", "--json", "--workspace", ws], { encoding: "utf8" }).stdout)
+    expect(status.items).toBe(0)
+  })
+})
