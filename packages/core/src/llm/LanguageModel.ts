@@ -195,20 +195,21 @@ export const makeLanguageModel = (
         return waitMs > 0 ? Effect.sleep(Duration.millis(waitMs)) : Effect.void
       })
 
-    const callOnce = (s: EndpointState, request: ChatRequest) =>
-      s.semaphore.withPermits(1)(
-        Effect.gen(function* () {
-          const estimate = Math.ceil(request.messages.reduce((n, m) => n + m.content.length, 0) / 4) + (request.max_tokens ?? 512)
-          yield* waitForRate(s, estimate)
-          s.stats.inFlight++
-          s.stats.requests++
-          const started = Date.now()
-          return yield* s.config.provider.call(request).pipe(
-            Effect.map((result) => ({ result, latencyMs: Date.now() - started })),
-            Effect.ensuring(Effect.sync(() => s.stats.inFlight--))
-          )
-        })
-      )
+    // The hot path: one permit, the rate wait only when limits are set, and the call.
+    const callOnce = (s: EndpointState, request: ChatRequest) => {
+      const limited = s.config.requestsPerMinute !== undefined || s.config.tokensPerMinute !== undefined
+      const call = Effect.suspend(() => {
+        s.stats.inFlight++
+        s.stats.requests++
+        const started = Date.now()
+        return Effect.onExit(
+          Effect.map(s.config.provider.call(request), (result) => ({ result, latencyMs: Date.now() - started })),
+          () => Effect.sync(() => void s.stats.inFlight--)
+        )
+      })
+      const estimate = () => Math.ceil(request.messages.reduce((n, m) => n + m.content.length, 0) / 4) + (request.max_tokens ?? 512)
+      return s.semaphore.withPermits(1)(limited ? Effect.zipRight(Effect.suspend(() => waitForRate(s, estimate())), call) : call)
+    }
 
     const callWithRetries = (role: string, config: RoleConfig, list: Array<EndpointState>, request: ChatRequest) => {
       const maxAttempts = Math.max(1, config.maxAttempts ?? 6)
