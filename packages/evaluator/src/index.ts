@@ -1,3 +1,7 @@
 export * from "./sandbox.js"
 export * from "./codeTests.js"
 export * from "./verifier.js"
+export * from "./benchmarks.js"
+export * from "./metrics.js"
+export * from "./evaluate.js"
+export * from "./report.js"

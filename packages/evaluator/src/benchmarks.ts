@@ -1,0 +1,211 @@
+import * as Effect from "effect/Effect"
+import { createHash } from "node:crypto"
+import { existsSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { inflateSync } from "node:zlib"
+import { basicVerifier, extractLetter, type InputFormat, lastBoxed, Problem, readRows, START, type TestCase, Trace } from "@fastcot/core"
+import { extractCode, runTests } from "./codeTests.js"
+import type { Sandbox } from "./sandbox.js"
+
+/** One benchmark question, in a shape every benchmark maps onto. */
+export interface EvalItem {
+  readonly id: string
+  readonly question: string
+  readonly answer?: string | undefined
+  readonly choices?: ReadonlyArray<string> | undefined
+  readonly tests?: ReadonlyArray<TestCase> | undefined
+  readonly funcName?: string | undefined
+  readonly starterCode?: string | undefined
+  /** The prompt is given whole by the data (GPQA's derived layout). */
+  readonly prompt?: string | undefined
+  /** Subject, level, category: results are broken down by this. */
+  readonly group?: string | undefined
+}
+
+export interface Grade {
+  readonly correct: boolean
+  readonly extracted?: string | undefined
+  /** `no-answer` when nothing could be extracted: never a guess. */
+  readonly reason: string
+}
+
+/**
+ * A benchmark is data + prompt + extractor/grader, each replaceable: implement this interface to
+ * add one (see `registerBenchmark`).
+ */
+export interface Benchmark {
+  readonly name: string
+  readonly kind: "math" | "multiple-choice" | "code"
+  /** Files tried in order under `--data DIR`. */
+  readonly files: ReadonlyArray<string>
+  readonly load: (rows: ReadonlyArray<Record<string, unknown>>) => ReadonlyArray<EvalItem>
+  readonly prompt: (item: EvalItem) => string
+  readonly grade: (item: EvalItem, output: string) => Effect.Effect<Grade, never, Sandbox>
+}
+
+export const PROMPT_VERSION = "eval/v1"
+export const GRADER_VERSION = "fastcot-grader/v1"
+const LETTERS = "ABCDEFGHIJ"
+const MATH_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
+const str = (v: unknown) => (v === undefined || v === null ? undefined : String(v))
+
+const gradeMath = (item: EvalItem, output: string): Effect.Effect<Grade> => {
+  const problem = new Problem({ id: "p_0000000000000000" as Problem["id"], domain: "math", question: item.question, answer: item.answer, source: "", metadata: {} }, true)
+  return basicVerifier.verify(problem, new Trace({ reasoning: output, origin: "teacher" }, true)).pipe(
+    Effect.map((v) => ({ correct: v.ok, extracted: v.extracted, reason: v.reason }))
+  )
+}
+
+const gradeLetter = (item: EvalItem, output: string): Effect.Effect<Grade> => {
+  // The MMLU-Pro rules: "answer is (X)", then "Answer: X", then the last boxed letter.
+  const letter =
+    extractLetter(output) ?? /answer:\s*\(?([A-J])\)?/i.exec(output)?.[1]?.toUpperCase() ?? lastBoxed(output)?.trim().replace(/[()]/g, "")
+  if (letter === undefined || !/^[A-J]$/.test(letter)) return Effect.succeed({ correct: false, reason: "no-answer" })
+  return Effect.succeed({ correct: letter === item.answer, extracted: letter, reason: letter === item.answer ? "letter matches" : "wrong letter" })
+}
+
+const seededShuffle = <A>(items: ReadonlyArray<A>, seed: string): Array<A> => {
+  const out = [...items]
+  let h = parseInt(createHash("sha256").update(seed).digest("hex").slice(0, 8), 16)
+  for (let i = out.length - 1; i > 0; i--) {
+    h = (Math.imul(h, 1103515245) + 12345) >>> 0
+    const j = h % (i + 1)
+    ;[out[i], out[j]] = [out[j]!, out[i]!]
+  }
+  return out
+}
+
+/** LiveCodeBench's private tests: a JSON string, or base64 of zlib of a pickled JSON string. */
+export const decodeLcbTests = (value: unknown): Array<TestCase> => {
+  if (typeof value !== "string" || value.trim() === "") return []
+  const t = value.trim()
+  if (t.startsWith("[")) return JSON.parse(t) as Array<TestCase>
+  const raw = inflateSync(Buffer.from(t, "base64"))
+  return JSON.parse(unpickleString(raw)) as Array<TestCase>
+}
+
+/** Reads the one str object of a pickle (protocols 2-5), which is all LiveCodeBench stores. */
+export const unpickleString = (buf: Buffer): string => {
+  let i = 0
+  while (i < buf.length) {
+    const op = buf[i]!
+    if (op === 0x80) i += 2 // PROTO n
+    else if (op === 0x95) i += 9 // FRAME size
+    else if (op === 0x8c) return buf.subarray(i + 2, i + 2 + buf[i + 1]!).toString("utf8") // SHORT_BINUNICODE
+    else if (op === 0x58) return buf.subarray(i + 5, i + 5 + buf.readUInt32LE(i + 1)).toString("utf8") // BINUNICODE
+    else if (op === 0x8d) return buf.subarray(i + 9, i + 9 + Number(buf.readBigUInt64LE(i + 1))).toString("utf8") // BINUNICODE8
+    else throw new Error(`unsupported pickle opcode 0x${op.toString(16)}`)
+  }
+  throw new Error("no string in the pickle")
+}
+
+export const math500: Benchmark = {
+  name: "math500",
+  kind: "math",
+  files: ["math500/test.jsonl", "math500/test.parquet", "MATH-500/test.jsonl"],
+  load: (rows) => rows.map((r, i) => ({ id: str(r["unique_id"]) ?? String(i), question: String(r["problem"]), answer: str(r["answer"]), group: str(r["subject"]) })),
+  prompt: (item) => `${item.question}\n\n${MATH_SUFFIX}`,
+  grade: gradeMath
+}
+
+export const aime24: Benchmark = {
+  name: "aime24",
+  kind: "math",
+  files: ["aime24/test.jsonl", "aime24/train.jsonl", "aime24/test.parquet"],
+  load: (rows) => rows.map((r, i) => ({ id: str(r["id"] ?? r["ID"]) ?? String(i), question: String(r["problem"] ?? r["Problem"]), answer: str(r["answer"] ?? r["Answer"]) })),
+  prompt: (item) => `${item.question}\n\n${MATH_SUFFIX}`,
+  grade: gradeMath
+}
+
+export const gpqaDiamond: Benchmark = {
+  name: "gpqa_diamond",
+  kind: "multiple-choice",
+  files: ["gpqa_diamond/test.jsonl", "gpqa_diamond/gpqa_diamond.csv", "gpqa/gpqa_diamond.csv"],
+  load: (rows) =>
+    rows.map((r, i) => {
+      if (r["Question"] !== undefined) {
+        // The official layout: choices shuffled with a seed from the question (a fixed order per question).
+        const correct = String(r["Correct Answer"]).trim()
+        const options = seededShuffle([correct, ...[1, 2, 3].map((k) => String(r[`Incorrect Answer ${k}`] ?? "").trim())], String(r["Question"]))
+        return { id: str(r["Record ID"]) ?? String(i), question: String(r["Question"]).trim(), choices: options, answer: LETTERS[options.indexOf(correct)] }
+      }
+      const answer = lastBoxed(String(r["answer"])) ?? String(r["answer"]).trim()
+      return { id: String(i), question: String(r["prompt"]), prompt: String(r["prompt"]), answer }
+    }),
+  prompt: (item) =>
+    item.prompt ??
+    `${item.question}\n\n${item.choices!.map((c, i) => `(${LETTERS[i]}) ${c}`).join("\n")}\n\nPlease reason step by step, and put the letter of the correct option within \\boxed{}.`,
+  grade: gradeLetter
+}
+
+export const mmluPro: Benchmark = {
+  name: "mmlu_pro",
+  kind: "multiple-choice",
+  files: ["mmlu_pro/test.jsonl", "mmlu_pro/test.parquet", "MMLU-Pro/test.parquet"],
+  load: (rows) =>
+    rows.map((r, i) => ({
+      id: str(r["question_id"]) ?? String(i),
+      question: String(r["question"]),
+      choices: (Array.isArray(r["options"]) ? r["options"] : JSON.parse(String(r["options"]))) as Array<string>,
+      answer: str(r["answer"]),
+      group: str(r["category"])
+    })),
+  prompt: (item) =>
+    `${item.question}\n\n${item.choices!.map((c, i) => `(${LETTERS[i]}) ${c}`).join("\n")}\n\nPlease reason step by step, then finish with "The answer is (X)" where X is the letter of the correct option.`,
+  grade: gradeLetter
+}
+
+export const liveCodeBench: Benchmark = {
+  name: "livecodebench",
+  kind: "code",
+  files: ["livecodebench/test.jsonl", "livecodebench/release_v2.jsonl", "livecodebench/test2.jsonl"],
+  load: (rows) =>
+    rows.map((r, i) => {
+      const meta = typeof r["metadata"] === "string" && r["metadata"] !== "" ? (JSON.parse(r["metadata"]) as { func_name?: string }) : {}
+      const tests = [...decodeLcbTests(r["public_test_cases"]), ...decodeLcbTests(r["private_test_cases"])]
+      return {
+        id: str(r["question_id"]) ?? String(i),
+        question: String(r["question_content"]),
+        tests,
+        funcName: meta.func_name,
+        starterCode: str(r["starter_code"]) || undefined,
+        group: str(r["difficulty"])
+      }
+    }),
+  // LiveCodeBench's own generation prompt formats, for functional (starter code) and stdin problems.
+  prompt: (item) =>
+    item.starterCode !== undefined
+      ? `### Question:\n${item.question}\n\n### Format: You will use the following starter code to write the solution to the problem and enclose your code within delimiters.\n\`\`\`python\n${item.starterCode}\n\`\`\`\n\n### Answer: (use the provided format with backticks)\n`
+      : `### Question:\n${item.question}\n\n### Format: Read the inputs from stdin solve the problem and write the answer to stdout (do not directly test on the sample inputs). Enclose your code within delimiters as follows. Ensure that when the python program runs, it reads the inputs, runs the algorithm and writes output to STDOUT.\n\`\`\`python\n# YOUR CODE HERE\n\`\`\`\n\n### Answer: (use the provided format with backticks)\n`,
+  grade: (item, output) => {
+    const code = extractCode(output)
+    if (code === undefined) return Effect.succeed({ correct: false, reason: "no-answer" })
+    return runTests(code, item.tests ?? [], item.funcName).pipe(
+      Effect.map((o) => ({ correct: o.passed, extracted: code.slice(0, 200), reason: o.passed ? `all ${o.ran} tests pass` : o.failure!.reason }))
+    )
+  }
+}
+
+const registry = new Map<string, Benchmark>([math500, aime24, gpqaDiamond, mmluPro, liveCodeBench].map((b) => [b.name, b]))
+
+/** Adds a user-defined benchmark (the plugin interface). */
+export const registerBenchmark = (b: Benchmark) => void registry.set(b.name, b)
+export const benchmark = (name: string): Benchmark | undefined => registry.get(name)
+export const benchmarkNames = () => [...registry.keys()]
+
+const formatOf = (file: string): InputFormat => (file.endsWith(".parquet") ? "parquet" : file.endsWith(".csv") ? "csv" : file.endsWith(".json") ? "json" : "jsonl")
+
+/** Finds and reads a benchmark's file under `dir`; returns its items and the file's SHA-256. */
+export const loadBenchmark = (b: Benchmark, dir: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      const file = b.files.map((f) => join(dir, f)).find((f) => existsSync(f))
+      if (file === undefined) throw new Error(`no data for ${b.name} under ${dir} (looked for ${b.files.join(", ")})`)
+      const rows: Array<Record<string, unknown>> = []
+      for await (const batch of readRows(formatOf(file), file, START, 5000)) {
+        for (const row of batch.rows) if (row.error === undefined) rows.push(row.value as Record<string, unknown>)
+      }
+      return { file, sha256: createHash("sha256").update(readFileSync(file)).digest("hex"), items: b.load(rows) }
+    },
+    catch: (e) => new Error((e as Error).message)
+  })

@@ -1,0 +1,150 @@
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { execFileSync } from "node:child_process"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { parquetWriteFile } from "hyparquet-writer"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { LanguageModel, makeLanguageModel, openAiProvider, QwenTokenCounterLive, SqliteRunStoreLive } from "@fastcot/core"
+import { startScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { decodeLcbTests, unpickleString } from "./benchmarks.js"
+import { evaluate, type EvalOptions } from "./evaluate.js"
+import { passAtK } from "./metrics.js"
+import { htmlReport, markdownReport } from "./report.js"
+import { SandboxLive } from "./sandbox.js"
+
+const SHARED = join(__dirname, "..", "..", "..", "..", "shared", "data")
+let tmp: string
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), "fastcot-eval-"))
+})
+afterAll(() => rmSync(tmp, { recursive: true, force: true }))
+
+/** No model: for grading saved predictions. */
+const noModel = Layer.succeed(LanguageModel, { roles: [], modelOf: () => "none", complete: () => Effect.die("no model in a predictions run"), stats: Effect.succeed([]) })
+const graders = Layer.mergeAll(QwenTokenCounterLive, SandboxLive())
+const base = (over: Partial<EvalOptions>): EvalOptions => ({ benches: [], dataDir: SHARED, outDir: join(tmp, "out"), model: "m", samples: 1, preset: "greedy", concurrency: 4, ...over })
+
+describe("metrics", () => {
+  it("computes unbiased pass@k, never over the samples drawn", () => {
+    expect(passAtK(10, 3, 1)).toBeCloseTo(0.3)
+    expect(passAtK(10, 0, 5)).toBe(0)
+    expect(passAtK(10, 10, 5)).toBe(1)
+    expect(passAtK(5, 1, 5)).toBe(1)
+    expect(passAtK(4, 1, 64)).toBe(1)
+    expect(passAtK(10, 2, 2)).toBeCloseTo(1 - (8 / 10) * (7 / 9))
+  })
+})
+
+describe("benchmark loaders and graders", () => {
+  it("grades MATH-500's reference solutions as right and shifted answers as wrong (--predictions)", async () => {
+    const rows = readFileSync(join(SHARED, "math500", "test.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { unique_id: string; solution: string; answer: string })
+    const good = join(tmp, "good.jsonl")
+    writeFileSync(good, rows.map((r) => JSON.stringify({ id: r.unique_id, output: r.solution })).join("\n"))
+    const results = await Effect.runPromise(evaluate(base({ benches: ["math500"], predictions: good, outDir: join(tmp, "m500") })).pipe(Effect.provide(Layer.merge(graders, noModel))))
+    const m = results.benchmarks[0]!
+    expect(m.summary).toMatchObject({ items: 500, accuracy: 1, noAnswer: 0 })
+    expect(Object.keys(m.groups)).toContain("Algebra")
+    expect(m.sha256).toMatch(/^[0-9a-f]{64}$/)
+    const bad = join(tmp, "bad.jsonl")
+    writeFileSync(bad, rows.slice(0, 50).map((r) => JSON.stringify({ id: r.unique_id, output: "I give up." })).join("\n"))
+    const none = await Effect.runPromise(evaluate(base({ benches: ["math500"], predictions: bad, outDir: join(tmp, "m500b") })).pipe(Effect.provide(Layer.merge(graders, noModel))))
+    expect(none.benchmarks[0]!.summary).toMatchObject({ items: 50, accuracy: 0, noAnswer: 50 })
+  })
+
+  it("reads GPQA's derived layout and grades letters, with 'no answer' instead of a guess", async () => {
+    const rows = readFileSync(join(SHARED, "gpqa_diamond", "test.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { answer: string })
+    const file = join(tmp, "gpqa.jsonl")
+    writeFileSync(file, rows.map((r, i) => JSON.stringify({ id: String(i), output: i % 2 === 0 ? `Reasoning... so ${r.answer}` : "It could be several of them." })).join("\n"))
+    const r = await Effect.runPromise(evaluate(base({ benches: ["gpqa_diamond"], predictions: file, outDir: join(tmp, "gpqa") })).pipe(Effect.provide(Layer.merge(graders, noModel))))
+    // Half the predictions name the right letter; the other half name none and count as "no answer".
+    expect(r.benchmarks[0]!.summary).toMatchObject({ items: 198, accuracy: 0.5, noAnswer: 99 })
+  })
+
+  it("reads MMLU-Pro from Parquet and LiveCodeBench with pickled private tests, and grades code in the sandbox", async () => {
+    const data = join(tmp, "data")
+    mkdirSync(join(data, "mmlu_pro"), { recursive: true })
+    mkdirSync(join(data, "livecodebench"), { recursive: true })
+    parquetWriteFile({
+      filename: join(data, "mmlu_pro", "test.parquet"),
+      columnData: [
+        { name: "question_id", data: [1, 2], type: "INT32" },
+        { name: "question", data: ["Which is a prime?", "Which is even?"], type: "STRING" },
+        { name: "options", data: [JSON.stringify(["4", "6", "7", "9"]), JSON.stringify(["3", "8", "5", "1"])], type: "STRING" },
+        { name: "answer", data: ["C", "B"], type: "STRING" },
+        { name: "category", data: ["math", "math"], type: "STRING" }
+      ]
+    })
+    const pickled = execFileSync("/usr/bin/python3", ["-c", "import pickle,zlib,base64,json,sys; print(base64.b64encode(zlib.compress(pickle.dumps(json.dumps([{'input':'10 20\\n','output':'30\\n','testtype':'stdin'}])))).decode())"], { encoding: "utf8" }).trim()
+    expect(decodeLcbTests(pickled)).toEqual([{ input: "10 20\n", output: "30\n", testtype: "stdin" }])
+    expect(() => unpickleString(Buffer.from([0x80, 0x04, 0x4b, 0x01]))).toThrow(/unsupported pickle opcode/)
+    const lcb = [
+      { question_id: "a1", question_content: "Add two numbers.", starter_code: "", difficulty: "easy", public_test_cases: JSON.stringify([{ input: "1 2\n", output: "3\n", testtype: "stdin" }]), private_test_cases: pickled, metadata: "{}" },
+      { question_id: "l1", question_content: "Return the sum of nums.", starter_code: "class Solution:\n    def total(self, nums: List[int]) -> int:\n        ", difficulty: "easy", public_test_cases: JSON.stringify([{ input: "[1, 2, 3]", output: "6", testtype: "functional" }]), private_test_cases: "[]", metadata: JSON.stringify({ func_name: "total" }) }
+    ]
+    writeFileSync(join(data, "livecodebench", "test.jsonl"), lcb.map((r) => JSON.stringify(r)).join("\n"))
+    const preds = join(tmp, "preds.jsonl")
+    writeFileSync(
+      preds,
+      [
+        { id: "1", output: "7 is prime. The answer is (C)." },
+        { id: "2", output: "Answer: A" },
+        { id: "a1", output: "```python\na, b = map(int, input().split())\nprint(a + b)\n```" },
+        { id: "l1", output: "```python\nclass Solution:\n    def total(self, nums: List[int]) -> int:\n        return sum(nums)\n```" }
+      ].map((r) => JSON.stringify(r)).join("\n")
+    )
+    const r = await Effect.runPromise(evaluate(base({ benches: ["mmlu_pro", "livecodebench"], dataDir: data, predictions: preds, outDir: join(tmp, "mix") })).pipe(Effect.provide(Layer.merge(graders, noModel))))
+    expect(r.benchmarks.map((b) => [b.bench, b.summary.accuracy])).toEqual([["mmlu_pro", 0.5], ["livecodebench", 1]])
+  })
+})
+
+describe("a full evaluation against a scripted model on loopback", () => {
+  it("samples, caches, grades and writes results that carry their settings; the report shows accuracy and tokens", async () => {
+    const answers = new Map(readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8").trim().split("\n").map((l) => {
+      const r = JSON.parse(l) as { problem: string; answer: string }
+      return [r.problem.slice(0, 60), r.answer] as const
+    }))
+    let i = 0
+    const server = await startScriptedServer({
+      script: (req) => {
+        const q = req.messages[req.messages.length - 1]!.content.slice(0, 60)
+        // The scripted model is right on every other request.
+        return { content: `Some steps.\n\nThe answer is \\boxed{${i++ % 2 === 0 ? answers.get(q) : "-1"}}.` }
+      }
+    })
+    try {
+      const run = (outDir: string) =>
+        Effect.runPromise(
+          Effect.scoped(
+            Effect.gen(function* () {
+              const lm = yield* makeLanguageModel({ model: { endpoints: [{ provider: openAiProvider({ baseUrl: server.baseUrl, model: "scripted" }), concurrency: 4 }] } })
+              return yield* evaluate(base({ benches: ["aime24"], samples: 2, preset: "r1", model: "scripted", outDir, concurrency: 1 })).pipe(Effect.provideService(LanguageModel, lm))
+            }).pipe(Effect.provide(Layer.mergeAll(graders, SqliteRunStoreLive(join(tmp, "eval.db")))))
+          )
+        )
+      const first = await run(join(tmp, "aime-1"))
+      const s = first.benchmarks[0]!.summary
+      expect(s).toMatchObject({ items: 30, samples: 60, accuracy: 0.5 })
+      expect(s.passAtK["pass@2"]).toBe(1)
+      expect(s.meanOutputTokens).toBeGreaterThan(5)
+      expect(first.settings).toMatchObject({ preset: "r1", sampling: { temperature: 0.6, top_p: 0.95, max_tokens: 32768 }, samples: 2, graderVersion: "fastcot-grader/v1" })
+      const sent = server.requests.length
+      expect(sent).toBe(60)
+      // A rerun is answered from the cache.
+      const second = await run(join(tmp, "aime-2"))
+      expect(server.requests.length).toBe(sent)
+      expect(second.benchmarks[0]!.summary.accuracy).toBe(0.5)
+      const saved = JSON.parse(readFileSync(join(tmp, "aime-1", "results.json"), "utf8"))
+      expect(saved.benchmarks[0].file).toMatch(/aime24/)
+      expect(readFileSync(join(tmp, "aime-1", "generations.jsonl"), "utf8").trim().split("\n")).toHaveLength(60)
+      const md = markdownReport([first, { ...second, model: "other" }])
+      expect(md).toContain("| scripted | 50.0 ± ")
+      const html = htmlReport([first])
+      expect(html).toContain("<svg")
+      expect(html).not.toMatch(/https?:\/\//)
+    } finally {
+      await server.close()
+    }
+  })
+})

@@ -1,0 +1,187 @@
+import * as Effect from "effect/Effect"
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { ChatRequest, type CacheMode, DEFAULT_SYSTEM_PROMPT, LanguageModel, TokenCounter } from "@fastcot/core"
+import { benchmark, type Benchmark, type EvalItem, GRADER_VERSION, loadBenchmark, PROMPT_VERSION } from "./benchmarks.js"
+import { type SampleOutcome, summarise, type Summary } from "./metrics.js"
+import type { Sandbox } from "./sandbox.js"
+
+/** Sampling presets of current reasoning evaluations; results record which one was used. */
+export const PRESETS = {
+  /** DeepSeek-R1 style: T=0.6, top_p 0.95, long outputs, pass@1 averaged over k samples. */
+  r1: { temperature: 0.6, top_p: 0.95, max_tokens: 32768 },
+  /** Qwen2.5-Math style: greedy, 2048 new tokens. */
+  greedy: { temperature: 0, max_tokens: 2048 }
+} as const
+export type Preset = keyof typeof PRESETS
+
+export interface EvalOptions {
+  readonly benches: ReadonlyArray<string>
+  readonly dataDir: string
+  readonly outDir: string
+  readonly model: string
+  readonly samples: number
+  readonly limit?: number | undefined
+  readonly preset: Preset
+  readonly maxTokens?: number | undefined
+  readonly systemPrompt?: string | undefined
+  readonly concurrency: number
+  readonly cache?: CacheMode | undefined
+  /** Grade these saved outputs (JSONL: id, output) instead of calling a model. */
+  readonly predictions?: string | undefined
+  readonly onProgress?: ((bench: string, done: number, total: number, correct: number) => void) | undefined
+}
+
+export interface BenchResult {
+  readonly bench: string
+  readonly file: string
+  readonly sha256: string
+  readonly summary: Summary
+  readonly groups: Readonly<Record<string, Summary>>
+}
+
+export interface EvalResults {
+  readonly fastcot: "eval/v1"
+  readonly model: string
+  readonly settings: {
+    readonly preset: Preset
+    readonly sampling: Readonly<Record<string, number>>
+    readonly samples: number
+    readonly limit?: number | undefined
+    readonly systemPrompt: string
+    readonly promptVersion: string
+    readonly graderVersion: string
+    readonly tokenizer: string
+    readonly predictions?: string | undefined
+  }
+  readonly startedAt: string
+  readonly finishedAt: string
+  readonly benchmarks: ReadonlyArray<BenchResult>
+}
+
+const Predictions = (file: string): Map<string, Array<string>> => {
+  const out = new Map<string, Array<string>>()
+  readFileSync(file, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .forEach((line, i) => {
+      let row: { id?: unknown; output?: unknown }
+      try {
+        row = JSON.parse(line) as { id?: unknown; output?: unknown }
+      } catch {
+        throw new Error(`${file}:${i + 1}: malformed JSON`)
+      }
+      if (row.id === undefined || typeof row.output !== "string") throw new Error(`${file}:${i + 1}: each line needs \`id\` and a string \`output\``)
+      out.set(String(row.id), [...(out.get(String(row.id)) ?? []), row.output])
+    })
+  return out
+}
+
+/**
+ * Evaluates a model (the `model` role of the LanguageModel service) on benchmarks, or grades saved
+ * predictions: accuracy and output tokens side by side, per benchmark and per subject. Generations
+ * go through the LLM cache, so a rerun is free and an interrupted one resumes. Writes
+ * `results.json` (with every setting that produced it) and `generations.jsonl` to `outDir`.
+ */
+export const evaluate = (options: EvalOptions) =>
+  Effect.gen(function* () {
+    const counter = yield* TokenCounter
+    const startedAt = new Date().toISOString()
+    const sampling: Record<string, number> = { ...PRESETS[options.preset] }
+    if (options.maxTokens !== undefined) sampling["max_tokens"] = options.maxTokens
+    const systemPrompt = options.systemPrompt ?? DEFAULT_SYSTEM_PROMPT
+    const predictions = options.predictions !== undefined ? yield* Effect.try({ try: () => Predictions(options.predictions!), catch: (e) => e as Error }) : undefined
+    mkdirSync(options.outDir, { recursive: true })
+    const generations = createWriteStream(join(options.outDir, "generations.jsonl"))
+    const results: Array<BenchResult> = []
+    for (const name of options.benches) {
+      const b: Benchmark | undefined = benchmark(name)
+      if (b === undefined) return yield* Effect.fail(new Error(`unknown benchmark ${name}`))
+      const loaded = yield* loadBenchmark(b, options.dataDir)
+      const items = options.limit !== undefined ? loaded.items.slice(0, options.limit) : loaded.items
+      const work = items.flatMap((item) => Array.from({ length: predictions !== undefined ? (predictions.get(item.id)?.length ?? 0) : options.samples }, (_, sample) => ({ item, sample })))
+      let done = 0
+      let correct = 0
+      const outcomes = yield* Effect.forEach(
+        work,
+        ({ item, sample }) =>
+          Effect.gen(function* () {
+            let output: string
+            let reasoning: string | undefined
+            let truncated = false
+            let serverTokens: number | undefined
+            let reasoningTokens: number | undefined
+            if (predictions !== undefined) {
+              output = predictions.get(item.id)![sample]!
+            } else {
+              const lm = yield* LanguageModel
+              const messages = [
+                ...(systemPrompt !== "" ? [{ role: "system" as const, content: systemPrompt }] : []),
+                { role: "user" as const, content: b.prompt(item) }
+              ]
+              const c = yield* lm.complete("model", new ChatRequest({ messages, ...sampling }), { sampleIndex: sample, cache: options.cache }).pipe(Effect.either)
+              if (c._tag === "Left") {
+                output = ""
+                truncated = false
+                generations.write(JSON.stringify({ bench: name, id: item.id, sample, error: `${c.left._tag}: ${c.left.message}` }) + "\n")
+              } else {
+                output = c.right.text
+                reasoning = c.right.reasoning
+                truncated = c.right.finishReason === "length"
+                serverTokens = c.right.usage.completionTokens > 0 ? c.right.usage.completionTokens : undefined
+                reasoningTokens = c.right.usage.reasoningTokens
+              }
+            }
+            const grade = yield* b.grade(item, output)
+            const outputTokens = counter.count((reasoning ?? "") + output)
+            done++
+            if (grade.correct) correct++
+            options.onProgress?.(name, done, work.length, correct)
+            generations.write(JSON.stringify({ bench: name, id: item.id, sample, output, reasoning, correct: grade.correct, extracted: grade.extracted, reason: grade.reason, outputTokens, serverTokens, truncated }) + "\n")
+            return {
+              outcome: {
+                itemId: item.id,
+                correct: grade.correct,
+                noAnswer: grade.reason === "no-answer" || grade.reason.startsWith("no-answer"),
+                truncated: truncated && grade.reason.startsWith("no-answer"),
+                outputTokens,
+                reasoningTokens: reasoningTokens ?? (reasoning !== undefined ? counter.count(reasoning) : undefined)
+              } satisfies SampleOutcome,
+              item
+            }
+          }),
+        { concurrency: options.concurrency }
+      )
+      const groups: Record<string, Summary> = {}
+      const byGroup = new Map<string, Array<SampleOutcome>>()
+      for (const { outcome, item } of outcomes) {
+        const g = (item as EvalItem).group
+        if (g !== undefined) byGroup.set(g, [...(byGroup.get(g) ?? []), outcome])
+      }
+      for (const [g, list] of byGroup) groups[g] = summarise(list)
+      results.push({ bench: name, file: loaded.file, sha256: loaded.sha256, summary: summarise(outcomes.map((o) => o.outcome)), groups })
+    }
+    yield* Effect.promise(() => new Promise<void>((r) => generations.end(() => r())))
+    const report: EvalResults = {
+      fastcot: "eval/v1",
+      model: options.model,
+      settings: {
+        preset: options.preset,
+        sampling,
+        samples: options.samples,
+        limit: options.limit,
+        systemPrompt,
+        promptVersion: PROMPT_VERSION,
+        graderVersion: GRADER_VERSION,
+        tokenizer: counter.name,
+        predictions: options.predictions
+      },
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      benchmarks: results
+    }
+    writeFileSync(join(options.outDir, "results.json"), JSON.stringify(report, null, 2) + "\n")
+    return report
+  })
+
+export type EvaluateRequirements = LanguageModel | TokenCounter | Sandbox

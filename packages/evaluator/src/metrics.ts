@@ -1,0 +1,60 @@
+/** Unbiased pass@k = 1 − C(n−c, k)/C(n, k), as a product; k is capped at the samples drawn. */
+export const passAtK = (n: number, c: number, k: number): number => {
+  const kk = Math.min(k, n)
+  if (n - c < kk) return 1
+  let miss = 1
+  for (let i = n - c + 1; i <= n; i++) miss *= 1 - kk / i
+  return 1 - miss
+}
+
+export interface Summary {
+  readonly items: number
+  readonly samples: number
+  /** avg@k: the mean over items of the fraction of correct samples (pass@1). */
+  readonly accuracy: number
+  /** 95% confidence half-width of the accuracy (normal approximation over items). */
+  readonly ci95: number
+  readonly passAtK: Readonly<Record<string, number>>
+  readonly noAnswer: number
+  readonly truncated: number
+  readonly meanOutputTokens: number
+  readonly medianOutputTokens: number
+  readonly meanReasoningTokens?: number | undefined
+}
+
+export interface SampleOutcome {
+  readonly itemId: string
+  readonly correct: boolean
+  readonly noAnswer: boolean
+  readonly truncated: boolean
+  readonly outputTokens: number
+  readonly reasoningTokens?: number | undefined
+}
+
+export const summarise = (outcomes: ReadonlyArray<SampleOutcome>): Summary => {
+  const byItem = new Map<string, Array<SampleOutcome>>()
+  for (const o of outcomes) byItem.set(o.itemId, [...(byItem.get(o.itemId) ?? []), o])
+  const perItem = [...byItem.values()].map((s) => s.filter((x) => x.correct).length / s.length)
+  const n = perItem.length
+  const accuracy = n > 0 ? perItem.reduce((a, b) => a + b, 0) / n : 0
+  const variance = n > 1 ? perItem.reduce((a, b) => a + (b - accuracy) ** 2, 0) / (n - 1) : 0
+  const k = Math.min(...[...byItem.values()].map((s) => s.length))
+  const pass: Record<string, number> = {}
+  for (const kk of [1, 2, 4, 8, 16, 32, 64].filter((x) => x <= k)) {
+    pass[`pass@${kk}`] = [...byItem.values()].reduce((a, s) => a + passAtK(s.length, s.filter((x) => x.correct).length, kk), 0) / Math.max(1, n)
+  }
+  const tokens = outcomes.map((o) => o.outputTokens).sort((a, b) => a - b)
+  const reasoning = outcomes.filter((o) => o.reasoningTokens !== undefined)
+  return {
+    items: n,
+    samples: outcomes.length,
+    accuracy,
+    ci95: n > 1 ? 1.96 * Math.sqrt(variance / n) : 0,
+    passAtK: pass,
+    noAnswer: outcomes.filter((o) => o.noAnswer).length,
+    truncated: outcomes.filter((o) => o.truncated).length,
+    meanOutputTokens: tokens.length > 0 ? tokens.reduce((a, b) => a + b, 0) / tokens.length : 0,
+    medianOutputTokens: tokens.length > 0 ? tokens[Math.floor((tokens.length - 1) / 2)]! : 0,
+    meanReasoningTokens: reasoning.length > 0 ? reasoning.reduce((a, o) => a + o.reasoningTokens!, 0) / reasoning.length : undefined
+  }
+}
