@@ -88,8 +88,22 @@ describe("fastcot command line", () => {
     expect(fastcot("inspect", "i_nope", "--workspace", ".fastcot-demo").code).toBe(2)
   })
 
+  it("grades saved predictions with eval, then compares runs with report (Markdown and HTML)", () => {
+    const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")
+    const rows = readFileSync(join(shared, "aime24", "test.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { id: number; answer: string })
+    writeFileSync(join(cwd, "p.jsonl"), rows.map((r, i) => JSON.stringify({ id: r.id, output: i < 15 ? `\\boxed{${r.answer}}` : "\\boxed{-1}" })).join("\n"))
+    const r = fastcot("eval", "--predictions", "p.jsonl", "--bench", "aime24", "--data", shared, "--out", "run1")
+    expect(r.code, r.err).toBe(0)
+    expect(r.out).toContain("| predictions | 50.0 ± ")
+    const report = fastcot("report", "run1", "run1/results.json", "--html", "r.html")
+    expect(report.code).toBe(0)
+    expect(readFileSync(join(cwd, "r.html"), "utf8")).toContain("<svg")
+    expect(fastcot("eval", "--bench", "aime24").code).toBe(2)
+    expect(fastcot("report", "missing").code).toBe(2)
+  })
+
   it("prints help for each command", () => {
-    for (const cmd of ["init", "import", "status", "run", "inspect", "export", "demo"]) {
+    for (const cmd of ["init", "import", "status", "run", "inspect", "export", "eval", "report", "demo"]) {
       const r = fastcot(cmd, "--help")
       expect(r.code).toBe(0)
       expect(r.out).toContain("Examples:")

@@ -5,7 +5,9 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { demoCommand } from "./commands/demo.js"
+import { evalCommand } from "./commands/eval.js"
 import { exportCommand } from "./commands/export.js"
+import { reportCommand } from "./commands/report.js"
 import { importCommand } from "./commands/import.js"
 import { initCommand } from "./commands/init.js"
 import { inspectCommand } from "./commands/inspect.js"
@@ -19,7 +21,7 @@ export const fastcot = Command.make("fastcot").pipe(
   Command.withDescription(
     "Fast-thinking chain-of-thought data for small models: import problems and traces, collect, align, export for SFT, evaluate."
   ),
-  Command.withSubcommands([initCommand, importCommand, statusCommand, runCommand, inspectCommand, exportCommand, demoCommand])
+  Command.withSubcommands([initCommand, importCommand, statusCommand, runCommand, inspectCommand, exportCommand, evalCommand, reportCommand, demoCommand])
 )
 
 const cli = Command.run(fastcot, { name: "fastcot", version: VERSION })

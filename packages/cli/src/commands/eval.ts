@@ -1,0 +1,77 @@
+import { Command, Options } from "@effect/cli"
+import { LanguageModel, makeLanguageModel, openAiProvider, parseModelSpec, QwenTokenCounterLive, workspacePaths } from "@fastcot/core"
+import { benchmarkNames, evaluate, markdownReport, type Preset, SandboxLive } from "@fastcot/evaluator"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { join, relative } from "node:path"
+import { failed, usage } from "../failure.js"
+import { progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
+
+const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL."))
+const bench = Options.text("bench").pipe(Options.withDefault(benchmarkNames().join(",")), Options.withDescription(`Benchmarks, comma-separated: ${benchmarkNames().join(", ")}.`))
+const samples = Options.integer("samples").pipe(Options.withDefault(1), Options.withDescription("Samples per question (accuracy is averaged over them; pass@k is reported)."))
+const limit = Options.integer("limit").pipe(Options.optional, Options.withDescription("Only the first N questions of each benchmark."))
+const out = Options.text("out").pipe(Options.optional, Options.withDescription("Where results.json and generations.jsonl go (default WORKSPACE/eval/RUN)."))
+const data = Options.text("data").pipe(Options.withDefault("data"), Options.withDescription("The folder holding the benchmarks' files (math500/test.jsonl, aime24/test.jsonl, ...)."))
+const preset = Options.choice("preset", ["greedy", "r1"]).pipe(Options.withDefault("greedy"), Options.withDescription("greedy: T=0, 2048 tokens (Qwen2.5-Math); r1: T=0.6, top_p 0.95, 32768 tokens (DeepSeek-R1)."))
+const maxTokens = Options.integer("max-tokens").pipe(Options.optional, Options.withDescription("Replaces the preset's max_tokens."))
+const predictions = Options.text("predictions").pipe(Options.optional, Options.withDescription("Grade saved outputs (JSONL: id, output) instead of calling a model."))
+const apiKeyEnv = Options.text("api-key-env").pipe(Options.withDefault("OPENAI_API_KEY"), Options.withDescription("Environment variable holding the key."))
+const concurrency = Options.integer("concurrency").pipe(Options.withDefault(16), Options.withDescription("Requests in flight."))
+const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neither read nor write the LLM response cache."))
+
+export const evalCommand = Command.make(
+  "eval",
+  { model, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, workspace: workspaceOption },
+  (args) =>
+    Effect.gen(function* () {
+      const benches = args.bench.split(",").map((b) => b.trim()).filter((b) => b !== "")
+      const unknown = benches.filter((b) => !benchmarkNames().includes(b))
+      if (unknown.length > 0) return yield* usage(`--bench: unknown ${unknown.join(", ")}; known: ${benchmarkNames().join(", ")}`)
+      const preds = Option.getOrUndefined(args.predictions)
+      const spec = Option.getOrUndefined(args.model)
+      if (preds === undefined && spec === undefined) return yield* usage("give --model openai:MODEL@BASE_URL, or --predictions FILE to grade saved outputs")
+      let name = "predictions"
+      let provider: ReturnType<typeof openAiProvider> | undefined
+      if (spec !== undefined) {
+        const parsed = parseModelSpec(spec)
+        if (Either.isLeft(parsed)) return yield* usage(parsed.left)
+        if (parsed.right.kind === "onnx") return yield* usage("local ONNX models are not supported by this version yet")
+        name = parsed.right.model
+        provider = openAiProvider({ baseUrl: parsed.right.baseUrl, model: parsed.right.model, apiKey: process.env[args.apiKeyEnv] || undefined })
+      }
+      const outDir = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).root, "eval", `${name.replace(/[^\w.-]+/g, "_")}-${new Date().toISOString().replace(/[:.]/g, "-")}`))
+      const progress = progressLine()
+      const lm = provider !== undefined
+        ? yield* makeLanguageModel({ model: { endpoints: [{ provider, concurrency: args.concurrency }] } }, { cache: args.noCache ? "off" : "use" })
+        : { roles: [], modelOf: () => name, complete: () => Effect.die("no model"), stats: Effect.succeed([]) }
+      const results = yield* evaluate({
+        benches,
+        dataDir: args.data,
+        outDir,
+        model: name,
+        samples: args.samples,
+        limit: Option.getOrUndefined(args.limit),
+        preset: args.preset as Preset,
+        maxTokens: Option.getOrUndefined(args.maxTokens),
+        concurrency: args.concurrency,
+        predictions: preds,
+        onProgress: (b, done, total, correct) => progress.update(`${b}: ${done}/${total} graded, ${correct} correct (${((100 * correct) / Math.max(1, done)).toFixed(1)}%)`)
+      }).pipe(
+        Effect.provideService(LanguageModel, lm),
+        Effect.provide(Layer.merge(QwenTokenCounterLive, SandboxLive())),
+        Effect.catchAll((e) => (e instanceof Error ? usage(e.message) : failed(String(e))))
+      )
+      progress.clear()
+      yield* stdout(markdownReport([results]))
+      yield* stderr(`results: ${relative(process.cwd(), join(outDir, "results.json"))}`)
+    }).pipe(Effect.provide(storeLayer(args.workspace)))
+).pipe(
+  Command.withDescription(
+    "Evaluate a model on MATH-500, AIME 2024, GPQA-Diamond, MMLU-Pro and LiveCodeBench: accuracy and output tokens side by side.\n" +
+      "Examples:\n  fastcot eval --model openai:qwen2.5-7b@http://127.0.0.1:8000/v1 --bench math500,aime24 --data ./data\n" +
+      "  fastcot eval --predictions outputs.jsonl --bench math500 --data ./data\n  fastcot eval --model openai:m@http://127.0.0.1:8000/v1 --preset r1 --samples 4"
+  )
+)
