@@ -3,8 +3,9 @@ import { createHash } from "node:crypto"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { inflateSync } from "node:zlib"
-import { basicVerifier, extractLetter, type InputFormat, lastBoxed, Problem, readRows, START, type TestCase, Trace } from "@fastcot/core"
+import { extractLetter, type InputFormat, lastBoxed, Problem, readRows, START, type TestCase, Trace } from "@fastcot/core"
 import { extractCode, runTests } from "./codeTests.js"
+import { verifyMath } from "./mathEquivalence.js"
 import type { Sandbox } from "./sandbox.js"
 
 /** One benchmark question, in a shape every benchmark maps onto. */
@@ -44,14 +45,14 @@ export interface Benchmark {
 }
 
 export const PROMPT_VERSION = "eval/v1"
-export const GRADER_VERSION = "fastcot-grader/v1"
+export const GRADER_VERSION = "fastcot-grader/v2"
 const LETTERS = "ABCDEFGHIJ"
 const MATH_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 const str = (v: unknown) => (v === undefined || v === null ? undefined : String(v))
 
 const gradeMath = (item: EvalItem, output: string): Effect.Effect<Grade> => {
   const problem = new Problem({ id: "p_0000000000000000" as Problem["id"], domain: "math", question: item.question, answer: item.answer, source: "", metadata: {} }, true)
-  return basicVerifier.verify(problem, new Trace({ reasoning: output, origin: "teacher" }, true)).pipe(
+  return verifyMath(problem, new Trace({ reasoning: output, origin: "teacher" }, true)).pipe(
     Effect.map((v) => ({ correct: v.ok, extracted: v.extracted, reason: v.reason }))
   )
 }

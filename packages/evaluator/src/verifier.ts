@@ -1,6 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { basicVerifier, Verifier, type VerifierShape } from "@fastcot/core"
+import { Verifier, type VerifierShape } from "@fastcot/core"
+import { verifyMath } from "./mathEquivalence.js"
 import { extractCode, runTests } from "./codeTests.js"
 import { Sandbox, SandboxLive, type SandboxOptions } from "./sandbox.js"
 
@@ -20,12 +21,12 @@ const functionName = (metadata: Readonly<Record<string, unknown>>): string | und
 
 /**
  * The evaluator's verifier for the pipeline: code by running the problem's tests in the sandbox;
- * math and multiple choice as the core's basic verifier does (symbolic equivalence is coming).
+ * multiple choice by letter; math as the core's basic verifier does, with a symbolic second look.
  */
 export const makeVerifier = Effect.gen(function* () {
   const sandbox = yield* Sandbox
   const verify: VerifierShape["verify"] = (problem, trace) => {
-    if (problem.domain !== "code") return basicVerifier.verify(problem, trace)
+    if (problem.domain !== "code") return verifyMath(problem, trace)
     const tests = problem.tests ?? []
     if (tests.length === 0) return Effect.succeed({ ok: false, reason: "no-reference: the code problem has no tests" })
     const code = extractCode(`${trace.reasoning}\n\n${trace.finalAnswer ?? ""}`)
