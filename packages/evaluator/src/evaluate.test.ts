@@ -11,7 +11,7 @@ import { startScriptedServer } from "@fastcot/core/testing/scriptedServer"
 import { decodeLcbTests, unpickleString } from "./benchmarks.js"
 import { evaluate, type EvalOptions } from "./evaluate.js"
 import { passAtK } from "./metrics.js"
-import { htmlReport, markdownReport } from "./report.js"
+import { disagreements, disagreementsMarkdown, htmlReport, markdownReport } from "./report.js"
 import { SandboxLive } from "./sandbox.js"
 
 const SHARED = join(__dirname, "..", "..", "..", "..", "shared", "data")
@@ -34,6 +34,16 @@ describe("metrics", () => {
     expect(passAtK(5, 1, 5)).toBe(1)
     expect(passAtK(4, 1, 64)).toBe(1)
     expect(passAtK(10, 2, 2)).toBeCloseTo(1 - (8 / 10) * (7 / 9))
+  })
+})
+
+describe("per-item drill-down", () => {
+  it("lists items one run gets right and another wrong, by majority of samples", () => {
+    const a = [{ bench: "b", id: "1", correct: true, extracted: "4" }, { bench: "b", id: "2", correct: true }, { bench: "b", id: "3", correct: false }]
+    const b = [{ bench: "b", id: "1", correct: false, extracted: "5" }, { bench: "b", id: "2", correct: true }, { bench: "b", id: "3", correct: false }, { bench: "b", id: "4", correct: true }]
+    const list = disagreements([{ model: "A", generations: a }, { model: "B", generations: b }])
+    expect(list).toEqual([{ bench: "b", id: "1", runs: [{ model: "A", correct: 1, extracted: "4" }, { model: "B", correct: 0, extracted: "5" }] }])
+    expect(disagreementsMarkdown(list)).toContain("| b | 1 | 100% (4) | 0% (5) |")
   })
 })
 

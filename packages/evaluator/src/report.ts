@@ -24,7 +24,7 @@ export const markdownReport = (runs: ReadonlyArray<EvalResults>): string => {
 }
 
 /** A self-contained HTML page (no network): the tables and an accuracy-against-tokens chart per benchmark. */
-export const htmlReport = (runs: ReadonlyArray<EvalResults>): string => {
+export const htmlReport = (runs: ReadonlyArray<EvalResults>, drill: ReadonlyArray<Disagreement> = []): string => {
   const benches = [...new Set(runs.flatMap((r) => r.benchmarks.map((b) => b.bench)))]
   const colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
   const charts = benches
@@ -55,5 +55,66 @@ export const htmlReport = (runs: ReadonlyArray<EvalResults>): string => {
         .join("")}</tbody></table>`
     })
     .join("\n")
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'"><title>fastcot evaluation</title><style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px}table{border-collapse:collapse;margin-bottom:1.5rem}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}th:first-child,td:first-child{text-align:left}figure{display:inline-block;margin:0 1rem 1rem 0}</style></head><body><h1>fastcot evaluation</h1>${tables}<h2>Accuracy against output tokens</h2>${charts}</body></html>\n`
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'"><title>fastcot evaluation</title><style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px}table{border-collapse:collapse;margin-bottom:1.5rem}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}th:first-child,td:first-child{text-align:left}figure{display:inline-block;margin:0 1rem 1rem 0}</style></head><body><h1>fastcot evaluation</h1>${tables}<h2>Accuracy against output tokens</h2>${charts}${
+    drill.length > 0
+      ? `<h2>Disagreements between runs</h2><table><thead><tr><th>benchmark</th><th>item</th>${drill[0]!.runs.map((r) => `<th>${esc(r.model)}</th>`).join("")}</tr></thead><tbody>${drill
+          .slice(0, 500)
+          .map((d) => `<tr><td>${esc(d.bench)}</td><td>${esc(d.id)}</td>${d.runs.map((r) => `<td>${(100 * r.correct).toFixed(0)}% ${esc((r.extracted ?? "–").slice(0, 60))}</td>`).join("")}</tr>`)
+          .join("")}</tbody></table>`
+      : ""
+  }</body></html>\n`
 }
+
+export interface Generation {
+  readonly bench: string
+  readonly id: string
+  readonly correct?: boolean
+  readonly extracted?: string
+}
+
+export interface Disagreement {
+  readonly bench: string
+  readonly id: string
+  /** Per run: fraction of its samples graded correct, and the first extracted answer. */
+  readonly runs: ReadonlyArray<{ readonly model: string; readonly correct: number; readonly extracted?: string | undefined }>
+}
+
+/** Items some runs get right and others wrong (by majority of samples), for a per-item look. */
+export const disagreements = (runs: ReadonlyArray<{ readonly model: string; readonly generations: ReadonlyArray<Generation> }>): Array<Disagreement> => {
+  const table = new Map<string, Map<number, Array<Generation>>>()
+  runs.forEach((run, r) => {
+    for (const g of run.generations) {
+      if (g.correct === undefined) continue
+      const key = `${g.bench}\u0000${g.id}`
+      const perRun = table.get(key) ?? new Map<number, Array<Generation>>()
+      perRun.set(r, [...(perRun.get(r) ?? []), g])
+      table.set(key, perRun)
+    }
+  })
+  const out: Array<Disagreement> = []
+  for (const [key, perRun] of table) {
+    if (perRun.size < runs.length) continue
+    const rows = runs.map((run, r) => {
+      const gs = perRun.get(r)!
+      return { model: run.model, correct: gs.filter((g) => g.correct).length / gs.length, extracted: gs[0]!.extracted }
+    })
+    const majority = rows.map((x) => x.correct >= 0.5)
+    if (majority.some((m) => m) && majority.some((m) => !m)) {
+      const [bench, id] = key.split("\u0000")
+      out.push({ bench: bench!, id: id!, runs: rows })
+    }
+  }
+  return out
+}
+
+export const disagreementsMarkdown = (list: ReadonlyArray<Disagreement>, limit = 50): string =>
+  list.length === 0
+    ? "No item is right in one run and wrong in another.\n"
+    : [
+        `### Disagreements (${list.length} items right in some runs, wrong in others${list.length > limit ? `; first ${limit}` : ""})`,
+        "",
+        `| benchmark | item | ${list[0]!.runs.map((r) => r.model).join(" | ")} |`,
+        `|---|---|${list[0]!.runs.map(() => "---|").join("")}`,
+        ...list.slice(0, limit).map((d) => `| ${d.bench} | ${d.id} | ${d.runs.map((r) => `${(100 * r.correct).toFixed(0)}% (${(r.extracted ?? "–").replace(/\|/g, "\\|").replace(/\n/g, " ").slice(0, 40)})`).join(" | ")} |`),
+        ""
+      ].join("\n")
