@@ -61,9 +61,32 @@ const peer = async () => {
 }
 
 console.log(`llm: ${REQUESTS} requests, ${CONCURRENCY} in flight, ${LATENCY_MS} ms server latency; ideal ${ideal.toFixed(0)} req/s`)
+// The provider alone (its Effect interface, no service layer): what issue-level "drives the
+// provider" measures.
+const providerOnly = async (stream) => {
+  const provider = openAiProvider({ baseUrl, model: "bench", stream })
+  const req = (i) => new ChatRequest({ messages: [{ role: "user", content: `provider ${i} ${stream}` }], max_tokens: 64 })
+  const loop = async () => {
+    let next = 0
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (next < REQUESTS) await Effect.runPromise(provider.call(req(next++))) }))
+  }
+  await loop()
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  await loop()
+  const seconds = (performance.now() - t0) / 1000
+  const cpu = process.cpuUsage(cpu0)
+  return { seconds, cpuUsPerRequest: (cpu.user + cpu.system) / REQUESTS }
+}
+
 const p = await peer()
 const peerRate = REQUESTS / p.seconds
 console.log(`  peer: bare undici loop      ${peerRate.toFixed(0).padStart(6)} req/s  = ${(peerRate / ideal).toFixed(2)} of ideal   CPU ${p.cpuUsPerRequest.toFixed(0)} µs/request`)
+for (const stream of [false, true]) {
+  const r = await providerOnly(stream)
+  const rate = REQUESTS / r.seconds
+  console.log(`  provider ${stream ? "streaming " : "JSON reply"}          ${rate.toFixed(0).padStart(6)} req/s  = ${(rate / ideal).toFixed(2)} of ideal, ${(rate / peerRate).toFixed(2)} of peer   CPU ${r.cpuUsPerRequest.toFixed(0)} µs/request`)
+}
 for (const [stream, cache] of [[false, "off"], [true, "off"], [false, "use"]]) {
   const r = await run(stream, cache)
   const rate = REQUESTS / r.seconds

@@ -2,6 +2,6 @@
 import { startScriptedServer } from "@fastcot/core/testing/scriptedServer"
 
 const latencyMs = Number(process.argv[2] ?? 40)
-const server = await startScriptedServer({ latencyMs, record: false, script: () => ({ content: "The answer is \\boxed{4}.", promptTokens: 20, completionTokens: 8 }) })
+const server = await startScriptedServer({ latencyMs, constantReply: "The answer is \\boxed{4}." })
 process.stdout.write(server.baseUrl + "\n")
 process.on("SIGTERM", () => server.close().then(() => process.exit(0)))

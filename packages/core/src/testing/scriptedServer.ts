@@ -44,6 +44,11 @@ export interface ScriptedServerOptions {
   readonly port?: number
   /** Keep every request in `requests` (default true; benchmarks turn it off). */
   readonly record?: boolean
+  /**
+   * Benchmarks: answer every request with this text from prebuilt bytes, without parsing the
+   * request (no script, faults or recording), so the server spends as little CPU as it can.
+   */
+  readonly constantReply?: string
 }
 
 export interface ScriptedServer {
@@ -90,6 +95,21 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
   const requests: Array<ScriptedRequest> = []
   const faultsInjected: Record<Fault, number> = { "429": 0, "500": 0, slow: 0, drop: 0, truncate: 0 }
   let index = 0
+  const constant =
+    options.constantReply === undefined
+      ? undefined
+      : (() => {
+          const usage = { prompt_tokens: 20, completion_tokens: 8, total_tokens: 28 }
+          const json = Buffer.from(JSON.stringify({ id: "c", object: "chat.completion", model: "scripted", choices: [{ index: 0, message: { role: "assistant", content: options.constantReply }, finish_reason: "stop" }], usage }))
+          const chunk = (payload: unknown) => `data: ${JSON.stringify(payload)}\n\n`
+          const sse = Buffer.from(
+            chunk({ id: "c", object: "chat.completion.chunk", model: "scripted", choices: [{ index: 0, delta: { content: options.constantReply }, finish_reason: null }] }) +
+              chunk({ id: "c", object: "chat.completion.chunk", model: "scripted", choices: [{ index: 0, delta: {}, finish_reason: "stop" }] }) +
+              chunk({ id: "c", object: "chat.completion.chunk", model: "scripted", choices: [], usage }) +
+              "data: [DONE]\n\n"
+          )
+          return { json, sse }
+        })()
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     if (req.method === "GET" && req.url?.endsWith("/models")) {
@@ -100,6 +120,18 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
     if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) {
       res.writeHead(404, { "content-type": "application/json" })
       res.end(JSON.stringify({ error: { message: "not found" } }))
+      return
+    }
+    if (constant !== undefined) {
+      const raw = await readBody(req)
+      await sleep(options.latencyMs ?? 0)
+      if (raw.includes('"stream":true')) {
+        res.writeHead(200, { "content-type": "text/event-stream" })
+        res.end(constant.sse)
+      } else {
+        res.writeHead(200, { "content-type": "application/json", "content-length": constant.json.length })
+        res.end(constant.json)
+      }
       return
     }
     let body: Record<string, unknown>
