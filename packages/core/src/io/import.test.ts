@@ -152,6 +152,27 @@ describe("import", () => {
     expect(alpacaProblem.question).toBe("Add the numbers.\n\n4 and 6")
   })
 
+  it("reads LiveCodeBench and MMLU-Pro rows without --map", async () => {
+    const file = write(
+      "mixed-benchmarks.jsonl",
+      jsonl([
+        {
+          question_title: "Add",
+          question_content: "Read a and b, print a+b.",
+          platform: "atcoder",
+          starter_code: "",
+          public_test_cases: JSON.stringify([{ input: "1 2\n", output: "3\n", testtype: "stdin" }]),
+          metadata: "{}"
+        },
+        { question_id: 7, question: "Which is a prime?", options: ["4", "6", "7", "9"], answer: "C", answer_index: 2, category: "math" }
+      ])
+    )
+    const report = await run(file)
+    expect(report).toMatchObject({ problemsAdded: 2, rejected: 0 })
+    const { status } = await problems()
+    expect(status.domains).toEqual({ code: 1, science: 1 })
+  })
+
   it("maps fields with --map and reports a mapped field that is missing", async () => {
     const file = write("custom.jsonl", jsonl([{ q: { text: "What is 2*5?" }, gold: "10" }, { gold: "1" }]))
     const report = await run(file, { map: { question: "q.text", answer: "gold" }, domain: "math" })

@@ -15,8 +15,8 @@ export type FieldMap = Partial<Record<MapTarget, string>>
 
 /** Common public layouts: the first field present wins. */
 const DEFAULT_FIELDS: Record<MapTarget, ReadonlyArray<string>> = {
-  question: ["question", "problem", "prompt", "instruction", "query", "Question"],
-  answer: ["answer", "final_answer", "gold", "reference_answer", "target", "Correct Answer"],
+  question: ["question", "problem", "prompt", "instruction", "query", "question_content", "Question", "Problem"],
+  answer: ["answer", "final_answer", "gold", "reference_answer", "target", "Correct Answer", "Answer"],
   trace: ["solution", "output", "response", "completion", "generation", "reasoning", "cot"],
   choices: ["choices", "options"],
   tests: ["tests", "test_cases", "public_test_cases"],
