@@ -90,6 +90,9 @@ export const runCommand = Command.make(
 
       const progress = progressLine()
       let lastProgress = 0
+      // One live line: the teacher's progress, then per item stage: done/-dropped !failed.
+      let teacherLine = ""
+      const stageCounts: Record<string, { ok: number; dropped: number; failed: number }> = {}
       const onEvent = (event: RunEvent) => {
         if (args.json) {
           if (event._tag === "progress" && Date.now() - lastProgress < 200 && event.done + event.failed + event.skipped < event.total) return
@@ -97,7 +100,13 @@ export const runCommand = Command.make(
           process.stdout.write(JSON.stringify(event) + "\n")
           return
         }
-        if (event._tag === "progress") progress.update(formatProgress(event))
+        if (event._tag === "progress") teacherLine = formatProgress(event)
+        if (event._tag === "item" && event.stage !== "teacher") {
+          const c = (stageCounts[event.stage] ??= { ok: 0, dropped: 0, failed: 0 })
+          c[event.outcome]++
+        }
+        const items = Object.entries(stageCounts).map(([stage, c]) => `${stage} ${c.ok}${c.dropped > 0 ? `/-${c.dropped}` : ""}${c.failed > 0 ? ` !${c.failed}` : ""}`)
+        progress.update([teacherLine, ...items].filter((x) => x !== "").join(" | "))
         if (event._tag === "item" && event.outcome === "failed") {
           progress.clear()
           process.stderr.write(`warn: ${event.stage} ${event.itemId}: ${event.reason ?? "failed"}\n`)
