@@ -3,7 +3,20 @@ import { createHash } from "node:crypto"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { inflateSync } from "node:zlib"
-import { extractLetter, type InputFormat, lastBoxed, Problem, readRows, START, type TestCase, Trace } from "@fastcot/core"
+import {
+  extractLetter,
+  type InputFormat,
+  LETTERS,
+  lastBoxed,
+  letteredChoices,
+  MATH_INSTRUCTION,
+  Problem,
+  readRows,
+  seededShuffle,
+  START,
+  type TestCase,
+  Trace
+} from "@fastcot/core"
 import { extractCode, runTests } from "./codeTests.js"
 import { verifyMath } from "./mathEquivalence.js"
 import type { Sandbox } from "./sandbox.js"
@@ -46,8 +59,6 @@ export interface Benchmark {
 
 export const PROMPT_VERSION = "eval/v1"
 export const GRADER_VERSION = "fastcot-grader/v2"
-const LETTERS = "ABCDEFGHIJ"
-const MATH_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 const str = (v: unknown) => (v === undefined || v === null ? undefined : String(v))
 
 const gradeMath = (item: EvalItem, output: string): Effect.Effect<Grade> => {
@@ -63,17 +74,6 @@ const gradeLetter = (item: EvalItem, output: string): Effect.Effect<Grade> => {
     extractLetter(output) ?? /answer:\s*\(?([A-J])\)?/i.exec(output)?.[1]?.toUpperCase() ?? lastBoxed(output)?.trim().replace(/[()]/g, "")
   if (letter === undefined || !/^[A-J]$/.test(letter)) return Effect.succeed({ correct: false, reason: "no-answer" })
   return Effect.succeed({ correct: letter === item.answer, extracted: letter, reason: letter === item.answer ? "letter matches" : "wrong letter" })
-}
-
-const seededShuffle = <A>(items: ReadonlyArray<A>, seed: string): Array<A> => {
-  const out = [...items]
-  let h = parseInt(createHash("sha256").update(seed).digest("hex").slice(0, 8), 16)
-  for (let i = out.length - 1; i > 0; i--) {
-    h = (Math.imul(h, 1103515245) + 12345) >>> 0
-    const j = h % (i + 1)
-    ;[out[i], out[j]] = [out[j]!, out[i]!]
-  }
-  return out
 }
 
 /** LiveCodeBench's private tests: a JSON string, or base64 of zlib of a pickled JSON string. */
@@ -105,7 +105,7 @@ export const math500: Benchmark = {
   kind: "math",
   files: ["math500/test.jsonl", "math500/test.parquet", "MATH-500/test.jsonl"],
   load: (rows) => rows.map((r, i) => ({ id: str(r["unique_id"]) ?? String(i), question: String(r["problem"]), answer: str(r["answer"]), group: str(r["subject"]) })),
-  prompt: (item) => `${item.question}\n\n${MATH_SUFFIX}`,
+  prompt: (item) => `${item.question}\n\n${MATH_INSTRUCTION}`,
   grade: gradeMath
 }
 
@@ -114,7 +114,7 @@ export const aime24: Benchmark = {
   kind: "math",
   files: ["aime24/test.jsonl", "aime24/train.jsonl", "aime24/test.parquet"],
   load: (rows) => rows.map((r, i) => ({ id: str(r["id"] ?? r["ID"]) ?? String(i), question: String(r["problem"] ?? r["Problem"]), answer: str(r["answer"] ?? r["Answer"]) })),
-  prompt: (item) => `${item.question}\n\n${MATH_SUFFIX}`,
+  prompt: (item) => `${item.question}\n\n${MATH_INSTRUCTION}`,
   grade: gradeMath
 }
 
@@ -135,7 +135,7 @@ export const gpqaDiamond: Benchmark = {
     }),
   prompt: (item) =>
     item.prompt ??
-    `${item.question}\n\n${item.choices!.map((c, i) => `(${LETTERS[i]}) ${c}`).join("\n")}\n\nPlease reason step by step, and put the letter of the correct option within \\boxed{}.`,
+    `${item.question}\n\n${letteredChoices(item.choices!, "paren")}\n\nPlease reason step by step, and put the letter of the correct option within \\boxed{}.`,
   grade: gradeLetter
 }
 
@@ -152,7 +152,7 @@ export const mmluPro: Benchmark = {
       group: str(r["category"])
     })),
   prompt: (item) =>
-    `${item.question}\n\n${item.choices!.map((c, i) => `(${LETTERS[i]}) ${c}`).join("\n")}\n\nPlease reason step by step, then finish with "The answer is (X)" where X is the letter of the correct option.`,
+    `${item.question}\n\n${letteredChoices(item.choices!, "paren")}\n\nPlease reason step by step, then finish with "The answer is (X)" where X is the letter of the correct option.`,
   grade: gradeLetter
 }
 

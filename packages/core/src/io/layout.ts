@@ -7,6 +7,7 @@ import { Trace } from "../schema/trace.js"
 import { describeParseError } from "../schema/errors.js"
 import { contentId } from "../util/hash.js"
 import { lastBoxed, splitThink } from "../util/latex.js"
+import { LETTERS, seededShuffle } from "../util/choices.js"
 
 /** What a row maps onto; `--map target=source` names the source field (a dotted path) for each. */
 export const MapTargets = ["question", "answer", "trace", "choices", "tests", "domain", "system", "id"] as const
@@ -99,21 +100,6 @@ const TestCases = Schema.Array(
 )
 const decodeTests = Schema.decodeUnknownEither(TestCases)
 const decodeProblem = Schema.decodeUnknownEither(Problem)
-
-const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-/** Deterministic shuffle seeded by a string, for choices that arrive with the correct one first. */
-const seededShuffle = <A>(items: ReadonlyArray<A>, seed: string): Array<A> => {
-  let h = 2166136261
-  for (let i = 0; i < seed.length; i++) h = Math.imul(h ^ seed.charCodeAt(i), 16777619)
-  const out = [...items]
-  for (let i = out.length - 1; i > 0; i--) {
-    h = Math.imul(h ^ (h >>> 15), 2246822507) >>> 0
-    const j = h % (i + 1)
-    ;[out[i], out[j]] = [out[j]!, out[i]!]
-  }
-  return out
-}
 
 const KNOWN = new Set(Object.values(DEFAULT_FIELDS).flat().concat(["messages", "reasoning_content", "answer_index", "input", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"]))
 const METADATA_VALUE_LIMIT = 4096

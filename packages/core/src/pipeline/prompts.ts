@@ -1,6 +1,6 @@
 import type { Problem } from "../schema/problem.js"
 
-const LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+import { letteredChoices } from "../util/choices.js"
 
 export const TEACHER_PROMPT_VERSION = "teacher/v1"
 
@@ -13,7 +13,7 @@ export const MATH_INSTRUCTION = "Please reason step by step, and put your final 
  */
 export const problemPrompt = (problem: Problem, mathInstruction: string = MATH_INSTRUCTION): string => {
   if (problem.choices !== undefined) {
-    const options = problem.choices.map((c, i) => `${LETTERS[i]}. ${c}`).join("\n")
+    const options = letteredChoices(problem.choices)
     return `${problem.question}\n\n${options}\n\nPlease reason step by step, and put the letter of the correct option within \\boxed{}.`
   }
   if (problem.domain === "code") {
