@@ -1,4 +1,3 @@
-import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -12,6 +11,7 @@ import type { Problem } from "../schema/problem.js"
 import { type CallRecord, makeRound, type Round, type Verification } from "../schema/round.js"
 import { Trace } from "../schema/trace.js"
 import { Verdict, type VerdictLevel } from "../schema/verdict.js"
+import { pagedStream } from "../store/pagedStream.js"
 import { RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
 import { TokenCounter } from "../tokens/TokenCounter.js"
@@ -42,11 +42,7 @@ const PAGE = 200
 
 /** Pending items at a stage, a page at a time (keyset on id, so items that move on drop out). */
 const pendingAt = (stage: Stage): Stream.Stream<Item, StoreError, RunStore> =>
-  Stream.paginateChunkEffect(undefined as string | undefined, (afterId) =>
-    Effect.flatMap(RunStore, (store) => store.listItems({ stage, fate: "pending", afterId, limit: PAGE })).pipe(
-      Effect.map((page) => [Chunk.fromIterable(page), page.length < PAGE ? Option.none() : Option.some(page[page.length - 1]!.id as string)] as const)
-    )
-  )
+  pagedStream(PAGE, (afterId, size) => Effect.flatMap(RunStore, (store) => store.listItems({ stage, fate: "pending", afterId, limit: size })))
 
 const callRecord = (role: CallRecord["role"], c: Completion, promptVersion: string): CallRecord => ({
   role,

@@ -1,6 +1,5 @@
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { type Completion, ChatRequest } from "../llm/schema.js"
 import type { CacheMode } from "../llm/LanguageModel.js"
@@ -13,6 +12,7 @@ import { type Item, makeItem } from "../schema/item.js"
 import type { Problem } from "../schema/problem.js"
 import { makeRound } from "../schema/round.js"
 import { Trace } from "../schema/trace.js"
+import { pagedStream } from "../store/pagedStream.js"
 import { RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
 import { contentId } from "../util/hash.js"
@@ -38,11 +38,9 @@ const PAGE = 500
 
 /** All problems, a page at a time, as a stream. */
 export const problemStream = (limit?: number): Stream.Stream<Problem, StoreError, RunStore> =>
-  Stream.paginateChunkEffect(undefined as string | undefined, (afterId) =>
-    Effect.flatMap(RunStore, (store) => store.listProblems({ afterId, limit: PAGE, unflagged: true })).pipe(
-      Effect.map((page) => [Chunk.fromIterable(page), page.length < PAGE ? Option.none() : Option.some(page[page.length - 1]!.id as string)] as const)
-    )
-  ).pipe((s) => (limit !== undefined ? Stream.take(s, limit) : s))
+  pagedStream(PAGE, (afterId, size) => Effect.flatMap(RunStore, (store) => store.listProblems({ afterId, limit: size, unflagged: true }))).pipe(
+    (s) => (limit !== undefined ? Stream.take(s, limit) : s)
+  )
 
 export const teacherItemId = (problemId: string, model: string, sample: number) =>
   contentId("i_", { problem: problemId, origin: "teacher", model, sample }) as Item["id"]
