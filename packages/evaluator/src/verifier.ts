@@ -3,7 +3,7 @@ import * as Layer from "effect/Layer"
 import { Verifier, type VerifierShape } from "@fastcot/core"
 import { verifyMath } from "./mathEquivalence.js"
 import { extractCode, runTests } from "./codeTests.js"
-import { Sandbox, SandboxLive, type SandboxOptions } from "./sandbox.js"
+import { Sandbox, SandboxLive, type SandboxOptions, type SandboxShape } from "./sandbox.js"
 
 /** LiveCodeBench keeps `func_name` inside its `metadata` JSON string; imports may lift it. */
 const functionName = (metadata: Readonly<Record<string, unknown>>): string | undefined => {
@@ -46,3 +46,7 @@ export const makeVerifier = Effect.gen(function* () {
 
 export const EvaluatorVerifierLive = (options: SandboxOptions = {}): Layer.Layer<Verifier> =>
   Layer.effect(Verifier, makeVerifier).pipe(Layer.provide(SandboxLive(options)))
+
+/** The verifier over a sandbox already made (so a caller that also reports it probes once). */
+export const verifierFor = (sandbox: SandboxShape): Layer.Layer<Verifier> =>
+  Layer.effect(Verifier, makeVerifier).pipe(Layer.provide(Layer.succeed(Sandbox, sandbox)))

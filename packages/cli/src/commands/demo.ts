@@ -14,7 +14,7 @@ import {
   workspacePaths
 } from "@fastcot/core"
 import { type ScriptedRequest, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
-import { EvaluatorVerifierLive, makeSandbox } from "@fastcot/evaluator"
+import { makeSandbox, verifierFor } from "@fastcot/evaluator"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -85,16 +85,17 @@ export const demoCommand = Command.make("demo", { workspace }, (args) =>
       const spec = `openai:scripted@${models.baseUrl}`
       const config = applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency: 4 })
       const roles = Either.getOrThrow(buildRoles(config, {}))
+      const sandbox = makeSandbox()
       const run = yield* Effect.gen(function* () {
         const lm = yield* makeLanguageModel(roles)
         const result = yield* runPipeline(config).pipe(Effect.provideService(LanguageModel, lm))
         const stats = yield* lm.stats
         const status = yield* Effect.flatMap(RunStore, (s) => s.status)
         return { result, retries: stats.reduce((n, s) => n + s.retries, 0), status }
-      }).pipe(Effect.provide(Layer.mergeAll(storeLayer(args.workspace), EvaluatorVerifierLive(), QwenTokenCounterLive)))
+      }).pipe(Effect.provide(Layer.mergeAll(storeLayer(args.workspace), verifierFor(sandbox), QwenTokenCounterLive)))
       const { result, status } = run
       yield* stdout(`3. teacher  ${result.teacher?.done ?? 0} traces sampled (${run.retries} retries after injected faults)`)
-      yield* stdout(`4. verify   ${result.verify?.advanced ?? 0} reach the reference answer or pass their tests (code sandbox: ${makeSandbox().isolation}); ${result.verify?.dropped ?? 0} dropped (${Object.entries(status.dropReasons).map(([k, n]) => `${n} ${k}`).join(", ")})`)
+      yield* stdout(`4. verify   ${result.verify?.advanced ?? 0} reach the reference answer or pass their tests (code sandbox: ${sandbox.isolation}); ${result.verify?.dropped ?? 0} dropped (${Object.entries(status.dropReasons).map(([k, n]) => `${n} ${k}`).join(", ")})`)
       yield* stdout(`5. align    ${status.kept} kept: ${Object.entries(status.keptAs).map(([k, n]) => `${n} ${k}`).join(", ")}`)
       const exported = yield* exportDataset({ format: "openai", out: join(paths.exports, "openai", "train.jsonl") }).pipe(
         Effect.provide(Layer.merge(storeLayer(args.workspace), QwenTokenCounterLive))

@@ -14,7 +14,7 @@ import {
   STAGES,
   workspacePaths
 } from "@fastcot/core"
-import { EvaluatorVerifierLive, makeSandbox } from "@fastcot/evaluator"
+import { makeSandbox, verifierFor } from "@fastcot/evaluator"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -113,10 +113,9 @@ export const runCommand = Command.make(
         }
       }
       if (!args.json) yield* stderr(`fastcot run: ${config.name} on ${status.problems} problems (workspace ${store.location})`)
-      if (wanted.includes("verify")) {
-        const sandbox = makeSandbox()
-        if (sandbox.warning !== undefined && !args.json) yield* stderr(`warn: code sandbox: ${sandbox.warning}`)
-      }
+      // One sandbox: its isolation is probed once, reported here and used by the verifier.
+      const sandbox = makeSandbox()
+      if (wanted.includes("verify") && sandbox.warning !== undefined && !args.json) yield* stderr(`warn: code sandbox: ${sandbox.warning}`)
       const lm = yield* makeLanguageModel(roles.right, { cache })
       const report = yield* runPipeline(config, {
         cache,
@@ -125,7 +124,7 @@ export const runCommand = Command.make(
         stages: wanted as ReadonlyArray<StageName>
       }).pipe(
         Effect.provideService(LanguageModel, lm),
-        Effect.provide(Layer.merge(EvaluatorVerifierLive(), QwenTokenCounterLive)),
+        Effect.provide(Layer.merge(verifierFor(sandbox), QwenTokenCounterLive)),
         Effect.catchTag("ImportError", (e) => usage(`${e.file}: ${e.message}`))
       )
       if (report.filter !== undefined) {
