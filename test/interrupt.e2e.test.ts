@@ -4,10 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { BIN, fastcot as run } from "./support.js"
 import { RunEvent } from "@fastcot/core"
 import * as Schema from "effect/Schema"
 
-const BIN = join(__dirname, "..", "packages", "cli", "dist", "bin.js")
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe("fastcot run --json", () => {
@@ -19,12 +19,7 @@ describe("fastcot run --json", () => {
       const ws = join(root, "ws")
       spawnSync(process.execPath, [BIN, "import", join(root, "p.jsonl"), "--workspace", ws])
       const spec = `openai:s@${fast.baseUrl}`
-      const out = await new Promise<string>((resolve) => {
-        const child = spawn(process.execPath, [BIN, "run", "--json", "--teacher", spec, "--rewriter", spec, "--judge", spec, "--workspace", ws])
-        let text = ""
-        child.stdout.on("data", (d) => (text += d))
-        child.on("exit", () => resolve(text))
-      })
+      const out = (await run(["run", "--json", "--teacher", spec, "--rewriter", spec, "--judge", spec, "--workspace", ws])).stdout
       const events = out.trim().split("\n").map((line) => Schema.decodeUnknownSync(RunEvent)(JSON.parse(line)))
       expect(events.filter((e) => e._tag === "stage-done").map((e) => (e as { stage: string }).stage)).toEqual(expect.arrayContaining(["teacher", "verify", "align"]))
       expect(events.filter((e) => e._tag === "item" && e.stage === "align")).toHaveLength(2)

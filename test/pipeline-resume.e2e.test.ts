@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { BIN, fastcot as run } from "./support.js"
 
-const BIN = join(__dirname, "..", "packages", "cli", "dist", "bin.js")
 const N = 150
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -42,15 +42,7 @@ describe("the whole recipe killed with SIGKILL mid-run and resumed (scripted rol
     rmSync(root, { recursive: true, force: true })
   })
 
-  const fastcot = (workspace: string, args: Array<string>) =>
-    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [BIN, ...args, "--workspace", workspace])
-      let stdout = ""
-      let stderr = ""
-      child.stdout.on("data", (d) => (stdout += d))
-      child.stderr.on("data", (d) => (stderr += d))
-      child.on("exit", (status) => resolve({ status, stdout, stderr }))
-    })
+  const fastcot = (workspace: string, args: Array<string>) => run([...args, "--workspace", workspace])
   const spec = () => `openai:scripted@${server.baseUrl}`
   const runArgs = () => ["run", "--teacher", spec(), "--rewriter", spec(), "--judge", spec(), "--concurrency", "4", "--no-tui"]
   const doneCount = (workspace: string) => {

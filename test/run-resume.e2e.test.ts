@@ -5,8 +5,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:f
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { BIN, fastcot as run } from "./support.js"
 
-const BIN = join(__dirname, "..", "packages", "cli", "dist", "bin.js")
 const MATH500 = join(__dirname, "..", "..", "shared", "data", "math500", "test.jsonl")
 const KEY = "sk-e2e-never-on-disk-4242"
 
@@ -30,16 +30,7 @@ describe("fastcot run, killed with SIGKILL and resumed (scripted loopback teache
     rmSync(root, { recursive: true, force: true })
   })
 
-  /** Runs the command without blocking this process, which also serves the scripted teacher. */
-  const fastcot = (workspace: string, args: Array<string>) =>
-    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [BIN, ...args, "--workspace", workspace], { env: { ...process.env, FASTCOT_E2E_KEY: KEY } })
-      let stdout = ""
-      let stderr = ""
-      child.stdout.on("data", (d) => (stdout += d))
-      child.stderr.on("data", (d) => (stderr += d))
-      child.on("exit", (status) => resolve({ status, stdout, stderr }))
-    })
+  const fastcot = (workspace: string, args: Array<string>) => run([...args, "--workspace", workspace], { FASTCOT_E2E_KEY: KEY })
   const runArgs = () => ["run", "--stages", "teacher", "--teacher", `openai:e2e-teacher@${server.baseUrl}`, "--api-key-env", "FASTCOT_E2E_KEY", "--concurrency", "8", "--no-tui"]
 
   const storedQuestions = (workspace: string) => {
