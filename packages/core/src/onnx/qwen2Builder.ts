@@ -1,0 +1,331 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { DType, GraphBuilder, type ValueInfo } from "./graph.js"
+import { buildTinyTokenizer, CHATML_TEMPLATE, tokenizerConfig } from "./tinyTokenizer.js"
+
+/** The shape of a Qwen2-architecture model (Hugging Face config.json names in camelCase). */
+export interface Qwen2Shape {
+  readonly hiddenSize: number
+  readonly numLayers: number
+  readonly numHeads: number
+  readonly numKvHeads: number
+  readonly intermediateSize: number
+  readonly vocabSize: number
+  readonly ropeTheta: number
+  readonly rmsNormEps: number
+  readonly maxPositionEmbeddings: number
+}
+
+/** Qwen2.5-0.5B's shapes (for benchmarks; the weights are random). */
+export const QWEN25_05B_SHAPE: Qwen2Shape = {
+  hiddenSize: 896,
+  numLayers: 24,
+  numHeads: 14,
+  numKvHeads: 2,
+  intermediateSize: 4864,
+  vocabSize: 151936,
+  ropeTheta: 1_000_000,
+  rmsNormEps: 1e-6,
+  maxPositionEmbeddings: 32768
+}
+
+/** A tiny model for tests: 2 layers, 4 query heads over 2 KV heads, head_dim 16. */
+export const TINY_SHAPE: Omit<Qwen2Shape, "vocabSize"> = {
+  hiddenSize: 64,
+  numLayers: 2,
+  numHeads: 4,
+  numKvHeads: 2,
+  intermediateSize: 128,
+  ropeTheta: 10_000,
+  rmsNormEps: 1e-6,
+  maxPositionEmbeddings: 4096
+}
+
+/**
+ * The weight files a builder can write, named as onnx-community exports name them:
+ * fp32 `model.onnx`; `model_int8.onnx` (int8 weights, per-column scales, DynamicQuantizeMatMul);
+ * `model_q4.onnx` (4-bit blocks of 32 with MatMulNBits).
+ */
+export type BuildVariant = "fp32" | "int8" | "q4"
+export const variantFile = (v: BuildVariant): string => (v === "fp32" ? "model.onnx" : `model_${v}.onnx`)
+
+export interface BuildOptions {
+  readonly dir: string
+  readonly shape?: Partial<Qwen2Shape>
+  readonly variants?: ReadonlyArray<BuildVariant>
+  readonly seed?: number
+  /** A tokenizer to ship instead of the tiny built-in one (e.g. a real Qwen tokenizer.json). */
+  readonly tokenizer?: { readonly json: Record<string, unknown>; readonly config: Record<string, unknown> }
+  /** Put weights in `<file>_data` (default: when the fp32 weights exceed 256 MB). */
+  readonly externalData?: boolean
+  readonly onProgress?: (message: string) => void
+}
+
+export interface BuiltModel {
+  readonly dir: string
+  readonly shape: Qwen2Shape
+  readonly files: ReadonlyArray<string>
+}
+
+const PRODUCER = "fastcot-qwen2-builder"
+
+/** Writes a Qwen2-architecture model folder laid out like an onnx-community export, with random weights. */
+export const buildQwen2Model = (options: BuildOptions): BuiltModel => {
+  const tiny = options.tokenizer === undefined ? buildTinyTokenizer() : undefined
+  const vocabSize = options.shape?.vocabSize ?? tiny?.vocabSize ?? QWEN25_05B_SHAPE.vocabSize
+  const shape: Qwen2Shape = { ...TINY_SHAPE, ...options.shape, vocabSize }
+  if (shape.numHeads % shape.numKvHeads !== 0) throw new Error("numHeads must be a multiple of numKvHeads")
+  if (shape.hiddenSize % shape.numHeads !== 0) throw new Error("hiddenSize must be a multiple of numHeads")
+  const seed = options.seed ?? 1
+  fs.mkdirSync(path.join(options.dir, "onnx"), { recursive: true })
+  const specials = tiny?.specialIds ?? specialIdsOf(options.tokenizer!.json)
+  const eos = [specials["<|im_end|>"]!, specials["<|endoftext|>"]!]
+  const writeJson = (name: string, value: unknown) => fs.writeFileSync(path.join(options.dir, name), JSON.stringify(value, null, 2) + "\n")
+  writeJson("config.json", {
+    architectures: ["Qwen2ForCausalLM"],
+    model_type: "qwen2",
+    hidden_act: "silu",
+    hidden_size: shape.hiddenSize,
+    intermediate_size: shape.intermediateSize,
+    num_attention_heads: shape.numHeads,
+    num_hidden_layers: shape.numLayers,
+    num_key_value_heads: shape.numKvHeads,
+    vocab_size: shape.vocabSize,
+    rope_theta: shape.ropeTheta,
+    rms_norm_eps: shape.rmsNormEps,
+    max_position_embeddings: shape.maxPositionEmbeddings,
+    tie_word_embeddings: true,
+    torch_dtype: "float32",
+    bos_token_id: specials["<|endoftext|>"],
+    eos_token_id: specials["<|im_end|>"],
+    use_cache: true,
+    fastcot_builder: { seed, note: "random weights: the text this model writes is meaningless" }
+  })
+  writeJson("generation_config.json", {
+    bos_token_id: specials["<|endoftext|>"],
+    eos_token_id: eos,
+    pad_token_id: specials["<|endoftext|>"],
+    do_sample: true,
+    temperature: 0.7,
+    top_p: 0.8,
+    top_k: 20,
+    repetition_penalty: 1.05
+  })
+  writeJson("tokenizer.json", options.tokenizer?.json ?? tiny!.tokenizerJson)
+  writeJson("tokenizer_config.json", options.tokenizer?.config ?? tokenizerConfig(specials, CHATML_TEMPLATE, shape.maxPositionEmbeddings))
+  const external = options.externalData ?? fp32Bytes(shape) > 256 * 2 ** 20
+  const files: Array<string> = []
+  for (const variant of options.variants ?? ["fp32"]) {
+    options.onProgress?.(`writing onnx/${variantFile(variant)}`)
+    files.push(...writeVariant(options.dir, shape, variant, seed, external))
+  }
+  return { dir: options.dir, shape, files }
+}
+
+const specialIdsOf = (json: Record<string, unknown>): Record<string, number> => {
+  const out: Record<string, number> = {}
+  for (const t of (json["added_tokens"] as Array<{ id: number; content: string }> | undefined) ?? []) out[t.content] = t.id
+  for (const need of ["<|endoftext|>", "<|im_end|>"]) if (out[need] === undefined) throw new Error(`the tokenizer has no ${need} token`)
+  return out
+}
+
+export const parameterCount = (s: Qwen2Shape): number => {
+  const d = s.hiddenSize / s.numHeads
+  const attn = s.hiddenSize * (s.numHeads * d) * 2 + s.hiddenSize * (s.numKvHeads * d) * 2 + (s.numHeads + 2 * s.numKvHeads) * d
+  const mlp = 3 * s.hiddenSize * s.intermediateSize
+  return s.vocabSize * s.hiddenSize + s.numLayers * (attn + mlp + 2 * s.hiddenSize) + s.hiddenSize
+}
+const fp32Bytes = (s: Qwen2Shape) => parameterCount(s) * 4
+
+/** Deterministic uniform weights (xorshift128+ style), seeded by tensor name. */
+const randomTensor = (name: string, seed: number, size: number, std: number, mean = 0): Float32Array => {
+  let h = 2166136261 ^ seed
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619)
+  let a = h >>> 0 || 1
+  let b = (Math.imul(h, 2654435761) >>> 0) || 7
+  const out = new Float32Array(size)
+  const scale = (std * Math.sqrt(3) * 2) / 4294967296
+  const half = std * Math.sqrt(3)
+  for (let i = 0; i < size; i++) {
+    let t = a ^ (a << 11)
+    a = b
+    b = (b ^ (b >>> 19) ^ (t ^ (t >>> 8))) >>> 0
+    out[i] = mean + b * scale - half
+  }
+  return out
+}
+
+const transpose = (w: Float32Array, rows: number, cols: number): Float32Array => {
+  const out = new Float32Array(w.length)
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c]!
+  return out
+}
+
+/** Symmetric int8 with one scale per output column; W is [K, N] row-major. */
+export const quantizeInt8 = (w: Float32Array, K: number, N: number): { q: Int8Array; scales: Float32Array } => {
+  const scales = new Float32Array(N)
+  for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) scales[n] = Math.max(scales[n]!, Math.abs(w[k * N + n]!))
+  for (let n = 0; n < N; n++) scales[n] = scales[n]! / 127 || 1
+  const q = new Int8Array(K * N)
+  for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) q[k * N + n] = Math.max(-127, Math.min(127, Math.round(w[k * N + n]! / scales[n]!)))
+  return { q, scales }
+}
+
+/** MatMulNBits' layout: per output column, blocks of 32 along K, two 4-bit values per byte (low first), zero point 8. */
+export const quantizeQ4 = (w: Float32Array, K: number, N: number, block = 32): { packed: Uint8Array; scales: Float32Array } => {
+  const blocks = Math.ceil(K / block)
+  const packed = new Uint8Array(N * blocks * (block / 2))
+  const scales = new Float32Array(N * blocks)
+  for (let n = 0; n < N; n++) {
+    for (let b = 0; b < blocks; b++) {
+      let max = 0
+      for (let i = 0; i < block; i++) {
+        const k = b * block + i
+        if (k < K) max = Math.max(max, Math.abs(w[k * N + n]!))
+      }
+      const scale = max / 7 || 1
+      scales[n * blocks + b] = scale
+      const base = (n * blocks + b) * (block / 2)
+      for (let i = 0; i < block; i += 2) {
+        const q = (k: number) => (k < K ? Math.max(0, Math.min(15, Math.round(w[k * N + n]! / scale) + 8)) : 8)
+        packed[base + i / 2] = q(b * block + i) | (q(b * block + i + 1) << 4)
+      }
+    }
+  }
+  return { packed, scales }
+}
+
+const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: number, external: boolean): Array<string> => {
+  const file = variantFile(variant)
+  const modelPath = path.join(dir, "onnx", file)
+  const dataName = `${file}_data`
+  const dataPath = path.join(dir, "onnx", dataName)
+  let fd: number | undefined
+  let offset = 0
+  const g = new GraphBuilder(
+    external
+      ? {
+          location: dataName,
+          minBytes: 1024,
+          write: (bytes) => {
+            fd ??= fs.openSync(dataPath, "w")
+            const at = offset
+            fs.writeSync(fd, bytes)
+            offset += bytes.byteLength
+            const pad = (64 - (offset % 64)) % 64
+            if (pad > 0) fs.writeSync(fd, new Uint8Array(pad)), (offset += pad)
+            return at
+          }
+        }
+      : undefined
+  )
+  try {
+    const H = s.hiddenSize
+    const NH = s.numHeads
+    const KV = s.numKvHeads
+    const D = H / NH
+    const f32 = DType.float
+    const i64 = DType.int64
+
+    /** x [.., K] @ W [K, N] (+ bias), in the variant's arithmetic. */
+    const linear = (x: string, name: string, K: number, N: number, bias: boolean, weight?: Float32Array): string => {
+      const w = weight ?? randomTensor(name, seed, K * N, 0.02)
+      let y: string
+      if (variant === "fp32") y = g.op("MatMul", [x, g.tensor(name, f32, [K, N], w)])
+      else if (variant === "int8") {
+        const { q, scales } = quantizeInt8(w, K, N)
+        y = g.op("DynamicQuantizeMatMul", [x, g.tensor(name, DType.int8, [K, N], q), g.tensor(`${name}_scale`, f32, [N], scales)], {}, "com.microsoft")
+      } else {
+        const { packed, scales } = quantizeQ4(w, K, N)
+        const blocks = Math.ceil(K / 32)
+        y = g.op(
+          "MatMulNBits",
+          [x, g.tensor(`${name}_Q4`, DType.uint8, [N, blocks, 16], packed), g.tensor(`${name}_scales`, f32, [N * blocks], scales)],
+          { K, N, bits: 4, block_size: 32, accuracy_level: 4 },
+          "com.microsoft"
+        )
+      }
+      if (!bias) return y
+      const b = name.replace(/\.weight$/, ".bias")
+      return g.op("Add", [y, g.tensor(b, f32, [N], randomTensor(b, seed, N, 0.02))])
+    }
+    const rmsNorm = (x: string, name: string): string => {
+      const sq = g.op("Pow", [x, g.const([2])])
+      const mean = g.op("ReduceMean", [sq], { axes: [-1], keepdims: 1 })
+      const denom = g.op("Sqrt", [g.op("Add", [mean, g.const([s.rmsNormEps])])])
+      return g.op("Mul", [g.op("Div", [x, denom]), g.tensor(name, f32, [H], randomTensor(name, seed, H, 0.1, 1))])
+    }
+
+    // Shared: sizes, the attention bias (causal + padding) and the rotary tables.
+    const S = g.op("Gather", [g.op("Shape", ["input_ids"]), g.const([1], i64, true)], { axis: 0 })
+    const T = g.op("Gather", [g.op("Shape", ["attention_mask"]), g.const([1], i64, true)], { axis: 0 })
+    const P = g.op("Sub", [T, S])
+    const qPos = g.op("Range", [P, T, g.const([1], i64, true)])
+    const kPos = g.op("Range", [g.const([0], i64, true), T, g.const([1], i64, true)])
+    const causal = g.op("LessOrEqual", [kPos, g.op("Unsqueeze", [qPos, g.const([1], i64)])])
+    const padding = g.op("Unsqueeze", [g.op("Cast", ["attention_mask"], { to: DType.bool }), g.const([1, 2], i64)])
+    const allowed = g.op("And", [causal, padding])
+    const maskBias = g.op("Where", [allowed, g.const([0]), g.const([-1e9])])
+    const invFreq = Float32Array.from({ length: D / 2 }, (_, i) => 1 / Math.pow(s.ropeTheta, (2 * i) / D))
+    const freqs = g.op("Mul", [g.op("Unsqueeze", [g.op("Cast", ["position_ids"], { to: f32 }), g.const([2], i64)]), g.tensor("rotary_inv_freq", f32, [D / 2], invFreq)])
+    const emb = g.op("Concat", [freqs, freqs], { axis: -1 })
+    const cos = g.op("Unsqueeze", [g.op("Cos", [emb]), g.const([1], i64)])
+    const sin = g.op("Unsqueeze", [g.op("Sin", [emb]), g.const([1], i64)])
+    const half = g.const([D / 2, D / 2], i64, false)
+    const rope = (x: string): string => {
+      const [x1, x2] = g.node("Split", [x, half], { axis: -1 }, { outputs: 2 }) as [string, string]
+      const rotated = g.op("Concat", [g.op("Neg", [x2]), x1], { axis: -1 })
+      return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [rotated, sin])])
+    }
+
+    const embedName = "model.embed_tokens.weight"
+    const embed = randomTensor(embedName, seed, s.vocabSize * H, 0.02)
+    let h = g.op("Gather", [g.tensor(embedName, f32, [s.vocabSize, H], embed), "input_ids"], { axis: 0 })
+    const scale = g.const([1 / Math.sqrt(D)])
+    for (let l = 0; l < s.numLayers; l++) {
+      const p = `model.layers.${l}`
+      const x = rmsNorm(h, `${p}.input_layernorm.weight`)
+      const heads = (t: string, n: number) => g.op("Transpose", [g.op("Reshape", [t, g.const([0, 0, n, D], i64, false)])], { perm: [0, 2, 1, 3] })
+      const q = rope(heads(linear(x, `${p}.self_attn.q_proj.weight`, H, NH * D, true), NH))
+      const k = rope(heads(linear(x, `${p}.self_attn.k_proj.weight`, H, KV * D, true), KV))
+      const v = heads(linear(x, `${p}.self_attn.v_proj.weight`, H, KV * D, true), KV)
+      const presentK = g.node("Concat", [`past_key_values.${l}.key`, k], { axis: 2 }, { outputs: [`present.${l}.key`] })[0]!
+      const presentV = g.node("Concat", [`past_key_values.${l}.value`, v], { axis: 2 }, { outputs: [`present.${l}.value`] })[0]!
+      // Grouped-query attention without repeating K/V: the G query heads of one KV head are laid end to end.
+      const qg = g.op("Reshape", [g.op("Mul", [q, scale]), g.const([0, KV, -1, D], i64, false)])
+      const scores = g.op("Reshape", [g.op("MatMul", [qg, g.op("Transpose", [presentK], { perm: [0, 1, 3, 2] })]), g.const([0, NH, -1, 0], i64, false)])
+      const probs = g.op("Softmax", [g.op("Add", [scores, maskBias])], { axis: -1 })
+      const ctx = g.op("MatMul", [g.op("Reshape", [probs, g.const([0, KV, -1, 0], i64, false)]), presentV])
+      const merged = g.op("Reshape", [
+        g.op("Transpose", [g.op("Reshape", [ctx, g.const([0, NH, -1, D], i64, false)])], { perm: [0, 2, 1, 3] }),
+        g.const([0, 0, H], i64, false)
+      ])
+      h = g.op("Add", [h, linear(merged, `${p}.self_attn.o_proj.weight`, NH * D, H, false)])
+      const y = rmsNorm(h, `${p}.post_attention_layernorm.weight`)
+      const gate = linear(y, `${p}.mlp.gate_proj.weight`, H, s.intermediateSize, false)
+      const up = linear(y, `${p}.mlp.up_proj.weight`, H, s.intermediateSize, false)
+      const act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up])
+      h = g.op("Add", [h, linear(act, `${p}.mlp.down_proj.weight`, s.intermediateSize, H, false)])
+    }
+    const last = rmsNorm(h, "model.norm.weight")
+    g.node("Identity", [linear(last, "lm_head.weight", H, s.vocabSize, false, transpose(embed, s.vocabSize, H))], {}, { outputs: ["logits"] })
+
+    const inputs: Array<ValueInfo> = [
+      { name: "input_ids", type: i64, dims: ["batch_size", "sequence_length"] },
+      { name: "attention_mask", type: i64, dims: ["batch_size", "total_sequence_length"] },
+      { name: "position_ids", type: i64, dims: ["batch_size", "sequence_length"] }
+    ]
+    const outputs: Array<ValueInfo> = [{ name: "logits", type: f32, dims: ["batch_size", "sequence_length", s.vocabSize] }]
+    for (let l = 0; l < s.numLayers; l++) {
+      for (const kind of ["key", "value"]) {
+        inputs.push({ name: `past_key_values.${l}.${kind}`, type: f32, dims: ["batch_size", KV, "past_sequence_length", D] })
+        outputs.push({ name: `present.${l}.${kind}`, type: f32, dims: ["batch_size", KV, "total_sequence_length", D] })
+      }
+    }
+    const bytes = g.model({ inputs, outputs, name: "qwen2", producer: PRODUCER, opset: 17 })
+    fs.writeFileSync(modelPath, bytes)
+    return fd === undefined ? [modelPath] : [modelPath, dataPath]
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd)
+  }
+}
