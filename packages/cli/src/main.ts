@@ -13,6 +13,8 @@ import { initCommand } from "./commands/init.js"
 import { inspectCommand } from "./commands/inspect.js"
 import { runCommand } from "./commands/run.js"
 import { statusCommand } from "./commands/status.js"
+import { modelsCommand } from "./commands/models.js"
+import { serveCommand } from "./commands/serve.js"
 import { CliFailure } from "./failure.js"
 
 export const VERSION = "0.1.0"
@@ -21,7 +23,7 @@ export const fastcot = Command.make("fastcot").pipe(
   Command.withDescription(
     "Fast-thinking chain-of-thought data for small models: import problems and traces, collect, align, export for SFT, evaluate."
   ),
-  Command.withSubcommands([initCommand, importCommand, statusCommand, runCommand, inspectCommand, exportCommand, evalCommand, reportCommand, demoCommand])
+  Command.withSubcommands([initCommand, importCommand, statusCommand, runCommand, inspectCommand, exportCommand, evalCommand, reportCommand, serveCommand, modelsCommand, demoCommand])
 )
 
 const cli = Command.run(fastcot, { name: "fastcot", version: VERSION })

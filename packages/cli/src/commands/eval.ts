@@ -1,15 +1,16 @@
 import { Command, Options } from "@effect/cli"
-import { LanguageModel, makeLanguageModel, openAiProvider, parseModelSpec, QwenTokenCounterLive, workspacePaths } from "@fastcot/core"
+import { LanguageModel, makeLanguageModel, type ModelProvider, onnxProvider, openAiProvider, parseModelSpec, releaseLocalEngines, QwenTokenCounterLive, workspacePaths } from "@fastcot/core"
 import { benchmarkNames, evaluate, markdownReport, type Preset, SandboxLive } from "@fastcot/evaluator"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { join, relative } from "node:path"
+import { basename, join, relative } from "node:path"
 import { failed, usage } from "../failure.js"
 import { progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
 
-const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL."))
+const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL, or onnx:DIR[#variant] for a local model folder."))
+const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Local models: intra-op threads (default: every core)."))
 const bench = Options.text("bench").pipe(Options.withDefault(benchmarkNames().join(",")), Options.withDescription(`Benchmarks, comma-separated: ${benchmarkNames().join(", ")}.`))
 const samples = Options.integer("samples").pipe(Options.withDefault(1), Options.withDescription("Samples per question (accuracy is averaged over them; pass@k is reported)."))
 const limit = Options.integer("limit").pipe(Options.optional, Options.withDescription("Only the first N questions of each benchmark."))
@@ -24,7 +25,7 @@ const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neithe
 
 export const evalCommand = Command.make(
   "eval",
-  { model, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, workspace: workspaceOption },
+  { model, threads, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
       const benches = args.bench.split(",").map((b) => b.trim()).filter((b) => b !== "")
@@ -34,13 +35,18 @@ export const evalCommand = Command.make(
       const spec = Option.getOrUndefined(args.model)
       if (preds === undefined && spec === undefined) return yield* usage("give --model openai:MODEL@BASE_URL, or --predictions FILE to grade saved outputs")
       let name = "predictions"
-      let provider: ReturnType<typeof openAiProvider> | undefined
+      let provider: ModelProvider | undefined
       if (spec !== undefined) {
         const parsed = parseModelSpec(spec)
         if (Either.isLeft(parsed)) return yield* usage(parsed.left)
-        if (parsed.right.kind === "onnx") return yield* usage("local ONNX models are not supported by this version yet")
-        name = parsed.right.model
-        provider = openAiProvider({ baseUrl: parsed.right.baseUrl, model: parsed.right.model, apiKey: process.env[args.apiKeyEnv] || undefined })
+        if (parsed.right.kind === "onnx") {
+          name = `${basename(parsed.right.path)}${parsed.right.variant !== undefined ? `-${parsed.right.variant}` : ""}`
+          // Concurrent questions are decoded together, `concurrency` rows a batch.
+          provider = onnxProvider({ path: parsed.right.path, variant: parsed.right.variant, threads: Option.getOrUndefined(args.threads), maxBatch: args.concurrency })
+        } else {
+          name = parsed.right.model
+          provider = openAiProvider({ baseUrl: parsed.right.baseUrl, model: parsed.right.model, apiKey: process.env[args.apiKeyEnv] || undefined })
+        }
       }
       const outDir = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).root, "eval", `${name.replace(/[^\w.-]+/g, "_")}-${new Date().toISOString().replace(/[:.]/g, "-")}`))
       const progress = progressLine()
@@ -62,7 +68,8 @@ export const evalCommand = Command.make(
       }).pipe(
         Effect.provideService(LanguageModel, lm),
         Effect.provide(Layer.merge(QwenTokenCounterLive, SandboxLive())),
-        Effect.catchAll((e) => (e instanceof Error ? usage(e.message) : failed(String(e))))
+        Effect.catchAll((e) => (e instanceof Error ? usage(e.message) : failed(String(e)))),
+        Effect.ensuring(Effect.promise(() => releaseLocalEngines()))
       )
       progress.clear()
       yield* stdout(markdownReport([results]))
@@ -72,6 +79,7 @@ export const evalCommand = Command.make(
   Command.withDescription(
     "Evaluate a model on MATH-500, AIME 2024, GPQA-Diamond, MMLU-Pro and LiveCodeBench: accuracy and output tokens side by side.\n" +
       "Examples:\n  fastcot eval --model openai:qwen2.5-7b@http://127.0.0.1:8000/v1 --bench math500,aime24 --data ./data\n" +
+      "  fastcot eval --model onnx:./models/Qwen2.5-0.5B-Instruct#q4 --bench math500 --limit 20 --data ./data\n" +
       "  fastcot eval --predictions outputs.jsonl --bench math500 --data ./data\n  fastcot eval --model openai:m@http://127.0.0.1:8000/v1 --preset r1 --samples 4"
   )
 )

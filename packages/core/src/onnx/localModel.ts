@@ -24,6 +24,8 @@ export interface LoadOptions {
 export interface GenerateRequest {
   readonly promptIds: ReadonlyArray<number>
   readonly maxNewTokens: number
+  /** EOS ids are suppressed until this many tokens are written (Hugging Face's min_new_tokens). */
+  readonly minNewTokens?: number | undefined
   readonly sampling: SamplingParams
   readonly stop?: ReadonlyArray<string> | undefined
   readonly choice?: ChoiceConstraint | undefined
@@ -282,6 +284,7 @@ export class LocalModel {
           continue
         }
         const logits = this.logitsRow(out["logits"]!, b, step === 0 ? S - 1 : 0)
+        if (row.generated.length < (row.req.minNewTokens ?? 0)) for (const e of eos) logits[e] = -Infinity
         const allowed = row.req.choice?.allowed(row.generated)
         const token = sampleToken(logits, row.req.sampling, row.seen, row.random, allowed)
         row.generated.push(token)

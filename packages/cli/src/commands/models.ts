@@ -1,0 +1,80 @@
+import { Args, Command, Options } from "@effect/cli"
+import { buildQwen2Model, type BuildVariant, inspectModel, type ModelReport, QWEN25_05B_SHAPE } from "@fastcot/core"
+import * as Effect from "effect/Effect"
+import { usage } from "../failure.js"
+import { jsonOption, stderr, stdout } from "../shared.js"
+
+const gb = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`)
+const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e3).toFixed(1)}K`)
+
+export const formatModelReport = (r: ModelReport): string =>
+  [
+    `model ${r.dir}`,
+    `  architecture     ${r.architecture} (${r.modelType})`,
+    `  parameters       ${r.parameters === null ? "unknown" : `~${count(r.parameters)}`}`,
+    `  shape            hidden ${r.hiddenSize}, ${r.layers} layers, ${r.heads} heads over ${r.kvHeads} KV heads of ${r.headDim}, vocab ${r.vocabSize}`,
+    `  context length   ${r.contextLength ?? "unknown"}`,
+    `  trained dtype    ${r.torchDtype ?? "unknown"}`,
+    `  chat template    ${r.chatTemplate ? "yes" : "no (prompts are sent as plain text)"}`,
+    `  EOS ids          ${r.eosTokenIds.join(", ") || "none"}`,
+    "  variants",
+    ...(r.variants.length === 0 ? ["    none"] : []),
+    ...r.variants.map(
+      (v) =>
+        `    ${v.name.padEnd(9)} ${gb(v.bytes).padStart(10)}  ${v.weights}${v.externalData.length > 0 ? `, external data in ${v.externalData.length} file(s)` : ""}` +
+        (v.graph === undefined ? "" : v.graph.runnable ? `, runnable (${v.graph.layers} layers, ${v.graph.kvType} cache)` : `, NOT runnable: ${v.graph.message}`)
+    ),
+    ...(r.missing.length > 0 ? ["  missing", ...r.missing.map((m) => `    ${m}`)] : ["  missing          nothing"]),
+    ...r.notes.map((n) => `  note: ${n}`)
+  ].join("\n")
+
+const dir = Args.directory({ name: "DIR", exists: "either" }).pipe(Args.withDescription("A model folder (config.json, tokenizer.json, onnx/), or a Hugging Face cache entry (models--org--name)."))
+const quick = Options.boolean("quick").pipe(Options.withDescription("Do not open the ONNX files (faster on big models; graphs go unchecked)."))
+
+const inspect = Command.make("inspect", { dir, json: jsonOption, quick }, (args) =>
+  Effect.gen(function* () {
+    const report = yield* inspectModel(args.dir, { graphs: !args.quick }).pipe(Effect.mapError((e) => usage(e.message)))
+    yield* stdout(args.json ? JSON.stringify(report, null, 2) : formatModelReport(report))
+  })
+).pipe(
+  Command.withDescription(
+    "Architecture, parameters, weight variants and their types, context length, chat template, what is missing and whether each graph can run.\n" +
+      "Examples:\n  fastcot models inspect ./models/Qwen2.5-0.5B-Instruct\n  fastcot models inspect ~/.cache/huggingface/hub/models--onnx-community--Qwen2.5-0.5B-Instruct --json"
+  )
+)
+
+const out = Args.directory({ name: "DIR", exists: "either" }).pipe(Args.withDescription("Where to write the model folder."))
+const shape = Options.choice("shape", ["tiny", "qwen2.5-0.5b"]).pipe(Options.withDefault("tiny"), Options.withDescription("tiny: 2 layers, for tests and the demo; qwen2.5-0.5b: Qwen2.5-0.5B's shapes (about 2.5 GB in fp32)."))
+const variants = Options.text("variants").pipe(Options.withDefault("fp32"), Options.withDescription("Weight files to write: fp32, int8, q4 (comma-separated)."))
+const seed = Options.integer("seed").pipe(Options.withDefault(1), Options.withDescription("Seed of the random weights."))
+
+const build = Command.make("build", { out, shape, variants, seed }, (args) =>
+  Effect.gen(function* () {
+    const vs = args.variants.split(",").map((v) => v.trim())
+    const bad = vs.filter((v) => !["fp32", "int8", "q4"].includes(v))
+    if (bad.length > 0) return yield* usage(`--variants: unknown ${bad.join(", ")}; known: fp32, int8, q4`)
+    const built = yield* Effect.try({
+      try: () =>
+        buildQwen2Model({
+          dir: args.out,
+          variants: vs as Array<BuildVariant>,
+          seed: args.seed,
+          ...(args.shape === "tiny" ? {} : { shape: QWEN25_05B_SHAPE }),
+          onProgress: (m) => process.stderr.write(`${m}\n`)
+        }),
+      catch: (e) => usage(e instanceof Error ? e.message : String(e))
+    })
+    yield* stderr("random weights: the text this model writes is meaningless; it exists to exercise the real code paths")
+    yield* stdout(built.files.join("\n"))
+  })
+).pipe(
+  Command.withDescription(
+    "Write a Qwen2-architecture ONNX model folder with random weights (onnx-community layout), for tests, demos and benchmarks.\n" +
+      "Examples:\n  fastcot models build ./tiny-model\n  fastcot models build ./qwen-shape --shape qwen2.5-0.5b --variants fp32,int8,q4"
+  )
+)
+
+export const modelsCommand = Command.make("models").pipe(
+  Command.withDescription("Local model folders: inspect them, or build small ones."),
+  Command.withSubcommands([inspect, build])
+)

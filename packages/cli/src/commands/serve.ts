@@ -1,0 +1,41 @@
+import { Command, Options } from "@effect/cli"
+import { LocalEngine, LocalModel, parseModelSpec, serveLocalModel } from "@fastcot/core"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import { failed, usage } from "../failure.js"
+import { stderr, stdout } from "../shared.js"
+
+const model = Options.text("model").pipe(Options.withDescription("The local model: onnx:DIR[#variant]."))
+const port = Options.integer("port").pipe(Options.withDefault(8000), Options.withDescription("The port (0 picks a free one)."))
+const host = Options.text("host").pipe(Options.withDefault("127.0.0.1"), Options.withDescription("The address to bind; anything but loopback exposes the model to the network."))
+const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Intra-op threads (default: every core)."))
+const maxBatch = Options.integer("max-batch").pipe(Options.withDefault(8), Options.withDescription("Concurrent requests decoded together."))
+const name = Options.text("name").pipe(Options.optional, Options.withDescription("The model name clients see (default: the folder's name)."))
+
+export const serveCommand = Command.make("serve", { model, port, host, threads, maxBatch, name }, (args) =>
+  Effect.gen(function* () {
+    const spec = parseModelSpec(args.model)
+    if (Either.isLeft(spec)) return yield* usage(spec.left)
+    if (spec.right.kind !== "onnx") return yield* usage("serve runs local models: give --model onnx:DIR[#variant]")
+    const m = yield* LocalModel.scoped(spec.right.path, { variant: spec.right.variant, threads: Option.getOrUndefined(args.threads) }).pipe(
+      Effect.mapError((e) => usage(e.message))
+    )
+    const server = yield* serveLocalModel({
+      engine: new LocalEngine(m, args.maxBatch),
+      host: args.host,
+      port: args.port,
+      modelName: Option.getOrUndefined(args.name),
+      onRequest: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
+    }).pipe(Effect.mapError((e) => failed(`cannot listen on ${args.host}:${args.port}: ${e.message}`)))
+    if (args.host !== "127.0.0.1" && args.host !== "localhost" && args.host !== "::1") yield* stderr(`warning: bound to ${args.host}: anyone who can reach it can use the model`)
+    yield* stderr(`${m.id} (${m.variant.name}, ${m.threads} threads, batches of up to ${args.maxBatch})`)
+    yield* stdout(`serving on ${server.url}  (OpenAI-compatible: GET /v1/models, POST /v1/chat/completions; Ctrl-C stops)`)
+    return yield* Effect.never
+  }).pipe(Effect.scoped)
+).pipe(
+  Command.withDescription(
+    "Serve a local ONNX model as an OpenAI-compatible API on 127.0.0.1, so any client (and fastcot run) can use it.\n" +
+      "Examples:\n  fastcot serve --model onnx:./models/Qwen2.5-0.5B-Instruct#q4\n  fastcot serve --model onnx:./tiny-model --port 0 --max-batch 4"
+  )
+)

@@ -1,0 +1,103 @@
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ort from "onnxruntime-node"
+import { readSignature } from "./localModel.js"
+import { estimateParameters, type ModelFolderError, readModelFolder } from "./modelFolder.js"
+
+export interface VariantReport {
+  readonly name: string
+  readonly file: string
+  readonly bytes: number
+  readonly externalData: ReadonlyArray<string>
+  /** The weight type the file name stands for (onnx-community's suffixes). */
+  readonly weights: string
+  /** Whether the runtime can drive this graph, and why not; absent when graphs were not read. */
+  readonly graph?: { readonly runnable: boolean; readonly message: string; readonly layers?: number; readonly kvType?: string }
+}
+
+export interface ModelReport {
+  readonly dir: string
+  readonly architecture: string
+  readonly modelType: string
+  readonly parameters: number | null
+  readonly contextLength: number | null
+  readonly hiddenSize: number
+  readonly layers: number
+  readonly heads: number
+  readonly kvHeads: number
+  readonly headDim: number
+  readonly vocabSize: number
+  readonly torchDtype: string | null
+  readonly chatTemplate: boolean
+  readonly eosTokenIds: ReadonlyArray<number>
+  readonly variants: ReadonlyArray<VariantReport>
+  readonly missing: ReadonlyArray<string>
+  readonly notes: ReadonlyArray<string>
+}
+
+const WEIGHTS: Record<string, string> = {
+  fp32: "float32",
+  fp16: "float16 (a poor fit for CPUs)",
+  int8: "int8, dynamic activations",
+  uint8: "uint8, dynamic activations",
+  quantized: "8-bit, dynamic activations",
+  q8: "8-bit, dynamic activations",
+  q4: "4-bit blocks (MatMulNBits)",
+  q4f16: "4-bit blocks, float16 activations",
+  bnb4: "4-bit NF4/FP4 (bitsandbytes style)"
+}
+
+const TESTED = new Set(["qwen2"])
+
+/** What a model folder holds and whether fastcot can run it; `graphs` also opens each ONNX file. */
+export const inspectModel = (dir: string, options: { readonly graphs?: boolean } = {}): Effect.Effect<ModelReport, ModelFolderError> =>
+  Effect.gen(function* () {
+    const folder = yield* readModelFolder(dir)
+    const c = folder.config
+    const notes: Array<string> = []
+    if (!TESTED.has(c.model_type)) notes.push(`model_type "${c.model_type}": fastcot drives any decoder with the Optimum KV-cache signature, but only Qwen2 is tested`)
+    const variants: Array<VariantReport> = []
+    for (const v of folder.variants) {
+      const base = { name: v.name, file: v.file, bytes: v.bytes, externalData: v.externalData, weights: WEIGHTS[v.name] ?? "unknown" }
+      if (options.graphs !== true) {
+        variants.push(base)
+        continue
+      }
+      const graph = yield* Effect.promise(async () => {
+        let session: ort.InferenceSession | undefined
+        try {
+          session = await ort.InferenceSession.create(v.file, { graphOptimizationLevel: "disabled", logSeverityLevel: 3 })
+          const sig = readSignature(session)
+          return Either.isRight(sig)
+            ? { runnable: true, message: "runnable", layers: sig.right.layers, kvType: sig.right.kvType }
+            : { runnable: false, message: sig.left }
+        } catch (e) {
+          return { runnable: false, message: `cannot load: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` }
+        } finally {
+          await session?.release()
+        }
+      })
+      if (graph.runnable && graph.layers !== c.num_hidden_layers) notes.push(`${v.name}: the graph has ${graph.layers} KV layers but config.json says ${c.num_hidden_layers}`)
+      variants.push({ ...base, graph })
+    }
+    const eos = folder.generation.eos_token_id ?? c.eos_token_id
+    return {
+      dir: folder.dir,
+      architecture: c.architectures?.[0] ?? c.model_type,
+      modelType: c.model_type,
+      parameters: estimateParameters(c) ?? null,
+      contextLength: c.max_position_embeddings ?? null,
+      hiddenSize: c.hidden_size,
+      layers: c.num_hidden_layers,
+      heads: c.num_attention_heads,
+      kvHeads: folder.numKvHeads,
+      headDim: folder.headDim,
+      vocabSize: c.vocab_size,
+      torchDtype: c.torch_dtype ?? null,
+      chatTemplate: folder.chatTemplate !== undefined,
+      eosTokenIds: eos === undefined || eos === null ? [] : typeof eos === "number" ? [eos] : [...eos],
+      variants,
+      missing: folder.missing,
+      notes
+    }
+  })

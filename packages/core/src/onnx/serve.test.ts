@@ -1,0 +1,93 @@
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
+import OpenAI from "openai"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { makeLanguageModel } from "../llm/LanguageModel.js"
+import { openAiProvider } from "../llm/openai.js"
+import { ChatRequest } from "../llm/schema.js"
+import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
+import { LocalEngine } from "./engine.js"
+import { inspectModel } from "./inspect.js"
+import { LocalModel } from "./localModel.js"
+import { buildQwen2Model } from "./qwen2Builder.js"
+import { type LocalServer, serveLocalModel } from "./serve.js"
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fastcot-serve-"))
+const dir = path.join(tmp, "tiny")
+let scope: Scope.CloseableScope
+let server: LocalServer
+let model: LocalModel
+
+beforeAll(async () => {
+  buildQwen2Model({ dir, variants: ["fp32", "q4"], seed: 5 })
+  scope = Effect.runSync(Scope.make())
+  model = await Effect.runPromise(Scope.extend(LocalModel.scoped(dir, { threads: 1 }), scope))
+  server = await Effect.runPromise(Scope.extend(serveLocalModel({ engine: new LocalEngine(model, 4), modelName: "tiny-qwen" }), scope))
+})
+afterAll(async () => {
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+  fs.rmSync(tmp, { recursive: true, force: true })
+})
+
+describe("fastcot serve: a local model behind an OpenAI-compatible API", () => {
+  it("binds to loopback and answers the official OpenAI client, plain and streaming", async () => {
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/)
+    const client = new OpenAI({ baseURL: server.url, apiKey: "unused" })
+    const models = await client.models.list()
+    expect(models.data.map((m) => m.id)).toEqual(["tiny-qwen"])
+    const reply = await client.chat.completions.create({ model: "tiny-qwen", messages: [{ role: "user", content: "What is 2+2?" }], max_tokens: 7, temperature: 0 })
+    expect(reply.choices[0]!.finish_reason).toBe("length")
+    expect(reply.usage!.completion_tokens).toBe(7)
+    // the same greedy answer as the model gives directly
+    const direct = await model.generate([{ promptIds: model.tokenizer.encode(model.tokenizer.applyChatTemplate([{ role: "user", content: "What is 2+2?" }])), maxNewTokens: 7, sampling: { temperature: 0, topP: 1, topK: 0, minP: 0, repetitionPenalty: 1.05, seed: 0 } }])
+    expect(reply.choices[0]!.message.content).toBe(direct[0]!.text)
+    const stream = await client.chat.completions.create({ model: "tiny-qwen", messages: [{ role: "user", content: "What is 2+2?" }], max_tokens: 7, temperature: 0, stream: true, stream_options: { include_usage: true } })
+    let text = ""
+    let finish: string | null = null
+    let usage = 0
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? ""
+      finish = chunk.choices[0]?.finish_reason ?? finish
+      usage = chunk.usage?.completion_tokens ?? usage
+    }
+    expect(text).toBe(reply.choices[0]!.message.content)
+    expect(finish).toBe("length")
+    expect(usage).toBe(7)
+  })
+
+  it("rejects bad requests with a 400 that names the field, and unknown routes with 404", async () => {
+    const bad = await fetch(`${server.url}/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: 5 }] }) })
+    expect(bad.status).toBe(400)
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toContain("content")
+    expect((await fetch(`${server.url}/completions`, { method: "POST", body: "{}" })).status).toBe(404)
+    expect((await fetch(`${server.url}/chat/completions`, { method: "POST", body: "{not json" })).status).toBe(400)
+  })
+
+  it("serves fastcot's own provider through the LanguageModel service, with guided choice", async () => {
+    const provider = openAiProvider({ baseUrl: server.url, model: "tiny-qwen", stream: true, guidedDecoding: "vllm" })
+    const replies = await Effect.runPromise(
+      makeLanguageModel({ judge: { endpoints: [{ provider, concurrency: 4 }] } }).pipe(
+        Effect.flatMap((lm) =>
+          Effect.forEach([1, 2, 3, 4, 5, 6], (seed) => lm.complete("judge", new ChatRequest({ messages: [{ role: "user", content: `Rate ${seed}` }], temperature: 1, seed, max_tokens: 5, choice: ["easy", "medium", "hard"] })), { concurrency: 6 })
+        ),
+        Effect.provide(SqliteRunStoreLive(path.join(tmp, "fastcot.db")))
+      )
+    )
+    for (const r of replies) expect(["easy", "medium", "hard"]).toContain(r.text)
+  })
+
+  it("inspect reports the folder and checks each graph", async () => {
+    const r = await Effect.runPromise(inspectModel(dir, { graphs: true }))
+    expect(r.architecture).toBe("Qwen2ForCausalLM")
+    expect(r.variants.map((v) => [v.name, v.graph?.runnable])).toEqual([["fp32", true], ["q4", true]])
+    expect(r.chatTemplate).toBe(true)
+    expect(r.missing).toEqual([])
+    fs.rmSync(path.join(dir, "generation_config.json"))
+    const again = await Effect.runPromise(inspectModel(dir))
+    expect(again.missing).toEqual(["generation_config.json"])
+  })
+})
