@@ -1,12 +1,15 @@
 import { Command, Options } from "@effect/cli"
 import {
   applyOverrides,
+  buildQwen2Model,
   buildRoles,
   defaultPipelineText,
   exportDataset,
   LanguageModel,
   makeLanguageModel,
+  parseModelSpec,
   parsePipeline,
+  releaseLocalEngines,
   QwenTokenCounterLive,
   RunStore,
   runPipeline,
@@ -21,6 +24,8 @@ import * as Layer from "effect/Layer"
 import { readFileSync } from "node:fs"
 import { rm } from "node:fs/promises"
 import { join, relative } from "node:path"
+import * as Option from "effect/Option"
+import { usage } from "../failure.js"
 import { stdout, storeLayer } from "../shared.js"
 import { initWorkspace, SAMPLE_PROBLEMS } from "./init.js"
 
@@ -66,7 +71,12 @@ const demoScript = () => {
   }
 }
 
-export const demoCommand = Command.make("demo", { workspace }, (args) =>
+const judgeModel = Options.text("judge-model").pipe(
+  Options.optional,
+  Options.withDescription("The local judge: onnx:DIR[#variant] (default: a tiny Qwen2 model the demo builds, with random weights).")
+)
+
+export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args) =>
   Effect.scoped(
     Effect.gen(function* () {
       const paths = workspacePaths(args.workspace)
@@ -79,11 +89,26 @@ export const demoCommand = Command.make("demo", { workspace }, (args) =>
         Effect.promise(() => startScriptedServer({ latencyMs: 30, faultRate: 0.15, faults: ["429", "500"], retryAfterSeconds: 0.05, script: demoScript() })),
         (server) => Effect.promise(() => server.close())
       )
-      yield* stdout(`2. models   SCRIPTED teacher, judge and rewriter on ${models.baseUrl}: canned text, no model behind them,`)
+      yield* stdout(`2. models   SCRIPTED teacher and rewriter on ${models.baseUrl}: canned text, no model behind them,`)
       yield* stdout("           15% injected 429/500 faults to show the retries")
+      let judge = Option.getOrUndefined(args.judgeModel)
+      if (judge === undefined) {
+        const dir = join(paths.root, "models", "tiny-qwen2")
+        buildQwen2Model({ dir, variants: ["fp32"], seed: 1 })
+        judge = `onnx:${dir}`
+        yield* stdout(`           judge: a LOCAL ONNX model run by onnxruntime-node (${rel(dir)}, built now: a tiny Qwen2 with`)
+        yield* stdout("           random weights, so its verdicts are meaningless; decoding is constrained to easy/medium/hard)")
+      } else {
+        const parsed = parseModelSpec(judge)
+        if (Either.isLeft(parsed) || parsed.right.kind !== "onnx") return yield* usage("--judge-model: give onnx:DIR[#variant]")
+        yield* stdout(`           judge: the local model ${judge}`)
+      }
       const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in pipeline"))
       const spec = `openai:scripted@${models.baseUrl}`
-      const config = applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency: 4 })
+      const overridden = applyOverrides(base, { teacher: spec, rewriter: spec, judge, concurrency: 4 })
+      // The random-weight judge samples (T=1) so that its verdicts vary from round to round.
+      const judgeRole = overridden.models.judge!
+      const config = { ...overridden, models: { ...overridden.models, judge: { ...judgeRole, sampling: { ...judgeRole.sampling, temperature: 1 } } } }
       const roles = Either.getOrThrow(buildRoles(config, {}))
       const sandbox = makeSandbox()
       const run = yield* Effect.gen(function* () {
@@ -92,7 +117,10 @@ export const demoCommand = Command.make("demo", { workspace }, (args) =>
         const stats = yield* lm.stats
         const status = yield* Effect.flatMap(RunStore, (s) => s.status)
         return { result, retries: stats.reduce((n, s) => n + s.retries, 0), status }
-      }).pipe(Effect.provide(Layer.mergeAll(storeLayer(args.workspace), verifierFor(sandbox), QwenTokenCounterLive)))
+      }).pipe(
+        Effect.provide(Layer.mergeAll(storeLayer(args.workspace), verifierFor(sandbox), QwenTokenCounterLive)),
+        Effect.ensuring(Effect.promise(() => releaseLocalEngines()))
+      )
       const { result, status } = run
       yield* stdout(`3. teacher  ${result.teacher?.done ?? 0} traces sampled (${run.retries} retries after injected faults)`)
       yield* stdout(`4. verify   ${result.verify?.advanced ?? 0} reach the reference answer or pass their tests (code sandbox: ${sandbox.isolation}); ${result.verify?.dropped ?? 0} dropped (${Object.entries(status.dropReasons).map(([k, n]) => `${n} ${k}`).join(", ")})`)
@@ -104,4 +132,4 @@ export const demoCommand = Command.make("demo", { workspace }, (args) =>
       yield* stdout(`done. Look around: npx fastcot status --workspace ${rel(paths.root)}`)
     })
   )
-).pipe(Command.withDescription("Run the whole recipe offline on the embedded defaults, in a fresh demo workspace, with scripted models.\nExamples:\n  fastcot demo"))
+).pipe(Command.withDescription("Run the whole recipe offline on the embedded defaults, in a fresh demo workspace, with a scripted teacher and rewriter and a local ONNX judge.\nExamples:\n  fastcot demo\n  fastcot demo --judge-model onnx:./models/Qwen2.5-0.5B-Instruct#q4"))

@@ -73,7 +73,8 @@ export const samplingFor = (model: LocalModel, request: Pick<ChatRequest, "tempe
     topK: g.top_k ?? 0,
     minP: g.min_p ?? 0,
     repetitionPenalty: g.repetition_penalty ?? 1,
-    seed: request.seed ?? 0
+    // Without a seed, sampling is not reproducible (as with a server); with one it is, in or out of a batch.
+    seed: request.seed ?? Math.floor(Math.random() * 2 ** 32)
   }
 }
 
