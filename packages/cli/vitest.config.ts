@@ -1,5 +1,6 @@
 import { defineConfig } from "vitest/config"
 
 export default defineConfig({
-  test: { include: ["src/**/*.test.ts"], testTimeout: 60_000 }
+  test: { include: ["src/**/*.test.ts", "src/**/*.test.tsx"], testTimeout: 60_000 },
+  esbuild: { jsx: "automatic" }
 })

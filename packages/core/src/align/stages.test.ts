@@ -171,8 +171,10 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
     const list = Chunk.toReadonlyArray(events)
     for (const e of list) Schema.decodeUnknownSync(RunEvent)(JSON.parse(JSON.stringify(e)))
     expect(list[list.length - 1]).toEqual({ _tag: "pipeline-done", kept: 6, dropped: 3, failed: 0 })
-    expect(list.filter((e) => e._tag === "stage-done").map((e) => (e as { stage: string }).stage).sort()).toEqual(["align", "long-to-short", "verify"])
+    expect(list.filter((e) => e._tag === "stage-done").map((e) => (e as { stage: string }).stage).sort()).toEqual(["align", "filter", "long-to-short", "verify"])
     expect(list.filter((e) => e._tag === "item" && e.stage === "align")).toHaveLength(8)
+    // every judge answer is also a verdict event
+    expect(list.filter((e) => e._tag === "verdict").length).toBeGreaterThanOrEqual(8)
   })
 
   it("parses verdicts strictly", () => {

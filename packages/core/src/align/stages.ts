@@ -99,7 +99,12 @@ const runItemStage = (
               itemId: item.id,
               problemId: item.problemId,
               outcome: next.fate === "dropped" ? "dropped" : "ok",
-              reason: next.reason !== undefined ? `${next.reason.code}: ${next.reason.detail}` : undefined
+              reason: next.reason !== undefined ? `${next.reason.code}: ${next.reason.detail}` : undefined,
+              fate: next.fate,
+              keptAs: next.keptAs,
+              reasonCode: next.reason?.code,
+              tokensBefore: next.fate === "kept" ? (next.original ?? next.trace)?.tokens?.reasoning : undefined,
+              tokensAfter: next.fate === "kept" ? next.trace?.tokens?.reasoning : undefined
             })
           }),
         { concurrency: options.concurrency, unordered: true }
@@ -257,6 +262,7 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
               finishedAt: now(),
               note: parsed === undefined ? `unparseable reply, ask ${ask + 1} of ${settings.judgeRetries + 1}` : undefined
             })
+            options.onEvent?.({ _tag: "verdict", itemId: start.id, level: parsed ?? "unparseable", round })
             if (parsed !== undefined) {
               level = parsed
               break

@@ -130,7 +130,11 @@ const costOf = (price: Price | undefined, r: ProviderResult): number | undefined
  */
 export const makeLanguageModel = (
   roles: Readonly<Record<string, RoleConfig>>,
-  defaults: { readonly cache?: CacheMode } = {}
+  defaults: {
+    readonly cache?: CacheMode
+    /** While closed, no new model call starts (in-flight ones finish; cache hits still answer): pause. */
+    readonly gate?: Effect.Latch
+  } = {}
 ): Effect.Effect<LanguageModelShape, never, RunStore> =>
   Effect.gen(function* () {
     const store = yield* RunStore
@@ -269,6 +273,7 @@ export const makeLanguageModel = (
           }
         }
         const run = Effect.gen(function* () {
+          if (defaults.gate !== undefined) yield* defaults.gate.await
           const { result, latencyMs, attempt, state } = yield* callWithRetries(role, config, list, { ...request, model } as ChatRequest)
           const costUsd = costOf(state.config.price, result)
           state.stats.succeeded++

@@ -19,7 +19,21 @@ export const ItemEvent = Schema.TaggedStruct("item", {
   itemId: Schema.String,
   problemId: Schema.String,
   outcome: Schema.Literal("ok", "failed", "dropped"),
-  reason: Schema.optional(Schema.String)
+  reason: Schema.optional(Schema.String),
+  /** Where the item ended up: kept (and how), dropped (and why), or still pending. */
+  fate: Schema.optional(Schema.Literal("pending", "kept", "dropped")),
+  keptAs: Schema.optional(Schema.String),
+  reasonCode: Schema.optional(Schema.String),
+  /** Reasoning tokens of the trace the item started from and of the one it ends with (kept items). */
+  tokensBefore: Schema.optional(Schema.NonNegativeInt),
+  tokensAfter: Schema.optional(Schema.NonNegativeInt)
+})
+
+/** One judge verdict on one trace (each round of the align loop gives one). */
+export const VerdictEvent = Schema.TaggedStruct("verdict", {
+  itemId: Schema.String,
+  level: Schema.Literal("easy", "medium", "hard", "unparseable"),
+  round: Schema.NonNegativeInt
 })
 
 export const LogEvent = Schema.TaggedStruct("log", {
@@ -43,5 +57,5 @@ export const PipelineDone = Schema.TaggedStruct("pipeline-done", {
   failed: Schema.NonNegativeInt
 })
 
-export const RunEvent = Schema.Union(StageProgress, ItemEvent, LogEvent, StageDone, PipelineDone)
+export const RunEvent = Schema.Union(StageProgress, ItemEvent, VerdictEvent, LogEvent, StageDone, PipelineDone)
 export type RunEvent = typeof RunEvent.Type

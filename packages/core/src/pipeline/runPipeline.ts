@@ -62,7 +62,13 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
       if (event._tag !== "stage-done") emit(event)
     }
     const base = { cache: options.cache, onEvent: passEvents }
+    const filterStarted = Date.now()
     const filter = wanted.has("filter") ? yield* filterProblems(config.stages.filter) : undefined
+    if (filter !== undefined) {
+      const flagged = filter.duplicates + filter.nearDuplicates + filter.contaminated
+      emit({ _tag: "progress", stage: "filter", total: filter.problems, done: filter.problems - flagged, failed: 0, skipped: flagged, cached: 0, promptTokens: 0, completionTokens: 0, costUsd: 0, elapsedMs: Date.now() - filterStarted })
+      emit({ _tag: "stage-done", stage: "filter", done: filter.problems - flagged, failed: 0, skipped: flagged, elapsedMs: Date.now() - filterStarted })
+    }
 
     const teacherDone = yield* Deferred.make<void>()
     const l2sDone = yield* Deferred.make<void>()
