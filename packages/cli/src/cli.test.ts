@@ -123,6 +123,17 @@ describe("fastcot command line", () => {
     expect(gens).toHaveLength(4)
   })
 
+  it("prints bash and zsh completion scripts that complete the commands", () => {
+    const bash = fastcot("--completions", "bash")
+    expect(bash.code).toBe(0)
+    writeFileSync(join(cwd, "c.bash"), bash.out)
+    const r = spawnSync("bash", ["-c", `source ${join(cwd, "c.bash")}; COMP_WORDS=(fastcot ex); COMP_CWORD=1; _fastcot_bash_completions fastcot ex fastcot; echo "\${COMPREPLY[@]}"`], { encoding: "utf8" })
+    expect(r.stdout.split(/\s+/)).toEqual(expect.arrayContaining(["export"]))
+    const zsh = fastcot("--completions", "zsh")
+    expect(zsh.code).toBe(0)
+    expect(zsh.out).toContain("#compdef fastcot")
+  })
+
   it("prints help for each command", () => {
     for (const cmd of ["init", "import", "status", "run", "inspect", "export", "eval", "report", "serve", "models inspect", "models build", "demo"]) {
       const r = fastcot(...cmd.split(" "), "--help")

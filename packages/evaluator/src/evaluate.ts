@@ -29,7 +29,8 @@ export interface EvalOptions {
   readonly cache?: CacheMode | undefined
   /** Grade these saved outputs (JSONL: id, output) instead of calling a model. */
   readonly predictions?: string | undefined
-  readonly onProgress?: ((bench: string, done: number, total: number, correct: number) => void) | undefined
+  /** After each graded answer: the benchmark's answers graded so far, of how many, how many correct, and their output tokens. */
+  readonly onProgress?: ((bench: string, done: number, total: number, correct: number, outputTokens: number) => void) | undefined
 }
 
 export interface BenchResult {
@@ -102,6 +103,7 @@ export const evaluate = (options: EvalOptions) =>
       const work = items.flatMap((item) => Array.from({ length: predictions !== undefined ? (predictions.get(item.id)?.length ?? 0) : options.samples }, (_, sample) => ({ item, sample })))
       let done = 0
       let correct = 0
+      let tokensSoFar = 0
       const outcomes = yield* Effect.forEach(
         work,
         ({ item, sample }) =>
@@ -136,7 +138,8 @@ export const evaluate = (options: EvalOptions) =>
             const outputTokens = counter.count((reasoning ?? "") + output)
             done++
             if (grade.correct) correct++
-            options.onProgress?.(name, done, work.length, correct)
+            tokensSoFar += outputTokens
+            options.onProgress?.(name, done, work.length, correct, tokensSoFar)
             generations.write(JSON.stringify({ bench: name, id: item.id, sample, output, reasoning, correct: grade.correct, extracted: grade.extracted, reason: grade.reason, outputTokens, serverTokens, truncated }) + "\n")
             return {
               outcome: {

@@ -8,6 +8,7 @@ import * as Option from "effect/Option"
 import { basename, join, relative } from "node:path"
 import { failed, usage } from "../failure.js"
 import { progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
+import { startEvalTable } from "../tui/EvalTable.js"
 
 const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL, or onnx:DIR[#variant] for a local model folder."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Local models: intra-op threads (default: every core)."))
@@ -50,6 +51,7 @@ export const evalCommand = Command.make(
       }
       const outDir = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).root, "eval", `${name.replace(/[^\w.-]+/g, "_")}-${new Date().toISOString().replace(/[:.]/g, "-")}`))
       const progress = progressLine()
+      const table = process.stdout.isTTY === true && process.env["FASTCOT_NO_TUI"] === undefined ? startEvalTable(name) : undefined
       const lm = provider !== undefined
         ? yield* makeLanguageModel({ model: { endpoints: [{ provider, concurrency: args.concurrency }] } }, { cache: args.noCache ? "off" : "use" })
         : { roles: [], modelOf: () => name, complete: () => Effect.die("no model"), stats: Effect.succeed([]) }
@@ -64,12 +66,16 @@ export const evalCommand = Command.make(
         maxTokens: Option.getOrUndefined(args.maxTokens),
         concurrency: args.concurrency,
         predictions: preds,
-        onProgress: (b, done, total, correct) => progress.update(`${b}: ${done}/${total} graded, ${correct} correct (${((100 * correct) / Math.max(1, done)).toFixed(1)}%)`)
+        onProgress: (b, done, total, correct, tokens) =>
+          table !== undefined
+            ? table.update(b, done, total, correct, tokens)
+            : progress.update(`${b}: ${done}/${total} graded, ${correct} correct (${((100 * correct) / Math.max(1, done)).toFixed(1)}%), ${(tokens / Math.max(1, done)).toFixed(0)} tokens/answer`)
       }).pipe(
         Effect.provideService(LanguageModel, lm),
         Effect.provide(Layer.merge(QwenTokenCounterLive, SandboxLive())),
         Effect.catchAll((e) => (e instanceof Error ? usage(e.message) : failed(String(e)))),
-        Effect.ensuring(Effect.promise(() => releaseLocalEngines()))
+        Effect.ensuring(Effect.promise(() => releaseLocalEngines())),
+        Effect.ensuring(Effect.sync(() => table?.close()))
       )
       progress.clear()
       yield* stdout(markdownReport([results]))

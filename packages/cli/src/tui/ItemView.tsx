@@ -69,7 +69,7 @@ export const ItemView = ({ item, problem, round, width }: { item: Item; problem?
       {selected !== undefined && output !== undefined ? (
         <Box flexDirection="column" marginTop={1}>
           <Text bold>
-            {previous !== undefined && previous !== output ? `${traceTitle(previous)} → ${traceTitle(output)}` : traceTitle(output)}
+            {previous !== undefined && previous.reasoning !== output.reasoning ? `${traceTitle(previous)} → ${traceTitle(output)}` : traceTitle(output)}
           </Text>
           {previous !== undefined && previous.reasoning !== output.reasoning ? (
             <WordDiff before={previous.reasoning} after={output.reasoning} />

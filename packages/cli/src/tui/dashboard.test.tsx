@@ -112,3 +112,47 @@ describe("the run dashboard", () => {
     expect(h.b[0]).toBe(" ")
   })
 })
+
+describe("the inspect browser", () => {
+  it("lists items by fate, switches fate, opens one and goes back", async () => {
+    const at = "2026-01-01T00:00:00.000Z"
+    const t = new Trace({ reasoning: "Two and two make four.", finalAnswer: "4", origin: "teacher" })
+    const item = makeItem({ id: "i_kept1", problemId: "p_1", stage: "done", fate: "kept", keptAs: "initial-medium", trace: t, rounds: [makeRound({ index: 0, action: "collect", output: t, calls: [], startedAt: at, finishedAt: at })], createdAt: at, updatedAt: at })
+    const lists = {
+      kept: [{ id: "i_kept1", what: "initial-medium", rounds: 1, question: "2+2?" }],
+      dropped: [{ id: "i_drop1", what: "answer-mismatch", rounds: 2, question: "3+3?" }],
+      pending: []
+    }
+    const opened: Array<string> = []
+    const { InspectBrowser } = await import("./InspectBrowser.js")
+    const { stdin, lastFrame } = render(
+      <InspectBrowser
+        counts={{ kept: 1, dropped: 1, pending: 0 }}
+        width={90}
+        height={20}
+        list={async (fate) => lists[fate]}
+        open={async (id) => {
+          opened.push(id)
+          return id === "i_kept1" ? { item } : undefined
+        }}
+      />
+    )
+    await tick()
+    expect(lastFrame()).toContain("1 kept (1)")
+    expect(lastFrame()).toContain("i_kept1")
+    stdin.write("2")
+    await tick()
+    expect(lastFrame()).toContain("i_drop1")
+    expect(lastFrame()).not.toContain("i_kept1")
+    stdin.write("1")
+    await tick()
+    stdin.write("\r")
+    await tick()
+    expect(opened).toEqual(["i_kept1"])
+    expect(lastFrame()).toContain("fate kept (initial-medium)")
+    expect(lastFrame()).toContain("Two and two make four.")
+    stdin.write(ESC)
+    await tick()
+    expect(lastFrame()).toContain("enter open")
+  })
+})

@@ -3,7 +3,9 @@ import { Item, type Problem, RunStore, type Trace } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import { render } from "ink"
 import { usage } from "../failure.js"
+import { InspectBrowser } from "../tui/InspectBrowser.js"
 import { jsonOption, stdout, storeLayer, workspaceOption } from "../shared.js"
 
 const item = Args.text({ name: "ITEM" }).pipe(Args.optional, Args.withDescription("An item id, or a unique prefix of one (i_3fa2...)."))
@@ -61,6 +63,44 @@ const describeItem = (it: Item, problem: Problem | undefined): string => {
 export const inspectCommand = Command.make("inspect", { item, fate, limit, workspace: workspaceOption, json: jsonOption }, (args) =>
   Effect.gen(function* () {
     const store = yield* RunStore
+    const interactive = !args.json && Option.isNone(args.item) && process.stdout.isTTY === true && process.stdin.isTTY === true && process.env["FASTCOT_NO_TUI"] === undefined
+    if (interactive) {
+      const status = yield* store.status
+      const run = <A,>(e: Effect.Effect<A, unknown>) => Effect.runPromise(e.pipe(Effect.orElseSucceed(() => undefined as A)))
+      const app = render(
+        <InspectBrowser
+          counts={{ kept: status.kept, dropped: status.dropped, pending: status.pending }}
+          initialFate={Option.getOrUndefined(args.fate)}
+          width={Math.max(60, process.stdout.columns ?? 80)}
+          height={Math.max(12, (process.stdout.rows ?? 24) - 1)}
+          list={(fate) =>
+            run(
+              Effect.gen(function* () {
+                const items = yield* store.listItems({ fate, limit: 1000 })
+                const problems = new Map((yield* store.getProblems(items.map((i) => i.problemId))).map((p) => [p.id as string, p]))
+                return items.map((i) => ({
+                  id: i.id,
+                  what: String((i.fate === "kept" ? i.keptAs : i.fate === "dropped" ? i.reason?.code : i.stage) ?? ""),
+                  rounds: i.rounds.length,
+                  question: (problems.get(i.problemId)?.question ?? "").replace(/\s+/g, " ")
+                }))
+              })
+            ).then((x) => x ?? [])
+          }
+          open={(id) =>
+            run(
+              Effect.gen(function* () {
+                const item = yield* store.getItem(id)
+                if (Option.isNone(item)) return undefined
+                return { item: item.value, problem: Option.getOrUndefined(yield* store.getProblem(item.value.problemId)) }
+              })
+            )
+          }
+        />
+      )
+      yield* Effect.promise(() => app.waitUntilExit())
+      return
+    }
     if (Option.isNone(args.item)) {
       const items = yield* store.listItems({ fate: Option.getOrUndefined(args.fate), limit: args.limit })
       const problems = new Map((yield* store.getProblems(items.map((i) => i.problemId))).map((p) => [p.id as string, p]))
@@ -87,7 +127,7 @@ export const inspectCommand = Command.make("inspect", { item, fate, limit, works
   }).pipe(Effect.provide(storeLayer(args.workspace)))
 ).pipe(
   Command.withDescription(
-    "List items, or show one item's whole history: each round's verdict, rewrite, verification and calls, with the original and final traces side by side.\n" +
+    "Browse items on a terminal (by fate; open one to see its rounds and each rewrite as a word-level diff), list them, or show one item's whole history: each round's verdict, rewrite, verification and calls, with the original and final traces side by side.\n" +
       "Examples:\n  fastcot inspect --fate dropped\n  fastcot inspect i_3fa2\n  fastcot inspect i_3fa2 --json"
   )
 )
