@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -13,109 +13,115 @@ describe("fastcot command line", () => {
   })
   afterEach(() => rmSync(cwd, { recursive: true, force: true }))
 
-  const fastcot = (...args: Array<string>) => {
-    const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } })
-    return { code: r.status, out: r.stdout, err: r.stderr }
-  }
+  // Asynchronous: a blocking spawn would starve the test worker's event loop on long commands.
+  const fastcot = (...args: Array<string>): Promise<{ code: number | null; out: string; err: string }> =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NO_COLOR: "1" } })
+      let out = ""
+      let err = ""
+      child.stdout.on("data", (d) => (out += d))
+      child.stderr.on("data", (d) => (err += d))
+      child.on("close", (code) => resolve({ code, out, err }))
+    })
 
-  it("is built", () => expect(existsSync(BIN)).toBe(true))
+  it("is built", async () => expect(existsSync(BIN)).toBe(true))
 
-  it("init makes a working workspace with sample problems", () => {
-    const r = fastcot("init", "ws")
+  it("init makes a working workspace with sample problems", async () => {
+    const r = await fastcot("init", "ws")
     expect(r.code).toBe(0)
     expect(r.out).toContain("workspace ready: ws")
     expect(existsSync(join(cwd, "ws", "fastcot.db"))).toBe(true)
-    const status = JSON.parse(fastcot("status", "--json", "--workspace", "ws").out)
+    const status = JSON.parse((await fastcot("status", "--json", "--workspace", "ws")).out)
     expect(status.problems).toBe(13)
     expect(status.domains).toEqual({ math: 8, science: 3, code: 2 })
   })
 
-  it("imports good rows, names each bad row's file, line and reason, and exits 0", () => {
+  it("imports good rows, names each bad row's file, line and reason, and exits 0", async () => {
     writeFileSync(join(cwd, "data.jsonl"), '{"question":"1+1?","answer":"2"}\n{broken\n{"answer":"5"}\n')
-    const r = fastcot("import", "data.jsonl")
+    const r = await fastcot("import", "data.jsonl")
     expect(r.code).toBe(0)
     expect(r.out).toContain("data.jsonl: 3 rows, 1 new problems")
     expect(r.err).toContain("data.jsonl:2: malformed JSON")
     expect(r.err).toContain("data.jsonl:3: missing a question")
     expect(r.err).toMatch(/rejected rows are listed in \.fastcot\/rejects\/data\.jsonl\.[0-9a-f]{8}\.rejects\.jsonl/)
-    const again = fastcot("import", "data.jsonl")
+    const again = await fastcot("import", "data.jsonl")
     expect(again.code).toBe(0)
     expect(again.out).toContain("already imported")
-    const status = JSON.parse(fastcot("status", "--json").out)
+    const status = JSON.parse((await fastcot("status", "--json")).out)
     expect(status).toMatchObject({ problems: 1, kept: 0, dropped: 0, stages: { collect: 0 } })
   })
 
-  it("exits 2 when no row could be imported, when a file is missing, or on bad usage", () => {
+  it("exits 2 when no row could be imported, when a file is missing, or on bad usage", async () => {
     writeFileSync(join(cwd, "bad.jsonl"), "{oops\n")
-    const none = fastcot("import", "bad.jsonl")
+    const none = await fastcot("import", "bad.jsonl")
     expect(none.code).toBe(2)
     expect(none.err).toContain("bad.jsonl:1: malformed JSON")
     expect(none.err).toContain("no row was imported")
-    const missing = fastcot("import", "nope.jsonl")
+    const missing = await fastcot("import", "nope.jsonl")
     expect(missing.code).toBe(2)
     expect(missing.err).toContain("nope.jsonl: cannot read the file: ENOENT")
-    const badMap = fastcot("import", "bad.jsonl", "--map", "question")
+    const badMap = await fastcot("import", "bad.jsonl", "--map", "question")
     expect(badMap.code).toBe(2)
     expect(badMap.err).toContain("--map: `question` is not of the form target=source")
-    expect(fastcot("import").code).toBe(2)
-    expect(fastcot("export", "--format", "xml").code).toBe(2)
-    expect(fastcot("export", "--val-fraction", "1.5").code).toBe(2)
+    expect((await fastcot("import")).code).toBe(2)
+    expect((await fastcot("export", "--format", "xml")).code).toBe(2)
+    expect((await fastcot("export", "--val-fraction", "1.5")).code).toBe(2)
   })
 
-  it("exports (nothing kept yet) with a card and says what to do next", () => {
-    fastcot("init")
-    const r = fastcot("export", "--format", "sharegpt", "--out", "out/sft.jsonl")
+  it("exports (nothing kept yet) with a card and says what to do next", async () => {
+    await fastcot("init")
+    const r = await fastcot("export", "--format", "sharegpt", "--out", "out/sft.jsonl")
     expect(r.code).toBe(0)
     expect(r.out).toContain("no item is kept yet")
     expect(readFileSync(join(cwd, "out", "README.md"), "utf8")).toContain("Format: **sharegpt**")
     expect(JSON.parse(readFileSync(join(cwd, "out", "dataset_info.json"), "utf8")).fastcot_train.file_name).toBe("sft.jsonl")
   })
 
-  it("runs the demo end to end, then inspects an item by id prefix", () => {
-    const demo = fastcot("demo")
+  it("runs the demo end to end, then inspects an item by id prefix", async () => {
+    const demo = await fastcot("demo")
     expect(demo.code, demo.err).toBe(0)
     expect(demo.out).toMatch(/5\. align +\d+ kept/)
     expect(demo.out).toContain("judge: a LOCAL ONNX model")
     // The local judge has random weights: which items it keeps varies, but every verified item is judged and rewritten.
-    const kept = JSON.parse(fastcot("inspect", "--fate", "kept", "--json", "--workspace", ".fastcot-demo").out) as Array<{ id: string; keptAs: string }>
-    const dropped = JSON.parse(fastcot("inspect", "--fate", "dropped", "--json", "--workspace", ".fastcot-demo").out) as Array<{ id: string; reason: { code: string } }>
+    const kept = JSON.parse((await fastcot("inspect", "--fate", "kept", "--json", "--workspace", ".fastcot-demo")).out) as Array<{ id: string; keptAs: string }>
+    const dropped = JSON.parse((await fastcot("inspect", "--fate", "dropped", "--json", "--workspace", ".fastcot-demo")).out) as Array<{ id: string; reason: { code: string } }>
     expect(kept.length + dropped.length).toBe(13)
     const rewritten = kept.find((i) => i.keptAs !== "initial-medium") ?? dropped.find((i) => i.reason.code === "max-rounds")!
-    const shown = fastcot("inspect", rewritten.id.slice(0, 8), "--workspace", ".fastcot-demo")
+    const shown = await fastcot("inspect", rewritten.id.slice(0, 8), "--workspace", ".fastcot-demo")
     expect(shown.code).toBe(0)
     expect(shown.out).toContain(`item ${rewritten.id}`)
     expect(shown.out).toMatch(/judge +verdict (easy|hard)/)
     expect(shown.out).toContain("original: teacher")
-    const json = JSON.parse(fastcot("inspect", rewritten.id, "--json", "--workspace", ".fastcot-demo").out)
+    const json = JSON.parse((await fastcot("inspect", rewritten.id, "--json", "--workspace", ".fastcot-demo")).out)
     expect(json.item.rounds.length).toBeGreaterThanOrEqual(4)
-    expect(fastcot("inspect", "i_nope", "--workspace", ".fastcot-demo").code).toBe(2)
+    expect((await fastcot("inspect", "i_nope", "--workspace", ".fastcot-demo")).code).toBe(2)
   })
 
-  it("grades saved predictions with eval, then compares runs with report (Markdown and HTML)", () => {
+  it("grades saved predictions with eval, then compares runs with report (Markdown and HTML)", async () => {
     const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")
     const rows = readFileSync(join(shared, "aime24", "test.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { id: number; answer: string })
     writeFileSync(join(cwd, "p.jsonl"), rows.map((r, i) => JSON.stringify({ id: r.id, output: i < 15 ? `\\boxed{${r.answer}}` : "\\boxed{-1}" })).join("\n"))
-    const r = fastcot("eval", "--predictions", "p.jsonl", "--bench", "aime24", "--data", shared, "--out", "run1")
+    const r = await fastcot("eval", "--predictions", "p.jsonl", "--bench", "aime24", "--data", shared, "--out", "run1")
     expect(r.code, r.err).toBe(0)
     expect(r.out).toContain("| predictions | 50.0 ± ")
-    const report = fastcot("report", "run1", "run1/results.json", "--html", "r.html")
+    const report = await fastcot("report", "run1", "run1/results.json", "--html", "r.html")
     expect(report.code).toBe(0)
     expect(readFileSync(join(cwd, "r.html"), "utf8")).toContain("<svg")
-    expect(fastcot("eval", "--bench", "aime24").code).toBe(2)
-    expect(fastcot("report", "missing").code).toBe(2)
+    expect((await fastcot("eval", "--bench", "aime24")).code).toBe(2)
+    expect((await fastcot("report", "missing")).code).toBe(2)
   })
 
-  it("builds a local model, inspects it, and evaluates it on MATH-500 offline", () => {
-    const built = fastcot("models", "build", "tiny", "--variants", "fp32,q4")
+  it("builds a local model, inspects it, and evaluates it on MATH-500 offline", async () => {
+    const built = await fastcot("models", "build", "tiny", "--variants", "fp32,q4")
     expect(built.code, built.err).toBe(0)
     expect(built.err).toContain("random weights")
-    const report = JSON.parse(fastcot("models", "inspect", "tiny", "--json").out) as { architecture: string; variants: Array<{ name: string; graph: { runnable: boolean } }>; missing: Array<string> }
+    const report = JSON.parse((await fastcot("models", "inspect", "tiny", "--json")).out) as { architecture: string; variants: Array<{ name: string; graph: { runnable: boolean } }>; missing: Array<string> }
     expect(report.architecture).toBe("Qwen2ForCausalLM")
     expect(report.variants.map((v) => [v.name, v.graph.runnable])).toEqual([["fp32", true], ["q4", true]])
-    expect(fastcot("models", "inspect", "tiny").out).toContain("chat template    yes")
-    expect(fastcot("models", "inspect", "nowhere").code).toBe(2)
+    expect((await fastcot("models", "inspect", "tiny")).out).toContain("chat template    yes")
+    expect((await fastcot("models", "inspect", "nowhere")).code).toBe(2)
     const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")
-    const r = fastcot("eval", "--model", "onnx:tiny#q4", "--bench", "math500", "--limit", "4", "--max-tokens", "12", "--data", shared, "--out", "ev", "--threads", "1")
+    const r = await fastcot("eval", "--model", "onnx:tiny#q4", "--bench", "math500", "--limit", "4", "--max-tokens", "12", "--data", shared, "--out", "ev", "--threads", "1")
     expect(r.code, r.err).toBe(0)
     const results = JSON.parse(readFileSync(join(cwd, "ev", "results.json"), "utf8")) as { model: string; benchmarks: Array<{ name: string; questions: number }> }
     expect(results.model).toBe("tiny-q4")
@@ -123,22 +129,23 @@ describe("fastcot command line", () => {
     expect(gens).toHaveLength(4)
   })
 
-  it("prints bash and zsh completion scripts that complete the commands", () => {
-    const bash = fastcot("--completions", "bash")
+  it("prints bash and zsh completion scripts that complete the commands", async () => {
+    const bash = await fastcot("--completions", "bash")
     expect(bash.code).toBe(0)
     writeFileSync(join(cwd, "c.bash"), bash.out)
     const r = spawnSync("bash", ["-c", `source ${join(cwd, "c.bash")}; COMP_WORDS=(fastcot ex); COMP_CWORD=1; _fastcot_bash_completions fastcot ex fastcot; echo "\${COMPREPLY[@]}"`], { encoding: "utf8" })
     expect(r.stdout.split(/\s+/)).toEqual(expect.arrayContaining(["export"]))
-    const zsh = fastcot("--completions", "zsh")
+    const zsh = await fastcot("--completions", "zsh")
     expect(zsh.code).toBe(0)
     expect(zsh.out).toContain("#compdef fastcot")
   })
 
-  it("prints help for each command", () => {
-    for (const cmd of ["init", "import", "status", "run", "inspect", "export", "eval", "report", "serve", "models inspect", "models build", "demo"]) {
-      const r = fastcot(...cmd.split(" "), "--help")
-      expect(r.code).toBe(0)
-      expect(r.out).toContain("Examples:")
+  it("prints help for each command", async () => {
+    const commands = ["init", "import", "status", "run", "inspect", "export", "eval", "report", "serve", "models inspect", "models build", "demo"]
+    const results = await Promise.all(commands.map((cmd) => fastcot(...cmd.split(" "), "--help")))
+    for (const [i, r] of results.entries()) {
+      expect(r.code, commands[i]).toBe(0)
+      expect(r.out, commands[i]).toContain("Examples:")
     }
   })
 })
