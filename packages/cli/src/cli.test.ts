@@ -129,6 +129,43 @@ describe("fastcot command line", () => {
     expect(gens).toHaveLength(4)
   })
 
+  it("a tiny local ONNX model drives the pipeline (teacher, k=3 judges by guided choice, the rewriter when a verdict asks), counting with its tokenizer", async () => {
+    expect((await fastcot("models", "build", "tiny")).code).toBe(0)
+    const rows = [
+      { question: "What is 2+3?", answer: "5" },
+      { question: "What is 4+4?", answer: "8" },
+      { question: "What is 6+1?", answer: "7", solution: "Six plus one is seven, so the answer is \\boxed{7}." },
+      { question: "What is 9-2?", answer: "7", solution: "Nine minus two is seven: \\boxed{7}." },
+      { question: "What is 3*3?", answer: "9", solution: "Three threes make nine: \\boxed{9}." }
+    ]
+    writeFileSync(join(cwd, "mix.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n"))
+    expect((await fastcot("import", "mix.jsonl")).code).toBe(0)
+    const local = "onnx:tiny"
+    writeFileSync(
+      join(cwd, "local.yaml"),
+      [
+        "name: all-local",
+        "models:",
+        ...["teacher", "rewriter", "judge"].flatMap((role) => [`  ${role}:`, "    endpoints:", `      - model: ${local}`, "        concurrency: 4", "    sampling: { temperature: 0.8, max_tokens: 24 }"]),
+        "stages:",
+        "  align: { maxRounds: 2, judges: 3 }"
+      ].join("\n")
+    )
+    const r = await fastcot("run", "local.yaml", "--no-tui", "--tokenizer", "tiny")
+    expect(r.code, r.err).toBe(0)
+    expect(r.out).toContain("onnx:tiny")
+    const status = JSON.parse((await fastcot("status", "--json")).out) as { items: number; pending: number; dropReasons: Record<string, number>; kept: number; llm: { byRole: Record<string, { calls: number }> }; tokens: { tokenizer: string | null } }
+    // three imported traces, and one teacher sample per problem
+    expect(status.items).toBe(8)
+    expect(status.pending).toBe(0)
+    // random weights: the teacher's answers run out of tokens or are wrong; the imported traces reach the judge
+    expect((status.dropReasons["truncated"] ?? 0) + (status.dropReasons["answer-mismatch"] ?? 0)).toBe(5)
+    expect(status.llm.byRole["teacher"]!.calls).toBe(5)
+    expect(status.llm.byRole["judge"]!.calls).toBeGreaterThanOrEqual(9)
+    if (status.kept > 0) expect(status.tokens.tokenizer).toBe("tiny")
+    expect((await fastcot("run", "local.yaml", "--no-tui", "--tokenizer", "nowhere")).code).toBe(2)
+  })
+
   it("prints bash and zsh completion scripts that complete the commands", async () => {
     const bash = await fastcot("--completions", "bash")
     expect(bash.code).toBe(0)

@@ -1,5 +1,5 @@
 import { Command, Options } from "@effect/cli"
-import { LanguageModel, makeLanguageModel, type ModelProvider, onnxProvider, openAiProvider, parseModelSpec, releaseLocalEngines, QwenTokenCounterLive, workspacePaths } from "@fastcot/core"
+import { LanguageModel, makeLanguageModel, type ModelProvider, onnxProvider, openAiProvider, parseModelSpec, releaseLocalEngines, QwenTokenCounterLive, TokenizerFileCounterLive, workspacePaths } from "@fastcot/core"
 import { benchmarkNames, evaluate, markdownReport, type Preset, SandboxLive } from "@fastcot/evaluator"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -21,12 +21,16 @@ const preset = Options.choice("preset", ["greedy", "r1"]).pipe(Options.withDefau
 const maxTokens = Options.integer("max-tokens").pipe(Options.optional, Options.withDescription("Replaces the preset's max_tokens."))
 const predictions = Options.text("predictions").pipe(Options.optional, Options.withDescription("Grade saved outputs (JSONL: id, output) instead of calling a model."))
 const apiKeyEnv = Options.text("api-key-env").pipe(Options.withDefault("OPENAI_API_KEY"), Options.withDescription("Environment variable holding the key."))
+const tokenizer = Options.text("tokenizer").pipe(
+  Options.optional,
+  Options.withDescription("Count output tokens with this tokenizer (a tokenizer.json or a model folder); default: the local model's own, else Qwen2.5's.")
+)
 const concurrency = Options.integer("concurrency").pipe(Options.withDefault(16), Options.withDescription("Requests in flight."))
 const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neither read nor write the LLM response cache."))
 
 export const evalCommand = Command.make(
   "eval",
-  { model, threads, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, workspace: workspaceOption },
+  { model, threads, tokenizer, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
       const benches = args.bench.split(",").map((b) => b.trim()).filter((b) => b !== "")
@@ -37,10 +41,12 @@ export const evalCommand = Command.make(
       if (preds === undefined && spec === undefined) return yield* usage("give --model openai:MODEL@BASE_URL, or --predictions FILE to grade saved outputs")
       let name = "predictions"
       let provider: ModelProvider | undefined
+      let tokenizerPath = Option.getOrUndefined(args.tokenizer)
       if (spec !== undefined) {
         const parsed = parseModelSpec(spec)
         if (Either.isLeft(parsed)) return yield* usage(parsed.left)
         if (parsed.right.kind === "onnx") {
+          tokenizerPath ??= parsed.right.path
           name = `${basename(parsed.right.path)}${parsed.right.variant !== undefined ? `-${parsed.right.variant}` : ""}`
           // Concurrent questions are decoded together, `concurrency` rows a batch.
           provider = onnxProvider({ path: parsed.right.path, variant: parsed.right.variant, threads: Option.getOrUndefined(args.threads), maxBatch: args.concurrency })
@@ -72,7 +78,7 @@ export const evalCommand = Command.make(
             : progress.update(`${b}: ${done}/${total} graded, ${correct} correct (${((100 * correct) / Math.max(1, done)).toFixed(1)}%), ${(tokens / Math.max(1, done)).toFixed(0)} tokens/answer`)
       }).pipe(
         Effect.provideService(LanguageModel, lm),
-        Effect.provide(Layer.merge(QwenTokenCounterLive, SandboxLive())),
+        Effect.provide(Layer.merge(tokenizerPath === undefined ? QwenTokenCounterLive : TokenizerFileCounterLive(tokenizerPath).pipe(Layer.mapError((e) => usage(e.message))), SandboxLive())),
         Effect.catchAll((e) => (e instanceof Error ? usage(e.message) : failed(String(e)))),
         Effect.ensuring(Effect.promise(() => releaseLocalEngines())),
         Effect.ensuring(Effect.sync(() => table?.close()))

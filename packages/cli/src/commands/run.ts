@@ -7,6 +7,8 @@ import {
   makeLanguageModel,
   parsePipeline,
   QwenTokenCounterLive,
+  TokenCounter,
+  tokenizerFileCounter,
   RunStore,
   type RunEvent,
   runPipeline,
@@ -45,6 +47,10 @@ const benchmarks = Options.text("benchmarks").pipe(
   Options.optional,
   Options.withDescription("Benchmark files to decontaminate against, comma-separated (adds to the pipeline's filter.benchmarks).")
 )
+const tokenizer = Options.text("tokenizer").pipe(
+  Options.optional,
+  Options.withDescription("The student's tokenizer for token counts: a tokenizer.json or a model folder holding one (default: Qwen2.5's).")
+)
 const limit = Options.integer("limit").pipe(Options.optional, Options.withDescription("Only the first N problems (a trial run)."))
 
 const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {
@@ -58,7 +64,7 @@ const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {
 
 export const runCommand = Command.make(
   "run",
-  { pipeline, teacher: spec("teacher"), rewriter: spec("rewriter"), judge: spec("judge"), apiKeyEnv, concurrency, noTui, json, noCache, refresh, limit, stages, benchmarks, workspace: workspaceOption },
+  { pipeline, teacher: spec("teacher"), rewriter: spec("rewriter"), judge: spec("judge"), apiKeyEnv, concurrency, noTui, json, noCache, refresh, limit, stages, benchmarks, tokenizer, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
       const file = Option.getOrUndefined(args.pipeline)
@@ -120,6 +126,10 @@ export const runCommand = Command.make(
       // One sandbox: its isolation is probed once, reported here and used by the verifier.
       const sandbox = makeSandbox()
       if (wanted.includes("verify") && sandbox.warning !== undefined && !args.json) yield* stderr(`warn: code sandbox: ${sandbox.warning}`)
+      // The student's tokenizer, checked before any work starts.
+      const counterLayer = Option.isNone(args.tokenizer)
+        ? QwenTokenCounterLive
+        : Layer.succeed(TokenCounter, yield* tokenizerFileCounter(args.tokenizer.value).pipe(Effect.mapError((e) => usage(`--tokenizer: ${e.message}`))))
       const tui = !args.json && !args.noTui && process.stdout.isTTY === true && process.stdin.isTTY === true
       // Pause (the dashboard's p) closes this gate: calls in flight finish, no new ones start.
       const gate = yield* Effect.makeLatch(true)
@@ -150,7 +160,7 @@ export const runCommand = Command.make(
           stages: wanted as ReadonlyArray<StageName>
         }).pipe(
           Effect.provideService(LanguageModel, lm),
-          Effect.provide(Layer.merge(verifierFor(sandbox), QwenTokenCounterLive)),
+          Effect.provide(Layer.merge(verifierFor(sandbox), counterLayer)),
           Effect.catchTag("ImportError", (e) => usage(`${e.file}: ${e.message}`))
         )
       )

@@ -22,6 +22,7 @@ import { jsonl, tempDir } from "../test-support/fixtures.js"
 import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
 import { BasicVerifierLive } from "../verify/Verifier.js"
 import { parseVerdict } from "./prompts.js"
+import { majorityVerdict } from "./stages.js"
 
 /**
  * A scripted judge and rewriter: the judge reads a LEVEL marker in the reasoning; the rewriters
@@ -38,6 +39,8 @@ const script = () => {
       const n = (seen.get(user) ?? 0) + 1
       seen.set(user, n)
       if (level === "garbage") return { content: n === 1 ? "I would say it is fine overall." : "Medium." }
+      if (level === "split") return { content: ["easy", "medium", "medium"][(n - 1) % 3]! }
+      if (level === "splitlow") return { content: ["easy", "easy", "hard"][(n - 1) % 3]! }
       if (level === "stuck" || level === "wrong") return { content: "hard" }
       return { content: level === "hard" ? "**Hard**" : level === "easy" ? "<think>short?</think> easy" : "medium" }
     }
@@ -61,8 +64,9 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
   })
 
   const db = () => join(tmp.dir, "fastcot.db")
-  const pipeline = () => {
-    const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
+  const pipeline = (judges = 1) => {
+    const parsed = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
+    const base = { ...parsed, stages: { ...parsed.stages, align: { ...parsed.stages.align, judges } } }
     const spec = `openai:scripted@${server.baseUrl}`
     const config = applyOverrides(
       { ...base, stages: { ...base.stages, collect: { ...base.stages.collect, longToShortAboveTokens: 20 } } },
@@ -70,8 +74,8 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
     )
     return { config, roles: Either.getOrThrow(buildRoles(config, {}, ["rewriter", "judge"])) }
   }
-  const run = () => {
-    const { config, roles } = pipeline()
+  const run = (judges = 1) => {
+    const { config, roles } = pipeline(judges)
     return Effect.runPromise(
       Effect.scoped(
         Effect.gen(function* () {
@@ -175,6 +179,29 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
     expect(list.filter((e) => e._tag === "item" && e.stage === "align")).toHaveLength(8)
     // every judge answer is also a verdict event
     expect(list.filter((e) => e._tag === "verdict").length).toBeGreaterThanOrEqual(8)
+  })
+
+  it("with k=3 judges, each round's verdict is the majority of three recorded votes", async () => {
+    const file = join(tmp.dir, "votes.jsonl")
+    writeFileSync(file, jsonl([
+      { question: "Q split: 9+9?", answer: "18", solution: "LEVEL:split \\boxed{18}" },
+      { question: "Q splitlow: 10+10?", answer: "20", solution: "LEVEL:splitlow \\boxed{20}" }
+    ]))
+    await Effect.runPromise(Effect.scoped(importFile(file).pipe(Effect.provide(SqliteRunStoreLive(db())))))
+    const { status, items } = await run(3)
+    expect(status.keptAs).toEqual({ "initial-medium": 1, "easy-to-medium": 1 })
+    const split = items.find((i) => i.keptAs === "initial-medium")!
+    expect(split.rounds.filter((r) => r.action === "judge").map((r) => [r.verdict!.level, r.note])).toEqual([
+      ["easy", "vote 1 of 3"],
+      ["medium", "vote 2 of 3"],
+      ["medium", "vote 3 of 3"]
+    ])
+    const low = items.find((i) => i.keptAs === "easy-to-medium")!
+    expect(low.rounds.map((r) => r.action)).toEqual(["verify", "judge", "judge", "judge", "expand", "judge", "judge", "judge"])
+    expect(majorityVerdict(["easy", "hard"])).toBe("hard")
+    expect(majorityVerdict(["easy", "medium", "unparseable"])).toBe("medium")
+    expect(majorityVerdict(["unparseable", "unparseable"])).toBe("unparseable")
+    expect(majorityVerdict(["easy", "easy", "medium"])).toBe("easy")
   })
 
   it("parses verdicts strictly", () => {

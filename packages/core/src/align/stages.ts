@@ -179,6 +179,20 @@ export const verifyStage = (options: ItemStageOptions) =>
     )
   })
 
+/**
+ * The verdict of k judges: the most frequent parsed level; unparseable only when no vote parsed.
+ * Ties go to medium when it is among the tied levels, else to hard (simplifying is the safer
+ * rewrite for a small model).
+ */
+export const majorityVerdict = (votes: ReadonlyArray<VerdictLevel>): VerdictLevel => {
+  const counts = new Map<VerdictLevel, number>()
+  for (const v of votes) if (v !== "unparseable") counts.set(v, (counts.get(v) ?? 0) + 1)
+  if (counts.size === 0) return "unparseable"
+  const best = Math.max(...counts.values())
+  const tied = (["medium", "hard", "easy"] as const).filter((l) => counts.get(l) === best)
+  return tied[0]!
+}
+
 /** A judge or rewriter request: the recipe prompt as system turn, the trace as user turn. */
 const promptRequest = (
   prompt: VersionedPrompt,
@@ -244,30 +258,40 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
         let first: VerdictLevel | undefined
         const history: Array<string> = []
         for (let round = 0; ; round++) {
-          // Judge, re-asking an unparseable reply up to judgeRetries times.
-          let level: VerdictLevel = "unparseable"
-          for (let ask = 0; ask <= settings.judgeRetries; ask++) {
-            const startedAt = now()
-            const request = promptRequest(judgePrompt, problem, trace, judgeSampling, ask, ["easy", "medium", "hard"])
-            const result = yield* lm.complete("judge", request, { sampleIndex: ask, cache: options.cache }).pipe(Effect.either)
-            if (result._tag === "Left") return { failure: `judge: ${result.left._tag}: ${result.left.message}` }
-            const c = result.right
-            const parsed = parseVerdict(c.text)
-            push({
-              action: "judge",
-              input: trace,
-              verdict: new Verdict({ level: parsed ?? "unparseable", raw: c.text, model: c.model, promptVersion: judgePrompt.version }),
-              calls: [callRecord("judge", c, judgePrompt.version)],
-              startedAt,
-              finishedAt: now(),
-              note: parsed === undefined ? `unparseable reply, ask ${ask + 1} of ${settings.judgeRetries + 1}` : undefined
-            })
-            options.onEvent?.({ _tag: "verdict", itemId: start.id, level: parsed ?? "unparseable", round })
-            if (parsed !== undefined) {
-              level = parsed
-              break
+          // Judge (k times when settings.judges > 1, by majority), re-asking an unparseable reply up to judgeRetries times.
+          const votes: Array<VerdictLevel> = []
+          for (let vote = 0; vote < settings.judges; vote++) {
+            let said: VerdictLevel = "unparseable"
+            for (let ask = 0; ask <= settings.judgeRetries; ask++) {
+              const startedAt = now()
+              const sample = vote * (settings.judgeRetries + 1) + ask
+              const request = promptRequest(judgePrompt, problem, trace, judgeSampling, sample, ["easy", "medium", "hard"])
+              const result = yield* lm.complete("judge", request, { sampleIndex: sample, cache: options.cache }).pipe(Effect.either)
+              if (result._tag === "Left") return { failure: `judge: ${result.left._tag}: ${result.left.message}` }
+              const c = result.right
+              const parsed = parseVerdict(c.text)
+              const notes = [
+                ...(settings.judges > 1 ? [`vote ${vote + 1} of ${settings.judges}`] : []),
+                ...(parsed === undefined ? [`unparseable reply, ask ${ask + 1} of ${settings.judgeRetries + 1}`] : [])
+              ]
+              push({
+                action: "judge",
+                input: trace,
+                verdict: new Verdict({ level: parsed ?? "unparseable", raw: c.text, model: c.model, promptVersion: judgePrompt.version }),
+                calls: [callRecord("judge", c, judgePrompt.version)],
+                startedAt,
+                finishedAt: now(),
+                note: notes.length > 0 ? notes.join("; ") : undefined
+              })
+              if (parsed !== undefined) {
+                said = parsed
+                break
+              }
             }
+            votes.push(said)
           }
+          const level = majorityVerdict(votes)
+          options.onEvent?.({ _tag: "verdict", itemId: start.id, level, round })
           if (level === "unparseable") {
             return finish({ fate: "dropped", reason: { code: "judge-unparseable", detail: `no easy/medium/hard after ${settings.judgeRetries + 1} asks` }, trace })
           }

@@ -65,6 +65,8 @@ export const AlignSettings = Schema.Struct({
   /** The student size named in the judge, expand and simplify prompts. */
   smallModel: Schema.optionalWith(Schema.String, { default: () => "7B" }),
   judgeRetries: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10)), { default: () => 3 }),
+  /** Judges asked per round (k, best odd); the round's verdict is their majority. */
+  judges: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 15)), { default: () => 1 }),
   /** Tries for a rewrite that no longer reaches the reference answer, before the item is dropped. */
   rewriteRetries: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10)), { default: () => 2 })
 })

@@ -56,3 +56,37 @@ export const lengthStats = (values: ReadonlyArray<number>): LengthStats => {
     total
   }
 }
+
+/**
+ * Counts with a tokenizer.json: a file, or a model folder holding one (the student's, so that
+ * lengths are what the trained model will see). Named after the folder (or the file's folder).
+ */
+export const tokenizerFileCounter = (pathToTokenizer: string): Effect.Effect<TokenCounterShape, Error> =>
+  Effect.tryPromise({
+    try: async () => {
+      const fs = await import("node:fs/promises")
+      const path = await import("node:path")
+      const stat = await fs.stat(pathToTokenizer)
+      let folder = pathToTokenizer
+      if (stat.isDirectory()) {
+        // A Hugging Face cache entry (models--org--name) holds its files under snapshots/.
+        const { resolveModelDir } = await import("../onnx/modelFolder.js")
+        const resolved = resolveModelDir(pathToTokenizer)
+        if (resolved._tag === "Right") folder = resolved.right
+      }
+      const file = stat.isDirectory() ? path.join(folder, "tokenizer.json") : pathToTokenizer
+      const dir = path.dirname(file)
+      const json = JSON.parse(await fs.readFile(file, "utf8")) as Record<string, unknown>
+      const configFile = path.join(dir, "tokenizer_config.json")
+      const config = (await fs.readFile(configFile, "utf8").then((t) => JSON.parse(t) as Record<string, unknown>).catch(() => ({}))) as Record<string, unknown>
+      const { Tokenizer } = await import("@huggingface/tokenizers")
+      const tokenizer = new Tokenizer(json, config)
+      return {
+        name: path.basename(stat.isDirectory() ? pathToTokenizer : dir),
+        count: (text: string) => (text === "" ? 0 : tokenizer.encode(text, { add_special_tokens: false }).ids.length)
+      }
+    },
+    catch: (e) => new Error(`${pathToTokenizer}: cannot load a tokenizer (${e instanceof Error ? e.message : String(e)}); give a tokenizer.json or a model folder holding one`)
+  })
+
+export const TokenizerFileCounterLive = (pathToTokenizer: string): Layer.Layer<TokenCounter, Error> => Layer.effect(TokenCounter, tokenizerFileCounter(pathToTokenizer))
