@@ -15,6 +15,7 @@ import { runCommand } from "./commands/run.js"
 import { statusCommand } from "./commands/status.js"
 import { modelsCommand } from "./commands/models.js"
 import { serveCommand } from "./commands/serve.js"
+import { uiCommand } from "./commands/ui.js"
 import { CliFailure } from "./failure.js"
 
 export const VERSION = "0.1.0"
@@ -23,7 +24,7 @@ export const fastcot = Command.make("fastcot").pipe(
   Command.withDescription(
     "Fast-thinking chain-of-thought data for small models: import problems and traces, collect, align, export for SFT, evaluate."
   ),
-  Command.withSubcommands([initCommand, importCommand, statusCommand, runCommand, inspectCommand, exportCommand, evalCommand, reportCommand, serveCommand, modelsCommand, demoCommand])
+  Command.withSubcommands([initCommand, importCommand, statusCommand, runCommand, inspectCommand, exportCommand, evalCommand, reportCommand, serveCommand, modelsCommand, uiCommand, demoCommand])
 )
 
 const cli = Command.run(fastcot, { name: "fastcot", version: VERSION })

@@ -3,7 +3,7 @@ import { Box, Text, useInput } from "ink"
 import { type ReactElement, useState } from "react"
 import { color } from "./color.js"
 import { ItemView } from "./ItemView.js"
-import { bar, type DashboardState, formatDuration, histograms, median, stageFigures } from "./state.js"
+import { bar, type DashboardState, formatDuration, histograms, median, stageFigures } from "@fastcot/core"
 
 export interface DashboardControls {
   readonly onPause: () => void

@@ -1,7 +1,7 @@
 import { Box, render, Text } from "ink"
 import type { ReactElement } from "react"
 import { color } from "./color.js"
-import { bar, formatDuration } from "./state.js"
+import { bar, formatDuration } from "@fastcot/core"
 
 export interface BenchRow {
   readonly bench: string

@@ -3,7 +3,7 @@ import { render } from "ink-testing-library"
 import { afterEach, describe, expect, it, vi } from "vitest"
 import { Dashboard } from "./Dashboard.js"
 import { ItemView } from "./ItemView.js"
-import { applyEvent, applyStats, histograms, initialState } from "./state.js"
+import { applyEvent, applyStats, histograms, initialState } from "@fastcot/core"
 
 const tick = () => new Promise((r) => setTimeout(r, 60))
 const ESC = String.fromCharCode(27)

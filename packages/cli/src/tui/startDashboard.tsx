@@ -1,7 +1,7 @@
 import type { EndpointStats, Item, Problem, RunEvent } from "@fastcot/core"
 import { render } from "ink"
 import { Dashboard } from "./Dashboard.js"
-import { applyEvent, applyStats, type DashboardState, initialState } from "./state.js"
+import { applyEvent, applyStats, type DashboardState, initialState } from "@fastcot/core"
 
 export interface DashboardOptions {
   readonly title: string

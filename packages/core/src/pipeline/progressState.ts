@@ -1,4 +1,5 @@
-import type { EndpointStats, RunEvent } from "@fastcot/core"
+import type { EndpointStats } from "../llm/LanguageModel.js"
+import type { RunEvent } from "./events.js"
 
 /** One stage's row on the dashboard. */
 export interface StageRow {
@@ -21,7 +22,7 @@ export interface LogLine {
   readonly itemId?: string | undefined
 }
 
-/** Everything the run dashboard shows; built from the run's events and the model stats. */
+/** Everything a run dashboard shows (terminal or desktop), folded from the run's events and the model stats. */
 export interface DashboardState {
   readonly title: string
   readonly startedAt: number

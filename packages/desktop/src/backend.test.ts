@@ -1,0 +1,97 @@
+import { startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Backend } from "./backend.js"
+import { CHANNELS, type Push } from "./contract.js"
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const failure = (x: unknown) => (x as { error?: { kind: string; message: string } }).error
+
+/** SCRIPTED models (no model behind them): the teacher adds, the judge rates by a marker. */
+const script = (r: { messages: ReadonlyArray<{ content: string }> }) => {
+  const system = r.messages[0]!.content
+  const user = r.messages[r.messages.length - 1]!.content
+  if (system.includes("highly capable evaluator")) return { content: /Rewritten/.test(user) ? "medium" : user.includes("3 +") ? "easy" : "medium" }
+  if (system.includes("extending") || system.includes("simplifying")) return { content: `Rewritten step by step.\n\nSo the answer is \\boxed{${/Answer:\n(.*)\n/.exec(user)?.[1] ?? ""}}.` }
+  const n = Number(/What is (\d+) \+/.exec(user)?.[1] ?? 0)
+  return { content: `Add ${n} and ${n}.\n\nThe answer is \\boxed{${2 * n}}.` }
+}
+
+describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)", () => {
+  let root: string
+  let server: ScriptedServer
+  const backend = new Backend({})
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), "fastcot-desktop-"))
+    server = await startScriptedServer({ latencyMs: 20, script })
+  })
+  afterAll(async () => {
+    await backend.close()
+    await server.close()
+    rmSync(root, { recursive: true, force: true })
+  })
+
+  it("rejects malformed input on every channel with a message naming the field", async () => {
+    expect(failure(await backend.handle("no.such.channel", {}))).toMatchObject({ kind: "bad-request" })
+    for (const channel of CHANNELS) {
+      const r = failure(await backend.handle(channel, { path: 42, name: "../x", content: 7, id: "nope", format: "xml", fate: "lost", limit: -1, teacher: "gpt4" }))
+      const emptyOk = ["workspace.status", "run.pause", "run.resume", "run.stop", "run.view", "eval.runs", "items.list", "run.start"].includes(channel)
+      // Channels without required fields ignore unknown ones, but a wrong type in a known one is refused.
+      if (!emptyOk) expect(r, channel).toMatchObject({ kind: "bad-request", message: expect.stringContaining(channel) })
+    }
+    expect(failure(await backend.handle("items.list", { fate: "lost" }))!.message).toContain("fate")
+    expect(failure(await backend.handle("run.start", { teacher: "gpt4" }))!.message).toContain("teacher")
+    expect(failure(await backend.handle("import.content", { name: "../../etc/passwd", content: "x" }))!.message).toContain("name")
+    expect(failure(await backend.handle("items.get", { id: "i_zz" }))!.kind).toBe("bad-request")
+    // before a workspace is open
+    expect(failure(await backend.handle("workspace.status", {}))!.message).toContain("no workspace is open")
+  })
+
+  it("opens a workspace, imports with a reject report, runs, pauses, resumes and stops, lists and shows items, exports", async () => {
+    const ws = join(root, "ws")
+    const opened = (await backend.handle("workspace.open", { path: ws })) as { problems: number }
+    expect(opened.problems).toBe(0)
+    const rows = Array.from({ length: 30 }, (_, i) => JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) }))
+    const imported = (await backend.handle("import.content", { name: "p.jsonl", content: [...rows, "{broken", JSON.stringify({ answer: "1" })].join("\n") })) as { problemsAdded: number; rejected: number; rejects: Array<{ line: number; reason: string }> }
+    expect(imported.problemsAdded).toBe(30)
+    expect(imported.rejects.map((r) => r.line)).toEqual([31, 32])
+
+    const pushes: Array<Push> = []
+    const off = backend.subscribe((p) => pushes.push(p))
+    const spec = `openai:scripted@${server.baseUrl}`
+    const started = (await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: spec, concurrency: 2 })) as { state: string }
+    expect(started.state).toBe("running")
+    await sleep(300)
+    expect(((await backend.handle("run.pause", {})) as { state: string }).state).toBe("paused")
+    await sleep(300)
+    const requestsWhilePaused = server.requests.length
+    await sleep(400)
+    expect(server.requests.length).toBe(requestsWhilePaused)
+    expect(((await backend.handle("run.resume", {})) as { state: string }).state).toBe("running")
+    for (let i = 0; i < 200 && ((await backend.handle("run.view", {})) as { state: string }).state !== "done"; i++) await sleep(100)
+    const view = (await backend.handle("run.view", {})) as { state: string; verdicts: { easy: number; medium: number }; kept: Record<string, number>; timeline: Array<unknown> }
+    expect(view.state).toBe("done")
+    expect(view.verdicts.easy).toBeGreaterThan(0)
+    expect(view.kept["easy-to-medium"]).toBeGreaterThan(0)
+    expect(pushes.some((p) => p._tag === "event" && p.event._tag === "verdict")).toBe(true)
+    off()
+
+    const status = (await backend.handle("workspace.status", {})) as { kept: number; pending: number }
+    expect(status.pending).toBe(0)
+    expect(status.kept).toBe(30)
+    const easy = (await backend.handle("items.list", { verdict: "easy" })) as Array<{ id: string; what: string }>
+    expect(easy.length).toBeGreaterThan(0)
+    expect(easy.every((i) => i.what === "easy-to-medium")).toBe(true)
+    const found = (await backend.handle("items.list", { search: "What is 3 +" })) as Array<{ id: string }>
+    expect(found).toHaveLength(1)
+    const detail = (await backend.handle("items.get", { id: found[0]!.id })) as { rounds: Array<{ action: string; before: string | null; after: string | null }>; original: string; final: string }
+    expect(detail.rounds.map((r) => r.action)).toContain("expand")
+    expect(detail.final).toContain("Rewritten")
+    const exported = (await backend.handle("export.run", { format: "openai", valFraction: 0.1 })) as { files: Array<string>; train: number; validation: number }
+    expect(exported.train + exported.validation).toBe(30)
+    expect(existsSync(exported.files[0]!)).toBe(true)
+    expect(readFileSync(exported.files[0]!, "utf8").split("\n")[0]).toContain('"messages"')
+  })
+})

@@ -1,0 +1,379 @@
+import {
+  applyEvent,
+  applyOverrides,
+  applyStats,
+  buildRoles,
+  type DashboardState,
+  defaultPipelineText,
+  exportDataset,
+  importFile,
+  initialState,
+  inspectModel,
+  LanguageModel,
+  type LanguageModelShape,
+  makeLanguageModel,
+  parsePipeline,
+  QwenTokenCounterLive,
+  releaseLocalEngines,
+  type RunEvent,
+  RunStore,
+  runPipeline,
+  SqliteRunStoreLive,
+  STAGES,
+  TokenCounter,
+  workspacePaths
+} from "@fastcot/core"
+import { makeSandbox, verifierFor } from "@fastcot/evaluator"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises"
+import { join, resolve } from "node:path"
+import { type ApiFailure, type ChannelName, Channels, type ItemDetail, type ItemRow, type Reply, type RunView, type StatusView } from "./contract.js"
+
+/** A request that does not match its channel's Schema, or that names something that is not there. */
+export class BadRequest extends Error {}
+
+type Services = RunStore | TokenCounter
+type Req<C extends ChannelName> = (typeof Channels)[C]["request"]["Type"]
+type Runtime = ManagedRuntime.ManagedRuntime<Services, unknown>
+
+/** What the backend pushes to its windows: run events and, once a second, the run's view. */
+export type Push = { readonly _tag: "event"; readonly event: RunEvent } | { readonly _tag: "view"; readonly view: RunView }
+
+/**
+ * The desktop app's backend: one workspace (the same fastcot.db the CLI uses), the pipeline run,
+ * imports, exports, models and evaluation runs, behind the channels of `contract.ts`. Electron's
+ * main process and `fastcot ui` both host one.
+ */
+export class Backend {
+  private workspace: string | undefined
+  private runtime: Runtime | undefined
+  private run: { fiber: Fiber.RuntimeFiber<unknown, unknown>; gate: Effect.Latch; lm: LanguageModelShape; state: DashboardState; status: RunView["state"]; timeline: Array<{ t: number; done: number }> } | undefined
+  private readonly listeners = new Set<(p: Push) => void>()
+  private ticker: NodeJS.Timeout | undefined
+
+  constructor(private readonly env: Readonly<Record<string, string | undefined>> = process.env) {}
+
+  subscribe(listener: (p: Push) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+  private push(p: Push) {
+    for (const l of this.listeners) l(p)
+  }
+
+  /** Validates a request against its channel, serves it, validates the reply. Never throws. */
+  async handle(channel: string, request: unknown): Promise<unknown | ApiFailure> {
+    if (!Object.hasOwn(Channels, channel)) return { error: { kind: "bad-request", message: `no channel ${JSON.stringify(channel)}` } }
+    const c = Channels[channel as ChannelName]
+    const decoded = Schema.decodeUnknownEither(c.request as Schema.Schema<unknown, unknown>)(request ?? {})
+    if (Either.isLeft(decoded)) {
+      return { error: { kind: "bad-request", message: `${channel}: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}` } }
+    }
+    try {
+      const reply = await this.serve(channel as ChannelName, decoded.right)
+      return Schema.encodeUnknownSync(c.reply as Schema.Schema<unknown, unknown>)(reply)
+    } catch (e) {
+      return { error: { kind: e instanceof BadRequest ? "bad-request" : "failed", message: e instanceof Error ? e.message : String(e) } }
+    }
+  }
+
+  private async serve(channel: ChannelName, decoded: unknown): Promise<unknown> {
+    // `decoded` has passed the channel's request Schema: each case reads it as that type.
+    const req = <C extends ChannelName>(_: C) => decoded as Req<C>
+    switch (channel) {
+      case "workspace.open":
+        return this.open(req("workspace.open").path, req("workspace.open").create)
+      case "workspace.status":
+        return this.status()
+      case "import.content":
+        return this.importContent(req("import.content").name, req("import.content").content)
+      case "models.inspect":
+        return this.inspect(req("models.inspect").path)
+      case "run.start":
+        return this.start(req("run.start"))
+      case "run.pause":
+        return this.pause(true)
+      case "run.resume":
+        return this.pause(false)
+      case "run.stop":
+        return this.stop()
+      case "run.view":
+        return this.view()
+      case "items.list":
+        return this.items(req("items.list"))
+      case "items.get":
+        return this.item(req("items.get").id)
+      case "export.run":
+        return this.exportData(req("export.run").format, req("export.run").valFraction)
+      case "eval.runs":
+        return this.evalRuns()
+    }
+  }
+
+  private rt(): Runtime {
+    if (this.runtime === undefined) throw new BadRequest("no workspace is open: open or create one first")
+    return this.runtime
+  }
+
+  async open(path: string, create: boolean): Promise<StatusView> {
+    if (this.run !== undefined && (this.run.status === "running" || this.run.status === "paused" || this.run.status === "stopping")) {
+      throw new BadRequest("a run is in progress in the current workspace: stop it first")
+    }
+    const root = resolve(path)
+    const paths = workspacePaths(root)
+    if (!create) {
+      const exists = await readdir(root).then((f) => f.includes("fastcot.db")).catch(() => false)
+      if (!exists) throw new BadRequest(`${root}: no fastcot workspace there (no fastcot.db)`)
+    }
+    await mkdir(root, { recursive: true })
+    await this.runtime?.dispose()
+    this.runtime = ManagedRuntime.make(Layer.mergeAll(SqliteRunStoreLive(paths.db), QwenTokenCounterLive)) as Runtime
+    this.workspace = root
+    this.run = undefined
+    return this.status()
+  }
+
+  async status(): Promise<StatusView> {
+    const s = await this.rt().runPromise(Effect.flatMap(RunStore, (store) => store.status))
+    return {
+      workspace: this.workspace!,
+      problems: s.problems,
+      items: s.items,
+      pending: s.pending,
+      kept: s.kept,
+      dropped: s.dropped,
+      keptAs: s.keptAs,
+      dropReasons: s.dropReasons,
+      tokens: { tokenizer: s.tokens.tokenizer, histogram: s.tokens.histogram, ratio: s.tokens.ratio },
+      calls: s.llm.calls,
+      costUsd: s.llm.costUsd
+    }
+  }
+
+  async importContent(name: string, content: string) {
+    const dir = join(workspacePaths(this.workspace ?? ".").root, "uploads")
+    this.rt()
+    await mkdir(dir, { recursive: true })
+    const file = join(dir, name)
+    await writeFile(file, content)
+    const report = await this.rt().runPromise(
+      importFile(file).pipe(Effect.catchTag("ImportError", (e) => Effect.fail(new BadRequest(`${name}: ${e.message}`))))
+    )
+    return {
+      file: name,
+      rows: report.rows,
+      problemsAdded: report.problemsAdded,
+      itemsAdded: report.itemsAdded,
+      rejected: report.rejected,
+      rejects: report.rejects.slice(0, 100).map((r) => ({ line: r.line, reason: r.reason }))
+    }
+  }
+
+  async inspect(path: string) {
+    const r = await Effect.runPromise(Effect.either(inspectModel(path, { graphs: true })))
+    if (Either.isLeft(r)) throw new BadRequest(r.left.message)
+    return {
+      architecture: r.right.architecture,
+      parameters: r.right.parameters,
+      variants: r.right.variants.map((v) => ({ name: v.name, bytes: v.bytes, runnable: v.graph?.runnable ?? null })),
+      chatTemplate: r.right.chatTemplate,
+      missing: r.right.missing
+    }
+  }
+
+  async start(req: { teacher?: string; rewriter?: string; judge?: string; limit?: number; concurrency?: number }): Promise<RunView> {
+    const rt = this.rt()
+    if (this.run !== undefined && (this.run.status === "running" || this.run.status === "paused" || this.run.status === "stopping")) return this.view()
+    const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in pipeline"))
+    const config = applyOverrides(base, { teacher: req.teacher, rewriter: req.rewriter, judge: req.judge, concurrency: req.concurrency })
+    const roles = buildRoles(config, this.env)
+    if (Either.isLeft(roles)) throw new BadRequest(roles.left)
+    const gate = Effect.runSync(Effect.makeLatch(true))
+    const lm = await rt.runPromise(makeLanguageModel(roles.right, { gate }))
+    const state = initialState(config.name, STAGES)
+    const sandbox = makeSandbox()
+    const timeline: Array<{ t: number; done: number }> = []
+    const fiber = rt.runFork(
+      runPipeline(config, { onEvent: (event) => (applyEvent(state, event), this.push({ _tag: "event", event })), limit: req.limit }).pipe(
+        Effect.provideService(LanguageModel, lm),
+        Effect.provide(verifierFor(sandbox)),
+        Effect.ensuring(Effect.promise(() => releaseLocalEngines()))
+      )
+    )
+    this.run = { fiber, gate, lm, state, status: "running", timeline }
+    const run = this.run
+    fiber.addObserver((exit) => {
+      run.status = exit._tag === "Success" ? "done" : run.status === "stopping" ? "idle" : exit.cause._tag === "Interrupt" ? "idle" : "failed"
+      if (exit._tag === "Success") applyEvent(run.state, { _tag: "pipeline-done", kept: 0, dropped: 0, failed: 0 })
+      if (run.status === "failed") run.state.message = "the run failed; see the log"
+      void this.tick()
+    })
+    this.ticker ??= setInterval(() => void this.tick(), 1000)
+    return this.view()
+  }
+
+  private async tick() {
+    const run = this.run
+    if (run === undefined) return
+    applyStats(run.state, await Effect.runPromise(run.lm.stats), 1000)
+    const done = run.state.stages.reduce((n, s) => n + s.done + s.dropped + s.failed, 0)
+    run.timeline.push({ t: Math.round((Date.now() - run.state.startedAt) / 1000), done })
+    if (run.timeline.length > 3600) run.timeline.shift()
+    this.push({ _tag: "view", view: this.view() })
+    if (run.status === "done" || run.status === "idle" || run.status === "failed") {
+      clearInterval(this.ticker)
+      this.ticker = undefined
+    }
+  }
+
+  async pause(paused: boolean): Promise<RunView> {
+    const run = this.run
+    if (run === undefined || (run.status !== "running" && run.status !== "paused")) throw new BadRequest("no run is in progress")
+    Effect.runSync(paused ? run.gate.close : run.gate.open)
+    run.status = paused ? "paused" : "running"
+    run.state.paused = paused
+    return this.view()
+  }
+
+  /** Stops cleanly: no new calls, the ones in flight finish (into the cache), then the run ends; resumable. */
+  async stop(): Promise<RunView> {
+    const run = this.run
+    if (run === undefined || (run.status !== "running" && run.status !== "paused")) return this.view()
+    run.status = "stopping"
+    run.state.quitting = true
+    await Effect.runPromise(
+      Effect.gen(function* () {
+        yield* run.gate.close
+        for (;;) {
+          const inFlight = (yield* run.lm.stats).reduce((n, s) => n + s.inFlight, 0)
+          if (inFlight === 0) break
+          yield* Effect.sleep(Duration.millis(100))
+        }
+        yield* Fiber.interrupt(run.fiber)
+      })
+    )
+    run.status = "idle"
+    return this.view()
+  }
+
+  view(): RunView {
+    const run = this.run
+    if (run === undefined) {
+      const s = initialState("", STAGES)
+      return { state: "idle", stages: s.stages.map((r) => ({ name: r.name, total: null, done: 0, dropped: 0, failed: 0 })), verdicts: s.verdicts, kept: {}, dropped: {}, tokensBefore: [], tokensAfter: [], timeline: [], models: [] }
+    }
+    const s = run.state
+    return {
+      state: run.status,
+      message: s.message,
+      stages: s.stages.map((r) => ({ name: r.name, total: r.total ?? null, done: r.done, dropped: r.dropped, failed: r.failed })),
+      verdicts: { ...s.verdicts },
+      kept: { ...s.kept },
+      dropped: { ...s.dropped },
+      tokensBefore: [...s.tokensBefore],
+      tokensAfter: [...s.tokensAfter],
+      timeline: [...run.timeline],
+      models: s.models.map((m) => ({ role: m.role, model: m.model, inFlight: m.inFlight, retries: m.retries, errors: m.failed, cacheHits: m.cacheHits, completionTokens: m.completionTokens, costUsd: m.costUsd }))
+    }
+  }
+
+  async items(req: { fate?: "pending" | "kept" | "dropped"; search?: string; verdict?: "easy" | "medium" | "hard"; limit: number }): Promise<Array<ItemRow>> {
+    return this.rt().runPromise(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        const items = yield* store.listItems({ fate: req.fate, limit: req.search !== undefined || req.verdict !== undefined ? 5000 : req.limit })
+        const problems = new Map((yield* store.getProblems(items.map((i) => i.problemId))).map((p) => [p.id as string, p]))
+        const needle = req.search?.toLowerCase()
+        return items
+          .map((i) => ({
+            id: i.id,
+            fate: i.fate,
+            what: String((i.fate === "kept" ? i.keptAs : i.fate === "dropped" ? i.reason?.code : i.stage) ?? ""),
+            rounds: i.rounds.length,
+            question: (problems.get(i.problemId)?.question ?? "").replace(/\s+/g, " ").slice(0, 300),
+            tokensBefore: (i.original ?? i.trace)?.tokens?.reasoning ?? null,
+            tokensAfter: i.trace?.tokens?.reasoning ?? null,
+            verdicts: i.rounds.flatMap((r) => (r.verdict !== undefined ? [r.verdict.level] : []))
+          }))
+          .filter((r) => (needle === undefined || r.question.toLowerCase().includes(needle) || r.id.includes(needle)) && (req.verdict === undefined || r.verdicts.includes(req.verdict)))
+          .slice(0, req.limit)
+      })
+    )
+  }
+
+  async item(id: string): Promise<ItemDetail> {
+    const found = await this.rt().runPromise(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        const item = yield* store.getItem(id)
+        if (Option.isNone(item)) return undefined
+        return { item: item.value, problem: Option.getOrUndefined(yield* store.getProblem(item.value.problemId)) }
+      })
+    )
+    if (found === undefined) throw new BadRequest(`no item ${id} in this workspace`)
+    const { item, problem } = found
+    return {
+      id: item.id,
+      fate: item.fate,
+      keptAs: item.keptAs ?? null,
+      reason: item.reason !== undefined ? `${item.reason.code}: ${item.reason.detail}` : null,
+      question: problem?.question ?? "",
+      reference: problem?.answer ?? null,
+      original: (item.original ?? item.trace)?.reasoning ?? null,
+      final: item.trace?.reasoning ?? null,
+      rounds: item.rounds.map((r) => ({
+        index: r.index,
+        action: r.action,
+        verdict: r.verdict !== undefined ? { level: r.verdict.level, raw: r.verdict.raw } : null,
+        verification: r.verification !== undefined ? { ok: r.verification.ok, reason: r.verification.reason } : null,
+        before: r.input?.reasoning ?? null,
+        after: r.output?.reasoning ?? null,
+        calls: r.calls.map((c) => `${c.role} ${c.model} ${c.promptTokens}+${c.completionTokens} tokens${c.cached ? " (cached)" : ""}`),
+        note: r.note ?? null
+      }))
+    }
+  }
+
+  async exportData(format: "openai" | "sharegpt" | "alpaca" | "preference", valFraction: number): Promise<Reply<"export.run">> {
+    const out = join(workspacePaths(this.workspace ?? ".").exports, format, "train.jsonl")
+    const report = await this.rt().runPromise(exportDataset({ format, out, valFraction }))
+    return { files: [report.files.train, ...(report.files.validation !== undefined ? [report.files.validation] : []), report.files.card], train: report.counts.train, validation: report.counts.validation }
+  }
+
+  async evalRuns(): Promise<Reply<"eval.runs">> {
+    const dir = join(workspacePaths(this.workspace ?? ".").root, "eval")
+    this.rt()
+    const runs = await readdir(dir).catch(() => [] as Array<string>)
+    const out: Array<{ dir: string; model: string; benchmarks: Array<{ name: string; accuracy: number; meanOutputTokens: number }> }> = []
+    for (const r of runs.sort()) {
+      const text = await readFile(join(dir, r, "results.json"), "utf8").catch(() => undefined)
+      if (text === undefined) continue
+      try {
+        const json = JSON.parse(text) as { model?: string; benchmarks?: Array<{ bench?: string; summary?: { accuracy?: number; meanOutputTokens?: number } }> }
+        out.push({
+          dir: r,
+          model: json.model ?? r,
+          benchmarks: (json.benchmarks ?? []).map((b) => ({ name: b.bench ?? "?", accuracy: b.summary?.accuracy ?? 0, meanOutputTokens: b.summary?.meanOutputTokens ?? 0 }))
+        })
+      } catch {
+        // a results.json being written: skip it this time
+      }
+    }
+    return out
+  }
+
+  async close(): Promise<void> {
+    if (this.ticker !== undefined) clearInterval(this.ticker)
+    if (this.run !== undefined && (this.run.status === "running" || this.run.status === "paused")) await this.stop()
+    await this.runtime?.dispose()
+    this.runtime = undefined
+  }
+}

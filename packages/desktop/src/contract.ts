@@ -1,0 +1,125 @@
+import * as Schema from "effect/Schema"
+
+/**
+ * The desktop app's API: one Schema for each channel's request and reply. The Electron main
+ * process (IPC) and `fastcot ui` (HTTP on 127.0.0.1) serve the same channels, and both validate
+ * requests on the way in and replies on the way out.
+ */
+
+const Fate = Schema.Literal("pending", "kept", "dropped")
+const Path = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096))
+const Spec = Schema.String.pipe(Schema.pattern(/^(openai:.+@https?:\/\/\S+|onnx:.+)$/, { message: () => "a model spec: openai:MODEL@BASE_URL or onnx:DIR[#variant]" }))
+
+export const StatusView = Schema.Struct({
+  workspace: Schema.String,
+  problems: Schema.Number,
+  items: Schema.Number,
+  pending: Schema.Number,
+  kept: Schema.Number,
+  dropped: Schema.Number,
+  keptAs: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  dropReasons: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  tokens: Schema.Struct({
+    tokenizer: Schema.NullOr(Schema.String),
+    histogram: Schema.Array(Schema.Struct({ upTo: Schema.NullOr(Schema.Number), before: Schema.Number, after: Schema.Number })),
+    ratio: Schema.NullOr(Schema.Number)
+  }),
+  calls: Schema.Number,
+  costUsd: Schema.Number
+})
+export type StatusView = typeof StatusView.Type
+
+export const RunView = Schema.Struct({
+  state: Schema.Literal("idle", "running", "paused", "stopping", "done", "failed"),
+  message: Schema.optional(Schema.String),
+  stages: Schema.Array(Schema.Struct({ name: Schema.String, total: Schema.NullOr(Schema.Number), done: Schema.Number, dropped: Schema.Number, failed: Schema.Number })),
+  verdicts: Schema.Struct({ easy: Schema.Number, medium: Schema.Number, hard: Schema.Number, unparseable: Schema.Number }),
+  kept: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  dropped: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  tokensBefore: Schema.Array(Schema.Number),
+  tokensAfter: Schema.Array(Schema.Number),
+  /** Items finished over time, one point a second: the progress chart. */
+  timeline: Schema.Array(Schema.Struct({ t: Schema.Number, done: Schema.Number })),
+  models: Schema.Array(Schema.Struct({ role: Schema.String, model: Schema.String, inFlight: Schema.Number, retries: Schema.Number, errors: Schema.Number, cacheHits: Schema.Number, completionTokens: Schema.Number, costUsd: Schema.Number }))
+})
+export type RunView = typeof RunView.Type
+
+export const ItemRow = Schema.Struct({
+  id: Schema.String,
+  fate: Fate,
+  what: Schema.String,
+  rounds: Schema.Number,
+  question: Schema.String,
+  tokensBefore: Schema.NullOr(Schema.Number),
+  tokensAfter: Schema.NullOr(Schema.Number),
+  verdicts: Schema.Array(Schema.String)
+})
+export type ItemRow = typeof ItemRow.Type
+
+export const RoundView = Schema.Struct({
+  index: Schema.Number,
+  action: Schema.String,
+  verdict: Schema.NullOr(Schema.Struct({ level: Schema.String, raw: Schema.String })),
+  verification: Schema.NullOr(Schema.Struct({ ok: Schema.Boolean, reason: Schema.String })),
+  before: Schema.NullOr(Schema.String),
+  after: Schema.NullOr(Schema.String),
+  calls: Schema.Array(Schema.String),
+  note: Schema.NullOr(Schema.String)
+})
+
+export const ItemDetail = Schema.Struct({
+  id: Schema.String,
+  fate: Fate,
+  keptAs: Schema.NullOr(Schema.String),
+  reason: Schema.NullOr(Schema.String),
+  question: Schema.String,
+  reference: Schema.NullOr(Schema.String),
+  original: Schema.NullOr(Schema.String),
+  final: Schema.NullOr(Schema.String),
+  rounds: Schema.Array(RoundView)
+})
+export type ItemDetail = typeof ItemDetail.Type
+
+export const EvalRunView = Schema.Struct({ dir: Schema.String, model: Schema.String, benchmarks: Schema.Array(Schema.Struct({ name: Schema.String, accuracy: Schema.Number, meanOutputTokens: Schema.Number })) })
+
+/** Every channel: its request and its reply. */
+export const Channels = {
+  "workspace.open": { request: Schema.Struct({ path: Path, create: Schema.optionalWith(Schema.Boolean, { default: () => true }) }), reply: StatusView },
+  "workspace.status": { request: Schema.Struct({}), reply: StatusView },
+  "import.content": {
+    request: Schema.Struct({ name: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.pattern(/^[^/\\]+$/)), content: Schema.String.pipe(Schema.maxLength(256 * 2 ** 20)) }),
+    reply: Schema.Struct({ file: Schema.String, rows: Schema.Number, problemsAdded: Schema.Number, itemsAdded: Schema.Number, rejected: Schema.Number, rejects: Schema.Array(Schema.Struct({ line: Schema.Number, reason: Schema.String })) })
+  },
+  "models.inspect": {
+    request: Schema.Struct({ path: Path }),
+    reply: Schema.Struct({ architecture: Schema.String, parameters: Schema.NullOr(Schema.Number), variants: Schema.Array(Schema.Struct({ name: Schema.String, bytes: Schema.Number, runnable: Schema.NullOr(Schema.Boolean) })), chatTemplate: Schema.Boolean, missing: Schema.Array(Schema.String) })
+  },
+  "run.start": {
+    request: Schema.Struct({ teacher: Schema.optional(Spec), rewriter: Schema.optional(Spec), judge: Schema.optional(Spec), limit: Schema.optional(Schema.Int.pipe(Schema.positive())), concurrency: Schema.optional(Schema.Int.pipe(Schema.between(1, 1024))) }),
+    reply: RunView
+  },
+  "run.pause": { request: Schema.Struct({}), reply: RunView },
+  "run.resume": { request: Schema.Struct({}), reply: RunView },
+  "run.stop": { request: Schema.Struct({}), reply: RunView },
+  "run.view": { request: Schema.Struct({}), reply: RunView },
+  "items.list": {
+    request: Schema.Struct({ fate: Schema.optional(Fate), search: Schema.optional(Schema.String.pipe(Schema.maxLength(200))), verdict: Schema.optional(Schema.Literal("easy", "medium", "hard")), limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 5000)), { default: () => 200 }) }),
+    reply: Schema.Array(ItemRow)
+  },
+  "items.get": { request: Schema.Struct({ id: Schema.String.pipe(Schema.pattern(/^i_[0-9a-f]{4,32}$/)) }), reply: ItemDetail },
+  "export.run": {
+    request: Schema.Struct({ format: Schema.Literal("openai", "sharegpt", "alpaca", "preference"), valFraction: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 0.5)), { default: () => 0 }) }),
+    reply: Schema.Struct({ files: Schema.Array(Schema.String), train: Schema.Number, validation: Schema.Number })
+  },
+  "eval.runs": { request: Schema.Struct({}), reply: Schema.Array(EvalRunView) }
+} as const
+
+export type ChannelName = keyof typeof Channels
+export type Request<C extends ChannelName> = (typeof Channels)[C]["request"]["Encoded"]
+export type Reply<C extends ChannelName> = (typeof Channels)[C]["reply"]["Type"]
+export const CHANNELS = Object.keys(Channels) as ReadonlyArray<ChannelName>
+
+/** A request the backend refused or could not serve, with what to fix. */
+export interface ApiFailure {
+  readonly error: { readonly kind: "bad-request" | "failed"; readonly message: string }
+}

@@ -1,0 +1,3 @@
+export * from "./contract.js"
+export * from "./backend.js"
+export * from "./server.js"

@@ -1,0 +1,10 @@
+import react from "@vitejs/plugin-react"
+import { defineConfig } from "vite"
+
+// The renderer: plain static files (relative paths, so Electron can load them from disk).
+export default defineConfig({
+  root: "src/renderer",
+  base: "./",
+  plugins: [react()],
+  build: { outDir: "../../dist/renderer", emptyOutDir: true, sourcemap: true, target: "es2022" }
+})
