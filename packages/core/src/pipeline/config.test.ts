@@ -13,7 +13,7 @@ describe("pipeline files", () => {
     expect(readFileSync(DEFAULT_PIPELINE_FILE, "utf8")).toBe(app)
     const config = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
     expect(config.models.teacher!.sampling).toEqual({ temperature: 0.6, top_p: 0.95, max_tokens: 4096 })
-    expect(config.stages.align).toEqual({ maxRounds: 3, smallModel: "7B", judgeRetries: 3, rewriteRetries: 2 })
+    expect(config.stages.align).toEqual({ maxRounds: 3, smallModel: "7B", judgeRetries: 3, rewriteRetries: 2, judges: 1 })
     expect(config.stages.collect.systemPrompt).toContain("You should think step-by-step.")
   })
 

@@ -1,0 +1,142 @@
+import { startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { createRequire } from "node:module"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { type Browser, chromium, type Page } from "playwright-core"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Backend } from "./backend.js"
+import { serveUi, type UiServer } from "./server.js"
+
+const ARTIFACTS = join(__dirname, "..", "..", "..", "test", "artifacts")
+const CHROMIUM = process.env["FASTCOT_CHROMIUM"] ?? "/usr/bin/chromium"
+
+/** SCRIPTED models (no model behind them): the teacher adds; the judge finds every third problem easy. */
+const script = (r: { messages: ReadonlyArray<{ content: string }> }) => {
+  const system = r.messages[0]!.content
+  const user = r.messages[r.messages.length - 1]!.content
+  const n = Number(/What is (\d+) \+/.exec(user)?.[1] ?? 0)
+  if (system.includes("highly capable evaluator")) return { content: /Rewritten/.test(user) ? "medium" : n % 3 === 0 ? "easy" : "medium" }
+  if (system.includes("extending") || system.includes("simplifying")) return { content: `Rewritten with every step spelled out.\n\nSo the answer is \\boxed{${/Answer:\n(.*)\n/.exec(user)?.[1] ?? ""}}.` }
+  return { content: `Add ${n} and ${n}.\n\nThe answer is \\boxed{${2 * n}}.` }
+}
+
+describe("the desktop renderer in Debian's chromium (playwright-core) against fastcot ui on 127.0.0.1", () => {
+  let root: string
+  let models: ScriptedServer
+  let backend: Backend
+  let ui: UiServer
+  let browser: Browser
+  let page: Page
+  const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `desktop-${name}.png`), fullPage: true })
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), "fastcot-ui-"))
+    mkdirSync(ARTIFACTS, { recursive: true })
+    models = await startScriptedServer({ latencyMs: 60, script })
+    backend = new Backend({})
+    // the built renderer (this test runs from the sources)
+    ui = await serveUi(backend, { port: 0, staticDir: join(__dirname, "..", "dist", "renderer") })
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] })
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  })
+  afterAll(async () => {
+    await browser?.close()
+    await ui?.close()
+    await backend?.close()
+    await models?.close()
+    rmSync(root, { recursive: true, force: true })
+  })
+
+  it("creates a workspace, imports a file, runs the recipe and watches it, opens an item's diff, exports, and shows an evaluation run", async () => {
+    const ws = join(root, "ws")
+    // An evaluation run saved in the workspace, as `fastcot eval` writes it.
+    mkdirSync(join(ws, "eval", "tiny-run"), { recursive: true })
+    writeFileSync(
+      join(ws, "eval", "tiny-run", "results.json"),
+      JSON.stringify({ fastcot: "eval/v1", model: "student-7b", benchmarks: [{ bench: "math500", summary: { accuracy: 0.62, meanOutputTokens: 812 } }, { bench: "aime24", summary: { accuracy: 0.1, meanOutputTokens: 3020 } }] })
+    )
+    await page.goto(ui.url)
+    await expect.poll(() => page.textContent("header")).toContain("no workspace open")
+
+    // Keyboard only: the workspace field, then Enter.
+    await page.getByLabel("Workspace folder").focus()
+    await page.keyboard.type(ws)
+    await page.keyboard.press("Enter")
+    await expect.poll(() => page.textContent(".where")).toContain("0 problems")
+    await shot("1-workspace")
+
+    const file = join(root, "problems.jsonl")
+    writeFileSync(file, [...Array.from({ length: 24 }, (_, i) => JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })), "{not json"].join("\n"))
+    await page.getByLabel(/Import problems or traces/).setInputFiles(file)
+    await expect.poll(() => page.textContent(".report")).toContain("24 new problems")
+    expect(await page.textContent("[aria-label='Rejected rows']")).toContain("line 25")
+    await expect.poll(() => page.textContent(".where")).toContain("24 problems")
+
+    await page.getByRole("tab", { name: "Run" }).click()
+    const spec = `openai:scripted@${models.baseUrl}`
+    for (const role of ["Teacher", "Rewriter", "Judge"]) await page.getByLabel(role, { exact: true }).fill(spec)
+    await page.getByRole("button", { name: "Start" }).click()
+    await expect.poll(() => page.textContent("[data-testid=run-state]")).toBe("running")
+    // the counts move while it runs
+    const teacherDone = async () => Number(await page.textContent("tr[data-stage=teacher] td:nth-child(3)"))
+    await expect.poll(teacherDone, { timeout: 20_000 }).toBeGreaterThan(0)
+    await shot("2-running")
+    await expect.poll(() => page.textContent("[data-testid=run-state]"), { timeout: 60_000 }).toBe("done")
+    await expect.poll(() => page.textContent(".where")).toContain("24 kept")
+    expect(await page.getAttribute("figure svg[aria-label^='Verdicts']", "aria-label")).toMatch(/easy [1-9]/)
+    await shot("3-done")
+
+    await page.getByRole("tab", { name: "Items" }).click()
+    await page.getByLabel("Verdict").selectOption("easy")
+    await expect.poll(() => page.locator("table[aria-label=Items] tbody tr").count()).toBe(8)
+    await page.locator("table[aria-label=Items] tbody button").first().click()
+    await expect.poll(() => page.textContent("article.item")).toContain("easy-to-medium")
+    expect(await page.locator("article.item ins").count()).toBeGreaterThan(0)
+    expect(await page.locator("article.item del").count()).toBeGreaterThan(0)
+    await shot("4-item-diff")
+
+    await page.getByRole("tab", { name: "Export" }).click()
+    await page.getByRole("button", { name: "Export" }).click()
+    await expect.poll(() => page.textContent("[aria-label='Exported files']")).toContain("train.jsonl")
+    await shot("5-export")
+
+    await page.getByRole("tab", { name: "Evaluation" }).click()
+    await expect.poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("62.0% / 812")
+    await shot("6-evaluation")
+
+    // Accessibility: axe-core on the evaluation and items views, then the keyboard reaches the tabs.
+    const require = createRequire(import.meta.url)
+    // Evaluated through the DevTools protocol: the page's CSP (rightly) refuses injected script tags.
+    await page.evaluate(readFileSync(require.resolve("axe-core/axe.min.js"), "utf8"))
+    const audit = async () =>
+      page.evaluate(async () => {
+        const axe = (globalThis as unknown as { axe: { run: (ctx: unknown, opts: unknown) => Promise<{ violations: Array<{ id: string; impact: string; nodes: Array<unknown> }> }> } }).axe
+        const r = await axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } })
+        return r.violations.map((v) => `${v.id} (${v.impact}, ${v.nodes.length})`)
+      })
+    expect(await audit()).toEqual([])
+    await page.getByRole("tab", { name: "Items" }).click()
+    await page.locator("table[aria-label=Items] tbody button").first().click()
+    expect(await audit()).toEqual([])
+    await page.getByRole("tab", { name: "Workspace" }).focus()
+    await page.keyboard.press("Tab")
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Run")
+    await page.keyboard.press("Enter")
+    expect(await page.getAttribute("[role=tab][aria-selected=true]", "id")).toBe("tab-Run")
+  })
+
+  it("the API refuses requests from other origins' forms, foreign Host headers, and malformed input", async () => {
+    const form = await fetch(`${ui.url}api/workspace.open`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "path=/tmp/x" })
+    expect(form.status).toBe(415)
+    const bad = await fetch(`${ui.url}api/items.list`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ fate: "lost" }) })
+    expect(bad.status).toBe(400)
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toContain("fate")
+    const page2 = await fetch(ui.url)
+    expect(page2.headers.get("content-security-policy")).toContain("default-src 'self'")
+    const http = await import("node:http")
+    const port = new URL(ui.url).port
+    const status = await new Promise<number>((resolve) => http.get({ host: "127.0.0.1", port, path: "/", headers: { host: "evil.example:80" } }, (r) => resolve(r.statusCode ?? 0)))
+    expect(status).toBe(421)
+  })
+})
