@@ -37,7 +37,7 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     expect(failure(await backend.handle("no.such.channel", {}))).toMatchObject({ kind: "bad-request" })
     for (const channel of CHANNELS) {
       const r = failure(await backend.handle(channel, { path: 42, name: "../x", content: 7, id: "nope", format: "xml", fate: "lost", limit: -1, teacher: "gpt4" }))
-      const emptyOk = ["workspace.status", "run.pause", "run.resume", "run.stop", "run.view", "eval.runs", "items.list", "run.start"].includes(channel)
+      const emptyOk = ["workspace.status", "run.pause", "run.resume", "run.stop", "run.view", "eval.runs", "eval.state", "items.list", "run.start"].includes(channel)
       // Channels without required fields ignore unknown ones, but a wrong type in a known one is refused.
       if (!emptyOk) expect(r, channel).toMatchObject({ kind: "bad-request", message: expect.stringContaining(channel) })
     }
@@ -78,19 +78,34 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     expect(pushes.some((p) => p._tag === "event" && p.event._tag === "verdict")).toBe(true)
     off()
 
+    // Stop: calls in flight finish, the run ends early, and starting again finishes the rest.
+    const more = Array.from({ length: 40 }, (_, i) => JSON.stringify({ question: `What is ${100 + i} + ${100 + i}?`, answer: String(2 * (100 + i)) }))
+    await backend.handle("import.content", { name: "more.jsonl", content: more.join("\n") })
+    await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: spec, concurrency: 1 })
+    await sleep(200)
+    expect(((await backend.handle("run.stop", {})) as { state: string }).state).toBe("idle")
+    const stopped = (await backend.handle("workspace.status", {})) as { kept: number; items: number; problems: number }
+    expect(stopped.kept).toBeLessThan(70)
+    await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: spec, concurrency: 4 })
+    for (let i = 0; i < 300 && ((await backend.handle("run.view", {})) as { state: string }).state !== "done"; i++) await sleep(100)
+
     const status = (await backend.handle("workspace.status", {})) as { kept: number; pending: number }
     expect(status.pending).toBe(0)
-    expect(status.kept).toBe(30)
+    expect(status.kept).toBe(70)
     const easy = (await backend.handle("items.list", { verdict: "easy" })) as Array<{ id: string; what: string }>
     expect(easy.length).toBeGreaterThan(0)
     expect(easy.every((i) => i.what === "easy-to-medium")).toBe(true)
     const found = (await backend.handle("items.list", { search: "What is 3 +" })) as Array<{ id: string }>
     expect(found).toHaveLength(1)
+    const short = (await backend.handle("items.list", { maxTokens: 1 })) as Array<unknown>
+    expect(short).toHaveLength(0)
+    const all = (await backend.handle("items.list", { minTokens: 1, limit: 5000 })) as Array<unknown>
+    expect(all).toHaveLength(70)
     const detail = (await backend.handle("items.get", { id: found[0]!.id })) as { rounds: Array<{ action: string; before: string | null; after: string | null }>; original: string; final: string }
     expect(detail.rounds.map((r) => r.action)).toContain("expand")
     expect(detail.final).toContain("Rewritten")
     const exported = (await backend.handle("export.run", { format: "openai", valFraction: 0.1 })) as { files: Array<string>; train: number; validation: number }
-    expect(exported.train + exported.validation).toBe(30)
+    expect(exported.train + exported.validation).toBe(70)
     expect(existsSync(exported.files[0]!)).toBe(true)
     expect(readFileSync(exported.files[0]!, "utf8").split("\n")[0]).toContain('"messages"')
   })

@@ -12,7 +12,11 @@ import {
   LanguageModel,
   type LanguageModelShape,
   makeLanguageModel,
+  onnxProvider,
+  openAiProvider,
+  parseModelSpec,
   parsePipeline,
+  tokenizerFileCounter,
   QwenTokenCounterLive,
   releaseLocalEngines,
   type RunEvent,
@@ -23,7 +27,7 @@ import {
   TokenCounter,
   workspacePaths
 } from "@fastcot/core"
-import { makeSandbox, verifierFor } from "@fastcot/evaluator"
+import { evaluate, makeSandbox, SandboxLive, verifierFor } from "@fastcot/evaluator"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -58,6 +62,11 @@ export class Backend {
   private run: { fiber: Fiber.RuntimeFiber<unknown, unknown>; gate: Effect.Latch; lm: LanguageModelShape; state: DashboardState; status: RunView["state"]; timeline: Array<{ t: number; done: number }> } | undefined
   private readonly listeners = new Set<(p: Push) => void>()
   private ticker: NodeJS.Timeout | undefined
+  private evaluation: {
+    state: "idle" | "running" | "done" | "failed"
+    message?: string | undefined
+    progress: Map<string, { bench: string; done: number; total: number; correct: number; tokens: number }>
+  } = { state: "idle", progress: new Map() }
 
   constructor(private readonly env: Readonly<Record<string, string | undefined>> = process.env) {}
 
@@ -115,6 +124,10 @@ export class Backend {
         return this.exportData(req("export.run").format, req("export.run").valFraction)
       case "eval.runs":
         return this.evalRuns()
+      case "eval.start":
+        return this.evalStart(req("eval.start"))
+      case "eval.state":
+        return { state: this.evaluation.state, message: this.evaluation.message, progress: [...this.evaluation.progress.values()] }
     }
   }
 
@@ -285,11 +298,12 @@ export class Backend {
     }
   }
 
-  async items(req: { fate?: "pending" | "kept" | "dropped"; search?: string; verdict?: "easy" | "medium" | "hard"; limit: number }): Promise<Array<ItemRow>> {
+  async items(req: { fate?: "pending" | "kept" | "dropped" | undefined; search?: string | undefined; verdict?: "easy" | "medium" | "hard" | undefined; minTokens?: number | undefined; maxTokens?: number | undefined; limit: number }): Promise<Array<ItemRow>> {
+    const filtered = req.search !== undefined || req.verdict !== undefined || req.minTokens !== undefined || req.maxTokens !== undefined
     return this.rt().runPromise(
       Effect.gen(function* () {
         const store = yield* RunStore
-        const items = yield* store.listItems({ fate: req.fate, limit: req.search !== undefined || req.verdict !== undefined ? 5000 : req.limit })
+        const items = yield* store.listItems({ fate: req.fate, limit: filtered ? 5000 : req.limit })
         const problems = new Map((yield* store.getProblems(items.map((i) => i.problemId))).map((p) => [p.id as string, p]))
         const needle = req.search?.toLowerCase()
         return items
@@ -304,6 +318,8 @@ export class Backend {
             verdicts: i.rounds.flatMap((r) => (r.verdict !== undefined ? [r.verdict.level] : []))
           }))
           .filter((r) => (needle === undefined || r.question.toLowerCase().includes(needle) || r.id.includes(needle)) && (req.verdict === undefined || r.verdicts.includes(req.verdict)))
+          // token bounds apply to the final trace's reasoning tokens
+          .filter((r) => (req.minTokens === undefined || (r.tokensAfter ?? -1) >= req.minTokens) && (req.maxTokens === undefined || (r.tokensAfter ?? Infinity) <= req.maxTokens))
           .slice(0, req.limit)
       })
     )
@@ -368,6 +384,51 @@ export class Backend {
       }
     }
     return out
+  }
+
+  /** Evaluates a model (an endpoint or a local folder) on benchmarks, in the background; results land in WORKSPACE/eval. */
+  async evalStart(req: { model: string; benches: ReadonlyArray<string>; dataDir: string; limit?: number | undefined; maxTokens?: number | undefined; preset: "greedy" | "r1" }) {
+    const rt = this.rt()
+    if (this.evaluation.state === "running") throw new BadRequest("an evaluation is already running")
+    const spec = parseModelSpec(req.model)
+    if (Either.isLeft(spec)) throw new BadRequest(spec.left)
+    const local = spec.right.kind === "onnx" ? spec.right : undefined
+    const remote = spec.right.kind === "openai" ? spec.right : undefined
+    const name = local !== undefined ? `${local.path.split(/[\\/]/).filter((x) => x !== "").pop() ?? "local"}${local.variant !== undefined ? `-${local.variant}` : ""}` : remote!.model
+    const dir = `${name.replace(/[^\w.-]+/g, "_")}-${new Date().toISOString().replace(/[:.]/g, "-")}`
+    const outDir = join(workspacePaths(this.workspace ?? ".").root, "eval", dir)
+    const provider = local !== undefined ? onnxProvider({ path: local.path, variant: local.variant, maxBatch: 8 }) : openAiProvider({ baseUrl: remote!.baseUrl, model: remote!.model, apiKey: this.env["OPENAI_API_KEY"] || undefined })
+    const counter = local !== undefined ? await Effect.runPromise(Effect.either(tokenizerFileCounter(local.path))) : undefined
+    if (counter !== undefined && Either.isLeft(counter)) throw new BadRequest(counter.left.message)
+    this.evaluation = { state: "running", progress: new Map() }
+    const evaluation = this.evaluation
+    const program = Effect.gen(function* () {
+      const lm = yield* makeLanguageModel({ model: { endpoints: [{ provider, concurrency: 8 }] } })
+      return yield* evaluate({
+        benches: req.benches,
+        dataDir: req.dataDir,
+        outDir,
+        model: name,
+        samples: 1,
+        limit: req.limit,
+        preset: req.preset,
+        maxTokens: req.maxTokens,
+        concurrency: 8,
+        onProgress: (bench, done, total, correct, tokens) => evaluation.progress.set(bench, { bench, done, total, correct, tokens })
+      }).pipe(Effect.provideService(LanguageModel, lm))
+    }).pipe(
+      Effect.provide(SandboxLive()),
+      counter !== undefined && Either.isRight(counter) ? Effect.provideService(TokenCounter, counter.right) : (x) => x,
+      Effect.ensuring(Effect.promise(() => releaseLocalEngines()))
+    )
+    void rt.runPromise(program).then(
+      () => (evaluation.state = "done"),
+      (e: unknown) => {
+        evaluation.state = "failed"
+        evaluation.message = e instanceof Error ? e.message : String(e)
+      }
+    )
+    return { state: "running" as const, dir }
   }
 
   async close(): Promise<void> {

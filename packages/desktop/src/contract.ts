@@ -103,7 +103,7 @@ export const Channels = {
   "run.stop": { request: Schema.Struct({}), reply: RunView },
   "run.view": { request: Schema.Struct({}), reply: RunView },
   "items.list": {
-    request: Schema.Struct({ fate: Schema.optional(Fate), search: Schema.optional(Schema.String.pipe(Schema.maxLength(200))), verdict: Schema.optional(Schema.Literal("easy", "medium", "hard")), limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 5000)), { default: () => 200 }) }),
+    request: Schema.Struct({ fate: Schema.optional(Fate), search: Schema.optional(Schema.String.pipe(Schema.maxLength(200))), verdict: Schema.optional(Schema.Literal("easy", "medium", "hard")), minTokens: Schema.optional(Schema.NonNegativeInt), maxTokens: Schema.optional(Schema.NonNegativeInt), limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 5000)), { default: () => 200 }) }),
     reply: Schema.Array(ItemRow)
   },
   "items.get": { request: Schema.Struct({ id: Schema.String.pipe(Schema.pattern(/^i_[0-9a-f]{4,32}$/)) }), reply: ItemDetail },
@@ -111,7 +111,26 @@ export const Channels = {
     request: Schema.Struct({ format: Schema.Literal("openai", "sharegpt", "alpaca", "preference"), valFraction: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 0.5)), { default: () => 0 }) }),
     reply: Schema.Struct({ files: Schema.Array(Schema.String), train: Schema.Number, validation: Schema.Number })
   },
-  "eval.runs": { request: Schema.Struct({}), reply: Schema.Array(EvalRunView) }
+  "eval.runs": { request: Schema.Struct({}), reply: Schema.Array(EvalRunView) },
+  "eval.start": {
+    request: Schema.Struct({
+      model: Spec,
+      benches: Schema.Array(Schema.Literal("math500", "aime24", "gpqa_diamond", "mmlu_pro", "livecodebench")).pipe(Schema.minItems(1)),
+      dataDir: Path,
+      limit: Schema.optional(Schema.Int.pipe(Schema.positive())),
+      maxTokens: Schema.optional(Schema.Int.pipe(Schema.positive())),
+      preset: Schema.optionalWith(Schema.Literal("greedy", "r1"), { default: () => "greedy" as const })
+    }),
+    reply: Schema.Struct({ state: Schema.Literal("running", "done", "failed"), dir: Schema.String, message: Schema.optional(Schema.String) })
+  },
+  "eval.state": {
+    request: Schema.Struct({}),
+    reply: Schema.Struct({
+      state: Schema.Literal("idle", "running", "done", "failed"),
+      message: Schema.optional(Schema.String),
+      progress: Schema.Array(Schema.Struct({ bench: Schema.String, done: Schema.Number, total: Schema.Number, correct: Schema.Number, tokens: Schema.Number }))
+    })
+  }
 } as const
 
 export type ChannelName = keyof typeof Channels

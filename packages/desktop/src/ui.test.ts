@@ -1,3 +1,4 @@
+import { buildQwen2Model } from "@fastcot/core"
 import { startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
@@ -74,6 +75,14 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await expect.poll(() => page.textContent(".where")).toContain("24 problems")
 
     await page.getByRole("tab", { name: "Run" }).click()
+    // A local model folder, checked like `fastcot models inspect` (a tiny Qwen2 with random weights).
+    const tiny = join(root, "tiny")
+    buildQwen2Model({ dir: tiny, variants: ["fp32", "q4"] })
+    await page.getByText("Check a local model folder").click()
+    await page.getByLabel(/Model folder/).fill(tiny)
+    await page.getByRole("button", { name: "Check" }).click()
+    await expect.poll(() => page.textContent("[aria-label='Weight variants']")).toContain("q4")
+    expect(await page.textContent("[aria-label='Weight variants']")).toContain("runnable")
     const spec = `openai:scripted@${models.baseUrl}`
     for (const role of ["Teacher", "Rewriter", "Judge"]) await page.getByLabel(role, { exact: true }).fill(spec)
     await page.getByRole("button", { name: "Start" }).click()
@@ -103,6 +112,14 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
 
     await page.getByRole("tab", { name: "Evaluation" }).click()
     await expect.poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("62.0% / 812")
+    // Evaluate the local model on three MATH-500 questions from the app.
+    await page.getByLabel(/^Model \(onnx/).fill(`onnx:${tiny}#q4`)
+    await page.getByLabel(/Benchmark data folder/).fill(join(__dirname, "..", "..", "..", "..", "shared", "data"))
+    await page.getByLabel("Only the first N questions").fill("3")
+    await page.getByLabel("Max new tokens").fill("8")
+    await page.getByRole("button", { name: "Start evaluation" }).click()
+    await expect.poll(() => page.textContent("[data-testid=eval-state]"), { timeout: 60_000 }).toMatch(/^done/)
+    await expect.poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("tiny-q4")
     await shot("6-evaluation")
 
     // Accessibility: axe-core on the evaluation and items views, then the keyboard reaches the tabs.

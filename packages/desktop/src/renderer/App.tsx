@@ -156,6 +156,7 @@ const RunPanel = ({ view, onView }: { view: RunView | undefined; onView: (v: Run
       {field("rewriter", "Rewriter", "onnx:/models/qwen2.5-7b#q4")}
       {field("judge", "Judge", "openai:qwq-32b@http://127.0.0.1:8000/v1")}
       {field("limit", "Only the first N problems", "all")}
+      <ModelCheck />
       <div className="buttons">
         <button onClick={() => void start()} disabled={busy || active}>
           Start
@@ -237,6 +238,39 @@ const RunPanel = ({ view, onView }: { view: RunView | undefined; onView: (v: Run
   )
 }
 
+/** Checks a local model folder the way `fastcot models inspect` does. */
+const ModelCheck = () => {
+  const [path, setPath] = useState("")
+  const [report, setReport] = useState<Reply<"models.inspect"> | undefined>(undefined)
+  const { error, busy, run } = useAsync()
+  return (
+    <details>
+      <summary>Check a local model folder</summary>
+      <label htmlFor="model-path">Model folder (config.json, tokenizer.json, onnx/)</label>
+      <input id="model-path" value={path} onChange={(e) => setPath(e.target.value)} />
+      <button disabled={busy || path === ""} onClick={() => void run(async () => setReport(await call("models.inspect", { path })))}>
+        Check
+      </button>
+      <ErrorNote error={error} />
+      {report !== undefined ? (
+        <div aria-live="polite" className="model-report">
+          <p>
+            {report.architecture}, {report.parameters !== null ? `~${(report.parameters / 1e6).toFixed(1)}M parameters` : "parameters unknown"}, chat template {report.chatTemplate ? "present" : "missing"}
+          </p>
+          <ul aria-label="Weight variants">
+            {report.variants.map((v) => (
+              <li key={v.name}>
+                {v.name}: {(v.bytes / 2 ** 20).toFixed(1)} MiB, {v.runnable === true ? "runnable" : v.runnable === false ? "not runnable" : "unchecked"} (use onnx:{path}#{v.name})
+              </li>
+            ))}
+          </ul>
+          {report.missing.length > 0 ? <p>Missing: {report.missing.join(", ")}</p> : null}
+        </div>
+      ) : null}
+    </details>
+  )
+}
+
 const WordDiff = ({ before, after }: { before: string; after: string }) => (
   <p className="diff">
     {diffWords(before, after).map((p, i) => (p.added ? <ins key={i}>{p.value}</ins> : p.removed ? <del key={i}>{p.value}</del> : <span key={i}>{p.value}</span>))}
@@ -244,7 +278,7 @@ const WordDiff = ({ before, after }: { before: string; after: string }) => (
 )
 
 const ItemsPanel = () => {
-  const [filter, setFilter] = useState<{ fate: "" | "kept" | "dropped" | "pending"; verdict: "" | "easy" | "medium" | "hard"; search: string }>({ fate: "", verdict: "", search: "" })
+  const [filter, setFilter] = useState<{ fate: "" | "kept" | "dropped" | "pending"; verdict: "" | "easy" | "medium" | "hard"; search: string; maxTokens: string }>({ fate: "", verdict: "", search: "", maxTokens: "" })
   const [rows, setRows] = useState<ReadonlyArray<ItemRow>>([])
   const [open, setOpen] = useState<ItemDetail | undefined>(undefined)
   const { error, run } = useAsync()
@@ -255,11 +289,12 @@ const ItemsPanel = () => {
           ...(filter.fate !== "" ? { fate: filter.fate } : {}),
           ...(filter.verdict !== "" ? { verdict: filter.verdict } : {}),
           ...(filter.search !== "" ? { search: filter.search } : {}),
+          ...(filter.maxTokens !== "" ? { maxTokens: Number(filter.maxTokens) } : {}),
           limit: 500
         })
       )
     )
-  }, [filter.fate, filter.verdict, filter.search])
+  }, [filter.fate, filter.verdict, filter.search, filter.maxTokens])
   return (
     <section aria-labelledby="items-title">
       <h2 id="items-title">Dataset</h2>
@@ -280,6 +315,8 @@ const ItemsPanel = () => {
         </select>
         <label htmlFor="f-search">Search</label>
         <input id="f-search" type="search" value={filter.search} onChange={(e) => setFilter({ ...filter, search: e.target.value })} />
+        <label htmlFor="f-tokens">At most this many reasoning tokens</label>
+        <input id="f-tokens" type="number" min="0" value={filter.maxTokens} onChange={(e) => setFilter({ ...filter, maxTokens: e.target.value })} />
       </div>
       <ErrorNote error={error} />
       <table aria-label="Items">
@@ -386,12 +423,71 @@ const ExportPanel = () => {
 
 const EvalPanel = () => {
   const [runs, setRuns] = useState<Reply<"eval.runs">>([])
-  const { error, run } = useAsync()
+  const [form, setForm] = useState({ model: "", dataDir: "", limit: "", maxTokens: "", benches: ["math500"] as Array<string> })
+  const [state, setState] = useState<Reply<"eval.state"> | undefined>(undefined)
+  const { error, busy, run } = useAsync()
   useEffect(() => void run(async () => setRuns(await call("eval.runs", {}))), [])
+  useEffect(() => {
+    if (state?.state !== "running") return
+    const t = setInterval(
+      () =>
+        void call("eval.state", {}).then(async (s) => {
+          setState(s)
+          if (s.state !== "running") setRuns(await call("eval.runs", {}))
+        }),
+      500
+    )
+    return () => clearInterval(t)
+  }, [state?.state])
+  const ALL = ["math500", "aime24", "gpqa_diamond", "mmlu_pro", "livecodebench"] as const
+  const start = () =>
+    run(async () => {
+      await call("eval.start", {
+        model: form.model,
+        dataDir: form.dataDir,
+        benches: form.benches as Array<(typeof ALL)[number]>,
+        ...(form.limit !== "" ? { limit: Number(form.limit) } : {}),
+        ...(form.maxTokens !== "" ? { maxTokens: Number(form.maxTokens) } : {})
+      })
+      setState(await call("eval.state", {}))
+    })
   const benches = [...new Set(runs.flatMap((r) => r.benchmarks.map((b) => b.name)))]
   return (
     <section aria-labelledby="eval-title">
       <h2 id="eval-title">Evaluation runs</h2>
+      <fieldset>
+        <legend>Evaluate a model</legend>
+        <label htmlFor="e-model">Model (onnx:DIR for a local folder, or openai:MODEL@BASE_URL)</label>
+        <input id="e-model" value={form.model} onChange={(e) => setForm({ ...form, model: e.target.value })} />
+        <label htmlFor="e-data">Benchmark data folder (math500/test.jsonl, aime24/test.jsonl, …)</label>
+        <input id="e-data" value={form.dataDir} onChange={(e) => setForm({ ...form, dataDir: e.target.value })} />
+        <div role="group" aria-label="Benchmarks">
+          {ALL.map((b) => (
+            <label key={b} className="check">
+              <input
+                type="checkbox"
+                checked={form.benches.includes(b)}
+                onChange={(e) => setForm({ ...form, benches: e.target.checked ? [...form.benches, b] : form.benches.filter((x) => x !== b) })}
+              />{" "}
+              {b}
+            </label>
+          ))}
+        </div>
+        <label htmlFor="e-limit">Only the first N questions</label>
+        <input id="e-limit" type="number" min="1" value={form.limit} onChange={(e) => setForm({ ...form, limit: e.target.value })} />
+        <label htmlFor="e-max">Max new tokens</label>
+        <input id="e-max" type="number" min="1" value={form.maxTokens} onChange={(e) => setForm({ ...form, maxTokens: e.target.value })} />
+        <button disabled={busy || state?.state === "running" || form.model === "" || form.dataDir === ""} onClick={() => void start()}>
+          Start evaluation
+        </button>
+        {state !== undefined ? (
+          <p aria-live="polite" data-testid="eval-state">
+            {state.state}
+            {state.message !== undefined ? `: ${state.message}` : ""}
+            {state.progress.map((p) => ` · ${p.bench} ${p.done}/${p.total}, ${p.correct} correct`).join("")}
+          </p>
+        ) : null}
+      </fieldset>
       <p>Runs of `fastcot eval` saved in this workspace (eval/RUN/results.json).</p>
       <ErrorNote error={error} />
       {runs.length === 0 ? <p>No evaluation runs yet.</p> : null}
