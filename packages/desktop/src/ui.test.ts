@@ -10,6 +10,8 @@ import { Backend } from "./backend.js"
 import { serveUi, type UiServer } from "./server.js"
 
 const ARTIFACTS = join(__dirname, "..", "..", "..", "test", "artifacts")
+// Polls in this file wait for a UI that refreshes itself (every second or two): allow 15 s.
+const poll = <T,>(f: () => Promise<T> | T, options: { timeout?: number } = {}) => expect.poll(f, { timeout: 15_000, ...options })
 const CHROMIUM = process.env["FASTCOT_CHROMIUM"] ?? "/usr/bin/chromium"
 
 /** SCRIPTED models (no model behind them): the teacher adds; the judge finds every third problem easy. */
@@ -58,21 +60,21 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
       JSON.stringify({ fastcot: "eval/v1", model: "student-7b", benchmarks: [{ bench: "math500", summary: { accuracy: 0.62, meanOutputTokens: 812 } }, { bench: "aime24", summary: { accuracy: 0.1, meanOutputTokens: 3020 } }] })
     )
     await page.goto(ui.url)
-    await expect.poll(() => page.textContent("header")).toContain("no workspace open")
+    await poll(() => page.textContent("header")).toContain("no workspace open")
 
     // Keyboard only: the workspace field, then Enter.
     await page.getByLabel("Workspace folder").focus()
     await page.keyboard.type(ws)
     await page.keyboard.press("Enter")
-    await expect.poll(() => page.textContent(".where")).toContain("0 problems")
+    await poll(() => page.textContent(".where")).toContain("0 problems")
     await shot("1-workspace")
 
     const file = join(root, "problems.jsonl")
     writeFileSync(file, [...Array.from({ length: 24 }, (_, i) => JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })), "{not json"].join("\n"))
     await page.getByLabel(/Import problems or traces/).setInputFiles(file)
-    await expect.poll(() => page.textContent(".report")).toContain("24 new problems")
+    await poll(() => page.textContent(".report")).toContain("24 new problems")
     expect(await page.textContent("[aria-label='Rejected rows']")).toContain("line 25")
-    await expect.poll(() => page.textContent(".where")).toContain("24 problems")
+    await poll(() => page.textContent(".where")).toContain("24 problems")
 
     await page.getByRole("tab", { name: "Run" }).click()
     // A local model folder, checked like `fastcot models inspect` (a tiny Qwen2 with random weights).
@@ -81,45 +83,45 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await page.getByText("Check a local model folder").click()
     await page.getByLabel(/Model folder/).fill(tiny)
     await page.getByRole("button", { name: "Check" }).click()
-    await expect.poll(() => page.textContent("[aria-label='Weight variants']")).toContain("q4")
+    await poll(() => page.textContent("[aria-label='Weight variants']")).toContain("q4")
     expect(await page.textContent("[aria-label='Weight variants']")).toContain("runnable")
     const spec = `openai:scripted@${models.baseUrl}`
     for (const role of ["Teacher", "Rewriter", "Judge"]) await page.getByLabel(role, { exact: true }).fill(spec)
     await page.getByRole("button", { name: "Start" }).click()
-    await expect.poll(() => page.textContent("[data-testid=run-state]")).toBe("running")
+    await poll(() => page.textContent("[data-testid=run-state]")).toBe("running")
     // the counts move while it runs
     const teacherDone = async () => Number(await page.textContent("tr[data-stage=teacher] td:nth-child(3)"))
-    await expect.poll(teacherDone, { timeout: 20_000 }).toBeGreaterThan(0)
+    await poll(teacherDone, { timeout: 20_000 }).toBeGreaterThan(0)
     await shot("2-running")
-    await expect.poll(() => page.textContent("[data-testid=run-state]"), { timeout: 60_000 }).toBe("done")
-    await expect.poll(() => page.textContent(".where")).toContain("24 kept")
+    await poll(() => page.textContent("[data-testid=run-state]"), { timeout: 60_000 }).toBe("done")
+    await poll(() => page.textContent(".where")).toContain("24 kept")
     expect(await page.getAttribute("figure svg[aria-label^='Verdicts']", "aria-label")).toMatch(/easy [1-9]/)
     await shot("3-done")
 
     await page.getByRole("tab", { name: "Items" }).click()
     await page.getByLabel("Verdict").selectOption("easy")
-    await expect.poll(() => page.locator("table[aria-label=Items] tbody tr").count()).toBe(8)
+    await poll(() => page.locator("table[aria-label=Items] tbody tr").count()).toBe(8)
     await page.locator("table[aria-label=Items] tbody button").first().click()
-    await expect.poll(() => page.textContent("article.item")).toContain("easy-to-medium")
+    await poll(() => page.textContent("article.item")).toContain("easy-to-medium")
     expect(await page.locator("article.item ins").count()).toBeGreaterThan(0)
     expect(await page.locator("article.item del").count()).toBeGreaterThan(0)
     await shot("4-item-diff")
 
     await page.getByRole("tab", { name: "Export" }).click()
     await page.getByRole("button", { name: "Export" }).click()
-    await expect.poll(() => page.textContent("[aria-label='Exported files']")).toContain("train.jsonl")
+    await poll(() => page.textContent("[aria-label='Exported files']")).toContain("train.jsonl")
     await shot("5-export")
 
     await page.getByRole("tab", { name: "Evaluation" }).click()
-    await expect.poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("62.0% / 812")
+    await poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("62.0% / 812")
     // Evaluate the local model on three MATH-500 questions from the app.
     await page.getByLabel(/^Model \(onnx/).fill(`onnx:${tiny}#q4`)
     await page.getByLabel(/Benchmark data folder/).fill(join(__dirname, "..", "..", "..", "..", "shared", "data"))
     await page.getByLabel("Only the first N questions").fill("3")
     await page.getByLabel("Max new tokens").fill("8")
     await page.getByRole("button", { name: "Start evaluation" }).click()
-    await expect.poll(() => page.textContent("[data-testid=eval-state]"), { timeout: 60_000 }).toMatch(/^done/)
-    await expect.poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("tiny-q4")
+    await poll(() => page.textContent("[data-testid=eval-state]"), { timeout: 60_000 }).toMatch(/^done/)
+    await poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("tiny-q4")
     await shot("6-evaluation")
 
     // Accessibility: axe-core on the evaluation and items views, then the keyboard reaches the tabs.

@@ -9,7 +9,9 @@ import {
   makeLanguageModel,
   parseModelSpec,
   parsePipeline,
+  onnxProvider,
   releaseLocalEngines,
+  STAGES,
   QwenTokenCounterLive,
   RunStore,
   runPipeline,
@@ -17,13 +19,16 @@ import {
   workspacePaths
 } from "@fastcot/core"
 import { type ScriptedRequest, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
-import { makeSandbox, verifierFor } from "@fastcot/evaluator"
+import { evaluate, makeSandbox, SandboxLive, verifierFor } from "@fastcot/evaluator"
+import * as Exit from "effect/Exit"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { liveRun } from "../tui/liveRun.js"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import { readFileSync } from "node:fs"
 import { rm } from "node:fs/promises"
-import { join, relative } from "node:path"
+import { basename, join, relative } from "node:path"
 import * as Option from "effect/Option"
 import { usage } from "../failure.js"
 import { stdout, storeLayer } from "../shared.js"
@@ -111,12 +116,26 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
       const config = { ...overridden, models: { ...overridden.models, judge: { ...judgeRole, sampling: { ...judgeRole.sampling, temperature: 1 } } } }
       const roles = Either.getOrThrow(buildRoles(config, {}))
       const sandbox = makeSandbox()
+      const tui = process.stdout.isTTY === true && process.stdin.isTTY === true && process.env["FASTCOT_NO_TUI"] === undefined
       const run = yield* Effect.gen(function* () {
-        const lm = yield* makeLanguageModel(roles)
-        const result = yield* runPipeline(config).pipe(Effect.provideService(LanguageModel, lm))
+        const gate = yield* Effect.makeLatch(true)
+        const lm = yield* makeLanguageModel(roles, { gate })
+        const store = yield* RunStore
+        // On a terminal the demo shows the run's dashboard (p, q, i and ? work as in `fastcot run`).
+        const { exit } = yield* liveRun({
+          tui,
+          title: `demo · ${config.name}`,
+          stages: STAGES,
+          lm,
+          gate,
+          store,
+          onEvent: () => {},
+          pipeline: (onEvent) => runPipeline(config, { onEvent }).pipe(Effect.provideService(LanguageModel, lm))
+        })
+        if (Exit.isFailure(exit)) return yield* Effect.failCause(exit.cause)
         const stats = yield* lm.stats
-        const status = yield* Effect.flatMap(RunStore, (s) => s.status)
-        return { result, retries: stats.reduce((n, s) => n + s.retries, 0), status }
+        const status = yield* store.status
+        return { result: exit.value, retries: stats.reduce((n, s) => n + s.retries, 0), status }
       }).pipe(
         Effect.provide(Layer.mergeAll(storeLayer(args.workspace), verifierFor(sandbox), QwenTokenCounterLive)),
         Effect.ensuring(Effect.promise(() => releaseLocalEngines()))
@@ -129,7 +148,29 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
         Effect.provide(Layer.merge(storeLayer(args.workspace), QwenTokenCounterLive))
       )
       yield* stdout(`6. export   ${exported.counts.train} SFT examples -> ${rel(exported.files.train)} (card: ${rel(exported.files.card)})`)
-      yield* stdout(`done. Look around: npx fastcot status --workspace ${rel(paths.root)}`)
+      // 7. An evaluation of the local model on the sample math problems (a MATH-500-style file).
+      const data = join(paths.root, "bench-data")
+      const samples = readFileSync(SAMPLE_PROBLEMS, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { problem?: string; answer?: string; domain?: string })
+      const math = samples.filter((x) => x.domain === "math" && x.problem !== undefined).map((x, i) => JSON.stringify({ problem: x.problem, answer: x.answer, solution: "", subject: "demo", level: 1, unique_id: `demo/${i}.json` }))
+      mkdirSync(join(data, "math500"), { recursive: true })
+      writeFileSync(join(data, "math500", "test.jsonl"), math.join("\n") + "\n")
+      const spec2 = parseModelSpec(judge)
+      const local = Either.isRight(spec2) && spec2.right.kind === "onnx" ? spec2.right : undefined
+      if (local !== undefined) {
+        const outDir = join(paths.root, "eval", "demo-judge-model")
+        const results = yield* Effect.gen(function* () {
+          const lm = yield* makeLanguageModel({ model: { endpoints: [{ provider: onnxProvider({ path: local.path, variant: local.variant, maxBatch: 8 }), concurrency: 8 }] } })
+          return yield* evaluate({ benches: ["math500"], dataDir: data, outDir, model: basename(local.path), samples: 1, preset: "greedy", maxTokens: 24, concurrency: 8 }).pipe(Effect.provideService(LanguageModel, lm))
+        }).pipe(
+          Effect.provide(Layer.mergeAll(storeLayer(args.workspace), QwenTokenCounterLive, SandboxLive())),
+          Effect.ensuring(Effect.promise(() => releaseLocalEngines())),
+          Effect.orDie
+        )
+        const m = results.benchmarks[0]!.summary
+        yield* stdout(`7. eval     the local model on ${m.items} sample math problems: ${(100 * m.accuracy).toFixed(1)}% correct, ${m.meanOutputTokens.toFixed(0)} output tokens per answer`)
+        yield* stdout(`           (random weights: 0% is the expected score) -> ${rel(join(outDir, "results.json"))}; npx fastcot report ${rel(outDir)}`)
+      }
+      yield* stdout(`done. Look around: npx fastcot status --workspace ${rel(paths.root)}; npx fastcot inspect --workspace ${rel(paths.root)}`)
     })
   )
 ).pipe(Command.withDescription("Run the whole recipe offline on the embedded defaults, in a fresh demo workspace, with a scripted teacher and rewriter and a local ONNX judge.\nExamples:\n  fastcot demo\n  fastcot demo --judge-model onnx:./models/Qwen2.5-0.5B-Instruct#q4"))

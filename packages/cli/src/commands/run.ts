@@ -17,18 +17,16 @@ import {
   workspacePaths
 } from "@fastcot/core"
 import { makeSandbox, verifierFor } from "@fastcot/evaluator"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { CliFailure, usage } from "../failure.js"
 import { progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
-import { startDashboard } from "../tui/startDashboard.js"
+import { liveRun } from "../tui/liveRun.js"
 
 const pipeline = Args.text({ name: "PIPELINE" }).pipe(Args.optional, Args.withDescription("A pipeline YAML/JSON file (default: the built-in DistilQwen2.5-DS3-0324 recipe)."))
 const spec = (role: string) =>
@@ -134,58 +132,21 @@ export const runCommand = Command.make(
       // Pause (the dashboard's p) closes this gate: calls in flight finish, no new ones start.
       const gate = yield* Effect.makeLatch(true)
       const lm = yield* makeLanguageModel(roles.right, { cache, gate })
-      const dashboard = tui
-        ? startDashboard({
-            title: `${config.name} · ${status.problems} problems · ${store.location}`,
-            stages: wanted,
-            pause: (paused) => Effect.runSync(paused ? gate.close : gate.open),
-            quit: () => Effect.runFork(quitCleanly),
-            loadItem: (id) =>
-              Effect.runPromise(
-                Effect.gen(function* () {
-                  const item = yield* store.getItem(id)
-                  if (Option.isNone(item)) return undefined
-                  const problem = yield* store.getProblem(item.value.problemId)
-                  return { item: item.value, problem: Option.getOrUndefined(problem) }
-                }).pipe(Effect.orElseSucceed(() => undefined))
-              )
-          })
-        : undefined
-      let quitRequested = false
-      const run = yield* Effect.fork(
-        runPipeline(config, {
-          cache,
-          onEvent: dashboard !== undefined ? dashboard.event : onEvent,
-          limit: Option.getOrUndefined(args.limit),
-          stages: wanted as ReadonlyArray<StageName>
-        }).pipe(
-          Effect.provideService(LanguageModel, lm),
-          Effect.provide(Layer.merge(verifierFor(sandbox), counterLayer)),
-          Effect.catchTag("ImportError", (e) => usage(`${e.file}: ${e.message}`))
-        )
-      )
-      // q: no new calls, wait for those in flight (their answers land in the cache), then stop.
-      const quitCleanly = Effect.gen(function* () {
-        quitRequested = true
-        yield* gate.close
-        for (;;) {
-          const inFlight = (yield* lm.stats).reduce((n, x) => n + x.inFlight, 0)
-          dashboard?.message(inFlight > 0 ? `waiting for ${inFlight} calls in flight` : "stopping")
-          if (inFlight === 0) break
-          yield* Effect.sleep(Duration.millis(100))
-        }
-        yield* Fiber.interrupt(run)
+      const { exit, quit: quitRequested } = yield* liveRun({
+        tui,
+        title: `${config.name} · ${status.problems} problems · ${store.location}`,
+        stages: wanted,
+        lm,
+        gate,
+        store,
+        onEvent,
+        pipeline: (emit) =>
+          runPipeline(config, { cache, onEvent: emit, limit: Option.getOrUndefined(args.limit), stages: wanted as ReadonlyArray<StageName> }).pipe(
+            Effect.provideService(LanguageModel, lm),
+            Effect.provide(Layer.merge(verifierFor(sandbox), counterLayer)),
+            Effect.catchTag("ImportError", (e) => usage(`${e.file}: ${e.message}`))
+          )
       })
-      const poller = dashboard !== undefined
-        ? yield* Effect.fork(Effect.forever(Effect.flatMap(lm.stats, (st) => Effect.sync(() => dashboard.stats(st))).pipe(Effect.zipRight(Effect.sleep(Duration.millis(500))))))
-        : undefined
-      const exit = yield* Fiber.await(run).pipe(Effect.onInterrupt(() => Effect.promise(() => dashboard?.close() ?? Promise.resolve())))
-      if (poller !== undefined) yield* Fiber.interrupt(poller)
-      if (dashboard !== undefined) {
-        dashboard.stats(yield* lm.stats)
-        if (Exit.isSuccess(exit)) dashboard.event({ _tag: "pipeline-done", kept: exit.value.align?.kept ?? 0, dropped: 0, failed: 0 })
-        yield* Effect.promise(() => dashboard.close())
-      }
       if (Exit.isFailure(exit)) {
         if (quitRequested) {
           const after = yield* store.status
