@@ -159,7 +159,8 @@ describe("fastcot command line", () => {
     expect(status.items).toBe(8)
     expect(status.pending).toBe(0)
     // random weights: the teacher's answers run out of tokens or are wrong; the imported traces reach the judge
-    expect((status.dropReasons["truncated"] ?? 0) + (status.dropReasons["answer-mismatch"] ?? 0)).toBe(5)
+    const verifyDrops = ["truncated", "answer-mismatch", "no-answer"].reduce((n, code) => n + (status.dropReasons[code] ?? 0), 0)
+    expect(verifyDrops, JSON.stringify(status.dropReasons)).toBe(5)
     expect(status.llm.byRole["teacher"]!.calls).toBe(5)
     expect(status.llm.byRole["judge"]!.calls).toBeGreaterThanOrEqual(9)
     if (status.kept > 0) expect(status.tokens.tokenizer).toBe("tiny")
