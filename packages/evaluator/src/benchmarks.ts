@@ -58,7 +58,7 @@ export interface Benchmark {
 }
 
 export const PROMPT_VERSION = "eval/v1"
-export const GRADER_VERSION = "fastcot-grader/v2"
+export const GRADER_VERSION = "fastcot-grader/v3"
 const str = (v: unknown) => (v === undefined || v === null ? undefined : String(v))
 
 const gradeMath = (item: EvalItem, output: string): Effect.Effect<Grade> => {

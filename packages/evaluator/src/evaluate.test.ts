@@ -138,7 +138,7 @@ describe("a full evaluation against a scripted model on loopback", () => {
       expect(s).toMatchObject({ items: 30, samples: 60, accuracy: 0.5 })
       expect(s.passAtK["pass@2"]).toBe(1)
       expect(s.meanOutputTokens).toBeGreaterThan(5)
-      expect(first.settings).toMatchObject({ preset: "r1", sampling: { temperature: 0.6, top_p: 0.95, max_tokens: 32768 }, samples: 2, graderVersion: "fastcot-grader/v2" })
+      expect(first.settings).toMatchObject({ preset: "r1", sampling: { temperature: 0.6, top_p: 0.95, max_tokens: 32768 }, samples: 2, graderVersion: "fastcot-grader/v3" })
       const sent = server.requests.length
       expect(sent).toBe(60)
       // A rerun is answered from the cache.

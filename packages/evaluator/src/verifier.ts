@@ -41,7 +41,7 @@ export const makeVerifier = Effect.gen(function* () {
       )
     )
   }
-  return { name: `evaluator/v1 (code sandbox: ${sandbox.isolation})`, verify } satisfies VerifierShape
+  return { name: `evaluator/v2 (code sandbox: ${sandbox.isolation})`, verify } satisfies VerifierShape
 })
 
 export const EvaluatorVerifierLive = (options: SandboxOptions = {}): Layer.Layer<Verifier> =>

@@ -110,7 +110,7 @@ export const extractLetter = (text: string): string | undefined => {
  * reported as such.
  */
 export const basicVerifier: VerifierShape = {
-  name: "basic/v1",
+  name: "basic/v2",
   verify: (problem, trace) =>
     Effect.sync((): Verification => {
       const text = `${trace.reasoning}\n\n${trace.finalAnswer ?? ""}`
