@@ -8,7 +8,6 @@ import * as Option from "effect/Option"
 import { basename, join, relative } from "node:path"
 import { failed, usage } from "../failure.js"
 import { progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
-import { startEvalTable } from "../tui/EvalTable.js"
 
 const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL, or onnx:DIR[#variant] for a local model folder."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Local models: intra-op threads (default: every core)."))
@@ -57,7 +56,10 @@ export const evalCommand = Command.make(
       }
       const outDir = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).root, "eval", `${name.replace(/[^\w.-]+/g, "_")}-${new Date().toISOString().replace(/[:.]/g, "-")}`))
       const progress = progressLine()
-      const table = process.stdout.isTTY === true && process.env["FASTCOT_NO_TUI"] === undefined ? startEvalTable(name) : undefined
+      const table =
+        process.stdout.isTTY === true && process.env["FASTCOT_NO_TUI"] === undefined
+          ? (yield* Effect.promise(() => import("../tui/EvalTable.js"))).startEvalTable(name)
+          : undefined
       const lm = provider !== undefined
         ? yield* makeLanguageModel({ model: { endpoints: [{ provider, concurrency: args.concurrency }] } }, { cache: args.noCache ? "off" : "use" })
         : { roles: [], modelOf: () => name, complete: () => Effect.die("no model"), stats: Effect.succeed([]) }

@@ -3,9 +3,7 @@ import { Item, type Problem, RunStore, type Trace } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { render } from "ink"
 import { usage } from "../failure.js"
-import { InspectBrowser } from "../tui/InspectBrowser.js"
 import { jsonOption, stdout, storeLayer, workspaceOption } from "../shared.js"
 
 const item = Args.text({ name: "ITEM" }).pipe(Args.optional, Args.withDescription("An item id, or a unique prefix of one (i_3fa2...)."))
@@ -65,6 +63,8 @@ export const inspectCommand = Command.make("inspect", { item, fate, limit, works
     const store = yield* RunStore
     const interactive = !args.json && Option.isNone(args.item) && process.stdout.isTTY === true && process.stdin.isTTY === true && process.env["FASTCOT_NO_TUI"] === undefined
     if (interactive) {
+      const { render } = yield* Effect.promise(() => import("ink"))
+      const { InspectBrowser } = yield* Effect.promise(() => import("../tui/InspectBrowser.js"))
       const status = yield* store.status
       const run = <A,>(e: Effect.Effect<A, unknown>) => Effect.runPromise(e.pipe(Effect.orElseSucceed(() => undefined as A)))
       const app = render(

@@ -4,7 +4,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import { startDashboard } from "./startDashboard.js"
 
 /**
  * Runs a pipeline with the dashboard when `tui` is set (else with `onEvent`): p pauses through
@@ -37,8 +36,9 @@ export const liveRun = <E, R>(options: {
       }
       if (run !== undefined) yield* Fiber.interrupt(run)
     })
+    // Ink is loaded only for the dashboard: commands without it start faster.
     const dashboard = options.tui
-      ? startDashboard({
+      ? (yield* Effect.promise(() => import("./startDashboard.js"))).startDashboard({
           title: options.title,
           stages: options.stages,
           pause: (paused) => Effect.runSync(paused ? gate.close : gate.open),
