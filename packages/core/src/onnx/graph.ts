@@ -1,16 +1,21 @@
-import onnxProto from "onnx-proto"
+import { createRequire } from "node:module"
 import type { onnx as P } from "onnx-proto"
 
-/** onnx-proto is CommonJS: its namespace comes through the default export. */
-export const onnx = onnxProto.onnx
+type OnnxNamespace = typeof P
+let namespace: OnnxNamespace | undefined
+/**
+ * onnx-proto (CommonJS, with protobufjs), loaded when a graph is first written: only the model
+ * builder needs it, so importing the core does not pay for it.
+ */
+const onnx = (): OnnxNamespace => (namespace ??= (createRequire(import.meta.url)("onnx-proto") as { onnx: OnnxNamespace }).onnx)
 
-/** ONNX element types used by the builder. */
+/** ONNX element types used by the builder (TensorProto.DataType's numbers in onnx.proto). */
 export const DType = {
-  float: onnx.TensorProto.DataType.FLOAT,
-  uint8: onnx.TensorProto.DataType.UINT8,
-  int8: onnx.TensorProto.DataType.INT8,
-  int64: onnx.TensorProto.DataType.INT64,
-  bool: onnx.TensorProto.DataType.BOOL
+  float: 1,
+  uint8: 2,
+  int8: 3,
+  int64: 7,
+  bool: 9
 } as const
 export type DType = (typeof DType)[keyof typeof DType]
 
@@ -68,7 +73,7 @@ export class GraphBuilder {
     const t: P.ITensorProto = { name, dataType: type, dims: [...dims] }
     if (this.external !== undefined && bytes.byteLength >= this.external.minBytes) {
       const offset = this.external.write(bytes)
-      t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL
+      t.dataLocation = onnx().TensorProto.DataLocation.EXTERNAL
       t.externalData = [
         { key: "location", value: this.external.location },
         { key: "offset", value: String(offset) },
@@ -112,7 +117,7 @@ export class GraphBuilder {
         output: args.outputs.map(valueInfo)
       }
     }
-    return onnx.ModelProto.encode(onnx.ModelProto.create(proto)).finish()
+    return onnx().ModelProto.encode(onnx().ModelProto.create(proto)).finish()
   }
 }
 
@@ -127,7 +132,7 @@ const valueInfo = (v: ValueInfo): P.IValueInfoProto => ({
 })
 
 const attribute = (name: string, v: AttrValue): P.IAttributeProto => {
-  const T = onnx.AttributeProto.AttributeType
+  const T = onnx().AttributeProto.AttributeType
   if (typeof v === "number") return Number.isInteger(v) ? { name, type: T.INT, i: v } : { name, type: T.FLOAT, f: v }
   if (typeof v === "string") return { name, type: T.STRING, s: new TextEncoder().encode(v) }
   if ("float" in v) return { name, type: T.FLOAT, f: v.float }

@@ -1,6 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as ort from "onnxruntime-node"
+import type * as ort from "onnxruntime-node"
+import { loadOrt } from "./ort.js"
 import { readSignature } from "./localModel.js"
 import { estimateParameters, type ModelFolderError, readModelFolder } from "./modelFolder.js"
 
@@ -66,7 +67,7 @@ export const inspectModel = (dir: string, options: { readonly graphs?: boolean }
       const graph = yield* Effect.promise(async () => {
         let session: ort.InferenceSession | undefined
         try {
-          session = await ort.InferenceSession.create(v.file, { graphOptimizationLevel: "disabled", logSeverityLevel: 3 })
+          session = await (await loadOrt()).InferenceSession.create(v.file, { graphOptimizationLevel: "disabled", logSeverityLevel: 3 })
           const sig = readSignature(session)
           return Either.isRight(sig)
             ? { runnable: true, message: "runnable", layers: sig.right.layers, kvType: sig.right.kvType }

@@ -3,9 +3,10 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Scope from "effect/Scope"
-import * as ort from "onnxruntime-node"
+import type * as ort from "onnxruntime-node"
 import { ChatTokenizer } from "./chatTokenizer.js"
 import { type ModelFolder, type ModelFolderError, pickVariant, readModelFolder, type ModelVariant } from "./modelFolder.js"
+import { loadOrt, type OrtModule } from "./ort.js"
 import { type ChoiceConstraint, sampleToken, type SamplingParams, seededRandom } from "./sampler.js"
 
 /** A local model that cannot run, or a run that failed. */
@@ -106,10 +107,10 @@ const halfToFloat = (h: number): number => {
   return s * 2 ** (e - 15) * (1 + f / 1024)
 }
 
-const int64 = (values: ArrayLike<number>, dims: ReadonlyArray<number>) => {
+const int64 = (rt: OrtModule, values: ArrayLike<number>, dims: ReadonlyArray<number>) => {
   const data = new BigInt64Array(values.length)
   for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]!)
-  return new ort.Tensor("int64", data, dims)
+  return new rt.Tensor("int64", data, dims)
 }
 
 /**
@@ -125,7 +126,9 @@ export class LocalModel {
     readonly session: ort.InferenceSession,
     readonly signature: GraphSignature,
     readonly tokenizer: ChatTokenizer,
-    readonly threads: number
+    readonly threads: number,
+    /** The ONNX Runtime module the session came from (loaded on first use). */
+    readonly ort: OrtModule
   ) {}
 
   get id(): string {
@@ -144,9 +147,10 @@ export class LocalModel {
       const variant = pickVariant(folder, options.variant)
       if (Either.isLeft(variant)) return yield* new LocalModelError({ reason: "load", message: variant.left })
       const threads = options.threads ?? Math.max(1, os.availableParallelism())
+      const rt = yield* Effect.promise(loadOrt)
       const session = yield* Effect.tryPromise({
         try: () =>
-          ort.InferenceSession.create(variant.right.file, {
+          rt.InferenceSession.create(variant.right.file, {
             executionProviders: ["cpu"],
             graphOptimizationLevel: "all",
             executionMode: "sequential",
@@ -166,7 +170,7 @@ export class LocalModel {
         try: () => new ChatTokenizer(folder),
         catch: (e) => new LocalModelError({ reason: "load", message: `${folder.dir}/tokenizer.json: ${e instanceof Error ? e.message : String(e)}` })
       })
-      return new LocalModel(folder, variant.right, session, signature.right, tokenizer, threads)
+      return new LocalModel(folder, variant.right, session, signature.right, tokenizer, threads, rt)
     })
   }
 
@@ -186,7 +190,7 @@ export class LocalModel {
     for (let l = 0; l < this.signature.layers; l++) {
       for (const kind of ["key", "value"]) {
         const data = type === "float16" ? new Uint16Array(0) : new Float32Array(0)
-        feeds[`past_key_values.${l}.${kind}`] = new ort.Tensor(type, data, [batch, this.folder.numKvHeads, 0, this.folder.headDim])
+        feeds[`past_key_values.${l}.${kind}`] = new this.ort.Tensor(type, data, [batch, this.folder.numKvHeads, 0, this.folder.headDim])
       }
     }
     return feeds
@@ -197,7 +201,7 @@ export class LocalModel {
     const all = { ...feeds }
     if (this.signature.hasCacheBranch) {
       const past = feeds["past_key_values.0.key"]
-      all["use_cache_branch"] = new ort.Tensor("bool", Uint8Array.from([past !== undefined && past.dims[2]! > 0 ? 1 : 0]), [1])
+      all["use_cache_branch"] = new this.ort.Tensor("bool", Uint8Array.from([past !== undefined && past.dims[2]! > 0 ? 1 : 0]), [1])
     }
     if (!this.signature.hasPositionIds) delete all["position_ids"]
     return fetches === undefined ? this.session.run(all) : this.session.run(all, fetches)
@@ -258,16 +262,16 @@ export class LocalModel {
       }
     })
     let out = await this.run({
-      input_ids: int64(ids, [B, S]),
-      attention_mask: int64(mask, [B, S]),
-      position_ids: int64(pos, [B, S]),
+      input_ids: int64(this.ort, ids, [B, S]),
+      attention_mask: int64(this.ort, mask, [B, S]),
+      position_ids: int64(this.ort, pos, [B, S]),
       ...this.emptyPast(B)
     })
     const firstTokenMs = performance.now() - started
     let total = S
     let maskData = BigInt64Array.from(mask.map(BigInt))
     const V = this.vocabSize
-    const logitsOut = this.signature.logitsType === "float32" ? new ort.Tensor("float32", new Float32Array(B * V), [B, 1, V]) : null
+    const logitsOut = this.signature.logitsType === "float32" ? new this.ort.Tensor("float32", new Float32Array(B * V), [B, 1, V]) : null
     const fetches: Record<string, ort.Tensor | null> = { logits: logitsOut }
     for (let l = 0; l < this.signature.layers; l++) fetches[`present.${l}.key`] = fetches[`present.${l}.value`] = null
     let step = 0
@@ -324,9 +328,9 @@ export class LocalModel {
       }
       maskData = grown
       const feeds: Record<string, ort.Tensor> = {
-        input_ids: new ort.Tensor("int64", next, [B, 1]),
-        attention_mask: new ort.Tensor("int64", maskData, [B, total]),
-        position_ids: new ort.Tensor("int64", nextPos, [B, 1])
+        input_ids: new this.ort.Tensor("int64", next, [B, 1]),
+        attention_mask: new this.ort.Tensor("int64", maskData, [B, total]),
+        position_ids: new this.ort.Tensor("int64", nextPos, [B, 1])
       }
       for (let l = 0; l < this.signature.layers; l++) {
         feeds[`past_key_values.${l}.key`] = out[`present.${l}.key`]!
