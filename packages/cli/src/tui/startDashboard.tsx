@@ -1,7 +1,7 @@
 import type { EndpointStats, Item, Problem, RunEvent } from "@fastcot/core"
 import { render } from "ink"
 import { Dashboard } from "./Dashboard.js"
-import { applyEvent, applyStats, type DashboardState, initialState } from "@fastcot/core"
+import { applyEvent, applyStats, initialState } from "@fastcot/core"
 
 export interface DashboardOptions {
   readonly title: string
@@ -16,11 +16,9 @@ export interface DashboardOptions {
 }
 
 export interface DashboardHandle {
-  readonly state: DashboardState
   readonly event: (e: RunEvent) => void
   readonly stats: (stats: ReadonlyArray<EndpointStats>) => void
   readonly message: (text: string | undefined) => void
-  readonly quitting: () => void
   /** Draws the last frame and gives the terminal back. */
   readonly close: () => Promise<void>
 }
@@ -88,7 +86,6 @@ export const startDashboard = (options: DashboardOptions): DashboardHandle => {
   // The clock and the rates move even when nothing happens: one frame a second at least.
   const clock = setInterval(() => (dirty = true), 1000)
   return {
-    state,
     event: (e) => {
       applyEvent(state, e)
       dirty = true
@@ -101,10 +98,6 @@ export const startDashboard = (options: DashboardOptions): DashboardHandle => {
     },
     message: (text) => {
       state.message = text
-      dirty = true
-    },
-    quitting: () => {
-      state.quitting = true
       dirty = true
     },
     close: async () => {
