@@ -6,14 +6,14 @@ import {
   type DashboardState,
   defaultPipelineText,
   exportDataset,
+  fateDetail,
   importFile,
   initialState,
   inspectModel,
   LanguageModel,
   type LanguageModelShape,
   makeLanguageModel,
-  onnxProvider,
-  openAiProvider,
+  modelFromSpec,
   parseModelSpec,
   parsePipeline,
   tokenizerFileCounter,
@@ -27,7 +27,7 @@ import {
   TokenCounter,
   workspacePaths
 } from "@fastcot/core"
-import { evaluate, makeSandbox, SandboxLive, verifierFor } from "@fastcot/evaluator"
+import { evalRunFolder, evaluate, makeSandbox, SandboxLive, verifierFor } from "@fastcot/evaluator"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -310,7 +310,7 @@ export class Backend {
           .map((i) => ({
             id: i.id,
             fate: i.fate,
-            what: String((i.fate === "kept" ? i.keptAs : i.fate === "dropped" ? i.reason?.code : i.stage) ?? ""),
+            what: fateDetail(i),
             rounds: i.rounds.length,
             question: (problems.get(i.problemId)?.question ?? "").replace(/\s+/g, " ").slice(0, 300),
             tokensBefore: (i.original ?? i.trace)?.tokens?.reasoning ?? null,
@@ -393,11 +393,9 @@ export class Backend {
     const spec = parseModelSpec(req.model)
     if (Either.isLeft(spec)) throw new BadRequest(spec.left)
     const local = spec.right.kind === "onnx" ? spec.right : undefined
-    const remote = spec.right.kind === "openai" ? spec.right : undefined
-    const name = local !== undefined ? `${local.path.split(/[\\/]/).filter((x) => x !== "").pop() ?? "local"}${local.variant !== undefined ? `-${local.variant}` : ""}` : remote!.model
-    const dir = `${name.replace(/[^\w.-]+/g, "_")}-${new Date().toISOString().replace(/[:.]/g, "-")}`
+    const { name, provider } = modelFromSpec(spec.right, { apiKey: this.env["OPENAI_API_KEY"] || undefined, maxBatch: 8 })
+    const dir = evalRunFolder(name)
     const outDir = join(workspacePaths(this.workspace ?? ".").root, "eval", dir)
-    const provider = local !== undefined ? onnxProvider({ path: local.path, variant: local.variant, maxBatch: 8 }) : openAiProvider({ baseUrl: remote!.baseUrl, model: remote!.model, apiKey: this.env["OPENAI_API_KEY"] || undefined })
     const counter = local !== undefined ? await Effect.runPromise(Effect.either(tokenizerFileCounter(local.path))) : undefined
     if (counter !== undefined && Either.isLeft(counter)) throw new BadRequest(counter.left.message)
     this.evaluation = { state: "running", progress: new Map() }

@@ -78,6 +78,9 @@ const Predictions = (file: string): Map<string, Array<string>> => {
   return out
 }
 
+/** The folder name of an evaluation run: the model's name made file-safe, and the time it started. */
+export const evalRunFolder = (model: string, at: Date = new Date()): string => `${model.replace(/[^\w.-]+/g, "_")}-${at.toISOString().replace(/[:.]/g, "-")}`
+
 /**
  * Evaluates a model (the `model` role of the LanguageModel service) on benchmarks, or grades saved
  * predictions: accuracy and output tokens side by side, per benchmark and per subject. Generations

@@ -9,7 +9,7 @@ import {
   makeLanguageModel,
   parseModelSpec,
   parsePipeline,
-  onnxProvider,
+  modelFromSpec,
   releaseLocalEngines,
   STAGES,
   QwenTokenCounterLive,
@@ -28,7 +28,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import { readFileSync } from "node:fs"
 import { rm } from "node:fs/promises"
-import { basename, join, relative } from "node:path"
+import { join, relative } from "node:path"
 import * as Option from "effect/Option"
 import { usage } from "../failure.js"
 import { stdout, storeLayer } from "../shared.js"
@@ -159,8 +159,9 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
       if (local !== undefined) {
         const outDir = join(paths.root, "eval", "demo-judge-model")
         const results = yield* Effect.gen(function* () {
-          const lm = yield* makeLanguageModel({ model: { endpoints: [{ provider: onnxProvider({ path: local.path, variant: local.variant, maxBatch: 8 }), concurrency: 8 }] } })
-          return yield* evaluate({ benches: ["math500"], dataDir: data, outDir, model: basename(local.path), samples: 1, preset: "greedy", maxTokens: 24, concurrency: 8 }).pipe(Effect.provideService(LanguageModel, lm))
+          const { provider, name } = modelFromSpec(local, { maxBatch: 8 })
+          const lm = yield* makeLanguageModel({ model: { endpoints: [{ provider, concurrency: 8 }] } })
+          return yield* evaluate({ benches: ["math500"], dataDir: data, outDir, model: name, samples: 1, preset: "greedy", maxTokens: 24, concurrency: 8 }).pipe(Effect.provideService(LanguageModel, lm))
         }).pipe(
           Effect.provide(Layer.mergeAll(storeLayer(args.workspace), QwenTokenCounterLive, SandboxLive())),
           Effect.ensuring(Effect.promise(() => releaseLocalEngines())),

@@ -1,11 +1,11 @@
 import { Command, Options } from "@effect/cli"
-import { LanguageModel, makeLanguageModel, type ModelProvider, onnxProvider, openAiProvider, parseModelSpec, releaseLocalEngines, QwenTokenCounterLive, TokenizerFileCounterLive, workspacePaths } from "@fastcot/core"
-import { benchmarkNames, evaluate, markdownReport, type Preset, SandboxLive } from "@fastcot/evaluator"
+import { LanguageModel, makeLanguageModel, modelFromSpec, type ModelProvider, parseModelSpec, releaseLocalEngines, QwenTokenCounterLive, TokenizerFileCounterLive, workspacePaths } from "@fastcot/core"
+import { benchmarkNames, evaluate, evalRunFolder, markdownReport, type Preset, SandboxLive } from "@fastcot/evaluator"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { basename, join, relative } from "node:path"
+import { join, relative } from "node:path"
 import { failed, usage } from "../failure.js"
 import { progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
 
@@ -44,17 +44,10 @@ export const evalCommand = Command.make(
       if (spec !== undefined) {
         const parsed = parseModelSpec(spec)
         if (Either.isLeft(parsed)) return yield* usage(parsed.left)
-        if (parsed.right.kind === "onnx") {
-          tokenizerPath ??= parsed.right.path
-          name = `${basename(parsed.right.path)}${parsed.right.variant !== undefined ? `-${parsed.right.variant}` : ""}`
-          // Concurrent questions are decoded together, `concurrency` rows a batch.
-          provider = onnxProvider({ path: parsed.right.path, variant: parsed.right.variant, threads: Option.getOrUndefined(args.threads), maxBatch: args.concurrency })
-        } else {
-          name = parsed.right.model
-          provider = openAiProvider({ baseUrl: parsed.right.baseUrl, model: parsed.right.model, apiKey: process.env[args.apiKeyEnv] || undefined })
-        }
+        if (parsed.right.kind === "onnx") tokenizerPath ??= parsed.right.path
+        ;({ name, provider } = modelFromSpec(parsed.right, { apiKey: process.env[args.apiKeyEnv] || undefined, threads: Option.getOrUndefined(args.threads), maxBatch: args.concurrency }))
       }
-      const outDir = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).root, "eval", `${name.replace(/[^\w.-]+/g, "_")}-${new Date().toISOString().replace(/[:.]/g, "-")}`))
+      const outDir = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).root, "eval", evalRunFolder(name)))
       const progress = progressLine()
       const table =
         process.stdout.isTTY === true && process.env["FASTCOT_NO_TUI"] === undefined

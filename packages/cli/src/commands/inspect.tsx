@@ -1,5 +1,5 @@
 import { Args, Command, Options } from "@effect/cli"
-import { Item, type Problem, RunStore, type Trace } from "@fastcot/core"
+import { fateDetail, Item, type Problem, RunStore, type Trace } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -80,7 +80,7 @@ export const inspectCommand = Command.make("inspect", { item, fate, limit, works
                 const problems = new Map((yield* store.getProblems(items.map((i) => i.problemId))).map((p) => [p.id as string, p]))
                 return items.map((i) => ({
                   id: i.id,
-                  what: String((i.fate === "kept" ? i.keptAs : i.fate === "dropped" ? i.reason?.code : i.stage) ?? ""),
+                  what: fateDetail(i),
                   rounds: i.rounds.length,
                   question: (problems.get(i.problemId)?.question ?? "").replace(/\s+/g, " ")
                 }))
@@ -106,8 +106,8 @@ export const inspectCommand = Command.make("inspect", { item, fate, limit, works
       const problems = new Map((yield* store.getProblems(items.map((i) => i.problemId))).map((p) => [p.id as string, p]))
       if (args.json) return yield* stdout(JSON.stringify(items.map((i) => ({ id: i.id, fate: i.fate, stage: i.stage, keptAs: i.keptAs, reason: i.reason, rounds: i.rounds.length }))))
       for (const i of items) {
-        const what = i.fate === "kept" ? i.keptAs : i.fate === "dropped" ? i.reason?.code : i.stage
-        yield* stdout(`${i.id}  ${i.fate.padEnd(7)} ${String(what ?? "").padEnd(22)} ${String(i.rounds.length).padStart(2)} rounds  ${(problems.get(i.problemId)?.question ?? "").replace(/\s+/g, " ").slice(0, 60)}`)
+        const what = fateDetail(i)
+        yield* stdout(`${i.id}  ${i.fate.padEnd(7)} ${what.padEnd(22)} ${String(i.rounds.length).padStart(2)} rounds  ${(problems.get(i.problemId)?.question ?? "").replace(/\s+/g, " ").slice(0, 60)}`)
       }
       return
     }

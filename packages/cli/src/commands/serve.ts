@@ -1,5 +1,5 @@
 import { Command, Options } from "@effect/cli"
-import { LocalEngine, LocalModel, parseModelSpec, serveLocalModel } from "@fastcot/core"
+import { isLoopbackHost, LocalEngine, LocalModel, parseModelSpec, serveLocalModel } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -28,7 +28,7 @@ export const serveCommand = Command.make("serve", { model, port, host, threads, 
       modelName: Option.getOrUndefined(args.name),
       onRequest: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
     }).pipe(Effect.mapError((e) => failed(`cannot listen on ${args.host}:${args.port}: ${e.message}`)))
-    if (args.host !== "127.0.0.1" && args.host !== "localhost" && args.host !== "::1") yield* stderr(`warning: bound to ${args.host}: anyone who can reach it can use the model`)
+    if (!isLoopbackHost(args.host)) yield* stderr(`warning: bound to ${args.host}: anyone who can reach it can use the model`)
     yield* stderr(`${m.id} (${m.variant.name}, ${m.threads} threads, batches of up to ${args.maxBatch})`)
     yield* stdout(`serving on ${server.url}  (OpenAI-compatible: GET /v1/models, POST /v1/chat/completions; Ctrl-C stops)`)
     return yield* Effect.never

@@ -1,5 +1,6 @@
 import { Command, Options } from "@effect/cli"
 import { Backend, serveUi } from "@fastcot/desktop"
+import { isLoopbackHost } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import { failed } from "../failure.js"
 import { stderr, stdout } from "../shared.js"
@@ -19,7 +20,7 @@ export const uiCommand = Command.make("ui", { port, host, workspace }, (args) =>
       Effect.tryPromise({ try: () => serveUi(backend, { host: args.host, port: args.port }), catch: (e) => failed(`cannot listen on ${args.host}:${args.port}: ${e instanceof Error ? e.message : String(e)}`) }),
       (s) => Effect.promise(() => s.close().then(() => backend.close()))
     )
-    if (args.host !== "127.0.0.1" && args.host !== "localhost") yield* stderr(`warning: bound to ${args.host}: anyone who can reach it can use your workspaces`)
+    if (!isLoopbackHost(args.host)) yield* stderr(`warning: bound to ${args.host}: anyone who can reach it can use your workspaces`)
     yield* stdout(`fastcot ui on ${server.url}  (open it in a browser; Ctrl-C stops)`)
     return yield* Effect.never
   }).pipe(Effect.scoped)

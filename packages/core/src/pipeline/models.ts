@@ -2,6 +2,10 @@ import * as Either from "effect/Either"
 import type { RoleConfig } from "../llm/LanguageModel.js"
 import { openAiProvider } from "../llm/openai.js"
 import { onnxProvider } from "../onnx/engine.js"
+import { isLoopbackHost } from "../util/net.js"
+import type { ModelProvider } from "../llm/provider.js"
+import { basename } from "node:path"
+import type { ModelSpec } from "./modelSpec.js"
 import type { EndpointSettings, PipelineConfig, RoleSettings } from "./config.js"
 import { parseModelSpec } from "./modelSpec.js"
 
@@ -73,7 +77,7 @@ export const buildRoles = (
       }
       const apiKey = env[e.apiKeyEnv ?? "OPENAI_API_KEY"]
       const host = new URL(spec.right.baseUrl).hostname
-      const local = host === "localhost" || host === "::1" || host === "[::1]" || host.startsWith("127.")
+      const local = isLoopbackHost(host)
       if (e.apiKeyEnv !== undefined && (apiKey === undefined || apiKey === "") && !local) {
         return Either.left(`models.${role}: the environment variable ${e.apiKeyEnv} is not set (it holds the key for ${host})`)
       }
@@ -101,3 +105,19 @@ export const buildRoles = (
 /** Requests one role may have in flight across its endpoints. */
 export const roleConcurrency = (config: PipelineConfig, role: Role): number =>
   config.models[role]?.endpoints.reduce((n, e) => n + e.concurrency, 0) ?? 1
+
+/**
+ * One model named by a spec, for evaluation: its provider, and the name results carry (the
+ * endpoint's model name, or a local folder's name with its variant: `qwen-0.5b-q4`).
+ */
+export const modelFromSpec = (
+  spec: ModelSpec,
+  options: { readonly apiKey?: string | undefined; readonly threads?: number | undefined; readonly maxBatch?: number | undefined } = {}
+): { readonly provider: ModelProvider; readonly name: string } =>
+  spec.kind === "onnx"
+    ? {
+        name: `${basename(spec.path)}${spec.variant !== undefined ? `-${spec.variant}` : ""}`,
+        // Concurrent questions are decoded together, `maxBatch` rows a batch.
+        provider: onnxProvider({ path: spec.path, variant: spec.variant, threads: options.threads, maxBatch: options.maxBatch })
+      }
+    : { name: spec.model, provider: openAiProvider({ baseUrl: spec.baseUrl, model: spec.model, apiKey: options.apiKey }) }

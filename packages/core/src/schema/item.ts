@@ -45,3 +45,6 @@ export class Item extends Schema.Class<Item>("Item")({
  * decoded with the schema instead.
  */
 export const makeItem = (props: ConstructorParameters<typeof Item>[0]): Item => new Item(props, true)
+
+/** Where an item stands, in one word: how it was kept, why it was dropped, or the stage it waits at. */
+export const fateDetail = (item: Item): string => String((item.fate === "kept" ? item.keptAs : item.fate === "dropped" ? item.reason?.code : item.stage) ?? "")
