@@ -25,6 +25,17 @@ const useAsync = () => {
   return { error, busy, run }
 }
 
+/** A <select> over a fixed list of values, each [value] or [value, label]. */
+const Select = <V extends string,>(props: { id: string; value: V; options: ReadonlyArray<readonly [V] | readonly [V, string]>; onChange: (value: V) => void }) => (
+  <select id={props.id} value={props.value} onChange={(e) => props.onChange(e.target.value as V)}>
+    {props.options.map(([value, label]) => (
+      <option key={value} value={value}>
+        {label ?? value}
+      </option>
+    ))}
+  </select>
+)
+
 const ErrorNote = ({ error }: { error: string | undefined }) => (error === undefined ? null : <p role="alert" className="error">{error}</p>)
 
 export const App = (): ReactElement => {
@@ -300,19 +311,9 @@ const ItemsPanel = () => {
       <h2 id="items-title">Dataset</h2>
       <div className="filters">
         <label htmlFor="f-fate">Fate</label>
-        <select id="f-fate" value={filter.fate} onChange={(e) => setFilter({ ...filter, fate: e.target.value as typeof filter.fate })}>
-          <option value="">all</option>
-          <option value="kept">kept</option>
-          <option value="dropped">dropped</option>
-          <option value="pending">pending</option>
-        </select>
+        <Select id="f-fate" value={filter.fate} options={[["", "all"], ["kept"], ["dropped"], ["pending"]]} onChange={(fate) => setFilter({ ...filter, fate })} />
         <label htmlFor="f-verdict">Verdict</label>
-        <select id="f-verdict" value={filter.verdict} onChange={(e) => setFilter({ ...filter, verdict: e.target.value as typeof filter.verdict })}>
-          <option value="">any</option>
-          <option value="easy">easy</option>
-          <option value="medium">medium</option>
-          <option value="hard">hard</option>
-        </select>
+        <Select id="f-verdict" value={filter.verdict} options={[["", "any"], ["easy"], ["medium"], ["hard"]]} onChange={(verdict) => setFilter({ ...filter, verdict })} />
         <label htmlFor="f-search">Search</label>
         <input id="f-search" type="search" value={filter.search} onChange={(e) => setFilter({ ...filter, search: e.target.value })} />
         <label htmlFor="f-tokens">At most this many reasoning tokens</label>
@@ -393,12 +394,7 @@ const ExportPanel = () => {
     <section aria-labelledby="export-title">
       <h2 id="export-title">Export for SFT</h2>
       <label htmlFor="x-format">Format</label>
-      <select id="x-format" value={format} onChange={(e) => setFormat(e.target.value as typeof format)}>
-        <option value="openai">OpenAI messages</option>
-        <option value="sharegpt">ShareGPT</option>
-        <option value="alpaca">Alpaca</option>
-        <option value="preference">Preference pairs</option>
-      </select>
+      <Select id="x-format" value={format} options={[["openai", "OpenAI messages"], ["sharegpt", "ShareGPT"], ["alpaca", "Alpaca"], ["preference", "Preference pairs"]]} onChange={setFormat} />
       <label htmlFor="x-val">Validation fraction</label>
       <input id="x-val" type="number" min="0" max="0.5" step="0.01" value={val} onChange={(e) => setVal(e.target.value)} />
       <button disabled={busy} onClick={() => void run(async () => setDone(await call("export.run", { format, valFraction: Number(val) })))}>
