@@ -1,4 +1,4 @@
-import { startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { arithmeticScript, startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
 import { RunEvent } from "@fastcot/core"
 import * as Schema from "effect/Schema"
 import { execFileSync } from "node:child_process"
@@ -24,15 +24,7 @@ const waitFor = async (session: string, test: (s: string) => boolean, what: stri
 }
 
 /** SCRIPTED models (no model behind them): the teacher adds, the judge's verdicts follow a hash. */
-const script = (r: { messages: ReadonlyArray<{ content: string }> }) => {
-  const system = r.messages[0]!.content
-  const user = r.messages[r.messages.length - 1]!.content
-  const h = parseInt(createHash("sha256").update(user).digest("hex").slice(0, 4), 16)
-  if (system.includes("highly capable evaluator")) return { content: /Rewritten/.test(user) ? "medium" : ["easy", "medium", "hard", "medium"][h % 4]! }
-  if (system.includes("extending") || system.includes("simplifying")) return { content: `Rewritten.\n\nSo the answer is \\boxed{${/Answer:\n(.*)\n/.exec(user)?.[1] ?? ""}}.` }
-  const n = Number(/What is (\d+) \+/.exec(user)?.[1] ?? 0)
-  return { content: `Add ${n} and ${n}.\n\nThe answer is \\boxed{${2 * n}}.` }
-}
+const script = arithmeticScript((_n, user) => (["easy", "medium", "hard", "medium"] as const)[parseInt(createHash("sha256").update(user).digest("hex").slice(0, 4), 16) % 4]!)
 
 describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scripted loopback models", () => {
   let server: ScriptedServer

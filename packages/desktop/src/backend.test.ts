@@ -1,4 +1,4 @@
-import { startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { arithmeticScript, startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -10,14 +10,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const failure = (x: unknown) => (x as { error?: { kind: string; message: string } }).error
 
 /** SCRIPTED models (no model behind them): the teacher adds, the judge rates by a marker. */
-const script = (r: { messages: ReadonlyArray<{ content: string }> }) => {
-  const system = r.messages[0]!.content
-  const user = r.messages[r.messages.length - 1]!.content
-  if (system.includes("highly capable evaluator")) return { content: /Rewritten/.test(user) ? "medium" : user.includes("3 +") ? "easy" : "medium" }
-  if (system.includes("extending") || system.includes("simplifying")) return { content: `Rewritten step by step.\n\nSo the answer is \\boxed{${/Answer:\n(.*)\n/.exec(user)?.[1] ?? ""}}.` }
-  const n = Number(/What is (\d+) \+/.exec(user)?.[1] ?? 0)
-  return { content: `Add ${n} and ${n}.\n\nThe answer is \\boxed{${2 * n}}.` }
-}
+const script = arithmeticScript((_n, user) => (user.includes("3 +") ? "easy" : "medium"))
 
 describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)", () => {
   let root: string

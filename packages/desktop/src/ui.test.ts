@@ -1,5 +1,5 @@
 import { buildQwen2Model } from "@fastcot/core"
-import { startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { arithmeticScript, startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
@@ -15,14 +15,7 @@ const poll = <T,>(f: () => Promise<T> | T, options: { timeout?: number } = {}) =
 const CHROMIUM = process.env["FASTCOT_CHROMIUM"] ?? "/usr/bin/chromium"
 
 /** SCRIPTED models (no model behind them): the teacher adds; the judge finds every third problem easy. */
-const script = (r: { messages: ReadonlyArray<{ content: string }> }) => {
-  const system = r.messages[0]!.content
-  const user = r.messages[r.messages.length - 1]!.content
-  const n = Number(/What is (\d+) \+/.exec(user)?.[1] ?? 0)
-  if (system.includes("highly capable evaluator")) return { content: /Rewritten/.test(user) ? "medium" : n % 3 === 0 ? "easy" : "medium" }
-  if (system.includes("extending") || system.includes("simplifying")) return { content: `Rewritten with every step spelled out.\n\nSo the answer is \\boxed{${/Answer:\n(.*)\n/.exec(user)?.[1] ?? ""}}.` }
-  return { content: `Add ${n} and ${n}.\n\nThe answer is \\boxed{${2 * n}}.` }
-}
+const script = arithmeticScript((n) => (n % 3 === 0 ? "easy" : "medium"))
 
 describe("the desktop renderer in Debian's chromium (playwright-core) against fastcot ui on 127.0.0.1", () => {
   let root: string

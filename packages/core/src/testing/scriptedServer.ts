@@ -243,3 +243,21 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
     })
   })
 }
+
+/**
+ * A SCRIPTED teacher, judge and rewriter for problems "What is N + N?" (no model behind them):
+ * the teacher adds correctly, rewriters keep the answer and say "Rewritten", and the judge rates a
+ * rewritten trace medium and any other as `judge(N, userTurn)` says.
+ */
+export const arithmeticScript =
+  (judge: (n: number, user: string) => "easy" | "medium" | "hard") =>
+  (r: Pick<ScriptedRequest, "messages">): ScriptedReply => {
+    const system = r.messages[0]?.content ?? ""
+    const user = r.messages[r.messages.length - 1]?.content ?? ""
+    const n = Number(/What is (\d+) \+/.exec(user)?.[1] ?? 0)
+    if (system.includes("highly capable evaluator")) return { content: /Rewritten/.test(user) ? "medium" : judge(n, user) }
+    if (system.includes("extending") || system.includes("simplifying")) {
+      return { content: `Rewritten with every step spelled out.\n\nSo the answer is \\boxed{${/Answer:\n(.*)\n/.exec(user)?.[1] ?? ""}}.` }
+    }
+    return { content: `Add ${n} and ${n}.\n\nThe answer is \\boxed{${2 * n}}.` }
+  }
