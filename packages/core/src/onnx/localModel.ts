@@ -261,15 +261,16 @@ export class LocalModel {
         finish: undefined as LocalFinish | undefined
       }
     })
+    // The attention mask as int64, grown by one column a step (the prefill reads it as it is).
+    let maskData = BigInt64Array.from(mask.map(BigInt))
     let out = await this.run({
       input_ids: int64(this.ort, ids, [B, S]),
-      attention_mask: int64(this.ort, mask, [B, S]),
+      attention_mask: new this.ort.Tensor("int64", maskData, [B, S]),
       position_ids: int64(this.ort, pos, [B, S]),
       ...this.emptyPast(B)
     })
     const firstTokenMs = performance.now() - started
     let total = S
-    let maskData = BigInt64Array.from(mask.map(BigInt))
     const V = this.vocabSize
     const logitsOut = this.signature.logitsType === "float32" ? new this.ort.Tensor("float32", new Float32Array(B * V), [B, 1, V]) : null
     const fetches: Record<string, ort.Tensor | null> = { logits: logitsOut }
