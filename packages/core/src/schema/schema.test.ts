@@ -70,3 +70,13 @@ describe("latex helpers", () => {
     expect(splitThink("plain")).toEqual({ rest: "plain" })
   })
 })
+
+describe("parse error messages", () => {
+  it("say what an optional field should be, without its 'Expected undefined' half", () => {
+    const S = Schema.Struct({ heads: Schema.optional(Schema.Number), name: Schema.String })
+    const result = Schema.decodeUnknownEither(S)({ heads: "two", name: 3 })
+    const message = describeParseError((result as Either.Left<never, never>).left)
+    expect(message).toContain('field `heads`: Expected number, actual "two"')
+    expect(message).not.toContain("Expected undefined")
+  })
+})
