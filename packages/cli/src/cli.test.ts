@@ -165,6 +165,16 @@ describe("fastcot command line", () => {
     expect(status.llm.byRole["judge"]!.calls).toBeGreaterThanOrEqual(9)
     if (status.kept > 0) expect(status.tokens.tokenizer).toBe("tiny")
     expect((await fastcot("run", "local.yaml", "--no-tui", "--tokenizer", "nowhere")).code).toBe(2)
+    // A broken model folder stops the run before it starts, naming the file and the field.
+    const config = JSON.parse(readFileSync(join(cwd, "tiny", "config.json"), "utf8")) as Record<string, unknown>
+    writeFileSync(join(cwd, "tiny", "config.json"), JSON.stringify({ ...config, num_key_value_heads: "two" }))
+    const broken = await fastcot("run", "local.yaml", "--no-tui")
+    expect(broken.code).toBe(2)
+    expect(broken.err).toMatch(/models\.teacher: .*tiny\/config\.json: field `num_key_value_heads`: Expected number, actual "two"/)
+    expect(broken.err).not.toContain("Expected undefined")
+    const evalBroken = await fastcot("eval", "--model", "onnx:tiny#int8", "--bench", "math500", "--data", "x")
+    expect(evalBroken.code).toBe(2)
+    expect(evalBroken.err).toContain("--model:")
   })
 
   it("prints bash and zsh completion scripts that complete the commands", async () => {

@@ -54,6 +54,7 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     const pushes: Array<Push> = []
     const off = backend.subscribe((p) => pushes.push(p))
     const spec = `openai:scripted@${server.baseUrl}`
+    expect(failure(await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: `onnx:${join(root, "no-model")}` }))).toMatchObject({ kind: "bad-request", message: expect.stringContaining("no-model") })
     const started = (await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: spec, concurrency: 2 })) as { state: string }
     expect(started.state).toBe("running")
     await sleep(300)

@@ -3,6 +3,8 @@ import {
   applyOverrides,
   applyStats,
   buildRoles,
+  checkLocalModel,
+  checkLocalModels,
   type DashboardState,
   defaultPipelineText,
   exportDataset,
@@ -209,6 +211,8 @@ export class Backend {
     const config = applyOverrides(base, { teacher: req.teacher, rewriter: req.rewriter, judge: req.judge, concurrency: req.concurrency })
     const roles = buildRoles(config, this.env)
     if (Either.isLeft(roles)) throw new BadRequest(roles.left)
+    const checked = await Effect.runPromise(Effect.either(checkLocalModels(config)))
+    if (Either.isLeft(checked)) throw new BadRequest(checked.left)
     const gate = Effect.runSync(Effect.makeLatch(true))
     const lm = await rt.runPromise(makeLanguageModel(roles.right, { gate }))
     const state = initialState(config.name, STAGES)
@@ -393,6 +397,10 @@ export class Backend {
     const spec = parseModelSpec(req.model)
     if (Either.isLeft(spec)) throw new BadRequest(spec.left)
     const local = spec.right.kind === "onnx" ? spec.right : undefined
+    if (local !== undefined) {
+      const checked = await Effect.runPromise(Effect.either(checkLocalModel(local)))
+      if (Either.isLeft(checked)) throw new BadRequest(checked.left)
+    }
     const { name, provider } = modelFromSpec(spec.right, { apiKey: this.env["OPENAI_API_KEY"] || undefined, maxBatch: 8 })
     const dir = evalRunFolder(name)
     const outDir = join(workspacePaths(this.workspace ?? ".").root, "eval", dir)

@@ -3,6 +3,7 @@ import {
   applyOverrides,
   buildQwen2Model,
   buildRoles,
+  checkLocalModel,
   defaultPipelineText,
   exportDataset,
   LanguageModel,
@@ -106,6 +107,7 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
       } else {
         const parsed = parseModelSpec(judge)
         if (Either.isLeft(parsed) || parsed.right.kind !== "onnx") return yield* usage("--judge-model: give onnx:DIR[#variant]")
+        yield* checkLocalModel(parsed.right).pipe(Effect.mapError((m) => usage(`--judge-model: ${m}`)))
         yield* stdout(`           judge: the local model ${judge}`)
       }
       const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in pipeline"))

@@ -1,5 +1,5 @@
 import { Command, Options } from "@effect/cli"
-import { LanguageModel, makeLanguageModel, modelFromSpec, type ModelProvider, parseModelSpec, releaseLocalEngines, QwenTokenCounterLive, TokenizerFileCounterLive, workspacePaths } from "@fastcot/core"
+import { checkLocalModel, LanguageModel, makeLanguageModel, modelFromSpec, type ModelProvider, parseModelSpec, releaseLocalEngines, QwenTokenCounterLive, TokenizerFileCounterLive, workspacePaths } from "@fastcot/core"
 import { benchmarkNames, evaluate, evalRunFolder, markdownReport, type Preset, SandboxLive } from "@fastcot/evaluator"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -44,7 +44,10 @@ export const evalCommand = Command.make(
       if (spec !== undefined) {
         const parsed = parseModelSpec(spec)
         if (Either.isLeft(parsed)) return yield* usage(parsed.left)
-        if (parsed.right.kind === "onnx") tokenizerPath ??= parsed.right.path
+        if (parsed.right.kind === "onnx") {
+          yield* checkLocalModel(parsed.right).pipe(Effect.mapError((m) => usage(`--model: ${m}`)))
+          tokenizerPath ??= parsed.right.path
+        }
         ;({ name, provider } = modelFromSpec(parsed.right, { apiKey: process.env[args.apiKeyEnv] || undefined, threads: Option.getOrUndefined(args.threads), maxBatch: args.concurrency }))
       }
       const outDir = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).root, "eval", evalRunFolder(name)))

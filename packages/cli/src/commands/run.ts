@@ -2,6 +2,7 @@ import { Args, Command, Options } from "@effect/cli"
 import {
   applyOverrides,
   buildRoles,
+  checkLocalModels,
   defaultPipelineText,
   LanguageModel,
   makeLanguageModel,
@@ -90,6 +91,7 @@ export const runCommand = Command.make(
       if (wanted.includes("align")) needed.add("judge")
       const roles = buildRoles(config, process.env, [...needed])
       if (Either.isLeft(roles)) return yield* usage(roles.left)
+      yield* checkLocalModels(config, [...needed]).pipe(Effect.mapError(usage))
       const cache = args.noCache ? "off" : args.refresh ? "refresh" : "use"
 
       const store = yield* RunStore

@@ -4,6 +4,7 @@ import type { ModelProvider, ProviderResult } from "../llm/provider.js"
 import type { ChatRequest } from "../llm/schema.js"
 import { splitThink } from "../util/latex.js"
 import { type GenerateRequest, type GenerateResult, type LoadOptions, LocalModel, LocalModelError } from "./localModel.js"
+import { ModelFolderError } from "./modelFolder.js"
 import { ChoiceConstraint, type SamplingParams } from "./sampler.js"
 
 interface Pending {
@@ -109,15 +110,17 @@ export const releaseLocalEngines = async (): Promise<void> => {
   for (const e of all) await e.then((x) => x.model.release()).catch(() => undefined)
 }
 
+/**
+ * A local failure as the LLM layer's error. A folder or graph that cannot be loaded will not load
+ * on the next try either: like a bad request, it is not retried (only runtime failures are).
+ */
 const toLlmError = (id: string, e: unknown): LlmError => {
   if (e instanceof LocalModelError) {
     if (e.reason === "cancelled") return new Cancelled({ endpoint: id, message: e.message })
-    if (e.reason === "prompt-too-long") return new BadRequest({ endpoint: id, status: 400, message: e.message })
-    return new ServerError({ endpoint: id, status: 500, message: e.message })
+    if (e.reason === "runtime") return new ServerError({ endpoint: id, status: 500, message: e.message })
+    return new BadRequest({ endpoint: id, status: 400, message: e.message })
   }
-  if (typeof e === "object" && e !== null && "_tag" in e && e._tag === "ModelFolderError") {
-    return new ServerError({ endpoint: id, status: 500, message: String((e as { message?: unknown }).message) })
-  }
+  if (e instanceof ModelFolderError) return new BadRequest({ endpoint: id, status: 400, message: e.message })
   return new ServerError({ endpoint: id, status: 500, message: e instanceof Error ? e.message : String(e) })
 }
 

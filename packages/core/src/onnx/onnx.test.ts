@@ -244,6 +244,9 @@ describe("generation", () => {
     const r = await Effect.runPromise(provider.call(request))
     expect(["easy", "medium", "hard"]).toContain(r.text)
     expect(r.usage.promptTokens).toBeGreaterThan(5)
+    // A folder that cannot load is a permanent failure: not retried, unlike a runtime error.
+    const missing = await Effect.runPromise(Effect.flip(onnxProvider({ path: path.join(tmp, "nowhere") }).call(request)))
+    expect(missing).toMatchObject({ _tag: "BadRequest", message: expect.stringContaining("nowhere") })
     const free = await Effect.runPromise(provider.call(new ChatRequest({ messages: [{ role: "user", content: "Go on." }], temperature: 0, max_tokens: 6 })))
     expect(free.finishReason).toBe("length")
     expect(free.usage.completionTokens).toBe(6)

@@ -1,4 +1,6 @@
+import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import { pickVariant, readModelFolder } from "../onnx/modelFolder.js"
 import type { RoleConfig } from "../llm/LanguageModel.js"
 import { openAiProvider } from "../llm/openai.js"
 import { onnxProvider } from "../onnx/engine.js"
@@ -121,3 +123,22 @@ export const modelFromSpec = (
         provider: onnxProvider({ path: spec.path, variant: spec.variant, threads: options.threads, maxBatch: options.maxBatch })
       }
     : { name: spec.model, provider: openAiProvider({ baseUrl: spec.baseUrl, model: spec.model, apiKey: options.apiKey }) }
+
+/**
+ * Reads every local (`onnx:`) model folder the given roles use, so that a broken or missing folder
+ * stops a run before it starts, with the file and field at fault, instead of failing every call.
+ */
+export const checkLocalModels = (config: PipelineConfig, only?: ReadonlyArray<Role>): Effect.Effect<void, string> =>
+  Effect.forEach(
+    (only ?? ROLES).flatMap((role) => (config.models[role]?.endpoints ?? []).map((e) => ({ role, spec: parseModelSpec(e.model) }))),
+    ({ role, spec }) =>
+      Either.isRight(spec) && spec.right.kind === "onnx" ? checkLocalModel(spec.right).pipe(Effect.mapError((m) => `models.${role}: ${m}`)) : Effect.void,
+    { discard: true }
+  )
+
+/** A local model spec's folder and variant, checked without loading weights. */
+export const checkLocalModel = (spec: Extract<ModelSpec, { kind: "onnx" }>): Effect.Effect<void, string> =>
+  readModelFolder(spec.path).pipe(
+    Effect.mapError((e) => e.message),
+    Effect.flatMap((folder) => Either.match(pickVariant(folder, spec.variant), { onLeft: Effect.fail, onRight: () => Effect.void }))
+  )
