@@ -47,7 +47,7 @@ describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scrip
   })
 
   const command = () =>
-    `cd ${root} && NO_COLOR=1 ${process.execPath} ${BIN} run --workspace ${workspace()} --concurrency 4 ` +
+    `cd ${root} && env -u CI -u CONTINUOUS_INTEGRATION NO_COLOR=1 ${process.execPath} ${BIN} run --workspace ${workspace()} --concurrency 4 ` +
     ["teacher", "rewriter", "judge"].map((r) => `--${r} openai:${r}@${server.baseUrl}`).join(" ") +
     "; echo EXIT=$?; sleep 120"
 
@@ -56,7 +56,9 @@ describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scrip
     const first = await waitFor("first", (s) => /kept [1-9]/.test(s), "the first kept item")
     for (const stage of ["filter", "teacher", "long-to-short", "verify", "align"]) expect(first).toContain(stage)
     expect(first).toMatch(/teacher +\S+ +\d+%? +\d+\/120/)
-    expect(first.split("\n").every((l) => l.length <= 80)).toBe(true)
+    // -J joins lines the terminal wrapped: none of the dashboard's lines may be wider than 80.
+    const joined = tmux("capture-pane", "-p", "-J", "-t", "first").split("\n")
+    expect(joined.filter((l) => [...l].length > 80)).toEqual([])
 
     tmux("send-keys", "-t", "first", "p")
     await waitFor("first", (s) => s.includes("PAUSED"), "the paused state")
@@ -89,6 +91,17 @@ describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scrip
     expect(status.items).toBe(120)
     expect(status.kept + status.dropped).toBe(120)
     expect(done).toContain(`${status.kept} kept`)
+  })
+
+  it("with CI set (Ink would draw only the last frame) a terminal gets the line output, not a blank screen", async () => {
+    const ws = join(root, "ci")
+    expect((await fastcot(["import", join(root, "p.jsonl"), "--workspace", ws])).status).toBe(0)
+    const roles = ["teacher", "rewriter", "judge"].map((r) => `--${r} openai:${r}@${server.baseUrl}`).join(" ")
+    tmux("new-session", "-d", "-s", "ci", "-x", "80", "-y", "24", `cd ${root} && CI=true NO_COLOR=1 ${process.execPath} ${BIN} run --workspace ${ws} --limit 6 ${roles}; echo EXIT=$?; sleep 120`)
+    const done = await waitFor("ci", (s) => s.includes("EXIT="), "the CI-mode run to finish")
+    expect(done).toContain("EXIT=0")
+    expect(done).not.toContain("p pause · q quit")
+    expect(done).toMatch(/align +\d+ items/)
   })
 
   it("--json prints events that decode against the RunEvent schema", async () => {

@@ -23,6 +23,21 @@ export const tokenLayer = QwenTokenCounterLive
 export const stderr = (line: string) => Effect.sync(() => process.stderr.write(line + "\n"))
 export const stdout = (line: string) => Effect.sync(() => process.stdout.write(line + "\n"))
 
+const envSet = (key: string) => key in process.env && process.env[key] !== "0" && process.env[key] !== "false"
+
+/**
+ * Whether a full-screen dashboard can be drawn: stdout (and, for dashboards that take keys, stdin)
+ * is a terminal, FASTCOT_NO_TUI is unset, and no CI variable is set. Ink draws only the last frame
+ * when it sees CI or CONTINUOUS_INTEGRATION, so a dashboard there would sit blank until the end;
+ * the line-by-line output is shown instead.
+ */
+export const dashboardTerminal = (options: { readonly keys: boolean }): boolean =>
+  process.stdout.isTTY === true &&
+  (!options.keys || process.stdin.isTTY === true) &&
+  process.env["FASTCOT_NO_TUI"] === undefined &&
+  !envSet("CI") &&
+  !envSet("CONTINUOUS_INTEGRATION")
+
 /** A one-line progress display on a terminal, redrawn at most ten times a second. */
 export const progressLine = () => {
   const tty = process.stderr.isTTY === true

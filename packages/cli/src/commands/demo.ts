@@ -32,7 +32,7 @@ import { rm } from "node:fs/promises"
 import { join, relative } from "node:path"
 import * as Option from "effect/Option"
 import { usage } from "../failure.js"
-import { stdout, storeLayer } from "../shared.js"
+import { dashboardTerminal, stdout, storeLayer } from "../shared.js"
 import { initWorkspace, SAMPLE_PROBLEMS } from "./init.js"
 
 const workspace = Options.text("workspace").pipe(
@@ -118,7 +118,7 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
       const config = { ...overridden, models: { ...overridden.models, judge: { ...judgeRole, sampling: { ...judgeRole.sampling, temperature: 1 } } } }
       const roles = Either.getOrThrow(buildRoles(config, {}))
       const sandbox = makeSandbox()
-      const tui = process.stdout.isTTY === true && process.stdin.isTTY === true && process.env["FASTCOT_NO_TUI"] === undefined
+      const tui = dashboardTerminal({ keys: true })
       const run = yield* Effect.gen(function* () {
         const gate = yield* Effect.makeLatch(true)
         const lm = yield* makeLanguageModel(roles, { gate })

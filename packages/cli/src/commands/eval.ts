@@ -7,7 +7,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { join, relative } from "node:path"
 import { failed, usage } from "../failure.js"
-import { progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
+import { dashboardTerminal, progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
 
 const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL, or onnx:DIR[#variant] for a local model folder."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Local models: intra-op threads (default: every core)."))
@@ -53,7 +53,7 @@ export const evalCommand = Command.make(
       const outDir = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).root, "eval", evalRunFolder(name)))
       const progress = progressLine()
       const table =
-        process.stdout.isTTY === true && process.env["FASTCOT_NO_TUI"] === undefined
+        dashboardTerminal({ keys: false })
           ? (yield* Effect.promise(() => import("../tui/EvalTable.js"))).startEvalTable(name)
           : undefined
       const lm = provider !== undefined

@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { usage } from "../failure.js"
-import { jsonOption, stdout, storeLayer, workspaceOption } from "../shared.js"
+import { dashboardTerminal, jsonOption, stdout, storeLayer, workspaceOption } from "../shared.js"
 
 const item = Args.text({ name: "ITEM" }).pipe(Args.optional, Args.withDescription("An item id, or a unique prefix of one (i_3fa2...)."))
 const fate = Options.choice("fate", ["pending", "kept", "dropped"]).pipe(Options.optional, Options.withDescription("List only items with this fate."))
@@ -61,7 +61,7 @@ const describeItem = (it: Item, problem: Problem | undefined): string => {
 export const inspectCommand = Command.make("inspect", { item, fate, limit, workspace: workspaceOption, json: jsonOption }, (args) =>
   Effect.gen(function* () {
     const store = yield* RunStore
-    const interactive = !args.json && Option.isNone(args.item) && process.stdout.isTTY === true && process.stdin.isTTY === true && process.env["FASTCOT_NO_TUI"] === undefined
+    const interactive = !args.json && Option.isNone(args.item) && dashboardTerminal({ keys: true })
     if (interactive) {
       const { render } = yield* Effect.promise(() => import("ink"))
       const { InspectBrowser } = yield* Effect.promise(() => import("../tui/InspectBrowser.js"))

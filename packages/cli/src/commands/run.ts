@@ -26,7 +26,7 @@ import * as Option from "effect/Option"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { CliFailure, usage } from "../failure.js"
-import { progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
+import { dashboardTerminal, progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
 import { liveRun } from "../tui/liveRun.js"
 
 const pipeline = Args.text({ name: "PIPELINE" }).pipe(Args.optional, Args.withDescription("A pipeline YAML/JSON file (default: the built-in DistilQwen2.5-DS3-0324 recipe)."))
@@ -130,7 +130,7 @@ export const runCommand = Command.make(
       const counterLayer = Option.isNone(args.tokenizer)
         ? QwenTokenCounterLive
         : Layer.succeed(TokenCounter, yield* tokenizerFileCounter(args.tokenizer.value).pipe(Effect.mapError((e) => usage(`--tokenizer: ${e.message}`))))
-      const tui = !args.json && !args.noTui && process.stdout.isTTY === true && process.stdin.isTTY === true
+      const tui = !args.json && !args.noTui && dashboardTerminal({ keys: true })
       // Pause (the dashboard's p) closes this gate: calls in flight finish, no new ones start.
       const gate = yield* Effect.makeLatch(true)
       const lm = yield* makeLanguageModel(roles.right, { cache, gate })

@@ -162,7 +162,8 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
         {Object.entries(s.dropped).length > 0 ? `: ${Object.entries(s.dropped).map(([k, n]) => `${k} ${n}`).join(" · ")}` : ""}
       </Text>
       <Text>
-        <Text bold>tokens </Text>before [{h.a}] {mb !== undefined ? `median ${mb}` : ""} · after [{h.b}] {ma !== undefined ? `median ${ma}` : ""} <Text dimColor>(32…16k, log scale)</Text>
+        <Text bold>tokens </Text>before [{h.a}] {mb !== undefined ? `median ${mb}` : ""} · after [{h.b}] {ma !== undefined ? `median ${ma}` : ""}
+        {width >= 96 ? <Text dimColor> (32…16k, log scale)</Text> : null}
       </Text>
       <Box flexDirection="row" width={width} height={paneHeight + 1}>
         <Box flexDirection="column" width={half}>
