@@ -207,6 +207,15 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_400)
   })
 
+  it("keeps a base URL's path and query, and sends its credentials as Basic authorization, not in the URL", async () => {
+    const s = await server()
+    const base = s.baseUrl.replace("http://", "http://ann:p%40ss@") + "?api-version=2024-10-21"
+    const c = await withModel({ teacher: { endpoints: [{ provider: endpoint(s, { baseUrl: base }), concurrency: 1 }] } }, (lm) => lm.complete("teacher", ask("q")))
+    expect(c.text).toContain("boxed")
+    expect(s.requests[0]!.url).toBe("/v1/chat/completions?api-version=2024-10-21")
+    expect(s.requests[0]!.headers["authorization"]).toBe(`Basic ${Buffer.from("ann:p@ss").toString("base64")}`)
+  })
+
   it("keeps the API key out of errors, the store and the cache", async () => {
     const key = "sk-test-SECRET-0123456789"
     const s = await server({ script: (r) => ({ content: `echo ${String(r.headers["authorization"])}`, status: 401 }) })

@@ -22,6 +22,8 @@ export interface ScriptedRequest {
   readonly stream: boolean
   readonly body: Record<string, unknown>
   readonly headers: IncomingMessage["headers"]
+  /** The request target: path and query string. */
+  readonly url: string
 }
 
 export type Fault = "429" | "500" | "slow" | "drop" | "truncate"
@@ -112,12 +114,13 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
         })()
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    if (req.method === "GET" && req.url?.endsWith("/models")) {
+    const pathname = (req.url ?? "").split("?")[0]!
+    if (req.method === "GET" && pathname.endsWith("/models")) {
       res.writeHead(200, { "content-type": "application/json" })
       res.end(JSON.stringify({ object: "list", data: [{ id: "scripted", object: "model", owned_by: "fastcot-scripted" }] }))
       return
     }
-    if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) {
+    if (req.method !== "POST" || !pathname.endsWith("/chat/completions")) {
       res.writeHead(404, { "content-type": "application/json" })
       res.end(JSON.stringify({ error: { message: "not found" } }))
       return
@@ -147,7 +150,8 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
       messages: (body["messages"] as ScriptedRequest["messages"]) ?? [],
       stream: body["stream"] === true,
       body,
-      headers: req.headers
+      headers: req.headers,
+      url: req.url ?? ""
     }
     if (options.record !== false) requests.push(request)
     const n = index++
