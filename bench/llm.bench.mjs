@@ -1,6 +1,7 @@
 // The LLM layer's throughput against the scripted loopback server (its own process) at a fixed
 // 40 ms reply latency and 256 requests in flight: achieved requests/s as a fraction of the ideal
-// (256 / 0.040 s = 6400/s), and this process's CPU time per request.
+// (256 / 0.040 s = 6400/s), and the client's CPU time per request. Every measurement runs in a
+// fresh child process (its own heap and JIT), against one server process, in interleaved rounds.
 import { spawn } from "node:child_process"
 import { Effect } from "effect"
 import { join } from "node:path"
@@ -11,14 +12,19 @@ import { Agent, request } from "undici"
 
 const CONCURRENCY = 256
 const LATENCY_MS = 40
-const REQUESTS = Number(process.env.REQUESTS ?? 30_000)
+const REQUESTS = Number(process.env.REQUESTS ?? 20_000)
+const ROUNDS = Number(process.env.ROUNDS ?? 3)
+// Every contender first serves this many requests (connections open, JIT warm), unmeasured.
+const WARMUP = 4_000
 const ideal = CONCURRENCY / (LATENCY_MS / 1000)
 
-const child = spawn(process.execPath, [join(import.meta.dirname, "scripted-server.mjs"), String(LATENCY_MS)], { stdio: ["ignore", "pipe", "inherit"] })
-const baseUrl = await new Promise((resolve) => child.stdout.once("data", (d) => resolve(String(d).trim())))
-const dir = mkdtempSync(join(tmpdir(), "fastcot-llm-bench-"))
+const [, , mode, which, baseUrlArg, roundArg] = process.argv
+const worker = mode === "--one"
+const child = worker ? undefined : spawn(process.execPath, [join(import.meta.dirname, "scripted-server.mjs"), String(LATENCY_MS)], { stdio: ["ignore", "pipe", "inherit"] })
+const baseUrl = worker ? baseUrlArg : await new Promise((resolve) => child.stdout.once("data", (d) => resolve(String(d).trim())))
+const dir = worker ? mkdtempSync(join(tmpdir(), "fastcot-llm-bench-")) : undefined
 
-const run = (stream, cache) =>
+const run = (stream, cache, round) =>
   Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
@@ -27,18 +33,18 @@ const run = (stream, cache) =>
           { cache }
         )
         // Warm up connections.
-        yield* Effect.forEach(Array.from({ length: CONCURRENCY }, (_, i) => i), (i) => lm.complete("teacher", new ChatRequest({ messages: [{ role: "user", content: `warm ${i} ${stream}` }] }), { cache: "off" }), { concurrency: CONCURRENCY })
+        yield* Effect.forEach(Array.from({ length: WARMUP }, (_, i) => i), (i) => lm.complete("teacher", new ChatRequest({ messages: [{ role: "user", content: `warm ${i} ${stream} ${round}` }] }), { cache: "off" }), { concurrency: CONCURRENCY })
         const cpu0 = process.cpuUsage()
         const t0 = performance.now()
         yield* Effect.forEach(
           Array.from({ length: REQUESTS }, (_, i) => i),
-          (i) => lm.complete("teacher", new ChatRequest({ messages: [{ role: "user", content: `What is ${i} + ${i}? (${stream}, ${cache})` }], max_tokens: 64 })),
+          (i) => lm.complete("teacher", new ChatRequest({ messages: [{ role: "user", content: `What is ${i} + ${i}? (${stream}, ${cache}, ${round})` }], max_tokens: 64 })),
           { concurrency: CONCURRENCY, discard: true }
         )
         const seconds = (performance.now() - t0) / 1000
         const cpu = process.cpuUsage(cpu0)
         return { seconds, cpuUsPerRequest: (cpu.user + cpu.system) / REQUESTS }
-      }).pipe(Effect.provide(SqliteRunStoreLive(join(dir, `bench-${stream}-${cache}.db`))))
+      }).pipe(Effect.provide(SqliteRunStoreLive(join(dir, `bench-${stream}-${cache}-${round}.db`))))
     )
   )
 
@@ -49,8 +55,9 @@ const peer = async () => {
     const r = await request(baseUrl + "/chat/completions", { method: "POST", dispatcher: agent, headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "bench", messages: [{ role: "user", content: `peer ${i}` }], max_tokens: 64 }) })
     return JSON.parse(await r.body.text())
   }
-  await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => one(i)))
   let next = 0
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (next < WARMUP) await one(next++) }))
+  next = 0
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
   await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (next < REQUESTS) await one(next++) }))
@@ -60,40 +67,62 @@ const peer = async () => {
   return { seconds, cpuUsPerRequest: (cpu.user + cpu.system) / REQUESTS }
 }
 
-console.log(`llm: ${REQUESTS} requests, ${CONCURRENCY} in flight, ${LATENCY_MS} ms server latency; ideal ${ideal.toFixed(0)} req/s`)
 // The provider alone (its Effect interface, no service layer): what issue-level "drives the
 // provider" measures.
 const providerOnly = async (stream) => {
   const provider = openAiProvider({ baseUrl, model: "bench", stream })
   const req = (i) => new ChatRequest({ messages: [{ role: "user", content: `provider ${i} ${stream}` }], max_tokens: 64 })
-  const loop = async () => {
+  const loop = async (count) => {
     let next = 0
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (next < REQUESTS) await Effect.runPromise(provider.call(req(next++))) }))
+    await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (next < count) await Effect.runPromise(provider.call(req(next++))) }))
   }
-  await loop()
+  await loop(WARMUP)
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
-  await loop()
+  await loop(REQUESTS)
   const seconds = (performance.now() - t0) / 1000
   const cpu = process.cpuUsage(cpu0)
   return { seconds, cpuUsPerRequest: (cpu.user + cpu.system) / REQUESTS }
 }
 
-const p = await peer()
-const peerRate = REQUESTS / p.seconds
-console.log(`  peer: bare undici loop      ${peerRate.toFixed(0).padStart(6)} req/s  = ${(peerRate / ideal).toFixed(2)} of ideal   CPU ${p.cpuUsPerRequest.toFixed(0)} µs/request`)
-for (const stream of [false, true]) {
-  const r = await providerOnly(stream)
-  const rate = REQUESTS / r.seconds
-  console.log(`  provider ${stream ? "streaming " : "JSON reply"}          ${rate.toFixed(0).padStart(6)} req/s  = ${(rate / ideal).toFixed(2)} of ideal, ${(rate / peerRate).toFixed(2)} of peer   CPU ${r.cpuUsPerRequest.toFixed(0)} µs/request`)
+// The machine is shared and noisy: every configuration runs once per round, rounds interleave,
+// and each line prints the median of the rounds (ratios to the peer are medians of per-round ratios).
+const configs = [
+  ["peer: bare undici request() loop", () => peer()],
+  ["provider JSON reply", () => providerOnly(false)],
+  ["provider streaming", () => providerOnly(true)],
+  ["fastcot JSON reply cache off", (round) => run(false, "off", round)],
+  ["fastcot streaming  cache off", (round) => run(true, "off", round)],
+  ["fastcot JSON reply cache use", (round) => run(false, "use", round)]
+]
+if (worker) {
+  const r = await configs[Number(which)][1](Number(roundArg))
+  process.stdout.write(JSON.stringify(r) + "\n")
+  rmSync(dir, { recursive: true, force: true })
+  process.exit(0)
 }
-for (const [stream, cache] of [[false, "off"], [true, "off"], [false, "use"]]) {
-  const r = await run(stream, cache)
-  const rate = REQUESTS / r.seconds
+const measure = (i, round) =>
+  new Promise((resolve, reject) => {
+    const one = spawn(process.execPath, [import.meta.filename, "--one", String(i), baseUrl, String(round)], { stdio: ["ignore", "pipe", "inherit"] })
+    let out = ""
+    one.stdout.on("data", (d) => (out += d))
+    one.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`${configs[i][0]} exited ${code}`))))
+  })
+console.log(`llm: ${REQUESTS} requests per run, ${ROUNDS} interleaved rounds, ${CONCURRENCY} in flight, ${LATENCY_MS} ms server latency; ideal ${ideal.toFixed(0)} req/s`)
+const results = configs.map(() => [])
+for (let round = 0; round < ROUNDS; round++) {
+  for (let i = 0; i < configs.length; i++) {
+    const r = await measure(i, round)
+    results[i].push({ rate: REQUESTS / r.seconds, cpu: r.cpuUsPerRequest })
+  }
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+for (const [i, [name]] of configs.entries()) {
+  const rate = median(results[i].map((r) => r.rate))
+  const ofPeer = median(results[i].map((r, k) => r.rate / results[0][k].rate))
   console.log(
-    `  fastcot ${stream ? "streaming " : "JSON reply"} cache ${cache.padEnd(3)} ${rate.toFixed(0).padStart(6)} req/s  = ${(rate / ideal).toFixed(2)} of ideal, ${(rate / peerRate).toFixed(2)} of peer   CPU ${r.cpuUsPerRequest.toFixed(0)} µs/request`
+    `  ${name.padEnd(32)} ${rate.toFixed(0).padStart(6)} req/s = ${(rate / ideal).toFixed(2)} of ideal${i > 0 ? `, ${ofPeer.toFixed(2)} of peer` : "             "}   CPU ${median(results[i].map((r) => r.cpu)).toFixed(0)} µs/request   (rounds: ${results[i].map((r) => (r.rate / ideal).toFixed(2)).join(" ")})`
   )
 }
 console.log("  goal: 0.9 of ideal (the scripted server shares this machine's two cores with the client)")
 child.kill("SIGTERM")
-rmSync(dir, { recursive: true, force: true })

@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
 import { type ScriptedServer, type ScriptedServerOptions, startScriptedServer } from "../testing/scriptedServer.js"
 import { tempDir } from "../test-support/fixtures.js"
-import { type CallOptions, type LanguageModelShape, makeLanguageModel, type RoleConfig } from "./LanguageModel.js"
+import { type CallOptions, type LanguageModelShape, makeLanguageModel, Permits, type RoleConfig } from "./LanguageModel.js"
 import { openAiProvider, type OpenAiEndpointConfig, retryAfterMs } from "./openai.js"
 import { ChatRequest } from "./schema.js"
 
@@ -230,5 +230,49 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     expect(error).not.toContain("pw@")
     await withModel({ teacher: { endpoints: [{ provider: endpoint(ok, { apiKey: key }), concurrency: 1 }] } }, (lm) => lm.complete("teacher", ask("stored")))
     for (const f of readdirSync(tmp.dir)) expect(readFileSync(join(tmp.dir, f)).includes(key)).toBe(false)
+  })
+})
+
+describe("Permits (an endpoint's concurrency limit)", () => {
+  it("never lets more than its size run at once, and every waiter runs", async () => {
+    const permits = new Permits(3)
+    let running = 0
+    let most = 0
+    const job = Effect.acquireUseRelease(
+      Effect.sync(() => (most = Math.max(most, ++running))),
+      () => Effect.sleep(Duration.millis(5)),
+      () => Effect.sync(() => void running--)
+    )
+    await Effect.runPromise(Effect.forEach(Array.from({ length: 40 }), () => permits.with(job), { concurrency: "unbounded" }))
+    expect(most).toBe(3)
+    expect(permits.inUse).toBe(0)
+  })
+
+  it("lets an interrupted waiter go without losing its place's permit, under a storm of interruptions", async () => {
+    const permits = new Permits(2)
+    const ran: Array<number> = []
+    await Effect.runPromise(
+      Effect.gen(function* () {
+        const holder = yield* Effect.fork(permits.with(Effect.sleep(Duration.millis(30))))
+        yield* Effect.sleep(Duration.millis(1))
+        const fibers = yield* Effect.forEach(Array.from({ length: 60 }, (_, i) => i), (i) =>
+          Effect.fork(permits.with(Effect.sleep(Duration.millis(i % 3)).pipe(Effect.tap(() => Effect.sync(() => ran.push(i))))))
+        )
+        // Interrupt every third waiter, some while waiting and some just as a permit reaches them.
+        for (const [i, f] of fibers.entries()) if (i % 3 === 0) yield* Fiber.interrupt(f).pipe(Effect.delay(Duration.millis(i % 2)), Effect.fork)
+        yield* Fiber.join(holder)
+        yield* Effect.forEach(fibers, (f) => Fiber.await(f), { discard: true })
+      })
+    )
+    expect(permits.inUse).toBe(0)
+    // Every waiter that was not interrupted ran.
+    for (let i = 0; i < 60; i++) if (i % 3 !== 0) expect(ran).toContain(i)
+    // And the limit still holds afterwards: two at once, no more.
+    let running = 0
+    let most = 0
+    await Effect.runPromise(
+      Effect.forEach(Array.from({ length: 10 }), () => permits.with(Effect.sync(() => (most = Math.max(most, ++running))).pipe(Effect.zipRight(Effect.sleep(Duration.millis(3))), Effect.ensuring(Effect.sync(() => void running--)))), { concurrency: "unbounded" })
+    )
+    expect(most).toBe(2)
   })
 })

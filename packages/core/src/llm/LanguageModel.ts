@@ -3,6 +3,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { RunStore } from "../store/RunStore.js"
@@ -106,10 +107,59 @@ export const cacheKey = (model: string, request: ChatRequest, sampleIndex: numbe
     })
   )
 
+/**
+ * An endpoint's concurrency limit: a counting semaphore whose free path is one synchronous step
+ * (measured by bench/llm.bench.mjs: Effect's general Semaphore cost several µs per call here).
+ * Waiting is interruptible; a permit handed to a fiber interrupted meanwhile is passed on.
+ */
+export class Permits {
+  readonly size: number
+  private free: number
+  private readonly waiters = new Set<{ granted: boolean; resume: (effect: Effect.Effect<void>) => void }>()
+  private readonly release = Effect.sync(() => this.give())
+  constructor(permits: number) {
+    this.size = Math.max(1, permits)
+    this.free = this.size
+  }
+  /** Permits held now. */
+  get inUse(): number {
+    return this.size - this.free
+  }
+  private give(): void {
+    for (const waiter of this.waiters) {
+      this.waiters.delete(waiter)
+      waiter.granted = true
+      waiter.resume(Effect.void)
+      return
+    }
+    this.free++
+  }
+  private readonly wait = Effect.async<void>((resume) => {
+    const waiter = { granted: false, resume }
+    this.waiters.add(waiter)
+    return Effect.sync(() => {
+      if (waiter.granted) this.give()
+      else this.waiters.delete(waiter)
+    })
+  })
+  /** Runs `self` holding one permit. */
+  with<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        if (this.free > 0) {
+          this.free--
+          return Effect.onExit(restore(self), () => this.release)
+        }
+        return Effect.zipRight(restore(this.wait), Effect.onExit(restore(self), () => this.release))
+      })
+    )
+  }
+}
+
 interface EndpointState {
   readonly config: EndpointConfig
-  readonly semaphore: Effect.Semaphore
-  stats: { -readonly [K in keyof Omit<EndpointStats, "role" | "endpoint" | "model" | "setAside">]: EndpointStats[K] }
+  readonly permits: Permits
+  stats: { -readonly [K in keyof Omit<EndpointStats, "role" | "endpoint" | "model" | "setAside" | "inFlight">]: EndpointStats[K] }
   consecutiveFailures: number
   setAsideUntil: number
   /** Earliest time the next request may start, for requests-per-minute. */
@@ -144,8 +194,8 @@ export const makeLanguageModel = (
       for (const endpoint of config.endpoints) {
         list.push({
           config: endpoint,
-          semaphore: yield* Effect.makeSemaphore(Math.max(1, endpoint.concurrency)),
-          stats: { inFlight: 0, requests: 0, succeeded: 0, failed: 0, retries: 0, rateLimited: 0, cacheHits: 0, promptTokens: 0, completionTokens: 0, costUsd: 0, latencyMsTotal: 0 },
+          permits: new Permits(endpoint.concurrency),
+          stats: { requests: 0, succeeded: 0, failed: 0, retries: 0, rateLimited: 0, cacheHits: 0, promptTokens: 0, completionTokens: 0, costUsd: 0, latencyMsTotal: 0 },
           consecutiveFailures: 0,
           setAsideUntil: 0,
           nextRequestAt: 0,
@@ -157,13 +207,6 @@ export const makeLanguageModel = (
     }
     const inFlight = new Map<string, Deferred.Deferred<Completion, LlmError>>()
 
-    const endpointsOf = (role: string): Effect.Effect<Array<EndpointState>, LlmError> => {
-      const list = states.get(role)
-      return list === undefined || list.length === 0
-        ? Effect.fail(new BadRequest({ endpoint: role, status: 0, message: `no model is configured for the role \`${role}\`` }))
-        : Effect.succeed(list)
-    }
-
     /** The healthy endpoint with the most free capacity; else the one back soonest. */
     const pick = (list: Array<EndpointState>): EndpointState => {
       const now = Date.now()
@@ -171,7 +214,7 @@ export const makeLanguageModel = (
       let bestLoad = Infinity
       for (const s of list) {
         if (s.setAsideUntil > now) continue
-        const load = s.stats.inFlight / Math.max(1, s.config.concurrency)
+        const load = s.permits.inUse / s.permits.size
         if (load < bestLoad) (best = s), (bestLoad = load)
       }
       return best ?? list.reduce((a, b) => (a.setAsideUntil <= b.setAsideUntil ? a : b))
@@ -203,16 +246,12 @@ export const makeLanguageModel = (
     const callOnce = (s: EndpointState, request: ChatRequest) => {
       const limited = s.config.requestsPerMinute !== undefined || s.config.tokensPerMinute !== undefined
       const call = Effect.suspend(() => {
-        s.stats.inFlight++
         s.stats.requests++
         const started = Date.now()
-        return Effect.onExit(
-          Effect.map(s.config.provider.call(request), (result) => ({ result, latencyMs: Date.now() - started })),
-          () => Effect.sync(() => void s.stats.inFlight--)
-        )
+        return Effect.map(s.config.provider.call(request), (result) => ({ result, latencyMs: Date.now() - started }))
       })
       const estimate = () => Math.ceil(request.messages.reduce((n, m) => n + m.content.length, 0) / 4) + (request.max_tokens ?? 512)
-      return s.semaphore.withPermits(1)(limited ? Effect.zipRight(Effect.suspend(() => waitForRate(s, estimate())), call) : call)
+      return s.permits.with(limited ? Effect.zipRight(Effect.suspend(() => waitForRate(s, estimate())), call) : call)
     }
 
     const callWithRetries = (role: string, config: RoleConfig, list: Array<EndpointState>, request: ChatRequest) => {
@@ -222,12 +261,12 @@ export const makeLanguageModel = (
       const setAsideMs = config.setAsideMs ?? 15_000
       const loop = (attempt: number): Effect.Effect<{ result: ProviderResult; latencyMs: number; attempt: number; state: EndpointState }, LlmError> => {
         const s = pick(list)
-        return callOnce(s, request).pipe(
-          Effect.map(({ result, latencyMs }) => {
+        return Effect.matchEffect(callOnce(s, request), {
+          onSuccess: ({ result, latencyMs }) => {
             s.consecutiveFailures = 0
-            return { result, latencyMs, attempt, state: s }
-          }),
-          Effect.catchAll((error) => {
+            return Effect.succeed({ result, latencyMs, attempt, state: s })
+          },
+          onFailure: (error) => {
             s.stats.failed++
             if (error._tag === "RateLimited") s.stats.rateLimited++
             if (error._tag !== "RateLimited" && error._tag !== "BadRequest" && error._tag !== "Cancelled") {
@@ -240,65 +279,72 @@ export const makeLanguageModel = (
             const jittered = backoff / 2 + Math.random() * (backoff / 2)
             const delay = error._tag === "RateLimited" && error.retryAfterMs !== undefined ? Math.min(config.maxRetryAfterMs ?? 120_000, error.retryAfterMs) : jittered
             return Effect.sleep(Duration.millis(delay)).pipe(Effect.zipRight(loop(attempt + 1)))
-          })
-        )
+          }
+        })
       }
       void role
       return loop(1)
     }
 
+    /** A model call (with retries), its stats, and its answer stored in the cache unless it is off. */
+    const fresh = (role: string, list: Array<EndpointState>, request: ChatRequest, model: string, mode: CacheMode, key: string): Effect.Effect<Completion, LlmError> => {
+      const call = Effect.flatMap(callWithRetries(role, roles[role]!, list, { ...request, model } as ChatRequest), ({ result, latencyMs, attempt, state }) => {
+        const costUsd = costOf(state.config.price, result)
+        state.stats.succeeded++
+        state.stats.promptTokens += result.usage.promptTokens
+        state.stats.completionTokens += result.usage.completionTokens
+        state.stats.costUsd += costUsd ?? 0
+        state.stats.latencyMsTotal += latencyMs
+        const completion = { ...result, latencyMs, cached: false, attempts: attempt, costUsd } satisfies Completion
+        return mode === "off"
+          ? Effect.succeed(completion)
+          : store
+              .cachePut({ key, model, value: JSON.stringify({ ...result, latencyMs }), createdAt: new Date().toISOString() })
+              .pipe(Effect.orElse(() => Effect.void), Effect.as(completion))
+      })
+      return defaults.gate !== undefined ? Effect.zipRight(defaults.gate.await, call) : call
+    }
+
+    // Plain combinators rather than generators: this is the per-call hot path.
     const complete = (role: string, request: ChatRequest, options: CallOptions = {}): Effect.Effect<Completion, LlmError> =>
-      Effect.gen(function* () {
-        const list = yield* endpointsOf(role)
-        const config = roles[role]!
+      Effect.suspend(() => {
+        const list = states.get(role)
+        if (list === undefined || list.length === 0) {
+          return Effect.fail(new BadRequest({ endpoint: role, status: 0, message: `no model is configured for the role \`${role}\`` }))
+        }
         const model = request.model ?? list[0]!.config.provider.model
         const mode = options.cache ?? defaults.cache ?? "use"
         // With the cache off there is no key to make, nothing to look up and nothing to share.
-        const key = mode === "off" ? "" : cacheKey(model, request, options.sampleIndex ?? 0)
-        if (mode === "use") {
-          const hit = yield* store.cacheGet(key).pipe(Effect.orElseSucceed(() => Option.none()))
+        if (mode === "off") return fresh(role, list, request, model, mode, "")
+        const key = cacheKey(model, request, options.sampleIndex ?? 0)
+        if (mode === "refresh") return fresh(role, list, request, model, mode, key)
+        return Effect.flatMap(store.cacheGet(key).pipe(Effect.orElseSucceed(() => Option.none())), (hit) => {
           if (Option.isSome(hit)) {
             const value = decodeCached(hit.value.value)
             if (Option.isSome(value)) {
               list[0]!.stats.cacheHits++
-              return { ...value.value, cached: true, attempts: 1, costUsd: 0 } satisfies Completion
+              return Effect.succeed({ ...value.value, cached: true, attempts: 1, costUsd: 0 } satisfies Completion)
             }
           }
           // The same request already on its way: wait for it instead of paying twice.
           const pending = inFlight.get(key)
           if (pending !== undefined) {
-            const shared = yield* Deferred.await(pending)
-            list[0]!.stats.cacheHits++
-            return { ...shared, cached: true, costUsd: 0 } satisfies Completion
-          }
-        }
-        const run = Effect.gen(function* () {
-          if (defaults.gate !== undefined) yield* defaults.gate.await
-          const { result, latencyMs, attempt, state } = yield* callWithRetries(role, config, list, { ...request, model } as ChatRequest)
-          const costUsd = costOf(state.config.price, result)
-          state.stats.succeeded++
-          state.stats.promptTokens += result.usage.promptTokens
-          state.stats.completionTokens += result.usage.completionTokens
-          state.stats.costUsd += costUsd ?? 0
-          state.stats.latencyMsTotal += latencyMs
-          if (mode !== "off") {
-            yield* store
-              .cachePut({ key, model, value: JSON.stringify({ ...result, latencyMs }), createdAt: new Date().toISOString() })
-              .pipe(Effect.orElse(() => Effect.void))
-          }
-          return { ...result, latencyMs, cached: false, attempts: attempt, costUsd } satisfies Completion
-        })
-        if (mode !== "use") return yield* run
-        const deferred = yield* Deferred.make<Completion, LlmError>()
-        inFlight.set(key, deferred)
-        return yield* run.pipe(
-          Effect.onExit((exit) =>
-            Effect.suspend(() => {
-              if (inFlight.get(key) === deferred) inFlight.delete(key)
-              return Exit.isSuccess(exit) ? Deferred.succeed(deferred, exit.value) : Exit.isFailure(exit) ? Deferred.failCause(deferred, exit.cause) : Effect.void
+            return Effect.map(Deferred.await(pending), (shared) => {
+              list[0]!.stats.cacheHits++
+              return { ...shared, cached: true, costUsd: 0 } satisfies Completion
             })
+          }
+          const deferred = Deferred.unsafeMake<Completion, LlmError>(FiberId.none)
+          inFlight.set(key, deferred)
+          return fresh(role, list, request, model, mode, key).pipe(
+            Effect.onExit((exit) =>
+              Effect.suspend(() => {
+                if (inFlight.get(key) === deferred) inFlight.delete(key)
+                return Exit.isSuccess(exit) ? Deferred.succeed(deferred, exit.value) : Deferred.failCause(deferred, exit.cause)
+              })
+            )
           )
-        )
+        })
       })
 
     const stats = Effect.sync(() =>
@@ -308,6 +354,7 @@ export const makeLanguageModel = (
           endpoint: s.config.provider.id,
           model: s.config.provider.model,
           setAside: s.setAsideUntil > Date.now(),
+          inFlight: s.permits.inUse,
           ...s.stats
         }))
       )
