@@ -86,6 +86,9 @@ describe("fastcot command line", () => {
     const kept = JSON.parse((await fastcot("inspect", "--fate", "kept", "--json", "--workspace", ".fastcot-demo")).out) as Array<{ id: string; keptAs: string }>
     const dropped = JSON.parse((await fastcot("inspect", "--fate", "dropped", "--json", "--workspace", ".fastcot-demo")).out) as Array<{ id: string; reason: { code: string } }>
     expect(kept.length + dropped.length).toBe(13)
+    // Each stage's line counts its own drops; together they are every dropped item.
+    const stageDrops = [/4\. verify .*; (\d+) dropped/, /5\. align .*; (\d+) dropped/].map((re) => Number(re.exec(demo.out)?.[1]))
+    expect(stageDrops[0]! + stageDrops[1]!).toBe(dropped.length)
     const rewritten = kept.find((i) => i.keptAs !== "initial-medium") ?? dropped.find((i) => i.reason.code === "max-rounds")!
     const shown = await fastcot("inspect", rewritten.id.slice(0, 8), "--workspace", ".fastcot-demo")
     expect(shown.code).toBe(0)

@@ -144,8 +144,9 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
       )
       const { result, status } = run
       yield* stdout(`3. teacher  ${result.teacher?.done ?? 0} traces sampled (${run.retries} retries after injected faults)`)
-      yield* stdout(`4. verify   ${result.verify?.advanced ?? 0} reach the reference answer or pass their tests (code sandbox: ${sandbox.isolation}); ${result.verify?.dropped ?? 0} dropped (${Object.entries(status.dropReasons).map(([k, n]) => `${n} ${k}`).join(", ")})`)
-      yield* stdout(`5. align    ${status.kept} kept: ${Object.entries(status.keptAs).map(([k, n]) => `${n} ${k}`).join(", ")}`)
+      yield* stdout(`4. verify   ${result.verify?.advanced ?? 0} reach the reference answer or pass their tests (code sandbox: ${sandbox.isolation}); ${result.verify?.dropped ?? 0} dropped`)
+      yield* stdout(`5. align    ${status.kept} kept: ${Object.entries(status.keptAs).map(([k, n]) => `${n} ${k}`).join(", ")}; ${result.align?.dropped ?? 0} dropped`)
+      if (status.dropped > 0) yield* stdout(`           why items were dropped: ${Object.entries(status.dropReasons).map(([k, n]) => `${n} ${k}`).join(", ")}`)
       const exported = yield* exportDataset({ format: "openai", out: join(paths.exports, "openai", "train.jsonl") }).pipe(
         Effect.provide(Layer.merge(storeLayer(args.workspace), QwenTokenCounterLive))
       )
