@@ -72,10 +72,8 @@ const peer = async () => {
 const providerOnly = async (stream) => {
   const provider = openAiProvider({ baseUrl, model: "bench", stream })
   const req = (i) => new ChatRequest({ messages: [{ role: "user", content: `provider ${i} ${stream}` }], max_tokens: 64 })
-  const loop = async (count) => {
-    let next = 0
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (next < count) await Effect.runPromise(provider.call(req(next++))) }))
-  }
+  // Driven as its callers drive it: fibers, CONCURRENCY at a time, in one Effect runtime.
+  const loop = (count) => Effect.runPromise(Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) => provider.call(req(i)), { concurrency: CONCURRENCY, discard: true }))
   await loop(WARMUP)
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
