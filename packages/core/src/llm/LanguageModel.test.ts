@@ -4,13 +4,15 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import { readFileSync, readdirSync } from "node:fs"
+import { createServer, type IncomingMessage } from "node:http"
+import { type AddressInfo, connect, type Socket } from "node:net"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
 import { type ScriptedServer, type ScriptedServerOptions, startScriptedServer } from "../testing/scriptedServer.js"
 import { tempDir } from "../test-support/fixtures.js"
 import { type CallOptions, type LanguageModelShape, makeLanguageModel, Permits, type RoleConfig } from "./LanguageModel.js"
-import { openAiProvider, type OpenAiEndpointConfig, retryAfterMs } from "./openai.js"
+import { openAiProvider, type OpenAiEndpointConfig, proxyFor, retryAfterMs } from "./openai.js"
 import { ChatRequest } from "./schema.js"
 
 const ask = (q: string, extra: Partial<ConstructorParameters<typeof ChatRequest>[0]> = {}) =>
@@ -214,6 +216,57 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     expect(c.text).toContain("boxed")
     expect(s.requests[0]!.url).toBe("/v1/chat/completions?api-version=2024-10-21")
     expect(s.requests[0]!.headers["authorization"]).toBe(`Basic ${Buffer.from("ann:p@ss").toString("base64")}`)
+  })
+
+  it("goes through HTTP_PROXY (CONNECT, with the proxy's credentials) to a non-loopback endpoint, and straight to a loopback one", async () => {
+    const s = await server()
+    const connects: Array<{ target: string; auth: string | undefined }> = []
+    const tunnels: Array<Socket> = []
+    const proxy = createServer((_req, res) => res.writeHead(405).end())
+    proxy.on("connect", (req: IncomingMessage, client: Socket, head: Buffer) => {
+      connects.push({ target: req.url ?? "", auth: req.headers["proxy-authorization"] })
+      tunnels.push(client)
+      // The proxy resolves the endpoint's name; here every name is this machine.
+      const upstream = connect(Number((req.url ?? "").split(":").pop()), "127.0.0.1", () => {
+        client.write("HTTP/1.1 200 Connection Established\r\n\r\n")
+        upstream.write(head)
+        upstream.pipe(client)
+        client.pipe(upstream)
+      })
+      upstream.on("error", () => client.destroy())
+      client.on("error", () => upstream.destroy())
+    })
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", () => r()))
+    const saved = { HTTP_PROXY: process.env["HTTP_PROXY"], http_proxy: process.env["http_proxy"], NO_PROXY: process.env["NO_PROXY"], no_proxy: process.env["no_proxy"] }
+    try {
+      for (const k of Object.keys(saved)) delete process.env[k]
+      process.env["HTTP_PROXY"] = `http://ann:pr0xy-pw@127.0.0.1:${(proxy.address() as AddressInfo).port}`
+      const port = new URL(s.baseUrl).port
+      const viaProxy = await withModel({ teacher: { endpoints: [{ provider: endpoint(s, { baseUrl: `http://models.internal.test:${port}/v1` }), concurrency: 2 }] } }, (lm) =>
+        Effect.forEach(["a", "b", "c"], (q) => lm.complete("teacher", ask(q)), { concurrency: 3 })
+      )
+      expect(viaProxy.every((c) => c.text.includes("boxed"))).toBe(true)
+      expect(connects.length).toBeGreaterThan(0)
+      expect(connects[0]!.target).toBe(`models.internal.test:${port}`)
+      expect(connects[0]!.auth).toBe(`Basic ${Buffer.from("ann:pr0xy-pw").toString("base64")}`)
+      const before = connects.length
+      await withModel({ teacher: { endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }, (lm) => lm.complete("teacher", ask("direct")))
+      expect(connects.length).toBe(before) // 127.0.0.1 never goes through the proxy
+      // NO_PROXY, as curl reads it.
+      process.env["NO_PROXY"] = "localhost, .internal.test"
+      expect(proxyFor(new URL("http://models.internal.test:8000/v1"))).toBeUndefined()
+      expect(proxyFor(new URL("http://api.example.com/v1"))?.hostname).toBe("127.0.0.1")
+      process.env["NO_PROXY"] = "api.example.com:8443"
+      expect(proxyFor(new URL("https://api.example.com/v1"))).toBeDefined()
+      expect(proxyFor(new URL("https://api.example.com:8443/v1"))).toBeUndefined()
+      process.env["NO_PROXY"] = "*"
+      expect(proxyFor(new URL("http://api.example.com/v1"))).toBeUndefined()
+    } finally {
+      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+      for (const t of tunnels) t.destroy()
+      await new Promise((r) => proxy.close(r))
+    }
   })
 
   it("keeps the API key out of errors, the store and the cache", async () => {

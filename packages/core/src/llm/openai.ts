@@ -1,7 +1,8 @@
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { StringDecoder } from "node:string_decoder"
-import { Pool } from "undici"
+import { Pool, ProxyAgent } from "undici"
+import { isLoopbackHost } from "../util/net.js"
 import type { Dispatcher } from "undici"
 import { splitThink } from "../util/latex.js"
 import { BadRequest, BadResponse, Cancelled, ConnectionError, type LlmError, RateLimited, redactSecrets, redactUrl, ServerError, Timeout } from "./errors.js"
@@ -124,6 +125,35 @@ class SseAccumulator {
 
 type Why = "cancel" | "timeout" | "stall"
 
+const envValue = (name: string): string | undefined => {
+  const v = process.env[name.toLowerCase()] ?? process.env[name.toUpperCase()]
+  return v === undefined || v.trim() === "" ? undefined : v.trim()
+}
+
+/**
+ * The proxy an endpoint's calls go through, read from the environment as curl reads it (HTTPS_PROXY or HTTP_PROXY by scheme, NO_PROXY's hosts, domains and `*`), except
+ * that a loopback endpoint is always reached directly.
+ */
+export const proxyFor = (endpoint: URL): URL | undefined => {
+  const host = endpoint.hostname.toLowerCase()
+  if (isLoopbackHost(host)) return undefined
+  const raw = endpoint.protocol === "https:" ? envValue("https_proxy") ?? envValue("http_proxy") : envValue("http_proxy")
+  if (raw === undefined) return undefined
+  const port = endpoint.port !== "" ? endpoint.port : endpoint.protocol === "https:" ? "443" : "80"
+  for (const entry of (envValue("no_proxy") ?? "").split(/[\s,]+/).filter((e) => e !== "")) {
+    if (entry === "*") return undefined
+    const [name, entryPort] = entry.replace(/^\*?\./, ".").split(":") as [string, string | undefined]
+    if (entryPort !== undefined && entryPort !== port) continue
+    const bare = name.replace(/^\./, "").toLowerCase()
+    if (host === bare || host.endsWith(`.${bare}`)) return undefined
+  }
+  try {
+    return new URL(raw.includes("://") ? raw : `http://${raw}`)
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * One request/response exchange as an undici dispatch handler: the body is gathered (or, for a
  * 2xx stream, parsed as it arrives) without a Readable stream, an AbortController or an event
@@ -204,8 +234,13 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
   const stallTimeoutMs = config.stallTimeoutMs ?? 60_000
   const stream = config.stream ?? true
   // One keep-alive pool for the endpoint's origin, driven through undici's dispatch API: measured
-  // in bench/llm.bench.mjs, this costs less CPU per call than undici's own request() API.
-  const pool = new Pool(parsed.origin, { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connect: { timeout: 30_000 } })
+  // in bench/llm.bench.mjs, this costs less CPU per call than undici's own request() API. Behind
+  // HTTP(S)_PROXY (and not excluded by NO_PROXY), calls go through the proxy; a loopback endpoint
+  // never does (no proxy can reach this machine's loopback).
+  const proxy = proxyFor(parsed)
+  const pooling = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connect: { timeout: 30_000 } }
+  const pool = proxy === undefined ? new Pool(parsed.origin, pooling) : new ProxyAgent({ ...pooling, uri: proxy.href })
+  if (proxy !== undefined && proxy.password !== "") secrets.push(decodeURIComponent(proxy.password))
   const headers: Array<string> = ["content-type", "application/json"]
   if (config.apiKey !== undefined && config.apiKey !== "") headers.push("authorization", `Bearer ${config.apiKey}`)
   else if (basic !== undefined) headers.push("authorization", `Basic ${basic}`)
@@ -304,7 +339,7 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
           }
         })
         const deadline = watchDeadline(Date.now() + timeoutMs, () => ex.cancel("timeout"))
-        pool.dispatch({ path, method: "POST", headers, body: requestBody, headersTimeout: timeoutMs, bodyTimeout: stallTimeoutMs }, ex)
+        pool.dispatch({ origin: parsed.origin, path, method: "POST", headers, body: requestBody, headersTimeout: timeoutMs, bodyTimeout: stallTimeoutMs }, ex)
         return Effect.sync(() => ex.cancel("cancel"))
       })
   }
