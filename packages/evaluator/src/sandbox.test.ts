@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { extractCode, runTests, sameOutput } from "./codeTests.js"
 import { type Isolation, makeSandbox, Sandbox, type SandboxShape } from "./sandbox.js"
 
-const run = (sandbox: SandboxShape, code: string, stdin = "", timeoutMs = 3_000) =>
-  Effect.runPromise(sandbox.runPython({ "solution.py": code }, "solution.py", stdin, { timeoutMs, cpuSeconds: 3 }))
+const run = (sandbox: SandboxShape, code: string, stdin = "", timeoutMs = 3_000, limits: { readonly cpuSeconds?: number; readonly memoryMb?: number } = {}) =>
+  Effect.runPromise(sandbox.runPython({ "solution.py": code }, "solution.py", stdin, { timeoutMs, cpuSeconds: 3, ...limits }))
 
 const strongest = makeSandbox()
 
@@ -42,6 +42,12 @@ describe(`the code sandbox (here: ${strongest.isolation})`, () => {
     expect(Date.now() - started).toBeLessThan(5_000)
   })
 
+  it("reports a program stopped by its CPU limit (not the wall clock) as a timeout", async () => {
+    const r = await run(strongest, "while True: pass\n", "", 15_000, { cpuSeconds: 1 })
+    expect(r.status, `exit ${r.exitCode} signal ${r.signal}`).toBe("timeout")
+    expect(r.wallMs).toBeLessThan(10_000)
+  })
+
   it("contains a fork bomb", async () => {
     const r = await run(strongest, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", "", 2_000)
     expect(["timeout", "error"]).toContain(r.status)
@@ -50,8 +56,10 @@ describe(`the code sandbox (here: ${strongest.isolation})`, () => {
   })
 
   it("stops a memory bomb", async () => {
-    const r = await run(strongest, "x = []\nwhile True:\n    x.append(' ' * 10_000_000)\n", "", 5_000)
-    expect(r.status).toBe("memory")
+    // Touching 256 MB of fresh pages takes a second or more of CPU on a slow VM: the CPU limit is
+    // set well above that, so that what stops the bomb is the memory limit.
+    const r = await run(strongest, "x = []\nwhile True:\n    x.append(' ' * 10_000_000)\n", "", 20_000, { cpuSeconds: 15, memoryMb: 256 })
+    expect(r.status, `${r.status} exit ${r.exitCode} signal ${r.signal}: ${r.stderr.slice(-400)}`).toBe("memory")
   })
 
   it.skipIf(strongest.isolation === "none")("has no network, not even loopback", async () => {

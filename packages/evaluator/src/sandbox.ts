@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { spawn, spawnSync } from "node:child_process"
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { availableParallelism, homedir, tmpdir } from "node:os"
+import { availableParallelism, constants, homedir, tmpdir } from "node:os"
 import { join } from "node:path"
 
 /**
@@ -28,6 +28,8 @@ export interface SandboxLimits {
   /** Output kept per stream; more is cut and the run fails. */
   readonly outputBytes: number
 }
+
+const signalName = (n: number): string | null => Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? null
 
 export const DEFAULT_LIMITS: SandboxLimits = { timeoutMs: 6_000, cpuSeconds: 6, memoryMb: 1024, fileSizeMb: 16, outputBytes: 4 << 20 }
 
@@ -173,7 +175,9 @@ export const makeSandbox = (options: SandboxOptions = {}): SandboxShape => {
         clearTimeout(timer)
         killGroup()
         rmSync(dir, { recursive: true, force: true })
-        const cpuKilled = signal === "SIGXCPU" || (signal === "SIGKILL" && status === undefined && Date.now() - started >= limits.cpuSeconds * 1000 * 0.9)
+        // bwrap reports a program killed by a signal as its own exit code 128 + the signal's number.
+        const killedBy = signal ?? (isolation === "bwrap" && exitCode !== null && exitCode > 128 ? signalName(exitCode - 128) : null)
+        const cpuKilled = killedBy === "SIGXCPU" || (killedBy === "SIGKILL" && status === undefined && Date.now() - started >= limits.cpuSeconds * 1000 * 0.9)
         const final: RunResult["status"] =
           status ?? (cpuKilled ? "timeout" : /MemoryError/.test(stderr) ? "memory" : exitCode === 0 ? "ok" : "error")
         resume(Effect.succeed({ status: final, exitCode, signal, stdout, stderr: stderr.slice(-4000), wallMs: Date.now() - started }))
