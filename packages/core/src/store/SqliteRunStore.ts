@@ -102,8 +102,16 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     updatedAt: item.updatedAt
   })
 
+  // Rounds are append-only and immutable: a round this store has committed for an item is not
+  // encoded or written again when the item is saved with more rounds.
+  const committedRounds = new WeakMap<object, string>()
   const insertRounds = (item: Item) => {
-    for (const r of item.rounds) stmt.insertRound.run(item.id, r.index, JSON.stringify(encodeRound(r)))
+    for (const r of item.rounds) {
+      if (committedRounds.get(r) !== item.id) stmt.insertRound.run(item.id, r.index, JSON.stringify(encodeRound(r)))
+    }
+  }
+  const markCommitted = (items: ReadonlyArray<Item>) => {
+    for (const item of items) for (const r of item.rounds) committedRounds.set(r, item.id)
   }
 
   const insertItems = (items: ReadonlyArray<Item>): number => {
@@ -275,7 +283,11 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
       }),
     getItem: (id) => attempt(`reading item ${id}`, () => Option.fromNullable(loadItem(id))),
     addItems: (items) => attempt("adding items", () => addItemsTx.immediate(items)),
-    saveItem: (item) => attempt(`saving item ${item.id}`, () => saveItemTx.immediate(item)),
+    saveItem: (item) =>
+      attempt(`saving item ${item.id}`, () => {
+        saveItemTx.immediate(item)
+        markCommitted([item])
+      }),
     listItems: (filter) =>
       attempt("listing items", () => {
         const where: Array<string> = []

@@ -90,6 +90,34 @@ describe("SQLite run store", () => {
     expect(saved.rounds.map((r) => r.verdict?.raw)).toEqual(["easy", "medium"])
   })
 
+  it("writes each round once per item across saves, and the same round object for another item too", async () => {
+    const [p, q] = [problem("2+0?"), problem("3+0?")]
+    const shared = round(0, "easy")
+    const counted = await withStore(
+      file,
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.commitImportBatch({
+          progress: { key: "k", path: "f", rows: 2, offset: 0, line: 3, problemsAdded: 0, itemsAdded: 0, duplicates: 0, rejected: 0, done: true },
+          problems: [p, q],
+          items: [],
+          rejects: []
+        })
+        yield* store.saveItem(item(p, [shared]))
+        yield* store.saveItem(item(p, [shared, round(1, "hard")]))
+        yield* store.saveItem(item(p, [shared, round(1, "hard"), round(2, "medium")], "kept"))
+        // Another item that happens to hold the same Round object still gets its own row.
+        yield* store.saveItem(item(q, [shared]))
+        return [Option.getOrThrow(yield* store.getItem(contentId("i_", p.id))), Option.getOrThrow(yield* store.getItem(contentId("i_", q.id)))]
+      })
+    )
+    expect(counted[0]!.rounds.map((r) => r.verdict?.raw)).toEqual(["easy", "hard", "medium"])
+    expect(counted[1]!.rounds.map((r) => r.verdict?.raw)).toEqual(["easy"])
+    const db = new Database(file, { readonly: true })
+    expect((db.prepare("SELECT COUNT(*) AS n FROM rounds").get() as { n: number }).n).toBe(4)
+    db.close()
+  })
+
   it("counts problems, items per stage and fate, and drop reasons", async () => {
     const ps = ["a?", "b?", "c?"].map(problem)
     const status = await withStore(
