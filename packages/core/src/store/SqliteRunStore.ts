@@ -5,7 +5,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import { Item } from "../schema/item.js"
+import { Item, makeItem } from "../schema/item.js"
 import { Problem } from "../schema/problem.js"
 import { Round } from "../schema/round.js"
 import { StoreError } from "./errors.js"
@@ -131,7 +131,8 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     if (row === undefined) return undefined
     const base = decodeItemRow(row.data)
     const rounds = (stmt.getRounds.all(id) as Array<{ data: string }>).map((r) => decodeRound(r.data))
-    return new Item({ ...base, rounds })
+    // Both parts were just decoded by their Schemas: no second validation.
+    return makeItem({ ...base, rounds })
   }
 
   const toProgress = (row: Record<string, unknown>): ImportProgress => ({
@@ -229,6 +230,36 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     for (const p of batch) p.resume(outcome)
   }
 
+  // Group commit for item saves too: saves made in the same turn of the event loop share one
+  // transaction and each caller resumes after it has committed. Should the shared transaction
+  // fail, every item is saved on its own, so one bad item fails only its own caller.
+  let pendingSaves: Array<{ item: Item; resume: (effect: Effect.Effect<void, StoreError>) => void }> = []
+  const saveMany = db.transaction((items: ReadonlyArray<Item>) => {
+    for (const item of items) {
+      stmt.upsertItem.run(itemParams(item))
+      insertRounds(item)
+    }
+  })
+  const flushSaves = () => {
+    const batch = pendingSaves
+    pendingSaves = []
+    try {
+      saveMany.immediate(batch.map((p) => p.item))
+      markCommitted(batch.map((p) => p.item))
+      for (const p of batch) p.resume(Effect.void)
+    } catch {
+      for (const p of batch) {
+        try {
+          saveItemTx.immediate(p.item)
+          markCommitted([p.item])
+          p.resume(Effect.void)
+        } catch (cause) {
+          p.resume(Effect.fail(new StoreError({ message: `saving item ${p.item.id}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })))
+        }
+      }
+    }
+  }
+
   const store: RunStoreShape = {
     location: file,
     importProgress: (key) =>
@@ -284,9 +315,9 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     getItem: (id) => attempt(`reading item ${id}`, () => Option.fromNullable(loadItem(id))),
     addItems: (items) => attempt("adding items", () => addItemsTx.immediate(items)),
     saveItem: (item) =>
-      attempt(`saving item ${item.id}`, () => {
-        saveItemTx.immediate(item)
-        markCommitted([item])
+      Effect.async<void, StoreError>((resume) => {
+        pendingSaves.push({ item, resume })
+        if (pendingSaves.length === 1) setImmediate(flushSaves)
       }),
     listItems: (filter) =>
       attempt("listing items", () => {
@@ -364,6 +395,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     store,
     close: () => {
       if (pendingPuts.length > 0) flushPuts()
+      if (pendingSaves.length > 0) flushSaves()
       db.close()
     }
   }

@@ -118,6 +118,30 @@ describe("SQLite run store", () => {
     db.close()
   })
 
+  it("saves concurrent items in one transaction, and one bad item fails only its own save", async () => {
+    const [p, q, orphan] = [problem("4+0?"), problem("5+0?"), problem("not imported")]
+    const outcome = await withStore(
+      file,
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.commitImportBatch({
+          progress: { key: "k", path: "f", rows: 2, offset: 0, line: 3, problemsAdded: 0, itemsAdded: 0, duplicates: 0, rejected: 0, done: true },
+          problems: [p, q],
+          items: [],
+          rejects: []
+        })
+        // Three saves in the same turn: the orphan's problem is not in the store (a foreign-key error).
+        const results = yield* Effect.all([p, orphan, q].map((x) => Effect.either(store.saveItem(item(x, [round(0, "medium")], "kept")))), { concurrency: "unbounded" })
+        const stored = yield* Effect.all([p, orphan, q].map((x) => store.getItem(contentId("i_", x.id))))
+        return { results, stored }
+      })
+    )
+    expect(outcome.results.map((r) => r._tag)).toEqual(["Right", "Left", "Right"])
+    const failure = outcome.results[1]!
+    expect(failure._tag === "Left" ? failure.left.message : "").toContain(`saving item ${contentId("i_", orphan.id)}`)
+    expect(outcome.stored.map(Option.isSome)).toEqual([true, false, true])
+  })
+
   it("counts problems, items per stage and fate, and drop reasons", async () => {
     const ps = ["a?", "b?", "c?"].map(problem)
     const status = await withStore(
