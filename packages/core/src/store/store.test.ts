@@ -39,6 +39,15 @@ const round = (index: number, raw: string) =>
     finishedAt: "2026-01-01T00:00:01Z"
   })
 
+/** Commits problems to the store as one finished import (no items, no rejects). */
+const importProblems = (store: RunStore["Type"], problems: ReadonlyArray<Problem>) =>
+  store.commitImportBatch({
+    progress: { key: "k", path: "f", rows: problems.length, offset: 0, line: problems.length + 1, problemsAdded: 0, itemsAdded: 0, duplicates: 0, rejected: 0, done: true },
+    problems,
+    items: [],
+    rejects: []
+  })
+
 describe("SQLite run store", () => {
   let dir: ReturnType<typeof tempDir>
   let file: string
@@ -73,12 +82,7 @@ describe("SQLite run store", () => {
       file,
       Effect.gen(function* () {
         const store = yield* RunStore
-        yield* store.commitImportBatch({
-          progress: { key: "k", path: "f", rows: 1, offset: 0, line: 2, problemsAdded: 0, itemsAdded: 0, duplicates: 0, rejected: 0, done: true },
-          problems: [p],
-          items: [],
-          rejects: []
-        })
+        yield* importProblems(store, [p])
         yield* store.saveItem(item(p, [round(0, "easy")]))
         // A second save that tries to change round 0 and adds round 1.
         yield* store.saveItem(item(p, [round(0, "TAMPERED"), round(1, "medium")], "kept"))
@@ -97,12 +101,7 @@ describe("SQLite run store", () => {
       file,
       Effect.gen(function* () {
         const store = yield* RunStore
-        yield* store.commitImportBatch({
-          progress: { key: "k", path: "f", rows: 2, offset: 0, line: 3, problemsAdded: 0, itemsAdded: 0, duplicates: 0, rejected: 0, done: true },
-          problems: [p, q],
-          items: [],
-          rejects: []
-        })
+        yield* importProblems(store, [p, q])
         yield* store.saveItem(item(p, [shared]))
         yield* store.saveItem(item(p, [shared, round(1, "hard")]))
         yield* store.saveItem(item(p, [shared, round(1, "hard"), round(2, "medium")], "kept"))
@@ -124,12 +123,7 @@ describe("SQLite run store", () => {
       file,
       Effect.gen(function* () {
         const store = yield* RunStore
-        yield* store.commitImportBatch({
-          progress: { key: "k", path: "f", rows: 2, offset: 0, line: 3, problemsAdded: 0, itemsAdded: 0, duplicates: 0, rejected: 0, done: true },
-          problems: [p, q],
-          items: [],
-          rejects: []
-        })
+        yield* importProblems(store, [p, q])
         // Three saves in the same turn: the orphan's problem is not in the store (a foreign-key error).
         const results = yield* Effect.all([p, orphan, q].map((x) => Effect.either(store.saveItem(item(x, [round(0, "medium")], "kept")))), { concurrency: "unbounded" })
         const stored = yield* Effect.all([p, orphan, q].map((x) => store.getItem(contentId("i_", x.id))))
