@@ -146,11 +146,12 @@ export class Permits {
   with<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.uninterruptibleMask((restore) =>
       Effect.suspend(() => {
+        const held = Effect.onExit(restore(self), () => this.release)
         if (this.free > 0) {
           this.free--
-          return Effect.onExit(restore(self), () => this.release)
+          return held
         }
-        return Effect.zipRight(restore(this.wait), Effect.onExit(restore(self), () => this.release))
+        return Effect.zipRight(restore(this.wait), held)
       })
     )
   }

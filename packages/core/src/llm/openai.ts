@@ -1,10 +1,9 @@
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { StringDecoder } from "node:string_decoder"
-import { Pool, ProxyAgent } from "undici"
-import { isLoopbackHost } from "../util/net.js"
-import type { Dispatcher } from "undici"
+import { type Dispatcher, Pool, ProxyAgent } from "undici"
 import { splitThink } from "../util/latex.js"
+import { isLoopbackHost } from "../util/net.js"
 import { BadRequest, BadResponse, Cancelled, ConnectionError, type LlmError, RateLimited, redactSecrets, redactUrl, ServerError, Timeout } from "./errors.js"
 import type { ModelProvider, ProviderResult } from "./provider.js"
 import { type ChatRequest, finishReason, WireChunk, WireCompletion } from "./schema.js"
@@ -69,6 +68,13 @@ const separateReasoning = (content: string, reasoning: string | undefined): { te
   return { text: content }
 }
 
+/** The usage a reply reports (a stream reports it in one chunk; zeros when it reports none). */
+const usageOf = (u: (typeof WireCompletion.Type)["usage"]): ProviderResult["usage"] => ({
+  promptTokens: u?.prompt_tokens ?? 0,
+  completionTokens: u?.completion_tokens ?? 0,
+  reasoningTokens: u?.completion_tokens_details?.reasoning_tokens ?? undefined
+})
+
 /** What one SSE stream has said so far. */
 class SseAccumulator {
   private readonly decoder = new StringDecoder("utf8")
@@ -113,13 +119,7 @@ class SseAccumulator {
       this.reasoning += choice.delta?.reasoning_content ?? choice.delta?.reasoning ?? ""
       if (choice.finish_reason !== undefined && choice.finish_reason !== null) this.finish = choice.finish_reason
     }
-    if (c.usage !== undefined && c.usage !== null) {
-      this.usage = {
-        promptTokens: c.usage.prompt_tokens ?? 0,
-        completionTokens: c.usage.completion_tokens ?? 0,
-        reasoningTokens: c.usage.completion_tokens_details?.reasoning_tokens ?? undefined
-      }
-    }
+    if (c.usage !== undefined && c.usage !== null) this.usage = usageOf(c.usage)
   }
 }
 
@@ -131,8 +131,9 @@ const envValue = (name: string): string | undefined => {
 }
 
 /**
- * The proxy an endpoint's calls go through, read from the environment as curl reads it (HTTPS_PROXY or HTTP_PROXY by scheme, NO_PROXY's hosts, domains and `*`), except
- * that a loopback endpoint is always reached directly.
+ * The proxy an endpoint's calls go through, read from the environment as curl reads it
+ * (HTTPS_PROXY or HTTP_PROXY by scheme; NO_PROXY's hosts, `.domains`, `host:port` and `*`),
+ * except that a loopback endpoint is always reached directly.
  */
 export const proxyFor = (endpoint: URL): URL | undefined => {
   const host = endpoint.hostname.toLowerCase()
@@ -306,11 +307,7 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
       ...separateReasoning(choice.message.content ?? "", choice.message.reasoning_content ?? choice.message.reasoning ?? undefined),
       finishReason: finishReason(choice.finish_reason),
       model: c.model ?? config.model,
-      usage: {
-        promptTokens: c.usage?.prompt_tokens ?? 0,
-        completionTokens: c.usage?.completion_tokens ?? 0,
-        reasoningTokens: c.usage?.completion_tokens_details?.reasoning_tokens ?? undefined
-      }
+      usage: usageOf(c.usage)
     }
   }
 

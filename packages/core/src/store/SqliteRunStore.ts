@@ -175,10 +175,6 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     }
   )
 
-  const saveItemTx = db.transaction((item: Item) => {
-    stmt.upsertItem.run(itemParams(item))
-    insertRounds(item)
-  })
   const addItemsTx = db.transaction((items: ReadonlyArray<Item>) => insertItems(items))
 
   const countBy = (sql: string): Record<string, number> => {
@@ -214,51 +210,61 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     }
   }
 
-  let pendingPuts: Array<{ entry: CacheEntry; resume: (effect: Effect.Effect<void, StoreError>) => void }> = []
-  const putMany = db.transaction((entries: ReadonlyArray<CacheEntry>) => {
-    for (const e of entries) stmt.cachePut.run(e.key, e.model, e.value, e.createdAt)
-  })
-  const flushPuts = () => {
-    const batch = pendingPuts
-    pendingPuts = []
-    let outcome: Effect.Effect<void, StoreError> = Effect.void
-    try {
-      putMany.immediate(batch.map((p) => p.entry))
-    } catch (cause) {
-      outcome = Effect.fail(new StoreError({ message: `writing the LLM cache: ${cause instanceof Error ? cause.message : String(cause)}`, cause }))
-    }
-    for (const p of batch) p.resume(outcome)
-  }
-
-  // Group commit for item saves too: saves made in the same turn of the event loop share one
-  // transaction and each caller resumes after it has committed. Should the shared transaction
-  // fail, every item is saved on its own, so one bad item fails only its own caller.
-  let pendingSaves: Array<{ item: Item; resume: (effect: Effect.Effect<void, StoreError>) => void }> = []
-  const saveMany = db.transaction((items: ReadonlyArray<Item>) => {
-    for (const item of items) {
-      stmt.upsertItem.run(itemParams(item))
-      insertRounds(item)
-    }
-  })
-  const flushSaves = () => {
-    const batch = pendingSaves
-    pendingSaves = []
-    try {
-      saveMany.immediate(batch.map((p) => p.item))
-      markCommitted(batch.map((p) => p.item))
-      for (const p of batch) p.resume(Effect.void)
-    } catch {
-      for (const p of batch) {
-        try {
-          saveItemTx.immediate(p.item)
-          markCommitted([p.item])
-          p.resume(Effect.void)
-        } catch (cause) {
-          p.resume(Effect.fail(new StoreError({ message: `saving item ${p.item.id}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })))
+  /**
+   * Group commit: writes made in the same turn of the event loop share one transaction, and each
+   * caller resumes only after it has committed (durable before it returns). Should the shared
+   * transaction fail, each entry is written on its own, so one bad entry fails only its caller.
+   */
+  const groupCommit = <T>(what: (entry: T) => string, writeMany: (entries: ReadonlyArray<T>) => void, committed: (entries: ReadonlyArray<T>) => void = () => {}) => {
+    const tx = db.transaction(writeMany)
+    let pending: Array<{ entry: T; resume: (effect: Effect.Effect<void, StoreError>) => void }> = []
+    const flush = () => {
+      const batch = pending
+      pending = []
+      try {
+        const entries = batch.map((p) => p.entry)
+        tx.immediate(entries)
+        committed(entries)
+        for (const p of batch) p.resume(Effect.void)
+      } catch {
+        for (const p of batch) {
+          try {
+            tx.immediate([p.entry])
+            committed([p.entry])
+            p.resume(Effect.void)
+          } catch (cause) {
+            p.resume(Effect.fail(new StoreError({ message: `${what(p.entry)}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })))
+          }
         }
       }
     }
+    return {
+      write: (entry: T) =>
+        Effect.async<void, StoreError>((resume) => {
+          pending.push({ entry, resume })
+          if (pending.length === 1) setImmediate(flush)
+        }),
+      flushNow: () => {
+        if (pending.length > 0) flush()
+      }
+    }
   }
+  const cachePuts = groupCommit<CacheEntry>(
+    () => "writing the LLM cache",
+    (entries) => {
+      for (const e of entries) stmt.cachePut.run(e.key, e.model, e.value, e.createdAt)
+    }
+  )
+  const itemSaves = groupCommit<Item>(
+    (item) => `saving item ${item.id}`,
+    (items) => {
+      for (const item of items) {
+        stmt.upsertItem.run(itemParams(item))
+        insertRounds(item)
+      }
+    },
+    markCommitted
+  )
 
   const store: RunStoreShape = {
     location: file,
@@ -314,11 +320,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
       }),
     getItem: (id) => attempt(`reading item ${id}`, () => Option.fromNullable(loadItem(id))),
     addItems: (items) => attempt("adding items", () => addItemsTx.immediate(items)),
-    saveItem: (item) =>
-      Effect.async<void, StoreError>((resume) => {
-        pendingSaves.push({ item, resume })
-        if (pendingSaves.length === 1) setImmediate(flushSaves)
-      }),
+    saveItem: itemSaves.write,
     listItems: (filter) =>
       attempt("listing items", () => {
         const where: Array<string> = []
@@ -383,19 +385,13 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     }),
     cacheGet: (key) =>
       attempt("reading the LLM cache", () => Option.fromNullable(stmt.cacheGet.get(key) as CacheEntry | undefined)),
-    // Group commit: puts made in the same turn of the event loop share one transaction, and each
-    // caller resumes only after that transaction has committed (durable before it returns).
-    cachePut: (entry) =>
-      Effect.async<void, StoreError>((resume) => {
-        pendingPuts.push({ entry, resume })
-        if (pendingPuts.length === 1) setImmediate(flushPuts)
-      })
+    cachePut: cachePuts.write
   }
   return {
     store,
     close: () => {
-      if (pendingPuts.length > 0) flushPuts()
-      if (pendingSaves.length > 0) flushSaves()
+      cachePuts.flushNow()
+      itemSaves.flushNow()
       db.close()
     }
   }
