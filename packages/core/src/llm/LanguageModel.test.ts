@@ -249,6 +249,16 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
       expect(connects.length).toBeGreaterThan(0)
       expect(connects[0]!.target).toBe(`models.internal.test:${port}`)
       expect(connects[0]!.auth).toBe(`Basic ${Buffer.from("ann:pr0xy-pw").toString("base64")}`)
+      // A proxy that is not there: the error names it, without its password.
+      const dead = createServer()
+      await new Promise<void>((r) => dead.listen(0, "127.0.0.1", () => r()))
+      const deadPort = (dead.address() as AddressInfo).port
+      await new Promise((r) => dead.close(r))
+      process.env["HTTP_PROXY"] = `http://ann:pr0xy-pw@127.0.0.1:${deadPort}`
+      const refused = await withModel({ teacher: { maxAttempts: 1, endpoints: [{ provider: endpoint(s, { baseUrl: `http://models.internal.test:${port}/v1` }), concurrency: 1 }] } }, (lm) => Effect.either(lm.complete("teacher", ask("d"))))
+      const message = Either.isLeft(refused) ? refused.left.message : ""
+      expect(message).toContain(`through the proxy http://127.0.0.1:${deadPort}`)
+      expect(message).not.toContain("pr0xy-pw")
       const before = connects.length
       await withModel({ teacher: { endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }, (lm) => lm.complete("teacher", ask("direct")))
       expect(connects.length).toBe(before) // 127.0.0.1 never goes through the proxy

@@ -242,6 +242,8 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
   const pooling = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connect: { timeout: 30_000 } }
   const pool = proxy === undefined ? new Pool(parsed.origin, pooling) : new ProxyAgent({ ...pooling, uri: proxy.href })
   if (proxy !== undefined && proxy.password !== "") secrets.push(decodeURIComponent(proxy.password))
+  // A refused or failed connection names the proxy it went through: that is often what is wrong.
+  const via = proxy === undefined ? "" : ` (through the proxy ${redactUrl(proxy.href)})`
   const headers: Array<string> = ["content-type", "application/json"]
   if (config.apiKey !== undefined && config.apiKey !== "") headers.push("authorization", `Bearer ${config.apiKey}`)
   else if (basic !== undefined) headers.push("authorization", `Basic ${basic}`)
@@ -276,7 +278,7 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
     if (why === "stall") return new Timeout({ endpoint, message: `the stream stalled for ${stallTimeoutMs} ms`, afterMs: stallTimeoutMs })
     const cause = (e as { cause?: { code?: string; message?: string } }).cause
     const detail = code ?? cause?.code ?? cause?.message ?? (e as Error)?.message ?? String(e)
-    return new ConnectionError({ endpoint, message: clean(`connection failed: ${detail}`) })
+    return new ConnectionError({ endpoint, message: clean(`connection failed: ${detail}${via}`) })
   }
 
   /** The result (or typed error) of a completed exchange. */
