@@ -8,9 +8,10 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { createRequire } from "node:module"
+import { Worker } from "node:worker_threads"
 import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
-import { buildQwen2Model, LocalModel, QWEN25_05B_SHAPE, GREEDY, parameterCount } from "@fastcot/core"
+import { buildQwen2Model, LocalEngine, LocalModel, QWEN25_05B_SHAPE, GREEDY, parameterCount } from "@fastcot/core"
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), [])
@@ -44,20 +45,35 @@ if (missing.length > 0) {
   console.log(`  built in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
 }
 
-// 2. Copy bandwidth (bytes read + written per second), the yardstick of the bandwidth bound.
-const copyBandwidth = () => {
-  const n = 512 * 2 ** 20
-  const a = Buffer.alloc(n, 1)
-  const b = Buffer.alloc(n)
-  let best = Infinity
-  for (let i = 0; i < 5; i++) {
-    const t = process.hrtime.bigint()
+// 2. Copy bandwidth (bytes read + written per second) with as many threads as the decoder uses:
+// the yardstick of the bandwidth bound (one thread alone cannot saturate memory on most machines).
+const copyBandwidth = async () => {
+  const n = 256 * 2 ** 20
+  const code = `
+    const { parentPort, workerData } = require("node:worker_threads")
+    const a = Buffer.alloc(workerData.n, 1), b = Buffer.alloc(workerData.n)
+    const flag = new Int32Array(workerData.flag)
     a.copy(b)
-    best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e9)
+    Atomics.add(flag, 1, 1)
+    Atomics.wait(flag, 0, 0)
+    const t = process.hrtime.bigint()
+    for (let i = 0; i < 4; i++) a.copy(b)
+    parentPort.postMessage(Number(process.hrtime.bigint() - t) / 1e9)`
+  let best = 0
+  for (let round = 0; round < 3; round++) {
+    const flag = new Int32Array(new SharedArrayBuffer(8))
+    const workers = Array.from({ length: threads }, () => new Worker(code, { eval: true, workerData: { n, flag: flag.buffer } }))
+    const times = workers.map((w) => new Promise((resolve) => w.once("message", resolve)))
+    while (Atomics.load(flag, 1) < threads) await new Promise((r) => setTimeout(r, 5))
+    Atomics.store(flag, 0, 1)
+    Atomics.notify(flag, 0)
+    const slowest = Math.max(...(await Promise.all(times)))
+    await Promise.all(workers.map((w) => w.terminate()))
+    best = Math.max(best, (threads * 4 * 2 * n) / slowest)
   }
-  return (2 * n) / best
+  return best
 }
-const bandwidth = copyBandwidth()
+const bandwidth = await copyBandwidth()
 
 // Bytes of weights a decode step reads: every matrix once (the embedding gathers one row).
 const s = QWEN25_05B_SHAPE
@@ -70,24 +86,21 @@ const weightBytes = (v) => matrixParams * bytesPerParam[v]
 const ids = Array.from({ length: promptLen }, (_, i) => 1000 + ((i * 7919) % 50000))
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
-const runFastcot = async (variant) => {
+// One decode of the prompt by each runtime; both models stay loaded and the rounds alternate
+// which runs first, so that drift on a shared machine hits both alike.
+const loadFastcot = async (variant) => {
   const model = await Effect.runPromise(LocalModel.load(dir, { variant, threads }))
-  const out = []
-  for (let r = 0; r < reps + 1; r++) {
-    const [res] = await model.generate([{ promptIds: ids, maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY }])
-    if (r === 0) continue // warm-up
-    out.push({ ttft: res.firstTokenMs, decode: ((res.completionTokens - 1) * 1000) / (res.totalMs - res.firstTokenMs), tokens: res.completionTokens })
+  return {
+    model,
+    once: async () => {
+      const [res] = await model.generate([{ promptIds: ids, maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY }])
+      return { ttft: res.firstTokenMs, decode: ((res.completionTokens - 1) * 1000) / (res.totalMs - res.firstTokenMs) }
+    },
+    release: () => model.release()
   }
-  // Aggregate throughput of 4 concurrent prompts decoded as one batch (the engine does this for callers).
-  const t0 = performance.now()
-  const batch = await model.generate(Array.from({ length: 4 }, (_, i) => ({ promptIds: ids.slice(i), maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY })))
-  const batchTps = (batch.reduce((n, r) => n + r.completionTokens, 0) * 1000) / (performance.now() - t0 - batch[0].firstTokenMs)
-  await model.release()
-  out.batchTps = batchTps
-  return out
 }
 
-const runTransformersJs = async (variant) => {
+const loadTransformersJs = async (variant) => {
   const { AutoModelForCausalLM, env, Tensor } = await import("@huggingface/transformers")
   env.allowRemoteModels = false
   env.allowLocalModels = true
@@ -96,41 +109,82 @@ const runTransformersJs = async (variant) => {
   const model = await AutoModelForCausalLM.from_pretrained(path.basename(dir), { dtype: variant, device: "cpu", use_external_data_format: external })
   const input_ids = new Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, ids.length])
   const attention_mask = new Tensor("int64", new BigInt64Array(ids.length).fill(1n), [1, ids.length])
-  const out = []
-  for (let r = 0; r < reps + 1; r++) {
-    let first
-    let count = 0
-    const streamer = { put: () => { count++; if (count === 2) first = performance.now() }, end: () => {} }
-    const t0 = performance.now()
-    const gen = await model.generate({ input_ids, attention_mask, max_new_tokens: newTokens, min_new_tokens: newTokens, do_sample: false, streamer })
-    const t1 = performance.now()
-    if (r === 0) continue
-    const tokens = gen.dims[1] - ids.length
-    out.push({ ttft: first - t0, decode: ((tokens - 1) * 1000) / (t1 - first), tokens })
+  return {
+    once: async () => {
+      let first
+      let count = 0
+      const streamer = { put: () => { count++; if (count === 2) first = performance.now() }, end: () => {} }
+      const t0 = performance.now()
+      const gen = await model.generate({ input_ids, attention_mask, max_new_tokens: newTokens, min_new_tokens: newTokens, do_sample: false, streamer })
+      const t1 = performance.now()
+      const tokens = gen.dims[1] - ids.length
+      return { ttft: first - t0, decode: ((tokens - 1) * 1000) / (t1 - first) }
+    },
+    release: () => model.dispose()
   }
-  await model.dispose()
-  return out
 }
 
-console.log(`\nprompt ${promptLen} tokens, ${newTokens} new tokens, greedy, ${threads} threads, median of ${reps}`)
-console.log(`copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s (read + write)\n`)
-const rows = []
+/** Batched decoding and serving, fastcot only. */
+const serving = async (model) => {
+  // Aggregate throughput of 4 concurrent prompts decoded as one batch.
+  const t0 = performance.now()
+  const batch = await model.generate(Array.from({ length: 4 }, (_, i) => ({ promptIds: ids.slice(i), maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY })))
+  const batchTps = (batch.reduce((n, r) => n + r.completionTokens, 0) * 1000) / (performance.now() - t0 - batch[0].firstTokenMs)
+  // Serving mixed lengths, 4 rows at a time: static batches (each runs until its longest row ends)
+  // against the engine's continuous batching (a finished row's slot goes to the next request).
+  const budgets = [48, 6, 6, 12, 6, 24, 6, 12, 6, 6, 24, 6]
+  const mixed = budgets.map((n, i) => ({ promptIds: ids.slice(i, i + 16), maxNewTokens: n, minNewTokens: n, sampling: GREEDY }))
+  const serve = async (continuous) => {
+    const t = performance.now()
+    const latencies = []
+    if (continuous) {
+      const engine = new LocalEngine(model, 4)
+      await Promise.all(mixed.map((r) => engine.submit(r).then(() => latencies.push(performance.now() - t))))
+    } else {
+      for (let i = 0; i < mixed.length; i += 4) {
+        await model.generate(mixed.slice(i, i + 4))
+        for (let k = 0; k < Math.min(4, mixed.length - i); k++) latencies.push(performance.now() - t)
+      }
+    }
+    const seconds = (performance.now() - t) / 1000
+    return { tps: budgets.reduce((a, b) => a + b, 0) / seconds, latency: latencies.reduce((a, b) => a + b, 0) / latencies.length }
+  }
+  return { batchTps, staticServe: await serve(false), continuousServe: await serve(true) }
+}
+
+console.log(`\nprompt ${promptLen} tokens, ${newTokens} new tokens, greedy, ${threads} threads, median of ${reps} interleaved rounds`)
+console.log(`copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s (read + write, ${threads} threads)\n`)
 for (const v of variants) {
-  const f = await runFastcot(v)
-  const t = await runTransformersJs(v)
+  const fast = await loadFastcot(v)
+  const peer = await loadTransformersJs(v)
+  const f = []
+  const t = []
+  for (let r = 0; r < reps + 1; r++) {
+    const pair = r % 2 === 0 ? [await fast.once(), await peer.once()] : [await peer.once(), await fast.once()].reverse()
+    if (r === 0) continue // warm-up
+    f.push(pair[0])
+    t.push(pair[1])
+  }
+  await peer.release()
+  const served = await serving(fast.model)
+  await fast.release()
   const fd = median(f.map((x) => x.decode))
   const td = median(t.map((x) => x.decode))
   const ft = median(f.map((x) => x.ttft))
   const tt = median(t.map((x) => x.ttft))
+  const ratio = median(f.map((x, i) => x.decode / t[i].decode))
   const bound = bandwidth / weightBytes(v)
-  rows.push({ v, fd, td, ft, tt, bound })
   console.log(
     `${v.padEnd(5)} fastcot: prefill ${((promptLen * 1000) / ft).toFixed(0)} tok/s, TTFT ${ft.toFixed(0)} ms, decode ${fd.toFixed(2)} tok/s | ` +
       `transformers.js: prefill ${((promptLen * 1000) / tt).toFixed(0)} tok/s, TTFT ${tt.toFixed(0)} ms, decode ${td.toFixed(2)} tok/s`
   )
   console.log(
-    `      decode vs transformers.js ${(fd / td).toFixed(2)}x (goal >= 1.5x), TTFT ratio ${(tt / ft).toFixed(2)}x; ` +
+    `      decode vs transformers.js ${ratio.toFixed(2)}x (goal >= 1.5x; rounds ${f.map((x, i) => (x.decode / t[i].decode).toFixed(2)).join(" ")}), TTFT ratio ${(tt / ft).toFixed(2)}x; ` +
       `bandwidth bound ${bound.toFixed(2)} tok/s (${(weightBytes(v) / 1e9).toFixed(2)} GB/token): fastcot at ${((100 * fd) / bound).toFixed(0)}% (goal >= 60%)`
   )
-  console.log(`      fastcot, 4 prompts decoded as one batch: ${f.batchTps.toFixed(1)} tok/s in all`)
+  console.log(`      fastcot, 4 prompts decoded as one batch: ${served.batchTps.toFixed(1)} tok/s in all`)
+  console.log(
+    `      12 requests of mixed lengths, 4 at a time: static batches ${served.staticServe.tps.toFixed(1)} tok/s (mean latency ${(served.staticServe.latency / 1000).toFixed(1)} s), ` +
+      `continuous batching ${served.continuousServe.tps.toFixed(1)} tok/s (${(served.continuousServe.latency / 1000).toFixed(1)} s): ${(served.continuousServe.tps / served.staticServe.tps).toFixed(2)}x`
+  )
 }

@@ -7,7 +7,8 @@ import type * as ort from "onnxruntime-node"
 import { ChatTokenizer } from "./chatTokenizer.js"
 import { type ModelFolder, type ModelFolderError, pickVariant, readModelFolder, type ModelVariant } from "./modelFolder.js"
 import { loadOrt, type OrtModule } from "./ort.js"
-import { type ChoiceConstraint, sampleToken, type SamplingParams, seededRandom } from "./sampler.js"
+import { DecodeBatch } from "./decodeBatch.js"
+import type { ChoiceConstraint, SamplingParams } from "./sampler.js"
 
 /** A local model that cannot run, or a run that failed. */
 export class LocalModelError extends Data.TaggedError("LocalModelError")<{
@@ -96,21 +97,6 @@ export const readSignature = (session: ort.InferenceSession): Either.Either<Grap
     inputs,
     outputs
   })
-}
-
-const halfToFloat = (h: number): number => {
-  const s = h & 0x8000 ? -1 : 1
-  const e = (h >> 10) & 0x1f
-  const f = h & 0x3ff
-  if (e === 0) return s * 2 ** -14 * (f / 1024)
-  if (e === 31) return f ? NaN : s * Infinity
-  return s * 2 ** (e - 15) * (1 + f / 1024)
-}
-
-const int64 = (rt: OrtModule, values: ArrayLike<number>, dims: ReadonlyArray<number>) => {
-  const data = new BigInt64Array(values.length)
-  for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i]!)
-  return new rt.Tensor("int64", data, dims)
 }
 
 /**
@@ -207,148 +193,16 @@ export class LocalModel {
     return fetches === undefined ? this.session.run(all) : this.session.run(all, fetches)
   }
 
-  private logitsRow(t: ort.Tensor, row: number, position: number): Float32Array {
-    const V = t.dims[2]!
-    const S = t.dims[1]!
-    const start = (row * S + position) * V
-    if (t.type === "float32") return (t.data as Float32Array).subarray(start, start + V)
-    const half = t.data as Uint16Array
-    const out = new Float32Array(V)
-    for (let i = 0; i < V; i++) out[i] = halfToFloat(half[start + i]!)
-    return out
-  }
-
   /**
    * Generates for a batch of prompts at once (left-padded, with attention masks and position ids
    * per row). Rows finish on an EOS id, a stop string, their token budget or their signal.
+   * (The engine goes further: rows join and leave a running batch, see `LocalEngine`.)
    */
   async generate(requests: ReadonlyArray<GenerateRequest>): Promise<Array<GenerateResult>> {
-    const started = performance.now()
-    const B = requests.length
-    if (B === 0) return []
-    const lens = requests.map((r) => r.promptIds.length)
-    const S = Math.max(...lens)
-    if (Math.min(...lens) === 0) throw new LocalModelError({ reason: "prompt-too-long", message: "an empty prompt" })
-    if (S >= this.contextLength) {
-      throw new LocalModelError({ reason: "prompt-too-long", message: `the prompt has ${S} tokens; this model's context is ${this.contextLength}` })
-    }
-    const pad = this.tokenizer.padId
-    const eos = new Set(this.tokenizer.eosIds)
-    const ids = new Array<number>(B * S).fill(pad)
-    const mask = new Array<number>(B * S).fill(0)
-    const pos = new Array<number>(B * S).fill(0)
-    for (let b = 0; b < B; b++) {
-      const off = S - lens[b]!
-      requests[b]!.promptIds.forEach((id, i) => {
-        ids[b * S + off + i] = id
-        mask[b * S + off + i] = 1
-        pos[b * S + off + i] = i
-      })
-    }
-    const rows = requests.map((r, b) => {
-      const stops = (r.stop ?? []).filter((s) => s.length > 0)
-      return {
-        req: r,
-        generated: [] as Array<number>,
-        seen: new Set<number>(r.promptIds),
-        random: seededRandom(r.sampling.seed),
-        decoder: this.tokenizer.streamDecoder(),
-        text: "",
-        emitted: 0,
-        stops,
-        hold: Math.max(0, ...stops.map((s) => s.length - 1)),
-        budget: Math.min(r.maxNewTokens, this.contextLength - lens[b]!),
-        finish: undefined as LocalFinish | undefined
-      }
-    })
-    // The attention mask as int64, grown by one column a step (the prefill reads it as it is).
-    let maskData = BigInt64Array.from(mask.map(BigInt))
-    let out = await this.run({
-      input_ids: int64(this.ort, ids, [B, S]),
-      attention_mask: new this.ort.Tensor("int64", maskData, [B, S]),
-      position_ids: int64(this.ort, pos, [B, S]),
-      ...this.emptyPast(B)
-    })
-    const firstTokenMs = performance.now() - started
-    let total = S
-    const V = this.vocabSize
-    const logitsOut = this.signature.logitsType === "float32" ? new this.ort.Tensor("float32", new Float32Array(B * V), [B, 1, V]) : null
-    const fetches: Record<string, ort.Tensor | null> = { logits: logitsOut }
-    for (let l = 0; l < this.signature.layers; l++) fetches[`present.${l}.key`] = fetches[`present.${l}.value`] = null
-    let step = 0
-    for (;;) {
-      const next = new BigInt64Array(B)
-      const nextPos = new BigInt64Array(B)
-      let active = 0
-      for (let b = 0; b < B; b++) {
-        const row = rows[b]!
-        if (row.finish === undefined && row.req.signal?.aborted === true) row.finish = "cancelled"
-        if (row.finish !== undefined) {
-          next[b] = BigInt(pad)
-          nextPos[b] = BigInt(lens[b]! + row.generated.length)
-          continue
-        }
-        const logits = this.logitsRow(out["logits"]!, b, step === 0 ? S - 1 : 0)
-        if (row.generated.length < (row.req.minNewTokens ?? 0)) for (const e of eos) logits[e] = -Infinity
-        const allowed = row.req.choice?.allowed(row.generated)
-        const token = sampleToken(logits, row.req.sampling, row.seen, row.random, allowed)
-        row.generated.push(token)
-        row.seen.add(token)
-        if (eos.has(token)) row.finish = "stop"
-        else {
-          const before = row.text.length
-          row.text += row.decoder.push(token)
-          if (row.stops.length > 0 && row.text.length > before) {
-            const from = Math.max(0, before - row.hold)
-            for (const s of row.stops) {
-              const at = row.text.indexOf(s, from)
-              if (at >= 0) {
-                row.text = row.text.slice(0, at)
-                row.finish = "stop"
-              }
-            }
-          }
-          if (row.finish === undefined && row.generated.length >= row.budget) row.finish = "length"
-        }
-        if (row.finish === "length" && row.stops.length === 0) row.text += row.decoder.flush()
-        const safe = row.finish !== undefined ? row.text.length : row.text.length - row.hold
-        if (safe > row.emitted) {
-          row.req.onText?.(row.text.slice(row.emitted, safe))
-          row.emitted = safe
-        }
-        if (row.finish === undefined) active++
-        next[b] = BigInt(token)
-        nextPos[b] = BigInt(lens[b]! + row.generated.length - 1)
-      }
-      if (active === 0) break
-      total += 1
-      const grown = new BigInt64Array(B * total)
-      for (let b = 0; b < B; b++) {
-        grown.set(maskData.subarray(b * (total - 1), (b + 1) * (total - 1)), b * total)
-        grown[b * total + total - 1] = 1n
-      }
-      maskData = grown
-      const feeds: Record<string, ort.Tensor> = {
-        input_ids: new this.ort.Tensor("int64", next, [B, 1]),
-        attention_mask: new this.ort.Tensor("int64", maskData, [B, total]),
-        position_ids: new this.ort.Tensor("int64", nextPos, [B, 1])
-      }
-      for (let l = 0; l < this.signature.layers; l++) {
-        feeds[`past_key_values.${l}.key`] = out[`present.${l}.key`]!
-        feeds[`past_key_values.${l}.value`] = out[`present.${l}.value`]!
-      }
-      out = await this.run(feeds, fetches)
-      step++
-    }
-    const totalMs = performance.now() - started
-    return rows.map((row, b) => ({
-      ids: row.generated.filter((t) => !eos.has(t)),
-      text: row.text,
-      finishReason: row.finish ?? "length",
-      promptTokens: lens[b]!,
-      completionTokens: row.generated.length,
-      firstTokenMs,
-      totalMs
-    }))
+    if (requests.length === 0) return []
+    const now = performance.now()
+    const batch = await DecodeBatch.prefill(this, requests, requests.map(() => now))
+    while (batch.active > 0) await batch.step()
+    return batch.rows.map((row) => row.result())
   }
 }

@@ -235,6 +235,35 @@ describe("generation", () => {
     }
   })
 
+  it("continuous batching: a short request is answered, and a waiting one joins, while a long one decodes; every row gets what it gets alone", async () => {
+    const engine = new LocalEngine(fp32, 2)
+    const seeded = { temperature: 1, topP: 0.9, topK: 0, minP: 0, repetitionPenalty: 1.1, seed: 5 }
+    const requests = [
+      { promptIds: [40, 41, 42, 43, 44, 45, 46, 47, 48], maxNewTokens: 40, minNewTokens: 40, sampling: GREEDY },
+      { promptIds: [5, 6, 7], maxNewTokens: 3, minNewTokens: 3, sampling: GREEDY },
+      { promptIds: [100, 101], maxNewTokens: 6, minNewTokens: 6, sampling: seeded },
+      { promptIds: [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20], maxNewTokens: 5, minNewTokens: 5, sampling: GREEDY }
+    ]
+    const order: Array<number> = []
+    const results = await Promise.all(requests.map((r, i) => engine.submit(r).then((x) => (order.push(i), x))))
+    // Static batching would answer 2 and 3 only after 0 (they wait for the batch [0, 1] to end).
+    expect(order.indexOf(2)).toBeLessThan(order.indexOf(0))
+    expect(order.indexOf(3)).toBeLessThan(order.indexOf(0))
+    expect(order.at(-1)).toBe(0)
+    for (const [i, r] of requests.entries()) {
+      const [alone] = await fp32.generate([r])
+      expect(results[i]!.ids).toEqual(alone!.ids)
+      expect(results[i]!.completionTokens).toBe(r.maxNewTokens)
+    }
+    // A request that cannot run fails alone, not the batch it would have joined.
+    const outcomes = await Promise.allSettled([
+      engine.submit({ promptIds: [1, 2, 3], maxNewTokens: 4, sampling: GREEDY }),
+      engine.submit({ promptIds: [], maxNewTokens: 4, sampling: GREEDY }),
+      engine.submit({ promptIds: [4, 5], maxNewTokens: 4, sampling: GREEDY })
+    ])
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"])
+  })
+
   it("the engine batches concurrent callers and the provider answers ChatRequests", async () => {
     const engine = new LocalEngine(fp32, 4)
     const results = await Promise.all([1, 2, 3, 4, 5].map((n) => engine.submit({ promptIds: [n, n + 1, n + 2], maxNewTokens: 5, sampling: GREEDY })))
