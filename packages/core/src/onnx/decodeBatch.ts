@@ -1,6 +1,7 @@
 import type * as ort from "onnxruntime-node"
 import type { GenerateRequest, GenerateResult, LocalFinish, LocalModel } from "./localModel.js"
 import { LocalModelError } from "./localModel.js"
+import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
 import { sampleToken, seededRandom } from "./sampler.js"
 
 const halfToFloat = (h: number): number => {
@@ -111,20 +112,87 @@ export class DecodeRow {
 type KvData = Float32Array | Uint16Array
 
 /**
- * Rows decoded together over one KV cache, right-aligned in a [batch, kv_heads, T, head_dim]
- * layout with an attention mask that hides each row's left padding. Rows can join between steps
- * (continuous batching: a row that finishes frees its slot for a waiting request instead of
- * idling until the longest row ends). The cache stays in the runtime's tensors between steps;
- * it is copied only when the batch's membership changes.
+ * The KV cache of a batch: per layer a key and a value buffer, time-major
+ * (`[capacity, batch, kv_heads, head_dim]`), of which the first `width` positions are in use. A
+ * step appends one position; the runtime reads the used prefix in place (the rewritten graph
+ * takes time-major past inputs, see `rewriteDecoder`).
+ */
+class KvCache {
+  constructor(
+    readonly batch: number,
+    readonly heads: number,
+    readonly headDim: number,
+    public buffers: Array<KvData>,
+    public capacity: number
+  ) {}
+
+  static empty(model: LocalModel, batch: number, capacity: number): KvCache {
+    const [H, D] = [model.folder.numKvHeads, model.folder.headDim]
+    const Data = model.signature.kvType === "float16" ? Uint16Array : Float32Array
+    return new KvCache(batch, H, D, Array.from({ length: 2 * model.signature.layers }, () => new Data(capacity * batch * H * D)), capacity)
+  }
+
+  /** Room for `needed` positions (doubling, so appends stay amortised O(1)). */
+  reserve(needed: number, width: number): void {
+    if (needed <= this.capacity) return
+    const capacity = Math.max(needed, 2 * this.capacity)
+    const stride = this.batch * this.heads * this.headDim
+    this.buffers = this.buffers.map((old) => {
+      const Data = old.constructor as new (length: number) => KvData
+      const grown = new Data(capacity * stride)
+      grown.set(old.subarray(0, width * stride))
+      return grown
+    })
+    this.capacity = capacity
+  }
+
+  /** Appends the new positions a run returned (`[batch, kv_heads, n, head_dim]` per tensor) at `width`. */
+  append(news: ReadonlyArray<ort.Tensor>, width: number): void {
+    const [B, H, D] = [this.batch, this.heads, this.headDim]
+    const n = news[0]!.dims[2]!
+    this.reserve(width + n, width)
+    for (const [t, tensor] of news.entries()) {
+      const src = tensor.data as KvData
+      const dst = this.buffers[t]!
+      for (let b = 0; b < B; b++) {
+        for (let h = 0; h < H; h++) {
+          for (let s = 0; s < n; s++) {
+            const from = ((b * H + h) * n + s) * D
+            const to = (((width + s) * B + b) * H + h) * D
+            for (let d = 0; d < D; d++) dst[to + d] = src[from + d]!
+          }
+        }
+      }
+    }
+  }
+
+  /** The feeds for the used prefix: no copy, the runtime reads the buffers themselves. */
+  feeds(model: LocalModel, width: number, into: Record<string, ort.Tensor>): void {
+    const type = model.signature.kvType
+    const used = width * this.batch * this.heads * this.headDim
+    for (let l = 0; l < model.signature.layers; l++) {
+      into[pastInput(l, "key")] = new model.ort.Tensor(type, this.buffers[2 * l]!.subarray(0, used), [width, this.batch, this.heads, this.headDim])
+      into[pastInput(l, "value")] = new model.ort.Tensor(type, this.buffers[2 * l + 1]!.subarray(0, used), [width, this.batch, this.heads, this.headDim])
+    }
+  }
+}
+
+/** Room a new cache leaves for decoding before it first grows. */
+const HEADROOM = 256
+
+/**
+ * Rows decoded together over one KV cache, right-aligned in time with an attention mask that
+ * hides each row's left padding. Rows can join between steps (continuous batching: a row that
+ * finishes frees its slot for a waiting request instead of idling until the longest row ends).
+ * A step moves only one position per layer across the JavaScript boundary (the rewritten graph
+ * returns new positions, not the whole cache, and takes the cache without a copy); the cache is
+ * re-laid only when the batch's membership changes.
  */
 export class DecodeBatch {
-  private logitsOut: ort.Tensor | null = null
-
   private constructor(
     private readonly model: LocalModel,
     readonly rows: Array<DecodeRow>,
-    /** present/past tensors per layer: key, value, key, value, … */
-    private past: Array<ort.Tensor>,
+    private readonly cache: KvCache,
     private mask: BigInt64Array,
     private width: number
   ) {}
@@ -168,33 +236,30 @@ export class DecodeBatch {
         pos[b * S + off + i] = BigInt(i)
       })
     }
+    const cache = KvCache.empty(model, B, S + HEADROOM)
+    const batch = new DecodeBatch(model, requests.map((r, b) => new DecodeRow(model, r, startedAt[b] ?? performance.now())), cache, mask, 0)
     const rt = model.ort
-    const out = await model.run({
-      input_ids: new rt.Tensor("int64", ids, [B, S]),
-      attention_mask: new rt.Tensor("int64", mask, [B, S]),
-      position_ids: new rt.Tensor("int64", pos, [B, S]),
-      ...model.emptyPast(B)
-    })
-    const now = performance.now()
-    const rows = requests.map((r, b) => new DecodeRow(model, r, startedAt[b] ?? now))
-    const batch = new DecodeBatch(model, rows, DecodeBatch.presentOf(model, out), mask, S)
-    batch.sample(out["logits"]!, S - 1, now)
+    await batch.forward({ input_ids: new rt.Tensor("int64", ids, [B, S]), attention_mask: new rt.Tensor("int64", mask, [B, S]), position_ids: new rt.Tensor("int64", pos, [B, S]) })
     return batch
   }
 
-  private static presentOf(model: LocalModel, out: ort.InferenceSession.ReturnType): Array<ort.Tensor> {
-    const past: Array<ort.Tensor> = []
-    for (let l = 0; l < model.signature.layers; l++) past.push(out[`present.${l}.key`]!, out[`present.${l}.value`]!)
-    return past
+  /** Runs the graph over the cache, appends the new positions and samples every running row. */
+  private async forward(feeds: Record<string, ort.Tensor>): Promise<void> {
+    this.cache.feeds(this.model, this.width, feeds)
+    const out = await this.model.run(feeds)
+    const news: Array<ort.Tensor> = []
+    for (let l = 0; l < this.model.signature.layers; l++) news.push(out[newOutput(l, "key")]!, out[newOutput(l, "value")]!)
+    this.cache.append(news, this.width)
+    this.width += news[0]!.dims[2]!
+    this.sample(out[LAST_LOGITS]!, performance.now())
   }
 
-  private sample(logits: ort.Tensor, position: number, now: number): void {
+  private sample(logits: ort.Tensor, now: number): void {
     const V = logits.dims[2]!
-    const S = logits.dims[1]!
     for (const [b, row] of this.rows.entries()) {
       row.checkSignal(now)
       if (row.finish !== undefined) continue
-      const start = (b * S + position) * V
+      const start = b * V
       let values: Float32Array
       if (logits.type === "float32") values = (logits.data as Float32Array).subarray(start, start + V)
       else {
@@ -209,41 +274,27 @@ export class DecodeBatch {
   /** One decoding step for every row still running (finished rows are fed padding, masked out). */
   async step(): Promise<void> {
     const B = this.rows.length
-    const T = this.width + 1
+    const W = this.width
+    const T = W + 1
     const pad = BigInt(this.model.tokenizer.padId)
     const next = new BigInt64Array(B)
     const nextPos = new BigInt64Array(B)
     const mask = new BigInt64Array(B * T)
     for (let b = 0; b < B; b++) {
       const row = this.rows[b]!
-      mask.set(this.mask.subarray(b * this.width, (b + 1) * this.width), b * T)
+      mask.set(this.mask.subarray(b * W, (b + 1) * W), b * T)
       const live = row.finish === undefined
       next[b] = live ? BigInt(row.pending) : pad
       nextPos[b] = BigInt(Math.max(0, row.position))
       mask[b * T + T - 1] = live ? 1n : 0n
     }
+    this.mask = mask
     const rt = this.model.ort
-    const feeds: Record<string, ort.Tensor> = {
+    await this.forward({
       input_ids: new rt.Tensor("int64", next, [B, 1]),
       attention_mask: new rt.Tensor("int64", mask, [B, T]),
       position_ids: new rt.Tensor("int64", nextPos, [B, 1])
-    }
-    const fetches: Record<string, ort.Tensor | null> = {}
-    const V = this.model.vocabSize
-    if (this.model.signature.logitsType === "float32") {
-      if (this.logitsOut === null || this.logitsOut.dims[0] !== B) this.logitsOut = new rt.Tensor("float32", new Float32Array(B * V), [B, 1, V])
-      fetches["logits"] = this.logitsOut
-    } else fetches["logits"] = null
-    for (let l = 0; l < this.model.signature.layers; l++) {
-      feeds[`past_key_values.${l}.key`] = this.past[2 * l]!
-      feeds[`past_key_values.${l}.value`] = this.past[2 * l + 1]!
-      fetches[`present.${l}.key`] = fetches[`present.${l}.value`] = null
-    }
-    const out = await this.model.run(feeds, fetches)
-    this.past = DecodeBatch.presentOf(this.model, out)
-    this.mask = mask
-    this.width = T
-    this.sample(out["logits"]!, 0, performance.now())
+    })
   }
 
   /**
@@ -268,26 +319,23 @@ export class DecodeBatch {
     for (const [i, k] of kept.entries()) {
       mask.set(k.batch.mask.subarray(k.b * k.batch.width + k.batch.width - k.used, (k.b + 1) * k.batch.width), i * W + W - k.used)
     }
-    const [H, D] = [model.folder.numKvHeads, model.folder.headDim]
-    const past: Array<ort.Tensor> = []
-    for (let t = 0; t < 2 * model.signature.layers; t++) {
-      const sample = batches[0]!.past[t]!
-      const Data = (sample.data as KvData).constructor as new (length: number) => KvData
-      const data = new Data(B * H * W * D)
+    const cache = KvCache.empty(model, B, W + HEADROOM)
+    const block = cache.heads * cache.headDim
+    for (const [t, dst] of cache.buffers.entries()) {
       for (const [i, k] of kept.entries()) {
-        const src = k.batch.past[t]!.data as KvData
-        const Ws = k.batch.width
-        for (let h = 0; h < H; h++) {
-          const from = ((k.b * H + h) * Ws + Ws - k.used) * D
-          data.set(src.subarray(from, from + k.used * D), ((i * H + h) * W + W - k.used) * D)
+        const src = k.batch.cache.buffers[t]!
+        const Bs = k.batch.cache.batch
+        const skip = k.batch.width - k.used
+        for (let s = 0; s < k.used; s++) {
+          const from = ((skip + s) * Bs + k.b) * block
+          dst.set(src.subarray(from, from + block), ((W - k.used + s) * B + i) * block)
         }
       }
-      past.push(new model.ort.Tensor(sample.type as "float32", data, [B, H, W, D]))
     }
     return new DecodeBatch(
       model,
       kept.map((k) => k.batch.rows[k.b]!),
-      past,
+      cache,
       mask,
       W
     )

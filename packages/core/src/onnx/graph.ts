@@ -7,7 +7,7 @@ let namespace: OnnxNamespace | undefined
  * onnx-proto (CommonJS, with protobufjs), loaded when a graph is first written: only the model
  * builder needs it, so importing the core does not pay for it.
  */
-const onnx = (): OnnxNamespace => (namespace ??= (createRequire(import.meta.url)("onnx-proto") as { onnx: OnnxNamespace }).onnx)
+export const onnxProto = (): OnnxNamespace => (namespace ??= (createRequire(import.meta.url)("onnx-proto") as { onnx: OnnxNamespace }).onnx)
 
 /** ONNX element types used by the builder (TensorProto.DataType's numbers in onnx.proto). */
 export const DType = {
@@ -42,11 +42,13 @@ export class GraphBuilder {
 
   constructor(
     /** Where large tensors go: returns the offset written at, or undefined to inline the tensor. */
-    private readonly external?: { readonly location: string; readonly write: (bytes: Uint8Array) => number; readonly minBytes: number }
+    private readonly external?: { readonly location: string; readonly write: (bytes: Uint8Array) => number; readonly minBytes: number },
+    /** Prefixes every generated name (nodes added to another graph must not collide with its names). */
+    private readonly prefix = ""
   ) {}
 
   fresh(hint: string): string {
-    return `/${hint}_${this.counter++}`
+    return `/${this.prefix}${hint}_${this.counter++}`
   }
 
   node(op: string, inputs: ReadonlyArray<string>, attrs: Record<string, AttrValue> = {}, opts: { domain?: string; outputs?: number | ReadonlyArray<string> } = {}): Array<string> {
@@ -73,7 +75,7 @@ export class GraphBuilder {
     const t: P.ITensorProto = { name, dataType: type, dims: [...dims] }
     if (this.external !== undefined && bytes.byteLength >= this.external.minBytes) {
       const offset = this.external.write(bytes)
-      t.dataLocation = onnx().TensorProto.DataLocation.EXTERNAL
+      t.dataLocation = onnxProto().TensorProto.DataLocation.EXTERNAL
       t.externalData = [
         { key: "location", value: this.external.location },
         { key: "offset", value: String(offset) },
@@ -117,11 +119,11 @@ export class GraphBuilder {
         output: args.outputs.map(valueInfo)
       }
     }
-    return onnx().ModelProto.encode(onnx().ModelProto.create(proto)).finish()
+    return onnxProto().ModelProto.encode(onnxProto().ModelProto.create(proto)).finish()
   }
 }
 
-const valueInfo = (v: ValueInfo): P.IValueInfoProto => ({
+export const valueInfo = (v: ValueInfo): P.IValueInfoProto => ({
   name: v.name,
   type: {
     tensorType: {
@@ -132,7 +134,7 @@ const valueInfo = (v: ValueInfo): P.IValueInfoProto => ({
 })
 
 const attribute = (name: string, v: AttrValue): P.IAttributeProto => {
-  const T = onnx().AttributeProto.AttributeType
+  const T = onnxProto().AttributeProto.AttributeType
   if (typeof v === "number") return Number.isInteger(v) ? { name, type: T.INT, i: v } : { name, type: T.FLOAT, f: v }
   if (typeof v === "string") return { name, type: T.STRING, s: new TextEncoder().encode(v) }
   if ("float" in v) return { name, type: T.FLOAT, f: v.float }

@@ -1,4 +1,6 @@
+import * as fs from "node:fs"
 import * as os from "node:os"
+import * as path from "node:path"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -8,6 +10,7 @@ import { ChatTokenizer } from "./chatTokenizer.js"
 import { type ModelFolder, type ModelFolderError, pickVariant, readModelFolder, type ModelVariant } from "./modelFolder.js"
 import { loadOrt, type OrtModule } from "./ort.js"
 import { DecodeBatch } from "./decodeBatch.js"
+import { type GraphIo, pastInput, readGraph, rewriteDecoder } from "./rewrite.js"
 import type { ChoiceConstraint, SamplingParams } from "./sampler.js"
 
 /** A local model that cannot run, or a run that failed. */
@@ -21,6 +24,11 @@ export interface LoadOptions {
   readonly variant?: string | undefined
   /** Intra-op threads (default: the machine's cores). */
   readonly threads?: number | undefined
+  /**
+   * `rewritten` (default): the graph generation runs on (see `rewriteDecoder`);
+   * `as-exported`: the file's graph unchanged, for `run` in tools and tests (it cannot `generate`).
+   */
+  readonly graph?: "rewritten" | "as-exported" | undefined
 }
 
 export interface GenerateRequest {
@@ -61,7 +69,7 @@ export interface GraphSignature {
 }
 
 /** Checks that a session looks like a decoder-only LM with a KV cache; says what it cannot run. */
-export const readSignature = (session: ort.InferenceSession): Either.Either<GraphSignature, string> => {
+export const readSignature = (session: GraphIo): Either.Either<GraphSignature, string> => {
   const inputs = session.inputNames
   const outputs = session.outputNames
   const problems: Array<string> = []
@@ -81,9 +89,9 @@ export const readSignature = (session: ort.InferenceSession): Either.Either<Grap
   const unknown = inputs.filter((n) => !known.has(n))
   if (unknown.length > 0) problems.push(`inputs this runtime does not feed: ${unknown.join(", ")} (multimodal and encoder-decoder models are not supported)`)
   if (problems.length > 0) return Either.left(problems.join("; "))
-  const typeOf = (meta: ReadonlyArray<ort.InferenceSession.ValueMetadata>, name: string): string => {
+  const typeOf = (meta: GraphIo["inputMetadata"], name: string): string => {
     const m = meta.find((x) => x.name === name)
-    return m !== undefined && m.isTensor ? m.type : "float32"
+    return m !== undefined && m.isTensor ? (m.type ?? "float32") : "float32"
   }
   const kv = typeOf(session.inputMetadata, "past_key_values.0.key")
   const lg = typeOf(session.outputMetadata, "logits")
@@ -94,16 +102,16 @@ export const readSignature = (session: ort.InferenceSession): Either.Either<Grap
     hasCacheBranch: inputs.includes("use_cache_branch"),
     kvType: kv,
     logitsType: lg,
-    inputs,
-    outputs
+    inputs: [...inputs],
+    outputs: [...outputs]
   })
 }
 
 /**
- * A loaded local model: an ONNX Runtime session over one weight file, the tokenizer and chat
- * template, and the KV-cache generation loop. The cache stays in ORT tensors: each step's
- * `present.*` outputs are fed back as `past_key_values.*` as they are, with no copy in JavaScript,
- * and the decode logits land in one preallocated buffer.
+ * A loaded local model: an ONNX Runtime session over one weight file (its graph rewritten so
+ * that a step moves one cache position per layer and one row of logits across the JavaScript
+ * boundary, see `rewriteDecoder`), the tokenizer and chat template, and the KV-cache generation
+ * loop (`DecodeBatch`).
  */
 export class LocalModel {
   private constructor(
@@ -114,7 +122,9 @@ export class LocalModel {
     readonly tokenizer: ChatTokenizer,
     readonly threads: number,
     /** The ONNX Runtime module the session came from (loaded on first use). */
-    readonly ort: OrtModule
+    readonly ort: OrtModule,
+    /** Whether the session runs the rewritten graph (`generate` needs it) or the file's own. */
+    readonly rewritten: boolean
   ) {}
 
   get id(): string {
@@ -134,29 +144,47 @@ export class LocalModel {
       if (Either.isLeft(variant)) return yield* new LocalModelError({ reason: "load", message: variant.left })
       const threads = options.threads ?? Math.max(1, os.availableParallelism())
       const rt = yield* Effect.promise(loadOrt)
-      const session = yield* Effect.tryPromise({
-        try: () =>
-          rt.InferenceSession.create(variant.right.file, {
-            executionProviders: ["cpu"],
-            graphOptimizationLevel: "all",
-            executionMode: "sequential",
-            intraOpNumThreads: threads,
-            interOpNumThreads: 1,
-            enableCpuMemArena: true,
-            logSeverityLevel: 3
-          }),
-        catch: (e) => new LocalModelError({ reason: "load", message: `${variant.right.file}: ${e instanceof Error ? e.message : String(e)}` })
-      })
-      const signature = readSignature(session)
-      if (Either.isLeft(signature)) {
-        yield* Effect.promise(() => session.release())
-        return yield* new LocalModelError({ reason: "unsupported-graph", message: `${variant.right.file}: cannot run this graph: ${signature.left}` })
+      const file = variant.right.file
+      const failed = (e: unknown) => new LocalModelError({ reason: "load", message: `${file}: ${e instanceof Error ? e.message : String(e)}` })
+      const unsupported = (why: string) => new LocalModelError({ reason: "unsupported-graph", message: `${file}: cannot run this graph: ${why}` })
+      const sessionOptions: ort.InferenceSession.SessionOptions = {
+        executionProviders: ["cpu"],
+        graphOptimizationLevel: "all",
+        executionMode: "sequential",
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        enableCpuMemArena: true,
+        logSeverityLevel: 3
+      }
+      const rewritten = options.graph !== "as-exported"
+      let session: ort.InferenceSession
+      let signature: GraphSignature
+      if (rewritten) {
+        // The graph is checked from the file, rewritten, and the session made from the new bytes;
+        // external weights are still read from the file's own folder.
+        const graph = yield* Effect.try({ try: () => readGraph(fs.readFileSync(file)), catch: failed })
+        const sig = readSignature(graph.io)
+        if (Either.isLeft(sig)) return yield* unsupported(sig.left)
+        signature = sig.right
+        const bytes = yield* Effect.try({ try: () => rewriteDecoder(graph.proto, signature.layers), catch: (e) => unsupported(`the decoder rewrite failed: ${e instanceof Error ? e.message : String(e)}`) })
+        session = yield* Effect.tryPromise({
+          try: () => rt.InferenceSession.create(bytes, { ...sessionOptions, extra: { session: { model_external_initializers_file_folder_path: path.dirname(file) } } }),
+          catch: failed
+        })
+      } else {
+        session = yield* Effect.tryPromise({ try: () => rt.InferenceSession.create(file, sessionOptions), catch: failed })
+        const sig = readSignature(session)
+        if (Either.isLeft(sig)) {
+          yield* Effect.promise(() => session.release())
+          return yield* unsupported(sig.left)
+        }
+        signature = sig.right
       }
       const tokenizer = yield* Effect.try({
         try: () => new ChatTokenizer(folder),
         catch: (e) => new LocalModelError({ reason: "load", message: `${folder.dir}/tokenizer.json: ${e instanceof Error ? e.message : String(e)}` })
       })
-      return new LocalModel(folder, variant.right, session, signature.right, tokenizer, threads, rt)
+      return new LocalModel(folder, variant.right, session, signature, tokenizer, threads, rt, rewritten)
     })
   }
 
@@ -186,8 +214,9 @@ export class LocalModel {
   run(feeds: Record<string, ort.Tensor>, fetches?: Record<string, ort.Tensor | null>): Promise<ort.InferenceSession.ReturnType> {
     const all = { ...feeds }
     if (this.signature.hasCacheBranch) {
-      const past = feeds["past_key_values.0.key"]
-      all["use_cache_branch"] = new this.ort.Tensor("bool", Uint8Array.from([past !== undefined && past.dims[2]! > 0 ? 1 : 0]), [1])
+      // The past's length: axis 2 of the export's layout, axis 0 of the rewritten (time-major) one.
+      const past = this.rewritten ? feeds[pastInput(0, "key")]?.dims[0] : feeds["past_key_values.0.key"]?.dims[2]
+      all["use_cache_branch"] = new this.ort.Tensor("bool", Uint8Array.from([past !== undefined && past > 0 ? 1 : 0]), [1])
     }
     if (!this.signature.hasPositionIds) delete all["position_ids"]
     return fetches === undefined ? this.session.run(all) : this.session.run(all, fetches)
@@ -200,6 +229,7 @@ export class LocalModel {
    */
   async generate(requests: ReadonlyArray<GenerateRequest>): Promise<Array<GenerateResult>> {
     if (requests.length === 0) return []
+    if (!this.rewritten) throw new LocalModelError({ reason: "runtime", message: "a model loaded with graph: \"as-exported\" can run but not generate" })
     const now = performance.now()
     const batch = await DecodeBatch.prefill(this, requests, requests.map(() => now))
     while (batch.active > 0) await batch.step()

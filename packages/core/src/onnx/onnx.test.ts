@@ -10,16 +10,19 @@ import { referenceLogits } from "../test-support/qwen2Reference.js"
 import { ChatTokenizer } from "./chatTokenizer.js"
 import { LocalEngine, onnxProvider, releaseLocalEngines } from "./engine.js"
 import { LocalModel } from "./localModel.js"
+import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
 import { estimateParameters, readModelFolder, resolveModelDir } from "./modelFolder.js"
 import { buildQwen2Model, parameterCount } from "./qwen2Builder.js"
-import { ChoiceConstraint, GREEDY } from "./sampler.js"
+import { ChoiceConstraint, GREEDY, sampleToken, seededRandom } from "./sampler.js"
 import { ChatRequest } from "../llm/schema.js"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fastcot-onnx-"))
 const dir = path.join(tmp, "tiny")
-const load = (d: string, variant?: string) => Effect.runPromise(LocalModel.load(d, { variant, threads: 1 }))
+const load = (d: string, variant?: string, graph?: "as-exported") => Effect.runPromise(LocalModel.load(d, { variant, threads: 1, graph }))
 const models: Array<LocalModel> = []
+/** The generating model (rewritten graph), and the file's own graph for raw forward passes. */
 let fp32: LocalModel
+let fp32raw: LocalModel
 
 const int64 = (xs: ReadonlyArray<number>, dims: ReadonlyArray<number>) => new ort.Tensor("int64", BigInt64Array.from(xs.map(BigInt)), dims)
 const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i)
@@ -40,7 +43,8 @@ const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 beforeAll(async () => {
   buildQwen2Model({ dir, variants: ["fp32", "int8", "q4"], seed: 7 })
   fp32 = await load(dir)
-  models.push(fp32)
+  fp32raw = await load(dir, undefined, "as-exported")
+  models.push(fp32, fp32raw)
 })
 afterAll(async () => {
   for (const m of models) await m.release()
@@ -90,10 +94,14 @@ describe("the model builder and folder loader", () => {
     const built = buildQwen2Model({ dir: ext, variants: ["fp32"], seed: 7, externalData: true })
     expect(built.files.some((f) => f.endsWith("model.onnx_data"))).toBe(true)
     expect(fs.statSync(path.join(ext, "onnx", "model.onnx")).size).toBeLessThan(200_000)
-    const m = await load(ext)
-    models.push(m)
+    const m = await load(ext, undefined, "as-exported")
+    const rewritten = await load(ext)
+    models.push(m, rewritten)
     const ids = [5, 9, 30, 41]
-    expect(maxDiff(await fullLogits(m, ids), await fullLogits(fp32, ids))).toBe(0)
+    expect(maxDiff(await fullLogits(m, ids), await fullLogits(fp32raw, ids))).toBe(0)
+    // The rewritten graph is loaded from bytes and still finds the weights beside the file.
+    const req = { promptIds: ids, maxNewTokens: 8, sampling: GREEDY }
+    expect((await rewritten.generate([req]))[0]!.ids).toEqual((await fp32.generate([req]))[0]!.ids)
   })
 })
 
@@ -101,7 +109,7 @@ describe("numerics", () => {
   const ids = [12, 200, 7, 33, 91, 150, 4, 77, 18, 260]
 
   it("the ONNX graph matches an independent plain-TypeScript forward pass within 1e-4", async () => {
-    const onnx = await fullLogits(fp32, ids)
+    const onnx = await fullLogits(fp32raw, ids)
     const ref = referenceLogits(dir, ids)
     const V = fp32.vocabSize
     let worst = 0
@@ -113,8 +121,8 @@ describe("numerics", () => {
 
   for (const variant of ["fp32", "int8", "q4"]) {
     it(`${variant}: decoding with the KV cache gives the logits of recomputing the whole sequence`, async () => {
-      const m = variant === "fp32" ? fp32 : await load(dir, variant)
-      if (m !== fp32) models.push(m)
+      const m = variant === "fp32" ? fp32raw : await load(dir, variant, "as-exported")
+      if (m !== fp32raw) models.push(m)
       const full = await fullLogits(m, ids)
       const V = m.vocabSize
       const prefix = 4
@@ -133,9 +141,9 @@ describe("numerics", () => {
   }
 
   it("quantized variants stay close to fp32", async () => {
-    const ref = await fullLogits(fp32, ids)
+    const ref = await fullLogits(fp32raw, ids)
     for (const variant of ["int8", "q4"]) {
-      const m = models.find((x) => x.variant.name === variant) ?? (await load(dir, variant))
+      const m = models.find((x) => x.variant.name === variant && !x.rewritten) ?? (await load(dir, variant, "as-exported"))
       const q = await fullLogits(m, ids)
       let dot = 0, na = 0, nb = 0
       for (let i = 0; i < q.length; i++) (dot += q[i]! * ref[i]!), (na += q[i]! ** 2), (nb += ref[i]! ** 2)
@@ -152,6 +160,63 @@ describe("numerics", () => {
       expect(batched[i]!.ids).toEqual(single!.ids)
     }
     expect(batched.every((r) => r.completionTokens > 0)).toBe(true)
+  })
+})
+
+/**
+ * Decoding on the file's own graph, feeding `present` back as exported, with EOS suppressed:
+ * greedy, or seeded sampling at temperature 1 (which depends on every logit, not just the best).
+ */
+const exportDecode = async (ids: ReadonlyArray<number>, steps: number, seed?: number): Promise<Array<number>> => {
+  const random = seed === undefined ? undefined : seededRandom(seed)
+  const V = fp32raw.vocabSize
+  const tokens: Array<number> = []
+  let out = await fp32raw.run({ input_ids: int64(ids, [1, ids.length]), attention_mask: int64(ids.map(() => 1), [1, ids.length]), position_ids: int64(range(0, ids.length), [1, ids.length]), ...fp32raw.emptyPast(1) })
+  for (let len = ids.length; tokens.length < steps; len++) {
+    const logits = out["logits"]!.data as Float32Array
+    const last = logits.subarray(logits.length - V)
+    for (const e of fp32raw.tokenizer.eosIds) last[e] = -Infinity
+    let best = 0
+    for (let i = 1; i < V; i++) if (last[i]! > last[best]!) best = i
+    if (random !== undefined) best = sampleToken(last, { ...GREEDY, temperature: 1, seed: seed! }, new Set(), random)
+    tokens.push(best)
+    const feeds: Record<string, ort.Tensor> = { input_ids: int64([best], [1, 1]), attention_mask: int64(range(0, len + 1).map(() => 1), [1, len + 1]), position_ids: int64([len], [1, 1]) }
+    for (let l = 0; l < fp32raw.signature.layers; l++) for (const k of ["key", "value"]) feeds[`past_key_values.${l}.${k}`] = out[`present.${l}.${k}`]!
+    out = await fp32raw.run(feeds)
+  }
+  return tokens
+}
+
+describe("the rewritten decoder graph", () => {
+  it("returns the export's last logits and new cache positions, reads a time-major cache, and decodes the same tokens", async () => {
+    const ids = [12, 200, 7, 33, 91, 150]
+    const n = ids.length
+    const [H, D] = [fp32.folder.numKvHeads, fp32.folder.headDim]
+    const raw = await fp32raw.run({ input_ids: int64(ids, [1, n]), attention_mask: int64(ids.map(() => 1), [1, n]), position_ids: int64(range(0, n), [1, n]), ...fp32raw.emptyPast(1) })
+    const empty: Record<string, ort.Tensor> = {}
+    for (let l = 0; l < fp32.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [0, 1, H, D])
+    const rw = await fp32.run({ input_ids: int64(ids, [1, n]), attention_mask: int64(ids.map(() => 1), [1, n]), position_ids: int64(range(0, n), [1, n]), ...empty })
+    const V = fp32.vocabSize
+    expect(rw[LAST_LOGITS]!.dims).toEqual([1, 1, V])
+    expect(maxDiff(rw[LAST_LOGITS]!.data as Float32Array, (raw["logits"]!.data as Float32Array).subarray((n - 1) * V))).toBeLessThan(1e-6)
+    expect(rw[newOutput(1, "value")]!.dims).toEqual([1, H, n, D])
+    expect(maxDiff(rw[newOutput(1, "value")]!.data as Float32Array, raw["present.1.value"]!.data as Float32Array)).toBeLessThan(1e-6)
+    // Greedy decoding on the export's graph, feeding `present` back as exported, gives the same tokens.
+    const reference = await exportDecode(ids, 16)
+    const [generated] = await fp32.generate([{ promptIds: ids, maxNewTokens: 16, minNewTokens: 16, sampling: GREEDY }])
+    expect(generated!.completionTokens).toBe(16)
+    expect(generated!.ids).toEqual(reference.filter((t) => !fp32.tokenizer.eosIds.includes(t)))
+    // A model loaded as exported runs but does not generate.
+    await expect(fp32raw.generate([{ promptIds: ids, maxNewTokens: 2, sampling: GREEDY }])).rejects.toThrow(/as-exported/)
+  })
+
+  it("a cache that outgrows its first allocation keeps decoding the same tokens", async () => {
+    // 300 new tokens pass the initial headroom (256 positions), so the cache grows mid-decode;
+    // sampled tokens depend on every logit, so a cache that lost its past would show.
+    const sampling = { ...GREEDY, temperature: 1, seed: 9 }
+    const [long] = await fp32.generate([{ promptIds: [3, 4, 5], maxNewTokens: 300, minNewTokens: 300, sampling }])
+    expect(long!.completionTokens).toBe(300)
+    expect(long!.ids).toEqual(await exportDecode([3, 4, 5], 300, 9))
   })
 })
 

@@ -1,0 +1,109 @@
+import type { onnx as P } from "onnx-proto"
+import { DType, GraphBuilder, onnxProto } from "./graph.js"
+
+const ELEMENT_TYPES: Record<number, string> = { 1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64", 16: "bfloat16" }
+
+/** A graph's inputs and outputs as a session reports them, read from the file without a session. */
+export interface GraphIo {
+  readonly inputNames: ReadonlyArray<string>
+  readonly outputNames: ReadonlyArray<string>
+  readonly inputMetadata: ReadonlyArray<{ readonly name: string; readonly isTensor: boolean; readonly type?: string }>
+  readonly outputMetadata: ReadonlyArray<{ readonly name: string; readonly isTensor: boolean; readonly type?: string }>
+}
+
+/** Decodes a model file's bytes (its weights may be external) and lists its inputs and outputs. */
+export const readGraph = (bytes: Uint8Array): { readonly proto: P.ModelProto; readonly io: GraphIo } => {
+  const proto = onnxProto().ModelProto.decode(bytes)
+  const graph = proto.graph
+  if (graph === null || graph === undefined) throw new Error("the file has no graph")
+  // Before IR 4, initializers were listed among the inputs too.
+  const initializers = new Set((graph.initializer ?? []).map((t) => t.name ?? ""))
+  const meta = (v: P.IValueInfoProto) => {
+    const tensor = v.type?.tensorType
+    return { name: v.name ?? "", isTensor: tensor !== null && tensor !== undefined, type: ELEMENT_TYPES[tensor?.elemType ?? 0] ?? `type ${tensor?.elemType}` }
+  }
+  const inputs = (graph.input ?? []).filter((v) => !initializers.has(v.name ?? "")).map(meta)
+  const outputs = (graph.output ?? []).map(meta)
+  return { proto, io: { inputNames: inputs.map((v) => v.name), outputNames: outputs.map((v) => v.name), inputMetadata: inputs, outputMetadata: outputs } }
+}
+
+/** Names of the inputs and outputs that the rewritten graph uses instead of the export's. */
+export const pastInput = (layer: number, kind: "key" | "value"): string => `fastcot.past.${layer}.${kind}`
+export const newOutput = (layer: number, kind: "key" | "value"): string => `fastcot.new.${layer}.${kind}`
+export const LAST_LOGITS = "fastcot.last_logits"
+
+/**
+ * Rewrites a decoder graph so that a generation step moves only what it must across the
+ * JavaScript boundary. onnxruntime-node copies every output it returns into a new JavaScript
+ * buffer, so with the export's own signature each step copies (and allocates) the whole KV cache
+ * out and the prefill copies logits for every prompt position. Three edits, none of which looks
+ * inside the model, so they apply to any graph with the standard KV-cache signature:
+ *
+ * - each `past_key_values.N.*` input becomes a time-major `[past, batch, kv_heads, head_dim]`
+ *   input, turned back into the export's layout by a Transpose inside the graph: the caller keeps
+ *   one growing buffer per tensor and appends to it, and the runtime reads it without a copy;
+ * - each `present.N.*` output is replaced by its new positions only (a Slice after the past
+ *   length), so a decode step returns one position per layer instead of the whole cache;
+ * - `logits` is replaced by the logits of the last position (all the sampler reads).
+ *
+ * The export's arithmetic is untouched (its Concat and attention run as before, in the runtime's
+ * own memory); tests check that logits and tokens equal the unmodified graph's.
+ */
+export const rewriteDecoder = (proto: P.ModelProto, layers: number): Uint8Array => {
+  const P = onnxProto()
+  const graph = proto.graph
+  if (graph === null || graph === undefined) throw new Error("the model has no graph")
+  const g = new GraphBuilder(undefined, "fastcot/")
+  const i64 = DType.int64
+  const inputs = graph.input ?? []
+  const outputs = graph.output ?? []
+  const byName = (list: ReadonlyArray<P.IValueInfoProto>, name: string) => {
+    const v = list.find((x) => x.name === name)
+    if (v === undefined) throw new Error(`the graph has no ${name}`)
+    return v
+  }
+  const dimsOf = (v: P.IValueInfoProto): Array<P.TensorShapeProto.IDimension> => v.type?.tensorType?.shape?.dim ?? []
+
+  // Past inputs: time-major, transposed back inside the graph.
+  for (let l = 0; l < layers; l++) {
+    for (const kind of ["key", "value"] as const) {
+      const original = byName(inputs, `past_key_values.${l}.${kind}`)
+      const [b, h, t, d] = dimsOf(original)
+      const renamed = pastInput(l, kind)
+      g.node("Transpose", [renamed], { perm: [1, 2, 0, 3] }, { outputs: [original.name!] })
+      original.name = renamed
+      if (b !== undefined && h !== undefined && t !== undefined && d !== undefined) original.type!.tensorType!.shape!.dim = [t, b, h, d]
+    }
+  }
+  // The past length (axis 0 of a time-major past), where new positions start in `present`.
+  const pastLength = g.op("Gather", [g.op("Shape", [pastInput(0, "key")]), g.const([0], i64, false)], { axis: 0 })
+  const end = g.const([Number.MAX_SAFE_INTEGER], i64, false)
+  const seqAxis = g.const([2], i64, false)
+  const tail: Array<P.INodeProto> = []
+  const tailBuilder = new GraphBuilder(undefined, "fastcot/tail/")
+  for (let l = 0; l < layers; l++) {
+    for (const kind of ["key", "value"] as const) {
+      const present = byName(outputs, `present.${l}.${kind}`)
+      const name = newOutput(l, kind)
+      tailBuilder.node("Slice", [present.name!, pastLength, end, seqAxis], {}, { outputs: [name] })
+      present.name = name
+      const dims = dimsOf(present)
+      if (dims.length === 4) dims[2] = { dimParam: "new_sequence_length" }
+    }
+  }
+  const logits = byName(outputs, "logits")
+  tailBuilder.node("Slice", ["logits", g.const([-1], i64, false), end, g.const([1], i64, false)], {}, { outputs: [LAST_LOGITS] })
+  logits.name = LAST_LOGITS
+  const logitDims = dimsOf(logits)
+  if (logitDims.length === 3) logitDims[1] = { dimValue: 1 }
+  tail.push(...tailBuilder.nodes)
+
+  // Nodes stay in topological order: the new inputs' transposes first, the output slices last.
+  graph.node = [...g.nodes, ...(graph.node ?? []), ...tail]
+  graph.initializer = [...(graph.initializer ?? []), ...g.initializers]
+  // Value infos of the renamed tensors no longer describe graph inputs/outputs: drop stale ones.
+  const renamed = new Set<string>(["logits"])
+  for (let l = 0; l < layers; l++) for (const kind of ["key", "value"]) renamed.add(`present.${l}.${kind}`).add(`past_key_values.${l}.${kind}`)
+  graph.valueInfo = (graph.valueInfo ?? []).filter((v) => !renamed.has(v.name ?? ""))
+  return P.ModelProto.encode(proto).finish()
+}
