@@ -1,7 +1,8 @@
 // Local inference: fastcot's onnxruntime-node loop against transformers.js (@huggingface/transformers)
 // on the same model files: a Qwen2 model with Qwen2.5-0.5B's shapes and random weights, built on
 // demand (never committed) in fp32, int8 and q4. Prints prefill tokens/s, decode tokens/s and time
-// to first token for both, the memory-bandwidth bound of decoding, and the ratios.
+// to first token for both, the memory-bandwidth bound of decoding, the floor of onnxruntime's
+// matrix kernels alone, batched and continuous serving, and the ratios.
 //
 //   node onnx.bench.mjs [--variants fp32,int8,q4] [--prompt 128] [--new 32] [--threads N] [--reps 2]
 import * as fs from "node:fs"
@@ -11,7 +12,7 @@ import { createRequire } from "node:module"
 import { Worker } from "node:worker_threads"
 import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
-import { buildQwen2Model, LocalEngine, LocalModel, QWEN25_05B_SHAPE, GREEDY, parameterCount } from "@fastcot/core"
+import { buildQwen2Model, DType, GraphBuilder, LocalEngine, LocalModel, QWEN25_05B_SHAPE, GREEDY, parameterCount } from "@fastcot/core"
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), [])
@@ -124,6 +125,61 @@ const loadTransformersJs = async (variant) => {
   }
 }
 
+/**
+ * The floor any onnxruntime-based decoder stands on: one token's matrix products alone (every
+ * layer's seven, and the LM head, with the variant's kernel and random weights of the same
+ * shapes), with nothing else in the graph. Reported as tokens/s.
+ */
+const kernelFloor = async (variant) => {
+  const rt = await import("onnxruntime-node")
+  const H = s.hiddenSize
+  const I = s.intermediateSize
+  const kv = (s.numKvHeads * H) / s.numHeads
+  const g = new GraphBuilder()
+  let seed = 1
+  const bytes = (n) => {
+    const a = new Uint8Array(n)
+    for (let i = 0; i < n; i++) a[i] = (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) >>> 24
+    return a
+  }
+  const floats = (n, scale) => Float32Array.from({ length: n }, () => (((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32) - 0.5) * scale)
+  let c = 0
+  const product = (x, K, N) => {
+    const w = `w${c++}`
+    if (variant === "fp32") return g.op("MatMul", [x, g.tensor(w, DType.float, [K, N], floats(K * N, 0.04))])
+    if (variant === "int8") {
+      const q = bytes(K * N)
+      return g.op("DynamicQuantizeMatMul", [x, g.tensor(w, DType.int8, [K, N], new Int8Array(q.buffer)), g.tensor(`${w}s`, DType.float, [N], floats(N, 0.001).map((v) => Math.abs(v) + 1e-4))], {}, "com.microsoft")
+    }
+    const blocks = K / 32
+    return g.op(
+      "MatMulNBits",
+      [x, g.tensor(w, DType.uint8, [N, blocks, 16], bytes(N * blocks * 16)), g.tensor(`${w}s`, DType.float, [N * blocks], floats(N * blocks, 0.002).map((v) => Math.abs(v) + 1e-4))],
+      { K, N, bits: 4, block_size: 32, accuracy_level: 4 },
+      "com.microsoft"
+    )
+  }
+  const outs = []
+  for (let l = 0; l < s.numLayers; l++) {
+    for (const [K, N, x] of [[H, H, "h"], [H, kv, "h"], [H, kv, "h"], [H, H, "h"], [H, I, "h"], [H, I, "h"], [I, H, "i"]]) outs.push(product(x, K, N))
+  }
+  outs.push(product("h", H, s.vocabSize))
+  // One output that needs every product (a sum of a scalar from each), so that nothing is pruned.
+  const sum = outs.map((o) => g.op("ReduceMax", [o], { keepdims: 0 })).reduce((a, b) => g.op("Add", [a, b]))
+  g.node("Identity", [sum], {}, { outputs: ["y"] })
+  const model = g.model({ inputs: [{ name: "h", type: DType.float, dims: [1, 1, H] }, { name: "i", type: DType.float, dims: [1, 1, I] }], outputs: [{ name: "y", type: DType.float, dims: [] }], name: "floor", producer: "bench", opset: 17 })
+  const session = await rt.InferenceSession.create(model, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, interOpNumThreads: 1 })
+  const feeds = { h: new rt.Tensor("float32", floats(H, 2), [1, 1, H]), i: new rt.Tensor("float32", floats(I, 2), [1, 1, I]) }
+  const times = []
+  for (let r = 0; r < 25; r++) {
+    const t = performance.now()
+    await session.run(feeds)
+    if (r >= 5) times.push(performance.now() - t)
+  }
+  await session.release()
+  return 1000 / median(times)
+}
+
 /** Batched decoding and serving, fastcot only. */
 const serving = async (model) => {
   // Aggregate throughput of 4 concurrent prompts decoded as one batch.
@@ -174,6 +230,7 @@ for (const v of variants) {
   const tt = median(t.map((x) => x.ttft))
   const ratio = median(f.map((x, i) => x.decode / t[i].decode))
   const bound = bandwidth / weightBytes(v)
+  const floor = await kernelFloor(v)
   console.log(
     `${v.padEnd(5)} fastcot: prefill ${((promptLen * 1000) / ft).toFixed(0)} tok/s, TTFT ${ft.toFixed(0)} ms, decode ${fd.toFixed(2)} tok/s | ` +
       `transformers.js: prefill ${((promptLen * 1000) / tt).toFixed(0)} tok/s, TTFT ${tt.toFixed(0)} ms, decode ${td.toFixed(2)} tok/s`
@@ -182,6 +239,7 @@ for (const v of variants) {
     `      decode vs transformers.js ${ratio.toFixed(2)}x (goal >= 1.5x; rounds ${f.map((x, i) => (x.decode / t[i].decode).toFixed(2)).join(" ")}), TTFT ratio ${(tt / ft).toFixed(2)}x; ` +
       `bandwidth bound ${bound.toFixed(2)} tok/s (${(weightBytes(v) / 1e9).toFixed(2)} GB/token): fastcot at ${((100 * fd) / bound).toFixed(0)}% (goal >= 60%)`
   )
+  console.log(`      onnxruntime's matrix kernels alone (no other node): ${floor.toFixed(1)} tok/s = ${((100 * floor) / bound).toFixed(0)}% of the bandwidth bound; fastcot decodes at ${((100 * fd) / floor).toFixed(0)}% of that`)
   console.log(`      fastcot, 4 prompts decoded as one batch: ${served.batchTps.toFixed(1)} tok/s in all`)
   console.log(
     `      12 requests of mixed lengths, 4 at a time: static batches ${served.staticServe.tps.toFixed(1)} tok/s (mean latency ${(served.staticServe.latency / 1000).toFixed(1)} s), ` +
