@@ -56,7 +56,9 @@ export const runCli = (argv: ReadonlyArray<string>): Promise<number> => {
       return failure.value.exitCode
     }
     if (Cause.isInterruptedOnly(exit.cause)) {
-      process.stderr.write("interrupted: committed work is kept; run the command again to continue\n")
+      // A server is stopped, not interrupted mid-work: there is nothing to continue.
+      const serving = argv.slice(2).find((a) => !a.startsWith("-")) === "serve"
+      process.stderr.write(serving ? "stopped\n" : "interrupted: committed work is kept; run the command again to continue\n")
       return 130
     }
     process.stderr.write(`error: ${Cause.pretty(exit.cause)}\n`)

@@ -10,7 +10,7 @@ const model = Options.text("model").pipe(Options.withDescription("The local mode
 const port = Options.integer("port").pipe(Options.withDefault(8000), Options.withDescription("The port (0 picks a free one)."))
 const host = Options.text("host").pipe(Options.withDefault("127.0.0.1"), Options.withDescription("The address to bind; anything but loopback exposes the model to the network."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Intra-op threads (default: every core)."))
-const maxBatch = Options.integer("max-batch").pipe(Options.withDefault(8), Options.withDescription("Concurrent requests decoded together."))
+const maxBatch = Options.integer("max-batch").pipe(Options.withDefault(8), Options.withDescription("Requests decoded together at most (continuous batching: a finished one's slot goes to the next waiting request)."))
 const name = Options.text("name").pipe(Options.optional, Options.withDescription("The model name clients see (default: the folder's name)."))
 
 export const serveCommand = Command.make("serve", { model, port, host, threads, maxBatch, name }, (args) =>
@@ -29,7 +29,7 @@ export const serveCommand = Command.make("serve", { model, port, host, threads, 
       onRequest: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
     }).pipe(Effect.mapError((e) => failed(`cannot listen on ${args.host}:${args.port}: ${e.message}`)))
     if (!isLoopbackHost(args.host)) yield* stderr(`warning: bound to ${args.host}: anyone who can reach it can use the model`)
-    yield* stderr(`${m.id} (${m.variant.name}, ${m.threads} threads, batches of up to ${args.maxBatch})`)
+    yield* stderr(`${m.id} (${m.variant.name}, ${m.threads} threads, up to ${args.maxBatch} requests decoded together, continuous batching)`)
     yield* stdout(`serving on ${server.url}  (OpenAI-compatible: GET /v1/models, POST /v1/chat/completions; Ctrl-C stops)`)
     return yield* Effect.never
   }).pipe(Effect.scoped)
