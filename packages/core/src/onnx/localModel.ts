@@ -162,11 +162,15 @@ export class LocalModel {
       if (rewritten) {
         // The graph is checked from the file, rewritten, and the session made from the new bytes;
         // external weights are still read from the file's own folder.
-        const graph = yield* Effect.try({ try: () => readGraph(fs.readFileSync(file)), catch: failed })
+        const fileBytes = yield* Effect.try({ try: () => fs.readFileSync(file), catch: failed })
+        const graph = yield* Effect.try({ try: () => readGraph(fileBytes), catch: failed })
         const sig = readSignature(graph.io)
         if (Either.isLeft(sig)) return yield* unsupported(sig.left)
         signature = sig.right
-        const bytes = yield* Effect.try({ try: () => rewriteDecoder(graph.proto, signature.layers), catch: (e) => unsupported(`the decoder rewrite failed: ${e instanceof Error ? e.message : String(e)}`) })
+        const bytes = yield* Effect.try({
+          try: () => rewriteDecoder(graph.proto, signature.layers, { bytes: fileBytes, location: path.basename(file) }),
+          catch: (e) => unsupported(`the decoder rewrite failed: ${e instanceof Error ? e.message : String(e)}`)
+        })
         session = yield* Effect.tryPromise({
           try: () => rt.InferenceSession.create(bytes, { ...sessionOptions, extra: { session: { model_external_initializers_file_folder_path: path.dirname(file) } } }),
           catch: failed

@@ -10,7 +10,7 @@ import { referenceLogits } from "../test-support/qwen2Reference.js"
 import { ChatTokenizer } from "./chatTokenizer.js"
 import { LocalEngine, onnxProvider, releaseLocalEngines } from "./engine.js"
 import { LocalModel } from "./localModel.js"
-import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
+import { LAST_LOGITS, newOutput, pastInput, readGraph, rewriteDecoder } from "./rewrite.js"
 import { estimateParameters, readModelFolder, resolveModelDir } from "./modelFolder.js"
 import { buildQwen2Model, parameterCount } from "./qwen2Builder.js"
 import { ChoiceConstraint, GREEDY, sampleToken, seededRandom } from "./sampler.js"
@@ -206,6 +206,11 @@ describe("the rewritten decoder graph", () => {
     const [generated] = await fp32.generate([{ promptIds: ids, maxNewTokens: 16, minNewTokens: 16, sampling: GREEDY }])
     expect(generated!.completionTokens).toBe(16)
     expect(generated!.ids).toEqual(reference.filter((t) => !fp32.tokenizer.eosIds.includes(t)))
+    // Weights stored inside the file are referenced there, not copied into the rewritten graph.
+    const file = path.join(dir, "onnx", "model.onnx")
+    const bytes = fs.readFileSync(file)
+    const rewrittenBytes = rewriteDecoder(readGraph(bytes).proto, 2, { bytes, location: "model.onnx" })
+    expect(rewrittenBytes.byteLength).toBeLessThan(bytes.byteLength / 10)
     // A model loaded as exported runs but does not generate.
     await expect(fp32raw.generate([{ promptIds: ids, maxNewTokens: 2, sampling: GREEDY }])).rejects.toThrow(/as-exported/)
   })

@@ -49,10 +49,26 @@ export const LAST_LOGITS = "fastcot.last_logits"
  * The export's arithmetic is untouched (its Concat and attention run as before, in the runtime's
  * own memory); tests check that logits and tokens equal the unmodified graph's.
  */
-export const rewriteDecoder = (proto: P.ModelProto, layers: number): Uint8Array => {
+export const rewriteDecoder = (proto: P.ModelProto, layers: number, source?: { readonly bytes: Uint8Array; readonly location: string }): Uint8Array => {
   const P = onnxProto()
   const graph = proto.graph
   if (graph === null || graph === undefined) throw new Error("the model has no graph")
+  // Weights stored in the file itself are not copied into the new bytes: they become external
+  // data that points into the original file (ONNX external data is any file, offset and length),
+  // so the rewritten graph is small and the runtime reads the weights from the file as before.
+  if (source !== undefined) {
+    for (const t of graph.initializer ?? []) {
+      const raw = t.rawData
+      if (raw === null || raw === undefined || raw.byteLength < 1024 || raw.buffer !== source.bytes.buffer) continue
+      t.externalData = [
+        { key: "location", value: source.location },
+        { key: "offset", value: String(raw.byteOffset - source.bytes.byteOffset) },
+        { key: "length", value: String(raw.byteLength) }
+      ]
+      t.dataLocation = P.TensorProto.DataLocation.EXTERNAL
+      t.rawData = new Uint8Array(0)
+    }
+  }
   const g = new GraphBuilder(undefined, "fastcot/")
   const i64 = DType.int64
   const inputs = graph.input ?? []
