@@ -1,6 +1,6 @@
 import type * as ort from "onnxruntime-node"
-import type { GenerateRequest, GenerateResult, LocalFinish, LocalModel } from "./localModel.js"
-import { LocalModelError } from "./localModel.js"
+import { type GenerateRequest, type GenerateResult, type LocalFinish, LocalModelError } from "./generation.js"
+import type { LocalModel } from "./localModel.js"
 import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
 import { sampleToken, seededRandom } from "./sampler.js"
 

@@ -1,7 +1,6 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import type * as Scope from "effect/Scope"
@@ -10,14 +9,8 @@ import { ChatTokenizer } from "./chatTokenizer.js"
 import { type ModelFolder, type ModelFolderError, pickVariant, readModelFolder, type ModelVariant } from "./modelFolder.js"
 import { loadOrt, type OrtModule } from "./ort.js"
 import { DecodeBatch } from "./decodeBatch.js"
+import { type GenerateRequest, type GenerateResult, LocalModelError } from "./generation.js"
 import { type GraphIo, pastInput, readGraph, rewriteDecoder } from "./rewrite.js"
-import type { ChoiceConstraint, SamplingParams } from "./sampler.js"
-
-/** A local model that cannot run, or a run that failed. */
-export class LocalModelError extends Data.TaggedError("LocalModelError")<{
-  readonly reason: "unsupported-graph" | "load" | "prompt-too-long" | "runtime" | "cancelled"
-  readonly message: string
-}> {}
 
 export interface LoadOptions {
   /** `fp32`, `q4`, `int8`, … (the file suffix); default: fp32 when present. */
@@ -31,31 +24,7 @@ export interface LoadOptions {
   readonly graph?: "rewritten" | "as-exported" | undefined
 }
 
-export interface GenerateRequest {
-  readonly promptIds: ReadonlyArray<number>
-  readonly maxNewTokens: number
-  /** EOS ids are suppressed until this many tokens are written (Hugging Face's min_new_tokens). */
-  readonly minNewTokens?: number | undefined
-  readonly sampling: SamplingParams
-  readonly stop?: ReadonlyArray<string> | undefined
-  readonly choice?: ChoiceConstraint | undefined
-  /** Text as it is decoded (never a partial stop string, never half a character). */
-  readonly onText?: ((delta: string) => void) | undefined
-  readonly signal?: AbortSignal | undefined
-}
-
-export type LocalFinish = "stop" | "length" | "cancelled"
-
-export interface GenerateResult {
-  readonly ids: ReadonlyArray<number>
-  readonly text: string
-  readonly finishReason: LocalFinish
-  readonly promptTokens: number
-  readonly completionTokens: number
-  /** Time to the first token (the prefill of the whole batch), ms. */
-  readonly firstTokenMs: number
-  readonly totalMs: number
-}
+export { type GenerateRequest, type GenerateResult, type LocalFinish, LocalModelError } from "./generation.js"
 
 /** What the runtime learnt from the graph's inputs and outputs. */
 export interface GraphSignature {

@@ -1,0 +1,34 @@
+import * as Data from "effect/Data"
+import type { ChoiceConstraint, SamplingParams } from "./sampler.js"
+
+/** A local model that cannot run, or a run that failed. */
+export class LocalModelError extends Data.TaggedError("LocalModelError")<{
+  readonly reason: "unsupported-graph" | "load" | "prompt-too-long" | "runtime" | "cancelled"
+  readonly message: string
+}> {}
+
+export interface GenerateRequest {
+  readonly promptIds: ReadonlyArray<number>
+  readonly maxNewTokens: number
+  /** EOS ids are suppressed until this many tokens are written (Hugging Face's min_new_tokens). */
+  readonly minNewTokens?: number | undefined
+  readonly sampling: SamplingParams
+  readonly stop?: ReadonlyArray<string> | undefined
+  readonly choice?: ChoiceConstraint | undefined
+  /** Text as it is decoded (never a partial stop string, never half a character). */
+  readonly onText?: ((delta: string) => void) | undefined
+  readonly signal?: AbortSignal | undefined
+}
+
+export type LocalFinish = "stop" | "length" | "cancelled"
+
+export interface GenerateResult {
+  readonly ids: ReadonlyArray<number>
+  readonly text: string
+  readonly finishReason: LocalFinish
+  readonly promptTokens: number
+  readonly completionTokens: number
+  /** Time to the first token (the prefill of the whole batch), ms. */
+  readonly firstTokenMs: number
+  readonly totalMs: number
+}
