@@ -1,8 +1,6 @@
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
-import type * as ort from "onnxruntime-node"
 import { loadOrt } from "./ort.js"
-import { readSignature } from "./localModel.js"
+import { openDecoder } from "./localModel.js"
 import { estimateParameters, type ModelFolderError, readModelFolder } from "./modelFolder.js"
 
 export interface VariantReport {
@@ -64,20 +62,16 @@ export const inspectModel = (dir: string, options: { readonly graphs?: boolean }
         variants.push(base)
         continue
       }
-      const graph = yield* Effect.promise(async () => {
-        let session: ort.InferenceSession | undefined
-        try {
-          session = await (await loadOrt()).InferenceSession.create(v.file, { graphOptimizationLevel: "disabled", logSeverityLevel: 3 })
-          const sig = readSignature(session)
-          return Either.isRight(sig)
-            ? { runnable: true, message: "runnable", layers: sig.right.layers, kvType: sig.right.kvType }
-            : { runnable: false, message: sig.left }
-        } catch (e) {
-          return { runnable: false, message: `cannot load: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` }
-        } finally {
-          await session?.release()
-        }
-      })
+      // Opened exactly as generation opens it (the rewritten graph), without optimising it.
+      const rt = yield* Effect.promise(loadOrt)
+      const graph: NonNullable<VariantReport["graph"]> = yield* openDecoder(rt, v.file, { graphOptimizationLevel: "disabled", logSeverityLevel: 3 }, true).pipe(
+        Effect.flatMap(({ session, signature }) =>
+          Effect.promise(() => session.release()).pipe(Effect.as({ runnable: true, message: "runnable", layers: signature.layers, kvType: signature.kvType }))
+        ),
+        Effect.catchAll((e) =>
+          Effect.succeed({ runnable: false, message: e.reason === "unsupported-graph" ? e.message.replace(/^.*?cannot run this graph: /, "") : `cannot load: ${e.message.replace(`${v.file}: `, "")}` })
+        )
+      )
       if (graph.runnable && graph.layers !== c.num_hidden_layers) notes.push(`${v.name}: the graph has ${graph.layers} KV layers but config.json says ${c.num_hidden_layers}`)
       variants.push({ ...base, graph })
     }

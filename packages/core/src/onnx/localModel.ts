@@ -77,6 +77,44 @@ export const readSignature = (session: GraphIo): Either.Either<GraphSignature, s
 }
 
 /**
+ * Opens a session over one weight file and checks its signature: on the rewritten graph that
+ * generation runs (see `rewriteDecoder`; the signature is read from the file, the session made
+ * from the new bytes, and weights still read from the file's folder), or on the file's own graph.
+ */
+export const openDecoder = (
+  rt: OrtModule,
+  file: string,
+  sessionOptions: ort.InferenceSession.SessionOptions,
+  rewritten: boolean
+): Effect.Effect<{ readonly session: ort.InferenceSession; readonly signature: GraphSignature }, LocalModelError> =>
+  Effect.gen(function* () {
+    const failed = (e: unknown) => new LocalModelError({ reason: "load", message: `${file}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` })
+    const unsupported = (why: string) => new LocalModelError({ reason: "unsupported-graph", message: `${file}: cannot run this graph: ${why}` })
+    if (!rewritten) {
+      const session = yield* Effect.tryPromise({ try: () => rt.InferenceSession.create(file, sessionOptions), catch: failed })
+      const sig = readSignature(session)
+      if (Either.isLeft(sig)) {
+        yield* Effect.promise(() => session.release())
+        return yield* unsupported(sig.left)
+      }
+      return { session, signature: sig.right }
+    }
+    const fileBytes = yield* Effect.try({ try: () => fs.readFileSync(file), catch: failed })
+    const graph = yield* Effect.try({ try: () => readGraph(fileBytes), catch: failed })
+    const sig = readSignature(graph.io)
+    if (Either.isLeft(sig)) return yield* unsupported(sig.left)
+    const bytes = yield* Effect.try({
+      try: () => rewriteDecoder(graph.proto, sig.right.layers, { bytes: fileBytes, location: path.basename(file) }),
+      catch: (e) => unsupported(`the decoder rewrite failed: ${e instanceof Error ? e.message : String(e)}`)
+    })
+    const session = yield* Effect.tryPromise({
+      try: () => rt.InferenceSession.create(bytes, { ...sessionOptions, extra: { session: { model_external_initializers_file_folder_path: path.dirname(file) } } }),
+      catch: failed
+    })
+    return { session, signature: sig.right }
+  })
+
+/**
  * A loaded local model: an ONNX Runtime session over one weight file (its graph rewritten so
  * that a step moves one cache position per layer and one row of logits across the JavaScript
  * boundary, see `rewriteDecoder`), the tokenizer and chat template, and the KV-cache generation
@@ -114,8 +152,6 @@ export class LocalModel {
       const threads = options.threads ?? Math.max(1, os.availableParallelism())
       const rt = yield* Effect.promise(loadOrt)
       const file = variant.right.file
-      const failed = (e: unknown) => new LocalModelError({ reason: "load", message: `${file}: ${e instanceof Error ? e.message : String(e)}` })
-      const unsupported = (why: string) => new LocalModelError({ reason: "unsupported-graph", message: `${file}: cannot run this graph: ${why}` })
       const sessionOptions: ort.InferenceSession.SessionOptions = {
         executionProviders: ["cpu"],
         graphOptimizationLevel: "all",
@@ -126,33 +162,7 @@ export class LocalModel {
         logSeverityLevel: 3
       }
       const rewritten = options.graph !== "as-exported"
-      let session: ort.InferenceSession
-      let signature: GraphSignature
-      if (rewritten) {
-        // The graph is checked from the file, rewritten, and the session made from the new bytes;
-        // external weights are still read from the file's own folder.
-        const fileBytes = yield* Effect.try({ try: () => fs.readFileSync(file), catch: failed })
-        const graph = yield* Effect.try({ try: () => readGraph(fileBytes), catch: failed })
-        const sig = readSignature(graph.io)
-        if (Either.isLeft(sig)) return yield* unsupported(sig.left)
-        signature = sig.right
-        const bytes = yield* Effect.try({
-          try: () => rewriteDecoder(graph.proto, signature.layers, { bytes: fileBytes, location: path.basename(file) }),
-          catch: (e) => unsupported(`the decoder rewrite failed: ${e instanceof Error ? e.message : String(e)}`)
-        })
-        session = yield* Effect.tryPromise({
-          try: () => rt.InferenceSession.create(bytes, { ...sessionOptions, extra: { session: { model_external_initializers_file_folder_path: path.dirname(file) } } }),
-          catch: failed
-        })
-      } else {
-        session = yield* Effect.tryPromise({ try: () => rt.InferenceSession.create(file, sessionOptions), catch: failed })
-        const sig = readSignature(session)
-        if (Either.isLeft(sig)) {
-          yield* Effect.promise(() => session.release())
-          return yield* unsupported(sig.left)
-        }
-        signature = sig.right
-      }
+      const { session, signature } = yield* openDecoder(rt, file, sessionOptions, rewritten)
       const tokenizer = yield* Effect.try({
         try: () => new ChatTokenizer(folder),
         catch: (e) => new LocalModelError({ reason: "load", message: `${folder.dir}/tokenizer.json: ${e instanceof Error ? e.message : String(e)}` })

@@ -11,6 +11,7 @@ import { openAiProvider } from "../llm/openai.js"
 import { ChatRequest } from "../llm/schema.js"
 import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
 import { LocalEngine } from "./engine.js"
+import { DType, GraphBuilder } from "./graph.js"
 import { inspectModel } from "./inspect.js"
 import { LocalModel } from "./localModel.js"
 import { buildQwen2Model } from "./qwen2Builder.js"
@@ -86,6 +87,19 @@ describe("fastcot serve: a local model behind an OpenAI-compatible API", () => {
     expect(r.variants.map((v) => [v.name, v.graph?.runnable])).toEqual([["fp32", true], ["q4", true]])
     expect(r.chatTemplate).toBe(true)
     expect(r.missing).toEqual([])
+    // A graph without a KV cache, and a file that is not ONNX: each says why it cannot run.
+    const g = new GraphBuilder()
+    g.node("Identity", [g.op("Cast", ["input_ids"], { to: DType.float })], {}, { outputs: ["logits"] })
+    const noCache = g.model({ inputs: [{ name: "input_ids", type: DType.int64, dims: ["b", "s"] }, { name: "attention_mask", type: DType.int64, dims: ["b", "t"] }], outputs: [{ name: "logits", type: DType.float, dims: ["b", "s"] }], name: "nocache", producer: "test", opset: 17 })
+    fs.writeFileSync(path.join(dir, "onnx", "model_fp16.onnx"), noCache)
+    fs.writeFileSync(path.join(dir, "onnx", "model_int8.onnx"), "not a model")
+    const broken = await Effect.runPromise(inspectModel(dir, { graphs: true }))
+    const verdict = (name: string) => broken.variants.find((v) => v.name === name)?.graph
+    expect(verdict("fp16")).toMatchObject({ runnable: false, message: expect.stringContaining("no `past_key_values.N.key/value` inputs") })
+    expect(verdict("int8")).toMatchObject({ runnable: false, message: expect.stringMatching(/^cannot load: /) })
+    expect(verdict("q4")?.runnable).toBe(true)
+    fs.rmSync(path.join(dir, "onnx", "model_fp16.onnx"))
+    fs.rmSync(path.join(dir, "onnx", "model_int8.onnx"))
     fs.rmSync(path.join(dir, "generation_config.json"))
     const again = await Effect.runPromise(inspectModel(dir))
     expect(again.missing).toEqual(["generation_config.json"])
