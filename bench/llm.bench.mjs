@@ -114,7 +114,11 @@ for (let round = 0; round < ROUNDS; round++) {
     results[i].push({ rate: REQUESTS / r.seconds, cpu: r.cpuUsPerRequest })
   }
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2
+}
 for (const [i, [name]] of configs.entries()) {
   const rate = median(results[i].map((r) => r.rate))
   const ofPeer = median(results[i].map((r, k) => r.rate / results[0][k].rate))

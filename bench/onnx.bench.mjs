@@ -85,7 +85,11 @@ const bytesPerParam = { fp32: 4, int8: 1, q4: 0.5 + 4 / 32 } // q4: 4-bit values
 const weightBytes = (v) => matrixParams * bytesPerParam[v]
 
 const ids = Array.from({ length: promptLen }, (_, i) => 1000 + ((i * 7919) % 50000))
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2
+}
 
 // One decode of the prompt by each runtime; both models stay loaded and the rounds alternate
 // which runs first, so that drift on a shared machine hits both alike.
