@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { referenceLogits } from "../test-support/qwen2Reference.js"
 import { ChatTokenizer } from "./chatTokenizer.js"
 import { LocalEngine, onnxProvider, releaseLocalEngines } from "./engine.js"
+import { onnxProto } from "./graph.js"
 import { LocalModel } from "./localModel.js"
 import { LAST_LOGITS, newOutput, pastInput, readGraph, rewriteDecoder } from "./rewrite.js"
 import { estimateParameters, readModelFolder, resolveModelDir } from "./modelFolder.js"
@@ -211,6 +212,9 @@ describe("the rewritten decoder graph", () => {
     const bytes = fs.readFileSync(file)
     const rewrittenBytes = rewriteDecoder(readGraph(bytes).proto, 2, { bytes, location: "model.onnx" })
     expect(rewrittenBytes.byteLength).toBeLessThan(bytes.byteLength / 10)
+    // The LM head (a plain MatMul here) sees only the last position; the logits above are the export's all the same.
+    const head = onnxProto().ModelProto.decode(rewrittenBytes).graph!.node!.find((x) => x.input?.includes("fastcot.last_hidden"))
+    expect(head?.opType).toBe("MatMul")
     // A model loaded as exported runs but does not generate.
     await expect(fp32raw.generate([{ promptIds: ids, maxNewTokens: 2, sampling: GREEDY }])).rejects.toThrow(/as-exported/)
   })

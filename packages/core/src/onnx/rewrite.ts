@@ -36,15 +36,17 @@ export const LAST_LOGITS = "fastcot.last_logits"
  * Rewrites a decoder graph so that a generation step moves only what it must across the
  * JavaScript boundary. onnxruntime-node copies every output it returns into a new JavaScript
  * buffer, so with the export's own signature each step copies (and allocates) the whole KV cache
- * out and the prefill copies logits for every prompt position. Three edits, none of which looks
- * inside the model, so they apply to any graph with the standard KV-cache signature:
+ * out and the prefill copies logits for every prompt position. Three edits at the graph's inputs
+ * and outputs, so they apply to any graph with the standard KV-cache signature:
  *
  * - each `past_key_values.N.*` input becomes a time-major `[past, batch, kv_heads, head_dim]`
  *   input, turned back into the export's layout by a Transpose inside the graph: the caller keeps
  *   one growing buffer per tensor and appends to it, and the runtime reads it without a copy;
  * - each `present.N.*` output is replaced by its new positions only (a Slice after the past
  *   length), so a decode step returns one position per layer instead of the whole cache;
- * - `logits` is replaced by the logits of the last position (all the sampler reads).
+ * - `logits` is replaced by the logits of the last position (all the sampler reads); and where
+ *   `logits` comes straight from a row-wise product (the LM head), that product is fed only the
+ *   last position (the one edit that looks inside, at the node that makes `logits`).
  *
  * The export's arithmetic is untouched (its Concat and attention run as before, in the runtime's
  * own memory); tests check that logits and tokens equal the unmodified graph's.
@@ -108,14 +110,35 @@ export const rewriteDecoder = (proto: P.ModelProto, layers: number, source?: { r
     }
   }
   const logits = byName(outputs, "logits")
-  tailBuilder.node("Slice", ["logits", g.const([-1], i64, false), end, g.const([1], i64, false)], {}, { outputs: [LAST_LOGITS] })
+  const last = g.const([-1], i64, false)
+  const seqOfLogits = g.const([1], i64, false)
+  tailBuilder.node("Slice", ["logits", last, end, seqOfLogits], {}, { outputs: [LAST_LOGITS] })
+  // Better still, the LM head sees only the last position: when `logits` comes straight from a
+  // float or 4-bit matrix product (through Identity or Cast at most), the hidden states are sliced
+  // before it, so a prefill of S tokens skips S - 1 rows of the largest product in the model.
+  // Exact: those products are row by row. (Dynamically quantized products are left alone: their
+  // activation scale is taken over all rows.)
+  const nodes = graph.node ?? []
+  const producer = new Map<string, number>()
+  nodes.forEach((n, i) => (n.output ?? []).forEach((o) => producer.set(o, i)))
+  let head = producer.get("logits")
+  while (head !== undefined && ["Identity", "Cast"].includes(nodes[head]!.opType ?? "") && (nodes[head]!.domain ?? "") === "") head = producer.get(nodes[head]!.input?.[0] ?? "")
+  const lmHead = head === undefined ? undefined : nodes[head]!
+  const rowWise = lmHead !== undefined && ((lmHead.opType === "MatMul" && (lmHead.domain ?? "") === "") || (lmHead.opType === "MatMulNBits" && lmHead.domain === "com.microsoft"))
+  if (rowWise && head !== undefined && lmHead.input !== null && lmHead.input !== undefined) {
+    const sliced = "fastcot.last_hidden"
+    const b = new GraphBuilder(undefined, "fastcot/head/")
+    b.node("Slice", [lmHead.input[0]!, last, end, seqOfLogits], {}, { outputs: [sliced] })
+    lmHead.input[0] = sliced
+    nodes.splice(head, 0, ...b.nodes)
+  }
   logits.name = LAST_LOGITS
   const logitDims = dimsOf(logits)
   if (logitDims.length === 3) logitDims[1] = { dimValue: 1 }
   tail.push(...tailBuilder.nodes)
 
   // Nodes stay in topological order: the new inputs' transposes first, the output slices last.
-  graph.node = [...g.nodes, ...(graph.node ?? []), ...tail]
+  graph.node = [...g.nodes, ...nodes, ...tail]
   graph.initializer = [...(graph.initializer ?? []), ...g.initializers]
   // Value infos of the renamed tensors no longer describe graph inputs/outputs: drop stale ones.
   const renamed = new Set<string>(["logits"])
