@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { referenceLogits } from "../test-support/qwen2Reference.js"
 import { ChatTokenizer } from "./chatTokenizer.js"
 import { LocalEngine, onnxProvider, releaseLocalEngines } from "./engine.js"
-import { onnxProto } from "./graph.js"
+import { DType, GraphBuilder, onnxProto } from "./graph.js"
 import { LocalModel } from "./localModel.js"
 import { LAST_LOGITS, newOutput, pastInput, readGraph, rewriteDecoder } from "./rewrite.js"
 import { estimateParameters, readModelFolder, resolveModelDir } from "./modelFolder.js"
@@ -217,6 +217,21 @@ describe("the rewritten decoder graph", () => {
     expect(head?.opType).toBe("MatMul")
     // A model loaded as exported runs but does not generate.
     await expect(fp32raw.generate([{ promptIds: ids, maxNewTokens: 2, sampling: GREEDY }])).rejects.toThrow(/as-exported/)
+  })
+
+  it("refuses logits it would misread (not batch × sequence × vocab)", () => {
+    const g = new GraphBuilder()
+    g.node("Cast", ["input_ids"], { to: DType.float }, { outputs: ["logits"] })
+    for (const k of ["key", "value"]) g.node("Identity", [`past_key_values.0.${k}`], {}, { outputs: [`present.0.${k}`] })
+    const kv = (name: string) => ({ name, type: DType.float, dims: ["b", 2, "t", 16] })
+    const bytes = g.model({
+      inputs: [{ name: "input_ids", type: DType.int64, dims: ["b", "s"] }, { name: "attention_mask", type: DType.int64, dims: ["b", "t"] }, kv("past_key_values.0.key"), kv("past_key_values.0.value")],
+      outputs: [{ name: "logits", type: DType.float, dims: ["b", "s"] }, kv("present.0.key"), kv("present.0.value")],
+      name: "flat-logits",
+      producer: "test",
+      opset: 17
+    })
+    expect(() => rewriteDecoder(readGraph(bytes).proto, 1)).toThrow(/`logits` has rank 2/)
   })
 
   it("a cache that outgrows its first allocation keeps decoding the same tokens", async () => {

@@ -110,6 +110,8 @@ export const rewriteDecoder = (proto: P.ModelProto, layers: number, source?: { r
     }
   }
   const logits = byName(outputs, "logits")
+  const logitRank = dimsOf(logits).length
+  if (logitRank !== 0 && logitRank !== 3) throw new Error(`\`logits\` has rank ${logitRank}; this runtime reads (batch, sequence, vocab)`)
   const last = g.const([-1], i64, false)
   const seqOfLogits = g.const([1], i64, false)
   tailBuilder.node("Slice", ["logits", last, end, seqOfLogits], {}, { outputs: [LAST_LOGITS] })
