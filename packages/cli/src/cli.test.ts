@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
@@ -130,6 +130,15 @@ describe("fastcot command line", () => {
     expect(results.model).toBe("tiny-q4")
     const gens = readFileSync(join(cwd, "ev", "generations.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { outputTokens?: number })
     expect(gens).toHaveLength(4)
+    // A model file that cannot load fails every generation: the command says so and exits 1,
+    // instead of reporting a score of 0.
+    cpSync(join(cwd, "tiny"), join(cwd, "tinybad"), { recursive: true })
+    writeFileSync(join(cwd, "tinybad", "onnx", "model_q4.onnx"), "not a model")
+    const bad = await fastcot("eval", "--model", "onnx:tinybad#q4", "--bench", "math500", "--limit", "2", "--max-tokens", "4", "--data", shared, "--out", "evbad", "--threads", "1")
+    expect(bad.code).toBe(1)
+    expect(bad.err).toContain("2 of 2 generations failed")
+    expect(bad.err).toContain("model_q4.onnx")
+    expect(bad.out).toContain("Failed generations")
   })
 
   it("a tiny local ONNX model drives the pipeline (teacher, k=3 judges by guided choice, the rewriter when a verdict asks), counting with its tokenizer", async () => {

@@ -157,4 +157,45 @@ describe("a full evaluation against a scripted model on loopback", () => {
       await server.close()
     }
   })
+  it("a generation the model layer cannot get is counted apart, left out of the scores and retried by a rerun", async () => {
+    const answers = new Map(readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8").trim().split("\n").map((l) => {
+      const r = JSON.parse(l) as { problem: string; answer: string }
+      return [r.problem.slice(0, 60), r.answer] as const
+    }))
+    let refuse = true
+    const server = await startScriptedServer({
+      // The scripted model answers every question right, but at first refuses one in three (400: not retried).
+      script: (req, index) =>
+        refuse && index % 3 === 0 ? { content: "context length exceeded", status: 400 } : { content: `The answer is \\boxed{${answers.get(req.messages[req.messages.length - 1]!.content.slice(0, 60))}}.` }
+    })
+    try {
+      const run = (outDir: string) =>
+        Effect.runPromise(
+          Effect.scoped(
+            Effect.gen(function* () {
+              const lm = yield* makeLanguageModel({ model: { endpoints: [{ provider: openAiProvider({ baseUrl: server.baseUrl, model: "scripted" }), concurrency: 1 }] } })
+              return yield* evaluate(base({ benches: ["aime24"], samples: 1, preset: "greedy", model: "scripted", outDir, concurrency: 1 })).pipe(Effect.provideService(LanguageModel, lm))
+            }).pipe(Effect.provide(Layer.mergeAll(graders, SqliteRunStoreLive(join(tmp, "eval-failures.db")))))
+          )
+        )
+      const first = await run(join(tmp, "fail-1"))
+      const b = first.benchmarks[0]!
+      expect(b.failed).toMatchObject({ samples: 10, firstError: expect.stringContaining("BadRequest") })
+      // The 20 answers are all right: failures are not counted as wrong answers.
+      expect(b.summary).toMatchObject({ items: 20, samples: 20, accuracy: 1, noAnswer: 0 })
+      const lines = readFileSync(join(tmp, "fail-1", "generations.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { error?: string })
+      expect(lines.filter((l) => l.error !== undefined)).toHaveLength(10)
+      expect(markdownReport([first])).toContain("Failed generations")
+      // A rerun sends only the failed ones again (the rest come from the cache) and completes.
+      refuse = false
+      const sent = server.requests.length
+      const second = await run(join(tmp, "fail-2"))
+      expect(server.requests.length - sent).toBe(10)
+      expect(second.benchmarks[0]!.failed).toBeUndefined()
+      expect(second.benchmarks[0]!.summary).toMatchObject({ items: 30, samples: 30, accuracy: 1 })
+      expect(markdownReport([second])).not.toContain("Failed generations")
+    } finally {
+      await server.close()
+    }
+  })
 })

@@ -39,6 +39,12 @@ export interface BenchResult {
   readonly sha256: string
   readonly summary: Summary
   readonly groups: Readonly<Record<string, Summary>>
+  /**
+   * Generations the model layer could not get (after its retries): not model answers, so they
+   * are left out of the scores above, listed in generations.jsonl with their error, and retried
+   * by a rerun (failures are never cached). Absent in results written before it was counted.
+   */
+  readonly failed?: { readonly samples: number; readonly firstError: string } | undefined
 }
 
 export interface EvalResults {
@@ -107,7 +113,8 @@ export const evaluate = (options: EvalOptions) =>
       let done = 0
       let correct = 0
       let tokensSoFar = 0
-      const outcomes = yield* Effect.forEach(
+      let firstError: string | undefined
+      const attempts = yield* Effect.forEach(
         work,
         ({ item, sample }) =>
           Effect.gen(function* () {
@@ -126,9 +133,12 @@ export const evaluate = (options: EvalOptions) =>
               ]
               const c = yield* lm.complete("model", new ChatRequest({ messages, ...sampling }), { sampleIndex: sample, cache: options.cache }).pipe(Effect.either)
               if (c._tag === "Left") {
-                output = ""
-                truncated = false
-                generations.write(JSON.stringify({ bench: name, id: item.id, sample, error: `${c.left._tag}: ${c.left.message}` }) + "\n")
+                const error = `${c.left._tag}: ${c.left.message}`
+                firstError ??= error
+                done++
+                options.onProgress?.(name, done, work.length, correct, tokensSoFar)
+                generations.write(JSON.stringify({ bench: name, id: item.id, sample, error }) + "\n")
+                return undefined
               } else {
                 output = c.right.text
                 reasoning = c.right.reasoning
@@ -158,6 +168,8 @@ export const evaluate = (options: EvalOptions) =>
           }),
         { concurrency: options.concurrency }
       )
+      const outcomes = attempts.filter((a) => a !== undefined)
+      const failures = attempts.length - outcomes.length
       const groups: Record<string, Summary> = {}
       const byGroup = new Map<string, Array<SampleOutcome>>()
       for (const { outcome, item } of outcomes) {
@@ -165,7 +177,14 @@ export const evaluate = (options: EvalOptions) =>
         if (g !== undefined) byGroup.set(g, [...(byGroup.get(g) ?? []), outcome])
       }
       for (const [g, list] of byGroup) groups[g] = summarise(list)
-      results.push({ bench: name, file: loaded.file, sha256: loaded.sha256, summary: summarise(outcomes.map((o) => o.outcome)), groups })
+      results.push({
+        bench: name,
+        file: loaded.file,
+        sha256: loaded.sha256,
+        summary: summarise(outcomes.map((o) => o.outcome)),
+        groups,
+        ...(failures > 0 ? { failed: { samples: failures, firstError: firstError ?? "" } } : {})
+      })
     }
     yield* Effect.promise(() => new Promise<void>((r) => generations.end(() => r())))
     const report: EvalResults = {

@@ -18,6 +18,10 @@ export const markdownReport = (runs: ReadonlyArray<EvalResults>): string => {
     table("Accuracy (pass@1 averaged over samples, ±95% CI)", (b) => `${pct(b.summary.accuracy)} ± ${pct(b.summary.ci95)}`),
     table("Average output tokens", (b) => b.summary.meanOutputTokens.toFixed(0)),
     table("No answer / truncated (samples)", (b) => `${b.summary.noAnswer} / ${b.summary.truncated}`),
+    // Only when a run lost generations: they are left out of the scores, which the reader must know.
+    ...(runs.some((r) => r.benchmarks.some((b) => (b.failed?.samples ?? 0) > 0))
+      ? [table("Failed generations (left out of the scores; rerun to retry)", (b) => String(b.failed?.samples ?? 0))]
+      : []),
     "Settings: " + runs.map((r) => `${r.model}: preset ${r.settings.preset}, ${r.settings.samples} sample(s), ${r.settings.graderVersion}`).join("; "),
     ""
   ].join("\n")

@@ -84,6 +84,15 @@ export const evalCommand = Command.make(
       progress.clear()
       yield* stdout(markdownReport([results]))
       yield* stderr(`results: ${relative(process.cwd(), join(outDir, "results.json"))}`)
+      // Generations that failed are not answers: say so, and fail the command (a rerun retries them).
+      const lost = results.benchmarks.filter((b) => b.failed !== undefined)
+      if (lost.length > 0) {
+        const total = results.benchmarks.reduce((n, b) => n + b.summary.samples + (b.failed?.samples ?? 0), 0)
+        const missing = lost.reduce((n, b) => n + b.failed!.samples, 0)
+        return yield* failed(
+          `${missing} of ${total} generations failed and are left out of the scores (each is in generations.jsonl with its error); run the same command again to retry them. First error: ${lost[0]!.failed!.firstError}`
+        )
+      }
     }).pipe(Effect.provide(storeLayer(args.workspace)))
 ).pipe(
   Command.withDescription(
