@@ -109,6 +109,17 @@ describe("benchmark loaders and graders", () => {
   })
 })
 
+/** AIME 2024 evaluated against a scripted endpoint, one request at a time, with the LLM cache in `db`. */
+const evaluateAgainst = (baseUrl: string, db: string, over: Partial<EvalOptions>) =>
+  Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        const lm = yield* makeLanguageModel({ model: { endpoints: [{ provider: openAiProvider({ baseUrl, model: "scripted" }), concurrency: 4 }] } })
+        return yield* evaluate(base({ benches: ["aime24"], model: "scripted", concurrency: 1, ...over })).pipe(Effect.provideService(LanguageModel, lm))
+      }).pipe(Effect.provide(Layer.mergeAll(graders, SqliteRunStoreLive(join(tmp, db)))))
+    )
+  )
+
 describe("a full evaluation against a scripted model on loopback", () => {
   it("samples, caches, grades and writes results that carry their settings; the report shows accuracy and tokens", async () => {
     const answers = new Map(readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8").trim().split("\n").map((l) => {
@@ -124,15 +135,7 @@ describe("a full evaluation against a scripted model on loopback", () => {
       }
     })
     try {
-      const run = (outDir: string) =>
-        Effect.runPromise(
-          Effect.scoped(
-            Effect.gen(function* () {
-              const lm = yield* makeLanguageModel({ model: { endpoints: [{ provider: openAiProvider({ baseUrl: server.baseUrl, model: "scripted" }), concurrency: 4 }] } })
-              return yield* evaluate(base({ benches: ["aime24"], samples: 2, preset: "r1", model: "scripted", outDir, concurrency: 1 })).pipe(Effect.provideService(LanguageModel, lm))
-            }).pipe(Effect.provide(Layer.mergeAll(graders, SqliteRunStoreLive(join(tmp, "eval.db")))))
-          )
-        )
+      const run = (outDir: string) => evaluateAgainst(server.baseUrl, "eval.db", { samples: 2, preset: "r1", outDir })
       const first = await run(join(tmp, "aime-1"))
       const s = first.benchmarks[0]!.summary
       expect(s).toMatchObject({ items: 30, samples: 60, accuracy: 0.5 })
@@ -169,15 +172,7 @@ describe("a full evaluation against a scripted model on loopback", () => {
         refuse && index % 3 === 0 ? { content: "context length exceeded", status: 400 } : { content: `The answer is \\boxed{${answers.get(req.messages[req.messages.length - 1]!.content.slice(0, 60))}}.` }
     })
     try {
-      const run = (outDir: string) =>
-        Effect.runPromise(
-          Effect.scoped(
-            Effect.gen(function* () {
-              const lm = yield* makeLanguageModel({ model: { endpoints: [{ provider: openAiProvider({ baseUrl: server.baseUrl, model: "scripted" }), concurrency: 1 }] } })
-              return yield* evaluate(base({ benches: ["aime24"], samples: 1, preset: "greedy", model: "scripted", outDir, concurrency: 1 })).pipe(Effect.provideService(LanguageModel, lm))
-            }).pipe(Effect.provide(Layer.mergeAll(graders, SqliteRunStoreLive(join(tmp, "eval-failures.db")))))
-          )
-        )
+      const run = (outDir: string) => evaluateAgainst(server.baseUrl, "eval-failures.db", { samples: 1, preset: "greedy", outDir })
       const first = await run(join(tmp, "fail-1"))
       const b = first.benchmarks[0]!
       expect(b.failed).toMatchObject({ samples: 10, firstError: expect.stringContaining("BadRequest") })
