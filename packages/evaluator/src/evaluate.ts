@@ -114,6 +114,7 @@ export const evaluate = (options: EvalOptions) =>
       let correct = 0
       let tokensSoFar = 0
       let firstError: string | undefined
+      const progressed = () => options.onProgress?.(name, ++done, work.length, correct, tokensSoFar)
       const attempts = yield* Effect.forEach(
         work,
         ({ item, sample }) =>
@@ -135,24 +136,21 @@ export const evaluate = (options: EvalOptions) =>
               if (c._tag === "Left") {
                 const error = `${c.left._tag}: ${c.left.message}`
                 firstError ??= error
-                done++
-                options.onProgress?.(name, done, work.length, correct, tokensSoFar)
+                progressed()
                 generations.write(JSON.stringify({ bench: name, id: item.id, sample, error }) + "\n")
                 return undefined
-              } else {
-                output = c.right.text
-                reasoning = c.right.reasoning
-                truncated = c.right.finishReason === "length"
-                serverTokens = c.right.usage.completionTokens > 0 ? c.right.usage.completionTokens : undefined
-                reasoningTokens = c.right.usage.reasoningTokens
               }
+              output = c.right.text
+              reasoning = c.right.reasoning
+              truncated = c.right.finishReason === "length"
+              serverTokens = c.right.usage.completionTokens > 0 ? c.right.usage.completionTokens : undefined
+              reasoningTokens = c.right.usage.reasoningTokens
             }
             const grade = yield* b.grade(item, output)
             const outputTokens = counter.count((reasoning ?? "") + output)
-            done++
             if (grade.correct) correct++
             tokensSoFar += outputTokens
-            options.onProgress?.(name, done, work.length, correct, tokensSoFar)
+            progressed()
             generations.write(JSON.stringify({ bench: name, id: item.id, sample, output, reasoning, correct: grade.correct, extracted: grade.extracted, reason: grade.reason, outputTokens, serverTokens, truncated }) + "\n")
             return {
               outcome: {

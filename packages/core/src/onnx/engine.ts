@@ -87,8 +87,10 @@ export class LocalEngine {
           await batch.step()
           answer(batch)
         } catch (e) {
-          for (const row of batch.rows) owners.get(row)?.reject(e)
-          for (const row of batch.rows) owners.delete(row)
+          for (const row of batch.rows) {
+            owners.get(row)?.reject(e)
+            owners.delete(row)
+          }
           batch = undefined
         }
       }

@@ -123,7 +123,7 @@ export class GraphBuilder {
   }
 }
 
-export const valueInfo = (v: ValueInfo): P.IValueInfoProto => ({
+const valueInfo = (v: ValueInfo): P.IValueInfoProto => ({
   name: v.name,
   type: {
     tensorType: {

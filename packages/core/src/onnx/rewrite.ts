@@ -97,7 +97,6 @@ export const rewriteDecoder = (proto: P.ModelProto, layers: number, source?: { r
   const pastLength = g.op("Gather", [g.op("Shape", [pastInput(0, "key")]), g.const([0], i64, false)], { axis: 0 })
   const end = g.const([Number.MAX_SAFE_INTEGER], i64, false)
   const seqAxis = g.const([2], i64, false)
-  const tail: Array<P.INodeProto> = []
   const tailBuilder = new GraphBuilder(undefined, "fastcot/tail/")
   for (let l = 0; l < layers; l++) {
     for (const kind of ["key", "value"] as const) {
@@ -110,7 +109,8 @@ export const rewriteDecoder = (proto: P.ModelProto, layers: number, source?: { r
     }
   }
   const logits = byName(outputs, "logits")
-  const logitRank = dimsOf(logits).length
+  const logitDims = dimsOf(logits)
+  const logitRank = logitDims.length
   if (logitRank !== 0 && logitRank !== 3) throw new Error(`\`logits\` has rank ${logitRank}; this runtime reads (batch, sequence, vocab)`)
   const last = g.const([-1], i64, false)
   const seqOfLogits = g.const([1], i64, false)
@@ -125,22 +125,19 @@ export const rewriteDecoder = (proto: P.ModelProto, layers: number, source?: { r
   nodes.forEach((n, i) => (n.output ?? []).forEach((o) => producer.set(o, i)))
   let head = producer.get("logits")
   while (head !== undefined && ["Identity", "Cast"].includes(nodes[head]!.opType ?? "") && (nodes[head]!.domain ?? "") === "") head = producer.get(nodes[head]!.input?.[0] ?? "")
-  const lmHead = head === undefined ? undefined : nodes[head]!
-  const rowWise = lmHead !== undefined && ((lmHead.opType === "MatMul" && (lmHead.domain ?? "") === "") || (lmHead.opType === "MatMulNBits" && lmHead.domain === "com.microsoft"))
-  if (rowWise && head !== undefined && lmHead.input !== null && lmHead.input !== undefined) {
-    const sliced = "fastcot.last_hidden"
+  const lmHead = head === undefined ? undefined : nodes[head]
+  const rowWise = (lmHead?.opType === "MatMul" && (lmHead.domain ?? "") === "") || (lmHead?.opType === "MatMulNBits" && lmHead.domain === "com.microsoft")
+  if (rowWise && head !== undefined && lmHead?.input?.[0] !== undefined) {
     const b = new GraphBuilder(undefined, "fastcot/head/")
-    b.node("Slice", [lmHead.input[0]!, last, end, seqOfLogits], {}, { outputs: [sliced] })
-    lmHead.input[0] = sliced
+    const [sliced] = b.node("Slice", [lmHead.input[0], last, end, seqOfLogits], {}, { outputs: ["fastcot.last_hidden"] })
+    lmHead.input[0] = sliced!
     nodes.splice(head, 0, ...b.nodes)
   }
   logits.name = LAST_LOGITS
-  const logitDims = dimsOf(logits)
-  if (logitDims.length === 3) logitDims[1] = { dimValue: 1 }
-  tail.push(...tailBuilder.nodes)
+  if (logitRank === 3) logitDims[1] = { dimValue: 1 }
 
   // Nodes stay in topological order: the new inputs' transposes first, the output slices last.
-  graph.node = [...g.nodes, ...nodes, ...tail]
+  graph.node = [...g.nodes, ...nodes, ...tailBuilder.nodes]
   graph.initializer = [...(graph.initializer ?? []), ...g.initializers]
   // Value infos of the renamed tensors no longer describe graph inputs/outputs: drop stale ones.
   const renamed = new Set<string>(["logits"])
