@@ -100,7 +100,11 @@ export const openDecoder = (
       return { session, signature: sig.right }
     }
     const fileBytes = yield* Effect.try({ try: () => fs.readFileSync(file), catch: failed })
-    const graph = yield* Effect.try({ try: () => readGraph(fileBytes), catch: failed })
+    // A truncated download or a file that is not ONNX fails here, deep in protobuf: say what it means.
+    const graph = yield* Effect.try({
+      try: () => readGraph(fileBytes),
+      catch: (e) => failed(new Error(`not a readable ONNX model (truncated or corrupt?): ${e instanceof Error ? e.message : String(e)}`))
+    })
     const sig = readSignature(graph.io)
     if (Either.isLeft(sig)) return yield* unsupported(sig.left)
     const bytes = yield* Effect.try({
