@@ -15,7 +15,7 @@ const LATENCY_MS = 40
 const REQUESTS = Number(process.env.REQUESTS ?? 20_000)
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
 // Every contender first serves this many requests (connections open, JIT warm), unmeasured.
-const WARMUP = 4_000
+const WARMUP = Number(process.env.WARMUP ?? 4_000)
 const ideal = CONCURRENCY / (LATENCY_MS / 1000)
 
 const [, , mode, which, baseUrlArg, roundArg] = process.argv

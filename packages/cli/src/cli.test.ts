@@ -121,7 +121,10 @@ describe("fastcot command line", () => {
     const report = JSON.parse((await fastcot("models", "inspect", "tiny", "--json")).out) as { architecture: string; variants: Array<{ name: string; graph: { runnable: boolean } }>; missing: Array<string> }
     expect(report.architecture).toBe("Qwen2ForCausalLM")
     expect(report.variants.map((v) => [v.name, v.graph.runnable])).toEqual([["fp32", true], ["q4", true]])
-    expect((await fastcot("models", "inspect", "tiny")).out).toContain("chat template    yes")
+    const text = (await fastcot("models", "inspect", "tiny")).out
+    expect(text).toContain("chat template    yes")
+    // The builder leaves q4's arithmetic unset, as the common quantization scripts do: 2 layers x 7 products + the LM head.
+    expect(text).toContain("15 4-bit products on integer kernels")
     expect((await fastcot("models", "inspect", "nowhere")).code).toBe(2)
     const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")
     const r = await fastcot("eval", "--model", "onnx:tiny#q4", "--bench", "math500", "--limit", "4", "--max-tokens", "12", "--data", shared, "--out", "ev", "--threads", "1")
@@ -130,6 +133,9 @@ describe("fastcot command line", () => {
     expect(results.model).toBe("tiny-q4")
     const gens = readFileSync(join(cwd, "ev", "generations.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { outputTokens?: number })
     expect(gens).toHaveLength(4)
+    const exported = await fastcot("eval", "--model", "onnx:tiny#q4", "--q4-compute", "as-exported", "--bench", "math500", "--limit", "2", "--max-tokens", "4", "--data", shared, "--out", "ev-exported", "--threads", "1")
+    expect(exported.code, exported.err).toBe(0)
+    expect((await fastcot("eval", "--model", "onnx:tiny#q4", "--q4-compute", "float", "--bench", "math500", "--data", shared)).code).toBe(2)
     // A model file that cannot load fails every generation: the command says so and exits 1,
     // instead of reporting a score of 0.
     cpSync(join(cwd, "tiny"), join(cwd, "tinybad"), { recursive: true })

@@ -11,6 +11,10 @@ import { dashboardTerminal, progressLine, stderr, stdout, storeLayer, workspaceO
 
 const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL, or onnx:DIR[#variant] for a local model folder."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Local models: intra-op threads (default: every core)."))
+const q4Compute = Options.choice("q4-compute", ["int8", "as-exported"]).pipe(
+  Options.withDefault("int8" as const),
+  Options.withDescription("Local 4-bit models: int8 runs their products on integer kernels (faster on a CPU); as-exported keeps the file's arithmetic.")
+)
 const bench = Options.text("bench").pipe(Options.withDefault(benchmarkNames().join(",")), Options.withDescription(`Benchmarks, comma-separated: ${benchmarkNames().join(", ")}.`))
 const samples = Options.integer("samples").pipe(Options.withDefault(1), Options.withDescription("Samples per question (accuracy is averaged over them; pass@k is reported)."))
 const limit = Options.integer("limit").pipe(Options.optional, Options.withDescription("Only the first N questions of each benchmark."))
@@ -29,7 +33,7 @@ const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neithe
 
 export const evalCommand = Command.make(
   "eval",
-  { model, threads, tokenizer, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, workspace: workspaceOption },
+  { model, threads, q4Compute, tokenizer, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
       const benches = args.bench.split(",").map((b) => b.trim()).filter((b) => b !== "")
@@ -48,7 +52,7 @@ export const evalCommand = Command.make(
           yield* checkLocalModel(parsed.right).pipe(Effect.mapError((m) => usage(`--model: ${m}`)))
           tokenizerPath ??= parsed.right.path
         }
-        ;({ name, provider } = modelFromSpec(parsed.right, { apiKey: process.env[args.apiKeyEnv] || undefined, threads: Option.getOrUndefined(args.threads), maxBatch: args.concurrency }))
+        ;({ name, provider } = modelFromSpec(parsed.right, { apiKey: process.env[args.apiKeyEnv] || undefined, threads: Option.getOrUndefined(args.threads), maxBatch: args.concurrency, q4Compute: args.q4Compute }))
       }
       const outDir = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).root, "eval", evalRunFolder(name)))
       const progress = progressLine()

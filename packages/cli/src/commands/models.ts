@@ -22,7 +22,7 @@ export const formatModelReport = (r: ModelReport): string =>
     ...r.variants.map(
       (v) =>
         `    ${v.name.padEnd(9)} ${gb(v.bytes).padStart(10)}  ${v.weights}${v.externalData.length > 0 ? `, external data in ${v.externalData.length} file(s)` : ""}` +
-        (v.graph === undefined ? "" : v.graph.runnable ? `, runnable (${v.graph.layers} layers, ${v.graph.kvType} cache)` : `, NOT runnable: ${v.graph.message}`)
+        (v.graph === undefined ? "" : v.graph.runnable ? `, runnable (${v.graph.layers} layers, ${v.graph.kvType} cache${(v.graph.int8Products ?? 0) > 0 ? `; ${v.graph.int8Products} 4-bit products on integer kernels, --q4-compute as-exported keeps the file's float32` : ""})` : `, NOT runnable: ${v.graph.message}`)
     ),
     ...(r.missing.length > 0 ? ["  missing", ...r.missing.map((m) => `    ${m}`)] : ["  missing          nothing"]),
     ...r.notes.map((n) => `  note: ${n}`)

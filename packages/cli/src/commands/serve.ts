@@ -11,14 +11,18 @@ const port = Options.integer("port").pipe(Options.withDefault(8000), Options.wit
 const host = Options.text("host").pipe(Options.withDefault("127.0.0.1"), Options.withDescription("The address to bind; anything but loopback exposes the model to the network."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Intra-op threads (default: every core)."))
 const maxBatch = Options.integer("max-batch").pipe(Options.withDefault(8), Options.withDescription("Requests decoded together at most (continuous batching: a finished one's slot goes to the next waiting request)."))
+const q4Compute = Options.choice("q4-compute", ["int8", "as-exported"]).pipe(
+  Options.withDefault("int8" as const),
+  Options.withDescription("4-bit models: int8 runs their products on integer kernels (faster on a CPU); as-exported keeps the file's arithmetic.")
+)
 const name = Options.text("name").pipe(Options.optional, Options.withDescription("The model name clients see (default: the folder's name)."))
 
-export const serveCommand = Command.make("serve", { model, port, host, threads, maxBatch, name }, (args) =>
+export const serveCommand = Command.make("serve", { model, port, host, threads, maxBatch, q4Compute, name }, (args) =>
   Effect.gen(function* () {
     const spec = parseModelSpec(args.model)
     if (Either.isLeft(spec)) return yield* usage(spec.left)
     if (spec.right.kind !== "onnx") return yield* usage("serve runs local models: give --model onnx:DIR[#variant]")
-    const m = yield* LocalModel.scoped(spec.right.path, { variant: spec.right.variant, threads: Option.getOrUndefined(args.threads) }).pipe(
+    const m = yield* LocalModel.scoped(spec.right.path, { variant: spec.right.variant, threads: Option.getOrUndefined(args.threads), q4Compute: args.q4Compute }).pipe(
       Effect.mapError((e) => usage(e.message))
     )
     const server = yield* serveLocalModel({
@@ -29,7 +33,8 @@ export const serveCommand = Command.make("serve", { model, port, host, threads, 
       onRequest: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
     }).pipe(Effect.mapError((e) => failed(`cannot listen on ${args.host}:${args.port}: ${e.message}`)))
     if (!isLoopbackHost(args.host)) yield* stderr(`warning: bound to ${args.host}: anyone who can reach it can use the model`)
-    yield* stderr(`${m.id} (${m.variant.name}, ${m.threads} threads, up to ${args.maxBatch} requests decoded together, continuous batching)`)
+    const int8 = m.int8Products > 0 ? `, ${m.int8Products} 4-bit products on integer kernels` : ""
+    yield* stderr(`${m.id} (${m.variant.name}, ${m.threads} threads${int8}, up to ${args.maxBatch} requests decoded together, continuous batching)`)
     yield* stdout(`serving on ${server.url}  (OpenAI-compatible: GET /v1/models, POST /v1/chat/completions; Ctrl-C stops)`)
     return yield* Effect.never
   }).pipe(Effect.scoped)

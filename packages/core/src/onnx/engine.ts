@@ -126,7 +126,7 @@ const engines = new Map<string, Promise<LocalEngine>>()
 
 /** One engine per model folder, variant and thread count, shared by every role that names it. */
 export const localEngine = (options: OnnxProviderOptions): Promise<LocalEngine> => {
-  const key = `${options.path}#${options.variant ?? ""}#${options.threads ?? ""}`
+  const key = `${options.path}#${options.variant ?? ""}#${options.threads ?? ""}#${options.q4Compute ?? ""}`
   let e = engines.get(key)
   if (e === undefined) {
     e = Effect.runPromise(Effect.either(LocalModel.load(options.path, options))).then((r) => {
@@ -191,7 +191,9 @@ export const toGenerateRequest = (
  * are batched; a `choice` list constrains decoding to those strings.
  */
 export const onnxProvider = (options: OnnxProviderOptions): ModelProvider => {
-  const id = `onnx:${options.path}${options.variant !== undefined ? `#${options.variant}` : ""}`
+  // The file's own 4-bit arithmetic gives other answers than the default's: it is told apart in
+  // records and cache keys.
+  const id = `onnx:${options.path}${options.variant !== undefined ? `#${options.variant}` : ""}${options.q4Compute === "as-exported" ? " (q4 as exported)" : ""}`
   return {
     id,
     model: id,

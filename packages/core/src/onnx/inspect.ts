@@ -11,7 +11,14 @@ export interface VariantReport {
   /** The weight type the file name stands for (onnx-community's suffixes). */
   readonly weights: string
   /** Whether the runtime can drive this graph, and why not; absent when graphs were not read. */
-  readonly graph?: { readonly runnable: boolean; readonly message: string; readonly layers?: number; readonly kvType?: string }
+  readonly graph?: {
+    readonly runnable: boolean
+    readonly message: string
+    readonly layers?: number
+    readonly kvType?: string
+    /** 4-bit products whose arithmetic the file leaves unset, which fastcot runs on integer kernels. */
+    readonly int8Products?: number
+  }
 }
 
 export interface ModelReport {
@@ -65,8 +72,8 @@ export const inspectModel = (dir: string, options: { readonly graphs?: boolean }
       // Opened exactly as generation opens it (the rewritten graph), without optimising it.
       const rt = yield* Effect.promise(loadOrt)
       const graph: NonNullable<VariantReport["graph"]> = yield* openDecoder(rt, v.file, { graphOptimizationLevel: "disabled", logSeverityLevel: 3 }, true).pipe(
-        Effect.flatMap(({ session, signature }) =>
-          Effect.promise(() => session.release()).pipe(Effect.as({ runnable: true, message: "runnable", layers: signature.layers, kvType: signature.kvType }))
+        Effect.flatMap(({ session, signature, int8Products }) =>
+          Effect.promise(() => session.release()).pipe(Effect.as({ runnable: true, message: "runnable", layers: signature.layers, kvType: signature.kvType, int8Products }))
         ),
         Effect.catchAll((e) =>
           Effect.succeed({ runnable: false, message: e.reason === "unsupported-graph" ? e.message.replace(/^.*?cannot run this graph: /, "") : `cannot load: ${e.message.replace(`${v.file}: `, "")}` })

@@ -10,7 +10,7 @@ import { type ModelFolder, type ModelFolderError, pickVariant, readModelFolder, 
 import { loadOrt, type OrtModule } from "./ort.js"
 import { DecodeBatch } from "./decodeBatch.js"
 import { type GenerateRequest, type GenerateResult, LocalModelError } from "./generation.js"
-import { type GraphIo, pastInput, readGraph, rewriteDecoder } from "./rewrite.js"
+import { type GraphIo, pastInput, type Q4Compute, readGraph, rewriteDecoder, useInt8Activations } from "./rewrite.js"
 
 export interface LoadOptions {
   /** `fp32`, `q4`, `int8`, … (the file suffix); default: fp32 when present. */
@@ -22,6 +22,11 @@ export interface LoadOptions {
    * `as-exported`: the file's graph unchanged, for `run` in tools and tests (it cannot `generate`).
    */
   readonly graph?: "rewritten" | "as-exported" | undefined
+  /**
+   * 4-bit products: `int8` (default) computes them on integer kernels, `as-exported` as the file
+   * says (see `Q4Compute`). Applies to the rewritten graph.
+   */
+  readonly q4Compute?: Q4Compute | undefined
 }
 
 export { type GenerateRequest, type GenerateResult, type LocalFinish, LocalModelError } from "./generation.js"
@@ -80,13 +85,15 @@ export const readSignature = (session: GraphIo): Either.Either<GraphSignature, s
  * Opens a session over one weight file and checks its signature: on the rewritten graph that
  * generation runs (see `rewriteDecoder`; the signature is read from the file, the session made
  * from the new bytes, and weights still read from the file's folder), or on the file's own graph.
+ * `int8Products` counts the 4-bit products switched to integer arithmetic (see `Q4Compute`).
  */
 export const openDecoder = (
   rt: OrtModule,
   file: string,
   sessionOptions: ort.InferenceSession.SessionOptions,
-  rewritten: boolean
-): Effect.Effect<{ readonly session: ort.InferenceSession; readonly signature: GraphSignature }, LocalModelError> =>
+  rewritten: boolean,
+  q4Compute: Q4Compute = "int8"
+): Effect.Effect<{ readonly session: ort.InferenceSession; readonly signature: GraphSignature; readonly int8Products: number }, LocalModelError> =>
   Effect.gen(function* () {
     const failed = (e: unknown) => new LocalModelError({ reason: "load", message: `${file}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` })
     const unsupported = (why: string) => new LocalModelError({ reason: "unsupported-graph", message: `${file}: cannot run this graph: ${why}` })
@@ -97,7 +104,7 @@ export const openDecoder = (
         yield* Effect.promise(() => session.release())
         return yield* unsupported(sig.left)
       }
-      return { session, signature: sig.right }
+      return { session, signature: sig.right, int8Products: 0 }
     }
     const fileBytes = yield* Effect.try({ try: () => fs.readFileSync(file), catch: failed })
     // A truncated download or a file that is not ONNX fails here, deep in protobuf: say what it means.
@@ -107,6 +114,7 @@ export const openDecoder = (
     })
     const sig = readSignature(graph.io)
     if (Either.isLeft(sig)) return yield* unsupported(sig.left)
+    const int8Products = q4Compute === "int8" ? useInt8Activations(graph.proto) : 0
     const bytes = yield* Effect.try({
       try: () => rewriteDecoder(graph.proto, sig.right.layers, { bytes: fileBytes, location: path.basename(file) }),
       catch: (e) => unsupported(`the decoder rewrite failed: ${e instanceof Error ? e.message : String(e)}`)
@@ -115,7 +123,7 @@ export const openDecoder = (
       try: () => rt.InferenceSession.create(bytes, { ...sessionOptions, extra: { session: { model_external_initializers_file_folder_path: path.dirname(file) } } }),
       catch: failed
     })
-    return { session, signature: sig.right }
+    return { session, signature: sig.right, int8Products }
   })
 
 /**
@@ -135,7 +143,9 @@ export class LocalModel {
     /** The ONNX Runtime module the session came from (loaded on first use). */
     readonly ort: OrtModule,
     /** Whether the session runs the rewritten graph (`generate` needs it) or the file's own. */
-    readonly rewritten: boolean
+    readonly rewritten: boolean,
+    /** 4-bit products this session computes on integer kernels though the file leaves it unset. */
+    readonly int8Products: number
   ) {}
 
   get id(): string {
@@ -166,12 +176,12 @@ export class LocalModel {
         logSeverityLevel: 3
       }
       const rewritten = options.graph !== "as-exported"
-      const { session, signature } = yield* openDecoder(rt, file, sessionOptions, rewritten)
+      const { session, signature, int8Products } = yield* openDecoder(rt, file, sessionOptions, rewritten, options.q4Compute)
       const tokenizer = yield* Effect.try({
         try: () => new ChatTokenizer(folder),
         catch: (e) => new LocalModelError({ reason: "load", message: `${folder.dir}/tokenizer.json: ${e instanceof Error ? e.message : String(e)}` })
       })
-      return new LocalModel(folder, variant.right, session, signature, tokenizer, threads, rt, rewritten)
+      return new LocalModel(folder, variant.right, session, signature, tokenizer, threads, rt, rewritten, int8Products)
     })
   }
 

@@ -11,7 +11,7 @@ import { ChatTokenizer } from "./chatTokenizer.js"
 import { LocalEngine, onnxProvider, releaseLocalEngines } from "./engine.js"
 import { DType, GraphBuilder, onnxProto } from "./graph.js"
 import { LocalModel } from "./localModel.js"
-import { LAST_LOGITS, newOutput, pastInput, readGraph, rewriteDecoder } from "./rewrite.js"
+import { LAST_LOGITS, newOutput, pastInput, readGraph, rewriteDecoder, useInt8Activations } from "./rewrite.js"
 import { estimateParameters, readModelFolder, resolveModelDir } from "./modelFolder.js"
 import { buildQwen2Model, parameterCount } from "./qwen2Builder.js"
 import { ChoiceConstraint, GREEDY, sampleToken, seededRandom } from "./sampler.js"
@@ -232,6 +232,44 @@ describe("the rewritten decoder graph", () => {
       opset: 17
     })
     expect(() => rewriteDecoder(readGraph(bytes).proto, 1)).toThrow(/`logits` has rank 2/)
+  })
+
+  it("4-bit products run on integer kernels unless asked otherwise; a level the export chose is kept", async () => {
+    const file = path.join(dir, "onnx", "model_q4.onnx")
+    const levels = (proto: ReturnType<typeof readGraph>["proto"]) =>
+      (proto.graph?.node ?? []).filter((n) => n.opType === "MatMulNBits").map((n) => Number(n.attribute?.find((a) => a.name === "accuracy_level")?.i ?? 0))
+    const proto = readGraph(fs.readFileSync(file)).proto
+    // The builder writes them as the common quantization scripts do by default: level unset.
+    const products = levels(proto).length
+    expect(products).toBe(2 * 7 + 1)
+    expect(levels(proto).every((l) => l === 0)).toBe(true)
+    proto.graph!.node!.find((n) => n.opType === "MatMulNBits")!.attribute!.push({ name: "accuracy_level", type: onnxProto().AttributeProto.AttributeType.INT, i: 1 })
+    expect(useInt8Activations(proto)).toBe(products - 1)
+    expect(levels(proto).sort()).toEqual([1, ...Array.from({ length: products - 1 }, () => 4)])
+
+    const ids = [12, 200, 7, 33, 91, 150]
+    const lastLogits = async (m: LocalModel) => {
+      const empty: Record<string, ort.Tensor> = {}
+      for (let l = 0; l < m.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [0, 1, m.folder.numKvHeads, m.folder.headDim])
+      const out = await m.run({ input_ids: int64(ids, [1, ids.length]), attention_mask: int64(ids.map(() => 1), [1, ids.length]), position_ids: int64(range(0, ids.length), [1, ids.length]), ...empty })
+      return out[LAST_LOGITS]!.data as Float32Array
+    }
+    const int8 = await Effect.runPromise(LocalModel.load(dir, { variant: "q4", threads: 1 }))
+    const exported = await Effect.runPromise(LocalModel.load(dir, { variant: "q4", threads: 1, q4Compute: "as-exported" }))
+    const raw = await load(dir, "q4", "as-exported")
+    models.push(int8, exported, raw)
+    expect(int8.int8Products).toBe(products)
+    expect(exported.int8Products).toBe(0)
+    const V = raw.vocabSize
+    const reference = (await fullLogits(raw, ids)).subarray((ids.length - 1) * V)
+    // As exported: the file's own arithmetic, to float precision.
+    expect(maxDiff(await lastLogits(exported), reference)).toBeLessThan(1e-5)
+    // Integer kernels: not the same numbers (the switch took effect), but close ones.
+    const q = await lastLogits(int8)
+    expect(maxDiff(q, reference)).toBeGreaterThan(1e-6)
+    let dot = 0, na = 0, nb = 0
+    for (let i = 0; i < V; i++) (dot += q[i]! * reference[i]!), (na += q[i]! ** 2), (nb += reference[i]! ** 2)
+    expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.995)
   })
 
   it("a cache that outgrows its first allocation keeps decoding the same tokens", async () => {

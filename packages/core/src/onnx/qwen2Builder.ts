@@ -241,7 +241,9 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
         y = g.op(
           "MatMulNBits",
           [x, g.tensor(`${name}_Q4`, DType.uint8, [N, blocks, 16], packed), g.tensor(`${name}_scales`, f32, [N * blocks], scales)],
-          { K, N, bits: 4, block_size: 32, accuracy_level: 4 },
+          // As the common quantization scripts write it by default: no accuracy_level (the
+          // runtime computes in float32 unless told otherwise; see Q4Compute).
+          { K, N, bits: 4, block_size: 32 },
           "com.microsoft"
         )
       }

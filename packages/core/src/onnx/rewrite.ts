@@ -33,6 +33,40 @@ export const newOutput = (layer: number, kind: "key" | "value"): string => `fast
 export const LAST_LOGITS = "fastcot.last_logits"
 
 /**
+ * How 4-bit products compute: `int8` quantizes each product's activations to 8 bits per block and
+ * multiplies in integers (onnxruntime's `accuracy_level` 4, as llama.cpp's q4 × q8 products do);
+ * `as-exported` keeps what the file says. Exports made with the common quantization scripts'
+ * defaults leave `accuracy_level` unset, which onnxruntime computes in float32: on a CPU, the
+ * integer kernels are faster (measured by bench/onnx.bench.mjs), at the cost of rounding the
+ * activations.
+ */
+export type Q4Compute = "int8" | "as-exported"
+
+/**
+ * Sets `accuracy_level` 4 (integer arithmetic) on every 4-bit product (`com.microsoft`
+ * MatMulNBits with float32 scales, so float32 activations) whose level is unset or 0; a level the
+ * export chose is kept. Returns how many products changed.
+ */
+export const useInt8Activations = (proto: P.ModelProto): number => {
+  const graph = proto.graph
+  if (graph === null || graph === undefined) return 0
+  const floatInitializers = new Set((graph.initializer ?? []).filter((t) => t.dataType === DType.float).map((t) => t.name ?? ""))
+  let changed = 0
+  for (const node of graph.node ?? []) {
+    if (node.opType !== "MatMulNBits" || node.domain !== "com.microsoft") continue
+    const bits = (node.attribute ?? []).find((a) => a.name === "bits")
+    if (bits !== undefined && Number(bits.i ?? 4) !== 4) continue
+    if (!floatInitializers.has(node.input?.[2] ?? "")) continue
+    const level = (node.attribute ?? []).find((a) => a.name === "accuracy_level")
+    if (level !== undefined && Number(level.i ?? 0) !== 0) continue
+    if (level !== undefined) level.i = 4
+    else (node.attribute ??= []).push({ name: "accuracy_level", type: onnxProto().AttributeProto.AttributeType.INT, i: 4 })
+    changed++
+  }
+  return changed
+}
+
+/**
  * Rewrites a decoder graph so that a generation step moves only what it must across the
  * JavaScript boundary. onnxruntime-node copies every output it returns into a new JavaScript
  * buffer, so with the export's own signature each step copies (and allocates) the whole KV cache

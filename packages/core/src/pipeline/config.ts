@@ -29,7 +29,9 @@ export const EndpointSettings = Schema.Struct({
   /** USD per million input and output tokens. */
   price: Schema.optional(Schema.Struct({ input: Schema.NonNegative, output: Schema.NonNegative })),
   /** Local (onnx:) models: intra-op threads (default: every core). */
-  threads: Schema.optional(Schema.Int.pipe(Schema.between(1, 1024)))
+  threads: Schema.optional(Schema.Int.pipe(Schema.between(1, 1024))),
+  /** Local (onnx:) 4-bit models: `int8` (default) runs their products on integer kernels; `as-exported` keeps the file's arithmetic. */
+  q4Compute: Schema.optional(Schema.Literal("int8", "as-exported"))
 })
 export type EndpointSettings = typeof EndpointSettings.Type
 

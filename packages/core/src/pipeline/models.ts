@@ -4,6 +4,7 @@ import { pickVariant, readModelFolder } from "../onnx/modelFolder.js"
 import type { RoleConfig } from "../llm/LanguageModel.js"
 import { openAiProvider } from "../llm/openai.js"
 import { onnxProvider } from "../onnx/engine.js"
+import type { Q4Compute } from "../onnx/rewrite.js"
 import { isLoopbackHost } from "../util/net.js"
 import type { ModelProvider } from "../llm/provider.js"
 import { basename } from "node:path"
@@ -69,7 +70,7 @@ export const buildRoles = (
       if (spec.right.kind === "onnx") {
         // A local model: concurrent calls are decoded together, up to `concurrency` rows a batch.
         endpoints.push({
-          provider: onnxProvider({ path: spec.right.path, variant: spec.right.variant, threads: e.threads, maxBatch: e.concurrency }),
+          provider: onnxProvider({ path: spec.right.path, variant: spec.right.variant, threads: e.threads, maxBatch: e.concurrency, q4Compute: e.q4Compute }),
           concurrency: e.concurrency,
           requestsPerMinute: undefined,
           tokensPerMinute: undefined,
@@ -114,13 +115,18 @@ export const roleConcurrency = (config: PipelineConfig, role: Role): number =>
  */
 export const modelFromSpec = (
   spec: ModelSpec,
-  options: { readonly apiKey?: string | undefined; readonly threads?: number | undefined; readonly maxBatch?: number | undefined } = {}
+  options: {
+    readonly apiKey?: string | undefined
+    readonly threads?: number | undefined
+    readonly maxBatch?: number | undefined
+    readonly q4Compute?: Q4Compute | undefined
+  } = {}
 ): { readonly provider: ModelProvider; readonly name: string } =>
   spec.kind === "onnx"
     ? {
         name: `${basename(spec.path)}${spec.variant !== undefined ? `-${spec.variant}` : ""}`,
         // Concurrent questions are decoded together, `maxBatch` rows a batch.
-        provider: onnxProvider({ path: spec.path, variant: spec.variant, threads: options.threads, maxBatch: options.maxBatch })
+        provider: onnxProvider({ path: spec.path, variant: spec.variant, threads: options.threads, maxBatch: options.maxBatch, q4Compute: options.q4Compute })
       }
     : { name: spec.model, provider: openAiProvider({ baseUrl: spec.baseUrl, model: spec.model, apiKey: options.apiKey }) }
 
