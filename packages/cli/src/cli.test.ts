@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process"
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
@@ -112,6 +112,19 @@ describe("fastcot command line", () => {
     expect(readFileSync(join(cwd, "r.html"), "utf8")).toContain("<svg")
     expect((await fastcot("eval", "--bench", "aime24")).code).toBe(2)
     expect((await fastcot("report", "missing")).code).toBe(2)
+    // Files edited by hand are read through their Schemas: the error names the file, line and field.
+    mkdirSync(join(cwd, "run2"))
+    const results = JSON.parse(readFileSync(join(cwd, "run1", "results.json"), "utf8")) as { benchmarks: Array<{ summary: Record<string, unknown> }> }
+    results.benchmarks[0]!.summary["meanOutputTokens"] = "many"
+    writeFileSync(join(cwd, "run2", "results.json"), JSON.stringify(results))
+    const edited = await fastcot("report", "run1", "run2")
+    expect(edited.code).toBe(2)
+    expect(edited.err).toMatch(/run2\/results\.json: field `benchmarks\.\[0\]\.summary\.meanOutputTokens`: Expected number, actual "many"/)
+    cpSync(join(cwd, "run1"), join(cwd, "run3"), { recursive: true })
+    writeFileSync(join(cwd, "run3", "generations.jsonl"), readFileSync(join(cwd, "run1", "generations.jsonl"), "utf8") + '{"bench": "aime24", "id": 7}\n')
+    const gens = await fastcot("report", "run1", "run3")
+    expect(gens.code).toBe(2)
+    expect(gens.err).toMatch(/run3\/generations\.jsonl:31: field `id`/)
   })
 
   it("builds a local model, inspects it, and evaluates it on MATH-500 offline", async () => {

@@ -29,7 +29,7 @@ import {
   TokenCounter,
   workspacePaths
 } from "@fastcot/core"
-import { evalRunFolder, evaluate, makeSandbox, SandboxLive, verifierFor } from "@fastcot/evaluator"
+import { evalRunFolder, evaluate, makeSandbox, readEvalResults, SandboxLive, verifierFor } from "@fastcot/evaluator"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -39,7 +39,8 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises"
+import { existsSync } from "node:fs"
+import { mkdir, readdir, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { type ApiFailure, type ChannelName, Channels, type ItemDetail, type ItemRow, type Reply, type RunView, type StatusView } from "./contract.js"
 
@@ -372,20 +373,21 @@ export class Backend {
     const dir = join(workspacePaths(this.workspace ?? ".").root, "eval")
     this.rt()
     const runs = await readdir(dir).catch(() => [] as Array<string>)
-    const out: Array<{ dir: string; model: string; benchmarks: Array<{ name: string; accuracy: number; meanOutputTokens: number }> }> = []
+    const out: Array<Reply<"eval.runs">[number]> = []
     for (const r of runs.sort()) {
-      const text = await readFile(join(dir, r, "results.json"), "utf8").catch(() => undefined)
-      if (text === undefined) continue
-      try {
-        const json = JSON.parse(text) as { model?: string; benchmarks?: Array<{ bench?: string; summary?: { accuracy?: number; meanOutputTokens?: number } }> }
-        out.push({
-          dir: r,
-          model: json.model ?? r,
-          benchmarks: (json.benchmarks ?? []).map((b) => ({ name: b.bench ?? "?", accuracy: b.summary?.accuracy ?? 0, meanOutputTokens: b.summary?.meanOutputTokens ?? 0 }))
-        })
-      } catch {
-        // a results.json being written: skip it this time
+      const file = join(dir, r, "results.json")
+      if (!existsSync(file)) continue
+      const results = readEvalResults(file)
+      if (Either.isLeft(results)) {
+        // A results.json being written is skipped this time; one that is wrong is shown as such.
+        if (!results.left.includes("not JSON")) out.push({ dir: r, model: r, benchmarks: [], error: results.left })
+        continue
       }
+      out.push({
+        dir: r,
+        model: results.right.model,
+        benchmarks: results.right.benchmarks.map((b) => ({ name: b.bench, accuracy: b.summary.accuracy, meanOutputTokens: b.summary.meanOutputTokens, failed: b.failed?.samples ?? 0 }))
+      })
     }
     return out
   }

@@ -48,10 +48,20 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     const ws = join(root, "ws")
     // An evaluation run saved in the workspace, as `fastcot eval` writes it.
     mkdirSync(join(ws, "eval", "tiny-run"), { recursive: true })
-    writeFileSync(
-      join(ws, "eval", "tiny-run", "results.json"),
-      JSON.stringify({ fastcot: "eval/v1", model: "student-7b", benchmarks: [{ bench: "math500", summary: { accuracy: 0.62, meanOutputTokens: 812 } }, { bench: "aime24", summary: { accuracy: 0.1, meanOutputTokens: 3020 } }] })
-    )
+    const summary = (accuracy: number, meanOutputTokens: number) => ({ items: 10, samples: 10, accuracy, ci95: 0.1, passAtK: {}, noAnswer: 0, truncated: 0, meanOutputTokens, medianOutputTokens: meanOutputTokens })
+    const bench = (name: string, accuracy: number, tokens: number) => ({ bench: name, file: `${name}/test.jsonl`, sha256: "0", summary: summary(accuracy, tokens), groups: {} })
+    const results = {
+      fastcot: "eval/v1",
+      model: "student-7b",
+      settings: { preset: "greedy", sampling: { temperature: 0 }, samples: 1, systemPrompt: "", promptVersion: "1", graderVersion: "1", tokenizer: "qwen2.5" },
+      startedAt: "2026-11-25T10:00:00Z",
+      finishedAt: "2026-11-25T10:05:00Z",
+      benchmarks: [{ ...bench("math500", 0.62, 812), failed: { samples: 3, firstError: "connection failed" } }, bench("aime24", 0.1, 3020)]
+    }
+    writeFileSync(join(ws, "eval", "tiny-run", "results.json"), JSON.stringify(results))
+    // One whose file was edited wrong: shown with its file and field, not skipped in silence.
+    mkdirSync(join(ws, "eval", "edited-run"), { recursive: true })
+    writeFileSync(join(ws, "eval", "edited-run", "results.json"), JSON.stringify({ ...results, benchmarks: [{ ...bench("math500", 0.5, 100), summary: { ...summary(0.5, 100), accuracy: "high" } }] }))
     await page.goto(ui.url)
     await poll(() => page.textContent("header")).toContain("no workspace open")
 
@@ -106,7 +116,8 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await shot("5-export")
 
     await page.getByRole("tab", { name: "Evaluation" }).click()
-    await poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("62.0% / 812")
+    await poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("62.0% / 812 (3 failed)")
+    expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).toMatch(/edited-run.*results\.json: field `benchmarks\.\[0\]\.summary\.accuracy`/)
     // Evaluate the local model on three MATH-500 questions from the app.
     await page.getByLabel(/^Model \(onnx/).fill(`onnx:${tiny}#q4`)
     await page.getByLabel(/Benchmark data folder/).fill(join(__dirname, "..", "..", "..", "..", "shared", "data"))

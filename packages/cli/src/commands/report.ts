@@ -1,8 +1,9 @@
 import { Args, Command, Options } from "@effect/cli"
-import { disagreements, disagreementsMarkdown, type EvalResults, type Generation, htmlReport, markdownReport } from "@fastcot/evaluator"
+import { disagreements, disagreementsMarkdown, type EvalResults, type Generation, htmlReport, markdownReport, readEvalResults, readGenerations } from "@fastcot/evaluator"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { existsSync, statSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { usage } from "../failure.js"
 import { stderr, stdout } from "../shared.js"
@@ -18,16 +19,13 @@ export const reportCommand = Command.make("report", { runs, html }, (args) =>
       const file = existsSync(run) && statSync(run).isDirectory() ? join(run, "results.json") : run
       const gens = join(dirname(file), "generations.jsonl")
       if (!existsSync(file)) return yield* usage(`${file}: no such results file`)
-      try {
-        const parsed = JSON.parse(readFileSync(file, "utf8")) as EvalResults
-        if (parsed.fastcot !== "eval/v1") return yield* usage(`${file}: not a fastcot evaluation result`)
-        loaded.push(parsed)
-        if (existsSync(gens)) {
-          const list = readFileSync(gens, "utf8").split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as Generation)
-          generations.push({ model: `${parsed.model} (${generations.length + 1})`, generations: list })
-        }
-      } catch {
-        return yield* usage(`${file}: not JSON`)
+      const parsed = readEvalResults(file)
+      if (Either.isLeft(parsed)) return yield* usage(parsed.left)
+      loaded.push(parsed.right)
+      if (existsSync(gens)) {
+        const list = readGenerations(gens)
+        if (Either.isLeft(list)) return yield* usage(list.left)
+        generations.push({ model: `${parsed.right.model} (${generations.length + 1})`, generations: list.right })
       }
     }
     yield* stdout(markdownReport(loaded))

@@ -504,11 +504,16 @@ const EvalPanel = () => {
               {runs.map((r) => (
                 <tr key={r.dir}>
                   <th scope="row">{r.model}</th>
-                  {benches.map((b) => {
+                  {r.error !== undefined ? (
+                    <td colSpan={Math.max(1, benches.length)} role="alert">
+                      {r.error}
+                    </td>
+                  ) : null}
+                  {r.error !== undefined ? null : benches.map((b) => {
                     const x = r.benchmarks.find((y) => y.name === b)
                     return (
                       <td key={b} className="num">
-                        {x === undefined ? "-" : `${(100 * x.accuracy).toFixed(1)}% / ${x.meanOutputTokens.toFixed(0)}`}
+                        {x === undefined ? "-" : `${(100 * x.accuracy).toFixed(1)}% / ${x.meanOutputTokens.toFixed(0)}${x.failed > 0 ? ` (${x.failed} failed)` : ""}`}
                       </td>
                     )
                   })}
