@@ -23,11 +23,14 @@ let scope: Scope.CloseableScope
 let server: LocalServer
 let model: LocalModel
 
+/** What the server logged (serve prints these lines to stderr). */
+const log: Array<string> = []
+
 beforeAll(async () => {
   buildQwen2Model({ dir, variants: ["fp32", "q4"], seed: 5 })
   scope = Effect.runSync(Scope.make())
   model = await Effect.runPromise(Scope.extend(LocalModel.scoped(dir, { threads: 1 }), scope))
-  server = await Effect.runPromise(Scope.extend(serveLocalModel({ engine: new LocalEngine(model, 4), modelName: "tiny-qwen" }), scope))
+  server = await Effect.runPromise(Scope.extend(serveLocalModel({ engine: new LocalEngine(model, 4), modelName: "tiny-qwen", onRequest: (line) => log.push(line) }), scope))
 })
 afterAll(async () => {
   await Effect.runPromise(Scope.close(scope, Exit.void))
@@ -66,6 +69,12 @@ describe("fastcot serve: a local model behind an OpenAI-compatible API", () => {
     expect(((await bad.json()) as { error: { message: string } }).error.message).toContain("content")
     expect((await fetch(`${server.url}/completions`, { method: "POST", body: "{}" })).status).toBe(404)
     expect((await fetch(`${server.url}/chat/completions`, { method: "POST", body: "{not json" })).status).toBe(400)
+    // The server's log shows each refusal and why.
+    expect(log.filter((l) => / (400|404) /.test(l))).toEqual([
+      expect.stringMatching(/^POST \/v1\/chat\/completions 400 .*content/),
+      "POST /v1/completions 404 no route POST /v1/completions",
+      expect.stringMatching(/^POST \/v1\/chat\/completions 400 the body is not JSON/)
+    ])
   })
 
   it("serves fastcot's own provider through the LanguageModel service, with guided choice", async () => {

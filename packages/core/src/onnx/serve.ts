@@ -87,20 +87,25 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
       })
       const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
         const url = new URL(req.url ?? "/", "http://localhost")
+        // A refused or failed request is answered and logged (the client's mistake shows on the server too).
+        const refuse = (status: number, message: string) => {
+          options.onRequest?.(`${req.method} ${url.pathname} ${status} ${message.slice(0, 300)}`)
+          sendError(res, status, message)
+        }
         if (req.method === "GET" && (url.pathname === "/v1/models" || url.pathname === "/models")) {
           return sendJson(res, 200, { object: "list", data: [{ id: modelName, object: "model", created: 0, owned_by: "fastcot" }] })
         }
         if (req.method === "GET" && url.pathname === "/health") return sendJson(res, 200, { status: "ok", pending: engine.pending })
-        if (url.pathname !== "/v1/chat/completions" && url.pathname !== "/chat/completions") return sendError(res, 404, `no route ${req.method} ${url.pathname}`)
-        if (req.method !== "POST") return sendError(res, 405, "use POST")
+        if (url.pathname !== "/v1/chat/completions" && url.pathname !== "/chat/completions") return refuse(404, `no route ${req.method} ${url.pathname}`)
+        if (req.method !== "POST") return refuse(405, "use POST")
         let raw: unknown
         try {
           raw = JSON.parse(await readBody(req))
         } catch (e) {
-          return sendError(res, 400, `the body is not JSON: ${e instanceof Error ? e.message : String(e)}`)
+          return refuse(400, `the body is not JSON: ${e instanceof Error ? e.message : String(e)}`)
         }
         const decoded = Schema.decodeUnknownEither(WireRequest)(raw)
-        if (Either.isLeft(decoded)) return sendError(res, 400, describeParseError(decoded.left))
+        if (Either.isLeft(decoded)) return refuse(400, describeParseError(decoded.left))
         const body = decoded.right
         const stop = body.stop === undefined || body.stop === null ? undefined : typeof body.stop === "string" ? [body.stop] : body.stop
         const chat = new ChatRequest({
@@ -134,6 +139,7 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
             res.end()
             options.onRequest?.(`POST /v1/chat/completions stream ${r.promptTokens}+${r.completionTokens} tokens ${Date.now() - started} ms`)
           } catch (e) {
+            options.onRequest?.(`POST /v1/chat/completions stream failed: ${e instanceof Error ? e.message : String(e)}`)
             res.write(`data: ${JSON.stringify({ error: { message: e instanceof Error ? e.message : String(e), type: "server_error" } })}\n\n`)
             res.end()
           }
@@ -151,9 +157,9 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
           })
           options.onRequest?.(`POST /v1/chat/completions ${r.promptTokens}+${r.completionTokens} tokens ${Date.now() - started} ms`)
         } catch (e) {
-          if (e instanceof LocalModelError && e.reason === "prompt-too-long") return sendError(res, 400, e.message)
+          if (e instanceof LocalModelError && e.reason === "prompt-too-long") return refuse(400, e.message)
           if (e instanceof LocalModelError && e.reason === "cancelled") return
-          sendError(res, 500, e instanceof Error ? e.message : String(e))
+          refuse(500, e instanceof Error ? e.message : String(e))
         }
       }
       server.on("error", (e) => resume(Effect.fail(e)))
