@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process"
 import { Effect } from "effect"
 import { join } from "node:path"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { ChatRequest, makeLanguageModel, openAiProvider, SqliteRunStoreLive } from "@fastcot/core"
 import { Agent, request } from "undici"
@@ -99,19 +99,35 @@ if (worker) {
   rmSync(dir, { recursive: true, force: true })
   process.exit(0)
 }
+// The scripted server's own CPU time (Linux /proc; utime + stime in clock ticks of 10 ms): it
+// shares this machine's cores with the client, so the report shows its share per request.
+const serverCpuUs = () => {
+  try {
+    const fields = readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1].split(" ")
+    return (Number(fields[11]) + Number(fields[12])) * 10_000
+  } catch {
+    return undefined
+  }
+}
 const measure = (i, round) =>
   new Promise((resolve, reject) => {
     const one = spawn(process.execPath, [import.meta.filename, "--one", String(i), baseUrl, String(round)], { stdio: ["ignore", "pipe", "inherit"] })
     let out = ""
     one.stdout.on("data", (d) => (out += d))
-    one.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`${configs[i][0]} exited ${code}`))))
+    const server0 = serverCpuUs()
+    one.on("exit", (code) => {
+      if (code !== 0) return reject(new Error(`${configs[i][0]} exited ${code}`))
+      const server1 = serverCpuUs()
+      // The warm-up's requests hit the server too: its share is per request served in all.
+      resolve({ ...JSON.parse(out), serverCpuUs: server0 === undefined || server1 === undefined ? undefined : (server1 - server0) / (REQUESTS + WARMUP) })
+    })
   })
 console.log(`llm: ${REQUESTS} requests per run, ${ROUNDS} interleaved rounds, ${CONCURRENCY} in flight, ${LATENCY_MS} ms server latency; ideal ${ideal.toFixed(0)} req/s`)
 const results = configs.map(() => [])
 for (let round = 0; round < ROUNDS; round++) {
   for (let i = 0; i < configs.length; i++) {
     const r = await measure(i, round)
-    results[i].push({ rate: REQUESTS / r.seconds, cpu: r.cpuUsPerRequest })
+    results[i].push({ rate: REQUESTS / r.seconds, cpu: r.cpuUsPerRequest, server: r.serverCpuUs })
   }
 }
 const median = (xs) => {
@@ -123,7 +139,8 @@ for (const [i, [name]] of configs.entries()) {
   const rate = median(results[i].map((r) => r.rate))
   const ofPeer = median(results[i].map((r, k) => r.rate / results[0][k].rate))
   console.log(
-    `  ${name.padEnd(32)} ${rate.toFixed(0).padStart(6)} req/s = ${(rate / ideal).toFixed(2)} of ideal${i > 0 ? `, ${ofPeer.toFixed(2)} of peer` : "             "}   CPU ${median(results[i].map((r) => r.cpu)).toFixed(0)} µs/request   (rounds: ${results[i].map((r) => (r.rate / ideal).toFixed(2)).join(" ")})`
+    `  ${name.padEnd(32)} ${rate.toFixed(0).padStart(6)} req/s = ${(rate / ideal).toFixed(2)} of ideal${i > 0 ? `, ${ofPeer.toFixed(2)} of peer` : "             "}   CPU ${median(results[i].map((r) => r.cpu)).toFixed(0)} µs/request` +
+      `${results[i][0].server !== undefined ? ` (server ${median(results[i].map((r) => r.server)).toFixed(0)})` : ""}   (rounds: ${results[i].map((r) => (r.rate / ideal).toFixed(2)).join(" ")})`
   )
 }
 console.log("  goal: 0.9 of ideal (the scripted server shares this machine's two cores with the client)")
