@@ -9,5 +9,18 @@ export const describeParseError = (error: ParseResult.ParseError): string => {
   // An optional field is a union with undefined: its "Expected undefined" half says nothing useful
   // when the other half already says what the field should be.
   const useful = issues.filter((i) => !(/^Expected undefined, actual /.test(i.message) && issues.some((j) => j !== i && j.path === i.path)))
-  return useful.map((i) => (i.path.length > 0 ? `field \`${i.path}\`: ${i.message}` : i.message)).join("; ")
+  // A union's members each say "Expected X, actual Y" for the same field: one line lists them all.
+  const merged: Array<{ path: string; message: string; expected?: Array<string>; actual?: string }> = []
+  for (const i of useful) {
+    const m = /^Expected (.+), actual (.+)$/s.exec(i.message)
+    const previous = merged.find((x) => x.path === i.path && x.expected !== undefined && x.actual === m?.[2])
+    if (m !== null && previous !== undefined) previous.expected!.push(m[1]!)
+    else merged.push(m === null ? { ...i } : { ...i, expected: [m[1]!], actual: m[2]! })
+  }
+  return merged
+    .map((i) => {
+      const message = i.expected !== undefined && i.expected.length > 1 ? `Expected one of ${i.expected.join(", ")}, actual ${i.actual}` : i.message
+      return i.path.length > 0 ? `field \`${i.path}\`: ${message}` : message
+    })
+    .join("; ")
 }

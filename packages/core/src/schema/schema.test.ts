@@ -79,4 +79,12 @@ describe("parse error messages", () => {
     expect(message).toContain('field `heads`: Expected number, actual "two"')
     expect(message).not.toContain("Expected undefined")
   })
+
+  it("list a union's members once for the field, not once per member", () => {
+    const S = Schema.Struct({ role: Schema.Literal("system", "user", "assistant"), n: Schema.Union(Schema.Number, Schema.Boolean) })
+    const result = Schema.decodeUnknownEither(S, { errors: "all" })({ role: "usr", n: "x" })
+    expect(describeParseError((result as Either.Left<never, never>).left)).toBe(
+      'field `role`: Expected one of "system", "user", "assistant", actual "usr"; field `n`: Expected one of number, boolean, actual "x"'
+    )
+  })
 })
