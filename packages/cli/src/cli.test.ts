@@ -148,6 +148,7 @@ describe("fastcot command line", () => {
     expect(gens).toHaveLength(4)
     const exported = await fastcot("eval", "--model", "onnx:tiny#q4", "--q4-compute", "as-exported", "--bench", "math500", "--limit", "2", "--max-tokens", "4", "--data", shared, "--out", "ev-exported", "--threads", "1")
     expect(exported.code, exported.err).toBe(0)
+    expect((JSON.parse(readFileSync(join(cwd, "ev-exported", "results.json"), "utf8")) as { model: string }).model).toBe("tiny-q4-as-exported")
     expect((await fastcot("eval", "--model", "onnx:tiny#q4", "--q4-compute", "float", "--bench", "math500", "--data", shared)).code).toBe(2)
     // A model file that cannot load fails every generation: the command says so and exits 1,
     // instead of reporting a score of 0.

@@ -124,7 +124,8 @@ export const modelFromSpec = (
 ): { readonly provider: ModelProvider; readonly name: string } =>
   spec.kind === "onnx"
     ? {
-        name: `${basename(spec.path)}${spec.variant !== undefined ? `-${spec.variant}` : ""}`,
+        // The file's own 4-bit arithmetic answers differently: its results carry another name.
+        name: `${basename(spec.path)}${spec.variant !== undefined ? `-${spec.variant}` : ""}${options.q4Compute === "as-exported" ? "-as-exported" : ""}`,
         // Concurrent questions are decoded together, `maxBatch` rows a batch.
         provider: onnxProvider({ path: spec.path, variant: spec.variant, threads: options.threads, maxBatch: options.maxBatch, q4Compute: options.q4Compute })
       }
