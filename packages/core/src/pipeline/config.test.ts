@@ -59,4 +59,13 @@ describe("pipeline files", () => {
     expect(buildRoles(config, {})).toEqual(Either.left("models.teacher: the environment variable DEEPSEEK_API_KEY is not set (it holds the key for api.deepseek.com)"))
     expect(Either.isRight(buildRoles(local, {}))).toBe(true)
   })
+
+  it("gives a local endpoint its q4 arithmetic, and names a wrong one", () => {
+    const yaml = (q4: string) => ["name: local", "models:", "  judge:", "    endpoints:", "      - model: onnx:/models/qwen#q4", `        q4Compute: ${q4}`, ""].join("\n")
+    const config = Either.getOrThrow(parsePipeline(yaml("as-exported"), "p.yaml"))
+    const roles = Either.getOrThrow(buildRoles(config, {}, ["judge"]))
+    // The provider's id, which records and cache keys carry, says which arithmetic answered.
+    expect(roles["judge"]!.endpoints[0]!.provider.id).toBe("onnx:/models/qwen#q4 (q4 as exported)")
+    expect((parsePipeline(yaml("fp16"), "p.yaml") as Either.Left<string, never>).left).toMatch(/p\.yaml:6: models\.judge\.endpoints\.0\.q4Compute: /)
+  })
 })
