@@ -380,7 +380,7 @@ export class Backend {
       const results = readEvalResults(file)
       if (Either.isLeft(results)) {
         // A results.json being written is skipped this time; one that is wrong is shown as such.
-        if (!results.left.includes("not JSON")) out.push({ dir: r, model: r, benchmarks: [], error: results.left })
+        if (results.left.reason !== "not-json") out.push({ dir: r, model: r, benchmarks: [], error: results.left.message })
         continue
       }
       out.push({

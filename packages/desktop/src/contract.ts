@@ -83,8 +83,15 @@ export type ItemDetail = typeof ItemDetail.Type
 export const EvalRunView = Schema.Struct({
   dir: Schema.String,
   model: Schema.String,
-  /** Generations the model layer could not get: left out of the scores (see the evaluator). */
-  benchmarks: Schema.Array(Schema.Struct({ name: Schema.String, accuracy: Schema.Number, meanOutputTokens: Schema.Number, failed: Schema.Number })),
+  benchmarks: Schema.Array(
+    Schema.Struct({
+      name: Schema.String,
+      accuracy: Schema.Number,
+      meanOutputTokens: Schema.Number,
+      /** Generations the model layer could not get: left out of the scores (see the evaluator). */
+      failed: Schema.Number
+    })
+  ),
   /** Why the run's results.json could not be read (its file and field), when it could not. */
   error: Schema.optional(Schema.String)
 })

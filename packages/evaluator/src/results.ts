@@ -1,3 +1,4 @@
+import * as Data from "effect/Data"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { readFileSync } from "node:fs"
@@ -68,43 +69,49 @@ void sameGeneration
 const decodeResults = Schema.decodeUnknownEither(Schema.parseJson(EvalResultsSchema))
 const decodeGeneration = Schema.decodeUnknownEither(Schema.parseJson(GenerationLineSchema))
 
-/** Reads a results.json; the error names the file and the field at fault. */
-export const readEvalResults = (file: string): Either.Either<EvalResults, string> => {
-  let text: string
+/**
+ * A results or generations file that cannot be used: unreadable, not JSON (truncated, or still
+ * being written), not an evaluation's, or with a field that is wrong. The message names the file
+ * (and line) and the field.
+ */
+export class ResultsFileError extends Data.TaggedError("ResultsFileError")<{
+  readonly reason: "unreadable" | "not-json" | "foreign" | "invalid"
+  readonly message: string
+}> {}
+
+const readText = (file: string): Either.Either<string, ResultsFileError> => {
   try {
-    text = readFileSync(file, "utf8")
+    return Either.right(readFileSync(file, "utf8"))
   } catch (e) {
-    return Either.left(`${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`)
+    return Either.left(new ResultsFileError({ reason: "unreadable", message: `${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})` }))
   }
-  const decoded = decodeResults(text)
-  if (Either.isRight(decoded)) return Either.right(decoded.right)
-  const fastcot = (() => {
-    try {
-      return (JSON.parse(text) as { fastcot?: unknown }).fastcot
-    } catch {
-      return null
-    }
-  })()
-  if (fastcot === null) return Either.left(`${file}: not JSON (truncated, or still being written?)`)
-  if (fastcot !== "eval/v1") return Either.left(`${file}: not a fastcot evaluation result (no "fastcot": "eval/v1")`)
-  return Either.left(`${file}: ${describeParseError(decoded.left)}`)
 }
 
+/** Reads a results.json; the error names the file and the field at fault. */
+export const readEvalResults = (file: string): Either.Either<EvalResults, ResultsFileError> =>
+  Either.flatMap(readText(file), (text) => {
+    const decoded = decodeResults(text)
+    if (Either.isRight(decoded)) return Either.right(decoded.right)
+    let fastcot: unknown
+    try {
+      fastcot = (JSON.parse(text) as { fastcot?: unknown } | null)?.fastcot
+    } catch {
+      return Either.left(new ResultsFileError({ reason: "not-json", message: `${file}: not JSON (truncated, or still being written?)` }))
+    }
+    if (fastcot !== "eval/v1") return Either.left(new ResultsFileError({ reason: "foreign", message: `${file}: not a fastcot evaluation result (no "fastcot": "eval/v1")` }))
+    return Either.left(new ResultsFileError({ reason: "invalid", message: `${file}: ${describeParseError(decoded.left)}` }))
+  })
+
 /** Reads a generations.jsonl; the error names the file, line and field at fault. */
-export const readGenerations = (file: string): Either.Either<Array<Generation>, string> => {
-  let text: string
-  try {
-    text = readFileSync(file, "utf8")
-  } catch (e) {
-    return Either.left(`${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`)
-  }
-  const out: Array<Generation> = []
-  const lines = text.split("\n")
-  for (let i = 0; i < lines.length; i++) {
-    if (lines[i]!.trim() === "") continue
-    const decoded = decodeGeneration(lines[i])
-    if (Either.isLeft(decoded)) return Either.left(`${file}:${i + 1}: ${describeParseError(decoded.left)}`)
-    out.push(decoded.right)
-  }
-  return Either.right(out)
-}
+export const readGenerations = (file: string): Either.Either<Array<Generation>, ResultsFileError> =>
+  Either.flatMap(readText(file), (text) => {
+    const out: Array<Generation> = []
+    const lines = text.split("\n")
+    for (let i = 0; i < lines.length; i++) {
+      if (lines[i]!.trim() === "") continue
+      const decoded = decodeGeneration(lines[i])
+      if (Either.isLeft(decoded)) return Either.left(new ResultsFileError({ reason: "invalid", message: `${file}:${i + 1}: ${describeParseError(decoded.left)}` }))
+      out.push(decoded.right)
+    }
+    return Either.right(out)
+  })

@@ -20,11 +20,11 @@ export const reportCommand = Command.make("report", { runs, html }, (args) =>
       const gens = join(dirname(file), "generations.jsonl")
       if (!existsSync(file)) return yield* usage(`${file}: no such results file`)
       const parsed = readEvalResults(file)
-      if (Either.isLeft(parsed)) return yield* usage(parsed.left)
+      if (Either.isLeft(parsed)) return yield* usage(parsed.left.message)
       loaded.push(parsed.right)
       if (existsSync(gens)) {
         const list = readGenerations(gens)
-        if (Either.isLeft(list)) return yield* usage(list.left)
+        if (Either.isLeft(list)) return yield* usage(list.left.message)
         generations.push({ model: `${parsed.right.model} (${generations.length + 1})`, generations: list.right })
       }
     }
