@@ -246,6 +246,11 @@ describe("the rewritten decoder graph", () => {
     proto.graph!.node!.find((n) => n.opType === "MatMulNBits")!.attribute!.push({ name: "accuracy_level", type: onnxProto().AttributeProto.AttributeType.INT, i: 1 })
     expect(useInt8Activations(proto)).toBe(products - 1)
     expect(levels(proto).sort()).toEqual([1, ...Array.from({ length: products - 1 }, () => 4)])
+    // A merged decoder keeps its products inside an If's branches, its weights in the outer graph.
+    const merged = readGraph(fs.readFileSync(file)).proto
+    const branch = { name: "with_past", node: merged.graph!.node!, output: merged.graph!.output! }
+    merged.graph!.node = [{ opType: "If", input: ["use_cache_branch"], output: ["logits"], attribute: [{ name: "then_branch", type: onnxProto().AttributeProto.AttributeType.GRAPH, g: branch }] }]
+    expect(useInt8Activations(merged)).toBe(products)
 
     const ids = [12, 200, 7, 33, 91, 150]
     const lastLogits = async (m: LocalModel) => {

@@ -48,21 +48,26 @@ export type Q4Compute = "int8" | "as-exported"
  * export chose is kept. Returns how many products changed.
  */
 export const useInt8Activations = (proto: P.ModelProto): number => {
-  const graph = proto.graph
-  if (graph === null || graph === undefined) return 0
-  const floatInitializers = new Set((graph.initializer ?? []).filter((t) => t.dataType === DType.float).map((t) => t.name ?? ""))
   let changed = 0
-  for (const node of graph.node ?? []) {
-    if (node.opType !== "MatMulNBits" || node.domain !== "com.microsoft") continue
-    const bits = (node.attribute ?? []).find((a) => a.name === "bits")
-    if (bits !== undefined && Number(bits.i ?? 4) !== 4) continue
-    if (!floatInitializers.has(node.input?.[2] ?? "")) continue
-    const level = (node.attribute ?? []).find((a) => a.name === "accuracy_level")
-    if (level !== undefined && Number(level.i ?? 0) !== 0) continue
-    if (level !== undefined) level.i = 4
-    else (node.attribute ??= []).push({ name: "accuracy_level", type: onnxProto().AttributeProto.AttributeType.INT, i: 4 })
-    changed++
+  // Subgraphs too (a merged decoder keeps its layers inside an If's branches); a subgraph sees
+  // its outer graphs' initializers.
+  const walk = (graph: P.IGraphProto, outerFloats: ReadonlySet<string>): void => {
+    const floats = new Set(outerFloats)
+    for (const t of graph.initializer ?? []) if (t.dataType === DType.float) floats.add(t.name ?? "")
+    for (const node of graph.node ?? []) {
+      for (const a of node.attribute ?? []) for (const sub of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) walk(sub, floats)
+      if (node.opType !== "MatMulNBits" || node.domain !== "com.microsoft") continue
+      const bits = (node.attribute ?? []).find((a) => a.name === "bits")
+      if (bits !== undefined && Number(bits.i ?? 4) !== 4) continue
+      if (!floats.has(node.input?.[2] ?? "")) continue
+      const level = (node.attribute ?? []).find((a) => a.name === "accuracy_level")
+      if (level !== undefined && Number(level.i ?? 0) !== 0) continue
+      if (level !== undefined) level.i = 4
+      else (node.attribute ??= []).push({ name: "accuracy_level", type: onnxProto().AttributeProto.AttributeType.INT, i: 4 })
+      changed++
+    }
   }
+  if (proto.graph !== null && proto.graph !== undefined) walk(proto.graph, new Set())
   return changed
 }
 
