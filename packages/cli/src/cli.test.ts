@@ -139,6 +139,16 @@ describe("fastcot command line", () => {
     // The builder leaves q4's arithmetic unset, as the common quantization scripts do: 2 layers x 7 products + the LM head.
     expect(text).toContain("15 4-bit products on integer kernels")
     expect((await fastcot("models", "inspect", "nowhere")).code).toBe(2)
+    // Timed variant by variant, q4 both ways.
+    const timed = await fastcot("models", "bench", "tiny", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "2", "--q4-compute", "both", "--threads", "1", "--json")
+    expect(timed.code, timed.err).toBe(0)
+    const rows = JSON.parse(timed.out) as Array<{ variant: string; q4Compute?: string; int8Products: number; decodeTokensPerSecond: number; batchTokensPerSecond: number }>
+    expect(rows.map((r) => [r.variant, r.q4Compute, r.int8Products])).toEqual([["fp32", undefined, 0], ["q4", "int8", 15], ["q4", "as-exported", 0]])
+    expect(rows.every((r) => r.decodeTokensPerSecond > 0 && r.batchTokensPerSecond > 0)).toBe(true)
+    expect((await fastcot("models", "bench", "tiny", "--prompt", "8", "--new", "4", "--rounds", "1")).out).toMatch(/variant +load +TTFT[^\n]*\n(fp32|q4)/)
+    const unknown = await fastcot("models", "bench", "tiny", "--variants", "fp16")
+    expect(unknown.code).toBe(2)
+    expect(unknown.err).toContain('no variant "fp16"')
     const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")
     const r = await fastcot("eval", "--model", "onnx:tiny#q4", "--bench", "math500", "--limit", "4", "--max-tokens", "12", "--data", shared, "--out", "ev", "--threads", "1")
     expect(r.code, r.err).toBe(0)
@@ -221,7 +231,7 @@ describe("fastcot command line", () => {
   })
 
   it("prints help for each command", async () => {
-    const commands = ["init", "import", "status", "run", "inspect", "export", "eval", "report", "serve", "models inspect", "models build", "demo"]
+    const commands = ["init", "import", "status", "run", "inspect", "export", "eval", "report", "serve", "models inspect", "models bench", "models build", "demo"]
     const results = await Promise.all(commands.map((cmd) => fastcot(...cmd.split(" "), "--help")))
     for (const [i, r] of results.entries()) {
       expect(r.code, commands[i]).toBe(0)

@@ -1,6 +1,7 @@
 import { Args, Command, Options } from "@effect/cli"
-import { buildQwen2Model, type BuildVariant, inspectModel, type ModelReport, QWEN25_05B_SHAPE } from "@fastcot/core"
+import { benchModel, buildQwen2Model, type BuildVariant, inspectModel, type ModelBenchRow, type ModelReport, QWEN25_05B_SHAPE } from "@fastcot/core"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { usage } from "../failure.js"
 import { jsonOption, stderr, stdout } from "../shared.js"
 
@@ -74,7 +75,60 @@ const build = Command.make("build", { out, shape, variants, seed }, (args) =>
   )
 )
 
+export const formatBenchRows = (rows: ReadonlyArray<ModelBenchRow>): string => {
+  const head = ["variant", "load", "TTFT", "prefill tok/s", "decode tok/s", "batch tok/s"]
+  const body = rows.map((r) => [
+    `${r.variant}${r.q4Compute !== undefined ? ` (${r.q4Compute === "int8" && r.int8Products === 0 ? "as the file says" : r.q4Compute})` : ""}`,
+    `${r.loadSeconds.toFixed(1)} s`,
+    `${r.ttftMs.toFixed(0)} ms`,
+    r.prefillTokensPerSecond.toFixed(0),
+    r.decodeTokensPerSecond.toFixed(1),
+    r.batchTokensPerSecond === undefined ? "-" : r.batchTokensPerSecond.toFixed(1)
+  ])
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)))
+  const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
+  const first = rows[0]
+  return [
+    ...(first === undefined ? [] : [`${first.promptTokens}-token prompt, ${first.newTokens} new tokens, greedy, ${first.threads} threads; medians of the timed rounds`]),
+    line(head),
+    ...body.map(line)
+  ].join("\n")
+}
+
+const benchVariants = Options.text("variants").pipe(Options.optional, Options.withDescription("Variants to time, comma-separated (default: every one in the folder)."))
+const prompt = Options.integer("prompt").pipe(Options.withDefault(128), Options.withDescription("Prompt length in tokens."))
+const newTokens = Options.integer("new").pipe(Options.withDefault(32), Options.withDescription("New tokens per generation."))
+const batch = Options.integer("batch").pipe(Options.withDefault(4), Options.withDescription("Prompts decoded together for the batched column (0: skip it)."))
+const rounds = Options.integer("rounds").pipe(Options.withDefault(3), Options.withDescription("Timed rounds after a warm-up (the median is shown)."))
+const benchThreads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Intra-op threads (default: every core)."))
+const benchQ4 = Options.choice("q4-compute", ["int8", "as-exported", "both"]).pipe(
+  Options.withDefault("int8" as const),
+  Options.withDescription("q4 variants: time them on integer kernels, with the file's own arithmetic, or both.")
+)
+
+const bench = Command.make("bench", { dir, variants: benchVariants, prompt, newTokens, batch, rounds, threads: benchThreads, q4Compute: benchQ4, json: jsonOption }, (args) =>
+  Effect.gen(function* () {
+    if (args.prompt < 1 || args.newTokens < 2 || args.batch < 0 || args.rounds < 1) return yield* usage("--prompt must be at least 1, --new at least 2, --rounds at least 1 and --batch at least 0")
+    const rows = yield* benchModel(args.dir, {
+      variants: Option.getOrUndefined(args.variants)?.split(",").map((v) => v.trim()).filter((v) => v !== ""),
+      promptTokens: args.prompt,
+      newTokens: args.newTokens,
+      batch: args.batch,
+      rounds: args.rounds,
+      threads: Option.getOrUndefined(args.threads),
+      q4Compute: args.q4Compute,
+      onProgress: (line) => process.stderr.write(`${line}\n`)
+    }).pipe(Effect.mapError((e) => usage(e.message)))
+    yield* stdout(args.json ? JSON.stringify(rows, null, 2) : formatBenchRows(rows))
+  })
+).pipe(
+  Command.withDescription(
+    "Time a local model on this machine, variant by variant, as generation runs it: load time, time to first token, prefill, decode and batched tokens/s.\n" +
+      "Examples:\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct --variants q4 --q4-compute both --prompt 512"
+  )
+)
+
 export const modelsCommand = Command.make("models").pipe(
-  Command.withDescription("Local model folders: inspect them, or build small ones."),
-  Command.withSubcommands([inspect, build])
+  Command.withDescription("Local model folders: inspect them, time them, or build small ones."),
+  Command.withSubcommands([inspect, bench, build])
 )

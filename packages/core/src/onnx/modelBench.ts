@@ -1,0 +1,112 @@
+import * as Effect from "effect/Effect"
+import { LocalModel, LocalModelError } from "./localModel.js"
+import { type ModelFolderError, readModelFolder } from "./modelFolder.js"
+import type { Q4Compute } from "./rewrite.js"
+import { GREEDY } from "./sampler.js"
+
+export interface ModelBenchOptions {
+  /** Variants to time (default: every one the folder holds). */
+  readonly variants?: ReadonlyArray<string> | undefined
+  readonly promptTokens?: number | undefined
+  readonly newTokens?: number | undefined
+  /** Prompts decoded together for the batched line (0: none). */
+  readonly batch?: number | undefined
+  /** Timed rounds after one warm-up; the median is reported. */
+  readonly rounds?: number | undefined
+  readonly threads?: number | undefined
+  /** For q4 variants: which arithmetic to time; `both` gives a row for each. */
+  readonly q4Compute?: Q4Compute | "both" | undefined
+  readonly onProgress?: ((line: string) => void) | undefined
+}
+
+/** One variant's speed on this machine, as generation runs it. */
+export interface ModelBenchRow {
+  readonly variant: string
+  /** The 4-bit arithmetic asked for (q4 variants). */
+  readonly q4Compute?: Q4Compute | undefined
+  /** 4-bit products switched to integer kernels at load (see `useInt8Activations`). */
+  readonly int8Products: number
+  readonly threads: number
+  readonly loadSeconds: number
+  readonly promptTokens: number
+  readonly newTokens: number
+  readonly ttftMs: number
+  readonly prefillTokensPerSecond: number
+  readonly decodeTokensPerSecond: number
+  /** Every row's new tokens over the batch's decode time; absent when no batch was asked for. */
+  readonly batchTokensPerSecond?: number | undefined
+}
+
+const median = (xs: ReadonlyArray<number>): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+/**
+ * Times each variant of a model folder the way generation runs it: load, time to first token,
+ * prefill and decode speed (greedy, a fixed number of new tokens), and optionally a batch of
+ * prompts decoded together. Prompts are fixed pseudo-random token ids, so runs compare.
+ */
+export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect.Effect<Array<ModelBenchRow>, ModelFolderError | LocalModelError> =>
+  Effect.gen(function* () {
+    const folder = yield* readModelFolder(dir)
+    const names = options.variants ?? folder.variants.map((v) => v.name)
+    const promptTokens = Math.max(1, options.promptTokens ?? 128)
+    const newTokens = Math.max(2, options.newTokens ?? 32)
+    const rounds = Math.max(1, options.rounds ?? 3)
+    const batch = Math.max(0, options.batch ?? 4)
+    const vocab = folder.config.vocab_size
+    // Ids away from the special tokens at the top of the vocabulary.
+    const ids = (offset: number) => Array.from({ length: promptTokens }, (_, i) => (((i + offset) * 7919) % Math.max(1, vocab - 512)) + 1)
+    const rows: Array<ModelBenchRow> = []
+    for (const variant of names) {
+      const computes: ReadonlyArray<Q4Compute | undefined> = variant.startsWith("q4") && options.q4Compute === "both" ? ["int8", "as-exported"] : [options.q4Compute === "both" ? undefined : options.q4Compute]
+      for (const q4Compute of computes) {
+        const label = `${variant}${q4Compute !== undefined && variant.startsWith("q4") ? ` (${q4Compute})` : ""}`
+        options.onProgress?.(`${label}: loading`)
+        const t0 = performance.now()
+        const model = yield* LocalModel.load(dir, { variant, threads: options.threads, q4Compute })
+        const measure = async (): Promise<ModelBenchRow> => {
+          const loadSeconds = (performance.now() - t0) / 1000
+          const once = async () => {
+            const [r] = await model.generate([{ promptIds: ids(0), maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY }])
+            return { ttft: r!.firstTokenMs, decode: ((r!.completionTokens - 1) * 1000) / (r!.totalMs - r!.firstTokenMs) }
+          }
+          await once()
+          const timed: Array<{ ttft: number; decode: number }> = []
+          for (let i = 0; i < rounds; i++) {
+            options.onProgress?.(`${label}: round ${i + 1} of ${rounds}`)
+            timed.push(await once())
+          }
+          let batchTokensPerSecond: number | undefined
+          if (batch > 0) {
+            options.onProgress?.(`${label}: ${batch} prompts together`)
+            const results = await model.generate(Array.from({ length: batch }, (_, k) => ({ promptIds: ids(k + 1), maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY })))
+            const decodeMs = Math.max(...results.map((r) => r.totalMs)) - Math.max(...results.map((r) => r.firstTokenMs))
+            batchTokensPerSecond = (results.reduce((n, r) => n + r.completionTokens - 1, 0) * 1000) / decodeMs
+          }
+          const ttftMs = median(timed.map((x) => x.ttft))
+          return {
+            variant,
+            q4Compute: variant.startsWith("q4") ? (q4Compute ?? "int8") : undefined,
+            int8Products: model.int8Products,
+            threads: model.threads,
+            loadSeconds,
+            promptTokens,
+            newTokens,
+            ttftMs,
+            prefillTokensPerSecond: (promptTokens * 1000) / ttftMs,
+            decodeTokensPerSecond: median(timed.map((x) => x.decode)),
+            batchTokensPerSecond
+          }
+        }
+        const row = yield* Effect.tryPromise({
+          try: measure,
+          catch: (e) => (e instanceof LocalModelError ? e : new LocalModelError({ reason: "runtime", message: e instanceof Error ? e.message : String(e) }))
+        }).pipe(Effect.ensuring(Effect.promise(() => model.release())))
+        rows.push(row)
+      }
+    }
+    return rows
+  })
