@@ -5,6 +5,8 @@ import type { ChoiceConstraint, SamplingParams } from "./sampler.js"
 export class LocalModelError extends Data.TaggedError("LocalModelError")<{
   readonly reason: "unsupported-graph" | "load" | "prompt-too-long" | "runtime" | "cancelled"
   readonly message: string
+  /** What is wrong, without the file it is about (the message names both). */
+  readonly detail?: string | undefined
 }> {}
 
 export interface GenerateRequest {

@@ -76,7 +76,7 @@ export const inspectModel = (dir: string, options: { readonly graphs?: boolean }
           Effect.promise(() => session.release()).pipe(Effect.as({ runnable: true, message: "runnable", layers: signature.layers, kvType: signature.kvType, int8Products }))
         ),
         Effect.catchAll((e) =>
-          Effect.succeed({ runnable: false, message: e.reason === "unsupported-graph" ? e.message.replace(/^.*?cannot run this graph: /, "") : `cannot load: ${e.message.replace(`${v.file}: `, "")}` })
+          Effect.succeed({ runnable: false, message: e.reason === "unsupported-graph" ? (e.detail ?? e.message) : `cannot load: ${e.detail ?? e.message}` })
         )
       )
       if (graph.runnable && graph.layers !== c.num_hidden_layers) notes.push(`${v.name}: the graph has ${graph.layers} KV layers but config.json says ${c.num_hidden_layers}`)

@@ -95,8 +95,11 @@ export const openDecoder = (
   q4Compute: Q4Compute = "int8"
 ): Effect.Effect<{ readonly session: ort.InferenceSession; readonly signature: GraphSignature; readonly int8Products: number }, LocalModelError> =>
   Effect.gen(function* () {
-    const failed = (e: unknown) => new LocalModelError({ reason: "load", message: `${file}: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}` })
-    const unsupported = (why: string) => new LocalModelError({ reason: "unsupported-graph", message: `${file}: cannot run this graph: ${why}` })
+    const failed = (e: unknown) => {
+      const detail = e instanceof Error ? e.message.split("\n")[0]! : String(e)
+      return new LocalModelError({ reason: "load", message: `${file}: ${detail}`, detail })
+    }
+    const unsupported = (why: string) => new LocalModelError({ reason: "unsupported-graph", message: `${file}: cannot run this graph: ${why}`, detail: why })
     if (!rewritten) {
       const session = yield* Effect.tryPromise({ try: () => rt.InferenceSession.create(file, sessionOptions), catch: failed })
       const sig = readSignature(session)
