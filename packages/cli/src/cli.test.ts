@@ -142,10 +142,12 @@ describe("fastcot command line", () => {
     // Timed variant by variant, q4 both ways.
     const timed = await fastcot("models", "bench", "tiny", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "2", "--q4-compute", "both", "--threads", "1", "--json")
     expect(timed.code, timed.err).toBe(0)
-    const rows = JSON.parse(timed.out) as Array<{ variant: string; q4Compute?: string; int8Products: number; decodeTokensPerSecond: number; batchTokensPerSecond: number }>
+    const rows = JSON.parse(timed.out) as Array<{ variant: string; q4Compute?: string; int8Products: number; residentMiB?: number; decodeTokensPerSecond: number; batchTokensPerSecond: number }>
     expect(rows.map((r) => [r.variant, r.q4Compute, r.int8Products])).toEqual([["fp32", undefined, 0], ["q4", "int8", 15], ["q4", "as-exported", 0]])
     expect(rows.every((r) => r.decodeTokensPerSecond > 0 && r.batchTokensPerSecond > 0)).toBe(true)
-    expect((await fastcot("models", "bench", "tiny", "--prompt", "8", "--new", "4", "--rounds", "1")).out).toMatch(/variant +load +TTFT[^\n]*\n(fp32|q4)/)
+    // Each variant ran in a process of its own, which reports its resident memory.
+    expect(rows.every((r) => typeof r.residentMiB === "number" && r.residentMiB > 10)).toBe(true)
+    expect((await fastcot("models", "bench", "tiny", "--prompt", "8", "--new", "4", "--rounds", "1")).out).toMatch(/variant +load +RSS +TTFT[^\n]*\n(fp32|q4) +[\d.]+ s +\d+ MiB/)
     const unknown = await fastcot("models", "bench", "tiny", "--variants", "fp16")
     expect(unknown.code).toBe(2)
     expect(unknown.err).toContain('no variant "fp16"')

@@ -76,10 +76,11 @@ const build = Command.make("build", { out, shape, variants, seed }, (args) =>
 )
 
 export const formatBenchRows = (rows: ReadonlyArray<ModelBenchRow>): string => {
-  const head = ["variant", "load", "TTFT", "prefill tok/s", "decode tok/s", "batch tok/s"]
+  const head = ["variant", "load", "RSS", "TTFT", "prefill tok/s", "decode tok/s", "batch tok/s"]
   const body = rows.map((r) => [
     `${r.variant}${r.q4Compute !== undefined ? ` (${r.q4Compute === "int8" && r.int8Products === 0 ? "as the file says" : r.q4Compute})` : ""}`,
     `${r.loadSeconds.toFixed(1)} s`,
+    r.residentMiB === undefined ? "-" : `${r.residentMiB.toFixed(0)} MiB`,
     `${r.ttftMs.toFixed(0)} ms`,
     r.prefillTokensPerSecond.toFixed(0),
     r.decodeTokensPerSecond.toFixed(1),
@@ -89,7 +90,7 @@ export const formatBenchRows = (rows: ReadonlyArray<ModelBenchRow>): string => {
   const line = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
   const first = rows[0]
   return [
-    ...(first === undefined ? [] : [`${first.promptTokens}-token prompt, ${first.newTokens} new tokens, greedy, ${first.threads} threads; medians of the timed rounds`]),
+    ...(first === undefined ? [] : [`${first.promptTokens}-token prompt, ${first.newTokens} new tokens, greedy, ${first.threads} threads; medians of the timed rounds; each variant in a process of its own (RSS: its resident memory after the runs)`]),
     line(head),
     ...body.map(line)
   ].join("\n")
@@ -117,13 +118,14 @@ const bench = Command.make("bench", { dir, variants: benchVariants, prompt, newT
       rounds: args.rounds,
       threads: Option.getOrUndefined(args.threads),
       q4Compute: args.q4Compute,
+      isolate: true,
       onProgress: (line) => process.stderr.write(`${line}\n`)
     }).pipe(Effect.mapError((e) => usage(e.message)))
     yield* stdout(args.json ? JSON.stringify(rows, null, 2) : formatBenchRows(rows))
   })
 ).pipe(
   Command.withDescription(
-    "Time a local model on this machine, variant by variant, as generation runs it: load time, time to first token, prefill, decode and batched tokens/s.\n" +
+    "Time a local model on this machine, variant by variant (each in a process of its own), as generation runs it: load time, resident memory, time to first token, prefill, decode and batched tokens/s.\n" +
       "Examples:\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct --variants q4 --q4-compute both --prompt 512"
   )
 )

@@ -1,4 +1,9 @@
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
+import { describeParseError } from "../schema/errors.js"
 import { LocalModel, LocalModelError } from "./localModel.js"
 import { type ModelFolderError, readModelFolder } from "./modelFolder.js"
 import type { Q4Compute } from "./rewrite.js"
@@ -17,25 +22,43 @@ export interface ModelBenchOptions {
   /** For q4 variants: which arithmetic to time; `both` gives a row for each. */
   readonly q4Compute?: Q4Compute | "both" | undefined
   readonly onProgress?: ((line: string) => void) | undefined
+  /**
+   * Run each variant in a process of its own (a child of this one), so that its resident memory
+   * is its own and one variant's allocations do not slow the next.
+   */
+  readonly isolate?: boolean | undefined
+  /** Record the process's resident memory in each row (what an isolated child does). */
+  readonly measureResident?: boolean | undefined
 }
 
-/** One variant's speed on this machine, as generation runs it. */
-export interface ModelBenchRow {
-  readonly variant: string
+/** One variant's speed on this machine, as generation runs it (a Schema: it crosses processes). */
+export const ModelBenchRow = Schema.Struct({
+  variant: Schema.String,
   /** The 4-bit arithmetic asked for (q4 variants). */
-  readonly q4Compute?: Q4Compute | undefined
+  q4Compute: Schema.optional(Schema.Literal("int8", "as-exported")),
   /** 4-bit products switched to integer kernels at load (see `useInt8Activations`). */
-  readonly int8Products: number
-  readonly threads: number
-  readonly loadSeconds: number
-  readonly promptTokens: number
-  readonly newTokens: number
-  readonly ttftMs: number
-  readonly prefillTokensPerSecond: number
-  readonly decodeTokensPerSecond: number
+  int8Products: Schema.Number,
+  threads: Schema.Number,
+  loadSeconds: Schema.Number,
+  /** The process's resident memory after the runs, when the variant ran in a process of its own. */
+  residentMiB: Schema.optional(Schema.Number),
+  promptTokens: Schema.Number,
+  newTokens: Schema.Number,
+  ttftMs: Schema.Number,
+  prefillTokensPerSecond: Schema.Number,
+  decodeTokensPerSecond: Schema.Number,
   /** Every row's new tokens over the batch's decode time; absent when no batch was asked for. */
-  readonly batchTokensPerSecond?: number | undefined
-}
+  batchTokensPerSecond: Schema.optional(Schema.Number)
+})
+export type ModelBenchRow = typeof ModelBenchRow.Type
+
+/** What a bench child process prints: its rows, or why it failed. */
+const ChildReply = Schema.parseJson(
+  Schema.Union(
+    Schema.Struct({ rows: Schema.Array(ModelBenchRow) }),
+    Schema.Struct({ error: Schema.Struct({ reason: Schema.Literal("unsupported-graph", "load", "prompt-too-long", "runtime", "cancelled"), message: Schema.String }) })
+  )
+)
 
 const median = (xs: ReadonlyArray<number>): number => {
   const s = [...xs].sort((a, b) => a - b)
@@ -64,6 +87,10 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
       const computes: ReadonlyArray<Q4Compute | undefined> = variant.startsWith("q4") && options.q4Compute === "both" ? ["int8", "as-exported"] : [options.q4Compute === "both" ? undefined : options.q4Compute]
       for (const q4Compute of computes) {
         const label = `${variant}${q4Compute !== undefined && variant.startsWith("q4") ? ` (${q4Compute})` : ""}`
+        if (options.isolate === true) {
+          rows.push(...(yield* inChild(dir, { ...options, variants: [variant], q4Compute, isolate: false, measureResident: true }, options.onProgress)))
+          continue
+        }
         options.onProgress?.(`${label}: loading`)
         const t0 = performance.now()
         const model = yield* LocalModel.load(dir, { variant, threads: options.threads, q4Compute })
@@ -96,6 +123,7 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
             promptTokens,
             newTokens,
             ttftMs,
+            residentMiB: options.measureResident === true ? process.memoryUsage().rss / 2 ** 20 : undefined,
             prefillTokensPerSecond: (promptTokens * 1000) / ttftMs,
             decodeTokensPerSecond: median(timed.map((x) => x.decode)),
             batchTokensPerSecond
@@ -109,4 +137,35 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
       }
     }
     return rows
+  })
+
+/** Runs `benchModel` for one variant in a child process (see `modelBenchChild`). */
+const inChild = (
+  dir: string,
+  options: Omit<ModelBenchOptions, "onProgress">,
+  onProgress: ModelBenchOptions["onProgress"]
+): Effect.Effect<ReadonlyArray<ModelBenchRow>, LocalModelError> =>
+  Effect.async<ReadonlyArray<ModelBenchRow>, LocalModelError>((resume) => {
+    const script = fileURLToPath(new URL("./modelBenchChild.js", import.meta.url))
+    const child = spawn(process.execPath, [script, JSON.stringify({ dir, options })], { stdio: ["ignore", "pipe", "pipe"] })
+    let out = ""
+    let err = ""
+    child.stdout.on("data", (d: Buffer) => (out += d.toString("utf8")))
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString("utf8")
+      const lines = err.split("\n")
+      err = lines.pop() ?? ""
+      for (const line of lines) onProgress?.(line)
+    })
+    child.on("error", (e) => resume(Effect.fail(new LocalModelError({ reason: "runtime", message: `the bench process did not start: ${e.message}` }))))
+    child.on("close", (code, signal) => {
+      const reply = Schema.decodeUnknownEither(ChildReply)(out)
+      if (Either.isLeft(reply)) {
+        const why = signal !== null ? `was killed (${signal})` : `exited ${code} with ${out === "" ? "no reply" : `a reply that is not one (${describeParseError(reply.left)})`}`
+        return resume(Effect.fail(new LocalModelError({ reason: "runtime", message: `the bench process for ${options.variants?.join(", ")} ${why}${err !== "" ? `: ${err}` : ""}` })))
+      }
+      const r = reply.right
+      resume("rows" in r ? Effect.succeed(r.rows) : Effect.fail(new LocalModelError(r.error)))
+    })
+    return Effect.sync(() => child.kill("SIGTERM"))
   })
