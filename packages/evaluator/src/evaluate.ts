@@ -1,9 +1,10 @@
 import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { ChatRequest, type CacheMode, DEFAULT_SYSTEM_PROMPT, LanguageModel, TokenCounter } from "@fastcot/core"
 import { benchmark, type Benchmark, type EvalItem, GRADER_VERSION, loadBenchmark, PROMPT_VERSION } from "./benchmarks.js"
-import { type SampleOutcome, summarise, type Summary } from "./metrics.js"
+import { type SampleOutcome, summarise, Summary } from "./metrics.js"
 import type { Sandbox } from "./sandbox.js"
 
 /** Sampling presets of current reasoning evaluations; results record which one was used. */
@@ -33,38 +34,41 @@ export interface EvalOptions {
   readonly onProgress?: ((bench: string, done: number, total: number, correct: number, outputTokens: number) => void) | undefined
 }
 
-export interface BenchResult {
-  readonly bench: string
-  readonly file: string
-  readonly sha256: string
-  readonly summary: Summary
-  readonly groups: Readonly<Record<string, Summary>>
+export const BenchResult = Schema.Struct({
+  bench: Schema.String,
+  file: Schema.String,
+  sha256: Schema.String,
+  summary: Summary,
+  groups: Schema.Record({ key: Schema.String, value: Summary }),
   /**
    * Generations the model layer could not get (after its retries): not model answers, so they
    * are left out of the scores above, listed in generations.jsonl with their error, and retried
    * by a rerun (failures are never cached). Absent in results written before it was counted.
    */
-  readonly failed?: { readonly samples: number; readonly firstError: string } | undefined
-}
+  failed: Schema.optional(Schema.Struct({ samples: Schema.Number, firstError: Schema.String }))
+})
+export type BenchResult = typeof BenchResult.Type
 
-export interface EvalResults {
-  readonly fastcot: "eval/v1"
-  readonly model: string
-  readonly settings: {
-    readonly preset: Preset
-    readonly sampling: Readonly<Record<string, number>>
-    readonly samples: number
-    readonly limit?: number | undefined
-    readonly systemPrompt: string
-    readonly promptVersion: string
-    readonly graderVersion: string
-    readonly tokenizer: string
-    readonly predictions?: string | undefined
-  }
-  readonly startedAt: string
-  readonly finishedAt: string
-  readonly benchmarks: ReadonlyArray<BenchResult>
-}
+/** results.json (a Schema: `fastcot report` and the desktop app read it back, see `readEvalResults`). */
+export const EvalResults = Schema.Struct({
+  fastcot: Schema.Literal("eval/v1"),
+  model: Schema.String,
+  settings: Schema.Struct({
+    preset: Schema.Literal(...(Object.keys(PRESETS) as Array<Preset>)),
+    sampling: Schema.Record({ key: Schema.String, value: Schema.Number }),
+    samples: Schema.Number,
+    limit: Schema.optional(Schema.Number),
+    systemPrompt: Schema.String,
+    promptVersion: Schema.String,
+    graderVersion: Schema.String,
+    tokenizer: Schema.String,
+    predictions: Schema.optional(Schema.String)
+  }),
+  startedAt: Schema.String,
+  finishedAt: Schema.String,
+  benchmarks: Schema.Array(BenchResult)
+})
+export type EvalResults = typeof EvalResults.Type
 
 const Predictions = (file: string): Map<string, Array<string>> => {
   const out = new Map<string, Array<string>>()

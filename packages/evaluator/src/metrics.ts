@@ -1,3 +1,4 @@
+import * as Schema from "effect/Schema"
 /** Unbiased pass@k = 1 − C(n−c, k)/C(n, k), as a product; k is capped at the samples drawn. */
 export const passAtK = (n: number, c: number, k: number): number => {
   const kk = Math.min(k, n)
@@ -7,20 +8,22 @@ export const passAtK = (n: number, c: number, k: number): number => {
   return 1 - miss
 }
 
-export interface Summary {
-  readonly items: number
-  readonly samples: number
+/** A benchmark's (or a group's) scores, as results.json records them (a Schema: reports read it back). */
+export const Summary = Schema.Struct({
+  items: Schema.Number,
+  samples: Schema.Number,
   /** avg@k: the mean over items of the fraction of correct samples (pass@1). */
-  readonly accuracy: number
+  accuracy: Schema.Number,
   /** 95% confidence half-width of the accuracy (normal approximation over items). */
-  readonly ci95: number
-  readonly passAtK: Readonly<Record<string, number>>
-  readonly noAnswer: number
-  readonly truncated: number
-  readonly meanOutputTokens: number
-  readonly medianOutputTokens: number
-  readonly meanReasoningTokens?: number | undefined
-}
+  ci95: Schema.Number,
+  passAtK: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  noAnswer: Schema.Number,
+  truncated: Schema.Number,
+  meanOutputTokens: Schema.Number,
+  medianOutputTokens: Schema.Number,
+  meanReasoningTokens: Schema.optional(Schema.Number)
+})
+export type Summary = typeof Summary.Type
 
 export interface SampleOutcome {
   readonly itemId: string

@@ -1,3 +1,4 @@
+import * as Schema from "effect/Schema"
 import type { EvalResults } from "./evaluate.js"
 
 const pct = (x: number) => (100 * x).toFixed(1)
@@ -69,12 +70,14 @@ export const htmlReport = (runs: ReadonlyArray<EvalResults>, drill: ReadonlyArra
   }</body></html>\n`
 }
 
-export interface Generation {
-  readonly bench: string
-  readonly id: string
-  readonly correct?: boolean
-  readonly extracted?: string
-}
+/** One line of generations.jsonl, as far as reports read it (a Schema: reports read it back). */
+export const Generation = Schema.Struct({
+  bench: Schema.String,
+  id: Schema.String,
+  correct: Schema.optional(Schema.Boolean),
+  extracted: Schema.optional(Schema.String)
+})
+export type Generation = typeof Generation.Type
 
 export interface Disagreement {
   readonly bench: string

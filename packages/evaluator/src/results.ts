@@ -3,71 +3,13 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { readFileSync } from "node:fs"
 import { describeParseError } from "@fastcot/core"
-import type { EvalResults } from "./evaluate.js"
-import type { Generation } from "./report.js"
+import { EvalResults } from "./evaluate.js"
+import { Generation } from "./report.js"
 
-/**
- * The files an evaluation writes, as Schemas: `results.json` and the lines of
- * `generations.jsonl` are read back by `fastcot report` and the desktop app through these, so a
- * hand-edited, truncated or foreign file is refused with its name, line and field.
- */
-const SummarySchema = Schema.Struct({
-  items: Schema.Number,
-  samples: Schema.Number,
-  accuracy: Schema.Number,
-  ci95: Schema.Number,
-  passAtK: Schema.Record({ key: Schema.String, value: Schema.Number }),
-  noAnswer: Schema.Number,
-  truncated: Schema.Number,
-  meanOutputTokens: Schema.Number,
-  medianOutputTokens: Schema.Number,
-  meanReasoningTokens: Schema.optional(Schema.Number)
-})
-
-export const EvalResultsSchema = Schema.Struct({
-  fastcot: Schema.Literal("eval/v1"),
-  model: Schema.String,
-  settings: Schema.Struct({
-    preset: Schema.Literal("greedy", "r1"),
-    sampling: Schema.Record({ key: Schema.String, value: Schema.Number }),
-    samples: Schema.Number,
-    limit: Schema.optional(Schema.Number),
-    systemPrompt: Schema.String,
-    promptVersion: Schema.String,
-    graderVersion: Schema.String,
-    tokenizer: Schema.String,
-    predictions: Schema.optional(Schema.String)
-  }),
-  startedAt: Schema.String,
-  finishedAt: Schema.String,
-  benchmarks: Schema.Array(
-    Schema.Struct({
-      bench: Schema.String,
-      file: Schema.String,
-      sha256: Schema.String,
-      summary: SummarySchema,
-      groups: Schema.Record({ key: Schema.String, value: SummarySchema }),
-      failed: Schema.optional(Schema.Struct({ samples: Schema.Number, firstError: Schema.String }))
-    })
-  )
-})
-
-/** One line of generations.jsonl, as far as reports read it (the rest of the line is kept out). */
-export const GenerationLineSchema = Schema.Struct({
-  bench: Schema.String,
-  id: Schema.String,
-  correct: Schema.optional(Schema.Boolean),
-  extracted: Schema.optional(Schema.String)
-})
-
-// The Schemas describe exactly the TypeScript records the evaluator writes.
-const sameResults = (x: typeof EvalResultsSchema.Type): EvalResults => x
-const sameGeneration = (x: typeof GenerationLineSchema.Type): Generation => x
-void sameResults
-void sameGeneration
-
-const decodeResults = Schema.decodeUnknownEither(Schema.parseJson(EvalResultsSchema))
-const decodeGeneration = Schema.decodeUnknownEither(Schema.parseJson(GenerationLineSchema))
+// The files an evaluation writes are read back through their Schemas (`EvalResults`, `Generation`),
+// so a hand-edited, truncated or foreign file is refused with its name, line and field.
+const decodeResults = Schema.decodeUnknownEither(Schema.parseJson(EvalResults))
+const decodeGeneration = Schema.decodeUnknownEither(Schema.parseJson(Generation))
 
 /**
  * A results or generations file that cannot be used: unreadable, not JSON (truncated, or still
