@@ -4,8 +4,8 @@ import type { onnx as P } from "onnx-proto"
 type OnnxNamespace = typeof P
 let namespace: OnnxNamespace | undefined
 /**
- * onnx-proto (CommonJS, with protobufjs), loaded when a graph is first written: only the model
- * builder needs it, so importing the core does not pay for it.
+ * onnx-proto (CommonJS, with protobufjs), loaded when a graph is first read or written (the model
+ * builder, and a local model's load), so importing the core does not pay for it.
  */
 export const onnxProto = (): OnnxNamespace => (namespace ??= (createRequire(import.meta.url)("onnx-proto") as { onnx: OnnxNamespace }).onnx)
 
@@ -133,7 +133,8 @@ const valueInfo = (v: ValueInfo): P.IValueInfoProto => ({
   }
 })
 
-const attribute = (name: string, v: AttrValue): P.IAttributeProto => {
+/** A node attribute, typed by its value. */
+export const attribute = (name: string, v: AttrValue): P.IAttributeProto => {
   const T = onnxProto().AttributeProto.AttributeType
   if (typeof v === "number") return Number.isInteger(v) ? { name, type: T.INT, i: v } : { name, type: T.FLOAT, f: v }
   if (typeof v === "string") return { name, type: T.STRING, s: new TextEncoder().encode(v) }

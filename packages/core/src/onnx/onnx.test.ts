@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { referenceLogits } from "../test-support/qwen2Reference.js"
 import { ChatTokenizer } from "./chatTokenizer.js"
 import { LocalEngine, onnxProvider, releaseLocalEngines } from "./engine.js"
-import { DType, GraphBuilder, onnxProto } from "./graph.js"
+import { attribute, DType, GraphBuilder, onnxProto } from "./graph.js"
 import { LocalModel } from "./localModel.js"
 import { LAST_LOGITS, newOutput, pastInput, readGraph, rewriteDecoder, useInt8Activations } from "./rewrite.js"
 import { estimateParameters, readModelFolder, resolveModelDir } from "./modelFolder.js"
@@ -243,7 +243,7 @@ describe("the rewritten decoder graph", () => {
     const products = levels(proto).length
     expect(products).toBe(2 * 7 + 1)
     expect(levels(proto).every((l) => l === 0)).toBe(true)
-    proto.graph!.node!.find((n) => n.opType === "MatMulNBits")!.attribute!.push({ name: "accuracy_level", type: onnxProto().AttributeProto.AttributeType.INT, i: 1 })
+    proto.graph!.node!.find((n) => n.opType === "MatMulNBits")!.attribute!.push(attribute("accuracy_level", 1))
     expect(useInt8Activations(proto)).toBe(products - 1)
     expect(levels(proto).sort()).toEqual([1, ...Array.from({ length: products - 1 }, () => 4)])
     // A merged decoder keeps its products inside an If's branches, its weights in the outer graph.

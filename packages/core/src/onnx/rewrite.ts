@@ -1,5 +1,5 @@
 import type { onnx as P } from "onnx-proto"
-import { DType, GraphBuilder, onnxProto } from "./graph.js"
+import { attribute, DType, GraphBuilder, onnxProto } from "./graph.js"
 
 const ELEMENT_TYPES: Record<number, string> = { 1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64", 16: "bfloat16" }
 
@@ -63,7 +63,7 @@ export const useInt8Activations = (proto: P.ModelProto): number => {
       const level = (node.attribute ?? []).find((a) => a.name === "accuracy_level")
       if (level !== undefined && Number(level.i ?? 0) !== 0) continue
       if (level !== undefined) level.i = 4
-      else (node.attribute ??= []).push({ name: "accuracy_level", type: onnxProto().AttributeProto.AttributeType.INT, i: 4 })
+      else (node.attribute ??= []).push(attribute("accuracy_level", 4))
       changed++
     }
   }
