@@ -81,7 +81,9 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
       let counter = 0
       const server = http.createServer((req, res) => {
         void handle(req, res).catch((e: unknown) => {
-          if (!res.headersSent) sendError(res, 500, e instanceof Error ? e.message : String(e))
+          const message = e instanceof Error ? e.message : String(e)
+          options.onRequest?.(`${req.method} ${req.url} failed: ${message.slice(0, 300)}`)
+          if (!res.headersSent) sendError(res, 500, message)
           else res.end()
         })
       })
@@ -139,8 +141,9 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
             res.end()
             options.onRequest?.(`POST /v1/chat/completions stream ${r.promptTokens}+${r.completionTokens} tokens ${Date.now() - started} ms`)
           } catch (e) {
-            options.onRequest?.(`POST /v1/chat/completions stream failed: ${e instanceof Error ? e.message : String(e)}`)
-            res.write(`data: ${JSON.stringify({ error: { message: e instanceof Error ? e.message : String(e), type: "server_error" } })}\n\n`)
+            const message = e instanceof Error ? e.message : String(e)
+            options.onRequest?.(`POST /v1/chat/completions stream failed: ${message.slice(0, 300)}`)
+            res.write(`data: ${JSON.stringify({ error: { message, type: "server_error" } })}\n\n`)
             res.end()
           }
           return
