@@ -124,9 +124,10 @@ export interface OnnxProviderOptions extends LoadOptions {
 
 const engines = new Map<string, Promise<LocalEngine>>()
 
-/** One engine per model folder, variant and thread count, shared by every role that names it. */
+/** One engine per model folder, variant, thread count and q4 arithmetic, shared by every role that names it. */
 export const localEngine = (options: OnnxProviderOptions): Promise<LocalEngine> => {
-  const key = `${options.path}#${options.variant ?? ""}#${options.threads ?? ""}#${options.q4Compute ?? ""}`
+  // Keyed by what the load does: no q4Compute is the default, int8.
+  const key = `${options.path}#${options.variant ?? ""}#${options.threads ?? ""}#${options.q4Compute ?? "int8"}`
   let e = engines.get(key)
   if (e === undefined) {
     e = Effect.runPromise(Effect.either(LocalModel.load(options.path, options))).then((r) => {
