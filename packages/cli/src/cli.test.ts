@@ -148,9 +148,11 @@ describe("fastcot command line", () => {
     // Each variant ran in a process of its own, which reports its resident memory.
     expect(rows.every((r) => typeof r.residentMiB === "number" && r.residentMiB > 10)).toBe(true)
     expect((await fastcot("models", "bench", "tiny", "--prompt", "8", "--new", "4", "--rounds", "1")).out).toMatch(/variant +load +RSS +TTFT[^\n]*\n(fp32|q4) +[\d.]+ s +\d+ MiB/)
-    const unknown = await fastcot("models", "bench", "tiny", "--variants", "fp16")
+    // A misspelt variant stops the bench before any variant is timed.
+    const unknown = await fastcot("models", "bench", "tiny", "--variants", "q4,fp16")
     expect(unknown.code).toBe(2)
     expect(unknown.err).toContain('no variant "fp16"')
+    expect(unknown.err).not.toContain("q4 (int8): loading")
     const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")
     const r = await fastcot("eval", "--model", "onnx:tiny#q4", "--bench", "math500", "--limit", "4", "--max-tokens", "12", "--data", shared, "--out", "ev", "--threads", "1")
     expect(r.code, r.err).toBe(0)

@@ -5,7 +5,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { describeParseError } from "../schema/errors.js"
 import { LocalModel, LocalModelError } from "./localModel.js"
-import { type ModelFolderError, readModelFolder } from "./modelFolder.js"
+import { type ModelFolderError, pickVariant, readModelFolder } from "./modelFolder.js"
 import type { Q4Compute } from "./rewrite.js"
 import { GREEDY } from "./sampler.js"
 
@@ -75,6 +75,11 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
   Effect.gen(function* () {
     const folder = yield* readModelFolder(dir)
     const names = options.variants ?? folder.variants.map((v) => v.name)
+    // Every variant asked for is checked before any is timed: a typo fails at once, not after minutes.
+    for (const name of names) {
+      const picked = pickVariant(folder, name)
+      if (Either.isLeft(picked)) return yield* new LocalModelError({ reason: "load", message: picked.left })
+    }
     const promptTokens = Math.max(1, options.promptTokens ?? 128)
     const newTokens = Math.max(2, options.newTokens ?? 32)
     const rounds = Math.max(1, options.rounds ?? 3)
