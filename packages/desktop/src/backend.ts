@@ -29,7 +29,7 @@ import {
   TokenCounter,
   workspacePaths
 } from "@fastcot/core"
-import { evalRunFolder, evaluate, makeSandbox, readEvalResults, SandboxLive, verifierFor } from "@fastcot/evaluator"
+import { evalRunFolder, evaluate, makeSandbox, loadEvalResults, SandboxLive, verifierFor } from "@fastcot/evaluator"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -39,7 +39,6 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { existsSync } from "node:fs"
 import { mkdir, readdir, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { type ApiFailure, type ChannelName, Channels, type ItemDetail, type ItemRow, type Reply, type RunView, type StatusView } from "./contract.js"
@@ -374,13 +373,13 @@ export class Backend {
     this.rt()
     const runs = await readdir(dir).catch(() => [] as Array<string>)
     const out: Array<Reply<"eval.runs">[number]> = []
-    for (const r of runs.sort()) {
-      const file = join(dir, r, "results.json")
-      if (!existsSync(file)) continue
-      const results = readEvalResults(file)
+    // Read together, without blocking the backend's event loop; listed in folder order.
+    const read = await Promise.all(runs.sort().map(async (r) => ({ r, results: await loadEvalResults(join(dir, r, "results.json")) })))
+    for (const { r, results } of read) {
       if (Either.isLeft(results)) {
-        // A results.json being written is skipped this time; one that is wrong is shown as such.
-        if (results.left.reason !== "not-json") out.push({ dir: r, model: r, benchmarks: [], error: results.left.message })
+        // A run that has not written results.json yet, or is writing it, is skipped this time; one
+        // whose file is wrong is shown as such.
+        if (results.left.reason !== "not-json" && results.left.reason !== "missing") out.push({ dir: r, model: r, benchmarks: [], error: results.left.message })
         continue
       }
       out.push({

@@ -65,6 +65,8 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     // One still being written (not JSON yet): left out until it is complete.
     mkdirSync(join(ws, "eval", "partial-run"), { recursive: true })
     writeFileSync(join(ws, "eval", "partial-run", "results.json"), JSON.stringify(results).slice(0, 40))
+    // One just started (no results.json yet): left out too.
+    mkdirSync(join(ws, "eval", "starting-run"), { recursive: true })
     await page.goto(ui.url)
     await poll(() => page.textContent("header")).toContain("no workspace open")
 
@@ -122,6 +124,7 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("62.0% / 812 (3 failed)")
     expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).toMatch(/edited-run.*results\.json: field `benchmarks\.\[0\]\.summary\.accuracy`/)
     expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).not.toContain("partial-run")
+    expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).not.toContain("starting-run")
     // Evaluate the local model on three MATH-500 questions from the app.
     await page.getByLabel(/^Model \(onnx/).fill(`onnx:${tiny}#q4`)
     await page.getByLabel(/Benchmark data folder/).fill(join(__dirname, "..", "..", "..", "..", "shared", "data"))

@@ -2,6 +2,7 @@ import * as Data from "effect/Data"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { readFileSync } from "node:fs"
+import { readFile } from "node:fs/promises"
 import { describeParseError } from "@fastcot/core"
 import { EvalResults } from "./evaluate.js"
 import { Generation } from "./report.js"
@@ -17,32 +18,47 @@ const decodeGeneration = Schema.decodeUnknownEither(Schema.parseJson(Generation)
  * (and line) and the field.
  */
 export class ResultsFileError extends Data.TaggedError("ResultsFileError")<{
-  readonly reason: "unreadable" | "not-json" | "foreign" | "invalid"
+  /** `missing`: there is no such file (an evaluation that has not written it yet). */
+  readonly reason: "missing" | "unreadable" | "not-json" | "foreign" | "invalid"
   readonly message: string
 }> {}
+
+const unreadable = (file: string, e: unknown) => {
+  const code = (e as NodeJS.ErrnoException).code
+  return new ResultsFileError({ reason: code === "ENOENT" ? "missing" : "unreadable", message: `${file}: cannot read it (${code ?? String(e)})` })
+}
 
 const readText = (file: string): Either.Either<string, ResultsFileError> => {
   try {
     return Either.right(readFileSync(file, "utf8"))
   } catch (e) {
-    return Either.left(new ResultsFileError({ reason: "unreadable", message: `${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})` }))
+    return Either.left(unreadable(file, e))
   }
 }
 
+/** A results.json's text, decoded; the error names the file and the field at fault. */
+const parseEvalResults = (file: string, text: string): Either.Either<EvalResults, ResultsFileError> => {
+  const decoded = decodeResults(text)
+  if (Either.isRight(decoded)) return Either.right(decoded.right)
+  let fastcot: unknown
+  try {
+    fastcot = (JSON.parse(text) as { fastcot?: unknown } | null)?.fastcot
+  } catch {
+    return Either.left(new ResultsFileError({ reason: "not-json", message: `${file}: not JSON (truncated, or still being written?)` }))
+  }
+  if (fastcot !== "eval/v1") return Either.left(new ResultsFileError({ reason: "foreign", message: `${file}: not a fastcot evaluation result (no "fastcot": "eval/v1")` }))
+  return Either.left(new ResultsFileError({ reason: "invalid", message: `${file}: ${describeParseError(decoded.left)}` }))
+}
+
 /** Reads a results.json; the error names the file and the field at fault. */
-export const readEvalResults = (file: string): Either.Either<EvalResults, ResultsFileError> =>
-  Either.flatMap(readText(file), (text) => {
-    const decoded = decodeResults(text)
-    if (Either.isRight(decoded)) return Either.right(decoded.right)
-    let fastcot: unknown
-    try {
-      fastcot = (JSON.parse(text) as { fastcot?: unknown } | null)?.fastcot
-    } catch {
-      return Either.left(new ResultsFileError({ reason: "not-json", message: `${file}: not JSON (truncated, or still being written?)` }))
-    }
-    if (fastcot !== "eval/v1") return Either.left(new ResultsFileError({ reason: "foreign", message: `${file}: not a fastcot evaluation result (no "fastcot": "eval/v1")` }))
-    return Either.left(new ResultsFileError({ reason: "invalid", message: `${file}: ${describeParseError(decoded.left)}` }))
-  })
+export const readEvalResults = (file: string): Either.Either<EvalResults, ResultsFileError> => Either.flatMap(readText(file), (text) => parseEvalResults(file, text))
+
+/** `readEvalResults` without blocking the event loop (for servers and the desktop app's backend). */
+export const loadEvalResults = (file: string): Promise<Either.Either<EvalResults, ResultsFileError>> =>
+  readFile(file, "utf8").then(
+    (text) => parseEvalResults(file, text),
+    (e: unknown) => Either.left(unreadable(file, e))
+  )
 
 /** Reads a generations.jsonl; the error names the file, line and field at fault. */
 export const readGenerations = (file: string): Either.Either<Array<Generation>, ResultsFileError> =>
