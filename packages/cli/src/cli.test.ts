@@ -14,15 +14,16 @@ describe("fastcot command line", () => {
   afterEach(() => rmSync(cwd, { recursive: true, force: true }))
 
   // Asynchronous: a blocking spawn would starve the test worker's event loop on long commands.
-  const fastcot = (...args: Array<string>): Promise<{ code: number | null; out: string; err: string }> =>
+  const fastcotWith = (env: NodeJS.ProcessEnv, ...args: Array<string>): Promise<{ code: number | null; out: string; err: string }> =>
     new Promise((resolve) => {
-      const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NO_COLOR: "1" } })
+      const child = spawn(process.execPath, [BIN, ...args], { cwd, env })
       let out = ""
       let err = ""
       child.stdout.on("data", (d) => (out += d))
       child.stderr.on("data", (d) => (err += d))
       child.on("close", (code) => resolve({ code, out, err }))
     })
+  const fastcot = (...args: Array<string>) => fastcotWith({ ...process.env, NO_COLOR: "1" }, ...args)
 
   it("is built", async () => expect(existsSync(BIN)).toBe(true))
 
@@ -66,6 +67,38 @@ describe("fastcot command line", () => {
     expect((await fastcot("import")).code).toBe(2)
     expect((await fastcot("export", "--format", "xml")).code).toBe(2)
     expect((await fastcot("export", "--val-fraction", "1.5")).code).toBe(2)
+  })
+
+  it("takes no misspelt option or option without its value for a file name", async () => {
+    const typo = await fastcot("run", "--concurency", "3")
+    expect(typo.code).toBe(2)
+    expect(typo.err).toContain("The flag '--concurency' is not recognized. Did you mean '--concurrency'?")
+    expect(typo.err).not.toContain("pipeline file")
+    const noValue = await fastcot("run", "--teacher")
+    expect(noValue.code).toBe(2)
+    expect(noValue.err).toContain("Expected a value following option: '--teacher'")
+    expect(noValue.err).not.toContain("pipeline file")
+    const unknown = await fastcot("import", "--bogus", "x.jsonl")
+    expect(unknown.code).toBe(2)
+    expect(unknown.err).toContain("--bogus is not an option of `fastcot import`")
+    expect(unknown.err).not.toContain("cannot tell the format")
+    // A file whose name starts with "-" is still reachable.
+    writeFileSync(join(cwd, "-odd.jsonl"), '{"question":"1+1?","answer":"2"}\n')
+    const odd = await fastcot("import", "./-odd.jsonl")
+    expect(odd.code).toBe(0)
+    expect(odd.out).toContain("1 new problems")
+  })
+
+  it("prints help and usage errors without escape codes when they are piped, with or without NO_COLOR", async () => {
+    const { NO_COLOR: _, FASTCOT_NO_COLOR: __, ...env } = process.env
+    const help = await fastcotWith(env, "--help")
+    expect(help.code).toBe(0)
+    expect(help.out).toContain("USAGE")
+    expect(help.out).not.toContain("\x1b[")
+    const bad = await fastcotWith(env, "status", "--bogus")
+    expect(bad.code).toBe(2)
+    expect(bad.err).toContain("--bogus")
+    expect(bad.err).not.toContain("\x1b[")
   })
 
   it("exports (nothing kept yet) with a card and says what to do next", async () => {

@@ -1,6 +1,7 @@
 import { Command, ValidationError } from "@effect/cli"
 import { NodeContext } from "@effect/platform-node"
 import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -17,6 +18,7 @@ import { modelsCommand } from "./commands/models.js"
 import { serveCommand } from "./commands/serve.js"
 import { uiCommand } from "./commands/ui.js"
 import { CliFailure } from "./failure.js"
+import { colorsEnabled } from "./tui/color.js"
 
 export const VERSION = "0.1.0"
 
@@ -29,6 +31,28 @@ export const fastcot = Command.make("fastcot").pipe(
 
 const cli = Command.run(fastcot, { name: "fastcot", version: VERSION })
 
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;]*m/g
+const strip = (args: ReadonlyArray<unknown>) => args.map((a) => (typeof a === "string" ? a.replace(ANSI, "") : a))
+
+/**
+ * The console the command line's help, version and usage errors are printed through: @effect/cli
+ * always styles them, so the styles are dropped where they would land as escape codes (output
+ * piped or redirected to a file or a CI log) or where NO_COLOR asks for none.
+ */
+export const plainWhereNeeded = (console: Console.Console, tty: { readonly out: boolean; readonly err: boolean }): Console.Console => {
+  const out = !tty.out || !colorsEnabled()
+  const err = !tty.err || !colorsEnabled()
+  if (!out && !err) return console
+  return {
+    ...console,
+    log: (...args) => console.log(...(out ? strip(args) : args)),
+    info: (...args) => console.info(...(out ? strip(args) : args)),
+    error: (...args) => console.error(...(err ? strip(args) : args)),
+    warn: (...args) => console.warn(...(err ? strip(args) : args))
+  }
+}
+
 /**
  * Runs the command line and resolves to the exit code: 0 done, 1 failed, 2 bad usage or input.
  * Interrupts (Ctrl-C) stop the work cleanly: every store write is a transaction, so what was
@@ -36,7 +60,9 @@ const cli = Command.run(fastcot, { name: "fastcot", version: VERSION })
  */
 export const runCli = (argv: ReadonlyArray<string>): Promise<number> => {
   const fiber = Effect.runFork(
-    cli(argv).pipe(
+    Console.consoleWith((console) =>
+      Console.withConsole(cli(argv), plainWhereNeeded(console, { out: process.stdout.isTTY === true, err: process.stderr.isTTY === true }))
+    ).pipe(
       Effect.provide(NodeContext.layer),
       Effect.catchIf(ValidationError.isValidationError, () => Effect.fail(new CliFailure({ message: "", exitCode: 2 })))
     )

@@ -1,4 +1,4 @@
-import { Options } from "@effect/cli"
+import { Args, HelpDoc, Options } from "@effect/cli"
 import { QwenTokenCounterLive, SqliteRunStoreLive, workspacePaths } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -58,3 +58,21 @@ export const progressLine = () => {
     }
   }
 }
+
+/**
+ * Refuses a positional argument that looks like an option. Without this a misspelt option
+ * (`--concurency 3`) or an option whose value is missing (`run --teacher`) is taken for a file
+ * name, and the error talks about a file that nobody meant.
+ */
+export const notAnOption =
+  (command: string) =>
+  (args: Args.Args<string>): Args.Args<string> =>
+    Args.mapEffect(args, (value) =>
+      value.startsWith("-") && value !== "-"
+        ? Effect.fail(
+            HelpDoc.p(
+              `${value} is not an option of \`fastcot ${command}\`, or an option before it is missing its value (see fastcot ${command} --help). A file whose name starts with "-" can be given as ./${value}`
+            )
+          )
+        : Effect.succeed(value)
+    )

@@ -5,11 +5,11 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { relative } from "node:path"
 import { CliFailure, usage } from "../failure.js"
-import { jsonOption, progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
+import { jsonOption, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption } from "../shared.js"
 
 const SHOWN_REJECTS = 10
 
-const files = Args.text({ name: "FILE" }).pipe(Args.atLeast(1), Args.withDescription("JSONL, JSON, CSV or Parquet files."))
+const files = Args.text({ name: "FILE" }).pipe(notAnOption("import"), Args.atLeast(1), Args.withDescription("JSONL, JSON, CSV or Parquet files."))
 const format = Options.choice("format", ["jsonl", "json", "csv", "parquet"]).pipe(
   Options.optional,
   Options.withDescription("The files' format (default: from each file's extension).")

@@ -6,11 +6,11 @@ import { copyFile, mkdir } from "node:fs/promises"
 import { dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import { failed } from "../failure.js"
-import { stdout, storeLayer } from "../shared.js"
+import { stdout, storeLayer, notAnOption } from "../shared.js"
 
 export const SAMPLE_PROBLEMS = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "assets", "sample-problems.jsonl")
 
-const dir = Args.text({ name: "DIR" }).pipe(Args.optional, Args.withDescription("The workspace folder (default ./.fastcot)."))
+const dir = Args.text({ name: "DIR" }).pipe(notAnOption("init"), Args.optional, Args.withDescription("The workspace folder (default ./.fastcot)."))
 
 /** Creates a workspace: its store, and sample problems imported into it. */
 export const initWorkspace = (workspace: string) => {

@@ -6,9 +6,9 @@ import * as Option from "effect/Option"
 import { existsSync, statSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { usage } from "../failure.js"
-import { stderr, stdout } from "../shared.js"
+import { stderr, stdout, notAnOption } from "../shared.js"
 
-const runs = Args.text({ name: "RUN" }).pipe(Args.atLeast(1), Args.withDescription("Evaluation folders (or their results.json files)."))
+const runs = Args.text({ name: "RUN" }).pipe(notAnOption("report"), Args.atLeast(1), Args.withDescription("Evaluation folders (or their results.json files)."))
 const html = Options.text("html").pipe(Options.optional, Options.withDescription("Also write a self-contained HTML page with charts."))
 
 export const reportCommand = Command.make("report", { runs, html }, (args) =>

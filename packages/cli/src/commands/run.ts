@@ -26,10 +26,10 @@ import * as Option from "effect/Option"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { CliFailure, usage } from "../failure.js"
-import { dashboardTerminal, progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
+import { dashboardTerminal, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption } from "../shared.js"
 import { liveRun } from "../tui/liveRun.js"
 
-const pipeline = Args.text({ name: "PIPELINE" }).pipe(Args.optional, Args.withDescription("A pipeline YAML/JSON file (default: the built-in DistilQwen2.5-DS3-0324 recipe)."))
+const pipeline = Args.text({ name: "PIPELINE" }).pipe(notAnOption("run"), Args.optional, Args.withDescription("A pipeline YAML/JSON file (default: the built-in DistilQwen2.5-DS3-0324 recipe)."))
 const spec = (role: string) =>
   Options.text(role).pipe(Options.optional, Options.withDescription(`The ${role} model: openai:MODEL@BASE_URL (replaces the pipeline's ${role} endpoints).`))
 const apiKeyEnv = Options.text("api-key-env").pipe(Options.optional, Options.withDescription("Environment variable holding the key for --teacher/--rewriter/--judge (default OPENAI_API_KEY)."))
