@@ -385,7 +385,7 @@ export class Backend {
       out.push({
         dir: r,
         model: results.right.model,
-        benchmarks: results.right.benchmarks.map((b) => ({ name: b.bench, accuracy: b.summary.accuracy, meanOutputTokens: b.summary.meanOutputTokens, failed: b.failed?.samples ?? 0 }))
+        benchmarks: results.right.benchmarks.map((b) => ({ name: b.bench, accuracy: b.summary.accuracy, meanOutputTokens: b.summary.meanOutputTokens, scored: b.summary.samples, failed: b.failed?.samples ?? 0 }))
       })
     }
     return out

@@ -88,6 +88,8 @@ export const EvalRunView = Schema.Struct({
       name: Schema.String,
       accuracy: Schema.Number,
       meanOutputTokens: Schema.Number,
+      /** Generations scored; 0 when all failed (accuracy and tokens then mean nothing). */
+      scored: Schema.Number,
       /** Generations the model layer could not get: left out of the scores (see the evaluator). */
       failed: Schema.Number
     })

@@ -65,6 +65,9 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     // One still being written (not JSON yet): left out until it is complete.
     mkdirSync(join(ws, "eval", "partial-run"), { recursive: true })
     writeFileSync(join(ws, "eval", "partial-run", "results.json"), JSON.stringify(results).slice(0, 40))
+    // One whose every generation failed: no scores, not zeros.
+    mkdirSync(join(ws, "eval", "unreachable-run"), { recursive: true })
+    writeFileSync(join(ws, "eval", "unreachable-run", "results.json"), JSON.stringify({ ...results, model: "unreachable", benchmarks: [{ ...bench("math500", 0, 0), summary: { ...summary(0, 0), items: 0, samples: 0 }, failed: { samples: 2, firstError: "connection failed" } }] }))
     // One just started (no results.json yet): left out too.
     mkdirSync(join(ws, "eval", "starting-run"), { recursive: true })
     await page.goto(ui.url)
@@ -125,6 +128,7 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).toMatch(/edited-run.*results\.json: field `benchmarks\.\[0\]\.summary\.accuracy`/)
     expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).not.toContain("partial-run")
     expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).not.toContain("starting-run")
+    expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("none scored (2 failed)")
     // Evaluate the local model on three MATH-500 questions from the app.
     await page.getByLabel(/^Model \(onnx/).fill(`onnx:${tiny}#q4`)
     await page.getByLabel(/Benchmark data folder/).fill(join(__dirname, "..", "..", "..", "..", "shared", "data"))

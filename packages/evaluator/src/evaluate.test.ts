@@ -160,6 +160,22 @@ describe("a full evaluation against a scripted model on loopback", () => {
       await server.close()
     }
   })
+  it("a benchmark none of whose generations was scored shows no scores, not zeros", () => {
+    const summary = { items: 0, samples: 0, accuracy: 0, ci95: 0, passAtK: {}, noAnswer: 0, truncated: 0, meanOutputTokens: 0, medianOutputTokens: 0 }
+    const run = {
+      fastcot: "eval/v1" as const,
+      model: "unreachable",
+      settings: { preset: "greedy", sampling: { temperature: 0 }, samples: 1, systemPrompt: "", promptVersion: "1", graderVersion: "1", tokenizer: "qwen2.5" },
+      startedAt: "2026-11-26T10:00:00Z",
+      finishedAt: "2026-11-26T10:01:00Z",
+      benchmarks: [{ bench: "math500", file: "math500/test.jsonl", sha256: "0", summary, groups: {}, failed: { samples: 2, firstError: "ConnectionError: connection failed: ECONNREFUSED" } }]
+    }
+    const md = markdownReport([run])
+    expect(md).toContain("| unreachable | – (none scored) |")
+    expect(md).not.toContain("0.0 ± 0.0")
+    expect(md).toMatch(/### Failed generations[^#]*\| unreachable \| 2 \|/)
+    expect(htmlReport([run])).not.toContain("<circle")
+  })
   it("a generation the model layer cannot get is counted apart, left out of the scores and retried by a rerun", async () => {
     const answers = new Map(readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8").trim().split("\n").map((l) => {
       const r = JSON.parse(l) as { problem: string; answer: string }

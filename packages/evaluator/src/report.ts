@@ -2,22 +2,25 @@ import * as Schema from "effect/Schema"
 import type { EvalResults } from "./evaluate.js"
 
 const pct = (x: number) => (100 * x).toFixed(1)
+type Bench = EvalResults["benchmarks"][number]
+/** A benchmark none of whose generations was scored (all failed): its scores are not zeros, there are none. */
+const unscored = (b: Bench) => b.summary.samples === 0
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")
 
 /** Accuracy and average output tokens per benchmark, one row per run (the article's two tables). */
 export const markdownReport = (runs: ReadonlyArray<EvalResults>): string => {
   const benches = [...new Set(runs.flatMap((r) => r.benchmarks.map((b) => b.bench)))]
-  const cell = (r: EvalResults, bench: string, f: (b: EvalResults["benchmarks"][number]) => string) => {
+  const cell = (r: EvalResults, bench: string, f: (b: Bench) => string) => {
     const b = r.benchmarks.find((x) => x.bench === bench)
     return b === undefined ? "–" : f(b)
   }
-  const table = (title: string, f: (b: EvalResults["benchmarks"][number]) => string) =>
+  const table = (title: string, f: (b: Bench) => string) =>
     [`### ${title}`, "", `| model | ${benches.join(" | ")} |`, `|---|${benches.map(() => "---|").join("")}`, ...runs.map((r) => `| ${r.model} | ${benches.map((b) => cell(r, b, f)).join(" | ")} |`), ""].join("\n")
   return [
     "## Evaluation",
     "",
-    table("Accuracy (pass@1 averaged over samples, ±95% CI)", (b) => `${pct(b.summary.accuracy)} ± ${pct(b.summary.ci95)}`),
-    table("Average output tokens", (b) => b.summary.meanOutputTokens.toFixed(0)),
+    table("Accuracy (pass@1 averaged over samples, ±95% CI)", (b) => (unscored(b) ? "– (none scored)" : `${pct(b.summary.accuracy)} ± ${pct(b.summary.ci95)}`)),
+    table("Average output tokens", (b) => (unscored(b) ? "–" : b.summary.meanOutputTokens.toFixed(0))),
     table("No answer / truncated (samples)", (b) => `${b.summary.noAnswer} / ${b.summary.truncated}`),
     // Only when a run lost generations: they are left out of the scores, which the reader must know.
     ...(runs.some((r) => r.benchmarks.some((b) => (b.failed?.samples ?? 0) > 0))
@@ -36,7 +39,7 @@ export const htmlReport = (runs: ReadonlyArray<EvalResults>, drill: ReadonlyArra
     .map((bench) => {
       const points = runs.flatMap((r, i) => {
         const b = r.benchmarks.find((x) => x.bench === bench)
-        return b === undefined ? [] : [{ model: r.model, x: b.summary.meanOutputTokens, y: b.summary.accuracy, color: colors[i % colors.length]! }]
+        return b === undefined || unscored(b) ? [] : [{ model: r.model, x: b.summary.meanOutputTokens, y: b.summary.accuracy, color: colors[i % colors.length]! }]
       })
       const maxX = Math.max(1, ...points.map((p) => p.x)) * 1.1
       const W = 360

@@ -513,7 +513,7 @@ const EvalPanel = () => {
                     const x = r.benchmarks.find((y) => y.name === b)
                     return (
                       <td key={b} className="num">
-                        {x === undefined ? "-" : `${(100 * x.accuracy).toFixed(1)}% / ${x.meanOutputTokens.toFixed(0)}${x.failed > 0 ? ` (${x.failed} failed)` : ""}`}
+                        {x === undefined ? "-" : `${x.scored === 0 ? "none scored" : `${(100 * x.accuracy).toFixed(1)}% / ${x.meanOutputTokens.toFixed(0)}`}${x.failed > 0 ? ` (${x.failed} failed)` : ""}`}
                       </td>
                     )
                   })}
