@@ -37,6 +37,25 @@ describe("pipeline files", () => {
     expect(message).toMatch(/p\.yaml:8: models\.judgee: is unexpected/)
   })
 
+  it("takes a role or an endpoint given as just its model spec", () => {
+    const text = ["name: short", "models:", "  teacher: openai:t@http://127.0.0.1:1/v1", "  judge:", "    endpoints: [openai:j1@http://127.0.0.1:2/v1, { model: openai:j2@http://127.0.0.1:3/v1, concurrency: 4 }]", ""].join("\n")
+    const config = Either.getOrThrow(parsePipeline(text, "p.yaml"))
+    expect(config.models.teacher!.endpoints).toEqual([expect.objectContaining({ model: "openai:t@http://127.0.0.1:1/v1", concurrency: 8 })])
+    expect(config.models.judge!.endpoints.map((e) => [e.model, e.concurrency])).toEqual([
+      ["openai:j1@http://127.0.0.1:2/v1", 8],
+      ["openai:j2@http://127.0.0.1:3/v1", 4]
+    ])
+  })
+
+  it("says a mapping is expected where a list or a value was written, once per key", () => {
+    const text = ["name: trial", "models:", "  teacher: 12", "stages:", "  - collect", ""].join("\n")
+    const message = (parsePipeline(text, "p.yaml") as Either.Left<string, never>).left
+    expect(message.split("\n")).toEqual([
+      "p.yaml:3: models.teacher: Expected a mapping (key: value lines), actual 12",
+      'p.yaml:4: stages: Expected a mapping (key: value lines), actual ["collect"]'
+    ])
+  })
+
   it("reports YAML syntax errors with their line", () => {
     const result = parsePipeline("name: x\nmodels:\n  teacher: [unclosed\n", "bad.yaml")
     expect((result as Either.Left<string, never>).left).toMatch(/^bad\.yaml:\d+: /)

@@ -101,6 +101,23 @@ export type PipelineConfig = typeof PipelineConfig.Type
 const decodeConfig = Schema.decodeUnknownEither(PipelineConfig, { errors: "all", onExcessProperty: "error" })
 
 /**
+ * The file's shorthands, written out: a role given as a model spec (`teacher: openai:MODEL@URL`)
+ * is a role with that one endpoint, and an endpoint given as a spec is one with only its model.
+ */
+const expandShorthands = (raw: unknown): unknown => {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return raw
+  const models = (raw as { models?: unknown }).models
+  if (typeof models !== "object" || models === null || Array.isArray(models)) return raw
+  const endpoint = (e: unknown) => (typeof e === "string" ? { model: e } : e)
+  const role = (r: unknown) => {
+    if (typeof r === "string") return { endpoints: [{ model: r }] }
+    if (typeof r !== "object" || r === null || !Array.isArray((r as { endpoints?: unknown }).endpoints)) return r
+    return { ...r, endpoints: (r as { endpoints: Array<unknown> }).endpoints.map(endpoint) }
+  }
+  return { ...raw, models: Object.fromEntries(Object.entries(models).map(([k, v]) => [k, role(v)])) }
+}
+
+/**
  * Parses a pipeline file (YAML or JSON, which is YAML) and decodes it, naming the key and the line
  * of every problem: `pipeline.yaml:12: models.teacher.endpoints.[0].concurrency: ...`.
  */
@@ -112,9 +129,13 @@ export const parsePipeline = (text: string, file: string): Either.Either<Pipelin
       doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line}: ${e.message.split("\n")[0]}`).join("\n")
     )
   }
-  const decoded = decodeConfig(doc.toJS())
+  const decoded = decodeConfig(expandShorthands(doc.toJS()))
   if (Either.isRight(decoded)) return Either.right(decoded.right)
-  const issues = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+  const all = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
+  const same = (a: ParseResult.ArrayFormatterIssue, b: ParseResult.ArrayFormatterIssue) => a.path.length === b.path.length && a.path.every((k, i) => k === b.path[i])
+  // An optional key is a union with undefined: its "Expected undefined" half says nothing when the
+  // other half says what the key should be.
+  const issues = all.filter((i) => !(/^Expected undefined, actual /.test(i.message) && all.some((j) => j !== i && same(i, j))))
   return Either.left(
     issues
       .map((issue) => {
@@ -134,7 +155,8 @@ export const parsePipeline = (text: string, file: string): Either.Either<Pipelin
             if (range !== undefined) line = lines.linePos(range[0]).line
           } else break
         }
-        return `${file}:${line}: ${path.length > 0 ? path.join(".") : "(top level)"}: ${issue.message}`
+        const message = issue.message.replace(/^Expected Struct \(Encoded side\)|^Expected \{[^]*?\}(?=, actual )/, "Expected a mapping (key: value lines)")
+        return `${file}:${line}: ${path.length > 0 ? path.join(".") : "(top level)"}: ${message}`
       })
       .join("\n")
   )
