@@ -148,6 +148,29 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     expect(Exit.isInterrupted(exit)).toBe(true)
     expect(Date.now() - started).toBeLessThan(2_000)
     expect(s.requests).toHaveLength(3)
+    // The server sees each call's connection close before its reply.
+    await expect.poll(() => s.abandoned(), { timeout: 2_000 }).toBe(3)
+  })
+
+  it("a call cut by a timeout or lost race around it is aborted too, and a finished call's fiber carries on", async () => {
+    const s = await server({ latencyMs: 5_000 })
+    const quick = await server({ latencyMs: 5 })
+    const provider = endpoint(s, { timeoutMs: 60_000 })
+    const started = Date.now()
+    const timedOut = await Effect.runPromise(Effect.either(Effect.timeout(provider.call(ask("slow")), Duration.millis(150))))
+    expect(Either.isLeft(timedOut)).toBe(true)
+    const raced = await Effect.runPromise(Effect.race(provider.call(ask("slow too")), Effect.as(Effect.sleep(Duration.millis(100)), "sleep won")))
+    expect(raced).toBe("sleep won")
+    expect(Date.now() - started).toBeLessThan(2_000)
+    await expect.poll(() => s.abandoned(), { timeout: 2_000 }).toBe(2)
+    // One fiber making many calls one after another keeps nothing of the finished ones: an
+    // interruption later aborts only the call in flight.
+    const fast = endpoint(quick)
+    const fiber = Effect.runFork(Effect.zipRight(Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (i) => fast.call(ask(`q ${i}`)), { discard: true }), provider.call(ask("slow last"))))
+    await expect.poll(() => s.requests.length, { timeout: 5_000 }).toBe(3)
+    expect(quick.requests).toHaveLength(50)
+    await Effect.runPromise(Fiber.interrupt(fiber))
+    await expect.poll(() => s.abandoned(), { timeout: 2_000 }).toBe(3)
   })
 
   it("balances across endpoints and sets a failing one aside", async () => {

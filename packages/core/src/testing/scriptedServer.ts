@@ -59,6 +59,8 @@ export interface ScriptedServer {
   /** Every request received, faulted or not. */
   readonly requests: Array<ScriptedRequest>
   readonly faultsInjected: Record<Fault, number>
+  /** Requests whose client closed the connection before the reply was sent (a cancelled call). */
+  readonly abandoned: () => number
   readonly close: () => Promise<void>
 }
 
@@ -222,7 +224,11 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
     res.end("data: [DONE]\n\n")
   }
 
+  let abandoned = 0
   const server: Server = createServer((req, res) => {
+    res.once("close", () => {
+      if (!res.writableFinished) abandoned++
+    })
     handle(req, res).catch(() => {
       if (!res.headersSent) res.writeHead(500)
       res.end()
@@ -238,6 +244,7 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
         baseUrl: `${url}/v1`,
         requests,
         faultsInjected,
+        abandoned: () => abandoned,
         close: () =>
           new Promise<void>((done) => {
             server.closeAllConnections()
