@@ -1,3 +1,4 @@
+import type * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -116,7 +117,6 @@ export class Permits {
   readonly size: number
   private free: number
   private readonly waiters = new Set<{ granted: boolean; resume: (effect: Effect.Effect<void>) => void }>()
-  private readonly release = Effect.sync(() => this.give())
   constructor(permits: number) {
     this.size = Math.max(1, permits)
     this.free = this.size
@@ -142,18 +142,29 @@ export class Permits {
       else this.waiters.delete(waiter)
     })
   })
+  // Gives the permit back however `self` ends: the match is made while interruption is masked, so
+  // its failure half runs for an interruption too (what Effect.onExit does, with one mask less).
+  private readonly giveBack = {
+    onFailure: <E>(cause: Cause.Cause<E>) => {
+      this.give()
+      return Effect.failCause(cause)
+    },
+    onSuccess: <A>(value: A) => {
+      this.give()
+      return Effect.succeed(value)
+    }
+  }
   /** Runs `self` holding one permit. */
   with<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.suspend(() => {
-        const held = Effect.onExit(restore(self), () => this.release)
-        if (this.free > 0) {
-          this.free--
-          return held
-        }
-        return Effect.zipRight(restore(this.wait), held)
-      })
-    )
+    return Effect.uninterruptibleMask((restore) => {
+      const giveBack: { onFailure: (cause: Cause.Cause<E>) => Effect.Effect<A, E>; onSuccess: (value: A) => Effect.Effect<A, E> } = this.giveBack
+      const held = Effect.matchCauseEffect(restore(self), giveBack)
+      if (this.free > 0) {
+        this.free--
+        return held
+      }
+      return Effect.zipRight(restore(this.wait), held)
+    })
   }
 }
 
@@ -337,13 +348,18 @@ export const makeLanguageModel = (
           }
           const deferred = Deferred.unsafeMake<Completion, LlmError>(FiberId.none)
           inFlight.set(key, deferred)
-          return fresh(role, list, request, model, mode, key).pipe(
-            Effect.onExit((exit) =>
-              Effect.suspend(() => {
-                if (inFlight.get(key) === deferred) inFlight.delete(key)
-                return Exit.isSuccess(exit) ? Deferred.succeed(deferred, exit.value) : Deferred.failCause(deferred, exit.cause)
-              })
-            )
+          // Whatever the outcome (an interruption too: the match is made while it is masked), the
+          // requests waiting on this one get it.
+          const settle = (exit: Exit.Exit<Completion, LlmError>) => {
+            if (inFlight.get(key) === deferred) inFlight.delete(key)
+            Deferred.unsafeDone(deferred, exit)
+            return exit
+          }
+          return Effect.uninterruptibleMask((restore) =>
+            Effect.matchCauseEffect(restore(fresh(role, list, request, model, mode, key)), {
+              onFailure: (cause) => settle(Exit.failCause(cause)),
+              onSuccess: (completion) => settle(Exit.succeed(completion))
+            })
           )
         })
       })
