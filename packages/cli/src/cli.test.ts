@@ -82,6 +82,11 @@ describe("fastcot command line", () => {
     expect(unknown.code).toBe(2)
     expect(unknown.err).toContain("--bogus is not an option of `fastcot import`")
     expect(unknown.err).not.toContain("cannot tell the format")
+    // --map may be given more than once (its mappings add up).
+    writeFileSync(join(cwd, "qa.csv"), "q,a\nWhat is 1?,1\n")
+    const mapped = await fastcot("import", "qa.csv", "--map", "question=q", "--map", "answer=a")
+    expect(mapped.code).toBe(0)
+    expect(mapped.out).toContain("qa.csv: 1 rows, 1 new problems")
     // A file whose name starts with "-" is still reachable.
     writeFileSync(join(cwd, "-odd.jsonl"), '{"question":"1+1?","answer":"2"}\n')
     const odd = await fastcot("import", "./-odd.jsonl")

@@ -71,7 +71,7 @@ export const notAnOption =
       value.startsWith("-") && value !== "-"
         ? Effect.fail(
             HelpDoc.p(
-              `${value} is not an option of \`fastcot ${command}\`, or an option before it is missing its value (see fastcot ${command} --help). A file whose name starts with "-" can be given as ./${value}`
+              `${value} is not an option of \`fastcot ${command}\` here: misspelt, given twice, or an option before it is missing its value (see fastcot ${command} --help). A file whose name starts with "-" can be given as ./${value}`
             )
           )
         : Effect.succeed(value)

@@ -15,8 +15,8 @@ const format = Options.choice("format", ["jsonl", "json", "csv", "parquet"]).pip
   Options.withDescription("The files' format (default: from each file's extension).")
 )
 const map = Options.text("map").pipe(
-  Options.optional,
-  Options.withDescription("Field mapping target=source,... (targets: question, answer, trace, choices, tests, domain, system, id).")
+  Options.repeated,
+  Options.withDescription("Field mapping target=source,... (targets: question, answer, trace, choices, tests, domain, system, id); may be given more than once.")
 )
 const domain = Options.choice("domain", ["math", "code", "science"]).pipe(
   Options.optional,
@@ -34,7 +34,7 @@ export const importCommand = Command.make(
   { files, format, map, domain, workspace: workspaceOption, json: jsonOption },
   (args) =>
     Effect.gen(function* () {
-      const fieldMap = parseFieldMap(Option.getOrUndefined(args.map))
+      const fieldMap = parseFieldMap(args.map.length > 0 ? args.map.join(",") : undefined)
       if (Either.isLeft(fieldMap)) return yield* usage(fieldMap.left)
       const paths = workspacePaths(args.workspace)
       const reports: Array<ImportReport> = []
