@@ -94,6 +94,16 @@ describe("fastcot command line", () => {
     expect(odd.out).toContain("1 new problems")
   })
 
+  it("takes a list option comma-separated or given more than once", async () => {
+    const built = await fastcot("models", "build", "m", "--variants", "fp32", "--variants", "q4")
+    expect(built.code).toBe(0)
+    expect(existsSync(join(cwd, "m", "onnx", "model.onnx"))).toBe(true)
+    expect(existsSync(join(cwd, "m", "onnx", "model_q4.onnx"))).toBe(true)
+    const bad = await fastcot("models", "build", "m2", "--variants", "fp32,q3")
+    expect(bad.code).toBe(2)
+    expect(bad.err).toContain("--variants: unknown q3")
+  })
+
   it("prints help and usage errors without escape codes when they are piped, with or without NO_COLOR", async () => {
     const { NO_COLOR: _, FASTCOT_NO_COLOR: __, ...env } = process.env
     const help = await fastcotWith(env, "--help")

@@ -10,6 +10,17 @@ export const workspaceOption = Options.text("workspace").pipe(
   Options.withDescription("The workspace folder holding fastcot.db (created when missing).")
 )
 
+/**
+ * A list option: comma-separated, and it may also be given more than once (`--bench math500
+ * --bench aime24`); empty when not given.
+ */
+export const listOption = (name: string, description: string): Options.Options<ReadonlyArray<string>> =>
+  Options.text(name).pipe(
+    Options.repeated,
+    Options.map((values) => values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "")),
+    Options.withDescription(`${description} Comma-separated, or given more than once.`)
+  )
+
 export const jsonOption = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of text."))
 
 /** The run store of a workspace, as a layer whose failure is reported as a CLI failure. */

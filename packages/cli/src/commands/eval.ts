@@ -7,7 +7,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { join, relative } from "node:path"
 import { failed, usage } from "../failure.js"
-import { dashboardTerminal, progressLine, stderr, stdout, storeLayer, workspaceOption } from "../shared.js"
+import { dashboardTerminal, progressLine, stderr, stdout, storeLayer, workspaceOption, listOption } from "../shared.js"
 
 const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL, or onnx:DIR[#variant] for a local model folder."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Local models: intra-op threads (default: every core)."))
@@ -15,7 +15,7 @@ const q4Compute = Options.choice("q4-compute", ["int8", "as-exported"]).pipe(
   Options.withDefault("int8" as const),
   Options.withDescription("Local 4-bit models: int8 runs their products on integer kernels (faster on a CPU); as-exported keeps the file's arithmetic.")
 )
-const bench = Options.text("bench").pipe(Options.withDefault(benchmarkNames().join(",")), Options.withDescription(`Benchmarks, comma-separated: ${benchmarkNames().join(", ")}.`))
+const bench = listOption("bench", `Benchmarks (default: all): ${benchmarkNames().join(", ")}.`)
 const samples = Options.integer("samples").pipe(Options.withDefault(1), Options.withDescription("Samples per question (accuracy is averaged over them; pass@k is reported)."))
 const limit = Options.integer("limit").pipe(Options.optional, Options.withDescription("Only the first N questions of each benchmark."))
 const out = Options.text("out").pipe(Options.optional, Options.withDescription("Where results.json and generations.jsonl go (default WORKSPACE/eval/RUN)."))
@@ -36,7 +36,7 @@ export const evalCommand = Command.make(
   { model, threads, q4Compute, tokenizer, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
-      const benches = args.bench.split(",").map((b) => b.trim()).filter((b) => b !== "")
+      const benches = args.bench.length > 0 ? args.bench : benchmarkNames()
       const unknown = benches.filter((b) => !benchmarkNames().includes(b))
       if (unknown.length > 0) return yield* usage(`--bench: unknown ${unknown.join(", ")}; known: ${benchmarkNames().join(", ")}`)
       const preds = Option.getOrUndefined(args.predictions)

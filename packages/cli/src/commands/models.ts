@@ -3,7 +3,7 @@ import { benchModel, buildQwen2Model, type BuildVariant, inspectModel, type Mode
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { usage } from "../failure.js"
-import { jsonOption, stderr, stdout } from "../shared.js"
+import { jsonOption, stderr, stdout, listOption } from "../shared.js"
 
 const gb = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`)
 const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e3).toFixed(1)}K`)
@@ -46,12 +46,12 @@ const inspect = Command.make("inspect", { dir, json: jsonOption, quick }, (args)
 
 const out = Args.directory({ name: "DIR", exists: "either" }).pipe(Args.withDescription("Where to write the model folder."))
 const shape = Options.choice("shape", ["tiny", "qwen2.5-0.5b"]).pipe(Options.withDefault("tiny"), Options.withDescription("tiny: 2 layers, for tests and the demo; qwen2.5-0.5b: Qwen2.5-0.5B's shapes (about 2.5 GB in fp32)."))
-const variants = Options.text("variants").pipe(Options.withDefault("fp32"), Options.withDescription("Weight files to write: fp32, int8, q4 (comma-separated)."))
+const variants = listOption("variants", "Weight files to write (default fp32): fp32, int8, q4.")
 const seed = Options.integer("seed").pipe(Options.withDefault(1), Options.withDescription("Seed of the random weights."))
 
 const build = Command.make("build", { out, shape, variants, seed }, (args) =>
   Effect.gen(function* () {
-    const vs = args.variants.split(",").map((v) => v.trim())
+    const vs = args.variants.length > 0 ? args.variants : ["fp32"]
     const bad = vs.filter((v) => !["fp32", "int8", "q4"].includes(v))
     if (bad.length > 0) return yield* usage(`--variants: unknown ${bad.join(", ")}; known: fp32, int8, q4`)
     const built = yield* Effect.try({
@@ -96,7 +96,7 @@ export const formatBenchRows = (rows: ReadonlyArray<ModelBenchRow>): string => {
   ].join("\n")
 }
 
-const benchVariants = Options.text("variants").pipe(Options.optional, Options.withDescription("Variants to time, comma-separated (default: every one in the folder)."))
+const benchVariants = listOption("variants", "Variants to time (default: every one in the folder).")
 const prompt = Options.integer("prompt").pipe(Options.withDefault(128), Options.withDescription("Prompt length in tokens."))
 const newTokens = Options.integer("new").pipe(Options.withDefault(32), Options.withDescription("New tokens per generation."))
 const batch = Options.integer("batch").pipe(Options.withDefault(4), Options.withDescription("Prompts decoded together for the batched column (0: skip it)."))
@@ -111,7 +111,7 @@ const bench = Command.make("bench", { dir, variants: benchVariants, prompt, newT
   Effect.gen(function* () {
     if (args.prompt < 1 || args.newTokens < 2 || args.batch < 0 || args.rounds < 1) return yield* usage("--prompt must be at least 1, --new at least 2, --rounds at least 1 and --batch at least 0")
     const rows = yield* benchModel(args.dir, {
-      variants: Option.getOrUndefined(args.variants)?.split(",").map((v) => v.trim()).filter((v) => v !== ""),
+      variants: args.variants.length > 0 ? args.variants : undefined,
       promptTokens: args.prompt,
       newTokens: args.newTokens,
       batch: args.batch,

@@ -26,7 +26,7 @@ import * as Option from "effect/Option"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { CliFailure, usage } from "../failure.js"
-import { dashboardTerminal, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption } from "../shared.js"
+import { dashboardTerminal, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption, listOption } from "../shared.js"
 import { liveRun } from "../tui/liveRun.js"
 
 const pipeline = Args.text({ name: "PIPELINE" }).pipe(notAnOption("run"), Args.optional, Args.withDescription("A pipeline YAML/JSON file (default: the built-in DistilQwen2.5-DS3-0324 recipe)."))
@@ -38,14 +38,8 @@ const noTui = Options.boolean("no-tui").pipe(Options.withDescription("Plain prog
 const json = Options.boolean("json").pipe(Options.withDescription("Print progress events as JSON lines."))
 const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neither read nor write the LLM response cache."))
 const refresh = Options.boolean("refresh").pipe(Options.withDescription("Ignore cached responses, and store the new ones."))
-const stages = Options.text("stages").pipe(
-  Options.withDefault(STAGES.join(",")),
-  Options.withDescription(`Which stages to run, in order: ${STAGES.join(", ")}.`)
-)
-const benchmarks = Options.text("benchmarks").pipe(
-  Options.optional,
-  Options.withDescription("Benchmark files to decontaminate against, comma-separated (adds to the pipeline's filter.benchmarks).")
-)
+const stages = listOption("stages", `Which stages to run, in order (default: all): ${STAGES.join(", ")}.`)
+const benchmarks = listOption("benchmarks", "Benchmark files to decontaminate against (adds to the pipeline's filter.benchmarks).")
 const tokenizer = Options.text("tokenizer").pipe(
   Options.optional,
   Options.withDescription("The student's tokenizer for token counts: a tokenizer.json or a model folder holding one (default: Qwen2.5's).")
@@ -73,7 +67,7 @@ export const runCommand = Command.make(
       const parsed = parsePipeline(text, file ?? "built-in pipeline")
       if (Either.isLeft(parsed)) return yield* usage(`the pipeline is not valid:\n${parsed.left}`)
       if (args.noCache && args.refresh) return yield* usage("--no-cache and --refresh exclude each other")
-      const extra = Option.getOrElse(args.benchmarks, () => "").split(",").map((x) => x.trim()).filter((x) => x !== "")
+      const extra = args.benchmarks
       const withBenchmarks = { ...parsed.right, stages: { ...parsed.right.stages, filter: { ...parsed.right.stages.filter, benchmarks: [...parsed.right.stages.filter.benchmarks, ...extra] } } }
       const config = applyOverrides(withBenchmarks, {
         teacher: Option.getOrUndefined(args.teacher),
@@ -82,7 +76,7 @@ export const runCommand = Command.make(
         apiKeyEnv: Option.getOrUndefined(args.apiKeyEnv),
         concurrency: Option.getOrUndefined(args.concurrency)
       })
-      const wanted = args.stages.split(",").map((x) => x.trim()).filter((x) => x !== "")
+      const wanted = args.stages.length > 0 ? args.stages : STAGES
       const unknown = wanted.filter((x) => !(STAGES as ReadonlyArray<string>).includes(x))
       if (unknown.length > 0) return yield* usage(`--stages: unknown stage ${unknown.join(", ")}; the stages are ${STAGES.join(", ")}`)
       const needed = new Set<"teacher" | "rewriter" | "judge">()
