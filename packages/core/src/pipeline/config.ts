@@ -1,8 +1,8 @@
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { isMap, isSeq, LineCounter, parseDocument } from "yaml"
 import { DEFAULT_SYSTEM_PROMPT } from "../io/exportDataset.js"
+import { parseIssues } from "../schema/errors.js"
 import { MATH_INSTRUCTION } from "./prompts.js"
 
 export const Sampling = Schema.Struct({
@@ -131,11 +131,7 @@ export const parsePipeline = (text: string, file: string): Either.Either<Pipelin
   }
   const decoded = decodeConfig(expandShorthands(doc.toJS()))
   if (Either.isRight(decoded)) return Either.right(decoded.right)
-  const all = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)
-  const same = (a: ParseResult.ArrayFormatterIssue, b: ParseResult.ArrayFormatterIssue) => a.path.length === b.path.length && a.path.every((k, i) => k === b.path[i])
-  // An optional key is a union with undefined: its "Expected undefined" half says nothing when the
-  // other half says what the key should be.
-  const issues = all.filter((i) => !(/^Expected undefined, actual /.test(i.message) && all.some((j) => j !== i && same(i, j))))
+  const issues = parseIssues(decoded.left)
   return Either.left(
     issues
       .map((issue) => {

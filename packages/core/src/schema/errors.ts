@@ -1,14 +1,21 @@
 import * as ParseResult from "effect/ParseResult"
 
+/**
+ * A parse error's issues, less the noise: an optional field is a union with undefined, and its
+ * "Expected undefined" half says nothing when the other half says what the field should be.
+ */
+export const parseIssues = (error: ParseResult.ParseError): Array<ParseResult.ArrayFormatterIssue> => {
+  const all = ParseResult.ArrayFormatter.formatErrorSync(error)
+  const same = (a: ParseResult.ArrayFormatterIssue, b: ParseResult.ArrayFormatterIssue) => a.path.length === b.path.length && a.path.every((k, i) => k === b.path[i])
+  return all.filter((i) => !(/^Expected undefined, actual /.test(i.message) && all.some((j) => j !== i && same(i, j))))
+}
+
 /** A parse error as `field.path: message` lines, so that users see which field is wrong. */
 export const describeParseError = (error: ParseResult.ParseError): string => {
-  const issues = ParseResult.ArrayFormatter.formatErrorSync(error).map((issue) => ({
+  const useful = parseIssues(error).map((issue) => ({
     path: issue.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join("."),
     message: issue.message
   }))
-  // An optional field is a union with undefined: its "Expected undefined" half says nothing useful
-  // when the other half already says what the field should be.
-  const useful = issues.filter((i) => !(/^Expected undefined, actual /.test(i.message) && issues.some((j) => j !== i && j.path === i.path)))
   // A union's members each say "Expected X, actual Y" for the same field: one line lists them all.
   const merged: Array<{ path: string; message: string; expected?: Array<string>; actual?: string }> = []
   for (const i of useful) {
