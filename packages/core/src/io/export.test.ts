@@ -80,6 +80,15 @@ afterAll(() => tmp.cleanup())
 
 describe("export", () => {
   const kept = N - N / 4
+  it("leaves no validation file of an earlier export beside a new one that has none", async () => {
+    const out = join(tmp.dir, "again", "train.jsonl")
+    const first = await exportWith("openai", out, 0.5)
+    expect(existsSync(first.files.validation!)).toBe(true)
+    const second = await exportWith("alpaca", out, 0)
+    expect(second.files.validation).toBeUndefined()
+    expect(existsSync(first.files.validation!)).toBe(false)
+    expect(readJsonl(second.files.train)).toHaveLength(kept)
+  })
   const formats: ReadonlyArray<[ExportFormat, Schema.Schema.AnyNoContext]> = [
     ["openai", OpenAiRecord],
     ["sharegpt", ShareGptRecord],

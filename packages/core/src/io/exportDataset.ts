@@ -1,6 +1,6 @@
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { mkdir, rename, writeFile } from "node:fs/promises"
+import { mkdir, rename, rm, writeFile } from "node:fs/promises"
 import { createWriteStream, type WriteStream } from "node:fs"
 import { basename, dirname, join } from "node:path"
 import type { Item } from "../schema/item.js"
@@ -202,7 +202,9 @@ export const exportDataset = (
     yield* io(trainFile, () => Promise.all([closeStream(train), closeStream(validation)]))
     yield* io(trainFile, () => rename(trainFile + tmp, trainFile))
     const hasValidation = counts.validation > 0
-    yield* io(valFile, () => (hasValidation ? rename(valFile + tmp, valFile) : import("node:fs/promises").then((fs) => fs.rm(valFile + tmp))))
+    // Without a validation split, one that an earlier export left at this path goes too: it would
+    // sit beside the new files as if it belonged to them.
+    yield* io(valFile, () => (hasValidation ? rename(valFile + tmp, valFile) : Promise.all([rm(valFile + tmp), rm(valFile, { force: true })]).then(() => undefined)))
 
     const datasetInfo: Record<string, unknown> = { fastcot_train: datasetInfoEntry(options.format, basename(trainFile)) }
     if (hasValidation) datasetInfo["fastcot_validation"] = datasetInfoEntry(options.format, basename(valFile))
