@@ -214,13 +214,22 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
    * Group commit: writes made in the same turn of the event loop share one transaction, and each
    * caller resumes only after it has committed (durable before it returns). Should the shared
    * transaction fail, each entry is written on its own, so one bad entry fails only its caller.
+   * With `withdrawable`, a caller interrupted before the commit takes its write back: what an
+   * interrupted run reports as stored is then what is stored (items); without it the write still
+   * lands (cache entries, whose caller has paid for them).
    */
-  const groupCommit = <T>(what: (entry: T) => string, writeMany: (entries: ReadonlyArray<T>) => void, committed: (entries: ReadonlyArray<T>) => void = () => {}) => {
+  const groupCommit = <T>(
+    what: (entry: T) => string,
+    writeMany: (entries: ReadonlyArray<T>) => void,
+    options: { readonly committed?: (entries: ReadonlyArray<T>) => void; readonly withdrawable?: boolean } = {}
+  ) => {
+    const committed = options.committed ?? (() => {})
     const tx = db.transaction(writeMany)
     let pending: Array<{ entry: T; resume: (effect: Effect.Effect<void, StoreError>) => void }> = []
     const flush = () => {
       const batch = pending
       pending = []
+      if (batch.length === 0) return
       try {
         const entries = batch.map((p) => p.entry)
         tx.immediate(entries)
@@ -241,8 +250,15 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     return {
       write: (entry: T) =>
         Effect.async<void, StoreError>((resume) => {
-          pending.push({ entry, resume })
+          const write = { entry, resume }
+          pending.push(write)
           if (pending.length === 1) setImmediate(flush)
+          if (options.withdrawable === true) {
+            return Effect.sync(() => {
+              const i = pending.indexOf(write)
+              if (i >= 0) pending.splice(i, 1)
+            })
+          }
         }),
       flushNow: () => {
         if (pending.length > 0) flush()
@@ -263,7 +279,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         insertRounds(item)
       }
     },
-    markCommitted
+    { committed: markCommitted, withdrawable: true }
   )
 
   const store: RunStoreShape = {

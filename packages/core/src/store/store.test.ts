@@ -1,5 +1,6 @@
 import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
@@ -92,6 +93,39 @@ describe("SQLite run store", () => {
     const saved = Option.getOrThrow(result)
     expect(saved.fate).toBe("kept")
     expect(saved.rounds.map((r) => r.verdict?.raw)).toEqual(["easy", "medium"])
+  })
+
+  it("takes back an item save interrupted before its commit, so that what a stopped run reports is what is stored; a cache write still lands", async () => {
+    const [p, q] = [problem("4+0?"), problem("5+0?")]
+    const result = await withStore(
+      file,
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* importProblems(store, [p, q])
+        yield* store.saveItem(item(p, [], "pending"))
+        // Both wait for the shared commit (the next turn of the event loop); both are interrupted.
+        const itemSave = yield* Effect.fork(store.saveItem(item(p, [round(0, "easy")], "kept")))
+        const cacheWrite = yield* Effect.fork(store.cachePut({ key: "k1", model: "m", value: "{}", createdAt: "2026-01-01T00:00:00Z" }))
+        // Interrupted while they wait for the commit, after they have asked (the cache entry that
+        // lands below shows they had).
+        for (let i = 0; i < 3; i++) yield* Effect.yieldNow()
+        yield* Fiber.interrupt(itemSave)
+        yield* Fiber.interrupt(cacheWrite)
+        yield* store.saveItem(item(q, [], "kept"))
+        yield* Effect.sleep("20 millis") // the cache's own commit
+        return {
+          p: yield* store.getItem(contentId("i_", p.id)),
+          q: yield* store.getItem(contentId("i_", q.id)),
+          cached: yield* store.cacheGet("k1"),
+          status: yield* store.status
+        }
+      })
+    )
+    expect(Option.getOrThrow(result.p).fate).toBe("pending")
+    expect(Option.getOrThrow(result.p).rounds).toHaveLength(0)
+    expect(Option.getOrThrow(result.q).fate).toBe("kept")
+    expect(Option.isSome(result.cached)).toBe(true)
+    expect(result.status).toMatchObject({ kept: 1, pending: 1 })
   })
 
   it("writes each round once per item across saves, and the same round object for another item too", async () => {
