@@ -1,4 +1,5 @@
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -61,6 +62,25 @@ describe("benchmark loaders and graders", () => {
     writeFileSync(bad, rows.slice(0, 50).map((r) => JSON.stringify({ id: r.unique_id, output: "I give up." })).join("\n"))
     const none = await Effect.runPromise(evaluate(base({ benches: ["math500"], predictions: bad, outDir: join(tmp, "m500b") })).pipe(Effect.provide(Layer.merge(graders, noModel))))
     expect(none.benchmarks[0]!.summary).toMatchObject({ items: 50, accuracy: 0, noAnswer: 50 })
+  })
+
+  it("grades saved outputs on the benchmarks they answer, and says so when they answer none", async () => {
+    const rows = readFileSync(join(SHARED, "math500", "test.jsonl"), "utf8").trim().split("\n").slice(0, 5).map((l) => JSON.parse(l) as { unique_id: string; solution: string })
+    const some = join(tmp, "some.jsonl")
+    writeFileSync(some, rows.map((r) => JSON.stringify({ id: r.unique_id, output: r.solution })).join("\n"))
+    const run = (file: string, outDir: string) => Effect.runPromise(Effect.either(evaluate(base({ benches: ["math500", "aime24"], predictions: file, outDir: join(tmp, outDir) })).pipe(Effect.provide(Layer.merge(graders, noModel)))))
+    const graded = await run(some, "some")
+    // aime24 is left out, not shown as a benchmark with nothing scored.
+    expect(Either.isRight(graded) && graded.right.benchmarks.map((b) => [b.bench, b.summary.items])).toEqual([["math500", 5]])
+    const wrongIds = join(tmp, "wrong-ids.jsonl")
+    writeFileSync(wrongIds, rows.map((_, i) => JSON.stringify({ id: i, output: "4" })).join("\n"))
+    const none = await run(wrongIds, "none")
+    expect(Either.isLeft(none) && none.left.message).toMatch(/wrong-ids\.jsonl: none of its 5 ids is an item of math500 \(ids like `test\/[^`]+`, `[^`]+`\); aime24/)
+    // A bad line is named by its line in the file, blank lines counted.
+    const blank = join(tmp, "blank.jsonl")
+    writeFileSync(blank, `\n\n${JSON.stringify({ id: "x" })}\n`)
+    const bad = await run(blank, "blank")
+    expect(Either.isLeft(bad) && bad.left.message).toContain("blank.jsonl:3: each line needs")
   })
 
   it("reads GPQA's derived layout and grades letters, with 'no answer' instead of a guess", async () => {

@@ -74,8 +74,8 @@ const Predictions = (file: string): Map<string, Array<string>> => {
   const out = new Map<string, Array<string>>()
   readFileSync(file, "utf8")
     .split("\n")
-    .filter((l) => l.trim() !== "")
     .forEach((line, i) => {
+      if (line.trim() === "") return
       let row: { id?: unknown; output?: unknown }
       try {
         row = JSON.parse(line) as { id?: unknown; output?: unknown }
@@ -108,12 +108,18 @@ export const evaluate = (options: EvalOptions) =>
     mkdirSync(options.outDir, { recursive: true })
     const generations = createWriteStream(join(options.outDir, "generations.jsonl"))
     const results: Array<BenchResult> = []
+    const unanswered: Array<string> = []
     for (const name of options.benches) {
       const b: Benchmark | undefined = benchmark(name)
       if (b === undefined) return yield* Effect.fail(new Error(`unknown benchmark ${name}`))
       const loaded = yield* loadBenchmark(b, options.dataDir)
       const items = options.limit !== undefined ? loaded.items.slice(0, options.limit) : loaded.items
       const work = items.flatMap((item) => Array.from({ length: predictions !== undefined ? (predictions.get(item.id)?.length ?? 0) : options.samples }, (_, sample) => ({ item, sample })))
+      // Saved outputs are graded on the benchmarks they answer; one they answer nothing of is left out.
+      if (predictions !== undefined && work.length === 0) {
+        unanswered.push(`${name} (ids like ${items.slice(0, 2).map((i) => `\`${i.id}\``).join(", ")})`)
+        continue
+      }
       let done = 0
       let correct = 0
       let tokensSoFar = 0
@@ -189,6 +195,9 @@ export const evaluate = (options: EvalOptions) =>
       })
     }
     yield* Effect.promise(() => new Promise<void>((r) => generations.end(() => r())))
+    if (predictions !== undefined && results.length === 0) {
+      return yield* Effect.fail(new Error(`${options.predictions}: none of its ${predictions.size} ids is an item of ${unanswered.join("; ")}`))
+    }
     const report: EvalResults = {
       fastcot: "eval/v1",
       model: options.model,
