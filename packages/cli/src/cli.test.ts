@@ -94,6 +94,15 @@ describe("fastcot command line", () => {
     expect(odd.out).toContain("1 new problems")
   })
 
+  it("does not create a workspace for a command that only reads one (a mistyped --workspace)", async () => {
+    for (const command of [["status"], ["export"], ["inspect"]]) {
+      const r = await fastcot(...command, "--workspace", "wrokspace")
+      expect(r.code, command[0]).toBe(2)
+      expect(r.err).toContain("no workspace at wrokspace (no fastcot.db there); make one with `fastcot init wrokspace`")
+    }
+    expect(existsSync(join(cwd, "wrokspace"))).toBe(false)
+  })
+
   it("takes a list option comma-separated or given more than once", async () => {
     const built = await fastcot("models", "build", "m", "--variants", "fp32", "--variants", "q4")
     expect(built.code).toBe(0)

@@ -2,7 +2,8 @@ import { Args, HelpDoc, Options } from "@effect/cli"
 import { QwenTokenCounterLive, SqliteRunStoreLive, workspacePaths } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { failed } from "./failure.js"
+import { existsSync } from "node:fs"
+import { failed, usage } from "./failure.js"
 
 export const workspaceOption = Options.text("workspace").pipe(
   Options.withAlias("w"),
@@ -28,6 +29,16 @@ export const storeLayer = (workspace: string) =>
   SqliteRunStoreLive(workspacePaths(workspace).db).pipe(
     Layer.catchAll((e) => Layer.fail(failed(`${e.message}`)))
   )
+
+/**
+ * The store of a workspace that must exist already: for commands that only read it (status,
+ * inspect, export), where a mistyped --workspace would otherwise create an empty workspace and
+ * report it as empty.
+ */
+export const existingStoreLayer = (workspace: string) =>
+  existsSync(workspacePaths(workspace).db)
+    ? storeLayer(workspace)
+    : Layer.fail(usage(`no workspace at ${workspace} (no fastcot.db there); make one with \`fastcot init ${workspace}\` or \`fastcot import FILE --workspace ${workspace}\``))
 
 export const tokenLayer = QwenTokenCounterLive
 

@@ -5,7 +5,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { join, relative } from "node:path"
 import { failed, usage } from "../failure.js"
-import { jsonOption, stdout, storeLayer, tokenLayer, workspaceOption } from "../shared.js"
+import { jsonOption, stdout, existingStoreLayer, tokenLayer, workspaceOption } from "../shared.js"
 
 const format = Options.choice("format", ["openai", "sharegpt", "alpaca", "preference"]).pipe(
   Options.withDefault("openai"),
@@ -54,7 +54,7 @@ export const exportCommand = Command.make(
       if (report.counts.train + report.counts.validation === 0) {
         yield* stdout("  no item is kept yet: run the pipeline (fastcot run) first")
       }
-    }).pipe(Effect.provide(Layer.merge(storeLayer(args.workspace), tokenLayer)))
+    }).pipe(Effect.provide(Layer.merge(existingStoreLayer(args.workspace), tokenLayer)))
 ).pipe(
   Command.withDescription(
     "Write the kept items as SFT JSONL with a dataset card and a LLaMA-Factory dataset_info.json.\n" +

@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { usage } from "../failure.js"
-import { dashboardTerminal, jsonOption, stdout, storeLayer, workspaceOption, notAnOption } from "../shared.js"
+import { dashboardTerminal, jsonOption, stdout, existingStoreLayer, workspaceOption, notAnOption } from "../shared.js"
 
 const item = Args.text({ name: "ITEM" }).pipe(notAnOption("inspect"), Args.optional, Args.withDescription("An item id, or a unique prefix of one (i_3fa2...)."))
 const fate = Options.choice("fate", ["pending", "kept", "dropped"]).pipe(Options.optional, Options.withDescription("List only items with this fate."))
@@ -124,7 +124,7 @@ export const inspectCommand = Command.make("inspect", { item, fate, limit, works
       return yield* stdout(JSON.stringify({ item: Schema.encodeSync(Item)(found.value), problem }))
     }
     yield* stdout(describeItem(found.value, problem))
-  }).pipe(Effect.provide(storeLayer(args.workspace)))
+  }).pipe(Effect.provide(existingStoreLayer(args.workspace)))
 ).pipe(
   Command.withDescription(
     "Browse items on a terminal (by fate; open one to see its rounds and each rewrite as a word-level diff), list them, or show one item's whole history: each round's verdict, rewrite, verification and calls, with the original and final traces side by side.\n" +

@@ -1,7 +1,7 @@
 import { Command } from "@effect/cli"
 import { RunStore } from "@fastcot/core"
 import * as Effect from "effect/Effect"
-import { jsonOption, stdout, storeLayer, workspaceOption } from "../shared.js"
+import { jsonOption, stdout, existingStoreLayer, workspaceOption } from "../shared.js"
 
 const row = (label: string, value: number | string) => `  ${label.padEnd(22)} ${value}`
 
@@ -38,5 +38,5 @@ export const statusCommand = Command.make("status", { workspace: workspaceOption
       ...s.imports.map((i) => `  ${i.path}: ${i.rows} rows, ${i.problemsAdded} problems, ${i.rejected} rejected${i.done ? "" : " (interrupted: run the import again to finish)"}`)
     ]
     yield* stdout(lines.join("\n"))
-  }).pipe(Effect.provide(storeLayer(args.workspace)))
+  }).pipe(Effect.provide(existingStoreLayer(args.workspace)))
 ).pipe(Command.withDescription("Counts of problems, items per stage and per fate.\nExamples:\n  fastcot status\n  fastcot status --json"))
