@@ -1,9 +1,13 @@
 import * as Data from "effect/Data"
+import * as Schema from "effect/Schema"
 import type { ChoiceConstraint, SamplingParams } from "./sampler.js"
+
+/** Why a local model cannot run, or a run failed (a Schema: a bench child reports it across processes). */
+export const LocalModelErrorReason = Schema.Literal("unsupported-graph", "load", "prompt-too-long", "runtime", "cancelled")
 
 /** A local model that cannot run, or a run that failed. */
 export class LocalModelError extends Data.TaggedError("LocalModelError")<{
-  readonly reason: "unsupported-graph" | "load" | "prompt-too-long" | "runtime" | "cancelled"
+  readonly reason: typeof LocalModelErrorReason.Type
   readonly message: string
   /** What is wrong, without the file it is about (the message names both). */
   readonly detail?: string | undefined

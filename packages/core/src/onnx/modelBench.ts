@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { describeParseError } from "../schema/errors.js"
+import { LocalModelErrorReason } from "./generation.js"
 import { LocalModel, LocalModelError } from "./localModel.js"
 import { type ModelFolderError, pickVariant, readModelFolder } from "./modelFolder.js"
 import type { Q4Compute } from "./rewrite.js"
@@ -56,7 +57,7 @@ export type ModelBenchRow = typeof ModelBenchRow.Type
 const ChildReply = Schema.parseJson(
   Schema.Union(
     Schema.Struct({ rows: Schema.Array(ModelBenchRow) }),
-    Schema.Struct({ error: Schema.Struct({ reason: Schema.Literal("unsupported-graph", "load", "prompt-too-long", "runtime", "cancelled"), message: Schema.String }) })
+    Schema.Struct({ error: Schema.Struct({ reason: LocalModelErrorReason, message: Schema.String }) })
   )
 )
 
