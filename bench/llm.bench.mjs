@@ -68,12 +68,24 @@ const peer = async () => {
 }
 
 // The provider alone (its Effect interface, no service layer): what issue-level "drives the
-// provider" measures.
-const providerOnly = async (stream) => {
+// provider" measures. It is driven the way the peer is: CONCURRENCY fibers (the peer: async
+// functions), each sending its next request as soon as its last is answered, in one Effect
+// runtime. The "Effect.forEach" row drives it instead with one forEach element per request, which
+// costs a few µs of CPU per element (a yield and a result kept per element) on top.
+const providerOnly = async (stream, driver = "workers") => {
   const provider = openAiProvider({ baseUrl, model: "bench", stream })
   const req = (i) => new ChatRequest({ messages: [{ role: "user", content: `provider ${i} ${stream}` }], max_tokens: 64 })
-  // Driven as its callers drive it: fibers, CONCURRENCY at a time, in one Effect runtime.
-  const loop = (count) => Effect.runPromise(Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) => provider.call(req(i)), { concurrency: CONCURRENCY, discard: true }))
+  const loop =
+    driver === "workers"
+      ? (count) =>
+          Effect.runPromise(
+            Effect.suspend(() => {
+              let next = 0
+              const worker = Effect.whileLoop({ while: () => next < count, body: () => provider.call(req(next++)), step: () => {} })
+              return Effect.forEach(Array.from({ length: CONCURRENCY }), () => worker, { concurrency: CONCURRENCY, discard: true })
+            })
+          )
+      : (count) => Effect.runPromise(Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) => provider.call(req(i)), { concurrency: CONCURRENCY, discard: true }))
   await loop(WARMUP)
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
@@ -89,6 +101,7 @@ const configs = [
   ["peer: bare undici request() loop", () => peer()],
   ["provider JSON reply", () => providerOnly(false)],
   ["provider streaming", () => providerOnly(true)],
+  ["provider JSON, Effect.forEach", () => providerOnly(false, "forEach")],
   ["fastcot JSON reply cache off", (round) => run(false, "off", round)],
   ["fastcot streaming  cache off", (round) => run(true, "off", round)],
   ["fastcot JSON reply cache use", (round) => run(false, "use", round)]

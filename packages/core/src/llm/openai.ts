@@ -1,4 +1,5 @@
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { StringDecoder } from "node:string_decoder"
 import { type Dispatcher, Pool, ProxyAgent } from "undici"
@@ -6,7 +7,7 @@ import { splitThink } from "../util/latex.js"
 import { isLoopbackHost } from "../util/net.js"
 import { BadRequest, BadResponse, Cancelled, ConnectionError, type LlmError, RateLimited, redactSecrets, redactUrl, ServerError, Timeout } from "./errors.js"
 import type { ModelProvider, ProviderResult } from "./provider.js"
-import { type ChatRequest, finishReason, WireChunk, WireCompletion } from "./schema.js"
+import { type ChatRequest, finishReason, isPlainWireChunk, isPlainWireCompletion, WireChunk, WireCompletion } from "./schema.js"
 
 export interface OpenAiEndpointConfig {
   /** e.g. `http://127.0.0.1:8000/v1`; `/chat/completions` is appended. */
@@ -110,9 +111,7 @@ class SseAccumulator {
     } catch {
       throw new BadResponse({ endpoint: this.endpoint, message: "a streamed chunk is not JSON" })
     }
-    const chunk = decodeChunk(parsed)
-    if (chunk._tag === "Left") throw new BadResponse({ endpoint: this.endpoint, message: "a streamed chunk is not a chat-completion chunk" })
-    const c = chunk.right
+    const c = isPlainWireChunk(parsed) ? parsed : decodeChunk(parsed).pipe(Either.getOrThrowWith(() => new BadResponse({ endpoint: this.endpoint, message: "a streamed chunk is not a chat-completion chunk" })))
     if (c.model !== undefined) this.model = c.model
     for (const choice of c.choices ?? []) {
       this.content += choice.delta?.content ?? ""
@@ -301,9 +300,7 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
     } catch (e) {
       throw new BadResponse({ endpoint, message: `the reply is not JSON: ${(e as Error).message}` })
     }
-    const decoded = decodeCompletion(json)
-    if (decoded._tag === "Left") throw new BadResponse({ endpoint, message: "the reply is not a chat completion" })
-    const c = decoded.right
+    const c = isPlainWireCompletion(json) ? json : decodeCompletion(json).pipe(Either.getOrThrowWith(() => new BadResponse({ endpoint, message: "the reply is not a chat completion" })))
     const choice = c.choices[0]
     return {
       ...separateReasoning(choice.message.content ?? "", choice.message.reasoning_content ?? choice.message.reasoning ?? undefined),

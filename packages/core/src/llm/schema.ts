@@ -6,8 +6,55 @@ export const Message = Schema.Struct({
 })
 export type Message = typeof Message.Type
 
-/** One chat-completion request: everything that determines the answer, and nothing secret. */
-export class ChatRequest extends Schema.Class<ChatRequest>("ChatRequest")({
+const roles: ReadonlySet<unknown> = new Set(Message.fields.role.literals)
+
+/** Exactly a `Message` with no other keys (the Schema's output for it is the input itself). */
+const isPlainMessage = (m: unknown): boolean => {
+  if (typeof m !== "object" || m === null || Array.isArray(m)) return false
+  const r = m as { role?: unknown; content?: unknown }
+  if (!roles.has(r.role) || typeof r.content !== "string") return false
+  let keys = 0
+  for (const _ in m) keys++
+  return keys === 2 && Object.getPrototypeOf(m) === Object.prototype
+}
+
+const optionalNumberIn = (v: unknown, min: number, max: number, integer: boolean): boolean =>
+  v === undefined || (typeof v === "number" && v >= min && v <= max && (!integer || Number.isSafeInteger(v)))
+const optionalStrings = (v: unknown): boolean => {
+  if (v === undefined) return true
+  if (!Array.isArray(v)) return false
+  for (const x of v) if (typeof x !== "string") return false
+  return true
+}
+const requestKeys: ReadonlySet<string> = new Set(["messages", "model", "temperature", "top_p", "max_tokens", "seed", "stop", "n", "choice"])
+
+/**
+ * Whether props are a valid ChatRequest that the Schema would return unchanged: no other keys,
+ * plain objects. A request is built on every model call; this check allocates nothing, where
+ * Effect's parser allocates about 6 KB per request (bench/llm.bench.mjs measured it as the largest
+ * share of a call's garbage). When it says no, the Schema validates as usual (and names the field
+ * that is wrong). The property tests in schema.test.ts hold it to the Schema.
+ */
+export const isPlainChatRequest = (props: unknown): boolean => {
+  if (typeof props !== "object" || props === null || Object.getPrototypeOf(props) !== Object.prototype) return false
+  for (const key in props) if (!requestKeys.has(key)) return false
+  const p = props as Record<string, unknown>
+  const messages = p["messages"]
+  if (!Array.isArray(messages) || messages.length === 0) return false
+  for (const m of messages) if (!isPlainMessage(m)) return false
+  return (
+    (p["model"] === undefined || typeof p["model"] === "string") &&
+    optionalNumberIn(p["temperature"], 0, 2, false) &&
+    optionalNumberIn(p["top_p"], 0, 1, false) &&
+    optionalNumberIn(p["max_tokens"], 1, Number.MAX_SAFE_INTEGER, true) &&
+    optionalNumberIn(p["seed"], Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, true) &&
+    optionalNumberIn(p["n"], 1, 1, true) &&
+    optionalStrings(p["stop"]) &&
+    optionalStrings(p["choice"])
+  )
+}
+
+const chatRequestFields = {
   messages: Schema.Array(Message).pipe(Schema.minItems(1)),
   /** The model name sent to the endpoint; filled from the role's endpoint when absent. */
   model: Schema.optional(Schema.String),
@@ -19,7 +66,15 @@ export class ChatRequest extends Schema.Class<ChatRequest>("ChatRequest")({
   n: Schema.optional(Schema.Int.pipe(Schema.between(1, 1))),
   /** Restrict the reply to one of these strings (guided choice where the server supports it). */
   choice: Schema.optional(Schema.Array(Schema.String))
-}) {}
+}
+
+/** One chat-completion request: everything that determines the answer, and nothing secret. */
+export class ChatRequest extends Schema.Class<ChatRequest>("ChatRequest")(chatRequestFields) {
+  constructor(props: Schema.Struct.Constructor<typeof chatRequestFields>, options?: Schema.MakeOptions) {
+    // Validation as the Schema does it, without its cost when the props are plainly valid.
+    super(props, options ?? isPlainChatRequest(props))
+  }
+}
 
 export const FinishReason = Schema.Literal("stop", "length", "content_filter", "tool_calls", "unknown")
 export type FinishReason = typeof FinishReason.Type
@@ -93,3 +148,37 @@ export const WireChunk = Schema.Struct({
 
 export const finishReason = (raw: string | null | undefined): FinishReason =>
   raw === "stop" || raw === "length" || raw === "content_filter" || raw === "tool_calls" ? raw : raw === "eos" ? "stop" : "unknown"
+
+// Checks that allocate nothing for the replies every call decodes: each implies that the Schema
+// accepts the value (whose decoded form then reads the same), and when one says no, the Schema
+// decodes as usual. The property tests in schema.test.ts hold them to the Schemas.
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
+const optionalText = (v: unknown): boolean => v === undefined || v === null || typeof v === "string"
+const optionalCount = (v: unknown): boolean => v === undefined || typeof v === "number"
+const isWireUsage = (u: unknown): boolean => {
+  if (u === undefined || u === null) return true
+  if (!isObject(u) || !optionalCount(u["prompt_tokens"]) || !optionalCount(u["completion_tokens"])) return false
+  const details = u["completion_tokens_details"]
+  if (details === undefined || details === null) return true
+  return isObject(details) && (details["reasoning_tokens"] === undefined || details["reasoning_tokens"] === null || typeof details["reasoning_tokens"] === "number")
+}
+const isReplyText = (m: unknown): boolean => isObject(m) && optionalText(m["content"]) && optionalText(m["reasoning_content"]) && optionalText(m["reasoning"])
+
+/** A reply that `WireCompletion` accepts, checked without Effect's parser. */
+export const isPlainWireCompletion = (u: unknown): u is typeof WireCompletion.Type => {
+  if (!isObject(u) || (u["model"] !== undefined && typeof u["model"] !== "string") || !isWireUsage(u["usage"])) return false
+  const choices = u["choices"]
+  if (!Array.isArray(choices) || choices.length === 0) return false
+  for (const c of choices) if (!isObject(c) || !isReplyText(c["message"]) || !optionalText(c["finish_reason"])) return false
+  return true
+}
+
+/** A streamed chunk that `WireChunk` accepts, checked without Effect's parser. */
+export const isPlainWireChunk = (u: unknown): u is typeof WireChunk.Type => {
+  if (!isObject(u) || (u["model"] !== undefined && typeof u["model"] !== "string") || !isWireUsage(u["usage"])) return false
+  const choices = u["choices"]
+  if (choices === undefined) return true
+  if (!Array.isArray(choices)) return false
+  for (const c of choices) if (!isObject(c) || (c["delta"] !== undefined && !isReplyText(c["delta"])) || !optionalText(c["finish_reason"])) return false
+  return true
+}
