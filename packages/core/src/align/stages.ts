@@ -12,6 +12,7 @@ import { type CallRecord, makeRound, type Round, type Verification } from "../sc
 import { Trace } from "../schema/trace.js"
 import { Verdict, type VerdictLevel } from "../schema/verdict.js"
 import { pagedStream } from "../store/pagedStream.js"
+import { drainConcurrently } from "../util/concurrent.js"
 import { RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
 import { TokenCounter } from "../tokens/TokenCounter.js"
@@ -76,40 +77,38 @@ const runItemStage = (
     const counts = { processed: 0, advanced: 0, kept: 0, dropped: 0, failed: 0 }
     const started = Date.now()
     const emit = options.onEvent ?? (() => {})
-    yield* pendingAt(stage).pipe(
-      Stream.mapEffect(
-        (item) =>
-          Effect.gen(function* () {
-            const problem = yield* store.getProblem(item.problemId)
-            if (Option.isNone(problem)) return
-            const next = yield* step(item, problem.value)
-            counts.processed++
-            if (!(next instanceof Item)) {
-              counts.failed++
-              emit({ _tag: "item", stage: name, itemId: item.id, problemId: item.problemId, outcome: "failed", reason: next.failure })
-              return
-            }
-            yield* store.saveItem(next)
-            if (next.fate === "kept") counts.kept++
-            else if (next.fate === "dropped") counts.dropped++
-            else counts.advanced++
-            emit({
-              _tag: "item",
-              stage: name,
-              itemId: item.id,
-              problemId: item.problemId,
-              outcome: next.fate === "dropped" ? "dropped" : "ok",
-              reason: next.reason !== undefined ? `${next.reason.code}: ${next.reason.detail}` : undefined,
-              fate: next.fate,
-              keptAs: next.keptAs,
-              reasonCode: next.reason?.code,
-              tokensBefore: next.fate === "kept" ? (next.original ?? next.trace)?.tokens?.reasoning : undefined,
-              tokensAfter: next.fate === "kept" ? next.trace?.tokens?.reasoning : undefined
-            })
-          }),
-        { concurrency: options.concurrency, unordered: true }
-      ),
-      Stream.runDrain
+    yield* drainConcurrently(
+      pendingAt(stage),
+      (item) =>
+        Effect.gen(function* () {
+          const problem = yield* store.getProblem(item.problemId)
+          if (Option.isNone(problem)) return
+          const next = yield* step(item, problem.value)
+          counts.processed++
+          if (!(next instanceof Item)) {
+            counts.failed++
+            emit({ _tag: "item", stage: name, itemId: item.id, problemId: item.problemId, outcome: "failed", reason: next.failure })
+            return
+          }
+          yield* store.saveItem(next)
+          if (next.fate === "kept") counts.kept++
+          else if (next.fate === "dropped") counts.dropped++
+          else counts.advanced++
+          emit({
+            _tag: "item",
+            stage: name,
+            itemId: item.id,
+            problemId: item.problemId,
+            outcome: next.fate === "dropped" ? "dropped" : "ok",
+            reason: next.reason !== undefined ? `${next.reason.code}: ${next.reason.detail}` : undefined,
+            fate: next.fate,
+            keptAs: next.keptAs,
+            reasonCode: next.reason?.code,
+            tokensBefore: next.fate === "kept" ? (next.original ?? next.trace)?.tokens?.reasoning : undefined,
+            tokensAfter: next.fate === "kept" ? next.trace?.tokens?.reasoning : undefined
+          })
+        }),
+      options.concurrency
     )
     emit({ _tag: "stage-done", stage: name, done: counts.processed, failed: counts.failed, skipped: 0, elapsedMs: Date.now() - started })
     return { stage: name, ...counts } satisfies ItemStageReport

@@ -13,6 +13,7 @@ import type { Problem } from "../schema/problem.js"
 import { makeRound } from "../schema/round.js"
 import { Trace } from "../schema/trace.js"
 import { pagedStream } from "../store/pagedStream.js"
+import { drainConcurrently } from "../util/concurrent.js"
 import { RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
 import { contentId } from "../util/hash.js"
@@ -184,10 +185,7 @@ export const sampleTeacher = (
       Stream.flattenIterables
     )
     progress()
-    yield* pending.pipe(
-      Stream.mapEffect(({ problem, sample }) => sampleOne(problem, sample), { concurrency: options.concurrency, unordered: true }),
-      Stream.runDrain
-    )
+    yield* drainConcurrently(pending, ({ problem, sample }) => sampleOne(problem, sample), options.concurrency)
     progress()
     const report = { stage: "teacher", total, done: counts.done, failed: counts.failed, skipped: counts.skipped }
     emit({ _tag: "stage-done", stage: "teacher", done: counts.done, failed: counts.failed, skipped: counts.skipped, elapsedMs: Date.now() - started })

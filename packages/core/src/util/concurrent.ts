@@ -1,0 +1,45 @@
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+
+/**
+ * Runs `f` on every element of `stream`, `concurrency` at a time, each started as soon as a
+ * worker is free (completion order not kept). The first failure, of the stream or of `f`, ends the
+ * run with that failure and interrupts the calls in flight; interrupting the run interrupts them
+ * too. It is what `Stream.mapEffect(f, { concurrency, unordered: true })` then `Stream.runDrain`
+ * does, at a fraction of the cost: `concurrency` fibers pull the stream in turn, where
+ * Stream.mapEffect forks a fiber, a deferred and a queue hand-off per element (measured by
+ * bench/concurrent.bench.mjs: hundreds of µs of CPU per element against a few here).
+ */
+export const drainConcurrently = <A, E, R, E2, R2>(
+  stream: Stream.Stream<A, E, R>,
+  f: (a: A) => Effect.Effect<unknown, E2, R2>,
+  concurrency: number
+): Effect.Effect<void, E | E2, R | R2> =>
+  Effect.scoped(
+    Effect.gen(function* () {
+      const pull = yield* Stream.toPull(stream)
+      const lock = yield* Effect.makeSemaphore(1)
+      let buffer: ReadonlyArray<A> = []
+      let index = 0
+      let done = false
+      // Under the lock: the next element, pulling chunks (which may be empty) until there is one.
+      const take = (): Effect.Effect<Option.Option<A>, E, R> => {
+        if (index < buffer.length) return Effect.succeed(Option.some(buffer[index++]!))
+        if (done) return Effect.succeed(Option.none())
+        return Effect.matchEffect(pull, {
+          onFailure: (e) => (Option.isNone(e) ? ((done = true), Effect.succeed(Option.none<A>())) : Effect.fail(e.value)),
+          onSuccess: (chunk) => {
+            buffer = Chunk.toReadonlyArray(chunk)
+            index = 0
+            return take()
+          }
+        })
+      }
+      // Elements already pulled are handed out without the lock.
+      const next = Effect.suspend(() => (index < buffer.length ? Effect.succeed(Option.some(buffer[index++]!)) : lock.withPermits(1)(Effect.suspend(take))))
+      const worker: Effect.Effect<void, E | E2, R | R2> = Effect.flatMap(next, (a) => (Option.isNone(a) ? Effect.void : Effect.zipRight(f(a.value), worker)))
+      yield* Effect.forEach(Array.from({ length: Math.max(1, concurrency) }), () => worker, { concurrency: "unbounded", discard: true })
+    })
+  )
