@@ -44,6 +44,12 @@ describe("drainConcurrently", () => {
     await Effect.runPromise(drainConcurrently(chunks, (i) => Effect.sync(() => seen.push(i)), 1))
     expect(seen.sort()).toEqual([6, 7, 8, 9])
     await Effect.runPromise(drainConcurrently(Stream.empty, () => Effect.die("never"), 4))
+    // A concurrency that is not a positive number still runs everything, one at a time.
+    for (const bad of [0, -3, Number.NaN]) {
+      const got: Array<number> = []
+      await Effect.runPromise(drainConcurrently(Stream.make(1, 2), (i) => Effect.sync(() => got.push(i)), bad))
+      expect(got).toEqual([1, 2])
+    }
   })
 
   it("ends with the first failure and interrupts the calls in flight", async () => {

@@ -40,6 +40,7 @@ export const drainConcurrently = <A, E, R, E2, R2>(
       // Elements already pulled are handed out without the lock.
       const next = Effect.suspend(() => (index < buffer.length ? Effect.succeed(Option.some(buffer[index++]!)) : lock.withPermits(1)(Effect.suspend(take))))
       const worker: Effect.Effect<void, E | E2, R | R2> = Effect.flatMap(next, (a) => (Option.isNone(a) ? Effect.void : Effect.zipRight(f(a.value), worker)))
-      yield* Effect.forEach(Array.from({ length: Math.max(1, concurrency) }), () => worker, { concurrency: "unbounded", discard: true })
+      const workers = Number.isFinite(concurrency) && concurrency >= 1 ? Math.floor(concurrency) : 1
+      yield* Effect.forEach(Array.from({ length: workers }), () => worker, { concurrency: "unbounded", discard: true })
     })
   )
