@@ -78,6 +78,13 @@ describe("fastcot command line", () => {
     expect(noValue.code).toBe(2)
     expect(noValue.err).toContain("Expected a value following option: '--teacher'")
     expect(noValue.err).not.toContain("pipeline file")
+    // Out-of-range numbers are refused by name, before any workspace or model is touched.
+    const zero = await fastcot("run", "--concurrency", "0", "--no-tui")
+    expect(zero.code).toBe(2)
+    expect(zero.err).toContain("--concurrency must be from 1 to 4096")
+    const negative = await fastcot("run", "--limit", "-2", "--no-tui")
+    expect(negative.code).toBe(2)
+    expect(negative.err).toContain("--limit must be at least 1")
     const unknown = await fastcot("import", "--bogus", "x.jsonl")
     expect(unknown.code).toBe(2)
     expect(unknown.err).toContain("--bogus is not an option of `fastcot import`")

@@ -29,11 +29,15 @@ import { CliFailure, usage } from "../failure.js"
 import { dashboardTerminal, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption, listOption } from "../shared.js"
 import { liveRun } from "../tui/liveRun.js"
 
+/** An integer option that must lie in [min, max]; the error names the option and the range. */
+const inRange = (name: string, min: number, max: number) =>
+  Options.filterMap((n: number) => (n >= min && n <= max ? Option.some(n) : Option.none()), max === Number.MAX_SAFE_INTEGER ? `${name} must be at least ${min}` : `${name} must be from ${min} to ${max}`)
+
 const pipeline = Args.text({ name: "PIPELINE" }).pipe(notAnOption("run"), Args.optional, Args.withDescription("A pipeline YAML/JSON file (default: the built-in DistilQwen2.5-DS3-0324 recipe)."))
 const spec = (role: string) =>
   Options.text(role).pipe(Options.optional, Options.withDescription(`The ${role} model: openai:MODEL@BASE_URL (replaces the pipeline's ${role} endpoints).`))
 const apiKeyEnv = Options.text("api-key-env").pipe(Options.optional, Options.withDescription("Environment variable holding the key for --teacher/--rewriter/--judge (default OPENAI_API_KEY)."))
-const concurrency = Options.integer("concurrency").pipe(Options.optional, Options.withDescription("Requests in flight per endpoint (replaces the pipeline's)."))
+const concurrency = Options.integer("concurrency").pipe(inRange("--concurrency", 1, 4096), Options.optional, Options.withDescription("Requests in flight per endpoint (replaces the pipeline's)."))
 const noTui = Options.boolean("no-tui").pipe(Options.withDescription("Plain progress lines instead of the dashboard."))
 const json = Options.boolean("json").pipe(Options.withDescription("Print progress events as JSON lines."))
 const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neither read nor write the LLM response cache."))
@@ -44,7 +48,7 @@ const tokenizer = Options.text("tokenizer").pipe(
   Options.optional,
   Options.withDescription("The student's tokenizer for token counts: a tokenizer.json or a model folder holding one (default: Qwen2.5's).")
 )
-const limit = Options.integer("limit").pipe(Options.optional, Options.withDescription("Only the first N problems (a trial run)."))
+const limit = Options.integer("limit").pipe(inRange("--limit", 1, Number.MAX_SAFE_INTEGER), Options.optional, Options.withDescription("Only the first N problems (a trial run)."))
 
 const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {
   const finished = e.done + e.failed
