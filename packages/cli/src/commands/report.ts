@@ -18,9 +18,8 @@ export const reportCommand = Command.make("report", { runs, html }, (args) =>
     for (const run of args.runs) {
       const file = existsSync(run) && statSync(run).isDirectory() ? join(run, "results.json") : run
       const gens = join(dirname(file), "generations.jsonl")
-      if (!existsSync(file)) return yield* usage(`${file}: no such results file`)
       const parsed = readEvalResults(file)
-      if (Either.isLeft(parsed)) return yield* usage(parsed.left.message)
+      if (Either.isLeft(parsed)) return yield* usage(parsed.left.reason === "missing" ? `${file}: no such results file` : parsed.left.message)
       loaded.push(parsed.right)
       if (existsSync(gens)) {
         const list = readGenerations(gens)
