@@ -85,6 +85,12 @@ describe("fastcot command line", () => {
     const negative = await fastcot("run", "--limit", "-2", "--no-tui")
     expect(negative.code).toBe(2)
     expect(negative.err).toContain("--limit must be at least 1")
+    const evalZero = await fastcot("eval", "--concurrency", "0")
+    expect(evalZero.code).toBe(2)
+    expect(evalZero.err).toContain("--concurrency must be from 1 to 4096")
+    const evalLimit = await fastcot("eval", "--limit", "0")
+    expect(evalLimit.code).toBe(2)
+    expect(evalLimit.err).toContain("--limit must be at least 1")
     const unknown = await fastcot("import", "--bogus", "x.jsonl")
     expect(unknown.code).toBe(2)
     expect(unknown.err).toContain("--bogus is not an option of `fastcot import`")
@@ -175,7 +181,9 @@ describe("fastcot command line", () => {
     expect(report.code).toBe(0)
     expect(readFileSync(join(cwd, "r.html"), "utf8")).toContain("<svg")
     expect((await fastcot("eval", "--bench", "aime24")).code).toBe(2)
-    expect((await fastcot("report", "missing")).code).toBe(2)
+    const missing = await fastcot("report", "missing")
+    expect(missing.code).toBe(2)
+    expect(missing.err).toContain("missing: no such results file")
     // Files edited by hand are read through their Schemas: the error names the file, line and field.
     mkdirSync(join(cwd, "run2"))
     const results = JSON.parse(readFileSync(join(cwd, "run1", "results.json"), "utf8")) as { benchmarks: Array<{ summary: Record<string, unknown> }> }

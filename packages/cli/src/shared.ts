@@ -2,6 +2,7 @@ import { Args, HelpDoc, Options } from "@effect/cli"
 import { QwenTokenCounterLive, SqliteRunStoreLive, workspacePaths } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { existsSync } from "node:fs"
 import { failed, usage } from "./failure.js"
 
@@ -21,6 +22,10 @@ export const listOption = (name: string, description: string): Options.Options<R
     Options.map((values) => values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "")),
     Options.withDescription(`${description} Comma-separated, or given more than once.`)
   )
+
+/** An integer option that must lie in [min, max]; the error names the option and the range. */
+export const inRange = (name: string, min: number, max: number) =>
+  Options.filterMap((n: number) => (n >= min && n <= max ? Option.some(n) : Option.none()), max === Number.MAX_SAFE_INTEGER ? `${name} must be at least ${min}` : `${name} must be from ${min} to ${max}`)
 
 export const jsonOption = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of text."))
 

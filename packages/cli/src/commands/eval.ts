@@ -7,7 +7,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { join, relative } from "node:path"
 import { failed, usage } from "../failure.js"
-import { dashboardTerminal, progressLine, stderr, stdout, storeLayer, workspaceOption, listOption } from "../shared.js"
+import { dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, listOption } from "../shared.js"
 
 const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL, or onnx:DIR[#variant] for a local model folder."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Local models: intra-op threads (default: every core)."))
@@ -17,7 +17,7 @@ const q4Compute = Options.choice("q4-compute", ["int8", "as-exported"]).pipe(
 )
 const bench = listOption("bench", `Benchmarks (default: all): ${benchmarkNames().join(", ")}.`)
 const samples = Options.integer("samples").pipe(Options.withDefault(1), Options.withDescription("Samples per question (accuracy is averaged over them; pass@k is reported)."))
-const limit = Options.integer("limit").pipe(Options.optional, Options.withDescription("Only the first N questions of each benchmark."))
+const limit = Options.integer("limit").pipe(inRange("--limit", 1, Number.MAX_SAFE_INTEGER), Options.optional, Options.withDescription("Only the first N questions of each benchmark."))
 const out = Options.text("out").pipe(Options.optional, Options.withDescription("Where results.json and generations.jsonl go (default WORKSPACE/eval/RUN)."))
 const data = Options.text("data").pipe(Options.withDefault("data"), Options.withDescription("The folder holding the benchmarks' files (math500/test.jsonl, aime24/test.jsonl, ...)."))
 const preset = Options.choice("preset", ["greedy", "r1"]).pipe(Options.withDefault("greedy"), Options.withDescription("greedy: T=0, 2048 tokens (Qwen2.5-Math); r1: T=0.6, top_p 0.95, 32768 tokens (DeepSeek-R1)."))
@@ -28,7 +28,7 @@ const tokenizer = Options.text("tokenizer").pipe(
   Options.optional,
   Options.withDescription("Count output tokens with this tokenizer (a tokenizer.json or a model folder); default: the local model's own, else Qwen2.5's.")
 )
-const concurrency = Options.integer("concurrency").pipe(Options.withDefault(16), Options.withDescription("Requests in flight."))
+const concurrency = Options.integer("concurrency").pipe(inRange("--concurrency", 1, 4096), Options.withDefault(16), Options.withDescription("Requests in flight."))
 const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neither read nor write the LLM response cache."))
 
 export const evalCommand = Command.make(

@@ -26,12 +26,8 @@ import * as Option from "effect/Option"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { CliFailure, usage } from "../failure.js"
-import { dashboardTerminal, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption, listOption } from "../shared.js"
+import { dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption, listOption } from "../shared.js"
 import { liveRun } from "../tui/liveRun.js"
-
-/** An integer option that must lie in [min, max]; the error names the option and the range. */
-const inRange = (name: string, min: number, max: number) =>
-  Options.filterMap((n: number) => (n >= min && n <= max ? Option.some(n) : Option.none()), max === Number.MAX_SAFE_INTEGER ? `${name} must be at least ${min}` : `${name} must be from ${min} to ${max}`)
 
 const pipeline = Args.text({ name: "PIPELINE" }).pipe(notAnOption("run"), Args.optional, Args.withDescription("A pipeline YAML/JSON file (default: the built-in DistilQwen2.5-DS3-0324 recipe)."))
 const spec = (role: string) =>
