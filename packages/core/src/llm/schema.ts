@@ -6,13 +6,12 @@ export const Message = Schema.Struct({
 })
 export type Message = typeof Message.Type
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
 const roles: ReadonlySet<unknown> = new Set(Message.fields.role.literals)
 
 /** Exactly a `Message` with no other keys (the Schema's output for it is the input itself). */
 const isPlainMessage = (m: unknown): boolean => {
-  if (typeof m !== "object" || m === null || Array.isArray(m)) return false
-  const r = m as { role?: unknown; content?: unknown }
-  if (!roles.has(r.role) || typeof r.content !== "string") return false
+  if (!isObject(m) || !roles.has(m["role"]) || typeof m["content"] !== "string") return false
   let keys = 0
   for (const _ in m) keys++
   return keys === 2 && Object.getPrototypeOf(m) === Object.prototype
@@ -152,7 +151,6 @@ export const finishReason = (raw: string | null | undefined): FinishReason =>
 // Checks that allocate nothing for the replies every call decodes: each implies that the Schema
 // accepts the value (whose decoded form then reads the same), and when one says no, the Schema
 // decodes as usual. The property tests in schema.test.ts hold them to the Schemas.
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
 const optionalText = (v: unknown): boolean => v === undefined || v === null || typeof v === "string"
 const optionalCount = (v: unknown): boolean => v === undefined || typeof v === "number"
 const isWireUsage = (u: unknown): boolean => {
