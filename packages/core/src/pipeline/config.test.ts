@@ -56,6 +56,26 @@ describe("pipeline files", () => {
     ])
   })
 
+  it("names only the real problems inside an optional key, in the file's order", () => {
+    const text = [
+      "name: trial",
+      "models:",
+      "  teacher:",
+      "    sampling:",
+      "      temperature: hot",
+      "    endpoints:",
+      "      - model: openai:t@http://127.0.0.1:1/v1",
+      "        concurrency: -3",
+      ""
+    ].join("\n")
+    const message = (parsePipeline(text, "p.yaml") as Either.Left<string, never>).left
+    // An optional key's value is checked against "undefined" too; that half says nothing here.
+    expect(message.split("\n")).toEqual([
+      'p.yaml:5: models.teacher.sampling.temperature: Expected number, actual "hot"',
+      "p.yaml:8: models.teacher.endpoints.0.concurrency: Expected a number between 1 and 4096, actual -3"
+    ])
+  })
+
   it("reports YAML syntax errors with their line", () => {
     const result = parsePipeline("name: x\nmodels:\n  teacher: [unclosed\n", "bad.yaml")
     expect((result as Either.Left<string, never>).left).toMatch(/^bad\.yaml:\d+: /)

@@ -152,8 +152,11 @@ export const parsePipeline = (text: string, file: string): Either.Either<Pipelin
           } else break
         }
         const message = issue.message.replace(/^Expected Struct \(Encoded side\)|^Expected \{[^]*?\}(?=, actual )/, "Expected a mapping (key: value lines)")
-        return `${file}:${line}: ${path.length > 0 ? path.join(".") : "(top level)"}: ${message}`
+        return { line, text: `${file}:${line}: ${path.length > 0 ? path.join(".") : "(top level)"}: ${message}` }
       })
+      // In the file's order, as an editor shows it (the sort is stable: one line's issues keep theirs).
+      .sort((a, b) => a.line - b.line)
+      .map((i) => i.text)
       .join("\n")
   )
 }

@@ -2,12 +2,14 @@ import * as ParseResult from "effect/ParseResult"
 
 /**
  * A parse error's issues, less the noise: an optional field is a union with undefined, and its
- * "Expected undefined" half says nothing when the other half says what the field should be.
+ * "Expected undefined" half says nothing when the other half says what is wrong with the field,
+ * at the field itself or anywhere inside it.
  */
 export const parseIssues = (error: ParseResult.ParseError): Array<ParseResult.ArrayFormatterIssue> => {
   const all = ParseResult.ArrayFormatter.formatErrorSync(error)
-  const same = (a: ParseResult.ArrayFormatterIssue, b: ParseResult.ArrayFormatterIssue) => a.path.length === b.path.length && a.path.every((k, i) => k === b.path[i])
-  return all.filter((i) => !(/^Expected undefined, actual /.test(i.message) && all.some((j) => j !== i && same(i, j))))
+  const within = (inner: ParseResult.ArrayFormatterIssue, outer: ParseResult.ArrayFormatterIssue) =>
+    inner.path.length >= outer.path.length && outer.path.every((k, i) => k === inner.path[i])
+  return all.filter((i) => !(/^Expected undefined, actual /.test(i.message) && all.some((j) => j !== i && within(j, i))))
 }
 
 /** A parse error as `field.path: message` lines, so that users see which field is wrong. */
