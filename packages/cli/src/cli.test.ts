@@ -35,6 +35,14 @@ describe("fastcot command line", () => {
     const status = JSON.parse((await fastcot("status", "--json", "--workspace", "ws")).out)
     expect(status.problems).toBe(13)
     expect(status.domains).toEqual({ math: 8, science: 3, code: 2 })
+    // --workspace, as every other command takes it, works too; two different folders are refused.
+    const named = await fastcot("init", "--workspace", "ws2")
+    expect(named.code, named.err).toBe(0)
+    expect(existsSync(join(cwd, "ws2", "fastcot.db"))).toBe(true)
+    const both = await fastcot("init", "ws3", "--workspace", "ws4")
+    expect(both.code).toBe(2)
+    expect(both.err).toContain("two workspaces given: ws3 and --workspace ws4")
+    expect(existsSync(join(cwd, "ws3")) || existsSync(join(cwd, "ws4"))).toBe(false)
   })
 
   it("imports good rows, names each bad row's file, line and reason, and exits 0", async () => {
@@ -174,7 +182,7 @@ describe("fastcot command line", () => {
     const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")
     const rows = readFileSync(join(shared, "aime24", "test.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { id: number; answer: string })
     writeFileSync(join(cwd, "p.jsonl"), rows.map((r, i) => JSON.stringify({ id: r.id, output: i < 15 ? `\\boxed{${r.answer}}` : "\\boxed{-1}" })).join("\n"))
-    const r = await fastcot("eval", "--predictions", "p.jsonl", "--bench", "aime24", "--data", shared, "--out", "run1")
+    const r = await fastcot("eval", "--predictions", "p.jsonl", "--bench", "aime24", "--data", shared, "--out", "run1", "--no-tui")
     expect(r.code, r.err).toBe(0)
     expect(r.out).toContain("| predictions | 50.0 ± ")
     const report = await fastcot("report", "run1", "run1/results.json", "--html", "r.html")

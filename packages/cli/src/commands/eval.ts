@@ -29,11 +29,12 @@ const tokenizer = Options.text("tokenizer").pipe(
   Options.withDescription("Count output tokens with this tokenizer (a tokenizer.json or a model folder); default: the local model's own, else Qwen2.5's.")
 )
 const concurrency = Options.integer("concurrency").pipe(inRange("--concurrency", 1, 4096), Options.withDefault(16), Options.withDescription("Requests in flight."))
+const noTui = Options.boolean("no-tui").pipe(Options.withDescription("Plain progress lines instead of the live table."))
 const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neither read nor write the LLM response cache."))
 
 export const evalCommand = Command.make(
   "eval",
-  { model, threads, q4Compute, tokenizer, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, workspace: workspaceOption },
+  { model, threads, q4Compute, tokenizer, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, noTui, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
       const benches = args.bench.length > 0 ? args.bench : benchmarkNames()
@@ -57,7 +58,7 @@ export const evalCommand = Command.make(
       const outDir = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).root, "eval", evalRunFolder(name)))
       const progress = progressLine()
       const table =
-        dashboardTerminal({ keys: false })
+        !args.noTui && dashboardTerminal({ keys: false })
           ? (yield* Effect.promise(() => import("../tui/EvalTable.js"))).startEvalTable(name)
           : undefined
       const lm = provider !== undefined

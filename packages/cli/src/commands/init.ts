@@ -1,16 +1,18 @@
-import { Args, Command } from "@effect/cli"
+import { Args, Command, Options } from "@effect/cli"
 import { importFile, workspacePaths } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { copyFile, mkdir } from "node:fs/promises"
 import { dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
-import { failed } from "../failure.js"
+import { failed, usage } from "../failure.js"
 import { stdout, storeLayer, notAnOption } from "../shared.js"
 
 export const SAMPLE_PROBLEMS = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "assets", "sample-problems.jsonl")
 
 const dir = Args.text({ name: "DIR" }).pipe(notAnOption("init"), Args.optional, Args.withDescription("The workspace folder (default ./.fastcot)."))
+// Every other command names its workspace with --workspace; init takes it either way.
+const workspace = Options.text("workspace").pipe(Options.withAlias("w"), Options.optional, Options.withDescription("The workspace folder, as every command takes it (the same as DIR)."))
 
 /** Creates a workspace: its store, and sample problems imported into it. */
 export const initWorkspace = (workspace: string) => {
@@ -31,9 +33,12 @@ export const initWorkspace = (workspace: string) => {
   }).pipe(Effect.provide(storeLayer(workspace)))
 }
 
-export const initCommand = Command.make("init", { dir }, (args) =>
+export const initCommand = Command.make("init", { dir, workspace }, (args) =>
   Effect.gen(function* () {
-    const { paths, samples, report } = yield* initWorkspace(Option.getOrElse(args.dir, () => ".fastcot"))
+    if (Option.isSome(args.dir) && Option.isSome(args.workspace) && args.dir.value !== args.workspace.value) {
+      return yield* usage(`two workspaces given: ${args.dir.value} and --workspace ${args.workspace.value}; give one`)
+    }
+    const { paths, samples, report } = yield* initWorkspace(Option.getOrElse(Option.orElse(args.dir, () => args.workspace), () => ".fastcot"))
     const rel = relative(process.cwd(), paths.root) || "."
     yield* stdout(
       [
