@@ -16,7 +16,7 @@ const trainer = Options.choice("trainer", ["llamafactory", "swift"]).pipe(
   Options.withDescription("Also write a ready-to-run config and launch script for LLaMA-Factory or ms-swift (DeepSpeed ZeRO-3, multi-node).")
 )
 const baseModel = Options.text("base-model").pipe(Options.withDefault("Qwen/Qwen2.5-7B"), Options.withDescription("The model the trainer config fine-tunes."))
-const out = Options.text("out").pipe(Options.optional, Options.withDescription("The training split's JSONL file (default: WORKSPACE/export/FORMAT/train.jsonl)."))
+const out = Options.text("out").pipe(Options.optional, Options.withDescription("The training split's JSONL file, or a folder for train.jsonl (default: WORKSPACE/export/FORMAT/train.jsonl)."))
 const systemPrompt = Options.text("system-prompt").pipe(
   Options.withDefault(DEFAULT_SYSTEM_PROMPT),
   Options.withDescription("The system turn of every example (\"\" for none).")

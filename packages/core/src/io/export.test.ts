@@ -1,7 +1,9 @@
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { Item } from "../schema/item.js"
@@ -88,6 +90,37 @@ describe("export", () => {
     expect(second.files.validation).toBeUndefined()
     expect(existsSync(first.files.validation!)).toBe(false)
     expect(readJsonl(second.files.train)).toHaveLength(kept)
+  })
+  it("takes a folder for --out (one that exists, or a path ending in /) and writes train.jsonl in it", async () => {
+    const existing = join(tmp.dir, "folder")
+    mkdirSync(existing)
+    expect((await exportWith("openai", existing)).files.train).toBe(join(existing, "train.jsonl"))
+    const fresh = join(tmp.dir, "fresh") + "/"
+    const report = await exportWith("openai", fresh)
+    expect(report.files.train).toBe(join(tmp.dir, "fresh", "train.jsonl"))
+    expect(readJsonl(report.files.train).length + readJsonl(report.files.validation!).length).toBe(kept)
+  })
+  it("fails naming the file and leaves no temporary file behind", async () => {
+    const dir = join(tmp.dir, "blocked")
+    // A folder where the validation split must go: the rename into place fails.
+    mkdirSync(join(dir, "train.validation.jsonl"), { recursive: true })
+    writeFileSync(join(dir, "train.validation.jsonl", "x"), "")
+    const exit = await Effect.runPromiseExit(
+      exportDataset({ format: "openai", out: join(dir, "train.jsonl"), valFraction: 0.5 }).pipe(Effect.provide(SqliteRunStoreLive(db)), Effect.provide(QwenTokenCounterLive), Effect.scoped)
+    )
+    expect(Exit.isFailure(exit)).toBe(true)
+    const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : undefined
+    expect(error).toMatchObject({ _tag: "Some", value: { _tag: "ExportError", file: join(dir, "train.validation.jsonl") } })
+    expect(readdirSync(dir).filter((f) => f.includes(".tmp-"))).toEqual([])
+    // A file where a folder must be.
+    writeFileSync(join(dir, "plain"), "")
+    const inFile = await Effect.runPromiseExit(
+      exportDataset({ format: "openai", out: join(dir, "plain", "train.jsonl") }).pipe(Effect.provide(SqliteRunStoreLive(db)), Effect.provide(QwenTokenCounterLive), Effect.scoped)
+    )
+    expect(Exit.isFailure(inFile) ? Cause.failureOption(inFile.cause) : undefined).toMatchObject({
+      _tag: "Some",
+      value: { file: join(dir, "plain"), message: "a file is in the way: the output must go in a folder" }
+    })
   })
   const formats: ReadonlyArray<[ExportFormat, Schema.Schema.AnyNoContext]> = [
     ["openai", OpenAiRecord],

@@ -1,7 +1,7 @@
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
-import { mkdir, rename, rm, writeFile } from "node:fs/promises"
-import { createWriteStream, type WriteStream } from "node:fs"
+import * as Exit from "effect/Exit"
+import { type FileHandle, mkdir, open, rename, rm, stat, writeFile } from "node:fs/promises"
 import { basename, dirname, join } from "node:path"
 import type { Item } from "../schema/item.js"
 import type { Problem } from "../schema/problem.js"
@@ -140,14 +140,12 @@ export const datasetInfoEntry = (format: ExportFormat, fileName: string): Record
 const validationPath = (train: string) =>
   train.endsWith(".jsonl") ? train.slice(0, -".jsonl".length) + ".validation.jsonl" : train + ".validation"
 
-const writeLine = (stream: WriteStream, line: string): Promise<void> =>
-  new Promise((resolve, reject) => {
-    if (stream.write(line)) resolve()
-    else stream.once("drain", resolve).once("error", reject)
-  })
-
-const closeStream = (stream: WriteStream): Promise<void> =>
-  new Promise((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())))
+/** `--out` as given: a file, or a folder (one that exists, or a path ending in a separator) for `train.jsonl` in it. */
+const trainFileOf = async (out: string): Promise<string> => {
+  if (/[/\\]$/.test(out)) return join(out, "train.jsonl")
+  const found = await stat(out).catch(() => undefined)
+  return found?.isDirectory() === true ? join(out, "train.jsonl") : out
+}
 
 /**
  * Writes the kept items as SFT JSONL (train and validation splits), a dataset card and a
@@ -165,46 +163,67 @@ export const exportDataset = (
     if (!(valFraction >= 0 && valFraction < 1)) {
       return yield* new ExportError({ file: options.out, message: `--val-fraction must be in [0, 1), got ${valFraction}` })
     }
-    const trainFile = options.out
-    const valFile = validationPath(trainFile)
-    const dir = dirname(trainFile)
     const io = <A>(file: string, f: () => Promise<A>) =>
       Effect.tryPromise({ try: f, catch: (e) => new ExportError({ file, message: (e as Error).message }) })
-    yield* io(dir, () => mkdir(dir, { recursive: true }))
+    const trainFile = yield* io(options.out, () => trainFileOf(options.out))
+    const valFile = validationPath(trainFile)
+    const dir = dirname(trainFile)
+    yield* io(dir, () =>
+      mkdir(dir, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+        throw e.code === "EEXIST" || e.code === "ENOTDIR" ? new Error("a file is in the way: the output must go in a folder") : e
+      })
+    )
+    // Each split is written to a temporary file beside its final name and renamed into place at
+    // the end; on any failure or interruption the files are closed and the temporary ones removed.
     const tmp = `.tmp-${process.pid}`
-    const train = createWriteStream(trainFile + tmp)
-    const validation = createWriteStream(valFile + tmp)
+    const scratch = (path: string) =>
+      Effect.acquireRelease(io(path, () => open(path + tmp, "w")), (handle: FileHandle) => Effect.promise(() => handle.close().catch(() => undefined)))
     const counts = { train: 0, validation: 0 }
     const lengths: Array<number> = []
     const keptAs: Record<string, number> = {}
     const domains: Record<string, number> = {}
-    let afterId: string | undefined
-    for (;;) {
-      const page = yield* store.listItems({ fate: "kept", afterId, limit: 500 })
-      if (page.length === 0) break
-      afterId = page[page.length - 1]!.id
-      const problems = new Map((yield* store.getProblems([...new Set(page.map((i) => i.problemId))])).map((p) => [p.id as string, p]))
-      for (const item of page) {
-        const problem = problems.get(item.problemId)
-        if (problem === undefined || item.trace === undefined) continue
-        const sample = toSftSample(problem, item, systemPrompt, valFraction)
-        // Preference pairs: the aligned trace (chosen) against the one it replaced (rejected).
-        if (options.format === "preference" && (item.original === undefined || item.original.reasoning === item.trace.reasoning)) continue
-        const rejected = options.format === "preference" ? assistantContent(problem, item.original!) : undefined
-        const line = JSON.stringify(formatRecord(options.format, sample, rejected)) + "\n"
-        yield* io(trainFile, () => writeLine(sample.split === "train" ? train : validation, line))
-        counts[sample.split]++
-        lengths.push(counter.count(sample.messages[sample.messages.length - 1]!.content))
-        keptAs[item.keptAs ?? "unknown"] = (keptAs[item.keptAs ?? "unknown"] ?? 0) + 1
-        domains[problem.domain] = (domains[problem.domain] ?? 0) + 1
-      }
-    }
-    yield* io(trainFile, () => Promise.all([closeStream(train), closeStream(validation)]))
-    yield* io(trainFile, () => rename(trainFile + tmp, trainFile))
+    const written = Effect.scoped(
+      Effect.gen(function* () {
+        const train = yield* scratch(trainFile)
+        const validation = yield* scratch(valFile)
+        let afterId: string | undefined
+        for (;;) {
+          const page = yield* store.listItems({ fate: "kept", afterId, limit: 500 })
+          if (page.length === 0) break
+          afterId = page[page.length - 1]!.id
+          const problems = new Map((yield* store.getProblems([...new Set(page.map((i) => i.problemId))])).map((p) => [p.id as string, p]))
+          // One write per split per page.
+          const lines = { train: "", validation: "" }
+          for (const item of page) {
+            const problem = problems.get(item.problemId)
+            if (problem === undefined || item.trace === undefined) continue
+            const sample = toSftSample(problem, item, systemPrompt, valFraction)
+            // Preference pairs: the aligned trace (chosen) against the one it replaced (rejected).
+            if (options.format === "preference" && (item.original === undefined || item.original.reasoning === item.trace.reasoning)) continue
+            const rejected = options.format === "preference" ? assistantContent(problem, item.original!) : undefined
+            lines[sample.split] += JSON.stringify(formatRecord(options.format, sample, rejected)) + "\n"
+            counts[sample.split]++
+            lengths.push(counter.count(sample.messages[sample.messages.length - 1]!.content))
+            keptAs[item.keptAs ?? "unknown"] = (keptAs[item.keptAs ?? "unknown"] ?? 0) + 1
+            domains[problem.domain] = (domains[problem.domain] ?? 0) + 1
+          }
+          if (lines.train !== "") yield* io(trainFile, () => train.writeFile(lines.train))
+          if (lines.validation !== "") yield* io(valFile, () => validation.writeFile(lines.validation))
+        }
+        yield* io(trainFile, () => train.sync())
+        yield* io(valFile, () => validation.sync())
+      })
+    )
+    yield* written.pipe(
+      Effect.zipRight(io(trainFile, () => rename(trainFile + tmp, trainFile))),
+      // Without a validation split, one that an earlier export left at this path goes too: it
+      // would sit beside the new files as if it belonged to them.
+      Effect.zipRight(io(valFile, () => (counts.validation > 0 ? rename(valFile + tmp, valFile) : Promise.all([rm(valFile + tmp), rm(valFile, { force: true })]).then(() => undefined)))),
+      Effect.onExit((exit) =>
+        Exit.isSuccess(exit) ? Effect.void : Effect.promise(() => Promise.all([rm(trainFile + tmp, { force: true }), rm(valFile + tmp, { force: true })]))
+      )
+    )
     const hasValidation = counts.validation > 0
-    // Without a validation split, one that an earlier export left at this path goes too: it would
-    // sit beside the new files as if it belonged to them.
-    yield* io(valFile, () => (hasValidation ? rename(valFile + tmp, valFile) : Promise.all([rm(valFile + tmp), rm(valFile, { force: true })]).then(() => undefined)))
 
     const datasetInfo: Record<string, unknown> = { fastcot_train: datasetInfoEntry(options.format, basename(trainFile)) }
     if (hasValidation) datasetInfo["fastcot_validation"] = datasetInfoEntry(options.format, basename(valFile))
