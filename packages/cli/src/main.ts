@@ -78,7 +78,7 @@ export const runCli = (argv: ReadonlyArray<string>): Promise<number> => {
     if (Exit.isSuccess(exit)) return 0
     const failure = Cause.failureOption(exit.cause)
     if (failure._tag === "Some" && failure.value instanceof CliFailure) {
-      if (failure.value.message !== "") process.stderr.write(`error: ${failure.value.message}\n`)
+      if (failure.value.message !== "") process.stderr.write(`${failure.value.exitCode === 3 ? "" : "error: "}${failure.value.message}\n`)
       return failure.value.exitCode
     }
     if (Cause.isInterruptedOnly(exit.cause)) {

@@ -10,6 +10,8 @@ import {
   QwenTokenCounterLive,
   TokenCounter,
   tokenizerFileCounter,
+  type BudgetState,
+  unpricedEndpoints,
   RunStore,
   type RunEvent,
   runPipeline,
@@ -18,6 +20,7 @@ import {
   workspacePaths
 } from "@fastcot/core"
 import { makeSandbox, verifierFor } from "@fastcot/evaluator"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -44,6 +47,16 @@ const tokenizer = Options.text("tokenizer").pipe(
   Options.optional,
   Options.withDescription("The student's tokenizer for token counts: a tokenizer.json or a model folder holding one (default: Qwen2.5's).")
 )
+const budgetUsd = Options.float("budget-usd").pipe(
+  Options.filterMap((n) => (n > 0 && Number.isFinite(n) ? Option.some(n) : Option.none()), "--budget-usd must be a positive number"),
+  Options.optional,
+  Options.withDescription("Stop cleanly before the workspace's spending passes this many US dollars (needs a price on every remote endpoint).")
+)
+const budgetTokens = Options.integer("budget-tokens").pipe(
+  inRange("--budget-tokens", 1, Number.MAX_SAFE_INTEGER),
+  Options.optional,
+  Options.withDescription("Stop cleanly before the workspace's calls pass this many prompt + completion tokens (cache hits are free).")
+)
 const limit = Options.integer("limit").pipe(inRange("--limit", 1, Number.MAX_SAFE_INTEGER), Options.optional, Options.withDescription("Only the first N problems (a trial run)."))
 
 const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {
@@ -57,7 +70,7 @@ const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {
 
 export const runCommand = Command.make(
   "run",
-  { pipeline, teacher: spec("teacher"), rewriter: spec("rewriter"), judge: spec("judge"), apiKeyEnv, concurrency, noTui, json, noCache, refresh, limit, stages, benchmarks, tokenizer, workspace: workspaceOption },
+  { pipeline, teacher: spec("teacher"), rewriter: spec("rewriter"), judge: spec("judge"), apiKeyEnv, concurrency, noTui, json, noCache, refresh, limit, stages, benchmarks, tokenizer, budgetUsd, budgetTokens, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
       const file = Option.getOrUndefined(args.pipeline)
@@ -91,6 +104,23 @@ export const runCommand = Command.make(
       const store = yield* RunStore
       const status = yield* store.status
       if (status.problems === 0) return yield* usage("the workspace has no problems yet: run `fastcot import FILE` first")
+      // The budget counts what the workspace's earlier runs spent, as `fastcot status` shows it.
+      const limits = { usd: Option.getOrUndefined(args.budgetUsd) ?? config.budget?.usd, tokens: Option.getOrUndefined(args.budgetTokens) ?? config.budget?.tokens }
+      const budgeted = limits.usd !== undefined || limits.tokens !== undefined
+      if (limits.usd !== undefined) {
+        const unpriced = unpricedEndpoints(config, [...needed])
+        if (unpriced.length > 0) {
+          return yield* usage(
+            `a budget in US dollars needs a price on every endpoint that is called; ${unpriced.join(", ")} has none ` +
+              "(give it `price: {input: USD, output: USD}` per million tokens in the pipeline file, or use --budget-tokens)"
+          )
+        }
+      }
+      const budgetReached = yield* Deferred.make<BudgetState>()
+      const spentLine = (b: BudgetState) =>
+        [b.limits.usd !== undefined ? `$${b.spentUsd.toFixed(4)} of $${b.limits.usd}` : "", b.limits.tokens !== undefined ? `${b.spentTokens} of ${b.limits.tokens} tokens` : ""]
+          .filter((x) => x !== "")
+          .join(", ")
 
       const progress = progressLine()
       let lastProgress = 0
@@ -127,8 +157,17 @@ export const runCommand = Command.make(
       const tui = !args.json && !args.noTui && dashboardTerminal({ keys: true })
       // Pause (the dashboard's p) closes this gate: calls in flight finish, no new ones start.
       const gate = yield* Effect.makeLatch(true)
-      const lm = yield* makeLanguageModel(roles.right, { cache, gate })
-      const { exit, quit: quitRequested } = yield* liveRun({
+      const lm = yield* makeLanguageModel(roles.right, {
+        cache,
+        gate,
+        budget: budgeted
+          ? { limits, spent: { usd: status.llm.costUsd, tokens: status.llm.paidTokens }, onReached: (state) => Deferred.unsafeDone(budgetReached, Exit.succeed(state)) }
+          : undefined
+      })
+      if (budgeted && !args.json) {
+        yield* stderr(`budget: ${spentLine({ limits, spentUsd: status.llm.costUsd, spentTokens: status.llm.paidTokens, reservedUsd: 0, reservedTokens: 0, reached: false })} spent so far`)
+      }
+      const { exit, quit: quitRequested, stopReason } = yield* liveRun({
         tui,
         title: `${config.name} · ${status.problems} problems · ${store.location}`,
         stages: wanted,
@@ -136,6 +175,7 @@ export const runCommand = Command.make(
         gate,
         store,
         onEvent,
+        stopWhen: budgeted ? Effect.map(Deferred.await(budgetReached), (b) => `budget reached (${spentLine(b)}): finishing the calls in flight`) : undefined,
         pipeline: (emit) =>
           runPipeline(config, { cache, onEvent: emit, limit: Option.getOrUndefined(args.limit), stages: wanted as ReadonlyArray<StageName> }).pipe(
             Effect.provideService(LanguageModel, lm),
@@ -146,6 +186,19 @@ export const runCommand = Command.make(
       if (Exit.isFailure(exit)) {
         if (quitRequested) {
           const after = yield* store.status
+          progress.clear()
+          if (stopReason !== undefined) {
+            const state = yield* lm.budget ?? Effect.succeed(undefined)
+            return yield* new CliFailure({
+              message:
+                `stopped at the budget${state !== undefined ? ` (${spentLine(state)} spent by the workspace)` : ""}: ${after.kept} kept, ${after.dropped} dropped, ${after.pending} pending.\n` +
+                (state?.heldBack !== undefined
+                  ? `The next call could cost up to ${[limits.usd !== undefined ? `$${state.heldBack.usd.toFixed(4)}` : "", limits.tokens !== undefined ? `${state.heldBack.tokens} tokens` : ""].filter((x) => x !== "").join(" and ")} (its prompt and max_tokens), more than is left; no call starts that the budget could not pay for.\n`
+                  : "") +
+                "Raise --budget-usd/--budget-tokens and run the same command again to go on.",
+              exitCode: 3
+            })
+          }
           yield* stdout(`stopped (q): ${after.kept} kept, ${after.dropped} dropped, ${after.pending} pending; run the same command again to resume`)
           return
         }

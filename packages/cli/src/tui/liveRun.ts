@@ -19,10 +19,13 @@ export const liveRun = <E, R>(options: {
   readonly store: RunStoreShape
   readonly onEvent: (e: RunEvent) => void
   readonly pipeline: (onEvent: (e: RunEvent) => void) => Effect.Effect<PipelineReport, E, R>
-}): Effect.Effect<{ readonly exit: Exit.Exit<PipelineReport, E>; readonly quit: boolean }, never, R> =>
+  /** Ends when the run must stop as q stops it (a budget reached), with the reason to show. */
+  readonly stopWhen?: Effect.Effect<string> | undefined
+}): Effect.Effect<{ readonly exit: Exit.Exit<PipelineReport, E>; readonly quit: boolean; readonly stopReason?: string | undefined }, never, R> =>
   Effect.gen(function* () {
     const { gate, lm, store } = options
     let quit = false
+    let stopReason: string | undefined
     let run: Fiber.RuntimeFiber<PipelineReport, E> | undefined
     // q: no new calls, wait for those in flight (their answers land in the cache), then stop.
     const quitCleanly = Effect.gen(function* () {
@@ -55,15 +58,26 @@ export const liveRun = <E, R>(options: {
         })
       : undefined
     run = yield* Effect.fork(options.pipeline(dashboard !== undefined ? dashboard.event : options.onEvent))
+    const stopper =
+      options.stopWhen !== undefined
+        ? yield* Effect.fork(
+            Effect.flatMap(options.stopWhen, (reason) => {
+              stopReason = reason
+              dashboard?.message(reason)
+              return quitCleanly
+            })
+          )
+        : undefined
     const poller = dashboard !== undefined
       ? yield* Effect.fork(Effect.forever(Effect.flatMap(lm.stats, (st) => Effect.sync(() => dashboard.stats(st))).pipe(Effect.zipRight(Effect.sleep(Duration.millis(500))))))
       : undefined
     const exit = yield* Fiber.await(run).pipe(Effect.onInterrupt(() => Effect.promise(() => dashboard?.close() ?? Promise.resolve())))
     if (poller !== undefined) yield* Fiber.interrupt(poller)
+    if (stopper !== undefined) yield* Fiber.interrupt(stopper)
     if (dashboard !== undefined) {
       dashboard.stats(yield* lm.stats)
       if (Exit.isSuccess(exit)) dashboard.event({ _tag: "pipeline-done", kept: exit.value.align?.kept ?? 0, dropped: 0, failed: 0 })
       yield* Effect.promise(() => dashboard.close())
     }
-    return { exit, quit }
+    return { exit, quit, stopReason }
   })

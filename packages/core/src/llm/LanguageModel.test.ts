@@ -1,3 +1,4 @@
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -11,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
 import { type ScriptedServer, type ScriptedServerOptions, startScriptedServer } from "../testing/scriptedServer.js"
 import { tempDir } from "../test-support/fixtures.js"
+import type { BudgetOptions, BudgetState } from "./budget.js"
 import { type CallOptions, type LanguageModelShape, makeLanguageModel, Permits, type RoleConfig } from "./LanguageModel.js"
 import { openAiProvider, type OpenAiEndpointConfig, proxyFor, retryAfterMs } from "./openai.js"
 import { ChatRequest } from "./schema.js"
@@ -124,6 +126,77 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     await withModel(roles, (lm) => lm.complete("teacher", ask("not stored"), { cache: "off" }))
     expect((await withModel(roles, (lm) => lm.complete("teacher", ask("not stored")))).cached).toBe(false)
     expect(s.requests).toHaveLength(5)
+  })
+
+  describe("a spending budget", () => {
+    // Every reply reports 10 prompt and 20 completion tokens; every request's worst case is its
+    // prompt (40 characters: 10 tokens) plus max_tokens 20: 30 tokens, the same as it costs.
+    const question = (i: number) => ask(`question ${String(i).padStart(31, "0")}`, { max_tokens: 20 })
+    const scripted = () => server({ latencyMs: 50, script: () => ({ content: "ok", promptTokens: 10, completionTokens: 20 }) })
+    /** Sends `count` different calls `concurrency` at a time until the budget says it is reached. */
+    const untilReached = (roles: Record<string, RoleConfig>, budget: Omit<BudgetOptions, "onReached">, count: number, concurrency: number, db = "fastcot.db") =>
+      Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const reached = yield* Deferred.make<BudgetState>()
+            const lm = yield* makeLanguageModel(roles, { budget: { ...budget, onReached: (state) => Deferred.unsafeDone(reached, Exit.succeed(state)) } })
+            const calls = yield* Effect.fork(Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) => lm.complete("teacher", question(i)), { concurrency }))
+            const atReach = yield* Deferred.await(reached).pipe(Effect.timeout(Duration.seconds(10)))
+            // The calls in flight when it was reached still finish; none starts after.
+            yield* Effect.sleep(Duration.millis(300))
+            const after = yield* lm.budget!
+            yield* Fiber.interrupt(calls)
+            return { atReach, after }
+          }).pipe(Effect.provide(SqliteRunStoreLive(join(tmp.dir, db))))
+        )
+      )
+
+    it("never starts a call whose worst case would pass the token limit, with calls in flight counted", async () => {
+      const s = await scripted()
+      const roles = { teacher: { endpoints: [{ provider: endpoint(s), concurrency: 8 }] } }
+      // 8 at a time against 100 tokens: three fit (90 reserved), the fourth does not.
+      const { atReach, after } = await untilReached(roles, { limits: { tokens: 100 } }, 8, 8)
+      expect(s.requests).toHaveLength(3)
+      expect(atReach).toMatchObject({ reached: true, spentTokens: 0, reservedTokens: 90 })
+      expect(after).toMatchObject({ reached: true, spentTokens: 90, reservedTokens: 0 })
+    })
+
+    it("counts earlier spending and prices calls at the role's highest price", async () => {
+      const s = await scripted()
+      // $1 and $2 per million: the worst case is 10 × 1 + 20 × 2 = 50 µ$ at the dearer endpoint.
+      const cheap = { provider: endpoint(s), concurrency: 1, price: { input: 0.5, output: 0.5 } }
+      const dear = { provider: endpoint(s), concurrency: 1, price: { input: 1, output: 2 } }
+      const roles = { teacher: { endpoints: [cheap, dear] } }
+      const { atReach, after } = await untilReached(roles, { limits: { usd: 1 }, spent: { usd: 1 - 120e-6 } }, 5, 5)
+      // Two fit in the 120 µ$ left (each reserved at 50 µ$, then charged what it cost), a third does not.
+      expect(s.requests).toHaveLength(2)
+      expect(atReach.reservedUsd).toBeCloseTo(100e-6, 12)
+      expect(after.reached).toBe(true)
+      expect(after.reservedUsd).toBe(0)
+      expect(after.spentUsd).toBeLessThanOrEqual(1)
+      const none = await scripted()
+      const spent = await untilReached({ teacher: { endpoints: [{ ...dear, provider: endpoint(none) }] } }, { limits: { tokens: 1000 }, spent: { tokens: 990 } }, 2, 2, "other.db")
+      expect(none.requests).toHaveLength(0)
+      expect(spent.atReach).toMatchObject({ reached: true, spentTokens: 990 })
+    })
+
+    it("lets cache hits through: they cost nothing", async () => {
+      const s = await scripted()
+      const roles = { teacher: { endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }
+      const answers = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const lm = yield* makeLanguageModel(roles, { budget: { limits: { tokens: 30 } } })
+            const first = yield* lm.complete("teacher", question(1))
+            const again = yield* lm.complete("teacher", question(1))
+            return { first, again, state: yield* lm.budget! }
+          }).pipe(Effect.provide(SqliteRunStoreLive(join(tmp.dir, "fastcot.db"))))
+        )
+      )
+      expect([answers.first.cached, answers.again.cached]).toEqual([false, true])
+      expect(answers.state).toMatchObject({ spentTokens: 30, reached: false })
+      expect(s.requests).toHaveLength(1)
+    })
   })
 
   it("sends identical concurrent requests once", async () => {

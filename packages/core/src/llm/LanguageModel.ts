@@ -9,6 +9,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { RunStore } from "../store/RunStore.js"
 import { sha256Hex } from "../util/hash.js"
+import { Budget, type BudgetOptions, type BudgetState } from "./budget.js"
 import { BadRequest, isRetryable, type LlmError } from "./errors.js"
 import type { ModelProvider, ProviderResult } from "./provider.js"
 import { type ChatRequest, Completion } from "./schema.js"
@@ -72,6 +73,8 @@ export interface LanguageModelShape {
   readonly modelOf: (role: string) => string
   readonly complete: (role: string, request: ChatRequest, options?: CallOptions) => Effect.Effect<Completion, LlmError>
   readonly stats: Effect.Effect<ReadonlyArray<EndpointStats>>
+  /** Where the spending limit stands, when the service has one. */
+  readonly budget?: Effect.Effect<BudgetState> | undefined
 }
 
 /** Every stage and the evaluator talk to models through this service. */
@@ -196,6 +199,8 @@ export const makeLanguageModel = (
     readonly cache?: CacheMode
     /** While closed, no new model call starts (in-flight ones finish; cache hits still answer): pause. */
     readonly gate?: Effect.Latch
+    /** A hard spending limit on the calls sent (see `Budget`); cache hits are free. */
+    readonly budget?: BudgetOptions | undefined
   } = {}
 ): Effect.Effect<LanguageModelShape, never, RunStore> =>
   Effect.gen(function* () {
@@ -218,6 +223,19 @@ export const makeLanguageModel = (
       states.set(role, list)
     }
     const inFlight = new Map<string, Deferred.Deferred<Completion, LlmError>>()
+    const budget = defaults.budget !== undefined ? new Budget(defaults.budget) : undefined
+    // A call's worst case for the budget: its prompt (four characters a token) and its max_tokens,
+    // at the role's highest price (the endpoint is chosen later, per attempt).
+    const worstCase = (role: string, request: ChatRequest) => {
+      const prompt = Math.ceil(request.messages.reduce((n, m) => n + m.content.length, 0) / 4)
+      const completion = request.max_tokens ?? 0
+      let usd = 0
+      for (const s of states.get(role) ?? []) {
+        const price = s.config.price
+        if (price !== undefined) usd = Math.max(usd, (prompt * price.input + completion * price.output) / 1e6)
+      }
+      return { tokens: prompt + completion, usd }
+    }
 
     /** The healthy endpoint with the most free capacity; else the one back soonest. */
     const pick = (list: Array<EndpointState>): EndpointState => {
@@ -307,6 +325,7 @@ export const makeLanguageModel = (
         state.stats.completionTokens += result.usage.completionTokens
         state.stats.costUsd += costUsd ?? 0
         state.stats.latencyMsTotal += latencyMs
+        budget?.spend(result.usage.promptTokens + result.usage.completionTokens, costUsd ?? 0)
         const completion = { ...result, latencyMs, cached: false, attempts: attempt, costUsd } satisfies Completion
         return mode === "off"
           ? Effect.succeed(completion)
@@ -314,7 +333,16 @@ export const makeLanguageModel = (
               .cachePut({ key, model, value: JSON.stringify({ ...result, latencyMs }), createdAt: new Date().toISOString() })
               .pipe(Effect.orElse(() => Effect.void), Effect.as(completion))
       })
-      return defaults.gate !== undefined ? Effect.zipRight(defaults.gate.await, call) : call
+      // Past the budget, a call is held back like a paused one (the owner stops the run).
+      const limited =
+        budget === undefined
+          ? call
+          : Effect.suspend(() => {
+              const worst = worstCase(role, request)
+              if (!budget.tryReserve(worst.tokens, worst.usd)) return Effect.never
+              return Effect.ensuring(call, Effect.sync(() => budget.release(worst.tokens, worst.usd)))
+            })
+      return defaults.gate !== undefined ? Effect.zipRight(defaults.gate.await, limited) : limited
     }
 
     // Plain combinators rather than generators: this is the per-call hot path.
@@ -381,6 +409,7 @@ export const makeLanguageModel = (
       roles: Object.keys(roles),
       modelOf: (role) => states.get(role)?.[0]?.config.provider.model ?? role,
       complete,
-      stats
+      stats,
+      budget: budget === undefined ? undefined : Effect.sync(() => budget.state)
     } satisfies LanguageModelShape
   })

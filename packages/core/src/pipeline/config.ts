@@ -73,9 +73,19 @@ export const AlignSettings = Schema.Struct({
   rewriteRetries: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 10)), { default: () => 2 })
 })
 
+/** A hard limit on what a run may spend, counting what the workspace's earlier runs spent. */
+export const BudgetSettings = Schema.Struct({
+  /** US dollars, priced by the endpoints' `price` (every remote endpoint then needs one). */
+  usd: Schema.optional(Schema.Number.pipe(Schema.positive())),
+  /** Prompt + completion tokens of the calls sent (cache hits are free). */
+  tokens: Schema.optional(Schema.Int.pipe(Schema.positive()))
+})
+export type BudgetSettings = typeof BudgetSettings.Type
+
 export const PipelineConfig = Schema.Struct({
   name: Schema.String,
   description: Schema.optional(Schema.String),
+  budget: Schema.optional(BudgetSettings),
   models: Schema.Struct({
     teacher: Schema.optional(RoleSettings),
     rewriter: Schema.optional(RoleSettings),

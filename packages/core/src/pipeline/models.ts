@@ -149,3 +149,13 @@ export const checkLocalModel = (spec: Extract<ModelSpec, { kind: "onnx" }>): Eff
     Effect.mapError((e) => e.message),
     Effect.flatMap((folder) => Either.match(pickVariant(folder, spec.variant), { onLeft: Effect.fail, onRight: () => Effect.void }))
   )
+
+/**
+ * The endpoints of these roles that cost money but have no price (remote ones; a local model
+ * costs nothing), as `models.ROLE.endpoints.[i] (MODEL)`: a budget in US dollars cannot count them.
+ */
+export const unpricedEndpoints = (config: PipelineConfig, roles: ReadonlyArray<Role>): Array<string> =>
+  roles.flatMap((role) =>
+    (config.models[role]?.endpoints ?? []).flatMap((e, i) => (e.price === undefined && !e.model.startsWith("onnx:") ? [`models.${role}.endpoints.[${i}] (${e.model})`] : []))
+  )
+

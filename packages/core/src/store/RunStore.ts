@@ -84,6 +84,8 @@ export interface StoreStatus {
     readonly promptTokens: number
     readonly completionTokens: number
     readonly costUsd: number
+    /** Prompt and completion tokens of the calls that were sent (not answered from the cache). */
+    readonly paidTokens: number
     readonly byRole: Readonly<Record<string, { readonly calls: number; readonly promptTokens: number; readonly completionTokens: number; readonly costUsd: number }>>
     readonly costPerKeptItemUsd: number | null
     readonly tokensPerKeptItem: number | null

@@ -360,10 +360,12 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
           `SELECT json_extract(c.value, '$.role') AS role, COUNT(*) AS calls,
              SUM(json_extract(c.value, '$.cached') = 1) AS cached,
              SUM(json_extract(c.value, '$.promptTokens')) AS prompt, SUM(json_extract(c.value, '$.completionTokens')) AS completion,
-             SUM(COALESCE(json_extract(c.value, '$.costUsd'), 0)) AS cost
+             SUM(COALESCE(json_extract(c.value, '$.costUsd'), 0)) AS cost,
+             SUM(CASE WHEN json_extract(c.value, '$.cached') = 1 THEN 0
+                 ELSE json_extract(c.value, '$.promptTokens') + json_extract(c.value, '$.completionTokens') END) AS paid
            FROM rounds r, json_each(r.data, '$.calls') c GROUP BY role`
         )
-        .all() as Array<{ role: string; calls: number; cached: number; prompt: number; completion: number; cost: number }>
+        .all() as Array<{ role: string; calls: number; cached: number; prompt: number; completion: number; cost: number; paid: number }>
       const byRole: Record<string, { calls: number; promptTokens: number; completionTokens: number; costUsd: number }> = {}
       for (const c of calls) byRole[c.role] = { calls: c.calls, promptTokens: c.prompt ?? 0, completionTokens: c.completion ?? 0, costUsd: c.cost ?? 0 }
       const sum = (f: (c: (typeof calls)[number]) => number) => calls.reduce((n, c) => n + (f(c) ?? 0), 0)
@@ -374,6 +376,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         promptTokens: sum((c) => c.prompt),
         completionTokens: sum((c) => c.completion),
         costUsd: sum((c) => c.cost),
+        paidTokens: sum((c) => c.paid),
         byRole,
         costPerKeptItemUsd: kept > 0 ? sum((c) => c.cost) / kept : null,
         tokensPerKeptItem: kept > 0 ? (sum((c) => c.prompt) + sum((c) => c.completion)) / kept : null

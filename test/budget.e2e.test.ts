@@ -1,0 +1,85 @@
+import { startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { fastcot as run } from "./support.js"
+
+const MATH500 = join(__dirname, "..", "..", "shared", "data", "math500", "test.jsonl")
+
+describe("fastcot run with a spending budget (scripted loopback teacher)", () => {
+  let server: ScriptedServer
+  let root: string
+  beforeAll(async () => {
+    server = await startScriptedServer({ latencyMs: 20 })
+    root = mkdtempSync(join(tmpdir(), "fastcot-budget-"))
+  })
+  afterAll(async () => {
+    await server.close()
+    rmSync(root, { recursive: true, force: true })
+  })
+
+  const pipelineFile = (usd: number) => {
+    const file = join(root, `pipeline-${usd}.yaml`)
+    writeFileSync(
+      file,
+      [
+        "name: budget-trial",
+        `budget: { usd: ${usd} }`,
+        "models:",
+        "  teacher:",
+        "    endpoints:",
+        `      - model: openai:priced@${server.baseUrl}`,
+        "        concurrency: 4",
+        "        price: { input: 1, output: 2 }",
+        "    sampling: { max_tokens: 100 }",
+        ""
+      ].join("\n")
+    )
+    return file
+  }
+  const status = async (workspace: string) => JSON.parse((await run(["status", "--json", "--workspace", workspace])).stdout) as { llm: { costUsd: number; calls: number }; pending: number }
+
+  it("stops cleanly before the workspace's spending passes the budget, holds at it on a rerun, and goes on when it is raised", async () => {
+    const ws = join(root, "ws")
+    expect((await run(["import", MATH500, "--workspace", ws])).status).toBe(0)
+    const sent0 = server.requests.length
+    const first = await run(["run", pipelineFile(0.01), "--stages", "teacher", "--no-tui", "--workspace", ws])
+    expect(first.status, first.stderr).toBe(3)
+    expect(first.stderr).toMatch(/stopped at the budget \(\$0\.0\d+ of \$0\.01 spent by the workspace\)/)
+    expect(first.stderr).toContain("more than is left; no call starts that the budget could not pay for")
+    const sent = server.requests.length - sent0
+    expect(sent).toBeGreaterThan(10)
+    expect(sent).toBeLessThan(500)
+    const after = await status(ws)
+    expect(after.llm.calls).toBe(sent)
+    expect(after.llm.costUsd).toBeLessThanOrEqual(0.01)
+
+    // The same budget again: what the workspace spent counts. Calls cost less than their worst
+    // case, so the rest may pay for a few more, and the total still stays within the budget.
+    const again = await run(["run", pipelineFile(0.01), "--stages", "teacher", "--no-tui", "--workspace", ws])
+    expect(again.status, again.stderr).toBe(3)
+    const total = server.requests.length - sent0
+    expect(total - sent).toBeLessThan(10)
+    expect((await status(ws)).llm.costUsd).toBeLessThanOrEqual(0.01)
+
+    // A larger budget on the command line goes on from where it stopped.
+    const raised = await run(["run", pipelineFile(0.01), "--stages", "teacher", "--no-tui", "--budget-usd", "1", "--workspace", ws])
+    expect(raised.status, raised.stderr).toBe(0)
+    expect(raised.stdout).toMatch(/teacher +\d+ sampled, 0 failed, \d+ already done \(of 500\)/)
+    // Calls that finished while the run stopped were stored in the cache: no completion is paid twice.
+    expect(server.requests.length - sent0).toBe(500)
+    expect((await status(ws)).llm.costUsd).toBeLessThanOrEqual(1)
+  })
+
+  it("refuses a budget in dollars when an endpoint that would be called has no price, and a budget that is not positive", async () => {
+    const ws = join(root, "refuse")
+    expect((await run(["import", MATH500, "--workspace", ws])).status).toBe(0)
+    const unpriced = await run(["run", "--stages", "teacher", "--teacher", `openai:free@${server.baseUrl}`, "--budget-usd", "5", "--no-tui", "--workspace", ws])
+    expect(unpriced.status).toBe(2)
+    expect(unpriced.stderr).toContain(`models.teacher.endpoints.[0] (openai:free@${server.baseUrl}) has none`)
+    const zero = await run(["run", "--stages", "teacher", "--teacher", `openai:free@${server.baseUrl}`, "--budget-tokens", "0", "--no-tui", "--workspace", ws])
+    expect(zero.status).toBe(2)
+    expect(zero.stderr).toContain("--budget-tokens must be at least 1")
+  })
+})
