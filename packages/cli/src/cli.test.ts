@@ -176,7 +176,19 @@ describe("fastcot command line", () => {
     const json = JSON.parse((await fastcot("inspect", rewritten.id, "--json", "--workspace", ".fastcot-demo")).out)
     expect(json.item.rounds.length).toBeGreaterThanOrEqual(4)
     expect((await fastcot("inspect", "i_nope", "--workspace", ".fastcot-demo")).code).toBe(2)
-  })
+    // The export checks every example against a chat template: the demo model's own (ChatML) keeps
+    // them whole; one that keeps only an assistant turn's last paragraph fails the export by name.
+    const model = join(".fastcot-demo", "models", "tiny-qwen2")
+    const checked = await fastcot("export", "--chat-template", model, "--out", "ok/", "--workspace", ".fastcot-demo")
+    expect(checked.code, checked.err).toBe(0)
+    expect(checked.out).toContain(`chat template ${join(model, "tokenizer_config.json")}: all ${kept.length} examples keep their whole assistant turn`)
+    const template = (JSON.parse(readFileSync(join(cwd, model, "tokenizer_config.json"), "utf8")) as { chat_template: string }).chat_template
+    writeFileSync(join(cwd, "lossy.jinja"), template.replace("message['content']", "(message['content'].split('\\n\\n') | last if message['role'] == 'assistant' else message['content'])"))
+    const lossy = await fastcot("export", "--chat-template", "lossy.jinja", "--out", "lossy/", "--workspace", ".fastcot-demo")
+    expect(lossy.code).toBe(1)
+    expect(lossy.err).toMatch(new RegExp(`the chat template \\(lossy\\.jinja\\) would drop part of the assistant turn in ${kept.length} of ${kept.length} examples, e\\.g\\. i_`))
+    expect((await fastcot("export", "--chat-template", "nothing-here", "--workspace", ".fastcot-demo")).err).toContain("--chat-template nothing-here: cannot use it as a chat template: no such file or folder")
+  }, 150_000)
 
   it("grades saved predictions with eval, then compares runs with report (Markdown and HTML)", async () => {
     const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")

@@ -1,5 +1,5 @@
 import { Command, Options } from "@effect/cli"
-import { DEFAULT_SYSTEM_PROMPT, type ExportFormat, exportDataset, workspacePaths } from "@fastcot/core"
+import { DEFAULT_SYSTEM_PROMPT, type ExportFormat, exportDataset, loadChatTemplate, workspacePaths } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -21,16 +21,26 @@ const systemPrompt = Options.text("system-prompt").pipe(
   Options.withDefault(DEFAULT_SYSTEM_PROMPT),
   Options.withDescription("The system turn of every example (\"\" for none).")
 )
+const chatTemplate = Options.text("chat-template").pipe(
+  Options.optional,
+  Options.withDescription(
+    "Check every example against the student's chat template (a model folder, its tokenizer_config.json, or a .jinja file): the export fails if a template would drop part of an assistant turn."
+  )
+)
 const valFraction = Options.float("val-fraction").pipe(Options.withDefault(0), Options.withDescription("Fraction held out for validation, in [0, 1)."))
 
 export const exportCommand = Command.make(
   "export",
-  { format, out, systemPrompt, valFraction, trainer, baseModel, workspace: workspaceOption, json: jsonOption },
+  { format, out, systemPrompt, valFraction, trainer, baseModel, chatTemplate, workspace: workspaceOption, json: jsonOption },
   (args) =>
     Effect.gen(function* () {
       if (!(args.valFraction >= 0 && args.valFraction < 1)) return yield* usage(`--val-fraction must be in [0, 1), got ${args.valFraction}`)
       const file = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).exports, args.format, "train.jsonl"))
+      const template = Option.isSome(args.chatTemplate)
+        ? yield* loadChatTemplate(args.chatTemplate.value).pipe(Effect.catchTag("ExportError", (e) => usage(`--chat-template ${e.file}: ${e.message}`)))
+        : undefined
       const report = yield* exportDataset({
+        chatTemplate: template,
         format: args.format as ExportFormat,
         out: file,
         systemPrompt: args.systemPrompt,
@@ -38,7 +48,19 @@ export const exportCommand = Command.make(
         trainer: Option.getOrUndefined(args.trainer),
         baseModel: args.baseModel
       }).pipe(Effect.catchTag("ExportError", (e) => failed(`${e.file}: ${e.message}`)))
-      if (args.json) return yield* stdout(JSON.stringify(report))
+      const check = report.templateCheck
+      const lossy =
+        check !== undefined && check.lossy > 0
+          ? failed(
+              `the chat template (${check.template}) would drop part of the assistant turn in ${check.lossy} of ${check.checked} examples, e.g. ` +
+                check.examples.map((e) => `${e.itemId}: ${e.reason}`).join("; ") +
+                ". A trainer applying it would learn from less than the exported text. The files are written; train with a template that keeps the whole turn."
+            )
+          : undefined
+      if (args.json) {
+        yield* stdout(JSON.stringify(report))
+        return lossy === undefined ? undefined : yield* lossy
+      }
       const rel = (p: string) => relative(process.cwd(), p) || p
       yield* stdout(
         [
@@ -48,9 +70,11 @@ export const exportCommand = Command.make(
           `  card        ${rel(report.files.card)}`,
           `  llamafactory ${rel(report.files.datasetInfo)}`,
           ...report.files.trainer.map((f) => `  trainer     ${rel(f)}`),
-          `  assistant tokens (${report.tokenizer}): mean ${report.tokens.mean}, median ${report.tokens.median}, max ${report.tokens.max}`
+          `  assistant tokens (${report.tokenizer}): mean ${report.tokens.mean}, median ${report.tokens.median}, max ${report.tokens.max}`,
+          ...(check !== undefined && check.lossy === 0 ? [`  chat template ${rel(check.template)}: all ${check.checked} examples keep their whole assistant turn`] : [])
         ].join("\n")
       )
+      if (lossy !== undefined) return yield* lossy
       if (report.counts.train + report.counts.validation === 0) {
         yield* stdout("  no item is kept yet: run the pipeline (fastcot run) first")
       }

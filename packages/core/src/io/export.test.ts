@@ -16,6 +16,8 @@ import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
 import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
 import { tempDir } from "../test-support/fixtures.js"
 import { contentId } from "../util/hash.js"
+import { CHATML_TEMPLATE } from "../onnx/tinyTokenizer.js"
+import { loadChatTemplate } from "./chatTemplateCheck.js"
 import { assistantContent, DEFAULT_SYSTEM_PROMPT, type ExportFormat, exportDataset, type ExportReport } from "./exportDataset.js"
 
 const N = 40
@@ -121,6 +123,37 @@ describe("export", () => {
       _tag: "Some",
       value: { file: join(dir, "plain"), message: "a file is in the way: the output must go in a folder" }
     })
+  })
+  it("checks every example against a chat template: a faithful one keeps every assistant turn, a lossy one is reported with the items", async () => {
+    const dir = join(tmp.dir, "templates")
+    mkdirSync(join(dir, "model"), { recursive: true })
+    // The Qwen2.5 (ChatML) template, as a model folder's tokenizer_config.json holds it.
+    writeFileSync(join(dir, "model", "tokenizer_config.json"), JSON.stringify({ chat_template: CHATML_TEMPLATE, eos_token: "<|im_end|>", pad_token: { content: "<|endoftext|>" } }))
+    const faithful = await Effect.runPromise(loadChatTemplate(join(dir, "model")))
+    expect(faithful.source).toBe(join(dir, "model", "tokenizer_config.json"))
+    const ok = await Effect.runPromise(
+      exportDataset({ format: "openai", out: join(dir, "ok", "train.jsonl"), chatTemplate: faithful }).pipe(Effect.provide(SqliteRunStoreLive(db)), Effect.provide(QwenTokenCounterLive), Effect.scoped)
+    )
+    expect(ok.templateCheck).toEqual({ template: faithful.source, checked: kept, lossy: 0, examples: [] })
+    expect(readFileSync(ok.files.card, "utf8")).toContain(`all ${kept} keep their whole assistant turn`)
+    // A template that keeps only the last paragraph of an assistant turn, as templates that keep
+    // only what follows </think> do: the reasoning would never reach the trainer.
+    const lossyText = CHATML_TEMPLATE.replace("message['content']", "(message['content'].split('\\n\\n') | last if message['role'] == 'assistant' else message['content'])")
+    expect(lossyText).not.toBe(CHATML_TEMPLATE)
+    writeFileSync(join(dir, "lossy.jinja"), lossyText)
+    const lossy = await Effect.runPromise(loadChatTemplate(join(dir, "lossy.jinja")))
+    const report = await Effect.runPromise(
+      exportDataset({ format: "openai", out: join(dir, "lossy", "train.jsonl"), chatTemplate: lossy }).pipe(Effect.provide(SqliteRunStoreLive(db)), Effect.provide(QwenTokenCounterLive), Effect.scoped)
+    )
+    expect(report.templateCheck).toMatchObject({ checked: kept, lossy: kept })
+    expect(report.templateCheck!.examples).toHaveLength(3)
+    expect(report.templateCheck!.examples[0]!.reason).toMatch(/^the start of the assistant turn \(its reasoning\) is missing: only its last \d+ of \d+ characters are in the rendered text$/)
+    // Files that hold no template, or none at all, are named.
+    writeFileSync(join(dir, "plain.json"), JSON.stringify({ eos_token: "x" }))
+    const none = await Effect.runPromiseExit(loadChatTemplate(join(dir, "plain.json")))
+    expect(Exit.isFailure(none) ? Cause.failureOption(none.cause) : undefined).toMatchObject({ value: { file: join(dir, "plain.json"), message: "cannot use it as a chat template: it holds no chat template" } })
+    const missing = await Effect.runPromiseExit(loadChatTemplate(join(dir, "nope")))
+    expect(Exit.isFailure(missing) ? Cause.failureOption(missing.cause) : undefined).toMatchObject({ value: { message: "cannot use it as a chat template: no such file or folder" } })
   })
   const formats: ReadonlyArray<[ExportFormat, Schema.Schema.AnyNoContext]> = [
     ["openai", OpenAiRecord],

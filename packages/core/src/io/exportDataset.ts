@@ -1,4 +1,3 @@
-import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { type FileHandle, mkdir, open, rename, rm, stat, writeFile } from "node:fs/promises"
@@ -13,6 +12,8 @@ import type { StoreError } from "../store/errors.js"
 import { type LengthStats, lengthStats, TokenCounter } from "../tokens/TokenCounter.js"
 import { sha256Hex } from "../util/hash.js"
 import { type Trainer, trainerFiles } from "./trainerConfigs.js"
+import { type ChatTemplate, templateLoss } from "./chatTemplateCheck.js"
+import { ExportError } from "./exportError.js"
 
 export const ExportFormats = ["openai", "sharegpt", "alpaca", "preference"] as const
 export type ExportFormat = (typeof ExportFormats)[number]
@@ -21,7 +22,7 @@ export type ExportFormat = (typeof ExportFormats)[number]
 export const DEFAULT_SYSTEM_PROMPT =
   "You are Qwen, created by Alibaba Cloud. You are a helpful assistant. You should think step-by-step."
 
-export class ExportError extends Data.TaggedError("ExportError")<{ readonly file: string; readonly message: string }> {}
+export { ExportError }
 
 export interface ExportOptions {
   readonly format: ExportFormat
@@ -33,6 +34,17 @@ export interface ExportOptions {
   /** Also write a ready-to-run training config and launch script for this trainer. */
   readonly trainer?: Trainer | undefined
   readonly baseModel?: string | undefined
+  /** Renders every sample with the student's chat template and reports any whose assistant turn does not survive it whole. */
+  readonly chatTemplate?: ChatTemplate | undefined
+}
+
+/** The chat-template check of an export: how many samples were rendered and which lost part of their assistant turn. */
+export interface TemplateCheckReport {
+  readonly template: string
+  readonly checked: number
+  readonly lossy: number
+  /** The first few, with the reason. */
+  readonly examples: ReadonlyArray<{ readonly itemId: string; readonly reason: string }>
 }
 
 export interface ExportReport {
@@ -47,6 +59,7 @@ export interface ExportReport {
   readonly counts: { readonly train: number; readonly validation: number }
   readonly tokens: LengthStats
   readonly tokenizer: string
+  readonly templateCheck?: TemplateCheckReport | undefined
 }
 
 const LETTER = /^\(?([A-Z])\)?\.?$/
@@ -182,6 +195,7 @@ export const exportDataset = (
     const lengths: Array<number> = []
     const keptAs: Record<string, number> = {}
     const domains: Record<string, number> = {}
+    const check = { checked: 0, lossy: 0, examples: [] as Array<{ itemId: string; reason: string }> }
     const written = Effect.scoped(
       Effect.gen(function* () {
         const train = yield* scratch(trainFile)
@@ -202,6 +216,11 @@ export const exportDataset = (
             if (options.format === "preference" && (item.original === undefined || item.original.reasoning === item.trace.reasoning)) continue
             const rejected = options.format === "preference" ? assistantContent(problem, item.original!) : undefined
             lines[sample.split] += JSON.stringify(formatRecord(options.format, sample, rejected)) + "\n"
+            if (options.chatTemplate !== undefined) {
+              check.checked++
+              const loss = templateLoss(options.chatTemplate, sample.messages)
+              if (loss !== undefined && check.lossy++ < 3) check.examples.push({ itemId: item.id, reason: loss })
+            }
             counts[sample.split]++
             lengths.push(counter.count(sample.messages[sample.messages.length - 1]!.content))
             keptAs[item.keptAs ?? "unknown"] = (keptAs[item.keptAs ?? "unknown"] ?? 0) + 1
@@ -249,14 +268,16 @@ export const exportDataset = (
 
     const tokens = lengthStats(lengths)
     const cardFile = join(dir, "README.md")
-    const card = datasetCard({ format: options.format, trainFile, valFile: hasValidation ? valFile : undefined, counts, tokens, tokenizer: counter.name, keptAs, domains, systemPrompt, valFraction })
+    const templateCheck = options.chatTemplate === undefined ? undefined : { template: options.chatTemplate.source, ...check }
+    const card = datasetCard({ format: options.format, trainFile, valFile: hasValidation ? valFile : undefined, counts, tokens, tokenizer: counter.name, keptAs, domains, systemPrompt, valFraction, templateCheck })
     yield* io(cardFile, () => writeFile(cardFile, card))
     return {
       format: options.format,
       files: { train: trainFile, validation: hasValidation ? valFile : undefined, card: cardFile, datasetInfo: infoFile, trainer: trainerFilesWritten },
       counts,
       tokens,
-      tokenizer: counter.name
+      tokenizer: counter.name,
+      templateCheck
     } satisfies ExportReport
   })
 
@@ -277,6 +298,7 @@ const datasetCard = (c: {
   domains: Record<string, number>
   systemPrompt: string
   valFraction: number
+  templateCheck?: TemplateCheckReport | undefined
 }) => `---
 task_categories:
 - text-generation
@@ -321,4 +343,16 @@ ${table(c.domains)}
 \`\`\`
 ${c.systemPrompt}
 \`\`\`
+${
+  c.templateCheck === undefined
+    ? ""
+    : `
+## Chat template check
+
+Every example was rendered with the chat template of \`${basename(c.templateCheck.template)}\`: ${
+        c.templateCheck.lossy === 0
+          ? `all ${c.templateCheck.checked} keep their whole assistant turn.`
+          : `**${c.templateCheck.lossy} of ${c.templateCheck.checked} lose part of their assistant turn** (${c.templateCheck.examples[0]?.reason ?? ""}).`
+      }
 `
+}`

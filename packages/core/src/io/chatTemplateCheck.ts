@@ -1,0 +1,95 @@
+import { Template } from "@huggingface/jinja"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { readFile, stat } from "node:fs/promises"
+import { join } from "node:path"
+import type { ChatMessage } from "../schema/sft.js"
+import { ExportError } from "./exportError.js"
+
+/** A chat template as a trainer applies it: Jinja, with the tokenizer's special tokens in scope. */
+export interface ChatTemplate {
+  /** Where it was read from. */
+  readonly source: string
+  readonly render: (messages: ReadonlyArray<ChatMessage>) => string
+}
+
+// tokenizer_config.json, as far as a template needs it. A template list (`[{name, template}]`)
+// is also how some repositories ship several; the one named "default" is what trainers use.
+const TokenText = Schema.Union(Schema.String, Schema.Struct({ content: Schema.String }), Schema.Null)
+const TokenizerConfig = Schema.Struct({
+  chat_template: Schema.optional(Schema.Union(Schema.String, Schema.Array(Schema.Struct({ name: Schema.String, template: Schema.String })))),
+  bos_token: Schema.optional(TokenText),
+  eos_token: Schema.optional(TokenText),
+  pad_token: Schema.optional(TokenText),
+  unk_token: Schema.optional(TokenText)
+})
+const decodeConfig = Schema.decodeUnknownEither(Schema.parseJson(TokenizerConfig))
+
+const tokenText = (v: typeof TokenText.Type | undefined): string | null => (v === undefined || v === null ? null : typeof v === "string" ? v : v.content)
+
+/**
+ * Reads a chat template: a model folder (its `chat_template.jinja`, else the `chat_template` of
+ * its `tokenizer_config.json`), a `tokenizer_config.json`, or a `.jinja` file.
+ */
+export const loadChatTemplate = (path: string): Effect.Effect<ChatTemplate, ExportError> =>
+  Effect.tryPromise({
+    try: async (): Promise<ChatTemplate> => {
+      const isDir = (await stat(path)).isDirectory()
+      const configFile = isDir ? join(path, "tokenizer_config.json") : path.endsWith(".json") ? path : undefined
+      const jinjaFile = isDir ? join(path, "chat_template.jinja") : path.endsWith(".json") ? undefined : path
+      const config = configFile === undefined ? undefined : await readFile(configFile, "utf8").catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" && isDir ? undefined : Promise.reject(e)))
+      const parsed = config === undefined ? undefined : decodeConfig(config)
+      if (parsed !== undefined && parsed._tag === "Left") throw new Error(`${configFile}: not a tokenizer_config.json (${parsed.left.message.split("\n")[0]})`)
+      const fields = parsed?._tag === "Right" ? parsed.right : undefined
+      const fromJinja = jinjaFile === undefined ? undefined : await readFile(jinjaFile, "utf8").catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" && isDir ? undefined : Promise.reject(e)))
+      const listed = fields?.chat_template
+      const text =
+        fromJinja ?? (typeof listed === "string" ? listed : (listed?.find((t) => t.name === "default") ?? listed?.[0])?.template)
+      if (text === undefined) throw new Error(isDir ? "no chat_template.jinja, and tokenizer_config.json has no chat_template" : "it holds no chat template")
+      const template = new Template(text)
+      const tokens = { bos_token: tokenText(fields?.bos_token), eos_token: tokenText(fields?.eos_token), pad_token: tokenText(fields?.pad_token), unk_token: tokenText(fields?.unk_token) }
+      return {
+        source: fromJinja !== undefined ? jinjaFile! : configFile!,
+        render: (messages) => template.render({ messages: messages.map((m) => ({ role: m.role, content: m.content })), add_generation_prompt: false, ...tokens })
+      }
+    },
+    catch: (e) => new ExportError({ file: path, message: `cannot use it as a chat template: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or folder" : (e as Error).message}` })
+  })
+
+/**
+ * Why a sample's assistant turn does not survive the template whole, or undefined when it does.
+ * Some templates rewrite the assistant turn (one common one keeps only what follows `</think>`),
+ * and a trainer that applies them would then learn from less than the exported text.
+ */
+export const templateLoss = (template: ChatTemplate, messages: ReadonlyArray<ChatMessage>): string | undefined => {
+  let rendered: string
+  try {
+    rendered = template.render(messages)
+  } catch (e) {
+    return `the template fails on it: ${(e as Error).message}`
+  }
+  // The longest prefix and suffix of a turn found in the rendered text (binary search: a shorter
+  // prefix or suffix of one that is found is found too).
+  const longest = (text: string, piece: (n: number) => string) => {
+    let lo = 0
+    let hi = text.length
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2)
+      if (rendered.includes(piece(mid))) lo = mid
+      else hi = mid - 1
+    }
+    return lo
+  }
+  for (const m of messages) {
+    if (m.role !== "assistant") continue
+    // Some templates trim each turn: that loses nothing a trainer learns from.
+    const text = m.content.trim()
+    if (rendered.includes(text)) continue
+    const start = longest(text, (n) => text.slice(0, n))
+    const end = longest(text, (n) => text.slice(text.length - n))
+    if (end >= start && end > 0) return `the start of the assistant turn (its reasoning) is missing: only its last ${end} of ${text.length} characters are in the rendered text`
+    if (start > 0) return `the end of the assistant turn (its answer) is missing: only its first ${start} of ${text.length} characters are in the rendered text`
+    return "the assistant turn is not in the rendered text"
+  }
+  return undefined
+}
