@@ -14,7 +14,7 @@ import { type ScriptedServer, type ScriptedServerOptions, startScriptedServer } 
 import { tempDir } from "../test-support/fixtures.js"
 import type { BudgetOptions, BudgetState } from "./budget.js"
 import { type CallOptions, type LanguageModelShape, makeLanguageModel, Permits, type RoleConfig } from "./LanguageModel.js"
-import { openAiProvider, type OpenAiEndpointConfig, proxyFor, retryAfterMs } from "./openai.js"
+import { durationMs, openAiProvider, type OpenAiEndpointConfig, proxyFor, rateLimitOf, retryAfterMs } from "./openai.js"
 import { ChatRequest } from "./schema.js"
 
 const ask = (q: string, extra: Partial<ConstructorParameters<typeof ChatRequest>[0]> = {}) =>
@@ -278,6 +278,36 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
       Effect.forEach(Array.from({ length: 5 }, (_, i) => ask(`r${i}`)), (r) => lm.complete("teacher", r), { concurrency: 5 })
     )
     expect(Date.now() - started).toBeGreaterThanOrEqual(390)
+  })
+
+  it("holds an endpoint while the server's x-ratelimit headers say its window is used up, streaming or not", async () => {
+    for (const stream of [false, true]) {
+      // The first reply says no request (then: too few tokens) is left until 400 ms from now.
+      const s = await server({
+        replyHeaders: (n): Record<string, string> =>
+          n === 0
+            ? { "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "400ms", "x-ratelimit-remaining-tokens": "90000" }
+            : n === 1
+              ? { "x-ratelimit-remaining-requests": "50", "x-ratelimit-remaining-tokens": "10", "x-ratelimit-reset-tokens": "0.4s" }
+              : {}
+      })
+      const times: Array<number> = []
+      const stats = await withModel({ teacher: { endpoints: [{ provider: endpoint(s, { stream }), concurrency: 1 }] } }, (lm) =>
+        Effect.forEach([1, 2, 3], (i) => Effect.tap(lm.complete("teacher", ask(`held ${i} ${stream}`)), () => Effect.sync(() => times.push(Date.now())))).pipe(
+          Effect.zipRight(lm.stats)
+        )
+      )
+      expect(s.requests).toHaveLength(3)
+      expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(390)
+      expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(390)
+      expect(stats[0]).toMatchObject({ rateLimited: 2, failed: 0, retries: 0 })
+    }
+  })
+
+  it("reads rate-limit windows as servers write them", () => {
+    expect([durationMs("1s"), durationMs("6m0s"), durationMs("59.5ms"), durationMs("1h2m3s"), durationMs("20"), durationMs("soon")]).toEqual([1000, 360_000, 59.5, 3_723_000, 20_000, undefined])
+    expect(rateLimitOf(["Content-Type", "x", "X-RateLimit-Remaining-Requests", "0", "x-ratelimit-reset-requests", "2s"])).toEqual({ remainingRequests: 0, resetRequestsMs: 2000 })
+    expect(rateLimitOf([Buffer.from("content-length"), Buffer.from("12")])).toBeUndefined()
   })
 
   it("reads Retry-After as seconds, an HTTP date or milliseconds", () => {

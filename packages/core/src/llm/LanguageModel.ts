@@ -11,7 +11,7 @@ import { RunStore } from "../store/RunStore.js"
 import { sha256Hex } from "../util/hash.js"
 import { Budget, type BudgetOptions, type BudgetState } from "./budget.js"
 import { BadRequest, isRetryable, type LlmError } from "./errors.js"
-import type { ModelProvider, ProviderResult } from "./provider.js"
+import type { ModelProvider, ProviderResult, RateLimitState } from "./provider.js"
 import { type ChatRequest, Completion } from "./schema.js"
 
 /** USD per million tokens. */
@@ -182,6 +182,8 @@ interface EndpointState {
   /** Tokens spent in the current minute window, for tokens-per-minute. */
   windowStart: number
   windowTokens: number
+  /** No request starts before this time: the server's rate-limit headers said its window is used up. */
+  heldUntil: number
 }
 
 const costOf = (price: Price | undefined, r: ProviderResult): number | undefined =>
@@ -217,7 +219,8 @@ export const makeLanguageModel = (
           setAsideUntil: 0,
           nextRequestAt: 0,
           windowStart: 0,
-          windowTokens: 0
+          windowTokens: 0,
+          heldUntil: 0
         })
       }
       states.set(role, list)
@@ -272,16 +275,43 @@ export const makeLanguageModel = (
         return waitMs > 0 ? Effect.sleep(Duration.millis(waitMs)) : Effect.void
       })
 
-    // The hot path: one permit, the rate wait only when limits are set, and the call.
+    // The hot path: one permit, the rate wait only when limits are set or the server's headers
+    // asked for one, and the call.
     const callOnce = (s: EndpointState, request: ChatRequest) => {
-      const limited = s.config.requestsPerMinute !== undefined || s.config.tokensPerMinute !== undefined
+      const configured = s.config.requestsPerMinute !== undefined || s.config.tokensPerMinute !== undefined
+      const estimate = () => Math.ceil(request.messages.reduce((n, m) => n + m.content.length, 0) / 4) + (request.max_tokens ?? 512)
       const call = Effect.suspend(() => {
         s.stats.requests++
         const started = Date.now()
-        return Effect.map(s.config.provider.call(request), (result) => ({ result, latencyMs: Date.now() - started }))
+        return Effect.map(s.config.provider.call(request), (result) => {
+          if (result.rateLimit !== undefined) holdFor(s, result.rateLimit, estimate())
+          return { result, latencyMs: Date.now() - started }
+        })
       })
-      const estimate = () => Math.ceil(request.messages.reduce((n, m) => n + m.content.length, 0) / 4) + (request.max_tokens ?? 512)
-      return s.permits.with(limited ? Effect.zipRight(Effect.suspend(() => waitForRate(s, estimate())), call) : call)
+      return s.permits.with(
+        Effect.suspend(() => {
+          const held = s.heldUntil - Date.now()
+          const waited = held > 0 ? Effect.zipRight(Effect.sleep(Duration.millis(held)), call) : call
+          return configured ? Effect.zipRight(Effect.suspend(() => waitForRate(s, estimate())), waited) : waited
+        })
+      )
+    }
+
+    /**
+     * Adapts to the server's own limits: when its `x-ratelimit-*` headers say the window has no
+     * request left, or fewer tokens than a request like this one needs, the endpoint sends nothing
+     * more until that window resets (instead of collecting 429s and backing off).
+     */
+    const holdFor = (s: EndpointState, limit: RateLimitState, tokensNeeded: number) => {
+      const now = Date.now()
+      const wasHeld = s.heldUntil > now
+      if (limit.remainingRequests !== undefined && limit.remainingRequests <= 0 && limit.resetRequestsMs !== undefined) {
+        s.heldUntil = Math.max(s.heldUntil, now + limit.resetRequestsMs)
+      }
+      if (limit.remainingTokens !== undefined && limit.remainingTokens < tokensNeeded && limit.resetTokensMs !== undefined) {
+        s.heldUntil = Math.max(s.heldUntil, now + limit.resetTokensMs)
+      }
+      if (!wasHeld && s.heldUntil > now) s.stats.rateLimited++
     }
 
     const callWithRetries = (role: string, config: RoleConfig, list: Array<EndpointState>, request: ChatRequest) => {
@@ -318,7 +348,9 @@ export const makeLanguageModel = (
 
     /** A model call (with retries), its stats, and its answer stored in the cache unless it is off. */
     const fresh = (role: string, list: Array<EndpointState>, request: ChatRequest, model: string, mode: CacheMode, key: string): Effect.Effect<Completion, LlmError> => {
-      const call = Effect.flatMap(callWithRetries(role, roles[role]!, list, { ...request, model } as ChatRequest), ({ result, latencyMs, attempt, state }) => {
+      const call = Effect.flatMap(callWithRetries(role, roles[role]!, list, { ...request, model } as ChatRequest), ({ result: withLimits, latencyMs, attempt, state }) => {
+        // The server's rate-limit state was used by the endpoint; it is no part of the answer.
+        const result = withLimits.rateLimit === undefined ? withLimits : (({ rateLimit: _, ...answer }) => answer)(withLimits)
         const costUsd = costOf(state.config.price, result)
         state.stats.succeeded++
         state.stats.promptTokens += result.usage.promptTokens

@@ -6,7 +6,7 @@ import { type Dispatcher, Pool, ProxyAgent } from "undici"
 import { splitThink } from "../util/latex.js"
 import { isLoopbackHost } from "../util/net.js"
 import { BadRequest, BadResponse, Cancelled, ConnectionError, type LlmError, RateLimited, redactSecrets, redactUrl, ServerError, Timeout } from "./errors.js"
-import type { ModelProvider, ProviderResult } from "./provider.js"
+import type { ModelProvider, ProviderResult, RateLimitState } from "./provider.js"
 import { type ChatRequest, finishReason, isPlainWireChunk, isPlainWireCompletion, WireChunk, WireCompletion } from "./schema.js"
 
 export interface OpenAiEndpointConfig {
@@ -38,6 +38,44 @@ export const retryAfterMs = (header: (name: string) => string | undefined): numb
   if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.max(0, Number(value) * 1000)
   const date = Date.parse(value)
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now())
+}
+
+/** A rate-limit reset as servers write it: `1s`, `6m0s`, `59.5ms`, `1h2m3s`, or plain seconds. */
+export const durationMs = (text: string): number | undefined => {
+  const t = text.trim()
+  if (/^\d+(\.\d+)?$/.test(t)) return Number(t) * 1000
+  const parts = [...t.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)]
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== t) return undefined
+  return parts.reduce((n, [, v, unit]) => n + Number(v) * (unit === "ms" ? 1 : unit === "s" ? 1000 : unit === "m" ? 60_000 : 3_600_000), 0)
+}
+
+/**
+ * The `x-ratelimit-*` headers (OpenAI's names, which other APIs copy): requests and tokens left in
+ * the window and when it resets. One pass over the raw headers, and only when one starts with
+ * `x-ratelimit-`: most replies carry none, and this runs on every call.
+ */
+export const rateLimitOf = (rawHeaders: ReadonlyArray<Buffer | string>): RateLimitState | undefined => {
+  let state: { -readonly [K in keyof RateLimitState]: RateLimitState[K] } | undefined
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const raw = rawHeaders[i]!
+    if (raw.length < 20 || (raw[0] !== 120 && raw[0] !== 88 && raw[0] !== "x" && raw[0] !== "X")) continue
+    const name = String(raw).toLowerCase()
+    if (!name.startsWith("x-ratelimit-")) continue
+    const value = String(rawHeaders[i + 1])
+    const number = Number(value)
+    state ??= {}
+    if (name === "x-ratelimit-remaining-requests" && Number.isFinite(number)) state.remainingRequests = number
+    else if (name === "x-ratelimit-remaining-tokens" && Number.isFinite(number)) state.remainingTokens = number
+    else if (name === "x-ratelimit-reset-requests") state.resetRequestsMs = durationMs(value)
+    else if (name === "x-ratelimit-reset-tokens") state.resetTokensMs = durationMs(value)
+  }
+  return state
+}
+
+/** A result with the server's rate-limit state, when its headers gave one (a new object only then). */
+const withRateLimit = (result: ProviderResult, ex: { readonly rawHeaders: ReadonlyArray<Buffer | string> }): ProviderResult => {
+  const rateLimit = rateLimitOf(ex.rawHeaders)
+  return rateLimit === undefined ? result : { ...result, rateLimit }
 }
 
 /** Deadlines checked by one unref'd interval, instead of a timer per request. */
@@ -292,7 +330,7 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
     if (ex.sse !== undefined) {
       const sse = ex.sse
       if (!sse.done && sse.finish === undefined) throw new ConnectionError({ endpoint, message: "the stream ended before the reply was complete" })
-      return { ...separateReasoning(sse.content, sse.reasoning), finishReason: finishReason(sse.finish), model: sse.model, usage: sse.usage }
+      return withRateLimit({ ...separateReasoning(sse.content, sse.reasoning), finishReason: finishReason(sse.finish), model: sse.model, usage: sse.usage }, ex)
     }
     let json: unknown
     try {
@@ -302,12 +340,15 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
     }
     const c = isPlainWireCompletion(json) ? json : decodeCompletion(json).pipe(Either.getOrThrowWith(() => new BadResponse({ endpoint, message: "the reply is not a chat completion" })))
     const choice = c.choices[0]
-    return {
-      ...separateReasoning(choice.message.content ?? "", choice.message.reasoning_content ?? choice.message.reasoning ?? undefined),
-      finishReason: finishReason(choice.finish_reason),
-      model: c.model ?? config.model,
-      usage: usageOf(c.usage)
-    }
+    return withRateLimit(
+      {
+        ...separateReasoning(choice.message.content ?? "", choice.message.reasoning_content ?? choice.message.reasoning ?? undefined),
+        finishReason: finishReason(choice.finish_reason),
+        model: c.model ?? config.model,
+        usage: usageOf(c.usage)
+      },
+      ex
+    )
   }
 
   return {

@@ -9,6 +9,16 @@ export interface ProviderResult {
   readonly finishReason: FinishReason
   readonly usage: Usage
   readonly model: string
+  /** What the server said is left of its rate limits (`x-ratelimit-*` headers), when it says. */
+  readonly rateLimit?: RateLimitState | undefined
+}
+
+/** A server's rate-limit headers: requests and tokens left in the current window, and when each window resets. */
+export interface RateLimitState {
+  readonly remainingRequests?: number | undefined
+  readonly resetRequestsMs?: number | undefined
+  readonly remainingTokens?: number | undefined
+  readonly resetTokensMs?: number | undefined
 }
 
 /** One place that answers chat requests: an HTTP endpoint or a local model. */

@@ -44,6 +44,8 @@ export interface ScriptedServerOptions {
   readonly retryAfterSeconds?: number
   readonly seed?: number
   readonly port?: number
+  /** Extra headers on the reply to request `index` (e.g. `x-ratelimit-*`). */
+  readonly replyHeaders?: (index: number) => Readonly<Record<string, string>>
   /** Keep every request in `requests` (default true; benchmarks turn it off). */
   readonly record?: boolean
   /**
@@ -189,8 +191,9 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
     const completionTokens = reply.completionTokens ?? countTokens(reply.content + (reply.reasoning ?? ""))
     const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens }
     const finish = reply.finishReason ?? "stop"
+    const extra = options.replyHeaders?.(n) ?? {}
     if (!request.stream) {
-      res.writeHead(200, { "content-type": "application/json" })
+      res.writeHead(200, { "content-type": "application/json", ...extra })
       res.end(
         JSON.stringify({
           id: `cmpl-${n}`,
@@ -202,7 +205,7 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
       )
       return
     }
-    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" })
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...extra })
     const send = (payload: unknown) => res.write(`data: ${JSON.stringify(payload)}\n\n`)
     const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
       send({ id: `cmpl-${n}`, object: "chat.completion.chunk", model: request.model, choices: [{ index: 0, delta, finish_reason: finishReason }] })
