@@ -5,7 +5,7 @@ import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { importFile } from "../io/importFile.js"
 import { LanguageModel, makeLanguageModel } from "../llm/LanguageModel.js"
-import { parsePipeline } from "../pipeline/config.js"
+import { parsePipeline, type PipelineConfig } from "../pipeline/config.js"
 import { applyOverrides, buildRoles } from "../pipeline/models.js"
 import { defaultPipelineText } from "../pipeline/recipe.js"
 import type { RunEvent } from "../pipeline/events.js"
@@ -27,10 +27,15 @@ describe("teacher sampling (scripted loopback teacher)", () => {
     tmp.cleanup()
   })
 
-  const run = (overrides: { samples?: number; failFor?: string }, events: Array<RunEvent> = []) => {
-    const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
+  const run = (
+    overrides: { samples?: number; failFor?: string; collect?: Partial<PipelineConfig["stages"]["collect"]>; maxTokens?: number },
+    events: Array<RunEvent> = []
+  ) => {
+    const parsed = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
+    const teacher = parsed.models.teacher!
+    const base = overrides.maxTokens === undefined ? parsed : { ...parsed, models: { ...parsed.models, teacher: { ...teacher, sampling: { ...teacher.sampling, max_tokens: overrides.maxTokens } } } }
     const config = applyOverrides(
-      { ...base, stages: { ...base.stages, collect: { ...base.stages.collect, samplesPerProblem: overrides.samples ?? 2 } } },
+      { ...base, stages: { ...base.stages, collect: { ...base.stages.collect, samplesPerProblem: overrides.samples ?? 2, ...overrides.collect } } },
       { teacher: `openai:teacher-x@${server.baseUrl}`, concurrency: 4 }
     )
     const roles = Either.getOrThrow(buildRoles(config, {}, ["teacher"]))
@@ -92,5 +97,30 @@ describe("teacher sampling (scripted loopback teacher)", () => {
     expect(second.status.stages.verify).toBe(4)
     expect(second.status.llm.byRole["teacher"]).toMatchObject({ calls: 6 })
     expect(second.status.llm.calls).toBe(6)
+  })
+
+  it("truncation: extend asks a cut reply again with twice the room, up to the cap, and records every call", async () => {
+    // "2+2" ends once it is given 2,000 tokens; "3+3" never ends; "France" ends at once.
+    server = await startScriptedServer({
+      script: (r) => {
+        const room = Number(r.body["max_tokens"])
+        const q = r.messages[1]!.content
+        const ends = q.includes("France") || (q.includes("2+2") && room >= 2000)
+        return { content: "Add them. \\boxed{4}", finishReason: ends ? "stop" : "length", completionTokens: Math.min(room, 700) }
+      }
+    })
+    await seed()
+    const { report, items } = await run({ samples: 1, maxTokens: 500, collect: { truncation: "extend", extendUpTo: 4000 } })
+    const asked = (q: string) => server.requests.filter((r) => r.messages[1]!.content.includes(q)).map((r) => r.body["max_tokens"])
+    expect(asked("2+2")).toEqual([500, 1000, 2000])
+    expect(asked("3+3")).toEqual([500, 1000, 2000, 4000])
+    expect(asked("France")).toEqual([500])
+    expect(report).toMatchObject({ total: 3, done: 3, failed: 0 })
+    const extended = items.find((i) => i.fate === "pending" && i.rounds[0]!.calls.length === 3)!
+    expect(extended.rounds[0]!.note).toBe("cut at max_tokens 500, asked again with 2000")
+    expect(extended.rounds[0]!.calls.map((c) => c.completionTokens)).toEqual([500, 700, 700])
+    const dropped = items.find((i) => i.fate === "dropped")!
+    expect(dropped.reason).toEqual({ code: "truncated", detail: "the teacher's reply hit max_tokens (4000, after 3 extensions from 500)" })
+    expect(dropped.rounds[0]!.calls).toHaveLength(4)
   })
 })

@@ -91,7 +91,21 @@ export const sampleTeacher = (
           stop: sampling.stop
         })
         const startedAt = new Date().toISOString()
-        const result = yield* lm.complete("teacher", request, { sampleIndex: sample, cache: options.cache }).pipe(Effect.either)
+        const ask = (r: ChatRequest) => lm.complete("teacher", r, { sampleIndex: sample, cache: options.cache }).pipe(Effect.either)
+        let result = yield* ask(request)
+        // truncation: extend re-asks a reply cut at max_tokens with twice the room, up to the cap;
+        // every call is recorded (and paid for) in the item's round.
+        const earlier: Array<Completion> = []
+        const cap = settings.extendUpTo ?? (sampling.max_tokens !== undefined ? sampling.max_tokens * 4 : undefined)
+        let maxTokens = sampling.max_tokens
+        while (
+          settings.truncation === "extend" && result._tag === "Right" && result.right.finishReason === "length" &&
+          maxTokens !== undefined && cap !== undefined && maxTokens < cap
+        ) {
+          earlier.push(result.right)
+          maxTokens = Math.min(cap, maxTokens * 2)
+          result = yield* ask(new ChatRequest({ ...request, max_tokens: maxTokens }))
+        }
         const finishedAt = new Date().toISOString()
         const now = finishedAt
         if (result._tag === "Left") {
@@ -123,40 +137,46 @@ export const sampleTeacher = (
           long
         })
         const truncated = c.finishReason === "length"
-        const dropped = truncated && settings.truncation === "drop"
+        const dropped = truncated && settings.truncation !== "keep"
         counts.done++
         if (c.cached) counts.cached++
-        counts.promptTokens += c.usage.promptTokens
-        counts.completionTokens += c.usage.completionTokens
-        counts.costUsd += c.costUsd ?? 0
+        for (const call of [...earlier, c]) {
+          counts.promptTokens += call.usage.promptTokens
+          counts.completionTokens += call.usage.completionTokens
+          counts.costUsd += call.costUsd ?? 0
+        }
         yield* store.saveItem(
           makeItem({
             id,
             problemId: problem.id,
             stage: dropped ? "collect" : "verify",
             fate: dropped ? "dropped" : "pending",
-            reason: dropped ? { code: "truncated", detail: `the teacher's reply hit max_tokens (${sampling.max_tokens ?? "server default"})` } : undefined,
+            reason: dropped
+              ? { code: "truncated", detail: `the teacher's reply hit max_tokens (${maxTokens ?? "server default"}${earlier.length > 0 ? `, after ${earlier.length} extension${earlier.length > 1 ? "s" : ""} from ${sampling.max_tokens}` : ""})` }
+              : undefined,
             trace,
             rounds: [
               makeRound({
                 index: 0,
                 action: "collect",
                 output: trace,
-                calls: [
-                  {
-                    role: "teacher",
-                    model: c.model,
-                    promptVersion: TEACHER_PROMPT_VERSION,
-                    promptTokens: c.usage.promptTokens,
-                    completionTokens: c.usage.completionTokens,
-                    costUsd: c.costUsd,
-                    latencyMs: c.latencyMs,
-                    cached: c.cached
-                  }
-                ],
+                calls: [...earlier, c].map((call) => ({
+                  role: "teacher" as const,
+                  model: call.model,
+                  promptVersion: TEACHER_PROMPT_VERSION,
+                  promptTokens: call.usage.promptTokens,
+                  completionTokens: call.usage.completionTokens,
+                  costUsd: call.costUsd,
+                  latencyMs: call.latencyMs,
+                  cached: call.cached
+                })),
                 startedAt,
                 finishedAt,
-                note: truncated ? "truncated at max_tokens" : undefined
+                note: truncated
+                  ? `truncated at max_tokens (${maxTokens ?? "server default"})`
+                  : earlier.length > 0
+                    ? `cut at max_tokens ${sampling.max_tokens}, asked again with ${maxTokens}`
+                    : undefined
               })
             ],
             createdAt: now,

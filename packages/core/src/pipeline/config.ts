@@ -49,8 +49,13 @@ export const CollectSettings = Schema.Struct({
   mathInstruction: Schema.optionalWith(Schema.String, { default: () => MATH_INSTRUCTION }),
   /** Long (R1-style) traces with more reasoning tokens than this are rewritten short. */
   longToShortAboveTokens: Schema.optionalWith(Schema.Int.pipe(Schema.nonNegative()), { default: () => 1024 }),
-  /** A reply cut off at max_tokens: dropped (default) or kept, marked truncated. */
-  truncation: Schema.optionalWith(Schema.Literal("drop", "keep"), { default: () => "drop" as const })
+  /**
+   * A reply cut off at max_tokens: dropped (default), kept and marked truncated, or asked again
+   * with twice the max_tokens until it ends or `extendUpTo` is reached (then dropped).
+   */
+  truncation: Schema.optionalWith(Schema.Literal("drop", "keep", "extend"), { default: () => "drop" as const }),
+  /** The largest max_tokens `truncation: extend` asks with (default: 4 × the teacher's max_tokens). */
+  extendUpTo: Schema.optional(Schema.Int.pipe(Schema.positive()))
 })
 
 export const FilterSettingsSchema = Schema.Struct({
