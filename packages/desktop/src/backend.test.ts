@@ -80,6 +80,20 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     expect(((await backend.handle("run.stop", {})) as { state: string }).state).toBe("idle")
     const stopped = (await backend.handle("workspace.status", {})) as { kept: number; items: number; problems: number }
     expect(stopped.kept).toBeLessThan(70)
+    // A token budget stops the run the same way, before the workspace's calls pass it (the
+    // recipe asks with max_tokens 4096 and 8192: a 9,000-token budget lets a few calls run at once).
+    const spentBefore = ((await backend.handle("workspace.status", {})) as { paidTokens: number }).paidTokens
+    await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: spec, concurrency: 2, budgetTokens: spentBefore + 9000 })
+    let budgeted = (await backend.handle("run.view", {})) as { state: string; message?: string }
+    for (let i = 0; i < 200 && budgeted.message === undefined; i++) {
+      await sleep(100)
+      budgeted = (await backend.handle("run.view", {})) as { state: string; message?: string }
+    }
+    expect(budgeted.state).toBe("idle")
+    expect(budgeted.message).toMatch(/^stopped at the token budget: \d+ of \d+ tokens spent by the workspace/)
+    const afterBudget = (await backend.handle("workspace.status", {})) as { paidTokens: number }
+    expect(afterBudget.paidTokens).toBeGreaterThan(spentBefore)
+    expect(afterBudget.paidTokens).toBeLessThanOrEqual(spentBefore + 9000)
     await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: spec, concurrency: 4 })
     for (let i = 0; i < 300 && ((await backend.handle("run.view", {})) as { state: string }).state !== "done"; i++) await sleep(100)
 

@@ -169,7 +169,8 @@ export class Backend {
       dropReasons: s.dropReasons,
       tokens: { tokenizer: s.tokens.tokenizer, histogram: s.tokens.histogram, ratio: s.tokens.ratio },
       calls: s.llm.calls,
-      costUsd: s.llm.costUsd
+      costUsd: s.llm.costUsd,
+      paidTokens: s.llm.paidTokens
     }
   }
 
@@ -204,7 +205,7 @@ export class Backend {
     }
   }
 
-  async start(req: { teacher?: string; rewriter?: string; judge?: string; limit?: number; concurrency?: number }): Promise<RunView> {
+  async start(req: { teacher?: string; rewriter?: string; judge?: string; limit?: number; concurrency?: number; budgetTokens?: number }): Promise<RunView> {
     const rt = this.rt()
     if (this.run !== undefined && (this.run.status === "running" || this.run.status === "paused" || this.run.status === "stopping")) return this.view()
     const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in pipeline"))
@@ -214,7 +215,30 @@ export class Backend {
     const checked = await Effect.runPromise(Effect.either(checkLocalModels(config)))
     if (Either.isLeft(checked)) throw new BadRequest(checked.left)
     const gate = Effect.runSync(Effect.makeLatch(true))
-    const lm = await rt.runPromise(makeLanguageModel(roles.right, { gate }))
+    // A token budget counts what the workspace spent before, as its status shows it; reaching it
+    // stops the run the way Stop does (calls in flight finish; the same start goes on).
+    const spent = req.budgetTokens !== undefined ? (await rt.runPromise(Effect.flatMap(RunStore, (store) => store.status))).llm.paidTokens : 0
+    let budgetMessage: string | undefined
+    const lm = await rt.runPromise(
+      makeLanguageModel(roles.right, {
+        gate,
+        budget:
+          req.budgetTokens === undefined
+            ? undefined
+            : {
+                limits: { tokens: req.budgetTokens },
+                spent: { tokens: spent },
+                onReached: (b) => {
+                  budgetMessage = `stopped at the token budget: ${b.spentTokens} of ${req.budgetTokens} tokens spent by the workspace; the next call could cost up to ${b.heldBack?.tokens ?? 0}. Raise the budget and start again to go on.`
+                  void this.stop().then(() => {
+                    if (this.run?.lm !== lm) return
+                    this.run.state.message = budgetMessage
+                    this.push({ _tag: "view", view: this.view() })
+                  })
+                }
+              }
+      })
+    )
     const state = initialState(config.name, STAGES)
     const sandbox = makeSandbox()
     const timeline: Array<{ t: number; done: number }> = []

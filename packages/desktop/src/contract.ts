@@ -25,7 +25,9 @@ export const StatusView = Schema.Struct({
     ratio: Schema.NullOr(Schema.Number)
   }),
   calls: Schema.Number,
-  costUsd: Schema.Number
+  costUsd: Schema.Number,
+  /** Prompt + completion tokens of the calls sent (cache hits are free): what a token budget counts. */
+  paidTokens: Schema.Number
 })
 export type StatusView = typeof StatusView.Type
 
@@ -111,7 +113,7 @@ export const Channels = {
     reply: Schema.Struct({ architecture: Schema.String, parameters: Schema.NullOr(Schema.Number), variants: Schema.Array(Schema.Struct({ name: Schema.String, bytes: Schema.Number, runnable: Schema.NullOr(Schema.Boolean) })), chatTemplate: Schema.Boolean, missing: Schema.Array(Schema.String) })
   },
   "run.start": {
-    request: Schema.Struct({ teacher: Schema.optional(Spec), rewriter: Schema.optional(Spec), judge: Schema.optional(Spec), limit: Schema.optional(Schema.Int.pipe(Schema.positive())), concurrency: Schema.optional(Schema.Int.pipe(Schema.between(1, 1024))) }),
+    request: Schema.Struct({ teacher: Schema.optional(Spec), rewriter: Schema.optional(Spec), judge: Schema.optional(Spec), limit: Schema.optional(Schema.Int.pipe(Schema.positive())), concurrency: Schema.optional(Schema.Int.pipe(Schema.between(1, 1024))), budgetTokens: Schema.optional(Schema.Int.pipe(Schema.positive())) }),
     reply: RunView
   },
   "run.pause": { request: Schema.Struct({}), reply: RunView },

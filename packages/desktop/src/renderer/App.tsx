@@ -138,10 +138,10 @@ const WorkspacePanel = ({ status, onStatus }: { status: StatusView | undefined; 
 }
 
 const RunPanel = ({ view, onView }: { view: RunView | undefined; onView: (v: RunView) => void }) => {
-  const [specs, setSpecs] = useState({ teacher: "", rewriter: "", judge: "", limit: "" })
+  const [specs, setSpecs] = useState({ teacher: "", rewriter: "", judge: "", limit: "", budgetTokens: "" })
   const { error, busy, run } = useAsync()
   const active = view?.state === "running" || view?.state === "paused" || view?.state === "stopping"
-  const field = (name: "teacher" | "rewriter" | "judge" | "limit", label: string, placeholder: string) => (
+  const field = (name: "teacher" | "rewriter" | "judge" | "limit" | "budgetTokens", label: string, placeholder: string) => (
     <div className="field">
       <label htmlFor={`spec-${name}`}>{label}</label>
       <input id={`spec-${name}`} value={specs[name]} placeholder={placeholder} onChange={(e) => setSpecs({ ...specs, [name]: e.target.value })} />
@@ -154,7 +154,8 @@ const RunPanel = ({ view, onView }: { view: RunView | undefined; onView: (v: Run
           ...(specs.teacher !== "" ? { teacher: specs.teacher } : {}),
           ...(specs.rewriter !== "" ? { rewriter: specs.rewriter } : {}),
           ...(specs.judge !== "" ? { judge: specs.judge } : {}),
-          ...(specs.limit !== "" ? { limit: Number(specs.limit) } : {})
+          ...(specs.limit !== "" ? { limit: Number(specs.limit) } : {}),
+          ...(specs.budgetTokens !== "" ? { budgetTokens: Number(specs.budgetTokens) } : {})
         })
       )
     )
@@ -167,6 +168,7 @@ const RunPanel = ({ view, onView }: { view: RunView | undefined; onView: (v: Run
       {field("rewriter", "Rewriter", "onnx:/models/qwen2.5-7b#q4")}
       {field("judge", "Judge", "openai:qwq-32b@http://127.0.0.1:8000/v1")}
       {field("limit", "Only the first N problems", "all")}
+      {field("budgetTokens", "Token budget (the workspace's calls in all)", "none")}
       <ModelCheck />
       <div className="buttons">
         <button onClick={() => void start()} disabled={busy || active}>
