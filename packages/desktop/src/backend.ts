@@ -27,7 +27,8 @@ import {
   SqliteRunStoreLive,
   STAGES,
   TokenCounter,
-  workspacePaths
+  workspacePaths,
+  ensureDir
 } from "@fastcot/core"
 import { evalRunFolder, evaluate, makeSandbox, loadEvalResults, SandboxLive, verifierFor } from "@fastcot/evaluator"
 import * as Duration from "effect/Duration"
@@ -39,7 +40,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { mkdir, readdir, writeFile } from "node:fs/promises"
+import { readdir, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
 import { type ApiFailure, type ChannelName, Channels, type ItemDetail, type ItemRow, type Reply, type RunView, type StatusView } from "./contract.js"
 
@@ -148,7 +149,7 @@ export class Backend {
       const exists = await readdir(root).then((f) => f.includes("fastcot.db")).catch(() => false)
       if (!exists) throw new BadRequest(`${root}: no fastcot workspace there (no fastcot.db)`)
     }
-    await mkdir(root, { recursive: true })
+    await ensureDir(root)
     await this.runtime?.dispose()
     this.runtime = ManagedRuntime.make(Layer.mergeAll(SqliteRunStoreLive(paths.db), QwenTokenCounterLive)) as Runtime
     this.workspace = root
@@ -177,7 +178,7 @@ export class Backend {
   async importContent(name: string, content: string) {
     const dir = join(workspacePaths(this.workspace ?? ".").root, "uploads")
     this.rt()
-    await mkdir(dir, { recursive: true })
+    await ensureDir(dir)
     const file = join(dir, name)
     await writeFile(file, content)
     const report = await this.rt().runPromise(

@@ -1,8 +1,8 @@
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { createWriteStream, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { ChatRequest, type CacheMode, DEFAULT_SYSTEM_PROMPT, LanguageModel, TokenCounter } from "@fastcot/core"
+import { ChatRequest, type CacheMode, DEFAULT_SYSTEM_PROMPT, ensureDirSync, LanguageModel, TokenCounter } from "@fastcot/core"
 import { benchmark, type Benchmark, type EvalItem, GRADER_VERSION, loadBenchmark, PROMPT_VERSION } from "./benchmarks.js"
 import { type SampleOutcome, summarise, Summary } from "./metrics.js"
 import type { Sandbox } from "./sandbox.js"
@@ -105,7 +105,7 @@ export const evaluate = (options: EvalOptions) =>
     if (options.maxTokens !== undefined) sampling["max_tokens"] = options.maxTokens
     const systemPrompt = options.systemPrompt ?? DEFAULT_SYSTEM_PROMPT
     const predictions = options.predictions !== undefined ? yield* Effect.try({ try: () => Predictions(options.predictions!), catch: (e) => e as Error }) : undefined
-    mkdirSync(options.outDir, { recursive: true })
+    ensureDirSync(options.outDir)
     const generations = createWriteStream(join(options.outDir, "generations.jsonl"))
     const results: Array<BenchResult> = []
     const unanswered: Array<string> = []

@@ -1,5 +1,6 @@
 import { Command, Options } from "@effect/cli"
 import {
+  ensureDirSync,
   applyOverrides,
   buildQwen2Model,
   buildRoles,
@@ -22,7 +23,7 @@ import {
 import { type ScriptedRequest, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
 import { evaluate, makeSandbox, SandboxLive, verifierFor } from "@fastcot/evaluator"
 import * as Exit from "effect/Exit"
-import { mkdirSync, writeFileSync } from "node:fs"
+import { writeFileSync } from "node:fs"
 import { liveRun } from "../tui/liveRun.js"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -155,7 +156,7 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
       const data = join(paths.root, "bench-data")
       const samples = readFileSync(SAMPLE_PROBLEMS, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { problem?: string; answer?: string; domain?: string })
       const math = samples.filter((x) => x.domain === "math" && x.problem !== undefined).map((x, i) => JSON.stringify({ problem: x.problem, answer: x.answer, solution: "", subject: "demo", level: 1, unique_id: `demo/${i}.json` }))
-      mkdirSync(join(data, "math500"), { recursive: true })
+      ensureDirSync(join(data, "math500"))
       writeFileSync(join(data, "math500", "test.jsonl"), math.join("\n") + "\n")
       const spec2 = parseModelSpec(judge)
       const local = Either.isRight(spec2) && spec2.right.kind === "onnx" ? spec2.right : undefined

@@ -1,8 +1,8 @@
 import { Args, Command, Options } from "@effect/cli"
-import { importFile, workspacePaths } from "@fastcot/core"
+import { ensureDir, importFile, workspacePaths } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { copyFile, mkdir } from "node:fs/promises"
+import { copyFile } from "node:fs/promises"
 import { dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import { failed, usage } from "../failure.js"
@@ -21,7 +21,7 @@ export const initWorkspace = (workspace: string) => {
     const samples = join(paths.root, "samples", "problems.jsonl")
     yield* Effect.tryPromise({
       try: async () => {
-        await mkdir(dirname(samples), { recursive: true })
+        await ensureDir(dirname(samples))
         await copyFile(SAMPLE_PROBLEMS, samples)
       },
       catch: (e) => failed(`cannot write ${samples}: ${(e as Error).message}`)

@@ -4,6 +4,7 @@ import {
   buildRoles,
   checkLocalModels,
   defaultPipelineText,
+  ensureDir,
   LanguageModel,
   makeLanguageModel,
   parsePipeline,
@@ -26,7 +27,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { mkdir, readFile, writeFile } from "node:fs/promises"
+import { readFile, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { CliFailure, usage } from "../failure.js"
 import { dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption, listOption } from "../shared.js"
@@ -207,7 +208,7 @@ export const runCommand = Command.make(
       const report = exit.value
       if (report.filter !== undefined) {
         const file = join(workspacePaths(args.workspace).root, "reports", "filter.json")
-        yield* Effect.promise(() => mkdir(dirname(file), { recursive: true }).then(() => writeFile(file, JSON.stringify(report.filter, null, 2) + "\n")))
+        yield* Effect.promise(() => ensureDir(dirname(file)).then(() => writeFile(file, JSON.stringify(report.filter, null, 2) + "\n")))
       }
       progress.clear()
       const stats = yield* lm.stats

@@ -1,6 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import { type FileHandle, mkdir, open, rename, rm, stat, writeFile } from "node:fs/promises"
+import { type FileHandle, open, rename, rm, stat, writeFile } from "node:fs/promises"
+import { ensureDir } from "../util/dirs.js"
 import { basename, dirname, join } from "node:path"
 import type { Item } from "../schema/item.js"
 import type { Problem } from "../schema/problem.js"
@@ -182,7 +183,7 @@ export const exportDataset = (
     const valFile = validationPath(trainFile)
     const dir = dirname(trainFile)
     yield* io(dir, () =>
-      mkdir(dir, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+      ensureDir(dir).catch((e: NodeJS.ErrnoException) => {
         throw e.code === "EEXIST" || e.code === "ENOTDIR" ? new Error("a file is in the way: the output must go in a folder") : e
       })
     )

@@ -3,7 +3,8 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { createReadStream } from "node:fs"
-import { access, mkdir, stat, writeFile } from "node:fs/promises"
+import { access, stat, writeFile } from "node:fs/promises"
+import { ensureDir } from "../util/dirs.js"
 import { basename, join, resolve } from "node:path"
 import { createHash } from "node:crypto"
 import type { Item } from "../schema/item.js"
@@ -118,7 +119,7 @@ export const importFile = (
           const body = rejects.map((r) => JSON.stringify(r)).join("\n") + "\n"
           yield* Effect.tryPromise({
             try: async () => {
-              await mkdir(dir, { recursive: true })
+              await ensureDir(dir)
               await writeFile(rejectsFile!, body)
             },
             catch: (e) => new ImportError({ file, message: `cannot write the rejects file: ${(e as Error).message}` })

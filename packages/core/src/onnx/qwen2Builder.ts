@@ -1,4 +1,5 @@
 import * as fs from "node:fs"
+import { ensureDirSync } from "../util/dirs.js"
 import * as path from "node:path"
 import { DType, GraphBuilder, type ValueInfo } from "./graph.js"
 import { buildTinyTokenizer, CHATML_TEMPLATE, tokenizerConfig } from "./tinyTokenizer.js"
@@ -77,7 +78,7 @@ export const buildQwen2Model = (options: BuildOptions): BuiltModel => {
   if (shape.numHeads % shape.numKvHeads !== 0) throw new Error("numHeads must be a multiple of numKvHeads")
   if (shape.hiddenSize % shape.numHeads !== 0) throw new Error("hiddenSize must be a multiple of numHeads")
   const seed = options.seed ?? 1
-  fs.mkdirSync(path.join(options.dir, "onnx"), { recursive: true })
+  ensureDirSync(path.join(options.dir, "onnx"))
   const specials = tiny?.specialIds ?? specialIdsOf(options.tokenizer!.json)
   const eos = [specials["<|im_end|>"]!, specials["<|endoftext|>"]!]
   const writeJson = (name: string, value: unknown) => fs.writeFileSync(path.join(options.dir, name), JSON.stringify(value, null, 2) + "\n")

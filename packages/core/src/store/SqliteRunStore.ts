@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { mkdirSync } from "node:fs"
+import { ensureDirSync } from "../util/dirs.js"
 import { dirname } from "node:path"
 import { Item, makeItem } from "../schema/item.js"
 import { Problem } from "../schema/problem.js"
@@ -56,7 +56,7 @@ export const migrate = (db: Database.Database): void => {
 
 /** Opens (creating if needed) a SQLite store file in WAL mode and returns the service over it. */
 export const openSqliteStore = (file: string): { readonly store: RunStoreShape; readonly close: () => void } => {
-  if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true })
+  if (file !== ":memory:") ensureDirSync(dirname(file))
   const db = new Database(file)
   db.pragma("journal_mode = WAL")
   // NORMAL in WAL mode survives a killed process (not a power cut) and is much faster than FULL.
