@@ -2,7 +2,8 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { StringDecoder } from "node:string_decoder"
-import { type Dispatcher, Pool, ProxyAgent } from "undici"
+import { createRequire } from "node:module"
+import type { Dispatcher } from "undici"
 import { splitThink } from "../util/latex.js"
 import { isLoopbackHost } from "../util/net.js"
 import { BadRequest, BadResponse, Cancelled, ConnectionError, type LlmError, RateLimited, redactSecrets, redactUrl, ServerError, Timeout } from "./errors.js"
@@ -71,6 +72,11 @@ export const rateLimitOf = (rawHeaders: ReadonlyArray<Buffer | string>): RateLim
   }
   return state
 }
+
+// undici is loaded when the first endpoint is made: it compiles its HTTP parser as it loads, which
+// commands that never talk to a server (status, export, inspect) need not wait for.
+let undiciModule: typeof import("undici") | undefined
+const undici = (): typeof import("undici") => (undiciModule ??= createRequire(import.meta.url)("undici") as typeof import("undici"))
 
 /** A result with the server's rate-limit state, when its headers gave one (a new object only then). */
 const withRateLimit = (result: ProviderResult, ex: { readonly rawHeaders: ReadonlyArray<Buffer | string> }): ProviderResult => {
@@ -277,6 +283,7 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
   // never does (no proxy can reach this machine's loopback).
   const proxy = proxyFor(parsed)
   const pooling = { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000, connect: { timeout: 30_000 } }
+  const { Pool, ProxyAgent } = undici()
   const pool = proxy === undefined ? new Pool(parsed.origin, pooling) : new ProxyAgent({ ...pooling, uri: proxy.href })
   if (proxy !== undefined && proxy.password !== "") secrets.push(decodeURIComponent(proxy.password))
   // A refused or failed connection names the proxy it went through: that is often what is wrong.
