@@ -38,7 +38,8 @@ describe("fastcot run with a spending budget (scripted loopback teacher)", () =>
     )
     return file
   }
-  const status = async (workspace: string) => JSON.parse((await run(["status", "--json", "--workspace", workspace])).stdout) as { llm: { costUsd: number; calls: number }; pending: number }
+  const status = async (workspace: string) =>
+    JSON.parse((await run(["status", "--json", "--workspace", workspace])).stdout) as { llm: { costUsd: number; calls: number; paidTokens: number }; pending: number }
 
   it("stops cleanly before the workspace's spending passes the budget, holds at it on a rerun, and goes on when it is raised", async () => {
     const ws = join(root, "ws")
@@ -69,7 +70,10 @@ describe("fastcot run with a spending budget (scripted loopback teacher)", () =>
     expect(raised.stdout).toMatch(/teacher +\d+ sampled, 0 failed, \d+ already done \(of 500\)/)
     // Calls that finished while the run stopped were stored in the cache: no completion is paid twice.
     expect(server.requests.length - sent0).toBe(500)
-    expect((await status(ws)).llm.costUsd).toBeLessThanOrEqual(1)
+    const final = await status(ws)
+    expect(final.llm.costUsd).toBeLessThanOrEqual(1)
+    // The text status shows what a token budget counts: the tokens of the calls sent.
+    expect((await run(["status", "--workspace", ws])).stdout).toContain(`(${final.llm.paidTokens} sent, what a token budget counts)`)
   })
 
   it("refuses a budget in dollars when an endpoint that would be called has no price, and a budget that is not positive", async () => {
