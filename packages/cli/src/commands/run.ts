@@ -127,6 +127,8 @@ export const runCommand = Command.make(
       let lastProgress = 0
       // One live line: the teacher's progress, then per item stage: done/-dropped !failed.
       let teacherLine = ""
+      // The budget's standing, once the service that keeps it exists.
+      let budgetNow: () => string = () => ""
       const stageCounts: Record<string, { ok: number; dropped: number; failed: number }> = {}
       const onEvent = (event: RunEvent) => {
         if (args.json) {
@@ -141,7 +143,7 @@ export const runCommand = Command.make(
           c[event.outcome]++
         }
         const items = Object.entries(stageCounts).map(([stage, c]) => `${stage} ${c.ok}${c.dropped > 0 ? `/-${c.dropped}` : ""}${c.failed > 0 ? ` !${c.failed}` : ""}`)
-        progress.update([teacherLine, ...items].filter((x) => x !== "").join(" | "))
+        progress.update([teacherLine, ...items, budgetNow()].filter((x) => x !== "").join(" | "))
         if (event._tag === "item" && event.outcome === "failed") {
           progress.clear()
           process.stderr.write(`warn: ${event.stage} ${event.itemId}: ${event.reason ?? "failed"}\n`)
@@ -165,6 +167,8 @@ export const runCommand = Command.make(
           ? { limits, spent: { usd: status.llm.costUsd, tokens: status.llm.paidTokens }, onReached: (state) => Deferred.unsafeDone(budgetReached, Exit.succeed(state)) }
           : undefined
       })
+      const budgetState = lm.budget
+      if (budgetState !== undefined) budgetNow = () => `budget ${spentLine(Effect.runSync(budgetState))}`
       if (budgeted && !args.json) {
         yield* stderr(`budget: ${spentLine({ limits, spentUsd: status.llm.costUsd, spentTokens: status.llm.paidTokens, reservedUsd: 0, reservedTokens: 0, reached: false })} spent so far`)
       }

@@ -1,4 +1,4 @@
-import type { Item, Problem } from "@fastcot/core"
+import type { BudgetState, Item, Problem } from "@fastcot/core"
 import { Box, Text, useInput } from "ink"
 import { type ReactElement, useState } from "react"
 import { color } from "./color.js"
@@ -24,6 +24,22 @@ export interface DashboardProps extends DashboardControls {
 const pad = (s: string, n: number) => (s.length >= n ? s.slice(0, n) : s + " ".repeat(n - s.length))
 const lpad = (s: string, n: number) => (s.length >= n ? s.slice(0, n) : " ".repeat(n - s.length) + s)
 const money = (x: number) => `$${x < 10 ? x.toFixed(4) : x.toFixed(2)}`
+
+/** The spending limit: spent (the workspace's, earlier runs counted) of each limit, and what calls in flight have reserved. */
+const budgetLine = (b: BudgetState): ReactElement => {
+  const parts = [
+    b.limits.usd !== undefined ? `${money(b.spentUsd)}/${money(b.limits.usd)}` : undefined,
+    b.limits.tokens !== undefined ? `${b.spentTokens}/${b.limits.tokens} tokens` : undefined
+  ].filter((x) => x !== undefined)
+  const reserved = [b.limits.usd !== undefined ? money(b.reservedUsd) : undefined, b.limits.tokens !== undefined ? `${b.reservedTokens} tokens` : undefined].filter((x) => x !== undefined)
+  return (
+    <Text wrap="truncate">
+      <Text bold>budget </Text>
+      <Text color={color(b.reached ? "yellow" : "")}>{parts.join(" · ")}</Text>
+      {b.reached ? " · reached: no new calls" : ` · in flight ≤ ${reserved.join(", ")}`}
+    </Text>
+  )
+}
 
 const HELP = [
   "p        pause / resume: calls in flight finish, no new ones start",
@@ -134,7 +150,7 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
   const mb = median(s.tokensBefore)
   const ma = median(s.tokensAfter)
   // The log and the recent items share what is left of the screen.
-  const used = 1 + 1 + s.stages.length + 1 + byRole.size + 4 + 3 + 1
+  const used = 1 + 1 + s.stages.length + 1 + byRole.size + 4 + 3 + 1 + (s.budget !== undefined ? 1 : 0)
   const paneHeight = Math.max(2, height - used)
   const logLines = s.log.slice(-paneHeight)
   const recent = s.recentItems.slice(0, paneHeight)
@@ -150,6 +166,7 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
         {pad("role", 9)} {pad("model", Math.max(8, width - 66))} {lpad("busy", 4)} {lpad("retries", 7)} {lpad("errors", 6)} {lpad("cached", 6)} {lpad("tok/s", 7)} {lpad("cost", 9)}
       </Text>
       {modelRows.length > 0 ? modelRows : <Text dimColor>no model calls yet</Text>}
+      {s.budget !== undefined ? budgetLine(s.budget) : null}
       <Text>
         <Text bold>verdicts </Text>easy {v.easy} · <Text color={color("green")}>medium {v.medium}</Text> · hard {v.hard} · unparseable {v.unparseable}
       </Text>

@@ -45,6 +45,17 @@ describe("the run dashboard", () => {
     expect(frame).toContain("i_v2 align: judge: Timeout")
   })
 
+  it("shows the budget, when the run has one, and still fits 80x24", () => {
+    const s = sampleState()
+    s.budget = { limits: { usd: 20, tokens: 100_000 }, spentUsd: 1.5, spentTokens: 12_345, reservedUsd: 0.25, reservedTokens: 8_000, reached: false }
+    const lines = render(<Dashboard state={s} width={80} height={23} now={4_000} {...controls} />).lastFrame()!.split("\n")
+    expect(lines.length).toBeLessThanOrEqual(24)
+    expect(lines.find((l) => l.startsWith("budget"))).toBe("budget $1.5000/$20.00 · 12345/100000 tokens · in flight ≤ $0.2500, 8000 tokens")
+    s.budget = { ...s.budget, reached: true }
+    expect(render(<Dashboard state={s} width={80} height={23} now={4_000} {...controls} />).lastFrame()).toContain("12345/100000 tokens · reached: no new calls")
+    expect(render(<Dashboard state={sampleState()} width={80} height={23} now={4_000} {...controls} />).lastFrame()).not.toContain("budget")
+  })
+
   it("p pauses, q quits, ? shows the keys, i opens the item under the cursor", async () => {
     const onPause = vi.fn()
     const onQuit = vi.fn()

@@ -69,13 +69,23 @@ export const liveRun = <E, R>(options: {
           )
         : undefined
     const poller = dashboard !== undefined
-      ? yield* Effect.fork(Effect.forever(Effect.flatMap(lm.stats, (st) => Effect.sync(() => dashboard.stats(st))).pipe(Effect.zipRight(Effect.sleep(Duration.millis(500))))))
+      ? yield* Effect.fork(
+          Effect.forever(
+            Effect.flatMap(Effect.zip(lm.stats, lm.budget ?? Effect.succeed(undefined)), ([st, budget]) =>
+              Effect.sync(() => {
+                dashboard.stats(st)
+                dashboard.budget(budget)
+              })
+            ).pipe(Effect.zipRight(Effect.sleep(Duration.millis(500))))
+          )
+        )
       : undefined
     const exit = yield* Fiber.await(run).pipe(Effect.onInterrupt(() => Effect.promise(() => dashboard?.close() ?? Promise.resolve())))
     if (poller !== undefined) yield* Fiber.interrupt(poller)
     if (stopper !== undefined) yield* Fiber.interrupt(stopper)
     if (dashboard !== undefined) {
       dashboard.stats(yield* lm.stats)
+      if (lm.budget !== undefined) dashboard.budget(yield* lm.budget)
       if (Exit.isSuccess(exit)) dashboard.event({ _tag: "pipeline-done", kept: exit.value.align?.kept ?? 0, dropped: 0, failed: 0 })
       yield* Effect.promise(() => dashboard.close())
     }

@@ -1,4 +1,4 @@
-import type { EndpointStats, Item, Problem, RunEvent } from "@fastcot/core"
+import type { BudgetState, EndpointStats, Item, Problem, RunEvent } from "@fastcot/core"
 import { render } from "ink"
 import { Dashboard } from "./Dashboard.js"
 import { applyEvent, applyStats, initialState } from "@fastcot/core"
@@ -19,6 +19,7 @@ export interface DashboardHandle {
   readonly event: (e: RunEvent) => void
   readonly stats: (stats: ReadonlyArray<EndpointStats>) => void
   readonly message: (text: string | undefined) => void
+  readonly budget: (state: BudgetState | undefined) => void
   /** Draws the last frame and gives the terminal back. */
   readonly close: () => Promise<void>
 }
@@ -98,6 +99,10 @@ export const startDashboard = (options: DashboardOptions): DashboardHandle => {
     },
     message: (text) => {
       state.message = text
+      dirty = true
+    },
+    budget: (b) => {
+      state.budget = b
       dirty = true
     },
     close: async () => {

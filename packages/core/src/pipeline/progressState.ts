@@ -1,3 +1,4 @@
+import type { BudgetState } from "../llm/budget.js"
 import type { EndpointStats } from "../llm/LanguageModel.js"
 import type { RunEvent } from "./events.js"
 
@@ -42,6 +43,8 @@ export interface DashboardState {
   quitting: boolean
   finished: boolean
   message: string | undefined
+  /** The spending limit, when the run has one. */
+  budget?: BudgetState | undefined
 }
 
 const LOG_KEEP = 200
