@@ -1,5 +1,5 @@
 import { startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -86,4 +86,24 @@ describe("fastcot run with a spending budget (scripted loopback teacher)", () =>
     expect(zero.status).toBe(2)
     expect(zero.stderr).toContain("--budget-tokens must be at least 1")
   })
+
+  it("fastcot eval with a budget: stops sending at it, scores what it has, and a rerun with a larger one pays only for the rest", async () => {
+    const data = join(__dirname, "..", "..", "shared", "data")
+    const ws = join(root, "eval-ws")
+    const args = (budget: string) => ["eval", "--model", `openai:evalled@${server.baseUrl}`, "--bench", "aime24", "--data", data, "--max-tokens", "100", "--concurrency", "4", "--budget-tokens", budget, "--out", join(root, "ev"), "--no-tui", "--workspace", ws]
+    const sent0 = server.requests.length
+    const first = await run(args("2000"))
+    expect(first.status, first.stderr).toBe(3)
+    expect(first.stderr).toMatch(/stopped at the budget \(\d+ of 2000 tokens spent\): \d+ of 30 generations are left out of the scores above/)
+    const sent = server.requests.length - sent0
+    expect(sent).toBeGreaterThan(3)
+    expect(sent).toBeLessThan(30)
+    const results = JSON.parse(readFileSync(join(root, "ev", "results.json"), "utf8")) as { benchmarks: Array<{ summary: { samples: number }; failed?: { samples: number; firstError: string } }> }
+    expect(results.benchmarks[0]!.summary.samples).toBe(sent)
+    expect(results.benchmarks[0]!.failed).toMatchObject({ samples: 30 - sent, firstError: expect.stringContaining("BudgetExhausted: not sent: the spending budget cannot pay for it") })
+    const again = await run(args("100000"))
+    expect(again.status, again.stderr).toBe(0)
+    expect(server.requests.length - sent0).toBe(30)
+  })
 })
+

@@ -27,6 +27,22 @@ export const listOption = (name: string, description: string): Options.Options<R
 export const inRange = (name: string, min: number, max: number) =>
   Options.filterMap((n: number) => (n >= min && n <= max ? Option.some(n) : Option.none()), max === Number.MAX_SAFE_INTEGER ? `${name} must be at least ${min}` : `${name} must be from ${min} to ${max}`)
 
+/** A spending limit in US dollars (the endpoints need prices). */
+export const budgetUsdOption = (scope: string) =>
+  Options.float("budget-usd").pipe(
+    Options.filterMap((n) => (n > 0 && Number.isFinite(n) ? Option.some(n) : Option.none()), "--budget-usd must be a positive number"),
+    Options.optional,
+    Options.withDescription(`Stop cleanly before ${scope} spending passes this many US dollars (needs a price on every remote endpoint).`)
+  )
+
+/** A spending limit in prompt + completion tokens of the calls sent (cache hits are free). */
+export const budgetTokensOption = (scope: string) =>
+  Options.integer("budget-tokens").pipe(
+    inRange("--budget-tokens", 1, Number.MAX_SAFE_INTEGER),
+    Options.optional,
+    Options.withDescription(`Stop cleanly before ${scope} calls pass this many prompt + completion tokens (cache hits are free).`)
+  )
+
 export const jsonOption = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of text."))
 
 /** The run store of a workspace, as a layer whose failure is reported as a CLI failure. */

@@ -6,8 +6,8 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { join, relative } from "node:path"
-import { failed, usage } from "../failure.js"
-import { dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, listOption } from "../shared.js"
+import { CliFailure, failed, usage } from "../failure.js"
+import { budgetTokensOption, budgetUsdOption, dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, listOption } from "../shared.js"
 
 const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL, or onnx:DIR[#variant] for a local model folder."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Local models: intra-op threads (default: every core)."))
@@ -29,12 +29,22 @@ const tokenizer = Options.text("tokenizer").pipe(
   Options.withDescription("Count output tokens with this tokenizer (a tokenizer.json or a model folder); default: the local model's own, else Qwen2.5's.")
 )
 const concurrency = Options.integer("concurrency").pipe(inRange("--concurrency", 1, 4096), Options.withDefault(16), Options.withDescription("Requests in flight."))
+const budgetUsd = budgetUsdOption("this evaluation's")
+const budgetTokens = budgetTokensOption("this evaluation's")
+const price = Options.text("price").pipe(
+  Options.filterMap((text) => {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*,\s*(\d+(?:\.\d+)?)\s*$/.exec(text)
+    return m === null ? Option.none() : Option.some({ input: Number(m[1]), output: Number(m[2]) })
+  }, "--price takes IN,OUT: US dollars per million input and output tokens, e.g. 0.27,1.10"),
+  Options.optional,
+  Options.withDescription("The endpoint's price, IN,OUT in US dollars per million input and output tokens (for cost and --budget-usd).")
+)
 const noTui = Options.boolean("no-tui").pipe(Options.withDescription("Plain progress lines instead of the live table."))
 const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neither read nor write the LLM response cache."))
 
 export const evalCommand = Command.make(
   "eval",
-  { model, threads, q4Compute, tokenizer, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, noTui, workspace: workspaceOption },
+  { model, threads, q4Compute, tokenizer, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, noTui, budgetUsd, budgetTokens, price, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
       const benches = args.bench.length > 0 ? args.bench : benchmarkNames()
@@ -61,8 +71,17 @@ export const evalCommand = Command.make(
         !args.noTui && dashboardTerminal({ keys: false })
           ? (yield* Effect.promise(() => import("../tui/EvalTable.js"))).startEvalTable(name)
           : undefined
+      // A budget here is this run's: cache hits are free, so a rerun with a larger one pays only for what is new.
+      const limits = { usd: Option.getOrUndefined(args.budgetUsd), tokens: Option.getOrUndefined(args.budgetTokens) }
+      const budgeted = limits.usd !== undefined || limits.tokens !== undefined
+      if (limits.usd !== undefined && Option.isNone(args.price) && spec !== undefined && !spec.startsWith("onnx:")) {
+        return yield* usage("--budget-usd needs the endpoint's --price IN,OUT (US dollars per million input and output tokens), or use --budget-tokens")
+      }
       const lm = provider !== undefined
-        ? yield* makeLanguageModel({ model: { endpoints: [{ provider, concurrency: args.concurrency }] } }, { cache: args.noCache ? "off" : "use" })
+        ? yield* makeLanguageModel(
+            { model: { endpoints: [{ provider, concurrency: args.concurrency, price: Option.getOrUndefined(args.price) }] } },
+            { cache: args.noCache ? "off" : "use", budget: budgeted ? { limits, whenReached: "fail" } : undefined }
+          )
         : { roles: [], modelOf: () => name, complete: () => Effect.die("no model"), stats: Effect.succeed([]) }
       const results = yield* evaluate({
         benches,
@@ -94,6 +113,16 @@ export const evalCommand = Command.make(
       if (lost.length > 0) {
         const total = results.benchmarks.reduce((n, b) => n + b.summary.samples + (b.failed?.samples ?? 0), 0)
         const missing = lost.reduce((n, b) => n + b.failed!.samples, 0)
+        const budget = lm.budget !== undefined ? yield* lm.budget : undefined
+        if (budget?.reached === true) {
+          return yield* new CliFailure({
+            message:
+              `stopped at the budget (${[limits.usd !== undefined ? `$${budget.spentUsd.toFixed(4)} of $${limits.usd}` : "", limits.tokens !== undefined ? `${budget.spentTokens} of ${limits.tokens} tokens` : ""].filter((x) => x !== "").join(", ")} spent): ` +
+              `${missing} of ${total} generations are left out of the scores above (not sent once it was reached, or failed; each is in generations.jsonl with its reason). ` +
+              "The answers so far are cached: run the same command with a larger budget to go on, paying only for the rest.",
+            exitCode: 3
+          })
+        }
         return yield* failed(
           `${missing} of ${total} generations failed and are left out of the scores (each is in generations.jsonl with its error); run the same command again to retry them. First error: ${lost[0]!.failed!.firstError}`
         )

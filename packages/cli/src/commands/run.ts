@@ -30,7 +30,7 @@ import * as Option from "effect/Option"
 import { readFile, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { CliFailure, usage } from "../failure.js"
-import { dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption, listOption } from "../shared.js"
+import { budgetTokensOption, budgetUsdOption, dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption, listOption } from "../shared.js"
 import { liveRun } from "../tui/liveRun.js"
 
 const pipeline = Args.text({ name: "PIPELINE" }).pipe(notAnOption("run"), Args.optional, Args.withDescription("A pipeline YAML/JSON file (default: the built-in DistilQwen2.5-DS3-0324 recipe)."))
@@ -48,16 +48,8 @@ const tokenizer = Options.text("tokenizer").pipe(
   Options.optional,
   Options.withDescription("The student's tokenizer for token counts: a tokenizer.json or a model folder holding one (default: Qwen2.5's).")
 )
-const budgetUsd = Options.float("budget-usd").pipe(
-  Options.filterMap((n) => (n > 0 && Number.isFinite(n) ? Option.some(n) : Option.none()), "--budget-usd must be a positive number"),
-  Options.optional,
-  Options.withDescription("Stop cleanly before the workspace's spending passes this many US dollars (needs a price on every remote endpoint).")
-)
-const budgetTokens = Options.integer("budget-tokens").pipe(
-  inRange("--budget-tokens", 1, Number.MAX_SAFE_INTEGER),
-  Options.optional,
-  Options.withDescription("Stop cleanly before the workspace's calls pass this many prompt + completion tokens (cache hits are free).")
-)
+const budgetUsd = budgetUsdOption("the workspace's")
+const budgetTokens = budgetTokensOption("the workspace's")
 const limit = Options.integer("limit").pipe(inRange("--limit", 1, Number.MAX_SAFE_INTEGER), Options.optional, Options.withDescription("Only the first N problems (a trial run)."))
 
 const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {

@@ -1,9 +1,11 @@
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
 import { readFileSync, readdirSync } from "node:fs"
 import { createServer, type IncomingMessage } from "node:http"
 import { type AddressInfo, connect, type Socket } from "node:net"
@@ -178,6 +180,22 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
       const spent = await untilReached({ teacher: { endpoints: [{ ...dear, provider: endpoint(none) }] } }, { limits: { tokens: 1000 }, spent: { tokens: 990 } }, 2, 2, "other.db")
       expect(none.requests).toHaveLength(0)
       expect(spent.atReach).toMatchObject({ reached: true, spentTokens: 990 })
+    })
+
+    it("fails calls past the budget with BudgetExhausted when asked to, instead of holding them", async () => {
+      const s = await scripted()
+      const roles = { teacher: { endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }
+      const exits = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const lm = yield* makeLanguageModel(roles, { budget: { limits: { tokens: 70 }, whenReached: "fail" } })
+            return yield* Effect.forEach([1, 2, 3], (i) => Effect.exit(lm.complete("teacher", question(i))))
+          }).pipe(Effect.provide(SqliteRunStoreLive(join(tmp.dir, "fastcot.db"))))
+        )
+      )
+      // 30 tokens each: two fit in 70, the third is not sent.
+      expect(exits.map((e) => (Exit.isSuccess(e) ? "ok" : Cause.failureOption(e.cause).pipe(Option.map((x) => x._tag), Option.getOrElse(() => "other"))))).toEqual(["ok", "ok", "BudgetExhausted"])
+      expect(s.requests).toHaveLength(2)
     })
 
     it("lets cache hits through: they cost nothing", async () => {

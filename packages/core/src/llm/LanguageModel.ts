@@ -10,7 +10,7 @@ import * as Schema from "effect/Schema"
 import { RunStore } from "../store/RunStore.js"
 import { sha256Hex } from "../util/hash.js"
 import { Budget, type BudgetOptions, type BudgetState } from "./budget.js"
-import { BadRequest, isRetryable, type LlmError } from "./errors.js"
+import { BadRequest, BudgetExhausted, isRetryable, type LlmError } from "./errors.js"
 import type { ModelProvider, ProviderResult, RateLimitState } from "./provider.js"
 import { type ChatRequest, Completion } from "./schema.js"
 
@@ -185,6 +185,12 @@ interface EndpointState {
   /** No request starts before this time: the server's rate-limit headers said its window is used up. */
   heldUntil: number
 }
+
+/** What a reached budget had spent, for messages. */
+const budgetLeft = (b: BudgetState): string =>
+  [b.limits.usd !== undefined ? `$${b.spentUsd.toFixed(4)} of $${b.limits.usd} spent` : "", b.limits.tokens !== undefined ? `${b.spentTokens} of ${b.limits.tokens} tokens spent` : ""]
+    .filter((x) => x !== "")
+    .join(", ")
 
 const costOf = (price: Price | undefined, r: ProviderResult): number | undefined =>
   price === undefined ? undefined : (r.usage.promptTokens * price.input + r.usage.completionTokens * price.output) / 1e6
@@ -371,7 +377,11 @@ export const makeLanguageModel = (
           ? call
           : Effect.suspend(() => {
               const worst = worstCase(role, request)
-              if (!budget.tryReserve(worst.tokens, worst.usd)) return Effect.never
+              if (!budget.tryReserve(worst.tokens, worst.usd)) {
+                return defaults.budget?.whenReached === "fail"
+                  ? Effect.fail(new BudgetExhausted({ endpoint: role, message: `not sent: the spending budget cannot pay for it (${budgetLeft(budget.state)})` }))
+                  : Effect.never
+              }
               return Effect.ensuring(call, Effect.sync(() => budget.release(worst.tokens, worst.usd)))
             })
       return defaults.gate !== undefined ? Effect.zipRight(defaults.gate.await, limited) : limited

@@ -23,6 +23,12 @@ export interface BudgetOptions {
   readonly spent?: { readonly usd?: number | undefined; readonly tokens?: number | undefined } | undefined
   /** Called once, when the first call that does not fit is held back. */
   readonly onReached?: ((state: BudgetState) => void) | undefined
+  /**
+   * What becomes of a call once the budget is reached: `hold` (default) keeps it waiting, as in a
+   * pause, for the owner to stop the run; `fail` fails it at once with `BudgetExhausted`, for
+   * callers that finish with what they have (an evaluation).
+   */
+  readonly whenReached?: "hold" | "fail" | undefined
 }
 
 /**

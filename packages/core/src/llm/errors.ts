@@ -13,8 +13,10 @@ export class ConnectionError extends Data.TaggedError("ConnectionError")<Base> {
 export class BadRequest extends Data.TaggedError("BadRequest")<Base & { readonly status: number }> {}
 export class BadResponse extends Data.TaggedError("BadResponse")<Base> {}
 export class Cancelled extends Data.TaggedError("Cancelled")<Base> {}
+/** The call was not sent: the spending budget could not pay for its worst case (`endpoint` is the role). */
+export class BudgetExhausted extends Data.TaggedError("BudgetExhausted")<Base> {}
 
-export type LlmError = RateLimited | ServerError | Timeout | ConnectionError | BadRequest | BadResponse | Cancelled
+export type LlmError = RateLimited | ServerError | Timeout | ConnectionError | BadRequest | BadResponse | Cancelled | BudgetExhausted
 
 /** Failures worth another try: the server or the network may do better next time. */
 export const isRetryable = (e: LlmError): boolean =>
