@@ -28,6 +28,7 @@ import {
   STAGES,
   TokenCounter,
   workspacePaths,
+  workspaceSpending,
   ensureDir
 } from "@fastcot/core"
 import { evalRunFolder, evaluate, makeSandbox, loadEvalResults, SandboxLive, verifierFor } from "@fastcot/evaluator"
@@ -171,7 +172,7 @@ export class Backend {
       tokens: { tokenizer: s.tokens.tokenizer, histogram: s.tokens.histogram, ratio: s.tokens.ratio },
       calls: s.llm.calls,
       costUsd: s.llm.costUsd,
-      paidTokens: s.llm.paidTokens
+      paidTokens: workspaceSpending(s.llm).tokens
     }
   }
 
@@ -218,7 +219,7 @@ export class Backend {
     const gate = Effect.runSync(Effect.makeLatch(true))
     // A token budget counts what the workspace spent before, as its status shows it; reaching it
     // stops the run the way Stop does (calls in flight finish; the same start goes on).
-    const spent = req.budgetTokens !== undefined ? (await rt.runPromise(Effect.flatMap(RunStore, (store) => store.status))).llm.paidTokens : 0
+    const spent = req.budgetTokens !== undefined ? workspaceSpending((await rt.runPromise(Effect.flatMap(RunStore, (store) => store.status))).llm).tokens : 0
     let budgetMessage: string | undefined
     const lm = await rt.runPromise(
       makeLanguageModel(roles.right, {

@@ -13,6 +13,7 @@ import {
   tokenizerFileCounter,
   type BudgetState,
   unpricedEndpoints,
+  workspaceSpending,
   RunStore,
   type RunEvent,
   runPipeline,
@@ -156,13 +157,14 @@ export const runCommand = Command.make(
         cache,
         gate,
         budget: budgeted
-          ? { limits, spent: { usd: status.llm.costUsd, tokens: status.llm.paidTokens }, onReached: (state) => Deferred.unsafeDone(budgetReached, Exit.succeed(state)) }
+          ? { limits, spent: workspaceSpending(status.llm), onReached: (state) => Deferred.unsafeDone(budgetReached, Exit.succeed(state)) }
           : undefined
       })
       const budgetState = lm.budget
       if (budgetState !== undefined) budgetNow = () => `budget ${spentLine(Effect.runSync(budgetState))}`
       if (budgeted && !args.json) {
-        yield* stderr(`budget: ${spentLine({ limits, spentUsd: status.llm.costUsd, spentTokens: status.llm.paidTokens, reservedUsd: 0, reservedTokens: 0, reached: false })} spent so far`)
+        const spent = workspaceSpending(status.llm)
+        yield* stderr(`budget: ${spentLine({ limits, spentUsd: spent.usd, spentTokens: spent.tokens, reservedUsd: 0, reservedTokens: 0, reached: false })} spent so far`)
       }
       const { exit, quit: quitRequested, stopReason } = yield* liveRun({
         tui,

@@ -364,6 +364,7 @@ export const makeLanguageModel = (
         state.stats.costUsd += costUsd ?? 0
         state.stats.latencyMsTotal += latencyMs
         budget?.spend(result.usage.promptTokens + result.usage.completionTokens, costUsd ?? 0)
+        store.recordSpend({ role, model, promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens, costUsd: costUsd ?? 0 })
         const completion = { ...result, latencyMs, cached: false, attempts: attempt, costUsd } satisfies Completion
         return mode === "off"
           ? Effect.succeed(completion)

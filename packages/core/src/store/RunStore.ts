@@ -86,6 +86,12 @@ export interface StoreStatus {
     readonly costUsd: number
     /** Prompt and completion tokens of the calls that were sent (not answered from the cache). */
     readonly paidTokens: number
+    /**
+     * The spending ledger: every call sent, including those whose item was never saved (answered
+     * while a run stopped or crashed) and evaluations' calls. What a budget counts is the larger
+     * of this and the items' own records (a workspace older than the ledger has only those).
+     */
+    readonly ledger: SpendTotals
     readonly byRole: Readonly<Record<string, { readonly calls: number; readonly promptTokens: number; readonly completionTokens: number; readonly costUsd: number }>>
     readonly costPerKeptItemUsd: number | null
     readonly tokensPerKeptItem: number | null
@@ -143,6 +149,34 @@ export interface RunStoreShape {
   readonly status: Effect.Effect<StoreStatus, StoreError>
   readonly cacheGet: (key: string) => Effect.Effect<Option.Option<CacheEntry>, StoreError>
   readonly cachePut: (entry: CacheEntry) => Effect.Effect<void, StoreError>
+  /**
+   * Adds a call that was sent (and answered) to the workspace's spending ledger. Synchronous and
+   * in memory: the totals are written within a fraction of a second, and when the store closes.
+   */
+  readonly recordSpend: (spend: SpendEntry) => void
+  /** What the workspace's calls have cost in all, from the ledger. */
+  readonly spending: Effect.Effect<SpendTotals, StoreError>
 }
+
+export interface SpendEntry {
+  readonly role: string
+  readonly model: string
+  readonly promptTokens: number
+  readonly completionTokens: number
+  readonly costUsd: number
+}
+
+export interface SpendTotals {
+  readonly calls: number
+  /** Prompt + completion tokens. */
+  readonly tokens: number
+  readonly costUsd: number
+}
+
+/** What a workspace has spent, as a budget counts it: the larger of the ledger and the items' own records. */
+export const workspaceSpending = (llm: StoreStatus["llm"]): { readonly usd: number; readonly tokens: number } => ({
+  usd: Math.max(llm.ledger.costUsd, llm.costUsd),
+  tokens: Math.max(llm.ledger.tokens, llm.paidTokens)
+})
 
 export class RunStore extends Context.Tag("@fastcot/core/RunStore")<RunStore, RunStoreShape>() {}

@@ -18,6 +18,7 @@ import {
   type ProblemFlag,
   RunStore,
   type RunStoreShape,
+  type SpendTotals,
   type StoreStatus
 } from "./RunStore.js"
 
@@ -87,7 +88,11 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     itemState: db.prepare("SELECT fate, reason_code FROM items WHERE id = ?"),
     getRounds: db.prepare("SELECT data FROM rounds WHERE item_id = ? ORDER BY idx"),
     cacheGet: db.prepare("SELECT key, model, value, created_at AS createdAt FROM llm_cache WHERE key = ?"),
-    cachePut: db.prepare("INSERT OR REPLACE INTO llm_cache (key, model, value, created_at) VALUES (?, ?, ?, ?)")
+    cachePut: db.prepare("INSERT OR REPLACE INTO llm_cache (key, model, value, created_at) VALUES (?, ?, ?, ?)"),
+    addSpend: db.prepare(`INSERT INTO llm_spend (role, model, calls, prompt_tokens, completion_tokens, cost_usd, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT(role, model) DO UPDATE SET calls = calls + excluded.calls, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+        completion_tokens = completion_tokens + excluded.completion_tokens, cost_usd = cost_usd + excluded.cost_usd, updated_at = excluded.updated_at`),
+    spending: db.prepare("SELECT COALESCE(SUM(calls), 0) AS calls, COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens, COALESCE(SUM(cost_usd), 0) AS costUsd FROM llm_spend")
   }
 
   const itemParams = (item: Item) => ({
@@ -282,6 +287,22 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     { committed: markCommitted, withdrawable: true }
   )
 
+  // The spending ledger: calls are summed in memory per role and model, and the sums are added to
+  // the table a quarter second after the first unsaved call (one small transaction, whatever the
+  // call rate), and when the store closes.
+  const unsaved = new Map<string, { role: string; model: string; calls: number; prompt: number; completion: number; cost: number }>()
+  let spendTimer: NodeJS.Timeout | undefined
+  const flushSpend = () => {
+    if (spendTimer !== undefined) clearTimeout(spendTimer)
+    spendTimer = undefined
+    if (unsaved.size === 0) return
+    const now = new Date().toISOString()
+    db.transaction(() => {
+      for (const s of unsaved.values()) stmt.addSpend.run(s.role, s.model, s.calls, s.prompt, s.completion, s.cost, now)
+    })()
+    unsaved.clear()
+  }
+
   const store: RunStoreShape = {
     location: file,
     importProgress: (key) =>
@@ -377,6 +398,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         completionTokens: sum((c) => c.completion),
         costUsd: sum((c) => c.cost),
         paidTokens: sum((c) => c.paid),
+        ledger: (flushSpend(), stmt.spending.get() as SpendTotals),
         byRole,
         costPerKeptItemUsd: kept > 0 ? sum((c) => c.cost) / kept : null,
         tokensPerKeptItem: kept > 0 ? (sum((c) => c.prompt) + sum((c) => c.completion)) / kept : null
@@ -404,11 +426,35 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     }),
     cacheGet: (key) =>
       attempt("reading the LLM cache", () => Option.fromNullable(stmt.cacheGet.get(key) as CacheEntry | undefined)),
-    cachePut: cachePuts.write
+    cachePut: cachePuts.write,
+    recordSpend: (spend) => {
+      const key = `${spend.role}\u0000${spend.model}`
+      let s = unsaved.get(key)
+      if (s === undefined) unsaved.set(key, (s = { role: spend.role, model: spend.model, calls: 0, prompt: 0, completion: 0, cost: 0 }))
+      s.calls++
+      s.prompt += spend.promptTokens
+      s.completion += spend.completionTokens
+      s.cost += spend.costUsd
+      if (spendTimer === undefined) {
+        spendTimer = setTimeout(() => {
+          try {
+            flushSpend()
+          } catch {
+            // Kept in memory: the next flush (or the close) writes it.
+          }
+        }, 250)
+        spendTimer.unref()
+      }
+    },
+    spending: attempt("reading the spending ledger", () => {
+      flushSpend()
+      return stmt.spending.get() as SpendTotals
+    })
   }
   return {
     store,
     close: () => {
+      flushSpend()
       cachePuts.flushNow()
       itemSaves.flushNow()
       db.close()

@@ -81,5 +81,21 @@ CREATE TABLE problem_flags (
   created_at TEXT NOT NULL
 );
 `
+  },
+  {
+    version: 3,
+    name: "the spending ledger (every call sent, whether or not an item recorded it)",
+    sql: `
+CREATE TABLE llm_spend (
+  role TEXT NOT NULL,
+  model TEXT NOT NULL,
+  calls INTEGER NOT NULL,
+  prompt_tokens INTEGER NOT NULL,
+  completion_tokens INTEGER NOT NULL,
+  cost_usd REAL NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (role, model)
+);
+`
   }
 ]

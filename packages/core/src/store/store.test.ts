@@ -77,6 +77,28 @@ describe("SQLite run store", () => {
     expect(() => openSqliteStore(file)).toThrow(/schema version 999/)
   })
 
+  it("keeps a spending ledger: calls summed per role and model, written shortly after and on close, and kept across opens", async () => {
+    const first = openSqliteStore(file)
+    first.store.recordSpend({ role: "teacher", model: "m", promptTokens: 10, completionTokens: 20, costUsd: 0.5 })
+    first.store.recordSpend({ role: "teacher", model: "m", promptTokens: 1, completionTokens: 2, costUsd: 0.25 })
+    first.store.recordSpend({ role: "judge", model: "j", promptTokens: 5, completionTokens: 0, costUsd: 0 })
+    // Within a quarter second the sums are on disk, whatever the reader.
+    await new Promise((r) => setTimeout(r, 400))
+    const reader = new Database(file, { readonly: true })
+    expect(reader.prepare("SELECT role, model, calls, prompt_tokens AS p, completion_tokens AS c, cost_usd AS usd FROM llm_spend ORDER BY role").all()).toEqual([
+      { role: "judge", model: "j", calls: 1, p: 5, c: 0, usd: 0 },
+      { role: "teacher", model: "m", calls: 2, p: 11, c: 22, usd: 0.75 }
+    ])
+    reader.close()
+    // A call recorded just before the store closes is written by the close.
+    first.store.recordSpend({ role: "teacher", model: "m", promptTokens: 100, completionTokens: 0, costUsd: 1 })
+    first.close()
+    const again = openSqliteStore(file)
+    expect(await Effect.runPromise(again.store.spending)).toEqual({ calls: 4, tokens: 138, costUsd: 1.75 })
+    expect((await Effect.runPromise(again.store.status)).llm.ledger).toEqual({ calls: 4, tokens: 138, costUsd: 1.75 })
+    again.close()
+  })
+
   it("appends rounds and never rewrites an earlier one", async () => {
     const p = problem("1+0?")
     const result = await withStore(
