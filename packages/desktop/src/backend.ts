@@ -29,6 +29,7 @@ import {
   TokenCounter,
   workspacePaths,
   workspaceSpending,
+  describeSpent,
   ensureDir
 } from "@fastcot/core"
 import { evalRunFolder, evaluate, makeSandbox, loadEvalResults, SandboxLive, verifierFor } from "@fastcot/evaluator"
@@ -220,7 +221,6 @@ export class Backend {
     // A token budget counts what the workspace spent before, as its status shows it; reaching it
     // stops the run the way Stop does (calls in flight finish; the same start goes on).
     const spent = req.budgetTokens !== undefined ? workspaceSpending((await rt.runPromise(Effect.flatMap(RunStore, (store) => store.status))).llm).tokens : 0
-    let budgetMessage: string | undefined
     const lm = await rt.runPromise(
       makeLanguageModel(roles.right, {
         gate,
@@ -231,10 +231,9 @@ export class Backend {
                 limits: { tokens: req.budgetTokens },
                 spent: { tokens: spent },
                 onReached: (b) => {
-                  budgetMessage = `stopped at the token budget: ${b.spentTokens} of ${req.budgetTokens} tokens spent by the workspace; the next call could cost up to ${b.heldBack?.tokens ?? 0}. Raise the budget and start again to go on.`
                   void this.stop().then(() => {
                     if (this.run?.lm !== lm) return
-                    this.run.state.message = budgetMessage
+                    this.run.state.message = `stopped at the token budget: ${describeSpent(b)} spent by the workspace; the next call could cost up to ${b.heldBack?.tokens ?? 0}. Raise the budget and start again to go on.`
                     this.push({ _tag: "view", view: this.view() })
                   })
                 }

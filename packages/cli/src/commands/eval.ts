@@ -1,5 +1,5 @@
 import { Command, Options } from "@effect/cli"
-import { checkLocalModel, LanguageModel, makeLanguageModel, modelFromSpec, type ModelProvider, parseModelSpec, releaseLocalEngines, QwenTokenCounterLive, TokenizerFileCounterLive, workspacePaths } from "@fastcot/core"
+import { checkLocalModel, describeSpent, LanguageModel, makeLanguageModel, modelFromSpec, type ModelProvider, parseModelSpec, releaseLocalEngines, QwenTokenCounterLive, TokenizerFileCounterLive, workspacePaths } from "@fastcot/core"
 import { benchmarkNames, evaluate, evalRunFolder, markdownReport, type Preset, SandboxLive } from "@fastcot/evaluator"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -117,7 +117,7 @@ export const evalCommand = Command.make(
         if (budget?.reached === true) {
           return yield* new CliFailure({
             message:
-              `stopped at the budget (${[limits.usd !== undefined ? `$${budget.spentUsd.toFixed(4)} of $${limits.usd}` : "", limits.tokens !== undefined ? `${budget.spentTokens} of ${limits.tokens} tokens` : ""].filter((x) => x !== "").join(", ")} spent): ` +
+              `stopped at the budget (${describeSpent(budget)} spent): ` +
               `${missing} of ${total} generations are left out of the scores above (not sent once it was reached, or failed; each is in generations.jsonl with its reason). ` +
               "The answers so far are cached: run the same command with a larger budget to go on, paying only for the rest.",
             exitCode: 3

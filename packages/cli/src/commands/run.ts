@@ -12,6 +12,7 @@ import {
   TokenCounter,
   tokenizerFileCounter,
   type BudgetState,
+  describeSpent,
   unpricedEndpoints,
   workspaceSpending,
   RunStore,
@@ -111,10 +112,6 @@ export const runCommand = Command.make(
         }
       }
       const budgetReached = yield* Deferred.make<BudgetState>()
-      const spentLine = (b: BudgetState) =>
-        [b.limits.usd !== undefined ? `$${b.spentUsd.toFixed(4)} of $${b.limits.usd}` : "", b.limits.tokens !== undefined ? `${b.spentTokens} of ${b.limits.tokens} tokens` : ""]
-          .filter((x) => x !== "")
-          .join(", ")
 
       const progress = progressLine()
       let lastProgress = 0
@@ -161,10 +158,9 @@ export const runCommand = Command.make(
           : undefined
       })
       const budgetState = lm.budget
-      if (budgetState !== undefined) budgetNow = () => `budget ${spentLine(Effect.runSync(budgetState))}`
-      if (budgeted && !args.json) {
-        const spent = workspaceSpending(status.llm)
-        yield* stderr(`budget: ${spentLine({ limits, spentUsd: spent.usd, spentTokens: spent.tokens, reservedUsd: 0, reservedTokens: 0, reached: false })} spent so far`)
+      if (budgetState !== undefined) {
+        budgetNow = () => `budget ${describeSpent(Effect.runSync(budgetState))}`
+        if (!args.json) yield* stderr(`budget: ${describeSpent(yield* budgetState)} spent so far`)
       }
       const { exit, quit: quitRequested, stopReason } = yield* liveRun({
         tui,
@@ -174,7 +170,7 @@ export const runCommand = Command.make(
         gate,
         store,
         onEvent,
-        stopWhen: budgeted ? Effect.map(Deferred.await(budgetReached), (b) => `budget reached (${spentLine(b)}): finishing the calls in flight`) : undefined,
+        stopWhen: budgeted ? Effect.map(Deferred.await(budgetReached), (b) => `budget reached (${describeSpent(b)}): finishing the calls in flight`) : undefined,
         pipeline: (emit) =>
           runPipeline(config, { cache, onEvent: emit, limit: Option.getOrUndefined(args.limit), stages: wanted as ReadonlyArray<StageName> }).pipe(
             Effect.provideService(LanguageModel, lm),
@@ -190,7 +186,7 @@ export const runCommand = Command.make(
             const state = yield* lm.budget ?? Effect.succeed(undefined)
             return yield* new CliFailure({
               message:
-                `stopped at the budget${state !== undefined ? ` (${spentLine(state)} spent by the workspace)` : ""}: ${after.kept} kept, ${after.dropped} dropped, ${after.pending} pending.\n` +
+                `stopped at the budget${state !== undefined ? ` (${describeSpent(state)} spent by the workspace)` : ""}: ${after.kept} kept, ${after.dropped} dropped, ${after.pending} pending.\n` +
                 (state?.heldBack !== undefined
                   ? `The next call could cost up to ${[limits.usd !== undefined ? `$${state.heldBack.usd.toFixed(4)}` : "", limits.tokens !== undefined ? `${state.heldBack.tokens} tokens` : ""].filter((x) => x !== "").join(" and ")} (its prompt and max_tokens), more than is left; no call starts that the budget could not pay for.\n`
                   : "") +

@@ -184,7 +184,7 @@ export const exportDataset = (
     const dir = dirname(trainFile)
     yield* io(dir, () =>
       ensureDir(dir).catch((e: NodeJS.ErrnoException) => {
-        throw e.code === "EEXIST" || e.code === "ENOTDIR" ? new Error("a file is in the way: the output must go in a folder") : e
+        throw e.code === "ENOTDIR" ? new Error("a file is in the way: the output must go in a folder") : e
       })
     )
     // Each split is written to a temporary file beside its final name and renamed into place at

@@ -9,7 +9,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { RunStore } from "../store/RunStore.js"
 import { sha256Hex } from "../util/hash.js"
-import { Budget, type BudgetOptions, type BudgetState } from "./budget.js"
+import { Budget, type BudgetOptions, type BudgetState, describeSpent } from "./budget.js"
 import { BadRequest, BudgetExhausted, isRetryable, type LlmError } from "./errors.js"
 import type { ModelProvider, ProviderResult, RateLimitState } from "./provider.js"
 import { type ChatRequest, Completion } from "./schema.js"
@@ -186,11 +186,8 @@ interface EndpointState {
   heldUntil: number
 }
 
-/** What a reached budget had spent, for messages. */
-const budgetLeft = (b: BudgetState): string =>
-  [b.limits.usd !== undefined ? `$${b.spentUsd.toFixed(4)} of $${b.limits.usd} spent` : "", b.limits.tokens !== undefined ? `${b.spentTokens} of ${b.limits.tokens} tokens spent` : ""]
-    .filter((x) => x !== "")
-    .join(", ")
+/** A request's prompt tokens, estimated before it is sent: four characters a token. */
+const promptTokens = (request: ChatRequest): number => Math.ceil(request.messages.reduce((n, m) => n + m.content.length, 0) / 4)
 
 const costOf = (price: Price | undefined, r: ProviderResult): number | undefined =>
   price === undefined ? undefined : (r.usage.promptTokens * price.input + r.usage.completionTokens * price.output) / 1e6
@@ -233,10 +230,10 @@ export const makeLanguageModel = (
     }
     const inFlight = new Map<string, Deferred.Deferred<Completion, LlmError>>()
     const budget = defaults.budget !== undefined ? new Budget(defaults.budget) : undefined
-    // A call's worst case for the budget: its prompt (four characters a token) and its max_tokens,
-    // at the role's highest price (the endpoint is chosen later, per attempt).
+    // A call's worst case for the budget: its prompt and its max_tokens, at the role's highest
+    // price (the endpoint is chosen later, per attempt).
     const worstCase = (role: string, request: ChatRequest) => {
-      const prompt = Math.ceil(request.messages.reduce((n, m) => n + m.content.length, 0) / 4)
+      const prompt = promptTokens(request)
       const completion = request.max_tokens ?? 0
       let usd = 0
       for (const s of states.get(role) ?? []) {
@@ -285,7 +282,7 @@ export const makeLanguageModel = (
     // asked for one, and the call.
     const callOnce = (s: EndpointState, request: ChatRequest) => {
       const configured = s.config.requestsPerMinute !== undefined || s.config.tokensPerMinute !== undefined
-      const estimate = () => Math.ceil(request.messages.reduce((n, m) => n + m.content.length, 0) / 4) + (request.max_tokens ?? 512)
+      const estimate = () => promptTokens(request) + (request.max_tokens ?? 512)
       const call = Effect.suspend(() => {
         s.stats.requests++
         const started = Date.now()
@@ -380,7 +377,7 @@ export const makeLanguageModel = (
               const worst = worstCase(role, request)
               if (!budget.tryReserve(worst.tokens, worst.usd)) {
                 return defaults.budget?.whenReached === "fail"
-                  ? Effect.fail(new BudgetExhausted({ endpoint: role, message: `not sent: the spending budget cannot pay for it (${budgetLeft(budget.state)})` }))
+                  ? Effect.fail(new BudgetExhausted({ endpoint: role, message: `not sent: the spending budget cannot pay for it (${describeSpent(budget.state)} spent)` }))
                   : Effect.never
               }
               return Effect.ensuring(call, Effect.sync(() => budget.release(worst.tokens, worst.usd)))

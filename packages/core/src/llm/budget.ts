@@ -31,6 +31,12 @@ export interface BudgetOptions {
   readonly whenReached?: "hold" | "fail" | undefined
 }
 
+/** What a budget has spent, against each of its limits: `$1.2000 of $5, 3400 of 10000 tokens`. */
+export const describeSpent = (b: BudgetState): string =>
+  [b.limits.usd !== undefined ? `$${b.spentUsd.toFixed(4)} of $${b.limits.usd}` : "", b.limits.tokens !== undefined ? `${b.spentTokens} of ${b.limits.tokens} tokens` : ""]
+    .filter((x) => x !== "")
+    .join(", ")
+
 /**
  * A hard spending limit for model calls. Before a call is sent, its worst case (its prompt,
  * estimated at four characters a token, plus its `max_tokens`, at the role's highest price) is

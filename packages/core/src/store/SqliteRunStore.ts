@@ -302,6 +302,10 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     })()
     unsaved.clear()
   }
+  const ledgerTotals = (): SpendTotals => {
+    flushSpend()
+    return stmt.spending.get() as SpendTotals
+  }
 
   const store: RunStoreShape = {
     location: file,
@@ -398,7 +402,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         completionTokens: sum((c) => c.completion),
         costUsd: sum((c) => c.cost),
         paidTokens: sum((c) => c.paid),
-        ledger: (flushSpend(), stmt.spending.get() as SpendTotals),
+        ledger: ledgerTotals(),
         byRole,
         costPerKeptItemUsd: kept > 0 ? sum((c) => c.cost) / kept : null,
         tokensPerKeptItem: kept > 0 ? (sum((c) => c.prompt) + sum((c) => c.completion)) / kept : null
@@ -446,10 +450,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         spendTimer.unref()
       }
     },
-    spending: attempt("reading the spending ledger", () => {
-      flushSpend()
-      return stmt.spending.get() as SpendTotals
-    })
+    spending: attempt("reading the spending ledger", ledgerTotals)
   }
   return {
     store,
