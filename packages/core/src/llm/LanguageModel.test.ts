@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import { readFileSync, readdirSync } from "node:fs"
 import { createServer, type IncomingMessage } from "node:http"
@@ -45,11 +46,13 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
   /** Builds the service over a real SQLite store and runs `f` with it. */
   const withModel = <A, E>(
     roles: Record<string, RoleConfig>,
-    f: (lm: LanguageModelShape) => Effect.Effect<A, E>
+    f: (lm: LanguageModelShape) => Effect.Effect<A, E>,
+    defaults: Parameters<typeof makeLanguageModel>[1] = {},
+    db = "fastcot.db"
   ): Promise<A> =>
     Effect.runPromise(
       Effect.scoped(
-        Effect.flatMap(makeLanguageModel(roles), f).pipe(Effect.provide(SqliteRunStoreLive(join(tmp.dir, "fastcot.db"))))
+        Effect.flatMap(makeLanguageModel(roles, defaults), f).pipe(Effect.provide(SqliteRunStoreLive(join(tmp.dir, db))))
       )
     )
 
@@ -136,12 +139,12 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     const question = (i: number) => ask(`question ${String(i).padStart(31, "0")}`, { max_tokens: 20 })
     const scripted = () => server({ latencyMs: 50, script: () => ({ content: "ok", promptTokens: 10, completionTokens: 20 }) })
     /** Sends `count` different calls `concurrency` at a time until the budget says it is reached. */
-    const untilReached = (roles: Record<string, RoleConfig>, budget: Omit<BudgetOptions, "onReached">, count: number, concurrency: number, db = "fastcot.db") =>
-      Effect.runPromise(
-        Effect.scoped(
+    const untilReached = (roles: Record<string, RoleConfig>, budget: Omit<BudgetOptions, "onReached">, count: number, concurrency: number, db = "fastcot.db") => {
+      const reached = Deferred.unsafeMake<BudgetState>(FiberId.none)
+      return withModel(
+        roles,
+        (lm) =>
           Effect.gen(function* () {
-            const reached = yield* Deferred.make<BudgetState>()
-            const lm = yield* makeLanguageModel(roles, { budget: { ...budget, onReached: (state) => Deferred.unsafeDone(reached, Exit.succeed(state)) } })
             const calls = yield* Effect.fork(Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) => lm.complete("teacher", question(i)), { concurrency }))
             const atReach = yield* Deferred.await(reached).pipe(Effect.timeout(Duration.seconds(10)))
             // The calls in flight when it was reached still finish; none starts after.
@@ -149,9 +152,11 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
             const after = yield* lm.budget!
             yield* Fiber.interrupt(calls)
             return { atReach, after }
-          }).pipe(Effect.provide(SqliteRunStoreLive(join(tmp.dir, db))))
-        )
+          }),
+        { budget: { ...budget, onReached: (state) => Deferred.unsafeDone(reached, Exit.succeed(state)) } },
+        db
       )
+    }
 
     it("never starts a call whose worst case would pass the token limit, with calls in flight counted", async () => {
       const s = await scripted()
@@ -185,14 +190,9 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     it("fails calls past the budget with BudgetExhausted when asked to, instead of holding them", async () => {
       const s = await scripted()
       const roles = { teacher: { endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }
-      const exits = await Effect.runPromise(
-        Effect.scoped(
-          Effect.gen(function* () {
-            const lm = yield* makeLanguageModel(roles, { budget: { limits: { tokens: 70 }, whenReached: "fail" } })
-            return yield* Effect.forEach([1, 2, 3], (i) => Effect.exit(lm.complete("teacher", question(i))))
-          }).pipe(Effect.provide(SqliteRunStoreLive(join(tmp.dir, "fastcot.db"))))
-        )
-      )
+      const exits = await withModel(roles, (lm) => Effect.forEach([1, 2, 3], (i) => Effect.exit(lm.complete("teacher", question(i)))), {
+        budget: { limits: { tokens: 70 }, whenReached: "fail" }
+      })
       // 30 tokens each: two fit in 70, the third is not sent.
       expect(exits.map((e) => (Exit.isSuccess(e) ? "ok" : Cause.failureOption(e.cause).pipe(Option.map((x) => x._tag), Option.getOrElse(() => "other"))))).toEqual(["ok", "ok", "BudgetExhausted"])
       expect(s.requests).toHaveLength(2)
@@ -201,15 +201,15 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     it("lets cache hits through: they cost nothing", async () => {
       const s = await scripted()
       const roles = { teacher: { endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }
-      const answers = await Effect.runPromise(
-        Effect.scoped(
+      const answers = await withModel(
+        roles,
+        (lm) =>
           Effect.gen(function* () {
-            const lm = yield* makeLanguageModel(roles, { budget: { limits: { tokens: 30 } } })
             const first = yield* lm.complete("teacher", question(1))
             const again = yield* lm.complete("teacher", question(1))
             return { first, again, state: yield* lm.budget! }
-          }).pipe(Effect.provide(SqliteRunStoreLive(join(tmp.dir, "fastcot.db"))))
-        )
+          }),
+        { budget: { limits: { tokens: 30 } } }
       )
       expect([answers.first.cached, answers.again.cached]).toEqual([false, true])
       expect(answers.state).toMatchObject({ spentTokens: 30, reached: false })
