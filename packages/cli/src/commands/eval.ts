@@ -1,10 +1,11 @@
 import { Command, Options } from "@effect/cli"
 import { checkLocalModel, describeSpent, LanguageModel, makeLanguageModel, modelFromSpec, type ModelProvider, parseModelSpec, releaseLocalEngines, QwenTokenCounterLive, TokenizerFileCounterLive, workspacePaths } from "@fastcot/core"
-import { benchmarkNames, evaluate, evalRunFolder, markdownReport, type Preset, SandboxLive } from "@fastcot/evaluator"
+import { benchmark, benchmarkNames, evaluate, evalRunFolder, markdownReport, type Preset, SandboxLive } from "@fastcot/evaluator"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { existsSync } from "node:fs"
 import { join, relative } from "node:path"
 import { CliFailure, failed, usage } from "../failure.js"
 import { budgetTokensOption, budgetUsdOption, dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, listOption } from "../shared.js"
@@ -49,7 +50,11 @@ export const evalCommand = Command.make(
     Effect.gen(function* () {
       const benches = args.bench.length > 0 ? args.bench : benchmarkNames()
       const unknown = benches.filter((b) => !benchmarkNames().includes(b))
-      if (unknown.length > 0) return yield* usage(`--bench: unknown ${unknown.join(", ")}; known: ${benchmarkNames().join(", ")}`)
+      if (unknown.length > 0) {
+        // "gpqa" for gpqa_diamond, "lcb" is not guessed: only names that one contains the other.
+        const near = unknown.flatMap((u) => benchmarkNames().filter((n) => n.includes(u.toLowerCase()) || u.toLowerCase().includes(n)))
+        return yield* usage(`--bench: unknown ${unknown.join(", ")}${near.length > 0 ? ` (did you mean ${near.join(", ")}?)` : ""}; known: ${benchmarkNames().join(", ")}`)
+      }
       const preds = Option.getOrUndefined(args.predictions)
       const spec = Option.getOrUndefined(args.model)
       if (preds === undefined && spec === undefined) return yield* usage("give --model openai:MODEL@BASE_URL, or --predictions FILE to grade saved outputs")
@@ -64,6 +69,14 @@ export const evalCommand = Command.make(
           tokenizerPath ??= parsed.right.path
         }
         ;({ name, provider } = modelFromSpec(parsed.right, { apiKey: process.env[args.apiKeyEnv] || undefined, threads: Option.getOrUndefined(args.threads), maxBatch: args.concurrency, q4Compute: args.q4Compute }))
+      }
+      // Every benchmark's file is found before a model is loaded or a call is made.
+      const noData = benches.flatMap((b) => {
+        const files = benchmark(b)?.files ?? []
+        return files.some((f) => existsSync(join(args.data, f))) ? [] : [`${b} (${files.join(" or ")})`]
+      })
+      if (noData.length > 0) {
+        return yield* usage(`--data ${args.data}: no file for ${noData.join(", ")}; point --data at the folder that holds the benchmarks' files`)
       }
       const outDir = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).root, "eval", evalRunFolder(name)))
       const progress = progressLine()
