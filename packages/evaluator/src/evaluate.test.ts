@@ -83,6 +83,27 @@ describe("benchmark loaders and graders", () => {
     expect(Either.isLeft(bad) && bad.left.message).toContain("blank.jsonl:3: each line needs")
   })
 
+  it("regrades an earlier run's generations.jsonl: a line that names its bench answers that benchmark only", async () => {
+    const aime = JSON.parse(readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8").split("\n")[0]!) as { id: number; answer: string }
+    const file = join(tmp, "generations.jsonl")
+    // aime24 and gpqa_diamond both have an item with this id.
+    writeFileSync(
+      file,
+      [
+        { bench: "aime24", id: aime.id, sample: 0, output: `\\boxed{${aime.answer}}`, correct: false },
+        { bench: "gpqa_diamond", id: String(aime.id), sample: 0, output: "It could be several of them.", correct: false }
+      ].map((r) => JSON.stringify(r)).join("\n")
+    )
+    const r = await Effect.runPromise(evaluate(base({ benches: ["aime24", "gpqa_diamond"], predictions: file, outDir: join(tmp, "regrade") })).pipe(Effect.provide(Layer.merge(graders, noModel))))
+    expect(r.benchmarks.map((b) => [b.bench, b.summary.samples, b.summary.accuracy, b.summary.noAnswer])).toEqual([
+      ["aime24", 1, 1, 0],
+      ["gpqa_diamond", 1, 0, 1]
+    ])
+    writeFileSync(file, JSON.stringify({ bench: 24, id: 60, output: "x" }))
+    const bad = await Effect.runPromise(Effect.either(evaluate(base({ benches: ["aime24"], predictions: file, outDir: join(tmp, "regrade-bad") })).pipe(Effect.provide(Layer.merge(graders, noModel)))))
+    expect(Either.isLeft(bad) && bad.left.message).toContain("generations.jsonl:1: `bench`, when given, must be a benchmark's name")
+  })
+
   it("reads GPQA's derived layout and grades letters, with 'no answer' instead of a guess", async () => {
     const rows = readFileSync(join(SHARED, "gpqa_diamond", "test.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { answer: string })
     const file = join(tmp, "gpqa.jsonl")
@@ -192,6 +213,13 @@ describe("a full evaluation against a scripted model on loopback", () => {
     }
     const md = markdownReport([run])
     expect(md).toContain("| unreachable | – (none scored) |")
+    expect(md).toContain("tokens counted with qwen2.5")
+    expect(md).not.toContain("Caution")
+    // Runs measured differently are compared with a warning, naming which run used what.
+    const other = { ...run, model: "local", settings: { ...run.settings, tokenizer: "tiny-qwen2", graderVersion: "0" } }
+    const mixed = markdownReport([run, other])
+    expect(mixed).toContain("different tokenizers (unreachable: qwen2.5, local: tiny-qwen2)")
+    expect(mixed).toContain("different grader versions (unreachable: 1, local: 0)")
     expect(md).not.toContain("0.0 ± 0.0")
     expect(md).toMatch(/### Failed generations[^#]*\| unreachable \| 2 \|/)
     expect(htmlReport([run])).not.toContain("<circle")

@@ -70,22 +70,41 @@ export const EvalResults = Schema.Struct({
 })
 export type EvalResults = typeof EvalResults.Type
 
-const Predictions = (file: string): Map<string, Array<string>> => {
-  const out = new Map<string, Array<string>>()
+/**
+ * Saved outputs by id. A line may name its `bench` (as `generations.jsonl` lines do): it then
+ * answers that benchmark only, so a whole earlier run's generations can be regraded at once even
+ * where benchmarks share ids.
+ */
+interface Predictions {
+  readonly get: (bench: string, id: string) => ReadonlyArray<string> | undefined
+  readonly ids: number
+}
+const Predictions = (file: string): Predictions => {
+  const any = new Map<string, Array<string>>()
+  const byBench = new Map<string, Map<string, Array<string>>>()
+  const ids = new Set<string>()
   readFileSync(file, "utf8")
     .split("\n")
     .forEach((line, i) => {
       if (line.trim() === "") return
-      let row: { id?: unknown; output?: unknown }
+      let row: { id?: unknown; output?: unknown; bench?: unknown }
       try {
-        row = JSON.parse(line) as { id?: unknown; output?: unknown }
+        row = JSON.parse(line) as { id?: unknown; output?: unknown; bench?: unknown }
       } catch {
         throw new Error(`${file}:${i + 1}: malformed JSON`)
       }
       if (row.id === undefined || typeof row.output !== "string") throw new Error(`${file}:${i + 1}: each line needs \`id\` and a string \`output\``)
-      out.set(String(row.id), [...(out.get(String(row.id)) ?? []), row.output])
+      if (row.bench !== undefined && typeof row.bench !== "string") throw new Error(`${file}:${i + 1}: \`bench\`, when given, must be a benchmark's name`)
+      const id = String(row.id)
+      ids.add(row.bench === undefined ? id : `${row.bench}/${id}`)
+      let map = any
+      if (row.bench !== undefined) {
+        map = byBench.get(row.bench) ?? new Map<string, Array<string>>()
+        byBench.set(row.bench, map)
+      }
+      map.set(id, [...(map.get(id) ?? []), row.output])
     })
-  return out
+  return { get: (bench, id) => byBench.get(bench)?.get(id) ?? any.get(id), ids: ids.size }
 }
 
 /** The folder name of an evaluation run: the model's name made file-safe, and the time it started. */
@@ -114,7 +133,7 @@ export const evaluate = (options: EvalOptions) =>
       if (b === undefined) return yield* Effect.fail(new Error(`unknown benchmark ${name}`))
       const loaded = yield* loadBenchmark(b, options.dataDir)
       const items = options.limit !== undefined ? loaded.items.slice(0, options.limit) : loaded.items
-      const work = items.flatMap((item) => Array.from({ length: predictions !== undefined ? (predictions.get(item.id)?.length ?? 0) : options.samples }, (_, sample) => ({ item, sample })))
+      const work = items.flatMap((item) => Array.from({ length: predictions !== undefined ? (predictions.get(name, item.id)?.length ?? 0) : options.samples }, (_, sample) => ({ item, sample })))
       // Saved outputs are graded on the benchmarks they answer; one they answer nothing of is left out.
       if (predictions !== undefined && work.length === 0) {
         unanswered.push(`${name} (ids like ${items.slice(0, 2).map((i) => `\`${i.id}\``).join(", ")})`)
@@ -135,7 +154,7 @@ export const evaluate = (options: EvalOptions) =>
             let serverTokens: number | undefined
             let reasoningTokens: number | undefined
             if (predictions !== undefined) {
-              output = predictions.get(item.id)![sample]!
+              output = predictions.get(name, item.id)![sample]!
             } else {
               const lm = yield* LanguageModel
               const messages = [
@@ -196,7 +215,7 @@ export const evaluate = (options: EvalOptions) =>
     }
     yield* Effect.promise(() => new Promise<void>((r) => generations.end(() => r())))
     if (predictions !== undefined && results.length === 0) {
-      return yield* Effect.fail(new Error(`${options.predictions}: none of its ${predictions.size} ids is an item of ${unanswered.join("; ")}`))
+      return yield* Effect.fail(new Error(`${options.predictions}: none of its ${predictions.ids} ids is an item of ${unanswered.join("; ")}`))
     }
     const report: EvalResults = {
       fastcot: "eval/v1",

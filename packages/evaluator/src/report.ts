@@ -26,9 +26,27 @@ export const markdownReport = (runs: ReadonlyArray<EvalResults>): string => {
     ...(runs.some((r) => r.benchmarks.some((b) => (b.failed?.samples ?? 0) > 0))
       ? [table("Failed generations (left out of the scores; rerun to retry)", (b) => String(b.failed?.samples ?? 0))]
       : []),
-    "Settings: " + runs.map((r) => `${r.model}: preset ${r.settings.preset}, ${r.settings.samples} sample(s), ${r.settings.graderVersion}`).join("; "),
+    "Settings: " + runs.map((r) => `${r.model}: preset ${r.settings.preset}, ${r.settings.samples} sample(s), ${r.settings.graderVersion}, tokens counted with ${r.settings.tokenizer}`).join("; "),
+    ...comparability(runs),
     ""
   ].join("\n")
+}
+
+/**
+ * Runs side by side compare only where they were measured alike: output tokens counted with one
+ * tokenizer, answers graded by one grader version. Says so when they were not.
+ */
+const comparability = (runs: ReadonlyArray<EvalResults>): Array<string> => {
+  const differ = (what: (r: EvalResults) => string) => new Set(runs.map(what)).size > 1
+  const list = (what: (r: EvalResults) => string) => runs.map((r) => `${r.model}: ${what(r)}`).join(", ")
+  return [
+    ...(differ((r) => r.settings.tokenizer)
+      ? ["", `**Caution:** output tokens were counted with different tokenizers (${list((r) => r.settings.tokenizer)}); the token columns do not compare across them (\`fastcot eval --tokenizer\` sets one).`]
+      : []),
+    ...(differ((r) => r.settings.graderVersion)
+      ? ["", `**Caution:** answers were graded by different grader versions (${list((r) => r.settings.graderVersion)}); regrade the older runs with \`fastcot eval --predictions\` to compare accuracy.`]
+      : [])
+  ]
 }
 
 /** A self-contained HTML page (no network): the tables and an accuracy-against-tokens chart per benchmark. */
