@@ -1,4 +1,8 @@
 import { arithmeticScript, startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { openSqliteStore } from "@fastcot/core"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -55,6 +59,17 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     const off = backend.subscribe((p) => pushes.push(p))
     const spec = `openai:scripted@${server.baseUrl}`
     expect(failure(await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: `onnx:${join(root, "no-model")}` }))).toMatchObject({ kind: "bad-request", message: expect.stringContaining("no-model") })
+    // A `fastcot run` working on the same workspace (its lock taken through another connection): Run is refused, naming it.
+    const cli = openSqliteStore(join(ws, "fastcot.db"))
+    const cliScope = Effect.runSync(Scope.make())
+    await Effect.runPromise(cli.store.lockRun("fastcot run").pipe(Scope.extend(cliScope)))
+    expect(failure(await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: spec }))).toMatchObject({
+      kind: "bad-request",
+      message: expect.stringContaining(`another run is working on this workspace: fastcot run (pid ${process.pid}`)
+    })
+    await Effect.runPromise(Scope.close(cliScope, Exit.void))
+    cli.close()
+    // The runs below start one after another: each releases the lock when it ends (the same live process would be refused).
     const started = (await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: spec, concurrency: 2 })) as { state: string }
     expect(started.state).toBe("running")
     await sleep(300)

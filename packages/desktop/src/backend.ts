@@ -36,8 +36,10 @@ import { evalRunFolder, evaluate, makeSandbox, loadEvalResults, SandboxLive, ver
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
@@ -221,25 +223,38 @@ export class Backend {
     // A token budget counts what the workspace spent before, as its status shows it; reaching it
     // stops the run the way Stop does (calls in flight finish; the same start goes on).
     const spent = req.budgetTokens !== undefined ? workspaceSpending((await rt.runPromise(Effect.flatMap(RunStore, (store) => store.status))).llm).tokens : 0
-    const lm = await rt.runPromise(
-      makeLanguageModel(roles.right, {
-        gate,
-        budget:
-          req.budgetTokens === undefined
-            ? undefined
-            : {
-                limits: { tokens: req.budgetTokens },
-                spent: { tokens: spent },
-                onReached: (b) => {
-                  void this.stop().then(() => {
-                    if (this.run?.lm !== lm) return
-                    this.run.state.message = `stopped at the token budget: ${describeSpent(b)} spent by the workspace; the next call could cost up to ${b.heldBack?.tokens ?? 0}. Raise the budget and start again to go on.`
-                    this.push({ _tag: "view", view: this.view() })
-                  })
+    // One run per workspace, across processes: a `fastcot run` on this workspace refuses this start, and this run refuses it.
+    const lockScope = Effect.runSync(Scope.make())
+    const locked = await rt.runPromise(Effect.either(Effect.flatMap(RunStore, (store) => store.lockRun("the desktop app")).pipe(Scope.extend(lockScope))))
+    if (Either.isLeft(locked)) {
+      await Effect.runPromise(Scope.close(lockScope, Exit.void))
+      throw new BadRequest(locked.left.message)
+    }
+    // The lock is released if the run never starts.
+    const lm = await rt
+      .runPromise(
+        makeLanguageModel(roles.right, {
+          gate,
+          budget:
+            req.budgetTokens === undefined
+              ? undefined
+              : {
+                  limits: { tokens: req.budgetTokens },
+                  spent: { tokens: spent },
+                  onReached: (b) => {
+                    void this.stop().then(() => {
+                      if (this.run?.lm !== lm) return
+                      this.run.state.message = `stopped at the token budget: ${describeSpent(b)} spent by the workspace; the next call could cost up to ${b.heldBack?.tokens ?? 0}. Raise the budget and start again to go on.`
+                      this.push({ _tag: "view", view: this.view() })
+                    })
+                  }
                 }
-              }
+        })
+      )
+      .catch(async (e: unknown) => {
+        await Effect.runPromise(Scope.close(lockScope, Exit.void))
+        throw e
       })
-    )
     const state = initialState(config.name, STAGES)
     const sandbox = makeSandbox()
     const timeline: Array<{ t: number; done: number }> = []
@@ -247,7 +262,8 @@ export class Backend {
       runPipeline(config, { onEvent: (event) => (applyEvent(state, event), this.push({ _tag: "event", event })), limit: req.limit }).pipe(
         Effect.provideService(LanguageModel, lm),
         Effect.provide(verifierFor(sandbox)),
-        Effect.ensuring(Effect.promise(() => releaseLocalEngines()))
+        Effect.ensuring(Effect.promise(() => releaseLocalEngines())),
+        Effect.ensuring(Scope.close(lockScope, Exit.void))
       )
     )
     this.run = { fiber, gate, lm, state, status: "running", timeline }

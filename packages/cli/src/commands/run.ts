@@ -53,6 +53,9 @@ const tokenizer = Options.text("tokenizer").pipe(
 const budgetUsd = budgetUsdOption("the workspace's")
 const budgetTokens = budgetTokensOption("the workspace's")
 const limit = Options.integer("limit").pipe(inRange("--limit", 1, Number.MAX_SAFE_INTEGER), Options.optional, Options.withDescription("Only the first N problems (a trial run)."))
+const takeOver = Options.boolean("take-over").pipe(
+  Options.withDescription("Take the workspace's run lock even from a run that looks alive (one on another machine that is gone); two live runs would pay for the same calls twice.")
+)
 
 const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {
   const finished = e.done + e.failed
@@ -65,7 +68,7 @@ const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {
 
 export const runCommand = Command.make(
   "run",
-  { pipeline, teacher: spec("teacher"), rewriter: spec("rewriter"), judge: spec("judge"), apiKeyEnv, concurrency, noTui, json, noCache, refresh, limit, stages, benchmarks, tokenizer, budgetUsd, budgetTokens, workspace: workspaceOption },
+  { pipeline, teacher: spec("teacher"), rewriter: spec("rewriter"), judge: spec("judge"), apiKeyEnv, concurrency, noTui, json, noCache, refresh, limit, stages, benchmarks, tokenizer, budgetUsd, budgetTokens, takeOver, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
       const file = Option.getOrUndefined(args.pipeline)
@@ -99,6 +102,11 @@ export const runCommand = Command.make(
       const store = yield* RunStore
       const status = yield* store.status
       if (status.problems === 0) return yield* usage("the workspace has no problems yet: run `fastcot import FILE` first")
+      // One run per workspace (a second would send the same calls and pay for them twice); held until this command ends.
+      yield* store.lockRun("fastcot run", { takeOver: args.takeOver }).pipe(Effect.catchTag("WorkspaceBusy", (e) =>
+          new CliFailure({ message: `${e.message} (a run on another machine that is gone: run again with --take-over)`, exitCode: 1 })
+        )
+      )
       // The budget counts what the workspace's earlier runs spent, as `fastcot status` shows it.
       const limits = { usd: Option.getOrUndefined(args.budgetUsd) ?? config.budget?.usd, tokens: Option.getOrUndefined(args.budgetTokens) ?? config.budget?.tokens }
       const budgeted = limits.usd !== undefined || limits.tokens !== undefined
@@ -228,7 +236,7 @@ export const runCommand = Command.make(
       if (failed > 0) {
         return yield* new CliFailure({ message: `${failed} model calls failed after their retries; run again to retry them`, exitCode: 1 })
       }
-    }).pipe(Effect.provide(storeLayer(args.workspace)))
+    }).pipe(Effect.scoped, Effect.provide(storeLayer(args.workspace)))
 ).pipe(
   Command.withDescription(
     "Run or resume the recipe: teacher sampling, long-to-short, answer verification, then judge -> expand/simplify until medium.\n" +

@@ -1,9 +1,10 @@
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import type { Item, ItemId } from "../schema/item.js"
 import type { Problem, ProblemId } from "../schema/problem.js"
-import type { StoreError } from "./errors.js"
+import type { StoreError, WorkspaceBusy } from "./errors.js"
 import type { LengthStats } from "../tokens/TokenCounter.js"
 
 /** How far an import of one file (with one set of options) has got; committed with each batch. */
@@ -156,6 +157,12 @@ export interface RunStoreShape {
   readonly recordSpend: (spend: SpendEntry) => void
   /** What the workspace's calls have cost in all, from the ledger. */
   readonly spending: Effect.Effect<SpendTotals, StoreError>
+  /**
+   * Holds the workspace's run lock for the life of the scope: one pipeline run per workspace at a
+   * time, across processes (two runs would send the same calls and pay for them twice). A lock
+   * left by a process that is gone (killed, crashed) is taken over; `takeOver` takes any.
+   */
+  readonly lockRun: (what: string, options?: { readonly takeOver?: boolean }) => Effect.Effect<void, WorkspaceBusy | StoreError, Scope.Scope>
 }
 
 export interface SpendEntry {

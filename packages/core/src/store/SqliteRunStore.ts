@@ -8,7 +8,9 @@ import { dirname } from "node:path"
 import { Item, makeItem } from "../schema/item.js"
 import { Problem } from "../schema/problem.js"
 import { Round } from "../schema/round.js"
-import { StoreError } from "./errors.js"
+import { StoreError, WorkspaceBusy } from "./errors.js"
+import { describeHolder, holderAlive, holderOf, processStart, type RunLockRow } from "./runLock.js"
+import { hostname } from "node:os"
 import { migrations } from "./migrations.js"
 import { lengthStats } from "../tokens/TokenCounter.js"
 import {
@@ -87,6 +89,9 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     getItem: db.prepare("SELECT data FROM items WHERE id = ?"),
     itemState: db.prepare("SELECT fate, reason_code FROM items WHERE id = ?"),
     getRounds: db.prepare("SELECT data FROM rounds WHERE item_id = ? ORDER BY idx"),
+    getRunLock: db.prepare("SELECT pid, host, process_start, started_at, what FROM run_lock WHERE id = 1"),
+    putRunLock: db.prepare("INSERT OR REPLACE INTO run_lock (id, pid, host, process_start, started_at, what) VALUES (1, @pid, @host, @process_start, @started_at, @what)"),
+    dropRunLock: db.prepare("DELETE FROM run_lock WHERE id = 1 AND pid = ? AND host = ? AND started_at = ?"),
     cacheGet: db.prepare("SELECT key, model, value, created_at AS createdAt FROM llm_cache WHERE key = ?"),
     cachePut: db.prepare("INSERT OR REPLACE INTO llm_cache (key, model, value, created_at) VALUES (?, ?, ?, ?)"),
     addSpend: db.prepare(`INSERT INTO llm_spend (role, model, calls, prompt_tokens, completion_tokens, cost_usd, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -450,7 +455,30 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         spendTimer.unref()
       }
     },
-    spending: attempt("reading the spending ledger", ledgerTotals)
+    spending: attempt("reading the spending ledger", ledgerTotals),
+    lockRun: (what, options = {}) => {
+      const mine = { pid: process.pid, host: hostname(), process_start: processStart(process.pid) ?? null, started_at: now(), what }
+      // One immediate transaction: two processes cannot both find the lock free.
+      const take = db.transaction((): RunLockRow | undefined => {
+        const held = stmt.getRunLock.get() as RunLockRow | undefined
+        if (held !== undefined && options.takeOver !== true && holderAlive(held)) return held
+        stmt.putRunLock.run(mine)
+        return undefined
+      })
+      return Effect.acquireRelease(
+        Effect.flatMap(attempt("taking the workspace's run lock", () => take.immediate()), (held) =>
+          held === undefined
+            ? Effect.void
+            : Effect.fail(
+                new WorkspaceBusy({
+                  message: `another run is working on this workspace: ${describeHolder(holderOf(held))}; wait for it to end, or stop it`,
+                  holder: holderOf(held)
+                })
+              )
+        ),
+        () => attempt("releasing the workspace's run lock", () => stmt.dropRunLock.run(mine.pid, mine.host, mine.started_at)).pipe(Effect.ignore)
+      )
+    }
   }
   return {
     store,

@@ -97,5 +97,19 @@ CREATE TABLE llm_spend (
   PRIMARY KEY (role, model)
 );
 `
+  },
+  {
+    version: 4,
+    name: "the run lock (one pipeline run per workspace at a time)",
+    sql: `
+CREATE TABLE run_lock (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  pid INTEGER NOT NULL,
+  host TEXT NOT NULL,
+  process_start TEXT,
+  started_at TEXT NOT NULL,
+  what TEXT NOT NULL
+);
+`
   }
 ]

@@ -2,6 +2,7 @@ import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import { hostname } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { Item } from "../schema/item.js"
@@ -13,6 +14,7 @@ import { tempDir, withStore } from "../test-support/fixtures.js"
 import { contentId } from "../util/hash.js"
 import { migrations } from "./migrations.js"
 import { RunStore } from "./RunStore.js"
+import { processStart } from "./runLock.js"
 import { openSqliteStore } from "./SqliteRunStore.js"
 
 const problem = (q: string) =>
@@ -97,6 +99,58 @@ describe("SQLite run store", () => {
     expect(await Effect.runPromise(again.store.spending)).toEqual({ calls: 4, tokens: 138, costUsd: 1.75 })
     expect((await Effect.runPromise(again.store.status)).llm.ledger).toEqual({ calls: 4, tokens: 138, costUsd: 1.75 })
     again.close()
+  })
+
+  it("holds one run lock per workspace across connections; a dead holder's lock is taken over, a release drops only its own", async () => {
+    const a = openSqliteStore(file)
+    const b = openSqliteStore(file)
+    // Whether a lock is taken: held until a timeout ends its scope ("held"), or refused.
+    const lock = (store: typeof a.store, what: string) =>
+      Effect.runPromise(
+        store.lockRun(what).pipe(
+          Effect.zipRight(Effect.never),
+          Effect.scoped,
+          Effect.timeout(50),
+          Effect.catchTag("TimeoutException", () => Effect.succeed("held")),
+          Effect.catchTag("WorkspaceBusy", () => Effect.succeed("refused"))
+        )
+      )
+    const holding = Effect.runPromise(Effect.scoped(Effect.zipRight(a.store.lockRun("run a"), Effect.sleep(300))))
+    await new Promise((r) => setTimeout(r, 50))
+    const busy = await Effect.runPromise(Effect.either(Effect.scoped(b.store.lockRun("run b"))))
+    expect(busy._tag === "Left" && busy.left._tag === "WorkspaceBusy" && busy.left.message).toMatch(new RegExp(`another run is working on this workspace: run a \\(pid ${process.pid}, since 20`))
+    await holding
+    // Released when its scope closed: b takes it (and gives it back).
+    expect((await Effect.runPromise(Effect.either(Effect.scoped(b.store.lockRun("run b")))))._tag).toBe("Right")
+
+    const raw = new Database(file)
+    const put = (pid: number, host: string, processStart: string | null) =>
+      raw.prepare("INSERT OR REPLACE INTO run_lock (id, pid, host, process_start, started_at, what) VALUES (1, ?, ?, ?, '2026-01-01T00:00:00Z', 'gone')").run(pid, host, processStart)
+    // A pid that no process has (a killed run's): taken over.
+    const child = (await import("node:child_process")).spawnSync(process.execPath, ["-e", "0"])
+    put(child.pid!, hostname(), null)
+    expect(await lock(b.store, "run b")).toBe("held")
+    // A live pid that the system gave to another process since (its start time differs): taken over.
+    put(process.pid, hostname(), "1")
+    expect(await lock(b.store, "run b")).toBe("held")
+    // The same live process as it started: refused.
+    put(process.pid, hostname(), processStart(process.pid) ?? null)
+    expect(await lock(b.store, "run b")).toBe("refused")
+    // A live holder on another machine cannot be checked: refused, unless taken over on purpose.
+    put(4242, "another-host", null)
+    const other = await Effect.runPromise(Effect.either(Effect.scoped(b.store.lockRun("run b"))))
+    expect(other._tag === "Left" && other.left.message).toContain("gone (pid 4242 on another-host, since 2026-01-01T00:00:00Z)")
+    const taken = Effect.runPromise(Effect.scoped(Effect.zipRight(b.store.lockRun("run b", { takeOver: true }), Effect.sleep(100))))
+    await new Promise((r) => setTimeout(r, 30))
+    expect((raw.prepare("SELECT what FROM run_lock").get() as { what: string }).what).toBe("run b")
+    // The holder it was taken from ends later: its release leaves the new holder's lock alone.
+    put(process.pid, hostname(), null)
+    raw.prepare("UPDATE run_lock SET what = 'run c', started_at = '2026-02-02T00:00:00Z'").run()
+    await taken
+    expect((raw.prepare("SELECT what FROM run_lock").get() as { what: string }).what).toBe("run c")
+    raw.close()
+    a.close()
+    b.close()
   })
 
   it("appends rounds and never rewrites an earlier one", async () => {
