@@ -46,6 +46,10 @@ describe("one run per workspace (scripted loopback teacher, 1 s replies)", () =>
     expect(second.status).toBe(1)
     expect(second.stderr).toContain(`another run is working on this workspace: fastcot run (pid ${first.pid}, since `)
     expect(second.stderr).toContain("--take-over")
+    // status names the run at work.
+    const status = await run(["status", "--workspace", ws])
+    expect(status.stdout).toMatch(new RegExp(`run in progress +fastcot run \\(pid ${first.pid}, since 20`))
+    expect(JSON.parse((await run(["status", "--json", "--workspace", ws])).stdout).running).toMatchObject({ pid: first.pid, what: "fastcot run" })
     // It sent nothing.
     expect(server.requests.filter((r) => r.model === "second")).toHaveLength(0)
 
@@ -58,5 +62,6 @@ describe("one run per workspace (scripted loopback teacher, 1 s replies)", () =>
     expect(resumed.stdout).toMatch(/teacher +\d+ sampled, 0 failed, \d+ already done \(of 30\)/)
     // A run that ends releases the lock.
     expect(holder(ws)).toBeUndefined()
+    expect((await run(["status", "--workspace", ws])).stdout).not.toContain("run in progress")
   }, 90_000)
 })

@@ -1,6 +1,7 @@
 export * from "./schema/index.js"
 export * from "./store/RunStore.js"
 export * from "./store/errors.js"
+export { describeHolder } from "./store/runLock.js"
 export * from "./store/SqliteRunStore.js"
 export * from "./store/workspace.js"
 export * from "./io/readers.js"

@@ -1,5 +1,5 @@
 import { Command } from "@effect/cli"
-import { RunStore, workspaceSpending } from "@fastcot/core"
+import { describeHolder, RunStore, workspaceSpending } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import { jsonOption, stdout, existingStoreLayer, workspaceOption } from "../shared.js"
 
@@ -12,6 +12,7 @@ export const statusCommand = Command.make("status", { workspace: workspaceOption
     if (args.json) return yield* stdout(JSON.stringify(s))
     const lines = [
       `workspace ${store.location}`,
+      ...(s.running !== null ? [row("run in progress", describeHolder(s.running))] : []),
       row("problems", s.problems),
       ...Object.entries(s.domains).map(([d, n]) => row(`  ${d}`, n)),
       row("items", s.items),

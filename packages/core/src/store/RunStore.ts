@@ -4,7 +4,7 @@ import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { Item, ItemId } from "../schema/item.js"
 import type { Problem, ProblemId } from "../schema/problem.js"
-import type { StoreError, WorkspaceBusy } from "./errors.js"
+import type { RunLockHolder, StoreError, WorkspaceBusy } from "./errors.js"
 import type { LengthStats } from "../tokens/TokenCounter.js"
 
 /** How far an import of one file (with one set of options) has got; committed with each batch. */
@@ -104,6 +104,8 @@ export interface StoreStatus {
     readonly rejected: number
     readonly done: boolean
   }>
+  /** The run working on the workspace now (its run lock's live holder), if any. */
+  readonly running: RunLockHolder | null
 }
 
 export interface CacheEntry {

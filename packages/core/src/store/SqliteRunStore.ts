@@ -430,7 +430,11 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         imports: (db.prepare("SELECT * FROM imports ORDER BY updated_at").all() as Array<Record<string, unknown>>).map((row) => {
           const p = toProgress(row)
           return { path: p.path, rows: p.rows, problemsAdded: p.problemsAdded, rejected: p.rejected, done: p.done }
-        })
+        }),
+        running: (() => {
+          const held = stmt.getRunLock.get() as RunLockRow | undefined
+          return held !== undefined && holderAlive(held) ? holderOf(held) : null
+        })()
       }
     }),
     cacheGet: (key) =>
