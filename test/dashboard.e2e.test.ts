@@ -62,7 +62,13 @@ describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scrip
 
     tmux("send-keys", "-t", "first", "p")
     await waitFor("first", (s) => s.includes("PAUSED"), "the paused state")
-    await sleep(800) // calls in flight finish
+    // The calls in flight finish (however slow a loaded machine makes them): wait until none has arrived for 800 ms.
+    let settled = server.requests.length
+    for (let quiet = 0, i = 0; quiet < 8 && i < 150; i++) {
+      await sleep(100)
+      quiet = server.requests.length === settled ? quiet + 1 : 0
+      settled = server.requests.length
+    }
     const calls = server.requests.length
     await sleep(1_200)
     expect(server.requests.length).toBe(calls) // no new call starts while paused

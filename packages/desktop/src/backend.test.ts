@@ -74,10 +74,18 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     expect(started.state).toBe("running")
     await sleep(300)
     expect(((await backend.handle("run.pause", {})) as { state: string }).state).toBe("paused")
-    await sleep(300)
+    // The calls in flight finish (however slow a loaded machine makes them): wait until none has arrived for 500 ms.
+    let settled = server.requests.length
+    for (let quiet = 0, i = 0; quiet < 5 && i < 100; i++) {
+      await sleep(100)
+      quiet = server.requests.length === settled ? quiet + 1 : 0
+      settled = server.requests.length
+    }
     const requestsWhilePaused = server.requests.length
     await sleep(400)
     expect(server.requests.length).toBe(requestsWhilePaused)
+    // Still paused with work left (a pause that did not hold would have let the run finish meanwhile).
+    expect(((await backend.handle("run.view", {})) as { state: string }).state).toBe("paused")
     expect(((await backend.handle("run.resume", {})) as { state: string }).state).toBe("running")
     for (let i = 0; i < 200 && ((await backend.handle("run.view", {})) as { state: string }).state !== "done"; i++) await sleep(100)
     const view = (await backend.handle("run.view", {})) as { state: string; verdicts: { easy: number; medium: number }; kept: Record<string, number>; timeline: Array<unknown> }
