@@ -67,8 +67,10 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
       kind: "bad-request",
       message: expect.stringContaining(`another run is working on this workspace: fastcot run (pid ${process.pid}`)
     })
+    expect(((await backend.handle("workspace.status", {})) as { running: unknown }).running).toMatchObject({ what: "fastcot run", pid: process.pid })
     await Effect.runPromise(Scope.close(cliScope, Exit.void))
     cli.close()
+    expect(((await backend.handle("workspace.status", {})) as { running: unknown }).running).toBeNull()
     // The runs below start one after another: each releases the lock when it ends (the same live process would be refused).
     const started = (await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: spec, concurrency: 2 })) as { state: string }
     expect(started.state).toBe("running")

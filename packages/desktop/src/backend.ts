@@ -175,7 +175,8 @@ export class Backend {
       tokens: { tokenizer: s.tokens.tokenizer, histogram: s.tokens.histogram, ratio: s.tokens.ratio },
       calls: s.llm.calls,
       costUsd: s.llm.costUsd,
-      paidTokens: workspaceSpending(s.llm).tokens
+      paidTokens: workspaceSpending(s.llm).tokens,
+      running: s.running
     }
   }
 

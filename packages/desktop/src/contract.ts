@@ -27,7 +27,9 @@ export const StatusView = Schema.Struct({
   calls: Schema.Number,
   costUsd: Schema.Number,
   /** Prompt + completion tokens of the calls sent (cache hits are free): what a token budget counts. */
-  paidTokens: Schema.Number
+  paidTokens: Schema.Number,
+  /** The run working on the workspace now, from this app or another process (`fastcot run`), if any. */
+  running: Schema.NullOr(Schema.Struct({ pid: Schema.Number, host: Schema.String, startedAt: Schema.String, what: Schema.String }))
 })
 export type StatusView = typeof StatusView.Type
 

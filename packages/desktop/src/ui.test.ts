@@ -1,4 +1,7 @@
-import { buildQwen2Model } from "@fastcot/core"
+import { buildQwen2Model, openSqliteStore } from "@fastcot/core"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import { arithmeticScript, startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
@@ -70,6 +73,10 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     writeFileSync(join(ws, "eval", "unreachable-run", "results.json"), JSON.stringify({ ...results, model: "unreachable", benchmarks: [{ ...bench("math500", 0, 0), summary: { ...summary(0, 0), items: 0, samples: 0 }, failed: { samples: 2, firstError: "connection failed" } }] }))
     // One just started (no results.json yet): left out too.
     mkdirSync(join(ws, "eval", "starting-run"), { recursive: true })
+    // A `fastcot run` at work on the workspace (its lock held through another connection): the header says so.
+    const cli = openSqliteStore(join(ws, "fastcot.db"))
+    const cliScope = Effect.runSync(Scope.make())
+    await Effect.runPromise(cli.store.lockRun("fastcot run").pipe(Scope.extend(cliScope)))
     await page.goto(ui.url)
     await poll(() => page.textContent("header")).toContain("no workspace open")
 
@@ -78,7 +85,10 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await page.keyboard.type(ws)
     await page.keyboard.press("Enter")
     await poll(() => page.textContent(".where")).toContain("0 problems")
+    await poll(() => page.textContent(".where")).toContain(`at work: fastcot run (pid ${process.pid}, since `)
     await shot("1-workspace")
+    await Effect.runPromise(Scope.close(cliScope, Exit.void))
+    cli.close()
 
     const file = join(root, "problems.jsonl")
     writeFileSync(file, [...Array.from({ length: 24 }, (_, i) => JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })), "{not json"].join("\n"))
@@ -86,6 +96,7 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await poll(() => page.textContent(".report")).toContain("24 new problems")
     expect(await page.textContent("[aria-label='Rejected rows']")).toContain("line 25")
     await poll(() => page.textContent(".where")).toContain("24 problems")
+    expect(await page.textContent(".where")).not.toContain("at work")
 
     await page.getByRole("tab", { name: "Run" }).click()
     // A local model folder, checked like `fastcot models inspect` (a tiny Qwen2 with random weights).

@@ -60,7 +60,7 @@ export const App = (): ReactElement => {
           ))}
         </nav>
         <p className="where" aria-live="polite">
-          {status === undefined ? "no workspace open" : `${status.workspace}: ${status.problems} problems, ${status.items} items, ${status.kept} kept, ${status.dropped} dropped, ${status.pending} pending`}
+          {status === undefined ? "no workspace open" : `${status.workspace}: ${status.problems} problems, ${status.items} items, ${status.kept} kept, ${status.dropped} dropped, ${status.pending} pending${status.running !== null ? ` · at work: ${status.running.what} (pid ${status.running.pid}, since ${status.running.startedAt})` : ""}`}
         </p>
       </header>
       <main id={`panel-${tab}`} role="tabpanel" aria-labelledby={`tab-${tab}`}>
