@@ -103,9 +103,8 @@ export const runCommand = Command.make(
       const status = yield* store.status
       if (status.problems === 0) return yield* usage("the workspace has no problems yet: run `fastcot import FILE` first")
       // One run per workspace (a second would send the same calls and pay for them twice); held until this command ends.
-      yield* store.lockRun("fastcot run", { takeOver: args.takeOver }).pipe(Effect.catchTag("WorkspaceBusy", (e) =>
-          new CliFailure({ message: `${e.message}. If that run was on another machine and has ended, run again with --take-over.`, exitCode: 1 })
-        )
+      yield* store.lockRun("fastcot run", { takeOver: args.takeOver }).pipe(
+        Effect.catchTag("WorkspaceBusy", (e) => new CliFailure({ message: `${e.message}. If that run was on another machine and has ended, run again with --take-over.`, exitCode: 1 }))
       )
       // The budget counts what the workspace's earlier runs spent, as `fastcot status` shows it.
       const limits = { usd: Option.getOrUndefined(args.budgetUsd) ?? config.budget?.usd, tokens: Option.getOrUndefined(args.budgetTokens) ?? config.budget?.tokens }
