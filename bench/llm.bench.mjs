@@ -137,8 +137,11 @@ const measure = (i, round) =>
   })
 console.log(`llm: ${REQUESTS} requests per run, ${ROUNDS} interleaved rounds, ${CONCURRENCY} in flight, ${LATENCY_MS} ms server latency; ideal ${ideal.toFixed(0)} req/s`)
 const results = configs.map(() => [])
+// Which configuration runs first rotates from round to round: the one that follows another
+// process's 256 connections (closing as it exits) must not always be the same.
 for (let round = 0; round < ROUNDS; round++) {
-  for (let i = 0; i < configs.length; i++) {
+  for (let k = 0; k < configs.length; k++) {
+    const i = (k + round) % configs.length
     const r = await measure(i, round)
     results[i].push({ rate: REQUESTS / r.seconds, cpu: r.cpuUsPerRequest, server: r.serverCpuUs })
   }
