@@ -301,11 +301,16 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     if (spendTimer !== undefined) clearTimeout(spendTimer)
     spendTimer = undefined
     if (unsaved.size === 0) return
-    const now = new Date().toISOString()
+    const at = now()
     db.transaction(() => {
-      for (const s of unsaved.values()) stmt.addSpend.run(s.role, s.model, s.calls, s.prompt, s.completion, s.cost, now)
+      for (const s of unsaved.values()) stmt.addSpend.run(s.role, s.model, s.calls, s.prompt, s.completion, s.cost, at)
     })()
     unsaved.clear()
+  }
+  /** The run lock's holder, when it may still be running (a lock a gone process left counts as free). */
+  const liveLockHolder = (): RunLockRow | undefined => {
+    const held = stmt.getRunLock.get() as RunLockRow | undefined
+    return held !== undefined && holderAlive(held) ? held : undefined
   }
   const ledgerTotals = (): SpendTotals => {
     flushSpend()
@@ -413,6 +418,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         tokensPerKeptItem: kept > 0 ? (sum((c) => c.prompt) + sum((c) => c.completion)) / kept : null
       }
       const stages = countBy("SELECT stage AS k, COUNT(*) AS n FROM items GROUP BY stage")
+      const running = liveLockHolder()
       return {
         problems: one("SELECT COUNT(*) AS n FROM problems"),
         items: one("SELECT COUNT(*) AS n FROM items"),
@@ -431,10 +437,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
           const p = toProgress(row)
           return { path: p.path, rows: p.rows, problemsAdded: p.problemsAdded, rejected: p.rejected, done: p.done }
         }),
-        running: (() => {
-          const held = stmt.getRunLock.get() as RunLockRow | undefined
-          return held !== undefined && holderAlive(held) ? holderOf(held) : null
-        })()
+        running: running === undefined ? null : holderOf(running)
       }
     }),
     cacheGet: (key) =>
@@ -464,22 +467,16 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
       const mine = { pid: process.pid, host: hostname(), process_start: processStart(process.pid) ?? null, started_at: now(), what }
       // One immediate transaction: two processes cannot both find the lock free.
       const take = db.transaction((): RunLockRow | undefined => {
-        const held = stmt.getRunLock.get() as RunLockRow | undefined
-        if (held !== undefined && options.takeOver !== true && holderAlive(held)) return held
-        stmt.putRunLock.run(mine)
-        return undefined
+        const held = options.takeOver === true ? undefined : liveLockHolder()
+        if (held === undefined) stmt.putRunLock.run(mine)
+        return held
       })
       return Effect.acquireRelease(
-        Effect.flatMap(attempt("taking the workspace's run lock", () => take.immediate()), (held) =>
-          held === undefined
-            ? Effect.void
-            : Effect.fail(
-                new WorkspaceBusy({
-                  message: `another run is working on this workspace: ${describeHolder(holderOf(held))}; wait for it to end, or stop it`,
-                  holder: holderOf(held)
-                })
-              )
-        ),
+        Effect.flatMap(attempt("taking the workspace's run lock", () => take.immediate()), (held) => {
+          if (held === undefined) return Effect.void
+          const holder = holderOf(held)
+          return Effect.fail(new WorkspaceBusy({ message: `another run is working on this workspace: ${describeHolder(holder)}; wait for it to end, or stop it`, holder }))
+        }),
         () => attempt("releasing the workspace's run lock", () => stmt.dropRunLock.run(mine.pid, mine.host, mine.started_at)).pipe(Effect.ignore)
       )
     }
