@@ -25,7 +25,15 @@ const TokenizerConfig = Schema.Struct({
 })
 const decodeConfig = Schema.decodeUnknownEither(Schema.parseJson(TokenizerConfig))
 
-const tokenText = (v: typeof TokenText.Type | undefined): string | null => (v === undefined || v === null ? null : typeof v === "string" ? v : v.content)
+/**
+ * The special tokens a chat template may use, as tokenizer_config.json gives them: each a string
+ * or `{content}`, else null. (The local runtime's templates read them the same way.)
+ */
+export const specialTokens = (config: Readonly<Record<string, unknown>>): Record<"bos_token" | "eos_token" | "pad_token" | "unk_token", string | null> => {
+  const text = (v: unknown): string | null =>
+    typeof v === "string" ? v : typeof v === "object" && v !== null && typeof (v as { content?: unknown }).content === "string" ? (v as { content: string }).content : null
+  return { bos_token: text(config["bos_token"]), eos_token: text(config["eos_token"]), pad_token: text(config["pad_token"]), unk_token: text(config["unk_token"]) }
+}
 
 /**
  * Reads a chat template: a model folder (its `chat_template.jinja`, else the `chat_template` of
@@ -47,7 +55,7 @@ export const loadChatTemplate = (path: string): Effect.Effect<ChatTemplate, Expo
         fromJinja ?? (typeof listed === "string" ? listed : (listed?.find((t) => t.name === "default") ?? listed?.[0])?.template)
       if (text === undefined) throw new Error(isDir ? "no chat_template.jinja, and tokenizer_config.json has no chat_template" : "it holds no chat template")
       const template = new Template(text)
-      const tokens = { bos_token: tokenText(fields?.bos_token), eos_token: tokenText(fields?.eos_token), pad_token: tokenText(fields?.pad_token), unk_token: tokenText(fields?.unk_token) }
+      const tokens = specialTokens(fields ?? {})
       return {
         source: fromJinja !== undefined ? jinjaFile! : configFile!,
         render: (messages) => template.render({ messages: messages.map((m) => ({ role: m.role, content: m.content })), add_generation_prompt: false, ...tokens })

@@ -1,5 +1,6 @@
 import { Template } from "@huggingface/jinja"
 import { Tokenizer } from "@huggingface/tokenizers"
+import { specialTokens } from "../io/chatTemplateCheck.js"
 import type { ModelFolder } from "./modelFolder.js"
 
 export interface TemplateMessage {
@@ -21,13 +22,7 @@ export class ChatTokenizer {
   constructor(folder: Pick<ModelFolder, "tokenizerJson" | "tokenizerConfig" | "chatTemplate" | "generation" | "config">) {
     this.tokenizer = new Tokenizer(folder.tokenizerJson, folder.tokenizerConfig)
     this.template = folder.chatTemplate === undefined ? undefined : new Template(folder.chatTemplate)
-    const tokenName = (key: string): string | null => {
-      const v = folder.tokenizerConfig[key]
-      if (typeof v === "string") return v
-      if (typeof v === "object" && v !== null && typeof (v as { content?: unknown }).content === "string") return (v as { content: string }).content
-      return null
-    }
-    this.specialTokens = { bos_token: tokenName("bos_token"), eos_token: tokenName("eos_token"), pad_token: tokenName("pad_token"), unk_token: tokenName("unk_token") }
+    this.specialTokens = specialTokens(folder.tokenizerConfig)
     const ids = (v: number | ReadonlyArray<number> | null | undefined): Array<number> => (v === undefined || v === null ? [] : typeof v === "number" ? [v] : [...v])
     const eos = new Set([...ids(folder.generation.eos_token_id), ...ids(folder.config.eos_token_id)])
     const eosToken = this.specialTokens["eos_token"]
