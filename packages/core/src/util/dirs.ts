@@ -1,5 +1,4 @@
 import { mkdirSync, statSync } from "node:fs"
-import { mkdir, stat } from "node:fs/promises"
 import { dirname, resolve } from "node:path"
 
 // Node's `mkdir(path, { recursive: true })` never returns (spinning a core) when a component
@@ -38,19 +37,8 @@ export const ensureDirSync = (dir: string): void => {
   }
 }
 
-/** Makes `dir` and the folders above it that are missing. */
-export const ensureDir = async (dir: string): Promise<void> => {
-  const missing: Array<string> = []
-  for (let d = resolve(dir); ; ) {
-    const found = await stat(d).catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" ? undefined : Promise.reject(e)))
-    if (found !== undefined) {
-      if (!found.isDirectory()) throw notAFolder(d)
-      break
-    }
-    missing.push(d)
-    const parent = dirname(d)
-    if (parent === d) break
-    d = parent
-  }
-  for (const d of missing.reverse()) await mkdir(d).catch((e: NodeJS.ErrnoException) => (e.code === "EEXIST" ? undefined : Promise.reject(e)))
-}
+/**
+ * Makes `dir` and the folders above it that are missing, for async callers. The same walk as
+ * `ensureDirSync`: a few stat and mkdir calls, made once per output folder.
+ */
+export const ensureDir = async (dir: string): Promise<void> => ensureDirSync(dir)
