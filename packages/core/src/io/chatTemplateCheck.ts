@@ -36,6 +36,20 @@ export const specialTokens = (config: Readonly<Record<string, unknown>>): Record
 }
 
 /**
+ * The chat template a model folder holds, picked as Hugging Face's tokenizers pick it: a
+ * `chat_template.jinja` file first (it takes priority over the config's entry), else
+ * tokenizer_config.json's `chat_template`, a string or a list of named templates (`default`, else
+ * the first).
+ */
+export const pickChatTemplate = (fromJinja: string | undefined, listed: unknown): string | undefined => {
+  if (fromJinja !== undefined) return fromJinja
+  if (typeof listed === "string") return listed
+  if (!Array.isArray(listed)) return undefined
+  const named = listed.filter((t): t is { name?: unknown; template: string } => typeof t === "object" && t !== null && typeof (t as { template?: unknown }).template === "string")
+  return (named.find((t) => t.name === "default") ?? named[0])?.template
+}
+
+/**
  * Reads a chat template: a model folder (its `chat_template.jinja`, else the `chat_template` of
  * its `tokenizer_config.json`), a `tokenizer_config.json`, or a `.jinja` file.
  */
@@ -50,9 +64,7 @@ export const loadChatTemplate = (path: string): Effect.Effect<ChatTemplate, Expo
       if (parsed !== undefined && parsed._tag === "Left") throw new Error(`${configFile}: not a tokenizer_config.json (${parsed.left.message.split("\n")[0]})`)
       const fields = parsed?._tag === "Right" ? parsed.right : undefined
       const fromJinja = jinjaFile === undefined ? undefined : await readFile(jinjaFile, "utf8").catch((e: NodeJS.ErrnoException) => (e.code === "ENOENT" && isDir ? undefined : Promise.reject(e)))
-      const listed = fields?.chat_template
-      const text =
-        fromJinja ?? (typeof listed === "string" ? listed : (listed?.find((t) => t.name === "default") ?? listed?.[0])?.template)
+      const text = pickChatTemplate(fromJinja, fields?.chat_template)
       if (text === undefined) throw new Error(isDir ? "no chat_template.jinja, and tokenizer_config.json has no chat_template" : "it holds no chat template")
       const template = new Template(text)
       const tokens = specialTokens(fields ?? {})

@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { describeParseError } from "../schema/errors.js"
+import { pickChatTemplate } from "../io/chatTemplateCheck.js"
 
 /** A model folder that cannot be used, with the file (and field) at fault and what to do. */
 export class ModelFolderError extends Data.TaggedError("ModelFolderError")<{ readonly path: string; readonly message: string }> {}
@@ -157,7 +158,7 @@ export const readModelFolder = (p: string): Effect.Effect<ModelFolder, ModelFold
     const tokenizerConfig = optionalJson("tokenizer_config.json")
     const variants = listVariants(dir)
     if (variants.length === 0) missing.push("onnx/model.onnx")
-    const chatTemplate = typeof tokenizerConfig["chat_template"] === "string" ? tokenizerConfig["chat_template"] : chatTemplateFile(dir)
+    const chatTemplate = pickChatTemplate(chatTemplateFile(dir), tokenizerConfig["chat_template"])
     if (chatTemplate === undefined) missing.push("chat_template (tokenizer_config.json or chat_template.jinja)")
     const c = config.right
     return Effect.succeed({

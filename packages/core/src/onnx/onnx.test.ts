@@ -16,6 +16,7 @@ import { estimateParameters, readModelFolder, resolveModelDir } from "./modelFol
 import { buildQwen2Model, parameterCount } from "./qwen2Builder.js"
 import { ChoiceConstraint, GREEDY, sampleToken, seededRandom } from "./sampler.js"
 import { ChatRequest } from "../llm/schema.js"
+import { loadChatTemplate } from "../io/chatTemplateCheck.js"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fastcot-onnx-"))
 const dir = path.join(tmp, "tiny")
@@ -75,6 +76,27 @@ describe("the model builder and folder loader", () => {
     fs.writeFileSync(path.join(entry, "refs", "main"), "abc123\n")
     expect(resolveModelDir(entry)).toEqual(Either.right(snap))
     expect(Either.isLeft(resolveModelDir(path.join(tmp, "nope")))).toBe(true)
+  })
+
+  it("picks the chat template as Hugging Face's tokenizers do: chat_template.jinja first, then the config's string or named list", async () => {
+    const folder = path.join(tmp, "templates")
+    fs.cpSync(dir, folder, { recursive: true })
+    const configFile = path.join(folder, "tokenizer_config.json")
+    const config = JSON.parse(fs.readFileSync(configFile, "utf8"))
+    const read = async () => (await Effect.runPromise(readModelFolder(folder))).chatTemplate
+    const check = async () => (await Effect.runPromise(loadChatTemplate(folder))).render([{ role: "user", content: "x" }])
+    fs.writeFileSync(configFile, JSON.stringify({ ...config, chat_template: [{ name: "tool_use", template: "T" }, { name: "default", template: "D{{ messages[0].content }}" }] }))
+    expect(await read()).toBe("D{{ messages[0].content }}")
+    expect(await check()).toBe("Dx")
+    fs.writeFileSync(path.join(folder, "chat_template.jinja"), "J{{ messages[0].content }}")
+    // Both readers (the local runtime and the export's template check) take the file first.
+    expect(await read()).toBe("J{{ messages[0].content }}")
+    expect(await check()).toBe("Jx")
+    fs.rmSync(path.join(folder, "chat_template.jinja"))
+    fs.writeFileSync(configFile, JSON.stringify({ ...config, chat_template: undefined }))
+    const bare = await Effect.runPromise(readModelFolder(folder))
+    expect(bare.chatTemplate).toBeUndefined()
+    expect(bare.missing.join(" ")).toContain("chat_template")
   })
 
   it("names the file and field of a broken config, and says what a graph lacks", async () => {
