@@ -100,8 +100,8 @@ const median = (xs) => {
 
 // One decode of the prompt by each runtime; both models stay loaded and the rounds alternate
 // which runs first, so that drift on a shared machine hits both alike.
-const loadFastcot = async (variant, q4Compute) => {
-  const model = await Effect.runPromise(LocalModel.load(dir, { variant, threads, q4Compute }))
+const loadFastcot = async (variant, q4Compute, packProducts) => {
+  const model = await Effect.runPromise(LocalModel.load(dir, { variant, threads, q4Compute, packProducts }))
   return {
     model,
     once: async () => {
@@ -138,9 +138,9 @@ const loadTransformersJs = async (variant) => {
 
 /**
  * The floor any onnxruntime-based decoder stands on: one token's matrix products alone (every
- * layer's seven, and the LM head, with the variant's kernel as fastcot runs it (q4: the integer
- * kernels) and random weights of the same
- * shapes), with nothing else in the graph. Reported as tokens/s.
+ * layer's seven, and the LM head, with the variant's kernel as fastcot runs it by default (q4: the
+ * integer kernels) and random weights of the same shapes), with nothing else in the graph.
+ * Reported as tokens/s.
  */
 const loadKernelFloor = async (variant) => {
   const rt = await import("onnxruntime-node")
@@ -234,11 +234,13 @@ for (const v of variants) {
   // q4 only: fastcot with the file's own 4-bit arithmetic (float32 where the file leaves
   // accuracy_level unset), to show what the graph rewrite gives apart from the integer kernels.
   const asExported = v === "q4" ? await loadFastcot(v, "as-exported") : undefined
+  // fastcot with the products that read one input packed into one (opt-in: packProducts).
+  const packed = await loadFastcot(v, undefined, true)
   // The kernels-alone floor and the copy bandwidth are timed in every round too, so that each
   // round's fastcot is compared with the floor and the bound of the same moment.
   const floorRun = await loadKernelFloor(v)
   const copyRun = { once: async () => ({ bandwidth: await copyBandwidth() }) }
-  const contenders = [fast, peer, floorRun, copyRun, ...(asExported !== undefined ? [asExported] : [])]
+  const contenders = [fast, peer, floorRun, copyRun, packed, ...(asExported !== undefined ? [asExported] : [])]
   const runs = contenders.map(() => [])
   for (let r = 0; r < reps + 1; r++) {
     // Rotate which runs first, so that drift on a shared machine hits all alike.
@@ -250,8 +252,9 @@ for (const v of variants) {
     if (r === 0) continue // warm-up
     results.forEach((x, c) => runs[c].push(x))
   }
-  const [f, t, fl, bw, e] = runs
+  const [f, t, fl, bw, p, e] = runs
   await floorRun.release()
+  await packed.release()
   if (asExported !== undefined) await asExported.release()
   await peer.release()
   const served = await serving(fast.model)
@@ -279,6 +282,7 @@ for (const v of variants) {
   if (e !== undefined) {
     console.log(`      fastcot with the file's own 4-bit arithmetic (float32, as exported): decode ${median(e.map((x) => x.decode)).toFixed(2)} tok/s, ${median(e.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js; the integer kernels give ${median(f.map((x, i) => x.decode / e[i].decode)).toFixed(2)}x on top`)
   }
+  console.log(`      fastcot with packProducts (query/key/value and gate/up as one product each): decode ${median(p.map((x) => x.decode)).toFixed(2)} tok/s, ${median(p.map((x, i) => x.decode / f[i].decode)).toFixed(2)}x the default (rounds ${p.map((x, i) => (x.decode / f[i].decode).toFixed(2)).join(" ")})`)
   console.log(`      onnxruntime's matrix kernels alone (no other node): ${floor.toFixed(1)} tok/s = ${(100 * floorOfBound).toFixed(0)}% of the bandwidth bound; fastcot decodes at ${(100 * ofFloor).toFixed(0)}% of that (rounds ${f.map((x, i) => ((100 * x.decode) / fl[i].decode).toFixed(0)).join(" ")})`)
   console.log(`      fastcot, 4 prompts decoded as one batch: ${served.batchTps.toFixed(1)} tok/s in all`)
   console.log(

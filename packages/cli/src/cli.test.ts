@@ -248,6 +248,10 @@ describe("fastcot command line", () => {
     // Each variant ran in a process of its own, which reports its resident memory.
     expect(rows.every((r) => typeof r.residentMiB === "number" && r.residentMiB > 10)).toBe(true)
     expect((await fastcot("models", "bench", "tiny", "--prompt", "8", "--new", "4", "--rounds", "1")).out).toMatch(/variant +load +RSS +TTFT[^\n]*\n(fp32|q4) +[\d.]+ s +\d+ MiB/)
+    // Packed products, without and with, side by side: 2 layers x (key and value into query, up into gate).
+    const packed = await fastcot("models", "bench", "tiny", "--variants", "q4", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "0", "--pack-products", "both", "--threads", "1", "--json")
+    expect(packed.code, packed.err).toBe(0)
+    expect((JSON.parse(packed.out) as Array<{ packedProducts?: number }>).map((r) => r.packedProducts)).toEqual([0, 6])
     // A misspelt variant stops the bench before any variant is timed.
     const unknown = await fastcot("models", "bench", "tiny", "--variants", "q4,fp16")
     expect(unknown.code).toBe(2)

@@ -16,6 +16,11 @@ export const workspaceOption = Options.text("workspace").pipe(
  * A list option: comma-separated, and it may also be given more than once (`--bench math500
  * --bench aime24`); empty when not given.
  */
+/** Local models: pack the products that read one input into one (see the README's local models). */
+export const packProductsOption = Options.boolean("pack-products").pipe(
+  Options.withDescription("Local models: pack the products that read one input (query/key/value, gate/up) into one; the same answers, faster on many cores, more memory at load.")
+)
+
 export const listOption = (name: string, description: string): Options.Options<ReadonlyArray<string>> =>
   Options.text(name).pipe(
     Options.repeated,

@@ -78,7 +78,7 @@ const build = Command.make("build", { out, shape, variants, seed }, (args) =>
 export const formatBenchRows = (rows: ReadonlyArray<ModelBenchRow>): string => {
   const head = ["variant", "load", "RSS", "TTFT", "prefill tok/s", "decode tok/s", "batch tok/s"]
   const body = rows.map((r) => [
-    `${r.variant}${r.q4Compute !== undefined ? ` (${r.q4Compute === "int8" && r.int8Products === 0 ? "as the file says" : r.q4Compute})` : ""}`,
+    `${r.variant}${r.q4Compute !== undefined ? ` (${r.q4Compute === "int8" && r.int8Products === 0 ? "as the file says" : r.q4Compute})` : ""}${(r.packedProducts ?? 0) > 0 ? " packed" : ""}`,
     `${r.loadSeconds.toFixed(1)} s`,
     r.residentMiB === undefined ? "-" : `${r.residentMiB.toFixed(0)} MiB`,
     `${r.ttftMs.toFixed(0)} ms`,
@@ -107,7 +107,12 @@ const benchQ4 = Options.choice("q4-compute", ["int8", "as-exported", "both"]).pi
   Options.withDescription("q4 variants: time them on integer kernels, with the file's own arithmetic, or both.")
 )
 
-const bench = Command.make("bench", { dir, variants: benchVariants, prompt, newTokens, batch, rounds, threads: benchThreads, q4Compute: benchQ4, json: jsonOption }, (args) =>
+const benchPack = Options.choice("pack-products", ["off", "on", "both"]).pipe(
+  Options.withDefault("off" as const),
+  Options.withDescription("Pack the products that read one input into one (query/key/value, gate/up): time without, with, or both.")
+)
+
+const bench = Command.make("bench", { dir, variants: benchVariants, prompt, newTokens, batch, rounds, threads: benchThreads, q4Compute: benchQ4, packProducts: benchPack, json: jsonOption }, (args) =>
   Effect.gen(function* () {
     if (args.prompt < 1 || args.newTokens < 2 || args.batch < 0 || args.rounds < 1) return yield* usage("--prompt must be at least 1, --new at least 2, --rounds at least 1 and --batch at least 0")
     const rows = yield* benchModel(args.dir, {
@@ -118,6 +123,7 @@ const bench = Command.make("bench", { dir, variants: benchVariants, prompt, newT
       rounds: args.rounds,
       threads: Option.getOrUndefined(args.threads),
       q4Compute: args.q4Compute,
+      packProducts: args.packProducts === "both" ? "both" : args.packProducts === "on",
       isolate: true,
       onProgress: (line) => process.stderr.write(`${line}\n`)
     }).pipe(Effect.mapError((e) => usage(e.message)))
@@ -126,7 +132,7 @@ const bench = Command.make("bench", { dir, variants: benchVariants, prompt, newT
 ).pipe(
   Command.withDescription(
     "Time a local model on this machine, variant by variant (each in a process of its own), as generation runs it: load time, resident memory, time to first token, prefill, decode and batched tokens/s.\n" +
-      "Examples:\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct --variants q4 --q4-compute both --prompt 512"
+      "Examples:\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct --variants q4 --q4-compute both --prompt 512\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct --variants int8 --pack-products both --threads 16"
   )
 )
 

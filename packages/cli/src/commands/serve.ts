@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { failed, usage } from "../failure.js"
-import { stderr, stdout } from "../shared.js"
+import { packProductsOption, stderr, stdout } from "../shared.js"
 
 const model = Options.text("model").pipe(Options.withDescription("The local model: onnx:DIR[#variant]."))
 const port = Options.integer("port").pipe(Options.withDefault(8000), Options.withDescription("The port (0 picks a free one)."))
@@ -17,12 +17,12 @@ const q4Compute = Options.choice("q4-compute", ["int8", "as-exported"]).pipe(
 )
 const name = Options.text("name").pipe(Options.optional, Options.withDescription("The model name clients see (default: the folder's name)."))
 
-export const serveCommand = Command.make("serve", { model, port, host, threads, maxBatch, q4Compute, name }, (args) =>
+export const serveCommand = Command.make("serve", { model, port, host, threads, maxBatch, q4Compute, packProducts: packProductsOption, name }, (args) =>
   Effect.gen(function* () {
     const spec = parseModelSpec(args.model)
     if (Either.isLeft(spec)) return yield* usage(spec.left)
     if (spec.right.kind !== "onnx") return yield* usage("serve runs local models: give --model onnx:DIR[#variant]")
-    const m = yield* LocalModel.scoped(spec.right.path, { variant: spec.right.variant, threads: Option.getOrUndefined(args.threads), q4Compute: args.q4Compute }).pipe(
+    const m = yield* LocalModel.scoped(spec.right.path, { variant: spec.right.variant, threads: Option.getOrUndefined(args.threads), q4Compute: args.q4Compute, packProducts: args.packProducts }).pipe(
       Effect.mapError((e) => usage(e.message))
     )
     const server = yield* serveLocalModel({
@@ -33,7 +33,7 @@ export const serveCommand = Command.make("serve", { model, port, host, threads, 
       onRequest: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
     }).pipe(Effect.mapError((e) => failed(`cannot listen on ${args.host}:${args.port}: ${e.message}`)))
     if (!isLoopbackHost(args.host)) yield* stderr(`warning: bound to ${args.host}: anyone who can reach it can use the model`)
-    const int8 = m.int8Products > 0 ? `, ${m.int8Products} 4-bit products on integer kernels` : ""
+    const int8 = `${m.int8Products > 0 ? `, ${m.int8Products} 4-bit products on integer kernels` : ""}${m.packedProducts > 0 ? `, ${m.packedProducts} products packed into others` : ""}`
     yield* stderr(`${m.id} (${m.variant.name}, ${m.threads} threads${int8}, up to ${args.maxBatch} requests decoded together, continuous batching)`)
     yield* stdout(`serving on ${server.url}  (OpenAI-compatible: GET /v1/models, POST /v1/chat/completions; Ctrl-C stops)`)
     return yield* Effect.never

@@ -124,10 +124,10 @@ export interface OnnxProviderOptions extends LoadOptions {
 
 const engines = new Map<string, Promise<LocalEngine>>()
 
-/** One engine per model folder, variant, thread count and q4 arithmetic, shared by every role that names it. */
+/** One engine per model folder, variant, thread count, q4 arithmetic and packing, shared by every role that names it. */
 export const localEngine = (options: OnnxProviderOptions): Promise<LocalEngine> => {
   // Keyed by what the load does: no q4Compute is the default, int8.
-  const key = `${options.path}#${options.variant ?? ""}#${options.threads ?? ""}#${options.q4Compute ?? "int8"}`
+  const key = `${options.path}#${options.variant ?? ""}#${options.threads ?? ""}#${options.q4Compute ?? "int8"}#${options.packProducts === true ? "packed" : ""}`
   let e = engines.get(key)
   if (e === undefined) {
     e = Effect.runPromise(Effect.either(LocalModel.load(options.path, options))).then((r) => {

@@ -22,6 +22,8 @@ export interface ModelBenchOptions {
   readonly threads?: number | undefined
   /** For q4 variants: which arithmetic to time; `both` gives a row for each. */
   readonly q4Compute?: Q4Compute | "both" | undefined
+  /** Pack the products that read one input (see `packProducts`); `both` gives a row for each. */
+  readonly packProducts?: boolean | "both" | undefined
   readonly onProgress?: ((line: string) => void) | undefined
   /**
    * Run each variant in a process of its own (a child of this one), so that its resident memory
@@ -39,6 +41,8 @@ export const ModelBenchRow = Schema.Struct({
   q4Compute: Schema.optional(Schema.Literal("int8", "as-exported")),
   /** 4-bit products switched to integer kernels at load (see `useInt8Activations`). */
   int8Products: Schema.Number,
+  /** Products packed into others at load (see `packProducts`); absent in rows from before it. */
+  packedProducts: Schema.optional(Schema.Number),
   threads: Schema.Number,
   loadSeconds: Schema.Number,
   /** The process's resident memory after the runs, when the variant ran in a process of its own. */
@@ -91,15 +95,16 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
     const rows: Array<ModelBenchRow> = []
     for (const variant of names) {
       const computes: ReadonlyArray<Q4Compute | undefined> = variant.startsWith("q4") && options.q4Compute === "both" ? ["int8", "as-exported"] : [options.q4Compute === "both" ? undefined : options.q4Compute]
-      for (const q4Compute of computes) {
-        const label = `${variant}${q4Compute !== undefined && variant.startsWith("q4") ? ` (${q4Compute})` : ""}`
+      const packs: ReadonlyArray<boolean> = options.packProducts === "both" ? [false, true] : [options.packProducts === true]
+      for (const [q4Compute, packProducts] of computes.flatMap((c) => packs.map((p) => [c, p] as const))) {
+        const label = `${variant}${q4Compute !== undefined && variant.startsWith("q4") ? ` (${q4Compute})` : ""}${packProducts ? " (packed)" : ""}`
         if (options.isolate === true) {
-          rows.push(...(yield* inChild(dir, { ...options, variants: [variant], q4Compute, isolate: false, measureResident: true }, options.onProgress)))
+          rows.push(...(yield* inChild(dir, { ...options, variants: [variant], q4Compute, packProducts, isolate: false, measureResident: true }, options.onProgress)))
           continue
         }
         options.onProgress?.(`${label}: loading`)
         const t0 = performance.now()
-        const model = yield* LocalModel.load(dir, { variant, threads: options.threads, q4Compute })
+        const model = yield* LocalModel.load(dir, { variant, threads: options.threads, q4Compute, packProducts })
         const measure = async (): Promise<ModelBenchRow> => {
           const loadSeconds = (performance.now() - t0) / 1000
           const once = async () => {
@@ -124,6 +129,7 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
             variant,
             q4Compute: variant.startsWith("q4") ? (q4Compute ?? "int8") : undefined,
             int8Products: model.int8Products,
+            packedProducts: model.packedProducts,
             threads: model.threads,
             loadSeconds,
             promptTokens,

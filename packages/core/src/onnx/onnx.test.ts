@@ -11,7 +11,7 @@ import { ChatTokenizer } from "./chatTokenizer.js"
 import { LocalEngine, onnxProvider, releaseLocalEngines } from "./engine.js"
 import { attribute, DType, GraphBuilder, onnxProto } from "./graph.js"
 import { LocalModel } from "./localModel.js"
-import { LAST_LOGITS, newOutput, pastInput, readGraph, rewriteDecoder, useInt8Activations } from "./rewrite.js"
+import { LAST_LOGITS, newOutput, packProducts, pastInput, readGraph, rewriteDecoder, useInt8Activations } from "./rewrite.js"
 import { estimateParameters, readModelFolder, resolveModelDir } from "./modelFolder.js"
 import { buildQwen2Model, parameterCount } from "./qwen2Builder.js"
 import { ChoiceConstraint, GREEDY, sampleToken, seededRandom } from "./sampler.js"
@@ -297,6 +297,74 @@ describe("the rewritten decoder graph", () => {
     let dot = 0, na = 0, nb = 0
     for (let i = 0; i < V; i++) (dot += q[i]! * reference[i]!), (na += q[i]! ** 2), (nb += reference[i]! ** 2)
     expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.995)
+  })
+
+  it("packs the products that read one input (query/key/value, gate/up) and decodes the same logits and tokens", async () => {
+    const ids = [12, 200, 7, 33, 91, 150]
+    const lastLogits = async (m: LocalModel) => {
+      const empty: Record<string, ort.Tensor> = {}
+      for (let l = 0; l < m.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [0, 1, m.folder.numKvHeads, m.folder.headDim])
+      const out = await m.run({ input_ids: int64(ids, [1, ids.length]), attention_mask: int64(ids.map(() => 1), [1, ids.length]), position_ids: int64(range(0, ids.length), [1, ids.length]), ...empty })
+      return out[LAST_LOGITS]!.data as Float32Array
+    }
+    for (const variant of ["fp32", "int8", "q4"]) {
+      const packed = await Effect.runPromise(LocalModel.load(dir, { variant, threads: 1, packProducts: true }))
+      const apart = await Effect.runPromise(LocalModel.load(dir, { variant, threads: 1 }))
+      models.push(packed, apart)
+      // Two layers, each packing key and value into query (2) and up into gate (1).
+      expect([variant, packed.packedProducts, apart.packedProducts]).toEqual([variant, 6, 0])
+      // The same to float rounding (a float product summed in other blocks can differ in the last bit).
+      expect(maxDiff(await lastLogits(packed), await lastLogits(apart))).toBeLessThan(1e-5)
+      const req = { promptIds: ids, maxNewTokens: 12, minNewTokens: 12, sampling: GREEDY }
+      expect((await packed.generate([req]))[0]!.ids).toEqual((await apart.generate([req]))[0]!.ids)
+    }
+  })
+
+  it("packs each supported product form (float, dynamically quantized with zero points, 4-bit) at opsets 11 and 17, to the same outputs", async () => {
+    const K = 32
+    let seed = 5
+    const next = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32)
+    const floats = (n: number) => Float32Array.from({ length: n }, () => next() - 0.5)
+    const bytes = (n: number) => Uint8Array.from({ length: n }, () => Math.floor(next() * 256))
+    for (const opset of [11, 17]) {
+      const g = new GraphBuilder()
+      const outs: Array<string> = []
+      for (const [i, N] of [8, 4].entries()) outs.push(g.op("MatMul", ["x", g.tensor(`mm${i}`, DType.float, [K, N], floats(K * N))]))
+      for (const [i, N] of [8, 4, 6].entries())
+        outs.push(g.op("DynamicQuantizeMatMul", ["x", g.tensor(`dq${i}`, DType.uint8, [K, N], bytes(K * N)), g.tensor(`dq${i}s`, DType.float, [N], floats(N).map((v) => Math.abs(v) / 50 + 1e-3)), g.tensor(`dq${i}z`, DType.uint8, [N], bytes(N))], {}, "com.microsoft"))
+      for (const [i, N] of [8, 4].entries())
+        outs.push(g.op("MatMulNBits", ["x", g.tensor(`nb${i}`, DType.uint8, [N, 1, 16], bytes(N * 16)), g.tensor(`nb${i}s`, DType.float, [N], floats(N).map((v) => Math.abs(v) / 10 + 1e-3)), g.tensor(`nb${i}z`, DType.uint8, [N], bytes(N))], { K, N, bits: 4, block_size: 32, accuracy_level: 4 }, "com.microsoft"))
+      // Not packed: a product of another input, and one with a bias.
+      outs.push(g.op("MatMul", ["y", g.tensor("other", DType.float, [K, 4], floats(K * 4))]))
+      outs.push(g.op("DynamicQuantizeMatMul", ["x", g.tensor("dqb", DType.uint8, [K, 4], bytes(K * 4)), g.tensor("dqbs", DType.float, [4], Float32Array.from([0.01, 0.02, 0.01, 0.02])), "", g.tensor("dqbb", DType.float, [4], floats(4))], {}, "com.microsoft"))
+      const names = outs.map((o, i) => g.node("Identity", [o], {}, { outputs: [`out${i}`] })[0]!)
+      const model = g.model({
+        inputs: [{ name: "x", type: DType.float, dims: [1, 3, K] }, { name: "y", type: DType.float, dims: [1, 3, K] }],
+        outputs: names.map((name) => ({ name, type: DType.float, dims: [1, 3, "n"] })),
+        name: "products",
+        producer: "test",
+        opset
+      })
+      const proto = readGraph(model).proto
+      expect(packProducts(proto)).toBe(1 + 2 + 1)
+      const ops = (proto.graph!.node ?? []).map((n) => n.opType)
+      expect(ops.filter((o) => o === "Split").length).toBe(3)
+      const feeds = { x: new ort.Tensor("float32", floats(3 * K), [1, 3, K]), y: new ort.Tensor("float32", floats(3 * K), [1, 3, K]) }
+      const run = async (bytes: Uint8Array) => {
+        const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: "all", intraOpNumThreads: 1 })
+        try {
+          return await session.run(feeds)
+        } finally {
+          await session.release()
+        }
+      }
+      const before = await run(model)
+      const after = await run(onnxProto().ModelProto.encode(proto).finish())
+      for (const name of names) {
+        expect(after[name]!.dims).toEqual(before[name]!.dims)
+        expect([opset, name, maxDiff(after[name]!.data as Float32Array, before[name]!.data as Float32Array)]).toEqual([opset, name, 0])
+      }
+    }
   })
 
   it("a cache that outgrows its first allocation keeps decoding the same tokens", async () => {

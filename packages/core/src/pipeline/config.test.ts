@@ -107,4 +107,12 @@ describe("pipeline files", () => {
     expect(roles["judge"]!.endpoints[0]!.provider.id).toBe("onnx:/models/qwen#q4 (q4 as exported)")
     expect((parsePipeline(yaml("fp16"), "p.yaml") as Either.Left<string, never>).left).toMatch(/p\.yaml:6: models\.judge\.endpoints\.0\.q4Compute: /)
   })
+
+  it("takes packProducts on a local endpoint, and names a wrong value", () => {
+    const yaml = (pack: string) => ["name: local", "models:", "  judge:", "    endpoints:", "      - model: onnx:/models/qwen#q4", `        packProducts: ${pack}`, ""].join("\n")
+    const config = Either.getOrThrow(parsePipeline(yaml("true"), "p.yaml"))
+    expect(config.models["judge"]!.endpoints[0]!.packProducts).toBe(true)
+    expect(Either.isRight(buildRoles(config, {}, ["judge"]))).toBe(true)
+    expect((parsePipeline(yaml("sometimes"), "p.yaml") as Either.Left<string, never>).left).toMatch(/p\.yaml:6: models\.judge\.endpoints\.0\.packProducts: /)
+  })
 })

@@ -31,7 +31,9 @@ export const EndpointSettings = Schema.Struct({
   /** Local (onnx:) models: intra-op threads (default: every core). */
   threads: Schema.optional(Schema.Int.pipe(Schema.between(1, 1024))),
   /** Local (onnx:) 4-bit models: `int8` (default) runs their products on integer kernels; `as-exported` keeps the file's arithmetic. */
-  q4Compute: Schema.optional(Schema.Literal("int8", "as-exported"))
+  q4Compute: Schema.optional(Schema.Literal("int8", "as-exported")),
+  /** Local (onnx:) models: pack products that read one input into one (same answers; see README). */
+  packProducts: Schema.optional(Schema.Boolean)
 })
 export type EndpointSettings = typeof EndpointSettings.Type
 

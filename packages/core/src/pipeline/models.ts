@@ -70,7 +70,7 @@ export const buildRoles = (
       if (spec.right.kind === "onnx") {
         // A local model: concurrent calls are decoded together, up to `concurrency` rows a batch.
         endpoints.push({
-          provider: onnxProvider({ path: spec.right.path, variant: spec.right.variant, threads: e.threads, maxBatch: e.concurrency, q4Compute: e.q4Compute }),
+          provider: onnxProvider({ path: spec.right.path, variant: spec.right.variant, threads: e.threads, maxBatch: e.concurrency, q4Compute: e.q4Compute, packProducts: e.packProducts }),
           concurrency: e.concurrency,
           requestsPerMinute: undefined,
           tokensPerMinute: undefined,
@@ -120,6 +120,7 @@ export const modelFromSpec = (
     readonly threads?: number | undefined
     readonly maxBatch?: number | undefined
     readonly q4Compute?: Q4Compute | undefined
+    readonly packProducts?: boolean | undefined
   } = {}
 ): { readonly provider: ModelProvider; readonly name: string } =>
   spec.kind === "onnx"
@@ -127,7 +128,7 @@ export const modelFromSpec = (
         // The file's own 4-bit arithmetic answers differently: its results carry another name.
         name: `${basename(spec.path)}${spec.variant !== undefined ? `-${spec.variant}` : ""}${options.q4Compute === "as-exported" ? "-as-exported" : ""}`,
         // Concurrent questions are decoded together, `maxBatch` rows a batch.
-        provider: onnxProvider({ path: spec.path, variant: spec.variant, threads: options.threads, maxBatch: options.maxBatch, q4Compute: options.q4Compute })
+        provider: onnxProvider({ path: spec.path, variant: spec.variant, threads: options.threads, maxBatch: options.maxBatch, q4Compute: options.q4Compute, packProducts: options.packProducts })
       }
     : { name: spec.model, provider: openAiProvider({ baseUrl: spec.baseUrl, model: spec.model, apiKey: options.apiKey }) }
 
