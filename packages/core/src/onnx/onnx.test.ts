@@ -36,6 +36,14 @@ const fullLogits = async (m: LocalModel, ids: ReadonlyArray<number>): Promise<Fl
   return out["logits"]!.data as Float32Array
 }
 
+/** The last position's logits of a prompt run through a rewritten graph from an empty cache. */
+const promptLastLogits = async (m: LocalModel, ids: ReadonlyArray<number>): Promise<Float32Array> => {
+  const empty: Record<string, ort.Tensor> = {}
+  for (let l = 0; l < m.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [0, 1, m.folder.numKvHeads, m.folder.headDim])
+  const out = await m.run({ input_ids: int64(ids, [1, ids.length]), attention_mask: int64(ids.map(() => 1), [1, ids.length]), position_ids: int64(range(0, ids.length), [1, ids.length]), ...empty })
+  return out[LAST_LOGITS]!.data as Float32Array
+}
+
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let d = 0
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!))
@@ -275,12 +283,7 @@ describe("the rewritten decoder graph", () => {
     expect(useInt8Activations(merged)).toBe(products)
 
     const ids = [12, 200, 7, 33, 91, 150]
-    const lastLogits = async (m: LocalModel) => {
-      const empty: Record<string, ort.Tensor> = {}
-      for (let l = 0; l < m.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [0, 1, m.folder.numKvHeads, m.folder.headDim])
-      const out = await m.run({ input_ids: int64(ids, [1, ids.length]), attention_mask: int64(ids.map(() => 1), [1, ids.length]), position_ids: int64(range(0, ids.length), [1, ids.length]), ...empty })
-      return out[LAST_LOGITS]!.data as Float32Array
-    }
+    const lastLogits = (m: LocalModel) => promptLastLogits(m, ids)
     const int8 = await Effect.runPromise(LocalModel.load(dir, { variant: "q4", threads: 1 }))
     const exported = await Effect.runPromise(LocalModel.load(dir, { variant: "q4", threads: 1, q4Compute: "as-exported" }))
     const raw = await load(dir, "q4", "as-exported")
@@ -301,12 +304,7 @@ describe("the rewritten decoder graph", () => {
 
   it("packs the products that read one input (query/key/value, gate/up) and decodes the same logits and tokens", async () => {
     const ids = [12, 200, 7, 33, 91, 150]
-    const lastLogits = async (m: LocalModel) => {
-      const empty: Record<string, ort.Tensor> = {}
-      for (let l = 0; l < m.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [0, 1, m.folder.numKvHeads, m.folder.headDim])
-      const out = await m.run({ input_ids: int64(ids, [1, ids.length]), attention_mask: int64(ids.map(() => 1), [1, ids.length]), position_ids: int64(range(0, ids.length), [1, ids.length]), ...empty })
-      return out[LAST_LOGITS]!.data as Float32Array
-    }
+    const lastLogits = (m: LocalModel) => promptLastLogits(m, ids)
     for (const variant of ["fp32", "int8", "q4"]) {
       const packed = await Effect.runPromise(LocalModel.load(dir, { variant, threads: 1, packProducts: true }))
       const apart = await Effect.runPromise(LocalModel.load(dir, { variant, threads: 1 }))
