@@ -12,15 +12,15 @@ export const workspaceOption = Options.text("workspace").pipe(
   Options.withDescription("The workspace folder holding fastcot.db (created when missing).")
 )
 
-/**
- * A list option: comma-separated, and it may also be given more than once (`--bench math500
- * --bench aime24`); empty when not given.
- */
 /** Local models: pack the products that read one input into one (see the README's local models). */
 export const packProductsOption = Options.boolean("pack-products").pipe(
   Options.withDescription("Local models: pack the products that read one input (query/key/value, gate/up) into one; the same answers, faster on many cores, more memory at load.")
 )
 
+/**
+ * A list option: comma-separated, and it may also be given more than once (`--bench math500
+ * --bench aime24`); empty when not given.
+ */
 export const listOption = (name: string, description: string): Options.Options<ReadonlyArray<string>> =>
   Options.text(name).pipe(
     Options.repeated,

@@ -33,8 +33,8 @@ export const serveCommand = Command.make("serve", { model, port, host, threads, 
       onRequest: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
     }).pipe(Effect.mapError((e) => failed(`cannot listen on ${args.host}:${args.port}: ${e.message}`)))
     if (!isLoopbackHost(args.host)) yield* stderr(`warning: bound to ${args.host}: anyone who can reach it can use the model`)
-    const int8 = `${m.int8Products > 0 ? `, ${m.int8Products} 4-bit products on integer kernels` : ""}${m.packedProducts > 0 ? `, ${m.packedProducts} products packed into others` : ""}`
-    yield* stderr(`${m.id} (${m.variant.name}, ${m.threads} threads${int8}, up to ${args.maxBatch} requests decoded together, continuous batching)`)
+    const notes = `${m.int8Products > 0 ? `, ${m.int8Products} 4-bit products on integer kernels` : ""}${m.packedProducts > 0 ? `, ${m.packedProducts} products packed into others` : ""}`
+    yield* stderr(`${m.id} (${m.variant.name}, ${m.threads} threads${notes}, up to ${args.maxBatch} requests decoded together, continuous batching)`)
     yield* stdout(`serving on ${server.url}  (OpenAI-compatible: GET /v1/models, POST /v1/chat/completions; Ctrl-C stops)`)
     return yield* Effect.never
   }).pipe(Effect.scoped)
