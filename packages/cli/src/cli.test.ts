@@ -99,6 +99,13 @@ describe("fastcot command line", () => {
     const evalLimit = await fastcot("eval", "--limit", "0")
     expect(evalLimit.code).toBe(2)
     expect(evalLimit.err).toContain("--limit must be at least 1")
+    // A value of the wrong kind is refused naming its flag (the parser's own line names only the value or the choices).
+    const badChoice = await fastcot("import", "--format", "xml", "x.jsonl")
+    expect([badChoice.code, badChoice.err]).toEqual([2, expect.stringContaining('--format: "xml" is not one of jsonl, json, csv, parquet')])
+    const badInteger = await fastcot("eval", "--samples=two")
+    expect([badInteger.code, badInteger.err]).toEqual([2, expect.stringContaining('--samples: "two" is not a whole number')])
+    const badFloat = await fastcot("export", "--val-fraction", "half")
+    expect([badFloat.code, badFloat.err]).toEqual([2, expect.stringContaining('--val-fraction: "half" is not a number')])
     const unknown = await fastcot("import", "--bogus", "x.jsonl")
     expect(unknown.code).toBe(2)
     expect(unknown.err).toContain("--bogus is not an option of `fastcot import`")

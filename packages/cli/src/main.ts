@@ -1,4 +1,4 @@
-import { Command, ValidationError } from "@effect/cli"
+import { Command, HelpDoc, ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Cause from "effect/Cause"
 import * as Console from "effect/Console"
@@ -18,6 +18,7 @@ import { modelsCommand } from "./commands/models.js"
 import { serveCommand } from "./commands/serve.js"
 import { uiCommand } from "./commands/ui.js"
 import { CliFailure } from "./failure.js"
+import { nameBadFlag } from "./shared.js"
 import { colorsEnabled } from "./tui/color.js"
 
 export const VERSION = "0.1.0"
@@ -64,7 +65,12 @@ export const runCli = (argv: ReadonlyArray<string>): Promise<number> => {
       Console.withConsole(cli(argv), plainWhereNeeded(console, { out: process.stdout.isTTY === true, err: process.stderr.isTTY === true }))
     ).pipe(
       Effect.provide(NodeContext.layer),
-      Effect.catchIf(ValidationError.isValidationError, () => Effect.fail(new CliFailure({ message: "", exitCode: 2 })))
+      // @effect/cli has printed its own message; where it names a bad value but not its flag,
+      // the flag is named too.
+      Effect.catchIf(ValidationError.isValidationError, (e) => {
+        const text = "error" in e ? HelpDoc.toAnsiText(e.error).replace(/\x1b\[[0-9;]*m/g, "") : ""
+        return Effect.fail(new CliFailure({ message: nameBadFlag(argv.slice(2), text) ?? "", exitCode: 2 }))
+      })
     )
   )
   const stop = () => {

@@ -12,6 +12,43 @@ export const workspaceOption = Options.text("workspace").pipe(
   Options.withDescription("The workspace folder holding fastcot.db (created when missing).")
 )
 
+/** Every choice option's name (flags with a fixed set of values), for naming a bad value's flag. */
+const choiceFlags = new Set<string>()
+
+/** `Options.choice`, remembered by name so that a bad value's error can name its flag. */
+export const choiceOption = <A extends string, C extends ReadonlyArray<A>>(name: string, choices: C): Options.Options<C[number]> => {
+  choiceFlags.add(name)
+  return Options.choice(name, choices)
+}
+
+/**
+ * Names the flag behind one of @effect/cli's value errors, which give the value or the choices
+ * but not the flag (`'abc' is not a integer`, `Expected one of the following cases: a, b`):
+ * `--limit: "abc" is not a whole number`. Undefined when the command line does not show which.
+ */
+export const nameBadFlag = (argv: ReadonlyArray<string>, message: string): string | undefined => {
+  // Each flag with its value, written `--flag value` or `--flag=value`.
+  const pairs: Array<readonly [string, string]> = []
+  argv.forEach((a, i) => {
+    if (!a.startsWith("--")) return
+    const eq = a.indexOf("=")
+    if (eq > 2) pairs.push([a.slice(2, eq), a.slice(eq + 1)])
+    else if (i + 1 < argv.length) pairs.push([a.slice(2), argv[i + 1]!])
+  })
+  const number = /^'(.*)' is not a (integer|float)/.exec(message)
+  if (number !== null) {
+    const hit = pairs.find(([, v]) => v === number[1])
+    return hit === undefined ? undefined : `--${hit[0]}: "${hit[1]}" is not ${number[2] === "integer" ? "a whole number" : "a number"}`
+  }
+  const cases = /Expected one of the following cases: (.*)/.exec(message)
+  if (cases !== null) {
+    const allowed = cases[1]!.split(",").map((c) => c.trim())
+    const hit = pairs.find(([flag, v]) => choiceFlags.has(flag) && !allowed.includes(v))
+    return hit === undefined ? undefined : `--${hit[0]}: "${hit[1]}" is not one of ${allowed.join(", ")}`
+  }
+  return undefined
+}
+
 /** Local models: pack the products that read one input into one (see the README's local models). */
 export const packProductsOption = Options.boolean("pack-products").pipe(
   Options.withDescription("Local models: pack the products that read one input (query/key/value, gate/up) into one; the same answers, faster on many cores, more memory at load.")

@@ -8,11 +8,11 @@ import * as Option from "effect/Option"
 import { existsSync } from "node:fs"
 import { join, relative } from "node:path"
 import { CliFailure, failed, usage } from "../failure.js"
-import { budgetTokensOption, budgetUsdOption, dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, listOption, packProductsOption } from "../shared.js"
+import { budgetTokensOption, budgetUsdOption, dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, listOption, packProductsOption, choiceOption } from "../shared.js"
 
 const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL, or onnx:DIR[#variant] for a local model folder."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Local models: intra-op threads (default: every core)."))
-const q4Compute = Options.choice("q4-compute", ["int8", "as-exported"]).pipe(
+const q4Compute = choiceOption("q4-compute", ["int8", "as-exported"]).pipe(
   Options.withDefault("int8" as const),
   Options.withDescription("Local 4-bit models: int8 runs their products on integer kernels (faster on a CPU); as-exported keeps the file's arithmetic.")
 )
@@ -21,7 +21,7 @@ const samples = Options.integer("samples").pipe(Options.withDefault(1), Options.
 const limit = Options.integer("limit").pipe(inRange("--limit", 1, Number.MAX_SAFE_INTEGER), Options.optional, Options.withDescription("Only the first N questions of each benchmark."))
 const out = Options.text("out").pipe(Options.optional, Options.withDescription("Where results.json and generations.jsonl go (default WORKSPACE/eval/RUN)."))
 const data = Options.text("data").pipe(Options.withDefault("data"), Options.withDescription("The folder holding the benchmarks' files (math500/test.jsonl, aime24/test.jsonl, ...)."))
-const preset = Options.choice("preset", ["greedy", "r1"]).pipe(Options.withDefault("greedy"), Options.withDescription("greedy: T=0, 2048 tokens (Qwen2.5-Math); r1: T=0.6, top_p 0.95, 32768 tokens (DeepSeek-R1)."))
+const preset = choiceOption("preset", ["greedy", "r1"]).pipe(Options.withDefault("greedy"), Options.withDescription("greedy: T=0, 2048 tokens (Qwen2.5-Math); r1: T=0.6, top_p 0.95, 32768 tokens (DeepSeek-R1)."))
 const maxTokens = Options.integer("max-tokens").pipe(Options.optional, Options.withDescription("Replaces the preset's max_tokens."))
 const predictions = Options.text("predictions").pipe(Options.optional, Options.withDescription("Grade saved outputs (JSONL: id, output) instead of calling a model."))
 const apiKeyEnv = Options.text("api-key-env").pipe(Options.withDefault("OPENAI_API_KEY"), Options.withDescription("Environment variable holding the key."))

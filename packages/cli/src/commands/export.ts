@@ -5,13 +5,13 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { join, relative } from "node:path"
 import { failed, usage } from "../failure.js"
-import { jsonOption, stdout, existingStoreLayer, tokenLayer, workspaceOption } from "../shared.js"
+import { jsonOption, stdout, existingStoreLayer, tokenLayer, workspaceOption, choiceOption } from "../shared.js"
 
-const format = Options.choice("format", ["openai", "sharegpt", "alpaca", "preference"]).pipe(
+const format = choiceOption("format", ["openai", "sharegpt", "alpaca", "preference"]).pipe(
   Options.withDefault("openai"),
   Options.withDescription("openai (messages), sharegpt (conversations), alpaca (instruction/output), or preference (aligned trace chosen over the original, for DPO).")
 )
-const trainer = Options.choice("trainer", ["llamafactory", "swift"]).pipe(
+const trainer = choiceOption("trainer", ["llamafactory", "swift"]).pipe(
   Options.optional,
   Options.withDescription("Also write a ready-to-run config and launch script for LLaMA-Factory or ms-swift (DeepSpeed ZeRO-3, multi-node).")
 )

@@ -5,12 +5,12 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { relative } from "node:path"
 import { CliFailure, usage } from "../failure.js"
-import { jsonOption, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption } from "../shared.js"
+import { jsonOption, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption, choiceOption } from "../shared.js"
 
 const SHOWN_REJECTS = 10
 
 const files = Args.text({ name: "FILE" }).pipe(notAnOption("import"), Args.atLeast(1), Args.withDescription("JSONL, JSON, CSV or Parquet files."))
-const format = Options.choice("format", ["jsonl", "json", "csv", "parquet"]).pipe(
+const format = choiceOption("format", ["jsonl", "json", "csv", "parquet"]).pipe(
   Options.optional,
   Options.withDescription("The files' format (default: from each file's extension).")
 )
@@ -18,7 +18,7 @@ const map = Options.text("map").pipe(
   Options.repeated,
   Options.withDescription("Field mapping target=source,... (targets: question, answer, trace, choices, tests, domain, system, id); may be given more than once.")
 )
-const domain = Options.choice("domain", ["math", "code", "science"]).pipe(
+const domain = choiceOption("domain", ["math", "code", "science"]).pipe(
   Options.optional,
   Options.withDescription("The problems' domain (default: from a `domain` field, else code if tests, science if choices, else math).")
 )

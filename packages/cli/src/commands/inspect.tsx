@@ -4,10 +4,10 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { usage } from "../failure.js"
-import { dashboardTerminal, jsonOption, stdout, existingStoreLayer, workspaceOption, notAnOption } from "../shared.js"
+import { dashboardTerminal, jsonOption, stdout, existingStoreLayer, workspaceOption, notAnOption, choiceOption } from "../shared.js"
 
 const item = Args.text({ name: "ITEM" }).pipe(notAnOption("inspect"), Args.optional, Args.withDescription("An item id, or a unique prefix of one (i_3fa2...)."))
-const fate = Options.choice("fate", ["pending", "kept", "dropped"]).pipe(Options.optional, Options.withDescription("List only items with this fate."))
+const fate = choiceOption("fate", ["pending", "kept", "dropped"]).pipe(Options.optional, Options.withDescription("List only items with this fate."))
 const limit = Options.integer("limit").pipe(Options.withDefault(50), Options.withDescription("How many items to list."))
 
 const wrap = (text: string, width: number): Array<string> =>

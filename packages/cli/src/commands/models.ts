@@ -3,7 +3,7 @@ import { benchModel, buildQwen2Model, type BuildVariant, inspectModel, type Mode
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { usage } from "../failure.js"
-import { jsonOption, stderr, stdout, listOption } from "../shared.js"
+import { jsonOption, stderr, stdout, listOption, choiceOption } from "../shared.js"
 
 const gb = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`)
 const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e3).toFixed(1)}K`)
@@ -45,7 +45,7 @@ const inspect = Command.make("inspect", { dir, json: jsonOption, quick }, (args)
 )
 
 const out = Args.directory({ name: "DIR", exists: "either" }).pipe(Args.withDescription("Where to write the model folder."))
-const shape = Options.choice("shape", ["tiny", "qwen2.5-0.5b"]).pipe(Options.withDefault("tiny"), Options.withDescription("tiny: 2 layers, for tests and the demo; qwen2.5-0.5b: Qwen2.5-0.5B's shapes (about 2.5 GB in fp32)."))
+const shape = choiceOption("shape", ["tiny", "qwen2.5-0.5b"]).pipe(Options.withDefault("tiny"), Options.withDescription("tiny: 2 layers, for tests and the demo; qwen2.5-0.5b: Qwen2.5-0.5B's shapes (about 2.5 GB in fp32)."))
 const variants = listOption("variants", "Weight files to write (default fp32): fp32, int8, q4.")
 const seed = Options.integer("seed").pipe(Options.withDefault(1), Options.withDescription("Seed of the random weights."))
 
@@ -102,12 +102,12 @@ const newTokens = Options.integer("new").pipe(Options.withDefault(32), Options.w
 const batch = Options.integer("batch").pipe(Options.withDefault(4), Options.withDescription("Prompts decoded together for the batched column (0: skip it)."))
 const rounds = Options.integer("rounds").pipe(Options.withDefault(3), Options.withDescription("Timed rounds after a warm-up (the median is shown)."))
 const benchThreads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Intra-op threads (default: every core)."))
-const benchQ4 = Options.choice("q4-compute", ["int8", "as-exported", "both"]).pipe(
+const benchQ4 = choiceOption("q4-compute", ["int8", "as-exported", "both"]).pipe(
   Options.withDefault("int8" as const),
   Options.withDescription("q4 variants: time them on integer kernels, with the file's own arithmetic, or both.")
 )
 
-const benchPack = Options.choice("pack-products", ["off", "on", "both"]).pipe(
+const benchPack = choiceOption("pack-products", ["off", "on", "both"]).pipe(
   Options.withDefault("off" as const),
   Options.withDescription("Pack the products that read one input into one (query/key/value, gate/up): time without, with, or both.")
 )
