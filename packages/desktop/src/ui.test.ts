@@ -87,6 +87,11 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await poll(() => page.textContent(".where")).toContain("0 problems")
     await poll(() => page.textContent(".where")).toContain(`at work: fastcot run (pid ${process.pid}, since `)
     await shot("1-workspace")
+    // The Run tab will not start a second run meanwhile, and says why.
+    await page.getByRole("tab", { name: "Run" }).click()
+    await poll(() => page.textContent("[data-testid='run-holder']")).toContain(`fastcot run (pid ${process.pid} on `)
+    expect(await page.getByRole("button", { name: "Start" }).isDisabled()).toBe(true)
+    await page.getByRole("tab", { name: "Workspace" }).click()
     await Effect.runPromise(Scope.close(cliScope, Exit.void))
     cli.close()
 

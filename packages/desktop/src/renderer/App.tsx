@@ -65,7 +65,7 @@ export const App = (): ReactElement => {
       </header>
       <main id={`panel-${tab}`} role="tabpanel" aria-labelledby={`tab-${tab}`}>
         {tab === "Workspace" ? <WorkspacePanel status={status} onStatus={setStatus} /> : null}
-        {tab === "Run" ? <RunPanel view={view} onView={setView} /> : null}
+        {tab === "Run" ? <RunPanel view={view} onView={setView} holder={status?.running ?? null} /> : null}
         {tab === "Items" ? <ItemsPanel /> : null}
         {tab === "Export" ? <ExportPanel /> : null}
         {tab === "Evaluation" ? <EvalPanel /> : null}
@@ -137,10 +137,12 @@ const WorkspacePanel = ({ status, onStatus }: { status: StatusView | undefined; 
   )
 }
 
-const RunPanel = ({ view, onView }: { view: RunView | undefined; onView: (v: RunView) => void }) => {
+const RunPanel = ({ view, onView, holder }: { view: RunView | undefined; onView: (v: RunView) => void; holder: StatusView["running"] }) => {
   const [specs, setSpecs] = useState({ teacher: "", rewriter: "", judge: "", limit: "", budgetTokens: "" })
   const { error, busy, run } = useAsync()
   const active = view?.state === "running" || view?.state === "paused" || view?.state === "stopping"
+  // Another process's run holds the workspace (this app's own run shows as `active` instead).
+  const elsewhere = active ? null : holder
   const field = (name: "teacher" | "rewriter" | "judge" | "limit" | "budgetTokens", label: string, placeholder: string) => (
     <div className="field">
       <label htmlFor={`spec-${name}`}>{label}</label>
@@ -171,7 +173,7 @@ const RunPanel = ({ view, onView }: { view: RunView | undefined; onView: (v: Run
       {field("budgetTokens", "Token budget (the workspace's calls in all)", "none")}
       <ModelCheck />
       <div className="buttons">
-        <button onClick={() => void start()} disabled={busy || active}>
+        <button onClick={() => void start()} disabled={busy || active || elsewhere !== null}>
           Start
         </button>
         <button onClick={() => void run(async () => onView(await call("run.pause", {})))} disabled={view?.state !== "running"}>
@@ -184,6 +186,12 @@ const RunPanel = ({ view, onView }: { view: RunView | undefined; onView: (v: Run
           Stop
         </button>
       </div>
+      {elsewhere !== null ? (
+        <p role="status" data-testid="run-holder">
+          Another run is at work on this workspace: {elsewhere.what} (pid {elsewhere.pid} on {elsewhere.host}, since {elsewhere.startedAt}). Start is available when it ends; one
+          on another machine that has ended can be taken over with <code>fastcot run --take-over</code>.
+        </p>
+      ) : null}
       <ErrorNote error={error} />
       <p aria-live="polite" className="state">
         State: <strong data-testid="run-state">{view?.state ?? "idle"}</strong>
