@@ -48,6 +48,11 @@ export const App = (): ReactElement => {
     const t = setInterval(() => void call("workspace.status", {}).then(setStatus).catch(() => undefined), 2000)
     return () => clearInterval(t)
   }, [status === undefined])
+  // When this app's own run changes state (it ends, say), the status is read again at once, so
+  // that its lock, now released, is not taken for another run's until the next poll.
+  useEffect(() => {
+    if (status !== undefined) void call("workspace.status", {}).then(setStatus).catch(() => undefined)
+  }, [view?.state])
   return (
     <div className="app">
       <header>
