@@ -195,7 +195,7 @@ export const rewriteDecoder = (proto: P.ModelProto, layers: number, source?: { r
  * quantization, which depends on the input alone), so the results are the same to float rounding
  * (a float product may sum in other blocks: last-bit differences); a decode step runs fewer,
  * larger products, with fewer thread-pool dispatches and activation quantizations. Measured (see
- * the README): 1.05-1.12x decoding at 16 threads, nothing sure at 2, for more resident memory
+ * the README): q4 1.05-1.08x decoding at 8-16 threads, int8 0.98-1.12x, nothing sure at 2, for more resident memory
  * and a longer load, so the runtime does it only when asked (`LoadOptions.packProducts`).
  *
  * Packs float `MatMul` with a 2-D weight initializer, `com.microsoft` `DynamicQuantizeMatMul` with
