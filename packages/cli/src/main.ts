@@ -68,7 +68,7 @@ export const runCli = (argv: ReadonlyArray<string>): Promise<number> => {
       // @effect/cli has printed its own message; where it names a bad value but not its flag,
       // the flag is named too.
       Effect.catchIf(ValidationError.isValidationError, (e) => {
-        const text = "error" in e ? HelpDoc.toAnsiText(e.error).replace(/\x1b\[[0-9;]*m/g, "") : ""
+        const text = "error" in e ? HelpDoc.toAnsiText(e.error).replace(ANSI, "") : ""
         return Effect.fail(new CliFailure({ message: nameBadFlag(argv.slice(2), text) ?? "", exitCode: 2 }))
       })
     )

@@ -49,6 +49,12 @@ export const nameBadFlag = (argv: ReadonlyArray<string>, message: string): strin
   return undefined
 }
 
+/** Local 4-bit models: integer kernels (the default) or the file's own arithmetic. */
+export const q4ComputeOption = choiceOption("q4-compute", ["int8", "as-exported"]).pipe(
+  Options.withDefault("int8" as const),
+  Options.withDescription("Local 4-bit models: int8 runs their products on integer kernels (faster on a CPU); as-exported keeps the file's arithmetic.")
+)
+
 /** Local models: pack the products that read one input into one (see the README's local models). */
 export const packProductsOption = Options.boolean("pack-products").pipe(
   Options.withDescription("Local models: pack the products that read one input (query/key/value, gate/up) into one; the same answers, faster on many cores, more memory at load.")

@@ -8,14 +8,10 @@ import * as Option from "effect/Option"
 import { existsSync } from "node:fs"
 import { join, relative } from "node:path"
 import { CliFailure, failed, usage } from "../failure.js"
-import { budgetTokensOption, budgetUsdOption, dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, listOption, packProductsOption, choiceOption } from "../shared.js"
+import { budgetTokensOption, budgetUsdOption, dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, listOption, packProductsOption, q4ComputeOption, choiceOption } from "../shared.js"
 
 const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL, or onnx:DIR[#variant] for a local model folder."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Local models: intra-op threads (default: every core)."))
-const q4Compute = choiceOption("q4-compute", ["int8", "as-exported"]).pipe(
-  Options.withDefault("int8" as const),
-  Options.withDescription("Local 4-bit models: int8 runs their products on integer kernels (faster on a CPU); as-exported keeps the file's arithmetic.")
-)
 const bench = listOption("bench", `Benchmarks (default: all): ${benchmarkNames().join(", ")}.`)
 const samples = Options.integer("samples").pipe(Options.withDefault(1), Options.withDescription("Samples per question (accuracy is averaged over them; pass@k is reported)."))
 const limit = Options.integer("limit").pipe(inRange("--limit", 1, Number.MAX_SAFE_INTEGER), Options.optional, Options.withDescription("Only the first N questions of each benchmark."))
@@ -45,7 +41,7 @@ const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neithe
 
 export const evalCommand = Command.make(
   "eval",
-  { model, threads, q4Compute, packProducts: packProductsOption, tokenizer, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, noTui, budgetUsd, budgetTokens, price, workspace: workspaceOption },
+  { model, threads, q4Compute: q4ComputeOption, packProducts: packProductsOption, tokenizer, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, noTui, budgetUsd, budgetTokens, price, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
       const benches = args.bench.length > 0 ? args.bench : benchmarkNames()

@@ -4,20 +4,16 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { failed, usage } from "../failure.js"
-import { packProductsOption, stderr, stdout, choiceOption } from "../shared.js"
+import { packProductsOption, q4ComputeOption, stderr, stdout } from "../shared.js"
 
 const model = Options.text("model").pipe(Options.withDescription("The local model: onnx:DIR[#variant]."))
 const port = Options.integer("port").pipe(Options.withDefault(8000), Options.withDescription("The port (0 picks a free one)."))
 const host = Options.text("host").pipe(Options.withDefault("127.0.0.1"), Options.withDescription("The address to bind; anything but loopback exposes the model to the network."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Intra-op threads (default: every core)."))
 const maxBatch = Options.integer("max-batch").pipe(Options.withDefault(8), Options.withDescription("Requests decoded together at most (continuous batching: a finished one's slot goes to the next waiting request)."))
-const q4Compute = choiceOption("q4-compute", ["int8", "as-exported"]).pipe(
-  Options.withDefault("int8" as const),
-  Options.withDescription("4-bit models: int8 runs their products on integer kernels (faster on a CPU); as-exported keeps the file's arithmetic.")
-)
 const name = Options.text("name").pipe(Options.optional, Options.withDescription("The model name clients see (default: the folder's name)."))
 
-export const serveCommand = Command.make("serve", { model, port, host, threads, maxBatch, q4Compute, packProducts: packProductsOption, name }, (args) =>
+export const serveCommand = Command.make("serve", { model, port, host, threads, maxBatch, q4Compute: q4ComputeOption, packProducts: packProductsOption, name }, (args) =>
   Effect.gen(function* () {
     const spec = parseModelSpec(args.model)
     if (Either.isLeft(spec)) return yield* usage(spec.left)

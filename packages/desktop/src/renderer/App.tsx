@@ -43,15 +43,16 @@ export const App = (): ReactElement => {
   const [status, setStatus] = useState<StatusView | undefined>(undefined)
   const [view, setView] = useState<RunView | undefined>(undefined)
   useEffect(() => onPush((p) => (p._tag === "view" ? setView(p.view) : undefined)), [])
+  const refreshStatus = () => void call("workspace.status", {}).then(setStatus).catch(() => undefined)
   useEffect(() => {
     if (status === undefined) return
-    const t = setInterval(() => void call("workspace.status", {}).then(setStatus).catch(() => undefined), 2000)
+    const t = setInterval(refreshStatus, 2000)
     return () => clearInterval(t)
   }, [status === undefined])
   // When this app's own run changes state (it ends, say), the status is read again at once, so
   // that its lock, now released, is not taken for another run's until the next poll.
   useEffect(() => {
-    if (status !== undefined) void call("workspace.status", {}).then(setStatus).catch(() => undefined)
+    if (status !== undefined) refreshStatus()
   }, [view?.state])
   return (
     <div className="app">
