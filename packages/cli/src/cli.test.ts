@@ -102,6 +102,9 @@ describe("fastcot command line", () => {
     // A value of the wrong kind is refused naming its flag (the parser's own line names only the value or the choices).
     const badChoice = await fastcot("import", "--format", "xml", "x.jsonl")
     expect([badChoice.code, badChoice.err]).toEqual([2, expect.stringContaining('--format: "xml" is not one of jsonl, json, csv, parquet')])
+    // A flag without a value (a boolean) before the bad one is not taken for it.
+    const afterBoolean = await fastcot("eval", "--pack-products", "--q4-compute", "both")
+    expect([afterBoolean.code, afterBoolean.err]).toEqual([2, expect.stringContaining('--q4-compute: "both" is not one of int8, as-exported')])
     const badInteger = await fastcot("eval", "--samples=two")
     expect([badInteger.code, badInteger.err]).toEqual([2, expect.stringContaining('--samples: "two" is not a whole number')])
     const badFloat = await fastcot("export", "--val-fraction", "half")

@@ -27,13 +27,15 @@ export const choiceOption = <A extends string, C extends ReadonlyArray<A>>(name:
  * `--limit: "abc" is not a whole number`. Undefined when the command line does not show which.
  */
 export const nameBadFlag = (argv: ReadonlyArray<string>, message: string): string | undefined => {
-  // Each flag with its value, written `--flag value` or `--flag=value`.
+  // Each flag with its value, written `--flag value` or `--flag=value` (a flag followed by
+  // another, such as a boolean one, has none).
   const pairs: Array<readonly [string, string]> = []
   argv.forEach((a, i) => {
     if (!a.startsWith("--")) return
     const eq = a.indexOf("=")
+    const next = argv[i + 1]
     if (eq > 2) pairs.push([a.slice(2, eq), a.slice(eq + 1)])
-    else if (i + 1 < argv.length) pairs.push([a.slice(2), argv[i + 1]!])
+    else if (next !== undefined && !next.startsWith("--")) pairs.push([a.slice(2), next])
   })
   const number = /^'(.*)' is not a (integer|float)/.exec(message)
   if (number !== null) {
