@@ -1,10 +1,10 @@
 // Local inference: fastcot's onnxruntime-node loop against transformers.js (@huggingface/transformers)
 // on the same model files: a Qwen2 model with Qwen2.5-0.5B's shapes and random weights, built on
-// demand (never committed) in fp32, int8 and q4. Prints prefill tokens/s, decode tokens/s and time
+// demand (never committed) in fp32, int8 and q4 (and fp16, q4f16 when asked). Prints prefill tokens/s, decode tokens/s and time
 // to first token for both, the memory-bandwidth bound of decoding, the floor of onnxruntime's
 // matrix kernels alone, batched and continuous serving, and the ratios.
 //
-//   node onnx.bench.mjs [--variants fp32,int8,q4] [--prompt 128] [--new 32] [--threads N] [--reps 2]
+//   node onnx.bench.mjs [--variants fp32,int8,q4[,fp16,q4f16]] [--prompt 128] [--new 32] [--threads N] [--reps 2]
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -88,8 +88,14 @@ const s = QWEN25_05B_SHAPE
 // parameterCount counts the tied embedding once; per token it is read as lm_head, while the
 // embedding lookup reads one row: so the count is the bytes of matrices streamed per token.
 const matrixParams = parameterCount(s)
-const bytesPerParam = { fp32: 4, int8: 1, q4: 0.5 + 4 / 32 } // q4: 4-bit values plus one fp32 scale per 32
+// q4: 4-bit values plus one float32 scale per 32. fastcot computes float16 files in float32 (see
+// F16Compute): fp16 weights are read as float32, q4f16's scales as float32, so its bound is that of
+// what it reads; the file's own bound (float16 bytes) is printed beside it.
+const bytesPerParam = { fp32: 4, int8: 1, q4: 0.5 + 4 / 32, fp16: 4, q4f16: 0.5 + 4 / 32 }
+const fileBytesPerParam = { fp16: 2, q4f16: 0.5 + 2 / 32 }
 const weightBytes = (v) => matrixParams * bytesPerParam[v]
+/** The kernels fastcot runs a variant on: float16 files widened to float32 (fp16 as fp32, q4f16 as q4). */
+const kernelOf = (v) => ({ fp16: "fp32", q4f16: "q4" })[v] ?? v
 
 const ids = Array.from({ length: promptLen }, (_, i) => 1000 + ((i * 7919) % 50000))
 const median = (xs) => {
@@ -100,8 +106,8 @@ const median = (xs) => {
 
 // One decode of the prompt by each runtime; both models stay loaded and the rounds alternate
 // which runs first, so that drift on a shared machine hits both alike.
-const loadFastcot = async (variant, q4Compute, packProducts) => {
-  const model = await Effect.runPromise(LocalModel.load(dir, { variant, threads, q4Compute, packProducts }))
+const loadFastcot = async (variant, q4Compute, packProducts, f16Compute) => {
+  const model = await Effect.runPromise(LocalModel.load(dir, { variant, threads, q4Compute, packProducts, f16Compute }))
   return {
     model,
     once: async () => {
@@ -231,14 +237,15 @@ console.log(`copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s (read + write, 
 for (const v of variants) {
   const fast = await loadFastcot(v)
   const peer = await loadTransformersJs(v)
-  // q4 only: fastcot with the file's own 4-bit arithmetic (float32 where the file leaves
-  // accuracy_level unset), to show what the graph rewrite gives apart from the integer kernels.
-  const asExported = v === "q4" ? await loadFastcot(v, "as-exported") : undefined
+  // q4: fastcot with the file's own 4-bit arithmetic (float32 where the file leaves accuracy_level
+  // unset), to show what the graph rewrite gives apart from the integer kernels. fp16, q4f16: with
+  // the file's float16 arithmetic, to show what computing in float32 gives.
+  const asExported = v === "q4" ? await loadFastcot(v, "as-exported") : v in fileBytesPerParam ? await loadFastcot(v, undefined, false, "as-exported") : undefined
   // fastcot with the products that read one input packed into one (opt-in: packProducts).
   const packed = await loadFastcot(v, undefined, true)
   // The kernels-alone floor and the copy bandwidth are timed in every round too, so that each
   // round's fastcot is compared with the floor and the bound of the same moment.
-  const floorRun = await loadKernelFloor(v)
+  const floorRun = await loadKernelFloor(kernelOf(v))
   const copyRun = { once: async () => ({ bandwidth: await copyBandwidth() }) }
   const contenders = [fast, peer, floorRun, copyRun, packed, ...(asExported !== undefined ? [asExported] : [])]
   const runs = contenders.map(() => [])
@@ -279,7 +286,13 @@ for (const v of variants) {
       `bandwidth bound ${bound.toFixed(2)} tok/s (${(weightBytes(v) / 1e9).toFixed(2)} GB/token at ${(median(bw.map((x) => x.bandwidth)) / 1e9).toFixed(1)} GB/s): ` +
       `fastcot at ${(100 * ofBound).toFixed(0)}% (goal >= 60%; rounds ${f.map((x, i) => ((100 * x.decode) / bounds[i]).toFixed(0)).join(" ")})`
   )
-  if (e !== undefined) {
+  if (v in fileBytesPerParam) {
+    const fileBound = median(bw.map((x) => x.bandwidth / (matrixParams * fileBytesPerParam[v])))
+    console.log(`      the file's float16 bytes (${((matrixParams * fileBytesPerParam[v]) / 1e9).toFixed(2)} GB/token) would bound decoding at ${fileBound.toFixed(2)} tok/s: fastcot at ${(100 * (fd / fileBound)).toFixed(0)}% of that`)
+  }
+  if (e !== undefined && v in fileBytesPerParam) {
+    console.log(`      fastcot with the file's float16 arithmetic (as exported): decode ${median(e.map((x) => x.decode)).toFixed(2)} tok/s, ${median(e.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js; float32 gives ${median(f.map((x, i) => x.decode / e[i].decode)).toFixed(2)}x on top`)
+  } else if (e !== undefined) {
     console.log(`      fastcot with the file's own 4-bit arithmetic (float32, as exported): decode ${median(e.map((x) => x.decode)).toFixed(2)} tok/s, ${median(e.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js; the integer kernels give ${median(f.map((x, i) => x.decode / e[i].decode)).toFixed(2)}x on top`)
   }
   console.log(`      fastcot with packProducts (query/key/value and gate/up as one product each): decode ${median(p.map((x) => x.decode)).toFixed(2)} tok/s, ${median(p.map((x, i) => x.decode / f[i].decode)).toFixed(2)}x the default (rounds ${p.map((x, i) => (x.decode / f[i].decode).toFixed(2)).join(" ")})`)

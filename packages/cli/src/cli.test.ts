@@ -289,6 +289,24 @@ describe("fastcot command line", () => {
     expect(bad.out).toContain("Failed generations")
   })
 
+  it("float16 variants are built, inspected and evaluated, computed in float32 unless asked otherwise", async () => {
+    const built = await fastcot("models", "build", "tiny16", "--variants", "fp16,q4f16")
+    expect(built.code, built.err).toBe(0)
+    const text = (await fastcot("models", "inspect", "tiny16")).out
+    expect(text).toMatch(/fp16 .*float16, runnable \(2 layers, float32 cache; float16 computed in float32, --f16-compute as-exported keeps float16\)/)
+    expect(text).toMatch(/q4f16 .*runnable \(2 layers, float32 cache; float16 computed in float32, [^;]*; 15 4-bit products on integer kernels/)
+    const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")
+    for (const [flags, name] of [[[], "tiny16-q4f16"], [["--f16-compute", "as-exported"], "tiny16-q4f16-f16-as-exported"]] as const) {
+      const out = `ev16-${flags.length}`
+      const r = await fastcot("eval", "--model", "onnx:tiny16#q4f16", ...flags, "--bench", "math500", "--limit", "2", "--max-tokens", "4", "--data", shared, "--out", out, "--threads", "1")
+      expect(r.code, r.err).toBe(0)
+      expect((JSON.parse(readFileSync(join(cwd, out, "results.json"), "utf8")) as { model: string }).model).toBe(name)
+    }
+    const wrong = await fastcot("eval", "--model", "onnx:tiny16#fp16", "--f16-compute", "half", "--bench", "math500", "--data", shared)
+    expect([wrong.code, wrong.err]).toEqual([2, expect.stringContaining('--f16-compute: "half" is not one of auto, float32, as-exported')])
+    expect((await fastcot("models", "build", "tiny17", "--variants", "fp8")).err).toContain("known: fp32, int8, q4, fp16, q4f16")
+  })
+
   it("a tiny local ONNX model drives the pipeline (teacher, k=3 judges by guided choice, the rewriter when a verdict asks), counting with its tokenizer", async () => {
     expect((await fastcot("models", "build", "tiny")).code).toBe(0)
     const rows = [

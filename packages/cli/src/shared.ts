@@ -57,6 +57,14 @@ export const q4ComputeOption = choiceOption("q4-compute", ["int8", "as-exported"
   Options.withDescription("Local 4-bit models: int8 runs their products on integer kernels (faster on a CPU); as-exported keeps the file's arithmetic.")
 )
 
+/** Local float16 models: float32 arithmetic when it fits (the default), always, or the file's own. */
+export const f16ComputeOption = choiceOption("f16-compute", ["auto", "float32", "as-exported"]).pipe(
+  Options.withDefault("auto" as const),
+  Options.withDescription(
+    "Local float16 models (fp16, q4f16): float32 computes them in float32 (faster on a CPU; fp16 weights take twice the memory); as-exported keeps float16 arithmetic; auto is float32 when the widened weights fit in a quarter of the machine's memory."
+  )
+)
+
 /** Local models: pack the products that read one input into one (see the README's local models). */
 export const packProductsOption = Options.boolean("pack-products").pipe(
   Options.withDescription("Local models: pack the products that read one input (query/key/value, gate/up) into one; the same answers, faster on many cores, more memory at load.")

@@ -8,6 +8,15 @@ import { jsonOption, stderr, stdout, listOption, choiceOption } from "../shared.
 const gb = (bytes: number) => (bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`)
 const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e3).toFixed(1)}K`)
 
+/** What the runtime changes in a runnable graph, and the flag that keeps the file's own arithmetic. */
+const graphNotes = (g: NonNullable<ModelReport["variants"][number]["graph"]>): string =>
+  [
+    ...((g.f16Widened ?? 0) > 0 ? ["float16 computed in float32, --f16-compute as-exported keeps float16"] : []),
+    ...((g.int8Products ?? 0) > 0 ? [`${g.int8Products} 4-bit products on integer kernels, --q4-compute as-exported keeps the file's float32`] : [])
+  ]
+    .map((n) => `; ${n}`)
+    .join("")
+
 export const formatModelReport = (r: ModelReport): string =>
   [
     `model ${r.dir}`,
@@ -23,7 +32,7 @@ export const formatModelReport = (r: ModelReport): string =>
     ...r.variants.map(
       (v) =>
         `    ${v.name.padEnd(9)} ${gb(v.bytes).padStart(10)}  ${v.weights}${v.externalData.length > 0 ? `, external data in ${v.externalData.length} file(s)` : ""}` +
-        (v.graph === undefined ? "" : v.graph.runnable ? `, runnable (${v.graph.layers} layers, ${v.graph.kvType} cache${(v.graph.int8Products ?? 0) > 0 ? `; ${v.graph.int8Products} 4-bit products on integer kernels, --q4-compute as-exported keeps the file's float32` : ""})` : `, NOT runnable: ${v.graph.message}`)
+        (v.graph === undefined ? "" : v.graph.runnable ? `, runnable (${v.graph.layers} layers, ${v.graph.kvType} cache${graphNotes(v.graph)})` : `, NOT runnable: ${v.graph.message}`)
     ),
     ...(r.missing.length > 0 ? ["  missing", ...r.missing.map((m) => `    ${m}`)] : ["  missing          nothing"]),
     ...r.notes.map((n) => `  note: ${n}`)
@@ -46,14 +55,15 @@ const inspect = Command.make("inspect", { dir, json: jsonOption, quick }, (args)
 
 const out = Args.directory({ name: "DIR", exists: "either" }).pipe(Args.withDescription("Where to write the model folder."))
 const shape = choiceOption("shape", ["tiny", "qwen2.5-0.5b"]).pipe(Options.withDefault("tiny"), Options.withDescription("tiny: 2 layers, for tests and the demo; qwen2.5-0.5b: Qwen2.5-0.5B's shapes (about 2.5 GB in fp32)."))
-const variants = listOption("variants", "Weight files to write (default fp32): fp32, int8, q4.")
+const BUILD_VARIANTS = ["fp32", "int8", "q4", "fp16", "q4f16"]
+const variants = listOption("variants", `Weight files to write (default fp32): ${BUILD_VARIANTS.join(", ")}.`)
 const seed = Options.integer("seed").pipe(Options.withDefault(1), Options.withDescription("Seed of the random weights."))
 
 const build = Command.make("build", { out, shape, variants, seed }, (args) =>
   Effect.gen(function* () {
     const vs = args.variants.length > 0 ? args.variants : ["fp32"]
-    const bad = vs.filter((v) => !["fp32", "int8", "q4"].includes(v))
-    if (bad.length > 0) return yield* usage(`--variants: unknown ${bad.join(", ")}; known: fp32, int8, q4`)
+    const bad = vs.filter((v) => !BUILD_VARIANTS.includes(v))
+    if (bad.length > 0) return yield* usage(`--variants: unknown ${bad.join(", ")}; known: ${BUILD_VARIANTS.join(", ")}`)
     const built = yield* Effect.try({
       try: () =>
         buildQwen2Model({

@@ -1,17 +1,9 @@
 import type * as ort from "onnxruntime-node"
 import { type GenerateRequest, type GenerateResult, type LocalFinish, LocalModelError } from "./generation.js"
 import type { LocalModel } from "./localModel.js"
+import { halfToFloat32 } from "./half.js"
 import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
 import { sampleToken, seededRandom } from "./sampler.js"
-
-const halfToFloat = (h: number): number => {
-  const s = h & 0x8000 ? -1 : 1
-  const e = (h >> 10) & 0x1f
-  const f = h & 0x3ff
-  if (e === 0) return s * 2 ** -14 * (f / 1024)
-  if (e === 31) return f ? NaN : s * Infinity
-  return s * 2 ** (e - 15) * (1 + f / 1024)
-}
 
 /** One request's decoding state: its tokens, sampler, streamed text and stop conditions. */
 export class DecodeRow {
@@ -262,11 +254,7 @@ export class DecodeBatch {
       const start = b * V
       let values: Float32Array
       if (logits.type === "float32") values = (logits.data as Float32Array).subarray(start, start + V)
-      else {
-        const half = logits.data as Uint16Array
-        values = new Float32Array(V)
-        for (let i = 0; i < V; i++) values[i] = halfToFloat(half[start + i]!)
-      }
+      else values = halfToFloat32((logits.data as Uint16Array).subarray(start, start + V))
       row.accept(values, now)
     }
   }

@@ -1,3 +1,4 @@
+import { float32ToHalf } from "./half.js"
 import { createRequire } from "node:module"
 import type { onnx as P } from "onnx-proto"
 
@@ -14,7 +15,9 @@ export const DType = {
   float: 1,
   uint8: 2,
   int8: 3,
+  int32: 6,
   int64: 7,
+  float16: 10,
   bool: 9
 } as const
 export type DType = (typeof DType)[keyof typeof DType]
@@ -28,7 +31,7 @@ export interface ValueInfo {
   readonly dims: ReadonlyArray<number | string>
 }
 
-type Data = Float32Array | Int8Array | Uint8Array | BigInt64Array
+type Data = Float32Array | Int8Array | Uint8Array | Uint16Array | BigInt64Array
 
 /**
  * Writes an ONNX graph node by node. Initializers are either inlined (small models) or appended to
@@ -96,7 +99,13 @@ export class GraphBuilder {
     const name = this.fresh("const")
     const dims = scalar ? [] : [values.length]
     const data =
-      type === DType.int64 ? BigInt64Array.from(values.map((v) => BigInt(v))) : type === DType.bool ? Uint8Array.from(values) : Float32Array.from(values)
+      type === DType.int64
+        ? BigInt64Array.from(values.map((v) => BigInt(v)))
+        : type === DType.bool
+          ? Uint8Array.from(values)
+          : type === DType.float16
+            ? float32ToHalf(values)
+            : Float32Array.from(values)
     this.tensor(name, type, dims, data)
     this.constants.set(key, name)
     return name

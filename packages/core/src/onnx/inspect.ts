@@ -18,6 +18,8 @@ export interface VariantReport {
     readonly kvType?: string
     /** 4-bit products whose arithmetic the file leaves unset, which fastcot runs on integer kernels. */
     readonly int8Products?: number
+    /** Float16 tensors fastcot computes in float32 (see `F16Compute`). */
+    readonly f16Widened?: number
   }
 }
 
@@ -43,13 +45,13 @@ export interface ModelReport {
 
 const WEIGHTS: Record<string, string> = {
   fp32: "float32",
-  fp16: "float16 (a poor fit for CPUs)",
+  fp16: "float16",
   int8: "int8, dynamic activations",
   uint8: "uint8, dynamic activations",
   quantized: "8-bit, dynamic activations",
   q8: "8-bit, dynamic activations",
   q4: "4-bit blocks (MatMulNBits)",
-  q4f16: "4-bit blocks, float16 activations",
+  q4f16: "4-bit blocks, float16 scales and activations",
   bnb4: "4-bit NF4/FP4 (bitsandbytes style)"
 }
 
@@ -72,8 +74,8 @@ export const inspectModel = (dir: string, options: { readonly graphs?: boolean }
       // Opened exactly as generation opens it (the rewritten graph), without optimising it.
       const rt = yield* Effect.promise(loadOrt)
       const graph: NonNullable<VariantReport["graph"]> = yield* openDecoder(rt, v.file, { graphOptimizationLevel: "disabled", logSeverityLevel: 3 }, true).pipe(
-        Effect.flatMap(({ session, signature, int8Products }) =>
-          Effect.promise(() => session.release()).pipe(Effect.as({ runnable: true, message: "runnable", layers: signature.layers, kvType: signature.kvType, int8Products }))
+        Effect.flatMap(({ session, signature, int8Products, f16Widened }) =>
+          Effect.promise(() => session.release()).pipe(Effect.as({ runnable: true, message: "runnable", layers: signature.layers, kvType: signature.kvType, int8Products, f16Widened }))
         ),
         Effect.catchAll((e) =>
           Effect.succeed({ runnable: false, message: e.reason === "unsupported-graph" ? (e.detail ?? e.message) : `cannot load: ${e.detail ?? e.message}` })

@@ -10,7 +10,20 @@ import { type ModelFolder, type ModelFolderError, pickVariant, readModelFolder, 
 import { loadOrt, type OrtModule } from "./ort.js"
 import { DecodeBatch } from "./decodeBatch.js"
 import { type GenerateRequest, type GenerateResult, LocalModelError } from "./generation.js"
-import { type GraphIo, packProducts, pastInput, type Q4Compute, readGraph, rewriteDecoder, useInt8Activations } from "./rewrite.js"
+import {
+  computeInFloat32,
+  type F16Compute,
+  float16Bytes,
+  widenFits,
+  type GraphIo,
+  graphIo,
+  packProducts,
+  pastInput,
+  type Q4Compute,
+  readGraph,
+  rewriteDecoder,
+  useInt8Activations
+} from "./rewrite.js"
 
 export interface LoadOptions {
   /** `fp32`, `q4`, `int8`, … (the file suffix); default: fp32 when present. */
@@ -33,6 +46,11 @@ export interface LoadOptions {
    * nothing sure at 2, for more memory and a longer load). Applies to the rewritten graph.
    */
   readonly packProducts?: boolean | undefined
+  /**
+   * Float16 files: `auto` (default) computes them in float32 when that fits the machine's memory,
+   * `float32` always, `as-exported` in float16 (see `F16Compute`). Applies to the rewritten graph.
+   */
+  readonly f16Compute?: F16Compute | undefined
 }
 
 export { type GenerateRequest, type GenerateResult, type LocalFinish, LocalModelError } from "./generation.js"
@@ -99,9 +117,11 @@ export const openDecoder = (
   file: string,
   sessionOptions: ort.InferenceSession.SessionOptions,
   rewritten: boolean,
-  q4Compute: Q4Compute = "int8",
-  pack = false
-): Effect.Effect<{ readonly session: ort.InferenceSession; readonly signature: GraphSignature; readonly int8Products: number; readonly packedProducts: number }, LocalModelError> =>
+  edits: { readonly q4Compute?: Q4Compute | undefined; readonly packProducts?: boolean | undefined; readonly f16Compute?: F16Compute | undefined } = {}
+): Effect.Effect<
+  { readonly session: ort.InferenceSession; readonly signature: GraphSignature; readonly int8Products: number; readonly packedProducts: number; readonly f16Widened: number },
+  LocalModelError
+> =>
   Effect.gen(function* () {
     const failed = (e: unknown) => {
       const detail = e instanceof Error ? e.message.split("\n")[0]! : String(e)
@@ -115,7 +135,7 @@ export const openDecoder = (
         yield* Effect.promise(() => session.release())
         return yield* unsupported(sig.left)
       }
-      return { session, signature: sig.right, int8Products: 0, packedProducts: 0 }
+      return { session, signature: sig.right, int8Products: 0, packedProducts: 0, f16Widened: 0 }
     }
     const fileBytes = yield* Effect.try({ try: () => fs.readFileSync(file), catch: failed })
     // A truncated download or a file that is not ONNX fails here, deep in protobuf: say what it means.
@@ -125,8 +145,14 @@ export const openDecoder = (
     })
     const sig = readSignature(graph.io)
     if (Either.isLeft(sig)) return yield* unsupported(sig.left)
-    const int8Products = q4Compute === "int8" ? useInt8Activations(graph.proto) : 0
-    const packedProducts = pack ? packProducts(graph.proto) : 0
+    // First: float16 scales widened to float32 can then take the integer kernels too.
+    const f16 = edits.f16Compute ?? "auto"
+    const widen = f16 === "float32" || (f16 === "auto" && widenFits(float16Bytes(graph.proto), os.totalmem()))
+    const f16Widened = widen ? computeInFloat32(graph.proto) : 0
+    const int8Products = (edits.q4Compute ?? "int8") === "int8" ? useInt8Activations(graph.proto) : 0
+    const packedProducts = edits.packProducts === true ? packProducts(graph.proto) : 0
+    // The signature as the session runs it (float16 inputs and outputs may now be float32).
+    const runSig = f16Widened > 0 ? readSignature(graphIo(graph.proto)) : sig
     const bytes = yield* Effect.try({
       try: () => rewriteDecoder(graph.proto, sig.right.layers, { bytes: fileBytes, location: path.basename(file) }),
       catch: (e) => unsupported(`the decoder rewrite failed: ${e instanceof Error ? e.message : String(e)}`)
@@ -135,7 +161,7 @@ export const openDecoder = (
       try: () => rt.InferenceSession.create(bytes, { ...sessionOptions, extra: { session: { model_external_initializers_file_folder_path: path.dirname(file) } } }),
       catch: failed
     })
-    return { session, signature: sig.right, int8Products, packedProducts }
+    return { session, signature: Either.isRight(runSig) ? runSig.right : sig.right, int8Products, packedProducts, f16Widened }
   })
 
 /**
@@ -159,7 +185,9 @@ export class LocalModel {
     /** 4-bit products this session computes on integer kernels though the file leaves it unset. */
     readonly int8Products: number,
     /** Products packed into others that read the same input (see `packProducts`). */
-    readonly packedProducts: number
+    readonly packedProducts: number,
+    /** Float16 tensors of the file this session computes in float32 (see `F16Compute`). */
+    readonly f16Widened: number
   ) {}
 
   get id(): string {
@@ -190,12 +218,16 @@ export class LocalModel {
         logSeverityLevel: 3
       }
       const rewritten = options.graph !== "as-exported"
-      const { session, signature, int8Products, packedProducts } = yield* openDecoder(rt, file, sessionOptions, rewritten, options.q4Compute, options.packProducts === true)
+      const { session, signature, int8Products, packedProducts, f16Widened } = yield* openDecoder(rt, file, sessionOptions, rewritten, {
+        q4Compute: options.q4Compute,
+        packProducts: options.packProducts,
+        f16Compute: options.f16Compute
+      })
       const tokenizer = yield* Effect.try({
         try: () => new ChatTokenizer(folder),
         catch: (e) => new LocalModelError({ reason: "load", message: `${folder.dir}/tokenizer.json: ${e instanceof Error ? e.message : String(e)}` })
       })
-      return new LocalModel(folder, variant.right, session, signature, tokenizer, threads, rt, rewritten, int8Products, packedProducts)
+      return new LocalModel(folder, variant.right, session, signature, tokenizer, threads, rt, rewritten, int8Products, packedProducts, f16Widened)
     })
   }
 

@@ -10,8 +10,9 @@ import { referenceLogits } from "../test-support/qwen2Reference.js"
 import { ChatTokenizer } from "./chatTokenizer.js"
 import { LocalEngine, onnxProvider, releaseLocalEngines } from "./engine.js"
 import { attribute, DType, GraphBuilder, onnxProto } from "./graph.js"
+import { float32ToHalf, floatData, halfToFloat32 } from "./half.js"
 import { LocalModel } from "./localModel.js"
-import { LAST_LOGITS, newOutput, packProducts, pastInput, readGraph, rewriteDecoder, useInt8Activations } from "./rewrite.js"
+import { float16Bytes, LAST_LOGITS, newOutput, packProducts, pastInput, readGraph, rewriteDecoder, useInt8Activations, widenFits } from "./rewrite.js"
 import { estimateParameters, readModelFolder, resolveModelDir } from "./modelFolder.js"
 import { buildQwen2Model, parameterCount } from "./qwen2Builder.js"
 import { ChoiceConstraint, GREEDY, sampleToken, seededRandom } from "./sampler.js"
@@ -26,6 +27,9 @@ const models: Array<LocalModel> = []
 let fp32: LocalModel
 let fp32raw: LocalModel
 
+/** How far float16 logits may move when the same sums run in other shapes (measured: 1.2e-4 for q4f16, about one float16 step). */
+const TOL16 = 1e-3
+
 const int64 = (xs: ReadonlyArray<number>, dims: ReadonlyArray<number>) => new ort.Tensor("int64", BigInt64Array.from(xs.map(BigInt)), dims)
 const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i)
 
@@ -33,15 +37,21 @@ const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => 
 const fullLogits = async (m: LocalModel, ids: ReadonlyArray<number>): Promise<Float32Array> => {
   const n = ids.length
   const out = await m.run({ input_ids: int64(ids, [1, n]), attention_mask: int64(ids.map(() => 1), [1, n]), position_ids: int64(range(0, n), [1, n]), ...m.emptyPast(1) })
-  return out["logits"]!.data as Float32Array
+  return floatData(out["logits"]!)
 }
 
 /** The last position's logits of a prompt run through a rewritten graph from an empty cache. */
-const promptLastLogits = async (m: LocalModel, ids: ReadonlyArray<number>): Promise<Float32Array> => {
+const promptLastLogits: {
+  (m: LocalModel, ids: ReadonlyArray<number>): Promise<Float32Array>
+  (m: LocalModel, ids: ReadonlyArray<number>, cache: "float16"): Promise<Uint16Array>
+} = async (m: LocalModel, ids: ReadonlyArray<number>, cache?: "float16"): Promise<never> => {
   const empty: Record<string, ort.Tensor> = {}
-  for (let l = 0; l < m.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [0, 1, m.folder.numKvHeads, m.folder.headDim])
+  const dims = [0, 1, m.folder.numKvHeads, m.folder.headDim]
+  for (let l = 0; l < m.signature.layers; l++) {
+    for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = cache === "float16" ? new ort.Tensor("float16", new Uint16Array(0), dims) : new ort.Tensor("float32", new Float32Array(0), dims)
+  }
   const out = await m.run({ input_ids: int64(ids, [1, ids.length]), attention_mask: int64(ids.map(() => 1), [1, ids.length]), position_ids: int64(range(0, ids.length), [1, ids.length]), ...empty })
-  return out[LAST_LOGITS]!.data as Float32Array
+  return out[LAST_LOGITS]!.data as never
 }
 
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -51,7 +61,7 @@ const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 }
 
 beforeAll(async () => {
-  buildQwen2Model({ dir, variants: ["fp32", "int8", "q4"], seed: 7 })
+  buildQwen2Model({ dir, variants: ["fp32", "int8", "q4", "fp16", "q4f16"], seed: 7 })
   fp32 = await load(dir)
   fp32raw = await load(dir, undefined, "as-exported")
   models.push(fp32, fp32raw)
@@ -65,7 +75,7 @@ afterAll(async () => {
 describe("the model builder and folder loader", () => {
   it("writes an onnx-community layout that the loader reads and sizes correctly", async () => {
     const folder = await Effect.runPromise(readModelFolder(dir))
-    expect(folder.variants.map((v) => v.name)).toEqual(["fp32", "q4", "int8"])
+    expect(folder.variants.map((v) => v.name)).toEqual(["fp32", "q4", "int8", "q4f16", "fp16"])
     expect(folder.missing).toEqual([])
     expect(folder.config.model_type).toBe("qwen2")
     expect(folder.numKvHeads).toBe(2)
@@ -116,8 +126,8 @@ describe("the model builder and folder loader", () => {
     const err = await Effect.runPromise(Effect.flip(readModelFolder(broken)))
     expect(err.message).toContain("config.json")
     expect(err.message).toContain("hidden_size")
-    const bad = await Effect.runPromise(Effect.flip(LocalModel.load(dir, { variant: "fp16" })))
-    expect(bad.message).toContain('no variant "fp16"')
+    const bad = await Effect.runPromise(Effect.flip(LocalModel.load(dir, { variant: "bnb4" })))
+    expect(bad.message).toContain('no variant "bnb4"')
   })
 
   it("writes weights to external data when asked, and they load to the same logits", async () => {
@@ -150,7 +160,7 @@ describe("numerics", () => {
     expect(maxDiff(onnx.subarray(0, V), new Float32Array(V))).toBeGreaterThan(1e-3)
   })
 
-  for (const variant of ["fp32", "int8", "q4"]) {
+  for (const variant of ["fp32", "int8", "q4", "fp16", "q4f16"]) {
     it(`${variant}: decoding with the KV cache gives the logits of recomputing the whole sequence`, async () => {
       const m = variant === "fp32" ? fp32raw : await load(dir, variant, "as-exported")
       if (m !== fp32raw) models.push(m)
@@ -158,62 +168,73 @@ describe("numerics", () => {
       const V = m.vocabSize
       const prefix = 4
       let out = await m.run({ input_ids: int64(ids.slice(0, prefix), [1, prefix]), attention_mask: int64(range(0, prefix).map(() => 1), [1, prefix]), position_ids: int64(range(0, prefix), [1, prefix]), ...m.emptyPast(1) })
-      let worst = maxDiff((out["logits"]!.data as Float32Array).subarray(0, prefix * V), full.subarray(0, prefix * V))
+      let worst = maxDiff(floatData(out["logits"]!).subarray(0, prefix * V), full.subarray(0, prefix * V))
       for (let t = prefix; t < ids.length; t++) {
         const feeds: Record<string, ort.Tensor> = { input_ids: int64([ids[t]!], [1, 1]), attention_mask: int64(range(0, t + 1).map(() => 1), [1, t + 1]), position_ids: int64([t], [1, 1]) }
         for (let l = 0; l < m.signature.layers; l++) for (const k of ["key", "value"]) feeds[`past_key_values.${l}.${k}`] = out[`present.${l}.${k}`]!
         out = await m.run(feeds)
         expect(out["present.0.key"]!.dims).toEqual([1, 2, t + 1, 16])
-        worst = Math.max(worst, maxDiff(out["logits"]!.data as Float32Array, full.subarray(t * V, (t + 1) * V)))
+        expect(out["present.0.key"]!.type).toBe(variant.includes("16") ? "float16" : "float32")
+        worst = Math.max(worst, maxDiff(floatData(out["logits"]!), full.subarray(t * V, (t + 1) * V)))
       }
-      // int8 re-quantizes activations per call, so its shapes change the rounding a little
-      expect(worst).toBeLessThan(variant === "int8" ? 2e-2 : 1e-4)
+      // int8 re-quantizes activations per call, so its shapes change the rounding a little;
+      // float16 rounds every intermediate tensor, whose shapes differ between the two ways
+      expect(worst).toBeLessThan(variant === "int8" ? 2e-2 : variant.includes("16") ? TOL16 : 1e-4)
     })
   }
 
-  it("quantized variants stay close to fp32", async () => {
+  it("quantized and float16 variants stay close to fp32", async () => {
     const ref = await fullLogits(fp32raw, ids)
-    for (const variant of ["int8", "q4"]) {
+    for (const [variant, least] of [["int8", 0.97], ["q4", 0.97], ["fp16", 0.9999], ["q4f16", 0.97]] as const) {
       const m = models.find((x) => x.variant.name === variant && !x.rewritten) ?? (await load(dir, variant, "as-exported"))
       const q = await fullLogits(m, ids)
       let dot = 0, na = 0, nb = 0
       for (let i = 0; i < q.length; i++) (dot += q[i]! * ref[i]!), (na += q[i]! ** 2), (nb += ref[i]! ** 2)
-      expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.97)
+      expect([variant, dot / Math.sqrt(na * nb)]).toEqual([variant, expect.closeTo(1, 1 - least + 1e-9)])
+      expect(maxDiff(q, ref)).toBeGreaterThan(0) // the variant's own arithmetic, not fp32's
     }
   })
 
-  it("a left-padded batch gives each row the logits and tokens it gets alone", async () => {
-    const prompts = [[5, 6, 7], [40, 41, 42, 43, 44, 45, 46], [100]]
-    const req = (p: ReadonlyArray<number>) => ({ promptIds: p, maxNewTokens: 12, sampling: GREEDY })
-    const batched = await fp32.generate(prompts.map(req))
-    for (const [i, p] of prompts.entries()) {
-      const [single] = await fp32.generate([req(p)])
-      expect(batched[i]!.ids).toEqual(single!.ids)
-    }
-    expect(batched.every((r) => r.completionTokens > 0)).toBe(true)
-  })
+  for (const variant of ["fp32", "fp16", "q4f16"]) {
+    it(`${variant}: a left-padded batch gives each row the tokens it gets alone, greedy and sampled`, async () => {
+      const m = variant === "fp32" ? fp32 : await load(dir, variant)
+      if (m !== fp32) models.push(m)
+      const prompts = [[5, 6, 7], [40, 41, 42, 43, 44, 45, 46], [100]]
+      // Sampling at temperature 1 depends on every logit (this tiny model's greedy choice mostly
+      // repeats the last token); the seed is per request, so a row draws the same alone.
+      for (const sampling of [GREEDY, { ...GREEDY, temperature: 1, seed: 3 }]) {
+        const req = (p: ReadonlyArray<number>) => ({ promptIds: p, maxNewTokens: 12, minNewTokens: 12, sampling })
+        const batched = await m.generate(prompts.map(req))
+        for (const [i, p] of prompts.entries()) {
+          const [single] = await m.generate([req(p)])
+          expect(batched[i]!.ids).toEqual(single!.ids)
+        }
+        expect(batched.every((r) => r.completionTokens === 12)).toBe(true)
+      }
+    })
+  }
 })
 
 /**
  * Decoding on the file's own graph, feeding `present` back as exported, with EOS suppressed:
  * greedy, or seeded sampling at temperature 1 (which depends on every logit, not just the best).
  */
-const exportDecode = async (ids: ReadonlyArray<number>, steps: number, seed?: number): Promise<Array<number>> => {
+const exportDecode = async (ids: ReadonlyArray<number>, steps: number, seed?: number, raw: LocalModel = fp32raw): Promise<Array<number>> => {
   const random = seed === undefined ? undefined : seededRandom(seed)
-  const V = fp32raw.vocabSize
+  const V = raw.vocabSize
   const tokens: Array<number> = []
-  let out = await fp32raw.run({ input_ids: int64(ids, [1, ids.length]), attention_mask: int64(ids.map(() => 1), [1, ids.length]), position_ids: int64(range(0, ids.length), [1, ids.length]), ...fp32raw.emptyPast(1) })
+  let out = await raw.run({ input_ids: int64(ids, [1, ids.length]), attention_mask: int64(ids.map(() => 1), [1, ids.length]), position_ids: int64(range(0, ids.length), [1, ids.length]), ...raw.emptyPast(1) })
   for (let len = ids.length; tokens.length < steps; len++) {
-    const logits = out["logits"]!.data as Float32Array
+    const logits = floatData(out["logits"]!)
     const last = logits.subarray(logits.length - V)
-    for (const e of fp32raw.tokenizer.eosIds) last[e] = -Infinity
+    for (const e of raw.tokenizer.eosIds) last[e] = -Infinity
     let best = 0
     for (let i = 1; i < V; i++) if (last[i]! > last[best]!) best = i
     if (random !== undefined) best = sampleToken(last, { ...GREEDY, temperature: 1, seed: seed! }, new Set(), random)
     tokens.push(best)
     const feeds: Record<string, ort.Tensor> = { input_ids: int64([best], [1, 1]), attention_mask: int64(range(0, len + 1).map(() => 1), [1, len + 1]), position_ids: int64([len], [1, 1]) }
-    for (let l = 0; l < fp32raw.signature.layers; l++) for (const k of ["key", "value"]) feeds[`past_key_values.${l}.${k}`] = out[`present.${l}.${k}`]!
-    out = await fp32raw.run(feeds)
+    for (let l = 0; l < raw.signature.layers; l++) for (const k of ["key", "value"]) feeds[`past_key_values.${l}.${k}`] = out[`present.${l}.${k}`]!
+    out = await raw.run(feeds)
   }
   return tokens
 }
@@ -365,6 +386,49 @@ describe("the rewritten decoder graph", () => {
     }
   })
 
+  for (const variant of ["fp16", "q4f16"]) {
+    it(`${variant}, as exported: the rewritten graph keeps a float16 cache and samples the tokens of the export's own graph`, async () => {
+      const m = await Effect.runPromise(LocalModel.load(dir, { variant, threads: 1, f16Compute: "as-exported" }))
+      const raw = await load(dir, variant, "as-exported")
+      models.push(m, raw)
+      expect([m.signature.kvType, m.signature.logitsType, m.f16Widened]).toEqual(["float16", "float16", 0])
+      // 300 tokens: the cache also outgrows its first allocation (256 positions) on the way.
+      const sampling = { ...GREEDY, temperature: 1, seed: 9 }
+      const [long] = await m.generate([{ promptIds: [3, 4, 5], maxNewTokens: 300, minNewTokens: 300, sampling }])
+      expect(long!.ids).toEqual(await exportDecode([3, 4, 5], 300, 9, raw))
+    })
+  }
+
+  it("float16 files compute in float32 by default: closer to fp32 than float16 arithmetic, with a float32 cache, and q4f16 on integer kernels", async () => {
+    // auto widens when the float32 copies fit in a quarter of the machine's memory.
+    const file = path.join(dir, "onnx", "model_fp16.onnx")
+    const proto = readGraph(fs.readFileSync(file)).proto
+    const halfInits = proto.graph!.initializer!.filter((t) => t.dataType === DType.float16)
+    expect(float16Bytes(proto)).toBe(halfInits.reduce((n, t) => n + t.rawData!.byteLength, 0))
+    expect([widenFits(1e9, 8e9), widenFits(1e9, 7.9e9), widenFits(0, 8e9)]).toEqual([true, false, false])
+    const ids = [12, 200, 7, 33, 91, 150]
+    const reference = await promptLastLogits(fp32, ids)
+    for (const variant of ["fp16", "q4f16"]) {
+      const wide = await Effect.runPromise(LocalModel.load(dir, { variant, threads: 1 }))
+      const half = await Effect.runPromise(LocalModel.load(dir, { variant, threads: 1, f16Compute: "as-exported" }))
+      models.push(wide, half)
+      expect([variant, wide.signature.kvType, wide.signature.logitsType]).toEqual([variant, "float32", "float32"])
+      expect(wide.f16Widened).toBeGreaterThan(0)
+      const w = await promptLastLogits(wide, ids)
+      const h = floatData({ type: "float16", data: await promptLastLogits(half, ids, "float16") })
+      // fp16: only the weights' rounding is left, so it sits nearer fp32 than float16 arithmetic does.
+      if (variant === "fp16") {
+        expect(maxDiff(w, reference)).toBeLessThan(maxDiff(h, reference))
+        expect(maxDiff(w, reference)).toBeLessThan(1e-3)
+      }
+      expect(maxDiff(w, h)).toBeLessThan(variant === "fp16" ? 1e-2 : 5e-2)
+      // 4-bit products whose scales were float16 now take the integer kernels, as q4's do.
+      expect(wide.int8Products).toBe(variant === "q4f16" ? 15 : 0)
+      const req = { promptIds: ids, maxNewTokens: 20, minNewTokens: 20, sampling: { ...GREEDY, temperature: 1, seed: 5 } }
+      expect((await wide.generate([req]))[0]!.completionTokens).toBe(20)
+    }
+  })
+
   it("a cache that outgrows its first allocation keeps decoding the same tokens", async () => {
     // 300 new tokens pass the initial headroom (256 positions), so the cache grows mid-decode;
     // sampled tokens depend on every logit, so a cache that lost its past would show.
@@ -372,6 +436,21 @@ describe("the rewritten decoder graph", () => {
     const [long] = await fp32.generate([{ promptIds: [3, 4, 5], maxNewTokens: 300, minNewTokens: 300, sampling }])
     expect(long!.completionTokens).toBe(300)
     expect(long!.ids).toEqual(await exportDecode([3, 4, 5], 300, 9))
+  })
+})
+
+describe("float16 tensors", () => {
+  it("convert to and from float32 bits as IEEE 754 half precision says", () => {
+    const values = [1, -2, 0.5, 65504, 1e5, -1e5, 2 ** -24, 2 ** -14, 0.1, 0]
+    const bits = float32ToHalf(values)
+    expect([...bits]).toEqual([0x3c00, 0xc000, 0x3800, 0x7bff, 0x7c00, 0xfc00, 0x0001, 0x0400, 0x2e66, 0x0000])
+    const back = halfToFloat32(bits)
+    expect([...back]).toEqual([1, -2, 0.5, 65504, Infinity, -Infinity, 2 ** -24, 2 ** -14, 0.0999755859375, 0])
+    expect(Number.isNaN(halfToFloat32(Uint16Array.of(0x7e00))[0])).toBe(true)
+    // Round to nearest even: 2049 lies halfway between 2048 and 2050 and goes to 2048.
+    expect(halfToFloat32(float32ToHalf([2049, 2051]))).toEqual(Float32Array.of(2048, 2052))
+    expect(floatData({ type: "float32", data: Float32Array.of(3) })).toEqual(Float32Array.of(3))
+    expect(floatData({ type: "float16", data: Uint16Array.of(0x4200) })).toEqual(Float32Array.of(3))
   })
 })
 

@@ -2,6 +2,7 @@ import * as fs from "node:fs"
 import { ensureDirSync } from "../util/dirs.js"
 import * as path from "node:path"
 import { DType, GraphBuilder, type ValueInfo } from "./graph.js"
+import { float32ToHalf } from "./half.js"
 import { buildTinyTokenizer, CHATML_TEMPLATE, tokenizerConfig } from "./tinyTokenizer.js"
 
 /** The shape of a Qwen2-architecture model (Hugging Face config.json names in camelCase). */
@@ -45,9 +46,12 @@ export const TINY_SHAPE: Omit<Qwen2Shape, "vocabSize"> = {
 /**
  * The weight files a builder can write, named as onnx-community exports name them:
  * fp32 `model.onnx`; `model_int8.onnx` (int8 weights, per-column scales, DynamicQuantizeMatMul);
- * `model_q4.onnx` (4-bit blocks of 32 with MatMulNBits).
+ * `model_q4.onnx` (4-bit blocks of 32 with MatMulNBits); `model_fp16.onnx` (every float tensor in
+ * float16: weights, activations, the KV cache inputs and outputs and the logits; rotary angles
+ * computed in float32, as Hugging Face computes them, then cast); `model_q4f16.onnx` (the fp16
+ * graph with 4-bit products whose scales are float16).
  */
-export type BuildVariant = "fp32" | "int8" | "q4"
+export type BuildVariant = "fp32" | "int8" | "q4" | "fp16" | "q4f16"
 export const variantFile = (v: BuildVariant): string => (v === "fp32" ? "model.onnx" : `model_${v}.onnx`)
 
 export interface BuildOptions {
@@ -227,12 +231,15 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
     const D = H / NH
     const f32 = DType.float
     const i64 = DType.int64
+    /** The variant's float type: the type of every float tensor but the rotary angles. */
+    const ft = variant === "fp16" || variant === "q4f16" ? DType.float16 : f32
+    const inFt = (values: Float32Array): Float32Array | Uint16Array => (ft === DType.float16 ? float32ToHalf(values) : values)
 
     /** x [.., K] @ W [K, N] (+ bias), in the variant's arithmetic. */
     const linear = (x: string, name: string, K: number, N: number, bias: boolean, weight?: Float32Array): string => {
       const w = weight ?? randomTensor(name, seed, K * N, 0.02)
       let y: string
-      if (variant === "fp32") y = g.op("MatMul", [x, g.tensor(name, f32, [K, N], w)])
+      if (variant === "fp32" || variant === "fp16") y = g.op("MatMul", [x, g.tensor(name, ft, [K, N], inFt(w))])
       else if (variant === "int8") {
         const { q, scales } = quantizeInt8(w, K, N)
         y = g.op("DynamicQuantizeMatMul", [x, g.tensor(name, DType.int8, [K, N], q), g.tensor(`${name}_scale`, f32, [N], scales)], {}, "com.microsoft")
@@ -241,7 +248,7 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
         const blocks = Math.ceil(K / 32)
         y = g.op(
           "MatMulNBits",
-          [x, g.tensor(`${name}_Q4`, DType.uint8, [N, blocks, 16], packed), g.tensor(`${name}_scales`, f32, [N * blocks], scales)],
+          [x, g.tensor(`${name}_Q4`, DType.uint8, [N, blocks, 16], packed), g.tensor(`${name}_scales`, ft, [N * blocks], inFt(scales))],
           // As the common quantization scripts write it by default: no accuracy_level (the
           // runtime computes in float32 unless told otherwise; see Q4Compute).
           { K, N, bits: 4, block_size: 32 },
@@ -250,13 +257,13 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
       }
       if (!bias) return y
       const b = name.replace(/\.weight$/, ".bias")
-      return g.op("Add", [y, g.tensor(b, f32, [N], randomTensor(b, seed, N, 0.02))])
+      return g.op("Add", [y, g.tensor(b, ft, [N], inFt(randomTensor(b, seed, N, 0.02)))])
     }
     const rmsNorm = (x: string, name: string): string => {
-      const sq = g.op("Pow", [x, g.const([2])])
+      const sq = g.op("Pow", [x, g.const([2], ft)])
       const mean = g.op("ReduceMean", [sq], { axes: [-1], keepdims: 1 })
-      const denom = g.op("Sqrt", [g.op("Add", [mean, g.const([s.rmsNormEps])])])
-      return g.op("Mul", [g.op("Div", [x, denom]), g.tensor(name, f32, [H], randomTensor(name, seed, H, 0.1, 1))])
+      const denom = g.op("Sqrt", [g.op("Add", [mean, g.const([s.rmsNormEps], ft)])])
+      return g.op("Mul", [g.op("Div", [x, denom]), g.tensor(name, ft, [H], inFt(randomTensor(name, seed, H, 0.1, 1)))])
     }
 
     // Shared: sizes, the attention bias (causal + padding) and the rotary tables.
@@ -268,12 +275,14 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
     const causal = g.op("LessOrEqual", [kPos, g.op("Unsqueeze", [qPos, g.const([1], i64)])])
     const padding = g.op("Unsqueeze", [g.op("Cast", ["attention_mask"], { to: DType.bool }), g.const([1, 2], i64)])
     const allowed = g.op("And", [causal, padding])
-    const maskBias = g.op("Where", [allowed, g.const([0]), g.const([-1e9])])
+    // The most negative float16 where float16 (-1e9 would be -Infinity there).
+    const maskBias = g.op("Where", [allowed, g.const([0], ft), g.const([ft === DType.float16 ? -65504 : -1e9], ft)])
     const invFreq = Float32Array.from({ length: D / 2 }, (_, i) => 1 / Math.pow(s.ropeTheta, (2 * i) / D))
     const freqs = g.op("Mul", [g.op("Unsqueeze", [g.op("Cast", ["position_ids"], { to: f32 }), g.const([2], i64)]), g.tensor("rotary_inv_freq", f32, [D / 2], invFreq)])
     const emb = g.op("Concat", [freqs, freqs], { axis: -1 })
-    const cos = g.op("Unsqueeze", [g.op("Cos", [emb]), g.const([1], i64)])
-    const sin = g.op("Unsqueeze", [g.op("Sin", [emb]), g.const([1], i64)])
+    const inFtGraph = (x: string) => (ft === DType.float16 ? g.op("Cast", [x], { to: ft }) : x)
+    const cos = g.op("Unsqueeze", [inFtGraph(g.op("Cos", [emb])), g.const([1], i64)])
+    const sin = g.op("Unsqueeze", [inFtGraph(g.op("Sin", [emb])), g.const([1], i64)])
     const half = g.const([D / 2, D / 2], i64, false)
     const rope = (x: string): string => {
       const [x1, x2] = g.node("Split", [x, half], { axis: -1 }, { outputs: 2 }) as [string, string]
@@ -283,8 +292,8 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
 
     const embedName = "model.embed_tokens.weight"
     const embed = randomTensor(embedName, seed, s.vocabSize * H, 0.02)
-    let h = g.op("Gather", [g.tensor(embedName, f32, [s.vocabSize, H], embed), "input_ids"], { axis: 0 })
-    const scale = g.const([1 / Math.sqrt(D)])
+    let h = g.op("Gather", [g.tensor(embedName, ft, [s.vocabSize, H], inFt(embed)), "input_ids"], { axis: 0 })
+    const scale = g.const([1 / Math.sqrt(D)], ft)
     for (let l = 0; l < s.numLayers; l++) {
       const p = `model.layers.${l}`
       const x = rmsNorm(h, `${p}.input_layernorm.weight`)
@@ -318,11 +327,11 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
       { name: "attention_mask", type: i64, dims: ["batch_size", "total_sequence_length"] },
       { name: "position_ids", type: i64, dims: ["batch_size", "sequence_length"] }
     ]
-    const outputs: Array<ValueInfo> = [{ name: "logits", type: f32, dims: ["batch_size", "sequence_length", s.vocabSize] }]
+    const outputs: Array<ValueInfo> = [{ name: "logits", type: ft, dims: ["batch_size", "sequence_length", s.vocabSize] }]
     for (let l = 0; l < s.numLayers; l++) {
       for (const kind of ["key", "value"]) {
-        inputs.push({ name: `past_key_values.${l}.${kind}`, type: f32, dims: ["batch_size", KV, "past_sequence_length", D] })
-        outputs.push({ name: `present.${l}.${kind}`, type: f32, dims: ["batch_size", KV, "total_sequence_length", D] })
+        inputs.push({ name: `past_key_values.${l}.${kind}`, type: ft, dims: ["batch_size", KV, "past_sequence_length", D] })
+        outputs.push({ name: `present.${l}.${kind}`, type: ft, dims: ["batch_size", KV, "total_sequence_length", D] })
       }
     }
     const bytes = g.model({ inputs, outputs, name: "qwen2", producer: PRODUCER, opset: 17 })

@@ -1,5 +1,6 @@
 import type { onnx as P } from "onnx-proto"
 import { attribute, DType, GraphBuilder, onnxProto } from "./graph.js"
+import { halfToFloat32 } from "./half.js"
 
 const ELEMENT_TYPES: Record<number, string> = { 1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64", 16: "bfloat16" }
 
@@ -14,6 +15,11 @@ export interface GraphIo {
 /** Decodes a model file's bytes (its weights may be external) and lists its inputs and outputs. */
 export const readGraph = (bytes: Uint8Array): { readonly proto: P.ModelProto; readonly io: GraphIo } => {
   const proto = onnxProto().ModelProto.decode(bytes)
+  return { proto, io: graphIo(proto) }
+}
+
+/** A decoded model's inputs and outputs as a session reports them. */
+export const graphIo = (proto: P.ModelProto): GraphIo => {
   const graph = proto.graph
   if (graph === null || graph === undefined) throw new Error("the file has no graph")
   // Before IR 4, initializers were listed among the inputs too.
@@ -24,7 +30,7 @@ export const readGraph = (bytes: Uint8Array): { readonly proto: P.ModelProto; re
   }
   const inputs = (graph.input ?? []).filter((v) => !initializers.has(v.name ?? "")).map(meta)
   const outputs = (graph.output ?? []).map(meta)
-  return { proto, io: { inputNames: inputs.map((v) => v.name), outputNames: outputs.map((v) => v.name), inputMetadata: inputs, outputMetadata: outputs } }
+  return { inputNames: inputs.map((v) => v.name), outputNames: outputs.map((v) => v.name), inputMetadata: inputs, outputMetadata: outputs }
 }
 
 /** Names of the inputs and outputs that the rewritten graph uses instead of the export's. */
@@ -43,6 +49,97 @@ export const LAST_LOGITS = "fastcot.last_logits"
 export type Q4Compute = "int8" | "as-exported"
 
 /**
+ * How float16 files compute. `float32` turns every float16 tensor of the graph into float32 when
+ * the session is created (weights through a `Cast` that onnxruntime folds at load, the KV cache
+ * and the logits as float32 inputs and outputs); `as-exported` keeps float16 arithmetic; `auto`
+ * (the default) is `float32` when the widened weights fit in a quarter of the machine's memory
+ * (see `widenFits`), else `as-exported`. Common CPUs have no float16 arithmetic: onnxruntime's
+ * float16 kernels run several times slower than its float32 ones there (measured by
+ * bench/onnx.bench.mjs), while float32 is as precise or more. The cost is memory: the float16
+ * weights are held as float32, twice their size (4-bit products keep their 4-bit weights: only
+ * their scales widen, so a q4f16 file grows little).
+ */
+export type F16Compute = "auto" | "float32" | "as-exported"
+
+/** Bytes of float16 initializers in a graph and its subgraphs (inline or external). */
+export const float16Bytes = (proto: P.ModelProto): number => {
+  let bytes = 0
+  const walk = (graph: P.IGraphProto): void => {
+    for (const t of graph.initializer ?? []) {
+      if (t.dataType !== FLOAT16) continue
+      const length = (t.externalData ?? []).find((e) => e.key === "length")?.value
+      bytes += length !== undefined && length !== null ? Number(length) : (t.dims ?? []).reduce((n: number, d) => n * Number(d), 1) * 2
+    }
+    for (const node of graph.node ?? []) for (const a of node.attribute ?? []) for (const sub of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) walk(sub)
+  }
+  if (proto.graph !== null && proto.graph !== undefined) walk(proto.graph)
+  return bytes
+}
+
+/** `auto`'s rule: the float32 copies (twice the float16 bytes) fit in a quarter of `totalMemory`. */
+export const widenFits = (f16Bytes: number, totalMemory: number): boolean => f16Bytes > 0 && 2 * f16Bytes <= totalMemory / 4
+
+const FLOAT16 = 10
+const FLOAT32 = 1
+
+/** A small float16 tensor's values as float32 (raw bytes, or bits in int32_data as ONNX allows). */
+const widenInline = (t: P.ITensorProto): void => {
+  const raw = t.rawData
+  const bits =
+    raw !== null && raw !== undefined && raw.byteLength > 0
+      ? new Uint16Array(new Uint8Array(raw).buffer)
+      : Uint16Array.from(t.int32Data ?? [])
+  t.dataType = FLOAT32
+  t.rawData = new Uint8Array(halfToFloat32(bits).buffer)
+  t.int32Data = []
+}
+
+/**
+ * Makes a float16 graph compute in float32 (see `F16Compute`): small float16 initializers and
+ * constants are widened in place, larger ones (weights, possibly in external data) are renamed
+ * and read through a `Cast` to float32 under their old name, which onnxruntime folds into a
+ * float32 initializer when the session is created; `Cast`s to float16 cast to float32 instead;
+ * float16 graph inputs, outputs and value infos become float32. Subgraphs are walked too.
+ * Returns how many tensors were widened (0: the graph had no float16 tensor).
+ */
+export const computeInFloat32 = (proto: P.ModelProto): number => {
+  let widened = 0
+  const widenValue = (v: P.IValueInfoProto): void => {
+    const tensor = v.type?.tensorType
+    if (tensor !== null && tensor !== undefined && tensor.elemType === FLOAT16) tensor.elemType = FLOAT32
+  }
+  const walk = (graph: P.IGraphProto): void => {
+    const casts: Array<P.INodeProto> = []
+    for (const t of graph.initializer ?? []) {
+      if (t.dataType !== FLOAT16) continue
+      widened++
+      const external = (t.dataLocation ?? 0) === onnxProto().TensorProto.DataLocation.EXTERNAL
+      if (!external && (t.rawData?.byteLength ?? 0) < 1024 && (t.int32Data ?? []).length < 512) {
+        widenInline(t)
+        continue
+      }
+      const name = t.name ?? ""
+      t.name = `fastcot/f16/${name}`
+      casts.push({ opType: "Cast", domain: "", name: `fastcot/f16/cast/${name}`, input: [t.name], output: [name], attribute: [attribute("to", FLOAT32)] })
+    }
+    for (const node of graph.node ?? []) {
+      for (const a of node.attribute ?? []) {
+        for (const sub of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) walk(sub)
+        if (node.opType === "Cast" && (node.domain ?? "") === "" && a.name === "to" && Number(a.i) === FLOAT16) a.i = FLOAT32
+        if (a.t !== null && a.t !== undefined && a.t.dataType === FLOAT16) {
+          widenInline(a.t)
+          widened++
+        }
+      }
+    }
+    graph.node = [...casts, ...(graph.node ?? [])]
+    for (const v of [...(graph.input ?? []), ...(graph.output ?? []), ...(graph.valueInfo ?? [])]) widenValue(v)
+  }
+  if (proto.graph !== null && proto.graph !== undefined) walk(proto.graph)
+  return widened
+}
+
+/**
  * Sets `accuracy_level` 4 (integer arithmetic) on every 4-bit product (`com.microsoft`
  * MatMulNBits with float32 scales, so float32 activations) whose level is unset or 0; a level the
  * export chose is kept. Returns how many products changed.
@@ -53,7 +150,16 @@ export const useInt8Activations = (proto: P.ModelProto): number => {
   // its outer graphs' initializers.
   const walk = (graph: P.IGraphProto, outerFloats: ReadonlySet<string>): void => {
     const floats = new Set(outerFloats)
-    for (const t of graph.initializer ?? []) if (t.dataType === DType.float) floats.add(t.name ?? "")
+    const inits = new Set<string>()
+    for (const t of graph.initializer ?? []) {
+      inits.add(t.name ?? "")
+      if (t.dataType === DType.float) floats.add(t.name ?? "")
+    }
+    // Float16 scales widened by `computeInFloat32`: a Cast to float32 of an initializer.
+    for (const n of graph.node ?? []) {
+      const to = (n.attribute ?? []).find((a) => a.name === "to")
+      if (n.opType === "Cast" && (n.domain ?? "") === "" && Number(to?.i) === DType.float && inits.has(n.input?.[0] ?? "")) floats.add(n.output?.[0] ?? "")
+    }
     for (const node of graph.node ?? []) {
       for (const a of node.attribute ?? []) for (const sub of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) walk(sub, floats)
       if (node.opType !== "MatMulNBits" || node.domain !== "com.microsoft") continue

@@ -108,6 +108,16 @@ describe("pipeline files", () => {
     expect((parsePipeline(yaml("fp16"), "p.yaml") as Either.Left<string, never>).left).toMatch(/p\.yaml:6: models\.judge\.endpoints\.0\.q4Compute: /)
   })
 
+  it("gives a local endpoint its float16 arithmetic, and names a wrong one", () => {
+    const yaml = (f16: string) => ["name: local", "models:", "  judge:", "    endpoints:", "      - model: onnx:/models/qwen#q4f16", `        f16Compute: ${f16}`, ""].join("\n")
+    const config = Either.getOrThrow(parsePipeline(yaml("as-exported"), "p.yaml"))
+    const roles = Either.getOrThrow(buildRoles(config, {}, ["judge"]))
+    expect(roles["judge"]!.endpoints[0]!.provider.id).toBe("onnx:/models/qwen#q4f16 (f16 as exported)")
+    const plain = Either.getOrThrow(buildRoles(Either.getOrThrow(parsePipeline(yaml("float32"), "p.yaml")), {}, ["judge"]))
+    expect(plain["judge"]!.endpoints[0]!.provider.id).toBe("onnx:/models/qwen#q4f16")
+    expect((parsePipeline(yaml("half"), "p.yaml") as Either.Left<string, never>).left).toMatch(/p\.yaml:6: models\.judge\.endpoints\.0\.f16Compute: /)
+  })
+
   it("takes packProducts on a local endpoint, and names a wrong value", () => {
     const yaml = (pack: string) => ["name: local", "models:", "  judge:", "    endpoints:", "      - model: onnx:/models/qwen#q4", `        packProducts: ${pack}`, ""].join("\n")
     const config = Either.getOrThrow(parsePipeline(yaml("true"), "p.yaml"))

@@ -32,6 +32,8 @@ export const EndpointSettings = Schema.Struct({
   threads: Schema.optional(Schema.Int.pipe(Schema.between(1, 1024))),
   /** Local (onnx:) 4-bit models: `int8` (default) runs their products on integer kernels; `as-exported` keeps the file's arithmetic. */
   q4Compute: Schema.optional(Schema.Literal("int8", "as-exported")),
+  /** Local (onnx:) float16 models: `auto` (default) computes them in float32 when that fits in memory; `float32` always; `as-exported` keeps float16 arithmetic. */
+  f16Compute: Schema.optional(Schema.Literal("auto", "float32", "as-exported")),
   /** Local (onnx:) models: pack products that read one input into one (same answers; see README). */
   packProducts: Schema.optional(Schema.Boolean)
 })

@@ -4,7 +4,7 @@ import { pickVariant, readModelFolder } from "../onnx/modelFolder.js"
 import type { RoleConfig } from "../llm/LanguageModel.js"
 import { openAiProvider } from "../llm/openai.js"
 import { onnxProvider } from "../onnx/engine.js"
-import type { Q4Compute } from "../onnx/rewrite.js"
+import type { F16Compute, Q4Compute } from "../onnx/rewrite.js"
 import { isLoopbackHost } from "../util/net.js"
 import type { ModelProvider } from "../llm/provider.js"
 import { basename } from "node:path"
@@ -70,7 +70,7 @@ export const buildRoles = (
       if (spec.right.kind === "onnx") {
         // A local model: concurrent calls are decoded together, up to `concurrency` rows a batch.
         endpoints.push({
-          provider: onnxProvider({ path: spec.right.path, variant: spec.right.variant, threads: e.threads, maxBatch: e.concurrency, q4Compute: e.q4Compute, packProducts: e.packProducts }),
+          provider: onnxProvider({ path: spec.right.path, variant: spec.right.variant, threads: e.threads, maxBatch: e.concurrency, q4Compute: e.q4Compute, f16Compute: e.f16Compute, packProducts: e.packProducts }),
           concurrency: e.concurrency,
           requestsPerMinute: undefined,
           tokensPerMinute: undefined,
@@ -120,15 +120,18 @@ export const modelFromSpec = (
     readonly threads?: number | undefined
     readonly maxBatch?: number | undefined
     readonly q4Compute?: Q4Compute | undefined
+    readonly f16Compute?: F16Compute | undefined
     readonly packProducts?: boolean | undefined
   } = {}
 ): { readonly provider: ModelProvider; readonly name: string } =>
   spec.kind === "onnx"
     ? {
-        // The file's own 4-bit arithmetic answers differently: its results carry another name.
-        name: `${basename(spec.path)}${spec.variant !== undefined ? `-${spec.variant}` : ""}${options.q4Compute === "as-exported" ? "-as-exported" : ""}`,
+        // The file's own 4-bit or float16 arithmetic answers differently: its results carry another name.
+        name:
+          `${basename(spec.path)}${spec.variant !== undefined ? `-${spec.variant}` : ""}${options.q4Compute === "as-exported" ? "-as-exported" : ""}` +
+          `${options.f16Compute === "as-exported" ? "-f16-as-exported" : ""}`,
         // Concurrent questions are decoded together, `maxBatch` rows a batch.
-        provider: onnxProvider({ path: spec.path, variant: spec.variant, threads: options.threads, maxBatch: options.maxBatch, q4Compute: options.q4Compute, packProducts: options.packProducts })
+        provider: onnxProvider({ path: spec.path, variant: spec.variant, threads: options.threads, maxBatch: options.maxBatch, q4Compute: options.q4Compute, f16Compute: options.f16Compute, packProducts: options.packProducts })
       }
     : { name: spec.model, provider: openAiProvider({ baseUrl: spec.baseUrl, model: spec.model, apiKey: options.apiKey }) }
 
