@@ -295,6 +295,9 @@ describe("fastcot command line", () => {
     const text = (await fastcot("models", "inspect", "tiny16")).out
     expect(text).toMatch(/fp16 .*float16, runnable \(2 layers, float32 cache; float16 computed in float32, --f16-compute as-exported keeps float16\)/)
     expect(text).toMatch(/q4f16 .*runnable \(2 layers, float32 cache; float16 computed in float32, [^;]*; 15 4-bit products on integer kernels/)
+    const timed = await fastcot("models", "bench", "tiny16", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "0", "--threads", "1", "--json")
+    expect(timed.code, timed.err).toBe(0)
+    expect((JSON.parse(timed.out) as Array<{ variant: string; f16Widened?: number }>).map((r) => [r.variant, (r.f16Widened ?? 0) > 0])).toEqual([["q4f16", true], ["fp16", true]])
     const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")
     for (const [flags, name] of [[[], "tiny16-q4f16"], [["--f16-compute", "as-exported"], "tiny16-q4f16-f16-as-exported"]] as const) {
       const out = `ev16-${flags.length}`

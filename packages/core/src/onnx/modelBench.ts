@@ -43,6 +43,8 @@ export const ModelBenchRow = Schema.Struct({
   int8Products: Schema.Number,
   /** Products packed into others at load (see `packProducts`); absent in rows from before it. */
   packedProducts: Schema.optional(Schema.Number),
+  /** Float16 tensors computed in float32 (see `F16Compute`); absent when none was. */
+  f16Widened: Schema.optional(Schema.Number),
   threads: Schema.Number,
   loadSeconds: Schema.Number,
   /** The process's resident memory after the runs, when the variant ran in a process of its own. */
@@ -130,6 +132,7 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
             q4Compute: variant.startsWith("q4") ? (q4Compute ?? "int8") : undefined,
             int8Products: model.int8Products,
             packedProducts: model.packedProducts,
+            f16Widened: model.f16Widened > 0 ? model.f16Widened : undefined,
             threads: model.threads,
             loadSeconds,
             promptTokens,
