@@ -145,14 +145,22 @@ export const openDecoder = (
     })
     const sig = readSignature(graph.io)
     if (Either.isLeft(sig)) return yield* unsupported(sig.left)
-    // First: float16 scales widened to float32 can then take the integer kernels too.
-    const f16 = edits.f16Compute ?? "auto"
-    const widen = f16 === "float32" || (f16 === "auto" && widenFits(float16Bytes(graph.proto), os.totalmem()))
-    const f16Widened = widen ? computeInFloat32(graph.proto) : 0
-    const int8Products = (edits.q4Compute ?? "int8") === "int8" ? useInt8Activations(graph.proto) : 0
-    const packedProducts = edits.packProducts === true ? packProducts(graph.proto) : 0
+    const { f16Widened, int8Products, packedProducts } = yield* Effect.try({
+      try: () => {
+        // First: float16 scales widened to float32 can then take the integer kernels too.
+        const f16 = edits.f16Compute ?? "auto"
+        const widen = f16 === "float32" || (f16 === "auto" && widenFits(float16Bytes(graph.proto), os.totalmem()))
+        return {
+          f16Widened: widen ? computeInFloat32(graph.proto) : 0,
+          int8Products: (edits.q4Compute ?? "int8") === "int8" ? useInt8Activations(graph.proto) : 0,
+          packedProducts: edits.packProducts === true ? packProducts(graph.proto) : 0
+        }
+      },
+      catch: (e) => unsupported(`the graph edits at load failed: ${e instanceof Error ? e.message : String(e)}`)
+    })
     // The signature as the session runs it (float16 inputs and outputs may now be float32).
     const runSig = f16Widened > 0 ? readSignature(graphIo(graph.proto)) : sig
+    if (Either.isLeft(runSig)) return yield* unsupported(runSig.left)
     const bytes = yield* Effect.try({
       try: () => rewriteDecoder(graph.proto, sig.right.layers, { bytes: fileBytes, location: path.basename(file) }),
       catch: (e) => unsupported(`the decoder rewrite failed: ${e instanceof Error ? e.message : String(e)}`)
@@ -161,7 +169,7 @@ export const openDecoder = (
       try: () => rt.InferenceSession.create(bytes, { ...sessionOptions, extra: { session: { model_external_initializers_file_folder_path: path.dirname(file) } } }),
       catch: failed
     })
-    return { session, signature: Either.isRight(runSig) ? runSig.right : sig.right, int8Products, packedProducts, f16Widened }
+    return { session, signature: runSig.right, int8Products, packedProducts, f16Widened }
   })
 
 /**

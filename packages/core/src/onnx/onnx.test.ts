@@ -12,7 +12,7 @@ import { LocalEngine, onnxProvider, releaseLocalEngines } from "./engine.js"
 import { attribute, DType, GraphBuilder, onnxProto } from "./graph.js"
 import { float32ToHalf, floatData, halfToFloat32 } from "./half.js"
 import { LocalModel } from "./localModel.js"
-import { float16Bytes, LAST_LOGITS, newOutput, packProducts, pastInput, readGraph, rewriteDecoder, useInt8Activations, widenFits } from "./rewrite.js"
+import { computeInFloat32, float16Bytes, LAST_LOGITS, newOutput, packProducts, pastInput, readGraph, rewriteDecoder, useInt8Activations, widenFits } from "./rewrite.js"
 import { estimateParameters, readModelFolder, resolveModelDir } from "./modelFolder.js"
 import { buildQwen2Model, parameterCount } from "./qwen2Builder.js"
 import { ChoiceConstraint, GREEDY, sampleToken, seededRandom } from "./sampler.js"
@@ -451,6 +451,41 @@ describe("float16 tensors", () => {
     expect(halfToFloat32(float32ToHalf([2049, 2051]))).toEqual(Float32Array.of(2048, 2052))
     expect(floatData({ type: "float32", data: Float32Array.of(3) })).toEqual(Float32Array.of(3))
     expect(floatData({ type: "float16", data: Uint16Array.of(0x4200) })).toEqual(Float32Array.of(3))
+  })
+})
+
+describe("computing float16 files in float32", () => {
+  it("widens weights, constants, casts, inputs and outputs, also where an old graph lists its initializers among its inputs", async () => {
+    const bytes = fs.readFileSync(path.join(dir, "onnx", "model_fp16.onnx"))
+    const reference = readGraph(bytes).proto
+    const widened = readGraph(bytes).proto
+    // As before IR 4: every initializer is listed among the graph's inputs as well.
+    const P = onnxProto()
+    widened.graph!.input = [
+      ...widened.graph!.input!,
+      ...widened.graph!.initializer!.map((t) => P.ValueInfoProto.create({ name: t.name!, type: { tensorType: { elemType: t.dataType!, shape: { dim: t.dims!.map((d) => ({ dimValue: Number(d) })) } } } }))
+    ]
+    expect(computeInFloat32(widened)).toBeGreaterThan(0)
+    // (The float16 weights themselves stay, renamed, as the Casts' inputs.)
+    const types = (p: typeof reference) => [
+      ...p.graph!.initializer!.filter((t) => !t.name!.startsWith("fastcot/f16/")).map((t) => t.dataType),
+      ...p.graph!.input!.concat(p.graph!.output!).map((v) => v.type!.tensorType!.elemType)
+    ]
+    expect(types(reference)).toContain(DType.float16)
+    expect(types(widened)).not.toContain(DType.float16)
+    expect(widened.graph!.node!.filter((n) => n.opType === "Cast").every((n) => Number(n.attribute!.find((a) => a.name === "to")!.i) !== DType.float16)).toBe(true)
+    // It runs, with float32 inputs and outputs, to the float16 graph's logits within float16's precision.
+    const run = async (p: typeof reference, type: "float32" | "float16") => {
+      const session = await ort.InferenceSession.create(P.ModelProto.encode(p).finish())
+      const feeds: Record<string, ort.Tensor> = { input_ids: int64([1, 2, 3], [1, 3]), attention_mask: int64([1, 1, 1], [1, 3]), position_ids: int64([0, 1, 2], [1, 3]) }
+      for (let l = 0; l < 2; l++) for (const k of ["key", "value"]) feeds[`past_key_values.${l}.${k}`] = new ort.Tensor(type, type === "float16" ? new Uint16Array(0) : new Float32Array(0), [1, 2, 0, 16])
+      const out = await session.run(feeds)
+      await session.release()
+      return out["logits"]!
+    }
+    const wide = await run(widened, "float32")
+    expect(wide.type).toBe("float32")
+    expect(maxDiff(wide.data as Float32Array, floatData(await run(reference, "float16")))).toBeLessThan(1e-2)
   })
 })
 

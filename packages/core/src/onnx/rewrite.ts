@@ -133,6 +133,9 @@ export const computeInFloat32 = (proto: P.ModelProto): number => {
       }
     }
     graph.node = [...casts, ...(graph.node ?? [])]
+    // Before IR 4, initializers were listed among the inputs too: the Cast makes those names now.
+    const cast = new Set(casts.map((c) => c.output![0]!))
+    graph.input = (graph.input ?? []).filter((v) => !cast.has(v.name ?? ""))
     for (const v of [...(graph.input ?? []), ...(graph.output ?? []), ...(graph.valueInfo ?? [])]) widenValue(v)
   }
   if (proto.graph !== null && proto.graph !== undefined) walk(proto.graph)
