@@ -298,6 +298,10 @@ describe("fastcot command line", () => {
     const timed = await fastcot("models", "bench", "tiny16", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "0", "--threads", "1", "--json")
     expect(timed.code, timed.err).toBe(0)
     expect((JSON.parse(timed.out) as Array<{ variant: string; f16Widened?: number }>).map((r) => [r.variant, (r.f16Widened ?? 0) > 0])).toEqual([["q4f16", true], ["fp16", true]])
+    // Both arithmetics side by side, each in a process of its own.
+    const both = await fastcot("models", "bench", "tiny16", "--variants", "fp16", "--f16-compute", "both", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "0", "--threads", "1")
+    expect(both.code, both.err).toBe(0)
+    expect(both.out).toMatch(/\nfp16 \(in float32\) +[\d.]+ s[^\n]*\nfp16 +[\d.]+ s/)
     const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")
     for (const [flags, name] of [[[], "tiny16-q4f16"], [["--f16-compute", "as-exported"], "tiny16-q4f16-f16-as-exported"]] as const) {
       const out = `ev16-${flags.length}`

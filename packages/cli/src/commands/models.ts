@@ -122,7 +122,15 @@ const benchPack = choiceOption("pack-products", ["off", "on", "both"]).pipe(
   Options.withDescription("Pack the products that read one input into one (query/key/value, gate/up): time without, with, or both.")
 )
 
-const bench = Command.make("bench", { dir, variants: benchVariants, prompt, newTokens, batch, rounds, threads: benchThreads, q4Compute: benchQ4, packProducts: benchPack, json: jsonOption }, (args) =>
+const benchF16 = choiceOption("f16-compute", ["auto", "float32", "as-exported", "both"]).pipe(
+  Options.withDefault("auto" as const),
+  Options.withDescription("float16 variants (fp16, q4f16): time them computed in float32, with float16 arithmetic, both, or as auto picks.")
+)
+
+const bench = Command.make(
+  "bench",
+  { dir, variants: benchVariants, prompt, newTokens, batch, rounds, threads: benchThreads, q4Compute: benchQ4, packProducts: benchPack, f16Compute: benchF16, json: jsonOption },
+  (args) =>
   Effect.gen(function* () {
     if (args.prompt < 1 || args.newTokens < 2 || args.batch < 0 || args.rounds < 1) return yield* usage("--prompt must be at least 1, --new at least 2, --rounds at least 1 and --batch at least 0")
     const rows = yield* benchModel(args.dir, {
@@ -134,6 +142,7 @@ const bench = Command.make("bench", { dir, variants: benchVariants, prompt, newT
       threads: Option.getOrUndefined(args.threads),
       q4Compute: args.q4Compute,
       packProducts: args.packProducts === "both" ? "both" : args.packProducts === "on",
+      f16Compute: args.f16Compute,
       isolate: true,
       onProgress: (line) => process.stderr.write(`${line}\n`)
     }).pipe(Effect.mapError((e) => usage(e.message)))

@@ -7,7 +7,7 @@ import { describeParseError } from "../schema/errors.js"
 import { LocalModelErrorReason } from "./generation.js"
 import { LocalModel, LocalModelError } from "./localModel.js"
 import { type ModelFolderError, pickVariant, readModelFolder } from "./modelFolder.js"
-import type { Q4Compute } from "./rewrite.js"
+import type { F16Compute, Q4Compute } from "./rewrite.js"
 import { GREEDY } from "./sampler.js"
 
 export interface ModelBenchOptions {
@@ -24,6 +24,8 @@ export interface ModelBenchOptions {
   readonly q4Compute?: Q4Compute | "both" | undefined
   /** Pack the products that read one input (see `packProducts`); `both` gives a row for each. */
   readonly packProducts?: boolean | "both" | undefined
+  /** For float16 variants (fp16, q4f16): which arithmetic to time; `both` gives float32 and as-exported rows. */
+  readonly f16Compute?: F16Compute | "both" | undefined
   readonly onProgress?: ((line: string) => void) | undefined
   /**
    * Run each variant in a process of its own (a child of this one), so that its resident memory
@@ -98,15 +100,21 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
     for (const variant of names) {
       const computes: ReadonlyArray<Q4Compute | undefined> = variant.startsWith("q4") && options.q4Compute === "both" ? ["int8", "as-exported"] : [options.q4Compute === "both" ? undefined : options.q4Compute]
       const packs: ReadonlyArray<boolean> = options.packProducts === "both" ? [false, true] : [options.packProducts === true]
-      for (const [q4Compute, packProducts] of computes.flatMap((c) => packs.map((p) => [c, p] as const))) {
-        const label = `${variant}${q4Compute !== undefined && variant.startsWith("q4") ? ` (${q4Compute})` : ""}${packProducts ? " (packed)" : ""}`
+      // Float16 files by their onnx-community names (fp16, q4f16, …).
+      const halfs: ReadonlyArray<F16Compute | undefined> =
+        /16$/.test(variant) && options.f16Compute === "both" ? ["float32", "as-exported"] : [options.f16Compute === "both" ? undefined : options.f16Compute]
+      const plans = computes.flatMap((c) => packs.flatMap((p) => halfs.map((h) => [c, p, h] as const)))
+      for (const [q4Compute, packProducts, f16Compute] of plans) {
+        const label =
+          `${variant}${q4Compute !== undefined && variant.startsWith("q4") ? ` (${q4Compute})` : ""}${packProducts ? " (packed)" : ""}` +
+          `${f16Compute !== undefined && /16$/.test(variant) ? ` (f16 ${f16Compute})` : ""}`
         if (options.isolate === true) {
-          rows.push(...(yield* inChild(dir, { ...options, variants: [variant], q4Compute, packProducts, isolate: false, measureResident: true }, options.onProgress)))
+          rows.push(...(yield* inChild(dir, { ...options, variants: [variant], q4Compute, packProducts, f16Compute, isolate: false, measureResident: true }, options.onProgress)))
           continue
         }
         options.onProgress?.(`${label}: loading`)
         const t0 = performance.now()
-        const model = yield* LocalModel.load(dir, { variant, threads: options.threads, q4Compute, packProducts })
+        const model = yield* LocalModel.load(dir, { variant, threads: options.threads, q4Compute, packProducts, f16Compute })
         const measure = async (): Promise<ModelBenchRow> => {
           const loadSeconds = (performance.now() - t0) / 1000
           const once = async () => {
