@@ -1,26 +1,15 @@
-import { startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { fastcot as run } from "./support.js"
+import { describe, expect, it } from "vitest"
+import { fastcot as run, scriptedFixture } from "./support.js"
 
 const MATH500 = join(__dirname, "..", "..", "shared", "data", "math500", "test.jsonl")
 
 describe("fastcot run with a spending budget (scripted loopback teacher)", () => {
-  let server: ScriptedServer
-  let root: string
-  beforeAll(async () => {
-    server = await startScriptedServer({ latencyMs: 20 })
-    root = mkdtempSync(join(tmpdir(), "fastcot-budget-"))
-  })
-  afterAll(async () => {
-    await server.close()
-    rmSync(root, { recursive: true, force: true })
-  })
+  const fx = scriptedFixture({ latencyMs: 20 }, "fastcot-budget-")
 
   const pipelineFile = (usd: number) => {
-    const file = join(root, `pipeline-${usd}.yaml`)
+    const file = join(fx.root, `pipeline-${usd}.yaml`)
     writeFileSync(
       file,
       [
@@ -29,7 +18,7 @@ describe("fastcot run with a spending budget (scripted loopback teacher)", () =>
         "models:",
         "  teacher:",
         "    endpoints:",
-        `      - model: openai:priced@${server.baseUrl}`,
+        `      - model: openai:priced@${fx.server.baseUrl}`,
         "        concurrency: 4",
         "        price: { input: 1, output: 2 }",
         "    sampling: { max_tokens: 100 }",
@@ -45,14 +34,14 @@ describe("fastcot run with a spending budget (scripted loopback teacher)", () =>
     }
 
   it("stops cleanly before the workspace's spending passes the budget, holds at it on a rerun, and goes on when it is raised", async () => {
-    const ws = join(root, "ws")
+    const ws = join(fx.root, "ws")
     expect((await run(["import", MATH500, "--workspace", ws])).status).toBe(0)
-    const sent0 = server.requests.length
+    const sent0 = fx.server.requests.length
     const first = await run(["run", pipelineFile(0.01), "--stages", "teacher", "--no-tui", "--workspace", ws])
     expect(first.status, first.stderr).toBe(3)
     expect(first.stderr).toMatch(/stopped at the budget \(\$0\.0\d+ of \$0\.01 spent by the workspace\)/)
     expect(first.stderr).toContain("more than is left; no call starts that the budget could not pay for")
-    const sent = server.requests.length - sent0
+    const sent = fx.server.requests.length - sent0
     expect(sent).toBeGreaterThan(10)
     expect(sent).toBeLessThan(500)
     // Every call sent is in the spending ledger, also those answered while the run stopped (their
@@ -66,7 +55,7 @@ describe("fastcot run with a spending budget (scripted loopback teacher)", () =>
     // case, so the rest may pay for a few more, and the total still stays within the budget.
     const again = await run(["run", pipelineFile(0.01), "--stages", "teacher", "--no-tui", "--workspace", ws])
     expect(again.status, again.stderr).toBe(3)
-    const total = server.requests.length - sent0
+    const total = fx.server.requests.length - sent0
     expect(total - sent).toBeLessThan(10)
     expect((await status(ws)).llm.ledger.costUsd).toBeLessThanOrEqual(0.01)
 
@@ -75,7 +64,7 @@ describe("fastcot run with a spending budget (scripted loopback teacher)", () =>
     expect(raised.status, raised.stderr).toBe(0)
     expect(raised.stdout).toMatch(/teacher +\d+ sampled, 0 failed, \d+ already done \(of 500\)/)
     // Calls that finished while the run stopped were stored in the cache: no completion is paid twice.
-    expect(server.requests.length - sent0).toBe(500)
+    expect(fx.server.requests.length - sent0).toBe(500)
     const final = await status(ws)
     expect(final.llm.ledger.calls).toBe(500)
     expect(final.llm.ledger.costUsd).toBeLessThanOrEqual(1)
@@ -84,33 +73,33 @@ describe("fastcot run with a spending budget (scripted loopback teacher)", () =>
   })
 
   it("refuses a budget in dollars when an endpoint that would be called has no price, and a budget that is not positive", async () => {
-    const ws = join(root, "refuse")
+    const ws = join(fx.root, "refuse")
     expect((await run(["import", MATH500, "--workspace", ws])).status).toBe(0)
-    const unpriced = await run(["run", "--stages", "teacher", "--teacher", `openai:free@${server.baseUrl}`, "--budget-usd", "5", "--no-tui", "--workspace", ws])
+    const unpriced = await run(["run", "--stages", "teacher", "--teacher", `openai:free@${fx.server.baseUrl}`, "--budget-usd", "5", "--no-tui", "--workspace", ws])
     expect(unpriced.status).toBe(2)
-    expect(unpriced.stderr).toContain(`models.teacher.endpoints.[0] (openai:free@${server.baseUrl}) has none`)
-    const zero = await run(["run", "--stages", "teacher", "--teacher", `openai:free@${server.baseUrl}`, "--budget-tokens", "0", "--no-tui", "--workspace", ws])
+    expect(unpriced.stderr).toContain(`models.teacher.endpoints.[0] (openai:free@${fx.server.baseUrl}) has none`)
+    const zero = await run(["run", "--stages", "teacher", "--teacher", `openai:free@${fx.server.baseUrl}`, "--budget-tokens", "0", "--no-tui", "--workspace", ws])
     expect(zero.status).toBe(2)
     expect(zero.stderr).toContain("--budget-tokens must be at least 1")
   })
 
   it("fastcot eval with a budget: stops sending at it, scores what it has, and a rerun with a larger one pays only for the rest", async () => {
     const data = join(__dirname, "..", "..", "shared", "data")
-    const ws = join(root, "eval-ws")
-    const args = (budget: string) => ["eval", "--model", `openai:evalled@${server.baseUrl}`, "--bench", "aime24", "--data", data, "--max-tokens", "100", "--concurrency", "4", "--budget-tokens", budget, "--out", join(root, "ev"), "--no-tui", "--workspace", ws]
-    const sent0 = server.requests.length
+    const ws = join(fx.root, "eval-ws")
+    const args = (budget: string) => ["eval", "--model", `openai:evalled@${fx.server.baseUrl}`, "--bench", "aime24", "--data", data, "--max-tokens", "100", "--concurrency", "4", "--budget-tokens", budget, "--out", join(fx.root, "ev"), "--no-tui", "--workspace", ws]
+    const sent0 = fx.server.requests.length
     const first = await run(args("2000"))
     expect(first.status, first.stderr).toBe(3)
     expect(first.stderr).toMatch(/stopped at the budget \(\d+ of 2000 tokens spent\): \d+ of 30 generations are left out of the scores above/)
-    const sent = server.requests.length - sent0
+    const sent = fx.server.requests.length - sent0
     expect(sent).toBeGreaterThan(3)
     expect(sent).toBeLessThan(30)
-    const results = JSON.parse(readFileSync(join(root, "ev", "results.json"), "utf8")) as { benchmarks: Array<{ summary: { samples: number }; failed?: { samples: number; firstError: string } }> }
+    const results = JSON.parse(readFileSync(join(fx.root, "ev", "results.json"), "utf8")) as { benchmarks: Array<{ summary: { samples: number }; failed?: { samples: number; firstError: string } }> }
     expect(results.benchmarks[0]!.summary.samples).toBe(sent)
     expect(results.benchmarks[0]!.failed).toMatchObject({ samples: 30 - sent, firstError: expect.stringContaining("BudgetExhausted: not sent: the spending budget cannot pay for it") })
     const again = await run(args("100000"))
     expect(again.status, again.stderr).toBe(0)
-    expect(server.requests.length - sent0).toBe(30)
+    expect(fx.server.requests.length - sent0).toBe(30)
   })
 })
 

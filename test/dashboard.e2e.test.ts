@@ -1,13 +1,12 @@
-import { arithmeticScript, startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { arithmeticScript } from "@fastcot/core/testing/scriptedServer"
 import { RunEvent } from "@fastcot/core"
 import * as Schema from "effect/Schema"
 import { execFileSync } from "node:child_process"
 import { createHash } from "node:crypto"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { BIN, fastcot } from "./support.js"
+import { describe, expect, it } from "vitest"
+import { BIN, fastcot, scriptedFixture } from "./support.js"
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const SOCKET = `fastcot-e2e-${process.pid}`
@@ -27,28 +26,24 @@ const waitFor = async (session: string, test: (s: string) => boolean, what: stri
 const script = arithmeticScript((_n, user) => (["easy", "medium", "hard", "medium"] as const)[parseInt(createHash("sha256").update(user).digest("hex").slice(0, 4), 16) % 4]!)
 
 describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scripted loopback models", () => {
-  let server: ScriptedServer
-  let root: string
-  const workspace = () => join(root, "ws")
-  beforeAll(async () => {
-    server = await startScriptedServer({ latencyMs: 120, script })
-    root = mkdtempSync(join(tmpdir(), "fastcot-tui-"))
-    writeFileSync(join(root, "p.jsonl"), Array.from({ length: 120 }, (_, i) => JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })).join("\n"))
-    expect((await fastcot(["import", join(root, "p.jsonl"), "--workspace", workspace()])).status).toBe(0)
-  })
-  afterAll(async () => {
-    try {
-      tmux("kill-server")
-    } catch {
-      // already gone
+  const fx = scriptedFixture({ latencyMs: 120, script }, "fastcot-tui-", {
+    setup: async (root) => {
+      writeFileSync(join(root, "p.jsonl"), Array.from({ length: 120 }, (_, i) => JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })).join("\n"))
+      expect((await fastcot(["import", join(root, "p.jsonl"), "--workspace", workspace()])).status).toBe(0)
+    },
+    teardown: () => {
+      try {
+        tmux("kill-server")
+      } catch {
+        // already gone
+      }
     }
-    await server.close()
-    rmSync(root, { recursive: true, force: true })
   })
+  const workspace = () => join(fx.root, "ws")
 
   const command = () =>
-    `cd ${root} && env -u CI -u CONTINUOUS_INTEGRATION NO_COLOR=1 ${process.execPath} ${BIN} run --workspace ${workspace()} --concurrency 4 ` +
-    ["teacher", "rewriter", "judge"].map((r) => `--${r} openai:${r}@${server.baseUrl}`).join(" ") +
+    `cd ${fx.root} && env -u CI -u CONTINUOUS_INTEGRATION NO_COLOR=1 ${process.execPath} ${BIN} run --workspace ${workspace()} --concurrency 4 ` +
+    ["teacher", "rewriter", "judge"].map((r) => `--${r} openai:${r}@${fx.server.baseUrl}`).join(" ") +
     "; echo EXIT=$?; sleep 120"
 
   it("shows every stage, pauses on p, quits cleanly on q, and a resumed run finishes with the counts of status", async () => {
@@ -63,19 +58,19 @@ describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scrip
     tmux("send-keys", "-t", "first", "p")
     await waitFor("first", (s) => s.includes("PAUSED"), "the paused state")
     // The calls in flight finish (however slow a loaded machine makes them): wait until none has arrived for 800 ms.
-    let settled = server.requests.length
+    let settled = fx.server.requests.length
     for (let quiet = 0, i = 0; quiet < 8 && i < 150; i++) {
       await sleep(100)
-      quiet = server.requests.length === settled ? quiet + 1 : 0
-      settled = server.requests.length
+      quiet = fx.server.requests.length === settled ? quiet + 1 : 0
+      settled = fx.server.requests.length
     }
-    const calls = server.requests.length
+    const calls = fx.server.requests.length
     await sleep(1_200)
-    expect(server.requests.length).toBe(calls) // no new call starts while paused
+    expect(fx.server.requests.length).toBe(calls) // no new call starts while paused
     tmux("send-keys", "-t", "first", "p")
     await waitFor("first", (s) => s.includes("running"), "running again")
     await sleep(500)
-    expect(server.requests.length).toBeGreaterThan(calls)
+    expect(fx.server.requests.length).toBeGreaterThan(calls)
 
     tmux("send-keys", "-t", "first", "q")
     const stopped = await waitFor("first", (s) => s.includes("EXIT="), "the first run to stop")
@@ -100,10 +95,10 @@ describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scrip
   })
 
   it("with CI set (Ink would draw only the last frame) a terminal gets the line output, not a blank screen", async () => {
-    const ws = join(root, "ci")
-    expect((await fastcot(["import", join(root, "p.jsonl"), "--workspace", ws])).status).toBe(0)
-    const roles = ["teacher", "rewriter", "judge"].map((r) => `--${r} openai:${r}@${server.baseUrl}`).join(" ")
-    tmux("new-session", "-d", "-s", "ci", "-x", "80", "-y", "24", `cd ${root} && CI=true NO_COLOR=1 ${process.execPath} ${BIN} run --workspace ${ws} --limit 6 ${roles}; echo EXIT=$?; sleep 120`)
+    const ws = join(fx.root, "ci")
+    expect((await fastcot(["import", join(fx.root, "p.jsonl"), "--workspace", ws])).status).toBe(0)
+    const roles = ["teacher", "rewriter", "judge"].map((r) => `--${r} openai:${r}@${fx.server.baseUrl}`).join(" ")
+    tmux("new-session", "-d", "-s", "ci", "-x", "80", "-y", "24", `cd ${fx.root} && CI=true NO_COLOR=1 ${process.execPath} ${BIN} run --workspace ${ws} --limit 6 ${roles}; echo EXIT=$?; sleep 120`)
     const done = await waitFor("ci", (s) => s.includes("EXIT="), "the CI-mode run to finish")
     expect(done).toContain("EXIT=0")
     expect(done).not.toContain("p pause · q quit")
@@ -111,9 +106,9 @@ describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scrip
   })
 
   it("--json prints events that decode against the RunEvent schema", async () => {
-    const ws = join(root, "json")
-    expect((await fastcot(["import", join(root, "p.jsonl"), "--workspace", ws])).status).toBe(0)
-    const r = await fastcot(["run", "--json", "--limit", "10", "--workspace", ws, "--concurrency", "4", ...["teacher", "rewriter", "judge"].flatMap((x) => [`--${x}`, `openai:${x}@${server.baseUrl}`])])
+    const ws = join(fx.root, "json")
+    expect((await fastcot(["import", join(fx.root, "p.jsonl"), "--workspace", ws])).status).toBe(0)
+    const r = await fastcot(["run", "--json", "--limit", "10", "--workspace", ws, "--concurrency", "4", ...["teacher", "rewriter", "judge"].flatMap((x) => [`--${x}`, `openai:${x}@${fx.server.baseUrl}`])])
     expect(r.status, r.stderr).toBe(0)
     const events = r.stdout.trim().split("\n").map((l) => Schema.decodeUnknownSync(RunEvent)(JSON.parse(l)))
     const tags = new Set(events.map((e) => e._tag))

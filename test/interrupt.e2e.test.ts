@@ -1,10 +1,10 @@
-import { type ScriptedServer, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { startScriptedServer } from "@fastcot/core/testing/scriptedServer"
 import { spawn, spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { BIN, fastcot as run } from "./support.js"
+import { describe, expect, it } from "vitest"
+import { BIN, fastcot as run, scriptedFixture } from "./support.js"
 import { RunEvent } from "@fastcot/core"
 import * as Schema from "effect/Schema"
 
@@ -31,29 +31,21 @@ describe("fastcot run --json", () => {
 })
 
 describe("Ctrl-C during fastcot run", () => {
-  let server: ScriptedServer
-  let root: string
-  beforeAll(async () => {
-    // A teacher slow enough that calls are in flight when the interrupt comes.
-    server = await startScriptedServer({ latencyMs: 3_000 })
-    root = mkdtempSync(join(tmpdir(), "fastcot-e2e-int-"))
-    writeFileSync(join(root, "p.jsonl"), Array.from({ length: 20 }, (_, i) => JSON.stringify({ question: `What is ${i}?`, answer: String(i) })).join("\n") + "\n")
-  })
-  afterAll(async () => {
-    await server.close()
-    rmSync(root, { recursive: true, force: true })
+  // A teacher slow enough that calls are in flight when the interrupt comes.
+  const fx = scriptedFixture({ latencyMs: 3_000 }, "fastcot-e2e-int-", {
+    setup: (root) => writeFileSync(join(root, "p.jsonl"), Array.from({ length: 20 }, (_, i) => JSON.stringify({ question: `What is ${i}?`, answer: String(i) })).join("\n") + "\n")
   })
 
   it("cancels in-flight requests, exits 130 and leaves a store the next run continues from", async () => {
-    const ws = join(root, "ws")
-    expect(spawnSync(process.execPath, [BIN, "import", join(root, "p.jsonl"), "--workspace", ws]).status).toBe(0)
-    const child = spawn(process.execPath, [BIN, "run", "--stages", "teacher", "--teacher", `openai:t@${server.baseUrl}`, "--concurrency", "4", "--workspace", ws])
+    const ws = join(fx.root, "ws")
+    expect(spawnSync(process.execPath, [BIN, "import", join(fx.root, "p.jsonl"), "--workspace", ws]).status).toBe(0)
+    const child = spawn(process.execPath, [BIN, "run", "--stages", "teacher", "--teacher", `openai:t@${fx.server.baseUrl}`, "--concurrency", "4", "--workspace", ws])
     let stderr = ""
     child.stderr.on("data", (d) => (stderr += d))
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
     // Waits until the four calls are in flight (a loaded machine may take seconds to start the CLI).
-    for (let i = 0; i < 1200 && server.requests.length < 4; i++) await sleep(25)
-    expect(server.requests.length).toBe(4)
+    for (let i = 0; i < 1200 && fx.server.requests.length < 4; i++) await sleep(25)
+    expect(fx.server.requests.length).toBe(4)
     const started = Date.now()
     child.kill("SIGINT")
     const code = await exited

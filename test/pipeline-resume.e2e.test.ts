@@ -1,12 +1,11 @@
 import Database from "better-sqlite3"
-import { type ScriptedRequest, type ScriptedServer, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { type ScriptedRequest } from "@fastcot/core/testing/scriptedServer"
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { BIN, fastcot as run } from "./support.js"
+import { describe, expect, it } from "vitest"
+import { BIN, fastcot as run, scriptedFixture } from "./support.js"
 
 const N = 150
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -30,20 +29,13 @@ const script = (r: ScriptedRequest) => {
 }
 
 describe("the whole recipe killed with SIGKILL mid-run and resumed (scripted roles, 10% faults)", () => {
-  let server: ScriptedServer
-  let root: string
-  beforeAll(async () => {
-    server = await startScriptedServer({ script, latencyMs: 15, faultRate: 0.1, retryAfterSeconds: 0.02, slowMs: 1_000, seed: 9 })
-    root = mkdtempSync(join(tmpdir(), "fastcot-e2e-pipeline-"))
-    writeFileSync(join(root, "problems.jsonl"), Array.from({ length: N }, (_, i) => JSON.stringify({ question: `What is ${i + 1} + ${i + 1}?`, answer: String(2 * (i + 1)) })).join("\n") + "\n")
-  })
-  afterAll(async () => {
-    await server.close()
-    rmSync(root, { recursive: true, force: true })
+  const fx = scriptedFixture({ script, latencyMs: 15, faultRate: 0.1, retryAfterSeconds: 0.02, slowMs: 1_000, seed: 9 }, "fastcot-e2e-pipeline-", {
+    setup: (root) =>
+      writeFileSync(join(root, "problems.jsonl"), Array.from({ length: N }, (_, i) => JSON.stringify({ question: `What is ${i + 1} + ${i + 1}?`, answer: String(2 * (i + 1)) })).join("\n") + "\n")
   })
 
   const fastcot = (workspace: string, args: Array<string>) => run([...args, "--workspace", workspace])
-  const spec = () => `openai:scripted@${server.baseUrl}`
+  const spec = () => `openai:scripted@${fx.server.baseUrl}`
   const runArgs = () => ["run", "--teacher", spec(), "--rewriter", spec(), "--judge", spec(), "--concurrency", "4", "--no-tui"]
   const doneCount = (workspace: string) => {
     const db = new Database(join(workspace, "fastcot.db"), { readonly: true })
@@ -53,8 +45,8 @@ describe("the whole recipe killed with SIGKILL mid-run and resumed (scripted rol
   }
 
   it("ends with exactly the dataset of an uninterrupted run", async () => {
-    const crashed = join(root, "crashed")
-    expect((await fastcot(crashed, ["import", join(root, "problems.jsonl")])).status).toBe(0)
+    const crashed = join(fx.root, "crashed")
+    expect((await fastcot(crashed, ["import", join(fx.root, "problems.jsonl")])).status).toBe(0)
     const child = spawn(process.execPath, [BIN, ...runArgs(), "--workspace", crashed], { stdio: "ignore" })
     const exited = new Promise((r) => child.on("exit", r))
     let done = 0
@@ -73,8 +65,8 @@ describe("the whole recipe killed with SIGKILL mid-run and resumed (scripted rol
     const resumed = await fastcot(crashed, runArgs())
     expect(resumed.status, resumed.stderr).toBe(0)
 
-    const straight = join(root, "straight")
-    await fastcot(straight, ["import", join(root, "problems.jsonl")])
+    const straight = join(fx.root, "straight")
+    await fastcot(straight, ["import", join(fx.root, "problems.jsonl")])
     expect((await fastcot(straight, runArgs())).status).toBe(0)
 
     const a = JSON.parse((await fastcot(crashed, ["status", "--json"])).stdout)

@@ -1,27 +1,15 @@
 import Database from "better-sqlite3"
-import { startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
 import { spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { BIN, fastcot as run } from "./support.js"
+import { describe, expect, it } from "vitest"
+import { BIN, fastcot as run, scriptedFixture } from "./support.js"
 
 const AIME = join(__dirname, "..", "..", "shared", "data", "aime24", "test.jsonl")
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe("one run per workspace (scripted loopback teacher, 1 s replies)", () => {
-  let server: ScriptedServer
-  let root: string
-  beforeAll(async () => {
-    server = await startScriptedServer({ latencyMs: 1_000 })
-    root = mkdtempSync(join(tmpdir(), "fastcot-e2e-lock-"))
-  })
-  afterAll(async () => {
-    await server.close()
-    rmSync(root, { recursive: true, force: true })
-  })
-  const runArgs = (ws: string, concurrency: number, model = "t") => ["run", "--stages", "teacher", "--teacher", `openai:${model}@${server.baseUrl}`, "--concurrency", String(concurrency), "--no-tui", "--workspace", ws]
+  const fx = scriptedFixture({ latencyMs: 1_000 }, "fastcot-e2e-lock-")
+  const runArgs = (ws: string, concurrency: number, model = "t") => ["run", "--stages", "teacher", "--teacher", `openai:${model}@${fx.server.baseUrl}`, "--concurrency", String(concurrency), "--no-tui", "--workspace", ws]
   const holder = (ws: string): number | undefined => {
     try {
       const db = new Database(join(ws, "fastcot.db"), { readonly: true })
@@ -34,7 +22,7 @@ describe("one run per workspace (scripted loopback teacher, 1 s replies)", () =>
   }
 
   it("refuses a second run while one works, and takes over the lock of a run that was killed", async () => {
-    const ws = join(root, "ws")
+    const ws = join(fx.root, "ws")
     expect((await run(["import", AIME, "--workspace", ws])).status).toBe(0)
     // The first run: 30 problems, two at a time, a second each: it works for about 15 s.
     const first = spawn(process.execPath, [BIN, ...runArgs(ws, 2)], { stdio: "ignore" })
@@ -51,7 +39,7 @@ describe("one run per workspace (scripted loopback teacher, 1 s replies)", () =>
     expect(status.stdout).toMatch(new RegExp(`run in progress +fastcot run \\(pid ${first.pid}, since 20`))
     expect(JSON.parse((await run(["status", "--json", "--workspace", ws])).stdout).running).toMatchObject({ pid: first.pid, what: "fastcot run" })
     // It sent nothing.
-    expect(server.requests.filter((r) => r.model === "second")).toHaveLength(0)
+    expect(fx.server.requests.filter((r) => r.model === "second")).toHaveLength(0)
 
     // Killed, the first run leaves its lock behind; the next run sees its holder is gone and goes on.
     first.kill("SIGKILL")

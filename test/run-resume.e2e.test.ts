@@ -1,11 +1,9 @@
 import Database from "better-sqlite3"
-import { startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
 import { spawn } from "node:child_process"
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { readdirSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { BIN, fastcot as run } from "./support.js"
+import { describe, expect, it } from "vitest"
+import { BIN, fastcot as run, scriptedFixture } from "./support.js"
 
 const MATH500 = join(__dirname, "..", "..", "shared", "data", "math500", "test.jsonl")
 const KEY = "sk-e2e-never-on-disk-4242"
@@ -19,19 +17,10 @@ const filesUnder = (dir: string): Array<string> =>
   })
 
 describe("fastcot run, killed with SIGKILL and resumed (scripted loopback teacher with 15% faults)", () => {
-  let server: ScriptedServer
-  let root: string
-  beforeAll(async () => {
-    server = await startScriptedServer({ latencyMs: 40, faultRate: 0.15, retryAfterSeconds: 0.02, slowMs: 1_500, seed: 5 })
-    root = mkdtempSync(join(tmpdir(), "fastcot-e2e-"))
-  })
-  afterAll(async () => {
-    await server.close()
-    rmSync(root, { recursive: true, force: true })
-  })
+  const fx = scriptedFixture({ latencyMs: 40, faultRate: 0.15, retryAfterSeconds: 0.02, slowMs: 1_500, seed: 5 }, "fastcot-e2e-")
 
   const fastcot = (workspace: string, args: Array<string>) => run([...args, "--workspace", workspace], { FASTCOT_E2E_KEY: KEY })
-  const runArgs = () => ["run", "--stages", "teacher", "--teacher", `openai:e2e-teacher@${server.baseUrl}`, "--api-key-env", "FASTCOT_E2E_KEY", "--concurrency", "8", "--no-tui"]
+  const runArgs = () => ["run", "--stages", "teacher", "--teacher", `openai:e2e-teacher@${fx.server.baseUrl}`, "--api-key-env", "FASTCOT_E2E_KEY", "--concurrency", "8", "--no-tui"]
 
   const storedQuestions = (workspace: string) => {
     const db = new Database(join(workspace, "fastcot.db"), { readonly: true })
@@ -49,7 +38,7 @@ describe("fastcot run, killed with SIGKILL and resumed (scripted loopback teache
   }
 
   it("loses nothing, re-sends no stored completion, ends where an uninterrupted run ends, and never writes the key", async () => {
-    const crashed = join(root, "crashed")
+    const crashed = join(fx.root, "crashed")
     expect((await fastcot(crashed, ["import", MATH500])).status).toBe(0)
 
     const child = spawn(process.execPath, [BIN, ...runArgs(), "--workspace", crashed], { env: { ...process.env, FASTCOT_E2E_KEY: KEY }, stdio: "ignore" })
@@ -68,20 +57,20 @@ describe("fastcot run, killed with SIGKILL and resumed (scripted loopback teache
     const before = storedQuestions(crashed)
     expect(before.size).toBeGreaterThanOrEqual(120)
     expect(before.size).toBeLessThan(500)
-    const sentBefore = server.requests.length
+    const sentBefore = fx.server.requests.length
 
     const resumed = await fastcot(crashed, runArgs())
     expect(resumed.status, resumed.stderr).toBe(0)
     expect(resumed.stdout).toMatch(new RegExp(`teacher +${500 - before.size} sampled, 0 failed, ${before.size} already done`))
-    const resent = server.requests.slice(sentBefore).filter((r) => before.has(r.messages[1]!.content.split("\n\nPlease reason step by step")[0]!.trim()))
+    const resent = fx.server.requests.slice(sentBefore).filter((r) => before.has(r.messages[1]!.content.split("\n\nPlease reason step by step")[0]!.trim()))
     expect(resent).toHaveLength(0)
-    expect(server.requests.slice(sentBefore).every((r) => r.headers["authorization"] === `Bearer ${KEY}`)).toBe(true)
+    expect(fx.server.requests.slice(sentBefore).every((r) => r.headers["authorization"] === `Bearer ${KEY}`)).toBe(true)
 
     const status = JSON.parse((await fastcot(crashed, ["status", "--json"])).stdout)
     expect(status.stages.verify).toBe(500)
     expect(status.dropped).toBe(0)
 
-    const straight = join(root, "straight")
+    const straight = join(fx.root, "straight")
     await fastcot(straight, ["import", MATH500])
     expect((await fastcot(straight, runArgs())).status).toBe(0)
     expect(itemIds(crashed)).toEqual(itemIds(straight))

@@ -1,5 +1,9 @@
+import { type ScriptedServer, type ScriptedServerOptions, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
 import { spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { afterAll, beforeAll } from "vitest"
 
 export const BIN = join(__dirname, "..", "packages", "cli", "dist", "bin.js")
 
@@ -22,3 +26,37 @@ export const fastcot = (args: ReadonlyArray<string>, env: Readonly<Record<string
     child.stderr.on("data", (d) => (stderr += d))
     child.on("exit", (status) => resolve({ status, stdout, stderr }))
   })
+
+/**
+ * A scripted loopback server and a temporary folder for one `describe` block: both made before
+ * its tests (then `setup`, e.g. writing problem files), and closed and removed after them (after
+ * `teardown`). Read `server` and `root` inside hooks and tests, once they exist.
+ */
+export const scriptedFixture = (
+  options: ScriptedServerOptions,
+  prefix: string,
+  hooks: { readonly setup?: (root: string) => void | Promise<void>; readonly teardown?: () => void } = {}
+): { readonly server: ScriptedServer; readonly root: string } => {
+  let server: ScriptedServer | undefined
+  let root: string | undefined
+  beforeAll(async () => {
+    server = await startScriptedServer(options)
+    root = mkdtempSync(join(tmpdir(), prefix))
+    await hooks.setup?.(root)
+  })
+  afterAll(async () => {
+    hooks.teardown?.()
+    await server?.close()
+    if (root !== undefined) rmSync(root, { recursive: true, force: true })
+  })
+  return {
+    get server() {
+      if (server === undefined) throw new Error("the scripted server is not started yet (read it inside a hook or test)")
+      return server
+    },
+    get root() {
+      if (root === undefined) throw new Error("the temporary folder is not made yet (read it inside a hook or test)")
+      return root
+    }
+  }
+}
