@@ -18,10 +18,10 @@ const halfTable = (): Float32Array => {
   return (table = t)
 }
 
-/** float16 bits to float32 values (`into` reused when given, e.g. one logits row per step). */
-export const halfToFloat32 = (bits: Uint16Array, into?: Float32Array): Float32Array => {
+/** float16 bits to float32 values. */
+export const halfToFloat32 = (bits: Uint16Array): Float32Array => {
   const t = halfTable()
-  const out = into ?? new Float32Array(bits.length)
+  const out = new Float32Array(bits.length)
   for (let i = 0; i < bits.length; i++) out[i] = t[bits[i]!]!
   return out
 }

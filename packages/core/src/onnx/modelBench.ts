@@ -101,13 +101,14 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
       const computes: ReadonlyArray<Q4Compute | undefined> = variant.startsWith("q4") && options.q4Compute === "both" ? ["int8", "as-exported"] : [options.q4Compute === "both" ? undefined : options.q4Compute]
       const packs: ReadonlyArray<boolean> = options.packProducts === "both" ? [false, true] : [options.packProducts === true]
       // Float16 files by their onnx-community names (fp16, q4f16, …).
+      const half = /16$/.test(variant)
       const halfs: ReadonlyArray<F16Compute | undefined> =
-        /16$/.test(variant) && options.f16Compute === "both" ? ["float32", "as-exported"] : [options.f16Compute === "both" ? undefined : options.f16Compute]
+        half && options.f16Compute === "both" ? ["float32", "as-exported"] : [options.f16Compute === "both" ? undefined : options.f16Compute]
       const plans = computes.flatMap((c) => packs.flatMap((p) => halfs.map((h) => [c, p, h] as const)))
       for (const [q4Compute, packProducts, f16Compute] of plans) {
         const label =
           `${variant}${q4Compute !== undefined && variant.startsWith("q4") ? ` (${q4Compute})` : ""}${packProducts ? " (packed)" : ""}` +
-          `${f16Compute !== undefined && /16$/.test(variant) ? ` (f16 ${f16Compute})` : ""}`
+          `${f16Compute !== undefined && half ? ` (f16 ${f16Compute})` : ""}`
         if (options.isolate === true) {
           rows.push(...(yield* inChild(dir, { ...options, variants: [variant], q4Compute, packProducts, f16Compute, isolate: false, measureResident: true }, options.onProgress)))
           continue

@@ -33,6 +33,9 @@ export const graphIo = (proto: P.ModelProto): GraphIo => {
   return { inputNames: inputs.map((v) => v.name), outputNames: outputs.map((v) => v.name), inputMetadata: inputs, outputMetadata: outputs }
 }
 
+/** The subgraphs a node holds in its attributes (an `If`'s branches, a `Loop`'s body). */
+const subgraphs = (node: P.INodeProto): Array<P.IGraphProto> => (node.attribute ?? []).flatMap((a) => [...(a.g ? [a.g] : []), ...(a.graphs ?? [])])
+
 /** Names of the inputs and outputs that the rewritten graph uses instead of the export's. */
 export const pastInput = (layer: number, kind: "key" | "value"): string => `fastcot.past.${layer}.${kind}`
 export const newOutput = (layer: number, kind: "key" | "value"): string => `fastcot.new.${layer}.${kind}`
@@ -66,11 +69,11 @@ export const float16Bytes = (proto: P.ModelProto): number => {
   let bytes = 0
   const walk = (graph: P.IGraphProto): void => {
     for (const t of graph.initializer ?? []) {
-      if (t.dataType !== FLOAT16) continue
+      if (t.dataType !== DType.float16) continue
       const length = (t.externalData ?? []).find((e) => e.key === "length")?.value
       bytes += length !== undefined && length !== null ? Number(length) : (t.dims ?? []).reduce((n: number, d) => n * Number(d), 1) * 2
     }
-    for (const node of graph.node ?? []) for (const a of node.attribute ?? []) for (const sub of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) walk(sub)
+    for (const node of graph.node ?? []) for (const sub of subgraphs(node)) walk(sub)
   }
   if (proto.graph !== null && proto.graph !== undefined) walk(proto.graph)
   return bytes
@@ -79,9 +82,6 @@ export const float16Bytes = (proto: P.ModelProto): number => {
 /** `auto`'s rule: the float32 copies (twice the float16 bytes) fit in a quarter of `totalMemory`. */
 export const widenFits = (f16Bytes: number, totalMemory: number): boolean => f16Bytes > 0 && 2 * f16Bytes <= totalMemory / 4
 
-const FLOAT16 = 10
-const FLOAT32 = 1
-
 /** A small float16 tensor's values as float32 (raw bytes, or bits in int32_data as ONNX allows). */
 const widenInline = (t: P.ITensorProto): void => {
   const raw = t.rawData
@@ -89,7 +89,7 @@ const widenInline = (t: P.ITensorProto): void => {
     raw !== null && raw !== undefined && raw.byteLength > 0
       ? new Uint16Array(new Uint8Array(raw).buffer)
       : Uint16Array.from(t.int32Data ?? [])
-  t.dataType = FLOAT32
+  t.dataType = DType.float
   t.rawData = new Uint8Array(halfToFloat32(bits).buffer)
   t.int32Data = []
 }
@@ -106,12 +106,12 @@ export const computeInFloat32 = (proto: P.ModelProto): number => {
   let widened = 0
   const widenValue = (v: P.IValueInfoProto): void => {
     const tensor = v.type?.tensorType
-    if (tensor !== null && tensor !== undefined && tensor.elemType === FLOAT16) tensor.elemType = FLOAT32
+    if (tensor !== null && tensor !== undefined && tensor.elemType === DType.float16) tensor.elemType = DType.float
   }
   const walk = (graph: P.IGraphProto): void => {
     const casts: Array<P.INodeProto> = []
     for (const t of graph.initializer ?? []) {
-      if (t.dataType !== FLOAT16) continue
+      if (t.dataType !== DType.float16) continue
       widened++
       const external = (t.dataLocation ?? 0) === onnxProto().TensorProto.DataLocation.EXTERNAL
       if (!external && (t.rawData?.byteLength ?? 0) < 1024 && (t.int32Data ?? []).length < 512) {
@@ -120,13 +120,13 @@ export const computeInFloat32 = (proto: P.ModelProto): number => {
       }
       const name = t.name ?? ""
       t.name = `fastcot/f16/${name}`
-      casts.push({ opType: "Cast", domain: "", name: `fastcot/f16/cast/${name}`, input: [t.name], output: [name], attribute: [attribute("to", FLOAT32)] })
+      casts.push({ opType: "Cast", domain: "", name: `fastcot/f16/cast/${name}`, input: [t.name], output: [name], attribute: [attribute("to", DType.float)] })
     }
     for (const node of graph.node ?? []) {
+      for (const sub of subgraphs(node)) walk(sub)
       for (const a of node.attribute ?? []) {
-        for (const sub of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) walk(sub)
-        if (node.opType === "Cast" && (node.domain ?? "") === "" && a.name === "to" && Number(a.i) === FLOAT16) a.i = FLOAT32
-        if (a.t !== null && a.t !== undefined && a.t.dataType === FLOAT16) {
+        if (node.opType === "Cast" && (node.domain ?? "") === "" && a.name === "to" && Number(a.i) === DType.float16) a.i = DType.float
+        if (a.t !== null && a.t !== undefined && a.t.dataType === DType.float16) {
           widenInline(a.t)
           widened++
         }
@@ -164,7 +164,7 @@ export const useInt8Activations = (proto: P.ModelProto): number => {
       if (n.opType === "Cast" && (n.domain ?? "") === "" && Number(to?.i) === DType.float && inits.has(n.input?.[0] ?? "")) floats.add(n.output?.[0] ?? "")
     }
     for (const node of graph.node ?? []) {
-      for (const a of node.attribute ?? []) for (const sub of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) walk(sub, floats)
+      for (const sub of subgraphs(node)) walk(sub, floats)
       if (node.opType !== "MatMulNBits" || node.domain !== "com.microsoft") continue
       const bits = (node.attribute ?? []).find((a) => a.name === "bits")
       if (bits !== undefined && Number(bits.i ?? 4) !== 4) continue
