@@ -35,7 +35,7 @@ export const serveCommand = Command.make("serve", { model, port, host, threads, 
     if (!isLoopbackHost(args.host)) yield* stderr(`warning: bound to ${args.host}: anyone who can reach it can use the model`)
     const notes =
       `${m.f16Widened > 0 ? ", float16 computed in float32" : ""}${m.int8Products > 0 ? `, ${m.int8Products} 4-bit products on integer kernels` : ""}` +
-      `${m.packedProducts > 0 ? `, ${m.packedProducts} products packed into others` : ""}`
+      `${m.packedProducts > 0 ? `, ${m.packedProducts} products packed into others` : ""}${m.rotaryFused > 0 ? `, ${m.rotaryFused} rotary embeddings fused` : ""}`
     yield* stderr(`${m.id} (${m.variant.name}, ${m.threads} threads${notes}, up to ${args.maxBatch} requests decoded together, continuous batching)`)
     yield* stdout(`serving on ${server.url}  (OpenAI-compatible: GET /v1/models, POST /v1/chat/completions; Ctrl-C stops)`)
     return yield* Effect.never

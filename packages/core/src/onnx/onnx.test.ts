@@ -15,6 +15,7 @@ import { LocalModel } from "./localModel.js"
 import { computeInFloat32, float16Bytes, LAST_LOGITS, newOutput, packProducts, pastInput, readGraph, rewriteDecoder, useInt8Activations, widenFits } from "./rewrite.js"
 import { estimateParameters, readModelFolder, resolveModelDir } from "./modelFolder.js"
 import { buildQwen2Model, parameterCount } from "./qwen2Builder.js"
+import { findRotary, fuseRotary, readRotaryTable } from "./rotary.js"
 import { ChoiceConstraint, GREEDY, sampleToken, seededRandom } from "./sampler.js"
 import { ChatRequest } from "../llm/schema.js"
 import { loadChatTemplate } from "../io/chatTemplateCheck.js"
@@ -386,9 +387,112 @@ describe("the rewritten decoder graph", () => {
     }
   })
 
+  it("runs each rotary embedding as one RotaryEmbedding node, to the same logits and tokens, in a padded batch too", async () => {
+    const ids = [12, 200, 7, 33, 91, 150]
+    const plain = await Effect.runPromise(LocalModel.load(dir, { threads: 1, fuseRotary: false }))
+    models.push(plain)
+    // Two layers, a query and a key rotary in each; fp32 is loaded with the default (fused).
+    expect([fp32.rotaryFused, plain.rotaryFused]).toEqual([4, 0])
+    expect(maxDiff(await promptLastLogits(fp32, ids), await promptLastLogits(plain, ids))).toBeLessThan(1e-5)
+    // Rows of other lengths (left-padded, so each row's positions differ) decode as without fusion, greedy and sampled.
+    const requests = [ids, [5, 9], range(40, 61)].map((promptIds, i) => ({ promptIds, maxNewTokens: 10, minNewTokens: 10, sampling: i === 1 ? GREEDY : { ...GREEDY, temperature: 1, seed: 11 + i } }))
+    expect((await fp32.generate(requests)).map((r) => r.ids)).toEqual((await plain.generate(requests)).map((r) => r.ids))
+    // The fused graph holds no rotate-half nodes (Neg) any more; the tables run once at load.
+    const proto = readGraph(fs.readFileSync(path.join(dir, "onnx", "model.onnx"))).proto
+    const before = (proto.graph!.node ?? []).length
+    const plan = findRotary(proto)!
+    expect(plan.matches.length).toBe(4)
+    const n = 64
+    const session = await ort.InferenceSession.create(plan.tableModel)
+    const out = await session.run({ position_ids: int64(range(0, n), [1, n]) })
+    await session.release()
+    const tables = plan.pairs.map((p) => readRotaryTable(out[p.cos]!, out[p.sin]!, n)!)
+    expect(tables[0]!.cos[0]).toBe(1)
+    expect(fuseRotary(proto, plan, tables)).toBe(4)
+    const ops = (proto.graph!.node ?? []).map((x) => x.opType)
+    expect(ops.filter((o) => o === "RotaryEmbedding").length).toBe(4)
+    expect(ops).not.toContain("Neg")
+    expect(ops).not.toContain("Cos")
+    expect(before - ops.length).toBeGreaterThanOrEqual(4 * 5)
+  })
+
+  it("fuses a rotary cut by Slices, and leaves alone what it cannot prove the same", async () => {
+    const [N, S, D] = [2, 3, 8]
+    const positions = 16
+    /** x [1, N, S, D] rotated by tables from position_ids, with the halves cut as `cut` says; `extra` adds the other cases. */
+    const model = (cut: "split" | "slice" | "slice-short", tablesFrom: "position_ids" | "mask", reuse: boolean) => {
+      const g = new GraphBuilder()
+      const invFreq = g.tensor("inv_freq", DType.float, [D / 2], Float32Array.from({ length: D / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / D)))
+      const source = tablesFrom === "position_ids" ? "position_ids" : "mask"
+      const pos = g.op("Unsqueeze", [g.op("Cast", [source], { to: DType.float }), g.const([-1], DType.int64, false)])
+      const freqs = g.op("Mul", [pos, invFreq])
+      const angles = g.op("Concat", [freqs, freqs], { axis: -1 })
+      const cos = g.op("Unsqueeze", [g.op("Cos", [angles]), g.const([1], DType.int64, false)])
+      const sin = g.op("Unsqueeze", [g.op("Sin", [angles]), g.const([1], DType.int64, false)])
+      const h = D / 2
+      let x1: string
+      let x2: string
+      if (cut === "split") [x1, x2] = g.node("Split", ["x"], { axis: -1 }, { outputs: 2 }) as [string, string]
+      else {
+        const axes = g.const([-1], DType.int64, false)
+        x1 = g.op("Slice", ["x", g.const([0], DType.int64, false), g.const([h], DType.int64, false), axes])
+        x2 = g.op("Slice", ["x", g.const([h], DType.int64, false), g.const([cut === "slice" ? 1 << 30 : D - 1], DType.int64, false), axes])
+      }
+      const rotated = g.op("Concat", [g.op("Neg", [x2]), x1], { axis: -1 })
+      const out = g.op("Add", [g.op("Mul", ["x", cos]), g.op("Mul", [rotated, sin])])
+      g.node("Identity", [out], {}, { outputs: ["y"] })
+      if (reuse) g.node("Identity", [x1], {}, { outputs: ["half"] })
+      return g.model({
+        inputs: [
+          { name: "x", type: DType.float, dims: [1, N, S, D] },
+          { name: "position_ids", type: DType.int64, dims: [1, S] },
+          { name: "mask", type: DType.int64, dims: [1, S] }
+        ],
+        outputs: [{ name: "y", type: DType.float, dims: [1, N, S, cut === "slice-short" ? D - 1 : D] }, ...(reuse ? [{ name: "half", type: DType.float, dims: [1, N, S, h] }] : [])],
+        name: "rotary",
+        producer: "test",
+        opset: 17
+      })
+    }
+    const feeds = {
+      x: new ort.Tensor("float32", Float32Array.from({ length: N * S * D }, (_, i) => Math.sin(i * 0.7)), [1, N, S, D]),
+      position_ids: int64([3, 9, 14], [1, S]),
+      mask: int64([1, 1, 1], [1, S])
+    }
+    const run = async (bytes: Uint8Array) => {
+      const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 })
+      try {
+        return (await session.run(feeds))["y"]!.data as Float32Array
+      } finally {
+        await session.release()
+      }
+    }
+    const fuse = async (bytes: Uint8Array) => {
+      const proto = readGraph(bytes).proto
+      const plan = findRotary(proto)
+      if (plan === undefined) return 0
+      const session = await ort.InferenceSession.create(plan.tableModel)
+      const out = await session.run({ position_ids: int64(range(0, positions), [1, positions]) })
+      await session.release()
+      const fused = fuseRotary(proto, plan, plan.pairs.map((p) => readRotaryTable(out[p.cos]!, out[p.sin]!, positions)!))
+      if (fused > 0) expect(maxDiff(await run(onnxProto().ModelProto.encode(proto).finish()), await run(bytes))).toBeLessThan(1e-6)
+      return fused
+    }
+    expect(await fuse(model("split", "position_ids", false))).toBe(1)
+    expect(await fuse(model("slice", "position_ids", false))).toBe(1)
+    // Not the same computation, or not provably so: left as exported.
+    expect(await fuse(model("slice-short", "position_ids", false))).toBe(0) // the second slice stops short of the head's end
+    expect(await fuse(model("split", "mask", false))).toBe(0) // tables from another input
+    expect(await fuse(model("split", "position_ids", true))).toBe(0) // a half read elsewhere too
+    // Tables that do not repeat their first half are refused.
+    expect(readRotaryTable({ dims: [1, 1, 1, 4], data: Float32Array.from([1, 2, 1, 3]) }, { dims: [1, 1, 1, 4], data: Float32Array.from([0, 0, 0, 0]) }, 1)).toBeUndefined()
+  })
+
   for (const variant of ["fp16", "q4f16"]) {
     it(`${variant}, as exported: the rewritten graph keeps a float16 cache and samples the tokens of the export's own graph`, async () => {
       const m = await Effect.runPromise(LocalModel.load(dir, { variant, threads: 1, f16Compute: "as-exported" }))
+      // Its rotary tables are float16: left as exported.
+      expect(m.rotaryFused).toBe(0)
       const raw = await load(dir, variant, "as-exported")
       models.push(m, raw)
       expect([m.signature.kvType, m.signature.logitsType, m.f16Widened]).toEqual(["float16", "float16", 0])
@@ -414,6 +518,8 @@ describe("the rewritten decoder graph", () => {
       models.push(wide, half)
       expect([variant, wide.signature.kvType, wide.signature.logitsType]).toEqual([variant, "float32", "float32"])
       expect(wide.f16Widened).toBeGreaterThan(0)
+      // Widened, its rotary tables are float32 and fused.
+      expect(wide.rotaryFused).toBe(4)
       const w = await promptLastLogits(wide, ids)
       const h = floatData({ type: "float16", data: await promptLastLogits(half, ids, "float16") })
       // fp16: only the weights' rounding is left, so it sits nearer fp32 than float16 arithmetic does.
