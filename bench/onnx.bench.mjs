@@ -4,12 +4,20 @@
 // to first token for both, the memory-bandwidth bound of decoding, the floor of onnxruntime's
 // matrix kernels alone, batched and continuous serving, and the ratios.
 //
+// Each contender (fastcot, transformers.js, the kernels alone, ...) runs in a process of its own,
+// and this process asks each in turn for one timed run, so the rounds stay interleaved while no
+// runtime's side effects reach another's timings. (In one process they did: transformers.js,
+// after from_pretrained resolves, goes on reading the whole external data file in 64 KB chunks
+// for about ten seconds, unawaited, and holds what it read; fastcot timed beside it ran up to 1.4x
+// slower.) Rounds start once every contender's process has gone quiet.
+//
 //   node onnx.bench.mjs [--variants fp32,int8,q4[,fp16,q4f16]] [--prompt 128] [--new 32] [--threads N] [--reps 2]
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { createRequire } from "node:module"
 import { Worker } from "node:worker_threads"
+import { fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
 import { buildQwen2Model, DType, GraphBuilder, LocalEngine, LocalModel, QWEN25_05B_SHAPE, GREEDY, parameterCount } from "@fastcot/core"
@@ -24,6 +32,7 @@ const reps = Number(args.reps ?? 2)
 const threads = Number(args.threads ?? os.availableParallelism())
 const here = path.dirname(fileURLToPath(import.meta.url))
 const dir = path.join(here, "out", "qwen2.5-0.5b-shape")
+const childSpec = process.env.FASTCOT_BENCH_CHILD === undefined ? undefined : JSON.parse(process.env.FASTCOT_BENCH_CHILD)
 
 // 1. The model folder, built once (about 4.5 GB for the three variants).
 const require = createRequire(import.meta.url)
@@ -34,7 +43,7 @@ const LAYOUT = "2"
 const stamp = path.join(dir, "bench-layout")
 const stale = fs.existsSync(stamp) ? fs.readFileSync(stamp, "utf8").trim() !== LAYOUT : fs.existsSync(dir)
 const missing = variants.filter((v) => stale || !fs.existsSync(path.join(dir, "onnx", v === "fp32" ? "model.onnx" : `model_${v}.onnx`)))
-if (missing.length > 0) {
+if (childSpec === undefined && missing.length > 0) {
   const t0 = Date.now()
   console.log(`building ${missing.join(", ")} with Qwen2.5-0.5B's shapes in ${dir} ...`)
   buildQwen2Model({
@@ -50,7 +59,7 @@ if (missing.length > 0) {
   })
   console.log(`  built in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
 }
-fs.writeFileSync(stamp, LAYOUT)
+if (childSpec === undefined) fs.writeFileSync(stamp, LAYOUT)
 
 // 2. Copy bandwidth (bytes read + written per second) with as many threads as the decoder uses:
 // the yardstick of the bandwidth bound (one thread alone cannot saturate memory on most machines).
@@ -81,7 +90,7 @@ const copyBandwidth = async () => {
   return best
 }
 // Measured once here, and again in every round (the bound of a round is its own copy bandwidth).
-const bandwidth = await copyBandwidth()
+const bandwidth = childSpec === undefined ? await copyBandwidth() : 0
 
 // Bytes of weights a decode step reads: every matrix once (the embedding gathers one row).
 const s = QWEN25_05B_SHAPE
@@ -106,8 +115,8 @@ const median = (xs) => {
 
 // One decode of the prompt by each runtime; both models stay loaded and the rounds alternate
 // which runs first, so that drift on a shared machine hits both alike.
-const loadFastcot = async (variant, q4Compute, packProducts, f16Compute) => {
-  const model = await Effect.runPromise(LocalModel.load(dir, { variant, threads, q4Compute, packProducts, f16Compute }))
+const loadFastcot = async (variant, q4Compute, packProducts, f16Compute, fuseRotary) => {
+  const model = await Effect.runPromise(LocalModel.load(dir, { variant, threads, q4Compute, packProducts, f16Compute, fuseRotary }))
   return {
     model,
     once: async () => {
@@ -232,74 +241,163 @@ const serving = async (model) => {
   return { batchTps, staticServe: await serve(false), continuousServe: await serve(true) }
 }
 
-console.log(`\nprompt ${promptLen} tokens, ${newTokens} new tokens, greedy, ${threads} threads, median of ${reps} interleaved rounds`)
-console.log(`copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s (read + write, ${threads} threads)\n`)
-for (const v of variants) {
-  const fast = await loadFastcot(v)
-  const peer = await loadTransformersJs(v)
-  // q4: fastcot with the file's own 4-bit arithmetic (float32 where the file leaves accuracy_level
-  // unset), to show what the graph rewrite gives apart from the integer kernels. fp16, q4f16: with
-  // the file's float16 arithmetic, to show what computing in float32 gives.
-  const asExported = v === "q4" ? await loadFastcot(v, "as-exported") : v in fileBytesPerParam ? await loadFastcot(v, undefined, false, "as-exported") : undefined
-  // fastcot with the products that read one input packed into one (opt-in: packProducts).
-  const packed = await loadFastcot(v, undefined, true)
-  // The kernels-alone floor and the copy bandwidth are timed in every round too, so that each
-  // round's fastcot is compared with the floor and the bound of the same moment.
-  const floorRun = await loadKernelFloor(kernelOf(v))
-  const copyRun = { once: async () => ({ bandwidth: await copyBandwidth() }) }
-  const contenders = [fast, peer, floorRun, copyRun, packed, ...(asExported !== undefined ? [asExported] : [])]
-  const runs = contenders.map(() => [])
-  for (let r = 0; r < reps + 1; r++) {
-    // Rotate which runs first, so that drift on a shared machine hits all alike.
-    const results = []
-    for (let k = 0; k < contenders.length; k++) {
-      const c = (k + r) % contenders.length
-      results[c] = await contenders[c].once()
+// A contender's process: loads one contender and answers the parent's requests over IPC.
+if (childSpec !== undefined) {
+  const { kind, variant, q4Compute, packProducts, f16Compute, fuseRotary } = childSpec
+  const c =
+    kind === "fastcot"
+      ? await loadFastcot(variant, q4Compute, packProducts, f16Compute, fuseRotary)
+      : kind === "transformers.js"
+        ? await loadTransformersJs(variant)
+        : await loadKernelFloor(variant)
+  let mark = process.cpuUsage()
+  process.on("message", async (m) => {
+    try {
+      if (m.cmd === "once") process.send({ result: await c.once() })
+      else if (m.cmd === "serving") process.send({ result: await serving(c.model) })
+      else if (m.cmd === "cpu") {
+        const used = process.cpuUsage(mark)
+        mark = process.cpuUsage()
+        process.send({ result: (used.user + used.system) / 1000 })
+      } else if (m.cmd === "exit") {
+        await c.release()
+        process.exit(0)
+      }
+    } catch (e) {
+      process.send({ error: e instanceof Error ? e.stack ?? e.message : String(e) })
     }
-    if (r === 0) continue // warm-up
-    results.forEach((x, c) => runs[c].push(x))
+  })
+  process.send({ ready: true })
+}
+
+/** Starts a contender in a process of its own; its methods ask that process over IPC. */
+function spawnContender(spec) {
+  return new Promise((resolve, reject) => {
+    const child = fork(fileURLToPath(import.meta.url), process.argv.slice(2), {
+      env: { ...process.env, FASTCOT_BENCH_CHILD: JSON.stringify(spec) },
+      stdio: ["ignore", "inherit", "inherit", "ipc"]
+    })
+    const waiting = []
+    const ask = (cmd) =>
+      new Promise((res, rej) => {
+        waiting.push({ res, rej })
+        child.send({ cmd })
+      })
+    const api = {
+      once: () => ask("once"),
+      serving: () => ask("serving"),
+      cpuMs: () => ask("cpu"),
+      release: () => new Promise((res) => { child.once("exit", res); child.send({ cmd: "exit" }) })
+    }
+    child.on("message", (m) => {
+      if (m.ready) return resolve(api)
+      const w = waiting.shift()
+      if (m.error !== undefined) w?.rej(new Error(`${spec.kind} ${spec.variant}: ${m.error}`))
+      else w?.res(m.result)
+    })
+    child.once("exit", (code) => {
+      const err = new Error(`the ${spec.kind} ${spec.variant} process exited with code ${code}`)
+      reject(err)
+      for (const w of waiting.splice(0)) w.rej(err)
+    })
+  })
+}
+
+/** Waits until every contender's process uses under 5% of a core over a second (at most 2 minutes): loading leaves work behind (see the header). */
+async function settle(contenders) {
+  const t0 = performance.now()
+  for (const c of contenders) await c.cpuMs()
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 1000))
+    const used = []
+    for (const c of contenders) used.push(await c.cpuMs())
+    if (used.every((ms) => ms < 50) || performance.now() - t0 > 120_000) return (performance.now() - t0) / 1000
   }
-  const [f, t, fl, bw, p, e] = runs
-  await floorRun.release()
-  await packed.release()
-  if (asExported !== undefined) await asExported.release()
-  await peer.release()
-  const served = await serving(fast.model)
-  await fast.release()
-  const fd = median(f.map((x) => x.decode))
-  const td = median(t.map((x) => x.decode))
-  const ft = median(f.map((x) => x.ttft))
-  const tt = median(t.map((x) => x.ttft))
-  const ratio = median(f.map((x, i) => x.decode / t[i].decode))
-  const bounds = bw.map((x) => x.bandwidth / weightBytes(v))
-  const bound = median(bounds)
-  const floor = median(fl.map((x) => x.decode))
-  const ofBound = median(f.map((x, i) => x.decode / bounds[i]))
-  const ofFloor = median(f.map((x, i) => x.decode / fl[i].decode))
-  const floorOfBound = median(fl.map((x, i) => x.decode / bounds[i]))
-  console.log(
-    `${v.padEnd(5)} fastcot: prefill ${((promptLen * 1000) / ft).toFixed(0)} tok/s, TTFT ${ft.toFixed(0)} ms, decode ${fd.toFixed(2)} tok/s | ` +
-      `transformers.js: prefill ${((promptLen * 1000) / tt).toFixed(0)} tok/s, TTFT ${tt.toFixed(0)} ms, decode ${td.toFixed(2)} tok/s`
-  )
-  console.log(
-    `      decode vs transformers.js ${ratio.toFixed(2)}x (goal >= 1.5x; rounds ${f.map((x, i) => (x.decode / t[i].decode).toFixed(2)).join(" ")}), TTFT ratio ${(tt / ft).toFixed(2)}x; ` +
-      `bandwidth bound ${bound.toFixed(2)} tok/s (${(weightBytes(v) / 1e9).toFixed(2)} GB/token at ${(median(bw.map((x) => x.bandwidth)) / 1e9).toFixed(1)} GB/s): ` +
-      `fastcot at ${(100 * ofBound).toFixed(0)}% (goal >= 60%; rounds ${f.map((x, i) => ((100 * x.decode) / bounds[i]).toFixed(0)).join(" ")})`
-  )
-  if (v in fileBytesPerParam) {
-    const fileBound = median(bw.map((x) => x.bandwidth / (matrixParams * fileBytesPerParam[v])))
-    console.log(`      the file's float16 bytes (${((matrixParams * fileBytesPerParam[v]) / 1e9).toFixed(2)} GB/token) would bound decoding at ${fileBound.toFixed(2)} tok/s: fastcot at ${(100 * (fd / fileBound)).toFixed(0)}% of that`)
+}
+
+if (childSpec === undefined) {
+  console.log(`\nprompt ${promptLen} tokens, ${newTokens} new tokens, greedy, ${threads} threads, median of ${reps} interleaved rounds`)
+  console.log(`copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s (read + write, ${threads} threads)\n`)
+  for (const v of variants) {
+    const fast = await spawnContender({ kind: "fastcot", variant: v })
+    const peer = await spawnContender({ kind: "transformers.js", variant: v })
+    // q4: fastcot with the file's own 4-bit arithmetic (float32 where the file leaves accuracy_level
+    // unset), to show what the graph rewrite gives apart from the integer kernels. fp16, q4f16: with
+    // the file's float16 arithmetic, to show what computing in float32 gives.
+    const asExported =
+      v === "q4"
+        ? await spawnContender({ kind: "fastcot", variant: v, q4Compute: "as-exported" })
+        : v in fileBytesPerParam
+          ? await spawnContender({ kind: "fastcot", variant: v, packProducts: false, f16Compute: "as-exported" })
+          : undefined
+    // fastcot with the products that read one input packed into one (opt-in: packProducts).
+    const packed = await spawnContender({ kind: "fastcot", variant: v, packProducts: true })
+    // fastcot with the export's rotary nodes as they are (fuseRotary: false), to show what the fusion gives.
+    const unfused = await spawnContender({ kind: "fastcot", variant: v, fuseRotary: false })
+    // The kernels-alone floor and the copy bandwidth are timed in every round too, so that each
+    // round's fastcot is compared with the floor and the bound of the same moment. The copy runs in
+    // this process, which holds no model.
+    const floorRun = await spawnContender({ kind: "floor", variant: kernelOf(v) })
+    const copyRun = { once: async () => ({ bandwidth: await copyBandwidth() }) }
+    const processes = [fast, peer, floorRun, packed, unfused, ...(asExported !== undefined ? [asExported] : [])]
+    const waited = await settle(processes)
+    console.log(`  (${processes.length} contender processes loaded; quiet after ${waited.toFixed(0)} s)`)
+    const contenders = [fast, peer, floorRun, copyRun, packed, unfused, ...(asExported !== undefined ? [asExported] : [])]
+    const runs = contenders.map(() => [])
+    for (let r = 0; r < reps + 1; r++) {
+      // Rotate which runs first, so that drift on a shared machine hits all alike.
+      const results = []
+      for (let k = 0; k < contenders.length; k++) {
+        const c = (k + r) % contenders.length
+        results[c] = await contenders[c].once()
+      }
+      if (r === 0) continue // warm-up
+      results.forEach((x, c) => runs[c].push(x))
+    }
+    const [f, t, fl, bw, p, u, e] = runs
+    await floorRun.release()
+    await packed.release()
+    await unfused.release()
+    if (asExported !== undefined) await asExported.release()
+    await peer.release()
+    const served = await fast.serving()
+    await fast.release()
+    const fd = median(f.map((x) => x.decode))
+    const td = median(t.map((x) => x.decode))
+    const ft = median(f.map((x) => x.ttft))
+    const tt = median(t.map((x) => x.ttft))
+    const ratio = median(f.map((x, i) => x.decode / t[i].decode))
+    const bounds = bw.map((x) => x.bandwidth / weightBytes(v))
+    const bound = median(bounds)
+    const floor = median(fl.map((x) => x.decode))
+    const ofBound = median(f.map((x, i) => x.decode / bounds[i]))
+    const ofFloor = median(f.map((x, i) => x.decode / fl[i].decode))
+    const floorOfBound = median(fl.map((x, i) => x.decode / bounds[i]))
+    console.log(
+      `${v.padEnd(5)} fastcot: prefill ${((promptLen * 1000) / ft).toFixed(0)} tok/s, TTFT ${ft.toFixed(0)} ms, decode ${fd.toFixed(2)} tok/s | ` +
+        `transformers.js: prefill ${((promptLen * 1000) / tt).toFixed(0)} tok/s, TTFT ${tt.toFixed(0)} ms, decode ${td.toFixed(2)} tok/s`
+    )
+    console.log(
+      `      decode vs transformers.js ${ratio.toFixed(2)}x (goal >= 1.5x; rounds ${f.map((x, i) => (x.decode / t[i].decode).toFixed(2)).join(" ")}), TTFT ratio ${(tt / ft).toFixed(2)}x; ` +
+        `bandwidth bound ${bound.toFixed(2)} tok/s (${(weightBytes(v) / 1e9).toFixed(2)} GB/token at ${(median(bw.map((x) => x.bandwidth)) / 1e9).toFixed(1)} GB/s): ` +
+        `fastcot at ${(100 * ofBound).toFixed(0)}% (goal >= 60%; rounds ${f.map((x, i) => ((100 * x.decode) / bounds[i]).toFixed(0)).join(" ")})`
+    )
+    if (v in fileBytesPerParam) {
+      const fileBound = median(bw.map((x) => x.bandwidth / (matrixParams * fileBytesPerParam[v])))
+      console.log(`      the file's float16 bytes (${((matrixParams * fileBytesPerParam[v]) / 1e9).toFixed(2)} GB/token) would bound decoding at ${fileBound.toFixed(2)} tok/s: fastcot at ${(100 * (fd / fileBound)).toFixed(0)}% of that`)
+    }
+    if (e !== undefined && v in fileBytesPerParam) {
+      console.log(`      fastcot with the file's float16 arithmetic (as exported): decode ${median(e.map((x) => x.decode)).toFixed(2)} tok/s, ${median(e.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js; float32 gives ${median(f.map((x, i) => x.decode / e[i].decode)).toFixed(2)}x on top`)
+    } else if (e !== undefined) {
+      console.log(`      fastcot with the file's own 4-bit arithmetic (float32, as exported): decode ${median(e.map((x) => x.decode)).toFixed(2)} tok/s, ${median(e.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js; the integer kernels give ${median(f.map((x, i) => x.decode / e[i].decode)).toFixed(2)}x on top`)
+    }
+    console.log(`      fastcot with packProducts (query/key/value and gate/up as one product each): decode ${median(p.map((x) => x.decode)).toFixed(2)} tok/s, ${median(p.map((x, i) => x.decode / f[i].decode)).toFixed(2)}x the default (rounds ${p.map((x, i) => (x.decode / f[i].decode).toFixed(2)).join(" ")})`)
+    console.log(`      fastcot with the export's rotary nodes unfused (fuseRotary: false): decode ${median(u.map((x) => x.decode)).toFixed(2)} tok/s; the fusion gives ${median(f.map((x, i) => x.decode / u[i].decode)).toFixed(2)}x (rounds ${f.map((x, i) => (x.decode / u[i].decode).toFixed(2)).join(" ")})`)
+    console.log(`      onnxruntime's matrix kernels alone (no other node): ${floor.toFixed(1)} tok/s = ${(100 * floorOfBound).toFixed(0)}% of the bandwidth bound; fastcot decodes at ${(100 * ofFloor).toFixed(0)}% of that (rounds ${f.map((x, i) => ((100 * x.decode) / fl[i].decode).toFixed(0)).join(" ")})`)
+    console.log(`      fastcot, 4 prompts decoded as one batch: ${served.batchTps.toFixed(1)} tok/s in all`)
+    console.log(
+      `      12 requests of mixed lengths, 4 at a time: static batches ${served.staticServe.tps.toFixed(1)} tok/s (mean latency ${(served.staticServe.latency / 1000).toFixed(1)} s), ` +
+        `continuous batching ${served.continuousServe.tps.toFixed(1)} tok/s (${(served.continuousServe.latency / 1000).toFixed(1)} s): ${(served.continuousServe.tps / served.staticServe.tps).toFixed(2)}x`
+    )
   }
-  if (e !== undefined && v in fileBytesPerParam) {
-    console.log(`      fastcot with the file's float16 arithmetic (as exported): decode ${median(e.map((x) => x.decode)).toFixed(2)} tok/s, ${median(e.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js; float32 gives ${median(f.map((x, i) => x.decode / e[i].decode)).toFixed(2)}x on top`)
-  } else if (e !== undefined) {
-    console.log(`      fastcot with the file's own 4-bit arithmetic (float32, as exported): decode ${median(e.map((x) => x.decode)).toFixed(2)} tok/s, ${median(e.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js; the integer kernels give ${median(f.map((x, i) => x.decode / e[i].decode)).toFixed(2)}x on top`)
-  }
-  console.log(`      fastcot with packProducts (query/key/value and gate/up as one product each): decode ${median(p.map((x) => x.decode)).toFixed(2)} tok/s, ${median(p.map((x, i) => x.decode / f[i].decode)).toFixed(2)}x the default (rounds ${p.map((x, i) => (x.decode / f[i].decode).toFixed(2)).join(" ")})`)
-  console.log(`      onnxruntime's matrix kernels alone (no other node): ${floor.toFixed(1)} tok/s = ${(100 * floorOfBound).toFixed(0)}% of the bandwidth bound; fastcot decodes at ${(100 * ofFloor).toFixed(0)}% of that (rounds ${f.map((x, i) => ((100 * x.decode) / fl[i].decode).toFixed(0)).join(" ")})`)
-  console.log(`      fastcot, 4 prompts decoded as one batch: ${served.batchTps.toFixed(1)} tok/s in all`)
-  console.log(
-    `      12 requests of mixed lengths, 4 at a time: static batches ${served.staticServe.tps.toFixed(1)} tok/s (mean latency ${(served.staticServe.latency / 1000).toFixed(1)} s), ` +
-      `continuous batching ${served.continuousServe.tps.toFixed(1)} tok/s (${(served.continuousServe.latency / 1000).toFixed(1)} s): ${(served.continuousServe.tps / served.staticServe.tps).toFixed(2)}x`
-  )
 }
