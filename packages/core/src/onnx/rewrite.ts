@@ -57,8 +57,9 @@ export type Q4Compute = "int8" | "as-exported"
  * and the logits as float32 inputs and outputs); `as-exported` keeps float16 arithmetic; `auto`
  * (the default) is `float32` when the widened weights fit in a quarter of the machine's memory
  * (see `widenFits`), else `as-exported`. Common CPUs have no float16 arithmetic: onnxruntime's
- * float16 kernels run several times slower than its float32 ones there (measured by
- * bench/onnx.bench.mjs), while float32 is as precise or more. The cost is memory: the float16
+ * float16 4-bit products run about 1.7x slower than its float32 ones there (q4f16, measured by
+ * bench/onnx.bench.mjs; fp16's plain products about the same, onnxruntime widens those weights
+ * itself), while float32 is as precise or more. The cost is memory: the float16
  * weights are held as float32, twice their size (4-bit products keep their 4-bit weights: only
  * their scales widen, so a q4f16 file grows little).
  */
