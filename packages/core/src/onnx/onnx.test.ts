@@ -5,6 +5,7 @@ import { createRequire } from "node:module"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ort from "onnxruntime-node"
+import type { onnx as P } from "onnx-proto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { referenceLogits } from "../test-support/qwen2Reference.js"
 import { ChatTokenizer } from "./chatTokenizer.js"
@@ -420,7 +421,7 @@ describe("the rewritten decoder graph", () => {
     const [N, S, D] = [2, 3, 8]
     const positions = 16
     /** x [1, N, S, D] rotated by tables from position_ids, with the halves cut as `cut` says; `extra` adds the other cases. */
-    const model = (cut: "split" | "slice" | "slice-short", tablesFrom: "position_ids" | "mask", reuse: boolean) => {
+    const model = (cut: "split" | "slice" | "slice-short", tablesFrom: "position_ids" | "mask", reuse: false | "node" | "subgraph") => {
       const g = new GraphBuilder()
       const invFreq = g.tensor("inv_freq", DType.float, [D / 2], Float32Array.from({ length: D / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / D)))
       const source = tablesFrom === "position_ids" ? "position_ids" : "mask"
@@ -441,14 +442,27 @@ describe("the rewritten decoder graph", () => {
       const rotated = g.op("Concat", [g.op("Neg", [x2]), x1], { axis: -1 })
       const out = g.op("Add", [g.op("Mul", ["x", cos]), g.op("Mul", [rotated, sin])])
       g.node("Identity", [out], {}, { outputs: ["y"] })
-      if (reuse) g.node("Identity", [x1], {}, { outputs: ["half"] })
+      if (reuse === "node") g.node("Identity", [x1], {}, { outputs: ["half"] })
+      if (reuse === "subgraph") {
+        // An If whose branches read the half from the outer graph, without listing it as an input.
+        const branch = (name: string): P.IGraphProto => ({
+          name,
+          node: [{ opType: "Identity", input: [x1], output: [`${name}_out`] }],
+          output: [{ name: `${name}_out`, type: { tensorType: { elemType: DType.float } } }]
+        })
+        g.node("If", [g.const([1], DType.bool)], {}, { outputs: ["half"] })
+        g.nodes[g.nodes.length - 1]!.attribute = [
+          { name: "then_branch", type: onnxProto().AttributeProto.AttributeType.GRAPH, g: branch("then") },
+          { name: "else_branch", type: onnxProto().AttributeProto.AttributeType.GRAPH, g: branch("else") }
+        ]
+      }
       return g.model({
         inputs: [
           { name: "x", type: DType.float, dims: [1, N, S, D] },
           { name: "position_ids", type: DType.int64, dims: [1, S] },
           { name: "mask", type: DType.int64, dims: [1, S] }
         ],
-        outputs: [{ name: "y", type: DType.float, dims: [1, N, S, cut === "slice-short" ? D - 1 : D] }, ...(reuse ? [{ name: "half", type: DType.float, dims: [1, N, S, h] }] : [])],
+        outputs: [{ name: "y", type: DType.float, dims: [1, N, S, cut === "slice-short" ? D - 1 : D] }, ...(reuse !== false ? [{ name: "half", type: DType.float, dims: [1, N, S, h] }] : [])],
         name: "rotary",
         producer: "test",
         opset: 17
@@ -480,10 +494,13 @@ describe("the rewritten decoder graph", () => {
     }
     expect(await fuse(model("split", "position_ids", false))).toBe(1)
     expect(await fuse(model("slice", "position_ids", false))).toBe(1)
+    // The If itself runs (its branches read the outer graph's half).
+    expect((await run(model("split", "position_ids", "subgraph"))).length).toBe(N * S * D)
     // Not the same computation, or not provably so: left as exported.
     expect(await fuse(model("slice-short", "position_ids", false))).toBe(0) // the second slice stops short of the head's end
     expect(await fuse(model("split", "mask", false))).toBe(0) // tables from another input
-    expect(await fuse(model("split", "position_ids", true))).toBe(0) // a half read elsewhere too
+    expect(await fuse(model("split", "position_ids", "node"))).toBe(0) // a half read elsewhere too
+    expect(await fuse(model("split", "position_ids", "subgraph"))).toBe(0) // ... or inside a subgraph
     // Tables that do not repeat their first half are refused.
     expect(readRotaryTable({ dims: [1, 1, 1, 4], data: Float32Array.from([1, 2, 1, 3]) }, { dims: [1, 1, 1, 4], data: Float32Array.from([0, 0, 0, 0]) }, 1)).toBeUndefined()
   })

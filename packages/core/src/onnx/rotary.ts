@@ -51,9 +51,18 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
   const nodes = graph.node ?? []
   const producer = new Map<string, P.INodeProto>()
   for (const n of nodes) for (const o of n.output ?? []) producer.set(o, n)
+  // Readers of each name: nodes, graph outputs, and nodes inside subgraphs (which read their outer
+  // graph's names without listing them as inputs).
   const consumers = new Map<string, number>()
-  for (const n of nodes) for (const i of inputsOf(n)) consumers.set(i, (consumers.get(i) ?? 0) + 1)
-  for (const o of graph.output ?? []) consumers.set(o.name ?? "", (consumers.get(o.name ?? "") ?? 0) + 1)
+  const count = (name: string) => consumers.set(name, (consumers.get(name) ?? 0) + 1)
+  const countReads = (ns: ReadonlyArray<P.INodeProto>): void => {
+    for (const n of ns) {
+      inputsOf(n).forEach(count)
+      for (const a of n.attribute ?? []) for (const sub of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) countReads(sub.node ?? [])
+    }
+  }
+  countReads(nodes)
+  for (const o of graph.output ?? []) count(o.name ?? "")
   const inits = new Map<string, P.ITensorProto>()
   for (const t of graph.initializer ?? []) inits.set(t.name ?? "", t)
   const graphInputs = new Set((graph.input ?? []).map((v) => v.name ?? "").filter((n) => !inits.has(n)))
