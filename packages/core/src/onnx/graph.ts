@@ -142,6 +142,9 @@ const valueInfo = (v: ValueInfo): P.IValueInfoProto => ({
   }
 })
 
+/** The subgraphs a node holds in its attributes (an `If`'s branches, a `Loop`'s body). */
+export const subgraphs = (node: P.INodeProto): Array<P.IGraphProto> => (node.attribute ?? []).flatMap((a) => [...(a.g ? [a.g] : []), ...(a.graphs ?? [])])
+
 /** A node attribute, typed by its value. */
 export const attribute = (name: string, v: AttrValue): P.IAttributeProto => {
   const T = onnxProto().AttributeProto.AttributeType

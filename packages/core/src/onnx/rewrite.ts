@@ -1,5 +1,5 @@
 import type { onnx as P } from "onnx-proto"
-import { attribute, DType, GraphBuilder, onnxProto } from "./graph.js"
+import { attribute, DType, GraphBuilder, onnxProto, subgraphs } from "./graph.js"
 import { halfToFloat32 } from "./half.js"
 
 const ELEMENT_TYPES: Record<number, string> = { 1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64", 16: "bfloat16" }
@@ -32,9 +32,6 @@ export const graphIo = (proto: P.ModelProto): GraphIo => {
   const outputs = (graph.output ?? []).map(meta)
   return { inputNames: inputs.map((v) => v.name), outputNames: outputs.map((v) => v.name), inputMetadata: inputs, outputMetadata: outputs }
 }
-
-/** The subgraphs a node holds in its attributes (an `If`'s branches, a `Loop`'s body). */
-const subgraphs = (node: P.INodeProto): Array<P.IGraphProto> => (node.attribute ?? []).flatMap((a) => [...(a.g ? [a.g] : []), ...(a.graphs ?? [])])
 
 /** Names of the inputs and outputs that the rewritten graph uses instead of the export's. */
 export const pastInput = (layer: number, kind: "key" | "value"): string => `fastcot.past.${layer}.${kind}`

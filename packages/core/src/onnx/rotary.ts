@@ -1,5 +1,5 @@
 import type { onnx as P } from "onnx-proto"
-import { attribute, onnxProto } from "./graph.js"
+import { attribute, onnxProto, subgraphs } from "./graph.js"
 
 /**
  * Rotary position embeddings as exports write them out in plain nodes,
@@ -44,6 +44,24 @@ export interface RotaryTable {
 const inputsOf = (n: P.INodeProto): Array<string> => (n.input ?? []).map((x) => x ?? "")
 const attr = (n: P.INodeProto, name: string): P.IAttributeProto | undefined => (n.attribute ?? []).find((a) => a.name === name)
 
+/**
+ * How many times each name is read: by the nodes, by nodes inside their subgraphs (which read
+ * their outer graph's names without listing them as inputs), and as a graph output.
+ */
+const readCounts = (nodes: ReadonlyArray<P.INodeProto>, outputs: ReadonlyArray<P.IValueInfoProto>): Map<string, number> => {
+  const counts = new Map<string, number>()
+  const count = (name: string) => counts.set(name, (counts.get(name) ?? 0) + 1)
+  const walk = (ns: ReadonlyArray<P.INodeProto>): void => {
+    for (const n of ns) {
+      inputsOf(n).forEach(count)
+      for (const sub of subgraphs(n)) walk(sub.node ?? [])
+    }
+  }
+  walk(nodes)
+  for (const o of outputs) count(o.name ?? "")
+  return counts
+}
+
 /** Finds the rotate-half rotaries of the top-level graph whose cos and sin depend on `position_ids` alone. */
 export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
   const graph = proto.graph
@@ -51,18 +69,7 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
   const nodes = graph.node ?? []
   const producer = new Map<string, P.INodeProto>()
   for (const n of nodes) for (const o of n.output ?? []) producer.set(o, n)
-  // Readers of each name: nodes, graph outputs, and nodes inside subgraphs (which read their outer
-  // graph's names without listing them as inputs).
-  const consumers = new Map<string, number>()
-  const count = (name: string) => consumers.set(name, (consumers.get(name) ?? 0) + 1)
-  const countReads = (ns: ReadonlyArray<P.INodeProto>): void => {
-    for (const n of ns) {
-      inputsOf(n).forEach(count)
-      for (const a of n.attribute ?? []) for (const sub of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) countReads(sub.node ?? [])
-    }
-  }
-  countReads(nodes)
-  for (const o of graph.output ?? []) count(o.name ?? "")
+  const consumers = readCounts(nodes, graph.output ?? [])
   const inits = new Map<string, P.ITensorProto>()
   for (const t of graph.initializer ?? []) inits.set(t.name ?? "", t)
   const graphInputs = new Set((graph.input ?? []).map((v) => v.name ?? "").filter((n) => !inits.has(n)))
@@ -172,7 +179,7 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
     if (inits.has(name) || name === "position_ids") continue
     const n = producer.get(name)
     if (n === undefined) return undefined // another graph input
-    if ((n.attribute ?? []).some((a) => a.g || (a.graphs ?? []).length > 0)) return undefined
+    if (subgraphs(n).length > 0) return undefined
     if (!cone.has(n)) {
       cone.add(n)
       stack.push(...inputsOf(n))
@@ -230,21 +237,26 @@ export const fuseRotary = (proto: P.ModelProto, plan: RotaryPlan, tables: Readon
   const graph = proto.graph!
   const replace = new Map<P.INodeProto, P.INodeProto>()
   const drop = new Set<P.INodeProto>()
-  const tableNames = tables.map((t, i) => {
-    const positions = t.cos.length / t.half
-    const cos = `fastcot/rotary/cos_${i}`
-    const sin = `fastcot/rotary/sin_${i}`
+  // Each pair's tables become initializers when a match first uses them.
+  const tableNames = new Map<number, { cos: string; sin: string }>()
+  const namesOf = (pair: number) => {
+    const known = tableNames.get(pair)
+    if (known !== undefined) return known
+    const t = tables[pair]!
+    const dims = [t.cos.length / t.half, t.half]
+    const names = { cos: `fastcot/rotary/cos_${pair}`, sin: `fastcot/rotary/sin_${pair}` }
     graph.initializer = [
       ...(graph.initializer ?? []),
-      { name: cos, dataType: 1, dims: [positions, t.half], rawData: new Uint8Array(t.cos.buffer, t.cos.byteOffset, t.cos.byteLength) },
-      { name: sin, dataType: 1, dims: [positions, t.half], rawData: new Uint8Array(t.sin.buffer, t.sin.byteOffset, t.sin.byteLength) }
+      { name: names.cos, dataType: 1, dims, rawData: new Uint8Array(t.cos.buffer, t.cos.byteOffset, t.cos.byteLength) },
+      { name: names.sin, dataType: 1, dims, rawData: new Uint8Array(t.sin.buffer, t.sin.byteOffset, t.sin.byteLength) }
     ]
-    return { cos, sin }
-  })
+    tableNames.set(pair, names)
+    return names
+  }
   for (const m of plan.matches) {
     const table = tables[m.pair]!
     if (m.sliceHalf !== undefined && m.sliceHalf !== table.half) continue
-    const names = tableNames[m.pair]!
+    const names = namesOf(m.pair)
     replace.set(m.add, {
       opType: "RotaryEmbedding",
       domain: "com.microsoft",
@@ -257,22 +269,13 @@ export const fuseRotary = (proto: P.ModelProto, plan: RotaryPlan, tables: Readon
   }
   if (replace.size === 0) return 0
   let nodes = (graph.node ?? []).filter((n) => !drop.has(n)).map((n) => replace.get(n) ?? n)
-  // The export's table nodes may now feed nothing: drop those whose outputs nobody reads (a
-  // subgraph reads its outer graph's names too).
-  const outputs = new Set((graph.output ?? []).map((o) => o.name ?? ""))
-  const reads = (g: P.IGraphProto, into: Set<string>): Set<string> => {
-    for (const n of g.node ?? []) {
-      for (const i of inputsOf(n)) into.add(i)
-      for (const a of n.attribute ?? []) for (const sub of [...(a.g ? [a.g] : []), ...(a.graphs ?? [])]) reads(sub, into)
-    }
-    return into
-  }
-  let read = reads({ node: nodes }, new Set(outputs))
+  // The export's table nodes may now feed nothing: drop those whose outputs nobody reads.
+  let read = readCounts(nodes, graph.output ?? [])
   for (;;) {
     const kept = nodes.filter((n) => !plan.cone.has(n) || (n.output ?? []).some((o) => read.has(o)))
     if (kept.length === nodes.length) break
     nodes = kept
-    read = reads({ node: nodes }, new Set(outputs))
+    read = readCounts(nodes, graph.output ?? [])
   }
   graph.node = nodes
   // And the constants only the dropped nodes read (unless a graph from before IR 4 lists them as inputs).
