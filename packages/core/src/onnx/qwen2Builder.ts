@@ -283,9 +283,14 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
     const inFtGraph = (x: string) => (ft === DType.float16 ? g.op("Cast", [x], { to: ft }) : x)
     const cos = g.op("Unsqueeze", [inFtGraph(g.op("Cos", [emb])), g.const([1], i64)])
     const sin = g.op("Unsqueeze", [inFtGraph(g.op("Sin", [emb])), g.const([1], i64)])
-    const half = g.const([D / 2, D / 2], i64, false)
+    // rotate_half as tracing exporters write it: halves cut by Slices at `x.shape[-1] // 2`,
+    // computed from the tensor's shape.
+    const lastAxis = g.const([-1], i64, false)
     const rope = (x: string): string => {
-      const [x1, x2] = g.node("Split", [x, half], { axis: -1 }, { outputs: 2 }) as [string, string]
+      const headSize = g.op("Gather", [g.op("Shape", [x]), g.const([3], i64, true)], { axis: 0 })
+      const half = g.op("Unsqueeze", [g.op("Div", [headSize, g.const([2], i64, true)]), g.const([0], i64, false)])
+      const x1 = g.op("Slice", [x, g.const([0], i64, false), half, lastAxis])
+      const x2 = g.op("Slice", [x, half, g.const([Number.MAX_SAFE_INTEGER], i64, false), lastAxis])
       const rotated = g.op("Concat", [g.op("Neg", [x2]), x1], { axis: -1 })
       return g.op("Add", [g.op("Mul", [x, cos]), g.op("Mul", [rotated, sin])])
     }

@@ -23,14 +23,21 @@ export interface RotaryPlan {
     readonly x: string
     readonly pair: number
     readonly inner: ReadonlyArray<P.INodeProto>
-    /** Where a Slice cut the halves: the first half's length (the table's half must equal it). */
-    readonly sliceHalf: number | undefined
+    /**
+     * Where Slices cut the halves: whether they cut a head of the given size into its two halves
+     * (bounds may be constants or computed from the shape of the rotated tensor). Undefined for a
+     * Split into two equal parts.
+     */
+    readonly cutsHalves: ((headDim: number) => boolean) | undefined
   }>
   /** The distinct (cos, sin) tensors the matches multiply by. */
   readonly pairs: ReadonlyArray<{ readonly cos: string; readonly sin: string }>
   /** A model that computes every pair's cos and sin from `position_ids` ([1, positions], int64). */
   readonly tableModel: Uint8Array
-  /** The export's nodes that compute the tables (dropped when the fusion leaves them unread). */
+  /**
+   * The export's nodes that compute the tables and the Slices' bounds (dropped when the fusion
+   * leaves them unread).
+   */
   readonly cone: ReadonlySet<P.INodeProto>
 }
 
@@ -90,8 +97,57 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
     return undefined
   }
   const lastAxis = (axis: number | undefined) => axis === -1 || axis === 3
-  /** The nodes that cut x's last axis into `first` and `second` halves (and the first's length, for Slices), or undefined. */
-  const halves = (first: string, second: string, x: string): { nodes: Array<P.INodeProto>; half: number | undefined } | undefined => {
+  /**
+   * A Slice bound computed from constants and the shape of x (the rotated tensor, rank 4, its last
+   * axis the head): a function of the head size (undefined where a value does not follow from it),
+   * and the nodes computing it; undefined when the bound reads anything else.
+   */
+  const shapeBound = (name: string, x: string): { at: (headDim: number) => ReadonlyArray<number | undefined> | undefined; nodes: Array<P.INodeProto> } | undefined => {
+    const nodes: Array<P.INodeProto> = []
+    const seen = new Set<string>()
+    const computable = (n: string): boolean => {
+      if (n === "" || seen.has(n)) return true
+      seen.add(n)
+      const node = producer.get(n)
+      if (node === undefined) return constant(n) !== undefined
+      if ((node.domain ?? "") !== "" || !SHAPE_OPS.has(node.opType ?? "") || subgraphs(node).length > 0) return false
+      nodes.push(node)
+      if (node.opType === "Constant") return constant(n) !== undefined
+      if (node.opType === "Shape") return inputsOf(node)[0] === x
+      return inputsOf(node).every(computable)
+    }
+    if (!computable(name)) return undefined
+    const at = (headDim: number) => {
+      const memo = new Map<string, Value | undefined>()
+      const value = (n: string): Value | undefined => {
+        if (memo.has(n)) return memo.get(n)
+        const node = producer.get(n)
+        const v = node === undefined || node.opType === "Constant" ? constant(n) : evaluate(node, inputsOf(node).map((i) => (i === "" ? undefined : value(i))), headDim)
+        memo.set(n, v)
+        return v
+      }
+      return value(name)?.v
+    }
+    return { at, nodes }
+  }
+  /** A constant's values and whether they are integers, or undefined. */
+  const constant = (name: string): Value | undefined => {
+    const whole = ints(name)
+    if (whole !== undefined) return { v: whole, int: true }
+    const made = producer.get(name)
+    const t = made === undefined ? inits.get(name) : made.opType === "Constant" ? attr(made, "value")?.t : undefined
+    if (t === undefined || t === null) return undefined
+    if ((t.floatData ?? []).length > 0) return { v: t.floatData!.map(Number), int: false }
+    const raw = t.rawData
+    if (raw === null || raw === undefined || raw.byteLength === 0 || t.dataType !== 1) return undefined
+    return { v: Array.from(new Float32Array(Uint8Array.from(raw).buffer)), int: false }
+  }
+  /** The nodes that cut x's last axis into `first` and `second` halves (and, for Slices, the check of their bounds and the nodes computing them), or undefined. */
+  const halves = (
+    first: string,
+    second: string,
+    x: string
+  ): { nodes: Array<P.INodeProto>; cutsHalves: ((headDim: number) => boolean) | undefined; bounds: Array<P.INodeProto> } | undefined => {
     const a = producer.get(first)
     const b = producer.get(second)
     if (a === undefined || b === undefined) return undefined
@@ -100,25 +156,35 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
       if (!lastAxis(Number(attr(a, "axis")?.i ?? 0))) return undefined
       const sizes = inputsOf(a)[1] ? ints(inputsOf(a)[1]!) : attr(a, "split")?.ints?.map(Number)
       if (sizes !== undefined && (sizes.length !== 2 || sizes[0] !== sizes[1])) return undefined
-      return { nodes: [a], half: undefined }
+      return { nodes: [a], cutsHalves: undefined, bounds: [] }
     }
-    // Two Slices with constant bounds: x[..., :h] and x[..., h:].
+    // Two Slices, x[..., :h] and x[..., h:], with constant bounds or bounds computed from x's
+    // shape (as tracing exporters write `x[..., : x.shape[-1] // 2]`): checked at fusion, for the
+    // head size the tables give.
     const slice = (n: P.INodeProto) => {
       if (n.opType !== "Slice" || (n.domain ?? "") !== "" || inputsOf(n)[0] !== x) return undefined
       const [, s, e, ax, st] = inputsOf(n)
-      const starts = s ? ints(s) : attr(n, "starts")?.ints?.map(Number)
-      const ends = e ? ints(e) : attr(n, "ends")?.ints?.map(Number)
       const axes = ax ? ints(ax) : attr(n, "axes")?.ints?.map(Number)
       const steps = st ? ints(st) : [1]
-      if (starts?.length !== 1 || ends?.length !== 1 || axes?.length !== 1 || steps?.length !== 1 || steps[0] !== 1 || !lastAxis(axes[0])) return undefined
-      return { start: starts[0]!, end: ends[0]! }
+      if (axes?.length !== 1 || steps?.length !== 1 || steps[0] !== 1 || !lastAxis(axes[0])) return undefined
+      const bound = (input: string | undefined, name: "starts" | "ends") => {
+        if (input) return shapeBound(input, x)
+        const fixed = attr(n, name)?.ints?.map(Number)
+        return fixed === undefined ? undefined : { at: () => fixed, nodes: [] }
+      }
+      const start = bound(s, "starts")
+      const end = bound(e, "ends")
+      return start === undefined || end === undefined ? undefined : { start, end }
     }
     const sa = slice(a)
     const sb = slice(b)
-    if (sa === undefined || sb === undefined || sa.start !== 0 || sa.end <= 0 || sb.start !== sa.end || sb.end < 2 * sa.end) return undefined
-    // The second slice must reach the end of an axis twice the first's length: the fusion checks
-    // that against the tables' width (the head size).
-    return { nodes: [a, b], half: sa.end }
+    if (sa === undefined || sb === undefined) return undefined
+    const one = (v: ReadonlyArray<number | undefined> | undefined) => (v?.length === 1 ? v[0] : undefined)
+    const cutsHalves = (headDim: number) => {
+      const [s1, e1, s2, e2] = [sa.start, sa.end, sb.start, sb.end].map((b) => one(b.at(headDim)))
+      return s1 === 0 && e1 === headDim / 2 && s2 === headDim / 2 && e2 !== undefined && e2 >= headDim
+    }
+    return { nodes: [a, b], cutsHalves, bounds: [sa, sb].flatMap((c) => [...c.start.nodes, ...c.end.nodes]) }
   }
   /** The other input of a two-input Mul, given one. */
   const other = (mul: P.INodeProto, one: string): string | undefined => {
@@ -127,6 +193,7 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
   }
 
   const pairs: Array<{ cos: string; sin: string }> = []
+  const boundNodes = new Set<P.INodeProto>()
   const matches: Array<RotaryPlan["matches"][number]> = []
   for (const add of nodes) {
     if (add.opType !== "Add" || (add.domain ?? "") !== "" || inputsOf(add).length !== 2) continue
@@ -161,7 +228,8 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
       if (inner.some((n) => used(n) !== expected.get(n))) continue
       let pair = pairs.findIndex((p) => p.cos === cos && p.sin === sin)
       if (pair < 0) pair = pairs.push({ cos, sin }) - 1
-      matches.push({ add, x, pair, inner, sliceHalf: cut.half })
+      matches.push({ add, x, pair, inner, cutsHalves: cut.cutsHalves })
+      for (const n of cut.bounds) boundNodes.add(n)
       break
     }
   }
@@ -199,7 +267,7 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
   const tableModel = P_.ModelProto.encode(
     P_.ModelProto.create({ irVersion: proto.irVersion, opsetImport: proto.opsetImport, producerName: "fastcot", graph: tableGraph })
   ).finish()
-  return { matches, pairs, tableModel, cone }
+  return { matches, pairs, tableModel, cone: new Set([...cone, ...boundNodes]) }
 }
 
 /**
@@ -255,7 +323,7 @@ export const fuseRotary = (proto: P.ModelProto, plan: RotaryPlan, tables: Readon
   }
   for (const m of plan.matches) {
     const table = tables[m.pair]!
-    if (m.sliceHalf !== undefined && m.sliceHalf !== table.half) continue
+    if (m.cutsHalves !== undefined && !m.cutsHalves(2 * table.half)) continue
     const names = namesOf(m.pair)
     replace.set(m.add, {
       opType: "RotaryEmbedding",
@@ -284,4 +352,111 @@ export const fuseRotary = (proto: P.ModelProto, plan: RotaryPlan, tables: Readon
   graph.initializer = (graph.initializer ?? []).filter((t) => !coneConstants.has(t.name ?? "") || listed.has(t.name ?? "") || read.has(t.name ?? ""))
   if (!(proto.opsetImport ?? []).some((o) => o.domain === "com.microsoft")) proto.opsetImport = [...(proto.opsetImport ?? []), { domain: "com.microsoft", version: 1 }]
   return replace.size
+}
+
+/** The operators a Slice bound may be computed with (see `evaluate`). */
+const SHAPE_OPS = new Set([
+  "Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Reshape", "Identity", "Cast", "Concat", "Slice",
+  "Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Floor", "Ceil",
+  "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "And", "Or", "Xor", "Where"
+])
+/** A small tensor of a shape computation, flattened; undefined entries are unknown. */
+interface Value {
+  readonly v: ReadonlyArray<number | undefined>
+  readonly int: boolean
+}
+/** ONNX integer and boolean element types (Cast's `to`). */
+const INTEGER_TYPES = new Set([2, 3, 4, 5, 6, 7, 9, 12, 13])
+
+/**
+ * One node of a shape computation over known values, with the runtime's semantics (integer
+ * division truncates, Mod follows the divisor's sign unless `fmod`). `Shape` reads a rank-4 tensor
+ * whose last axis is the head. Unknown inputs give unknown results; undefined where the node does
+ * something this does not model.
+ */
+const evaluate = (node: P.INodeProto, inputs: ReadonlyArray<Value | undefined>, headDim: number): Value | undefined => {
+  const op = node.opType ?? ""
+  const num = (name: string, fallback: number) => Number(attr(node, name)?.i ?? fallback)
+  if (op === "Shape") {
+    const dims: Array<number | undefined> = [undefined, undefined, undefined, headDim]
+    const at = (i: number) => Math.min(4, Math.max(0, i < 0 ? i + 4 : i))
+    return { v: dims.slice(at(num("start", 0)), at(num("end", 4))), int: true }
+  }
+  const [a, b, c] = inputs
+  if (a === undefined) return undefined
+  switch (op) {
+    case "Unsqueeze":
+    case "Squeeze":
+    case "Reshape":
+    case "Identity":
+      return a
+    case "Cast": {
+      const int = INTEGER_TYPES.has(num("to", 1))
+      return { v: a.v.map((x) => (x === undefined || !int ? x : num("to", 1) === 9 ? Number(x !== 0) : Math.trunc(x))), int }
+    }
+    case "Concat":
+      return inputs.every((i) => i !== undefined) ? { v: inputs.flatMap((i) => i!.v), int: a.int } : undefined
+    case "Gather": {
+      if (num("axis", 0) !== 0 || b === undefined) return undefined
+      const picked = b.v.map((i) => (i === undefined ? undefined : a.v[i < 0 ? i + a.v.length : i]))
+      return b.v.some((i) => i === undefined || i < -a.v.length || i >= a.v.length) ? undefined : { v: picked, int: a.int }
+    }
+    case "Slice": {
+      const [s, e] = [b?.v, c?.v]
+      const steps = inputs[4]?.v
+      if (s?.length !== 1 || e?.length !== 1 || s[0] === undefined || e[0] === undefined || (steps !== undefined && steps[0] !== 1)) return undefined
+      const n = a.v.length
+      const clamp = (i: number) => Math.min(n, Math.max(0, i < 0 ? i + n : i))
+      return { v: a.v.slice(clamp(s[0]), clamp(e[0])), int: a.int }
+    }
+  }
+  const unary: Record<string, (x: number) => number> = { Neg: (x) => -x, Abs: Math.abs, Floor: Math.floor, Ceil: Math.ceil, Not: (x) => Number(x === 0) }
+  const u = unary[op]
+  if (u !== undefined) return { v: a.v.map((x) => (x === undefined ? undefined : u(x))), int: a.int }
+  const fmod = num("fmod", 0) === 1
+  const binary: Record<string, (x: number, y: number) => number | undefined> = {
+    Add: (x, y) => x + y,
+    Sub: (x, y) => x - y,
+    Mul: (x, y) => x * y,
+    Div: (x, y) => (y === 0 ? undefined : a.int ? Math.trunc(x / y) : x / y),
+    Mod: (x, y) => (y === 0 ? undefined : fmod ? x % y : ((x % y) + y) % y),
+    Equal: (x, y) => Number(x === y),
+    Less: (x, y) => Number(x < y),
+    LessOrEqual: (x, y) => Number(x <= y),
+    Greater: (x, y) => Number(x > y),
+    GreaterOrEqual: (x, y) => Number(x >= y),
+    And: (x, y) => Number(x !== 0 && y !== 0),
+    Or: (x, y) => Number(x !== 0 || y !== 0),
+    Xor: (x, y) => Number((x !== 0) !== (y !== 0))
+  }
+  const f = binary[op]
+  const width = (...vs: ReadonlyArray<Value>) => {
+    const n = Math.max(...vs.map((w) => w.v.length))
+    return vs.every((w) => w.v.length === n || w.v.length === 1) ? n : undefined
+  }
+  const pick = (w: Value, i: number) => w.v[w.v.length === 1 ? 0 : i]
+  if (f !== undefined) {
+    const n = b === undefined ? undefined : width(a, b)
+    if (b === undefined || n === undefined) return undefined
+    const boolean = !["Add", "Sub", "Mul", "Div", "Mod"].includes(op)
+    return {
+      v: Array.from({ length: n }, (_, i) => {
+        const [x, y] = [pick(a, i), pick(b, i)]
+        return x === undefined || y === undefined ? undefined : f(x, y)
+      }),
+      int: boolean || a.int
+    }
+  }
+  if (op === "Where") {
+    const n = b === undefined || c === undefined ? undefined : width(a, b, c)
+    if (b === undefined || c === undefined || n === undefined) return undefined
+    return {
+      v: Array.from({ length: n }, (_, i) => {
+        const cond = pick(a, i)
+        return cond === undefined ? undefined : cond !== 0 ? pick(b, i) : pick(c, i)
+      }),
+      int: b.int
+    }
+  }
+  return undefined
 }
