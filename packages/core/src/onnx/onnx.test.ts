@@ -287,6 +287,75 @@ describe("the rewritten decoder graph", () => {
     expect(() => rewriteDecoder(readGraph(bytes).proto, 1)).toThrow(/`logits` has rank 2/)
   })
 
+  it("a dynamically quantized LM head sees only the last position too, in either form quantization writes", async () => {
+    const ids = [12, 200, 7, 33, 91, 150]
+    const n = ids.length
+    const rewritten = await load(dir, "int8")
+    const exported = await load(dir, "int8", "as-exported")
+    models.push(rewritten, exported)
+    const [H, D, V] = [rewritten.folder.numKvHeads, rewritten.folder.headDim, rewritten.vocabSize]
+    const prompt = { input_ids: int64(ids, [1, n]), attention_mask: int64(ids.map(() => 1), [1, n]), position_ids: int64(range(0, n), [1, n]) }
+    const empty: Record<string, ort.Tensor> = {}
+    for (let l = 0; l < rewritten.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [0, 1, H, D])
+    const whole = ((await exported.run({ ...prompt, ...exported.emptyPast(1) }))["logits"]!.data as Float32Array).subarray((n - 1) * V)
+    const last = (await rewritten.run({ ...prompt, ...empty }))[LAST_LOGITS]!.data as Float32Array
+    // The last row quantized on its own instead of with the prompt's other rows: a rounding
+    // difference of the size the cache test allows int8, and the same greedy choice.
+    expect(maxDiff(last, whole)).toBeLessThan(2e-2)
+    const argmax = (xs: Float32Array) => xs.indexOf(Math.max(...xs))
+    expect(argmax(last)).toBe(argmax(whole))
+    const file = path.join(dir, "onnx", "model_int8.onnx")
+    const bytes = fs.readFileSync(file)
+    const head = onnxProto().ModelProto.decode(rewriteDecoder(readGraph(bytes).proto, 2, { bytes, location: "model_int8.onnx" })).graph!.node!.find((x) => x.input?.includes("fastcot.last_hidden"))
+    expect(head?.opType).toBe("DynamicQuantizeMatMul")
+
+    // The form onnxruntime's dynamic quantization writes (fused only when a session loads it):
+    // DynamicQuantizeLinear → MatMulInteger → Cast → Mul by the two scales.
+    const [K, W] = [16, 40]
+    const next = seededRandom(5)
+    const chain = (scaleReadElsewhere: boolean) => {
+      const g = new GraphBuilder()
+      const hidden = g.op("Gather", [g.tensor("emb", DType.float, [W, K], Float32Array.from({ length: W * K }, () => next() * 2 - 1)), "input_ids"], { axis: 0 })
+      const [q, scale, zero] = g.node("DynamicQuantizeLinear", [hidden], {}, { outputs: 3 }) as [string, string, string]
+      const acc = g.op("MatMulInteger", [q, g.tensor("w", DType.int8, [K, W], Int8Array.from({ length: K * W }, () => Math.floor(next() * 255) - 127)), zero])
+      g.node("Mul", [g.op("Cast", [acc], { to: DType.float }), g.op("Mul", [scale, g.const([0.01], DType.float)])], {}, { outputs: ["logits"] })
+      if (scaleReadElsewhere) g.node("Identity", [scale], {}, { outputs: ["scale"] })
+      for (const k of ["key", "value"]) g.node("Identity", [`past_key_values.0.${k}`], {}, { outputs: [`present.0.${k}`] })
+      const kv = (name: string) => ({ name, type: DType.float, dims: ["b", 2, "t", 16] })
+      return g.model({
+        inputs: [{ name: "input_ids", type: DType.int64, dims: ["b", "s"] }, { name: "attention_mask", type: DType.int64, dims: ["b", "t"] }, kv("past_key_values.0.key"), kv("past_key_values.0.value")],
+        outputs: [{ name: "logits", type: DType.float, dims: ["b", "s", W] }, kv("present.0.key"), kv("present.0.value"), ...(scaleReadElsewhere ? [{ name: "scale", type: DType.float, dims: [] }] : [])],
+        name: "quantized-head",
+        producer: "test",
+        opset: 17
+      })
+    }
+    const tokens = [3, 17, 29, 8, 35]
+    const run = async (bytes: Uint8Array, past: Array<number>) => {
+      const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 })
+      const feeds: Record<string, ort.Tensor> = { input_ids: int64(tokens, [1, tokens.length]), attention_mask: int64(tokens.map(() => 1), [1, tokens.length]) }
+      for (const k of ["key", "value"]) feeds[session.inputNames.find((x) => x.endsWith(`0.${k}`))!] = new ort.Tensor("float32", new Float32Array(0), past)
+      try {
+        const out = await session.run(feeds)
+        return (out[LAST_LOGITS] ?? out["logits"])!.data as Float32Array
+      } finally {
+        await session.release()
+      }
+    }
+    const original = chain(false)
+    const reference = (await run(original, [1, 2, 0, 16])).subarray((tokens.length - 1) * W)
+    const sliced = onnxProto().ModelProto.encode(onnxProto().ModelProto.decode(rewriteDecoder(readGraph(original).proto, 1))).finish()
+    const nodesOf = (bytes: Uint8Array) => onnxProto().ModelProto.decode(bytes).graph!.node!
+    expect(nodesOf(sliced).find((x) => x.input?.includes("fastcot.last_hidden"))?.opType).toBe("DynamicQuantizeLinear")
+    const got = await run(sliced, [0, 1, 2, 16])
+    expect(got.length).toBe(W)
+    const scale = Math.max(...reference.map(Math.abs))
+    expect(maxDiff(got, reference)).toBeLessThan(0.05 * scale)
+    // Its scale read by another node too: left as exported.
+    const shared = rewriteDecoder(readGraph(chain(true)).proto, 1)
+    expect(nodesOf(shared).some((x) => x.input?.includes("fastcot.last_hidden"))).toBe(false)
+  })
+
   it("4-bit products run on integer kernels unless asked otherwise; a level the export chose is kept", async () => {
     const file = path.join(dir, "onnx", "model_q4.onnx")
     const levels = (proto: ReturnType<typeof readGraph>["proto"]) =>

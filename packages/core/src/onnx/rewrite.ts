@@ -191,11 +191,13 @@ export const useInt8Activations = (proto: P.ModelProto): number => {
  * - each `present.N.*` output is replaced by its new positions only (a Slice after the past
  *   length), so a decode step returns one position per layer instead of the whole cache;
  * - `logits` is replaced by the logits of the last position (all the sampler reads); and where
- *   `logits` comes straight from a row-wise product (the LM head), that product is fed only the
- *   last position (the one edit that looks inside, at the node that makes `logits`).
+ *   `logits` comes straight from a matrix product (the LM head), that product is fed only the
+ *   last position (the one edit that looks inside, at the node that makes `logits`; see
+ *   `sliceHeadInput`).
  *
  * The export's arithmetic is untouched (its Concat and attention run as before, in the runtime's
- * own memory); tests check that logits and tokens equal the unmodified graph's.
+ * own memory), but for a dynamically quantized LM head, whose activation scale then comes from the
+ * last row alone; tests check that logits and tokens equal the unmodified graph's.
  */
 export const rewriteDecoder = (proto: P.ModelProto, layers: number, source?: { readonly bytes: Uint8Array; readonly location: string }): Uint8Array => {
   const P = onnxProto()
@@ -262,23 +264,10 @@ export const rewriteDecoder = (proto: P.ModelProto, layers: number, source?: { r
   const seqOfLogits = g.const([1], i64, false)
   tailBuilder.node("Slice", ["logits", last, end, seqOfLogits], {}, { outputs: [LAST_LOGITS] })
   // Better still, the LM head sees only the last position: when `logits` comes straight from a
-  // float or 4-bit matrix product (through Identity or Cast at most), the hidden states are sliced
-  // before it, so a prefill of S tokens skips S - 1 rows of the largest product in the model.
-  // Exact: those products are row by row. (Dynamically quantized products are left alone: their
-  // activation scale is taken over all rows.)
+  // matrix product (through Identity or Cast at most), the hidden states are sliced before it, so
+  // a prefill of S tokens skips S - 1 rows of the largest product in the model.
+  sliceHeadInput(graph, last, end, seqOfLogits)
   const nodes = graph.node ?? []
-  const producer = new Map<string, number>()
-  nodes.forEach((n, i) => (n.output ?? []).forEach((o) => producer.set(o, i)))
-  let head = producer.get("logits")
-  while (head !== undefined && ["Identity", "Cast"].includes(nodes[head]!.opType ?? "") && (nodes[head]!.domain ?? "") === "") head = producer.get(nodes[head]!.input?.[0] ?? "")
-  const lmHead = head === undefined ? undefined : nodes[head]
-  const rowWise = (lmHead?.opType === "MatMul" && (lmHead.domain ?? "") === "") || (lmHead?.opType === "MatMulNBits" && lmHead.domain === "com.microsoft")
-  if (rowWise && head !== undefined && lmHead?.input?.[0] !== undefined) {
-    const b = new GraphBuilder(undefined, "fastcot/head/")
-    const [sliced] = b.node("Slice", [lmHead.input[0], last, end, seqOfLogits], {}, { outputs: ["fastcot.last_hidden"] })
-    lmHead.input[0] = sliced!
-    nodes.splice(head, 0, ...b.nodes)
-  }
   logits.name = LAST_LOGITS
   if (logitRank === 3) logitDims[1] = { dimValue: 1 }
 
@@ -402,4 +391,54 @@ export const packProducts = (proto: P.ModelProto): number => {
   graph.node = nodes.flatMap((node, i) => (dropped.has(i) ? [] : (replaced.get(i) ?? [node])))
   graph.initializer = [...(graph.initializer ?? []), ...g.initializers]
   return packed
+}
+
+/**
+ * Feeds the LM head only the last position's hidden state: a Slice is put before the product that
+ * makes `logits` (reached through Identity or Cast). Float and 4-bit products (`MatMul`,
+ * `MatMulNBits`) compute row by row, so this is exact. A dynamically quantized product
+ * (`DynamicQuantizeMatMul`, or `DynamicQuantizeLinear` → `MatMulInteger` → `Cast` → `Mul` as
+ * onnxruntime's dynamic quantization writes it) takes its activation scale over all the rows it
+ * is given: sliced, the first token's logits are computed as every decode step computes its own,
+ * from its row alone (the same kind of difference as between a prefill and the cache). Returns the
+ * product's op type, or undefined when nothing was sliced.
+ */
+export const sliceHeadInput = (graph: P.IGraphProto, last: string, end: string, axis: string): string | undefined => {
+  const nodes = graph.node ?? []
+  const producer = new Map<string, number>()
+  nodes.forEach((n, i) => (n.output ?? []).forEach((o) => producer.set(o, i)))
+  const readers = new Map<string, number>()
+  for (const n of nodes) for (const i of n.input ?? []) readers.set(i, (readers.get(i) ?? 0) + 1)
+  for (const o of graph.output ?? []) readers.set(o.name ?? "", (readers.get(o.name ?? "") ?? 0) + 1)
+  const onlyReadOnce = (n: P.INodeProto) => (n.output ?? []).every((o) => o === "" || (readers.get(o) ?? 0) <= 1)
+  const is = (n: P.INodeProto | undefined, op: string, domain = ""): boolean => n?.opType === op && (n.domain ?? "") === domain
+  let at = producer.get("logits")
+  while (at !== undefined && (is(nodes[at], "Identity") || is(nodes[at], "Cast"))) at = producer.get(nodes[at]!.input?.[0] ?? "")
+  if (at === undefined) return undefined
+  const head = nodes[at]!
+  /** The node whose first input becomes the sliced hidden states. */
+  let target: P.INodeProto | undefined
+  if (is(head, "MatMul") || is(head, "MatMulNBits", "com.microsoft") || is(head, "DynamicQuantizeMatMul", "com.microsoft")) target = head
+  else if (is(head, "Mul")) {
+    // Mul(Cast(MatMulInteger(q, W, zq, …)), scale), q and zq from one DynamicQuantizeLinear read by nothing else.
+    const from = (name: string | null | undefined) => (name ? nodes[producer.get(name) ?? -1] : undefined)
+    for (const side of head.input ?? []) {
+      const cast = from(side)
+      const product = is(cast, "Cast") ? from(cast!.input?.[0]) : undefined
+      const quantize = is(product, "MatMulInteger") ? from(product!.input?.[0]) : undefined
+      if (quantize === undefined || !is(quantize, "DynamicQuantizeLinear") || !onlyReadOnce(cast!) || !onlyReadOnce(product!)) continue
+      const [q, scale, zero] = quantize.output ?? []
+      // The quantized rows, their zero point and their scale feed this product alone.
+      if (readers.get(q ?? "") !== 1 || (readers.get(zero ?? "") ?? 0) > 1 || (readers.get(scale ?? "") ?? 0) > 1) continue
+      target = quantize
+      break
+    }
+  }
+  if (target === undefined || target.input?.[0] === undefined) return undefined
+  const b = new GraphBuilder(undefined, "fastcot/head/")
+  const [sliced] = b.node("Slice", [target.input[0], last, end, axis], {}, { outputs: ["fastcot.last_hidden"] })
+  target.input[0] = sliced!
+  nodes.splice(nodes.indexOf(target), 0, ...b.nodes)
+  graph.node = nodes
+  return head.opType ?? undefined
 }
