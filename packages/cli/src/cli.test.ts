@@ -248,6 +248,8 @@ describe("fastcot command line", () => {
     expect(text).toContain("chat template    yes")
     // The builder leaves q4's arithmetic unset, as the common quantization scripts do: 2 layers x 7 products + the LM head.
     expect(text).toContain("15 4-bit products on integer kernels")
+    // Two layers, a query and a key rotary in each, fused as generation fuses them.
+    expect(text).toContain("4 rotary embeddings fused")
     expect((await fastcot("models", "inspect", "nowhere")).code).toBe(2)
     // Timed variant by variant, q4 both ways.
     const timed = await fastcot("models", "bench", "tiny", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "2", "--q4-compute", "both", "--threads", "1", "--json")
@@ -278,6 +280,11 @@ describe("fastcot command line", () => {
     expect(exported.code, exported.err).toBe(0)
     expect((JSON.parse(readFileSync(join(cwd, "ev-exported", "results.json"), "utf8")) as { model: string }).model).toBe("tiny-q4-as-exported")
     expect((await fastcot("eval", "--model", "onnx:tiny#q4", "--q4-compute", "float", "--bench", "math500", "--data", shared)).code).toBe(2)
+    // The file's own rotary nodes, on request: results under another name.
+    const unfused = await fastcot("eval", "--model", "onnx:tiny#q4", "--rotary", "as-exported", "--bench", "math500", "--limit", "2", "--max-tokens", "4", "--data", shared, "--out", "ev-rotary", "--threads", "1")
+    expect(unfused.code, unfused.err).toBe(0)
+    expect((JSON.parse(readFileSync(join(cwd, "ev-rotary", "results.json"), "utf8")) as { model: string }).model).toBe("tiny-q4-rotary-as-exported")
+    expect((await fastcot("eval", "--model", "onnx:tiny#q4", "--rotary", "off", "--bench", "math500", "--data", shared)).code).toBe(2)
     // A model file that cannot load fails every generation: the command says so and exits 1,
     // instead of reporting a score of 0.
     cpSync(join(cwd, "tiny"), join(cwd, "tinybad"), { recursive: true })

@@ -65,6 +65,12 @@ export const f16ComputeOption = choiceOption("f16-compute", ["auto", "float32", 
   )
 )
 
+/** Local models: rotary embeddings as one node each (the default) or the file's own nodes. */
+export const rotaryOption = choiceOption("rotary", ["fused", "as-exported"]).pipe(
+  Options.withDefault("fused" as const),
+  Options.withDescription("Local models: fused runs each rotary embedding as one node (faster); as-exported keeps the file's nodes.")
+)
+
 /** Local models: pack the products that read one input into one (see the README's local models). */
 export const packProductsOption = Options.boolean("pack-products").pipe(
   Options.withDescription("Local models: pack the products that read one input (query/key/value, gate/up) into one; the same answers, faster on many cores, more memory at load.")

@@ -8,7 +8,7 @@ import * as Option from "effect/Option"
 import { existsSync } from "node:fs"
 import { join, relative } from "node:path"
 import { CliFailure, failed, usage } from "../failure.js"
-import { budgetTokensOption, budgetUsdOption, dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, listOption, packProductsOption, q4ComputeOption, f16ComputeOption, choiceOption } from "../shared.js"
+import { budgetTokensOption, budgetUsdOption, dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, listOption, packProductsOption, q4ComputeOption, f16ComputeOption, rotaryOption, choiceOption } from "../shared.js"
 
 const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL, or onnx:DIR[#variant] for a local model folder."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Local models: intra-op threads (default: every core)."))
@@ -41,7 +41,7 @@ const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neithe
 
 export const evalCommand = Command.make(
   "eval",
-  { model, threads, q4Compute: q4ComputeOption, f16Compute: f16ComputeOption, packProducts: packProductsOption, tokenizer, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, noTui, budgetUsd, budgetTokens, price, workspace: workspaceOption },
+  { model, threads, q4Compute: q4ComputeOption, f16Compute: f16ComputeOption, packProducts: packProductsOption, rotary: rotaryOption, tokenizer, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, noTui, budgetUsd, budgetTokens, price, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
       const benches = args.bench.length > 0 ? args.bench : benchmarkNames()
@@ -64,7 +64,7 @@ export const evalCommand = Command.make(
           yield* checkLocalModel(parsed.right).pipe(Effect.mapError((m) => usage(`--model: ${m}`)))
           tokenizerPath ??= parsed.right.path
         }
-        ;({ name, provider } = modelFromSpec(parsed.right, { apiKey: process.env[args.apiKeyEnv] || undefined, threads: Option.getOrUndefined(args.threads), maxBatch: args.concurrency, q4Compute: args.q4Compute, f16Compute: args.f16Compute, packProducts: args.packProducts }))
+        ;({ name, provider } = modelFromSpec(parsed.right, { apiKey: process.env[args.apiKeyEnv] || undefined, threads: Option.getOrUndefined(args.threads), maxBatch: args.concurrency, q4Compute: args.q4Compute, f16Compute: args.f16Compute, packProducts: args.packProducts, rotary: args.rotary }))
       }
       // Every benchmark's file is found before a model is loaded or a call is made.
       const noData = benches.flatMap((b) => {

@@ -12,7 +12,8 @@ const count = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ?
 const graphNotes = (g: NonNullable<ModelReport["variants"][number]["graph"]>): string =>
   [
     ...((g.f16Widened ?? 0) > 0 ? ["float16 computed in float32, --f16-compute as-exported keeps float16"] : []),
-    ...((g.int8Products ?? 0) > 0 ? [`${g.int8Products} 4-bit products on integer kernels, --q4-compute as-exported keeps the file's float32`] : [])
+    ...((g.int8Products ?? 0) > 0 ? [`${g.int8Products} 4-bit products on integer kernels, --q4-compute as-exported keeps the file's float32`] : []),
+    ...((g.rotaryFused ?? 0) > 0 ? [`${g.rotaryFused} rotary embeddings fused, --rotary as-exported keeps the file's nodes`] : [])
   ]
     .map((n) => `; ${n}`)
     .join("")

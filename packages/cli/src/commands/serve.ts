@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { failed, usage } from "../failure.js"
-import { f16ComputeOption, packProductsOption, q4ComputeOption, stderr, stdout } from "../shared.js"
+import { f16ComputeOption, packProductsOption, q4ComputeOption, rotaryOption, stderr, stdout } from "../shared.js"
 
 const model = Options.text("model").pipe(Options.withDescription("The local model: onnx:DIR[#variant]."))
 const port = Options.integer("port").pipe(Options.withDefault(8000), Options.withDescription("The port (0 picks a free one)."))
@@ -13,7 +13,7 @@ const threads = Options.integer("threads").pipe(Options.optional, Options.withDe
 const maxBatch = Options.integer("max-batch").pipe(Options.withDefault(8), Options.withDescription("Requests decoded together at most (continuous batching: a finished one's slot goes to the next waiting request)."))
 const name = Options.text("name").pipe(Options.optional, Options.withDescription("The model name clients see (default: the folder's name)."))
 
-export const serveCommand = Command.make("serve", { model, port, host, threads, maxBatch, q4Compute: q4ComputeOption, f16Compute: f16ComputeOption, packProducts: packProductsOption, name }, (args) =>
+export const serveCommand = Command.make("serve", { model, port, host, threads, maxBatch, q4Compute: q4ComputeOption, f16Compute: f16ComputeOption, packProducts: packProductsOption, rotary: rotaryOption, name }, (args) =>
   Effect.gen(function* () {
     const spec = parseModelSpec(args.model)
     if (Either.isLeft(spec)) return yield* usage(spec.left)
@@ -23,7 +23,8 @@ export const serveCommand = Command.make("serve", { model, port, host, threads, 
       threads: Option.getOrUndefined(args.threads),
       q4Compute: args.q4Compute,
       f16Compute: args.f16Compute,
-      packProducts: args.packProducts
+      packProducts: args.packProducts,
+      fuseRotary: args.rotary === "fused"
     }).pipe(Effect.mapError((e) => usage(e.message)))
     const server = yield* serveLocalModel({
       engine: new LocalEngine(m, args.maxBatch),

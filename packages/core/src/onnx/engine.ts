@@ -124,10 +124,12 @@ export interface OnnxProviderOptions extends LoadOptions {
 
 const engines = new Map<string, Promise<LocalEngine>>()
 
-/** One engine per model folder, variant, thread count, q4 and float16 arithmetic and packing, shared by every role that names it. */
+/** One engine per model folder, variant, thread count, q4, float16 and rotary arithmetic and packing, shared by every role that names it. */
 export const localEngine = (options: OnnxProviderOptions): Promise<LocalEngine> => {
-  // Keyed by what the load does: no q4Compute is the default, int8; no f16Compute, auto.
-  const key = `${options.path}#${options.variant ?? ""}#${options.threads ?? ""}#${options.q4Compute ?? "int8"}#${options.f16Compute ?? "auto"}#${options.packProducts === true ? "packed" : ""}`
+  // Keyed by what the load does: no q4Compute is the default, int8; no f16Compute, auto; no fuseRotary, fused.
+  const key =
+    `${options.path}#${options.variant ?? ""}#${options.threads ?? ""}#${options.q4Compute ?? "int8"}#${options.f16Compute ?? "auto"}` +
+    `#${options.packProducts === true ? "packed" : ""}#${options.fuseRotary === false ? "rotary-as-exported" : ""}`
   let e = engines.get(key)
   if (e === undefined) {
     e = Effect.runPromise(Effect.either(LocalModel.load(options.path, options))).then((r) => {
@@ -192,11 +194,12 @@ export const toGenerateRequest = (
  * are batched; a `choice` list constrains decoding to those strings.
  */
 export const onnxProvider = (options: OnnxProviderOptions): ModelProvider => {
-  // The file's own 4-bit or float16 arithmetic gives other answers than the default's: it is told
-  // apart in records and cache keys.
+  // The file's own 4-bit, float16 or rotary arithmetic gives other answers than the default's: it
+  // is told apart in records and cache keys.
   const id =
     `onnx:${options.path}${options.variant !== undefined ? `#${options.variant}` : ""}` +
-    `${options.q4Compute === "as-exported" ? " (q4 as exported)" : ""}${options.f16Compute === "as-exported" ? " (f16 as exported)" : ""}`
+    `${options.q4Compute === "as-exported" ? " (q4 as exported)" : ""}${options.f16Compute === "as-exported" ? " (f16 as exported)" : ""}` +
+    `${options.fuseRotary === false ? " (rotary as exported)" : ""}`
   return {
     id,
     model: id,

@@ -20,6 +20,8 @@ export interface VariantReport {
     readonly int8Products?: number
     /** Float16 tensors fastcot computes in float32 (see `F16Compute`). */
     readonly f16Widened?: number
+    /** Rotary embeddings fastcot runs as one node each (see `findRotary`). */
+    readonly rotaryFused?: number
   }
 }
 
@@ -73,9 +75,13 @@ export const inspectModel = (dir: string, options: { readonly graphs?: boolean }
       }
       // Opened exactly as generation opens it (the rewritten graph), without optimising it.
       const rt = yield* Effect.promise(loadOrt)
-      const graph: NonNullable<VariantReport["graph"]> = yield* openDecoder(rt, v.file, { graphOptimizationLevel: "disabled", logSeverityLevel: 3 }, true).pipe(
-        Effect.flatMap(({ session, signature, int8Products, f16Widened }) =>
-          Effect.promise(() => session.release()).pipe(Effect.as({ runnable: true, message: "runnable", layers: signature.layers, kvType: signature.kvType, int8Products, f16Widened }))
+      const graph: NonNullable<VariantReport["graph"]> = yield* openDecoder(rt, v.file, { graphOptimizationLevel: "disabled", logSeverityLevel: 3 }, true, {
+        rotaryPositions: c.max_position_embeddings ?? 32768
+      }).pipe(
+        Effect.flatMap(({ session, signature, int8Products, f16Widened, rotaryFused }) =>
+          Effect.promise(() => session.release()).pipe(
+            Effect.as({ runnable: true, message: "runnable", layers: signature.layers, kvType: signature.kvType, int8Products, f16Widened, rotaryFused })
+          )
         ),
         Effect.catchAll((e) =>
           Effect.succeed({ runnable: false, message: e.reason === "unsupported-graph" ? (e.detail ?? e.message) : `cannot load: ${e.detail ?? e.message}` })

@@ -108,6 +108,15 @@ describe("pipeline files", () => {
     expect((parsePipeline(yaml("fp16"), "p.yaml") as Either.Left<string, never>).left).toMatch(/p\.yaml:6: models\.judge\.endpoints\.0\.q4Compute: /)
   })
 
+  it("keeps a local endpoint's rotary nodes as exported on request, and names a wrong setting", () => {
+    const yaml = (rotary: string) => ["name: local", "models:", "  judge:", "    endpoints:", "      - model: onnx:/models/qwen#int8", `        rotary: ${rotary}`, ""].join("\n")
+    const roles = Either.getOrThrow(buildRoles(Either.getOrThrow(parsePipeline(yaml("as-exported"), "p.yaml")), {}, ["judge"]))
+    expect(roles["judge"]!.endpoints[0]!.provider.id).toBe("onnx:/models/qwen#int8 (rotary as exported)")
+    const fused = Either.getOrThrow(buildRoles(Either.getOrThrow(parsePipeline(yaml("fused"), "p.yaml")), {}, ["judge"]))
+    expect(fused["judge"]!.endpoints[0]!.provider.id).toBe("onnx:/models/qwen#int8")
+    expect((parsePipeline(yaml("off"), "p.yaml") as Either.Left<string, never>).left).toMatch(/p\.yaml:6: models\.judge\.endpoints\.0\.rotary: /)
+  })
+
   it("gives a local endpoint its float16 arithmetic, and names a wrong one", () => {
     const yaml = (f16: string) => ["name: local", "models:", "  judge:", "    endpoints:", "      - model: onnx:/models/qwen#q4f16", `        f16Compute: ${f16}`, ""].join("\n")
     const config = Either.getOrThrow(parsePipeline(yaml("as-exported"), "p.yaml"))

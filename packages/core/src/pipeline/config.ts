@@ -35,7 +35,9 @@ export const EndpointSettings = Schema.Struct({
   /** Local (onnx:) float16 models: `auto` (default) computes them in float32 when that fits in memory; `float32` always; `as-exported` keeps float16 arithmetic. */
   f16Compute: Schema.optional(Schema.Literal("auto", "float32", "as-exported")),
   /** Local (onnx:) models: pack products that read one input into one (same answers; see README). */
-  packProducts: Schema.optional(Schema.Boolean)
+  packProducts: Schema.optional(Schema.Boolean),
+  /** Local (onnx:) models: `fused` (default) runs each rotary embedding as one node; `as-exported` keeps the file's nodes. */
+  rotary: Schema.optional(Schema.Literal("fused", "as-exported"))
 })
 export type EndpointSettings = typeof EndpointSettings.Type
 

@@ -70,7 +70,16 @@ export const buildRoles = (
       if (spec.right.kind === "onnx") {
         // A local model: concurrent calls are decoded together, up to `concurrency` rows a batch.
         endpoints.push({
-          provider: onnxProvider({ path: spec.right.path, variant: spec.right.variant, threads: e.threads, maxBatch: e.concurrency, q4Compute: e.q4Compute, f16Compute: e.f16Compute, packProducts: e.packProducts }),
+          provider: onnxProvider({
+            path: spec.right.path,
+            variant: spec.right.variant,
+            threads: e.threads,
+            maxBatch: e.concurrency,
+            q4Compute: e.q4Compute,
+            f16Compute: e.f16Compute,
+            packProducts: e.packProducts,
+            fuseRotary: e.rotary === "as-exported" ? false : undefined
+          }),
           concurrency: e.concurrency,
           requestsPerMinute: undefined,
           tokensPerMinute: undefined,
@@ -122,16 +131,27 @@ export const modelFromSpec = (
     readonly q4Compute?: Q4Compute | undefined
     readonly f16Compute?: F16Compute | undefined
     readonly packProducts?: boolean | undefined
+    /** `as-exported` keeps the file's rotary nodes (default: fused). */
+    readonly rotary?: "fused" | "as-exported" | undefined
   } = {}
 ): { readonly provider: ModelProvider; readonly name: string } =>
   spec.kind === "onnx"
     ? {
-        // The file's own 4-bit or float16 arithmetic answers differently: its results carry another name.
+        // The file's own 4-bit, float16 or rotary arithmetic answers differently: its results carry another name.
         name:
           `${basename(spec.path)}${spec.variant !== undefined ? `-${spec.variant}` : ""}${options.q4Compute === "as-exported" ? "-as-exported" : ""}` +
-          `${options.f16Compute === "as-exported" ? "-f16-as-exported" : ""}`,
+          `${options.f16Compute === "as-exported" ? "-f16-as-exported" : ""}${options.rotary === "as-exported" ? "-rotary-as-exported" : ""}`,
         // Concurrent questions are decoded together, `maxBatch` rows a batch.
-        provider: onnxProvider({ path: spec.path, variant: spec.variant, threads: options.threads, maxBatch: options.maxBatch, q4Compute: options.q4Compute, f16Compute: options.f16Compute, packProducts: options.packProducts })
+        provider: onnxProvider({
+          path: spec.path,
+          variant: spec.variant,
+          threads: options.threads,
+          maxBatch: options.maxBatch,
+          q4Compute: options.q4Compute,
+          f16Compute: options.f16Compute,
+          packProducts: options.packProducts,
+          fuseRotary: options.rotary === "as-exported" ? false : undefined
+        })
       }
     : { name: spec.model, provider: openAiProvider({ baseUrl: spec.baseUrl, model: spec.model, apiKey: options.apiKey }) }
 
