@@ -300,7 +300,8 @@ describe("fastcot command line", () => {
     const built = await fastcot("models", "build", "tiny16", "--variants", "fp16,q4f16")
     expect(built.code, built.err).toBe(0)
     const text = (await fastcot("models", "inspect", "tiny16")).out
-    expect(text).toMatch(/fp16 .*float16, runnable \(2 layers, float32 cache; float16 computed in float32, --f16-compute as-exported keeps float16\)/)
+    // Widened, their rotary tables are float32 and fused.
+    expect(text).toMatch(/fp16 .*float16, runnable \(2 layers, float32 cache; float16 computed in float32, --f16-compute as-exported keeps float16; 4 rotary embeddings fused, [^)]*\)/)
     expect(text).toMatch(/q4f16 .*runnable \(2 layers, float32 cache; float16 computed in float32, [^;]*; 15 4-bit products on integer kernels/)
     const timed = await fastcot("models", "bench", "tiny16", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "0", "--threads", "1", "--json")
     expect(timed.code, timed.err).toBe(0)
