@@ -89,7 +89,7 @@ const build = Command.make("build", { out, shape, variants, seed }, (args) =>
 export const formatBenchRows = (rows: ReadonlyArray<ModelBenchRow>): string => {
   const head = ["variant", "load", "RSS", "TTFT", "prefill tok/s", "decode tok/s", "batch tok/s"]
   const body = rows.map((r) => [
-    `${r.variant}${(r.f16Widened ?? 0) > 0 ? " (in float32)" : ""}${r.q4Compute !== undefined ? ` (${r.q4Compute === "int8" && r.int8Products === 0 ? "as the file says" : r.q4Compute})` : ""}${(r.packedProducts ?? 0) > 0 ? " packed" : ""}`,
+    `${r.variant}${(r.f16Widened ?? 0) > 0 ? " (in float32)" : ""}${r.q4Compute !== undefined ? ` (${r.q4Compute === "int8" && r.int8Products === 0 ? "as the file says" : r.q4Compute})` : ""}${(r.packedProducts ?? 0) > 0 ? " packed" : ""}${r.rotaryFused === 0 ? " rotary unfused" : ""}`,
     `${r.loadSeconds.toFixed(1)} s`,
     r.residentMiB === undefined ? "-" : `${r.residentMiB.toFixed(0)} MiB`,
     `${r.ttftMs.toFixed(0)} ms`,
@@ -128,9 +128,14 @@ const benchF16 = choiceOption("f16-compute", ["auto", "float32", "as-exported", 
   Options.withDescription("float16 variants (fp16, q4f16): time them computed in float32, with float16 arithmetic, both, or as auto picks.")
 )
 
+const benchRotary = choiceOption("rotary", ["fused", "as-exported", "both"]).pipe(
+  Options.withDefault("fused" as const),
+  Options.withDescription("Rotary embeddings: time them fused into one node each, with the file's own nodes, or both.")
+)
+
 const bench = Command.make(
   "bench",
-  { dir, variants: benchVariants, prompt, newTokens, batch, rounds, threads: benchThreads, q4Compute: benchQ4, packProducts: benchPack, f16Compute: benchF16, json: jsonOption },
+  { dir, variants: benchVariants, prompt, newTokens, batch, rounds, threads: benchThreads, q4Compute: benchQ4, packProducts: benchPack, f16Compute: benchF16, rotary: benchRotary, json: jsonOption },
   (args) =>
   Effect.gen(function* () {
     if (args.prompt < 1 || args.newTokens < 2 || args.batch < 0 || args.rounds < 1) return yield* usage("--prompt must be at least 1, --new at least 2, --rounds at least 1 and --batch at least 0")
@@ -144,6 +149,7 @@ const bench = Command.make(
       q4Compute: args.q4Compute,
       packProducts: args.packProducts === "both" ? "both" : args.packProducts === "on",
       f16Compute: args.f16Compute,
+      rotary: args.rotary,
       isolate: true,
       onProgress: (line) => process.stderr.write(`${line}\n`)
     }).pipe(Effect.mapError((e) => usage(e.message)))
@@ -152,7 +158,7 @@ const bench = Command.make(
 ).pipe(
   Command.withDescription(
     "Time a local model on this machine, variant by variant (each in a process of its own), as generation runs it: load time, resident memory, time to first token, prefill, decode and batched tokens/s.\n" +
-      "Examples:\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct --variants q4 --q4-compute both --prompt 512\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct --variants int8 --pack-products both --threads 16"
+      "Examples:\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct --variants q4 --q4-compute both --prompt 512\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct --variants int8 --pack-products both --threads 16\n  fastcot models bench ./models/Qwen2.5-0.5B-Instruct --variants int8 --rotary both"
   )
 )
 

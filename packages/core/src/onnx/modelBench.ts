@@ -26,6 +26,8 @@ export interface ModelBenchOptions {
   readonly packProducts?: boolean | "both" | undefined
   /** For float16 variants (fp16, q4f16): which arithmetic to time; `both` gives float32 and as-exported rows. */
   readonly f16Compute?: F16Compute | "both" | undefined
+  /** Rotary embeddings fused (default) or as exported; `both` gives a row for each. */
+  readonly rotary?: "fused" | "as-exported" | "both" | undefined
   readonly onProgress?: ((line: string) => void) | undefined
   /**
    * Run each variant in a process of its own (a child of this one), so that its resident memory
@@ -47,6 +49,8 @@ export const ModelBenchRow = Schema.Struct({
   packedProducts: Schema.optional(Schema.Number),
   /** Float16 tensors computed in float32 (see `F16Compute`); absent when none was. */
   f16Widened: Schema.optional(Schema.Number),
+  /** Rotary embeddings run as one node each (see `findRotary`); absent in rows from before it. */
+  rotaryFused: Schema.optional(Schema.Number),
   threads: Schema.Number,
   loadSeconds: Schema.Number,
   /** The process's resident memory after the runs, when the variant ran in a process of its own. */
@@ -104,18 +108,19 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
       const half = /16$/.test(variant)
       const halfs: ReadonlyArray<F16Compute | undefined> =
         half && options.f16Compute === "both" ? ["float32", "as-exported"] : [options.f16Compute === "both" ? undefined : options.f16Compute]
-      const plans = computes.flatMap((c) => packs.flatMap((p) => halfs.map((h) => [c, p, h] as const)))
-      for (const [q4Compute, packProducts, f16Compute] of plans) {
+      const rotaries: ReadonlyArray<"fused" | "as-exported"> = options.rotary === "both" ? ["fused", "as-exported"] : [options.rotary ?? "fused"]
+      const plans = computes.flatMap((c) => packs.flatMap((p) => halfs.flatMap((h) => rotaries.map((r) => [c, p, h, r] as const))))
+      for (const [q4Compute, packProducts, f16Compute, rotary] of plans) {
         const label =
           `${variant}${q4Compute !== undefined && variant.startsWith("q4") ? ` (${q4Compute})` : ""}${packProducts ? " (packed)" : ""}` +
-          `${f16Compute !== undefined && half ? ` (f16 ${f16Compute})` : ""}`
+          `${f16Compute !== undefined && half ? ` (f16 ${f16Compute})` : ""}${rotary === "as-exported" ? " (rotary as exported)" : ""}`
         if (options.isolate === true) {
-          rows.push(...(yield* inChild(dir, { ...options, variants: [variant], q4Compute, packProducts, f16Compute, isolate: false, measureResident: true }, options.onProgress)))
+          rows.push(...(yield* inChild(dir, { ...options, variants: [variant], q4Compute, packProducts, f16Compute, rotary, isolate: false, measureResident: true }, options.onProgress)))
           continue
         }
         options.onProgress?.(`${label}: loading`)
         const t0 = performance.now()
-        const model = yield* LocalModel.load(dir, { variant, threads: options.threads, q4Compute, packProducts, f16Compute })
+        const model = yield* LocalModel.load(dir, { variant, threads: options.threads, q4Compute, packProducts, f16Compute, fuseRotary: rotary === "fused" })
         const measure = async (): Promise<ModelBenchRow> => {
           const loadSeconds = (performance.now() - t0) / 1000
           const once = async () => {
@@ -142,6 +147,7 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
             int8Products: model.int8Products,
             packedProducts: model.packedProducts,
             f16Widened: model.f16Widened > 0 ? model.f16Widened : undefined,
+            rotaryFused: model.rotaryFused,
             threads: model.threads,
             loadSeconds,
             promptTokens,
