@@ -103,11 +103,18 @@ export class DecodeRow {
 
 type KvData = Float32Array | Uint16Array
 
+/** Positions the cache grows by: fed whole, it changes shape only this often. */
+const CHUNK = 64
+
+/** Room for `needed` positions, in whole chunks. */
+const roomFor = (needed: number): number => Math.max(CHUNK, Math.ceil(needed / CHUNK) * CHUNK)
+
 /**
- * The KV cache of a batch: per layer a key and a value buffer, time-major
- * (`[capacity, batch, kv_heads, head_dim]`), of which the first `width` positions are in use. A
- * step appends one position; the runtime reads the used prefix in place (the rewritten graph
- * takes time-major past inputs, see `rewriteDecoder`).
+ * The KV cache of a batch, in the export's layout: per layer a key and a value buffer
+ * `[batch, kv_heads, capacity, head_dim]`, of which each row uses the first `width` positions
+ * (the rest is zeros, masked out). The runtime reads the whole buffer in place, every position
+ * masked by the batch's slot mask, so a step copies nothing into the graph, and a step writes its
+ * new positions at `width`. It grows by whole chunks, re-laid only then.
  */
 class KvCache {
   constructor(
@@ -121,70 +128,62 @@ class KvCache {
   static empty(model: LocalModel, batch: number, capacity: number): KvCache {
     const [H, D] = [model.folder.numKvHeads, model.folder.headDim]
     const Data = model.signature.kvType === "float16" ? Uint16Array : Float32Array
-    return new KvCache(batch, H, D, Array.from({ length: 2 * model.signature.layers }, () => new Data(capacity * batch * H * D)), capacity)
+    return new KvCache(batch, H, D, Array.from({ length: 2 * model.signature.layers }, () => new Data(batch * H * capacity * D)), capacity)
   }
 
-  /** Room for `needed` positions (doubling, so appends stay amortised O(1)). */
+  /** Room for `needed` positions (in whole chunks; the first `width` are kept). */
   reserve(needed: number, width: number): void {
     if (needed <= this.capacity) return
-    const capacity = Math.max(needed, 2 * this.capacity)
-    const stride = this.batch * this.heads * this.headDim
+    const capacity = roomFor(needed)
+    const [rows, D] = [this.batch * this.heads, this.headDim]
     this.buffers = this.buffers.map((old) => {
       const Data = old.constructor as new (length: number) => KvData
-      const grown = new Data(capacity * stride)
-      grown.set(old.subarray(0, width * stride))
+      const grown = new Data(rows * capacity * D)
+      for (let r = 0; r < rows; r++) grown.set(old.subarray(r * this.capacity * D, (r * this.capacity + width) * D), r * capacity * D)
       return grown
     })
     this.capacity = capacity
   }
 
-  /** Appends the new positions a run returned (`[batch, kv_heads, n, head_dim]` per tensor) at `width`. */
+  /** Writes the new positions a run returned (`[batch, kv_heads, n, head_dim]` per tensor) at `width`. */
   append(news: ReadonlyArray<ort.Tensor>, width: number): void {
-    const [B, H, D] = [this.batch, this.heads, this.headDim]
+    const [rows, D] = [this.batch * this.heads, this.headDim]
     const n = news[0]!.dims[2]!
     this.reserve(width + n, width)
+    const C = this.capacity
     for (const [t, tensor] of news.entries()) {
       const src = tensor.data as KvData
       const dst = this.buffers[t]!
-      for (let b = 0; b < B; b++) {
-        for (let h = 0; h < H; h++) {
-          for (let s = 0; s < n; s++) {
-            const from = ((b * H + h) * n + s) * D
-            const to = (((width + s) * B + b) * H + h) * D
-            for (let d = 0; d < D; d++) dst[to + d] = src[from + d]!
-          }
-        }
-      }
+      for (let r = 0; r < rows; r++) dst.set(src.subarray(r * n * D, (r + 1) * n * D), (r * C + width) * D)
     }
   }
 
-  /** The feeds for the used prefix: no copy, the runtime reads the buffers themselves. */
-  feeds(model: LocalModel, width: number, into: Record<string, ort.Tensor>): void {
+  /** The feeds: every buffer whole (no copy; the runtime reads them in place). */
+  feeds(model: LocalModel, into: Record<string, ort.Tensor>): void {
     const type = model.signature.kvType
-    const used = width * this.batch * this.heads * this.headDim
+    const dims = [this.batch, this.heads, this.capacity, this.headDim]
     for (let l = 0; l < model.signature.layers; l++) {
-      into[pastInput(l, "key")] = new model.ort.Tensor(type, this.buffers[2 * l]!.subarray(0, used), [width, this.batch, this.heads, this.headDim])
-      into[pastInput(l, "value")] = new model.ort.Tensor(type, this.buffers[2 * l + 1]!.subarray(0, used), [width, this.batch, this.heads, this.headDim])
+      into[pastInput(l, "key")] = new model.ort.Tensor(type, this.buffers[2 * l]!, dims)
+      into[pastInput(l, "value")] = new model.ort.Tensor(type, this.buffers[2 * l + 1]!, dims)
     }
   }
 }
 
-/** Room a new cache leaves for decoding before it first grows. */
-const HEADROOM = 256
-
 /**
  * Rows decoded together over one KV cache, right-aligned in time with an attention mask that
- * hides each row's left padding. Rows can join between steps (continuous batching: a row that
- * finishes frees its slot for a waiting request instead of idling until the longest row ends).
- * A step moves only one position per layer across the JavaScript boundary (the rewritten graph
- * returns new positions, not the whole cache, and takes the cache without a copy); the cache is
- * re-laid only when the batch's membership changes.
+ * hides each row's left padding and the cache's unused positions. Rows can join between steps
+ * (continuous batching: a row that finishes frees its slot for a waiting request instead of
+ * idling until the longest row ends). A step moves only one position per layer across the
+ * JavaScript boundary (the rewritten graph returns new positions, not the whole cache, and reads
+ * the cache in place); the cache is re-laid only when it grows by a chunk or the batch's
+ * membership changes.
  */
 export class DecodeBatch {
   private constructor(
     private readonly model: LocalModel,
     readonly rows: Array<DecodeRow>,
     private readonly cache: KvCache,
+    /** Per row, which of the first `width` positions it attends to (`[batch, width]`). */
     private mask: BigInt64Array,
     private width: number
   ) {}
@@ -228,16 +227,17 @@ export class DecodeBatch {
         pos[b * S + off + i] = BigInt(i)
       })
     }
-    const cache = KvCache.empty(model, B, S + HEADROOM)
+    // An empty cache for the prompt (it takes the prompt's positions when they come back).
+    const cache = KvCache.empty(model, B, 0)
     const batch = new DecodeBatch(model, requests.map((r, b) => new DecodeRow(model, r, startedAt[b] ?? performance.now())), cache, mask, 0)
     const rt = model.ort
     await batch.forward({ input_ids: new rt.Tensor("int64", ids, [B, S]), attention_mask: new rt.Tensor("int64", mask, [B, S]), position_ids: new rt.Tensor("int64", pos, [B, S]) })
     return batch
   }
 
-  /** Runs the graph over the cache, appends the new positions and samples every running row. */
+  /** Runs the graph over the cache, writes the new positions into it and samples every running row. */
   private async forward(feeds: Record<string, ort.Tensor>): Promise<void> {
-    this.cache.feeds(this.model, this.width, feeds)
+    this.cache.feeds(this.model, feeds)
     const out = await this.model.run(feeds)
     const news: Array<ort.Tensor> = []
     for (let l = 0; l < this.model.signature.layers; l++) news.push(out[newOutput(l, "key")]!, out[newOutput(l, "value")]!)
@@ -264,23 +264,30 @@ export class DecodeBatch {
     const B = this.rows.length
     const W = this.width
     const T = W + 1
+    // The cache is fed whole: its used positions as each row's mask says, the rest masked out,
+    // then the new position.
+    const C = this.cache.capacity
     const pad = BigInt(this.model.tokenizer.padId)
     const next = new BigInt64Array(B)
     const nextPos = new BigInt64Array(B)
     const mask = new BigInt64Array(B * T)
+    const fed = new BigInt64Array(B * (C + 1))
     for (let b = 0; b < B; b++) {
       const row = this.rows[b]!
-      mask.set(this.mask.subarray(b * W, (b + 1) * W), b * T)
+      const used = this.mask.subarray(b * W, (b + 1) * W)
       const live = row.finish === undefined
       next[b] = live ? BigInt(row.pending) : pad
       nextPos[b] = BigInt(Math.max(0, row.position))
-      mask[b * T + T - 1] = live ? 1n : 0n
+      mask.set(used, b * T)
+      mask[b * T + W] = live ? 1n : 0n
+      fed.set(used, b * (C + 1))
+      fed[b * (C + 1) + C] = live ? 1n : 0n
     }
     this.mask = mask
     const rt = this.model.ort
     await this.forward({
       input_ids: new rt.Tensor("int64", next, [B, 1]),
-      attention_mask: new rt.Tensor("int64", mask, [B, T]),
+      attention_mask: new rt.Tensor("int64", fed, [B, C + 1]),
       position_ids: new rt.Tensor("int64", nextPos, [B, 1])
     })
   }
@@ -307,16 +314,16 @@ export class DecodeBatch {
     for (const [i, k] of kept.entries()) {
       mask.set(k.batch.mask.subarray(k.b * k.batch.width + k.batch.width - k.used, (k.b + 1) * k.batch.width), i * W + W - k.used)
     }
-    const cache = KvCache.empty(model, B, W + HEADROOM)
-    const block = cache.heads * cache.headDim
+    const cache = KvCache.empty(model, B, roomFor(W + 1))
+    const [H, D, C] = [cache.heads, cache.headDim, cache.capacity]
     for (const [t, dst] of cache.buffers.entries()) {
       for (const [i, k] of kept.entries()) {
         const src = k.batch.cache.buffers[t]!
-        const Bs = k.batch.cache.batch
+        const Cs = k.batch.cache.capacity
         const skip = k.batch.width - k.used
-        for (let s = 0; s < k.used; s++) {
-          const from = ((skip + s) * Bs + k.b) * block
-          dst.set(src.subarray(from, from + block), ((W - k.used + s) * B + i) * block)
+        for (let h = 0; h < H; h++) {
+          const from = ((k.b * H + h) * Cs + skip) * D
+          dst.set(src.subarray(from, from + k.used * D), ((i * H + h) * C + W - k.used) * D)
         }
       }
     }

@@ -321,8 +321,8 @@ export class LocalModel {
   run(feeds: Record<string, ort.Tensor>, fetches?: Record<string, ort.Tensor | null>): Promise<ort.InferenceSession.ReturnType> {
     const all = { ...feeds }
     if (this.signature.hasCacheBranch) {
-      // The past's length: axis 2 of the export's layout, axis 0 of the rewritten (time-major) one.
-      const past = this.rewritten ? feeds[pastInput(0, "key")]?.dims[0] : feeds["past_key_values.0.key"]?.dims[2]
+      // The past's length: axis 2, under the export's name or the rewritten graph's.
+      const past = (this.rewritten ? feeds[pastInput(0, "key")] : feeds["past_key_values.0.key"])?.dims[2]
       all["use_cache_branch"] = new this.ort.Tensor("bool", Uint8Array.from([past !== undefined && past > 0 ? 1 : 0]), [1])
     }
     if (!this.signature.hasPositionIds) delete all["position_ids"]

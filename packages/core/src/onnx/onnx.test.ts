@@ -48,7 +48,7 @@ const promptLastLogits: {
   (m: LocalModel, ids: ReadonlyArray<number>, cache: "float16"): Promise<Uint16Array>
 } = async (m: LocalModel, ids: ReadonlyArray<number>, cache?: "float16"): Promise<never> => {
   const empty: Record<string, ort.Tensor> = {}
-  const dims = [0, 1, m.folder.numKvHeads, m.folder.headDim]
+  const dims = [1, m.folder.numKvHeads, 0, m.folder.headDim]
   for (let l = 0; l < m.signature.layers; l++) {
     for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = cache === "float16" ? new ort.Tensor("float16", new Uint16Array(0), dims) : new ort.Tensor("float32", new Float32Array(0), dims)
   }
@@ -242,13 +242,13 @@ const exportDecode = async (ids: ReadonlyArray<number>, steps: number, seed?: nu
 }
 
 describe("the rewritten decoder graph", () => {
-  it("returns the export's last logits and new cache positions, reads a time-major cache, and decodes the same tokens", async () => {
+  it("returns the export's last logits and new cache positions, reads the cache in place, and decodes the same tokens", async () => {
     const ids = [12, 200, 7, 33, 91, 150]
     const n = ids.length
     const [H, D] = [fp32.folder.numKvHeads, fp32.folder.headDim]
     const raw = await fp32raw.run({ input_ids: int64(ids, [1, n]), attention_mask: int64(ids.map(() => 1), [1, n]), position_ids: int64(range(0, n), [1, n]), ...fp32raw.emptyPast(1) })
     const empty: Record<string, ort.Tensor> = {}
-    for (let l = 0; l < fp32.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [0, 1, H, D])
+    for (let l = 0; l < fp32.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [1, H, 0, D])
     const rw = await fp32.run({ input_ids: int64(ids, [1, n]), attention_mask: int64(ids.map(() => 1), [1, n]), position_ids: int64(range(0, n), [1, n]), ...empty })
     const V = fp32.vocabSize
     expect(rw[LAST_LOGITS]!.dims).toEqual([1, 1, V])
@@ -260,6 +260,20 @@ describe("the rewritten decoder graph", () => {
     const [generated] = await fp32.generate([{ promptIds: ids, maxNewTokens: 16, minNewTokens: 16, sampling: GREEDY }])
     expect(generated!.completionTokens).toBe(16)
     expect(generated!.ids).toEqual(reference.filter((t) => !fp32.tokenizer.eosIds.includes(t)))
+    // The cache is fed whole, its unused positions masked: its shape changes only when it grows by
+    // a chunk (64 positions). A 58-token prompt grows it once while it decodes 12 tokens, and the
+    // tokens are still the export's.
+    const long = range(0, 58).map((i) => ((i * 37) % 200) + 3)
+    const shapes: Array<string> = []
+    const run = fp32.run.bind(fp32)
+    fp32.run = (feeds, fetches) => (shapes.push(feeds[pastInput(0, "key")]!.dims.join("x")), run(feeds, fetches))
+    try {
+      const [grown] = await fp32.generate([{ promptIds: long, maxNewTokens: 12, minNewTokens: 12, sampling: GREEDY }])
+      expect(grown!.ids).toEqual((await exportDecode(long, 12)).filter((t) => !fp32.tokenizer.eosIds.includes(t)))
+    } finally {
+      fp32.run = run
+    }
+    expect([...new Set(shapes)]).toEqual([`1x${H}x0x${D}`, `1x${H}x64x${D}`, `1x${H}x128x${D}`])
     // Weights stored inside the file are referenced there, not copied into the rewritten graph.
     const file = path.join(dir, "onnx", "model.onnx")
     const bytes = fs.readFileSync(file)
@@ -296,7 +310,7 @@ describe("the rewritten decoder graph", () => {
     const [H, D, V] = [rewritten.folder.numKvHeads, rewritten.folder.headDim, rewritten.vocabSize]
     const prompt = { input_ids: int64(ids, [1, n]), attention_mask: int64(ids.map(() => 1), [1, n]), position_ids: int64(range(0, n), [1, n]) }
     const empty: Record<string, ort.Tensor> = {}
-    for (let l = 0; l < rewritten.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [0, 1, H, D])
+    for (let l = 0; l < rewritten.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [1, H, 0, D])
     const whole = ((await exported.run({ ...prompt, ...exported.emptyPast(1) }))["logits"]!.data as Float32Array).subarray((n - 1) * V)
     const last = (await rewritten.run({ ...prompt, ...empty }))[LAST_LOGITS]!.data as Float32Array
     // The last row quantized on its own instead of with the prompt's other rows: a rounding
@@ -347,7 +361,7 @@ describe("the rewritten decoder graph", () => {
     const sliced = onnxProto().ModelProto.encode(onnxProto().ModelProto.decode(rewriteDecoder(readGraph(original).proto, 1))).finish()
     const nodesOf = (bytes: Uint8Array) => onnxProto().ModelProto.decode(bytes).graph!.node!
     expect(nodesOf(sliced).find((x) => x.input?.includes("fastcot.last_hidden"))?.opType).toBe("DynamicQuantizeLinear")
-    const got = await run(sliced, [0, 1, 2, 16])
+    const got = await run(sliced, [1, 2, 0, 16])
     expect(got.length).toBe(W)
     const scale = Math.max(...reference.map(Math.abs))
     expect(maxDiff(got, reference)).toBeLessThan(0.05 * scale)

@@ -185,9 +185,11 @@ export const useInt8Activations = (proto: P.ModelProto): number => {
  * out and the prefill copies logits for every prompt position. Three edits at the graph's inputs
  * and outputs, so they apply to any graph with the standard KV-cache signature:
  *
- * - each `past_key_values.N.*` input becomes a time-major `[past, batch, kv_heads, head_dim]`
- *   input, turned back into the export's layout by a Transpose inside the graph: the caller keeps
- *   one growing buffer per tensor and appends to it, and the runtime reads it without a copy;
+ * - each `past_key_values.N.*` input is renamed (`pastInput`), in the export's layout: the caller
+ *   keeps one buffer per tensor with room for more positions than are in use, passes all of it
+ *   (the unused positions masked out by `attention_mask`, as left padding is) and writes each
+ *   step's new positions into it, so the runtime reads the cache in place and the cache has the
+ *   same shape for many steps;
  * - each `present.N.*` output is replaced by its new positions only (a Slice after the past
  *   length), so a decode step returns one position per layer instead of the whole cache;
  * - `logits` is replaced by the logits of the last position (all the sampler reads); and where
@@ -230,19 +232,17 @@ export const rewriteDecoder = (proto: P.ModelProto, layers: number, source?: { r
   }
   const dimsOf = (v: P.IValueInfoProto): Array<P.TensorShapeProto.IDimension> => v.type?.tensorType?.shape?.dim ?? []
 
-  // Past inputs: time-major, transposed back inside the graph.
+  // Past inputs: renamed, through an Identity (which the runtime removes at load).
   for (let l = 0; l < layers; l++) {
     for (const kind of ["key", "value"] as const) {
       const original = byName(inputs, `past_key_values.${l}.${kind}`)
-      const [b, h, t, d] = dimsOf(original)
       const renamed = pastInput(l, kind)
-      g.node("Transpose", [renamed], { perm: [1, 2, 0, 3] }, { outputs: [original.name!] })
+      g.node("Identity", [renamed], {}, { outputs: [original.name!] })
       original.name = renamed
-      if (b !== undefined && h !== undefined && t !== undefined && d !== undefined) original.type!.tensorType!.shape!.dim = [t, b, h, d]
     }
   }
-  // The past length (axis 0 of a time-major past), where new positions start in `present`.
-  const pastLength = g.op("Gather", [g.op("Shape", [pastInput(0, "key")]), g.const([0], i64, false)], { axis: 0 })
+  // The past length (axis 2), where new positions start in `present`.
+  const pastLength = g.op("Gather", [g.op("Shape", [pastInput(0, "key")]), g.const([2], i64, false)], { axis: 0 })
   const end = g.const([Number.MAX_SAFE_INTEGER], i64, false)
   const seqAxis = g.const([2], i64, false)
   const tailBuilder = new GraphBuilder(undefined, "fastcot/tail/")
