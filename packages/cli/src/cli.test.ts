@@ -267,7 +267,7 @@ describe("fastcot command line", () => {
     // Rotary embeddings fused and as exported, side by side: a query and a key rotary in each of 2 layers.
     const rotary = await fastcot("models", "bench", "tiny", "--variants", "fp32", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "0", "--rotary", "both", "--threads", "1")
     expect(rotary.code, rotary.err).toBe(0)
-    expect(rotary.out).toMatch(/\nfp32 +[\d.]+ s[^\n]*\nfp32 rotary unfused +[\d.]+ s/)
+    expect(rotary.out).toMatch(/\nfp32 +[\d.]+ s[^\n]*\nfp32 rotary as exported +[\d.]+ s/)
     // A misspelt variant stops the bench before any variant is timed.
     const unknown = await fastcot("models", "bench", "tiny", "--variants", "q4,fp16")
     expect(unknown.code).toBe(2)

@@ -89,7 +89,7 @@ const build = Command.make("build", { out, shape, variants, seed }, (args) =>
 export const formatBenchRows = (rows: ReadonlyArray<ModelBenchRow>): string => {
   const head = ["variant", "load", "RSS", "TTFT", "prefill tok/s", "decode tok/s", "batch tok/s"]
   const body = rows.map((r) => [
-    `${r.variant}${(r.f16Widened ?? 0) > 0 ? " (in float32)" : ""}${r.q4Compute !== undefined ? ` (${r.q4Compute === "int8" && r.int8Products === 0 ? "as the file says" : r.q4Compute})` : ""}${(r.packedProducts ?? 0) > 0 ? " packed" : ""}${r.rotaryFused === 0 ? " rotary unfused" : ""}`,
+    `${r.variant}${(r.f16Widened ?? 0) > 0 ? " (in float32)" : ""}${r.q4Compute !== undefined ? ` (${r.q4Compute === "int8" && r.int8Products === 0 ? "as the file says" : r.q4Compute})` : ""}${(r.packedProducts ?? 0) > 0 ? " packed" : ""}${r.rotary === "as-exported" ? " rotary as exported" : ""}`,
     `${r.loadSeconds.toFixed(1)} s`,
     r.residentMiB === undefined ? "-" : `${r.residentMiB.toFixed(0)} MiB`,
     `${r.ttftMs.toFixed(0)} ms`,

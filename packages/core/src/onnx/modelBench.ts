@@ -51,6 +51,8 @@ export const ModelBenchRow = Schema.Struct({
   f16Widened: Schema.optional(Schema.Number),
   /** Rotary embeddings run as one node each (see `findRotary`); absent in rows from before it. */
   rotaryFused: Schema.optional(Schema.Number),
+  /** Present when the row was asked to keep the file's rotary nodes. */
+  rotary: Schema.optional(Schema.Literal("as-exported")),
   threads: Schema.Number,
   loadSeconds: Schema.Number,
   /** The process's resident memory after the runs, when the variant ran in a process of its own. */
@@ -148,6 +150,7 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
             packedProducts: model.packedProducts,
             f16Widened: model.f16Widened > 0 ? model.f16Widened : undefined,
             rotaryFused: model.rotaryFused,
+            rotary: rotary === "as-exported" ? rotary : undefined,
             threads: model.threads,
             loadSeconds,
             promptTokens,
