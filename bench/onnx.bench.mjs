@@ -9,7 +9,8 @@
 // runtime's side effects reach another's timings. (In one process they did: transformers.js,
 // after from_pretrained resolves, goes on reading the whole external data file in 64 KB chunks
 // for about ten seconds, unawaited, and holds what it read; fastcot timed beside it ran up to 1.4x
-// slower.) Rounds start once every contender's process has gone quiet.
+// slower.) Every round loads the contenders afresh, in a rotating order (where a process's memory
+// lands changes its speed; see the loop), and starts once every contender's process has gone quiet.
 //
 //   node onnx.bench.mjs [--variants fp32,int8,q4[,fp16,q4f16]] [--prompt 128] [--new 32] [--threads N] [--reps 2]
 import * as fs from "node:fs"
@@ -321,49 +322,51 @@ if (childSpec === undefined) {
   console.log(`\nprompt ${promptLen} tokens, ${newTokens} new tokens, greedy, ${threads} threads, median of ${reps} interleaved rounds`)
   console.log(`copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s (read + write, ${threads} threads)\n`)
   for (const v of variants) {
-    const fast = await spawnContender({ kind: "fastcot", variant: v })
-    const peer = await spawnContender({ kind: "transformers.js", variant: v })
-    // q4: fastcot with the file's own 4-bit arithmetic (float32 where the file leaves accuracy_level
-    // unset), to show what the graph rewrite gives apart from the integer kernels. fp16, q4f16: with
-    // the file's float16 arithmetic, to show what computing in float32 gives.
-    const asExported =
-      v === "q4"
-        ? await spawnContender({ kind: "fastcot", variant: v, q4Compute: "as-exported" })
+    // The contenders, each loaded in a process of its own.
+    const specs = [
+      { key: "fast", spec: { kind: "fastcot", variant: v } },
+      { key: "peer", spec: { kind: "transformers.js", variant: v } },
+      // The kernels-alone floor, timed in every round too, so that each round's fastcot is
+      // compared with the floor and the bound of the same moment.
+      { key: "floor", spec: { kind: "floor", variant: kernelOf(v) } },
+      // fastcot with the products that read one input packed into one (opt-in: packProducts).
+      { key: "packed", spec: { kind: "fastcot", variant: v, packProducts: true } },
+      // fastcot with the export's rotary nodes as they are (fuseRotary: false), to show what the fusion gives.
+      { key: "unfused", spec: { kind: "fastcot", variant: v, fuseRotary: false } },
+      // q4: fastcot with the file's own 4-bit arithmetic (float32 where the file leaves
+      // accuracy_level unset), to show what the graph rewrite gives apart from the integer kernels.
+      // fp16, q4f16: with the file's float16 arithmetic, to show what computing in float32 gives.
+      ...(v === "q4"
+        ? [{ key: "exported", spec: { kind: "fastcot", variant: v, q4Compute: "as-exported" } }]
         : v in fileBytesPerParam
-          ? await spawnContender({ kind: "fastcot", variant: v, packProducts: false, f16Compute: "as-exported" })
-          : undefined
-    // fastcot with the products that read one input packed into one (opt-in: packProducts).
-    const packed = await spawnContender({ kind: "fastcot", variant: v, packProducts: true })
-    // fastcot with the export's rotary nodes as they are (fuseRotary: false), to show what the fusion gives.
-    const unfused = await spawnContender({ kind: "fastcot", variant: v, fuseRotary: false })
-    // The kernels-alone floor and the copy bandwidth are timed in every round too, so that each
-    // round's fastcot is compared with the floor and the bound of the same moment. The copy runs in
-    // this process, which holds no model.
-    const floorRun = await spawnContender({ kind: "floor", variant: kernelOf(v) })
-    const copyRun = { once: async () => ({ bandwidth: await copyBandwidth() }) }
-    const processes = [fast, peer, floorRun, packed, unfused, ...(asExported !== undefined ? [asExported] : [])]
-    const waited = await settle(processes)
-    console.log(`  (${processes.length} contender processes loaded; quiet after ${waited.toFixed(0)} s)`)
-    const contenders = [fast, peer, floorRun, copyRun, packed, unfused, ...(asExported !== undefined ? [asExported] : [])]
-    const runs = contenders.map(() => [])
-    for (let r = 0; r < reps + 1; r++) {
-      // Rotate which runs first, so that drift on a shared machine hits all alike.
-      const results = []
-      for (let k = 0; k < contenders.length; k++) {
-        const c = (k + r) % contenders.length
-        results[c] = await contenders[c].once()
+          ? [{ key: "exported", spec: { kind: "fastcot", variant: v, packProducts: false, f16Compute: "as-exported" } }]
+          : [])
+    ]
+    const runs = Object.fromEntries([...specs.map((s) => s.key), "copy"].map((k) => [k, []]))
+    let served
+    for (let r = 0; r < reps; r++) {
+      // Every round loads every contender afresh, in an order that rotates from round to round:
+      // where a process's memory lands changes its speed, and that follows the order processes
+      // start in (on a 2-core VM, of three identical processes the first started decoded 7-11%
+      // slower than the third, and a process started into the memory another had freed was as
+      // slow as that one was). Loaded once, the first contender started would carry that for
+      // the whole run.
+      const order = specs.map((_, k) => specs[(k + r) % specs.length])
+      const live = {}
+      for (const s of order) live[s.key] = await spawnContender(s.spec)
+      const waited = await settle(Object.values(live))
+      for (const s of order) await live[s.key].once() // warm-up
+      console.log(`  (round ${r + 1}: ${order.length} contender processes loaded, ${order.map((s) => s.key).join(", ")}; quiet after ${waited.toFixed(0)} s)`)
+      // The copy bandwidth is timed in this process, which holds no model, among the contenders.
+      const timed = [...order.map((s) => s.key), "copy"]
+      for (let k = 0; k < timed.length; k++) {
+        const key = timed[(k + r) % timed.length]
+        runs[key].push(key === "copy" ? { bandwidth: await copyBandwidth() } : await live[key].once())
       }
-      if (r === 0) continue // warm-up
-      results.forEach((x, c) => runs[c].push(x))
+      if (r === reps - 1) served = await live.fast.serving()
+      for (const s of order) await live[s.key].release()
     }
-    const [f, t, fl, bw, p, u, e] = runs
-    await floorRun.release()
-    await packed.release()
-    await unfused.release()
-    if (asExported !== undefined) await asExported.release()
-    await peer.release()
-    const served = await fast.serving()
-    await fast.release()
+    const [f, t, fl, bw, p, u, e] = [runs.fast, runs.peer, runs.floor, runs.copy, runs.packed, runs.unfused, runs.exported]
     const fd = median(f.map((x) => x.decode))
     const td = median(t.map((x) => x.decode))
     const ft = median(f.map((x) => x.ttft))
