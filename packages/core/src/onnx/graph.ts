@@ -145,6 +145,24 @@ const valueInfo = (v: ValueInfo): P.IValueInfoProto => ({
 /** The subgraphs a node holds in its attributes (an `If`'s branches, a `Loop`'s body). */
 export const subgraphs = (node: P.INodeProto): Array<P.IGraphProto> => (node.attribute ?? []).flatMap((a) => [...(a.g ? [a.g] : []), ...(a.graphs ?? [])])
 
+/**
+ * How many times each name is read: by the nodes, by nodes inside their subgraphs (which read
+ * their outer graph's names without listing them as inputs), and as a graph output.
+ */
+export const readCounts = (nodes: ReadonlyArray<P.INodeProto>, outputs: ReadonlyArray<P.IValueInfoProto>): Map<string, number> => {
+  const counts = new Map<string, number>()
+  const count = (name: string) => counts.set(name, (counts.get(name) ?? 0) + 1)
+  const walk = (ns: ReadonlyArray<P.INodeProto>): void => {
+    for (const n of ns) {
+      for (const i of n.input ?? []) count(i ?? "")
+      for (const sub of subgraphs(n)) walk(sub.node ?? [])
+    }
+  }
+  walk(nodes)
+  for (const o of outputs) count(o.name ?? "")
+  return counts
+}
+
 /** A node attribute, typed by its value. */
 export const attribute = (name: string, v: AttrValue): P.IAttributeProto => {
   const T = onnxProto().AttributeProto.AttributeType

@@ -327,18 +327,31 @@ describe("the rewritten decoder graph", () => {
     // DynamicQuantizeLinear → MatMulInteger → Cast → Mul by the two scales.
     const [K, W] = [16, 40]
     const next = seededRandom(5)
-    const chain = (scaleReadElsewhere: boolean) => {
+    const chain = (scaleReadElsewhere: false | "node" | "subgraph") => {
       const g = new GraphBuilder()
       const hidden = g.op("Gather", [g.tensor("emb", DType.float, [W, K], Float32Array.from({ length: W * K }, () => next() * 2 - 1)), "input_ids"], { axis: 0 })
       const [q, scale, zero] = g.node("DynamicQuantizeLinear", [hidden], {}, { outputs: 3 }) as [string, string, string]
       const acc = g.op("MatMulInteger", [q, g.tensor("w", DType.int8, [K, W], Int8Array.from({ length: K * W }, () => Math.floor(next() * 255) - 127)), zero])
       g.node("Mul", [g.op("Cast", [acc], { to: DType.float }), g.op("Mul", [scale, g.const([0.01], DType.float)])], {}, { outputs: ["logits"] })
-      if (scaleReadElsewhere) g.node("Identity", [scale], {}, { outputs: ["scale"] })
+      if (scaleReadElsewhere === "node") g.node("Identity", [scale], {}, { outputs: ["scale"] })
+      if (scaleReadElsewhere === "subgraph") {
+        // An If whose branches read the scale from the outer graph, without listing it as an input.
+        const branch = (name: string): P.IGraphProto => ({
+          name,
+          node: [{ opType: "Identity", input: [scale], output: [`${name}_out`] }],
+          output: [{ name: `${name}_out`, type: { tensorType: { elemType: DType.float } } }]
+        })
+        g.node("If", [g.const([1], DType.bool)], {}, { outputs: ["scale"] })
+        g.nodes[g.nodes.length - 1]!.attribute = [
+          { name: "then_branch", type: onnxProto().AttributeProto.AttributeType.GRAPH, g: branch("then") },
+          { name: "else_branch", type: onnxProto().AttributeProto.AttributeType.GRAPH, g: branch("else") }
+        ]
+      }
       for (const k of ["key", "value"]) g.node("Identity", [`past_key_values.0.${k}`], {}, { outputs: [`present.0.${k}`] })
       const kv = (name: string) => ({ name, type: DType.float, dims: ["b", 2, "t", 16] })
       return g.model({
         inputs: [{ name: "input_ids", type: DType.int64, dims: ["b", "s"] }, { name: "attention_mask", type: DType.int64, dims: ["b", "t"] }, kv("past_key_values.0.key"), kv("past_key_values.0.value")],
-        outputs: [{ name: "logits", type: DType.float, dims: ["b", "s", W] }, kv("present.0.key"), kv("present.0.value"), ...(scaleReadElsewhere ? [{ name: "scale", type: DType.float, dims: [] }] : [])],
+        outputs: [{ name: "logits", type: DType.float, dims: ["b", "s", W] }, kv("present.0.key"), kv("present.0.value"), ...(scaleReadElsewhere !== false ? [{ name: "scale", type: DType.float, dims: [] }] : [])],
         name: "quantized-head",
         producer: "test",
         opset: 17
@@ -366,8 +379,11 @@ describe("the rewritten decoder graph", () => {
     const scale = Math.max(...reference.map(Math.abs))
     expect(maxDiff(got, reference)).toBeLessThan(0.05 * scale)
     // Its scale read by another node too: left as exported.
-    const shared = rewriteDecoder(readGraph(chain(true)).proto, 1)
+    const shared = rewriteDecoder(readGraph(chain("node")).proto, 1)
     expect(nodesOf(shared).some((x) => x.input?.includes("fastcot.last_hidden"))).toBe(false)
+    // ... or read inside a subgraph: left as exported too.
+    const inBranch = rewriteDecoder(readGraph(chain("subgraph")).proto, 1)
+    expect(nodesOf(inBranch).some((x) => x.input?.includes("fastcot.last_hidden"))).toBe(false)
   })
 
   it("4-bit products run on integer kernels unless asked otherwise; a level the export chose is kept", async () => {

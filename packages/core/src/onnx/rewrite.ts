@@ -1,5 +1,5 @@
 import type { onnx as P } from "onnx-proto"
-import { attribute, DType, GraphBuilder, onnxProto, subgraphs } from "./graph.js"
+import { attribute, DType, GraphBuilder, onnxProto, readCounts, subgraphs } from "./graph.js"
 import { halfToFloat32 } from "./half.js"
 
 const ELEMENT_TYPES: Record<number, string> = { 1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64", 16: "bfloat16" }
@@ -407,9 +407,7 @@ export const sliceHeadInput = (graph: P.IGraphProto, last: string, end: string, 
   const nodes = graph.node ?? []
   const producer = new Map<string, number>()
   nodes.forEach((n, i) => (n.output ?? []).forEach((o) => producer.set(o, i)))
-  const readers = new Map<string, number>()
-  for (const n of nodes) for (const i of n.input ?? []) readers.set(i, (readers.get(i) ?? 0) + 1)
-  for (const o of graph.output ?? []) readers.set(o.name ?? "", (readers.get(o.name ?? "") ?? 0) + 1)
+  const readers = readCounts(nodes, graph.output ?? [])
   const onlyReadOnce = (n: P.INodeProto) => (n.output ?? []).every((o) => o === "" || (readers.get(o) ?? 0) <= 1)
   const is = (n: P.INodeProto | undefined, op: string, domain = ""): boolean => n?.opType === op && (n.domain ?? "") === domain
   let at = producer.get("logits")

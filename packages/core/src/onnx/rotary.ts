@@ -1,5 +1,5 @@
 import type { onnx as P } from "onnx-proto"
-import { attribute, onnxProto, subgraphs } from "./graph.js"
+import { attribute, onnxProto, readCounts, subgraphs } from "./graph.js"
 
 /**
  * Rotary position embeddings as exports write them out in plain nodes,
@@ -51,24 +51,6 @@ export interface RotaryTable {
 const inputsOf = (n: P.INodeProto): Array<string> => (n.input ?? []).map((x) => x ?? "")
 const attr = (n: P.INodeProto, name: string): P.IAttributeProto | undefined => (n.attribute ?? []).find((a) => a.name === name)
 
-/**
- * How many times each name is read: by the nodes, by nodes inside their subgraphs (which read
- * their outer graph's names without listing them as inputs), and as a graph output.
- */
-const readCounts = (nodes: ReadonlyArray<P.INodeProto>, outputs: ReadonlyArray<P.IValueInfoProto>): Map<string, number> => {
-  const counts = new Map<string, number>()
-  const count = (name: string) => counts.set(name, (counts.get(name) ?? 0) + 1)
-  const walk = (ns: ReadonlyArray<P.INodeProto>): void => {
-    for (const n of ns) {
-      inputsOf(n).forEach(count)
-      for (const sub of subgraphs(n)) walk(sub.node ?? [])
-    }
-  }
-  walk(nodes)
-  for (const o of outputs) count(o.name ?? "")
-  return counts
-}
-
 /** Finds the rotate-half rotaries of the top-level graph whose cos and sin depend on `position_ids` alone. */
 export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
   const graph = proto.graph
@@ -82,10 +64,14 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
   const graphInputs = new Set((graph.input ?? []).map((v) => v.name ?? "").filter((n) => !inits.has(n)))
   if (!graphInputs.has("position_ids")) return undefined
 
-  /** The integers of a constant (an initializer or a Constant node's value), or undefined. */
-  const ints = (name: string): Array<number> | undefined => {
+  /** A constant's tensor: an initializer, or a Constant node's value. */
+  const tensorOf = (name: string): P.ITensorProto | null | undefined => {
     const made = producer.get(name)
-    const t = made === undefined ? inits.get(name) : made.opType === "Constant" ? attr(made, "value")?.t : undefined
+    return made === undefined ? inits.get(name) : made.opType === "Constant" ? attr(made, "value")?.t : undefined
+  }
+  /** The integers of a constant, or undefined. */
+  const ints = (name: string): Array<number> | undefined => {
+    const t = tensorOf(name)
     if (t === undefined || t === null) return undefined
     if ((t.int64Data ?? []).length > 0) return t.int64Data!.map(Number)
     if ((t.int32Data ?? []).length > 0) return t.int32Data!.map(Number)
@@ -134,8 +120,7 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
   const constant = (name: string): Value | undefined => {
     const whole = ints(name)
     if (whole !== undefined) return { v: whole, int: true }
-    const made = producer.get(name)
-    const t = made === undefined ? inits.get(name) : made.opType === "Constant" ? attr(made, "value")?.t : undefined
+    const t = tensorOf(name)
     if (t === undefined || t === null) return undefined
     if ((t.floatData ?? []).length > 0) return { v: t.floatData!.map(Number), int: false }
     const raw = t.rawData
