@@ -70,16 +70,14 @@ export const buildRoles = (
       if (spec.right.kind === "onnx") {
         // A local model: concurrent calls are decoded together, up to `concurrency` rows a batch.
         endpoints.push({
-          provider: onnxProvider({
-            path: spec.right.path,
-            variant: spec.right.variant,
+          provider: modelFromSpec(spec.right, {
             threads: e.threads,
             maxBatch: e.concurrency,
             q4Compute: e.q4Compute,
             f16Compute: e.f16Compute,
             packProducts: e.packProducts,
-            fuseRotary: e.rotary === "as-exported" ? false : undefined
-          }),
+            rotary: e.rotary
+          }).provider,
           concurrency: e.concurrency,
           requestsPerMinute: undefined,
           tokensPerMinute: undefined,
