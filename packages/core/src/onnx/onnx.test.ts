@@ -42,6 +42,20 @@ const fullLogits = async (m: LocalModel, ids: ReadonlyArray<number>): Promise<Fl
   return floatData(out["logits"]!)
 }
 
+/** Adds an If that returns `name` as `output` from both branches, which read it from the outer graph without listing it as an input. */
+const ifReading = (g: GraphBuilder, name: string, output: string): void => {
+  const branch = (branchName: string): P.IGraphProto => ({
+    name: branchName,
+    node: [{ opType: "Identity", input: [name], output: [`${branchName}_out`] }],
+    output: [{ name: `${branchName}_out`, type: { tensorType: { elemType: DType.float } } }]
+  })
+  g.node("If", [g.const([1], DType.bool)], {}, { outputs: [output] })
+  g.nodes[g.nodes.length - 1]!.attribute = [
+    { name: "then_branch", type: onnxProto().AttributeProto.AttributeType.GRAPH, g: branch("then") },
+    { name: "else_branch", type: onnxProto().AttributeProto.AttributeType.GRAPH, g: branch("else") }
+  ]
+}
+
 /** The last position's logits of a prompt run through a rewritten graph from an empty cache. */
 const promptLastLogits: {
   (m: LocalModel, ids: ReadonlyArray<number>): Promise<Float32Array>
@@ -334,19 +348,8 @@ describe("the rewritten decoder graph", () => {
       const acc = g.op("MatMulInteger", [q, g.tensor("w", DType.int8, [K, W], Int8Array.from({ length: K * W }, () => Math.floor(next() * 255) - 127)), zero])
       g.node("Mul", [g.op("Cast", [acc], { to: DType.float }), g.op("Mul", [scale, g.const([0.01], DType.float)])], {}, { outputs: ["logits"] })
       if (scaleReadElsewhere === "node") g.node("Identity", [scale], {}, { outputs: ["scale"] })
-      if (scaleReadElsewhere === "subgraph") {
-        // An If whose branches read the scale from the outer graph, without listing it as an input.
-        const branch = (name: string): P.IGraphProto => ({
-          name,
-          node: [{ opType: "Identity", input: [scale], output: [`${name}_out`] }],
-          output: [{ name: `${name}_out`, type: { tensorType: { elemType: DType.float } } }]
-        })
-        g.node("If", [g.const([1], DType.bool)], {}, { outputs: ["scale"] })
-        g.nodes[g.nodes.length - 1]!.attribute = [
-          { name: "then_branch", type: onnxProto().AttributeProto.AttributeType.GRAPH, g: branch("then") },
-          { name: "else_branch", type: onnxProto().AttributeProto.AttributeType.GRAPH, g: branch("else") }
-        ]
-      }
+      // An If whose branches read the scale from the outer graph, without listing it as an input.
+      if (scaleReadElsewhere === "subgraph") ifReading(g, scale, "scale")
       for (const k of ["key", "value"]) g.node("Identity", [`past_key_values.0.${k}`], {}, { outputs: [`present.0.${k}`] })
       const kv = (name: string) => ({ name, type: DType.float, dims: ["b", 2, "t", 16] })
       return g.model({
@@ -562,19 +565,8 @@ describe("the rewritten decoder graph", () => {
       const out = g.op("Add", [g.op("Mul", ["x", cos]), g.op("Mul", [rotated, sin])])
       g.node("Identity", [out], {}, { outputs: ["y"] })
       if (reuse === "node") g.node("Identity", [x1], {}, { outputs: ["half"] })
-      if (reuse === "subgraph") {
-        // An If whose branches read the half from the outer graph, without listing it as an input.
-        const branch = (name: string): P.IGraphProto => ({
-          name,
-          node: [{ opType: "Identity", input: [x1], output: [`${name}_out`] }],
-          output: [{ name: `${name}_out`, type: { tensorType: { elemType: DType.float } } }]
-        })
-        g.node("If", [g.const([1], DType.bool)], {}, { outputs: ["half"] })
-        g.nodes[g.nodes.length - 1]!.attribute = [
-          { name: "then_branch", type: onnxProto().AttributeProto.AttributeType.GRAPH, g: branch("then") },
-          { name: "else_branch", type: onnxProto().AttributeProto.AttributeType.GRAPH, g: branch("else") }
-        ]
-      }
+      // An If whose branches read the half from the outer graph, without listing it as an input.
+      if (reuse === "subgraph") ifReading(g, x1, "half")
       return g.model({
         inputs: [
           { name: "x", type: DType.float, dims: [1, N, S, D] },
