@@ -3,6 +3,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
+import { GRADER_VERSION } from "@fastcot/evaluator"
 
 const BIN = join(__dirname, "..", "dist", "bin.js")
 
@@ -235,6 +236,30 @@ describe("fastcot command line", () => {
     const gens = await fastcot("report", "run1", "run3")
     expect(gens.code).toBe(2)
     expect(gens.err).toMatch(/run3\/generations\.jsonl:31: field `id`/)
+    // --regrade grades an earlier run's stored outputs again, with this grader, and calls no model.
+    const again = await fastcot("eval", "--regrade", "run1", "--data", shared, "--no-tui")
+    expect(again.code, again.err).toBe(0)
+    expect(again.out).toContain("| predictions | 50.0 ± ")
+    const regraded = JSON.parse(readFileSync(join(cwd, "run1", `regraded-${GRADER_VERSION.replace(/[^\w.-]+/g, "_")}`, "results.json"), "utf8")) as { settings: { graderVersion: string; extraction: string } }
+    expect(regraded.settings).toMatchObject({ graderVersion: GRADER_VERSION, extraction: "fastcot" })
+    expect((await fastcot("eval", "--regrade", "nowhere", "--data", shared)).err).toContain("--regrade nowhere: no generations.jsonl there")
+    expect((await fastcot("eval", "--regrade", "run1", "--model", "openai:m@http://127.0.0.1:9/v1", "--data", shared)).err).toContain("--regrade grades an earlier run's outputs")
+    expect((await fastcot("eval", "--predictions", "p.jsonl", "--bench", "aime24", "--lcb-window", "may", "--data", shared)).err).toContain("--lcb-window may: expected YYYY-MM..YYYY-MM")
+    expect((await fastcot("eval", "--predictions", "p.jsonl", "--bench", "aime24", "--extraction", "lenient", "--data", shared)).code).toBe(2)
+    // --extraction official reads MMLU-Pro as its own script does, and results.json says so.
+    mkdirSync(join(cwd, "mc", "mmlu_pro"), { recursive: true })
+    writeFileSync(
+      join(cwd, "mc", "mmlu_pro", "test.jsonl"),
+      [1, 2].map((id) => JSON.stringify({ question_id: id, question: `q${id}`, options: ["a", "b", "c", "d"], answer: "B", category: "math" })).join("\n")
+    )
+    // Official: the first "answer is (X)" (B), then the last standalone letter (B); fastcot: the last committed answer (C), then none.
+    writeFileSync(join(cwd, "mc.jsonl"), [JSON.stringify({ id: 1, output: "The answer is (B). Wait, the answer is (C)." }), JSON.stringify({ id: 2, output: "I lean to B" })].join("\n"))
+    const official = await fastcot("eval", "--predictions", "mc.jsonl", "--bench", "mmlu_pro", "--extraction", "official", "--data", "mc", "--out", "mc-official", "--no-tui")
+    expect(official.code, official.err).toBe(0)
+    expect(official.out).toContain("| predictions | 100.0 ± ")
+    expect(JSON.parse(readFileSync(join(cwd, "mc-official", "results.json"), "utf8"))).toMatchObject({ settings: { extraction: "official" }, benchmarks: [{ officialScorer: expect.stringContaining("MMLU-Pro") }] })
+    const ours = await fastcot("eval", "--predictions", "mc.jsonl", "--bench", "mmlu_pro", "--data", "mc", "--out", "mc-fastcot", "--no-tui")
+    expect(ours.out).toContain("| predictions | 0.0 ± ")
   })
 
   it("builds a local model, inspects it, and evaluates it on MATH-500 offline", async () => {

@@ -5,20 +5,23 @@ import { join } from "node:path"
 import { inflateSync } from "node:zlib"
 import {
   extractLetter,
+  gradeMath,
   type InputFormat,
   LETTERS,
   lastBoxed,
   letteredChoices,
+  MATH_GRADER_VERSION,
   MATH_INSTRUCTION,
-  Problem,
+  officialGpqaLetter,
+  officialMmluProLetter,
+  parseLatex,
   readRows,
   seededShuffle,
+  show,
   START,
-  type TestCase,
-  Trace
+  type TestCase
 } from "@fastcot/core"
 import { extractCode, runTests } from "./codeTests.js"
-import { verifyMath } from "./mathEquivalence.js"
 import type { Sandbox } from "./sandbox.js"
 
 /** One benchmark question, in a shape every benchmark maps onto. */
@@ -32,15 +35,32 @@ export interface EvalItem {
   readonly starterCode?: string | undefined
   /** The prompt is given whole by the data (GPQA's derived layout). */
   readonly prompt?: string | undefined
-  /** Subject, level, category: results are broken down by this. */
+  /** Subject, level, category: results are broken down by this, and `--limit` samples across it. */
   readonly group?: string | undefined
+  /** When the problem was published (LiveCodeBench's `contest_date`): `--lcb-window` selects by it. */
+  readonly date?: string | undefined
 }
 
 export interface Grade {
   readonly correct: boolean
   readonly extracted?: string | undefined
-  /** `no-answer` when nothing could be extracted: never a guess. */
+  /** The answer in one spelling, for majority voting: equal keys are the same answer. */
+  readonly key?: string | undefined
+  /** `no-answer` when nothing could be extracted: never a guess; `timeout` past the grader's time cap. */
   readonly reason: string
+}
+
+/**
+ * How a multiple-choice answer is read: `fastcot` (the last committed answer, never a guess) or
+ * `official` (the benchmark's published scorer, rule for rule, so scores stand beside published
+ * ones; its random guess for a missing letter left out). Math and code benchmarks grade the same
+ * either way.
+ */
+export type Extraction = "fastcot" | "official"
+
+export interface LoadContext {
+  /** Seeds any shuffle the loader does (GPQA's official layout); results.json records it. */
+  readonly seed: number
 }
 
 /**
@@ -52,29 +72,49 @@ export interface Benchmark {
   readonly kind: "math" | "multiple-choice" | "code"
   /** Files tried in order under `--data DIR`. */
   readonly files: ReadonlyArray<string>
-  readonly load: (rows: ReadonlyArray<Record<string, unknown>>) => ReadonlyArray<EvalItem>
+  readonly load: (rows: ReadonlyArray<Record<string, unknown>>, context: LoadContext) => ReadonlyArray<EvalItem>
   readonly prompt: (item: EvalItem) => string
-  readonly grade: (item: EvalItem, output: string) => Effect.Effect<Grade, never, Sandbox>
+  readonly grade: (item: EvalItem, output: string, extraction: Extraction) => Effect.Effect<Grade, never, Sandbox>
+  /** What `--extraction official` reproduces, for results.json; absent where it grades as fastcot does. */
+  readonly officialScorer?: string | undefined
 }
 
 export const PROMPT_VERSION = "eval/v1"
-export const GRADER_VERSION = "fastcot-grader/v3"
+/** The graders' version: it changes whenever a verdict can change (see `MATH_GRADER_VERSION`). */
+export const GRADER_VERSION = MATH_GRADER_VERSION
 const str = (v: unknown) => (v === undefined || v === null ? undefined : String(v))
 
-const gradeMath = (item: EvalItem, output: string): Effect.Effect<Grade> => {
-  const problem = new Problem({ id: "p_0000000000000000" as Problem["id"], domain: "math", question: item.question, answer: item.answer, source: "", metadata: {} }, true)
-  return verifyMath(problem, new Trace({ reasoning: output, origin: "teacher" }, true)).pipe(
-    Effect.map((v) => ({ correct: v.ok, extracted: v.extracted, reason: v.reason }))
-  )
+/** The key majority voting groups math answers by: the parsed tree in one spelling, else the text. */
+const mathKey = (extracted: string): string => {
+  try {
+    return show(parseLatex(extracted))
+  } catch {
+    return extracted.replace(/\s+/g, "")
+  }
 }
 
-const gradeLetter = (item: EvalItem, output: string): Effect.Effect<Grade> => {
-  // The MMLU-Pro rules: "answer is (X)", then "Answer: X", then the last boxed letter.
-  const letter =
-    extractLetter(output) ?? /answer:\s*\(?([A-J])\)?/i.exec(output)?.[1]?.toUpperCase() ?? lastBoxed(output)?.trim().replace(/[()]/g, "")
-  if (letter === undefined || !/^[A-J]$/.test(letter)) return Effect.succeed({ correct: false, reason: "no-answer" })
-  return Effect.succeed({ correct: letter === item.answer, extracted: letter, reason: letter === item.answer ? "letter matches" : "wrong letter" })
-}
+const gradeMathItem = (item: EvalItem, output: string): Effect.Effect<Grade> =>
+  Effect.sync(() => {
+    if (item.answer === undefined || item.answer.trim() === "") return { correct: false, reason: "no-reference: the item has no answer" }
+    const g = gradeMath(item.answer, output, { question: item.question })
+    const key = g.extracted !== undefined ? mathKey(g.extracted) : undefined
+    return { correct: g.verdict === "correct", extracted: g.extracted, key, reason: g.verdict === "correct" ? "equivalent to the reference" : g.reason }
+  })
+
+const letterGrade = (item: EvalItem, letter: string | undefined): Grade =>
+  letter === undefined
+    ? { correct: false, reason: "no-answer" }
+    : { correct: letter === item.answer, extracted: letter, key: letter, reason: letter === item.answer ? "letter matches" : "wrong letter" }
+
+/** MMLU-Pro: fastcot's reading, or the official script's three rules (its random guess left out). */
+const gradeMmluPro = (item: EvalItem, output: string, extraction: Extraction): Effect.Effect<Grade> =>
+  Effect.sync(() => letterGrade(item, extraction === "official" ? officialMmluProLetter(output)?.letter : onlyLetters(extractLetter(output), "ABCDEFGHIJ")))
+
+/** GPQA: fastcot's reading, or the GPQA baselines' `parse_sampled_answer`. */
+const gradeGpqa = (item: EvalItem, output: string, extraction: Extraction): Effect.Effect<Grade> =>
+  Effect.sync(() => letterGrade(item, extraction === "official" ? officialGpqaLetter(output) : onlyLetters(extractLetter(output), "ABCD")))
+
+const onlyLetters = (letter: string | undefined, allowed: string) => (letter !== undefined && allowed.includes(letter) ? letter : undefined)
 
 /** LiveCodeBench's private tests: a JSON string, or base64 of zlib of a pickled JSON string. */
 export const decodeLcbTests = (value: unknown): Array<TestCase> => {
@@ -106,7 +146,7 @@ export const math500: Benchmark = {
   files: ["math500/test.jsonl", "math500/test.parquet", "MATH-500/test.jsonl"],
   load: (rows) => rows.map((r, i) => ({ id: str(r["unique_id"]) ?? String(i), question: String(r["problem"]), answer: str(r["answer"]), group: str(r["subject"]) })),
   prompt: (item) => `${item.question}\n\n${MATH_INSTRUCTION}`,
-  grade: gradeMath
+  grade: gradeMathItem
 }
 
 export const aime24: Benchmark = {
@@ -115,19 +155,20 @@ export const aime24: Benchmark = {
   files: ["aime24/test.jsonl", "aime24/train.jsonl", "aime24/test.parquet"],
   load: (rows) => rows.map((r, i) => ({ id: str(r["id"] ?? r["ID"]) ?? String(i), question: String(r["problem"] ?? r["Problem"]), answer: str(r["answer"] ?? r["Answer"]) })),
   prompt: (item) => `${item.question}\n\n${MATH_INSTRUCTION}`,
-  grade: gradeMath
+  grade: gradeMathItem
 }
 
 export const gpqaDiamond: Benchmark = {
   name: "gpqa_diamond",
   kind: "multiple-choice",
   files: ["gpqa_diamond/test.jsonl", "gpqa_diamond/gpqa_diamond.csv", "gpqa/gpqa_diamond.csv"],
-  load: (rows) =>
+  officialScorer: "GPQA baselines' parse_sampled_answer: 'answer is (X)', 'Answer: (X)', 'answer: (X)', 'answer (X)', '(X)', the first that matches with X in A-D",
+  load: (rows, { seed }) =>
     rows.map((r, i) => {
       if (r["Question"] !== undefined) {
-        // The official layout: choices shuffled with a seed from the question (a fixed order per question).
+        // The official layout: choices shuffled with `--seed` and the question (a fixed order per question and seed).
         const correct = String(r["Correct Answer"]).trim()
-        const options = seededShuffle([correct, ...[1, 2, 3].map((k) => String(r[`Incorrect Answer ${k}`] ?? "").trim())], String(r["Question"]))
+        const options = seededShuffle([correct, ...[1, 2, 3].map((k) => String(r[`Incorrect Answer ${k}`] ?? "").trim())], `${seed}:${String(r["Question"])}`)
         return { id: str(r["Record ID"]) ?? String(i), question: String(r["Question"]).trim(), choices: options, answer: LETTERS[options.indexOf(correct)] }
       }
       const answer = lastBoxed(String(r["answer"])) ?? String(r["answer"]).trim()
@@ -136,11 +177,12 @@ export const gpqaDiamond: Benchmark = {
   prompt: (item) =>
     item.prompt ??
     `${item.question}\n\n${letteredChoices(item.choices!, "paren")}\n\nPlease reason step by step, and put the letter of the correct option within \\boxed{}.`,
-  grade: gradeLetter
+  grade: gradeGpqa
 }
 
 export const mmluPro: Benchmark = {
   name: "mmlu_pro",
+  officialScorer: "MMLU-Pro evaluate_from_api.py: first 'answer is \\(?([A-J])\\)?', else '.*[aA]nswer:\\s*([A-J])', else the last standalone A-J; no random guess",
   kind: "multiple-choice",
   files: ["mmlu_pro/test.jsonl", "mmlu_pro/test.parquet", "MMLU-Pro/test.parquet"],
   load: (rows) =>
@@ -153,7 +195,7 @@ export const mmluPro: Benchmark = {
     })),
   prompt: (item) =>
     `${item.question}\n\n${letteredChoices(item.choices!, "paren")}\n\nPlease reason step by step, then finish with "The answer is (X)" where X is the letter of the correct option.`,
-  grade: gradeLetter
+  grade: gradeMmluPro
 }
 
 export const liveCodeBench: Benchmark = {
@@ -170,7 +212,8 @@ export const liveCodeBench: Benchmark = {
         tests,
         funcName: meta.func_name,
         starterCode: str(r["starter_code"]) || undefined,
-        group: str(r["difficulty"])
+        group: str(r["difficulty"]),
+        date: str(r["contest_date"])
       }
     }),
   // LiveCodeBench's own generation prompt formats, for functional (starter code) and stdin problems.
@@ -182,7 +225,7 @@ export const liveCodeBench: Benchmark = {
     const code = extractCode(output)
     if (code === undefined) return Effect.succeed({ correct: false, reason: "no-answer" })
     return runTests(code, item.tests ?? [], item.funcName).pipe(
-      Effect.map((o) => ({ correct: o.passed, extracted: code.slice(0, 200), reason: o.passed ? `all ${o.ran} tests pass` : o.failure!.reason }))
+      Effect.map((o) => ({ correct: o.passed, extracted: code.slice(0, 200), key: code.replace(/\s+/g, " "), reason: o.passed ? `all ${o.ran} tests pass` : o.failure!.reason }))
     )
   }
 }
@@ -197,7 +240,7 @@ export const benchmarkNames = () => [...registry.keys()]
 const formatOf = (file: string): InputFormat => (file.endsWith(".parquet") ? "parquet" : file.endsWith(".csv") ? "csv" : file.endsWith(".json") ? "json" : "jsonl")
 
 /** Finds and reads a benchmark's file under `dir`; returns its items and the file's SHA-256. */
-export const loadBenchmark = (b: Benchmark, dir: string) =>
+export const loadBenchmark = (b: Benchmark, dir: string, context: LoadContext = { seed: 0 }) =>
   Effect.tryPromise({
     try: async () => {
       const file = b.files.map((f) => join(dir, f)).find((f) => existsSync(f))
@@ -206,7 +249,7 @@ export const loadBenchmark = (b: Benchmark, dir: string) =>
       for await (const batch of readRows(formatOf(file), file, START, 5000)) {
         for (const row of batch.rows) if (row.error === undefined) rows.push(row.value as Record<string, unknown>)
       }
-      return { file, sha256: createHash("sha256").update(readFileSync(file)).digest("hex"), items: b.load(rows) }
+      return { file, sha256: createHash("sha256").update(readFileSync(file)).digest("hex"), items: b.load(rows, context) }
     },
     catch: (e) => new Error((e as Error).message)
   })

@@ -9,8 +9,8 @@ import { parquetWriteFile } from "hyparquet-writer"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { LanguageModel, makeLanguageModel, openAiProvider, QwenTokenCounterLive, SqliteRunStoreLive } from "@fastcot/core"
 import { startScriptedServer } from "@fastcot/core/testing/scriptedServer"
-import { decodeLcbTests, unpickleString } from "./benchmarks.js"
-import { evaluate, type EvalOptions } from "./evaluate.js"
+import { decodeLcbTests, GRADER_VERSION, unpickleString } from "./benchmarks.js"
+import { evaluate, type EvalOptions, parseDateWindow, stratifiedSample } from "./evaluate.js"
 import { passAtK } from "./metrics.js"
 import { disagreements, disagreementsMarkdown, htmlReport, markdownReport } from "./report.js"
 import { SandboxLive } from "./sandbox.js"
@@ -35,6 +35,48 @@ describe("metrics", () => {
     expect(passAtK(5, 1, 5)).toBe(1)
     expect(passAtK(4, 1, 64)).toBe(1)
     expect(passAtK(10, 2, 2)).toBeCloseTo(1 - (8 / 10) * (7 / 9))
+  })
+})
+
+describe("evaluation as the field reports it", () => {
+  it("computes maj@k beside pass@k: an item counts when its most frequent answer is right", async () => {
+    const { summarise } = await import("./metrics.js")
+    const o = (itemId: string, key: string | undefined, correct: boolean) => ({ itemId, key, correct, noAnswer: key === undefined, truncated: false, outputTokens: 10 })
+    const s = summarise([o("a", "1", true), o("a", "2", false), o("a", "1", true), o("b", "3", false), o("b", "3", false), o("b", "4", true), o("c", undefined, false), o("c", undefined, false), o("c", "5", true)])
+    expect(s.majAtK).toEqual({ "maj@3": 2 / 3 })
+    expect(s.accuracy).toBeCloseTo((2 / 3 + 1 / 3 + 1 / 3) / 3)
+    expect(s.stderr).toBeCloseTo(Math.sqrt(((2 / 3 - 4 / 9) ** 2 + 2 * (1 / 3 - 4 / 9) ** 2) / 2 / 3))
+    expect(s.ci95).toBeCloseTo(1.96 * s.stderr!)
+  })
+
+  it("--limit takes a seeded sample stratified by subject, in proportion to each subject's size", () => {
+    const items = Array.from({ length: 100 }, (_, i) => ({ id: String(i), question: "q", group: i < 70 ? "algebra" : i < 90 ? "geometry" : "counting" }))
+    const pick = stratifiedSample(items, 10, 1)
+    expect(pick).toHaveLength(10)
+    const count = (g: string) => pick.filter((i) => i.group === g).length
+    expect([count("algebra"), count("geometry"), count("counting")]).toEqual([7, 2, 1])
+    // The same seed picks the same items, another seed others; the file's order is kept.
+    expect(stratifiedSample(items, 10, 1).map((i) => i.id)).toEqual(pick.map((i) => i.id))
+    expect(stratifiedSample(items, 10, 2).map((i) => i.id)).not.toEqual(pick.map((i) => i.id))
+    expect(pick.map((i) => Number(i.id))).toEqual([...pick.map((i) => Number(i.id))].sort((a, b) => a - b))
+    expect(stratifiedSample(items, 500, 1)).toHaveLength(100)
+  })
+
+  it("reads LiveCodeBench date windows", () => {
+    expect(parseDateWindow("2023-05..2024-05")).toEqual({ from: "2023-05", to: "2024-05" })
+    expect(parseDateWindow("2024-01..")).toEqual({ from: "2024-01", to: "9999-12" })
+    expect(parseDateWindow("may..june")).toBeUndefined()
+  })
+
+  it("--samples absent: the r1 preset takes open-r1's samples per benchmark; a truncated reply is no answer", async () => {
+    const rows = readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { id: number; answer: string })
+    const file = join(tmp, "aime-trunc.jsonl")
+    // A right answer, but cut at max_tokens: not graded, counted as no answer and as truncated.
+    writeFileSync(file, rows.map((r, i) => JSON.stringify({ bench: "aime24", id: r.id, output: `\\boxed{${r.answer}}`, truncated: i < 5 })).join("\n"))
+    const r = await Effect.runPromise(evaluate(base({ benches: ["aime24"], predictions: file, outDir: join(tmp, "trunc"), samples: undefined, preset: "r1" })).pipe(Effect.provide(Layer.merge(graders, noModel))))
+    expect(r.benchmarks[0]!.summary).toMatchObject({ items: 30, accuracy: 25 / 30, noAnswer: 5, truncated: 5 })
+    const { PRESET_SAMPLES } = await import("./evaluate.js")
+    expect(PRESET_SAMPLES.r1).toMatchObject({ aime24: 64, math500: 4, gpqa_diamond: 8, livecodebench: 16 })
   })
 })
 
@@ -182,7 +224,11 @@ describe("a full evaluation against a scripted model on loopback", () => {
       expect(s).toMatchObject({ items: 30, samples: 60, accuracy: 0.5 })
       expect(s.passAtK["pass@2"]).toBe(1)
       expect(s.meanOutputTokens).toBeGreaterThan(5)
-      expect(first.settings).toMatchObject({ preset: "r1", sampling: { temperature: 0.6, top_p: 0.95, max_tokens: 32768 }, samples: 2, graderVersion: "fastcot-grader/v3" })
+      expect(first.settings).toMatchObject({ preset: "r1", sampling: { temperature: 0.6, top_p: 0.95, max_tokens: 32768 }, samples: 2, graderVersion: GRADER_VERSION, extraction: "fastcot", seed: 0 })
+      // avg@2 with its standard error (every item scores one of its two samples: no spread), maj@2 beside pass@2.
+      expect(s.stderr).toBe(0)
+      expect(s.majAtK?.["maj@2"]).toBeDefined()
+      expect(first.benchmarks[0]).toMatchObject({ samplesPerItem: 2, selection: { of: 30, seed: 0 } })
       const sent = server.requests.length
       expect(sent).toBe(60)
       // A rerun is answered from the cache.

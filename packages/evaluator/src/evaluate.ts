@@ -2,8 +2,9 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { createWriteStream, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { ChatRequest, type CacheMode, DEFAULT_SYSTEM_PROMPT, ensureDirSync, LanguageModel, TokenCounter } from "@fastcot/core"
-import { benchmark, type Benchmark, type EvalItem, GRADER_VERSION, loadBenchmark, PROMPT_VERSION } from "./benchmarks.js"
+import { basename } from "node:path"
+import { ChatRequest, type CacheMode, DEFAULT_SYSTEM_PROMPT, ensureDirSync, LanguageModel, seededShuffle, TokenCounter } from "@fastcot/core"
+import { benchmark, type Benchmark, type EvalItem, type Extraction, GRADER_VERSION, loadBenchmark, PROMPT_VERSION } from "./benchmarks.js"
 import { type SampleOutcome, summarise, Summary } from "./metrics.js"
 import type { Sandbox } from "./sandbox.js"
 
@@ -16,13 +17,43 @@ export const PRESETS = {
 } as const
 export type Preset = keyof typeof PRESETS
 
+/**
+ * Samples per question a preset takes when `--samples` is not given: open-r1's counts for the R1
+ * preset (AIME 64, MATH-500 4, GPQA-Diamond 8, LiveCodeBench 16), one otherwise.
+ */
+export const PRESET_SAMPLES: Record<Preset, Readonly<Record<string, number>>> = {
+  r1: { aime24: 64, math500: 4, gpqa_diamond: 8, livecodebench: 16, mmlu_pro: 1 },
+  greedy: {}
+}
+
+/** A window of LiveCodeBench contest dates, `YYYY-MM..YYYY-MM` (both months included). */
+export interface DateWindow {
+  readonly from: string
+  readonly to: string
+}
+
+/** Parses `2023-05..2024-05` (either end may be left open: `2023-05..`); undefined when malformed. */
+export const parseDateWindow = (text: string): DateWindow | undefined => {
+  const m = /^\s*(\d{4}-\d{2})?\s*\.\.\s*(\d{4}-\d{2})?\s*$/.exec(text)
+  if (m === null || (m[1] === undefined && m[2] === undefined)) return undefined
+  return { from: m[1] ?? "0000-01", to: m[2] ?? "9999-12" }
+}
+
 export interface EvalOptions {
   readonly benches: ReadonlyArray<string>
   readonly dataDir: string
   readonly outDir: string
   readonly model: string
-  readonly samples: number
+  /** Samples per question: one number for every benchmark, else the preset's count (see `PRESET_SAMPLES`). */
+  readonly samples?: number | undefined
+  /** At most this many questions per benchmark: a sample stratified by subject or category, seeded by `seed`. */
   readonly limit?: number | undefined
+  /** Seeds `--limit`'s sample and GPQA's option shuffle (default 0); results.json records it. */
+  readonly seed?: number | undefined
+  /** How multiple-choice answers are read (default `fastcot`); results.json records it. */
+  readonly extraction?: Extraction | undefined
+  /** LiveCodeBench: only problems whose contest date falls in this window. */
+  readonly lcbWindow?: DateWindow | undefined
   readonly preset: Preset
   readonly maxTokens?: number | undefined
   readonly systemPrompt?: string | undefined
@@ -38,6 +69,14 @@ export const BenchResult = Schema.Struct({
   bench: Schema.String,
   file: Schema.String,
   sha256: Schema.String,
+  /** Samples drawn per question (absent in results written before presets set it per benchmark). */
+  samplesPerItem: Schema.optional(Schema.Number),
+  /** Which questions were asked: all, or a stratified sample (`--limit`), with its seed and strata. */
+  selection: Schema.optional(Schema.Struct({ of: Schema.Number, limit: Schema.optional(Schema.Number), seed: Schema.Number, strata: Schema.optional(Schema.String) })),
+  /** LiveCodeBench's release (the file's name) and the contest-date window asked. */
+  lcb: Schema.optional(Schema.Struct({ version: Schema.String, window: Schema.optional(Schema.Struct({ from: Schema.String, to: Schema.String })) })),
+  /** The published scorer `--extraction official` reproduced for this benchmark. */
+  officialScorer: Schema.optional(Schema.String),
   summary: Summary,
   groups: Schema.Record({ key: Schema.String, value: Summary }),
   /**
@@ -62,7 +101,10 @@ export const EvalResults = Schema.Struct({
     promptVersion: Schema.String,
     graderVersion: Schema.String,
     tokenizer: Schema.String,
-    predictions: Schema.optional(Schema.String)
+    predictions: Schema.optional(Schema.String),
+    /** How multiple-choice answers were read (absent: fastcot's reading, before the option existed). */
+    extraction: Schema.optional(Schema.Literal("fastcot", "official")),
+    seed: Schema.optional(Schema.Number)
   }),
   startedAt: Schema.String,
   finishedAt: Schema.String,
@@ -75,36 +117,65 @@ export type EvalResults = typeof EvalResults.Type
  * answers that benchmark only, so a whole earlier run's generations can be regraded at once even
  * where benchmarks share ids.
  */
+interface SavedOutput {
+  readonly output: string
+  /** The generation was cut at max_tokens (as `generations.jsonl` records it). */
+  readonly truncated: boolean
+}
 interface Predictions {
-  readonly get: (bench: string, id: string) => ReadonlyArray<string> | undefined
+  readonly get: (bench: string, id: string) => ReadonlyArray<SavedOutput> | undefined
   readonly ids: number
 }
 const Predictions = (file: string): Predictions => {
-  const any = new Map<string, Array<string>>()
-  const byBench = new Map<string, Map<string, Array<string>>>()
+  const any = new Map<string, Array<SavedOutput>>()
+  const byBench = new Map<string, Map<string, Array<SavedOutput>>>()
   const ids = new Set<string>()
   readFileSync(file, "utf8")
     .split("\n")
     .forEach((line, i) => {
       if (line.trim() === "") return
-      let row: { id?: unknown; output?: unknown; bench?: unknown }
+      let row: { id?: unknown; output?: unknown; bench?: unknown; truncated?: unknown; error?: unknown }
       try {
-        row = JSON.parse(line) as { id?: unknown; output?: unknown; bench?: unknown }
+        row = JSON.parse(line) as { id?: unknown; output?: unknown; bench?: unknown; truncated?: unknown; error?: unknown }
       } catch {
         throw new Error(`${file}:${i + 1}: malformed JSON`)
       }
+      // A generation an earlier run could not get (it has an error, no output) is not an answer.
+      if (row.output === undefined && typeof row.error === "string") return
       if (row.id === undefined || typeof row.output !== "string") throw new Error(`${file}:${i + 1}: each line needs \`id\` and a string \`output\``)
       if (row.bench !== undefined && typeof row.bench !== "string") throw new Error(`${file}:${i + 1}: \`bench\`, when given, must be a benchmark's name`)
       const id = String(row.id)
       ids.add(row.bench === undefined ? id : `${row.bench}/${id}`)
       let map = any
       if (row.bench !== undefined) {
-        map = byBench.get(row.bench) ?? new Map<string, Array<string>>()
+        map = byBench.get(row.bench) ?? new Map<string, Array<SavedOutput>>()
         byBench.set(row.bench, map)
       }
-      map.set(id, [...(map.get(id) ?? []), row.output])
+      map.set(id, [...(map.get(id) ?? []), { output: row.output, truncated: row.truncated === true }])
     })
   return { get: (bench, id) => byBench.get(bench)?.get(id) ?? any.get(id), ids: ids.size }
+}
+
+/**
+ * At most `limit` items, sampled across groups (subject, category, difficulty) in proportion to
+ * their sizes (largest remainder), each group's picks seeded by `seed`; the chosen items keep the
+ * file's order. All items when `limit` is not below their number.
+ */
+export const stratifiedSample = (items: ReadonlyArray<EvalItem>, limit: number | undefined, seed: number): ReadonlyArray<EvalItem> => {
+  if (limit === undefined || limit >= items.length) return items
+  const groups = new Map<string, Array<EvalItem>>()
+  for (const item of items) groups.set(item.group ?? "", [...(groups.get(item.group ?? "") ?? []), item])
+  const quotas = [...groups.entries()].map(([g, list]) => ({ g, list, exact: (limit * list.length) / items.length }))
+  const take = new Map(quotas.map((q) => [q.g, Math.floor(q.exact)]))
+  let left = limit - [...take.values()].reduce((a, b) => a + b, 0)
+  for (const q of [...quotas].sort((a, b) => b.exact - Math.floor(b.exact) - (a.exact - Math.floor(a.exact)) || a.g.localeCompare(b.g))) {
+    if (left === 0) break
+    take.set(q.g, take.get(q.g)! + 1)
+    left--
+  }
+  const chosen = new Set<EvalItem>()
+  for (const q of quotas) for (const item of seededShuffle(q.list, `${seed}:${q.g}`).slice(0, take.get(q.g))) chosen.add(item)
+  return items.filter((i) => chosen.has(i))
 }
 
 /** The folder name of an evaluation run: the model's name made file-safe, and the time it started. */
@@ -123,6 +194,8 @@ export const evaluate = (options: EvalOptions) =>
     const sampling: Record<string, number> = { ...PRESETS[options.preset] }
     if (options.maxTokens !== undefined) sampling["max_tokens"] = options.maxTokens
     const systemPrompt = options.systemPrompt ?? DEFAULT_SYSTEM_PROMPT
+    const seed = options.seed ?? 0
+    const extraction = options.extraction ?? "fastcot"
     const predictions = options.predictions !== undefined ? yield* Effect.try({ try: () => Predictions(options.predictions!), catch: (e) => e as Error }) : undefined
     ensureDirSync(options.outDir)
     const generations = createWriteStream(join(options.outDir, "generations.jsonl"))
@@ -131,9 +204,11 @@ export const evaluate = (options: EvalOptions) =>
     for (const name of options.benches) {
       const b: Benchmark | undefined = benchmark(name)
       if (b === undefined) return yield* Effect.fail(new Error(`unknown benchmark ${name}`))
-      const loaded = yield* loadBenchmark(b, options.dataDir)
-      const items = options.limit !== undefined ? loaded.items.slice(0, options.limit) : loaded.items
-      const work = items.flatMap((item) => Array.from({ length: predictions !== undefined ? (predictions.get(name, item.id)?.length ?? 0) : options.samples }, (_, sample) => ({ item, sample })))
+      const loaded = yield* loadBenchmark(b, options.dataDir, { seed })
+      const windowed = name === "livecodebench" && options.lcbWindow !== undefined ? loaded.items.filter((i) => inWindow(i.date, options.lcbWindow!)) : loaded.items
+      const items = stratifiedSample(windowed, options.limit, seed)
+      const samplesPerItem = options.samples ?? PRESET_SAMPLES[options.preset][name] ?? 1
+      const work = items.flatMap((item) => Array.from({ length: predictions !== undefined ? (predictions.get(name, item.id)?.length ?? 0) : samplesPerItem }, (_, sample) => ({ item, sample })))
       // Saved outputs are graded on the benchmarks they answer; one they answer nothing of is left out.
       if (predictions !== undefined && work.length === 0) {
         unanswered.push(`${name} (ids like ${items.slice(0, 2).map((i) => `\`${i.id}\``).join(", ")})`)
@@ -154,7 +229,9 @@ export const evaluate = (options: EvalOptions) =>
             let serverTokens: number | undefined
             let reasoningTokens: number | undefined
             if (predictions !== undefined) {
-              output = predictions.get(name, item.id)![sample]!
+              const saved = predictions.get(name, item.id)![sample]!
+              output = saved.output
+              truncated = saved.truncated
             } else {
               const lm = yield* LanguageModel
               const messages = [
@@ -175,7 +252,8 @@ export const evaluate = (options: EvalOptions) =>
               serverTokens = c.right.usage.completionTokens > 0 ? c.right.usage.completionTokens : undefined
               reasoningTokens = c.right.usage.reasoningTokens
             }
-            const grade = yield* b.grade(item, output)
+            // A reply cut at max_tokens has no final answer: it counts as "no answer", reported as truncated.
+            const grade = truncated ? { correct: false, reason: "no-answer: truncated at max_tokens", extracted: undefined, key: undefined } : yield* b.grade(item, output, extraction)
             const outputTokens = counter.count((reasoning ?? "") + output)
             if (grade.correct) correct++
             tokensSoFar += outputTokens
@@ -185,8 +263,9 @@ export const evaluate = (options: EvalOptions) =>
               outcome: {
                 itemId: item.id,
                 correct: grade.correct,
+                key: grade.key,
                 noAnswer: grade.reason === "no-answer" || grade.reason.startsWith("no-answer"),
-                truncated: truncated && grade.reason.startsWith("no-answer"),
+                truncated,
                 outputTokens,
                 reasoningTokens: reasoningTokens ?? (reasoning !== undefined ? counter.count(reasoning) : undefined)
               } satisfies SampleOutcome,
@@ -208,6 +287,10 @@ export const evaluate = (options: EvalOptions) =>
         bench: name,
         file: loaded.file,
         sha256: loaded.sha256,
+        samplesPerItem,
+        selection: { of: windowed.length, ...(options.limit !== undefined && options.limit < windowed.length ? { limit: options.limit, strata: "subject/category" } : {}), seed },
+        ...(name === "livecodebench" ? { lcb: { version: basename(loaded.file).replace(/\.(jsonl|json|parquet)$/, ""), ...(options.lcbWindow !== undefined ? { window: options.lcbWindow } : {}) } } : {}),
+        ...(extraction === "official" && b.officialScorer !== undefined ? { officialScorer: b.officialScorer } : {}),
         summary: summarise(outcomes.map((o) => o.outcome)),
         groups,
         ...(failures > 0 ? { failed: { samples: failures, firstError: firstError ?? "" } } : {})
@@ -223,13 +306,15 @@ export const evaluate = (options: EvalOptions) =>
       settings: {
         preset: options.preset,
         sampling,
-        samples: options.samples,
+        samples: options.samples ?? Math.max(1, ...results.map((r) => r.samplesPerItem ?? 1)),
         limit: options.limit,
         systemPrompt,
         promptVersion: PROMPT_VERSION,
         graderVersion: GRADER_VERSION,
         tokenizer: counter.name,
-        predictions: options.predictions
+        predictions: options.predictions,
+        extraction,
+        seed
       },
       startedAt,
       finishedAt: new Date().toISOString(),
@@ -238,5 +323,11 @@ export const evaluate = (options: EvalOptions) =>
     writeFileSync(join(options.outDir, "results.json"), JSON.stringify(report, null, 2) + "\n")
     return report
   })
+
+const inWindow = (date: string | undefined, w: DateWindow): boolean => {
+  if (date === undefined) return false
+  const month = date.slice(0, 7)
+  return month >= w.from && month <= w.to
+}
 
 export type EvaluateRequirements = LanguageModel | TokenCounter | Sandbox

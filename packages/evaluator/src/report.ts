@@ -19,17 +19,42 @@ export const markdownReport = (runs: ReadonlyArray<EvalResults>): string => {
   return [
     "## Evaluation",
     "",
-    table("Accuracy (pass@1 averaged over samples, ±95% CI)", (b) => (unscored(b) ? "– (none scored)" : `${pct(b.summary.accuracy)} ± ${pct(b.summary.ci95)}`)),
+    table("Accuracy (avg@k: pass@1 averaged over k samples, ±95% CI)", (b) => (unscored(b) ? "– (none scored)" : `${pct(b.summary.accuracy)} ± ${pct(b.summary.ci95)}`)),
+    ...(runs.some((r) => r.benchmarks.some((b) => b.summary.majAtK !== undefined))
+      ? [table("Majority vote (maj@k) and pass@k", (b) => majAndPass(b))]
+      : []),
     table("Average output tokens", (b) => (unscored(b) ? "–" : b.summary.meanOutputTokens.toFixed(0))),
-    table("No answer / truncated (samples)", (b) => `${b.summary.noAnswer} / ${b.summary.truncated}`),
+    table("No answer (samples; truncated ones included)", (b) => String(b.summary.noAnswer)),
+    table("Truncated at max_tokens (samples)", (b) => String(b.summary.truncated)),
     // Only when a run lost generations: they are left out of the scores, which the reader must know.
     ...(runs.some((r) => r.benchmarks.some((b) => (b.failed?.samples ?? 0) > 0))
       ? [table("Failed generations (left out of the scores; rerun to retry)", (b) => String(b.failed?.samples ?? 0))]
       : []),
-    "Settings: " + runs.map((r) => `${r.model}: preset ${r.settings.preset}, ${r.settings.samples} sample(s), ${r.settings.graderVersion}, tokens counted with ${r.settings.tokenizer}`).join("; "),
+    "Settings: " +
+      runs
+        .map(
+          (r) =>
+            `${r.model}: preset ${r.settings.preset}, ${samplesOf(r)}, ${r.settings.graderVersion}, ${r.settings.extraction ?? "fastcot"} extraction, seed ${r.settings.seed ?? 0}, tokens counted with ${r.settings.tokenizer}`
+        )
+        .join("; "),
     ...comparability(runs),
     ""
   ].join("\n")
+}
+
+const majAndPass = (b: Bench): string => {
+  if (unscored(b)) return "–"
+  const maj = Object.entries(b.summary.majAtK ?? {})[0]
+  const pass = Object.entries(b.summary.passAtK).filter(([k]) => k !== "pass@1").pop()
+  return [maj !== undefined ? `${maj[0]} ${pct(maj[1])}` : undefined, pass !== undefined ? `${pass[0]} ${pct(pass[1])}` : undefined].filter((x) => x !== undefined).join(", ") || "–"
+}
+
+/** "4 samples" or, where presets set them per benchmark, "samples: aime24 64, math500 4". */
+const samplesOf = (r: EvalResults): string => {
+  const per = r.benchmarks.filter((b) => b.samplesPerItem !== undefined)
+  const counts = new Set(per.map((b) => b.samplesPerItem))
+  if (per.length === 0 || counts.size <= 1) return `${per[0]?.samplesPerItem ?? r.settings.samples} sample(s) per question`
+  return `samples per question: ${per.map((b) => `${b.bench} ${b.samplesPerItem}`).join(", ")}`
 }
 
 /**
@@ -44,9 +69,18 @@ const comparability = (runs: ReadonlyArray<EvalResults>): Array<string> => {
       ? ["", `**Caution:** output tokens were counted with different tokenizers (${list((r) => r.settings.tokenizer)}); the token columns do not compare across them (\`fastcot eval --tokenizer\` sets one).`]
       : []),
     ...(differ((r) => r.settings.graderVersion)
-      ? ["", `**Caution:** answers were graded by different grader versions (${list((r) => r.settings.graderVersion)}); regrade the older runs with \`fastcot eval --predictions\` to compare accuracy.`]
+      ? ["", `**Caution:** answers were graded by different grader versions (${list((r) => r.settings.graderVersion)}); regrade the older runs with \`fastcot eval --regrade RUN\` to compare accuracy.`]
+      : []),
+    ...(differ((r) => r.settings.extraction ?? "fastcot")
+      ? ["", `**Caution:** multiple-choice answers were read differently (${list((r) => r.settings.extraction ?? "fastcot")}); regrade with one \`--extraction\` to compare.`]
       : [])
   ]
+}
+
+/** A round upper bound for an axis: 1, 2 or 5 times a power of ten. */
+const niceCeiling = (x: number): number => {
+  const p = 10 ** Math.floor(Math.log10(x))
+  return [1, 2, 5, 10].map((m) => m * p).find((v) => v >= x) ?? 10 * p
 }
 
 /** A self-contained HTML page (no network): the tables and an accuracy-against-tokens chart per benchmark. */
@@ -57,15 +91,30 @@ export const htmlReport = (runs: ReadonlyArray<EvalResults>, drill: ReadonlyArra
     .map((bench) => {
       const points = runs.flatMap((r, i) => {
         const b = r.benchmarks.find((x) => x.bench === bench)
-        return b === undefined || unscored(b) ? [] : [{ model: r.model, x: b.summary.meanOutputTokens, y: b.summary.accuracy, color: colors[i % colors.length]! }]
+        return b === undefined || unscored(b) ? [] : [{ model: r.model, x: b.summary.meanOutputTokens, y: b.summary.accuracy, ci: b.summary.ci95, color: colors[i % colors.length]! }]
       })
-      const maxX = Math.max(1, ...points.map((p) => p.x)) * 1.1
-      const W = 360
-      const H = 240
+      const maxX = niceCeiling(Math.max(1, ...points.map((p) => p.x)) * 1.1)
+      const W = 380
+      const H = 260
+      const x0 = 48
+      const y0 = H - 36
+      const px = (x: number) => x0 + (x / maxX) * (W - x0 - 14)
+      const py = (y: number) => y0 - y * (y0 - 14)
+      const xTicks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * maxX)
+      const yTicks = [0, 0.25, 0.5, 0.75, 1]
+      const axes =
+        `<line x1="${x0}" y1="${y0}" x2="${W - 10}" y2="${y0}" stroke="#888"/><line x1="${x0}" y1="10" x2="${x0}" y2="${y0}" stroke="#888"/>` +
+        xTicks.map((t) => `<line x1="${px(t)}" y1="${y0}" x2="${px(t)}" y2="${y0 + 4}" stroke="#888"/><text x="${px(t)}" y="${y0 + 15}" font-size="10" text-anchor="middle">${t.toFixed(0)}</text>`).join("") +
+        yTicks.map((t) => `<line x1="${x0 - 4}" y1="${py(t)}" x2="${x0}" y2="${py(t)}" stroke="#888"/><text x="${x0 - 6}" y="${py(t) + 3}" font-size="10" text-anchor="end">${(100 * t).toFixed(0)}%</text>`).join("") +
+        `<text x="${(x0 + W) / 2}" y="${H - 4}" font-size="11" text-anchor="middle">average output tokens per answer</text><text x="12" y="${y0 / 2}" font-size="11" transform="rotate(-90 12 ${y0 / 2})" text-anchor="middle">accuracy (avg@k, 95% CI)</text>`
       const dots = points
-        .map((p) => `<circle cx="${40 + (p.x / maxX) * (W - 60)}" cy="${H - 30 - p.y * (H - 50)}" r="6" fill="${p.color}"><title>${esc(p.model)}: ${pct(p.y)}%, ${p.x.toFixed(0)} tokens</title></circle><text x="${48 + (p.x / maxX) * (W - 60)}" y="${H - 34 - p.y * (H - 50)}" font-size="11">${esc(p.model)}</text>`)
+        .map(
+          (p) =>
+            `<line x1="${px(p.x)}" y1="${py(Math.min(1, p.y + p.ci))}" x2="${px(p.x)}" y2="${py(Math.max(0, p.y - p.ci))}" stroke="${p.color}" stroke-width="1.5"/>` +
+            `<circle cx="${px(p.x)}" cy="${py(p.y)}" r="5" fill="${p.color}"><title>${esc(p.model)}: ${pct(p.y)}% ± ${pct(p.ci)}, ${p.x.toFixed(0)} tokens</title></circle><text x="${px(p.x) + 8}" y="${py(p.y) - 6}" font-size="11">${esc(p.model)}</text>`
+        )
         .join("")
-      return `<figure><figcaption>${esc(bench)}: accuracy against average output tokens</figcaption><svg role="img" aria-label="${esc(bench)} accuracy against tokens" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}"><line x1="40" y1="${H - 30}" x2="${W - 10}" y2="${H - 30}" stroke="#888"/><line x1="40" y1="10" x2="40" y2="${H - 30}" stroke="#888"/><text x="${W / 2}" y="${H - 8}" font-size="11" text-anchor="middle">output tokens (max ${maxX.toFixed(0)})</text><text x="12" y="${H / 2}" font-size="11" transform="rotate(-90 12 ${H / 2})" text-anchor="middle">accuracy</text>${dots}</svg></figure>`
+      return `<figure><figcaption>${esc(bench)}: accuracy against average output tokens</figcaption><svg role="img" aria-label="${esc(bench)} accuracy against tokens" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">${axes}${dots}</svg></figure>`
     })
     .join("\n")
   const md = markdownReport(runs)

@@ -1,7 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { Verifier, type VerifierShape } from "@fastcot/core"
-import { verifyMath } from "./mathEquivalence.js"
+import { basicVerifier, Verifier, type VerifierShape } from "@fastcot/core"
 import { extractCode, runTests } from "./codeTests.js"
 import { Sandbox, SandboxLive, type SandboxOptions, type SandboxShape } from "./sandbox.js"
 
@@ -21,12 +20,12 @@ const functionName = (metadata: Readonly<Record<string, unknown>>): string | und
 
 /**
  * The evaluator's verifier for the pipeline: code by running the problem's tests in the sandbox;
- * multiple choice by letter; math as the core's basic verifier does, with a symbolic second look.
+ * multiple choice and math as the core's basic verifier grades them.
  */
 export const makeVerifier = Effect.gen(function* () {
   const sandbox = yield* Sandbox
   const verify: VerifierShape["verify"] = (problem, trace) => {
-    if (problem.domain !== "code") return verifyMath(problem, trace)
+    if (problem.domain !== "code") return basicVerifier.verify(problem, trace)
     const tests = problem.tests ?? []
     if (tests.length === 0) return Effect.succeed({ ok: false, reason: "no-reference: the code problem has no tests" })
     const code = extractCode(`${trace.reasoning}\n\n${trace.finalAnswer ?? ""}`)
@@ -41,7 +40,7 @@ export const makeVerifier = Effect.gen(function* () {
       )
     )
   }
-  return { name: `evaluator/v2 (code sandbox: ${sandbox.isolation})`, verify } satisfies VerifierShape
+  return { name: `${basicVerifier.name} (code sandbox: ${sandbox.isolation})`, verify } satisfies VerifierShape
 })
 
 export const EvaluatorVerifierLive = (options: SandboxOptions = {}): Layer.Layer<Verifier> =>

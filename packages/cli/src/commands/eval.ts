@@ -1,6 +1,6 @@
 import { Command, Options } from "@effect/cli"
 import { checkLocalModel, describeSpent, LanguageModel, makeLanguageModel, modelFromSpec, type ModelProvider, parseModelSpec, releaseLocalEngines, QwenTokenCounterLive, TokenizerFileCounterLive, workspacePaths } from "@fastcot/core"
-import { benchmark, benchmarkNames, evaluate, evalRunFolder, markdownReport, type Preset, SandboxLive } from "@fastcot/evaluator"
+import { benchmark, benchmarkNames, evaluate, evalRunFolder, type Extraction, GRADER_VERSION, markdownReport, parseDateWindow, type Preset, readEvalResults, SandboxLive } from "@fastcot/evaluator"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -13,8 +13,22 @@ import { budgetTokensOption, budgetUsdOption, dashboardTerminal, inRange, progre
 const model = Options.text("model").pipe(Options.optional, Options.withDescription("The model to evaluate: openai:MODEL@BASE_URL, or onnx:DIR[#variant] for a local model folder."))
 const threads = Options.integer("threads").pipe(Options.optional, Options.withDescription("Local models: intra-op threads (default: every core)."))
 const bench = listOption("bench", `Benchmarks (default: all): ${benchmarkNames().join(", ")}.`)
-const samples = Options.integer("samples").pipe(Options.withDefault(1), Options.withDescription("Samples per question (accuracy is averaged over them; pass@k is reported)."))
-const limit = Options.integer("limit").pipe(inRange("--limit", 1, Number.MAX_SAFE_INTEGER), Options.optional, Options.withDescription("Only the first N questions of each benchmark."))
+const samples = Options.integer("samples").pipe(
+  inRange("--samples", 1, 1024),
+  Options.optional,
+  Options.withDescription("Samples per question: avg@K with its standard error, maj@K and pass@K are reported (default: the preset's, 1 for greedy; r1 takes AIME 64, MATH-500 4, GPQA 8, LiveCodeBench 16).")
+)
+const limit = Options.integer("limit").pipe(inRange("--limit", 1, Number.MAX_SAFE_INTEGER), Options.optional, Options.withDescription("At most N questions of each benchmark: a seeded sample stratified by subject or category."))
+const seed = Options.integer("seed").pipe(Options.withDefault(0), Options.withDescription("Seeds --limit's sample and GPQA's option shuffle (recorded in results.json)."))
+const extraction = choiceOption("extraction", ["fastcot", "official"]).pipe(
+  Options.withDefault("fastcot"),
+  Options.withDescription("How multiple-choice answers are read: fastcot (the last committed answer, never a guess) or official (MMLU-Pro's and GPQA's published scorers, rule for rule).")
+)
+const lcbWindow = Options.text("lcb-window").pipe(Options.optional, Options.withDescription("LiveCodeBench: only problems whose contest date falls in YYYY-MM..YYYY-MM (either end may be open)."))
+const regrade = Options.text("regrade").pipe(
+  Options.optional,
+  Options.withDescription("Regrade an earlier evaluation's folder (its generations.jsonl) with this grader, without calling a model; results go to DIR/regraded-VERSION unless --out says otherwise.")
+)
 const out = Options.text("out").pipe(Options.optional, Options.withDescription("Where results.json and generations.jsonl go (default WORKSPACE/eval/RUN)."))
 const data = Options.text("data").pipe(Options.withDefault("data"), Options.withDescription("The folder holding the benchmarks' files (math500/test.jsonl, aime24/test.jsonl, ...)."))
 const preset = choiceOption("preset", ["greedy", "r1"]).pipe(Options.withDefault("greedy"), Options.withDescription("greedy: T=0, 2048 tokens (Qwen2.5-Math); r1: T=0.6, top_p 0.95, 32768 tokens (DeepSeek-R1)."))
@@ -39,22 +53,38 @@ const price = Options.text("price").pipe(
 const noTui = Options.boolean("no-tui").pipe(Options.withDescription("Plain progress lines instead of the live table."))
 const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neither read nor write the LLM response cache."))
 
+/** What `--regrade DIR` reads: the earlier run's outputs and the settings that produced them. */
+const regradeSource = (dir: string) =>
+  Effect.gen(function* () {
+    const generations = join(dir, "generations.jsonl")
+    if (!existsSync(generations)) return yield* usage(`--regrade ${dir}: no generations.jsonl there (give the folder an evaluation wrote)`)
+    const results = readEvalResults(join(dir, "results.json"))
+    if (Either.isLeft(results)) return yield* usage(`--regrade ${dir}: ${results.left.message}`)
+    return { generations, model: results.right.model, preset: results.right.settings.preset, benches: results.right.benchmarks.map((b) => b.bench) }
+  })
+
 export const evalCommand = Command.make(
   "eval",
-  { model, threads, q4Compute: q4ComputeOption, f16Compute: f16ComputeOption, packProducts: packProductsOption, rotary: rotaryOption, tokenizer, bench, samples, limit, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, noTui, budgetUsd, budgetTokens, price, workspace: workspaceOption },
+  { model, threads, q4Compute: q4ComputeOption, f16Compute: f16ComputeOption, packProducts: packProductsOption, rotary: rotaryOption, tokenizer, bench, samples, limit, seed, extraction, lcbWindow, regrade, out, data, preset, maxTokens, predictions, apiKeyEnv, concurrency, noCache, noTui, budgetUsd, budgetTokens, price, workspace: workspaceOption },
   (args) =>
     Effect.gen(function* () {
-      const benches = args.bench.length > 0 ? args.bench : benchmarkNames()
+      const earlier = Option.getOrUndefined(args.regrade)
+      const regraded = earlier !== undefined ? yield* regradeSource(earlier) : undefined
+      const benches = args.bench.length > 0 ? args.bench : (regraded?.benches ?? benchmarkNames())
       const unknown = benches.filter((b) => !benchmarkNames().includes(b))
       if (unknown.length > 0) {
         // "gpqa" for gpqa_diamond, "lcb" is not guessed: only names that one contains the other.
         const near = unknown.flatMap((u) => benchmarkNames().filter((n) => n.includes(u.toLowerCase()) || u.toLowerCase().includes(n)))
         return yield* usage(`--bench: unknown ${unknown.join(", ")}${near.length > 0 ? ` (did you mean ${near.join(", ")}?)` : ""}; known: ${benchmarkNames().join(", ")}`)
       }
-      const preds = Option.getOrUndefined(args.predictions)
+      const window = Option.getOrUndefined(args.lcbWindow)
+      const lcbWindow = window !== undefined ? parseDateWindow(window) : undefined
+      if (window !== undefined && lcbWindow === undefined) return yield* usage(`--lcb-window ${window}: expected YYYY-MM..YYYY-MM, e.g. 2023-05..2024-05 (either end may be left open)`)
+      if (regraded !== undefined && (Option.isSome(args.predictions) || Option.isSome(args.model))) return yield* usage("--regrade grades an earlier run's outputs: it takes neither --model nor --predictions")
+      const preds = regraded?.generations ?? Option.getOrUndefined(args.predictions)
       const spec = Option.getOrUndefined(args.model)
-      if (preds === undefined && spec === undefined) return yield* usage("give --model openai:MODEL@BASE_URL, or --predictions FILE to grade saved outputs")
-      let name = "predictions"
+      if (preds === undefined && spec === undefined) return yield* usage("give --model openai:MODEL@BASE_URL, --predictions FILE to grade saved outputs, or --regrade DIR to regrade an earlier evaluation")
+      let name = regraded?.model ?? "predictions"
       let provider: ModelProvider | undefined
       let tokenizerPath = Option.getOrUndefined(args.tokenizer)
       if (spec !== undefined) {
@@ -74,7 +104,9 @@ export const evalCommand = Command.make(
       if (noData.length > 0) {
         return yield* usage(`--data ${args.data}: no file for ${noData.join(", ")}; point --data at the folder that holds the benchmarks' files`)
       }
-      const outDir = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).root, "eval", evalRunFolder(name)))
+      const outDir = Option.getOrElse(args.out, () =>
+        earlier !== undefined ? join(earlier, `regraded-${GRADER_VERSION.replace(/[^\w.-]+/g, "_")}`) : join(workspacePaths(args.workspace).root, "eval", evalRunFolder(name))
+      )
       const progress = progressLine()
       const table =
         !args.noTui && dashboardTerminal({ keys: false })
@@ -97,9 +129,12 @@ export const evalCommand = Command.make(
         dataDir: args.data,
         outDir,
         model: name,
-        samples: args.samples,
+        samples: Option.getOrUndefined(args.samples),
         limit: Option.getOrUndefined(args.limit),
-        preset: args.preset as Preset,
+        seed: args.seed,
+        extraction: args.extraction as Extraction,
+        lcbWindow,
+        preset: (regraded?.preset ?? args.preset) as Preset,
         maxTokens: Option.getOrUndefined(args.maxTokens),
         concurrency: args.concurrency,
         predictions: preds,
@@ -142,6 +177,8 @@ export const evalCommand = Command.make(
     "Evaluate a model on MATH-500, AIME 2024, GPQA-Diamond, MMLU-Pro and LiveCodeBench: accuracy and output tokens side by side.\n" +
       "Examples:\n  fastcot eval --model openai:qwen2.5-7b@http://127.0.0.1:8000/v1 --bench math500,aime24 --data ./data\n" +
       "  fastcot eval --model onnx:./models/Qwen2.5-0.5B-Instruct#q4 --bench math500 --limit 20 --data ./data\n" +
-      "  fastcot eval --predictions outputs.jsonl --bench math500 --data ./data\n  fastcot eval --model openai:m@http://127.0.0.1:8000/v1 --preset r1 --samples 4"
+      "  fastcot eval --predictions outputs.jsonl --bench math500 --data ./data\n  fastcot eval --model openai:m@http://127.0.0.1:8000/v1 --preset r1 --bench aime24,math500 --data ./data\n" +
+      "  fastcot eval --regrade .fastcot/eval/RUN --data ./data   (the stored outputs, graded again by this grader)\n" +
+      "  fastcot eval --model openai:m@http://127.0.0.1:8000/v1 --bench mmlu_pro --extraction official --limit 500 --seed 1 --data ./data"
   )
 )

@@ -16,8 +16,7 @@ import { drainConcurrently } from "../util/concurrent.js"
 import { RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
 import { TokenCounter } from "../tokens/TokenCounter.js"
-import { lastBoxed } from "../util/latex.js"
-import { extractLetter, Verifier } from "../verify/Verifier.js"
+import { statedAnswer, Verifier } from "../verify/Verifier.js"
 import { loadPrompt, parseVerdict, traceTurn, type VersionedPrompt } from "./prompts.js"
 
 export interface ItemStageOptions {
@@ -56,9 +55,6 @@ const callRecord = (role: CallRecord["role"], c: Completion, promptVersion: stri
   cached: c.cached
 })
 
-/** The answer a rewritten trace states itself (never carried over from the trace it replaced). */
-const statedAnswer = (problem: Problem, text: string): string | undefined =>
-  problem.choices !== undefined ? extractLetter(text) : lastBoxed(text)
 
 const dropCode = (v: Verification) => /^[a-z-]+(?=:)/.exec(v.reason)?.[0] ?? "answer-mismatch"
 

@@ -2,7 +2,8 @@ import * as Effect from "effect/Effect"
 import { describe, expect, it } from "vitest"
 import { Problem } from "../schema/problem.js"
 import { Trace } from "../schema/trace.js"
-import { basicVerifier, extractLetter } from "./Verifier.js"
+import { extractLetter } from "./choiceAnswer.js"
+import { basicVerifier } from "./Verifier.js"
 
 const math = (answer: string) => new Problem({ id: "p_0000000000000000" as Problem["id"], domain: "math", question: "q", answer, source: "", metadata: {} })
 const mc = (answer: string) => new Problem({ id: "p_0000000000000000" as Problem["id"], domain: "science", question: "q", answer, choices: ["a", "b", "c", "d"], source: "", metadata: {} })
