@@ -46,11 +46,44 @@ describe("fastcot command line", () => {
     expect(existsSync(join(cwd, "ws3")) || existsSync(join(cwd, "ws4"))).toBe(false)
   })
 
+  it("import --dry-run shows the layout it detects, the mapping and the first rows, and makes no workspace; a dataset folder imports its split", async () => {
+    const rows = [
+      { problem: "What is 1+1?", answer: "2", generations: ["<think>one and one</think>\n\nSo \\boxed{2}.", "<think>one and"], is_reasoning_complete: [true, false], correctness_math_verify: [true, false] },
+      { problem: "What is 2+2?", answer: "4", generations: ["<think>two and two</think>\n\nSo \\boxed{4}."] }
+    ]
+    writeFileSync(join(cwd, "r1.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n"))
+    const dry = await fastcot("import", "r1.jsonl", "--dry-run")
+    expect(dry.code, dry.err).toBe(0)
+    expect(dry.out).toContain("r1.jsonl: layout openr1-math (open-r1/OpenR1-Math-220k)")
+    expect(dry.out).toMatch(/question\s+<- problem/)
+    expect(dry.out).toContain("would create 2 problems and 3 traces (0 long, 1 cut off inside their reasoning) from 2 rows; 0 rejected")
+    expect(dry.out).toContain("question: What is 1+1?")
+    expect(dry.out).toContain("nothing was written (--dry-run)")
+    expect(existsSync(join(cwd, ".fastcot"))).toBe(false)
+    // A named layout can be asked for; a wrong name is refused with the list.
+    expect((await fastcot("import", "r1.jsonl", "--dry-run", "--layout", "numina")).code).toBe(2)
+    // A dataset folder as the Hugging Face cache keeps it: refs/main names the snapshot, the card the split's files.
+    const repo = join(cwd, "datasets--org--name")
+    mkdirSync(join(repo, "refs"), { recursive: true })
+    mkdirSync(join(repo, "snapshots", "abc123", "data"), { recursive: true })
+    writeFileSync(join(repo, "refs", "main"), "abc123")
+    writeFileSync(join(repo, "snapshots", "abc123", "data", "train-00000-of-00001.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n"))
+    writeFileSync(join(repo, "snapshots", "abc123", "data", "test-00000-of-00001.jsonl"), JSON.stringify({ problem: "held out?", answer: "0", generations: [] }))
+    const imported = await fastcot("import", repo)
+    expect(imported.code, imported.err).toBe(0)
+    expect(imported.out).toMatch(/train-00000-of-00001\.jsonl: 2 rows \(layout openr1-math\), 2 new problems, 3 new traces/)
+    const status = JSON.parse((await fastcot("status", "--json")).out)
+    expect(status).toMatchObject({ problems: 2, items: 3 })
+    const missing = await fastcot("import", repo, "--split", "validation")
+    expect(missing.code).toBe(2)
+    expect(missing.err).toContain("no files of split `validation`")
+  })
+
   it("imports good rows, names each bad row's file, line and reason, and exits 0", async () => {
     writeFileSync(join(cwd, "data.jsonl"), '{"question":"1+1?","answer":"2"}\n{broken\n{"answer":"5"}\n')
     const r = await fastcot("import", "data.jsonl")
     expect(r.code).toBe(0)
-    expect(r.out).toContain("data.jsonl: 3 rows, 1 new problems")
+    expect(r.out).toContain("data.jsonl: 3 rows (layout generic), 1 new problems")
     expect(r.err).toContain("data.jsonl:2: malformed JSON")
     expect(r.err).toContain("data.jsonl:3: missing a question")
     expect(r.err).toMatch(/rejected rows are listed in \.fastcot\/rejects\/data\.jsonl\.[0-9a-f]{8}\.rejects\.jsonl/)

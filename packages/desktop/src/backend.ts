@@ -344,7 +344,7 @@ export class Backend {
     }
   }
 
-  async items(req: { fate?: "pending" | "kept" | "dropped" | undefined; search?: string | undefined; verdict?: "easy" | "medium" | "hard" | undefined; minTokens?: number | undefined; maxTokens?: number | undefined; limit: number }): Promise<Array<ItemRow>> {
+  async items(req: { fate?: "pending" | "kept" | "dropped" | "failed" | undefined; search?: string | undefined; verdict?: "easy" | "medium" | "hard" | undefined; minTokens?: number | undefined; maxTokens?: number | undefined; limit: number }): Promise<Array<ItemRow>> {
     const filtered = req.search !== undefined || req.verdict !== undefined || req.minTokens !== undefined || req.maxTokens !== undefined
     return this.rt().runPromise(
       Effect.gen(function* () {

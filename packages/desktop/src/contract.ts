@@ -6,7 +6,7 @@ import * as Schema from "effect/Schema"
  * requests on the way in and replies on the way out.
  */
 
-const Fate = Schema.Literal("pending", "kept", "dropped")
+const Fate = Schema.Literal("pending", "kept", "dropped", "failed")
 const Path = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096))
 const Spec = Schema.String.pipe(Schema.pattern(/^(openai:.+@https?:\/\/\S+|onnx:.+)$/, { message: () => "a model spec: openai:MODEL@BASE_URL or onnx:DIR[#variant]" }))
 

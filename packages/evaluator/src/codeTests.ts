@@ -29,14 +29,20 @@ export const sameOutput = (actual: string, expected: string): boolean => {
   })
 }
 
-/** Calls Solution().<func>(*args) with LiveCodeBench's imports; one JSON argument per input line. */
+/**
+ * Calls Solution().<func>(*args) with LiveCodeBench's imports (or a module-level <func>, as APPS and
+ * TACO solutions define it); one JSON argument per input line; a tuple result is a list.
+ */
 const harness = (func: string) => `import sys, json
 sys.setrecursionlimit(1 << 16)
 _preamble = "from typing import *\\nfrom collections import *\\nfrom functools import *\\nfrom itertools import *\\nfrom heapq import *\\nfrom bisect import *\\nfrom math import *\\nimport collections, heapq, math, itertools, functools, bisect, string, re\\n"
 _g = {"__name__": "solution"}
 exec(compile(_preamble + open("solution.py").read(), "solution.py", "exec"), _g)
 _args = [json.loads(line) for line in sys.stdin.read().split("\\n") if line.strip()]
-print(json.dumps(getattr(_g["Solution"](), ${JSON.stringify(func)})(*_args)))
+_name = ${JSON.stringify(func)}
+_f = getattr(_g["Solution"](), _name) if "Solution" in _g and hasattr(_g["Solution"], _name) else _g[_name]
+_r = _f(*_args)
+print(json.dumps(list(_r) if isinstance(_r, tuple) else _r))
 `
 
 export interface TestOutcome {
@@ -63,7 +69,9 @@ export const runTests = (code: string, tests: ReadonlyArray<TestCase>, funcName?
       let same: boolean
       if (functional) {
         try {
-          same = JSON.stringify(JSON.parse(run.stdout)) === JSON.stringify(JSON.parse(test.output))
+          const actual = JSON.stringify(JSON.parse(run.stdout))
+          const expected = JSON.parse(test.output) as unknown
+          same = actual === JSON.stringify(expected) || (test.unwrapOutput === true && Array.isArray(expected) && expected.length === 1 && actual === JSON.stringify(expected[0]))
         } catch {
           same = false
         }

@@ -9,7 +9,8 @@ import { parquetWriteFile } from "hyparquet-writer"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { LanguageModel, makeLanguageModel, openAiProvider, QwenTokenCounterLive, SqliteRunStoreLive } from "@fastcot/core"
 import { startScriptedServer } from "@fastcot/core/testing/scriptedServer"
-import { decodeLcbTests, GRADER_VERSION, unpickleString } from "./benchmarks.js"
+import { decodeLcbTests, unpickleString } from "@fastcot/core"
+import { GRADER_VERSION } from "./benchmarks.js"
 import { evaluate, type EvalOptions, parseDateWindow, stratifiedSample } from "./evaluate.js"
 import { passAtK } from "./metrics.js"
 import { disagreements, disagreementsMarkdown, htmlReport, markdownReport } from "./report.js"
@@ -277,9 +278,10 @@ describe("a full evaluation against a scripted model on loopback", () => {
     }))
     let refuse = true
     const server = await startScriptedServer({
-      // The scripted model answers every question right, but at first refuses one in three (400: not retried).
+      // The scripted model answers every question right, but at first one in three gets a 404 (the
+      // model still loading: not retried, and not remembered as a refusal of the request).
       script: (req, index) =>
-        refuse && index % 3 === 0 ? { content: "context length exceeded", status: 400 } : { content: `The answer is \\boxed{${answers.get(req.messages[req.messages.length - 1]!.content.slice(0, 60))}}.` }
+        refuse && index % 3 === 0 ? { content: "The model `scripted` does not exist (yet).", status: 404 } : { content: `The answer is \\boxed{${answers.get(req.messages[req.messages.length - 1]!.content.slice(0, 60))}}.` }
     })
     try {
       const run = (outDir: string) => evaluateAgainst(server.baseUrl, "eval-failures.db", { samples: 1, preset: "greedy", outDir })

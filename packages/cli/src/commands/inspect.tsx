@@ -7,7 +7,7 @@ import { usage } from "../failure.js"
 import { dashboardTerminal, jsonOption, stdout, existingStoreLayer, workspaceOption, notAnOption, choiceOption } from "../shared.js"
 
 const item = Args.text({ name: "ITEM" }).pipe(notAnOption("inspect"), Args.optional, Args.withDescription("An item id, or a unique prefix of one (i_3fa2...)."))
-const fate = choiceOption("fate", ["pending", "kept", "dropped"]).pipe(Options.optional, Options.withDescription("List only items with this fate."))
+const fate = choiceOption("fate", ["pending", "kept", "dropped", "failed"]).pipe(Options.optional, Options.withDescription("List only items with this fate."))
 const limit = Options.integer("limit").pipe(Options.withDefault(50), Options.withDescription("How many items to list."))
 
 const wrap = (text: string, width: number): Array<string> =>
@@ -53,8 +53,16 @@ const describeItem = (it: Item, problem: Problem | undefined): string => {
   const original = it.original ?? it.trace
   if (final !== undefined && original !== undefined) {
     lines.push("")
-    lines.push(original === final || it.original === undefined ? `trace (${final.origin}, unchanged):\n${final.reasoning}` : sideBySide(original, final, process.stdout.columns ?? 120))
+    const flags = [final.long ? "long" : "", final.cutOff === true ? "cut off inside its reasoning" : ""].filter((f) => f !== "").join(", ")
+    lines.push(
+      original === final || it.original === undefined
+        ? `reasoning (${final.origin}${flags !== "" ? `, ${flags}` : ""}, unchanged):\n${final.reasoning}`
+        : sideBySide(original, final, process.stdout.columns ?? 120)
+    )
+    // The final solution apart from the reasoning (a reply's text after </think>, Sky-T1's solution section).
+    lines.push("", `final solution: ${final.finalAnswer ?? "(none)"}`)
   }
+  if (it.metadata !== undefined) lines.push("", `from the source: ${JSON.stringify(it.metadata)}`)
   return lines.join("\n")
 }
 
@@ -69,7 +77,7 @@ export const inspectCommand = Command.make("inspect", { item, fate, limit, works
       const run = <A,>(e: Effect.Effect<A, unknown>) => Effect.runPromise(e.pipe(Effect.orElseSucceed(() => undefined as A)))
       const app = render(
         <InspectBrowser
-          counts={{ kept: status.kept, dropped: status.dropped, pending: status.pending }}
+          counts={{ kept: status.kept, dropped: status.dropped, pending: status.pending, failed: status.failed }}
           initialFate={Option.getOrUndefined(args.fate)}
           width={Math.max(60, process.stdout.columns ?? 80)}
           height={Math.max(12, (process.stdout.rows ?? 24) - 1)}

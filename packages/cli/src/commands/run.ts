@@ -94,7 +94,10 @@ export const runCommand = Command.make(
       if (wanted.includes("teacher")) needed.add("teacher")
       if (wanted.includes("long-to-short") || wanted.includes("align")) needed.add("rewriter")
       if (wanted.includes("align")) needed.add("judge")
-      const roles = buildRoles(config, process.env, [...needed])
+      // What an endpoint does not do as configured (a constraint it ignored, a stream it forces) is
+      // said once: on stderr until the run starts, then as a warning in its events.
+      let warn = (message: string): void => void process.stderr.write(`warn: ${message}\n`)
+      const roles = buildRoles(config, process.env, [...needed], (message) => warn(message))
       if (Either.isLeft(roles)) return yield* usage(roles.left)
       yield* checkLocalModels(config, [...needed]).pipe(Effect.mapError(usage))
       const cache = args.noCache ? "off" : args.refresh ? "refresh" : "use"
@@ -119,6 +122,8 @@ export const runCommand = Command.make(
         }
       }
       const budgetReached = yield* Deferred.make<BudgetState>()
+      // Every endpoint of a role stopped because its account cannot pay: the run stops, with why.
+      const exhausted = yield* Deferred.make<string>()
 
       const progress = progressLine()
       let lastProgress = 0
@@ -162,7 +167,8 @@ export const runCommand = Command.make(
         gate,
         budget: budgeted
           ? { limits, spent: workspaceSpending(status.llm), onReached: (state) => Deferred.unsafeDone(budgetReached, Exit.succeed(state)) }
-          : undefined
+          : undefined,
+        onExhausted: (_role, message) => Deferred.unsafeDone(exhausted, Exit.succeed(message))
       })
       const budgetState = lm.budget
       if (budgetState !== undefined) {
@@ -177,18 +183,30 @@ export const runCommand = Command.make(
         gate,
         store,
         onEvent,
-        stopWhen: budgeted ? Effect.map(Deferred.await(budgetReached), (b) => `budget reached (${describeSpent(b)}): finishing the calls in flight`) : undefined,
+        stopWhen: Effect.race(
+          Effect.map(Deferred.await(exhausted), (m) => `stopped: ${m}`),
+          budgeted ? Effect.map(Deferred.await(budgetReached), (b) => `budget reached (${describeSpent(b)}): finishing the calls in flight`) : Effect.never
+        ),
         pipeline: (emit) =>
-          runPipeline(config, { cache, onEvent: emit, limit: Option.getOrUndefined(args.limit), stages: wanted as ReadonlyArray<StageName> }).pipe(
+          Effect.sync(() => {
+            warn = (message) => emit({ _tag: "log", level: "warn", message })
+          }).pipe(Effect.zipRight(runPipeline(config, { cache, onEvent: emit, limit: Option.getOrUndefined(args.limit), stages: wanted as ReadonlyArray<StageName> }).pipe(
             Effect.provideService(LanguageModel, lm),
             Effect.provide(Layer.merge(verifierFor(sandbox), counterLayer)),
             Effect.catchTag("ImportError", (e) => usage(`${e.file}: ${e.message}`))
-          )
+          )))
       })
       if (Exit.isFailure(exit)) {
         if (quitRequested) {
           const after = yield* store.status
           progress.clear()
+          const noQuota = yield* Deferred.poll(exhausted)
+          if (Option.isSome(noQuota)) {
+            return yield* new CliFailure({
+              message: `${yield* noQuota.value}\nNothing more was sent; ${after.kept} kept, ${after.dropped} dropped, ${after.pending} pending. Add funds or another endpoint, then run the same command again to go on.`,
+              exitCode: 1
+            })
+          }
           if (stopReason !== undefined) {
             const state = yield* lm.budget ?? Effect.succeed(undefined)
             return yield* new CliFailure({
@@ -230,7 +248,10 @@ export const runCommand = Command.make(
           yield* stdout(`  ${s.role} ${s.model} @ ${s.endpoint}: ${s.requests} requests, ${s.retries} retries, ${s.cacheHits} cache hits, ${s.promptTokens}+${s.completionTokens} tokens, $${s.costUsd.toFixed(4)}`)
         }
         const after = yield* store.status
-        yield* stdout(`workspace      ${after.kept} kept (${Object.entries(after.keptAs).map(([k, n]) => `${n} ${k}`).join(", ") || "none"}), ${after.dropped} dropped, ${after.pending} pending`)
+        yield* stdout(
+          `workspace      ${after.kept} kept (${Object.entries(after.keptAs).map(([k, n]) => `${n} ${k}`).join(", ") || "none"}), ${after.dropped} dropped, ${after.pending} pending` +
+            (after.failed > 0 ? `, ${after.failed} failed (${Object.entries(after.failReasons).map(([k, n]) => `${n} ${k}`).join(", ")}; \`fastcot inspect --fate failed\` shows why)` : "")
+        )
       }
       if (failed > 0) {
         return yield* new CliFailure({ message: `${failed} model calls failed after their retries; run again to retry them`, exitCode: 1 })

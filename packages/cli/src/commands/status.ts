@@ -21,6 +21,7 @@ export const statusCommand = Command.make("status", { workspace: workspaceOption
       ...Object.entries(s.keptAs).map(([k, n]) => row(`    ${k}`, n)),
       row("  dropped", s.dropped),
       ...Object.entries(s.dropReasons).map(([k, n]) => row(`    ${k}`, n)),
+      ...(s.failed > 0 ? [row("  failed (run again to retry)", s.failed), ...Object.entries(s.failReasons).map(([k, n]) => row(`    ${k}`, n))] : []),
       row("model calls", `${s.llm.calls} (${s.llm.cachedCalls} from the cache), ${s.llm.promptTokens}+${s.llm.completionTokens} tokens (${workspaceSpending(s.llm).tokens} sent, what a token budget counts), $${s.llm.costUsd.toFixed(4)}`),
       ...Object.entries(s.llm.byRole).map(([role, r]) => row(`  ${role}`, `${r.calls} calls, ${r.promptTokens}+${r.completionTokens} tokens, $${r.costUsd.toFixed(4)}`)),
       ...(s.llm.costPerKeptItemUsd !== null ? [row("  per kept item", `$${s.llm.costPerKeptItemUsd.toFixed(5)}, ${Math.round(s.llm.tokensPerKeptItem ?? 0)} tokens`)] : []),

@@ -4,7 +4,7 @@ import { type ReactElement, useEffect, useState } from "react"
 import { color } from "./color.js"
 import { ItemView } from "./ItemView.js"
 
-export const FATES = ["kept", "dropped", "pending"] as const
+export const FATES = ["kept", "dropped", "pending", "failed"] as const
 export type Fate = (typeof FATES)[number]
 
 export interface ListedItem {

@@ -3,10 +3,11 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { CacheMode } from "../llm/LanguageModel.js"
 import { LanguageModel } from "../llm/LanguageModel.js"
+import { type LlmError, repeatsForRequest } from "../llm/errors.js"
 import { ChatRequest, type Completion } from "../llm/schema.js"
 import type { PipelineConfig } from "../pipeline/config.js"
 import type { RunEvent } from "../pipeline/events.js"
-import { Item, type KeptAs, makeItem, type Stage } from "../schema/item.js"
+import { type Item, type KeptAs, makeItem, type Stage } from "../schema/item.js"
 import type { Problem } from "../schema/problem.js"
 import { type CallRecord, makeRound, type Round, type Verification } from "../schema/round.js"
 import { Trace } from "../schema/trace.js"
@@ -31,18 +32,29 @@ export interface ItemStageReport {
   readonly advanced: number
   readonly kept: number
   readonly dropped: number
-  /** Items left where they were because a model call failed after its retries; the next run retries them. */
+  /** Items a model call failed for (after its retries, or refused for good): stored as failed, with what was paid for; the next run retries them. */
   readonly failed: number
 }
 
-/** A step's outcome: the item's new state, or a failure that leaves it pending where it was. */
-type StepResult = Item | { readonly failure: string }
+/**
+ * An item a model error stopped: failed, with the server's message and every round so far (what
+ * was paid for stays in its history). A rerun tries it again; a refusal that repeats is answered
+ * from the store without being sent.
+ */
+const failedItem = (item: Item, rounds: ReadonlyArray<Round>, role: string, error: LlmError): Item =>
+  makeItem({
+    ...item,
+    fate: "failed",
+    reason: { code: repeatsForRequest(error) ? "request-refused" : `${role}-error`, detail: `${role}: ${error._tag}: ${error.message}` },
+    rounds,
+    updatedAt: now()
+  })
 
 const PAGE = 200
 
-/** Pending items at a stage, a page at a time (keyset on id, so items that move on drop out). */
+/** Pending items at a stage, and those that failed there before, a page at a time (keyset on id, so items that move on drop out). */
 const pendingAt = (stage: Stage): Stream.Stream<Item, StoreError, RunStore> =>
-  pagedStream(PAGE, (afterId, size) => Effect.flatMap(RunStore, (store) => store.listItems({ stage, fate: "pending", afterId, limit: size })))
+  pagedStream(PAGE, (afterId, size) => Effect.flatMap(RunStore, (store) => store.listItems({ stage, fate: ["pending", "failed"], afterId, limit: size })))
 
 const callRecord = (role: CallRecord["role"], c: Completion, promptVersion: string): CallRecord => ({
   role,
@@ -66,7 +78,7 @@ const runItemStage = (
   name: string,
   stage: Stage,
   options: ItemStageOptions,
-  step: (item: Item, problem: Problem) => Effect.Effect<StepResult, StoreError, RunStore | LanguageModel | Verifier | TokenCounter>
+  step: (item: Item, problem: Problem) => Effect.Effect<Item, StoreError, RunStore | LanguageModel | Verifier | TokenCounter>
 ) =>
   Effect.gen(function* () {
     const store = yield* RunStore
@@ -77,16 +89,20 @@ const runItemStage = (
       pendingAt(stage),
       (item) =>
         Effect.gen(function* () {
+          // A sample the teacher failed to give has no trace: the teacher stage asks for it again.
+          if (item.fate === "failed" && item.trace === undefined) return
           const problem = yield* store.getProblem(item.problemId)
           if (Option.isNone(problem)) return
-          const next = yield* step(item, problem.value)
+          // A failed item is tried again from where it stopped.
+          const retried = item.fate === "failed" ? makeItem({ ...item, fate: "pending", reason: undefined }) : item
+          const next = yield* step(retried, problem.value)
           counts.processed++
-          if (!(next instanceof Item)) {
+          yield* store.saveItem(next)
+          if (next.fate === "failed") {
             counts.failed++
-            emit({ _tag: "item", stage: name, itemId: item.id, problemId: item.problemId, outcome: "failed", reason: next.failure })
+            emit({ _tag: "item", stage: name, itemId: item.id, problemId: item.problemId, outcome: "failed", reason: next.reason?.detail, fate: "failed", reasonCode: next.reason?.code })
             return
           }
-          yield* store.saveItem(next)
           if (next.fate === "kept") counts.kept++
           else if (next.fate === "dropped") counts.dropped++
           else counts.advanced++
@@ -131,6 +147,8 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
         if (Option.isSome(flag)) return makeItem({ ...item, fate: "dropped", reason: { code: flag.value.flag, detail: flag.value.detail }, updatedAt: now() })
         const trace = item.trace
         if (trace === undefined) return makeItem({ ...item, fate: "dropped", reason: { code: "no-trace", detail: "the item has no trace" }, updatedAt: now() })
+        // A reasoning that never ended is not offered to long-to-short (or anyone) as complete.
+        if (trace.cutOff === true) return makeItem({ ...item, fate: "dropped", reason: { code: "reasoning-cut-off", detail: "the trace's reasoning never ends: the reply was cut off inside it" }, updatedAt: now() })
         const tokens = counter.count(trace.reasoning)
         if (!trace.long || tokens <= threshold) return makeItem({ ...item, stage: "verify", updatedAt: now() })
         if (!lm.roles.includes("rewriter")) {
@@ -140,7 +158,7 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
         const result = yield* lm
           .complete("rewriter", promptRequest(prompt, problem, trace, sampling), { cache: options.cache })
           .pipe(Effect.either)
-        if (result._tag === "Left") return { failure: `rewriter: ${result.left._tag}: ${result.left.message}` }
+        if (result._tag === "Left") return failedItem(item, item.rounds, "rewriter", result.left)
         const c = result.right
         const short = new Trace({ reasoning: c.text.trim(), finalAnswer: statedAnswer(problem, c.text), origin: "long-to-short", model: c.model, promptVersion: prompt.version })
         return makeItem({
@@ -262,7 +280,7 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
               const sample = vote * (settings.judgeRetries + 1) + ask
               const request = promptRequest(judgePrompt, problem, trace, judgeSampling, sample, ["easy", "medium", "hard"])
               const result = yield* lm.complete("judge", request, { sampleIndex: sample, cache: options.cache }).pipe(Effect.either)
-              if (result._tag === "Left") return { failure: `judge: ${result.left._tag}: ${result.left.message}` }
+              if (result._tag === "Left") return failedItem(start, rounds, "judge", result.left)
               const c = result.right
               const parsed = parseVerdict(c.text)
               const notes = [
@@ -311,7 +329,7 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
             const result = yield* lm
               .complete("rewriter", promptRequest(prompt, problem, trace, rewriteSampling, attempt), { sampleIndex: attempt, cache: options.cache })
               .pipe(Effect.either)
-            if (result._tag === "Left") return { failure: `rewriter: ${result.left._tag}: ${result.left.message}` }
+            if (result._tag === "Left") return failedItem(start, rounds, "rewriter", result.left)
             const c = result.right
             const candidate = new Trace({ reasoning: c.text.trim(), finalAnswer: statedAnswer(problem, c.text), origin: prompt.name as "expand" | "simplify", model: c.model, promptVersion: prompt.version })
             const v = yield* verifier.verify(problem, candidate)

@@ -63,7 +63,7 @@ describe("teacher sampling (scripted loopback teacher)", () => {
     server = await startScriptedServer({
       script: (r) => {
         const q = r.messages[1]!.content
-        if (q.includes("3+3") && failing) return { content: "overloaded", status: 400 }
+        if (q.includes("3+3") && failing) return { content: "overloaded", status: 503 }
         if (q.includes("France")) return { content: "It is Paris. \\boxed{B}", reasoning: "long thinking", finishReason: "stop" }
         return { content: "Add them. \\boxed{4}", finishReason: q.includes("2+2") ? "stop" : "length" }
       }
@@ -72,8 +72,10 @@ describe("teacher sampling (scripted loopback teacher)", () => {
     const events: Array<RunEvent> = []
     const first = await run({}, events)
     expect(first.report).toMatchObject({ total: 6, done: 4, failed: 2, skipped: 0 })
-    const byReason = first.items.filter((i) => i.fate === "dropped").map((i) => i.reason?.code)
+    // A failure that may pass (a 503 after the retries) fails the sample; the next run asks again.
+    const byReason = first.items.filter((i) => i.fate === "failed").map((i) => i.reason?.code)
     expect(byReason.sort()).toEqual(["teacher-error", "teacher-error"])
+    expect(first.status).toMatchObject({ failed: 2, failReasons: { "teacher-error": 2 } })
     const kept = first.items.filter((i) => i.fate === "pending")
     expect(kept).toHaveLength(4)
     const mc = kept.find((i) => i.trace!.long)!
@@ -94,6 +96,7 @@ describe("teacher sampling (scripted loopback teacher)", () => {
     // Only the two failed samples were sent again; the 3+3 replies hit max_tokens and are dropped as truncated.
     expect(server.requests.length - before).toBe(2)
     expect(second.status.dropReasons).toEqual({ truncated: 2 })
+    expect(second.status.failed).toBe(0)
     expect(second.status.stages.verify).toBe(4)
     expect(second.status.llm.byRole["teacher"]).toMatchObject({ calls: 6 })
     expect(second.status.llm.calls).toBe(6)

@@ -4,8 +4,8 @@ import * as Stream from "effect/Stream"
 import { type Completion, ChatRequest } from "../llm/schema.js"
 import type { CacheMode } from "../llm/LanguageModel.js"
 import { LanguageModel } from "../llm/LanguageModel.js"
-import type { LlmError } from "../llm/errors.js"
-import type { PipelineConfig } from "../pipeline/config.js"
+import { type LlmError, repeatsForRequest } from "../llm/errors.js"
+import { type PipelineConfig, roleMaxOutputTokens } from "../pipeline/config.js"
 import type { RunEvent } from "../pipeline/events.js"
 import { problemPrompt, TEACHER_PROMPT_VERSION } from "../pipeline/prompts.js"
 import { type Item, makeItem } from "../schema/item.js"
@@ -50,8 +50,8 @@ export const teacherItemId = (problemId: string, model: string, sample: number) 
  * Stage 1, teacher sampling: N samples per problem from a fast-thinking teacher, each stored as an
  * item (with its call recorded as round 0) the moment it arrives. Resumable: samples already
  * stored are skipped, and replies that finished before a crash come back free from the cache.
- * A call that fails after its retries is stored as dropped (`teacher-error`) and tried again on
- * the next run.
+ * A call that fails after its retries is stored as failed (`teacher-error`, or `request-refused`
+ * when the server refused the request in a way that repeats) and tried again on the next run.
  */
 export const sampleTeacher = (
   config: PipelineConfig,
@@ -96,7 +96,10 @@ export const sampleTeacher = (
         // truncation: extend re-asks a reply cut at max_tokens with twice the room, up to the cap;
         // every call is recorded (and paid for) in the item's round.
         const earlier: Array<Completion> = []
-        const cap = settings.extendUpTo ?? (sampling.max_tokens !== undefined ? sampling.max_tokens * 4 : undefined)
+        // Never past what the teacher's endpoints allow (a request above it would only be refused).
+        const endpointCap = roleMaxOutputTokens(config, "teacher")
+        const wanted = settings.extendUpTo ?? (sampling.max_tokens !== undefined ? sampling.max_tokens * 4 : undefined)
+        const cap = wanted !== undefined && endpointCap !== undefined ? Math.min(wanted, endpointCap) : wanted
         let maxTokens = sampling.max_tokens
         while (
           settings.truncation === "extend" && result._tag === "Right" && result.right.finishReason === "length" &&
@@ -108,17 +111,44 @@ export const sampleTeacher = (
         }
         const finishedAt = new Date().toISOString()
         const now = finishedAt
+        const callRecord = (call: Completion) => ({
+          role: "teacher" as const,
+          model: call.model,
+          promptVersion: TEACHER_PROMPT_VERSION,
+          promptTokens: call.usage.promptTokens,
+          completionTokens: call.usage.completionTokens,
+          costUsd: call.costUsd,
+          latencyMs: call.latencyMs,
+          cached: call.cached
+        })
         if (result._tag === "Left") {
           const error: LlmError = result.left
           counts.failed++
+          // The item fails with the server's message; replies already paid for (a reply extended
+          // until the server refused) stay in its history. A refusal that repeats is remembered by
+          // the model layer, so a rerun does not send it again unless the settings change.
+          const last = earlier[earlier.length - 1]
           yield* store.saveItem(
             makeItem({
               id,
               problemId: problem.id,
               stage: "collect",
-              fate: "dropped",
-              reason: { code: "teacher-error", detail: `${error._tag}: ${error.message}` },
-              rounds: [],
+              fate: "failed",
+              reason: { code: repeatsForRequest(error) ? "request-refused" : "teacher-error", detail: `${error._tag}: ${error.message}` },
+              rounds:
+                last === undefined
+                  ? []
+                  : [
+                      makeRound({
+                        index: 0,
+                        action: "collect",
+                        output: new Trace({ reasoning: last.reasoning ?? last.text, finalAnswer: undefined, origin: "teacher", model: last.model, promptVersion: TEACHER_PROMPT_VERSION, long: false }),
+                        calls: earlier.map(callRecord),
+                        startedAt,
+                        finishedAt: now,
+                        note: `cut at max_tokens ${maxTokens !== undefined ? `${maxTokens / 2} and below` : ""}; the next, longer request failed: ${error.message.slice(0, 200)}`
+                      })
+                    ],
               createdAt: now,
               updatedAt: now
             })
@@ -160,16 +190,7 @@ export const sampleTeacher = (
                 index: 0,
                 action: "collect",
                 output: trace,
-                calls: [...earlier, c].map((call) => ({
-                  role: "teacher" as const,
-                  model: call.model,
-                  promptVersion: TEACHER_PROMPT_VERSION,
-                  promptTokens: call.usage.promptTokens,
-                  completionTokens: call.usage.completionTokens,
-                  costUsd: call.costUsd,
-                  latencyMs: call.latencyMs,
-                  cached: call.cached
-                })),
+                calls: [...earlier, c].map(callRecord),
                 startedAt,
                 finishedAt,
                 note: truncated
@@ -196,7 +217,8 @@ export const sampleTeacher = (
           const states = yield* store.itemStates(work.map((w) => teacherItemId(w.problem.id, model, w.sample)))
           return work.filter((w) => {
             const state = states.get(teacherItemId(w.problem.id, model, w.sample))
-            const redo = state === undefined || (state.fate === "dropped" && state.reasonCode === "teacher-error")
+            // Failed samples are asked again (a refusal that repeats is answered from the store, unsent).
+            const redo = state === undefined || state.fate === "failed" || (state.fate === "dropped" && state.reasonCode === "teacher-error")
             if (!redo) counts.skipped++
             return redo
           })

@@ -12,8 +12,9 @@ import type { Domain, Problem } from "../schema/problem.js"
 import { type ImportProgress, type ImportReject, RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
 import { canonicalJson, sha256Hex } from "../util/hash.js"
-import { type FieldMap, mapRow } from "./layout.js"
-import { formatFromPath, type InputFormat, readRows } from "./readers.js"
+import { type DatasetLayout, datasetLayout, detectLayout, type LayoutName, mapRowWithLayout } from "./datasetLayouts.js"
+import { type FieldMap, type LayoutOptions } from "./layout.js"
+import { formatFromPath, type InputFormat, readRows, START } from "./readers.js"
 
 /** The file cannot be imported at all (missing, unreadable, unknown format, broken structure). */
 export class ImportError extends Data.TaggedError("ImportError")<{
@@ -23,8 +24,12 @@ export class ImportError extends Data.TaggedError("ImportError")<{
 
 export interface ImportOptions {
   readonly format?: InputFormat | undefined
+  /** The dataset's layout; by default recognised from the file's first row (see `detectLayout`). */
+  readonly layout?: LayoutName | undefined
   readonly map?: FieldMap | undefined
   readonly domain?: Domain | undefined
+  /** Which traces are long (see `LayoutOptions.long`): more tokens than `above`, counted by `count`. */
+  readonly long?: LayoutOptions["long"] | undefined
   readonly batchSize?: number | undefined
   /** Where the rejects file goes; none is written when undefined. */
   readonly rejectsDir?: string | undefined
@@ -43,6 +48,8 @@ export interface ImportProgressEvent {
 export interface ImportReport {
   readonly file: string
   readonly format: InputFormat
+  /** The layout the rows were read with. */
+  readonly layout: LayoutName
   readonly key: string
   readonly rows: number
   readonly problemsAdded: number
@@ -94,7 +101,10 @@ export const importFile = (
       try: () => hashFile(file),
       catch: (e) => new ImportError({ file, message: `cannot read the file: ${(e as Error).message}` })
     })
-    const key = sha256Hex(canonicalJson({ contentHash, format, map: options.map ?? {}, domain: options.domain ?? null }))
+    const layout = yield* chooseLayout(file, format, options.layout)
+    const key = sha256Hex(
+      canonicalJson({ contentHash, format, map: options.map ?? {}, domain: options.domain ?? null, layout: layout.name, long: options.long?.above ?? null })
+    )
     const previous = yield* store.importProgress(key)
     const start: ImportProgress = Option.getOrElse(previous, () => ({
       key,
@@ -128,6 +138,7 @@ export const importFile = (
         return {
           file,
           format,
+          layout: layout.name,
           key,
           rows: progress.rows,
           problemsAdded: progress.problemsAdded,
@@ -163,13 +174,13 @@ export const importFile = (
           rejects.push({ file, line: row.line, reason: row.error, raw: row.raw })
           continue
         }
-        const mapped = mapRow(row.value, row.line, { map: options.map ?? {}, domain: options.domain, file: fileName }, now)
+        const mapped = mapRowWithLayout(layout, row.value, row.line, { map: options.map ?? {}, domain: options.domain, file: fileName, long: options.long }, now, options.layout === undefined)
         if (Either.isLeft(mapped)) {
           rejects.push({ file, line: row.line, reason: mapped.left, raw: JSON.stringify(row.value)?.slice(0, 200) ?? "" })
           continue
         }
         problems.push(mapped.right.problem)
-        if (mapped.right.item !== undefined) items.push(mapped.right.item)
+        items.push(...mapped.right.items)
       }
       const position: ImportProgress = {
         ...progress,
@@ -199,4 +210,91 @@ export const importFile = (
     yield* store.commitImportBatch({ progress, problems: [], items: [], rejects: [] })
     const report = yield* writeRejects(progress)
     return { ...report, alreadyImported: false, resumed: start.rows > 0 } satisfies ImportReport
+  })
+
+/** The first row of a file that parses, or undefined when it has none. */
+const firstRow = (format: InputFormat, file: string): Effect.Effect<unknown, ImportError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const rows = readRows(format, file, START, 20)
+      try {
+        for await (const batch of rows) {
+          for (const row of batch.rows) if (row.error === undefined) return row.value
+        }
+        return undefined
+      } finally {
+        await rows.return(undefined)
+      }
+    },
+    catch: (e) => new ImportError({ file, message: (e as Error).message })
+  })
+
+/** The layout to read a file with: the one asked for, else the one its first row has; an ambiguous file asks for `--layout`. */
+const chooseLayout = (file: string, format: InputFormat, asked: LayoutName | undefined): Effect.Effect<DatasetLayout, ImportError> =>
+  asked !== undefined
+    ? Effect.succeed(datasetLayout(asked))
+    : Effect.flatMap(firstRow(format, file), (row) => {
+        const detected = detectLayout(row)
+        return Either.isRight(detected)
+          ? Effect.succeed(detected.right)
+          : Effect.fail(new ImportError({ file, message: `its rows fit several layouts (${detected.left.candidates.join(", ")}); say which with --layout` }))
+      })
+
+export interface DryRunReport {
+  readonly file: string
+  readonly format: InputFormat
+  readonly layout: LayoutName
+  /** How the layout reads a row: field to what it becomes. */
+  readonly fields: Readonly<Record<string, string>>
+  readonly rows: number
+  /** Distinct problems the file would add (before those the workspace already has). */
+  readonly problems: number
+  readonly traces: number
+  readonly longTraces: number
+  readonly cutOffTraces: number
+  readonly rejected: number
+  readonly rejects: ReadonlyArray<ImportReject>
+  /** The first rows as they would be stored. */
+  readonly preview: ReadonlyArray<{ readonly line: number; readonly problem: Problem; readonly items: ReadonlyArray<Item> }>
+}
+
+/**
+ * What `importFile` would do, without writing anything: the layout it detects (or is told), its
+ * field mapping, the problems and traces the file would create, its rejects, and the first rows as
+ * they would be stored.
+ */
+export const dryRunImport = (file: string, options: ImportOptions & { readonly previewRows?: number | undefined } = {}): Effect.Effect<DryRunReport, ImportError> =>
+  Effect.gen(function* () {
+    const format = options.format ?? formatFromPath(file)
+    if (format === undefined) return yield* new ImportError({ file, message: "cannot tell the format from the file name; pass --format jsonl|json|csv|parquet" })
+    yield* Effect.tryPromise({ try: () => access(file), catch: (e) => new ImportError({ file, message: `cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }) })
+    const layout = yield* chooseLayout(file, format, options.layout)
+    const problems = new Set<string>()
+    const counts = { rows: 0, traces: 0, longTraces: 0, cutOffTraces: 0 }
+    const rejects: Array<ImportReject> = []
+    const preview: Array<DryRunReport["preview"][number]> = []
+    const now = new Date().toISOString()
+    const iterator = readRows(format, file, START, options.batchSize ?? 2000)
+    for (;;) {
+      const next = yield* Effect.tryPromise({ try: () => iterator.next(), catch: (e) => new ImportError({ file, message: (e as Error).message }) })
+      if (next.done === true) break
+      for (const row of next.value.rows) {
+        counts.rows++
+        if (row.error !== undefined) {
+          rejects.push({ file, line: row.line, reason: row.error, raw: row.raw })
+          continue
+        }
+        const mapped = mapRowWithLayout(layout, row.value, row.line, { map: options.map ?? {}, domain: options.domain, file: basename(file), long: options.long }, now, options.layout === undefined)
+        if (Either.isLeft(mapped)) {
+          rejects.push({ file, line: row.line, reason: mapped.left, raw: JSON.stringify(row.value)?.slice(0, 200) ?? "" })
+          continue
+        }
+        problems.add(mapped.right.problem.id)
+        counts.traces += mapped.right.items.length
+        counts.longTraces += mapped.right.items.filter((i) => i.trace?.long === true).length
+        counts.cutOffTraces += mapped.right.items.filter((i) => i.trace?.cutOff === true).length
+        if (preview.length < (options.previewRows ?? 3)) preview.push({ line: row.line, problem: mapped.right.problem, items: mapped.right.items })
+      }
+    }
+    return { file, format, layout: layout.name, fields: layout.fields, ...counts, problems: problems.size, rejected: rejects.length, rejects: rejects.slice(0, 100), preview }
   })

@@ -6,7 +6,8 @@ import { type Domain, Problem, problemIdentity, type TestCase } from "../schema/
 import { Trace } from "../schema/trace.js"
 import { describeParseError } from "../schema/errors.js"
 import { contentId } from "../util/hash.js"
-import { lastBoxed, splitThink } from "../util/latex.js"
+import { lastBoxed } from "../util/latex.js"
+import { splitReasoning } from "./reasoningText.js"
 import { LETTERS, seededShuffle } from "../util/choices.js"
 
 /** What a row maps onto; `--map target=source` names the source field (a dotted path) for each. */
@@ -31,12 +32,35 @@ export interface LayoutOptions {
   readonly domain?: Domain | undefined
   /** `file` for the source field; the line is appended. */
   readonly file: string
+  /**
+   * Which traces are long (candidates for long-to-short): more reasoning tokens than `above`,
+   * counted by `count` (the student's tokenizer). Without it, a trace with a separate thinking
+   * part (`<think>`, `<|begin_of_thought|>`) is long.
+   */
+  readonly long?: { readonly above: number; readonly count: (text: string) => number } | undefined
 }
 
 export interface MappedRow {
   readonly problem: Problem
-  readonly item?: Item | undefined
+  /** The traces the row carries (none for a bare problem; one per generation where a layout has several). */
+  readonly items: ReadonlyArray<Item>
 }
+
+/** What a layout reads from a row, before it becomes a Problem and Items. */
+export interface RowContent {
+  readonly question: string
+  readonly answer?: string | undefined
+  readonly choices?: ReadonlyArray<string> | undefined
+  readonly tests?: ReadonlyArray<TestCase> | undefined
+  readonly domain?: Domain | undefined
+  readonly metadata: Record<string, unknown>
+  readonly traces: ReadonlyArray<TraceContent>
+}
+
+/** One reasoning trace of a row: a whole reply (split here), or its reasoning and solution given apart. */
+export type TraceContent =
+  | { readonly reply: string; readonly model?: string | undefined; readonly metadata?: Readonly<Record<string, unknown>> | undefined; readonly cutOff?: boolean | undefined }
+  | { readonly reasoning: string; readonly solution?: string | undefined; readonly model?: string | undefined; readonly metadata?: Readonly<Record<string, unknown>> | undefined; readonly cutOff?: boolean | undefined }
 
 const get = (row: Record<string, unknown>, path: string): unknown => {
   if (path in row) return row[path]
@@ -48,13 +72,13 @@ const get = (row: Record<string, unknown>, path: string): unknown => {
   return cur
 }
 
-const typeName = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : `a ${typeof v}`)
+export const typeName = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : `a ${typeof v}`)
 
 class RowError {
   constructor(readonly reason: string) {}
 }
 
-const pick = (row: Record<string, unknown>, target: MapTarget, map: FieldMap): { field: string; value: unknown } | undefined => {
+export const pick = (row: Record<string, unknown>, target: MapTarget, map: FieldMap): { field: string; value: unknown } | undefined => {
   const mapped = map[target]
   if (mapped !== undefined) {
     const value = get(row, mapped)
@@ -68,14 +92,14 @@ const pick = (row: Record<string, unknown>, target: MapTarget, map: FieldMap): {
 }
 
 /** A text field; numbers are accepted only where `numbersOk` (answers and ids often are numbers). */
-const asText = (found: { field: string; value: unknown } | undefined, what: string, numbersOk = false): string | undefined => {
+export const asText = (found: { field: string; value: unknown } | undefined, what: string, numbersOk = false): string | undefined => {
   if (found === undefined) return undefined
   if (typeof found.value === "string") return found.value
   if (numbersOk && (typeof found.value === "number" || typeof found.value === "boolean")) return String(found.value)
   throw new RowError(`field \`${found.field}\` (${what}): expected a string, got ${typeName(found.value)}`)
 }
 
-const parseMaybeJson = (value: unknown): unknown => {
+export const parseMaybeJson = (value: unknown): unknown => {
   if (typeof value === "string") {
     const t = value.trim()
     if (t.startsWith("[") || t.startsWith("{")) {
@@ -105,19 +129,29 @@ const KNOWN = new Set(Object.values(DEFAULT_FIELDS).flat().concat(["messages", "
 const METADATA_VALUE_LIMIT = 4096
 
 /**
- * Maps one parsed row of a public dataset layout onto a Problem and, when the row carries a
+ * Maps one parsed row of a generic layout (the fields of `DEFAULT_FIELDS`, OpenAI chat messages,
+ * Alpaca, GPQA's official columns, `reasoning_content`) onto a Problem and, when the row carries a
  * reasoning trace, an Item holding it. Returns the reason when the row cannot be imported.
  */
-export const mapRow = (value: unknown, line: number, options: LayoutOptions, now: string): Either.Either<MappedRow, string> => {
+export const mapRow = (value: unknown, line: number, options: LayoutOptions, now: string): Either.Either<MappedRow, string> =>
+  layoutRow(() => genericContent(value, options), line, options, now)
+
+/** Runs a layout's reading of a row and builds its records; a row that cannot be read gives its reason. */
+export const layoutRow = (read: () => RowContent, line: number, options: LayoutOptions, now: string): Either.Either<MappedRow, string> => {
   try {
-    return Either.right(mapRowOrThrow(value, line, options, now))
+    return Either.right(toRecords(read(), line, options, now))
   } catch (e) {
     if (e instanceof RowError) return Either.left(e.reason)
     throw e
   }
 }
 
-const mapRowOrThrow = (value: unknown, line: number, options: LayoutOptions, now: string): MappedRow => {
+/** A row-level problem, named for the rejects list. */
+export const rowError = (reason: string): never => {
+  throw new RowError(reason)
+}
+
+const genericContent = (value: unknown, options: LayoutOptions): RowContent => {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new RowError(`expected an object, got ${typeName(value)}`)
   }
@@ -155,12 +189,12 @@ const mapRowOrThrow = (value: unknown, line: number, options: LayoutOptions, now
   // A reference answer given as `\boxed{X}` is X.
   if (answer !== undefined && /^\s*\\boxed\{/.test(answer)) answer = lastBoxed(answer) ?? answer
   const traceFound = pick(row, "trace", map)
-  let traceText = messageTrace ?? asText(traceFound, "trace")
-  if (answer === undefined && traceText === undefined && answerFound === undefined) {
-    traceText = undefined
+  const traceText = messageTrace ?? asText(traceFound, "trace")
+  // `solution` alone: it is the trace, and its final solution's last \boxed{} the reference answer.
+  if (answer === undefined && traceText !== undefined) {
+    const split = splitReasoning(traceText)
+    answer = lastBoxed(split.solution ?? "") ?? lastBoxed(traceText)
   }
-  // `solution` alone: it is the trace, and its last \boxed{} the reference answer.
-  if (answer === undefined && traceText !== undefined) answer = lastBoxed(splitThink(traceText).rest) ?? lastBoxed(traceText)
 
   // Multiple choice: a list of options, or GPQA's official columns.
   let choices: Array<string> | undefined
@@ -193,66 +227,88 @@ const mapRowOrThrow = (value: unknown, line: number, options: LayoutOptions, now
   }
 
   const domainText = asText(pick(row, "domain", map), "domain")
-  const domain: Domain =
-    options.domain ??
-    (domainText === "math" || domainText === "code" || domainText === "science"
-      ? domainText
-      : tests !== undefined
-        ? "code"
-        : choices !== undefined || (answer !== undefined && /^[A-J]$/.test(answer.trim()))
-          ? "science"
-          : "math")
+  const domain = domainText === "math" || domainText === "code" || domainText === "science" ? domainText : undefined
 
   const sourceId = asText(pick(row, "id", map), "id", true)
   if (sourceId !== undefined) metadata["sourceId"] = sourceId
   const system = asText(pick(row, "system", map), "system")
   if (system !== undefined) metadata["system"] = system
   const used = new Set(Object.values(map))
-  for (const [k, v] of Object.entries(row)) {
-    if (KNOWN.has(k) || used.has(k) || v === undefined) continue
-    const size = typeof v === "string" ? v.length : JSON.stringify(v)?.length ?? 0
-    if (size <= METADATA_VALUE_LIMIT) metadata[k] = v
-  }
+  Object.assign(metadata, smallFields(row, (k) => KNOWN.has(k) || used.has(k)))
 
-  const identity = problemIdentity({ domain, question, answer, choices, tests })
+  const reasoningContent = typeof row["reasoning_content"] === "string" ? row["reasoning_content"] : undefined
+  const traces: Array<TraceContent> =
+    reasoningContent !== undefined
+      ? [{ reasoning: reasoningContent, solution: traceText }]
+      : traceText !== undefined
+        ? [{ reply: traceText }]
+        : []
+  return { question, answer, choices, tests, domain, metadata, traces }
+}
+
+/** A row's other fields, small enough to keep as the problem's metadata. */
+export const smallFields = (row: Record<string, unknown>, skip: (key: string) => boolean): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(row)) {
+    if (skip(k) || v === undefined) continue
+    const size = typeof v === "string" ? v.length : JSON.stringify(v)?.length ?? 0
+    if (size <= METADATA_VALUE_LIMIT) out[k] = v
+  }
+  return out
+}
+
+/** The domain a row's content implies: code with tests, science with choices or a letter answer, else math. */
+const domainOf = (c: RowContent, given: Domain | undefined): Domain =>
+  given ??
+  c.domain ??
+  (c.tests !== undefined && c.tests.length > 0 ? "code" : c.choices !== undefined || (c.answer !== undefined && /^[A-J]$/.test(c.answer.trim())) ? "science" : "math")
+
+/** A row's content as records: its Problem, and an Item for each of its traces. */
+export const toRecords = (c: RowContent, line: number, options: LayoutOptions, now: string): MappedRow => {
+  const identity = problemIdentity({ domain: domainOf(c, options.domain), question: c.question, answer: c.answer, choices: c.choices, tests: c.tests })
   const decoded = decodeProblem({
     id: contentId("p_", identity),
     ...identity,
     source: `${options.file}:${line}`,
-    metadata
+    metadata: c.metadata
   })
   if (Either.isLeft(decoded)) throw new RowError(describeParseError(decoded.left as ParseResult.ParseError))
   const problem = decoded.right
-
-  let item: Item | undefined
-  const reasoningContent = typeof row["reasoning_content"] === "string" ? row["reasoning_content"] : undefined
-  if (traceText !== undefined || reasoningContent !== undefined) {
-    const split = splitThink(traceText ?? "")
-    const think = reasoningContent ?? split.think
+  const items = c.traces.map((t) => {
+    const split = "reply" in t ? splitReasoning(t.reply) : { reasoning: t.reasoning, solution: t.solution, tags: "think" as const, cutOff: t.cutOff ?? false }
+    const cutOff = split.cutOff || t.cutOff === true
+    const thinking = split.tags !== undefined && split.reasoning !== ""
+    const reasoning = thinking ? split.reasoning : (split.solution ?? split.reasoning)
+    const long = options.long !== undefined ? options.long.count(reasoning) > options.long.above : thinking
     // Built from fields already checked above: the constructors' re-validation is skipped (it
     // dominated import time).
     const trace = new Trace(
       {
-        reasoning: think ?? split.rest,
-        finalAnswer: think !== undefined ? split.rest || undefined : lastBoxed(split.rest),
+        reasoning,
+        finalAnswer: thinking ? split.solution : lastBoxed(reasoning),
         origin: "imported",
-        long: think !== undefined
+        ...(t.model !== undefined ? { model: t.model } : {}),
+        long,
+        ...(cutOff ? { cutOff: true } : {})
       },
       true
     )
-    item = new Item({
-      id: contentId("i_", { problem: problem.id, origin: "imported", reasoning: trace.reasoning, finalAnswer: trace.finalAnswer }) as Item["id"],
-      problemId: problem.id,
-      stage: "collect",
-      fate: "pending",
-      trace,
-
-      rounds: [],
-      createdAt: now,
-      updatedAt: now
-    }, true)
-  }
-  return { problem, item }
+    return new Item(
+      {
+        id: contentId("i_", { problem: problem.id, origin: "imported", reasoning: trace.reasoning, finalAnswer: trace.finalAnswer }) as Item["id"],
+        problemId: problem.id,
+        stage: "collect",
+        fate: "pending",
+        trace,
+        ...(t.metadata !== undefined ? { metadata: t.metadata } : {}),
+        rounds: [],
+        createdAt: now,
+        updatedAt: now
+      },
+      true
+    )
+  })
+  return { problem, items }
 }
 
 /** Parses `question=problem,answer=solution` into a field map, naming what is wrong. */

@@ -41,7 +41,7 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     return s
   }
   const endpoint = (s: ScriptedServer, extra: Partial<OpenAiEndpointConfig> = {}) =>
-    openAiProvider({ baseUrl: s.baseUrl, model: "teacher-model", timeoutMs: 2_000, stallTimeoutMs: 400, ...extra })
+    openAiProvider({ baseUrl: s.baseUrl, model: "teacher-model", timeoutMs: 2_000, firstTokenTimeoutMs: 2_000, stallTimeoutMs: 400, ...extra })
 
   /** Builds the service over a real SQLite store and runs `f` with it. */
   const withModel = <A, E>(
@@ -78,7 +78,7 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
   it("completes every request with 15% injected faults (429, 500, slow, dropped, truncated) and counts the retries", async () => {
     const s = await server({ faultRate: 0.15, slowMs: 3_000, retryAfterSeconds: 0.02, seed: 11 })
     const n = 200
-    const { results, stats } = await withModel({ teacher: { ...fast, endpoints: [{ provider: endpoint(s, { timeoutMs: 600 }), concurrency: 32 }] } }, (lm) =>
+    const { results, stats } = await withModel({ teacher: { ...fast, endpoints: [{ provider: endpoint(s, { timeoutMs: 600, firstTokenTimeoutMs: 600 }), concurrency: 32 }] } }, (lm) =>
       Effect.gen(function* () {
         const results = yield* Effect.forEach(Array.from({ length: n }, (_, i) => ask(`question ${i}`)), (r) => lm.complete("teacher", r), { concurrency: 32 })
         return { results, stats: yield* lm.stats }

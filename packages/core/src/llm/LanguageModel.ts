@@ -10,14 +10,15 @@ import * as Schema from "effect/Schema"
 import { RunStore } from "../store/RunStore.js"
 import { sha256Hex } from "../util/hash.js"
 import { Budget, type BudgetOptions, type BudgetState, describeSpent } from "./budget.js"
-import { BadRequest, BudgetExhausted, isRetryable, type LlmError } from "./errors.js"
+import { BadRequest, BudgetExhausted, isRetryable, type LlmError, QuotaExhausted, repeatsForRequest } from "./errors.js"
 import type { ModelProvider, ProviderResult, RateLimitState } from "./provider.js"
 import { type ChatRequest, Completion } from "./schema.js"
 
-/** USD per million tokens. */
+/** USD per million tokens; prompt tokens the server read from its cache at `cachedInput` when given. */
 export interface Price {
   readonly input: number
   readonly output: number
+  readonly cachedInput?: number | undefined
 }
 
 export interface EndpointConfig {
@@ -65,6 +66,8 @@ export interface EndpointStats {
   readonly costUsd: number
   readonly latencyMsTotal: number
   readonly setAside: boolean
+  /** The account behind the endpoint cannot pay: it takes no more calls. */
+  readonly exhausted?: string | undefined
 }
 
 export interface LanguageModelShape {
@@ -81,14 +84,18 @@ export interface LanguageModelShape {
 export class LanguageModel extends Context.Tag("@fastcot/core/LanguageModel")<LanguageModel, LanguageModelShape>() {}
 
 const CachedValue = Schema.parseJson(
-  Schema.Struct({
-    text: Schema.String,
-    reasoning: Schema.optional(Schema.String),
-    finishReason: Completion.fields.finishReason,
-    usage: Completion.fields.usage,
-    model: Schema.String,
-    latencyMs: Schema.Number
-  })
+  Schema.Union(
+    Schema.Struct({
+      text: Schema.String,
+      reasoning: Schema.optional(Schema.String),
+      finishReason: Completion.fields.finishReason,
+      usage: Completion.fields.usage,
+      model: Schema.String,
+      latencyMs: Schema.Number
+    }),
+    /** A request the server refused in a way that repeats (see `repeatsForRequest`): not sent again. */
+    Schema.Struct({ refused: Schema.Struct({ status: Schema.Number, message: Schema.String, at: Schema.String }) })
+  )
 )
 const decodeCached = Schema.decodeUnknownOption(CachedValue)
 
@@ -174,6 +181,8 @@ export class Permits {
 interface EndpointState {
   readonly config: EndpointConfig
   readonly permits: Permits
+  /** Why the endpoint takes no more calls (its account cannot pay), once it is so. */
+  exhausted: string | undefined
   stats: { -readonly [K in keyof Omit<EndpointStats, "role" | "endpoint" | "model" | "setAside" | "inFlight">]: EndpointStats[K] }
   consecutiveFailures: number
   setAsideUntil: number
@@ -189,8 +198,11 @@ interface EndpointState {
 /** A request's prompt tokens, estimated before it is sent: four characters a token. */
 const promptTokens = (request: ChatRequest): number => Math.ceil(request.messages.reduce((n, m) => n + m.content.length, 0) / 4)
 
-const costOf = (price: Price | undefined, r: ProviderResult): number | undefined =>
-  price === undefined ? undefined : (r.usage.promptTokens * price.input + r.usage.completionTokens * price.output) / 1e6
+const costOf = (price: Price | undefined, r: ProviderResult): number | undefined => {
+  if (price === undefined) return undefined
+  const cached = price.cachedInput !== undefined ? Math.min(r.usage.cachedPromptTokens ?? 0, r.usage.promptTokens) : 0
+  return ((r.usage.promptTokens - cached) * price.input + cached * (price.cachedInput ?? price.input) + r.usage.completionTokens * price.output) / 1e6
+}
 
 /**
  * Builds the service over roles of endpoints: per-endpoint concurrency and rate limits, load
@@ -206,6 +218,11 @@ export const makeLanguageModel = (
     readonly gate?: Effect.Latch
     /** A hard spending limit on the calls sent (see `Budget`); cache hits are free. */
     readonly budget?: BudgetOptions | undefined
+    /**
+     * Told when the last endpoint of a role is stopped because its account cannot pay: the role's
+     * calls then wait (as when paused) for the owner to stop the run with this message.
+     */
+    readonly onExhausted?: ((role: string, message: string) => void) | undefined
   } = {}
 ): Effect.Effect<LanguageModelShape, never, RunStore> =>
   Effect.gen(function* () {
@@ -216,6 +233,7 @@ export const makeLanguageModel = (
       for (const endpoint of config.endpoints) {
         list.push({
           config: endpoint,
+          exhausted: undefined,
           permits: new Permits(endpoint.concurrency),
           stats: { requests: 0, succeeded: 0, failed: 0, retries: 0, rateLimited: 0, cacheHits: 0, promptTokens: 0, completionTokens: 0, costUsd: 0, latencyMsTotal: 0 },
           consecutiveFailures: 0,
@@ -243,17 +261,28 @@ export const makeLanguageModel = (
       return { tokens: prompt + completion, usd }
     }
 
-    /** The healthy endpoint with the most free capacity; else the one back soonest. */
+    /** The healthy endpoint with the most free capacity; else the one back soonest (never an exhausted one while another is left). */
     const pick = (list: Array<EndpointState>): EndpointState => {
       const now = Date.now()
       let best: EndpointState | undefined
       let bestLoad = Infinity
       for (const s of list) {
-        if (s.setAsideUntil > now) continue
+        if (s.setAsideUntil > now || s.exhausted !== undefined) continue
         const load = s.permits.inUse / s.permits.size
         if (load < bestLoad) (best = s), (bestLoad = load)
       }
-      return best ?? list.reduce((a, b) => (a.setAsideUntil <= b.setAsideUntil ? a : b))
+      const usable = list.filter((s) => s.exhausted === undefined)
+      return best ?? (usable.length > 0 ? usable : list).reduce((a, b) => (a.setAsideUntil <= b.setAsideUntil ? a : b))
+    }
+
+    // A role whose every endpoint's account cannot pay waits (as when paused) for its owner to stop the run.
+    const exhaustedRoles = new Set<string>()
+    const stopEndpoint = (role: string, list: Array<EndpointState>, s: EndpointState, message: string) => {
+      s.exhausted ??= message
+      if (list.every((x) => x.exhausted !== undefined) && !exhaustedRoles.has(role)) {
+        exhaustedRoles.add(role)
+        defaults.onExhausted?.(role, `every endpoint of the role \`${role}\` was stopped because its account cannot pay: ${message}`)
+      }
     }
 
     const waitForRate = (s: EndpointState, estimatedTokens: number) =>
@@ -323,6 +352,7 @@ export const makeLanguageModel = (
       const cap = config.backoffMaxMs ?? 30_000
       const setAsideMs = config.setAsideMs ?? 15_000
       const loop = (attempt: number): Effect.Effect<{ result: ProviderResult; latencyMs: number; attempt: number; state: EndpointState }, LlmError> => {
+        if (exhaustedRoles.has(role)) return defaults.onExhausted !== undefined ? Effect.never : Effect.fail(new QuotaExhausted({ endpoint: role, status: 0, message: `no endpoint of the role \`${role}\` can be paid for` }))
         const s = pick(list)
         return Effect.matchEffect(callOnce(s, request), {
           onSuccess: ({ result, latencyMs }) => {
@@ -331,6 +361,11 @@ export const makeLanguageModel = (
           },
           onFailure: (error) => {
             s.stats.failed++
+            if (error._tag === "QuotaExhausted") {
+              stopEndpoint(role, list, s, error.message)
+              // Another endpoint of the role may still be paid for; else the role waits or fails.
+              return list.some((x) => x.exhausted === undefined) || defaults.onExhausted !== undefined ? loop(attempt) : Effect.fail(error)
+            }
             if (error._tag === "RateLimited") s.stats.rateLimited++
             if (error._tag !== "RateLimited" && error._tag !== "BadRequest" && error._tag !== "Cancelled") {
               s.consecutiveFailures++
@@ -345,7 +380,6 @@ export const makeLanguageModel = (
           }
         })
       }
-      void role
       return loop(1)
     }
 
@@ -382,7 +416,18 @@ export const makeLanguageModel = (
               }
               return Effect.ensuring(call, Effect.sync(() => budget.release(worst.tokens, worst.usd)))
             })
-      return defaults.gate !== undefined ? Effect.zipRight(defaults.gate.await, limited) : limited
+      // A refusal that repeats for this request is remembered, so that a rerun does not send it again.
+      const remembered =
+        mode === "off"
+          ? limited
+          : Effect.tapError(limited, (error) =>
+              repeatsForRequest(error) && error._tag === "BadRequest"
+                ? store
+                    .cachePut({ key, model, value: JSON.stringify({ refused: { status: error.status, message: error.message, at: new Date().toISOString() } }), createdAt: new Date().toISOString() })
+                    .pipe(Effect.orElse(() => Effect.void))
+                : Effect.void
+            )
+      return defaults.gate !== undefined ? Effect.zipRight(defaults.gate.await, remembered) : remembered
     }
 
     // Plain combinators rather than generators: this is the per-call hot path.
@@ -403,7 +448,13 @@ export const makeLanguageModel = (
             const value = decodeCached(hit.value.value)
             if (Option.isSome(value)) {
               list[0]!.stats.cacheHits++
-              return Effect.succeed({ ...value.value, cached: true, attempts: 1, costUsd: 0 } satisfies Completion)
+              const v = value.value
+              if ("refused" in v) {
+                return Effect.fail(
+                  new BadRequest({ endpoint: list[0]!.config.provider.id, status: v.refused.status, message: `${v.refused.message} (refused on ${v.refused.at}; not sent again while the request is the same)` })
+                )
+              }
+              return Effect.succeed({ ...v, cached: true, attempts: 1, costUsd: 0 } satisfies Completion)
             }
           }
           // The same request already on its way: wait for it instead of paying twice.
@@ -439,6 +490,7 @@ export const makeLanguageModel = (
           endpoint: s.config.provider.id,
           model: s.config.provider.model,
           setAside: s.setAsideUntil > Date.now(),
+          exhausted: s.exhausted,
           inFlight: s.permits.inUse,
           ...s.stats
         }))

@@ -81,7 +81,9 @@ export type FinishReason = typeof FinishReason.Type
 export const Usage = Schema.Struct({
   promptTokens: Schema.NonNegativeInt,
   completionTokens: Schema.NonNegativeInt,
-  reasoningTokens: Schema.optional(Schema.NonNegativeInt)
+  reasoningTokens: Schema.optional(Schema.NonNegativeInt),
+  /** Prompt tokens the server read from its prompt cache (priced at `cachedInput` where given). */
+  cachedPromptTokens: Schema.optional(Schema.NonNegativeInt)
 })
 export type Usage = typeof Usage.Type
 
@@ -119,7 +121,13 @@ export const WireCompletion = Schema.Struct({
       Schema.Struct({
         prompt_tokens: Schema.optional(Schema.Number),
         completion_tokens: Schema.optional(Schema.Number),
-        completion_tokens_details: Schema.optional(Schema.NullOr(Schema.Struct({ reasoning_tokens: Schema.optional(Schema.NullOr(Schema.Number)) })))
+        completion_tokens_details: Schema.optional(Schema.NullOr(Schema.Struct({ reasoning_tokens: Schema.optional(Schema.NullOr(Schema.Number)) }))),
+        /** SGLang reports reasoning tokens here. */
+        reasoning_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
+        /** OpenAI: prompt tokens served from its prompt cache. */
+        prompt_tokens_details: Schema.optional(Schema.NullOr(Schema.Struct({ cached_tokens: Schema.optional(Schema.NullOr(Schema.Number)) }))),
+        /** DeepSeek: prompt tokens served from its context cache. */
+        prompt_cache_hit_tokens: Schema.optional(Schema.NullOr(Schema.Number))
       })
     )
   )
@@ -145,20 +153,47 @@ export const WireChunk = Schema.Struct({
   usage: WireCompletion.fields.usage
 })
 
-export const finishReason = (raw: string | null | undefined): FinishReason =>
-  raw === "stop" || raw === "length" || raw === "content_filter" || raw === "tool_calls" ? raw : raw === "eos" ? "stop" : "unknown"
+/**
+ * A server's finish reason in fastcot's words: `repetition` (vLLM cutting a reply that repeats
+ * itself) is a truncation like `length`; spellings of a natural end are `stop`. Anything else is
+ * `unknown`, which the provider refuses to take as a completion.
+ */
+export const finishReason = (raw: string | null | undefined): FinishReason => {
+  switch (raw) {
+    case "stop":
+    case "length":
+    case "content_filter":
+    case "tool_calls":
+      return raw
+    case "eos":
+    case "end_turn":
+    case "stop_sequence":
+    case "function_call":
+      return raw === "function_call" ? "tool_calls" : "stop"
+    case "repetition":
+    case "max_tokens":
+    case "model_length":
+      return "length"
+    default:
+      return "unknown"
+  }
+}
 
 // Checks that allocate nothing for the replies every call decodes: each implies that the Schema
 // accepts the value (whose decoded form then reads the same), and when one says no, the Schema
 // decodes as usual. The property tests in schema.test.ts hold them to the Schemas.
 const optionalText = (v: unknown): boolean => v === undefined || v === null || typeof v === "string"
 const optionalCount = (v: unknown): boolean => v === undefined || typeof v === "number"
+const nullableCount = (v: unknown): boolean => v === undefined || v === null || typeof v === "number"
 const isWireUsage = (u: unknown): boolean => {
   if (u === undefined || u === null) return true
   if (!isObject(u) || !optionalCount(u["prompt_tokens"]) || !optionalCount(u["completion_tokens"])) return false
+  if (!nullableCount(u["reasoning_tokens"]) || !nullableCount(u["prompt_cache_hit_tokens"])) return false
+  const prompt = u["prompt_tokens_details"]
+  if (prompt !== undefined && prompt !== null && !(isObject(prompt) && nullableCount(prompt["cached_tokens"]))) return false
   const details = u["completion_tokens_details"]
   if (details === undefined || details === null) return true
-  return isObject(details) && (details["reasoning_tokens"] === undefined || details["reasoning_tokens"] === null || typeof details["reasoning_tokens"] === "number")
+  return isObject(details) && nullableCount(details["reasoning_tokens"])
 }
 const isReplyText = (m: unknown): boolean => isObject(m) && optionalText(m["content"]) && optionalText(m["reasoning_content"]) && optionalText(m["reasoning"])
 

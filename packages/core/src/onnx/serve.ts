@@ -25,7 +25,8 @@ const WireRequest = Schema.Struct({
   n: Schema.optional(Schema.NullOr(Schema.Literal(1))),
   stream: Schema.optional(Schema.NullOr(Schema.Boolean)),
   stream_options: Schema.optional(Schema.NullOr(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) }))),
-  /** vLLM's guided choice, honoured exactly by constrained decoding. */
+  /** vLLM's constrained choice, honoured exactly by constrained decoding: `structured_outputs.choice` (vLLM 0.12 on) or the earlier `guided_choice`. */
+  structured_outputs: Schema.optional(Schema.NullOr(Schema.Struct({ choice: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))) }))),
   guided_choice: Schema.optional(Schema.NullOr(Schema.Array(Schema.String)))
 })
 
@@ -117,7 +118,7 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
           ...(body.max_completion_tokens != null || body.max_tokens != null ? { max_tokens: (body.max_completion_tokens ?? body.max_tokens)! } : {}),
           ...(body.seed != null ? { seed: body.seed } : {}),
           ...(stop !== undefined ? { stop } : {}),
-          ...(body.guided_choice != null ? { choice: body.guided_choice } : {})
+          ...((body.structured_outputs?.choice ?? body.guided_choice) != null ? { choice: (body.structured_outputs?.choice ?? body.guided_choice)! } : {})
         })
         const id = `chatcmpl-${Date.now().toString(36)}${(counter++).toString(36)}`
         const created = Math.floor(Date.now() / 1000)

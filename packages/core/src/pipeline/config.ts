@@ -22,12 +22,27 @@ export const EndpointSettings = Schema.Struct({
   concurrency: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 4096)), { default: () => 8 }),
   requestsPerMinute: Schema.optional(Schema.Number.pipe(Schema.positive())),
   tokensPerMinute: Schema.optional(Schema.Number.pipe(Schema.positive())),
+  /** Non-streamed calls: the whole request's limit. Streams are held by `firstTokenSeconds` and `stallSeconds` instead. */
   timeoutSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 600 }),
+  /** Streams: the first token must arrive within this. */
+  firstTokenSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 300 }),
+  /** Streams: a stream that sends no token for this long is cut and retried (a stream that keeps sending is never cut). */
   stallSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 60 }),
   stream: Schema.optionalWith(Schema.Boolean, { default: () => true }),
-  guidedDecoding: Schema.optionalWith(Schema.Literal("vllm", "sglang", "none"), { default: () => "none" as const }),
-  /** USD per million input and output tokens. */
-  price: Schema.optional(Schema.Struct({ input: Schema.NonNegative, output: Schema.NonNegative })),
+  /**
+   * How the judge's reply is held to easy / medium / hard: `vllm` (structured_outputs; servers older
+   * than 0.12, told by their /version, get guided_choice), `vllm-legacy` (guided_choice), `sglang`
+   * (regex), `openai` (a JSON-schema response format), `none`.
+   */
+  guidedDecoding: Schema.optionalWith(Schema.Literal("vllm", "vllm-legacy", "sglang", "openai", "none"), { default: () => "none" as const }),
+  /** Any JSON object merged into every request body: a server's own parameters (chat_template_kwargs, enable_thinking, ...). */
+  extraBody: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  /** The field the reply length goes in (default: max_completion_tokens for OpenAI's o-series and gpt-5, else max_tokens). */
+  maxTokensField: Schema.optional(Schema.Literal("max_tokens", "max_completion_tokens")),
+  /** The most output tokens the endpoint allows (e.g. 8192 for deepseek-chat): requests are capped, and `truncation: extend` stops there. */
+  maxOutputTokens: Schema.optional(Schema.Int.pipe(Schema.positive())),
+  /** USD per million input and output tokens; `cachedInput` for prompt tokens the server read from its cache. */
+  price: Schema.optional(Schema.Struct({ input: Schema.NonNegative, output: Schema.NonNegative, cachedInput: Schema.optional(Schema.NonNegative) })),
   /** Local (onnx:) models: intra-op threads (default: every core). */
   threads: Schema.optional(Schema.Int.pipe(Schema.between(1, 1024))),
   /** Local (onnx:) 4-bit models: `int8` (default) runs their products on integer kernels; `as-exported` keeps the file's arithmetic. */
@@ -140,7 +155,7 @@ const expandShorthands = (raw: unknown): unknown => {
 
 /**
  * Parses a pipeline file (YAML or JSON, which is YAML) and decodes it, naming the key and the line
- * of every problem: `pipeline.yaml:12: models.teacher.endpoints.[0].concurrency: ...`.
+ * of every problem: `pipeline.yaml:12: models.teacher.endpoints.0.concurrency: ...`.
  */
 export const parsePipeline = (text: string, file: string): Either.Either<PipelineConfig, string> => {
   const lines = new LineCounter()
@@ -180,4 +195,13 @@ export const parsePipeline = (text: string, file: string): Either.Either<Pipelin
       .map((i) => i.text)
       .join("\n")
   )
+}
+
+/**
+ * The most output tokens any endpoint of a role allows (its endpoints' `maxOutputTokens`; the
+ * smallest, since a request may go to any of them), or undefined when none says.
+ */
+export const roleMaxOutputTokens = (config: PipelineConfig, role: "teacher" | "rewriter" | "judge"): number | undefined => {
+  const caps = (config.models[role]?.endpoints ?? []).map((e) => e.maxOutputTokens).filter((x): x is number => x !== undefined)
+  return caps.length > 0 ? Math.min(...caps) : undefined
 }

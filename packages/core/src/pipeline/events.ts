@@ -21,7 +21,7 @@ export const ItemEvent = Schema.TaggedStruct("item", {
   outcome: Schema.Literal("ok", "failed", "dropped"),
   reason: Schema.optional(Schema.String),
   /** Where the item ended up: kept (and how), dropped (and why), or still pending. */
-  fate: Schema.optional(Schema.Literal("pending", "kept", "dropped")),
+  fate: Schema.optional(Schema.Literal("pending", "kept", "dropped", "failed")),
   keptAs: Schema.optional(Schema.String),
   reasonCode: Schema.optional(Schema.String),
   /** Reasoning tokens of the trace the item started from and of the one it ends with (kept items). */

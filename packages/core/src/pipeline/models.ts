@@ -33,12 +33,16 @@ export const applyOverrides = (config: PipelineConfig, overrides: ModelOverrides
     const current = models[role]
     if (spec !== undefined) {
       const endpoint: EndpointSettings = {
-        ...(current?.endpoints[0] ?? { concurrency: 8, timeoutSeconds: 600, stallSeconds: 60, stream: true, guidedDecoding: "none" as const }),
+        ...(current?.endpoints[0] ?? { concurrency: 8, timeoutSeconds: 600, firstTokenSeconds: 300, stallSeconds: 60, stream: true, guidedDecoding: "none" as const }),
         model: spec,
         apiKeyEnv: overrides.apiKeyEnv,
+        // What belonged to the replaced endpoint's server does not carry over to another one.
         price: undefined,
         requestsPerMinute: undefined,
-        tokensPerMinute: undefined
+        tokensPerMinute: undefined,
+        extraBody: undefined,
+        maxTokensField: undefined,
+        maxOutputTokens: undefined
       }
       models[role] = { sampling: current?.sampling ?? {}, maxAttempts: current?.maxAttempts ?? 6, endpoints: [endpoint] }
     }
@@ -57,7 +61,9 @@ export const applyOverrides = (config: PipelineConfig, overrides: ModelOverrides
 export const buildRoles = (
   config: PipelineConfig,
   env: Readonly<Record<string, string | undefined>>,
-  only?: ReadonlyArray<Role>
+  only?: ReadonlyArray<Role>,
+  /** Told once per endpoint what it does not do as configured (a constraint it ignored, a stream it forces). */
+  onWarning?: (message: string) => void
 ): Either.Either<Record<string, RoleConfig>, string> => {
   const roles: Record<string, RoleConfig> = {}
   for (const role of only ?? ROLES) {
@@ -98,8 +104,13 @@ export const buildRoles = (
           apiKey: apiKey === "" ? undefined : apiKey,
           stream: e.stream,
           timeoutMs: e.timeoutSeconds * 1000,
+          firstTokenTimeoutMs: e.firstTokenSeconds * 1000,
           stallTimeoutMs: e.stallSeconds * 1000,
-          guidedDecoding: e.guidedDecoding
+          guidedDecoding: e.guidedDecoding,
+          extraBody: e.extraBody,
+          maxTokensField: e.maxTokensField,
+          maxOutputTokens: e.maxOutputTokens,
+          onWarning: onWarning === undefined ? undefined : (m) => onWarning(`models.${role}: ${m}`)
         }),
         concurrency: e.concurrency,
         requestsPerMinute: e.requestsPerMinute,
@@ -180,4 +191,5 @@ export const unpricedEndpoints = (config: PipelineConfig, roles: ReadonlyArray<R
   roles.flatMap((role) =>
     (config.models[role]?.endpoints ?? []).flatMap((e, i) => (e.price === undefined && !e.model.startsWith("onnx:") ? [`models.${role}.endpoints.[${i}] (${e.model})`] : []))
   )
+
 

@@ -10,7 +10,12 @@ export type ItemId = typeof ItemId.Type
 export const Stage = Schema.Literal("collect", "verify", "align", "done")
 export type Stage = typeof Stage.Type
 
-export const Fate = Schema.Literal("pending", "kept", "dropped")
+/**
+ * An item's fate: still in the recipe, kept, dropped for a reason of the data (a wrong answer, a
+ * judge that never said medium), or failed for a reason of the models (a request a server refused,
+ * calls that kept failing): a rerun tries failed items again.
+ */
+export const Fate = Schema.Literal("pending", "kept", "dropped", "failed")
 export type Fate = typeof Fate.Type
 
 /** How a kept item reached medium: the three parts of the recipe's final dataset. */
@@ -35,6 +40,8 @@ export class Item extends Schema.Class<Item>("Item")({
   /** The trace the item started from, set when a rewrite replaces it (kept for side-by-side views and preference pairs). */
   original: Schema.optional(Trace),
   rounds: Schema.Array(Round),
+  /** What the source said of this trace (an imported dataset's own correctness, finish reason, model). */
+  metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
   createdAt: Schema.String,
   updatedAt: Schema.String
 }) {}
@@ -47,4 +54,4 @@ export class Item extends Schema.Class<Item>("Item")({
 export const makeItem = (props: ConstructorParameters<typeof Item>[0]): Item => new Item(props, true)
 
 /** Where an item stands, in one word: how it was kept, why it was dropped, or the stage it waits at. */
-export const fateDetail = (item: Item): string => String((item.fate === "kept" ? item.keptAs : item.fate === "dropped" ? item.reason?.code : item.stage) ?? "")
+export const fateDetail = (item: Item): string => String((item.fate === "kept" ? item.keptAs : item.fate === "dropped" || item.fate === "failed" ? item.reason?.code : item.stage) ?? "")

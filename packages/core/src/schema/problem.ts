@@ -7,7 +7,9 @@ export type Domain = typeof Domain.Type
 export const TestCase = Schema.Struct({
   input: Schema.String,
   output: Schema.String,
-  testtype: Schema.optionalWith(Schema.Literal("stdin", "functional"), { default: () => "stdin" as const })
+  testtype: Schema.optionalWith(Schema.Literal("stdin", "functional"), { default: () => "stdin" as const }),
+  /** APPS and TACO write a function's expected value wrapped in a one-item list: either form passes. */
+  unwrapOutput: Schema.optional(Schema.Boolean)
 })
 export type TestCase = typeof TestCase.Type
 

@@ -19,6 +19,8 @@ export class Trace extends Schema.Class<Trace>("Trace")({
   model: Schema.optional(Schema.String),
   promptVersion: Schema.optional(Schema.String),
   tokens: Schema.optional(TokenCounts),
-  /** A long (R1-style, `<think>`) trace, a candidate for long-to-short rewriting. */
-  long: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  /** A long trace (more reasoning tokens than the threshold it was imported with), a candidate for long-to-short rewriting. */
+  long: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  /** The reasoning never ended (the reply was cut off inside it): not a complete trace. */
+  cutOff: Schema.optional(Schema.Boolean)
 }) {}

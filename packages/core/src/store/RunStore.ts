@@ -49,7 +49,8 @@ export interface ProblemFlag {
 }
 
 export interface ItemFilter {
-  readonly fate?: Item["fate"] | undefined
+  /** One fate, or any of several (the stages list pending and failed items: a rerun retries the failed). */
+  readonly fate?: Item["fate"] | ReadonlyArray<Item["fate"]> | undefined
   readonly stage?: Item["stage"] | undefined
   /** Keyset pagination: items with an id greater than this. */
   readonly afterId?: string | undefined
@@ -62,10 +63,13 @@ export interface StoreStatus {
   readonly pending: number
   readonly kept: number
   readonly dropped: number
+  /** Items a model error stopped (see `Fate`); a rerun tries them again. */
+  readonly failed: number
   readonly stages: Readonly<Record<Item["stage"], number>>
   readonly fates: Readonly<Record<Item["fate"], number>>
   readonly keptAs: Readonly<Record<string, number>>
   readonly dropReasons: Readonly<Record<string, number>>
+  readonly failReasons: Readonly<Record<string, number>>
   readonly domains: Readonly<Record<string, number>>
   readonly flags: Readonly<Record<string, number>>
   /** Reasoning tokens of kept items: the trace each started from, and the one kept (counted by `tokenizer`). */

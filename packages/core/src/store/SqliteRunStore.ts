@@ -376,7 +376,8 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
       attempt("listing items", () => {
         const where: Array<string> = []
         const params: Array<string | number> = []
-        if (filter.fate !== undefined) (where.push("fate = ?"), params.push(filter.fate))
+        if (typeof filter.fate === "string") (where.push("fate = ?"), params.push(filter.fate))
+        else if (filter.fate !== undefined && filter.fate.length > 0) (where.push(`fate IN (${filter.fate.map(() => "?").join(", ")})`), params.push(...filter.fate))
         if (filter.stage !== undefined) (where.push("stage = ?"), params.push(filter.stage))
         if (filter.afterId !== undefined) (where.push("id > ?"), params.push(filter.afterId))
         const sql = `SELECT id FROM items ${where.length > 0 ? "WHERE " + where.join(" AND ") : ""} ORDER BY id LIMIT ?`
@@ -425,10 +426,12 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         pending: fates["pending"] ?? 0,
         kept: fates["kept"] ?? 0,
         dropped: fates["dropped"] ?? 0,
+        failed: fates["failed"] ?? 0,
         stages: { collect: stages["collect"] ?? 0, verify: stages["verify"] ?? 0, align: stages["align"] ?? 0, done: stages["done"] ?? 0 },
-        fates: { pending: fates["pending"] ?? 0, kept: fates["kept"] ?? 0, dropped: fates["dropped"] ?? 0 },
+        fates: { pending: fates["pending"] ?? 0, kept: fates["kept"] ?? 0, dropped: fates["dropped"] ?? 0, failed: fates["failed"] ?? 0 },
         keptAs: countBy("SELECT kept_as AS k, COUNT(*) AS n FROM items WHERE fate = 'kept' GROUP BY kept_as"),
         dropReasons: countBy("SELECT reason_code AS k, COUNT(*) AS n FROM items WHERE fate = 'dropped' GROUP BY reason_code"),
+        failReasons: countBy("SELECT reason_code AS k, COUNT(*) AS n FROM items WHERE fate = 'failed' GROUP BY reason_code"),
         domains: countBy("SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain"),
         flags: countBy("SELECT flag AS k, COUNT(*) AS n FROM problem_flags GROUP BY flag"),
         tokens: tokenStats(),

@@ -9,11 +9,26 @@ import type { AddressInfo } from "node:net"
 export interface ScriptedReply {
   readonly content: string
   readonly reasoning?: string | undefined
+  /** The field reasoning is streamed in: DeepSeek's and vLLM's `reasoning_content` (default) or `reasoning`. */
+  readonly reasoningField?: "reasoning_content" | "reasoning" | undefined
   readonly finishReason?: string | undefined
   readonly promptTokens?: number | undefined
   readonly completionTokens?: number | undefined
+  /** Fields added to `usage` as a server sends them (`prompt_cache_hit_tokens`, SGLang's `reasoning_tokens`). */
+  readonly usageExtra?: Readonly<Record<string, unknown>> | undefined
   /** Answer with this HTTP error status instead (and `content` as the error message). */
   readonly status?: number | undefined
+  /** The error body to send with `status`, as a server writes it (default `{"error": {"message": content}}`). */
+  readonly errorBody?: unknown
+  /**
+   * Fail in the middle of a 200 stream as servers do: after `afterChars` characters of content,
+   * vLLM sends `data: {"error": {...}}`, SGLang a flat `{"object": "error", ...}`; then `[DONE]`.
+   */
+  readonly streamError?: { readonly style: "vllm" | "sglang"; readonly afterChars: number; readonly message: string } | undefined
+  /** Milliseconds between streamed chunks (a slow, long reply). */
+  readonly chunkDelayMs?: number | undefined
+  /** Send `: keep-alive` comments this often while waiting before the first chunk (vLLM and proxies do). */
+  readonly keepAliveEveryMs?: number | undefined
 }
 
 export interface ScriptedRequest {
@@ -53,6 +68,17 @@ export interface ScriptedServerOptions {
    * request (no script, faults or recording), so the server spends as little CPU as it can.
    */
   readonly constantReply?: string
+  /**
+   * Behave as this vLLM version (its `/version` answers it): from 0.12 `structured_outputs.choice`
+   * holds a reply to its choices and `guided_choice` is ignored; before, the reverse.
+   */
+  readonly vllmVersion?: string
+  /** A server's limit on output tokens: a request asking more is refused with a 400, as vLLM and DeepSeek refuse it. */
+  readonly maxOutputTokens?: number
+  /** Refuse `max_tokens` with a 400, as OpenAI's reasoning models do (they take `max_completion_tokens`). */
+  readonly maxCompletionTokensOnly?: boolean
+  /** Refuse `stream: false` with a 400, as DashScope does for its streaming-only models. */
+  readonly streamOnly?: boolean
 }
 
 export interface ScriptedServer {
@@ -94,6 +120,14 @@ const sleep = (ms: number) => (ms > 0 ? new Promise((r) => setTimeout(r, ms)) : 
 
 const countTokens = (text: string) => Math.max(1, Math.ceil(text.length / 4))
 
+/** The choices a request holds its reply to, as the given vLLM version reads the request. */
+const constrainedChoices = (body: Record<string, unknown>, version: string): ReadonlyArray<string> | undefined => {
+  const legacy = /^0\.(\d|1[01])\./.test(version)
+  const structured = (body["structured_outputs"] as { choice?: unknown } | undefined)?.choice
+  const field = legacy ? body["guided_choice"] : structured
+  return Array.isArray(field) && field.every((c) => typeof c === "string") && field.length > 0 ? (field as Array<string>) : undefined
+}
+
 export const startScriptedServer = (options: ScriptedServerOptions = {}): Promise<ScriptedServer> => {
   const script = options.script ?? defaultScript
   const random = rng(options.seed ?? 7)
@@ -119,6 +153,11 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const pathname = (req.url ?? "").split("?")[0]!
+    if (req.method === "GET" && pathname === "/version" && options.vllmVersion !== undefined) {
+      res.writeHead(200, { "content-type": "application/json" })
+      res.end(JSON.stringify({ version: options.vllmVersion }))
+      return
+    }
     if (req.method === "GET" && pathname.endsWith("/models")) {
       res.writeHead(200, { "content-type": "application/json" })
       res.end(JSON.stringify({ object: "list", data: [{ id: "scripted", object: "model", owned_by: "fastcot-scripted" }] }))
@@ -159,6 +198,20 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
     }
     if (options.record !== false) requests.push(request)
     const n = index++
+    const refuse = (message: string) => {
+      res.writeHead(400, { "content-type": "application/json" })
+      res.end(JSON.stringify({ error: { message, type: "BadRequestError", code: 400 } }))
+    }
+    if (options.maxCompletionTokensOnly === true && body["max_tokens"] !== undefined) {
+      return refuse("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.")
+    }
+    const asked = Number(body["max_tokens"] ?? body["max_completion_tokens"] ?? 0)
+    if (options.maxOutputTokens !== undefined && asked > options.maxOutputTokens) {
+      return refuse(`Invalid max_tokens value, the valid range of max_tokens is [1, ${options.maxOutputTokens}]`)
+    }
+    if (options.streamOnly === true && body["stream"] !== true) {
+      return refuse("This model only support stream mode, please enable the stream parameter to access the model.")
+    }
     const faulty = n < (options.faultFirst ?? 0) || ((options.faultRate ?? 0) > 0 && random() < options.faultRate!)
     const fault = faulty ? faults[Math.floor(random() * faults.length)] : undefined
     if (fault !== undefined) faultsInjected[fault]++
@@ -181,15 +234,18 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
       await sleep(options.slowMs ?? 5_000)
       if (req.socket.destroyed) return
     }
-    const reply = script(request, n)
+    let reply = script(request, n)
     if (reply.status !== undefined && reply.status !== 200) {
       res.writeHead(reply.status, { "content-type": "application/json" })
-      res.end(JSON.stringify({ error: { message: reply.content } }))
+      res.end(JSON.stringify(reply.errorBody ?? { error: { message: reply.content } }))
       return
     }
+    // Constrained decoding as the vLLM version would apply it: a reply outside the choices becomes the first choice.
+    const choices = options.vllmVersion !== undefined ? constrainedChoices(body, options.vllmVersion) : undefined
+    if (choices !== undefined && !choices.includes(reply.content.trim())) reply = { ...reply, content: choices[0]! }
     const promptTokens = reply.promptTokens ?? countTokens(request.messages.map((m) => m.content).join(" "))
     const completionTokens = reply.completionTokens ?? countTokens(reply.content + (reply.reasoning ?? ""))
-    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens }
+    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens, ...reply.usageExtra }
     const finish = reply.finishReason ?? "stop"
     const extra = options.replyHeaders?.(n) ?? {}
     if (!request.stream) {
@@ -199,7 +255,7 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
           id: `cmpl-${n}`,
           object: "chat.completion",
           model: request.model,
-          choices: [{ index: 0, message: { role: "assistant", content: reply.content, ...(reply.reasoning !== undefined ? { reasoning_content: reply.reasoning } : {}) }, finish_reason: finish }],
+          choices: [{ index: 0, message: { role: "assistant", content: reply.content, ...(reply.reasoning !== undefined ? { [reply.reasoningField ?? "reasoning_content"]: reply.reasoning } : {}) }, finish_reason: finish }],
           usage
         })
       )
@@ -209,14 +265,33 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
     const send = (payload: unknown) => res.write(`data: ${JSON.stringify(payload)}\n\n`)
     const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
       send({ id: `cmpl-${n}`, object: "chat.completion.chunk", model: request.model, choices: [{ index: 0, delta, finish_reason: finishReason }] })
-    if (reply.reasoning !== undefined) chunk({ role: "assistant", reasoning_content: reply.reasoning })
+    if (reply.keepAliveEveryMs !== undefined) {
+      // Comments, not data: a client must not take them for progress.
+      for (let waited = 0; waited < (reply.chunkDelayMs ?? 0) * 4; waited += reply.keepAliveEveryMs) {
+        res.write(": keep-alive\n\n")
+        await sleep(reply.keepAliveEveryMs)
+      }
+    }
+    if (reply.reasoning !== undefined) chunk({ role: "assistant", [reply.reasoningField ?? "reasoning_content"]: reply.reasoning })
     const pieces = reply.content.match(/[\s\S]{1,24}/g) ?? [""]
+    let sent = 0
     for (let i = 0; i < pieces.length; i++) {
       if (fault === "truncate" && i >= Math.floor(pieces.length / 2)) {
         req.socket.destroy()
         return
       }
+      if (reply.streamError !== undefined && sent >= reply.streamError.afterChars) {
+        const e = reply.streamError
+        send(e.style === "vllm" ? { error: { message: e.message, type: "InternalServerError", param: null, code: 500 } } : { object: "error", message: e.message, type: "InternalServerError", param: null, code: 500 })
+        res.end("data: [DONE]\n\n")
+        return
+      }
+      if (reply.chunkDelayMs !== undefined) {
+        await sleep(reply.chunkDelayMs)
+        if (req.socket.destroyed) return
+      }
       chunk({ content: pieces[i] })
+      sent += pieces[i]!.length
     }
     if (fault === "truncate") {
       req.socket.destroy()

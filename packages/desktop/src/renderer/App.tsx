@@ -305,7 +305,7 @@ const WordDiff = ({ before, after }: { before: string; after: string }) => (
 )
 
 const ItemsPanel = () => {
-  const [filter, setFilter] = useState<{ fate: "" | "kept" | "dropped" | "pending"; verdict: "" | "easy" | "medium" | "hard"; search: string; maxTokens: string }>({ fate: "", verdict: "", search: "", maxTokens: "" })
+  const [filter, setFilter] = useState<{ fate: "" | "kept" | "dropped" | "pending" | "failed"; verdict: "" | "easy" | "medium" | "hard"; search: string; maxTokens: string }>({ fate: "", verdict: "", search: "", maxTokens: "" })
   const [rows, setRows] = useState<ReadonlyArray<ItemRow>>([])
   const [open, setOpen] = useState<ItemDetail | undefined>(undefined)
   const { error, run } = useAsync()
@@ -327,7 +327,7 @@ const ItemsPanel = () => {
       <h2 id="items-title">Dataset</h2>
       <div className="filters">
         <label htmlFor="f-fate">Fate</label>
-        <Select id="f-fate" value={filter.fate} options={[["", "all"], ["kept"], ["dropped"], ["pending"]]} onChange={(fate) => setFilter({ ...filter, fate })} />
+        <Select id="f-fate" value={filter.fate} options={[["", "all"], ["kept"], ["dropped"], ["pending"], ["failed"]]} onChange={(fate) => setFilter({ ...filter, fate })} />
         <label htmlFor="f-verdict">Verdict</label>
         <Select id="f-verdict" value={filter.verdict} options={[["", "any"], ["easy"], ["medium"], ["hard"]]} onChange={(verdict) => setFilter({ ...filter, verdict })} />
         <label htmlFor="f-search">Search</label>
