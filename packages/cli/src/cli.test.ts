@@ -232,6 +232,18 @@ describe("fastcot command line", () => {
     expect(lossy.code).toBe(1)
     expect(lossy.err).toMatch(new RegExp(`the chat template \\(lossy\\.jinja\\) would drop part of the assistant turn in ${kept.length} of ${kept.length} examples, e\\.g\\. i_`))
     expect((await fastcot("export", "--chat-template", "nothing-here", "--workspace", ".fastcot-demo")).err).toContain("--chat-template nothing-here: cannot use it as a chat template: no such file or folder")
+    // A trainer version: its arguments, the measured limit, and a lower one warned about with counts.
+    const swift = await fastcot("export", "--trainer", "swift@3", "--base-model", "Qwen/Qwen3-8B", "--out", "sw/", "--workspace", ".fastcot-demo")
+    expect(swift.code, swift.err).toBe(0)
+    expect(swift.out).toMatch(/cutoff\s+\d+ tokens \(the longest example, \d+ tokens, rounded up\)/)
+    expect(swift.out).toContain("template    qwen3_nothink: all")
+    const script = readFileSync(join(cwd, "sw", "train_swift.sh"), "utf8")
+    expect(script).toContain("--train_type full")
+    expect(script).toContain("--template qwen3_nothinking")
+    const tight = await fastcot("export", "--trainer", "llamafactory", "--cutoff-len", "64", "--out", "lf/", "--workspace", ".fastcot-demo")
+    expect(tight.code, tight.err).toBe(0)
+    expect(tight.err).toMatch(new RegExp(`warn: ${kept.length} examples are longer than the trainer's limit of 64 tokens`))
+    expect((await fastcot("export", "--trainer", "swift@9", "--workspace", ".fastcot-demo")).err).toContain("--trainer: no config for swift@9")
   }, 150_000)
 
   it("grades saved predictions with eval, then compares runs with report (Markdown and HTML)", async () => {

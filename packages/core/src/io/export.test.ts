@@ -219,7 +219,7 @@ describe("export", () => {
     const out = join(tmp.dir, "pref", "pairs.jsonl")
     const report = await Effect.runPromise(
       Effect.scoped(
-        exportDataset({ format: "preference", out, trainer: "llamafactory", baseModel: "Qwen/Qwen2.5-0.5B" }).pipe(
+        exportDataset({ format: "preference", out, trainer: "llamafactory@0.9", baseModel: "Qwen/Qwen2.5-0.5B" }).pipe(
           Effect.provide(SqliteRunStoreLive(db)),
           Effect.provide(QwenTokenCounterLive)
         )
@@ -232,26 +232,27 @@ describe("export", () => {
       expect(p.chosen.value).toContain("Step 2: compute.")
     }
     const config = parseYaml(readFileSync(join(tmp.dir, "pref", "llamafactory_dpo.yaml"), "utf8")) as Record<string, unknown>
-    expect(config).toMatchObject({ stage: "dpo", model_name_or_path: "Qwen/Qwen2.5-0.5B", template: "qwen", dataset: "fastcot_train", dataset_dir: dirname(out) })
+    // Paths relative to the config's own folder (the launch script changes to it first).
+    expect(config).toMatchObject({ stage: "dpo", model_name_or_path: "Qwen/Qwen2.5-0.5B", template: "qwen", dataset: "fastcot_train", dataset_dir: "." })
     const info = JSON.parse(readFileSync(join(dirname(out), "dataset_info.json"), "utf8"))
     expect(info[config["dataset"] as string]).toMatchObject({ file_name: "pairs.jsonl", ranking: true })
-    expect(JSON.parse(readFileSync(config["deepspeed"] as string, "utf8")).zero_optimization.stage).toBe(3)
+    expect(JSON.parse(readFileSync(join(dirname(out), config["deepspeed"] as string), "utf8")).zero_optimization.stage).toBe(3)
     expect(readFileSync(join(dirname(out), "train_llamafactory.sh"), "utf8")).toContain("llamafactory-cli train llamafactory_dpo.yaml")
     expect(report.files.trainer.map((f) => f.split("/").pop()).sort()).toEqual(["ds_z3_config.json", "llamafactory_dpo.yaml", "train_llamafactory.sh"])
 
     const swift = await Effect.runPromise(
       Effect.scoped(
-        exportDataset({ format: "openai", out: join(tmp.dir, "swift", "train.jsonl"), valFraction: 0.25, trainer: "swift" }).pipe(
+        exportDataset({ format: "openai", out: join(tmp.dir, "swift", "train.jsonl"), valFraction: 0.25, trainer: "swift@4" }).pipe(
           Effect.provide(SqliteRunStoreLive(db)),
           Effect.provide(QwenTokenCounterLive)
         )
       )
     )
     const script = readFileSync(join(tmp.dir, "swift", "train_swift.sh"), "utf8")
-    expect(script).toContain(`--dataset ${swift.files.train}`)
-    expect(script).toContain(`--val_dataset ${swift.files.validation}`)
+    expect(script).toContain("--dataset train.jsonl")
+    expect(script).toContain("--val_dataset train.validation.jsonl")
     expect(script).toContain("--deepspeed")
-    for (const path of [...script.matchAll(/--(?:dataset|val_dataset|deepspeed) (\S+)/g)].map((m) => m[1]!)) expect(existsSync(path)).toBe(true)
+    for (const path of [...script.matchAll(/--(?:dataset|val_dataset|deepspeed) (\S+)/g)].map((m) => m[1]!)) expect(existsSync(join(dirname(swift.files.train), path))).toBe(true)
   })
 
   it("does not repeat a final answer the reasoning already ends with", () => {

@@ -12,7 +12,8 @@ import { RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
 import { type LengthStats, lengthStats, TokenCounter } from "../tokens/TokenCounter.js"
 import { sha256Hex } from "../util/hash.js"
-import { type Trainer, trainerFiles } from "./trainerConfigs.js"
+import { chatTemplateFor, TRAINER_VERSIONS, trainerFiles, type TrainerVersion } from "./trainerConfigs.js"
+import { trainerTemplateLoss } from "./trainerTemplates.js"
 import { type ChatTemplate, templateLoss } from "./chatTemplateCheck.js"
 import { ExportError } from "./exportError.js"
 
@@ -32,9 +33,15 @@ export interface ExportOptions {
   readonly systemPrompt?: string | undefined
   /** Fraction of items in the validation split, chosen by a hash of the item id (deterministic). */
   readonly valFraction?: number | undefined
-  /** Also write a ready-to-run training config and launch script for this trainer. */
-  readonly trainer?: Trainer | undefined
+  /** Also write a ready-to-run training config and launch script for this trainer version (see `parseTrainer`). */
+  readonly trainer?: TrainerVersion | undefined
   readonly baseModel?: string | undefined
+  /**
+   * The longest example (tokens) the trainer keeps. By default the longest exported example,
+   * prompt included, rounded up to a multiple of 512; one set lower is used, and the export warns
+   * with the count of examples over it.
+   */
+  readonly cutoffLen?: number | undefined
   /** Renders every sample with the student's chat template and reports any whose assistant turn does not survive it whole. */
   readonly chatTemplate?: ChatTemplate | undefined
 }
@@ -45,6 +52,24 @@ export interface TemplateCheckReport {
   readonly checked: number
   readonly lossy: number
   /** The first few, with the reason. */
+  readonly examples: ReadonlyArray<{ readonly itemId: string; readonly reason: string }>
+}
+
+/** Examples longer than the trainer's limit: the trainer would cut (LLaMA-Factory) or drop (ms-swift) them. */
+export interface CutoffReport {
+  readonly cutoffLen: number
+  /** Whether the limit was measured from the data (else the user set it). */
+  readonly measured: boolean
+  readonly longest: number
+  readonly over: number
+  readonly examples: ReadonlyArray<{ readonly itemId: string; readonly tokens: number }>
+}
+
+/** The trainer's own rendering of every example (its chat template), and those whose reasoning would not survive it. */
+export interface TrainerTemplateReport {
+  readonly template: string
+  readonly checked: number
+  readonly lossy: number
   readonly examples: ReadonlyArray<{ readonly itemId: string; readonly reason: string }>
 }
 
@@ -61,6 +86,11 @@ export interface ExportReport {
   readonly tokens: LengthStats
   readonly tokenizer: string
   readonly templateCheck?: TemplateCheckReport | undefined
+  /** With a trainer: the token limit written in its config, and what is over it. */
+  readonly cutoff?: CutoffReport | undefined
+  readonly trainerTemplate?: TrainerTemplateReport | undefined
+  /** Preference pairs: how many items gave how many pairs. */
+  readonly pairs?: { readonly items: number; readonly pairs: number } | undefined
 }
 
 const LETTER = /^\(?([A-Z])\)?\.?$/
@@ -86,6 +116,26 @@ export const assistantContent = (problem: Problem, trace: Trace): string => {
   return `${reasoning}\n\n${final}`
 }
 
+/**
+ * The traces of an item's history that the judge rated easy or hard and that are not its final
+ * trace: the losing sides of its preference pairs (distinct by their reasoning, in history order).
+ */
+export const rejectedInHistory = (item: Item): Array<Trace> => {
+  const final = item.trace?.reasoning
+  const out: Array<Trace> = []
+  const seen = new Set<string>()
+  for (const r of item.rounds) {
+    if (r.action !== "judge" || r.input === undefined || r.verdict === undefined) continue
+    if (r.verdict.level !== "easy" && r.verdict.level !== "hard") continue
+    if (r.input.reasoning === final || seen.has(r.input.reasoning)) continue
+    seen.add(r.input.reasoning)
+    out.push(r.input)
+  }
+  // Items from before judge rounds were recorded: the trace the item started from.
+  if (out.length === 0 && item.original !== undefined && item.original.reasoning !== final) out.push(item.original)
+  return out
+}
+
 export const toSftSample = (problem: Problem, item: Item, systemPrompt: string, valFraction: number): SftSample => {
   const trace = item.trace!
   const split: Split = valFraction > 0 && parseInt(sha256Hex(item.id).slice(0, 8), 16) / 0x1_0000_0000 < valFraction ? "validation" : "train"
@@ -98,12 +148,17 @@ export const toSftSample = (problem: Problem, item: Item, systemPrompt: string, 
   return new SftSample({ itemId: item.id, problemId: problem.id, split, messages })
 }
 
-/** One record in the chosen trainer-facing format; `rejected` is the original trace's turn (preference pairs). */
-export const formatRecord = (format: ExportFormat, sample: SftSample, rejected?: string): unknown => {
+/**
+ * One record in the chosen trainer-facing format; `rejected` is the losing assistant turn of a
+ * preference pair. Preference records are in each trainer's own layout: ms-swift's `messages`
+ * ending in the chosen turn plus `rejected_response`, LLaMA-Factory's ranking conversations.
+ */
+export const formatRecord = (format: ExportFormat, sample: SftSample, rejected?: string, trainer?: TrainerVersion): unknown => {
   const system = sample.messages.find((m) => m.role === "system")?.content
   const turns = sample.messages.filter((m) => m.role !== "system")
   switch (format) {
     case "preference":
+      if (trainer !== undefined && TRAINER_VERSIONS[trainer].trainer === "swift") return { messages: sample.messages, rejected_response: rejected ?? "" }
       return {
         ...(system !== undefined ? { system } : {}),
         conversations: turns.filter((m) => m.role === "user").map((m) => ({ from: "human", value: m.content })),
@@ -127,8 +182,19 @@ export const formatRecord = (format: ExportFormat, sample: SftSample, rejected?:
   }
 }
 
-/** LLaMA-Factory's dataset_info.json entry for a file in this format. */
-export const datasetInfoEntry = (format: ExportFormat, fileName: string): Record<string, unknown> => {
+/**
+ * LLaMA-Factory's dataset_info.json entry for a file in this format. The `system` column is
+ * declared only when the rows have one: LLaMA-Factory reads a declared column from every row.
+ */
+export const datasetInfoEntry = (format: ExportFormat, fileName: string, withSystem = true): Record<string, unknown> => {
+  const entry = datasetInfoBase(format, fileName)
+  if (withSystem) return entry
+  const columns = { ...(entry["columns"] as Record<string, string>) }
+  delete columns["system"]
+  return { ...entry, columns }
+}
+
+const datasetInfoBase = (format: ExportFormat, fileName: string): Record<string, unknown> => {
   switch (format) {
     case "openai":
       return {
@@ -194,6 +260,12 @@ export const exportDataset = (
       Effect.acquireRelease(io(path, () => open(path + tmp, "w")), (handle: FileHandle) => Effect.promise(() => handle.close().catch(() => undefined)))
     const counts = { train: 0, validation: 0 }
     const lengths: Array<number> = []
+    // Whole examples (system, prompt and answer), as the trainer counts them against its limit.
+    const sequences: Array<{ itemId: string; tokens: number }> = []
+    const template = options.trainer !== undefined ? chatTemplateFor(options.baseModel ?? "Qwen/Qwen2.5-7B") : undefined
+    const trainerCheck = { checked: 0, lossy: 0, examples: [] as Array<{ itemId: string; reason: string }> }
+    const pairs = { items: 0, pairs: 0 }
+    const sequenceTokens = (messages: ReadonlyArray<ChatMessage>) => messages.reduce((n, m) => n + counter.count(m.content) + 8, 2)
     const keptAs: Record<string, number> = {}
     const domains: Record<string, number> = {}
     const check = { checked: 0, lossy: 0, examples: [] as Array<{ itemId: string; reason: string }> }
@@ -213,16 +285,29 @@ export const exportDataset = (
             const problem = problems.get(item.problemId)
             if (problem === undefined || item.trace === undefined) continue
             const sample = toSftSample(problem, item, systemPrompt, valFraction)
-            // Preference pairs: the aligned trace (chosen) against the one it replaced (rejected).
-            if (options.format === "preference" && (item.original === undefined || item.original.reasoning === item.trace.reasoning)) continue
-            const rejected = options.format === "preference" ? assistantContent(problem, item.original!) : undefined
-            lines[sample.split] += JSON.stringify(formatRecord(options.format, sample, rejected)) + "\n"
+            // Preference pairs: the final (medium) trace chosen over each trace of the item's history
+            // that the judge rated easy or hard (the one it started from, and rewrites that missed).
+            const rejectedTraces = options.format === "preference" ? rejectedInHistory(item) : []
+            if (options.format === "preference" && rejectedTraces.length === 0) continue
+            const records = options.format === "preference" ? rejectedTraces.map((t) => formatRecord("preference", sample, assistantContent(problem, t), options.trainer)) : [formatRecord(options.format, sample)]
+            if (options.format === "preference") {
+              pairs.items++
+              pairs.pairs += records.length
+            }
+            for (const record of records) lines[sample.split] += JSON.stringify(record) + "\n"
             if (options.chatTemplate !== undefined) {
               check.checked++
               const loss = templateLoss(options.chatTemplate, sample.messages)
               if (loss !== undefined && check.lossy++ < 3) check.examples.push({ itemId: item.id, reason: loss })
             }
-            counts[sample.split]++
+            if (template !== undefined) {
+              trainerCheck.checked++
+              const loss = trainerTemplateLoss(template, sample.messages)
+              if (loss !== undefined && trainerCheck.lossy++ < 3) trainerCheck.examples.push({ itemId: item.id, reason: loss })
+            }
+            const rejectedLongest = rejectedTraces.reduce((n, t) => Math.max(n, counter.count(assistantContent(problem, t))), 0)
+            sequences.push({ itemId: item.id, tokens: sequenceTokens(sample.messages) + Math.max(0, rejectedLongest - counter.count(sample.messages[sample.messages.length - 1]!.content)) })
+            counts[sample.split] += records.length
             lengths.push(counter.count(sample.messages[sample.messages.length - 1]!.content))
             keptAs[item.keptAs ?? "unknown"] = (keptAs[item.keptAs ?? "unknown"] ?? 0) + 1
             domains[problem.domain] = (domains[problem.domain] ?? 0) + 1
@@ -245,20 +330,26 @@ export const exportDataset = (
     )
     const hasValidation = counts.validation > 0
 
-    const datasetInfo: Record<string, unknown> = { fastcot_train: datasetInfoEntry(options.format, basename(trainFile)) }
-    if (hasValidation) datasetInfo["fastcot_validation"] = datasetInfoEntry(options.format, basename(valFile))
+    const withSystem = systemPrompt !== ""
+    const datasetInfo: Record<string, unknown> = { fastcot_train: datasetInfoEntry(options.format, basename(trainFile), withSystem) }
+    if (hasValidation) datasetInfo["fastcot_validation"] = datasetInfoEntry(options.format, basename(valFile), withSystem)
     const infoFile = join(dir, "dataset_info.json")
     yield* io(infoFile, () => writeFile(infoFile, JSON.stringify(datasetInfo, null, 2) + "\n"))
 
     const trainerFilesWritten: Array<string> = []
+    const longest = sequences.reduce((n, s) => Math.max(n, s.tokens), 0)
+    const cutoffLen = options.cutoffLen ?? Math.max(512, Math.ceil(longest / 512) * 512)
+    const overLimit = sequences.filter((s) => s.tokens > cutoffLen).sort((a, b) => b.tokens - a.tokens)
+    const cutoff: CutoffReport | undefined =
+      options.trainer === undefined ? undefined : { cutoffLen, measured: options.cutoffLen === undefined, longest, over: overLimit.length, examples: overLimit.slice(0, 5) }
     if (options.trainer !== undefined) {
       const files = trainerFiles({
-        trainer: options.trainer,
-        dir,
-        trainFile,
-        validationFile: hasValidation ? valFile : undefined,
+        version: options.trainer,
+        trainFile: basename(trainFile),
+        validationFile: hasValidation ? basename(valFile) : undefined,
         baseModel: options.baseModel ?? "Qwen/Qwen2.5-7B",
-        stage: options.format === "preference" ? "dpo" : "sft"
+        stage: options.format === "preference" ? "dpo" : "sft",
+        cutoffLen
       })
       for (const [name, body] of Object.entries(files)) {
         const path = join(dir, name)
@@ -270,7 +361,22 @@ export const exportDataset = (
     const tokens = lengthStats(lengths)
     const cardFile = join(dir, "README.md")
     const templateCheck = options.chatTemplate === undefined ? undefined : { template: options.chatTemplate.source, ...check }
-    const card = datasetCard({ format: options.format, trainFile, valFile: hasValidation ? valFile : undefined, counts, tokens, tokenizer: counter.name, keptAs, domains, systemPrompt, valFraction, templateCheck })
+    const trainerTemplate = template === undefined ? undefined : { template: template.llamafactory, ...trainerCheck }
+    const card = datasetCard({
+      format: options.format,
+      trainFile,
+      valFile: hasValidation ? valFile : undefined,
+      counts,
+      tokens,
+      tokenizer: counter.name,
+      keptAs,
+      domains,
+      systemPrompt,
+      valFraction,
+      templateCheck,
+      pairs: options.format === "preference" ? pairs : undefined,
+      cutoff
+    })
     yield* io(cardFile, () => writeFile(cardFile, card))
     return {
       format: options.format,
@@ -278,7 +384,10 @@ export const exportDataset = (
       counts,
       tokens,
       tokenizer: counter.name,
-      templateCheck
+      templateCheck,
+      cutoff,
+      trainerTemplate,
+      pairs: options.format === "preference" ? pairs : undefined
     } satisfies ExportReport
   })
 
@@ -300,6 +409,8 @@ const datasetCard = (c: {
   systemPrompt: string
   valFraction: number
   templateCheck?: TemplateCheckReport | undefined
+  pairs?: { readonly items: number; readonly pairs: number } | undefined
+  cutoff?: CutoffReport | undefined
 }) => `---
 task_categories:
 - text-generation
@@ -339,10 +450,31 @@ ${table(c.domains)}
 |---|---|---|---|---|---|---|
 | ${c.tokens.count} | ${c.tokens.min} | ${c.tokens.mean} | ${c.tokens.median} | ${c.tokens.p90} | ${c.tokens.max} | ${c.tokens.total} |
 
-## System prompt
+${
+  c.pairs === undefined
+    ? ""
+    : `## How the preference pairs were made
+
+Each pair holds one item's final trace, which the judge rated **medium**, as *chosen*, against a
+trace of the same item's history that the judge rated **easy** or **hard** as *rejected*: the one it
+started from, and any rewrite of it that was still easy or hard. Every pair reaches the reference
+answer on both sides (each rejected trace was verified before it was judged). ${c.pairs.pairs} pairs from ${c.pairs.items} items.
+
+`
+}${
+  c.cutoff === undefined
+    ? ""
+    : `## Length limit for training
+
+The trainer configs keep examples up to **${c.cutoff.cutoffLen} tokens** (prompt and answer; ${c.cutoff.measured ? `the longest example is ${c.cutoff.longest}, rounded up` : "set by --cutoff-len"}).${
+        c.cutoff.over > 0 ? ` **${c.cutoff.over} examples are longer** and would be cut or dropped by the trainer.` : ""
+      }
+
+`
+}## System prompt
 
 \`\`\`
-${c.systemPrompt}
+${c.systemPrompt === "" ? "(none: the trainer's template applies its own default)" : c.systemPrompt}
 \`\`\`
 ${
   c.templateCheck === undefined
