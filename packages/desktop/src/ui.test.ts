@@ -176,6 +176,23 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     expect(await page.getAttribute("[role=tab][aria-selected=true]", "id")).toBe("tab-Run")
   })
 
+  it("shows a workspace the backend opened at start (fastcot ui --workspace DIR) as soon as the page loads", async () => {
+    const ws = join(root, "opened-at-start")
+    const started = new Backend({})
+    await started.handle("workspace.open", { path: ws })
+    const server = await serveUi(started, { port: 0, staticDir: join(__dirname, "..", "dist", "renderer") })
+    const tab = await browser.newPage()
+    try {
+      await tab.goto(server.url)
+      await expect.poll(() => tab.textContent(".where"), { timeout: 15_000 }).toContain(`${ws}: 0 problems`)
+      expect(await tab.getByRole("tab", { name: "Run" }).isDisabled()).toBe(false)
+    } finally {
+      await tab.close()
+      await server.close()
+      await started.close()
+    }
+  })
+
   it("the API refuses requests from other origins' forms, foreign Host headers, and malformed input", async () => {
     const form = await fetch(`${ui.url}api/workspace.open`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "path=/tmp/x" })
     expect(form.status).toBe(415)

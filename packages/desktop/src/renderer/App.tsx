@@ -44,6 +44,9 @@ export const App = (): ReactElement => {
   const [view, setView] = useState<RunView | undefined>(undefined)
   useEffect(() => onPush((p) => (p._tag === "view" ? setView(p.view) : undefined)), [])
   const refreshStatus = () => void call("workspace.status", {}).then(setStatus).catch(() => undefined)
+  // A backend started with a workspace (`fastcot ui --workspace DIR`, or a window reloaded) has
+  // one open already: ask once on load; with none open the request is refused and nothing changes.
+  useEffect(refreshStatus, [])
   useEffect(() => {
     if (status === undefined) return
     const t = setInterval(refreshStatus, 2000)
