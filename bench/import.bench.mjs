@@ -2,7 +2,7 @@
 // parsing the same file with readline + JSON.parse (no store), and inserting the parsed rows into
 // SQLite as raw JSON with one prepared statement (no validation, ids or layouts).
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, rmSync, statSync, writeFileSync, createWriteStream } from "node:fs"
+import { mkdtempSync, rmSync, statSync, createWriteStream } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 

@@ -7,8 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Backend } from "./backend.js"
-import { CHANNELS, type Push } from "./contract.js"
+import { Backend, type Push } from "./backend.js"
+import { CHANNELS } from "./contract.js"
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const failure = (x: unknown) => (x as { error?: { kind: string; message: string } }).error

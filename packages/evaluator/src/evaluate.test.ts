@@ -253,7 +253,7 @@ describe("a full evaluation against a scripted model on loopback", () => {
     const run = {
       fastcot: "eval/v1" as const,
       model: "unreachable",
-      settings: { preset: "greedy", sampling: { temperature: 0 }, samples: 1, systemPrompt: "", promptVersion: "1", graderVersion: "1", tokenizer: "qwen2.5" },
+      settings: { preset: "greedy" as const, sampling: { temperature: 0 }, samples: 1, systemPrompt: "", promptVersion: "1", graderVersion: "1", tokenizer: "qwen2.5" },
       startedAt: "2026-11-26T10:00:00Z",
       finishedAt: "2026-11-26T10:01:00Z",
       benchmarks: [{ bench: "math500", file: "math500/test.jsonl", sha256: "0", summary, groups: {}, failed: { samples: 2, firstError: "ConnectionError: connection failed: ECONNREFUSED" } }]

@@ -48,7 +48,7 @@ export const exportCommand = Command.make(
       if (limit !== undefined && limit < 64) return yield* usage(`--cutoff-len must be at least 64, got ${limit}`)
       const file = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).exports, args.format, "train.jsonl"))
       const template = Option.isSome(args.chatTemplate)
-        ? yield* loadChatTemplate(args.chatTemplate.value).pipe(Effect.catchTag("ExportError", (e) => usage(`--chat-template ${e.file}: ${e.message}`)))
+        ? yield* loadChatTemplate(args.chatTemplate.value).pipe(Effect.catchTag("ChatTemplateError", (e) => usage(`--chat-template ${e.file}: ${e.message}`)))
         : undefined
       const report = yield* exportDataset({
         chatTemplate: template,

@@ -1,4 +1,4 @@
-import { makeItem, makeRound, Trace } from "@fastcot/core"
+import { type ItemId, makeItem, makeRound, type ProblemId, Trace } from "@fastcot/core"
 import { render } from "ink-testing-library"
 import { afterEach, describe, expect, it, vi } from "vitest"
 import { Dashboard } from "./Dashboard.js"
@@ -128,17 +128,18 @@ describe("the inspect browser", () => {
   it("lists items by fate, switches fate, opens one and goes back", async () => {
     const at = "2026-01-01T00:00:00.000Z"
     const t = new Trace({ reasoning: "Two and two make four.", finalAnswer: "4", origin: "teacher" })
-    const item = makeItem({ id: "i_kept1", problemId: "p_1", stage: "done", fate: "kept", keptAs: "initial-medium", trace: t, rounds: [makeRound({ index: 0, action: "collect", output: t, calls: [], startedAt: at, finishedAt: at })], createdAt: at, updatedAt: at })
+    const item = makeItem({ id: "i_kept1" as ItemId, problemId: "p_1" as ProblemId, stage: "done", fate: "kept", keptAs: "initial-medium", trace: t, rounds: [makeRound({ index: 0, action: "collect", output: t, calls: [], startedAt: at, finishedAt: at })], createdAt: at, updatedAt: at })
     const lists = {
       kept: [{ id: "i_kept1", what: "initial-medium", rounds: 1, question: "2+2?" }],
       dropped: [{ id: "i_drop1", what: "answer-mismatch", rounds: 2, question: "3+3?" }],
-      pending: []
+      pending: [],
+      failed: []
     }
     const opened: Array<string> = []
     const { InspectBrowser } = await import("./InspectBrowser.js")
     const { stdin, lastFrame } = render(
       <InspectBrowser
-        counts={{ kept: 1, dropped: 1, pending: 0 }}
+        counts={{ kept: 1, dropped: 1, pending: 0, failed: 0 }}
         width={90}
         height={20}
         list={async (fate) => lists[fate]}

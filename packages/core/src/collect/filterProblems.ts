@@ -1,11 +1,11 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import { mapRow } from "../io/layout.js"
-import { formatFromPath, readRows, START } from "../io/readers.js"
+import { mapRow } from "../import/layout.js"
+import { formatFromPath, readRows, START } from "../import/readers.js"
 import type { Problem } from "../schema/problem.js"
 import { type ProblemFlag, RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
-import { ImportError } from "../io/importFile.js"
+import { ImportError } from "../import/importFile.js"
 
 export interface FilterSettings {
   readonly dedup: boolean

@@ -269,7 +269,7 @@ export const makeLanguageModel = (
       for (const s of list) {
         if (s.setAsideUntil > now || s.exhausted !== undefined) continue
         const load = s.permits.inUse / s.permits.size
-        if (load < bestLoad) (best = s), (bestLoad = load)
+        if (load < bestLoad) [best, bestLoad] = [s, load]
       }
       const usable = list.filter((s) => s.exhausted === undefined)
       return best ?? (usable.length > 0 ? usable : list).reduce((a, b) => (a.setAsideUntil <= b.setAsideUntil ? a : b))
@@ -296,7 +296,7 @@ export const makeLanguageModel = (
           waitMs = start - now
         }
         if (s.config.tokensPerMinute !== undefined && s.config.tokensPerMinute > 0) {
-          if (now - s.windowStart >= 60_000) (s.windowStart = now), (s.windowTokens = 0)
+          if (now - s.windowStart >= 60_000) [s.windowStart, s.windowTokens] = [now, 0]
           if (s.windowTokens + estimatedTokens > s.config.tokensPerMinute && s.windowTokens > 0) {
             waitMs = Math.max(waitMs, s.windowStart + 60_000 - now)
             s.windowStart += 60_000

@@ -114,8 +114,15 @@ const watchDeadline = (at: number, why: Why, fire: (why: Why) => void) => {
   if (sweeper === undefined) {
     sweeper = setInterval(() => {
       const now = Date.now()
-      for (const d of deadlines) if (d.at <= now) (deadlines.delete(d), d.fire(d.why))
-      if (deadlines.size === 0) (clearInterval(sweeper), (sweeper = undefined))
+      for (const d of deadlines) {
+        if (d.at > now) continue
+        deadlines.delete(d)
+        d.fire(d.why)
+      }
+      if (deadlines.size === 0) {
+        clearInterval(sweeper)
+        sweeper = undefined
+      }
     }, 100)
     sweeper.unref()
   }

@@ -1,6 +1,6 @@
 import { Template } from "@huggingface/jinja"
 import { Tokenizer } from "@huggingface/tokenizers"
-import { specialTokens } from "../io/chatTemplateCheck.js"
+import { specialTokens } from "../chat/chatTemplateCheck.js"
 import type { ModelFolder } from "./modelFolder.js"
 
 export interface TemplateMessage {

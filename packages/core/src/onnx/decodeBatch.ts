@@ -1,6 +1,5 @@
 import type * as ort from "onnxruntime-node"
-import { type GenerateRequest, type GenerateResult, type LocalFinish, LocalModelError } from "./generation.js"
-import type { LocalModel } from "./localModel.js"
+import { type DecodingModel, type GenerateRequest, type GenerateResult, type LocalFinish, LocalModelError } from "./generation.js"
 import { halfToFloat32 } from "./half.js"
 import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
 import { sampleToken, seededRandom } from "./sampler.js"
@@ -23,7 +22,7 @@ export class DecodeRow {
   finishedAt = 0
 
   constructor(
-    private readonly model: LocalModel,
+    private readonly model: DecodingModel,
     readonly request: GenerateRequest,
     readonly startedAt: number
   ) {
@@ -125,7 +124,7 @@ class KvCache {
     public capacity: number
   ) {}
 
-  static empty(model: LocalModel, batch: number, capacity: number): KvCache {
+  static empty(model: DecodingModel, batch: number, capacity: number): KvCache {
     const [H, D] = [model.folder.numKvHeads, model.folder.headDim]
     const Data = model.signature.kvType === "float16" ? Uint16Array : Float32Array
     return new KvCache(batch, H, D, Array.from({ length: 2 * model.signature.layers }, () => new Data(batch * H * capacity * D)), capacity)
@@ -159,7 +158,7 @@ class KvCache {
   }
 
   /** The feeds: every buffer whole (no copy; the runtime reads them in place). */
-  feeds(model: LocalModel, into: Record<string, ort.Tensor>): void {
+  feeds(model: DecodingModel, into: Record<string, ort.Tensor>): void {
     const type = model.signature.kvType
     const dims = [this.batch, this.heads, this.capacity, this.headDim]
     for (let l = 0; l < model.signature.layers; l++) {
@@ -180,7 +179,7 @@ class KvCache {
  */
 export class DecodeBatch {
   private constructor(
-    private readonly model: LocalModel,
+    private readonly model: DecodingModel,
     readonly rows: Array<DecodeRow>,
     private readonly cache: KvCache,
     /** Per row, which of the first `width` positions it attends to (`[batch, width]`). */
@@ -196,7 +195,7 @@ export class DecodeBatch {
   }
 
   /** Why a request cannot be prefilled, if it cannot (checked one by one, before batching). */
-  static refuse(model: LocalModel, request: GenerateRequest): LocalModelError | undefined {
+  static refuse(model: DecodingModel, request: GenerateRequest): LocalModelError | undefined {
     const n = request.promptIds.length
     if (n === 0) return new LocalModelError({ reason: "prompt-too-long", message: "an empty prompt" })
     if (n >= model.contextLength) return new LocalModelError({ reason: "prompt-too-long", message: `the prompt has ${n} tokens; this model's context is ${model.contextLength}` })
@@ -207,7 +206,7 @@ export class DecodeBatch {
    * Prefills new requests as one left-padded batch and samples each row's first token.
    * `startedAt` is when the requests were submitted (time to first token counts from there).
    */
-  static async prefill(model: LocalModel, requests: ReadonlyArray<GenerateRequest>, startedAt: ReadonlyArray<number>): Promise<DecodeBatch> {
+  static async prefill(model: DecodingModel, requests: ReadonlyArray<GenerateRequest>, startedAt: ReadonlyArray<number>): Promise<DecodeBatch> {
     const B = requests.length
     const lens = requests.map((r) => r.promptIds.length)
     const S = Math.max(...lens)

@@ -1,5 +1,9 @@
 import * as Data from "effect/Data"
 import * as Schema from "effect/Schema"
+import type * as ort from "onnxruntime-node"
+import type { ChatTokenizer } from "./chatTokenizer.js"
+import type { ModelFolder } from "./modelFolder.js"
+import type { OrtModule } from "./ort.js"
 import type { ChoiceConstraint, SamplingParams } from "./sampler.js"
 
 /** Why a local model cannot run, or a run failed (a Schema: a bench child reports it across processes). */
@@ -37,4 +41,25 @@ export interface GenerateResult {
   /** Time to the first token (the prefill of the whole batch), ms. */
   readonly firstTokenMs: number
   readonly totalMs: number
+}
+
+/** What the runtime learnt from the graph's inputs and outputs. */
+export interface GraphSignature {
+  readonly layers: number
+  readonly hasPositionIds: boolean
+  readonly hasCacheBranch: boolean
+  readonly kvType: "float32" | "float16"
+  readonly logitsType: "float32" | "float16"
+  readonly inputs: ReadonlyArray<string>
+  readonly outputs: ReadonlyArray<string>
+}
+
+/** What a decode batch reads of a loaded model (a LocalModel is one). */
+export interface DecodingModel {
+  readonly contextLength: number
+  readonly folder: Pick<ModelFolder, "headDim" | "numKvHeads">
+  readonly ort: OrtModule
+  readonly signature: GraphSignature
+  readonly tokenizer: ChatTokenizer
+  run(feeds: Record<string, ort.Tensor>, fetches?: Record<string, ort.Tensor | null>): Promise<ort.InferenceSession.ReturnType>
 }

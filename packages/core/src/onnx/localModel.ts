@@ -10,7 +10,7 @@ import { type ModelFolder, type ModelFolderError, pickVariant, readModelFolder, 
 import { loadOrt, type OrtModule } from "./ort.js"
 import { findRotary, fuseRotary, readRotaryTable, type RotaryPlan, type RotaryTable } from "./rotary.js"
 import { DecodeBatch } from "./decodeBatch.js"
-import { type GenerateRequest, type GenerateResult, LocalModelError } from "./generation.js"
+import { type GenerateRequest, type GenerateResult, type GraphSignature, LocalModelError } from "./generation.js"
 import {
   computeInFloat32,
   type F16Compute,
@@ -61,18 +61,7 @@ export interface LoadOptions {
   readonly fuseRotary?: boolean | undefined
 }
 
-export { type GenerateRequest, type GenerateResult, type LocalFinish, LocalModelError } from "./generation.js"
-
-/** What the runtime learnt from the graph's inputs and outputs. */
-export interface GraphSignature {
-  readonly layers: number
-  readonly hasPositionIds: boolean
-  readonly hasCacheBranch: boolean
-  readonly kvType: "float32" | "float16"
-  readonly logitsType: "float32" | "float16"
-  readonly inputs: ReadonlyArray<string>
-  readonly outputs: ReadonlyArray<string>
-}
+export { type GenerateRequest, type GenerateResult, type GraphSignature, type LocalFinish, LocalModelError } from "./generation.js"
 
 /** Checks that a session looks like a decoder-only LM with a KV cache; says what it cannot run. */
 export const readSignature = (session: GraphIo): Either.Either<GraphSignature, string> => {

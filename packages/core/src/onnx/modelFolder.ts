@@ -5,7 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { describeParseError } from "../schema/errors.js"
-import { pickChatTemplate } from "../io/chatTemplateCheck.js"
+import { pickChatTemplate } from "../chat/chatTemplateCheck.js"
 
 /** A model folder that cannot be used, with the file (and field) at fault and what to do. */
 export class ModelFolderError extends Data.TaggedError("ModelFolderError")<{ readonly path: string; readonly message: string }> {}

@@ -19,7 +19,7 @@ import { buildQwen2Model, parameterCount } from "./qwen2Builder.js"
 import { findRotary, fuseRotary, readRotaryTable } from "./rotary.js"
 import { ChoiceConstraint, GREEDY, sampleToken, seededRandom } from "./sampler.js"
 import { ChatRequest } from "../llm/schema.js"
-import { loadChatTemplate } from "../io/chatTemplateCheck.js"
+import { loadChatTemplate } from "../chat/chatTemplateCheck.js"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fastcot-onnx-"))
 const dir = path.join(tmp, "tiny")
@@ -205,7 +205,7 @@ describe("numerics", () => {
       const m = models.find((x) => x.variant.name === variant && !x.rewritten) ?? (await load(dir, variant, "as-exported"))
       const q = await fullLogits(m, ids)
       let dot = 0, na = 0, nb = 0
-      for (let i = 0; i < q.length; i++) (dot += q[i]! * ref[i]!), (na += q[i]! ** 2), (nb += ref[i]! ** 2)
+      for (let i = 0; i < q.length; i++) [dot, na, nb] = [dot + q[i]! * ref[i]!, na + q[i]! ** 2, nb + ref[i]! ** 2]
       expect([variant, dot / Math.sqrt(na * nb)]).toEqual([variant, expect.closeTo(1, 1 - least + 1e-9)])
       expect(maxDiff(q, ref)).toBeGreaterThan(0) // the variant's own arithmetic, not fp32's
     }
@@ -423,7 +423,7 @@ describe("the rewritten decoder graph", () => {
     const q = await lastLogits(int8)
     expect(maxDiff(q, reference)).toBeGreaterThan(1e-6)
     let dot = 0, na = 0, nb = 0
-    for (let i = 0; i < V; i++) (dot += q[i]! * reference[i]!), (na += q[i]! ** 2), (nb += reference[i]! ** 2)
+    for (let i = 0; i < V; i++) [dot, na, nb] = [dot + q[i]! * reference[i]!, na + q[i]! ** 2, nb + reference[i]! ** 2]
     expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.995)
   })
 

@@ -152,7 +152,7 @@ const randomTensor = (name: string, seed: number, size: number, std: number, mea
   const scale = (std * Math.sqrt(3) * 2) / 4294967296
   const half = std * Math.sqrt(3)
   for (let i = 0; i < size; i++) {
-    let t = a ^ (a << 11)
+    const t = a ^ (a << 11)
     a = b
     b = (b ^ (b >>> 19) ^ (t ^ (t >>> 8))) >>> 0
     out[i] = mean + b * scale - half
@@ -218,7 +218,10 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
             fs.writeSync(fd, bytes)
             offset += bytes.byteLength
             const pad = (64 - (offset % 64)) % 64
-            if (pad > 0) fs.writeSync(fd, new Uint8Array(pad)), (offset += pad)
+            if (pad > 0) {
+              fs.writeSync(fd, new Uint8Array(pad))
+              offset += pad
+            }
             return at
           }
         }

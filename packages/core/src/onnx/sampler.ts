@@ -47,7 +47,7 @@ export const sampleToken = (
     // Guided decoding: only the allowed ids compete.
     let best = -1
     let bestV = -Infinity
-    for (const id of allowed) if (logits[id]! > bestV) (bestV = logits[id]!), (best = id)
+    for (const id of allowed) if (logits[id]! > bestV) [bestV, best] = [logits[id]!, id]
     if (params.temperature <= 0 || allowed.size === 1) return best
     const ids = [...allowed]
     const weights = ids.map((id) => Math.exp((logits[id]! - bestV) / params.temperature))
@@ -55,7 +55,7 @@ export const sampleToken = (
   }
   let best = 0
   let bestV = -Infinity
-  for (let i = 0; i < logits.length; i++) if (logits[i]! > bestV) (bestV = logits[i]!), (best = i)
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > bestV) [bestV, best] = [logits[i]!, i]
   if (params.temperature <= 0) return best
   const floor = bestV - CUTOFF * params.temperature
   const ids: Array<number> = []

@@ -9,7 +9,7 @@ import { isLoopbackHost } from "../util/net.js"
 import type { ModelProvider } from "../llm/provider.js"
 import { basename } from "node:path"
 import type { ModelSpec } from "./modelSpec.js"
-import type { EndpointSettings, PipelineConfig, RoleSettings } from "./config.js"
+import type { EndpointSettings, PipelineConfig, RoleSettings } from "../recipe/config.js"
 import { parseModelSpec } from "./modelSpec.js"
 
 export const ROLES = ["teacher", "rewriter", "judge"] as const

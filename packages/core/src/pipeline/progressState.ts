@@ -1,6 +1,6 @@
 import type { BudgetState } from "../llm/budget.js"
 import type { EndpointStats } from "../llm/LanguageModel.js"
-import type { RunEvent } from "./events.js"
+import type { RunEvent } from "../recipe/events.js"
 
 /** One stage's row on the dashboard. */
 export interface StageRow {

@@ -5,7 +5,7 @@ import type * as Scope from "effect/Scope"
 import type { Item, ItemId } from "../schema/item.js"
 import type { Problem, ProblemId } from "../schema/problem.js"
 import type { RunLockHolder, StoreError, WorkspaceBusy } from "./errors.js"
-import type { LengthStats } from "../tokens/TokenCounter.js"
+import type { LengthStats } from "../util/lengthStats.js"
 
 /** How far an import of one file (with one set of options) has got; committed with each batch. */
 export interface ImportProgress {

@@ -12,7 +12,7 @@ import { StoreError, WorkspaceBusy } from "./errors.js"
 import { describeHolder, holderAlive, holderOf, processStart, type RunLockRow } from "./runLock.js"
 import { hostname } from "node:os"
 import { migrations } from "./migrations.js"
-import { lengthStats } from "../tokens/TokenCounter.js"
+import { lengthStats } from "../util/lengthStats.js"
 import {
   type CacheEntry,
   type ImportProgress,
@@ -376,10 +376,22 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
       attempt("listing items", () => {
         const where: Array<string> = []
         const params: Array<string | number> = []
-        if (typeof filter.fate === "string") (where.push("fate = ?"), params.push(filter.fate))
-        else if (filter.fate !== undefined && filter.fate.length > 0) (where.push(`fate IN (${filter.fate.map(() => "?").join(", ")})`), params.push(...filter.fate))
-        if (filter.stage !== undefined) (where.push("stage = ?"), params.push(filter.stage))
-        if (filter.afterId !== undefined) (where.push("id > ?"), params.push(filter.afterId))
+        if (typeof filter.fate === "string") {
+          where.push("fate = ?")
+          params.push(filter.fate)
+        }
+        else if (filter.fate !== undefined && filter.fate.length > 0) {
+          where.push(`fate IN (${filter.fate.map(() => "?").join(", ")})`)
+          params.push(...filter.fate)
+        }
+        if (filter.stage !== undefined) {
+          where.push("stage = ?")
+          params.push(filter.stage)
+        }
+        if (filter.afterId !== undefined) {
+          where.push("id > ?")
+          params.push(filter.afterId)
+        }
         const sql = `SELECT id FROM items ${where.length > 0 ? "WHERE " + where.join(" AND ") : ""} ORDER BY id LIMIT ?`
         params.push(filter.limit ?? 1000)
         const ids = db.prepare(sql).all(...params) as Array<{ id: string }>

@@ -109,7 +109,7 @@ const boxedAnswers = (text: string): Array<Located> => {
  */
 const joinsAnswers = (between: string): boolean => {
   const t = between
-    .replace(/\\[()\[\]]|\$/g, " ")
+    .replace(/\\[()[\]]|\$/g, " ")
     .replace(/\\(?:quad|qquad)(?![a-zA-Z])|\\[,;:! ]|~/g, " ")
     .replace(/\\text\{([^{}]*)\}/g, " $1 ")
     .replace(/(?:^|\s)(?:for|in)\s+part\s*\(?[a-z0-9]\)?/gi, " ")
@@ -230,7 +230,7 @@ const mathSegmentsFromLast = (text: string): Array<Located> => {
  * digits), `.5`, a percent sign.
  */
 const PLAIN_NUMBER =
-  /-?\\frac\{\s*-?\d+\s*\}\{\s*-?\d+\s*\}|(?<=^|[\s=$€£*])-?\d+\/\d+(?![\w\/]|[.,]\d)|(?<=^|[\s=$€£*])-?(?:[1-9]\d{0,2}(?:(?:,\d{3})+|(?: \d{3})+)(?:\.\d+)?|\d+,\d{1,2}(?![\d,])|\d+(?:\.\d+)?|\.\d+)%?(?!\d|[.,]\d)/g
+  /-?\\frac\{\s*-?\d+\s*\}\{\s*-?\d+\s*\}|(?<=^|[\s=$€£*])-?\d+\/\d+(?![\w/]|[.,]\d)|(?<=^|[\s=$€£*])-?(?:[1-9]\d{0,2}(?:(?:,\d{3})+|(?: \d{3})+)(?:\.\d+)?|\d+,\d{1,2}(?![\d,])|\d+(?:\.\d+)?|\.\d+)%?(?!\d|[.,]\d)/g
 
 /** Plain-text spelling to the parser's: thousands separators dropped, a decimal comma made a point. */
 const plainNumberAsLatex = (n: string): string => {

@@ -3,9 +3,9 @@ import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import { parsePipeline } from "./config.js"
-import { parseModelSpec } from "./modelSpec.js"
-import { applyOverrides, buildRoles } from "./models.js"
-import { DEFAULT_PIPELINE_FILE, defaultPipelineText } from "./recipe.js"
+import { parseModelSpec } from "../pipeline/modelSpec.js"
+import { applyOverrides, buildRoles } from "../pipeline/models.js"
+import { DEFAULT_PIPELINE_FILE, defaultPipelineText } from "./defaultPipeline.js"
 
 describe("pipeline files", () => {
   it("ships the apps/ recipe as the built-in default, unchanged", () => {

@@ -183,7 +183,8 @@ export async function* readJsonArray(path: string, from: ReadPosition, batchSize
           if (depth === 0) {
             // The array's closing bracket ends a scalar element.
             const piece = chunk.subarray(elementStart, i)
-            parts.push(piece), (partBytes += piece.length)
+            parts.push(piece)
+            partBytes += piece.length
             finishElement()
             state = "end"
             continue
@@ -191,7 +192,8 @@ export async function* readJsonArray(path: string, from: ReadPosition, batchSize
           depth--
         } else if (c === 0x2c && depth === 0) {
           const piece = chunk.subarray(elementStart, i)
-          parts.push(piece), (partBytes += piece.length)
+          parts.push(piece)
+          partBytes += piece.length
           finishElement()
           state = "between"
           if (batch.length >= batchSize) {
@@ -274,7 +276,10 @@ export async function* readCsv(path: string, from: ReadPosition, batchSize: numb
   let batch: Array<RawRow> = []
   for await (const entry of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
     const recordLine = entry.info.lines
-    while (skipped.length > 0) (batch.push(skipped.shift()!), rows++)
+    while (skipped.length > 0) {
+      batch.push(skipped.shift()!)
+      rows++
+    }
     if (recordLine < from.line) continue
     rows++
     line = recordLine + 1
@@ -289,7 +294,10 @@ export async function* readCsv(path: string, from: ReadPosition, batchSize: numb
       batch = []
     }
   }
-  while (skipped.length > 0) (batch.push(skipped.shift()!), rows++)
+  while (skipped.length > 0) {
+    batch.push(skipped.shift()!)
+    rows++
+  }
   yield { rows: batch, next: { rows, line, offset: 0 }, bytes }
 }
 

@@ -21,3 +21,7 @@ export const problemPrompt = (problem: Problem, mathInstruction: string = MATH_I
   }
   return `${problem.question}\n\n${mathInstruction}`
 }
+
+/** The recipe's system prompt for the trained student (RECIPE.md, "Using the models"). */
+export const DEFAULT_SYSTEM_PROMPT =
+  "You are Qwen, created by Alibaba Cloud. You are a helpful assistant. You should think step-by-step."

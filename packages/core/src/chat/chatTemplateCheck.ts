@@ -4,9 +4,12 @@ import * as Schema from "effect/Schema"
 import { readFile, stat } from "node:fs/promises"
 import { join } from "node:path"
 import type { ChatMessage } from "../schema/sft.js"
-import { ExportError } from "./exportError.js"
+import * as Data from "effect/Data"
 
 /** A chat template as a trainer applies it: Jinja, with the tokenizer's special tokens in scope. */
+/** A chat template that cannot be read or rendered, naming its file. */
+export class ChatTemplateError extends Data.TaggedError("ChatTemplateError")<{ readonly file: string; readonly message: string }> {}
+
 export interface ChatTemplate {
   /** Where it was read from. */
   readonly source: string
@@ -53,7 +56,7 @@ export const pickChatTemplate = (fromJinja: string | undefined, listed: unknown)
  * Reads a chat template: a model folder (its `chat_template.jinja`, else the `chat_template` of
  * its `tokenizer_config.json`), a `tokenizer_config.json`, or a `.jinja` file.
  */
-export const loadChatTemplate = (path: string): Effect.Effect<ChatTemplate, ExportError> =>
+export const loadChatTemplate = (path: string): Effect.Effect<ChatTemplate, ChatTemplateError> =>
   Effect.tryPromise({
     try: async (): Promise<ChatTemplate> => {
       const isDir = (await stat(path)).isDirectory()
@@ -73,7 +76,7 @@ export const loadChatTemplate = (path: string): Effect.Effect<ChatTemplate, Expo
         render: (messages) => template.render({ messages: messages.map((m) => ({ role: m.role, content: m.content })), add_generation_prompt: false, ...tokens })
       }
     },
-    catch: (e) => new ExportError({ file: path, message: `cannot use it as a chat template: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or folder" : (e as Error).message}` })
+    catch: (e) => new ChatTemplateError({ file: path, message: `cannot use it as a chat template: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or folder" : (e as Error).message}` })
   })
 
 /**

@@ -1,9 +1,8 @@
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { isMap, isSeq, LineCounter, parseDocument } from "yaml"
-import { DEFAULT_SYSTEM_PROMPT } from "../io/exportDataset.js"
 import { parseIssues } from "../schema/errors.js"
-import { MATH_INSTRUCTION } from "./prompts.js"
+import { DEFAULT_SYSTEM_PROMPT, MATH_INSTRUCTION } from "./prompts.js"
 
 export const Sampling = Schema.Struct({
   temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),

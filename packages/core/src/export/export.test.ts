@@ -17,8 +17,9 @@ import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
 import { tempDir } from "../test-support/fixtures.js"
 import { contentId } from "../util/hash.js"
 import { CHATML_TEMPLATE } from "../onnx/tinyTokenizer.js"
-import { loadChatTemplate } from "./chatTemplateCheck.js"
-import { assistantContent, DEFAULT_SYSTEM_PROMPT, type ExportFormat, exportDataset, type ExportReport } from "./exportDataset.js"
+import { loadChatTemplate } from "../chat/chatTemplateCheck.js"
+import { DEFAULT_SYSTEM_PROMPT } from "../recipe/prompts.js"
+import { assistantContent, type ExportFormat, exportDataset, type ExportReport } from "./exportDataset.js"
 
 const N = 40
 let tmp: ReturnType<typeof tempDir>

@@ -7,22 +7,19 @@ import type { Item } from "../schema/item.js"
 import type { Problem } from "../schema/problem.js"
 import { type ChatMessage, SftSample, type Split } from "../schema/sft.js"
 import type { Trace } from "../schema/trace.js"
-import { problemPrompt } from "../pipeline/prompts.js"
+import { DEFAULT_SYSTEM_PROMPT, problemPrompt } from "../recipe/prompts.js"
 import { RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
-import { type LengthStats, lengthStats, TokenCounter } from "../tokens/TokenCounter.js"
+import { TokenCounter } from "../tokens/TokenCounter.js"
+import { type LengthStats, lengthStats } from "../util/lengthStats.js"
 import { sha256Hex } from "../util/hash.js"
 import { chatTemplateFor, TRAINER_VERSIONS, trainerFiles, type TrainerVersion } from "./trainerConfigs.js"
 import { trainerTemplateLoss } from "./trainerTemplates.js"
-import { type ChatTemplate, templateLoss } from "./chatTemplateCheck.js"
+import { type ChatTemplate, templateLoss } from "../chat/chatTemplateCheck.js"
 import { ExportError } from "./exportError.js"
 
 export const ExportFormats = ["openai", "sharegpt", "alpaca", "preference"] as const
 export type ExportFormat = (typeof ExportFormats)[number]
-
-/** The recipe's system prompt (RECIPE.md, "Using the models"). */
-export const DEFAULT_SYSTEM_PROMPT =
-  "You are Qwen, created by Alibaba Cloud. You are a helpful assistant. You should think step-by-step."
 
 export { ExportError }
 
