@@ -26,6 +26,9 @@ module.exports = {
     exclude: { path: ["/dist/", "node_modules", "\\.test\\.tsx?$", "test-support/"] },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.base.json" },
-    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default", "types"] }
+    enhancedResolveOptions: {
+      exportsFields: ["exports"],
+      conditionNames: ["import", "require", "node", "default", "types"]
+    }
   }
 }

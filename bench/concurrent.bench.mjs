@@ -14,9 +14,26 @@ const call = Effect.async((resume) => {
 })
 const contenders = (concurrency) => [
   ["fastcot drainConcurrently", (n) => drainConcurrently(Stream.range(0, n - 1), () => call, concurrency)],
-  ["Stream.mapEffect unordered", (n) => Stream.range(0, n - 1).pipe(Stream.mapEffect(() => call, { concurrency, unordered: true }), Stream.runDrain)],
-  ["Stream.mapEffect ordered", (n) => Stream.range(0, n - 1).pipe(Stream.mapEffect(() => call, { concurrency }), Stream.runDrain)],
-  ["Effect.forEach (array)", (n) => Effect.forEach(Array.from({ length: n }), () => call, { concurrency, discard: true })]
+  [
+    "Stream.mapEffect unordered",
+    (n) =>
+      Stream.range(0, n - 1).pipe(
+        Stream.mapEffect(() => call, { concurrency, unordered: true }),
+        Stream.runDrain
+      )
+  ],
+  [
+    "Stream.mapEffect ordered",
+    (n) =>
+      Stream.range(0, n - 1).pipe(
+        Stream.mapEffect(() => call, { concurrency }),
+        Stream.runDrain
+      )
+  ],
+  [
+    "Effect.forEach (array)",
+    (n) => Effect.forEach(Array.from({ length: n }), () => call, { concurrency, discard: true })
+  ]
 ]
 const measure = async (make) => {
   const cpu0 = process.cpuUsage()
@@ -35,6 +52,8 @@ for (const concurrency of [32, 256]) {
   console.log(`  ${concurrency} at a time`)
   for (const [i, [name]] of list.entries()) {
     const m = median(results[i])
-    console.log(`    ${name.padEnd(28)} ${m.toFixed(1).padStart(7)} µs${i > 0 ? `   (${(m / ours).toFixed(1)}x fastcot's)` : ""}`)
+    console.log(
+      `    ${name.padEnd(28)} ${m.toFixed(1).padStart(7)} µs${i > 0 ? `   (${(m / ours).toFixed(1)}x fastcot's)` : ""}`
+    )
   }
 }

@@ -14,9 +14,21 @@ const out = createWriteStream(file)
 for (let i = 0; i < ROWS; i++) {
   const row =
     i % 3 === 0
-      ? { problem: `Compute ${i} * 7 + ${i % 13}.`, answer: String(i * 7 + (i % 13)), solution: `First ${i} * 7 = ${i * 7}. Then add ${i % 13}: \\boxed{${i * 7 + (i % 13)}}.` }
+      ? {
+          problem: `Compute ${i} * 7 + ${i % 13}.`,
+          answer: String(i * 7 + (i % 13)),
+          solution: `First ${i} * 7 = ${i * 7}. Then add ${i % 13}: \\boxed{${i * 7 + (i % 13)}}.`
+        }
       : i % 3 === 1
-        ? { messages: [{ role: "user", content: `What is ${i} squared?` }, { role: "assistant", content: `<think>\n${"We multiply the number by itself. ".repeat(8)}\n</think>\n\n${i}^2 = \\boxed{${i * i}}` }] }
+        ? {
+            messages: [
+              { role: "user", content: `What is ${i} squared?` },
+              {
+                role: "assistant",
+                content: `<think>\n${"We multiply the number by itself. ".repeat(8)}\n</think>\n\n${i}^2 = \\boxed{${i * i}}`
+              }
+            ]
+          }
         : { question: `Is ${i} even?`, answer: i % 2 === 0 ? "yes" : "no", subject: "parity", level: i % 5 }
   if (!out.write(JSON.stringify(row) + "\n")) await new Promise((r) => out.once("drain", r))
 }
@@ -25,7 +37,10 @@ const mb = statSync(file).size / 1e6
 
 const child = (script, ...args) => {
   const started = process.hrtime.bigint()
-  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script, ...args], { encoding: "utf8", cwd: import.meta.dirname })
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script, ...args], {
+    encoding: "utf8",
+    cwd: import.meta.dirname
+  })
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   if (r.status !== 0) throw new Error(r.stderr)
   const result = JSON.parse(r.stdout.trim().split("\n").pop())
@@ -68,8 +83,18 @@ rmSync(dir, { recursive: true, force: true })
 
 const rate = (r) => r.rows / r.seconds
 console.log(`import: ${ROWS} rows, ${mb.toFixed(0)} MB of JSONL`)
-console.log(`  fastcot import        ${rate(fastcot).toFixed(0).padStart(8)} rows/s  ${fastcot.seconds.toFixed(1)} s  peak RSS ${fastcot.maxRssMb.toFixed(0)} MB  (${fastcot.problems} problems, ${fastcot.items} traces)`)
-console.log(`  peer: parse only      ${rate(parseOnly).toFixed(0).padStart(8)} rows/s  ${parseOnly.seconds.toFixed(1)} s  peak RSS ${parseOnly.maxRssMb.toFixed(0)} MB`)
-console.log(`  peer: raw SQLite      ${rate(rawSqlite).toFixed(0).padStart(8)} rows/s  ${rawSqlite.seconds.toFixed(1)} s  peak RSS ${rawSqlite.maxRssMb.toFixed(0)} MB`)
-console.log(`  ratio fastcot / parse-only: ${(rate(fastcot) / rate(parseOnly)).toFixed(2)}   fastcot / raw SQLite: ${(rate(fastcot) / rate(rawSqlite)).toFixed(2)}`)
-console.log(`  goals: under 60 s -> ${fastcot.seconds < 60 ? "met" : "NOT met"}; peak memory under 400 MB -> ${fastcot.maxRssMb < 400 ? "met" : "NOT met"}`)
+console.log(
+  `  fastcot import        ${rate(fastcot).toFixed(0).padStart(8)} rows/s  ${fastcot.seconds.toFixed(1)} s  peak RSS ${fastcot.maxRssMb.toFixed(0)} MB  (${fastcot.problems} problems, ${fastcot.items} traces)`
+)
+console.log(
+  `  peer: parse only      ${rate(parseOnly).toFixed(0).padStart(8)} rows/s  ${parseOnly.seconds.toFixed(1)} s  peak RSS ${parseOnly.maxRssMb.toFixed(0)} MB`
+)
+console.log(
+  `  peer: raw SQLite      ${rate(rawSqlite).toFixed(0).padStart(8)} rows/s  ${rawSqlite.seconds.toFixed(1)} s  peak RSS ${rawSqlite.maxRssMb.toFixed(0)} MB`
+)
+console.log(
+  `  ratio fastcot / parse-only: ${(rate(fastcot) / rate(parseOnly)).toFixed(2)}   fastcot / raw SQLite: ${(rate(fastcot) / rate(rawSqlite)).toFixed(2)}`
+)
+console.log(
+  `  goals: under 60 s -> ${fastcot.seconds < 60 ? "met" : "NOT met"}; peak memory under 400 MB -> ${fastcot.maxRssMb < 400 ? "met" : "NOT met"}`
+)

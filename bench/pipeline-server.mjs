@@ -3,7 +3,10 @@ import { createHash } from "node:crypto"
 import { arithmeticScript, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
 
 const latencyMs = Number(process.argv[2] ?? 40)
-const script = arithmeticScript((_n, user) => ["easy", "medium", "hard", "medium"][parseInt(createHash("sha256").update(user).digest("hex").slice(0, 4), 16) % 4])
+const script = arithmeticScript(
+  (_n, user) =>
+    ["easy", "medium", "hard", "medium"][parseInt(createHash("sha256").update(user).digest("hex").slice(0, 4), 16) % 4]
+)
 const server = await startScriptedServer({ latencyMs, record: false, script })
 process.stdout.write(server.baseUrl + "\n")
 process.on("SIGTERM", () => server.close().then(() => process.exit(0)))

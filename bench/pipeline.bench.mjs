@@ -8,18 +8,34 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect, Either, Layer } from "effect"
 import {
-  applyOverrides, BasicVerifierLive, buildRoles, defaultPipelineText, importFile, LanguageModel, makeLanguageModel,
-  parsePipeline, QwenTokenCounterLive, runPipeline, SqliteRunStoreLive
+  applyOverrides,
+  BasicVerifierLive,
+  buildRoles,
+  defaultPipelineText,
+  importFile,
+  LanguageModel,
+  makeLanguageModel,
+  parsePipeline,
+  QwenTokenCounterLive,
+  runPipeline,
+  SqliteRunStoreLive
 } from "@fastcot/core"
 
 const ITEMS = Number(process.env.ITEMS ?? 1200)
 const LATENCY_MS = 40
 const CONCURRENCY = 32
-const child = spawn(process.execPath, [join(import.meta.dirname, "pipeline-server.mjs"), String(LATENCY_MS)], { stdio: ["ignore", "pipe", "inherit"] })
+const child = spawn(process.execPath, [join(import.meta.dirname, "pipeline-server.mjs"), String(LATENCY_MS)], {
+  stdio: ["ignore", "pipe", "inherit"]
+})
 const baseUrl = await new Promise((resolve) => child.stdout.once("data", (d) => resolve(String(d).trim())))
 const dir = mkdtempSync(join(tmpdir(), "fastcot-pipeline-bench-"))
 const file = join(dir, "problems.jsonl")
-writeFileSync(file, Array.from({ length: ITEMS }, (_, i) => JSON.stringify({ question: `What is ${i + 1} + ${i + 1}?`, answer: String(2 * (i + 1)) })).join("\n") + "\n")
+writeFileSync(
+  file,
+  Array.from({ length: ITEMS }, (_, i) =>
+    JSON.stringify({ question: `What is ${i + 1} + ${i + 1}?`, answer: String(2 * (i + 1)) })
+  ).join("\n") + "\n"
+)
 
 const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in"))
 const spec = `openai:scripted@${baseUrl}`
@@ -34,7 +50,11 @@ const result = await Effect.runPromise(
       const report = yield* runPipeline(config).pipe(Effect.provideService(LanguageModel, lm))
       const seconds = (performance.now() - t0) / 1000
       return { report, seconds, stats: yield* lm.stats }
-    }).pipe(Effect.provide(Layer.mergeAll(SqliteRunStoreLive(join(dir, "fastcot.db")), BasicVerifierLive, QwenTokenCounterLive)))
+    }).pipe(
+      Effect.provide(
+        Layer.mergeAll(SqliteRunStoreLive(join(dir, "fastcot.db")), BasicVerifierLive, QwenTokenCounterLive)
+      )
+    )
   )
 )
 child.kill("SIGTERM")
@@ -42,9 +62,16 @@ rmSync(dir, { recursive: true, force: true })
 
 const done = result.report.align.kept + result.report.align.dropped
 const rate = done / result.seconds
-const perRole = result.stats.map((s) => ({ role: s.role, callsPerItem: s.requests / ITEMS, ideal: CONCURRENCY / ((LATENCY_MS / 1000) * (s.requests / ITEMS)) }))
+const perRole = result.stats.map((s) => ({
+  role: s.role,
+  callsPerItem: s.requests / ITEMS,
+  ideal: CONCURRENCY / ((LATENCY_MS / 1000) * (s.requests / ITEMS))
+}))
 const ideal = Math.min(...perRole.map((r) => r.ideal))
 console.log(`pipeline: ${ITEMS} problems, ${LATENCY_MS} ms replies, ${CONCURRENCY} in flight per role`)
-for (const r of perRole) console.log(`  ${r.role.padEnd(9)} ${r.callsPerItem.toFixed(2)} calls/item -> at most ${r.ideal.toFixed(0)} items/s`)
-console.log(`  ${done} items through alignment (${result.report.align.kept} kept) in ${result.seconds.toFixed(2)} s = ${rate.toFixed(0)} items/s`)
+for (const r of perRole)
+  console.log(`  ${r.role.padEnd(9)} ${r.callsPerItem.toFixed(2)} calls/item -> at most ${r.ideal.toFixed(0)} items/s`)
+console.log(
+  `  ${done} items through alignment (${result.report.align.kept} kept) in ${result.seconds.toFixed(2)} s = ${rate.toFixed(0)} items/s`
+)
 console.log(`  ratio to the slowest role's ideal (${ideal.toFixed(0)} items/s): ${(rate / ideal).toFixed(2)}`)

@@ -25,5 +25,9 @@ const cold = time(memo)
 const warm = time(memo)
 console.log(`tokens: ${texts.length} MATH-500 solutions, ${peer.n} Qwen2.5 tokens`)
 console.log(`  peer: the tokenizer's encode     ${peer.us.toFixed(0).padStart(6)} µs/text`)
-console.log(`  fastcot, first pass (cold memo)  ${cold.us.toFixed(0).padStart(6)} µs/text = ${(peer.us / cold.us).toFixed(1)}x   same counts: ${cold.n === peer.n}`)
-console.log(`  fastcot, second pass (warm memo) ${warm.us.toFixed(0).padStart(6)} µs/text = ${(peer.us / warm.us).toFixed(1)}x   same counts: ${warm.n === peer.n}`)
+console.log(
+  `  fastcot, first pass (cold memo)  ${cold.us.toFixed(0).padStart(6)} µs/text = ${(peer.us / cold.us).toFixed(1)}x   same counts: ${cold.n === peer.n}`
+)
+console.log(
+  `  fastcot, second pass (warm memo) ${warm.us.toFixed(0).padStart(6)} µs/text = ${(peer.us / warm.us).toFixed(1)}x   same counts: ${warm.n === peer.n}`
+)

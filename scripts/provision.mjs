@@ -17,7 +17,11 @@ const NEEDS = [
   { what: "bubblewrap (the code sandbox's isolation)", there: () => has("bwrap"), pkg: "bubblewrap" },
   { what: "prlimit and unshare (util-linux)", there: () => has("prlimit") && has("unshare"), pkg: "util-linux" },
   { what: "tmux (the terminal tests)", there: () => has("tmux"), pkg: "tmux" },
-  { what: "Debian's chromium (the desktop renderer's tests)", there: () => existsSync(process.env.FASTCOT_CHROMIUM ?? "/usr/bin/chromium"), pkg: "chromium" }
+  {
+    what: "Debian's chromium (the desktop renderer's tests)",
+    there: () => existsSync(process.env.FASTCOT_CHROMIUM ?? "/usr/bin/chromium"),
+    pkg: "chromium"
+  }
 ]
 
 function has(command) {
@@ -34,12 +38,17 @@ const apt = has("apt-get")
 if (process.argv.includes("--check") || !root || !apt) {
   process.stderr.write(
     `The tests need what this machine lacks:\n${list}\n` +
-      (apt ? `Install it with:\n  ${root ? "" : "sudo "}${command}\nthen run the tests again.\n` : `Install these packages with the system's package manager: ${packages.join(", ")}.\n`)
+      (apt
+        ? `Install it with:\n  ${root ? "" : "sudo "}${command}\nthen run the tests again.\n`
+        : `Install these packages with the system's package manager: ${packages.join(", ")}.\n`)
   )
   process.exit(1)
 }
 process.stderr.write(`Installing what the tests need:\n${list}\n$ ${command}\n`)
-const run = spawnSync("sh", ["-c", command], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } })
+const run = spawnSync("sh", ["-c", command], {
+  stdio: ["ignore", "inherit", "inherit"],
+  env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" }
+})
 if (run.status !== 0) {
   process.stderr.write(`Installing failed (exit ${run.status}); run it by hand:\n  ${command}\n`)
   process.exit(1)

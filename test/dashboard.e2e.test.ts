@@ -23,12 +23,22 @@ const waitFor = async (session: string, test: (s: string) => boolean, what: stri
 }
 
 /** SCRIPTED models (no model behind them): the teacher adds, the judge's verdicts follow a hash. */
-const script = arithmeticScript((_n, user) => (["easy", "medium", "hard", "medium"] as const)[parseInt(createHash("sha256").update(user).digest("hex").slice(0, 4), 16) % 4]!)
+const script = arithmeticScript(
+  (_n, user) =>
+    (["easy", "medium", "hard", "medium"] as const)[
+      parseInt(createHash("sha256").update(user).digest("hex").slice(0, 4), 16) % 4
+    ]!
+)
 
 describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scripted loopback models", () => {
   const fx = scriptedFixture({ latencyMs: 120, script }, "fastcot-tui-", {
     setup: async (root) => {
-      writeFileSync(join(root, "p.jsonl"), Array.from({ length: 120 }, (_, i) => JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })).join("\n"))
+      writeFileSync(
+        join(root, "p.jsonl"),
+        Array.from({ length: 120 }, (_, i) =>
+          JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })
+        ).join("\n")
+      )
       expect((await fastcot(["import", join(root, "p.jsonl"), "--workspace", workspace()])).status).toBe(0)
     },
     teardown: () => {
@@ -77,7 +87,11 @@ describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scrip
     expect(stopped).toContain("EXIT=0")
     const line = /stopped \(q\): (\d+) kept, (\d+) dropped, (\d+) pending/.exec(stopped)
     expect(line, stopped).not.toBeNull()
-    const statusAfterQuit = JSON.parse((await fastcot(["status", "--json", "--workspace", workspace()])).stdout) as { kept: number; pending: number; items: number }
+    const statusAfterQuit = JSON.parse((await fastcot(["status", "--json", "--workspace", workspace()])).stdout) as {
+      kept: number
+      pending: number
+      items: number
+    }
     expect(Number(line![1])).toBe(statusAfterQuit.kept)
     expect(statusAfterQuit.pending).toBeGreaterThan(0) // it really stopped early
     // The dashboard's last frame counted what the store holds.
@@ -87,7 +101,12 @@ describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scrip
     tmux("new-session", "-d", "-s", "second", "-x", "80", "-y", "24", command())
     const done = await waitFor("second", (s) => s.includes("EXIT="), "the resumed run to finish", 60_000)
     expect(done).toContain("EXIT=0")
-    const status = JSON.parse((await fastcot(["status", "--json", "--workspace", workspace()])).stdout) as { kept: number; dropped: number; pending: number; items: number }
+    const status = JSON.parse((await fastcot(["status", "--json", "--workspace", workspace()])).stdout) as {
+      kept: number
+      dropped: number
+      pending: number
+      items: number
+    }
     expect(status.pending).toBe(0)
     expect(status.items).toBe(120)
     expect(status.kept + status.dropped).toBe(120)
@@ -98,7 +117,17 @@ describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scrip
     const ws = join(fx.root, "ci")
     expect((await fastcot(["import", join(fx.root, "p.jsonl"), "--workspace", ws])).status).toBe(0)
     const roles = ["teacher", "rewriter", "judge"].map((r) => `--${r} openai:${r}@${fx.server.baseUrl}`).join(" ")
-    tmux("new-session", "-d", "-s", "ci", "-x", "80", "-y", "24", `cd ${fx.root} && CI=true NO_COLOR=1 ${process.execPath} ${BIN} run --workspace ${ws} --limit 6 ${roles}; echo EXIT=$?; sleep 120`)
+    tmux(
+      "new-session",
+      "-d",
+      "-s",
+      "ci",
+      "-x",
+      "80",
+      "-y",
+      "24",
+      `cd ${fx.root} && CI=true NO_COLOR=1 ${process.execPath} ${BIN} run --workspace ${ws} --limit 6 ${roles}; echo EXIT=$?; sleep 120`
+    )
     const done = await waitFor("ci", (s) => s.includes("EXIT="), "the CI-mode run to finish")
     expect(done).toContain("EXIT=0")
     expect(done).not.toContain("p pause · q quit")
@@ -108,9 +137,22 @@ describe("fastcot run's dashboard in a real terminal (tmux, 80x24) against scrip
   it("--json prints events that decode against the RunEvent schema", async () => {
     const ws = join(fx.root, "json")
     expect((await fastcot(["import", join(fx.root, "p.jsonl"), "--workspace", ws])).status).toBe(0)
-    const r = await fastcot(["run", "--json", "--limit", "10", "--workspace", ws, "--concurrency", "4", ...["teacher", "rewriter", "judge"].flatMap((x) => [`--${x}`, `openai:${x}@${fx.server.baseUrl}`])])
+    const r = await fastcot([
+      "run",
+      "--json",
+      "--limit",
+      "10",
+      "--workspace",
+      ws,
+      "--concurrency",
+      "4",
+      ...["teacher", "rewriter", "judge"].flatMap((x) => [`--${x}`, `openai:${x}@${fx.server.baseUrl}`])
+    ])
     expect(r.status, r.stderr).toBe(0)
-    const events = r.stdout.trim().split("\n").map((l) => Schema.decodeUnknownSync(RunEvent)(JSON.parse(l)))
+    const events = r.stdout
+      .trim()
+      .split("\n")
+      .map((l) => Schema.decodeUnknownSync(RunEvent)(JSON.parse(l)))
     const tags = new Set(events.map((e) => e._tag))
     for (const t of ["progress", "item", "verdict", "stage-done"]) expect(tags).toContain(t)
   })

@@ -12,16 +12,31 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe("fastcot run --json", () => {
   it("prints one JSON event per line, each decoding against the RunEvent schema", async () => {
-    const fast = await startScriptedServer({ script: (r) => ({ content: r.messages[0]!.content.includes("evaluator") ? "medium" : "Add. \\boxed{2}" }) })
+    const fast = await startScriptedServer({
+      script: (r) => ({ content: r.messages[0]!.content.includes("evaluator") ? "medium" : "Add. \\boxed{2}" })
+    })
     const root = mkdtempSync(join(tmpdir(), "fastcot-e2e-json-"))
     try {
-      writeFileSync(join(root, "p.jsonl"), JSON.stringify({ question: "1+1?", answer: "2" }) + "\n" + JSON.stringify({ question: "3-1?", answer: "2" }) + "\n")
+      writeFileSync(
+        join(root, "p.jsonl"),
+        JSON.stringify({ question: "1+1?", answer: "2" }) +
+          "\n" +
+          JSON.stringify({ question: "3-1?", answer: "2" }) +
+          "\n"
+      )
       const ws = join(root, "ws")
       spawnSync(process.execPath, [BIN, "import", join(root, "p.jsonl"), "--workspace", ws])
       const spec = `openai:s@${fast.baseUrl}`
-      const out = (await run(["run", "--json", "--teacher", spec, "--rewriter", spec, "--judge", spec, "--workspace", ws])).stdout
-      const events = out.trim().split("\n").map((line) => Schema.decodeUnknownSync(RunEvent)(JSON.parse(line)))
-      expect(events.filter((e) => e._tag === "stage-done").map((e) => (e as { stage: string }).stage)).toEqual(expect.arrayContaining(["teacher", "verify", "align"]))
+      const out = (
+        await run(["run", "--json", "--teacher", spec, "--rewriter", spec, "--judge", spec, "--workspace", ws])
+      ).stdout
+      const events = out
+        .trim()
+        .split("\n")
+        .map((line) => Schema.decodeUnknownSync(RunEvent)(JSON.parse(line)))
+      expect(events.filter((e) => e._tag === "stage-done").map((e) => (e as { stage: string }).stage)).toEqual(
+        expect.arrayContaining(["teacher", "verify", "align"])
+      )
       expect(events.filter((e) => e._tag === "item" && e.stage === "align")).toHaveLength(2)
     } finally {
       await fast.close()
@@ -33,13 +48,30 @@ describe("fastcot run --json", () => {
 describe("Ctrl-C during fastcot run", () => {
   // A teacher slow enough that calls are in flight when the interrupt comes.
   const fx = scriptedFixture({ latencyMs: 3_000 }, "fastcot-e2e-int-", {
-    setup: (root) => writeFileSync(join(root, "p.jsonl"), Array.from({ length: 20 }, (_, i) => JSON.stringify({ question: `What is ${i}?`, answer: String(i) })).join("\n") + "\n")
+    setup: (root) =>
+      writeFileSync(
+        join(root, "p.jsonl"),
+        Array.from({ length: 20 }, (_, i) => JSON.stringify({ question: `What is ${i}?`, answer: String(i) })).join(
+          "\n"
+        ) + "\n"
+      )
   })
 
   it("cancels in-flight requests, exits 130 and leaves a store the next run continues from", async () => {
     const ws = join(fx.root, "ws")
     expect(spawnSync(process.execPath, [BIN, "import", join(fx.root, "p.jsonl"), "--workspace", ws]).status).toBe(0)
-    const child = spawn(process.execPath, [BIN, "run", "--stages", "teacher", "--teacher", `openai:t@${fx.server.baseUrl}`, "--concurrency", "4", "--workspace", ws])
+    const child = spawn(process.execPath, [
+      BIN,
+      "run",
+      "--stages",
+      "teacher",
+      "--teacher",
+      `openai:t@${fx.server.baseUrl}`,
+      "--concurrency",
+      "4",
+      "--workspace",
+      ws
+    ])
     let stderr = ""
     child.stderr.on("data", (d) => (stderr += d))
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
@@ -52,7 +84,9 @@ describe("Ctrl-C during fastcot run", () => {
     expect(code).toBe(130)
     expect(Date.now() - started).toBeLessThan(2_000)
     expect(stderr).toContain("interrupted: committed work is kept")
-    const status = JSON.parse(spawnSync(process.execPath, [BIN, "status", "--json", "--workspace", ws], { encoding: "utf8" }).stdout)
+    const status = JSON.parse(
+      spawnSync(process.execPath, [BIN, "status", "--json", "--workspace", ws], { encoding: "utf8" }).stdout
+    )
     expect(status.items).toBe(0)
   })
 })

@@ -18,7 +18,8 @@ const script = (r: ScriptedRequest) => {
   const system = r.messages[0]!.content
   const user = r.messages[r.messages.length - 1]!.content
   const h = parseInt(createHash("sha256").update(user).digest("hex").slice(0, 4), 16)
-  if (system.includes("highly capable evaluator")) return { content: h % 5 === 0 ? "hard" : h % 5 === 1 ? "easy" : "medium" }
+  if (system.includes("highly capable evaluator"))
+    return { content: h % 5 === 0 ? "hard" : h % 5 === 1 ? "easy" : "medium" }
   if (system.includes("extending") || system.includes("simplifying")) {
     const answer = /Answer:\n(.*)\n/.exec(user)?.[1] ?? ""
     return { content: `Rewritten (${h % 7}).\n\nSo the answer is \\boxed{${answer}}.` }
@@ -29,14 +30,34 @@ const script = (r: ScriptedRequest) => {
 }
 
 describe("the whole recipe killed with SIGKILL mid-run and resumed (scripted roles, 10% faults)", () => {
-  const fx = scriptedFixture({ script, latencyMs: 15, faultRate: 0.1, retryAfterSeconds: 0.02, slowMs: 1_000, seed: 9 }, "fastcot-e2e-pipeline-", {
-    setup: (root) =>
-      writeFileSync(join(root, "problems.jsonl"), Array.from({ length: N }, (_, i) => JSON.stringify({ question: `What is ${i + 1} + ${i + 1}?`, answer: String(2 * (i + 1)) })).join("\n") + "\n")
-  })
+  const fx = scriptedFixture(
+    { script, latencyMs: 15, faultRate: 0.1, retryAfterSeconds: 0.02, slowMs: 1_000, seed: 9 },
+    "fastcot-e2e-pipeline-",
+    {
+      setup: (root) =>
+        writeFileSync(
+          join(root, "problems.jsonl"),
+          Array.from({ length: N }, (_, i) =>
+            JSON.stringify({ question: `What is ${i + 1} + ${i + 1}?`, answer: String(2 * (i + 1)) })
+          ).join("\n") + "\n"
+        )
+    }
+  )
 
   const fastcot = (workspace: string, args: Array<string>) => run([...args, "--workspace", workspace])
   const spec = () => `openai:scripted@${fx.server.baseUrl}`
-  const runArgs = () => ["run", "--teacher", spec(), "--rewriter", spec(), "--judge", spec(), "--concurrency", "4", "--no-tui"]
+  const runArgs = () => [
+    "run",
+    "--teacher",
+    spec(),
+    "--rewriter",
+    spec(),
+    "--judge",
+    spec(),
+    "--concurrency",
+    "4",
+    "--no-tui"
+  ]
   const doneCount = (workspace: string) => {
     const db = new Database(join(workspace, "fastcot.db"), { readonly: true })
     const n = (db.prepare("SELECT COUNT(*) AS n FROM items WHERE stage = 'done'").get() as { n: number }).n
@@ -76,8 +97,11 @@ describe("the whole recipe killed with SIGKILL mid-run and resumed (scripted rol
     expect(a.dropReasons["answer-mismatch"]).toBe(Math.floor(N / 9))
     expect(a.kept + a.dropped).toBe(N)
 
-    for (const ws of [crashed, straight]) expect((await fastcot(ws, ["export", "--out", join(ws, "sft.jsonl"), "--val-fraction", "0.1"])).status).toBe(0)
+    for (const ws of [crashed, straight])
+      expect((await fastcot(ws, ["export", "--out", join(ws, "sft.jsonl"), "--val-fraction", "0.1"])).status).toBe(0)
     expect(readFileSync(join(crashed, "sft.jsonl"), "utf8")).toBe(readFileSync(join(straight, "sft.jsonl"), "utf8"))
-    expect(readFileSync(join(crashed, "sft.validation.jsonl"), "utf8")).toBe(readFileSync(join(straight, "sft.validation.jsonl"), "utf8"))
+    expect(readFileSync(join(crashed, "sft.validation.jsonl"), "utf8")).toBe(
+      readFileSync(join(straight, "sft.validation.jsonl"), "utf8")
+    )
   })
 })

@@ -9,7 +9,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe("one run per workspace (scripted loopback teacher, 1 s replies)", () => {
   const fx = scriptedFixture({ latencyMs: 1_000 }, "fastcot-e2e-lock-")
-  const runArgs = (ws: string, concurrency: number, model = "t") => ["run", "--stages", "teacher", "--teacher", `openai:${model}@${fx.server.baseUrl}`, "--concurrency", String(concurrency), "--no-tui", "--workspace", ws]
+  const runArgs = (ws: string, concurrency: number, model = "t") => [
+    "run",
+    "--stages",
+    "teacher",
+    "--teacher",
+    `openai:${model}@${fx.server.baseUrl}`,
+    "--concurrency",
+    String(concurrency),
+    "--no-tui",
+    "--workspace",
+    ws
+  ]
   const holder = (ws: string): number | undefined => {
     try {
       const db = new Database(join(ws, "fastcot.db"), { readonly: true })
@@ -37,7 +48,10 @@ describe("one run per workspace (scripted loopback teacher, 1 s replies)", () =>
     // status names the run at work.
     const status = await run(["status", "--workspace", ws])
     expect(status.stdout).toMatch(new RegExp(`run in progress +fastcot run \\(pid ${first.pid}, since 20`))
-    expect(JSON.parse((await run(["status", "--json", "--workspace", ws])).stdout).running).toMatchObject({ pid: first.pid, what: "fastcot run" })
+    expect(JSON.parse((await run(["status", "--json", "--workspace", ws])).stdout).running).toMatchObject({
+      pid: first.pid,
+      what: "fastcot run"
+    })
     // It sent nothing.
     expect(fx.server.requests.filter((r) => r.model === "second")).toHaveLength(0)
 

@@ -17,10 +17,25 @@ const filesUnder = (dir: string): Array<string> =>
   })
 
 describe("fastcot run, killed with SIGKILL and resumed (scripted loopback teacher with 15% faults)", () => {
-  const fx = scriptedFixture({ latencyMs: 40, faultRate: 0.15, retryAfterSeconds: 0.02, slowMs: 1_500, seed: 5 }, "fastcot-e2e-")
+  const fx = scriptedFixture(
+    { latencyMs: 40, faultRate: 0.15, retryAfterSeconds: 0.02, slowMs: 1_500, seed: 5 },
+    "fastcot-e2e-"
+  )
 
-  const fastcot = (workspace: string, args: Array<string>) => run([...args, "--workspace", workspace], { FASTCOT_E2E_KEY: KEY })
-  const runArgs = () => ["run", "--stages", "teacher", "--teacher", `openai:e2e-teacher@${fx.server.baseUrl}`, "--api-key-env", "FASTCOT_E2E_KEY", "--concurrency", "8", "--no-tui"]
+  const fastcot = (workspace: string, args: Array<string>) =>
+    run([...args, "--workspace", workspace], { FASTCOT_E2E_KEY: KEY })
+  const runArgs = () => [
+    "run",
+    "--stages",
+    "teacher",
+    "--teacher",
+    `openai:e2e-teacher@${fx.server.baseUrl}`,
+    "--api-key-env",
+    "FASTCOT_E2E_KEY",
+    "--concurrency",
+    "8",
+    "--no-tui"
+  ]
 
   const storedQuestions = (workspace: string) => {
     const db = new Database(join(workspace, "fastcot.db"), { readonly: true })
@@ -32,7 +47,9 @@ describe("fastcot run, killed with SIGKILL and resumed (scripted loopback teache
   }
   const itemIds = (workspace: string) => {
     const db = new Database(join(workspace, "fastcot.db"), { readonly: true })
-    const ids = (db.prepare("SELECT id FROM items WHERE stage = 'verify' ORDER BY id").all() as Array<{ id: string }>).map((r) => r.id)
+    const ids = (
+      db.prepare("SELECT id FROM items WHERE stage = 'verify' ORDER BY id").all() as Array<{ id: string }>
+    ).map((r) => r.id)
     db.close()
     return ids
   }
@@ -41,7 +58,10 @@ describe("fastcot run, killed with SIGKILL and resumed (scripted loopback teache
     const crashed = join(fx.root, "crashed")
     expect((await fastcot(crashed, ["import", MATH500])).status).toBe(0)
 
-    const child = spawn(process.execPath, [BIN, ...runArgs(), "--workspace", crashed], { env: { ...process.env, FASTCOT_E2E_KEY: KEY }, stdio: "ignore" })
+    const child = spawn(process.execPath, [BIN, ...runArgs(), "--workspace", crashed], {
+      env: { ...process.env, FASTCOT_E2E_KEY: KEY },
+      stdio: "ignore"
+    })
     const exited = new Promise((r) => child.on("exit", r))
     let stored = 0
     for (let i = 0; i < 600 && stored < 120; i++) {
@@ -61,8 +81,12 @@ describe("fastcot run, killed with SIGKILL and resumed (scripted loopback teache
 
     const resumed = await fastcot(crashed, runArgs())
     expect(resumed.status, resumed.stderr).toBe(0)
-    expect(resumed.stdout).toMatch(new RegExp(`teacher +${500 - before.size} sampled, 0 failed, ${before.size} already done`))
-    const resent = fx.server.requests.slice(sentBefore).filter((r) => before.has(r.messages[1]!.content.split("\n\nPlease reason step by step")[0]!.trim()))
+    expect(resumed.stdout).toMatch(
+      new RegExp(`teacher +${500 - before.size} sampled, 0 failed, ${before.size} already done`)
+    )
+    const resent = fx.server.requests
+      .slice(sentBefore)
+      .filter((r) => before.has(r.messages[1]!.content.split("\n\nPlease reason step by step")[0]!.trim()))
     expect(resent).toHaveLength(0)
     expect(fx.server.requests.slice(sentBefore).every((r) => r.headers["authorization"] === `Bearer ${KEY}`)).toBe(true)
 

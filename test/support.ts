@@ -1,4 +1,8 @@
-import { type ScriptedServer, type ScriptedServerOptions, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import {
+  type ScriptedServer,
+  type ScriptedServerOptions,
+  startScriptedServer
+} from "@fastcot/core/testing/scriptedServer"
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -17,7 +21,10 @@ export interface CommandResult {
  * Runs `fastcot ARGS` without blocking this process: tests here also serve the scripted models
  * the command talks to, so a synchronous spawn would deadlock.
  */
-export const fastcot = (args: ReadonlyArray<string>, env: Readonly<Record<string, string>> = {}): Promise<CommandResult> =>
+export const fastcot = (
+  args: ReadonlyArray<string>,
+  env: Readonly<Record<string, string>> = {}
+): Promise<CommandResult> =>
   new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } })
     let stdout = ""
@@ -51,7 +58,8 @@ export const scriptedFixture = (
   })
   return {
     get server() {
-      if (server === undefined) throw new Error("the scripted server is not started yet (read it inside a hook or test)")
+      if (server === undefined)
+        throw new Error("the scripted server is not started yet (read it inside a hook or test)")
       return server
     },
     get root() {

@@ -15,7 +15,10 @@ describe("fastcot command line", () => {
   afterEach(() => rmSync(cwd, { recursive: true, force: true }))
 
   // Asynchronous: a blocking spawn would starve the test worker's event loop on long commands.
-  const fastcotWith = (env: NodeJS.ProcessEnv, ...args: Array<string>): Promise<{ code: number | null; out: string; err: string }> =>
+  const fastcotWith = (
+    env: NodeJS.ProcessEnv,
+    ...args: Array<string>
+  ): Promise<{ code: number | null; out: string; err: string }> =>
     new Promise((resolve) => {
       const child = spawn(process.execPath, [BIN, ...args], { cwd, env })
       let out = ""
@@ -48,7 +51,13 @@ describe("fastcot command line", () => {
 
   it("import --dry-run shows the layout it detects, the mapping and the first rows, and makes no workspace; a dataset folder imports its split", async () => {
     const rows = [
-      { problem: "What is 1+1?", answer: "2", generations: ["<think>one and one</think>\n\nSo \\boxed{2}.", "<think>one and"], is_reasoning_complete: [true, false], correctness_math_verify: [true, false] },
+      {
+        problem: "What is 1+1?",
+        answer: "2",
+        generations: ["<think>one and one</think>\n\nSo \\boxed{2}.", "<think>one and"],
+        is_reasoning_complete: [true, false],
+        correctness_math_verify: [true, false]
+      },
       { problem: "What is 2+2?", answer: "4", generations: ["<think>two and two</think>\n\nSo \\boxed{4}."] }
     ]
     writeFileSync(join(cwd, "r1.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n"))
@@ -56,7 +65,9 @@ describe("fastcot command line", () => {
     expect(dry.code, dry.err).toBe(0)
     expect(dry.out).toContain("r1.jsonl: layout openr1-math (open-r1/OpenR1-Math-220k)")
     expect(dry.out).toMatch(/question\s+<- problem/)
-    expect(dry.out).toContain("would create 2 problems and 3 traces (0 long, 1 cut off inside their reasoning) from 2 rows; 0 rejected")
+    expect(dry.out).toContain(
+      "would create 2 problems and 3 traces (0 long, 1 cut off inside their reasoning) from 2 rows; 0 rejected"
+    )
     expect(dry.out).toContain("question: What is 1+1?")
     expect(dry.out).toContain("nothing was written (--dry-run)")
     expect(existsSync(join(cwd, ".fastcot"))).toBe(false)
@@ -67,11 +78,19 @@ describe("fastcot command line", () => {
     mkdirSync(join(repo, "refs"), { recursive: true })
     mkdirSync(join(repo, "snapshots", "abc123", "data"), { recursive: true })
     writeFileSync(join(repo, "refs", "main"), "abc123")
-    writeFileSync(join(repo, "snapshots", "abc123", "data", "train-00000-of-00001.jsonl"), rows.map((r) => JSON.stringify(r)).join("\n"))
-    writeFileSync(join(repo, "snapshots", "abc123", "data", "test-00000-of-00001.jsonl"), JSON.stringify({ problem: "held out?", answer: "0", generations: [] }))
+    writeFileSync(
+      join(repo, "snapshots", "abc123", "data", "train-00000-of-00001.jsonl"),
+      rows.map((r) => JSON.stringify(r)).join("\n")
+    )
+    writeFileSync(
+      join(repo, "snapshots", "abc123", "data", "test-00000-of-00001.jsonl"),
+      JSON.stringify({ problem: "held out?", answer: "0", generations: [] })
+    )
     const imported = await fastcot("import", repo)
     expect(imported.code, imported.err).toBe(0)
-    expect(imported.out).toMatch(/train-00000-of-00001\.jsonl: 2 rows \(layout openr1-math\), 2 new problems, 3 new traces/)
+    expect(imported.out).toMatch(
+      /train-00000-of-00001\.jsonl: 2 rows \(layout openr1-math\), 2 new problems, 3 new traces/
+    )
     const status = JSON.parse((await fastcot("status", "--json")).out)
     expect(status).toMatchObject({ problems: 2, items: 3 })
     const missing = await fastcot("import", repo, "--split", "validation")
@@ -135,14 +154,26 @@ describe("fastcot command line", () => {
     expect(evalLimit.err).toContain("--limit must be at least 1")
     // A value of the wrong kind is refused naming its flag (the parser's own line names only the value or the choices).
     const badChoice = await fastcot("import", "--format", "xml", "x.jsonl")
-    expect([badChoice.code, badChoice.err]).toEqual([2, expect.stringContaining('--format: "xml" is not one of jsonl, json, csv, parquet')])
+    expect([badChoice.code, badChoice.err]).toEqual([
+      2,
+      expect.stringContaining('--format: "xml" is not one of jsonl, json, csv, parquet')
+    ])
     // A flag without a value (a boolean) before the bad one is not taken for it.
     const afterBoolean = await fastcot("eval", "--pack-products", "--q4-compute", "both")
-    expect([afterBoolean.code, afterBoolean.err]).toEqual([2, expect.stringContaining('--q4-compute: "both" is not one of int8, as-exported')])
+    expect([afterBoolean.code, afterBoolean.err]).toEqual([
+      2,
+      expect.stringContaining('--q4-compute: "both" is not one of int8, as-exported')
+    ])
     const badInteger = await fastcot("eval", "--samples=two")
-    expect([badInteger.code, badInteger.err]).toEqual([2, expect.stringContaining('--samples: "two" is not a whole number')])
+    expect([badInteger.code, badInteger.err]).toEqual([
+      2,
+      expect.stringContaining('--samples: "two" is not a whole number')
+    ])
     const badFloat = await fastcot("export", "--val-fraction", "half")
-    expect([badFloat.code, badFloat.err]).toEqual([2, expect.stringContaining('--val-fraction: "half" is not a number')])
+    expect([badFloat.code, badFloat.err]).toEqual([
+      2,
+      expect.stringContaining('--val-fraction: "half" is not a number')
+    ])
     const unknown = await fastcot("import", "--bogus", "x.jsonl")
     expect(unknown.code).toBe(2)
     expect(unknown.err).toContain("--bogus is not an option of `fastcot import`")
@@ -196,7 +227,9 @@ describe("fastcot command line", () => {
     expect(r.code).toBe(0)
     expect(r.out).toContain("no item is kept yet")
     expect(readFileSync(join(cwd, "out", "README.md"), "utf8")).toContain("Format: **sharegpt**")
-    expect(JSON.parse(readFileSync(join(cwd, "out", "dataset_info.json"), "utf8")).fastcot_train.file_name).toBe("sft.jsonl")
+    expect(JSON.parse(readFileSync(join(cwd, "out", "dataset_info.json"), "utf8")).fastcot_train.file_name).toBe(
+      "sft.jsonl"
+    )
   })
 
   it("runs the demo end to end, then inspects an item by id prefix", async () => {
@@ -205,13 +238,20 @@ describe("fastcot command line", () => {
     expect(demo.out).toMatch(/5\. align +\d+ kept/)
     expect(demo.out).toContain("judge: a LOCAL ONNX model")
     // The local judge has random weights: which items it keeps varies, but every verified item is judged and rewritten.
-    const kept = JSON.parse((await fastcot("inspect", "--fate", "kept", "--json", "--workspace", ".fastcot-demo")).out) as Array<{ id: string; keptAs: string }>
-    const dropped = JSON.parse((await fastcot("inspect", "--fate", "dropped", "--json", "--workspace", ".fastcot-demo")).out) as Array<{ id: string; reason: { code: string } }>
+    const kept = JSON.parse(
+      (await fastcot("inspect", "--fate", "kept", "--json", "--workspace", ".fastcot-demo")).out
+    ) as Array<{ id: string; keptAs: string }>
+    const dropped = JSON.parse(
+      (await fastcot("inspect", "--fate", "dropped", "--json", "--workspace", ".fastcot-demo")).out
+    ) as Array<{ id: string; reason: { code: string } }>
     expect(kept.length + dropped.length).toBe(13)
     // Each stage's line counts its own drops; together they are every dropped item.
-    const stageDrops = [/4\. verify .*; (\d+) dropped/, /5\. align .*; (\d+) dropped/].map((re) => Number(re.exec(demo.out)?.[1]))
+    const stageDrops = [/4\. verify .*; (\d+) dropped/, /5\. align .*; (\d+) dropped/].map((re) =>
+      Number(re.exec(demo.out)?.[1])
+    )
     expect(stageDrops[0]! + stageDrops[1]!).toBe(dropped.length)
-    const rewritten = kept.find((i) => i.keptAs !== "initial-medium") ?? dropped.find((i) => i.reason.code === "max-rounds")!
+    const rewritten =
+      kept.find((i) => i.keptAs !== "initial-medium") ?? dropped.find((i) => i.reason.code === "max-rounds")!
     const shown = await fastcot("inspect", rewritten.id.slice(0, 8), "--workspace", ".fastcot-demo")
     expect(shown.code).toBe(0)
     expect(shown.out).toContain(`item ${rewritten.id}`)
@@ -225,32 +265,99 @@ describe("fastcot command line", () => {
     const model = join(".fastcot-demo", "models", "tiny-qwen2")
     const checked = await fastcot("export", "--chat-template", model, "--out", "ok/", "--workspace", ".fastcot-demo")
     expect(checked.code, checked.err).toBe(0)
-    expect(checked.out).toContain(`chat template ${join(model, "tokenizer_config.json")}: all ${kept.length} examples keep their whole assistant turn`)
-    const template = (JSON.parse(readFileSync(join(cwd, model, "tokenizer_config.json"), "utf8")) as { chat_template: string }).chat_template
-    writeFileSync(join(cwd, "lossy.jinja"), template.replace("message['content']", "(message['content'].split('\\n\\n') | last if message['role'] == 'assistant' else message['content'])"))
-    const lossy = await fastcot("export", "--chat-template", "lossy.jinja", "--out", "lossy/", "--workspace", ".fastcot-demo")
+    expect(checked.out).toContain(
+      `chat template ${join(model, "tokenizer_config.json")}: all ${kept.length} examples keep their whole assistant turn`
+    )
+    const template = (
+      JSON.parse(readFileSync(join(cwd, model, "tokenizer_config.json"), "utf8")) as { chat_template: string }
+    ).chat_template
+    writeFileSync(
+      join(cwd, "lossy.jinja"),
+      template.replace(
+        "message['content']",
+        "(message['content'].split('\\n\\n') | last if message['role'] == 'assistant' else message['content'])"
+      )
+    )
+    const lossy = await fastcot(
+      "export",
+      "--chat-template",
+      "lossy.jinja",
+      "--out",
+      "lossy/",
+      "--workspace",
+      ".fastcot-demo"
+    )
     expect(lossy.code).toBe(1)
-    expect(lossy.err).toMatch(new RegExp(`the chat template \\(lossy\\.jinja\\) would drop part of the assistant turn in ${kept.length} of ${kept.length} examples, e\\.g\\. i_`))
-    expect((await fastcot("export", "--chat-template", "nothing-here", "--workspace", ".fastcot-demo")).err).toContain("--chat-template nothing-here: cannot use it as a chat template: no such file or folder")
+    expect(lossy.err).toMatch(
+      new RegExp(
+        `the chat template \\(lossy\\.jinja\\) would drop part of the assistant turn in ${kept.length} of ${kept.length} examples, e\\.g\\. i_`
+      )
+    )
+    expect((await fastcot("export", "--chat-template", "nothing-here", "--workspace", ".fastcot-demo")).err).toContain(
+      "--chat-template nothing-here: cannot use it as a chat template: no such file or folder"
+    )
     // A trainer version: its arguments, the measured limit, and a lower one warned about with counts.
-    const swift = await fastcot("export", "--trainer", "swift@3", "--base-model", "Qwen/Qwen3-8B", "--out", "sw/", "--workspace", ".fastcot-demo")
+    const swift = await fastcot(
+      "export",
+      "--trainer",
+      "swift@3",
+      "--base-model",
+      "Qwen/Qwen3-8B",
+      "--out",
+      "sw/",
+      "--workspace",
+      ".fastcot-demo"
+    )
     expect(swift.code, swift.err).toBe(0)
     expect(swift.out).toMatch(/cutoff\s+\d+ tokens \(the longest example, \d+ tokens, rounded up\)/)
     expect(swift.out).toContain("template    qwen3_nothink: all")
     const script = readFileSync(join(cwd, "sw", "train_swift.sh"), "utf8")
     expect(script).toContain("--train_type full")
     expect(script).toContain("--template qwen3_nothinking")
-    const tight = await fastcot("export", "--trainer", "llamafactory", "--cutoff-len", "64", "--out", "lf/", "--workspace", ".fastcot-demo")
+    const tight = await fastcot(
+      "export",
+      "--trainer",
+      "llamafactory",
+      "--cutoff-len",
+      "64",
+      "--out",
+      "lf/",
+      "--workspace",
+      ".fastcot-demo"
+    )
     expect(tight.code, tight.err).toBe(0)
-    expect(tight.err).toMatch(new RegExp(`warn: ${kept.length} examples are longer than the trainer's limit of 64 tokens`))
-    expect((await fastcot("export", "--trainer", "swift@9", "--workspace", ".fastcot-demo")).err).toContain("--trainer: no config for swift@9")
+    expect(tight.err).toMatch(
+      new RegExp(`warn: ${kept.length} examples are longer than the trainer's limit of 64 tokens`)
+    )
+    expect((await fastcot("export", "--trainer", "swift@9", "--workspace", ".fastcot-demo")).err).toContain(
+      "--trainer: no config for swift@9"
+    )
   }, 150_000)
 
   it("grades saved predictions with eval, then compares runs with report (Markdown and HTML)", async () => {
     const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")
-    const rows = readFileSync(join(shared, "aime24", "test.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { id: number; answer: string })
-    writeFileSync(join(cwd, "p.jsonl"), rows.map((r, i) => JSON.stringify({ id: r.id, output: i < 15 ? `\\boxed{${r.answer}}` : "\\boxed{-1}" })).join("\n"))
-    const r = await fastcot("eval", "--predictions", "p.jsonl", "--bench", "aime24", "--data", shared, "--out", "run1", "--no-tui")
+    const rows = readFileSync(join(shared, "aime24", "test.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { id: number; answer: string })
+    writeFileSync(
+      join(cwd, "p.jsonl"),
+      rows
+        .map((r, i) => JSON.stringify({ id: r.id, output: i < 15 ? `\\boxed{${r.answer}}` : "\\boxed{-1}" }))
+        .join("\n")
+    )
+    const r = await fastcot(
+      "eval",
+      "--predictions",
+      "p.jsonl",
+      "--bench",
+      "aime24",
+      "--data",
+      shared,
+      "--out",
+      "run1",
+      "--no-tui"
+    )
     expect(r.code, r.err).toBe(0)
     expect(r.out).toContain("| predictions | 50.0 ± ")
     const report = await fastcot("report", "run1", "run1/results.json", "--html", "r.html")
@@ -261,7 +368,16 @@ describe("fastcot command line", () => {
     const typo = await fastcot("eval", "--predictions", "p.jsonl", "--bench", "gpqa")
     expect(typo.code).toBe(2)
     expect(typo.err).toContain("--bench: unknown gpqa (did you mean gpqa_diamond?)")
-    const noData = await fastcot("eval", "--predictions", "p.jsonl", "--bench", "aime24,mmlu_pro", "--data", shared, "--no-tui")
+    const noData = await fastcot(
+      "eval",
+      "--predictions",
+      "p.jsonl",
+      "--bench",
+      "aime24,mmlu_pro",
+      "--data",
+      shared,
+      "--no-tui"
+    )
     expect(noData.code).toBe(2)
     expect(noData.err).toContain(`--data ${shared}: no file for mmlu_pro (mmlu_pro/test.jsonl`)
     expect(noData.err).not.toContain("aime24 (")
@@ -270,14 +386,21 @@ describe("fastcot command line", () => {
     expect(missing.err).toContain("missing: no such results file")
     // Files edited by hand are read through their Schemas: the error names the file, line and field.
     mkdirSync(join(cwd, "run2"))
-    const results = JSON.parse(readFileSync(join(cwd, "run1", "results.json"), "utf8")) as { benchmarks: Array<{ summary: Record<string, unknown> }> }
+    const results = JSON.parse(readFileSync(join(cwd, "run1", "results.json"), "utf8")) as {
+      benchmarks: Array<{ summary: Record<string, unknown> }>
+    }
     results.benchmarks[0]!.summary["meanOutputTokens"] = "many"
     writeFileSync(join(cwd, "run2", "results.json"), JSON.stringify(results))
     const edited = await fastcot("report", "run1", "run2")
     expect(edited.code).toBe(2)
-    expect(edited.err).toMatch(/run2\/results\.json: field `benchmarks\.\[0\]\.summary\.meanOutputTokens`: Expected number, actual "many"/)
+    expect(edited.err).toMatch(
+      /run2\/results\.json: field `benchmarks\.\[0\]\.summary\.meanOutputTokens`: Expected number, actual "many"/
+    )
     cpSync(join(cwd, "run1"), join(cwd, "run3"), { recursive: true })
-    writeFileSync(join(cwd, "run3", "generations.jsonl"), readFileSync(join(cwd, "run1", "generations.jsonl"), "utf8") + '{"bench": "aime24", "id": 7}\n')
+    writeFileSync(
+      join(cwd, "run3", "generations.jsonl"),
+      readFileSync(join(cwd, "run1", "generations.jsonl"), "utf8") + '{"bench": "aime24", "id": 7}\n'
+    )
     const gens = await fastcot("report", "run1", "run3")
     expect(gens.code).toBe(2)
     expect(gens.err).toMatch(/run3\/generations\.jsonl:31: field `id`/)
@@ -285,25 +408,91 @@ describe("fastcot command line", () => {
     const again = await fastcot("eval", "--regrade", "run1", "--data", shared, "--no-tui")
     expect(again.code, again.err).toBe(0)
     expect(again.out).toContain("| predictions | 50.0 ± ")
-    const regraded = JSON.parse(readFileSync(join(cwd, "run1", `regraded-${GRADER_VERSION.replace(/[^\w.-]+/g, "_")}`, "results.json"), "utf8")) as { settings: { graderVersion: string; extraction: string } }
+    const regraded = JSON.parse(
+      readFileSync(join(cwd, "run1", `regraded-${GRADER_VERSION.replace(/[^\w.-]+/g, "_")}`, "results.json"), "utf8")
+    ) as { settings: { graderVersion: string; extraction: string } }
     expect(regraded.settings).toMatchObject({ graderVersion: GRADER_VERSION, extraction: "fastcot" })
-    expect((await fastcot("eval", "--regrade", "nowhere", "--data", shared)).err).toContain("--regrade nowhere: no generations.jsonl there")
-    expect((await fastcot("eval", "--regrade", "run1", "--model", "openai:m@http://127.0.0.1:9/v1", "--data", shared)).err).toContain("--regrade grades an earlier run's outputs")
-    expect((await fastcot("eval", "--predictions", "p.jsonl", "--bench", "aime24", "--lcb-window", "may", "--data", shared)).err).toContain("--lcb-window may: expected YYYY-MM..YYYY-MM")
-    expect((await fastcot("eval", "--predictions", "p.jsonl", "--bench", "aime24", "--extraction", "lenient", "--data", shared)).code).toBe(2)
+    expect((await fastcot("eval", "--regrade", "nowhere", "--data", shared)).err).toContain(
+      "--regrade nowhere: no generations.jsonl there"
+    )
+    expect(
+      (await fastcot("eval", "--regrade", "run1", "--model", "openai:m@http://127.0.0.1:9/v1", "--data", shared)).err
+    ).toContain("--regrade grades an earlier run's outputs")
+    expect(
+      (await fastcot("eval", "--predictions", "p.jsonl", "--bench", "aime24", "--lcb-window", "may", "--data", shared))
+        .err
+    ).toContain("--lcb-window may: expected YYYY-MM..YYYY-MM")
+    expect(
+      (
+        await fastcot(
+          "eval",
+          "--predictions",
+          "p.jsonl",
+          "--bench",
+          "aime24",
+          "--extraction",
+          "lenient",
+          "--data",
+          shared
+        )
+      ).code
+    ).toBe(2)
     // --extraction official reads MMLU-Pro as its own script does, and results.json says so.
     mkdirSync(join(cwd, "mc", "mmlu_pro"), { recursive: true })
     writeFileSync(
       join(cwd, "mc", "mmlu_pro", "test.jsonl"),
-      [1, 2].map((id) => JSON.stringify({ question_id: id, question: `q${id}`, options: ["a", "b", "c", "d"], answer: "B", category: "math" })).join("\n")
+      [1, 2]
+        .map((id) =>
+          JSON.stringify({
+            question_id: id,
+            question: `q${id}`,
+            options: ["a", "b", "c", "d"],
+            answer: "B",
+            category: "math"
+          })
+        )
+        .join("\n")
     )
     // Official: the first "answer is (X)" (B), then the last standalone letter (B); fastcot: the last committed answer (C), then none.
-    writeFileSync(join(cwd, "mc.jsonl"), [JSON.stringify({ id: 1, output: "The answer is (B). Wait, the answer is (C)." }), JSON.stringify({ id: 2, output: "I lean to B" })].join("\n"))
-    const official = await fastcot("eval", "--predictions", "mc.jsonl", "--bench", "mmlu_pro", "--extraction", "official", "--data", "mc", "--out", "mc-official", "--no-tui")
+    writeFileSync(
+      join(cwd, "mc.jsonl"),
+      [
+        JSON.stringify({ id: 1, output: "The answer is (B). Wait, the answer is (C)." }),
+        JSON.stringify({ id: 2, output: "I lean to B" })
+      ].join("\n")
+    )
+    const official = await fastcot(
+      "eval",
+      "--predictions",
+      "mc.jsonl",
+      "--bench",
+      "mmlu_pro",
+      "--extraction",
+      "official",
+      "--data",
+      "mc",
+      "--out",
+      "mc-official",
+      "--no-tui"
+    )
     expect(official.code, official.err).toBe(0)
     expect(official.out).toContain("| predictions | 100.0 ± ")
-    expect(JSON.parse(readFileSync(join(cwd, "mc-official", "results.json"), "utf8"))).toMatchObject({ settings: { extraction: "official" }, benchmarks: [{ officialScorer: expect.stringContaining("MMLU-Pro") }] })
-    const ours = await fastcot("eval", "--predictions", "mc.jsonl", "--bench", "mmlu_pro", "--data", "mc", "--out", "mc-fastcot", "--no-tui")
+    expect(JSON.parse(readFileSync(join(cwd, "mc-official", "results.json"), "utf8"))).toMatchObject({
+      settings: { extraction: "official" },
+      benchmarks: [{ officialScorer: expect.stringContaining("MMLU-Pro") }]
+    })
+    const ours = await fastcot(
+      "eval",
+      "--predictions",
+      "mc.jsonl",
+      "--bench",
+      "mmlu_pro",
+      "--data",
+      "mc",
+      "--out",
+      "mc-fastcot",
+      "--no-tui"
+    )
     expect(ours.out).toContain("| predictions | 0.0 ± ")
   })
 
@@ -311,9 +500,16 @@ describe("fastcot command line", () => {
     const built = await fastcot("models", "build", "tiny", "--variants", "fp32,q4")
     expect(built.code, built.err).toBe(0)
     expect(built.err).toContain("random weights")
-    const report = JSON.parse((await fastcot("models", "inspect", "tiny", "--json")).out) as { architecture: string; variants: Array<{ name: string; graph: { runnable: boolean } }>; missing: Array<string> }
+    const report = JSON.parse((await fastcot("models", "inspect", "tiny", "--json")).out) as {
+      architecture: string
+      variants: Array<{ name: string; graph: { runnable: boolean } }>
+      missing: Array<string>
+    }
     expect(report.architecture).toBe("Qwen2ForCausalLM")
-    expect(report.variants.map((v) => [v.name, v.graph.runnable])).toEqual([["fp32", true], ["q4", true]])
+    expect(report.variants.map((v) => [v.name, v.graph.runnable])).toEqual([
+      ["fp32", true],
+      ["q4", true]
+    ])
     const text = (await fastcot("models", "inspect", "tiny")).out
     expect(text).toContain("chat template    yes")
     // The builder leaves q4's arithmetic unset, as the common quantization scripts do: 2 layers x 7 products + the LM head.
@@ -322,20 +518,87 @@ describe("fastcot command line", () => {
     expect(text).toContain("4 rotary embeddings fused")
     expect((await fastcot("models", "inspect", "nowhere")).code).toBe(2)
     // Timed variant by variant, q4 both ways.
-    const timed = await fastcot("models", "bench", "tiny", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "2", "--q4-compute", "both", "--threads", "1", "--json")
+    const timed = await fastcot(
+      "models",
+      "bench",
+      "tiny",
+      "--prompt",
+      "8",
+      "--new",
+      "4",
+      "--rounds",
+      "1",
+      "--batch",
+      "2",
+      "--q4-compute",
+      "both",
+      "--threads",
+      "1",
+      "--json"
+    )
     expect(timed.code, timed.err).toBe(0)
-    const rows = JSON.parse(timed.out) as Array<{ variant: string; q4Compute?: string; int8Products: number; residentMiB?: number; decodeTokensPerSecond: number; batchTokensPerSecond: number }>
-    expect(rows.map((r) => [r.variant, r.q4Compute, r.int8Products])).toEqual([["fp32", undefined, 0], ["q4", "int8", 15], ["q4", "as-exported", 0]])
+    const rows = JSON.parse(timed.out) as Array<{
+      variant: string
+      q4Compute?: string
+      int8Products: number
+      residentMiB?: number
+      decodeTokensPerSecond: number
+      batchTokensPerSecond: number
+    }>
+    expect(rows.map((r) => [r.variant, r.q4Compute, r.int8Products])).toEqual([
+      ["fp32", undefined, 0],
+      ["q4", "int8", 15],
+      ["q4", "as-exported", 0]
+    ])
     expect(rows.every((r) => r.decodeTokensPerSecond > 0 && r.batchTokensPerSecond > 0)).toBe(true)
     // Each variant ran in a process of its own, which reports its resident memory.
     expect(rows.every((r) => typeof r.residentMiB === "number" && r.residentMiB > 10)).toBe(true)
-    expect((await fastcot("models", "bench", "tiny", "--prompt", "8", "--new", "4", "--rounds", "1")).out).toMatch(/variant +load +RSS +TTFT[^\n]*\n(fp32|q4) +[\d.]+ s +\d+ MiB/)
+    expect((await fastcot("models", "bench", "tiny", "--prompt", "8", "--new", "4", "--rounds", "1")).out).toMatch(
+      /variant +load +RSS +TTFT[^\n]*\n(fp32|q4) +[\d.]+ s +\d+ MiB/
+    )
     // Packed products, without and with, side by side: 2 layers x (key and value into query, up into gate).
-    const packed = await fastcot("models", "bench", "tiny", "--variants", "q4", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "0", "--pack-products", "both", "--threads", "1", "--json")
+    const packed = await fastcot(
+      "models",
+      "bench",
+      "tiny",
+      "--variants",
+      "q4",
+      "--prompt",
+      "8",
+      "--new",
+      "4",
+      "--rounds",
+      "1",
+      "--batch",
+      "0",
+      "--pack-products",
+      "both",
+      "--threads",
+      "1",
+      "--json"
+    )
     expect(packed.code, packed.err).toBe(0)
     expect((JSON.parse(packed.out) as Array<{ packedProducts?: number }>).map((r) => r.packedProducts)).toEqual([0, 6])
     // Rotary embeddings fused and as exported, side by side: a query and a key rotary in each of 2 layers.
-    const rotary = await fastcot("models", "bench", "tiny", "--variants", "fp32", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "0", "--rotary", "both", "--threads", "1")
+    const rotary = await fastcot(
+      "models",
+      "bench",
+      "tiny",
+      "--variants",
+      "fp32",
+      "--prompt",
+      "8",
+      "--new",
+      "4",
+      "--rounds",
+      "1",
+      "--batch",
+      "0",
+      "--rotary",
+      "both",
+      "--threads",
+      "1"
+    )
     expect(rotary.code, rotary.err).toBe(0)
     expect(rotary.out).toMatch(/\nfp32 +[\d.]+ s[^\n]*\nfp32 rotary as exported +[\d.]+ s/)
     // A misspelt variant stops the bench before any variant is timed.
@@ -344,26 +607,120 @@ describe("fastcot command line", () => {
     expect(unknown.err).toContain('no variant "fp16"')
     expect(unknown.err).not.toContain("q4 (int8): loading")
     const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")
-    const r = await fastcot("eval", "--model", "onnx:tiny#q4", "--bench", "math500", "--limit", "4", "--max-tokens", "12", "--data", shared, "--out", "ev", "--threads", "1")
+    const r = await fastcot(
+      "eval",
+      "--model",
+      "onnx:tiny#q4",
+      "--bench",
+      "math500",
+      "--limit",
+      "4",
+      "--max-tokens",
+      "12",
+      "--data",
+      shared,
+      "--out",
+      "ev",
+      "--threads",
+      "1"
+    )
     expect(r.code, r.err).toBe(0)
-    const results = JSON.parse(readFileSync(join(cwd, "ev", "results.json"), "utf8")) as { model: string; benchmarks: Array<{ name: string; questions: number }> }
+    const results = JSON.parse(readFileSync(join(cwd, "ev", "results.json"), "utf8")) as {
+      model: string
+      benchmarks: Array<{ name: string; questions: number }>
+    }
     expect(results.model).toBe("tiny-q4")
-    const gens = readFileSync(join(cwd, "ev", "generations.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { outputTokens?: number })
+    const gens = readFileSync(join(cwd, "ev", "generations.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { outputTokens?: number })
     expect(gens).toHaveLength(4)
-    const exported = await fastcot("eval", "--model", "onnx:tiny#q4", "--q4-compute", "as-exported", "--bench", "math500", "--limit", "2", "--max-tokens", "4", "--data", shared, "--out", "ev-exported", "--threads", "1")
+    const exported = await fastcot(
+      "eval",
+      "--model",
+      "onnx:tiny#q4",
+      "--q4-compute",
+      "as-exported",
+      "--bench",
+      "math500",
+      "--limit",
+      "2",
+      "--max-tokens",
+      "4",
+      "--data",
+      shared,
+      "--out",
+      "ev-exported",
+      "--threads",
+      "1"
+    )
     expect(exported.code, exported.err).toBe(0)
-    expect((JSON.parse(readFileSync(join(cwd, "ev-exported", "results.json"), "utf8")) as { model: string }).model).toBe("tiny-q4-as-exported")
-    expect((await fastcot("eval", "--model", "onnx:tiny#q4", "--q4-compute", "float", "--bench", "math500", "--data", shared)).code).toBe(2)
+    expect(
+      (JSON.parse(readFileSync(join(cwd, "ev-exported", "results.json"), "utf8")) as { model: string }).model
+    ).toBe("tiny-q4-as-exported")
+    expect(
+      (
+        await fastcot(
+          "eval",
+          "--model",
+          "onnx:tiny#q4",
+          "--q4-compute",
+          "float",
+          "--bench",
+          "math500",
+          "--data",
+          shared
+        )
+      ).code
+    ).toBe(2)
     // The file's own rotary nodes, on request: results under another name.
-    const unfused = await fastcot("eval", "--model", "onnx:tiny#q4", "--rotary", "as-exported", "--bench", "math500", "--limit", "2", "--max-tokens", "4", "--data", shared, "--out", "ev-rotary", "--threads", "1")
+    const unfused = await fastcot(
+      "eval",
+      "--model",
+      "onnx:tiny#q4",
+      "--rotary",
+      "as-exported",
+      "--bench",
+      "math500",
+      "--limit",
+      "2",
+      "--max-tokens",
+      "4",
+      "--data",
+      shared,
+      "--out",
+      "ev-rotary",
+      "--threads",
+      "1"
+    )
     expect(unfused.code, unfused.err).toBe(0)
-    expect((JSON.parse(readFileSync(join(cwd, "ev-rotary", "results.json"), "utf8")) as { model: string }).model).toBe("tiny-q4-rotary-as-exported")
-    expect((await fastcot("eval", "--model", "onnx:tiny#q4", "--rotary", "off", "--bench", "math500", "--data", shared)).code).toBe(2)
+    expect((JSON.parse(readFileSync(join(cwd, "ev-rotary", "results.json"), "utf8")) as { model: string }).model).toBe(
+      "tiny-q4-rotary-as-exported"
+    )
+    expect(
+      (await fastcot("eval", "--model", "onnx:tiny#q4", "--rotary", "off", "--bench", "math500", "--data", shared)).code
+    ).toBe(2)
     // A model file that cannot load fails every generation: the command says so and exits 1,
     // instead of reporting a score of 0.
     cpSync(join(cwd, "tiny"), join(cwd, "tinybad"), { recursive: true })
     writeFileSync(join(cwd, "tinybad", "onnx", "model_q4.onnx"), "not a model")
-    const bad = await fastcot("eval", "--model", "onnx:tinybad#q4", "--bench", "math500", "--limit", "2", "--max-tokens", "4", "--data", shared, "--out", "evbad", "--threads", "1")
+    const bad = await fastcot(
+      "eval",
+      "--model",
+      "onnx:tinybad#q4",
+      "--bench",
+      "math500",
+      "--limit",
+      "2",
+      "--max-tokens",
+      "4",
+      "--data",
+      shared,
+      "--out",
+      "evbad",
+      "--threads",
+      "1"
+    )
     expect(bad.code).toBe(1)
     expect(bad.err).toContain("2 of 2 generations failed")
     expect(bad.err).toContain("model_q4.onnx")
@@ -375,25 +732,105 @@ describe("fastcot command line", () => {
     expect(built.code, built.err).toBe(0)
     const text = (await fastcot("models", "inspect", "tiny16")).out
     // Widened, their rotary tables are float32 and fused.
-    expect(text).toMatch(/fp16 .*float16, runnable \(2 layers, float32 cache; float16 computed in float32, --f16-compute as-exported keeps float16; 4 rotary embeddings fused, [^)]*\)/)
-    expect(text).toMatch(/q4f16 .*runnable \(2 layers, float32 cache; float16 computed in float32, [^;]*; 15 4-bit products on integer kernels/)
-    const timed = await fastcot("models", "bench", "tiny16", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "0", "--threads", "1", "--json")
+    expect(text).toMatch(
+      /fp16 .*float16, runnable \(2 layers, float32 cache; float16 computed in float32, --f16-compute as-exported keeps float16; 4 rotary embeddings fused, [^)]*\)/
+    )
+    expect(text).toMatch(
+      /q4f16 .*runnable \(2 layers, float32 cache; float16 computed in float32, [^;]*; 15 4-bit products on integer kernels/
+    )
+    const timed = await fastcot(
+      "models",
+      "bench",
+      "tiny16",
+      "--prompt",
+      "8",
+      "--new",
+      "4",
+      "--rounds",
+      "1",
+      "--batch",
+      "0",
+      "--threads",
+      "1",
+      "--json"
+    )
     expect(timed.code, timed.err).toBe(0)
-    expect((JSON.parse(timed.out) as Array<{ variant: string; f16Widened?: number }>).map((r) => [r.variant, (r.f16Widened ?? 0) > 0])).toEqual([["q4f16", true], ["fp16", true]])
+    expect(
+      (JSON.parse(timed.out) as Array<{ variant: string; f16Widened?: number }>).map((r) => [
+        r.variant,
+        (r.f16Widened ?? 0) > 0
+      ])
+    ).toEqual([
+      ["q4f16", true],
+      ["fp16", true]
+    ])
     // Both arithmetics side by side, each in a process of its own.
-    const both = await fastcot("models", "bench", "tiny16", "--variants", "fp16", "--f16-compute", "both", "--prompt", "8", "--new", "4", "--rounds", "1", "--batch", "0", "--threads", "1")
+    const both = await fastcot(
+      "models",
+      "bench",
+      "tiny16",
+      "--variants",
+      "fp16",
+      "--f16-compute",
+      "both",
+      "--prompt",
+      "8",
+      "--new",
+      "4",
+      "--rounds",
+      "1",
+      "--batch",
+      "0",
+      "--threads",
+      "1"
+    )
     expect(both.code, both.err).toBe(0)
     expect(both.out).toMatch(/\nfp16 \(in float32\) +[\d.]+ s[^\n]*\nfp16 +[\d.]+ s/)
     const shared = join(__dirname, "..", "..", "..", "..", "shared", "data")
-    for (const [flags, name] of [[[], "tiny16-q4f16"], [["--f16-compute", "as-exported"], "tiny16-q4f16-f16-as-exported"]] as const) {
+    for (const [flags, name] of [
+      [[], "tiny16-q4f16"],
+      [["--f16-compute", "as-exported"], "tiny16-q4f16-f16-as-exported"]
+    ] as const) {
       const out = `ev16-${flags.length}`
-      const r = await fastcot("eval", "--model", "onnx:tiny16#q4f16", ...flags, "--bench", "math500", "--limit", "2", "--max-tokens", "4", "--data", shared, "--out", out, "--threads", "1")
+      const r = await fastcot(
+        "eval",
+        "--model",
+        "onnx:tiny16#q4f16",
+        ...flags,
+        "--bench",
+        "math500",
+        "--limit",
+        "2",
+        "--max-tokens",
+        "4",
+        "--data",
+        shared,
+        "--out",
+        out,
+        "--threads",
+        "1"
+      )
       expect(r.code, r.err).toBe(0)
       expect((JSON.parse(readFileSync(join(cwd, out, "results.json"), "utf8")) as { model: string }).model).toBe(name)
     }
-    const wrong = await fastcot("eval", "--model", "onnx:tiny16#fp16", "--f16-compute", "half", "--bench", "math500", "--data", shared)
-    expect([wrong.code, wrong.err]).toEqual([2, expect.stringContaining('--f16-compute: "half" is not one of auto, float32, as-exported')])
-    expect((await fastcot("models", "build", "tiny17", "--variants", "fp8")).err).toContain("known: fp32, int8, q4, fp16, q4f16")
+    const wrong = await fastcot(
+      "eval",
+      "--model",
+      "onnx:tiny16#fp16",
+      "--f16-compute",
+      "half",
+      "--bench",
+      "math500",
+      "--data",
+      shared
+    )
+    expect([wrong.code, wrong.err]).toEqual([
+      2,
+      expect.stringContaining('--f16-compute: "half" is not one of auto, float32, as-exported')
+    ])
+    expect((await fastcot("models", "build", "tiny17", "--variants", "fp8")).err).toContain(
+      "known: fp32, int8, q4, fp16, q4f16"
+    )
   })
 
   it("a tiny local ONNX model drives the pipeline (teacher, k=3 judges by guided choice, the rewriter when a verdict asks), counting with its tokenizer", async () => {
@@ -413,7 +850,13 @@ describe("fastcot command line", () => {
       [
         "name: all-local",
         "models:",
-        ...["teacher", "rewriter", "judge"].flatMap((role) => [`  ${role}:`, "    endpoints:", `      - model: ${local}`, "        concurrency: 4", "    sampling: { temperature: 0.8, max_tokens: 24 }"]),
+        ...["teacher", "rewriter", "judge"].flatMap((role) => [
+          `  ${role}:`,
+          "    endpoints:",
+          `      - model: ${local}`,
+          "        concurrency: 4",
+          "    sampling: { temperature: 0.8, max_tokens: 24 }"
+        ]),
         "stages:",
         "  align: { maxRounds: 2, judges: 3 }"
       ].join("\n")
@@ -421,12 +864,22 @@ describe("fastcot command line", () => {
     const r = await fastcot("run", "local.yaml", "--no-tui", "--tokenizer", "tiny")
     expect(r.code, r.err).toBe(0)
     expect(r.out).toContain("onnx:tiny")
-    const status = JSON.parse((await fastcot("status", "--json")).out) as { items: number; pending: number; dropReasons: Record<string, number>; kept: number; llm: { byRole: Record<string, { calls: number }> }; tokens: { tokenizer: string | null } }
+    const status = JSON.parse((await fastcot("status", "--json")).out) as {
+      items: number
+      pending: number
+      dropReasons: Record<string, number>
+      kept: number
+      llm: { byRole: Record<string, { calls: number }> }
+      tokens: { tokenizer: string | null }
+    }
     // three imported traces, and one teacher sample per problem
     expect(status.items).toBe(8)
     expect(status.pending).toBe(0)
     // random weights: the teacher's answers run out of tokens or are wrong; the imported traces reach the judge
-    const verifyDrops = ["truncated", "answer-mismatch", "no-answer"].reduce((n, code) => n + (status.dropReasons[code] ?? 0), 0)
+    const verifyDrops = ["truncated", "answer-mismatch", "no-answer"].reduce(
+      (n, code) => n + (status.dropReasons[code] ?? 0),
+      0
+    )
     expect(verifyDrops, JSON.stringify(status.dropReasons)).toBe(5)
     expect(status.llm.byRole["teacher"]!.calls).toBe(5)
     expect(status.llm.byRole["judge"]!.calls).toBeGreaterThanOrEqual(9)
@@ -437,7 +890,9 @@ describe("fastcot command line", () => {
     writeFileSync(join(cwd, "tiny", "config.json"), JSON.stringify({ ...config, num_key_value_heads: "two" }))
     const broken = await fastcot("run", "local.yaml", "--no-tui")
     expect(broken.code).toBe(2)
-    expect(broken.err).toMatch(/models\.teacher: .*tiny\/config\.json: field `num_key_value_heads`: Expected number, actual "two"/)
+    expect(broken.err).toMatch(
+      /models\.teacher: .*tiny\/config\.json: field `num_key_value_heads`: Expected number, actual "two"/
+    )
     expect(broken.err).not.toContain("Expected undefined")
     const evalBroken = await fastcot("eval", "--model", "onnx:tiny#int8", "--bench", "math500", "--data", "x")
     expect(evalBroken.code).toBe(2)
@@ -448,7 +903,14 @@ describe("fastcot command line", () => {
     const bash = await fastcot("--completions", "bash")
     expect(bash.code).toBe(0)
     writeFileSync(join(cwd, "c.bash"), bash.out)
-    const r = spawnSync("bash", ["-c", `source ${join(cwd, "c.bash")}; COMP_WORDS=(fastcot ex); COMP_CWORD=1; _fastcot_bash_completions fastcot ex fastcot; echo "\${COMPREPLY[@]}"`], { encoding: "utf8" })
+    const r = spawnSync(
+      "bash",
+      [
+        "-c",
+        `source ${join(cwd, "c.bash")}; COMP_WORDS=(fastcot ex); COMP_CWORD=1; _fastcot_bash_completions fastcot ex fastcot; echo "\${COMPREPLY[@]}"`
+      ],
+      { encoding: "utf8" }
+    )
     expect(r.stdout.split(/\s+/)).toEqual(expect.arrayContaining(["export"]))
     const zsh = await fastcot("--completions", "zsh")
     expect(zsh.code).toBe(0)
@@ -456,7 +918,21 @@ describe("fastcot command line", () => {
   })
 
   it("prints help for each command", async () => {
-    const commands = ["init", "import", "status", "run", "inspect", "export", "eval", "report", "serve", "models inspect", "models bench", "models build", "demo"]
+    const commands = [
+      "init",
+      "import",
+      "status",
+      "run",
+      "inspect",
+      "export",
+      "eval",
+      "report",
+      "serve",
+      "models inspect",
+      "models bench",
+      "models build",
+      "demo"
+    ]
     const results = await Promise.all(commands.map((cmd) => fastcot(...cmd.split(" "), "--help")))
     for (const [i, r] of results.entries()) {
       expect(r.code, commands[i]).toBe(0)

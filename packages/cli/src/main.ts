@@ -27,7 +27,20 @@ export const fastcot = Command.make("fastcot").pipe(
   Command.withDescription(
     "Fast-thinking chain-of-thought data for small models: import problems and traces, collect, align, export for SFT, evaluate."
   ),
-  Command.withSubcommands([initCommand, importCommand, statusCommand, runCommand, inspectCommand, exportCommand, evalCommand, reportCommand, serveCommand, modelsCommand, uiCommand, demoCommand])
+  Command.withSubcommands([
+    initCommand,
+    importCommand,
+    statusCommand,
+    runCommand,
+    inspectCommand,
+    exportCommand,
+    evalCommand,
+    reportCommand,
+    serveCommand,
+    modelsCommand,
+    uiCommand,
+    demoCommand
+  ])
 )
 
 const cli = Command.run(fastcot, { name: "fastcot", version: VERSION })
@@ -41,7 +54,10 @@ const strip = (args: ReadonlyArray<unknown>) => args.map((a) => (typeof a === "s
  * always styles them, so the styles are dropped where they would land as escape codes (output
  * piped or redirected to a file or a CI log) or where NO_COLOR asks for none.
  */
-export const plainWhereNeeded = (console: Console.Console, tty: { readonly out: boolean; readonly err: boolean }): Console.Console => {
+export const plainWhereNeeded = (
+  console: Console.Console,
+  tty: { readonly out: boolean; readonly err: boolean }
+): Console.Console => {
   const out = !tty.out || !colorsEnabled()
   const err = !tty.err || !colorsEnabled()
   if (!out && !err) return console
@@ -62,7 +78,10 @@ export const plainWhereNeeded = (console: Console.Console, tty: { readonly out: 
 export const runCli = (argv: ReadonlyArray<string>): Promise<number> => {
   const fiber = Effect.runFork(
     Console.consoleWith((console) =>
-      Console.withConsole(cli(argv), plainWhereNeeded(console, { out: process.stdout.isTTY === true, err: process.stderr.isTTY === true }))
+      Console.withConsole(
+        cli(argv),
+        plainWhereNeeded(console, { out: process.stdout.isTTY === true, err: process.stderr.isTTY === true })
+      )
     ).pipe(
       Effect.provide(NodeContext.layer),
       // @effect/cli has printed its own message; where it names a bad value but not its flag,
@@ -84,13 +103,16 @@ export const runCli = (argv: ReadonlyArray<string>): Promise<number> => {
     if (Exit.isSuccess(exit)) return 0
     const failure = Cause.failureOption(exit.cause)
     if (failure._tag === "Some" && failure.value instanceof CliFailure) {
-      if (failure.value.message !== "") process.stderr.write(`${failure.value.exitCode === 3 ? "" : "error: "}${failure.value.message}\n`)
+      if (failure.value.message !== "")
+        process.stderr.write(`${failure.value.exitCode === 3 ? "" : "error: "}${failure.value.message}\n`)
       return failure.value.exitCode
     }
     if (Cause.isInterruptedOnly(exit.cause)) {
       // A server is stopped, not interrupted mid-work: there is nothing to continue.
       const serving = argv.slice(2).find((a) => !a.startsWith("-")) === "serve"
-      process.stderr.write(serving ? "stopped\n" : "interrupted: committed work is kept; run the command again to continue\n")
+      process.stderr.write(
+        serving ? "stopped\n" : "interrupted: committed work is kept; run the command again to continue\n"
+      )
       return 130
     }
     process.stderr.write(`error: ${Cause.pretty(exit.cause)}\n`)

@@ -16,7 +16,10 @@ export const workspaceOption = Options.text("workspace").pipe(
 const choiceFlags = new Set<string>()
 
 /** `Options.choice`, remembered by name so that a bad value's error can name its flag. */
-export const choiceOption = <A extends string, C extends ReadonlyArray<A>>(name: string, choices: C): Options.Options<C[number]> => {
+export const choiceOption = <A extends string, C extends ReadonlyArray<A>>(
+  name: string,
+  choices: C
+): Options.Options<C[number]> => {
   choiceFlags.add(name)
   return Options.choice(name, choices)
 }
@@ -40,7 +43,9 @@ export const nameBadFlag = (argv: ReadonlyArray<string>, message: string): strin
   const number = /^'(.*)' is not a (integer|float)/.exec(message)
   if (number !== null) {
     const hit = pairs.find(([, v]) => v === number[1])
-    return hit === undefined ? undefined : `--${hit[0]}: "${hit[1]}" is not ${number[2] === "integer" ? "a whole number" : "a number"}`
+    return hit === undefined
+      ? undefined
+      : `--${hit[0]}: "${hit[1]}" is not ${number[2] === "integer" ? "a whole number" : "a number"}`
   }
   const cases = /Expected one of the following cases: (.*)/.exec(message)
   if (cases !== null) {
@@ -54,7 +59,9 @@ export const nameBadFlag = (argv: ReadonlyArray<string>, message: string): strin
 /** Local 4-bit models: integer kernels (the default) or the file's own arithmetic. */
 export const q4ComputeOption = choiceOption("q4-compute", ["int8", "as-exported"]).pipe(
   Options.withDefault("int8" as const),
-  Options.withDescription("Local 4-bit models: int8 runs their products on integer kernels (faster on a CPU); as-exported keeps the file's arithmetic.")
+  Options.withDescription(
+    "Local 4-bit models: int8 runs their products on integer kernels (faster on a CPU); as-exported keeps the file's arithmetic."
+  )
 )
 
 /** Local float16 models: float32 arithmetic when it fits (the default), always, or the file's own. */
@@ -68,12 +75,16 @@ export const f16ComputeOption = choiceOption("f16-compute", ["auto", "float32", 
 /** Local models: rotary embeddings as one node each (the default) or the file's own nodes. */
 export const rotaryOption = choiceOption("rotary", ["fused", "as-exported"]).pipe(
   Options.withDefault("fused" as const),
-  Options.withDescription("Local models: fused runs each rotary embedding as one node (faster); as-exported keeps the file's nodes.")
+  Options.withDescription(
+    "Local models: fused runs each rotary embedding as one node (faster); as-exported keeps the file's nodes."
+  )
 )
 
 /** Local models: pack the products that read one input into one (see the README's local models). */
 export const packProductsOption = Options.boolean("pack-products").pipe(
-  Options.withDescription("Local models: pack the products that read one input (query/key/value, gate/up) into one; the same answers, faster on many cores, more memory at load.")
+  Options.withDescription(
+    "Local models: pack the products that read one input (query/key/value, gate/up) into one; the same answers, faster on many cores, more memory at load."
+  )
 )
 
 /**
@@ -83,20 +94,33 @@ export const packProductsOption = Options.boolean("pack-products").pipe(
 export const listOption = (name: string, description: string): Options.Options<ReadonlyArray<string>> =>
   Options.text(name).pipe(
     Options.repeated,
-    Options.map((values) => values.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "")),
+    Options.map((values) =>
+      values
+        .flatMap((v) => v.split(","))
+        .map((v) => v.trim())
+        .filter((v) => v !== "")
+    ),
     Options.withDescription(`${description} Comma-separated, or given more than once.`)
   )
 
 /** An integer option that must lie in [min, max]; the error names the option and the range. */
 export const inRange = (name: string, min: number, max: number) =>
-  Options.filterMap((n: number) => (n >= min && n <= max ? Option.some(n) : Option.none()), max === Number.MAX_SAFE_INTEGER ? `${name} must be at least ${min}` : `${name} must be from ${min} to ${max}`)
+  Options.filterMap(
+    (n: number) => (n >= min && n <= max ? Option.some(n) : Option.none()),
+    max === Number.MAX_SAFE_INTEGER ? `${name} must be at least ${min}` : `${name} must be from ${min} to ${max}`
+  )
 
 /** A spending limit in US dollars (the endpoints need prices). */
 export const budgetUsdOption = (scope: string) =>
   Options.float("budget-usd").pipe(
-    Options.filterMap((n) => (n > 0 && Number.isFinite(n) ? Option.some(n) : Option.none()), "--budget-usd must be a positive number"),
+    Options.filterMap(
+      (n) => (n > 0 && Number.isFinite(n) ? Option.some(n) : Option.none()),
+      "--budget-usd must be a positive number"
+    ),
     Options.optional,
-    Options.withDescription(`Stop cleanly before ${scope} spending passes this many US dollars (needs a price on every remote endpoint).`)
+    Options.withDescription(
+      `Stop cleanly before ${scope} spending passes this many US dollars (needs a price on every remote endpoint).`
+    )
   )
 
 /** A spending limit in prompt + completion tokens of the calls sent (cache hits are free). */
@@ -104,16 +128,16 @@ export const budgetTokensOption = (scope: string) =>
   Options.integer("budget-tokens").pipe(
     inRange("--budget-tokens", 1, Number.MAX_SAFE_INTEGER),
     Options.optional,
-    Options.withDescription(`Stop cleanly before ${scope} calls pass this many prompt + completion tokens (cache hits are free).`)
+    Options.withDescription(
+      `Stop cleanly before ${scope} calls pass this many prompt + completion tokens (cache hits are free).`
+    )
   )
 
 export const jsonOption = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of text."))
 
 /** The run store of a workspace, as a layer whose failure is reported as a CLI failure. */
 export const storeLayer = (workspace: string) =>
-  SqliteRunStoreLive(workspacePaths(workspace).db).pipe(
-    Layer.catchAll((e) => Layer.fail(failed(`${e.message}`)))
-  )
+  SqliteRunStoreLive(workspacePaths(workspace).db).pipe(Layer.catchAll((e) => Layer.fail(failed(`${e.message}`))))
 
 /**
  * The store of a workspace that must exist already: for commands that only read it (status,
@@ -123,7 +147,11 @@ export const storeLayer = (workspace: string) =>
 export const existingStoreLayer = (workspace: string) =>
   existsSync(workspacePaths(workspace).db)
     ? storeLayer(workspace)
-    : Layer.fail(usage(`no workspace at ${workspace} (no fastcot.db there); make one with \`fastcot init ${workspace}\` or \`fastcot import FILE --workspace ${workspace}\``))
+    : Layer.fail(
+        usage(
+          `no workspace at ${workspace} (no fastcot.db there); make one with \`fastcot init ${workspace}\` or \`fastcot import FILE --workspace ${workspace}\``
+        )
+      )
 
 export const tokenLayer = QwenTokenCounterLive
 

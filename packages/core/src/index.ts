@@ -36,7 +36,12 @@ export * from "./verify/choiceAnswer.js"
 export * from "./verify/math/gradeMath.js"
 export { LatexSyntaxError, ParseBudgetExceeded, parseLatex, type ParseOptions } from "./verify/math/parseLatex.js"
 export { freeSymbols, type MathNode, type RelOp, show } from "./verify/math/ast.js"
-export { type AnswerCandidate, answerCandidates, type AnswerSource, replySections } from "./verify/math/extractAnswer.js"
+export {
+  type AnswerCandidate,
+  answerCandidates,
+  type AnswerSource,
+  replySections
+} from "./verify/math/extractAnswer.js"
 export { equivalent, type EquivalenceContext, GradeTimeout } from "./verify/math/equivalence.js"
 export * from "./pipeline/runPipeline.js"
 export * from "./export/trainerConfigs.js"

@@ -33,14 +33,37 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
   it("rejects malformed input on every channel with a message naming the field", async () => {
     expect(failure(await backend.handle("no.such.channel", {}))).toMatchObject({ kind: "bad-request" })
     for (const channel of CHANNELS) {
-      const r = failure(await backend.handle(channel, { path: 42, name: "../x", content: 7, id: "nope", format: "xml", fate: "lost", limit: -1, teacher: "gpt4" }))
-      const emptyOk = ["workspace.status", "run.pause", "run.resume", "run.stop", "run.view", "eval.runs", "eval.state", "items.list", "run.start"].includes(channel)
+      const r = failure(
+        await backend.handle(channel, {
+          path: 42,
+          name: "../x",
+          content: 7,
+          id: "nope",
+          format: "xml",
+          fate: "lost",
+          limit: -1,
+          teacher: "gpt4"
+        })
+      )
+      const emptyOk = [
+        "workspace.status",
+        "run.pause",
+        "run.resume",
+        "run.stop",
+        "run.view",
+        "eval.runs",
+        "eval.state",
+        "items.list",
+        "run.start"
+      ].includes(channel)
       // Channels without required fields ignore unknown ones, but a wrong type in a known one is refused.
       if (!emptyOk) expect(r, channel).toMatchObject({ kind: "bad-request", message: expect.stringContaining(channel) })
     }
     expect(failure(await backend.handle("items.list", { fate: "lost" }))!.message).toContain("fate")
     expect(failure(await backend.handle("run.start", { teacher: "gpt4" }))!.message).toContain("teacher")
-    expect(failure(await backend.handle("import.content", { name: "../../etc/passwd", content: "x" }))!.message).toContain("name")
+    expect(
+      failure(await backend.handle("import.content", { name: "../../etc/passwd", content: "x" }))!.message
+    ).toContain("name")
     expect(failure(await backend.handle("items.get", { id: "i_zz" }))!.kind).toBe("bad-request")
     // before a workspace is open
     expect(failure(await backend.handle("workspace.status", {}))!.message).toContain("no workspace is open")
@@ -50,15 +73,24 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     const ws = join(root, "ws")
     const opened = (await backend.handle("workspace.open", { path: ws })) as { problems: number }
     expect(opened.problems).toBe(0)
-    const rows = Array.from({ length: 30 }, (_, i) => JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) }))
-    const imported = (await backend.handle("import.content", { name: "p.jsonl", content: [...rows, "{broken", JSON.stringify({ answer: "1" })].join("\n") })) as { problemsAdded: number; rejected: number; rejects: Array<{ line: number; reason: string }> }
+    const rows = Array.from({ length: 30 }, (_, i) =>
+      JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })
+    )
+    const imported = (await backend.handle("import.content", {
+      name: "p.jsonl",
+      content: [...rows, "{broken", JSON.stringify({ answer: "1" })].join("\n")
+    })) as { problemsAdded: number; rejected: number; rejects: Array<{ line: number; reason: string }> }
     expect(imported.problemsAdded).toBe(30)
     expect(imported.rejects.map((r) => r.line)).toEqual([31, 32])
 
     const pushes: Array<Push> = []
     const off = backend.subscribe((p) => pushes.push(p))
     const spec = `openai:scripted@${server.baseUrl}`
-    expect(failure(await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: `onnx:${join(root, "no-model")}` }))).toMatchObject({ kind: "bad-request", message: expect.stringContaining("no-model") })
+    expect(
+      failure(
+        await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: `onnx:${join(root, "no-model")}` })
+      )
+    ).toMatchObject({ kind: "bad-request", message: expect.stringContaining("no-model") })
     // A `fastcot run` working on the same workspace (its lock taken through another connection): Run is refused, naming it.
     const cli = openSqliteStore(join(ws, "fastcot.db"))
     const cliScope = Effect.runSync(Scope.make())
@@ -67,12 +99,20 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
       kind: "bad-request",
       message: expect.stringContaining(`another run is working on this workspace: fastcot run (pid ${process.pid}`)
     })
-    expect(((await backend.handle("workspace.status", {})) as { running: unknown }).running).toMatchObject({ what: "fastcot run", pid: process.pid })
+    expect(((await backend.handle("workspace.status", {})) as { running: unknown }).running).toMatchObject({
+      what: "fastcot run",
+      pid: process.pid
+    })
     await Effect.runPromise(Scope.close(cliScope, Exit.void))
     cli.close()
     expect(((await backend.handle("workspace.status", {})) as { running: unknown }).running).toBeNull()
     // The runs below start one after another: each releases the lock when it ends (the same live process would be refused).
-    const started = (await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: spec, concurrency: 2 })) as { state: string }
+    const started = (await backend.handle("run.start", {
+      teacher: spec,
+      rewriter: spec,
+      judge: spec,
+      concurrency: 2
+    })) as { state: string }
     expect(started.state).toBe("running")
     await sleep(300)
     expect(((await backend.handle("run.pause", {})) as { state: string }).state).toBe("paused")
@@ -89,8 +129,14 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     // Still paused with work left (a pause that did not hold would have let the run finish meanwhile).
     expect(((await backend.handle("run.view", {})) as { state: string }).state).toBe("paused")
     expect(((await backend.handle("run.resume", {})) as { state: string }).state).toBe("running")
-    for (let i = 0; i < 200 && ((await backend.handle("run.view", {})) as { state: string }).state !== "done"; i++) await sleep(100)
-    const view = (await backend.handle("run.view", {})) as { state: string; verdicts: { easy: number; medium: number }; kept: Record<string, number>; timeline: Array<unknown> }
+    for (let i = 0; i < 200 && ((await backend.handle("run.view", {})) as { state: string }).state !== "done"; i++)
+      await sleep(100)
+    const view = (await backend.handle("run.view", {})) as {
+      state: string
+      verdicts: { easy: number; medium: number }
+      kept: Record<string, number>
+      timeline: Array<unknown>
+    }
     expect(view.state).toBe("done")
     expect(view.verdicts.easy).toBeGreaterThan(0)
     expect(view.kept["easy-to-medium"]).toBeGreaterThan(0)
@@ -98,7 +144,9 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     off()
 
     // Stop: calls in flight finish, the run ends early, and starting again finishes the rest.
-    const more = Array.from({ length: 40 }, (_, i) => JSON.stringify({ question: `What is ${100 + i} + ${100 + i}?`, answer: String(2 * (100 + i)) }))
+    const more = Array.from({ length: 40 }, (_, i) =>
+      JSON.stringify({ question: `What is ${100 + i} + ${100 + i}?`, answer: String(2 * (100 + i)) })
+    )
     await backend.handle("import.content", { name: "more.jsonl", content: more.join("\n") })
     await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: spec, concurrency: 1 })
     await sleep(200)
@@ -108,7 +156,13 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     // A token budget stops the run the same way, before the workspace's calls pass it (the
     // recipe asks with max_tokens 4096 and 8192: a 9,000-token budget lets a few calls run at once).
     const spentBefore = ((await backend.handle("workspace.status", {})) as { paidTokens: number }).paidTokens
-    await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: spec, concurrency: 2, budgetTokens: spentBefore + 9000 })
+    await backend.handle("run.start", {
+      teacher: spec,
+      rewriter: spec,
+      judge: spec,
+      concurrency: 2,
+      budgetTokens: spentBefore + 9000
+    })
     let budgeted = (await backend.handle("run.view", {})) as { state: string; message?: string }
     for (let i = 0; i < 200 && budgeted.message === undefined; i++) {
       await sleep(100)
@@ -120,7 +174,8 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     expect(afterBudget.paidTokens).toBeGreaterThan(spentBefore)
     expect(afterBudget.paidTokens).toBeLessThanOrEqual(spentBefore + 9000)
     await backend.handle("run.start", { teacher: spec, rewriter: spec, judge: spec, concurrency: 4 })
-    for (let i = 0; i < 300 && ((await backend.handle("run.view", {})) as { state: string }).state !== "done"; i++) await sleep(100)
+    for (let i = 0; i < 300 && ((await backend.handle("run.view", {})) as { state: string }).state !== "done"; i++)
+      await sleep(100)
 
     const status = (await backend.handle("workspace.status", {})) as { kept: number; pending: number }
     expect(status.pending).toBe(0)
@@ -134,10 +189,18 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     expect(short).toHaveLength(0)
     const all = (await backend.handle("items.list", { minTokens: 1, limit: 5000 })) as Array<unknown>
     expect(all).toHaveLength(70)
-    const detail = (await backend.handle("items.get", { id: found[0]!.id })) as { rounds: Array<{ action: string; before: string | null; after: string | null }>; original: string; final: string }
+    const detail = (await backend.handle("items.get", { id: found[0]!.id })) as {
+      rounds: Array<{ action: string; before: string | null; after: string | null }>
+      original: string
+      final: string
+    }
     expect(detail.rounds.map((r) => r.action)).toContain("expand")
     expect(detail.final).toContain("Rewritten")
-    const exported = (await backend.handle("export.run", { format: "openai", valFraction: 0.1 })) as { files: Array<string>; train: number; validation: number }
+    const exported = (await backend.handle("export.run", { format: "openai", valFraction: 0.1 })) as {
+      files: Array<string>
+      train: number
+      validation: number
+    }
     expect(exported.train + exported.validation).toBe(70)
     expect(existsSync(exported.files[0]!)).toBe(true)
     expect(readFileSync(exported.files[0]!, "utf8").split("\n")[0]).toContain('"messages"')

@@ -46,7 +46,16 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { readdir, writeFile } from "node:fs/promises"
 import { join, resolve } from "node:path"
-import { type ApiFailure, type ChannelName, Channels, type ItemDetail, type ItemRow, type Reply, type RunView, type StatusView } from "./contract.js"
+import {
+  type ApiFailure,
+  type ChannelName,
+  Channels,
+  type ItemDetail,
+  type ItemRow,
+  type Reply,
+  type RunView,
+  type StatusView
+} from "./contract.js"
 
 /** A request that does not match its channel's Schema, or that names something that is not there. */
 export class BadRequest extends Error {}
@@ -56,7 +65,8 @@ type Req<C extends ChannelName> = (typeof Channels)[C]["request"]["Type"]
 type Runtime = ManagedRuntime.ManagedRuntime<Services, unknown>
 
 /** What the backend pushes to its windows: run events and, once a second, the run's view. */
-export type Push = { readonly _tag: "event"; readonly event: RunEvent } | { readonly _tag: "view"; readonly view: RunView }
+export type Push =
+  { readonly _tag: "event"; readonly event: RunEvent } | { readonly _tag: "view"; readonly view: RunView }
 
 /**
  * The desktop app's backend: one workspace (the same fastcot.db the CLI uses), the pipeline run,
@@ -66,7 +76,16 @@ export type Push = { readonly _tag: "event"; readonly event: RunEvent } | { read
 export class Backend {
   private workspace: string | undefined
   private runtime: Runtime | undefined
-  private run: { fiber: Fiber.RuntimeFiber<unknown, unknown>; gate: Effect.Latch; lm: LanguageModelShape; state: DashboardState; status: RunView["state"]; timeline: Array<{ t: number; done: number }> } | undefined
+  private run:
+    | {
+        fiber: Fiber.RuntimeFiber<unknown, unknown>
+        gate: Effect.Latch
+        lm: LanguageModelShape
+        state: DashboardState
+        status: RunView["state"]
+        timeline: Array<{ t: number; done: number }>
+      }
+    | undefined
   private readonly listeners = new Set<(p: Push) => void>()
   private ticker: NodeJS.Timeout | undefined
   private evaluation: {
@@ -87,17 +106,28 @@ export class Backend {
 
   /** Validates a request against its channel, serves it, validates the reply. Never throws. */
   async handle(channel: string, request: unknown): Promise<unknown | ApiFailure> {
-    if (!Object.hasOwn(Channels, channel)) return { error: { kind: "bad-request", message: `no channel ${JSON.stringify(channel)}` } }
+    if (!Object.hasOwn(Channels, channel))
+      return { error: { kind: "bad-request", message: `no channel ${JSON.stringify(channel)}` } }
     const c = Channels[channel as ChannelName]
     const decoded = Schema.decodeUnknownEither(c.request as Schema.Schema<unknown, unknown>)(request ?? {})
     if (Either.isLeft(decoded)) {
-      return { error: { kind: "bad-request", message: `${channel}: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}` } }
+      return {
+        error: {
+          kind: "bad-request",
+          message: `${channel}: ${ParseResult.TreeFormatter.formatErrorSync(decoded.left)}`
+        }
+      }
     }
     try {
       const reply = await this.serve(channel as ChannelName, decoded.right)
       return Schema.encodeUnknownSync(c.reply as Schema.Schema<unknown, unknown>)(reply)
     } catch (e) {
-      return { error: { kind: e instanceof BadRequest ? "bad-request" : "failed", message: e instanceof Error ? e.message : String(e) } }
+      return {
+        error: {
+          kind: e instanceof BadRequest ? "bad-request" : "failed",
+          message: e instanceof Error ? e.message : String(e)
+        }
+      }
     }
   }
 
@@ -134,7 +164,11 @@ export class Backend {
       case "eval.start":
         return this.evalStart(req("eval.start"))
       case "eval.state":
-        return { state: this.evaluation.state, message: this.evaluation.message, progress: [...this.evaluation.progress.values()] }
+        return {
+          state: this.evaluation.state,
+          message: this.evaluation.message,
+          progress: [...this.evaluation.progress.values()]
+        }
     }
   }
 
@@ -144,13 +178,18 @@ export class Backend {
   }
 
   async open(path: string, create: boolean): Promise<StatusView> {
-    if (this.run !== undefined && (this.run.status === "running" || this.run.status === "paused" || this.run.status === "stopping")) {
+    if (
+      this.run !== undefined &&
+      (this.run.status === "running" || this.run.status === "paused" || this.run.status === "stopping")
+    ) {
       throw new BadRequest("a run is in progress in the current workspace: stop it first")
     }
     const root = resolve(path)
     const paths = workspacePaths(root)
     if (!create) {
-      const exists = await readdir(root).then((f) => f.includes("fastcot.db")).catch(() => false)
+      const exists = await readdir(root)
+        .then((f) => f.includes("fastcot.db"))
+        .catch(() => false)
       if (!exists) throw new BadRequest(`${root}: no fastcot workspace there (no fastcot.db)`)
     }
     await ensureDir(root)
@@ -211,11 +250,27 @@ export class Backend {
     }
   }
 
-  async start(req: { teacher?: string; rewriter?: string; judge?: string; limit?: number; concurrency?: number; budgetTokens?: number }): Promise<RunView> {
+  async start(req: {
+    teacher?: string
+    rewriter?: string
+    judge?: string
+    limit?: number
+    concurrency?: number
+    budgetTokens?: number
+  }): Promise<RunView> {
     const rt = this.rt()
-    if (this.run !== undefined && (this.run.status === "running" || this.run.status === "paused" || this.run.status === "stopping")) return this.view()
+    if (
+      this.run !== undefined &&
+      (this.run.status === "running" || this.run.status === "paused" || this.run.status === "stopping")
+    )
+      return this.view()
     const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in pipeline"))
-    const config = applyOverrides(base, { teacher: req.teacher, rewriter: req.rewriter, judge: req.judge, concurrency: req.concurrency })
+    const config = applyOverrides(base, {
+      teacher: req.teacher,
+      rewriter: req.rewriter,
+      judge: req.judge,
+      concurrency: req.concurrency
+    })
     const roles = buildRoles(config, this.env)
     if (Either.isLeft(roles)) throw new BadRequest(roles.left)
     const checked = await Effect.runPromise(Effect.either(checkLocalModels(config)))
@@ -223,10 +278,15 @@ export class Backend {
     const gate = Effect.runSync(Effect.makeLatch(true))
     // A token budget counts what the workspace spent before, as its status shows it; reaching it
     // stops the run the way Stop does (calls in flight finish; the same start goes on).
-    const spent = req.budgetTokens !== undefined ? workspaceSpending((await rt.runPromise(Effect.flatMap(RunStore, (store) => store.status))).llm).tokens : 0
+    const spent =
+      req.budgetTokens !== undefined
+        ? workspaceSpending((await rt.runPromise(Effect.flatMap(RunStore, (store) => store.status))).llm).tokens
+        : 0
     // One run per workspace, across processes: a `fastcot run` on this workspace refuses this start, and this run refuses it.
     const lockScope = Effect.runSync(Scope.make())
-    const locked = await rt.runPromise(Effect.either(Effect.flatMap(RunStore, (store) => store.lockRun("the desktop app")).pipe(Scope.extend(lockScope))))
+    const locked = await rt.runPromise(
+      Effect.either(Effect.flatMap(RunStore, (store) => store.lockRun("the desktop app")).pipe(Scope.extend(lockScope)))
+    )
     if (Either.isLeft(locked)) {
       await Effect.runPromise(Scope.close(lockScope, Exit.void))
       throw new BadRequest(locked.left.message)
@@ -260,7 +320,10 @@ export class Backend {
     const sandbox = makeSandbox()
     const timeline: Array<{ t: number; done: number }> = []
     const fiber = rt.runFork(
-      runPipeline(config, { onEvent: (event) => (applyEvent(state, event), this.push({ _tag: "event", event })), limit: req.limit }).pipe(
+      runPipeline(config, {
+        onEvent: (event) => (applyEvent(state, event), this.push({ _tag: "event", event })),
+        limit: req.limit
+      }).pipe(
         Effect.provideService(LanguageModel, lm),
         Effect.provide(verifierFor(sandbox)),
         Effect.ensuring(Effect.promise(() => releaseLocalEngines())),
@@ -270,7 +333,14 @@ export class Backend {
     this.run = { fiber, gate, lm, state, status: "running", timeline }
     const run = this.run
     fiber.addObserver((exit) => {
-      run.status = exit._tag === "Success" ? "done" : run.status === "stopping" ? "idle" : exit.cause._tag === "Interrupt" ? "idle" : "failed"
+      run.status =
+        exit._tag === "Success"
+          ? "done"
+          : run.status === "stopping"
+            ? "idle"
+            : exit.cause._tag === "Interrupt"
+              ? "idle"
+              : "failed"
       if (exit._tag === "Success") applyEvent(run.state, { _tag: "pipeline-done", kept: 0, dropped: 0, failed: 0 })
       if (run.status === "failed") run.state.message = "the run failed; see the log"
       void this.tick()
@@ -295,7 +365,8 @@ export class Backend {
 
   async pause(paused: boolean): Promise<RunView> {
     const run = this.run
-    if (run === undefined || (run.status !== "running" && run.status !== "paused")) throw new BadRequest("no run is in progress")
+    if (run === undefined || (run.status !== "running" && run.status !== "paused"))
+      throw new BadRequest("no run is in progress")
     Effect.runSync(paused ? run.gate.close : run.gate.open)
     run.status = paused ? "paused" : "running"
     run.state.paused = paused
@@ -327,46 +398,94 @@ export class Backend {
     const run = this.run
     if (run === undefined) {
       const s = initialState("", STAGES)
-      return { state: "idle", stages: s.stages.map((r) => ({ name: r.name, total: null, done: 0, dropped: 0, failed: 0 })), verdicts: s.verdicts, kept: {}, dropped: {}, tokensBefore: [], tokensAfter: [], timeline: [], models: [] }
+      return {
+        state: "idle",
+        stages: s.stages.map((r) => ({ name: r.name, total: null, done: 0, dropped: 0, failed: 0 })),
+        verdicts: s.verdicts,
+        kept: {},
+        dropped: {},
+        tokensBefore: [],
+        tokensAfter: [],
+        timeline: [],
+        models: []
+      }
     }
     const s = run.state
     return {
       state: run.status,
       message: s.message,
-      stages: s.stages.map((r) => ({ name: r.name, total: r.total ?? null, done: r.done, dropped: r.dropped, failed: r.failed })),
+      stages: s.stages.map((r) => ({
+        name: r.name,
+        total: r.total ?? null,
+        done: r.done,
+        dropped: r.dropped,
+        failed: r.failed
+      })),
       verdicts: { ...s.verdicts },
       kept: { ...s.kept },
       dropped: { ...s.dropped },
       tokensBefore: [...s.tokensBefore],
       tokensAfter: [...s.tokensAfter],
       timeline: [...run.timeline],
-      models: s.models.map((m) => ({ role: m.role, model: m.model, inFlight: m.inFlight, retries: m.retries, errors: m.failed, cacheHits: m.cacheHits, completionTokens: m.completionTokens, costUsd: m.costUsd }))
+      models: s.models.map((m) => ({
+        role: m.role,
+        model: m.model,
+        inFlight: m.inFlight,
+        retries: m.retries,
+        errors: m.failed,
+        cacheHits: m.cacheHits,
+        completionTokens: m.completionTokens,
+        costUsd: m.costUsd
+      }))
     }
   }
 
-  async items(req: { fate?: "pending" | "kept" | "dropped" | "failed" | undefined; search?: string | undefined; verdict?: "easy" | "medium" | "hard" | undefined; minTokens?: number | undefined; maxTokens?: number | undefined; limit: number }): Promise<Array<ItemRow>> {
-    const filtered = req.search !== undefined || req.verdict !== undefined || req.minTokens !== undefined || req.maxTokens !== undefined
+  async items(req: {
+    fate?: "pending" | "kept" | "dropped" | "failed" | undefined
+    search?: string | undefined
+    verdict?: "easy" | "medium" | "hard" | undefined
+    minTokens?: number | undefined
+    maxTokens?: number | undefined
+    limit: number
+  }): Promise<Array<ItemRow>> {
+    const filtered =
+      req.search !== undefined ||
+      req.verdict !== undefined ||
+      req.minTokens !== undefined ||
+      req.maxTokens !== undefined
     return this.rt().runPromise(
       Effect.gen(function* () {
         const store = yield* RunStore
         const items = yield* store.listItems({ fate: req.fate, limit: filtered ? 5000 : req.limit })
-        const problems = new Map((yield* store.getProblems(items.map((i) => i.problemId))).map((p) => [p.id as string, p]))
+        const problems = new Map(
+          (yield* store.getProblems(items.map((i) => i.problemId))).map((p) => [p.id as string, p])
+        )
         const needle = req.search?.toLowerCase()
-        return items
-          .map((i) => ({
-            id: i.id,
-            fate: i.fate,
-            what: fateDetail(i),
-            rounds: i.rounds.length,
-            question: (problems.get(i.problemId)?.question ?? "").replace(/\s+/g, " ").slice(0, 300),
-            tokensBefore: (i.original ?? i.trace)?.tokens?.reasoning ?? null,
-            tokensAfter: i.trace?.tokens?.reasoning ?? null,
-            verdicts: i.rounds.flatMap((r) => (r.verdict !== undefined ? [r.verdict.level] : []))
-          }))
-          .filter((r) => (needle === undefined || r.question.toLowerCase().includes(needle) || r.id.includes(needle)) && (req.verdict === undefined || r.verdicts.includes(req.verdict)))
-          // token bounds apply to the final trace's reasoning tokens
-          .filter((r) => (req.minTokens === undefined || (r.tokensAfter ?? -1) >= req.minTokens) && (req.maxTokens === undefined || (r.tokensAfter ?? Infinity) <= req.maxTokens))
-          .slice(0, req.limit)
+        return (
+          items
+            .map((i) => ({
+              id: i.id,
+              fate: i.fate,
+              what: fateDetail(i),
+              rounds: i.rounds.length,
+              question: (problems.get(i.problemId)?.question ?? "").replace(/\s+/g, " ").slice(0, 300),
+              tokensBefore: (i.original ?? i.trace)?.tokens?.reasoning ?? null,
+              tokensAfter: i.trace?.tokens?.reasoning ?? null,
+              verdicts: i.rounds.flatMap((r) => (r.verdict !== undefined ? [r.verdict.level] : []))
+            }))
+            .filter(
+              (r) =>
+                (needle === undefined || r.question.toLowerCase().includes(needle) || r.id.includes(needle)) &&
+                (req.verdict === undefined || r.verdicts.includes(req.verdict))
+            )
+            // token bounds apply to the final trace's reasoning tokens
+            .filter(
+              (r) =>
+                (req.minTokens === undefined || (r.tokensAfter ?? -1) >= req.minTokens) &&
+                (req.maxTokens === undefined || (r.tokensAfter ?? Infinity) <= req.maxTokens)
+            )
+            .slice(0, req.limit)
+        )
       })
     )
   }
@@ -398,16 +517,29 @@ export class Backend {
         verification: r.verification !== undefined ? { ok: r.verification.ok, reason: r.verification.reason } : null,
         before: r.input?.reasoning ?? null,
         after: r.output?.reasoning ?? null,
-        calls: r.calls.map((c) => `${c.role} ${c.model} ${c.promptTokens}+${c.completionTokens} tokens${c.cached ? " (cached)" : ""}`),
+        calls: r.calls.map(
+          (c) => `${c.role} ${c.model} ${c.promptTokens}+${c.completionTokens} tokens${c.cached ? " (cached)" : ""}`
+        ),
         note: r.note ?? null
       }))
     }
   }
 
-  async exportData(format: "openai" | "sharegpt" | "alpaca" | "preference", valFraction: number): Promise<Reply<"export.run">> {
+  async exportData(
+    format: "openai" | "sharegpt" | "alpaca" | "preference",
+    valFraction: number
+  ): Promise<Reply<"export.run">> {
     const out = join(workspacePaths(this.workspace ?? ".").exports, format, "train.jsonl")
     const report = await this.rt().runPromise(exportDataset({ format, out, valFraction }))
-    return { files: [report.files.train, ...(report.files.validation !== undefined ? [report.files.validation] : []), report.files.card], train: report.counts.train, validation: report.counts.validation }
+    return {
+      files: [
+        report.files.train,
+        ...(report.files.validation !== undefined ? [report.files.validation] : []),
+        report.files.card
+      ],
+      train: report.counts.train,
+      validation: report.counts.validation
+    }
   }
 
   async evalRuns(): Promise<Reply<"eval.runs">> {
@@ -416,25 +548,41 @@ export class Backend {
     const runs = await readdir(dir).catch(() => [] as Array<string>)
     const out: Array<Reply<"eval.runs">[number]> = []
     // Read together, without blocking the backend's event loop; listed in folder order.
-    const read = await Promise.all(runs.sort().map(async (r) => ({ r, results: await loadEvalResults(join(dir, r, "results.json")) })))
+    const read = await Promise.all(
+      runs.sort().map(async (r) => ({ r, results: await loadEvalResults(join(dir, r, "results.json")) }))
+    )
     for (const { r, results } of read) {
       if (Either.isLeft(results)) {
         // A run that has not written results.json yet, or is writing it, is skipped this time; one
         // whose file is wrong is shown as such.
-        if (results.left.reason !== "not-json" && results.left.reason !== "missing") out.push({ dir: r, model: r, benchmarks: [], error: results.left.message })
+        if (results.left.reason !== "not-json" && results.left.reason !== "missing")
+          out.push({ dir: r, model: r, benchmarks: [], error: results.left.message })
         continue
       }
       out.push({
         dir: r,
         model: results.right.model,
-        benchmarks: results.right.benchmarks.map((b) => ({ name: b.bench, accuracy: b.summary.accuracy, meanOutputTokens: b.summary.meanOutputTokens, scored: b.summary.samples, failed: b.failed?.samples ?? 0 }))
+        benchmarks: results.right.benchmarks.map((b) => ({
+          name: b.bench,
+          accuracy: b.summary.accuracy,
+          meanOutputTokens: b.summary.meanOutputTokens,
+          scored: b.summary.samples,
+          failed: b.failed?.samples ?? 0
+        }))
       })
     }
     return out
   }
 
   /** Evaluates a model (an endpoint or a local folder) on benchmarks, in the background; results land in WORKSPACE/eval. */
-  async evalStart(req: { model: string; benches: ReadonlyArray<string>; dataDir: string; limit?: number | undefined; maxTokens?: number | undefined; preset: "greedy" | "r1" }) {
+  async evalStart(req: {
+    model: string
+    benches: ReadonlyArray<string>
+    dataDir: string
+    limit?: number | undefined
+    maxTokens?: number | undefined
+    preset: "greedy" | "r1"
+  }) {
     const rt = this.rt()
     if (this.evaluation.state === "running") throw new BadRequest("an evaluation is already running")
     const spec = parseModelSpec(req.model)
@@ -444,10 +592,14 @@ export class Backend {
       const checked = await Effect.runPromise(Effect.either(checkLocalModel(local)))
       if (Either.isLeft(checked)) throw new BadRequest(checked.left)
     }
-    const { name, provider } = modelFromSpec(spec.right, { apiKey: this.env["OPENAI_API_KEY"] || undefined, maxBatch: 8 })
+    const { name, provider } = modelFromSpec(spec.right, {
+      apiKey: this.env["OPENAI_API_KEY"] || undefined,
+      maxBatch: 8
+    })
     const dir = evalRunFolder(name)
     const outDir = join(workspacePaths(this.workspace ?? ".").root, "eval", dir)
-    const counter = local !== undefined ? await Effect.runPromise(Effect.either(tokenizerFileCounter(local.path))) : undefined
+    const counter =
+      local !== undefined ? await Effect.runPromise(Effect.either(tokenizerFileCounter(local.path))) : undefined
     if (counter !== undefined && Either.isLeft(counter)) throw new BadRequest(counter.left.message)
     this.evaluation = { state: "running", progress: new Map() }
     const evaluation = this.evaluation
@@ -463,7 +615,8 @@ export class Backend {
         preset: req.preset,
         maxTokens: req.maxTokens,
         concurrency: 8,
-        onProgress: (bench, done, total, correct, tokens) => evaluation.progress.set(bench, { bench, done, total, correct, tokens })
+        onProgress: (bench, done, total, correct, tokens) =>
+          evaluation.progress.set(bench, { bench, done, total, correct, tokens })
       }).pipe(Effect.provideService(LanguageModel, lm))
     }).pipe(
       Effect.provide(SandboxLive()),

@@ -8,7 +8,11 @@ import * as Schema from "effect/Schema"
 
 const Fate = Schema.Literal("pending", "kept", "dropped", "failed")
 const Path = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(4096))
-const Spec = Schema.String.pipe(Schema.pattern(/^(openai:.+@https?:\/\/\S+|onnx:.+)$/, { message: () => "a model spec: openai:MODEL@BASE_URL or onnx:DIR[#variant]" }))
+const Spec = Schema.String.pipe(
+  Schema.pattern(/^(openai:.+@https?:\/\/\S+|onnx:.+)$/, {
+    message: () => "a model spec: openai:MODEL@BASE_URL or onnx:DIR[#variant]"
+  })
+)
 
 export const StatusView = Schema.Struct({
   workspace: Schema.String,
@@ -21,7 +25,9 @@ export const StatusView = Schema.Struct({
   dropReasons: Schema.Record({ key: Schema.String, value: Schema.Number }),
   tokens: Schema.Struct({
     tokenizer: Schema.NullOr(Schema.String),
-    histogram: Schema.Array(Schema.Struct({ upTo: Schema.NullOr(Schema.Number), before: Schema.Number, after: Schema.Number })),
+    histogram: Schema.Array(
+      Schema.Struct({ upTo: Schema.NullOr(Schema.Number), before: Schema.Number, after: Schema.Number })
+    ),
     ratio: Schema.NullOr(Schema.Number)
   }),
   calls: Schema.Number,
@@ -29,22 +35,48 @@ export const StatusView = Schema.Struct({
   /** Prompt + completion tokens of the calls sent (cache hits are free): what a token budget counts. */
   paidTokens: Schema.Number,
   /** The run working on the workspace now, from this app or another process (`fastcot run`), if any. */
-  running: Schema.NullOr(Schema.Struct({ pid: Schema.Number, host: Schema.String, startedAt: Schema.String, what: Schema.String }))
+  running: Schema.NullOr(
+    Schema.Struct({ pid: Schema.Number, host: Schema.String, startedAt: Schema.String, what: Schema.String })
+  )
 })
 export type StatusView = typeof StatusView.Type
 
 export const RunView = Schema.Struct({
   state: Schema.Literal("idle", "running", "paused", "stopping", "done", "failed"),
   message: Schema.optional(Schema.String),
-  stages: Schema.Array(Schema.Struct({ name: Schema.String, total: Schema.NullOr(Schema.Number), done: Schema.Number, dropped: Schema.Number, failed: Schema.Number })),
-  verdicts: Schema.Struct({ easy: Schema.Number, medium: Schema.Number, hard: Schema.Number, unparseable: Schema.Number }),
+  stages: Schema.Array(
+    Schema.Struct({
+      name: Schema.String,
+      total: Schema.NullOr(Schema.Number),
+      done: Schema.Number,
+      dropped: Schema.Number,
+      failed: Schema.Number
+    })
+  ),
+  verdicts: Schema.Struct({
+    easy: Schema.Number,
+    medium: Schema.Number,
+    hard: Schema.Number,
+    unparseable: Schema.Number
+  }),
   kept: Schema.Record({ key: Schema.String, value: Schema.Number }),
   dropped: Schema.Record({ key: Schema.String, value: Schema.Number }),
   tokensBefore: Schema.Array(Schema.Number),
   tokensAfter: Schema.Array(Schema.Number),
   /** Items finished over time, one point a second: the progress chart. */
   timeline: Schema.Array(Schema.Struct({ t: Schema.Number, done: Schema.Number })),
-  models: Schema.Array(Schema.Struct({ role: Schema.String, model: Schema.String, inFlight: Schema.Number, retries: Schema.Number, errors: Schema.Number, cacheHits: Schema.Number, completionTokens: Schema.Number, costUsd: Schema.Number }))
+  models: Schema.Array(
+    Schema.Struct({
+      role: Schema.String,
+      model: Schema.String,
+      inFlight: Schema.Number,
+      retries: Schema.Number,
+      errors: Schema.Number,
+      cacheHits: Schema.Number,
+      completionTokens: Schema.Number,
+      costUsd: Schema.Number
+    })
+  )
 })
 export type RunView = typeof RunView.Type
 
@@ -104,18 +136,46 @@ export const EvalRunView = Schema.Struct({
 
 /** Every channel: its request and its reply. */
 export const Channels = {
-  "workspace.open": { request: Schema.Struct({ path: Path, create: Schema.optionalWith(Schema.Boolean, { default: () => true }) }), reply: StatusView },
+  "workspace.open": {
+    request: Schema.Struct({ path: Path, create: Schema.optionalWith(Schema.Boolean, { default: () => true }) }),
+    reply: StatusView
+  },
   "workspace.status": { request: Schema.Struct({}), reply: StatusView },
   "import.content": {
-    request: Schema.Struct({ name: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.pattern(/^[^/\\]+$/)), content: Schema.String.pipe(Schema.maxLength(256 * 2 ** 20)) }),
-    reply: Schema.Struct({ file: Schema.String, rows: Schema.Number, problemsAdded: Schema.Number, itemsAdded: Schema.Number, rejected: Schema.Number, rejects: Schema.Array(Schema.Struct({ line: Schema.Number, reason: Schema.String })) })
+    request: Schema.Struct({
+      name: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255), Schema.pattern(/^[^/\\]+$/)),
+      content: Schema.String.pipe(Schema.maxLength(256 * 2 ** 20))
+    }),
+    reply: Schema.Struct({
+      file: Schema.String,
+      rows: Schema.Number,
+      problemsAdded: Schema.Number,
+      itemsAdded: Schema.Number,
+      rejected: Schema.Number,
+      rejects: Schema.Array(Schema.Struct({ line: Schema.Number, reason: Schema.String }))
+    })
   },
   "models.inspect": {
     request: Schema.Struct({ path: Path }),
-    reply: Schema.Struct({ architecture: Schema.String, parameters: Schema.NullOr(Schema.Number), variants: Schema.Array(Schema.Struct({ name: Schema.String, bytes: Schema.Number, runnable: Schema.NullOr(Schema.Boolean) })), chatTemplate: Schema.Boolean, missing: Schema.Array(Schema.String) })
+    reply: Schema.Struct({
+      architecture: Schema.String,
+      parameters: Schema.NullOr(Schema.Number),
+      variants: Schema.Array(
+        Schema.Struct({ name: Schema.String, bytes: Schema.Number, runnable: Schema.NullOr(Schema.Boolean) })
+      ),
+      chatTemplate: Schema.Boolean,
+      missing: Schema.Array(Schema.String)
+    })
   },
   "run.start": {
-    request: Schema.Struct({ teacher: Schema.optional(Spec), rewriter: Schema.optional(Spec), judge: Schema.optional(Spec), limit: Schema.optional(Schema.Int.pipe(Schema.positive())), concurrency: Schema.optional(Schema.Int.pipe(Schema.between(1, 1024))), budgetTokens: Schema.optional(Schema.Int.pipe(Schema.positive())) }),
+    request: Schema.Struct({
+      teacher: Schema.optional(Spec),
+      rewriter: Schema.optional(Spec),
+      judge: Schema.optional(Spec),
+      limit: Schema.optional(Schema.Int.pipe(Schema.positive())),
+      concurrency: Schema.optional(Schema.Int.pipe(Schema.between(1, 1024))),
+      budgetTokens: Schema.optional(Schema.Int.pipe(Schema.positive()))
+    }),
     reply: RunView
   },
   "run.pause": { request: Schema.Struct({}), reply: RunView },
@@ -123,32 +183,59 @@ export const Channels = {
   "run.stop": { request: Schema.Struct({}), reply: RunView },
   "run.view": { request: Schema.Struct({}), reply: RunView },
   "items.list": {
-    request: Schema.Struct({ fate: Schema.optional(Fate), search: Schema.optional(Schema.String.pipe(Schema.maxLength(200))), verdict: Schema.optional(Schema.Literal("easy", "medium", "hard")), minTokens: Schema.optional(Schema.NonNegativeInt), maxTokens: Schema.optional(Schema.NonNegativeInt), limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 5000)), { default: () => 200 }) }),
+    request: Schema.Struct({
+      fate: Schema.optional(Fate),
+      search: Schema.optional(Schema.String.pipe(Schema.maxLength(200))),
+      verdict: Schema.optional(Schema.Literal("easy", "medium", "hard")),
+      minTokens: Schema.optional(Schema.NonNegativeInt),
+      maxTokens: Schema.optional(Schema.NonNegativeInt),
+      limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 5000)), { default: () => 200 })
+    }),
     reply: Schema.Array(ItemRow)
   },
-  "items.get": { request: Schema.Struct({ id: Schema.String.pipe(Schema.pattern(/^i_[0-9a-f]{4,32}$/)) }), reply: ItemDetail },
+  "items.get": {
+    request: Schema.Struct({ id: Schema.String.pipe(Schema.pattern(/^i_[0-9a-f]{4,32}$/)) }),
+    reply: ItemDetail
+  },
   "export.run": {
-    request: Schema.Struct({ format: Schema.Literal("openai", "sharegpt", "alpaca", "preference"), valFraction: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 0.5)), { default: () => 0 }) }),
+    request: Schema.Struct({
+      format: Schema.Literal("openai", "sharegpt", "alpaca", "preference"),
+      valFraction: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 0.5)), { default: () => 0 })
+    }),
     reply: Schema.Struct({ files: Schema.Array(Schema.String), train: Schema.Number, validation: Schema.Number })
   },
   "eval.runs": { request: Schema.Struct({}), reply: Schema.Array(EvalRunView) },
   "eval.start": {
     request: Schema.Struct({
       model: Spec,
-      benches: Schema.Array(Schema.Literal("math500", "aime24", "gpqa_diamond", "mmlu_pro", "livecodebench")).pipe(Schema.minItems(1)),
+      benches: Schema.Array(Schema.Literal("math500", "aime24", "gpqa_diamond", "mmlu_pro", "livecodebench")).pipe(
+        Schema.minItems(1)
+      ),
       dataDir: Path,
       limit: Schema.optional(Schema.Int.pipe(Schema.positive())),
       maxTokens: Schema.optional(Schema.Int.pipe(Schema.positive())),
       preset: Schema.optionalWith(Schema.Literal("greedy", "r1"), { default: () => "greedy" as const })
     }),
-    reply: Schema.Struct({ state: Schema.Literal("running", "done", "failed"), dir: Schema.String, message: Schema.optional(Schema.String) })
+    reply: Schema.Struct({
+      state: Schema.Literal("running", "done", "failed"),
+      dir: Schema.String,
+      message: Schema.optional(Schema.String)
+    })
   },
   "eval.state": {
     request: Schema.Struct({}),
     reply: Schema.Struct({
       state: Schema.Literal("idle", "running", "done", "failed"),
       message: Schema.optional(Schema.String),
-      progress: Schema.Array(Schema.Struct({ bench: Schema.String, done: Schema.Number, total: Schema.Number, correct: Schema.Number, tokens: Schema.Number }))
+      progress: Schema.Array(
+        Schema.Struct({
+          bench: Schema.String,
+          done: Schema.Number,
+          total: Schema.Number,
+          correct: Schema.Number,
+          tokens: Schema.Number
+        })
+      )
     })
   }
 } as const

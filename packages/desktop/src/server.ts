@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url"
 import type { Backend } from "./backend.js"
 
 /** The renderer's Content-Security-Policy: nothing but this origin, no inline script, no frames. */
-export const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+export const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -32,7 +33,10 @@ const MAX_BODY = 300 * 2 ** 20
  * `POST /api/<channel>` takes and returns the channel's JSON; `GET /api/events` streams run events
  * (server-sent events). Requests whose Host is not this server's are refused (DNS rebinding).
  */
-export const serveUi = (backend: Backend, options: { host?: string; port?: number; staticDir?: string } = {}): Promise<UiServer> => {
+export const serveUi = (
+  backend: Backend,
+  options: { host?: string; port?: number; staticDir?: string } = {}
+): Promise<UiServer> => {
   const host = options.host ?? "127.0.0.1"
   const staticDir = options.staticDir ?? rendererDir()
   const server = http.createServer((req, res) => {
@@ -48,9 +52,19 @@ export const serveUi = (backend: Backend, options: { host?: string; port?: numbe
       return res.end("misdirected request")
     }
     const url = new URL(req.url ?? "/", "http://localhost")
-    const security = { "content-security-policy": CSP, "x-content-type-options": "nosniff", "referrer-policy": "no-referrer", "cross-origin-opener-policy": "same-origin" }
+    const security = {
+      "content-security-policy": CSP,
+      "x-content-type-options": "nosniff",
+      "referrer-policy": "no-referrer",
+      "cross-origin-opener-policy": "same-origin"
+    }
     if (url.pathname === "/api/events" && req.method === "GET") {
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", ...security })
+      res.writeHead(200, {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        connection: "keep-alive",
+        ...security
+      })
       res.write(`data: ${JSON.stringify({ _tag: "view", view: backend.view() })}\n\n`)
       const off = backend.subscribe((p) => res.write(`data: ${JSON.stringify(p)}\n\n`))
       req.on("close", off)
@@ -93,7 +107,10 @@ export const serveUi = (backend: Backend, options: { host?: string; port?: numbe
       res.writeHead(405)
       return res.end()
     }
-    const rel = normalize(decodeURIComponent(url.pathname === "/" ? "/index.html" : url.pathname)).replace(/^([/\\])+/, "")
+    const rel = normalize(decodeURIComponent(url.pathname === "/" ? "/index.html" : url.pathname)).replace(
+      /^([/\\])+/,
+      ""
+    )
     const file = join(staticDir, rel)
     if (!file.startsWith(staticDir.endsWith(sep) ? staticDir : staticDir + sep)) {
       res.writeHead(404)

@@ -14,7 +14,8 @@ import { serveUi, type UiServer } from "./server.js"
 
 const ARTIFACTS = join(__dirname, "..", "..", "..", "test", "artifacts")
 // Polls in this file wait for a UI that refreshes itself (every second or two): allow 15 s.
-const poll = <T,>(f: () => Promise<T> | T, options: { timeout?: number } = {}) => expect.poll(f, { timeout: 15_000, ...options })
+const poll = <T>(f: () => Promise<T> | T, options: { timeout?: number } = {}) =>
+  expect.poll(f, { timeout: 15_000, ...options })
 const CHROMIUM = process.env["FASTCOT_CHROMIUM"] ?? "/usr/bin/chromium"
 
 /** SCRIPTED models (no model behind them): the teacher adds; the judge finds every third problem easy. */
@@ -36,7 +37,10 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     backend = new Backend({})
     // the built renderer (this test runs from the sources)
     ui = await serveUi(backend, { port: 0, staticDir: join(__dirname, "..", "dist", "renderer") })
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"] })
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    })
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
   })
   afterAll(async () => {
@@ -51,26 +55,72 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     const ws = join(root, "ws")
     // An evaluation run saved in the workspace, as `fastcot eval` writes it.
     mkdirSync(join(ws, "eval", "tiny-run"), { recursive: true })
-    const summary = (accuracy: number, meanOutputTokens: number) => ({ items: 10, samples: 10, accuracy, ci95: 0.1, passAtK: {}, noAnswer: 0, truncated: 0, meanOutputTokens, medianOutputTokens: meanOutputTokens })
-    const bench = (name: string, accuracy: number, tokens: number) => ({ bench: name, file: `${name}/test.jsonl`, sha256: "0", summary: summary(accuracy, tokens), groups: {} })
+    const summary = (accuracy: number, meanOutputTokens: number) => ({
+      items: 10,
+      samples: 10,
+      accuracy,
+      ci95: 0.1,
+      passAtK: {},
+      noAnswer: 0,
+      truncated: 0,
+      meanOutputTokens,
+      medianOutputTokens: meanOutputTokens
+    })
+    const bench = (name: string, accuracy: number, tokens: number) => ({
+      bench: name,
+      file: `${name}/test.jsonl`,
+      sha256: "0",
+      summary: summary(accuracy, tokens),
+      groups: {}
+    })
     const results = {
       fastcot: "eval/v1",
       model: "student-7b",
-      settings: { preset: "greedy", sampling: { temperature: 0 }, samples: 1, systemPrompt: "", promptVersion: "1", graderVersion: "1", tokenizer: "qwen2.5" },
+      settings: {
+        preset: "greedy",
+        sampling: { temperature: 0 },
+        samples: 1,
+        systemPrompt: "",
+        promptVersion: "1",
+        graderVersion: "1",
+        tokenizer: "qwen2.5"
+      },
       startedAt: "2026-11-25T10:00:00Z",
       finishedAt: "2026-11-25T10:05:00Z",
-      benchmarks: [{ ...bench("math500", 0.62, 812), failed: { samples: 3, firstError: "connection failed" } }, bench("aime24", 0.1, 3020)]
+      benchmarks: [
+        { ...bench("math500", 0.62, 812), failed: { samples: 3, firstError: "connection failed" } },
+        bench("aime24", 0.1, 3020)
+      ]
     }
     writeFileSync(join(ws, "eval", "tiny-run", "results.json"), JSON.stringify(results))
     // One whose file was edited wrong: shown with its file and field, not skipped in silence.
     mkdirSync(join(ws, "eval", "edited-run"), { recursive: true })
-    writeFileSync(join(ws, "eval", "edited-run", "results.json"), JSON.stringify({ ...results, benchmarks: [{ ...bench("math500", 0.5, 100), summary: { ...summary(0.5, 100), accuracy: "high" } }] }))
+    writeFileSync(
+      join(ws, "eval", "edited-run", "results.json"),
+      JSON.stringify({
+        ...results,
+        benchmarks: [{ ...bench("math500", 0.5, 100), summary: { ...summary(0.5, 100), accuracy: "high" } }]
+      })
+    )
     // One still being written (not JSON yet): left out until it is complete.
     mkdirSync(join(ws, "eval", "partial-run"), { recursive: true })
     writeFileSync(join(ws, "eval", "partial-run", "results.json"), JSON.stringify(results).slice(0, 40))
     // One whose every generation failed: no scores, not zeros.
     mkdirSync(join(ws, "eval", "unreachable-run"), { recursive: true })
-    writeFileSync(join(ws, "eval", "unreachable-run", "results.json"), JSON.stringify({ ...results, model: "unreachable", benchmarks: [{ ...bench("math500", 0, 0), summary: { ...summary(0, 0), items: 0, samples: 0 }, failed: { samples: 2, firstError: "connection failed" } }] }))
+    writeFileSync(
+      join(ws, "eval", "unreachable-run", "results.json"),
+      JSON.stringify({
+        ...results,
+        model: "unreachable",
+        benchmarks: [
+          {
+            ...bench("math500", 0, 0),
+            summary: { ...summary(0, 0), items: 0, samples: 0 },
+            failed: { samples: 2, firstError: "connection failed" }
+          }
+        ]
+      })
+    )
     // One just started (no results.json yet): left out too.
     mkdirSync(join(ws, "eval", "starting-run"), { recursive: true })
     // A `fastcot run` at work on the workspace (its lock held through another connection): the header says so.
@@ -96,7 +146,15 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     cli.close()
 
     const file = join(root, "problems.jsonl")
-    writeFileSync(file, [...Array.from({ length: 24 }, (_, i) => JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })), "{not json"].join("\n"))
+    writeFileSync(
+      file,
+      [
+        ...Array.from({ length: 24 }, (_, i) =>
+          JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })
+        ),
+        "{not json"
+      ].join("\n")
+    )
     await page.getByLabel(/Import problems or traces/).setInputFiles(file)
     await poll(() => page.textContent(".report")).toContain("24 new problems")
     expect(await page.textContent("[aria-label='Rejected rows']")).toContain("line 25")
@@ -140,8 +198,12 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await shot("5-export")
 
     await page.getByRole("tab", { name: "Evaluation" }).click()
-    await poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("62.0% / 812 (3 failed)")
-    expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).toMatch(/edited-run.*results\.json: field `benchmarks\.\[0\]\.summary\.accuracy`/)
+    await poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain(
+      "62.0% / 812 (3 failed)"
+    )
+    expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).toMatch(
+      /edited-run.*results\.json: field `benchmarks\.\[0\]\.summary\.accuracy`/
+    )
     expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).not.toContain("partial-run")
     expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).not.toContain("starting-run")
     expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("none scored (2 failed)")
@@ -161,8 +223,19 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await page.evaluate(readFileSync(require.resolve("axe-core/axe.min.js"), "utf8"))
     const audit = async () =>
       page.evaluate(async () => {
-        const axe = (globalThis as unknown as { axe: { run: (ctx: unknown, opts: unknown) => Promise<{ violations: Array<{ id: string; impact: string; nodes: Array<unknown> }> }> } }).axe
-        const r = await axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } })
+        const axe = (
+          globalThis as unknown as {
+            axe: {
+              run: (
+                ctx: unknown,
+                opts: unknown
+              ) => Promise<{ violations: Array<{ id: string; impact: string; nodes: Array<unknown> }> }>
+            }
+          }
+        ).axe
+        const r = await axe.run(document, {
+          runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }
+        })
         return r.violations.map((v) => `${v.id} (${v.impact}, ${v.nodes.length})`)
       })
     expect(await audit()).toEqual([])
@@ -194,16 +267,28 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
   })
 
   it("the API refuses requests from other origins' forms, foreign Host headers, and malformed input", async () => {
-    const form = await fetch(`${ui.url}api/workspace.open`, { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "path=/tmp/x" })
+    const form = await fetch(`${ui.url}api/workspace.open`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "path=/tmp/x"
+    })
     expect(form.status).toBe(415)
-    const bad = await fetch(`${ui.url}api/items.list`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ fate: "lost" }) })
+    const bad = await fetch(`${ui.url}api/items.list`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ fate: "lost" })
+    })
     expect(bad.status).toBe(400)
     expect(((await bad.json()) as { error: { message: string } }).error.message).toContain("fate")
     const page2 = await fetch(ui.url)
     expect(page2.headers.get("content-security-policy")).toContain("default-src 'self'")
     const http = await import("node:http")
     const port = new URL(ui.url).port
-    const status = await new Promise<number>((resolve) => http.get({ host: "127.0.0.1", port, path: "/", headers: { host: "evil.example:80" } }, (r) => resolve(r.statusCode ?? 0)))
+    const status = await new Promise<number>((resolve) =>
+      http.get({ host: "127.0.0.1", port, path: "/", headers: { host: "evil.example:80" } }, (r) =>
+        resolve(r.statusCode ?? 0)
+      )
+    )
     expect(status).toBe(421)
   })
 })

@@ -95,32 +95,62 @@ const mathKey = (extracted: string): string => {
 
 const gradeMathItem = (item: EvalItem, output: string): Effect.Effect<Grade> =>
   Effect.sync(() => {
-    if (item.answer === undefined || item.answer.trim() === "") return { correct: false, reason: "no-reference: the item has no answer" }
+    if (item.answer === undefined || item.answer.trim() === "")
+      return { correct: false, reason: "no-reference: the item has no answer" }
     const g = gradeMath(item.answer, output, { question: item.question })
     const key = g.extracted !== undefined ? mathKey(g.extracted) : undefined
-    return { correct: g.verdict === "correct", extracted: g.extracted, key, reason: g.verdict === "correct" ? "equivalent to the reference" : g.reason }
+    return {
+      correct: g.verdict === "correct",
+      extracted: g.extracted,
+      key,
+      reason: g.verdict === "correct" ? "equivalent to the reference" : g.reason
+    }
   })
 
 const letterGrade = (item: EvalItem, letter: string | undefined): Grade =>
   letter === undefined
     ? { correct: false, reason: "no-answer" }
-    : { correct: letter === item.answer, extracted: letter, key: letter, reason: letter === item.answer ? "letter matches" : "wrong letter" }
+    : {
+        correct: letter === item.answer,
+        extracted: letter,
+        key: letter,
+        reason: letter === item.answer ? "letter matches" : "wrong letter"
+      }
 
 /** MMLU-Pro: fastcot's reading, or the official script's three rules (its random guess left out). */
 const gradeMmluPro = (item: EvalItem, output: string, extraction: Extraction): Effect.Effect<Grade> =>
-  Effect.sync(() => letterGrade(item, extraction === "official" ? officialMmluProLetter(output)?.letter : onlyLetters(extractLetter(output), "ABCDEFGHIJ")))
+  Effect.sync(() =>
+    letterGrade(
+      item,
+      extraction === "official"
+        ? officialMmluProLetter(output)?.letter
+        : onlyLetters(extractLetter(output), "ABCDEFGHIJ")
+    )
+  )
 
 /** GPQA: fastcot's reading, or the GPQA baselines' `parse_sampled_answer`. */
 const gradeGpqa = (item: EvalItem, output: string, extraction: Extraction): Effect.Effect<Grade> =>
-  Effect.sync(() => letterGrade(item, extraction === "official" ? officialGpqaLetter(output) : onlyLetters(extractLetter(output), "ABCD")))
+  Effect.sync(() =>
+    letterGrade(
+      item,
+      extraction === "official" ? officialGpqaLetter(output) : onlyLetters(extractLetter(output), "ABCD")
+    )
+  )
 
-const onlyLetters = (letter: string | undefined, allowed: string) => (letter !== undefined && allowed.includes(letter) ? letter : undefined)
+const onlyLetters = (letter: string | undefined, allowed: string) =>
+  letter !== undefined && allowed.includes(letter) ? letter : undefined
 
 export const math500: Benchmark = {
   name: "math500",
   kind: "math",
   files: ["math500/test.jsonl", "math500/test.parquet", "MATH-500/test.jsonl"],
-  load: (rows) => rows.map((r, i) => ({ id: str(r["unique_id"]) ?? String(i), question: String(r["problem"]), answer: str(r["answer"]), group: str(r["subject"]) })),
+  load: (rows) =>
+    rows.map((r, i) => ({
+      id: str(r["unique_id"]) ?? String(i),
+      question: String(r["problem"]),
+      answer: str(r["answer"]),
+      group: str(r["subject"])
+    })),
   prompt: (item) => `${item.question}\n\n${MATH_INSTRUCTION}`,
   grade: gradeMathItem
 }
@@ -129,7 +159,12 @@ export const aime24: Benchmark = {
   name: "aime24",
   kind: "math",
   files: ["aime24/test.jsonl", "aime24/train.jsonl", "aime24/test.parquet"],
-  load: (rows) => rows.map((r, i) => ({ id: str(r["id"] ?? r["ID"]) ?? String(i), question: String(r["problem"] ?? r["Problem"]), answer: str(r["answer"] ?? r["Answer"]) })),
+  load: (rows) =>
+    rows.map((r, i) => ({
+      id: str(r["id"] ?? r["ID"]) ?? String(i),
+      question: String(r["problem"] ?? r["Problem"]),
+      answer: str(r["answer"] ?? r["Answer"])
+    })),
   prompt: (item) => `${item.question}\n\n${MATH_INSTRUCTION}`,
   grade: gradeMathItem
 }
@@ -138,14 +173,23 @@ export const gpqaDiamond: Benchmark = {
   name: "gpqa_diamond",
   kind: "multiple-choice",
   files: ["gpqa_diamond/test.jsonl", "gpqa_diamond/gpqa_diamond.csv", "gpqa/gpqa_diamond.csv"],
-  officialScorer: "GPQA baselines' parse_sampled_answer: 'answer is (X)', 'Answer: (X)', 'answer: (X)', 'answer (X)', '(X)', the first that matches with X in A-D",
+  officialScorer:
+    "GPQA baselines' parse_sampled_answer: 'answer is (X)', 'Answer: (X)', 'answer: (X)', 'answer (X)', '(X)', the first that matches with X in A-D",
   load: (rows, { seed }) =>
     rows.map((r, i) => {
       if (r["Question"] !== undefined) {
         // The official layout: choices shuffled with `--seed` and the question (a fixed order per question and seed).
         const correct = String(r["Correct Answer"]).trim()
-        const options = seededShuffle([correct, ...[1, 2, 3].map((k) => String(r[`Incorrect Answer ${k}`] ?? "").trim())], `${seed}:${String(r["Question"])}`)
-        return { id: str(r["Record ID"]) ?? String(i), question: String(r["Question"]).trim(), choices: options, answer: LETTERS[options.indexOf(correct)] }
+        const options = seededShuffle(
+          [correct, ...[1, 2, 3].map((k) => String(r[`Incorrect Answer ${k}`] ?? "").trim())],
+          `${seed}:${String(r["Question"])}`
+        )
+        return {
+          id: str(r["Record ID"]) ?? String(i),
+          question: String(r["Question"]).trim(),
+          choices: options,
+          answer: LETTERS[options.indexOf(correct)]
+        }
       }
       const answer = lastBoxed(String(r["answer"])) ?? String(r["answer"]).trim()
       return { id: String(i), question: String(r["prompt"]), prompt: String(r["prompt"]), answer }
@@ -158,7 +202,8 @@ export const gpqaDiamond: Benchmark = {
 
 export const mmluPro: Benchmark = {
   name: "mmlu_pro",
-  officialScorer: "MMLU-Pro evaluate_from_api.py: first 'answer is \\(?([A-J])\\)?', else '.*[aA]nswer:\\s*([A-J])', else the last standalone A-J; no random guess",
+  officialScorer:
+    "MMLU-Pro evaluate_from_api.py: first 'answer is \\(?([A-J])\\)?', else '.*[aA]nswer:\\s*([A-J])', else the last standalone A-J; no random guess",
   kind: "multiple-choice",
   files: ["mmlu_pro/test.jsonl", "mmlu_pro/test.parquet", "MMLU-Pro/test.parquet"],
   load: (rows) =>
@@ -180,7 +225,10 @@ export const liveCodeBench: Benchmark = {
   files: ["livecodebench/test.jsonl", "livecodebench/release_v2.jsonl", "livecodebench/test2.jsonl"],
   load: (rows) =>
     rows.map((r, i) => {
-      const meta = typeof r["metadata"] === "string" && r["metadata"] !== "" ? (JSON.parse(r["metadata"]) as { func_name?: string }) : {}
+      const meta =
+        typeof r["metadata"] === "string" && r["metadata"] !== ""
+          ? (JSON.parse(r["metadata"]) as { func_name?: string })
+          : {}
       const tests = [...decodeLcbTests(r["public_test_cases"]), ...decodeLcbTests(r["private_test_cases"])]
       return {
         id: str(r["question_id"]) ?? String(i),
@@ -201,19 +249,27 @@ export const liveCodeBench: Benchmark = {
     const code = extractCode(output)
     if (code === undefined) return Effect.succeed({ correct: false, reason: "no-answer" })
     return runTests(code, item.tests ?? [], item.funcName).pipe(
-      Effect.map((o) => ({ correct: o.passed, extracted: code.slice(0, 200), key: code.replace(/\s+/g, " "), reason: o.passed ? `all ${o.ran} tests pass` : o.failure!.reason }))
+      Effect.map((o) => ({
+        correct: o.passed,
+        extracted: code.slice(0, 200),
+        key: code.replace(/\s+/g, " "),
+        reason: o.passed ? `all ${o.ran} tests pass` : o.failure!.reason
+      }))
     )
   }
 }
 
-const registry = new Map<string, Benchmark>([math500, aime24, gpqaDiamond, mmluPro, liveCodeBench].map((b) => [b.name, b]))
+const registry = new Map<string, Benchmark>(
+  [math500, aime24, gpqaDiamond, mmluPro, liveCodeBench].map((b) => [b.name, b])
+)
 
 /** Adds a user-defined benchmark (the plugin interface). */
 export const registerBenchmark = (b: Benchmark) => void registry.set(b.name, b)
 export const benchmark = (name: string): Benchmark | undefined => registry.get(name)
 export const benchmarkNames = () => [...registry.keys()]
 
-const formatOf = (file: string): InputFormat => (file.endsWith(".parquet") ? "parquet" : file.endsWith(".csv") ? "csv" : file.endsWith(".json") ? "json" : "jsonl")
+const formatOf = (file: string): InputFormat =>
+  file.endsWith(".parquet") ? "parquet" : file.endsWith(".csv") ? "csv" : file.endsWith(".json") ? "json" : "jsonl"
 
 /** Finds and reads a benchmark's file under `dir`; returns its items and the file's SHA-256. */
 export const loadBenchmark = (b: Benchmark, dir: string, context: LoadContext = { seed: 0 }) =>
@@ -225,7 +281,11 @@ export const loadBenchmark = (b: Benchmark, dir: string, context: LoadContext = 
       for await (const batch of readRows(formatOf(file), file, START, 5000)) {
         for (const row of batch.rows) if (row.error === undefined) rows.push(row.value as Record<string, unknown>)
       }
-      return { file, sha256: createHash("sha256").update(readFileSync(file)).digest("hex"), items: b.load(rows, context) }
+      return {
+        file,
+        sha256: createHash("sha256").update(readFileSync(file)).digest("hex"),
+        items: b.load(rows, context)
+      }
     },
     catch: (e) => new Error((e as Error).message)
   })

@@ -4,12 +4,16 @@ import { type RunResult, Sandbox } from "./sandbox.js"
 
 /** The program to grade: the last fenced code block (```python preferred), as LiveCodeBench does. */
 export const extractCode = (text: string): string | undefined => {
-  const blocks = [...text.matchAll(/```([\w+-]*)[^\n]*\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1]!.toLowerCase(), code: m[2]! }))
+  const blocks = [...text.matchAll(/```([\w+-]*)[^\n]*\n([\s\S]*?)```/g)].map((m) => ({
+    lang: m[1]!.toLowerCase(),
+    code: m[2]!
+  }))
   const python = blocks.filter((b) => b.lang === "python" || b.lang === "py" || b.lang === "python3")
   return (python[python.length - 1] ?? blocks[blocks.length - 1])?.code
 }
 
-const asDecimal = (token: string): number | undefined => (/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(token) ? Number(token) : undefined)
+const asDecimal = (token: string): number | undefined =>
+  /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(token) ? Number(token) : undefined
 
 /** stdin/stdout comparison: line by line after stripping, tokens equal as decimals allowed. */
 export const sameOutput = (actual: string, expected: string): boolean => {
@@ -25,7 +29,10 @@ export const sameOutput = (actual: string, expected: string): boolean => {
     if (line === b[i]) return true
     const x = line.split(/\s+/)
     const y = b[i]!.split(/\s+/)
-    return x.length === y.length && x.every((t, j) => t === y[j] || (asDecimal(t) !== undefined && asDecimal(t) === asDecimal(y[j]!)))
+    return (
+      x.length === y.length &&
+      x.every((t, j) => t === y[j] || (asDecimal(t) !== undefined && asDecimal(t) === asDecimal(y[j]!)))
+    )
   })
 }
 
@@ -61,22 +68,42 @@ export const runTests = (code: string, tests: ReadonlyArray<TestCase>, funcName?
     const sandbox = yield* Sandbox
     for (const [index, test] of tests.entries()) {
       const functional = test.testtype === "functional"
-      if (functional && funcName === undefined) return { passed: false, ran: index, failure: { index, reason: "a functional test needs the function name (metadata func_name)" } } satisfies TestOutcome
+      if (functional && funcName === undefined)
+        return {
+          passed: false,
+          ran: index,
+          failure: { index, reason: "a functional test needs the function name (metadata func_name)" }
+        } satisfies TestOutcome
       const run = functional
         ? yield* sandbox.runPython({ "solution.py": code, "harness.py": harness(funcName!) }, "harness.py", test.input)
         : yield* sandbox.runPython({ "solution.py": code }, "solution.py", test.input)
-      if (run.status !== "ok") return { passed: false, ran: index + 1, failure: { index, reason: `${run.status}: ${run.stderr.trim().split("\n").pop() ?? ""}`, run } } satisfies TestOutcome
+      if (run.status !== "ok")
+        return {
+          passed: false,
+          ran: index + 1,
+          failure: { index, reason: `${run.status}: ${run.stderr.trim().split("\n").pop() ?? ""}`, run }
+        } satisfies TestOutcome
       let same: boolean
       if (functional) {
         try {
           const actual = JSON.stringify(JSON.parse(run.stdout))
           const expected = JSON.parse(test.output) as unknown
-          same = actual === JSON.stringify(expected) || (test.unwrapOutput === true && Array.isArray(expected) && expected.length === 1 && actual === JSON.stringify(expected[0]))
+          same =
+            actual === JSON.stringify(expected) ||
+            (test.unwrapOutput === true &&
+              Array.isArray(expected) &&
+              expected.length === 1 &&
+              actual === JSON.stringify(expected[0]))
         } catch {
           same = false
         }
       } else same = sameOutput(run.stdout, test.output)
-      if (!same) return { passed: false, ran: index + 1, failure: { index, reason: `wrong output on test ${index + 1}`, run } } satisfies TestOutcome
+      if (!same)
+        return {
+          passed: false,
+          ran: index + 1,
+          failure: { index, reason: `wrong output on test ${index + 1}`, run }
+        } satisfies TestOutcome
     }
     return { passed: true, ran: tests.length } satisfies TestOutcome
   })

@@ -7,7 +7,13 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parquetWriteFile } from "hyparquet-writer"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { LanguageModel, makeLanguageModel, openAiProvider, QwenTokenCounterLive, SqliteRunStoreLive } from "@fastcot/core"
+import {
+  LanguageModel,
+  makeLanguageModel,
+  openAiProvider,
+  QwenTokenCounterLive,
+  SqliteRunStoreLive
+} from "@fastcot/core"
 import { startScriptedServer } from "@fastcot/core/testing/scriptedServer"
 import { decodeLcbTests, unpickleString } from "@fastcot/core"
 import { GRADER_VERSION } from "./benchmarks.js"
@@ -24,9 +30,23 @@ beforeAll(() => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 
 /** No model: for grading saved predictions. */
-const noModel = Layer.succeed(LanguageModel, { roles: [], modelOf: () => "none", complete: () => Effect.die("no model in a predictions run"), stats: Effect.succeed([]) })
+const noModel = Layer.succeed(LanguageModel, {
+  roles: [],
+  modelOf: () => "none",
+  complete: () => Effect.die("no model in a predictions run"),
+  stats: Effect.succeed([])
+})
 const graders = Layer.mergeAll(QwenTokenCounterLive, SandboxLive())
-const base = (over: Partial<EvalOptions>): EvalOptions => ({ benches: [], dataDir: SHARED, outDir: join(tmp, "out"), model: "m", samples: 1, preset: "greedy", concurrency: 4, ...over })
+const base = (over: Partial<EvalOptions>): EvalOptions => ({
+  benches: [],
+  dataDir: SHARED,
+  outDir: join(tmp, "out"),
+  model: "m",
+  samples: 1,
+  preset: "greedy",
+  concurrency: 4,
+  ...over
+})
 
 describe("metrics", () => {
   it("computes unbiased pass@k, never over the samples drawn", () => {
@@ -42,8 +62,25 @@ describe("metrics", () => {
 describe("evaluation as the field reports it", () => {
   it("computes maj@k beside pass@k: an item counts when its most frequent answer is right", async () => {
     const { summarise } = await import("./metrics.js")
-    const o = (itemId: string, key: string | undefined, correct: boolean) => ({ itemId, key, correct, noAnswer: key === undefined, truncated: false, outputTokens: 10 })
-    const s = summarise([o("a", "1", true), o("a", "2", false), o("a", "1", true), o("b", "3", false), o("b", "3", false), o("b", "4", true), o("c", undefined, false), o("c", undefined, false), o("c", "5", true)])
+    const o = (itemId: string, key: string | undefined, correct: boolean) => ({
+      itemId,
+      key,
+      correct,
+      noAnswer: key === undefined,
+      truncated: false,
+      outputTokens: 10
+    })
+    const s = summarise([
+      o("a", "1", true),
+      o("a", "2", false),
+      o("a", "1", true),
+      o("b", "3", false),
+      o("b", "3", false),
+      o("b", "4", true),
+      o("c", undefined, false),
+      o("c", undefined, false),
+      o("c", "5", true)
+    ])
     expect(s.majAtK).toEqual({ "maj@3": 2 / 3 })
     expect(s.accuracy).toBeCloseTo((2 / 3 + 1 / 3 + 1 / 3) / 3)
     expect(s.stderr).toBeCloseTo(Math.sqrt(((2 / 3 - 4 / 9) ** 2 + 2 * (1 / 3 - 4 / 9) ** 2) / 2 / 3))
@@ -51,7 +88,11 @@ describe("evaluation as the field reports it", () => {
   })
 
   it("--limit takes a seeded sample stratified by subject, in proportion to each subject's size", () => {
-    const items = Array.from({ length: 100 }, (_, i) => ({ id: String(i), question: "q", group: i < 70 ? "algebra" : i < 90 ? "geometry" : "counting" }))
+    const items = Array.from({ length: 100 }, (_, i) => ({
+      id: String(i),
+      question: "q",
+      group: i < 70 ? "algebra" : i < 90 ? "geometry" : "counting"
+    }))
     const pick = stratifiedSample(items, 10, 1)
     expect(pick).toHaveLength(10)
     const count = (g: string) => pick.filter((i) => i.group === g).length
@@ -70,11 +111,23 @@ describe("evaluation as the field reports it", () => {
   })
 
   it("--samples absent: the r1 preset takes open-r1's samples per benchmark; a truncated reply is no answer", async () => {
-    const rows = readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { id: number; answer: string })
+    const rows = readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { id: number; answer: string })
     const file = join(tmp, "aime-trunc.jsonl")
     // A right answer, but cut at max_tokens: not graded, counted as no answer and as truncated.
-    writeFileSync(file, rows.map((r, i) => JSON.stringify({ bench: "aime24", id: r.id, output: `\\boxed{${r.answer}}`, truncated: i < 5 })).join("\n"))
-    const r = await Effect.runPromise(evaluate(base({ benches: ["aime24"], predictions: file, outDir: join(tmp, "trunc"), samples: undefined, preset: "r1" })).pipe(Effect.provide(Layer.merge(graders, noModel))))
+    writeFileSync(
+      file,
+      rows
+        .map((r, i) => JSON.stringify({ bench: "aime24", id: r.id, output: `\\boxed{${r.answer}}`, truncated: i < 5 }))
+        .join("\n")
+    )
+    const r = await Effect.runPromise(
+      evaluate(
+        base({ benches: ["aime24"], predictions: file, outDir: join(tmp, "trunc"), samples: undefined, preset: "r1" })
+      ).pipe(Effect.provide(Layer.merge(graders, noModel)))
+    )
     expect(r.benchmarks[0]!.summary).toMatchObject({ items: 30, accuracy: 25 / 30, noAnswer: 5, truncated: 5 })
     const { PRESET_SAMPLES } = await import("./evaluate.js")
     expect(PRESET_SAMPLES.r1).toMatchObject({ aime24: 64, math500: 4, gpqa_diamond: 8, livecodebench: 16 })
@@ -83,42 +136,95 @@ describe("evaluation as the field reports it", () => {
 
 describe("per-item drill-down", () => {
   it("lists items one run gets right and another wrong, by majority of samples", () => {
-    const a = [{ bench: "b", id: "1", correct: true, extracted: "4" }, { bench: "b", id: "2", correct: true }, { bench: "b", id: "3", correct: false }]
-    const b = [{ bench: "b", id: "1", correct: false, extracted: "5" }, { bench: "b", id: "2", correct: true }, { bench: "b", id: "3", correct: false }, { bench: "b", id: "4", correct: true }]
-    const list = disagreements([{ model: "A", generations: a }, { model: "B", generations: b }])
-    expect(list).toEqual([{ bench: "b", id: "1", runs: [{ model: "A", correct: 1, extracted: "4" }, { model: "B", correct: 0, extracted: "5" }] }])
+    const a = [
+      { bench: "b", id: "1", correct: true, extracted: "4" },
+      { bench: "b", id: "2", correct: true },
+      { bench: "b", id: "3", correct: false }
+    ]
+    const b = [
+      { bench: "b", id: "1", correct: false, extracted: "5" },
+      { bench: "b", id: "2", correct: true },
+      { bench: "b", id: "3", correct: false },
+      { bench: "b", id: "4", correct: true }
+    ]
+    const list = disagreements([
+      { model: "A", generations: a },
+      { model: "B", generations: b }
+    ])
+    expect(list).toEqual([
+      {
+        bench: "b",
+        id: "1",
+        runs: [
+          { model: "A", correct: 1, extracted: "4" },
+          { model: "B", correct: 0, extracted: "5" }
+        ]
+      }
+    ])
     expect(disagreementsMarkdown(list)).toContain("| b | 1 | 100% (4) | 0% (5) |")
   })
 })
 
 describe("benchmark loaders and graders", () => {
   it("grades MATH-500's reference solutions as right and shifted answers as wrong (--predictions)", async () => {
-    const rows = readFileSync(join(SHARED, "math500", "test.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { unique_id: string; solution: string; answer: string })
+    const rows = readFileSync(join(SHARED, "math500", "test.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { unique_id: string; solution: string; answer: string })
     const good = join(tmp, "good.jsonl")
     writeFileSync(good, rows.map((r) => JSON.stringify({ id: r.unique_id, output: r.solution })).join("\n"))
-    const results = await Effect.runPromise(evaluate(base({ benches: ["math500"], predictions: good, outDir: join(tmp, "m500") })).pipe(Effect.provide(Layer.merge(graders, noModel))))
+    const results = await Effect.runPromise(
+      evaluate(base({ benches: ["math500"], predictions: good, outDir: join(tmp, "m500") })).pipe(
+        Effect.provide(Layer.merge(graders, noModel))
+      )
+    )
     const m = results.benchmarks[0]!
     expect(m.summary).toMatchObject({ items: 500, accuracy: 1, noAnswer: 0 })
     expect(Object.keys(m.groups)).toContain("Algebra")
     expect(m.sha256).toMatch(/^[0-9a-f]{64}$/)
     const bad = join(tmp, "bad.jsonl")
-    writeFileSync(bad, rows.slice(0, 50).map((r) => JSON.stringify({ id: r.unique_id, output: "I give up." })).join("\n"))
-    const none = await Effect.runPromise(evaluate(base({ benches: ["math500"], predictions: bad, outDir: join(tmp, "m500b") })).pipe(Effect.provide(Layer.merge(graders, noModel))))
+    writeFileSync(
+      bad,
+      rows
+        .slice(0, 50)
+        .map((r) => JSON.stringify({ id: r.unique_id, output: "I give up." }))
+        .join("\n")
+    )
+    const none = await Effect.runPromise(
+      evaluate(base({ benches: ["math500"], predictions: bad, outDir: join(tmp, "m500b") })).pipe(
+        Effect.provide(Layer.merge(graders, noModel))
+      )
+    )
     expect(none.benchmarks[0]!.summary).toMatchObject({ items: 50, accuracy: 0, noAnswer: 50 })
   })
 
   it("grades saved outputs on the benchmarks they answer, and says so when they answer none", async () => {
-    const rows = readFileSync(join(SHARED, "math500", "test.jsonl"), "utf8").trim().split("\n").slice(0, 5).map((l) => JSON.parse(l) as { unique_id: string; solution: string })
+    const rows = readFileSync(join(SHARED, "math500", "test.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .slice(0, 5)
+      .map((l) => JSON.parse(l) as { unique_id: string; solution: string })
     const some = join(tmp, "some.jsonl")
     writeFileSync(some, rows.map((r) => JSON.stringify({ id: r.unique_id, output: r.solution })).join("\n"))
-    const run = (file: string, outDir: string) => Effect.runPromise(Effect.either(evaluate(base({ benches: ["math500", "aime24"], predictions: file, outDir: join(tmp, outDir) })).pipe(Effect.provide(Layer.merge(graders, noModel)))))
+    const run = (file: string, outDir: string) =>
+      Effect.runPromise(
+        Effect.either(
+          evaluate(base({ benches: ["math500", "aime24"], predictions: file, outDir: join(tmp, outDir) })).pipe(
+            Effect.provide(Layer.merge(graders, noModel))
+          )
+        )
+      )
     const graded = await run(some, "some")
     // aime24 is left out, not shown as a benchmark with nothing scored.
-    expect(Either.isRight(graded) && graded.right.benchmarks.map((b) => [b.bench, b.summary.items])).toEqual([["math500", 5]])
+    expect(Either.isRight(graded) && graded.right.benchmarks.map((b) => [b.bench, b.summary.items])).toEqual([
+      ["math500", 5]
+    ])
     const wrongIds = join(tmp, "wrong-ids.jsonl")
     writeFileSync(wrongIds, rows.map((_, i) => JSON.stringify({ id: i, output: "4" })).join("\n"))
     const none = await run(wrongIds, "none")
-    expect(Either.isLeft(none) && none.left.message).toMatch(/wrong-ids\.jsonl: none of its 5 ids is an item of math500 \(ids like `test\/[^`]+`, `[^`]+`\); aime24/)
+    expect(Either.isLeft(none) && none.left.message).toMatch(
+      /wrong-ids\.jsonl: none of its 5 ids is an item of math500 \(ids like `test\/[^`]+`, `[^`]+`\); aime24/
+    )
     // A bad line is named by its line in the file, blank lines counted.
     const blank = join(tmp, "blank.jsonl")
     writeFileSync(blank, `\n\n${JSON.stringify({ id: "x" })}\n`)
@@ -127,31 +233,71 @@ describe("benchmark loaders and graders", () => {
   })
 
   it("regrades an earlier run's generations.jsonl: a line that names its bench answers that benchmark only", async () => {
-    const aime = JSON.parse(readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8").split("\n")[0]!) as { id: number; answer: string }
+    const aime = JSON.parse(readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8").split("\n")[0]!) as {
+      id: number
+      answer: string
+    }
     const file = join(tmp, "generations.jsonl")
     // aime24 and gpqa_diamond both have an item with this id.
     writeFileSync(
       file,
       [
         { bench: "aime24", id: aime.id, sample: 0, output: `\\boxed{${aime.answer}}`, correct: false },
-        { bench: "gpqa_diamond", id: String(aime.id), sample: 0, output: "It could be several of them.", correct: false }
-      ].map((r) => JSON.stringify(r)).join("\n")
+        {
+          bench: "gpqa_diamond",
+          id: String(aime.id),
+          sample: 0,
+          output: "It could be several of them.",
+          correct: false
+        }
+      ]
+        .map((r) => JSON.stringify(r))
+        .join("\n")
     )
-    const r = await Effect.runPromise(evaluate(base({ benches: ["aime24", "gpqa_diamond"], predictions: file, outDir: join(tmp, "regrade") })).pipe(Effect.provide(Layer.merge(graders, noModel))))
+    const r = await Effect.runPromise(
+      evaluate(base({ benches: ["aime24", "gpqa_diamond"], predictions: file, outDir: join(tmp, "regrade") })).pipe(
+        Effect.provide(Layer.merge(graders, noModel))
+      )
+    )
     expect(r.benchmarks.map((b) => [b.bench, b.summary.samples, b.summary.accuracy, b.summary.noAnswer])).toEqual([
       ["aime24", 1, 1, 0],
       ["gpqa_diamond", 1, 0, 1]
     ])
     writeFileSync(file, JSON.stringify({ bench: 24, id: 60, output: "x" }))
-    const bad = await Effect.runPromise(Effect.either(evaluate(base({ benches: ["aime24"], predictions: file, outDir: join(tmp, "regrade-bad") })).pipe(Effect.provide(Layer.merge(graders, noModel)))))
-    expect(Either.isLeft(bad) && bad.left.message).toContain("generations.jsonl:1: `bench`, when given, must be a benchmark's name")
+    const bad = await Effect.runPromise(
+      Effect.either(
+        evaluate(base({ benches: ["aime24"], predictions: file, outDir: join(tmp, "regrade-bad") })).pipe(
+          Effect.provide(Layer.merge(graders, noModel))
+        )
+      )
+    )
+    expect(Either.isLeft(bad) && bad.left.message).toContain(
+      "generations.jsonl:1: `bench`, when given, must be a benchmark's name"
+    )
   })
 
   it("reads GPQA's derived layout and grades letters, with 'no answer' instead of a guess", async () => {
-    const rows = readFileSync(join(SHARED, "gpqa_diamond", "test.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { answer: string })
+    const rows = readFileSync(join(SHARED, "gpqa_diamond", "test.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { answer: string })
     const file = join(tmp, "gpqa.jsonl")
-    writeFileSync(file, rows.map((r, i) => JSON.stringify({ id: String(i), output: i % 2 === 0 ? `Reasoning... so ${r.answer}` : "It could be several of them." })).join("\n"))
-    const r = await Effect.runPromise(evaluate(base({ benches: ["gpqa_diamond"], predictions: file, outDir: join(tmp, "gpqa") })).pipe(Effect.provide(Layer.merge(graders, noModel))))
+    writeFileSync(
+      file,
+      rows
+        .map((r, i) =>
+          JSON.stringify({
+            id: String(i),
+            output: i % 2 === 0 ? `Reasoning... so ${r.answer}` : "It could be several of them."
+          })
+        )
+        .join("\n")
+    )
+    const r = await Effect.runPromise(
+      evaluate(base({ benches: ["gpqa_diamond"], predictions: file, outDir: join(tmp, "gpqa") })).pipe(
+        Effect.provide(Layer.merge(graders, noModel))
+      )
+    )
     // Half the predictions name the right letter; the other half name none and count as "no answer".
     expect(r.benchmarks[0]!.summary).toMatchObject({ items: 198, accuracy: 0.5, noAnswer: 99 })
   })
@@ -165,17 +311,44 @@ describe("benchmark loaders and graders", () => {
       columnData: [
         { name: "question_id", data: [1, 2], type: "INT32" },
         { name: "question", data: ["Which is a prime?", "Which is even?"], type: "STRING" },
-        { name: "options", data: [JSON.stringify(["4", "6", "7", "9"]), JSON.stringify(["3", "8", "5", "1"])], type: "STRING" },
+        {
+          name: "options",
+          data: [JSON.stringify(["4", "6", "7", "9"]), JSON.stringify(["3", "8", "5", "1"])],
+          type: "STRING"
+        },
         { name: "answer", data: ["C", "B"], type: "STRING" },
         { name: "category", data: ["math", "math"], type: "STRING" }
       ]
     })
-    const pickled = execFileSync("/usr/bin/python3", ["-c", "import pickle,zlib,base64,json,sys; print(base64.b64encode(zlib.compress(pickle.dumps(json.dumps([{'input':'10 20\\n','output':'30\\n','testtype':'stdin'}])))).decode())"], { encoding: "utf8" }).trim()
+    const pickled = execFileSync(
+      "/usr/bin/python3",
+      [
+        "-c",
+        "import pickle,zlib,base64,json,sys; print(base64.b64encode(zlib.compress(pickle.dumps(json.dumps([{'input':'10 20\\n','output':'30\\n','testtype':'stdin'}])))).decode())"
+      ],
+      { encoding: "utf8" }
+    ).trim()
     expect(decodeLcbTests(pickled)).toEqual([{ input: "10 20\n", output: "30\n", testtype: "stdin" }])
     expect(() => unpickleString(Buffer.from([0x80, 0x04, 0x4b, 0x01]))).toThrow(/unsupported pickle opcode/)
     const lcb = [
-      { question_id: "a1", question_content: "Add two numbers.", starter_code: "", difficulty: "easy", public_test_cases: JSON.stringify([{ input: "1 2\n", output: "3\n", testtype: "stdin" }]), private_test_cases: pickled, metadata: "{}" },
-      { question_id: "l1", question_content: "Return the sum of nums.", starter_code: "class Solution:\n    def total(self, nums: List[int]) -> int:\n        ", difficulty: "easy", public_test_cases: JSON.stringify([{ input: "[1, 2, 3]", output: "6", testtype: "functional" }]), private_test_cases: "[]", metadata: JSON.stringify({ func_name: "total" }) }
+      {
+        question_id: "a1",
+        question_content: "Add two numbers.",
+        starter_code: "",
+        difficulty: "easy",
+        public_test_cases: JSON.stringify([{ input: "1 2\n", output: "3\n", testtype: "stdin" }]),
+        private_test_cases: pickled,
+        metadata: "{}"
+      },
+      {
+        question_id: "l1",
+        question_content: "Return the sum of nums.",
+        starter_code: "class Solution:\n    def total(self, nums: List[int]) -> int:\n        ",
+        difficulty: "easy",
+        public_test_cases: JSON.stringify([{ input: "[1, 2, 3]", output: "6", testtype: "functional" }]),
+        private_test_cases: "[]",
+        metadata: JSON.stringify({ func_name: "total" })
+      }
     ]
     writeFileSync(join(data, "livecodebench", "test.jsonl"), lcb.map((r) => JSON.stringify(r)).join("\n"))
     const preds = join(tmp, "preds.jsonl")
@@ -185,11 +358,24 @@ describe("benchmark loaders and graders", () => {
         { id: "1", output: "7 is prime. The answer is (C)." },
         { id: "2", output: "Answer: A" },
         { id: "a1", output: "```python\na, b = map(int, input().split())\nprint(a + b)\n```" },
-        { id: "l1", output: "```python\nclass Solution:\n    def total(self, nums: List[int]) -> int:\n        return sum(nums)\n```" }
-      ].map((r) => JSON.stringify(r)).join("\n")
+        {
+          id: "l1",
+          output:
+            "```python\nclass Solution:\n    def total(self, nums: List[int]) -> int:\n        return sum(nums)\n```"
+        }
+      ]
+        .map((r) => JSON.stringify(r))
+        .join("\n")
     )
-    const r = await Effect.runPromise(evaluate(base({ benches: ["mmlu_pro", "livecodebench"], dataDir: data, predictions: preds, outDir: join(tmp, "mix") })).pipe(Effect.provide(Layer.merge(graders, noModel))))
-    expect(r.benchmarks.map((b) => [b.bench, b.summary.accuracy])).toEqual([["mmlu_pro", 0.5], ["livecodebench", 1]])
+    const r = await Effect.runPromise(
+      evaluate(
+        base({ benches: ["mmlu_pro", "livecodebench"], dataDir: data, predictions: preds, outDir: join(tmp, "mix") })
+      ).pipe(Effect.provide(Layer.merge(graders, noModel)))
+    )
+    expect(r.benchmarks.map((b) => [b.bench, b.summary.accuracy])).toEqual([
+      ["mmlu_pro", 0.5],
+      ["livecodebench", 1]
+    ])
   })
 })
 
@@ -198,18 +384,27 @@ const evaluateAgainst = (baseUrl: string, db: string, over: Partial<EvalOptions>
   Effect.runPromise(
     Effect.scoped(
       Effect.gen(function* () {
-        const lm = yield* makeLanguageModel({ model: { endpoints: [{ provider: openAiProvider({ baseUrl, model: "scripted" }), concurrency: 4 }] } })
-        return yield* evaluate(base({ benches: ["aime24"], model: "scripted", concurrency: 1, ...over })).pipe(Effect.provideService(LanguageModel, lm))
+        const lm = yield* makeLanguageModel({
+          model: { endpoints: [{ provider: openAiProvider({ baseUrl, model: "scripted" }), concurrency: 4 }] }
+        })
+        return yield* evaluate(base({ benches: ["aime24"], model: "scripted", concurrency: 1, ...over })).pipe(
+          Effect.provideService(LanguageModel, lm)
+        )
       }).pipe(Effect.provide(Layer.mergeAll(graders, SqliteRunStoreLive(join(tmp, db)))))
     )
   )
 
 describe("a full evaluation against a scripted model on loopback", () => {
   it("samples, caches, grades and writes results that carry their settings; the report shows accuracy and tokens", async () => {
-    const answers = new Map(readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8").trim().split("\n").map((l) => {
-      const r = JSON.parse(l) as { problem: string; answer: string }
-      return [r.problem.slice(0, 60), r.answer] as const
-    }))
+    const answers = new Map(
+      readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => {
+          const r = JSON.parse(l) as { problem: string; answer: string }
+          return [r.problem.slice(0, 60), r.answer] as const
+        })
+    )
     let i = 0
     const server = await startScriptedServer({
       script: (req) => {
@@ -225,7 +420,14 @@ describe("a full evaluation against a scripted model on loopback", () => {
       expect(s).toMatchObject({ items: 30, samples: 60, accuracy: 0.5 })
       expect(s.passAtK["pass@2"]).toBe(1)
       expect(s.meanOutputTokens).toBeGreaterThan(5)
-      expect(first.settings).toMatchObject({ preset: "r1", sampling: { temperature: 0.6, top_p: 0.95, max_tokens: 32768 }, samples: 2, graderVersion: GRADER_VERSION, extraction: "fastcot", seed: 0 })
+      expect(first.settings).toMatchObject({
+        preset: "r1",
+        sampling: { temperature: 0.6, top_p: 0.95, max_tokens: 32768 },
+        samples: 2,
+        graderVersion: GRADER_VERSION,
+        extraction: "fastcot",
+        seed: 0
+      })
       // avg@2 with its standard error (every item scores one of its two samples: no spread), maj@2 beside pass@2.
       expect(s.stderr).toBe(0)
       expect(s.majAtK?.["maj@2"]).toBeDefined()
@@ -238,7 +440,11 @@ describe("a full evaluation against a scripted model on loopback", () => {
       expect(second.benchmarks[0]!.summary.accuracy).toBe(0.5)
       const saved = JSON.parse(readFileSync(join(tmp, "aime-1", "results.json"), "utf8"))
       expect(saved.benchmarks[0].file).toMatch(/aime24/)
-      expect(readFileSync(join(tmp, "aime-1", "generations.jsonl"), "utf8").trim().split("\n")).toHaveLength(60)
+      expect(
+        readFileSync(join(tmp, "aime-1", "generations.jsonl"), "utf8")
+          .trim()
+          .split("\n")
+      ).toHaveLength(60)
       const md = markdownReport([first, { ...second, model: "other" }])
       expect(md).toContain("| scripted | 50.0 ± ")
       const html = htmlReport([first])
@@ -249,14 +455,41 @@ describe("a full evaluation against a scripted model on loopback", () => {
     }
   })
   it("a benchmark none of whose generations was scored shows no scores, not zeros", () => {
-    const summary = { items: 0, samples: 0, accuracy: 0, ci95: 0, passAtK: {}, noAnswer: 0, truncated: 0, meanOutputTokens: 0, medianOutputTokens: 0 }
+    const summary = {
+      items: 0,
+      samples: 0,
+      accuracy: 0,
+      ci95: 0,
+      passAtK: {},
+      noAnswer: 0,
+      truncated: 0,
+      meanOutputTokens: 0,
+      medianOutputTokens: 0
+    }
     const run = {
       fastcot: "eval/v1" as const,
       model: "unreachable",
-      settings: { preset: "greedy" as const, sampling: { temperature: 0 }, samples: 1, systemPrompt: "", promptVersion: "1", graderVersion: "1", tokenizer: "qwen2.5" },
+      settings: {
+        preset: "greedy" as const,
+        sampling: { temperature: 0 },
+        samples: 1,
+        systemPrompt: "",
+        promptVersion: "1",
+        graderVersion: "1",
+        tokenizer: "qwen2.5"
+      },
       startedAt: "2026-11-26T10:00:00Z",
       finishedAt: "2026-11-26T10:01:00Z",
-      benchmarks: [{ bench: "math500", file: "math500/test.jsonl", sha256: "0", summary, groups: {}, failed: { samples: 2, firstError: "ConnectionError: connection failed: ECONNREFUSED" } }]
+      benchmarks: [
+        {
+          bench: "math500",
+          file: "math500/test.jsonl",
+          sha256: "0",
+          summary,
+          groups: {},
+          failed: { samples: 2, firstError: "ConnectionError: connection failed: ECONNREFUSED" }
+        }
+      ]
     }
     const md = markdownReport([run])
     expect(md).toContain("| unreachable | – (none scored) |")
@@ -272,25 +505,38 @@ describe("a full evaluation against a scripted model on loopback", () => {
     expect(htmlReport([run])).not.toContain("<circle")
   })
   it("a generation the model layer cannot get is counted apart, left out of the scores and retried by a rerun", async () => {
-    const answers = new Map(readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8").trim().split("\n").map((l) => {
-      const r = JSON.parse(l) as { problem: string; answer: string }
-      return [r.problem.slice(0, 60), r.answer] as const
-    }))
+    const answers = new Map(
+      readFileSync(join(SHARED, "aime24", "test.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => {
+          const r = JSON.parse(l) as { problem: string; answer: string }
+          return [r.problem.slice(0, 60), r.answer] as const
+        })
+    )
     let refuse = true
     const server = await startScriptedServer({
       // The scripted model answers every question right, but at first one in three gets a 404 (the
       // model still loading: not retried, and not remembered as a refusal of the request).
       script: (req, index) =>
-        refuse && index % 3 === 0 ? { content: "The model `scripted` does not exist (yet).", status: 404 } : { content: `The answer is \\boxed{${answers.get(req.messages[req.messages.length - 1]!.content.slice(0, 60))}}.` }
+        refuse && index % 3 === 0
+          ? { content: "The model `scripted` does not exist (yet).", status: 404 }
+          : {
+              content: `The answer is \\boxed{${answers.get(req.messages[req.messages.length - 1]!.content.slice(0, 60))}}.`
+            }
     })
     try {
-      const run = (outDir: string) => evaluateAgainst(server.baseUrl, "eval-failures.db", { samples: 1, preset: "greedy", outDir })
+      const run = (outDir: string) =>
+        evaluateAgainst(server.baseUrl, "eval-failures.db", { samples: 1, preset: "greedy", outDir })
       const first = await run(join(tmp, "fail-1"))
       const b = first.benchmarks[0]!
       expect(b.failed).toMatchObject({ samples: 10, firstError: expect.stringContaining("BadRequest") })
       // The 20 answers are all right: failures are not counted as wrong answers.
       expect(b.summary).toMatchObject({ items: 20, samples: 20, accuracy: 1, noAnswer: 0 })
-      const lines = readFileSync(join(tmp, "fail-1", "generations.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { error?: string })
+      const lines = readFileSync(join(tmp, "fail-1", "generations.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { error?: string })
       expect(lines.filter((l) => l.error !== undefined)).toHaveLength(10)
       expect(markdownReport([first])).toContain("Failed generations")
       // A rerun sends only the failed ones again (the rest come from the cache) and completes.

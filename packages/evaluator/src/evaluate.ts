@@ -3,8 +3,24 @@ import * as Schema from "effect/Schema"
 import { createWriteStream, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { basename } from "node:path"
-import { ChatRequest, type CacheMode, DEFAULT_SYSTEM_PROMPT, ensureDirSync, LanguageModel, seededShuffle, TokenCounter } from "@fastcot/core"
-import { benchmark, type Benchmark, type EvalItem, type Extraction, GRADER_VERSION, loadBenchmark, PROMPT_VERSION } from "./benchmarks.js"
+import {
+  ChatRequest,
+  type CacheMode,
+  DEFAULT_SYSTEM_PROMPT,
+  ensureDirSync,
+  LanguageModel,
+  seededShuffle,
+  TokenCounter
+} from "@fastcot/core"
+import {
+  benchmark,
+  type Benchmark,
+  type EvalItem,
+  type Extraction,
+  GRADER_VERSION,
+  loadBenchmark,
+  PROMPT_VERSION
+} from "./benchmarks.js"
 import { type SampleOutcome, summarise, Summary } from "./metrics.js"
 import type { Sandbox } from "./sandbox.js"
 
@@ -62,7 +78,8 @@ export interface EvalOptions {
   /** Grade these saved outputs (JSONL: id, output) instead of calling a model. */
   readonly predictions?: string | undefined
   /** After each graded answer: the benchmark's answers graded so far, of how many, how many correct, and their output tokens. */
-  readonly onProgress?: ((bench: string, done: number, total: number, correct: number, outputTokens: number) => void) | undefined
+  readonly onProgress?:
+    ((bench: string, done: number, total: number, correct: number, outputTokens: number) => void) | undefined
 }
 
 export const BenchResult = Schema.Struct({
@@ -72,9 +89,21 @@ export const BenchResult = Schema.Struct({
   /** Samples drawn per question (absent in results written before presets set it per benchmark). */
   samplesPerItem: Schema.optional(Schema.Number),
   /** Which questions were asked: all, or a stratified sample (`--limit`), with its seed and strata. */
-  selection: Schema.optional(Schema.Struct({ of: Schema.Number, limit: Schema.optional(Schema.Number), seed: Schema.Number, strata: Schema.optional(Schema.String) })),
+  selection: Schema.optional(
+    Schema.Struct({
+      of: Schema.Number,
+      limit: Schema.optional(Schema.Number),
+      seed: Schema.Number,
+      strata: Schema.optional(Schema.String)
+    })
+  ),
   /** LiveCodeBench's release (the file's name) and the contest-date window asked. */
-  lcb: Schema.optional(Schema.Struct({ version: Schema.String, window: Schema.optional(Schema.Struct({ from: Schema.String, to: Schema.String })) })),
+  lcb: Schema.optional(
+    Schema.Struct({
+      version: Schema.String,
+      window: Schema.optional(Schema.Struct({ from: Schema.String, to: Schema.String }))
+    })
+  ),
   /** The published scorer `--extraction official` reproduced for this benchmark. */
   officialScorer: Schema.optional(Schema.String),
   summary: Summary,
@@ -136,14 +165,22 @@ const Predictions = (file: string): Predictions => {
       if (line.trim() === "") return
       let row: { id?: unknown; output?: unknown; bench?: unknown; truncated?: unknown; error?: unknown }
       try {
-        row = JSON.parse(line) as { id?: unknown; output?: unknown; bench?: unknown; truncated?: unknown; error?: unknown }
+        row = JSON.parse(line) as {
+          id?: unknown
+          output?: unknown
+          bench?: unknown
+          truncated?: unknown
+          error?: unknown
+        }
       } catch {
         throw new Error(`${file}:${i + 1}: malformed JSON`)
       }
       // A generation an earlier run could not get (it has an error, no output) is not an answer.
       if (row.output === undefined && typeof row.error === "string") return
-      if (row.id === undefined || typeof row.output !== "string") throw new Error(`${file}:${i + 1}: each line needs \`id\` and a string \`output\``)
-      if (row.bench !== undefined && typeof row.bench !== "string") throw new Error(`${file}:${i + 1}: \`bench\`, when given, must be a benchmark's name`)
+      if (row.id === undefined || typeof row.output !== "string")
+        throw new Error(`${file}:${i + 1}: each line needs \`id\` and a string \`output\``)
+      if (row.bench !== undefined && typeof row.bench !== "string")
+        throw new Error(`${file}:${i + 1}: \`bench\`, when given, must be a benchmark's name`)
       const id = String(row.id)
       ids.add(row.bench === undefined ? id : `${row.bench}/${id}`)
       let map = any
@@ -161,25 +198,33 @@ const Predictions = (file: string): Predictions => {
  * their sizes (largest remainder), each group's picks seeded by `seed`; the chosen items keep the
  * file's order. All items when `limit` is not below their number.
  */
-export const stratifiedSample = (items: ReadonlyArray<EvalItem>, limit: number | undefined, seed: number): ReadonlyArray<EvalItem> => {
+export const stratifiedSample = (
+  items: ReadonlyArray<EvalItem>,
+  limit: number | undefined,
+  seed: number
+): ReadonlyArray<EvalItem> => {
   if (limit === undefined || limit >= items.length) return items
   const groups = new Map<string, Array<EvalItem>>()
   for (const item of items) groups.set(item.group ?? "", [...(groups.get(item.group ?? "") ?? []), item])
   const quotas = [...groups.entries()].map(([g, list]) => ({ g, list, exact: (limit * list.length) / items.length }))
   const take = new Map(quotas.map((q) => [q.g, Math.floor(q.exact)]))
   let left = limit - [...take.values()].reduce((a, b) => a + b, 0)
-  for (const q of [...quotas].sort((a, b) => b.exact - Math.floor(b.exact) - (a.exact - Math.floor(a.exact)) || a.g.localeCompare(b.g))) {
+  for (const q of [...quotas].sort(
+    (a, b) => b.exact - Math.floor(b.exact) - (a.exact - Math.floor(a.exact)) || a.g.localeCompare(b.g)
+  )) {
     if (left === 0) break
     take.set(q.g, take.get(q.g)! + 1)
     left--
   }
   const chosen = new Set<EvalItem>()
-  for (const q of quotas) for (const item of seededShuffle(q.list, `${seed}:${q.g}`).slice(0, take.get(q.g))) chosen.add(item)
+  for (const q of quotas)
+    for (const item of seededShuffle(q.list, `${seed}:${q.g}`).slice(0, take.get(q.g))) chosen.add(item)
   return items.filter((i) => chosen.has(i))
 }
 
 /** The folder name of an evaluation run: the model's name made file-safe, and the time it started. */
-export const evalRunFolder = (model: string, at: Date = new Date()): string => `${model.replace(/[^\w.-]+/g, "_")}-${at.toISOString().replace(/[:.]/g, "-")}`
+export const evalRunFolder = (model: string, at: Date = new Date()): string =>
+  `${model.replace(/[^\w.-]+/g, "_")}-${at.toISOString().replace(/[:.]/g, "-")}`
 
 /**
  * Evaluates a model (the `model` role of the LanguageModel service) on benchmarks, or grades saved
@@ -196,7 +241,10 @@ export const evaluate = (options: EvalOptions) =>
     const systemPrompt = options.systemPrompt ?? DEFAULT_SYSTEM_PROMPT
     const seed = options.seed ?? 0
     const extraction = options.extraction ?? "fastcot"
-    const predictions = options.predictions !== undefined ? yield* Effect.try({ try: () => Predictions(options.predictions!), catch: (e) => e as Error }) : undefined
+    const predictions =
+      options.predictions !== undefined
+        ? yield* Effect.try({ try: () => Predictions(options.predictions!), catch: (e) => e as Error })
+        : undefined
     ensureDirSync(options.outDir)
     const generations = createWriteStream(join(options.outDir, "generations.jsonl"))
     const results: Array<BenchResult> = []
@@ -205,13 +253,26 @@ export const evaluate = (options: EvalOptions) =>
       const b: Benchmark | undefined = benchmark(name)
       if (b === undefined) return yield* Effect.fail(new Error(`unknown benchmark ${name}`))
       const loaded = yield* loadBenchmark(b, options.dataDir, { seed })
-      const windowed = name === "livecodebench" && options.lcbWindow !== undefined ? loaded.items.filter((i) => inWindow(i.date, options.lcbWindow!)) : loaded.items
+      const windowed =
+        name === "livecodebench" && options.lcbWindow !== undefined
+          ? loaded.items.filter((i) => inWindow(i.date, options.lcbWindow!))
+          : loaded.items
       const items = stratifiedSample(windowed, options.limit, seed)
       const samplesPerItem = options.samples ?? PRESET_SAMPLES[options.preset][name] ?? 1
-      const work = items.flatMap((item) => Array.from({ length: predictions !== undefined ? (predictions.get(name, item.id)?.length ?? 0) : samplesPerItem }, (_, sample) => ({ item, sample })))
+      const work = items.flatMap((item) =>
+        Array.from(
+          { length: predictions !== undefined ? (predictions.get(name, item.id)?.length ?? 0) : samplesPerItem },
+          (_, sample) => ({ item, sample })
+        )
+      )
       // Saved outputs are graded on the benchmarks they answer; one they answer nothing of is left out.
       if (predictions !== undefined && work.length === 0) {
-        unanswered.push(`${name} (ids like ${items.slice(0, 2).map((i) => `\`${i.id}\``).join(", ")})`)
+        unanswered.push(
+          `${name} (ids like ${items
+            .slice(0, 2)
+            .map((i) => `\`${i.id}\``)
+            .join(", ")})`
+        )
         continue
       }
       let done = 0
@@ -238,7 +299,12 @@ export const evaluate = (options: EvalOptions) =>
                 ...(systemPrompt !== "" ? [{ role: "system" as const, content: systemPrompt }] : []),
                 { role: "user" as const, content: b.prompt(item) }
               ]
-              const c = yield* lm.complete("model", new ChatRequest({ messages, ...sampling }), { sampleIndex: sample, cache: options.cache }).pipe(Effect.either)
+              const c = yield* lm
+                .complete("model", new ChatRequest({ messages, ...sampling }), {
+                  sampleIndex: sample,
+                  cache: options.cache
+                })
+                .pipe(Effect.either)
               if (c._tag === "Left") {
                 const error = `${c.left._tag}: ${c.left.message}`
                 firstError ??= error
@@ -253,12 +319,28 @@ export const evaluate = (options: EvalOptions) =>
               reasoningTokens = c.right.usage.reasoningTokens
             }
             // A reply cut at max_tokens has no final answer: it counts as "no answer", reported as truncated.
-            const grade = truncated ? { correct: false, reason: "no-answer: truncated at max_tokens", extracted: undefined, key: undefined } : yield* b.grade(item, output, extraction)
+            const grade = truncated
+              ? { correct: false, reason: "no-answer: truncated at max_tokens", extracted: undefined, key: undefined }
+              : yield* b.grade(item, output, extraction)
             const outputTokens = counter.count((reasoning ?? "") + output)
             if (grade.correct) correct++
             tokensSoFar += outputTokens
             progressed()
-            generations.write(JSON.stringify({ bench: name, id: item.id, sample, output, reasoning, correct: grade.correct, extracted: grade.extracted, reason: grade.reason, outputTokens, serverTokens, truncated }) + "\n")
+            generations.write(
+              JSON.stringify({
+                bench: name,
+                id: item.id,
+                sample,
+                output,
+                reasoning,
+                correct: grade.correct,
+                extracted: grade.extracted,
+                reason: grade.reason,
+                outputTokens,
+                serverTokens,
+                truncated
+              }) + "\n"
+            )
             return {
               outcome: {
                 itemId: item.id,
@@ -288,8 +370,21 @@ export const evaluate = (options: EvalOptions) =>
         file: loaded.file,
         sha256: loaded.sha256,
         samplesPerItem,
-        selection: { of: windowed.length, ...(options.limit !== undefined && options.limit < windowed.length ? { limit: options.limit, strata: "subject/category" } : {}), seed },
-        ...(name === "livecodebench" ? { lcb: { version: basename(loaded.file).replace(/\.(jsonl|json|parquet)$/, ""), ...(options.lcbWindow !== undefined ? { window: options.lcbWindow } : {}) } } : {}),
+        selection: {
+          of: windowed.length,
+          ...(options.limit !== undefined && options.limit < windowed.length
+            ? { limit: options.limit, strata: "subject/category" }
+            : {}),
+          seed
+        },
+        ...(name === "livecodebench"
+          ? {
+              lcb: {
+                version: basename(loaded.file).replace(/\.(jsonl|json|parquet)$/, ""),
+                ...(options.lcbWindow !== undefined ? { window: options.lcbWindow } : {})
+              }
+            }
+          : {}),
         ...(extraction === "official" && b.officialScorer !== undefined ? { officialScorer: b.officialScorer } : {}),
         summary: summarise(outcomes.map((o) => o.outcome)),
         groups,
@@ -298,7 +393,9 @@ export const evaluate = (options: EvalOptions) =>
     }
     yield* Effect.promise(() => new Promise<void>((r) => generations.end(() => r())))
     if (predictions !== undefined && results.length === 0) {
-      return yield* Effect.fail(new Error(`${options.predictions}: none of its ${predictions.ids} ids is an item of ${unanswered.join("; ")}`))
+      return yield* Effect.fail(
+        new Error(`${options.predictions}: none of its ${predictions.ids} ids is an item of ${unanswered.join("; ")}`)
+      )
     }
     const report: EvalResults = {
       fastcot: "eval/v1",

@@ -12,7 +12,11 @@ import { describe, expect, it } from "vitest"
  */
 const DATA = join(__dirname, "..", "..", "..", "..", "shared", "data")
 const ARTIFACTS = join(__dirname, "..", "..", "..", "test", "artifacts")
-const rows = (file: string) => readFileSync(join(DATA, file), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { problem: string; solution: string; answer: string | number })
+const rows = (file: string) =>
+  readFileSync(join(DATA, file), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { problem: string; solution: string; answer: string | number })
 const math500 = rows("math500/test.jsonl")
 const aime = rows("aime24/test.jsonl")
 
@@ -58,13 +62,19 @@ const REWRITES: Record<string, (a: string) => string | undefined> = {
   },
   "\\left( \\right)": (a) => (/^\(.*\)$/.test(a) ? `\\left${a.slice(0, -1)}\\right)` : undefined),
   "text wrapper": (a) => (/^[A-Za-z ]+$/.test(a) && !a.includes("\\") ? `\\text{${a}}` : undefined),
-  "spaces": (a) => (a.includes(",") ? a.replace(/,\s*/g, ", ") : undefined),
-  "degrees": (a) => (/^\d+$/.test(a) && Number(a) < 360 ? `${a}^\\circ` : undefined)
+  spaces: (a) => (a.includes(",") ? a.replace(/,\s*/g, ", ") : undefined),
+  degrees: (a) => (/^\d+$/.test(a) && Number(a) < 360 ? `${a}^\\circ` : undefined)
 }
 
 describe("grader agreement on real answer text (MATH-500 and AIME 2024)", () => {
   it("accepts every reference solution for its own answer (530 pairs)", async () => {
-    const pairs = [...math500, ...aime].map((r, i) => ({ set: i < 500 ? "math500 own" : "aime24 own", reference: String(r.answer), output: r.solution, expected: true, question: r.problem }))
+    const pairs = [...math500, ...aime].map((r, i) => ({
+      set: i < 500 ? "math500 own" : "aime24 own",
+      reference: String(r.answer),
+      output: r.solution,
+      expected: true,
+      question: r.problem
+    }))
     const agree = await run(pairs)
     report()
     expect(agree).toBe(pairs.length)
@@ -79,7 +89,13 @@ describe("grader agreement on real answer text (MATH-500 and AIME 2024)", () => 
       const a = String(mine.answer)
       const b = String(other.answer)
       if (norm(a) === norm(b) || (Number.isFinite(Number(a)) && Number(a) === Number(b))) continue
-      pairs.push({ set: "math500 cross", reference: a, output: other.solution, expected: false, question: mine.problem })
+      pairs.push({
+        set: "math500 cross",
+        reference: a,
+        output: other.solution,
+        expected: false,
+        question: mine.problem
+      })
     }
     const agree = await run(pairs)
     report()
@@ -94,9 +110,21 @@ describe("grader agreement on real answer text (MATH-500 and AIME 2024)", () => 
       const a = String(r.answer)
       for (const [name, f] of Object.entries(REWRITES)) {
         const form = f(a)
-        if (form !== undefined) pairs.push({ set: `rewrite: ${name}`, reference: a, output: `Working through it step by step.\n\nSo the result is $\\boxed{${form}}$.`, expected: true })
+        if (form !== undefined)
+          pairs.push({
+            set: `rewrite: ${name}`,
+            reference: a,
+            output: `Working through it step by step.\n\nSo the result is $\\boxed{${form}}$.`,
+            expected: true
+          })
       }
-      if (/^-?\d+$/.test(a)) pairs.push({ set: "final answer sentence", reference: a, output: `Final Answer: The final answer is $${a}$. I hope it is correct.`, expected: true })
+      if (/^-?\d+$/.test(a))
+        pairs.push({
+          set: "final answer sentence",
+          reference: a,
+          output: `Final Answer: The final answer is $${a}$. I hope it is correct.`,
+          expected: true
+        })
     }
     const agree = await run(pairs)
     report()
@@ -143,8 +171,18 @@ describe("hard cases (the categories the best graders test: Math-Verify, the Qwe
     ["5", "I think it is five", false, "no answer given"],
     ["14{,}916", "\\boxed{14{,}916}", true, "a LaTeX thousands separator"],
     ["14{,}916", "\\boxed{14916}", true, "a LaTeX thousands separator against none"],
-    ["\\begin{pmatrix} 0 & 3 \\\\ 0 & -1 \\end{pmatrix}", "\\boxed{\\begin{pmatrix} 0 & 3 \\\\ 0 & -1 \\end{pmatrix}}", true, "a matrix"],
-    ["\\begin{pmatrix} 0 & 3 \\\\ 0 & -1 \\end{pmatrix}", "\\boxed{\\begin{pmatrix} 0 & 3 \\\\ 0 & 1 \\end{pmatrix}}", false, "a different matrix"],
+    [
+      "\\begin{pmatrix} 0 & 3 \\\\ 0 & -1 \\end{pmatrix}",
+      "\\boxed{\\begin{pmatrix} 0 & 3 \\\\ 0 & -1 \\end{pmatrix}}",
+      true,
+      "a matrix"
+    ],
+    [
+      "\\begin{pmatrix} 0 & 3 \\\\ 0 & -1 \\end{pmatrix}",
+      "\\boxed{\\begin{pmatrix} 0 & 3 \\\\ 0 & 1 \\end{pmatrix}}",
+      false,
+      "a different matrix"
+    ],
     ["\\{1, 2\\}", "\\boxed{\\{2, 1\\}}", true, "a set in another order"],
     ["12", "The answer is 12.", true, "'the answer is' without a box"],
     ["12", "Final Answer: The final answer is $12$. I hope it is correct.", true, "Minerva's final-answer sentence"],
@@ -158,7 +196,10 @@ describe("hard cases (the categories the best graders test: Math-Verify, the Qwe
 })
 
 describe("multiple choice: the chosen letter from free text", () => {
-  const gpqa = readFileSync(join(DATA, "gpqa_diamond/test.jsonl"), "utf8").trim().split("\n").map((l) => (JSON.parse(l) as { answer: string }).answer)
+  const gpqa = readFileSync(join(DATA, "gpqa_diamond/test.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => (JSON.parse(l) as { answer: string }).answer)
   const letters = gpqa.map((a) => /\\boxed\{([A-D])\}/.exec(a)![1]!)
   const STYLES: Array<(x: string) => string> = [
     (x) => `The correct option is therefore \\boxed{${x}}.`,
@@ -173,6 +214,11 @@ describe("multiple choice: the chosen letter from free text", () => {
     expect(agree / (letters.length * STYLES.length)).toBe(1)
   })
   it("says 'no answer' rather than guessing", () => {
-    for (const text of ["It could be A or B.", "I am not sure.", "Both (A) and (C) look plausible; more data is needed."]) expect(extractLetter(text)).toBeUndefined()
+    for (const text of [
+      "It could be A or B.",
+      "I am not sure.",
+      "Both (A) and (C) look plausible; more data is needed."
+    ])
+      expect(extractLetter(text)).toBeUndefined()
   })
 })

@@ -50,10 +50,13 @@ export const summarise = (outcomes: ReadonlyArray<SampleOutcome>): Summary => {
   const k = Math.min(...[...byItem.values()].map((s) => s.length))
   const pass: Record<string, number> = {}
   for (const kk of [1, 2, 4, 8, 16, 32, 64].filter((x) => x <= k)) {
-    pass[`pass@${kk}`] = [...byItem.values()].reduce((a, s) => a + passAtK(s.length, s.filter((x) => x.correct).length, kk), 0) / Math.max(1, n)
+    pass[`pass@${kk}`] =
+      [...byItem.values()].reduce((a, s) => a + passAtK(s.length, s.filter((x) => x.correct).length, kk), 0) /
+      Math.max(1, n)
   }
   const maj: Record<string, number> = {}
-  if (k > 1) maj[`maj@${k}`] = [...byItem.values()].reduce((a, s) => a + (majorityCorrect(s) ? 1 : 0), 0) / Math.max(1, n)
+  if (k > 1)
+    maj[`maj@${k}`] = [...byItem.values()].reduce((a, s) => a + (majorityCorrect(s) ? 1 : 0), 0) / Math.max(1, n)
   const tokens = outcomes.map((o) => o.outputTokens).sort((a, b) => a - b)
   const reasoning = outcomes.filter((o) => o.reasoningTokens !== undefined)
   return {
@@ -68,7 +71,8 @@ export const summarise = (outcomes: ReadonlyArray<SampleOutcome>): Summary => {
     truncated: outcomes.filter((o) => o.truncated).length,
     meanOutputTokens: tokens.length > 0 ? tokens.reduce((a, b) => a + b, 0) / tokens.length : 0,
     medianOutputTokens: tokens.length > 0 ? tokens[Math.floor((tokens.length - 1) / 2)]! : 0,
-    meanReasoningTokens: reasoning.length > 0 ? reasoning.reduce((a, o) => a + o.reasoningTokens!, 0) / reasoning.length : undefined
+    meanReasoningTokens:
+      reasoning.length > 0 ? reasoning.reduce((a, o) => a + o.reasoningTokens!, 0) / reasoning.length : undefined
   }
 }
 

@@ -15,11 +15,20 @@ export const markdownReport = (runs: ReadonlyArray<EvalResults>): string => {
     return b === undefined ? "–" : f(b)
   }
   const table = (title: string, f: (b: Bench) => string) =>
-    [`### ${title}`, "", `| model | ${benches.join(" | ")} |`, `|---|${benches.map(() => "---|").join("")}`, ...runs.map((r) => `| ${r.model} | ${benches.map((b) => cell(r, b, f)).join(" | ")} |`), ""].join("\n")
+    [
+      `### ${title}`,
+      "",
+      `| model | ${benches.join(" | ")} |`,
+      `|---|${benches.map(() => "---|").join("")}`,
+      ...runs.map((r) => `| ${r.model} | ${benches.map((b) => cell(r, b, f)).join(" | ")} |`),
+      ""
+    ].join("\n")
   return [
     "## Evaluation",
     "",
-    table("Accuracy (avg@k: pass@1 averaged over k samples, ±95% CI)", (b) => (unscored(b) ? "– (none scored)" : `${pct(b.summary.accuracy)} ± ${pct(b.summary.ci95)}`)),
+    table("Accuracy (avg@k: pass@1 averaged over k samples, ±95% CI)", (b) =>
+      unscored(b) ? "– (none scored)" : `${pct(b.summary.accuracy)} ± ${pct(b.summary.ci95)}`
+    ),
     ...(runs.some((r) => r.benchmarks.some((b) => b.summary.majAtK !== undefined))
       ? [table("Majority vote (maj@k) and pass@k", (b) => majAndPass(b))]
       : []),
@@ -45,15 +54,25 @@ export const markdownReport = (runs: ReadonlyArray<EvalResults>): string => {
 const majAndPass = (b: Bench): string => {
   if (unscored(b)) return "–"
   const maj = Object.entries(b.summary.majAtK ?? {})[0]
-  const pass = Object.entries(b.summary.passAtK).filter(([k]) => k !== "pass@1").pop()
-  return [maj !== undefined ? `${maj[0]} ${pct(maj[1])}` : undefined, pass !== undefined ? `${pass[0]} ${pct(pass[1])}` : undefined].filter((x) => x !== undefined).join(", ") || "–"
+  const pass = Object.entries(b.summary.passAtK)
+    .filter(([k]) => k !== "pass@1")
+    .pop()
+  return (
+    [
+      maj !== undefined ? `${maj[0]} ${pct(maj[1])}` : undefined,
+      pass !== undefined ? `${pass[0]} ${pct(pass[1])}` : undefined
+    ]
+      .filter((x) => x !== undefined)
+      .join(", ") || "–"
+  )
 }
 
 /** "4 samples" or, where presets set them per benchmark, "samples: aime24 64, math500 4". */
 const samplesOf = (r: EvalResults): string => {
   const per = r.benchmarks.filter((b) => b.samplesPerItem !== undefined)
   const counts = new Set(per.map((b) => b.samplesPerItem))
-  if (per.length === 0 || counts.size <= 1) return `${per[0]?.samplesPerItem ?? r.settings.samples} sample(s) per question`
+  if (per.length === 0 || counts.size <= 1)
+    return `${per[0]?.samplesPerItem ?? r.settings.samples} sample(s) per question`
   return `samples per question: ${per.map((b) => `${b.bench} ${b.samplesPerItem}`).join(", ")}`
 }
 
@@ -66,13 +85,22 @@ const comparability = (runs: ReadonlyArray<EvalResults>): Array<string> => {
   const list = (what: (r: EvalResults) => string) => runs.map((r) => `${r.model}: ${what(r)}`).join(", ")
   return [
     ...(differ((r) => r.settings.tokenizer)
-      ? ["", `**Caution:** output tokens were counted with different tokenizers (${list((r) => r.settings.tokenizer)}); the token columns do not compare across them (\`fastcot eval --tokenizer\` sets one).`]
+      ? [
+          "",
+          `**Caution:** output tokens were counted with different tokenizers (${list((r) => r.settings.tokenizer)}); the token columns do not compare across them (\`fastcot eval --tokenizer\` sets one).`
+        ]
       : []),
     ...(differ((r) => r.settings.graderVersion)
-      ? ["", `**Caution:** answers were graded by different grader versions (${list((r) => r.settings.graderVersion)}); regrade the older runs with \`fastcot eval --regrade RUN\` to compare accuracy.`]
+      ? [
+          "",
+          `**Caution:** answers were graded by different grader versions (${list((r) => r.settings.graderVersion)}); regrade the older runs with \`fastcot eval --regrade RUN\` to compare accuracy.`
+        ]
       : []),
     ...(differ((r) => r.settings.extraction ?? "fastcot")
-      ? ["", `**Caution:** multiple-choice answers were read differently (${list((r) => r.settings.extraction ?? "fastcot")}); regrade with one \`--extraction\` to compare.`]
+      ? [
+          "",
+          `**Caution:** multiple-choice answers were read differently (${list((r) => r.settings.extraction ?? "fastcot")}); regrade with one \`--extraction\` to compare.`
+        ]
       : [])
   ]
 }
@@ -91,7 +119,17 @@ export const htmlReport = (runs: ReadonlyArray<EvalResults>, drill: ReadonlyArra
     .map((bench) => {
       const points = runs.flatMap((r, i) => {
         const b = r.benchmarks.find((x) => x.bench === bench)
-        return b === undefined || unscored(b) ? [] : [{ model: r.model, x: b.summary.meanOutputTokens, y: b.summary.accuracy, ci: b.summary.ci95, color: colors[i % colors.length]! }]
+        return b === undefined || unscored(b)
+          ? []
+          : [
+              {
+                model: r.model,
+                x: b.summary.meanOutputTokens,
+                y: b.summary.accuracy,
+                ci: b.summary.ci95,
+                color: colors[i % colors.length]!
+              }
+            ]
       })
       const maxX = niceCeiling(Math.max(1, ...points.map((p) => p.x)) * 1.1)
       const W = 380
@@ -104,8 +142,18 @@ export const htmlReport = (runs: ReadonlyArray<EvalResults>, drill: ReadonlyArra
       const yTicks = [0, 0.25, 0.5, 0.75, 1]
       const axes =
         `<line x1="${x0}" y1="${y0}" x2="${W - 10}" y2="${y0}" stroke="#888"/><line x1="${x0}" y1="10" x2="${x0}" y2="${y0}" stroke="#888"/>` +
-        xTicks.map((t) => `<line x1="${px(t)}" y1="${y0}" x2="${px(t)}" y2="${y0 + 4}" stroke="#888"/><text x="${px(t)}" y="${y0 + 15}" font-size="10" text-anchor="middle">${t.toFixed(0)}</text>`).join("") +
-        yTicks.map((t) => `<line x1="${x0 - 4}" y1="${py(t)}" x2="${x0}" y2="${py(t)}" stroke="#888"/><text x="${x0 - 6}" y="${py(t) + 3}" font-size="10" text-anchor="end">${(100 * t).toFixed(0)}%</text>`).join("") +
+        xTicks
+          .map(
+            (t) =>
+              `<line x1="${px(t)}" y1="${y0}" x2="${px(t)}" y2="${y0 + 4}" stroke="#888"/><text x="${px(t)}" y="${y0 + 15}" font-size="10" text-anchor="middle">${t.toFixed(0)}</text>`
+          )
+          .join("") +
+        yTicks
+          .map(
+            (t) =>
+              `<line x1="${x0 - 4}" y1="${py(t)}" x2="${x0}" y2="${py(t)}" stroke="#888"/><text x="${x0 - 6}" y="${py(t) + 3}" font-size="10" text-anchor="end">${(100 * t).toFixed(0)}%</text>`
+          )
+          .join("") +
         `<text x="${(x0 + W) / 2}" y="${H - 4}" font-size="11" text-anchor="middle">average output tokens per answer</text><text x="12" y="${y0 / 2}" font-size="11" transform="rotate(-90 12 ${y0 / 2})" text-anchor="middle">accuracy (avg@k, 95% CI)</text>`
       const dots = points
         .map(
@@ -123,10 +171,21 @@ export const htmlReport = (runs: ReadonlyArray<EvalResults>, drill: ReadonlyArra
     .slice(1)
     .map((block) => {
       const [title, , head, , ...rows] = block.trim().split("\n")
-      const cells = (line: string) => line.split("|").slice(1, -1).map((c) => c.trim())
-      return `<h3>${esc(title!)}</h3><table><thead><tr>${cells(head!).map((c) => `<th>${esc(c)}</th>`).join("")}</tr></thead><tbody>${rows
+      const cells = (line: string) =>
+        line
+          .split("|")
+          .slice(1, -1)
+          .map((c) => c.trim())
+      return `<h3>${esc(title!)}</h3><table><thead><tr>${cells(head!)
+        .map((c) => `<th>${esc(c)}</th>`)
+        .join("")}</tr></thead><tbody>${rows
         .filter((r) => r.startsWith("|"))
-        .map((r) => `<tr>${cells(r).map((c) => `<td>${esc(c)}</td>`).join("")}</tr>`)
+        .map(
+          (r) =>
+            `<tr>${cells(r)
+              .map((c) => `<td>${esc(c)}</td>`)
+              .join("")}</tr>`
+        )
         .join("")}</tbody></table>`
     })
     .join("\n")
@@ -134,7 +193,10 @@ export const htmlReport = (runs: ReadonlyArray<EvalResults>, drill: ReadonlyArra
     drill.length > 0
       ? `<h2>Disagreements between runs</h2><table><thead><tr><th>benchmark</th><th>item</th>${drill[0]!.runs.map((r) => `<th>${esc(r.model)}</th>`).join("")}</tr></thead><tbody>${drill
           .slice(0, 500)
-          .map((d) => `<tr><td>${esc(d.bench)}</td><td>${esc(d.id)}</td>${d.runs.map((r) => `<td>${(100 * r.correct).toFixed(0)}% ${esc((r.extracted ?? "–").slice(0, 60))}</td>`).join("")}</tr>`)
+          .map(
+            (d) =>
+              `<tr><td>${esc(d.bench)}</td><td>${esc(d.id)}</td>${d.runs.map((r) => `<td>${(100 * r.correct).toFixed(0)}% ${esc((r.extracted ?? "–").slice(0, 60))}</td>`).join("")}</tr>`
+          )
           .join("")}</tbody></table>`
       : ""
   }</body></html>\n`
@@ -153,11 +215,17 @@ export interface Disagreement {
   readonly bench: string
   readonly id: string
   /** Per run: fraction of its samples graded correct, and the first extracted answer. */
-  readonly runs: ReadonlyArray<{ readonly model: string; readonly correct: number; readonly extracted?: string | undefined }>
+  readonly runs: ReadonlyArray<{
+    readonly model: string
+    readonly correct: number
+    readonly extracted?: string | undefined
+  }>
 }
 
 /** Items some runs get right and others wrong (by majority of samples), for a per-item look. */
-export const disagreements = (runs: ReadonlyArray<{ readonly model: string; readonly generations: ReadonlyArray<Generation> }>): Array<Disagreement> => {
+export const disagreements = (
+  runs: ReadonlyArray<{ readonly model: string; readonly generations: ReadonlyArray<Generation> }>
+): Array<Disagreement> => {
   const table = new Map<string, Map<number, Array<Generation>>>()
   runs.forEach((run, r) => {
     for (const g of run.generations) {
@@ -192,6 +260,11 @@ export const disagreementsMarkdown = (list: ReadonlyArray<Disagreement>, limit =
         "",
         `| benchmark | item | ${list[0]!.runs.map((r) => r.model).join(" | ")} |`,
         `|---|---|${list[0]!.runs.map(() => "---|").join("")}`,
-        ...list.slice(0, limit).map((d) => `| ${d.bench} | ${d.id} | ${d.runs.map((r) => `${(100 * r.correct).toFixed(0)}% (${(r.extracted ?? "–").replace(/\|/g, "\\|").replace(/\n/g, " ").slice(0, 40)})`).join(" | ")} |`),
+        ...list
+          .slice(0, limit)
+          .map(
+            (d) =>
+              `| ${d.bench} | ${d.id} | ${d.runs.map((r) => `${(100 * r.correct).toFixed(0)}% (${(r.extracted ?? "–").replace(/\|/g, "\\|").replace(/\n/g, " ").slice(0, 40)})`).join(" | ")} |`
+          ),
         ""
       ].join("\n")

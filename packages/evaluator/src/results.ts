@@ -25,7 +25,10 @@ export class ResultsFileError extends Data.TaggedError("ResultsFileError")<{
 
 const unreadable = (file: string, e: unknown) => {
   const code = (e as NodeJS.ErrnoException).code
-  return new ResultsFileError({ reason: code === "ENOENT" ? "missing" : "unreadable", message: `${file}: cannot read it (${code ?? String(e)})` })
+  return new ResultsFileError({
+    reason: code === "ENOENT" ? "missing" : "unreadable",
+    message: `${file}: cannot read it (${code ?? String(e)})`
+  })
 }
 
 const readText = (file: string): Either.Either<string, ResultsFileError> => {
@@ -44,14 +47,25 @@ const parseEvalResults = (file: string, text: string): Either.Either<EvalResults
   try {
     fastcot = (JSON.parse(text) as { fastcot?: unknown } | null)?.fastcot
   } catch {
-    return Either.left(new ResultsFileError({ reason: "not-json", message: `${file}: not JSON (truncated, or still being written?)` }))
+    return Either.left(
+      new ResultsFileError({ reason: "not-json", message: `${file}: not JSON (truncated, or still being written?)` })
+    )
   }
-  if (fastcot !== "eval/v1") return Either.left(new ResultsFileError({ reason: "foreign", message: `${file}: not a fastcot evaluation result (no "fastcot": "eval/v1")` }))
-  return Either.left(new ResultsFileError({ reason: "invalid", message: `${file}: ${describeParseError(decoded.left)}` }))
+  if (fastcot !== "eval/v1")
+    return Either.left(
+      new ResultsFileError({
+        reason: "foreign",
+        message: `${file}: not a fastcot evaluation result (no "fastcot": "eval/v1")`
+      })
+    )
+  return Either.left(
+    new ResultsFileError({ reason: "invalid", message: `${file}: ${describeParseError(decoded.left)}` })
+  )
 }
 
 /** Reads a results.json; the error names the file and the field at fault. */
-export const readEvalResults = (file: string): Either.Either<EvalResults, ResultsFileError> => Either.flatMap(readText(file), (text) => parseEvalResults(file, text))
+export const readEvalResults = (file: string): Either.Either<EvalResults, ResultsFileError> =>
+  Either.flatMap(readText(file), (text) => parseEvalResults(file, text))
 
 /** `readEvalResults` without blocking the event loop (for servers and the desktop app's backend). */
 export const loadEvalResults = (file: string): Promise<Either.Either<EvalResults, ResultsFileError>> =>
@@ -68,7 +82,10 @@ export const readGenerations = (file: string): Either.Either<Array<Generation>, 
     for (let i = 0; i < lines.length; i++) {
       if (lines[i]!.trim() === "") continue
       const decoded = decodeGeneration(lines[i])
-      if (Either.isLeft(decoded)) return Either.left(new ResultsFileError({ reason: "invalid", message: `${file}:${i + 1}: ${describeParseError(decoded.left)}` }))
+      if (Either.isLeft(decoded))
+        return Either.left(
+          new ResultsFileError({ reason: "invalid", message: `${file}:${i + 1}: ${describeParseError(decoded.left)}` })
+        )
       out.push(decoded.right)
     }
     return Either.right(out)

@@ -7,8 +7,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { extractCode, runTests, sameOutput } from "./codeTests.js"
 import { type Isolation, makeSandbox, Sandbox, type SandboxShape } from "./sandbox.js"
 
-const run = (sandbox: SandboxShape, code: string, stdin = "", timeoutMs = 3_000, limits: { readonly cpuSeconds?: number; readonly memoryMb?: number } = {}) =>
-  Effect.runPromise(sandbox.runPython({ "solution.py": code }, "solution.py", stdin, { timeoutMs, cpuSeconds: 3, ...limits }))
+const run = (
+  sandbox: SandboxShape,
+  code: string,
+  stdin = "",
+  timeoutMs = 3_000,
+  limits: { readonly cpuSeconds?: number; readonly memoryMb?: number } = {}
+) =>
+  Effect.runPromise(
+    sandbox.runPython({ "solution.py": code }, "solution.py", stdin, { timeoutMs, cpuSeconds: 3, ...limits })
+  )
 
 const strongest = makeSandbox()
 
@@ -49,7 +57,12 @@ describe(`the code sandbox (here: ${strongest.isolation})`, () => {
   })
 
   it("contains a fork bomb", async () => {
-    const r = await run(strongest, "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", "", 2_000)
+    const r = await run(
+      strongest,
+      "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+      "",
+      2_000
+    )
     expect(["timeout", "error"]).toContain(r.status)
     // The machine is still usable afterwards.
     expect((await run(strongest, "print('alive')")).stdout).toBe("alive\n")
@@ -58,39 +71,54 @@ describe(`the code sandbox (here: ${strongest.isolation})`, () => {
   it("stops a memory bomb", async () => {
     // Touching 256 MB of fresh pages takes a second or more of CPU on a slow VM: the CPU limit is
     // set well above that, so that what stops the bomb is the memory limit.
-    const r = await run(strongest, "x = []\nwhile True:\n    x.append(' ' * 10_000_000)\n", "", 20_000, { cpuSeconds: 15, memoryMb: 256 })
+    const r = await run(strongest, "x = []\nwhile True:\n    x.append(' ' * 10_000_000)\n", "", 20_000, {
+      cpuSeconds: 15,
+      memoryMb: 256
+    })
     expect(r.status, `${r.status} exit ${r.exitCode} signal ${r.signal}: ${r.stderr.slice(-400)}`).toBe("memory")
   })
 
   it.skipIf(strongest.isolation === "none")("has no network, not even loopback", async () => {
     const before = connections
-    const r = await run(strongest, `import socket\ns = socket.create_connection(("127.0.0.1", ${port}), timeout=1)\nprint(s.recv(5))\n`)
+    const r = await run(
+      strongest,
+      `import socket\ns = socket.create_connection(("127.0.0.1", ${port}), timeout=1)\nprint(s.recv(5))\n`
+    )
     expect(r.status).toBe("error")
     expect(r.stdout).not.toContain("hello")
     expect(connections).toBe(before)
   })
 
   it("sees none of the user's environment", async () => {
-    const r = await run(strongest, "import os\nprint(sorted(os.environ))\nprint(os.environ.get('FASTCOT_SANDBOX_SECRET'))\n")
+    const r = await run(
+      strongest,
+      "import os\nprint(sorted(os.environ))\nprint(os.environ.get('FASTCOT_SANDBOX_SECRET'))\n"
+    )
     expect(r.status).toBe("ok")
     expect(r.stdout).not.toContain("sk-must-not-leak")
     expect(r.stdout).toContain("None")
   })
 
   it.skipIf(strongest.isolation !== "bwrap" && process.getuid?.() !== 0)("cannot read the home folder", async () => {
-    const r = await run(strongest, "import os\nhome = os.path.expanduser('~root')\nprint(os.listdir(home))\nprint(open('/root/.bashrc').read()[:20])\n")
+    const r = await run(
+      strongest,
+      "import os\nhome = os.path.expanduser('~root')\nprint(os.listdir(home))\nprint(open('/root/.bashrc').read()[:20])\n"
+    )
     expect(r.status).toBe("error")
     expect(r.stderr).toMatch(/PermissionError|FileNotFoundError/)
   })
 
-  it.skipIf(strongest.isolation !== "bwrap" && process.getuid?.() !== 0)("cannot write outside its own folder", async () => {
-    const target = `${process.cwd()}/sandbox-escape-${Date.now()}.txt`
-    const r = await run(strongest, `open(${JSON.stringify(target)}, "w").write("x")\n`)
-    expect(r.status).toBe("error")
-    expect(existsSync(target)).toBe(false)
-    const inside = await run(strongest, "open('scratch.txt', 'w').write('ok')\nprint(open('scratch.txt').read())\n")
-    expect(inside.stdout).toBe("ok\n")
-  })
+  it.skipIf(strongest.isolation !== "bwrap" && process.getuid?.() !== 0)(
+    "cannot write outside its own folder",
+    async () => {
+      const target = `${process.cwd()}/sandbox-escape-${Date.now()}.txt`
+      const r = await run(strongest, `open(${JSON.stringify(target)}, "w").write("x")\n`)
+      expect(r.status).toBe("error")
+      expect(existsSync(target)).toBe(false)
+      const inside = await run(strongest, "open('scratch.txt', 'w').write('ok')\nprint(open('scratch.txt').read())\n")
+      expect(inside.stdout).toBe("ok\n")
+    }
+  )
 
   it("leaves no temporary folders behind", async () => {
     const count = () => readdirSync(tmpdir()).filter((d) => d.startsWith("fastcot-sandbox-")).length
@@ -138,7 +166,8 @@ describe("grading code against tests (LiveCodeBench formats)", () => {
   })
 
   it("calls Solution().<func_name>(*args) for functional tests with exact JSON equality", async () => {
-    const code = "class Solution:\n    def twoSum(self, nums: List[int], target: int) -> List[int]:\n        seen = {}\n        for i, x in enumerate(nums):\n            if target - x in seen:\n                return [seen[target - x], i]\n            seen[x] = i\n"
+    const code =
+      "class Solution:\n    def twoSum(self, nums: List[int], target: int) -> List[int]:\n        seen = {}\n        for i, x in enumerate(nums):\n            if target - x in seen:\n                return [seen[target - x], i]\n            seen[x] = i\n"
     const tests = [{ input: "[2, 7, 11, 15]\n9", output: "[0, 1]", testtype: "functional" as const }]
     expect((await grade(code, tests, "twoSum")).passed).toBe(true)
     expect((await grade(code, [{ ...tests[0]!, output: "[1, 0]" }], "twoSum")).passed).toBe(false)

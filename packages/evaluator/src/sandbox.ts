@@ -31,7 +31,13 @@ export interface SandboxLimits {
 
 const signalName = (n: number): string | null => Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? null
 
-export const DEFAULT_LIMITS: SandboxLimits = { timeoutMs: 6_000, cpuSeconds: 6, memoryMb: 1024, fileSizeMb: 16, outputBytes: 4 << 20 }
+export const DEFAULT_LIMITS: SandboxLimits = {
+  timeoutMs: 6_000,
+  cpuSeconds: 6,
+  memoryMb: 1024,
+  fileSizeMb: 16,
+  outputBytes: 4 << 20
+}
 
 export interface RunResult {
   readonly status: "ok" | "error" | "timeout" | "memory" | "output-limit"
@@ -47,7 +53,12 @@ export interface SandboxShape {
   /** Why isolation is weaker than bubblewrap here, if it is. */
   readonly warning?: string | undefined
   /** Runs Python files (name → source) with `main` as the script, feeding `stdin`. */
-  readonly runPython: (files: Readonly<Record<string, string>>, main: string, stdin: string, limits?: Partial<SandboxLimits>) => Effect.Effect<RunResult>
+  readonly runPython: (
+    files: Readonly<Record<string, string>>,
+    main: string,
+    stdin: string,
+    limits?: Partial<SandboxLimits>
+  ) => Effect.Effect<RunResult>
 }
 
 export class Sandbox extends Context.Tag("@fastcot/evaluator/Sandbox")<Sandbox, SandboxShape>() {}
@@ -70,7 +81,8 @@ const which = (name: string): string | undefined => {
 
 /** A Python 3 outside home folders (hidden in the sandbox): the system one first. */
 export const findPython = (): string | undefined => {
-  for (const candidate of ["/usr/bin/python3", "/usr/local/bin/python3", "/opt/homebrew/bin/python3"]) if (existsSync(candidate)) return candidate
+  for (const candidate of ["/usr/bin/python3", "/usr/local/bin/python3", "/opt/homebrew/bin/python3"])
+    if (existsSync(candidate)) return candidate
   return which("python3")
 }
 
@@ -94,7 +106,25 @@ export const makeSandbox = (options: SandboxOptions = {}): SandboxShape => {
   const asUser = root && setpriv === undefined
   const isolate = (kind: Isolation, dir: string): Array<string> => {
     if (kind === "bwrap") {
-      const argv = [bwrap!, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/", "/", "--tmpfs", "/root", "--tmpfs", "/home", "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", "/var/tmp"]
+      const argv = [
+        bwrap!,
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind",
+        "/",
+        "/",
+        "--tmpfs",
+        "/root",
+        "--tmpfs",
+        "/home",
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        "/run",
+        "--tmpfs",
+        "/var/tmp"
+      ]
       const home = homedir()
       if (home !== "/" && !home.startsWith("/root") && !home.startsWith("/home")) argv.push("--tmpfs", home)
       argv.push("--bind", dir, dir, "--proc", "/proc", "--dev", "/dev", "--chdir", dir, "--")
@@ -112,11 +142,23 @@ export const makeSandbox = (options: SandboxOptions = {}): SandboxShape => {
   let isolation: Isolation = "none"
   const wanted = options.isolation
   if ((wanted === undefined || wanted === "bwrap") && bwrap !== undefined && probe("bwrap")) isolation = "bwrap"
-  else if ((wanted === undefined || wanted === "bwrap" || wanted === "unshare") && unshare !== undefined && probe("unshare")) isolation = "unshare"
+  else if (
+    (wanted === undefined || wanted === "bwrap" || wanted === "unshare") &&
+    unshare !== undefined &&
+    probe("unshare")
+  )
+    isolation = "unshare"
   const warnings: Array<string> = []
-  if (isolation === "unshare") warnings.push("bubblewrap is not available: model-written code runs without filesystem isolation (network is cut with unshare)")
-  if (isolation === "none") warnings.push("neither bubblewrap nor unshare works here: model-written code runs without network or filesystem isolation")
-  if (prlimit === undefined) warnings.push("prlimit is missing: no CPU, memory or process limits beyond the wall-clock timeout")
+  if (isolation === "unshare")
+    warnings.push(
+      "bubblewrap is not available: model-written code runs without filesystem isolation (network is cut with unshare)"
+    )
+  if (isolation === "none")
+    warnings.push(
+      "neither bubblewrap nor unshare works here: model-written code runs without network or filesystem isolation"
+    )
+  if (prlimit === undefined)
+    warnings.push("prlimit is missing: no CPU, memory or process limits beyond the wall-clock timeout")
   if (!root && isolation !== "bwrap") warnings.push("the code runs as your user and can read what you can read")
   // One program per core at a time.
   const semaphore = Effect.unsafeMakeSemaphore(Math.max(1, availableParallelism()))
@@ -126,7 +168,16 @@ export const makeSandbox = (options: SandboxOptions = {}): SandboxShape => {
       const limits = { ...DEFAULT_LIMITS, ...overrides }
       const started = Date.now()
       if (python === undefined) {
-        resume(Effect.succeed({ status: "error", exitCode: null, signal: null, stdout: "", stderr: "python3 is not installed", wallMs: 0 }))
+        resume(
+          Effect.succeed({
+            status: "error",
+            exitCode: null,
+            signal: null,
+            stdout: "",
+            stderr: "python3 is not installed",
+            wallMs: 0
+          })
+        )
         return
       }
       const dir = mkdtempSync(join(tmpdir(), "fastcot-sandbox-"))
@@ -134,7 +185,16 @@ export const makeSandbox = (options: SandboxOptions = {}): SandboxShape => {
       if (root) chmodSync(dir, 0o777)
       const argv: Array<string> = []
       if (prlimit !== undefined) {
-        argv.push(prlimit, `--cpu=${limits.cpuSeconds}`, `--as=${limits.memoryMb * 1024 * 1024}`, `--fsize=${limits.fileSizeMb * 1024 * 1024}`, "--nofile=64", `--nproc=${root ? 256 : 4096}`, "--core=0", "--")
+        argv.push(
+          prlimit,
+          `--cpu=${limits.cpuSeconds}`,
+          `--as=${limits.memoryMb * 1024 * 1024}`,
+          `--fsize=${limits.fileSizeMb * 1024 * 1024}`,
+          "--nofile=64",
+          `--nproc=${root ? 256 : 4096}`,
+          "--core=0",
+          "--"
+        )
       }
       argv.push(...drop, ...isolate(isolation, dir))
       argv.push(python, "-I", "-B", join(dir, main))
@@ -176,11 +236,23 @@ export const makeSandbox = (options: SandboxOptions = {}): SandboxShape => {
         killGroup()
         rmSync(dir, { recursive: true, force: true })
         // bwrap reports a program killed by a signal as its own exit code 128 + the signal's number.
-        const killedBy = signal ?? (isolation === "bwrap" && exitCode !== null && exitCode > 128 ? signalName(exitCode - 128) : null)
-        const cpuKilled = killedBy === "SIGXCPU" || (killedBy === "SIGKILL" && status === undefined && Date.now() - started >= limits.cpuSeconds * 1000 * 0.9)
+        const killedBy =
+          signal ?? (isolation === "bwrap" && exitCode !== null && exitCode > 128 ? signalName(exitCode - 128) : null)
+        const cpuKilled =
+          killedBy === "SIGXCPU" ||
+          (killedBy === "SIGKILL" && status === undefined && Date.now() - started >= limits.cpuSeconds * 1000 * 0.9)
         const final: RunResult["status"] =
           status ?? (cpuKilled ? "timeout" : /MemoryError/.test(stderr) ? "memory" : exitCode === 0 ? "ok" : "error")
-        resume(Effect.succeed({ status: final, exitCode, signal, stdout, stderr: stderr.slice(-4000), wallMs: Date.now() - started }))
+        resume(
+          Effect.succeed({
+            status: final,
+            exitCode,
+            signal,
+            stdout,
+            stderr: stderr.slice(-4000),
+            wallMs: Date.now() - started
+          })
+        )
       }
       child.on("error", (e) => {
         stderr += String(e.message)

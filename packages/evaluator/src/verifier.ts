@@ -35,7 +35,11 @@ export const makeVerifier = Effect.gen(function* () {
       Effect.provideService(Sandbox, sandbox),
       Effect.map((outcome) =>
         outcome.passed
-          ? { ok: true, extracted: code.slice(0, 200), reason: `all ${outcome.ran} tests pass (sandbox: ${sandbox.isolation})` }
+          ? {
+              ok: true,
+              extracted: code.slice(0, 200),
+              reason: `all ${outcome.ran} tests pass (sandbox: ${sandbox.isolation})`
+            }
           : { ok: false, extracted: code.slice(0, 200), reason: `tests-failed: ${outcome.failure!.reason}` }
       )
     )

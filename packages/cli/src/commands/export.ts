@@ -1,5 +1,13 @@
 import { Command, Options } from "@effect/cli"
-import { DEFAULT_SYSTEM_PROMPT, type ExportFormat, exportDataset, loadChatTemplate, parseTrainer, TRAINER_VERSIONS, workspacePaths } from "@fastcot/core"
+import {
+  DEFAULT_SYSTEM_PROMPT,
+  type ExportFormat,
+  exportDataset,
+  loadChatTemplate,
+  parseTrainer,
+  TRAINER_VERSIONS,
+  workspacePaths
+} from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -10,7 +18,9 @@ import { jsonOption, stderr, stdout, existingStoreLayer, tokenLayer, workspaceOp
 
 const format = choiceOption("format", ["openai", "sharegpt", "alpaca", "preference"]).pipe(
   Options.withDefault("openai"),
-  Options.withDescription("openai (messages), sharegpt (conversations), alpaca (instruction/output), or preference (aligned trace chosen over the original, for DPO).")
+  Options.withDescription(
+    "openai (messages), sharegpt (conversations), alpaca (instruction/output), or preference (aligned trace chosen over the original, for DPO)."
+  )
 )
 const trainer = Options.text("trainer").pipe(
   Options.optional,
@@ -20,13 +30,23 @@ const trainer = Options.text("trainer").pipe(
 )
 const cutoffLen = Options.integer("cutoff-len").pipe(
   Options.optional,
-  Options.withDescription("The longest example (tokens) the trainer keeps (default: the longest exported example, prompt included, rounded up); the export warns about every example over it.")
+  Options.withDescription(
+    "The longest example (tokens) the trainer keeps (default: the longest exported example, prompt included, rounded up); the export warns about every example over it."
+  )
 )
-const baseModel = Options.text("base-model").pipe(Options.withDefault("Qwen/Qwen2.5-7B"), Options.withDescription("The model the trainer config fine-tunes."))
-const out = Options.text("out").pipe(Options.optional, Options.withDescription("The training split's JSONL file, or a folder for train.jsonl (default: WORKSPACE/export/FORMAT/train.jsonl)."))
+const baseModel = Options.text("base-model").pipe(
+  Options.withDefault("Qwen/Qwen2.5-7B"),
+  Options.withDescription("The model the trainer config fine-tunes.")
+)
+const out = Options.text("out").pipe(
+  Options.optional,
+  Options.withDescription(
+    "The training split's JSONL file, or a folder for train.jsonl (default: WORKSPACE/export/FORMAT/train.jsonl)."
+  )
+)
 const systemPrompt = Options.text("system-prompt").pipe(
   Options.withDefault(DEFAULT_SYSTEM_PROMPT),
-  Options.withDescription("The system turn of every example (\"\" for none).")
+  Options.withDescription('The system turn of every example ("" for none).')
 )
 const chatTemplate = Options.text("chat-template").pipe(
   Options.optional,
@@ -34,21 +54,40 @@ const chatTemplate = Options.text("chat-template").pipe(
     "Check every example against the student's chat template (a model folder, its tokenizer_config.json, or a .jinja file): the export fails if a template would drop part of an assistant turn."
   )
 )
-const valFraction = Options.float("val-fraction").pipe(Options.withDefault(0), Options.withDescription("Fraction held out for validation, in [0, 1)."))
+const valFraction = Options.float("val-fraction").pipe(
+  Options.withDefault(0),
+  Options.withDescription("Fraction held out for validation, in [0, 1).")
+)
 
 export const exportCommand = Command.make(
   "export",
-  { format, out, systemPrompt, valFraction, trainer, baseModel, cutoffLen, chatTemplate, workspace: workspaceOption, json: jsonOption },
+  {
+    format,
+    out,
+    systemPrompt,
+    valFraction,
+    trainer,
+    baseModel,
+    cutoffLen,
+    chatTemplate,
+    workspace: workspaceOption,
+    json: jsonOption
+  },
   (args) =>
     Effect.gen(function* () {
-      if (!(args.valFraction >= 0 && args.valFraction < 1)) return yield* usage(`--val-fraction must be in [0, 1), got ${args.valFraction}`)
+      if (!(args.valFraction >= 0 && args.valFraction < 1))
+        return yield* usage(`--val-fraction must be in [0, 1), got ${args.valFraction}`)
       const version = Option.isSome(args.trainer) ? parseTrainer(args.trainer.value) : undefined
       if (version !== undefined && Either.isLeft(version)) return yield* usage(`--trainer: ${version.left}`)
       const limit = Option.getOrUndefined(args.cutoffLen)
       if (limit !== undefined && limit < 64) return yield* usage(`--cutoff-len must be at least 64, got ${limit}`)
-      const file = Option.getOrElse(args.out, () => join(workspacePaths(args.workspace).exports, args.format, "train.jsonl"))
+      const file = Option.getOrElse(args.out, () =>
+        join(workspacePaths(args.workspace).exports, args.format, "train.jsonl")
+      )
       const template = Option.isSome(args.chatTemplate)
-        ? yield* loadChatTemplate(args.chatTemplate.value).pipe(Effect.catchTag("ChatTemplateError", (e) => usage(`--chat-template ${e.file}: ${e.message}`)))
+        ? yield* loadChatTemplate(args.chatTemplate.value).pipe(
+            Effect.catchTag("ChatTemplateError", (e) => usage(`--chat-template ${e.file}: ${e.message}`))
+          )
         : undefined
       const report = yield* exportDataset({
         chatTemplate: template,
@@ -68,7 +107,8 @@ export const exportCommand = Command.make(
             "LLaMA-Factory would cut their answers off and ms-swift drop them. Raise --cutoff-len, or leave it out to fit them all."
           : undefined
       if (overWarning !== undefined) yield* stderr(overWarning)
-      const trainerLoss = report.trainerTemplate !== undefined && report.trainerTemplate.lossy > 0 ? report.trainerTemplate : undefined
+      const trainerLoss =
+        report.trainerTemplate !== undefined && report.trainerTemplate.lossy > 0 ? report.trainerTemplate : undefined
       const lossy =
         check !== undefined && check.lossy > 0
           ? failed(
@@ -90,11 +130,25 @@ export const exportCommand = Command.make(
           `  card        ${rel(report.files.card)}`,
           `  llamafactory ${rel(report.files.datasetInfo)}`,
           ...report.files.trainer.map((f) => `  trainer     ${rel(f)}`),
-          ...(cut !== undefined ? [`  cutoff      ${cut.cutoffLen} tokens (${cut.measured ? `the longest example, ${cut.longest} tokens, rounded up` : "--cutoff-len"})`] : []),
-          ...(report.pairs !== undefined ? [`  pairs       ${report.pairs.pairs} preference pairs from ${report.pairs.items} items (the final medium trace over each easy or hard one)`] : []),
-          ...(report.trainerTemplate !== undefined && report.trainerTemplate.lossy === 0 ? [`  template    ${report.trainerTemplate.template}: all ${report.trainerTemplate.checked} examples reach the trainer whole`] : []),
+          ...(cut !== undefined
+            ? [
+                `  cutoff      ${cut.cutoffLen} tokens (${cut.measured ? `the longest example, ${cut.longest} tokens, rounded up` : "--cutoff-len"})`
+              ]
+            : []),
+          ...(report.pairs !== undefined
+            ? [
+                `  pairs       ${report.pairs.pairs} preference pairs from ${report.pairs.items} items (the final medium trace over each easy or hard one)`
+              ]
+            : []),
+          ...(report.trainerTemplate !== undefined && report.trainerTemplate.lossy === 0
+            ? [
+                `  template    ${report.trainerTemplate.template}: all ${report.trainerTemplate.checked} examples reach the trainer whole`
+              ]
+            : []),
           `  assistant tokens (${report.tokenizer}): mean ${report.tokens.mean}, median ${report.tokens.median}, max ${report.tokens.max}`,
-          ...(check !== undefined && check.lossy === 0 ? [`  chat template ${rel(check.template)}: all ${check.checked} examples keep their whole assistant turn`] : [])
+          ...(check !== undefined && check.lossy === 0
+            ? [`  chat template ${rel(check.template)}: all ${check.checked} examples keep their whole assistant turn`]
+            : [])
         ].join("\n")
       )
       if (lossy !== undefined) return yield* lossy
@@ -112,6 +166,6 @@ export const exportCommand = Command.make(
   Command.withDescription(
     "Write the kept items as SFT JSONL with a dataset card and a LLaMA-Factory dataset_info.json.\n" +
       "Examples:\n  fastcot export --format sharegpt --val-fraction 0.05\n  fastcot export --trainer llamafactory --base-model Qwen/Qwen2.5-7B\n  fastcot export --format preference --trainer swift@4\n" +
-      "  fastcot export --trainer swift@3 --base-model Qwen/Qwen3-8B --cutoff-len 8192\n  fastcot export --out data/sft.jsonl --system-prompt \"\""
+      '  fastcot export --trainer swift@3 --base-model Qwen/Qwen3-8B --cutoff-len 8192\n  fastcot export --out data/sft.jsonl --system-prompt ""'
   )
 )

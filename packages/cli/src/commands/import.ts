@@ -22,25 +22,48 @@ import * as Option from "effect/Option"
 import { statSync } from "node:fs"
 import { relative } from "node:path"
 import { CliFailure, usage } from "../failure.js"
-import { jsonOption, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption, choiceOption } from "../shared.js"
+import {
+  jsonOption,
+  progressLine,
+  stderr,
+  stdout,
+  storeLayer,
+  workspaceOption,
+  notAnOption,
+  choiceOption
+} from "../shared.js"
 
 const SHOWN_REJECTS = 10
 
 const files = Args.text({ name: "FILE" }).pipe(
   notAnOption("import"),
   Args.atLeast(1),
-  Args.withDescription("JSONL, JSON, CSV or Parquet files, or a dataset folder (a Hugging Face cache entry such as ~/.cache/huggingface/hub/datasets--open-r1--OpenR1-Math-220k).")
+  Args.withDescription(
+    "JSONL, JSON, CSV or Parquet files, or a dataset folder (a Hugging Face cache entry such as ~/.cache/huggingface/hub/datasets--open-r1--OpenR1-Math-220k)."
+  )
 )
 const layout = choiceOption("layout", LAYOUT_NAMES).pipe(
   Options.optional,
   Options.withDescription(`The dataset's layout (default: recognised from the first row): ${LAYOUT_NAMES.join(", ")}.`)
 )
-const dryRun = Options.boolean("dry-run").pipe(Options.withDescription("Show the layout, the field mapping, what would be created and the first rows as they would be stored; write nothing."))
-const split = Options.text("split").pipe(Options.withDefault("train"), Options.withDescription("A dataset folder's split (default train)."))
-const config = Options.text("config").pipe(Options.optional, Options.withDescription("A dataset folder's configuration (default: the dataset card's default)."))
+const dryRun = Options.boolean("dry-run").pipe(
+  Options.withDescription(
+    "Show the layout, the field mapping, what would be created and the first rows as they would be stored; write nothing."
+  )
+)
+const split = Options.text("split").pipe(
+  Options.withDefault("train"),
+  Options.withDescription("A dataset folder's split (default train).")
+)
+const config = Options.text("config").pipe(
+  Options.optional,
+  Options.withDescription("A dataset folder's configuration (default: the dataset card's default).")
+)
 const longAbove = Options.integer("long-above").pipe(
   Options.withDefault(1024),
-  Options.withDescription("Traces with more reasoning tokens than this (Qwen2.5 tokenizer) are long: candidates for long-to-short (default 1024, the recipe's).")
+  Options.withDescription(
+    "Traces with more reasoning tokens than this (Qwen2.5 tokenizer) are long: candidates for long-to-short (default 1024, the recipe's)."
+  )
 )
 const format = choiceOption("format", ["jsonl", "json", "csv", "parquet"]).pipe(
   Options.optional,
@@ -48,11 +71,15 @@ const format = choiceOption("format", ["jsonl", "json", "csv", "parquet"]).pipe(
 )
 const map = Options.text("map").pipe(
   Options.repeated,
-  Options.withDescription("Field mapping target=source,... (targets: question, answer, trace, choices, tests, domain, system, id); may be given more than once.")
+  Options.withDescription(
+    "Field mapping target=source,... (targets: question, answer, trace, choices, tests, domain, system, id); may be given more than once."
+  )
 )
 const domain = choiceOption("domain", ["math", "code", "science"]).pipe(
   Options.optional,
-  Options.withDescription("The problems' domain (default: from a `domain` field, else code if tests, science if choices, else math).")
+  Options.withDescription(
+    "The problems' domain (default: from a `domain` field, else code if tests, science if choices, else math)."
+  )
 )
 
 const summary = (r: ImportReport, seconds: number) =>
@@ -113,7 +140,8 @@ const importAll = (list: ReadonlyArray<string>, common: ImportOptions, rejectsDi
         rejectsDir,
         onProgress: (p) =>
           progress.update(
-            `importing ${file}: ${p.rows} rows, ${p.problemsAdded} new, ${p.rejected} rejected` + (p.totalBytes > 0 ? ` (${Math.round((100 * p.bytes) / p.totalBytes)}%)` : "")
+            `importing ${file}: ${p.rows} rows, ${p.problemsAdded} new, ${p.rejected} rejected` +
+              (p.totalBytes > 0 ? ` (${Math.round((100 * p.bytes) / p.totalBytes)}%)` : "")
           )
       }).pipe(Effect.either)
       progress.clear()
@@ -127,19 +155,36 @@ const importAll = (list: ReadonlyArray<string>, common: ImportOptions, rejectsDi
       reports.push(r)
       if (!json) {
         yield* stdout(summary(r, (Date.now() - started) / 1000))
-        for (const reject of r.rejects.slice(0, SHOWN_REJECTS)) yield* stderr(`  ${reject.file}:${reject.line}: ${reject.reason}`)
+        for (const reject of r.rejects.slice(0, SHOWN_REJECTS))
+          yield* stderr(`  ${reject.file}:${reject.line}: ${reject.reason}`)
         if (r.rejects.length > SHOWN_REJECTS) yield* stderr(`  ... and ${r.rejects.length - SHOWN_REJECTS} more`)
-        if (r.rejectsFile !== undefined) yield* stderr(`  rejected rows are listed in ${relative(process.cwd(), r.rejectsFile) || r.rejectsFile}`)
+        if (r.rejectsFile !== undefined)
+          yield* stderr(`  rejected rows are listed in ${relative(process.cwd(), r.rejectsFile) || r.rejectsFile}`)
       }
     }
-    if (json) yield* stdout(JSON.stringify({ files: reports.map((r) => ({ ...r, rejects: r.rejects.slice(0, 100) })), failures }))
+    if (json)
+      yield* stdout(
+        JSON.stringify({ files: reports.map((r) => ({ ...r, rejects: r.rejects.slice(0, 100) })), failures })
+      )
     const goodRows = reports.reduce((n, r) => n + (r.rows - r.rejected), 0)
     if (goodRows === 0) return yield* new CliFailure({ message: "no row was imported", exitCode: 2 })
   })
 
 export const importCommand = Command.make(
   "import",
-  { files, format, layout, map, domain, dryRun, split, config, longAbove, workspace: workspaceOption, json: jsonOption },
+  {
+    files,
+    format,
+    layout,
+    map,
+    domain,
+    dryRun,
+    split,
+    config,
+    longAbove,
+    workspace: workspaceOption,
+    json: jsonOption
+  },
   (args) =>
     Effect.gen(function* () {
       const fieldMap = parseFieldMap(args.map.length > 0 ? args.map.join(",") : undefined)
@@ -166,9 +211,11 @@ export const importCommand = Command.make(
         if (args.json) yield* stdout(JSON.stringify({ dryRun: dry }))
         return
       }
-      yield* importAll(list, common, workspacePaths(args.workspace).rejects, args.json).pipe(Effect.provide(storeLayer(args.workspace)))
+      yield* importAll(list, common, workspacePaths(args.workspace).rejects, args.json).pipe(
+        Effect.provide(storeLayer(args.workspace))
+      )
     })
-  ).pipe(
+).pipe(
   Command.withDescription(
     "Import problems (and any reasoning traces they carry) from JSONL, JSON, CSV or Parquet files, or a dataset folder.\n" +
       "Published layouts (OpenThoughts, OpenR1-Math, NuminaMath, s1K, reasoning_content, LiveCodeBench, APPS, TACO) are recognised from their fields.\n" +

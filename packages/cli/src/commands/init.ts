@@ -8,11 +8,25 @@ import { fileURLToPath } from "node:url"
 import { failed, usage } from "../failure.js"
 import { stdout, storeLayer, notAnOption } from "../shared.js"
 
-export const SAMPLE_PROBLEMS = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "assets", "sample-problems.jsonl")
+export const SAMPLE_PROBLEMS = join(
+  dirname(fileURLToPath(import.meta.url)),
+  "..",
+  "..",
+  "assets",
+  "sample-problems.jsonl"
+)
 
-const dir = Args.text({ name: "DIR" }).pipe(notAnOption("init"), Args.optional, Args.withDescription("The workspace folder (default ./.fastcot)."))
+const dir = Args.text({ name: "DIR" }).pipe(
+  notAnOption("init"),
+  Args.optional,
+  Args.withDescription("The workspace folder (default ./.fastcot).")
+)
 // Every other command names its workspace with --workspace; init takes it either way.
-const workspace = Options.text("workspace").pipe(Options.withAlias("w"), Options.optional, Options.withDescription("The workspace folder, as every command takes it (the same as DIR)."))
+const workspace = Options.text("workspace").pipe(
+  Options.withAlias("w"),
+  Options.optional,
+  Options.withDescription("The workspace folder, as every command takes it (the same as DIR).")
+)
 
 /** Creates a workspace: its store, and sample problems imported into it. */
 export const initWorkspace = (workspace: string) => {
@@ -38,7 +52,12 @@ export const initCommand = Command.make("init", { dir, workspace }, (args) =>
     if (Option.isSome(args.dir) && Option.isSome(args.workspace) && args.dir.value !== args.workspace.value) {
       return yield* usage(`two workspaces given: ${args.dir.value} and --workspace ${args.workspace.value}; give one`)
     }
-    const { paths, samples, report } = yield* initWorkspace(Option.getOrElse(Option.orElse(args.dir, () => args.workspace), () => ".fastcot"))
+    const { paths, samples, report } = yield* initWorkspace(
+      Option.getOrElse(
+        Option.orElse(args.dir, () => args.workspace),
+        () => ".fastcot"
+      )
+    )
     const rel = relative(process.cwd(), paths.root) || "."
     yield* stdout(
       [
@@ -51,4 +70,8 @@ export const initCommand = Command.make("init", { dir, workspace }, (args) =>
       ].join("\n")
     )
   })
-).pipe(Command.withDescription("Create a workspace with its store and sample problems.\nExamples:\n  fastcot init\n  fastcot init my-project"))
+).pipe(
+  Command.withDescription(
+    "Create a workspace with its store and sample problems.\nExamples:\n  fastcot init\n  fastcot init my-project"
+  )
+)

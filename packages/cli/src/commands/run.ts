@@ -32,29 +32,72 @@ import * as Option from "effect/Option"
 import { readFile, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { CliFailure, usage } from "../failure.js"
-import { budgetTokensOption, budgetUsdOption, dashboardTerminal, inRange, progressLine, stderr, stdout, storeLayer, workspaceOption, notAnOption, listOption } from "../shared.js"
+import {
+  budgetTokensOption,
+  budgetUsdOption,
+  dashboardTerminal,
+  inRange,
+  progressLine,
+  stderr,
+  stdout,
+  storeLayer,
+  workspaceOption,
+  notAnOption,
+  listOption
+} from "../shared.js"
 import { liveRun } from "../tui/liveRun.js"
 
-const pipeline = Args.text({ name: "PIPELINE" }).pipe(notAnOption("run"), Args.optional, Args.withDescription("A pipeline YAML/JSON file (default: the built-in DistilQwen2.5-DS3-0324 recipe)."))
+const pipeline = Args.text({ name: "PIPELINE" }).pipe(
+  notAnOption("run"),
+  Args.optional,
+  Args.withDescription("A pipeline YAML/JSON file (default: the built-in DistilQwen2.5-DS3-0324 recipe).")
+)
 const spec = (role: string) =>
-  Options.text(role).pipe(Options.optional, Options.withDescription(`The ${role} model: openai:MODEL@BASE_URL (replaces the pipeline's ${role} endpoints).`))
-const apiKeyEnv = Options.text("api-key-env").pipe(Options.optional, Options.withDescription("Environment variable holding the key for --teacher/--rewriter/--judge (default OPENAI_API_KEY)."))
-const concurrency = Options.integer("concurrency").pipe(inRange("--concurrency", 1, 4096), Options.optional, Options.withDescription("Requests in flight per endpoint (replaces the pipeline's)."))
+  Options.text(role).pipe(
+    Options.optional,
+    Options.withDescription(`The ${role} model: openai:MODEL@BASE_URL (replaces the pipeline's ${role} endpoints).`)
+  )
+const apiKeyEnv = Options.text("api-key-env").pipe(
+  Options.optional,
+  Options.withDescription(
+    "Environment variable holding the key for --teacher/--rewriter/--judge (default OPENAI_API_KEY)."
+  )
+)
+const concurrency = Options.integer("concurrency").pipe(
+  inRange("--concurrency", 1, 4096),
+  Options.optional,
+  Options.withDescription("Requests in flight per endpoint (replaces the pipeline's).")
+)
 const noTui = Options.boolean("no-tui").pipe(Options.withDescription("Plain progress lines instead of the dashboard."))
 const json = Options.boolean("json").pipe(Options.withDescription("Print progress events as JSON lines."))
-const noCache = Options.boolean("no-cache").pipe(Options.withDescription("Neither read nor write the LLM response cache."))
-const refresh = Options.boolean("refresh").pipe(Options.withDescription("Ignore cached responses, and store the new ones."))
+const noCache = Options.boolean("no-cache").pipe(
+  Options.withDescription("Neither read nor write the LLM response cache.")
+)
+const refresh = Options.boolean("refresh").pipe(
+  Options.withDescription("Ignore cached responses, and store the new ones.")
+)
 const stages = listOption("stages", `Which stages to run, in order (default: all): ${STAGES.join(", ")}.`)
-const benchmarks = listOption("benchmarks", "Benchmark files to decontaminate against (adds to the pipeline's filter.benchmarks).")
+const benchmarks = listOption(
+  "benchmarks",
+  "Benchmark files to decontaminate against (adds to the pipeline's filter.benchmarks)."
+)
 const tokenizer = Options.text("tokenizer").pipe(
   Options.optional,
-  Options.withDescription("The student's tokenizer for token counts: a tokenizer.json or a model folder holding one (default: Qwen2.5's).")
+  Options.withDescription(
+    "The student's tokenizer for token counts: a tokenizer.json or a model folder holding one (default: Qwen2.5's)."
+  )
 )
 const budgetUsd = budgetUsdOption("the workspace's")
 const budgetTokens = budgetTokensOption("the workspace's")
-const limit = Options.integer("limit").pipe(inRange("--limit", 1, Number.MAX_SAFE_INTEGER), Options.optional, Options.withDescription("Only the first N problems (a trial run)."))
+const limit = Options.integer("limit").pipe(
+  inRange("--limit", 1, Number.MAX_SAFE_INTEGER),
+  Options.optional,
+  Options.withDescription("Only the first N problems (a trial run).")
+)
 const takeOver = Options.boolean("take-over").pipe(
-  Options.withDescription("Take the workspace's run lock even from a run that looks alive (one on another machine that is gone); two live runs would pay for the same calls twice.")
+  Options.withDescription(
+    "Take the workspace's run lock even from a run that looks alive (one on another machine that is gone); two live runs would pay for the same calls twice."
+  )
 )
 
 const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {
@@ -62,24 +105,58 @@ const formatProgress = (e: Extract<RunEvent, { _tag: "progress" }>) => {
   const rate = e.elapsedMs > 0 ? (finished / e.elapsedMs) * 1000 : 0
   const remaining = e.total - e.skipped - finished
   const eta = rate > 0 ? `${Math.ceil(remaining / rate)} s left` : ""
-  return `${e.stage}: ${finished + e.skipped}/${e.total} (${e.done} ok, ${e.failed} failed, ${e.skipped} already done, ${e.cached} cached) ` +
+  return (
+    `${e.stage}: ${finished + e.skipped}/${e.total} (${e.done} ok, ${e.failed} failed, ${e.skipped} already done, ${e.cached} cached) ` +
     `${rate.toFixed(1)}/s ${eta}  tokens ${e.promptTokens}+${e.completionTokens}  $${e.costUsd.toFixed(4)}`
+  )
 }
 
 export const runCommand = Command.make(
   "run",
-  { pipeline, teacher: spec("teacher"), rewriter: spec("rewriter"), judge: spec("judge"), apiKeyEnv, concurrency, noTui, json, noCache, refresh, limit, stages, benchmarks, tokenizer, budgetUsd, budgetTokens, takeOver, workspace: workspaceOption },
+  {
+    pipeline,
+    teacher: spec("teacher"),
+    rewriter: spec("rewriter"),
+    judge: spec("judge"),
+    apiKeyEnv,
+    concurrency,
+    noTui,
+    json,
+    noCache,
+    refresh,
+    limit,
+    stages,
+    benchmarks,
+    tokenizer,
+    budgetUsd,
+    budgetTokens,
+    takeOver,
+    workspace: workspaceOption
+  },
   (args) =>
     Effect.gen(function* () {
       const file = Option.getOrUndefined(args.pipeline)
-      const text = file === undefined
-        ? defaultPipelineText()
-        : yield* Effect.tryPromise({ try: () => readFile(file, "utf8"), catch: (e) => usage(`${file}: cannot read the pipeline file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`) })
+      const text =
+        file === undefined
+          ? defaultPipelineText()
+          : yield* Effect.tryPromise({
+              try: () => readFile(file, "utf8"),
+              catch: (e) =>
+                usage(
+                  `${file}: cannot read the pipeline file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`
+                )
+            })
       const parsed = parsePipeline(text, file ?? "built-in pipeline")
       if (Either.isLeft(parsed)) return yield* usage(`the pipeline is not valid:\n${parsed.left}`)
       if (args.noCache && args.refresh) return yield* usage("--no-cache and --refresh exclude each other")
       const extra = args.benchmarks
-      const withBenchmarks = { ...parsed.right, stages: { ...parsed.right.stages, filter: { ...parsed.right.stages.filter, benchmarks: [...parsed.right.stages.filter.benchmarks, ...extra] } } }
+      const withBenchmarks = {
+        ...parsed.right,
+        stages: {
+          ...parsed.right.stages,
+          filter: { ...parsed.right.stages.filter, benchmarks: [...parsed.right.stages.filter.benchmarks, ...extra] }
+        }
+      }
       const config = applyOverrides(withBenchmarks, {
         teacher: Option.getOrUndefined(args.teacher),
         rewriter: Option.getOrUndefined(args.rewriter),
@@ -89,7 +166,8 @@ export const runCommand = Command.make(
       })
       const wanted = args.stages.length > 0 ? args.stages : STAGES
       const unknown = wanted.filter((x) => !(STAGES as ReadonlyArray<string>).includes(x))
-      if (unknown.length > 0) return yield* usage(`--stages: unknown stage ${unknown.join(", ")}; the stages are ${STAGES.join(", ")}`)
+      if (unknown.length > 0)
+        return yield* usage(`--stages: unknown stage ${unknown.join(", ")}; the stages are ${STAGES.join(", ")}`)
       const needed = new Set<"teacher" | "rewriter" | "judge">()
       if (wanted.includes("teacher")) needed.add("teacher")
       if (wanted.includes("long-to-short") || wanted.includes("align")) needed.add("rewriter")
@@ -104,13 +182,24 @@ export const runCommand = Command.make(
 
       const store = yield* RunStore
       const status = yield* store.status
-      if (status.problems === 0) return yield* usage("the workspace has no problems yet: run `fastcot import FILE` first")
+      if (status.problems === 0)
+        return yield* usage("the workspace has no problems yet: run `fastcot import FILE` first")
       // One run per workspace (a second would send the same calls and pay for them twice); held until this command ends.
       yield* store.lockRun("fastcot run", { takeOver: args.takeOver }).pipe(
-        Effect.catchTag("WorkspaceBusy", (e) => new CliFailure({ message: `${e.message}. If that run was on another machine and has ended, run again with --take-over.`, exitCode: 1 }))
+        Effect.catchTag(
+          "WorkspaceBusy",
+          (e) =>
+            new CliFailure({
+              message: `${e.message}. If that run was on another machine and has ended, run again with --take-over.`,
+              exitCode: 1
+            })
+        )
       )
       // The budget counts what the workspace's earlier runs spent, as `fastcot status` shows it.
-      const limits = { usd: Option.getOrUndefined(args.budgetUsd) ?? config.budget?.usd, tokens: Option.getOrUndefined(args.budgetTokens) ?? config.budget?.tokens }
+      const limits = {
+        usd: Option.getOrUndefined(args.budgetUsd) ?? config.budget?.usd,
+        tokens: Option.getOrUndefined(args.budgetTokens) ?? config.budget?.tokens
+      }
       const budgeted = limits.usd !== undefined || limits.tokens !== undefined
       if (limits.usd !== undefined) {
         const unpriced = unpricedEndpoints(config, [...needed])
@@ -134,7 +223,12 @@ export const runCommand = Command.make(
       const stageCounts: Record<string, { ok: number; dropped: number; failed: number }> = {}
       const onEvent = (event: RunEvent) => {
         if (args.json) {
-          if (event._tag === "progress" && Date.now() - lastProgress < 200 && event.done + event.failed + event.skipped < event.total) return
+          if (
+            event._tag === "progress" &&
+            Date.now() - lastProgress < 200 &&
+            event.done + event.failed + event.skipped < event.total
+          )
+            return
           if (event._tag === "progress") lastProgress = Date.now()
           process.stdout.write(JSON.stringify(event) + "\n")
           return
@@ -144,21 +238,31 @@ export const runCommand = Command.make(
           const c = (stageCounts[event.stage] ??= { ok: 0, dropped: 0, failed: 0 })
           c[event.outcome]++
         }
-        const items = Object.entries(stageCounts).map(([stage, c]) => `${stage} ${c.ok}${c.dropped > 0 ? `/-${c.dropped}` : ""}${c.failed > 0 ? ` !${c.failed}` : ""}`)
+        const items = Object.entries(stageCounts).map(
+          ([stage, c]) =>
+            `${stage} ${c.ok}${c.dropped > 0 ? `/-${c.dropped}` : ""}${c.failed > 0 ? ` !${c.failed}` : ""}`
+        )
         progress.update([teacherLine, ...items, budgetNow()].filter((x) => x !== "").join(" | "))
         if (event._tag === "item" && event.outcome === "failed") {
           progress.clear()
           process.stderr.write(`warn: ${event.stage} ${event.itemId}: ${event.reason ?? "failed"}\n`)
         }
       }
-      if (!args.json) yield* stderr(`fastcot run: ${config.name} on ${status.problems} problems (workspace ${store.location})`)
+      if (!args.json)
+        yield* stderr(`fastcot run: ${config.name} on ${status.problems} problems (workspace ${store.location})`)
       // One sandbox: its isolation is probed once, reported here and used by the verifier.
       const sandbox = makeSandbox()
-      if (wanted.includes("verify") && sandbox.warning !== undefined && !args.json) yield* stderr(`warn: code sandbox: ${sandbox.warning}`)
+      if (wanted.includes("verify") && sandbox.warning !== undefined && !args.json)
+        yield* stderr(`warn: code sandbox: ${sandbox.warning}`)
       // The student's tokenizer, checked before any work starts.
       const counterLayer = Option.isNone(args.tokenizer)
         ? QwenTokenCounterLive
-        : Layer.succeed(TokenCounter, yield* tokenizerFileCounter(args.tokenizer.value).pipe(Effect.mapError((e) => usage(`--tokenizer: ${e.message}`))))
+        : Layer.succeed(
+            TokenCounter,
+            yield* tokenizerFileCounter(args.tokenizer.value).pipe(
+              Effect.mapError((e) => usage(`--tokenizer: ${e.message}`))
+            )
+          )
       const tui = !args.json && !args.noTui && dashboardTerminal({ keys: true })
       // Pause (the dashboard's p) closes this gate: calls in flight finish, no new ones start.
       const gate = yield* Effect.makeLatch(true)
@@ -166,7 +270,11 @@ export const runCommand = Command.make(
         cache,
         gate,
         budget: budgeted
-          ? { limits, spent: workspaceSpending(status.llm), onReached: (state) => Deferred.unsafeDone(budgetReached, Exit.succeed(state)) }
+          ? {
+              limits,
+              spent: workspaceSpending(status.llm),
+              onReached: (state) => Deferred.unsafeDone(budgetReached, Exit.succeed(state))
+            }
           : undefined,
         onExhausted: (_role, message) => Deferred.unsafeDone(exhausted, Exit.succeed(message))
       })
@@ -175,7 +283,11 @@ export const runCommand = Command.make(
         budgetNow = () => `budget ${describeSpent(Effect.runSync(budgetState))}`
         if (!args.json) yield* stderr(`budget: ${describeSpent(yield* budgetState)} spent so far`)
       }
-      const { exit, quit: quitRequested, stopReason } = yield* liveRun({
+      const {
+        exit,
+        quit: quitRequested,
+        stopReason
+      } = yield* liveRun({
         tui,
         title: `${config.name} · ${status.problems} problems · ${store.location}`,
         stages: wanted,
@@ -185,16 +297,30 @@ export const runCommand = Command.make(
         onEvent,
         stopWhen: Effect.race(
           Effect.map(Deferred.await(exhausted), (m) => `stopped: ${m}`),
-          budgeted ? Effect.map(Deferred.await(budgetReached), (b) => `budget reached (${describeSpent(b)}): finishing the calls in flight`) : Effect.never
+          budgeted
+            ? Effect.map(
+                Deferred.await(budgetReached),
+                (b) => `budget reached (${describeSpent(b)}): finishing the calls in flight`
+              )
+            : Effect.never
         ),
         pipeline: (emit) =>
           Effect.sync(() => {
             warn = (message) => emit({ _tag: "log", level: "warn", message })
-          }).pipe(Effect.zipRight(runPipeline(config, { cache, onEvent: emit, limit: Option.getOrUndefined(args.limit), stages: wanted as ReadonlyArray<StageName> }).pipe(
-            Effect.provideService(LanguageModel, lm),
-            Effect.provide(Layer.merge(verifierFor(sandbox), counterLayer)),
-            Effect.catchTag("ImportError", (e) => usage(`${e.file}: ${e.message}`))
-          )))
+          }).pipe(
+            Effect.zipRight(
+              runPipeline(config, {
+                cache,
+                onEvent: emit,
+                limit: Option.getOrUndefined(args.limit),
+                stages: wanted as ReadonlyArray<StageName>
+              }).pipe(
+                Effect.provideService(LanguageModel, lm),
+                Effect.provide(Layer.merge(verifierFor(sandbox), counterLayer)),
+                Effect.catchTag("ImportError", (e) => usage(`${e.file}: ${e.message}`))
+              )
+            )
+          )
       })
       if (Exit.isFailure(exit)) {
         if (quitRequested) {
@@ -219,7 +345,9 @@ export const runCommand = Command.make(
               exitCode: 3
             })
           }
-          yield* stdout(`stopped (q): ${after.kept} kept, ${after.dropped} dropped, ${after.pending} pending; run the same command again to resume`)
+          yield* stdout(
+            `stopped (q): ${after.kept} kept, ${after.dropped} dropped, ${after.pending} pending; run the same command again to resume`
+          )
           return
         }
         return yield* exit
@@ -227,7 +355,9 @@ export const runCommand = Command.make(
       const report = exit.value
       if (report.filter !== undefined) {
         const file = join(workspacePaths(args.workspace).root, "reports", "filter.json")
-        yield* Effect.promise(() => ensureDir(dirname(file)).then(() => writeFile(file, JSON.stringify(report.filter, null, 2) + "\n")))
+        yield* Effect.promise(() =>
+          ensureDir(dirname(file)).then(() => writeFile(file, JSON.stringify(report.filter, null, 2) + "\n"))
+        )
       }
       progress.clear()
       const stats = yield* lm.stats
@@ -235,26 +365,45 @@ export const runCommand = Command.make(
       if (!args.json) {
         if (report.filter !== undefined) {
           const f = report.filter
-          yield* stdout(`filter         ${f.problems} problems: ${f.duplicates} duplicates, ${f.nearDuplicates} near-duplicates, ${f.contaminated} overlapping ${f.benchmarkProblems} benchmark problems (report: reports/filter.json)`)
+          yield* stdout(
+            `filter         ${f.problems} problems: ${f.duplicates} duplicates, ${f.nearDuplicates} near-duplicates, ${f.contaminated} overlapping ${f.benchmarkProblems} benchmark problems (report: reports/filter.json)`
+          )
         }
         if (report.teacher !== undefined) {
-          yield* stdout(`teacher        ${report.teacher.done} sampled, ${report.teacher.failed} failed, ${report.teacher.skipped} already done (of ${report.teacher.total})`)
+          yield* stdout(
+            `teacher        ${report.teacher.done} sampled, ${report.teacher.failed} failed, ${report.teacher.skipped} already done (of ${report.teacher.total})`
+          )
         }
         for (const r of [report.longToShort, report.verify, report.align]) {
           if (r === undefined) continue
-          yield* stdout(`${r.stage.padEnd(14)} ${r.processed} items: ${r.advanced} moved on, ${r.kept} kept, ${r.dropped} dropped, ${r.failed} failed`)
+          yield* stdout(
+            `${r.stage.padEnd(14)} ${r.processed} items: ${r.advanced} moved on, ${r.kept} kept, ${r.dropped} dropped, ${r.failed} failed`
+          )
         }
         for (const s of stats.filter((x) => x.requests > 0 || x.cacheHits > 0)) {
-          yield* stdout(`  ${s.role} ${s.model} @ ${s.endpoint}: ${s.requests} requests, ${s.retries} retries, ${s.cacheHits} cache hits, ${s.promptTokens}+${s.completionTokens} tokens, $${s.costUsd.toFixed(4)}`)
+          yield* stdout(
+            `  ${s.role} ${s.model} @ ${s.endpoint}: ${s.requests} requests, ${s.retries} retries, ${s.cacheHits} cache hits, ${s.promptTokens}+${s.completionTokens} tokens, $${s.costUsd.toFixed(4)}`
+          )
         }
         const after = yield* store.status
         yield* stdout(
-          `workspace      ${after.kept} kept (${Object.entries(after.keptAs).map(([k, n]) => `${n} ${k}`).join(", ") || "none"}), ${after.dropped} dropped, ${after.pending} pending` +
-            (after.failed > 0 ? `, ${after.failed} failed (${Object.entries(after.failReasons).map(([k, n]) => `${n} ${k}`).join(", ")}; \`fastcot inspect --fate failed\` shows why)` : "")
+          `workspace      ${after.kept} kept (${
+            Object.entries(after.keptAs)
+              .map(([k, n]) => `${n} ${k}`)
+              .join(", ") || "none"
+          }), ${after.dropped} dropped, ${after.pending} pending` +
+            (after.failed > 0
+              ? `, ${after.failed} failed (${Object.entries(after.failReasons)
+                  .map(([k, n]) => `${n} ${k}`)
+                  .join(", ")}; \`fastcot inspect --fate failed\` shows why)`
+              : "")
         )
       }
       if (failed > 0) {
-        return yield* new CliFailure({ message: `${failed} model calls failed after their retries; run again to retry them`, exitCode: 1 })
+        return yield* new CliFailure({
+          message: `${failed} model calls failed after their retries; run again to retry them`,
+          exitCode: 1
+        })
       }
     }).pipe(Effect.scoped, Effect.provide(storeLayer(args.workspace)))
 ).pipe(
@@ -264,4 +413,3 @@ export const runCommand = Command.make(
       "  fastcot run apps/distilqwen-ds3-0324/pipeline.yaml --limit 20\n  fastcot run --teacher openai:qwen@http://127.0.0.1:8000/v1 --json"
   )
 )
-

@@ -5,22 +5,40 @@ import * as Effect from "effect/Effect"
 import { failed } from "../failure.js"
 import { stderr, stdout } from "../shared.js"
 
-const port = Options.integer("port").pipe(Options.withDefault(7860), Options.withDescription("The port (0 picks a free one)."))
-const host = Options.text("host").pipe(Options.withDefault("127.0.0.1"), Options.withDescription("The address to bind; anything but loopback exposes your workspaces."))
-const workspace = Options.text("workspace").pipe(Options.withAlias("w"), Options.optional, Options.withDescription("A workspace to open at start."))
+const port = Options.integer("port").pipe(
+  Options.withDefault(7860),
+  Options.withDescription("The port (0 picks a free one).")
+)
+const host = Options.text("host").pipe(
+  Options.withDefault("127.0.0.1"),
+  Options.withDescription("The address to bind; anything but loopback exposes your workspaces.")
+)
+const workspace = Options.text("workspace").pipe(
+  Options.withAlias("w"),
+  Options.optional,
+  Options.withDescription("A workspace to open at start.")
+)
 
 export const uiCommand = Command.make("ui", { port, host, workspace }, (args) =>
   Effect.gen(function* () {
     const backend = new Backend()
     if (args.workspace._tag === "Some") {
-      const opened = yield* Effect.promise(() => backend.handle("workspace.open", { path: args.workspace._tag === "Some" ? args.workspace.value : "" }))
-      if (typeof opened === "object" && opened !== null && "error" in opened) return yield* failed(String((opened as { error: { message: string } }).error.message))
+      const opened = yield* Effect.promise(() =>
+        backend.handle("workspace.open", { path: args.workspace._tag === "Some" ? args.workspace.value : "" })
+      )
+      if (typeof opened === "object" && opened !== null && "error" in opened)
+        return yield* failed(String((opened as { error: { message: string } }).error.message))
     }
     const server = yield* Effect.acquireRelease(
-      Effect.tryPromise({ try: () => serveUi(backend, { host: args.host, port: args.port }), catch: (e) => failed(`cannot listen on ${args.host}:${args.port}: ${e instanceof Error ? e.message : String(e)}`) }),
+      Effect.tryPromise({
+        try: () => serveUi(backend, { host: args.host, port: args.port }),
+        catch: (e) =>
+          failed(`cannot listen on ${args.host}:${args.port}: ${e instanceof Error ? e.message : String(e)}`)
+      }),
       (s) => Effect.promise(() => s.close().then(() => backend.close()))
     )
-    if (!isLoopbackHost(args.host)) yield* stderr(`warning: bound to ${args.host}: anyone who can reach it can use your workspaces`)
+    if (!isLoopbackHost(args.host))
+      yield* stderr(`warning: bound to ${args.host}: anyone who can reach it can use your workspaces`)
     yield* stdout(`fastcot ui on ${server.url}  (open it in a browser; Ctrl-C stops)`)
     return yield* Effect.never
   }).pipe(Effect.scoped)

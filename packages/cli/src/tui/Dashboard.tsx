@@ -31,7 +31,10 @@ const budgetLine = (b: BudgetState): ReactElement => {
     b.limits.usd !== undefined ? `${money(b.spentUsd)}/${money(b.limits.usd)}` : undefined,
     b.limits.tokens !== undefined ? `${b.spentTokens}/${b.limits.tokens} tokens` : undefined
   ].filter((x) => x !== undefined)
-  const reserved = [b.limits.usd !== undefined ? money(b.reservedUsd) : undefined, b.limits.tokens !== undefined ? `${b.reservedTokens} tokens` : undefined].filter((x) => x !== undefined)
+  const reserved = [
+    b.limits.usd !== undefined ? money(b.reservedUsd) : undefined,
+    b.limits.tokens !== undefined ? `${b.reservedTokens} tokens` : undefined
+  ].filter((x) => x !== undefined)
   return (
     <Text wrap="truncate">
       <Text bold>budget </Text>
@@ -79,13 +82,25 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
   })
 
   const elapsed = formatDuration((now - s.startedAt) / 1000)
-  const status = s.finished ? "done" : s.quitting ? "quitting: letting calls in flight finish" : s.paused ? "PAUSED (p resumes)" : "running"
+  const status = s.finished
+    ? "done"
+    : s.quitting
+      ? "quitting: letting calls in flight finish"
+      : s.paused
+        ? "PAUSED (p resumes)"
+        : "running"
   const header = (
     <Text wrap="truncate">
-      <Text bold>fastcot run</Text> · <Text color={color(s.paused || s.quitting ? "yellow" : s.finished ? "green" : "cyan")}>{status}</Text> · {elapsed} · {s.title}
+      <Text bold>fastcot run</Text> ·{" "}
+      <Text color={color(s.paused || s.quitting ? "yellow" : s.finished ? "green" : "cyan")}>{status}</Text> · {elapsed}{" "}
+      · {s.title}
     </Text>
   )
-  const footer = <Text dimColor>p pause · q quit · ↑↓ select · i inspect · ? help{s.message !== undefined ? `   ${s.message}` : ""}</Text>
+  const footer = (
+    <Text dimColor>
+      p pause · q quit · ↑↓ select · i inspect · ? help{s.message !== undefined ? `   ${s.message}` : ""}
+    </Text>
+  )
 
   if (help) {
     return (
@@ -113,19 +128,51 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
     const f = stageFigures(r, now)
     const pct = f.fraction === undefined ? "   " : lpad(`${Math.round(f.fraction * 100)}%`, 4)
     const count = r.total !== undefined ? `${f.finished + r.skipped}/${r.total}` : `${f.finished}`
-    const eta = r.finishedAt !== undefined ? (r.startedAt !== undefined ? "done" : "") : f.etaSeconds !== undefined ? formatDuration(f.etaSeconds) : r.startedAt === undefined ? "waiting" : "-"
+    const eta =
+      r.finishedAt !== undefined
+        ? r.startedAt !== undefined
+          ? "done"
+          : ""
+        : f.etaSeconds !== undefined
+          ? formatDuration(f.etaSeconds)
+          : r.startedAt === undefined
+            ? "waiting"
+            : "-"
     return (
       <Text key={r.name}>
         {pad(r.name, 14)}{" "}
-        <Text color={color(r.finishedAt !== undefined ? "green" : "cyan")}>{bar(f.fraction, barWidth)}</Text> {pct} {lpad(count, 11)} {lpad(String(r.dropped), 5)}{" "}
-        <Text color={color(r.failed > 0 ? "red" : "")}>{lpad(String(r.failed), 5)}</Text> {lpad(`${f.rate.toFixed(1)}/s`, 8)} {lpad(eta, 8)}
+        <Text color={color(r.finishedAt !== undefined ? "green" : "cyan")}>{bar(f.fraction, barWidth)}</Text> {pct}{" "}
+        {lpad(count, 11)} {lpad(String(r.dropped), 5)}{" "}
+        <Text color={color(r.failed > 0 ? "red" : "")}>{lpad(String(r.failed), 5)}</Text>{" "}
+        {lpad(`${f.rate.toFixed(1)}/s`, 8)} {lpad(eta, 8)}
       </Text>
     )
   })
 
-  const byRole = new Map<string, { inFlight: number; retries: number; errors: number; cache: number; prompt: number; completion: number; cost: number; models: Set<string> }>()
+  const byRole = new Map<
+    string,
+    {
+      inFlight: number
+      retries: number
+      errors: number
+      cache: number
+      prompt: number
+      completion: number
+      cost: number
+      models: Set<string>
+    }
+  >()
   for (const m of s.models) {
-    const r = byRole.get(m.role) ?? { inFlight: 0, retries: 0, errors: 0, cache: 0, prompt: 0, completion: 0, cost: 0, models: new Set<string>() }
+    const r = byRole.get(m.role) ?? {
+      inFlight: 0,
+      retries: 0,
+      errors: 0,
+      cache: 0,
+      prompt: 0,
+      completion: 0,
+      cost: 0,
+      models: new Set<string>()
+    }
     r.inFlight += m.inFlight
     r.retries += m.retries
     r.errors += m.failed
@@ -138,8 +185,10 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
   }
   const modelRows = [...byRole].map(([role, r]) => (
     <Text key={role}>
-      {pad(role, 9)} {pad([...r.models].join(",").split(/[\\/]/).pop() ?? "", Math.max(8, width - 66))} {lpad(String(r.inFlight), 4)} {lpad(String(r.retries), 7)}{" "}
-      <Text color={color(r.errors > 0 ? "red" : "")}>{lpad(String(r.errors), 6)}</Text> {lpad(String(r.cache), 6)} {lpad((s.tokensPerSecond[role] ?? 0).toFixed(0), 7)} {lpad(money(r.cost), 9)}
+      {pad(role, 9)} {pad([...r.models].join(",").split(/[\\/]/).pop() ?? "", Math.max(8, width - 66))}{" "}
+      {lpad(String(r.inFlight), 4)} {lpad(String(r.retries), 7)}{" "}
+      <Text color={color(r.errors > 0 ? "red" : "")}>{lpad(String(r.errors), 6)}</Text> {lpad(String(r.cache), 6)}{" "}
+      {lpad((s.tokensPerSecond[role] ?? 0).toFixed(0), 7)} {lpad(money(r.cost), 9)}
     </Text>
   ))
 
@@ -159,27 +208,39 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
     <Box flexDirection="column" width={width}>
       {header}
       <Text bold>
-        {pad("stage", 14)} {pad("progress", barWidth + 5)} {lpad("done", 11)} {lpad("drop", 5)} {lpad("fail", 5)} {lpad("rate", 8)} {lpad("eta", 8)}
+        {pad("stage", 14)} {pad("progress", barWidth + 5)} {lpad("done", 11)} {lpad("drop", 5)} {lpad("fail", 5)}{" "}
+        {lpad("rate", 8)} {lpad("eta", 8)}
       </Text>
       {stageRows}
       <Text bold>
-        {pad("role", 9)} {pad("model", Math.max(8, width - 66))} {lpad("busy", 4)} {lpad("retries", 7)} {lpad("errors", 6)} {lpad("cached", 6)} {lpad("tok/s", 7)} {lpad("cost", 9)}
+        {pad("role", 9)} {pad("model", Math.max(8, width - 66))} {lpad("busy", 4)} {lpad("retries", 7)}{" "}
+        {lpad("errors", 6)} {lpad("cached", 6)} {lpad("tok/s", 7)} {lpad("cost", 9)}
       </Text>
       {modelRows.length > 0 ? modelRows : <Text dimColor>no model calls yet</Text>}
       {s.budget !== undefined ? budgetLine(s.budget) : null}
       <Text>
-        <Text bold>verdicts </Text>easy {v.easy} · <Text color={color("green")}>medium {v.medium}</Text> · hard {v.hard} · unparseable {v.unparseable}
+        <Text bold>verdicts </Text>easy {v.easy} · <Text color={color("green")}>medium {v.medium}</Text> · hard {v.hard}{" "}
+        · unparseable {v.unparseable}
       </Text>
       <Text>
         <Text bold>kept {keptTotal}</Text>
-        {Object.entries(s.kept).length > 0 ? `: ${Object.entries(s.kept).map(([k, n]) => `${k} ${n}`).join(" · ")}` : ""}
+        {Object.entries(s.kept).length > 0
+          ? `: ${Object.entries(s.kept)
+              .map(([k, n]) => `${k} ${n}`)
+              .join(" · ")}`
+          : ""}
       </Text>
       <Text>
         <Text bold>dropped {droppedTotal}</Text>
-        {Object.entries(s.dropped).length > 0 ? `: ${Object.entries(s.dropped).map(([k, n]) => `${k} ${n}`).join(" · ")}` : ""}
+        {Object.entries(s.dropped).length > 0
+          ? `: ${Object.entries(s.dropped)
+              .map(([k, n]) => `${k} ${n}`)
+              .join(" · ")}`
+          : ""}
       </Text>
       <Text>
-        <Text bold>tokens </Text>before [{h.a}] {mb !== undefined ? `median ${mb}` : ""} · after [{h.b}] {ma !== undefined ? `median ${ma}` : ""}
+        <Text bold>tokens </Text>before [{h.a}] {mb !== undefined ? `median ${mb}` : ""} · after [{h.b}]{" "}
+        {ma !== undefined ? `median ${ma}` : ""}
         {width >= 96 ? <Text dimColor> (32…16k, log scale)</Text> : null}
       </Text>
       <Box flexDirection="row" width={width} height={paneHeight + 1}>
@@ -187,7 +248,11 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
           <Text bold>log</Text>
           {logLines.length === 0 ? <Text dimColor>no warnings</Text> : null}
           {logLines.map((l, i) => (
-            <Text key={i} color={color(l.level === "error" ? "red" : l.level === "warn" ? "yellow" : "")} wrap="truncate">
+            <Text
+              key={i}
+              color={color(l.level === "error" ? "red" : l.level === "warn" ? "yellow" : "")}
+              wrap="truncate"
+            >
               {l.itemId !== undefined ? `${l.itemId.slice(0, 10)} ` : ""}
               {l.message}
             </Text>

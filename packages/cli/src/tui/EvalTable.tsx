@@ -13,13 +13,22 @@ export interface BenchRow {
 }
 
 /** `fastcot eval`'s live table: per benchmark, answers graded, running accuracy and mean output tokens. */
-export const EvalTable = ({ model, rows, now }: { model: string; rows: ReadonlyArray<BenchRow>; now: number }): ReactElement => (
+export const EvalTable = ({
+  model,
+  rows,
+  now
+}: {
+  model: string
+  rows: ReadonlyArray<BenchRow>
+  now: number
+}): ReactElement => (
   <Box flexDirection="column">
     <Text bold wrap="truncate">
       fastcot eval · {model}
     </Text>
     <Text bold>
-      {"benchmark".padEnd(14)} {"graded".padEnd(28)} {"accuracy".padStart(9)} {"tokens/answer".padStart(14)} {"eta".padStart(7)}
+      {"benchmark".padEnd(14)} {"graded".padEnd(28)} {"accuracy".padStart(9)} {"tokens/answer".padStart(14)}{" "}
+      {"eta".padStart(7)}
     </Text>
     {rows.map((r) => {
       const elapsed = (now - r.startedAt) / 1000
@@ -27,8 +36,12 @@ export const EvalTable = ({ model, rows, now }: { model: string; rows: ReadonlyA
       const eta = r.done >= r.total ? "done" : rate > 0 ? formatDuration((r.total - r.done) / rate) : "-"
       return (
         <Text key={r.bench}>
-          {r.bench.padEnd(14)} <Text color={color(r.done >= r.total ? "green" : "cyan")}>{bar(r.total > 0 ? r.done / r.total : undefined, 14)}</Text>{" "}
-          {`${r.done}/${r.total}`.padStart(13)} {(r.done > 0 ? `${((100 * r.correct) / r.done).toFixed(1)}%` : "-").padStart(9)}{" "}
+          {r.bench.padEnd(14)}{" "}
+          <Text color={color(r.done >= r.total ? "green" : "cyan")}>
+            {bar(r.total > 0 ? r.done / r.total : undefined, 14)}
+          </Text>{" "}
+          {`${r.done}/${r.total}`.padStart(13)}{" "}
+          {(r.done > 0 ? `${((100 * r.correct) / r.done).toFixed(1)}%` : "-").padStart(9)}{" "}
           {(r.done > 0 ? (r.tokens / r.done).toFixed(0) : "-").padStart(14)} {eta.padStart(7)}
         </Text>
       )
@@ -40,7 +53,10 @@ export const EvalTable = ({ model, rows, now }: { model: string; rows: ReadonlyA
 export const startEvalTable = (model: string) => {
   const rows: Array<BenchRow> = []
   let dirty = false
-  const instance = render(<EvalTable model={model} rows={rows} now={Date.now()} />, { exitOnCtrlC: false, patchConsole: false })
+  const instance = render(<EvalTable model={model} rows={rows} now={Date.now()} />, {
+    exitOnCtrlC: false,
+    patchConsole: false
+  })
   const timer = setInterval(() => {
     if (!dirty) return
     dirty = false

@@ -87,7 +87,11 @@ export const InspectBrowser = (props: InspectBrowserProps): ReactElement => {
           </Text>
         ))}
       </Text>
-      {items === undefined ? <Text dimColor>loading…</Text> : items.length === 0 ? <Text dimColor>no {fate} items</Text> : null}
+      {items === undefined ? (
+        <Text dimColor>loading…</Text>
+      ) : items.length === 0 ? (
+        <Text dimColor>no {fate} items</Text>
+      ) : null}
       {visible.map((it, i) => (
         <Text key={it.id} inverse={start + i === cursor} wrap="truncate">
           {it.id.slice(0, 18)} {it.what.padEnd(22).slice(0, 22)} {String(it.rounds).padStart(2)} rounds {it.question}

@@ -10,14 +10,90 @@ const ESC = String.fromCharCode(27)
 
 const sampleState = () => {
   const s = initialState("recipe · 40 problems", ["teacher", "verify", "align"], 1_000)
-  applyEvent(s, { _tag: "progress", stage: "teacher", total: 40, done: 30, failed: 1, skipped: 0, cached: 5, promptTokens: 900, completionTokens: 1200, costUsd: 0.0123, elapsedMs: 3000 }, 1_000)
-  for (let i = 0; i < 12; i++) applyEvent(s, { _tag: "item", stage: "verify", itemId: `i_v${i}`, problemId: "p", outcome: i < 10 ? "ok" : "dropped", fate: i < 10 ? "pending" : "dropped", reasonCode: i < 10 ? undefined : "answer-mismatch" }, 2_000)
+  applyEvent(
+    s,
+    {
+      _tag: "progress",
+      stage: "teacher",
+      total: 40,
+      done: 30,
+      failed: 1,
+      skipped: 0,
+      cached: 5,
+      promptTokens: 900,
+      completionTokens: 1200,
+      costUsd: 0.0123,
+      elapsedMs: 3000
+    },
+    1_000
+  )
+  for (let i = 0; i < 12; i++)
+    applyEvent(
+      s,
+      {
+        _tag: "item",
+        stage: "verify",
+        itemId: `i_v${i}`,
+        problemId: "p",
+        outcome: i < 10 ? "ok" : "dropped",
+        fate: i < 10 ? "pending" : "dropped",
+        reasonCode: i < 10 ? undefined : "answer-mismatch"
+      },
+      2_000
+    )
   applyEvent(s, { _tag: "verdict", itemId: "i_v1", level: "easy", round: 0 })
   applyEvent(s, { _tag: "verdict", itemId: "i_v1", level: "medium", round: 1 })
   applyEvent(s, { _tag: "verdict", itemId: "i_v2", level: "hard", round: 0 })
-  applyEvent(s, { _tag: "item", stage: "align", itemId: "i_v1", problemId: "p", outcome: "ok", fate: "kept", keptAs: "easy-to-medium", tokensBefore: 120, tokensAfter: 300 }, 2_500)
-  applyEvent(s, { _tag: "item", stage: "align", itemId: "i_v2", problemId: "p", outcome: "failed", reason: "judge: Timeout: no reply in 600 s" }, 2_600)
-  applyStats(s, [{ role: "teacher", endpoint: "http://127.0.0.1:1/v1", model: "teacher-m", inFlight: 3, requests: 31, succeeded: 30, failed: 1, retries: 4, rateLimited: 2, cacheHits: 5, promptTokens: 900, completionTokens: 1200, costUsd: 0.0123, latencyMsTotal: 1, setAside: false }], 1000)
+  applyEvent(
+    s,
+    {
+      _tag: "item",
+      stage: "align",
+      itemId: "i_v1",
+      problemId: "p",
+      outcome: "ok",
+      fate: "kept",
+      keptAs: "easy-to-medium",
+      tokensBefore: 120,
+      tokensAfter: 300
+    },
+    2_500
+  )
+  applyEvent(
+    s,
+    {
+      _tag: "item",
+      stage: "align",
+      itemId: "i_v2",
+      problemId: "p",
+      outcome: "failed",
+      reason: "judge: Timeout: no reply in 600 s"
+    },
+    2_600
+  )
+  applyStats(
+    s,
+    [
+      {
+        role: "teacher",
+        endpoint: "http://127.0.0.1:1/v1",
+        model: "teacher-m",
+        inFlight: 3,
+        requests: 31,
+        succeeded: 30,
+        failed: 1,
+        retries: 4,
+        rateLimited: 2,
+        cacheHits: 5,
+        promptTokens: 900,
+        completionTokens: 1200,
+        costUsd: 0.0123,
+        latencyMsTotal: 1,
+        setAside: false
+      }
+    ],
+    1000
+  )
   return s
 }
 
@@ -47,20 +123,46 @@ describe("the run dashboard", () => {
 
   it("shows the budget, when the run has one, and still fits 80x24", () => {
     const s = sampleState()
-    s.budget = { limits: { usd: 20, tokens: 100_000 }, spentUsd: 1.5, spentTokens: 12_345, reservedUsd: 0.25, reservedTokens: 8_000, reached: false }
-    const lines = render(<Dashboard state={s} width={80} height={23} now={4_000} {...controls} />).lastFrame()!.split("\n")
+    s.budget = {
+      limits: { usd: 20, tokens: 100_000 },
+      spentUsd: 1.5,
+      spentTokens: 12_345,
+      reservedUsd: 0.25,
+      reservedTokens: 8_000,
+      reached: false
+    }
+    const lines = render(<Dashboard state={s} width={80} height={23} now={4_000} {...controls} />)
+      .lastFrame()!
+      .split("\n")
     expect(lines.length).toBeLessThanOrEqual(24)
-    expect(lines.find((l) => l.startsWith("budget"))).toBe("budget $1.5000/$20.00 · 12345/100000 tokens · in flight ≤ $0.2500, 8000 tokens")
+    expect(lines.find((l) => l.startsWith("budget"))).toBe(
+      "budget $1.5000/$20.00 · 12345/100000 tokens · in flight ≤ $0.2500, 8000 tokens"
+    )
     s.budget = { ...s.budget, reached: true }
-    expect(render(<Dashboard state={s} width={80} height={23} now={4_000} {...controls} />).lastFrame()).toContain("12345/100000 tokens · reached: no new calls")
-    expect(render(<Dashboard state={sampleState()} width={80} height={23} now={4_000} {...controls} />).lastFrame()).not.toContain("budget")
+    expect(render(<Dashboard state={s} width={80} height={23} now={4_000} {...controls} />).lastFrame()).toContain(
+      "12345/100000 tokens · reached: no new calls"
+    )
+    expect(
+      render(<Dashboard state={sampleState()} width={80} height={23} now={4_000} {...controls} />).lastFrame()
+    ).not.toContain("budget")
   })
 
   it("p pauses, q quits, ? shows the keys, i opens the item under the cursor", async () => {
     const onPause = vi.fn()
     const onQuit = vi.fn()
     const onInspect = vi.fn()
-    const { stdin, lastFrame } = render(<Dashboard state={sampleState()} width={100} height={30} now={4_000} {...controls} onPause={onPause} onQuit={onQuit} onInspect={onInspect} />)
+    const { stdin, lastFrame } = render(
+      <Dashboard
+        state={sampleState()}
+        width={100}
+        height={30}
+        now={4_000}
+        {...controls}
+        onPause={onPause}
+        onQuit={onQuit}
+        onInspect={onInspect}
+      />
+    )
     await tick()
     stdin.write("p")
     await tick()
@@ -90,7 +192,11 @@ describe("the run dashboard", () => {
 
   it("the inspector shows rounds, the judge's raw reply and a word-level diff", () => {
     const t0 = new Trace({ reasoning: "Add the two numbers to get four.", finalAnswer: "4", origin: "teacher" })
-    const t1 = new Trace({ reasoning: "First add the two numbers carefully to get four.", finalAnswer: "4", origin: "expand" })
+    const t1 = new Trace({
+      reasoning: "First add the two numbers carefully to get four.",
+      finalAnswer: "4",
+      origin: "expand"
+    })
     const at = "2026-01-01T00:00:00.000Z"
     const item = makeItem({
       id: "i_abc",
@@ -101,7 +207,15 @@ describe("the run dashboard", () => {
       trace: t1,
       original: t0,
       rounds: [
-        makeRound({ index: 0, action: "judge", input: t0, verdict: { level: "easy", raw: "easy", model: "j", promptVersion: "judge/v1" } as never, calls: [], startedAt: at, finishedAt: at }),
+        makeRound({
+          index: 0,
+          action: "judge",
+          input: t0,
+          verdict: { level: "easy", raw: "easy", model: "j", promptVersion: "judge/v1" } as never,
+          calls: [],
+          startedAt: at,
+          finishedAt: at
+        }),
         makeRound({ index: 1, action: "expand", input: t0, output: t1, calls: [], startedAt: at, finishedAt: at })
       ],
       createdAt: at,
@@ -128,7 +242,17 @@ describe("the inspect browser", () => {
   it("lists items by fate, switches fate, opens one and goes back", async () => {
     const at = "2026-01-01T00:00:00.000Z"
     const t = new Trace({ reasoning: "Two and two make four.", finalAnswer: "4", origin: "teacher" })
-    const item = makeItem({ id: "i_kept1" as ItemId, problemId: "p_1" as ProblemId, stage: "done", fate: "kept", keptAs: "initial-medium", trace: t, rounds: [makeRound({ index: 0, action: "collect", output: t, calls: [], startedAt: at, finishedAt: at })], createdAt: at, updatedAt: at })
+    const item = makeItem({
+      id: "i_kept1" as ItemId,
+      problemId: "p_1" as ProblemId,
+      stage: "done",
+      fate: "kept",
+      keptAs: "initial-medium",
+      trace: t,
+      rounds: [makeRound({ index: 0, action: "collect", output: t, calls: [], startedAt: at, finishedAt: at })],
+      createdAt: at,
+      updatedAt: at
+    })
     const lists = {
       kept: [{ id: "i_kept1", what: "initial-medium", rounds: 1, question: "2+2?" }],
       dropped: [{ id: "i_drop1", what: "answer-mismatch", rounds: 2, question: "3+3?" }],

@@ -21,7 +21,11 @@ export const liveRun = <E, R>(options: {
   readonly pipeline: (onEvent: (e: RunEvent) => void) => Effect.Effect<PipelineReport, E, R>
   /** Ends when the run must stop as q stops it (a budget reached), with the reason to show. */
   readonly stopWhen?: Effect.Effect<string> | undefined
-}): Effect.Effect<{ readonly exit: Exit.Exit<PipelineReport, E>; readonly quit: boolean; readonly stopReason?: string | undefined }, never, R> =>
+}): Effect.Effect<
+  { readonly exit: Exit.Exit<PipelineReport, E>; readonly quit: boolean; readonly stopReason?: string | undefined },
+  never,
+  R
+> =>
   Effect.gen(function* () {
     const { gate, lm, store } = options
     let quit = false
@@ -68,25 +72,29 @@ export const liveRun = <E, R>(options: {
             })
           )
         : undefined
-    const poller = dashboard !== undefined
-      ? yield* Effect.fork(
-          Effect.forever(
-            Effect.flatMap(Effect.zip(lm.stats, lm.budget ?? Effect.succeed(undefined)), ([st, budget]) =>
-              Effect.sync(() => {
-                dashboard.stats(st)
-                dashboard.budget(budget)
-              })
-            ).pipe(Effect.zipRight(Effect.sleep(Duration.millis(500))))
+    const poller =
+      dashboard !== undefined
+        ? yield* Effect.fork(
+            Effect.forever(
+              Effect.flatMap(Effect.zip(lm.stats, lm.budget ?? Effect.succeed(undefined)), ([st, budget]) =>
+                Effect.sync(() => {
+                  dashboard.stats(st)
+                  dashboard.budget(budget)
+                })
+              ).pipe(Effect.zipRight(Effect.sleep(Duration.millis(500))))
+            )
           )
-        )
-      : undefined
-    const exit = yield* Fiber.await(run).pipe(Effect.onInterrupt(() => Effect.promise(() => dashboard?.close() ?? Promise.resolve())))
+        : undefined
+    const exit = yield* Fiber.await(run).pipe(
+      Effect.onInterrupt(() => Effect.promise(() => dashboard?.close() ?? Promise.resolve()))
+    )
     if (poller !== undefined) yield* Fiber.interrupt(poller)
     if (stopper !== undefined) yield* Fiber.interrupt(stopper)
     if (dashboard !== undefined) {
       dashboard.stats(yield* lm.stats)
       if (lm.budget !== undefined) dashboard.budget(yield* lm.budget)
-      if (Exit.isSuccess(exit)) dashboard.event({ _tag: "pipeline-done", kept: exit.value.align?.kept ?? 0, dropped: 0, failed: 0 })
+      if (Exit.isSuccess(exit))
+        dashboard.event({ _tag: "pipeline-done", kept: exit.value.align?.kept ?? 0, dropped: 0, failed: 0 })
       yield* Effect.promise(() => dashboard.close())
     }
     return { exit, quit, stopReason }

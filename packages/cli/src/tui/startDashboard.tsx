@@ -71,7 +71,12 @@ export const startDashboard = (options: DashboardOptions): DashboardHandle => {
       {...controls}
     />
   )
-  const instance = render(element(), { stdout: out, stdin: options.stdin ?? process.stdin, exitOnCtrlC: false, patchConsole: false })
+  const instance = render(element(), {
+    stdout: out,
+    stdin: options.stdin ?? process.stdin,
+    exitOnCtrlC: false,
+    patchConsole: false
+  })
   const draw = () => {
     if (!dirty) return
     dirty = false

@@ -19,7 +19,10 @@ export interface VersionedPrompt {
 export const loadPrompt = (name: AlignPrompt, smallModel: string, version = 1): VersionedPrompt => ({
   name,
   version: `${name}/v${version}`,
-  text: readFileSync(join(PROMPTS, `${name}.v${version}.txt`), "utf8").trim().split("{{SMALL_MODEL}}").join(smallModel)
+  text: readFileSync(join(PROMPTS, `${name}.v${version}.txt`), "utf8")
+    .trim()
+    .split("{{SMALL_MODEL}}")
+    .join(smallModel)
 })
 
 /** The user turn for the judge and the rewriters: the problem, its answer and the reasoning. */

@@ -44,7 +44,8 @@ const script = () => {
       if (level === "stuck" || level === "wrong") return { content: "hard" }
       return { content: level === "hard" ? "**Hard**" : level === "easy" ? "<think>short?</think> easy" : "medium" }
     }
-    if (system.includes("extending reasoning")) return { content: `Step 1: more detail.\n\nStep 2: LEVEL:medium so \\boxed{${answer}}` }
+    if (system.includes("extending reasoning"))
+      return { content: `Step 1: more detail.\n\nStep 2: LEVEL:medium so \\boxed{${answer}}` }
     if (level === "wrong") return { content: "Shorter: \\boxed{999}" }
     if (level === "stuck") return { content: `Still convoluted LEVEL:stuck \\boxed{${answer}}` }
     return { content: `Short. LEVEL:medium \\boxed{${answer}}` }
@@ -96,8 +97,17 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
     { question: "Q wrong: 5+5?", answer: "10", solution: "LEVEL:wrong \\boxed{10}" },
     { question: "Q garbage: 6+6?", answer: "12", solution: "LEVEL:garbage \\boxed{12}" },
     { question: "Q mismatch: 7+7?", answer: "14", solution: "LEVEL:medium \\boxed{15}" },
-    { question: "Q long: 8+8?", answer: "16", output: `<think>${"Let me reconsider this again carefully. ".repeat(20)}LEVEL:hard</think>\n\nThe answer is \\boxed{16}.` },
-    { question: "Q choice: which is red?", choices: ["sky", "blood"], answer: "B", solution: "LEVEL:medium. Blood is red, so the answer is \\boxed{B}" }
+    {
+      question: "Q long: 8+8?",
+      answer: "16",
+      output: `<think>${"Let me reconsider this again carefully. ".repeat(20)}LEVEL:hard</think>\n\nThe answer is \\boxed{16}.`
+    },
+    {
+      question: "Q choice: which is red?",
+      choices: ["sky", "blood"],
+      answer: "B",
+      solution: "LEVEL:medium. Blood is red, so the answer is \\boxed{B}"
+    }
   ]
 
   it("keeps medium, expands easy, simplifies hard, drops what never reaches medium or changes the answer, with every round recorded", async () => {
@@ -107,7 +117,11 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
     const { report, status, items } = await run()
     const byQuestion = async (q: string): Promise<Item> => {
       const problems = await Effect.runPromise(
-        Effect.scoped(Effect.flatMap(RunStore, (s) => s.getProblems(items.map((i) => i.problemId))).pipe(Effect.provide(SqliteRunStoreLive(db()))))
+        Effect.scoped(
+          Effect.flatMap(RunStore, (s) => s.getProblems(items.map((i) => i.problemId))).pipe(
+            Effect.provide(SqliteRunStoreLive(db()))
+          )
+        )
       )
       const p = problems.find((x) => x.question.startsWith(q))!
       return items.find((i) => i.problemId === p.id)!
@@ -129,16 +143,26 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
     expect(easy.trace!.origin).toBe("expand")
 
     const stuck = await byQuestion("Q stuck")
-    expect(stuck.reason).toMatchObject({ code: "max-rounds", detail: expect.stringContaining("hard → hard → hard → hard") })
+    expect(stuck.reason).toMatchObject({
+      code: "max-rounds",
+      detail: expect.stringContaining("hard → hard → hard → hard")
+    })
     expect(stuck.rounds.filter((r) => r.action === "simplify")).toHaveLength(3)
 
     const wrong = await byQuestion("Q wrong")
     expect(wrong.reason!.code).toBe("rewrite-changed-answer")
-    expect(wrong.rounds.filter((r) => r.action === "simplify").map((r) => r.verification!.ok)).toEqual([false, false, false])
+    expect(wrong.rounds.filter((r) => r.action === "simplify").map((r) => r.verification!.ok)).toEqual([
+      false,
+      false,
+      false
+    ])
 
     const garbage = await byQuestion("Q garbage")
     expect(garbage.fate).toBe("kept")
-    expect(garbage.rounds.filter((r) => r.action === "judge").map((r) => r.verdict!.level)).toEqual(["unparseable", "medium"])
+    expect(garbage.rounds.filter((r) => r.action === "judge").map((r) => r.verdict!.level)).toEqual([
+      "unparseable",
+      "medium"
+    ])
 
     const long = await byQuestion("Q long")
     expect(long.rounds[0]).toMatchObject({ action: "long-to-short" })
@@ -149,7 +173,9 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
     expect(mismatch.reason).toMatchObject({ code: "answer-mismatch", detail: "answer-mismatch: 15 vs reference 14" })
 
     // The judge was asked with the recipe's prompt and a constrained choice.
-    const judged = server.requests.find((r) => r.messages[0]!.content.startsWith("You are a highly capable evaluator."))!
+    const judged = server.requests.find((r) =>
+      r.messages[0]!.content.startsWith("You are a highly capable evaluator.")
+    )!
     expect(judged.messages[0]!.content).toContain("(e.g., 7B)")
 
     // A second run finds nothing pending and sends nothing.
@@ -175,7 +201,12 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
     const list = Chunk.toReadonlyArray(events)
     for (const e of list) Schema.decodeUnknownSync(RunEvent)(JSON.parse(JSON.stringify(e)))
     expect(list[list.length - 1]).toEqual({ _tag: "pipeline-done", kept: 6, dropped: 3, failed: 0 })
-    expect(list.filter((e) => e._tag === "stage-done").map((e) => (e as { stage: string }).stage).sort()).toEqual(["align", "filter", "long-to-short", "verify"])
+    expect(
+      list
+        .filter((e) => e._tag === "stage-done")
+        .map((e) => (e as { stage: string }).stage)
+        .sort()
+    ).toEqual(["align", "filter", "long-to-short", "verify"])
     expect(list.filter((e) => e._tag === "item" && e.stage === "align")).toHaveLength(8)
     // every judge answer is also a verdict event
     expect(list.filter((e) => e._tag === "verdict").length).toBeGreaterThanOrEqual(8)
@@ -183,10 +214,13 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
 
   it("with k=3 judges, each round's verdict is the majority of three recorded votes", async () => {
     const file = join(tmp.dir, "votes.jsonl")
-    writeFileSync(file, jsonl([
-      { question: "Q split: 9+9?", answer: "18", solution: "LEVEL:split \\boxed{18}" },
-      { question: "Q splitlow: 10+10?", answer: "20", solution: "LEVEL:splitlow \\boxed{20}" }
-    ]))
+    writeFileSync(
+      file,
+      jsonl([
+        { question: "Q split: 9+9?", answer: "18", solution: "LEVEL:split \\boxed{18}" },
+        { question: "Q splitlow: 10+10?", answer: "20", solution: "LEVEL:splitlow \\boxed{20}" }
+      ])
+    )
     await Effect.runPromise(Effect.scoped(importFile(file).pipe(Effect.provide(SqliteRunStoreLive(db())))))
     const { status, items } = await run(3)
     expect(status.keptAs).toEqual({ "initial-medium": 1, "easy-to-medium": 1 })
@@ -197,7 +231,16 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
       ["medium", "vote 3 of 3"]
     ])
     const low = items.find((i) => i.keptAs === "easy-to-medium")!
-    expect(low.rounds.map((r) => r.action)).toEqual(["verify", "judge", "judge", "judge", "expand", "judge", "judge", "judge"])
+    expect(low.rounds.map((r) => r.action)).toEqual([
+      "verify",
+      "judge",
+      "judge",
+      "judge",
+      "expand",
+      "judge",
+      "judge",
+      "judge"
+    ])
     expect(majorityVerdict(["easy", "hard"])).toBe("hard")
     expect(majorityVerdict(["easy", "medium", "unparseable"])).toBe("medium")
     expect(majorityVerdict(["unparseable", "unparseable"])).toBe("unparseable")

@@ -45,7 +45,10 @@ const failedItem = (item: Item, rounds: ReadonlyArray<Round>, role: string, erro
   makeItem({
     ...item,
     fate: "failed",
-    reason: { code: repeatsForRequest(error) ? "request-refused" : `${role}-error`, detail: `${role}: ${error._tag}: ${error.message}` },
+    reason: {
+      code: repeatsForRequest(error) ? "request-refused" : `${role}-error`,
+      detail: `${role}: ${error._tag}: ${error.message}`
+    },
     rounds,
     updatedAt: now()
   })
@@ -54,7 +57,9 @@ const PAGE = 200
 
 /** Pending items at a stage, and those that failed there before, a page at a time (keyset on id, so items that move on drop out). */
 const pendingAt = (stage: Stage): Stream.Stream<Item, StoreError, RunStore> =>
-  pagedStream(PAGE, (afterId, size) => Effect.flatMap(RunStore, (store) => store.listItems({ stage, fate: ["pending", "failed"], afterId, limit: size })))
+  pagedStream(PAGE, (afterId, size) =>
+    Effect.flatMap(RunStore, (store) => store.listItems({ stage, fate: ["pending", "failed"], afterId, limit: size }))
+  )
 
 const callRecord = (role: CallRecord["role"], c: Completion, promptVersion: string): CallRecord => ({
   role,
@@ -67,7 +72,6 @@ const callRecord = (role: CallRecord["role"], c: Completion, promptVersion: stri
   cached: c.cached
 })
 
-
 const dropCode = (v: Verification) => /^[a-z-]+(?=:)/.exec(v.reason)?.[0] ?? "answer-mismatch"
 
 /**
@@ -78,7 +82,10 @@ const runItemStage = (
   name: string,
   stage: Stage,
   options: ItemStageOptions,
-  step: (item: Item, problem: Problem) => Effect.Effect<Item, StoreError, RunStore | LanguageModel | Verifier | TokenCounter>
+  step: (
+    item: Item,
+    problem: Problem
+  ) => Effect.Effect<Item, StoreError, RunStore | LanguageModel | Verifier | TokenCounter>
 ) =>
   Effect.gen(function* () {
     const store = yield* RunStore
@@ -100,7 +107,16 @@ const runItemStage = (
           yield* store.saveItem(next)
           if (next.fate === "failed") {
             counts.failed++
-            emit({ _tag: "item", stage: name, itemId: item.id, problemId: item.problemId, outcome: "failed", reason: next.reason?.detail, fate: "failed", reasonCode: next.reason?.code })
+            emit({
+              _tag: "item",
+              stage: name,
+              itemId: item.id,
+              problemId: item.problemId,
+              outcome: "failed",
+              reason: next.reason?.detail,
+              fate: "failed",
+              reasonCode: next.reason?.code
+            })
             return
           }
           if (next.fate === "kept") counts.kept++
@@ -122,7 +138,14 @@ const runItemStage = (
         }),
       options.concurrency
     )
-    emit({ _tag: "stage-done", stage: name, done: counts.processed, failed: counts.failed, skipped: 0, elapsedMs: Date.now() - started })
+    emit({
+      _tag: "stage-done",
+      stage: name,
+      done: counts.processed,
+      failed: counts.failed,
+      skipped: 0,
+      elapsedMs: Date.now() - started
+    })
     return { stage: name, ...counts } satisfies ItemStageReport
   })
 
@@ -144,15 +167,44 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
       Effect.gen(function* () {
         // Traces of duplicate or contaminated problems go no further.
         const flag = yield* store.problemFlag(problem.id)
-        if (Option.isSome(flag)) return makeItem({ ...item, fate: "dropped", reason: { code: flag.value.flag, detail: flag.value.detail }, updatedAt: now() })
+        if (Option.isSome(flag))
+          return makeItem({
+            ...item,
+            fate: "dropped",
+            reason: { code: flag.value.flag, detail: flag.value.detail },
+            updatedAt: now()
+          })
         const trace = item.trace
-        if (trace === undefined) return makeItem({ ...item, fate: "dropped", reason: { code: "no-trace", detail: "the item has no trace" }, updatedAt: now() })
+        if (trace === undefined)
+          return makeItem({
+            ...item,
+            fate: "dropped",
+            reason: { code: "no-trace", detail: "the item has no trace" },
+            updatedAt: now()
+          })
         // A reasoning that never ended is not offered to long-to-short (or anyone) as complete.
-        if (trace.cutOff === true) return makeItem({ ...item, fate: "dropped", reason: { code: "reasoning-cut-off", detail: "the trace's reasoning never ends: the reply was cut off inside it" }, updatedAt: now() })
+        if (trace.cutOff === true)
+          return makeItem({
+            ...item,
+            fate: "dropped",
+            reason: {
+              code: "reasoning-cut-off",
+              detail: "the trace's reasoning never ends: the reply was cut off inside it"
+            },
+            updatedAt: now()
+          })
         const tokens = counter.count(trace.reasoning)
         if (!trace.long || tokens <= threshold) return makeItem({ ...item, stage: "verify", updatedAt: now() })
         if (!lm.roles.includes("rewriter")) {
-          return makeItem({ ...item, fate: "dropped", reason: { code: "no-rewriter", detail: `a ${tokens}-token trace needs long-to-short, and no rewriter is configured` }, updatedAt: now() })
+          return makeItem({
+            ...item,
+            fate: "dropped",
+            reason: {
+              code: "no-rewriter",
+              detail: `a ${tokens}-token trace needs long-to-short, and no rewriter is configured`
+            },
+            updatedAt: now()
+          })
         }
         const startedAt = now()
         const result = yield* lm
@@ -160,7 +212,13 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
           .pipe(Effect.either)
         if (result._tag === "Left") return failedItem(item, item.rounds, "rewriter", result.left)
         const c = result.right
-        const short = new Trace({ reasoning: c.text.trim(), finalAnswer: statedAnswer(problem, c.text), origin: "long-to-short", model: c.model, promptVersion: prompt.version })
+        const short = new Trace({
+          reasoning: c.text.trim(),
+          finalAnswer: statedAnswer(problem, c.text),
+          origin: "long-to-short",
+          model: c.model,
+          promptVersion: prompt.version
+        })
         return makeItem({
           ...item,
           stage: "verify",
@@ -168,7 +226,16 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
           original: item.original ?? trace,
           rounds: [
             ...item.rounds,
-            makeRound({ index: item.rounds.length, action: "long-to-short", input: trace, output: short, calls: [callRecord("rewriter", c, prompt.version)], startedAt, finishedAt: now(), note: `${tokens} reasoning tokens above ${threshold}` })
+            makeRound({
+              index: item.rounds.length,
+              action: "long-to-short",
+              input: trace,
+              output: short,
+              calls: [callRecord("rewriter", c, prompt.version)],
+              startedAt,
+              finishedAt: now(),
+              note: `${tokens} reasoning tokens above ${threshold}`
+            })
           ],
           updatedAt: now()
         })
@@ -184,10 +251,25 @@ export const verifyStage = (options: ItemStageOptions) =>
       Effect.gen(function* () {
         const startedAt = now()
         const v = yield* verifier.verify(problem, item.trace!)
-        const round = makeRound({ index: item.rounds.length, action: "verify", input: item.trace, verification: v, calls: [], startedAt, finishedAt: now(), note: verifier.name })
+        const round = makeRound({
+          index: item.rounds.length,
+          action: "verify",
+          input: item.trace,
+          verification: v,
+          calls: [],
+          startedAt,
+          finishedAt: now(),
+          note: verifier.name
+        })
         return v.ok
           ? makeItem({ ...item, stage: "align", rounds: [...item.rounds, round], updatedAt: now() })
-          : makeItem({ ...item, fate: "dropped", reason: { code: dropCode(v), detail: v.reason }, rounds: [...item.rounds, round], updatedAt: now() })
+          : makeItem({
+              ...item,
+              fate: "dropped",
+              reason: { code: dropCode(v), detail: v.reason },
+              rounds: [...item.rounds, round],
+              updatedAt: now()
+            })
       })
     )
   })
@@ -243,7 +325,14 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
     const counted = (t: Trace): Trace =>
       t.tokens !== undefined
         ? t
-        : new Trace({ ...t, tokens: { reasoning: counter.count(t.reasoning), answer: counter.count(t.finalAnswer ?? ""), tokenizer: counter.name } })
+        : new Trace({
+            ...t,
+            tokens: {
+              reasoning: counter.count(t.reasoning),
+              answer: counter.count(t.finalAnswer ?? ""),
+              tokenizer: counter.name
+            }
+          })
     const settings = config.stages.align
     const judgePrompt = loadPrompt("judge", settings.smallModel)
     const expandPrompt = loadPrompt("expand", settings.smallModel)
@@ -254,7 +343,8 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
     return yield* runItemStage("align", "align", options, (start, problem) =>
       Effect.gen(function* () {
         const rounds = [...start.rounds]
-        const push = (r: Omit<ConstructorParameters<typeof Round>[0], "index">) => rounds.push(makeRound({ ...r, index: rounds.length }))
+        const push = (r: Omit<ConstructorParameters<typeof Round>[0], "index">) =>
+          rounds.push(makeRound({ ...r, index: rounds.length }))
         const finish = (fields: { fate: Item["fate"]; keptAs?: KeptAs; reason?: Item["reason"]; trace: Trace }) => {
           const original = start.original ?? (fields.trace !== start.trace ? start.trace : undefined)
           return makeItem({
@@ -278,8 +368,14 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
             for (let ask = 0; ask <= settings.judgeRetries; ask++) {
               const startedAt = now()
               const sample = vote * (settings.judgeRetries + 1) + ask
-              const request = promptRequest(judgePrompt, problem, trace, judgeSampling, sample, ["easy", "medium", "hard"])
-              const result = yield* lm.complete("judge", request, { sampleIndex: sample, cache: options.cache }).pipe(Effect.either)
+              const request = promptRequest(judgePrompt, problem, trace, judgeSampling, sample, [
+                "easy",
+                "medium",
+                "hard"
+              ])
+              const result = yield* lm
+                .complete("judge", request, { sampleIndex: sample, cache: options.cache })
+                .pipe(Effect.either)
               if (result._tag === "Left") return failedItem(start, rounds, "judge", result.left)
               const c = result.right
               const parsed = parseVerdict(c.text)
@@ -290,7 +386,12 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
               push({
                 action: "judge",
                 input: trace,
-                verdict: new Verdict({ level: parsed ?? "unparseable", raw: c.text, model: c.model, promptVersion: judgePrompt.version }),
+                verdict: new Verdict({
+                  level: parsed ?? "unparseable",
+                  raw: c.text,
+                  model: c.model,
+                  promptVersion: judgePrompt.version
+                }),
                 calls: [callRecord("judge", c, judgePrompt.version)],
                 startedAt,
                 finishedAt: now(),
@@ -306,19 +407,38 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
           const level = majorityVerdict(votes)
           options.onEvent?.({ _tag: "verdict", itemId: start.id, level, round })
           if (level === "unparseable") {
-            return finish({ fate: "dropped", reason: { code: "judge-unparseable", detail: `no easy/medium/hard after ${settings.judgeRetries + 1} asks` }, trace })
+            return finish({
+              fate: "dropped",
+              reason: {
+                code: "judge-unparseable",
+                detail: `no easy/medium/hard after ${settings.judgeRetries + 1} asks`
+              },
+              trace
+            })
           }
           history.push(level)
           first ??= level
           if (level === "medium") {
-            const keptAs: KeptAs = first === "medium" ? "initial-medium" : first === "easy" ? "easy-to-medium" : "hard-to-medium"
+            const keptAs: KeptAs =
+              first === "medium" ? "initial-medium" : first === "easy" ? "easy-to-medium" : "hard-to-medium"
             return finish({ fate: "kept", keptAs, trace })
           }
           if (round >= settings.maxRounds) {
-            return finish({ fate: "dropped", reason: { code: "max-rounds", detail: `not medium after ${settings.maxRounds} rewrites (verdicts: ${history.join(" → ")})` }, trace })
+            return finish({
+              fate: "dropped",
+              reason: {
+                code: "max-rounds",
+                detail: `not medium after ${settings.maxRounds} rewrites (verdicts: ${history.join(" → ")})`
+              },
+              trace
+            })
           }
           if (!lm.roles.includes("rewriter")) {
-            return finish({ fate: "dropped", reason: { code: "no-rewriter", detail: `judged ${level}; no rewriter is configured` }, trace })
+            return finish({
+              fate: "dropped",
+              reason: { code: "no-rewriter", detail: `judged ${level}; no rewriter is configured` },
+              trace
+            })
           }
           // Rewrite: expand an easy trace, simplify a hard one; the rewrite must keep the answer.
           const prompt = level === "easy" ? expandPrompt : simplifyPrompt
@@ -327,18 +447,42 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
           for (let attempt = 0; attempt <= settings.rewriteRetries && rewritten === undefined; attempt++) {
             const startedAt = now()
             const result = yield* lm
-              .complete("rewriter", promptRequest(prompt, problem, trace, rewriteSampling, attempt), { sampleIndex: attempt, cache: options.cache })
+              .complete("rewriter", promptRequest(prompt, problem, trace, rewriteSampling, attempt), {
+                sampleIndex: attempt,
+                cache: options.cache
+              })
               .pipe(Effect.either)
             if (result._tag === "Left") return failedItem(start, rounds, "rewriter", result.left)
             const c = result.right
-            const candidate = new Trace({ reasoning: c.text.trim(), finalAnswer: statedAnswer(problem, c.text), origin: prompt.name as "expand" | "simplify", model: c.model, promptVersion: prompt.version })
+            const candidate = new Trace({
+              reasoning: c.text.trim(),
+              finalAnswer: statedAnswer(problem, c.text),
+              origin: prompt.name as "expand" | "simplify",
+              model: c.model,
+              promptVersion: prompt.version
+            })
             const v = yield* verifier.verify(problem, candidate)
-            push({ action: prompt.name as "expand" | "simplify", input: trace, output: candidate, verification: v, calls: [callRecord("rewriter", c, prompt.version)], startedAt, finishedAt: now() })
+            push({
+              action: prompt.name as "expand" | "simplify",
+              input: trace,
+              output: candidate,
+              verification: v,
+              calls: [callRecord("rewriter", c, prompt.version)],
+              startedAt,
+              finishedAt: now()
+            })
             if (v.ok) rewritten = candidate
             else lastReason = v.reason
           }
           if (rewritten === undefined) {
-            return finish({ fate: "dropped", reason: { code: "rewrite-changed-answer", detail: `no ${prompt.name} kept the answer after ${settings.rewriteRetries + 1} tries (${lastReason})` }, trace })
+            return finish({
+              fate: "dropped",
+              reason: {
+                code: "rewrite-changed-answer",
+                detail: `no ${prompt.name} kept the answer after ${settings.rewriteRetries + 1} tries (${lastReason})`
+              },
+              trace
+            })
           }
           trace = rewritten
         }

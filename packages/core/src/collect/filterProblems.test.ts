@@ -18,7 +18,8 @@ describe("dedup and decontamination", () => {
 
   it("flags exact and near duplicates and benchmark overlap, keeps the rest, and is idempotent", async () => {
     const benchmarkProblem = (JSON.parse(readFileSync(MATH500, "utf8").split("\n")[0]!) as { problem: string }).problem
-    const long = "A farmer has a rectangular field that is 120 meters long and 80 meters wide and wants to build a fence around the whole field with posts every 4 meters. How many posts"
+    const long =
+      "A farmer has a rectangular field that is 120 meters long and 80 meters wide and wants to build a fence around the whole field with posts every 4 meters. How many posts"
     const file = join(tmp.dir, "p.jsonl")
     writeFileSync(
       file,
@@ -37,18 +38,31 @@ describe("dedup and decontamination", () => {
       withStore(
         db,
         Effect.gen(function* () {
-          const report = yield* filterProblems({ dedup: true, nearDuplicateThreshold: 0.7, benchmarks: [MATH500], ngram: 8 })
+          const report = yield* filterProblems({
+            dedup: true,
+            nearDuplicateThreshold: 0.7,
+            benchmarks: [MATH500],
+            ngram: 8
+          })
           const store = yield* RunStore
           return { report, status: yield* store.status, kept: yield* store.listProblems({ unflagged: true }) }
         })
       )
     const { report, status, kept } = await run()
-    expect(report).toMatchObject({ problems: 6, duplicates: 1, nearDuplicates: 1, contaminated: 1, benchmarkProblems: 500 })
+    expect(report).toMatchObject({
+      problems: 6,
+      duplicates: 1,
+      nearDuplicates: 1,
+      contaminated: 1,
+      benchmarkProblems: 500
+    })
     expect(status.flags).toEqual({ duplicate: 1, "near-duplicate": 1, contaminated: 1 })
     // One of the three fence questions survives (the earliest id), with the two unrelated ones.
     expect(kept).toHaveLength(3)
     expect(kept.filter((p) => p.question.toLowerCase().startsWith("a farmer"))).toHaveLength(1)
-    expect(kept.map((p) => p.question)).toEqual(expect.arrayContaining(["What is the capital of Peru?", "Compute the determinant of the 2 by 2 identity matrix."]))
+    expect(kept.map((p) => p.question)).toEqual(
+      expect.arrayContaining(["What is the capital of Peru?", "Compute the determinant of the 2 by 2 identity matrix."])
+    )
     expect(report.examples.find((e) => e.flag === "contaminated")!.detail).toMatch(/shares the 8-gram/)
     const again = await run()
     expect(again.status.flags).toEqual(status.flags)

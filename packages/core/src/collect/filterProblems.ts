@@ -99,7 +99,9 @@ const benchmarkQuestions = (file: string) =>
  * benchmark's problems (decontamination). The earliest problem by id is kept. The flags replace
  * the previous pass's, so the filter is idempotent.
  */
-export const filterProblems = (settings: FilterSettings): Effect.Effect<FilterReport, StoreError | ImportError, RunStore> =>
+export const filterProblems = (
+  settings: FilterSettings
+): Effect.Effect<FilterReport, StoreError | ImportError, RunStore> =>
   Effect.gen(function* () {
     const store = yield* RunStore
     const benchmarkGrams = new Set<string>()
@@ -125,7 +127,11 @@ export const filterProblems = (settings: FilterSettings): Effect.Effect<FilterRe
         if (benchmarkGrams.size > 0) {
           const hit = ngrams(ws, settings.ngram).find((g) => benchmarkGrams.has(g))
           if (hit !== undefined) {
-            flags.push({ problemId: p.id, flag: "contaminated", detail: `shares the ${settings.ngram}-gram "${hit}" with a benchmark problem` })
+            flags.push({
+              problemId: p.id,
+              flag: "contaminated",
+              detail: `shares the ${settings.ngram}-gram "${hit}" with a benchmark problem`
+            })
             continue
           }
         }
@@ -144,10 +150,19 @@ export const filterProblems = (settings: FilterSettings): Effect.Effect<FilterRe
           const band = `${b}:${Array.from(sig.subarray(b * ROWS, (b + 1) * ROWS)).join(",")}`
           keys.push(band)
           const other = buckets.get(band)
-          if (near === undefined && other !== undefined && similarity(sig, signatures.get(other)!) >= settings.nearDuplicateThreshold) near = other
+          if (
+            near === undefined &&
+            other !== undefined &&
+            similarity(sig, signatures.get(other)!) >= settings.nearDuplicateThreshold
+          )
+            near = other
         }
         if (near !== undefined) {
-          flags.push({ problemId: p.id, flag: "near-duplicate", detail: `estimated similarity ≥ ${settings.nearDuplicateThreshold} with ${near}` })
+          flags.push({
+            problemId: p.id,
+            flag: "near-duplicate",
+            detail: `estimated similarity ≥ ${settings.nearDuplicateThreshold} with ${near}`
+          })
           continue
         }
         signatures.set(p.id, sig)
@@ -162,6 +177,10 @@ export const filterProblems = (settings: FilterSettings): Effect.Effect<FilterRe
       nearDuplicates: by("near-duplicate").length,
       contaminated: by("contaminated").length,
       benchmarkProblems,
-      examples: [...by("duplicate").slice(0, 20), ...by("near-duplicate").slice(0, 20), ...by("contaminated").slice(0, 20)]
+      examples: [
+        ...by("duplicate").slice(0, 20),
+        ...by("near-duplicate").slice(0, 20),
+        ...by("contaminated").slice(0, 20)
+      ]
     } satisfies FilterReport
   })

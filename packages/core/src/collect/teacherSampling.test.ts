@@ -28,14 +28,34 @@ describe("teacher sampling (scripted loopback teacher)", () => {
   })
 
   const run = (
-    overrides: { samples?: number; failFor?: string; collect?: Partial<PipelineConfig["stages"]["collect"]>; maxTokens?: number },
+    overrides: {
+      samples?: number
+      failFor?: string
+      collect?: Partial<PipelineConfig["stages"]["collect"]>
+      maxTokens?: number
+    },
     events: Array<RunEvent> = []
   ) => {
     const parsed = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
     const teacher = parsed.models.teacher!
-    const base = overrides.maxTokens === undefined ? parsed : { ...parsed, models: { ...parsed.models, teacher: { ...teacher, sampling: { ...teacher.sampling, max_tokens: overrides.maxTokens } } } }
+    const base =
+      overrides.maxTokens === undefined
+        ? parsed
+        : {
+            ...parsed,
+            models: {
+              ...parsed.models,
+              teacher: { ...teacher, sampling: { ...teacher.sampling, max_tokens: overrides.maxTokens } }
+            }
+          }
     const config = applyOverrides(
-      { ...base, stages: { ...base.stages, collect: { ...base.stages.collect, samplesPerProblem: overrides.samples ?? 2, ...overrides.collect } } },
+      {
+        ...base,
+        stages: {
+          ...base.stages,
+          collect: { ...base.stages.collect, samplesPerProblem: overrides.samples ?? 2, ...overrides.collect }
+        }
+      },
       { teacher: `openai:teacher-x@${server.baseUrl}`, concurrency: 4 }
     )
     const roles = Either.getOrThrow(buildRoles(config, {}, ["teacher"]))
@@ -44,7 +64,9 @@ describe("teacher sampling (scripted loopback teacher)", () => {
       Effect.scoped(
         Effect.gen(function* () {
           const lm = yield* makeLanguageModel({ teacher: { ...roles["teacher"]!, maxAttempts: 1 } })
-          const report = yield* sampleTeacher(config, { concurrency: 4, onEvent: (e) => events.push(e) }).pipe(Effect.provide(Layer.succeed(LanguageModel, lm)))
+          const report = yield* sampleTeacher(config, { concurrency: 4, onEvent: (e) => events.push(e) }).pipe(
+            Effect.provide(Layer.succeed(LanguageModel, lm))
+          )
           const store = yield* RunStore
           return { report, status: yield* store.status, items: yield* store.listItems({ limit: 1000 }) }
         }).pipe(Effect.provide(SqliteRunStoreLive(db)))
@@ -54,8 +76,17 @@ describe("teacher sampling (scripted loopback teacher)", () => {
 
   const seed = async () => {
     const file = join(tmp.dir, "p.jsonl")
-    writeFileSync(file, jsonl([{ question: "What is 2+2?", answer: "4" }, { question: "What is 3+3?", answer: "6" }, { question: "Capital of France?", choices: ["Rome", "Paris"], answer: "B" }]))
-    await Effect.runPromise(Effect.scoped(importFile(file).pipe(Effect.provide(SqliteRunStoreLive(join(tmp.dir, "fastcot.db"))))))
+    writeFileSync(
+      file,
+      jsonl([
+        { question: "What is 2+2?", answer: "4" },
+        { question: "What is 3+3?", answer: "6" },
+        { question: "Capital of France?", choices: ["Rome", "Paris"], answer: "B" }
+      ])
+    )
+    await Effect.runPromise(
+      Effect.scoped(importFile(file).pipe(Effect.provide(SqliteRunStoreLive(join(tmp.dir, "fastcot.db")))))
+    )
   }
 
   it("stores N samples per problem with their calls, then skips them on the next run", async () => {
@@ -64,7 +95,8 @@ describe("teacher sampling (scripted loopback teacher)", () => {
       script: (r) => {
         const q = r.messages[1]!.content
         if (q.includes("3+3") && failing) return { content: "overloaded", status: 503 }
-        if (q.includes("France")) return { content: "It is Paris. \\boxed{B}", reasoning: "long thinking", finishReason: "stop" }
+        if (q.includes("France"))
+          return { content: "It is Paris. \\boxed{B}", reasoning: "long thinking", finishReason: "stop" }
         return { content: "Add them. \\boxed{4}", finishReason: q.includes("2+2") ? "stop" : "length" }
       }
     })
@@ -79,7 +111,13 @@ describe("teacher sampling (scripted loopback teacher)", () => {
     const kept = first.items.filter((i) => i.fate === "pending")
     expect(kept).toHaveLength(4)
     const mc = kept.find((i) => i.trace!.long)!
-    expect(mc.trace).toMatchObject({ reasoning: "long thinking", finalAnswer: "It is Paris. \\boxed{B}", origin: "teacher", model: "teacher-x", promptVersion: "teacher/v1" })
+    expect(mc.trace).toMatchObject({
+      reasoning: "long thinking",
+      finalAnswer: "It is Paris. \\boxed{B}",
+      origin: "teacher",
+      model: "teacher-x",
+      promptVersion: "teacher/v1"
+    })
     expect(mc.rounds[0]!.calls[0]).toMatchObject({ role: "teacher", model: "teacher-x", cached: false })
     // The system prompt is the recipe's, and the choices are lettered.
     const sent = server.requests.find((r) => r.messages[1]!.content.includes("France"))!
@@ -109,12 +147,21 @@ describe("teacher sampling (scripted loopback teacher)", () => {
         const room = Number(r.body["max_tokens"])
         const q = r.messages[1]!.content
         const ends = q.includes("France") || (q.includes("2+2") && room >= 2000)
-        return { content: "Add them. \\boxed{4}", finishReason: ends ? "stop" : "length", completionTokens: Math.min(room, 700) }
+        return {
+          content: "Add them. \\boxed{4}",
+          finishReason: ends ? "stop" : "length",
+          completionTokens: Math.min(room, 700)
+        }
       }
     })
     await seed()
-    const { report, items } = await run({ samples: 1, maxTokens: 500, collect: { truncation: "extend", extendUpTo: 4000 } })
-    const asked = (q: string) => server.requests.filter((r) => r.messages[1]!.content.includes(q)).map((r) => r.body["max_tokens"])
+    const { report, items } = await run({
+      samples: 1,
+      maxTokens: 500,
+      collect: { truncation: "extend", extendUpTo: 4000 }
+    })
+    const asked = (q: string) =>
+      server.requests.filter((r) => r.messages[1]!.content.includes(q)).map((r) => r.body["max_tokens"])
     expect(asked("2+2")).toEqual([500, 1000, 2000])
     expect(asked("3+3")).toEqual([500, 1000, 2000, 4000])
     expect(asked("France")).toEqual([500])
@@ -123,7 +170,10 @@ describe("teacher sampling (scripted loopback teacher)", () => {
     expect(extended.rounds[0]!.note).toBe("cut at max_tokens 500, asked again with 2000")
     expect(extended.rounds[0]!.calls.map((c) => c.completionTokens)).toEqual([500, 700, 700])
     const dropped = items.find((i) => i.fate === "dropped")!
-    expect(dropped.reason).toEqual({ code: "truncated", detail: "the teacher's reply hit max_tokens (4000, after 3 extensions from 500)" })
+    expect(dropped.reason).toEqual({
+      code: "truncated",
+      detail: "the teacher's reply hit max_tokens (4000, after 3 extensions from 500)"
+    })
     expect(dropped.rounds[0]!.calls).toHaveLength(4)
   })
 })

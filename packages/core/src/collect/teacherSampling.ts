@@ -39,9 +39,9 @@ const PAGE = 500
 
 /** All problems, a page at a time, as a stream. */
 export const problemStream = (limit?: number): Stream.Stream<Problem, StoreError, RunStore> =>
-  pagedStream(PAGE, (afterId, size) => Effect.flatMap(RunStore, (store) => store.listProblems({ afterId, limit: size, unflagged: true }))).pipe(
-    (s) => (limit !== undefined ? Stream.take(s, limit) : s)
-  )
+  pagedStream(PAGE, (afterId, size) =>
+    Effect.flatMap(RunStore, (store) => store.listProblems({ afterId, limit: size, unflagged: true }))
+  ).pipe((s) => (limit !== undefined ? Stream.take(s, limit) : s))
 
 export const teacherItemId = (problemId: string, model: string, sample: number) =>
   contentId("i_", { problem: problemId, origin: "teacher", model, sample }) as Item["id"]
@@ -91,7 +91,8 @@ export const sampleTeacher = (
           stop: sampling.stop
         })
         const startedAt = new Date().toISOString()
-        const ask = (r: ChatRequest) => lm.complete("teacher", r, { sampleIndex: sample, cache: options.cache }).pipe(Effect.either)
+        const ask = (r: ChatRequest) =>
+          lm.complete("teacher", r, { sampleIndex: sample, cache: options.cache }).pipe(Effect.either)
         let result = yield* ask(request)
         // truncation: extend re-asks a reply cut at max_tokens with twice the room, up to the cap;
         // every call is recorded (and paid for) in the item's round.
@@ -102,8 +103,12 @@ export const sampleTeacher = (
         const cap = wanted !== undefined && endpointCap !== undefined ? Math.min(wanted, endpointCap) : wanted
         let maxTokens = sampling.max_tokens
         while (
-          settings.truncation === "extend" && result._tag === "Right" && result.right.finishReason === "length" &&
-          maxTokens !== undefined && cap !== undefined && maxTokens < cap
+          settings.truncation === "extend" &&
+          result._tag === "Right" &&
+          result.right.finishReason === "length" &&
+          maxTokens !== undefined &&
+          cap !== undefined &&
+          maxTokens < cap
         ) {
           earlier.push(result.right)
           maxTokens = Math.min(cap, maxTokens * 2)
@@ -134,7 +139,10 @@ export const sampleTeacher = (
               problemId: problem.id,
               stage: "collect",
               fate: "failed",
-              reason: { code: repeatsForRequest(error) ? "request-refused" : "teacher-error", detail: `${error._tag}: ${error.message}` },
+              reason: {
+                code: repeatsForRequest(error) ? "request-refused" : "teacher-error",
+                detail: `${error._tag}: ${error.message}`
+              },
               rounds:
                 last === undefined
                   ? []
@@ -142,7 +150,14 @@ export const sampleTeacher = (
                       makeRound({
                         index: 0,
                         action: "collect",
-                        output: new Trace({ reasoning: last.reasoning ?? last.text, finalAnswer: undefined, origin: "teacher", model: last.model, promptVersion: TEACHER_PROMPT_VERSION, long: false }),
+                        output: new Trace({
+                          reasoning: last.reasoning ?? last.text,
+                          finalAnswer: undefined,
+                          origin: "teacher",
+                          model: last.model,
+                          promptVersion: TEACHER_PROMPT_VERSION,
+                          long: false
+                        }),
                         calls: earlier.map(callRecord),
                         startedAt,
                         finishedAt: now,
@@ -153,7 +168,14 @@ export const sampleTeacher = (
               updatedAt: now
             })
           )
-          emit({ _tag: "item", stage: "teacher", itemId: id, problemId: problem.id, outcome: "failed", reason: `${error._tag}: ${error.message}` })
+          emit({
+            _tag: "item",
+            stage: "teacher",
+            itemId: id,
+            problemId: problem.id,
+            outcome: "failed",
+            reason: `${error._tag}: ${error.message}`
+          })
           return
         }
         const c: Completion = result.right
@@ -182,7 +204,10 @@ export const sampleTeacher = (
             stage: dropped ? "collect" : "verify",
             fate: dropped ? "dropped" : "pending",
             reason: dropped
-              ? { code: "truncated", detail: `the teacher's reply hit max_tokens (${maxTokens ?? "server default"}${earlier.length > 0 ? `, after ${earlier.length} extension${earlier.length > 1 ? "s" : ""} from ${sampling.max_tokens}` : ""})` }
+              ? {
+                  code: "truncated",
+                  detail: `the teacher's reply hit max_tokens (${maxTokens ?? "server default"}${earlier.length > 0 ? `, after ${earlier.length} extension${earlier.length > 1 ? "s" : ""} from ${sampling.max_tokens}` : ""})`
+                }
               : undefined,
             trace,
             rounds: [
@@ -204,7 +229,14 @@ export const sampleTeacher = (
             updatedAt: now
           })
         )
-        emit({ _tag: "item", stage: "teacher", itemId: id, problemId: problem.id, outcome: dropped ? "dropped" : "ok", reason: dropped ? "truncated" : undefined })
+        emit({
+          _tag: "item",
+          stage: "teacher",
+          itemId: id,
+          problemId: problem.id,
+          outcome: dropped ? "dropped" : "ok",
+          reason: dropped ? "truncated" : undefined
+        })
       }).pipe(Effect.ensuring(Effect.sync(progress)))
 
     // Work not yet done: samples with no item, or whose call failed last time.
@@ -218,7 +250,10 @@ export const sampleTeacher = (
           return work.filter((w) => {
             const state = states.get(teacherItemId(w.problem.id, model, w.sample))
             // Failed samples are asked again (a refusal that repeats is answered from the store, unsent).
-            const redo = state === undefined || state.fate === "failed" || (state.fate === "dropped" && state.reasonCode === "teacher-error")
+            const redo =
+              state === undefined ||
+              state.fate === "failed" ||
+              (state.fate === "dropped" && state.reasonCode === "teacher-error")
             if (!redo) counts.skipped++
             return redo
           })
@@ -230,6 +265,13 @@ export const sampleTeacher = (
     yield* drainConcurrently(pending, ({ problem, sample }) => sampleOne(problem, sample), options.concurrency)
     progress()
     const report = { stage: "teacher", total, done: counts.done, failed: counts.failed, skipped: counts.skipped }
-    emit({ _tag: "stage-done", stage: "teacher", done: counts.done, failed: counts.failed, skipped: counts.skipped, elapsedMs: Date.now() - started })
+    emit({
+      _tag: "stage-done",
+      stage: "teacher",
+      done: counts.done,
+      failed: counts.failed,
+      skipped: counts.skipped,
+      elapsedMs: Date.now() - started
+    })
     return report
   })

@@ -43,7 +43,11 @@ const item = (p: Problem, i: number, fate: Item["fate"]) =>
     stage: "done",
     fate,
     keptAs: fate === "kept" ? (["initial-medium", "easy-to-medium", "hard-to-medium"] as const)[i % 3] : undefined,
-    trace: new Trace({ reasoning: `Step 1: think about ${i}.\n\nStep 2: compute.`, finalAnswer: p.answer, origin: "expand" }),
+    trace: new Trace({
+      reasoning: `Step 1: think about ${i}.\n\nStep 2: compute.`,
+      finalAnswer: p.answer,
+      origin: "expand"
+    }),
     rounds: [],
     createdAt: "2026-01-01T00:00:00Z",
     updatedAt: "2026-01-01T00:00:00Z"
@@ -59,7 +63,11 @@ const exportWith = (format: ExportFormat, out: string, valFraction = 0.25, syste
     )
   )
 
-const readJsonl = (file: string) => readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as unknown)
+const readJsonl = (file: string) =>
+  readFileSync(file, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as unknown)
 
 beforeAll(async () => {
   tmp = tempDir()
@@ -70,7 +78,18 @@ beforeAll(async () => {
         const store = yield* RunStore
         const problems = Array.from({ length: N }, (_, i) => problem(i))
         yield* store.commitImportBatch({
-          progress: { key: "k", path: "f", rows: N, offset: 0, line: N + 1, problemsAdded: 0, itemsAdded: 0, duplicates: 0, rejected: 0, done: true },
+          progress: {
+            key: "k",
+            path: "f",
+            rows: N,
+            offset: 0,
+            line: N + 1,
+            problemsAdded: 0,
+            itemsAdded: 0,
+            duplicates: 0,
+            rejected: 0,
+            done: true
+          },
           problems,
           items: [],
           rejects: []
@@ -109,16 +128,27 @@ describe("export", () => {
     mkdirSync(join(dir, "train.validation.jsonl"), { recursive: true })
     writeFileSync(join(dir, "train.validation.jsonl", "x"), "")
     const exit = await Effect.runPromiseExit(
-      exportDataset({ format: "openai", out: join(dir, "train.jsonl"), valFraction: 0.5 }).pipe(Effect.provide(SqliteRunStoreLive(db)), Effect.provide(QwenTokenCounterLive), Effect.scoped)
+      exportDataset({ format: "openai", out: join(dir, "train.jsonl"), valFraction: 0.5 }).pipe(
+        Effect.provide(SqliteRunStoreLive(db)),
+        Effect.provide(QwenTokenCounterLive),
+        Effect.scoped
+      )
     )
     expect(Exit.isFailure(exit)).toBe(true)
     const error = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : undefined
-    expect(error).toMatchObject({ _tag: "Some", value: { _tag: "ExportError", file: join(dir, "train.validation.jsonl") } })
+    expect(error).toMatchObject({
+      _tag: "Some",
+      value: { _tag: "ExportError", file: join(dir, "train.validation.jsonl") }
+    })
     expect(readdirSync(dir).filter((f) => f.includes(".tmp-"))).toEqual([])
     // A file where a folder must be.
     writeFileSync(join(dir, "plain"), "")
     const inFile = await Effect.runPromiseExit(
-      exportDataset({ format: "openai", out: join(dir, "plain", "train.jsonl") }).pipe(Effect.provide(SqliteRunStoreLive(db)), Effect.provide(QwenTokenCounterLive), Effect.scoped)
+      exportDataset({ format: "openai", out: join(dir, "plain", "train.jsonl") }).pipe(
+        Effect.provide(SqliteRunStoreLive(db)),
+        Effect.provide(QwenTokenCounterLive),
+        Effect.scoped
+      )
     )
     expect(Exit.isFailure(inFile) ? Cause.failureOption(inFile.cause) : undefined).toMatchObject({
       _tag: "Some",
@@ -129,32 +159,56 @@ describe("export", () => {
     const dir = join(tmp.dir, "templates")
     mkdirSync(join(dir, "model"), { recursive: true })
     // The Qwen2.5 (ChatML) template, as a model folder's tokenizer_config.json holds it.
-    writeFileSync(join(dir, "model", "tokenizer_config.json"), JSON.stringify({ chat_template: CHATML_TEMPLATE, eos_token: "<|im_end|>", pad_token: { content: "<|endoftext|>" } }))
+    writeFileSync(
+      join(dir, "model", "tokenizer_config.json"),
+      JSON.stringify({
+        chat_template: CHATML_TEMPLATE,
+        eos_token: "<|im_end|>",
+        pad_token: { content: "<|endoftext|>" }
+      })
+    )
     const faithful = await Effect.runPromise(loadChatTemplate(join(dir, "model")))
     expect(faithful.source).toBe(join(dir, "model", "tokenizer_config.json"))
     const ok = await Effect.runPromise(
-      exportDataset({ format: "openai", out: join(dir, "ok", "train.jsonl"), chatTemplate: faithful }).pipe(Effect.provide(SqliteRunStoreLive(db)), Effect.provide(QwenTokenCounterLive), Effect.scoped)
+      exportDataset({ format: "openai", out: join(dir, "ok", "train.jsonl"), chatTemplate: faithful }).pipe(
+        Effect.provide(SqliteRunStoreLive(db)),
+        Effect.provide(QwenTokenCounterLive),
+        Effect.scoped
+      )
     )
     expect(ok.templateCheck).toEqual({ template: faithful.source, checked: kept, lossy: 0, examples: [] })
     expect(readFileSync(ok.files.card, "utf8")).toContain(`all ${kept} keep their whole assistant turn`)
     // A template that keeps only the last paragraph of an assistant turn, as templates that keep
     // only what follows </think> do: the reasoning would never reach the trainer.
-    const lossyText = CHATML_TEMPLATE.replace("message['content']", "(message['content'].split('\\n\\n') | last if message['role'] == 'assistant' else message['content'])")
+    const lossyText = CHATML_TEMPLATE.replace(
+      "message['content']",
+      "(message['content'].split('\\n\\n') | last if message['role'] == 'assistant' else message['content'])"
+    )
     expect(lossyText).not.toBe(CHATML_TEMPLATE)
     writeFileSync(join(dir, "lossy.jinja"), lossyText)
     const lossy = await Effect.runPromise(loadChatTemplate(join(dir, "lossy.jinja")))
     const report = await Effect.runPromise(
-      exportDataset({ format: "openai", out: join(dir, "lossy", "train.jsonl"), chatTemplate: lossy }).pipe(Effect.provide(SqliteRunStoreLive(db)), Effect.provide(QwenTokenCounterLive), Effect.scoped)
+      exportDataset({ format: "openai", out: join(dir, "lossy", "train.jsonl"), chatTemplate: lossy }).pipe(
+        Effect.provide(SqliteRunStoreLive(db)),
+        Effect.provide(QwenTokenCounterLive),
+        Effect.scoped
+      )
     )
     expect(report.templateCheck).toMatchObject({ checked: kept, lossy: kept })
     expect(report.templateCheck!.examples).toHaveLength(3)
-    expect(report.templateCheck!.examples[0]!.reason).toMatch(/^the start of the assistant turn \(its reasoning\) is missing: only its last \d+ of \d+ characters are in the rendered text$/)
+    expect(report.templateCheck!.examples[0]!.reason).toMatch(
+      /^the start of the assistant turn \(its reasoning\) is missing: only its last \d+ of \d+ characters are in the rendered text$/
+    )
     // Files that hold no template, or none at all, are named.
     writeFileSync(join(dir, "plain.json"), JSON.stringify({ eos_token: "x" }))
     const none = await Effect.runPromiseExit(loadChatTemplate(join(dir, "plain.json")))
-    expect(Exit.isFailure(none) ? Cause.failureOption(none.cause) : undefined).toMatchObject({ value: { file: join(dir, "plain.json"), message: "cannot use it as a chat template: it holds no chat template" } })
+    expect(Exit.isFailure(none) ? Cause.failureOption(none.cause) : undefined).toMatchObject({
+      value: { file: join(dir, "plain.json"), message: "cannot use it as a chat template: it holds no chat template" }
+    })
     const missing = await Effect.runPromiseExit(loadChatTemplate(join(dir, "nope")))
-    expect(Exit.isFailure(missing) ? Cause.failureOption(missing.cause) : undefined).toMatchObject({ value: { message: "cannot use it as a chat template: no such file or folder" } })
+    expect(Exit.isFailure(missing) ? Cause.failureOption(missing.cause) : undefined).toMatchObject({
+      value: { message: "cannot use it as a chat template: no such file or folder" }
+    })
   })
   const formats: ReadonlyArray<[ExportFormat, Schema.Schema.AnyNoContext]> = [
     ["openai", OpenAiRecord],
@@ -212,7 +266,12 @@ describe("export", () => {
           const store = yield* RunStore
           for (const i of [0, 1]) {
             const current = Option.getOrThrow(yield* store.getItem(contentId("i_", i)))
-            yield* store.saveItem(new Item({ ...current, original: new Trace({ reasoning: `Long winding original ${i}.`, origin: "teacher" }) }))
+            yield* store.saveItem(
+              new Item({
+                ...current,
+                original: new Trace({ reasoning: `Long winding original ${i}.`, origin: "teacher" })
+              })
+            )
           }
         }).pipe(Effect.provide(SqliteRunStoreLive(db)))
       )
@@ -232,35 +291,57 @@ describe("export", () => {
       expect(p.rejected.value).toMatch(/^Long winding original \d\.$/)
       expect(p.chosen.value).toContain("Step 2: compute.")
     }
-    const config = parseYaml(readFileSync(join(tmp.dir, "pref", "llamafactory_dpo.yaml"), "utf8")) as Record<string, unknown>
+    const config = parseYaml(readFileSync(join(tmp.dir, "pref", "llamafactory_dpo.yaml"), "utf8")) as Record<
+      string,
+      unknown
+    >
     // Paths relative to the config's own folder (the launch script changes to it first).
-    expect(config).toMatchObject({ stage: "dpo", model_name_or_path: "Qwen/Qwen2.5-0.5B", template: "qwen", dataset: "fastcot_train", dataset_dir: "." })
+    expect(config).toMatchObject({
+      stage: "dpo",
+      model_name_or_path: "Qwen/Qwen2.5-0.5B",
+      template: "qwen",
+      dataset: "fastcot_train",
+      dataset_dir: "."
+    })
     const info = JSON.parse(readFileSync(join(dirname(out), "dataset_info.json"), "utf8"))
     expect(info[config["dataset"] as string]).toMatchObject({ file_name: "pairs.jsonl", ranking: true })
-    expect(JSON.parse(readFileSync(join(dirname(out), config["deepspeed"] as string), "utf8")).zero_optimization.stage).toBe(3)
-    expect(readFileSync(join(dirname(out), "train_llamafactory.sh"), "utf8")).toContain("llamafactory-cli train llamafactory_dpo.yaml")
-    expect(report.files.trainer.map((f) => f.split("/").pop()).sort()).toEqual(["ds_z3_config.json", "llamafactory_dpo.yaml", "train_llamafactory.sh"])
+    expect(
+      JSON.parse(readFileSync(join(dirname(out), config["deepspeed"] as string), "utf8")).zero_optimization.stage
+    ).toBe(3)
+    expect(readFileSync(join(dirname(out), "train_llamafactory.sh"), "utf8")).toContain(
+      "llamafactory-cli train llamafactory_dpo.yaml"
+    )
+    expect(report.files.trainer.map((f) => f.split("/").pop()).sort()).toEqual([
+      "ds_z3_config.json",
+      "llamafactory_dpo.yaml",
+      "train_llamafactory.sh"
+    ])
 
     const swift = await Effect.runPromise(
       Effect.scoped(
-        exportDataset({ format: "openai", out: join(tmp.dir, "swift", "train.jsonl"), valFraction: 0.25, trainer: "swift@4" }).pipe(
-          Effect.provide(SqliteRunStoreLive(db)),
-          Effect.provide(QwenTokenCounterLive)
-        )
+        exportDataset({
+          format: "openai",
+          out: join(tmp.dir, "swift", "train.jsonl"),
+          valFraction: 0.25,
+          trainer: "swift@4"
+        }).pipe(Effect.provide(SqliteRunStoreLive(db)), Effect.provide(QwenTokenCounterLive))
       )
     )
     const script = readFileSync(join(tmp.dir, "swift", "train_swift.sh"), "utf8")
     expect(script).toContain("--dataset train.jsonl")
     expect(script).toContain("--val_dataset train.validation.jsonl")
     expect(script).toContain("--deepspeed")
-    for (const path of [...script.matchAll(/--(?:dataset|val_dataset|deepspeed) (\S+)/g)].map((m) => m[1]!)) expect(existsSync(join(dirname(swift.files.train), path))).toBe(true)
+    for (const path of [...script.matchAll(/--(?:dataset|val_dataset|deepspeed) (\S+)/g)].map((m) => m[1]!))
+      expect(existsSync(join(dirname(swift.files.train), path))).toBe(true)
   })
 
   it("does not repeat a final answer the reasoning already ends with", () => {
     const p = problem(1)
-    expect(assistantContent(p, new Trace({ reasoning: "So 1+1 = \\boxed{2}.", finalAnswer: "2", origin: "teacher" }))).toBe("So 1+1 = \\boxed{2}.")
-    expect(assistantContent(p, new Trace({ reasoning: "Compute.", finalAnswer: "The answer is 2.", origin: "teacher" }))).toBe(
-      "Compute.\n\nThe answer is 2."
-    )
+    expect(
+      assistantContent(p, new Trace({ reasoning: "So 1+1 = \\boxed{2}.", finalAnswer: "2", origin: "teacher" }))
+    ).toBe("So 1+1 = \\boxed{2}.")
+    expect(
+      assistantContent(p, new Trace({ reasoning: "Compute.", finalAnswer: "The answer is 2.", origin: "teacher" }))
+    ).toBe("Compute.\n\nThe answer is 2.")
   })
 })

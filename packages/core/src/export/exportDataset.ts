@@ -101,7 +101,7 @@ export const assistantContent = (problem: Problem, trace: Trace): string => {
   const reasoning = trace.reasoning.trim()
   const final = trace.finalAnswer?.trim()
   if (final === undefined || final === "") return reasoning
-  if (reasoning.endsWith(final) || (reasoning.slice(-400).includes(`\\boxed{${final}}`))) return reasoning
+  if (reasoning.endsWith(final) || reasoning.slice(-400).includes(`\\boxed{${final}}`)) return reasoning
   // A sentence ("The answer is 2.") is kept as written; a bare expression is boxed.
   const sentence = /[.!?]$/.test(final) || (final.match(/[A-Za-z]{2,}/g)?.length ?? 0) >= 3
   const bare = !sentence && !final.includes("\n") && !final.includes("\\boxed") && final.length <= 200
@@ -135,7 +135,10 @@ export const rejectedInHistory = (item: Item): Array<Trace> => {
 
 export const toSftSample = (problem: Problem, item: Item, systemPrompt: string, valFraction: number): SftSample => {
   const trace = item.trace!
-  const split: Split = valFraction > 0 && parseInt(sha256Hex(item.id).slice(0, 8), 16) / 0x1_0000_0000 < valFraction ? "validation" : "train"
+  const split: Split =
+    valFraction > 0 && parseInt(sha256Hex(item.id).slice(0, 8), 16) / 0x1_0000_0000 < valFraction
+      ? "validation"
+      : "train"
   const messages: Array<ChatMessage> = []
   if (systemPrompt !== "") messages.push({ role: "system", content: systemPrompt })
   // The user turn the student will see at evaluation time: lettered options for multiple
@@ -150,12 +153,18 @@ export const toSftSample = (problem: Problem, item: Item, systemPrompt: string, 
  * preference pair. Preference records are in each trainer's own layout: ms-swift's `messages`
  * ending in the chosen turn plus `rejected_response`, LLaMA-Factory's ranking conversations.
  */
-export const formatRecord = (format: ExportFormat, sample: SftSample, rejected?: string, trainer?: TrainerVersion): unknown => {
+export const formatRecord = (
+  format: ExportFormat,
+  sample: SftSample,
+  rejected?: string,
+  trainer?: TrainerVersion
+): unknown => {
   const system = sample.messages.find((m) => m.role === "system")?.content
   const turns = sample.messages.filter((m) => m.role !== "system")
   switch (format) {
     case "preference":
-      if (trainer !== undefined && TRAINER_VERSIONS[trainer].trainer === "swift") return { messages: sample.messages, rejected_response: rejected ?? "" }
+      if (trainer !== undefined && TRAINER_VERSIONS[trainer].trainer === "swift")
+        return { messages: sample.messages, rejected_response: rejected ?? "" }
       return {
         ...(system !== undefined ? { system } : {}),
         conversations: turns.filter((m) => m.role === "user").map((m) => ({ from: "human", value: m.content })),
@@ -183,7 +192,11 @@ export const formatRecord = (format: ExportFormat, sample: SftSample, rejected?:
  * LLaMA-Factory's dataset_info.json entry for a file in this format. The `system` column is
  * declared only when the rows have one: LLaMA-Factory reads a declared column from every row.
  */
-export const datasetInfoEntry = (format: ExportFormat, fileName: string, withSystem = true): Record<string, unknown> => {
+export const datasetInfoEntry = (
+  format: ExportFormat,
+  fileName: string,
+  withSystem = true
+): Record<string, unknown> => {
   const entry = datasetInfoBase(format, fileName)
   if (withSystem) return entry
   const columns = { ...(entry["columns"] as Record<string, string>) }
@@ -198,12 +211,21 @@ const datasetInfoBase = (format: ExportFormat, fileName: string): Record<string,
         file_name: fileName,
         formatting: "sharegpt",
         columns: { messages: "messages" },
-        tags: { role_tag: "role", content_tag: "content", user_tag: "user", assistant_tag: "assistant", system_tag: "system" }
+        tags: {
+          role_tag: "role",
+          content_tag: "content",
+          user_tag: "user",
+          assistant_tag: "assistant",
+          system_tag: "system"
+        }
       }
     case "sharegpt":
       return { file_name: fileName, formatting: "sharegpt", columns: { messages: "conversations", system: "system" } }
     case "alpaca":
-      return { file_name: fileName, columns: { prompt: "instruction", query: "input", response: "output", system: "system" } }
+      return {
+        file_name: fileName,
+        columns: { prompt: "instruction", query: "input", response: "output", system: "system" }
+      }
     case "preference":
       return {
         file_name: fileName,
@@ -238,7 +260,10 @@ export const exportDataset = (
     const systemPrompt = options.systemPrompt ?? DEFAULT_SYSTEM_PROMPT
     const valFraction = options.valFraction ?? 0
     if (!(valFraction >= 0 && valFraction < 1)) {
-      return yield* new ExportError({ file: options.out, message: `--val-fraction must be in [0, 1), got ${valFraction}` })
+      return yield* new ExportError({
+        file: options.out,
+        message: `--val-fraction must be in [0, 1), got ${valFraction}`
+      })
     }
     const io = <A>(file: string, f: () => Promise<A>) =>
       Effect.tryPromise({ try: f, catch: (e) => new ExportError({ file, message: (e as Error).message }) })
@@ -254,7 +279,10 @@ export const exportDataset = (
     // the end; on any failure or interruption the files are closed and the temporary ones removed.
     const tmp = `.tmp-${process.pid}`
     const scratch = (path: string) =>
-      Effect.acquireRelease(io(path, () => open(path + tmp, "w")), (handle: FileHandle) => Effect.promise(() => handle.close().catch(() => undefined)))
+      Effect.acquireRelease(
+        io(path, () => open(path + tmp, "w")),
+        (handle: FileHandle) => Effect.promise(() => handle.close().catch(() => undefined))
+      )
     const counts = { train: 0, validation: 0 }
     const lengths: Array<number> = []
     // Whole examples (system, prompt and answer), as the trainer counts them against its limit.
@@ -262,7 +290,8 @@ export const exportDataset = (
     const template = options.trainer !== undefined ? chatTemplateFor(options.baseModel ?? "Qwen/Qwen2.5-7B") : undefined
     const trainerCheck = { checked: 0, lossy: 0, examples: [] as Array<{ itemId: string; reason: string }> }
     const pairs = { items: 0, pairs: 0 }
-    const sequenceTokens = (messages: ReadonlyArray<ChatMessage>) => messages.reduce((n, m) => n + counter.count(m.content) + 8, 2)
+    const sequenceTokens = (messages: ReadonlyArray<ChatMessage>) =>
+      messages.reduce((n, m) => n + counter.count(m.content) + 8, 2)
     const keptAs: Record<string, number> = {}
     const domains: Record<string, number> = {}
     const check = { checked: 0, lossy: 0, examples: [] as Array<{ itemId: string; reason: string }> }
@@ -275,7 +304,9 @@ export const exportDataset = (
           const page = yield* store.listItems({ fate: "kept", afterId, limit: 500 })
           if (page.length === 0) break
           afterId = page[page.length - 1]!.id
-          const problems = new Map((yield* store.getProblems([...new Set(page.map((i) => i.problemId))])).map((p) => [p.id as string, p]))
+          const problems = new Map(
+            (yield* store.getProblems([...new Set(page.map((i) => i.problemId))])).map((p) => [p.id as string, p])
+          )
           // One write per split per page.
           const lines = { train: "", validation: "" }
           for (const item of page) {
@@ -286,7 +317,12 @@ export const exportDataset = (
             // that the judge rated easy or hard (the one it started from, and rewrites that missed).
             const rejectedTraces = options.format === "preference" ? rejectedInHistory(item) : []
             if (options.format === "preference" && rejectedTraces.length === 0) continue
-            const records = options.format === "preference" ? rejectedTraces.map((t) => formatRecord("preference", sample, assistantContent(problem, t), options.trainer)) : [formatRecord(options.format, sample)]
+            const records =
+              options.format === "preference"
+                ? rejectedTraces.map((t) =>
+                    formatRecord("preference", sample, assistantContent(problem, t), options.trainer)
+                  )
+                : [formatRecord(options.format, sample)]
             if (options.format === "preference") {
               pairs.items++
               pairs.pairs += records.length
@@ -300,10 +336,19 @@ export const exportDataset = (
             if (template !== undefined) {
               trainerCheck.checked++
               const loss = trainerTemplateLoss(template, sample.messages)
-              if (loss !== undefined && trainerCheck.lossy++ < 3) trainerCheck.examples.push({ itemId: item.id, reason: loss })
+              if (loss !== undefined && trainerCheck.lossy++ < 3)
+                trainerCheck.examples.push({ itemId: item.id, reason: loss })
             }
-            const rejectedLongest = rejectedTraces.reduce((n, t) => Math.max(n, counter.count(assistantContent(problem, t))), 0)
-            sequences.push({ itemId: item.id, tokens: sequenceTokens(sample.messages) + Math.max(0, rejectedLongest - counter.count(sample.messages[sample.messages.length - 1]!.content)) })
+            const rejectedLongest = rejectedTraces.reduce(
+              (n, t) => Math.max(n, counter.count(assistantContent(problem, t))),
+              0
+            )
+            sequences.push({
+              itemId: item.id,
+              tokens:
+                sequenceTokens(sample.messages) +
+                Math.max(0, rejectedLongest - counter.count(sample.messages[sample.messages.length - 1]!.content))
+            })
             counts[sample.split] += records.length
             lengths.push(counter.count(sample.messages[sample.messages.length - 1]!.content))
             keptAs[item.keptAs ?? "unknown"] = (keptAs[item.keptAs ?? "unknown"] ?? 0) + 1
@@ -320,16 +365,29 @@ export const exportDataset = (
       Effect.zipRight(io(trainFile, () => rename(trainFile + tmp, trainFile))),
       // Without a validation split, one that an earlier export left at this path goes too: it
       // would sit beside the new files as if it belonged to them.
-      Effect.zipRight(io(valFile, () => (counts.validation > 0 ? rename(valFile + tmp, valFile) : Promise.all([rm(valFile + tmp), rm(valFile, { force: true })]).then(() => undefined)))),
+      Effect.zipRight(
+        io(valFile, () =>
+          counts.validation > 0
+            ? rename(valFile + tmp, valFile)
+            : Promise.all([rm(valFile + tmp), rm(valFile, { force: true })]).then(() => undefined)
+        )
+      ),
       Effect.onExit((exit) =>
-        Exit.isSuccess(exit) ? Effect.void : Effect.promise(() => Promise.all([rm(trainFile + tmp, { force: true }), rm(valFile + tmp, { force: true })]))
+        Exit.isSuccess(exit)
+          ? Effect.void
+          : Effect.promise(() =>
+              Promise.all([rm(trainFile + tmp, { force: true }), rm(valFile + tmp, { force: true })])
+            )
       )
     )
     const hasValidation = counts.validation > 0
 
     const withSystem = systemPrompt !== ""
-    const datasetInfo: Record<string, unknown> = { fastcot_train: datasetInfoEntry(options.format, basename(trainFile), withSystem) }
-    if (hasValidation) datasetInfo["fastcot_validation"] = datasetInfoEntry(options.format, basename(valFile), withSystem)
+    const datasetInfo: Record<string, unknown> = {
+      fastcot_train: datasetInfoEntry(options.format, basename(trainFile), withSystem)
+    }
+    if (hasValidation)
+      datasetInfo["fastcot_validation"] = datasetInfoEntry(options.format, basename(valFile), withSystem)
     const infoFile = join(dir, "dataset_info.json")
     yield* io(infoFile, () => writeFile(infoFile, JSON.stringify(datasetInfo, null, 2) + "\n"))
 
@@ -338,7 +396,15 @@ export const exportDataset = (
     const cutoffLen = options.cutoffLen ?? Math.max(512, Math.ceil(longest / 512) * 512)
     const overLimit = sequences.filter((s) => s.tokens > cutoffLen).sort((a, b) => b.tokens - a.tokens)
     const cutoff: CutoffReport | undefined =
-      options.trainer === undefined ? undefined : { cutoffLen, measured: options.cutoffLen === undefined, longest, over: overLimit.length, examples: overLimit.slice(0, 5) }
+      options.trainer === undefined
+        ? undefined
+        : {
+            cutoffLen,
+            measured: options.cutoffLen === undefined,
+            longest,
+            over: overLimit.length,
+            examples: overLimit.slice(0, 5)
+          }
     if (options.trainer !== undefined) {
       const files = trainerFiles({
         version: options.trainer,
@@ -357,7 +423,8 @@ export const exportDataset = (
 
     const tokens = lengthStats(lengths)
     const cardFile = join(dir, "README.md")
-    const templateCheck = options.chatTemplate === undefined ? undefined : { template: options.chatTemplate.source, ...check }
+    const templateCheck =
+      options.chatTemplate === undefined ? undefined : { template: options.chatTemplate.source, ...check }
     const trainerTemplate = template === undefined ? undefined : { template: template.llamafactory, ...trainerCheck }
     const card = datasetCard({
       format: options.format,
@@ -377,7 +444,13 @@ export const exportDataset = (
     yield* io(cardFile, () => writeFile(cardFile, card))
     return {
       format: options.format,
-      files: { train: trainFile, validation: hasValidation ? valFile : undefined, card: cardFile, datasetInfo: infoFile, trainer: trainerFilesWritten },
+      files: {
+        train: trainFile,
+        validation: hasValidation ? valFile : undefined,
+        card: cardFile,
+        datasetInfo: infoFile,
+        trainer: trainerFilesWritten
+      },
       counts,
       tokens,
       tokenizer: counter.name,

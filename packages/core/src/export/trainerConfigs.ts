@@ -13,26 +13,98 @@ export const TRAINER_VERSIONS = {
   "swift@3": {
     trainer: "swift",
     accepted: [
-      "model", "train_type", "template", "dataset", "val_dataset", "split_dataset_ratio", "torch_dtype", "num_train_epochs", "per_device_train_batch_size",
-      "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_ratio", "max_length", "truncation_strategy",
-      "save_steps", "eval_steps", "logging_steps", "deepspeed", "output_dir", "rlhf_type", "beta", "dataset_num_proc", "gradient_checkpointing"
+      "model",
+      "train_type",
+      "template",
+      "dataset",
+      "val_dataset",
+      "split_dataset_ratio",
+      "torch_dtype",
+      "num_train_epochs",
+      "per_device_train_batch_size",
+      "per_device_eval_batch_size",
+      "gradient_accumulation_steps",
+      "learning_rate",
+      "lr_scheduler_type",
+      "warmup_ratio",
+      "max_length",
+      "truncation_strategy",
+      "save_steps",
+      "eval_steps",
+      "logging_steps",
+      "deepspeed",
+      "output_dir",
+      "rlhf_type",
+      "beta",
+      "dataset_num_proc",
+      "gradient_checkpointing"
     ]
   },
   "swift@4": {
     trainer: "swift",
     accepted: [
-      "model", "tuner_type", "template", "dataset", "val_dataset", "split_dataset_ratio", "torch_dtype", "num_train_epochs", "per_device_train_batch_size",
-      "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_ratio", "max_length", "truncation_strategy",
-      "save_steps", "eval_steps", "logging_steps", "deepspeed", "output_dir", "rlhf_type", "beta", "dataset_num_proc", "gradient_checkpointing"
+      "model",
+      "tuner_type",
+      "template",
+      "dataset",
+      "val_dataset",
+      "split_dataset_ratio",
+      "torch_dtype",
+      "num_train_epochs",
+      "per_device_train_batch_size",
+      "per_device_eval_batch_size",
+      "gradient_accumulation_steps",
+      "learning_rate",
+      "lr_scheduler_type",
+      "warmup_ratio",
+      "max_length",
+      "truncation_strategy",
+      "save_steps",
+      "eval_steps",
+      "logging_steps",
+      "deepspeed",
+      "output_dir",
+      "rlhf_type",
+      "beta",
+      "dataset_num_proc",
+      "gradient_checkpointing"
     ]
   },
   "llamafactory@0.9": {
     trainer: "llamafactory",
     accepted: [
-      "model_name_or_path", "trust_remote_code", "stage", "do_train", "finetuning_type", "deepspeed", "pref_beta", "pref_loss", "dataset", "eval_dataset", "dataset_dir",
-      "template", "enable_thinking", "cutoff_len", "overwrite_cache", "preprocessing_num_workers", "output_dir", "logging_steps", "save_steps", "plot_loss",
-      "overwrite_output_dir", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate", "num_train_epochs",
-      "lr_scheduler_type", "warmup_ratio", "bf16", "ddp_timeout", "eval_strategy", "eval_steps"
+      "model_name_or_path",
+      "trust_remote_code",
+      "stage",
+      "do_train",
+      "finetuning_type",
+      "deepspeed",
+      "pref_beta",
+      "pref_loss",
+      "dataset",
+      "eval_dataset",
+      "dataset_dir",
+      "template",
+      "enable_thinking",
+      "cutoff_len",
+      "overwrite_cache",
+      "preprocessing_num_workers",
+      "output_dir",
+      "logging_steps",
+      "save_steps",
+      "plot_loss",
+      "overwrite_output_dir",
+      "per_device_train_batch_size",
+      "per_device_eval_batch_size",
+      "gradient_accumulation_steps",
+      "learning_rate",
+      "num_train_epochs",
+      "lr_scheduler_type",
+      "warmup_ratio",
+      "bf16",
+      "ddp_timeout",
+      "eval_strategy",
+      "eval_steps"
     ]
   }
 } as const satisfies Record<string, { readonly trainer: Trainer; readonly accepted: ReadonlyArray<string> }>
@@ -44,10 +116,14 @@ export const CURRENT_VERSION: Record<Trainer, TrainerVersion> = { swift: "swift@
 /** `swift`, `swift@4`, `swift@3.12`, `llamafactory@0.9.3` as a version fastcot writes for; the error lists them. */
 export const parseTrainer = (text: string): Either.Either<TrainerVersion, string> => {
   const [name, version] = text.trim().split("@") as [string, string | undefined]
-  if (name !== "swift" && name !== "llamafactory") return Either.left(`unknown trainer \`${name}\`; fastcot writes for ${Object.keys(TRAINER_VERSIONS).join(", ")}`)
+  if (name !== "swift" && name !== "llamafactory")
+    return Either.left(`unknown trainer \`${name}\`; fastcot writes for ${Object.keys(TRAINER_VERSIONS).join(", ")}`)
   if (version === undefined || version === "") return Either.right(CURRENT_VERSION[name])
-  const major = name === "swift" ? `${name}@${version.split(".")[0]}` : `${name}@${version.split(".").slice(0, 2).join(".")}`
-  return major in TRAINER_VERSIONS ? Either.right(major as TrainerVersion) : Either.left(`no config for ${name}@${version}; fastcot writes for ${Object.keys(TRAINER_VERSIONS).join(", ")}`)
+  const major =
+    name === "swift" ? `${name}@${version.split(".")[0]}` : `${name}@${version.split(".").slice(0, 2).join(".")}`
+  return major in TRAINER_VERSIONS
+    ? Either.right(major as TrainerVersion)
+    : Either.left(`no config for ${name}@${version}; fastcot writes for ${Object.keys(TRAINER_VERSIONS).join(", ")}`)
 }
 
 /** The chat templates a base model trains with, in each trainer's names, and whether its template adds empty thinking. */
@@ -67,11 +143,25 @@ export interface TemplateChoice {
  */
 export const chatTemplateFor = (baseModel: string): TemplateChoice => {
   const name = baseModel.split("/").pop()!.toLowerCase()
-  if (/deepseek-r1|r1-distill/.test(name)) return { llamafactory: "deepseekr1", swift: "deepseek_r1", reasoning: true, why: "a DeepSeek-R1 distilled model" }
-  if (/qwen3/.test(name) && /thinking/.test(name)) return { llamafactory: "qwen3", swift: "qwen3_thinking", reasoning: true, why: "a Qwen3 thinking model" }
-  if (/qwen3/.test(name)) return { llamafactory: "qwen3_nothink", swift: "qwen3_nothinking", reasoning: false, why: "Qwen3 without thinking: fast-thinking traces are the answer itself" }
-  if (/qwen2\.5-math/.test(name)) return { llamafactory: "qwen", swift: "qwen2_5_math", reasoning: false, why: "Qwen2.5-Math (ChatML)" }
-  return { llamafactory: "qwen", swift: /qwen2\.5/.test(name) ? "qwen2_5" : undefined, reasoning: false, why: "Qwen2 / Qwen2.5 (ChatML)" }
+  if (/deepseek-r1|r1-distill/.test(name))
+    return { llamafactory: "deepseekr1", swift: "deepseek_r1", reasoning: true, why: "a DeepSeek-R1 distilled model" }
+  if (/qwen3/.test(name) && /thinking/.test(name))
+    return { llamafactory: "qwen3", swift: "qwen3_thinking", reasoning: true, why: "a Qwen3 thinking model" }
+  if (/qwen3/.test(name))
+    return {
+      llamafactory: "qwen3_nothink",
+      swift: "qwen3_nothinking",
+      reasoning: false,
+      why: "Qwen3 without thinking: fast-thinking traces are the answer itself"
+    }
+  if (/qwen2\.5-math/.test(name))
+    return { llamafactory: "qwen", swift: "qwen2_5_math", reasoning: false, why: "Qwen2.5-Math (ChatML)" }
+  return {
+    llamafactory: "qwen",
+    swift: /qwen2\.5/.test(name) ? "qwen2_5" : undefined,
+    reasoning: false,
+    why: "Qwen2 / Qwen2.5 (ChatML)"
+  }
 }
 
 export interface TrainerConfigInput {
@@ -94,7 +184,14 @@ export const deepspeedZero3 = {
   gradient_clipping: "auto",
   zero_allow_untested_optimizer: true,
   bf16: { enabled: "auto" },
-  fp16: { enabled: "auto", loss_scale: 0, loss_scale_window: 1000, initial_scale_power: 16, hysteresis: 2, min_loss_scale: 1 },
+  fp16: {
+    enabled: "auto",
+    loss_scale: 0,
+    loss_scale_window: 1000,
+    initial_scale_power: 16,
+    hysteresis: 2,
+    min_loss_scale: 1
+  },
   zero_optimization: {
     stage: 3,
     overlap_comm: false,
@@ -129,7 +226,10 @@ export const yamlNumber = (n: number): string => {
 /** A flat mapping as YAML: strings quoted where YAML would read them otherwise, numbers by `yamlNumber`. */
 const flatYaml = (config: Readonly<Record<string, string | number | boolean>>): string =>
   Object.entries(config)
-    .map(([k, v]) => `${k}: ${typeof v === "number" ? yamlNumber(v) : typeof v === "boolean" ? String(v) : /^[\w./@-]+$/.test(v) && !/^(true|false|null|yes|no|on|off|~|[-+]?\.?\d.*)$/i.test(v) ? v : JSON.stringify(v)}`)
+    .map(
+      ([k, v]) =>
+        `${k}: ${typeof v === "number" ? yamlNumber(v) : typeof v === "boolean" ? String(v) : /^[\w./@-]+$/.test(v) && !/^(true|false|null|yes|no|on|off|~|[-+]?\.?\d.*)$/i.test(v) ? v : JSON.stringify(v)}`
+    )
     .join("\n") + "\n"
 
 const shortName = (model: string) => model.split("/").pop()!.toLowerCase()
@@ -185,7 +285,11 @@ ${[c.stage === "dpo" ? "swift rlhf" : "swift sft", ...args.map(([k, v]) => `--${
 }
 
 /** LLaMA-Factory's YAML keys and values. */
-export const llamaFactoryConfig = (c: TrainerConfigInput, template: TemplateChoice, name: string): Record<string, string | number | boolean> => ({
+export const llamaFactoryConfig = (
+  c: TrainerConfigInput,
+  template: TemplateChoice,
+  name: string
+): Record<string, string | number | boolean> => ({
   model_name_or_path: c.baseModel,
   trust_remote_code: true,
   stage: c.stage,
@@ -212,19 +316,32 @@ export const llamaFactoryConfig = (c: TrainerConfigInput, template: TemplateChoi
   warmup_ratio: 0.1,
   bf16: true,
   ddp_timeout: 180000000,
-  ...(c.validationFile !== undefined ? { eval_dataset: "fastcot_validation", per_device_eval_batch_size: 1, eval_strategy: "steps", eval_steps: 500 } : {})
+  ...(c.validationFile !== undefined
+    ? { eval_dataset: "fastcot_validation", per_device_eval_batch_size: 1, eval_strategy: "steps", eval_steps: 500 }
+    : {})
 })
 
 /** ms-swift's command-line arguments, name and value, in the order written. */
-export const swiftArguments = (c: TrainerConfigInput, template: TemplateChoice, name: string): Array<[string, string | number]> => {
+export const swiftArguments = (
+  c: TrainerConfigInput,
+  template: TemplateChoice,
+  name: string
+): Array<[string, string | number]> => {
   const dpo = c.stage === "dpo"
   return [
-    ...(dpo ? ([["rlhf_type", "dpo"], ["beta", 0.1]] as Array<[string, string | number]>) : []),
+    ...(dpo
+      ? ([
+          ["rlhf_type", "dpo"],
+          ["beta", 0.1]
+        ] as Array<[string, string | number]>)
+      : []),
     ["model", c.baseModel],
     [c.version === "swift@3" ? "train_type" : "tuner_type", "full"],
     ...(template.swift !== undefined ? ([["template", template.swift]] as Array<[string, string]>) : []),
     ["dataset", c.trainFile],
-    ...(c.validationFile !== undefined ? ([["val_dataset", c.validationFile]] as Array<[string, string]>) : ([["split_dataset_ratio", 0]] as Array<[string, number]>)),
+    ...(c.validationFile !== undefined
+      ? ([["val_dataset", c.validationFile]] as Array<[string, string]>)
+      : ([["split_dataset_ratio", 0]] as Array<[string, number]>)),
     ["torch_dtype", "bfloat16"],
     ["num_train_epochs", dpo ? 1 : 3],
     ["per_device_train_batch_size", 1],

@@ -36,7 +36,15 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
 
   const now = "2026-12-01T00:00:00Z"
   const judged = (index: number, input: Trace, level: "easy" | "medium" | "hard") =>
-    makeRound({ index, action: "judge", input, verdict: new Verdict({ level, raw: level, model: "judge", promptVersion: "judge/v1" }), calls: [], startedAt: now, finishedAt: now })
+    makeRound({
+      index,
+      action: "judge",
+      input,
+      verdict: new Verdict({ level, raw: level, model: "judge", promptVersion: "judge/v1" }),
+      calls: [],
+      startedAt: now,
+      finishedAt: now
+    })
   /** Three kept items: one medium from the start, one hard simplified twice (a hard rewrite between), and one with a 6,000-token trace. */
   const seed = () =>
     Effect.runPromise(
@@ -44,10 +52,29 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
         Effect.gen(function* () {
           const store = yield* RunStore
           const problems = [0, 1, 2].map(
-            (i) => new Problem({ id: contentId("p_", i) as Problem["id"], domain: "math", question: `What is ${i} + ${i}?`, answer: String(2 * i), source: "t", metadata: {} })
+            (i) =>
+              new Problem({
+                id: contentId("p_", i) as Problem["id"],
+                domain: "math",
+                question: `What is ${i} + ${i}?`,
+                answer: String(2 * i),
+                source: "t",
+                metadata: {}
+              })
           )
           yield* store.commitImportBatch({
-            progress: { key: "k", path: "f", rows: 3, offset: 0, line: 4, problemsAdded: 0, itemsAdded: 0, duplicates: 0, rejected: 0, done: true },
+            progress: {
+              key: "k",
+              path: "f",
+              rows: 3,
+              offset: 0,
+              line: 4,
+              problemsAdded: 0,
+              itemsAdded: 0,
+              duplicates: 0,
+              rejected: 0,
+              done: true
+            },
             problems,
             items: [],
             rejects: []
@@ -58,7 +85,17 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
           const medium = t("1 + 1 = \\boxed{2}.")
           const long = t(`${"Consider the next step in detail once more. ".repeat(700)}So \\boxed{4}.`)
           const items = [
-            new Item({ id: contentId("i_", 0) as Item["id"], problemId: problems[0]!.id, stage: "done", fate: "kept", keptAs: "initial-medium", trace: t("0 + 0 = \\boxed{0}."), rounds: [judged(0, t("0 + 0 = \\boxed{0}."), "medium")], createdAt: now, updatedAt: now }),
+            new Item({
+              id: contentId("i_", 0) as Item["id"],
+              problemId: problems[0]!.id,
+              stage: "done",
+              fate: "kept",
+              keptAs: "initial-medium",
+              trace: t("0 + 0 = \\boxed{0}."),
+              rounds: [judged(0, t("0 + 0 = \\boxed{0}."), "medium")],
+              createdAt: now,
+              updatedAt: now
+            }),
             new Item({
               id: contentId("i_", 1) as Item["id"],
               problemId: problems[1]!.id,
@@ -71,15 +108,36 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
               createdAt: now,
               updatedAt: now
             }),
-            new Item({ id: contentId("i_", 2) as Item["id"], problemId: problems[2]!.id, stage: "done", fate: "kept", keptAs: "initial-medium", trace: long, rounds: [], createdAt: now, updatedAt: now })
+            new Item({
+              id: contentId("i_", 2) as Item["id"],
+              problemId: problems[2]!.id,
+              stage: "done",
+              fate: "kept",
+              keptAs: "initial-medium",
+              trace: long,
+              rounds: [],
+              createdAt: now,
+              updatedAt: now
+            })
           ]
           yield* store.addItems(items)
         }).pipe(Effect.provide(SqliteRunStoreLive(db)))
       )
     )
   const exportWith = (options: Partial<ExportOptions> & { readonly format: ExportFormat }) =>
-    Effect.runPromise(Effect.scoped(exportDataset({ out: join(tmp.dir, "out", "train.jsonl"), ...options }).pipe(Effect.provide(SqliteRunStoreLive(db)), Effect.provide(QwenTokenCounterLive))))
-  const rows = (file: string) => readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>)
+    Effect.runPromise(
+      Effect.scoped(
+        exportDataset({ out: join(tmp.dir, "out", "train.jsonl"), ...options }).pipe(
+          Effect.provide(SqliteRunStoreLive(db)),
+          Effect.provide(QwenTokenCounterLive)
+        )
+      )
+    )
+  const rows = (file: string) =>
+    readFileSync(file, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
   const version = (text: string): TrainerVersion => Either.getOrThrow(parseTrainer(text))
 
   it("every column dataset_info.json declares is in every row, with a system prompt or without (LLaMA-Factory indexes them)", async () => {
@@ -87,11 +145,16 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
       for (const systemPrompt of [undefined, ""]) {
         const out = join(tmp.dir, `${format}-${systemPrompt === "" ? "nosystem" : "system"}`, "train.jsonl")
         await exportWith({ format, out, systemPrompt })
-        const info = JSON.parse(readFileSync(join(out, "..", "dataset_info.json"), "utf8")) as Record<string, { file_name: string; columns: Record<string, string> }>
+        const info = JSON.parse(readFileSync(join(out, "..", "dataset_info.json"), "utf8")) as Record<
+          string,
+          { file_name: string; columns: Record<string, string> }
+        >
         const entry = info["fastcot_train"]!
         const data = rows(join(out, "..", entry.file_name))
         expect(data.length).toBeGreaterThan(0)
-        for (const row of data) for (const column of Object.values(entry.columns)) expect(row, `${format} ${JSON.stringify(systemPrompt)}: ${column}`).toHaveProperty(column)
+        for (const row of data)
+          for (const column of Object.values(entry.columns))
+            expect(row, `${format} ${JSON.stringify(systemPrompt)}: ${column}`).toHaveProperty(column)
         if (systemPrompt === "") expect(entry.columns["system"]).toBeUndefined()
       }
     }
@@ -110,11 +173,22 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
       expect(typeof row["rejected_response"]).toBe("string")
       expect(row["conversations"]).toBeUndefined()
     }
-    expect(data.map((r) => r["rejected_response"])).toEqual([expect.stringContaining("Peano"), expect.stringContaining("successor")])
+    expect(data.map((r) => r["rejected_response"])).toEqual([
+      expect.stringContaining("Peano"),
+      expect.stringContaining("successor")
+    ])
     expect(readFileSync(report.files.card, "utf8")).toContain("## How the preference pairs were made")
     // LLaMA-Factory's own layout for it: ranking conversations with chosen and rejected.
-    const lf = await exportWith({ format: "preference", out: join(tmp.dir, "lf", "train.jsonl"), trainer: version("llamafactory") })
-    expect(rows(lf.files.train)[0]).toMatchObject({ conversations: [{ from: "human" }], chosen: { from: "gpt" }, rejected: { from: "gpt" } })
+    const lf = await exportWith({
+      format: "preference",
+      out: join(tmp.dir, "lf", "train.jsonl"),
+      trainer: version("llamafactory")
+    })
+    expect(rows(lf.files.train)[0]).toMatchObject({
+      conversations: [{ from: "human" }],
+      chosen: { from: "gpt" },
+      rejected: { from: "gpt" }
+    })
   })
 
   it("the swift scripts carry no argument the named version does not take (train_type in 3.x, tuner_type in 4.x)", async () => {
@@ -130,8 +204,16 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
         expect(script).toContain(format === "preference" ? "swift rlhf" : "swift sft")
       }
     }
-    const lf = await exportWith({ format: "openai", out: join(tmp.dir, "lf", "train.jsonl"), trainer: version("llamafactory@0.9.3"), valFraction: 0.5 })
-    const config = parseYaml(readFileSync(join(tmp.dir, "lf", "llamafactory_sft.yaml"), "utf8")) as Record<string, unknown>
+    const lf = await exportWith({
+      format: "openai",
+      out: join(tmp.dir, "lf", "train.jsonl"),
+      trainer: version("llamafactory@0.9.3"),
+      valFraction: 0.5
+    })
+    const config = parseYaml(readFileSync(join(tmp.dir, "lf", "llamafactory_sft.yaml"), "utf8")) as Record<
+      string,
+      unknown
+    >
     for (const key of Object.keys(config)) expect(TRAINER_VERSIONS["llamafactory@0.9"].accepted, key).toContain(key)
     expect(lf.files.trainer).toHaveLength(3)
     expect(parseTrainer("swift@5")).toMatchObject({ left: expect.stringContaining("no config for swift@5") })
@@ -142,7 +224,10 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
     const bin = join(tmp.dir, "bin")
     mkdirSync(bin)
     // Stand-ins for the trainers' commands: they check that every path they are given exists from where they run.
-    writeFileSync(join(bin, "swift"), `#!/usr/bin/env bash\nset -e\nwhile [ $# -gt 0 ]; do case "$1" in --dataset|--val_dataset|--deepspeed) test -f "$2" || { echo "missing $2 in $PWD"; exit 3; };; esac; shift; done\necho "swift ok"\n`)
+    writeFileSync(
+      join(bin, "swift"),
+      `#!/usr/bin/env bash\nset -e\nwhile [ $# -gt 0 ]; do case "$1" in --dataset|--val_dataset|--deepspeed) test -f "$2" || { echo "missing $2 in $PWD"; exit 3; };; esac; shift; done\necho "swift ok"\n`
+    )
     writeFileSync(
       join(bin, "llamafactory-cli"),
       `#!/usr/bin/env bash\nset -e\ntest -f "$2"\ndir=$(grep '^dataset_dir:' "$2" | cut -d' ' -f2 | tr -d '"')\nds=$(grep '^deepspeed:' "$2" | cut -d' ' -f2 | tr -d '"')\ntest -f "$dir/dataset_info.json" || { echo "no dataset_info in $dir from $PWD"; exit 3; }\ntest -f "$ds" || { echo "no $ds"; exit 3; }\necho "llamafactory ok"\n`
@@ -151,7 +236,10 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
     chmodSync(join(bin, "llamafactory-cli"), 0o755)
     const work = join(tmp.dir, "work")
     mkdirSync(join(work, "elsewhere"), { recursive: true })
-    for (const [trainer, script] of [["swift", "train_swift.sh"], ["llamafactory", "train_llamafactory.sh"]] as const) {
+    for (const [trainer, script] of [
+      ["swift", "train_swift.sh"],
+      ["llamafactory", "train_llamafactory.sh"]
+    ] as const) {
       // --out as a user types it: relative to where they stand.
       const cwd = process.cwd()
       process.chdir(work)
@@ -160,22 +248,43 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
       } finally {
         process.chdir(cwd)
       }
-      const run = spawnSync("bash", [join("..", "exports", trainer, script)], { cwd: join(work, "elsewhere"), env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}`, NPROC_PER_NODE: "1" }, encoding: "utf8" })
+      const run = spawnSync("bash", [join("..", "exports", trainer, script)], {
+        cwd: join(work, "elsewhere"),
+        env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}`, NPROC_PER_NODE: "1" },
+        encoding: "utf8"
+      })
       expect(run.status, run.stdout + run.stderr).toBe(0)
       expect(run.stdout).toContain(`${trainer} ok`)
     }
   })
 
   it("the length limit covers the longest example; a lower --cutoff-len is kept and warned about with counts", async () => {
-    const measured = await exportWith({ format: "openai", out: join(tmp.dir, "m", "train.jsonl"), trainer: version("llamafactory") })
+    const measured = await exportWith({
+      format: "openai",
+      out: join(tmp.dir, "m", "train.jsonl"),
+      trainer: version("llamafactory")
+    })
     expect(measured.cutoff!.longest).toBeGreaterThan(6000)
     expect(measured.cutoff).toMatchObject({ measured: true, over: 0 })
     expect(measured.cutoff!.cutoffLen).toBeGreaterThan(measured.cutoff!.longest)
     expect(measured.cutoff!.cutoffLen % 512).toBe(0)
-    const config = parseYaml(readFileSync(join(tmp.dir, "m", "llamafactory_sft.yaml"), "utf8")) as Record<string, unknown>
+    const config = parseYaml(readFileSync(join(tmp.dir, "m", "llamafactory_sft.yaml"), "utf8")) as Record<
+      string,
+      unknown
+    >
     expect(config["cutoff_len"]).toBe(measured.cutoff!.cutoffLen)
-    const set = await exportWith({ format: "openai", out: join(tmp.dir, "s", "train.jsonl"), trainer: version("swift"), cutoffLen: 4096 })
-    expect(set.cutoff).toMatchObject({ cutoffLen: 4096, measured: false, over: 1, examples: [{ itemId: contentId("i_", 2) }] })
+    const set = await exportWith({
+      format: "openai",
+      out: join(tmp.dir, "s", "train.jsonl"),
+      trainer: version("swift"),
+      cutoffLen: 4096
+    })
+    expect(set.cutoff).toMatchObject({
+      cutoffLen: 4096,
+      measured: false,
+      over: 1,
+      examples: [{ itemId: contentId("i_", 2) }]
+    })
     expect(readFileSync(join(tmp.dir, "s", "train_swift.sh"), "utf8")).toContain("--max_length 4096")
     expect(readFileSync(set.files.card, "utf8")).toContain("**1 examples are longer**")
   })
@@ -184,12 +293,33 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
     expect(chatTemplateFor("Qwen/Qwen2.5-7B")).toMatchObject({ llamafactory: "qwen", swift: "qwen2_5" })
     expect(chatTemplateFor("Qwen/Qwen2.5-Math-7B")).toMatchObject({ llamafactory: "qwen", swift: "qwen2_5_math" })
     expect(chatTemplateFor("Qwen/Qwen3-8B")).toMatchObject({ llamafactory: "qwen3_nothink", swift: "qwen3_nothinking" })
-    expect(chatTemplateFor("Qwen/Qwen3-4B-Thinking-2507")).toMatchObject({ llamafactory: "qwen3", swift: "qwen3_thinking", reasoning: true })
-    expect(chatTemplateFor("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B")).toMatchObject({ llamafactory: "deepseekr1", swift: "deepseek_r1" })
-    const qwen3 = await exportWith({ format: "sharegpt", out: join(tmp.dir, "q3", "train.jsonl"), trainer: version("llamafactory"), baseModel: "Qwen/Qwen3-8B" })
-    expect((parseYaml(readFileSync(join(tmp.dir, "q3", "llamafactory_sft.yaml"), "utf8")) as Record<string, unknown>)["template"]).toBe("qwen3_nothink")
+    expect(chatTemplateFor("Qwen/Qwen3-4B-Thinking-2507")).toMatchObject({
+      llamafactory: "qwen3",
+      swift: "qwen3_thinking",
+      reasoning: true
+    })
+    expect(chatTemplateFor("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B")).toMatchObject({
+      llamafactory: "deepseekr1",
+      swift: "deepseek_r1"
+    })
+    const qwen3 = await exportWith({
+      format: "sharegpt",
+      out: join(tmp.dir, "q3", "train.jsonl"),
+      trainer: version("llamafactory"),
+      baseModel: "Qwen/Qwen3-8B"
+    })
+    expect(
+      (parseYaml(readFileSync(join(tmp.dir, "q3", "llamafactory_sft.yaml"), "utf8")) as Record<string, unknown>)[
+        "template"
+      ]
+    ).toBe("qwen3_nothink")
     expect(qwen3.trainerTemplate).toMatchObject({ template: "qwen3_nothink", checked: 3, lossy: 0 })
-    const swift3 = await exportWith({ format: "openai", out: join(tmp.dir, "q3s", "train.jsonl"), trainer: version("swift"), baseModel: "Qwen/Qwen3-8B" })
+    const swift3 = await exportWith({
+      format: "openai",
+      out: join(tmp.dir, "q3s", "train.jsonl"),
+      trainer: version("swift"),
+      baseModel: "Qwen/Qwen3-8B"
+    })
     expect(readFileSync(join(tmp.dir, "q3s", "train_swift.sh"), "utf8")).toContain("--template qwen3_nothinking")
     expect(swift3.trainerTemplate!.lossy).toBe(0)
     // A trace holding the template's end-of-turn token would end its turn there.
@@ -198,7 +328,9 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
       { role: "assistant" as const, content: "first part<|im_end|> and the rest" }
     ]
     expect(trainerTemplateLoss(chatTemplateFor("Qwen/Qwen2.5-7B"), messages)).toContain("<|im_end|>")
-    expect(trainerTemplateLoss(chatTemplateFor("Qwen/Qwen2.5-7B"), [messages[0]!, { role: "assistant", content: "fine" }])).toBeUndefined()
+    expect(
+      trainerTemplateLoss(chatTemplateFor("Qwen/Qwen2.5-7B"), [messages[0]!, { role: "assistant", content: "fine" }])
+    ).toBeUndefined()
   })
 
   it("writes numbers in the YAML that every supported version reads as numbers (PyYAML reads 5e-7 as a string)", async () => {
@@ -207,7 +339,11 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
     expect(yamlNumber(0.1)).toBe("0.1")
     expect(yamlNumber(3)).toBe("3")
     expect(yamlNumber(2.5e-6)).toBe("2.5e-06")
-    await exportWith({ format: "preference", out: join(tmp.dir, "dpo", "train.jsonl"), trainer: version("llamafactory") })
+    await exportWith({
+      format: "preference",
+      out: join(tmp.dir, "dpo", "train.jsonl"),
+      trainer: version("llamafactory")
+    })
     const file = join(tmp.dir, "dpo", "llamafactory_dpo.yaml")
     const text = readFileSync(file, "utf8")
     expect(text).toMatch(/^learning_rate: 5\.0e-07$/m)
@@ -217,7 +353,15 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
     // PyYAML itself, where the machine has it, as an independent reader.
     const python = spawnSync("python3", ["-c", "import yaml"], { encoding: "utf8" })
     if (python.status === 0) {
-      const types = execFileSync("python3", ["-c", "import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); print(type(c['learning_rate']).__name__, type(c['warmup_ratio']).__name__, type(c['cutoff_len']).__name__)", file], { encoding: "utf8" })
+      const types = execFileSync(
+        "python3",
+        [
+          "-c",
+          "import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); print(type(c['learning_rate']).__name__, type(c['warmup_ratio']).__name__, type(c['cutoff_len']).__name__)",
+          file
+        ],
+        { encoding: "utf8" }
+      )
       expect(types.trim()).toBe("float float int")
     }
     expect(existsSync(join(tmp.dir, "dpo", "ds_z3_config.json"))).toBe(true)

@@ -66,14 +66,20 @@ export const renderForTrainer = (template: TemplateChoice, messages: ReadonlyArr
  * it does: the rendered response must hold the turn verbatim, and no turn may hold text the
  * template reads as a special token (an `<|im_end|>` inside a trace ends the turn there).
  */
-export const trainerTemplateLoss = (template: TemplateChoice, messages: ReadonlyArray<ChatMessage>): string | undefined => {
+export const trainerTemplateLoss = (
+  template: TemplateChoice,
+  messages: ReadonlyArray<ChatMessage>
+): string | undefined => {
   const f = FORMATS[template.llamafactory]
   for (const m of messages) {
     const token = f.special.find((t) => m.content.includes(t))
-    if (token !== undefined) return `the ${m.role} turn holds ${token}, a special token of the ${template.llamafactory} template`
+    if (token !== undefined)
+      return `the ${m.role} turn holds ${token}, a special token of the ${template.llamafactory} template`
   }
   const assistant = messages[messages.length - 1]
   if (assistant?.role !== "assistant") return "the example does not end with an assistant turn"
   const { response } = renderForTrainer(template, messages)
-  return response.includes(assistant.content) ? undefined : `the ${template.llamafactory} template changes the assistant turn`
+  return response.includes(assistant.content)
+    ? undefined
+    : `the ${template.llamafactory} template changes the assistant turn`
 }

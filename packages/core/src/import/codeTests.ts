@@ -15,13 +15,17 @@ export const unpickleString = (buf: Buffer): string => {
   let i = 0
   while (i < buf.length) {
     const op = buf[i]!
-    if (op === 0x80) i += 2 // PROTO n
-    else if (op === 0x95) i += 9 // FRAME size
-    else if (op === 0x8c) return buf.subarray(i + 2, i + 2 + buf[i + 1]!).toString("utf8") // SHORT_BINUNICODE
-    else if (op === 0x58) return buf.subarray(i + 5, i + 5 + buf.readUInt32LE(i + 1)).toString("utf8") // BINUNICODE
-    else if (op === 0x8d) return buf.subarray(i + 9, i + 9 + Number(buf.readBigUInt64LE(i + 1))).toString("utf8") // BINUNICODE8
+    if (op === 0x80)
+      i += 2 // PROTO n
+    else if (op === 0x95)
+      i += 9 // FRAME size
+    else if (op === 0x8c)
+      return buf.subarray(i + 2, i + 2 + buf[i + 1]!).toString("utf8") // SHORT_BINUNICODE
+    else if (op === 0x58)
+      return buf.subarray(i + 5, i + 5 + buf.readUInt32LE(i + 1)).toString("utf8") // BINUNICODE
+    else if (op === 0x8d)
+      return buf.subarray(i + 9, i + 9 + Number(buf.readBigUInt64LE(i + 1))).toString("utf8") // BINUNICODE8
     else throw new Error(`unsupported pickle opcode 0x${op.toString(16)}`)
   }
   throw new Error("no string in the pickle")
 }
-

@@ -41,7 +41,13 @@ describe("an import killed with SIGKILL", () => {
       } else {
         // Every 10th row repeats an earlier question: duplicates must be counted once.
         const n = i % 10 === 0 ? i - 1 : i
-        lines.push(JSON.stringify({ question: `What is ${n} + ${n}?`, answer: String(2 * n), solution: `${n} + ${n} = \\boxed{${2 * n}}` }))
+        lines.push(
+          JSON.stringify({
+            question: `What is ${n} + ${n}?`,
+            answer: String(2 * n),
+            solution: `${n} + ${n} = \\boxed{${2 * n}}`
+          })
+        )
       }
     }
     const file = join(tmp.dir, "big.jsonl")
@@ -84,13 +90,19 @@ describe("an import killed with SIGKILL", () => {
     const clean = join(tmp.dir, "clean", "fastcot.db")
     const straight = await withStore(clean, importFile(file, { batchSize: 250 }))
     expect(straight.resumed).toBe(false)
-    expect({ ...resumed, resumed: false, rejects: resumed.rejects.length }).toEqual({ ...straight, rejects: straight.rejects.length })
+    expect({ ...resumed, resumed: false, rejects: resumed.rejects.length }).toEqual({
+      ...straight,
+      rejects: straight.rejects.length
+    })
 
     const a = problemIds(crashed)
     const b = problemIds(clean)
     expect(a).toEqual(b)
     expect(a.rejects).toBe(bad)
-    const items = await withStore(crashed, Effect.flatMap(RunStore, (s) => s.status))
+    const items = await withStore(
+      crashed,
+      Effect.flatMap(RunStore, (s) => s.status)
+    )
     expect(items.items).toBe(a.count)
   })
 })

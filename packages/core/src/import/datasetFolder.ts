@@ -23,7 +23,8 @@ export interface DatasetFiles {
 interface CardConfig {
   readonly config_name?: string
   readonly default?: boolean
-  readonly data_files?: string | ReadonlyArray<string | { readonly split?: string; readonly path?: string | ReadonlyArray<string> }>
+  readonly data_files?:
+    string | ReadonlyArray<string | { readonly split?: string; readonly path?: string | ReadonlyArray<string> }>
 }
 
 const DATA_FILE = /\.(parquet|jsonl|ndjson|json|csv|tsv)$/i
@@ -35,7 +36,8 @@ const walk = (root: string, dir = root, out: Array<string> = []): Array<string> 
     // Snapshot entries are symbolic links into blobs/: follow them.
     const isDir = entry.isDirectory() || (entry.isSymbolicLink() && statSync(path).isDirectory())
     if (isDir) walk(root, path, out)
-    else if (DATA_FILE.test(entry.name) && formatFromPath(entry.name) !== undefined) out.push(relative(root, path).split(sep).join("/"))
+    else if (DATA_FILE.test(entry.name) && formatFromPath(entry.name) !== undefined)
+      out.push(relative(root, path).split(sep).join("/"))
   }
   return out
 }
@@ -65,7 +67,9 @@ const snapshotOf = (dir: string): string => {
     const commit = readFileSync(ref, "utf8").trim()
     if (existsSync(join(snapshots, commit))) return join(snapshots, commit)
   }
-  const all = readdirSync(snapshots).map((name) => join(snapshots, name)).filter((p) => statSync(p).isDirectory())
+  const all = readdirSync(snapshots)
+    .map((name) => join(snapshots, name))
+    .filter((p) => statSync(p).isDirectory())
   if (all.length === 0) return dir
   return all.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]!
 }
@@ -101,15 +105,28 @@ export const datasetFiles = (dir: string, options: DatasetFolderOptions = {}): E
       options.config !== undefined
         ? configs.find((c) => c.config_name === options.config)
         : (configs.find((c) => c.default === true) ?? configs.find((c) => c.config_name === "default") ?? configs[0])
-    if (config === undefined) return Either.left(`${dir}: no configuration \`${options.config}\`; the dataset card has ${configs.map((c) => c.config_name ?? "(unnamed)").join(", ")}`)
-    const entries = typeof config.data_files === "string" ? [{ split: "train", path: config.data_files }] : (config.data_files ?? []).map((e) => (typeof e === "string" ? { split: "train", path: e } : e))
+    if (config === undefined)
+      return Either.left(
+        `${dir}: no configuration \`${options.config}\`; the dataset card has ${configs.map((c) => c.config_name ?? "(unnamed)").join(", ")}`
+      )
+    const entries =
+      typeof config.data_files === "string"
+        ? [{ split: "train", path: config.data_files }]
+        : (config.data_files ?? []).map((e) => (typeof e === "string" ? { split: "train", path: e } : e))
     const forSplit = entries.filter((e) => (e.split ?? "train") === split)
     if (forSplit.length === 0) {
-      return Either.left(`${dir}: the configuration \`${config.config_name ?? "default"}\` has no split \`${split}\`; it has ${[...new Set(entries.map((e) => e.split ?? "train"))].join(", ")} (--split)`)
+      return Either.left(
+        `${dir}: the configuration \`${config.config_name ?? "default"}\` has no split \`${split}\`; it has ${[...new Set(entries.map((e) => e.split ?? "train"))].join(", ")} (--split)`
+      )
     }
-    const globs = forSplit.flatMap((e) => (Array.isArray(e.path) ? e.path : e.path === undefined ? [] : [e.path])).map((p) => globRegex(String(p)))
+    const globs = forSplit
+      .flatMap((e) => (Array.isArray(e.path) ? e.path : e.path === undefined ? [] : [e.path]))
+      .map((p) => globRegex(String(p)))
     const chosen = files.filter((f) => globs.some((g) => g.test(f)))
-    if (chosen.length === 0) return Either.left(`${dir}: the files of split \`${split}\` are not downloaded (none matches ${forSplit.map((e) => e.path).join(", ")})`)
+    if (chosen.length === 0)
+      return Either.left(
+        `${dir}: the files of split \`${split}\` are not downloaded (none matches ${forSplit.map((e) => e.path).join(", ")})`
+      )
     return Either.right({ files: chosen.map((f) => join(root, f)), root, split, config: config.config_name })
   }
   const named = new RegExp(`(^|/)${split.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}([-_.][^/]*)?(/|$)`)
@@ -118,8 +135,16 @@ export const datasetFiles = (dir: string, options: DatasetFolderOptions = {}): E
   const underData = chosen.filter((f) => f.startsWith("data/"))
   if (underData.length > 0) chosen = underData
   if (chosen.length === 0) {
-    const splits = [...new Set(files.map((f) => /(?:^|\/)([a-z]+)(?:[-_.]|\/)/i.exec(f.split("/").pop() ?? "")?.[1]).filter((s) => s !== undefined))]
-    return Either.left(`${dir}: no files of split \`${split}\`${splits.length > 0 ? ` (files are named for ${splits.join(", ")}; --split)` : ""}`)
+    const splits = [
+      ...new Set(
+        files
+          .map((f) => /(?:^|\/)([a-z]+)(?:[-_.]|\/)/i.exec(f.split("/").pop() ?? "")?.[1])
+          .filter((s) => s !== undefined)
+      )
+    ]
+    return Either.left(
+      `${dir}: no files of split \`${split}\`${splits.length > 0 ? ` (files are named for ${splits.join(", ")}; --split)` : ""}`
+    )
   }
   return Either.right({ files: chosen.map((f) => join(root, f)), root, split })
 }

@@ -51,16 +51,42 @@ describe("importing the long-CoT datasets people start from, as they are publish
     const reply =
       "<|begin_of_thought|>\n\nThe two numbers add up. Let me check: 17 + 25 = 42.\n\n<|end_of_thought|>\n\n<|begin_of_solution|>\n\nAdding, $17 + 25 = \\boxed{42}$.\n\n<|end_of_solution|>"
     const { report, problems, items } = await importRows("ot.jsonl", [
-      { system: "Your role as an assistant involves thoroughly exploring questions...", conversations: [{ from: "user", value: "Return your final response within \\boxed{}. What is 17 + 25?" }, { from: "assistant", value: reply }] },
-      { system: "...", conversations: [{ from: "human", value: "Is 91 prime?" }, { from: "gpt", value: "<think>\n7 * 13 = 91.\n</think>\n\nNo: $91 = 7 \\cdot 13$, so the answer is \\boxed{\\text{No}}." }] }
+      {
+        system: "Your role as an assistant involves thoroughly exploring questions...",
+        conversations: [
+          { from: "user", value: "Return your final response within \\boxed{}. What is 17 + 25?" },
+          { from: "assistant", value: reply }
+        ]
+      },
+      {
+        system: "...",
+        conversations: [
+          { from: "human", value: "Is 91 prime?" },
+          {
+            from: "gpt",
+            value: "<think>\n7 * 13 = 91.\n</think>\n\nNo: $91 = 7 \\cdot 13$, so the answer is \\boxed{\\text{No}}."
+          }
+        ]
+      }
     ])
     expect(report).toMatchObject({ layout: "openthoughts", rows: 2, problemsAdded: 2, itemsAdded: 2 })
     const p = byQuestion(problems, "17 + 25")
-    expect(p).toMatchObject({ domain: "math", answer: "42", metadata: { system: expect.stringContaining("Your role") } })
+    expect(p).toMatchObject({
+      domain: "math",
+      answer: "42",
+      metadata: { system: expect.stringContaining("Your role") }
+    })
     const [t] = tracesOf(items, p)
-    expect(t!.trace).toMatchObject({ reasoning: "The two numbers add up. Let me check: 17 + 25 = 42.", finalAnswer: "Adding, $17 + 25 = \\boxed{42}$.", origin: "imported" })
+    expect(t!.trace).toMatchObject({
+      reasoning: "The two numbers add up. Let me check: 17 + 25 = 42.",
+      finalAnswer: "Adding, $17 + 25 = \\boxed{42}$.",
+      origin: "imported"
+    })
     expect(t!.trace!.reasoning).not.toContain("begin_of")
-    expect(tracesOf(items, byQuestion(problems, "91 prime"))[0]!.trace).toMatchObject({ reasoning: "7 * 13 = 91.", finalAnswer: expect.stringContaining("\\boxed{\\text{No}}") })
+    expect(tracesOf(items, byQuestion(problems, "91 prime"))[0]!.trace).toMatchObject({
+      reasoning: "7 * 13 = 91.",
+      finalAnswer: expect.stringContaining("\\boxed{\\text{No}}")
+    })
   })
 
   it("OpenR1-Math: one trace per generation, the source's own correctness kept, incomplete reasoning marked", async () => {
@@ -74,56 +100,139 @@ describe("importing the long-CoT datasets people start from, as they are publish
         source: "olympiads",
         uuid: "0e4a-hand-written",
         is_reasoning_complete: [true, false],
-        generations: ["<think>\nTry n = 3: 9 = 1 mod 8.\n</think>\n\nThe least is $\\boxed{3}$.", "<think>\nTry n = 2: 4 is not 1 mod 8. Try n = 3, then"],
+        generations: [
+          "<think>\nTry n = 3: 9 = 1 mod 8.\n</think>\n\nThe least is $\\boxed{3}$.",
+          "<think>\nTry n = 2: 4 is not 1 mod 8. Try n = 3, then"
+        ],
         correctness_math_verify: [true, false],
         correctness_llama: null,
         finish_reasons: ["stop", "length"],
         correctness_count: 1,
-        messages: [{ role: "user", content: "..." }, { role: "assistant", content: "..." }]
+        messages: [
+          { role: "user", content: "..." },
+          { role: "assistant", content: "..." }
+        ]
       }
     ])
     expect(report).toMatchObject({ layout: "openr1-math", problemsAdded: 1, itemsAdded: 2 })
-    expect(problems[0]).toMatchObject({ answer: "3", metadata: { source: "olympiads", problem_type: "Number Theory", uuid: "0e4a-hand-written" } })
-    const traces = items.map((i) => ({ reasoning: i.trace!.reasoning, final: i.trace!.finalAnswer, cutOff: i.trace!.cutOff, metadata: i.metadata }))
-    expect(traces).toContainEqual({ reasoning: "Try n = 3: 9 = 1 mod 8.", final: "The least is $\\boxed{3}$.", cutOff: undefined, metadata: { generation: 0, correctness_math_verify: true, is_reasoning_complete: true, finish_reason: "stop" } })
-    expect(traces).toContainEqual({ reasoning: "Try n = 2: 4 is not 1 mod 8. Try n = 3, then", final: undefined, cutOff: true, metadata: { generation: 1, correctness_math_verify: false, is_reasoning_complete: false, finish_reason: "length" } })
+    expect(problems[0]).toMatchObject({
+      answer: "3",
+      metadata: { source: "olympiads", problem_type: "Number Theory", uuid: "0e4a-hand-written" }
+    })
+    const traces = items.map((i) => ({
+      reasoning: i.trace!.reasoning,
+      final: i.trace!.finalAnswer,
+      cutOff: i.trace!.cutOff,
+      metadata: i.metadata
+    }))
+    expect(traces).toContainEqual({
+      reasoning: "Try n = 3: 9 = 1 mod 8.",
+      final: "The least is $\\boxed{3}$.",
+      cutOff: undefined,
+      metadata: { generation: 0, correctness_math_verify: true, is_reasoning_complete: true, finish_reason: "stop" }
+    })
+    expect(traces).toContainEqual({
+      reasoning: "Try n = 2: 4 is not 1 mod 8. Try n = 3, then",
+      final: undefined,
+      cutOff: true,
+      metadata: { generation: 1, correctness_math_verify: false, is_reasoning_complete: false, finish_reason: "length" }
+    })
   })
 
   it("NuminaMath (CoT and 1.5): the boxed answer from the solution, or the answer column", async () => {
     const { report, problems, items } = await importRows("numina.jsonl", [
-      { source: "synthetic_math", problem: "Compute $3^4$.", solution: "We have $3^4 = 81$, so the answer is $\\boxed{81}$.", messages: [{ role: "user", content: "Compute $3^4$." }] },
-      { problem: "Show that $2 + 2 = 4$.", solution: "Count. $\\blacksquare$", answer: "proof", problem_type: "Algebra", question_type: "proof", problem_is_valid: "Yes", solution_is_valid: "Yes", source: "olympiads", synthetic: false },
-      { problem: "Compute $2^5$.", solution: "Doubling five times gives $\\boxed{32}$.", answer: "32", problem_type: "Algebra", question_type: "math-word-problem", source: "amc_aime", synthetic: false }
+      {
+        source: "synthetic_math",
+        problem: "Compute $3^4$.",
+        solution: "We have $3^4 = 81$, so the answer is $\\boxed{81}$.",
+        messages: [{ role: "user", content: "Compute $3^4$." }]
+      },
+      {
+        problem: "Show that $2 + 2 = 4$.",
+        solution: "Count. $\\blacksquare$",
+        answer: "proof",
+        problem_type: "Algebra",
+        question_type: "proof",
+        problem_is_valid: "Yes",
+        solution_is_valid: "Yes",
+        source: "olympiads",
+        synthetic: false
+      },
+      {
+        problem: "Compute $2^5$.",
+        solution: "Doubling five times gives $\\boxed{32}$.",
+        answer: "32",
+        problem_type: "Algebra",
+        question_type: "math-word-problem",
+        source: "amc_aime",
+        synthetic: false
+      }
     ])
     expect(report.layout).toBe("numinamath")
     expect(byQuestion(problems, "3^4")).toMatchObject({ answer: "81", metadata: { source: "synthetic_math" } })
     expect(byQuestion(problems, "2 + 2 = 4").answer).toBeUndefined()
     expect(byQuestion(problems, "2^5").answer).toBe("32")
-    expect(tracesOf(items, byQuestion(problems, "3^4"))[0]!.trace).toMatchObject({ reasoning: "We have $3^4 = 81$, so the answer is $\\boxed{81}$.", finalAnswer: "81" })
+    expect(tracesOf(items, byQuestion(problems, "3^4"))[0]!.trace).toMatchObject({
+      reasoning: "We have $3^4 = 81$, so the answer is $\\boxed{81}$.",
+      finalAnswer: "81"
+    })
   })
 
   it("s1K (and s1K-1.1): thinking trajectories and the final attempt apart, per model", async () => {
     const { report, problems, items } = await importRows("s1k.jsonl", [
-      { solution: "1", question: "How many real roots has $x^3 - 3x + 2 = 0$ counted once each? Answer with a number.", cot_type: "math", source_type: "hand-written", metadata: "{}", cot: null, thinking_trajectories: ["Factor: (x-1)^2 (x+2). Roots 1 and -2, so two distinct; hmm the question says counted once each... two."], attempt: "The distinct roots are 1 and -2: $\\boxed{2}$." },
-      { solution: "The sum is $\\boxed{10}$.", question: "Sum the integers 1 to 4.", cot_type: "math", source_type: "hand-written", metadata: "{}", deepseek_thinking_trajectory: "1+2+3+4 = 10.", deepseek_attempt: "$\\boxed{10}$", gemini_thinking_trajectory: "Triangular number 4*5/2 = 10.", gemini_attempt: "10" }
+      {
+        solution: "1",
+        question: "How many real roots has $x^3 - 3x + 2 = 0$ counted once each? Answer with a number.",
+        cot_type: "math",
+        source_type: "hand-written",
+        metadata: "{}",
+        cot: null,
+        thinking_trajectories: [
+          "Factor: (x-1)^2 (x+2). Roots 1 and -2, so two distinct; hmm the question says counted once each... two."
+        ],
+        attempt: "The distinct roots are 1 and -2: $\\boxed{2}$."
+      },
+      {
+        solution: "The sum is $\\boxed{10}$.",
+        question: "Sum the integers 1 to 4.",
+        cot_type: "math",
+        source_type: "hand-written",
+        metadata: "{}",
+        deepseek_thinking_trajectory: "1+2+3+4 = 10.",
+        deepseek_attempt: "$\\boxed{10}$",
+        gemini_thinking_trajectory: "Triangular number 4*5/2 = 10.",
+        gemini_attempt: "10"
+      }
     ])
     expect(report.layout).toBe("s1k")
     const first = byQuestion(problems, "real roots")
     expect(first.answer).toBe("1")
-    expect(tracesOf(items, first)[0]!.trace).toMatchObject({ reasoning: expect.stringContaining("Factor"), finalAnswer: "The distinct roots are 1 and -2: $\\boxed{2}$." })
+    expect(tracesOf(items, first)[0]!.trace).toMatchObject({
+      reasoning: expect.stringContaining("Factor"),
+      finalAnswer: "The distinct roots are 1 and -2: $\\boxed{2}$."
+    })
     const second = byQuestion(problems, "Sum the integers")
     expect(second.answer).toBe("10")
-    expect(tracesOf(items, second).map((i) => [i.trace!.model, i.trace!.reasoning, i.trace!.finalAnswer]).sort()).toEqual([
+    expect(
+      tracesOf(items, second)
+        .map((i) => [i.trace!.model, i.trace!.reasoning, i.trace!.finalAnswer])
+        .sort()
+    ).toEqual([
       ["DeepSeek-R1", "1+2+3+4 = 10.", "$\\boxed{10}$"],
       ["gemini-2.0-flash-thinking", "Triangular number 4*5/2 = 10.", "10"]
     ])
   })
 
   it("DeepSeek-style reasoning_content + content", async () => {
-    const { report, items, problems } = await importRows("ds.jsonl", [{ question: "What is 6 * 7?", reasoning_content: "Six sevens are 42.", content: "The product is $\\boxed{42}$." }])
+    const { report, items, problems } = await importRows("ds.jsonl", [
+      { question: "What is 6 * 7?", reasoning_content: "Six sevens are 42.", content: "The product is $\\boxed{42}$." }
+    ])
     expect(report.layout).toBe("reasoning-content")
     expect(problems[0]!.answer).toBe("42")
-    expect(items[0]!.trace).toMatchObject({ reasoning: "Six sevens are 42.", finalAnswer: "The product is $\\boxed{42}$." })
+    expect(items[0]!.trace).toMatchObject({
+      reasoning: "Six sevens are 42.",
+      finalAnswer: "The product is $\\boxed{42}$."
+    })
   })
 
   it("LiveCodeBench, APPS and TACO code problems with their tests (functional ones with their function's name)", async () => {
@@ -143,9 +252,41 @@ describe("importing the long-CoT datasets people start from, as they are publish
       }
     ])
     expect(lcb.report.layout).toBe("livecodebench")
-    expect(lcb.problems[0]).toMatchObject({ domain: "code", tests: [{ input: "1 2\n", output: "3\n" }, { input: "5 5\n", output: "10\n" }], metadata: { platform: "atcoder", contest_date: "2024-01-06T00:00:00" } })
+    expect(lcb.problems[0]).toMatchObject({
+      domain: "code",
+      tests: [
+        { input: "1 2\n", output: "3\n" },
+        { input: "5 5\n", output: "10\n" }
+      ],
+      metadata: { platform: "atcoder", contest_date: "2024-01-06T00:00:00" }
+    })
     const taco = await importRows("taco.jsonl", [
-      { question: "Return the larger of a and b.", solutions: JSON.stringify(["def bigger(a, b):\n    return max(a, b)\n"]), starter_code: "def bigger(a, b):", input_output: JSON.stringify({ fn_name: "bigger", inputs: [[1, 2], [5, 3]], outputs: [[2], [5]] }), difficulty: "EASY", raw_tags: "['Math']", name: null, source: "codewars", tags: "['Mathematics']", skill_types: "[]", url: "https://example.invalid/kata", Expected_Auxiliary_Space: null, time_limit: null, date: null, picture_num: null, memory_limit: null, Expected_Time_Complexity: null }
+      {
+        question: "Return the larger of a and b.",
+        solutions: JSON.stringify(["def bigger(a, b):\n    return max(a, b)\n"]),
+        starter_code: "def bigger(a, b):",
+        input_output: JSON.stringify({
+          fn_name: "bigger",
+          inputs: [
+            [1, 2],
+            [5, 3]
+          ],
+          outputs: [[2], [5]]
+        }),
+        difficulty: "EASY",
+        raw_tags: "['Math']",
+        name: null,
+        source: "codewars",
+        tags: "['Mathematics']",
+        skill_types: "[]",
+        url: "https://example.invalid/kata",
+        Expected_Auxiliary_Space: null,
+        time_limit: null,
+        date: null,
+        picture_num: null,
+        memory_limit: null,
+        Expected_Time_Complexity: null
+      }
     ])
     expect(taco.report.layout).toBe("taco")
     const p = taco.problems.find((x) => x.question.includes("larger"))!
@@ -154,9 +295,21 @@ describe("importing the long-CoT datasets people start from, as they are publish
       { input: "1\n2", output: "[2]", testtype: "functional", unwrapOutput: true },
       { input: "5\n3", output: "[5]", testtype: "functional", unwrapOutput: true }
     ])
-    const apps = await importRows("apps.jsonl", [{ problem_id: 7, question: "Print the input doubled.", solutions: "[]", input_output: JSON.stringify({ inputs: ["4\n"], outputs: ["8\n"] }), difficulty: "introductory", url: "https://example.invalid/7", starter_code: "" }])
+    const apps = await importRows("apps.jsonl", [
+      {
+        problem_id: 7,
+        question: "Print the input doubled.",
+        solutions: "[]",
+        input_output: JSON.stringify({ inputs: ["4\n"], outputs: ["8\n"] }),
+        difficulty: "introductory",
+        url: "https://example.invalid/7",
+        starter_code: ""
+      }
+    ])
     expect(apps.report.layout).toBe("apps")
-    expect(apps.problems.find((x) => x.question.includes("doubled"))!.tests).toEqual([{ input: "4\n", output: "8\n", testtype: "stdin" }])
+    expect(apps.problems.find((x) => x.question.includes("doubled"))!.tests).toEqual([
+      { input: "4\n", output: "8\n", testtype: "stdin" }
+    ])
   })
 
   it("recognises each layout from its fields, asks when a file fits two, and takes --layout", () => {
@@ -171,7 +324,11 @@ describe("importing the long-CoT datasets people start from, as they are publish
   })
 
   it("the Sky-T1 replies in the shared real outputs import with reasoning and solution apart, and the right long flag", async () => {
-    const all = gunzipSync(readFileSync(join(__dirname, "..", "..", "..", "..", "..", "shared", "data", "graded-outputs", "math-real.jsonl.gz")))
+    const all = gunzipSync(
+      readFileSync(
+        join(__dirname, "..", "..", "..", "..", "..", "shared", "data", "graded-outputs", "math-real.jsonl.gz")
+      )
+    )
       .toString("utf8")
       .trim()
       .split("\n")
@@ -181,9 +338,19 @@ describe("importing the long-CoT datasets people start from, as they are publish
     expect(sky.length).toBeGreaterThanOrEqual(20)
     // Counted the way the CLI counts (a real tokenizer); characters/3.5 stands in for it here, one per token for the flag.
     const count = (t: string) => Math.ceil(t.length / 3.5)
-    const { report } = await importRows("sky.jsonl", sky.map((r) => ({ problem: r.problem, answer: r.gold, response: r.output })), { long: { above: 1024, count } })
+    const { report } = await importRows(
+      "sky.jsonl",
+      sky.map((r) => ({ problem: r.problem, answer: r.gold, response: r.output })),
+      { long: { above: 1024, count } }
+    )
     expect(report).toMatchObject({ layout: "generic", rejected: 0 })
-    const items = await Effect.runPromise(Effect.scoped(Effect.flatMap(RunStore, (s) => s.listItems({ limit: 1000 })).pipe(Effect.provide(SqliteRunStoreLive(join(tmp.dir, "fastcot.db"))))))
+    const items = await Effect.runPromise(
+      Effect.scoped(
+        Effect.flatMap(RunStore, (s) => s.listItems({ limit: 1000 })).pipe(
+          Effect.provide(SqliteRunStoreLive(join(tmp.dir, "fastcot.db")))
+        )
+      )
+    )
     expect(items).toHaveLength(sky.length)
     for (const item of items) {
       const t = item.trace!
@@ -195,14 +362,36 @@ describe("importing the long-CoT datasets people start from, as they are publish
       expect(t.long).toBe(count(t.reasoning) > 1024)
     }
     expect(items.filter((i) => i.trace!.long).length).toBeGreaterThan(sky.length / 2)
-    expect(items.filter((i) => i.trace!.cutOff === true).length).toBe(sky.filter((r) => !r.output.includes("<|end_of_thought|>")).length)
+    expect(items.filter((i) => i.trace!.cutOff === true).length).toBe(
+      sky.filter((r) => !r.output.includes("<|end_of_thought|>")).length
+    )
   })
 
   it("--dry-run reports the layout, the mapping, what would be created and the first rows, and writes nothing", async () => {
     const file = join(tmp.dir, "preview.jsonl")
-    writeFileSync(file, jsonl([{ problem: "q1", generations: ["<think>a</think>b \\boxed{1}", "<think>c"], answer: "1", is_reasoning_complete: [true, false] }, { problem: "q2", generations: [], answer: "2" }, "not an object"]))
+    writeFileSync(
+      file,
+      jsonl([
+        {
+          problem: "q1",
+          generations: ["<think>a</think>b \\boxed{1}", "<think>c"],
+          answer: "1",
+          is_reasoning_complete: [true, false]
+        },
+        { problem: "q2", generations: [], answer: "2" },
+        "not an object"
+      ])
+    )
     const dry = await Effect.runPromise(dryRunImport(file))
-    expect(dry).toMatchObject({ layout: "openr1-math", rows: 3, problems: 2, traces: 2, cutOffTraces: 1, rejected: 1, fields: { question: "problem" } })
+    expect(dry).toMatchObject({
+      layout: "openr1-math",
+      rows: 3,
+      problems: 2,
+      traces: 2,
+      cutOffTraces: 1,
+      rejected: 1,
+      fields: { question: "problem" }
+    })
     expect(dry.preview[0]!.problem.question).toBe("q1")
     const asked = await Effect.runPromise(Effect.either(dryRunImport(join(tmp.dir, "absent.jsonl"))))
     expect(Either.isLeft(asked) && asked.left.message).toContain("cannot read the file")
@@ -229,7 +418,11 @@ describe("importing the long-CoT datasets people start from, as they are publish
         columnData: [
           { name: "problem", data: [...problems], type: "STRING" },
           { name: "answer", data: problems.map((_, i) => String(i)), type: "STRING" },
-          { name: "generations", data: problems.map((p, i) => JSON.stringify([`<think>${p}</think> \\boxed{${i}}`])), type: "STRING" }
+          {
+            name: "generations",
+            data: problems.map((p, i) => JSON.stringify([`<think>${p}</think> \\boxed{${i}}`])),
+            type: "STRING"
+          }
         ]
       })
       symlinkSync(blob, join(snapshot, dir, name))
@@ -239,9 +432,14 @@ describe("importing the long-CoT datasets people start from, as they are publish
     shard("train-00000-of-00001.parquet", ["extended only?"], "extended")
     const found = Either.getOrThrow(datasetFiles(repo))
     expect(found).toMatchObject({ split: "train", config: "default" })
-    expect(found.files.map((f) => f.split("/").slice(-2).join("/"))).toEqual(["data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet"])
+    expect(found.files.map((f) => f.split("/").slice(-2).join("/"))).toEqual([
+      "data/train-00000-of-00002.parquet",
+      "data/train-00001-of-00002.parquet"
+    ])
     expect(Either.getOrThrow(datasetFiles(repo, { config: "extended" })).files).toHaveLength(1)
-    expect(datasetFiles(repo, { split: "test" })).toMatchObject({ left: expect.stringContaining("has no split `test`; it has train") })
+    expect(datasetFiles(repo, { split: "test" })).toMatchObject({
+      left: expect.stringContaining("has no split `test`; it has train")
+    })
     for (const file of found.files) await importPath(file, { layout: "openr1-math" as LayoutName })
     const { problems, items } = await importPath(found.files[0]!, { layout: "openr1-math" })
     expect(problems.map((p) => p.question).sort()).toEqual(["a?", "b?", "c?"])

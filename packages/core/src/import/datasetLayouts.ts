@@ -2,7 +2,20 @@ import * as Either from "effect/Either"
 import type { TestCase } from "../schema/problem.js"
 import { lastBoxed } from "../util/latex.js"
 import { decodeLcbTests } from "./codeTests.js"
-import { asText, type LayoutOptions, layoutRow, type MappedRow, mapRow, parseMaybeJson, pick, type RowContent, rowError, smallFields, type TraceContent, typeName } from "./layout.js"
+import {
+  asText,
+  type LayoutOptions,
+  layoutRow,
+  type MappedRow,
+  mapRow,
+  parseMaybeJson,
+  pick,
+  type RowContent,
+  rowError,
+  smallFields,
+  type TraceContent,
+  typeName
+} from "./layout.js"
 import { splitReasoning } from "./reasoningText.js"
 
 /**
@@ -10,7 +23,18 @@ import { splitReasoning } from "./reasoningText.js"
  * dataset cards and the peers' loading code describe them. Each is recognised from a row's fields,
  * and can be chosen with `--layout NAME`.
  */
-export const LAYOUT_NAMES = ["openthoughts", "openthoughts-metadata", "openr1-math", "numinamath", "s1k", "reasoning-content", "livecodebench", "apps", "taco", "generic"] as const
+export const LAYOUT_NAMES = [
+  "openthoughts",
+  "openthoughts-metadata",
+  "openr1-math",
+  "numinamath",
+  "s1k",
+  "reasoning-content",
+  "livecodebench",
+  "apps",
+  "taco",
+  "generic"
+] as const
 export type LayoutName = (typeof LAYOUT_NAMES)[number]
 
 export interface DatasetLayout {
@@ -27,9 +51,12 @@ export interface DatasetLayout {
 }
 
 const asRecord = (value: unknown): Record<string, unknown> =>
-  value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : rowError(`expected an object, got ${typeName(value)}`)
+  value !== null && typeof value === "object" && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : rowError(`expected an object, got ${typeName(value)}`)
 
-const text = (row: Record<string, unknown>, field: string, numbersOk = false): string | undefined => asText(row[field] === undefined || row[field] === null ? undefined : { field, value: row[field] }, field, numbersOk)
+const text = (row: Record<string, unknown>, field: string, numbersOk = false): string | undefined =>
+  asText(row[field] === undefined || row[field] === null ? undefined : { field, value: row[field] }, field, numbersOk)
 
 const required = (row: Record<string, unknown>, field: string): string => {
   const t = text(row, field)
@@ -43,24 +70,38 @@ const list = (row: Record<string, unknown>, field: string): Array<unknown> | und
 }
 
 /** A reference answer read from a solution: its last `\boxed{}`. */
-const boxedAnswer = (solution: string | undefined): string | undefined => (solution === undefined ? undefined : lastBoxed(splitReasoning(solution).solution ?? solution))
+const boxedAnswer = (solution: string | undefined): string | undefined =>
+  solution === undefined ? undefined : lastBoxed(splitReasoning(solution).solution ?? solution)
 
 /** An answer field that says there is none (NuminaMath-1.5 writes "proof" or "notfound"). */
-const realAnswer = (a: string | undefined): string | undefined => (a === undefined || /^(proof|notfound|none|)$/i.test(a.trim()) ? undefined : a)
+const realAnswer = (a: string | undefined): string | undefined =>
+  a === undefined || /^(proof|notfound|none|)$/i.test(a.trim()) ? undefined : a
 
-const has = (row: Readonly<Record<string, unknown>>, ...fields: ReadonlyArray<string>) => fields.every((f) => row[f] !== undefined && row[f] !== null)
+const has = (row: Readonly<Record<string, unknown>>, ...fields: ReadonlyArray<string>) =>
+  fields.every((f) => row[f] !== undefined && row[f] !== null)
 
 /** OpenThoughts / Bespoke-Stratos (and OpenThoughts3): `system` + `conversations` of `{from, value}`. */
 const openThoughts: DatasetLayout = {
   name: "openthoughts",
-  datasets: "open-thoughts/OpenThoughts-114k, OpenThoughts2/3, bespokelabs/Bespoke-Stratos-17k (conversations with <|begin_of_thought|> or <think> replies)",
-  fields: { question: "conversations[from=user|human].value", trace: "conversations[from=assistant|gpt].value (thought and solution split)", answer: "the solution's last \\boxed{}", system: "system" },
+  datasets:
+    "open-thoughts/OpenThoughts-114k, OpenThoughts2/3, bespokelabs/Bespoke-Stratos-17k (conversations with <|begin_of_thought|> or <think> replies)",
+  fields: {
+    question: "conversations[from=user|human].value",
+    trace: "conversations[from=assistant|gpt].value (thought and solution split)",
+    answer: "the solution's last \\boxed{}",
+    system: "system"
+  },
   specificity: 3,
-  detect: (row) => Array.isArray(row["conversations"]) && (row["conversations"] as Array<unknown>).some((t) => typeof t === "object" && t !== null && "from" in t && "value" in t),
+  detect: (row) =>
+    Array.isArray(row["conversations"]) &&
+    (row["conversations"] as Array<unknown>).some(
+      (t) => typeof t === "object" && t !== null && "from" in t && "value" in t
+    ),
   read: (row) => {
     const turns = (row["conversations"] as Array<unknown>).map((t, i) => {
       const o = asRecord(t)
-      if (typeof o["from"] !== "string" || typeof o["value"] !== "string") return rowError(`field \`conversations\`: turn ${i} needs string \`from\` and \`value\``)
+      if (typeof o["from"] !== "string" || typeof o["value"] !== "string")
+        return rowError(`field \`conversations\`: turn ${i} needs string \`from\` and \`value\``)
       return { from: o["from"], value: o["value"] }
     })
     const user = turns.find((t) => t.from === "user" || t.from === "human")
@@ -76,7 +117,13 @@ const openThoughts: DatasetLayout = {
 const openThoughtsMetadata: DatasetLayout = {
   name: "openthoughts-metadata",
   datasets: "open-thoughts/OpenThoughts-114k (metadata config)",
-  fields: { question: "problem", trace: "deepseek_reasoning + deepseek_solution", answer: "ground_truth_solution's last \\boxed{}", tests: "test_cases (inputs/outputs)", domain: "domain" },
+  fields: {
+    question: "problem",
+    trace: "deepseek_reasoning + deepseek_solution",
+    answer: "ground_truth_solution's last \\boxed{}",
+    tests: "test_cases (inputs/outputs)",
+    domain: "domain"
+  },
   specificity: 4,
   detect: (row) => has(row, "problem", "deepseek_reasoning"),
   read: (row) => {
@@ -85,10 +132,25 @@ const openThoughtsMetadata: DatasetLayout = {
     const reasoning = required(row, "deepseek_reasoning")
     return {
       question: required(row, "problem"),
-      answer: tests !== undefined ? undefined : boxedAnswer(text(row, "ground_truth_solution")) ?? boxedAnswer(text(row, "deepseek_solution")),
+      answer:
+        tests !== undefined
+          ? undefined
+          : (boxedAnswer(text(row, "ground_truth_solution")) ?? boxedAnswer(text(row, "deepseek_solution"))),
       tests: tests?.tests,
-      domain: domain === "code" ? "code" : domain === "science" || domain === "biology" || domain === "chemistry" || domain === "physics" ? "science" : tests !== undefined ? "code" : "math",
-      metadata: { ...smallFields(row, (k) => ["problem", "deepseek_reasoning", "deepseek_solution", "ground_truth_solution", "test_cases"].includes(k)), ...(tests?.funcName !== undefined ? { func_name: tests.funcName } : {}) },
+      domain:
+        domain === "code"
+          ? "code"
+          : domain === "science" || domain === "biology" || domain === "chemistry" || domain === "physics"
+            ? "science"
+            : tests !== undefined
+              ? "code"
+              : "math",
+      metadata: {
+        ...smallFields(row, (k) =>
+          ["problem", "deepseek_reasoning", "deepseek_solution", "ground_truth_solution", "test_cases"].includes(k)
+        ),
+        ...(tests?.funcName !== undefined ? { func_name: tests.funcName } : {})
+      },
       traces: [{ reasoning, solution: text(row, "deepseek_solution"), model: "DeepSeek-R1" }]
     }
   }
@@ -117,7 +179,12 @@ const openR1Math: DatasetLayout = {
       const complete = at("is_reasoning_complete", i)
       const finish = at("finish_reasons", i)
       const metadata: Record<string, unknown> = { generation: i }
-      for (const [key, value] of [["correctness_math_verify", at("correctness_math_verify", i)], ["correctness_llama", at("correctness_llama", i)], ["is_reasoning_complete", complete], ["finish_reason", finish]] as const) {
+      for (const [key, value] of [
+        ["correctness_math_verify", at("correctness_math_verify", i)],
+        ["correctness_llama", at("correctness_llama", i)],
+        ["is_reasoning_complete", complete],
+        ["finish_reason", finish]
+      ] as const) {
         if (value !== undefined && value !== null) metadata[key] = value
       }
       return { reply: g, metadata, cutOff: complete === false || finish === "length" }
@@ -125,7 +192,18 @@ const openR1Math: DatasetLayout = {
     return {
       question: required(row, "problem"),
       answer: realAnswer(text(row, "answer", true)) ?? boxedAnswer(text(row, "solution")),
-      metadata: smallFields(row, (k) => ["problem", "generations", "messages", "solution", "correctness_math_verify", "correctness_llama", "is_reasoning_complete", "finish_reasons"].includes(k)),
+      metadata: smallFields(row, (k) =>
+        [
+          "problem",
+          "generations",
+          "messages",
+          "solution",
+          "correctness_math_verify",
+          "correctness_llama",
+          "is_reasoning_complete",
+          "finish_reasons"
+        ].includes(k)
+      ),
       traces
     }
   }
@@ -135,7 +213,12 @@ const openR1Math: DatasetLayout = {
 const numinaMath: DatasetLayout = {
   name: "numinamath",
   datasets: "AI-MO/NuminaMath-CoT, AI-MO/NuminaMath-1.5",
-  fields: { question: "problem", trace: "solution", answer: "answer (NuminaMath-1.5), else the solution's last \\boxed{}", source: "source" },
+  fields: {
+    question: "problem",
+    trace: "solution",
+    answer: "answer (NuminaMath-1.5), else the solution's last \\boxed{}",
+    source: "source"
+  },
   specificity: 2,
   detect: (row) => has(row, "problem", "solution", "source") && !Array.isArray(row["generations"]),
   read: (row) => {
@@ -153,26 +236,44 @@ const numinaMath: DatasetLayout = {
 const s1k: DatasetLayout = {
   name: "s1k",
   datasets: "simplescaling/s1K, simplescaling/s1K-1.1",
-  fields: { question: "question", answer: "solution's last \\boxed{} (or the whole solution when short)", trace: "thinking_trajectories + attempt (s1K-1.1: deepseek_* and gemini_*)" },
+  fields: {
+    question: "question",
+    answer: "solution's last \\boxed{} (or the whole solution when short)",
+    trace: "thinking_trajectories + attempt (s1K-1.1: deepseek_* and gemini_*)"
+  },
   specificity: 4,
-  detect: (row) => has(row, "question") && (Array.isArray(parseMaybeJson(row["thinking_trajectories"])) || has(row, "deepseek_thinking_trajectory")),
+  detect: (row) =>
+    has(row, "question") &&
+    (Array.isArray(parseMaybeJson(row["thinking_trajectories"])) || has(row, "deepseek_thinking_trajectory")),
   read: (row) => {
     const solution = text(row, "solution", true)
-    const answer = boxedAnswer(solution) ?? (solution !== undefined && solution.trim().length <= 64 ? solution.trim() : undefined)
+    const answer =
+      boxedAnswer(solution) ?? (solution !== undefined && solution.trim().length <= 64 ? solution.trim() : undefined)
     const traces: Array<TraceContent> = []
     const trajectories = list(row, "thinking_trajectories")
     if (trajectories !== undefined && trajectories.length > 0) {
-      traces.push({ reasoning: trajectories.map(String).join("\n\n"), solution: text(row, "attempt"), model: "gemini-2.0-flash-thinking" })
+      traces.push({
+        reasoning: trajectories.map(String).join("\n\n"),
+        solution: text(row, "attempt"),
+        model: "gemini-2.0-flash-thinking"
+      })
     }
-    for (const [prefix, model] of [["deepseek", "DeepSeek-R1"], ["gemini", "gemini-2.0-flash-thinking"]] as const) {
+    for (const [prefix, model] of [
+      ["deepseek", "DeepSeek-R1"],
+      ["gemini", "gemini-2.0-flash-thinking"]
+    ] as const) {
       const reasoning = text(row, `${prefix}_thinking_trajectory`)
-      if (reasoning !== undefined && reasoning.trim() !== "") traces.push({ reasoning, solution: text(row, `${prefix}_attempt`), model })
+      if (reasoning !== undefined && reasoning.trim() !== "")
+        traces.push({ reasoning, solution: text(row, `${prefix}_attempt`), model })
     }
     return {
       question: required(row, "question"),
       answer,
       domain: text(row, "cot_type") === "math" ? "math" : undefined,
-      metadata: smallFields(row, (k) => k === "question" || k === "solution" || k.includes("thinking_trajector") || k.endsWith("attempt")),
+      metadata: smallFields(
+        row,
+        (k) => k === "question" || k === "solution" || k.includes("thinking_trajector") || k.endsWith("attempt")
+      ),
       traces
     }
   }
@@ -182,17 +283,24 @@ const s1k: DatasetLayout = {
 const reasoningContent: DatasetLayout = {
   name: "reasoning-content",
   datasets: "rows saved from DeepSeek-style APIs (reasoning_content + content)",
-  fields: { question: "question | problem | prompt", answer: "answer, else the content's last \\boxed{}", trace: "reasoning_content + content" },
+  fields: {
+    question: "question | problem | prompt",
+    answer: "answer, else the content's last \\boxed{}",
+    trace: "reasoning_content + content"
+  },
   specificity: 3,
   detect: (row) => typeof row["reasoning_content"] === "string" && typeof row["content"] === "string",
   read: (row, options) => {
     const question = asText(pick(row, "question", options.map), "question")
-    if (question === undefined || question.trim() === "") return rowError("missing a question (question, problem or prompt)")
+    if (question === undefined || question.trim() === "")
+      return rowError("missing a question (question, problem or prompt)")
     const content = required(row, "content")
     return {
       question,
       answer: realAnswer(asText(pick(row, "answer", options.map), "answer", true)) ?? boxedAnswer(content),
-      metadata: smallFields(row, (k) => ["question", "problem", "prompt", "answer", "reasoning_content", "content"].includes(k)),
+      metadata: smallFields(row, (k) =>
+        ["question", "problem", "prompt", "answer", "reasoning_content", "content"].includes(k)
+      ),
       traces: [{ reasoning: required(row, "reasoning_content"), solution: content }]
     }
   }
@@ -202,7 +310,11 @@ const reasoningContent: DatasetLayout = {
 const liveCodeBench: DatasetLayout = {
   name: "livecodebench",
   datasets: "livecodebench/code_generation_lite",
-  fields: { question: "question_content (+ starter_code)", tests: "public_test_cases + private_test_cases", func_name: "metadata.func_name" },
+  fields: {
+    question: "question_content (+ starter_code)",
+    tests: "public_test_cases + private_test_cases",
+    func_name: "metadata.func_name"
+  },
   specificity: 4,
   detect: (row) => has(row, "question_content") && (has(row, "public_test_cases") || has(row, "private_test_cases")),
   read: (row) => {
@@ -217,10 +329,18 @@ const liveCodeBench: DatasetLayout = {
     const starter = text(row, "starter_code")
     const question = required(row, "question_content")
     return {
-      question: starter !== undefined && starter.trim() !== "" ? `${question}\n\nStarter code:\n\`\`\`python\n${starter}\n\`\`\`` : question,
+      question:
+        starter !== undefined && starter.trim() !== ""
+          ? `${question}\n\nStarter code:\n\`\`\`python\n${starter}\n\`\`\``
+          : question,
       tests,
       domain: "code",
-      metadata: { ...smallFields(row, (k) => ["question_content", "public_test_cases", "private_test_cases", "metadata"].includes(k)), ...(typeof funcName === "string" ? { func_name: funcName } : {}) },
+      metadata: {
+        ...smallFields(row, (k) =>
+          ["question_content", "public_test_cases", "private_test_cases", "metadata"].includes(k)
+        ),
+        ...(typeof funcName === "string" ? { func_name: funcName } : {})
+      },
       traces: []
     }
   }
@@ -230,19 +350,28 @@ const liveCodeBench: DatasetLayout = {
  * APPS's and TACO's tests: `input_output` as JSON `{inputs, outputs, fn_name?}`; stdin strings, or
  * (with `fn_name`) argument lists, whose expected value may come wrapped in a one-item list.
  */
-const appsTests = (row: Record<string, unknown>, field: string): { readonly tests: Array<TestCase>; readonly funcName?: string | undefined } | undefined => {
+const appsTests = (
+  row: Record<string, unknown>,
+  field: string
+): { readonly tests: Array<TestCase>; readonly funcName?: string | undefined } | undefined => {
   const raw = parseMaybeJson(row[field])
   if (raw === undefined || raw === null || raw === "") return undefined
   const io = asRecord(raw)
   const inputs = io["inputs"]
   const outputs = io["outputs"]
-  if (!Array.isArray(inputs) || !Array.isArray(outputs) || inputs.length !== outputs.length) return rowError(`field \`${field}\`: expected {inputs: [...], outputs: [...]} of one length`)
+  if (!Array.isArray(inputs) || !Array.isArray(outputs) || inputs.length !== outputs.length)
+    return rowError(`field \`${field}\`: expected {inputs: [...], outputs: [...]} of one length`)
   const fn = typeof io["fn_name"] === "string" ? io["fn_name"] : undefined
   const tests = inputs.map((input, i): TestCase => {
     const output = outputs[i]
     if (fn !== undefined) {
       const args = Array.isArray(input) ? input : [input]
-      return { input: args.map((a) => JSON.stringify(a)).join("\n"), output: JSON.stringify(output), testtype: "functional", unwrapOutput: true }
+      return {
+        input: args.map((a) => JSON.stringify(a)).join("\n"),
+        output: JSON.stringify(output),
+        testtype: "functional",
+        unwrapOutput: true
+      }
     }
     const joined = (v: unknown) => (Array.isArray(v) ? v.map(String).join("\n") : String(v))
     return { input: joined(input), output: joined(output), testtype: "stdin" }
@@ -250,10 +379,19 @@ const appsTests = (row: Record<string, unknown>, field: string): { readonly test
   return { tests, funcName: fn }
 }
 
-const codeProblem = (name: "apps" | "taco", datasets: string, specificity: number, detect: DatasetLayout["detect"]): DatasetLayout => ({
+const codeProblem = (
+  name: "apps" | "taco",
+  datasets: string,
+  specificity: number,
+  detect: DatasetLayout["detect"]
+): DatasetLayout => ({
   name,
   datasets,
-  fields: { question: "question (+ starter_code)", tests: "input_output: inputs/outputs (fn_name: a function's tests)", difficulty: "difficulty" },
+  fields: {
+    question: "question (+ starter_code)",
+    tests: "input_output: inputs/outputs (fn_name: a function's tests)",
+    difficulty: "difficulty"
+  },
   specificity,
   detect,
   read: (row) => {
@@ -261,29 +399,57 @@ const codeProblem = (name: "apps" | "taco", datasets: string, specificity: numbe
     const starter = text(row, "starter_code")
     const question = required(row, "question")
     return {
-      question: starter !== undefined && starter.trim() !== "" ? `${question}\n\nStarter code:\n\`\`\`python\n${starter}\n\`\`\`` : question,
+      question:
+        starter !== undefined && starter.trim() !== ""
+          ? `${question}\n\nStarter code:\n\`\`\`python\n${starter}\n\`\`\``
+          : question,
       tests: tests?.tests,
       domain: "code",
-      metadata: { ...smallFields(row, (k) => ["question", "solutions", "input_output"].includes(k)), ...(tests?.funcName !== undefined ? { func_name: tests.funcName } : {}) },
+      metadata: {
+        ...smallFields(row, (k) => ["question", "solutions", "input_output"].includes(k)),
+        ...(tests?.funcName !== undefined ? { func_name: tests.funcName } : {})
+      },
       traces: []
     }
   }
 })
 
 const apps = codeProblem("apps", "codeparrot/apps", 3, (row) => has(row, "question", "input_output", "problem_id"))
-const taco = codeProblem("taco", "BAAI/TACO", 4, (row) => has(row, "question", "input_output") && (has(row, "skill_types") || has(row, "raw_tags")))
+const taco = codeProblem(
+  "taco",
+  "BAAI/TACO",
+  4,
+  (row) => has(row, "question", "input_output") && (has(row, "skill_types") || has(row, "raw_tags"))
+)
 
 /** Everything else: the generic fields (question/problem/prompt, answer, solution/response, choices, tests, messages). */
 const generic: DatasetLayout = {
   name: "generic",
   datasets: "any other JSONL, JSON, CSV or Parquet file",
-  fields: { question: "question | problem | prompt | instruction | messages", answer: "answer | final_answer | gold | ...", trace: "solution | output | response | completion | ... (thought and solution split)", choices: "choices | options", tests: "tests | test_cases" },
+  fields: {
+    question: "question | problem | prompt | instruction | messages",
+    answer: "answer | final_answer | gold | ...",
+    trace: "solution | output | response | completion | ... (thought and solution split)",
+    choices: "choices | options",
+    tests: "tests | test_cases"
+  },
   specificity: 0,
   detect: () => true,
   read: () => rowError("generic rows are read by mapRow")
 }
 
-export const DATASET_LAYOUTS: ReadonlyArray<DatasetLayout> = [openThoughts, openThoughtsMetadata, openR1Math, numinaMath, s1k, reasoningContent, liveCodeBench, apps, taco, generic]
+export const DATASET_LAYOUTS: ReadonlyArray<DatasetLayout> = [
+  openThoughts,
+  openThoughtsMetadata,
+  openR1Math,
+  numinaMath,
+  s1k,
+  reasoningContent,
+  liveCodeBench,
+  apps,
+  taco,
+  generic
+]
 
 export const datasetLayout = (name: LayoutName): DatasetLayout => DATASET_LAYOUTS.find((l) => l.name === name)!
 
@@ -291,7 +457,9 @@ export const datasetLayout = (name: LayoutName): DatasetLayout => DATASET_LAYOUT
  * The layout a row has: the most specific one whose fields it has (generic when none). When two
  * layouts fit equally, the file is ambiguous and `--layout` must say which.
  */
-export const detectLayout = (row: unknown): Either.Either<DatasetLayout, { readonly candidates: ReadonlyArray<LayoutName> }> => {
+export const detectLayout = (
+  row: unknown
+): Either.Either<DatasetLayout, { readonly candidates: ReadonlyArray<LayoutName> }> => {
   if (row === null || typeof row !== "object" || Array.isArray(row)) return Either.right(generic)
   const fits = DATASET_LAYOUTS.filter((l) => l.detect(row as Record<string, unknown>))
   const best = Math.max(...fits.map((l) => l.specificity))
@@ -304,10 +472,25 @@ export const detectLayout = (row: unknown): Either.Either<DatasetLayout, { reado
  * (a layout that was detected, not asked for), a row that lacks the layout's fields is read with
  * the layout it has: a file that mixes layouts is read row by row.
  */
-export const mapRowWithLayout = (layout: DatasetLayout, value: unknown, line: number, options: LayoutOptions, now: string, perRow = false): Either.Either<MappedRow, string> => {
+export const mapRowWithLayout = (
+  layout: DatasetLayout,
+  value: unknown,
+  line: number,
+  options: LayoutOptions,
+  now: string,
+  perRow = false
+): Either.Either<MappedRow, string> => {
   let use = layout
-  if (perRow && value !== null && typeof value === "object" && !Array.isArray(value) && !layout.detect(value as Record<string, unknown>)) {
+  if (
+    perRow &&
+    value !== null &&
+    typeof value === "object" &&
+    !Array.isArray(value) &&
+    !layout.detect(value as Record<string, unknown>)
+  ) {
     use = Either.getOrElse(detectLayout(value), () => generic)
   }
-  return use.name === "generic" ? mapRow(value, line, options, now) : layoutRow(() => use.read(asRecord(value), options), line, options, now)
+  return use.name === "generic"
+    ? mapRow(value, line, options, now)
+    : layoutRow(() => use.read(asRecord(value), options), line, options, now)
 }

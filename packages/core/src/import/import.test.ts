@@ -38,14 +38,19 @@ describe("import", () => {
     )
 
   it("imports good JSONL rows and rejects each bad one with its line and reason", async () => {
-    const good = [{ question: "1+1?", answer: "2" }, { problem: "2+2?", solution: "So \\boxed{4}." }]
+    const good = [
+      { question: "1+1?", answer: "2" },
+      { problem: "2+2?", solution: "So \\boxed{4}." }
+    ]
     const body = Buffer.concat([
       Buffer.from(JSON.stringify(good[0]) + "\n"),
       Buffer.from("{not json\n"),
       Buffer.from("\n"),
       Buffer.from('{"answer": "3"}\n'),
       Buffer.from('{"question": "bad \xff bytes"}\n'.replace("\xff", ""), "utf8"),
-      Buffer.from([0x7b, 0x22, 0x71, 0x75, 0x65, 0x73, 0x74, 0x69, 0x6f, 0x6e, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d, 0x0a]),
+      Buffer.from([
+        0x7b, 0x22, 0x71, 0x75, 0x65, 0x73, 0x74, 0x69, 0x6f, 0x6e, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d, 0x0a
+      ]),
       Buffer.from('{"question": 42, "answer": "1"}\n'),
       Buffer.from('["an", "array"]\n'),
       Buffer.from(JSON.stringify(good[1]) + "\r\n")
@@ -61,7 +66,10 @@ describe("import", () => {
     expect(reasons[2]).toMatch(/^6: invalid UTF-8/)
     expect(reasons[3]).toMatch(/^7: field `question` \(question\): expected a string, got a number/)
     expect(reasons[4]).toMatch(/^8: expected an object, got an array/)
-    const rejectsFile = readFileSync(report.rejectsFile!, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    const rejectsFile = readFileSync(report.rejectsFile!, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l))
     expect(rejectsFile.map((r: { line: number }) => r.line)).toEqual([2, 4, 6, 7, 8])
     expect(rejectsFile[0].file).toBe(file)
     const { status, items } = await problems()
@@ -72,7 +80,11 @@ describe("import", () => {
   })
 
   it("adds nothing when the same file, or the same rows under another name, is imported again", async () => {
-    const rows = jsonl([{ question: "a?", answer: "1" }, { question: "b?", answer: "2" }, { question: "a?", answer: "1" }])
+    const rows = jsonl([
+      { question: "a?", answer: "1" },
+      { question: "b?", answer: "2" },
+      { question: "a?", answer: "1" }
+    ])
     const first = await run(write("a.jsonl", rows))
     expect(first).toMatchObject({ rows: 3, problemsAdded: 2, duplicates: 1 })
     const again = await run(write("a.jsonl", rows))
@@ -93,7 +105,9 @@ describe("import", () => {
     const report = await run(file, { batchSize: 1 })
     expect(report).toMatchObject({ rows: 4, problemsAdded: 3, rejected: 1 })
     expect(report.rejects[0]).toMatchObject({ line: 4 })
-    const wrapped = await run(write("wrapped.json", JSON.stringify({ version: 1, data: [{ question: "z?", answer: "0" }] })))
+    const wrapped = await run(
+      write("wrapped.json", JSON.stringify({ version: 1, data: [{ question: "z?", answer: "0" }] }))
+    )
     expect(wrapped.problemsAdded).toBe(1)
   })
 
@@ -130,8 +144,18 @@ describe("import", () => {
     const file = write(
       "layouts.jsonl",
       jsonl([
-        { messages: [{ role: "system", content: "sys" }, { role: "user", content: "What is 3*3?" }, { role: "assistant", content: "3*3=9, so \\boxed{9}" }] },
-        { question: "What is 5-2?", answer: "3", output: "<think>\nLet me think... 5-2 is 3. Wait, check: 3+2=5. Yes.\n</think>\n\nThe answer is $\\boxed{3}$." },
+        {
+          messages: [
+            { role: "system", content: "sys" },
+            { role: "user", content: "What is 3*3?" },
+            { role: "assistant", content: "3*3=9, so \\boxed{9}" }
+          ]
+        },
+        {
+          question: "What is 5-2?",
+          answer: "3",
+          output: "<think>\nLet me think... 5-2 is 3. Wait, check: 3+2=5. Yes.\n</think>\n\nThe answer is $\\boxed{3}$."
+        },
         { instruction: "Add the numbers.", input: "4 and 6", output: "4+6=10. \\boxed{10}" },
         { problem: "What is 7+1?", reasoning_content: "7+1=8", answer: "8" }
       ])
@@ -145,10 +169,22 @@ describe("import", () => {
     expect(r1.trace!.finalAnswer).toBe("The answer is $\\boxed{3}$.")
     expect(byReasoning.get("7+1=8")!.trace!.long).toBe(true)
     const chat = byReasoning.get("3*3=9, so \\boxed{9}")!
-    const stored = await withStore(db, Effect.flatMap(RunStore, (s) => s.getProblem(chat.problemId)))
-    expect(Option.getOrThrow(stored)).toMatchObject({ question: "What is 3*3?", answer: "9", metadata: { system: "sys" } })
+    const stored = await withStore(
+      db,
+      Effect.flatMap(RunStore, (s) => s.getProblem(chat.problemId))
+    )
+    expect(Option.getOrThrow(stored)).toMatchObject({
+      question: "What is 3*3?",
+      answer: "9",
+      metadata: { system: "sys" }
+    })
     const alpaca = items.find((i) => i.trace!.reasoning.startsWith("4+6"))!
-    const alpacaProblem = Option.getOrThrow(await withStore(db, Effect.flatMap(RunStore, (s) => s.getProblem(alpaca.problemId))))
+    const alpacaProblem = Option.getOrThrow(
+      await withStore(
+        db,
+        Effect.flatMap(RunStore, (s) => s.getProblem(alpaca.problemId))
+      )
+    )
     expect(alpacaProblem.question).toBe("Add the numbers.\n\n4 and 6")
   })
 
@@ -164,7 +200,14 @@ describe("import", () => {
           public_test_cases: JSON.stringify([{ input: "1 2\n", output: "3\n", testtype: "stdin" }]),
           metadata: "{}"
         },
-        { question_id: 7, question: "Which is a prime?", options: ["4", "6", "7", "9"], answer: "C", answer_index: 2, category: "math" }
+        {
+          question_id: 7,
+          question: "Which is a prime?",
+          options: ["4", "6", "7", "9"],
+          answer: "C",
+          answer_index: 2,
+          category: "math"
+        }
       ])
     )
     const report = await run(file)
@@ -186,7 +229,10 @@ describe("import", () => {
     expect(report).toMatchObject({ rows: 500, problemsAdded: 500, itemsAdded: 500, rejected: 0 })
     const first = JSON.parse(readFileSync(file, "utf8").split("\n")[0]!)
     const { items } = await problems()
-    const problemsById = await withStore(db, Effect.flatMap(RunStore, (s) => s.getProblems(items.map((i) => i.problemId))))
+    const problemsById = await withStore(
+      db,
+      Effect.flatMap(RunStore, (s) => s.getProblems(items.map((i) => i.problemId)))
+    )
     const p = problemsById.find((x) => x.question === first.problem.trim())!
     expect(p.answer).toBe(first.answer)
     expect(p.metadata).toMatchObject({ subject: first.subject, level: first.level, sourceId: first.unique_id })
@@ -203,7 +249,10 @@ describe("import", () => {
     )
     const report = await run(official)
     expect(report.problemsAdded).toBe(1)
-    const all = await withStore(db, Effect.flatMap(RunStore, (s) => s.status))
+    const all = await withStore(
+      db,
+      Effect.flatMap(RunStore, (s) => s.status)
+    )
     expect(all.problems).toBe(199)
   })
 })

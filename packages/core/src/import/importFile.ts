@@ -86,7 +86,10 @@ export const importFile = (
     const store = yield* RunStore
     const format = options.format ?? formatFromPath(file)
     if (format === undefined) {
-      return yield* new ImportError({ file, message: "cannot tell the format from the file name; pass --format jsonl|json|csv|parquet" })
+      return yield* new ImportError({
+        file,
+        message: "cannot tell the format from the file name; pass --format jsonl|json|csv|parquet"
+      })
     }
     const info = yield* Effect.tryPromise({
       try: async () => {
@@ -95,7 +98,11 @@ export const importFile = (
         if (!s.isFile()) throw new Error("not a regular file")
         return s
       },
-      catch: (e) => new ImportError({ file, message: `cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` })
+      catch: (e) =>
+        new ImportError({
+          file,
+          message: `cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`
+        })
     })
     const contentHash = yield* Effect.tryPromise({
       try: () => hashFile(file),
@@ -103,7 +110,14 @@ export const importFile = (
     })
     const layout = yield* chooseLayout(file, format, options.layout)
     const key = sha256Hex(
-      canonicalJson({ contentHash, format, map: options.map ?? {}, domain: options.domain ?? null, layout: layout.name, long: options.long?.above ?? null })
+      canonicalJson({
+        contentHash,
+        format,
+        map: options.map ?? {},
+        domain: options.domain ?? null,
+        layout: layout.name,
+        long: options.long?.above ?? null
+      })
     )
     const previous = yield* store.importProgress(key)
     const start: ImportProgress = Option.getOrElse(previous, () => ({
@@ -174,9 +188,21 @@ export const importFile = (
           rejects.push({ file, line: row.line, reason: row.error, raw: row.raw })
           continue
         }
-        const mapped = mapRowWithLayout(layout, row.value, row.line, { map: options.map ?? {}, domain: options.domain, file: fileName, long: options.long }, now, options.layout === undefined)
+        const mapped = mapRowWithLayout(
+          layout,
+          row.value,
+          row.line,
+          { map: options.map ?? {}, domain: options.domain, file: fileName, long: options.long },
+          now,
+          options.layout === undefined
+        )
         if (Either.isLeft(mapped)) {
-          rejects.push({ file, line: row.line, reason: mapped.left, raw: JSON.stringify(row.value)?.slice(0, 200) ?? "" })
+          rejects.push({
+            file,
+            line: row.line,
+            reason: mapped.left,
+            raw: JSON.stringify(row.value)?.slice(0, 200) ?? ""
+          })
           continue
         }
         problems.push(mapped.right.problem)
@@ -230,14 +256,23 @@ const firstRow = (format: InputFormat, file: string): Effect.Effect<unknown, Imp
   })
 
 /** The layout to read a file with: the one asked for, else the one its first row has; an ambiguous file asks for `--layout`. */
-const chooseLayout = (file: string, format: InputFormat, asked: LayoutName | undefined): Effect.Effect<DatasetLayout, ImportError> =>
+const chooseLayout = (
+  file: string,
+  format: InputFormat,
+  asked: LayoutName | undefined
+): Effect.Effect<DatasetLayout, ImportError> =>
   asked !== undefined
     ? Effect.succeed(datasetLayout(asked))
     : Effect.flatMap(firstRow(format, file), (row) => {
         const detected = detectLayout(row)
         return Either.isRight(detected)
           ? Effect.succeed(detected.right)
-          : Effect.fail(new ImportError({ file, message: `its rows fit several layouts (${detected.left.candidates.join(", ")}); say which with --layout` }))
+          : Effect.fail(
+              new ImportError({
+                file,
+                message: `its rows fit several layouts (${detected.left.candidates.join(", ")}); say which with --layout`
+              })
+            )
       })
 
 export interface DryRunReport {
@@ -255,7 +290,11 @@ export interface DryRunReport {
   readonly rejected: number
   readonly rejects: ReadonlyArray<ImportReject>
   /** The first rows as they would be stored. */
-  readonly preview: ReadonlyArray<{ readonly line: number; readonly problem: Problem; readonly items: ReadonlyArray<Item> }>
+  readonly preview: ReadonlyArray<{
+    readonly line: number
+    readonly problem: Problem
+    readonly items: ReadonlyArray<Item>
+  }>
 }
 
 /**
@@ -263,11 +302,25 @@ export interface DryRunReport {
  * field mapping, the problems and traces the file would create, its rejects, and the first rows as
  * they would be stored.
  */
-export const dryRunImport = (file: string, options: ImportOptions & { readonly previewRows?: number | undefined } = {}): Effect.Effect<DryRunReport, ImportError> =>
+export const dryRunImport = (
+  file: string,
+  options: ImportOptions & { readonly previewRows?: number | undefined } = {}
+): Effect.Effect<DryRunReport, ImportError> =>
   Effect.gen(function* () {
     const format = options.format ?? formatFromPath(file)
-    if (format === undefined) return yield* new ImportError({ file, message: "cannot tell the format from the file name; pass --format jsonl|json|csv|parquet" })
-    yield* Effect.tryPromise({ try: () => access(file), catch: (e) => new ImportError({ file, message: `cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}` }) })
+    if (format === undefined)
+      return yield* new ImportError({
+        file,
+        message: "cannot tell the format from the file name; pass --format jsonl|json|csv|parquet"
+      })
+    yield* Effect.tryPromise({
+      try: () => access(file),
+      catch: (e) =>
+        new ImportError({
+          file,
+          message: `cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`
+        })
+    })
     const layout = yield* chooseLayout(file, format, options.layout)
     const problems = new Set<string>()
     const counts = { rows: 0, traces: 0, longTraces: 0, cutOffTraces: 0 }
@@ -276,7 +329,10 @@ export const dryRunImport = (file: string, options: ImportOptions & { readonly p
     const now = new Date().toISOString()
     const iterator = readRows(format, file, START, options.batchSize ?? 2000)
     for (;;) {
-      const next = yield* Effect.tryPromise({ try: () => iterator.next(), catch: (e) => new ImportError({ file, message: (e as Error).message }) })
+      const next = yield* Effect.tryPromise({
+        try: () => iterator.next(),
+        catch: (e) => new ImportError({ file, message: (e as Error).message })
+      })
       if (next.done === true) break
       for (const row of next.value.rows) {
         counts.rows++
@@ -284,17 +340,40 @@ export const dryRunImport = (file: string, options: ImportOptions & { readonly p
           rejects.push({ file, line: row.line, reason: row.error, raw: row.raw })
           continue
         }
-        const mapped = mapRowWithLayout(layout, row.value, row.line, { map: options.map ?? {}, domain: options.domain, file: basename(file), long: options.long }, now, options.layout === undefined)
+        const mapped = mapRowWithLayout(
+          layout,
+          row.value,
+          row.line,
+          { map: options.map ?? {}, domain: options.domain, file: basename(file), long: options.long },
+          now,
+          options.layout === undefined
+        )
         if (Either.isLeft(mapped)) {
-          rejects.push({ file, line: row.line, reason: mapped.left, raw: JSON.stringify(row.value)?.slice(0, 200) ?? "" })
+          rejects.push({
+            file,
+            line: row.line,
+            reason: mapped.left,
+            raw: JSON.stringify(row.value)?.slice(0, 200) ?? ""
+          })
           continue
         }
         problems.add(mapped.right.problem.id)
         counts.traces += mapped.right.items.length
         counts.longTraces += mapped.right.items.filter((i) => i.trace?.long === true).length
         counts.cutOffTraces += mapped.right.items.filter((i) => i.trace?.cutOff === true).length
-        if (preview.length < (options.previewRows ?? 3)) preview.push({ line: row.line, problem: mapped.right.problem, items: mapped.right.items })
+        if (preview.length < (options.previewRows ?? 3))
+          preview.push({ line: row.line, problem: mapped.right.problem, items: mapped.right.items })
       }
     }
-    return { file, format, layout: layout.name, fields: layout.fields, ...counts, problems: problems.size, rejected: rejects.length, rejects: rejects.slice(0, 100), preview }
+    return {
+      file,
+      format,
+      layout: layout.name,
+      fields: layout.fields,
+      ...counts,
+      problems: problems.size,
+      rejected: rejects.length,
+      rejects: rejects.slice(0, 100),
+      preview
+    }
   })

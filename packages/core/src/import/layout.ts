@@ -59,8 +59,19 @@ export interface RowContent {
 
 /** One reasoning trace of a row: a whole reply (split here), or its reasoning and solution given apart. */
 export type TraceContent =
-  | { readonly reply: string; readonly model?: string | undefined; readonly metadata?: Readonly<Record<string, unknown>> | undefined; readonly cutOff?: boolean | undefined }
-  | { readonly reasoning: string; readonly solution?: string | undefined; readonly model?: string | undefined; readonly metadata?: Readonly<Record<string, unknown>> | undefined; readonly cutOff?: boolean | undefined }
+  | {
+      readonly reply: string
+      readonly model?: string | undefined
+      readonly metadata?: Readonly<Record<string, unknown>> | undefined
+      readonly cutOff?: boolean | undefined
+    }
+  | {
+      readonly reasoning: string
+      readonly solution?: string | undefined
+      readonly model?: string | undefined
+      readonly metadata?: Readonly<Record<string, unknown>> | undefined
+      readonly cutOff?: boolean | undefined
+    }
 
 const get = (row: Record<string, unknown>, path: string): unknown => {
   if (path in row) return row[path]
@@ -72,13 +83,18 @@ const get = (row: Record<string, unknown>, path: string): unknown => {
   return cur
 }
 
-export const typeName = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : `a ${typeof v}`)
+export const typeName = (v: unknown) =>
+  v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : `a ${typeof v}`
 
 class RowError {
   constructor(readonly reason: string) {}
 }
 
-export const pick = (row: Record<string, unknown>, target: MapTarget, map: FieldMap): { field: string; value: unknown } | undefined => {
+export const pick = (
+  row: Record<string, unknown>,
+  target: MapTarget,
+  map: FieldMap
+): { field: string; value: unknown } | undefined => {
   const mapped = map[target]
   if (mapped !== undefined) {
     const value = get(row, mapped)
@@ -92,7 +108,11 @@ export const pick = (row: Record<string, unknown>, target: MapTarget, map: Field
 }
 
 /** A text field; numbers are accepted only where `numbersOk` (answers and ids often are numbers). */
-export const asText = (found: { field: string; value: unknown } | undefined, what: string, numbersOk = false): string | undefined => {
+export const asText = (
+  found: { field: string; value: unknown } | undefined,
+  what: string,
+  numbersOk = false
+): string | undefined => {
   if (found === undefined) return undefined
   if (typeof found.value === "string") return found.value
   if (numbersOk && (typeof found.value === "number" || typeof found.value === "boolean")) return String(found.value)
@@ -125,7 +145,19 @@ const TestCases = Schema.Array(
 const decodeTests = Schema.decodeUnknownEither(TestCases)
 const decodeProblem = Schema.decodeUnknownEither(Problem)
 
-const KNOWN = new Set(Object.values(DEFAULT_FIELDS).flat().concat(["messages", "reasoning_content", "answer_index", "input", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"]))
+const KNOWN = new Set(
+  Object.values(DEFAULT_FIELDS)
+    .flat()
+    .concat([
+      "messages",
+      "reasoning_content",
+      "answer_index",
+      "input",
+      "Incorrect Answer 1",
+      "Incorrect Answer 2",
+      "Incorrect Answer 3"
+    ])
+)
 const METADATA_VALUE_LIMIT = 4096
 
 /**
@@ -133,11 +165,20 @@ const METADATA_VALUE_LIMIT = 4096
  * Alpaca, GPQA's official columns, `reasoning_content`) onto a Problem and, when the row carries a
  * reasoning trace, an Item holding it. Returns the reason when the row cannot be imported.
  */
-export const mapRow = (value: unknown, line: number, options: LayoutOptions, now: string): Either.Either<MappedRow, string> =>
-  layoutRow(() => genericContent(value, options), line, options, now)
+export const mapRow = (
+  value: unknown,
+  line: number,
+  options: LayoutOptions,
+  now: string
+): Either.Either<MappedRow, string> => layoutRow(() => genericContent(value, options), line, options, now)
 
 /** Runs a layout's reading of a row and builds its records; a row that cannot be read gives its reason. */
-export const layoutRow = (read: () => RowContent, line: number, options: LayoutOptions, now: string): Either.Either<MappedRow, string> => {
+export const layoutRow = (
+  read: () => RowContent,
+  line: number,
+  options: LayoutOptions,
+  now: string
+): Either.Either<MappedRow, string> => {
   try {
     return Either.right(toRecords(read(), line, options, now))
   } catch (e) {
@@ -176,11 +217,20 @@ const genericContent = (value: unknown, options: LayoutOptions): RowContent => {
 
   let question = messageQuestion ?? asText(pick(row, "question", map), "question")
   if (question === undefined || question.trim().length === 0) {
-    const hint = map.question !== undefined ? `field \`${map.question}\`` : "a question (question, problem, prompt, instruction or messages)"
+    const hint =
+      map.question !== undefined
+        ? `field \`${map.question}\``
+        : "a question (question, problem, prompt, instruction or messages)"
     throw new RowError(`missing ${hint}`)
   }
   // Alpaca layout: instruction plus optional input.
-  if (map.question === undefined && messageQuestion === undefined && row["instruction"] !== undefined && typeof row["input"] === "string" && row["input"].trim() !== "") {
+  if (
+    map.question === undefined &&
+    messageQuestion === undefined &&
+    row["instruction"] !== undefined &&
+    typeof row["input"] === "string" &&
+    row["input"].trim() !== ""
+  ) {
     question = `${question}\n\n${row["input"]}`
   }
 
@@ -202,7 +252,9 @@ const genericContent = (value: unknown, options: LayoutOptions): RowContent => {
   if (choicesFound !== undefined) {
     const parsed = parseMaybeJson(choicesFound.value)
     if (!Array.isArray(parsed) || !parsed.every((c) => typeof c === "string" || typeof c === "number")) {
-      throw new RowError(`field \`${choicesFound.field}\` (choices): expected a list of strings, got ${typeName(parsed)}`)
+      throw new RowError(
+        `field \`${choicesFound.field}\` (choices): expected a list of strings, got ${typeName(parsed)}`
+      )
     }
     choices = parsed.map(String)
     const idx = row["answer_index"]
@@ -213,7 +265,10 @@ const genericContent = (value: unknown, options: LayoutOptions): RowContent => {
     }
   } else if (row["Correct Answer"] !== undefined && row["Incorrect Answer 1"] !== undefined) {
     const correct = String(row["Correct Answer"]).trim()
-    const options = [correct, ...[1, 2, 3].map((i) => String(row[`Incorrect Answer ${i}`] ?? "").trim()).filter((s) => s !== "")]
+    const options = [
+      correct,
+      ...[1, 2, 3].map((i) => String(row[`Incorrect Answer ${i}`] ?? "").trim()).filter((s) => s !== "")
+    ]
     choices = seededShuffle(options, question)
     answer = LETTERS[choices.indexOf(correct)]
   }
@@ -222,7 +277,8 @@ const genericContent = (value: unknown, options: LayoutOptions): RowContent => {
   const testsFound = pick(row, "tests", map)
   if (testsFound !== undefined) {
     const decoded = decodeTests(parseMaybeJson(testsFound.value))
-    if (Either.isLeft(decoded)) throw new RowError(`field \`${testsFound.field}\` (tests): ${describeParseError(decoded.left)}`)
+    if (Either.isLeft(decoded))
+      throw new RowError(`field \`${testsFound.field}\` (tests): ${describeParseError(decoded.left)}`)
     tests = [...decoded.right]
   }
 
@@ -234,7 +290,10 @@ const genericContent = (value: unknown, options: LayoutOptions): RowContent => {
   const system = asText(pick(row, "system", map), "system")
   if (system !== undefined) metadata["system"] = system
   const used = new Set(Object.values(map))
-  Object.assign(metadata, smallFields(row, (k) => KNOWN.has(k) || used.has(k)))
+  Object.assign(
+    metadata,
+    smallFields(row, (k) => KNOWN.has(k) || used.has(k))
+  )
 
   const reasoningContent = typeof row["reasoning_content"] === "string" ? row["reasoning_content"] : undefined
   const traces: Array<TraceContent> =
@@ -251,7 +310,7 @@ export const smallFields = (row: Record<string, unknown>, skip: (key: string) =>
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(row)) {
     if (skip(k) || v === undefined) continue
-    const size = typeof v === "string" ? v.length : JSON.stringify(v)?.length ?? 0
+    const size = typeof v === "string" ? v.length : (JSON.stringify(v)?.length ?? 0)
     if (size <= METADATA_VALUE_LIMIT) out[k] = v
   }
   return out
@@ -261,11 +320,21 @@ export const smallFields = (row: Record<string, unknown>, skip: (key: string) =>
 const domainOf = (c: RowContent, given: Domain | undefined): Domain =>
   given ??
   c.domain ??
-  (c.tests !== undefined && c.tests.length > 0 ? "code" : c.choices !== undefined || (c.answer !== undefined && /^[A-J]$/.test(c.answer.trim())) ? "science" : "math")
+  (c.tests !== undefined && c.tests.length > 0
+    ? "code"
+    : c.choices !== undefined || (c.answer !== undefined && /^[A-J]$/.test(c.answer.trim()))
+      ? "science"
+      : "math")
 
 /** A row's content as records: its Problem, and an Item for each of its traces. */
 export const toRecords = (c: RowContent, line: number, options: LayoutOptions, now: string): MappedRow => {
-  const identity = problemIdentity({ domain: domainOf(c, options.domain), question: c.question, answer: c.answer, choices: c.choices, tests: c.tests })
+  const identity = problemIdentity({
+    domain: domainOf(c, options.domain),
+    question: c.question,
+    answer: c.answer,
+    choices: c.choices,
+    tests: c.tests
+  })
   const decoded = decodeProblem({
     id: contentId("p_", identity),
     ...identity,
@@ -275,7 +344,10 @@ export const toRecords = (c: RowContent, line: number, options: LayoutOptions, n
   if (Either.isLeft(decoded)) throw new RowError(describeParseError(decoded.left as ParseResult.ParseError))
   const problem = decoded.right
   const items = c.traces.map((t) => {
-    const split = "reply" in t ? splitReasoning(t.reply) : { reasoning: t.reasoning, solution: t.solution, tags: "think" as const, cutOff: t.cutOff ?? false }
+    const split =
+      "reply" in t
+        ? splitReasoning(t.reply)
+        : { reasoning: t.reasoning, solution: t.solution, tags: "think" as const, cutOff: t.cutOff ?? false }
     const cutOff = split.cutOff || t.cutOff === true
     const thinking = split.tags !== undefined && split.reasoning !== ""
     const reasoning = thinking ? split.reasoning : (split.solution ?? split.reasoning)
@@ -295,7 +367,12 @@ export const toRecords = (c: RowContent, line: number, options: LayoutOptions, n
     )
     return new Item(
       {
-        id: contentId("i_", { problem: problem.id, origin: "imported", reasoning: trace.reasoning, finalAnswer: trace.finalAnswer }) as Item["id"],
+        id: contentId("i_", {
+          problem: problem.id,
+          origin: "imported",
+          reasoning: trace.reasoning,
+          finalAnswer: trace.finalAnswer
+        }) as Item["id"],
         problemId: problem.id,
         stage: "collect",
         fate: "pending",

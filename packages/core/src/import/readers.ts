@@ -240,7 +240,9 @@ export async function* readJsonArray(path: string, from: ReadPosition, batchSize
       batch.push(parsed)
     } else {
       const obj = parsed.value as Record<string, unknown>
-      const arrays = Object.entries(obj).filter(([, v]) => Array.isArray(v) && v.some((e) => e !== null && typeof e === "object"))
+      const arrays = Object.entries(obj).filter(
+        ([, v]) => Array.isArray(v) && v.some((e) => e !== null && typeof e === "object")
+      )
       const values = arrays.length === 1 ? (arrays[0]![1] as Array<unknown>) : [obj]
       for (const value of values.slice(from.rows)) batch.push({ line: 1, value })
       rows = values.length
@@ -286,7 +288,11 @@ export async function* readCsv(path: string, from: ReadPosition, batchSize: numb
     const bad = Object.entries(entry.record).find(([, v]) => typeof v === "string" && v.includes("\uFFFD"))
     batch.push(
       bad !== undefined
-        ? { line: recordLine, error: `invalid UTF-8 in column \`${bad[0]}\``, raw: JSON.stringify(entry.record).slice(0, RAW_PREVIEW) }
+        ? {
+            line: recordLine,
+            error: `invalid UTF-8 in column \`${bad[0]}\``,
+            raw: JSON.stringify(entry.record).slice(0, RAW_PREVIEW)
+          }
         : { line: recordLine, value: entry.record }
     )
     if (batch.length >= batchSize) {
@@ -311,7 +317,10 @@ export async function* readParquet(path: string, from: ReadPosition, batchSize: 
   for (let start = from.rows; start < total; start += step) {
     const end = Math.min(total, start + step)
     const objects = await parquetReadObjects({ file, metadata, rowStart: start, rowEnd: end, compressors })
-    const rows: Array<RawRow> = objects.map((value, i) => ({ line: start + i + 1, value: normaliseParquetValue(value) }))
+    const rows: Array<RawRow> = objects.map((value, i) => ({
+      line: start + i + 1,
+      value: normaliseParquetValue(value)
+    }))
     yield { rows, next: { rows: end, line: end + 1, offset: 0 }, bytes: Math.round((size * end) / Math.max(total, 1)) }
   }
   if (from.rows >= total) yield { rows: [], next: { rows: total, line: total + 1, offset: 0 }, bytes: size }
@@ -331,7 +340,12 @@ const normaliseParquetValue = (value: unknown): unknown => {
   return value
 }
 
-export const readRows = (format: InputFormat, path: string, from: ReadPosition, batchSize: number): AsyncGenerator<RowBatch> => {
+export const readRows = (
+  format: InputFormat,
+  path: string,
+  from: ReadPosition,
+  batchSize: number
+): AsyncGenerator<RowBatch> => {
   switch (format) {
     case "jsonl":
       return readJsonl(path, from, batchSize)

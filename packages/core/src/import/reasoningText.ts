@@ -33,15 +33,26 @@ export const splitReasoning = (text: string): SplitReply => {
     const body = solutionAt >= 0 ? after.slice(solutionAt + SOLUTION_OPEN.length) : after
     const closeAt = body.indexOf(SOLUTION_CLOSE)
     const solution = (closeAt >= 0 ? body.slice(0, closeAt) : body).trim()
-    return { reasoning: text.slice(start, end).trim(), solution: solution === "" ? undefined : solution, tags: "thought", cutOff: false }
+    return {
+      reasoning: text.slice(start, end).trim(),
+      solution: solution === "" ? undefined : solution,
+      tags: "thought",
+      cutOff: false
+    }
   }
   const openAt = text.indexOf("<think>")
   const closeAt = text.indexOf("</think>")
-  if (openAt >= 0 && (closeAt < 0 || closeAt < openAt)) return { reasoning: text.slice(openAt + "<think>".length).trim(), tags: "think", cutOff: true }
+  if (openAt >= 0 && (closeAt < 0 || closeAt < openAt))
+    return { reasoning: text.slice(openAt + "<think>".length).trim(), tags: "think", cutOff: true }
   if (closeAt >= 0) {
     const start = openAt >= 0 ? openAt + "<think>".length : 0
     const solution = text.slice(closeAt + "</think>".length).trim()
-    return { reasoning: text.slice(start, closeAt).trim(), solution: solution === "" ? undefined : solution, tags: "think", cutOff: false }
+    return {
+      reasoning: text.slice(start, closeAt).trim(),
+      solution: solution === "" ? undefined : solution,
+      tags: "think",
+      cutOff: false
+    }
   }
   return { reasoning: text.trim(), cutOff: false }
 }

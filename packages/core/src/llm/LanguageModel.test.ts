@@ -16,7 +16,13 @@ import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
 import { type ScriptedServer, type ScriptedServerOptions, startScriptedServer } from "../testing/scriptedServer.js"
 import { tempDir } from "../test-support/fixtures.js"
 import type { BudgetOptions, BudgetState } from "./budget.js"
-import { type CallOptions, type LanguageModelShape, makeLanguageModel, Permits, type RoleConfig } from "./LanguageModel.js"
+import {
+  type CallOptions,
+  type LanguageModelShape,
+  makeLanguageModel,
+  Permits,
+  type RoleConfig
+} from "./LanguageModel.js"
 import { durationMs, openAiProvider, type OpenAiEndpointConfig, proxyFor, rateLimitOf, retryAfterMs } from "./openai.js"
 import { ChatRequest } from "./schema.js"
 
@@ -41,7 +47,14 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     return s
   }
   const endpoint = (s: ScriptedServer, extra: Partial<OpenAiEndpointConfig> = {}) =>
-    openAiProvider({ baseUrl: s.baseUrl, model: "teacher-model", timeoutMs: 2_000, firstTokenTimeoutMs: 2_000, stallTimeoutMs: 400, ...extra })
+    openAiProvider({
+      baseUrl: s.baseUrl,
+      model: "teacher-model",
+      timeoutMs: 2_000,
+      firstTokenTimeoutMs: 2_000,
+      stallTimeoutMs: 400,
+      ...extra
+    })
 
   /** Builds the service over a real SQLite store and runs `f` with it. */
   const withModel = <A, E>(
@@ -52,7 +65,9 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
   ): Promise<A> =>
     Effect.runPromise(
       Effect.scoped(
-        Effect.flatMap(makeLanguageModel(roles, defaults), f).pipe(Effect.provide(SqliteRunStoreLive(join(tmp.dir, db))))
+        Effect.flatMap(makeLanguageModel(roles, defaults), f).pipe(
+          Effect.provide(SqliteRunStoreLive(join(tmp.dir, db)))
+        )
       )
     )
 
@@ -63,32 +78,71 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
       script: (r) =>
         r.messages[0]!.content === "think"
           ? { content: "<think>inner steps</think>\n\nSo \\boxed{2}", finishReason: "stop" }
-          : { content: "answer", reasoning: "via reasoning_content", finishReason: "length", promptTokens: 11, completionTokens: 7 }
+          : {
+              content: "answer",
+              reasoning: "via reasoning_content",
+              finishReason: "length",
+              promptTokens: 11,
+              completionTokens: 7
+            }
     })
     for (const stream of [true, false]) {
-      const [a, b] = await withModel({ teacher: { endpoints: [{ provider: endpoint(s, { stream }), concurrency: 2 }] } }, (lm) =>
-        Effect.all([lm.complete("teacher", ask("think"), { cache: "off" }), lm.complete("teacher", ask("other"), { cache: "off" })])
+      const [a, b] = await withModel(
+        { teacher: { endpoints: [{ provider: endpoint(s, { stream }), concurrency: 2 }] } },
+        (lm) =>
+          Effect.all([
+            lm.complete("teacher", ask("think"), { cache: "off" }),
+            lm.complete("teacher", ask("other"), { cache: "off" })
+          ])
       )
-      expect(a).toMatchObject({ text: "So \\boxed{2}", reasoning: "inner steps", finishReason: "stop", cached: false, attempts: 1 })
-      expect(b).toMatchObject({ text: "answer", reasoning: "via reasoning_content", finishReason: "length", usage: { promptTokens: 11, completionTokens: 7 } })
+      expect(a).toMatchObject({
+        text: "So \\boxed{2}",
+        reasoning: "inner steps",
+        finishReason: "stop",
+        cached: false,
+        attempts: 1
+      })
+      expect(b).toMatchObject({
+        text: "answer",
+        reasoning: "via reasoning_content",
+        finishReason: "length",
+        usage: { promptTokens: 11, completionTokens: 7 }
+      })
     }
-    expect(s.requests[0]!.body).toMatchObject({ model: "teacher-model", temperature: 0.6, max_tokens: 256, stream: true })
+    expect(s.requests[0]!.body).toMatchObject({
+      model: "teacher-model",
+      temperature: 0.6,
+      max_tokens: 256,
+      stream: true
+    })
   })
 
   it("completes every request with 15% injected faults (429, 500, slow, dropped, truncated) and counts the retries", async () => {
     const s = await server({ faultRate: 0.15, slowMs: 3_000, retryAfterSeconds: 0.02, seed: 11 })
     const n = 200
-    const { results, stats } = await withModel({ teacher: { ...fast, endpoints: [{ provider: endpoint(s, { timeoutMs: 600, firstTokenTimeoutMs: 600 }), concurrency: 32 }] } }, (lm) =>
-      Effect.gen(function* () {
-        const results = yield* Effect.forEach(Array.from({ length: n }, (_, i) => ask(`question ${i}`)), (r) => lm.complete("teacher", r), { concurrency: 32 })
-        return { results, stats: yield* lm.stats }
-      })
+    const { results, stats } = await withModel(
+      {
+        teacher: {
+          ...fast,
+          endpoints: [{ provider: endpoint(s, { timeoutMs: 600, firstTokenTimeoutMs: 600 }), concurrency: 32 }]
+        }
+      },
+      (lm) =>
+        Effect.gen(function* () {
+          const results = yield* Effect.forEach(
+            Array.from({ length: n }, (_, i) => ask(`question ${i}`)),
+            (r) => lm.complete("teacher", r),
+            { concurrency: 32 }
+          )
+          return { results, stats: yield* lm.stats }
+        })
     )
     expect(results).toHaveLength(n)
     for (const [i, r] of results.entries()) expect(r.text).toContain(`question ${i}`)
     const injected = Object.values(s.faultsInjected).reduce((a, b) => a + b, 0)
     expect(injected).toBeGreaterThan(15)
-    for (const kind of ["429", "500", "slow", "drop", "truncate"] as const) expect(s.faultsInjected[kind]).toBeGreaterThan(0)
+    for (const kind of ["429", "500", "slow", "drop", "truncate"] as const)
+      expect(s.faultsInjected[kind]).toBeGreaterThan(0)
     expect(stats[0]!.retries).toBe(injected)
     expect(stats[0]!.rateLimited).toBe(s.faultsInjected["429"])
     expect(stats[0]!.succeeded).toBe(n)
@@ -97,23 +151,34 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
   it("waits as long as Retry-After says", async () => {
     const s = await server({ faultFirst: 1, faults: ["429"], retryAfterSeconds: 0.4 })
     const started = Date.now()
-    const c = await withModel({ teacher: { ...fast, endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }, (lm) => lm.complete("teacher", ask("x")))
+    const c = await withModel({ teacher: { ...fast, endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }, (lm) =>
+      lm.complete("teacher", ask("x"))
+    )
     expect(Date.now() - started).toBeGreaterThanOrEqual(390)
     expect(c.attempts).toBe(2)
   })
 
   it("never retries a 4xx other than 429, and fails a truncated stream instead of returning a short answer", async () => {
     const bad = await server({ script: () => ({ content: "unknown model", status: 404 }) })
-    const result = await withModel({ teacher: { ...fast, endpoints: [{ provider: endpoint(bad), concurrency: 1 }] } }, (lm) =>
-      Effect.either(lm.complete("teacher", ask("x")))
+    const result = await withModel(
+      { teacher: { ...fast, endpoints: [{ provider: endpoint(bad), concurrency: 1 }] } },
+      (lm) => Effect.either(lm.complete("teacher", ask("x")))
     )
     expect(Either.isLeft(result) && result.left._tag).toBe("BadRequest")
     expect(bad.requests).toHaveLength(1)
-    const cut = await server({ faultFirst: 1, faults: ["truncate"], script: () => ({ content: "a long answer ".repeat(20) }) })
-    const truncated = await withModel({ teacher: { maxAttempts: 1, endpoints: [{ provider: endpoint(cut), concurrency: 1 }] } }, (lm) =>
-      Effect.either(lm.complete("teacher", ask("x")))
+    const cut = await server({
+      faultFirst: 1,
+      faults: ["truncate"],
+      script: () => ({ content: "a long answer ".repeat(20) })
+    })
+    const truncated = await withModel(
+      { teacher: { maxAttempts: 1, endpoints: [{ provider: endpoint(cut), concurrency: 1 }] } },
+      (lm) => Effect.either(lm.complete("teacher", ask("x")))
     )
-    expect(Either.isLeft(truncated) && truncated.left).toMatchObject({ _tag: "ConnectionError", message: expect.stringMatching(/ended before the reply was complete|connection failed/) })
+    expect(Either.isLeft(truncated) && truncated.left).toMatchObject({
+      _tag: "ConnectionError",
+      message: expect.stringMatching(/ended before the reply was complete|connection failed/)
+    })
   })
 
   it("caches by content: a repeat is free, another sample index or --refresh calls again, --no-cache stores nothing", async () => {
@@ -137,15 +202,28 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     // Every reply reports 10 prompt and 20 completion tokens; every request's worst case is its
     // prompt (40 characters: 10 tokens) plus max_tokens 20: 30 tokens, the same as it costs.
     const question = (i: number) => ask(`question ${String(i).padStart(31, "0")}`, { max_tokens: 20 })
-    const scripted = () => server({ latencyMs: 50, script: () => ({ content: "ok", promptTokens: 10, completionTokens: 20 }) })
+    const scripted = () =>
+      server({ latencyMs: 50, script: () => ({ content: "ok", promptTokens: 10, completionTokens: 20 }) })
     /** Sends `count` different calls `concurrency` at a time until the budget says it is reached. */
-    const untilReached = (roles: Record<string, RoleConfig>, budget: Omit<BudgetOptions, "onReached">, count: number, concurrency: number, db = "fastcot.db") => {
+    const untilReached = (
+      roles: Record<string, RoleConfig>,
+      budget: Omit<BudgetOptions, "onReached">,
+      count: number,
+      concurrency: number,
+      db = "fastcot.db"
+    ) => {
       const reached = Deferred.unsafeMake<BudgetState>(FiberId.none)
       return withModel(
         roles,
         (lm) =>
           Effect.gen(function* () {
-            const calls = yield* Effect.fork(Effect.forEach(Array.from({ length: count }, (_, i) => i), (i) => lm.complete("teacher", question(i)), { concurrency }))
+            const calls = yield* Effect.fork(
+              Effect.forEach(
+                Array.from({ length: count }, (_, i) => i),
+                (i) => lm.complete("teacher", question(i)),
+                { concurrency }
+              )
+            )
             const atReach = yield* Deferred.await(reached).pipe(Effect.timeout(Duration.seconds(10)))
             // The calls in flight when it was reached still finish; none starts after.
             yield* Effect.sleep(Duration.millis(300))
@@ -182,7 +260,13 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
       expect(after.reservedUsd).toBe(0)
       expect(after.spentUsd).toBeLessThanOrEqual(1)
       const none = await scripted()
-      const spent = await untilReached({ teacher: { endpoints: [{ ...dear, provider: endpoint(none) }] } }, { limits: { tokens: 1000 }, spent: { tokens: 990 } }, 2, 2, "other.db")
+      const spent = await untilReached(
+        { teacher: { endpoints: [{ ...dear, provider: endpoint(none) }] } },
+        { limits: { tokens: 1000 }, spent: { tokens: 990 } },
+        2,
+        2,
+        "other.db"
+      )
       expect(none.requests).toHaveLength(0)
       expect(spent.atReach).toMatchObject({ reached: true, spentTokens: 990 })
     })
@@ -190,11 +274,24 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     it("fails calls past the budget with BudgetExhausted when asked to, instead of holding them", async () => {
       const s = await scripted()
       const roles = { teacher: { endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }
-      const exits = await withModel(roles, (lm) => Effect.forEach([1, 2, 3], (i) => Effect.exit(lm.complete("teacher", question(i)))), {
-        budget: { limits: { tokens: 70 }, whenReached: "fail" }
-      })
+      const exits = await withModel(
+        roles,
+        (lm) => Effect.forEach([1, 2, 3], (i) => Effect.exit(lm.complete("teacher", question(i)))),
+        {
+          budget: { limits: { tokens: 70 }, whenReached: "fail" }
+        }
+      )
       // 30 tokens each: two fit in 70, the third is not sent.
-      expect(exits.map((e) => (Exit.isSuccess(e) ? "ok" : Cause.failureOption(e.cause).pipe(Option.map((x) => x._tag), Option.getOrElse(() => "other"))))).toEqual(["ok", "ok", "BudgetExhausted"])
+      expect(
+        exits.map((e) =>
+          Exit.isSuccess(e)
+            ? "ok"
+            : Cause.failureOption(e.cause).pipe(
+                Option.map((x) => x._tag),
+                Option.getOrElse(() => "other")
+              )
+        )
+      ).toEqual(["ok", "ok", "BudgetExhausted"])
       expect(s.requests).toHaveLength(2)
     })
 
@@ -229,12 +326,16 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
   it("interrupts in-flight requests cleanly: the server sees the connection close", async () => {
     const s = await server({ latencyMs: 5_000 })
     const started = Date.now()
-    const exit = await withModel({ teacher: { endpoints: [{ provider: endpoint(s, { timeoutMs: 60_000 }), concurrency: 4 }] } }, (lm) =>
-      Effect.gen(function* () {
-        const fiber = yield* Effect.fork(Effect.forEach([1, 2, 3], (i) => lm.complete("teacher", ask(`slow ${i}`)), { concurrency: 3 }))
-        yield* Effect.sleep(Duration.millis(150))
-        return yield* Fiber.interrupt(fiber)
-      })
+    const exit = await withModel(
+      { teacher: { endpoints: [{ provider: endpoint(s, { timeoutMs: 60_000 }), concurrency: 4 }] } },
+      (lm) =>
+        Effect.gen(function* () {
+          const fiber = yield* Effect.fork(
+            Effect.forEach([1, 2, 3], (i) => lm.complete("teacher", ask(`slow ${i}`)), { concurrency: 3 })
+          )
+          yield* Effect.sleep(Duration.millis(150))
+          return yield* Fiber.interrupt(fiber)
+        })
     )
     expect(Exit.isInterrupted(exit)).toBe(true)
     expect(Date.now() - started).toBeLessThan(2_000)
@@ -248,16 +349,29 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     const quick = await server({ latencyMs: 5 })
     const provider = endpoint(s, { timeoutMs: 60_000 })
     const started = Date.now()
-    const timedOut = await Effect.runPromise(Effect.either(Effect.timeout(provider.call(ask("slow")), Duration.millis(150))))
+    const timedOut = await Effect.runPromise(
+      Effect.either(Effect.timeout(provider.call(ask("slow")), Duration.millis(150)))
+    )
     expect(Either.isLeft(timedOut)).toBe(true)
-    const raced = await Effect.runPromise(Effect.race(provider.call(ask("slow too")), Effect.as(Effect.sleep(Duration.millis(100)), "sleep won")))
+    const raced = await Effect.runPromise(
+      Effect.race(provider.call(ask("slow too")), Effect.as(Effect.sleep(Duration.millis(100)), "sleep won"))
+    )
     expect(raced).toBe("sleep won")
     expect(Date.now() - started).toBeLessThan(2_000)
     await expect.poll(() => s.abandoned(), { timeout: 2_000 }).toBe(2)
     // One fiber making many calls one after another keeps nothing of the finished ones: an
     // interruption later aborts only the call in flight.
     const fast = endpoint(quick)
-    const fiber = Effect.runFork(Effect.zipRight(Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (i) => fast.call(ask(`q ${i}`)), { discard: true }), provider.call(ask("slow last"))))
+    const fiber = Effect.runFork(
+      Effect.zipRight(
+        Effect.forEach(
+          Array.from({ length: 50 }, (_, i) => i),
+          (i) => fast.call(ask(`q ${i}`)),
+          { discard: true }
+        ),
+        provider.call(ask("slow last"))
+      )
+    )
     await expect.poll(() => s.requests.length, { timeout: 5_000 }).toBe(3)
     expect(quick.requests).toHaveLength(50)
     await Effect.runPromise(Fiber.interrupt(fiber))
@@ -280,7 +394,11 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
       },
       (lm) =>
         Effect.gen(function* () {
-          yield* Effect.forEach(Array.from({ length: 40 }, (_, i) => ask(`q${i}`)), (r) => lm.complete("teacher", r), { concurrency: 8 })
+          yield* Effect.forEach(
+            Array.from({ length: 40 }, (_, i) => ask(`q${i}`)),
+            (r) => lm.complete("teacher", r),
+            { concurrency: 8 }
+          )
           return yield* lm.stats
         })
     )
@@ -292,8 +410,14 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
   it("keeps to a requests-per-minute limit", async () => {
     const s = await server()
     const started = Date.now()
-    await withModel({ teacher: { endpoints: [{ provider: endpoint(s), concurrency: 8, requestsPerMinute: 600 }] } }, (lm) =>
-      Effect.forEach(Array.from({ length: 5 }, (_, i) => ask(`r${i}`)), (r) => lm.complete("teacher", r), { concurrency: 5 })
+    await withModel(
+      { teacher: { endpoints: [{ provider: endpoint(s), concurrency: 8, requestsPerMinute: 600 }] } },
+      (lm) =>
+        Effect.forEach(
+          Array.from({ length: 5 }, (_, i) => ask(`r${i}`)),
+          (r) => lm.complete("teacher", r),
+          { concurrency: 5 }
+        )
     )
     expect(Date.now() - started).toBeGreaterThanOrEqual(390)
   })
@@ -304,16 +428,28 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
       const s = await server({
         replyHeaders: (n): Record<string, string> =>
           n === 0
-            ? { "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "400ms", "x-ratelimit-remaining-tokens": "90000" }
+            ? {
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": "400ms",
+                "x-ratelimit-remaining-tokens": "90000"
+              }
             : n === 1
-              ? { "x-ratelimit-remaining-requests": "50", "x-ratelimit-remaining-tokens": "10", "x-ratelimit-reset-tokens": "0.4s" }
+              ? {
+                  "x-ratelimit-remaining-requests": "50",
+                  "x-ratelimit-remaining-tokens": "10",
+                  "x-ratelimit-reset-tokens": "0.4s"
+                }
               : {}
       })
       const times: Array<number> = []
-      const stats = await withModel({ teacher: { endpoints: [{ provider: endpoint(s, { stream }), concurrency: 1 }] } }, (lm) =>
-        Effect.forEach([1, 2, 3], (i) => Effect.tap(lm.complete("teacher", ask(`held ${i} ${stream}`)), () => Effect.sync(() => times.push(Date.now())))).pipe(
-          Effect.zipRight(lm.stats)
-        )
+      const stats = await withModel(
+        { teacher: { endpoints: [{ provider: endpoint(s, { stream }), concurrency: 1 }] } },
+        (lm) =>
+          Effect.forEach([1, 2, 3], (i) =>
+            Effect.tap(lm.complete("teacher", ask(`held ${i} ${stream}`)), () =>
+              Effect.sync(() => times.push(Date.now()))
+            )
+          ).pipe(Effect.zipRight(lm.stats))
       )
       expect(s.requests).toHaveLength(3)
       expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(390)
@@ -323,8 +459,17 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
   })
 
   it("reads rate-limit windows as servers write them", () => {
-    expect([durationMs("1s"), durationMs("6m0s"), durationMs("59.5ms"), durationMs("1h2m3s"), durationMs("20"), durationMs("soon")]).toEqual([1000, 360_000, 59.5, 3_723_000, 20_000, undefined])
-    expect(rateLimitOf(["Content-Type", "x", "X-RateLimit-Remaining-Requests", "0", "x-ratelimit-reset-requests", "2s"])).toEqual({ remainingRequests: 0, resetRequestsMs: 2000 })
+    expect([
+      durationMs("1s"),
+      durationMs("6m0s"),
+      durationMs("59.5ms"),
+      durationMs("1h2m3s"),
+      durationMs("20"),
+      durationMs("soon")
+    ]).toEqual([1000, 360_000, 59.5, 3_723_000, 20_000, undefined])
+    expect(
+      rateLimitOf(["Content-Type", "x", "X-RateLimit-Remaining-Requests", "0", "x-ratelimit-reset-requests", "2s"])
+    ).toEqual({ remainingRequests: 0, resetRequestsMs: 2000 })
     expect(rateLimitOf([Buffer.from("content-length"), Buffer.from("12")])).toBeUndefined()
   })
 
@@ -340,11 +485,14 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
   it("keeps to a tokens-per-minute budget: a request over the minute's budget waits for the next window", async () => {
     const s = await server()
     const started = Date.now()
-    const fiber = withModel({ teacher: { endpoints: [{ provider: endpoint(s), concurrency: 4, tokensPerMinute: 600 }] } }, (lm) =>
-      Effect.forEach([ask("a", { max_tokens: 500 }), ask("b", { max_tokens: 500 })], (r) => lm.complete("teacher", r), { concurrency: 2 }).pipe(
-        Effect.timeout(Duration.millis(1_500)),
-        Effect.either
-      )
+    const fiber = withModel(
+      { teacher: { endpoints: [{ provider: endpoint(s), concurrency: 4, tokensPerMinute: 600 }] } },
+      (lm) =>
+        Effect.forEach(
+          [ask("a", { max_tokens: 500 }), ask("b", { max_tokens: 500 })],
+          (r) => lm.complete("teacher", r),
+          { concurrency: 2 }
+        ).pipe(Effect.timeout(Duration.millis(1_500)), Effect.either)
     )
     const result = await fiber
     // The second request must wait for the next minute, so the pair cannot finish in 1.5 s.
@@ -356,7 +504,10 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
   it("keeps a base URL's path and query, and sends its credentials as Basic authorization, not in the URL", async () => {
     const s = await server()
     const base = s.baseUrl.replace("http://", "http://ann:p%40ss@") + "?api-version=2024-10-21"
-    const c = await withModel({ teacher: { endpoints: [{ provider: endpoint(s, { baseUrl: base }), concurrency: 1 }] } }, (lm) => lm.complete("teacher", ask("q")))
+    const c = await withModel(
+      { teacher: { endpoints: [{ provider: endpoint(s, { baseUrl: base }), concurrency: 1 }] } },
+      (lm) => lm.complete("teacher", ask("q"))
+    )
     expect(c.text).toContain("boxed")
     expect(s.requests[0]!.url).toBe("/v1/chat/completions?api-version=2024-10-21")
     expect(s.requests[0]!.headers["authorization"]).toBe(`Basic ${Buffer.from("ann:p@ss").toString("base64")}`)
@@ -381,13 +532,25 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
       client.on("error", () => upstream.destroy())
     })
     await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", () => r()))
-    const saved = { HTTP_PROXY: process.env["HTTP_PROXY"], http_proxy: process.env["http_proxy"], NO_PROXY: process.env["NO_PROXY"], no_proxy: process.env["no_proxy"] }
+    const saved = {
+      HTTP_PROXY: process.env["HTTP_PROXY"],
+      http_proxy: process.env["http_proxy"],
+      NO_PROXY: process.env["NO_PROXY"],
+      no_proxy: process.env["no_proxy"]
+    }
     try {
       for (const k of Object.keys(saved)) delete process.env[k]
       process.env["HTTP_PROXY"] = `http://ann:pr0xy-pw@127.0.0.1:${(proxy.address() as AddressInfo).port}`
       const port = new URL(s.baseUrl).port
-      const viaProxy = await withModel({ teacher: { endpoints: [{ provider: endpoint(s, { baseUrl: `http://models.internal.test:${port}/v1` }), concurrency: 2 }] } }, (lm) =>
-        Effect.forEach(["a", "b", "c"], (q) => lm.complete("teacher", ask(q)), { concurrency: 3 })
+      const viaProxy = await withModel(
+        {
+          teacher: {
+            endpoints: [
+              { provider: endpoint(s, { baseUrl: `http://models.internal.test:${port}/v1` }), concurrency: 2 }
+            ]
+          }
+        },
+        (lm) => Effect.forEach(["a", "b", "c"], (q) => lm.complete("teacher", ask(q)), { concurrency: 3 })
       )
       expect(viaProxy.every((c) => c.text.includes("boxed"))).toBe(true)
       expect(connects.length).toBeGreaterThan(0)
@@ -399,12 +562,24 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
       const deadPort = (dead.address() as AddressInfo).port
       await new Promise((r) => dead.close(r))
       process.env["HTTP_PROXY"] = `http://ann:pr0xy-pw@127.0.0.1:${deadPort}`
-      const refused = await withModel({ teacher: { maxAttempts: 1, endpoints: [{ provider: endpoint(s, { baseUrl: `http://models.internal.test:${port}/v1` }), concurrency: 1 }] } }, (lm) => Effect.either(lm.complete("teacher", ask("d"))))
+      const refused = await withModel(
+        {
+          teacher: {
+            maxAttempts: 1,
+            endpoints: [
+              { provider: endpoint(s, { baseUrl: `http://models.internal.test:${port}/v1` }), concurrency: 1 }
+            ]
+          }
+        },
+        (lm) => Effect.either(lm.complete("teacher", ask("d")))
+      )
       const message = Either.isLeft(refused) ? refused.left.message : ""
       expect(message).toContain(`through the proxy http://127.0.0.1:${deadPort}`)
       expect(message).not.toContain("pr0xy-pw")
       const before = connects.length
-      await withModel({ teacher: { endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }, (lm) => lm.complete("teacher", ask("direct")))
+      await withModel({ teacher: { endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }, (lm) =>
+        lm.complete("teacher", ask("direct"))
+      )
       expect(connects.length).toBe(before) // 127.0.0.1 never goes through the proxy
       // NO_PROXY, as curl reads it.
       process.env["NO_PROXY"] = "localhost, .internal.test"
@@ -416,8 +591,9 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
       process.env["NO_PROXY"] = "*"
       expect(proxyFor(new URL("http://api.example.com/v1"))).toBeUndefined()
     } finally {
-      for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]
-      else process.env[k] = v
+      for (const [k, v] of Object.entries(saved))
+        if (v === undefined) delete process.env[k]
+        else process.env[k] = v
       for (const t of tunnels) t.destroy()
       await new Promise((r) => proxy.close(r))
     }
@@ -427,15 +603,28 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     const key = "sk-test-SECRET-0123456789"
     const s = await server({ script: (r) => ({ content: `echo ${String(r.headers["authorization"])}`, status: 401 }) })
     const ok = await server()
-    const result = await withModel({ teacher: { ...fast, endpoints: [{ provider: endpoint(s, { apiKey: key, baseUrl: s.baseUrl.replace("http://", "http://user:pw@") }), concurrency: 1 }] } }, (lm) =>
-      Effect.either(lm.complete("teacher", ask("x")))
+    const result = await withModel(
+      {
+        teacher: {
+          ...fast,
+          endpoints: [
+            {
+              provider: endpoint(s, { apiKey: key, baseUrl: s.baseUrl.replace("http://", "http://user:pw@") }),
+              concurrency: 1
+            }
+          ]
+        }
+      },
+      (lm) => Effect.either(lm.complete("teacher", ask("x")))
     )
     expect(s.requests[0]!.headers["authorization"]).toBe(`Bearer ${key}`)
     const error = JSON.stringify(Either.isLeft(result) ? result.left : {})
     expect(error).toContain("[redacted]")
     expect(error).not.toContain(key)
     expect(error).not.toContain("pw@")
-    await withModel({ teacher: { endpoints: [{ provider: endpoint(ok, { apiKey: key }), concurrency: 1 }] } }, (lm) => lm.complete("teacher", ask("stored")))
+    await withModel({ teacher: { endpoints: [{ provider: endpoint(ok, { apiKey: key }), concurrency: 1 }] } }, (lm) =>
+      lm.complete("teacher", ask("stored"))
+    )
     for (const f of readdirSync(tmp.dir)) expect(readFileSync(join(tmp.dir, f)).includes(key)).toBe(false)
   })
 })
@@ -450,7 +639,9 @@ describe("Permits (an endpoint's concurrency limit)", () => {
       () => Effect.sleep(Duration.millis(5)),
       () => Effect.sync(() => void running--)
     )
-    await Effect.runPromise(Effect.forEach(Array.from({ length: 40 }), () => permits.with(job), { concurrency: "unbounded" }))
+    await Effect.runPromise(
+      Effect.forEach(Array.from({ length: 40 }), () => permits.with(job), { concurrency: "unbounded" })
+    )
     expect(most).toBe(3)
     expect(permits.inUse).toBe(0)
   })
@@ -462,11 +653,16 @@ describe("Permits (an endpoint's concurrency limit)", () => {
       Effect.gen(function* () {
         const holder = yield* Effect.fork(permits.with(Effect.sleep(Duration.millis(30))))
         yield* Effect.sleep(Duration.millis(1))
-        const fibers = yield* Effect.forEach(Array.from({ length: 60 }, (_, i) => i), (i) =>
-          Effect.fork(permits.with(Effect.sleep(Duration.millis(i % 3)).pipe(Effect.tap(() => Effect.sync(() => ran.push(i))))))
+        const fibers = yield* Effect.forEach(
+          Array.from({ length: 60 }, (_, i) => i),
+          (i) =>
+            Effect.fork(
+              permits.with(Effect.sleep(Duration.millis(i % 3)).pipe(Effect.tap(() => Effect.sync(() => ran.push(i)))))
+            )
         )
         // Interrupt every third waiter, some while waiting and some just as a permit reaches them.
-        for (const [i, f] of fibers.entries()) if (i % 3 === 0) yield* Fiber.interrupt(f).pipe(Effect.delay(Duration.millis(i % 2)), Effect.fork)
+        for (const [i, f] of fibers.entries())
+          if (i % 3 === 0) yield* Fiber.interrupt(f).pipe(Effect.delay(Duration.millis(i % 2)), Effect.fork)
         yield* Fiber.join(holder)
         yield* Effect.forEach(fibers, (f) => Fiber.await(f), { discard: true })
       })
@@ -478,7 +674,17 @@ describe("Permits (an endpoint's concurrency limit)", () => {
     let running = 0
     let most = 0
     await Effect.runPromise(
-      Effect.forEach(Array.from({ length: 10 }), () => permits.with(Effect.sync(() => (most = Math.max(most, ++running))).pipe(Effect.zipRight(Effect.sleep(Duration.millis(3))), Effect.ensuring(Effect.sync(() => void running--)))), { concurrency: "unbounded" })
+      Effect.forEach(
+        Array.from({ length: 10 }),
+        () =>
+          permits.with(
+            Effect.sync(() => (most = Math.max(most, ++running))).pipe(
+              Effect.zipRight(Effect.sleep(Duration.millis(3))),
+              Effect.ensuring(Effect.sync(() => void running--))
+            )
+          ),
+        { concurrency: "unbounded" }
+      )
     )
     expect(most).toBe(2)
   })

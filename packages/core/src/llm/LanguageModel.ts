@@ -167,7 +167,10 @@ export class Permits {
   /** Runs `self` holding one permit. */
   with<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
     return Effect.uninterruptibleMask((restore) => {
-      const giveBack: { onFailure: (cause: Cause.Cause<E>) => Effect.Effect<A, E>; onSuccess: (value: A) => Effect.Effect<A, E> } = this.giveBack
+      const giveBack: {
+        onFailure: (cause: Cause.Cause<E>) => Effect.Effect<A, E>
+        onSuccess: (value: A) => Effect.Effect<A, E>
+      } = this.giveBack
       const held = Effect.matchCauseEffect(restore(self), giveBack)
       if (this.free > 0) {
         this.free--
@@ -183,7 +186,11 @@ interface EndpointState {
   readonly permits: Permits
   /** Why the endpoint takes no more calls (its account cannot pay), once it is so. */
   exhausted: string | undefined
-  stats: { -readonly [K in keyof Omit<EndpointStats, "role" | "endpoint" | "model" | "setAside" | "inFlight">]: EndpointStats[K] }
+  stats: {
+    -readonly [
+      K in keyof Omit<EndpointStats, "role" | "endpoint" | "model" | "setAside" | "inFlight">
+    ]: EndpointStats[K]
+  }
   consecutiveFailures: number
   setAsideUntil: number
   /** Earliest time the next request may start, for requests-per-minute. */
@@ -196,12 +203,18 @@ interface EndpointState {
 }
 
 /** A request's prompt tokens, estimated before it is sent: four characters a token. */
-const promptTokens = (request: ChatRequest): number => Math.ceil(request.messages.reduce((n, m) => n + m.content.length, 0) / 4)
+const promptTokens = (request: ChatRequest): number =>
+  Math.ceil(request.messages.reduce((n, m) => n + m.content.length, 0) / 4)
 
 const costOf = (price: Price | undefined, r: ProviderResult): number | undefined => {
   if (price === undefined) return undefined
   const cached = price.cachedInput !== undefined ? Math.min(r.usage.cachedPromptTokens ?? 0, r.usage.promptTokens) : 0
-  return ((r.usage.promptTokens - cached) * price.input + cached * (price.cachedInput ?? price.input) + r.usage.completionTokens * price.output) / 1e6
+  return (
+    ((r.usage.promptTokens - cached) * price.input +
+      cached * (price.cachedInput ?? price.input) +
+      r.usage.completionTokens * price.output) /
+    1e6
+  )
 }
 
 /**
@@ -235,7 +248,18 @@ export const makeLanguageModel = (
           config: endpoint,
           exhausted: undefined,
           permits: new Permits(endpoint.concurrency),
-          stats: { requests: 0, succeeded: 0, failed: 0, retries: 0, rateLimited: 0, cacheHits: 0, promptTokens: 0, completionTokens: 0, costUsd: 0, latencyMsTotal: 0 },
+          stats: {
+            requests: 0,
+            succeeded: 0,
+            failed: 0,
+            retries: 0,
+            rateLimited: 0,
+            cacheHits: 0,
+            promptTokens: 0,
+            completionTokens: 0,
+            costUsd: 0,
+            latencyMsTotal: 0
+          },
           consecutiveFailures: 0,
           setAsideUntil: 0,
           nextRequestAt: 0,
@@ -281,7 +305,10 @@ export const makeLanguageModel = (
       s.exhausted ??= message
       if (list.every((x) => x.exhausted !== undefined) && !exhaustedRoles.has(role)) {
         exhaustedRoles.add(role)
-        defaults.onExhausted?.(role, `every endpoint of the role \`${role}\` was stopped because its account cannot pay: ${message}`)
+        defaults.onExhausted?.(
+          role,
+          `every endpoint of the role \`${role}\` was stopped because its account cannot pay: ${message}`
+        )
       }
     }
 
@@ -324,7 +351,12 @@ export const makeLanguageModel = (
         Effect.suspend(() => {
           const held = s.heldUntil - Date.now()
           const waited = held > 0 ? Effect.zipRight(Effect.sleep(Duration.millis(held)), call) : call
-          return configured ? Effect.zipRight(Effect.suspend(() => waitForRate(s, estimate())), waited) : waited
+          return configured
+            ? Effect.zipRight(
+                Effect.suspend(() => waitForRate(s, estimate())),
+                waited
+              )
+            : waited
         })
       )
     }
@@ -337,10 +369,18 @@ export const makeLanguageModel = (
     const holdFor = (s: EndpointState, limit: RateLimitState, tokensNeeded: number) => {
       const now = Date.now()
       const wasHeld = s.heldUntil > now
-      if (limit.remainingRequests !== undefined && limit.remainingRequests <= 0 && limit.resetRequestsMs !== undefined) {
+      if (
+        limit.remainingRequests !== undefined &&
+        limit.remainingRequests <= 0 &&
+        limit.resetRequestsMs !== undefined
+      ) {
         s.heldUntil = Math.max(s.heldUntil, now + limit.resetRequestsMs)
       }
-      if (limit.remainingTokens !== undefined && limit.remainingTokens < tokensNeeded && limit.resetTokensMs !== undefined) {
+      if (
+        limit.remainingTokens !== undefined &&
+        limit.remainingTokens < tokensNeeded &&
+        limit.resetTokensMs !== undefined
+      ) {
         s.heldUntil = Math.max(s.heldUntil, now + limit.resetTokensMs)
       }
       if (!wasHeld && s.heldUntil > now) s.stats.rateLimited++
@@ -351,8 +391,22 @@ export const makeLanguageModel = (
       const base = config.backoffBaseMs ?? 500
       const cap = config.backoffMaxMs ?? 30_000
       const setAsideMs = config.setAsideMs ?? 15_000
-      const loop = (attempt: number): Effect.Effect<{ result: ProviderResult; latencyMs: number; attempt: number; state: EndpointState }, LlmError> => {
-        if (exhaustedRoles.has(role)) return defaults.onExhausted !== undefined ? Effect.never : Effect.fail(new QuotaExhausted({ endpoint: role, status: 0, message: `no endpoint of the role \`${role}\` can be paid for` }))
+      const loop = (
+        attempt: number
+      ): Effect.Effect<
+        { result: ProviderResult; latencyMs: number; attempt: number; state: EndpointState },
+        LlmError
+      > => {
+        if (exhaustedRoles.has(role))
+          return defaults.onExhausted !== undefined
+            ? Effect.never
+            : Effect.fail(
+                new QuotaExhausted({
+                  endpoint: role,
+                  status: 0,
+                  message: `no endpoint of the role \`${role}\` can be paid for`
+                })
+              )
         const s = pick(list)
         return Effect.matchEffect(callOnce(s, request), {
           onSuccess: ({ result, latencyMs }) => {
@@ -364,7 +418,9 @@ export const makeLanguageModel = (
             if (error._tag === "QuotaExhausted") {
               stopEndpoint(role, list, s, error.message)
               // Another endpoint of the role may still be paid for; else the role waits or fails.
-              return list.some((x) => x.exhausted === undefined) || defaults.onExhausted !== undefined ? loop(attempt) : Effect.fail(error)
+              return list.some((x) => x.exhausted === undefined) || defaults.onExhausted !== undefined
+                ? loop(attempt)
+                : Effect.fail(error)
             }
             if (error._tag === "RateLimited") s.stats.rateLimited++
             if (error._tag !== "RateLimited" && error._tag !== "BadRequest" && error._tag !== "Cancelled") {
@@ -375,7 +431,10 @@ export const makeLanguageModel = (
             s.stats.retries++
             const backoff = Math.min(cap, base * 2 ** (attempt - 1))
             const jittered = backoff / 2 + Math.random() * (backoff / 2)
-            const delay = error._tag === "RateLimited" && error.retryAfterMs !== undefined ? Math.min(config.maxRetryAfterMs ?? 120_000, error.retryAfterMs) : jittered
+            const delay =
+              error._tag === "RateLimited" && error.retryAfterMs !== undefined
+                ? Math.min(config.maxRetryAfterMs ?? 120_000, error.retryAfterMs)
+                : jittered
             return Effect.sleep(Duration.millis(delay)).pipe(Effect.zipRight(loop(attempt + 1)))
           }
         })
@@ -384,25 +443,50 @@ export const makeLanguageModel = (
     }
 
     /** A model call (with retries), its stats, and its answer stored in the cache unless it is off. */
-    const fresh = (role: string, list: Array<EndpointState>, request: ChatRequest, model: string, mode: CacheMode, key: string): Effect.Effect<Completion, LlmError> => {
-      const call = Effect.flatMap(callWithRetries(role, roles[role]!, list, { ...request, model } as ChatRequest), ({ result: withLimits, latencyMs, attempt, state }) => {
-        // The server's rate-limit state was used by the endpoint; it is no part of the answer.
-        const result = withLimits.rateLimit === undefined ? withLimits : (({ rateLimit: _, ...answer }) => answer)(withLimits)
-        const costUsd = costOf(state.config.price, result)
-        state.stats.succeeded++
-        state.stats.promptTokens += result.usage.promptTokens
-        state.stats.completionTokens += result.usage.completionTokens
-        state.stats.costUsd += costUsd ?? 0
-        state.stats.latencyMsTotal += latencyMs
-        budget?.spend(result.usage.promptTokens + result.usage.completionTokens, costUsd ?? 0)
-        store.recordSpend({ role, model, promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens, costUsd: costUsd ?? 0 })
-        const completion = { ...result, latencyMs, cached: false, attempts: attempt, costUsd } satisfies Completion
-        return mode === "off"
-          ? Effect.succeed(completion)
-          : store
-              .cachePut({ key, model, value: JSON.stringify({ ...result, latencyMs }), createdAt: new Date().toISOString() })
-              .pipe(Effect.orElse(() => Effect.void), Effect.as(completion))
-      })
+    const fresh = (
+      role: string,
+      list: Array<EndpointState>,
+      request: ChatRequest,
+      model: string,
+      mode: CacheMode,
+      key: string
+    ): Effect.Effect<Completion, LlmError> => {
+      const call = Effect.flatMap(
+        callWithRetries(role, roles[role]!, list, { ...request, model } as ChatRequest),
+        ({ result: withLimits, latencyMs, attempt, state }) => {
+          // The server's rate-limit state was used by the endpoint; it is no part of the answer.
+          const result =
+            withLimits.rateLimit === undefined ? withLimits : (({ rateLimit: _, ...answer }) => answer)(withLimits)
+          const costUsd = costOf(state.config.price, result)
+          state.stats.succeeded++
+          state.stats.promptTokens += result.usage.promptTokens
+          state.stats.completionTokens += result.usage.completionTokens
+          state.stats.costUsd += costUsd ?? 0
+          state.stats.latencyMsTotal += latencyMs
+          budget?.spend(result.usage.promptTokens + result.usage.completionTokens, costUsd ?? 0)
+          store.recordSpend({
+            role,
+            model,
+            promptTokens: result.usage.promptTokens,
+            completionTokens: result.usage.completionTokens,
+            costUsd: costUsd ?? 0
+          })
+          const completion = { ...result, latencyMs, cached: false, attempts: attempt, costUsd } satisfies Completion
+          return mode === "off"
+            ? Effect.succeed(completion)
+            : store
+                .cachePut({
+                  key,
+                  model,
+                  value: JSON.stringify({ ...result, latencyMs }),
+                  createdAt: new Date().toISOString()
+                })
+                .pipe(
+                  Effect.orElse(() => Effect.void),
+                  Effect.as(completion)
+                )
+        }
+      )
       // Past the budget, a call is held back like a paused one (the owner stops the run).
       const limited =
         budget === undefined
@@ -411,10 +495,18 @@ export const makeLanguageModel = (
               const worst = worstCase(role, request)
               if (!budget.tryReserve(worst.tokens, worst.usd)) {
                 return defaults.budget?.whenReached === "fail"
-                  ? Effect.fail(new BudgetExhausted({ endpoint: role, message: `not sent: the spending budget cannot pay for it (${describeSpent(budget.state)} spent)` }))
+                  ? Effect.fail(
+                      new BudgetExhausted({
+                        endpoint: role,
+                        message: `not sent: the spending budget cannot pay for it (${describeSpent(budget.state)} spent)`
+                      })
+                    )
                   : Effect.never
               }
-              return Effect.ensuring(call, Effect.sync(() => budget.release(worst.tokens, worst.usd)))
+              return Effect.ensuring(
+                call,
+                Effect.sync(() => budget.release(worst.tokens, worst.usd))
+              )
             })
       // A refusal that repeats for this request is remembered, so that a rerun does not send it again.
       const remembered =
@@ -423,7 +515,14 @@ export const makeLanguageModel = (
           : Effect.tapError(limited, (error) =>
               repeatsForRequest(error) && error._tag === "BadRequest"
                 ? store
-                    .cachePut({ key, model, value: JSON.stringify({ refused: { status: error.status, message: error.message, at: new Date().toISOString() } }), createdAt: new Date().toISOString() })
+                    .cachePut({
+                      key,
+                      model,
+                      value: JSON.stringify({
+                        refused: { status: error.status, message: error.message, at: new Date().toISOString() }
+                      }),
+                      createdAt: new Date().toISOString()
+                    })
                     .pipe(Effect.orElse(() => Effect.void))
                 : Effect.void
             )
@@ -431,11 +530,17 @@ export const makeLanguageModel = (
     }
 
     // Plain combinators rather than generators: this is the per-call hot path.
-    const complete = (role: string, request: ChatRequest, options: CallOptions = {}): Effect.Effect<Completion, LlmError> =>
+    const complete = (
+      role: string,
+      request: ChatRequest,
+      options: CallOptions = {}
+    ): Effect.Effect<Completion, LlmError> =>
       Effect.suspend(() => {
         const list = states.get(role)
         if (list === undefined || list.length === 0) {
-          return Effect.fail(new BadRequest({ endpoint: role, status: 0, message: `no model is configured for the role \`${role}\`` }))
+          return Effect.fail(
+            new BadRequest({ endpoint: role, status: 0, message: `no model is configured for the role \`${role}\`` })
+          )
         }
         const model = request.model ?? list[0]!.config.provider.model
         const mode = options.cache ?? defaults.cache ?? "use"
@@ -451,7 +556,11 @@ export const makeLanguageModel = (
               const v = value.value
               if ("refused" in v) {
                 return Effect.fail(
-                  new BadRequest({ endpoint: list[0]!.config.provider.id, status: v.refused.status, message: `${v.refused.message} (refused on ${v.refused.at}; not sent again while the request is the same)` })
+                  new BadRequest({
+                    endpoint: list[0]!.config.provider.id,
+                    status: v.refused.status,
+                    message: `${v.refused.message} (refused on ${v.refused.at}; not sent again while the request is the same)`
+                  })
                 )
               }
               return Effect.succeed({ ...v, cached: true, attempts: 1, costUsd: 0 } satisfies Completion)

@@ -33,7 +33,10 @@ export interface BudgetOptions {
 
 /** What a budget has spent, against each of its limits: `$1.2000 of $5, 3400 of 10000 tokens`. */
 export const describeSpent = (b: BudgetState): string =>
-  [b.limits.usd !== undefined ? `$${b.spentUsd.toFixed(4)} of $${b.limits.usd}` : "", b.limits.tokens !== undefined ? `${b.spentTokens} of ${b.limits.tokens} tokens` : ""]
+  [
+    b.limits.usd !== undefined ? `$${b.spentUsd.toFixed(4)} of $${b.limits.usd}` : "",
+    b.limits.tokens !== undefined ? `${b.spentTokens} of ${b.limits.tokens} tokens` : ""
+  ]
     .filter((x) => x !== "")
     .join(", ")
 

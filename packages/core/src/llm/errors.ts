@@ -6,7 +6,9 @@ interface Base {
   readonly message: string
 }
 
-export class RateLimited extends Data.TaggedError("RateLimited")<Base & { readonly retryAfterMs?: number | undefined }> {}
+export class RateLimited extends Data.TaggedError("RateLimited")<
+  Base & { readonly retryAfterMs?: number | undefined }
+> {}
 export class ServerError extends Data.TaggedError("ServerError")<Base & { readonly status: number }> {}
 export class Timeout extends Data.TaggedError("Timeout")<Base & { readonly afterMs: number }> {}
 export class ConnectionError extends Data.TaggedError("ConnectionError")<Base> {}
@@ -16,7 +18,9 @@ export class BadRequest extends Data.TaggedError("BadRequest")<Base & { readonly
  * A reply that failed on its way (HTTP 200): an error event inside the stream (vLLM, SGLang), a
  * finish reason of `abort` or `error`, or one the client does not know. Never a completion.
  */
-export class StreamFailed extends Data.TaggedError("StreamFailed")<Base & { readonly finishReason?: string | undefined }> {}
+export class StreamFailed extends Data.TaggedError("StreamFailed")<
+  Base & { readonly finishReason?: string | undefined }
+> {}
 /**
  * The account behind the endpoint cannot pay (OpenAI's `insufficient_quota` 429, DeepSeek's 402):
  * retrying does not help, so the endpoint is stopped.
@@ -27,20 +31,47 @@ export class Cancelled extends Data.TaggedError("Cancelled")<Base> {}
 /** The call was not sent: the spending budget could not pay for its worst case (`endpoint` is the role). */
 export class BudgetExhausted extends Data.TaggedError("BudgetExhausted")<Base> {}
 
-export type LlmError = RateLimited | ServerError | Timeout | ConnectionError | BadRequest | BadResponse | Cancelled | BudgetExhausted | StreamFailed | QuotaExhausted
+export type LlmError =
+  | RateLimited
+  | ServerError
+  | Timeout
+  | ConnectionError
+  | BadRequest
+  | BadResponse
+  | Cancelled
+  | BudgetExhausted
+  | StreamFailed
+  | QuotaExhausted
 
 /** Every model error's tag, for code that tells them from other failures. */
 export const LLM_ERROR_TAGS: ReadonlySet<string> = new Set<LlmError["_tag"]>([
-  "RateLimited", "ServerError", "Timeout", "ConnectionError", "BadRequest", "BadResponse", "Cancelled", "BudgetExhausted", "StreamFailed", "QuotaExhausted"
+  "RateLimited",
+  "ServerError",
+  "Timeout",
+  "ConnectionError",
+  "BadRequest",
+  "BadResponse",
+  "Cancelled",
+  "BudgetExhausted",
+  "StreamFailed",
+  "QuotaExhausted"
 ])
 
 /** Whether a value is one of the model errors (by its tag). */
 export const isLlmError = (e: unknown): e is LlmError =>
-  typeof e === "object" && e !== null && LLM_ERROR_TAGS.has((e as { _tag?: unknown })._tag as string) && e instanceof Error
+  typeof e === "object" &&
+  e !== null &&
+  LLM_ERROR_TAGS.has((e as { _tag?: unknown })._tag as string) &&
+  e instanceof Error
 
 /** Failures worth another try: the server or the network may do better next time. */
 export const isRetryable = (e: LlmError): boolean =>
-  e._tag === "RateLimited" || e._tag === "ServerError" || e._tag === "Timeout" || e._tag === "ConnectionError" || e._tag === "BadResponse" || e._tag === "StreamFailed"
+  e._tag === "RateLimited" ||
+  e._tag === "ServerError" ||
+  e._tag === "Timeout" ||
+  e._tag === "ConnectionError" ||
+  e._tag === "BadResponse" ||
+  e._tag === "StreamFailed"
 
 /**
  * Whether the same request would fail the same way again: a 400, 413 or 422 (a malformed or
@@ -48,7 +79,8 @@ export const isRetryable = (e: LlmError): boolean =>
  * the request changes. Authentication (401, 403) and missing models (404) depend on settings
  * outside the request and are not remembered.
  */
-export const repeatsForRequest = (e: LlmError): boolean => e._tag === "BadRequest" && (e.status === 400 || e.status === 413 || e.status === 422)
+export const repeatsForRequest = (e: LlmError): boolean =>
+  e._tag === "BadRequest" && (e.status === 400 || e.status === 413 || e.status === 422)
 
 /** Removes credentials and query strings from a URL so it can appear in errors and logs. */
 export const redactUrl = (url: string): string => {

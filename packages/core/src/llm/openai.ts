@@ -6,9 +6,31 @@ import { createRequire } from "node:module"
 import type { Dispatcher } from "undici"
 import { splitThink } from "../util/latex.js"
 import { isLoopbackHost } from "../util/net.js"
-import { BadRequest, BadResponse, Cancelled, ConnectionError, isLlmError, type LlmError, QuotaExhausted, RateLimited, redactSecrets, redactUrl, ServerError, StreamFailed, Timeout } from "./errors.js"
+import {
+  BadRequest,
+  BadResponse,
+  Cancelled,
+  ConnectionError,
+  isLlmError,
+  type LlmError,
+  QuotaExhausted,
+  RateLimited,
+  redactSecrets,
+  redactUrl,
+  ServerError,
+  StreamFailed,
+  Timeout
+} from "./errors.js"
 import type { ModelProvider, ProviderResult, RateLimitState } from "./provider.js"
-import { type ChatRequest, type FinishReason, finishReason, isPlainWireChunk, isPlainWireCompletion, WireChunk, WireCompletion } from "./schema.js"
+import {
+  type ChatRequest,
+  type FinishReason,
+  finishReason,
+  isPlainWireChunk,
+  isPlainWireCompletion,
+  WireChunk,
+  WireCompletion
+} from "./schema.js"
 
 /**
  * How a reply is held to a set of choices (the judge's easy / medium / hard): vLLM's
@@ -63,7 +85,10 @@ export const durationMs = (text: string): number | undefined => {
   if (/^\d+(\.\d+)?$/.test(t)) return Number(t) * 1000
   const parts = [...t.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)]
   if (parts.length === 0 || parts.map((p) => p[0]).join("") !== t) return undefined
-  return parts.reduce((n, [, v, unit]) => n + Number(v) * (unit === "ms" ? 1 : unit === "s" ? 1000 : unit === "m" ? 60_000 : 3_600_000), 0)
+  return parts.reduce(
+    (n, [, v, unit]) => n + Number(v) * (unit === "ms" ? 1 : unit === "s" ? 1000 : unit === "m" ? 60_000 : 3_600_000),
+    0
+  )
 }
 
 /**
@@ -92,10 +117,14 @@ export const rateLimitOf = (rawHeaders: ReadonlyArray<Buffer | string>): RateLim
 // undici is loaded when the first endpoint is made: it compiles its HTTP parser as it loads, which
 // commands that never talk to a server (status, export, inspect) need not wait for.
 let undiciModule: typeof import("undici") | undefined
-const undici = (): typeof import("undici") => (undiciModule ??= createRequire(import.meta.url)("undici") as typeof import("undici"))
+const undici = (): typeof import("undici") =>
+  (undiciModule ??= createRequire(import.meta.url)("undici") as typeof import("undici"))
 
 /** A result with the server's rate-limit state, when its headers gave one (a new object only then). */
-const withRateLimit = (result: ProviderResult, ex: { readonly rawHeaders: ReadonlyArray<Buffer | string> }): ProviderResult => {
+const withRateLimit = (
+  result: ProviderResult,
+  ex: { readonly rawHeaders: ReadonlyArray<Buffer | string> }
+): ProviderResult => {
   const rateLimit = rateLimitOf(ex.rawHeaders)
   return rateLimit === undefined ? result : { ...result, rateLimit }
 }
@@ -211,8 +240,19 @@ class SseAccumulator {
     }
     // vLLM and SGLang report a failure during generation inside the stream, then send [DONE].
     const error = inBandError(parsed)
-    if (error !== undefined) throw new StreamFailed({ endpoint: this.endpoint, message: `the server reported an error in the stream: ${error.slice(0, 300)}` })
-    const c = isPlainWireChunk(parsed) ? parsed : decodeChunk(parsed).pipe(Either.getOrThrowWith(() => new BadResponse({ endpoint: this.endpoint, message: "a streamed chunk is not a chat-completion chunk" })))
+    if (error !== undefined)
+      throw new StreamFailed({
+        endpoint: this.endpoint,
+        message: `the server reported an error in the stream: ${error.slice(0, 300)}`
+      })
+    const c = isPlainWireChunk(parsed)
+      ? parsed
+      : decodeChunk(parsed).pipe(
+          Either.getOrThrowWith(
+            () =>
+              new BadResponse({ endpoint: this.endpoint, message: "a streamed chunk is not a chat-completion chunk" })
+          )
+        )
     if (c.model !== undefined) this.model = c.model
     for (const choice of c.choices ?? []) {
       const content = choice.delta?.content ?? ""
@@ -241,7 +281,8 @@ const envValue = (name: string): string | undefined => {
 export const proxyFor = (endpoint: URL): URL | undefined => {
   const host = endpoint.hostname.toLowerCase()
   if (isLoopbackHost(host)) return undefined
-  const raw = endpoint.protocol === "https:" ? envValue("https_proxy") ?? envValue("http_proxy") : envValue("http_proxy")
+  const raw =
+    endpoint.protocol === "https:" ? (envValue("https_proxy") ?? envValue("http_proxy")) : envValue("http_proxy")
   if (raw === undefined) return undefined
   const port = endpoint.port !== "" ? endpoint.port : endpoint.protocol === "https:" ? "443" : "80"
   for (const entry of (envValue("no_proxy") ?? "").split(/[\s,]+/).filter((e) => e !== "")) {
@@ -325,10 +366,15 @@ class Exchange implements Dispatcher.DispatchHandler {
 export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
   // Credentials in the URL become a Basic authorization header; the URL itself never carries them.
   const parsed = new URL(config.baseUrl)
-  const basic = parsed.username !== "" ? Buffer.from(`${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`).toString("base64") : undefined
+  const basic =
+    parsed.username !== ""
+      ? Buffer.from(`${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`).toString("base64")
+      : undefined
   const path = parsed.pathname.replace(/\/+$/, "") + "/chat/completions" + parsed.search
   const endpoint = redactUrl(config.baseUrl)
-  const secrets = [config.apiKey, basic, decodeURIComponent(parsed.password)].filter((x): x is string => x !== undefined && x !== "")
+  const secrets = [config.apiKey, basic, decodeURIComponent(parsed.password)].filter(
+    (x): x is string => x !== undefined && x !== ""
+  )
   const clean = (text: string) => redactSecrets(text, secrets).slice(0, 500)
   const timeoutMs = config.timeoutMs ?? 600_000
   const firstTokenTimeoutMs = config.firstTokenTimeoutMs ?? 300_000
@@ -341,9 +387,12 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
   }
   // Providers that answer some models only as a stream are streamed whatever the setting says.
   const streamOnly = streamingOnly(parsed.hostname, config.model, config.extraBody)
-  if (streamOnly && config.stream === false) warnOnce("stream", "this model is served only as a stream; streaming it although the endpoint says stream: false")
+  if (streamOnly && config.stream === false)
+    warnOnce("stream", "this model is served only as a stream; streaming it although the endpoint says stream: false")
   const stream = streamOnly || (config.stream ?? true)
-  const maxTokensField = config.maxTokensField ?? (isOpenAiReasoningModel(parsed.hostname, config.model) ? "max_completion_tokens" : "max_tokens")
+  const maxTokensField =
+    config.maxTokensField ??
+    (isOpenAiReasoningModel(parsed.hostname, config.model) ? "max_completion_tokens" : "max_tokens")
   // vLLM's constrained choice moved from `guided_choice` to `structured_outputs` in 0.12: which one
   // a `vllm` endpoint takes is asked of its /version once, before the first constrained request.
   let guided: GuidedDecoding = config.guidedDecoding ?? "none"
@@ -371,7 +420,9 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
     }
     if (request.temperature !== undefined) out["temperature"] = request.temperature
     if (request.top_p !== undefined) out["top_p"] = request.top_p
-    if (request.max_tokens !== undefined) out[maxTokensField] = config.maxOutputTokens !== undefined ? Math.min(request.max_tokens, config.maxOutputTokens) : request.max_tokens
+    if (request.max_tokens !== undefined)
+      out[maxTokensField] =
+        config.maxOutputTokens !== undefined ? Math.min(request.max_tokens, config.maxOutputTokens) : request.max_tokens
     if (request.seed !== undefined) out["seed"] = request.seed
     if (request.stop !== undefined && request.stop.length > 0) out["stop"] = request.stop
     if (stream) out["stream_options"] = { include_usage: true }
@@ -382,7 +433,16 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
       if (guided === "openai") {
         out["response_format"] = {
           type: "json_schema",
-          json_schema: { name: "choice", strict: true, schema: { type: "object", properties: { choice: { type: "string", enum: request.choice } }, required: ["choice"], additionalProperties: false } }
+          json_schema: {
+            name: "choice",
+            strict: true,
+            schema: {
+              type: "object",
+              properties: { choice: { type: "string", enum: request.choice } },
+              required: ["choice"],
+              additionalProperties: false
+            }
+          }
         }
       }
     }
@@ -395,7 +455,12 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
     versionChecked = true
     try {
       const { request } = undici()
-      const res = await request(`${parsed.origin}/version`, { method: "GET", headers: Object.fromEntries(pairs(headers)), headersTimeout: 5_000, bodyTimeout: 5_000 })
+      const res = await request(`${parsed.origin}/version`, {
+        method: "GET",
+        headers: Object.fromEntries(pairs(headers)),
+        headersTimeout: 5_000,
+        bodyTimeout: 5_000
+      })
       const text = await res.body.text()
       const version = res.statusCode === 200 ? (JSON.parse(text) as { version?: unknown }).version : undefined
       if (typeof version === "string" && olderThan(version, [0, 12, 0])) guided = "vllm-legacy"
@@ -433,9 +498,24 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
     if (why === undefined && code === "UND_ERR_BODY_TIMEOUT") why = "stall"
     if (why === undefined && code === "UND_ERR_HEADERS_TIMEOUT") why = stream ? "first-token" : "timeout"
     if (why === "cancel") return new Cancelled({ endpoint, message: "cancelled" })
-    if (why === "timeout") return new Timeout({ endpoint, message: `no complete reply within ${timeoutMs} ms (the whole-request limit of a non-streamed call)`, afterMs: timeoutMs })
-    if (why === "first-token") return new Timeout({ endpoint, message: `no first token within ${firstTokenTimeoutMs} ms`, afterMs: firstTokenTimeoutMs })
-    if (why === "stall") return new Timeout({ endpoint, message: `the stream sent no token for ${stallTimeoutMs} ms`, afterMs: stallTimeoutMs })
+    if (why === "timeout")
+      return new Timeout({
+        endpoint,
+        message: `no complete reply within ${timeoutMs} ms (the whole-request limit of a non-streamed call)`,
+        afterMs: timeoutMs
+      })
+    if (why === "first-token")
+      return new Timeout({
+        endpoint,
+        message: `no first token within ${firstTokenTimeoutMs} ms`,
+        afterMs: firstTokenTimeoutMs
+      })
+    if (why === "stall")
+      return new Timeout({
+        endpoint,
+        message: `the stream sent no token for ${stallTimeoutMs} ms`,
+        afterMs: stallTimeoutMs
+      })
     const cause = (e as { cause?: { code?: string; message?: string } }).cause
     const detail = code ?? cause?.code ?? cause?.message ?? (e as Error)?.message ?? String(e)
     return new ConnectionError({ endpoint, message: clean(`connection failed: ${detail}${via}`) })
@@ -446,7 +526,11 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
     const reason = finishReason(raw)
     if (reason !== "unknown") return reason
     const said = raw === undefined || raw === null ? "no finish reason" : `finish reason "${raw}"`
-    throw new StreamFailed({ endpoint, finishReason: raw ?? undefined, message: `the reply ended with ${said}${raw === "abort" || raw === "error" ? " (the server gave up on it)" : ""}: not a completion` })
+    throw new StreamFailed({
+      endpoint,
+      finishReason: raw ?? undefined,
+      message: `the reply ended with ${said}${raw === "abort" || raw === "error" ? " (the server gave up on it)" : ""}: not a completion`
+    })
   }
 
   /** The result (or typed error) of a completed exchange. */
@@ -457,14 +541,29 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
       if (status === 402 || (status === 429 && /insufficient_quota|exceeded your current quota/i.test(text))) {
         throw new QuotaExhausted({ endpoint, status, message: clean(`the account cannot pay (${status}): ${text}`) })
       }
-      if (status === 429) throw new RateLimited({ endpoint, message: clean(`rate limited (429): ${text}`), retryAfterMs: retryAfterMs((name) => ex.header(name)) })
-      if (status >= 500 || status === 408) throw new ServerError({ endpoint, status, message: clean(`server error ${status}: ${text}`) })
+      if (status === 429)
+        throw new RateLimited({
+          endpoint,
+          message: clean(`rate limited (429): ${text}`),
+          retryAfterMs: retryAfterMs((name) => ex.header(name))
+        })
+      if (status >= 500 || status === 408)
+        throw new ServerError({ endpoint, status, message: clean(`server error ${status}: ${text}`) })
       throw new BadRequest({ endpoint, status, message: clean(`request rejected (${status}): ${text}`) })
     }
     if (ex.sse !== undefined) {
       const sse = ex.sse
-      if (!sse.done && sse.finish === undefined) throw new ConnectionError({ endpoint, message: "the stream ended before the reply was complete" })
-      return withRateLimit({ ...separateReasoning(sse.content, sse.reasoning), finishReason: checkFinish(sse.finish), model: sse.model, usage: sse.usage }, ex)
+      if (!sse.done && sse.finish === undefined)
+        throw new ConnectionError({ endpoint, message: "the stream ended before the reply was complete" })
+      return withRateLimit(
+        {
+          ...separateReasoning(sse.content, sse.reasoning),
+          finishReason: checkFinish(sse.finish),
+          model: sse.model,
+          usage: sse.usage
+        },
+        ex
+      )
     }
     let json: unknown
     try {
@@ -473,12 +572,20 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
       throw new BadResponse({ endpoint, message: `the reply is not JSON: ${(e as Error).message}` })
     }
     const error = inBandError(json)
-    if (error !== undefined) throw new StreamFailed({ endpoint, message: clean(`the server reported an error: ${error}`) })
-    const c = isPlainWireCompletion(json) ? json : decodeCompletion(json).pipe(Either.getOrThrowWith(() => new BadResponse({ endpoint, message: "the reply is not a chat completion" })))
+    if (error !== undefined)
+      throw new StreamFailed({ endpoint, message: clean(`the server reported an error: ${error}`) })
+    const c = isPlainWireCompletion(json)
+      ? json
+      : decodeCompletion(json).pipe(
+          Either.getOrThrowWith(() => new BadResponse({ endpoint, message: "the reply is not a chat completion" }))
+        )
     const choice = c.choices[0]
     return withRateLimit(
       {
-        ...separateReasoning(choice.message.content ?? "", choice.message.reasoning_content ?? choice.message.reasoning ?? undefined),
+        ...separateReasoning(
+          choice.message.content ?? "",
+          choice.message.reasoning_content ?? choice.message.reasoning ?? undefined
+        ),
         finishReason: checkFinish(choice.finish_reason),
         model: c.model ?? config.model,
         usage: usageOf(c.usage)
@@ -494,7 +601,15 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
         try {
           requestBody = body(request)
         } catch (e) {
-          resume(Effect.fail(new BadRequest({ endpoint, status: 0, message: clean(`the request cannot be encoded: ${(e as Error).message}`) })))
+          resume(
+            Effect.fail(
+              new BadRequest({
+                endpoint,
+                status: 0,
+                message: clean(`the request cannot be encoded: ${(e as Error).message}`)
+              })
+            )
+          )
           return
         }
         // One shared sweeper enforces the deadlines (no timer per request): a non-streamed call's
@@ -505,19 +620,26 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
           deadline.entry.at = Date.now() + stallTimeoutMs
           deadline.entry.why = "stall"
         }
-        const ex: Exchange = new Exchange(stream ? new SseAccumulator(config.model, endpoint, onToken) : undefined, (outcome) => {
-          deadline.done()
-          fiber.removeObserver(interrupted)
-          if ("error" in outcome) return resume(Effect.fail(failure(outcome.error, ex.why)))
-          try {
-            resume(Effect.succeed(checkChoice(request, conclude(ex))))
-          } catch (e) {
-            resume(Effect.fail(failure(e, ex.why)))
+        const ex: Exchange = new Exchange(
+          stream ? new SseAccumulator(config.model, endpoint, onToken) : undefined,
+          (outcome) => {
+            deadline.done()
+            fiber.removeObserver(interrupted)
+            if ("error" in outcome) return resume(Effect.fail(failure(outcome.error, ex.why)))
+            try {
+              resume(Effect.succeed(checkChoice(request, conclude(ex))))
+            } catch (e) {
+              resume(Effect.fail(failure(e, ex.why)))
+            }
           }
-        })
+        )
         const interrupted = () => ex.cancel("cancel")
         fiber.addObserver(interrupted)
-        const deadline = watchDeadline(started + (stream ? firstTokenTimeoutMs : timeoutMs), stream ? "first-token" : "timeout", (why) => ex.cancel(why))
+        const deadline = watchDeadline(
+          started + (stream ? firstTokenTimeoutMs : timeoutMs),
+          stream ? "first-token" : "timeout",
+          (why) => ex.cancel(why)
+        )
         // undici's own timers back these up: headers within the first-token (stream) or whole
         // limit; a stream's body is held by the token deadline above, not by bytes (keep-alive
         // comments are bytes), so undici's body timer is only a last resort.
@@ -544,7 +666,10 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
     // canceler, because a canceler wraps every call in Effect's onInterrupt, which measured 0.03 of
     // ideal throughput in bench/llm.bench.mjs. (Interruption cannot be caught: an interrupted
     // fiber always ends, so the observer always fires.)
-    call: (request) => (!versionChecked && request.choice !== undefined && request.choice.length > 0 ? Effect.zipRight(checkVersion, send(request)) : send(request))
+    call: (request) =>
+      !versionChecked && request.choice !== undefined && request.choice.length > 0
+        ? Effect.zipRight(checkVersion, send(request))
+        : send(request)
   }
 }
 
@@ -570,5 +695,10 @@ export const isOpenAiReasoningModel = (host: string, model: string): boolean =>
  * Models a provider serves only as a stream: DashScope's QwQ and QVQ, its thinking modes
  * (`enable_thinking: true`, `*-thinking` models) and Qwen3's commercial thinking models.
  */
-export const streamingOnly = (host: string, model: string, extraBody: Readonly<Record<string, unknown>> | undefined): boolean =>
-  /(^|\.)dashscope(-intl)?\.aliyuncs\.com$/i.test(host) && (/^(qwq|qvq)/i.test(model) || /thinking/i.test(model) || extraBody?.["enable_thinking"] === true)
+export const streamingOnly = (
+  host: string,
+  model: string,
+  extraBody: Readonly<Record<string, unknown>> | undefined
+): boolean =>
+  /(^|\.)dashscope(-intl)?\.aliyuncs\.com$/i.test(host) &&
+  (/^(qwq|qvq)/i.test(model) || /thinking/i.test(model) || extraBody?.["enable_thinking"] === true)

@@ -3,7 +3,14 @@ import * as fc from "effect/FastCheck"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { describe, expect, it } from "vitest"
-import { ChatRequest, isPlainChatRequest, isPlainWireChunk, isPlainWireCompletion, WireChunk, WireCompletion } from "./schema.js"
+import {
+  ChatRequest,
+  isPlainChatRequest,
+  isPlainWireChunk,
+  isPlainWireCompletion,
+  WireChunk,
+  WireCompletion
+} from "./schema.js"
 
 // The allocation-free checks on the hot path must never accept what the Schemas reject, must
 // accept what the Schemas accept in the shapes that JSON and object literals produce, and must
@@ -32,7 +39,11 @@ const mutate = (value: Json, picks: ReadonlyArray<number>, replacement: Json): J
 const asJson = (v: unknown): Json => JSON.parse(JSON.stringify(v)) as Json
 
 /** Replacements: any JSON, and numbers near the bounds the Schemas set (0, 1, 2). */
-const replacements = fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.double({ min: -3, max: 3, noNaN: true }), fc.integer({ min: -3, max: 3 }))
+const replacements = fc.oneof(
+  fc.jsonValue({ maxDepth: 3 }),
+  fc.double({ min: -3, max: 3, noNaN: true }),
+  fc.integer({ min: -3, max: 3 })
+)
 
 const holdsTo = <A, I>(schema: Schema.Schema<A, I>, check: (u: unknown) => boolean, name: string) => {
   const accepts = Schema.is(schema)
@@ -71,29 +82,36 @@ describe("allocation-free checks against their Schemas (property tests)", () => 
   it("ChatRequest: a request built on the fast path equals the Schema-validated one", () => {
     const validated = (props: unknown) => ParseResult.validateSync(RequestFields)(props)
     fc.assert(
-      fc.property(Arbitrary.make(RequestFields).map(asJson), fc.array(fc.nat(), { maxLength: 4 }), replacements, (v, picks, replacement) => {
-        for (const props of [v, mutate(v, picks, replacement as Json)]) {
-          let expected: unknown
-          try {
-            expected = { ...validated(props) }
-          } catch {
-            expected = "rejected"
+      fc.property(
+        Arbitrary.make(RequestFields).map(asJson),
+        fc.array(fc.nat(), { maxLength: 4 }),
+        replacements,
+        (v, picks, replacement) => {
+          for (const props of [v, mutate(v, picks, replacement as Json)]) {
+            let expected: unknown
+            try {
+              expected = { ...validated(props) }
+            } catch {
+              expected = "rejected"
+            }
+            let actual: unknown
+            try {
+              actual = { ...new ChatRequest(props as typeof RequestFields.Type) }
+            } catch {
+              actual = "rejected"
+            }
+            expect(actual).toEqual(expected)
           }
-          let actual: unknown
-          try {
-            actual = { ...new ChatRequest(props as typeof RequestFields.Type) }
-          } catch {
-            actual = "rejected"
-          }
-          expect(actual).toEqual(expected)
         }
-      }),
+      ),
       { numRuns: 3000, seed: 13 }
     )
   })
 
   it("ChatRequest: a bad field still fails with the Schema's message naming it", () => {
-    expect(() => new ChatRequest({ messages: [{ role: "user", content: "hi" }], temperature: 3 })).toThrow(/temperature/)
+    expect(() => new ChatRequest({ messages: [{ role: "user", content: "hi" }], temperature: 3 })).toThrow(
+      /temperature/
+    )
     expect(() => new ChatRequest({ messages: [] })).toThrow(/messages/)
     // Other keys are dropped, as the Schema drops them.
     const r = new ChatRequest({ messages: [{ role: "user", content: "hi", name: "x" } as never], extra: 1 } as never)

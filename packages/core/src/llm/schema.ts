@@ -25,7 +25,17 @@ const optionalStrings = (v: unknown): boolean => {
   for (const x of v) if (typeof x !== "string") return false
   return true
 }
-const requestKeys: ReadonlySet<string> = new Set(["messages", "model", "temperature", "top_p", "max_tokens", "seed", "stop", "n", "choice"])
+const requestKeys: ReadonlySet<string> = new Set([
+  "messages",
+  "model",
+  "temperature",
+  "top_p",
+  "max_tokens",
+  "seed",
+  "stop",
+  "n",
+  "choice"
+])
 
 /**
  * Whether props are a valid ChatRequest that the Schema would return unchanged: no other keys,
@@ -121,11 +131,15 @@ export const WireCompletion = Schema.Struct({
       Schema.Struct({
         prompt_tokens: Schema.optional(Schema.Number),
         completion_tokens: Schema.optional(Schema.Number),
-        completion_tokens_details: Schema.optional(Schema.NullOr(Schema.Struct({ reasoning_tokens: Schema.optional(Schema.NullOr(Schema.Number)) }))),
+        completion_tokens_details: Schema.optional(
+          Schema.NullOr(Schema.Struct({ reasoning_tokens: Schema.optional(Schema.NullOr(Schema.Number)) }))
+        ),
         /** SGLang reports reasoning tokens here. */
         reasoning_tokens: Schema.optional(Schema.NullOr(Schema.Number)),
         /** OpenAI: prompt tokens served from its prompt cache. */
-        prompt_tokens_details: Schema.optional(Schema.NullOr(Schema.Struct({ cached_tokens: Schema.optional(Schema.NullOr(Schema.Number)) }))),
+        prompt_tokens_details: Schema.optional(
+          Schema.NullOr(Schema.Struct({ cached_tokens: Schema.optional(Schema.NullOr(Schema.Number)) }))
+        ),
         /** DeepSeek: prompt tokens served from its context cache. */
         prompt_cache_hit_tokens: Schema.optional(Schema.NullOr(Schema.Number))
       })
@@ -190,28 +204,35 @@ const isWireUsage = (u: unknown): boolean => {
   if (!isObject(u) || !optionalCount(u["prompt_tokens"]) || !optionalCount(u["completion_tokens"])) return false
   if (!nullableCount(u["reasoning_tokens"]) || !nullableCount(u["prompt_cache_hit_tokens"])) return false
   const prompt = u["prompt_tokens_details"]
-  if (prompt !== undefined && prompt !== null && !(isObject(prompt) && nullableCount(prompt["cached_tokens"]))) return false
+  if (prompt !== undefined && prompt !== null && !(isObject(prompt) && nullableCount(prompt["cached_tokens"])))
+    return false
   const details = u["completion_tokens_details"]
   if (details === undefined || details === null) return true
   return isObject(details) && nullableCount(details["reasoning_tokens"])
 }
-const isReplyText = (m: unknown): boolean => isObject(m) && optionalText(m["content"]) && optionalText(m["reasoning_content"]) && optionalText(m["reasoning"])
+const isReplyText = (m: unknown): boolean =>
+  isObject(m) && optionalText(m["content"]) && optionalText(m["reasoning_content"]) && optionalText(m["reasoning"])
 
 /** A reply that `WireCompletion` accepts, checked without Effect's parser. */
 export const isPlainWireCompletion = (u: unknown): u is typeof WireCompletion.Type => {
-  if (!isObject(u) || (u["model"] !== undefined && typeof u["model"] !== "string") || !isWireUsage(u["usage"])) return false
+  if (!isObject(u) || (u["model"] !== undefined && typeof u["model"] !== "string") || !isWireUsage(u["usage"]))
+    return false
   const choices = u["choices"]
   if (!Array.isArray(choices) || choices.length === 0) return false
-  for (const c of choices) if (!isObject(c) || !isReplyText(c["message"]) || !optionalText(c["finish_reason"])) return false
+  for (const c of choices)
+    if (!isObject(c) || !isReplyText(c["message"]) || !optionalText(c["finish_reason"])) return false
   return true
 }
 
 /** A streamed chunk that `WireChunk` accepts, checked without Effect's parser. */
 export const isPlainWireChunk = (u: unknown): u is typeof WireChunk.Type => {
-  if (!isObject(u) || (u["model"] !== undefined && typeof u["model"] !== "string") || !isWireUsage(u["usage"])) return false
+  if (!isObject(u) || (u["model"] !== undefined && typeof u["model"] !== "string") || !isWireUsage(u["usage"]))
+    return false
   const choices = u["choices"]
   if (choices === undefined) return true
   if (!Array.isArray(choices)) return false
-  for (const c of choices) if (!isObject(c) || (c["delta"] !== undefined && !isReplyText(c["delta"])) || !optionalText(c["finish_reason"])) return false
+  for (const c of choices)
+    if (!isObject(c) || (c["delta"] !== undefined && !isReplyText(c["delta"])) || !optionalText(c["finish_reason"]))
+      return false
   return true
 }

@@ -19,11 +19,14 @@ export class ChatTokenizer {
   readonly padId: number
   private readonly specialTokens: Record<string, string | null>
 
-  constructor(folder: Pick<ModelFolder, "tokenizerJson" | "tokenizerConfig" | "chatTemplate" | "generation" | "config">) {
+  constructor(
+    folder: Pick<ModelFolder, "tokenizerJson" | "tokenizerConfig" | "chatTemplate" | "generation" | "config">
+  ) {
     this.tokenizer = new Tokenizer(folder.tokenizerJson, folder.tokenizerConfig)
     this.template = folder.chatTemplate === undefined ? undefined : new Template(folder.chatTemplate)
     this.specialTokens = specialTokens(folder.tokenizerConfig)
-    const ids = (v: number | ReadonlyArray<number> | null | undefined): Array<number> => (v === undefined || v === null ? [] : typeof v === "number" ? [v] : [...v])
+    const ids = (v: number | ReadonlyArray<number> | null | undefined): Array<number> =>
+      v === undefined || v === null ? [] : typeof v === "number" ? [v] : [...v]
     const eos = new Set([...ids(folder.generation.eos_token_id), ...ids(folder.config.eos_token_id)])
     const eosToken = this.specialTokens["eos_token"]
     if (eosToken !== null && eosToken !== undefined) {
@@ -32,7 +35,11 @@ export class ChatTokenizer {
     }
     this.eosIds = [...eos]
     const padToken = this.specialTokens["pad_token"]
-    this.padId = folder.generation.pad_token_id ?? (padToken ? this.tokenizer.token_to_id(padToken) : undefined) ?? this.eosIds[0] ?? 0
+    this.padId =
+      folder.generation.pad_token_id ??
+      (padToken ? this.tokenizer.token_to_id(padToken) : undefined) ??
+      this.eosIds[0] ??
+      0
   }
 
   get hasChatTemplate(): boolean {

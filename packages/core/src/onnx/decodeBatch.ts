@@ -1,5 +1,11 @@
 import type * as ort from "onnxruntime-node"
-import { type DecodingModel, type GenerateRequest, type GenerateResult, type LocalFinish, LocalModelError } from "./generation.js"
+import {
+  type DecodingModel,
+  type GenerateRequest,
+  type GenerateResult,
+  type LocalFinish,
+  LocalModelError
+} from "./generation.js"
 import { halfToFloat32 } from "./half.js"
 import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
 import { sampleToken, seededRandom } from "./sampler.js"
@@ -127,7 +133,13 @@ class KvCache {
   static empty(model: DecodingModel, batch: number, capacity: number): KvCache {
     const [H, D] = [model.folder.numKvHeads, model.folder.headDim]
     const Data = model.signature.kvType === "float16" ? Uint16Array : Float32Array
-    return new KvCache(batch, H, D, Array.from({ length: 2 * model.signature.layers }, () => new Data(batch * H * capacity * D)), capacity)
+    return new KvCache(
+      batch,
+      H,
+      D,
+      Array.from({ length: 2 * model.signature.layers }, () => new Data(batch * H * capacity * D)),
+      capacity
+    )
   }
 
   /** Room for `needed` positions (in whole chunks; the first `width` are kept). */
@@ -138,7 +150,8 @@ class KvCache {
     this.buffers = this.buffers.map((old) => {
       const Data = old.constructor as new (length: number) => KvData
       const grown = new Data(rows * capacity * D)
-      for (let r = 0; r < rows; r++) grown.set(old.subarray(r * this.capacity * D, (r * this.capacity + width) * D), r * capacity * D)
+      for (let r = 0; r < rows; r++)
+        grown.set(old.subarray(r * this.capacity * D, (r * this.capacity + width) * D), r * capacity * D)
       return grown
     })
     this.capacity = capacity
@@ -198,7 +211,11 @@ export class DecodeBatch {
   static refuse(model: DecodingModel, request: GenerateRequest): LocalModelError | undefined {
     const n = request.promptIds.length
     if (n === 0) return new LocalModelError({ reason: "prompt-too-long", message: "an empty prompt" })
-    if (n >= model.contextLength) return new LocalModelError({ reason: "prompt-too-long", message: `the prompt has ${n} tokens; this model's context is ${model.contextLength}` })
+    if (n >= model.contextLength)
+      return new LocalModelError({
+        reason: "prompt-too-long",
+        message: `the prompt has ${n} tokens; this model's context is ${model.contextLength}`
+      })
     return undefined
   }
 
@@ -206,7 +223,11 @@ export class DecodeBatch {
    * Prefills new requests as one left-padded batch and samples each row's first token.
    * `startedAt` is when the requests were submitted (time to first token counts from there).
    */
-  static async prefill(model: DecodingModel, requests: ReadonlyArray<GenerateRequest>, startedAt: ReadonlyArray<number>): Promise<DecodeBatch> {
+  static async prefill(
+    model: DecodingModel,
+    requests: ReadonlyArray<GenerateRequest>,
+    startedAt: ReadonlyArray<number>
+  ): Promise<DecodeBatch> {
     const B = requests.length
     const lens = requests.map((r) => r.promptIds.length)
     const S = Math.max(...lens)
@@ -228,9 +249,19 @@ export class DecodeBatch {
     }
     // An empty cache for the prompt (it takes the prompt's positions when they come back).
     const cache = KvCache.empty(model, B, 0)
-    const batch = new DecodeBatch(model, requests.map((r, b) => new DecodeRow(model, r, startedAt[b] ?? performance.now())), cache, mask, 0)
+    const batch = new DecodeBatch(
+      model,
+      requests.map((r, b) => new DecodeRow(model, r, startedAt[b] ?? performance.now())),
+      cache,
+      mask,
+      0
+    )
     const rt = model.ort
-    await batch.forward({ input_ids: new rt.Tensor("int64", ids, [B, S]), attention_mask: new rt.Tensor("int64", mask, [B, S]), position_ids: new rt.Tensor("int64", pos, [B, S]) })
+    await batch.forward({
+      input_ids: new rt.Tensor("int64", ids, [B, S]),
+      attention_mask: new rt.Tensor("int64", mask, [B, S]),
+      position_ids: new rt.Tensor("int64", pos, [B, S])
+    })
     return batch
   }
 
@@ -239,7 +270,8 @@ export class DecodeBatch {
     this.cache.feeds(this.model, feeds)
     const out = await this.model.run(feeds)
     const news: Array<ort.Tensor> = []
-    for (let l = 0; l < this.model.signature.layers; l++) news.push(out[newOutput(l, "key")]!, out[newOutput(l, "value")]!)
+    for (let l = 0; l < this.model.signature.layers; l++)
+      news.push(out[newOutput(l, "key")]!, out[newOutput(l, "value")]!)
     this.cache.append(news, this.width)
     this.width += news[0]!.dims[2]!
     this.sample(out[LAST_LOGITS]!, performance.now())
@@ -311,7 +343,10 @@ export class DecodeBatch {
     const W = Math.max(0, ...kept.map((k) => k.used))
     const mask = new BigInt64Array(B * W)
     for (const [i, k] of kept.entries()) {
-      mask.set(k.batch.mask.subarray(k.b * k.batch.width + k.batch.width - k.used, (k.b + 1) * k.batch.width), i * W + W - k.used)
+      mask.set(
+        k.batch.mask.subarray(k.b * k.batch.width + k.batch.width - k.used, (k.b + 1) * k.batch.width),
+        i * W + W - k.used
+      )
     }
     const cache = KvCache.empty(model, B, roomFor(W + 1))
     const [H, D, C] = [cache.heads, cache.headDim, cache.capacity]

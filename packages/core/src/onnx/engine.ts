@@ -3,7 +3,13 @@ import { BadRequest, Cancelled, type LlmError, ServerError } from "../llm/errors
 import type { ModelProvider, ProviderResult } from "../llm/provider.js"
 import type { ChatRequest } from "../llm/schema.js"
 import { splitThink } from "../util/latex.js"
-import { type GenerateRequest, type GenerateResult, type LoadOptions, LocalModel, LocalModelError } from "./localModel.js"
+import {
+  type GenerateRequest,
+  type GenerateResult,
+  type LoadOptions,
+  LocalModel,
+  LocalModelError
+} from "./localModel.js"
 import { DecodeBatch, type DecodeRow } from "./decodeBatch.js"
 import { ModelFolderError } from "./modelFolder.js"
 import { ChoiceConstraint, type SamplingParams } from "./sampler.js"
@@ -46,7 +52,9 @@ export class LocalEngine {
     while (out.length < room && this.queue.length > 0) {
       const p = this.queue.shift()!
       const refused =
-        p.request.signal?.aborted === true ? new LocalModelError({ reason: "cancelled", message: "cancelled before it started" }) : DecodeBatch.refuse(this.model, p.request)
+        p.request.signal?.aborted === true
+          ? new LocalModelError({ reason: "cancelled", message: "cancelled before it started" })
+          : DecodeBatch.refuse(this.model, p.request)
       if (refused !== undefined) p.reject(refused)
       else out.push(p)
     }
@@ -71,7 +79,11 @@ export class LocalEngine {
         const incoming = this.admit(this.maxBatch - (batch?.active ?? 0))
         if (incoming.length > 0) {
           try {
-            const fresh = await DecodeBatch.prefill(this.model, incoming.map((p) => p.request), incoming.map((p) => p.at))
+            const fresh = await DecodeBatch.prefill(
+              this.model,
+              incoming.map((p) => p.request),
+              incoming.map((p) => p.at)
+            )
             fresh.rows.forEach((row, i) => owners.set(row, incoming[i]!))
             answer(fresh)
             batch = batch === undefined ? fresh : DecodeBatch.join([batch, fresh])
@@ -101,7 +113,10 @@ export class LocalEngine {
 }
 
 /** Sampling for a chat request: the request's values, else the model's generation_config.json. */
-export const samplingFor = (model: LocalModel, request: Pick<ChatRequest, "temperature" | "top_p" | "seed">): SamplingParams => {
+export const samplingFor = (
+  model: LocalModel,
+  request: Pick<ChatRequest, "temperature" | "top_p" | "seed">
+): SamplingParams => {
   const g = model.folder.generation
   const temperature = request.temperature ?? (g.do_sample === false ? 0 : (g.temperature ?? 1))
   return {
@@ -175,7 +190,10 @@ export const toGenerateRequest = (
   const promptIds = t.encode(t.applyChatTemplate(request.messages))
   const choice =
     request.choice !== undefined && request.choice.length > 0
-      ? new ChoiceConstraint(request.choice.map((c) => t.encode(c)), t.eosIds[0] ?? t.padId)
+      ? new ChoiceConstraint(
+          request.choice.map((c) => t.encode(c)),
+          t.eosIds[0] ?? t.padId
+        )
       : undefined
   return {
     promptIds,

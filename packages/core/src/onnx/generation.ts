@@ -7,7 +7,13 @@ import type { OrtModule } from "./ort.js"
 import type { ChoiceConstraint, SamplingParams } from "./sampler.js"
 
 /** Why a local model cannot run, or a run failed (a Schema: a bench child reports it across processes). */
-export const LocalModelErrorReason = Schema.Literal("unsupported-graph", "load", "prompt-too-long", "runtime", "cancelled")
+export const LocalModelErrorReason = Schema.Literal(
+  "unsupported-graph",
+  "load",
+  "prompt-too-long",
+  "runtime",
+  "cancelled"
+)
 
 /** A local model that cannot run, or a run that failed. */
 export class LocalModelError extends Data.TaggedError("LocalModelError")<{
@@ -61,5 +67,8 @@ export interface DecodingModel {
   readonly ort: OrtModule
   readonly signature: GraphSignature
   readonly tokenizer: ChatTokenizer
-  run(feeds: Record<string, ort.Tensor>, fetches?: Record<string, ort.Tensor | null>): Promise<ort.InferenceSession.ReturnType>
+  run(
+    feeds: Record<string, ort.Tensor>,
+    fetches?: Record<string, ort.Tensor | null>
+  ): Promise<ort.InferenceSession.ReturnType>
 }

@@ -8,7 +8,8 @@ let namespace: OnnxNamespace | undefined
  * onnx-proto (CommonJS, with protobufjs), loaded when a graph is first read or written (the model
  * builder, and a local model's load), so importing the core does not pay for it.
  */
-export const onnxProto = (): OnnxNamespace => (namespace ??= (createRequire(import.meta.url)("onnx-proto") as { onnx: OnnxNamespace }).onnx)
+export const onnxProto = (): OnnxNamespace =>
+  (namespace ??= (createRequire(import.meta.url)("onnx-proto") as { onnx: OnnxNamespace }).onnx)
 
 /** ONNX element types used by the builder (TensorProto.DataType's numbers in onnx.proto). */
 export const DType = {
@@ -22,7 +23,8 @@ export const DType = {
 } as const
 export type DType = (typeof DType)[keyof typeof DType]
 
-export type AttrValue = number | ReadonlyArray<number> | string | { readonly float: number } | { readonly tensor: P.ITensorProto }
+export type AttrValue =
+  number | ReadonlyArray<number> | string | { readonly float: number } | { readonly tensor: P.ITensorProto }
 
 /** A graph input or output: a name, an element type and dims (numbers or symbolic names). */
 export interface ValueInfo {
@@ -45,7 +47,11 @@ export class GraphBuilder {
 
   constructor(
     /** Where large tensors go: returns the offset written at, or undefined to inline the tensor. */
-    private readonly external?: { readonly location: string; readonly write: (bytes: Uint8Array) => number; readonly minBytes: number },
+    private readonly external?: {
+      readonly location: string
+      readonly write: (bytes: Uint8Array) => number
+      readonly minBytes: number
+    },
     /** Prefixes every generated name (nodes added to another graph must not collide with its names). */
     private readonly prefix = ""
   ) {}
@@ -54,9 +60,16 @@ export class GraphBuilder {
     return `/${this.prefix}${hint}_${this.counter++}`
   }
 
-  node(op: string, inputs: ReadonlyArray<string>, attrs: Record<string, AttrValue> = {}, opts: { domain?: string; outputs?: number | ReadonlyArray<string> } = {}): Array<string> {
+  node(
+    op: string,
+    inputs: ReadonlyArray<string>,
+    attrs: Record<string, AttrValue> = {},
+    opts: { domain?: string; outputs?: number | ReadonlyArray<string> } = {}
+  ): Array<string> {
     const outs =
-      typeof opts.outputs === "object" ? [...opts.outputs] : Array.from({ length: opts.outputs ?? 1 }, () => this.fresh(op))
+      typeof opts.outputs === "object"
+        ? [...opts.outputs]
+        : Array.from({ length: opts.outputs ?? 1 }, () => this.fresh(op))
     this.nodes.push({
       opType: op,
       name: this.fresh(`${op}_node`),
@@ -111,7 +124,13 @@ export class GraphBuilder {
     return name
   }
 
-  model(args: { inputs: ReadonlyArray<ValueInfo>; outputs: ReadonlyArray<ValueInfo>; name: string; producer: string; opset: number }): Uint8Array {
+  model(args: {
+    inputs: ReadonlyArray<ValueInfo>
+    outputs: ReadonlyArray<ValueInfo>
+    name: string
+    producer: string
+    opset: number
+  }): Uint8Array {
     const proto: P.IModelProto = {
       irVersion: 8,
       producerName: args.producer,
@@ -143,13 +162,17 @@ const valueInfo = (v: ValueInfo): P.IValueInfoProto => ({
 })
 
 /** The subgraphs a node holds in its attributes (an `If`'s branches, a `Loop`'s body). */
-export const subgraphs = (node: P.INodeProto): Array<P.IGraphProto> => (node.attribute ?? []).flatMap((a) => [...(a.g ? [a.g] : []), ...(a.graphs ?? [])])
+export const subgraphs = (node: P.INodeProto): Array<P.IGraphProto> =>
+  (node.attribute ?? []).flatMap((a) => [...(a.g ? [a.g] : []), ...(a.graphs ?? [])])
 
 /**
  * How many times each name is read: by the nodes, by nodes inside their subgraphs (which read
  * their outer graph's names without listing them as inputs), and as a graph output.
  */
-export const readCounts = (nodes: ReadonlyArray<P.INodeProto>, outputs: ReadonlyArray<P.IValueInfoProto>): Map<string, number> => {
+export const readCounts = (
+  nodes: ReadonlyArray<P.INodeProto>,
+  outputs: ReadonlyArray<P.IValueInfoProto>
+): Map<string, number> => {
   const counts = new Map<string, number>()
   const count = (name: string) => counts.set(name, (counts.get(name) ?? 0) + 1)
   const walk = (ns: ReadonlyArray<P.INodeProto>): void => {

@@ -60,34 +60,65 @@ const WEIGHTS: Record<string, string> = {
 const TESTED = new Set(["qwen2"])
 
 /** What a model folder holds and whether fastcot can run it; `graphs` also opens each ONNX file. */
-export const inspectModel = (dir: string, options: { readonly graphs?: boolean } = {}): Effect.Effect<ModelReport, ModelFolderError> =>
+export const inspectModel = (
+  dir: string,
+  options: { readonly graphs?: boolean } = {}
+): Effect.Effect<ModelReport, ModelFolderError> =>
   Effect.gen(function* () {
     const folder = yield* readModelFolder(dir)
     const c = folder.config
     const notes: Array<string> = []
-    if (!TESTED.has(c.model_type)) notes.push(`model_type "${c.model_type}": fastcot drives any decoder with the Optimum KV-cache signature, but only Qwen2 is tested`)
+    if (!TESTED.has(c.model_type))
+      notes.push(
+        `model_type "${c.model_type}": fastcot drives any decoder with the Optimum KV-cache signature, but only Qwen2 is tested`
+      )
     const variants: Array<VariantReport> = []
     for (const v of folder.variants) {
-      const base = { name: v.name, file: v.file, bytes: v.bytes, externalData: v.externalData, weights: WEIGHTS[v.name] ?? "unknown" }
+      const base = {
+        name: v.name,
+        file: v.file,
+        bytes: v.bytes,
+        externalData: v.externalData,
+        weights: WEIGHTS[v.name] ?? "unknown"
+      }
       if (options.graphs !== true) {
         variants.push(base)
         continue
       }
       // Opened exactly as generation opens it (the rewritten graph), without optimising it.
       const rt = yield* Effect.promise(loadOrt)
-      const graph: NonNullable<VariantReport["graph"]> = yield* openDecoder(rt, v.file, { graphOptimizationLevel: "disabled", logSeverityLevel: 3 }, true, {
-        rotaryPositions: c.max_position_embeddings ?? 32768
-      }).pipe(
+      const graph: NonNullable<VariantReport["graph"]> = yield* openDecoder(
+        rt,
+        v.file,
+        { graphOptimizationLevel: "disabled", logSeverityLevel: 3 },
+        true,
+        {
+          rotaryPositions: c.max_position_embeddings ?? 32768
+        }
+      ).pipe(
         Effect.flatMap(({ session, signature, int8Products, f16Widened, rotaryFused }) =>
           Effect.promise(() => session.release()).pipe(
-            Effect.as({ runnable: true, message: "runnable", layers: signature.layers, kvType: signature.kvType, int8Products, f16Widened, rotaryFused })
+            Effect.as({
+              runnable: true,
+              message: "runnable",
+              layers: signature.layers,
+              kvType: signature.kvType,
+              int8Products,
+              f16Widened,
+              rotaryFused
+            })
           )
         ),
         Effect.catchAll((e) =>
-          Effect.succeed({ runnable: false, message: e.reason === "unsupported-graph" ? (e.detail ?? e.message) : `cannot load: ${e.detail ?? e.message}` })
+          Effect.succeed({
+            runnable: false,
+            message:
+              e.reason === "unsupported-graph" ? (e.detail ?? e.message) : `cannot load: ${e.detail ?? e.message}`
+          })
         )
       )
-      if (graph.runnable && graph.layers !== c.num_hidden_layers) notes.push(`${v.name}: the graph has ${graph.layers} KV layers but config.json says ${c.num_hidden_layers}`)
+      if (graph.runnable && graph.layers !== c.num_hidden_layers)
+        notes.push(`${v.name}: the graph has ${graph.layers} KV layers but config.json says ${c.num_hidden_layers}`)
       variants.push({ ...base, graph })
     }
     const eos = folder.generation.eos_token_id ?? c.eos_token_id

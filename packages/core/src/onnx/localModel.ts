@@ -6,7 +6,13 @@ import * as Either from "effect/Either"
 import type * as Scope from "effect/Scope"
 import type * as ort from "onnxruntime-node"
 import { ChatTokenizer } from "./chatTokenizer.js"
-import { type ModelFolder, type ModelFolderError, pickVariant, readModelFolder, type ModelVariant } from "./modelFolder.js"
+import {
+  type ModelFolder,
+  type ModelFolderError,
+  pickVariant,
+  readModelFolder,
+  type ModelVariant
+} from "./modelFolder.js"
 import { loadOrt, type OrtModule } from "./ort.js"
 import { findRotary, fuseRotary, readRotaryTable, type RotaryPlan, type RotaryTable } from "./rotary.js"
 import { DecodeBatch } from "./decodeBatch.js"
@@ -61,7 +67,13 @@ export interface LoadOptions {
   readonly fuseRotary?: boolean | undefined
 }
 
-export { type GenerateRequest, type GenerateResult, type GraphSignature, type LocalFinish, LocalModelError } from "./generation.js"
+export {
+  type GenerateRequest,
+  type GenerateResult,
+  type GraphSignature,
+  type LocalFinish,
+  LocalModelError
+} from "./generation.js"
 
 /** Checks that a session looks like a decoder-only LM with a KV cache; says what it cannot run. */
 export const readSignature = (session: GraphIo): Either.Either<GraphSignature, string> => {
@@ -73,16 +85,29 @@ export const readSignature = (session: GraphIo): Either.Either<GraphSignature, s
   if (!outputs.includes("logits")) problems.push("no `logits` output")
   const pastKeys = inputs.filter((n) => /^past_key_values\.\d+\.key$/.test(n))
   const layers = pastKeys.length
-  if (layers === 0) problems.push("no `past_key_values.N.key/value` inputs (an export without a KV cache; re-export with `--task text-generation-with-past`)")
+  if (layers === 0)
+    problems.push(
+      "no `past_key_values.N.key/value` inputs (an export without a KV cache; re-export with `--task text-generation-with-past`)"
+    )
   for (let l = 0; l < layers; l++) {
     for (const kind of ["key", "value"]) {
       if (!inputs.includes(`past_key_values.${l}.${kind}`)) problems.push(`missing input past_key_values.${l}.${kind}`)
       if (!outputs.includes(`present.${l}.${kind}`)) problems.push(`missing output present.${l}.${kind}`)
     }
   }
-  const known = new Set(["input_ids", "attention_mask", "position_ids", "use_cache_branch", ...pastKeys, ...pastKeys.map((k) => k.replace(/key$/, "value"))])
+  const known = new Set([
+    "input_ids",
+    "attention_mask",
+    "position_ids",
+    "use_cache_branch",
+    ...pastKeys,
+    ...pastKeys.map((k) => k.replace(/key$/, "value"))
+  ])
   const unknown = inputs.filter((n) => !known.has(n))
-  if (unknown.length > 0) problems.push(`inputs this runtime does not feed: ${unknown.join(", ")} (multimodal and encoder-decoder models are not supported)`)
+  if (unknown.length > 0)
+    problems.push(
+      `inputs this runtime does not feed: ${unknown.join(", ")} (multimodal and encoder-decoder models are not supported)`
+    )
   if (problems.length > 0) return Either.left(problems.join("; "))
   const typeOf = (meta: GraphIo["inputMetadata"], name: string): string => {
     const m = meta.find((x) => x.name === name)
@@ -90,7 +115,8 @@ export const readSignature = (session: GraphIo): Either.Either<GraphSignature, s
   }
   const kv = typeOf(session.inputMetadata, "past_key_values.0.key")
   const lg = typeOf(session.outputMetadata, "logits")
-  if ((kv !== "float32" && kv !== "float16") || (lg !== "float32" && lg !== "float16")) return Either.left(`unsupported tensor types (KV ${kv}, logits ${lg})`)
+  if ((kv !== "float32" && kv !== "float16") || (lg !== "float32" && lg !== "float16"))
+    return Either.left(`unsupported tensor types (KV ${kv}, logits ${lg})`)
   return Either.right({
     layers,
     hasPositionIds: inputs.includes("position_ids"),
@@ -138,9 +164,17 @@ export const openDecoder = (
       const detail = e instanceof Error ? e.message.split("\n")[0]! : String(e)
       return new LocalModelError({ reason: "load", message: `${file}: ${detail}`, detail })
     }
-    const unsupported = (why: string) => new LocalModelError({ reason: "unsupported-graph", message: `${file}: cannot run this graph: ${why}`, detail: why })
+    const unsupported = (why: string) =>
+      new LocalModelError({
+        reason: "unsupported-graph",
+        message: `${file}: cannot run this graph: ${why}`,
+        detail: why
+      })
     if (!rewritten) {
-      const session = yield* Effect.tryPromise({ try: () => rt.InferenceSession.create(file, sessionOptions), catch: failed })
+      const session = yield* Effect.tryPromise({
+        try: () => rt.InferenceSession.create(file, sessionOptions),
+        catch: failed
+      })
       const sig = readSignature(session)
       if (Either.isLeft(sig)) {
         yield* Effect.promise(() => session.release())
@@ -152,7 +186,10 @@ export const openDecoder = (
     // A truncated download or a file that is not ONNX fails here, deep in protobuf: say what it means.
     const graph = yield* Effect.try({
       try: () => readGraph(fileBytes),
-      catch: (e) => failed(new Error(`not a readable ONNX model (truncated or corrupt?): ${e instanceof Error ? e.message : String(e)}`))
+      catch: (e) =>
+        failed(
+          new Error(`not a readable ONNX model (truncated or corrupt?): ${e instanceof Error ? e.message : String(e)}`)
+        )
     })
     const sig = readSignature(graph.io)
     if (Either.isLeft(sig)) return yield* unsupported(sig.left)
@@ -172,7 +209,8 @@ export const openDecoder = (
     // Rotary embeddings as one node each, over tables the export's own nodes compute (after the
     // widening: float16 tables are left alone). Any problem leaves the graph as it was.
     const rotary = edits.rotaryPositions === undefined ? undefined : findRotary(graph.proto)
-    const tables = rotary === undefined ? undefined : yield* rotaryTables(rt, rotary, edits.rotaryPositions!, path.dirname(file))
+    const tables =
+      rotary === undefined ? undefined : yield* rotaryTables(rt, rotary, edits.rotaryPositions!, path.dirname(file))
     const rotaryFused = yield* Effect.try({
       try: () => (rotary !== undefined && tables !== undefined ? fuseRotary(graph.proto, rotary, tables) : 0),
       catch: (e) => unsupported(`the rotary fusion failed: ${e instanceof Error ? e.message : String(e)}`)
@@ -185,7 +223,11 @@ export const openDecoder = (
       catch: (e) => unsupported(`the decoder rewrite failed: ${e instanceof Error ? e.message : String(e)}`)
     })
     const session = yield* Effect.tryPromise({
-      try: () => rt.InferenceSession.create(bytes, { ...sessionOptions, extra: { session: { model_external_initializers_file_folder_path: path.dirname(file) } } }),
+      try: () =>
+        rt.InferenceSession.create(bytes, {
+          ...sessionOptions,
+          extra: { session: { model_external_initializers_file_folder_path: path.dirname(file) } }
+        }),
       catch: failed
     })
     return { session, signature: runSig.right, int8Products, packedProducts, f16Widened, rotaryFused }
@@ -195,7 +237,12 @@ export const openDecoder = (
  * Runs the export's own table nodes (see `findRotary`) over positions 0..n-1 and reads each cos
  * and sin pair; undefined when they do not run, or give tables that `RotaryEmbedding` cannot take.
  */
-const rotaryTables = (rt: OrtModule, plan: RotaryPlan, positions: number, folder: string): Effect.Effect<Array<RotaryTable> | undefined> =>
+const rotaryTables = (
+  rt: OrtModule,
+  plan: RotaryPlan,
+  positions: number,
+  folder: string
+): Effect.Effect<Array<RotaryTable> | undefined> =>
   Effect.tryPromise(async () => {
     const session = await rt.InferenceSession.create(plan.tableModel, {
       executionProviders: ["cpu"],
@@ -270,22 +317,48 @@ export class LocalModel {
         logSeverityLevel: 3
       }
       const rewritten = options.graph !== "as-exported"
-      const { session, signature, int8Products, packedProducts, f16Widened, rotaryFused } = yield* openDecoder(rt, file, sessionOptions, rewritten, {
-        q4Compute: options.q4Compute,
-        packProducts: options.packProducts,
-        f16Compute: options.f16Compute,
-        rotaryPositions: options.fuseRotary === false ? undefined : (folder.config.max_position_embeddings ?? 32768)
-      })
+      const { session, signature, int8Products, packedProducts, f16Widened, rotaryFused } = yield* openDecoder(
+        rt,
+        file,
+        sessionOptions,
+        rewritten,
+        {
+          q4Compute: options.q4Compute,
+          packProducts: options.packProducts,
+          f16Compute: options.f16Compute,
+          rotaryPositions: options.fuseRotary === false ? undefined : (folder.config.max_position_embeddings ?? 32768)
+        }
+      )
       const tokenizer = yield* Effect.try({
         try: () => new ChatTokenizer(folder),
-        catch: (e) => new LocalModelError({ reason: "load", message: `${folder.dir}/tokenizer.json: ${e instanceof Error ? e.message : String(e)}` })
+        catch: (e) =>
+          new LocalModelError({
+            reason: "load",
+            message: `${folder.dir}/tokenizer.json: ${e instanceof Error ? e.message : String(e)}`
+          })
       })
-      return new LocalModel(folder, variant.right, session, signature, tokenizer, threads, rt, rewritten, int8Products, packedProducts, f16Widened, rotaryFused)
+      return new LocalModel(
+        folder,
+        variant.right,
+        session,
+        signature,
+        tokenizer,
+        threads,
+        rt,
+        rewritten,
+        int8Products,
+        packedProducts,
+        f16Widened,
+        rotaryFused
+      )
     })
   }
 
   /** Loads a model for the life of a scope, releasing the session when the scope closes. */
-  static scoped(dir: string, options: LoadOptions = {}): Effect.Effect<LocalModel, ModelFolderError | LocalModelError, Scope.Scope> {
+  static scoped(
+    dir: string,
+    options: LoadOptions = {}
+  ): Effect.Effect<LocalModel, ModelFolderError | LocalModelError, Scope.Scope> {
     return Effect.acquireRelease(LocalModel.load(dir, options), (m) => Effect.promise(() => m.release()))
   }
 
@@ -300,19 +373,31 @@ export class LocalModel {
     for (let l = 0; l < this.signature.layers; l++) {
       for (const kind of ["key", "value"]) {
         const data = type === "float16" ? new Uint16Array(0) : new Float32Array(0)
-        feeds[`past_key_values.${l}.${kind}`] = new this.ort.Tensor(type, data, [batch, this.folder.numKvHeads, 0, this.folder.headDim])
+        feeds[`past_key_values.${l}.${kind}`] = new this.ort.Tensor(type, data, [
+          batch,
+          this.folder.numKvHeads,
+          0,
+          this.folder.headDim
+        ])
       }
     }
     return feeds
   }
 
   /** One forward pass (tests and tools): ids, mask and positions given; returns every output. */
-  run(feeds: Record<string, ort.Tensor>, fetches?: Record<string, ort.Tensor | null>): Promise<ort.InferenceSession.ReturnType> {
+  run(
+    feeds: Record<string, ort.Tensor>,
+    fetches?: Record<string, ort.Tensor | null>
+  ): Promise<ort.InferenceSession.ReturnType> {
     const all = { ...feeds }
     if (this.signature.hasCacheBranch) {
       // The past's length: axis 2, under the export's name or the rewritten graph's.
       const past = (this.rewritten ? feeds[pastInput(0, "key")] : feeds["past_key_values.0.key"])?.dims[2]
-      all["use_cache_branch"] = new this.ort.Tensor("bool", Uint8Array.from([past !== undefined && past > 0 ? 1 : 0]), [1])
+      all["use_cache_branch"] = new this.ort.Tensor(
+        "bool",
+        Uint8Array.from([past !== undefined && past > 0 ? 1 : 0]),
+        [1]
+      )
     }
     if (!this.signature.hasPositionIds) delete all["position_ids"]
     return fetches === undefined ? this.session.run(all) : this.session.run(all, fetches)
@@ -325,9 +410,17 @@ export class LocalModel {
    */
   async generate(requests: ReadonlyArray<GenerateRequest>): Promise<Array<GenerateResult>> {
     if (requests.length === 0) return []
-    if (!this.rewritten) throw new LocalModelError({ reason: "runtime", message: "a model loaded with graph: \"as-exported\" can run but not generate" })
+    if (!this.rewritten)
+      throw new LocalModelError({
+        reason: "runtime",
+        message: 'a model loaded with graph: "as-exported" can run but not generate'
+      })
     const now = performance.now()
-    const batch = await DecodeBatch.prefill(this, requests, requests.map(() => now))
+    const batch = await DecodeBatch.prefill(
+      this,
+      requests,
+      requests.map(() => now)
+    )
     while (batch.active > 0) await batch.step()
     return batch.rows.map((row) => row.result())
   }

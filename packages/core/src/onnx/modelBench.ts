@@ -86,7 +86,10 @@ const median = (xs: ReadonlyArray<number>): number => {
  * prefill and decode speed (greedy, a fixed number of new tokens), and optionally a batch of
  * prompts decoded together. Prompts are fixed pseudo-random token ids, so runs compare.
  */
-export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect.Effect<Array<ModelBenchRow>, ModelFolderError | LocalModelError> =>
+export const benchModel = (
+  dir: string,
+  options: ModelBenchOptions = {}
+): Effect.Effect<Array<ModelBenchRow>, ModelFolderError | LocalModelError> =>
   Effect.gen(function* () {
     const folder = yield* readModelFolder(dir)
     const names = options.variants ?? folder.variants.map((v) => v.name)
@@ -101,33 +104,70 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
     const batch = Math.max(0, options.batch ?? 4)
     const vocab = folder.config.vocab_size
     // Ids away from the special tokens at the top of the vocabulary.
-    const ids = (offset: number) => Array.from({ length: promptTokens }, (_, i) => (((i + offset) * 7919) % Math.max(1, vocab - 512)) + 1)
+    const ids = (offset: number) =>
+      Array.from({ length: promptTokens }, (_, i) => (((i + offset) * 7919) % Math.max(1, vocab - 512)) + 1)
     const rows: Array<ModelBenchRow> = []
     for (const variant of names) {
-      const computes: ReadonlyArray<Q4Compute | undefined> = variant.startsWith("q4") && options.q4Compute === "both" ? ["int8", "as-exported"] : [options.q4Compute === "both" ? undefined : options.q4Compute]
-      const packs: ReadonlyArray<boolean> = options.packProducts === "both" ? [false, true] : [options.packProducts === true]
+      const computes: ReadonlyArray<Q4Compute | undefined> =
+        variant.startsWith("q4") && options.q4Compute === "both"
+          ? ["int8", "as-exported"]
+          : [options.q4Compute === "both" ? undefined : options.q4Compute]
+      const packs: ReadonlyArray<boolean> =
+        options.packProducts === "both" ? [false, true] : [options.packProducts === true]
       // Float16 files by their onnx-community names (fp16, q4f16, …).
       const half = /16$/.test(variant)
       const halfs: ReadonlyArray<F16Compute | undefined> =
-        half && options.f16Compute === "both" ? ["float32", "as-exported"] : [options.f16Compute === "both" ? undefined : options.f16Compute]
-      const rotaries: ReadonlyArray<"fused" | "as-exported"> = options.rotary === "both" ? ["fused", "as-exported"] : [options.rotary ?? "fused"]
-      const plans = computes.flatMap((c) => packs.flatMap((p) => halfs.flatMap((h) => rotaries.map((r) => [c, p, h, r] as const))))
+        half && options.f16Compute === "both"
+          ? ["float32", "as-exported"]
+          : [options.f16Compute === "both" ? undefined : options.f16Compute]
+      const rotaries: ReadonlyArray<"fused" | "as-exported"> =
+        options.rotary === "both" ? ["fused", "as-exported"] : [options.rotary ?? "fused"]
+      const plans = computes.flatMap((c) =>
+        packs.flatMap((p) => halfs.flatMap((h) => rotaries.map((r) => [c, p, h, r] as const)))
+      )
       for (const [q4Compute, packProducts, f16Compute, rotary] of plans) {
         const label =
           `${variant}${q4Compute !== undefined && variant.startsWith("q4") ? ` (${q4Compute})` : ""}${packProducts ? " (packed)" : ""}` +
           `${f16Compute !== undefined && half ? ` (f16 ${f16Compute})` : ""}${rotary === "as-exported" ? " (rotary as exported)" : ""}`
         if (options.isolate === true) {
-          rows.push(...(yield* inChild(dir, { ...options, variants: [variant], q4Compute, packProducts, f16Compute, rotary, isolate: false, measureResident: true }, options.onProgress)))
+          rows.push(
+            ...(yield* inChild(
+              dir,
+              {
+                ...options,
+                variants: [variant],
+                q4Compute,
+                packProducts,
+                f16Compute,
+                rotary,
+                isolate: false,
+                measureResident: true
+              },
+              options.onProgress
+            ))
+          )
           continue
         }
         options.onProgress?.(`${label}: loading`)
         const t0 = performance.now()
-        const model = yield* LocalModel.load(dir, { variant, threads: options.threads, q4Compute, packProducts, f16Compute, fuseRotary: rotary === "fused" })
+        const model = yield* LocalModel.load(dir, {
+          variant,
+          threads: options.threads,
+          q4Compute,
+          packProducts,
+          f16Compute,
+          fuseRotary: rotary === "fused"
+        })
         const measure = async (): Promise<ModelBenchRow> => {
           const loadSeconds = (performance.now() - t0) / 1000
           const once = async () => {
-            const [r] = await model.generate([{ promptIds: ids(0), maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY }])
-            return { ttft: r!.firstTokenMs, decode: ((r!.completionTokens - 1) * 1000) / (r!.totalMs - r!.firstTokenMs) }
+            const [r] = await model.generate([
+              { promptIds: ids(0), maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY }
+            ])
+            return {
+              ttft: r!.firstTokenMs,
+              decode: ((r!.completionTokens - 1) * 1000) / (r!.totalMs - r!.firstTokenMs)
+            }
           }
           await once()
           const timed: Array<{ ttft: number; decode: number }> = []
@@ -138,8 +178,16 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
           let batchTokensPerSecond: number | undefined
           if (batch > 0) {
             options.onProgress?.(`${label}: ${batch} prompts together`)
-            const results = await model.generate(Array.from({ length: batch }, (_, k) => ({ promptIds: ids(k + 1), maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY })))
-            const decodeMs = Math.max(...results.map((r) => r.totalMs)) - Math.max(...results.map((r) => r.firstTokenMs))
+            const results = await model.generate(
+              Array.from({ length: batch }, (_, k) => ({
+                promptIds: ids(k + 1),
+                maxNewTokens: newTokens,
+                minNewTokens: newTokens,
+                sampling: GREEDY
+              }))
+            )
+            const decodeMs =
+              Math.max(...results.map((r) => r.totalMs)) - Math.max(...results.map((r) => r.firstTokenMs))
             batchTokensPerSecond = (results.reduce((n, r) => n + r.completionTokens - 1, 0) * 1000) / decodeMs
           }
           const ttftMs = median(timed.map((x) => x.ttft))
@@ -164,7 +212,10 @@ export const benchModel = (dir: string, options: ModelBenchOptions = {}): Effect
         }
         const row = yield* Effect.tryPromise({
           try: measure,
-          catch: (e) => (e instanceof LocalModelError ? e : new LocalModelError({ reason: "runtime", message: e instanceof Error ? e.message : String(e) }))
+          catch: (e) =>
+            e instanceof LocalModelError
+              ? e
+              : new LocalModelError({ reason: "runtime", message: e instanceof Error ? e.message : String(e) })
         }).pipe(Effect.ensuring(Effect.promise(() => model.release())))
         rows.push(row)
       }
@@ -180,7 +231,9 @@ const inChild = (
 ): Effect.Effect<ReadonlyArray<ModelBenchRow>, LocalModelError> =>
   Effect.async<ReadonlyArray<ModelBenchRow>, LocalModelError>((resume) => {
     const script = fileURLToPath(new URL("./modelBenchChild.js", import.meta.url))
-    const child = spawn(process.execPath, [script, JSON.stringify({ dir, options })], { stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn(process.execPath, [script, JSON.stringify({ dir, options })], {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
     let out = ""
     let err = ""
     child.stdout.on("data", (d: Buffer) => (out += d.toString("utf8")))
@@ -190,12 +243,28 @@ const inChild = (
       err = lines.pop() ?? ""
       for (const line of lines) onProgress?.(line)
     })
-    child.on("error", (e) => resume(Effect.fail(new LocalModelError({ reason: "runtime", message: `the bench process did not start: ${e.message}` }))))
+    child.on("error", (e) =>
+      resume(
+        Effect.fail(
+          new LocalModelError({ reason: "runtime", message: `the bench process did not start: ${e.message}` })
+        )
+      )
+    )
     child.on("close", (code, signal) => {
       const reply = Schema.decodeUnknownEither(ChildReply)(out)
       if (Either.isLeft(reply)) {
-        const why = signal !== null ? `was killed (${signal})` : `exited ${code} with ${out === "" ? "no reply" : `a reply that is not one (${describeParseError(reply.left)})`}`
-        return resume(Effect.fail(new LocalModelError({ reason: "runtime", message: `the bench process for ${options.variants?.join(", ")} ${why}${err !== "" ? `: ${err}` : ""}` })))
+        const why =
+          signal !== null
+            ? `was killed (${signal})`
+            : `exited ${code} with ${out === "" ? "no reply" : `a reply that is not one (${describeParseError(reply.left)})`}`
+        return resume(
+          Effect.fail(
+            new LocalModelError({
+              reason: "runtime",
+              message: `the bench process for ${options.variants?.join(", ")} ${why}${err !== "" ? `: ${err}` : ""}`
+            })
+          )
+        )
       }
       const r = reply.right
       resume("rows" in r ? Effect.succeed(r.rows) : Effect.fail(new LocalModelError(r.error)))

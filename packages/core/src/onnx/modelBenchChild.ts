@@ -8,7 +8,9 @@ import * as Either from "effect/Either"
 import { benchModel, type ModelBenchOptions } from "./modelBench.js"
 
 const { dir, options } = JSON.parse(process.argv[2] ?? "{}") as { dir: string; options: ModelBenchOptions }
-const result = await Effect.runPromise(Effect.either(benchModel(dir, { ...options, onProgress: (line) => process.stderr.write(`${line}\n`) })))
+const result = await Effect.runPromise(
+  Effect.either(benchModel(dir, { ...options, onProgress: (line) => process.stderr.write(`${line}\n`) }))
+)
 process.stdout.write(
   `${JSON.stringify(Either.isRight(result) ? { rows: result.right } : { error: { reason: result.left._tag === "LocalModelError" ? result.left.reason : "load", message: result.left.message } })}\n`
 )

@@ -8,7 +8,10 @@ import { describeParseError } from "../schema/errors.js"
 import { pickChatTemplate } from "../chat/chatTemplateCheck.js"
 
 /** A model folder that cannot be used, with the file (and field) at fault and what to do. */
-export class ModelFolderError extends Data.TaggedError("ModelFolderError")<{ readonly path: string; readonly message: string }> {}
+export class ModelFolderError extends Data.TaggedError("ModelFolderError")<{
+  readonly path: string
+  readonly message: string
+}> {}
 
 /** The fields of config.json the local runtime reads (Hugging Face names). */
 export const ModelConfig = Schema.Struct({
@@ -90,13 +93,16 @@ export const resolveModelDir = (p: string): Either.Either<string, string> => {
     if (revs[0] !== undefined) return Either.right(revs[0])
     return Either.left(`${abs}: a Hugging Face cache entry with no complete snapshot (no config.json under snapshots/)`)
   }
-  return Either.left(`${abs}: not a model folder (no config.json). Point at the folder that holds config.json and onnx/`)
+  return Either.left(
+    `${abs}: not a model folder (no config.json). Point at the folder that holds config.json and onnx/`
+  )
 }
 
 const readJson = (file: string): Either.Either<Record<string, unknown>, string> => {
   try {
     const value: unknown = JSON.parse(fs.readFileSync(file, "utf8"))
-    if (typeof value !== "object" || value === null || Array.isArray(value)) return Either.left(`${file}: expected a JSON object`)
+    if (typeof value !== "object" || value === null || Array.isArray(value))
+      return Either.left(`${file}: expected a JSON object`)
     return Either.right(value as Record<string, unknown>)
   } catch (e) {
     return Either.left(`${file}: ${e instanceof Error ? e.message : String(e)}`)
@@ -150,9 +156,11 @@ export const readModelFolder = (p: string): Effect.Effect<ModelFolder, ModelFold
     }
     const genRaw = optionalJson("generation_config.json")
     const generation = Schema.decodeUnknownEither(GenerationConfig)(genRaw)
-    if (Either.isLeft(generation)) return fail(`${path.join(dir, "generation_config.json")}: ${describeParseError(generation.left)}`)
+    if (Either.isLeft(generation))
+      return fail(`${path.join(dir, "generation_config.json")}: ${describeParseError(generation.left)}`)
     const tokenizerFile = path.join(dir, "tokenizer.json")
-    if (!fs.existsSync(tokenizerFile)) return fail(`${tokenizerFile}: missing; the local runtime needs the model's tokenizer.json`, tokenizerFile)
+    if (!fs.existsSync(tokenizerFile))
+      return fail(`${tokenizerFile}: missing; the local runtime needs the model's tokenizer.json`, tokenizerFile)
     const tokenizerJson = readJson(tokenizerFile)
     if (Either.isLeft(tokenizerJson)) return fail(tokenizerJson.left, tokenizerFile)
     const tokenizerConfig = optionalJson("tokenizer_config.json")
@@ -182,12 +190,15 @@ const chatTemplateFile = (dir: string): string | undefined => {
 
 /** Picks a weight file by name (`fp32`, `q4`, `int8`, …) or the default (fp32 first). */
 export const pickVariant = (folder: ModelFolder, name?: string): Either.Either<ModelVariant, string> => {
-  if (folder.variants.length === 0) return Either.left(`${folder.dir}: no ONNX weights (expected onnx/model.onnx or onnx/model_<variant>.onnx)`)
+  if (folder.variants.length === 0)
+    return Either.left(`${folder.dir}: no ONNX weights (expected onnx/model.onnx or onnx/model_<variant>.onnx)`)
   if (name === undefined) return Either.right(folder.variants[0]!)
   const wanted = name === "model" ? "fp32" : name.replace(/^model_/, "")
   const v = folder.variants.find((x) => x.name === wanted)
   return v === undefined
-    ? Either.left(`${folder.dir}: no variant "${name}"; this folder has ${folder.variants.map((x) => x.name).join(", ")}`)
+    ? Either.left(
+        `${folder.dir}: no variant "${name}"; this folder has ${folder.variants.map((x) => x.name).join(", ")}`
+      )
     : Either.right(v)
 }
 

@@ -13,7 +13,18 @@ import { LocalEngine, onnxProvider, releaseLocalEngines } from "./engine.js"
 import { attribute, DType, GraphBuilder, onnxProto } from "./graph.js"
 import { float32ToHalf, floatData, halfToFloat32 } from "./half.js"
 import { LocalModel } from "./localModel.js"
-import { computeInFloat32, float16Bytes, LAST_LOGITS, newOutput, packProducts, pastInput, readGraph, rewriteDecoder, useInt8Activations, widenFits } from "./rewrite.js"
+import {
+  computeInFloat32,
+  float16Bytes,
+  LAST_LOGITS,
+  newOutput,
+  packProducts,
+  pastInput,
+  readGraph,
+  rewriteDecoder,
+  useInt8Activations,
+  widenFits
+} from "./rewrite.js"
 import { estimateParameters, readModelFolder, resolveModelDir } from "./modelFolder.js"
 import { buildQwen2Model, parameterCount } from "./qwen2Builder.js"
 import { findRotary, fuseRotary, readRotaryTable } from "./rotary.js"
@@ -23,7 +34,8 @@ import { loadChatTemplate } from "../chat/chatTemplateCheck.js"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fastcot-onnx-"))
 const dir = path.join(tmp, "tiny")
-const load = (d: string, variant?: string, graph?: "as-exported") => Effect.runPromise(LocalModel.load(d, { variant, threads: 1, graph }))
+const load = (d: string, variant?: string, graph?: "as-exported") =>
+  Effect.runPromise(LocalModel.load(d, { variant, threads: 1, graph }))
 const models: Array<LocalModel> = []
 /** The generating model (rewritten graph), and the file's own graph for raw forward passes. */
 let fp32: LocalModel
@@ -32,13 +44,22 @@ let fp32raw: LocalModel
 /** How far float16 logits may move when the same sums run in other shapes (measured: 1.2e-4 for q4f16, about one float16 step). */
 const TOL16 = 1e-3
 
-const int64 = (xs: ReadonlyArray<number>, dims: ReadonlyArray<number>) => new ort.Tensor("int64", BigInt64Array.from(xs.map(BigInt)), dims)
+const int64 = (xs: ReadonlyArray<number>, dims: ReadonlyArray<number>) =>
+  new ort.Tensor("int64", BigInt64Array.from(xs.map(BigInt)), dims)
 const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i)
 
 /** Logits at every position of one sequence, recomputed without a cache. */
 const fullLogits = async (m: LocalModel, ids: ReadonlyArray<number>): Promise<Float32Array> => {
   const n = ids.length
-  const out = await m.run({ input_ids: int64(ids, [1, n]), attention_mask: int64(ids.map(() => 1), [1, n]), position_ids: int64(range(0, n), [1, n]), ...m.emptyPast(1) })
+  const out = await m.run({
+    input_ids: int64(ids, [1, n]),
+    attention_mask: int64(
+      ids.map(() => 1),
+      [1, n]
+    ),
+    position_ids: int64(range(0, n), [1, n]),
+    ...m.emptyPast(1)
+  })
   return floatData(out["logits"]!)
 }
 
@@ -64,9 +85,21 @@ const promptLastLogits: {
   const empty: Record<string, ort.Tensor> = {}
   const dims = [1, m.folder.numKvHeads, 0, m.folder.headDim]
   for (let l = 0; l < m.signature.layers; l++) {
-    for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = cache === "float16" ? new ort.Tensor("float16", new Uint16Array(0), dims) : new ort.Tensor("float32", new Float32Array(0), dims)
+    for (const k of ["key", "value"] as const)
+      empty[pastInput(l, k)] =
+        cache === "float16"
+          ? new ort.Tensor("float16", new Uint16Array(0), dims)
+          : new ort.Tensor("float32", new Float32Array(0), dims)
   }
-  const out = await m.run({ input_ids: int64(ids, [1, ids.length]), attention_mask: int64(ids.map(() => 1), [1, ids.length]), position_ids: int64(range(0, ids.length), [1, ids.length]), ...empty })
+  const out = await m.run({
+    input_ids: int64(ids, [1, ids.length]),
+    attention_mask: int64(
+      ids.map(() => 1),
+      [1, ids.length]
+    ),
+    position_ids: int64(range(0, ids.length), [1, ids.length]),
+    ...empty
+  })
   return out[LAST_LOGITS]!.data as never
 }
 
@@ -96,7 +129,18 @@ describe("the model builder and folder loader", () => {
     expect(folder.config.model_type).toBe("qwen2")
     expect(folder.numKvHeads).toBe(2)
     expect(folder.headDim).toBe(16)
-    const shape = { ...folder.config, hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: 128, vocabSize: folder.config.vocab_size, ropeTheta: 1e4, rmsNormEps: 1e-6, maxPositionEmbeddings: 4096 }
+    const shape = {
+      ...folder.config,
+      hiddenSize: 64,
+      numLayers: 2,
+      numHeads: 4,
+      numKvHeads: 2,
+      intermediateSize: 128,
+      vocabSize: folder.config.vocab_size,
+      ropeTheta: 1e4,
+      rmsNormEps: 1e-6,
+      maxPositionEmbeddings: 4096
+    }
     expect(estimateParameters(folder.config)).toBe(parameterCount(shape))
     expect(fp32.signature.layers).toBe(2)
     expect(fp32.signature.inputs).toContain("past_key_values.1.value")
@@ -118,8 +162,18 @@ describe("the model builder and folder loader", () => {
     const configFile = path.join(folder, "tokenizer_config.json")
     const config = JSON.parse(fs.readFileSync(configFile, "utf8"))
     const read = async () => (await Effect.runPromise(readModelFolder(folder))).chatTemplate
-    const check = async () => (await Effect.runPromise(loadChatTemplate(folder))).render([{ role: "user", content: "x" }])
-    fs.writeFileSync(configFile, JSON.stringify({ ...config, chat_template: [{ name: "tool_use", template: "T" }, { name: "default", template: "D{{ messages[0].content }}" }] }))
+    const check = async () =>
+      (await Effect.runPromise(loadChatTemplate(folder))).render([{ role: "user", content: "x" }])
+    fs.writeFileSync(
+      configFile,
+      JSON.stringify({
+        ...config,
+        chat_template: [
+          { name: "tool_use", template: "T" },
+          { name: "default", template: "D{{ messages[0].content }}" }
+        ]
+      })
+    )
     expect(await read()).toBe("D{{ messages[0].content }}")
     expect(await check()).toBe("Dx")
     fs.writeFileSync(path.join(folder, "chat_template.jinja"), "J{{ messages[0].content }}")
@@ -183,11 +237,27 @@ describe("numerics", () => {
       const full = await fullLogits(m, ids)
       const V = m.vocabSize
       const prefix = 4
-      let out = await m.run({ input_ids: int64(ids.slice(0, prefix), [1, prefix]), attention_mask: int64(range(0, prefix).map(() => 1), [1, prefix]), position_ids: int64(range(0, prefix), [1, prefix]), ...m.emptyPast(1) })
+      let out = await m.run({
+        input_ids: int64(ids.slice(0, prefix), [1, prefix]),
+        attention_mask: int64(
+          range(0, prefix).map(() => 1),
+          [1, prefix]
+        ),
+        position_ids: int64(range(0, prefix), [1, prefix]),
+        ...m.emptyPast(1)
+      })
       let worst = maxDiff(floatData(out["logits"]!).subarray(0, prefix * V), full.subarray(0, prefix * V))
       for (let t = prefix; t < ids.length; t++) {
-        const feeds: Record<string, ort.Tensor> = { input_ids: int64([ids[t]!], [1, 1]), attention_mask: int64(range(0, t + 1).map(() => 1), [1, t + 1]), position_ids: int64([t], [1, 1]) }
-        for (let l = 0; l < m.signature.layers; l++) for (const k of ["key", "value"]) feeds[`past_key_values.${l}.${k}`] = out[`present.${l}.${k}`]!
+        const feeds: Record<string, ort.Tensor> = {
+          input_ids: int64([ids[t]!], [1, 1]),
+          attention_mask: int64(
+            range(0, t + 1).map(() => 1),
+            [1, t + 1]
+          ),
+          position_ids: int64([t], [1, 1])
+        }
+        for (let l = 0; l < m.signature.layers; l++)
+          for (const k of ["key", "value"]) feeds[`past_key_values.${l}.${k}`] = out[`present.${l}.${k}`]!
         out = await m.run(feeds)
         expect(out["present.0.key"]!.dims).toEqual([1, 2, t + 1, 16])
         expect(out["present.0.key"]!.type).toBe(variant.includes("16") ? "float16" : "float32")
@@ -201,10 +271,18 @@ describe("numerics", () => {
 
   it("quantized and float16 variants stay close to fp32", async () => {
     const ref = await fullLogits(fp32raw, ids)
-    for (const [variant, least] of [["int8", 0.97], ["q4", 0.97], ["fp16", 0.9999], ["q4f16", 0.97]] as const) {
-      const m = models.find((x) => x.variant.name === variant && !x.rewritten) ?? (await load(dir, variant, "as-exported"))
+    for (const [variant, least] of [
+      ["int8", 0.97],
+      ["q4", 0.97],
+      ["fp16", 0.9999],
+      ["q4f16", 0.97]
+    ] as const) {
+      const m =
+        models.find((x) => x.variant.name === variant && !x.rewritten) ?? (await load(dir, variant, "as-exported"))
       const q = await fullLogits(m, ids)
-      let dot = 0, na = 0, nb = 0
+      let dot = 0,
+        na = 0,
+        nb = 0
       for (let i = 0; i < q.length; i++) [dot, na, nb] = [dot + q[i]! * ref[i]!, na + q[i]! ** 2, nb + ref[i]! ** 2]
       expect([variant, dot / Math.sqrt(na * nb)]).toEqual([variant, expect.closeTo(1, 1 - least + 1e-9)])
       expect(maxDiff(q, ref)).toBeGreaterThan(0) // the variant's own arithmetic, not fp32's
@@ -235,11 +313,24 @@ describe("numerics", () => {
  * Decoding on the file's own graph, feeding `present` back as exported, with EOS suppressed:
  * greedy, or seeded sampling at temperature 1 (which depends on every logit, not just the best).
  */
-const exportDecode = async (ids: ReadonlyArray<number>, steps: number, seed?: number, raw: LocalModel = fp32raw): Promise<Array<number>> => {
+const exportDecode = async (
+  ids: ReadonlyArray<number>,
+  steps: number,
+  seed?: number,
+  raw: LocalModel = fp32raw
+): Promise<Array<number>> => {
   const random = seed === undefined ? undefined : seededRandom(seed)
   const V = raw.vocabSize
   const tokens: Array<number> = []
-  let out = await raw.run({ input_ids: int64(ids, [1, ids.length]), attention_mask: int64(ids.map(() => 1), [1, ids.length]), position_ids: int64(range(0, ids.length), [1, ids.length]), ...raw.emptyPast(1) })
+  let out = await raw.run({
+    input_ids: int64(ids, [1, ids.length]),
+    attention_mask: int64(
+      ids.map(() => 1),
+      [1, ids.length]
+    ),
+    position_ids: int64(range(0, ids.length), [1, ids.length]),
+    ...raw.emptyPast(1)
+  })
   for (let len = ids.length; tokens.length < steps; len++) {
     const logits = floatData(out["logits"]!)
     const last = logits.subarray(logits.length - V)
@@ -248,8 +339,16 @@ const exportDecode = async (ids: ReadonlyArray<number>, steps: number, seed?: nu
     for (let i = 1; i < V; i++) if (last[i]! > last[best]!) best = i
     if (random !== undefined) best = sampleToken(last, { ...GREEDY, temperature: 1, seed: seed! }, new Set(), random)
     tokens.push(best)
-    const feeds: Record<string, ort.Tensor> = { input_ids: int64([best], [1, 1]), attention_mask: int64(range(0, len + 1).map(() => 1), [1, len + 1]), position_ids: int64([len], [1, 1]) }
-    for (let l = 0; l < raw.signature.layers; l++) for (const k of ["key", "value"]) feeds[`past_key_values.${l}.${k}`] = out[`present.${l}.${k}`]!
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: int64([best], [1, 1]),
+      attention_mask: int64(
+        range(0, len + 1).map(() => 1),
+        [1, len + 1]
+      ),
+      position_ids: int64([len], [1, 1])
+    }
+    for (let l = 0; l < raw.signature.layers; l++)
+      for (const k of ["key", "value"]) feeds[`past_key_values.${l}.${k}`] = out[`present.${l}.${k}`]!
     out = await raw.run(feeds)
   }
   return tokens
@@ -260,15 +359,37 @@ describe("the rewritten decoder graph", () => {
     const ids = [12, 200, 7, 33, 91, 150]
     const n = ids.length
     const [H, D] = [fp32.folder.numKvHeads, fp32.folder.headDim]
-    const raw = await fp32raw.run({ input_ids: int64(ids, [1, n]), attention_mask: int64(ids.map(() => 1), [1, n]), position_ids: int64(range(0, n), [1, n]), ...fp32raw.emptyPast(1) })
+    const raw = await fp32raw.run({
+      input_ids: int64(ids, [1, n]),
+      attention_mask: int64(
+        ids.map(() => 1),
+        [1, n]
+      ),
+      position_ids: int64(range(0, n), [1, n]),
+      ...fp32raw.emptyPast(1)
+    })
     const empty: Record<string, ort.Tensor> = {}
-    for (let l = 0; l < fp32.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [1, H, 0, D])
-    const rw = await fp32.run({ input_ids: int64(ids, [1, n]), attention_mask: int64(ids.map(() => 1), [1, n]), position_ids: int64(range(0, n), [1, n]), ...empty })
+    for (let l = 0; l < fp32.signature.layers; l++)
+      for (const k of ["key", "value"] as const)
+        empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [1, H, 0, D])
+    const rw = await fp32.run({
+      input_ids: int64(ids, [1, n]),
+      attention_mask: int64(
+        ids.map(() => 1),
+        [1, n]
+      ),
+      position_ids: int64(range(0, n), [1, n]),
+      ...empty
+    })
     const V = fp32.vocabSize
     expect(rw[LAST_LOGITS]!.dims).toEqual([1, 1, V])
-    expect(maxDiff(rw[LAST_LOGITS]!.data as Float32Array, (raw["logits"]!.data as Float32Array).subarray((n - 1) * V))).toBeLessThan(1e-6)
+    expect(
+      maxDiff(rw[LAST_LOGITS]!.data as Float32Array, (raw["logits"]!.data as Float32Array).subarray((n - 1) * V))
+    ).toBeLessThan(1e-6)
     expect(rw[newOutput(1, "value")]!.dims).toEqual([1, H, n, D])
-    expect(maxDiff(rw[newOutput(1, "value")]!.data as Float32Array, raw["present.1.value"]!.data as Float32Array)).toBeLessThan(1e-6)
+    expect(
+      maxDiff(rw[newOutput(1, "value")]!.data as Float32Array, raw["present.1.value"]!.data as Float32Array)
+    ).toBeLessThan(1e-6)
     // Greedy decoding on the export's graph, feeding `present` back as exported, gives the same tokens.
     const reference = await exportDecode(ids, 16)
     const [generated] = await fp32.generate([{ promptIds: ids, maxNewTokens: 16, minNewTokens: 16, sampling: GREEDY }])
@@ -294,19 +415,29 @@ describe("the rewritten decoder graph", () => {
     const rewrittenBytes = rewriteDecoder(readGraph(bytes).proto, 2, { bytes, location: "model.onnx" })
     expect(rewrittenBytes.byteLength).toBeLessThan(bytes.byteLength / 10)
     // The LM head (a plain MatMul here) sees only the last position; the logits above are the export's all the same.
-    const head = onnxProto().ModelProto.decode(rewrittenBytes).graph!.node!.find((x) => x.input?.includes("fastcot.last_hidden"))
+    const head = onnxProto()
+      .ModelProto.decode(rewrittenBytes)
+      .graph!.node!.find((x) => x.input?.includes("fastcot.last_hidden"))
     expect(head?.opType).toBe("MatMul")
     // A model loaded as exported runs but does not generate.
-    await expect(fp32raw.generate([{ promptIds: ids, maxNewTokens: 2, sampling: GREEDY }])).rejects.toThrow(/as-exported/)
+    await expect(fp32raw.generate([{ promptIds: ids, maxNewTokens: 2, sampling: GREEDY }])).rejects.toThrow(
+      /as-exported/
+    )
   })
 
   it("refuses logits it would misread (not batch × sequence × vocab)", () => {
     const g = new GraphBuilder()
     g.node("Cast", ["input_ids"], { to: DType.float }, { outputs: ["logits"] })
-    for (const k of ["key", "value"]) g.node("Identity", [`past_key_values.0.${k}`], {}, { outputs: [`present.0.${k}`] })
+    for (const k of ["key", "value"])
+      g.node("Identity", [`past_key_values.0.${k}`], {}, { outputs: [`present.0.${k}`] })
     const kv = (name: string) => ({ name, type: DType.float, dims: ["b", 2, "t", 16] })
     const bytes = g.model({
-      inputs: [{ name: "input_ids", type: DType.int64, dims: ["b", "s"] }, { name: "attention_mask", type: DType.int64, dims: ["b", "t"] }, kv("past_key_values.0.key"), kv("past_key_values.0.value")],
+      inputs: [
+        { name: "input_ids", type: DType.int64, dims: ["b", "s"] },
+        { name: "attention_mask", type: DType.int64, dims: ["b", "t"] },
+        kv("past_key_values.0.key"),
+        kv("past_key_values.0.value")
+      ],
       outputs: [{ name: "logits", type: DType.float, dims: ["b", "s"] }, kv("present.0.key"), kv("present.0.value")],
       name: "flat-logits",
       producer: "test",
@@ -322,10 +453,21 @@ describe("the rewritten decoder graph", () => {
     const exported = await load(dir, "int8", "as-exported")
     models.push(rewritten, exported)
     const [H, D, V] = [rewritten.folder.numKvHeads, rewritten.folder.headDim, rewritten.vocabSize]
-    const prompt = { input_ids: int64(ids, [1, n]), attention_mask: int64(ids.map(() => 1), [1, n]), position_ids: int64(range(0, n), [1, n]) }
+    const prompt = {
+      input_ids: int64(ids, [1, n]),
+      attention_mask: int64(
+        ids.map(() => 1),
+        [1, n]
+      ),
+      position_ids: int64(range(0, n), [1, n])
+    }
     const empty: Record<string, ort.Tensor> = {}
-    for (let l = 0; l < rewritten.signature.layers; l++) for (const k of ["key", "value"] as const) empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [1, H, 0, D])
-    const whole = ((await exported.run({ ...prompt, ...exported.emptyPast(1) }))["logits"]!.data as Float32Array).subarray((n - 1) * V)
+    for (let l = 0; l < rewritten.signature.layers; l++)
+      for (const k of ["key", "value"] as const)
+        empty[pastInput(l, k)] = new ort.Tensor("float32", new Float32Array(0), [1, H, 0, D])
+    const whole = (
+      (await exported.run({ ...prompt, ...exported.emptyPast(1) }))["logits"]!.data as Float32Array
+    ).subarray((n - 1) * V)
     const last = (await rewritten.run({ ...prompt, ...empty }))[LAST_LOGITS]!.data as Float32Array
     // The last row quantized on its own instead of with the prompt's other rows: a rounding
     // difference of the size the cache test allows int8, and the same greedy choice.
@@ -334,7 +476,9 @@ describe("the rewritten decoder graph", () => {
     expect(argmax(last)).toBe(argmax(whole))
     const file = path.join(dir, "onnx", "model_int8.onnx")
     const bytes = fs.readFileSync(file)
-    const head = onnxProto().ModelProto.decode(rewriteDecoder(readGraph(bytes).proto, 2, { bytes, location: "model_int8.onnx" })).graph!.node!.find((x) => x.input?.includes("fastcot.last_hidden"))
+    const head = onnxProto()
+      .ModelProto.decode(rewriteDecoder(readGraph(bytes).proto, 2, { bytes, location: "model_int8.onnx" }))
+      .graph!.node!.find((x) => x.input?.includes("fastcot.last_hidden"))
     expect(head?.opType).toBe("DynamicQuantizeMatMul")
 
     // The form onnxruntime's dynamic quantization writes (fused only when a session loads it):
@@ -343,18 +487,55 @@ describe("the rewritten decoder graph", () => {
     const next = seededRandom(5)
     const chain = (scaleReadElsewhere: false | "node" | "subgraph") => {
       const g = new GraphBuilder()
-      const hidden = g.op("Gather", [g.tensor("emb", DType.float, [W, K], Float32Array.from({ length: W * K }, () => next() * 2 - 1)), "input_ids"], { axis: 0 })
+      const hidden = g.op(
+        "Gather",
+        [
+          g.tensor(
+            "emb",
+            DType.float,
+            [W, K],
+            Float32Array.from({ length: W * K }, () => next() * 2 - 1)
+          ),
+          "input_ids"
+        ],
+        { axis: 0 }
+      )
       const [q, scale, zero] = g.node("DynamicQuantizeLinear", [hidden], {}, { outputs: 3 }) as [string, string, string]
-      const acc = g.op("MatMulInteger", [q, g.tensor("w", DType.int8, [K, W], Int8Array.from({ length: K * W }, () => Math.floor(next() * 255) - 127)), zero])
-      g.node("Mul", [g.op("Cast", [acc], { to: DType.float }), g.op("Mul", [scale, g.const([0.01], DType.float)])], {}, { outputs: ["logits"] })
+      const acc = g.op("MatMulInteger", [
+        q,
+        g.tensor(
+          "w",
+          DType.int8,
+          [K, W],
+          Int8Array.from({ length: K * W }, () => Math.floor(next() * 255) - 127)
+        ),
+        zero
+      ])
+      g.node(
+        "Mul",
+        [g.op("Cast", [acc], { to: DType.float }), g.op("Mul", [scale, g.const([0.01], DType.float)])],
+        {},
+        { outputs: ["logits"] }
+      )
       if (scaleReadElsewhere === "node") g.node("Identity", [scale], {}, { outputs: ["scale"] })
       // An If whose branches read the scale from the outer graph, without listing it as an input.
       if (scaleReadElsewhere === "subgraph") ifReading(g, scale, "scale")
-      for (const k of ["key", "value"]) g.node("Identity", [`past_key_values.0.${k}`], {}, { outputs: [`present.0.${k}`] })
+      for (const k of ["key", "value"])
+        g.node("Identity", [`past_key_values.0.${k}`], {}, { outputs: [`present.0.${k}`] })
       const kv = (name: string) => ({ name, type: DType.float, dims: ["b", 2, "t", 16] })
       return g.model({
-        inputs: [{ name: "input_ids", type: DType.int64, dims: ["b", "s"] }, { name: "attention_mask", type: DType.int64, dims: ["b", "t"] }, kv("past_key_values.0.key"), kv("past_key_values.0.value")],
-        outputs: [{ name: "logits", type: DType.float, dims: ["b", "s", W] }, kv("present.0.key"), kv("present.0.value"), ...(scaleReadElsewhere !== false ? [{ name: "scale", type: DType.float, dims: [] }] : [])],
+        inputs: [
+          { name: "input_ids", type: DType.int64, dims: ["b", "s"] },
+          { name: "attention_mask", type: DType.int64, dims: ["b", "t"] },
+          kv("past_key_values.0.key"),
+          kv("past_key_values.0.value")
+        ],
+        outputs: [
+          { name: "logits", type: DType.float, dims: ["b", "s", W] },
+          kv("present.0.key"),
+          kv("present.0.value"),
+          ...(scaleReadElsewhere !== false ? [{ name: "scale", type: DType.float, dims: [] }] : [])
+        ],
         name: "quantized-head",
         producer: "test",
         opset: 17
@@ -363,8 +544,19 @@ describe("the rewritten decoder graph", () => {
     const tokens = [3, 17, 29, 8, 35]
     const run = async (bytes: Uint8Array, past: Array<number>) => {
       const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 })
-      const feeds: Record<string, ort.Tensor> = { input_ids: int64(tokens, [1, tokens.length]), attention_mask: int64(tokens.map(() => 1), [1, tokens.length]) }
-      for (const k of ["key", "value"]) feeds[session.inputNames.find((x) => x.endsWith(`0.${k}`))!] = new ort.Tensor("float32", new Float32Array(0), past)
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: int64(tokens, [1, tokens.length]),
+        attention_mask: int64(
+          tokens.map(() => 1),
+          [1, tokens.length]
+        )
+      }
+      for (const k of ["key", "value"])
+        feeds[session.inputNames.find((x) => x.endsWith(`0.${k}`))!] = new ort.Tensor(
+          "float32",
+          new Float32Array(0),
+          past
+        )
       try {
         const out = await session.run(feeds)
         return (out[LAST_LOGITS] ?? out["logits"])!.data as Float32Array
@@ -374,7 +566,9 @@ describe("the rewritten decoder graph", () => {
     }
     const original = chain(false)
     const reference = (await run(original, [1, 2, 0, 16])).subarray((tokens.length - 1) * W)
-    const sliced = onnxProto().ModelProto.encode(onnxProto().ModelProto.decode(rewriteDecoder(readGraph(original).proto, 1))).finish()
+    const sliced = onnxProto()
+      .ModelProto.encode(onnxProto().ModelProto.decode(rewriteDecoder(readGraph(original).proto, 1)))
+      .finish()
     const nodesOf = (bytes: Uint8Array) => onnxProto().ModelProto.decode(bytes).graph!.node!
     expect(nodesOf(sliced).find((x) => x.input?.includes("fastcot.last_hidden"))?.opType).toBe("DynamicQuantizeLinear")
     const got = await run(sliced, [1, 2, 0, 16])
@@ -392,7 +586,9 @@ describe("the rewritten decoder graph", () => {
   it("4-bit products run on integer kernels unless asked otherwise; a level the export chose is kept", async () => {
     const file = path.join(dir, "onnx", "model_q4.onnx")
     const levels = (proto: ReturnType<typeof readGraph>["proto"]) =>
-      (proto.graph?.node ?? []).filter((n) => n.opType === "MatMulNBits").map((n) => Number(n.attribute?.find((a) => a.name === "accuracy_level")?.i ?? 0))
+      (proto.graph?.node ?? [])
+        .filter((n) => n.opType === "MatMulNBits")
+        .map((n) => Number(n.attribute?.find((a) => a.name === "accuracy_level")?.i ?? 0))
     const proto = readGraph(fs.readFileSync(file)).proto
     // The builder writes them as the common quantization scripts do by default: level unset.
     const products = levels(proto).length
@@ -404,13 +600,22 @@ describe("the rewritten decoder graph", () => {
     // A merged decoder keeps its products inside an If's branches, its weights in the outer graph.
     const merged = readGraph(fs.readFileSync(file)).proto
     const branch = { name: "with_past", node: merged.graph!.node!, output: merged.graph!.output! }
-    merged.graph!.node = [{ opType: "If", input: ["use_cache_branch"], output: ["logits"], attribute: [{ name: "then_branch", type: onnxProto().AttributeProto.AttributeType.GRAPH, g: branch }] }]
+    merged.graph!.node = [
+      {
+        opType: "If",
+        input: ["use_cache_branch"],
+        output: ["logits"],
+        attribute: [{ name: "then_branch", type: onnxProto().AttributeProto.AttributeType.GRAPH, g: branch }]
+      }
+    ]
     expect(useInt8Activations(merged)).toBe(products)
 
     const ids = [12, 200, 7, 33, 91, 150]
     const lastLogits = (m: LocalModel) => promptLastLogits(m, ids)
     const int8 = await Effect.runPromise(LocalModel.load(dir, { variant: "q4", threads: 1 }))
-    const exported = await Effect.runPromise(LocalModel.load(dir, { variant: "q4", threads: 1, q4Compute: "as-exported" }))
+    const exported = await Effect.runPromise(
+      LocalModel.load(dir, { variant: "q4", threads: 1, q4Compute: "as-exported" })
+    )
     const raw = await load(dir, "q4", "as-exported")
     models.push(int8, exported, raw)
     expect(int8.int8Products).toBe(products)
@@ -422,7 +627,9 @@ describe("the rewritten decoder graph", () => {
     // Integer kernels: not the same numbers (the switch took effect), but close ones.
     const q = await lastLogits(int8)
     expect(maxDiff(q, reference)).toBeGreaterThan(1e-6)
-    let dot = 0, na = 0, nb = 0
+    let dot = 0,
+      na = 0,
+      nb = 0
     for (let i = 0; i < V; i++) [dot, na, nb] = [dot + q[i]! * reference[i]!, na + q[i]! ** 2, nb + reference[i]! ** 2]
     expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.995)
   })
@@ -446,23 +653,74 @@ describe("the rewritten decoder graph", () => {
   it("packs each supported product form (float, dynamically quantized with zero points, 4-bit) at opsets 11 and 17, to the same outputs", async () => {
     const K = 32
     let seed = 5
-    const next = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32)
+    const next = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32
     const floats = (n: number) => Float32Array.from({ length: n }, () => next() - 0.5)
     const bytes = (n: number) => Uint8Array.from({ length: n }, () => Math.floor(next() * 256))
     for (const opset of [11, 17]) {
       const g = new GraphBuilder()
       const outs: Array<string> = []
-      for (const [i, N] of [8, 4].entries()) outs.push(g.op("MatMul", ["x", g.tensor(`mm${i}`, DType.float, [K, N], floats(K * N))]))
-      for (const [i, N] of [8, 4, 6].entries())
-        outs.push(g.op("DynamicQuantizeMatMul", ["x", g.tensor(`dq${i}`, DType.uint8, [K, N], bytes(K * N)), g.tensor(`dq${i}s`, DType.float, [N], floats(N).map((v) => Math.abs(v) / 50 + 1e-3)), g.tensor(`dq${i}z`, DType.uint8, [N], bytes(N))], {}, "com.microsoft"))
       for (const [i, N] of [8, 4].entries())
-        outs.push(g.op("MatMulNBits", ["x", g.tensor(`nb${i}`, DType.uint8, [N, 1, 16], bytes(N * 16)), g.tensor(`nb${i}s`, DType.float, [N], floats(N).map((v) => Math.abs(v) / 10 + 1e-3)), g.tensor(`nb${i}z`, DType.uint8, [N], bytes(N))], { K, N, bits: 4, block_size: 32, accuracy_level: 4 }, "com.microsoft"))
+        outs.push(g.op("MatMul", ["x", g.tensor(`mm${i}`, DType.float, [K, N], floats(K * N))]))
+      for (const [i, N] of [8, 4, 6].entries())
+        outs.push(
+          g.op(
+            "DynamicQuantizeMatMul",
+            [
+              "x",
+              g.tensor(`dq${i}`, DType.uint8, [K, N], bytes(K * N)),
+              g.tensor(
+                `dq${i}s`,
+                DType.float,
+                [N],
+                floats(N).map((v) => Math.abs(v) / 50 + 1e-3)
+              ),
+              g.tensor(`dq${i}z`, DType.uint8, [N], bytes(N))
+            ],
+            {},
+            "com.microsoft"
+          )
+        )
+      for (const [i, N] of [8, 4].entries())
+        outs.push(
+          g.op(
+            "MatMulNBits",
+            [
+              "x",
+              g.tensor(`nb${i}`, DType.uint8, [N, 1, 16], bytes(N * 16)),
+              g.tensor(
+                `nb${i}s`,
+                DType.float,
+                [N],
+                floats(N).map((v) => Math.abs(v) / 10 + 1e-3)
+              ),
+              g.tensor(`nb${i}z`, DType.uint8, [N], bytes(N))
+            ],
+            { K, N, bits: 4, block_size: 32, accuracy_level: 4 },
+            "com.microsoft"
+          )
+        )
       // Not packed: a product of another input, and one with a bias.
       outs.push(g.op("MatMul", ["y", g.tensor("other", DType.float, [K, 4], floats(K * 4))]))
-      outs.push(g.op("DynamicQuantizeMatMul", ["x", g.tensor("dqb", DType.uint8, [K, 4], bytes(K * 4)), g.tensor("dqbs", DType.float, [4], Float32Array.from([0.01, 0.02, 0.01, 0.02])), "", g.tensor("dqbb", DType.float, [4], floats(4))], {}, "com.microsoft"))
+      outs.push(
+        g.op(
+          "DynamicQuantizeMatMul",
+          [
+            "x",
+            g.tensor("dqb", DType.uint8, [K, 4], bytes(K * 4)),
+            g.tensor("dqbs", DType.float, [4], Float32Array.from([0.01, 0.02, 0.01, 0.02])),
+            "",
+            g.tensor("dqbb", DType.float, [4], floats(4))
+          ],
+          {},
+          "com.microsoft"
+        )
+      )
       const names = outs.map((o, i) => g.node("Identity", [o], {}, { outputs: [`out${i}`] })[0]!)
       const model = g.model({
-        inputs: [{ name: "x", type: DType.float, dims: [1, 3, K] }, { name: "y", type: DType.float, dims: [1, 3, K] }],
+        inputs: [
+          { name: "x", type: DType.float, dims: [1, 3, K] },
+          { name: "y", type: DType.float, dims: [1, 3, K] }
+        ],
         outputs: names.map((name) => ({ name, type: DType.float, dims: [1, 3, "n"] })),
         name: "products",
         producer: "test",
@@ -472,9 +730,15 @@ describe("the rewritten decoder graph", () => {
       expect(packProducts(proto)).toBe(1 + 2 + 1)
       const ops = (proto.graph!.node ?? []).map((n) => n.opType)
       expect(ops.filter((o) => o === "Split").length).toBe(3)
-      const feeds = { x: new ort.Tensor("float32", floats(3 * K), [1, 3, K]), y: new ort.Tensor("float32", floats(3 * K), [1, 3, K]) }
+      const feeds = {
+        x: new ort.Tensor("float32", floats(3 * K), [1, 3, K]),
+        y: new ort.Tensor("float32", floats(3 * K), [1, 3, K])
+      }
       const run = async (bytes: Uint8Array) => {
-        const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: "all", intraOpNumThreads: 1 })
+        const session = await ort.InferenceSession.create(bytes, {
+          graphOptimizationLevel: "all",
+          intraOpNumThreads: 1
+        })
         try {
           return await session.run(feeds)
         } finally {
@@ -485,7 +749,11 @@ describe("the rewritten decoder graph", () => {
       const after = await run(onnxProto().ModelProto.encode(proto).finish())
       for (const name of names) {
         expect(after[name]!.dims).toEqual(before[name]!.dims)
-        expect([opset, name, maxDiff(after[name]!.data as Float32Array, before[name]!.data as Float32Array)]).toEqual([opset, name, 0])
+        expect([opset, name, maxDiff(after[name]!.data as Float32Array, before[name]!.data as Float32Array)]).toEqual([
+          opset,
+          name,
+          0
+        ])
       }
     }
   })
@@ -498,8 +766,15 @@ describe("the rewritten decoder graph", () => {
     expect([fp32.rotaryFused, plain.rotaryFused]).toEqual([4, 0])
     expect(maxDiff(await promptLastLogits(fp32, ids), await promptLastLogits(plain, ids))).toBeLessThan(1e-5)
     // Rows of other lengths (left-padded, so each row's positions differ) decode as without fusion, greedy and sampled.
-    const requests = [ids, [5, 9], range(40, 61)].map((promptIds, i) => ({ promptIds, maxNewTokens: 10, minNewTokens: 10, sampling: i === 1 ? GREEDY : { ...GREEDY, temperature: 1, seed: 11 + i } }))
-    expect((await fp32.generate(requests)).map((r) => r.ids)).toEqual((await plain.generate(requests)).map((r) => r.ids))
+    const requests = [ids, [5, 9], range(40, 61)].map((promptIds, i) => ({
+      promptIds,
+      maxNewTokens: 10,
+      minNewTokens: 10,
+      sampling: i === 1 ? GREEDY : { ...GREEDY, temperature: 1, seed: 11 + i }
+    }))
+    expect((await fp32.generate(requests)).map((r) => r.ids)).toEqual(
+      (await plain.generate(requests)).map((r) => r.ids)
+    )
     // The fused graph holds no rotate-half nodes (Neg) any more; the tables run once at load.
     const proto = readGraph(fs.readFileSync(path.join(dir, "onnx", "model.onnx"))).proto
     const before = (proto.graph!.node ?? []).length
@@ -528,7 +803,12 @@ describe("the rewritten decoder graph", () => {
     type Cut = "split" | "slice" | "slice-short" | "slice-shape" | "slice-floordiv" | "slice-shape-quarter"
     const model = (cut: Cut, tablesFrom: "position_ids" | "mask", reuse: false | "node" | "subgraph") => {
       const g = new GraphBuilder()
-      const invFreq = g.tensor("inv_freq", DType.float, [D / 2], Float32Array.from({ length: D / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / D)))
+      const invFreq = g.tensor(
+        "inv_freq",
+        DType.float,
+        [D / 2],
+        Float32Array.from({ length: D / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / D))
+      )
       const source = tablesFrom === "position_ids" ? "position_ids" : "mask"
       const pos = g.op("Unsqueeze", [g.op("Cast", [source], { to: DType.float }), g.const([-1], DType.int64, false)])
       const freqs = g.op("Mul", [pos, invFreq])
@@ -559,7 +839,12 @@ describe("the rewritten decoder graph", () => {
       } else {
         const axes = g.const([-1], DType.int64, false)
         x1 = g.op("Slice", ["x", g.const([0], DType.int64, false), g.const([h], DType.int64, false), axes])
-        x2 = g.op("Slice", ["x", g.const([h], DType.int64, false), g.const([cut === "slice" ? 1 << 30 : D - 1], DType.int64, false), axes])
+        x2 = g.op("Slice", [
+          "x",
+          g.const([h], DType.int64, false),
+          g.const([cut === "slice" ? 1 << 30 : D - 1], DType.int64, false),
+          axes
+        ])
       }
       const rotated = g.op("Concat", [g.op("Neg", [x2]), x1], { axis: -1 })
       const out = g.op("Add", [g.op("Mul", ["x", cos]), g.op("Mul", [rotated, sin])])
@@ -573,14 +858,21 @@ describe("the rewritten decoder graph", () => {
           { name: "position_ids", type: DType.int64, dims: [1, S] },
           { name: "mask", type: DType.int64, dims: [1, S] }
         ],
-        outputs: [{ name: "y", type: DType.float, dims: [1, N, S, cut === "slice-short" ? D - 1 : D] }, ...(reuse !== false ? [{ name: "half", type: DType.float, dims: [1, N, S, h] }] : [])],
+        outputs: [
+          { name: "y", type: DType.float, dims: [1, N, S, cut === "slice-short" ? D - 1 : D] },
+          ...(reuse !== false ? [{ name: "half", type: DType.float, dims: [1, N, S, h] }] : [])
+        ],
         name: "rotary",
         producer: "test",
         opset: 17
       })
     }
     const feeds = {
-      x: new ort.Tensor("float32", Float32Array.from({ length: N * S * D }, (_, i) => Math.sin(i * 0.7)), [1, N, S, D]),
+      x: new ort.Tensor(
+        "float32",
+        Float32Array.from({ length: N * S * D }, (_, i) => Math.sin(i * 0.7)),
+        [1, N, S, D]
+      ),
       position_ids: int64([3, 9, 14], [1, S]),
       mask: int64([1, 1, 1], [1, S])
     }
@@ -599,11 +891,17 @@ describe("the rewritten decoder graph", () => {
       const session = await ort.InferenceSession.create(plan.tableModel)
       const out = await session.run({ position_ids: int64(range(0, positions), [1, positions]) })
       await session.release()
-      const fused = fuseRotary(proto, plan, plan.pairs.map((p) => readRotaryTable(out[p.cos]!, out[p.sin]!, positions)!))
+      const fused = fuseRotary(
+        proto,
+        plan,
+        plan.pairs.map((p) => readRotaryTable(out[p.cos]!, out[p.sin]!, positions)!)
+      )
       if (fused > 0) {
         expect(maxDiff(await run(onnxProto().ModelProto.encode(proto).finish()), await run(bytes))).toBeLessThan(1e-6)
         // Nothing is left of the rotate-half nodes, nor of the bounds' shape computation.
-        expect((proto.graph?.node ?? []).map((n) => n.opType).filter((o) => o !== "RotaryEmbedding" && o !== "Identity")).toEqual([])
+        expect(
+          (proto.graph?.node ?? []).map((n) => n.opType).filter((o) => o !== "RotaryEmbedding" && o !== "Identity")
+        ).toEqual([])
       }
       return fused
     }
@@ -620,7 +918,13 @@ describe("the rewritten decoder graph", () => {
     expect(await fuse(model("split", "position_ids", "node"))).toBe(0) // a half read elsewhere too
     expect(await fuse(model("split", "position_ids", "subgraph"))).toBe(0) // ... or inside a subgraph
     // Tables that do not repeat their first half are refused.
-    expect(readRotaryTable({ dims: [1, 1, 1, 4], data: Float32Array.from([1, 2, 1, 3]) }, { dims: [1, 1, 1, 4], data: Float32Array.from([0, 0, 0, 0]) }, 1)).toBeUndefined()
+    expect(
+      readRotaryTable(
+        { dims: [1, 1, 1, 4], data: Float32Array.from([1, 2, 1, 3]) },
+        { dims: [1, 1, 1, 4], data: Float32Array.from([0, 0, 0, 0]) },
+        1
+      )
+    ).toBeUndefined()
   })
 
   for (const variant of ["fp16", "q4f16"]) {
@@ -665,7 +969,12 @@ describe("the rewritten decoder graph", () => {
       expect(maxDiff(w, h)).toBeLessThan(variant === "fp16" ? 1e-2 : 5e-2)
       // 4-bit products whose scales were float16 now take the integer kernels, as q4's do.
       expect(wide.int8Products).toBe(variant === "q4f16" ? 15 : 0)
-      const req = { promptIds: ids, maxNewTokens: 20, minNewTokens: 20, sampling: { ...GREEDY, temperature: 1, seed: 5 } }
+      const req = {
+        promptIds: ids,
+        maxNewTokens: 20,
+        minNewTokens: 20,
+        sampling: { ...GREEDY, temperature: 1, seed: 5 }
+      }
       expect((await wide.generate([req]))[0]!.completionTokens).toBe(20)
     }
   })
@@ -704,7 +1013,12 @@ describe("computing float16 files in float32", () => {
     const P = onnxProto()
     widened.graph!.input = [
       ...widened.graph!.input!,
-      ...widened.graph!.initializer!.map((t) => P.ValueInfoProto.create({ name: t.name!, type: { tensorType: { elemType: t.dataType!, shape: { dim: t.dims!.map((d) => ({ dimValue: Number(d) })) } } } }))
+      ...widened.graph!.initializer!.map((t) =>
+        P.ValueInfoProto.create({
+          name: t.name!,
+          type: { tensorType: { elemType: t.dataType!, shape: { dim: t.dims!.map((d) => ({ dimValue: Number(d) })) } } }
+        })
+      )
     ]
     expect(computeInFloat32(widened)).toBeGreaterThan(0)
     // (The float16 weights themselves stay, renamed, as the Casts' inputs.)
@@ -714,12 +1028,26 @@ describe("computing float16 files in float32", () => {
     ]
     expect(types(reference)).toContain(DType.float16)
     expect(types(widened)).not.toContain(DType.float16)
-    expect(widened.graph!.node!.filter((n) => n.opType === "Cast").every((n) => Number(n.attribute!.find((a) => a.name === "to")!.i) !== DType.float16)).toBe(true)
+    expect(
+      widened
+        .graph!.node!.filter((n) => n.opType === "Cast")
+        .every((n) => Number(n.attribute!.find((a) => a.name === "to")!.i) !== DType.float16)
+    ).toBe(true)
     // It runs, with float32 inputs and outputs, to the float16 graph's logits within float16's precision.
     const run = async (p: typeof reference, type: "float32" | "float16") => {
       const session = await ort.InferenceSession.create(P.ModelProto.encode(p).finish())
-      const feeds: Record<string, ort.Tensor> = { input_ids: int64([1, 2, 3], [1, 3]), attention_mask: int64([1, 1, 1], [1, 3]), position_ids: int64([0, 1, 2], [1, 3]) }
-      for (let l = 0; l < 2; l++) for (const k of ["key", "value"]) feeds[`past_key_values.${l}.${k}`] = new ort.Tensor(type, type === "float16" ? new Uint16Array(0) : new Float32Array(0), [1, 2, 0, 16])
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: int64([1, 2, 3], [1, 3]),
+        attention_mask: int64([1, 1, 1], [1, 3]),
+        position_ids: int64([0, 1, 2], [1, 3])
+      }
+      for (let l = 0; l < 2; l++)
+        for (const k of ["key", "value"])
+          feeds[`past_key_values.${l}.${k}`] = new ort.Tensor(
+            type,
+            type === "float16" ? new Uint16Array(0) : new Float32Array(0),
+            [1, 2, 0, 16]
+          )
       const out = await session.run(feeds)
       await session.release()
       return out["logits"]!
@@ -755,9 +1083,15 @@ describe("tokenizer and chat template", () => {
     expect(t.applyChatTemplate([{ role: "user", content: "2+2?" }])).toBe(
       "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n"
     )
-    expect(t.applyChatTemplate([{ role: "system", content: "Be brief." }, { role: "user", content: "hi" }], false)).toBe(
-      "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
-    )
+    expect(
+      t.applyChatTemplate(
+        [
+          { role: "system", content: "Be brief." },
+          { role: "user", content: "hi" }
+        ],
+        false
+      )
+    ).toBe("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n")
     const text = "é∑ 🙂 answer"
     const d = t.streamDecoder()
     let out = ""
@@ -769,7 +1103,8 @@ describe("tokenizer and chat template", () => {
 })
 
 describe("generation", () => {
-  const prompt = () => fp32.tokenizer.encode(fp32.tokenizer.applyChatTemplate([{ role: "user", content: "What is 2+2?" }]))
+  const prompt = () =>
+    fp32.tokenizer.encode(fp32.tokenizer.applyChatTemplate([{ role: "user", content: "What is 2+2?" }]))
 
   it("seeded sampling is reproducible; other seeds differ; top-k 1 is greedy", async () => {
     const s = { temperature: 1, topP: 0.95, topK: 0, minP: 0, repetitionPenalty: 1, seed: 11 }
@@ -789,22 +1124,31 @@ describe("generation", () => {
     expect(long!.completionTokens).toBe(30)
     const stop = long!.text.slice(6, 8)
     const pieces: Array<string> = []
-    const [cut] = await fp32.generate([{ promptIds: prompt(), maxNewTokens: 30, sampling: GREEDY, stop: [stop], onText: (d) => pieces.push(d) }])
+    const [cut] = await fp32.generate([
+      { promptIds: prompt(), maxNewTokens: 30, sampling: GREEDY, stop: [stop], onText: (d) => pieces.push(d) }
+    ])
     expect(cut!.finishReason).toBe("stop")
     expect(cut!.text).toBe(long!.text.slice(0, long!.text.indexOf(stop)))
     expect(pieces.join("")).toBe(cut!.text)
     const ac = new AbortController()
     ac.abort()
-    const [cancelled] = await fp32.generate([{ promptIds: prompt(), maxNewTokens: 30, sampling: GREEDY, signal: ac.signal }])
+    const [cancelled] = await fp32.generate([
+      { promptIds: prompt(), maxNewTokens: 30, sampling: GREEDY, signal: ac.signal }
+    ])
     expect(cancelled!.finishReason).toBe("cancelled")
   })
 
   it("guided choice only ever writes one of the allowed strings", async () => {
     const t = fp32.tokenizer
     const choices = ["easy", "medium", "hard"]
-    const constraint = new ChoiceConstraint(choices.map((c) => t.encode(c)), t.eosIds[0]!)
+    const constraint = new ChoiceConstraint(
+      choices.map((c) => t.encode(c)),
+      t.eosIds[0]!
+    )
     for (const seed of [1, 2, 3, 4, 5]) {
-      const [r] = await fp32.generate([{ promptIds: prompt(), maxNewTokens: 10, sampling: { ...GREEDY, temperature: 1, seed }, choice: constraint }])
+      const [r] = await fp32.generate([
+        { promptIds: prompt(), maxNewTokens: 10, sampling: { ...GREEDY, temperature: 1, seed }, choice: constraint }
+      ])
       expect(choices).toContain(r!.text)
       expect(r!.finishReason).toBe("stop")
     }
@@ -817,7 +1161,12 @@ describe("generation", () => {
       { promptIds: [40, 41, 42, 43, 44, 45, 46, 47, 48], maxNewTokens: 40, minNewTokens: 40, sampling: GREEDY },
       { promptIds: [5, 6, 7], maxNewTokens: 3, minNewTokens: 3, sampling: GREEDY },
       { promptIds: [100, 101], maxNewTokens: 6, minNewTokens: 6, sampling: seeded },
-      { promptIds: [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20], maxNewTokens: 5, minNewTokens: 5, sampling: GREEDY }
+      {
+        promptIds: [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20],
+        maxNewTokens: 5,
+        minNewTokens: 5,
+        sampling: GREEDY
+      }
     ]
     const order: Array<number> = []
     const results = await Promise.all(requests.map((r, i) => engine.submit(r).then((x) => (order.push(i), x))))
@@ -841,17 +1190,28 @@ describe("generation", () => {
 
   it("the engine batches concurrent callers and the provider answers ChatRequests", async () => {
     const engine = new LocalEngine(fp32, 4)
-    const results = await Promise.all([1, 2, 3, 4, 5].map((n) => engine.submit({ promptIds: [n, n + 1, n + 2], maxNewTokens: 5, sampling: GREEDY })))
+    const results = await Promise.all(
+      [1, 2, 3, 4, 5].map((n) => engine.submit({ promptIds: [n, n + 1, n + 2], maxNewTokens: 5, sampling: GREEDY }))
+    )
     expect(results.map((r) => r.completionTokens)).toEqual([5, 5, 5, 5, 5])
     const provider = onnxProvider({ path: dir, threads: 1 })
-    const request = new ChatRequest({ messages: [{ role: "user", content: "Rate it." }], temperature: 0, max_tokens: 8, choice: ["easy", "medium", "hard"] })
+    const request = new ChatRequest({
+      messages: [{ role: "user", content: "Rate it." }],
+      temperature: 0,
+      max_tokens: 8,
+      choice: ["easy", "medium", "hard"]
+    })
     const r = await Effect.runPromise(provider.call(request))
     expect(["easy", "medium", "hard"]).toContain(r.text)
     expect(r.usage.promptTokens).toBeGreaterThan(5)
     // A folder that cannot load is a permanent failure: not retried, unlike a runtime error.
-    const missing = await Effect.runPromise(Effect.flip(onnxProvider({ path: path.join(tmp, "nowhere") }).call(request)))
+    const missing = await Effect.runPromise(
+      Effect.flip(onnxProvider({ path: path.join(tmp, "nowhere") }).call(request))
+    )
     expect(missing).toMatchObject({ _tag: "BadRequest", message: expect.stringContaining("nowhere") })
-    const free = await Effect.runPromise(provider.call(new ChatRequest({ messages: [{ role: "user", content: "Go on." }], temperature: 0, max_tokens: 6 })))
+    const free = await Effect.runPromise(
+      provider.call(new ChatRequest({ messages: [{ role: "user", content: "Go on." }], temperature: 0, max_tokens: 6 }))
+    )
     expect(free.finishReason).toBe("length")
     expect(free.usage.completionTokens).toBe(6)
   })

@@ -85,7 +85,8 @@ export const buildQwen2Model = (options: BuildOptions): BuiltModel => {
   ensureDirSync(path.join(options.dir, "onnx"))
   const specials = tiny?.specialIds ?? specialIdsOf(options.tokenizer!.json)
   const eos = [specials["<|im_end|>"]!, specials["<|endoftext|>"]!]
-  const writeJson = (name: string, value: unknown) => fs.writeFileSync(path.join(options.dir, name), JSON.stringify(value, null, 2) + "\n")
+  const writeJson = (name: string, value: unknown) =>
+    fs.writeFileSync(path.join(options.dir, name), JSON.stringify(value, null, 2) + "\n")
   writeJson("config.json", {
     architectures: ["Qwen2ForCausalLM"],
     model_type: "qwen2",
@@ -117,7 +118,10 @@ export const buildQwen2Model = (options: BuildOptions): BuiltModel => {
     repetition_penalty: 1.05
   })
   writeJson("tokenizer.json", options.tokenizer?.json ?? tiny!.tokenizerJson)
-  writeJson("tokenizer_config.json", options.tokenizer?.config ?? tokenizerConfig(specials, CHATML_TEMPLATE, shape.maxPositionEmbeddings))
+  writeJson(
+    "tokenizer_config.json",
+    options.tokenizer?.config ?? tokenizerConfig(specials, CHATML_TEMPLATE, shape.maxPositionEmbeddings)
+  )
   const external = options.externalData ?? fp32Bytes(shape) > 256 * 2 ** 20
   const files: Array<string> = []
   for (const variant of options.variants ?? ["fp32"]) {
@@ -129,14 +133,17 @@ export const buildQwen2Model = (options: BuildOptions): BuiltModel => {
 
 const specialIdsOf = (json: Record<string, unknown>): Record<string, number> => {
   const out: Record<string, number> = {}
-  for (const t of (json["added_tokens"] as Array<{ id: number; content: string }> | undefined) ?? []) out[t.content] = t.id
-  for (const need of ["<|endoftext|>", "<|im_end|>"]) if (out[need] === undefined) throw new Error(`the tokenizer has no ${need} token`)
+  for (const t of (json["added_tokens"] as Array<{ id: number; content: string }> | undefined) ?? [])
+    out[t.content] = t.id
+  for (const need of ["<|endoftext|>", "<|im_end|>"])
+    if (out[need] === undefined) throw new Error(`the tokenizer has no ${need} token`)
   return out
 }
 
 export const parameterCount = (s: Qwen2Shape): number => {
   const d = s.hiddenSize / s.numHeads
-  const attn = s.hiddenSize * (s.numHeads * d) * 2 + s.hiddenSize * (s.numKvHeads * d) * 2 + (s.numHeads + 2 * s.numKvHeads) * d
+  const attn =
+    s.hiddenSize * (s.numHeads * d) * 2 + s.hiddenSize * (s.numKvHeads * d) * 2 + (s.numHeads + 2 * s.numKvHeads) * d
   const mlp = 3 * s.hiddenSize * s.intermediateSize
   return s.vocabSize * s.hiddenSize + s.numLayers * (attn + mlp + 2 * s.hiddenSize) + s.hiddenSize
 }
@@ -147,7 +154,7 @@ const randomTensor = (name: string, seed: number, size: number, std: number, mea
   let h = 2166136261 ^ seed
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619)
   let a = h >>> 0 || 1
-  let b = (Math.imul(h, 2654435761) >>> 0) || 7
+  let b = Math.imul(h, 2654435761) >>> 0 || 7
   const out = new Float32Array(size)
   const scale = (std * Math.sqrt(3) * 2) / 4294967296
   const half = std * Math.sqrt(3)
@@ -172,12 +179,18 @@ export const quantizeInt8 = (w: Float32Array, K: number, N: number): { q: Int8Ar
   for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) scales[n] = Math.max(scales[n]!, Math.abs(w[k * N + n]!))
   for (let n = 0; n < N; n++) scales[n] = scales[n]! / 127 || 1
   const q = new Int8Array(K * N)
-  for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) q[k * N + n] = Math.max(-127, Math.min(127, Math.round(w[k * N + n]! / scales[n]!)))
+  for (let k = 0; k < K; k++)
+    for (let n = 0; n < N; n++) q[k * N + n] = Math.max(-127, Math.min(127, Math.round(w[k * N + n]! / scales[n]!)))
   return { q, scales }
 }
 
 /** MatMulNBits' layout: per output column, blocks of 32 along K, two 4-bit values per byte (low first), zero point 8. */
-export const quantizeQ4 = (w: Float32Array, K: number, N: number, block = 32): { packed: Uint8Array; scales: Float32Array } => {
+export const quantizeQ4 = (
+  w: Float32Array,
+  K: number,
+  N: number,
+  block = 32
+): { packed: Uint8Array; scales: Float32Array } => {
   const blocks = Math.ceil(K / block)
   const packed = new Uint8Array(N * blocks * (block / 2))
   const scales = new Float32Array(N * blocks)
@@ -200,7 +213,13 @@ export const quantizeQ4 = (w: Float32Array, K: number, N: number, block = 32): {
   return { packed, scales }
 }
 
-const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: number, external: boolean): Array<string> => {
+const writeVariant = (
+  dir: string,
+  s: Qwen2Shape,
+  variant: BuildVariant,
+  seed: number,
+  external: boolean
+): Array<string> => {
   const file = variantFile(variant)
   const modelPath = path.join(dir, "onnx", file)
   const dataName = `${file}_data`
@@ -236,7 +255,8 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
     const i64 = DType.int64
     /** The variant's float type: the type of every float tensor but the rotary angles. */
     const ft = variant === "fp16" || variant === "q4f16" ? DType.float16 : f32
-    const inFt = (values: Float32Array): Float32Array | Uint16Array => (ft === DType.float16 ? float32ToHalf(values) : values)
+    const inFt = (values: Float32Array): Float32Array | Uint16Array =>
+      ft === DType.float16 ? float32ToHalf(values) : values
 
     /** x [.., K] @ W [K, N] (+ bias), in the variant's arithmetic. */
     const linear = (x: string, name: string, K: number, N: number, bias: boolean, weight?: Float32Array): string => {
@@ -245,13 +265,22 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
       if (variant === "fp32" || variant === "fp16") y = g.op("MatMul", [x, g.tensor(name, ft, [K, N], inFt(w))])
       else if (variant === "int8") {
         const { q, scales } = quantizeInt8(w, K, N)
-        y = g.op("DynamicQuantizeMatMul", [x, g.tensor(name, DType.int8, [K, N], q), g.tensor(`${name}_scale`, f32, [N], scales)], {}, "com.microsoft")
+        y = g.op(
+          "DynamicQuantizeMatMul",
+          [x, g.tensor(name, DType.int8, [K, N], q), g.tensor(`${name}_scale`, f32, [N], scales)],
+          {},
+          "com.microsoft"
+        )
       } else {
         const { packed, scales } = quantizeQ4(w, K, N)
         const blocks = Math.ceil(K / 32)
         y = g.op(
           "MatMulNBits",
-          [x, g.tensor(`${name}_Q4`, DType.uint8, [N, blocks, 16], packed), g.tensor(`${name}_scales`, ft, [N * blocks], inFt(scales))],
+          [
+            x,
+            g.tensor(`${name}_Q4`, DType.uint8, [N, blocks, 16], packed),
+            g.tensor(`${name}_scales`, ft, [N * blocks], inFt(scales))
+          ],
           // As the common quantization scripts write it by default: no accuracy_level (the
           // runtime computes in float32 unless told otherwise; see Q4Compute).
           { K, N, bits: 4, block_size: 32 },
@@ -281,7 +310,10 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
     // The most negative float16 where float16 (-1e9 would be -Infinity there).
     const maskBias = g.op("Where", [allowed, g.const([0], ft), g.const([ft === DType.float16 ? -65504 : -1e9], ft)])
     const invFreq = Float32Array.from({ length: D / 2 }, (_, i) => 1 / Math.pow(s.ropeTheta, (2 * i) / D))
-    const freqs = g.op("Mul", [g.op("Unsqueeze", [g.op("Cast", ["position_ids"], { to: f32 }), g.const([2], i64)]), g.tensor("rotary_inv_freq", f32, [D / 2], invFreq)])
+    const freqs = g.op("Mul", [
+      g.op("Unsqueeze", [g.op("Cast", ["position_ids"], { to: f32 }), g.const([2], i64)]),
+      g.tensor("rotary_inv_freq", f32, [D / 2], invFreq)
+    ])
     const emb = g.op("Concat", [freqs, freqs], { axis: -1 })
     const inFtGraph = (x: string) => (ft === DType.float16 ? g.op("Cast", [x], { to: ft }) : x)
     const cos = g.op("Unsqueeze", [inFtGraph(g.op("Cos", [emb])), g.const([1], i64)])
@@ -305,15 +337,29 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
     for (let l = 0; l < s.numLayers; l++) {
       const p = `model.layers.${l}`
       const x = rmsNorm(h, `${p}.input_layernorm.weight`)
-      const heads = (t: string, n: number) => g.op("Transpose", [g.op("Reshape", [t, g.const([0, 0, n, D], i64, false)])], { perm: [0, 2, 1, 3] })
+      const heads = (t: string, n: number) =>
+        g.op("Transpose", [g.op("Reshape", [t, g.const([0, 0, n, D], i64, false)])], { perm: [0, 2, 1, 3] })
       const q = rope(heads(linear(x, `${p}.self_attn.q_proj.weight`, H, NH * D, true), NH))
       const k = rope(heads(linear(x, `${p}.self_attn.k_proj.weight`, H, KV * D, true), KV))
       const v = heads(linear(x, `${p}.self_attn.v_proj.weight`, H, KV * D, true), KV)
-      const presentK = g.node("Concat", [`past_key_values.${l}.key`, k], { axis: 2 }, { outputs: [`present.${l}.key`] })[0]!
-      const presentV = g.node("Concat", [`past_key_values.${l}.value`, v], { axis: 2 }, { outputs: [`present.${l}.value`] })[0]!
+      const presentK = g.node(
+        "Concat",
+        [`past_key_values.${l}.key`, k],
+        { axis: 2 },
+        { outputs: [`present.${l}.key`] }
+      )[0]!
+      const presentV = g.node(
+        "Concat",
+        [`past_key_values.${l}.value`, v],
+        { axis: 2 },
+        { outputs: [`present.${l}.value`] }
+      )[0]!
       // Grouped-query attention without repeating K/V: the G query heads of one KV head are laid end to end.
       const qg = g.op("Reshape", [g.op("Mul", [q, scale]), g.const([0, KV, -1, D], i64, false)])
-      const scores = g.op("Reshape", [g.op("MatMul", [qg, g.op("Transpose", [presentK], { perm: [0, 1, 3, 2] })]), g.const([0, NH, -1, 0], i64, false)])
+      const scores = g.op("Reshape", [
+        g.op("MatMul", [qg, g.op("Transpose", [presentK], { perm: [0, 1, 3, 2] })]),
+        g.const([0, NH, -1, 0], i64, false)
+      ])
       const probs = g.op("Softmax", [g.op("Add", [scores, maskBias])], { axis: -1 })
       const ctx = g.op("MatMul", [g.op("Reshape", [probs, g.const([0, KV, -1, 0], i64, false)]), presentV])
       const merged = g.op("Reshape", [
@@ -328,17 +374,28 @@ const writeVariant = (dir: string, s: Qwen2Shape, variant: BuildVariant, seed: n
       h = g.op("Add", [h, linear(act, `${p}.mlp.down_proj.weight`, s.intermediateSize, H, false)])
     }
     const last = rmsNorm(h, "model.norm.weight")
-    g.node("Identity", [linear(last, "lm_head.weight", H, s.vocabSize, false, transpose(embed, s.vocabSize, H))], {}, { outputs: ["logits"] })
+    g.node(
+      "Identity",
+      [linear(last, "lm_head.weight", H, s.vocabSize, false, transpose(embed, s.vocabSize, H))],
+      {},
+      { outputs: ["logits"] }
+    )
 
     const inputs: Array<ValueInfo> = [
       { name: "input_ids", type: i64, dims: ["batch_size", "sequence_length"] },
       { name: "attention_mask", type: i64, dims: ["batch_size", "total_sequence_length"] },
       { name: "position_ids", type: i64, dims: ["batch_size", "sequence_length"] }
     ]
-    const outputs: Array<ValueInfo> = [{ name: "logits", type: ft, dims: ["batch_size", "sequence_length", s.vocabSize] }]
+    const outputs: Array<ValueInfo> = [
+      { name: "logits", type: ft, dims: ["batch_size", "sequence_length", s.vocabSize] }
+    ]
     for (let l = 0; l < s.numLayers; l++) {
       for (const kind of ["key", "value"]) {
-        inputs.push({ name: `past_key_values.${l}.${kind}`, type: ft, dims: ["batch_size", KV, "past_sequence_length", D] })
+        inputs.push({
+          name: `past_key_values.${l}.${kind}`,
+          type: ft,
+          dims: ["batch_size", KV, "past_sequence_length", D]
+        })
         outputs.push({ name: `present.${l}.${kind}`, type: ft, dims: ["batch_size", KV, "total_sequence_length", D] })
       }
     }

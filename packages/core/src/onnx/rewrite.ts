@@ -2,7 +2,17 @@ import type { onnx as P } from "onnx-proto"
 import { attribute, DType, GraphBuilder, onnxProto, readCounts, subgraphs } from "./graph.js"
 import { halfToFloat32 } from "./half.js"
 
-const ELEMENT_TYPES: Record<number, string> = { 1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64", 16: "bfloat16" }
+const ELEMENT_TYPES: Record<number, string> = {
+  1: "float32",
+  2: "uint8",
+  3: "int8",
+  6: "int32",
+  7: "int64",
+  9: "bool",
+  10: "float16",
+  11: "float64",
+  16: "bfloat16"
+}
 
 /** A graph's inputs and outputs as a session reports them, read from the file without a session. */
 export interface GraphIo {
@@ -26,11 +36,20 @@ export const graphIo = (proto: P.ModelProto): GraphIo => {
   const initializers = new Set((graph.initializer ?? []).map((t) => t.name ?? ""))
   const meta = (v: P.IValueInfoProto) => {
     const tensor = v.type?.tensorType
-    return { name: v.name ?? "", isTensor: tensor !== null && tensor !== undefined, type: ELEMENT_TYPES[tensor?.elemType ?? 0] ?? `type ${tensor?.elemType}` }
+    return {
+      name: v.name ?? "",
+      isTensor: tensor !== null && tensor !== undefined,
+      type: ELEMENT_TYPES[tensor?.elemType ?? 0] ?? `type ${tensor?.elemType}`
+    }
   }
   const inputs = (graph.input ?? []).filter((v) => !initializers.has(v.name ?? "")).map(meta)
   const outputs = (graph.output ?? []).map(meta)
-  return { inputNames: inputs.map((v) => v.name), outputNames: outputs.map((v) => v.name), inputMetadata: inputs, outputMetadata: outputs }
+  return {
+    inputNames: inputs.map((v) => v.name),
+    outputNames: outputs.map((v) => v.name),
+    inputMetadata: inputs,
+    outputMetadata: outputs
+  }
 }
 
 /** Names of the inputs and outputs that the rewritten graph uses instead of the export's. */
@@ -69,7 +88,10 @@ export const float16Bytes = (proto: P.ModelProto): number => {
     for (const t of graph.initializer ?? []) {
       if (t.dataType !== DType.float16) continue
       const length = (t.externalData ?? []).find((e) => e.key === "length")?.value
-      bytes += length !== undefined && length !== null ? Number(length) : (t.dims ?? []).reduce((n: number, d) => n * Number(d), 1) * 2
+      bytes +=
+        length !== undefined && length !== null
+          ? Number(length)
+          : (t.dims ?? []).reduce((n: number, d) => n * Number(d), 1) * 2
     }
     for (const node of graph.node ?? []) for (const sub of subgraphs(node)) walk(sub)
   }
@@ -78,7 +100,8 @@ export const float16Bytes = (proto: P.ModelProto): number => {
 }
 
 /** `auto`'s rule: the float32 copies (twice the float16 bytes) fit in a quarter of `totalMemory`. */
-export const widenFits = (f16Bytes: number, totalMemory: number): boolean => f16Bytes > 0 && 2 * f16Bytes <= totalMemory / 4
+export const widenFits = (f16Bytes: number, totalMemory: number): boolean =>
+  f16Bytes > 0 && 2 * f16Bytes <= totalMemory / 4
 
 /** A small float16 tensor's values as float32 (raw bytes, or bits in int32_data as ONNX allows). */
 const widenInline = (t: P.ITensorProto): void => {
@@ -118,12 +141,20 @@ export const computeInFloat32 = (proto: P.ModelProto): number => {
       }
       const name = t.name ?? ""
       t.name = `fastcot/f16/${name}`
-      casts.push({ opType: "Cast", domain: "", name: `fastcot/f16/cast/${name}`, input: [t.name], output: [name], attribute: [attribute("to", DType.float)] })
+      casts.push({
+        opType: "Cast",
+        domain: "",
+        name: `fastcot/f16/cast/${name}`,
+        input: [t.name],
+        output: [name],
+        attribute: [attribute("to", DType.float)]
+      })
     }
     for (const node of graph.node ?? []) {
       for (const sub of subgraphs(node)) walk(sub)
       for (const a of node.attribute ?? []) {
-        if (node.opType === "Cast" && (node.domain ?? "") === "" && a.name === "to" && Number(a.i) === DType.float16) a.i = DType.float
+        if (node.opType === "Cast" && (node.domain ?? "") === "" && a.name === "to" && Number(a.i) === DType.float16)
+          a.i = DType.float
         if (a.t !== null && a.t !== undefined && a.t.dataType === DType.float16) {
           widenInline(a.t)
           widened++
@@ -159,7 +190,13 @@ export const useInt8Activations = (proto: P.ModelProto): number => {
     // Float16 scales widened by `computeInFloat32`: a Cast to float32 of an initializer.
     for (const n of graph.node ?? []) {
       const to = (n.attribute ?? []).find((a) => a.name === "to")
-      if (n.opType === "Cast" && (n.domain ?? "") === "" && Number(to?.i) === DType.float && inits.has(n.input?.[0] ?? "")) floats.add(n.output?.[0] ?? "")
+      if (
+        n.opType === "Cast" &&
+        (n.domain ?? "") === "" &&
+        Number(to?.i) === DType.float &&
+        inits.has(n.input?.[0] ?? "")
+      )
+        floats.add(n.output?.[0] ?? "")
     }
     for (const node of graph.node ?? []) {
       for (const sub of subgraphs(node)) walk(sub, floats)
@@ -201,7 +238,11 @@ export const useInt8Activations = (proto: P.ModelProto): number => {
  * own memory), but for a dynamically quantized LM head, whose activation scale then comes from the
  * last row alone; tests check that logits and tokens equal the unmodified graph's.
  */
-export const rewriteDecoder = (proto: P.ModelProto, layers: number, source?: { readonly bytes: Uint8Array; readonly location: string }): Uint8Array => {
+export const rewriteDecoder = (
+  proto: P.ModelProto,
+  layers: number,
+  source?: { readonly bytes: Uint8Array; readonly location: string }
+): Uint8Array => {
   const P = onnxProto()
   const graph = proto.graph
   if (graph === null || graph === undefined) throw new Error("the model has no graph")
@@ -259,7 +300,8 @@ export const rewriteDecoder = (proto: P.ModelProto, layers: number, source?: { r
   const logits = byName(outputs, "logits")
   const logitDims = dimsOf(logits)
   const logitRank = logitDims.length
-  if (logitRank !== 0 && logitRank !== 3) throw new Error(`\`logits\` has rank ${logitRank}; this runtime reads (batch, sequence, vocab)`)
+  if (logitRank !== 0 && logitRank !== 3)
+    throw new Error(`\`logits\` has rank ${logitRank}; this runtime reads (batch, sequence, vocab)`)
   const last = g.const([-1], i64, false)
   const seqOfLogits = g.const([1], i64, false)
   tailBuilder.node("Slice", ["logits", last, end, seqOfLogits], {}, { outputs: [LAST_LOGITS] })
@@ -276,7 +318,8 @@ export const rewriteDecoder = (proto: P.ModelProto, layers: number, source?: { r
   graph.initializer = [...(graph.initializer ?? []), ...g.initializers]
   // Value infos of the renamed tensors no longer describe graph inputs/outputs: drop stale ones.
   const renamed = new Set<string>(["logits"])
-  for (let l = 0; l < layers; l++) for (const kind of ["key", "value"]) renamed.add(`present.${l}.${kind}`).add(`past_key_values.${l}.${kind}`)
+  for (let l = 0; l < layers; l++)
+    for (const kind of ["key", "value"]) renamed.add(`present.${l}.${kind}`).add(`past_key_values.${l}.${kind}`)
   graph.valueInfo = (graph.valueInfo ?? []).filter((v) => !renamed.has(v.name ?? ""))
   return P.ModelProto.encode(proto).finish()
 }
@@ -309,7 +352,8 @@ export const packProducts = (proto: P.ModelProto): number => {
     const t = name === undefined ? undefined : inits.get(name)
     return t === undefined ? undefined : (t.dims ?? []).map(Number)
   }
-  const attrs = (n: P.INodeProto): Record<string, number> => Object.fromEntries((n.attribute ?? []).map((a) => [a.name ?? "", Number(a.i ?? 0)]))
+  const attrs = (n: P.INodeProto): Record<string, number> =>
+    Object.fromEntries((n.attribute ?? []).map((a) => [a.name ?? "", Number(a.i ?? 0)]))
   const inputs = (n: P.INodeProto) => (n.input ?? []).map((x) => x ?? "")
   const present = (n: P.INodeProto, i: number) => (inputs(n)[i] ?? "") !== ""
 
@@ -348,11 +392,22 @@ export const packProducts = (proto: P.ModelProto): number => {
       const n = a["N"]
       const b = dims(ins[1])
       const s = dims(ins[2])
-      if (n === undefined || b?.[0] !== n || s === undefined || (s.length === 2 ? s[0] !== n : s.length !== 1)) return undefined
+      if (n === undefined || b?.[0] !== n || s === undefined || (s.length === 2 ? s[0] !== n : s.length !== 1))
+        return undefined
       const zp = present(node, 3)
       if (zp && !inits.has(ins[3]!)) return undefined
-      const rest = Object.entries(a).filter(([k]) => k !== "N").sort().map(([k, v]) => `${k}=${v}`).join(",")
-      return { node, index, key: `NBits|${x}|${rest}|${b.slice(1).join("x")}|${s.length}|${zp}`, n, axes: zp ? [0, 0, 0] : [0, 0] }
+      const rest = Object.entries(a)
+        .filter(([k]) => k !== "N")
+        .sort()
+        .map(([k, v]) => `${k}=${v}`)
+        .join(",")
+      return {
+        node,
+        index,
+        key: `NBits|${x}|${rest}|${b.slice(1).join("x")}|${s.length}|${zp}`,
+        n,
+        axes: zp ? [0, 0, 0] : [0, 0]
+      }
     }
     return undefined
   }
@@ -371,10 +426,21 @@ export const packProducts = (proto: P.ModelProto): number => {
     if (members.length < 2) continue
     const first = members[0]!
     const before = g.nodes.length
-    const weights = first.axes.map((axis, k) => g.op("Concat", members.map((m) => inputs(m.node)[k + 1]!), { axis }))
+    const weights = first.axes.map((axis, k) =>
+      g.op(
+        "Concat",
+        members.map((m) => inputs(m.node)[k + 1]!),
+        { axis }
+      )
+    )
     const total = members.reduce((sum, m) => sum + m.n, 0)
     const packedAttrs = (first.node.attribute ?? []).map((a) => (a.name === "N" ? { ...a, i: total } : a))
-    const [wide] = g.node(first.node.opType!, [inputs(first.node)[0]!, ...weights], {}, { domain: first.node.domain ?? "" })
+    const [wide] = g.node(
+      first.node.opType!,
+      [inputs(first.node)[0]!, ...weights],
+      {},
+      { domain: first.node.domain ?? "" }
+    )
     const product = g.nodes[g.nodes.length - 1]!
     product.attribute = packedAttrs
     const widths = members.map((m) => m.n)
@@ -409,14 +475,21 @@ export const sliceHeadInput = (graph: P.IGraphProto, last: string, end: string, 
   nodes.forEach((n, i) => (n.output ?? []).forEach((o) => producer.set(o, i)))
   const readers = readCounts(nodes, graph.output ?? [])
   const onlyReadOnce = (n: P.INodeProto) => (n.output ?? []).every((o) => o === "" || (readers.get(o) ?? 0) <= 1)
-  const is = (n: P.INodeProto | undefined, op: string, domain = ""): boolean => n?.opType === op && (n.domain ?? "") === domain
+  const is = (n: P.INodeProto | undefined, op: string, domain = ""): boolean =>
+    n?.opType === op && (n.domain ?? "") === domain
   let at = producer.get("logits")
-  while (at !== undefined && (is(nodes[at], "Identity") || is(nodes[at], "Cast"))) at = producer.get(nodes[at]!.input?.[0] ?? "")
+  while (at !== undefined && (is(nodes[at], "Identity") || is(nodes[at], "Cast")))
+    at = producer.get(nodes[at]!.input?.[0] ?? "")
   if (at === undefined) return undefined
   const head = nodes[at]!
   /** The node whose first input becomes the sliced hidden states. */
   let target: P.INodeProto | undefined
-  if (is(head, "MatMul") || is(head, "MatMulNBits", "com.microsoft") || is(head, "DynamicQuantizeMatMul", "com.microsoft")) target = head
+  if (
+    is(head, "MatMul") ||
+    is(head, "MatMulNBits", "com.microsoft") ||
+    is(head, "DynamicQuantizeMatMul", "com.microsoft")
+  )
+    target = head
   else if (is(head, "Mul")) {
     // Mul(Cast(MatMulInteger(q, W, zq, …)), scale), q and zq from one DynamicQuantizeLinear read by nothing else.
     const from = (name: string | null | undefined) => (name ? nodes[producer.get(name) ?? -1] : undefined)
@@ -424,10 +497,17 @@ export const sliceHeadInput = (graph: P.IGraphProto, last: string, end: string, 
       const cast = from(side)
       const product = is(cast, "Cast") ? from(cast!.input?.[0]) : undefined
       const quantize = is(product, "MatMulInteger") ? from(product!.input?.[0]) : undefined
-      if (quantize === undefined || !is(quantize, "DynamicQuantizeLinear") || !onlyReadOnce(cast!) || !onlyReadOnce(product!)) continue
+      if (
+        quantize === undefined ||
+        !is(quantize, "DynamicQuantizeLinear") ||
+        !onlyReadOnce(cast!) ||
+        !onlyReadOnce(product!)
+      )
+        continue
       const [q, scale, zero] = quantize.output ?? []
       // The quantized rows, their zero point and their scale feed this product alone.
-      if (readers.get(q ?? "") !== 1 || (readers.get(zero ?? "") ?? 0) > 1 || (readers.get(scale ?? "") ?? 0) > 1) continue
+      if (readers.get(q ?? "") !== 1 || (readers.get(zero ?? "") ?? 0) > 1 || (readers.get(scale ?? "") ?? 0) > 1)
+        continue
       target = quantize
       break
     }

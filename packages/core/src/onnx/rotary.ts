@@ -49,7 +49,8 @@ export interface RotaryTable {
 }
 
 const inputsOf = (n: P.INodeProto): Array<string> => (n.input ?? []).map((x) => x ?? "")
-const attr = (n: P.INodeProto, name: string): P.IAttributeProto | undefined => (n.attribute ?? []).find((a) => a.name === name)
+const attr = (n: P.INodeProto, name: string): P.IAttributeProto | undefined =>
+  (n.attribute ?? []).find((a) => a.name === name)
 
 /** Finds the rotate-half rotaries of the top-level graph whose cos and sin depend on `position_ids` alone. */
 export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
@@ -88,7 +89,12 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
    * axis the head): a function of the head size (undefined where a value does not follow from it),
    * and the nodes computing it; undefined when the bound reads anything else.
    */
-  const shapeBound = (name: string, x: string): { at: (headDim: number) => ReadonlyArray<number | undefined> | undefined; nodes: Array<P.INodeProto> } | undefined => {
+  const shapeBound = (
+    name: string,
+    x: string
+  ):
+    | { at: (headDim: number) => ReadonlyArray<number | undefined> | undefined; nodes: Array<P.INodeProto> }
+    | undefined => {
     const nodes: Array<P.INodeProto> = []
     const seen = new Set<string>()
     const computable = (n: string): boolean => {
@@ -108,7 +114,14 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
       const value = (n: string): Value | undefined => {
         if (memo.has(n)) return memo.get(n)
         const node = producer.get(n)
-        const v = node === undefined || node.opType === "Constant" ? constant(n) : evaluate(node, inputsOf(node).map((i) => (i === "" ? undefined : value(i))), headDim)
+        const v =
+          node === undefined || node.opType === "Constant"
+            ? constant(n)
+            : evaluate(
+                node,
+                inputsOf(node).map((i) => (i === "" ? undefined : value(i))),
+                headDim
+              )
         memo.set(n, v)
         return v
       }
@@ -132,11 +145,23 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
     first: string,
     second: string,
     x: string
-  ): { nodes: Array<P.INodeProto>; cutsHalves: ((headDim: number) => boolean) | undefined; bounds: Array<P.INodeProto> } | undefined => {
+  ):
+    | {
+        nodes: Array<P.INodeProto>
+        cutsHalves: ((headDim: number) => boolean) | undefined
+        bounds: Array<P.INodeProto>
+      }
+    | undefined => {
     const a = producer.get(first)
     const b = producer.get(second)
     if (a === undefined || b === undefined) return undefined
-    if (a === b && a.opType === "Split" && (a.domain ?? "") === "" && inputsOf(a)[0] === x && (a.output ?? []).length === 2) {
+    if (
+      a === b &&
+      a.opType === "Split" &&
+      (a.domain ?? "") === "" &&
+      inputsOf(a)[0] === x &&
+      (a.output ?? []).length === 2
+    ) {
       if (a.output![0] !== first || a.output![1] !== second) return undefined
       if (!lastAxis(Number(attr(a, "axis")?.i ?? 0))) return undefined
       const sizes = inputsOf(a)[1] ? ints(inputsOf(a)[1]!) : attr(a, "split")?.ints?.map(Number)
@@ -183,11 +208,18 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
   for (const add of nodes) {
     if (add.opType !== "Add" || (add.domain ?? "") !== "" || inputsOf(add).length !== 2) continue
     const [m1, m2] = inputsOf(add).map((i) => producer.get(i))
-    for (const [xMul, rMul] of [[m1, m2], [m2, m1]] as const) {
-      if (xMul?.opType !== "Mul" || rMul?.opType !== "Mul" || (xMul.domain ?? "") !== "" || (rMul.domain ?? "") !== "") continue
+    for (const [xMul, rMul] of [
+      [m1, m2],
+      [m2, m1]
+    ] as const) {
+      if (xMul?.opType !== "Mul" || rMul?.opType !== "Mul" || (xMul.domain ?? "") !== "" || (rMul.domain ?? "") !== "")
+        continue
       // rMul = Concat(Neg(x₂), x₁) · sin; xMul = x · cos.
-      const concat = inputsOf(rMul).map((i) => producer.get(i)).find((n) => n?.opType === "Concat" && (n.domain ?? "") === "")
-      if (concat === undefined || inputsOf(concat).length !== 2 || !lastAxis(Number(attr(concat, "axis")?.i ?? 0))) continue
+      const concat = inputsOf(rMul)
+        .map((i) => producer.get(i))
+        .find((n) => n?.opType === "Concat" && (n.domain ?? "") === "")
+      if (concat === undefined || inputsOf(concat).length !== 2 || !lastAxis(Number(attr(concat, "axis")?.i ?? 0)))
+        continue
       const sin = other(rMul, concat.output![0]!)
       const neg = producer.get(inputsOf(concat)[0]!)
       if (sin === undefined || neg?.opType !== "Neg" || (neg.domain ?? "") !== "") continue
@@ -241,7 +273,10 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
   const P_ = onnxProto()
   // position_ids of any length (an export may have fixed its dims).
   const elemType = (graph.input ?? []).find((v) => v.name === "position_ids")?.type?.tensorType?.elemType ?? 7
-  const positionInput: P.IValueInfoProto = { name: "position_ids", type: { tensorType: { elemType, shape: { dim: [{ dimParam: "batch" }, { dimParam: "positions" }] } } } }
+  const positionInput: P.IValueInfoProto = {
+    name: "position_ids",
+    type: { tensorType: { elemType, shape: { dim: [{ dimParam: "batch" }, { dimParam: "positions" }] } } }
+  }
   const tableGraph: P.IGraphProto = {
     name: "rotary tables",
     node: nodes.filter((n) => cone.has(n)),
@@ -250,7 +285,12 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
     output: pairs.flatMap((p) => [p.cos, p.sin]).map((name) => ({ name, type: { tensorType: { elemType: 1 } } }))
   }
   const tableModel = P_.ModelProto.encode(
-    P_.ModelProto.create({ irVersion: proto.irVersion, opsetImport: proto.opsetImport, producerName: "fastcot", graph: tableGraph })
+    P_.ModelProto.create({
+      irVersion: proto.irVersion,
+      opsetImport: proto.opsetImport,
+      producerName: "fastcot",
+      graph: tableGraph
+    })
   ).finish()
   return { matches, pairs, tableModel, cone: new Set([...cone, ...boundNodes]) }
 }
@@ -260,10 +300,23 @@ export const findRotary = (proto: P.ModelProto): RotaryPlan | undefined => {
  * must be `[1, 1, n, d]` float32 (broadcast over heads in `[batch, heads, positions, head_dim]`)
  * and repeat its first half in its second. Returns undefined otherwise.
  */
-export const readRotaryTable = (cos: { readonly dims: ReadonlyArray<number>; readonly data: unknown }, sin: { readonly dims: ReadonlyArray<number>; readonly data: unknown }, positions: number): RotaryTable | undefined => {
+export const readRotaryTable = (
+  cos: { readonly dims: ReadonlyArray<number>; readonly data: unknown },
+  sin: { readonly dims: ReadonlyArray<number>; readonly data: unknown },
+  positions: number
+): RotaryTable | undefined => {
   const one = (t: { readonly dims: ReadonlyArray<number>; readonly data: unknown }) => {
     const [a, b, n, d] = t.dims
-    if (t.dims.length !== 4 || a !== 1 || b !== 1 || n !== positions || d === undefined || d % 2 !== 0 || !(t.data instanceof Float32Array)) return undefined
+    if (
+      t.dims.length !== 4 ||
+      a !== 1 ||
+      b !== 1 ||
+      n !== positions ||
+      d === undefined ||
+      d % 2 !== 0 ||
+      !(t.data instanceof Float32Array)
+    )
+      return undefined
     const h = d / 2
     const out = new Float32Array(positions * h)
     for (let p = 0; p < positions; p++) {
@@ -334,16 +387,45 @@ export const fuseRotary = (proto: P.ModelProto, plan: RotaryPlan, tables: Readon
   // And the constants only the dropped nodes read (unless a graph from before IR 4 lists them as inputs).
   const coneConstants = new Set([...plan.cone, ...drop].flatMap(inputsOf))
   const listed = new Set((graph.input ?? []).map((v) => v.name ?? ""))
-  graph.initializer = (graph.initializer ?? []).filter((t) => !coneConstants.has(t.name ?? "") || listed.has(t.name ?? "") || read.has(t.name ?? ""))
-  if (!(proto.opsetImport ?? []).some((o) => o.domain === "com.microsoft")) proto.opsetImport = [...(proto.opsetImport ?? []), { domain: "com.microsoft", version: 1 }]
+  graph.initializer = (graph.initializer ?? []).filter(
+    (t) => !coneConstants.has(t.name ?? "") || listed.has(t.name ?? "") || read.has(t.name ?? "")
+  )
+  if (!(proto.opsetImport ?? []).some((o) => o.domain === "com.microsoft"))
+    proto.opsetImport = [...(proto.opsetImport ?? []), { domain: "com.microsoft", version: 1 }]
   return replace.size
 }
 
 /** The operators a Slice bound may be computed with (see `evaluate`). */
 const SHAPE_OPS = new Set([
-  "Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Reshape", "Identity", "Cast", "Concat", "Slice",
-  "Add", "Sub", "Mul", "Div", "Mod", "Neg", "Abs", "Floor", "Ceil",
-  "Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Not", "And", "Or", "Xor", "Where"
+  "Constant",
+  "Shape",
+  "Gather",
+  "Unsqueeze",
+  "Squeeze",
+  "Reshape",
+  "Identity",
+  "Cast",
+  "Concat",
+  "Slice",
+  "Add",
+  "Sub",
+  "Mul",
+  "Div",
+  "Mod",
+  "Neg",
+  "Abs",
+  "Floor",
+  "Ceil",
+  "Equal",
+  "Less",
+  "LessOrEqual",
+  "Greater",
+  "GreaterOrEqual",
+  "Not",
+  "And",
+  "Or",
+  "Xor",
+  "Where"
 ])
 /** A small tensor of a shape computation, flattened; undefined entries are unknown. */
 interface Value {
@@ -377,25 +459,43 @@ const evaluate = (node: P.INodeProto, inputs: ReadonlyArray<Value | undefined>, 
       return a
     case "Cast": {
       const int = INTEGER_TYPES.has(num("to", 1))
-      return { v: a.v.map((x) => (x === undefined || !int ? x : num("to", 1) === 9 ? Number(x !== 0) : Math.trunc(x))), int }
+      return {
+        v: a.v.map((x) => (x === undefined || !int ? x : num("to", 1) === 9 ? Number(x !== 0) : Math.trunc(x))),
+        int
+      }
     }
     case "Concat":
       return inputs.every((i) => i !== undefined) ? { v: inputs.flatMap((i) => i!.v), int: a.int } : undefined
     case "Gather": {
       if (num("axis", 0) !== 0 || b === undefined) return undefined
       const picked = b.v.map((i) => (i === undefined ? undefined : a.v[i < 0 ? i + a.v.length : i]))
-      return b.v.some((i) => i === undefined || i < -a.v.length || i >= a.v.length) ? undefined : { v: picked, int: a.int }
+      return b.v.some((i) => i === undefined || i < -a.v.length || i >= a.v.length)
+        ? undefined
+        : { v: picked, int: a.int }
     }
     case "Slice": {
       const [s, e] = [b?.v, c?.v]
       const steps = inputs[4]?.v
-      if (s?.length !== 1 || e?.length !== 1 || s[0] === undefined || e[0] === undefined || (steps !== undefined && steps[0] !== 1)) return undefined
+      if (
+        s?.length !== 1 ||
+        e?.length !== 1 ||
+        s[0] === undefined ||
+        e[0] === undefined ||
+        (steps !== undefined && steps[0] !== 1)
+      )
+        return undefined
       const n = a.v.length
       const clamp = (i: number) => Math.min(n, Math.max(0, i < 0 ? i + n : i))
       return { v: a.v.slice(clamp(s[0]), clamp(e[0])), int: a.int }
     }
   }
-  const unary: Record<string, (x: number) => number> = { Neg: (x) => -x, Abs: Math.abs, Floor: Math.floor, Ceil: Math.ceil, Not: (x) => Number(x === 0) }
+  const unary: Record<string, (x: number) => number> = {
+    Neg: (x) => -x,
+    Abs: Math.abs,
+    Floor: Math.floor,
+    Ceil: Math.ceil,
+    Not: (x) => Number(x === 0)
+  }
   const u = unary[op]
   if (u !== undefined) return { v: a.v.map((x) => (x === undefined ? undefined : u(x))), int: a.int }
   const fmod = num("fmod", 0) === 1

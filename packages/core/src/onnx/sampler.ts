@@ -95,7 +95,10 @@ const pick = (ids: ReadonlyArray<number>, weights: ReadonlyArray<number>, random
 /** Token sequences a reply may take (one per allowed string), walked as a trie while decoding. */
 export class ChoiceConstraint {
   private readonly sequences: ReadonlyArray<ReadonlyArray<number>>
-  constructor(sequences: ReadonlyArray<ReadonlyArray<number>>, private readonly eos: number) {
+  constructor(
+    sequences: ReadonlyArray<ReadonlyArray<number>>,
+    private readonly eos: number
+  ) {
     this.sequences = sequences.filter((s) => s.length > 0)
   }
   /** The ids allowed after `prefix`; EOS once a whole choice is written. */

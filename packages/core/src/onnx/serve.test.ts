@@ -30,7 +30,16 @@ beforeAll(async () => {
   buildQwen2Model({ dir, variants: ["fp32", "q4"], seed: 5 })
   scope = Effect.runSync(Scope.make())
   model = await Effect.runPromise(Scope.extend(LocalModel.scoped(dir, { threads: 1 }), scope))
-  server = await Effect.runPromise(Scope.extend(serveLocalModel({ engine: new LocalEngine(model, 4), modelName: "tiny-qwen", onRequest: (line) => log.push(line) }), scope))
+  server = await Effect.runPromise(
+    Scope.extend(
+      serveLocalModel({
+        engine: new LocalEngine(model, 4),
+        modelName: "tiny-qwen",
+        onRequest: (line) => log.push(line)
+      }),
+      scope
+    )
+  )
 })
 afterAll(async () => {
   await Effect.runPromise(Scope.close(scope, Exit.void))
@@ -43,13 +52,33 @@ describe("fastcot serve: a local model behind an OpenAI-compatible API", () => {
     const client = new OpenAI({ baseURL: server.url, apiKey: "unused" })
     const models = await client.models.list()
     expect(models.data.map((m) => m.id)).toEqual(["tiny-qwen"])
-    const reply = await client.chat.completions.create({ model: "tiny-qwen", messages: [{ role: "user", content: "What is 2+2?" }], max_tokens: 7, temperature: 0 })
+    const reply = await client.chat.completions.create({
+      model: "tiny-qwen",
+      messages: [{ role: "user", content: "What is 2+2?" }],
+      max_tokens: 7,
+      temperature: 0
+    })
     expect(reply.choices[0]!.finish_reason).toBe("length")
     expect(reply.usage!.completion_tokens).toBe(7)
     // the same greedy answer as the model gives directly
-    const direct = await model.generate([{ promptIds: model.tokenizer.encode(model.tokenizer.applyChatTemplate([{ role: "user", content: "What is 2+2?" }])), maxNewTokens: 7, sampling: { temperature: 0, topP: 1, topK: 0, minP: 0, repetitionPenalty: 1.05, seed: 0 } }])
+    const direct = await model.generate([
+      {
+        promptIds: model.tokenizer.encode(
+          model.tokenizer.applyChatTemplate([{ role: "user", content: "What is 2+2?" }])
+        ),
+        maxNewTokens: 7,
+        sampling: { temperature: 0, topP: 1, topK: 0, minP: 0, repetitionPenalty: 1.05, seed: 0 }
+      }
+    ])
     expect(reply.choices[0]!.message.content).toBe(direct[0]!.text)
-    const stream = await client.chat.completions.create({ model: "tiny-qwen", messages: [{ role: "user", content: "What is 2+2?" }], max_tokens: 7, temperature: 0, stream: true, stream_options: { include_usage: true } })
+    const stream = await client.chat.completions.create({
+      model: "tiny-qwen",
+      messages: [{ role: "user", content: "What is 2+2?" }],
+      max_tokens: 7,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true }
+    })
     let text = ""
     let finish: string | null = null
     let usage = 0
@@ -64,7 +93,10 @@ describe("fastcot serve: a local model behind an OpenAI-compatible API", () => {
   })
 
   it("rejects bad requests with a 400 that names the field, and unknown routes with 404", async () => {
-    const bad = await fetch(`${server.url}/chat/completions`, { method: "POST", body: JSON.stringify({ messages: [{ role: "user", content: 5 }] }) })
+    const bad = await fetch(`${server.url}/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ messages: [{ role: "user", content: 5 }] })
+    })
     expect(bad.status).toBe(400)
     expect(((await bad.json()) as { error: { message: string } }).error.message).toContain("content")
     expect((await fetch(`${server.url}/completions`, { method: "POST", body: "{}" })).status).toBe(404)
@@ -82,7 +114,21 @@ describe("fastcot serve: a local model behind an OpenAI-compatible API", () => {
     const replies = await Effect.runPromise(
       makeLanguageModel({ judge: { endpoints: [{ provider, concurrency: 4 }] } }).pipe(
         Effect.flatMap((lm) =>
-          Effect.forEach([1, 2, 3, 4, 5, 6], (seed) => lm.complete("judge", new ChatRequest({ messages: [{ role: "user", content: `Rate ${seed}` }], temperature: 1, seed, max_tokens: 5, choice: ["easy", "medium", "hard"] })), { concurrency: 6 })
+          Effect.forEach(
+            [1, 2, 3, 4, 5, 6],
+            (seed) =>
+              lm.complete(
+                "judge",
+                new ChatRequest({
+                  messages: [{ role: "user", content: `Rate ${seed}` }],
+                  temperature: 1,
+                  seed,
+                  max_tokens: 5,
+                  choice: ["easy", "medium", "hard"]
+                })
+              ),
+            { concurrency: 6 }
+          )
         ),
         Effect.provide(SqliteRunStoreLive(path.join(tmp, "fastcot.db")))
       )
@@ -93,19 +139,37 @@ describe("fastcot serve: a local model behind an OpenAI-compatible API", () => {
   it("inspect reports the folder and checks each graph", async () => {
     const r = await Effect.runPromise(inspectModel(dir, { graphs: true }))
     expect(r.architecture).toBe("Qwen2ForCausalLM")
-    expect(r.variants.map((v) => [v.name, v.graph?.runnable])).toEqual([["fp32", true], ["q4", true]])
+    expect(r.variants.map((v) => [v.name, v.graph?.runnable])).toEqual([
+      ["fp32", true],
+      ["q4", true]
+    ])
     expect(r.chatTemplate).toBe(true)
     expect(r.missing).toEqual([])
     // A graph without a KV cache, and a file that is not ONNX: each says why it cannot run.
     const g = new GraphBuilder()
     g.node("Identity", [g.op("Cast", ["input_ids"], { to: DType.float })], {}, { outputs: ["logits"] })
-    const noCache = g.model({ inputs: [{ name: "input_ids", type: DType.int64, dims: ["b", "s"] }, { name: "attention_mask", type: DType.int64, dims: ["b", "t"] }], outputs: [{ name: "logits", type: DType.float, dims: ["b", "s"] }], name: "nocache", producer: "test", opset: 17 })
+    const noCache = g.model({
+      inputs: [
+        { name: "input_ids", type: DType.int64, dims: ["b", "s"] },
+        { name: "attention_mask", type: DType.int64, dims: ["b", "t"] }
+      ],
+      outputs: [{ name: "logits", type: DType.float, dims: ["b", "s"] }],
+      name: "nocache",
+      producer: "test",
+      opset: 17
+    })
     fs.writeFileSync(path.join(dir, "onnx", "model_fp16.onnx"), noCache)
     fs.writeFileSync(path.join(dir, "onnx", "model_int8.onnx"), "not a model")
     const broken = await Effect.runPromise(inspectModel(dir, { graphs: true }))
     const verdict = (name: string) => broken.variants.find((v) => v.name === name)?.graph
-    expect(verdict("fp16")).toMatchObject({ runnable: false, message: expect.stringContaining("no `past_key_values.N.key/value` inputs") })
-    expect(verdict("int8")).toMatchObject({ runnable: false, message: expect.stringMatching(/^cannot load: not a readable ONNX model \(truncated or corrupt\?\)/) })
+    expect(verdict("fp16")).toMatchObject({
+      runnable: false,
+      message: expect.stringContaining("no `past_key_values.N.key/value` inputs")
+    })
+    expect(verdict("int8")).toMatchObject({
+      runnable: false,
+      message: expect.stringMatching(/^cannot load: not a readable ONNX model \(truncated or corrupt\?\)/)
+    })
     expect(verdict("q4")?.runnable).toBe(true)
     fs.rmSync(path.join(dir, "onnx", "model_fp16.onnx"))
     fs.rmSync(path.join(dir, "onnx", "model_int8.onnx"))

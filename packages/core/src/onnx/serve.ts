@@ -14,7 +14,13 @@ import { LocalModelError } from "./localModel.js"
 const WireRequest = Schema.Struct({
   model: Schema.optional(Schema.String),
   messages: Schema.Array(
-    Schema.Struct({ role: Schema.Literal("system", "user", "assistant"), content: Schema.Union(Schema.String, Schema.Array(Schema.Struct({ type: Schema.String, text: Schema.optional(Schema.String) }))) })
+    Schema.Struct({
+      role: Schema.Literal("system", "user", "assistant"),
+      content: Schema.Union(
+        Schema.String,
+        Schema.Array(Schema.Struct({ type: Schema.String, text: Schema.optional(Schema.String) }))
+      )
+    })
   ).pipe(Schema.minItems(1)),
   temperature: Schema.optional(Schema.NullOr(Schema.Number.pipe(Schema.between(0, 2)))),
   top_p: Schema.optional(Schema.NullOr(Schema.Number.pipe(Schema.between(0, 1)))),
@@ -26,7 +32,9 @@ const WireRequest = Schema.Struct({
   stream: Schema.optional(Schema.NullOr(Schema.Boolean)),
   stream_options: Schema.optional(Schema.NullOr(Schema.Struct({ include_usage: Schema.optional(Schema.Boolean) }))),
   /** vLLM's constrained choice, honoured exactly by constrained decoding: `structured_outputs.choice` (vLLM 0.12 on) or the earlier `guided_choice`. */
-  structured_outputs: Schema.optional(Schema.NullOr(Schema.Struct({ choice: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))) }))),
+  structured_outputs: Schema.optional(
+    Schema.NullOr(Schema.Struct({ choice: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))) }))
+  ),
   guided_choice: Schema.optional(Schema.NullOr(Schema.Array(Schema.String)))
 })
 
@@ -51,8 +59,12 @@ const sendJson = (res: http.ServerResponse, status: number, body: unknown) => {
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) })
   res.end(text)
 }
-const sendError = (res: http.ServerResponse, status: number, message: string, type = status >= 500 ? "server_error" : "invalid_request_error") =>
-  sendJson(res, status, { error: { message, type, code: null, param: null } })
+const sendError = (
+  res: http.ServerResponse,
+  status: number,
+  message: string,
+  type = status >= 500 ? "server_error" : "invalid_request_error"
+) => sendJson(res, status, { error: { message, type, code: null, param: null } })
 
 const readBody = (req: http.IncomingMessage): Promise<string> =>
   new Promise((resolve, reject) => {
@@ -96,10 +108,15 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
           sendError(res, status, message)
         }
         if (req.method === "GET" && (url.pathname === "/v1/models" || url.pathname === "/models")) {
-          return sendJson(res, 200, { object: "list", data: [{ id: modelName, object: "model", created: 0, owned_by: "fastcot" }] })
+          return sendJson(res, 200, {
+            object: "list",
+            data: [{ id: modelName, object: "model", created: 0, owned_by: "fastcot" }]
+          })
         }
-        if (req.method === "GET" && url.pathname === "/health") return sendJson(res, 200, { status: "ok", pending: engine.pending })
-        if (url.pathname !== "/v1/chat/completions" && url.pathname !== "/chat/completions") return refuse(404, `no route ${req.method} ${url.pathname}`)
+        if (req.method === "GET" && url.pathname === "/health")
+          return sendJson(res, 200, { status: "ok", pending: engine.pending })
+        if (url.pathname !== "/v1/chat/completions" && url.pathname !== "/chat/completions")
+          return refuse(404, `no route ${req.method} ${url.pathname}`)
         if (req.method !== "POST") return refuse(405, "use POST")
         let raw: unknown
         try {
@@ -110,15 +127,27 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
         const decoded = Schema.decodeUnknownEither(WireRequest)(raw)
         if (Either.isLeft(decoded)) return refuse(400, describeParseError(decoded.left))
         const body = decoded.right
-        const stop = body.stop === undefined || body.stop === null ? undefined : typeof body.stop === "string" ? [body.stop] : body.stop
+        const stop =
+          body.stop === undefined || body.stop === null
+            ? undefined
+            : typeof body.stop === "string"
+              ? [body.stop]
+              : body.stop
         const chat = new ChatRequest({
-          messages: body.messages.map((m) => ({ role: m.role, content: typeof m.content === "string" ? m.content : m.content.map((p) => p.text ?? "").join("") })),
+          messages: body.messages.map((m) => ({
+            role: m.role,
+            content: typeof m.content === "string" ? m.content : m.content.map((p) => p.text ?? "").join("")
+          })),
           ...(body.temperature != null ? { temperature: body.temperature } : {}),
           ...(body.top_p != null ? { top_p: body.top_p } : {}),
-          ...(body.max_completion_tokens != null || body.max_tokens != null ? { max_tokens: (body.max_completion_tokens ?? body.max_tokens)! } : {}),
+          ...(body.max_completion_tokens != null || body.max_tokens != null
+            ? { max_tokens: (body.max_completion_tokens ?? body.max_tokens)! }
+            : {}),
           ...(body.seed != null ? { seed: body.seed } : {}),
           ...(stop !== undefined ? { stop } : {}),
-          ...((body.structured_outputs?.choice ?? body.guided_choice) != null ? { choice: (body.structured_outputs?.choice ?? body.guided_choice)! } : {})
+          ...((body.structured_outputs?.choice ?? body.guided_choice) != null
+            ? { choice: (body.structured_outputs?.choice ?? body.guided_choice)! }
+            : {})
         })
         const id = `chatcmpl-${Date.now().toString(36)}${(counter++).toString(36)}`
         const created = Math.floor(Date.now() / 1000)
@@ -128,19 +157,31 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
         })
         const started = Date.now()
         if (body.stream === true) {
-          res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" })
+          res.writeHead(200, {
+            "content-type": "text/event-stream",
+            "cache-control": "no-cache",
+            connection: "keep-alive"
+          })
           const chunk = (delta: Record<string, unknown>, finish: string | null, usage?: unknown) =>
-            res.write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model: modelName, choices: [{ index: 0, delta, finish_reason: finish }], ...(usage !== undefined ? { usage } : {}) })}\n\n`)
+            res.write(
+              `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model: modelName, choices: [{ index: 0, delta, finish_reason: finish }], ...(usage !== undefined ? { usage } : {}) })}\n\n`
+            )
           chunk({ role: "assistant", content: "" }, null)
           try {
-            const r = await engine.submit(toGenerateRequest(engine.model, chat, {}, ac.signal, (text) => chunk({ content: text }, null)))
+            const r = await engine.submit(
+              toGenerateRequest(engine.model, chat, {}, ac.signal, (text) => chunk({ content: text }, null))
+            )
             chunk({}, r.finishReason === "length" ? "length" : "stop")
             if (body.stream_options?.include_usage === true) {
-              res.write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model: modelName, choices: [], usage: usageOf(r) })}\n\n`)
+              res.write(
+                `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model: modelName, choices: [], usage: usageOf(r) })}\n\n`
+              )
             }
             res.write("data: [DONE]\n\n")
             res.end()
-            options.onRequest?.(`POST /v1/chat/completions stream ${r.promptTokens}+${r.completionTokens} tokens ${Date.now() - started} ms`)
+            options.onRequest?.(
+              `POST /v1/chat/completions stream ${r.promptTokens}+${r.completionTokens} tokens ${Date.now() - started} ms`
+            )
           } catch (e) {
             const message = e instanceof Error ? e.message : String(e)
             options.onRequest?.(`POST /v1/chat/completions stream failed: ${message.slice(0, 300)}`)
@@ -156,10 +197,19 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
             object: "chat.completion",
             created,
             model: modelName,
-            choices: [{ index: 0, message: { role: "assistant", content: r.text }, finish_reason: r.finishReason === "length" ? "length" : "stop", logprobs: null }],
+            choices: [
+              {
+                index: 0,
+                message: { role: "assistant", content: r.text },
+                finish_reason: r.finishReason === "length" ? "length" : "stop",
+                logprobs: null
+              }
+            ],
             usage: usageOf(r)
           })
-          options.onRequest?.(`POST /v1/chat/completions ${r.promptTokens}+${r.completionTokens} tokens ${Date.now() - started} ms`)
+          options.onRequest?.(
+            `POST /v1/chat/completions ${r.promptTokens}+${r.completionTokens} tokens ${Date.now() - started} ms`
+          )
         } catch (e) {
           if (e instanceof LocalModelError && e.reason === "prompt-too-long") return refuse(400, e.message)
           if (e instanceof LocalModelError && e.reason === "cancelled") return

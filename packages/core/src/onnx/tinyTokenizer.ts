@@ -9,7 +9,8 @@ export const QWEN2_SPLIT_PATTERN =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
 /** The same split for training here, in JavaScript syntax. */
-const TRAIN_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu
+const TRAIN_SPLIT =
+  /'s|'t|'re|'ve|'m|'ll|'d|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu
 
 export const SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] as const
 
@@ -69,7 +70,8 @@ export const buildTinyTokenizer = (merges = 200): TinyTokenizerFiles => {
     }
     let best: string | undefined
     let bestCount = 1
-    for (const [k, c] of pairs) if (c > bestCount || (c === bestCount && best !== undefined && k < best)) [best, bestCount] = [k, c]
+    for (const [k, c] of pairs)
+      if (c > bestCount || (c === bestCount && best !== undefined && k < best)) [best, bestCount] = [k, c]
     if (best === undefined) break
     const [a, b] = best.split(" ") as [string, string]
     mergeList.push(best)
@@ -103,7 +105,10 @@ export const buildTinyTokenizer = (merges = 200): TinyTokenizerFiles => {
       normalizer: { type: "NFC" },
       pre_tokenizer: {
         type: "Sequence",
-        pretokenizers: [{ type: "Split", pattern: { Regex: QWEN2_SPLIT_PATTERN }, behavior: "Isolated", invert: false }, byteLevel]
+        pretokenizers: [
+          { type: "Split", pattern: { Regex: QWEN2_SPLIT_PATTERN }, behavior: "Isolated", invert: false },
+          byteLevel
+        ]
       },
       post_processor: byteLevel,
       decoder: byteLevel,
@@ -124,10 +129,17 @@ export const buildTinyTokenizer = (merges = 200): TinyTokenizerFiles => {
 }
 
 /** tokenizer_config.json for a Qwen2-style tokenizer with the given specials and template. */
-export const tokenizerConfig = (specialIds: Readonly<Record<string, number>>, chatTemplate: string, maxLength: number): Record<string, unknown> => ({
+export const tokenizerConfig = (
+  specialIds: Readonly<Record<string, number>>,
+  chatTemplate: string,
+  maxLength: number
+): Record<string, unknown> => ({
   add_prefix_space: false,
   added_tokens_decoder: Object.fromEntries(
-    Object.entries(specialIds).map(([content, id]) => [String(id), { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true }])
+    Object.entries(specialIds).map(([content, id]) => [
+      String(id),
+      { content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true }
+    ])
   ),
   additional_special_tokens: ["<|im_start|>", "<|im_end|>"],
   bos_token: null,

@@ -33,7 +33,14 @@ export const applyOverrides = (config: PipelineConfig, overrides: ModelOverrides
     const current = models[role]
     if (spec !== undefined) {
       const endpoint: EndpointSettings = {
-        ...(current?.endpoints[0] ?? { concurrency: 8, timeoutSeconds: 600, firstTokenSeconds: 300, stallSeconds: 60, stream: true, guidedDecoding: "none" as const }),
+        ...(current?.endpoints[0] ?? {
+          concurrency: 8,
+          timeoutSeconds: 600,
+          firstTokenSeconds: 300,
+          stallSeconds: 60,
+          stream: true,
+          guidedDecoding: "none" as const
+        }),
         model: spec,
         apiKeyEnv: overrides.apiKeyEnv,
         // What belonged to the replaced endpoint's server does not carry over to another one.
@@ -44,7 +51,11 @@ export const applyOverrides = (config: PipelineConfig, overrides: ModelOverrides
         maxTokensField: undefined,
         maxOutputTokens: undefined
       }
-      models[role] = { sampling: current?.sampling ?? {}, maxAttempts: current?.maxAttempts ?? 6, endpoints: [endpoint] }
+      models[role] = {
+        sampling: current?.sampling ?? {},
+        maxAttempts: current?.maxAttempts ?? 6,
+        endpoints: [endpoint]
+      }
     }
     if (overrides.concurrency !== undefined && models[role] !== undefined) {
       const r = models[role]!
@@ -95,7 +106,9 @@ export const buildRoles = (
       const host = new URL(spec.right.baseUrl).hostname
       const local = isLoopbackHost(host)
       if (e.apiKeyEnv !== undefined && (apiKey === undefined || apiKey === "") && !local) {
-        return Either.left(`models.${role}: the environment variable ${e.apiKeyEnv} is not set (it holds the key for ${host})`)
+        return Either.left(
+          `models.${role}: the environment variable ${e.apiKeyEnv} is not set (it holds the key for ${host})`
+        )
       }
       endpoints.push({
         provider: openAiProvider({
@@ -162,7 +175,10 @@ export const modelFromSpec = (
           fuseRotary: options.rotary === "as-exported" ? false : undefined
         })
       }
-    : { name: spec.model, provider: openAiProvider({ baseUrl: spec.baseUrl, model: spec.model, apiKey: options.apiKey }) }
+    : {
+        name: spec.model,
+        provider: openAiProvider({ baseUrl: spec.baseUrl, model: spec.model, apiKey: options.apiKey })
+      }
 
 /**
  * Reads every local (`onnx:`) model folder the given roles use, so that a broken or missing folder
@@ -170,9 +186,13 @@ export const modelFromSpec = (
  */
 export const checkLocalModels = (config: PipelineConfig, only?: ReadonlyArray<Role>): Effect.Effect<void, string> =>
   Effect.forEach(
-    (only ?? ROLES).flatMap((role) => (config.models[role]?.endpoints ?? []).map((e) => ({ role, spec: parseModelSpec(e.model) }))),
+    (only ?? ROLES).flatMap((role) =>
+      (config.models[role]?.endpoints ?? []).map((e) => ({ role, spec: parseModelSpec(e.model) }))
+    ),
     ({ role, spec }) =>
-      Either.isRight(spec) && spec.right.kind === "onnx" ? checkLocalModel(spec.right).pipe(Effect.mapError((m) => `models.${role}: ${m}`)) : Effect.void,
+      Either.isRight(spec) && spec.right.kind === "onnx"
+        ? checkLocalModel(spec.right).pipe(Effect.mapError((m) => `models.${role}: ${m}`))
+        : Effect.void,
     { discard: true }
   )
 
@@ -180,7 +200,9 @@ export const checkLocalModels = (config: PipelineConfig, only?: ReadonlyArray<Ro
 export const checkLocalModel = (spec: Extract<ModelSpec, { kind: "onnx" }>): Effect.Effect<void, string> =>
   readModelFolder(spec.path).pipe(
     Effect.mapError((e) => e.message),
-    Effect.flatMap((folder) => Either.match(pickVariant(folder, spec.variant), { onLeft: Effect.fail, onRight: () => Effect.void }))
+    Effect.flatMap((folder) =>
+      Either.match(pickVariant(folder, spec.variant), { onLeft: Effect.fail, onRight: () => Effect.void })
+    )
   )
 
 /**
@@ -189,7 +211,7 @@ export const checkLocalModel = (spec: Extract<ModelSpec, { kind: "onnx" }>): Eff
  */
 export const unpricedEndpoints = (config: PipelineConfig, roles: ReadonlyArray<Role>): Array<string> =>
   roles.flatMap((role) =>
-    (config.models[role]?.endpoints ?? []).flatMap((e, i) => (e.price === undefined && !e.model.startsWith("onnx:") ? [`models.${role}.endpoints.[${i}] (${e.model})`] : []))
+    (config.models[role]?.endpoints ?? []).flatMap((e, i) =>
+      e.price === undefined && !e.model.startsWith("onnx:") ? [`models.${role}.endpoints.[${i}] (${e.model})`] : []
+    )
   )
-
-

@@ -53,7 +53,17 @@ const RECENT_KEEP = 50
 export const initialState = (title: string, stages: ReadonlyArray<string>, now = Date.now()): DashboardState => ({
   title,
   startedAt: now,
-  stages: stages.map((name) => ({ name, total: undefined, done: 0, dropped: 0, failed: 0, skipped: 0, cached: 0, startedAt: undefined, finishedAt: undefined })),
+  stages: stages.map((name) => ({
+    name,
+    total: undefined,
+    done: 0,
+    dropped: 0,
+    failed: 0,
+    skipped: 0,
+    cached: 0,
+    startedAt: undefined,
+    finishedAt: undefined
+  })),
   models: [],
   tokensPerSecond: {},
   verdicts: { easy: 0, medium: 0, hard: 0, unparseable: 0 },
@@ -72,7 +82,17 @@ export const initialState = (title: string, stages: ReadonlyArray<string>, now =
 const row = (s: DashboardState, name: string, now: number): StageRow => {
   let r = s.stages.find((x) => x.name === name)
   if (r === undefined) {
-    r = { name, total: undefined, done: 0, dropped: 0, failed: 0, skipped: 0, cached: 0, startedAt: undefined, finishedAt: undefined }
+    r = {
+      name,
+      total: undefined,
+      done: 0,
+      dropped: 0,
+      failed: 0,
+      skipped: 0,
+      cached: 0,
+      startedAt: undefined,
+      finishedAt: undefined
+    }
     s.stages.push(r)
   }
   r.startedAt ??= now
@@ -109,8 +129,14 @@ export const applyEvent = (s: DashboardState, e: RunEvent, now = Date.now()): Da
       }
       if (e.tokensBefore !== undefined) s.tokensBefore.push(e.tokensBefore)
       if (e.tokensAfter !== undefined) s.tokensAfter.push(e.tokensAfter)
-      if (e.outcome === "failed") pushLog(s, { at: now, level: "warn", message: `${e.stage}: ${e.reason ?? "failed"}`, itemId: e.itemId })
-      const what = e.fate === "kept" ? `kept ${e.keptAs ?? ""}` : e.fate === "dropped" ? `dropped ${e.reasonCode ?? ""}` : e.outcome
+      if (e.outcome === "failed")
+        pushLog(s, { at: now, level: "warn", message: `${e.stage}: ${e.reason ?? "failed"}`, itemId: e.itemId })
+      const what =
+        e.fate === "kept"
+          ? `kept ${e.keptAs ?? ""}`
+          : e.fate === "dropped"
+            ? `dropped ${e.reasonCode ?? ""}`
+            : e.outcome
       s.recentItems.unshift({ id: e.itemId, stage: e.stage, what })
       if (s.recentItems.length > RECENT_KEEP) s.recentItems.length = RECENT_KEEP
       break
@@ -136,7 +162,11 @@ export const applyEvent = (s: DashboardState, e: RunEvent, now = Date.now()): Da
 }
 
 /** New model stats: tokens per second per role from the change since the last snapshot. */
-export const applyStats = (s: DashboardState, stats: ReadonlyArray<EndpointStats>, elapsedMs: number): DashboardState => {
+export const applyStats = (
+  s: DashboardState,
+  stats: ReadonlyArray<EndpointStats>,
+  elapsedMs: number
+): DashboardState => {
   const before = new Map<string, number>()
   for (const m of s.models) before.set(m.role, (before.get(m.role) ?? 0) + m.completionTokens)
   const after = new Map<string, number>()
@@ -157,7 +187,8 @@ export const stageFigures = (r: StageRow, now: number) => {
   const rate = elapsed > 0 ? finished / elapsed : 0
   const total = r.total
   const remaining = total === undefined ? undefined : Math.max(0, total - r.skipped - finished)
-  const fraction = total === undefined || total === 0 ? (r.finishedAt !== undefined ? 1 : undefined) : (finished + r.skipped) / total
+  const fraction =
+    total === undefined || total === 0 ? (r.finishedAt !== undefined ? 1 : undefined) : (finished + r.skipped) / total
   const etaSeconds = remaining !== undefined && rate > 0 && r.finishedAt === undefined ? remaining / rate : undefined
   return { finished, rate, fraction, etaSeconds, elapsed }
 }
@@ -178,7 +209,11 @@ export const bar = (fraction: number | undefined, width: number): string => {
 const SPARK = "▁▂▃▄▅▆▇█"
 
 /** Counts of values in shared buckets (powers of two from 32 tokens), as one sparkline per series. */
-export const histograms = (a: ReadonlyArray<number>, b: ReadonlyArray<number>, buckets = 10): { edges: Array<number>; a: string; b: string } => {
+export const histograms = (
+  a: ReadonlyArray<number>,
+  b: ReadonlyArray<number>,
+  buckets = 10
+): { edges: Array<number>; a: string; b: string } => {
   const edges = Array.from({ length: buckets }, (_, i) => 32 * 2 ** i)
   const count = (xs: ReadonlyArray<number>) => {
     const c = new Array<number>(buckets).fill(0)
@@ -192,7 +227,10 @@ export const histograms = (a: ReadonlyArray<number>, b: ReadonlyArray<number>, b
   const ca = count(a)
   const cb = count(b)
   const max = Math.max(1, ...ca, ...cb)
-  const line = (c: Array<number>) => c.map((n) => (n === 0 ? " " : SPARK[Math.min(SPARK.length - 1, Math.floor((n / max) * (SPARK.length - 1)))])).join("")
+  const line = (c: Array<number>) =>
+    c
+      .map((n) => (n === 0 ? " " : SPARK[Math.min(SPARK.length - 1, Math.floor((n / max) * (SPARK.length - 1)))]))
+      .join("")
   return { edges, a: line(ca), b: line(cb) }
 }
 

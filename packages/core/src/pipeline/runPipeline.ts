@@ -66,8 +66,27 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
     const filter = wanted.has("filter") ? yield* filterProblems(config.stages.filter) : undefined
     if (filter !== undefined) {
       const flagged = filter.duplicates + filter.nearDuplicates + filter.contaminated
-      emit({ _tag: "progress", stage: "filter", total: filter.problems, done: filter.problems - flagged, failed: 0, skipped: flagged, cached: 0, promptTokens: 0, completionTokens: 0, costUsd: 0, elapsedMs: Date.now() - filterStarted })
-      emit({ _tag: "stage-done", stage: "filter", done: filter.problems - flagged, failed: 0, skipped: flagged, elapsedMs: Date.now() - filterStarted })
+      emit({
+        _tag: "progress",
+        stage: "filter",
+        total: filter.problems,
+        done: filter.problems - flagged,
+        failed: 0,
+        skipped: flagged,
+        cached: 0,
+        promptTokens: 0,
+        completionTokens: 0,
+        costUsd: 0,
+        elapsedMs: Date.now() - filterStarted
+      })
+      emit({
+        _tag: "stage-done",
+        stage: "filter",
+        done: filter.problems - flagged,
+        failed: 0,
+        skipped: flagged,
+        elapsedMs: Date.now() - filterStarted
+      })
     }
 
     const teacherDone = yield* Deferred.make<void>()
@@ -87,30 +106,57 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
           if (r.processed === 0) yield* Effect.sleep(Duration.millis(50))
         }
         const total = sumReports(name, reports)
-        emit({ _tag: "stage-done", stage: name, done: total.processed, failed: total.failed, skipped: 0, elapsedMs: Date.now() - started })
+        emit({
+          _tag: "stage-done",
+          stage: name,
+          done: total.processed,
+          failed: total.failed,
+          skipped: 0,
+          elapsedMs: Date.now() - started
+        })
         return total
       })
 
-    const teacher = (wanted.has("teacher") && has("teacher")
-      ? sampleTeacher(config, { cache: options.cache, onEvent: emit, concurrency: roleConcurrency(config, "teacher"), limit: options.limit }).pipe(Effect.map((r) => r as StageReport | undefined))
-      : Effect.succeed(undefined)
+    const teacher = (
+      wanted.has("teacher") && has("teacher")
+        ? sampleTeacher(config, {
+            cache: options.cache,
+            onEvent: emit,
+            concurrency: roleConcurrency(config, "teacher"),
+            limit: options.limit
+          }).pipe(Effect.map((r) => r as StageReport | undefined))
+        : Effect.succeed(undefined)
     ).pipe(Effect.ensuring(Deferred.succeed(teacherDone, undefined)))
-    const longToShort = (wanted.has("long-to-short")
-      ? drain("long-to-short", teacherDone, longToShortStage(config, { ...base, concurrency: roleConcurrency(config, "rewriter") })).pipe(Effect.map((r) => r as ItemStageReport | undefined))
-      : Effect.succeed(undefined)
+    const longToShort = (
+      wanted.has("long-to-short")
+        ? drain(
+            "long-to-short",
+            teacherDone,
+            longToShortStage(config, { ...base, concurrency: roleConcurrency(config, "rewriter") })
+          ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
+        : Effect.succeed(undefined)
     ).pipe(Effect.ensuring(Deferred.succeed(l2sDone, undefined)))
-    const verify = (wanted.has("verify")
-      ? drain("verify", l2sDone, verifyStage({ ...base, concurrency: 16 })).pipe(Effect.map((r) => r as ItemStageReport | undefined))
-      : Effect.succeed(undefined)
+    const verify = (
+      wanted.has("verify")
+        ? drain("verify", l2sDone, verifyStage({ ...base, concurrency: 16 })).pipe(
+            Effect.map((r) => r as ItemStageReport | undefined)
+          )
+        : Effect.succeed(undefined)
     ).pipe(Effect.ensuring(Deferred.succeed(verifyDone, undefined)))
-    const align = wanted.has("align") && has("judge")
-      ? drain("align", verifyDone, alignStage(config, {
-          ...base,
-          // An item alternates between judge and rewriter calls: enough items in flight to keep
-          // both roles' endpoints busy (their own limits still cap the calls).
-          concurrency: roleConcurrency(config, "judge") + (has("rewriter") ? roleConcurrency(config, "rewriter") : 0)
-        })).pipe(Effect.map((r) => r as ItemStageReport | undefined))
-      : Effect.succeed(undefined)
+    const align =
+      wanted.has("align") && has("judge")
+        ? drain(
+            "align",
+            verifyDone,
+            alignStage(config, {
+              ...base,
+              // An item alternates between judge and rewriter calls: enough items in flight to keep
+              // both roles' endpoints busy (their own limits still cap the calls).
+              concurrency:
+                roleConcurrency(config, "judge") + (has("rewriter") ? roleConcurrency(config, "rewriter") : 0)
+            })
+          ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
+        : Effect.succeed(undefined)
 
     const [t, l, v, a] = yield* Effect.all([teacher, longToShort, verify, align], { concurrency: "unbounded" })
     return { filter, teacher: t, longToShort: l, verify: v, align: a } satisfies PipelineReport

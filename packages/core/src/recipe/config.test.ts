@@ -9,11 +9,20 @@ import { DEFAULT_PIPELINE_FILE, defaultPipelineText } from "./defaultPipeline.js
 
 describe("pipeline files", () => {
   it("ships the apps/ recipe as the built-in default, unchanged", () => {
-    const app = readFileSync(join(__dirname, "..", "..", "..", "..", "apps", "distilqwen-ds3-0324", "pipeline.yaml"), "utf8")
+    const app = readFileSync(
+      join(__dirname, "..", "..", "..", "..", "apps", "distilqwen-ds3-0324", "pipeline.yaml"),
+      "utf8"
+    )
     expect(readFileSync(DEFAULT_PIPELINE_FILE, "utf8")).toBe(app)
     const config = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
     expect(config.models.teacher!.sampling).toEqual({ temperature: 0.6, top_p: 0.95, max_tokens: 4096 })
-    expect(config.stages.align).toEqual({ maxRounds: 3, smallModel: "7B", judgeRetries: 3, rewriteRetries: 2, judges: 1 })
+    expect(config.stages.align).toEqual({
+      maxRounds: 3,
+      smallModel: "7B",
+      judgeRetries: 3,
+      rewriteRetries: 2,
+      judges: 1
+    })
     expect(config.stages.collect.systemPrompt).toContain("You should think step-by-step.")
   })
 
@@ -38,9 +47,18 @@ describe("pipeline files", () => {
   })
 
   it("takes a role or an endpoint given as just its model spec", () => {
-    const text = ["name: short", "models:", "  teacher: openai:t@http://127.0.0.1:1/v1", "  judge:", "    endpoints: [openai:j1@http://127.0.0.1:2/v1, { model: openai:j2@http://127.0.0.1:3/v1, concurrency: 4 }]", ""].join("\n")
+    const text = [
+      "name: short",
+      "models:",
+      "  teacher: openai:t@http://127.0.0.1:1/v1",
+      "  judge:",
+      "    endpoints: [openai:j1@http://127.0.0.1:2/v1, { model: openai:j2@http://127.0.0.1:3/v1, concurrency: 4 }]",
+      ""
+    ].join("\n")
     const config = Either.getOrThrow(parsePipeline(text, "p.yaml"))
-    expect(config.models.teacher!.endpoints).toEqual([expect.objectContaining({ model: "openai:t@http://127.0.0.1:1/v1", concurrency: 8 })])
+    expect(config.models.teacher!.endpoints).toEqual([
+      expect.objectContaining({ model: "openai:t@http://127.0.0.1:1/v1", concurrency: 8 })
+    ])
     expect(config.models.judge!.endpoints.map((e) => [e.model, e.concurrency])).toEqual([
       ["openai:j1@http://127.0.0.1:2/v1", 8],
       ["openai:j2@http://127.0.0.1:3/v1", 4]
@@ -87,51 +105,112 @@ describe("pipeline files", () => {
       model: "deepseek-chat",
       baseUrl: "https://api.deepseek.com/v1"
     })
-    expect(Either.getOrThrow(parseModelSpec("onnx:/models/qwen#q4"))).toEqual({ kind: "onnx", path: "/models/qwen", variant: "q4" })
+    expect(Either.getOrThrow(parseModelSpec("onnx:/models/qwen#q4"))).toEqual({
+      kind: "onnx",
+      path: "/models/qwen",
+      variant: "q4"
+    })
     expect(Either.isLeft(parseModelSpec("gpt-4o"))).toBe(true)
     const config = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
     const local = applyOverrides(config, { teacher: "openai:small@http://127.0.0.1:9/v1", concurrency: 3 })
     expect(local.models.teacher!.endpoints).toHaveLength(1)
-    expect(local.models.teacher!.endpoints[0]).toMatchObject({ model: "openai:small@http://127.0.0.1:9/v1", concurrency: 3 })
+    expect(local.models.teacher!.endpoints[0]).toMatchObject({
+      model: "openai:small@http://127.0.0.1:9/v1",
+      concurrency: 3
+    })
     expect(local.models.teacher!.sampling.temperature).toBe(0.6)
     // The default teacher needs DEEPSEEK_API_KEY; a local override does not.
-    expect(buildRoles(config, {})).toEqual(Either.left("models.teacher: the environment variable DEEPSEEK_API_KEY is not set (it holds the key for api.deepseek.com)"))
+    expect(buildRoles(config, {})).toEqual(
+      Either.left(
+        "models.teacher: the environment variable DEEPSEEK_API_KEY is not set (it holds the key for api.deepseek.com)"
+      )
+    )
     expect(Either.isRight(buildRoles(local, {}))).toBe(true)
   })
 
   it("gives a local endpoint its q4 arithmetic, and names a wrong one", () => {
-    const yaml = (q4: string) => ["name: local", "models:", "  judge:", "    endpoints:", "      - model: onnx:/models/qwen#q4", `        q4Compute: ${q4}`, ""].join("\n")
+    const yaml = (q4: string) =>
+      [
+        "name: local",
+        "models:",
+        "  judge:",
+        "    endpoints:",
+        "      - model: onnx:/models/qwen#q4",
+        `        q4Compute: ${q4}`,
+        ""
+      ].join("\n")
     const config = Either.getOrThrow(parsePipeline(yaml("as-exported"), "p.yaml"))
     const roles = Either.getOrThrow(buildRoles(config, {}, ["judge"]))
     // The provider's id, which records and cache keys carry, says which arithmetic answered.
     expect(roles["judge"]!.endpoints[0]!.provider.id).toBe("onnx:/models/qwen#q4 (q4 as exported)")
-    expect((parsePipeline(yaml("fp16"), "p.yaml") as Either.Left<string, never>).left).toMatch(/p\.yaml:6: models\.judge\.endpoints\.0\.q4Compute: /)
+    expect((parsePipeline(yaml("fp16"), "p.yaml") as Either.Left<string, never>).left).toMatch(
+      /p\.yaml:6: models\.judge\.endpoints\.0\.q4Compute: /
+    )
   })
 
   it("keeps a local endpoint's rotary nodes as exported on request, and names a wrong setting", () => {
-    const yaml = (rotary: string) => ["name: local", "models:", "  judge:", "    endpoints:", "      - model: onnx:/models/qwen#int8", `        rotary: ${rotary}`, ""].join("\n")
-    const roles = Either.getOrThrow(buildRoles(Either.getOrThrow(parsePipeline(yaml("as-exported"), "p.yaml")), {}, ["judge"]))
+    const yaml = (rotary: string) =>
+      [
+        "name: local",
+        "models:",
+        "  judge:",
+        "    endpoints:",
+        "      - model: onnx:/models/qwen#int8",
+        `        rotary: ${rotary}`,
+        ""
+      ].join("\n")
+    const roles = Either.getOrThrow(
+      buildRoles(Either.getOrThrow(parsePipeline(yaml("as-exported"), "p.yaml")), {}, ["judge"])
+    )
     expect(roles["judge"]!.endpoints[0]!.provider.id).toBe("onnx:/models/qwen#int8 (rotary as exported)")
-    const fused = Either.getOrThrow(buildRoles(Either.getOrThrow(parsePipeline(yaml("fused"), "p.yaml")), {}, ["judge"]))
+    const fused = Either.getOrThrow(
+      buildRoles(Either.getOrThrow(parsePipeline(yaml("fused"), "p.yaml")), {}, ["judge"])
+    )
     expect(fused["judge"]!.endpoints[0]!.provider.id).toBe("onnx:/models/qwen#int8")
-    expect((parsePipeline(yaml("off"), "p.yaml") as Either.Left<string, never>).left).toMatch(/p\.yaml:6: models\.judge\.endpoints\.0\.rotary: /)
+    expect((parsePipeline(yaml("off"), "p.yaml") as Either.Left<string, never>).left).toMatch(
+      /p\.yaml:6: models\.judge\.endpoints\.0\.rotary: /
+    )
   })
 
   it("gives a local endpoint its float16 arithmetic, and names a wrong one", () => {
-    const yaml = (f16: string) => ["name: local", "models:", "  judge:", "    endpoints:", "      - model: onnx:/models/qwen#q4f16", `        f16Compute: ${f16}`, ""].join("\n")
+    const yaml = (f16: string) =>
+      [
+        "name: local",
+        "models:",
+        "  judge:",
+        "    endpoints:",
+        "      - model: onnx:/models/qwen#q4f16",
+        `        f16Compute: ${f16}`,
+        ""
+      ].join("\n")
     const config = Either.getOrThrow(parsePipeline(yaml("as-exported"), "p.yaml"))
     const roles = Either.getOrThrow(buildRoles(config, {}, ["judge"]))
     expect(roles["judge"]!.endpoints[0]!.provider.id).toBe("onnx:/models/qwen#q4f16 (f16 as exported)")
-    const plain = Either.getOrThrow(buildRoles(Either.getOrThrow(parsePipeline(yaml("float32"), "p.yaml")), {}, ["judge"]))
+    const plain = Either.getOrThrow(
+      buildRoles(Either.getOrThrow(parsePipeline(yaml("float32"), "p.yaml")), {}, ["judge"])
+    )
     expect(plain["judge"]!.endpoints[0]!.provider.id).toBe("onnx:/models/qwen#q4f16")
-    expect((parsePipeline(yaml("half"), "p.yaml") as Either.Left<string, never>).left).toMatch(/p\.yaml:6: models\.judge\.endpoints\.0\.f16Compute: /)
+    expect((parsePipeline(yaml("half"), "p.yaml") as Either.Left<string, never>).left).toMatch(
+      /p\.yaml:6: models\.judge\.endpoints\.0\.f16Compute: /
+    )
   })
 
   it("takes packProducts on a local endpoint, and names a wrong value", () => {
-    const yaml = (pack: string) => ["name: local", "models:", "  judge:", "    endpoints:", "      - model: onnx:/models/qwen#q4", `        packProducts: ${pack}`, ""].join("\n")
+    const yaml = (pack: string) =>
+      [
+        "name: local",
+        "models:",
+        "  judge:",
+        "    endpoints:",
+        "      - model: onnx:/models/qwen#q4",
+        `        packProducts: ${pack}`,
+        ""
+      ].join("\n")
     const config = Either.getOrThrow(parsePipeline(yaml("true"), "p.yaml"))
     expect(config.models["judge"]!.endpoints[0]!.packProducts).toBe(true)
     expect(Either.isRight(buildRoles(config, {}, ["judge"]))).toBe(true)
-    expect((parsePipeline(yaml("sometimes"), "p.yaml") as Either.Left<string, never>).left).toMatch(/p\.yaml:6: models\.judge\.endpoints\.0\.packProducts: /)
+    expect((parsePipeline(yaml("sometimes"), "p.yaml") as Either.Left<string, never>).left).toMatch(
+      /p\.yaml:6: models\.judge\.endpoints\.0\.packProducts: /
+    )
   })
 })

@@ -33,7 +33,9 @@ export const EndpointSettings = Schema.Struct({
    * than 0.12, told by their /version, get guided_choice), `vllm-legacy` (guided_choice), `sglang`
    * (regex), `openai` (a JSON-schema response format), `none`.
    */
-  guidedDecoding: Schema.optionalWith(Schema.Literal("vllm", "vllm-legacy", "sglang", "openai", "none"), { default: () => "none" as const }),
+  guidedDecoding: Schema.optionalWith(Schema.Literal("vllm", "vllm-legacy", "sglang", "openai", "none"), {
+    default: () => "none" as const
+  }),
   /** Any JSON object merged into every request body: a server's own parameters (chat_template_kwargs, enable_thinking, ...). */
   extraBody: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
   /** The field the reply length goes in (default: max_completion_tokens for OpenAI's o-series and gpt-5, else max_tokens). */
@@ -41,7 +43,13 @@ export const EndpointSettings = Schema.Struct({
   /** The most output tokens the endpoint allows (e.g. 8192 for deepseek-chat): requests are capped, and `truncation: extend` stops there. */
   maxOutputTokens: Schema.optional(Schema.Int.pipe(Schema.positive())),
   /** USD per million input and output tokens; `cachedInput` for prompt tokens the server read from its cache. */
-  price: Schema.optional(Schema.Struct({ input: Schema.NonNegative, output: Schema.NonNegative, cachedInput: Schema.optional(Schema.NonNegative) })),
+  price: Schema.optional(
+    Schema.Struct({
+      input: Schema.NonNegative,
+      output: Schema.NonNegative,
+      cachedInput: Schema.optional(Schema.NonNegative)
+    })
+  ),
   /** Local (onnx:) models: intra-op threads (default: every core). */
   threads: Schema.optional(Schema.Int.pipe(Schema.between(1, 1024))),
   /** Local (onnx:) 4-bit models: `int8` (default) runs their products on integer kernels; `as-exported` keeps the file's arithmetic. */
@@ -161,7 +169,9 @@ export const parsePipeline = (text: string, file: string): Either.Either<Pipelin
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false })
   if (doc.errors.length > 0) {
     return Either.left(
-      doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line}: ${e.message.split("\n")[0]}`).join("\n")
+      doc.errors
+        .map((e) => `${file}:${e.linePos?.[0]?.line ?? lines.linePos(e.pos[0]).line}: ${e.message.split("\n")[0]}`)
+        .join("\n")
     )
   }
   const decoded = decodeConfig(expandShorthands(doc.toJS()))
@@ -186,7 +196,10 @@ export const parsePipeline = (text: string, file: string): Either.Either<Pipelin
             if (range !== undefined) line = lines.linePos(range[0]).line
           } else break
         }
-        const message = issue.message.replace(/^Expected Struct \(Encoded side\)|^Expected \{[^]*?\}(?=, actual )/, "Expected a mapping (key: value lines)")
+        const message = issue.message.replace(
+          /^Expected Struct \(Encoded side\)|^Expected \{[^]*?\}(?=, actual )/,
+          "Expected a mapping (key: value lines)"
+        )
         return { line, text: `${file}:${line}: ${path.length > 0 ? path.join(".") : "(top level)"}: ${message}` }
       })
       // In the file's order, as an editor shows it (the sort is stable: one line's issues keep theirs).
@@ -200,7 +213,12 @@ export const parsePipeline = (text: string, file: string): Either.Either<Pipelin
  * The most output tokens any endpoint of a role allows (its endpoints' `maxOutputTokens`; the
  * smallest, since a request may go to any of them), or undefined when none says.
  */
-export const roleMaxOutputTokens = (config: PipelineConfig, role: "teacher" | "rewriter" | "judge"): number | undefined => {
-  const caps = (config.models[role]?.endpoints ?? []).map((e) => e.maxOutputTokens).filter((x): x is number => x !== undefined)
+export const roleMaxOutputTokens = (
+  config: PipelineConfig,
+  role: "teacher" | "rewriter" | "judge"
+): number | undefined => {
+  const caps = (config.models[role]?.endpoints ?? [])
+    .map((e) => e.maxOutputTokens)
+    .filter((x): x is number => x !== undefined)
   return caps.length > 0 ? Math.min(...caps) : undefined
 }

@@ -9,7 +9,9 @@ export const parseIssues = (error: ParseResult.ParseError): Array<ParseResult.Ar
   const all = ParseResult.ArrayFormatter.formatErrorSync(error)
   const within = (inner: ParseResult.ArrayFormatterIssue, outer: ParseResult.ArrayFormatterIssue) =>
     inner.path.length >= outer.path.length && outer.path.every((k, i) => k === inner.path[i])
-  return all.filter((i) => !(/^Expected undefined, actual /.test(i.message) && all.some((j) => j !== i && within(j, i))))
+  return all.filter(
+    (i) => !(/^Expected undefined, actual /.test(i.message) && all.some((j) => j !== i && within(j, i)))
+  )
 }
 
 /** A parse error as `field.path: message` lines, so that users see which field is wrong. */
@@ -28,7 +30,10 @@ export const describeParseError = (error: ParseResult.ParseError): string => {
   }
   return merged
     .map((i) => {
-      const message = i.expected !== undefined && i.expected.length > 1 ? `Expected one of ${i.expected.join(", ")}, actual ${i.actual}` : i.message
+      const message =
+        i.expected !== undefined && i.expected.length > 1
+          ? `Expected one of ${i.expected.join(", ")}, actual ${i.actual}`
+          : i.message
       return i.path.length > 0 ? `field \`${i.path}\`: ${message}` : message
     })
     .join("; ")

@@ -54,4 +54,11 @@ export class Item extends Schema.Class<Item>("Item")({
 export const makeItem = (props: ConstructorParameters<typeof Item>[0]): Item => new Item(props, true)
 
 /** Where an item stands, in one word: how it was kept, why it was dropped, or the stage it waits at. */
-export const fateDetail = (item: Item): string => String((item.fate === "kept" ? item.keptAs : item.fate === "dropped" || item.fate === "failed" ? item.reason?.code : item.stage) ?? "")
+export const fateDetail = (item: Item): string =>
+  String(
+    (item.fate === "kept"
+      ? item.keptAs
+      : item.fate === "dropped" || item.fate === "failed"
+        ? item.reason?.code
+        : item.stage) ?? ""
+  )

@@ -16,9 +16,7 @@ export type TestCase = typeof TestCase.Type
 export const ProblemId = Schema.String.pipe(Schema.pattern(/^p_[0-9a-f]{16}$/), Schema.brand("ProblemId"))
 export type ProblemId = typeof ProblemId.Type
 
-const NonBlank = Schema.String.pipe(
-  Schema.filter((s) => s.trim().length > 0, { message: () => "must not be empty" })
-)
+const NonBlank = Schema.String.pipe(Schema.filter((s) => s.trim().length > 0, { message: () => "must not be empty" }))
 
 export class Problem extends Schema.Class<Problem>("Problem")({
   id: ProblemId,

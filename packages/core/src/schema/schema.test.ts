@@ -41,7 +41,16 @@ describe("records", () => {
       problemId: "p_0123456789abcdef",
       stage: "align",
       fate: "kept",
-      rounds: [{ index: 0, action: "judge", calls: [], startedAt: "t", finishedAt: "t", verdict: { level: "trivial", raw: "x" } }],
+      rounds: [
+        {
+          index: 0,
+          action: "judge",
+          calls: [],
+          startedAt: "t",
+          finishedAt: "t",
+          verdict: { level: "trivial", raw: "x" }
+        }
+      ],
       createdAt: "t",
       updatedAt: "t"
     })
@@ -49,7 +58,9 @@ describe("records", () => {
   })
 
   it("gives equal content the same id whatever the key order", () => {
-    expect(contentId("p_", { a: 1, b: [1, 2], c: { x: 1, y: 2 } })).toBe(contentId("p_", { c: { y: 2, x: 1 }, b: [1, 2], a: 1 }))
+    expect(contentId("p_", { a: 1, b: [1, 2], c: { x: 1, y: 2 } })).toBe(
+      contentId("p_", { c: { y: 2, x: 1 }, b: [1, 2], a: 1 })
+    )
     expect(contentId("p_", { a: 1 })).not.toBe(contentId("p_", { a: 2 }))
     expect(contentId("p_", { a: 1 })).toMatch(/^p_[0-9a-f]{16}$/)
   })
@@ -65,8 +76,14 @@ describe("latex helpers", () => {
   })
 
   it("splits an R1-style reply at </think>", () => {
-    expect(splitThink("<think>\nlong thought\n</think>\n\nThe answer is 4.")).toEqual({ think: "long thought", rest: "The answer is 4." })
-    expect(splitThink("thought without opening tag</think>done")).toEqual({ think: "thought without opening tag", rest: "done" })
+    expect(splitThink("<think>\nlong thought\n</think>\n\nThe answer is 4.")).toEqual({
+      think: "long thought",
+      rest: "The answer is 4."
+    })
+    expect(splitThink("thought without opening tag</think>done")).toEqual({
+      think: "thought without opening tag",
+      rest: "done"
+    })
     expect(splitThink("plain")).toEqual({ rest: "plain" })
   })
 })
@@ -81,7 +98,10 @@ describe("parse error messages", () => {
   })
 
   it("list a union's members once for the field, not once per member", () => {
-    const S = Schema.Struct({ role: Schema.Literal("system", "user", "assistant"), n: Schema.Union(Schema.Number, Schema.Boolean) })
+    const S = Schema.Struct({
+      role: Schema.Literal("system", "user", "assistant"),
+      n: Schema.Union(Schema.Number, Schema.Boolean)
+    })
     const result = Schema.decodeUnknownEither(S, { errors: "all" })({ role: "usr", n: "x" })
     expect(describeParseError((result as Either.Left<never, never>).left)).toBe(
       'field `role`: Expected one of "system", "user", "assistant", actual "usr"; field `n`: Expected one of number, boolean, actual "x"'

@@ -19,9 +19,9 @@ export class SftSample extends Schema.Class<SftSample>("SftSample")({
 export const OpenAiRecord = Schema.Struct({ messages: Schema.Array(ChatMessage).pipe(Schema.minItems(2)) })
 export const ShareGptRecord = Schema.Struct({
   system: Schema.optional(Schema.String),
-  conversations: Schema.Array(
-    Schema.Struct({ from: Schema.Literal("human", "gpt"), value: Schema.String })
-  ).pipe(Schema.minItems(2))
+  conversations: Schema.Array(Schema.Struct({ from: Schema.Literal("human", "gpt"), value: Schema.String })).pipe(
+    Schema.minItems(2)
+  )
 })
 export const AlpacaRecord = Schema.Struct({
   instruction: Schema.String,
@@ -33,7 +33,9 @@ export const AlpacaRecord = Schema.Struct({
 const GptTurn = Schema.Struct({ from: Schema.Literal("gpt"), value: Schema.String })
 export const PreferenceRecord = Schema.Struct({
   system: Schema.optional(Schema.String),
-  conversations: Schema.Array(Schema.Struct({ from: Schema.Literal("human"), value: Schema.String })).pipe(Schema.minItems(1)),
+  conversations: Schema.Array(Schema.Struct({ from: Schema.Literal("human"), value: Schema.String })).pipe(
+    Schema.minItems(1)
+  ),
   chosen: GptTurn,
   rejected: GptTurn
 })

@@ -97,7 +97,17 @@ export interface StoreStatus {
      * of this and the items' own records (a workspace older than the ledger has only those).
      */
     readonly ledger: SpendTotals
-    readonly byRole: Readonly<Record<string, { readonly calls: number; readonly promptTokens: number; readonly completionTokens: number; readonly costUsd: number }>>
+    readonly byRole: Readonly<
+      Record<
+        string,
+        {
+          readonly calls: number
+          readonly promptTokens: number
+          readonly completionTokens: number
+          readonly costUsd: number
+        }
+      >
+    >
     readonly costPerKeptItemUsd: number | null
     readonly tokensPerKeptItem: number | null
   }
@@ -146,7 +156,10 @@ export interface RunStoreShape {
   /** Which of these item ids exist, and their fate and drop reason code. */
   readonly itemStates: (
     ids: ReadonlyArray<string>
-  ) => Effect.Effect<ReadonlyMap<string, { readonly fate: Item["fate"]; readonly reasonCode: string | null }>, StoreError>
+  ) => Effect.Effect<
+    ReadonlyMap<string, { readonly fate: Item["fate"]; readonly reasonCode: string | null }>,
+    StoreError
+  >
   readonly getItem: (id: ItemId | string) => Effect.Effect<Option.Option<Item>, StoreError>
   /** Inserts items that are not there yet; returns how many were new. */
   readonly addItems: (items: ReadonlyArray<Item>) => Effect.Effect<number, StoreError>
@@ -168,7 +181,10 @@ export interface RunStoreShape {
    * time, across processes (two runs would send the same calls and pay for them twice). A lock
    * left by a process that is gone (killed, crashed) is taken over; `takeOver` takes any.
    */
-  readonly lockRun: (what: string, options?: { readonly takeOver?: boolean }) => Effect.Effect<void, WorkspaceBusy | StoreError, Scope.Scope>
+  readonly lockRun: (
+    what: string,
+    options?: { readonly takeOver?: boolean }
+  ) => Effect.Effect<void, WorkspaceBusy | StoreError, Scope.Scope>
 }
 
 export interface SpendEntry {

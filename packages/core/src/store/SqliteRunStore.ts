@@ -46,7 +46,9 @@ export const migrate = (db: Database.Database): void => {
   const current = db.pragma("user_version", { simple: true }) as number
   const latest = migrations[migrations.length - 1]?.version ?? 0
   if (current > latest) {
-    throw new Error(`the store is at schema version ${current}, newer than this fastcot knows (${latest}); upgrade fastcot`)
+    throw new Error(
+      `the store is at schema version ${current}, newer than this fastcot knows (${latest}); upgrade fastcot`
+    )
   }
   for (const m of migrations) {
     if (m.version <= current) continue
@@ -70,7 +72,8 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
 
   const stmt = {
     getImport: db.prepare("SELECT * FROM imports WHERE key = ?"),
-    putImport: db.prepare(`INSERT INTO imports (key, path, rows, offset, line, problems_added, items_added, duplicates, rejected, done, updated_at)
+    putImport:
+      db.prepare(`INSERT INTO imports (key, path, rows, offset, line, problems_added, items_added, duplicates, rejected, done, updated_at)
       VALUES (@key, @path, @rows, @offset, @line, @problemsAdded, @itemsAdded, @duplicates, @rejected, @done, @updatedAt)
       ON CONFLICT(key) DO UPDATE SET path=excluded.path, rows=excluded.rows, offset=excluded.offset, line=excluded.line,
         problems_added=excluded.problems_added, items_added=excluded.items_added, duplicates=excluded.duplicates,
@@ -79,9 +82,11 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     rejects: db.prepare("SELECT file, line, reason, raw FROM import_rejects WHERE key = ? ORDER BY line"),
     insertProblem: db.prepare("INSERT OR IGNORE INTO problems (id, domain, data, created_at) VALUES (?, ?, ?, ?)"),
     getProblem: db.prepare("SELECT data FROM problems WHERE id = ?"),
-    insertItem: db.prepare(`INSERT OR IGNORE INTO items (id, problem_id, stage, fate, kept_as, reason_code, data, created_at, updated_at)
+    insertItem:
+      db.prepare(`INSERT OR IGNORE INTO items (id, problem_id, stage, fate, kept_as, reason_code, data, created_at, updated_at)
       VALUES (@id, @problemId, @stage, @fate, @keptAs, @reasonCode, @data, @createdAt, @updatedAt)`),
-    upsertItem: db.prepare(`INSERT INTO items (id, problem_id, stage, fate, kept_as, reason_code, data, created_at, updated_at)
+    upsertItem:
+      db.prepare(`INSERT INTO items (id, problem_id, stage, fate, kept_as, reason_code, data, created_at, updated_at)
       VALUES (@id, @problemId, @stage, @fate, @keptAs, @reasonCode, @data, @createdAt, @updatedAt)
       ON CONFLICT(id) DO UPDATE SET stage=excluded.stage, fate=excluded.fate, kept_as=excluded.kept_as,
         reason_code=excluded.reason_code, data=excluded.data, updated_at=excluded.updated_at`),
@@ -90,14 +95,19 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     itemState: db.prepare("SELECT fate, reason_code FROM items WHERE id = ?"),
     getRounds: db.prepare("SELECT data FROM rounds WHERE item_id = ? ORDER BY idx"),
     getRunLock: db.prepare("SELECT pid, host, process_start, started_at, what FROM run_lock WHERE id = 1"),
-    putRunLock: db.prepare("INSERT OR REPLACE INTO run_lock (id, pid, host, process_start, started_at, what) VALUES (1, @pid, @host, @process_start, @started_at, @what)"),
+    putRunLock: db.prepare(
+      "INSERT OR REPLACE INTO run_lock (id, pid, host, process_start, started_at, what) VALUES (1, @pid, @host, @process_start, @started_at, @what)"
+    ),
     dropRunLock: db.prepare("DELETE FROM run_lock WHERE id = 1 AND pid = ? AND host = ? AND started_at = ?"),
     cacheGet: db.prepare("SELECT key, model, value, created_at AS createdAt FROM llm_cache WHERE key = ?"),
     cachePut: db.prepare("INSERT OR REPLACE INTO llm_cache (key, model, value, created_at) VALUES (?, ?, ?, ?)"),
-    addSpend: db.prepare(`INSERT INTO llm_spend (role, model, calls, prompt_tokens, completion_tokens, cost_usd, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+    addSpend:
+      db.prepare(`INSERT INTO llm_spend (role, model, calls, prompt_tokens, completion_tokens, cost_usd, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT(role, model) DO UPDATE SET calls = calls + excluded.calls, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
         completion_tokens = completion_tokens + excluded.completion_tokens, cost_usd = cost_usd + excluded.cost_usd, updated_at = excluded.updated_at`),
-    spending: db.prepare("SELECT COALESCE(SUM(calls), 0) AS calls, COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens, COALESCE(SUM(cost_usd), 0) AS costUsd FROM llm_spend")
+    spending: db.prepare(
+      "SELECT COALESCE(SUM(calls), 0) AS calls, COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens, COALESCE(SUM(cost_usd), 0) AS costUsd FROM llm_spend"
+    )
   }
 
   const itemParams = (item: Item) => ({
@@ -215,7 +225,11 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
       ratio: rows.length > 0 && sum(before) > 0 ? sum(after) / sum(before) : null,
       histogram: BUCKETS.map((upTo, i) => {
         const lo = i === 0 ? -1 : BUCKETS[i - 1]!
-        return { upTo: Number.isFinite(upTo) ? upTo : null, before: before.filter((x) => x > lo && x <= upTo).length, after: after.filter((x) => x > lo && x <= upTo).length }
+        return {
+          upTo: Number.isFinite(upTo) ? upTo : null,
+          before: before.filter((x) => x > lo && x <= upTo).length,
+          after: after.filter((x) => x > lo && x <= upTo).length
+        }
       }).filter((b) => b.before > 0 || b.after > 0)
     }
   }
@@ -252,7 +266,14 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
             committed([p.entry])
             p.resume(Effect.void)
           } catch (cause) {
-            p.resume(Effect.fail(new StoreError({ message: `${what(p.entry)}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })))
+            p.resume(
+              Effect.fail(
+                new StoreError({
+                  message: `${what(p.entry)}: ${cause instanceof Error ? cause.message : String(cause)}`,
+                  cause
+                })
+              )
+            )
           }
         }
       }
@@ -295,7 +316,10 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
   // The spending ledger: calls are summed in memory per role and model, and the sums are added to
   // the table a quarter second after the first unsaved call (one small transaction, whatever the
   // call rate), and when the store closes.
-  const unsaved = new Map<string, { role: string; model: string; calls: number; prompt: number; completion: number; cost: number }>()
+  const unsaved = new Map<
+    string,
+    { role: string; model: string; calls: number; prompt: number; completion: number; cost: number }
+  >()
   let spendTimer: NodeJS.Timeout | undefined
   const flushSpend = () => {
     if (spendTimer !== undefined) clearTimeout(spendTimer)
@@ -348,7 +372,9 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
       }),
     setProblemFlags: (flags) =>
       attempt("writing problem flags", () => {
-        const insert = db.prepare("INSERT INTO problem_flags (problem_id, flag, detail, created_at) VALUES (?, ?, ?, ?)")
+        const insert = db.prepare(
+          "INSERT INTO problem_flags (problem_id, flag, detail, created_at) VALUES (?, ?, ?, ?)"
+        )
         db.transaction(() => {
           db.exec("DELETE FROM problem_flags")
           const at = now()
@@ -357,7 +383,9 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
       }),
     problemFlag: (problemId) =>
       attempt("reading a problem flag", () => {
-        const row = db.prepare("SELECT problem_id AS problemId, flag, detail FROM problem_flags WHERE problem_id = ?").get(problemId) as ProblemFlag | undefined
+        const row = db
+          .prepare("SELECT problem_id AS problemId, flag, detail FROM problem_flags WHERE problem_id = ?")
+          .get(problemId) as ProblemFlag | undefined
         return Option.fromNullable(row)
       }),
     itemStates: (ids) =>
@@ -379,8 +407,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         if (typeof filter.fate === "string") {
           where.push("fate = ?")
           params.push(filter.fate)
-        }
-        else if (filter.fate !== undefined && filter.fate.length > 0) {
+        } else if (filter.fate !== undefined && filter.fate.length > 0) {
           where.push(`fate IN (${filter.fate.map(() => "?").join(", ")})`)
           params.push(...filter.fate)
         }
@@ -413,9 +440,24 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
                  ELSE json_extract(c.value, '$.promptTokens') + json_extract(c.value, '$.completionTokens') END) AS paid
            FROM rounds r, json_each(r.data, '$.calls') c GROUP BY role`
         )
-        .all() as Array<{ role: string; calls: number; cached: number; prompt: number; completion: number; cost: number; paid: number }>
-      const byRole: Record<string, { calls: number; promptTokens: number; completionTokens: number; costUsd: number }> = {}
-      for (const c of calls) byRole[c.role] = { calls: c.calls, promptTokens: c.prompt ?? 0, completionTokens: c.completion ?? 0, costUsd: c.cost ?? 0 }
+        .all() as Array<{
+        role: string
+        calls: number
+        cached: number
+        prompt: number
+        completion: number
+        cost: number
+        paid: number
+      }>
+      const byRole: Record<string, { calls: number; promptTokens: number; completionTokens: number; costUsd: number }> =
+        {}
+      for (const c of calls)
+        byRole[c.role] = {
+          calls: c.calls,
+          promptTokens: c.prompt ?? 0,
+          completionTokens: c.completion ?? 0,
+          costUsd: c.cost ?? 0
+        }
       const sum = (f: (c: (typeof calls)[number]) => number) => calls.reduce((n, c) => n + (f(c) ?? 0), 0)
       const kept = fates["kept"] ?? 0
       const llm = {
@@ -439,19 +481,35 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         kept: fates["kept"] ?? 0,
         dropped: fates["dropped"] ?? 0,
         failed: fates["failed"] ?? 0,
-        stages: { collect: stages["collect"] ?? 0, verify: stages["verify"] ?? 0, align: stages["align"] ?? 0, done: stages["done"] ?? 0 },
-        fates: { pending: fates["pending"] ?? 0, kept: fates["kept"] ?? 0, dropped: fates["dropped"] ?? 0, failed: fates["failed"] ?? 0 },
+        stages: {
+          collect: stages["collect"] ?? 0,
+          verify: stages["verify"] ?? 0,
+          align: stages["align"] ?? 0,
+          done: stages["done"] ?? 0
+        },
+        fates: {
+          pending: fates["pending"] ?? 0,
+          kept: fates["kept"] ?? 0,
+          dropped: fates["dropped"] ?? 0,
+          failed: fates["failed"] ?? 0
+        },
         keptAs: countBy("SELECT kept_as AS k, COUNT(*) AS n FROM items WHERE fate = 'kept' GROUP BY kept_as"),
-        dropReasons: countBy("SELECT reason_code AS k, COUNT(*) AS n FROM items WHERE fate = 'dropped' GROUP BY reason_code"),
-        failReasons: countBy("SELECT reason_code AS k, COUNT(*) AS n FROM items WHERE fate = 'failed' GROUP BY reason_code"),
+        dropReasons: countBy(
+          "SELECT reason_code AS k, COUNT(*) AS n FROM items WHERE fate = 'dropped' GROUP BY reason_code"
+        ),
+        failReasons: countBy(
+          "SELECT reason_code AS k, COUNT(*) AS n FROM items WHERE fate = 'failed' GROUP BY reason_code"
+        ),
         domains: countBy("SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain"),
         flags: countBy("SELECT flag AS k, COUNT(*) AS n FROM problem_flags GROUP BY flag"),
         tokens: tokenStats(),
         llm,
-        imports: (db.prepare("SELECT * FROM imports ORDER BY updated_at").all() as Array<Record<string, unknown>>).map((row) => {
-          const p = toProgress(row)
-          return { path: p.path, rows: p.rows, problemsAdded: p.problemsAdded, rejected: p.rejected, done: p.done }
-        }),
+        imports: (db.prepare("SELECT * FROM imports ORDER BY updated_at").all() as Array<Record<string, unknown>>).map(
+          (row) => {
+            const p = toProgress(row)
+            return { path: p.path, rows: p.rows, problemsAdded: p.problemsAdded, rejected: p.rejected, done: p.done }
+          }
+        ),
         running: running === undefined ? null : holderOf(running)
       }
     }),
@@ -461,7 +519,8 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     recordSpend: (spend) => {
       const key = `${spend.role}\u0000${spend.model}`
       let s = unsaved.get(key)
-      if (s === undefined) unsaved.set(key, (s = { role: spend.role, model: spend.model, calls: 0, prompt: 0, completion: 0, cost: 0 }))
+      if (s === undefined)
+        unsaved.set(key, (s = { role: spend.role, model: spend.model, calls: 0, prompt: 0, completion: 0, cost: 0 }))
       s.calls++
       s.prompt += spend.promptTokens
       s.completion += spend.completionTokens
@@ -479,7 +538,13 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
     },
     spending: attempt("reading the spending ledger", ledgerTotals),
     lockRun: (what, options = {}) => {
-      const mine = { pid: process.pid, host: hostname(), process_start: processStart(process.pid) ?? null, started_at: now(), what }
+      const mine = {
+        pid: process.pid,
+        host: hostname(),
+        process_start: processStart(process.pid) ?? null,
+        started_at: now(),
+        what
+      }
       // One immediate transaction: two processes cannot both find the lock free.
       const take = db.transaction((): RunLockRow | undefined => {
         const held = options.takeOver === true ? undefined : liveLockHolder()
@@ -487,12 +552,23 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         return held
       })
       return Effect.acquireRelease(
-        Effect.flatMap(attempt("taking the workspace's run lock", () => take.immediate()), (held) => {
-          if (held === undefined) return Effect.void
-          const holder = holderOf(held)
-          return Effect.fail(new WorkspaceBusy({ message: `another run is working on this workspace: ${describeHolder(holder)}; wait for it to end, or stop it`, holder }))
-        }),
-        () => attempt("releasing the workspace's run lock", () => stmt.dropRunLock.run(mine.pid, mine.host, mine.started_at)).pipe(Effect.ignore)
+        Effect.flatMap(
+          attempt("taking the workspace's run lock", () => take.immediate()),
+          (held) => {
+            if (held === undefined) return Effect.void
+            const holder = holderOf(held)
+            return Effect.fail(
+              new WorkspaceBusy({
+                message: `another run is working on this workspace: ${describeHolder(holder)}; wait for it to end, or stop it`,
+                holder
+              })
+            )
+          }
+        ),
+        () =>
+          attempt("releasing the workspace's run lock", () =>
+            stmt.dropRunLock.run(mine.pid, mine.host, mine.started_at)
+          ).pipe(Effect.ignore)
       )
     }
   }

@@ -12,7 +12,12 @@ export const pagedStream = <A extends { readonly id: string }, E, R>(
   fetch: (afterId: string | undefined, limit: number) => Effect.Effect<ReadonlyArray<A>, E, R>
 ): Stream.Stream<A, E, R> =>
   Stream.paginateChunkEffect(undefined as string | undefined, (afterId) =>
-    Effect.map(fetch(afterId, pageSize), (page) =>
-      [Chunk.fromIterable(page), page.length < pageSize ? Option.none() : Option.some(page[page.length - 1]!.id)] as const
+    Effect.map(
+      fetch(afterId, pageSize),
+      (page) =>
+        [
+          Chunk.fromIterable(page),
+          page.length < pageSize ? Option.none() : Option.some(page[page.length - 1]!.id)
+        ] as const
     )
   )

@@ -43,7 +43,12 @@ export const holderAlive = (row: RunLockRow): boolean => {
   return row.process_start === null || start === undefined || start === row.process_start
 }
 
-export const holderOf = (row: RunLockRow): RunLockHolder => ({ pid: row.pid, host: row.host, startedAt: row.started_at, what: row.what })
+export const holderOf = (row: RunLockRow): RunLockHolder => ({
+  pid: row.pid,
+  host: row.host,
+  startedAt: row.started_at,
+  what: row.what
+})
 
 export const describeHolder = (h: RunLockHolder): string =>
   `${h.what} (pid ${h.pid}${h.host === hostname() ? "" : ` on ${h.host}`}, since ${h.startedAt})`

@@ -18,7 +18,14 @@ import { processStart } from "./runLock.js"
 import { openSqliteStore } from "./SqliteRunStore.js"
 
 const problem = (q: string) =>
-  new Problem({ id: contentId("p_", q) as Problem["id"], domain: "math", question: q, answer: "1", source: "t:1", metadata: {} })
+  new Problem({
+    id: contentId("p_", q) as Problem["id"],
+    domain: "math",
+    question: q,
+    answer: "1",
+    source: "t:1",
+    metadata: {}
+  })
 
 const item = (p: Problem, rounds: ReadonlyArray<Round> = [], fate: Item["fate"] = "pending") =>
   new Item({
@@ -45,7 +52,18 @@ const round = (index: number, raw: string) =>
 /** Commits problems to the store as one finished import (no items, no rejects). */
 const importProblems = (store: RunStore["Type"], problems: ReadonlyArray<Problem>) =>
   store.commitImportBatch({
-    progress: { key: "k", path: "f", rows: problems.length, offset: 0, line: problems.length + 1, problemsAdded: 0, itemsAdded: 0, duplicates: 0, rejected: 0, done: true },
+    progress: {
+      key: "k",
+      path: "f",
+      rows: problems.length,
+      offset: 0,
+      line: problems.length + 1,
+      problemsAdded: 0,
+      itemsAdded: 0,
+      duplicates: 0,
+      rejected: 0,
+      done: true
+    },
     problems,
     items: [],
     rejects: []
@@ -87,7 +105,13 @@ describe("SQLite run store", () => {
     // Within a quarter second the sums are on disk, whatever the reader.
     await new Promise((r) => setTimeout(r, 400))
     const reader = new Database(file, { readonly: true })
-    expect(reader.prepare("SELECT role, model, calls, prompt_tokens AS p, completion_tokens AS c, cost_usd AS usd FROM llm_spend ORDER BY role").all()).toEqual([
+    expect(
+      reader
+        .prepare(
+          "SELECT role, model, calls, prompt_tokens AS p, completion_tokens AS c, cost_usd AS usd FROM llm_spend ORDER BY role"
+        )
+        .all()
+    ).toEqual([
       { role: "judge", model: "j", calls: 1, p: 5, c: 0, usd: 0 },
       { role: "teacher", model: "m", calls: 2, p: 11, c: 22, usd: 0.75 }
     ])
@@ -118,14 +142,20 @@ describe("SQLite run store", () => {
     const holding = Effect.runPromise(Effect.scoped(Effect.zipRight(a.store.lockRun("run a"), Effect.sleep(300))))
     await new Promise((r) => setTimeout(r, 50))
     const busy = await Effect.runPromise(Effect.either(Effect.scoped(b.store.lockRun("run b"))))
-    expect(busy._tag === "Left" && busy.left._tag === "WorkspaceBusy" && busy.left.message).toMatch(new RegExp(`another run is working on this workspace: run a \\(pid ${process.pid}, since 20`))
+    expect(busy._tag === "Left" && busy.left._tag === "WorkspaceBusy" && busy.left.message).toMatch(
+      new RegExp(`another run is working on this workspace: run a \\(pid ${process.pid}, since 20`)
+    )
     await holding
     // Released when its scope closed: b takes it (and gives it back).
     expect((await Effect.runPromise(Effect.either(Effect.scoped(b.store.lockRun("run b")))))._tag).toBe("Right")
 
     const raw = new Database(file)
     const put = (pid: number, host: string, processStart: string | null) =>
-      raw.prepare("INSERT OR REPLACE INTO run_lock (id, pid, host, process_start, started_at, what) VALUES (1, ?, ?, ?, '2026-01-01T00:00:00Z', 'gone')").run(pid, host, processStart)
+      raw
+        .prepare(
+          "INSERT OR REPLACE INTO run_lock (id, pid, host, process_start, started_at, what) VALUES (1, ?, ?, ?, '2026-01-01T00:00:00Z', 'gone')"
+        )
+        .run(pid, host, processStart)
     // A pid that no process has (a killed run's): taken over.
     const child = (await import("node:child_process")).spawnSync(process.execPath, ["-e", "0"])
     put(child.pid!, hostname(), null)
@@ -139,8 +169,12 @@ describe("SQLite run store", () => {
     // A live holder on another machine cannot be checked: refused, unless taken over on purpose.
     put(4242, "another-host", null)
     const other = await Effect.runPromise(Effect.either(Effect.scoped(b.store.lockRun("run b"))))
-    expect(other._tag === "Left" && other.left.message).toContain("gone (pid 4242 on another-host, since 2026-01-01T00:00:00Z)")
-    const taken = Effect.runPromise(Effect.scoped(Effect.zipRight(b.store.lockRun("run b", { takeOver: true }), Effect.sleep(100))))
+    expect(other._tag === "Left" && other.left.message).toContain(
+      "gone (pid 4242 on another-host, since 2026-01-01T00:00:00Z)"
+    )
+    const taken = Effect.runPromise(
+      Effect.scoped(Effect.zipRight(b.store.lockRun("run b", { takeOver: true }), Effect.sleep(100)))
+    )
     await new Promise((r) => setTimeout(r, 30))
     expect((raw.prepare("SELECT what FROM run_lock").get() as { what: string }).what).toBe("run b")
     // The holder it was taken from ends later: its release leaves the new holder's lock alone.
@@ -181,7 +215,9 @@ describe("SQLite run store", () => {
         yield* store.saveItem(item(p, [], "pending"))
         // Both wait for the shared commit (the next turn of the event loop); both are interrupted.
         const itemSave = yield* Effect.fork(store.saveItem(item(p, [round(0, "easy")], "kept")))
-        const cacheWrite = yield* Effect.fork(store.cachePut({ key: "k1", model: "m", value: "{}", createdAt: "2026-01-01T00:00:00Z" }))
+        const cacheWrite = yield* Effect.fork(
+          store.cachePut({ key: "k1", model: "m", value: "{}", createdAt: "2026-01-01T00:00:00Z" })
+        )
         // Interrupted while they wait for the commit, after they have asked (the cache entry that
         // lands below shows they had).
         for (let i = 0; i < 3; i++) yield* Effect.yieldNow()
@@ -217,7 +253,10 @@ describe("SQLite run store", () => {
         yield* store.saveItem(item(p, [shared, round(1, "hard"), round(2, "medium")], "kept"))
         // Another item that happens to hold the same Round object still gets its own row.
         yield* store.saveItem(item(q, [shared]))
-        return [Option.getOrThrow(yield* store.getItem(contentId("i_", p.id))), Option.getOrThrow(yield* store.getItem(contentId("i_", q.id)))]
+        return [
+          Option.getOrThrow(yield* store.getItem(contentId("i_", p.id))),
+          Option.getOrThrow(yield* store.getItem(contentId("i_", q.id)))
+        ]
       })
     )
     expect(counted[0]!.rounds.map((r) => r.verdict?.raw)).toEqual(["easy", "hard", "medium"])
@@ -235,7 +274,10 @@ describe("SQLite run store", () => {
         const store = yield* RunStore
         yield* importProblems(store, [p, q])
         // Three saves in the same turn: the orphan's problem is not in the store (a foreign-key error).
-        const results = yield* Effect.all([p, orphan, q].map((x) => Effect.either(store.saveItem(item(x, [round(0, "medium")], "kept")))), { concurrency: "unbounded" })
+        const results = yield* Effect.all(
+          [p, orphan, q].map((x) => Effect.either(store.saveItem(item(x, [round(0, "medium")], "kept")))),
+          { concurrency: "unbounded" }
+        )
         const stored = yield* Effect.all([p, orphan, q].map((x) => store.getItem(contentId("i_", x.id))))
         return { results, stored }
       })
@@ -253,13 +295,26 @@ describe("SQLite run store", () => {
       Effect.gen(function* () {
         const store = yield* RunStore
         yield* store.commitImportBatch({
-          progress: { key: "k", path: "f", rows: 3, offset: 0, line: 4, problemsAdded: 0, itemsAdded: 0, duplicates: 0, rejected: 0, done: true },
+          progress: {
+            key: "k",
+            path: "f",
+            rows: 3,
+            offset: 0,
+            line: 4,
+            problemsAdded: 0,
+            itemsAdded: 0,
+            duplicates: 0,
+            rejected: 0,
+            done: true
+          },
           problems: ps,
           items: [],
           rejects: [{ file: "f", line: 9, reason: "bad", raw: "" }]
         })
         yield* store.saveItem(new Item({ ...item(ps[0]!), fate: "kept", stage: "done", keptAs: "easy-to-medium" }))
-        yield* store.saveItem(new Item({ ...item(ps[1]!), fate: "dropped", stage: "done", reason: { code: "max-rounds", detail: "x" } }))
+        yield* store.saveItem(
+          new Item({ ...item(ps[1]!), fate: "dropped", stage: "done", reason: { code: "max-rounds", detail: "x" } })
+        )
         yield* store.saveItem(item(ps[2]!))
         return yield* store.status
       })
@@ -282,11 +337,11 @@ describe("SQLite run store", () => {
       file,
       Effect.gen(function* () {
         const store = yield* RunStore
-        yield* store.cachePut({ key: "abc", model: "m", value: "{\"text\":\"hi\"}", createdAt: "t" })
+        yield* store.cachePut({ key: "abc", model: "m", value: '{"text":"hi"}', createdAt: "t" })
         return [yield* store.cacheGet("abc"), yield* store.cacheGet("missing")] as const
       })
     )
-    expect(Option.getOrThrow(got[0]).value).toBe("{\"text\":\"hi\"}")
+    expect(Option.getOrThrow(got[0]).value).toBe('{"text":"hi"}')
     expect(Option.isNone(got[1])).toBe(true)
   })
 })

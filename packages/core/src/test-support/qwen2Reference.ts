@@ -101,7 +101,8 @@ export const referenceLogits = (modelDir: string, ids: ReadonlyArray<number>): A
         const max = Math.max(...scores)
         const e = scores.map((s) => Math.exp(s - max))
         const sum = e.reduce((a, b) => a + b, 0)
-        for (let s = 0; s <= t; s++) for (let i = 0; i < D; i++) ctx[t]![head * D + i]! += (e[s]! / sum) * v[s]![kvHead * D + i]!
+        for (let s = 0; s <= t; s++)
+          for (let i = 0; i < D; i++) ctx[t]![head * D + i]! += (e[s]! / sum) * v[s]![kvHead * D + i]!
       }
     }
     const o = matmul(ctx, W(`${p}.self_attn.o_proj.weight`), NH * D, H)

@@ -24,7 +24,8 @@ export interface ScriptedReply {
    * Fail in the middle of a 200 stream as servers do: after `afterChars` characters of content,
    * vLLM sends `data: {"error": {...}}`, SGLang a flat `{"object": "error", ...}`; then `[DONE]`.
    */
-  readonly streamError?: { readonly style: "vllm" | "sglang"; readonly afterChars: number; readonly message: string } | undefined
+  readonly streamError?:
+    { readonly style: "vllm" | "sglang"; readonly afterChars: number; readonly message: string } | undefined
   /** Milliseconds between streamed chunks (a slow, long reply). */
   readonly chunkDelayMs?: number | undefined
   /** Send `: keep-alive` comments this often while waiting before the first chunk (vLLM and proxies do). */
@@ -125,7 +126,9 @@ const constrainedChoices = (body: Record<string, unknown>, version: string): Rea
   const legacy = /^0\.(\d|1[01])\./.test(version)
   const structured = (body["structured_outputs"] as { choice?: unknown } | undefined)?.choice
   const field = legacy ? body["guided_choice"] : structured
-  return Array.isArray(field) && field.every((c) => typeof c === "string") && field.length > 0 ? (field as Array<string>) : undefined
+  return Array.isArray(field) && field.every((c) => typeof c === "string") && field.length > 0
+    ? (field as Array<string>)
+    : undefined
 }
 
 export const startScriptedServer = (options: ScriptedServerOptions = {}): Promise<ScriptedServer> => {
@@ -140,11 +143,31 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
       ? undefined
       : (() => {
           const usage = { prompt_tokens: 20, completion_tokens: 8, total_tokens: 28 }
-          const json = Buffer.from(JSON.stringify({ id: "c", object: "chat.completion", model: "scripted", choices: [{ index: 0, message: { role: "assistant", content: options.constantReply }, finish_reason: "stop" }], usage }))
+          const json = Buffer.from(
+            JSON.stringify({
+              id: "c",
+              object: "chat.completion",
+              model: "scripted",
+              choices: [
+                { index: 0, message: { role: "assistant", content: options.constantReply }, finish_reason: "stop" }
+              ],
+              usage
+            })
+          )
           const chunk = (payload: unknown) => `data: ${JSON.stringify(payload)}\n\n`
           const sse = Buffer.from(
-            chunk({ id: "c", object: "chat.completion.chunk", model: "scripted", choices: [{ index: 0, delta: { content: options.constantReply }, finish_reason: null }] }) +
-              chunk({ id: "c", object: "chat.completion.chunk", model: "scripted", choices: [{ index: 0, delta: {}, finish_reason: "stop" }] }) +
+            chunk({
+              id: "c",
+              object: "chat.completion.chunk",
+              model: "scripted",
+              choices: [{ index: 0, delta: { content: options.constantReply }, finish_reason: null }]
+            }) +
+              chunk({
+                id: "c",
+                object: "chat.completion.chunk",
+                model: "scripted",
+                choices: [{ index: 0, delta: {}, finish_reason: "stop" }]
+              }) +
               chunk({ id: "c", object: "chat.completion.chunk", model: "scripted", choices: [], usage }) +
               "data: [DONE]\n\n"
           )
@@ -160,7 +183,9 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
     }
     if (req.method === "GET" && pathname.endsWith("/models")) {
       res.writeHead(200, { "content-type": "application/json" })
-      res.end(JSON.stringify({ object: "list", data: [{ id: "scripted", object: "model", owned_by: "fastcot-scripted" }] }))
+      res.end(
+        JSON.stringify({ object: "list", data: [{ id: "scripted", object: "model", owned_by: "fastcot-scripted" }] })
+      )
       return
     }
     if (req.method !== "POST" || !pathname.endsWith("/chat/completions")) {
@@ -203,7 +228,9 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
       res.end(JSON.stringify({ error: { message, type: "BadRequestError", code: 400 } }))
     }
     if (options.maxCompletionTokensOnly === true && body["max_tokens"] !== undefined) {
-      return refuse("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.")
+      return refuse(
+        "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+      )
     }
     const asked = Number(body["max_tokens"] ?? body["max_completion_tokens"] ?? 0)
     if (options.maxOutputTokens !== undefined && asked > options.maxOutputTokens) {
@@ -217,7 +244,10 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
     if (fault !== undefined) faultsInjected[fault]++
     await sleep(options.latencyMs ?? 0)
     if (fault === "429") {
-      res.writeHead(429, { "content-type": "application/json", "retry-after": String(options.retryAfterSeconds ?? 0.05) })
+      res.writeHead(429, {
+        "content-type": "application/json",
+        "retry-after": String(options.retryAfterSeconds ?? 0.05)
+      })
       res.end(JSON.stringify({ error: { message: "rate limited (scripted)" } }))
       return
     }
@@ -245,7 +275,12 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
     if (choices !== undefined && !choices.includes(reply.content.trim())) reply = { ...reply, content: choices[0]! }
     const promptTokens = reply.promptTokens ?? countTokens(request.messages.map((m) => m.content).join(" "))
     const completionTokens = reply.completionTokens ?? countTokens(reply.content + (reply.reasoning ?? ""))
-    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens, ...reply.usageExtra }
+    const usage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+      ...reply.usageExtra
+    }
     const finish = reply.finishReason ?? "stop"
     const extra = options.replyHeaders?.(n) ?? {}
     if (!request.stream) {
@@ -255,7 +290,19 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
           id: `cmpl-${n}`,
           object: "chat.completion",
           model: request.model,
-          choices: [{ index: 0, message: { role: "assistant", content: reply.content, ...(reply.reasoning !== undefined ? { [reply.reasoningField ?? "reasoning_content"]: reply.reasoning } : {}) }, finish_reason: finish }],
+          choices: [
+            {
+              index: 0,
+              message: {
+                role: "assistant",
+                content: reply.content,
+                ...(reply.reasoning !== undefined
+                  ? { [reply.reasoningField ?? "reasoning_content"]: reply.reasoning }
+                  : {})
+              },
+              finish_reason: finish
+            }
+          ],
           usage
         })
       )
@@ -264,7 +311,12 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...extra })
     const send = (payload: unknown) => res.write(`data: ${JSON.stringify(payload)}\n\n`)
     const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
-      send({ id: `cmpl-${n}`, object: "chat.completion.chunk", model: request.model, choices: [{ index: 0, delta, finish_reason: finishReason }] })
+      send({
+        id: `cmpl-${n}`,
+        object: "chat.completion.chunk",
+        model: request.model,
+        choices: [{ index: 0, delta, finish_reason: finishReason }]
+      })
     if (reply.keepAliveEveryMs !== undefined) {
       // Comments, not data: a client must not take them for progress.
       for (let waited = 0; waited < (reply.chunkDelayMs ?? 0) * 4; waited += reply.keepAliveEveryMs) {
@@ -272,7 +324,8 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
         await sleep(reply.keepAliveEveryMs)
       }
     }
-    if (reply.reasoning !== undefined) chunk({ role: "assistant", [reply.reasoningField ?? "reasoning_content"]: reply.reasoning })
+    if (reply.reasoning !== undefined)
+      chunk({ role: "assistant", [reply.reasoningField ?? "reasoning_content"]: reply.reasoning })
     const pieces = reply.content.match(/[\s\S]{1,24}/g) ?? [""]
     let sent = 0
     for (let i = 0; i < pieces.length; i++) {
@@ -282,7 +335,11 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
       }
       if (reply.streamError !== undefined && sent >= reply.streamError.afterChars) {
         const e = reply.streamError
-        send(e.style === "vllm" ? { error: { message: e.message, type: "InternalServerError", param: null, code: 500 } } : { object: "error", message: e.message, type: "InternalServerError", param: null, code: 500 })
+        send(
+          e.style === "vllm"
+            ? { error: { message: e.message, type: "InternalServerError", param: null, code: 500 } }
+            : { object: "error", message: e.message, type: "InternalServerError", param: null, code: 500 }
+        )
         res.end("data: [DONE]\n\n")
         return
       }
@@ -344,9 +401,12 @@ export const arithmeticScript =
     const system = r.messages[0]?.content ?? ""
     const user = r.messages[r.messages.length - 1]?.content ?? ""
     const n = Number(/What is (\d+) \+/.exec(user)?.[1] ?? 0)
-    if (system.includes("highly capable evaluator")) return { content: /Rewritten/.test(user) ? "medium" : judge(n, user) }
+    if (system.includes("highly capable evaluator"))
+      return { content: /Rewritten/.test(user) ? "medium" : judge(n, user) }
     if (system.includes("extending") || system.includes("simplifying")) {
-      return { content: `Rewritten with every step spelled out.\n\nSo the answer is \\boxed{${/Answer:\n(.*)\n/.exec(user)?.[1] ?? ""}}.` }
+      return {
+        content: `Rewritten with every step spelled out.\n\nSo the answer is \\boxed{${/Answer:\n(.*)\n/.exec(user)?.[1] ?? ""}}.`
+      }
     }
     return { content: `Add ${n} and ${n}.\n\nThe answer is \\boxed{${2 * n}}.` }
   }

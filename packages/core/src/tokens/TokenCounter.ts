@@ -29,7 +29,8 @@ export const QwenTokenCounterLive: Layer.Layer<TokenCounter> = Layer.effect(
 )
 
 /** Qwen2's pre-tokenizer split (its tokenizer.json's regex, the `(?i:...)` group spelled out). */
-const QWEN2_SPLIT = /'[sStTmMdD]|'[rR][eE]|'[vV][eE]|'[lL][lL]|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu
+const QWEN2_SPLIT =
+  /'[sStTmMdD]|'[rR][eE]|'[vV][eE]|'[lL][lL]|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu
 /** Qwen2's added tokens: a text holding one is counted by the tokenizer whole. */
 const QWEN2_SPECIAL = /<\|[a-z_]+\|>|<\/?(?:think|tool_call|tool_response)>/
 
@@ -39,7 +40,10 @@ const QWEN2_SPECIAL = /<\|[a-z_]+\|>|<\/?(?:think|tool_call|tool_response)>/
  * sum of its pieces' counts; the tokenizer runs once per distinct piece instead of on every text.
  * Tested equal to the tokenizer's own count on every text of the benchmark data and on edge cases.
  */
-export const qwenPieceCounter = (encodeLength: (text: string) => number, maxPieces = 500_000): ((text: string) => number) => {
+export const qwenPieceCounter = (
+  encodeLength: (text: string) => number,
+  maxPieces = 500_000
+): ((text: string) => number) => {
   const memo = new Map<string, number>()
   return (text) => {
     if (QWEN2_SPECIAL.test(text)) return encodeLength(text)
@@ -79,7 +83,10 @@ export const tokenizerFileCounter = (pathToTokenizer: string): Effect.Effect<Tok
       const dir = path.dirname(file)
       const json = JSON.parse(await fs.readFile(file, "utf8")) as Record<string, unknown>
       const configFile = path.join(dir, "tokenizer_config.json")
-      const config = (await fs.readFile(configFile, "utf8").then((t) => JSON.parse(t) as Record<string, unknown>).catch(() => ({}))) as Record<string, unknown>
+      const config = (await fs
+        .readFile(configFile, "utf8")
+        .then((t) => JSON.parse(t) as Record<string, unknown>)
+        .catch(() => ({}))) as Record<string, unknown>
       const { Tokenizer } = await import("@huggingface/tokenizers")
       const tokenizer = new Tokenizer(json, config)
       return {
@@ -87,7 +94,11 @@ export const tokenizerFileCounter = (pathToTokenizer: string): Effect.Effect<Tok
         count: (text: string) => (text === "" ? 0 : tokenizer.encode(text, { add_special_tokens: false }).ids.length)
       }
     },
-    catch: (e) => new Error(`${pathToTokenizer}: cannot load a tokenizer (${e instanceof Error ? e.message : String(e)}); give a tokenizer.json or a model folder holding one`)
+    catch: (e) =>
+      new Error(
+        `${pathToTokenizer}: cannot load a tokenizer (${e instanceof Error ? e.message : String(e)}); give a tokenizer.json or a model folder holding one`
+      )
   })
 
-export const TokenizerFileCounterLive = (pathToTokenizer: string): Layer.Layer<TokenCounter, Error> => Layer.effect(TokenCounter, tokenizerFileCounter(pathToTokenizer))
+export const TokenizerFileCounterLive = (pathToTokenizer: string): Layer.Layer<TokenCounter, Error> =>
+  Layer.effect(TokenCounter, tokenizerFileCounter(pathToTokenizer))

@@ -8,7 +8,8 @@ import * as Stream from "effect/Stream"
 import { describe, expect, it } from "vitest"
 import { drainConcurrently } from "./concurrent.js"
 
-const failure = <A, E>(exit: Exit.Exit<A, E>) => (Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined)
+const failure = <A, E>(exit: Exit.Exit<A, E>) =>
+  Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
 
 const sleep = (ms: number) => Effect.promise(() => new Promise<void>((r) => setTimeout(r, ms)))
 
@@ -38,7 +39,10 @@ describe("drainConcurrently", () => {
   it("reads past empty chunks and takes a stream that yields nothing", async () => {
     const seen: Array<number> = []
     // Filtering keeps chunk boundaries: the first three chunks come out empty.
-    const chunks = Stream.range(0, 9).pipe(Stream.rechunk(2), Stream.filter((i) => i >= 6))
+    const chunks = Stream.range(0, 9).pipe(
+      Stream.rechunk(2),
+      Stream.filter((i) => i >= 6)
+    )
     const sizes = await Effect.runPromise(Stream.runCollect(Stream.mapChunks(chunks, (c) => Chunk.of(c.length))))
     expect(Chunk.toReadonlyArray(sizes)).toEqual([0, 0, 0, 2, 2])
     await Effect.runPromise(drainConcurrently(chunks, (i) => Effect.sync(() => seen.push(i)), 1))
@@ -61,7 +65,10 @@ describe("drainConcurrently", () => {
         (i) =>
           i === 3
             ? Effect.zipRight(sleep(5), Effect.fail(`item ${i} failed`))
-            : Effect.sync(() => started.push(i)).pipe(Effect.zipRight(sleep(1_000)), Effect.onInterrupt(() => Effect.sync(() => interrupted.push(i)))),
+            : Effect.sync(() => started.push(i)).pipe(
+                Effect.zipRight(sleep(1_000)),
+                Effect.onInterrupt(() => Effect.sync(() => interrupted.push(i)))
+              ),
         4
       )
     )
@@ -71,7 +78,9 @@ describe("drainConcurrently", () => {
   })
 
   it("fails with the stream's own failure", async () => {
-    const exit = await Effect.runPromiseExit(drainConcurrently(Stream.concat(Stream.make(1, 2), Stream.fail("upstream broke")), () => Effect.void, 2))
+    const exit = await Effect.runPromiseExit(
+      drainConcurrently(Stream.concat(Stream.make(1, 2), Stream.fail("upstream broke")), () => Effect.void, 2)
+    )
     expect(failure(exit)).toBe("upstream broke")
   })
 
@@ -80,7 +89,10 @@ describe("drainConcurrently", () => {
     const interrupted: Array<number> = []
     const fiber = Effect.runFork(
       drainConcurrently(
-        Stream.range(0, 1_000).pipe(Stream.tap(() => Effect.sync(() => pulled++)), Stream.rechunk(1)),
+        Stream.range(0, 1_000).pipe(
+          Stream.tap(() => Effect.sync(() => pulled++)),
+          Stream.rechunk(1)
+        ),
         (i) => sleep(10_000).pipe(Effect.onInterrupt(() => Effect.sync(() => interrupted.push(i)))),
         3
       )

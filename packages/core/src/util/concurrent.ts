@@ -29,7 +29,8 @@ export const drainConcurrently = <A, E, R, E2, R2>(
         if (index < buffer.length) return Effect.succeed(Option.some(buffer[index++]!))
         if (done) return Effect.succeed(Option.none())
         return Effect.matchEffect(pull, {
-          onFailure: (e) => (Option.isNone(e) ? ((done = true), Effect.succeed(Option.none<A>())) : Effect.fail(e.value)),
+          onFailure: (e) =>
+            Option.isNone(e) ? ((done = true), Effect.succeed(Option.none<A>())) : Effect.fail(e.value),
           onSuccess: (chunk) => {
             buffer = Chunk.toReadonlyArray(chunk)
             index = 0
@@ -38,8 +39,14 @@ export const drainConcurrently = <A, E, R, E2, R2>(
         })
       }
       // Elements already pulled are handed out without the lock.
-      const next = Effect.suspend(() => (index < buffer.length ? Effect.succeed(Option.some(buffer[index++]!)) : lock.withPermits(1)(Effect.suspend(take))))
-      const worker: Effect.Effect<void, E | E2, R | R2> = Effect.flatMap(next, (a) => (Option.isNone(a) ? Effect.void : Effect.zipRight(f(a.value), worker)))
+      const next = Effect.suspend(() =>
+        index < buffer.length
+          ? Effect.succeed(Option.some(buffer[index++]!))
+          : lock.withPermits(1)(Effect.suspend(take))
+      )
+      const worker: Effect.Effect<void, E | E2, R | R2> = Effect.flatMap(next, (a) =>
+        Option.isNone(a) ? Effect.void : Effect.zipRight(f(a.value), worker)
+      )
       const workers = Number.isFinite(concurrency) && concurrency >= 1 ? Math.floor(concurrency) : 1
       yield* Effect.forEach(Array.from({ length: workers }), () => worker, { concurrency: "unbounded", discard: true })
     })

@@ -27,8 +27,11 @@ describe("ensureDir / ensureDirSync", () => {
   })
 
   // Node's own recursive mkdir spins forever here (procfs answers ENOENT to mkdir).
-  it.runIf(process.platform === "linux")("fails instead of spinning where the system cannot make a folder (under /proc)", async () => {
-    await expect(ensureDir("/proc/fastcot-no/such")).rejects.toMatchObject({ code: "ENOENT" })
-    expect(() => ensureDirSync("/proc/fastcot-no/such")).toThrow(/ENOENT/)
-  })
+  it.runIf(process.platform === "linux")(
+    "fails instead of spinning where the system cannot make a folder (under /proc)",
+    async () => {
+      await expect(ensureDir("/proc/fastcot-no/such")).rejects.toMatchObject({ code: "ENOENT" })
+      expect(() => ensureDirSync("/proc/fastcot-no/such")).toThrow(/ENOENT/)
+    }
+  )
 })

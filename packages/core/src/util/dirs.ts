@@ -6,12 +6,13 @@ import { dirname, resolve } from "node:path"
 // makes the parent, finds it there, and tries again, forever). These make one missing folder at a
 // time, from the nearest one that exists, and fail with the system's error instead.
 
-const notAFolder = (path: string) => Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}'`), { code: "ENOTDIR", path })
+const notAFolder = (path: string) =>
+  Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}'`), { code: "ENOTDIR", path })
 
 /** The folders of `dir` that do not exist yet, outermost first. */
 const missingSync = (dir: string): Array<string> => {
   const missing: Array<string> = []
-  for (let d = resolve(dir); ; ) {
+  for (let d = resolve(dir); ;) {
     try {
       if (!statSync(d).isDirectory()) throw notAFolder(d)
       break

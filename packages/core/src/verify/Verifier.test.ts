@@ -5,9 +5,27 @@ import { Trace } from "../schema/trace.js"
 import { extractLetter } from "./choiceAnswer.js"
 import { basicVerifier } from "./Verifier.js"
 
-const math = (answer: string) => new Problem({ id: "p_0000000000000000" as Problem["id"], domain: "math", question: "q", answer, source: "", metadata: {} })
-const mc = (answer: string) => new Problem({ id: "p_0000000000000000" as Problem["id"], domain: "science", question: "q", answer, choices: ["a", "b", "c", "d"], source: "", metadata: {} })
-const check = (p: Problem, text: string) => Effect.runSync(basicVerifier.verify(p, new Trace({ reasoning: text, origin: "teacher" })))
+const math = (answer: string) =>
+  new Problem({
+    id: "p_0000000000000000" as Problem["id"],
+    domain: "math",
+    question: "q",
+    answer,
+    source: "",
+    metadata: {}
+  })
+const mc = (answer: string) =>
+  new Problem({
+    id: "p_0000000000000000" as Problem["id"],
+    domain: "science",
+    question: "q",
+    answer,
+    choices: ["a", "b", "c", "d"],
+    source: "",
+    metadata: {}
+  })
+const check = (p: Problem, text: string) =>
+  Effect.runSync(basicVerifier.verify(p, new Trace({ reasoning: text, origin: "teacher" })))
 
 describe("the basic verifier", () => {
   it.each([
@@ -33,8 +51,14 @@ describe("the basic verifier", () => {
   })
 
   it("reports no answer rather than guessing", () => {
-    expect(check(math("5"), "I think it is five")).toMatchObject({ ok: false, reason: expect.stringMatching(/^no-answer/) })
-    expect(check(mc("B"), "Both seem plausible.")).toMatchObject({ ok: false, reason: expect.stringMatching(/^no-answer/) })
+    expect(check(math("5"), "I think it is five")).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^no-answer/)
+    })
+    expect(check(mc("B"), "Both seem plausible.")).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^no-answer/)
+    })
   })
 
   it("reads the chosen letter: the last boxed letter, else the last 'answer is'", () => {

@@ -35,7 +35,10 @@ export const basicVerifier: VerifierShape = {
     Effect.sync((): Verification => {
       const text = `${trace.reasoning}\n\n${trace.finalAnswer ?? ""}`
       if (problem.domain === "code") {
-        return { ok: false, reason: "unverifiable: code needs the evaluator's sandbox, which this version does not have" }
+        return {
+          ok: false,
+          reason: "unverifiable: code needs the evaluator's sandbox, which this version does not have"
+        }
       }
       if (problem.answer === undefined || problem.answer.trim() === "") {
         return { ok: false, reason: "no-reference: the problem has no reference answer" }
@@ -43,16 +46,33 @@ export const basicVerifier: VerifierShape = {
       if (problem.choices !== undefined) {
         const letter = extractLetter(trace.finalAnswer ?? "") ?? extractLetter(text)
         if (letter === undefined) return { ok: false, reason: "no-answer: no chosen letter found" }
-        return { ok: letter === problem.answer.trim(), extracted: letter, reason: letter === problem.answer.trim() ? "letter matches" : `answer-mismatch: chose ${letter}, reference ${problem.answer}` }
+        return {
+          ok: letter === problem.answer.trim(),
+          extracted: letter,
+          reason:
+            letter === problem.answer.trim()
+              ? "letter matches"
+              : `answer-mismatch: chose ${letter}, reference ${problem.answer}`
+        }
       }
       // The trace's own final answer (a long-to-short rewrite states it apart) is tried first.
-      const fromFinal = trace.finalAnswer !== undefined ? gradeMath(problem.answer, trace.finalAnswer, { question: problem.question }) : undefined
-      const grade = fromFinal !== undefined && fromFinal.verdict !== "no-answer" ? fromFinal : gradeMath(problem.answer, text, { question: problem.question })
+      const fromFinal =
+        trace.finalAnswer !== undefined
+          ? gradeMath(problem.answer, trace.finalAnswer, { question: problem.question })
+          : undefined
+      const grade =
+        fromFinal !== undefined && fromFinal.verdict !== "no-answer"
+          ? fromFinal
+          : gradeMath(problem.answer, text, { question: problem.question })
       switch (grade.verdict) {
         case "correct":
           return { ok: true, extracted: grade.extracted, reason: "equivalent to the reference" }
         case "wrong":
-          return { ok: false, extracted: grade.extracted, reason: `answer-mismatch: ${clip(grade.extracted ?? "")} vs reference ${clip(problem.answer)}` }
+          return {
+            ok: false,
+            extracted: grade.extracted,
+            reason: `answer-mismatch: ${clip(grade.extracted ?? "")} vs reference ${clip(problem.answer)}`
+          }
         case "timeout":
           return { ok: false, reason: "timeout: grading this answer ran past its time cap" }
         case "no-answer":

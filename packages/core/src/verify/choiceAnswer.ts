@@ -45,7 +45,8 @@ const charBefore = (text: string, i: number): string | undefined => {
   const code = text.charCodeAt(i - 1)
   return code >= 0xdc00 && code <= 0xdfff && i >= 2 ? text.slice(i - 2, i) : text[i - 1]
 }
-const charAt = (text: string, i: number): string | undefined => (i >= text.length ? undefined : String.fromCodePoint(text.codePointAt(i)!))
+const charAt = (text: string, i: number): string | undefined =>
+  i >= text.length ? undefined : String.fromCodePoint(text.codePointAt(i)!)
 
 /**
  * MMLU-Pro's own extraction (`evaluate_from_api.py`), rule for rule: the first match of
@@ -55,12 +56,15 @@ const charAt = (text: string, i: number): string | undefined => (i >= text.lengt
  * quadratic look-ahead. The script's random guess for a missing letter is left out: undefined is
  * "no answer". `rule` says which rule matched.
  */
-export const officialMmluProLetter = (text: string): { readonly letter: string; readonly rule: "answer_is" | "answer_colon" | "last_letter" } | undefined => {
+export const officialMmluProLetter = (
+  text: string
+): { readonly letter: string; readonly rule: "answer_is" | "answer_colon" | "last_letter" } | undefined => {
   const first = /answer is \(?([A-J])\)?/.exec(text)
   if (first !== null) return { letter: first[1]!, rule: "answer_is" }
   const colon = answerColon(text)
   if (colon !== undefined) return { letter: colon, rule: "answer_colon" }
-  for (let i = text.length - 1; i >= 0; i--) if (standaloneLetterAt(text, i, "ABCDEFGHIJ")) return { letter: text[i]!, rule: "last_letter" }
+  for (let i = text.length - 1; i >= 0; i--)
+    if (standaloneLetterAt(text, i, "ABCDEFGHIJ")) return { letter: text[i]!, rule: "last_letter" }
   return undefined
 }
 

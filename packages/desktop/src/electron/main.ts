@@ -36,8 +36,12 @@ app.whenReady().then(async () => {
     callback({ responseHeaders: { ...details.responseHeaders, "Content-Security-Policy": [CSP] } })
   )
   session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false))
-  session.defaultSession.webRequest.onBeforeRequest({ urls: ["http://*/*", "https://*/*", "ws://*/*", "wss://*/*"] }, (_d, callback) => callback({ cancel: true }))
-  for (const channel of CHANNELS) ipcMain.handle(`fastcot:${channel}`, (_event, request: unknown) => backend.handle(channel, request))
+  session.defaultSession.webRequest.onBeforeRequest(
+    { urls: ["http://*/*", "https://*/*", "ws://*/*", "wss://*/*"] },
+    (_d, callback) => callback({ cancel: true })
+  )
+  for (const channel of CHANNELS)
+    ipcMain.handle(`fastcot:${channel}`, (_event, request: unknown) => backend.handle(channel, request))
   ipcMain.handle("fastcot:keys.set", (_event, request: unknown) => keyStore.set(request))
   await createWindow()
 })

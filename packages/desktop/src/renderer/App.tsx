@@ -26,7 +26,12 @@ const useAsync = () => {
 }
 
 /** A <select> over a fixed list of values, each [value] or [value, label]. */
-const Select = <V extends string,>(props: { id: string; value: V; options: ReadonlyArray<readonly [V] | readonly [V, string]>; onChange: (value: V) => void }) => (
+const Select = <V extends string>(props: {
+  id: string
+  value: V
+  options: ReadonlyArray<readonly [V] | readonly [V, string]>
+  onChange: (value: V) => void
+}) => (
   <select id={props.id} value={props.value} onChange={(e) => props.onChange(e.target.value as V)}>
     {props.options.map(([value, label]) => (
       <option key={value} value={value}>
@@ -36,14 +41,22 @@ const Select = <V extends string,>(props: { id: string; value: V; options: Reado
   </select>
 )
 
-const ErrorNote = ({ error }: { error: string | undefined }) => (error === undefined ? null : <p role="alert" className="error">{error}</p>)
+const ErrorNote = ({ error }: { error: string | undefined }) =>
+  error === undefined ? null : (
+    <p role="alert" className="error">
+      {error}
+    </p>
+  )
 
 export const App = (): ReactElement => {
   const [tab, setTab] = useState<Tab>("Workspace")
   const [status, setStatus] = useState<StatusView | undefined>(undefined)
   const [view, setView] = useState<RunView | undefined>(undefined)
   useEffect(() => onPush((p) => (p._tag === "view" ? setView(p.view) : undefined)), [])
-  const refreshStatus = () => void call("workspace.status", {}).then(setStatus).catch(() => undefined)
+  const refreshStatus = () =>
+    void call("workspace.status", {})
+      .then(setStatus)
+      .catch(() => undefined)
   // A backend started with a workspace (`fastcot ui --workspace DIR`, or a window reloaded) has
   // one open already: ask once on load; with none open the request is refused and nothing changes.
   useEffect(refreshStatus, [])
@@ -63,13 +76,23 @@ export const App = (): ReactElement => {
         <h1>fastcot</h1>
         <nav aria-label="Sections" role="tablist">
           {TABS.map((t) => (
-            <button key={t} role="tab" aria-selected={t === tab} aria-controls={`panel-${t}`} id={`tab-${t}`} onClick={() => setTab(t)} disabled={t !== "Workspace" && status === undefined}>
+            <button
+              key={t}
+              role="tab"
+              aria-selected={t === tab}
+              aria-controls={`panel-${t}`}
+              id={`tab-${t}`}
+              onClick={() => setTab(t)}
+              disabled={t !== "Workspace" && status === undefined}
+            >
               {t}
             </button>
           ))}
         </nav>
         <p className="where" aria-live="polite">
-          {status === undefined ? "no workspace open" : `${status.workspace}: ${status.problems} problems, ${status.items} items, ${status.kept} kept, ${status.dropped} dropped, ${status.pending} pending${status.running !== null ? ` · at work: ${status.running.what} (pid ${status.running.pid}, since ${status.running.startedAt})` : ""}`}
+          {status === undefined
+            ? "no workspace open"
+            : `${status.workspace}: ${status.problems} problems, ${status.items} items, ${status.kept} kept, ${status.dropped} dropped, ${status.pending} pending${status.running !== null ? ` · at work: ${status.running.what} (pid ${status.running.pid}, since ${status.running.startedAt})` : ""}`}
         </p>
       </header>
       <main id={`panel-${tab}`} role="tabpanel" aria-labelledby={`tab-${tab}`}>
@@ -83,7 +106,13 @@ export const App = (): ReactElement => {
   )
 }
 
-const WorkspacePanel = ({ status, onStatus }: { status: StatusView | undefined; onStatus: (s: StatusView) => void }) => {
+const WorkspacePanel = ({
+  status,
+  onStatus
+}: {
+  status: StatusView | undefined
+  onStatus: (s: StatusView) => void
+}) => {
   const [path, setPath] = useState(status?.workspace ?? "")
   const [report, setReport] = useState<Reply<"import.content"> | undefined>(undefined)
   const [over, setOver] = useState(false)
@@ -105,7 +134,13 @@ const WorkspacePanel = ({ status, onStatus }: { status: StatusView | undefined; 
         }}
       >
         <label htmlFor="ws-path">Workspace folder (the same fastcot.db the command line uses)</label>
-        <input id="ws-path" value={path} onChange={(e) => setPath(e.target.value)} placeholder="/data/my-run" required />
+        <input
+          id="ws-path"
+          value={path}
+          onChange={(e) => setPath(e.target.value)}
+          placeholder="/data/my-run"
+          required
+        />
         <button type="submit" disabled={busy}>
           Open or create
         </button>
@@ -119,13 +154,22 @@ const WorkspacePanel = ({ status, onStatus }: { status: StatusView | undefined; 
             onDragLeave={() => setOver(false)}
             onDrop={(e: DragEvent) => (e.preventDefault(), setOver(false), void importFiles(e.dataTransfer.files))}
           >
-            <label htmlFor="import-file">Import problems or traces (JSONL, JSON, CSV, Parquet): drop files here or choose</label>
-            <input id="import-file" type="file" multiple accept=".jsonl,.json,.csv,.parquet" onChange={(e) => void importFiles(e.target.files)} />
+            <label htmlFor="import-file">
+              Import problems or traces (JSONL, JSON, CSV, Parquet): drop files here or choose
+            </label>
+            <input
+              id="import-file"
+              type="file"
+              multiple
+              accept=".jsonl,.json,.csv,.parquet"
+              onChange={(e) => void importFiles(e.target.files)}
+            />
           </div>
           {report !== undefined ? (
             <div className="report" aria-live="polite">
               <p>
-                {report.file}: {report.rows} rows, {report.problemsAdded} new problems, {report.itemsAdded} new traces, {report.rejected} rejected
+                {report.file}: {report.rows} rows, {report.problemsAdded} new problems, {report.itemsAdded} new traces,{" "}
+                {report.rejected} rejected
               </p>
               {report.rejects.length > 0 ? (
                 <ul aria-label="Rejected rows">
@@ -139,23 +183,46 @@ const WorkspacePanel = ({ status, onStatus }: { status: StatusView | undefined; 
             </div>
           ) : null}
           <h3>Composition</h3>
-          <Bars label="Kept and dropped" data={[...Object.entries(status.keptAs).map(([k, v]) => ({ label: `kept: ${k}`, value: v })), ...Object.entries(status.dropReasons).map(([k, v]) => ({ label: `dropped: ${k}`, value: v }))]} />
+          <Bars
+            label="Kept and dropped"
+            data={[
+              ...Object.entries(status.keptAs).map(([k, v]) => ({ label: `kept: ${k}`, value: v })),
+              ...Object.entries(status.dropReasons).map(([k, v]) => ({ label: `dropped: ${k}`, value: v }))
+            ]}
+          />
         </>
       ) : null}
     </section>
   )
 }
 
-const RunPanel = ({ view, onView, holder }: { view: RunView | undefined; onView: (v: RunView) => void; holder: StatusView["running"] }) => {
+const RunPanel = ({
+  view,
+  onView,
+  holder
+}: {
+  view: RunView | undefined
+  onView: (v: RunView) => void
+  holder: StatusView["running"]
+}) => {
   const [specs, setSpecs] = useState({ teacher: "", rewriter: "", judge: "", limit: "", budgetTokens: "" })
   const { error, busy, run } = useAsync()
   const active = view?.state === "running" || view?.state === "paused" || view?.state === "stopping"
   // Another process's run holds the workspace (this app's own run shows as `active` instead).
   const elsewhere = active ? null : holder
-  const field = (name: "teacher" | "rewriter" | "judge" | "limit" | "budgetTokens", label: string, placeholder: string) => (
+  const field = (
+    name: "teacher" | "rewriter" | "judge" | "limit" | "budgetTokens",
+    label: string,
+    placeholder: string
+  ) => (
     <div className="field">
       <label htmlFor={`spec-${name}`}>{label}</label>
-      <input id={`spec-${name}`} value={specs[name]} placeholder={placeholder} onChange={(e) => setSpecs({ ...specs, [name]: e.target.value })} />
+      <input
+        id={`spec-${name}`}
+        value={specs[name]}
+        placeholder={placeholder}
+        onChange={(e) => setSpecs({ ...specs, [name]: e.target.value })}
+      />
     </div>
   )
   const start = () =>
@@ -174,7 +241,10 @@ const RunPanel = ({ view, onView, holder }: { view: RunView | undefined; onView:
   return (
     <section aria-labelledby="run-title">
       <h2 id="run-title">Run the recipe</h2>
-      <p>Models: openai:MODEL@BASE_URL for an endpoint, onnx:DIR for a local model folder. Empty fields keep the recipe's models.</p>
+      <p>
+        Models: openai:MODEL@BASE_URL for an endpoint, onnx:DIR for a local model folder. Empty fields keep the recipe's
+        models.
+      </p>
       {field("teacher", "Teacher", "openai:deepseek-chat@https://api.deepseek.com/v1")}
       {field("rewriter", "Rewriter", "onnx:/models/qwen2.5-7b#q4")}
       {field("judge", "Judge", "openai:qwq-32b@http://127.0.0.1:8000/v1")}
@@ -185,10 +255,16 @@ const RunPanel = ({ view, onView, holder }: { view: RunView | undefined; onView:
         <button onClick={() => void start()} disabled={busy || active || elsewhere !== null}>
           Start
         </button>
-        <button onClick={() => void run(async () => onView(await call("run.pause", {})))} disabled={view?.state !== "running"}>
+        <button
+          onClick={() => void run(async () => onView(await call("run.pause", {})))}
+          disabled={view?.state !== "running"}
+        >
           Pause
         </button>
-        <button onClick={() => void run(async () => onView(await call("run.resume", {})))} disabled={view?.state !== "paused"}>
+        <button
+          onClick={() => void run(async () => onView(await call("run.resume", {})))}
+          disabled={view?.state !== "paused"}
+        >
           Resume
         </button>
         <button onClick={() => void run(async () => onView(await call("run.stop", {})))} disabled={!active}>
@@ -197,8 +273,9 @@ const RunPanel = ({ view, onView, holder }: { view: RunView | undefined; onView:
       </div>
       {elsewhere !== null ? (
         <p role="status" data-testid="run-holder">
-          Another run is at work on this workspace: {elsewhere.what} (pid {elsewhere.pid} on {elsewhere.host}, since {elsewhere.startedAt}). Start is available when it ends; one
-          on another machine that has ended can be taken over with <code>fastcot run --take-over</code>.
+          Another run is at work on this workspace: {elsewhere.what} (pid {elsewhere.pid} on {elsewhere.host}, since{" "}
+          {elsewhere.startedAt}). Start is available when it ends; one on another machine that has ended can be taken
+          over with <code>fastcot run --take-over</code>.
         </p>
       ) : null}
       <ErrorNote error={error} />
@@ -221,7 +298,11 @@ const RunPanel = ({ view, onView, holder }: { view: RunView | undefined; onView:
             <tr key={s.name} data-stage={s.name}>
               <th scope="row">{s.name}</th>
               <td>
-                <progress aria-label={`${s.name} progress`} max={s.total ?? 1} value={s.total === null ? 0 : s.done + s.dropped + s.failed} />
+                <progress
+                  aria-label={`${s.name} progress`}
+                  max={s.total ?? 1}
+                  value={s.total === null ? 0 : s.done + s.dropped + s.failed}
+                />
               </td>
               <td className="num">{s.done}</td>
               <td className="num">{s.dropped}</td>
@@ -259,10 +340,23 @@ const RunPanel = ({ view, onView, holder }: { view: RunView | undefined; onView:
         </tbody>
       </table>
       <div className="charts">
-        <Line label={`Items finished over time (${total})`} points={(view?.timeline ?? []).map((p) => ({ x: p.t, y: p.done }))} />
+        <Line
+          label={`Items finished over time (${total})`}
+          points={(view?.timeline ?? []).map((p) => ({ x: p.t, y: p.done }))}
+        />
         <Bars label="Verdicts" data={Object.entries(view?.verdicts ?? {}).map(([k, v]) => ({ label: k, value: v }))} />
-        <Bars label="Fates this run" data={[...Object.entries(view?.kept ?? {}).map(([k, v]) => ({ label: `kept: ${k}`, value: v })), ...Object.entries(view?.dropped ?? {}).map(([k, v]) => ({ label: `dropped: ${k}`, value: v }))]} />
-        <Histogram label="Reasoning tokens of kept items, before and after alignment" before={view?.tokensBefore ?? []} after={view?.tokensAfter ?? []} />
+        <Bars
+          label="Fates this run"
+          data={[
+            ...Object.entries(view?.kept ?? {}).map(([k, v]) => ({ label: `kept: ${k}`, value: v })),
+            ...Object.entries(view?.dropped ?? {}).map(([k, v]) => ({ label: `dropped: ${k}`, value: v }))
+          ]}
+        />
+        <Histogram
+          label="Reasoning tokens of kept items, before and after alignment"
+          before={view?.tokensBefore ?? []}
+          after={view?.tokensAfter ?? []}
+        />
       </div>
     </section>
   )
@@ -278,19 +372,26 @@ const ModelCheck = () => {
       <summary>Check a local model folder</summary>
       <label htmlFor="model-path">Model folder (config.json, tokenizer.json, onnx/)</label>
       <input id="model-path" value={path} onChange={(e) => setPath(e.target.value)} />
-      <button disabled={busy || path === ""} onClick={() => void run(async () => setReport(await call("models.inspect", { path })))}>
+      <button
+        disabled={busy || path === ""}
+        onClick={() => void run(async () => setReport(await call("models.inspect", { path })))}
+      >
         Check
       </button>
       <ErrorNote error={error} />
       {report !== undefined ? (
         <div aria-live="polite" className="model-report">
           <p>
-            {report.architecture}, {report.parameters !== null ? `~${(report.parameters / 1e6).toFixed(1)}M parameters` : "parameters unknown"}, chat template {report.chatTemplate ? "present" : "missing"}
+            {report.architecture},{" "}
+            {report.parameters !== null ? `~${(report.parameters / 1e6).toFixed(1)}M parameters` : "parameters unknown"}
+            , chat template {report.chatTemplate ? "present" : "missing"}
           </p>
           <ul aria-label="Weight variants">
             {report.variants.map((v) => (
               <li key={v.name}>
-                {v.name}: {(v.bytes / 2 ** 20).toFixed(1)} MiB, {v.runnable === true ? "runnable" : v.runnable === false ? "not runnable" : "unchecked"} (use onnx:{path}#{v.name})
+                {v.name}: {(v.bytes / 2 ** 20).toFixed(1)} MiB,{" "}
+                {v.runnable === true ? "runnable" : v.runnable === false ? "not runnable" : "unchecked"} (use onnx:
+                {path}#{v.name})
               </li>
             ))}
           </ul>
@@ -303,12 +404,19 @@ const ModelCheck = () => {
 
 const WordDiff = ({ before, after }: { before: string; after: string }) => (
   <p className="diff">
-    {diffWords(before, after).map((p, i) => (p.added ? <ins key={i}>{p.value}</ins> : p.removed ? <del key={i}>{p.value}</del> : <span key={i}>{p.value}</span>))}
+    {diffWords(before, after).map((p, i) =>
+      p.added ? <ins key={i}>{p.value}</ins> : p.removed ? <del key={i}>{p.value}</del> : <span key={i}>{p.value}</span>
+    )}
   </p>
 )
 
 const ItemsPanel = () => {
-  const [filter, setFilter] = useState<{ fate: "" | "kept" | "dropped" | "pending" | "failed"; verdict: "" | "easy" | "medium" | "hard"; search: string; maxTokens: string }>({ fate: "", verdict: "", search: "", maxTokens: "" })
+  const [filter, setFilter] = useState<{
+    fate: "" | "kept" | "dropped" | "pending" | "failed"
+    verdict: "" | "easy" | "medium" | "hard"
+    search: string
+    maxTokens: string
+  }>({ fate: "", verdict: "", search: "", maxTokens: "" })
   const [rows, setRows] = useState<ReadonlyArray<ItemRow>>([])
   const [open, setOpen] = useState<ItemDetail | undefined>(undefined)
   const { error, run } = useAsync()
@@ -330,13 +438,34 @@ const ItemsPanel = () => {
       <h2 id="items-title">Dataset</h2>
       <div className="filters">
         <label htmlFor="f-fate">Fate</label>
-        <Select id="f-fate" value={filter.fate} options={[["", "all"], ["kept"], ["dropped"], ["pending"], ["failed"]]} onChange={(fate) => setFilter({ ...filter, fate })} />
+        <Select
+          id="f-fate"
+          value={filter.fate}
+          options={[["", "all"], ["kept"], ["dropped"], ["pending"], ["failed"]]}
+          onChange={(fate) => setFilter({ ...filter, fate })}
+        />
         <label htmlFor="f-verdict">Verdict</label>
-        <Select id="f-verdict" value={filter.verdict} options={[["", "any"], ["easy"], ["medium"], ["hard"]]} onChange={(verdict) => setFilter({ ...filter, verdict })} />
+        <Select
+          id="f-verdict"
+          value={filter.verdict}
+          options={[["", "any"], ["easy"], ["medium"], ["hard"]]}
+          onChange={(verdict) => setFilter({ ...filter, verdict })}
+        />
         <label htmlFor="f-search">Search</label>
-        <input id="f-search" type="search" value={filter.search} onChange={(e) => setFilter({ ...filter, search: e.target.value })} />
+        <input
+          id="f-search"
+          type="search"
+          value={filter.search}
+          onChange={(e) => setFilter({ ...filter, search: e.target.value })}
+        />
         <label htmlFor="f-tokens">At most this many reasoning tokens</label>
-        <input id="f-tokens" type="number" min="0" value={filter.maxTokens} onChange={(e) => setFilter({ ...filter, maxTokens: e.target.value })} />
+        <input
+          id="f-tokens"
+          type="number"
+          min="0"
+          value={filter.maxTokens}
+          onChange={(e) => setFilter({ ...filter, maxTokens: e.target.value })}
+        />
       </div>
       <ErrorNote error={error} />
       <table aria-label="Items">
@@ -353,7 +482,10 @@ const ItemsPanel = () => {
           {rows.map((r) => (
             <tr key={r.id}>
               <td>
-                <button className="link" onClick={() => void run(async () => setOpen(await call("items.get", { id: r.id })))}>
+                <button
+                  className="link"
+                  onClick={() => void run(async () => setOpen(await call("items.get", { id: r.id })))}
+                >
                   {r.id}
                 </button>
               </td>
@@ -361,7 +493,9 @@ const ItemsPanel = () => {
                 {r.fate} {r.what}
               </td>
               <td className="num">{r.rounds}</td>
-              <td className="num">{r.tokensBefore ?? "-"} → {r.tokensAfter ?? "-"}</td>
+              <td className="num">
+                {r.tokensBefore ?? "-"} → {r.tokensAfter ?? "-"}
+              </td>
               <td>{r.question.slice(0, 120)}</td>
             </tr>
           ))}
@@ -391,10 +525,16 @@ const ItemsPanel = () => {
             {open.rounds.map((r) => (
               <li key={r.index}>
                 <strong>{r.action}</strong>
-                {r.verdict !== null ? ` — verdict ${r.verdict.level} (judge replied ${JSON.stringify(r.verdict.raw.slice(0, 200))})` : ""}
-                {r.verification !== null ? ` — ${r.verification.ok ? "verified" : "not verified"}: ${r.verification.reason}` : ""}
+                {r.verdict !== null
+                  ? ` — verdict ${r.verdict.level} (judge replied ${JSON.stringify(r.verdict.raw.slice(0, 200))})`
+                  : ""}
+                {r.verification !== null
+                  ? ` — ${r.verification.ok ? "verified" : "not verified"}: ${r.verification.reason}`
+                  : ""}
                 {r.calls.length > 0 ? <span className="calls"> · {r.calls.join(" · ")}</span> : null}
-                {r.before !== null && r.after !== null && r.before !== r.after ? <WordDiff before={r.before} after={r.after} /> : null}
+                {r.before !== null && r.after !== null && r.before !== r.after ? (
+                  <WordDiff before={r.before} after={r.after} />
+                ) : null}
               </li>
             ))}
           </ol>
@@ -413,10 +553,31 @@ const ExportPanel = () => {
     <section aria-labelledby="export-title">
       <h2 id="export-title">Export for SFT</h2>
       <label htmlFor="x-format">Format</label>
-      <Select id="x-format" value={format} options={[["openai", "OpenAI messages"], ["sharegpt", "ShareGPT"], ["alpaca", "Alpaca"], ["preference", "Preference pairs"]]} onChange={setFormat} />
+      <Select
+        id="x-format"
+        value={format}
+        options={[
+          ["openai", "OpenAI messages"],
+          ["sharegpt", "ShareGPT"],
+          ["alpaca", "Alpaca"],
+          ["preference", "Preference pairs"]
+        ]}
+        onChange={setFormat}
+      />
       <label htmlFor="x-val">Validation fraction</label>
-      <input id="x-val" type="number" min="0" max="0.5" step="0.01" value={val} onChange={(e) => setVal(e.target.value)} />
-      <button disabled={busy} onClick={() => void run(async () => setDone(await call("export.run", { format, valFraction: Number(val) })))}>
+      <input
+        id="x-val"
+        type="number"
+        min="0"
+        max="0.5"
+        step="0.01"
+        value={val}
+        onChange={(e) => setVal(e.target.value)}
+      />
+      <button
+        disabled={busy}
+        onClick={() => void run(async () => setDone(await call("export.run", { format, valFraction: Number(val) })))}
+      >
         Export
       </button>
       <ErrorNote error={error} />
@@ -438,7 +599,13 @@ const ExportPanel = () => {
 
 const EvalPanel = () => {
   const [runs, setRuns] = useState<Reply<"eval.runs">>([])
-  const [form, setForm] = useState({ model: "", dataDir: "", limit: "", maxTokens: "", benches: ["math500"] as Array<string> })
+  const [form, setForm] = useState({
+    model: "",
+    dataDir: "",
+    limit: "",
+    maxTokens: "",
+    benches: ["math500"] as Array<string>
+  })
   const [state, setState] = useState<Reply<"eval.state"> | undefined>(undefined)
   const { error, busy, run } = useAsync()
   useEffect(() => void run(async () => setRuns(await call("eval.runs", {}))), [])
@@ -482,17 +649,37 @@ const EvalPanel = () => {
               <input
                 type="checkbox"
                 checked={form.benches.includes(b)}
-                onChange={(e) => setForm({ ...form, benches: e.target.checked ? [...form.benches, b] : form.benches.filter((x) => x !== b) })}
+                onChange={(e) =>
+                  setForm({
+                    ...form,
+                    benches: e.target.checked ? [...form.benches, b] : form.benches.filter((x) => x !== b)
+                  })
+                }
               />{" "}
               {b}
             </label>
           ))}
         </div>
         <label htmlFor="e-limit">Only the first N questions</label>
-        <input id="e-limit" type="number" min="1" value={form.limit} onChange={(e) => setForm({ ...form, limit: e.target.value })} />
+        <input
+          id="e-limit"
+          type="number"
+          min="1"
+          value={form.limit}
+          onChange={(e) => setForm({ ...form, limit: e.target.value })}
+        />
         <label htmlFor="e-max">Max new tokens</label>
-        <input id="e-max" type="number" min="1" value={form.maxTokens} onChange={(e) => setForm({ ...form, maxTokens: e.target.value })} />
-        <button disabled={busy || state?.state === "running" || form.model === "" || form.dataDir === ""} onClick={() => void start()}>
+        <input
+          id="e-max"
+          type="number"
+          min="1"
+          value={form.maxTokens}
+          onChange={(e) => setForm({ ...form, maxTokens: e.target.value })}
+        />
+        <button
+          disabled={busy || state?.state === "running" || form.model === "" || form.dataDir === ""}
+          onClick={() => void start()}
+        >
           Start evaluation
         </button>
         {state !== undefined ? (
@@ -528,20 +715,34 @@ const EvalPanel = () => {
                       {r.error}
                     </td>
                   ) : null}
-                  {r.error !== undefined ? null : benches.map((b) => {
-                    const x = r.benchmarks.find((y) => y.name === b)
-                    return (
-                      <td key={b} className="num">
-                        {x === undefined ? "-" : `${x.scored === 0 ? "none scored" : `${(100 * x.accuracy).toFixed(1)}% / ${x.meanOutputTokens.toFixed(0)}`}${x.failed > 0 ? ` (${x.failed} failed)` : ""}`}
-                      </td>
-                    )
-                  })}
+                  {r.error !== undefined
+                    ? null
+                    : benches.map((b) => {
+                        const x = r.benchmarks.find((y) => y.name === b)
+                        return (
+                          <td key={b} className="num">
+                            {x === undefined
+                              ? "-"
+                              : `${x.scored === 0 ? "none scored" : `${(100 * x.accuracy).toFixed(1)}% / ${x.meanOutputTokens.toFixed(0)}`}${x.failed > 0 ? ` (${x.failed} failed)` : ""}`}
+                          </td>
+                        )
+                      })}
                 </tr>
               ))}
             </tbody>
           </table>
-          <Bars label="Accuracy per benchmark (%)" data={runs.flatMap((r) => r.benchmarks.map((b) => ({ label: `${r.model} ${b.name}`, value: Math.round(1000 * b.accuracy) / 10 })))} />
-          <Scatter label="Accuracy against output tokens" points={runs.flatMap((r) => r.benchmarks.map((b) => ({ x: b.meanOutputTokens, y: 100 * b.accuracy, label: `${r.model} ${b.name}` })))} />
+          <Bars
+            label="Accuracy per benchmark (%)"
+            data={runs.flatMap((r) =>
+              r.benchmarks.map((b) => ({ label: `${r.model} ${b.name}`, value: Math.round(1000 * b.accuracy) / 10 }))
+            )}
+          />
+          <Scatter
+            label="Accuracy against output tokens"
+            points={runs.flatMap((r) =>
+              r.benchmarks.map((b) => ({ x: b.meanOutputTokens, y: 100 * b.accuracy, label: `${r.model} ${b.name}` }))
+            )}
+          />
         </>
       ) : null}
     </section>

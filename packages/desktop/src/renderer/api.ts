@@ -10,10 +10,16 @@ const bridge = (globalThis as { fastcot?: Bridge }).fastcot
 export class ApiError extends Error {}
 
 export const call = async <C extends ChannelName>(channel: C, request: Request<C>): Promise<Reply<C>> => {
-  const reply = bridge !== undefined
-    ? await bridge.invoke(channel, request)
-    : await fetch(`api/${channel}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(request) }).then((r) => r.json())
-  if (typeof reply === "object" && reply !== null && "error" in reply) throw new ApiError((reply as ApiFailure).error.message)
+  const reply =
+    bridge !== undefined
+      ? await bridge.invoke(channel, request)
+      : await fetch(`api/${channel}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(request)
+        }).then((r) => r.json())
+  if (typeof reply === "object" && reply !== null && "error" in reply)
+    throw new ApiError((reply as ApiFailure).error.message)
   return reply as Reply<C>
 }
 

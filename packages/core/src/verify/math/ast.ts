@@ -4,7 +4,13 @@
  * their delimiters (an open interval is not a closed one); text stays text.
  */
 export type MathNode =
-  | { readonly type: "num"; readonly value: number; readonly decimal: boolean; readonly digits: string; readonly base?: number }
+  | {
+      readonly type: "num"
+      readonly value: number
+      readonly decimal: boolean
+      readonly digits: string
+      readonly base?: number
+    }
   | { readonly type: "sym"; readonly name: string }
   | { readonly type: "const"; readonly name: "pi" | "e" | "i" | "inf" }
   | { readonly type: "add"; readonly terms: ReadonlyArray<MathNode> }
@@ -22,14 +28,24 @@ export type MathNode =
   /** `a = b`, `a < b ≤ c`, `x ∈ S`: `ops[i]` sits between `parts[i]` and `parts[i + 1]`. */
   | { readonly type: "rel"; readonly ops: ReadonlyArray<RelOp>; readonly parts: ReadonlyArray<MathNode> }
   /** Comma-separated items: `(a, b)`, `[a, b)`, `\{a, b\}`, or a bare list `a, b` (open and close empty). */
-  | { readonly type: "seq"; readonly open: "(" | "[" | "{" | ""; readonly close: ")" | "]" | "}" | ""; readonly items: ReadonlyArray<MathNode> }
+  | {
+      readonly type: "seq"
+      readonly open: "(" | "[" | "{" | ""
+      readonly close: ")" | "]" | "}" | ""
+      readonly items: ReadonlyArray<MathNode>
+    }
   | { readonly type: "union"; readonly parts: ReadonlyArray<MathNode> }
   | { readonly type: "matrix"; readonly rows: ReadonlyArray<ReadonlyArray<MathNode>> }
   | { readonly type: "text"; readonly text: string }
 
 export type RelOp = "=" | "<" | ">" | "<=" | ">=" | "!=" | "in" | "approx" | "propto"
 
-export const num = (value: number, decimal = false, digits = String(value)): MathNode => ({ type: "num", value, decimal, digits })
+export const num = (value: number, decimal = false, digits = String(value)): MathNode => ({
+  type: "num",
+  value,
+  decimal,
+  digits
+})
 export const sym = (name: string): MathNode => ({ type: "sym", name })
 
 /** The free symbols of a tree, sorted. */

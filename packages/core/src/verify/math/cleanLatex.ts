@@ -7,7 +7,10 @@
 export const cleanLatex = (input: string): string => {
   let s = input
   s = s.replace(/\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits|mathstrut|strut)(?![a-zA-Z])/g, "")
-  s = s.replace(/\\(?:left|right|middle|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|bigm|Bigm|big|Big|bigg|Bigg)(?![a-zA-Z])\s*/g, "")
+  s = s.replace(
+    /\\(?:left|right|middle|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|bigm|Bigm|big|Big|bigg|Bigg)(?![a-zA-Z])\s*/g,
+    ""
+  )
   s = s.replace(/\\(?:hspace|vspace|phantom|hphantom|vphantom)\*?\{[^{}]*\}/g, "")
   s = s.replace(/\\(?:qquad|quad)|\\(?:enspace|thinspace|medspace|thickspace|negthinspace)(?![a-zA-Z])/g, " ")
   s = s.replace(/(?<=\d)(?:\\[,!]|,\s*\\!)\s*(?=\d{3}(?!\d))/g, "")
@@ -19,7 +22,10 @@ export const cleanLatex = (input: string): string => {
   s = s.replace(/\\\$|\$|€|£|¥|₹/g, "")
   s = s.replace(/\\(?:mathbf|boldsymbol|bm|mathit|textbf|textit|emph|mathsf|mathtt|mathnormal)\{([^{}]*)\}/g, "$1")
   s = s.replace(/\\(?:mathbf|boldsymbol|bm)(?![a-zA-Z])/g, "")
-  s = s.replace(/(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|°)\s*(?:\\(?:text|mathrm)\{\s*[CFK]\s*\}|[CFK](?![a-zA-Z]))/g, "°")
+  s = s.replace(
+    /(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|°)\s*(?:\\(?:text|mathrm)\{\s*[CFK]\s*\}|[CFK](?![a-zA-Z]))/g,
+    "°"
+  )
   s = s.replace(/\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|°|\^\s*\{\s*o\s*\}/g, "°")
   s = s.replace(/\\%|\\percent(?![a-zA-Z])/g, "%")
   s = s.replace(/(\d)\s*(?:\\text\{\s*)?(?:percentage|percent|pct)(?![a-zA-Z])(?:\s*\})?/g, "$1%")
@@ -47,15 +53,50 @@ export const cleanLatex = (input: string): string => {
   // "Total: 7": a label before the value (a word of three letters or more, or several words).
   s = s.replace(/^\s*[A-Za-z][A-Za-z ]{2,}:\s*(?=[^,:]+$)/, "")
   // "Rayna: 7, Qing: 14": a list of labelled values is the list of values.
-  if (/^\s*[A-Za-z][\w ]*:\s*[^,:]+(?:,\s*[A-Za-z][\w ]*:\s*[^,:]+)+$/.test(s)) s = s.replace(/(^|,)\s*[A-Za-z][\w ]*:\s*/g, "$1")
+  if (/^\s*[A-Za-z][\w ]*:\s*[^,:]+(?:,\s*[A-Za-z][\w ]*:\s*[^,:]+)+$/.test(s))
+    s = s.replace(/(^|,)\s*[A-Za-z][\w ]*:\s*/g, "$1")
   s = s.replace(/\\pmod\s*\{[^{}]*\}|\\pmod\s*\d+/g, "")
   return s.trim().replace(/^=\s*/, "")
 }
 
-const SUPERSCRIPTS: Record<string, string> = { "⁰": "0", "¹": "1", "²": "2", "³": "3", "⁴": "4", "⁵": "5", "⁶": "6", "⁷": "7", "⁸": "8", "⁹": "9", "⁻": "-", "⁺": "+" }
+const SUPERSCRIPTS: Record<string, string> = {
+  "⁰": "0",
+  "¹": "1",
+  "²": "2",
+  "³": "3",
+  "⁴": "4",
+  "⁵": "5",
+  "⁶": "6",
+  "⁷": "7",
+  "⁸": "8",
+  "⁹": "9",
+  "⁻": "-",
+  "⁺": "+"
+}
 const SUBSCRIPTS: Record<string, string> = {
-  "₀": "0", "₁": "1", "₂": "2", "₃": "3", "₄": "4", "₅": "5", "₆": "6", "₇": "7", "₈": "8", "₉": "9", "₋": "-",
-  "ₐ": "a", "ₑ": "e", "ₒ": "o", "ₓ": "x", "ₛ": "s", "ₚ": "p", "ₙ": "n", "ₘ": "m", "ₖ": "k", "ₗ": "l", "ₜ": "t", "ₕ": "h"
+  "₀": "0",
+  "₁": "1",
+  "₂": "2",
+  "₃": "3",
+  "₄": "4",
+  "₅": "5",
+  "₆": "6",
+  "₇": "7",
+  "₈": "8",
+  "₉": "9",
+  "₋": "-",
+  ₐ: "a",
+  ₑ: "e",
+  ₒ: "o",
+  ₓ: "x",
+  ₛ: "s",
+  ₚ: "p",
+  ₙ: "n",
+  ₘ: "m",
+  ₖ: "k",
+  ₗ: "l",
+  ₜ: "t",
+  ₕ: "h"
 }
 
 /** Drops what ends a sentence around an answer: `5.` is `5` (and `0.5` stays), `x,` is `x`. */

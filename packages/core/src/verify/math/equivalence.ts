@@ -103,7 +103,12 @@ const expandPm = (n: MathNode): Array<MathNode> => {
     const lefts = expandPm(n.left)
     const rights = expandPm(n.right)
     const out: Array<MathNode> = []
-    for (const l of lefts) for (const r of rights) out.push(isZero(l) ? r : { type: "add", terms: [l, r] }, isZero(l) ? { type: "neg", arg: r } : { type: "add", terms: [l, { type: "neg", arg: r }] })
+    for (const l of lefts)
+      for (const r of rights)
+        out.push(
+          isZero(l) ? r : { type: "add", terms: [l, r] },
+          isZero(l) ? { type: "neg", arg: r } : { type: "add", terms: [l, { type: "neg", arg: r }] }
+        )
     return out
   }
   if (n.type === "seq" && n.open === "" && n.close === "") return [...n.items]
@@ -153,7 +158,8 @@ const sameText = (g: MathNode, p: MathNode): boolean => {
 
 const FLIP: Partial<Record<RelOp, RelOp>> = { "<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!=" }
 
-const isEquation = (n: MathNode): n is Extract<MathNode, { type: "rel" }> => n.type === "rel" && n.ops.every((o) => o === "=" || o === "approx")
+const isEquation = (n: MathNode): n is Extract<MathNode, { type: "rel" }> =>
+  n.type === "rel" && n.ops.every((o) => o === "=" || o === "approx")
 
 /** `x = 5`, `f(x) = x + 1`: an unknown on the left, its value last. */
 const isAssignment = (n: MathNode): n is Extract<MathNode, { type: "rel" }> => isEquation(n) && isSymbolic(n.parts[0]!)
@@ -162,7 +168,8 @@ const lastPart = (n: Extract<MathNode, { type: "rel" }>): MathNode => n.parts[n.
 
 const sameRelation = (g: MathNode, p: MathNode, ctx: EquivalenceContext): boolean => {
   if (g.type === "rel" && p.type === "rel") {
-    if (isAssignment(g) && isAssignment(p)) return show(g.parts[0]!) === show(p.parts[0]!) && same(lastPart(g), lastPart(p), ctx)
+    if (isAssignment(g) && isAssignment(p))
+      return show(g.parts[0]!) === show(p.parts[0]!) && same(lastPart(g), lastPart(p), ctx)
     if (isEquation(g) && isEquation(p)) return proportionalDifferences(g, p, ctx, "any")
     return sameInequality(g, p, ctx)
   }
@@ -179,10 +186,18 @@ const sameRelation = (g: MathNode, p: MathNode, ctx: EquivalenceContext): boolea
   return false
 }
 
-const difference = (r: Extract<MathNode, { type: "rel" }>): MathNode => ({ type: "add", terms: [r.parts[0]!, { type: "neg", arg: lastPart(r) }] })
+const difference = (r: Extract<MathNode, { type: "rel" }>): MathNode => ({
+  type: "add",
+  terms: [r.parts[0]!, { type: "neg", arg: lastPart(r) }]
+})
 
 /** Two relations whose sides' differences are proportional: by any factor (equations), or a positive one. */
-const proportionalDifferences = (g: Extract<MathNode, { type: "rel" }>, p: Extract<MathNode, { type: "rel" }>, ctx: EquivalenceContext, sign: "any" | "positive" | "negative"): boolean => {
+const proportionalDifferences = (
+  g: Extract<MathNode, { type: "rel" }>,
+  p: Extract<MathNode, { type: "rel" }>,
+  ctx: EquivalenceContext,
+  sign: "any" | "positive" | "negative"
+): boolean => {
   if (g.parts.length !== 2 || p.parts.length !== 2) return false
   const dg = difference(g)
   const dp = difference(p)
@@ -206,11 +221,17 @@ const proportionalDifferences = (g: Extract<MathNode, { type: "rel" }>, p: Extra
   return sign === "any" || (sign === "positive" ? ratio.re > 0 : ratio.re < 0)
 }
 
-const sameInequality = (g: Extract<MathNode, { type: "rel" }>, p: Extract<MathNode, { type: "rel" }>, ctx: EquivalenceContext): boolean => {
+const sameInequality = (
+  g: Extract<MathNode, { type: "rel" }>,
+  p: Extract<MathNode, { type: "rel" }>,
+  ctx: EquivalenceContext
+): boolean => {
   if (g.ops.length !== p.ops.length) return false
   const sameOrder = g.ops.every((o, i) => o === p.ops[i]) && g.parts.every((x, i) => same(x, p.parts[i]!, ctx))
   if (sameOrder) return true
-  const flipped = g.ops.every((o, i) => FLIP[o] === p.ops[p.ops.length - 1 - i]) && g.parts.every((x, i) => same(x, p.parts[p.parts.length - 1 - i]!, ctx))
+  const flipped =
+    g.ops.every((o, i) => FLIP[o] === p.ops[p.ops.length - 1 - i]) &&
+    g.parts.every((x, i) => same(x, p.parts[p.parts.length - 1 - i]!, ctx))
   if (flipped) return true
   if (g.ops.length === 1 && g.ops[0] !== "in" && p.ops[0] !== "in") {
     if (g.ops[0] === p.ops[0]) return proportionalDifferences(g, p, ctx, "positive")
@@ -239,8 +260,20 @@ const relationAsSet = (r: Extract<MathNode, { type: "rel" }>): MathNode | undefi
     const [o1, o2] = r.ops as [RelOp, RelOp]
     const ascending = (o1 === "<" || o1 === "<=") && (o2 === "<" || o2 === "<=")
     const descending = (o1 === ">" || o1 === ">=") && (o2 === ">" || o2 === ">=")
-    if (ascending) return { type: "seq", open: strict(o1) ? "(" : "[", close: strict(o2) ? ")" : "]", items: [r.parts[0]!, r.parts[2]!] }
-    if (descending) return { type: "seq", open: strict(o2) ? "(" : "[", close: strict(o1) ? ")" : "]", items: [r.parts[2]!, r.parts[0]!] }
+    if (ascending)
+      return {
+        type: "seq",
+        open: strict(o1) ? "(" : "[",
+        close: strict(o2) ? ")" : "]",
+        items: [r.parts[0]!, r.parts[2]!]
+      }
+    if (descending)
+      return {
+        type: "seq",
+        open: strict(o2) ? "(" : "[",
+        close: strict(o1) ? ")" : "]",
+        items: [r.parts[2]!, r.parts[0]!]
+      }
   }
   return undefined
 }
@@ -315,7 +348,8 @@ const sameMatrix = (g: MathNode, p: MathNode, ctx: EquivalenceContext): boolean 
   const flat = (rows: ReadonlyArray<ReadonlyArray<MathNode>>) => rows.flat()
   // A column vector written as a tuple: (1, 2) against \begin{pmatrix}1\\2\end{pmatrix}.
   const shape = (rows: ReadonlyArray<ReadonlyArray<MathNode>>) => `${rows.length}x${rows[0]?.length ?? 0}`
-  const vector = (rows: ReadonlyArray<ReadonlyArray<MathNode>>) => rows.length === 1 || rows.every((r) => r.length === 1)
+  const vector = (rows: ReadonlyArray<ReadonlyArray<MathNode>>) =>
+    rows.length === 1 || rows.every((r) => r.length === 1)
   if (shape(a) !== shape(b) && !(vector(a) && vector(b))) return false
   return matchOrdered(flat(a), flat(b), ctx)
 }

@@ -50,9 +50,11 @@ export const answerCandidates = (reply: string): Array<AnswerCandidate> => {
     const m = minervaAnswer(section)
     if (m !== undefined) push({ text: m, source: "minerva", plain: false })
   }
-  for (const section of sections) byPositionFromLast([...boxedAnswers(section), ...answerPhrases(section, FINAL_ANSWER_IS)]).forEach(push)
+  for (const section of sections)
+    byPositionFromLast([...boxedAnswers(section), ...answerPhrases(section, FINAL_ANSWER_IS)]).forEach(push)
   for (const section of sections) byPositionFromLast(answerPhrases(section, ANSWER_PHRASE)).forEach(push)
-  for (const section of sections) byPositionFromLast([...mathSegmentsFromLast(section), ...plainNumbers(section)]).forEach(push)
+  for (const section of sections)
+    byPositionFromLast([...mathSegmentsFromLast(section), ...plainNumbers(section)]).forEach(push)
   return out
 }
 
@@ -69,7 +71,8 @@ const byPositionFromLast = (found: ReadonlyArray<Located>): Array<AnswerCandidat
  * never closes it. Such a reply has no final answer, whatever numbers its thinking mentions.
  */
 export const unfinishedReasoning = (reply: string): boolean =>
-  (reply.includes("<think>") && !reply.includes("</think>")) || (reply.includes("<|begin_of_thought|>") && !reply.includes("<|end_of_thought|>"))
+  (reply.includes("<think>") && !reply.includes("</think>")) ||
+  (reply.includes("<|begin_of_thought|>") && !reply.includes("<|end_of_thought|>"))
 
 /** Minerva's format: "Final Answer: The final answer is $X$. I hope it is correct." */
 const minervaAnswer = (text: string): string | undefined => {
@@ -119,7 +122,8 @@ const joinsAnswers = (between: string): boolean => {
 
 const FINAL_ANSWER_IS = /final answer[^.\n$]{0,100}?\bis\b\s*:?/gi
 /** "Answer:", "**Answer:**", "the answer is", "Answer \( 9 \)". */
-const ANSWER_PHRASE = /\banswer\b(?:[^.\n$\\]{0,50}?\b(?:is|are|equals)\b|\s*(?:\*\*)?\s*[:=]|(?=\s*(?:\*\*)?\s*(?:\\\(|\\\[|\$)))\s*(?:\*\*)?\s*:?/gi
+const ANSWER_PHRASE =
+  /\banswer\b(?:[^.\n$\\]{0,50}?\b(?:is|are|equals)\b|\s*(?:\*\*)?\s*[:=]|(?=\s*(?:\*\*)?\s*(?:\\\(|\\\[|\$)))\s*(?:\*\*)?\s*:?/gi
 
 /** What follows each phrase, up to the sentence's end. */
 const answerPhrases = (text: string, phrase: RegExp): Array<Located> => {
@@ -127,7 +131,8 @@ const answerPhrases = (text: string, phrase: RegExp): Array<Located> => {
   for (const m of text.matchAll(phrase)) {
     const from = m.index! + m[0].length
     const answer = answerAfterPhrase(text.slice(from, from + 400))
-    if (answer !== undefined) found.push({ text: answer.text, source: "answer-phrase", plain: answer.plain, end: from + answer.length })
+    if (answer !== undefined)
+      found.push({ text: answer.text, source: "answer-phrase", plain: answer.plain, end: from + answer.length })
   }
   return found
 }
@@ -137,7 +142,9 @@ const answerPhrases = (text: string, phrase: RegExp): Array<Located> => {
  * the sentence's end ("5 apples", "x = 5", "Evelyn"); else the number it starts with. Nothing when
  * the phrase is followed by prose ("the final answer is clearly highlighted").
  */
-const answerAfterPhrase = (rest: string): { readonly text: string; readonly plain: boolean; readonly length: number } | undefined => {
+const answerAfterPhrase = (
+  rest: string
+): { readonly text: string; readonly plain: boolean; readonly length: number } | undefined => {
   const trimmed = rest.replace(/^[\s*:}]+/, "")
   const skipped = rest.length - trimmed.length
   const segments = mathSegments(trimmed.slice(0, 400))
@@ -157,18 +164,26 @@ const answerAfterPhrase = (rest: string): { readonly text: string; readonly plai
   const sentence = (/^(.*?)(?:\.(?=\s|$)|$)/.exec(line)?.[1] ?? line).replace(/\*\*/g, "").trim()
   const bareFraction = /^-?\\frac\{\s*-?\d+\s*\}\{\s*-?\d+\s*\}/.exec(sentence)
   if (bareFraction !== null) return { text: bareFraction[0], plain: false, length: skipped + bareFraction[0].length }
-  if (sentence.length > 0 && sentence.length <= 40 && /^[-+(]?(?:\d|\.\d|[a-zA-Z]\s*=|[a-zA-Z](?![a-zA-Z]))/.test(sentence) && /[\d=+\-*/^]/.test(sentence) && !/\\/.test(sentence)) {
+  if (
+    sentence.length > 0 &&
+    sentence.length <= 40 &&
+    /^[-+(]?(?:\d|\.\d|[a-zA-Z]\s*=|[a-zA-Z](?![a-zA-Z]))/.test(sentence) &&
+    /[\d=+\-*/^]/.test(sentence) &&
+    !/\\/.test(sentence)
+  ) {
     return { text: sentence, plain: true, length: skipped + sentence.length }
   }
   const leadingNumber = /^-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?(?![\w])/.exec(sentence)
   if (leadingNumber !== null) return { text: leadingNumber[0], plain: true, length: skipped + leadingNumber[0].length }
   // A one-word answer ("Evelyn", "(C)"), not a judgement ("correct").
   const word = /^\(?[A-Za-z][\w'-]*\)?$/.exec(sentence)
-  if (word !== null && !NOT_ANSWERS.test(sentence)) return { text: sentence, plain: true, length: skipped + sentence.length }
+  if (word !== null && !NOT_ANSWERS.test(sentence))
+    return { text: sentence, plain: true, length: skipped + sentence.length }
   return undefined
 }
 
-const NOT_ANSWERS = /^(?:correct|incorrect|wrong|right|true|false|yes|no|not|given|below|above|that|this|clear|obvious|unknown|undefined|none|simply|therefore|thus|hence|so|as|the|a|an|to|in|of|for|is|are|clearly)$/i
+const NOT_ANSWERS =
+  /^(?:correct|incorrect|wrong|right|true|false|yes|no|not|given|below|above|that|this|clear|obvious|unknown|undefined|none|simply|therefore|thus|hence|so|as|the|a|an|to|in|of|for|is|are|clearly)$/i
 
 interface Segment {
   readonly content: string
@@ -246,7 +261,12 @@ const plainNumbers = (text: string): Array<Located> => {
   let from = 0
   const scan = (a: number, b: number) => {
     for (const m of text.slice(a, b).matchAll(PLAIN_NUMBER)) {
-      out.push({ text: plainNumberAsLatex(m[0]), source: "number", plain: !m[0].includes("\\"), end: a + m.index! + m[0].length })
+      out.push({
+        text: plainNumberAsLatex(m[0]),
+        source: "number",
+        plain: !m[0].includes("\\"),
+        end: a + m.index! + m[0].length
+      })
     }
   }
   for (const seg of segs) {

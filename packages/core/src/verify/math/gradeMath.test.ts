@@ -4,7 +4,8 @@ import { answerCandidates } from "./extractAnswer.js"
 import { gradeMath } from "./gradeMath.js"
 import { parseLatex } from "./parseLatex.js"
 
-const verdict = (reference: string, reply: string, question?: string) => gradeMath(reference, reply, { question }).verdict
+const verdict = (reference: string, reply: string, question?: string) =>
+  gradeMath(reference, reply, { question }).verdict
 const boxed = (s: string) => `So we are done: $\\boxed{${s}}$.`
 
 describe("math grading: wrong answers are never called right", () => {
@@ -67,7 +68,11 @@ describe("math grading: right answers in the forms models write them", () => {
     ["x < 2", "(-\\infty, 2)", undefined],
     ["1\\frac{1}{4}", "\\frac54", undefined],
     ["\\frac13", "0.\\overline{3}", undefined],
-    ["\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", "\\begin{pmatrix} \\frac{1}{5} \\\\ -\\frac{18}{5} \\end{pmatrix}", undefined],
+    [
+      "\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}",
+      "\\begin{pmatrix} \\frac{1}{5} \\\\ -\\frac{18}{5} \\end{pmatrix}",
+      undefined
+    ],
     ["\\frac{\\cos(2t)+\\sin(2t)}{4}", "\\frac{1}{4} \\left[ \\cos(2t) + \\sin(2t) \\right]", undefined],
     ["\\frac{1}{LCs^{2}+RCs+1}", "\\frac{1}{RsC + s^2LC + 1}", undefined],
     ["7,14,18", "18, 14, 7", "Determine their ages."],
@@ -92,7 +97,10 @@ describe("math grading: extraction", () => {
     ["3", "The answer is 3 apples."],
     ["-2,1", "The integers are \\boxed{-2} and \\boxed{1}."],
     ["5", "<think>Maybe it is \\boxed{4}? No.</think>\nThe answer is $\\boxed{5}$."],
-    ["4", "<|begin_of_thought|>\nlong thinking, maybe 3\n<|end_of_thought|>\n<|begin_of_solution|>\nSo $x = \\boxed{4}$\n<|end_of_solution|>"],
+    [
+      "4",
+      "<|begin_of_thought|>\nlong thinking, maybe 3\n<|end_of_thought|>\n<|begin_of_solution|>\nSo $x = \\boxed{4}$\n<|end_of_solution|>"
+    ],
     ["66", "x &= \\boxed{66}\n\\end{align*}\n\nThis follows the solution, and the final answer is clearly highlighted."]
   ])("finds %s in %j", (reference, reply) => {
     expect(gradeMath(reference, reply).verdict).toBe("correct")

@@ -24,7 +24,8 @@ export interface MathGradeOptions {
   readonly timeoutMs?: number | undefined
 }
 
-const UNORDERED = /\ball\b[^.?]{0,80}?\b(?:solutions?|roots?|values?|real numbers?|integers?|numbers?|pairs?|triples?|zeros?|possibilities|possible)\b|separated by commas|in any order|\bset of (?:all )?(?:solutions|values)\b/i
+const UNORDERED =
+  /\ball\b[^.?]{0,80}?\b(?:solutions?|roots?|values?|real numbers?|integers?|numbers?|pairs?|triples?|zeros?|possibilities|possible)\b|separated by commas|in any order|\bset of (?:all )?(?:solutions|values)\b/i
 
 /** What a problem's text says about comparing its answers. */
 export const contextOf = (question: string | undefined, deadline: number): EquivalenceContext => {
@@ -72,7 +73,9 @@ export const gradeMath = (reference: string, reply: string, options: MathGradeOp
         verdict: ok ? "correct" : "wrong",
         extracted: candidate.text,
         source: candidate.source,
-        reason: ok ? "equivalent to the reference" : `answer-mismatch: ${clip(candidate.text)} vs reference ${clip(reference)}`
+        reason: ok
+          ? "equivalent to the reference"
+          : `answer-mismatch: ${clip(candidate.text)} vs reference ${clip(reference)}`
       }
     }
     return { verdict: "no-answer", reason: "no-answer: no final answer found in the reply" }

@@ -10,15 +10,18 @@ const c = (re: number, im = 0): Complex => ({ re, im })
 const NAN = c(Number.NaN, Number.NaN)
 const isReal = (z: Complex) => z.im === 0 || Math.abs(z.im) <= 1e-14 * Math.max(1, Math.abs(z.re))
 const add = (a: Complex, b: Complex) => c(a.re + b.re, a.im + b.im)
-const mul = (a: Complex, b: Complex) => (a.im === 0 && b.im === 0 ? c(a.re * b.re) : c(a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re))
+const mul = (a: Complex, b: Complex) =>
+  a.im === 0 && b.im === 0 ? c(a.re * b.re) : c(a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re)
 const div = (a: Complex, b: Complex): Complex => {
   if (a.im === 0 && b.im === 0) return c(a.re / b.re)
   const d = b.re * b.re + b.im * b.im
   return c((a.re * b.re + a.im * b.im) / d, (a.im * b.re - a.re * b.im) / d)
 }
 const abs = (a: Complex) => Math.hypot(a.re, a.im)
-const log = (a: Complex): Complex => (isReal(a) && a.re > 0 ? c(Math.log(a.re)) : c(Math.log(abs(a)), Math.atan2(a.im, a.re)))
-const exp = (a: Complex): Complex => (a.im === 0 ? c(Math.exp(a.re)) : c(Math.exp(a.re) * Math.cos(a.im), Math.exp(a.re) * Math.sin(a.im)))
+const log = (a: Complex): Complex =>
+  isReal(a) && a.re > 0 ? c(Math.log(a.re)) : c(Math.log(abs(a)), Math.atan2(a.im, a.re))
+const exp = (a: Complex): Complex =>
+  a.im === 0 ? c(Math.exp(a.re)) : c(Math.exp(a.re) * Math.cos(a.im), Math.exp(a.re) * Math.sin(a.im))
 
 const pow = (a: Complex, b: Complex): Complex => {
   if (isReal(a) && isReal(b)) {
@@ -43,7 +46,10 @@ const gamma = (x: number): number => {
   if (Number.isInteger(x) && x <= 0) return Number.NaN
   if (x < 0.5) return Math.PI / (Math.sin(Math.PI * x) * gamma(1 - x))
   const g = 7
-  const p = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7]
+  const p = [
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7
+  ]
   const z = x - 1
   let a = p[0]!
   const t = z + g + 0.5
@@ -125,7 +131,13 @@ export const evaluate = (node: MathNode, at: Assignment, percentScale = 1): Comp
       case "sym":
         return at.get(n.name) ?? NAN
       case "const":
-        return n.name === "pi" ? c(Math.PI) : n.name === "e" ? c(Math.E) : n.name === "i" ? c(0, 1) : c(Number.POSITIVE_INFINITY)
+        return n.name === "pi"
+          ? c(Math.PI)
+          : n.name === "e"
+            ? c(Math.E)
+            : n.name === "i"
+              ? c(0, 1)
+              : c(Number.POSITIVE_INFINITY)
       case "add":
         return n.terms.reduce((acc, t) => add(acc, ev(t)), c(0))
       case "mul":
@@ -178,7 +190,9 @@ const call = (fn: string, args: ReadonlyArray<Complex>, degrees: boolean): Compl
       return b === undefined || !isReal(a) || !isReal(b) ? NAN : c(binomial(a.re, b.re))
     case "max":
     case "min":
-      return args.every(isReal) && args.length > 0 ? c((fn === "max" ? Math.max : Math.min)(...args.map((x) => x.re))) : NAN
+      return args.every(isReal) && args.length > 0
+        ? c((fn === "max" ? Math.max : Math.min)(...args.map((x) => x.re)))
+        : NAN
     case "gcd":
     case "lcm": {
       if (!args.every((x) => isReal(x) && Number.isInteger(x.re)) || args.length === 0) return NAN
@@ -207,7 +221,8 @@ const TRIG = new Set(["sin", "cos", "tan", "cot", "sec", "csc"])
  * Whether an angle (radians) is one whose trigonometric values are known closed forms: a multiple
  * of π/12 (15°) or of π/10 (18°).
  */
-const specialAngle = (x: number): boolean => [Math.PI / 12, Math.PI / 10].some((u) => Math.abs(x / u - Math.round(x / u)) < 1e-9)
+const specialAngle = (x: number): boolean =>
+  [Math.PI / 12, Math.PI / 10].some((u) => Math.abs(x / u - Math.round(x / u)) < 1e-9)
 
 /** Whether two values are the same number: relative `tolerance`, both infinite alike, NaN never. */
 export const sameValue = (a: Complex, b: Complex, tolerance: number): boolean => {
@@ -215,7 +230,8 @@ export const sameValue = (a: Complex, b: Complex, tolerance: number): boolean =>
   if (!isFiniteValue(a) || !isFiniteValue(b)) return a.re === b.re && a.im === b.im
   // Two whole numbers are equal only exactly: 11111111110 is not 11111111100.
   if (a.im === 0 && b.im === 0 && Number.isSafeInteger(a.re) && Number.isSafeInteger(b.re)) return a.re === b.re
-  const close = (x: number, y: number) => x === y || Math.abs(x - y) <= tolerance * Math.max(Math.abs(x), Math.abs(y), 1e-300)
+  const close = (x: number, y: number) =>
+    x === y || Math.abs(x - y) <= tolerance * Math.max(Math.abs(x), Math.abs(y), 1e-300)
   const scale = Math.max(abs(a), abs(b))
   const near = (x: number, y: number) => close(x, y) || Math.abs(x - y) <= tolerance * scale
   return near(a.re, b.re) && near(a.im, b.im)

@@ -15,28 +15,201 @@ export class LatexSyntaxError extends Error {
 export class ParseBudgetExceeded extends Error {}
 
 const FUNCTIONS = new Set([
-  "sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan", "arccot", "arcsec", "arccsc",
-  "sinh", "cosh", "tanh", "coth", "sech", "csch", "arsinh", "arcosh", "artanh",
-  "log", "ln", "lg", "exp", "det", "max", "min", "gcd", "lcm", "sgn", "sign", "abs", "floor", "ceil", "arg", "Re", "Im", "deg"
+  "sin",
+  "cos",
+  "tan",
+  "cot",
+  "sec",
+  "csc",
+  "arcsin",
+  "arccos",
+  "arctan",
+  "arccot",
+  "arcsec",
+  "arccsc",
+  "sinh",
+  "cosh",
+  "tanh",
+  "coth",
+  "sech",
+  "csch",
+  "arsinh",
+  "arcosh",
+  "artanh",
+  "log",
+  "ln",
+  "lg",
+  "exp",
+  "det",
+  "max",
+  "min",
+  "gcd",
+  "lcm",
+  "sgn",
+  "sign",
+  "abs",
+  "floor",
+  "ceil",
+  "arg",
+  "Re",
+  "Im",
+  "deg"
 ])
 const TRIG = new Set(["sin", "cos", "tan", "cot", "sec", "csc"])
 /** Greek letters and other commands that name a variable. */
 const GREEK = new Set([
-  "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi",
-  "omicron", "rho", "varrho", "sigma", "varsigma", "tau", "upsilon", "phi", "varphi", "chi", "psi", "omega",
-  "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega", "ell", "hbar", "nabla", "partial", "aleph"
+  "alpha",
+  "beta",
+  "gamma",
+  "delta",
+  "epsilon",
+  "varepsilon",
+  "zeta",
+  "eta",
+  "theta",
+  "vartheta",
+  "iota",
+  "kappa",
+  "lambda",
+  "mu",
+  "nu",
+  "xi",
+  "omicron",
+  "rho",
+  "varrho",
+  "sigma",
+  "varsigma",
+  "tau",
+  "upsilon",
+  "phi",
+  "varphi",
+  "chi",
+  "psi",
+  "omega",
+  "Gamma",
+  "Delta",
+  "Theta",
+  "Lambda",
+  "Xi",
+  "Pi",
+  "Sigma",
+  "Upsilon",
+  "Phi",
+  "Psi",
+  "Omega",
+  "ell",
+  "hbar",
+  "nabla",
+  "partial",
+  "aleph"
 ])
-const ACCENTS = new Set(["vec", "hat", "bar", "tilde", "dot", "ddot", "widehat", "widetilde", "overrightarrow", "overleftarrow", "mathring", "check", "breve", "acute", "grave", "underline"])
+const ACCENTS = new Set([
+  "vec",
+  "hat",
+  "bar",
+  "tilde",
+  "dot",
+  "ddot",
+  "widehat",
+  "widetilde",
+  "overrightarrow",
+  "overleftarrow",
+  "mathring",
+  "check",
+  "breve",
+  "acute",
+  "grave",
+  "underline"
+])
 /** Commands the parser reads (besides functions, Greek letters and accents). */
 const OWN_COMMANDS = [
-  "frac", "sqrt", "binom", "pi", "infty", "infin", "emptyset", "varnothing", "imath", "lfloor", "rfloor", "lceil", "rceil", "lvert", "rvert", "langle", "rangle",
-  "mathbb", "text", "textrm", "mbox", "textnormal", "mathrm", "rm", "operatorname", "overline", "overrightarrow", "begin", "end", "boxed", "fbox", "framebox",
-  "cdots", "ldots", "dots", "dotsm", "dotsc", "dotsb", "colon", "angle", "measuredangle", "mod", "bmod", "cdot", "times", "div", "pm", "mp", "cup", "le", "ge", "ne", "lt", "gt",
-  "in", "approx", "equiv", "sim", "simeq", "cong", "propto", "choose", "over", "prime", "ast"
+  "frac",
+  "sqrt",
+  "binom",
+  "pi",
+  "infty",
+  "infin",
+  "emptyset",
+  "varnothing",
+  "imath",
+  "lfloor",
+  "rfloor",
+  "lceil",
+  "rceil",
+  "lvert",
+  "rvert",
+  "langle",
+  "rangle",
+  "mathbb",
+  "text",
+  "textrm",
+  "mbox",
+  "textnormal",
+  "mathrm",
+  "rm",
+  "operatorname",
+  "overline",
+  "overrightarrow",
+  "begin",
+  "end",
+  "boxed",
+  "fbox",
+  "framebox",
+  "cdots",
+  "ldots",
+  "dots",
+  "dotsm",
+  "dotsc",
+  "dotsb",
+  "colon",
+  "angle",
+  "measuredangle",
+  "mod",
+  "bmod",
+  "cdot",
+  "times",
+  "div",
+  "pm",
+  "mp",
+  "cup",
+  "le",
+  "ge",
+  "ne",
+  "lt",
+  "gt",
+  "in",
+  "approx",
+  "equiv",
+  "sim",
+  "simeq",
+  "cong",
+  "propto",
+  "choose",
+  "over",
+  "prime",
+  "ast"
 ]
 const MATRIX_ENVS = new Set(["pmatrix", "bmatrix", "Bmatrix", "vmatrix", "Vmatrix", "matrix", "smallmatrix", "array"])
 /** Words written without a backslash that still name a function or constant. */
-const PLAIN_FUNCTIONS = new Set(["sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "sqrt", "gcd", "lcm", "max", "min", "arcsin", "arccos", "arctan"])
+const PLAIN_FUNCTIONS = new Set([
+  "sin",
+  "cos",
+  "tan",
+  "cot",
+  "sec",
+  "csc",
+  "log",
+  "ln",
+  "exp",
+  "sqrt",
+  "gcd",
+  "lcm",
+  "max",
+  "min",
+  "arcsin",
+  "arccos",
+  "arctan"
+])
 const WORD_SEPARATORS = new Set(["and", "or"])
 
 interface Mark {
@@ -61,7 +234,10 @@ export const parseLatex = (input: string, options: ParseOptions = {}): MathNode 
 
 /** A time of day (`4:30 p.m.`, `\\text{4:30 PM}`) as text in one spelling, "4:30pm"; `7:32` alone is a ratio. */
 const timeOfDay = (s: string): MathNode | undefined => {
-  const plain = s.replace(/\\(?:text|mathrm|textrm|mbox)\{([^{}]*)\}/g, "$1").replace(/\s+/g, " ").trim()
+  const plain = s
+    .replace(/\\(?:text|mathrm|textrm|mbox)\{([^{}]*)\}/g, "$1")
+    .replace(/\s+/g, " ")
+    .trim()
   const m = /^(\d{1,2}):(\d{2})\s*([ap])\.?\s*m\.?$/i.exec(plain)
   return m === null ? undefined : { type: "text", text: `${Number(m[1])}:${m[2]}${m[3]!.toLowerCase()}m` }
 }
@@ -212,7 +388,12 @@ class Parser {
   private eatSeparatorWord(): boolean {
     this.skipSpace()
     const save = this.pos
-    if (this.peekCommand() === "text" || this.peekCommand() === "textrm" || this.peekCommand() === "mbox" || this.peekCommand() === "textnormal") {
+    if (
+      this.peekCommand() === "text" ||
+      this.peekCommand() === "textrm" ||
+      this.peekCommand() === "mbox" ||
+      this.peekCommand() === "textnormal"
+    ) {
       this.pos += this.peekCommand().length + 1
       const t = this.rawGroup().trim().replace(/^,|,$/g, "").trim().toLowerCase()
       if (t === "and" || t === "or" || t === "" || t === ",") return true
@@ -227,12 +408,25 @@ class Parser {
     return false
   }
 
-  private static readonly REL_COMMANDS: Record<string, RelOp> = { le: "<=", ge: ">=", ne: "!=", lt: "<", gt: ">", in: "in", approx: "approx", equiv: "=", sim: "approx", simeq: "approx", cong: "=", propto: "propto" }
+  private static readonly REL_COMMANDS: Record<string, RelOp> = {
+    le: "<=",
+    ge: ">=",
+    ne: "!=",
+    lt: "<",
+    gt: ">",
+    in: "in",
+    approx: "approx",
+    equiv: "=",
+    sim: "approx",
+    simeq: "approx",
+    cong: "=",
+    propto: "propto"
+  }
 
   private relOp(): RelOp | undefined {
     this.skipSpace()
     const c = this.s[this.pos]
-    if (c === "=" ) {
+    if (c === "=") {
       this.pos++
       return "="
     }
@@ -312,12 +506,22 @@ class Parser {
     }
     for (;;) {
       this.tick()
-      if (this.eatCommand("cdot") || this.eatCommand("times") || this.eatCommand("ast") || (this.startsWith("*") && this.eat("*"))) {
+      if (
+        this.eatCommand("cdot") ||
+        this.eatCommand("times") ||
+        this.eatCommand("ast") ||
+        (this.startsWith("*") && this.eat("*"))
+      ) {
         factors.push(this.unary())
       } else if (this.eatCommand("bmod") || this.eatCommand("mod")) {
         flush()
         node = { type: "call", fn: "mod", args: [node, this.unary()] }
-      } else if (this.eatCommand("div") || this.eatCommand("colon") || (this.startsWith("/") && this.eat("/")) || (this.startsWith(":") && !this.startsWith(":=") && this.eat(":"))) {
+      } else if (
+        this.eatCommand("div") ||
+        this.eatCommand("colon") ||
+        (this.startsWith("/") && this.eat("/")) ||
+        (this.startsWith(":") && !this.startsWith(":=") && this.eat(":"))
+      ) {
         // `7:32` is a ratio: its value is the quotient.
         flush()
         node = { type: "div", num: node, den: this.unary() }
@@ -348,14 +552,58 @@ class Parser {
     if (c === "[") return true
     if (c === "\\") {
       const cmd = this.peekCommand()
-      if (cmd === "text" || cmd === "mbox" || cmd === "textrm" || cmd === "mathrm" || cmd === "textnormal" || cmd === "operatorname") {
+      if (
+        cmd === "text" ||
+        cmd === "mbox" ||
+        cmd === "textrm" ||
+        cmd === "mathrm" ||
+        cmd === "textnormal" ||
+        cmd === "operatorname"
+      ) {
         // "and"/"or" written as text separate items; other text multiplies (a unit, dropped later).
         const save = this.pos
         const isSeparator = this.eatSeparatorWord()
         this.pos = save
         return !isSeparator
       }
-      return !(cmd in Parser.REL_COMMANDS) && !["mod", "bmod", "cdot", "times", "div", "pm", "mp", "cup", "cap", "rfloor", "rceil", "rvert", "rangle", "}", "]", ")", "\\", "end", "setminus", "to", "mid", "colon", "ast", "choose", "over", "rightarrow", "Rightarrow", "implies", "iff", "quad", "qquad", "text", "hline"].includes(cmd)
+      return (
+        !(cmd in Parser.REL_COMMANDS) &&
+        ![
+          "mod",
+          "bmod",
+          "cdot",
+          "times",
+          "div",
+          "pm",
+          "mp",
+          "cup",
+          "cap",
+          "rfloor",
+          "rceil",
+          "rvert",
+          "rangle",
+          "}",
+          "]",
+          ")",
+          "\\",
+          "end",
+          "setminus",
+          "to",
+          "mid",
+          "colon",
+          "ast",
+          "choose",
+          "over",
+          "rightarrow",
+          "Rightarrow",
+          "implies",
+          "iff",
+          "quad",
+          "qquad",
+          "text",
+          "hline"
+        ].includes(cmd)
+      )
     }
     return false
   }
@@ -485,7 +733,10 @@ class Parser {
       const mixed = /^\s*\{\s*(\d+)\s*\}\s*\{\s*(\d+)\s*\}/.exec(this.s.slice(this.pos))
       if (mixed !== null && Number(mixed[1]) < Number(mixed[2])) {
         this.pos += mixed[0].length
-        return { type: "add", terms: [num(value, false, clean), { type: "div", num: num(Number(mixed[1])), den: num(Number(mixed[2])) }] }
+        return {
+          type: "add",
+          terms: [num(value, false, clean), { type: "div", num: num(Number(mixed[1])), den: num(Number(mixed[2])) }]
+        }
       }
       this.pos = save
     }
@@ -577,7 +828,9 @@ class Parser {
     let name = this.peekCommand()
     if (!KNOWN_COMMANDS.has(name)) {
       // `\piG`, `\lceiln`, `\angleABC`: a known command run together with the letters after it.
-      const prefix = [...KNOWN_COMMANDS].filter((k) => k.length > 1 && name.startsWith(k)).sort((a, b) => b.length - a.length)[0]
+      const prefix = [...KNOWN_COMMANDS]
+        .filter((k) => k.length > 1 && name.startsWith(k))
+        .sort((a, b) => b.length - a.length)[0]
       if (prefix !== undefined) name = prefix
     }
     this.pos += name.length + 1
@@ -607,7 +860,9 @@ class Parser {
           this.pos = close + 1
         }
         const arg = this.sqrtArgument()
-        return index === undefined ? { type: "call", fn: "sqrt", args: [arg] } : { type: "call", fn: "root", args: [arg, index] }
+        return index === undefined
+          ? { type: "call", fn: "sqrt", args: [arg] }
+          : { type: "call", fn: "root", args: [arg, index] }
       }
       case "binom":
         return { type: "call", fn: "binom", args: [this.argument(), this.argument()] }
@@ -637,7 +892,16 @@ class Parser {
       }
       case "mathbb": {
         const set = this.rawGroup().trim()
-        if (set === "R") return { type: "seq", open: "(", close: ")", items: [{ type: "neg", arg: { type: "const", name: "inf" } }, { type: "const", name: "inf" }] }
+        if (set === "R")
+          return {
+            type: "seq",
+            open: "(",
+            close: ")",
+            items: [
+              { type: "neg", arg: { type: "const", name: "inf" } },
+              { type: "const", name: "inf" }
+            ]
+          }
         return { type: "text", text: `\\mathbb{${set}}` }
       }
       case "text":
@@ -769,8 +1033,10 @@ class Parser {
     for (;;) {
       this.skipSpace()
       const d = this.s[this.pos]
-      if (d !== undefined && /[a-zA-Z]/.test(d) && !/^(?:and|or)(?![a-zA-Z])/.test(this.s.slice(this.pos))) factors.push(this.postfix(this.word()))
-      else if (this.peekCommand() !== "" && (GREEK.has(this.peekCommand()) || this.peekCommand() === "pi")) factors.push(this.postfix(this.primary()))
+      if (d !== undefined && /[a-zA-Z]/.test(d) && !/^(?:and|or)(?![a-zA-Z])/.test(this.s.slice(this.pos)))
+        factors.push(this.postfix(this.word()))
+      else if (this.peekCommand() !== "" && (GREEK.has(this.peekCommand()) || this.peekCommand() === "pi"))
+        factors.push(this.postfix(this.primary()))
       else break
     }
     return factors.length === 1 ? first : { type: "mul", factors }
@@ -798,25 +1064,36 @@ class Parser {
       power = undefined
     }
     const arg = this.functionArgument()
-    let args: Array<MathNode> = arg.type === "seq" && arg.open === "(" && ["max", "min", "gcd", "lcm", "log"].includes(fn) ? [...arg.items] : [arg]
+    let args: Array<MathNode> =
+      arg.type === "seq" && arg.open === "(" && ["max", "min", "gcd", "lcm", "log"].includes(fn)
+        ? [...arg.items]
+        : [arg]
     if (fn === "log" && base !== undefined) args = [args[0]!, base]
-    let call: MathNode = { type: "call", fn, args, ...(TRIG.has(fn) && args[0]!.type === "degrees" ? { degrees: true } : {}) }
+    let call: MathNode = {
+      type: "call",
+      fn,
+      args,
+      ...(TRIG.has(fn) && args[0]!.type === "degrees" ? { degrees: true } : {})
+    }
     if (call.type === "call" && call.degrees === true) call = { ...call, args: [(args[0] as { arg: MathNode }).arg] }
     return power === undefined ? call : { type: "pow", base: call, exp: power }
   }
 }
 
 const NUMBER = /^(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+(?![a-zA-Z]))?/
-const NUMBER_WITH_THOUSANDS = /^(?:\d{1,3}(?:,\d{3})+(?![\d])(?:\.\d+)?|\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+(?![a-zA-Z]))?/
+const NUMBER_WITH_THOUSANDS =
+  /^(?:\d{1,3}(?:,\d{3})+(?![\d])(?:\.\d+)?|\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+(?![a-zA-Z]))?/
 
 const KNOWN_COMMANDS = new Set([...OWN_COMMANDS, ...FUNCTIONS, ...GREEK, ...ACCENTS])
 
 const isMinusOne = (n: MathNode): boolean => n.type === "neg" && n.arg.type === "num" && n.arg.value === 1
 
-const primed = (n: MathNode): MathNode => (n.type === "sym" ? sym(`${n.name}'`) : { type: "call", fn: "derivative", args: [n] })
+const primed = (n: MathNode): MathNode =>
+  n.type === "sym" ? sym(`${n.name}'`) : { type: "call", fn: "derivative", args: [n] }
 
 /** One letter: `e` is Euler's number and `i` the imaginary unit, as in the reference graders. */
-const letter = (c: string): MathNode => (c === "e" ? { type: "const", name: "e" } : c === "i" ? { type: "const", name: "i" } : sym(c))
+const letter = (c: string): MathNode =>
+  c === "e" ? { type: "const", name: "e" } : c === "i" ? { type: "const", name: "i" } : sym(c)
 
 const numberInBase = (digits: string, base: number, at: number): MathNode => {
   if (base === 10) return num(Number(digits), digits.includes("."), digits)
@@ -844,20 +1121,25 @@ const splitTopLevel = (raw: string, command: string): [string, string] | undefin
     const c = raw[i]
     if (c === "{") depth++
     else if (c === "}") depth--
-    else if (depth === 0 && raw.startsWith(command, i) && !/[a-zA-Z]/.test(raw[i + command.length] ?? "")) return [raw.slice(0, i), raw.slice(i + command.length)]
+    else if (depth === 0 && raw.startsWith(command, i) && !/[a-zA-Z]/.test(raw[i + command.length] ?? ""))
+      return [raw.slice(0, i), raw.slice(i + command.length)]
   }
   return undefined
 }
 
 const isUnit = (n: MathNode): boolean =>
-  n.type === "text" || (n.type === "pow" && n.base.type === "text") || (n.type === "div" && isUnit(n.num) && isUnit(n.den)) || (n.type === "mul" && n.factors.every(isUnit))
+  n.type === "text" ||
+  (n.type === "pow" && n.base.type === "text") ||
+  (n.type === "div" && isUnit(n.num) && isUnit(n.den)) ||
+  (n.type === "mul" && n.factors.every(isUnit))
 
 /** A unit after a value is not part of it: `864 \text{ inches}^2` is 864, `3 \text{m}/\text{s}` is 3; text alone stays text. */
 const dropUnits = (node: MathNode): MathNode => {
   if (node.type === "div" && isUnit(node.den) && !isUnit(node.num)) return dropUnits(node.num)
   if (node.type !== "mul") return node
   const values = node.factors.filter((f) => !isUnit(f))
-  if (values.length === 0) return { type: "text", text: node.factors.map((f) => (f.type === "text" ? f.text : "")).join(" ") }
+  if (values.length === 0)
+    return { type: "text", text: node.factors.map((f) => (f.type === "text" ? f.text : "")).join(" ") }
   if (values.length === node.factors.length) return node
   return values.length === 1 ? values[0]! : { type: "mul", factors: values }
 }
