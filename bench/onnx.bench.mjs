@@ -21,16 +21,10 @@ import { Worker } from "node:worker_threads"
 import { fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
-import {
-  buildQwen2Model,
-  DType,
-  GraphBuilder,
-  LocalEngine,
-  LocalModel,
-  QWEN25_05B_SHAPE,
-  GREEDY,
-  parameterCount
-} from "@fastcot/core"
+import { Onnx } from "@fastcot/core"
+import { buildQwen2Model, QWEN25_05B_SHAPE, parameterCount } from "@fastcot/core/testing"
+
+const { DType, GraphBuilder, LocalEngine, LocalModel, GREEDY } = Onnx
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), [])

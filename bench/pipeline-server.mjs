@@ -1,6 +1,6 @@
 // A scripted teacher, judge and rewriter (no model behind them) on 127.0.0.1, in its own process.
 import { createHash } from "node:crypto"
-import { arithmeticScript, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { arithmeticScript, startScriptedServer } from "@fastcot/core/testing"
 
 const latencyMs = Number(process.argv[2] ?? 40)
 const script = arithmeticScript(

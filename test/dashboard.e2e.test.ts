@@ -1,4 +1,4 @@
-import { arithmeticScript } from "@fastcot/core/testing/scriptedServer"
+import { arithmeticScript } from "@fastcot/core/testing"
 import { RunEvent } from "@fastcot/core"
 import * as Schema from "effect/Schema"
 import { execFileSync } from "node:child_process"

@@ -1,4 +1,4 @@
-import { startScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { startScriptedServer } from "@fastcot/core/testing"
 import { spawn, spawnSync } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"

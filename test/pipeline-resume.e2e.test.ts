@@ -1,5 +1,5 @@
 import Database from "better-sqlite3"
-import { type ScriptedRequest } from "@fastcot/core/testing/scriptedServer"
+import { type ScriptedRequest } from "@fastcot/core/testing"
 import { spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import { readFileSync, writeFileSync } from "node:fs"

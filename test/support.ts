@@ -1,8 +1,4 @@
-import {
-  type ScriptedServer,
-  type ScriptedServerOptions,
-  startScriptedServer
-} from "@fastcot/core/testing/scriptedServer"
+import { type ScriptedServer, type ScriptedServerOptions, startScriptedServer } from "@fastcot/core/testing"
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"

@@ -102,7 +102,7 @@ describe("fastcot command line", () => {
     writeFileSync(join(cwd, "data.jsonl"), '{"question":"1+1?","answer":"2"}\n{broken\n{"answer":"5"}\n')
     const r = await fastcot("import", "data.jsonl")
     expect(r.code).toBe(0)
-    expect(r.out).toContain("data.jsonl: 3 rows (layout generic), 1 new problems")
+    expect(r.out).toContain("data.jsonl: 3 rows, 1 new problems")
     expect(r.err).toContain("data.jsonl:2: malformed JSON")
     expect(r.err).toContain("data.jsonl:3: missing a question")
     expect(r.err).toMatch(/rejected rows are listed in \.fastcot\/rejects\/data\.jsonl\.[0-9a-f]{8}\.rejects\.jsonl/)

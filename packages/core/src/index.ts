@@ -1,9 +1,24 @@
+/**
+ * @fastcot/core: what other tools embed. Grouped as the recipe runs; low-level local inference
+ * lives under the `Onnx` namespace, the math grader's parts under `MathGrader`, and test
+ * builders (the scripted server, tiny models) in `@fastcot/core/testing`.
+ */
+
+// Records, and the store that keeps them
 export * from "./schema/index.js"
 export * from "./store/RunStore.js"
 export * from "./store/errors.js"
 export { describeHolder } from "./store/runLock.js"
 export * from "./store/SqliteRunStore.js"
 export * from "./store/workspace.js"
+
+// The recipe: its pipeline file, events and prompts
+export * from "./recipe/config.js"
+export * from "./recipe/events.js"
+export * from "./recipe/prompts.js"
+export * from "./recipe/defaultPipeline.js"
+
+// 1. Import
 export * from "./import/readers.js"
 export * from "./import/layout.js"
 export * from "./import/codeTests.js"
@@ -11,58 +26,56 @@ export * from "./import/reasoningText.js"
 export * from "./import/datasetLayouts.js"
 export * from "./import/datasetFolder.js"
 export * from "./import/importFile.js"
+
+// 2. Collect
+export * from "./collect/filterProblems.js"
+export * from "./collect/teacherSampling.js"
+
+// 3. Verify
+export * from "./verify/Verifier.js"
+export * from "./verify/choiceAnswer.js"
+export * from "./verify/math/gradeMath.js"
+export * as MathGrader from "./verify/math/index.js"
+
+// 4. Align
+export * from "./align/prompts.js"
+export * from "./align/stages.js"
+
+// 5. Export
 export * from "./export/exportDataset.js"
+export * from "./export/trainerConfigs.js"
 export * from "./chat/chatTemplateCheck.js"
-export * from "./tokens/TokenCounter.js"
-export * from "./util/hash.js"
-export * from "./util/latex.js"
+
+// Running it: the pipeline, and the use-case layer every front-end calls
+export * from "./pipeline/modelSpec.js"
+export * from "./pipeline/models.js"
+export * from "./pipeline/runPipeline.js"
+export * from "./pipeline/progressState.js"
+export * from "./session/RunSession.js"
+export * from "./session/EvalModel.js"
+
+// Models: the LanguageModel service, OpenAI-compatible endpoints, local ONNX models
 export * from "./llm/schema.js"
 export * from "./llm/errors.js"
 export * from "./llm/provider.js"
 export * from "./llm/openai.js"
 export * from "./llm/LanguageModel.js"
 export * from "./llm/budget.js"
-export * from "./recipe/config.js"
-export * from "./pipeline/modelSpec.js"
-export * from "./pipeline/models.js"
-export * from "./recipe/events.js"
-export * from "./recipe/prompts.js"
-export * from "./recipe/defaultPipeline.js"
-export * from "./collect/teacherSampling.js"
-export * from "./align/prompts.js"
-export * from "./align/stages.js"
-export * from "./verify/Verifier.js"
-export * from "./verify/choiceAnswer.js"
-export * from "./verify/math/gradeMath.js"
-export { LatexSyntaxError, ParseBudgetExceeded, parseLatex, type ParseOptions } from "./verify/math/parseLatex.js"
-export { freeSymbols, type MathNode, type RelOp, show } from "./verify/math/ast.js"
-export {
-  type AnswerCandidate,
-  answerCandidates,
-  type AnswerSource,
-  replySections
-} from "./verify/math/extractAnswer.js"
-export { equivalent, type EquivalenceContext, GradeTimeout } from "./verify/math/equivalence.js"
-export * from "./pipeline/runPipeline.js"
-export * from "./export/trainerConfigs.js"
-export * from "./collect/filterProblems.js"
-export * from "./util/choices.js"
-export * from "./onnx/graph.js"
-export * from "./onnx/qwen2Builder.js"
-export * from "./onnx/tinyTokenizer.js"
-export * from "./onnx/modelFolder.js"
-export * from "./onnx/chatTokenizer.js"
-export * from "./onnx/sampler.js"
-export * from "./onnx/localModel.js"
-export * from "./onnx/rewrite.js"
-export * from "./onnx/rotary.js"
-export { float32ToHalf, floatData, halfToFloat32 } from "./onnx/half.js"
-export { DecodeBatch, DecodeRow } from "./onnx/decodeBatch.js"
-export * from "./onnx/engine.js"
+export * from "./tokens/TokenCounter.js"
+export type { LoadOptions } from "./onnx/localModel.js"
+export type { F16Compute, Q4Compute } from "./onnx/rewrite.js"
+export type { OnnxProviderOptions } from "./onnx/engine.js"
+export * from "./onnx/localEngines.js"
 export * from "./onnx/serve.js"
 export * from "./onnx/inspect.js"
 export * from "./onnx/modelBench.js"
-export * from "./pipeline/progressState.js"
+export * as Onnx from "./onnx/index.js"
+
+// Small helpers the other packages share
+export * from "./util/hash.js"
+export * from "./util/latex.js"
+export * from "./util/choices.js"
+export * from "./util/lengthStats.js"
 export * from "./util/net.js"
 export * from "./util/concurrent.js"
 export * from "./util/dirs.js"

@@ -1,4 +1,4 @@
-import { arithmeticScript, startScriptedServer, type ScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { arithmeticScript, startScriptedServer, type ScriptedServer } from "@fastcot/core/testing"
 import { openSqliteStore } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"

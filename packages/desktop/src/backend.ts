@@ -2,9 +2,6 @@ import {
   applyEvent,
   applyOverrides,
   applyStats,
-  buildRoles,
-  checkLocalModel,
-  checkLocalModels,
   type DashboardState,
   defaultPipelineText,
   exportDataset,
@@ -14,25 +11,24 @@ import {
   inspectModel,
   LanguageModel,
   type LanguageModelShape,
-  makeLanguageModel,
-  modelFromSpec,
-  parseModelSpec,
   parsePipeline,
   tokenizerFileCounter,
   QwenTokenCounterLive,
-  releaseLocalEngines,
   type RunEvent,
   RunStore,
-  runPipeline,
   SqliteRunStoreLive,
   STAGES,
   TokenCounter,
   workspacePaths,
   workspaceSpending,
   describeSpent,
-  ensureDir
+  ensureDir,
+  RunSession,
+  EvalModel
 } from "@fastcot/core"
 import { evalRunFolder, evaluate, makeSandbox, loadEvalResults, SandboxLive, verifierFor } from "@fastcot/evaluator"
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -42,6 +38,7 @@ import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { readdir, writeFile } from "node:fs/promises"
@@ -58,7 +55,7 @@ import {
 } from "./contract.js"
 
 /** A request that does not match its channel's Schema, or that names something that is not there. */
-export class BadRequest extends Error {}
+export class BadRequest extends Data.TaggedError("BadRequest")<{ readonly message: string }> {}
 
 type Services = RunStore | TokenCounter
 type Req<C extends ChannelName> = (typeof Channels)[C]["request"]["Type"]
@@ -121,7 +118,9 @@ export class Backend {
     try {
       const reply = await this.serve(channel as ChannelName, decoded.right)
       return Schema.encodeUnknownSync(c.reply as Schema.Schema<unknown, unknown>)(reply)
-    } catch (e) {
+    } catch (thrown) {
+      // An Effect run by the backend rejects with its failure wrapped: the typed error inside says which kind.
+      const e = Runtime.isFiberFailure(thrown) ? Cause.squash(thrown[Runtime.FiberFailureCauseId]) : thrown
       return {
         error: {
           kind: e instanceof BadRequest ? "bad-request" : "failed",
@@ -173,7 +172,7 @@ export class Backend {
   }
 
   private rt(): Runtime {
-    if (this.runtime === undefined) throw new BadRequest("no workspace is open: open or create one first")
+    if (this.runtime === undefined) throw new BadRequest({ message: "no workspace is open: open or create one first" })
     return this.runtime
   }
 
@@ -182,7 +181,7 @@ export class Backend {
       this.run !== undefined &&
       (this.run.status === "running" || this.run.status === "paused" || this.run.status === "stopping")
     ) {
-      throw new BadRequest("a run is in progress in the current workspace: stop it first")
+      throw new BadRequest({ message: "a run is in progress in the current workspace: stop it first" })
     }
     const root = resolve(path)
     const paths = workspacePaths(root)
@@ -190,7 +189,7 @@ export class Backend {
       const exists = await readdir(root)
         .then((f) => f.includes("fastcot.db"))
         .catch(() => false)
-      if (!exists) throw new BadRequest(`${root}: no fastcot workspace there (no fastcot.db)`)
+      if (!exists) throw new BadRequest({ message: `${root}: no fastcot workspace there (no fastcot.db)` })
     }
     await ensureDir(root)
     await this.runtime?.dispose()
@@ -226,7 +225,9 @@ export class Backend {
     const file = join(dir, name)
     await writeFile(file, content)
     const report = await this.rt().runPromise(
-      importFile(file).pipe(Effect.catchTag("ImportError", (e) => Effect.fail(new BadRequest(`${name}: ${e.message}`))))
+      importFile(file).pipe(
+        Effect.catchTag("ImportError", (e) => Effect.fail(new BadRequest({ message: `${name}: ${e.message}` })))
+      )
     )
     return {
       file: name,
@@ -240,7 +241,7 @@ export class Backend {
 
   async inspect(path: string) {
     const r = await Effect.runPromise(Effect.either(inspectModel(path, { graphs: true })))
-    if (Either.isLeft(r)) throw new BadRequest(r.left.message)
+    if (Either.isLeft(r)) throw new BadRequest({ message: r.left.message })
     return {
       architecture: r.right.architecture,
       parameters: r.right.parameters,
@@ -271,65 +272,50 @@ export class Backend {
       judge: req.judge,
       concurrency: req.concurrency
     })
-    const roles = buildRoles(config, this.env)
-    if (Either.isLeft(roles)) throw new BadRequest(roles.left)
-    const checked = await Effect.runPromise(Effect.either(checkLocalModels(config)))
-    if (Either.isLeft(checked)) throw new BadRequest(checked.left)
-    const gate = Effect.runSync(Effect.makeLatch(true))
-    // A token budget counts what the workspace spent before, as its status shows it; reaching it
-    // stops the run the way Stop does (calls in flight finish; the same start goes on).
-    const spent =
-      req.budgetTokens !== undefined
-        ? workspaceSpending((await rt.runPromise(Effect.flatMap(RunStore, (store) => store.status))).llm).tokens
-        : 0
-    // One run per workspace, across processes: a `fastcot run` on this workspace refuses this start, and this run refuses it.
-    const lockScope = Effect.runSync(Scope.make())
-    const locked = await rt.runPromise(
-      Effect.either(Effect.flatMap(RunStore, (store) => store.lockRun("the desktop app")).pipe(Scope.extend(lockScope)))
-    )
-    if (Either.isLeft(locked)) {
-      await Effect.runPromise(Scope.close(lockScope, Exit.void))
-      throw new BadRequest(locked.left.message)
-    }
-    // The lock is released if the run never starts.
-    const lm = await rt
-      .runPromise(
-        makeLanguageModel(roles.right, {
-          gate,
-          budget:
-            req.budgetTokens === undefined
-              ? undefined
-              : {
-                  limits: { tokens: req.budgetTokens },
-                  spent: { tokens: spent },
-                  onReached: (b) => {
-                    void this.stop().then(() => {
-                      if (this.run?.lm !== lm) return
-                      this.run.state.message = `stopped at the token budget: ${describeSpent(b)} spent by the workspace; the next call could cost up to ${b.heldBack?.tokens ?? 0}. Raise the budget and start again to go on.`
-                      this.push({ _tag: "view", view: this.view() })
-                    })
-                  }
-                }
-        })
+    // The session holds the workspace's run lock (a `fastcot run` here refuses this start, and this
+    // run refuses it) and the run's local models, until the run ends and its scope is closed.
+    const sessionScope = Effect.runSync(Scope.make())
+    const made = await rt.runPromise(
+      Effect.either(
+        RunSession.make({
+          config,
+          holder: "the desktop app",
+          env: this.env,
+          limit: req.limit,
+          budget: req.budgetTokens === undefined ? undefined : { tokens: req.budgetTokens }
+        }).pipe(Scope.extend(sessionScope))
       )
-      .catch(async (e: unknown) => {
-        await Effect.runPromise(Scope.close(lockScope, Exit.void))
-        throw e
-      })
-    const state = initialState(config.name, STAGES)
+    )
+    if (Either.isLeft(made)) {
+      await Effect.runPromise(Scope.close(sessionScope, Exit.void))
+      throw new BadRequest({ message: made.left.message })
+    }
+    const session = made.right
+    const { gate, lm } = session
+    const state = initialState(config.name, session.stages)
     const sandbox = makeSandbox()
     const timeline: Array<{ t: number; done: number }> = []
     const fiber = rt.runFork(
-      runPipeline(config, {
-        onEvent: (event) => (applyEvent(state, event), this.push({ _tag: "event", event })),
-        limit: req.limit
-      }).pipe(
-        Effect.provideService(LanguageModel, lm),
-        Effect.provide(verifierFor(sandbox)),
-        Effect.ensuring(Effect.promise(() => releaseLocalEngines())),
-        Effect.ensuring(Scope.close(lockScope, Exit.void))
-      )
+      session
+        .pipeline((event) => (applyEvent(state, event), this.push({ _tag: "event", event })))
+        .pipe(Effect.provide(verifierFor(sandbox)), Effect.ensuring(Scope.close(sessionScope, Exit.void)))
     )
+    // A budget reached or a role out of quota stops the run the way Stop does (calls in flight
+    // finish; the same start goes on later), with why.
+    const watcher = Effect.runFork(session.stopWhen)
+    watcher.addObserver((exit) => {
+      if (exit._tag !== "Success") return
+      const why = exit.value
+      void this.stop().then(() => {
+        if (this.run?.lm !== lm) return
+        this.run.state.message =
+          why._tag === "budget"
+            ? `stopped at the token budget: ${describeSpent(why.state)} spent by the workspace; the next call could cost up to ${why.state.heldBack?.tokens ?? 0}. Raise the budget and start again to go on.`
+            : `stopped: ${why.message}`
+        this.push({ _tag: "view", view: this.view() })
+      })
+    })
+    fiber.addObserver(() => Effect.runFork(Fiber.interrupt(watcher)))
     this.run = { fiber, gate, lm, state, status: "running", timeline }
     const run = this.run
     fiber.addObserver((exit) => {
@@ -366,7 +352,7 @@ export class Backend {
   async pause(paused: boolean): Promise<RunView> {
     const run = this.run
     if (run === undefined || (run.status !== "running" && run.status !== "paused"))
-      throw new BadRequest("no run is in progress")
+      throw new BadRequest({ message: "no run is in progress" })
     Effect.runSync(paused ? run.gate.close : run.gate.open)
     run.status = paused ? "paused" : "running"
     run.state.paused = paused
@@ -499,7 +485,7 @@ export class Backend {
         return { item: item.value, problem: Option.getOrUndefined(yield* store.getProblem(item.value.problemId)) }
       })
     )
-    if (found === undefined) throw new BadRequest(`no item ${id} in this workspace`)
+    if (found === undefined) throw new BadRequest({ message: `no item ${id} in this workspace` })
     const { item, problem } = found
     return {
       id: item.id,
@@ -584,44 +570,48 @@ export class Backend {
     preset: "greedy" | "r1"
   }) {
     const rt = this.rt()
-    if (this.evaluation.state === "running") throw new BadRequest("an evaluation is already running")
-    const spec = parseModelSpec(req.model)
-    if (Either.isLeft(spec)) throw new BadRequest(spec.left)
-    const local = spec.right.kind === "onnx" ? spec.right : undefined
-    if (local !== undefined) {
-      const checked = await Effect.runPromise(Effect.either(checkLocalModel(local)))
-      if (Either.isLeft(checked)) throw new BadRequest(checked.left)
+    if (this.evaluation.state === "running") throw new BadRequest({ message: "an evaluation is already running" })
+    // The model is checked (a local folder read, not yet loaded) before the evaluation starts.
+    const modelScope = Effect.runSync(Scope.make())
+    const made = await rt.runPromise(
+      Effect.either(
+        EvalModel.make({ spec: req.model, apiKey: this.env["OPENAI_API_KEY"] || undefined, concurrency: 8 }).pipe(
+          Scope.extend(modelScope)
+        )
+      )
+    )
+    if (Either.isLeft(made)) {
+      await Effect.runPromise(Scope.close(modelScope, Exit.void))
+      throw new BadRequest({ message: made.left.message })
     }
-    const { name, provider } = modelFromSpec(spec.right, {
-      apiKey: this.env["OPENAI_API_KEY"] || undefined,
-      maxBatch: 8
-    })
+    const { name, lm, localPath } = made.right
     const dir = evalRunFolder(name)
     const outDir = join(workspacePaths(this.workspace ?? ".").root, "eval", dir)
     const counter =
-      local !== undefined ? await Effect.runPromise(Effect.either(tokenizerFileCounter(local.path))) : undefined
-    if (counter !== undefined && Either.isLeft(counter)) throw new BadRequest(counter.left.message)
+      localPath !== undefined ? await Effect.runPromise(Effect.either(tokenizerFileCounter(localPath))) : undefined
+    if (counter !== undefined && Either.isLeft(counter)) {
+      await Effect.runPromise(Scope.close(modelScope, Exit.void))
+      throw new BadRequest({ message: counter.left.message })
+    }
     this.evaluation = { state: "running", progress: new Map() }
     const evaluation = this.evaluation
-    const program = Effect.gen(function* () {
-      const lm = yield* makeLanguageModel({ model: { endpoints: [{ provider, concurrency: 8 }] } })
-      return yield* evaluate({
-        benches: req.benches,
-        dataDir: req.dataDir,
-        outDir,
-        model: name,
-        samples: 1,
-        limit: req.limit,
-        preset: req.preset,
-        maxTokens: req.maxTokens,
-        concurrency: 8,
-        onProgress: (bench, done, total, correct, tokens) =>
-          evaluation.progress.set(bench, { bench, done, total, correct, tokens })
-      }).pipe(Effect.provideService(LanguageModel, lm))
+    const program = evaluate({
+      benches: req.benches,
+      dataDir: req.dataDir,
+      outDir,
+      model: name,
+      samples: 1,
+      limit: req.limit,
+      preset: req.preset,
+      maxTokens: req.maxTokens,
+      concurrency: 8,
+      onProgress: (bench, done, total, correct, tokens) =>
+        evaluation.progress.set(bench, { bench, done, total, correct, tokens })
     }).pipe(
+      Effect.provideService(LanguageModel, lm),
       Effect.provide(SandboxLive()),
       counter !== undefined && Either.isRight(counter) ? Effect.provideService(TokenCounter, counter.right) : (x) => x,
-      Effect.ensuring(Effect.promise(() => releaseLocalEngines()))
+      Effect.ensuring(Scope.close(modelScope, Exit.void))
     )
     void rt.runPromise(program).then(
       () => (evaluation.state = "done"),

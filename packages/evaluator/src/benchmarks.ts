@@ -1,4 +1,5 @@
 import * as Effect from "effect/Effect"
+import { EvalError } from "./errors.js"
 import { createHash } from "node:crypto"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
@@ -7,17 +8,17 @@ import {
   extractLetter,
   gradeMath,
   type InputFormat,
+  type VerificationFailure,
   LETTERS,
   lastBoxed,
   letteredChoices,
   MATH_GRADER_VERSION,
+  MathGrader,
   MATH_INSTRUCTION,
   officialGpqaLetter,
   officialMmluProLetter,
-  parseLatex,
   readRows,
   seededShuffle,
-  show,
   START,
   type TestCase
 } from "@fastcot/core"
@@ -46,7 +47,9 @@ export interface Grade {
   readonly extracted?: string | undefined
   /** The answer in one spelling, for majority voting: equal keys are the same answer. */
   readonly key?: string | undefined
-  /** `no-answer` when nothing could be extracted: never a guess; `timeout` past the grader's time cap. */
+  /** Why it is not correct: `no-answer` when nothing could be extracted (never a guess), `timeout` past the grader's time cap. */
+  readonly failure?: VerificationFailure | undefined
+  /** What the grader saw, for people: the extracted answer against the reference, a failing test. */
   readonly reason: string
 }
 
@@ -87,7 +90,7 @@ const str = (v: unknown) => (v === undefined || v === null ? undefined : String(
 /** The key majority voting groups math answers by: the parsed tree in one spelling, else the text. */
 const mathKey = (extracted: string): string => {
   try {
-    return show(parseLatex(extracted))
+    return MathGrader.show(MathGrader.parseLatex(extracted))
   } catch {
     return extracted.replace(/\s+/g, "")
   }
@@ -96,11 +99,12 @@ const mathKey = (extracted: string): string => {
 const gradeMathItem = (item: EvalItem, output: string): Effect.Effect<Grade> =>
   Effect.sync(() => {
     if (item.answer === undefined || item.answer.trim() === "")
-      return { correct: false, reason: "no-reference: the item has no answer" }
+      return { correct: false, failure: "no-reference", reason: "no-reference: the item has no answer" }
     const g = gradeMath(item.answer, output, { question: item.question })
     const key = g.extracted !== undefined ? mathKey(g.extracted) : undefined
     return {
       correct: g.verdict === "correct",
+      failure: g.verdict === "correct" ? undefined : g.verdict === "wrong" ? "answer-mismatch" : g.verdict,
       extracted: g.extracted,
       key,
       reason: g.verdict === "correct" ? "equivalent to the reference" : g.reason
@@ -109,9 +113,10 @@ const gradeMathItem = (item: EvalItem, output: string): Effect.Effect<Grade> =>
 
 const letterGrade = (item: EvalItem, letter: string | undefined): Grade =>
   letter === undefined
-    ? { correct: false, reason: "no-answer" }
+    ? { correct: false, failure: "no-answer", reason: "no-answer" }
     : {
         correct: letter === item.answer,
+        failure: letter === item.answer ? undefined : "answer-mismatch",
         extracted: letter,
         key: letter,
         reason: letter === item.answer ? "letter matches" : "wrong letter"
@@ -247,10 +252,12 @@ export const liveCodeBench: Benchmark = {
       : `### Question:\n${item.question}\n\n### Format: Read the inputs from stdin solve the problem and write the answer to stdout (do not directly test on the sample inputs). Enclose your code within delimiters as follows. Ensure that when the python program runs, it reads the inputs, runs the algorithm and writes output to STDOUT.\n\`\`\`python\n# YOUR CODE HERE\n\`\`\`\n\n### Answer: (use the provided format with backticks)\n`,
   grade: (item, output) => {
     const code = extractCode(output)
-    if (code === undefined) return Effect.succeed({ correct: false, reason: "no-answer" })
+    if (code === undefined)
+      return Effect.succeed({ correct: false, failure: "no-answer" as const, reason: "no-answer" })
     return runTests(code, item.tests ?? [], item.funcName).pipe(
-      Effect.map((o) => ({
+      Effect.map((o): Grade => ({
         correct: o.passed,
+        failure: o.passed ? undefined : "tests-failed",
         extracted: code.slice(0, 200),
         key: code.replace(/\s+/g, " "),
         reason: o.passed ? `all ${o.ran} tests pass` : o.failure!.reason
@@ -276,7 +283,11 @@ export const loadBenchmark = (b: Benchmark, dir: string, context: LoadContext = 
   Effect.tryPromise({
     try: async () => {
       const file = b.files.map((f) => join(dir, f)).find((f) => existsSync(f))
-      if (file === undefined) throw new Error(`no data for ${b.name} under ${dir} (looked for ${b.files.join(", ")})`)
+      if (file === undefined)
+        throw new EvalError({
+          reason: "no-data",
+          message: `no data for ${b.name} under ${dir} (looked for ${b.files.join(", ")})`
+        })
       const rows: Array<Record<string, unknown>> = []
       for await (const batch of readRows(formatOf(file), file, START, 5000)) {
         for (const row of batch.rows) if (row.error === undefined) rows.push(row.value as Record<string, unknown>)
@@ -287,5 +298,8 @@ export const loadBenchmark = (b: Benchmark, dir: string, context: LoadContext = 
         items: b.load(rows, context)
       }
     },
-    catch: (e) => new Error((e as Error).message)
+    catch: (e) =>
+      e instanceof EvalError
+        ? e
+        : new EvalError({ reason: "unreadable-data", message: e instanceof Error ? e.message : String(e) })
   })

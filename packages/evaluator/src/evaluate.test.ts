@@ -14,7 +14,7 @@ import {
   QwenTokenCounterLive,
   SqliteRunStoreLive
 } from "@fastcot/core"
-import { startScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { startScriptedServer } from "@fastcot/core/testing"
 import { decodeLcbTests, unpickleString } from "@fastcot/core"
 import { GRADER_VERSION } from "./benchmarks.js"
 import { evaluate, type EvalOptions, parseDateWindow, stratifiedSample } from "./evaluate.js"

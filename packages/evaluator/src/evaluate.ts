@@ -1,4 +1,5 @@
 import * as Effect from "effect/Effect"
+import { EvalError } from "./errors.js"
 import * as Schema from "effect/Schema"
 import { createWriteStream, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -173,14 +174,20 @@ const Predictions = (file: string): Predictions => {
           error?: unknown
         }
       } catch {
-        throw new Error(`${file}:${i + 1}: malformed JSON`)
+        throw new EvalError({ reason: "predictions", message: `${file}:${i + 1}: malformed JSON` })
       }
       // A generation an earlier run could not get (it has an error, no output) is not an answer.
       if (row.output === undefined && typeof row.error === "string") return
       if (row.id === undefined || typeof row.output !== "string")
-        throw new Error(`${file}:${i + 1}: each line needs \`id\` and a string \`output\``)
+        throw new EvalError({
+          reason: "predictions",
+          message: `${file}:${i + 1}: each line needs \`id\` and a string \`output\``
+        })
       if (row.bench !== undefined && typeof row.bench !== "string")
-        throw new Error(`${file}:${i + 1}: \`bench\`, when given, must be a benchmark's name`)
+        throw new EvalError({
+          reason: "predictions",
+          message: `${file}:${i + 1}: \`bench\`, when given, must be a benchmark's name`
+        })
       const id = String(row.id)
       ids.add(row.bench === undefined ? id : `${row.bench}/${id}`)
       let map = any
@@ -243,7 +250,16 @@ export const evaluate = (options: EvalOptions) =>
     const extraction = options.extraction ?? "fastcot"
     const predictions =
       options.predictions !== undefined
-        ? yield* Effect.try({ try: () => Predictions(options.predictions!), catch: (e) => e as Error })
+        ? yield* Effect.try({
+            try: () => Predictions(options.predictions!),
+            catch: (e) =>
+              e instanceof EvalError
+                ? e
+                : new EvalError({
+                    reason: "predictions",
+                    message: `${options.predictions}: ${e instanceof Error ? e.message : String(e)}`
+                  })
+          })
         : undefined
     ensureDirSync(options.outDir)
     const generations = createWriteStream(join(options.outDir, "generations.jsonl"))
@@ -251,7 +267,8 @@ export const evaluate = (options: EvalOptions) =>
     const unanswered: Array<string> = []
     for (const name of options.benches) {
       const b: Benchmark | undefined = benchmark(name)
-      if (b === undefined) return yield* Effect.fail(new Error(`unknown benchmark ${name}`))
+      if (b === undefined)
+        return yield* new EvalError({ reason: "unknown-benchmark", message: `unknown benchmark ${name}` })
       const loaded = yield* loadBenchmark(b, options.dataDir, { seed })
       const windowed =
         name === "livecodebench" && options.lcbWindow !== undefined
@@ -320,7 +337,13 @@ export const evaluate = (options: EvalOptions) =>
             }
             // A reply cut at max_tokens has no final answer: it counts as "no answer", reported as truncated.
             const grade = truncated
-              ? { correct: false, reason: "no-answer: truncated at max_tokens", extracted: undefined, key: undefined }
+              ? {
+                  correct: false,
+                  failure: "no-answer" as const,
+                  reason: "no-answer: truncated at max_tokens",
+                  extracted: undefined,
+                  key: undefined
+                }
               : yield* b.grade(item, output, extraction)
             const outputTokens = counter.count((reasoning ?? "") + output)
             if (grade.correct) correct++
@@ -346,7 +369,7 @@ export const evaluate = (options: EvalOptions) =>
                 itemId: item.id,
                 correct: grade.correct,
                 key: grade.key,
-                noAnswer: grade.reason === "no-answer" || grade.reason.startsWith("no-answer"),
+                noAnswer: grade.failure === "no-answer",
                 truncated,
                 outputTokens,
                 reasoningTokens: reasoningTokens ?? (reasoning !== undefined ? counter.count(reasoning) : undefined)
@@ -393,9 +416,10 @@ export const evaluate = (options: EvalOptions) =>
     }
     yield* Effect.promise(() => new Promise<void>((r) => generations.end(() => r())))
     if (predictions !== undefined && results.length === 0) {
-      return yield* Effect.fail(
-        new Error(`${options.predictions}: none of its ${predictions.ids} ids is an item of ${unanswered.join("; ")}`)
-      )
+      return yield* new EvalError({
+        reason: "unmatched-predictions",
+        message: `${options.predictions}: none of its ${predictions.ids} ids is an item of ${unanswered.join("; ")}`
+      })
     }
     const report: EvalResults = {
       fastcot: "eval/v1",

@@ -27,9 +27,15 @@ export const makeVerifier = Effect.gen(function* () {
   const verify: VerifierShape["verify"] = (problem, trace) => {
     if (problem.domain !== "code") return basicVerifier.verify(problem, trace)
     const tests = problem.tests ?? []
-    if (tests.length === 0) return Effect.succeed({ ok: false, reason: "no-reference: the code problem has no tests" })
+    if (tests.length === 0)
+      return Effect.succeed({
+        ok: false,
+        failure: "no-reference",
+        reason: "no-reference: the code problem has no tests"
+      })
     const code = extractCode(`${trace.reasoning}\n\n${trace.finalAnswer ?? ""}`)
-    if (code === undefined) return Effect.succeed({ ok: false, reason: "no-answer: no fenced code block found" })
+    if (code === undefined)
+      return Effect.succeed({ ok: false, failure: "no-answer", reason: "no-answer: no fenced code block found" })
     const funcName = functionName(problem.metadata)
     return runTests(code, tests, funcName).pipe(
       Effect.provideService(Sandbox, sandbox),
@@ -40,7 +46,12 @@ export const makeVerifier = Effect.gen(function* () {
               extracted: code.slice(0, 200),
               reason: `all ${outcome.ran} tests pass (sandbox: ${sandbox.isolation})`
             }
-          : { ok: false, extracted: code.slice(0, 200), reason: `tests-failed: ${outcome.failure!.reason}` }
+          : {
+              ok: false,
+              failure: "tests-failed" as const,
+              extracted: code.slice(0, 200),
+              reason: `tests-failed: ${outcome.failure!.reason}`
+            }
       )
     )
   }

@@ -2,25 +2,20 @@ import { Command, Options } from "@effect/cli"
 import {
   ensureDirSync,
   applyOverrides,
-  buildQwen2Model,
-  buildRoles,
   checkLocalModel,
   defaultPipelineText,
+  EvalModel,
   exportDataset,
   LanguageModel,
-  makeLanguageModel,
   parseModelSpec,
   parsePipeline,
-  modelFromSpec,
-  releaseLocalEngines,
-  STAGES,
   QwenTokenCounterLive,
+  RunSession,
   RunStore,
-  runPipeline,
   sha256Hex,
   workspacePaths
 } from "@fastcot/core"
-import { type ScriptedRequest, startScriptedServer } from "@fastcot/core/testing/scriptedServer"
+import { buildQwen2Model, type ScriptedRequest, startScriptedServer } from "@fastcot/core/testing"
 import { evaluate, makeSandbox, SandboxLive, verifierFor } from "@fastcot/evaluator"
 import * as Exit from "effect/Exit"
 import { writeFileSync } from "node:fs"
@@ -150,31 +145,31 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
         ...overridden,
         models: { ...overridden.models, judge: { ...judgeRole, sampling: { ...judgeRole.sampling, temperature: 1 } } }
       }
-      const roles = Either.getOrThrow(buildRoles(config, {}))
       const sandbox = makeSandbox()
       const tui = dashboardTerminal({ keys: true })
       const run = yield* Effect.gen(function* () {
-        const gate = yield* Effect.makeLatch(true)
-        const lm = yield* makeLanguageModel(roles, { gate })
+        const session = yield* RunSession.make({ config, holder: "fastcot demo", env: {} })
+        const { lm } = session
         const store = yield* RunStore
         // On a terminal the demo shows the run's dashboard (p, q, i and ? work as in `fastcot run`).
         const { exit } = yield* liveRun({
           tui,
           title: `demo · ${config.name}`,
-          stages: STAGES,
+          stages: session.stages,
           lm,
-          gate,
+          gate: session.gate,
           store,
           onEvent: () => {},
-          pipeline: (onEvent) => runPipeline(config, { onEvent }).pipe(Effect.provideService(LanguageModel, lm))
+          pipeline: session.pipeline
         })
         if (Exit.isFailure(exit)) return yield* Effect.failCause(exit.cause)
         const stats = yield* lm.stats
         const status = yield* store.status
         return { result: exit.value, retries: stats.reduce((n, s) => n + s.retries, 0), status }
       }).pipe(
+        Effect.scoped,
         Effect.provide(Layer.mergeAll(storeLayer(args.workspace), verifierFor(sandbox), QwenTokenCounterLive)),
-        Effect.ensuring(Effect.promise(() => releaseLocalEngines()))
+        Effect.orDie
       )
       const { result, status } = run
       yield* stdout(
@@ -221,13 +216,10 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
         )
       ensureDirSync(join(data, "math500"))
       writeFileSync(join(data, "math500", "test.jsonl"), math.join("\n") + "\n")
-      const spec2 = parseModelSpec(judge)
-      const local = Either.isRight(spec2) && spec2.right.kind === "onnx" ? spec2.right : undefined
-      if (local !== undefined) {
+      if (judge.startsWith("onnx:")) {
         const outDir = join(paths.root, "eval", "demo-judge-model")
         const results = yield* Effect.gen(function* () {
-          const { provider, name } = modelFromSpec(local, { maxBatch: 8 })
-          const lm = yield* makeLanguageModel({ model: { endpoints: [{ provider, concurrency: 8 }] } })
+          const { name, lm } = yield* EvalModel.make({ spec: judge, concurrency: 8 })
           return yield* evaluate({
             benches: ["math500"],
             dataDir: data,
@@ -239,8 +231,8 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
             concurrency: 8
           }).pipe(Effect.provideService(LanguageModel, lm))
         }).pipe(
+          Effect.scoped,
           Effect.provide(Layer.mergeAll(storeLayer(args.workspace), QwenTokenCounterLive, SandboxLive())),
-          Effect.ensuring(Effect.promise(() => releaseLocalEngines())),
           Effect.orDie
         )
         const m = results.benchmarks[0]!.summary

@@ -1,13 +1,8 @@
 import { Command, Options } from "@effect/cli"
 import {
-  checkLocalModel,
   describeSpent,
+  EvalModel,
   LanguageModel,
-  makeLanguageModel,
-  modelFromSpec,
-  type ModelProvider,
-  parseModelSpec,
-  releaseLocalEngines,
   QwenTokenCounterLive,
   TokenizerFileCounterLive,
   workspacePaths
@@ -223,26 +218,32 @@ export const evalCommand = Command.make(
         return yield* usage(
           "give --model openai:MODEL@BASE_URL, --predictions FILE to grade saved outputs, or --regrade DIR to regrade an earlier evaluation"
         )
-      let name = regraded?.model ?? "predictions"
-      let provider: ModelProvider | undefined
-      let tokenizerPath = Option.getOrUndefined(args.tokenizer)
-      if (spec !== undefined) {
-        const parsed = parseModelSpec(spec)
-        if (Either.isLeft(parsed)) return yield* usage(parsed.left)
-        if (parsed.right.kind === "onnx") {
-          yield* checkLocalModel(parsed.right).pipe(Effect.mapError((m) => usage(`--model: ${m}`)))
-          tokenizerPath ??= parsed.right.path
-        }
-        ;({ name, provider } = modelFromSpec(parsed.right, {
-          apiKey: process.env[args.apiKeyEnv] || undefined,
-          threads: Option.getOrUndefined(args.threads),
-          maxBatch: args.concurrency,
-          q4Compute: args.q4Compute,
-          f16Compute: args.f16Compute,
-          packProducts: args.packProducts,
-          rotary: args.rotary
-        }))
+      // A budget here is this run's: cache hits are free, so a rerun with a larger one pays only for what is new.
+      const limits = { usd: Option.getOrUndefined(args.budgetUsd), tokens: Option.getOrUndefined(args.budgetTokens) }
+      const budgeted = limits.usd !== undefined || limits.tokens !== undefined
+      if (limits.usd !== undefined && Option.isNone(args.price) && spec !== undefined && !spec.startsWith("onnx:")) {
+        return yield* usage(
+          "--budget-usd needs the endpoint's --price IN,OUT (US dollars per million input and output tokens), or use --budget-tokens"
+        )
       }
+      const model =
+        spec === undefined
+          ? undefined
+          : yield* EvalModel.make({
+              spec,
+              apiKey: process.env[args.apiKeyEnv] || undefined,
+              concurrency: args.concurrency,
+              threads: Option.getOrUndefined(args.threads),
+              q4Compute: args.q4Compute,
+              f16Compute: args.f16Compute,
+              packProducts: args.packProducts,
+              rotary: args.rotary,
+              price: Option.getOrUndefined(args.price),
+              cache: args.noCache ? "off" : "use",
+              budget: budgeted ? { limits, whenReached: "fail" } : undefined
+            }).pipe(Effect.catchTag("EvalModelError", (e) => usage(`--model: ${e.message}`)))
+      const name = model?.name ?? regraded?.model ?? "predictions"
+      const tokenizerPath = Option.getOrUndefined(args.tokenizer) ?? model?.localPath
       // Every benchmark's file is found before a model is loaded or a call is made.
       const noData = benches.flatMap((b) => {
         const files = benchmark(b)?.files ?? []
@@ -263,25 +264,12 @@ export const evalCommand = Command.make(
         !args.noTui && dashboardTerminal({ keys: false })
           ? (yield* Effect.promise(() => import("../tui/EvalTable.js"))).startEvalTable(name)
           : undefined
-      // A budget here is this run's: cache hits are free, so a rerun with a larger one pays only for what is new.
-      const limits = { usd: Option.getOrUndefined(args.budgetUsd), tokens: Option.getOrUndefined(args.budgetTokens) }
-      const budgeted = limits.usd !== undefined || limits.tokens !== undefined
-      if (limits.usd !== undefined && Option.isNone(args.price) && spec !== undefined && !spec.startsWith("onnx:")) {
-        return yield* usage(
-          "--budget-usd needs the endpoint's --price IN,OUT (US dollars per million input and output tokens), or use --budget-tokens"
-        )
+      const lm = model?.lm ?? {
+        roles: [],
+        modelOf: () => name,
+        complete: () => Effect.die("no model"),
+        stats: Effect.succeed([])
       }
-      const lm =
-        provider !== undefined
-          ? yield* makeLanguageModel(
-              {
-                model: {
-                  endpoints: [{ provider, concurrency: args.concurrency, price: Option.getOrUndefined(args.price) }]
-                }
-              },
-              { cache: args.noCache ? "off" : "use", budget: budgeted ? { limits, whenReached: "fail" } : undefined }
-            )
-          : { roles: [], modelOf: () => name, complete: () => Effect.die("no model"), stats: Effect.succeed([]) }
       const results = yield* evaluate({
         benches,
         dataDir: args.data,
@@ -313,7 +301,6 @@ export const evalCommand = Command.make(
           )
         ),
         Effect.catchAll((e) => (e instanceof Error ? usage(e.message) : failed(String(e)))),
-        Effect.ensuring(Effect.promise(() => releaseLocalEngines())),
         Effect.ensuring(Effect.sync(() => table?.close()))
       )
       progress.clear()
@@ -338,7 +325,7 @@ export const evalCommand = Command.make(
           `${missing} of ${total} generations failed and are left out of the scores (each is in generations.jsonl with its error); run the same command again to retry them. First error: ${lost[0]!.failed!.firstError}`
         )
       }
-    }).pipe(Effect.provide(storeLayer(args.workspace)))
+    }).pipe(Effect.scoped, Effect.provide(storeLayer(args.workspace)))
 ).pipe(
   Command.withDescription(
     "Evaluate a model on MATH-500, AIME 2024, GPQA-Diamond, MMLU-Pro and LiveCodeBench: accuracy and output tokens side by side.\n" +

@@ -85,7 +85,7 @@ const domain = choiceOption("domain", ["math", "code", "science"]).pipe(
 const summary = (r: ImportReport, seconds: number) =>
   r.alreadyImported
     ? `${r.file}: already imported with these options (${r.rows} rows, ${r.problemsAdded} problems); nothing added`
-    : `${r.file}: ${r.rows} rows (layout ${r.layout})${r.resumed ? " (resumed)" : ""}, ${r.problemsAdded} new problems, ${r.itemsAdded} new traces, ` +
+    : `${r.file}: ${r.rows} rows${r.layout === "generic" ? "" : ` (layout ${r.layout})`}${r.resumed ? " (resumed)" : ""}, ${r.problemsAdded} new problems, ${r.itemsAdded} new traces, ` +
       `${r.duplicates} duplicates, ${r.rejected} rejected (${seconds.toFixed(1)} s)`
 
 /** The files to import: each file given, and a dataset folder's files of the split. */

@@ -1,13 +1,6 @@
 import { Args, Command, Options } from "@effect/cli"
-import {
-  benchModel,
-  buildQwen2Model,
-  type BuildVariant,
-  inspectModel,
-  type ModelBenchRow,
-  type ModelReport,
-  QWEN25_05B_SHAPE
-} from "@fastcot/core"
+import { benchModel, inspectModel, type ModelBenchRow, type ModelReport } from "@fastcot/core"
+import { buildQwen2Model, type BuildVariant, QWEN25_05B_SHAPE } from "@fastcot/core/testing"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { usage } from "../failure.js"

@@ -1,29 +1,20 @@
 import { Args, Command, Options } from "@effect/cli"
 import {
   applyOverrides,
-  buildRoles,
-  checkLocalModels,
   defaultPipelineText,
   ensureDir,
-  LanguageModel,
-  makeLanguageModel,
   parsePipeline,
   QwenTokenCounterLive,
   TokenCounter,
   tokenizerFileCounter,
-  type BudgetState,
   describeSpent,
-  unpricedEndpoints,
-  workspaceSpending,
   RunStore,
   type RunEvent,
-  runPipeline,
-  type StageName,
-  STAGES,
-  workspacePaths
+  workspacePaths,
+  RunSession,
+  STAGES
 } from "@fastcot/core"
 import { makeSandbox, verifierFor } from "@fastcot/evaluator"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -164,55 +155,31 @@ export const runCommand = Command.make(
         apiKeyEnv: Option.getOrUndefined(args.apiKeyEnv),
         concurrency: Option.getOrUndefined(args.concurrency)
       })
-      const wanted = args.stages.length > 0 ? args.stages : STAGES
-      const unknown = wanted.filter((x) => !(STAGES as ReadonlyArray<string>).includes(x))
-      if (unknown.length > 0)
-        return yield* usage(`--stages: unknown stage ${unknown.join(", ")}; the stages are ${STAGES.join(", ")}`)
-      const needed = new Set<"teacher" | "rewriter" | "judge">()
-      if (wanted.includes("teacher")) needed.add("teacher")
-      if (wanted.includes("long-to-short") || wanted.includes("align")) needed.add("rewriter")
-      if (wanted.includes("align")) needed.add("judge")
       // What an endpoint does not do as configured (a constraint it ignored, a stream it forces) is
       // said once: on stderr until the run starts, then as a warning in its events.
       let warn = (message: string): void => void process.stderr.write(`warn: ${message}\n`)
-      const roles = buildRoles(config, process.env, [...needed], (message) => warn(message))
-      if (Either.isLeft(roles)) return yield* usage(roles.left)
-      yield* checkLocalModels(config, [...needed]).pipe(Effect.mapError(usage))
-      const cache = args.noCache ? "off" : args.refresh ? "refresh" : "use"
-
       const store = yield* RunStore
-      const status = yield* store.status
-      if (status.problems === 0)
-        return yield* usage("the workspace has no problems yet: run `fastcot import FILE` first")
-      // One run per workspace (a second would send the same calls and pay for them twice); held until this command ends.
-      yield* store.lockRun("fastcot run", { takeOver: args.takeOver }).pipe(
-        Effect.catchTag(
-          "WorkspaceBusy",
-          (e) =>
+      const session = yield* RunSession.make({
+        config,
+        stages: args.stages,
+        limit: Option.getOrUndefined(args.limit),
+        cache: args.noCache ? "off" : args.refresh ? "refresh" : "use",
+        budget: { usd: Option.getOrUndefined(args.budgetUsd), tokens: Option.getOrUndefined(args.budgetTokens) },
+        holder: "fastcot run",
+        takeOver: args.takeOver,
+        onWarning: (message) => warn(message)
+      }).pipe(
+        Effect.catchTags({
+          RunSetupError: (e) => usage(e.reason === "stages" ? `--stages: ${e.message}` : e.message),
+          // One run per workspace (a second would send the same calls and pay for them twice).
+          WorkspaceBusy: (e) =>
             new CliFailure({
               message: `${e.message}. If that run was on another machine and has ended, run again with --take-over.`,
               exitCode: 1
             })
-        )
+        })
       )
-      // The budget counts what the workspace's earlier runs spent, as `fastcot status` shows it.
-      const limits = {
-        usd: Option.getOrUndefined(args.budgetUsd) ?? config.budget?.usd,
-        tokens: Option.getOrUndefined(args.budgetTokens) ?? config.budget?.tokens
-      }
-      const budgeted = limits.usd !== undefined || limits.tokens !== undefined
-      if (limits.usd !== undefined) {
-        const unpriced = unpricedEndpoints(config, [...needed])
-        if (unpriced.length > 0) {
-          return yield* usage(
-            `a budget in US dollars needs a price on every endpoint that is called; ${unpriced.join(", ")} has none ` +
-              "(give it `price: {input: USD, output: USD}` per million tokens in the pipeline file, or use --budget-tokens)"
-          )
-        }
-      }
-      const budgetReached = yield* Deferred.make<BudgetState>()
-      // Every endpoint of a role stopped because its account cannot pay: the run stops, with why.
-      const exhausted = yield* Deferred.make<string>()
+      const { status, lm, limits } = session
 
       const progress = progressLine()
       let lastProgress = 0
@@ -252,7 +219,7 @@ export const runCommand = Command.make(
         yield* stderr(`fastcot run: ${config.name} on ${status.problems} problems (workspace ${store.location})`)
       // One sandbox: its isolation is probed once, reported here and used by the verifier.
       const sandbox = makeSandbox()
-      if (wanted.includes("verify") && sandbox.warning !== undefined && !args.json)
+      if (session.stages.includes("verify") && sandbox.warning !== undefined && !args.json)
         yield* stderr(`warn: code sandbox: ${sandbox.warning}`)
       // The student's tokenizer, checked before any work starts.
       const counterLayer = Option.isNone(args.tokenizer)
@@ -264,20 +231,6 @@ export const runCommand = Command.make(
             )
           )
       const tui = !args.json && !args.noTui && dashboardTerminal({ keys: true })
-      // Pause (the dashboard's p) closes this gate: calls in flight finish, no new ones start.
-      const gate = yield* Effect.makeLatch(true)
-      const lm = yield* makeLanguageModel(roles.right, {
-        cache,
-        gate,
-        budget: budgeted
-          ? {
-              limits,
-              spent: workspaceSpending(status.llm),
-              onReached: (state) => Deferred.unsafeDone(budgetReached, Exit.succeed(state))
-            }
-          : undefined,
-        onExhausted: (_role, message) => Deferred.unsafeDone(exhausted, Exit.succeed(message))
-      })
       const budgetState = lm.budget
       if (budgetState !== undefined) {
         budgetNow = () => `budget ${describeSpent(Effect.runSync(budgetState))}`
@@ -290,32 +243,22 @@ export const runCommand = Command.make(
       } = yield* liveRun({
         tui,
         title: `${config.name} · ${status.problems} problems · ${store.location}`,
-        stages: wanted,
+        stages: session.stages,
         lm,
-        gate,
+        gate: session.gate,
         store,
         onEvent,
-        stopWhen: Effect.race(
-          Effect.map(Deferred.await(exhausted), (m) => `stopped: ${m}`),
-          budgeted
-            ? Effect.map(
-                Deferred.await(budgetReached),
-                (b) => `budget reached (${describeSpent(b)}): finishing the calls in flight`
-              )
-            : Effect.never
+        stopWhen: Effect.map(session.stopWhen, (why) =>
+          why._tag === "quota"
+            ? `stopped: ${why.message}`
+            : `budget reached (${describeSpent(why.state)}): finishing the calls in flight`
         ),
         pipeline: (emit) =>
           Effect.sync(() => {
             warn = (message) => emit({ _tag: "log", level: "warn", message })
           }).pipe(
             Effect.zipRight(
-              runPipeline(config, {
-                cache,
-                onEvent: emit,
-                limit: Option.getOrUndefined(args.limit),
-                stages: wanted as ReadonlyArray<StageName>
-              }).pipe(
-                Effect.provideService(LanguageModel, lm),
+              session.pipeline(emit).pipe(
                 Effect.provide(Layer.merge(verifierFor(sandbox), counterLayer)),
                 Effect.catchTag("ImportError", (e) => usage(`${e.file}: ${e.message}`))
               )
@@ -326,10 +269,10 @@ export const runCommand = Command.make(
         if (quitRequested) {
           const after = yield* store.status
           progress.clear()
-          const noQuota = yield* Deferred.poll(exhausted)
-          if (Option.isSome(noQuota)) {
+          const stopped = Option.getOrUndefined(yield* session.stopped)
+          if (stopped?._tag === "quota") {
             return yield* new CliFailure({
-              message: `${yield* noQuota.value}\nNothing more was sent; ${after.kept} kept, ${after.dropped} dropped, ${after.pending} pending. Add funds or another endpoint, then run the same command again to go on.`,
+              message: `${stopped.message}\nNothing more was sent; ${after.kept} kept, ${after.dropped} dropped, ${after.pending} pending. Add funds or another endpoint, then run the same command again to go on.`,
               exitCode: 1
             })
           }

@@ -1,5 +1,5 @@
 import { Command, Options } from "@effect/cli"
-import { isLoopbackHost, LocalEngine, LocalModel, parseModelSpec, serveLocalModel } from "@fastcot/core"
+import { isLoopbackHost, Onnx, parseModelSpec, serveLocalModel } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
@@ -49,7 +49,7 @@ export const serveCommand = Command.make(
       const spec = parseModelSpec(args.model)
       if (Either.isLeft(spec)) return yield* usage(spec.left)
       if (spec.right.kind !== "onnx") return yield* usage("serve runs local models: give --model onnx:DIR[#variant]")
-      const m = yield* LocalModel.scoped(spec.right.path, {
+      const m = yield* Onnx.LocalModel.scoped(spec.right.path, {
         variant: spec.right.variant,
         threads: Option.getOrUndefined(args.threads),
         q4Compute: args.q4Compute,
@@ -58,7 +58,7 @@ export const serveCommand = Command.make(
         fuseRotary: args.rotary === "fused"
       }).pipe(Effect.mapError((e) => usage(e.message)))
       const server = yield* serveLocalModel({
-        engine: new LocalEngine(m, args.maxBatch),
+        engine: new Onnx.LocalEngine(m, args.maxBatch),
         host: args.host,
         port: args.port,
         modelName: Option.getOrUndefined(args.name),

@@ -72,7 +72,8 @@ const callRecord = (role: CallRecord["role"], c: Completion, promptVersion: stri
   cached: c.cached
 })
 
-const dropCode = (v: Verification) => /^[a-z-]+(?=:)/.exec(v.reason)?.[0] ?? "answer-mismatch"
+/** A failed verification's drop code, as the verifier gave it. */
+const dropCode = (v: Verification): string => v.failure ?? "answer-mismatch"
 
 /**
  * Runs `step` over every pending item at `stage`, `concurrency` at a time, saving each item as

@@ -9,7 +9,9 @@ import type { onnx as P } from "onnx-proto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { referenceLogits } from "../test-support/qwen2Reference.js"
 import { ChatTokenizer } from "./chatTokenizer.js"
-import { LocalEngine, onnxProvider, releaseLocalEngines } from "./engine.js"
+import { LocalEngine } from "./engine.js"
+import { onnxProvider } from "./onnxProvider.js"
+import { LocalEngines } from "./localEngines.js"
 import { attribute, DType, GraphBuilder, onnxProto } from "./graph.js"
 import { float32ToHalf, floatData, halfToFloat32 } from "./half.js"
 import { LocalModel } from "./localModel.js"
@@ -109,6 +111,9 @@ const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   return d
 }
 
+/** The providers' loaded models, released after the file's tests. */
+const engines = LocalEngines.unscoped()
+
 beforeAll(async () => {
   buildQwen2Model({ dir, variants: ["fp32", "int8", "q4", "fp16", "q4f16"], seed: 7 })
   fp32 = await load(dir)
@@ -117,7 +122,7 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   for (const m of models) await m.release()
-  await releaseLocalEngines()
+  await Effect.runPromise(engines.release)
   fs.rmSync(tmp, { recursive: true, force: true })
 })
 
@@ -1188,13 +1193,39 @@ describe("generation", () => {
     expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "fulfilled"])
   })
 
+  it("a scoped registry shares one engine per folder and releases it with its scope", async () => {
+    const outside = LocalEngines.unscoped()
+    const [first, second, registry] = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const registry = yield* LocalEngines.make
+          const [a, b] = yield* Effect.all(
+            [registry.acquire({ path: dir, threads: 1 }), registry.acquire({ path: dir, threads: 1 })],
+            {
+              concurrency: 2
+            }
+          )
+          return [a, b, registry] as const
+        })
+      )
+    )
+    expect(second).toBe(first)
+    // Closed with its scope: the next acquire loads anew.
+    const again = await Effect.runPromise(registry.acquire({ path: dir, threads: 1 }))
+    expect(again).not.toBe(first)
+    await Effect.runPromise(registry.release)
+    // A failed load is forgotten: the error again, not a cached one, and nothing held.
+    const missing = await Effect.runPromise(Effect.flip(outside.acquire({ path: path.join(tmp, "nowhere") })))
+    expect(missing._tag).toBe("ModelFolderError")
+  })
+
   it("the engine batches concurrent callers and the provider answers ChatRequests", async () => {
     const engine = new LocalEngine(fp32, 4)
     const results = await Promise.all(
       [1, 2, 3, 4, 5].map((n) => engine.submit({ promptIds: [n, n + 1, n + 2], maxNewTokens: 5, sampling: GREEDY }))
     )
     expect(results.map((r) => r.completionTokens)).toEqual([5, 5, 5, 5, 5])
-    const provider = onnxProvider({ path: dir, threads: 1 })
+    const provider = onnxProvider({ path: dir, threads: 1 }, engines)
     const request = new ChatRequest({
       messages: [{ role: "user", content: "Rate it." }],
       temperature: 0,
@@ -1206,7 +1237,7 @@ describe("generation", () => {
     expect(r.usage.promptTokens).toBeGreaterThan(5)
     // A folder that cannot load is a permanent failure: not retried, unlike a runtime error.
     const missing = await Effect.runPromise(
-      Effect.flip(onnxProvider({ path: path.join(tmp, "nowhere") }).call(request))
+      Effect.flip(onnxProvider({ path: path.join(tmp, "nowhere") }, engines).call(request))
     )
     expect(missing).toMatchObject({ _tag: "BadRequest", message: expect.stringContaining("nowhere") })
     const free = await Effect.runPromise(

@@ -7,7 +7,7 @@ import type * as Scope from "effect/Scope"
 import { ChatRequest } from "../llm/schema.js"
 import { describeParseError } from "../schema/errors.js"
 import { type LocalEngine } from "./engine.js"
-import { toGenerateRequest } from "./engine.js"
+import { toGenerateRequest } from "./onnxProvider.js"
 import { LocalModelError } from "./localModel.js"
 
 /** The part of an OpenAI chat-completions body this server honours. */

@@ -3,7 +3,8 @@ import * as Either from "effect/Either"
 import { pickVariant, readModelFolder } from "../onnx/modelFolder.js"
 import type { RoleConfig } from "../llm/LanguageModel.js"
 import { openAiProvider } from "../llm/openai.js"
-import { onnxProvider } from "../onnx/engine.js"
+import { onnxProvider } from "../onnx/onnxProvider.js"
+import { LocalEngines } from "../onnx/localEngines.js"
 import type { F16Compute, Q4Compute } from "../onnx/rewrite.js"
 import { isLoopbackHost } from "../util/net.js"
 import type { ModelProvider } from "../llm/provider.js"
@@ -68,13 +69,16 @@ export const applyOverrides = (config: PipelineConfig, overrides: ModelOverrides
 /**
  * Builds the LanguageModel roles. Keys come from the environment only: `apiKeyEnv` names the
  * variable (default OPENAI_API_KEY); a missing variable means no key (fine for local servers).
+ * Local models load into `engines` (pass one made with `LocalEngines.make`, so that its scope
+ * releases them; without one they load into a registry nobody releases).
  */
 export const buildRoles = (
   config: PipelineConfig,
   env: Readonly<Record<string, string | undefined>>,
   only?: ReadonlyArray<Role>,
   /** Told once per endpoint what it does not do as configured (a constraint it ignored, a stream it forces). */
-  onWarning?: (message: string) => void
+  onWarning?: (message: string) => void,
+  engines: LocalEngines = LocalEngines.unscoped()
 ): Either.Either<Record<string, RoleConfig>, string> => {
   const roles: Record<string, RoleConfig> = {}
   for (const role of only ?? ROLES) {
@@ -88,6 +92,7 @@ export const buildRoles = (
         // A local model: concurrent calls are decoded together, up to `concurrency` rows a batch.
         endpoints.push({
           provider: modelFromSpec(spec.right, {
+            engines,
             threads: e.threads,
             maxBatch: e.concurrency,
             q4Compute: e.q4Compute,
@@ -147,6 +152,8 @@ export const roleConcurrency = (config: PipelineConfig, role: Role): number =>
 export const modelFromSpec = (
   spec: ModelSpec,
   options: {
+    /** Where a local model loads (default: a registry nobody releases; see `LocalEngines`). */
+    readonly engines?: LocalEngines | undefined
     readonly apiKey?: string | undefined
     readonly threads?: number | undefined
     readonly maxBatch?: number | undefined
@@ -164,16 +171,19 @@ export const modelFromSpec = (
           `${basename(spec.path)}${spec.variant !== undefined ? `-${spec.variant}` : ""}${options.q4Compute === "as-exported" ? "-as-exported" : ""}` +
           `${options.f16Compute === "as-exported" ? "-f16-as-exported" : ""}${options.rotary === "as-exported" ? "-rotary-as-exported" : ""}`,
         // Concurrent questions are decoded together, `maxBatch` rows a batch.
-        provider: onnxProvider({
-          path: spec.path,
-          variant: spec.variant,
-          threads: options.threads,
-          maxBatch: options.maxBatch,
-          q4Compute: options.q4Compute,
-          f16Compute: options.f16Compute,
-          packProducts: options.packProducts,
-          fuseRotary: options.rotary === "as-exported" ? false : undefined
-        })
+        provider: onnxProvider(
+          {
+            path: spec.path,
+            variant: spec.variant,
+            threads: options.threads,
+            maxBatch: options.maxBatch,
+            q4Compute: options.q4Compute,
+            f16Compute: options.f16Compute,
+            packProducts: options.packProducts,
+            fuseRotary: options.rotary === "as-exported" ? false : undefined
+          },
+          options.engines ?? LocalEngines.unscoped()
+        )
       }
     : {
         name: spec.model,

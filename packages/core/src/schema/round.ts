@@ -18,8 +18,21 @@ export const CallRecord = Schema.Struct({
 })
 export type CallRecord = typeof CallRecord.Type
 
+/** Why a trace was not verified: the verifier says so, and a dropped item carries it as its code. */
+export const VerificationFailure = Schema.Literal(
+  "answer-mismatch",
+  "no-answer",
+  "no-reference",
+  "timeout",
+  "unverifiable",
+  "tests-failed"
+)
+export type VerificationFailure = typeof VerificationFailure.Type
+
 export const Verification = Schema.Struct({
   ok: Schema.Boolean,
+  /** Set whenever `ok` is false (absent in records written before it existed). */
+  failure: Schema.optional(VerificationFailure),
   /** The answer the grader extracted from the trace, if any. */
   extracted: Schema.optional(Schema.String),
   reason: Schema.String

@@ -1,4 +1,5 @@
 import * as Context from "effect/Context"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 
@@ -66,7 +67,13 @@ export const qwenPieceCounter = (
  * Counts with a tokenizer.json: a file, or a model folder holding one (the student's, so that
  * lengths are what the trained model will see). Named after the folder (or the file's folder).
  */
-export const tokenizerFileCounter = (pathToTokenizer: string): Effect.Effect<TokenCounterShape, Error> =>
+/** A tokenizer that cannot be loaded, naming the path given. */
+export class TokenizerError extends Data.TaggedError("TokenizerError")<{
+  readonly path: string
+  readonly message: string
+}> {}
+
+export const tokenizerFileCounter = (pathToTokenizer: string): Effect.Effect<TokenCounterShape, TokenizerError> =>
   Effect.tryPromise({
     try: async () => {
       const fs = await import("node:fs/promises")
@@ -95,10 +102,11 @@ export const tokenizerFileCounter = (pathToTokenizer: string): Effect.Effect<Tok
       }
     },
     catch: (e) =>
-      new Error(
-        `${pathToTokenizer}: cannot load a tokenizer (${e instanceof Error ? e.message : String(e)}); give a tokenizer.json or a model folder holding one`
-      )
+      new TokenizerError({
+        path: pathToTokenizer,
+        message: `${pathToTokenizer}: cannot load a tokenizer (${e instanceof Error ? e.message : String(e)}); give a tokenizer.json or a model folder holding one`
+      })
   })
 
-export const TokenizerFileCounterLive = (pathToTokenizer: string): Layer.Layer<TokenCounter, Error> =>
+export const TokenizerFileCounterLive = (pathToTokenizer: string): Layer.Layer<TokenCounter, TokenizerError> =>
   Layer.effect(TokenCounter, tokenizerFileCounter(pathToTokenizer))

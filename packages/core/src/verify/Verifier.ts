@@ -37,17 +37,20 @@ export const basicVerifier: VerifierShape = {
       if (problem.domain === "code") {
         return {
           ok: false,
+          failure: "unverifiable",
           reason: "unverifiable: code needs the evaluator's sandbox, which this version does not have"
         }
       }
       if (problem.answer === undefined || problem.answer.trim() === "") {
-        return { ok: false, reason: "no-reference: the problem has no reference answer" }
+        return { ok: false, failure: "no-reference", reason: "no-reference: the problem has no reference answer" }
       }
       if (problem.choices !== undefined) {
         const letter = extractLetter(trace.finalAnswer ?? "") ?? extractLetter(text)
-        if (letter === undefined) return { ok: false, reason: "no-answer: no chosen letter found" }
+        if (letter === undefined)
+          return { ok: false, failure: "no-answer", reason: "no-answer: no chosen letter found" }
         return {
           ok: letter === problem.answer.trim(),
+          failure: letter === problem.answer.trim() ? undefined : "answer-mismatch",
           extracted: letter,
           reason:
             letter === problem.answer.trim()
@@ -70,13 +73,14 @@ export const basicVerifier: VerifierShape = {
         case "wrong":
           return {
             ok: false,
+            failure: "answer-mismatch",
             extracted: grade.extracted,
             reason: `answer-mismatch: ${clip(grade.extracted ?? "")} vs reference ${clip(problem.answer)}`
           }
         case "timeout":
-          return { ok: false, reason: "timeout: grading this answer ran past its time cap" }
+          return { ok: false, failure: "timeout", reason: "timeout: grading this answer ran past its time cap" }
         case "no-answer":
-          return { ok: false, reason: "no-answer: no \\boxed{} or stated final answer found" }
+          return { ok: false, failure: "no-answer", reason: "no-answer: no \\boxed{} or stated final answer found" }
       }
     })
 }

@@ -1,0 +1,147 @@
+import { diffWords } from "diff"
+import { useEffect, useState } from "react"
+import type { ItemDetail, ItemRow } from "../contract.js"
+import { call } from "./api.js"
+import { ErrorNote, Select, useAsync } from "./shared.js"
+
+const WordDiff = ({ before, after }: { before: string; after: string }) => (
+  <p className="diff">
+    {diffWords(before, after).map((p, i) =>
+      p.added ? <ins key={i}>{p.value}</ins> : p.removed ? <del key={i}>{p.value}</del> : <span key={i}>{p.value}</span>
+    )}
+  </p>
+)
+
+export const ItemsPanel = () => {
+  const [filter, setFilter] = useState<{
+    fate: "" | "kept" | "dropped" | "pending" | "failed"
+    verdict: "" | "easy" | "medium" | "hard"
+    search: string
+    maxTokens: string
+  }>({ fate: "", verdict: "", search: "", maxTokens: "" })
+  const [rows, setRows] = useState<ReadonlyArray<ItemRow>>([])
+  const [open, setOpen] = useState<ItemDetail | undefined>(undefined)
+  const { error, run } = useAsync()
+  useEffect(() => {
+    void run(async () =>
+      setRows(
+        await call("items.list", {
+          ...(filter.fate !== "" ? { fate: filter.fate } : {}),
+          ...(filter.verdict !== "" ? { verdict: filter.verdict } : {}),
+          ...(filter.search !== "" ? { search: filter.search } : {}),
+          ...(filter.maxTokens !== "" ? { maxTokens: Number(filter.maxTokens) } : {}),
+          limit: 500
+        })
+      )
+    )
+  }, [filter.fate, filter.verdict, filter.search, filter.maxTokens])
+  return (
+    <section aria-labelledby="items-title">
+      <h2 id="items-title">Dataset</h2>
+      <div className="filters">
+        <label htmlFor="f-fate">Fate</label>
+        <Select
+          id="f-fate"
+          value={filter.fate}
+          options={[["", "all"], ["kept"], ["dropped"], ["pending"], ["failed"]]}
+          onChange={(fate) => setFilter({ ...filter, fate })}
+        />
+        <label htmlFor="f-verdict">Verdict</label>
+        <Select
+          id="f-verdict"
+          value={filter.verdict}
+          options={[["", "any"], ["easy"], ["medium"], ["hard"]]}
+          onChange={(verdict) => setFilter({ ...filter, verdict })}
+        />
+        <label htmlFor="f-search">Search</label>
+        <input
+          id="f-search"
+          type="search"
+          value={filter.search}
+          onChange={(e) => setFilter({ ...filter, search: e.target.value })}
+        />
+        <label htmlFor="f-tokens">At most this many reasoning tokens</label>
+        <input
+          id="f-tokens"
+          type="number"
+          min="0"
+          value={filter.maxTokens}
+          onChange={(e) => setFilter({ ...filter, maxTokens: e.target.value })}
+        />
+      </div>
+      <ErrorNote error={error} />
+      <table aria-label="Items">
+        <thead>
+          <tr>
+            <th scope="col">Item</th>
+            <th scope="col">Fate</th>
+            <th scope="col">Rounds</th>
+            <th scope="col">Tokens before → after</th>
+            <th scope="col">Question</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={r.id}>
+              <td>
+                <button
+                  className="link"
+                  onClick={() => void run(async () => setOpen(await call("items.get", { id: r.id })))}
+                >
+                  {r.id}
+                </button>
+              </td>
+              <td>
+                {r.fate} {r.what}
+              </td>
+              <td className="num">{r.rounds}</td>
+              <td className="num">
+                {r.tokensBefore ?? "-"} → {r.tokensAfter ?? "-"}
+              </td>
+              <td>{r.question.slice(0, 120)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {open !== undefined ? (
+        <article aria-labelledby="item-title" className="item">
+          <h3 id="item-title">
+            Item {open.id}: {open.fate}
+            {open.keptAs !== null ? ` (${open.keptAs})` : ""}
+            {open.reason !== null ? ` — ${open.reason}` : ""}
+          </h3>
+          <p>Question: {open.question}</p>
+          <p>Reference: {open.reference ?? "none"}</p>
+          <div className="side">
+            <div>
+              <h4>Original</h4>
+              <pre>{open.original ?? ""}</pre>
+            </div>
+            <div>
+              <h4>Final</h4>
+              <pre>{open.final ?? ""}</pre>
+            </div>
+          </div>
+          <h4>Rounds</h4>
+          <ol start={0}>
+            {open.rounds.map((r) => (
+              <li key={r.index}>
+                <strong>{r.action}</strong>
+                {r.verdict !== null
+                  ? ` — verdict ${r.verdict.level} (judge replied ${JSON.stringify(r.verdict.raw.slice(0, 200))})`
+                  : ""}
+                {r.verification !== null
+                  ? ` — ${r.verification.ok ? "verified" : "not verified"}: ${r.verification.reason}`
+                  : ""}
+                {r.calls.length > 0 ? <span className="calls"> · {r.calls.join(" · ")}</span> : null}
+                {r.before !== null && r.after !== null && r.before !== r.after ? (
+                  <WordDiff before={r.before} after={r.after} />
+                ) : null}
+              </li>
+            ))}
+          </ol>
+        </article>
+      ) : null}
+    </section>
+  )
+}

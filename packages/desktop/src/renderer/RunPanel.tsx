@@ -1,0 +1,211 @@
+import { useState } from "react"
+import type { Reply, RunView, StatusView } from "../contract.js"
+import { call } from "./api.js"
+import { Bars, Histogram, Line } from "./charts.js"
+import { ErrorNote, useAsync } from "./shared.js"
+
+export const RunPanel = ({
+  view,
+  onView,
+  holder
+}: {
+  view: RunView | undefined
+  onView: (v: RunView) => void
+  holder: StatusView["running"]
+}) => {
+  const [specs, setSpecs] = useState({ teacher: "", rewriter: "", judge: "", limit: "", budgetTokens: "" })
+  const { error, busy, run } = useAsync()
+  const active = view?.state === "running" || view?.state === "paused" || view?.state === "stopping"
+  // Another process's run holds the workspace (this app's own run shows as `active` instead).
+  const elsewhere = active ? null : holder
+  const field = (
+    name: "teacher" | "rewriter" | "judge" | "limit" | "budgetTokens",
+    label: string,
+    placeholder: string
+  ) => (
+    <div className="field">
+      <label htmlFor={`spec-${name}`}>{label}</label>
+      <input
+        id={`spec-${name}`}
+        value={specs[name]}
+        placeholder={placeholder}
+        onChange={(e) => setSpecs({ ...specs, [name]: e.target.value })}
+      />
+    </div>
+  )
+  const start = () =>
+    run(async () =>
+      onView(
+        await call("run.start", {
+          ...(specs.teacher !== "" ? { teacher: specs.teacher } : {}),
+          ...(specs.rewriter !== "" ? { rewriter: specs.rewriter } : {}),
+          ...(specs.judge !== "" ? { judge: specs.judge } : {}),
+          ...(specs.limit !== "" ? { limit: Number(specs.limit) } : {}),
+          ...(specs.budgetTokens !== "" ? { budgetTokens: Number(specs.budgetTokens) } : {})
+        })
+      )
+    )
+  const total = (view?.stages ?? []).reduce((n, s) => n + s.done + s.dropped + s.failed, 0)
+  return (
+    <section aria-labelledby="run-title">
+      <h2 id="run-title">Run the recipe</h2>
+      <p>
+        Models: openai:MODEL@BASE_URL for an endpoint, onnx:DIR for a local model folder. Empty fields keep the recipe's
+        models.
+      </p>
+      {field("teacher", "Teacher", "openai:deepseek-chat@https://api.deepseek.com/v1")}
+      {field("rewriter", "Rewriter", "onnx:/models/qwen2.5-7b#q4")}
+      {field("judge", "Judge", "openai:qwq-32b@http://127.0.0.1:8000/v1")}
+      {field("limit", "Only the first N problems", "all")}
+      {field("budgetTokens", "Token budget (the workspace's calls in all)", "none")}
+      <ModelCheck />
+      <div className="buttons">
+        <button onClick={() => void start()} disabled={busy || active || elsewhere !== null}>
+          Start
+        </button>
+        <button
+          onClick={() => void run(async () => onView(await call("run.pause", {})))}
+          disabled={view?.state !== "running"}
+        >
+          Pause
+        </button>
+        <button
+          onClick={() => void run(async () => onView(await call("run.resume", {})))}
+          disabled={view?.state !== "paused"}
+        >
+          Resume
+        </button>
+        <button onClick={() => void run(async () => onView(await call("run.stop", {})))} disabled={!active}>
+          Stop
+        </button>
+      </div>
+      {elsewhere !== null ? (
+        <p role="status" data-testid="run-holder">
+          Another run is at work on this workspace: {elsewhere.what} (pid {elsewhere.pid} on {elsewhere.host}, since{" "}
+          {elsewhere.startedAt}). Start is available when it ends; one on another machine that has ended can be taken
+          over with <code>fastcot run --take-over</code>.
+        </p>
+      ) : null}
+      <ErrorNote error={error} />
+      <p aria-live="polite" className="state">
+        State: <strong data-testid="run-state">{view?.state ?? "idle"}</strong>
+        {view?.message !== undefined ? ` — ${view.message}` : ""}
+      </p>
+      <table aria-label="Stages">
+        <thead>
+          <tr>
+            <th scope="col">Stage</th>
+            <th scope="col">Progress</th>
+            <th scope="col">Done</th>
+            <th scope="col">Dropped</th>
+            <th scope="col">Failed</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(view?.stages ?? []).map((s) => (
+            <tr key={s.name} data-stage={s.name}>
+              <th scope="row">{s.name}</th>
+              <td>
+                <progress
+                  aria-label={`${s.name} progress`}
+                  max={s.total ?? 1}
+                  value={s.total === null ? 0 : s.done + s.dropped + s.failed}
+                />
+              </td>
+              <td className="num">{s.done}</td>
+              <td className="num">{s.dropped}</td>
+              <td className="num">{s.failed}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <table aria-label="Models">
+        <thead>
+          <tr>
+            <th scope="col">Role</th>
+            <th scope="col">Model</th>
+            <th scope="col">In flight</th>
+            <th scope="col">Retries</th>
+            <th scope="col">Errors</th>
+            <th scope="col">Cache hits</th>
+            <th scope="col">Output tokens</th>
+            <th scope="col">Cost</th>
+          </tr>
+        </thead>
+        <tbody>
+          {(view?.models ?? []).map((m) => (
+            <tr key={`${m.role}-${m.model}`}>
+              <th scope="row">{m.role}</th>
+              <td>{m.model}</td>
+              <td className="num">{m.inFlight}</td>
+              <td className="num">{m.retries}</td>
+              <td className="num">{m.errors}</td>
+              <td className="num">{m.cacheHits}</td>
+              <td className="num">{m.completionTokens}</td>
+              <td className="num">${m.costUsd.toFixed(4)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <div className="charts">
+        <Line
+          label={`Items finished over time (${total})`}
+          points={(view?.timeline ?? []).map((p) => ({ x: p.t, y: p.done }))}
+        />
+        <Bars label="Verdicts" data={Object.entries(view?.verdicts ?? {}).map(([k, v]) => ({ label: k, value: v }))} />
+        <Bars
+          label="Fates this run"
+          data={[
+            ...Object.entries(view?.kept ?? {}).map(([k, v]) => ({ label: `kept: ${k}`, value: v })),
+            ...Object.entries(view?.dropped ?? {}).map(([k, v]) => ({ label: `dropped: ${k}`, value: v }))
+          ]}
+        />
+        <Histogram
+          label="Reasoning tokens of kept items, before and after alignment"
+          before={view?.tokensBefore ?? []}
+          after={view?.tokensAfter ?? []}
+        />
+      </div>
+    </section>
+  )
+}
+
+/** Checks a local model folder the way `fastcot models inspect` does. */
+const ModelCheck = () => {
+  const [path, setPath] = useState("")
+  const [report, setReport] = useState<Reply<"models.inspect"> | undefined>(undefined)
+  const { error, busy, run } = useAsync()
+  return (
+    <details>
+      <summary>Check a local model folder</summary>
+      <label htmlFor="model-path">Model folder (config.json, tokenizer.json, onnx/)</label>
+      <input id="model-path" value={path} onChange={(e) => setPath(e.target.value)} />
+      <button
+        disabled={busy || path === ""}
+        onClick={() => void run(async () => setReport(await call("models.inspect", { path })))}
+      >
+        Check
+      </button>
+      <ErrorNote error={error} />
+      {report !== undefined ? (
+        <div aria-live="polite" className="model-report">
+          <p>
+            {report.architecture},{" "}
+            {report.parameters !== null ? `~${(report.parameters / 1e6).toFixed(1)}M parameters` : "parameters unknown"}
+            , chat template {report.chatTemplate ? "present" : "missing"}
+          </p>
+          <ul aria-label="Weight variants">
+            {report.variants.map((v) => (
+              <li key={v.name}>
+                {v.name}: {(v.bytes / 2 ** 20).toFixed(1)} MiB,{" "}
+                {v.runnable === true ? "runnable" : v.runnable === false ? "not runnable" : "unchecked"} (use onnx:
+                {path}#{v.name})
+              </li>
+            ))}
+          </ul>
+          {report.missing.length > 0 ? <p>Missing: {report.missing.join(", ")}</p> : null}
+        </div>
+      ) : null}
+    </details>
+  )
+}
