@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { Backend, type Push } from "./backend.js"
+import { Backend, type BackendPush } from "./backend.js"
 import { CHANNELS } from "./contract.js"
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -83,7 +83,7 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     expect(imported.problemsAdded).toBe(30)
     expect(imported.rejects.map((r) => r.line)).toEqual([31, 32])
 
-    const pushes: Array<Push> = []
+    const pushes: Array<BackendPush> = []
     const off = backend.subscribe((p) => pushes.push(p))
     const spec = `openai:scripted@${server.baseUrl}`
     expect(

@@ -49,6 +49,7 @@ import {
   Channels,
   type ItemDetail,
   type ItemRow,
+  type Push,
   type Reply,
   type RunView,
   type StatusView
@@ -61,9 +62,8 @@ type Services = RunStore | TokenCounter
 type Req<C extends ChannelName> = (typeof Channels)[C]["request"]["Type"]
 type Runtime = ManagedRuntime.ManagedRuntime<Services, unknown>
 
-/** What the backend pushes to its windows: run events and, once a second, the run's view. */
-export type Push =
-  { readonly _tag: "event"; readonly event: RunEvent } | { readonly _tag: "view"; readonly view: RunView }
+/** What this backend pushes: the contract's pushes, with @fastcot/core's run events. */
+export type BackendPush = Push<RunEvent>
 
 /**
  * The desktop app's backend: one workspace (the same fastcot.db the CLI uses), the pipeline run,
@@ -83,7 +83,7 @@ export class Backend {
         timeline: Array<{ t: number; done: number }>
       }
     | undefined
-  private readonly listeners = new Set<(p: Push) => void>()
+  private readonly listeners = new Set<(p: BackendPush) => void>()
   private ticker: NodeJS.Timeout | undefined
   private evaluation: {
     state: "idle" | "running" | "done" | "failed"
@@ -93,11 +93,11 @@ export class Backend {
 
   constructor(private readonly env: Readonly<Record<string, string | undefined>> = process.env) {}
 
-  subscribe(listener: (p: Push) => void): () => void {
+  subscribe(listener: (p: BackendPush) => void): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
   }
-  private push(p: Push) {
+  private push(p: BackendPush) {
     for (const l of this.listeners) l(p)
   }
 

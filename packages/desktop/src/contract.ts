@@ -245,6 +245,13 @@ export type Request<C extends ChannelName> = (typeof Channels)[C]["request"]["En
 export type Reply<C extends ChannelName> = (typeof Channels)[C]["reply"]["Type"]
 export const CHANNELS = Object.keys(Channels) as ReadonlyArray<ChannelName>
 
+/**
+ * What the backend pushes to its windows: run events (the backend's are @fastcot/core's
+ * `RunEvent`; the renderer reads only views) and, once a second, the run's view.
+ */
+export type Push<Event = unknown> =
+  { readonly _tag: "event"; readonly event: Event } | { readonly _tag: "view"; readonly view: RunView }
+
 /** A request the backend refused or could not serve, with what to fix. */
 export interface ApiFailure {
   readonly error: { readonly kind: "bad-request" | "failed"; readonly message: string }

@@ -1,3 +1,4 @@
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -41,7 +42,7 @@ export interface ItemStageReport {
  * was paid for stays in its history). A rerun tries it again; a refusal that repeats is answered
  * from the store without being sent.
  */
-const failedItem = (item: Item, rounds: ReadonlyArray<Round>, role: string, error: LlmError): Item =>
+const failedItem = (item: Item, rounds: ReadonlyArray<Round>, role: string, error: LlmError, updatedAt: string): Item =>
   makeItem({
     ...item,
     fate: "failed",
@@ -50,7 +51,7 @@ const failedItem = (item: Item, rounds: ReadonlyArray<Round>, role: string, erro
       detail: `${role}: ${error._tag}: ${error.message}`
     },
     rounds,
-    updatedAt: now()
+    updatedAt
   })
 
 const PAGE = 200
@@ -91,7 +92,8 @@ const runItemStage = (
   Effect.gen(function* () {
     const store = yield* RunStore
     const counts = { processed: 0, advanced: 0, kept: 0, dropped: 0, failed: 0 }
-    const started = Date.now()
+    const clock = yield* Effect.clock
+    const started = clock.unsafeCurrentTimeMillis()
     const emit = options.onEvent ?? (() => {})
     yield* drainConcurrently(
       pendingAt(stage),
@@ -145,12 +147,13 @@ const runItemStage = (
       done: counts.processed,
       failed: counts.failed,
       skipped: 0,
-      elapsedMs: Date.now() - started
+      elapsedMs: clock.unsafeCurrentTimeMillis() - started
     })
     return { stage: name, ...counts } satisfies ItemStageReport
   })
 
-const now = () => new Date().toISOString()
+/** Now, from the Clock in context, as records write it. */
+const isoNow = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms).toISOString())
 
 /**
  * Stage 1, long-to-short: imported and teacher traces waiting at `collect` move to `verify`;
@@ -173,7 +176,7 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
             ...item,
             fate: "dropped",
             reason: { code: flag.value.flag, detail: flag.value.detail },
-            updatedAt: now()
+            updatedAt: yield* isoNow
           })
         const trace = item.trace
         if (trace === undefined)
@@ -181,7 +184,7 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
             ...item,
             fate: "dropped",
             reason: { code: "no-trace", detail: "the item has no trace" },
-            updatedAt: now()
+            updatedAt: yield* isoNow
           })
         // A reasoning that never ended is not offered to long-to-short (or anyone) as complete.
         if (trace.cutOff === true)
@@ -192,10 +195,10 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
               code: "reasoning-cut-off",
               detail: "the trace's reasoning never ends: the reply was cut off inside it"
             },
-            updatedAt: now()
+            updatedAt: yield* isoNow
           })
         const tokens = counter.count(trace.reasoning)
-        if (!trace.long || tokens <= threshold) return makeItem({ ...item, stage: "verify", updatedAt: now() })
+        if (!trace.long || tokens <= threshold) return makeItem({ ...item, stage: "verify", updatedAt: yield* isoNow })
         if (!lm.roles.includes("rewriter")) {
           return makeItem({
             ...item,
@@ -204,14 +207,14 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
               code: "no-rewriter",
               detail: `a ${tokens}-token trace needs long-to-short, and no rewriter is configured`
             },
-            updatedAt: now()
+            updatedAt: yield* isoNow
           })
         }
-        const startedAt = now()
+        const startedAt = yield* isoNow
         const result = yield* lm
           .complete("rewriter", promptRequest(prompt, problem, trace, sampling), { cache: options.cache })
           .pipe(Effect.either)
-        if (result._tag === "Left") return failedItem(item, item.rounds, "rewriter", result.left)
+        if (result._tag === "Left") return failedItem(item, item.rounds, "rewriter", result.left, yield* isoNow)
         const c = result.right
         const short = new Trace({
           reasoning: c.text.trim(),
@@ -234,11 +237,11 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
               output: short,
               calls: [callRecord("rewriter", c, prompt.version)],
               startedAt,
-              finishedAt: now(),
+              finishedAt: yield* isoNow,
               note: `${tokens} reasoning tokens above ${threshold}`
             })
           ],
-          updatedAt: now()
+          updatedAt: yield* isoNow
         })
       })
     )
@@ -250,7 +253,7 @@ export const verifyStage = (options: ItemStageOptions) =>
     const verifier = yield* Verifier
     return yield* runItemStage("verify", "verify", options, (item, problem) =>
       Effect.gen(function* () {
-        const startedAt = now()
+        const startedAt = yield* isoNow
         const v = yield* verifier.verify(problem, item.trace!)
         const round = makeRound({
           index: item.rounds.length,
@@ -259,17 +262,17 @@ export const verifyStage = (options: ItemStageOptions) =>
           verification: v,
           calls: [],
           startedAt,
-          finishedAt: now(),
+          finishedAt: yield* isoNow,
           note: verifier.name
         })
         return v.ok
-          ? makeItem({ ...item, stage: "align", rounds: [...item.rounds, round], updatedAt: now() })
+          ? makeItem({ ...item, stage: "align", rounds: [...item.rounds, round], updatedAt: yield* isoNow })
           : makeItem({
               ...item,
               fate: "dropped",
               reason: { code: dropCode(v), detail: v.reason },
               rounds: [...item.rounds, round],
-              updatedAt: now()
+              updatedAt: yield* isoNow
             })
       })
     )
@@ -346,7 +349,10 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
         const rounds = [...start.rounds]
         const push = (r: Omit<ConstructorParameters<typeof Round>[0], "index">) =>
           rounds.push(makeRound({ ...r, index: rounds.length }))
-        const finish = (fields: { fate: Item["fate"]; keptAs?: KeptAs; reason?: Item["reason"]; trace: Trace }) => {
+        const finish = (
+          fields: { fate: Item["fate"]; keptAs?: KeptAs; reason?: Item["reason"]; trace: Trace },
+          updatedAt: string
+        ) => {
           const original = start.original ?? (fields.trace !== start.trace ? start.trace : undefined)
           return makeItem({
             ...start,
@@ -355,7 +361,7 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
             stage: "done",
             original: original !== undefined ? counted(original) : undefined,
             rounds,
-            updatedAt: now()
+            updatedAt
           })
         }
         let trace = start.trace!
@@ -367,7 +373,7 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
           for (let vote = 0; vote < settings.judges; vote++) {
             let said: VerdictLevel = "unparseable"
             for (let ask = 0; ask <= settings.judgeRetries; ask++) {
-              const startedAt = now()
+              const startedAt = yield* isoNow
               const sample = vote * (settings.judgeRetries + 1) + ask
               const request = promptRequest(judgePrompt, problem, trace, judgeSampling, sample, [
                 "easy",
@@ -377,7 +383,7 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
               const result = yield* lm
                 .complete("judge", request, { sampleIndex: sample, cache: options.cache })
                 .pipe(Effect.either)
-              if (result._tag === "Left") return failedItem(start, rounds, "judge", result.left)
+              if (result._tag === "Left") return failedItem(start, rounds, "judge", result.left, yield* isoNow)
               const c = result.right
               const parsed = parseVerdict(c.text)
               const notes = [
@@ -395,7 +401,7 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
                 }),
                 calls: [callRecord("judge", c, judgePrompt.version)],
                 startedAt,
-                finishedAt: now(),
+                finishedAt: yield* isoNow,
                 note: notes.length > 0 ? notes.join("; ") : undefined
               })
               if (parsed !== undefined) {
@@ -408,52 +414,61 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
           const level = majorityVerdict(votes)
           options.onEvent?.({ _tag: "verdict", itemId: start.id, level, round })
           if (level === "unparseable") {
-            return finish({
-              fate: "dropped",
-              reason: {
-                code: "judge-unparseable",
-                detail: `no easy/medium/hard after ${settings.judgeRetries + 1} asks`
+            return finish(
+              {
+                fate: "dropped",
+                reason: {
+                  code: "judge-unparseable",
+                  detail: `no easy/medium/hard after ${settings.judgeRetries + 1} asks`
+                },
+                trace
               },
-              trace
-            })
+              yield* isoNow
+            )
           }
           history.push(level)
           first ??= level
           if (level === "medium") {
             const keptAs: KeptAs =
               first === "medium" ? "initial-medium" : first === "easy" ? "easy-to-medium" : "hard-to-medium"
-            return finish({ fate: "kept", keptAs, trace })
+            return finish({ fate: "kept", keptAs, trace }, yield* isoNow)
           }
           if (round >= settings.maxRounds) {
-            return finish({
-              fate: "dropped",
-              reason: {
-                code: "max-rounds",
-                detail: `not medium after ${settings.maxRounds} rewrites (verdicts: ${history.join(" → ")})`
+            return finish(
+              {
+                fate: "dropped",
+                reason: {
+                  code: "max-rounds",
+                  detail: `not medium after ${settings.maxRounds} rewrites (verdicts: ${history.join(" → ")})`
+                },
+                trace
               },
-              trace
-            })
+              yield* isoNow
+            )
           }
           if (!lm.roles.includes("rewriter")) {
-            return finish({
-              fate: "dropped",
-              reason: { code: "no-rewriter", detail: `judged ${level}; no rewriter is configured` },
-              trace
-            })
+            return finish(
+              {
+                fate: "dropped",
+                reason: { code: "no-rewriter", detail: `judged ${level}; no rewriter is configured` },
+                trace
+              },
+              yield* isoNow
+            )
           }
           // Rewrite: expand an easy trace, simplify a hard one; the rewrite must keep the answer.
           const prompt = level === "easy" ? expandPrompt : simplifyPrompt
           let rewritten: Trace | undefined
           let lastReason = ""
           for (let attempt = 0; attempt <= settings.rewriteRetries && rewritten === undefined; attempt++) {
-            const startedAt = now()
+            const startedAt = yield* isoNow
             const result = yield* lm
               .complete("rewriter", promptRequest(prompt, problem, trace, rewriteSampling, attempt), {
                 sampleIndex: attempt,
                 cache: options.cache
               })
               .pipe(Effect.either)
-            if (result._tag === "Left") return failedItem(start, rounds, "rewriter", result.left)
+            if (result._tag === "Left") return failedItem(start, rounds, "rewriter", result.left, yield* isoNow)
             const c = result.right
             const candidate = new Trace({
               reasoning: c.text.trim(),
@@ -470,20 +485,23 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
               verification: v,
               calls: [callRecord("rewriter", c, prompt.version)],
               startedAt,
-              finishedAt: now()
+              finishedAt: yield* isoNow
             })
             if (v.ok) rewritten = candidate
             else lastReason = v.reason
           }
           if (rewritten === undefined) {
-            return finish({
-              fate: "dropped",
-              reason: {
-                code: "rewrite-changed-answer",
-                detail: `no ${prompt.name} kept the answer after ${settings.rewriteRetries + 1} tries (${lastReason})`
+            return finish(
+              {
+                fate: "dropped",
+                reason: {
+                  code: "rewrite-changed-answer",
+                  detail: `no ${prompt.name} kept the answer after ${settings.rewriteRetries + 1} tries (${lastReason})`
+                },
+                trace
               },
-              trace
-            })
+              yield* isoNow
+            )
           }
           trace = rewritten
         }

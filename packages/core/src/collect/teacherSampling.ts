@@ -67,11 +67,19 @@ export const sampleTeacher = (
     const status = yield* store.status
     const flagged = Object.values(status.flags).reduce((a, b) => a + b, 0)
     const total = Math.min(status.problems - flagged, options.limit ?? Infinity) * samples
-    const started = Date.now()
+    // Time from the Clock in context (a TestClock in tests), read in the callbacks below.
+    const clock = yield* Effect.clock
+    const started = clock.unsafeCurrentTimeMillis()
     const counts = { done: 0, failed: 0, skipped: 0, cached: 0, promptTokens: 0, completionTokens: 0, costUsd: 0 }
     const emit = options.onEvent ?? (() => {})
     const progress = () =>
-      emit({ _tag: "progress", stage: "teacher", total, ...counts, elapsedMs: Date.now() - started })
+      emit({
+        _tag: "progress",
+        stage: "teacher",
+        total,
+        ...counts,
+        elapsedMs: clock.unsafeCurrentTimeMillis() - started
+      })
     if (samples === 0 || config.models.teacher === undefined) {
       return { stage: "teacher", total: 0, done: 0, failed: 0, skipped: 0 }
     }
@@ -90,7 +98,7 @@ export const sampleTeacher = (
           seed: sampling.seed !== undefined ? sampling.seed + sample : undefined,
           stop: sampling.stop
         })
-        const startedAt = new Date().toISOString()
+        const startedAt = new Date(clock.unsafeCurrentTimeMillis()).toISOString()
         const ask = (r: ChatRequest) =>
           lm.complete("teacher", r, { sampleIndex: sample, cache: options.cache }).pipe(Effect.either)
         let result = yield* ask(request)
@@ -114,7 +122,7 @@ export const sampleTeacher = (
           maxTokens = Math.min(cap, maxTokens * 2)
           result = yield* ask(new ChatRequest({ ...request, max_tokens: maxTokens }))
         }
-        const finishedAt = new Date().toISOString()
+        const finishedAt = new Date(clock.unsafeCurrentTimeMillis()).toISOString()
         const now = finishedAt
         const callRecord = (call: Completion) => ({
           role: "teacher" as const,
@@ -271,7 +279,7 @@ export const sampleTeacher = (
       done: counts.done,
       failed: counts.failed,
       skipped: counts.skipped,
-      elapsedMs: Date.now() - started
+      elapsedMs: clock.unsafeCurrentTimeMillis() - started
     })
     return report
   })

@@ -1,3 +1,4 @@
+import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -179,7 +180,7 @@ export const importFile = (
       })
       if (next.done === true) break
       const batch = next.value
-      const now = new Date().toISOString()
+      const now = new Date(yield* Clock.currentTimeMillis).toISOString()
       const problems: Array<Problem> = []
       const items: Array<Item> = []
       const rejects: Array<ImportReject> = []
@@ -326,7 +327,7 @@ export const dryRunImport = (
     const counts = { rows: 0, traces: 0, longTraces: 0, cutOffTraces: 0 }
     const rejects: Array<ImportReject> = []
     const preview: Array<DryRunReport["preview"][number]> = []
-    const now = new Date().toISOString()
+    const now = new Date(yield* Clock.currentTimeMillis).toISOString()
     const iterator = readRows(format, file, START, options.batchSize ?? 2000)
     for (;;) {
       const next = yield* Effect.tryPromise({

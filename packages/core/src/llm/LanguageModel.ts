@@ -239,6 +239,8 @@ export const makeLanguageModel = (
   } = {}
 ): Effect.Effect<LanguageModelShape, never, RunStore> =>
   Effect.gen(function* () {
+    // Time from the Clock in context (a TestClock in tests), read in the synchronous callbacks below.
+    const clock = yield* Effect.clock
     const store = yield* RunStore
     const states = new Map<string, Array<EndpointState>>()
     for (const [role, config] of Object.entries(roles)) {
@@ -287,7 +289,7 @@ export const makeLanguageModel = (
 
     /** The healthy endpoint with the most free capacity; else the one back soonest (never an exhausted one while another is left). */
     const pick = (list: Array<EndpointState>): EndpointState => {
-      const now = Date.now()
+      const now = clock.unsafeCurrentTimeMillis()
       let best: EndpointState | undefined
       let bestLoad = Infinity
       for (const s of list) {
@@ -314,7 +316,7 @@ export const makeLanguageModel = (
 
     const waitForRate = (s: EndpointState, estimatedTokens: number) =>
       Effect.suspend(() => {
-        const now = Date.now()
+        const now = clock.unsafeCurrentTimeMillis()
         let waitMs = 0
         if (s.config.requestsPerMinute !== undefined && s.config.requestsPerMinute > 0) {
           const gap = 60_000 / s.config.requestsPerMinute
@@ -341,15 +343,15 @@ export const makeLanguageModel = (
       const estimate = () => promptTokens(request) + (request.max_tokens ?? 512)
       const call = Effect.suspend(() => {
         s.stats.requests++
-        const started = Date.now()
+        const started = clock.unsafeCurrentTimeMillis()
         return Effect.map(s.config.provider.call(request), (result) => {
           if (result.rateLimit !== undefined) holdFor(s, result.rateLimit, estimate())
-          return { result, latencyMs: Date.now() - started }
+          return { result, latencyMs: clock.unsafeCurrentTimeMillis() - started }
         })
       })
       return s.permits.with(
         Effect.suspend(() => {
-          const held = s.heldUntil - Date.now()
+          const held = s.heldUntil - clock.unsafeCurrentTimeMillis()
           const waited = held > 0 ? Effect.zipRight(Effect.sleep(Duration.millis(held)), call) : call
           return configured
             ? Effect.zipRight(
@@ -367,7 +369,7 @@ export const makeLanguageModel = (
      * more until that window resets (instead of collecting 429s and backing off).
      */
     const holdFor = (s: EndpointState, limit: RateLimitState, tokensNeeded: number) => {
-      const now = Date.now()
+      const now = clock.unsafeCurrentTimeMillis()
       const wasHeld = s.heldUntil > now
       if (
         limit.remainingRequests !== undefined &&
@@ -425,7 +427,8 @@ export const makeLanguageModel = (
             if (error._tag === "RateLimited") s.stats.rateLimited++
             if (error._tag !== "RateLimited" && error._tag !== "BadRequest" && error._tag !== "Cancelled") {
               s.consecutiveFailures++
-              if (list.length > 1 && s.consecutiveFailures >= 3) s.setAsideUntil = Date.now() + setAsideMs
+              if (list.length > 1 && s.consecutiveFailures >= 3)
+                s.setAsideUntil = clock.unsafeCurrentTimeMillis() + setAsideMs
             }
             if (!isRetryable(error) || attempt >= maxAttempts) return Effect.fail(error)
             s.stats.retries++
@@ -479,7 +482,7 @@ export const makeLanguageModel = (
                   key,
                   model,
                   value: JSON.stringify({ ...result, latencyMs }),
-                  createdAt: new Date().toISOString()
+                  createdAt: new Date(clock.unsafeCurrentTimeMillis()).toISOString()
                 })
                 .pipe(
                   Effect.orElse(() => Effect.void),
@@ -519,9 +522,13 @@ export const makeLanguageModel = (
                       key,
                       model,
                       value: JSON.stringify({
-                        refused: { status: error.status, message: error.message, at: new Date().toISOString() }
+                        refused: {
+                          status: error.status,
+                          message: error.message,
+                          at: new Date(clock.unsafeCurrentTimeMillis()).toISOString()
+                        }
                       }),
-                      createdAt: new Date().toISOString()
+                      createdAt: new Date(clock.unsafeCurrentTimeMillis()).toISOString()
                     })
                     .pipe(Effect.orElse(() => Effect.void))
                 : Effect.void
@@ -598,7 +605,7 @@ export const makeLanguageModel = (
           role,
           endpoint: s.config.provider.id,
           model: s.config.provider.model,
-          setAside: s.setAsideUntil > Date.now(),
+          setAside: s.setAsideUntil > clock.unsafeCurrentTimeMillis(),
           exhausted: s.exhausted,
           inFlight: s.permits.inUse,
           ...s.stats

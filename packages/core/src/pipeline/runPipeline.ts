@@ -1,3 +1,4 @@
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -62,9 +63,10 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
       if (event._tag !== "stage-done") emit(event)
     }
     const base = { cache: options.cache, onEvent: passEvents }
-    const filterStarted = Date.now()
+    const filterStarted = yield* Clock.currentTimeMillis
     const filter = wanted.has("filter") ? yield* filterProblems(config.stages.filter) : undefined
     if (filter !== undefined) {
+      const filterMs = (yield* Clock.currentTimeMillis) - filterStarted
       const flagged = filter.duplicates + filter.nearDuplicates + filter.contaminated
       emit({
         _tag: "progress",
@@ -77,7 +79,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
         promptTokens: 0,
         completionTokens: 0,
         costUsd: 0,
-        elapsedMs: Date.now() - filterStarted
+        elapsedMs: filterMs
       })
       emit({
         _tag: "stage-done",
@@ -85,7 +87,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
         done: filter.problems - flagged,
         failed: 0,
         skipped: flagged,
-        elapsedMs: Date.now() - filterStarted
+        elapsedMs: filterMs
       })
     }
 
@@ -96,7 +98,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
     /** Passes of an item stage until `upstream` has finished and a pass finds nothing pending. */
     const drain = <E, R>(name: string, upstream: Deferred.Deferred<void>, pass: Effect.Effect<ItemStageReport, E, R>) =>
       Effect.gen(function* () {
-        const started = Date.now()
+        const started = yield* Clock.currentTimeMillis
         const reports: Array<ItemStageReport> = []
         for (;;) {
           const finished = yield* Deferred.isDone(upstream)
@@ -106,13 +108,14 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
           if (r.processed === 0) yield* Effect.sleep(Duration.millis(50))
         }
         const total = sumReports(name, reports)
+        const elapsedMs = (yield* Clock.currentTimeMillis) - started
         emit({
           _tag: "stage-done",
           stage: name,
           done: total.processed,
           failed: total.failed,
           skipped: 0,
-          elapsedMs: Date.now() - started
+          elapsedMs
         })
         return total
       })

@@ -1,3 +1,4 @@
+import * as Clock from "effect/Clock"
 import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -11,8 +12,9 @@ import { Round } from "../schema/round.js"
 import { StoreError, WorkspaceBusy } from "./errors.js"
 import { describeHolder, holderAlive, holderOf, processStart, type RunLockRow } from "./runLock.js"
 import { hostname } from "node:os"
-import { migrations } from "./migrations.js"
-import { lengthStats } from "../util/lengthStats.js"
+import { migrate } from "./migrations.js"
+import { groupCommit } from "./groupCommit.js"
+import { countBy, tokenStats } from "./statusQueries.js"
 import {
   type CacheEntry,
   type ImportProgress,
@@ -32,8 +34,6 @@ const encodeItemRow = (item: Item) => JSON.stringify({ ...item, rounds: undefine
 const decodeItemRow = Schema.decodeUnknownSync(ItemRow)
 const decodeRound = Schema.decodeUnknownSync(Schema.parseJson(Round))
 
-const now = () => new Date().toISOString()
-
 const attempt = <A>(what: string, f: () => A): Effect.Effect<A, StoreError> =>
   Effect.try({
     try: f,
@@ -41,26 +41,15 @@ const attempt = <A>(what: string, f: () => A): Effect.Effect<A, StoreError> =>
       new StoreError({ message: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
   })
 
-/** Applies pending migrations; refuses a store written by a newer fastcot. */
-export const migrate = (db: Database.Database): void => {
-  const current = db.pragma("user_version", { simple: true }) as number
-  const latest = migrations[migrations.length - 1]?.version ?? 0
-  if (current > latest) {
-    throw new Error(
-      `the store is at schema version ${current}, newer than this fastcot knows (${latest}); upgrade fastcot`
-    )
-  }
-  for (const m of migrations) {
-    if (m.version <= current) continue
-    db.transaction(() => {
-      db.exec(m.sql)
-      db.pragma(`user_version = ${m.version}`)
-    }).immediate()
-  }
-}
-
-/** Opens (creating if needed) a SQLite store file in WAL mode and returns the service over it. */
-export const openSqliteStore = (file: string): { readonly store: RunStoreShape; readonly close: () => void } => {
+/**
+ * Opens (creating if needed) a SQLite store file in WAL mode and returns the service over it.
+ * Records' times come from `clock` (the layer passes the Clock in context).
+ */
+export const openSqliteStore = (
+  file: string,
+  clock: Clock.Clock = Clock.make()
+): { readonly store: RunStoreShape; readonly close: () => void } => {
+  const now = () => new Date(clock.unsafeCurrentTimeMillis()).toISOString()
   if (file !== ":memory:") ensureDirSync(dirname(file))
   const db = new Database(file)
   db.pragma("journal_mode = WAL")
@@ -197,112 +186,15 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
 
   const addItemsTx = db.transaction((items: ReadonlyArray<Item>) => insertItems(items))
 
-  const countBy = (sql: string): Record<string, number> => {
-    const out: Record<string, number> = {}
-    for (const row of db.prepare(sql).all() as Array<{ k: string | null; n: number }>) {
-      if (row.k !== null) out[row.k] = row.n
-    }
-    return out
-  }
-
-  const BUCKETS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, Infinity]
-  const tokenStats = () => {
-    const rows = db
-      .prepare(
-        `SELECT json_extract(data, '$.trace.tokens.reasoning') AS after,
-                COALESCE(json_extract(data, '$.original.tokens.reasoning'), json_extract(data, '$.trace.tokens.reasoning')) AS before,
-                json_extract(data, '$.trace.tokens.tokenizer') AS tokenizer
-         FROM items WHERE fate = 'kept' AND json_extract(data, '$.trace.tokens.reasoning') IS NOT NULL`
-      )
-      .all() as Array<{ after: number; before: number; tokenizer: string }>
-    const before = rows.map((r) => r.before)
-    const after = rows.map((r) => r.after)
-    const sum = (xs: Array<number>) => xs.reduce((a, b) => a + b, 0)
-    return {
-      tokenizer: rows[0]?.tokenizer ?? null,
-      before: lengthStats(before),
-      after: lengthStats(after),
-      ratio: rows.length > 0 && sum(before) > 0 ? sum(after) / sum(before) : null,
-      histogram: BUCKETS.map((upTo, i) => {
-        const lo = i === 0 ? -1 : BUCKETS[i - 1]!
-        return {
-          upTo: Number.isFinite(upTo) ? upTo : null,
-          before: before.filter((x) => x > lo && x <= upTo).length,
-          after: after.filter((x) => x > lo && x <= upTo).length
-        }
-      }).filter((b) => b.before > 0 || b.after > 0)
-    }
-  }
-
-  /**
-   * Group commit: writes made in the same turn of the event loop share one transaction, and each
-   * caller resumes only after it has committed (durable before it returns). Should the shared
-   * transaction fail, each entry is written on its own, so one bad entry fails only its caller.
-   * With `withdrawable`, a caller interrupted before the commit takes its write back: what an
-   * interrupted run reports as stored is then what is stored (items); without it the write still
-   * lands (cache entries, whose caller has paid for them).
-   */
-  const groupCommit = <T>(
-    what: (entry: T) => string,
-    writeMany: (entries: ReadonlyArray<T>) => void,
-    options: { readonly committed?: (entries: ReadonlyArray<T>) => void; readonly withdrawable?: boolean } = {}
-  ) => {
-    const committed = options.committed ?? (() => {})
-    const tx = db.transaction(writeMany)
-    let pending: Array<{ entry: T; resume: (effect: Effect.Effect<void, StoreError>) => void }> = []
-    const flush = () => {
-      const batch = pending
-      pending = []
-      if (batch.length === 0) return
-      try {
-        const entries = batch.map((p) => p.entry)
-        tx.immediate(entries)
-        committed(entries)
-        for (const p of batch) p.resume(Effect.void)
-      } catch {
-        for (const p of batch) {
-          try {
-            tx.immediate([p.entry])
-            committed([p.entry])
-            p.resume(Effect.void)
-          } catch (cause) {
-            p.resume(
-              Effect.fail(
-                new StoreError({
-                  message: `${what(p.entry)}: ${cause instanceof Error ? cause.message : String(cause)}`,
-                  cause
-                })
-              )
-            )
-          }
-        }
-      }
-    }
-    return {
-      write: (entry: T) =>
-        Effect.async<void, StoreError>((resume) => {
-          const write = { entry, resume }
-          pending.push(write)
-          if (pending.length === 1) setImmediate(flush)
-          if (options.withdrawable === true) {
-            return Effect.sync(() => {
-              const i = pending.indexOf(write)
-              if (i >= 0) pending.splice(i, 1)
-            })
-          }
-        }),
-      flushNow: () => {
-        if (pending.length > 0) flush()
-      }
-    }
-  }
   const cachePuts = groupCommit<CacheEntry>(
+    db,
     () => "writing the LLM cache",
     (entries) => {
       for (const e of entries) stmt.cachePut.run(e.key, e.model, e.value, e.createdAt)
     }
   )
   const itemSaves = groupCommit<Item>(
+    db,
     (item) => `saving item ${item.id}`,
     (items) => {
       for (const item of items) {
@@ -429,7 +321,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
       }),
     status: attempt("reading status", (): StoreStatus => {
       const one = (sql: string) => (db.prepare(sql).get() as { n: number }).n
-      const fates = countBy("SELECT fate AS k, COUNT(*) AS n FROM items GROUP BY fate")
+      const fates = countBy(db, "SELECT fate AS k, COUNT(*) AS n FROM items GROUP BY fate")
       const calls = db
         .prepare(
           `SELECT json_extract(c.value, '$.role') AS role, COUNT(*) AS calls,
@@ -472,7 +364,7 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
         costPerKeptItemUsd: kept > 0 ? sum((c) => c.cost) / kept : null,
         tokensPerKeptItem: kept > 0 ? (sum((c) => c.prompt) + sum((c) => c.completion)) / kept : null
       }
-      const stages = countBy("SELECT stage AS k, COUNT(*) AS n FROM items GROUP BY stage")
+      const stages = countBy(db, "SELECT stage AS k, COUNT(*) AS n FROM items GROUP BY stage")
       const running = liveLockHolder()
       return {
         problems: one("SELECT COUNT(*) AS n FROM problems"),
@@ -493,16 +385,18 @@ export const openSqliteStore = (file: string): { readonly store: RunStoreShape; 
           dropped: fates["dropped"] ?? 0,
           failed: fates["failed"] ?? 0
         },
-        keptAs: countBy("SELECT kept_as AS k, COUNT(*) AS n FROM items WHERE fate = 'kept' GROUP BY kept_as"),
+        keptAs: countBy(db, "SELECT kept_as AS k, COUNT(*) AS n FROM items WHERE fate = 'kept' GROUP BY kept_as"),
         dropReasons: countBy(
+          db,
           "SELECT reason_code AS k, COUNT(*) AS n FROM items WHERE fate = 'dropped' GROUP BY reason_code"
         ),
         failReasons: countBy(
+          db,
           "SELECT reason_code AS k, COUNT(*) AS n FROM items WHERE fate = 'failed' GROUP BY reason_code"
         ),
-        domains: countBy("SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain"),
-        flags: countBy("SELECT flag AS k, COUNT(*) AS n FROM problem_flags GROUP BY flag"),
-        tokens: tokenStats(),
+        domains: countBy(db, "SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain"),
+        flags: countBy(db, "SELECT flag AS k, COUNT(*) AS n FROM problem_flags GROUP BY flag"),
+        tokens: tokenStats(db),
         llm,
         imports: (db.prepare("SELECT * FROM imports ORDER BY updated_at").all() as Array<Record<string, unknown>>).map(
           (row) => {
@@ -588,7 +482,7 @@ export const SqliteRunStoreLive = (file: string): Layer.Layer<RunStore, StoreErr
   Layer.scoped(
     RunStore,
     Effect.acquireRelease(
-      attempt(`opening the store ${file}`, () => openSqliteStore(file)),
+      Effect.flatMap(Effect.clock, (clock) => attempt(`opening the store ${file}`, () => openSqliteStore(file, clock))),
       (opened) => Effect.sync(() => opened.close())
     ).pipe(Effect.map((opened) => opened.store))
   )

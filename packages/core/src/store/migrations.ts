@@ -1,3 +1,5 @@
+import type Database from "better-sqlite3"
+
 /**
  * Versioned schema migrations, applied in order inside one transaction each. `PRAGMA user_version`
  * records the last one applied. Never edit a published migration: add a new one.
@@ -113,3 +115,21 @@ CREATE TABLE run_lock (
 `
   }
 ]
+
+/** Applies pending migrations; refuses a store written by a newer fastcot. */
+export const migrate = (db: Database.Database): void => {
+  const current = db.pragma("user_version", { simple: true }) as number
+  const latest = migrations[migrations.length - 1]?.version ?? 0
+  if (current > latest) {
+    throw new Error(
+      `the store is at schema version ${current}, newer than this fastcot knows (${latest}); upgrade fastcot`
+    )
+  }
+  for (const m of migrations) {
+    if (m.version <= current) continue
+    db.transaction(() => {
+      db.exec(m.sql)
+      db.pragma(`user_version = ${m.version}`)
+    }).immediate()
+  }
+}

@@ -1,4 +1,4 @@
-import type { ApiFailure, ChannelName, Push, Reply, Request } from "../index.js"
+import type { ApiFailure, ChannelName, Push, Reply, Request } from "../contract.js"
 
 /** The bridge Electron's preload exposes; absent in a browser (then HTTP to `fastcot ui`). */
 interface Bridge {
