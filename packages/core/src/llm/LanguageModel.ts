@@ -1,4 +1,3 @@
-import type * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -6,10 +5,11 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import { RunStore } from "../store/RunStore.js"
-import { sha256Hex } from "../util/hash.js"
 import { Budget, type BudgetOptions, type BudgetState, describeSpent } from "./budget.js"
+import { Permits } from "./permits.js"
+import { cacheKey, decodeCached } from "./responseCache.js"
+import { retrySchedule } from "./retryPolicy.js"
 import { BadRequest, BudgetExhausted, isRetryable, type LlmError, QuotaExhausted, repeatsForRequest } from "./errors.js"
 import type { ModelProvider, ProviderResult, RateLimitState } from "./provider.js"
 import { type ChatRequest, Completion } from "./schema.js"
@@ -82,104 +82,6 @@ export interface LanguageModelShape {
 
 /** Every stage and the evaluator talk to models through this service. */
 export class LanguageModel extends Context.Tag("@fastcot/core/LanguageModel")<LanguageModel, LanguageModelShape>() {}
-
-const CachedValue = Schema.parseJson(
-  Schema.Union(
-    Schema.Struct({
-      text: Schema.String,
-      reasoning: Schema.optional(Schema.String),
-      finishReason: Completion.fields.finishReason,
-      usage: Completion.fields.usage,
-      model: Schema.String,
-      latencyMs: Schema.Number
-    }),
-    /** A request the server refused in a way that repeats (see `repeatsForRequest`): not sent again. */
-    Schema.Struct({ refused: Schema.Struct({ status: Schema.Number, message: Schema.String, at: Schema.String }) })
-  )
-)
-const decodeCached = Schema.decodeUnknownOption(CachedValue)
-
-/** The cache key: everything that determines a completion, never the URL or a credential. */
-export const cacheKey = (model: string, request: ChatRequest, sampleIndex: number): string =>
-  sha256Hex(
-    // Explicit field order (no key sorting needed): this runs once per call on the hot path.
-    JSON.stringify({
-      v: 1,
-      model: request.model ?? model,
-      messages: request.messages.map((m) => [m.role, m.content]),
-      temperature: request.temperature,
-      top_p: request.top_p,
-      max_tokens: request.max_tokens,
-      seed: request.seed,
-      stop: request.stop,
-      n: request.n,
-      choice: request.choice,
-      sampleIndex
-    })
-  )
-
-/**
- * An endpoint's concurrency limit: a counting semaphore whose free path is one synchronous step
- * (measured by bench/llm.bench.mjs: Effect's general Semaphore cost several µs per call here).
- * Waiting is interruptible; a permit handed to a fiber interrupted meanwhile is passed on.
- */
-export class Permits {
-  readonly size: number
-  private free: number
-  private readonly waiters = new Set<{ granted: boolean; resume: (effect: Effect.Effect<void>) => void }>()
-  constructor(permits: number) {
-    this.size = Math.max(1, permits)
-    this.free = this.size
-  }
-  /** Permits held now. */
-  get inUse(): number {
-    return this.size - this.free
-  }
-  private give(): void {
-    for (const waiter of this.waiters) {
-      this.waiters.delete(waiter)
-      waiter.granted = true
-      waiter.resume(Effect.void)
-      return
-    }
-    this.free++
-  }
-  private readonly wait = Effect.async<void>((resume) => {
-    const waiter = { granted: false, resume }
-    this.waiters.add(waiter)
-    return Effect.sync(() => {
-      if (waiter.granted) this.give()
-      else this.waiters.delete(waiter)
-    })
-  })
-  // Gives the permit back however `self` ends: the match is made while interruption is masked, so
-  // its failure half runs for an interruption too (what Effect.onExit does, with one mask less).
-  private readonly giveBack = {
-    onFailure: <E>(cause: Cause.Cause<E>) => {
-      this.give()
-      return Effect.failCause(cause)
-    },
-    onSuccess: <A>(value: A) => {
-      this.give()
-      return Effect.succeed(value)
-    }
-  }
-  /** Runs `self` holding one permit. */
-  with<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
-    return Effect.uninterruptibleMask((restore) => {
-      const giveBack: {
-        onFailure: (cause: Cause.Cause<E>) => Effect.Effect<A, E>
-        onSuccess: (value: A) => Effect.Effect<A, E>
-      } = this.giveBack
-      const held = Effect.matchCauseEffect(restore(self), giveBack)
-      if (this.free > 0) {
-        this.free--
-        return held
-      }
-      return Effect.zipRight(restore(this.wait), held)
-    })
-  }
-}
 
 interface EndpointState {
   readonly config: EndpointConfig
@@ -388,14 +290,16 @@ export const makeLanguageModel = (
       if (!wasHeld && s.heldUntil > now) s.stats.rateLimited++
     }
 
+    /**
+     * A call on the role's best endpoint, retried by the role's policy (`retrySchedule`), each try
+     * on the endpoint best placed then. An endpoint whose account cannot pay is stopped and the
+     * same try goes to another (none left: the role waits for its owner, or fails).
+     */
     const callWithRetries = (role: string, config: RoleConfig, list: Array<EndpointState>, request: ChatRequest) => {
       const maxAttempts = Math.max(1, config.maxAttempts ?? 6)
-      const base = config.backoffBaseMs ?? 500
-      const cap = config.backoffMaxMs ?? 30_000
       const setAsideMs = config.setAsideMs ?? 15_000
-      const loop = (
-        attempt: number
-      ): Effect.Effect<
+      let attempt = 0
+      const onEndpoint = (): Effect.Effect<
         { result: ProviderResult; latencyMs: number; attempt: number; state: EndpointState },
         LlmError
       > => {
@@ -421,7 +325,7 @@ export const makeLanguageModel = (
               stopEndpoint(role, list, s, error.message)
               // Another endpoint of the role may still be paid for; else the role waits or fails.
               return list.some((x) => x.exhausted === undefined) || defaults.onExhausted !== undefined
-                ? loop(attempt)
+                ? onEndpoint()
                 : Effect.fail(error)
             }
             if (error._tag === "RateLimited") s.stats.rateLimited++
@@ -430,19 +334,25 @@ export const makeLanguageModel = (
               if (list.length > 1 && s.consecutiveFailures >= 3)
                 s.setAsideUntil = clock.unsafeCurrentTimeMillis() + setAsideMs
             }
-            if (!isRetryable(error) || attempt >= maxAttempts) return Effect.fail(error)
-            s.stats.retries++
-            const backoff = Math.min(cap, base * 2 ** (attempt - 1))
-            const jittered = backoff / 2 + Math.random() * (backoff / 2)
-            const delay =
-              error._tag === "RateLimited" && error.retryAfterMs !== undefined
-                ? Math.min(config.maxRetryAfterMs ?? 120_000, error.retryAfterMs)
-                : jittered
-            return Effect.sleep(Duration.millis(delay)).pipe(Effect.zipRight(loop(attempt + 1)))
+            // The schedule retries exactly these: counted on the endpoint that failed.
+            if (isRetryable(error) && attempt < maxAttempts) s.stats.retries++
+            return Effect.fail(error)
           }
         })
       }
-      return loop(1)
+      const schedule = retrySchedule({
+        maxAttempts,
+        backoffBaseMs: config.backoffBaseMs ?? 500,
+        backoffMaxMs: config.backoffMaxMs ?? 30_000,
+        maxRetryAfterMs: config.maxRetryAfterMs ?? 120_000
+      })
+      return Effect.retry(
+        Effect.suspend(() => {
+          attempt++
+          return onEndpoint()
+        }),
+        schedule
+      )
     }
 
     /** A model call (with retries), its stats, and its answer stored in the cache unless it is off. */
@@ -621,3 +531,6 @@ export const makeLanguageModel = (
       budget: budget === undefined ? undefined : Effect.sync(() => budget.state)
     } satisfies LanguageModelShape
   })
+
+export { cacheKey } from "./responseCache.js"
+export { Permits } from "./permits.js"

@@ -6,30 +6,54 @@ interface Base {
   readonly message: string
 }
 
+/** Marks every model error (see `isLlmError`), as Effect's own errors carry their type ids. */
+export const LlmErrorTypeId: unique symbol = Symbol.for("@fastcot/core/LlmError")
+export type LlmErrorTypeId = typeof LlmErrorTypeId
+
 export class RateLimited extends Data.TaggedError("RateLimited")<
   Base & { readonly retryAfterMs?: number | undefined }
-> {}
-export class ServerError extends Data.TaggedError("ServerError")<Base & { readonly status: number }> {}
-export class Timeout extends Data.TaggedError("Timeout")<Base & { readonly afterMs: number }> {}
-export class ConnectionError extends Data.TaggedError("ConnectionError")<Base> {}
+> {
+  readonly [LlmErrorTypeId] = LlmErrorTypeId
+}
+export class ServerError extends Data.TaggedError("ServerError")<Base & { readonly status: number }> {
+  readonly [LlmErrorTypeId] = LlmErrorTypeId
+}
+export class Timeout extends Data.TaggedError("Timeout")<Base & { readonly afterMs: number }> {
+  readonly [LlmErrorTypeId] = LlmErrorTypeId
+}
+export class ConnectionError extends Data.TaggedError("ConnectionError")<Base> {
+  readonly [LlmErrorTypeId] = LlmErrorTypeId
+}
 /** The server refused the request (4xx): the same request will be refused again. */
-export class BadRequest extends Data.TaggedError("BadRequest")<Base & { readonly status: number }> {}
+export class BadRequest extends Data.TaggedError("BadRequest")<Base & { readonly status: number }> {
+  readonly [LlmErrorTypeId] = LlmErrorTypeId
+}
 /**
  * A reply that failed on its way (HTTP 200): an error event inside the stream (vLLM, SGLang), a
  * finish reason of `abort` or `error`, or one the client does not know. Never a completion.
  */
 export class StreamFailed extends Data.TaggedError("StreamFailed")<
   Base & { readonly finishReason?: string | undefined }
-> {}
+> {
+  readonly [LlmErrorTypeId] = LlmErrorTypeId
+}
 /**
  * The account behind the endpoint cannot pay (OpenAI's `insufficient_quota` 429, DeepSeek's 402):
  * retrying does not help, so the endpoint is stopped.
  */
-export class QuotaExhausted extends Data.TaggedError("QuotaExhausted")<Base & { readonly status: number }> {}
-export class BadResponse extends Data.TaggedError("BadResponse")<Base> {}
-export class Cancelled extends Data.TaggedError("Cancelled")<Base> {}
+export class QuotaExhausted extends Data.TaggedError("QuotaExhausted")<Base & { readonly status: number }> {
+  readonly [LlmErrorTypeId] = LlmErrorTypeId
+}
+export class BadResponse extends Data.TaggedError("BadResponse")<Base> {
+  readonly [LlmErrorTypeId] = LlmErrorTypeId
+}
+export class Cancelled extends Data.TaggedError("Cancelled")<Base> {
+  readonly [LlmErrorTypeId] = LlmErrorTypeId
+}
 /** The call was not sent: the spending budget could not pay for its worst case (`endpoint` is the role). */
-export class BudgetExhausted extends Data.TaggedError("BudgetExhausted")<Base> {}
+export class BudgetExhausted extends Data.TaggedError("BudgetExhausted")<Base> {
+  readonly [LlmErrorTypeId] = LlmErrorTypeId
+}
 
 export type LlmError =
   | RateLimited
@@ -43,26 +67,8 @@ export type LlmError =
   | StreamFailed
   | QuotaExhausted
 
-/** Every model error's tag, for code that tells them from other failures. */
-export const LLM_ERROR_TAGS: ReadonlySet<string> = new Set<LlmError["_tag"]>([
-  "RateLimited",
-  "ServerError",
-  "Timeout",
-  "ConnectionError",
-  "BadRequest",
-  "BadResponse",
-  "Cancelled",
-  "BudgetExhausted",
-  "StreamFailed",
-  "QuotaExhausted"
-])
-
-/** Whether a value is one of the model errors (by its tag). */
-export const isLlmError = (e: unknown): e is LlmError =>
-  typeof e === "object" &&
-  e !== null &&
-  LLM_ERROR_TAGS.has((e as { _tag?: unknown })._tag as string) &&
-  e instanceof Error
+/** Whether a value is one of the model errors above (by its type id, across copies of the package). */
+export const isLlmError = (e: unknown): e is LlmError => typeof e === "object" && e !== null && LlmErrorTypeId in e
 
 /** Failures worth another try: the server or the network may do better next time. */
 export const isRetryable = (e: LlmError): boolean =>

@@ -8,7 +8,10 @@ import {
 } from "./generation.js"
 import { halfToFloat32 } from "./half.js"
 import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
+import { suppressEosBelow } from "./logitsProcessors.js"
 import { sampleToken, seededRandom } from "./sampler.js"
+import { StopStrings } from "./stopStrings.js"
+import { TextStreamer } from "./textStreamer.js"
 
 /** One request's decoding state: its tokens, sampler, streamed text and stop conditions. */
 export class DecodeRow {
@@ -17,9 +20,8 @@ export class DecodeRow {
   private readonly random: () => number
   private readonly decoder: { push: (id: number) => string; flush: () => string }
   private text = ""
-  private emitted = 0
-  private readonly stops: ReadonlyArray<string>
-  private readonly hold: number
+  private readonly stops: StopStrings
+  private readonly streamer: TextStreamer
   private readonly budget: number
   finish: LocalFinish | undefined = undefined
   /** The token to feed at the next step. */
@@ -35,8 +37,8 @@ export class DecodeRow {
     this.seen = new Set(request.promptIds)
     this.random = seededRandom(request.sampling.seed)
     this.decoder = model.tokenizer.streamDecoder()
-    this.stops = (request.stop ?? []).filter((s) => s.length > 0)
-    this.hold = Math.max(0, ...this.stops.map((s) => s.length - 1))
+    this.stops = new StopStrings(request.stop)
+    this.streamer = new TextStreamer(this.stops.hold, request.onText)
     this.budget = Math.min(request.maxNewTokens, model.contextLength - request.promptIds.length)
   }
 
@@ -61,7 +63,7 @@ export class DecodeRow {
   /** Chooses the next token from this row's logits and applies EOS, stop strings and the budget. */
   accept(logits: Float32Array, now: number): void {
     const eos = this.model.tokenizer.eosIds
-    if (this.generated.length < (this.request.minNewTokens ?? 0)) for (const e of eos) logits[e] = -Infinity
+    suppressEosBelow(logits, eos, this.generated.length, this.request.minNewTokens ?? 0)
     const allowed = this.request.choice?.allowed(this.generated)
     const token = sampleToken(logits, this.request.sampling, this.seen, this.random, allowed)
     if (this.generated.length === 0) this.firstTokenAt = now
@@ -72,24 +74,15 @@ export class DecodeRow {
     else {
       const before = this.text.length
       this.text += this.decoder.push(token)
-      if (this.stops.length > 0 && this.text.length > before) {
-        const from = Math.max(0, before - this.hold)
-        for (const s of this.stops) {
-          const at = this.text.indexOf(s, from)
-          if (at >= 0) {
-            this.text = this.text.slice(0, at)
-            this.end("stop", now)
-          }
-        }
+      const cut = this.stops.any && this.text.length > before ? this.stops.cutAt(this.text, before) : undefined
+      if (cut !== undefined) {
+        this.text = this.text.slice(0, cut)
+        this.end("stop", now)
       }
       if (this.finish === undefined && this.generated.length >= this.budget) this.end("length", now)
     }
-    if (this.finish === "length" && this.stops.length === 0) this.text += this.decoder.flush()
-    const safe = this.finish !== undefined ? this.text.length : this.text.length - this.hold
-    if (safe > this.emitted) {
-      this.request.onText?.(this.text.slice(this.emitted, safe))
-      this.emitted = safe
-    }
+    if (this.finish === "length" && !this.stops.any) this.text += this.decoder.flush()
+    this.streamer.push(this.text, this.finish !== undefined)
   }
 
   result(): GenerateResult {
