@@ -3,6 +3,33 @@ import * as Either from "effect/Either"
 export const Trainers = ["llamafactory", "swift"] as const
 export type Trainer = (typeof Trainers)[number]
 
+/** The arguments both ms-swift versions take, besides the tuner's name. */
+const SWIFT_ARGUMENTS = [
+  "template",
+  "dataset",
+  "val_dataset",
+  "split_dataset_ratio",
+  "torch_dtype",
+  "num_train_epochs",
+  "per_device_train_batch_size",
+  "per_device_eval_batch_size",
+  "gradient_accumulation_steps",
+  "learning_rate",
+  "lr_scheduler_type",
+  "warmup_ratio",
+  "max_length",
+  "truncation_strategy",
+  "save_steps",
+  "eval_steps",
+  "logging_steps",
+  "deepspeed",
+  "output_dir",
+  "rlhf_type",
+  "beta",
+  "dataset_num_proc",
+  "gradient_checkpointing"
+] as const
+
 /**
  * The trainer versions fastcot writes configs for, each with the arguments it accepts among those
  * fastcot writes, written down from the trainer's documentation and argument classes: ms-swift 3.x
@@ -10,66 +37,8 @@ export type Trainer = (typeof Trainers)[number]
  * refuses unknown arguments, `remaining_argv`); LLaMA-Factory 0.9's YAML keys.
  */
 export const TRAINER_VERSIONS = {
-  "swift@3": {
-    trainer: "swift",
-    accepted: [
-      "model",
-      "train_type",
-      "template",
-      "dataset",
-      "val_dataset",
-      "split_dataset_ratio",
-      "torch_dtype",
-      "num_train_epochs",
-      "per_device_train_batch_size",
-      "per_device_eval_batch_size",
-      "gradient_accumulation_steps",
-      "learning_rate",
-      "lr_scheduler_type",
-      "warmup_ratio",
-      "max_length",
-      "truncation_strategy",
-      "save_steps",
-      "eval_steps",
-      "logging_steps",
-      "deepspeed",
-      "output_dir",
-      "rlhf_type",
-      "beta",
-      "dataset_num_proc",
-      "gradient_checkpointing"
-    ]
-  },
-  "swift@4": {
-    trainer: "swift",
-    accepted: [
-      "model",
-      "tuner_type",
-      "template",
-      "dataset",
-      "val_dataset",
-      "split_dataset_ratio",
-      "torch_dtype",
-      "num_train_epochs",
-      "per_device_train_batch_size",
-      "per_device_eval_batch_size",
-      "gradient_accumulation_steps",
-      "learning_rate",
-      "lr_scheduler_type",
-      "warmup_ratio",
-      "max_length",
-      "truncation_strategy",
-      "save_steps",
-      "eval_steps",
-      "logging_steps",
-      "deepspeed",
-      "output_dir",
-      "rlhf_type",
-      "beta",
-      "dataset_num_proc",
-      "gradient_checkpointing"
-    ]
-  },
+  "swift@3": { trainer: "swift", accepted: ["model", "train_type", ...SWIFT_ARGUMENTS] },
+  "swift@4": { trainer: "swift", accepted: ["model", "tuner_type", ...SWIFT_ARGUMENTS] },
   "llamafactory@0.9": {
     trainer: "llamafactory",
     accepted: [

@@ -74,6 +74,14 @@ const hashFile = (path: string): Promise<string> =>
       .on("end", () => resolve(h.digest("hex")))
   })
 
+/** A row that could not be imported: its file, line and why, with the start of the row as read. */
+const rejectOf = (file: string, line: number, reason: string, value: unknown): ImportReject => ({
+  file,
+  line,
+  reason,
+  raw: JSON.stringify(value)?.slice(0, 200) ?? ""
+})
+
 /**
  * Imports one file into the store, streamed in batches. Each batch (its problems, items, rejects
  * and the read position) is one transaction, so a killed import resumes where it stopped and adds
@@ -198,12 +206,7 @@ export const importFile = (
           options.layout === undefined
         )
         if (Either.isLeft(mapped)) {
-          rejects.push({
-            file,
-            line: row.line,
-            reason: mapped.left,
-            raw: JSON.stringify(row.value)?.slice(0, 200) ?? ""
-          })
+          rejects.push(rejectOf(file, row.line, mapped.left, row.value))
           continue
         }
         problems.push(mapped.right.problem)
@@ -350,12 +353,7 @@ export const dryRunImport = (
           options.layout === undefined
         )
         if (Either.isLeft(mapped)) {
-          rejects.push({
-            file,
-            line: row.line,
-            reason: mapped.left,
-            raw: JSON.stringify(row.value)?.slice(0, 200) ?? ""
-          })
+          rejects.push(rejectOf(file, row.line, mapped.left, row.value))
           continue
         }
         problems.add(mapped.right.problem.id)
