@@ -123,8 +123,9 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     const { results, stats } = await withModel(
       {
         teacher: {
+          // Well under the slow fault (3 s) and well over a loaded machine's normal reply: only injected faults time out.
           ...fast,
-          endpoints: [{ provider: endpoint(s, { timeoutMs: 600, firstTokenTimeoutMs: 600 }), concurrency: 32 }]
+          endpoints: [{ provider: endpoint(s, { timeoutMs: 1500, firstTokenTimeoutMs: 1500 }), concurrency: 32 }]
         }
       },
       (lm) =>

@@ -7,68 +7,13 @@ import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import { RunStore } from "../store/RunStore.js"
 import { Budget, type BudgetOptions, type BudgetState, describeSpent } from "./budget.js"
-import { Permits } from "./permits.js"
+import type { CacheMode, CallOptions, EndpointStats, Price, RoleConfig } from "./roles.js"
+import { type EndpointState, holdFor, newEndpointState, pickEndpoint, rateWait } from "./endpointPool.js"
 import { cacheKey, decodeCached } from "./responseCache.js"
 import { retrySchedule } from "./retryPolicy.js"
 import { BadRequest, BudgetExhausted, isRetryable, type LlmError, QuotaExhausted, repeatsForRequest } from "./errors.js"
-import type { ModelProvider, ProviderResult, RateLimitState } from "./provider.js"
+import type { ProviderResult } from "./provider.js"
 import { type ChatRequest, Completion } from "./schema.js"
-
-/** USD per million tokens; prompt tokens the server read from its cache at `cachedInput` when given. */
-export interface Price {
-  readonly input: number
-  readonly output: number
-  readonly cachedInput?: number | undefined
-}
-
-export interface EndpointConfig {
-  readonly provider: ModelProvider
-  /** Requests in flight at once on this endpoint. */
-  readonly concurrency: number
-  readonly requestsPerMinute?: number | undefined
-  readonly tokensPerMinute?: number | undefined
-  readonly price?: Price | undefined
-}
-
-export interface RoleConfig {
-  readonly endpoints: ReadonlyArray<EndpointConfig>
-  /** Tries per request, the first included. */
-  readonly maxAttempts?: number | undefined
-  readonly backoffBaseMs?: number | undefined
-  readonly backoffMaxMs?: number | undefined
-  /** The longest Retry-After honoured (a server asking for more is waited on this long). */
-  readonly maxRetryAfterMs?: number | undefined
-  /** How long a failing endpoint is set aside when others can serve. */
-  readonly setAsideMs?: number | undefined
-}
-
-export type CacheMode = "use" | "off" | "refresh"
-
-export interface CallOptions {
-  /** Distinguishes samples of the same request: sample 0 and sample 1 are cached apart. */
-  readonly sampleIndex?: number | undefined
-  readonly cache?: CacheMode | undefined
-}
-
-export interface EndpointStats {
-  readonly role: string
-  readonly endpoint: string
-  readonly model: string
-  readonly inFlight: number
-  readonly requests: number
-  readonly succeeded: number
-  readonly failed: number
-  readonly retries: number
-  readonly rateLimited: number
-  readonly cacheHits: number
-  readonly promptTokens: number
-  readonly completionTokens: number
-  readonly costUsd: number
-  readonly latencyMsTotal: number
-  readonly setAside: boolean
-  /** The account behind the endpoint cannot pay: it takes no more calls. */
-  readonly exhausted?: string | undefined
-}
 
 export interface LanguageModelShape {
   readonly roles: ReadonlyArray<string>
@@ -82,27 +27,6 @@ export interface LanguageModelShape {
 
 /** Every stage and the evaluator talk to models through this service. */
 export class LanguageModel extends Context.Tag("@fastcot/core/LanguageModel")<LanguageModel, LanguageModelShape>() {}
-
-interface EndpointState {
-  readonly config: EndpointConfig
-  readonly permits: Permits
-  /** Why the endpoint takes no more calls (its account cannot pay), once it is so. */
-  exhausted: string | undefined
-  stats: {
-    -readonly [
-      K in keyof Omit<EndpointStats, "role" | "endpoint" | "model" | "setAside" | "inFlight">
-    ]: EndpointStats[K]
-  }
-  consecutiveFailures: number
-  setAsideUntil: number
-  /** Earliest time the next request may start, for requests-per-minute. */
-  nextRequestAt: number
-  /** Tokens spent in the current minute window, for tokens-per-minute. */
-  windowStart: number
-  windowTokens: number
-  /** No request starts before this time: the server's rate-limit headers said its window is used up. */
-  heldUntil: number
-}
 
 /** A request's prompt tokens, estimated before it is sent: four characters a token. */
 const promptTokens = (request: ChatRequest): number =>
@@ -148,29 +72,7 @@ export const makeLanguageModel = (
     for (const [role, config] of Object.entries(roles)) {
       const list: Array<EndpointState> = []
       for (const endpoint of config.endpoints) {
-        list.push({
-          config: endpoint,
-          exhausted: undefined,
-          permits: new Permits(endpoint.concurrency),
-          stats: {
-            requests: 0,
-            succeeded: 0,
-            failed: 0,
-            retries: 0,
-            rateLimited: 0,
-            cacheHits: 0,
-            promptTokens: 0,
-            completionTokens: 0,
-            costUsd: 0,
-            latencyMsTotal: 0
-          },
-          consecutiveFailures: 0,
-          setAsideUntil: 0,
-          nextRequestAt: 0,
-          windowStart: 0,
-          windowTokens: 0,
-          heldUntil: 0
-        })
+        list.push(newEndpointState(endpoint))
       }
       states.set(role, list)
     }
@@ -189,20 +91,6 @@ export const makeLanguageModel = (
       return { tokens: prompt + completion, usd }
     }
 
-    /** The healthy endpoint with the most free capacity; else the one back soonest (never an exhausted one while another is left). */
-    const pick = (list: Array<EndpointState>): EndpointState => {
-      const now = clock.unsafeCurrentTimeMillis()
-      let best: EndpointState | undefined
-      let bestLoad = Infinity
-      for (const s of list) {
-        if (s.setAsideUntil > now || s.exhausted !== undefined) continue
-        const load = s.permits.inUse / s.permits.size
-        if (load < bestLoad) [best, bestLoad] = [s, load]
-      }
-      const usable = list.filter((s) => s.exhausted === undefined)
-      return best ?? (usable.length > 0 ? usable : list).reduce((a, b) => (a.setAsideUntil <= b.setAsideUntil ? a : b))
-    }
-
     // A role whose every endpoint's account cannot pay waits (as when paused) for its owner to stop the run.
     const exhaustedRoles = new Set<string>()
     const stopEndpoint = (role: string, list: Array<EndpointState>, s: EndpointState, message: string) => {
@@ -216,28 +104,6 @@ export const makeLanguageModel = (
       }
     }
 
-    const waitForRate = (s: EndpointState, estimatedTokens: number) =>
-      Effect.suspend(() => {
-        const now = clock.unsafeCurrentTimeMillis()
-        let waitMs = 0
-        if (s.config.requestsPerMinute !== undefined && s.config.requestsPerMinute > 0) {
-          const gap = 60_000 / s.config.requestsPerMinute
-          const start = Math.max(now, s.nextRequestAt)
-          s.nextRequestAt = start + gap
-          waitMs = start - now
-        }
-        if (s.config.tokensPerMinute !== undefined && s.config.tokensPerMinute > 0) {
-          if (now - s.windowStart >= 60_000) [s.windowStart, s.windowTokens] = [now, 0]
-          if (s.windowTokens + estimatedTokens > s.config.tokensPerMinute && s.windowTokens > 0) {
-            waitMs = Math.max(waitMs, s.windowStart + 60_000 - now)
-            s.windowStart += 60_000
-            s.windowTokens = 0
-          }
-          s.windowTokens += estimatedTokens
-        }
-        return waitMs > 0 ? Effect.sleep(Duration.millis(waitMs)) : Effect.void
-      })
-
     // The hot path: one permit, the rate wait only when limits are set or the server's headers
     // asked for one, and the call.
     const callOnce = (s: EndpointState, request: ChatRequest) => {
@@ -247,7 +113,7 @@ export const makeLanguageModel = (
         s.stats.requests++
         const started = clock.unsafeCurrentTimeMillis()
         return Effect.map(s.config.provider.call(request), (result) => {
-          if (result.rateLimit !== undefined) holdFor(s, result.rateLimit, estimate())
+          if (result.rateLimit !== undefined) holdFor(s, clock.unsafeCurrentTimeMillis(), result.rateLimit, estimate())
           return { result, latencyMs: clock.unsafeCurrentTimeMillis() - started }
         })
       })
@@ -257,37 +123,15 @@ export const makeLanguageModel = (
           const waited = held > 0 ? Effect.zipRight(Effect.sleep(Duration.millis(held)), call) : call
           return configured
             ? Effect.zipRight(
-                Effect.suspend(() => waitForRate(s, estimate())),
+                Effect.suspend(() => {
+                  const waitMs = rateWait(s, clock.unsafeCurrentTimeMillis(), estimate())
+                  return waitMs > 0 ? Effect.sleep(Duration.millis(waitMs)) : Effect.void
+                }),
                 waited
               )
             : waited
         })
       )
-    }
-
-    /**
-     * Adapts to the server's own limits: when its `x-ratelimit-*` headers say the window has no
-     * request left, or fewer tokens than a request like this one needs, the endpoint sends nothing
-     * more until that window resets (instead of collecting 429s and backing off).
-     */
-    const holdFor = (s: EndpointState, limit: RateLimitState, tokensNeeded: number) => {
-      const now = clock.unsafeCurrentTimeMillis()
-      const wasHeld = s.heldUntil > now
-      if (
-        limit.remainingRequests !== undefined &&
-        limit.remainingRequests <= 0 &&
-        limit.resetRequestsMs !== undefined
-      ) {
-        s.heldUntil = Math.max(s.heldUntil, now + limit.resetRequestsMs)
-      }
-      if (
-        limit.remainingTokens !== undefined &&
-        limit.remainingTokens < tokensNeeded &&
-        limit.resetTokensMs !== undefined
-      ) {
-        s.heldUntil = Math.max(s.heldUntil, now + limit.resetTokensMs)
-      }
-      if (!wasHeld && s.heldUntil > now) s.stats.rateLimited++
     }
 
     /**
@@ -313,7 +157,7 @@ export const makeLanguageModel = (
                   message: `no endpoint of the role \`${role}\` can be paid for`
                 })
               )
-        const s = pick(list)
+        const s = pickEndpoint(list, clock.unsafeCurrentTimeMillis())
         return Effect.matchEffect(callOnce(s, request), {
           onSuccess: ({ result, latencyMs }) => {
             s.consecutiveFailures = 0
@@ -534,3 +378,4 @@ export const makeLanguageModel = (
 
 export { cacheKey } from "./responseCache.js"
 export { Permits } from "./permits.js"
+export type { CacheMode, CallOptions, EndpointConfig, EndpointStats, Price, RoleConfig } from "./roles.js"

@@ -14,6 +14,7 @@ import { describeHolder, holderAlive, holderOf, processStart, type RunLockRow } 
 import { hostname } from "node:os"
 import { migrate } from "./migrations.js"
 import { groupCommit } from "./groupCommit.js"
+import { SpendLedger } from "./spendLedger.js"
 import { countBy, tokenStats } from "./statusQueries.js"
 import {
   type CacheEntry,
@@ -22,7 +23,6 @@ import {
   type ProblemFlag,
   RunStore,
   type RunStoreShape,
-  type SpendTotals,
   type StoreStatus
 } from "./RunStore.js"
 
@@ -89,14 +89,7 @@ export const openSqliteStore = (
     ),
     dropRunLock: db.prepare("DELETE FROM run_lock WHERE id = 1 AND pid = ? AND host = ? AND started_at = ?"),
     cacheGet: db.prepare("SELECT key, model, value, created_at AS createdAt FROM llm_cache WHERE key = ?"),
-    cachePut: db.prepare("INSERT OR REPLACE INTO llm_cache (key, model, value, created_at) VALUES (?, ?, ?, ?)"),
-    addSpend:
-      db.prepare(`INSERT INTO llm_spend (role, model, calls, prompt_tokens, completion_tokens, cost_usd, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-      ON CONFLICT(role, model) DO UPDATE SET calls = calls + excluded.calls, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-        completion_tokens = completion_tokens + excluded.completion_tokens, cost_usd = cost_usd + excluded.cost_usd, updated_at = excluded.updated_at`),
-    spending: db.prepare(
-      "SELECT COALESCE(SUM(calls), 0) AS calls, COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens, COALESCE(SUM(cost_usd), 0) AS costUsd FROM llm_spend"
-    )
+    cachePut: db.prepare("INSERT OR REPLACE INTO llm_cache (key, model, value, created_at) VALUES (?, ?, ?, ?)")
   }
 
   const itemParams = (item: Item) => ({
@@ -205,32 +198,11 @@ export const openSqliteStore = (
     { committed: markCommitted, withdrawable: true }
   )
 
-  // The spending ledger: calls are summed in memory per role and model, and the sums are added to
-  // the table a quarter second after the first unsaved call (one small transaction, whatever the
-  // call rate), and when the store closes.
-  const unsaved = new Map<
-    string,
-    { role: string; model: string; calls: number; prompt: number; completion: number; cost: number }
-  >()
-  let spendTimer: NodeJS.Timeout | undefined
-  const flushSpend = () => {
-    if (spendTimer !== undefined) clearTimeout(spendTimer)
-    spendTimer = undefined
-    if (unsaved.size === 0) return
-    const at = now()
-    db.transaction(() => {
-      for (const s of unsaved.values()) stmt.addSpend.run(s.role, s.model, s.calls, s.prompt, s.completion, s.cost, at)
-    })()
-    unsaved.clear()
-  }
+  const ledger = new SpendLedger(db, now)
   /** The run lock's holder, when it may still be running (a lock a gone process left counts as free). */
   const liveLockHolder = (): RunLockRow | undefined => {
     const held = stmt.getRunLock.get() as RunLockRow | undefined
     return held !== undefined && holderAlive(held) ? held : undefined
-  }
-  const ledgerTotals = (): SpendTotals => {
-    flushSpend()
-    return stmt.spending.get() as SpendTotals
   }
 
   const store: RunStoreShape = {
@@ -359,7 +331,7 @@ export const openSqliteStore = (
         completionTokens: sum((c) => c.completion),
         costUsd: sum((c) => c.cost),
         paidTokens: sum((c) => c.paid),
-        ledger: ledgerTotals(),
+        ledger: ledger.totals(),
         byRole,
         costPerKeptItemUsd: kept > 0 ? sum((c) => c.cost) / kept : null,
         tokensPerKeptItem: kept > 0 ? (sum((c) => c.prompt) + sum((c) => c.completion)) / kept : null
@@ -410,27 +382,8 @@ export const openSqliteStore = (
     cacheGet: (key) =>
       attempt("reading the LLM cache", () => Option.fromNullable(stmt.cacheGet.get(key) as CacheEntry | undefined)),
     cachePut: cachePuts.write,
-    recordSpend: (spend) => {
-      const key = `${spend.role}\u0000${spend.model}`
-      let s = unsaved.get(key)
-      if (s === undefined)
-        unsaved.set(key, (s = { role: spend.role, model: spend.model, calls: 0, prompt: 0, completion: 0, cost: 0 }))
-      s.calls++
-      s.prompt += spend.promptTokens
-      s.completion += spend.completionTokens
-      s.cost += spend.costUsd
-      if (spendTimer === undefined) {
-        spendTimer = setTimeout(() => {
-          try {
-            flushSpend()
-          } catch {
-            // Kept in memory: the next flush (or the close) writes it.
-          }
-        }, 250)
-        spendTimer.unref()
-      }
-    },
-    spending: attempt("reading the spending ledger", ledgerTotals),
+    recordSpend: (spend) => ledger.record(spend),
+    spending: attempt("reading the spending ledger", () => ledger.totals()),
     lockRun: (what, options = {}) => {
       const mine = {
         pid: process.pid,
@@ -469,7 +422,7 @@ export const openSqliteStore = (
   return {
     store,
     close: () => {
-      flushSpend()
+      ledger.flush()
       cachePuts.flushNow()
       itemSaves.flushNow()
       db.close()

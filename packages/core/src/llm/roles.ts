@@ -1,0 +1,58 @@
+// The LanguageModel service's settings (roles of endpoints, their prices and limits) and what it counts.
+import type { ModelProvider } from "./provider.js"
+
+/** USD per million tokens; prompt tokens the server read from its cache at `cachedInput` when given. */
+export interface Price {
+  readonly input: number
+  readonly output: number
+  readonly cachedInput?: number | undefined
+}
+
+export interface EndpointConfig {
+  readonly provider: ModelProvider
+  /** Requests in flight at once on this endpoint. */
+  readonly concurrency: number
+  readonly requestsPerMinute?: number | undefined
+  readonly tokensPerMinute?: number | undefined
+  readonly price?: Price | undefined
+}
+
+export interface RoleConfig {
+  readonly endpoints: ReadonlyArray<EndpointConfig>
+  /** Tries per request, the first included. */
+  readonly maxAttempts?: number | undefined
+  readonly backoffBaseMs?: number | undefined
+  readonly backoffMaxMs?: number | undefined
+  /** The longest Retry-After honoured (a server asking for more is waited on this long). */
+  readonly maxRetryAfterMs?: number | undefined
+  /** How long a failing endpoint is set aside when others can serve. */
+  readonly setAsideMs?: number | undefined
+}
+
+export type CacheMode = "use" | "off" | "refresh"
+
+export interface CallOptions {
+  /** Distinguishes samples of the same request: sample 0 and sample 1 are cached apart. */
+  readonly sampleIndex?: number | undefined
+  readonly cache?: CacheMode | undefined
+}
+
+export interface EndpointStats {
+  readonly role: string
+  readonly endpoint: string
+  readonly model: string
+  readonly inFlight: number
+  readonly requests: number
+  readonly succeeded: number
+  readonly failed: number
+  readonly retries: number
+  readonly rateLimited: number
+  readonly cacheHits: number
+  readonly promptTokens: number
+  readonly completionTokens: number
+  readonly costUsd: number
+  readonly latencyMsTotal: number
+  readonly setAside: boolean
+  /** The account behind the endpoint cannot pay: it takes no more calls. */
+  readonly exhausted?: string | undefined
+}
