@@ -8,7 +8,7 @@ import { type LlmError, repeatsForRequest } from "../llm/errors.js"
 import { ChatRequest, type Completion } from "../llm/schema.js"
 import type { PipelineConfig } from "../recipe/config.js"
 import type { RunEvent } from "../recipe/events.js"
-import { type Item, type KeptAs, makeItem, type Stage } from "../schema/item.js"
+import { type DropCode, type Item, type KeptAs, makeItem, type Stage } from "../schema/item.js"
 import type { Problem } from "../schema/problem.js"
 import { type CallRecord, makeRound, type Round, type Verification } from "../schema/round.js"
 import { Trace } from "../schema/trace.js"
@@ -42,7 +42,13 @@ export interface ItemStageReport {
  * was paid for stays in its history). A rerun tries it again; a refusal that repeats is answered
  * from the store without being sent.
  */
-const failedItem = (item: Item, rounds: ReadonlyArray<Round>, role: string, error: LlmError, updatedAt: string): Item =>
+const failedItem = (
+  item: Item,
+  rounds: ReadonlyArray<Round>,
+  role: "rewriter" | "judge",
+  error: LlmError,
+  updatedAt: string
+): Item =>
   makeItem({
     ...item,
     fate: "failed",
@@ -74,7 +80,7 @@ const callRecord = (role: CallRecord["role"], c: Completion, promptVersion: stri
 })
 
 /** A failed verification's drop code, as the verifier gave it. */
-const dropCode = (v: Verification): string => v.failure ?? "answer-mismatch"
+const dropCode = (v: Verification): DropCode => v.failure ?? "answer-mismatch"
 
 /**
  * Runs `step` over every pending item at `stage`, `concurrency` at a time, saving each item as

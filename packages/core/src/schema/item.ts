@@ -1,6 +1,6 @@
 import * as Schema from "effect/Schema"
 import { ProblemId } from "./problem.js"
-import { Round } from "./round.js"
+import { Round, VerificationFailure } from "./round.js"
 import { Trace } from "./trace.js"
 
 export const ItemId = Schema.String.pipe(Schema.pattern(/^i_[0-9a-f]{16}$/), Schema.brand("ItemId"))
@@ -22,8 +22,31 @@ export type Fate = typeof Fate.Type
 export const KeptAs = Schema.Literal("initial-medium", "easy-to-medium", "hard-to-medium")
 export type KeptAs = typeof KeptAs.Type
 
+/**
+ * Why an item was dropped or failed: the verifier's failures, the filter's problem flags, the
+ * stages' own reasons, and model errors (a failed item). Every code any version has written.
+ */
+export const DropCode = Schema.Literal(
+  ...VerificationFailure.literals,
+  "duplicate",
+  "near-duplicate",
+  "contaminated",
+  "no-trace",
+  "reasoning-cut-off",
+  "truncated",
+  "no-rewriter",
+  "judge-unparseable",
+  "max-rounds",
+  "rewrite-changed-answer",
+  "request-refused",
+  "teacher-error",
+  "rewriter-error",
+  "judge-error"
+)
+export type DropCode = typeof DropCode.Type
+
 export const DropReason = Schema.Struct({
-  code: Schema.String,
+  code: DropCode,
   detail: Schema.String
 })
 export type DropReason = typeof DropReason.Type

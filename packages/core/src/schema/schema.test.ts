@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest"
 import { contentId } from "../util/hash.js"
 import { lastBoxed, splitThink } from "../util/latex.js"
 import { describeParseError } from "./errors.js"
-import { Item } from "./item.js"
+import { DropReason, Item } from "./item.js"
 import { Problem } from "./problem.js"
 
 describe("records", () => {
@@ -55,6 +55,13 @@ describe("records", () => {
       updatedAt: "t"
     })
     expect(describeParseError((result as Either.Left<never, never>).left)).toContain("rounds.[0].verdict.level")
+  })
+
+  it("a drop reason's code is one of the codes any version has written, and nothing else", () => {
+    const decode = Schema.decodeUnknownEither(DropReason)
+    for (const code of ["answer-mismatch", "tests-failed", "near-duplicate", "max-rounds", "judge-error"])
+      expect(Either.isRight(decode({ code, detail: "" }))).toBe(true)
+    expect(Either.isLeft(decode({ code: "answer mismatch", detail: "" }))).toBe(true)
   })
 
   it("gives equal content the same id whatever the key order", () => {
