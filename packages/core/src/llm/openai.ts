@@ -397,8 +397,8 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
   // a `vllm` endpoint takes is asked of its /version once, before the first constrained request.
   let guided: GuidedDecoding = config.guidedDecoding ?? "none"
   let versionChecked = guided !== "vllm"
-  // One keep-alive pool for the endpoint's origin, driven through undici's dispatch API: measured
-  // in bench/llm.bench.mjs, this costs less CPU per call than undici's own request() API. Behind
+  // One keep-alive pool for the endpoint's origin, driven through undici's dispatch API, which
+  // costs less CPU per call than undici's own request() API (bench/llm.bench.mjs). Behind
   // HTTP(S)_PROXY (and not excluded by NO_PROXY), calls go through the proxy; a loopback endpoint
   // never does (no proxy can reach this machine's loopback).
   const proxy = proxyFor(parsed)
@@ -663,8 +663,8 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
     model: config.model,
     // Interruption (Ctrl-C, a dashboard's stop, a timeout or race around the call) aborts the HTTP
     // request when the calling fiber ends: it is watched with a fiber observer rather than a
-    // canceler, because a canceler wraps every call in Effect's onInterrupt, which measured 0.03 of
-    // ideal throughput in bench/llm.bench.mjs. (Interruption cannot be caught: an interrupted
+    // canceler, because a canceler wraps every call in Effect's onInterrupt, which cut throughput
+    // to a small fraction of ideal (bench/llm.bench.mjs). (Interruption cannot be caught: an interrupted
     // fiber always ends, so the observer always fires.)
     call: (request) =>
       !versionChecked && request.choice !== undefined && request.choice.length > 0

@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 
 /**
  * An endpoint's concurrency limit: a counting semaphore whose free path is one synchronous step
- * (measured by bench/llm.bench.mjs: Effect's general Semaphore cost several µs per call here).
+ * (Effect's general Semaphore costs more per call; bench/llm.bench.mjs, docs/benchmarks.md).
  * Waiting is interruptible; a permit handed to a fiber interrupted meanwhile is passed on.
  */
 export class Permits {

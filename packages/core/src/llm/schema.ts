@@ -40,8 +40,8 @@ const requestKeys: ReadonlySet<string> = new Set([
 /**
  * Whether props are a valid ChatRequest that the Schema would return unchanged: no other keys,
  * plain objects. A request is built on every model call; this check allocates nothing, where
- * Effect's parser allocates about 6 KB per request (bench/llm.bench.mjs measured it as the largest
- * share of a call's garbage). When it says no, the Schema validates as usual (and names the field
+ * Effect's parser allocates per request (the largest share of a call's garbage in
+ * bench/llm.bench.mjs). When it says no, the Schema validates as usual (and names the field
  * that is wrong). The property tests in schema.test.ts hold it to the Schema.
  */
 export const isPlainChatRequest = (props: unknown): boolean => {

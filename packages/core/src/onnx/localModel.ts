@@ -48,9 +48,9 @@ export interface LoadOptions {
    */
   readonly q4Compute?: Q4Compute | undefined
   /**
-   * Pack products that read the same input into one (see `packProducts`; default false: on the
-   * machines measured it gave q4 1.05-1.08x decoding at 8-16 threads, int8 0.98-1.12x, and
-   * nothing sure at 2, for more memory and a longer load). Applies to the rewritten graph.
+   * Pack products that read the same input into one (see `packProducts`; default false: its gain
+   * is small and uncertain for more memory and a longer load; docs/benchmarks.md has the
+   * figures). Applies to the rewritten graph.
    */
   readonly packProducts?: boolean | undefined
   /**

@@ -62,7 +62,7 @@ export const LAST_LOGITS = "fastcot.last_logits"
  * multiplies in integers (onnxruntime's `accuracy_level` 4, as llama.cpp's q4 × q8 products do);
  * `as-exported` keeps what the file says. Exports made with the common quantization scripts'
  * defaults leave `accuracy_level` unset, which onnxruntime computes in float32: on a CPU, the
- * integer kernels are faster (measured by bench/onnx.bench.mjs), at the cost of rounding the
+ * integer kernels are faster (bench/onnx.bench.mjs), at the cost of rounding the
  * activations.
  */
 export type Q4Compute = "int8" | "as-exported"
@@ -73,9 +73,9 @@ export type Q4Compute = "int8" | "as-exported"
  * and the logits as float32 inputs and outputs); `as-exported` keeps float16 arithmetic; `auto`
  * (the default) is `float32` when the widened weights fit in a quarter of the machine's memory
  * (see `widenFits`), else `as-exported`. Common CPUs have no float16 arithmetic: onnxruntime's
- * float16 4-bit products run about 1.7x slower than its float32 ones there (q4f16, measured by
- * bench/onnx.bench.mjs; fp16's plain products about the same, onnxruntime widens those weights
- * itself), while float32 is as precise or more. The cost is memory: the float16
+ * float16 4-bit products run slower than its float32 ones there (q4f16, bench/onnx.bench.mjs;
+ * fp16's plain products about the same, onnxruntime widens those weights itself), while float32
+ * is as precise or more. The cost is memory: the float16
  * weights are held as float32, twice their size (4-bit products keep their 4-bit weights: only
  * their scales widen, so a q4f16 file grows little).
  */

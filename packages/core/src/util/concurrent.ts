@@ -9,8 +9,8 @@ import * as Stream from "effect/Stream"
  * run with that failure and interrupts the calls in flight; interrupting the run interrupts them
  * too. It is what `Stream.mapEffect(f, { concurrency, unordered: true })` then `Stream.runDrain`
  * does, at a fraction of the cost: `concurrency` fibers pull the stream in turn, where
- * Stream.mapEffect forks a fiber, a deferred and a queue hand-off per element (measured by
- * bench/concurrent.bench.mjs: hundreds of µs of CPU per element against a few here).
+ * Stream.mapEffect forks a fiber, a deferred and a queue hand-off per element
+ * (bench/concurrent.bench.mjs compares the two; docs/benchmarks.md has the figures).
  */
 export const drainConcurrently = <A, E, R, E2, R2>(
   stream: Stream.Stream<A, E, R>,
