@@ -53,6 +53,7 @@ export * from "./pipeline/runPipeline.js"
 export * from "./pipeline/progressState.js"
 export * from "./session/RunSession.js"
 export * from "./session/EvalModel.js"
+export * from "./session/languageModelLayer.js"
 
 // Models: the LanguageModel service, OpenAI-compatible endpoints, local ONNX models
 export * from "./llm/schema.js"

@@ -18,7 +18,10 @@ import { type ScriptedServer, arithmeticScript, startScriptedServer } from "../t
 import { jsonl, tempDir } from "../test-support/fixtures.js"
 import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
 import { BasicVerifierLive } from "../verify/Verifier.js"
+import { languageModelLayer } from "./languageModelLayer.js"
 import { type RunRequest, RunSession } from "./RunSession.js"
+import { LanguageModel } from "../llm/LanguageModel.js"
+import { ChatRequest } from "../llm/schema.js"
 
 /** SCRIPTED models on loopback (no model behind them): the teacher adds, the judge finds all medium. */
 describe("RunSession: one run's setup for every front-end (real SQLite file, scripted loopback server)", () => {
@@ -119,5 +122,27 @@ describe("RunSession: one run's setup for every front-end (real SQLite file, scr
       })
     )
     expect(why._tag).toBe("budget")
+  })
+
+  it("languageModelLayer: the roles' models as a scoped Layer, refusing a spec it cannot build", async () => {
+    const answer = await inStore(
+      Effect.gen(function* () {
+        const lm = yield* LanguageModel
+        return yield* lm.complete(
+          "teacher",
+          new ChatRequest({ messages: [{ role: "user", content: "What is 2 + 2?" }] })
+        )
+      }).pipe(Effect.provide(languageModelLayer(config(), { env: {}, roles: ["teacher"] })))
+    )
+    expect(answer.text).toContain("4")
+    const bad = await inStore(
+      Effect.flip(
+        Effect.provide(
+          LanguageModel,
+          languageModelLayer(applyOverrides(config(), { judge: "gpt-4o" }), { env: {}, roles: ["judge"] })
+        )
+      )
+    )
+    expect(bad._tag).toBe("RoleModelsError")
   })
 })
