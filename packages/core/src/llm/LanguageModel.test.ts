@@ -11,65 +11,20 @@ import { readFileSync, readdirSync } from "node:fs"
 import { createServer, type IncomingMessage } from "node:http"
 import { type AddressInfo, connect, type Socket } from "node:net"
 import { join } from "node:path"
-import { afterEach, beforeEach, describe, expect, it } from "vitest"
-import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
-import { type ScriptedServer, type ScriptedServerOptions, startScriptedServer } from "../testing/scriptedServer.js"
-import { tempDir } from "../test-support/fixtures.js"
+import { describe, expect, it } from "vitest"
+import { ask, languageModelHarness } from "../test-support/languageModelHarness.js"
 import type { BudgetOptions, BudgetState } from "./budget.js"
-import {
-  type CallOptions,
-  type LanguageModelShape,
-  makeLanguageModel,
-  Permits,
-  type RoleConfig
-} from "./LanguageModel.js"
-import { durationMs, openAiProvider, type OpenAiEndpointConfig, proxyFor, rateLimitOf, retryAfterMs } from "./openai.js"
-import { ChatRequest } from "./schema.js"
-
-const ask = (q: string, extra: Partial<ConstructorParameters<typeof ChatRequest>[0]> = {}) =>
-  new ChatRequest({ messages: [{ role: "user", content: q }], temperature: 0.6, max_tokens: 256, ...extra })
+import { type CallOptions, Permits, type RoleConfig } from "./LanguageModel.js"
+import { durationMs, proxyFor, rateLimitOf, retryAfterMs } from "./openai.js"
 
 describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback server)", () => {
-  let tmp: ReturnType<typeof tempDir>
-  let servers: Array<ScriptedServer>
-  beforeEach(() => {
-    tmp = tempDir()
-    servers = []
+  const harness = languageModelHarness({
+    model: "teacher-model",
+    timeoutMs: 2_000,
+    firstTokenTimeoutMs: 2_000,
+    stallTimeoutMs: 400
   })
-  afterEach(async () => {
-    await Promise.all(servers.map((s) => s.close()))
-    tmp.cleanup()
-  })
-
-  const server = async (options: ScriptedServerOptions = {}) => {
-    const s = await startScriptedServer(options)
-    servers.push(s)
-    return s
-  }
-  const endpoint = (s: ScriptedServer, extra: Partial<OpenAiEndpointConfig> = {}) =>
-    openAiProvider({
-      baseUrl: s.baseUrl,
-      model: "teacher-model",
-      timeoutMs: 2_000,
-      firstTokenTimeoutMs: 2_000,
-      stallTimeoutMs: 400,
-      ...extra
-    })
-
-  /** Builds the service over a real SQLite store and runs `f` with it. */
-  const withModel = <A, E>(
-    roles: Record<string, RoleConfig>,
-    f: (lm: LanguageModelShape) => Effect.Effect<A, E>,
-    defaults: Parameters<typeof makeLanguageModel>[1] = {},
-    db = "fastcot.db"
-  ): Promise<A> =>
-    Effect.runPromise(
-      Effect.scoped(
-        Effect.flatMap(makeLanguageModel(roles, defaults), f).pipe(
-          Effect.provide(SqliteRunStoreLive(join(tmp.dir, db)))
-        )
-      )
-    )
+  const { server, endpoint, withModel } = harness
 
   const fast = { maxAttempts: 8, backoffBaseMs: 5, backoffMaxMs: 200 }
 
@@ -626,7 +581,7 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
     await withModel({ teacher: { endpoints: [{ provider: endpoint(ok, { apiKey: key }), concurrency: 1 }] } }, (lm) =>
       lm.complete("teacher", ask("stored"))
     )
-    for (const f of readdirSync(tmp.dir)) expect(readFileSync(join(tmp.dir, f)).includes(key)).toBe(false)
+    for (const f of readdirSync(harness.dir())) expect(readFileSync(join(harness.dir(), f)).includes(key)).toBe(false)
   })
 })
 

@@ -5,13 +5,15 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as ScheduleDecision from "effect/ScheduleDecision"
 import { RunStore } from "../store/RunStore.js"
 import { Budget, type BudgetOptions, type BudgetState, describeSpent } from "./budget.js"
 import type { CacheMode, CallOptions, EndpointStats, Price, RoleConfig } from "./roles.js"
 import { type EndpointState, holdFor, newEndpointState, pickEndpoint, rateWait } from "./endpointPool.js"
 import { cacheKey, decodeCached } from "./responseCache.js"
 import { retrySchedule } from "./retryPolicy.js"
-import { BadRequest, BudgetExhausted, isRetryable, type LlmError, QuotaExhausted, repeatsForRequest } from "./errors.js"
+import { BadRequest, BudgetExhausted, type LlmError, QuotaExhausted, repeatsForRequest } from "./errors.js"
 import type { ProviderResult } from "./provider.js"
 import { type ChatRequest, Completion } from "./schema.js"
 
@@ -143,6 +145,7 @@ export const makeLanguageModel = (
       const maxAttempts = Math.max(1, config.maxAttempts ?? 6)
       const setAsideMs = config.setAsideMs ?? 15_000
       let attempt = 0
+      let lastFailed: EndpointState | undefined
       const onEndpoint = (): Effect.Effect<
         { result: ProviderResult; latencyMs: number; attempt: number; state: EndpointState },
         LlmError
@@ -178,18 +181,24 @@ export const makeLanguageModel = (
               if (list.length > 1 && s.consecutiveFailures >= 3)
                 s.setAsideUntil = clock.unsafeCurrentTimeMillis() + setAsideMs
             }
-            // The schedule retries exactly these: counted on the endpoint that failed.
-            if (isRetryable(error) && attempt < maxAttempts) s.stats.retries++
+            lastFailed = s
             return Effect.fail(error)
           }
         })
       }
+      // A retry is counted on the endpoint that failed, when the schedule decides to retry.
       const schedule = retrySchedule({
         maxAttempts,
         backoffBaseMs: config.backoffBaseMs ?? 500,
         backoffMaxMs: config.backoffMaxMs ?? 30_000,
         maxRetryAfterMs: config.maxRetryAfterMs ?? 120_000
-      })
+      }).pipe(
+        Schedule.onDecision((_, decision) =>
+          Effect.sync(() => {
+            if (ScheduleDecision.isContinue(decision) && lastFailed) lastFailed.stats.retries++
+          })
+        )
+      )
       return Effect.retry(
         Effect.suspend(() => {
           attempt++

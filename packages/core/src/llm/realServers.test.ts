@@ -18,62 +18,23 @@ import {
   type ScriptedReply,
   type ScriptedRequest,
   type ScriptedServer,
-  type ScriptedServerOptions,
   startScriptedServer
 } from "../testing/scriptedServer.js"
 import { jsonl, tempDir } from "../test-support/fixtures.js"
+import { ask, languageModelHarness } from "../test-support/languageModelHarness.js"
 import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
 import { BasicVerifierLive } from "../verify/Verifier.js"
-import { LanguageModel, type LanguageModelShape, makeLanguageModel, type RoleConfig } from "./LanguageModel.js"
-import {
-  isOpenAiReasoningModel,
-  olderThan,
-  openAiProvider,
-  type OpenAiEndpointConfig,
-  streamingOnly
-} from "./openai.js"
-import { ChatRequest } from "./schema.js"
+import { LanguageModel, makeLanguageModel } from "./LanguageModel.js"
+import { isOpenAiReasoningModel, olderThan, type OpenAiEndpointConfig, streamingOnly } from "./openai.js"
 
 /**
  * What real servers do that the first scripted server did not (vLLM, SGLang, DeepSeek, OpenAI,
  * DashScope), reproduced by the scripted loopback server sending their formats: one test per
  * finding of the issue that found them, each failing on the code before it.
  */
-const ask = (q: string, extra: Partial<ConstructorParameters<typeof ChatRequest>[0]> = {}) =>
-  new ChatRequest({ messages: [{ role: "user", content: q }], temperature: 0.6, max_tokens: 256, ...extra })
-
 describe("the LLM layer against real servers' formats (scripted loopback server)", () => {
-  let tmp: ReturnType<typeof tempDir>
-  let servers: Array<ScriptedServer>
-  beforeEach(() => {
-    tmp = tempDir()
-    servers = []
-  })
-  afterEach(async () => {
-    await Promise.all(servers.map((s) => s.close()))
-    tmp.cleanup()
-  })
-  const server = async (options: ScriptedServerOptions) => {
-    const s = await startScriptedServer(options)
-    servers.push(s)
-    return s
-  }
-  const endpoint = (s: ScriptedServer, extra: Partial<OpenAiEndpointConfig> = {}) =>
-    openAiProvider({ baseUrl: s.baseUrl, model: "m", timeoutMs: 5_000, stallTimeoutMs: 2_000, ...extra })
+  const { server, endpoint, withModel } = languageModelHarness({ stallTimeoutMs: 2_000 })
   const fast = { maxAttempts: 4, backoffBaseMs: 5, backoffMaxMs: 50 }
-  const withModel = <A, E>(
-    roles: Record<string, RoleConfig>,
-    f: (lm: LanguageModelShape) => Effect.Effect<A, E>,
-    defaults: Parameters<typeof makeLanguageModel>[1] = {}
-  ) =>
-    Effect.runPromise(
-      Effect.scoped(
-        Effect.flatMap(makeLanguageModel(roles, defaults), f).pipe(
-          Effect.provide(SqliteRunStoreLive(join(tmp.dir, "fastcot.db")))
-        )
-      )
-    )
-
   it("an in-band vLLM error and an SGLang abort are retried and never cached as a completion", async () => {
     for (const [k, failure] of [
       { streamError: { style: "vllm" as const, afterChars: 24, message: "CUDA out of memory" } },
