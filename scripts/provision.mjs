@@ -1,6 +1,7 @@
 // What the test suite needs from the machine, installed when it is missing: a C++ toolchain
 // (better-sqlite3 builds on `npm ci`), the system Python, bubblewrap and util-linux (the code
-// sandbox), tmux (the terminal tests) and Debian's chromium (the desktop renderer's tests). As
+// sandbox), tmux (the terminal tests), Debian's chromium (the desktop renderer's tests) and the
+// PostgreSQL server (the PostgreSQL store's tests start a throwaway cluster on loopback). As
 // root on Debian it installs them with
 // apt-get; otherwise it stops at once and prints the one command that would.
 //
@@ -21,8 +22,21 @@ const NEEDS = [
     what: "Debian's chromium (the desktop renderer's tests)",
     there: () => existsSync(process.env.FASTCOT_CHROMIUM ?? "/usr/bin/chromium"),
     pkg: "chromium"
+  },
+  {
+    what: "the PostgreSQL server (the PostgreSQL store's tests)",
+    there: () => postgresBin() !== undefined,
+    pkg: "postgresql"
   }
 ]
+
+/** The folder with initdb and pg_ctl: on PATH, or Debian's versioned folder. */
+function postgresBin() {
+  if (has("initdb") && has("pg_ctl")) return ""
+  return ["17", "16", "15", "14", "13"]
+    .map((v) => `/usr/lib/postgresql/${v}/bin`)
+    .find((d) => existsSync(`${d}/initdb`))
+}
 
 function has(command) {
   return spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0

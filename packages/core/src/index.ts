@@ -62,6 +62,8 @@ export {
 export { type RunLockHolder, StoreError, WorkspaceBusy } from "./store/errors.js"
 export { describeHolder } from "./store/runLock.js"
 export { openSqliteStore, SqliteRunStoreLive } from "./store/SqliteRunStore.js"
+export { displayStoreUrl, isPostgresUrl, PgRunStoreLive } from "./store/PgRunStore.js"
+export { runStoreLayer } from "./store/runStoreLayer.js"
 export { DEFAULT_WORKSPACE, workspacePaths } from "./store/workspace.js"
 
 // The recipe: its pipeline file, events and prompts

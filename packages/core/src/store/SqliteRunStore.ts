@@ -15,7 +15,7 @@ import { hostname } from "node:os"
 import { migrate } from "./migrations.js"
 import { groupCommit } from "./groupCommit.js"
 import { SpendLedger } from "./spendLedger.js"
-import { countBy, tokenStats } from "./statusQueries.js"
+import { type CallRow, countBy, SQLITE_TOKEN_ROWS, statusOf, type TokenRow } from "./statusQueries.js"
 import {
   type CacheEntry,
   type ImportProgress,
@@ -293,70 +293,12 @@ export const openSqliteStore = (
       }),
     status: attempt("reading status", (): StoreStatus => {
       const one = (sql: string) => (db.prepare(sql).get() as { n: number }).n
-      const fates = countBy(db, "SELECT fate AS k, COUNT(*) AS n FROM items GROUP BY fate")
-      const calls = db
-        .prepare(
-          `SELECT json_extract(c.value, '$.role') AS role, COUNT(*) AS calls,
-             SUM(json_extract(c.value, '$.cached') = 1) AS cached,
-             SUM(json_extract(c.value, '$.promptTokens')) AS prompt, SUM(json_extract(c.value, '$.completionTokens')) AS completion,
-             SUM(COALESCE(json_extract(c.value, '$.costUsd'), 0)) AS cost,
-             SUM(CASE WHEN json_extract(c.value, '$.cached') = 1 THEN 0
-                 ELSE json_extract(c.value, '$.promptTokens') + json_extract(c.value, '$.completionTokens') END) AS paid
-           FROM rounds r, json_each(r.data, '$.calls') c GROUP BY role`
-        )
-        .all() as Array<{
-        role: string
-        calls: number
-        cached: number
-        prompt: number
-        completion: number
-        cost: number
-        paid: number
-      }>
-      const byRole: Record<string, { calls: number; promptTokens: number; completionTokens: number; costUsd: number }> =
-        {}
-      for (const c of calls)
-        byRole[c.role] = {
-          calls: c.calls,
-          promptTokens: c.prompt ?? 0,
-          completionTokens: c.completion ?? 0,
-          costUsd: c.cost ?? 0
-        }
-      const sum = (f: (c: (typeof calls)[number]) => number) => calls.reduce((n, c) => n + (f(c) ?? 0), 0)
-      const kept = fates["kept"] ?? 0
-      const llm = {
-        calls: sum((c) => c.calls),
-        cachedCalls: sum((c) => c.cached),
-        promptTokens: sum((c) => c.prompt),
-        completionTokens: sum((c) => c.completion),
-        costUsd: sum((c) => c.cost),
-        paidTokens: sum((c) => c.paid),
-        ledger: ledger.totals(),
-        byRole,
-        costPerKeptItemUsd: kept > 0 ? sum((c) => c.cost) / kept : null,
-        tokensPerKeptItem: kept > 0 ? (sum((c) => c.prompt) + sum((c) => c.completion)) / kept : null
-      }
-      const stages = countBy(db, "SELECT stage AS k, COUNT(*) AS n FROM items GROUP BY stage")
       const running = liveLockHolder()
-      return {
+      return statusOf({
         problems: one("SELECT COUNT(*) AS n FROM problems"),
         items: one("SELECT COUNT(*) AS n FROM items"),
-        pending: fates["pending"] ?? 0,
-        kept: fates["kept"] ?? 0,
-        dropped: fates["dropped"] ?? 0,
-        failed: fates["failed"] ?? 0,
-        stages: {
-          collect: stages["collect"] ?? 0,
-          verify: stages["verify"] ?? 0,
-          align: stages["align"] ?? 0,
-          done: stages["done"] ?? 0
-        },
-        fates: {
-          pending: fates["pending"] ?? 0,
-          kept: fates["kept"] ?? 0,
-          dropped: fates["dropped"] ?? 0,
-          failed: fates["failed"] ?? 0
-        },
+        fates: countBy(db, "SELECT fate AS k, COUNT(*) AS n FROM items GROUP BY fate"),
+        stages: countBy(db, "SELECT stage AS k, COUNT(*) AS n FROM items GROUP BY stage"),
         keptAs: countBy(db, "SELECT kept_as AS k, COUNT(*) AS n FROM items WHERE fate = 'kept' GROUP BY kept_as"),
         dropReasons: countBy(
           db,
@@ -368,16 +310,24 @@ export const openSqliteStore = (
         ),
         domains: countBy(db, "SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain"),
         flags: countBy(db, "SELECT flag AS k, COUNT(*) AS n FROM problem_flags GROUP BY flag"),
-        tokens: tokenStats(db),
-        llm,
+        tokenRows: db.prepare(SQLITE_TOKEN_ROWS).all() as Array<TokenRow>,
+        calls: db
+          .prepare(
+            `SELECT json_extract(c.value, '$.role') AS role, COUNT(*) AS calls,
+               SUM(json_extract(c.value, '$.cached') = 1) AS cached,
+               SUM(json_extract(c.value, '$.promptTokens')) AS prompt, SUM(json_extract(c.value, '$.completionTokens')) AS completion,
+               SUM(COALESCE(json_extract(c.value, '$.costUsd'), 0)) AS cost,
+               SUM(CASE WHEN json_extract(c.value, '$.cached') = 1 THEN 0
+                   ELSE json_extract(c.value, '$.promptTokens') + json_extract(c.value, '$.completionTokens') END) AS paid
+             FROM rounds r, json_each(r.data, '$.calls') c GROUP BY role`
+          )
+          .all() as Array<CallRow>,
+        ledger: ledger.totals(),
         imports: (db.prepare("SELECT * FROM imports ORDER BY updated_at").all() as Array<Record<string, unknown>>).map(
-          (row) => {
-            const p = toProgress(row)
-            return { path: p.path, rows: p.rows, problemsAdded: p.problemsAdded, rejected: p.rejected, done: p.done }
-          }
+          toProgress
         ),
         running: running === undefined ? null : holderOf(running)
-      }
+      })
     }),
     cacheGet: (key) =>
       attempt("reading the LLM cache", () => Option.fromNullable(stmt.cacheGet.get(key) as CacheEntry | undefined)),

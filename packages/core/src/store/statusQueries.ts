@@ -1,28 +1,66 @@
 import type Database from "better-sqlite3"
 import { lengthStats } from "../util/lengthStats.js"
+import type { RunLockHolder } from "./errors.js"
+import type { ImportProgress, SpendTotals, StoreStatus } from "./RunStore.js"
 
 /** Rows counted by one key column (`k`, `n`): counts per fate, stage, reason. */
-export const countBy = (db: Database.Database, sql: string): Record<string, number> => {
+export const countBy = (db: Database.Database, sql: string): Record<string, number> =>
+  countsOf(db.prepare(sql).all() as Array<{ k: string | null; n: number }>)
+
+/** `{k, n}` rows as a record; rows without a key are left out. */
+export const countsOf = (rows: ReadonlyArray<{ readonly k: string | null; readonly n: number | string }>) => {
   const out: Record<string, number> = {}
-  for (const row of db.prepare(sql).all() as Array<{ k: string | null; n: number }>) {
-    if (row.k !== null) out[row.k] = row.n
-  }
+  for (const row of rows) if (row.k !== null) out[row.k] = Number(row.n)
   return out
 }
 
+/** A kept item's reasoning length before and after alignment, as a backend's query reads it. */
+export interface TokenRow {
+  readonly after: number
+  readonly before: number
+  readonly tokenizer: string | null
+}
+
+/** The LLM calls recorded in items' rounds, summed per role, as a backend's query reads them. */
+export interface CallRow {
+  readonly role: string
+  readonly calls: number
+  readonly cached: number
+  readonly prompt: number | null
+  readonly completion: number | null
+  readonly cost: number | null
+  readonly paid: number | null
+}
+
+/** What a backend reads for `status`; `statusOf` turns it into the report. */
+export interface StatusParts {
+  readonly problems: number
+  readonly items: number
+  readonly fates: Record<string, number>
+  readonly stages: Record<string, number>
+  readonly keptAs: Record<string, number>
+  readonly dropReasons: Record<string, number>
+  readonly failReasons: Record<string, number>
+  readonly domains: Record<string, number>
+  readonly flags: Record<string, number>
+  readonly tokenRows: ReadonlyArray<TokenRow>
+  readonly calls: ReadonlyArray<CallRow>
+  readonly ledger: SpendTotals
+  readonly imports: ReadonlyArray<ImportProgress>
+  readonly running: RunLockHolder | null
+}
+
+/** SQLite's reading of the kept items' reasoning lengths. */
+export const SQLITE_TOKEN_ROWS = `SELECT json_extract(data, '$.trace.tokens.reasoning') AS after,
+    COALESCE(json_extract(data, '$.original.tokens.reasoning'), json_extract(data, '$.trace.tokens.reasoning')) AS before,
+    json_extract(data, '$.trace.tokens.tokenizer') AS tokenizer
+  FROM items WHERE fate = 'kept' AND json_extract(data, '$.trace.tokens.reasoning') IS NOT NULL`
+
 const BUCKETS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, Infinity]
 /** Reasoning-token lengths of the kept items, before and after alignment, with a histogram. */
-export const tokenStats = (db: Database.Database) => {
-  const rows = db
-    .prepare(
-      `SELECT json_extract(data, '$.trace.tokens.reasoning') AS after,
-              COALESCE(json_extract(data, '$.original.tokens.reasoning'), json_extract(data, '$.trace.tokens.reasoning')) AS before,
-              json_extract(data, '$.trace.tokens.tokenizer') AS tokenizer
-       FROM items WHERE fate = 'kept' AND json_extract(data, '$.trace.tokens.reasoning') IS NOT NULL`
-    )
-    .all() as Array<{ after: number; before: number; tokenizer: string }>
-  const before = rows.map((r) => r.before)
-  const after = rows.map((r) => r.after)
+export const tokenStatsOf = (rows: ReadonlyArray<TokenRow>): StoreStatus["tokens"] => {
+  const before = rows.map((r) => Number(r.before))
+  const after = rows.map((r) => Number(r.after))
   const sum = (xs: Array<number>) => xs.reduce((a, b) => a + b, 0)
   return {
     tokenizer: rows[0]?.tokenizer ?? null,
@@ -37,5 +75,66 @@ export const tokenStats = (db: Database.Database) => {
         after: after.filter((x) => x > lo && x <= upTo).length
       }
     }).filter((b) => b.before > 0 || b.after > 0)
+  }
+}
+
+/** The status report from what a backend read: the same arithmetic whatever the database. */
+export const statusOf = (parts: StatusParts): StoreStatus => {
+  const { fates, stages, calls } = parts
+  const byRole: Record<string, { calls: number; promptTokens: number; completionTokens: number; costUsd: number }> = {}
+  for (const c of calls)
+    byRole[c.role] = {
+      calls: Number(c.calls),
+      promptTokens: Number(c.prompt ?? 0),
+      completionTokens: Number(c.completion ?? 0),
+      costUsd: Number(c.cost ?? 0)
+    }
+  const sum = (f: (c: CallRow) => number | null) => calls.reduce((n, c) => n + Number(f(c) ?? 0), 0)
+  const kept = fates["kept"] ?? 0
+  return {
+    problems: parts.problems,
+    items: parts.items,
+    pending: fates["pending"] ?? 0,
+    kept,
+    dropped: fates["dropped"] ?? 0,
+    failed: fates["failed"] ?? 0,
+    stages: {
+      collect: stages["collect"] ?? 0,
+      verify: stages["verify"] ?? 0,
+      align: stages["align"] ?? 0,
+      done: stages["done"] ?? 0
+    },
+    fates: {
+      pending: fates["pending"] ?? 0,
+      kept,
+      dropped: fates["dropped"] ?? 0,
+      failed: fates["failed"] ?? 0
+    },
+    keptAs: parts.keptAs,
+    dropReasons: parts.dropReasons,
+    failReasons: parts.failReasons,
+    domains: parts.domains,
+    flags: parts.flags,
+    tokens: tokenStatsOf(parts.tokenRows),
+    llm: {
+      calls: sum((c) => c.calls),
+      cachedCalls: sum((c) => c.cached),
+      promptTokens: sum((c) => c.prompt),
+      completionTokens: sum((c) => c.completion),
+      costUsd: sum((c) => c.cost),
+      paidTokens: sum((c) => c.paid),
+      ledger: parts.ledger,
+      byRole,
+      costPerKeptItemUsd: kept > 0 ? sum((c) => c.cost) / kept : null,
+      tokensPerKeptItem: kept > 0 ? (sum((c) => c.prompt) + sum((c) => c.completion)) / kept : null
+    },
+    imports: parts.imports.map((p) => ({
+      path: p.path,
+      rows: p.rows,
+      problemsAdded: p.problemsAdded,
+      rejected: p.rejected,
+      done: p.done
+    })),
+    running: parts.running
   }
 }

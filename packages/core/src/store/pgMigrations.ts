@@ -1,0 +1,131 @@
+import * as Effect from "effect/Effect"
+import type { SqlClient } from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { StoreError } from "./errors.js"
+
+/**
+ * The PostgreSQL store's versioned migrations, applied in order, each in one transaction, under
+ * an advisory lock so that workers starting together migrate once. `fastcot_schema` records each
+ * version applied. Never edit a published migration: add a new one. Record bodies are kept as the
+ * same JSON text SQLite keeps (text keeps what JSONB cannot, such as an escaped NUL in a model's
+ * reply); what `status` sums is written to columns of its own.
+ */
+export const pgMigrations: ReadonlyArray<{ readonly version: number; readonly name: string; readonly sql: string }> = [
+  {
+    version: 1,
+    name: "the run store: problems, items and rounds, imports, flags, the LLM cache, spending, the run lock",
+    sql: `
+CREATE TABLE problems (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  domain TEXT NOT NULL,
+  data TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE items (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  problem_id TEXT COLLATE "C" NOT NULL REFERENCES problems(id),
+  stage TEXT NOT NULL,
+  fate TEXT NOT NULL,
+  kept_as TEXT,
+  reason_code TEXT,
+  reasoning_tokens INTEGER,
+  original_reasoning_tokens INTEGER,
+  tokenizer TEXT,
+  data TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX items_fate ON items(fate, id);
+CREATE INDEX items_stage ON items(stage, id);
+CREATE INDEX items_problem ON items(problem_id);
+CREATE TABLE rounds (
+  item_id TEXT COLLATE "C" NOT NULL REFERENCES items(id),
+  idx INTEGER NOT NULL,
+  data TEXT NOT NULL,
+  calls JSONB NOT NULL,
+  PRIMARY KEY (item_id, idx)
+);
+CREATE TABLE imports (
+  key TEXT PRIMARY KEY,
+  path TEXT NOT NULL,
+  rows BIGINT NOT NULL,
+  "offset" BIGINT NOT NULL,
+  line BIGINT NOT NULL,
+  problems_added BIGINT NOT NULL,
+  items_added BIGINT NOT NULL,
+  duplicates BIGINT NOT NULL,
+  rejected BIGINT NOT NULL,
+  done BOOLEAN NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE TABLE import_rejects (
+  key TEXT NOT NULL,
+  file TEXT NOT NULL,
+  line BIGINT NOT NULL,
+  reason TEXT NOT NULL,
+  raw TEXT NOT NULL,
+  PRIMARY KEY (key, line)
+);
+CREATE TABLE problem_flags (
+  problem_id TEXT COLLATE "C" PRIMARY KEY REFERENCES problems(id),
+  flag TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE llm_cache (
+  key TEXT PRIMARY KEY,
+  model TEXT NOT NULL,
+  value TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE TABLE llm_spend (
+  role TEXT NOT NULL,
+  model TEXT NOT NULL,
+  calls BIGINT NOT NULL,
+  prompt_tokens BIGINT NOT NULL,
+  completion_tokens BIGINT NOT NULL,
+  cost_usd DOUBLE PRECISION NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (role, model)
+);
+CREATE TABLE run_lock (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  pid INTEGER NOT NULL,
+  host TEXT NOT NULL,
+  process_start TEXT,
+  started_at TEXT NOT NULL,
+  what TEXT NOT NULL,
+  backend_pid INTEGER NOT NULL
+);
+`
+  }
+]
+
+/** The advisory-lock keys fastcot uses (two 32-bit halves: fastcot's, then which lock). */
+export const ADVISORY = { namespace: 0x66637374, migrate: 1, run: 2 } as const
+
+const storeError = (what: string) => (e: SqlError) => new StoreError({ message: `${what}: ${e.message}`, cause: e })
+
+/** Applies pending migrations; refuses a database written by a newer fastcot. */
+export const migratePg = (sql: SqlClient): Effect.Effect<void, StoreError> => {
+  const latest = pgMigrations[pgMigrations.length - 1]?.version ?? 0
+  return sql
+    .withTransaction(
+      Effect.gen(function* () {
+        yield* sql`SELECT pg_advisory_xact_lock(${ADVISORY.namespace}, ${ADVISORY.migrate})`
+        yield* sql`CREATE TABLE IF NOT EXISTS fastcot_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`
+        const rows = yield* sql<{ v: number | null }>`SELECT MAX(version) AS v FROM fastcot_schema`
+        const current = Number(rows[0]?.v ?? 0)
+        if (current > latest)
+          return yield* new StoreError({
+            message: `the database is at schema version ${current}, newer than this fastcot knows (${latest}); upgrade fastcot`
+          })
+        for (const m of pgMigrations) {
+          if (m.version <= current) continue
+          yield* sql.unsafe(m.sql)
+          yield* sql`INSERT INTO fastcot_schema (version, name) VALUES (${m.version}, ${m.name})`
+        }
+      })
+    )
+    .pipe(Effect.mapError((e) => (e._tag === "StoreError" ? e : storeError("migrating the database")(e))))
+}

@@ -1,0 +1,411 @@
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import { spawn } from "node:child_process"
+import { join } from "node:path"
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { Item } from "../schema/item.js"
+import { Problem } from "../schema/problem.js"
+import { Round } from "../schema/round.js"
+import { Trace } from "../schema/trace.js"
+import { Verdict } from "../schema/verdict.js"
+import { tempDir } from "../test-support/fixtures.js"
+import { type PostgresCluster, startPostgresCluster } from "../test-support/postgresCluster.js"
+import { contentId } from "../util/hash.js"
+import type { StoreError } from "./errors.js"
+import { PgRunStoreLive } from "./PgRunStore.js"
+import { RunStore } from "./RunStore.js"
+import { SqliteRunStoreLive } from "./SqliteRunStore.js"
+
+const problem = (q: string) =>
+  new Problem({
+    id: contentId("p_", q) as Problem["id"],
+    domain: "math",
+    question: q,
+    answer: "1",
+    source: "t:1",
+    metadata: {}
+  })
+
+const call = (role: "teacher" | "judge", cached: boolean) => ({
+  role,
+  model: `${role}-model`,
+  promptVersion: "v1",
+  promptTokens: 10,
+  completionTokens: 5,
+  costUsd: 0.01,
+  latencyMs: 3,
+  cached
+})
+
+const round = (index: number, raw: string, calls: ReadonlyArray<ReturnType<typeof call>> = []) =>
+  new Round({
+    index,
+    action: "judge",
+    verdict: new Verdict({ level: "easy", raw }),
+    calls,
+    startedAt: "2026-01-01T00:00:00Z",
+    finishedAt: "2026-01-01T00:00:01Z"
+  })
+
+const item = (p: Problem, rounds: ReadonlyArray<Round> = [], fate: Item["fate"] = "pending", reasoning = "r") =>
+  new Item({
+    id: contentId("i_", p.id) as Item["id"],
+    problemId: p.id,
+    stage: "align",
+    fate,
+    trace: new Trace({ reasoning, origin: "teacher", tokens: { reasoning: 40, answer: 5, tokenizer: "qwen2.5" } }),
+    rounds,
+    createdAt: "2026-01-01T00:00:00Z",
+    updatedAt: "2026-01-01T00:00:00Z"
+  })
+
+const importBatch = (problems: ReadonlyArray<Problem>, items: ReadonlyArray<Item> = []) => ({
+  progress: {
+    key: "k",
+    path: "f.jsonl",
+    rows: problems.length,
+    offset: 0,
+    line: problems.length + 1,
+    problemsAdded: 0,
+    itemsAdded: 0,
+    duplicates: 0,
+    rejected: 1,
+    done: true
+  },
+  problems,
+  items,
+  rejects: [{ file: "f.jsonl", line: 7, reason: "no question", raw: "{}" }]
+})
+
+/** A backend under test: a fresh store location per test, and the layer that opens one. */
+interface Backend {
+  readonly name: string
+  readonly fresh: () => string
+  readonly layer: (location: string) => Layer.Layer<RunStore, StoreError>
+}
+
+let cluster: PostgresCluster | undefined
+let databases = 0
+const sqliteDirs: Array<ReturnType<typeof tempDir>> = []
+
+const backends: ReadonlyArray<Backend> = [
+  {
+    name: "SQLite",
+    fresh: () => {
+      const dir = tempDir()
+      sqliteDirs.push(dir)
+      return join(dir.dir, "fastcot.db")
+    },
+    layer: SqliteRunStoreLive
+  },
+  {
+    name: "PostgreSQL",
+    fresh: () => cluster!.createDatabase(`store_${++databases}`),
+    layer: PgRunStoreLive
+  }
+]
+
+beforeAll(async () => {
+  cluster = await startPostgresCluster()
+  // The driver reads the password from the environment, as a user's would (or from ~/.pgpass).
+  process.env["PGPASSWORD"] = cluster.password
+}, 60_000)
+afterAll(() => {
+  delete process.env["PGPASSWORD"]
+  cluster?.stop()
+  for (const d of sqliteDirs) d.cleanup()
+})
+
+describe.each(backends)("the run store's contract on $name", (backend) => {
+  let location: string
+  beforeEach(() => {
+    location = backend.fresh()
+  })
+  const withStore = <A, E>(effect: Effect.Effect<A, E, RunStore>): Promise<A> =>
+    Effect.runPromise(Effect.scoped(effect.pipe(Effect.provide(backend.layer(location)))))
+
+  it("imports problems, items and rejects once, and pages problems in id order", async () => {
+    const ps = Array.from({ length: 1_234 }, (_, i) => problem(`q${i}?`))
+    const out = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        const first = yield* store.commitImportBatch(importBatch(ps, [item(ps[0]!)]))
+        const again = yield* store.commitImportBatch(importBatch(ps.slice(0, 10), [item(ps[0]!)]))
+        const pages: Array<string> = []
+        let afterId: string | undefined
+        for (;;) {
+          const page = yield* store.listProblems({ afterId, limit: 500 })
+          pages.push(...page.map((p) => p.id))
+          if (page.length < 500) break
+          afterId = page[page.length - 1]!.id
+        }
+        const some = yield* store.getProblems([ps[5]!.id, "missing", ps[3]!.id])
+        return {
+          first,
+          again,
+          pages,
+          some: some.map((p) => p.question),
+          progress: yield* store.importProgress("k"),
+          rejects: yield* store.importRejects("k"),
+          one: yield* store.getProblem(ps[2]!.id)
+        }
+      })
+    )
+    expect(out.first).toEqual({ problemsAdded: 1_234, itemsAdded: 1 })
+    expect(out.again).toEqual({ problemsAdded: 0, itemsAdded: 0 })
+    expect(out.pages).toEqual(ps.map((p) => p.id).sort())
+    expect(out.some).toEqual(["q5?", "q3?"])
+    expect(Option.getOrThrow(out.progress)).toMatchObject({ rows: 10, done: true, duplicates: 10 })
+    expect(out.rejects).toEqual([{ file: "f.jsonl", line: 7, reason: "no question", raw: "{}" }])
+    expect(Option.getOrThrow(out.one).question).toBe("q2?")
+  })
+
+  it("replaces problem flags and leaves flagged problems out when asked", async () => {
+    const ps = ["a?", "b?", "c?"].map(problem)
+    const out = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.commitImportBatch(importBatch(ps))
+        yield* store.setProblemFlags([{ problemId: ps[0]!.id, flag: "duplicate", detail: "of b" }])
+        yield* store.setProblemFlags([{ problemId: ps[1]!.id, flag: "contaminated", detail: "MATH-500" }])
+        return {
+          listed: (yield* store.listProblems({ unflagged: true })).map((p) => p.question),
+          flag: yield* store.problemFlag(ps[1]!.id),
+          none: yield* store.problemFlag(ps[0]!.id)
+        }
+      })
+    )
+    expect(out.listed.sort()).toEqual(["a?", "c?"])
+    expect(Option.getOrThrow(out.flag)).toEqual({ problemId: ps[1]!.id, flag: "contaminated", detail: "MATH-500" })
+    expect(Option.isNone(out.none)).toBe(true)
+  })
+
+  it("appends rounds and never rewrites an earlier one; keeps any text a model writes", async () => {
+    const p = problem("1+0?")
+    const odd = "a NUL \u0000, a lone surrogate \ud800, emoji 🙂, quotes \" ' and a backslash \\"
+    const saved = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.commitImportBatch(importBatch([p]))
+        yield* store.saveItem(item(p, [round(0, "easy")], "pending", odd))
+        yield* store.saveItem(item(p, [round(0, "TAMPERED"), round(1, "medium")], "kept", odd))
+        return Option.getOrThrow(yield* store.getItem(contentId("i_", p.id)))
+      })
+    )
+    expect(saved.fate).toBe("kept")
+    expect(saved.rounds.map((r) => r.verdict?.raw)).toEqual(["easy", "medium"])
+    expect(saved.trace?.reasoning).toBe(odd)
+  })
+
+  it("saves concurrent items, and one bad item fails only its own save", async () => {
+    const [p, q, orphan] = [problem("4+0?"), problem("5+0?"), problem("not imported")]
+    const outcome = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.commitImportBatch(importBatch([p!, q!]))
+        const results = yield* Effect.all(
+          [p!, orphan!, q!].map((x) => Effect.either(store.saveItem(item(x, [round(0, "medium")], "kept")))),
+          { concurrency: "unbounded" }
+        )
+        const states = yield* store.itemStates([p!, orphan!, q!].map((x) => contentId("i_", x.id)))
+        return { results, states }
+      })
+    )
+    expect(outcome.results.map((r) => r._tag)).toEqual(["Right", "Left", "Right"])
+    const failure = outcome.results[1]!
+    expect(Either.isLeft(failure) ? failure.left.message : "").toContain(`saving item ${contentId("i_", orphan!.id)}`)
+    expect([...outcome.states.values()].map((s) => s.fate)).toEqual(["kept", "kept"])
+  })
+
+  it("lists items by fate and stage a page at a time, with their rounds", async () => {
+    const ps = Array.from({ length: 30 }, (_, i) => problem(`item ${i}?`))
+    const out = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.commitImportBatch(importBatch(ps))
+        yield* store.addItems(ps.map((p, i) => item(p, [round(0, `r${i}`)], i % 3 === 0 ? "kept" : "pending")))
+        const pending = yield* store.listItems({ fate: ["pending", "failed"], stage: "align", limit: 7 })
+        const next = yield* store.listItems({ fate: "pending", afterId: pending[6]!.id, limit: 100 })
+        return { pending, next, kept: yield* store.listItems({ fate: "kept" }) }
+      })
+    )
+    expect(out.pending).toHaveLength(7)
+    expect(out.pending.length + out.next.length).toBe(20)
+    expect(out.kept).toHaveLength(10)
+    expect(out.kept.every((i) => i.rounds.length === 1)).toBe(true)
+    const ids = [...out.pending, ...out.next].map((i) => i.id)
+    expect(ids).toEqual([...ids].sort())
+  })
+
+  it("counts problems, items per stage and fate, reasons, tokens and the calls rounds record", async () => {
+    const ps = ["a?", "b?", "c?"].map(problem)
+    const status = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.commitImportBatch(importBatch(ps))
+        yield* store.saveItem(
+          new Item({
+            ...item(ps[0]!, [round(0, "x", [call("teacher", false), call("judge", true)])]),
+            fate: "kept",
+            stage: "done",
+            keptAs: "easy-to-medium"
+          })
+        )
+        yield* store.saveItem(
+          new Item({ ...item(ps[1]!), fate: "dropped", stage: "done", reason: { code: "max-rounds", detail: "x" } })
+        )
+        yield* store.saveItem(item(ps[2]!))
+        return yield* store.status
+      })
+    )
+    expect(status).toMatchObject({
+      problems: 3,
+      items: 3,
+      kept: 1,
+      dropped: 1,
+      pending: 1,
+      stages: { done: 2, align: 1 },
+      keptAs: { "easy-to-medium": 1 },
+      dropReasons: { "max-rounds": 1 },
+      domains: { math: 3 },
+      llm: {
+        calls: 2,
+        cachedCalls: 1,
+        promptTokens: 20,
+        completionTokens: 10,
+        paidTokens: 15,
+        byRole: { teacher: { calls: 1 }, judge: { calls: 1 } }
+      },
+      tokens: { tokenizer: "qwen2.5", ratio: 1 }
+    })
+    expect(status.llm.costUsd).toBeCloseTo(0.02)
+    expect(status.imports[0]).toMatchObject({ path: "f.jsonl", rows: 3, problemsAdded: 3, rejected: 1, done: true })
+    expect(status.running).toBeNull()
+  })
+
+  it("stores, replaces and returns cache entries", async () => {
+    const got = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.cachePut({ key: "abc", model: "m", value: '{"text":"hi"}', createdAt: "t" })
+        yield* store.cachePut({ key: "abc", model: "m", value: '{"text":"again"}', createdAt: "t2" })
+        return [yield* store.cacheGet("abc"), yield* store.cacheGet("missing")] as const
+      })
+    )
+    expect(Option.getOrThrow(got[0])).toEqual({ key: "abc", model: "m", value: '{"text":"again"}', createdAt: "t2" })
+    expect(Option.isNone(got[1])).toBe(true)
+  })
+
+  it("sums the spending of every store open on the workspace at once", async () => {
+    const spend = { role: "teacher", model: "m", promptTokens: 100, completionTokens: 50, costUsd: 0.5 }
+    const totals = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const storeA = Context.get(yield* Layer.build(backend.layer(location)), RunStore)
+          const storeB = Context.get(yield* Layer.build(backend.layer(location)), RunStore)
+          for (let i = 0; i < 3; i++) storeA.recordSpend(spend)
+          for (let i = 0; i < 2; i++) storeB.recordSpend(spend)
+          yield* storeB.spending
+          return yield* storeA.spending
+        })
+      )
+    )
+    expect(totals).toEqual({ calls: 5, tokens: 750, costUsd: 2.5 })
+  })
+
+  it("holds one run lock at a time; it is free again when its scope closes", async () => {
+    const outcome = await Effect.runPromise(
+      Effect.gen(function* () {
+        const first = yield* Scope.make()
+        const store = Context.get(yield* Layer.buildWithScope(backend.layer(location), first), RunStore)
+        yield* store.lockRun("fastcot run").pipe(Effect.provideService(Scope.Scope, first))
+        const other = yield* Scope.make()
+        const second = Context.get(yield* Layer.buildWithScope(backend.layer(location), other), RunStore)
+        const busy = yield* Effect.either(
+          second.lockRun("the desktop app").pipe(Effect.provideService(Scope.Scope, other))
+        )
+        const running = (yield* second.status).running
+        yield* Scope.close(first, Exit.void)
+        const free = yield* Effect.either(
+          second.lockRun("the desktop app").pipe(Effect.provideService(Scope.Scope, other))
+        )
+        const after = (yield* second.status).running
+        yield* Scope.close(other, Exit.void)
+        return { busy, running, free, after }
+      })
+    )
+    expect(Either.isLeft(outcome.busy) && outcome.busy.left._tag).toBe("WorkspaceBusy")
+    expect(Either.isLeft(outcome.busy) ? outcome.busy.left.message : "").toContain("fastcot run")
+    expect(outcome.running).toMatchObject({ pid: process.pid, what: "fastcot run" })
+    expect(Either.isRight(outcome.free)).toBe(true)
+    expect(outcome.after).toMatchObject({ what: "the desktop app" })
+  })
+})
+
+describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", () => {
+  let url: string
+  beforeEach(() => {
+    url = cluster!.createDatabase(`procs_${++databases}`)
+  })
+  const withStore = <A, E>(effect: Effect.Effect<A, E, RunStore>): Promise<A> =>
+    Effect.runPromise(Effect.scoped(effect.pipe(Effect.provide(PgRunStoreLive(url)))))
+
+  it("frees the run lock of a process killed with SIGKILL at once, and reports who holds a live one", async () => {
+    const holder = join(import.meta.dirname, "..", "test-support", "holdPgRunLock.mjs")
+    const child = spawn(process.execPath, [holder, url], {
+      env: { ...process.env },
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (d: Buffer) => d.toString().includes("locked") && resolve())
+      child.once("exit", (code) => reject(new Error(`the lock holder exited with ${code}`)))
+    })
+    const busy = await withStore(
+      Effect.flatMap(RunStore, (s) => Effect.either(Effect.scoped(s.lockRun("fastcot run"))))
+    )
+    const running = await withStore(Effect.flatMap(RunStore, (s) => s.status))
+    expect(Either.isLeft(busy) ? busy.left.message : "").toContain(`pid ${child.pid}`)
+    expect(running.running).toMatchObject({ pid: child.pid, what: "a held lock" })
+    child.kill("SIGKILL")
+    await new Promise((resolve) => child.once("exit", resolve))
+    const taken = await withStore(
+      Effect.flatMap(RunStore, (s) => Effect.either(Effect.scoped(s.lockRun("fastcot run"))))
+    )
+    expect(Either.isRight(taken)).toBe(true)
+  })
+
+  it("survives a server restart between calls: the pool reconnects", async () => {
+    const out = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.cachePut({ key: "before", model: "m", value: "1", createdAt: "t" })
+        cluster!.restart()
+        // The pool's idle connections died with the server; the next query may fail once.
+        const retried = yield* Effect.retry(store.cacheGet("before"), { times: 5 })
+        return retried
+      })
+    )
+    expect(Option.getOrThrow(out).value).toBe("1")
+  })
+
+  it("never shows the password: not in the location, not in an error", async () => {
+    const withPassword = url.replace("fastcot@", `fastcot:${cluster!.password}@`)
+    const location = await Effect.runPromise(
+      Effect.scoped(Effect.map(Effect.provide(RunStore, PgRunStoreLive(withPassword)), (s) => s.location))
+    )
+    expect(location).not.toContain(cluster!.password)
+    const wrong = withPassword.replace(cluster!.password, "not-the-password").replace(/\/[^/]+$/, "/no_such_db")
+    const failed = await Effect.runPromise(
+      Effect.scoped(Effect.either(Effect.provide(RunStore, PgRunStoreLive(wrong))))
+    )
+    expect(Either.isLeft(failed)).toBe(true)
+    const message = Either.isLeft(failed) ? failed.left.message : ""
+    expect(message).not.toContain("not-the-password")
+    expect(message).toContain("127.0.0.1")
+  })
+})
