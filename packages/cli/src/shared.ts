@@ -1,5 +1,5 @@
 import { Args, HelpDoc, Options } from "@effect/cli"
-import { QwenTokenCounterLive, SqliteRunStoreLive, workspacePaths } from "@fastcot/core"
+import { isPostgresUrl, QwenTokenCounterLive, runStoreLayer, workspacePaths } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -135,18 +135,32 @@ export const budgetTokensOption = (scope: string) =>
 
 export const jsonOption = Options.boolean("json").pipe(Options.withDescription("Print JSON instead of text."))
 
-/** The run store of a workspace, as a layer whose failure is reported as a CLI failure. */
-export const storeLayer = (workspace: string) =>
-  SqliteRunStoreLive(workspacePaths(workspace).db).pipe(Layer.catchAll((e) => Layer.fail(failed(`${e.message}`))))
+export const storeOption = Options.text("store").pipe(
+  Options.optional,
+  Options.withDescription(
+    "The run store: a postgres://USER@HOST:PORT/DB URL that several machines share (the password from PGPASSWORD or ~/.pgpass), or a SQLite file. Default: $FASTCOT_STORE, else the workspace's fastcot.db."
+  )
+)
+
+/** Where the run store is: --store, else FASTCOT_STORE, else the workspace's SQLite file. */
+export const storeLocation = (workspace: string, store: Option.Option<string> = Option.none()): string =>
+  Option.getOrElse(store, () => {
+    const fromEnv = process.env["FASTCOT_STORE"]
+    return fromEnv !== undefined && fromEnv !== "" ? fromEnv : workspacePaths(workspace).db
+  })
+
+/** The run store as a layer whose failure is reported as a CLI failure. */
+export const storeLayer = (workspace: string, store: Option.Option<string> = Option.none()) =>
+  runStoreLayer(storeLocation(workspace, store)).pipe(Layer.catchAll((e) => Layer.fail(failed(`${e.message}`))))
 
 /**
  * The store of a workspace that must exist already: for commands that only read it (status,
  * inspect, export), where a mistyped --workspace would otherwise create an empty workspace and
  * report it as empty.
  */
-export const existingStoreLayer = (workspace: string) =>
-  existsSync(workspacePaths(workspace).db)
-    ? storeLayer(workspace)
+export const existingStoreLayer = (workspace: string, store: Option.Option<string> = Option.none()) =>
+  isPostgresUrl(storeLocation(workspace, store)) || existsSync(storeLocation(workspace, store))
+    ? storeLayer(workspace, store)
     : Layer.fail(
         usage(
           `no workspace at ${workspace} (no fastcot.db there); make one with \`fastcot init ${workspace}\` or \`fastcot import FILE --workspace ${workspace}\``

@@ -16,7 +16,8 @@ import {
   QwenTokenCounterLive,
   type RunEvent,
   RunStore,
-  SqliteRunStoreLive,
+  runStoreLayer,
+  isPostgresUrl,
   STAGES,
   TokenCounter,
   workspacePaths,
@@ -185,7 +186,11 @@ export class Backend {
     }
     const root = resolve(path)
     const paths = workspacePaths(root)
-    if (!create) {
+    // FASTCOT_STORE (fastcot ui --store) puts the run store on a PostgreSQL server several
+    // machines share; the workspace folder still holds uploads, exports and evaluations.
+    const shared = this.env["FASTCOT_STORE"]
+    const location = shared !== undefined && shared !== "" ? shared : paths.db
+    if (!create && !isPostgresUrl(location)) {
       const exists = await readdir(root)
         .then((f) => f.includes("fastcot.db"))
         .catch(() => false)
@@ -193,7 +198,7 @@ export class Backend {
     }
     await ensureDir(root)
     await this.runtime?.dispose()
-    this.runtime = ManagedRuntime.make(Layer.mergeAll(SqliteRunStoreLive(paths.db), QwenTokenCounterLive)) as Runtime
+    this.runtime = ManagedRuntime.make(Layer.mergeAll(runStoreLayer(location), QwenTokenCounterLive)) as Runtime
     this.workspace = root
     this.run = undefined
     return this.status()

@@ -37,6 +37,7 @@ import {
   stdout,
   storeLayer,
   workspaceOption,
+  storeOption,
   listOption,
   packProductsOption,
   q4ComputeOption,
@@ -187,7 +188,8 @@ export const evalCommand = Command.make(
     budgetUsd,
     budgetTokens,
     price,
-    workspace: workspaceOption
+    workspace: workspaceOption,
+    store: storeOption
   },
   (args) =>
     Effect.gen(function* () {
@@ -325,7 +327,7 @@ export const evalCommand = Command.make(
           `${missing} of ${total} generations failed and are left out of the scores (each is in generations.jsonl with its error); run the same command again to retry them. First error: ${lost[0]!.failed!.firstError}`
         )
       }
-    }).pipe(Effect.scoped, Effect.provide(storeLayer(args.workspace)))
+    }).pipe(Effect.scoped, Effect.provide(storeLayer(args.workspace, args.store)))
 ).pipe(
   Command.withDescription(
     "Evaluate a model on MATH-500, AIME 2024, GPQA-Diamond, MMLU-Pro and LiveCodeBench: accuracy and output tokens side by side.\n" +

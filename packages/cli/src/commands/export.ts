@@ -14,7 +14,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { join, relative } from "node:path"
 import { failed, usage } from "../failure.js"
-import { jsonOption, stderr, stdout, existingStoreLayer, tokenLayer, workspaceOption, choiceOption } from "../shared.js"
+import { jsonOption, stderr, stdout, existingStoreLayer, tokenLayer, workspaceOption, storeOption, choiceOption } from "../shared.js"
 
 const format = choiceOption("format", ["openai", "sharegpt", "alpaca", "preference"]).pipe(
   Options.withDefault("openai"),
@@ -71,6 +71,7 @@ export const exportCommand = Command.make(
     cutoffLen,
     chatTemplate,
     workspace: workspaceOption,
+    store: storeOption,
     json: jsonOption
   },
   (args) =>
@@ -161,7 +162,7 @@ export const exportCommand = Command.make(
       if (report.counts.train + report.counts.validation === 0) {
         yield* stdout("  no item is kept yet: run the pipeline (fastcot run) first")
       }
-    }).pipe(Effect.provide(Layer.merge(existingStoreLayer(args.workspace), tokenLayer)))
+    }).pipe(Effect.provide(Layer.merge(existingStoreLayer(args.workspace, args.store), tokenLayer)))
 ).pipe(
   Command.withDescription(
     "Write the kept items as SFT JSONL with a dataset card and a LLaMA-Factory dataset_info.json.\n" +

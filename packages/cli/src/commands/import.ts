@@ -29,6 +29,7 @@ import {
   stdout,
   storeLayer,
   workspaceOption,
+  storeOption,
   notAnOption,
   choiceOption
 } from "../shared.js"
@@ -183,6 +184,7 @@ export const importCommand = Command.make(
     config,
     longAbove,
     workspace: workspaceOption,
+    store: storeOption,
     json: jsonOption
   },
   (args) =>
@@ -212,7 +214,7 @@ export const importCommand = Command.make(
         return
       }
       yield* importAll(list, common, workspacePaths(args.workspace).rejects, args.json).pipe(
-        Effect.provide(storeLayer(args.workspace))
+        Effect.provide(storeLayer(args.workspace, args.store))
       )
     })
 ).pipe(

@@ -33,6 +33,7 @@ import {
   stdout,
   storeLayer,
   workspaceOption,
+  storeOption,
   notAnOption,
   listOption
 } from "../shared.js"
@@ -122,7 +123,8 @@ export const runCommand = Command.make(
     budgetUsd,
     budgetTokens,
     takeOver,
-    workspace: workspaceOption
+    workspace: workspaceOption,
+    store: storeOption
   },
   (args) =>
     Effect.gen(function* () {
@@ -348,7 +350,7 @@ export const runCommand = Command.make(
           exitCode: 1
         })
       }
-    }).pipe(Effect.scoped, Effect.provide(storeLayer(args.workspace)))
+    }).pipe(Effect.scoped, Effect.provide(storeLayer(args.workspace, args.store)))
 ).pipe(
   Command.withDescription(
     "Run or resume the recipe: teacher sampling, long-to-short, answer verification, then judge -> expand/simplify until medium.\n" +

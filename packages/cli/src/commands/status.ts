@@ -1,11 +1,11 @@
 import { Command } from "@effect/cli"
 import { describeHolder, RunStore, workspaceSpending } from "@fastcot/core"
 import * as Effect from "effect/Effect"
-import { jsonOption, stdout, existingStoreLayer, workspaceOption } from "../shared.js"
+import { jsonOption, stdout, existingStoreLayer, workspaceOption, storeOption } from "../shared.js"
 
 const row = (label: string, value: number | string) => `  ${label.padEnd(22)} ${value}`
 
-export const statusCommand = Command.make("status", { workspace: workspaceOption, json: jsonOption }, (args) =>
+export const statusCommand = Command.make("status", { workspace: workspaceOption, store: storeOption, json: jsonOption }, (args) =>
   Effect.gen(function* () {
     const store = yield* RunStore
     const s = yield* store.status
@@ -71,7 +71,7 @@ export const statusCommand = Command.make("status", { workspace: workspaceOption
       )
     ]
     yield* stdout(lines.join("\n"))
-  }).pipe(Effect.provide(existingStoreLayer(args.workspace)))
+  }).pipe(Effect.provide(existingStoreLayer(args.workspace, args.store)))
 ).pipe(
   Command.withDescription(
     "Counts of problems, items per stage and per fate.\nExamples:\n  fastcot status\n  fastcot status --json"

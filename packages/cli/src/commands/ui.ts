@@ -3,7 +3,7 @@ import { Backend, serveUi } from "@fastcot/desktop"
 import { isLoopbackHost } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import { failed } from "../failure.js"
-import { stderr, stdout } from "../shared.js"
+import { stderr, stdout, storeOption } from "../shared.js"
 
 const port = Options.integer("port").pipe(
   Options.withDefault(7860),
@@ -19,9 +19,11 @@ const workspace = Options.text("workspace").pipe(
   Options.withDescription("A workspace to open at start.")
 )
 
-export const uiCommand = Command.make("ui", { port, host, workspace }, (args) =>
+export const uiCommand = Command.make("ui", { port, host, workspace, store: storeOption }, (args) =>
   Effect.gen(function* () {
-    const backend = new Backend()
+    const backend = new Backend(
+      args.store._tag === "Some" ? { ...process.env, FASTCOT_STORE: args.store.value } : process.env
+    )
     if (args.workspace._tag === "Some") {
       const opened = yield* Effect.promise(() =>
         backend.handle("workspace.open", { path: args.workspace._tag === "Some" ? args.workspace.value : "" })

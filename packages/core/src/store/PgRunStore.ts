@@ -505,7 +505,11 @@ export const PgRunStoreLive = (url: string): Layer.Layer<RunStore, StoreError> =
     Layer.provide(
       PgClient.layer(clientConfig(url)).pipe(
         Layer.mapError(
-          (e) => new StoreError({ message: `connecting to ${displayStoreUrl(url)}: ${e.message}`, cause: e })
+          (e) =>
+            new StoreError({
+              message: `connecting to ${displayStoreUrl(url)}: ${e.message}${e.cause instanceof Error ? ` (${e.cause.message})` : ""}`,
+              cause: e
+            })
         )
       )
     )
