@@ -45,7 +45,18 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
   afterAll(() => cluster?.stop())
 
   const spec = () => `openai:scripted@${fx.server.baseUrl}`
-  const runArgs = () => ["run", "--teacher", spec(), "--rewriter", spec(), "--judge", spec(), "--concurrency", "4", "--no-tui"]
+  const runArgs = () => [
+    "run",
+    "--teacher",
+    spec(),
+    "--rewriter",
+    spec(),
+    "--judge",
+    spec(),
+    "--concurrency",
+    "4",
+    "--no-tui"
+  ]
   const env = () => ({ PGPASSWORD: cluster!.password })
   const doneCount = (url: string) =>
     Number(cluster!.psql(url.slice(url.lastIndexOf("/") + 1), "SELECT COUNT(*) FROM items WHERE stage = 'done'").trim())
@@ -80,7 +91,9 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
     expect((await run([...runArgs(), "--workspace", straight])).status).toBe(0)
 
     // FASTCOT_STORE names the store as --store does.
-    const a = JSON.parse((await run(["status", "--json", "--workspace", workspace], { ...env(), FASTCOT_STORE: url })).stdout)
+    const a = JSON.parse(
+      (await run(["status", "--json", "--workspace", workspace], { ...env(), FASTCOT_STORE: url })).stdout
+    )
     const b = JSON.parse((await run(["status", "--json", "--workspace", straight])).stdout)
     expect(a.keptAs).toEqual(b.keptAs)
     expect(a.dropReasons).toEqual(b.dropReasons)

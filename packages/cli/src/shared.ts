@@ -151,7 +151,15 @@ export const storeLocation = (workspace: string, store: Option.Option<string> = 
 
 /** The run store as a layer whose failure is reported as a CLI failure. */
 export const storeLayer = (workspace: string, store: Option.Option<string> = Option.none()) =>
-  runStoreLayer(storeLocation(workspace, store)).pipe(Layer.catchAll((e) => Layer.fail(failed(`${e.message}`))))
+  runStoreLayer(storeLocation(workspace, store), { leaseMs: leaseFromEnv() }).pipe(
+    Layer.catchAll((e) => Layer.fail(failed(`${e.message}`)))
+  )
+
+/** FASTCOT_LEASE_MS: how long a shared store's work leases last unless renewed (default 30 s). */
+const leaseFromEnv = (): number | undefined => {
+  const ms = Number(process.env["FASTCOT_LEASE_MS"])
+  return Number.isFinite(ms) && ms >= 100 ? ms : undefined
+}
 
 /**
  * The store of a workspace that must exist already: for commands that only read it (status,

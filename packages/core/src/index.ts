@@ -57,12 +57,13 @@ export {
   type SpendEntry,
   type SpendTotals,
   type StoreStatus,
+  type WorkerView,
   workspaceSpending
 } from "./store/RunStore.js"
 export { type RunLockHolder, StoreError, WorkspaceBusy } from "./store/errors.js"
 export { describeHolder } from "./store/runLock.js"
 export { openSqliteStore, SqliteRunStoreLive } from "./store/SqliteRunStore.js"
-export { displayStoreUrl, isPostgresUrl, PgRunStoreLive } from "./store/PgRunStore.js"
+export { displayStoreUrl, isPostgresUrl, PgRunStoreLive, type PgStoreOptions } from "./store/PgRunStore.js"
 export { runStoreLayer } from "./store/runStoreLayer.js"
 export { DEFAULT_WORKSPACE, workspacePaths } from "./store/workspace.js"
 

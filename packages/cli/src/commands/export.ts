@@ -14,7 +14,16 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { join, relative } from "node:path"
 import { failed, usage } from "../failure.js"
-import { jsonOption, stderr, stdout, existingStoreLayer, tokenLayer, workspaceOption, storeOption, choiceOption } from "../shared.js"
+import {
+  jsonOption,
+  stderr,
+  stdout,
+  existingStoreLayer,
+  tokenLayer,
+  workspaceOption,
+  storeOption,
+  choiceOption
+} from "../shared.js"
 
 const format = choiceOption("format", ["openai", "sharegpt", "alpaca", "preference"]).pipe(
   Options.withDefault("openai"),

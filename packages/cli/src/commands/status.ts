@@ -5,73 +5,79 @@ import { jsonOption, stdout, existingStoreLayer, workspaceOption, storeOption } 
 
 const row = (label: string, value: number | string) => `  ${label.padEnd(22)} ${value}`
 
-export const statusCommand = Command.make("status", { workspace: workspaceOption, store: storeOption, json: jsonOption }, (args) =>
-  Effect.gen(function* () {
-    const store = yield* RunStore
-    const s = yield* store.status
-    if (args.json) return yield* stdout(JSON.stringify(s))
-    const lines = [
-      `workspace ${store.location}`,
-      ...(s.running !== null ? [row("run in progress", describeHolder(s.running))] : []),
-      row("problems", s.problems),
-      ...Object.entries(s.domains).map(([d, n]) => row(`  ${d}`, n)),
-      row("items", s.items),
-      row("  pending", s.pending),
-      row("  kept", s.kept),
-      ...Object.entries(s.keptAs).map(([k, n]) => row(`    ${k}`, n)),
-      row("  dropped", s.dropped),
-      ...Object.entries(s.dropReasons).map(([k, n]) => row(`    ${k}`, n)),
-      ...(s.failed > 0
-        ? [
-            row("  failed (run again to retry)", s.failed),
-            ...Object.entries(s.failReasons).map(([k, n]) => row(`    ${k}`, n))
-          ]
-        : []),
-      row(
-        "model calls",
-        `${s.llm.calls} (${s.llm.cachedCalls} from the cache), ${s.llm.promptTokens}+${s.llm.completionTokens} tokens (${workspaceSpending(s.llm).tokens} sent, what a token budget counts), $${s.llm.costUsd.toFixed(4)}`
-      ),
-      ...Object.entries(s.llm.byRole).map(([role, r]) =>
-        row(`  ${role}`, `${r.calls} calls, ${r.promptTokens}+${r.completionTokens} tokens, $${r.costUsd.toFixed(4)}`)
-      ),
-      ...(s.llm.costPerKeptItemUsd !== null
-        ? [
-            row(
-              "  per kept item",
-              `$${s.llm.costPerKeptItemUsd.toFixed(5)}, ${Math.round(s.llm.tokensPerKeptItem ?? 0)} tokens`
-            )
-          ]
-        : []),
-      ...(s.tokens.after.count > 0
-        ? [
-            `reasoning tokens of kept items (${s.tokens.tokenizer} tokenizer)`,
-            row(
-              "  before alignment",
-              `mean ${s.tokens.before.mean}, median ${s.tokens.before.median}, p90 ${s.tokens.before.p90}, max ${s.tokens.before.max}`
-            ),
-            row(
-              "  after alignment",
-              `mean ${s.tokens.after.mean}, median ${s.tokens.after.median}, p90 ${s.tokens.after.p90}, max ${s.tokens.after.max}`
-            ),
-            row("  after / before", s.tokens.ratio === null ? "-" : s.tokens.ratio.toFixed(2)),
-            ...s.tokens.histogram.map((b) =>
+export const statusCommand = Command.make(
+  "status",
+  { workspace: workspaceOption, store: storeOption, json: jsonOption },
+  (args) =>
+    Effect.gen(function* () {
+      const store = yield* RunStore
+      const s = yield* store.status
+      if (args.json) return yield* stdout(JSON.stringify(s))
+      const lines = [
+        `workspace ${store.location}`,
+        ...(s.running !== null ? [row("run in progress", describeHolder(s.running))] : []),
+        ...s.workers.map((w) =>
+          row(`  worker ${w.host}:${w.pid}`, `${w.what}, since ${w.startedAt}, holds ${w.holds}`)
+        ),
+        row("problems", s.problems),
+        ...Object.entries(s.domains).map(([d, n]) => row(`  ${d}`, n)),
+        row("items", s.items),
+        row("  pending", s.pending),
+        row("  kept", s.kept),
+        ...Object.entries(s.keptAs).map(([k, n]) => row(`    ${k}`, n)),
+        row("  dropped", s.dropped),
+        ...Object.entries(s.dropReasons).map(([k, n]) => row(`    ${k}`, n)),
+        ...(s.failed > 0
+          ? [
+              row("  failed (run again to retry)", s.failed),
+              ...Object.entries(s.failReasons).map(([k, n]) => row(`    ${k}`, n))
+            ]
+          : []),
+        row(
+          "model calls",
+          `${s.llm.calls} (${s.llm.cachedCalls} from the cache), ${s.llm.promptTokens}+${s.llm.completionTokens} tokens (${workspaceSpending(s.llm).tokens} sent, what a token budget counts), $${s.llm.costUsd.toFixed(4)}`
+        ),
+        ...Object.entries(s.llm.byRole).map(([role, r]) =>
+          row(`  ${role}`, `${r.calls} calls, ${r.promptTokens}+${r.completionTokens} tokens, $${r.costUsd.toFixed(4)}`)
+        ),
+        ...(s.llm.costPerKeptItemUsd !== null
+          ? [
               row(
-                `  <= ${b.upTo ?? "more"}`,
-                `${"#".repeat(Math.min(30, b.before)).padEnd(30)} ${String(b.before).padStart(5)} before | ${String(b.after).padStart(5)} after`
+                "  per kept item",
+                `$${s.llm.costPerKeptItemUsd.toFixed(5)}, ${Math.round(s.llm.tokensPerKeptItem ?? 0)} tokens`
               )
-            )
-          ]
-        : []),
-      "stages",
-      ...Object.entries(s.stages).map(([k, n]) => row(`  ${k}`, n)),
-      "imports",
-      ...s.imports.map(
-        (i) =>
-          `  ${i.path}: ${i.rows} rows, ${i.problemsAdded} problems, ${i.rejected} rejected${i.done ? "" : " (interrupted: run the import again to finish)"}`
-      )
-    ]
-    yield* stdout(lines.join("\n"))
-  }).pipe(Effect.provide(existingStoreLayer(args.workspace, args.store)))
+            ]
+          : []),
+        ...(s.tokens.after.count > 0
+          ? [
+              `reasoning tokens of kept items (${s.tokens.tokenizer} tokenizer)`,
+              row(
+                "  before alignment",
+                `mean ${s.tokens.before.mean}, median ${s.tokens.before.median}, p90 ${s.tokens.before.p90}, max ${s.tokens.before.max}`
+              ),
+              row(
+                "  after alignment",
+                `mean ${s.tokens.after.mean}, median ${s.tokens.after.median}, p90 ${s.tokens.after.p90}, max ${s.tokens.after.max}`
+              ),
+              row("  after / before", s.tokens.ratio === null ? "-" : s.tokens.ratio.toFixed(2)),
+              ...s.tokens.histogram.map((b) =>
+                row(
+                  `  <= ${b.upTo ?? "more"}`,
+                  `${"#".repeat(Math.min(30, b.before)).padEnd(30)} ${String(b.before).padStart(5)} before | ${String(b.after).padStart(5)} after`
+                )
+              )
+            ]
+          : []),
+        "stages",
+        ...Object.entries(s.stages).map(([k, n]) => row(`  ${k}`, n)),
+        "imports",
+        ...s.imports.map(
+          (i) =>
+            `  ${i.path}: ${i.rows} rows, ${i.problemsAdded} problems, ${i.rejected} rejected${i.done ? "" : " (interrupted: run the import again to finish)"}`
+        )
+      ]
+      yield* stdout(lines.join("\n"))
+    }).pipe(Effect.provide(existingStoreLayer(args.workspace, args.store)))
 ).pipe(
   Command.withDescription(
     "Counts of problems, items per stage and per fate.\nExamples:\n  fastcot status\n  fastcot status --json"

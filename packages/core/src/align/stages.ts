@@ -13,7 +13,7 @@ import type { Problem } from "../schema/problem.js"
 import { type CallRecord, makeRound, type Round, type Verification } from "../schema/round.js"
 import { Trace } from "../schema/trace.js"
 import { Verdict, type VerdictLevel } from "../schema/verdict.js"
-import { pagedStream } from "../store/pagedStream.js"
+import { claimedStream } from "../store/pagedStream.js"
 import { drainConcurrently } from "../util/concurrent.js"
 import { RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
@@ -60,12 +60,22 @@ const failedItem = (
     updatedAt
   })
 
-const PAGE = 200
+/** The lease key of an item's work at a stage (see `RunStore.claim`). */
+export const stageWorkKey = (stage: Stage, itemId: string) => `${stage}:${itemId}`
 
-/** Pending items at a stage, and those that failed there before, a page at a time (keyset on id, so items that move on drop out). */
-const pendingAt = (stage: Stage): Stream.Stream<Item, StoreError, RunStore> =>
-  pagedStream(PAGE, (afterId, size) =>
-    Effect.flatMap(RunStore, (store) => store.listItems({ stage, fate: ["pending", "failed"], afterId, limit: size }))
+/**
+ * Pending items at a stage, and those that failed there before, that this worker claims, a page
+ * at a time (keyset on id, so items that move on drop out). Pages are a few times the stage's
+ * concurrency, so that workers sharing a run share its last pages too.
+ */
+const pendingAt = (stage: Stage, concurrency: number): Stream.Stream<Item, StoreError, RunStore> =>
+  claimedStream(
+    Math.min(200, Math.max(16, 2 * concurrency)),
+    (afterId, size) =>
+      Effect.flatMap(RunStore, (store) =>
+        store.listItems({ stage, fate: ["pending", "failed"], afterId, limit: size })
+      ),
+    (item) => stageWorkKey(stage, item.id)
   )
 
 const callRecord = (role: CallRecord["role"], c: Completion, promptVersion: string): CallRecord => ({
@@ -102,7 +112,7 @@ const runItemStage = (
     const started = clock.unsafeCurrentTimeMillis()
     const emit = options.onEvent ?? (() => {})
     yield* drainConcurrently(
-      pendingAt(stage),
+      pendingAt(stage, options.concurrency),
       (item) =>
         Effect.gen(function* () {
           // A sample the teacher failed to give has no trace: the teacher stage asks for it again.
@@ -144,7 +154,7 @@ const runItemStage = (
             tokensBefore: next.fate === "kept" ? (next.original ?? next.trace)?.tokens?.reasoning : undefined,
             tokensAfter: next.fate === "kept" ? next.trace?.tokens?.reasoning : undefined
           })
-        }),
+        }).pipe(Effect.ensuring(Effect.sync(() => store.release([stageWorkKey(stage, item.id)])))),
       options.concurrency
     )
     emit({

@@ -1,4 +1,5 @@
 import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { type Completion, ChatRequest } from "../llm/schema.js"
@@ -45,6 +46,10 @@ export const problemStream = (limit?: number): Stream.Stream<Problem, StoreError
 
 export const teacherItemId = (problemId: string, model: string, sample: number) =>
   contentId("i_", { problem: problemId, origin: "teacher", model, sample }) as Item["id"]
+
+/** The lease key of one teacher sample's work (see `RunStore.claim`). */
+const teacherWorkKey = (problemId: string, model: string, sample: number) =>
+  `teacher:${teacherItemId(problemId, model, sample)}`
 
 /**
  * Stage 1, teacher sampling: N samples per problem from a fast-thinking teacher, each stored as an
@@ -247,30 +252,49 @@ export const sampleTeacher = (
         })
       }).pipe(Effect.ensuring(Effect.sync(progress)))
 
-    // Work not yet done: samples with no item, or whose call failed last time.
-    const pending = problemStream(options.limit).pipe(
-      Stream.mapConcat((problem) => Array.from({ length: samples }, (_, sample) => ({ problem, sample }))),
-      Stream.grouped(PAGE),
-      Stream.mapEffect((chunk) =>
-        Effect.gen(function* () {
-          const work = Chunk.toReadonlyArray(chunk)
-          const states = yield* store.itemStates(work.map((w) => teacherItemId(w.problem.id, model, w.sample)))
-          return work.filter((w) => {
-            const state = states.get(teacherItemId(w.problem.id, model, w.sample))
-            // Failed samples are asked again (a refusal that repeats is answered from the store, unsent).
-            const redo =
-              state === undefined ||
-              state.fate === "failed" ||
-              (state.fate === "dropped" && state.reasonCode === "teacher-error")
-            if (!redo) counts.skipped++
-            return redo
+    // Work not yet done: samples with no item, or whose call failed last time (on the first
+    // pass; later passes, while other workers sharing the run hold teacher work, take only what
+    // no one has sampled: the work of a worker whose leases ran out).
+    const claimGroup = Math.min(PAGE, Math.max(16, 2 * options.concurrency))
+    const pending = (first: boolean) =>
+      problemStream(options.limit).pipe(
+        Stream.mapConcat((problem) => Array.from({ length: samples }, (_, sample) => ({ problem, sample }))),
+        Stream.grouped(claimGroup),
+        Stream.mapEffect((chunk) =>
+          Effect.gen(function* () {
+            const work = Chunk.toReadonlyArray(chunk)
+            const states = yield* store.itemStates(work.map((w) => teacherItemId(w.problem.id, model, w.sample)))
+            const todo = work.filter((w) => {
+              const state = states.get(teacherItemId(w.problem.id, model, w.sample))
+              // Failed samples are asked again (a refusal that repeats is answered from the store, unsent).
+              const redo =
+                state === undefined ||
+                (first &&
+                  (state.fate === "failed" || (state.fate === "dropped" && state.reasonCode === "teacher-error")))
+              if (!redo && first) counts.skipped++
+              return redo
+            })
+            const mine = yield* store.claim(todo.map((w) => teacherWorkKey(w.problem.id, model, w.sample)))
+            return todo.filter((w) => mine.has(teacherWorkKey(w.problem.id, model, w.sample)))
           })
-        })
-      ),
-      Stream.flattenIterables
-    )
+        ),
+        Stream.flattenIterables
+      )
     progress()
-    yield* drainConcurrently(pending, ({ problem, sample }) => sampleOne(problem, sample), options.concurrency)
+    for (let first = true; ; first = false) {
+      // Read before the pass: a lease that expires after this read is claimed by the pass.
+      const elsewhere = yield* store.heldByOthers("teacher:")
+      yield* drainConcurrently(
+        pending(first),
+        ({ problem, sample }) =>
+          sampleOne(problem, sample).pipe(
+            Effect.ensuring(Effect.sync(() => store.release([teacherWorkKey(problem.id, model, sample)])))
+          ),
+        options.concurrency
+      )
+      if (elsewhere === 0) break
+      yield* Effect.sleep(Duration.millis(250))
+    }
     progress()
     const report = { stage: "teacher", total, done: counts.done, failed: counts.failed, skipped: counts.skipped }
     emit({

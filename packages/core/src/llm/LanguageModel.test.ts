@@ -251,6 +251,34 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
       expect(s.requests).toHaveLength(2)
     })
 
+    it("keeps to one budget with other workers: what the workspace's ledger shows spent elsewhere counts", async () => {
+      const s = await scripted()
+      const roles = { teacher: { endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }
+      // Another worker has spent 60 tokens since this one started (its ledger shows 60 more than
+      // this worker's own calls); with 100 allowed, this worker's first call (30) fits, the second
+      // does not.
+      let elsewhere = 0
+      const exits = await withModel(
+        roles,
+        (lm) =>
+          Effect.forEach([1, 2], (i) =>
+            Effect.exit(lm.complete("teacher", question(i))).pipe(
+              Effect.tap(() => Effect.sync(() => (elsewhere = 60))),
+              Effect.zipLeft(Effect.sleep(Duration.millis(1_100)))
+            )
+          ),
+        {
+          budget: {
+            limits: { tokens: 100 },
+            whenReached: "fail",
+            workspaceSpending: Effect.sync(() => ({ usd: 0, tokens: 30 * s.requests.length + elsewhere }))
+          }
+        }
+      )
+      expect(exits.map((e) => e._tag)).toEqual(["Success", "Failure"])
+      expect(s.requests).toHaveLength(1)
+    })
+
     it("lets cache hits through: they cost nothing", async () => {
       const s = await scripted()
       const roles = { teacher: { endpoints: [{ provider: endpoint(s), concurrency: 1 }] } }

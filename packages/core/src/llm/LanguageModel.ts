@@ -80,6 +80,19 @@ export const makeLanguageModel = (
     }
     const inFlight = new Map<string, Deferred.Deferred<Completion, LlmError>>()
     const budget = defaults.budget !== undefined ? new Budget(defaults.budget) : undefined
+    // Workers sharing a run keep to one budget: the workspace's spending is read again before
+    // a call is reserved, at most once a second.
+    const sharedSpending = defaults.budget?.workspaceSpending
+    let lastSharedRead = Number.NEGATIVE_INFINITY
+    const readSharedSpending =
+      budget === undefined || sharedSpending === undefined
+        ? Effect.void
+        : Effect.suspend(() => {
+            const now = clock.unsafeCurrentTimeMillis()
+            if (now - lastSharedRead < 1_000) return Effect.void
+            lastSharedRead = now
+            return Effect.ignore(Effect.map(sharedSpending, (total) => budget.observeWorkspace(total)))
+          })
     // A call's worst case for the budget: its prompt and its max_tokens, at the role's highest
     // price (the endpoint is chosen later, per attempt).
     const worstCase = (role: string, request: ChatRequest) => {
@@ -257,23 +270,26 @@ export const makeLanguageModel = (
       const limited =
         budget === undefined
           ? call
-          : Effect.suspend(() => {
-              const worst = worstCase(role, request)
-              if (!budget.tryReserve(worst.tokens, worst.usd)) {
-                return defaults.budget?.whenReached === "fail"
-                  ? Effect.fail(
-                      new BudgetExhausted({
-                        endpoint: role,
-                        message: `not sent: the spending budget cannot pay for it (${describeSpent(budget.state)} spent)`
-                      })
-                    )
-                  : Effect.never
-              }
-              return Effect.ensuring(
-                call,
-                Effect.sync(() => budget.release(worst.tokens, worst.usd))
-              )
-            })
+          : Effect.zipRight(
+              readSharedSpending,
+              Effect.suspend(() => {
+                const worst = worstCase(role, request)
+                if (!budget.tryReserve(worst.tokens, worst.usd)) {
+                  return defaults.budget?.whenReached === "fail"
+                    ? Effect.fail(
+                        new BudgetExhausted({
+                          endpoint: role,
+                          message: `not sent: the spending budget cannot pay for it (${describeSpent(budget.state)} spent)`
+                        })
+                      )
+                    : Effect.never
+                }
+                return Effect.ensuring(
+                  call,
+                  Effect.sync(() => budget.release(worst.tokens, worst.usd))
+                )
+              })
+            )
       // A refusal that repeats for this request is remembered, so that a rerun does not send it again.
       const remembered =
         mode === "off"

@@ -1,3 +1,5 @@
+import type * as Effect from "effect/Effect"
+
 /** Spending limits: US dollars (priced from the endpoints' prices) and tokens (prompt + completion). */
 export interface BudgetLimits {
   readonly usd?: number | undefined
@@ -21,6 +23,12 @@ export interface BudgetOptions {
   readonly limits: BudgetLimits
   /** Spending before this service was made (a workspace's earlier runs), counted against the limits. */
   readonly spent?: { readonly usd?: number | undefined; readonly tokens?: number | undefined } | undefined
+  /**
+   * What the whole workspace has spent, as its spending ledger says: read every second while the
+   * budget is in use, so that workers sharing a run keep to one budget together (calls another
+   * worker made count here within about a second).
+   */
+  readonly workspaceSpending?: Effect.Effect<{ readonly usd: number; readonly tokens: number }, unknown> | undefined
   /** Called once, when the first call that does not fit is held back. */
   readonly onReached?: ((state: BudgetState) => void) | undefined
   /**
@@ -49,15 +57,35 @@ export const describeSpent = (b: BudgetState): string =>
  * finished call gives its reservation back and adds what it really cost; cache hits cost nothing.
  */
 export class Budget {
-  private spentUsd: number
-  private spentTokens: number
+  private readonly baseUsd: number
+  private readonly baseTokens: number
+  private mineUsd = 0
+  private mineTokens = 0
+  private elsewhereUsd = 0
+  private elsewhereTokens = 0
   private reservedUsd = 0
   private reservedTokens = 0
   private reachedFlag = false
   private heldBack: { tokens: number; usd: number } | undefined
   constructor(private readonly options: BudgetOptions) {
-    this.spentUsd = options.spent?.usd ?? 0
-    this.spentTokens = options.spent?.tokens ?? 0
+    this.baseUsd = options.spent?.usd ?? 0
+    this.baseTokens = options.spent?.tokens ?? 0
+  }
+
+  private get spentUsd(): number {
+    return this.baseUsd + this.mineUsd + this.elsewhereUsd
+  }
+  private get spentTokens(): number {
+    return this.baseTokens + this.mineTokens + this.elsewhereTokens
+  }
+
+  /**
+   * Counts what others spent since this budget was made: the workspace's total less what was
+   * spent before and what this budget's own calls spent (never less than counted already).
+   */
+  observeWorkspace(total: { readonly usd: number; readonly tokens: number }): void {
+    this.elsewhereUsd = Math.max(this.elsewhereUsd, total.usd - this.baseUsd - this.mineUsd)
+    this.elsewhereTokens = Math.max(this.elsewhereTokens, total.tokens - this.baseTokens - this.mineTokens)
   }
 
   get state(): BudgetState {
@@ -97,7 +125,7 @@ export class Budget {
   }
 
   spend(tokens: number, usd: number): void {
-    this.spentTokens += tokens
-    this.spentUsd += usd
+    this.mineTokens += tokens
+    this.mineUsd += usd
   }
 }

@@ -9,7 +9,8 @@ import type { CacheMode } from "../llm/LanguageModel.js"
 import { LanguageModel } from "../llm/LanguageModel.js"
 import * as Stream from "effect/Stream"
 import type { ImportError } from "../import/importFile.js"
-import type { RunStore } from "../store/RunStore.js"
+import { RunStore } from "../store/RunStore.js"
+import type { Stage } from "../schema/item.js"
 import type { StoreError } from "../store/errors.js"
 import type { TokenCounter } from "../tokens/TokenCounter.js"
 import type { Verifier } from "../verify/Verifier.js"
@@ -55,6 +56,7 @@ const sumReports = (stage: string, reports: ReadonlyArray<ItemStageReport>): Ite
 export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {}) =>
   Effect.gen(function* () {
     const lm = yield* LanguageModel
+    const store = yield* RunStore
     const wanted = new Set(options.stages ?? STAGES)
     const has = (role: "teacher" | "rewriter" | "judge") => lm.roles.includes(role)
     const emit = options.onEvent ?? (() => {})
@@ -95,17 +97,28 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
     const l2sDone = yield* Deferred.make<void>()
     const verifyDone = yield* Deferred.make<void>()
 
-    /** Passes of an item stage until `upstream` has finished and a pass finds nothing pending. */
-    const drain = <E, R>(name: string, upstream: Deferred.Deferred<void>, pass: Effect.Effect<ItemStageReport, E, R>) =>
+    /**
+     * Passes of an item stage until `upstream` has finished, a pass finds nothing pending, and no
+     * other worker sharing the run holds work of this stage (if one dies, its leases run out and
+     * a pass here takes the work over).
+     */
+    const drain = <E, R>(
+      name: string,
+      stage: Stage,
+      upstream: Deferred.Deferred<void>,
+      pass: Effect.Effect<ItemStageReport, E, R>
+    ) =>
       Effect.gen(function* () {
         const started = yield* Clock.currentTimeMillis
         const reports: Array<ItemStageReport> = []
         for (;;) {
           const finished = yield* Deferred.isDone(upstream)
+          // Read before the pass: a lease that expires after this read is claimed by the pass.
+          const elsewhere = yield* store.heldByOthers(`${stage}:`)
           const r = yield* pass
           reports.push(r)
-          if (finished && r.processed === 0) break
-          if (r.processed === 0) yield* Effect.sleep(Duration.millis(50))
+          if (finished && r.processed === 0 && elsewhere === 0) break
+          if (r.processed === 0) yield* Effect.sleep(Duration.millis(elsewhere > 0 ? 250 : 50))
         }
         const total = sumReports(name, reports)
         const elapsedMs = (yield* Clock.currentTimeMillis) - started
@@ -134,6 +147,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
       wanted.has("long-to-short")
         ? drain(
             "long-to-short",
+            "collect",
             teacherDone,
             longToShortStage(config, { ...base, concurrency: roleConcurrency(config, "rewriter") })
           ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
@@ -141,7 +155,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
     ).pipe(Effect.ensuring(Deferred.succeed(l2sDone, undefined)))
     const verify = (
       wanted.has("verify")
-        ? drain("verify", l2sDone, verifyStage({ ...base, concurrency: 16 })).pipe(
+        ? drain("verify", "verify", l2sDone, verifyStage({ ...base, concurrency: 16 })).pipe(
             Effect.map((r) => r as ItemStageReport | undefined)
           )
         : Effect.succeed(undefined)
@@ -149,6 +163,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
     const align =
       wanted.has("align") && has("judge")
         ? drain(
+            "align",
             "align",
             verifyDone,
             alignStage(config, {

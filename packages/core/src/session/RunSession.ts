@@ -148,6 +148,7 @@ export const makeRunSession = (
         ? {
             limits,
             spent: workspaceSpending(status.llm),
+            workspaceSpending: Effect.map(store.spending, (s) => ({ usd: s.costUsd, tokens: s.tokens })),
             onReached: (state) => Deferred.unsafeDone(stop, Exit.succeed({ _tag: "budget", state }))
           }
         : undefined,

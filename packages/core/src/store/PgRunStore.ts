@@ -6,16 +6,17 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import { Item, makeItem } from "../schema/item.js"
 import { Problem } from "../schema/problem.js"
 import { Round } from "../schema/round.js"
-import { StoreError, WorkspaceBusy } from "./errors.js"
+import { StoreError } from "./errors.js"
 import { ADVISORY, migratePg } from "./pgMigrations.js"
 import { PgSpendLedger } from "./pgSpendLedger.js"
-import { describeHolder, holderOf, processStart, type RunLockRow } from "./runLock.js"
 import {
   type CacheEntry,
   type ImportProgress,
@@ -50,6 +51,11 @@ export const displayStoreUrl = (url: string): string => {
   } catch {
     return "<invalid PostgreSQL URL>"
   }
+}
+
+export interface PgStoreOptions {
+  /** How long a work lease lasts unless renewed (renewed every third of it): 30 s by default. */
+  readonly leaseMs?: number | undefined
 }
 
 /** Whether a store location names a PostgreSQL database rather than a SQLite file. */
@@ -96,7 +102,8 @@ const roundRow = (itemId: string, r: Round) => {
  * when the holder's connection ends, so a killed process frees it at once.
  */
 export const makePgRunStore = (
-  url: string
+  url: string,
+  options: PgStoreOptions = {}
 ): Effect.Effect<RunStoreShape, StoreError, PgClient.PgClient | Scope.Scope> =>
   Effect.gen(function* () {
     const sql: SqlClient = yield* PgClient.PgClient
@@ -113,6 +120,10 @@ export const makePgRunStore = (
       run(what, sql.withTransaction(effect))
 
     yield* migratePg(sql)
+    const leaseMs = options.leaseMs ?? 30_000
+    const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
+    const held = new Set<string>()
+    const released = new Set<string>()
     const ledger = yield* PgSpendLedger.make(sql, now)
 
     // Rounds are append-only: a round this store has written for an item is not sent again.
@@ -173,11 +184,6 @@ export const makePgRunStore = (
             cause
           })
       })
-
-    const runLockRow = sql<
-      RunLockRow & { backend_pid: number }
-    >`SELECT pid, host, process_start, started_at, what, backend_pid
-      FROM run_lock WHERE id = 1`
 
     const store: RunStoreShape = {
       location,
@@ -280,6 +286,8 @@ export const makePgRunStore = (
         tx(
           "writing problem flags",
           Effect.gen(function* () {
+            // Workers that filter at once replace the flags one after the other.
+            yield* sql`SELECT pg_advisory_xact_lock(${ADVISORY.namespace}, ${ADVISORY.flags})`
             yield* sql`DELETE FROM problem_flags`
             const at = now()
             for (const part of chunks(flags)) {
@@ -374,8 +382,18 @@ export const makePgRunStore = (
                   ELSE (c->>'promptTokens')::bigint + (c->>'completionTokens')::bigint END) AS paid
             FROM rounds, jsonb_array_elements(rounds.calls) AS c GROUP BY 1`
           const imports = yield* sql<Record<string, unknown>>`SELECT * FROM imports ORDER BY updated_at`
-          const held = yield* runLockRow
-          const live = held[0] !== undefined && (yield* holderConnected(held[0].backend_pid))
+          // A worker is at work while it renews: seen within the last three lease periods.
+          const workers = yield* sql<{
+            id: string
+            host: string
+            pid: number
+            what: string
+            started_at: string
+            holds: string
+          }>`SELECT w.id, w.host, w.pid, w.what, w.started_at,
+              (SELECT COUNT(*) FROM work_leases l WHERE l.worker = w.id AND l.expires_at > now()) AS holds
+            FROM workers w WHERE w.seen_at > now() - ${3 * leaseMs} * interval '1 millisecond'
+            ORDER BY w.started_at, w.id`
           return statusOf({
             problems,
             items,
@@ -390,7 +408,23 @@ export const makePgRunStore = (
             calls,
             ledger: yield* ledger.totals,
             imports: imports.map(toProgress),
-            running: live ? holderOf(held[0]!) : null
+            running:
+              workers[0] !== undefined
+                ? {
+                    pid: workers[0].pid,
+                    host: workers[0].host,
+                    startedAt: workers[0].started_at,
+                    what: workers.length > 1 ? `${workers.length} workers` : workers[0].what
+                  }
+                : null,
+            workers: workers.map((w) => ({
+              id: w.id,
+              host: w.host,
+              pid: w.pid,
+              what: w.what,
+              startedAt: w.started_at,
+              holds: Number(w.holds)
+            }))
           })
         })
       ),
@@ -410,74 +444,77 @@ export const makePgRunStore = (
         ).pipe(Effect.asVoid),
       recordSpend: (spend) => ledger.record(spend),
       spending: ledger.totals,
-      lockRun: (what, options = {}) =>
-        Effect.gen(function* () {
-          // The lock lives as long as this connection: reserved from the pool for the scope.
-          const connection = yield* run("reserving a connection for the run lock", sql.reserve)
-          const exec = (text: string, params: ReadonlyArray<unknown> = []) =>
-            run("taking the workspace's run lock", connection.execute(text, params, undefined))
-          const tryLock = Effect.map(
-            exec("SELECT pg_try_advisory_lock($1, $2) AS ok", [ADVISORY.namespace, ADVISORY.run]),
-            (rows) => rows[0]?.ok === true
-          )
-          let ok = yield* tryLock
-          if (!ok && options.takeOver === true) {
-            // Ends the session that holds the lock (a run on a machine that is gone but whose
-            // connection the server still counts), then takes the lock.
-            yield* exec(
-              `SELECT pg_terminate_backend(pid) FROM pg_locks
-               WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted AND pid <> pg_backend_pid()`,
-              [ADVISORY.namespace, ADVISORY.run]
-            )
-            for (let i = 0; i < 50 && !ok; i++) {
-              ok = yield* tryLock
-              if (!ok) yield* Effect.sleep(Duration.millis(100))
-            }
-          }
-          if (!ok) {
-            const held = yield* run("reading the run lock", runLockRow)
-            const holder =
-              held[0] !== undefined
-                ? holderOf(held[0])
-                : { pid: 0, host: "unknown", startedAt: "unknown", what: "another fastcot process" }
-            return yield* new WorkspaceBusy({
-              message: `another run is working on this workspace: ${describeHolder(holder)}; wait for it to end, or stop it`,
-              holder
-            })
-          }
-          const mine = {
-            id: 1,
-            pid: process.pid,
-            host: hostname(),
-            process_start: processStart(process.pid) ?? null,
-            started_at: now(),
-            what
-          }
-          yield* exec(
-            `INSERT INTO run_lock (id, pid, host, process_start, started_at, what, backend_pid)
-             VALUES (1, $1, $2, $3, $4, $5, pg_backend_pid())
-             ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, host = excluded.host, process_start = excluded.process_start,
-               started_at = excluded.started_at, what = excluded.what, backend_pid = excluded.backend_pid`,
-            [mine.pid, mine.host, mine.process_start, mine.started_at, mine.what]
-          )
-          yield* Effect.addFinalizer(() =>
-            Effect.ignore(
-              Effect.zipRight(
-                exec("DELETE FROM run_lock WHERE id = 1 AND backend_pid = pg_backend_pid()"),
-                exec("SELECT pg_advisory_unlock($1, $2)", [ADVISORY.namespace, ADVISORY.run])
+      claim: (keys) =>
+        keys.length === 0
+          ? Effect.succeed(new Set<string>())
+          : run(
+              "claiming work",
+              Effect.map(
+                sql<{ key: string }>`INSERT INTO work_leases (key, worker, expires_at)
+                  SELECT k, ${workerId}, now() + ${leaseMs} * interval '1 millisecond'
+                  FROM jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k
+                  ON CONFLICT (key) DO UPDATE SET worker = excluded.worker, expires_at = excluded.expires_at
+                  WHERE work_leases.expires_at < now() OR work_leases.worker = excluded.worker
+                  RETURNING key`,
+                (rows) => {
+                  const taken = new Set(rows.map((r) => r.key))
+                  for (const k of taken) {
+                    held.add(k)
+                    released.delete(k)
+                  }
+                  return taken
+                }
               )
-            )
+            ),
+      release: (keys) => {
+        for (const k of keys) if (held.delete(k)) released.add(k)
+      },
+      heldByOthers: (prefix) =>
+        run(
+          "reading other workers' leases",
+          Effect.map(
+            sql<{ n: string }>`SELECT COUNT(*) AS n FROM work_leases WHERE worker <> ${workerId}
+              AND expires_at > now() AND starts_with(key, ${prefix})`,
+            (rows) => Number(rows[0]?.n ?? 0)
           )
-        })
+        ),
+      lockRun: (what) =>
+        Effect.acquireRelease(
+          run(
+            "registering this worker",
+            sql`INSERT INTO workers (id, host, pid, what, started_at, seen_at)
+              VALUES (${workerId}, ${hostname()}, ${process.pid}, ${what}, ${now()}, now())
+              ON CONFLICT (id) DO UPDATE SET what = excluded.what, seen_at = now()`
+          ),
+          () => Effect.ignore(sql`DELETE FROM workers WHERE id = ${workerId}`)
+        ).pipe(Effect.asVoid)
     }
 
-    /** Whether the session that wrote the run lock's row still holds the lock. */
-    const holderConnected = (backendPid: number) =>
-      Effect.map(
-        sql<{ n: string }>`SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory'
-          AND classid = ${ADVISORY.namespace} AND objid = ${ADVISORY.run} AND granted AND pid = ${backendPid}`,
-        (rows) => Number(rows[0]?.n ?? 0) > 0
+    // Gives up released leases a quarter second after release, and renews the rest (and the
+    // worker's heartbeat) a third of a lease apart; closing the store gives up every lease.
+    const dropReleased = Effect.suspend(() => {
+      if (released.size === 0) return Effect.void
+      const drop = [...released]
+      released.clear()
+      return sql`DELETE FROM work_leases WHERE worker = ${workerId}
+        AND key IN (SELECT jsonb_array_elements_text(${JSON.stringify(drop)}::jsonb))`.pipe(
+        Effect.tapError(() => Effect.sync(() => drop.forEach((k) => released.add(k)))),
+        Effect.asVoid
       )
+    })
+    const renew = Effect.all([
+      Effect.suspend(() =>
+        held.size > 0
+          ? sql`UPDATE work_leases SET expires_at = now() + ${leaseMs} * interval '1 millisecond' WHERE worker = ${workerId}`
+          : Effect.void
+      ),
+      sql`UPDATE workers SET seen_at = now() WHERE id = ${workerId}`
+    ])
+    yield* Effect.forkScoped(Effect.repeat(Effect.ignore(dropReleased), Schedule.spaced(Duration.millis(250))))
+    yield* Effect.forkScoped(
+      Effect.repeat(Effect.ignore(renew), Schedule.spaced(Duration.millis(Math.max(50, Math.floor(leaseMs / 3)))))
+    )
+    yield* Effect.addFinalizer(() => Effect.ignore(sql`DELETE FROM work_leases WHERE worker = ${workerId}`))
 
     return store
   })
@@ -500,8 +537,8 @@ const clientConfig = (url: string): PgClient.PgClientConfig => {
  * The PostgreSQL run store as a scoped layer: the pool and the spending ledger close with the
  * scope (unsaved spending is written first).
  */
-export const PgRunStoreLive = (url: string): Layer.Layer<RunStore, StoreError> =>
-  Layer.scoped(RunStore, makePgRunStore(url)).pipe(
+export const PgRunStoreLive = (url: string, options: PgStoreOptions = {}): Layer.Layer<RunStore, StoreError> =>
+  Layer.scoped(RunStore, makePgRunStore(url, options)).pipe(
     Layer.provide(
       PgClient.layer(clientConfig(url)).pipe(
         Layer.mapError(

@@ -120,6 +120,19 @@ export interface StoreStatus {
   }>
   /** The run working on the workspace now (its run lock's live holder), if any. */
   readonly running: RunLockHolder | null
+  /** The workers at work on the run (several only on a shared store), and how many leases each holds. */
+  readonly workers: ReadonlyArray<WorkerView>
+}
+
+/** A worker at work on the run, as `status` shows it. */
+export interface WorkerView {
+  readonly id: string
+  readonly host: string
+  readonly pid: number
+  readonly what: string
+  readonly startedAt: string
+  /** Leases held now: problems or items it is working on. */
+  readonly holds: number
 }
 
 export interface CacheEntry {
@@ -177,10 +190,25 @@ export interface RunStoreShape {
   /** What the workspace's calls have cost in all, from the ledger. */
   readonly spending: Effect.Effect<SpendTotals, StoreError>
   /**
-   * Holds the workspace's run lock for the life of the scope: one pipeline run per workspace at a
-   * time, across processes (two runs would send the same calls and pay for them twice). A lock
-   * left by a process that is gone (killed, crashed) is taken over; `takeOver` takes any.
+   * Holds the workspace's run lock for the life of the scope. On SQLite: one pipeline run per
+   * workspace at a time, across processes (two runs would send the same calls and pay for them
+   * twice); a lock left by a process that is gone (killed, crashed) is taken over; `takeOver`
+   * takes any. On a shared store, workers share the run through `claim`: this registers the
+   * worker, and never refuses.
    */
+  /**
+   * Work leases, so that several workers share one run. Takes, for this store's worker, the keys
+   * that no other worker holds an unexpired lease on, and returns those it took. The store renews
+   * its worker's leases in the background while it is open; `release` gives one up once its work
+   * is saved, and closing the store gives up the rest. A worker that dies or is cut off loses its
+   * leases when they expire, and another takes the work over. A store only one process may run
+   * on (SQLite, under its run lock) takes every key.
+   */
+  readonly claim: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>, StoreError>
+  /** Gives up leases whose work is saved; synchronous, written within the next renewal. */
+  readonly release: (keys: ReadonlyArray<string>) => void
+  /** How many unexpired leases other workers hold on keys that start with `prefix`. */
+  readonly heldByOthers: (prefix: string) => Effect.Effect<number, StoreError>
   readonly lockRun: (
     what: string,
     options?: { readonly takeOver?: boolean }

@@ -326,12 +326,17 @@ export const openSqliteStore = (
         imports: (db.prepare("SELECT * FROM imports ORDER BY updated_at").all() as Array<Record<string, unknown>>).map(
           toProgress
         ),
-        running: running === undefined ? null : holderOf(running)
+        running: running === undefined ? null : holderOf(running),
+        workers: []
       })
     }),
     cacheGet: (key) =>
       attempt("reading the LLM cache", () => Option.fromNullable(stmt.cacheGet.get(key) as CacheEntry | undefined)),
     cachePut: cachePuts.write,
+    // One process runs on a SQLite store at a time (its run lock): every key is its own.
+    claim: (keys) => Effect.succeed(new Set(keys)),
+    release: () => {},
+    heldByOthers: () => Effect.succeed(0),
     recordSpend: (spend) => ledger.record(spend),
     spending: attempt("reading the spending ledger", () => ledger.totals()),
     lockRun: (what, options = {}) => {

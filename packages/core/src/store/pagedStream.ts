@@ -2,6 +2,8 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import type { StoreError } from "./errors.js"
+import { RunStore } from "./RunStore.js"
 
 /**
  * Records read a page at a time by keyset pagination on their id: `fetch(afterId, size)` returns
@@ -20,4 +22,26 @@ export const pagedStream = <A extends { readonly id: string }, E, R>(
           page.length < pageSize ? Option.none() : Option.some(page[page.length - 1]!.id)
         ] as const
     )
+  )
+
+/**
+ * Like `pagedStream`, but only the records this worker claims: each page's keys are offered to
+ * `RunStore.claim`, and records another worker holds are left to it. The keyset moves on over
+ * the whole page, claimed or not.
+ */
+export const claimedStream = <A extends { readonly id: string }, E, R>(
+  pageSize: number,
+  fetch: (afterId: string | undefined, limit: number) => Effect.Effect<ReadonlyArray<A>, E, R>,
+  keyOf: (record: A) => string
+): Stream.Stream<A, E | StoreError, R | RunStore> =>
+  Stream.paginateChunkEffect(undefined as string | undefined, (afterId) =>
+    Effect.gen(function* () {
+      const page = yield* fetch(afterId, pageSize)
+      const store = yield* RunStore
+      const mine = page.length > 0 ? yield* store.claim(page.map(keyOf)) : new Set<string>()
+      return [
+        Chunk.fromIterable(page.filter((r) => mine.has(keyOf(r)))),
+        page.length < pageSize ? Option.none() : Option.some(page[page.length - 1]!.id)
+      ] as const
+    })
   )

@@ -13,7 +13,7 @@ import { StoreError } from "./errors.js"
 export const pgMigrations: ReadonlyArray<{ readonly version: number; readonly name: string; readonly sql: string }> = [
   {
     version: 1,
-    name: "the run store: problems, items and rounds, imports, flags, the LLM cache, spending, the run lock",
+    name: "the run store: problems, items and rounds, imports, flags, the LLM cache, spending, workers and their leases",
     sql: `
 CREATE TABLE problems (
   id TEXT COLLATE "C" PRIMARY KEY,
@@ -88,21 +88,26 @@ CREATE TABLE llm_spend (
   updated_at TEXT NOT NULL,
   PRIMARY KEY (role, model)
 );
-CREATE TABLE run_lock (
-  id INTEGER PRIMARY KEY CHECK (id = 1),
-  pid INTEGER NOT NULL,
+CREATE TABLE workers (
+  id TEXT PRIMARY KEY,
   host TEXT NOT NULL,
-  process_start TEXT,
-  started_at TEXT NOT NULL,
+  pid INTEGER NOT NULL,
   what TEXT NOT NULL,
-  backend_pid INTEGER NOT NULL
+  started_at TEXT NOT NULL,
+  seen_at TIMESTAMPTZ NOT NULL
 );
+CREATE TABLE work_leases (
+  key TEXT COLLATE "C" PRIMARY KEY,
+  worker TEXT NOT NULL,
+  expires_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX work_leases_worker ON work_leases(worker);
 `
   }
 ]
 
 /** The advisory-lock keys fastcot uses (two 32-bit halves: fastcot's, then which lock). */
-export const ADVISORY = { namespace: 0x66637374, migrate: 1, run: 2 } as const
+export const ADVISORY = { namespace: 0x66637374, migrate: 1, flags: 2 } as const
 
 const storeError = (what: string) => (e: SqlError) => new StoreError({ message: `${what}: ${e.message}`, cause: e })
 

@@ -1,9 +1,9 @@
 import type * as Layer from "effect/Layer"
 import type { StoreError } from "./errors.js"
-import { isPostgresUrl, PgRunStoreLive } from "./PgRunStore.js"
+import { isPostgresUrl, PgRunStoreLive, type PgStoreOptions } from "./PgRunStore.js"
 import type { RunStore } from "./RunStore.js"
 import { SqliteRunStoreLive } from "./SqliteRunStore.js"
 
-/** The run store a location names: a `postgres://` URL, or else a SQLite file. */
-export const runStoreLayer = (location: string): Layer.Layer<RunStore, StoreError> =>
-  isPostgresUrl(location) ? PgRunStoreLive(location) : SqliteRunStoreLive(location)
+/** The run store a location names: a `postgres://` URL (with `shared` options), or else a SQLite file. */
+export const runStoreLayer = (location: string, shared: PgStoreOptions = {}): Layer.Layer<RunStore, StoreError> =>
+  isPostgresUrl(location) ? PgRunStoreLive(location, shared) : SqliteRunStoreLive(location)

@@ -1,7 +1,7 @@
 import type Database from "better-sqlite3"
 import { lengthStats } from "../util/lengthStats.js"
 import type { RunLockHolder } from "./errors.js"
-import type { ImportProgress, SpendTotals, StoreStatus } from "./RunStore.js"
+import type { ImportProgress, SpendTotals, StoreStatus, WorkerView } from "./RunStore.js"
 
 /** Rows counted by one key column (`k`, `n`): counts per fate, stage, reason. */
 export const countBy = (db: Database.Database, sql: string): Record<string, number> =>
@@ -48,6 +48,7 @@ export interface StatusParts {
   readonly ledger: SpendTotals
   readonly imports: ReadonlyArray<ImportProgress>
   readonly running: RunLockHolder | null
+  readonly workers: ReadonlyArray<WorkerView>
 }
 
 /** SQLite's reading of the kept items' reasoning lengths. */
@@ -135,6 +136,7 @@ export const statusOf = (parts: StatusParts): StoreStatus => {
       rejected: p.rejected,
       done: p.done
     })),
-    running: parts.running
+    running: parts.running,
+    workers: parts.workers
   }
 }

@@ -318,7 +318,40 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
     expect(totals).toEqual({ calls: 5, tokens: 750, costUsd: 2.5 })
   })
 
-  it("holds one run lock at a time; it is free again when its scope closes", async () => {
+  it("hands each key to one worker: a key another worker holds is not taken until released", async () => {
+    const outcome = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const a = Context.get(yield* Layer.build(backend.layer(location)), RunStore)
+          const b = Context.get(yield* Layer.build(backend.layer(location)), RunStore)
+          const first = yield* a.claim(["align:1", "align:2", "align:3"])
+          const second = yield* b.claim(["align:2", "align:3", "align:4"])
+          const othersBefore = yield* b.heldByOthers("align:")
+          a.release(["align:2"])
+          // Released at the next renewal.
+          let again = new Set<string>()
+          for (let i = 0; i < 100 && !again.has("align:2"); i++) {
+            yield* Effect.sleep("20 millis")
+            again = new Set(yield* b.claim(["align:2"]))
+          }
+          return { first, second, othersBefore, again, mine: yield* a.claim(["align:1"]) }
+        })
+      )
+    )
+    if (backend.name === "SQLite") {
+      // One process at a time runs on a SQLite store (its run lock): every key is its own.
+      expect([...outcome.second]).toEqual(["align:2", "align:3", "align:4"])
+      expect(outcome.othersBefore).toBe(0)
+      return
+    }
+    expect([...outcome.first].sort()).toEqual(["align:1", "align:2", "align:3"])
+    expect([...outcome.second]).toEqual(["align:4"])
+    expect(outcome.othersBefore).toBe(3)
+    expect([...outcome.again]).toEqual(["align:2"])
+    expect([...outcome.mine]).toEqual(["align:1"])
+  })
+
+  it("runs one pipeline at a time on SQLite, several workers at once on PostgreSQL, and says who is at work", async () => {
     const outcome = await Effect.runPromise(
       Effect.gen(function* () {
         const first = yield* Scope.make()
@@ -326,24 +359,31 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
         yield* store.lockRun("fastcot run").pipe(Effect.provideService(Scope.Scope, first))
         const other = yield* Scope.make()
         const second = Context.get(yield* Layer.buildWithScope(backend.layer(location), other), RunStore)
-        const busy = yield* Effect.either(
+        const together = yield* Effect.either(
           second.lockRun("the desktop app").pipe(Effect.provideService(Scope.Scope, other))
         )
-        const running = (yield* second.status).running
+        const status = yield* second.status
         yield* Scope.close(first, Exit.void)
-        const free = yield* Effect.either(
+        const after = yield* Effect.either(
           second.lockRun("the desktop app").pipe(Effect.provideService(Scope.Scope, other))
         )
-        const after = (yield* second.status).running
+        const afterStatus = yield* second.status
         yield* Scope.close(other, Exit.void)
-        return { busy, running, free, after }
+        return { together, status, after, afterStatus }
       })
     )
-    expect(Either.isLeft(outcome.busy) && outcome.busy.left._tag).toBe("WorkspaceBusy")
-    expect(Either.isLeft(outcome.busy) ? outcome.busy.left.message : "").toContain("fastcot run")
-    expect(outcome.running).toMatchObject({ pid: process.pid, what: "fastcot run" })
-    expect(Either.isRight(outcome.free)).toBe(true)
-    expect(outcome.after).toMatchObject({ what: "the desktop app" })
+    expect(outcome.status.running).toMatchObject({ pid: process.pid })
+    expect(Either.isRight(outcome.after)).toBe(true)
+    if (backend.name === "SQLite") {
+      expect(Either.isLeft(outcome.together) && outcome.together.left._tag).toBe("WorkspaceBusy")
+      expect(Either.isLeft(outcome.together) ? outcome.together.left.message : "").toContain("fastcot run")
+      expect(outcome.afterStatus.running).toMatchObject({ what: "the desktop app" })
+    } else {
+      expect(Either.isRight(outcome.together)).toBe(true)
+      expect(outcome.status.workers.map((w) => w.what)).toEqual(["fastcot run", "the desktop app"])
+      expect(outcome.status.running).toMatchObject({ what: "2 workers" })
+      expect(outcome.afterStatus.workers.map((w) => w.what)).toEqual(["the desktop app"])
+    }
   })
 })
 
@@ -355,28 +395,40 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
   const withStore = <A, E>(effect: Effect.Effect<A, E, RunStore>): Promise<A> =>
     Effect.runPromise(Effect.scoped(effect.pipe(Effect.provide(PgRunStoreLive(url)))))
 
-  it("frees the run lock of a process killed with SIGKILL at once, and reports who holds a live one", async () => {
-    const holder = join(import.meta.dirname, "..", "test-support", "holdPgRunLock.mjs")
-    const child = spawn(process.execPath, [holder, url], {
-      env: { ...process.env },
-      stdio: ["ignore", "pipe", "inherit"]
-    })
+  it("a worker killed with SIGKILL loses its leases when they expire, and another takes the work over", async () => {
+    const holder = join(import.meta.dirname, "..", "test-support", "holdPgLeases.mjs")
+    const keys = ["teacher:p1", "teacher:p2", "teacher:p3"]
+    const child = spawn(process.execPath, [holder, url, "1500", ...keys], { stdio: ["ignore", "pipe", "inherit"] })
     await new Promise<void>((resolve, reject) => {
-      child.stdout.on("data", (d: Buffer) => d.toString().includes("locked") && resolve())
-      child.once("exit", (code) => reject(new Error(`the lock holder exited with ${code}`)))
+      child.stdout.on("data", (d: Buffer) => d.toString().includes("claimed 3") && resolve())
+      child.once("exit", (code) => reject(new Error(`the worker exited with ${code}`)))
     })
-    const busy = await withStore(
-      Effect.flatMap(RunStore, (s) => Effect.either(Effect.scoped(s.lockRun("fastcot run"))))
+    const outcome = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        const status = yield* store.status
+        const whileAlive = yield* store.claim(keys)
+        child.kill("SIGKILL")
+        const justAfter = yield* store.claim(keys)
+        const held = yield* store.heldByOthers("teacher:")
+        let taken = new Set<string>()
+        const started = Date.now()
+        while (taken.size < 3 && Date.now() - started < 10_000) {
+          yield* Effect.sleep("100 millis")
+          taken = new Set([...taken, ...(yield* store.claim(keys))])
+        }
+        return { status, whileAlive, justAfter, held, taken, waited: Date.now() - started }
+      })
     )
-    const running = await withStore(Effect.flatMap(RunStore, (s) => s.status))
-    expect(Either.isLeft(busy) ? busy.left.message : "").toContain(`pid ${child.pid}`)
-    expect(running.running).toMatchObject({ pid: child.pid, what: "a held lock" })
-    child.kill("SIGKILL")
-    await new Promise((resolve) => child.once("exit", resolve))
-    const taken = await withStore(
-      Effect.flatMap(RunStore, (s) => Effect.either(Effect.scoped(s.lockRun("fastcot run"))))
-    )
-    expect(Either.isRight(taken)).toBe(true)
+    expect(outcome.status.workers).toEqual([
+      expect.objectContaining({ pid: child.pid, what: "a worker that holds its leases", holds: 3 })
+    ])
+    expect(outcome.whileAlive.size).toBe(0)
+    expect(outcome.justAfter.size).toBe(0)
+    expect(outcome.held).toBe(3)
+    expect([...outcome.taken].sort()).toEqual(keys)
+    // Taken over once the lease ran out (1.5 s), not before.
+    expect(outcome.waited).toBeGreaterThan(500)
   })
 
   it("survives a server restart between calls: the pool reconnects", async () => {

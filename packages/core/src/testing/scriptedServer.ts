@@ -87,6 +87,8 @@ export interface ScriptedServer {
   readonly baseUrl: string
   /** Every request received, faulted or not. */
   readonly requests: Array<ScriptedRequest>
+  /** Requests answered in full (a 200 reply with no injected fault that reached the client): the calls paid for. */
+  readonly answered: Array<ScriptedRequest>
   readonly faultsInjected: Record<Fault, number>
   /** Requests whose client closed the connection before the reply was sent (a cancelled call). */
   readonly abandoned: () => number
@@ -136,6 +138,7 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
   const random = rng(options.seed ?? 7)
   const faults = options.faults ?? ["429", "500", "slow", "drop", "truncate"]
   const requests: Array<ScriptedRequest> = []
+  const answered: Array<ScriptedRequest> = []
   const faultsInjected: Record<Fault, number> = { "429": 0, "500": 0, slow: 0, drop: 0, truncate: 0 }
   let index = 0
   const constant =
@@ -265,6 +268,11 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
       if (req.socket.destroyed) return
     }
     let reply = script(request, n)
+    // Answered in full: the whole 200 reply reached the client, with no fault in it.
+    res.once("finish", () => {
+      if (res.statusCode === 200 && fault !== "truncate" && reply.streamError === undefined && options.record !== false)
+        answered.push(request)
+    })
     if (reply.status !== undefined && reply.status !== 200) {
       res.writeHead(reply.status, { "content-type": "application/json" })
       res.end(JSON.stringify(reply.errorBody ?? { error: { message: reply.content } }))
@@ -378,6 +386,7 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
         url,
         baseUrl: `${url}/v1`,
         requests,
+        answered,
         faultsInjected,
         abandoned: () => abandoned,
         close: () =>
