@@ -1,6 +1,6 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type { SqlClient } from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -15,6 +15,7 @@ import { Item, makeItem } from "../schema/item.js"
 import { Problem } from "../schema/problem.js"
 import { Round } from "../schema/round.js"
 import { StoreError } from "./errors.js"
+import { describeSqlError, isTransient, transientRetry } from "./pgErrors.js"
 import { ADVISORY, migratePg } from "./pgMigrations.js"
 import { PgSpendLedger } from "./pgSpendLedger.js"
 import {
@@ -32,6 +33,16 @@ const encodeRound = Schema.encodeSync(Round)
 const decodeItemRow = Schema.decodeUnknownSync(Schema.parseJson(Item.pipe(Schema.omit("rounds"))))
 const decodeRound = Schema.decodeUnknownSync(Schema.parseJson(Round))
 const encodeItemRow = (item: Item) => JSON.stringify({ ...item, rounds: undefined })
+
+/**
+ * @effect/sql turns a failed COMMIT or ROLLBACK into a defect; a connection lost at that moment
+ * is as transient as any other, so it becomes a failure again (and the transaction is tried
+ * again: every write here can be repeated).
+ */
+const failOnBrokenCommit = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
+  Effect.catchSomeDefect(effect, (defect) =>
+    defect instanceof SqlError ? Option.some(Effect.fail<E | SqlError>(defect)) : Option.none()
+  )
 
 /** Rows per INSERT (PostgreSQL takes at most 65,535 parameters a statement). */
 const CHUNK = 500
@@ -113,9 +124,19 @@ export const makePgRunStore = (
     const fail =
       (what: string) =>
       (e: SqlError | StoreError): StoreError =>
-        e._tag === "StoreError" ? e : new StoreError({ message: `${what} (${location}): ${e.message}`, cause: e })
+        e._tag === "StoreError"
+          ? e
+          : new StoreError({ message: `${what} (${location}): ${describeSqlError(e)}`, cause: e })
+    // A statement (or a whole transaction, which the server rolled back) that failed because the
+    // connection did is tried again, for about 30 s: a server restart or a short network cut.
     const run = <A, E extends SqlError | StoreError, R>(what: string, effect: Effect.Effect<A, E, R>) =>
-      Effect.mapError(effect, fail(what))
+      Effect.mapError(
+        Effect.retry(failOnBrokenCommit(effect), {
+          schedule: transientRetry,
+          while: (e) => e._tag === "SqlError" && isTransient(e)
+        }),
+        fail(what)
+      )
     const tx = <A, E extends SqlError | StoreError, R>(what: string, effect: Effect.Effect<A, E, R>) =>
       run(what, sql.withTransaction(effect))
 
