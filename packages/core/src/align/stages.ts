@@ -65,12 +65,13 @@ export const stageWorkKey = (stage: Stage, itemId: string) => `${stage}:${itemId
 
 /**
  * Pending items at a stage, and those that failed there before, that this worker claims, a page
- * at a time (keyset on id, so items that move on drop out). Pages are a few times the stage's
- * concurrency, so that workers sharing a run share its last pages too.
+ * at a time (keyset on id, so items that move on drop out). On a shared store a page is the
+ * stage's concurrency, so that a worker holds no more than it works on and workers sharing a run
+ * share its last items too.
  */
 const pendingAt = (stage: Stage, concurrency: number): Stream.Stream<Item, StoreError, RunStore> =>
   claimedStream(
-    Math.min(200, Math.max(16, 2 * concurrency)),
+    (shared) => (shared ? Math.max(4, concurrency) : 200),
     (afterId, size) =>
       Effect.flatMap(RunStore, (store) =>
         store.listItems({ stage, fate: ["pending", "failed"], afterId, limit: size })

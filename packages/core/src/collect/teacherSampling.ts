@@ -255,7 +255,7 @@ export const sampleTeacher = (
     // Work not yet done: samples with no item, or whose call failed last time (on the first
     // pass; later passes, while other workers sharing the run hold teacher work, take only what
     // no one has sampled: the work of a worker whose leases ran out).
-    const claimGroup = Math.min(PAGE, Math.max(16, 2 * options.concurrency))
+    const claimGroup = store.shared ? Math.max(4, options.concurrency) : PAGE
     const pending = (first: boolean) =>
       problemStream(options.limit).pipe(
         Stream.mapConcat((problem) => Array.from({ length: samples }, (_, sample) => ({ problem, sample }))),
@@ -293,7 +293,7 @@ export const sampleTeacher = (
         options.concurrency
       )
       if (elsewhere === 0) break
-      yield* Effect.sleep(Duration.millis(250))
+      yield* Effect.sleep(Duration.millis(100))
     }
     progress()
     const report = { stage: "teacher", total, done: counts.done, failed: counts.failed, skipped: counts.skipped }

@@ -118,7 +118,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
           const r = yield* pass
           reports.push(r)
           if (finished && r.processed === 0 && elsewhere === 0) break
-          if (r.processed === 0) yield* Effect.sleep(Duration.millis(elsewhere > 0 ? 250 : 50))
+          if (r.processed === 0) yield* Effect.sleep(Duration.millis(50))
         }
         const total = sumReports(name, reports)
         const elapsedMs = (yield* Clock.currentTimeMillis) - started

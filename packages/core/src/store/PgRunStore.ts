@@ -208,6 +208,7 @@ export const makePgRunStore = (
 
     const store: RunStoreShape = {
       location,
+      shared: true,
       importProgress: (key) =>
         run(
           "reading import progress",

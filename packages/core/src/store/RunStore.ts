@@ -150,6 +150,8 @@ export interface CacheEntry {
  */
 export interface RunStoreShape {
   readonly location: string
+  /** Whether several workers may share this store's runs (then work is claimed a little at a time). */
+  readonly shared: boolean
   readonly importProgress: (key: string) => Effect.Effect<Option.Option<ImportProgress>, StoreError>
   readonly commitImportBatch: (
     batch: ImportBatch

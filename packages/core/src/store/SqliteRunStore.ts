@@ -207,6 +207,7 @@ export const openSqliteStore = (
 
   const store: RunStoreShape = {
     location: file,
+    shared: false,
     importProgress: (key) =>
       attempt("reading import progress", () => {
         const row = stmt.getImport.get(key) as Record<string, unknown> | undefined

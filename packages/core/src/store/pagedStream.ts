@@ -27,21 +27,22 @@ export const pagedStream = <A extends { readonly id: string }, E, R>(
 /**
  * Like `pagedStream`, but only the records this worker claims: each page's keys are offered to
  * `RunStore.claim`, and records another worker holds are left to it. The keyset moves on over
- * the whole page, claimed or not.
+ * the whole page, claimed or not; the page size may depend on whether the store is shared.
  */
 export const claimedStream = <A extends { readonly id: string }, E, R>(
-  pageSize: number,
+  pageSize: (shared: boolean) => number,
   fetch: (afterId: string | undefined, limit: number) => Effect.Effect<ReadonlyArray<A>, E, R>,
   keyOf: (record: A) => string
 ): Stream.Stream<A, E | StoreError, R | RunStore> =>
   Stream.paginateChunkEffect(undefined as string | undefined, (afterId) =>
     Effect.gen(function* () {
-      const page = yield* fetch(afterId, pageSize)
       const store = yield* RunStore
+      const size = pageSize(store.shared)
+      const page = yield* fetch(afterId, size)
       const mine = page.length > 0 ? yield* store.claim(page.map(keyOf)) : new Set<string>()
       return [
         Chunk.fromIterable(page.filter((r) => mine.has(keyOf(r)))),
-        page.length < pageSize ? Option.none() : Option.some(page[page.length - 1]!.id)
+        page.length < size ? Option.none() : Option.some(page[page.length - 1]!.id)
       ] as const
     })
   )
