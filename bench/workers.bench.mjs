@@ -34,7 +34,9 @@ const fastcot = (args) =>
     const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["ignore", "ignore", "pipe"] })
     let stderr = ""
     child.stderr.on("data", (d) => (stderr += d))
-    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`fastcot ${args[0]} exited ${code}: ${stderr}`))))
+    child.on("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`fastcot ${args[0]} exited ${code}: ${stderr}`))
+    )
   })
 
 const spec = `openai:scripted@${baseUrl}`
@@ -46,8 +48,17 @@ const timed = async (workers) => {
   const t0 = performance.now()
   const timeline = process.env.TIMELINE
     ? setInterval(() => {
-        const rows = cluster.psql(`bench_${workers}`, "SELECT stage || ':' || fate || '=' || COUNT(*) FROM items GROUP BY stage, fate ORDER BY 1").trim().split("\n").join(" ")
-        const leases = cluster.psql(`bench_${workers}`, "SELECT COUNT(*) FROM work_leases WHERE expires_at > now()").trim()
+        const rows = cluster
+          .psql(
+            `bench_${workers}`,
+            "SELECT stage || ':' || fate || '=' || COUNT(*) FROM items GROUP BY stage, fate ORDER BY 1"
+          )
+          .trim()
+          .split("\n")
+          .join(" ")
+        const leases = cluster
+          .psql(`bench_${workers}`, "SELECT COUNT(*) FROM work_leases WHERE expires_at > now()")
+          .trim()
         console.log(((performance.now() - t0) / 1000).toFixed(1), rows, "leases", leases)
       }, 1000)
     : undefined

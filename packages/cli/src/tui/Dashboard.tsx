@@ -44,6 +44,14 @@ const budgetLine = (b: BudgetState): ReactElement => {
   )
 }
 
+/** The workers sharing the run: how many, and what each holds. */
+const workersLine = (workers: DashboardState["workers"]): ReactElement => (
+  <Text wrap="truncate">
+    <Text bold>workers {workers.length} </Text>
+    {workers.map((w) => `${w.host}:${w.pid} holds ${w.holds}`).join(" · ")}
+  </Text>
+)
+
 const HELP = [
   "p        pause / resume: calls in flight finish, no new ones start",
   "q        quit cleanly: pause, let calls in flight finish, then stop (run again to resume)",
@@ -199,7 +207,17 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
   const mb = median(s.tokensBefore)
   const ma = median(s.tokensAfter)
   // The log and the recent items share what is left of the screen.
-  const used = 1 + 1 + s.stages.length + 1 + byRole.size + 4 + 3 + 1 + (s.budget !== undefined ? 1 : 0)
+  const used =
+    1 +
+    1 +
+    s.stages.length +
+    1 +
+    byRole.size +
+    4 +
+    3 +
+    1 +
+    (s.budget !== undefined ? 1 : 0) +
+    (s.workers.length > 0 ? 1 : 0)
   const paneHeight = Math.max(2, height - used)
   const logLines = s.log.slice(-paneHeight)
   const recent = s.recentItems.slice(0, paneHeight)
@@ -218,6 +236,7 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
       </Text>
       {modelRows.length > 0 ? modelRows : <Text dimColor>no model calls yet</Text>}
       {s.budget !== undefined ? budgetLine(s.budget) : null}
+      {s.workers.length > 0 ? workersLine(s.workers) : null}
       <Text>
         <Text bold>verdicts </Text>easy {v.easy} · <Text color={color("green")}>medium {v.medium}</Text> · hard {v.hard}{" "}
         · unparseable {v.unparseable}

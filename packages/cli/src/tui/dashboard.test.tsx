@@ -147,6 +147,29 @@ describe("the run dashboard", () => {
     ).not.toContain("budget")
   })
 
+  it("shows the workers sharing the run and what each holds, and still fits 80x24", () => {
+    const s = sampleState()
+    const worker = (host: string, pid: number, holds: number) => ({
+      id: `${host}:${pid}:x`,
+      host,
+      pid,
+      what: "fastcot run",
+      startedAt: "2026-12-03T20:00:00Z",
+      holds
+    })
+    s.workers = [worker("gpu-a", 101, 8), worker("gpu-b", 202, 7), worker("gpu-c", 303, 0)]
+    const lines = render(<Dashboard state={s} width={80} height={23} now={4_000} {...controls} />)
+      .lastFrame()!
+      .split("\n")
+    expect(lines.length).toBeLessThanOrEqual(24)
+    expect(lines.find((l) => l.startsWith("workers"))).toBe(
+      "workers 3 gpu-a:101 holds 8 · gpu-b:202 holds 7 · gpu-c:303 holds 0"
+    )
+    expect(
+      render(<Dashboard state={sampleState()} width={80} height={23} now={4_000} {...controls} />).lastFrame()
+    ).not.toContain("workers")
+  })
+
   it("p pauses, q quits, ? shows the keys, i opens the item under the cursor", async () => {
     const onPause = vi.fn()
     const onQuit = vi.fn()

@@ -72,15 +72,24 @@ export const liveRun = <E, R>(options: {
             })
           )
         : undefined
+    let polls = 0
     const poller =
       dashboard !== undefined
         ? yield* Effect.fork(
             Effect.forever(
-              Effect.flatMap(Effect.zip(lm.stats, lm.budget ?? Effect.succeed(undefined)), ([st, budget]) =>
-                Effect.sync(() => {
-                  dashboard.stats(st)
-                  dashboard.budget(budget)
-                })
+              Effect.flatMap(
+                Effect.all([
+                  lm.stats,
+                  lm.budget ?? Effect.succeed(undefined),
+                  // The workers sharing the run, on a shared store (a database query: every 2 s).
+                  store.shared && ++polls % 4 === 1 ? Effect.option(store.workers) : Effect.succeedNone
+                ]),
+                ([st, budget, workers]) =>
+                  Effect.sync(() => {
+                    dashboard.stats(st)
+                    dashboard.budget(budget)
+                    if (Option.isSome(workers)) dashboard.workers(workers.value)
+                  })
               ).pipe(Effect.zipRight(Effect.sleep(Duration.millis(500))))
             )
           )

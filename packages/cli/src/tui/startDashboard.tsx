@@ -1,4 +1,4 @@
-import type { BudgetState, EndpointStats, Item, Problem, RunEvent } from "@fastcot/core"
+import type { BudgetState, EndpointStats, Item, Problem, RunEvent, WorkerView } from "@fastcot/core"
 import { render } from "ink"
 import { Dashboard } from "./Dashboard.js"
 import { applyEvent, applyStats, initialState } from "@fastcot/core"
@@ -20,6 +20,8 @@ export interface DashboardHandle {
   readonly stats: (stats: ReadonlyArray<EndpointStats>) => void
   readonly message: (text: string | undefined) => void
   readonly budget: (state: BudgetState | undefined) => void
+  /** The workers sharing the run (a shared store). */
+  readonly workers: (workers: ReadonlyArray<WorkerView>) => void
   /** Draws the last frame and gives the terminal back. */
   readonly close: () => Promise<void>
 }
@@ -108,6 +110,10 @@ export const startDashboard = (options: DashboardOptions): DashboardHandle => {
     },
     budget: (b) => {
       state.budget = b
+      dirty = true
+    },
+    workers: (w) => {
+      state.workers = w
       dirty = true
     },
     close: async () => {

@@ -1,6 +1,7 @@
 import type { BudgetState } from "../llm/budget.js"
 import type { EndpointStats } from "../llm/LanguageModel.js"
 import type { RunEvent } from "../recipe/events.js"
+import type { WorkerView } from "../store/RunStore.js"
 
 /** One stage's row on the dashboard. */
 export interface StageRow {
@@ -45,6 +46,8 @@ export interface DashboardState {
   message: string | undefined
   /** The spending limit, when the run has one. */
   budget?: BudgetState | undefined
+  /** The workers sharing the run, on a shared store (empty otherwise). */
+  workers: ReadonlyArray<WorkerView>
 }
 
 const LOG_KEEP = 200
@@ -73,6 +76,7 @@ export const initialState = (title: string, stages: ReadonlyArray<string>, now =
   tokensAfter: [],
   log: [],
   recentItems: [],
+  workers: [],
   paused: false,
   quitting: false,
   finished: false,

@@ -24,7 +24,8 @@ import {
   type ImportReject,
   type ProblemFlag,
   RunStore,
-  type RunStoreShape
+  type RunStoreShape,
+  type WorkerView
 } from "./RunStore.js"
 import { type CallRow, countsOf, statusOf, type TokenRow } from "./statusQueries.js"
 
@@ -205,6 +206,30 @@ export const makePgRunStore = (
             cause
           })
       })
+
+    // A worker is at work while it renews: seen within the last three lease periods.
+    const liveWorkers = Effect.map(
+      sql<{
+        id: string
+        host: string
+        pid: number
+        what: string
+        started_at: string
+        holds: string
+      }>`SELECT w.id, w.host, w.pid, w.what, w.started_at,
+          (SELECT COUNT(*) FROM work_leases l WHERE l.worker = w.id AND l.expires_at > now()) AS holds
+        FROM workers w WHERE w.seen_at > now() - ${3 * leaseMs} * interval '1 millisecond'
+        ORDER BY w.started_at, w.id`,
+      (rows): ReadonlyArray<WorkerView> =>
+        rows.map((w) => ({
+          id: w.id,
+          host: w.host,
+          pid: w.pid,
+          what: w.what,
+          startedAt: w.started_at,
+          holds: Number(w.holds)
+        }))
+    )
 
     const store: RunStoreShape = {
       location,
@@ -404,18 +429,7 @@ export const makePgRunStore = (
                   ELSE (c->>'promptTokens')::bigint + (c->>'completionTokens')::bigint END) AS paid
             FROM rounds, jsonb_array_elements(rounds.calls) AS c GROUP BY 1`
           const imports = yield* sql<Record<string, unknown>>`SELECT * FROM imports ORDER BY updated_at`
-          // A worker is at work while it renews: seen within the last three lease periods.
-          const workers = yield* sql<{
-            id: string
-            host: string
-            pid: number
-            what: string
-            started_at: string
-            holds: string
-          }>`SELECT w.id, w.host, w.pid, w.what, w.started_at,
-              (SELECT COUNT(*) FROM work_leases l WHERE l.worker = w.id AND l.expires_at > now()) AS holds
-            FROM workers w WHERE w.seen_at > now() - ${3 * leaseMs} * interval '1 millisecond'
-            ORDER BY w.started_at, w.id`
+          const workers = yield* liveWorkers
           return statusOf({
             problems,
             items,
@@ -435,18 +449,11 @@ export const makePgRunStore = (
                 ? {
                     pid: workers[0].pid,
                     host: workers[0].host,
-                    startedAt: workers[0].started_at,
+                    startedAt: workers[0].startedAt,
                     what: workers.length > 1 ? `${workers.length} workers` : workers[0].what
                   }
                 : null,
-            workers: workers.map((w) => ({
-              id: w.id,
-              host: w.host,
-              pid: w.pid,
-              what: w.what,
-              startedAt: w.started_at,
-              holds: Number(w.holds)
-            }))
+            workers
           })
         })
       ),
@@ -491,6 +498,7 @@ export const makePgRunStore = (
       release: (keys) => {
         for (const k of keys) if (held.delete(k)) released.add(k)
       },
+      workers: run("reading the workers", liveWorkers),
       heldByOthers: (prefix) =>
         run(
           "reading other workers' leases",

@@ -209,6 +209,8 @@ export interface RunStoreShape {
   readonly claim: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>, StoreError>
   /** Gives up leases whose work is saved; synchronous, written within the next renewal. */
   readonly release: (keys: ReadonlyArray<string>) => void
+  /** The workers at work on the run now (none on a store only one process runs on). */
+  readonly workers: Effect.Effect<ReadonlyArray<WorkerView>, StoreError>
   /** How many unexpired leases other workers hold on keys that start with `prefix`. */
   readonly heldByOthers: (prefix: string) => Effect.Effect<number, StoreError>
   readonly lockRun: (

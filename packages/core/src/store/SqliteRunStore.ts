@@ -338,6 +338,7 @@ export const openSqliteStore = (
     claim: (keys) => Effect.succeed(new Set(keys)),
     release: () => {},
     heldByOthers: () => Effect.succeed(0),
+    workers: Effect.succeed([]),
     recordSpend: (spend) => ledger.record(spend),
     spending: attempt("reading the spending ledger", () => ledger.totals()),
     lockRun: (what, options = {}) => {
