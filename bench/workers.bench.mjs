@@ -3,7 +3,7 @@
 // scripted roles that answer in L ms (a throwaway PostgreSQL cluster and the scripted server, both
 // on 127.0.0.1). One worker, then three, on fresh databases; prints items/s and the ratio.
 //
-//   node workers.bench.mjs [N=600] [L=500] [C=4]      (TIMELINE=1 prints the store each second)
+//   node workers.bench.mjs [N=600] [L=1000] [C=4]      (TIMELINE=1 prints the store each second)
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -11,7 +11,7 @@ import { join } from "node:path"
 import { startPostgresCluster } from "@fastcot/core/testing"
 
 const N = Number(process.argv[2] ?? 600)
-const LATENCY_MS = Number(process.argv[3] ?? 500)
+const LATENCY_MS = Number(process.argv[3] ?? 1000)
 const CONCURRENCY = Number(process.argv[4] ?? 4)
 const BIN = join(import.meta.dirname, "..", "packages", "cli", "dist", "bin.js")
 
