@@ -315,6 +315,60 @@ export const makeLanguageModel = (
       return defaults.gate !== undefined ? Effect.zipRight(defaults.gate.await, remembered) : remembered
     }
 
+    /** The cache's answer to a request, when it has one (a refusal that repeats fails again). */
+    const cachedAnswer = (
+      list: Array<EndpointState>,
+      key: string
+    ): Effect.Effect<Option.Option<Effect.Effect<Completion, LlmError>>> =>
+      Effect.map(store.cacheGet(key).pipe(Effect.orElseSucceed(() => Option.none())), (hit) => {
+        if (Option.isNone(hit)) return Option.none()
+        const value = decodeCached(hit.value.value)
+        if (Option.isNone(value)) return Option.none()
+        list[0]!.stats.cacheHits++
+        const v = value.value
+        if ("refused" in v) {
+          return Option.some(
+            Effect.fail(
+              new BadRequest({
+                endpoint: list[0]!.config.provider.id,
+                status: v.refused.status,
+                message: `${v.refused.message} (refused on ${v.refused.at}; not sent again while the request is the same)`
+              })
+            )
+          )
+        }
+        return Option.some(Effect.succeed({ ...v, cached: true, attempts: 1, costUsd: 0 } satisfies Completion))
+      })
+
+    /**
+     * On a store that workers share, a call is leased under its cache key while it is in flight:
+     * a worker about to send the same request waits for the other's answer to reach the cache
+     * (or for its lease to end, when that worker stopped or died) instead of paying twice.
+     */
+    const acrossWorkers = (
+      list: Array<EndpointState>,
+      key: string,
+      call: Effect.Effect<Completion, LlmError>
+    ): Effect.Effect<Completion, LlmError> => {
+      if (!store.shared) return call
+      const lease = `call:${key}`
+      const attempt: Effect.Effect<Completion, LlmError> = Effect.flatMap(
+        // A store that cannot say counts as free: the call goes out, as on one machine.
+        store.claim([lease]).pipe(Effect.orElseSucceed(() => new Set([lease]))),
+        (taken) =>
+          taken.has(lease)
+            ? Effect.ensuring(
+                call,
+                Effect.sync(() => store.release([lease]))
+              )
+            : Effect.zipRight(
+                Effect.sleep(Duration.millis(200)),
+                Effect.flatMap(cachedAnswer(list, key), (hit) => (Option.isSome(hit) ? hit.value : attempt))
+              )
+      )
+      return attempt
+    }
+
     // Plain combinators rather than generators: this is the per-call hot path.
     const complete = (
       role: string,
@@ -334,24 +388,8 @@ export const makeLanguageModel = (
         if (mode === "off") return fresh(role, list, request, model, mode, "")
         const key = cacheKey(model, request, options.sampleIndex ?? 0)
         if (mode === "refresh") return fresh(role, list, request, model, mode, key)
-        return Effect.flatMap(store.cacheGet(key).pipe(Effect.orElseSucceed(() => Option.none())), (hit) => {
-          if (Option.isSome(hit)) {
-            const value = decodeCached(hit.value.value)
-            if (Option.isSome(value)) {
-              list[0]!.stats.cacheHits++
-              const v = value.value
-              if ("refused" in v) {
-                return Effect.fail(
-                  new BadRequest({
-                    endpoint: list[0]!.config.provider.id,
-                    status: v.refused.status,
-                    message: `${v.refused.message} (refused on ${v.refused.at}; not sent again while the request is the same)`
-                  })
-                )
-              }
-              return Effect.succeed({ ...v, cached: true, attempts: 1, costUsd: 0 } satisfies Completion)
-            }
-          }
+        return Effect.flatMap(cachedAnswer(list, key), (hit) => {
+          if (Option.isSome(hit)) return hit.value
           // The same request already on its way: wait for it instead of paying twice.
           const pending = inFlight.get(key)
           if (pending !== undefined) {
@@ -370,7 +408,7 @@ export const makeLanguageModel = (
             return exit
           }
           return Effect.uninterruptibleMask((restore) =>
-            Effect.matchCauseEffect(restore(fresh(role, list, request, model, mode, key)), {
+            Effect.matchCauseEffect(restore(acrossWorkers(list, key, fresh(role, list, request, model, mode, key))), {
               onFailure: (cause) => settle(Exit.failCause(cause)),
               onSuccess: (completion) => settle(Exit.succeed(completion))
             })

@@ -1,0 +1,55 @@
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { PgRunStoreLive } from "../store/PgRunStore.js"
+import { RunStore } from "../store/RunStore.js"
+import { type PostgresCluster, startPostgresCluster } from "../testing/postgresCluster.js"
+import { startScriptedServer } from "../testing/scriptedServer.js"
+import { ask } from "../test-support/languageModelHarness.js"
+import { makeLanguageModel } from "./LanguageModel.js"
+import { openAiProvider } from "./openai.js"
+
+let cluster: PostgresCluster | undefined
+beforeAll(async () => {
+  cluster = await startPostgresCluster()
+  process.env["PGPASSWORD"] = cluster.password
+}, 60_000)
+afterAll(() => {
+  delete process.env["PGPASSWORD"]
+  cluster?.stop()
+})
+
+describe("calls across workers on a shared store (a real PostgreSQL server, a scripted loopback endpoint)", () => {
+  it("sends a request two workers make at once only once: the second waits for the first's answer", async () => {
+    const server = await startScriptedServer({ latencyMs: 400 })
+    const url = cluster!.createDatabase("shared_calls")
+    try {
+      const roles = {
+        teacher: {
+          endpoints: [{ provider: openAiProvider({ baseUrl: server.baseUrl, model: "m", timeoutMs: 5_000 }), concurrency: 4 }]
+        }
+      }
+      const worker = Effect.gen(function* () {
+        const store = Context.get(yield* Layer.build(PgRunStoreLive(url, { leaseMs: 5_000 })), RunStore)
+        return yield* makeLanguageModel(roles).pipe(Effect.provideService(RunStore, store))
+      })
+      const answers = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const [a, b] = yield* Effect.all([worker, worker])
+            const question = ask("What is 21 + 21?")
+            return yield* Effect.all([a.complete("teacher", question), b.complete("teacher", question)], {
+              concurrency: "unbounded"
+            })
+          })
+        )
+      )
+      expect(server.requests).toHaveLength(1)
+      expect(answers[0].text).toBe(answers[1].text)
+      expect(answers.map((x) => x.cached).sort()).toEqual([false, true])
+    } finally {
+      await server.close()
+    }
+  })
+})
