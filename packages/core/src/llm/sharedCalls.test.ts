@@ -27,7 +27,9 @@ describe("calls across workers on a shared store (a real PostgreSQL server, a sc
     try {
       const roles = {
         teacher: {
-          endpoints: [{ provider: openAiProvider({ baseUrl: server.baseUrl, model: "m", timeoutMs: 5_000 }), concurrency: 4 }]
+          endpoints: [
+            { provider: openAiProvider({ baseUrl: server.baseUrl, model: "m", timeoutMs: 5_000 }), concurrency: 4 }
+          ]
         }
       }
       const worker = Effect.gen(function* () {
