@@ -108,6 +108,33 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
     for (const r of [imported, resumed, exported]) expect(r.stdout + r.stderr).not.toContain(cluster!.password)
   }, 240_000)
 
+  it("goes on through a server restart mid-run (an immediate shutdown, as a crash)", async () => {
+    const url = cluster!.createDatabase("restart")
+    const workspace = join(fx.root, "restart-workspace")
+    const onPg = (args: Array<string>) => run([...args, "--workspace", workspace, "--store", url], env())
+    expect((await onPg(["import", join(fx.root, "problems.jsonl")])).status).toBe(0)
+    const child = spawn(process.execPath, [BIN, ...runArgs(), "--workspace", workspace, "--store", url], {
+      env: { ...process.env, ...env() },
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    let stderr = ""
+    child.stderr!.on("data", (d) => (stderr += d))
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)))
+    let done = 0
+    for (let i = 0; i < 1200 && done < 20; i++) {
+      await sleep(25)
+      done = doneCount(url)
+    }
+    expect(done).toBeGreaterThanOrEqual(20)
+    expect(done).toBeLessThan(N)
+    cluster!.restart()
+    expect(await exited, stderr).toBe(0)
+    const status = JSON.parse((await onPg(["status", "--json"])).stdout)
+    expect(status.kept + status.dropped).toBe(N)
+    expect(status.dropReasons["answer-mismatch"]).toBe(Math.floor(N / 9))
+    expect(status.failed).toBe(0)
+  }, 240_000)
+
   it("names the server in a clear error when it cannot be reached, without the password", async () => {
     const url = `postgres://fastcot:hunter2-secret@127.0.0.1:${cluster!.port + 1}/nowhere`
     const r = await run(["status", "--store", url, "--workspace", join(fx.root, "none")])
