@@ -1,0 +1,62 @@
+import {
+  arithmeticScript,
+  type PostgresCluster,
+  startPostgresCluster,
+  startScriptedServer
+} from "@fastcot/core/testing"
+import { existsSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { Backend } from "./backend.js"
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+describe("the desktop backend on a shared PostgreSQL store (fastcot ui --store; a real server on 127.0.0.1)", () => {
+  let cluster: PostgresCluster
+  let root: string
+  beforeAll(async () => {
+    cluster = await startPostgresCluster()
+    root = mkdtempSync(join(tmpdir(), "fastcot-desktop-pg-"))
+  }, 60_000)
+  afterAll(() => {
+    cluster.stop()
+    rmSync(root, { recursive: true, force: true })
+  })
+
+  it("opens any folder on the shared store, runs there, and a second backend sees the same progress", async () => {
+    const server = await startScriptedServer({ latencyMs: 10, script: arithmeticScript(() => "medium") })
+    // The driver reads the password from the process's environment, as psql does.
+    process.env["PGPASSWORD"] = cluster.password
+    const env = { FASTCOT_STORE: cluster.createDatabase("desktop") }
+    const one = new Backend(env)
+    const other = new Backend(env)
+    try {
+      const ws = join(root, "ws")
+      await one.handle("workspace.open", { path: ws, create: true })
+      const rows = Array.from({ length: 12 }, (_, i) =>
+        JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })
+      )
+      const imported = await one.handle("import.content", { name: "p.jsonl", content: rows.join("\n") })
+      expect(imported).toMatchObject({
+        problemsAdded: 12
+      })
+      // No fastcot.db is made in the folder: the records live in the database.
+      expect(existsSync(join(ws, "fastcot.db"))).toBe(false)
+      const spec = `openai:scripted@${server.baseUrl}`
+      await one.handle("run.start", { teacher: spec, rewriter: spec, judge: spec })
+      let seen = { kept: 0 } as { kept: number; problems?: number }
+      for (let i = 0; i < 400 && seen.kept < 12; i++) {
+        await sleep(50)
+        // Another person's window, on another folder, reads the same run.
+        seen = (await other.handle("workspace.open", { path: join(root, "elsewhere"), create: true })) as typeof seen
+      }
+      expect(seen).toMatchObject({ problems: 12, kept: 12 })
+    } finally {
+      await one.close()
+      await other.close()
+      await server.close()
+      delete process.env["PGPASSWORD"]
+    }
+  })
+})
