@@ -1,63 +1,24 @@
 import Database from "better-sqlite3"
-import { type ScriptedRequest } from "@fastcot/core/testing"
 import { spawn } from "node:child_process"
-import { createHash } from "node:crypto"
-import { readFileSync, writeFileSync } from "node:fs"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
-import { BIN, fastcot as run, scriptedFixture } from "./support.js"
+import { BIN, deterministicRoles, fastcot as run, recipeRunArgs, scriptedFixture, writeSumProblems } from "./support.js"
 
 const N = 150
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/**
- * Scripted teacher, judge and rewriter whose replies depend only on the request's content, so an
- * interrupted run and an uninterrupted one must end with the same dataset.
- */
-const script = (r: ScriptedRequest) => {
-  const system = r.messages[0]!.content
-  const user = r.messages[r.messages.length - 1]!.content
-  const h = parseInt(createHash("sha256").update(user).digest("hex").slice(0, 4), 16)
-  if (system.includes("highly capable evaluator"))
-    return { content: h % 5 === 0 ? "hard" : h % 5 === 1 ? "easy" : "medium" }
-  if (system.includes("extending") || system.includes("simplifying")) {
-    const answer = /Answer:\n(.*)\n/.exec(user)?.[1] ?? ""
-    return { content: `Rewritten (${h % 7}).\n\nSo the answer is \\boxed{${answer}}.` }
-  }
-  const n = Number(/What is (\d+) \+/.exec(user)?.[1] ?? 0)
-  // Every 9th problem the scripted teacher gets wrong: verification must drop it.
-  return { content: `Add ${n} and ${n}.\n\nThe answer is \\boxed{${n % 9 === 0 ? 2 * n + 1 : 2 * n}}.` }
-}
-
 describe("the whole recipe killed with SIGKILL mid-run and resumed (scripted roles, 10% faults)", () => {
   const fx = scriptedFixture(
-    { script, latencyMs: 15, faultRate: 0.1, retryAfterSeconds: 0.02, slowMs: 1_000, seed: 9 },
+    { script: deterministicRoles, latencyMs: 15, faultRate: 0.1, retryAfterSeconds: 0.02, slowMs: 1_000, seed: 9 },
     "fastcot-e2e-pipeline-",
     {
-      setup: (root) =>
-        writeFileSync(
-          join(root, "problems.jsonl"),
-          Array.from({ length: N }, (_, i) =>
-            JSON.stringify({ question: `What is ${i + 1} + ${i + 1}?`, answer: String(2 * (i + 1)) })
-          ).join("\n") + "\n"
-        )
+      setup: (root) => writeSumProblems(join(root, "problems.jsonl"), N)
     }
   )
 
   const fastcot = (workspace: string, args: Array<string>) => run([...args, "--workspace", workspace])
-  const spec = () => `openai:scripted@${fx.server.baseUrl}`
-  const runArgs = () => [
-    "run",
-    "--teacher",
-    spec(),
-    "--rewriter",
-    spec(),
-    "--judge",
-    spec(),
-    "--concurrency",
-    "4",
-    "--no-tui"
-  ]
+  const runArgs = () => recipeRunArgs(fx.server.baseUrl)
   const doneCount = (workspace: string) => {
     const db = new Database(join(workspace, "fastcot.db"), { readonly: true })
     const n = (db.prepare("SELECT COUNT(*) AS n FROM items WHERE stage = 'done'").get() as { n: number }).n

@@ -1,68 +1,41 @@
-import { type PostgresCluster, type ScriptedRequest, startPostgresCluster } from "@fastcot/core/testing"
 import { spawn } from "node:child_process"
-import { createHash } from "node:crypto"
-import { readFileSync, writeFileSync } from "node:fs"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { BIN, fastcot as run, scriptedFixture } from "./support.js"
+import { describe, expect, it } from "vitest"
+import {
+  BIN,
+  deterministicRoles,
+  fastcot as run,
+  postgresFixture,
+  recipeRunArgs,
+  scriptedFixture,
+  writeSumProblems
+} from "./support.js"
 
 const N = 120
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** Scripted teacher, judge and rewriter whose replies depend only on the request's content. */
-const script = (r: ScriptedRequest) => {
-  const system = r.messages[0]!.content
-  const user = r.messages[r.messages.length - 1]!.content
-  const h = parseInt(createHash("sha256").update(user).digest("hex").slice(0, 4), 16)
-  if (system.includes("highly capable evaluator"))
-    return { content: h % 5 === 0 ? "hard" : h % 5 === 1 ? "easy" : "medium" }
-  if (system.includes("extending") || system.includes("simplifying")) {
-    const answer = /Answer:\n(.*)\n/.exec(user)?.[1] ?? ""
-    return { content: `Rewritten (${h % 7}).\n\nSo the answer is \\boxed{${answer}}.` }
-  }
-  const n = Number(/What is (\d+) \+/.exec(user)?.[1] ?? 0)
-  return { content: `Add ${n} and ${n}.\n\nThe answer is \\boxed{${n % 9 === 0 ? 2 * n + 1 : 2 * n}}.` }
-}
-
 describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted roles with 10% faults)", () => {
   const fx = scriptedFixture(
-    { script, latencyMs: 15, faultRate: 0.1, retryAfterSeconds: 0.02, slowMs: 1_000, seed: 11 },
+    { script: deterministicRoles, latencyMs: 15, faultRate: 0.1, retryAfterSeconds: 0.02, slowMs: 1_000, seed: 11 },
     "fastcot-e2e-pg-",
     {
-      setup: (root) =>
-        writeFileSync(
-          join(root, "problems.jsonl"),
-          Array.from({ length: N }, (_, i) =>
-            JSON.stringify({ question: `What is ${i + 1} + ${i + 1}?`, answer: String(2 * (i + 1)) })
-          ).join("\n") + "\n"
-        )
+      setup: (root) => writeSumProblems(join(root, "problems.jsonl"), N)
     }
   )
-  let cluster: PostgresCluster | undefined
-  beforeAll(async () => {
-    cluster = await startPostgresCluster()
-  }, 60_000)
-  afterAll(() => cluster?.stop())
+  const cluster = postgresFixture()
 
-  const spec = () => `openai:scripted@${fx.server.baseUrl}`
-  const runArgs = () => [
-    "run",
-    "--teacher",
-    spec(),
-    "--rewriter",
-    spec(),
-    "--judge",
-    spec(),
-    "--concurrency",
-    "4",
-    "--no-tui"
-  ]
-  const env = () => ({ PGPASSWORD: cluster!.password })
+  const runArgs = () => recipeRunArgs(fx.server.baseUrl)
+  const env = () => ({ PGPASSWORD: cluster().password })
   const doneCount = (url: string) =>
-    Number(cluster!.psql(url.slice(url.lastIndexOf("/") + 1), "SELECT COUNT(*) FROM items WHERE stage = 'done'").trim())
+    Number(
+      cluster()
+        .psql(url.slice(url.lastIndexOf("/") + 1), "SELECT COUNT(*) FROM items WHERE stage = 'done'")
+        .trim()
+    )
 
   it("runs the recipe, survives SIGKILL and resumes, and exports what a SQLite run exports", async () => {
-    const url = cluster!.createDatabase("e2e")
+    const url = cluster().createDatabase("e2e")
     const workspace = join(fx.root, "pg-workspace")
     const onPg = (args: Array<string>) => run([...args, "--workspace", workspace, "--store", url], env())
     const imported = await onPg(["import", join(fx.root, "problems.jsonl")])
@@ -105,11 +78,11 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
     expect(exported.status, exported.stderr).toBe(0)
     await run(["export", "--out", join(straight, "sft.jsonl"), "--val-fraction", "0.1", "--workspace", straight])
     expect(readFileSync(join(workspace, "sft.jsonl"), "utf8")).toBe(readFileSync(join(straight, "sft.jsonl"), "utf8"))
-    for (const r of [imported, resumed, exported]) expect(r.stdout + r.stderr).not.toContain(cluster!.password)
+    for (const r of [imported, resumed, exported]) expect(r.stdout + r.stderr).not.toContain(cluster().password)
   }, 240_000)
 
   it("goes on through a server restart mid-run (an immediate shutdown, as a crash)", async () => {
-    const url = cluster!.createDatabase("restart")
+    const url = cluster().createDatabase("restart")
     const workspace = join(fx.root, "restart-workspace")
     const onPg = (args: Array<string>) => run([...args, "--workspace", workspace, "--store", url], env())
     expect((await onPg(["import", join(fx.root, "problems.jsonl")])).status).toBe(0)
@@ -127,7 +100,7 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
     }
     expect(done).toBeGreaterThanOrEqual(20)
     expect(done).toBeLessThan(N)
-    cluster!.restart()
+    cluster().restart()
     expect(await exited, stderr).toBe(0)
     const status = JSON.parse((await onPg(["status", "--json"])).stdout)
     expect(status.kept + status.dropped).toBe(N)
@@ -136,10 +109,10 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
   }, 240_000)
 
   it("names the server in a clear error when it cannot be reached, without the password", async () => {
-    const url = `postgres://fastcot:hunter2-secret@127.0.0.1:${cluster!.port + 1}/nowhere`
+    const url = `postgres://fastcot:hunter2-secret@127.0.0.1:${cluster().port + 1}/nowhere`
     const r = await run(["status", "--store", url, "--workspace", join(fx.root, "none")])
     expect(r.status).not.toBe(0)
-    expect(r.stderr).toContain(`127.0.0.1:${cluster!.port + 1}`)
+    expect(r.stderr).toContain(`127.0.0.1:${cluster().port + 1}`)
     expect(r.stderr + r.stdout).not.toContain("hunter2-secret")
   })
 })

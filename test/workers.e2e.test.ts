@@ -1,10 +1,18 @@
-import { type PostgresCluster, type ScriptedRequest, startPostgresCluster } from "@fastcot/core/testing"
+import { type ScriptedRequest } from "@fastcot/core/testing"
 import { type ChildProcess, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
-import { readFileSync, writeFileSync } from "node:fs"
+import { readFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { BIN, fastcot as run, scriptedFixture } from "./support.js"
+import { describe, expect, it } from "vitest"
+import {
+  BIN,
+  deterministicRoles,
+  fastcot as run,
+  postgresFixture,
+  recipeRunArgs,
+  scriptedFixture,
+  writeSumProblems
+} from "./support.js"
 
 /** Problems in the run (FASTCOT_E2E_WORKERS_N for a quicker local try). */
 const N = Number(process.env["FASTCOT_E2E_WORKERS_N"] ?? 2_000)
@@ -12,67 +20,30 @@ const WORKERS = 3
 const LEASE_MS = 2_000
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** Scripted teacher, judge and rewriter whose replies depend only on the request's content. */
-const script = (r: ScriptedRequest) => {
-  const system = r.messages[0]!.content
-  const user = r.messages[r.messages.length - 1]!.content
-  const h = parseInt(createHash("sha256").update(user).digest("hex").slice(0, 4), 16)
-  if (system.includes("highly capable evaluator"))
-    return { content: h % 5 === 0 ? "hard" : h % 5 === 1 ? "easy" : "medium" }
-  if (system.includes("extending") || system.includes("simplifying")) {
-    const answer = /Answer:\n(.*)\n/.exec(user)?.[1] ?? ""
-    return { content: `Rewritten (${h % 7}).\n\nSo the answer is \\boxed{${answer}}.` }
-  }
-  const n = Number(/What is (\d+) \+/.exec(user)?.[1] ?? 0)
-  return { content: `Add ${n} and ${n}.\n\nThe answer is \\boxed{${n % 9 === 0 ? 2 * n + 1 : 2 * n}}.` }
-}
-
 const requestKey = (r: ScriptedRequest) => createHash("sha256").update(JSON.stringify(r.messages)).digest("hex")
 
 describe(`${WORKERS} workers share one run on PostgreSQL (real server on 127.0.0.1, scripted roles, 15% faults)`, () => {
   const fx = scriptedFixture(
-    { script, latencyMs: 10, faultRate: 0.15, retryAfterSeconds: 0.02, slowMs: 800, seed: 21 },
+    { script: deterministicRoles, latencyMs: 10, faultRate: 0.15, retryAfterSeconds: 0.02, slowMs: 800, seed: 21 },
     "fastcot-e2e-workers-",
     {
-      setup: (root) =>
-        writeFileSync(
-          join(root, "problems.jsonl"),
-          Array.from({ length: N }, (_, i) =>
-            JSON.stringify({ question: `What is ${i + 1} + ${i + 1}?`, answer: String(2 * (i + 1)) })
-          ).join("\n") + "\n"
-        )
+      setup: (root) => writeSumProblems(join(root, "problems.jsonl"), N)
     }
   )
-  let cluster: PostgresCluster | undefined
-  beforeAll(async () => {
-    cluster = await startPostgresCluster()
-  }, 60_000)
-  afterAll(() => cluster?.stop())
+  const cluster = postgresFixture()
 
-  const spec = () => `openai:scripted@${fx.server.baseUrl}`
-  const runArgs = () => [
-    "run",
-    "--teacher",
-    spec(),
-    "--rewriter",
-    spec(),
-    "--judge",
-    spec(),
-    "--concurrency",
-    "8",
-    "--no-tui"
-  ]
+  const runArgs = () => recipeRunArgs(fx.server.baseUrl, 8)
 
   it("finish every item, lose nothing to a worker killed with SIGKILL, re-pay no stored call, and export what one SQLite run exports", async () => {
-    const url = cluster!.createDatabase("workers")
-    const env = { PGPASSWORD: cluster!.password, FASTCOT_LEASE_MS: String(LEASE_MS) }
+    const url = cluster().createDatabase("workers")
+    const env = { PGPASSWORD: cluster().password, FASTCOT_LEASE_MS: String(LEASE_MS) }
     const workspace = join(fx.root, "shared")
     const imported = await run(
       ["import", join(fx.root, "problems.jsonl"), "--workspace", workspace, "--store", url],
       env
     )
     expect(imported.status, imported.stderr).toBe(0)
-    const doneCount = () => Number(cluster!.psql("workers", "SELECT COUNT(*) FROM items WHERE stage = 'done'").trim())
+    const doneCount = () => Number(cluster().psql("workers", "SELECT COUNT(*) FROM items WHERE stage = 'done'").trim())
 
     const exits: Array<Promise<number | null>> = []
     const workers: Array<ChildProcess> = []
@@ -92,7 +63,7 @@ describe(`${WORKERS} workers share one run on PostgreSQL (real server on 127.0.0
     for (let i = 0; i < 2400 && (held < WORKERS || doneCount() < N / 4); i++) {
       await sleep(25)
       held = Number(
-        cluster!.psql("workers", "SELECT COUNT(DISTINCT worker) FROM work_leases WHERE expires_at > now()").trim()
+        cluster().psql("workers", "SELECT COUNT(DISTINCT worker) FROM work_leases WHERE expires_at > now()").trim()
       )
     }
     expect(held).toBe(WORKERS)

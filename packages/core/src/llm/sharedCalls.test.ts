@@ -1,29 +1,21 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { describe, expect, it } from "vitest"
 import { PgRunStoreLive } from "../store/PgRunStore.js"
 import { RunStore } from "../store/RunStore.js"
-import { type PostgresCluster, startPostgresCluster } from "../testing/postgresCluster.js"
 import { startScriptedServer } from "../testing/scriptedServer.js"
 import { ask } from "../test-support/languageModelHarness.js"
+import { usePostgresCluster } from "../test-support/postgresHooks.js"
 import { makeLanguageModel } from "./LanguageModel.js"
 import { openAiProvider } from "./openai.js"
 
-let cluster: PostgresCluster | undefined
-beforeAll(async () => {
-  cluster = await startPostgresCluster()
-  process.env["PGPASSWORD"] = cluster.password
-}, 60_000)
-afterAll(() => {
-  delete process.env["PGPASSWORD"]
-  cluster?.stop()
-})
+const cluster = usePostgresCluster()
 
 describe("calls across workers on a shared store (a real PostgreSQL server, a scripted loopback endpoint)", () => {
   it("sends a request two workers make at once only once: the second waits for the first's answer", async () => {
     const server = await startScriptedServer({ latencyMs: 400 })
-    const url = cluster!.createDatabase("shared_calls")
+    const url = cluster().createDatabase("shared_calls")
     try {
       const roles = {
         teacher: {

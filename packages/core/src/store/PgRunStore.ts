@@ -20,14 +20,13 @@ import { ADVISORY, migratePg } from "./pgMigrations.js"
 import { PgSpendLedger } from "./pgSpendLedger.js"
 import {
   type CacheEntry,
-  type ImportProgress,
   type ImportReject,
   type ProblemFlag,
   RunStore,
   type RunStoreShape,
   type WorkerView
 } from "./RunStore.js"
-import { type CallRow, countsOf, statusOf, type TokenRow } from "./statusQueries.js"
+import { type CallRow, importProgressOf, countsOf, statusOf, type TokenRow } from "./statusQueries.js"
 
 const decodeProblem = Schema.decodeUnknownSync(Schema.parseJson(Problem))
 const encodeRound = Schema.encodeSync(Round)
@@ -72,19 +71,6 @@ export interface PgStoreOptions {
 
 /** Whether a store location names a PostgreSQL database rather than a SQLite file. */
 export const isPostgresUrl = (location: string): boolean => /^postgres(ql)?:\/\//i.test(location)
-
-const toProgress = (row: Record<string, unknown>): ImportProgress => ({
-  key: String(row["key"]),
-  path: String(row["path"]),
-  rows: Number(row["rows"]),
-  offset: Number(row["offset"]),
-  line: Number(row["line"]),
-  problemsAdded: Number(row["problems_added"]),
-  itemsAdded: Number(row["items_added"]),
-  duplicates: Number(row["duplicates"]),
-  rejected: Number(row["rejected"]),
-  done: row["done"] === true
-})
 
 const itemRow = (item: Item) => ({
   id: item.id,
@@ -238,7 +224,7 @@ export const makePgRunStore = (
         run(
           "reading import progress",
           Effect.map(sql<Record<string, unknown>>`SELECT * FROM imports WHERE key = ${key}`, (rows) =>
-            rows[0] === undefined ? Option.none() : Option.some(toProgress(rows[0]))
+            rows[0] === undefined ? Option.none() : Option.some(importProgressOf(rows[0]))
           )
         ),
       commitImportBatch: (batch) =>
@@ -443,7 +429,7 @@ export const makePgRunStore = (
             tokenRows,
             calls,
             ledger: yield* ledger.totals,
-            imports: imports.map(toProgress),
+            imports: imports.map(importProgressOf),
             running:
               workers[0] !== undefined
                 ? {

@@ -15,7 +15,7 @@ import { hostname } from "node:os"
 import { migrate } from "./migrations.js"
 import { groupCommit } from "./groupCommit.js"
 import { SpendLedger } from "./spendLedger.js"
-import { type CallRow, countBy, SQLITE_TOKEN_ROWS, statusOf, type TokenRow } from "./statusQueries.js"
+import { type CallRow, importProgressOf, countBy, SQLITE_TOKEN_ROWS, statusOf, type TokenRow } from "./statusQueries.js"
 import {
   type CacheEntry,
   type ImportProgress,
@@ -137,19 +137,6 @@ export const openSqliteStore = (
     return makeItem({ ...base, rounds })
   }
 
-  const toProgress = (row: Record<string, unknown>): ImportProgress => ({
-    key: String(row["key"]),
-    path: String(row["path"]),
-    rows: Number(row["rows"]),
-    offset: Number(row["offset"]),
-    line: Number(row["line"]),
-    problemsAdded: Number(row["problems_added"]),
-    itemsAdded: Number(row["items_added"]),
-    duplicates: Number(row["duplicates"]),
-    rejected: Number(row["rejected"]),
-    done: Number(row["done"]) === 1
-  })
-
   const commitImport = db.transaction(
     (batch: {
       progress: ImportProgress
@@ -211,7 +198,7 @@ export const openSqliteStore = (
     importProgress: (key) =>
       attempt("reading import progress", () => {
         const row = stmt.getImport.get(key) as Record<string, unknown> | undefined
-        return row === undefined ? Option.none() : Option.some(toProgress(row))
+        return row === undefined ? Option.none() : Option.some(importProgressOf(row))
       }),
     commitImportBatch: (batch) => attempt("committing an import batch", () => commitImport.immediate(batch)),
     importRejects: (key) => attempt("reading import rejects", () => stmt.rejects.all(key) as Array<ImportReject>),
@@ -325,7 +312,7 @@ export const openSqliteStore = (
           .all() as Array<CallRow>,
         ledger: ledger.totals(),
         imports: (db.prepare("SELECT * FROM imports ORDER BY updated_at").all() as Array<Record<string, unknown>>).map(
-          toProgress
+          importProgressOf
         ),
         running: running === undefined ? null : holderOf(running),
         workers: []

@@ -5,15 +5,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { StoreError } from "./errors.js"
 import type { SpendEntry, SpendTotals } from "./RunStore.js"
-
-interface Unsaved {
-  readonly role: string
-  readonly model: string
-  calls: number
-  prompt: number
-  completion: number
-  cost: number
-}
+import { SpendSums } from "./spendSums.js"
 
 /**
  * The spending ledger on PostgreSQL: calls are summed in memory per role and model, and the sums
@@ -21,7 +13,7 @@ interface Unsaved {
  * quarter second, when totals are read, and when the scope closes.
  */
 export class PgSpendLedger {
-  private unsaved = new Map<string, Unsaved>()
+  private readonly unsaved = new SpendSums()
 
   private constructor(
     private readonly sql: SqlClient,
@@ -40,22 +32,14 @@ export class PgSpendLedger {
 
   /** Adds one call that was sent and answered. Synchronous; written shortly after. */
   record(spend: SpendEntry): void {
-    const key = `${spend.role}\u0000${spend.model}`
-    let s = this.unsaved.get(key)
-    if (s === undefined)
-      this.unsaved.set(key, (s = { role: spend.role, model: spend.model, calls: 0, prompt: 0, completion: 0, cost: 0 }))
-    s.calls++
-    s.prompt += spend.promptTokens
-    s.completion += spend.completionTokens
-    s.cost += spend.costUsd
+    this.unsaved.add(spend)
   }
 
   /** Adds what is unsaved to the table, in one transaction; kept for the next try if it fails. */
   get flush(): Effect.Effect<void, StoreError> {
     return Effect.suspend(() => {
       if (this.unsaved.size === 0) return Effect.void
-      const taken = [...this.unsaved.values()]
-      this.unsaved = new Map()
+      const taken = this.unsaved.take()
       const at = this.now()
       const sql = this.sql
       return sql
@@ -74,21 +58,7 @@ export class PgSpendLedger {
           )
         )
         .pipe(
-          Effect.tapError(() =>
-            Effect.sync(() => {
-              for (const s of taken) {
-                const key = `${s.role}\u0000${s.model}`
-                const now = this.unsaved.get(key)
-                if (now === undefined) this.unsaved.set(key, s)
-                else {
-                  now.calls += s.calls
-                  now.prompt += s.prompt
-                  now.completion += s.completion
-                  now.cost += s.cost
-                }
-              }
-            })
-          ),
+          Effect.tapError(() => Effect.sync(() => taken.forEach((sum) => this.unsaved.merge(sum)))),
           Effect.mapError((e) => new StoreError({ message: `writing the spending ledger: ${e.message}`, cause: e }))
         )
     })

@@ -1,5 +1,6 @@
 import type Database from "better-sqlite3"
 import type { SpendEntry, SpendTotals } from "./RunStore.js"
+import { SpendSums } from "./spendSums.js"
 
 /**
  * The workspace's spending ledger: calls are summed in memory per role and model, and the sums
@@ -7,10 +8,7 @@ import type { SpendEntry, SpendTotals } from "./RunStore.js"
  * transaction, whatever the call rate), when totals are read, and when the store closes.
  */
 export class SpendLedger {
-  private readonly unsaved = new Map<
-    string,
-    { role: string; model: string; calls: number; prompt: number; completion: number; cost: number }
-  >()
+  private readonly unsaved = new SpendSums()
   private timer: NodeJS.Timeout | undefined
   private readonly add: Database.Statement
   private readonly sum: Database.Statement
@@ -30,14 +28,7 @@ export class SpendLedger {
 
   /** Adds one call that was sent and answered. Synchronous; written shortly after. */
   record(spend: SpendEntry): void {
-    const key = `${spend.role}\u0000${spend.model}`
-    let s = this.unsaved.get(key)
-    if (s === undefined)
-      this.unsaved.set(key, (s = { role: spend.role, model: spend.model, calls: 0, prompt: 0, completion: 0, cost: 0 }))
-    s.calls++
-    s.prompt += spend.promptTokens
-    s.completion += spend.completionTokens
-    s.cost += spend.costUsd
+    this.unsaved.add(spend)
     if (this.timer === undefined) {
       this.timer = setTimeout(() => {
         try {
@@ -56,10 +47,16 @@ export class SpendLedger {
     this.timer = undefined
     if (this.unsaved.size === 0) return
     const at = this.now()
-    this.db.transaction(() => {
-      for (const s of this.unsaved.values()) this.add.run(s.role, s.model, s.calls, s.prompt, s.completion, s.cost, at)
-    })()
-    this.unsaved.clear()
+    const taken = this.unsaved.take()
+    try {
+      this.db.transaction(() => {
+        for (const s of taken) this.add.run(s.role, s.model, s.calls, s.prompt, s.completion, s.cost, at)
+      })()
+    } catch (e) {
+      // Kept for the next flush.
+      for (const s of taken) this.unsaved.merge(s)
+      throw e
+    }
   }
 
   /** Every call's spending so far, unsaved ones included. */

@@ -3,6 +3,20 @@ import { lengthStats } from "../util/lengthStats.js"
 import type { RunLockHolder } from "./errors.js"
 import type { ImportProgress, SpendTotals, StoreStatus, WorkerView } from "./RunStore.js"
 
+/** An `imports` row as either backend returns it (SQLite's `done` is 0/1, PostgreSQL's a boolean). */
+export const importProgressOf = (row: Record<string, unknown>): ImportProgress => ({
+  key: String(row["key"]),
+  path: String(row["path"]),
+  rows: Number(row["rows"]),
+  offset: Number(row["offset"]),
+  line: Number(row["line"]),
+  problemsAdded: Number(row["problems_added"]),
+  itemsAdded: Number(row["items_added"]),
+  duplicates: Number(row["duplicates"]),
+  rejected: Number(row["rejected"]),
+  done: row["done"] === true || Number(row["done"]) === 1
+})
+
 /** Rows counted by one key column (`k`, `n`): counts per fate, stage, reason. */
 export const countBy = (db: Database.Database, sql: string): Record<string, number> =>
   countsOf(db.prepare(sql).all() as Array<{ k: string | null; n: number }>)

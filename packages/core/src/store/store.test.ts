@@ -5,49 +5,14 @@ import * as Option from "effect/Option"
 import { hostname } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
-import { Item } from "../schema/item.js"
-import { Problem } from "../schema/problem.js"
-import { Round } from "../schema/round.js"
-import { Trace } from "../schema/trace.js"
-import { Verdict } from "../schema/verdict.js"
+import type { Problem } from "../schema/problem.js"
 import { tempDir, withStore } from "../test-support/fixtures.js"
+import { item, problem, round } from "../test-support/storeRecords.js"
 import { contentId } from "../util/hash.js"
 import { migrations } from "./migrations.js"
 import { RunStore } from "./RunStore.js"
 import { processStart } from "./runLock.js"
 import { openSqliteStore } from "./SqliteRunStore.js"
-
-const problem = (q: string) =>
-  new Problem({
-    id: contentId("p_", q) as Problem["id"],
-    domain: "math",
-    question: q,
-    answer: "1",
-    source: "t:1",
-    metadata: {}
-  })
-
-const item = (p: Problem, rounds: ReadonlyArray<Round> = [], fate: Item["fate"] = "pending") =>
-  new Item({
-    id: contentId("i_", p.id) as Item["id"],
-    problemId: p.id,
-    stage: "align",
-    fate,
-    trace: new Trace({ reasoning: "r", origin: "teacher" }),
-    rounds,
-    createdAt: "2026-01-01T00:00:00Z",
-    updatedAt: "2026-01-01T00:00:00Z"
-  })
-
-const round = (index: number, raw: string) =>
-  new Round({
-    index,
-    action: "judge",
-    verdict: new Verdict({ level: "easy", raw }),
-    calls: [],
-    startedAt: "2026-01-01T00:00:00Z",
-    finishedAt: "2026-01-01T00:00:01Z"
-  })
 
 /** Commits problems to the store as one finished import (no items, no rejects). */
 const importProblems = (store: RunStore["Type"], problems: ReadonlyArray<Problem>) =>
@@ -69,6 +34,7 @@ const importProblems = (store: RunStore["Type"], problems: ReadonlyArray<Problem
     rejects: []
   })
 
+/** What only the SQLite store does; what every store does is in storeContract.test.ts. */
 describe("SQLite run store", () => {
   let dir: ReturnType<typeof tempDir>
   let file: string
@@ -187,24 +153,6 @@ describe("SQLite run store", () => {
     b.close()
   })
 
-  it("appends rounds and never rewrites an earlier one", async () => {
-    const p = problem("1+0?")
-    const result = await withStore(
-      file,
-      Effect.gen(function* () {
-        const store = yield* RunStore
-        yield* importProblems(store, [p])
-        yield* store.saveItem(item(p, [round(0, "easy")]))
-        // A second save that tries to change round 0 and adds round 1.
-        yield* store.saveItem(item(p, [round(0, "TAMPERED"), round(1, "medium")], "kept"))
-        return yield* store.getItem(contentId("i_", p.id))
-      })
-    )
-    const saved = Option.getOrThrow(result)
-    expect(saved.fate).toBe("kept")
-    expect(saved.rounds.map((r) => r.verdict?.raw)).toEqual(["easy", "medium"])
-  })
-
   it("takes back an item save interrupted before its commit, so that what a stopped run reports is what is stored; a cache write still lands", async () => {
     const [p, q] = [problem("4+0?"), problem("5+0?")]
     const result = await withStore(
@@ -264,84 +212,5 @@ describe("SQLite run store", () => {
     const db = new Database(file, { readonly: true })
     expect((db.prepare("SELECT COUNT(*) AS n FROM rounds").get() as { n: number }).n).toBe(4)
     db.close()
-  })
-
-  it("saves concurrent items in one transaction, and one bad item fails only its own save", async () => {
-    const [p, q, orphan] = [problem("4+0?"), problem("5+0?"), problem("not imported")]
-    const outcome = await withStore(
-      file,
-      Effect.gen(function* () {
-        const store = yield* RunStore
-        yield* importProblems(store, [p, q])
-        // Three saves in the same turn: the orphan's problem is not in the store (a foreign-key error).
-        const results = yield* Effect.all(
-          [p, orphan, q].map((x) => Effect.either(store.saveItem(item(x, [round(0, "medium")], "kept")))),
-          { concurrency: "unbounded" }
-        )
-        const stored = yield* Effect.all([p, orphan, q].map((x) => store.getItem(contentId("i_", x.id))))
-        return { results, stored }
-      })
-    )
-    expect(outcome.results.map((r) => r._tag)).toEqual(["Right", "Left", "Right"])
-    const failure = outcome.results[1]!
-    expect(failure._tag === "Left" ? failure.left.message : "").toContain(`saving item ${contentId("i_", orphan.id)}`)
-    expect(outcome.stored.map(Option.isSome)).toEqual([true, false, true])
-  })
-
-  it("counts problems, items per stage and fate, and drop reasons", async () => {
-    const ps = ["a?", "b?", "c?"].map(problem)
-    const status = await withStore(
-      file,
-      Effect.gen(function* () {
-        const store = yield* RunStore
-        yield* store.commitImportBatch({
-          progress: {
-            key: "k",
-            path: "f",
-            rows: 3,
-            offset: 0,
-            line: 4,
-            problemsAdded: 0,
-            itemsAdded: 0,
-            duplicates: 0,
-            rejected: 0,
-            done: true
-          },
-          problems: ps,
-          items: [],
-          rejects: [{ file: "f", line: 9, reason: "bad", raw: "" }]
-        })
-        yield* store.saveItem(new Item({ ...item(ps[0]!), fate: "kept", stage: "done", keptAs: "easy-to-medium" }))
-        yield* store.saveItem(
-          new Item({ ...item(ps[1]!), fate: "dropped", stage: "done", reason: { code: "max-rounds", detail: "x" } })
-        )
-        yield* store.saveItem(item(ps[2]!))
-        return yield* store.status
-      })
-    )
-    expect(status).toMatchObject({
-      problems: 3,
-      items: 3,
-      kept: 1,
-      dropped: 1,
-      pending: 1,
-      stages: { done: 2, align: 1 },
-      keptAs: { "easy-to-medium": 1 },
-      dropReasons: { "max-rounds": 1 }
-    })
-    expect(status.imports[0]).toMatchObject({ rows: 3, problemsAdded: 3, rejected: 0, done: true })
-  })
-
-  it("stores and returns cache entries", async () => {
-    const got = await withStore(
-      file,
-      Effect.gen(function* () {
-        const store = yield* RunStore
-        yield* store.cachePut({ key: "abc", model: "m", value: '{"text":"hi"}', createdAt: "t" })
-        return [yield* store.cacheGet("abc"), yield* store.cacheGet("missing")] as const
-      })
-    )
-    expect(Option.getOrThrow(got[0]).value).toBe('{"text":"hi"}')
-    expect(Option.isNone(got[1])).toBe(true)
   })
 })

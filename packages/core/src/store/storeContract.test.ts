@@ -7,81 +7,17 @@ import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { spawn } from "node:child_process"
 import { join } from "node:path"
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
+import { afterAll, beforeEach, describe, expect, it } from "vitest"
 import { Item } from "../schema/item.js"
-import { Problem } from "../schema/problem.js"
-import { Round } from "../schema/round.js"
-import { Trace } from "../schema/trace.js"
-import { Verdict } from "../schema/verdict.js"
 import { tempDir } from "../test-support/fixtures.js"
-import { type PostgresCluster, startPostgresCluster } from "../testing/postgresCluster.js"
+import { call, importBatch, item, problem, round } from "../test-support/storeRecords.js"
+import { usePostgresCluster } from "../test-support/postgresHooks.js"
 import { startTcpProxy } from "../testing/tcpProxy.js"
 import { contentId } from "../util/hash.js"
 import type { StoreError } from "./errors.js"
 import { PgRunStoreLive } from "./PgRunStore.js"
 import { RunStore } from "./RunStore.js"
 import { SqliteRunStoreLive } from "./SqliteRunStore.js"
-
-const problem = (q: string) =>
-  new Problem({
-    id: contentId("p_", q) as Problem["id"],
-    domain: "math",
-    question: q,
-    answer: "1",
-    source: "t:1",
-    metadata: {}
-  })
-
-const call = (role: "teacher" | "judge", cached: boolean) => ({
-  role,
-  model: `${role}-model`,
-  promptVersion: "v1",
-  promptTokens: 10,
-  completionTokens: 5,
-  costUsd: 0.01,
-  latencyMs: 3,
-  cached
-})
-
-const round = (index: number, raw: string, calls: ReadonlyArray<ReturnType<typeof call>> = []) =>
-  new Round({
-    index,
-    action: "judge",
-    verdict: new Verdict({ level: "easy", raw }),
-    calls,
-    startedAt: "2026-01-01T00:00:00Z",
-    finishedAt: "2026-01-01T00:00:01Z"
-  })
-
-const item = (p: Problem, rounds: ReadonlyArray<Round> = [], fate: Item["fate"] = "pending", reasoning = "r") =>
-  new Item({
-    id: contentId("i_", p.id) as Item["id"],
-    problemId: p.id,
-    stage: "align",
-    fate,
-    trace: new Trace({ reasoning, origin: "teacher", tokens: { reasoning: 40, answer: 5, tokenizer: "qwen2.5" } }),
-    rounds,
-    createdAt: "2026-01-01T00:00:00Z",
-    updatedAt: "2026-01-01T00:00:00Z"
-  })
-
-const importBatch = (problems: ReadonlyArray<Problem>, items: ReadonlyArray<Item> = []) => ({
-  progress: {
-    key: "k",
-    path: "f.jsonl",
-    rows: problems.length,
-    offset: 0,
-    line: problems.length + 1,
-    problemsAdded: 0,
-    itemsAdded: 0,
-    duplicates: 0,
-    rejected: 1,
-    done: true
-  },
-  problems,
-  items,
-  rejects: [{ file: "f.jsonl", line: 7, reason: "no question", raw: "{}" }]
-})
 
 /** A backend under test: a fresh store location per test, and the layer that opens one. */
 interface Backend {
@@ -90,7 +26,7 @@ interface Backend {
   readonly layer: (location: string) => Layer.Layer<RunStore, StoreError>
 }
 
-let cluster: PostgresCluster | undefined
+const cluster = usePostgresCluster()
 let databases = 0
 const sqliteDirs: Array<ReturnType<typeof tempDir>> = []
 
@@ -106,19 +42,12 @@ const backends: ReadonlyArray<Backend> = [
   },
   {
     name: "PostgreSQL",
-    fresh: () => cluster!.createDatabase(`store_${++databases}`),
+    fresh: () => cluster().createDatabase(`store_${++databases}`),
     layer: PgRunStoreLive
   }
 ]
 
-beforeAll(async () => {
-  cluster = await startPostgresCluster()
-  // The driver reads the password from the environment, as a user's would (or from ~/.pgpass).
-  process.env["PGPASSWORD"] = cluster.password
-}, 60_000)
 afterAll(() => {
-  delete process.env["PGPASSWORD"]
-  cluster?.stop()
   for (const d of sqliteDirs) d.cleanup()
 })
 
@@ -391,7 +320,7 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
 describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", () => {
   let url: string
   beforeEach(() => {
-    url = cluster!.createDatabase(`procs_${++databases}`)
+    url = cluster().createDatabase(`procs_${++databases}`)
   })
   const withStore = <A, E>(effect: Effect.Effect<A, E, RunStore>): Promise<A> =>
     Effect.runPromise(Effect.scoped(effect.pipe(Effect.provide(PgRunStoreLive(url)))))
@@ -437,7 +366,7 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
       Effect.gen(function* () {
         const store = yield* RunStore
         yield* store.cachePut({ key: "before", model: "m", value: "1", createdAt: "t" })
-        cluster!.restart()
+        cluster().restart()
         // The pool's connections died with the server: the store tries again on new ones.
         return yield* store.cacheGet("before")
       })
@@ -446,8 +375,8 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
   })
 
   it("goes on through a network cut: calls wait for the network, leases shorter-lived than the cut are kept", async () => {
-    const proxy = await startTcpProxy(cluster!.port)
-    const through = url.replace(`:${cluster!.port}/`, `:${proxy.port}/`)
+    const proxy = await startTcpProxy(cluster().port)
+    const through = url.replace(`:${cluster().port}/`, `:${proxy.port}/`)
     try {
       const out = await Effect.runPromise(
         Effect.scoped(
@@ -482,12 +411,12 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
   })
 
   it("never shows the password: not in the location, not in an error", async () => {
-    const withPassword = url.replace("fastcot@", `fastcot:${cluster!.password}@`)
+    const withPassword = url.replace("fastcot@", `fastcot:${cluster().password}@`)
     const location = await Effect.runPromise(
       Effect.scoped(Effect.map(Effect.provide(RunStore, PgRunStoreLive(withPassword)), (s) => s.location))
     )
-    expect(location).not.toContain(cluster!.password)
-    const wrong = withPassword.replace(cluster!.password, "not-the-password").replace(/\/[^/]+$/, "/no_such_db")
+    expect(location).not.toContain(cluster().password)
+    const wrong = withPassword.replace(cluster().password, "not-the-password").replace(/\/[^/]+$/, "/no_such_db")
     const failed = await Effect.runPromise(
       Effect.scoped(Effect.either(Effect.provide(RunStore, PgRunStoreLive(wrong))))
     )
