@@ -1,5 +1,6 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type { SqlClient } from "@effect/sql/SqlClient"
+import type * as Statement from "@effect/sql/Statement"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -8,7 +9,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
 import { Item, makeItem } from "../schema/item.js"
@@ -193,6 +194,28 @@ export const makePgRunStore = (
           })
       })
 
+    // A worker is registered once, on its first claim or run, with a connection reserved for as
+    // long as the store is open: the server ends that session the moment the worker's process
+    // dies, so its leases are free at once (a worker cut off keeps them until they expire).
+    const storeScope = yield* Effect.scope
+    const register = yield* Effect.cached(
+      run(
+        "registering this worker",
+        Effect.gen(function* () {
+          const connection = yield* Scope.extend(sql.reserve, storeScope)
+          const rows = yield* connection.execute("SELECT pg_backend_pid() AS pid", [], undefined)
+          yield* sql`INSERT INTO workers (id, host, pid, what, started_at, seen_at, backend_pid)
+            VALUES (${workerId}, ${hostname()}, ${process.pid}, 'fastcot', ${now()}, now(), ${Number(rows[0]?.pid)})`
+          yield* Effect.addFinalizer(() => Effect.ignore(sql`DELETE FROM workers WHERE id = ${workerId}`)).pipe(
+            Scope.extend(storeScope)
+          )
+        })
+      )
+    )
+    /** Whether the worker a lease names still has its session open on the server. */
+    const workerConnected = (worker: Statement.Fragment) =>
+      sql`EXISTS (SELECT 1 FROM workers w JOIN pg_stat_activity a ON a.pid = w.backend_pid WHERE w.id = ${worker})`
+
     // A worker is at work while it renews: seen within the last three lease periods.
     const liveWorkers = Effect.map(
       sql<{
@@ -204,7 +227,8 @@ export const makePgRunStore = (
         holds: string
       }>`SELECT w.id, w.host, w.pid, w.what, w.started_at,
           (SELECT COUNT(*) FROM work_leases l WHERE l.worker = w.id AND l.expires_at > now()) AS holds
-        FROM workers w WHERE w.seen_at > now() - ${3 * leaseMs} * interval '1 millisecond'
+        FROM workers w WHERE w.what <> 'idle' AND w.seen_at > now() - ${3 * leaseMs} * interval '1 millisecond'
+          AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.backend_pid)
         ORDER BY w.started_at, w.id`,
       (rows): ReadonlyArray<WorkerView> =>
         rows.map((w) => ({
@@ -464,21 +488,25 @@ export const makePgRunStore = (
           ? Effect.succeed(new Set<string>())
           : run(
               "claiming work",
-              Effect.map(
-                sql<{ key: string }>`INSERT INTO work_leases (key, worker, expires_at)
+              Effect.zipRight(
+                register,
+                Effect.map(
+                  sql<{ key: string }>`INSERT INTO work_leases (key, worker, expires_at)
                   SELECT k, ${workerId}, now() + ${leaseMs} * interval '1 millisecond'
                   FROM jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k
                   ON CONFLICT (key) DO UPDATE SET worker = excluded.worker, expires_at = excluded.expires_at
                   WHERE work_leases.expires_at < now() OR work_leases.worker = excluded.worker
+                    OR NOT ${workerConnected(sql`work_leases.worker`)}
                   RETURNING key`,
-                (rows) => {
-                  const taken = new Set(rows.map((r) => r.key))
-                  for (const k of taken) {
-                    held.add(k)
-                    released.delete(k)
+                  (rows) => {
+                    const taken = new Set(rows.map((r) => r.key))
+                    for (const k of taken) {
+                      held.add(k)
+                      released.delete(k)
+                    }
+                    return taken
                   }
-                  return taken
-                }
+                )
               )
             ),
       release: (keys) => {
@@ -490,19 +518,20 @@ export const makePgRunStore = (
           "reading other workers' leases",
           Effect.map(
             sql<{ n: string }>`SELECT COUNT(*) AS n FROM work_leases WHERE worker <> ${workerId}
-              AND expires_at > now() AND starts_with(key, ${prefix})`,
+              AND expires_at > now() AND starts_with(key, ${prefix}) AND ${workerConnected(sql`work_leases.worker`)}`,
             (rows) => Number(rows[0]?.n ?? 0)
           )
         ),
       lockRun: (what) =>
         Effect.acquireRelease(
-          run(
-            "registering this worker",
-            sql`INSERT INTO workers (id, host, pid, what, started_at, seen_at)
-              VALUES (${workerId}, ${hostname()}, ${process.pid}, ${what}, ${now()}, now())
-              ON CONFLICT (id) DO UPDATE SET what = excluded.what, seen_at = now()`
+          Effect.zipRight(
+            register,
+            run(
+              "registering this worker",
+              sql`UPDATE workers SET what = ${what}, seen_at = now() WHERE id = ${workerId}`
+            )
           ),
-          () => Effect.ignore(sql`DELETE FROM workers WHERE id = ${workerId}`)
+          () => Effect.ignore(sql`UPDATE workers SET what = 'idle' WHERE id = ${workerId}`)
         ).pipe(Effect.asVoid)
     }
 

@@ -94,7 +94,8 @@ CREATE TABLE workers (
   pid INTEGER NOT NULL,
   what TEXT NOT NULL,
   started_at TEXT NOT NULL,
-  seen_at TIMESTAMPTZ NOT NULL
+  seen_at TIMESTAMPTZ NOT NULL,
+  backend_pid INTEGER NOT NULL
 );
 CREATE TABLE work_leases (
   key TEXT COLLATE "C" PRIMARY KEY,

@@ -325,40 +325,72 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
   const withStore = <A, E>(effect: Effect.Effect<A, E, RunStore>): Promise<A> =>
     Effect.runPromise(Effect.scoped(effect.pipe(Effect.provide(PgRunStoreLive(url)))))
 
-  it("a worker killed with SIGKILL loses its leases when they expire, and another takes the work over", async () => {
-    const holder = join(import.meta.dirname, "..", "test-support", "holdPgLeases.mjs")
-    const keys = ["teacher:p1", "teacher:p2", "teacher:p3"]
-    const child = spawn(process.execPath, [holder, url, "1500", ...keys], { stdio: ["ignore", "pipe", "inherit"] })
+  /** Starts a worker process on the store that claims `keys` and holds them until stopped. */
+  const holder = async (keys: ReadonlyArray<string>, leaseMs: number) => {
+    const script = join(import.meta.dirname, "..", "test-support", "holdPgLeases.mjs")
+    const child = spawn(process.execPath, [script, url, String(leaseMs), ...keys], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
     await new Promise<void>((resolve, reject) => {
-      child.stdout.on("data", (d: Buffer) => d.toString().includes("claimed 3") && resolve())
+      child.stdout.on("data", (d: Buffer) => d.toString().includes(`claimed ${keys.length}`) && resolve())
       child.once("exit", (code) => reject(new Error(`the worker exited with ${code}`)))
     })
+    return child
+  }
+  /** Claims `keys` every 50 ms until all are taken; how long it took. */
+  const claimAll = (store: RunStore["Type"], keys: ReadonlyArray<string>) =>
+    Effect.gen(function* () {
+      const started = Date.now()
+      let taken = new Set<string>()
+      while (taken.size < keys.length && Date.now() - started < 10_000) {
+        taken = new Set([...taken, ...(yield* store.claim(keys))])
+        if (taken.size < keys.length) yield* Effect.sleep("50 millis")
+      }
+      return { taken: [...taken].sort(), waited: Date.now() - started }
+    })
+
+  it("a worker killed with SIGKILL loses its leases at once: the server ends its session", async () => {
+    const keys = ["teacher:p1", "teacher:p2", "teacher:p3"]
+    const child = await holder(keys, 30_000)
     const outcome = await withStore(
       Effect.gen(function* () {
         const store = yield* RunStore
-        const status = yield* store.status
+        const workers = yield* store.workers
         const whileAlive = yield* store.claim(keys)
-        child.kill("SIGKILL")
-        const justAfter = yield* store.claim(keys)
         const held = yield* store.heldByOthers("teacher:")
-        let taken = new Set<string>()
-        const started = Date.now()
-        while (taken.size < 3 && Date.now() - started < 10_000) {
-          yield* Effect.sleep("100 millis")
-          taken = new Set([...taken, ...(yield* store.claim(keys))])
-        }
-        return { status, whileAlive, justAfter, held, taken, waited: Date.now() - started }
+        child.kill("SIGKILL")
+        return { workers, whileAlive, held, after: yield* claimAll(store, keys) }
       })
     )
-    expect(outcome.status.workers).toEqual([
+    expect(outcome.workers).toEqual([
       expect.objectContaining({ pid: child.pid, what: "a worker that holds its leases", holds: 3 })
     ])
     expect(outcome.whileAlive.size).toBe(0)
-    expect(outcome.justAfter.size).toBe(0)
     expect(outcome.held).toBe(3)
-    expect([...outcome.taken].sort()).toEqual(keys)
-    // Taken over once the lease ran out (1.5 s), not before.
-    expect(outcome.waited).toBeGreaterThan(500)
+    expect(outcome.after.taken).toEqual(keys)
+    // Long before the 30 s lease would have run out.
+    expect(outcome.after.waited).toBeLessThan(5_000)
+  })
+
+  it("a worker that stops answering (SIGSTOP, its connection still open) keeps its leases until they expire", async () => {
+    const keys = ["align:a", "align:b"]
+    const child = await holder(keys, 1_500)
+    try {
+      const outcome = await withStore(
+        Effect.gen(function* () {
+          const store = yield* RunStore
+          child.kill("SIGSTOP")
+          const justAfter = yield* store.claim(keys)
+          return { justAfter, after: yield* claimAll(store, keys) }
+        })
+      )
+      expect(outcome.justAfter.size).toBe(0)
+      expect(outcome.after.taken).toEqual(keys)
+      // Taken once the lease ran out (1.5 s from its last renewal), not before.
+      expect(outcome.after.waited).toBeGreaterThan(500)
+    } finally {
+      child.kill("SIGKILL")
+    }
   })
 
   it("survives a server restart: calls on connections it cut are tried again until it is back", async () => {
