@@ -917,6 +917,43 @@ describe("fastcot command line", () => {
     expect(zsh.out).toContain("#compdef fastcot")
   })
 
+  it("ui and serve require a token: refused without one beyond loopback; ui prints the address that signs in", async () => {
+    const ui = await fastcot("ui", "--host", "0.0.0.0", "--no-token", "--port", "0")
+    expect(ui.code).toBe(2)
+    expect(ui.err).toContain("--no-token is refused on 0.0.0.0")
+    const serve = await fastcot("serve", "--model", "onnx:./nowhere", "--host", "0.0.0.0", "--no-token")
+    expect(serve.code).toBe(2)
+    expect(serve.err).toContain("--no-token is refused on 0.0.0.0")
+    const short = await fastcotWith({ ...process.env, NO_COLOR: "1", FASTCOT_TOKEN: "short" }, "ui", "--port", "0")
+    expect(short.code).toBe(2)
+    expect(short.err).toContain("FASTCOT_TOKEN must be at least 16 characters")
+
+    const token = "a-token-from-the-environment-42"
+    const child = spawn(process.execPath, [BIN, "ui", "--port", "0"], {
+      cwd,
+      env: { ...process.env, NO_COLOR: "1", FASTCOT_TOKEN: token }
+    })
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = ""
+        child.stdout.on("data", (d) => {
+          out += d
+          const m = /fastcot ui on (\S+)/.exec(out)
+          if (m) resolve(m[1]!)
+        })
+        child.once("exit", (code) => reject(new Error(`fastcot ui exited with ${code}`)))
+      })
+      expect(url).toContain(`?token=${token}`)
+      const origin = new URL(url).origin
+      expect((await fetch(`${origin}/`)).status).toBe(401)
+      const signedIn = await fetch(url, { redirect: "manual" })
+      expect(signedIn.status).toBe(303)
+      expect(signedIn.headers.get("set-cookie")).toMatch(/HttpOnly; SameSite=Strict/)
+    } finally {
+      child.kill("SIGTERM")
+    }
+  })
+
   it("prints help for each command", async () => {
     const commands = [
       "init",

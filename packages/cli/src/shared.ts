@@ -1,10 +1,17 @@
 import { Args, HelpDoc, Options } from "@effect/cli"
-import { isPostgresUrl, QwenTokenCounterLive, runStoreLayer, workspacePaths } from "@fastcot/core"
+import {
+  isLoopbackHost,
+  isPostgresUrl,
+  makeAccessToken,
+  QwenTokenCounterLive,
+  runStoreLayer,
+  workspacePaths
+} from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { existsSync } from "node:fs"
-import { failed, usage } from "./failure.js"
+import { existsSync, readFileSync } from "node:fs"
+import { type CliFailure, failed, usage } from "./failure.js"
 
 export const workspaceOption = Options.text("workspace").pipe(
   Options.withAlias("w"),
@@ -233,3 +240,45 @@ export const notAnOption =
           )
         : Effect.succeed(value)
     )
+
+export const tokenFileOption = Options.file("token-file").pipe(
+  Options.optional,
+  Options.withDescription("Read the access token from this file (default: $FASTCOT_TOKEN, else a new one each start).")
+)
+export const noTokenOption = Options.boolean("no-token").pipe(
+  Options.withDescription("Answer without a token (refused on any address but loopback).")
+)
+
+/**
+ * The access token a server fastcot starts requires: --token-file, else FASTCOT_TOKEN, else a new
+ * one; none with --no-token, which is refused on an address other than loopback.
+ */
+export const accessToken = (options: {
+  readonly host: string
+  readonly tokenFile: Option.Option<string>
+  readonly noToken: boolean
+}): Effect.Effect<string | undefined, CliFailure> =>
+  Effect.gen(function* () {
+    if (options.noToken) {
+      if (!isLoopbackHost(options.host))
+        return yield* usage(
+          `--no-token is refused on ${options.host}: anyone on the network could use it; keep the token, or bind to 127.0.0.1`
+        )
+      return undefined
+    }
+    if (Option.isSome(options.tokenFile)) {
+      const file = options.tokenFile.value
+      const text = yield* Effect.try({
+        try: () => readFileSync(file, "utf8").trim(),
+        catch: (e) => usage(`--token-file ${file}: ${(e as Error).message}`)
+      })
+      if (text.length < 16) return yield* usage(`--token-file ${file}: the token must be at least 16 characters`)
+      return text
+    }
+    const fromEnv = process.env["FASTCOT_TOKEN"]
+    if (fromEnv !== undefined && fromEnv !== "") {
+      if (fromEnv.length < 16) return yield* usage("FASTCOT_TOKEN must be at least 16 characters")
+      return fromEnv
+    }
+    return makeAccessToken()
+  })

@@ -3,6 +3,8 @@ import type { AddressInfo } from "node:net"
 import { readFile } from "node:fs/promises"
 import { extname, join, normalize, sep } from "node:path"
 import { fileURLToPath } from "node:url"
+import { bearerToken, sameToken } from "@fastcot/core"
+import { randomBytes } from "node:crypto"
 import type { Backend } from "./backend.js"
 
 /** The renderer's Content-Security-Policy: nothing but this origin, no inline script, no frames. */
@@ -22,6 +24,7 @@ const TYPES: Record<string, string> = {
 export const rendererDir = (): string => fileURLToPath(new URL("./renderer/", import.meta.url))
 
 export interface UiServer {
+  /** The address to open: with `?token=…` when the server requires a token. */
   readonly url: string
   readonly close: () => Promise<void>
 }
@@ -32,11 +35,30 @@ const MAX_BODY = 300 * 2 ** 20
  * `fastcot ui`: the desktop app's renderer and its backend over HTTP, on 127.0.0.1 by default.
  * `POST /api/<channel>` takes and returns the channel's JSON; `GET /api/events` streams run events
  * (server-sent events). Requests whose Host is not this server's are refused (DNS rebinding).
+ *
+ * With a `token` (what `fastcot ui` always gives unless told `--no-token` on loopback) every
+ * request must be signed in, as Jupyter's are: the printed URL's `?token=` is traded for a
+ * session cookie (HttpOnly, SameSite=Strict, so no other site's page can use it) and the address
+ * bar is cleared of the token; scripts may send `Authorization: Bearer TOKEN` instead. Anything
+ * else gets 401. Tokens are compared in constant time.
  */
 export const serveUi = (
   backend: Backend,
-  options: { host?: string; port?: number; staticDir?: string } = {}
+  options: { host?: string; port?: number; staticDir?: string; token?: string | undefined } = {}
 ): Promise<UiServer> => {
+  const token = options.token
+  const sessions = new Set<string>()
+  const COOKIE = "fastcot_session"
+  const signedIn = (req: http.IncomingMessage): boolean => {
+    if (token === undefined) return true
+    const bearer = bearerToken(req.headers.authorization)
+    if (bearer !== undefined && sameToken(bearer, token)) return true
+    for (const part of (req.headers.cookie ?? "").split(";")) {
+      const [name, value] = part.trim().split("=")
+      if (name === COOKIE && value !== undefined && [...sessions].some((s) => sameToken(value, s))) return true
+    }
+    return false
+  }
   const host = options.host ?? "127.0.0.1"
   const staticDir = options.staticDir ?? rendererDir()
   const server = http.createServer((req, res) => {
@@ -52,6 +74,33 @@ export const serveUi = (
       return res.end("misdirected request")
     }
     const url = new URL(req.url ?? "/", "http://localhost")
+    const offered = url.searchParams.get("token")
+    if (token !== undefined && offered !== null && req.method === "GET") {
+      if (!sameToken(offered, token)) {
+        res.writeHead(401, { "content-type": "text/plain; charset=utf-8" })
+        return res.end("wrong token: open the address `fastcot ui` printed")
+      }
+      const session = randomBytes(32).toString("base64url")
+      sessions.add(session)
+      url.searchParams.delete("token")
+      res.writeHead(303, {
+        "set-cookie": `${COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/`,
+        location: url.pathname + url.search,
+        "cache-control": "no-store"
+      })
+      return res.end()
+    }
+    if (!signedIn(req)) {
+      const api = url.pathname.startsWith("/api/")
+      res.writeHead(401, { "content-type": api ? "application/json" : "text/plain; charset=utf-8" })
+      return res.end(
+        api
+          ? JSON.stringify({
+              error: { kind: "unauthorized", message: "sign in: open the address with ?token= that fastcot ui printed" }
+            })
+          : "sign in: open the address with ?token= that `fastcot ui` printed (or send Authorization: Bearer TOKEN)"
+      )
+    }
     const security = {
       "content-security-policy": CSP,
       "x-content-type-options": "nosniff",
@@ -130,7 +179,7 @@ export const serveUi = (
       const port = (server.address() as AddressInfo).port
       allowedHosts = new Set([`${host}:${port}`, `localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`])
       resolve({
-        url: `http://${host.includes(":") ? `[${host}]` : host}:${port}/`,
+        url: `http://${host.includes(":") ? `[${host}]` : host}:${port}/${token !== undefined ? `?token=${encodeURIComponent(token)}` : ""}`,
         close: () =>
           new Promise<void>((done) => {
             server.closeAllConnections()

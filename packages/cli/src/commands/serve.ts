@@ -4,7 +4,17 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { failed, usage } from "../failure.js"
-import { f16ComputeOption, packProductsOption, q4ComputeOption, rotaryOption, stderr, stdout } from "../shared.js"
+import {
+  accessToken,
+  f16ComputeOption,
+  noTokenOption,
+  packProductsOption,
+  q4ComputeOption,
+  rotaryOption,
+  stderr,
+  stdout,
+  tokenFileOption
+} from "../shared.js"
 
 const model = Options.text("model").pipe(Options.withDescription("The local model: onnx:DIR[#variant]."))
 const port = Options.integer("port").pipe(
@@ -42,10 +52,14 @@ export const serveCommand = Command.make(
     f16Compute: f16ComputeOption,
     packProducts: packProductsOption,
     rotary: rotaryOption,
-    name
+    name,
+    tokenFile: tokenFileOption,
+    noToken: noTokenOption
   },
   (args) =>
     Effect.gen(function* () {
+      // Before loading the model: a refused --no-token costs nothing.
+      const token = yield* accessToken({ host: args.host, tokenFile: args.tokenFile, noToken: args.noToken })
       const spec = parseModelSpec(args.model)
       if (Either.isLeft(spec)) return yield* usage(spec.left)
       if (spec.right.kind !== "onnx") return yield* usage("serve runs local models: give --model onnx:DIR[#variant]")
@@ -62,10 +76,11 @@ export const serveCommand = Command.make(
         host: args.host,
         port: args.port,
         modelName: Option.getOrUndefined(args.name),
+        token,
         onRequest: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
       }).pipe(Effect.mapError((e) => failed(`cannot listen on ${args.host}:${args.port}: ${e.message}`)))
       if (!isLoopbackHost(args.host))
-        yield* stderr(`warning: bound to ${args.host}: anyone who can reach it can use the model`)
+        yield* stderr(`warning: bound to ${args.host}: anyone who can reach it and has the token can use the model`)
       const notes =
         `${m.f16Widened > 0 ? ", float16 computed in float32" : ""}${m.int8Products > 0 ? `, ${m.int8Products} 4-bit products on integer kernels` : ""}` +
         `${m.packedProducts > 0 ? `, ${m.packedProducts} products packed into others` : ""}${m.rotaryFused > 0 ? `, ${m.rotaryFused} rotary embeddings fused` : ""}`
@@ -75,6 +90,9 @@ export const serveCommand = Command.make(
       yield* stdout(
         `serving on ${server.url}  (OpenAI-compatible: GET /v1/models, POST /v1/chat/completions; Ctrl-C stops)`
       )
+      // Printed once, where the person who started it reads it; clients send it as their API key.
+      if (token !== undefined)
+        yield* stdout(`access token: ${token}  (send it as the API key: Authorization: Bearer TOKEN)`)
       return yield* Effect.never
     }).pipe(Effect.scoped)
 ).pipe(

@@ -92,6 +92,31 @@ describe("fastcot serve: a local model behind an OpenAI-compatible API", () => {
     expect(usage).toBe(7)
   })
 
+  it("with a token, answers only requests that carry it as the API key (constant-time compared); /health stays open", async () => {
+    const tokenScope = Effect.runSync(Scope.make())
+    try {
+      const guarded = await Effect.runPromise(
+        Scope.extend(
+          serveLocalModel({
+            engine: new LocalEngine(model, 1),
+            modelName: "tiny-qwen",
+            token: "sekret-token-0123456789"
+          }),
+          tokenScope
+        )
+      )
+      const wrong = new OpenAI({ baseURL: guarded.url, apiKey: "not-it", maxRetries: 0 })
+      await expect(wrong.models.list()).rejects.toMatchObject({ status: 401 })
+      const bare = await fetch(`${guarded.url}/chat/completions`, { method: "POST", body: "{}" })
+      expect(bare.status).toBe(401)
+      expect((await fetch(guarded.url.replace(/\/v1$/, "/health"))).status).toBe(200)
+      const right = new OpenAI({ baseURL: guarded.url, apiKey: "sekret-token-0123456789" })
+      expect((await right.models.list()).data.map((m) => m.id)).toEqual(["tiny-qwen"])
+    } finally {
+      await Effect.runPromise(Scope.close(tokenScope, Exit.void))
+    }
+  })
+
   it("rejects bad requests with a 400 that names the field, and unknown routes with 404", async () => {
     const bad = await fetch(`${server.url}/chat/completions`, {
       method: "POST",

@@ -1,4 +1,5 @@
 import * as http from "node:http"
+import { bearerToken, sameToken } from "../util/accessToken.js"
 import type { AddressInfo } from "node:net"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -45,6 +46,11 @@ export interface ServeOptions {
   /** The model name /v1/models reports and replies carry (default: the folder's name). */
   readonly modelName?: string | undefined
   readonly onRequest?: ((line: string) => void) | undefined
+  /**
+   * The access token every request must carry as `Authorization: Bearer TOKEN` (as an
+   * OpenAI-compatible client sends its API key); `/health` answers without it. None: open.
+   */
+  readonly token?: string | undefined
 }
 
 export interface LocalServer {
@@ -107,14 +113,19 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
           options.onRequest?.(`${req.method} ${url.pathname} ${status} ${message.slice(0, 300)}`)
           sendError(res, status, message)
         }
+        if (req.method === "GET" && url.pathname === "/health")
+          return sendJson(res, 200, { status: "ok", pending: engine.pending })
+        if (options.token !== undefined) {
+          const given = bearerToken(req.headers.authorization)
+          if (given === undefined || !sameToken(given, options.token))
+            return refuse(401, "send the server's access token as Authorization: Bearer TOKEN (the API key)")
+        }
         if (req.method === "GET" && (url.pathname === "/v1/models" || url.pathname === "/models")) {
           return sendJson(res, 200, {
             object: "list",
             data: [{ id: modelName, object: "model", created: 0, owned_by: "fastcot" }]
           })
         }
-        if (req.method === "GET" && url.pathname === "/health")
-          return sendJson(res, 200, { status: "ok", pending: engine.pending })
         if (url.pathname !== "/v1/chat/completions" && url.pathname !== "/chat/completions")
           return refuse(404, `no route ${req.method} ${url.pathname}`)
         if (req.method !== "POST") return refuse(405, "use POST")
