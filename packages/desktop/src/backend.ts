@@ -18,6 +18,8 @@ import {
   RunStore,
   runStoreLayer,
   isPostgresUrl,
+  isLoopbackHost,
+  parseModelSpec,
   STAGES,
   TokenCounter,
   workspacePaths,
@@ -63,6 +65,14 @@ type Services = RunStore | TokenCounter
 type Req<C extends ChannelName> = (typeof Channels)[C]["request"]["Type"]
 type Runtime = ManagedRuntime.ManagedRuntime<Services, unknown>
 
+/** How a backend that serves others (`fastcot ui`) is limited. */
+export interface BackendOptions {
+  /** Hosts (or host:port) that runs and evaluations may call besides loopback; unset: any. */
+  readonly allowedEndpoints?: ReadonlyArray<string> | undefined
+  /** Told of every request refused by the allow-list (the server logs it). */
+  readonly onRefused?: ((message: string) => void) | undefined
+}
+
 /** What this backend pushes: the contract's pushes, with @fastcot/core's run events. */
 export type BackendPush = Push<RunEvent>
 
@@ -92,7 +102,33 @@ export class Backend {
     progress: Map<string, { bench: string; done: number; total: number; correct: number; tokens: number }>
   } = { state: "idle", progress: new Map() }
 
-  constructor(private readonly env: Readonly<Record<string, string | undefined>> = process.env) {}
+  constructor(
+    private readonly env: Readonly<Record<string, string | undefined>> = process.env,
+    private readonly options: BackendOptions = {}
+  ) {}
+
+  /**
+   * Refuses a model spec whose endpoint is not on this server's allow-list (loopback is always
+   * allowed): a person signed in to a shared `fastcot ui` cannot send the server's API key to a
+   * host of their choosing. Without an allow-list (the Electron app) every endpoint is allowed.
+   */
+  private checkEndpoint(spec: string | undefined): void {
+    const allowed = this.options.allowedEndpoints
+    if (allowed === undefined || spec === undefined) return
+    const parsed = parseModelSpec(spec)
+    if (Either.isLeft(parsed) || parsed.right.kind !== "openai") return
+    let url: URL
+    try {
+      url = new URL(parsed.right.baseUrl)
+    } catch {
+      return
+    }
+    const host = url.hostname.replace(/^\[|\]$/g, "")
+    if (isLoopbackHost(host) || allowed.includes(host) || allowed.includes(url.host)) return
+    const message = `the endpoint ${url.host} is not allowed by this server: its owner can allow it with \`fastcot ui --allow-endpoint ${url.host}\``
+    this.options.onRefused?.(message)
+    throw new BadRequest({ message })
+  }
 
   subscribe(listener: (p: BackendPush) => void): () => void {
     this.listeners.add(listener)
@@ -270,6 +306,7 @@ export class Backend {
       (this.run.status === "running" || this.run.status === "paused" || this.run.status === "stopping")
     )
       return this.view()
+    for (const spec of [req.teacher, req.rewriter, req.judge]) this.checkEndpoint(spec)
     const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in pipeline"))
     const config = applyOverrides(base, {
       teacher: req.teacher,
@@ -576,6 +613,7 @@ export class Backend {
   }) {
     const rt = this.rt()
     if (this.evaluation.state === "running") throw new BadRequest({ message: "an evaluation is already running" })
+    this.checkEndpoint(req.model)
     // The model is checked (a local folder read, not yet loaded) before the evaluation starts.
     const modelScope = Effect.runSync(Scope.make())
     const made = await rt.runPromise(

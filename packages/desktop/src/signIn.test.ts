@@ -1,4 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs"
 import { createServer, type Server } from "node:http"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { type Browser, chromium } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -14,8 +16,9 @@ describe("signing in to fastcot ui with its token (Debian's chromium through pla
   let browser: Browser
   let attacker: Server
   let attackerUrl: string
+  const refused: Array<string> = []
   beforeAll(async () => {
-    backend = new Backend({})
+    backend = new Backend({}, { allowedEndpoints: ["models.internal:8000"], onRefused: (m) => refused.push(m) })
     ui = await serveUi(backend, { port: 0, token: TOKEN, staticDir: join(__dirname, "..", "dist", "renderer") })
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -83,5 +86,36 @@ describe("signing in to fastcot ui with its token (Debian's chromium through pla
     // The cookie is SameSite=Strict: the cross-site request arrives without it.
     expect(await seen).toBe(401)
     await context.close()
+  })
+
+  it("refuses, and logs, a run or an evaluation naming an endpoint outside the server's allow-list", async () => {
+    const origin = new URL(ui.url).origin
+    const call = (channel: string, body: unknown) =>
+      fetch(`${origin}/api/${channel}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify(body)
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as { error?: { message: string } } }))
+    const root = mkdtempSync(join(tmpdir(), "fastcot-allow-"))
+    try {
+      expect((await call("workspace.open", { path: root, create: true })).status).toBe(200)
+      const run = await call("run.start", { teacher: "openai:gpt@https://evil.example/v1" })
+      expect(run.status).toBe(400)
+      expect(run.body.error?.message).toBe(
+        "the endpoint evil.example is not allowed by this server: its owner can allow it with `fastcot ui --allow-endpoint evil.example`"
+      )
+      const evaluation = await call("eval.start", {
+        model: "openai:gpt@http://10.1.2.3:8000/v1",
+        benches: ["math500"],
+        dataDir: root
+      })
+      expect(evaluation.body.error?.message).toContain("the endpoint 10.1.2.3:8000 is not allowed")
+      expect(refused).toHaveLength(2)
+      // Allowed: a host on the list (the run then fails only for want of problems, not the host).
+      const listed = await call("run.start", { teacher: "openai:m@http://models.internal:8000/v1" })
+      expect(listed.body.error?.message ?? "").not.toContain("not allowed")
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
   })
 })

@@ -13,6 +13,12 @@ const host = Options.text("host").pipe(
   Options.withDefault("127.0.0.1"),
   Options.withDescription("The address to bind; anything but loopback exposes your workspaces.")
 )
+const allowEndpoint = Options.text("allow-endpoint").pipe(
+  Options.repeated,
+  Options.withDescription(
+    "A host (or host:port) that runs and evaluations started from the page may call, besides loopback; repeat for more. Others are refused, so that no one signed in can send this server's API key elsewhere."
+  )
+)
 const workspace = Options.text("workspace").pipe(
   Options.withAlias("w"),
   Options.optional,
@@ -21,7 +27,7 @@ const workspace = Options.text("workspace").pipe(
 
 export const uiCommand = Command.make(
   "ui",
-  { port, host, workspace, store: storeOption, tokenFile: tokenFileOption, noToken: noTokenOption },
+  { port, host, workspace, store: storeOption, tokenFile: tokenFileOption, noToken: noTokenOption, allowEndpoint },
   (args) =>
     Effect.gen(function* () {
       const token = yield* accessToken({ host: args.host, tokenFile: args.tokenFile, noToken: args.noToken })
