@@ -227,6 +227,7 @@ export {
   Timeout
 } from "./llm/errors.js"
 export type { ModelProvider, ProviderResult, RateLimitState } from "./llm/provider.js"
+export type { AdaptiveBounds } from "./llm/adaptiveWindow.js"
 export { type GuidedDecoding, type OpenAiEndpointConfig, openAiProvider } from "./llm/openai.js"
 export {
   type CacheMode,

@@ -459,6 +459,7 @@ export class Backend {
         role: m.role,
         model: m.model,
         inFlight: m.inFlight,
+        window: m.window,
         retries: m.retries,
         errors: m.failed,
         cacheHits: m.cacheHits,

@@ -70,6 +70,8 @@ export const RunView = Schema.Struct({
       role: Schema.String,
       model: Schema.String,
       inFlight: Schema.Number,
+      /** Requests the role's endpoints let in flight now (adaptive windows move). */
+      window: Schema.Number,
       retries: Schema.Number,
       errors: Schema.Number,
       cacheHits: Schema.Number,

@@ -161,6 +161,7 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
     string,
     {
       inFlight: number
+      window: number
       retries: number
       errors: number
       cache: number
@@ -173,6 +174,7 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
   for (const m of s.models) {
     const r = byRole.get(m.role) ?? {
       inFlight: 0,
+      window: 0,
       retries: 0,
       errors: 0,
       cache: 0,
@@ -182,6 +184,7 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
       models: new Set<string>()
     }
     r.inFlight += m.inFlight
+    r.window += m.window
     r.retries += m.retries
     r.errors += m.failed
     r.cache += m.cacheHits
@@ -193,8 +196,8 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
   }
   const modelRows = [...byRole].map(([role, r]) => (
     <Text key={role}>
-      {pad(role, 9)} {pad([...r.models].join(",").split(/[\\/]/).pop() ?? "", Math.max(8, width - 66))}{" "}
-      {lpad(String(r.inFlight), 4)} {lpad(String(r.retries), 7)}{" "}
+      {pad(role, 9)} {pad([...r.models].join(",").split(/[\\/]/).pop() ?? "", Math.max(8, width - 70))}{" "}
+      {lpad(`${r.inFlight}/${r.window}`, 8)} {lpad(String(r.retries), 7)}{" "}
       <Text color={color(r.errors > 0 ? "red" : "")}>{lpad(String(r.errors), 6)}</Text> {lpad(String(r.cache), 6)}{" "}
       {lpad((s.tokensPerSecond[role] ?? 0).toFixed(0), 7)} {lpad(money(r.cost), 9)}
     </Text>
@@ -231,7 +234,7 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
       </Text>
       {stageRows}
       <Text bold>
-        {pad("role", 9)} {pad("model", Math.max(8, width - 66))} {lpad("busy", 4)} {lpad("retries", 7)}{" "}
+        {pad("role", 9)} {pad("model", Math.max(8, width - 70))} {lpad("busy/max", 8)} {lpad("retries", 7)}{" "}
         {lpad("errors", 6)} {lpad("cached", 6)} {lpad("tok/s", 7)} {lpad("cost", 9)}
       </Text>
       {modelRows.length > 0 ? modelRows : <Text dimColor>no model calls yet</Text>}

@@ -79,6 +79,7 @@ const sampleState = () => {
         endpoint: "http://127.0.0.1:1/v1",
         model: "teacher-m",
         inFlight: 3,
+        window: 12,
         requests: 31,
         succeeded: 30,
         failed: 1,
@@ -111,7 +112,7 @@ describe("the run dashboard", () => {
     expect(Math.max(...lines.map((l) => l.replace(/\u001b\[[0-9;]*m/g, "").length))).toBeLessThanOrEqual(80)
     expect(frame).toMatch(/teacher .* 78% +31\/40/)
     expect(frame).toMatch(/verify .* 12 +2 +0/)
-    expect(frame).toMatch(/teacher +teacher-m +3 +4 +1 +5/)
+    expect(frame).toMatch(/teacher +teacher-m +3\/12 +4 +1 +5/)
     expect(frame).toContain("easy 1")
     expect(frame).toContain("medium 1")
     expect(frame).toContain("hard 1")

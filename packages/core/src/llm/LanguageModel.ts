@@ -10,7 +10,15 @@ import * as ScheduleDecision from "effect/ScheduleDecision"
 import { RunStore } from "../store/RunStore.js"
 import { Budget, type BudgetOptions, type BudgetState, describeSpent } from "./budget.js"
 import type { CacheMode, CallOptions, EndpointStats, Price, RoleConfig } from "./roles.js"
-import { type EndpointState, holdFor, newEndpointState, pickEndpoint, rateWait } from "./endpointPool.js"
+import {
+  adaptOnFailure,
+  adaptOnSuccess,
+  type EndpointState,
+  holdFor,
+  newEndpointState,
+  pickEndpoint,
+  rateWait
+} from "./endpointPool.js"
 import { cacheKey, decodeCached } from "./responseCache.js"
 import { retrySchedule } from "./retryPolicy.js"
 import { BadRequest, BudgetExhausted, type LlmError, QuotaExhausted, repeatsForRequest } from "./errors.js"
@@ -127,10 +135,21 @@ export const makeLanguageModel = (
       const call = Effect.suspend(() => {
         s.stats.requests++
         const started = clock.unsafeCurrentTimeMillis()
-        return Effect.map(s.config.provider.call(request), (result) => {
+        const answered = Effect.map(s.config.provider.call(request), (result) => {
           if (result.rateLimit !== undefined) holdFor(s, clock.unsafeCurrentTimeMillis(), result.rateLimit, estimate())
+          adaptOnSuccess(s)
           return { result, latencyMs: clock.unsafeCurrentTimeMillis() - started }
         })
+        if (s.window === undefined) return answered
+        // An adaptive endpoint: the failure is a signal of load, for the window it was sent in.
+        const epoch = s.window.sent()
+        return Effect.tapError(answered, (error) =>
+          Effect.sync(() => {
+            if (error._tag === "RateLimited" && error.rateLimit !== undefined)
+              holdFor(s, clock.unsafeCurrentTimeMillis(), error.rateLimit, estimate())
+            adaptOnFailure(s, epoch, error._tag)
+          })
+        )
       })
       return s.permits.with(
         Effect.suspend(() => {
@@ -425,6 +444,7 @@ export const makeLanguageModel = (
           setAside: s.setAsideUntil > clock.unsafeCurrentTimeMillis(),
           exhausted: s.exhausted,
           inFlight: s.permits.inUse,
+          window: s.permits.size,
           ...s.stats
         }))
       )

@@ -1,4 +1,5 @@
 import type { EndpointConfig, EndpointStats } from "./roles.js"
+import { AdaptiveWindow } from "./adaptiveWindow.js"
 import { Permits } from "./permits.js"
 import type { RateLimitState } from "./provider.js"
 
@@ -10,7 +11,7 @@ export interface EndpointState {
   exhausted: string | undefined
   stats: {
     -readonly [
-      K in keyof Omit<EndpointStats, "role" | "endpoint" | "model" | "setAside" | "inFlight">
+      K in keyof Omit<EndpointStats, "role" | "endpoint" | "model" | "setAside" | "inFlight" | "window">
     ]: EndpointStats[K]
   }
   consecutiveFailures: number
@@ -22,13 +23,19 @@ export interface EndpointState {
   windowTokens: number
   /** No request starts before this time: the server's rate-limit headers said its window is used up. */
   heldUntil: number
+  /** The adaptive window, when the endpoint has one and the server has not sent limits of its own. */
+  window: AdaptiveWindow | undefined
 }
 
 /** A fresh endpoint: nothing sent, nothing held. */
 export const newEndpointState = (config: EndpointConfig): EndpointState => ({
   config,
   exhausted: undefined,
-  permits: new Permits(config.concurrency),
+  permits: new Permits(
+    config.adaptive === undefined
+      ? config.concurrency
+      : Math.min(config.adaptive.max, Math.max(config.adaptive.min, config.concurrency))
+  ),
   stats: {
     requests: 0,
     succeeded: 0,
@@ -46,7 +53,8 @@ export const newEndpointState = (config: EndpointConfig): EndpointState => ({
   nextRequestAt: 0,
   windowStart: 0,
   windowTokens: 0,
-  heldUntil: 0
+  heldUntil: 0,
+  window: config.adaptive === undefined ? undefined : new AdaptiveWindow(config.adaptive, config.concurrency)
 })
 
 /** The healthy endpoint with the most free capacity; else the one back soonest (never an exhausted one while another is left). */
@@ -86,9 +94,12 @@ export const rateWait = (s: EndpointState, now: number, estimatedTokens: number)
 /**
  * Adapts to the server's own limits: when its `x-ratelimit-*` headers say the window has no
  * request left, or fewer tokens than a request like this one needs, the endpoint sends nothing
- * more until that window resets (instead of collecting 429s and backing off).
+ * more until that window resets (instead of collecting 429s and backing off). An adaptive window
+ * stops adapting once the server sends these headers.
  */
 export const holdFor = (s: EndpointState, now: number, limit: RateLimitState, tokensNeeded: number): void => {
+  // The server's own limits govern from now on: the adaptive window stops where it is.
+  s.window = undefined
   const wasHeld = s.heldUntil > now
   if (limit.remainingRequests !== undefined && limit.remainingRequests <= 0 && limit.resetRequestsMs !== undefined) {
     s.heldUntil = Math.max(s.heldUntil, now + limit.resetRequestsMs)
@@ -101,4 +112,23 @@ export const holdFor = (s: EndpointState, now: number, limit: RateLimitState, to
     s.heldUntil = Math.max(s.heldUntil, now + limit.resetTokensMs)
   }
   if (!wasHeld && s.heldUntil > now) s.stats.rateLimited++
+}
+
+/** A request on an adaptive endpoint was answered: the window may grow. */
+export const adaptOnSuccess = (s: EndpointState): void => {
+  if (s.window === undefined) return
+  s.window.succeeded()
+  if (s.window.size !== s.permits.size) s.permits.resize(s.window.size)
+}
+
+/**
+ * A request sent in `epoch` failed: a 429 (the server's limits not known) or a burst of
+ * timeouts shrinks an adaptive window.
+ */
+export const adaptOnFailure = (s: EndpointState, epoch: number, tag: string): void => {
+  if (s.window === undefined) return
+  if (tag === "RateLimited") s.window.overloaded(epoch)
+  else if (tag === "Timeout") s.window.timedOut(epoch)
+  else return
+  if (s.window.size !== s.permits.size) s.permits.resize(s.window.size)
 }

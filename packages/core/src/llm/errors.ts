@@ -1,4 +1,5 @@
 import * as Data from "effect/Data"
+import type { RateLimitState } from "./rateLimitState.js"
 
 /** Fields every model error carries; `endpoint` is a redacted URL, never one with credentials. */
 interface Base {
@@ -11,7 +12,11 @@ export const LlmErrorTypeId: unique symbol = Symbol.for("@fastcot/core/LlmError"
 export type LlmErrorTypeId = typeof LlmErrorTypeId
 
 export class RateLimited extends Data.TaggedError("RateLimited")<
-  Base & { readonly retryAfterMs?: number | undefined }
+  Base & {
+    readonly retryAfterMs?: number | undefined
+    /** What the 429's `x-ratelimit-*` headers said of the server's limits, when it sent them. */
+    readonly rateLimit?: RateLimitState | undefined
+  }
 > {
   readonly [LlmErrorTypeId] = LlmErrorTypeId
 }

@@ -545,7 +545,8 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
         throw new RateLimited({
           endpoint,
           message: clean(`rate limited (429): ${text}`),
-          retryAfterMs: retryAfterMs((name) => ex.header(name))
+          retryAfterMs: retryAfterMs((name) => ex.header(name)),
+          rateLimit: rateLimitOf(ex.rawHeaders)
         })
       if (status >= 500 || status === 408)
         throw new ServerError({ endpoint, status, message: clean(`server error ${status}: ${text}`) })

@@ -4,28 +4,42 @@ import * as Effect from "effect/Effect"
 /**
  * An endpoint's concurrency limit: a counting semaphore whose free path is one synchronous step
  * (Effect's general Semaphore costs more per call; bench/llm.bench.mjs, docs/benchmarks.md).
- * Waiting is interruptible; a permit handed to a fiber interrupted meanwhile is passed on.
+ * Waiting is interruptible; a permit handed to a fiber interrupted meanwhile is passed on. The
+ * limit can be changed while permits are held (`resize`): a smaller one lets no new holder in
+ * until enough permits come back, a larger one lets waiters in at once.
  */
 export class Permits {
-  readonly size: number
-  private free: number
+  private limit: number
+  private held = 0
   private readonly waiters = new Set<{ granted: boolean; resume: (effect: Effect.Effect<void>) => void }>()
   constructor(permits: number) {
-    this.size = Math.max(1, permits)
-    this.free = this.size
+    this.limit = Math.max(1, Math.floor(permits))
   }
-  /** Permits held now. */
+  /** The most permits held at once. */
+  get size(): number {
+    return this.limit
+  }
+  /** Permits held now (more than `size` for a while after the limit was lowered). */
   get inUse(): number {
-    return this.size - this.free
+    return this.held
   }
-  private give(): void {
+  /** Sets the limit (at least 1); waiters the new limit has room for go in at once. */
+  resize(permits: number): void {
+    this.limit = Math.max(1, Math.floor(permits))
+    this.admit()
+  }
+  private admit(): void {
     for (const waiter of this.waiters) {
+      if (this.held >= this.limit) return
       this.waiters.delete(waiter)
+      this.held++
       waiter.granted = true
       waiter.resume(Effect.void)
-      return
     }
-    this.free++
+  }
+  private give(): void {
+    this.held--
+    this.admit()
   }
   private readonly wait = Effect.async<void>((resume) => {
     const waiter = { granted: false, resume }
@@ -55,8 +69,8 @@ export class Permits {
         onSuccess: (value: A) => Effect.Effect<A, E>
       } = this.giveBack
       const held = Effect.matchCauseEffect(restore(self), giveBack)
-      if (this.free > 0) {
-        this.free--
+      if (this.held < this.limit && this.waiters.size === 0) {
+        this.held++
         return held
       }
       return Effect.zipRight(restore(this.wait), held)

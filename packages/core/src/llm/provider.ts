@@ -1,6 +1,9 @@
 import type { Effect } from "effect"
 import type { ChatRequest, FinishReason, Usage } from "./schema.js"
 import type { LlmError } from "./errors.js"
+import type { RateLimitState } from "./rateLimitState.js"
+
+export type { RateLimitState } from "./rateLimitState.js"
 
 /** What a provider returns for one call; the service adds caching, retries and accounting. */
 export interface ProviderResult {
@@ -11,14 +14,6 @@ export interface ProviderResult {
   readonly model: string
   /** What the server said is left of its rate limits (`x-ratelimit-*` headers), when it says. */
   readonly rateLimit?: RateLimitState | undefined
-}
-
-/** A server's rate-limit headers: requests and tokens left in the current window, and when each window resets. */
-export interface RateLimitState {
-  readonly remainingRequests?: number | undefined
-  readonly resetRequestsMs?: number | undefined
-  readonly remainingTokens?: number | undefined
-  readonly resetTokensMs?: number | undefined
 }
 
 /** One place that answers chat requests: an HTTP endpoint or a local model. */

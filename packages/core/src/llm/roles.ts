@@ -1,4 +1,5 @@
 // The LanguageModel service's settings (roles of endpoints, their prices and limits) and what it counts.
+import type { AdaptiveBounds } from "./adaptiveWindow.js"
 import type { ModelProvider } from "./provider.js"
 
 /** USD per million tokens; prompt tokens the server read from its cache at `cachedInput` when given. */
@@ -10,8 +11,14 @@ export interface Price {
 
 export interface EndpointConfig {
   readonly provider: ModelProvider
-  /** Requests in flight at once on this endpoint. */
+  /** Requests in flight at once on this endpoint (with `adaptive`, where the window starts). */
   readonly concurrency: number
+  /**
+   * Concurrency that adapts to the server between these bounds (additive increase, multiplicative
+   * decrease; see `AdaptiveWindow`). The server's `x-ratelimit-*` headers, once it sends them,
+   * govern instead.
+   */
+  readonly adaptive?: AdaptiveBounds | undefined
   readonly requestsPerMinute?: number | undefined
   readonly tokensPerMinute?: number | undefined
   readonly price?: Price | undefined
@@ -42,6 +49,8 @@ export interface EndpointStats {
   readonly endpoint: string
   readonly model: string
   readonly inFlight: number
+  /** Requests the endpoint lets in flight now (its adaptive window, or its fixed concurrency). */
+  readonly window: number
   readonly requests: number
   readonly succeeded: number
   readonly failed: number

@@ -46,6 +46,7 @@ export const applyOverrides = (config: PipelineConfig, overrides: ModelOverrides
         apiKeyEnv: overrides.apiKeyEnv,
         // What belonged to the replaced endpoint's server does not carry over to another one.
         price: undefined,
+        adaptive: undefined,
         requestsPerMinute: undefined,
         tokensPerMinute: undefined,
         extraBody: undefined,
@@ -131,6 +132,7 @@ export const buildRoles = (
           onWarning: onWarning === undefined ? undefined : (m) => onWarning(`models.${role}: ${m}`)
         }),
         concurrency: e.concurrency,
+        adaptive: e.adaptive,
         requestsPerMinute: e.requestsPerMinute,
         tokensPerMinute: e.tokensPerMinute,
         price: e.price

@@ -94,6 +94,24 @@ describe("pipeline files", () => {
     ])
   })
 
+  it("reads an endpoint's adaptive bounds, and names the line of bounds the wrong way round", () => {
+    const text = (bounds: string) =>
+      [
+        "name: trial",
+        "models:",
+        "  teacher:",
+        "    endpoints:",
+        "      - model: openai:t@http://127.0.0.1:1/v1",
+        "        concurrency: 16",
+        `        adaptive: ${bounds}`,
+        ""
+      ].join("\n")
+    const config = Either.getOrThrow(parsePipeline(text("{ max: 128 }"), "p.yaml"))
+    expect(config.models.teacher!.endpoints[0]).toMatchObject({ concurrency: 16, adaptive: { min: 1, max: 128 } })
+    const message = (parsePipeline(text("{ min: 64, max: 8 }"), "p.yaml") as Either.Left<string, never>).left
+    expect(message).toMatch(/^p\.yaml:7: models\.teacher\.endpoints\.0\.adaptive: .*min \(64\) is above max \(8\)/)
+  })
+
   it("reports YAML syntax errors with their line", () => {
     const result = parsePipeline("name: x\nmodels:\n  teacher: [unclosed\n", "bad.yaml")
     expect((result as Either.Left<string, never>).left).toMatch(/^bad\.yaml:\d+: /)

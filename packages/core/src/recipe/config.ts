@@ -18,7 +18,18 @@ export const EndpointSettings = Schema.Struct({
   model: Schema.String,
   /** The environment variable holding the API key (never the key itself). */
   apiKeyEnv: Schema.optional(Schema.String.pipe(Schema.pattern(/^[A-Za-z_][A-Za-z0-9_]*$/))),
+  /** Requests in flight at once (with `adaptive`, where the window starts). */
   concurrency: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 4096)), { default: () => 8 }),
+  /**
+   * Concurrency that adapts between these bounds: halved on a 429 or a burst of timeouts, one more
+   * after each window of successes. A server's `x-ratelimit-*` headers govern instead when it sends them.
+   */
+  adaptive: Schema.optional(
+    Schema.Struct({
+      min: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 4096)), { default: () => 1 }),
+      max: Schema.Int.pipe(Schema.between(1, 4096))
+    }).pipe(Schema.filter((b) => b.min <= b.max || `min (${b.min}) is above max (${b.max})`))
+  ),
   requestsPerMinute: Schema.optional(Schema.Number.pipe(Schema.positive())),
   tokensPerMinute: Schema.optional(Schema.Number.pipe(Schema.positive())),
   /** Non-streamed calls: the whole request's limit. Streams are held by `firstTokenSeconds` and `stallSeconds` instead. */

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
+import { type ScriptedBatch, scriptedBatchApi, type ScriptedBatchOptions } from "./scriptedBatches.js"
 
 /**
  * A scripted chat-completions server for tests, benchmarks and the offline demo. It speaks the
@@ -80,6 +81,14 @@ export interface ScriptedServerOptions {
   readonly maxCompletionTokensOnly?: boolean
   /** Refuse `stream: false` with a 400, as DashScope does for its streaming-only models. */
   readonly streamOnly?: boolean
+  /**
+   * A server of limited capacity behind a gateway, read at each request (so it can change
+   * mid-run): `slots` requests are served at once (each for `latencyMs`), the rest queue; beyond
+   * `admit` in flight the gateway answers 429 at once, with no rate-limit headers or Retry-After.
+   */
+  readonly capacity?: () => { readonly slots: number; readonly admit: number }
+  /** Serve the batch API too (`/v1/files`, `/v1/batches`), with these faults. */
+  readonly batches?: ScriptedBatchOptions
 }
 
 export interface ScriptedServer {
@@ -92,6 +101,11 @@ export interface ScriptedServer {
   readonly faultsInjected: Record<Fault, number>
   /** Requests whose client closed the connection before the reply was sent (a cancelled call). */
   readonly abandoned: () => number
+  /** Requests refused by the `capacity` gateway, and those it let through. */
+  readonly gateway: { readonly refused: number; readonly admitted: number }
+  /** Every line submitted in a batch (across restarts, with a state file): what was paid for. */
+  readonly batchLog: () => ReadonlyArray<{ readonly batch: string; readonly customId: string }>
+  readonly batches: () => ReadonlyArray<ScriptedBatch>
   readonly close: () => Promise<void>
 }
 
@@ -177,6 +191,99 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
           return { json, sse }
         })()
 
+  /** A non-streamed chat completion for a scripted reply, as the server (and vLLM version) would send it. */
+  const completionOf = (request: ScriptedRequest, reply: ScriptedReply, n: number) => {
+    // Constrained decoding as the vLLM version would apply it: a reply outside the choices becomes the first choice.
+    const choices =
+      options.vllmVersion !== undefined ? constrainedChoices(request.body, options.vllmVersion) : undefined
+    const content = choices !== undefined && !choices.includes(reply.content.trim()) ? choices[0]! : reply.content
+    const promptTokens = reply.promptTokens ?? countTokens(request.messages.map((m) => m.content).join(" "))
+    const completionTokens = reply.completionTokens ?? countTokens(content + (reply.reasoning ?? ""))
+    const usage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+      ...reply.usageExtra
+    }
+    const finish = reply.finishReason ?? "stop"
+    const completion = {
+      id: `cmpl-${n}`,
+      object: "chat.completion",
+      model: request.model,
+      choices: [
+        {
+          index: 0,
+          message: {
+            role: "assistant",
+            content,
+            ...(reply.reasoning !== undefined ? { [reply.reasoningField ?? "reasoning_content"]: reply.reasoning } : {})
+          },
+          finish_reason: finish
+        }
+      ],
+      usage
+    }
+    return { completion, usage, finish, content }
+  }
+
+  /** One line of a batch, answered as a non-streamed call would be: its status and body. */
+  const answerLine = (body: Record<string, unknown>): { readonly status: number; readonly body: unknown } => {
+    const request: ScriptedRequest = {
+      model: String(body["model"] ?? "scripted"),
+      messages: (body["messages"] as ScriptedRequest["messages"]) ?? [],
+      stream: false,
+      body,
+      headers: {},
+      url: "batch"
+    }
+    if (options.record !== false) requests.push(request)
+    const n = index++
+    const reply = script(request, n)
+    if (reply.status !== undefined && reply.status !== 200)
+      return { status: reply.status, body: reply.errorBody ?? { error: { message: reply.content } } }
+    if (options.record !== false) answered.push(request)
+    return { status: 200, body: completionOf(request, reply, n).completion }
+  }
+  const batchApi = options.batches === undefined ? undefined : scriptedBatchApi(options.batches, answerLine)
+
+  // The capacity gateway: requests in flight, requests waiting for a slot, slots busy.
+  const gateway = { refused: 0, admitted: 0 }
+  let inFlight = 0
+  let busy = 0
+  const slotWaiters: Array<() => void> = []
+  const takeSlot = (): Promise<void> => {
+    if (busy < options.capacity!().slots) {
+      busy++
+      return Promise.resolve()
+    }
+    return new Promise((resolve) => slotWaiters.push(resolve))
+  }
+  const freeSlot = () => {
+    busy--
+    while (slotWaiters.length > 0 && busy < options.capacity!().slots) {
+      busy++
+      slotWaiters.shift()!()
+    }
+  }
+  const throughGateway = async (req: IncomingMessage, res: ServerResponse) => {
+    if (inFlight >= options.capacity!().admit) {
+      gateway.refused++
+      await readBody(req)
+      res.writeHead(429, { "content-type": "application/json" })
+      res.end(JSON.stringify({ error: { message: "too many requests (scripted gateway)" } }))
+      return
+    }
+    gateway.admitted++
+    inFlight++
+    await takeSlot()
+    try {
+      await handle(req, res)
+    } finally {
+      inFlight--
+      freeSlot()
+    }
+  }
+
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const pathname = (req.url ?? "").split("?")[0]!
     if (req.method === "GET" && pathname === "/version" && options.vllmVersion !== undefined) {
@@ -191,6 +298,7 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
       )
       return
     }
+    if (batchApi !== undefined && (await batchApi.handle(req, res, pathname))) return
     if (req.method !== "POST" || !pathname.endsWith("/chat/completions")) {
       res.writeHead(404, { "content-type": "application/json" })
       res.end(JSON.stringify({ error: { message: "not found" } }))
@@ -278,44 +386,14 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
       res.end(JSON.stringify(reply.errorBody ?? { error: { message: reply.content } }))
       return
     }
-    // Constrained decoding as the vLLM version would apply it: a reply outside the choices becomes the first choice.
-    const choices = options.vllmVersion !== undefined ? constrainedChoices(body, options.vllmVersion) : undefined
-    if (choices !== undefined && !choices.includes(reply.content.trim())) reply = { ...reply, content: choices[0]! }
-    const promptTokens = reply.promptTokens ?? countTokens(request.messages.map((m) => m.content).join(" "))
-    const completionTokens = reply.completionTokens ?? countTokens(reply.content + (reply.reasoning ?? ""))
-    const usage = {
-      prompt_tokens: promptTokens,
-      completion_tokens: completionTokens,
-      total_tokens: promptTokens + completionTokens,
-      ...reply.usageExtra
-    }
-    const finish = reply.finishReason ?? "stop"
+    const { completion, usage, finish, content } = completionOf(request, reply, n)
     const extra = options.replyHeaders?.(n) ?? {}
     if (!request.stream) {
       res.writeHead(200, { "content-type": "application/json", ...extra })
-      res.end(
-        JSON.stringify({
-          id: `cmpl-${n}`,
-          object: "chat.completion",
-          model: request.model,
-          choices: [
-            {
-              index: 0,
-              message: {
-                role: "assistant",
-                content: reply.content,
-                ...(reply.reasoning !== undefined
-                  ? { [reply.reasoningField ?? "reasoning_content"]: reply.reasoning }
-                  : {})
-              },
-              finish_reason: finish
-            }
-          ],
-          usage
-        })
-      )
+      res.end(JSON.stringify(completion))
       return
     }
+    reply = { ...reply, content }
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", ...extra })
     const send = (payload: unknown) => res.write(`data: ${JSON.stringify(payload)}\n\n`)
     const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) =>
@@ -372,7 +450,7 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
     res.once("close", () => {
       if (!res.writableFinished) abandoned++
     })
-    handle(req, res).catch(() => {
+    ;(options.capacity === undefined ? handle(req, res) : throughGateway(req, res)).catch(() => {
       if (!res.headersSent) res.writeHead(500)
       res.end()
     })
@@ -389,8 +467,12 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
         answered,
         faultsInjected,
         abandoned: () => abandoned,
+        gateway,
+        batchLog: () => batchApi?.log() ?? [],
+        batches: () => batchApi?.batches() ?? [],
         close: () =>
           new Promise<void>((done) => {
+            batchApi?.stop()
             server.closeAllConnections()
             server.close(() => done())
           })

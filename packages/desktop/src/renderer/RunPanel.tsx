@@ -124,7 +124,7 @@ export const RunPanel = ({
           <tr>
             <th scope="col">Role</th>
             <th scope="col">Model</th>
-            <th scope="col">In flight</th>
+            <th scope="col">In flight / window</th>
             <th scope="col">Retries</th>
             <th scope="col">Errors</th>
             <th scope="col">Cache hits</th>
@@ -137,7 +137,9 @@ export const RunPanel = ({
             <tr key={`${m.role}-${m.model}`}>
               <th scope="row">{m.role}</th>
               <td>{m.model}</td>
-              <td className="num">{m.inFlight}</td>
+              <td className="num">
+                {m.inFlight} / {m.window}
+              </td>
               <td className="num">{m.retries}</td>
               <td className="num">{m.errors}</td>
               <td className="num">{m.cacheHits}</td>
