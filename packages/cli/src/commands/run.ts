@@ -11,6 +11,8 @@ import {
   RunStore,
   type RunEvent,
   workspacePaths,
+  ROLES,
+  type Role,
   RunSession,
   STAGES
 } from "@fastcot/core"
@@ -73,6 +75,10 @@ const benchmarks = listOption(
   "benchmarks",
   "Benchmark files to decontaminate against (adds to the pipeline's filter.benchmarks)."
 )
+const batch = listOption(
+  "batch",
+  "Roles whose endpoints go to the provider's batch API at the batch price (teacher, rewriter, judge)."
+)
 const tokenizer = Options.text("tokenizer").pipe(
   Options.optional,
   Options.withDescription(
@@ -112,6 +118,7 @@ export const runCommand = Command.make(
     judge: spec("judge"),
     apiKeyEnv,
     concurrency,
+    batch,
     noTui,
     json,
     noCache,
@@ -142,6 +149,10 @@ export const runCommand = Command.make(
       const parsed = parsePipeline(text, file ?? "built-in pipeline")
       if (Either.isLeft(parsed)) return yield* usage(`the pipeline is not valid:\n${parsed.left}`)
       if (args.noCache && args.refresh) return yield* usage("--no-cache and --refresh exclude each other")
+      const notRoles = args.batch.filter((r) => !(ROLES as ReadonlyArray<string>).includes(r))
+      if (notRoles.length > 0)
+        return yield* usage(`--batch takes roles (${ROLES.join(", ")}), not ${notRoles.join(", ")}`)
+      const batchRoles = args.batch as ReadonlyArray<Role>
       const extra = args.benchmarks
       const withBenchmarks = {
         ...parsed.right,
@@ -155,7 +166,8 @@ export const runCommand = Command.make(
         rewriter: Option.getOrUndefined(args.rewriter),
         judge: Option.getOrUndefined(args.judge),
         apiKeyEnv: Option.getOrUndefined(args.apiKeyEnv),
-        concurrency: Option.getOrUndefined(args.concurrency)
+        concurrency: Option.getOrUndefined(args.concurrency),
+        batch: batchRoles
       })
       // What an endpoint does not do as configured (a constraint it ignored, a stream it forces) is
       // said once: on stderr until the run starts, then as a warning in its events.

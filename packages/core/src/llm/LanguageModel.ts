@@ -7,6 +7,7 @@ import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
+import type * as Scope from "effect/Scope"
 import { RunStore } from "../store/RunStore.js"
 import { Budget, type BudgetOptions, type BudgetState, describeSpent } from "./budget.js"
 import type { CacheMode, CallOptions, EndpointStats, Price, RoleConfig } from "./roles.js"
@@ -21,6 +22,7 @@ import {
 } from "./endpointPool.js"
 import { cacheKey, decodeCached } from "./responseCache.js"
 import { retrySchedule } from "./retryPolicy.js"
+import { makeBatchProvider } from "./batch/batchProvider.js"
 import { BadRequest, BudgetExhausted, type LlmError, QuotaExhausted, repeatsForRequest } from "./errors.js"
 import type { ProviderResult } from "./provider.js"
 import { type ChatRequest, Completion } from "./schema.js"
@@ -73,7 +75,7 @@ export const makeLanguageModel = (
      */
     readonly onExhausted?: ((role: string, message: string) => void) | undefined
   } = {}
-): Effect.Effect<LanguageModelShape, never, RunStore> =>
+): Effect.Effect<LanguageModelShape, never, RunStore | Scope.Scope> =>
   Effect.gen(function* () {
     // Time from the Clock in context (a TestClock in tests), read in the synchronous callbacks below.
     const clock = yield* Effect.clock
@@ -82,7 +84,12 @@ export const makeLanguageModel = (
     for (const [role, config] of Object.entries(roles)) {
       const list: Array<EndpointState> = []
       for (const endpoint of config.endpoints) {
-        list.push(newEndpointState(endpoint))
+        // Batch mode: the endpoint's calls go through its batch jobs (kept in the store).
+        const wire = endpoint.provider.batch
+        if (endpoint.batch !== undefined && wire !== undefined) {
+          const batched = yield* makeBatchProvider({ ...endpoint.provider, batch: wire }, endpoint.batch, store)
+          list.push(newEndpointState({ ...endpoint, provider: batched }, batched.batchStats))
+        } else list.push(newEndpointState(endpoint))
       }
       states.set(role, list)
     }
@@ -129,13 +136,13 @@ export const makeLanguageModel = (
 
     // The hot path: one permit, the rate wait only when limits are set or the server's headers
     // asked for one, and the call.
-    const callOnce = (s: EndpointState, request: ChatRequest) => {
+    const callOnce = (s: EndpointState, request: ChatRequest, key: string) => {
       const configured = s.config.requestsPerMinute !== undefined || s.config.tokensPerMinute !== undefined
       const estimate = () => promptTokens(request) + (request.max_tokens ?? 512)
       const call = Effect.suspend(() => {
         s.stats.requests++
         const started = clock.unsafeCurrentTimeMillis()
-        const answered = Effect.map(s.config.provider.call(request), (result) => {
+        const answered = Effect.map(s.config.provider.call(request, key === "" ? undefined : { key }), (result) => {
           if (result.rateLimit !== undefined) holdFor(s, clock.unsafeCurrentTimeMillis(), result.rateLimit, estimate())
           adaptOnSuccess(s)
           return { result, latencyMs: clock.unsafeCurrentTimeMillis() - started }
@@ -173,7 +180,13 @@ export const makeLanguageModel = (
      * on the endpoint best placed then. An endpoint whose account cannot pay is stopped and the
      * same try goes to another (none left: the role waits for its owner, or fails).
      */
-    const callWithRetries = (role: string, config: RoleConfig, list: Array<EndpointState>, request: ChatRequest) => {
+    const callWithRetries = (
+      role: string,
+      config: RoleConfig,
+      list: Array<EndpointState>,
+      request: ChatRequest,
+      key: string
+    ) => {
       const maxAttempts = Math.max(1, config.maxAttempts ?? 6)
       const setAsideMs = config.setAsideMs ?? 15_000
       let attempt = 0
@@ -193,7 +206,7 @@ export const makeLanguageModel = (
                 })
               )
         const s = pickEndpoint(list, clock.unsafeCurrentTimeMillis())
-        return Effect.matchEffect(callOnce(s, request), {
+        return Effect.matchEffect(callOnce(s, request, key), {
           onSuccess: ({ result, latencyMs }) => {
             s.consecutiveFailures = 0
             return Effect.succeed({ result, latencyMs, attempt, state: s })
@@ -250,12 +263,16 @@ export const makeLanguageModel = (
       key: string
     ): Effect.Effect<Completion, LlmError> => {
       const call = Effect.flatMap(
-        callWithRetries(role, roles[role]!, list, { ...request, model } as ChatRequest),
+        callWithRetries(role, roles[role]!, list, { ...request, model } as ChatRequest, key),
         ({ result: withLimits, latencyMs, attempt, state }) => {
           // The server's rate-limit state was used by the endpoint; it is no part of the answer.
           const result =
             withLimits.rateLimit === undefined ? withLimits : (({ rateLimit: _, ...answer }) => answer)(withLimits)
-          const costUsd = costOf(state.config.price, result)
+          const listCost = costOf(state.config.price, result)
+          // A batch call costs the batch price; what it saved is counted.
+          const costUsd =
+            listCost === undefined || state.batch === undefined ? listCost : listCost * state.config.batch!.priceFactor
+          if (state.batch !== undefined && listCost !== undefined) state.batch.savedUsd += listCost - costUsd!
           state.stats.succeeded++
           state.stats.promptTokens += result.usage.promptTokens
           state.stats.completionTokens += result.usage.completionTokens
@@ -445,7 +462,8 @@ export const makeLanguageModel = (
           exhausted: s.exhausted,
           inFlight: s.permits.inUse,
           window: s.permits.size,
-          ...s.stats
+          ...s.stats,
+          ...(s.batch === undefined ? {} : { batch: { ...s.batch.stats(), savedUsd: s.batch.savedUsd } })
         }))
       )
     )

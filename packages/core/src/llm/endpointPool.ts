@@ -1,4 +1,5 @@
 import type { EndpointConfig, EndpointStats } from "./roles.js"
+import type { BatchStats } from "./batch/batchSettings.js"
 import { AdaptiveWindow } from "./adaptiveWindow.js"
 import { Permits } from "./permits.js"
 import type { RateLimitState } from "./provider.js"
@@ -11,7 +12,7 @@ export interface EndpointState {
   exhausted: string | undefined
   stats: {
     -readonly [
-      K in keyof Omit<EndpointStats, "role" | "endpoint" | "model" | "setAside" | "inFlight" | "window">
+      K in keyof Omit<EndpointStats, "role" | "endpoint" | "model" | "setAside" | "inFlight" | "window" | "batch">
     ]: EndpointStats[K]
   }
   consecutiveFailures: number
@@ -25,10 +26,12 @@ export interface EndpointState {
   heldUntil: number
   /** The adaptive window, when the endpoint has one and the server has not sent limits of its own. */
   window: AdaptiveWindow | undefined
+  /** Batch mode: its jobs so far, and what the batch price has saved. */
+  batch: { readonly stats: () => BatchStats; savedUsd: number } | undefined
 }
 
 /** A fresh endpoint: nothing sent, nothing held. */
-export const newEndpointState = (config: EndpointConfig): EndpointState => ({
+export const newEndpointState = (config: EndpointConfig, batchStats?: () => BatchStats): EndpointState => ({
   config,
   exhausted: undefined,
   permits: new Permits(
@@ -54,7 +57,8 @@ export const newEndpointState = (config: EndpointConfig): EndpointState => ({
   windowStart: 0,
   windowTokens: 0,
   heldUntil: 0,
-  window: config.adaptive === undefined ? undefined : new AdaptiveWindow(config.adaptive, config.concurrency)
+  window: config.adaptive === undefined ? undefined : new AdaptiveWindow(config.adaptive, config.concurrency),
+  batch: batchStats === undefined ? undefined : { stats: batchStats, savedUsd: 0 }
 })
 
 /** The healthy endpoint with the most free capacity; else the one back soonest (never an exhausted one while another is left). */

@@ -21,7 +21,7 @@ import {
   StreamFailed,
   Timeout
 } from "./errors.js"
-import type { ModelProvider, ProviderResult, RateLimitState } from "./provider.js"
+import type { BatchWire, ModelProvider, ProviderResult, RateLimitState } from "./provider.js"
 import {
   type ChatRequest,
   type FinishReason,
@@ -412,11 +412,12 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
   if (config.apiKey !== undefined && config.apiKey !== "") headers.push("authorization", `Bearer ${config.apiKey}`)
   else if (basic !== undefined) headers.push("authorization", `Basic ${basic}`)
 
-  const body = (request: ChatRequest) => {
+  /** The request's body as the endpoint takes it, streamed or not (a batch line is never streamed). */
+  const bodyOf = (request: ChatRequest, streamed: boolean): Record<string, unknown> => {
     const out: Record<string, unknown> = {
       model: request.model ?? config.model,
       messages: request.messages,
-      stream
+      stream: streamed
     }
     if (request.temperature !== undefined) out["temperature"] = request.temperature
     if (request.top_p !== undefined) out["top_p"] = request.top_p
@@ -425,7 +426,7 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
         config.maxOutputTokens !== undefined ? Math.min(request.max_tokens, config.maxOutputTokens) : request.max_tokens
     if (request.seed !== undefined) out["seed"] = request.seed
     if (request.stop !== undefined && request.stop.length > 0) out["stop"] = request.stop
-    if (stream) out["stream_options"] = { include_usage: true }
+    if (streamed) out["stream_options"] = { include_usage: true }
     if (request.choice !== undefined && request.choice.length > 0) {
       if (guided === "vllm") out["structured_outputs"] = { choice: request.choice }
       if (guided === "vllm-legacy") out["guided_choice"] = request.choice
@@ -446,8 +447,9 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
         }
       }
     }
-    return JSON.stringify(config.extraBody === undefined ? out : { ...out, ...config.extraBody })
+    return config.extraBody === undefined ? out : { ...out, ...config.extraBody }
   }
+  const body = (request: ChatRequest) => JSON.stringify(bodyOf(request, stream))
 
   /** Asks a vLLM server its version (GET /version at the origin); older than 0.12 takes `guided_choice`. */
   const checkVersion = Effect.promise(async () => {
@@ -533,24 +535,50 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
     })
   }
 
+  /** The typed error for a reply of a status other than 2xx. */
+  const refusal = (status: number, text: string, ex: Exchange | undefined): LlmError => {
+    if (status === 402 || (status === 429 && /insufficient_quota|exceeded your current quota/i.test(text))) {
+      return new QuotaExhausted({ endpoint, status, message: clean(`the account cannot pay (${status}): ${text}`) })
+    }
+    if (status === 429)
+      return new RateLimited({
+        endpoint,
+        message: clean(`rate limited (429): ${text}`),
+        retryAfterMs: ex === undefined ? undefined : retryAfterMs((name) => ex.header(name)),
+        rateLimit: ex === undefined ? undefined : rateLimitOf(ex.rawHeaders)
+      })
+    if (status >= 500 || status === 408)
+      return new ServerError({ endpoint, status, message: clean(`server error ${status}: ${text}`) })
+    return new BadRequest({ endpoint, status, message: clean(`request rejected (${status}): ${text}`) })
+  }
+
+  /** The answer in a non-streamed reply's JSON (throws the typed error of one that is not an answer). */
+  const completionFrom = (json: unknown): ProviderResult => {
+    const error = inBandError(json)
+    if (error !== undefined)
+      throw new StreamFailed({ endpoint, message: clean(`the server reported an error: ${error}`) })
+    const c = isPlainWireCompletion(json)
+      ? json
+      : decodeCompletion(json).pipe(
+          Either.getOrThrowWith(() => new BadResponse({ endpoint, message: "the reply is not a chat completion" }))
+        )
+    const choice = c.choices[0]
+    return {
+      ...separateReasoning(
+        choice.message.content ?? "",
+        choice.message.reasoning_content ?? choice.message.reasoning ?? undefined
+      ),
+      finishReason: checkFinish(choice.finish_reason),
+      model: c.model ?? config.model,
+      usage: usageOf(c.usage)
+    }
+  }
+
   /** The result (or typed error) of a completed exchange. */
   const conclude = (ex: Exchange): ProviderResult => {
     const status = ex.status
     if (status < 200 || status >= 300) {
-      const text = ex.text()
-      if (status === 402 || (status === 429 && /insufficient_quota|exceeded your current quota/i.test(text))) {
-        throw new QuotaExhausted({ endpoint, status, message: clean(`the account cannot pay (${status}): ${text}`) })
-      }
-      if (status === 429)
-        throw new RateLimited({
-          endpoint,
-          message: clean(`rate limited (429): ${text}`),
-          retryAfterMs: retryAfterMs((name) => ex.header(name)),
-          rateLimit: rateLimitOf(ex.rawHeaders)
-        })
-      if (status >= 500 || status === 408)
-        throw new ServerError({ endpoint, status, message: clean(`server error ${status}: ${text}`) })
-      throw new BadRequest({ endpoint, status, message: clean(`request rejected (${status}): ${text}`) })
+      throw refusal(status, ex.text(), ex)
     }
     if (ex.sse !== undefined) {
       const sse = ex.sse
@@ -572,27 +600,7 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
     } catch (e) {
       throw new BadResponse({ endpoint, message: `the reply is not JSON: ${(e as Error).message}` })
     }
-    const error = inBandError(json)
-    if (error !== undefined)
-      throw new StreamFailed({ endpoint, message: clean(`the server reported an error: ${error}`) })
-    const c = isPlainWireCompletion(json)
-      ? json
-      : decodeCompletion(json).pipe(
-          Either.getOrThrowWith(() => new BadResponse({ endpoint, message: "the reply is not a chat completion" }))
-        )
-    const choice = c.choices[0]
-    return withRateLimit(
-      {
-        ...separateReasoning(
-          choice.message.content ?? "",
-          choice.message.reasoning_content ?? choice.message.reasoning ?? undefined
-        ),
-        finishReason: checkFinish(choice.finish_reason),
-        model: c.model ?? config.model,
-        usage: usageOf(c.usage)
-      },
-      ex
-    )
+    return withRateLimit(completionFrom(json), ex)
   }
 
   const send = (request: ChatRequest): Effect.Effect<ProviderResult, LlmError> =>
@@ -659,9 +667,44 @@ export const openAiProvider = (config: OpenAiEndpointConfig): ModelProvider => {
       })
     )
 
+  const basePath = parsed.pathname.replace(/\/+$/, "")
+  const batch: BatchWire = {
+    api: (method, apiPath, payload) =>
+      Effect.tryPromise({
+        try: async (signal) => {
+          const { request } = undici()
+          const res = await request(`${parsed.origin}${basePath}${apiPath}`, {
+            method,
+            dispatcher: pool,
+            signal,
+            headers: {
+              ...Object.fromEntries(pairs(headers)),
+              ...(payload === undefined ? {} : { "content-type": payload.contentType })
+            },
+            ...(payload === undefined ? {} : { body: payload.data }),
+            headersTimeout: timeoutMs,
+            bodyTimeout: timeoutMs
+          })
+          return { status: res.statusCode, text: await res.body.text() }
+        },
+        catch: (e) => failure(e, undefined)
+      }),
+    body: (request) => bodyOf(request, false),
+    answer: (request, status, replyBody) => {
+      if (status < 200 || status >= 300) return Either.left(refusal(status, JSON.stringify(replyBody), undefined))
+      try {
+        return Either.right(checkChoice(request, completionFrom(replyBody)))
+      } catch (e) {
+        return Either.left(failure(e, undefined))
+      }
+    },
+    refusal: (status, text) => refusal(status, text, undefined)
+  }
+
   return {
     id: endpoint,
     model: config.model,
+    batch,
     // Interruption (Ctrl-C, a dashboard's stop, a timeout or race around the call) aborts the HTTP
     // request when the calling fiber ends: it is watched with a fiber observer rather than a
     // canceler, because a canceler wraps every call in Effect's onInterrupt, which cut throughput

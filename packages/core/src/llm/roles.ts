@@ -1,5 +1,6 @@
 // The LanguageModel service's settings (roles of endpoints, their prices and limits) and what it counts.
 import type { AdaptiveBounds } from "./adaptiveWindow.js"
+import type { BatchSettings, BatchStats } from "./batch/batchSettings.js"
 import type { ModelProvider } from "./provider.js"
 
 /** USD per million tokens; prompt tokens the server read from its cache at `cachedInput` when given. */
@@ -22,6 +23,12 @@ export interface EndpointConfig {
   readonly requestsPerMinute?: number | undefined
   readonly tokensPerMinute?: number | undefined
   readonly price?: Price | undefined
+  /**
+   * Batch mode: calls are gathered into the provider's batch jobs (at `priceFactor` of `price`)
+   * instead of being sent one by one; `concurrency` is then the most calls waiting at once. Only
+   * for providers that speak the OpenAI batch API.
+   */
+  readonly batch?: BatchSettings | undefined
 }
 
 export interface RoleConfig {
@@ -64,4 +71,6 @@ export interface EndpointStats {
   readonly setAside: boolean
   /** The account behind the endpoint cannot pay: it takes no more calls. */
   readonly exhausted?: string | undefined
+  /** Batch mode: its jobs, and what the batch price saved against the live price. */
+  readonly batch?: (BatchStats & { readonly savedUsd: number }) | undefined
 }

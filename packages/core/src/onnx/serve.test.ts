@@ -155,6 +155,7 @@ describe("fastcot serve: a local model behind an OpenAI-compatible API", () => {
             { concurrency: 6 }
           )
         ),
+        Effect.scoped,
         Effect.provide(SqliteRunStoreLive(path.join(tmp, "fastcot.db")))
       )
     )

@@ -1,5 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
 import { pickVariant, readModelFolder } from "../onnx/modelFolder.js"
 import type { RoleConfig } from "../llm/LanguageModel.js"
 import { openAiProvider } from "../llm/openai.js"
@@ -10,7 +11,7 @@ import { isLoopbackHost } from "../util/net.js"
 import type { ModelProvider } from "../llm/provider.js"
 import { basename } from "node:path"
 import type { ModelSpec } from "./modelSpec.js"
-import type { EndpointSettings, PipelineConfig, RoleSettings } from "../recipe/config.js"
+import { EndpointSettings, type PipelineConfig, type RoleSettings } from "../recipe/config.js"
 import { parseModelSpec } from "./modelSpec.js"
 
 export const ROLES = ["teacher", "rewriter", "judge"] as const
@@ -24,6 +25,8 @@ export interface ModelOverrides {
   readonly apiKeyEnv?: string | undefined
   /** Replaces every endpoint's concurrency. */
   readonly concurrency?: number | undefined
+  /** Roles whose endpoints go to the provider's batch API (`--batch teacher,judge`). */
+  readonly batch?: ReadonlyArray<Role> | undefined
 }
 
 /** The pipeline's models with the command line's overrides applied. */
@@ -34,14 +37,8 @@ export const applyOverrides = (config: PipelineConfig, overrides: ModelOverrides
     const current = models[role]
     if (spec !== undefined) {
       const endpoint: EndpointSettings = {
-        ...(current?.endpoints[0] ?? {
-          concurrency: 8,
-          timeoutSeconds: 600,
-          firstTokenSeconds: 300,
-          stallSeconds: 60,
-          stream: true,
-          guidedDecoding: "none" as const
-        }),
+        // A role the file does not name: an endpoint of the file format's defaults.
+        ...(current?.endpoints[0] ?? Schema.decodeUnknownSync(EndpointSettings)({ model: spec })),
         model: spec,
         apiKeyEnv: overrides.apiKeyEnv,
         // What belonged to the replaced endpoint's server does not carry over to another one.
@@ -58,6 +55,10 @@ export const applyOverrides = (config: PipelineConfig, overrides: ModelOverrides
         maxAttempts: current?.maxAttempts ?? 6,
         endpoints: [endpoint]
       }
+    }
+    if (overrides.batch?.includes(role) === true && models[role] !== undefined) {
+      const r = models[role]!
+      models[role] = { ...r, endpoints: r.endpoints.map((e) => ({ ...e, mode: "batch" as const })) }
     }
     if (overrides.concurrency !== undefined && models[role] !== undefined) {
       const r = models[role]!
@@ -131,8 +132,21 @@ export const buildRoles = (
           maxOutputTokens: e.maxOutputTokens,
           onWarning: onWarning === undefined ? undefined : (m) => onWarning(`models.${role}: ${m}`)
         }),
-        concurrency: e.concurrency,
-        adaptive: e.adaptive,
+        concurrency: e.mode === "batch" ? e.batch.maxWaiting : e.concurrency,
+        adaptive: e.mode === "batch" ? undefined : e.adaptive,
+        batch:
+          e.mode === "batch"
+            ? {
+                maxRequests: e.batch.maxRequests,
+                maxBytes: Math.floor(e.batch.maxMegabytes * 1024 * 1024),
+                gatherMs: e.batch.gatherSeconds * 1000,
+                pollMs: e.batch.pollSeconds * 1000,
+                pollMaxMs: e.batch.pollMaxSeconds * 1000,
+                resubmit: e.batch.resubmit,
+                fallbackLive: e.batch.fallback === "live",
+                priceFactor: e.batch.priceFactor
+              }
+            : undefined,
         requestsPerMinute: e.requestsPerMinute,
         tokensPerMinute: e.tokensPerMinute,
         price: e.price
@@ -145,7 +159,7 @@ export const buildRoles = (
 
 /** Requests one role may have in flight across its endpoints. */
 export const roleConcurrency = (config: PipelineConfig, role: Role): number =>
-  config.models[role]?.endpoints.reduce((n, e) => n + e.concurrency, 0) ?? 1
+  config.models[role]?.endpoints.reduce((n, e) => n + (e.mode === "batch" ? e.batch.maxWaiting : e.concurrency), 0) ?? 1
 
 /**
  * One model named by a spec, for evaluation: its provider, and the name results carry (the

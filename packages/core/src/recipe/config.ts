@@ -13,6 +13,19 @@ export const Sampling = Schema.Struct({
 })
 export type Sampling = typeof Sampling.Type
 
+/** Batch mode's defaults: OpenAI's limits, a poll every 5 s growing to every minute, two resubmissions. */
+const BATCH_DEFAULTS = {
+  maxRequests: 50_000,
+  maxMegabytes: 200,
+  maxWaiting: 100_000,
+  gatherSeconds: 2,
+  pollSeconds: 5,
+  pollMaxSeconds: 60,
+  resubmit: 2,
+  fallback: "fail" as const,
+  priceFactor: 0.5
+}
+
 export const EndpointSettings = Schema.Struct({
   /** `openai:MODEL@BASE_URL` or `onnx:PATH[#variant]`. */
   model: Schema.String,
@@ -29,6 +42,28 @@ export const EndpointSettings = Schema.Struct({
       min: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 4096)), { default: () => 1 }),
       max: Schema.Int.pipe(Schema.between(1, 4096))
     }).pipe(Schema.filter((b) => b.min <= b.max || `min (${b.min}) is above max (${b.max})`))
+  ),
+  /**
+   * `batch`: calls go to the provider's batch API (OpenAI's, or a compatible one) at the batch
+   * price instead of one by one; `live` (default) sends each call at once.
+   */
+  mode: Schema.optionalWith(Schema.Literal("live", "batch"), { default: () => "live" as const }),
+  /** Batch mode's settings (see BatchSettings); every one has a default. */
+  batch: Schema.optionalWith(
+    Schema.Struct({
+      maxRequests: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 50_000)), { default: () => 50_000 }),
+      maxMegabytes: Schema.optionalWith(Schema.Number.pipe(Schema.between(0.001, 200)), { default: () => 200 }),
+      /** The most calls waiting on batches at once. */
+      maxWaiting: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 1_000_000)), { default: () => 100_000 }),
+      gatherSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.between(0.001, 3600)), { default: () => 2 }),
+      pollSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.between(0.001, 3600)), { default: () => 5 }),
+      pollMaxSeconds: Schema.optionalWith(Schema.Number.pipe(Schema.between(0.001, 3600)), { default: () => 60 }),
+      resubmit: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 20)), { default: () => 2 }),
+      /** What a request that failed in every batch does: `live` goes to the endpoint one by one, `fail` fails. */
+      fallback: Schema.optionalWith(Schema.Literal("live", "fail"), { default: () => "fail" as const }),
+      priceFactor: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.5 })
+    }),
+    { default: () => BATCH_DEFAULTS }
   ),
   requestsPerMinute: Schema.optional(Schema.Number.pipe(Schema.positive())),
   tokensPerMinute: Schema.optional(Schema.Number.pipe(Schema.positive())),

@@ -20,6 +20,7 @@ import { describeSqlError, isTransient, transientRetry } from "./pgErrors.js"
 import { ADVISORY, migratePg } from "./pgMigrations.js"
 import { PgSpendLedger } from "./pgSpendLedger.js"
 import {
+  type BatchJobRecord,
   type CacheEntry,
   type ImportReject,
   type ProblemFlag,
@@ -481,6 +482,40 @@ export const makePgRunStore = (
           sql`INSERT INTO llm_cache ${sql.insert({ key: e.key, model: e.model, value: e.value, created_at: e.createdAt })}
             ON CONFLICT (key) DO UPDATE SET model = excluded.model, value = excluded.value, created_at = excluded.created_at`
         ).pipe(Effect.asVoid),
+      saveBatchJob: (job) =>
+        run(
+          `saving batch job ${job.id}`,
+          sql`INSERT INTO batch_jobs ${sql.insert({
+            id: job.id,
+            endpoint: job.endpoint,
+            state: job.state,
+            file_id: job.fileId,
+            batch_id: job.batchId,
+            keys: JSON.stringify(job.keys),
+            remote_status: job.remoteStatus,
+            completed: job.completed,
+            failed: job.failed,
+            created_at: job.createdAt,
+            updated_at: job.updatedAt
+          })}
+            ON CONFLICT (id) DO UPDATE SET state = excluded.state, batch_id = excluded.batch_id,
+              remote_status = excluded.remote_status, completed = excluded.completed, failed = excluded.failed,
+              updated_at = excluded.updated_at`
+        ).pipe(Effect.asVoid),
+      batchJobs: (filter) =>
+        run(
+          "reading batch jobs",
+          Effect.map(
+            sql<Omit<BatchJobRecord, "keys"> & { keys: string }>`SELECT id, endpoint, state, file_id AS "fileId",
+                batch_id AS "batchId", keys, remote_status AS "remoteStatus", completed, failed,
+                created_at AS "createdAt", updated_at AS "updatedAt"
+              FROM batch_jobs
+              WHERE (${filter.endpoint ?? null}::text IS NULL OR endpoint = ${filter.endpoint ?? null})
+                AND (${filter.open === true} = false OR state <> 'done')
+              ORDER BY created_at, id`,
+            (rows) => rows.map((row) => ({ ...row, keys: JSON.parse(row.keys) as Array<string> }))
+          )
+        ),
       recordSpend: (spend) => ledger.record(spend),
       spending: ledger.totals,
       claim: (keys) =>

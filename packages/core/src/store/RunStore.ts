@@ -143,6 +143,32 @@ export interface CacheEntry {
 }
 
 /**
+ * A batch job fastcot created at a provider (an endpoint in batch mode): what a restarted run
+ * polls instead of sending its requests again.
+ */
+export interface BatchJobRecord {
+  readonly id: string
+  /** The endpoint and model it went to (`URL (model)`). */
+  readonly endpoint: string
+  /**
+   * `uploaded`: its file is at the provider (a batch may or may not have been made of it);
+   * `submitted`: a batch was made of it; `done`: its answers are in the cache and its failures
+   * were given back to their calls.
+   */
+  readonly state: "uploaded" | "submitted" | "done"
+  readonly fileId: string
+  readonly batchId: string | null
+  /** The custom ids (cache keys) of its lines, in order. */
+  readonly keys: ReadonlyArray<string>
+  /** What the provider last said of it: validating, in_progress, completed, failed, expired, … */
+  readonly remoteStatus: string | null
+  readonly completed: number
+  readonly failed: number
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+/**
  * The run store: problems, items with their full history, import progress and the LLM cache.
  * Every method that changes state is one transaction, so a crash at any moment leaves a store
  * that the next command continues from. SQLite backs it by default; the interface is what a
@@ -184,6 +210,13 @@ export interface RunStoreShape {
   readonly status: Effect.Effect<StoreStatus, StoreError>
   readonly cacheGet: (key: string) => Effect.Effect<Option.Option<CacheEntry>, StoreError>
   readonly cachePut: (entry: CacheEntry) => Effect.Effect<void, StoreError>
+  /** Creates or replaces a batch job's record (durable when it returns). */
+  readonly saveBatchJob: (job: BatchJobRecord) => Effect.Effect<void, StoreError>
+  /** Batch jobs, oldest first: of one endpoint, and only those not done, when asked. */
+  readonly batchJobs: (filter: {
+    readonly endpoint?: string | undefined
+    readonly open?: boolean | undefined
+  }) => Effect.Effect<ReadonlyArray<BatchJobRecord>, StoreError>
   /**
    * Adds a call that was sent (and answered) to the workspace's spending ledger. Synchronous and
    * in memory: the totals are written within a fraction of a second, and when the store closes.

@@ -17,6 +17,7 @@ import { groupCommit } from "./groupCommit.js"
 import { SpendLedger } from "./spendLedger.js"
 import { type CallRow, importProgressOf, countBy, SQLITE_TOKEN_ROWS, statusOf, type TokenRow } from "./statusQueries.js"
 import {
+  type BatchJobRecord,
   type CacheEntry,
   type ImportProgress,
   type ImportReject,
@@ -89,7 +90,17 @@ export const openSqliteStore = (
     ),
     dropRunLock: db.prepare("DELETE FROM run_lock WHERE id = 1 AND pid = ? AND host = ? AND started_at = ?"),
     cacheGet: db.prepare("SELECT key, model, value, created_at AS createdAt FROM llm_cache WHERE key = ?"),
-    cachePut: db.prepare("INSERT OR REPLACE INTO llm_cache (key, model, value, created_at) VALUES (?, ?, ?, ?)")
+    cachePut: db.prepare("INSERT OR REPLACE INTO llm_cache (key, model, value, created_at) VALUES (?, ?, ?, ?)"),
+    batchPut: db.prepare(
+      `INSERT OR REPLACE INTO batch_jobs (id, endpoint, state, file_id, batch_id, keys, remote_status, completed, failed, created_at, updated_at)
+       VALUES (@id, @endpoint, @state, @fileId, @batchId, @keys, @remoteStatus, @completed, @failed, @createdAt, @updatedAt)`
+    ),
+    batchList: db.prepare(
+      `SELECT id, endpoint, state, file_id AS fileId, batch_id AS batchId, keys, remote_status AS remoteStatus,
+         completed, failed, created_at AS createdAt, updated_at AS updatedAt
+       FROM batch_jobs WHERE (@endpoint IS NULL OR endpoint = @endpoint) AND (@open = 0 OR state <> 'done')
+       ORDER BY created_at, id`
+    )
   }
 
   const itemParams = (item: Item) => ({
@@ -321,6 +332,18 @@ export const openSqliteStore = (
     cacheGet: (key) =>
       attempt("reading the LLM cache", () => Option.fromNullable(stmt.cacheGet.get(key) as CacheEntry | undefined)),
     cachePut: cachePuts.write,
+    saveBatchJob: (job) =>
+      attempt(`saving batch job ${job.id}`, () => {
+        stmt.batchPut.run({ ...job, keys: JSON.stringify(job.keys) })
+      }),
+    batchJobs: (filter) =>
+      attempt("reading batch jobs", () =>
+        (
+          stmt.batchList.all({ endpoint: filter.endpoint ?? null, open: filter.open === true ? 1 : 0 }) as Array<
+            Omit<BatchJobRecord, "keys"> & { keys: string }
+          >
+        ).map((row) => ({ ...row, keys: JSON.parse(row.keys) as Array<string> }))
+      ),
     // One process runs on a SQLite store at a time (its run lock): every key is its own.
     claim: (keys) => Effect.succeed(new Set(keys)),
     release: () => {},

@@ -104,6 +104,26 @@ CREATE TABLE work_leases (
 );
 CREATE INDEX work_leases_worker ON work_leases(worker);
 `
+  },
+  {
+    version: 2,
+    name: "batch jobs at providers (batch mode)",
+    sql: `
+CREATE TABLE batch_jobs (
+  id TEXT COLLATE "C" PRIMARY KEY,
+  endpoint TEXT NOT NULL,
+  state TEXT NOT NULL,
+  file_id TEXT NOT NULL,
+  batch_id TEXT,
+  keys TEXT NOT NULL,
+  remote_status TEXT,
+  completed INTEGER NOT NULL,
+  failed INTEGER NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX batch_jobs_endpoint ON batch_jobs(endpoint, state, created_at);
+`
   }
 ]
 
