@@ -46,6 +46,7 @@ export {
 
 // The store that keeps them
 export {
+  type BatchJobRecord,
   type CacheEntry,
   type ImportBatch,
   type ImportProgress,
@@ -62,6 +63,7 @@ export {
 } from "./store/RunStore.js"
 export { type RunLockHolder, StoreError, WorkspaceBusy } from "./store/errors.js"
 export { describeHolder } from "./store/runLock.js"
+export { type BatchSummary, summarizeBatchJobs } from "./store/batchSummary.js"
 export { openSqliteStore, SqliteRunStoreLive } from "./store/SqliteRunStore.js"
 export { displayStoreUrl, isPostgresUrl, PgRunStoreLive, type PgStoreOptions } from "./store/PgRunStore.js"
 export { runStoreLayer } from "./store/runStoreLayer.js"
@@ -226,8 +228,9 @@ export {
   StreamFailed,
   Timeout
 } from "./llm/errors.js"
-export type { ModelProvider, ProviderResult, RateLimitState } from "./llm/provider.js"
+export type { ApiReply, BatchWire, CallContext, ModelProvider, ProviderResult, RateLimitState } from "./llm/provider.js"
 export type { AdaptiveBounds } from "./llm/adaptiveWindow.js"
+export { type BatchSettings, type BatchStats, defaultBatchSettings } from "./llm/batch/batchSettings.js"
 export { type GuidedDecoding, type OpenAiEndpointConfig, openAiProvider } from "./llm/openai.js"
 export {
   type CacheMode,

@@ -339,7 +339,10 @@ export const runCommand = Command.make(
         }
         for (const s of stats.filter((x) => x.requests > 0 || x.cacheHits > 0)) {
           yield* stdout(
-            `  ${s.role} ${s.model} @ ${s.endpoint}: ${s.requests} requests, ${s.retries} retries, ${s.cacheHits} cache hits, ${s.promptTokens}+${s.completionTokens} tokens, $${s.costUsd.toFixed(4)}`
+            `  ${s.role} ${s.model} @ ${s.endpoint}: ${s.requests} requests, ${s.retries} retries, ${s.cacheHits} cache hits, ${s.promptTokens}+${s.completionTokens} tokens, $${s.costUsd.toFixed(4)}` +
+              (s.batch === undefined
+                ? ""
+                : `; in batches: ${s.batch.submitted} jobs (${s.batch.failed} failed or expired), ${s.batch.resubmitted} requests sent again, ${s.batch.live} live, $${s.batch.savedUsd.toFixed(4)} saved`)
           )
         }
         const after = yield* store.status

@@ -1,5 +1,5 @@
 import { Command } from "@effect/cli"
-import { describeHolder, RunStore, workspaceSpending } from "@fastcot/core"
+import { describeHolder, RunStore, summarizeBatchJobs, workspaceSpending } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import { jsonOption, stdout, existingStoreLayer, workspaceOption, storeOption } from "../shared.js"
 
@@ -12,7 +12,8 @@ export const statusCommand = Command.make(
     Effect.gen(function* () {
       const store = yield* RunStore
       const s = yield* store.status
-      if (args.json) return yield* stdout(JSON.stringify(s))
+      const batches = summarizeBatchJobs(yield* store.batchJobs({}))
+      if (args.json) return yield* stdout(JSON.stringify({ ...s, batches }))
       const lines = [
         `workspace ${store.location}`,
         ...(s.running !== null ? [row("run in progress", describeHolder(s.running))] : []),
@@ -66,6 +67,16 @@ export const statusCommand = Command.make(
                   `${"#".repeat(Math.min(30, b.before)).padEnd(30)} ${String(b.before).padStart(5)} before | ${String(b.after).padStart(5)} after`
                 )
               )
+            ]
+          : []),
+        ...(batches.jobs > 0
+          ? [
+              row(
+                "batch jobs",
+                `${batches.jobs} (${batches.open} open, ${batches.linesWaiting} requests waiting); ` +
+                  `${batches.linesCompleted} lines answered, ${batches.linesFailed} failed or expired`
+              ),
+              ...Object.entries(batches.byStatus).map(([k, n]) => row(`  ${k}`, n))
             ]
           : []),
         "stages",

@@ -1,4 +1,4 @@
-import type { BudgetState, Item, Problem } from "@fastcot/core"
+import type { BudgetState, EndpointStats, Item, Problem } from "@fastcot/core"
 import { Box, Text, useInput } from "ink"
 import { type ReactElement, useState } from "react"
 import { color } from "./color.js"
@@ -26,6 +26,21 @@ const lpad = (s: string, n: number) => (s.length >= n ? s.slice(0, n) : " ".repe
 const money = (x: number) => `$${x < 10 ? x.toFixed(4) : x.toFixed(2)}`
 
 /** The spending limit: spent (the workspace's, earlier runs counted) of each limit, and what calls in flight have reserved. */
+/** Batch-mode endpoints, summed: their jobs, the requests waiting on them, and what the batch price saved. */
+const batchLine = (models: ReadonlyArray<EndpointStats>): ReactElement | null => {
+  const batched = models.flatMap((m) => (m.batch === undefined ? [] : [m.batch]))
+  if (batched.length === 0) return null
+  const sum = (f: (b: (typeof batched)[number]) => number) => batched.reduce((n, b) => n + f(b), 0)
+  return (
+    <Text wrap="truncate">
+      <Text bold>batches </Text>
+      {sum((b) => b.submitted)} sent · {sum((b) => b.running)} at the provider · {sum((b) => b.done)} done ·{" "}
+      <Text color={color(sum((b) => b.failed) > 0 ? "yellow" : "")}>{sum((b) => b.failed)} failed or expired</Text> ·{" "}
+      {sum((b) => b.linesWaiting)} waiting · {money(sum((b) => b.savedUsd))} saved
+    </Text>
+  )
+}
+
 const budgetLine = (b: BudgetState): ReactElement => {
   const parts = [
     b.limits.usd !== undefined ? `${money(b.spentUsd)}/${money(b.limits.usd)}` : undefined,
@@ -220,6 +235,7 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
     3 +
     1 +
     (s.budget !== undefined ? 1 : 0) +
+    (s.models.some((m) => m.batch !== undefined) ? 1 : 0) +
     (s.workers.length > 0 ? 1 : 0)
   const paneHeight = Math.max(2, height - used)
   const logLines = s.log.slice(-paneHeight)
@@ -238,6 +254,7 @@ export const Dashboard = (props: DashboardProps): ReactElement => {
         {lpad("errors", 6)} {lpad("cached", 6)} {lpad("tok/s", 7)} {lpad("cost", 9)}
       </Text>
       {modelRows.length > 0 ? modelRows : <Text dimColor>no model calls yet</Text>}
+      {batchLine(s.models)}
       {s.budget !== undefined ? budgetLine(s.budget) : null}
       {s.workers.length > 0 ? workersLine(s.workers) : null}
       <Text>

@@ -148,6 +148,34 @@ describe("the run dashboard", () => {
     ).not.toContain("budget")
   })
 
+  it("shows batch-mode endpoints' jobs, requests waiting and the money saved, and still fits 80x24", () => {
+    const s = sampleState()
+    s.models = s.models.map((m) => ({
+      ...m,
+      batch: {
+        submitted: 4,
+        running: 1,
+        done: 2,
+        failed: 1,
+        linesWaiting: 120,
+        gathering: 0,
+        resubmitted: 3,
+        live: 0,
+        savedUsd: 0.42
+      }
+    }))
+    const lines = render(<Dashboard state={s} width={100} height={23} now={4_000} {...controls} />)
+      .lastFrame()!
+      .split("\n")
+    expect(lines.length).toBeLessThanOrEqual(24)
+    expect(lines.find((l) => l.startsWith("batches"))).toBe(
+      "batches 4 sent · 1 at the provider · 2 done · 1 failed or expired · 120 waiting · $0.4200 saved"
+    )
+    expect(
+      render(<Dashboard state={sampleState()} width={80} height={23} now={4_000} {...controls} />).lastFrame()
+    ).not.toContain("batches")
+  })
+
   it("shows the workers sharing the run and what each holds, and still fits 80x24", () => {
     const s = sampleState()
     const worker = (host: string, pid: number, holds: number) => ({

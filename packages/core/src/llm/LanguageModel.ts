@@ -87,7 +87,7 @@ export const makeLanguageModel = (
         // Batch mode: the endpoint's calls go through its batch jobs (kept in the store).
         const wire = endpoint.provider.batch
         if (endpoint.batch !== undefined && wire !== undefined) {
-          const batched = yield* makeBatchProvider({ ...endpoint.provider, batch: wire }, endpoint.batch, store)
+          const batched = yield* makeBatchProvider(role, { ...endpoint.provider, batch: wire }, endpoint.batch, store)
           list.push(newEndpointState({ ...endpoint, provider: batched }, batched.batchStats))
         } else list.push(newEndpointState(endpoint))
       }

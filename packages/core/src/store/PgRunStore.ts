@@ -498,7 +498,9 @@ export const makePgRunStore = (
             created_at: job.createdAt,
             updated_at: job.updatedAt
           })}
-            ON CONFLICT (id) DO UPDATE SET state = excluded.state, batch_id = excluded.batch_id,
+            ON CONFLICT (id) DO UPDATE SET
+              state = CASE WHEN batch_jobs.state = 'done' THEN 'done' ELSE excluded.state END,
+              file_id = excluded.file_id, batch_id = excluded.batch_id,
               remote_status = excluded.remote_status, completed = excluded.completed, failed = excluded.failed,
               updated_at = excluded.updated_at`
         ).pipe(Effect.asVoid),

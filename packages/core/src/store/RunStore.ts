@@ -148,7 +148,7 @@ export interface CacheEntry {
  */
 export interface BatchJobRecord {
   readonly id: string
-  /** The endpoint and model it went to (`URL (model)`). */
+  /** The role, endpoint and model it went to (`judge: URL (model)`). */
   readonly endpoint: string
   /**
    * `uploaded`: its file is at the provider (a batch may or may not have been made of it);
@@ -210,7 +210,7 @@ export interface RunStoreShape {
   readonly status: Effect.Effect<StoreStatus, StoreError>
   readonly cacheGet: (key: string) => Effect.Effect<Option.Option<CacheEntry>, StoreError>
   readonly cachePut: (entry: CacheEntry) => Effect.Effect<void, StoreError>
-  /** Creates or replaces a batch job's record (durable when it returns). */
+  /** Creates or updates a batch job's record (durable when it returns); a job once done stays done. */
   readonly saveBatchJob: (job: BatchJobRecord) => Effect.Effect<void, StoreError>
   /** Batch jobs, oldest first: of one endpoint, and only those not done, when asked. */
   readonly batchJobs: (filter: {

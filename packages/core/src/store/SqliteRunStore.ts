@@ -92,8 +92,11 @@ export const openSqliteStore = (
     cacheGet: db.prepare("SELECT key, model, value, created_at AS createdAt FROM llm_cache WHERE key = ?"),
     cachePut: db.prepare("INSERT OR REPLACE INTO llm_cache (key, model, value, created_at) VALUES (?, ?, ?, ?)"),
     batchPut: db.prepare(
-      `INSERT OR REPLACE INTO batch_jobs (id, endpoint, state, file_id, batch_id, keys, remote_status, completed, failed, created_at, updated_at)
-       VALUES (@id, @endpoint, @state, @fileId, @batchId, @keys, @remoteStatus, @completed, @failed, @createdAt, @updatedAt)`
+      `INSERT INTO batch_jobs (id, endpoint, state, file_id, batch_id, keys, remote_status, completed, failed, created_at, updated_at)
+       VALUES (@id, @endpoint, @state, @fileId, @batchId, @keys, @remoteStatus, @completed, @failed, @createdAt, @updatedAt)
+       ON CONFLICT (id) DO UPDATE SET state = CASE WHEN batch_jobs.state = 'done' THEN 'done' ELSE excluded.state END,
+         file_id = excluded.file_id, batch_id = excluded.batch_id, remote_status = excluded.remote_status,
+         completed = excluded.completed, failed = excluded.failed, updated_at = excluded.updated_at`
     ),
     batchList: db.prepare(
       `SELECT id, endpoint, state, file_id AS fileId, batch_id AS batchId, keys, remote_status AS remoteStatus,

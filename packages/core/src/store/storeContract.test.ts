@@ -231,6 +231,51 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
     expect(Option.isNone(got[1])).toBe(true)
   })
 
+  it("keeps batch jobs through their states, lists the open ones of an endpoint, and never reopens a done one", async () => {
+    const job = {
+      id: "job-1",
+      endpoint: "teacher: http://127.0.0.1:1/v1 (m)",
+      state: "uploaded" as const,
+      fileId: "file-1",
+      batchId: null,
+      keys: ["k1", "k2"],
+      remoteStatus: null,
+      completed: 0,
+      failed: 0,
+      createdAt: "2026-12-04T00:00:00.000Z",
+      updatedAt: "2026-12-04T00:00:00.000Z"
+    }
+    const got = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.saveBatchJob(job)
+        yield* store.saveBatchJob({ ...job, id: "job-2", endpoint: "judge: http://127.0.0.1:1/v1 (m)" })
+        yield* store.saveBatchJob({ ...job, state: "submitted", batchId: "batch-1", remoteStatus: "in_progress" })
+        const open = yield* store.batchJobs({ endpoint: job.endpoint, open: true })
+        yield* store.saveBatchJob({
+          ...job,
+          state: "done",
+          batchId: "batch-1",
+          remoteStatus: "completed",
+          completed: 2
+        })
+        // A late save from a copy that had not seen it done leaves it done.
+        yield* store.saveBatchJob({ ...job, state: "submitted", batchId: "batch-1", remoteStatus: "completed" })
+        return {
+          open,
+          after: yield* store.batchJobs({ endpoint: job.endpoint, open: true }),
+          all: yield* store.batchJobs({})
+        }
+      })
+    )
+    expect(got.open).toEqual([{ ...job, state: "submitted", batchId: "batch-1", remoteStatus: "in_progress" }])
+    expect(got.after).toEqual([])
+    expect(got.all.map((j) => [j.id, j.state])).toEqual([
+      ["job-1", "done"],
+      ["job-2", "uploaded"]
+    ])
+  })
+
   it("sums the spending of every store open on the workspace at once", async () => {
     const spend = { role: "teacher", model: "m", promptTokens: 100, completionTokens: 50, costUsd: 0.5 }
     const totals = await Effect.runPromise(

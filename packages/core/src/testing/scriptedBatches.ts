@@ -19,8 +19,8 @@ export interface ScriptedBatchOptions {
   readonly failValidation?: (batchIndex: number) => boolean
   /** Lines that fail with a 500 (written to the error file). */
   readonly failLine?: (customId: string, batchIndex: number) => boolean
-  /** Batches, by number, that expire: the first half of their lines complete, the rest expire. */
-  readonly expire?: (batchIndex: number) => boolean
+  /** Batches, by number and size, that expire: the first half of their lines complete, the rest expire. */
+  readonly expire?: (batchIndex: number, lines: number) => boolean
   /** Where the state is kept: files, batches and the log survive a restart of the server on it. */
   readonly stateFile?: string
   /** The server's limits: requests per batch and bytes per file (OpenAI's are 50,000 and 200 MB). */
@@ -176,7 +176,7 @@ export const scriptedBatchApi = (
 
   const run = (batch: ScriptedBatch) => {
     const lines = state.files[batch.input_file_id]!.content.split("\n").filter((l) => l.trim() !== "")
-    const expires = options.expire?.(batch.index) === true
+    const expires = options.expire?.(batch.index, lines.length) === true
     const output: Array<string> = []
     const errors: Array<string> = []
     for (const [i, line] of lines.entries()) {

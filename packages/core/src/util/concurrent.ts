@@ -1,5 +1,6 @@
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 
@@ -44,10 +45,25 @@ export const drainConcurrently = <A, E, R, E2, R2>(
           ? Effect.succeed(Option.some(buffer[index++]!))
           : lock.withPermits(1)(Effect.suspend(take))
       )
+      // Workers are started as elements come, up to `concurrency`: a stage allowed thousands of
+      // calls in flight (batch mode) runs as many fibers as it has elements, not its allowance.
+      const most = Number.isFinite(concurrency) && concurrency >= 1 ? Math.floor(concurrency) : 1
+      const fibers = yield* FiberSet.make<void, E | E2>()
+      let started = 0
+      const another: Effect.Effect<void, never, R | R2> = Effect.suspend(() => {
+        started++
+        return Effect.asVoid(FiberSet.run(fibers, worker))
+      })
       const worker: Effect.Effect<void, E | E2, R | R2> = Effect.flatMap(next, (a) =>
-        Option.isNone(a) ? Effect.void : Effect.zipRight(f(a.value), worker)
+        Option.isNone(a)
+          ? Effect.void
+          : Effect.zipRight(
+              started < most && (index < buffer.length || !done) ? Effect.zipRight(another, f(a.value)) : f(a.value),
+              worker
+            )
       )
-      const workers = Number.isFinite(concurrency) && concurrency >= 1 ? Math.floor(concurrency) : 1
-      yield* Effect.forEach(Array.from({ length: workers }), () => worker, { concurrency: "unbounded", discard: true })
+      yield* another
+      // Done when every worker is (the first failure ends it at once).
+      yield* Effect.raceFirst(FiberSet.join(fibers), FiberSet.awaitEmpty(fibers))
     })
   )

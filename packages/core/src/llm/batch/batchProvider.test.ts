@@ -184,7 +184,7 @@ describe("an endpoint in batch mode (scripted loopback server with the batch API
         const at = new Date().toISOString()
         yield* store.saveBatchJob({
           id: "job-before-crash",
-          endpoint: `${provider.id} (m)`,
+          endpoint: `teacher: ${provider.id} (m)`,
           state: "uploaded",
           fileId,
           batchId: null,

@@ -39,12 +39,14 @@ interface Job {
  * batch, up to `resubmit` times, then to the live endpoint when `fallbackLive` allows.
  */
 export const makeBatchProvider = (
+  /** The role the endpoint serves: each role's jobs are its own, when roles share an endpoint. */
+  role: string,
   live: ModelProvider & { readonly batch: BatchWire },
   settings: BatchSettings,
   store: RunStoreShape
 ): Effect.Effect<ModelProvider & { readonly batchStats: () => BatchStats }, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const endpoint = `${live.id} (${live.model})`
+    const endpoint = `${role}: ${live.id} (${live.model})`
     const api: BatchApi = batchApi(live.batch, live.id)
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
