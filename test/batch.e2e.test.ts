@@ -117,6 +117,11 @@ describe("fastcot run with teacher and judge in batch mode (scripted batch API: 
     expect(a.keptAs).toEqual(b.keptAs)
     expect(a.dropReasons).toEqual(b.dropReasons)
     expect(a.kept + a.dropped).toBe(N)
+    // The judge worked in rounds: its first batch held every item verification passed; then one
+    // batch for each of the (up to 3) rounds after a rewrite, and one more for the expired lines.
+    const judgeBatches = batches.slice(2)
+    expect(judgeBatches[0]!.request_counts.total).toBe(N - a.dropReasons["answer-mismatch"])
+    expect(judgeBatches.length).toBeLessThanOrEqual(1 + 3 + 1)
     expect(a.batches.open).toBe(0)
     expect(a.batches.jobs).toBeGreaterThanOrEqual(3)
     for (const ws of [batched, straight])

@@ -93,6 +93,14 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
       })
     }
 
+    // A stage whose role sends in batches waits for the stage before it: its passes are then
+    // rounds over every item, each round's calls one batch per role (items trickling in would
+    // make many small batches, each a day's wait at worst).
+    const batched = (role: "rewriter" | "judge") =>
+      config.models[role]?.endpoints.some((e) => e.mode === "batch") === true
+    const after = <A, E, R>(upstream: Deferred.Deferred<void>, waits: boolean, stage: Effect.Effect<A, E, R>) =>
+      waits ? Effect.zipRight(Deferred.await(upstream), stage) : stage
+
     const teacherDone = yield* Deferred.make<void>()
     const l2sDone = yield* Deferred.make<void>()
     const verifyDone = yield* Deferred.make<void>()
@@ -145,11 +153,15 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
     ).pipe(Effect.ensuring(Deferred.succeed(teacherDone, undefined)))
     const longToShort = (
       wanted.has("long-to-short")
-        ? drain(
-            "long-to-short",
-            "collect",
+        ? after(
             teacherDone,
-            longToShortStage(config, { ...base, concurrency: roleConcurrency(config, "rewriter") })
+            batched("rewriter"),
+            drain(
+              "long-to-short",
+              "collect",
+              teacherDone,
+              longToShortStage(config, { ...base, concurrency: roleConcurrency(config, "rewriter") })
+            )
           ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
         : Effect.succeed(undefined)
     ).pipe(Effect.ensuring(Deferred.succeed(l2sDone, undefined)))
@@ -162,17 +174,21 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
     ).pipe(Effect.ensuring(Deferred.succeed(verifyDone, undefined)))
     const align =
       wanted.has("align") && has("judge")
-        ? drain(
-            "align",
-            "align",
+        ? after(
             verifyDone,
-            alignStage(config, {
-              ...base,
-              // An item alternates between judge and rewriter calls: enough items in flight to keep
-              // both roles' endpoints busy (their own limits still cap the calls).
-              concurrency:
-                roleConcurrency(config, "judge") + (has("rewriter") ? roleConcurrency(config, "rewriter") : 0)
-            })
+            batched("judge") || batched("rewriter"),
+            drain(
+              "align",
+              "align",
+              verifyDone,
+              alignStage(config, {
+                ...base,
+                // An item alternates between judge and rewriter calls: enough items in flight to keep
+                // both roles' endpoints busy (their own limits still cap the calls).
+                concurrency:
+                  roleConcurrency(config, "judge") + (has("rewriter") ? roleConcurrency(config, "rewriter") : 0)
+              })
+            )
           ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
         : Effect.succeed(undefined)
 
