@@ -1,5 +1,5 @@
 import { Args, Command, Options } from "@effect/cli"
-import { benchModel, inspectModel, type ModelBenchRow, type ModelReport } from "@fastcot/core"
+import { benchModel, convertCheckpoint, inspectModel, type ModelBenchRow, type ModelReport } from "@fastcot/core"
 import { buildQwen2Model, type BuildVariant, QWEN25_05B_SHAPE } from "@fastcot/core/testing"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -113,6 +113,38 @@ const build = Command.make("build", { out, shape, variants, seed }, (args) =>
   Command.withDescription(
     "Write a Qwen2-architecture ONNX model folder with random weights (onnx-community layout), for tests, demos and benchmarks.\n" +
       "Examples:\n  fastcot models build ./tiny-model\n  fastcot models build ./qwen-shape --shape qwen2.5-0.5b --variants fp32,int8,q4"
+  )
+)
+
+const checkpoint = Args.directory({ name: "checkpoint", exists: "yes" }).pipe(
+  Args.withDescription("A Hugging Face checkpoint folder: config.json, model.safetensors or its shards, the tokenizer.")
+)
+const CONVERT_VARIANTS = ["fp32", "int8", "q4", "fp16", "q4f16"]
+const convertVariants = listOption("variants", `Weight files to write (default fp32): ${CONVERT_VARIANTS.join(", ")}.`)
+
+const convert = Command.make("convert", { checkpoint, out, variants: convertVariants }, (args) =>
+  Effect.gen(function* () {
+    const vs = args.variants.length > 0 ? args.variants : ["fp32"]
+    const bad = vs.filter((v) => !CONVERT_VARIANTS.includes(v))
+    if (bad.length > 0)
+      return yield* usage(`--variants: unknown ${bad.join(", ")}; known: ${CONVERT_VARIANTS.join(", ")}`)
+    const converted = yield* Effect.try({
+      try: () =>
+        convertCheckpoint({
+          source: args.checkpoint,
+          out: args.out,
+          variants: vs as Array<BuildVariant>,
+          onProgress: (m) => process.stderr.write(`${m}\n`)
+        }),
+      // A checkpoint that cannot be read is bad input: the message names the file and the tensor.
+      catch: (e) => usage(e instanceof Error ? e.message : String(e))
+    })
+    yield* stdout(converted.files.join("\n"))
+  })
+).pipe(
+  Command.withDescription(
+    "Convert a Hugging Face Qwen2 checkpoint (what LLaMA-Factory or ms-swift writes after training) into an ONNX model folder the local engine runs, without Python.\n" +
+      "Examples:\n  fastcot models convert ./saves/qwen2.5-7b-sft ./qwen-sft-onnx --variants fp32,q4\n  fastcot eval --model onnx:./qwen-sft-onnx#q4 --bench math500"
   )
 )
 
@@ -231,6 +263,6 @@ const bench = Command.make(
 )
 
 export const modelsCommand = Command.make("models").pipe(
-  Command.withDescription("Local model folders: inspect them, time them, or build small ones."),
-  Command.withSubcommands([inspect, bench, build])
+  Command.withDescription("Local model folders: inspect them, time them, convert a checkpoint, or build small ones."),
+  Command.withSubcommands([inspect, bench, build, convert])
 )

@@ -54,6 +54,28 @@ export const TINY_SHAPE: Omit<Qwen2Shape, "vocabSize"> = {
 export type BuildVariant = "fp32" | "int8" | "q4" | "fp16" | "q4f16"
 export const variantFile = (v: BuildVariant): string => (v === "fp32" ? "model.onnx" : `model_${v}.onnx`)
 
+/**
+ * Where a model's weights come from: random ones (tests, benchmarks) or a checkpoint's. Linear
+ * weights are given as ONNX's MatMul takes them, [in, out] row-major.
+ */
+export interface WeightSource {
+  readonly linear: (name: string, K: number, N: number) => Float32Array
+  /** A bias or a norm's weight (`std` and `mean` shape random ones). */
+  readonly vector: (name: string, n: number, std: number, mean?: number) => Float32Array
+  /** The token embeddings, [vocab, hidden]. */
+  readonly embedding: (name: string, vocab: number, hidden: number) => Float32Array
+  /** The output projection, [hidden, vocab]; undefined when it is the embeddings' (tied). */
+  readonly lmHead: (hidden: number, vocab: number) => Float32Array | undefined
+}
+
+/** Deterministic random weights, seeded by tensor name (embeddings tied). */
+export const randomWeights = (seed: number): WeightSource => ({
+  linear: (name, K, N) => randomTensor(name, seed, K * N, 0.02),
+  vector: (name, n, std, mean = 0) => randomTensor(name, seed, n, std, mean),
+  embedding: (name, vocab, hidden) => randomTensor(name, seed, vocab * hidden, 0.02),
+  lmHead: () => undefined
+})
+
 export interface BuildOptions {
   readonly dir: string
   readonly shape?: Partial<Qwen2Shape>
@@ -126,7 +148,7 @@ export const buildQwen2Model = (options: BuildOptions): BuiltModel => {
   const files: Array<string> = []
   for (const variant of options.variants ?? ["fp32"]) {
     options.onProgress?.(`writing onnx/${variantFile(variant)}`)
-    files.push(...writeVariant(options.dir, shape, variant, seed, external))
+    files.push(...writeQwen2Variant(options.dir, shape, variant, randomWeights(seed), external))
   }
   return { dir: options.dir, shape, files }
 }
@@ -150,7 +172,7 @@ export const parameterCount = (s: Qwen2Shape): number => {
 const fp32Bytes = (s: Qwen2Shape) => parameterCount(s) * 4
 
 /** Deterministic uniform weights (xorshift128+ style), seeded by tensor name. */
-const randomTensor = (name: string, seed: number, size: number, std: number, mean = 0): Float32Array => {
+export const randomTensor = (name: string, seed: number, size: number, std: number, mean = 0): Float32Array => {
   let h = 2166136261 ^ seed
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619)
   let a = h >>> 0 || 1
@@ -167,7 +189,8 @@ const randomTensor = (name: string, seed: number, size: number, std: number, mea
   return out
 }
 
-const transpose = (w: Float32Array, rows: number, cols: number): Float32Array => {
+/** A row-major [rows, cols] matrix as [cols, rows]. */
+export const transpose = (w: Float32Array, rows: number, cols: number): Float32Array => {
   const out = new Float32Array(w.length)
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c]!
   return out
@@ -213,12 +236,14 @@ export const quantizeQ4 = (
   return { packed, scales }
 }
 
-const writeVariant = (
+/** Writes one variant's `onnx/` file (and its external data) of a Qwen2 model with these weights. */
+export const writeQwen2Variant = (
   dir: string,
   s: Qwen2Shape,
   variant: BuildVariant,
-  seed: number,
-  external: boolean
+  weights: WeightSource,
+  external: boolean,
+  producer = PRODUCER
 ): Array<string> => {
   const file = variantFile(variant)
   const modelPath = path.join(dir, "onnx", file)
@@ -260,7 +285,7 @@ const writeVariant = (
 
     /** x [.., K] @ W [K, N] (+ bias), in the variant's arithmetic. */
     const linear = (x: string, name: string, K: number, N: number, bias: boolean, weight?: Float32Array): string => {
-      const w = weight ?? randomTensor(name, seed, K * N, 0.02)
+      const w = weight ?? weights.linear(name, K, N)
       let y: string
       if (variant === "fp32" || variant === "fp16") y = g.op("MatMul", [x, g.tensor(name, ft, [K, N], inFt(w))])
       else if (variant === "int8") {
@@ -289,13 +314,13 @@ const writeVariant = (
       }
       if (!bias) return y
       const b = name.replace(/\.weight$/, ".bias")
-      return g.op("Add", [y, g.tensor(b, ft, [N], inFt(randomTensor(b, seed, N, 0.02)))])
+      return g.op("Add", [y, g.tensor(b, ft, [N], inFt(weights.vector(b, N, 0.02)))])
     }
     const rmsNorm = (x: string, name: string): string => {
       const sq = g.op("Pow", [x, g.const([2], ft)])
       const mean = g.op("ReduceMean", [sq], { axes: [-1], keepdims: 1 })
       const denom = g.op("Sqrt", [g.op("Add", [mean, g.const([s.rmsNormEps], ft)])])
-      return g.op("Mul", [g.op("Div", [x, denom]), g.tensor(name, ft, [H], inFt(randomTensor(name, seed, H, 0.1, 1)))])
+      return g.op("Mul", [g.op("Div", [x, denom]), g.tensor(name, ft, [H], inFt(weights.vector(name, H, 0.1, 1)))])
     }
 
     // Shared: sizes, the attention bias (causal + padding) and the rotary tables.
@@ -331,7 +356,7 @@ const writeVariant = (
     }
 
     const embedName = "model.embed_tokens.weight"
-    const embed = randomTensor(embedName, seed, s.vocabSize * H, 0.02)
+    const embed = weights.embedding(embedName, s.vocabSize, H)
     let h = g.op("Gather", [g.tensor(embedName, ft, [s.vocabSize, H], inFt(embed)), "input_ids"], { axis: 0 })
     const scale = g.const([1 / Math.sqrt(D)], ft)
     for (let l = 0; l < s.numLayers; l++) {
@@ -376,7 +401,16 @@ const writeVariant = (
     const last = rmsNorm(h, "model.norm.weight")
     g.node(
       "Identity",
-      [linear(last, "lm_head.weight", H, s.vocabSize, false, transpose(embed, s.vocabSize, H))],
+      [
+        linear(
+          last,
+          "lm_head.weight",
+          H,
+          s.vocabSize,
+          false,
+          weights.lmHead(H, s.vocabSize) ?? transpose(embed, s.vocabSize, H)
+        )
+      ],
       {},
       { outputs: ["logits"] }
     )
@@ -399,7 +433,7 @@ const writeVariant = (
         outputs.push({ name: `present.${l}.${kind}`, type: ft, dims: ["batch_size", KV, "total_sequence_length", D] })
       }
     }
-    const bytes = g.model({ inputs, outputs, name: "qwen2", producer: PRODUCER, opset: 17 })
+    const bytes = g.model({ inputs, outputs, name: "qwen2", producer, opset: 17 })
     fs.writeFileSync(modelPath, bytes)
     return fd === undefined ? [modelPath] : [modelPath, dataPath]
   } finally {

@@ -1,6 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import onnxProto from "onnx-proto"
+import { readSafetensorsHeader, readTensorFloat32, type TensorEntry } from "../onnx/safetensors.js"
 
 /**
  * An independent, plain-TypeScript forward pass of a Qwen2 model (fp32 weights), written from
@@ -39,6 +40,50 @@ export const referenceLogits = (modelDir: string, ids: ReadonlyArray<number>): A
     if (w === undefined) throw new Error(`no initializer ${name}`)
     return w
   }
+  return forward(config, W, ids)
+}
+
+interface ReferenceConfig {
+  hidden_size: number
+  num_hidden_layers: number
+  num_attention_heads: number
+  num_key_value_heads: number
+  intermediate_size: number
+  vocab_size: number
+  rope_theta: number
+  rms_norm_eps: number
+}
+
+/**
+ * The same forward pass over a Hugging Face checkpoint folder (safetensors, any float dtype):
+ * linear weights are kept [out, in] there, and taken here as [in, out]; a tied head is the
+ * embeddings'.
+ */
+export const checkpointReferenceLogits = (checkpointDir: string, ids: ReadonlyArray<number>): Array<Float64Array> => {
+  const config = JSON.parse(fs.readFileSync(path.join(checkpointDir, "config.json"), "utf8")) as ReferenceConfig
+  const tensors = new Map<string, TensorEntry>()
+  for (const f of fs.readdirSync(checkpointDir).filter((x) => x.endsWith(".safetensors")))
+    for (const e of readSafetensorsHeader(path.join(checkpointDir, f))) tensors.set(e.name, e)
+  const T = (rows: number, cols: number, w: Float32Array) => {
+    const out = new Float32Array(w.length)
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c]!
+    return out
+  }
+  const W = (name: string): Float32Array => {
+    const source = name === "lm_head.weight" && !tensors.has(name) ? "model.embed_tokens.weight" : name
+    const e = tensors.get(source)
+    if (e === undefined) throw new Error(`no tensor ${source}`)
+    const w = readTensorFloat32(e)
+    return e.shape.length === 2 && source !== "model.embed_tokens.weight"
+      ? T(e.shape[0]!, e.shape[1]!, w)
+      : source !== name
+        ? T(config.vocab_size, config.hidden_size, w)
+        : w
+  }
+  return forward(config, W, ids)
+}
+
+const forward = (config: ReferenceConfig, W: (name: string) => Float32Array, ids: ReadonlyArray<number>) => {
   const H = config.hidden_size
   const NH = config.num_attention_heads
   const KV = config.num_key_value_heads

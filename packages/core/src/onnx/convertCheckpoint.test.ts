@@ -1,0 +1,149 @@
+import * as Effect from "effect/Effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as ort from "onnxruntime-node"
+import { afterAll, describe, expect, it } from "vitest"
+import { checkpointReferenceLogits } from "../test-support/qwen2Reference.js"
+import { buildQwen2Checkpoint } from "./checkpointBuilder.js"
+import { convertCheckpoint } from "./convertCheckpoint.js"
+import { floatData } from "./half.js"
+import { LocalModel } from "./localModel.js"
+import { buildQwen2Model } from "./qwen2Builder.js"
+import { float32ToBf16, readSafetensorsHeader, readTensorFloat32, writeSafetensors } from "./safetensors.js"
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fastcot-convert-"))
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
+
+const int64 = (xs: ReadonlyArray<number>, dims: ReadonlyArray<number>) =>
+  new ort.Tensor("int64", BigInt64Array.from(xs.map(BigInt)), dims)
+const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i)
+
+/** Logits at every position of one sequence, from an empty cache, through the file's own graph. */
+const logitsOf = async (dir: string, ids: ReadonlyArray<number>, variant?: string): Promise<Float32Array> => {
+  const m = await Effect.runPromise(LocalModel.load(dir, { variant, threads: 1, graph: "as-exported" }))
+  try {
+    const n = ids.length
+    const out = await m.run({
+      input_ids: int64(ids, [1, n]),
+      attention_mask: int64(
+        ids.map(() => 1),
+        [1, n]
+      ),
+      position_ids: int64(range(0, n), [1, n]),
+      ...m.emptyPast(1)
+    })
+    return floatData(out["logits"]!)
+  } finally {
+    await m.release()
+  }
+}
+
+const PROMPT = Array.from({ length: 64 }, (_, i) => (i * 37 + 11) % 200)
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let worst = 0
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!))
+  return worst
+}
+const argmaxRows = (logits: ArrayLike<number>, V: number) =>
+  Array.from({ length: logits.length / V }, (_, r) => {
+    let best = 0
+    for (let j = 1; j < V; j++) if (logits[r * V + j]! > logits[r * V + best]!) best = j
+    return best
+  })
+
+describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX folder (tiny random checkpoints)", () => {
+  it("fp32, tied, one file: logits equal the reference forward pass of the checkpoint, and the built model of the same weights", async () => {
+    const src = path.join(tmp, "fp32-tied")
+    const out = path.join(tmp, "fp32-tied-onnx")
+    const { shape } = buildQwen2Checkpoint({ dir: src, seed: 5, dtype: "F32" })
+    const progress: Array<string> = []
+    convertCheckpoint({ source: src, out, variants: ["fp32"], onProgress: (m) => progress.push(m) })
+    expect(progress[0]).toBe("writing onnx/model.onnx")
+    const V = shape.vocabSize
+    const converted = await logitsOf(out, PROMPT)
+    const reference = checkpointReferenceLogits(src, PROMPT)
+    for (let t = 0; t < PROMPT.length; t++)
+      expect(maxDiff(converted.subarray(t * V, (t + 1) * V), reference[t]!)).toBeLessThan(1e-4)
+    // The project's builder, given the same seed, writes the same weights: the same logits.
+    const built = path.join(tmp, "built")
+    buildQwen2Model({ dir: built, seed: 5 })
+    expect(maxDiff(await logitsOf(built, PROMPT), converted)).toBeLessThan(1e-6)
+    const record = JSON.parse(fs.readFileSync(path.join(out, "fastcot.json"), "utf8"))
+    expect(record).toMatchObject({ convertedBy: "fastcot models convert", variants: ["fp32"], tiedEmbeddings: true })
+    expect(record.sourceSha256).toMatch(/^[0-9a-f]{64}$/)
+    for (const f of ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"])
+      expect(fs.existsSync(path.join(out, f))).toBe(true)
+  })
+
+  it("bf16, untied, sharded: converts, and its logits equal the reference on the bf16 weights", async () => {
+    const src = path.join(tmp, "bf16-untied")
+    const out = path.join(tmp, "bf16-untied-onnx")
+    const { shape } = buildQwen2Checkpoint({ dir: src, seed: 9, dtype: "BF16", shards: 3, tiedEmbeddings: false })
+    expect(fs.readdirSync(src).filter((f) => f.endsWith(".safetensors"))).toHaveLength(3)
+    expect(readSafetensorsHeader(path.join(src, "model-00001-of-00003.safetensors"))[0]!.dtype).toBe("BF16")
+    convertCheckpoint({ source: src, out, variants: ["fp32", "int8", "q4"] })
+    const V = shape.vocabSize
+    const fp32 = await logitsOf(out, PROMPT)
+    const reference = checkpointReferenceLogits(src, PROMPT)
+    for (let t = 0; t < PROMPT.length; t++)
+      expect(maxDiff(fp32.subarray(t * V, (t + 1) * V), reference[t]!)).toBeLessThan(1e-4)
+    // Quantized variants, measured on these random weights (logits within ±0.68): int8 moves a
+    // logit by 0.008 at most and keeps every greedy token; q4 by 0.08, keeping 50 of 64 (random
+    // weights give near-flat logits, where a small shift swaps the top two).
+    const greedy = argmaxRows(fp32, V)
+    for (const [variant, tolerance, agreement] of [
+      ["int8", 0.02, 1],
+      ["q4", 0.12, 0.7]
+    ] as const) {
+      const q = await logitsOf(out, PROMPT, variant)
+      expect(maxDiff(q, fp32), variant).toBeLessThan(tolerance)
+      const same = argmaxRows(q, V).filter((tok, i) => tok === greedy[i]).length
+      expect(same / PROMPT.length, variant).toBeGreaterThanOrEqual(agreement)
+    }
+  })
+
+  it("reads F32, F16 and BF16 tensors back as written (bfloat16 rounded to nearest even, as PyTorch rounds)", () => {
+    expect([...float32ToBf16(Float32Array.from([1, -2.5, Math.PI, 1.00390625, 1.01171875]))]).toEqual([
+      0x3f80, 0xc020, 0x4049, 0x3f80, 0x3f82
+    ])
+    const values = Float32Array.from([0.5, -1.25, 3, 1024, -0.0078125])
+    for (const dtype of ["F32", "F16", "BF16"] as const) {
+      const file = path.join(tmp, `t-${dtype}.safetensors`)
+      writeSafetensors(file, [{ name: "w", shape: [5], values }], dtype)
+      const [entry] = readSafetensorsHeader(file)
+      expect(entry).toMatchObject({ name: "w", dtype, shape: [5] })
+      expect([...readTensorFloat32(entry!)]).toEqual([...values])
+    }
+  })
+
+  it("names the file and the tensor when a shard is broken or a tensor is missing, and the architecture it refuses", () => {
+    const src = path.join(tmp, "broken")
+    buildQwen2Checkpoint({ dir: src, seed: 2, dtype: "F16", shards: 2 })
+    const shard = path.join(src, "model-00002-of-00002.safetensors")
+    const bytes = fs.readFileSync(shard)
+    fs.writeFileSync(shard, bytes.subarray(0, bytes.length - 100))
+    expect(() => convertCheckpoint({ source: src, out: path.join(tmp, "broken-onnx") })).toThrow(
+      /model-00002-of-00002\.safetensors: tensor .+: its data .* runs past the end of the file/
+    )
+
+    const missing = path.join(tmp, "missing")
+    buildQwen2Checkpoint({ dir: missing, seed: 2, dtype: "F32" })
+    const index = JSON.parse(fs.readFileSync(path.join(missing, "config.json"), "utf8"))
+    // One layer more than the file holds: its first tensor is missing.
+    fs.writeFileSync(path.join(missing, "config.json"), JSON.stringify({ ...index, num_hidden_layers: 3 }))
+    expect(() => convertCheckpoint({ source: missing, out: path.join(tmp, "missing-onnx") })).toThrow(
+      /tensor model\.layers\.2\.input_layernorm\.weight is missing from the checkpoint/
+    )
+
+    const llama = path.join(tmp, "llama")
+    buildQwen2Checkpoint({ dir: llama, seed: 2, dtype: "F32" })
+    fs.writeFileSync(
+      path.join(llama, "config.json"),
+      JSON.stringify({ ...index, architectures: ["LlamaForCausalLM"], model_type: "llama" })
+    )
+    expect(() => convertCheckpoint({ source: llama, out: path.join(tmp, "llama-onnx") })).toThrow(
+      /config\.json: architectures \["LlamaForCausalLM"\]: fastcot converts Qwen2ForCausalLM/
+    )
+  })
+})

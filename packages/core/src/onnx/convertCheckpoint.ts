@@ -1,0 +1,196 @@
+import { createHash } from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { ensureDirSync } from "../util/dirs.js"
+import {
+  type BuildVariant,
+  type Qwen2Shape,
+  transpose,
+  variantFile,
+  type WeightSource,
+  writeQwen2Variant
+} from "./qwen2Builder.js"
+import { CheckpointError, openCheckpointTensors, readTensorFloat32, type TensorEntry } from "./safetensors.js"
+
+/**
+ * `fastcot models convert`: a Hugging Face checkpoint of `Qwen2ForCausalLM` (Qwen2, Qwen2.5,
+ * Qwen2.5-Math, DistilQwen: what LLaMA-Factory and ms-swift write after fine-tuning) turned into
+ * an ONNX model folder that the local engine runs, with no Python. The graph is the one the
+ * project's builder writes (an onnx-community export's layout, opset 17); weights are read one
+ * tensor at a time from single or sharded safetensors in BF16, F16 or F32.
+ */
+
+/** What a checkpoint's config.json says of its model, as the converter needs it. */
+export interface CheckpointConfig {
+  readonly shape: Qwen2Shape
+  readonly tiedEmbeddings: boolean
+}
+
+const fail = (message: string): never => {
+  throw new CheckpointError({ message })
+}
+
+/** Reads `config.json`: a Qwen2ForCausalLM with what the graph needs, or an error saying what is missing. */
+export const readCheckpointConfig = (dir: string): CheckpointConfig => {
+  const file = path.join(dir, "config.json")
+  if (!fs.existsSync(file)) fail(`${file}: missing (a Hugging Face checkpoint folder has one)`)
+  let c: Record<string, unknown>
+  try {
+    c = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>
+  } catch (e) {
+    return fail(`${file}: not JSON: ${(e as Error).message}`)
+  }
+  const architectures = Array.isArray(c["architectures"]) ? (c["architectures"] as Array<unknown>) : []
+  if (!architectures.includes("Qwen2ForCausalLM"))
+    fail(
+      `${file}: architectures ${JSON.stringify(architectures)}: fastcot converts Qwen2ForCausalLM (Qwen2, Qwen2.5, Qwen2.5-Math, DistilQwen) only`
+    )
+  const int = (key: string): number => {
+    const v = c[key]
+    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0)
+      return fail(`${file}: ${key} is missing or not a positive integer`)
+    return v
+  }
+  if (c["use_sliding_window"] === true)
+    fail(
+      `${file}: use_sliding_window is true: sliding-window attention is not converted (Qwen2.5 checkpoints leave it off)`
+    )
+  if (c["hidden_act"] !== undefined && c["hidden_act"] !== "silu")
+    fail(`${file}: hidden_act ${JSON.stringify(c["hidden_act"])}: only silu is converted`)
+  if (c["rope_scaling"] !== undefined && c["rope_scaling"] !== null)
+    fail(`${file}: rope_scaling ${JSON.stringify(c["rope_scaling"])}: scaled rotary embeddings are not converted yet`)
+  const shape: Qwen2Shape = {
+    hiddenSize: int("hidden_size"),
+    numLayers: int("num_hidden_layers"),
+    numHeads: int("num_attention_heads"),
+    numKvHeads: typeof c["num_key_value_heads"] === "number" ? int("num_key_value_heads") : int("num_attention_heads"),
+    intermediateSize: int("intermediate_size"),
+    vocabSize: int("vocab_size"),
+    ropeTheta: typeof c["rope_theta"] === "number" ? c["rope_theta"] : 10_000,
+    rmsNormEps: typeof c["rms_norm_eps"] === "number" ? c["rms_norm_eps"] : 1e-6,
+    maxPositionEmbeddings: typeof c["max_position_embeddings"] === "number" ? c["max_position_embeddings"] : 32768
+  }
+  if (shape.hiddenSize % shape.numHeads !== 0) fail(`${file}: hidden_size is not a multiple of num_attention_heads`)
+  if (shape.numHeads % shape.numKvHeads !== 0)
+    fail(`${file}: num_attention_heads is not a multiple of num_key_value_heads`)
+  return { shape, tiedEmbeddings: c["tie_word_embeddings"] === true }
+}
+
+/** The checkpoint's weights, as the graph takes them; a missing or misshapen tensor names itself. */
+export const checkpointWeights = (
+  dir: string,
+  config: CheckpointConfig,
+  onTensor: (name: string) => void = () => {}
+): WeightSource => {
+  const tensors = openCheckpointTensors(dir)
+  const entry = (name: string, shape: ReadonlyArray<number>): TensorEntry => {
+    const e = tensors.get(name)
+    if (e === undefined) return fail(`${dir}: tensor ${name} is missing from the checkpoint`)
+    if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i]))
+      fail(`${e.file}: tensor ${name} has shape [${e.shape.join(", ")}], the config says [${shape.join(", ")}]`)
+    onTensor(name)
+    return e
+  }
+  return {
+    // Hugging Face keeps a linear layer's weight as [out, in]; MatMul takes [in, out].
+    linear: (name, K, N) => transpose(readTensorFloat32(entry(name, [N, K])), N, K),
+    vector: (name, n) => readTensorFloat32(entry(name, [n])),
+    embedding: (name, vocab, hidden) => readTensorFloat32(entry(name, [vocab, hidden])),
+    lmHead: (hidden, vocab) =>
+      config.tiedEmbeddings && !tensors.has("lm_head.weight")
+        ? undefined
+        : transpose(readTensorFloat32(entry("lm_head.weight", [vocab, hidden])), vocab, hidden)
+  }
+}
+
+/** Files copied from the checkpoint as they are: tokenizer, chat template, generation settings. */
+const COPIED = [
+  "config.json",
+  "generation_config.json",
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "added_tokens.json",
+  "vocab.json",
+  "merges.txt",
+  "chat_template.jinja",
+  "chat_template.json"
+]
+
+export interface ConvertOptions {
+  readonly source: string
+  readonly out: string
+  readonly variants?: ReadonlyArray<BuildVariant>
+  /** Weights in `<file>_data` (default: when the fp32 weights exceed 256 MB; past 2 GB they must be). */
+  readonly externalData?: boolean
+  readonly onProgress?: (message: string) => void
+}
+
+export interface ConvertedModel {
+  readonly dir: string
+  readonly shape: Qwen2Shape
+  readonly files: ReadonlyArray<string>
+}
+
+/** The SHA-256 of the checkpoint's weight files, in name order (recorded in `fastcot.json`). */
+const weightsHash = (dir: string): string => {
+  const hash = createHash("sha256")
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".safetensors") || f === "model.safetensors.index.json")
+  for (const f of files.sort()) {
+    hash.update(f)
+    const fd = fs.openSync(path.join(dir, f), "r")
+    try {
+      const chunk = Buffer.alloc(8 * 2 ** 20)
+      let n: number
+      while ((n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0) hash.update(chunk.subarray(0, n))
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+  return hash.digest("hex")
+}
+
+/** Converts a checkpoint folder into an ONNX model folder (`onnx/model*.onnx` and the copied files). */
+export const convertCheckpoint = (options: ConvertOptions): ConvertedModel => {
+  const config = readCheckpointConfig(options.source)
+  const progress = options.onProgress ?? (() => {})
+  ensureDirSync(path.join(options.out, "onnx"))
+  for (const name of COPIED) {
+    const from = path.join(options.source, name)
+    if (fs.existsSync(from)) fs.copyFileSync(from, path.join(options.out, name))
+  }
+  if (!fs.existsSync(path.join(options.out, "tokenizer.json")))
+    progress(`warning: ${options.source} has no tokenizer.json: copy one in before running the model`)
+  const s = config.shape
+  const fp32Bytes =
+    4 *
+    (s.vocabSize * s.hiddenSize * (config.tiedEmbeddings ? 1 : 2) +
+      s.numLayers * (4 * s.hiddenSize * s.hiddenSize + 3 * s.hiddenSize * s.intermediateSize))
+  const external = options.externalData ?? fp32Bytes > 256 * 2 ** 20
+  const files: Array<string> = []
+  const variants = options.variants ?? ["fp32"]
+  for (const variant of variants) {
+    progress(`writing onnx/${variantFile(variant)}`)
+    let read = 0
+    const weights = checkpointWeights(options.source, config, () => {
+      read++
+      if (read % 20 === 0) progress(`onnx/${variantFile(variant)}: ${read} tensors`)
+    })
+    files.push(...writeQwen2Variant(options.out, s, variant, weights, external, "fastcot-convert"))
+  }
+  fs.writeFileSync(
+    path.join(options.out, "fastcot.json"),
+    JSON.stringify(
+      {
+        convertedBy: "fastcot models convert",
+        source: path.resolve(options.source),
+        sourceSha256: weightsHash(options.source),
+        variants,
+        tiedEmbeddings: config.tiedEmbeddings
+      },
+      null,
+      2
+    ) + "\n"
+  )
+  return { dir: options.out, shape: s, files }
+}
