@@ -87,17 +87,23 @@ const seed = Options.integer("seed").pipe(
   Options.withDescription("Seed of the random weights.")
 )
 
+/** The variants asked for (default fp32), or a usage error naming the unknown ones. */
+const variantsOf = (asked: ReadonlyArray<string>) => {
+  const vs = asked.length > 0 ? asked : ["fp32"]
+  const bad = vs.filter((v) => !BUILD_VARIANTS.includes(v))
+  return bad.length > 0
+    ? Effect.fail(usage(`--variants: unknown ${bad.join(", ")}; known: ${BUILD_VARIANTS.join(", ")}`))
+    : Effect.succeed(vs as Array<BuildVariant>)
+}
+
 const build = Command.make("build", { out, shape, variants, seed }, (args) =>
   Effect.gen(function* () {
-    const vs = args.variants.length > 0 ? args.variants : ["fp32"]
-    const bad = vs.filter((v) => !BUILD_VARIANTS.includes(v))
-    if (bad.length > 0)
-      return yield* usage(`--variants: unknown ${bad.join(", ")}; known: ${BUILD_VARIANTS.join(", ")}`)
+    const vs = yield* variantsOf(args.variants)
     const built = yield* Effect.try({
       try: () =>
         buildQwen2Model({
           dir: args.out,
-          variants: vs as Array<BuildVariant>,
+          variants: vs,
           seed: args.seed,
           ...(args.shape === "tiny" ? {} : { shape: QWEN25_05B_SHAPE }),
           onProgress: (m) => process.stderr.write(`${m}\n`)
@@ -119,21 +125,16 @@ const build = Command.make("build", { out, shape, variants, seed }, (args) =>
 const checkpoint = Args.directory({ name: "checkpoint", exists: "yes" }).pipe(
   Args.withDescription("A Hugging Face checkpoint folder: config.json, model.safetensors or its shards, the tokenizer.")
 )
-const CONVERT_VARIANTS = ["fp32", "int8", "q4", "fp16", "q4f16"]
-const convertVariants = listOption("variants", `Weight files to write (default fp32): ${CONVERT_VARIANTS.join(", ")}.`)
 
-const convert = Command.make("convert", { checkpoint, out, variants: convertVariants }, (args) =>
+const convert = Command.make("convert", { checkpoint, out, variants }, (args) =>
   Effect.gen(function* () {
-    const vs = args.variants.length > 0 ? args.variants : ["fp32"]
-    const bad = vs.filter((v) => !CONVERT_VARIANTS.includes(v))
-    if (bad.length > 0)
-      return yield* usage(`--variants: unknown ${bad.join(", ")}; known: ${CONVERT_VARIANTS.join(", ")}`)
+    const vs = yield* variantsOf(args.variants)
     const converted = yield* Effect.try({
       try: () =>
         convertCheckpoint({
           source: args.checkpoint,
           out: args.out,
-          variants: vs as Array<BuildVariant>,
+          variants: vs,
           onProgress: (m) => process.stderr.write(`${m}\n`)
         }),
       // A checkpoint that cannot be read is bad input: the message names the file and the tensor.

@@ -2,12 +2,11 @@ import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as ort from "onnxruntime-node"
 import { afterAll, describe, expect, it } from "vitest"
 import { checkpointReferenceLogits } from "../test-support/qwen2Reference.js"
+import { fullLogits } from "../test-support/onnxRuns.js"
 import { buildQwen2Checkpoint } from "./checkpointBuilder.js"
 import { convertCheckpoint } from "./convertCheckpoint.js"
-import { floatData } from "./half.js"
 import { LocalModel } from "./localModel.js"
 import { buildQwen2Model } from "./qwen2Builder.js"
 import { float32ToBf16, readSafetensorsHeader, readTensorFloat32, writeSafetensors } from "./safetensors.js"
@@ -15,25 +14,11 @@ import { float32ToBf16, readSafetensorsHeader, readTensorFloat32, writeSafetenso
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fastcot-convert-"))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
 
-const int64 = (xs: ReadonlyArray<number>, dims: ReadonlyArray<number>) =>
-  new ort.Tensor("int64", BigInt64Array.from(xs.map(BigInt)), dims)
-const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i)
-
 /** Logits at every position of one sequence, from an empty cache, through the file's own graph. */
 const logitsOf = async (dir: string, ids: ReadonlyArray<number>, variant?: string): Promise<Float32Array> => {
   const m = await Effect.runPromise(LocalModel.load(dir, { variant, threads: 1, graph: "as-exported" }))
   try {
-    const n = ids.length
-    const out = await m.run({
-      input_ids: int64(ids, [1, n]),
-      attention_mask: int64(
-        ids.map(() => 1),
-        [1, n]
-      ),
-      position_ids: int64(range(0, n), [1, n]),
-      ...m.emptyPast(1)
-    })
-    return floatData(out["logits"]!)
+    return await fullLogits(m, ids)
   } finally {
     await m.release()
   }

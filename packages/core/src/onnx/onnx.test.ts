@@ -8,6 +8,7 @@ import * as ort from "onnxruntime-node"
 import type { onnx as P } from "onnx-proto"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { referenceLogits } from "../test-support/qwen2Reference.js"
+import { fullLogits, int64, range } from "../test-support/onnxRuns.js"
 import { ChatTokenizer } from "./chatTokenizer.js"
 import { LocalEngine } from "./engine.js"
 import { onnxProvider } from "./onnxProvider.js"
@@ -45,25 +46,6 @@ let fp32raw: LocalModel
 
 /** How far float16 logits may move when the same sums run in other shapes (measured: 1.2e-4 for q4f16, about one float16 step). */
 const TOL16 = 1e-3
-
-const int64 = (xs: ReadonlyArray<number>, dims: ReadonlyArray<number>) =>
-  new ort.Tensor("int64", BigInt64Array.from(xs.map(BigInt)), dims)
-const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i)
-
-/** Logits at every position of one sequence, recomputed without a cache. */
-const fullLogits = async (m: LocalModel, ids: ReadonlyArray<number>): Promise<Float32Array> => {
-  const n = ids.length
-  const out = await m.run({
-    input_ids: int64(ids, [1, n]),
-    attention_mask: int64(
-      ids.map(() => 1),
-      [1, n]
-    ),
-    position_ids: int64(range(0, n), [1, n]),
-    ...m.emptyPast(1)
-  })
-  return floatData(out["logits"]!)
-}
 
 /** Adds an If that returns `name` as `output` from both branches, which read it from the outer graph without listing it as an input. */
 const ifReading = (g: GraphBuilder, name: string, output: string): void => {

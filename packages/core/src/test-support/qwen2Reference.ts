@@ -9,16 +9,7 @@ import { readSafetensorsHeader, readTensorFloat32, type TensorEntry } from "../o
  * of the .onnx file (inline or external data) and computes logits for a whole sequence in float64.
  */
 export const referenceLogits = (modelDir: string, ids: ReadonlyArray<number>): Array<Float64Array> => {
-  const config = JSON.parse(fs.readFileSync(path.join(modelDir, "config.json"), "utf8")) as {
-    hidden_size: number
-    num_hidden_layers: number
-    num_attention_heads: number
-    num_key_value_heads: number
-    intermediate_size: number
-    vocab_size: number
-    rope_theta: number
-    rms_norm_eps: number
-  }
+  const config = JSON.parse(fs.readFileSync(path.join(modelDir, "config.json"), "utf8")) as ReferenceConfig
   const file = path.join(modelDir, "onnx", "model.onnx")
   const model = onnxProto.onnx.ModelProto.decode(fs.readFileSync(file))
   const weights = new Map<string, Float32Array>()
