@@ -33,6 +33,7 @@ export const formatModelReport = (r: ModelReport): string =>
     `  shape            hidden ${r.hiddenSize}, ${r.layers} layers, ${r.heads} heads over ${r.kvHeads} KV heads of ${r.headDim}, vocab ${r.vocabSize}`,
     `  context length   ${r.contextLength ?? "unknown"}`,
     `  trained dtype    ${r.torchDtype ?? "unknown"}`,
+    ...(r.origin === null ? [] : [`  origin           ${r.origin}`]),
     `  chat template    ${r.chatTemplate ? "yes" : "no (prompts are sent as plain text)"}`,
     `  EOS ids          ${r.eosTokenIds.join(", ") || "none"}`,
     "  variants",

@@ -7,6 +7,7 @@ import { checkpointReferenceLogits } from "../test-support/qwen2Reference.js"
 import { fullLogits } from "../test-support/onnxRuns.js"
 import { buildQwen2Checkpoint } from "./checkpointBuilder.js"
 import { convertCheckpoint } from "./convertCheckpoint.js"
+import { inspectModel } from "./inspect.js"
 import { LocalModel } from "./localModel.js"
 import { buildQwen2Model } from "./qwen2Builder.js"
 import { float32ToBf16, readSafetensorsHeader, readTensorFloat32, writeSafetensors } from "./safetensors.js"
@@ -57,6 +58,12 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
     const record = JSON.parse(fs.readFileSync(path.join(out, "fastcot.json"), "utf8"))
     expect(record).toMatchObject({ convertedBy: "fastcot models convert", variants: ["fp32"], tiedEmbeddings: true })
     expect(record.sourceSha256).toMatch(/^[0-9a-f]{64}$/)
+    const report = await Effect.runPromise(inspectModel(out, { graphs: true }))
+    expect(report.origin).toBe(
+      `converted by fastcot from ${path.resolve(src)} (weights sha256 ${record.sourceSha256.slice(0, 12)}…)`
+    )
+    expect(report.variants.map((v) => [v.name, v.graph?.runnable])).toEqual([["fp32", true]])
+    expect((await Effect.runPromise(inspectModel(built))).origin).toBeNull()
     for (const f of ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"])
       expect(fs.existsSync(path.join(out, f))).toBe(true)
   })

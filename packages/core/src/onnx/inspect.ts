@@ -1,4 +1,8 @@
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { loadOrt } from "./ort.js"
 import { openDecoder } from "./localModel.js"
 import { estimateParameters, type ModelFolderError, readModelFolder } from "./modelFolder.js"
@@ -43,6 +47,22 @@ export interface ModelReport {
   readonly variants: ReadonlyArray<VariantReport>
   readonly missing: ReadonlyArray<string>
   readonly notes: ReadonlyArray<string>
+  /** Where the folder came from, when fastcot converted it (`fastcot.json`): "converted by fastcot from …". */
+  readonly origin: string | null
+}
+
+/** What `fastcot models convert` records in `fastcot.json`. */
+const ConversionRecord = Schema.parseJson(
+  Schema.Struct({ convertedBy: Schema.String, source: Schema.String, sourceSha256: Schema.String })
+)
+
+const originOf = (dir: string): string | null => {
+  const file = path.join(dir, "fastcot.json")
+  if (!fs.existsSync(file)) return null
+  const record = Schema.decodeUnknownOption(ConversionRecord)(fs.readFileSync(file, "utf8"))
+  return Option.isSome(record)
+    ? `converted by fastcot from ${record.value.source} (weights sha256 ${record.value.sourceSha256.slice(0, 12)}…)`
+    : `${file} is not a conversion record fastcot can read`
 }
 
 const WEIGHTS: Record<string, string> = {
@@ -139,6 +159,7 @@ export const inspectModel = (
       eosTokenIds: eos === undefined || eos === null ? [] : typeof eos === "number" ? [eos] : [...eos],
       variants,
       missing: folder.missing,
-      notes
+      notes,
+      origin: originOf(folder.dir)
     }
   })
