@@ -128,6 +128,9 @@ describe("fastcot command line", () => {
     expect((await fastcot("import")).code).toBe(2)
     expect((await fastcot("export", "--format", "xml")).code).toBe(2)
     expect((await fastcot("export", "--val-fraction", "1.5")).code).toBe(2)
+    const batch = await fastcot("run", "--batch", "teacher,critic")
+    expect(batch.code).toBe(2)
+    expect(batch.err).toContain("--batch takes roles (teacher, rewriter, judge), not critic")
   })
 
   it("takes no misspelt option or option without its value for a file name", async () => {

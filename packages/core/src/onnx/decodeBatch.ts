@@ -10,12 +10,14 @@ import { halfToFloat32 } from "./half.js"
 import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
 import { suppressEosBelow } from "./logitsProcessors.js"
 import { sampleToken, seededRandom } from "./sampler.js"
+import { type TokenLogprob, tokenLogprob } from "./tokenLogprobs.js"
 import { StopStrings } from "./stopStrings.js"
 import { TextStreamer } from "./textStreamer.js"
 
 /** One request's decoding state: its tokens, sampler, streamed text and stop conditions. */
 export class DecodeRow {
   readonly generated: Array<number> = []
+  private readonly logprobs: Array<TokenLogprob> = []
   private readonly seen: Set<number>
   private readonly random: () => number
   private readonly decoder: { push: (id: number) => string; flush: () => string }
@@ -63,10 +65,13 @@ export class DecodeRow {
   /** Chooses the next token from this row's logits and applies EOS, stop strings and the budget. */
   accept(logits: Float32Array, now: number): void {
     const eos = this.model.tokenizer.eosIds
+    // Log-probabilities are of the model's own distribution: read before anything changes the logits.
+    const raw = this.request.logprobs !== undefined ? logits.slice() : undefined
     suppressEosBelow(logits, eos, this.generated.length, this.request.minNewTokens ?? 0)
     const allowed = this.request.choice?.allowed(this.generated)
     const token = sampleToken(logits, this.request.sampling, this.seen, this.random, allowed)
     if (this.generated.length === 0) this.firstTokenAt = now
+    if (raw !== undefined) this.logprobs.push(tokenLogprob(raw, token, this.request.logprobs!))
     this.generated.push(token)
     this.seen.add(token)
     this.pending = token
@@ -94,7 +99,8 @@ export class DecodeRow {
       promptTokens: this.promptLength,
       completionTokens: this.generated.length,
       firstTokenMs: (this.firstTokenAt || this.finishedAt) - this.startedAt,
-      totalMs: this.finishedAt - this.startedAt
+      totalMs: this.finishedAt - this.startedAt,
+      ...(this.request.logprobs !== undefined ? { logprobs: this.logprobs } : {})
     }
   }
 }

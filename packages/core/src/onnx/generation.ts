@@ -5,6 +5,7 @@ import type { ChatTokenizer } from "./chatTokenizer.js"
 import type { ModelFolder } from "./modelFolder.js"
 import type { OrtModule } from "./ort.js"
 import type { ChoiceConstraint, SamplingParams } from "./sampler.js"
+import type { TokenLogprob } from "./tokenLogprobs.js"
 
 /** Why a local model cannot run, or a run failed (a Schema: a bench child reports it across processes). */
 export const LocalModelErrorReason = Schema.Literal(
@@ -33,6 +34,8 @@ export interface GenerateRequest {
   readonly choice?: ChoiceConstraint | undefined
   /** Text as it is decoded (never a partial stop string, never half a character). */
   readonly onText?: ((delta: string) => void) | undefined
+  /** Report each generated token's log-probability and this many most likely ones at its step. */
+  readonly logprobs?: number | undefined
   readonly signal?: AbortSignal | undefined
 }
 
@@ -46,6 +49,8 @@ export interface GenerateResult {
   readonly completionTokens: number
   /** Time to the first token (the prefill of the whole batch), ms. */
   readonly firstTokenMs: number
+  /** Per generated token (EOS included), when the request asked for log-probabilities. */
+  readonly logprobs?: ReadonlyArray<TokenLogprob> | undefined
   readonly totalMs: number
 }
 

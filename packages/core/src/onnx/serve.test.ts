@@ -16,6 +16,7 @@ import { inspectModel } from "./inspect.js"
 import { LocalModel } from "./localModel.js"
 import { buildQwen2Model } from "./qwen2Builder.js"
 import { type LocalServer, serveLocalModel } from "./serve.js"
+import { fullLogits } from "../test-support/onnxRuns.js"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fastcot-serve-"))
 const dir = path.join(tmp, "tiny")
@@ -92,6 +93,59 @@ describe("fastcot serve: a local model behind an OpenAI-compatible API", () => {
     expect(usage).toBe(7)
   })
 
+  it("answers /v1/completions with a text or token-id prompt, and log-probabilities that are the model's own", async () => {
+    const client = new OpenAI({ baseURL: server.url, apiKey: "unused" })
+    const ids = model.tokenizer.encode("What is 2+2?")
+    const ask = (prompt: string | Array<number>) =>
+      client.completions.create({ model: "tiny-qwen", prompt, max_tokens: 6, temperature: 0, logprobs: 3 })
+    const [byText, byIds] = await Promise.all([ask("What is 2+2?"), ask(ids)])
+    expect(byIds.object).toBe("text_completion")
+    expect(byIds.choices[0]!.text).toBe(byText.choices[0]!.text)
+    const lp = byIds.choices[0]!.logprobs!
+    expect(lp.token_logprobs).toHaveLength(byIds.usage!.completion_tokens)
+    expect(lp.tokens!.join("")).toContain(byIds.choices[0]!.text)
+    // Keyed by token text, as vLLM's completions format is: tokens that print alike share a key.
+    for (const top of lp.top_logprobs!) expect(Object.keys(top!).length).toBeGreaterThanOrEqual(1)
+    // The first step's top three, against a forward pass of the file's own graph over the prompt.
+    const raw = await Effect.runPromise(LocalModel.load(dir, { threads: 1, graph: "as-exported" }))
+    const logits = await fullLogits(raw, ids)
+    await raw.release()
+    const V = logits.length / ids.length
+    const last = Array.from(logits.subarray(logits.length - V))
+    const max = Math.max(...last)
+    const lse = max + Math.log(last.reduce((a, v) => a + Math.exp(v - max), 0))
+    const expected = last
+      .map((v) => v - lse)
+      .sort((a, b) => b - a)
+      .slice(0, 3)
+    for (const v of Object.values(lp.top_logprobs![0]!))
+      expect(Math.min(...expected.map((e) => Math.abs(e - v)))).toBeLessThan(1e-4)
+    expect(Math.max(...Object.values(lp.top_logprobs![0]!))).toBeCloseTo(expected[0]!, 4)
+    expect(lp.token_logprobs![0]!).toBeLessThanOrEqual(expected[0]! + 1e-4)
+
+    const chat = await client.chat.completions.create({
+      model: "tiny-qwen",
+      messages: [{ role: "user", content: "What is 2+2?" }],
+      max_tokens: 4,
+      temperature: 0,
+      logprobs: true,
+      top_logprobs: 2
+    })
+    const content = chat.choices[0]!.logprobs!.content!
+    expect(content).toHaveLength(chat.usage!.completion_tokens)
+    for (const c of content) {
+      expect(c.top_logprobs).toHaveLength(2)
+      expect(c.logprob).toBeLessThanOrEqual(0)
+      expect(Buffer.from(c.bytes!).toString("utf8")).toBe(c.token)
+    }
+    const echo = await fetch(`${server.url}/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: "x", echo: true })
+    })
+    expect(echo.status).toBe(400)
+  })
+
   it("with a token, answers only requests that carry it as the API key (constant-time compared); /health stays open", async () => {
     const tokenScope = Effect.runSync(Scope.make())
     try {
@@ -118,18 +172,21 @@ describe("fastcot serve: a local model behind an OpenAI-compatible API", () => {
   })
 
   it("rejects bad requests with a 400 that names the field, and unknown routes with 404", async () => {
+    const from = log.length
     const bad = await fetch(`${server.url}/chat/completions`, {
       method: "POST",
       body: JSON.stringify({ messages: [{ role: "user", content: 5 }] })
     })
     expect(bad.status).toBe(400)
     expect(((await bad.json()) as { error: { message: string } }).error.message).toContain("content")
-    expect((await fetch(`${server.url}/completions`, { method: "POST", body: "{}" })).status).toBe(404)
+    expect((await fetch(`${server.url}/embeddings`, { method: "POST", body: "{}" })).status).toBe(404)
+    expect((await fetch(`${server.url}/completions`, { method: "POST", body: "{}" })).status).toBe(400)
     expect((await fetch(`${server.url}/chat/completions`, { method: "POST", body: "{not json" })).status).toBe(400)
     // The server's log shows each refusal and why.
-    expect(log.filter((l) => / (400|404) /.test(l))).toEqual([
+    expect(log.slice(from).filter((l) => / (400|404) /.test(l))).toEqual([
       expect.stringMatching(/^POST \/v1\/chat\/completions 400 .*content/),
-      "POST /v1/completions 404 no route POST /v1/completions",
+      "POST /v1/embeddings 404 no route POST /v1/embeddings",
+      expect.stringMatching(/^POST \/v1\/completions 400 .*prompt/),
       expect.stringMatching(/^POST \/v1\/chat\/completions 400 the body is not JSON/)
     ])
   })

@@ -10,6 +10,7 @@ import { describeParseError } from "../schema/errors.js"
 import { type LocalEngine } from "./engine.js"
 import { toGenerateRequest } from "./onnxProvider.js"
 import { LocalModelError } from "./localModel.js"
+import { chatLogprobs, complete, CompletionsRequest, completionsLogprobs } from "./serveCompletions.js"
 
 /** The part of an OpenAI chat-completions body this server honours. */
 const WireRequest = Schema.Struct({
@@ -36,7 +37,10 @@ const WireRequest = Schema.Struct({
   structured_outputs: Schema.optional(
     Schema.NullOr(Schema.Struct({ choice: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))) }))
   ),
-  guided_choice: Schema.optional(Schema.NullOr(Schema.Array(Schema.String)))
+  guided_choice: Schema.optional(Schema.NullOr(Schema.Array(Schema.String))),
+  /** Each generated token's log-probability, and the `top_logprobs` most likely at its step. */
+  logprobs: Schema.optional(Schema.NullOr(Schema.Boolean)),
+  top_logprobs: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.between(0, 20))))
 })
 
 export interface ServeOptions {
@@ -89,7 +93,8 @@ const readBody = (req: http.IncomingMessage): Promise<string> =>
 
 /**
  * Serves a local model as an OpenAI-compatible HTTP API (`GET /v1/models`,
- * `POST /v1/chat/completions`, streaming or not), bound to 127.0.0.1 unless told otherwise.
+ * `POST /v1/chat/completions`, streaming or not, and `POST /v1/completions` with token ids and
+ * log-probabilities as vLLM takes them), bound to 127.0.0.1 unless told otherwise.
  * Concurrent requests share the engine's batches. The server closes with its scope.
  */
 export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServer, Error, Scope.Scope> =>
@@ -106,6 +111,46 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
           else res.end()
         })
       })
+      /** `POST /v1/completions`: text or token ids in, text and log-probabilities out (not streamed). */
+      const serveCompletion = async (
+        raw: unknown,
+        res: http.ServerResponse,
+        refuse: (status: number, message: string) => void
+      ): Promise<void> => {
+        const decoded = Schema.decodeUnknownEither(CompletionsRequest)(raw)
+        if (Either.isLeft(decoded)) return refuse(400, describeParseError(decoded.left))
+        const ac = new AbortController()
+        res.on("close", () => {
+          if (!res.writableFinished) ac.abort()
+        })
+        const started = Date.now()
+        try {
+          const r = await complete(engine, decoded.right, ac.signal)
+          sendJson(res, 200, {
+            id: `cmpl-${Date.now().toString(36)}${(counter++).toString(36)}`,
+            object: "text_completion",
+            created: Math.floor(Date.now() / 1000),
+            model: modelName,
+            choices: [
+              {
+                index: 0,
+                text: r.text,
+                finish_reason: r.finishReason === "length" ? "length" : "stop",
+                logprobs: r.logprobs === undefined ? null : completionsLogprobs(engine, r.logprobs)
+              }
+            ],
+            usage: usageOf(r)
+          })
+          options.onRequest?.(
+            `POST /v1/completions ${r.promptTokens}+${r.completionTokens} tokens ${Date.now() - started} ms`
+          )
+        } catch (e) {
+          if (e instanceof LocalModelError && e.reason === "prompt-too-long") return refuse(400, e.message)
+          if (e instanceof LocalModelError && e.reason === "cancelled") return
+          refuse(500, e instanceof Error ? e.message : String(e))
+        }
+      }
+
       const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
         const url = new URL(req.url ?? "/", "http://localhost")
         // A refused or failed request is answered and logged (the client's mistake shows on the server too).
@@ -126,7 +171,8 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
             data: [{ id: modelName, object: "model", created: 0, owned_by: "fastcot" }]
           })
         }
-        if (url.pathname !== "/v1/chat/completions" && url.pathname !== "/chat/completions")
+        const completions = url.pathname === "/v1/completions" || url.pathname === "/completions"
+        if (!completions && url.pathname !== "/v1/chat/completions" && url.pathname !== "/chat/completions")
           return refuse(404, `no route ${req.method} ${url.pathname}`)
         if (req.method !== "POST") return refuse(405, "use POST")
         let raw: unknown
@@ -135,6 +181,7 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
         } catch (e) {
           return refuse(400, `the body is not JSON: ${e instanceof Error ? e.message : String(e)}`)
         }
+        if (completions) return serveCompletion(raw, res, refuse)
         const decoded = Schema.decodeUnknownEither(WireRequest)(raw)
         if (Either.isLeft(decoded)) return refuse(400, describeParseError(decoded.left))
         const body = decoded.right
@@ -160,6 +207,9 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
             ? { choice: (body.structured_outputs?.choice ?? body.guided_choice)! }
             : {})
         })
+        const logprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : undefined
+        if (logprobs !== undefined && body.stream === true)
+          return refuse(400, "logprobs: given in replies that are not streamed only")
         const id = `chatcmpl-${Date.now().toString(36)}${(counter++).toString(36)}`
         const created = Math.floor(Date.now() / 1000)
         const ac = new AbortController()
@@ -202,7 +252,7 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
           return
         }
         try {
-          const r = await engine.submit(toGenerateRequest(engine.model, chat, {}, ac.signal))
+          const r = await engine.submit({ ...toGenerateRequest(engine.model, chat, {}, ac.signal), logprobs })
           sendJson(res, 200, {
             id,
             object: "chat.completion",
@@ -213,7 +263,7 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
                 index: 0,
                 message: { role: "assistant", content: r.text },
                 finish_reason: r.finishReason === "length" ? "length" : "stop",
-                logprobs: null
+                logprobs: r.logprobs === undefined ? null : chatLogprobs(engine, r.logprobs)
               }
             ],
             usage: usageOf(r)
