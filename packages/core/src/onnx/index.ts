@@ -14,3 +14,14 @@ export { float32ToHalf, floatData, halfToFloat32 } from "./half.js"
 export { DecodeBatch, DecodeRow } from "./decodeBatch.js"
 export * from "./engine.js"
 export * from "./onnxProvider.js"
+export {
+  CheckpointError,
+  float32ToBf16,
+  openCheckpointTensors,
+  readSafetensorsHeader,
+  readTensorFloat32,
+  type SafetensorsDtype,
+  type TensorEntry,
+  writeSafetensors
+} from "./safetensors.js"
+export { type TokenLogprob, tokenLogprob } from "./tokenLogprobs.js"
