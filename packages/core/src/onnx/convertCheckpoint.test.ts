@@ -4,7 +4,9 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { checkpointReferenceLogits } from "../test-support/qwen2Reference.js"
-import { fullLogits } from "../test-support/onnxRuns.js"
+import { fullLogits, int64, range } from "../test-support/onnxRuns.js"
+import { floatData } from "./half.js"
+import type * as ort from "onnxruntime-node"
 import { buildQwen2Checkpoint } from "./checkpointBuilder.js"
 import { convertCheckpoint } from "./convertCheckpoint.js"
 import { inspectModel } from "./inspect.js"
@@ -66,6 +68,48 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
     expect((await Effect.runPromise(inspectModel(built))).origin).toBeNull()
     for (const f of ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"])
       expect(fs.existsSync(path.join(out, f))).toBe(true)
+  })
+
+  it("decodes 32 cached steps after a 64-token prompt with the reference's logits at every step", async () => {
+    const src = path.join(tmp, "cached")
+    const out = path.join(tmp, "cached-onnx")
+    const { shape } = buildQwen2Checkpoint({ dir: src, seed: 11, dtype: "BF16", tiedEmbeddings: false })
+    convertCheckpoint({ source: src, out })
+    const V = shape.vocabSize
+    const m = await Effect.runPromise(LocalModel.load(out, { threads: 1, graph: "as-exported" }))
+    try {
+      const ids = [...PROMPT]
+      const feed = (tokens: ReadonlyArray<number>, past: Record<string, ort.Tensor>) =>
+        m.run({
+          input_ids: int64(tokens, [1, tokens.length]),
+          attention_mask: int64(
+            range(0, ids.length).map(() => 1),
+            [1, ids.length]
+          ),
+          position_ids: int64(range(ids.length - tokens.length, ids.length), [1, tokens.length]),
+          ...past
+        })
+      let result = await feed(ids, m.emptyPast(1))
+      const stepLogits: Array<Float32Array> = []
+      for (let step = 0; step < 32; step++) {
+        const all = floatData(result["logits"]!)
+        const last = all.subarray(all.length - V)
+        stepLogits.push(last.slice())
+        let next = 0
+        for (let j = 1; j < V; j++) if (last[j]! > last[next]!) next = j
+        ids.push(next)
+        const past: Record<string, ort.Tensor> = {}
+        for (let l = 0; l < shape.numLayers; l++)
+          for (const k of ["key", "value"]) past[`past_key_values.${l}.${k}`] = result[`present.${l}.${k}`]!
+        result = await feed([next], past)
+      }
+      // The reference recomputes the whole sequence without a cache.
+      const reference = checkpointReferenceLogits(src, ids.slice(0, PROMPT.length + 31))
+      for (let step = 0; step < 32; step++)
+        expect(maxDiff(stepLogits[step]!, reference[PROMPT.length - 1 + step]!), `step ${step}`).toBeLessThan(1e-4)
+    } finally {
+      await m.release()
+    }
   })
 
   it("bf16, untied, sharded: converts, and its logits equal the reference on the bf16 weights", async () => {

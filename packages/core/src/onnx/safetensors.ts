@@ -136,7 +136,8 @@ export const openCheckpointTensors = (dir: string): Map<string, TensorEntry> => 
 
 /** One tensor's values as float32, read from its byte range. */
 export const readTensorFloat32 = (entry: TensorEntry): Float32Array => {
-  const bytes = Buffer.alloc(entry.end - entry.begin)
+  // Read straight into a fresh (so 8-byte aligned) buffer that the typed views below share.
+  const bytes = new Uint8Array(entry.end - entry.begin)
   const fd = fs.openSync(entry.file, "r")
   try {
     let at = 0
@@ -150,15 +151,13 @@ export const readTensorFloat32 = (entry: TensorEntry): Float32Array => {
     fs.closeSync(fd)
   }
   const count = entry.shape.reduce((a, b) => a * b, 1)
-  const aligned = new Uint8Array(bytes.length)
-  aligned.set(bytes)
   switch (entry.dtype) {
     case "F32":
-      return new Float32Array(aligned.buffer, 0, count)
+      return new Float32Array(bytes.buffer, 0, count)
     case "F16":
-      return halfToFloat32(new Uint16Array(aligned.buffer, 0, count))
+      return halfToFloat32(new Uint16Array(bytes.buffer, 0, count))
     case "BF16": {
-      const halves = new Uint16Array(aligned.buffer, 0, count)
+      const halves = new Uint16Array(bytes.buffer, 0, count)
       const out = new Uint32Array(count)
       for (let i = 0; i < count; i++) out[i] = halves[i]! << 16
       return new Float32Array(out.buffer)
