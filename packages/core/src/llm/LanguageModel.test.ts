@@ -425,19 +425,20 @@ describe("LanguageModel over an OpenAI-compatible endpoint (scripted loopback se
                 }
               : {}
       })
-      const times: Array<number> = []
       const stats = await withModel(
         { teacher: { endpoints: [{ provider: endpoint(s, { stream }), concurrency: 1 }] } },
         (lm) =>
-          Effect.forEach([1, 2, 3], (i) =>
-            Effect.tap(lm.complete("teacher", ask(`held ${i} ${stream}`)), () =>
-              Effect.sync(() => times.push(Date.now()))
-            )
-          ).pipe(Effect.zipRight(lm.stats))
+          Effect.forEach([1, 2, 3], (i) => lm.complete("teacher", ask(`held ${i} ${stream}`))).pipe(
+            Effect.zipRight(lm.stats)
+          )
       )
+      // By the server's clock: a request came at least the window's 400 ms after the one whose
+      // reply closed the window (the client read that reply after the server received its request);
+      // less a millisecond or two of timer rounding.
       expect(s.requests).toHaveLength(3)
-      expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(390)
-      expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(390)
+      const at = s.requests.map((r) => r.receivedAt)
+      expect(at[1]! - at[0]!).toBeGreaterThanOrEqual(398)
+      expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(398)
       expect(stats[0]).toMatchObject({ rateLimited: 2, failed: 0, retries: 0 })
     }
   })

@@ -192,7 +192,18 @@ export const randomTensor = (name: string, seed: number, size: number, std: numb
 /** A row-major [rows, cols] matrix as [cols, rows]. */
 export const transpose = (w: Float32Array, rows: number, cols: number): Float32Array => {
   const out = new Float32Array(w.length)
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c]!
+  // In tiles, so that reads and writes both stay within a few cache lines.
+  const T = 32
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    const r1 = Math.min(rows, r0 + T)
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const c1 = Math.min(cols, c0 + T)
+      for (let r = r0; r < r1; r++) {
+        const from = r * cols
+        for (let c = c0; c < c1; c++) out[c * rows + r] = w[from + c]!
+      }
+    }
+  }
   return out
 }
 
@@ -217,18 +228,21 @@ export const quantizeQ4 = (
   const blocks = Math.ceil(K / block)
   const packed = new Uint8Array(N * blocks * (block / 2))
   const scales = new Float32Array(N * blocks)
+  // Blocks run along K within one output column: read them from the transpose, where they are contiguous.
+  const rows = transpose(w, K, N)
   for (let n = 0; n < N; n++) {
+    const row = n * K
     for (let b = 0; b < blocks; b++) {
       let max = 0
       for (let i = 0; i < block; i++) {
         const k = b * block + i
-        if (k < K) max = Math.max(max, Math.abs(w[k * N + n]!))
+        if (k < K) max = Math.max(max, Math.abs(rows[row + k]!))
       }
       const scale = max / 7 || 1
       scales[n * blocks + b] = scale
       const base = (n * blocks + b) * (block / 2)
       for (let i = 0; i < block; i += 2) {
-        const q = (k: number) => (k < K ? Math.max(0, Math.min(15, Math.round(w[k * N + n]! / scale) + 8)) : 8)
+        const q = (k: number) => (k < K ? Math.max(0, Math.min(15, Math.round(rows[row + k]! / scale) + 8)) : 8)
         packed[base + i / 2] = q(b * block + i) | (q(b * block + i + 1) << 4)
       }
     }

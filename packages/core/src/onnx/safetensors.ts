@@ -157,9 +157,10 @@ export const readTensorFloat32 = (entry: TensorEntry): Float32Array => {
     case "F16":
       return halfToFloat32(new Uint16Array(bytes.buffer, 0, count))
     case "BF16": {
+      // A bfloat16 is the high half of a float32: write it there (little-endian), the low half zero.
       const halves = new Uint16Array(bytes.buffer, 0, count)
-      const out = new Uint32Array(count)
-      for (let i = 0; i < count; i++) out[i] = halves[i]! << 16
+      const out = new Uint16Array(count * 2)
+      for (let i = 0; i < count; i++) out[2 * i + 1] = halves[i]!
       return new Float32Array(out.buffer)
     }
     default:

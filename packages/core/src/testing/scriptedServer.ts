@@ -41,6 +41,8 @@ export interface ScriptedRequest {
   readonly headers: IncomingMessage["headers"]
   /** The request target: path and query string. */
   readonly url: string
+  /** When the server had read it (Date.now()). */
+  readonly receivedAt: number
 }
 
 export type Fault = "429" | "500" | "slow" | "drop" | "truncate"
@@ -234,7 +236,8 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
       stream: false,
       body,
       headers: {},
-      url: "batch"
+      url: "batch",
+      receivedAt: Date.now()
     }
     if (options.record !== false) requests.push(request)
     const n = index++
@@ -330,7 +333,8 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
       stream: body["stream"] === true,
       body,
       headers: req.headers,
-      url: req.url ?? ""
+      url: req.url ?? "",
+      receivedAt: Date.now()
     }
     if (options.record !== false) requests.push(request)
     const n = index++
