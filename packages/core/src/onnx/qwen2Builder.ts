@@ -228,21 +228,18 @@ export const quantizeQ4 = (
   const blocks = Math.ceil(K / block)
   const packed = new Uint8Array(N * blocks * (block / 2))
   const scales = new Float32Array(N * blocks)
-  // Blocks run along K within one output column: read them from the transpose, where they are contiguous.
-  const rows = transpose(w, K, N)
   for (let n = 0; n < N; n++) {
-    const row = n * K
     for (let b = 0; b < blocks; b++) {
       let max = 0
       for (let i = 0; i < block; i++) {
         const k = b * block + i
-        if (k < K) max = Math.max(max, Math.abs(rows[row + k]!))
+        if (k < K) max = Math.max(max, Math.abs(w[k * N + n]!))
       }
       const scale = max / 7 || 1
       scales[n * blocks + b] = scale
       const base = (n * blocks + b) * (block / 2)
       for (let i = 0; i < block; i += 2) {
-        const q = (k: number) => (k < K ? Math.max(0, Math.min(15, Math.round(rows[row + k]! / scale) + 8)) : 8)
+        const q = (k: number) => (k < K ? Math.max(0, Math.min(15, Math.round(w[k * N + n]! / scale) + 8)) : 8)
         packed[base + i / 2] = q(b * block + i) | (q(b * block + i + 1) << 4)
       }
     }
