@@ -1,6 +1,7 @@
 import { type ScriptedRequest } from "@fastcot/core/testing"
 import { type ChildProcess, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
+import Database from "better-sqlite3"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -33,6 +34,38 @@ describe(`${WORKERS} workers share one run on PostgreSQL (real server on 127.0.0
   const cluster = postgresFixture()
 
   const runArgs = () => recipeRunArgs(fx.server.baseUrl, 8)
+
+  /** Items whose outcome differs between the shared run and the straight one, with each run's rounds: the
+   * message a failed comparison shows. */
+  const keptAsDifferences = (url: string, sqliteFile: string) => {
+    const history =
+      "string_agg(r.idx || ':' || (r.data::json->>'action') || '=' || coalesce(r.data::json->'verdict'->>'level', ''), ' ' ORDER BY r.idx)"
+    const shared = new Map(
+      cluster()
+        .psql(
+          new URL(url).pathname.slice(1),
+          `SELECT i.id || '|' || coalesce(i.kept_as, i.fate) || '|' || ${history} FROM items i JOIN rounds r ON r.item_id = i.id GROUP BY i.id, i.kept_as, i.fate`
+        )
+        .trim()
+        .split("\n")
+        .map((line) => line.split("|") as [string, string, string])
+        .map(([id, outcome, rounds]) => [id, { outcome, rounds }])
+    )
+    const db = new Database(sqliteFile, { readonly: true })
+    const rows = db
+      .prepare(
+        `SELECT i.id AS id, coalesce(i.kept_as, i.fate) AS outcome,
+           (SELECT group_concat(r.idx || ':' || json_extract(r.data, '$.action') || '=' || coalesce(json_extract(r.data, '$.verdict.level'), ''), ' ')
+              FROM (SELECT idx, data FROM rounds WHERE item_id = i.id ORDER BY idx) r) AS rounds
+         FROM items i ORDER BY i.id`
+      )
+      .all() as Array<{ id: string; outcome: string; rounds: string }>
+    db.close()
+    return rows
+      .filter((row) => shared.get(row.id)?.outcome !== row.outcome)
+      .map((row) => `${row.id}: shared ${JSON.stringify(shared.get(row.id))}, straight ${row.outcome} ${row.rounds}`)
+      .join("\n")
+  }
 
   it("finish every item, lose nothing to a worker killed with SIGKILL, re-pay no stored call, and export what one SQLite run exports", async () => {
     const url = cluster().createDatabase("workers")
@@ -99,6 +132,8 @@ describe(`${WORKERS} workers share one run on PostgreSQL (real server on 127.0.0
     await run(["import", join(fx.root, "problems.jsonl"), "--workspace", straight])
     expect((await run([...runArgs(), "--workspace", straight])).status).toBe(0)
     const b = JSON.parse((await run(["status", "--json", "--workspace", straight])).stdout)
+    // Item by item, with each differing item's rounds in both runs when they disagree.
+    expect(keptAsDifferences(url, join(straight, "fastcot.db"))).toBe("")
     expect(status.keptAs).toEqual(b.keptAs)
     expect(status.dropReasons).toEqual(b.dropReasons)
     const out = (ws: string, extra: Array<string>) =>
