@@ -6,6 +6,7 @@ import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Session } from "node:inspector/promises"
 import { Effect, Either, Layer } from "effect"
 import {
   applyOverrides,
@@ -41,15 +42,35 @@ const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in"))
 const spec = `openai:scripted@${baseUrl}`
 const config = applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency: CONCURRENCY })
 const roles = Either.getOrThrow(buildRoles(config, {}))
+/** With PROFILE=FILE, a CPU profile of the timed run alone (no imports, no set-up) is written to FILE. */
+async function startProfile(path) {
+  if (!path) return { stop: async () => {} }
+  const session = new Session()
+  session.connect()
+  await session.post("Profiler.enable")
+  await session.post("Profiler.start")
+  return {
+    stop: async () => {
+      const { profile } = await session.post("Profiler.stop")
+      writeFileSync(path, JSON.stringify(profile))
+      session.disconnect()
+    }
+  }
+}
+
 const result = await Effect.runPromise(
   Effect.scoped(
     Effect.gen(function* () {
       yield* importFile(file)
       const lm = yield* makeLanguageModel(roles)
+      const profiler = yield* Effect.promise(() => startProfile(process.env.PROFILE))
+      const cpu0 = process.cpuUsage()
       const t0 = performance.now()
       const report = yield* runPipeline(config).pipe(Effect.provideService(LanguageModel, lm))
       const seconds = (performance.now() - t0) / 1000
-      return { report, seconds, stats: yield* lm.stats }
+      const cpu = process.cpuUsage(cpu0)
+      yield* Effect.promise(() => profiler.stop())
+      return { report, seconds, cpuMs: (cpu.user + cpu.system) / 1000, stats: yield* lm.stats }
     }).pipe(
       Effect.provide(
         Layer.mergeAll(SqliteRunStoreLive(join(dir, "fastcot.db")), BasicVerifierLive, QwenTokenCounterLive)
@@ -73,5 +94,8 @@ for (const r of perRole)
   console.log(`  ${r.role.padEnd(9)} ${r.callsPerItem.toFixed(2)} calls/item -> at most ${r.ideal.toFixed(0)} items/s`)
 console.log(
   `  ${done} items through alignment (${result.report.align.kept} kept) in ${result.seconds.toFixed(2)} s = ${rate.toFixed(0)} items/s`
+)
+console.log(
+  `  this process: ${(result.cpuMs / done).toFixed(2)} ms CPU per item (${((100 * result.cpuMs) / 1000 / result.seconds).toFixed(0)} % of one core)`
 )
 console.log(`  ratio to the slowest role's ideal (${ideal.toFixed(0)} items/s): ${(rate / ideal).toFixed(2)}`)

@@ -9,6 +9,7 @@ import { ChatRequest, type Completion } from "../llm/schema.js"
 import type { PipelineConfig } from "../recipe/config.js"
 import type { RunEvent } from "../recipe/events.js"
 import { type DropCode, type Item, type KeptAs, makeItem, type Stage } from "../schema/item.js"
+import type { HandedItem } from "../schema/handedItem.js"
 import type { Problem } from "../schema/problem.js"
 import { type CallRecord, makeRound, type Round, type Verification } from "../schema/round.js"
 import { Trace } from "../schema/trace.js"
@@ -25,6 +26,14 @@ export interface ItemStageOptions {
   readonly cache?: CacheMode | undefined
   readonly concurrency: number
   readonly onEvent?: ((event: RunEvent) => void) | undefined
+  /**
+   * Items the stages before hand over in memory as they save them, taken besides (and ahead of
+   * the end of) those read from the store: the stage neither waits for its next pass to find them
+   * nor reads them back. The stream ends when the stages before have finished.
+   */
+  readonly inbox?: Stream.Stream<HandedItem> | undefined
+  /** Told of each item this stage saves still pending (at its next stage), after the save. */
+  readonly handOff?: ((handed: HandedItem) => void) | undefined
 }
 
 export interface ItemStageReport {
@@ -112,50 +121,72 @@ const runItemStage = (
     const clock = yield* Effect.clock
     const started = clock.unsafeCurrentTimeMillis()
     const emit = options.onEvent ?? (() => {})
-    yield* drainConcurrently(
-      pendingAt(stage, options.concurrency),
-      (item) =>
-        Effect.gen(function* () {
-          // A sample the teacher failed to give has no trace: the teacher stage asks for it again.
-          if (item.fate === "failed" && item.trace === undefined) return
-          const problem = yield* store.getProblem(item.problemId)
-          if (Option.isNone(problem)) return
-          // A failed item is tried again from where it stopped.
-          const retried = item.fate === "failed" ? makeItem({ ...item, fate: "pending", reason: undefined }) : item
-          const next = yield* step(retried, problem.value)
-          counts.processed++
-          yield* store.saveItem(next)
-          if (next.fate === "failed") {
-            counts.failed++
-            emit({
-              _tag: "item",
-              stage: name,
-              itemId: item.id,
-              problemId: item.problemId,
-              outcome: "failed",
-              reason: next.reason?.detail,
-              fate: "failed",
-              reasonCode: next.reason?.code
-            })
-            return
-          }
-          if (next.fate === "kept") counts.kept++
-          else if (next.fate === "dropped") counts.dropped++
-          else counts.advanced++
+    // Items this pass has taken, from the store or the inbox: an item both hold (or that a page
+    // read before its save still lists) is worked on once.
+    const taken = new Set<string>()
+    const fromStore = Stream.map(pendingAt(stage, options.concurrency), (item) => ({ item, problem: undefined }))
+    const fromInbox: Stream.Stream<{ item: Item; problem: Problem | undefined }, StoreError, RunStore> =
+      options.inbox === undefined
+        ? Stream.empty
+        : options.inbox.pipe(
+            Stream.filter((handed) => handed.item.stage === stage),
+            Stream.filterEffect((handed) =>
+              store.shared
+                ? Effect.map(store.claim([stageWorkKey(stage, handed.item.id)]), (mine) => mine.size > 0)
+                : Effect.succeed(true)
+            )
+          )
+    const work = (item: Item, handedProblem: Problem | undefined) =>
+      Effect.gen(function* () {
+        // A sample the teacher failed to give has no trace: the teacher stage asks for it again.
+        if (item.fate === "failed" && item.trace === undefined) return
+        const problem =
+          handedProblem !== undefined ? Option.some(handedProblem) : yield* store.getProblem(item.problemId)
+        if (Option.isNone(problem)) return
+        // A failed item is tried again from where it stopped.
+        const retried = item.fate === "failed" ? makeItem({ ...item, fate: "pending", reason: undefined }) : item
+        const next = yield* step(retried, problem.value)
+        counts.processed++
+        yield* store.saveItem(next)
+        if (next.fate === "pending") options.handOff?.({ item: next, problem: problem.value })
+        if (next.fate === "failed") {
+          counts.failed++
           emit({
             _tag: "item",
             stage: name,
             itemId: item.id,
             problemId: item.problemId,
-            outcome: next.fate === "dropped" ? "dropped" : "ok",
-            reason: next.reason !== undefined ? `${next.reason.code}: ${next.reason.detail}` : undefined,
-            fate: next.fate,
-            keptAs: next.keptAs,
-            reasonCode: next.reason?.code,
-            tokensBefore: next.fate === "kept" ? (next.original ?? next.trace)?.tokens?.reasoning : undefined,
-            tokensAfter: next.fate === "kept" ? next.trace?.tokens?.reasoning : undefined
+            outcome: "failed",
+            reason: next.reason?.detail,
+            fate: "failed",
+            reasonCode: next.reason?.code
           })
-        }).pipe(Effect.ensuring(Effect.sync(() => store.release([stageWorkKey(stage, item.id)])))),
+          return
+        }
+        if (next.fate === "kept") counts.kept++
+        else if (next.fate === "dropped") counts.dropped++
+        else counts.advanced++
+        emit({
+          _tag: "item",
+          stage: name,
+          itemId: item.id,
+          problemId: item.problemId,
+          outcome: next.fate === "dropped" ? "dropped" : "ok",
+          reason: next.reason !== undefined ? `${next.reason.code}: ${next.reason.detail}` : undefined,
+          fate: next.fate,
+          keptAs: next.keptAs,
+          reasonCode: next.reason?.code,
+          tokensBefore: next.fate === "kept" ? (next.original ?? next.trace)?.tokens?.reasoning : undefined,
+          tokensAfter: next.fate === "kept" ? next.trace?.tokens?.reasoning : undefined
+        })
+      }).pipe(Effect.ensuring(Effect.sync(() => store.release([stageWorkKey(stage, item.id)]))))
+    yield* drainConcurrently(
+      Stream.merge(fromStore, fromInbox),
+      ({ item, problem }) => {
+        if (taken.has(item.id)) return Effect.void
+        taken.add(item.id)
+        return work(item, problem)
+      },
       options.concurrency
     )
     emit({

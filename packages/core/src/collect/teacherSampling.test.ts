@@ -135,7 +135,11 @@ describe("teacher sampling (scripted loopback teacher)", () => {
     expect(server.requests.length - before).toBe(2)
     expect(second.status.dropReasons).toEqual({ truncated: 2 })
     expect(second.status.failed).toBe(0)
-    expect(second.status.stages.verify).toBe(4)
+    // Short traces go on to verify; long (reasoning) ones wait at collect for long-to-short.
+    expect(second.status.stages.verify).toBe(2)
+    expect(second.items.filter((i) => i.fate === "pending" && i.stage === "collect").map((i) => i.trace!.long)).toEqual(
+      [true, true]
+    )
     expect(second.status.llm.byRole["teacher"]).toMatchObject({ calls: 6 })
     expect(second.status.llm.calls).toBe(6)
   })

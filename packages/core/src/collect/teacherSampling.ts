@@ -10,6 +10,7 @@ import { type PipelineConfig, roleMaxOutputTokens } from "../recipe/config.js"
 import type { RunEvent } from "../recipe/events.js"
 import { problemPrompt, TEACHER_PROMPT_VERSION } from "../recipe/prompts.js"
 import { type Item, makeItem } from "../schema/item.js"
+import type { HandedItem } from "../schema/handedItem.js"
 import type { Problem } from "../schema/problem.js"
 import { makeRound } from "../schema/round.js"
 import { Trace } from "../schema/trace.js"
@@ -26,6 +27,8 @@ export interface StageOptions {
   readonly onEvent?: ((event: RunEvent) => void) | undefined
   /** Only the first N problems (by id), for trial runs. */
   readonly limit?: number | undefined
+  /** Told of each sample saved pending (at its next stage), after the save. */
+  readonly handOff?: ((handed: HandedItem) => void) | undefined
 }
 
 export interface StageReport {
@@ -210,38 +213,39 @@ export const sampleTeacher = (
           counts.completionTokens += call.usage.completionTokens
           counts.costUsd += call.costUsd ?? 0
         }
-        yield* store.saveItem(
-          makeItem({
-            id,
-            problemId: problem.id,
-            stage: dropped ? "collect" : "verify",
-            fate: dropped ? "dropped" : "pending",
-            reason: dropped
-              ? {
-                  code: "truncated",
-                  detail: `the teacher's reply hit max_tokens (${maxTokens ?? "server default"}${earlier.length > 0 ? `, after ${earlier.length} extension${earlier.length > 1 ? "s" : ""} from ${sampling.max_tokens}` : ""})`
-                }
-              : undefined,
-            trace,
-            rounds: [
-              makeRound({
-                index: 0,
-                action: "collect",
-                output: trace,
-                calls: [...earlier, c].map(callRecord),
-                startedAt,
-                finishedAt,
-                note: truncated
-                  ? `truncated at max_tokens (${maxTokens ?? "server default"})`
-                  : earlier.length > 0
-                    ? `cut at max_tokens ${sampling.max_tokens}, asked again with ${maxTokens}`
-                    : undefined
-              })
-            ],
-            createdAt: now,
-            updatedAt: now
-          })
-        )
+        // A long (reasoning) trace waits at collect for long-to-short; a short one goes to verify.
+        const saved = makeItem({
+          id,
+          problemId: problem.id,
+          stage: dropped || long ? "collect" : "verify",
+          fate: dropped ? "dropped" : "pending",
+          reason: dropped
+            ? {
+                code: "truncated",
+                detail: `the teacher's reply hit max_tokens (${maxTokens ?? "server default"}${earlier.length > 0 ? `, after ${earlier.length} extension${earlier.length > 1 ? "s" : ""} from ${sampling.max_tokens}` : ""})`
+              }
+            : undefined,
+          trace,
+          rounds: [
+            makeRound({
+              index: 0,
+              action: "collect",
+              output: trace,
+              calls: [...earlier, c].map(callRecord),
+              startedAt,
+              finishedAt,
+              note: truncated
+                ? `truncated at max_tokens (${maxTokens ?? "server default"})`
+                : earlier.length > 0
+                  ? `cut at max_tokens ${sampling.max_tokens}, asked again with ${maxTokens}`
+                  : undefined
+            })
+          ],
+          createdAt: now,
+          updatedAt: now
+        })
+        yield* store.saveItem(saved)
+        if (saved.fate === "pending") options.handOff?.({ item: saved, problem })
         emit({
           _tag: "item",
           stage: "teacher",

@@ -2,6 +2,7 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Mailbox from "effect/Mailbox"
 import { alignStage, type ItemStageReport, longToShortStage, verifyStage } from "../align/stages.js"
 import { sampleTeacher, type StageReport } from "../collect/teacherSampling.js"
 import { type FilterReport, filterProblems } from "../collect/filterProblems.js"
@@ -10,6 +11,7 @@ import { LanguageModel } from "../llm/LanguageModel.js"
 import * as Stream from "effect/Stream"
 import type { ImportError } from "../import/importFile.js"
 import { RunStore } from "../store/RunStore.js"
+import type { HandedItem } from "../schema/handedItem.js"
 import type { Stage } from "../schema/item.js"
 import type { StoreError } from "../store/errors.js"
 import type { TokenCounter } from "../tokens/TokenCounter.js"
@@ -17,6 +19,9 @@ import type { Verifier } from "../verify/Verifier.js"
 import type { PipelineConfig } from "../recipe/config.js"
 import type { RunEvent } from "../recipe/events.js"
 import { roleConcurrency } from "./models.js"
+
+/** Items an inbox holds for a stage that is behind; further ones wait in the store for its next pass. */
+const INBOX_ROOM = 2_048
 
 export const STAGES = ["filter", "teacher", "long-to-short", "verify", "align"] as const
 export type StageName = (typeof STAGES)[number]
@@ -105,6 +110,27 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
     const l2sDone = yield* Deferred.make<void>()
     const verifyDone = yield* Deferred.make<void>()
 
+    // Items move on in memory as each stage saves them; the store stays the record, and each
+    // stage's passes over it take what the hand-off leaves (items of earlier runs, of other
+    // workers, or beyond an inbox's room while the stage is behind). A stage that waits for the
+    // one before it (batch mode) reads the store alone.
+    const alignWaits = batched("judge") || batched("rewriter")
+    const inboxes = new Map<Stage, Mailbox.Mailbox<HandedItem>>()
+    const openInbox = (stage: Stage) =>
+      Effect.map(Mailbox.make<HandedItem>({ capacity: INBOX_ROOM, strategy: "dropping" }), (m) => inboxes.set(stage, m))
+    if (wanted.has("long-to-short") && !batched("rewriter")) yield* openInbox("collect")
+    if (wanted.has("verify")) yield* openInbox("verify")
+    if (wanted.has("align") && has("judge") && !alignWaits) yield* openInbox("align")
+    const handOff = (handed: HandedItem) => {
+      inboxes.get(handed.item.stage)?.unsafeOffer(handed)
+    }
+    const inboxOf = (stage: Stage) => {
+      const inbox = inboxes.get(stage)
+      return inbox === undefined ? undefined : Mailbox.toStream(inbox)
+    }
+    /** The stage before `stage` has finished: what its inbox holds is all it will get. */
+    const endInbox = (stage: Stage) => Effect.suspend(() => inboxes.get(stage)?.end ?? Effect.void)
+
     /**
      * Passes of an item stage until `upstream` has finished, a pass finds nothing pending, and no
      * other worker sharing the run holds work of this stage (if one dies, its leases run out and
@@ -147,10 +173,11 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
             cache: options.cache,
             onEvent: emit,
             concurrency: roleConcurrency(config, "teacher"),
-            limit: options.limit
+            limit: options.limit,
+            handOff
           }).pipe(Effect.map((r) => r as StageReport | undefined))
         : Effect.succeed(undefined)
-    ).pipe(Effect.ensuring(Deferred.succeed(teacherDone, undefined)))
+    ).pipe(Effect.ensuring(Effect.zipRight(Deferred.succeed(teacherDone, undefined), endInbox("collect"))))
     const longToShort = (
       wanted.has("long-to-short")
         ? after(
@@ -160,23 +187,31 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
               "long-to-short",
               "collect",
               teacherDone,
-              longToShortStage(config, { ...base, concurrency: roleConcurrency(config, "rewriter") })
+              longToShortStage(config, {
+                ...base,
+                concurrency: roleConcurrency(config, "rewriter"),
+                inbox: inboxOf("collect"),
+                handOff
+              })
             )
           ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
         : Effect.succeed(undefined)
-    ).pipe(Effect.ensuring(Deferred.succeed(l2sDone, undefined)))
+    ).pipe(Effect.ensuring(Effect.zipRight(Deferred.succeed(l2sDone, undefined), endInbox("verify"))))
     const verify = (
       wanted.has("verify")
-        ? drain("verify", "verify", l2sDone, verifyStage({ ...base, concurrency: 16 })).pipe(
-            Effect.map((r) => r as ItemStageReport | undefined)
-          )
+        ? drain(
+            "verify",
+            "verify",
+            l2sDone,
+            verifyStage({ ...base, concurrency: 16, inbox: inboxOf("verify"), handOff })
+          ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
         : Effect.succeed(undefined)
-    ).pipe(Effect.ensuring(Deferred.succeed(verifyDone, undefined)))
+    ).pipe(Effect.ensuring(Effect.zipRight(Deferred.succeed(verifyDone, undefined), endInbox("align"))))
     const align =
       wanted.has("align") && has("judge")
         ? after(
             verifyDone,
-            batched("judge") || batched("rewriter"),
+            alignWaits,
             drain(
               "align",
               "align",
@@ -186,7 +221,8 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
                 // An item alternates between judge and rewriter calls: enough items in flight to keep
                 // both roles' endpoints busy (their own limits still cap the calls).
                 concurrency:
-                  roleConcurrency(config, "judge") + (has("rewriter") ? roleConcurrency(config, "rewriter") : 0)
+                  roleConcurrency(config, "judge") + (has("rewriter") ? roleConcurrency(config, "rewriter") : 0),
+                inbox: inboxOf("align")
               })
             )
           ).pipe(Effect.map((r) => r as ItemStageReport | undefined))

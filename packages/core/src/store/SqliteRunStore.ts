@@ -13,7 +13,7 @@ import { StoreError, WorkspaceBusy } from "./errors.js"
 import { describeHolder, holderAlive, holderOf, processStart, type RunLockRow } from "./runLock.js"
 import { hostname } from "node:os"
 import { migrate } from "./migrations.js"
-import { groupCommit } from "./groupCommit.js"
+import { makeGroupCommit } from "./groupCommit.js"
 import { SpendLedger } from "./spendLedger.js"
 import { type CallRow, importProgressOf, countBy, SQLITE_TOKEN_ROWS, statusOf, type TokenRow } from "./statusQueries.js"
 import {
@@ -28,9 +28,9 @@ import {
 } from "./RunStore.js"
 
 const decodeProblem = Schema.decodeUnknownSync(Problem)
-const encodeRound = Schema.encodeSync(Round)
 const ItemRow = Schema.parseJson(Item.pipe(Schema.omit("rounds")))
-// Records have no transformations, so their encoded form is their JSON; reads are decoded (validated).
+// Records (items, rounds) have no transformations, so their encoded form is their JSON; reads are
+// decoded (validated).
 const encodeItemRow = (item: Item) => JSON.stringify({ ...item, rounds: undefined })
 const decodeItemRow = Schema.decodeUnknownSync(ItemRow)
 const decodeRound = Schema.decodeUnknownSync(Schema.parseJson(Round))
@@ -56,6 +56,11 @@ export const openSqliteStore = (
   db.pragma("journal_mode = WAL")
   // NORMAL in WAL mode survives a killed process (not a power cut) and is much faster than FULL.
   db.pragma("synchronous = NORMAL")
+  // A run's reads and upserts land on pages all over the items, rounds and cache tables (their keys
+  // are hashes): a 64 MiB page cache instead of SQLite's 2 MiB keeps them in memory, and a WAL of up
+  // to 10,000 pages before a checkpoint writes a page rewritten by many commits back once.
+  db.pragma("cache_size = -65536")
+  db.pragma("wal_autocheckpoint = 10000")
   db.pragma("busy_timeout = 10000")
   db.pragma("foreign_keys = ON")
   migrate(db)
@@ -123,7 +128,7 @@ export const openSqliteStore = (
   const committedRounds = new WeakMap<object, string>()
   const insertRounds = (item: Item) => {
     for (const r of item.rounds) {
-      if (committedRounds.get(r) !== item.id) stmt.insertRound.run(item.id, r.index, JSON.stringify(encodeRound(r)))
+      if (committedRounds.get(r) !== item.id) stmt.insertRound.run(item.id, r.index, JSON.stringify(r))
     }
   }
   const markCommitted = (items: ReadonlyArray<Item>) => {
@@ -180,15 +185,15 @@ export const openSqliteStore = (
 
   const addItemsTx = db.transaction((items: ReadonlyArray<Item>) => insertItems(items))
 
-  const cachePuts = groupCommit<CacheEntry>(
-    db,
+  // Item saves and cache entries of one event-loop turn share one transaction.
+  const commits = makeGroupCommit(db)
+  const cachePuts = commits.channel<CacheEntry>(
     () => "writing the LLM cache",
     (entries) => {
       for (const e of entries) stmt.cachePut.run(e.key, e.model, e.value, e.createdAt)
     }
   )
-  const itemSaves = groupCommit<Item>(
-    db,
+  const itemSaves = commits.channel<Item>(
     (item) => `saving item ${item.id}`,
     (items) => {
       for (const item of items) {
@@ -393,8 +398,7 @@ export const openSqliteStore = (
     store,
     close: () => {
       ledger.flush()
-      cachePuts.flushNow()
-      itemSaves.flushNow()
+      commits.flushNow()
       db.close()
     }
   }

@@ -2,66 +2,104 @@ import type Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import { StoreError } from "./errors.js"
 
+interface Pending<T> {
+  readonly entry: T
+  readonly resume: (effect: Effect.Effect<void, StoreError>) => void
+}
+
+interface Channel<T> {
+  pending: Array<Pending<T>>
+  readonly what: (entry: T) => string
+  readonly writeMany: (entries: ReadonlyArray<T>) => void
+  readonly committed: (entries: ReadonlyArray<T>) => void
+}
+
+export interface GroupCommitChannel<T> {
+  /** Writes `entry` in the next shared transaction; succeeds once that transaction has committed. */
+  readonly write: (entry: T) => Effect.Effect<void, StoreError>
+}
+
 /**
- * Group commit: writes made in the same turn of the event loop share one transaction, and each
- * caller resumes only after it has committed (durable before it returns). Should the shared
- * transaction fail, each entry is written on its own, so one bad entry fails only its caller.
- * With `withdrawable`, a caller interrupted before the commit takes its write back: what an
+ * Group commit over one database: writes made in the same turn of the event loop, through any of
+ * its channels (items, cache entries, ...), share one transaction, and each caller resumes only
+ * after it has committed (durable before it returns). Should the shared transaction fail, each
+ * entry is written on its own, so one bad entry fails only its caller. A channel opened with
+ * `withdrawable` lets a caller interrupted before the commit take its write back: what an
  * interrupted run reports as stored is then what is stored (items); without it the write still
  * lands (cache entries, whose caller has paid for them).
  */
-export const groupCommit = <T>(
-  db: Database.Database,
-  what: (entry: T) => string,
-  writeMany: (entries: ReadonlyArray<T>) => void,
-  options: { readonly committed?: (entries: ReadonlyArray<T>) => void; readonly withdrawable?: boolean } = {}
-) => {
-  const committed = options.committed ?? (() => {})
-  const tx = db.transaction(writeMany)
-  let pending: Array<{ entry: T; resume: (effect: Effect.Effect<void, StoreError>) => void }> = []
-  const flush = () => {
-    const batch = pending
-    pending = []
-    if (batch.length === 0) return
+export const makeGroupCommit = (db: Database.Database) => {
+  const channels: Array<Channel<unknown>> = []
+  let scheduled = false
+
+  const runAlone = <T>(channel: Channel<T>, p: Pending<T>) => {
     try {
-      const entries = batch.map((p) => p.entry)
-      tx.immediate(entries)
-      committed(entries)
-      for (const p of batch) p.resume(Effect.void)
-    } catch {
-      for (const p of batch) {
-        try {
-          tx.immediate([p.entry])
-          committed([p.entry])
-          p.resume(Effect.void)
-        } catch (cause) {
-          p.resume(
-            Effect.fail(
-              new StoreError({
-                message: `${what(p.entry)}: ${cause instanceof Error ? cause.message : String(cause)}`,
-                cause
-              })
-            )
-          )
-        }
-      }
+      db.transaction(() => channel.writeMany([p.entry])).immediate()
+      channel.committed([p.entry])
+      p.resume(Effect.void)
+    } catch (cause) {
+      p.resume(
+        Effect.fail(
+          new StoreError({
+            message: `${channel.what(p.entry)}: ${cause instanceof Error ? cause.message : String(cause)}`,
+            cause
+          })
+        )
+      )
     }
   }
-  return {
-    write: (entry: T) =>
-      Effect.async<void, StoreError>((resume) => {
-        const write = { entry, resume }
-        pending.push(write)
-        if (pending.length === 1) setImmediate(flush)
-        if (options.withdrawable === true) {
-          return Effect.sync(() => {
-            const i = pending.indexOf(write)
-            if (i >= 0) pending.splice(i, 1)
-          })
-        }
-      }),
-    flushNow: () => {
-      if (pending.length > 0) flush()
+
+  const flush = () => {
+    scheduled = false
+    const batches = channels
+      .filter((c) => c.pending.length > 0)
+      .map((channel) => {
+        const batch = channel.pending
+        channel.pending = []
+        return { channel, batch }
+      })
+    if (batches.length === 0) return
+    try {
+      db.transaction(() => {
+        for (const { batch, channel } of batches) channel.writeMany(batch.map((p) => p.entry))
+      }).immediate()
+    } catch {
+      for (const { batch, channel } of batches) for (const p of batch) runAlone(channel, p)
+      return
     }
+    for (const { batch, channel } of batches) {
+      channel.committed(batch.map((p) => p.entry))
+      for (const p of batch) p.resume(Effect.void)
+    }
+  }
+
+  return {
+    channel: <T>(
+      what: (entry: T) => string,
+      writeMany: (entries: ReadonlyArray<T>) => void,
+      options: { readonly committed?: (entries: ReadonlyArray<T>) => void; readonly withdrawable?: boolean } = {}
+    ): GroupCommitChannel<T> => {
+      const channel: Channel<T> = { pending: [], what, writeMany, committed: options.committed ?? (() => {}) }
+      channels.push(channel as Channel<unknown>)
+      return {
+        write: (entry) =>
+          Effect.async<void, StoreError>((resume) => {
+            const pending = { entry, resume }
+            channel.pending.push(pending)
+            if (!scheduled) {
+              scheduled = true
+              setImmediate(flush)
+            }
+            if (options.withdrawable === true) {
+              return Effect.sync(() => {
+                const i = channel.pending.indexOf(pending)
+                if (i >= 0) channel.pending.splice(i, 1)
+              })
+            }
+          })
+      }
+    },
+    /** Commits whatever is pending now (before the database is closed). */
+    flushNow: () => flush()
   }
 }
