@@ -77,6 +77,7 @@ export const openSqliteStore = (
     rejects: db.prepare("SELECT file, line, reason, raw FROM import_rejects WHERE key = ? ORDER BY line"),
     insertProblem: db.prepare("INSERT OR IGNORE INTO problems (id, domain, data, created_at) VALUES (?, ?, ?, ?)"),
     getProblem: db.prepare("SELECT data FROM problems WHERE id = ?"),
+    problemFlag: db.prepare("SELECT problem_id AS problemId, flag, detail FROM problem_flags WHERE problem_id = ?"),
     insertItem:
       db.prepare(`INSERT OR IGNORE INTO items (id, problem_id, stage, fate, kept_as, reason_code, data, created_at, updated_at)
       VALUES (@id, @problemId, @stage, @fate, @keptAs, @reasonCode, @data, @createdAt, @updatedAt)`),
@@ -254,9 +255,7 @@ export const openSqliteStore = (
       }),
     problemFlag: (problemId) =>
       attempt("reading a problem flag", () => {
-        const row = db
-          .prepare("SELECT problem_id AS problemId, flag, detail FROM problem_flags WHERE problem_id = ?")
-          .get(problemId) as ProblemFlag | undefined
+        const row = stmt.problemFlag.get(problemId) as ProblemFlag | undefined
         return Option.fromNullable(row)
       }),
     itemStates: (ids) =>
