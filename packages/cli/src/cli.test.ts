@@ -4,6 +4,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { GRADER_VERSION } from "@fastcot/evaluator"
+import { Item, openSqliteStore, Problem, Trace } from "@fastcot/core"
+import * as Effect from "effect/Effect"
 
 const BIN = join(__dirname, "..", "dist", "bin.js")
 
@@ -957,6 +959,110 @@ describe("fastcot command line", () => {
     }
   })
 
+  it("review accepts, rejects with a reason and edits kept items; status, inspect and export show each decision", async () => {
+    // A workspace with five kept items ("What is i + i?", answer 2i), written through the store.
+    const ws = join(cwd, "ws")
+    const problems = Array.from(
+      { length: 5 },
+      (_, i) =>
+        new Problem({
+          id: `p_${String(i + 1).padStart(16, "0")}` as Problem["id"],
+          domain: "math",
+          question: `What is ${i + 1} + ${i + 1}?`,
+          answer: String(2 * (i + 1)),
+          source: "t.jsonl:1",
+          metadata: {}
+        })
+    )
+    const ids = problems.map((_, i) => `i_${String(i + 1).padStart(16, "0")}`)
+    const { store, close } = openSqliteStore(join(ws, "fastcot.db"))
+    await Effect.runPromise(
+      store.commitImportBatch({
+        progress: {
+          key: "k",
+          path: "t.jsonl",
+          rows: 5,
+          offset: 0,
+          line: 6,
+          problemsAdded: 0,
+          itemsAdded: 0,
+          duplicates: 0,
+          rejected: 0,
+          done: true
+        },
+        problems,
+        items: problems.map(
+          (p, i) =>
+            new Item({
+              id: ids[i] as Item["id"],
+              problemId: p.id,
+              stage: "done",
+              fate: "kept",
+              keptAs: "initial-medium",
+              trace: new Trace({
+                reasoning: `Add ${i + 1} to itself.`,
+                finalAnswer: `\\boxed{${2 * (i + 1)}}`,
+                origin: "teacher"
+              }),
+              rounds: [],
+              createdAt: "2026-01-01T00:00:00Z",
+              updatedAt: "2026-01-01T00:00:00Z"
+            })
+        ),
+        rejects: []
+      })
+    )
+    close()
+    const review = (...args: Array<string>) => fastcot("review", ...args, "--workspace", "ws")
+    const accepted = await review(ids[0]!, "--accept", "--reviewer", "ana")
+    expect(accepted.code, accepted.err).toBe(0)
+    expect(accepted.out).toContain(`${ids[0]}: accepted by ana`)
+    const rejected = await fastcotWith(
+      { ...process.env, NO_COLOR: "1", FASTCOT_REVIEWER: "ben" },
+      "review",
+      ids[1]!,
+      "--reject",
+      "right answer, wrong reasoning",
+      "--workspace",
+      "ws"
+    )
+    expect(rejected.out).toContain(`${ids[1]}: rejected by ben (right answer, wrong reasoning)`)
+    writeFileSync(join(cwd, "wrong.txt"), "Three and three make seven: \\boxed{7}.")
+    const refused = await review(ids[2]!, "--edit", "wrong.txt", "--reviewer", "ana")
+    expect(refused.code).toBe(1)
+    expect(refused.err).toContain("the edited trace no longer reaches the answer")
+    writeFileSync(join(cwd, "right.txt"), "Three and three make six: \\boxed{6}.")
+    const edited = await review(ids[2]!, "--edit", "right.txt", "--reviewer", "ana")
+    expect(edited.code, edited.err).toBe(0)
+    expect(edited.out).toContain(`${ids[2]}: edited by ana; the edited trace reaches the reference answer`)
+    expect((await review(ids[3]!, "--accept", "--reject", "x")).code).toBe(2)
+    expect((await review("i_0000000000000099", "--accept")).code).toBe(1)
+
+    const status = await fastcot("status", "--workspace", "ws")
+    expect(status.out).toMatch(/reviewed by people +3 \(1 accepted, 1 edited, 1 rejected\)/)
+    expect(status.out).toMatch(/ ana +2/)
+    const shown = await fastcot("inspect", ids[2]!, "--workspace", "ws")
+    expect(shown.out).toContain("review: edited by ana at ")
+    expect(shown.out).toContain("Three and three make six")
+    const all = await fastcot("export", "--out", "all/", "--workspace", "ws")
+    expect(all.code, all.err).toBe(0)
+    expect(all.out).toContain("exported 4 kept items")
+    expect(all.out).toContain("1 accepted, 1 edited (the person's trace), 1 rejected and left out, 2 unreviewed")
+    const reviewed = await fastcot("export", "--reviewed-only", "--out", "reviewed/", "--workspace", "ws")
+    expect(reviewed.out).toContain("exported 2 kept items")
+    const lines = readFileSync(join(cwd, "reviewed", "train.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+    expect(
+      lines.map((l) => (JSON.parse(l) as { messages: Array<{ content: string }> }).messages.at(-1)!.content)
+    ).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining("Add 1 to itself"),
+        expect.stringContaining("Three and three make six")
+      ])
+    )
+  })
+
   it("prints help for each command", async () => {
     const commands = [
       "init",
@@ -964,6 +1070,7 @@ describe("fastcot command line", () => {
       "status",
       "run",
       "inspect",
+      "review",
       "export",
       "eval",
       "report",

@@ -9,6 +9,7 @@ import { demoCommand } from "./commands/demo.js"
 import { evalCommand } from "./commands/eval.js"
 import { exportCommand } from "./commands/export.js"
 import { reportCommand } from "./commands/report.js"
+import { reviewCommand } from "./commands/review.js"
 import { importCommand } from "./commands/import.js"
 import { initCommand } from "./commands/init.js"
 import { inspectCommand } from "./commands/inspect.js"
@@ -33,6 +34,7 @@ export const fastcot = Command.make("fastcot").pipe(
     statusCommand,
     runCommand,
     inspectCommand,
+    reviewCommand,
     exportCommand,
     evalCommand,
     reportCommand,

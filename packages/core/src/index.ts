@@ -28,6 +28,8 @@ export {
   PreferenceRecord,
   Problem,
   ProblemId,
+  Review,
+  ReviewDecision,
   Round,
   RoundAction,
   ShareGptRecord,
@@ -155,8 +157,10 @@ export {
   type ExportFormat,
   ExportFormats,
   type ExportOptions,
-  type ExportReport
+  type ExportReport,
+  type ReviewReport
 } from "./export/exportDataset.js"
+export { REJECT_REASONS, type ReviewAction, reviewItem, ReviewRefused } from "./review/reviewItem.js"
 export {
   llamaFactoryConfig,
   parseTrainer,

@@ -68,6 +68,10 @@ const valFraction = Options.float("val-fraction").pipe(
   Options.withDescription("Fraction held out for validation, in [0, 1).")
 )
 
+const reviewedOnly = Options.boolean("reviewed-only").pipe(
+  Options.withDescription("Only items a person accepted or edited (rejected items are always left out).")
+)
+
 export const exportCommand = Command.make(
   "export",
   {
@@ -79,6 +83,7 @@ export const exportCommand = Command.make(
     baseModel,
     cutoffLen,
     chatTemplate,
+    reviewedOnly,
     workspace: workspaceOption,
     store: storeOption,
     json: jsonOption
@@ -107,7 +112,8 @@ export const exportCommand = Command.make(
         valFraction: args.valFraction,
         trainer: version !== undefined && Either.isRight(version) ? version.right : undefined,
         baseModel: args.baseModel,
-        cutoffLen: limit
+        cutoffLen: limit,
+        reviewedOnly: args.reviewedOnly
       }).pipe(Effect.catchTag("ExportError", (e) => failed(`${e.file}: ${e.message}`)))
       const check = report.templateCheck
       const cut = report.cutoff
@@ -145,6 +151,11 @@ export const exportCommand = Command.make(
                 `  cutoff      ${cut.cutoffLen} tokens (${cut.measured ? `the longest example, ${cut.longest} tokens, rounded up` : "--cutoff-len"})`
               ]
             : []),
+          ...(report.review.accepted + report.review.edited + report.review.rejected > 0 || report.review.reviewedOnly
+            ? [
+                `  review      ${report.review.accepted} accepted, ${report.review.edited} edited (the person's trace), ${report.review.rejected} rejected and left out, ${report.review.unreviewed} unreviewed${report.review.reviewedOnly ? " and left out (--reviewed-only)" : ""}`
+              ]
+            : []),
           ...(report.pairs !== undefined
             ? [
                 `  pairs       ${report.pairs.pairs} preference pairs from ${report.pairs.items} items (the final medium trace over each easy or hard one)`
@@ -176,6 +187,6 @@ export const exportCommand = Command.make(
   Command.withDescription(
     "Write the kept items as SFT JSONL with a dataset card and a LLaMA-Factory dataset_info.json.\n" +
       "Examples:\n  fastcot export --format sharegpt --val-fraction 0.05\n  fastcot export --trainer llamafactory --base-model Qwen/Qwen2.5-7B\n  fastcot export --format preference --trainer swift@4\n" +
-      '  fastcot export --trainer swift@3 --base-model Qwen/Qwen3-8B --cutoff-len 8192\n  fastcot export --out data/sft.jsonl --system-prompt ""'
+      '  fastcot export --trainer swift@3 --base-model Qwen/Qwen3-8B --cutoff-len 8192\n  fastcot export --out data/sft.jsonl --system-prompt ""\n  fastcot export --reviewed-only'
   )
 )

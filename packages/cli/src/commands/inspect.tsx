@@ -57,6 +57,11 @@ const describeItem = (it: Item, problem: Problem | undefined): string => {
   const lines = [
     `item ${it.id}  problem ${it.problemId}`,
     `fate ${it.fate}${it.keptAs !== undefined ? ` (${it.keptAs})` : ""}${it.reason !== undefined ? ` — ${it.reason.code}: ${it.reason.detail}` : ""}; stage ${it.stage}`,
+    ...(it.review !== undefined
+      ? [
+          `review: ${it.review.decision} by ${it.review.reviewer} at ${it.review.at}${it.review.reason !== undefined ? ` — ${it.review.reason}` : ""}`
+        ]
+      : []),
     ...(problem !== undefined
       ? [`question: ${problem.question.slice(0, 300)}`, `reference: ${problem.answer ?? "(none)"}`]
       : []),
@@ -67,6 +72,7 @@ const describeItem = (it: Item, problem: Problem | undefined): string => {
     const parts = [`  ${String(r.index).padStart(2)}. ${r.action}`]
     if (r.verdict !== undefined)
       parts.push(`verdict ${r.verdict.level} (raw ${JSON.stringify(r.verdict.raw.slice(0, 80))})`)
+    if (r.review !== undefined) parts.push(`${r.review.decision} by ${r.review.reviewer} at ${r.review.at}`)
     if (r.verification !== undefined)
       parts.push(`${r.verification.ok ? "verified" : "NOT verified"}: ${r.verification.reason}`)
     for (const c of r.calls)

@@ -28,6 +28,15 @@ export const statusCommand = Command.make(
         ...Object.entries(s.keptAs).map(([k, n]) => row(`    ${k}`, n)),
         row("  dropped", s.dropped),
         ...Object.entries(s.dropReasons).map(([k, n]) => row(`    ${k}`, n)),
+        ...(s.reviews.reviewed > 0
+          ? [
+              row(
+                "reviewed by people",
+                `${s.reviews.reviewed} (${s.reviews.accepted} accepted, ${s.reviews.edited} edited, ${s.reviews.rejected} rejected)`
+              ),
+              ...Object.entries(s.reviews.byReviewer).map(([who, n]) => row(`  ${who}`, n))
+            ]
+          : []),
         ...(s.failed > 0
           ? [
               row("  failed (run again to retry)", s.failed),

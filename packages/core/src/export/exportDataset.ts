@@ -41,6 +41,19 @@ export interface ExportOptions {
   readonly cutoffLen?: number | undefined
   /** Renders every sample with the student's chat template and reports any whose assistant turn does not survive it whole. */
   readonly chatTemplate?: ChatTemplate | undefined
+  /** Only items a person accepted or edited (rejected items are always left out). */
+  readonly reviewedOnly?: boolean | undefined
+}
+
+/** What people's reviews did to an export: kept items by their latest decision. */
+export interface ReviewReport {
+  readonly accepted: number
+  readonly edited: number
+  /** Left out. */
+  readonly rejected: number
+  /** Exported unless `reviewedOnly`, then left out. */
+  readonly unreviewed: number
+  readonly reviewedOnly: boolean
 }
 
 /** The chat-template check of an export: how many samples were rendered and which lost part of their assistant turn. */
@@ -88,6 +101,7 @@ export interface ExportReport {
   readonly trainerTemplate?: TrainerTemplateReport | undefined
   /** Preference pairs: how many items gave how many pairs. */
   readonly pairs?: { readonly items: number; readonly pairs: number } | undefined
+  readonly review: ReviewReport
 }
 
 const LETTER = /^\(?([A-Z])\)?\.?$/
@@ -294,6 +308,7 @@ export const exportDataset = (
       messages.reduce((n, m) => n + counter.count(m.content) + 8, 2)
     const keptAs: Record<string, number> = {}
     const domains: Record<string, number> = {}
+    const review = { accepted: 0, edited: 0, rejected: 0, unreviewed: 0, reviewedOnly: options.reviewedOnly === true }
     const check = { checked: 0, lossy: 0, examples: [] as Array<{ itemId: string; reason: string }> }
     const written = Effect.scoped(
       Effect.gen(function* () {
@@ -312,6 +327,9 @@ export const exportDataset = (
           for (const item of page) {
             const problem = problems.get(item.problemId)
             if (problem === undefined || item.trace === undefined) continue
+            // A person's decision wins: rejected items stay out, edited ones carry the person's trace.
+            review[item.review?.decision ?? "unreviewed"]++
+            if (item.review?.decision === "rejected" || (review.reviewedOnly && item.review === undefined)) continue
             const sample = toSftSample(problem, item, systemPrompt, valFraction)
             // Preference pairs: the final (medium) trace chosen over each trace of the item's history
             // that the judge rated easy or hard (the one it started from, and rewrites that missed).
@@ -439,7 +457,8 @@ export const exportDataset = (
       valFraction,
       templateCheck,
       pairs: options.format === "preference" ? pairs : undefined,
-      cutoff
+      cutoff,
+      review
     })
     yield* io(cardFile, () => writeFile(cardFile, card))
     return {
@@ -457,9 +476,23 @@ export const exportDataset = (
       templateCheck,
       cutoff,
       trainerTemplate,
-      pairs: options.format === "preference" ? pairs : undefined
+      pairs: options.format === "preference" ? pairs : undefined,
+      review
     } satisfies ExportReport
   })
+
+/** The card's account of human review: how many kept items people accepted, edited and rejected. */
+const reviewSection = (r: ReviewReport) => {
+  const reviewed = r.accepted + r.edited + r.rejected
+  if (reviewed === 0 && !r.reviewedOnly) return ""
+  return `## Human review
+
+${reviewed} of the ${reviewed + r.unreviewed} kept items were reviewed by a person: ${r.accepted} accepted, ${r.edited} edited
+(the person's trace is the example, checked against the reference answer), ${r.rejected} rejected and left out.
+${r.reviewedOnly ? `Only reviewed items are exported: ${r.unreviewed} unreviewed items were left out.` : `${r.unreviewed} items were not reviewed.`}
+
+`
+}
 
 const table = (rows: Record<string, number>) =>
   Object.entries(rows)
@@ -481,6 +514,7 @@ const datasetCard = (c: {
   templateCheck?: TemplateCheckReport | undefined
   pairs?: { readonly items: number; readonly pairs: number } | undefined
   cutoff?: CutoffReport | undefined
+  review: ReviewReport
 }) => `---
 task_categories:
 - text-generation
@@ -508,7 +542,7 @@ Format: **${c.format}** (see \`dataset_info.json\` for LLaMA-Factory). Validatio
 |---|---|
 ${table(c.keptAs)}
 
-## Domains
+${reviewSection(c.review)}## Domains
 
 | domain | examples |
 |---|---|

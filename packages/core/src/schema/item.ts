@@ -1,6 +1,6 @@
 import * as Schema from "effect/Schema"
 import { ProblemId } from "./problem.js"
-import { Round, VerificationFailure } from "./round.js"
+import { Review, Round, VerificationFailure } from "./round.js"
 import { Trace } from "./trace.js"
 
 export const ItemId = Schema.String.pipe(Schema.pattern(/^i_[0-9a-f]{16}$/), Schema.brand("ItemId"))
@@ -63,6 +63,8 @@ export class Item extends Schema.Class<Item>("Item")({
   /** The trace the item started from, set when a rewrite replaces it (kept for side-by-side views and preference pairs). */
   original: Schema.optional(Trace),
   rounds: Schema.Array(Round),
+  /** The latest review of this item, when a person has reviewed it (each decision is also a round). */
+  review: Schema.optional(Review),
   /** What the source said of this trace (an imported dataset's own correctness, finish reason, model). */
   metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
   createdAt: Schema.String,

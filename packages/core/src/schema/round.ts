@@ -39,8 +39,29 @@ export const Verification = Schema.Struct({
 })
 export type Verification = typeof Verification.Type
 
-export const RoundAction = Schema.Literal("collect", "long-to-short", "verify", "judge", "expand", "simplify")
+export const RoundAction = Schema.Literal(
+  "collect",
+  "long-to-short",
+  "verify",
+  "judge",
+  "expand",
+  "simplify",
+  "review"
+)
 export type RoundAction = typeof RoundAction.Type
+
+/** What a person decided of a kept item: keep it, leave it out of the data, or keep it as they edited it. */
+export const ReviewDecision = Schema.Literal("accepted", "rejected", "edited")
+export type ReviewDecision = typeof ReviewDecision.Type
+
+/** A person's decision on an item: who, what, why (for a rejection), and when. */
+export const Review = Schema.Struct({
+  decision: ReviewDecision,
+  reviewer: Schema.NonEmptyTrimmedString,
+  reason: Schema.optional(Schema.String),
+  at: Schema.String
+})
+export type Review = typeof Review.Type
 
 /** One step of an item's history. Nothing is overwritten: every round is appended. */
 export class Round extends Schema.Class<Round>("Round")({
@@ -50,6 +71,8 @@ export class Round extends Schema.Class<Round>("Round")({
   output: Schema.optional(Trace),
   verdict: Schema.optional(Verdict),
   verification: Schema.optional(Verification),
+  /** A person's decision (a `review` round); an edit's trace is the round's output. */
+  review: Schema.optional(Review),
   calls: Schema.Array(CallRecord),
   startedAt: Schema.String,
   finishedAt: Schema.String,

@@ -1,6 +1,7 @@
 import * as Schema from "effect/Schema"
 
-export const TraceOrigin = Schema.Literal("teacher", "long-to-short", "expand", "simplify", "imported")
+/** Who wrote a trace: a model at one of the recipe's steps, a dataset, or a person (a review's edit). */
+export const TraceOrigin = Schema.Literal("teacher", "long-to-short", "expand", "simplify", "imported", "human")
 export type TraceOrigin = typeof TraceOrigin.Type
 
 export const TokenCounts = Schema.Struct({

@@ -28,7 +28,15 @@ import {
   type RunStoreShape,
   type WorkerView
 } from "./RunStore.js"
-import { type CallRow, importProgressOf, countsOf, statusOf, type TokenRow } from "./statusQueries.js"
+import {
+  type CallRow,
+  importProgressOf,
+  countsOf,
+  REVIEW_ROWS,
+  type ReviewRow,
+  statusOf,
+  type TokenRow
+} from "./statusQueries.js"
 
 const decodeProblem = Schema.decodeUnknownSync(Schema.parseJson(Problem))
 const encodeRound = Schema.encodeSync(Round)
@@ -81,6 +89,8 @@ const itemRow = (item: Item) => ({
   fate: item.fate,
   kept_as: item.keptAs ?? null,
   reason_code: item.reason?.code ?? null,
+  review: item.review?.decision ?? null,
+  reviewer: item.review?.reviewer ?? null,
   reasoning_tokens: item.trace?.tokens?.reasoning ?? null,
   original_reasoning_tokens: item.original?.tokens?.reasoning ?? null,
   tokenizer: item.trace?.tokens?.tokenizer ?? null,
@@ -391,7 +401,7 @@ export const makePgRunStore = (
             const row = itemRow(item)
             yield* sql`INSERT INTO items ${sql.insert(row)} ON CONFLICT (id) DO UPDATE SET stage = excluded.stage,
               fate = excluded.fate, kept_as = excluded.kept_as, reason_code = excluded.reason_code,
-              reasoning_tokens = excluded.reasoning_tokens, original_reasoning_tokens = excluded.original_reasoning_tokens,
+              review = excluded.review, reviewer = excluded.reviewer, reasoning_tokens = excluded.reasoning_tokens, original_reasoning_tokens = excluded.original_reasoning_tokens,
               tokenizer = excluded.tokenizer, data = excluded.data, updated_at = excluded.updated_at`
             yield* insertRounds(item)
           })
@@ -440,6 +450,7 @@ export const makePgRunStore = (
                   ELSE (c->>'promptTokens')::bigint + (c->>'completionTokens')::bigint END) AS paid
             FROM rounds, jsonb_array_elements(rounds.calls) AS c GROUP BY 1`
           const imports = yield* sql<Record<string, unknown>>`SELECT * FROM imports ORDER BY updated_at`
+          const reviews = yield* sql.unsafe<ReviewRow>(REVIEW_ROWS)
           const workers = yield* liveWorkers
           return statusOf({
             problems,
@@ -451,6 +462,7 @@ export const makePgRunStore = (
             failReasons: countsOf(failReasons),
             domains: countsOf(domains),
             flags: countsOf(flags),
+            reviews,
             tokenRows,
             calls,
             ledger: yield* ledger.totals,

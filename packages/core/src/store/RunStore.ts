@@ -72,6 +72,14 @@ export interface StoreStatus {
   readonly failReasons: Readonly<Record<string, number>>
   readonly domains: Readonly<Record<string, number>>
   readonly flags: Readonly<Record<string, number>>
+  /** Items a person has reviewed, by their latest decision, and how many each reviewer decided. */
+  readonly reviews: {
+    readonly reviewed: number
+    readonly accepted: number
+    readonly rejected: number
+    readonly edited: number
+    readonly byReviewer: Readonly<Record<string, number>>
+  }
   /** Reasoning tokens of kept items: the trace each started from, and the one kept (counted by `tokenizer`). */
   readonly tokens: {
     readonly tokenizer: string | null

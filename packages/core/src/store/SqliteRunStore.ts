@@ -15,7 +15,16 @@ import { hostname } from "node:os"
 import { migrate } from "./migrations.js"
 import { makeGroupCommit } from "./groupCommit.js"
 import { SpendLedger } from "./spendLedger.js"
-import { type CallRow, importProgressOf, countBy, SQLITE_TOKEN_ROWS, statusOf, type TokenRow } from "./statusQueries.js"
+import {
+  type CallRow,
+  importProgressOf,
+  countBy,
+  REVIEW_ROWS,
+  type ReviewRow,
+  SQLITE_TOKEN_ROWS,
+  statusOf,
+  type TokenRow
+} from "./statusQueries.js"
 import {
   type BatchJobRecord,
   type CacheEntry,
@@ -79,13 +88,14 @@ export const openSqliteStore = (
     getProblem: db.prepare("SELECT data FROM problems WHERE id = ?"),
     problemFlag: db.prepare("SELECT problem_id AS problemId, flag, detail FROM problem_flags WHERE problem_id = ?"),
     insertItem:
-      db.prepare(`INSERT OR IGNORE INTO items (id, problem_id, stage, fate, kept_as, reason_code, data, created_at, updated_at)
-      VALUES (@id, @problemId, @stage, @fate, @keptAs, @reasonCode, @data, @createdAt, @updatedAt)`),
+      db.prepare(`INSERT OR IGNORE INTO items (id, problem_id, stage, fate, kept_as, reason_code, review, reviewer, data, created_at, updated_at)
+      VALUES (@id, @problemId, @stage, @fate, @keptAs, @reasonCode, @review, @reviewer, @data, @createdAt, @updatedAt)`),
     upsertItem:
-      db.prepare(`INSERT INTO items (id, problem_id, stage, fate, kept_as, reason_code, data, created_at, updated_at)
-      VALUES (@id, @problemId, @stage, @fate, @keptAs, @reasonCode, @data, @createdAt, @updatedAt)
+      db.prepare(`INSERT INTO items (id, problem_id, stage, fate, kept_as, reason_code, review, reviewer, data, created_at, updated_at)
+      VALUES (@id, @problemId, @stage, @fate, @keptAs, @reasonCode, @review, @reviewer, @data, @createdAt, @updatedAt)
       ON CONFLICT(id) DO UPDATE SET stage=excluded.stage, fate=excluded.fate, kept_as=excluded.kept_as,
-        reason_code=excluded.reason_code, data=excluded.data, updated_at=excluded.updated_at`),
+        reason_code=excluded.reason_code, review=excluded.review, reviewer=excluded.reviewer, data=excluded.data,
+        updated_at=excluded.updated_at`),
     insertRound: db.prepare("INSERT OR IGNORE INTO rounds (item_id, idx, data) VALUES (?, ?, ?)"),
     getItem: db.prepare("SELECT data FROM items WHERE id = ?"),
     itemState: db.prepare("SELECT fate, reason_code FROM items WHERE id = ?"),
@@ -119,6 +129,8 @@ export const openSqliteStore = (
     fate: item.fate,
     keptAs: item.keptAs ?? null,
     reasonCode: item.reason?.code ?? null,
+    review: item.review?.decision ?? null,
+    reviewer: item.review?.reviewer ?? null,
     data: encodeItemRow(item),
     createdAt: item.createdAt,
     updatedAt: item.updatedAt
@@ -316,6 +328,7 @@ export const openSqliteStore = (
         ),
         domains: countBy(db, "SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain"),
         flags: countBy(db, "SELECT flag AS k, COUNT(*) AS n FROM problem_flags GROUP BY flag"),
+        reviews: db.prepare(REVIEW_ROWS).all() as Array<ReviewRow>,
         tokenRows: db.prepare(SQLITE_TOKEN_ROWS).all() as Array<TokenRow>,
         calls: db
           .prepare(

@@ -133,6 +133,15 @@ CREATE TABLE batch_jobs (
 );
 CREATE INDEX batch_jobs_endpoint ON batch_jobs(endpoint, state, created_at);
 `
+  },
+  {
+    version: 6,
+    name: "review decisions on items (who and what, for status and review queues)",
+    sql: `
+ALTER TABLE items ADD COLUMN review TEXT;
+ALTER TABLE items ADD COLUMN reviewer TEXT;
+CREATE INDEX items_review ON items(review, id);
+`
   }
 ]
 

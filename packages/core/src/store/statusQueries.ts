@@ -46,6 +46,17 @@ export interface CallRow {
   readonly paid: number | null
 }
 
+/** Reviewed items by decision and reviewer. */
+export interface ReviewRow {
+  readonly decision: string
+  readonly reviewer: string | null
+  readonly n: number | string
+}
+
+/** The review counts' query, the same SQL on SQLite and PostgreSQL. */
+export const REVIEW_ROWS = `SELECT review AS decision, reviewer, COUNT(*) AS n FROM items
+  WHERE review IS NOT NULL GROUP BY review, reviewer`
+
 /** What a backend reads for `status`; `statusOf` turns it into the report. */
 export interface StatusParts {
   readonly problems: number
@@ -57,6 +68,7 @@ export interface StatusParts {
   readonly failReasons: Record<string, number>
   readonly domains: Record<string, number>
   readonly flags: Record<string, number>
+  readonly reviews: ReadonlyArray<ReviewRow>
   readonly tokenRows: ReadonlyArray<TokenRow>
   readonly calls: ReadonlyArray<CallRow>
   readonly ledger: SpendTotals
@@ -91,6 +103,21 @@ export const tokenStatsOf = (rows: ReadonlyArray<TokenRow>): StoreStatus["tokens
       }
     }).filter((b) => b.before > 0 || b.after > 0)
   }
+}
+
+/** Review counts from the rows `REVIEW_ROWS` reads. */
+export const reviewStatsOf = (rows: ReadonlyArray<ReviewRow>): StoreStatus["reviews"] => {
+  const counts = { reviewed: 0, accepted: 0, rejected: 0, edited: 0 }
+  const byReviewer: Record<string, number> = {}
+  for (const row of rows) {
+    const n = Number(row.n)
+    counts.reviewed += n
+    if (row.decision === "accepted" || row.decision === "rejected" || row.decision === "edited")
+      counts[row.decision] += n
+    const who = row.reviewer ?? "unknown"
+    byReviewer[who] = (byReviewer[who] ?? 0) + n
+  }
+  return { ...counts, byReviewer }
 }
 
 /** The status report from what a backend read: the same arithmetic whatever the database. */
@@ -130,6 +157,7 @@ export const statusOf = (parts: StatusParts): StoreStatus => {
     failReasons: parts.failReasons,
     domains: parts.domains,
     flags: parts.flags,
+    reviews: reviewStatsOf(parts.reviews),
     tokens: tokenStatsOf(parts.tokenRows),
     llm: {
       calls: sum((c) => c.calls),

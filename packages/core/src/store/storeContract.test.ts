@@ -9,6 +9,9 @@ import { spawn } from "node:child_process"
 import { join } from "node:path"
 import { afterAll, beforeEach, describe, expect, it } from "vitest"
 import { Item } from "../schema/item.js"
+import { type ReviewAction, reviewItem } from "../review/reviewItem.js"
+import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
+import { BasicVerifierLive } from "../verify/Verifier.js"
 import { tempDir } from "../test-support/fixtures.js"
 import { call, importBatch, item, problem, round } from "../test-support/storeRecords.js"
 import { usePostgresCluster } from "../test-support/postgresHooks.js"
@@ -216,6 +219,58 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
     expect(status.llm.costUsd).toBeCloseTo(0.02)
     expect(status.imports[0]).toMatchObject({ path: "f.jsonl", rows: 3, problemsAdded: 3, rejected: 1, done: true })
     expect(status.running).toBeNull()
+  })
+
+  it("keeps people's review decisions: each item's latest with its history, counted by decision and reviewer", async () => {
+    const ps = ["r1?", "r2?", "r3?", "r4?"].map(problem)
+    const kept = (p: (typeof ps)[number]) =>
+      new Item({ ...item(p, [], "kept", "So it is \\boxed{1}."), stage: "done", keptAs: "initial-medium" })
+    const { status, items, refused } = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.commitImportBatch(importBatch(ps, ps.map(kept)))
+        const id = (p: (typeof ps)[number]) => kept(p).id
+        const review = (p: (typeof ps)[number], action: ReviewAction, who: string) =>
+          reviewItem(id(p), action, who).pipe(Effect.provide(Layer.merge(BasicVerifierLive, QwenTokenCounterLive)))
+        yield* review(ps[0]!, { _tag: "reject", reason: "garbled or unreadable" }, "ana")
+        yield* review(ps[1]!, { _tag: "accept" }, "ana")
+        yield* review(ps[2]!, { _tag: "edit", reasoning: "One is one, so \\boxed{1}." }, "ben")
+        yield* review(ps[2]!, { _tag: "accept" }, "ana")
+        const refused = yield* Effect.flip(review(ps[3]!, { _tag: "edit", reasoning: "Surely \\boxed{2}." }, "ben"))
+        return {
+          status: yield* store.status,
+          items: yield* Effect.forEach(ps, (p) => Effect.map(store.getItem(id(p)), Option.getOrThrow)),
+          refused
+        }
+      })
+    )
+    expect(status.reviews).toEqual({
+      reviewed: 3,
+      accepted: 1,
+      rejected: 1,
+      edited: 1,
+      byReviewer: { ana: 3 }
+    })
+    expect(items[0]!.review).toMatchObject({ decision: "rejected", reviewer: "ana", reason: "garbled or unreadable" })
+    // An edit: the person's trace, checked, with the model's kept as the original; accepting it keeps it edited.
+    expect(items[2]!.trace).toMatchObject({
+      reasoning: "One is one, so \\boxed{1}.",
+      origin: "human",
+      finalAnswer: "1"
+    })
+    expect(items[2]!.original?.origin).toBe("teacher")
+    expect(items[2]!.review).toMatchObject({ decision: "edited", reviewer: "ana" })
+    expect(items[2]!.rounds.map((r) => [r.action, r.review?.decision, r.review?.reviewer, r.verification?.ok])).toEqual(
+      [
+        ["review", "edited", "ben", true],
+        ["review", "edited", "ana", undefined]
+      ]
+    )
+    // An edit that no longer reaches the answer is refused with the failed check, and nothing is saved.
+    expect(refused).toMatchObject({ _tag: "ReviewRefused", code: "edit-fails-verification" })
+    expect(refused._tag === "ReviewRefused" && refused.verification?.failure).toBe("answer-mismatch")
+    expect(items[3]!.review).toBeUndefined()
+    expect(items[3]!.rounds).toEqual([])
   })
 
   it("stores, replaces and returns cache entries", async () => {
