@@ -37,6 +37,7 @@ import {
   statusOf,
   type TokenRow
 } from "./statusQueries.js"
+import { reviewQueueIds } from "./reviewQueue.js"
 
 const decodeProblem = Schema.decodeUnknownSync(Schema.parseJson(Problem))
 const encodeRound = Schema.encodeSync(Round)
@@ -421,6 +422,26 @@ export const makePgRunStore = (
               ORDER BY id LIMIT ${filter.limit ?? 1000}`
             return yield* loadItems(ids.map((r) => r.id))
           })
+        ),
+      reviewQueue: (filter) =>
+        run(
+          "reading the review queue",
+          Effect.flatMap(
+            reviewQueueIds(filter, (q) =>
+              Effect.map(
+                sql<{ id: string }>`SELECT id FROM items WHERE ${sql.and([
+                  sql`review IS NULL`,
+                  sql`fate = 'kept'`,
+                  ...(q.keptAs !== undefined ? [sql`kept_as = ${q.keptAs}`] : []),
+                  ...(q.from !== undefined ? [sql`id >= ${q.from}`] : []),
+                  ...(q.before !== undefined ? [sql`id < ${q.before}`] : [])
+                ])}
+                ORDER BY ${q.order === "longest" ? sql`reasoning_tokens DESC NULLS LAST, id` : sql`id`} LIMIT ${q.limit}`,
+                (rows) => rows.map((r) => r.id)
+              )
+            ),
+            loadItems
+          )
         ),
       status: run(
         "reading status",

@@ -2,7 +2,7 @@ import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import type { Item, ItemId } from "../schema/item.js"
+import type { Item, ItemId, KeptAs } from "../schema/item.js"
 import type { Problem, ProblemId } from "../schema/problem.js"
 import type { RunLockHolder, StoreError, WorkspaceBusy } from "./errors.js"
 import type { LengthStats } from "../util/lengthStats.js"
@@ -55,6 +55,22 @@ export interface ItemFilter {
   /** Keyset pagination: items with an id greater than this. */
   readonly afterId?: string | undefined
   readonly limit?: number | undefined
+}
+
+/** Which kept items a review queue offers: nobody has reviewed them, nor are they in `exclude`. */
+export interface ReviewQueueFilter {
+  /**
+   * `random`: in id order from the place `seed` names (ids are hashes, so this is a random sample
+   * that the same seed gives again), wrapping around; `longest`: most reasoning tokens first.
+   */
+  readonly order: "random" | "longest"
+  /** Only items kept this way (the judge's first verdict: medium, easy or hard). */
+  readonly keptAs?: KeptAs | undefined
+  /** Hex digits; `random` starts at the first id at or after `i_SEED`. */
+  readonly seed?: string | undefined
+  /** Items held for other reviewers. */
+  readonly exclude?: ReadonlyArray<string> | undefined
+  readonly limit: number
 }
 
 export interface StoreStatus {
@@ -215,6 +231,8 @@ export interface RunStoreShape {
   /** Saves an item's new state and appends its new rounds; earlier rounds are never rewritten. */
   readonly saveItem: (item: Item) => Effect.Effect<void, StoreError>
   readonly listItems: (filter: ItemFilter) => Effect.Effect<ReadonlyArray<Item>, StoreError>
+  /** Kept items waiting for a person's review (see `ReviewQueueFilter`), with their rounds. */
+  readonly reviewQueue: (filter: ReviewQueueFilter) => Effect.Effect<ReadonlyArray<Item>, StoreError>
   readonly status: Effect.Effect<StoreStatus, StoreError>
   readonly cacheGet: (key: string) => Effect.Effect<Option.Option<CacheEntry>, StoreError>
   readonly cachePut: (entry: CacheEntry) => Effect.Effect<void, StoreError>

@@ -14,6 +14,7 @@ import { describeHolder, holderAlive, holderOf, processStart, type RunLockRow } 
 import { hostname } from "node:os"
 import { migrate } from "./migrations.js"
 import { makeGroupCommit } from "./groupCommit.js"
+import { reviewQueueIds } from "./reviewQueue.js"
 import { SpendLedger } from "./spendLedger.js"
 import {
   type CallRow,
@@ -309,6 +310,32 @@ export const openSqliteStore = (
           return item === undefined ? [] : [item]
         })
       }),
+    reviewQueue: (filter) =>
+      reviewQueueIds(filter, (q) =>
+        attempt("reading the review queue", () => {
+          const where = ["review IS NULL", "fate = 'kept'"]
+          const params: Array<string | number> = []
+          if (q.keptAs !== undefined) (where.push("kept_as = ?"), params.push(q.keptAs))
+          if (q.from !== undefined) (where.push("id >= ?"), params.push(q.from))
+          if (q.before !== undefined) (where.push("id < ?"), params.push(q.before))
+          const order =
+            q.order === "longest" ? "json_extract(data, '$.trace.tokens.reasoning') DESC NULLS LAST, id" : "id"
+          params.push(q.limit)
+          const rows = db
+            .prepare(`SELECT id FROM items WHERE ${where.join(" AND ")} ORDER BY ${order} LIMIT ?`)
+            .all(...params) as Array<{ id: string }>
+          return rows.map((r) => r.id)
+        })
+      ).pipe(
+        Effect.flatMap((ids) =>
+          attempt("reading the review queue's items", () =>
+            ids.flatMap((id) => {
+              const item = loadItem(id)
+              return item === undefined ? [] : [item]
+            })
+          )
+        )
+      ),
     status: attempt("reading status", (): StoreStatus => {
       const one = (sql: string) => (db.prepare(sql).get() as { n: number }).n
       const running = liveLockHolder()

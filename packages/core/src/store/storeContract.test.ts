@@ -9,6 +9,7 @@ import { spawn } from "node:child_process"
 import { join } from "node:path"
 import { afterAll, beforeEach, describe, expect, it } from "vitest"
 import { Item } from "../schema/item.js"
+import { Trace } from "../schema/trace.js"
 import { type ReviewAction, reviewItem } from "../review/reviewItem.js"
 import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
 import { BasicVerifierLive } from "../verify/Verifier.js"
@@ -271,6 +272,49 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
     expect(refused._tag === "ReviewRefused" && refused.verification?.failure).toBe("answer-mismatch")
     expect(items[3]!.review).toBeUndefined()
     expect(items[3]!.rounds).toEqual([])
+  })
+
+  it("offers unreviewed kept items for review: a seeded random sample that wraps around, longest first, by verdict", async () => {
+    const ps = Array.from({ length: 12 }, (_, i) => problem(`q${i}?`))
+    const keptItem = (p: (typeof ps)[number], i: number) =>
+      new Item({
+        ...item(p, [], "kept"),
+        stage: "done",
+        keptAs: i % 3 === 0 ? "easy-to-medium" : "initial-medium",
+        trace: new Trace({
+          reasoning: "r",
+          origin: "teacher",
+          tokens: { reasoning: 10 * i, answer: 1, tokenizer: "t" }
+        })
+      })
+    const all = ps.map(keptItem)
+    const ids = all.map((i) => i.id as string).sort()
+    const got = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.commitImportBatch(importBatch(ps, all))
+        yield* reviewItem(all[5]!.id, { _tag: "accept" }, "ana").pipe(
+          Effect.provide(Layer.merge(BasicVerifierLive, QwenTokenCounterLive))
+        )
+        const queue = (filter: Parameters<typeof store.reviewQueue>[0]) =>
+          Effect.map(store.reviewQueue(filter), (items) => items.map((i) => i.id as string))
+        return {
+          // Starting at the 8th id in order: 8th, 9th, ... then around to the 1st.
+          random: yield* queue({ order: "random", seed: ids[7]!.slice(2), limit: 6 }),
+          again: yield* queue({ order: "random", seed: ids[7]!.slice(2), limit: 6 }),
+          longest: yield* queue({ order: "longest", limit: 3 }),
+          easy: yield* queue({ order: "random", keptAs: "easy-to-medium", limit: 10 }),
+          excluded: yield* queue({ order: "random", seed: ids[7]!.slice(2), limit: 2, exclude: [ids[7]!] })
+        }
+      })
+    )
+    const unreviewed = ids.filter((id) => id !== all[5]!.id)
+    const from = unreviewed.findIndex((id) => id >= ids[7]!)
+    expect(got.random).toEqual([...unreviewed.slice(from), ...unreviewed.slice(0, from)].slice(0, 6))
+    expect(got.again).toEqual(got.random)
+    expect(got.longest).toEqual([all[11]!.id, all[10]!.id, all[9]!.id])
+    expect([...got.easy].sort()).toEqual([0, 3, 6, 9].map((i) => all[i]!.id as string).sort())
+    expect(got.excluded).toEqual(got.random.filter((id) => id !== ids[7]).slice(0, 2))
   })
 
   it("stores, replaces and returns cache entries", async () => {
