@@ -31,7 +31,6 @@ import {
 } from "@fastcot/core"
 import { evalRunFolder, evaluate, makeSandbox, loadEvalResults, SandboxLive, verifierFor } from "@fastcot/evaluator"
 import * as Cause from "effect/Cause"
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -57,9 +56,11 @@ import {
   type RunView,
   type StatusView
 } from "./contract.js"
+import { BadRequest } from "./badRequest.js"
+import { itemDetailOf } from "./itemViews.js"
+import { makeReviewDesk } from "./reviewDesk.js"
 
-/** A request that does not match its channel's Schema, or that names something that is not there. */
-export class BadRequest extends Data.TaggedError("BadRequest")<{ readonly message: string }> {}
+export { BadRequest }
 
 type Services = RunStore | TokenCounter
 type Req<C extends ChannelName> = (typeof Channels)[C]["request"]["Type"]
@@ -95,6 +96,7 @@ export class Backend {
       }
     | undefined
   private readonly listeners = new Set<(p: BackendPush) => void>()
+  private readonly reviews = makeReviewDesk()
   private ticker: NodeJS.Timeout | undefined
   private evaluation: {
     state: "idle" | "running" | "done" | "failed"
@@ -193,6 +195,12 @@ export class Backend {
         return this.items(req("items.list"))
       case "items.get":
         return this.item(req("items.get").id)
+      case "review.queue":
+        return this.rt().runPromise(this.reviews.queue(req("review.queue")))
+      case "review.decide":
+        return this.rt().runPromise(
+          this.reviews.decide(req("review.decide")).pipe(Effect.provide(verifierFor(makeSandbox())))
+        )
       case "export.run":
         return this.exportData(req("export.run").format, req("export.run").valFraction)
       case "eval.runs":
@@ -529,29 +537,7 @@ export class Backend {
       })
     )
     if (found === undefined) throw new BadRequest({ message: `no item ${id} in this workspace` })
-    const { item, problem } = found
-    return {
-      id: item.id,
-      fate: item.fate,
-      keptAs: item.keptAs ?? null,
-      reason: item.reason !== undefined ? `${item.reason.code}: ${item.reason.detail}` : null,
-      question: problem?.question ?? "",
-      reference: problem?.answer ?? null,
-      original: (item.original ?? item.trace)?.reasoning ?? null,
-      final: item.trace?.reasoning ?? null,
-      rounds: item.rounds.map((r) => ({
-        index: r.index,
-        action: r.action,
-        verdict: r.verdict !== undefined ? { level: r.verdict.level, raw: r.verdict.raw } : null,
-        verification: r.verification !== undefined ? { ok: r.verification.ok, reason: r.verification.reason } : null,
-        before: r.input?.reasoning ?? null,
-        after: r.output?.reasoning ?? null,
-        calls: r.calls.map(
-          (c) => `${c.role} ${c.model} ${c.promptTokens}+${c.completionTokens} tokens${c.cached ? " (cached)" : ""}`
-        ),
-        note: r.note ?? null
-      }))
-    }
+    return itemDetailOf(found.item, found.problem)
   }
 
   async exportData(

@@ -14,6 +14,10 @@ const Spec = Schema.String.pipe(
   })
 )
 
+const ItemIdParam = Schema.String.pipe(Schema.pattern(/^i_[0-9a-f]{4,32}$/))
+/** Who reviews: a name set in the app, recorded with each decision. */
+const Reviewer = Schema.String.pipe(Schema.pattern(/\S/), Schema.maxLength(100))
+
 export const StatusView = Schema.Struct({
   workspace: Schema.String,
   problems: Schema.Number,
@@ -94,6 +98,15 @@ export const ItemRow = Schema.Struct({
 })
 export type ItemRow = typeof ItemRow.Type
 
+/** A person's decision on an item, as the views show it. */
+export const ReviewView = Schema.Struct({
+  decision: Schema.Literal("accepted", "rejected", "edited"),
+  reviewer: Schema.String,
+  reason: Schema.NullOr(Schema.String),
+  at: Schema.String
+})
+export type ReviewView = typeof ReviewView.Type
+
 export const RoundView = Schema.Struct({
   index: Schema.Number,
   action: Schema.String,
@@ -102,13 +115,15 @@ export const RoundView = Schema.Struct({
   before: Schema.NullOr(Schema.String),
   after: Schema.NullOr(Schema.String),
   calls: Schema.Array(Schema.String),
-  note: Schema.NullOr(Schema.String)
+  note: Schema.NullOr(Schema.String),
+  review: Schema.NullOr(ReviewView)
 })
 
 export const ItemDetail = Schema.Struct({
   id: Schema.String,
   fate: Fate,
   keptAs: Schema.NullOr(Schema.String),
+  review: Schema.NullOr(ReviewView),
   reason: Schema.NullOr(Schema.String),
   question: Schema.String,
   reference: Schema.NullOr(Schema.String),
@@ -196,7 +211,36 @@ export const Channels = {
     reply: Schema.Array(ItemRow)
   },
   "items.get": {
-    request: Schema.Struct({ id: Schema.String.pipe(Schema.pattern(/^i_[0-9a-f]{4,32}$/)) }),
+    request: Schema.Struct({ id: ItemIdParam }),
+    reply: ItemDetail
+  },
+  "review.queue": {
+    request: Schema.Struct({
+      reviewer: Reviewer,
+      order: Schema.optionalWith(Schema.Literal("random", "longest"), { default: () => "random" as const }),
+      keptAs: Schema.optional(Schema.Literal("initial-medium", "easy-to-medium", "hard-to-medium")),
+      /** Hex digits that place a random sample; the same seed gives the same sample. */
+      seed: Schema.optional(Schema.String.pipe(Schema.pattern(/^[0-9a-f]{0,16}$/))),
+      limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 200)), { default: () => 20 })
+    }),
+    reply: Schema.Struct({
+      /** Items held for this reviewer until decided (or for 15 minutes): no other reviewer gets them. */
+      items: Schema.Array(ItemDetail),
+      /** Kept items nobody has reviewed yet, this queue's included. */
+      waiting: Schema.Number,
+      /** Decisions this reviewer has made in the workspace. */
+      mine: Schema.Number,
+      reasons: Schema.Array(Schema.String)
+    })
+  },
+  "review.decide": {
+    request: Schema.Struct({
+      id: ItemIdParam,
+      reviewer: Reviewer,
+      decision: Schema.Literal("accept", "reject", "edit"),
+      reason: Schema.optional(Schema.String.pipe(Schema.maxLength(500))),
+      reasoning: Schema.optional(Schema.String.pipe(Schema.maxLength(2 ** 20)))
+    }),
     reply: ItemDetail
   },
   "export.run": {

@@ -1,4 +1,4 @@
-import { openSqliteStore } from "@fastcot/core"
+import { Item, openSqliteStore, Problem, Trace } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
@@ -263,6 +263,160 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
       await tab.close()
       await server.close()
       await started.close()
+    }
+  })
+
+  it("reviews with the keyboard alone: accept, reject with a reason, an edit refused then saved; the export follows; two reviewers never share an item", async () => {
+    // Six kept items, "What is i + i?" with the answer 2i, written as a run would leave them.
+    const ws = join(root, "review")
+    const problems = Array.from(
+      { length: 6 },
+      (_, i) =>
+        new Problem({
+          id: `p_${String(i + 1).padStart(16, "0")}` as Problem["id"],
+          domain: "math",
+          question: `What is ${i + 1} + ${i + 1}?`,
+          answer: String(2 * (i + 1)),
+          source: "t.jsonl:1",
+          metadata: {}
+        })
+    )
+    const opened = openSqliteStore(join(ws, "fastcot.db"))
+    await Effect.runPromise(
+      opened.store.commitImportBatch({
+        progress: {
+          key: "k",
+          path: "t.jsonl",
+          rows: 6,
+          offset: 0,
+          line: 7,
+          problemsAdded: 0,
+          itemsAdded: 0,
+          duplicates: 0,
+          rejected: 0,
+          done: true
+        },
+        problems,
+        items: problems.map(
+          (p, i) =>
+            new Item({
+              id: `i_${String(i + 1).padStart(16, "0")}` as Item["id"],
+              problemId: p.id,
+              stage: "done",
+              fate: "kept",
+              keptAs: "initial-medium",
+              trace: new Trace({
+                reasoning: `Add ${i + 1} to itself.`,
+                finalAnswer: `\\boxed{${2 * (i + 1)}}`,
+                origin: "teacher"
+              }),
+              rounds: [],
+              createdAt: "2026-01-01T00:00:00Z",
+              updatedAt: "2026-01-01T00:00:00Z"
+            })
+        ),
+        rejects: []
+      })
+    )
+    opened.close()
+    const reviewing = new Backend({})
+    await reviewing.handle("workspace.open", { path: ws, create: false })
+    const server = await serveUi(reviewing, { port: 0, staticDir: join(__dirname, "..", "dist", "renderer") })
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+    const current = async () => /(i_\d{16})/.exec((await tab.textContent("#review-item")) ?? "")?.[1]
+    try {
+      await tab.goto(server.url)
+      await expect.poll(() => tab.textContent(".where"), { timeout: 15_000 }).toContain("6 kept")
+      // Keyboard only: to the Review tab, the reviewer's name, Enter.
+      await tab.getByRole("tab", { name: "Workspace" }).focus()
+      for (let i = 0; i < 3; i++) await tab.keyboard.press("Tab")
+      expect(await tab.evaluate(() => document.activeElement?.textContent)).toBe("Review")
+      await tab.keyboard.press("Enter")
+      for (let i = 0; i < 6 && (await tab.evaluate(() => document.activeElement?.id)) !== "r-name"; i++)
+        await tab.keyboard.press("Tab")
+      expect(await tab.evaluate(() => document.activeElement?.id)).toBe("r-name")
+      await tab.keyboard.type("ana")
+      await tab.keyboard.press("Enter")
+      await expect.poll(() => tab.textContent(".review-count")).toContain("0 reviewed by you · 6 waiting")
+      expect(await tab.evaluate(() => document.activeElement?.tagName)).toBe("ARTICLE")
+
+      const acceptedId = await current()
+      await tab.keyboard.press("a")
+      await expect.poll(() => tab.textContent(".review-count")).toContain(`last: ${acceptedId} accepted`)
+      const rejectedId = await current()
+      await tab.keyboard.press("r")
+      expect(await tab.evaluate(() => document.activeElement?.id)).toBe("r-reason")
+      await tab.keyboard.press("ArrowDown")
+      await tab.keyboard.press("Enter")
+      await expect
+        .poll(() => tab.textContent(".review-count"))
+        .toContain(`last: ${rejectedId} rejected: wrong reasoning`)
+
+      // An edit whose answer no longer matches is shown and refused; fixed, it is saved.
+      const editedId = (await current())!
+      const n = Number(editedId.slice(2))
+      await tab.keyboard.press("e")
+      expect(await tab.evaluate(() => document.activeElement?.id)).toBe("r-edit")
+      await tab.keyboard.press("Control+a")
+      await tab.keyboard.type(`Twice ${n} is \\boxed{${2 * n + 1}}.`)
+      await tab.keyboard.press("Control+Enter")
+      await expect
+        .poll(() => tab.textContent("[role=alert]"))
+        .toContain("the edited trace no longer reaches the answer")
+      expect(await current()).toBe(editedId)
+      await tab.screenshot({ path: join(ARTIFACTS, "desktop-review-refused.png"), fullPage: true })
+      await tab.keyboard.press("Control+a")
+      await tab.keyboard.type(`Twice ${n} is \\boxed{${2 * n}}.`)
+      await tab.keyboard.press("Control+Enter")
+      await expect.poll(() => tab.textContent(".review-count")).toContain(`last: ${editedId} edited`)
+      await expect.poll(() => tab.textContent(".review-count")).toContain("3 reviewed by you · 3 waiting")
+      await tab.keyboard.press("n")
+      await tab.screenshot({ path: join(ARTIFACTS, "desktop-review.png"), fullPage: true })
+      await tab.evaluate(readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8"))
+      const violations = await tab.evaluate(async () => {
+        const axe = (
+          globalThis as unknown as {
+            axe: { run: (c: unknown, o: unknown) => Promise<{ violations: Array<{ id: string }> }> }
+          }
+        ).axe
+        const r = await axe.run(document, {
+          runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }
+        })
+        return r.violations.map((v) => v.id)
+      })
+      expect(violations).toEqual([])
+
+      // A second reviewer at the same time gets none of the items held for ana.
+      const ben = (await reviewing.handle("review.queue", { reviewer: "ben", limit: 10 })) as {
+        items: Array<{ id: string }>
+      }
+      const anas = (await reviewing.handle("review.queue", { reviewer: "ana", limit: 10 })) as {
+        items: Array<{ id: string }>
+      }
+      expect(ben.items.length + anas.items.length).toBe(3)
+      expect(ben.items.filter((i) => anas.items.some((a) => a.id === i.id))).toEqual([])
+      const taken = await reviewing.handle("review.decide", {
+        id: anas.items[0]!.id,
+        reviewer: "ben",
+        decision: "accept"
+      })
+      expect(taken).toMatchObject({ error: { kind: "bad-request", message: expect.stringContaining("is with ana") } })
+
+      // The export follows each decision.
+      const exported = (await reviewing.handle("export.run", { format: "openai" })) as {
+        files: Array<string>
+        train: number
+      }
+      expect(exported.train).toBe(5)
+      const train = readFileSync(exported.files[0]!, "utf8")
+      expect(train).not.toContain(`Add ${Number(rejectedId!.slice(2))} to itself`)
+      expect(train).toContain(`Twice ${n} is \\\\boxed{${2 * n}}.`)
+      expect(train).not.toContain(`Add ${n} to itself`)
+      expect(train).toContain(`Add ${Number(acceptedId!.slice(2))} to itself`)
+    } finally {
+      await tab.close()
+      await server.close()
+      await reviewing.close()
     }
   })
 

@@ -4,10 +4,11 @@ import { call, onPush } from "./api.js"
 import { EvalPanel } from "./EvalPanel.js"
 import { ExportPanel } from "./ExportPanel.js"
 import { ItemsPanel } from "./ItemsPanel.js"
+import { ReviewPanel } from "./ReviewPanel.js"
 import { RunPanel } from "./RunPanel.js"
 import { WorkspacePanel } from "./WorkspacePanel.js"
 
-const TABS = ["Workspace", "Run", "Items", "Export", "Evaluation"] as const
+const TABS = ["Workspace", "Run", "Items", "Review", "Export", "Evaluation"] as const
 type Tab = (typeof TABS)[number]
 
 export const App = (): ReactElement => {
@@ -61,6 +62,7 @@ export const App = (): ReactElement => {
         {tab === "Workspace" ? <WorkspacePanel status={status} onStatus={setStatus} /> : null}
         {tab === "Run" ? <RunPanel view={view} onView={setView} holder={status?.running ?? null} /> : null}
         {tab === "Items" ? <ItemsPanel /> : null}
+        {tab === "Review" ? <ReviewPanel /> : null}
         {tab === "Export" ? <ExportPanel /> : null}
         {tab === "Evaluation" ? <EvalPanel /> : null}
       </main>

@@ -1,16 +1,8 @@
-import { diffWords } from "diff"
 import { useEffect, useState } from "react"
 import type { ItemDetail, ItemRow } from "../contract.js"
 import { call } from "./api.js"
 import { ErrorNote, Select, useAsync } from "./shared.js"
-
-const WordDiff = ({ before, after }: { before: string; after: string }) => (
-  <p className="diff">
-    {diffWords(before, after).map((p, i) =>
-      p.added ? <ins key={i}>{p.value}</ins> : p.removed ? <del key={i}>{p.value}</del> : <span key={i}>{p.value}</span>
-    )}
-  </p>
-)
+import { WordDiff } from "./WordDiff.js"
 
 export const ItemsPanel = () => {
   const [filter, setFilter] = useState<{

@@ -1,0 +1,277 @@
+import { type FormEvent, useEffect, useRef, useState } from "react"
+import type { ItemDetail, Reply } from "../contract.js"
+import { call } from "./api.js"
+import { ErrorNote, Select, useAsync } from "./shared.js"
+import { WordDiff } from "./WordDiff.js"
+
+type Order = "random" | "longest"
+type KeptAs = "" | "initial-medium" | "easy-to-medium" | "hard-to-medium"
+type Mode = "view" | "reject" | "edit"
+
+const REVIEWER_KEY = "fastcot.reviewer"
+
+/** Whether a key press belongs to a field being typed in (then it is not a shortcut). */
+const typing = (target: EventTarget | null) =>
+  target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))
+
+/**
+ * The review room: a queue of kept items for the reviewer named here, one at a time with its
+ * original and final traces and the judge's replies, decided with the keyboard: a accept, r reject
+ * (a reason from the list or typed), e edit the final trace (Ctrl+Enter saves, Escape cancels),
+ * n / p next and previous. An edit whose answer fails the check is shown and refused.
+ */
+export const ReviewPanel = () => {
+  const [reviewer, setReviewer] = useState(() => localStorage.getItem(REVIEWER_KEY) ?? "")
+  const [order, setOrder] = useState<Order>("random")
+  const [keptAs, setKeptAs] = useState<KeptAs>("")
+  const [queue, setQueue] = useState<Reply<"review.queue"> | undefined>(undefined)
+  const [at, setAt] = useState(0)
+  const [mode, setMode] = useState<Mode>("view")
+  const [reason, setReason] = useState("")
+  const [otherReason, setOtherReason] = useState("")
+  const [draft, setDraft] = useState("")
+  const [said, setSaid] = useState("")
+  const { error, busy, run } = useAsync()
+  const editor = useRef<HTMLTextAreaElement>(null)
+  const reasonField = useRef<HTMLSelectElement>(null)
+  const card = useRef<HTMLElement>(null)
+  const items = queue?.items ?? []
+  const current: ItemDetail | undefined = items[at]
+
+  const load = () =>
+    run(async () => {
+      const name = reviewer.trim()
+      if (name === "") throw new Error("Enter your name as reviewer first: each decision records it.")
+      localStorage.setItem(REVIEWER_KEY, name)
+      const next = await call("review.queue", {
+        reviewer: name,
+        order,
+        ...(keptAs !== "" ? { keptAs } : {}),
+        seed: Math.floor(Math.random() * 0xffffffff)
+          .toString(16)
+          .padStart(8, "0")
+      })
+      setQueue(next)
+      setAt(0)
+      setMode("view")
+    })
+
+  const decide = (decision: "accept" | "reject" | "edit") =>
+    run(async () => {
+      if (current === undefined) return
+      const text = decision === "reject" ? (reason === "other" ? otherReason : reason).trim() : ""
+      if (decision === "reject" && text === "") throw new Error("Pick a reason for the rejection, or type one.")
+      const done = await call("review.decide", {
+        id: current.id,
+        reviewer: reviewer.trim(),
+        decision,
+        ...(decision === "reject" ? { reason: text } : {}),
+        ...(decision === "edit" ? { reasoning: draft } : {})
+      })
+      setSaid(`${done.id} ${done.review?.decision ?? decision}${text !== "" ? `: ${text}` : ""}`)
+      setMode("view")
+      setReason("")
+      setOtherReason("")
+      const rest = items.filter((i) => i.id !== current.id)
+      if (queue !== undefined) setQueue({ ...queue, items: rest, mine: queue.mine + 1, waiting: queue.waiting - 1 })
+      setAt((i) => Math.min(i, Math.max(0, rest.length - 1)))
+      if (rest.length === 0) await load()
+    })
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (mode === "edit") {
+        if (e.key === "Escape") setMode("view")
+        else if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+          e.preventDefault()
+          void decide("edit")
+        }
+        return
+      }
+      if (mode === "reject") {
+        if (e.key === "Escape") setMode("view")
+        return
+      }
+      if (typing(e.target) || e.ctrlKey || e.metaKey || e.altKey || current === undefined || busy) return
+      if (e.key === "a") void decide("accept")
+      else if (e.key === "r") setMode("reject")
+      else if (e.key === "e") {
+        setDraft(current.final ?? "")
+        setMode("edit")
+      } else if (e.key === "n" || e.key === "j") setAt((i) => Math.min(i + 1, items.length - 1))
+      else if (e.key === "p" || e.key === "k") setAt((i) => Math.max(i - 1, 0))
+      else return
+      e.preventDefault()
+    }
+    document.addEventListener("keydown", onKey)
+    return () => document.removeEventListener("keydown", onKey)
+  })
+  // Focus follows the work: the editor or the reason list while open, else the item, so that the
+  // shortcuts work at once after starting, deciding or cancelling.
+  useEffect(() => {
+    if (mode === "edit") editor.current?.focus()
+    else if (mode === "reject") reasonField.current?.focus()
+    else card.current?.focus()
+  }, [mode, queue, current?.id])
+
+  const submitReject = (e: FormEvent) => {
+    e.preventDefault()
+    void decide("reject")
+  }
+
+  return (
+    <section aria-labelledby="review-title">
+      <h2 id="review-title">Review</h2>
+      <form
+        className="filters"
+        onSubmit={(e) => {
+          e.preventDefault()
+          void load()
+        }}
+      >
+        <label htmlFor="r-name">Reviewer</label>
+        <input id="r-name" value={reviewer} onChange={(e) => setReviewer(e.target.value)} autoComplete="name" />
+        <label htmlFor="r-order">Order</label>
+        <Select
+          id="r-order"
+          value={order}
+          options={[
+            ["random", "random sample"],
+            ["longest", "longest first"]
+          ]}
+          onChange={setOrder}
+        />
+        <label htmlFor="r-kept">Kept as</label>
+        <Select
+          id="r-kept"
+          value={keptAs}
+          options={[["", "any"], ["initial-medium"], ["easy-to-medium"], ["hard-to-medium"]]}
+          onChange={setKeptAs}
+        />
+        <button type="submit" disabled={busy}>
+          Start reviewing
+        </button>
+      </form>
+      <ErrorNote error={error} />
+      <p aria-live="polite" className="review-count">
+        {queue === undefined
+          ? "Name yourself and start: kept items nobody has reviewed come one at a time."
+          : `${queue.mine} reviewed by you · ${queue.waiting} waiting in the workspace${said !== "" ? ` · last: ${said}` : ""}`}
+      </p>
+      {queue !== undefined && current === undefined ? (
+        <p>Nothing left to review here: every kept item has a decision, or is with another reviewer.</p>
+      ) : null}
+      {current !== undefined ? (
+        <article aria-labelledby="review-item" className="item" tabIndex={-1} ref={card}>
+          <h3 id="review-item">
+            {current.id} ({at + 1} of {items.length}){current.keptAs !== null ? `: kept as ${current.keptAs}` : ""}
+          </h3>
+          <p>Question: {current.question}</p>
+          <p>Reference: {current.reference ?? "none"}</p>
+          <div className="side">
+            <div>
+              <h4>Original</h4>
+              <pre>{current.original ?? ""}</pre>
+            </div>
+            <div>
+              <h4>Final</h4>
+              <pre>{current.final ?? ""}</pre>
+            </div>
+          </div>
+          {current.original !== null && current.final !== null && current.original !== current.final ? (
+            <>
+              <h4>What the rewrites changed</h4>
+              <WordDiff before={current.original} after={current.final} />
+            </>
+          ) : null}
+          <h4>The judge</h4>
+          {current.rounds.some((r) => r.verdict !== null) ? (
+            <ul>
+              {current.rounds
+                .filter((r) => r.verdict !== null)
+                .map((r) => (
+                  <li key={r.index}>
+                    {r.verdict!.level}: replied {JSON.stringify(r.verdict!.raw.slice(0, 200))}
+                  </li>
+                ))}
+            </ul>
+          ) : (
+            <p>No judge's reply is recorded for this item.</p>
+          )}
+          <div className="actions" role="group" aria-label="Decision">
+            <button aria-keyshortcuts="a" disabled={busy} onClick={() => void decide("accept")}>
+              Accept (a)
+            </button>
+            <button aria-keyshortcuts="r" disabled={busy} onClick={() => setMode("reject")}>
+              Reject (r)
+            </button>
+            <button
+              aria-keyshortcuts="e"
+              disabled={busy}
+              onClick={() => {
+                setDraft(current.final ?? "")
+                setMode("edit")
+              }}
+            >
+              Edit (e)
+            </button>
+            <button aria-keyshortcuts="n" onClick={() => setAt((i) => Math.min(i + 1, items.length - 1))}>
+              Next (n)
+            </button>
+            <button aria-keyshortcuts="p" onClick={() => setAt((i) => Math.max(i - 1, 0))}>
+              Previous (p)
+            </button>
+          </div>
+          {mode === "reject" ? (
+            <form onSubmit={submitReject} aria-label="Reject">
+              <label htmlFor="r-reason">Reason (Enter rejects, Escape cancels)</label>
+              <select
+                id="r-reason"
+                ref={reasonField}
+                value={reason}
+                onChange={(e) => setReason(e.target.value)}
+                onKeyDown={(e) => {
+                  if (e.key === "Enter") submitReject(e)
+                }}
+              >
+                <option value="">choose…</option>
+                {queue?.reasons.map((r) => (
+                  <option key={r} value={r}>
+                    {r}
+                  </option>
+                ))}
+                <option value="other">other (type it)</option>
+              </select>
+              {reason === "other" ? (
+                <>
+                  <label htmlFor="r-other">Your reason</label>
+                  <input id="r-other" value={otherReason} onChange={(e) => setOtherReason(e.target.value)} />
+                </>
+              ) : null}
+              <button type="submit" disabled={busy}>
+                Reject
+              </button>
+            </form>
+          ) : null}
+          {mode === "edit" ? (
+            <form
+              aria-label="Edit"
+              onSubmit={(e) => {
+                e.preventDefault()
+                void decide("edit")
+              }}
+            >
+              <label htmlFor="r-edit">
+                Final trace (Ctrl+Enter saves; it must still reach the reference answer; Escape cancels)
+              </label>
+              <textarea id="r-edit" ref={editor} rows={12} value={draft} onChange={(e) => setDraft(e.target.value)} />
+              <button type="submit" disabled={busy}>
+                Save edit
+              </button>
+            </form>
+          ) : null}
+        </article>
+      ) : null}
+    </section>
+  )
+}

@@ -1,0 +1,96 @@
+import {
+  REJECT_REASONS,
+  type ReviewAction,
+  reviewItem,
+  RunStore,
+  type StoreError,
+  type TokenCounter,
+  type Verifier
+} from "@fastcot/core"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import { BadRequest } from "./badRequest.js"
+import type { Channels, Reply } from "./contract.js"
+import { itemDetailOf } from "./itemViews.js"
+
+/** How long an item handed to a reviewer stays theirs without a decision. */
+const HOLD_MS = 15 * 60_000
+
+type Req<C extends keyof typeof Channels> = (typeof Channels)[C]["request"]["Type"]
+
+/**
+ * The review room's side of the backend: queues of kept items for named reviewers, each item
+ * held for the reviewer it was handed to (and, on a shared store, leased by this process) until
+ * they decide or the hold runs out, so that reviewers working at once never get the same item;
+ * and their decisions, recorded through `reviewItem`.
+ */
+export const makeReviewDesk = () => {
+  const held = new Map<string, { reviewer: string; until: number }>()
+  const heldByOthers = (reviewer: string, now: number) =>
+    [...held].filter(([, h]) => h.reviewer !== reviewer && h.until > now).map(([id]) => id)
+
+  const queue = (req: Req<"review.queue">): Effect.Effect<Reply<"review.queue">, StoreError, RunStore> =>
+    Effect.gen(function* () {
+      const store = yield* RunStore
+      const reviewer = req.reviewer.trim()
+      const now = yield* Clock.currentTimeMillis
+      for (const [id, h] of held) if (h.until <= now) held.delete(id)
+      // Items already held for this reviewer come first, then new ones from the store.
+      const mineHeld = [...held].filter(([, h]) => h.reviewer === reviewer).map(([id]) => id)
+      const fresh = yield* store.reviewQueue({
+        order: req.order,
+        keptAs: req.keptAs,
+        seed: req.seed,
+        limit: req.limit,
+        exclude: [...heldByOthers(reviewer, now), ...mineHeld]
+      })
+      // On a store several processes share, a lease keeps other reviewers' servers off these items.
+      const leased = yield* store.claim(fresh.map((i) => `review:${i.id}`))
+      const offered = fresh.filter((i) => leased.has(`review:${i.id}`))
+      const again = yield* Effect.forEach(mineHeld, (id) => store.getItem(id))
+      const items = [
+        ...again.flatMap((o) => (o._tag === "Some" && o.value.review === undefined ? [o.value] : [])),
+        ...offered
+      ].slice(0, req.limit)
+      for (const i of items) held.set(i.id, { reviewer, until: now + HOLD_MS })
+      const problems = new Map(
+        (yield* store.getProblems(items.map((i) => i.problemId))).map((p) => [p.id as string, p])
+      )
+      const status = yield* store.status
+      return {
+        items: items.map((i) => itemDetailOf(i, problems.get(i.problemId))),
+        waiting: status.kept - status.reviews.reviewed,
+        mine: status.reviews.byReviewer[reviewer] ?? 0,
+        reasons: [...REJECT_REASONS]
+      }
+    })
+
+  const decide = (
+    req: Req<"review.decide">
+  ): Effect.Effect<Reply<"review.decide">, BadRequest | StoreError, RunStore | Verifier | TokenCounter> =>
+    Effect.gen(function* () {
+      const store = yield* RunStore
+      const reviewer = req.reviewer.trim()
+      const now = yield* Clock.currentTimeMillis
+      const holder = held.get(req.id)
+      if (holder !== undefined && holder.reviewer !== reviewer && holder.until > now)
+        return yield* Effect.fail(new BadRequest({ message: `${req.id} is with ${holder.reviewer} for review` }))
+      const action: ReviewAction =
+        req.decision === "accept"
+          ? { _tag: "accept" }
+          : req.decision === "reject"
+            ? { _tag: "reject", reason: req.reason ?? "" }
+            : { _tag: "edit", reasoning: req.reasoning ?? "" }
+      const item = yield* reviewItem(req.id, action, reviewer).pipe(
+        Effect.catchTag("ReviewRefused", (e) => Effect.fail(new BadRequest({ message: e.message })))
+      )
+      held.delete(req.id)
+      store.release([`review:${req.id}`])
+      return itemDetailOf(
+        item,
+        (yield* store.getProblem(item.problemId)).pipe((o) => (o._tag === "Some" ? o.value : undefined))
+      )
+    })
+
+  return { queue, decide }
+}
