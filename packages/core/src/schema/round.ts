@@ -39,15 +39,7 @@ export const Verification = Schema.Struct({
 })
 export type Verification = typeof Verification.Type
 
-export const RoundAction = Schema.Literal(
-  "collect",
-  "long-to-short",
-  "verify",
-  "judge",
-  "expand",
-  "simplify",
-  "review"
-)
+export const RoundAction = Schema.Literal("collect", "long-to-short", "verify", "judge", "expand", "simplify", "review")
 export type RoundAction = typeof RoundAction.Type
 
 /** What a person decided of a kept item: keep it, leave it out of the data, or keep it as they edited it. */

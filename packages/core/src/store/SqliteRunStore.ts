@@ -315,9 +315,14 @@ export const openSqliteStore = (
         attempt("reading the review queue", () => {
           const where = ["review IS NULL", "fate = 'kept'"]
           const params: Array<string | number> = []
-          if (q.keptAs !== undefined) (where.push("kept_as = ?"), params.push(q.keptAs))
-          if (q.from !== undefined) (where.push("id >= ?"), params.push(q.from))
-          if (q.before !== undefined) (where.push("id < ?"), params.push(q.before))
+          const when = (clause: string, value: string | undefined) => {
+            if (value === undefined) return
+            where.push(clause)
+            params.push(value)
+          }
+          when("kept_as = ?", q.keptAs)
+          when("id >= ?", q.from)
+          when("id < ?", q.before)
           const order =
             q.order === "longest" ? "json_extract(data, '$.trace.tokens.reasoning') DESC NULLS LAST, id" : "id"
           params.push(q.limit)
