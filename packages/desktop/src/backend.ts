@@ -477,52 +477,33 @@ export class Backend {
     }
   }
 
-  async items(req: {
-    fate?: "pending" | "kept" | "dropped" | "failed" | undefined
-    search?: string | undefined
-    verdict?: "easy" | "medium" | "hard" | undefined
-    minTokens?: number | undefined
-    maxTokens?: number | undefined
-    limit: number
-  }): Promise<Array<ItemRow>> {
-    const filtered =
-      req.search !== undefined ||
-      req.verdict !== undefined ||
-      req.minTokens !== undefined ||
-      req.maxTokens !== undefined
+  async items(req: Req<"items.list">): Promise<Array<ItemRow>> {
     return this.rt().runPromise(
       Effect.gen(function* () {
         const store = yield* RunStore
-        const items = yield* store.listItems({ fate: req.fate, limit: filtered ? 5000 : req.limit })
+        // Filters are the store's (SQL over the whole workspace), a page at a time after `afterId`.
+        const items = yield* store.listItems({
+          fate: req.fate,
+          search: req.search,
+          verdict: req.verdict,
+          minTokens: req.minTokens,
+          maxTokens: req.maxTokens,
+          afterId: req.afterId,
+          limit: req.limit
+        })
         const problems = new Map(
-          (yield* store.getProblems(items.map((i) => i.problemId))).map((p) => [p.id as string, p])
+          (yield* store.getProblems([...new Set(items.map((i) => i.problemId))])).map((p) => [p.id as string, p])
         )
-        const needle = req.search?.toLowerCase()
-        return (
-          items
-            .map((i) => ({
-              id: i.id,
-              fate: i.fate,
-              what: fateDetail(i),
-              rounds: i.rounds.length,
-              question: (problems.get(i.problemId)?.question ?? "").replace(/\s+/g, " ").slice(0, 300),
-              tokensBefore: (i.original ?? i.trace)?.tokens?.reasoning ?? null,
-              tokensAfter: i.trace?.tokens?.reasoning ?? null,
-              verdicts: i.rounds.flatMap((r) => (r.verdict !== undefined ? [r.verdict.level] : []))
-            }))
-            .filter(
-              (r) =>
-                (needle === undefined || r.question.toLowerCase().includes(needle) || r.id.includes(needle)) &&
-                (req.verdict === undefined || r.verdicts.includes(req.verdict))
-            )
-            // token bounds apply to the final trace's reasoning tokens
-            .filter(
-              (r) =>
-                (req.minTokens === undefined || (r.tokensAfter ?? -1) >= req.minTokens) &&
-                (req.maxTokens === undefined || (r.tokensAfter ?? Infinity) <= req.maxTokens)
-            )
-            .slice(0, req.limit)
-        )
+        return items.map((i) => ({
+          id: i.id,
+          fate: i.fate,
+          what: fateDetail(i),
+          rounds: i.rounds.length,
+          question: (problems.get(i.problemId)?.question ?? "").replace(/\s+/g, " ").slice(0, 300),
+          tokensBefore: (i.original ?? i.trace)?.tokens?.reasoning ?? null,
+          tokensAfter: i.trace?.tokens?.reasoning ?? null,
+          verdicts: i.rounds.flatMap((r) => (r.verdict !== undefined ? [r.verdict.level] : []))
+        }))
       })
     )
   }

@@ -206,6 +206,8 @@ export const Channels = {
       verdict: Schema.optional(Schema.Literal("easy", "medium", "hard")),
       minTokens: Schema.optional(Schema.NonNegativeInt),
       maxTokens: Schema.optional(Schema.NonNegativeInt),
+      /** The next page: items after this id (the last row of the page before). */
+      afterId: Schema.optional(ItemIdParam),
       limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 5000)), { default: () => 200 })
     }),
     reply: Schema.Array(ItemRow)

@@ -56,11 +56,11 @@ export const makeReviewDesk = () => {
       const problems = new Map(
         (yield* store.getProblems(items.map((i) => i.problemId))).map((p) => [p.id as string, p])
       )
-      const status = yield* store.status
+      const counts = yield* store.reviewCounts
       return {
         items: items.map((i) => itemDetailOf(i, problems.get(i.problemId))),
-        waiting: status.kept - status.reviews.reviewed,
-        mine: status.reviews.byReviewer[reviewer] ?? 0,
+        waiting: counts.kept - counts.reviews.reviewed,
+        mine: counts.reviews.byReviewer[reviewer] ?? 0,
         reasons: [...REJECT_REASONS]
       }
     })

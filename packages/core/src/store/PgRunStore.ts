@@ -34,6 +34,7 @@ import {
   countsOf,
   REVIEW_ROWS,
   type ReviewRow,
+  reviewStatsOf,
   statusOf,
   type TokenRow
 } from "./statusQueries.js"
@@ -415,7 +416,21 @@ export const makePgRunStore = (
             const where = [
               ...(fates.length > 0 ? [sql.in("fate", fates)] : []),
               ...(filter.stage !== undefined ? [sql`stage = ${filter.stage}`] : []),
-              ...(filter.afterId !== undefined ? [sql`id > ${filter.afterId}`] : [])
+              ...(filter.afterId !== undefined ? [sql`id > ${filter.afterId}`] : []),
+              ...(filter.search !== undefined && filter.search !== ""
+                ? [
+                    sql`(starts_with(id, ${filter.search.toLowerCase()}) OR problem_id IN (SELECT id FROM problems
+                      WHERE strpos(lower(data::json->>'question'), ${filter.search.toLowerCase()}) > 0))`
+                  ]
+                : []),
+              ...(filter.verdict !== undefined
+                ? [
+                    sql`EXISTS (SELECT 1 FROM rounds r WHERE r.item_id = items.id
+                      AND r.data::json->'verdict'->>'level' = ${filter.verdict})`
+                  ]
+                : []),
+              ...(filter.minTokens !== undefined ? [sql`reasoning_tokens >= ${filter.minTokens}`] : []),
+              ...(filter.maxTokens !== undefined ? [sql`reasoning_tokens <= ${filter.maxTokens}`] : [])
             ]
             const ids = yield* sql<{ id: string }>`SELECT id FROM items
               ${where.length > 0 ? sql`WHERE ${sql.and(where)}` : sql``}
@@ -423,6 +438,16 @@ export const makePgRunStore = (
             return yield* loadItems(ids.map((r) => r.id))
           })
         ),
+      reviewCounts: run(
+        "counting reviews",
+        Effect.gen(function* () {
+          const kept = yield* sql<{ n: string }>`SELECT COUNT(*) AS n FROM items WHERE fate = 'kept'`
+          return {
+            kept: Number(kept[0]?.n ?? 0),
+            reviews: reviewStatsOf(yield* sql.unsafe<ReviewRow>(REVIEW_ROWS))
+          }
+        })
+      ),
       reviewQueue: (filter) =>
         run(
           "reading the review queue",

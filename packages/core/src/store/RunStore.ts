@@ -55,6 +55,13 @@ export interface ItemFilter {
   /** Keyset pagination: items with an id greater than this. */
   readonly afterId?: string | undefined
   readonly limit?: number | undefined
+  /** Items whose id starts with this text, or whose problem's question contains it (any case). */
+  readonly search?: string | undefined
+  /** Items the judge rated this level in some round. */
+  readonly verdict?: "easy" | "medium" | "hard" | undefined
+  /** Bounds on the current trace's reasoning tokens (items without a count are left out). */
+  readonly minTokens?: number | undefined
+  readonly maxTokens?: number | undefined
 }
 
 /** Which kept items a review queue offers: nobody has reviewed them, nor are they in `exclude`. */
@@ -231,6 +238,8 @@ export interface RunStoreShape {
   /** Saves an item's new state and appends its new rounds; earlier rounds are never rewritten. */
   readonly saveItem: (item: Item) => Effect.Effect<void, StoreError>
   readonly listItems: (filter: ItemFilter) => Effect.Effect<ReadonlyArray<Item>, StoreError>
+  /** Kept items, and people's reviews of them as `status` counts them, without the rest of `status`. */
+  readonly reviewCounts: Effect.Effect<{ readonly kept: number; readonly reviews: StoreStatus["reviews"] }, StoreError>
   /** Kept items waiting for a person's review (see `ReviewQueueFilter`), with their rounds. */
   readonly reviewQueue: (filter: ReviewQueueFilter) => Effect.Effect<ReadonlyArray<Item>, StoreError>
   readonly status: Effect.Effect<StoreStatus, StoreError>

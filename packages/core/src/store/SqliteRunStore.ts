@@ -22,6 +22,7 @@ import {
   countBy,
   REVIEW_ROWS,
   type ReviewRow,
+  reviewStatsOf,
   SQLITE_TOKEN_ROWS,
   statusOf,
   type TokenRow
@@ -44,6 +45,11 @@ const ItemRow = Schema.parseJson(Item.pipe(Schema.omit("rounds")))
 const encodeItemRow = (item: Item) => JSON.stringify({ ...item, rounds: undefined })
 const decodeItemRow = Schema.decodeUnknownSync(ItemRow)
 const decodeRound = Schema.decodeUnknownSync(Schema.parseJson(Round))
+
+const ITEM_COLUMNS =
+  "id, problem_id, stage, fate, kept_as, reason_code, review, reviewer, reasoning_tokens, original_reasoning_tokens, tokenizer, data, created_at, updated_at"
+const ITEM_VALUES =
+  "@id, @problemId, @stage, @fate, @keptAs, @reasonCode, @review, @reviewer, @reasoningTokens, @originalReasoningTokens, @tokenizer, @data, @createdAt, @updatedAt"
 
 const attempt = <A>(what: string, f: () => A): Effect.Effect<A, StoreError> =>
   Effect.try({
@@ -88,16 +94,13 @@ export const openSqliteStore = (
     insertProblem: db.prepare("INSERT OR IGNORE INTO problems (id, domain, data, created_at) VALUES (?, ?, ?, ?)"),
     getProblem: db.prepare("SELECT data FROM problems WHERE id = ?"),
     problemFlag: db.prepare("SELECT problem_id AS problemId, flag, detail FROM problem_flags WHERE problem_id = ?"),
-    insertItem:
-      db.prepare(`INSERT OR IGNORE INTO items (id, problem_id, stage, fate, kept_as, reason_code, review, reviewer, data, created_at, updated_at)
-      VALUES (@id, @problemId, @stage, @fate, @keptAs, @reasonCode, @review, @reviewer, @data, @createdAt, @updatedAt)`),
-    upsertItem:
-      db.prepare(`INSERT INTO items (id, problem_id, stage, fate, kept_as, reason_code, review, reviewer, data, created_at, updated_at)
-      VALUES (@id, @problemId, @stage, @fate, @keptAs, @reasonCode, @review, @reviewer, @data, @createdAt, @updatedAt)
+    insertItem: db.prepare(`INSERT OR IGNORE INTO items (${ITEM_COLUMNS}) VALUES (${ITEM_VALUES})`),
+    upsertItem: db.prepare(`INSERT INTO items (${ITEM_COLUMNS}) VALUES (${ITEM_VALUES})
       ON CONFLICT(id) DO UPDATE SET stage=excluded.stage, fate=excluded.fate, kept_as=excluded.kept_as,
-        reason_code=excluded.reason_code, review=excluded.review, reviewer=excluded.reviewer, data=excluded.data,
-        updated_at=excluded.updated_at`),
-    insertRound: db.prepare("INSERT OR IGNORE INTO rounds (item_id, idx, data) VALUES (?, ?, ?)"),
+        reason_code=excluded.reason_code, review=excluded.review, reviewer=excluded.reviewer,
+        reasoning_tokens=excluded.reasoning_tokens, original_reasoning_tokens=excluded.original_reasoning_tokens,
+        tokenizer=excluded.tokenizer, data=excluded.data, updated_at=excluded.updated_at`),
+    insertRound: db.prepare("INSERT OR IGNORE INTO rounds (item_id, idx, data, calls) VALUES (?, ?, ?, ?)"),
     getItem: db.prepare("SELECT data FROM items WHERE id = ?"),
     itemState: db.prepare("SELECT fate, reason_code FROM items WHERE id = ?"),
     getRounds: db.prepare("SELECT data FROM rounds WHERE item_id = ? ORDER BY idx"),
@@ -132,6 +135,9 @@ export const openSqliteStore = (
     reasonCode: item.reason?.code ?? null,
     review: item.review?.decision ?? null,
     reviewer: item.review?.reviewer ?? null,
+    reasoningTokens: item.trace?.tokens?.reasoning ?? null,
+    originalReasoningTokens: item.original?.tokens?.reasoning ?? null,
+    tokenizer: item.trace?.tokens?.tokenizer ?? null,
     data: encodeItemRow(item),
     createdAt: item.createdAt,
     updatedAt: item.updatedAt
@@ -142,7 +148,8 @@ export const openSqliteStore = (
   const committedRounds = new WeakMap<object, string>()
   const insertRounds = (item: Item) => {
     for (const r of item.rounds) {
-      if (committedRounds.get(r) !== item.id) stmt.insertRound.run(item.id, r.index, JSON.stringify(r))
+      if (committedRounds.get(r) !== item.id)
+        stmt.insertRound.run(item.id, r.index, JSON.stringify(r), JSON.stringify(r.calls))
     }
   }
   const markCommitted = (items: ReadonlyArray<Item>) => {
@@ -302,6 +309,27 @@ export const openSqliteStore = (
           where.push("id > ?")
           params.push(filter.afterId)
         }
+        if (filter.search !== undefined && filter.search !== "") {
+          const needle = filter.search.toLowerCase()
+          where.push(
+            "(substr(id, 1, length(?)) = ? OR problem_id IN (SELECT id FROM problems WHERE instr(lower(json_extract(data, '$.question')), ?) > 0))"
+          )
+          params.push(needle, needle, needle)
+        }
+        if (filter.verdict !== undefined) {
+          where.push(
+            "EXISTS (SELECT 1 FROM rounds r WHERE r.item_id = items.id AND json_extract(r.data, '$.verdict.level') = ?)"
+          )
+          params.push(filter.verdict)
+        }
+        if (filter.minTokens !== undefined) {
+          where.push("reasoning_tokens >= ?")
+          params.push(filter.minTokens)
+        }
+        if (filter.maxTokens !== undefined) {
+          where.push("reasoning_tokens <= ?")
+          params.push(filter.maxTokens)
+        }
         const sql = `SELECT id FROM items ${where.length > 0 ? "WHERE " + where.join(" AND ") : ""} ORDER BY id LIMIT ?`
         params.push(filter.limit ?? 1000)
         const ids = db.prepare(sql).all(...params) as Array<{ id: string }>
@@ -310,6 +338,10 @@ export const openSqliteStore = (
           return item === undefined ? [] : [item]
         })
       }),
+    reviewCounts: attempt("counting reviews", () => ({
+      kept: (db.prepare("SELECT COUNT(*) AS n FROM items WHERE fate = 'kept'").get() as { n: number }).n,
+      reviews: reviewStatsOf(db.prepare(REVIEW_ROWS).all() as Array<ReviewRow>)
+    })),
     reviewQueue: (filter) =>
       reviewQueueIds(filter, (q) =>
         attempt("reading the review queue", () => {
@@ -323,8 +355,7 @@ export const openSqliteStore = (
           when("kept_as = ?", q.keptAs)
           when("id >= ?", q.from)
           when("id < ?", q.before)
-          const order =
-            q.order === "longest" ? "json_extract(data, '$.trace.tokens.reasoning') DESC NULLS LAST, id" : "id"
+          const order = q.order === "longest" ? "reasoning_tokens DESC NULLS LAST, id" : "id"
           params.push(q.limit)
           const rows = db
             .prepare(`SELECT id FROM items WHERE ${where.join(" AND ")} ORDER BY ${order} LIMIT ?`)
@@ -370,7 +401,7 @@ export const openSqliteStore = (
                SUM(COALESCE(json_extract(c.value, '$.costUsd'), 0)) AS cost,
                SUM(CASE WHEN json_extract(c.value, '$.cached') = 1 THEN 0
                    ELSE json_extract(c.value, '$.promptTokens') + json_extract(c.value, '$.completionTokens') END) AS paid
-             FROM rounds r, json_each(r.data, '$.calls') c GROUP BY role`
+             FROM rounds r, json_each(r.calls) c GROUP BY role`
           )
           .all() as Array<CallRow>,
         ledger: ledger.totals(),

@@ -142,6 +142,21 @@ ALTER TABLE items ADD COLUMN review TEXT;
 ALTER TABLE items ADD COLUMN reviewer TEXT;
 CREATE INDEX items_review ON items(review, id);
 `
+  },
+  {
+    version: 7,
+    name: "reasoning-token and call columns, read by status without parsing every record",
+    sql: `
+ALTER TABLE items ADD COLUMN reasoning_tokens INTEGER;
+ALTER TABLE items ADD COLUMN original_reasoning_tokens INTEGER;
+ALTER TABLE items ADD COLUMN tokenizer TEXT;
+UPDATE items SET reasoning_tokens = json_extract(data, '$.trace.tokens.reasoning'),
+  original_reasoning_tokens = json_extract(data, '$.original.tokens.reasoning'),
+  tokenizer = json_extract(data, '$.trace.tokens.tokenizer');
+ALTER TABLE rounds ADD COLUMN calls TEXT;
+UPDATE rounds SET calls = json_extract(data, '$.calls');
+CREATE INDEX items_kept_as ON items(fate, kept_as);
+`
   }
 ]
 

@@ -78,10 +78,9 @@ export interface StatusParts {
 }
 
 /** SQLite's reading of the kept items' reasoning lengths. */
-export const SQLITE_TOKEN_ROWS = `SELECT json_extract(data, '$.trace.tokens.reasoning') AS after,
-    COALESCE(json_extract(data, '$.original.tokens.reasoning'), json_extract(data, '$.trace.tokens.reasoning')) AS before,
-    json_extract(data, '$.trace.tokens.tokenizer') AS tokenizer
-  FROM items WHERE fate = 'kept' AND json_extract(data, '$.trace.tokens.reasoning') IS NOT NULL`
+export const SQLITE_TOKEN_ROWS = `SELECT reasoning_tokens AS after,
+    COALESCE(original_reasoning_tokens, reasoning_tokens) AS before, tokenizer
+  FROM items WHERE fate = 'kept' AND reasoning_tokens IS NOT NULL`
 
 const BUCKETS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, Infinity]
 /** Reasoning-token lengths of the kept items, before and after alignment, with a histogram. */

@@ -7,7 +7,7 @@ import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import type { Problem } from "../schema/problem.js"
 import { tempDir, withStore } from "../test-support/fixtures.js"
-import { item, problem, round } from "../test-support/storeRecords.js"
+import { call, item, problem, round } from "../test-support/storeRecords.js"
 import { contentId } from "../util/hash.js"
 import { migrations } from "./migrations.js"
 import { RunStore } from "./RunStore.js"
@@ -53,6 +53,40 @@ describe("SQLite run store", () => {
     db.close()
     // Reopening applies nothing twice.
     openSqliteStore(file).close()
+  })
+
+  it("moves a store written before the token and call columns to them: status reads the same", async () => {
+    // A workspace at schema 6, its rows as that version wrote them.
+    const old = new Database((file = join(dir.dir, "old.db")))
+    for (const m of migrations.filter((m) => m.version <= 6)) old.exec(m.sql)
+    old.pragma("user_version = 6")
+    const p = problem("q?")
+    const kept = {
+      ...item(p, [round(0, "x", [call("judge", false)])], "kept"),
+      stage: "done",
+      keptAs: "initial-medium"
+    }
+    old
+      .prepare("INSERT INTO problems (id, domain, data, created_at) VALUES (?, 'math', ?, 't')")
+      .run(p.id, JSON.stringify(p))
+    old
+      .prepare(
+        "INSERT INTO items (id, problem_id, stage, fate, kept_as, data, created_at, updated_at) VALUES (?, ?, 'done', 'kept', 'initial-medium', ?, 't', 't')"
+      )
+      .run(kept.id, p.id, JSON.stringify({ ...kept, rounds: undefined }))
+    old.prepare("INSERT INTO rounds (item_id, idx, data) VALUES (?, 0, ?)").run(kept.id, JSON.stringify(kept.rounds[0]))
+    old.close()
+    const status = await withStore(
+      file,
+      Effect.flatMap(RunStore, (store) => store.status)
+    )
+    expect(status.tokens).toMatchObject({ tokenizer: "qwen2.5", ratio: 1, after: { count: 1, mean: 40 } })
+    expect(status.llm).toMatchObject({
+      calls: 1,
+      promptTokens: 10,
+      completionTokens: 5,
+      byRole: { judge: { calls: 1 } }
+    })
   })
 
   it("refuses a store written by a newer fastcot", () => {

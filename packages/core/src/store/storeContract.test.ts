@@ -10,6 +10,8 @@ import { join } from "node:path"
 import { afterAll, beforeEach, describe, expect, it } from "vitest"
 import { Item } from "../schema/item.js"
 import { Trace } from "../schema/trace.js"
+import { Round } from "../schema/round.js"
+import { Verdict } from "../schema/verdict.js"
 import { type ReviewAction, reviewItem } from "../review/reviewItem.js"
 import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
 import { BasicVerifierLive } from "../verify/Verifier.js"
@@ -272,6 +274,56 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
     expect(refused._tag === "ReviewRefused" && refused.verification?.failure).toBe("answer-mismatch")
     expect(items[3]!.review).toBeUndefined()
     expect(items[3]!.rounds).toEqual([])
+  })
+
+  it("filters listed items in the store: by text in the question or the id, by verdict, by reasoning tokens", async () => {
+    const ps = Array.from({ length: 12 }, (_, i) => problem(`What is ${i} times Seven?`))
+    const listed = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.commitImportBatch(importBatch(ps))
+        yield* store.addItems(
+          ps.map(
+            (p, i) =>
+              new Item({
+                ...item(
+                  p,
+                  [
+                    i % 4 === 0
+                      ? new Round({ ...round(0, "x"), verdict: new Verdict({ level: "hard", raw: "hard" }) })
+                      : round(0, "x")
+                  ],
+                  "kept"
+                ),
+                trace: new Trace({
+                  reasoning: "r",
+                  origin: "teacher",
+                  tokens: { reasoning: 10 * i, answer: 1, tokenizer: "t" }
+                })
+              })
+          )
+        )
+        const ids = (filter: Parameters<typeof store.listItems>[0]) =>
+          Effect.map(store.listItems(filter), (items) => items.map((i) => i.problemId as string).sort())
+        return {
+          text: yield* ids({ search: "is 7 TIMES seven" }),
+          none: yield* ids({ search: "eight" }),
+          hard: yield* ids({ verdict: "hard" }),
+          easy: yield* ids({ verdict: "easy", fate: "kept" }),
+          tokens: yield* ids({ minTokens: 30, maxTokens: 50 }),
+          byId: yield* Effect.map(store.listItems({ search: item(ps[3]!).id.slice(0, 10) }), (items) =>
+            items.map((i) => i.id)
+          )
+        }
+      })
+    )
+    const of = (...is: Array<number>) => is.map((i) => ps[i]!.id as string).sort()
+    expect(listed.text).toEqual(of(7))
+    expect(listed.none).toEqual([])
+    expect(listed.hard).toEqual(of(0, 4, 8))
+    expect(listed.easy).toEqual(of(1, 2, 3, 5, 6, 7, 9, 10, 11))
+    expect(listed.tokens).toEqual(of(3, 4, 5))
+    expect(listed.byId).toContain(item(ps[3]!).id)
   })
 
   it("offers unreviewed kept items for review: a seeded random sample that wraps around, longest first, by verdict", async () => {

@@ -4,6 +4,9 @@ import { call } from "./api.js"
 import { ErrorNote, Select, useAsync } from "./shared.js"
 import { WordDiff } from "./WordDiff.js"
 
+/** Items a page holds: the store reads one page at a time, whatever the workspace's size. */
+const PAGE = 200
+
 export const ItemsPanel = () => {
   const [filter, setFilter] = useState<{
     fate: "" | "kept" | "dropped" | "pending" | "failed"
@@ -12,6 +15,9 @@ export const ItemsPanel = () => {
     maxTokens: string
   }>({ fate: "", verdict: "", search: "", maxTokens: "" })
   const [rows, setRows] = useState<ReadonlyArray<ItemRow>>([])
+  // Keyset paging: the ids each page starts after (the first page's is undefined).
+  const [pages, setPages] = useState<ReadonlyArray<string | undefined>>([undefined])
+  const after = pages[pages.length - 1]
   const [open, setOpen] = useState<ItemDetail | undefined>(undefined)
   const { error, run } = useAsync()
   useEffect(() => {
@@ -22,11 +28,16 @@ export const ItemsPanel = () => {
           ...(filter.verdict !== "" ? { verdict: filter.verdict } : {}),
           ...(filter.search !== "" ? { search: filter.search } : {}),
           ...(filter.maxTokens !== "" ? { maxTokens: Number(filter.maxTokens) } : {}),
-          limit: 500
+          ...(after !== undefined ? { afterId: after } : {}),
+          limit: PAGE
         })
       )
     )
-  }, [filter.fate, filter.verdict, filter.search, filter.maxTokens])
+  }, [filter.fate, filter.verdict, filter.search, filter.maxTokens, after])
+  const refilter = (next: typeof filter) => {
+    setFilter(next)
+    setPages([undefined])
+  }
   return (
     <section aria-labelledby="items-title">
       <h2 id="items-title">Dataset</h2>
@@ -36,21 +47,21 @@ export const ItemsPanel = () => {
           id="f-fate"
           value={filter.fate}
           options={[["", "all"], ["kept"], ["dropped"], ["pending"], ["failed"]]}
-          onChange={(fate) => setFilter({ ...filter, fate })}
+          onChange={(fate) => refilter({ ...filter, fate })}
         />
         <label htmlFor="f-verdict">Verdict</label>
         <Select
           id="f-verdict"
           value={filter.verdict}
           options={[["", "any"], ["easy"], ["medium"], ["hard"]]}
-          onChange={(verdict) => setFilter({ ...filter, verdict })}
+          onChange={(verdict) => refilter({ ...filter, verdict })}
         />
         <label htmlFor="f-search">Search</label>
         <input
           id="f-search"
           type="search"
           value={filter.search}
-          onChange={(e) => setFilter({ ...filter, search: e.target.value })}
+          onChange={(e) => refilter({ ...filter, search: e.target.value })}
         />
         <label htmlFor="f-tokens">At most this many reasoning tokens</label>
         <input
@@ -58,7 +69,7 @@ export const ItemsPanel = () => {
           type="number"
           min="0"
           value={filter.maxTokens}
-          onChange={(e) => setFilter({ ...filter, maxTokens: e.target.value })}
+          onChange={(e) => refilter({ ...filter, maxTokens: e.target.value })}
         />
       </div>
       <ErrorNote error={error} />
@@ -95,6 +106,17 @@ export const ItemsPanel = () => {
           ))}
         </tbody>
       </table>
+      <div className="actions" role="group" aria-label="Pages">
+        <span>
+          Page {pages.length}: {rows.length} items
+        </span>
+        <button disabled={pages.length === 1} onClick={() => setPages(pages.slice(0, -1))}>
+          Previous page
+        </button>
+        <button disabled={rows.length < PAGE} onClick={() => setPages([...pages, rows[rows.length - 1]!.id])}>
+          Next page
+        </button>
+      </div>
       {open !== undefined ? (
         <article aria-labelledby="item-title" className="item">
           <h3 id="item-title">
