@@ -23,11 +23,11 @@ export const Bars = ({
       >
         {data.map((d, i) => (
           <g key={d.label} transform={`translate(0 ${5 + i * 22})`}>
-            <text x="0" y="14" fontSize="12" fill="#222">
+            <text x="0" y="14" fontSize="12" className="ink">
               {d.label.slice(0, 28)}
             </text>
-            <rect x="190" y="3" width={(200 * d.value) / max} height="14" fill="#2563eb" />
-            <text x={195 + (200 * d.value) / max} y="14" fontSize="12" fill="#222">
+            <rect x="190" y="3" width={(200 * d.value) / max} height="14" className="bar" />
+            <text x={195 + (200 * d.value) / max} y="14" fontSize="12" className="ink">
               {d.value}
             </text>
           </g>
@@ -59,8 +59,8 @@ export const Line = ({
         height="160"
         viewBox="0 0 420 160"
       >
-        <line x1="10" y1="150" x2="410" y2="150" stroke="#666" />
-        <path d={path} fill="none" stroke="#2563eb" strokeWidth="2" />
+        <line x1="10" y1="150" x2="410" y2="150" className="axis" />
+        <path d={path} fill="none" className="line" strokeWidth="2" />
       </svg>
     </figure>
   )
@@ -93,9 +93,9 @@ export const Histogram = ({
       >
         {edges.map((e, i) => (
           <g key={e} transform={`translate(${10 + i * 40} 0)`}>
-            <rect x="2" y={120 - (100 * b[i]!) / max} width="16" height={(100 * b[i]!) / max} fill="#9ca3af" />
-            <rect x="19" y={120 - (100 * a[i]!) / max} width="16" height={(100 * a[i]!) / max} fill="#2563eb" />
-            <text x="0" y="134" fontSize="9" fill="#222">
+            <rect x="2" y={120 - (100 * b[i]!) / max} width="16" height={(100 * b[i]!) / max} className="bar-muted" />
+            <rect x="19" y={120 - (100 * a[i]!) / max} width="16" height={(100 * a[i]!) / max} className="bar" />
+            <text x="0" y="134" fontSize="9" className="ink">
               ≤{e}
             </text>
           </g>
@@ -124,10 +124,10 @@ export const Scatter = ({
         height="180"
         viewBox="0 0 420 180"
       >
-        <line x1="30" y1="160" x2="410" y2="160" stroke="#666" />
-        <line x1="30" y1="10" x2="30" y2="160" stroke="#666" />
+        <line x1="30" y1="160" x2="410" y2="160" className="axis" />
+        <line x1="30" y1="10" x2="30" y2="160" className="axis" />
         {points.map((p) => (
-          <circle key={p.label} cx={30 + (370 * p.x) / maxX} cy={160 - 1.5 * p.y} r="5" fill="#2563eb">
+          <circle key={p.label} cx={30 + (370 * p.x) / maxX} cy={160 - 1.5 * p.y} r="5" className="bar">
             <title>{p.label}</title>
           </circle>
         ))}
