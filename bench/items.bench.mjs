@@ -42,7 +42,9 @@ for (let start = 0; start < ITEMS; start += 5_000) {
         index: 0,
         action: "judge",
         verdict: new Verdict({ level, raw: level }),
-        calls: [{ role: "judge", model: "judge", promptTokens: 300, completionTokens: 1, latencyMs: 40, cached: false }],
+        calls: [
+          { role: "judge", model: "judge", promptTokens: 300, completionTokens: 1, latencyMs: 40, cached: false }
+        ],
         startedAt: at,
         finishedAt: at
       })
@@ -98,9 +100,12 @@ const timed = async (what, channel, request) => {
   const t0 = performance.now()
   const reply = await backend.handle(channel, request)
   const ms = performance.now() - t0
-  if (reply !== null && typeof reply === "object" && "error" in reply) throw new Error(`${what}: ${reply.error.message}`)
+  if (reply !== null && typeof reply === "object" && "error" in reply)
+    throw new Error(`${what}: ${reply.error.message}`)
   const rows = Array.isArray(reply) ? reply.length : reply.items.length
-  console.log(`  ${what.padEnd(44)} ${ms.toFixed(0).padStart(6)} ms  (${rows} rows)  ${ms < 1000 ? "under 1 s" : "OVER 1 s"}`)
+  console.log(
+    `  ${what.padEnd(44)} ${ms.toFixed(0).padStart(6)} ms  (${rows} rows)  ${ms < 1000 ? "under 1 s" : "OVER 1 s"}`
+  )
   return ms
 }
 const opened = performance.now()
