@@ -92,7 +92,7 @@ export class Backend {
         lm: LanguageModelShape
         state: DashboardState
         status: RunView["state"]
-        timeline: Array<{ t: number; done: number }>
+        timeline: Array<RunView["timeline"][number]>
       }
     | undefined
   private readonly listeners = new Set<(p: BackendPush) => void>()
@@ -344,7 +344,7 @@ export class Backend {
     const { gate, lm } = session
     const state = initialState(config.name, session.stages)
     const sandbox = makeSandbox()
-    const timeline: Array<{ t: number; done: number }> = []
+    const timeline: Array<RunView["timeline"][number]> = []
     const fiber = rt.runFork(
       session
         .pipeline((event) => (applyEvent(state, event), this.push({ _tag: "event", event })))
@@ -389,8 +389,9 @@ export class Backend {
     const run = this.run
     if (run === undefined) return
     applyStats(run.state, await Effect.runPromise(run.lm.stats), 1000)
-    const done = run.state.stages.reduce((n, s) => n + s.done + s.dropped + s.failed, 0)
-    run.timeline.push({ t: Math.round((Date.now() - run.state.startedAt) / 1000), done })
+    const byStage = Object.fromEntries(run.state.stages.map((s) => [s.name, s.done + s.dropped + s.failed]))
+    const done = Object.values(byStage).reduce((n, d) => n + d, 0)
+    run.timeline.push({ t: Math.round((Date.now() - run.state.startedAt) / 1000), done, byStage })
     if (run.timeline.length > 3600) run.timeline.shift()
     this.push({ _tag: "view", view: this.view() })
     if (run.status === "done" || run.status === "idle" || run.status === "failed") {
@@ -443,6 +444,7 @@ export class Backend {
         tokensBefore: [],
         tokensAfter: [],
         timeline: [],
+        flow: [],
         models: []
       }
     }
@@ -463,6 +465,7 @@ export class Backend {
       tokensBefore: [...s.tokensBefore],
       tokensAfter: [...s.tokensAfter],
       timeline: [...run.timeline],
+      flow: (["easy", "medium", "hard", "none"] as const).map((first) => ({ first, ...s.flow[first] })),
       models: s.models.map((m) => ({
         role: m.role,
         model: m.model,
@@ -562,6 +565,7 @@ export class Backend {
           name: b.bench,
           accuracy: b.summary.accuracy,
           meanOutputTokens: b.summary.meanOutputTokens,
+          ci95: b.summary.ci95 ?? null,
           scored: b.summary.samples,
           failed: b.failed?.samples ?? 0
         }))

@@ -67,8 +67,22 @@ export const RunView = Schema.Struct({
   dropped: Schema.Record({ key: Schema.String, value: Schema.Number }),
   tokensBefore: Schema.Array(Schema.Number),
   tokensAfter: Schema.Array(Schema.Number),
-  /** Items finished over time, one point a second: the progress chart. */
-  timeline: Schema.Array(Schema.Struct({ t: Schema.Number, done: Schema.Number })),
+  /** Items finished over time, one point a second, in all and per stage: the progress chart. */
+  timeline: Schema.Array(
+    Schema.Struct({
+      t: Schema.Number,
+      done: Schema.Number,
+      byStage: Schema.Record({ key: Schema.String, value: Schema.Number })
+    })
+  ),
+  /** Where aligned items went, by the judge's first verdict on them (`none`: it never gave one). */
+  flow: Schema.Array(
+    Schema.Struct({
+      first: Schema.Literal("easy", "medium", "hard", "none"),
+      kept: Schema.Number,
+      dropped: Schema.Number
+    })
+  ),
   models: Schema.Array(
     Schema.Struct({
       role: Schema.String,
@@ -141,6 +155,8 @@ export const EvalRunView = Schema.Struct({
       name: Schema.String,
       accuracy: Schema.Number,
       meanOutputTokens: Schema.Number,
+      /** Half the width of the accuracy's 95 % confidence interval (a fraction, like accuracy). */
+      ci95: Schema.NullOr(Schema.Number),
       /** Generations scored; 0 when all failed (accuracy and tokens then mean nothing). */
       scored: Schema.Number,
       /** Generations the model layer could not get: left out of the scores (see the evaluator). */

@@ -171,6 +171,9 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await poll(() => page.textContent("[aria-label='Weight variants']")).toContain("q4")
     expect(await page.textContent("[aria-label='Weight variants']")).toContain("runnable")
     const spec = `openai:scripted@${models.baseUrl}`
+    // Before a run, the charts say what to do instead of drawing empty frames.
+    expect(await page.locator("figure.chart.empty").count()).toBe(4)
+    expect(await page.locator("figure.chart svg").count()).toBe(0)
     for (const role of ["Teacher", "Rewriter", "Judge"]) await page.getByLabel(role, { exact: true }).fill(spec)
     await page.getByRole("button", { name: "Start" }).click()
     await poll(() => page.textContent("[data-testid=run-state]")).toBe("running")
@@ -180,7 +183,19 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await shot("2-running")
     await poll(() => page.textContent("[data-testid=run-state]"), { timeout: 60_000 }).toBe("done")
     await poll(() => page.textContent(".where")).toContain("24 kept")
-    expect(await page.getAttribute("figure svg[aria-label^='Verdicts']", "aria-label")).toMatch(/easy [1-9]/)
+    // Charts people read: axis labels, legends, and a text alternative with the figures.
+    const charts = page.locator("figure.chart")
+    await poll(() => charts.filter({ hasText: "by the judge's first verdict" }).textContent()).toMatch(
+      /first easy: [1-9]\d* kept/
+    )
+    const run = (await charts.allTextContents()).join(" ")
+    for (const text of ["seconds since the start", "the judge's first verdict", "before alignment", "after alignment"])
+      expect(run).toContain(text)
+    expect(await page.locator("figure.chart .recharts-legend-item").count()).toBeGreaterThan(4)
+    // A tooltip on hovering the flow chart's bars.
+    const flow = charts.filter({ hasText: "by the judge's first verdict" })
+    await flow.locator(".recharts-bar-rectangle").first().hover()
+    await poll(() => flow.locator(".recharts-tooltip-wrapper").textContent()).toMatch(/kept : \d+/)
     await shot("3-done")
 
     await page.getByRole("tab", { name: "Items" }).click()
@@ -215,6 +230,15 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await page.getByRole("button", { name: "Start evaluation" }).click()
     await poll(() => page.textContent("[data-testid=eval-state]"), { timeout: 60_000 }).toMatch(/^done/)
     await poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("tiny-q4")
+    // One accuracy-against-tokens chart a benchmark, a point a model with its interval, a legend of models.
+    const math = page.locator("figure.chart").filter({ hasText: "math500: accuracy against output tokens" })
+    expect(await math.textContent()).toContain("accuracy (%)")
+    expect(await math.textContent()).toContain("mean output tokens")
+    expect(await math.textContent()).toMatch(/student-7b: 62\.0% ± 10\.0 at 812 tokens/)
+    expect(await math.locator(".recharts-legend-item").allTextContents()).toEqual(
+      expect.arrayContaining(["student-7b", "tiny-q4"])
+    )
+    expect(await math.locator(".recharts-errorBar").count()).toBeGreaterThan(0)
     await shot("6-evaluation")
 
     // Accessibility: axe-core on the evaluation and items views, then the keyboard reaches the tabs.

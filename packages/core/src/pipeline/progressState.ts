@@ -33,6 +33,13 @@ export interface DashboardState {
   /** Completion tokens per second over the last few seconds, per role. */
   tokensPerSecond: Record<string, number>
   verdicts: { easy: number; medium: number; hard: number; unparseable: number }
+  /**
+   * Where aligned items went by the judge's first verdict on them (`none` when it never gave one):
+   * kept or dropped, counted as each item ends at the align stage.
+   */
+  flow: Record<"easy" | "medium" | "hard" | "none", { kept: number; dropped: number }>
+  /** The first verdict of items still being aligned (forgotten as each ends). */
+  firstVerdicts: Map<string, "easy" | "medium" | "hard">
   kept: Record<string, number>
   dropped: Record<string, number>
   tokensBefore: Array<number>
@@ -70,6 +77,13 @@ export const initialState = (title: string, stages: ReadonlyArray<string>, now =
   models: [],
   tokensPerSecond: {},
   verdicts: { easy: 0, medium: 0, hard: 0, unparseable: 0 },
+  flow: {
+    easy: { kept: 0, dropped: 0 },
+    medium: { kept: 0, dropped: 0 },
+    hard: { kept: 0, dropped: 0 },
+    none: { kept: 0, dropped: 0 }
+  },
+  firstVerdicts: new Map(),
   kept: {},
   dropped: {},
   tokensBefore: [],
@@ -131,6 +145,10 @@ export const applyEvent = (s: DashboardState, e: RunEvent, now = Date.now()): Da
         const code = e.reasonCode ?? e.reason?.split(":")[0] ?? "unknown"
         s.dropped[code] = (s.dropped[code] ?? 0) + 1
       }
+      if (e.stage === "align" && (e.fate === "kept" || e.fate === "dropped")) {
+        s.flow[s.firstVerdicts.get(e.itemId) ?? "none"][e.fate]++
+        s.firstVerdicts.delete(e.itemId)
+      }
       if (e.tokensBefore !== undefined) s.tokensBefore.push(e.tokensBefore)
       if (e.tokensAfter !== undefined) s.tokensAfter.push(e.tokensAfter)
       if (e.outcome === "failed")
@@ -147,6 +165,8 @@ export const applyEvent = (s: DashboardState, e: RunEvent, now = Date.now()): Da
     }
     case "verdict":
       s.verdicts[e.level]++
+      if (e.round === 0 && e.level !== "unparseable" && !s.firstVerdicts.has(e.itemId))
+        s.firstVerdicts.set(e.itemId, e.level)
       break
     case "log":
       pushLog(s, { at: now, level: e.level, message: e.message, itemId: e.itemId })

@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react"
 import type { Reply } from "../contract.js"
 import { call } from "./api.js"
-import { Bars, Scatter } from "./charts.js"
+import { AccuracyChart, AccuracyTokensCharts, type BenchPoint } from "./charts.js"
 import { ErrorNote, useAsync } from "./shared.js"
 
 export const EvalPanel = () => {
@@ -41,6 +41,12 @@ export const EvalPanel = () => {
       setState(await call("eval.state", {}))
     })
   const benches = [...new Set(runs.flatMap((r) => r.benchmarks.map((b) => b.name)))]
+  // Scored benchmarks only: a run whose every generation failed has no accuracy to draw.
+  const points: Array<BenchPoint> = runs.flatMap((r) =>
+    r.benchmarks
+      .filter((b) => b.scored > 0)
+      .map((b) => ({ model: r.model, bench: b.name, accuracy: b.accuracy, tokens: b.meanOutputTokens, ci95: b.ci95 }))
+  )
   return (
     <section aria-labelledby="eval-title">
       <h2 id="eval-title">Evaluation runs</h2>
@@ -138,18 +144,10 @@ export const EvalPanel = () => {
               ))}
             </tbody>
           </table>
-          <Bars
-            label="Accuracy per benchmark (%)"
-            data={runs.flatMap((r) =>
-              r.benchmarks.map((b) => ({ label: `${r.model} ${b.name}`, value: Math.round(1000 * b.accuracy) / 10 }))
-            )}
-          />
-          <Scatter
-            label="Accuracy against output tokens"
-            points={runs.flatMap((r) =>
-              r.benchmarks.map((b) => ({ x: b.meanOutputTokens, y: 100 * b.accuracy, label: `${r.model} ${b.name}` }))
-            )}
-          />
+          <div className="charts">
+            <AccuracyChart points={points} />
+            <AccuracyTokensCharts points={points} />
+          </div>
         </>
       ) : null}
     </section>

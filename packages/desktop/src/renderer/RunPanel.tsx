@@ -1,7 +1,7 @@
 import { useState } from "react"
 import type { Reply, RunView, StatusView } from "../contract.js"
 import { call } from "./api.js"
-import { Bars, Histogram, Line } from "./charts.js"
+import { CountsChart, FlowChart, ProgressChart, TokenHistogram } from "./charts.js"
 import { ErrorNote, useAsync } from "./shared.js"
 
 export const RunPanel = ({
@@ -45,7 +45,6 @@ export const RunPanel = ({
         })
       )
     )
-  const total = (view?.stages ?? []).reduce((n, s) => n + s.done + s.dropped + s.failed, 0)
   return (
     <section aria-labelledby="run-title">
       <h2 id="run-title">Run the recipe</h2>
@@ -150,23 +149,18 @@ export const RunPanel = ({
         </tbody>
       </table>
       <div className="charts">
-        <Line
-          label={`Items finished over time (${total})`}
-          points={(view?.timeline ?? []).map((p) => ({ x: p.t, y: p.done }))}
-        />
-        <Bars label="Verdicts" data={Object.entries(view?.verdicts ?? {}).map(([k, v]) => ({ label: k, value: v }))} />
-        <Bars
-          label="Fates this run"
+        <ProgressChart timeline={view?.timeline ?? []} />
+        <FlowChart flow={view?.flow ?? []} />
+        <CountsChart
+          caption="Fates this run"
+          unit="items"
+          empty="No item has ended yet this run."
           data={[
             ...Object.entries(view?.kept ?? {}).map(([k, v]) => ({ label: `kept: ${k}`, value: v })),
             ...Object.entries(view?.dropped ?? {}).map(([k, v]) => ({ label: `dropped: ${k}`, value: v }))
           ]}
         />
-        <Histogram
-          label="Reasoning tokens of kept items, before and after alignment"
-          before={view?.tokensBefore ?? []}
-          after={view?.tokensAfter ?? []}
-        />
+        <TokenHistogram before={view?.tokensBefore ?? []} after={view?.tokensAfter ?? []} />
       </div>
     </section>
   )

@@ -1,7 +1,7 @@
 import { type DragEvent, useState } from "react"
 import type { Reply, StatusView } from "../contract.js"
 import { call } from "./api.js"
-import { Bars } from "./charts.js"
+import { CountsChart } from "./charts.js"
 import { ErrorNote, useAsync } from "./shared.js"
 
 export const WorkspacePanel = ({
@@ -81,8 +81,10 @@ export const WorkspacePanel = ({
             </div>
           ) : null}
           <h3>Composition</h3>
-          <Bars
-            label="Kept and dropped"
+          <CountsChart
+            caption="Kept and dropped items"
+            unit="items"
+            empty="No item is kept or dropped yet: import problems, then start a run on the Run tab."
             data={[
               ...Object.entries(status.keptAs).map(([k, v]) => ({ label: `kept: ${k}`, value: v })),
               ...Object.entries(status.dropReasons).map(([k, v]) => ({ label: `dropped: ${k}`, value: v }))
