@@ -17,6 +17,41 @@ const ARTIFACTS = join(__dirname, "..", "..", "..", "test", "artifacts")
 const poll = <T>(f: () => Promise<T> | T, options: { timeout?: number } = {}) =>
   expect.poll(f, { timeout: 15_000, ...options })
 const CHROMIUM = process.env["FASTCOT_CHROMIUM"] ?? "/usr/bin/chromium"
+/** Where the pages' screenshots go, each in both themes (the README links the folder). */
+const SCREENSHOTS = join(ARTIFACTS, "screenshots")
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8")
+
+/** axe-core's WCAG 2.1 A and AA rules on the page as it is; the violations, by rule. */
+const audit = async (page: Page): Promise<Array<string>> => {
+  // Evaluated through the DevTools protocol: the page's CSP (rightly) refuses injected script tags.
+  if (!(await page.evaluate(() => "axe" in globalThis))) await page.evaluate(AXE)
+  return page.evaluate(async () => {
+    const axe = (
+      globalThis as unknown as {
+        axe: {
+          run: (
+            ctx: unknown,
+            opts: unknown
+          ) => Promise<{ violations: Array<{ id: string; impact: string; nodes: Array<unknown> }> }>
+        }
+      }
+    ).axe
+    const r = await axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }
+    })
+    return r.violations.map((v) => `${v.id} (${v.impact}, ${v.nodes.length})`)
+  })
+}
+
+/** The page in the light and the dark theme: no axe-core violation in either, and a screenshot of each. */
+const auditAndShoot = async (page: Page, name: string) => {
+  for (const colorScheme of ["light", "dark"] as const) {
+    await page.emulateMedia({ colorScheme })
+    expect(await audit(page), `${name}, ${colorScheme} theme`).toEqual([])
+    await page.screenshot({ path: join(SCREENSHOTS, `${name}-${colorScheme}.png`), fullPage: true })
+  }
+  await page.emulateMedia({ colorScheme: null })
+}
 
 /** SCRIPTED models (no model behind them): the teacher adds; the judge finds every third problem easy. */
 const script = arithmeticScript((n) => (n % 3 === 0 ? "easy" : "medium"))
@@ -28,11 +63,11 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
   let ui: UiServer
   let browser: Browser
   let page: Page
-  const shot = (name: string) => page.screenshot({ path: join(ARTIFACTS, `desktop-${name}.png`), fullPage: true })
+  const shot = (name: string) => auditAndShoot(page, name)
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), "fastcot-ui-"))
-    mkdirSync(ARTIFACTS, { recursive: true })
+    mkdirSync(SCREENSHOTS, { recursive: true })
     models = await startScriptedServer({ latencyMs: 60, script })
     backend = new Backend({})
     // the built renderer (this test runs from the sources)
@@ -241,31 +276,11 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     expect(await math.locator(".recharts-errorBar").count()).toBeGreaterThan(0)
     await shot("6-evaluation")
 
-    // Accessibility: axe-core on the evaluation and items views, then the keyboard reaches the tabs.
-    const require = createRequire(import.meta.url)
-    // Evaluated through the DevTools protocol: the page's CSP (rightly) refuses injected script tags.
-    await page.evaluate(readFileSync(require.resolve("axe-core/axe.min.js"), "utf8"))
-    const audit = async () =>
-      page.evaluate(async () => {
-        const axe = (
-          globalThis as unknown as {
-            axe: {
-              run: (
-                ctx: unknown,
-                opts: unknown
-              ) => Promise<{ violations: Array<{ id: string; impact: string; nodes: Array<unknown> }> }>
-            }
-          }
-        ).axe
-        const r = await axe.run(document, {
-          runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }
-        })
-        return r.violations.map((v) => `${v.id} (${v.impact}, ${v.nodes.length})`)
-      })
-    expect(await audit()).toEqual([])
+    // Accessibility: every page above passed axe-core in both themes (shot); the items view with an
+    // item open too; then the keyboard reaches the tabs.
     await page.getByRole("tab", { name: "Items" }).click()
     await page.locator("table[aria-label=Items] tbody button").first().click()
-    expect(await audit()).toEqual([])
+    expect(await audit(page)).toEqual([])
     await page.getByRole("tab", { name: "Workspace" }).focus()
     await page.keyboard.press("Tab")
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Run")
@@ -388,32 +403,14 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
         .poll(() => tab.textContent("[role=alert]"))
         .toContain("the edited trace no longer reaches the answer")
       expect(await current()).toBe(editedId)
-      await tab.screenshot({ path: join(ARTIFACTS, "desktop-review-refused.png"), fullPage: true })
+      await auditAndShoot(tab, "7-review-edit-refused")
       await tab.keyboard.press("Control+a")
       await tab.keyboard.type(`Twice ${n} is \\boxed{${2 * n}}.`)
       await tab.keyboard.press("Control+Enter")
       await expect.poll(() => tab.textContent(".review-count")).toContain(`last: ${editedId} edited`)
       await expect.poll(() => tab.textContent(".review-count")).toContain("3 reviewed by you · 3 waiting")
       await tab.keyboard.press("n")
-      await tab.evaluate(readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8"))
-      const audit = () =>
-        tab.evaluate(async () => {
-          const axe = (
-            globalThis as unknown as {
-              axe: { run: (c: unknown, o: unknown) => Promise<{ violations: Array<{ id: string }> }> }
-            }
-          ).axe
-          const r = await axe.run(document, {
-            runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }
-          })
-          return r.violations.map((v) => v.id)
-        })
-      // Both themes follow the system's setting; each passes axe-core and is photographed.
-      for (const colorScheme of ["light", "dark"] as const) {
-        await tab.emulateMedia({ colorScheme })
-        expect(await audit(), colorScheme).toEqual([])
-        await tab.screenshot({ path: join(ARTIFACTS, `desktop-review-${colorScheme}.png`), fullPage: true })
-      }
+      await auditAndShoot(tab, "7-review")
 
       // A second reviewer at the same time gets none of the items held for ana.
       const ben = (await reviewing.handle("review.queue", { reviewer: "ben", limit: 10 })) as {
