@@ -505,7 +505,8 @@ export class Backend {
           question: (problems.get(i.problemId)?.question ?? "").replace(/\s+/g, " ").slice(0, 300),
           tokensBefore: (i.original ?? i.trace)?.tokens?.reasoning ?? null,
           tokensAfter: i.trace?.tokens?.reasoning ?? null,
-          verdicts: i.rounds.flatMap((r) => (r.verdict !== undefined ? [r.verdict.level] : []))
+          verdicts: i.rounds.flatMap((r) => (r.verdict !== undefined ? [r.verdict.level] : [])),
+          review: i.review !== undefined ? `${i.review.decision} by ${i.review.reviewer}` : null
         }))
       })
     )

@@ -108,7 +108,9 @@ export const ItemRow = Schema.Struct({
   question: Schema.String,
   tokensBefore: Schema.NullOr(Schema.Number),
   tokensAfter: Schema.NullOr(Schema.Number),
-  verdicts: Schema.Array(Schema.String)
+  verdicts: Schema.Array(Schema.String),
+  /** A person's latest decision, with who made it (e.g. "rejected by ana"). */
+  review: Schema.NullOr(Schema.String)
 })
 export type ItemRow = typeof ItemRow.Type
 

@@ -281,11 +281,17 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await page.getByRole("tab", { name: "Items" }).click()
     await page.locator("table[aria-label=Items] tbody button").first().click()
     expect(await audit(page)).toEqual([])
-    await page.getByRole("tab", { name: "Workspace" }).focus()
-    await page.keyboard.press("Tab")
+    // The tabs pattern: the open tab is the one Tab stop; arrows move along, Home and End to the ends.
+    await page.getByRole("tab", { name: "Workspace" }).click()
+    await page.keyboard.press("ArrowRight")
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe("Run")
-    await page.keyboard.press("Enter")
     expect(await page.getAttribute("[role=tab][aria-selected=true]", "id")).toBe("tab-Run")
+    await page.keyboard.press("End")
+    expect(await page.getAttribute("[role=tab][aria-selected=true]", "id")).toBe("tab-Evaluation")
+    await page.keyboard.press("ArrowRight")
+    expect(await page.getAttribute("[role=tab][aria-selected=true]", "id")).toBe("tab-Workspace")
+    await page.keyboard.press("Tab")
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("role"))).not.toBe("tab")
   })
 
   it("shows a workspace the backend opened at start (fastcot ui --workspace DIR) as soon as the page loads", async () => {
@@ -368,9 +374,8 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
       await expect.poll(() => tab.textContent(".where"), { timeout: 15_000 }).toContain("6 kept")
       // Keyboard only: to the Review tab, the reviewer's name, Enter.
       await tab.getByRole("tab", { name: "Workspace" }).focus()
-      for (let i = 0; i < 3; i++) await tab.keyboard.press("Tab")
+      for (let i = 0; i < 3; i++) await tab.keyboard.press("ArrowRight")
       expect(await tab.evaluate(() => document.activeElement?.textContent)).toBe("Review")
-      await tab.keyboard.press("Enter")
       for (let i = 0; i < 6 && (await tab.evaluate(() => document.activeElement?.id)) !== "r-name"; i++)
         await tab.keyboard.press("Tab")
       expect(await tab.evaluate(() => document.activeElement?.id)).toBe("r-name")
@@ -411,6 +416,10 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
       await expect.poll(() => tab.textContent(".review-count")).toContain("3 reviewed by you · 3 waiting")
       await tab.keyboard.press("n")
       await auditAndShoot(tab, "7-review")
+      // The dataset browser shows each decision.
+      await tab.getByRole("tab", { name: "Items" }).click()
+      await expect.poll(() => tab.textContent("table[aria-label=Items]")).toContain("rejected by ana")
+      expect(await tab.textContent("table[aria-label=Items]")).toContain("edited by ana")
 
       // A second reviewer at the same time gets none of the items held for ana.
       const ben = (await reviewing.handle("review.queue", { reviewer: "ben", limit: 10 })) as {

@@ -45,7 +45,27 @@ export const App = (): ReactElement => {
               aria-selected={t === tab}
               aria-controls={`panel-${t}`}
               id={`tab-${t}`}
+              // The tabs pattern: one stop in the Tab order (the open tab); arrows, Home and End move along.
+              tabIndex={t === tab ? 0 : -1}
               onClick={() => setTab(t)}
+              onKeyDown={(e) => {
+                const open = TABS.filter((x) => x === "Workspace" || status !== undefined)
+                const at = open.indexOf(t)
+                const to =
+                  e.key === "ArrowRight"
+                    ? open[(at + 1) % open.length]
+                    : e.key === "ArrowLeft"
+                      ? open[(at - 1 + open.length) % open.length]
+                      : e.key === "Home"
+                        ? open[0]
+                        : e.key === "End"
+                          ? open[open.length - 1]
+                          : undefined
+                if (to === undefined) return
+                e.preventDefault()
+                setTab(to)
+                document.getElementById(`tab-${to}`)?.focus()
+              }}
               disabled={t !== "Workspace" && status === undefined}
             >
               {t}

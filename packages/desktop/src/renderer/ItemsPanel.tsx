@@ -80,6 +80,7 @@ export const ItemsPanel = () => {
             <th scope="col">Fate</th>
             <th scope="col">Rounds</th>
             <th scope="col">Tokens before → after</th>
+            <th scope="col">Review</th>
             <th scope="col">Question</th>
           </tr>
         </thead>
@@ -101,6 +102,7 @@ export const ItemsPanel = () => {
               <td className="num">
                 {r.tokensBefore ?? "-"} → {r.tokensAfter ?? "-"}
               </td>
+              <td>{r.review ?? "-"}</td>
               <td>{r.question.slice(0, 120)}</td>
             </tr>
           ))}
@@ -124,6 +126,12 @@ export const ItemsPanel = () => {
             {open.keptAs !== null ? ` (${open.keptAs})` : ""}
             {open.reason !== null ? ` — ${open.reason}` : ""}
           </h3>
+          {open.review !== null ? (
+            <p>
+              Review: {open.review.decision} by {open.review.reviewer} at {open.review.at}
+              {open.review.reason !== null ? ` — ${open.review.reason}` : ""}
+            </p>
+          ) : null}
           <p>Question: {open.question}</p>
           <p>Reference: {open.reference ?? "none"}</p>
           <div className="side">
