@@ -491,7 +491,9 @@ export class Backend {
           verdict: req.verdict,
           minTokens: req.minTokens,
           maxTokens: req.maxTokens,
+          order: req.order,
           afterId: req.afterId,
+          afterTokens: req.afterTokens,
           limit: req.limit
         })
         const problems = new Map(

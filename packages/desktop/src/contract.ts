@@ -224,8 +224,12 @@ export const Channels = {
       verdict: Schema.optional(Schema.Literal("easy", "medium", "hard")),
       minTokens: Schema.optional(Schema.NonNegativeInt),
       maxTokens: Schema.optional(Schema.NonNegativeInt),
-      /** The next page: items after this id (the last row of the page before). */
+      /** By id, or by the final trace's reasoning tokens (items without a count left out). */
+      order: Schema.optional(Schema.Literal("id", "tokens-asc", "tokens-desc")),
+      /** The next page: items after this id (the last row of the page before)... */
       afterId: Schema.optional(ItemIdParam),
+      /** ...and, in a tokens order, after its count. */
+      afterTokens: Schema.optional(Schema.NonNegativeInt),
       limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 5000)), { default: () => 200 })
     }),
     reply: Schema.Array(ItemRow)

@@ -241,6 +241,17 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     expect(await page.locator("article.item ins").count()).toBeGreaterThan(0)
     expect(await page.locator("article.item del").count()).toBeGreaterThan(0)
     await shot("4-item-diff")
+    // The table sorts by reasoning tokens (in the store, a page at a time): most first.
+    await page.getByRole("button", { name: /Tokens before/ }).click()
+    await poll(() => page.getAttribute("th[aria-sort]", "aria-sort")).toBe("descending")
+    const tokensAfter = async () =>
+      (await page.locator("table[aria-label=Items] tbody tr td:nth-child(4)").allTextContents()).map((t) =>
+        Number(t.split("→")[1])
+      )
+    await poll(async () => {
+      const xs = await tokensAfter()
+      return xs.length === 8 && xs.every((x, i) => i === 0 || xs[i - 1]! >= x) && xs[0]! > xs[7]!
+    }).toBe(true)
 
     await page.getByRole("tab", { name: "Export" }).click()
     await page.getByRole("button", { name: "Export" }).click()

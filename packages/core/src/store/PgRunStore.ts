@@ -413,10 +413,21 @@ export const makePgRunStore = (
           "listing items",
           Effect.gen(function* () {
             const fates = typeof filter.fate === "string" ? [filter.fate] : (filter.fate ?? [])
+            const order = filter.order ?? "id"
             const where = [
               ...(fates.length > 0 ? [sql.in("fate", fates)] : []),
               ...(filter.stage !== undefined ? [sql`stage = ${filter.stage}`] : []),
-              ...(filter.afterId !== undefined ? [sql`id > ${filter.afterId}`] : []),
+              ...(order !== "id" ? [sql`reasoning_tokens IS NOT NULL`] : []),
+              ...(filter.afterId !== undefined && (order === "id" || filter.afterTokens === undefined)
+                ? [sql`id > ${filter.afterId}`]
+                : []),
+              ...(filter.afterId !== undefined && order !== "id" && filter.afterTokens !== undefined
+                ? [
+                    order === "tokens-asc"
+                      ? sql`(reasoning_tokens > ${filter.afterTokens} OR (reasoning_tokens = ${filter.afterTokens} AND id > ${filter.afterId}))`
+                      : sql`(reasoning_tokens < ${filter.afterTokens} OR (reasoning_tokens = ${filter.afterTokens} AND id > ${filter.afterId}))`
+                  ]
+                : []),
               ...(filter.search !== undefined && filter.search !== ""
                 ? [
                     sql`(starts_with(id, ${filter.search.toLowerCase()}) OR problem_id IN (SELECT id FROM problems
@@ -434,7 +445,8 @@ export const makePgRunStore = (
             ]
             const ids = yield* sql<{ id: string }>`SELECT id FROM items
               ${where.length > 0 ? sql`WHERE ${sql.and(where)}` : sql``}
-              ORDER BY id LIMIT ${filter.limit ?? 1000}`
+              ORDER BY ${order === "id" ? sql`id` : order === "tokens-asc" ? sql`reasoning_tokens ASC, id` : sql`reasoning_tokens DESC, id`}
+              LIMIT ${filter.limit ?? 1000}`
             return yield* loadItems(ids.map((r) => r.id))
           })
         ),

@@ -62,6 +62,13 @@ export interface ItemFilter {
   /** Bounds on the current trace's reasoning tokens (items without a count are left out). */
   readonly minTokens?: number | undefined
   readonly maxTokens?: number | undefined
+  /**
+   * By id (the default), or by the current trace's reasoning tokens, fewest or most first, then
+   * by id (items without a count are left out). Pages by keyset: `afterId` with, for a tokens
+   * order, `afterTokens`, the last listed item's count.
+   */
+  readonly order?: "id" | "tokens-asc" | "tokens-desc" | undefined
+  readonly afterTokens?: number | undefined
 }
 
 /** Which kept items a review queue offers: nobody has reviewed them, nor are they in `exclude`. */

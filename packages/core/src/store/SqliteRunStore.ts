@@ -305,9 +305,14 @@ export const openSqliteStore = (
           where.push("stage = ?")
           params.push(filter.stage)
         }
-        if (filter.afterId !== undefined) {
+        const order = filter.order ?? "id"
+        if (order !== "id") where.push("reasoning_tokens IS NOT NULL")
+        if (filter.afterId !== undefined && (order === "id" || filter.afterTokens === undefined)) {
           where.push("id > ?")
           params.push(filter.afterId)
+        } else if (filter.afterId !== undefined && filter.afterTokens !== undefined) {
+          where.push(`(reasoning_tokens ${order === "tokens-asc" ? ">" : "<"} ? OR (reasoning_tokens = ? AND id > ?))`)
+          params.push(filter.afterTokens, filter.afterTokens, filter.afterId)
         }
         if (filter.search !== undefined && filter.search !== "") {
           const needle = filter.search.toLowerCase()
@@ -330,7 +335,8 @@ export const openSqliteStore = (
           where.push("reasoning_tokens <= ?")
           params.push(filter.maxTokens)
         }
-        const sql = `SELECT id FROM items ${where.length > 0 ? "WHERE " + where.join(" AND ") : ""} ORDER BY id LIMIT ?`
+        const orderBy = order === "id" ? "id" : `reasoning_tokens ${order === "tokens-asc" ? "ASC" : "DESC"}, id`
+        const sql = `SELECT id FROM items ${where.length > 0 ? "WHERE " + where.join(" AND ") : ""} ORDER BY ${orderBy} LIMIT ?`
         params.push(filter.limit ?? 1000)
         const ids = db.prepare(sql).all(...params) as Array<{ id: string }>
         return ids.flatMap(({ id }) => {

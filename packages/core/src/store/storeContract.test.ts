@@ -313,7 +313,20 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
           tokens: yield* ids({ minTokens: 30, maxTokens: 50 }),
           byId: yield* Effect.map(store.listItems({ search: item(ps[3]!).id.slice(0, 10) }), (items) =>
             items.map((i) => i.id)
-          )
+          ),
+          // Most reasoning tokens first, a page of 5 then the next by keyset.
+          longest: yield* Effect.gen(function* () {
+            const first = yield* store.listItems({ order: "tokens-desc", limit: 5 })
+            const last = first[first.length - 1]!
+            const next = yield* store.listItems({
+              order: "tokens-desc",
+              afterId: last.id,
+              afterTokens: last.trace!.tokens!.reasoning,
+              limit: 100
+            })
+            return [...first, ...next].map((i) => i.problemId as string)
+          }),
+          fewest: yield* ids({ order: "tokens-asc", limit: 2 })
         }
       })
     )
@@ -324,6 +337,8 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
     expect(listed.easy).toEqual(of(1, 2, 3, 5, 6, 7, 9, 10, 11))
     expect(listed.tokens).toEqual(of(3, 4, 5))
     expect(listed.byId).toContain(item(ps[3]!).id)
+    expect(listed.longest).toEqual([11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0].map((i) => ps[i]!.id as string))
+    expect(listed.fewest).toEqual(of(0, 1))
   })
 
   it("offers unreviewed kept items for review: a seeded random sample that wraps around, longest first, by verdict", async () => {

@@ -4,6 +4,9 @@ import { call } from "./api.js"
 import { ErrorNote, Select, useAsync } from "./shared.js"
 import { WordDiff } from "./WordDiff.js"
 
+type Order = "id" | "tokens-asc" | "tokens-desc"
+type PageStart = { afterId: string; afterTokens?: number }
+
 /** Items a page holds: the store reads one page at a time, whatever the workspace's size. */
 const PAGE = 200
 
@@ -15,8 +18,9 @@ export const ItemsPanel = () => {
     maxTokens: string
   }>({ fate: "", verdict: "", search: "", maxTokens: "" })
   const [rows, setRows] = useState<ReadonlyArray<ItemRow>>([])
-  // Keyset paging: the ids each page starts after (the first page's is undefined).
-  const [pages, setPages] = useState<ReadonlyArray<string | undefined>>([undefined])
+  const [order, setOrder] = useState<Order>("id")
+  // Keyset paging: where each page starts after (the first page's is undefined).
+  const [pages, setPages] = useState<ReadonlyArray<PageStart | undefined>>([undefined])
   const after = pages[pages.length - 1]
   const [open, setOpen] = useState<ItemDetail | undefined>(undefined)
   const { error, run } = useAsync()
@@ -28,12 +32,26 @@ export const ItemsPanel = () => {
           ...(filter.verdict !== "" ? { verdict: filter.verdict } : {}),
           ...(filter.search !== "" ? { search: filter.search } : {}),
           ...(filter.maxTokens !== "" ? { maxTokens: Number(filter.maxTokens) } : {}),
-          ...(after !== undefined ? { afterId: after } : {}),
+          ...(order !== "id" ? { order } : {}),
+          ...(after !== undefined ? after : {}),
           limit: PAGE
         })
       )
     )
-  }, [filter.fate, filter.verdict, filter.search, filter.maxTokens, after])
+  }, [filter.fate, filter.verdict, filter.search, filter.maxTokens, order, after])
+  const sortByTokens = () => {
+    setOrder(order === "id" ? "tokens-desc" : order === "tokens-desc" ? "tokens-asc" : "id")
+    setPages([undefined])
+  }
+  const nextPage = () => {
+    const last = rows[rows.length - 1]!
+    setPages([
+      ...pages,
+      order === "id" || last.tokensAfter === null
+        ? { afterId: last.id }
+        : { afterId: last.id, afterTokens: last.tokensAfter }
+    ])
+  }
   const refilter = (next: typeof filter) => {
     setFilter(next)
     setPages([undefined])
@@ -79,7 +97,14 @@ export const ItemsPanel = () => {
             <th scope="col">Item</th>
             <th scope="col">Fate</th>
             <th scope="col">Rounds</th>
-            <th scope="col">Tokens before → after</th>
+            <th
+              scope="col"
+              aria-sort={order === "tokens-desc" ? "descending" : order === "tokens-asc" ? "ascending" : "none"}
+            >
+              <button className="link" onClick={sortByTokens}>
+                Tokens before → after{order === "tokens-desc" ? " ▼" : order === "tokens-asc" ? " ▲" : ""}
+              </button>
+            </th>
             <th scope="col">Review</th>
             <th scope="col">Question</th>
           </tr>
@@ -115,7 +140,7 @@ export const ItemsPanel = () => {
         <button disabled={pages.length === 1} onClick={() => setPages(pages.slice(0, -1))}>
           Previous page
         </button>
-        <button disabled={rows.length < PAGE} onClick={() => setPages([...pages, rows[rows.length - 1]!.id])}>
+        <button disabled={rows.length < PAGE} onClick={nextPage}>
           Next page
         </button>
       </div>
