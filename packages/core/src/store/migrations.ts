@@ -4,7 +4,13 @@ import type Database from "better-sqlite3"
  * Versioned schema migrations, applied in order inside one transaction each. `PRAGMA user_version`
  * records the last one applied. Never edit a published migration: add a new one.
  */
-export const migrations: ReadonlyArray<{ readonly version: number; readonly name: string; readonly sql: string }> = [
+export const migrations: ReadonlyArray<{
+  readonly version: number
+  readonly name: string
+  readonly sql: string
+  /** A migration that rebuilds a table others reference runs with foreign keys off, checked after. */
+  readonly rebuildsTables?: boolean
+}> = [
   {
     version: 1,
     name: "initial",
@@ -136,26 +142,48 @@ CREATE INDEX batch_jobs_endpoint ON batch_jobs(endpoint, state, created_at);
   },
   {
     version: 6,
-    name: "review decisions on items (who and what, for status and review queues)",
+    name: "review decisions; reasoning-token and call columns ahead of the records, read without them",
+    rebuildsTables: true,
+    // The tables are rebuilt so that the small columns come before the record (\`data\`): a column
+    // added after it is read past the record's overflow pages, which made status slow.
     sql: `
-ALTER TABLE items ADD COLUMN review TEXT;
-ALTER TABLE items ADD COLUMN reviewer TEXT;
+CREATE TABLE items_v6 (
+  id TEXT PRIMARY KEY,
+  problem_id TEXT NOT NULL REFERENCES problems(id),
+  stage TEXT NOT NULL,
+  fate TEXT NOT NULL,
+  kept_as TEXT,
+  reason_code TEXT,
+  review TEXT,
+  reviewer TEXT,
+  reasoning_tokens INTEGER,
+  original_reasoning_tokens INTEGER,
+  tokenizer TEXT,
+  data TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+INSERT INTO items_v6 SELECT id, problem_id, stage, fate, kept_as, reason_code, NULL, NULL,
+  json_extract(data, '$.trace.tokens.reasoning'), json_extract(data, '$.original.tokens.reasoning'),
+  json_extract(data, '$.trace.tokens.tokenizer'), data, created_at, updated_at FROM items;
+CREATE TABLE rounds_v6 (
+  item_id TEXT NOT NULL REFERENCES items(id),
+  idx INTEGER NOT NULL,
+  calls TEXT,
+  data TEXT NOT NULL,
+  PRIMARY KEY (item_id, idx)
+);
+INSERT INTO rounds_v6 SELECT item_id, idx, json_extract(data, '$.calls'), data FROM rounds;
+DROP TABLE rounds;
+DROP TABLE items;
+ALTER TABLE items_v6 RENAME TO items;
+ALTER TABLE rounds_v6 RENAME TO rounds;
+CREATE INDEX items_fate ON items(fate, id);
+CREATE INDEX items_stage ON items(stage, id);
+CREATE INDEX items_problem ON items(problem_id);
 CREATE INDEX items_review ON items(review, id);
-`
-  },
-  {
-    version: 7,
-    name: "reasoning-token and call columns, read by status without parsing every record",
-    sql: `
-ALTER TABLE items ADD COLUMN reasoning_tokens INTEGER;
-ALTER TABLE items ADD COLUMN original_reasoning_tokens INTEGER;
-ALTER TABLE items ADD COLUMN tokenizer TEXT;
-UPDATE items SET reasoning_tokens = json_extract(data, '$.trace.tokens.reasoning'),
-  original_reasoning_tokens = json_extract(data, '$.original.tokens.reasoning'),
-  tokenizer = json_extract(data, '$.trace.tokens.tokenizer');
-ALTER TABLE rounds ADD COLUMN calls TEXT;
-UPDATE rounds SET calls = json_extract(data, '$.calls');
-CREATE INDEX items_kept_as ON items(fate, kept_as);
+CREATE INDEX items_tokens ON items(fate, reasoning_tokens, original_reasoning_tokens, tokenizer);
+CREATE INDEX rounds_calls ON rounds(calls);
 `
   }
 ]
@@ -171,9 +199,17 @@ export const migrate = (db: Database.Database): void => {
   }
   for (const m of migrations) {
     if (m.version <= current) continue
-    db.transaction(() => {
-      db.exec(m.sql)
-      db.pragma(`user_version = ${m.version}`)
-    }).immediate()
+    // Foreign keys can only be switched outside a transaction; the rebuilt tables are checked inside it.
+    if (m.rebuildsTables === true) db.pragma("foreign_keys = OFF")
+    try {
+      db.transaction(() => {
+        db.exec(m.sql)
+        if (m.rebuildsTables === true && (db.pragma("foreign_key_check") as Array<unknown>).length > 0)
+          throw new Error(`migration ${m.version} (${m.name}) would leave rows whose references are gone`)
+        db.pragma(`user_version = ${m.version}`)
+      }).immediate()
+    } finally {
+      if (m.rebuildsTables === true) db.pragma("foreign_keys = ON")
+    }
   }
 }

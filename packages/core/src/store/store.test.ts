@@ -56,10 +56,10 @@ describe("SQLite run store", () => {
   })
 
   it("moves a store written before the token and call columns to them: status reads the same", async () => {
-    // A workspace at schema 6, its rows as that version wrote them.
+    // A workspace at schema 5, its rows as that version wrote them.
     const old = new Database((file = join(dir.dir, "old.db")))
-    for (const m of migrations.filter((m) => m.version <= 6)) old.exec(m.sql)
-    old.pragma("user_version = 6")
+    for (const m of migrations.filter((m) => m.version <= 5)) old.exec(m.sql)
+    old.pragma("user_version = 5")
     const p = problem("q?")
     const kept = {
       ...item(p, [round(0, "x", [call("judge", false)])], "kept"),
