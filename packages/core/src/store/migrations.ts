@@ -183,7 +183,6 @@ CREATE INDEX items_stage ON items(stage, id);
 CREATE INDEX items_problem ON items(problem_id);
 CREATE INDEX items_review ON items(review, id);
 CREATE INDEX items_tokens ON items(fate, reasoning_tokens, original_reasoning_tokens, tokenizer);
-CREATE INDEX rounds_calls ON rounds(calls);
 `
   }
 ]
