@@ -34,7 +34,11 @@ export const makeReviewDesk = () => {
       const store = yield* RunStore
       const reviewer = req.reviewer.trim()
       const now = yield* Clock.currentTimeMillis
-      for (const [id, h] of held) if (h.until <= now) held.delete(id)
+      for (const [id, h] of held)
+        if (h.until <= now) {
+          held.delete(id)
+          store.release([`review:${id}`])
+        }
       // Items already held for this reviewer come first, then new ones from the store.
       const mineHeld = [...held].filter(([, h]) => h.reviewer === reviewer).map(([id]) => id)
       const fresh = yield* store.reviewQueue({
