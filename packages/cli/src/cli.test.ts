@@ -4,7 +4,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { GRADER_VERSION } from "@fastcot/evaluator"
-import { Item, openSqliteStore, Problem, Trace } from "@fastcot/core"
+import { openSqliteStore } from "@fastcot/core"
+import { finishedImport, keptSumItems, sumProblems } from "@fastcot/core/testing"
 import * as Effect from "effect/Effect"
 
 const BIN = join(__dirname, "..", "dist", "bin.js")
@@ -962,56 +963,10 @@ describe("fastcot command line", () => {
   it("review accepts, rejects with a reason and edits kept items; status, inspect and export show each decision", async () => {
     // A workspace with five kept items ("What is i + i?", answer 2i), written through the store.
     const ws = join(cwd, "ws")
-    const problems = Array.from(
-      { length: 5 },
-      (_, i) =>
-        new Problem({
-          id: `p_${String(i + 1).padStart(16, "0")}` as Problem["id"],
-          domain: "math",
-          question: `What is ${i + 1} + ${i + 1}?`,
-          answer: String(2 * (i + 1)),
-          source: "t.jsonl:1",
-          metadata: {}
-        })
-    )
-    const ids = problems.map((_, i) => `i_${String(i + 1).padStart(16, "0")}`)
+    const problems = sumProblems(5)
+    const ids = keptSumItems(problems).map((i) => i.id as string)
     const { store, close } = openSqliteStore(join(ws, "fastcot.db"))
-    await Effect.runPromise(
-      store.commitImportBatch({
-        progress: {
-          key: "k",
-          path: "t.jsonl",
-          rows: 5,
-          offset: 0,
-          line: 6,
-          problemsAdded: 0,
-          itemsAdded: 0,
-          duplicates: 0,
-          rejected: 0,
-          done: true
-        },
-        problems,
-        items: problems.map(
-          (p, i) =>
-            new Item({
-              id: ids[i] as Item["id"],
-              problemId: p.id,
-              stage: "done",
-              fate: "kept",
-              keptAs: "initial-medium",
-              trace: new Trace({
-                reasoning: `Add ${i + 1} to itself.`,
-                finalAnswer: `\\boxed{${2 * (i + 1)}}`,
-                origin: "teacher"
-              }),
-              rounds: [],
-              createdAt: "2026-01-01T00:00:00Z",
-              updatedAt: "2026-01-01T00:00:00Z"
-            })
-        ),
-        rejects: []
-      })
-    )
+    await Effect.runPromise(store.commitImportBatch(finishedImport(problems, keptSumItems(problems))))
     close()
     const review = (...args: Array<string>) => fastcot("review", ...args, "--workspace", "ws")
     const accepted = await review(ids[0]!, "--accept", "--reviewer", "ana")

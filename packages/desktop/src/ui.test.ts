@@ -1,8 +1,16 @@
-import { Item, openSqliteStore, Problem, Trace } from "@fastcot/core"
+import { openSqliteStore } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
-import { arithmeticScript, buildQwen2Model, startScriptedServer, type ScriptedServer } from "@fastcot/core/testing"
+import {
+  arithmeticScript,
+  buildQwen2Model,
+  finishedImport,
+  keptSumItems,
+  startScriptedServer,
+  sumProblems,
+  type ScriptedServer
+} from "@fastcot/core/testing"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
@@ -325,55 +333,9 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
   it("reviews with the keyboard alone: accept, reject with a reason, an edit refused then saved; the export follows; two reviewers never share an item", async () => {
     // Six kept items, "What is i + i?" with the answer 2i, written as a run would leave them.
     const ws = join(root, "review")
-    const problems = Array.from(
-      { length: 6 },
-      (_, i) =>
-        new Problem({
-          id: `p_${String(i + 1).padStart(16, "0")}` as Problem["id"],
-          domain: "math",
-          question: `What is ${i + 1} + ${i + 1}?`,
-          answer: String(2 * (i + 1)),
-          source: "t.jsonl:1",
-          metadata: {}
-        })
-    )
+    const problems = sumProblems(6)
     const opened = openSqliteStore(join(ws, "fastcot.db"))
-    await Effect.runPromise(
-      opened.store.commitImportBatch({
-        progress: {
-          key: "k",
-          path: "t.jsonl",
-          rows: 6,
-          offset: 0,
-          line: 7,
-          problemsAdded: 0,
-          itemsAdded: 0,
-          duplicates: 0,
-          rejected: 0,
-          done: true
-        },
-        problems,
-        items: problems.map(
-          (p, i) =>
-            new Item({
-              id: `i_${String(i + 1).padStart(16, "0")}` as Item["id"],
-              problemId: p.id,
-              stage: "done",
-              fate: "kept",
-              keptAs: "initial-medium",
-              trace: new Trace({
-                reasoning: `Add ${i + 1} to itself.`,
-                finalAnswer: `\\boxed{${2 * (i + 1)}}`,
-                origin: "teacher"
-              }),
-              rounds: [],
-              createdAt: "2026-01-01T00:00:00Z",
-              updatedAt: "2026-01-01T00:00:00Z"
-            })
-        ),
-        rejects: []
-      })
-    )
+    await Effect.runPromise(opened.store.commitImportBatch(finishedImport(problems, keptSumItems(problems))))
     opened.close()
     const reviewing = new Backend({})
     await reviewing.handle("workspace.open", { path: ws, create: false })

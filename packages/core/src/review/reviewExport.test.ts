@@ -4,39 +4,18 @@ import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { exportDataset } from "../export/exportDataset.js"
-import { Item } from "../schema/item.js"
-import { Problem } from "../schema/problem.js"
-import { Trace } from "../schema/trace.js"
 import { RunStore } from "../store/RunStore.js"
 import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
 import { tempDir } from "../test-support/fixtures.js"
+import { finishedImport, keptSumItems, sumProblems } from "../testing/workspaceRecords.js"
 import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
-import { contentId } from "../util/hash.js"
 import { BasicVerifierLive } from "../verify/Verifier.js"
 import { reviewItem } from "./reviewItem.js"
 
 const N = 10
-const problem = (i: number) =>
-  new Problem({
-    id: contentId("p_", i) as Problem["id"],
-    domain: "math",
-    question: `What is ${i} + ${i}?`,
-    answer: String(2 * i),
-    source: "t.jsonl:1",
-    metadata: {}
-  })
-const kept = (i: number) =>
-  new Item({
-    id: contentId("i_", i) as Item["id"],
-    problemId: problem(i).id,
-    stage: "done",
-    fate: "kept",
-    keptAs: "initial-medium",
-    trace: new Trace({ reasoning: `Add ${i} to itself.`, finalAnswer: `\\boxed{${2 * i}}`, origin: "teacher" }),
-    rounds: [],
-    createdAt: "2026-01-01T00:00:00Z",
-    updatedAt: "2026-01-01T00:00:00Z"
-  })
+const problems = sumProblems(N)
+const items = keptSumItems(problems)
+const kept = (i: number) => items[i - 1]!
 
 let tmp: ReturnType<typeof tempDir>
 const db = () => join(tmp.dir, "fastcot.db")
@@ -48,24 +27,7 @@ beforeAll(async () => {
     Effect.scoped(
       Effect.gen(function* () {
         const store = yield* RunStore
-        const problems = Array.from({ length: N }, (_, i) => problem(i + 1))
-        yield* store.commitImportBatch({
-          progress: {
-            key: "k",
-            path: "t.jsonl",
-            rows: N,
-            offset: 0,
-            line: N + 1,
-            problemsAdded: 0,
-            itemsAdded: 0,
-            duplicates: 0,
-            rejected: 0,
-            done: true
-          },
-          problems,
-          items: problems.map((_, i) => kept(i + 1)),
-          rejects: []
-        })
+        yield* store.commitImportBatch(finishedImport(problems, items))
         // Item 1 rejected, 2 accepted, 3 edited; the rest unreviewed.
         yield* reviewItem(kept(1).id, { _tag: "reject", reason: "right answer, wrong reasoning" }, "ana")
         yield* reviewItem(kept(2).id, { _tag: "accept" }, "ana")

@@ -35,6 +35,17 @@ const tooltipStyle = {
   itemStyle: { color: "var(--fg)" }
 }
 const legendStyle = { color: "var(--fg)", fontSize: 12 }
+/** An axis's ticks and line in theme colours, and its label (under the x axis, along the y axis). */
+const xAxis = (label: string) => ({
+  tick,
+  axisLine,
+  label: { value: label, position: "insideBottom" as const, offset: -16, fill: "var(--fg)" }
+})
+const yAxis = (label: string) => ({
+  tick,
+  axisLine,
+  label: { value: label, angle: -90, position: "insideLeft" as const, fill: "var(--fg)" }
+})
 
 /** A chart's frame: a caption, the text alternative screen readers get, and the drawing. */
 const Figure = (props: { caption: string; summary: string; children: ReactNode }) => (
@@ -79,20 +90,8 @@ export const ProgressChart = ({
         margin={{ top: 8, right: 16, bottom: 28, left: 8 }}
       >
         <CartesianGrid stroke="var(--rule)" />
-        <XAxis
-          dataKey="t"
-          type="number"
-          domain={[0, "dataMax"]}
-          tick={tick}
-          axisLine={axisLine}
-          label={{ value: "seconds since the start", position: "insideBottom", offset: -16, fill: "var(--fg)" }}
-        />
-        <YAxis
-          allowDecimals={false}
-          tick={tick}
-          axisLine={axisLine}
-          label={{ value: "items", angle: -90, position: "insideLeft", fill: "var(--fg)" }}
-        />
+        <XAxis dataKey="t" type="number" domain={[0, "dataMax"]} {...xAxis("seconds since the start")} />
+        <YAxis allowDecimals={false} {...yAxis("items")} />
         <Tooltip {...tooltipStyle} labelFormatter={(t) => `${t} s`} />
         <Legend verticalAlign="top" wrapperStyle={legendStyle} />
         {stages.map((s, i) => (
@@ -137,18 +136,8 @@ export const FlowChart = ({
         margin={{ top: 8, right: 16, bottom: 28, left: 8 }}
       >
         <CartesianGrid stroke="var(--rule)" vertical={false} />
-        <XAxis
-          dataKey="first"
-          tick={tick}
-          axisLine={axisLine}
-          label={{ value: "the judge's first verdict", position: "insideBottom", offset: -16, fill: "var(--fg)" }}
-        />
-        <YAxis
-          allowDecimals={false}
-          tick={tick}
-          axisLine={axisLine}
-          label={{ value: "items", angle: -90, position: "insideLeft", fill: "var(--fg)" }}
-        />
+        <XAxis dataKey="first" {...xAxis("the judge's first verdict")} />
+        <YAxis allowDecimals={false} {...yAxis("items")} />
         <Tooltip {...tooltipStyle} cursor={{ fill: "var(--rule)" }} />
         <Legend verticalAlign="top" wrapperStyle={legendStyle} />
         <Bar dataKey="kept" name="kept" stackId="fate" fill="var(--series-1)" isAnimationActive={false} />
@@ -234,23 +223,8 @@ export const TokenHistogram = ({
         margin={{ top: 8, right: 16, bottom: 28, left: 8 }}
       >
         <CartesianGrid stroke="var(--rule)" />
-        <XAxis
-          dataKey="bucket"
-          tick={tick}
-          axisLine={axisLine}
-          label={{
-            value: "reasoning tokens (bucket's upper bound)",
-            position: "insideBottom",
-            offset: -16,
-            fill: "var(--fg)"
-          }}
-        />
-        <YAxis
-          allowDecimals={false}
-          tick={tick}
-          axisLine={axisLine}
-          label={{ value: "kept items", angle: -90, position: "insideLeft", fill: "var(--fg)" }}
-        />
+        <XAxis dataKey="bucket" {...xAxis("reasoning tokens (bucket's upper bound)")} />
+        <YAxis allowDecimals={false} {...yAxis("kept items")} />
         <Tooltip {...tooltipStyle} />
         <Legend verticalAlign="top" wrapperStyle={legendStyle} />
         <Area
@@ -326,9 +300,7 @@ export const AccuracyTokensCharts = ({ points }: { points: ReadonlyArray<BenchPo
                 dataKey="tokens"
                 name="mean output tokens"
                 domain={[0, "auto"]}
-                tick={tick}
-                axisLine={axisLine}
-                label={{ value: "mean output tokens", position: "insideBottom", offset: -16, fill: "var(--fg)" }}
+                {...xAxis("mean output tokens")}
               />
               <YAxis
                 type="number"
@@ -336,9 +308,7 @@ export const AccuracyTokensCharts = ({ points }: { points: ReadonlyArray<BenchPo
                 name="accuracy"
                 unit="%"
                 domain={[0, 100]}
-                tick={tick}
-                axisLine={axisLine}
-                label={{ value: "accuracy (%)", angle: -90, position: "insideLeft", fill: "var(--fg)" }}
+                {...yAxis("accuracy (%)")}
               />
               <ZAxis range={[80, 80]} />
               <Tooltip {...tooltipStyle} cursor={{ strokeDasharray: "3 3" }} />
@@ -392,19 +362,8 @@ export const AccuracyChart = ({ points }: { points: ReadonlyArray<BenchPoint> })
         margin={{ top: 8, right: 16, bottom: 28, left: 8 }}
       >
         <CartesianGrid stroke="var(--rule)" vertical={false} />
-        <XAxis
-          dataKey="bench"
-          tick={tick}
-          axisLine={axisLine}
-          label={{ value: "benchmark", position: "insideBottom", offset: -16, fill: "var(--fg)" }}
-        />
-        <YAxis
-          domain={[0, 100]}
-          unit="%"
-          tick={tick}
-          axisLine={axisLine}
-          label={{ value: "accuracy (%)", angle: -90, position: "insideLeft", fill: "var(--fg)" }}
-        />
+        <XAxis dataKey="bench" {...xAxis("benchmark")} />
+        <YAxis domain={[0, 100]} unit="%" {...yAxis("accuracy (%)")} />
         <Tooltip {...tooltipStyle} cursor={{ fill: "var(--rule)" }} />
         <Legend verticalAlign="top" wrapperStyle={legendStyle} />
         {models.map((model, i) => (
