@@ -242,6 +242,8 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await shot("3-done")
 
     await page.getByRole("tab", { name: "Items" }).click()
+    // The run's state stays in view on every page.
+    expect(await page.textContent("[data-testid=header-run]")).toMatch(/^Run: done \(\d+ steps done\)/)
     await page.getByLabel("Verdict").selectOption("easy")
     await poll(() => page.locator("table[aria-label=Items] tbody tr").count()).toBe(8)
     await page.locator("table[aria-label=Items] tbody button").first().click()

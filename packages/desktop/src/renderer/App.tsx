@@ -77,6 +77,15 @@ export const App = (): ReactElement => {
             ? "no workspace open"
             : `${status.workspace}: ${status.problems} problems, ${status.items} items, ${status.kept} kept, ${status.dropped} dropped, ${status.pending} pending${status.running !== null ? ` · at work: ${status.running.what} (pid ${status.running.pid}, since ${status.running.startedAt})` : ""}`}
         </p>
+        {status !== undefined ? (
+          // This app's own run, on every page.
+          <p className="where" data-testid="header-run" aria-live="polite">
+            Run: {view?.state ?? "idle"}
+            {view !== undefined && view.state !== "idle"
+              ? ` (${view.stages.reduce((n, s) => n + s.done + s.dropped + s.failed, 0)} steps done)`
+              : ""}
+          </p>
+        ) : null}
       </header>
       <main id={`panel-${tab}`} role="tabpanel" aria-labelledby={`tab-${tab}`}>
         {tab === "Workspace" ? <WorkspacePanel status={status} onStatus={setStatus} /> : null}
