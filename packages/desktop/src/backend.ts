@@ -22,6 +22,7 @@ import {
   parseModelSpec,
   STAGES,
   TokenCounter,
+  type Verifier,
   workspacePaths,
   workspaceSpending,
   describeSpent,
@@ -97,6 +98,7 @@ export class Backend {
     | undefined
   private readonly listeners = new Set<(p: BackendPush) => void>()
   private readonly reviews = makeReviewDesk()
+  private reviewVerifier: Layer.Layer<Verifier> | undefined
   private ticker: NodeJS.Timeout | undefined
   private evaluation: {
     state: "idle" | "running" | "done" | "failed"
@@ -198,9 +200,9 @@ export class Backend {
       case "review.queue":
         return this.rt().runPromise(this.reviews.queue(req("review.queue")))
       case "review.decide":
-        return this.rt().runPromise(
-          this.reviews.decide(req("review.decide")).pipe(Effect.provide(verifierFor(makeSandbox())))
-        )
+        // The sandbox (for code problems' tests) is found once, on the first edit to verify.
+        this.reviewVerifier ??= verifierFor(makeSandbox())
+        return this.rt().runPromise(this.reviews.decide(req("review.decide")).pipe(Effect.provide(this.reviewVerifier)))
       case "export.run":
         return this.exportData(req("export.run").format, req("export.run").valFraction)
       case "eval.runs":

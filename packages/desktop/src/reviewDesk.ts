@@ -9,6 +9,7 @@ import {
 } from "@fastcot/core"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { BadRequest } from "./badRequest.js"
 import type { Channels, Reply } from "./contract.js"
 import { itemDetailOf } from "./itemViews.js"
@@ -26,27 +27,26 @@ type Req<C extends keyof typeof Channels> = (typeof Channels)[C]["request"]["Typ
  */
 export const makeReviewDesk = () => {
   const held = new Map<string, { reviewer: string; until: number }>()
-  const heldByOthers = (reviewer: string, now: number) =>
-    [...held].filter(([, h]) => h.reviewer !== reviewer && h.until > now).map(([id]) => id)
 
   const queue = (req: Req<"review.queue">): Effect.Effect<Reply<"review.queue">, StoreError, RunStore> =>
     Effect.gen(function* () {
       const store = yield* RunStore
       const reviewer = req.reviewer.trim()
       const now = yield* Clock.currentTimeMillis
+      // Holds that ran out are given back; items still held for this reviewer come first, then
+      // new ones from the store, never one held for someone else.
+      const mineHeld: Array<string> = []
       for (const [id, h] of held)
         if (h.until <= now) {
           held.delete(id)
           store.release([`review:${id}`])
-        }
-      // Items already held for this reviewer come first, then new ones from the store.
-      const mineHeld = [...held].filter(([, h]) => h.reviewer === reviewer).map(([id]) => id)
+        } else if (h.reviewer === reviewer) mineHeld.push(id)
       const fresh = yield* store.reviewQueue({
         order: req.order,
         keptAs: req.keptAs,
         seed: req.seed,
         limit: req.limit,
-        exclude: [...heldByOthers(reviewer, now), ...mineHeld]
+        exclude: [...held.keys()]
       })
       // On a store several processes share, a lease keeps other reviewers' servers off these items.
       const leased = yield* store.claim(fresh.map((i) => `review:${i.id}`))
@@ -90,10 +90,7 @@ export const makeReviewDesk = () => {
       )
       held.delete(req.id)
       store.release([`review:${req.id}`])
-      return itemDetailOf(
-        item,
-        (yield* store.getProblem(item.problemId)).pipe((o) => (o._tag === "Some" ? o.value : undefined))
-      )
+      return itemDetailOf(item, Option.getOrUndefined(yield* store.getProblem(item.problemId)))
     })
 
   return { queue, decide }

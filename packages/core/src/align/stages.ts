@@ -128,8 +128,8 @@ const runItemStage = (
     const fromInbox: Stream.Stream<{ item: Item; problem: Problem | undefined }, StoreError, RunStore> =
       options.inbox === undefined
         ? Stream.empty
-        : options.inbox.pipe(
-            Stream.filter((handed) => handed.item.stage === stage),
+        : // On a shared store, what is handed over is claimed like what a pass reads.
+          options.inbox.pipe(
             Stream.filterEffect((handed) =>
               store.shared
                 ? Effect.map(store.claim([stageWorkKey(stage, handed.item.id)]), (mine) => mine.size > 0)

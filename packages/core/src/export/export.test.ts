@@ -15,6 +15,7 @@ import { RunStore } from "../store/RunStore.js"
 import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
 import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
 import { tempDir } from "../test-support/fixtures.js"
+import { finishedImport } from "../testing/workspaceRecords.js"
 import { contentId } from "../util/hash.js"
 import { CHATML_TEMPLATE } from "../onnx/tinyTokenizer.js"
 import { loadChatTemplate } from "../chat/chatTemplateCheck.js"
@@ -77,23 +78,7 @@ beforeAll(async () => {
       Effect.gen(function* () {
         const store = yield* RunStore
         const problems = Array.from({ length: N }, (_, i) => problem(i))
-        yield* store.commitImportBatch({
-          progress: {
-            key: "k",
-            path: "f",
-            rows: N,
-            offset: 0,
-            line: N + 1,
-            problemsAdded: 0,
-            itemsAdded: 0,
-            duplicates: 0,
-            rejected: 0,
-            done: true
-          },
-          problems,
-          items: [],
-          rejects: []
-        })
+        yield* store.commitImportBatch(finishedImport(problems))
         // Three of every four are kept; the rest are dropped and must not be exported.
         yield* store.addItems(problems.map((p, i) => item(p, i, i % 4 === 3 ? "dropped" : "kept")))
       }).pipe(Effect.provide(SqliteRunStoreLive(db)))

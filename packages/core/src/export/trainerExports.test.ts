@@ -13,6 +13,7 @@ import { Verdict } from "../schema/verdict.js"
 import { RunStore } from "../store/RunStore.js"
 import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
 import { tempDir } from "../test-support/fixtures.js"
+import { finishedImport } from "../testing/workspaceRecords.js"
 import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
 import { contentId } from "../util/hash.js"
 import { type ExportFormat, exportDataset, type ExportOptions } from "./exportDataset.js"
@@ -62,23 +63,7 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
                 metadata: {}
               })
           )
-          yield* store.commitImportBatch({
-            progress: {
-              key: "k",
-              path: "f",
-              rows: 3,
-              offset: 0,
-              line: 4,
-              problemsAdded: 0,
-              itemsAdded: 0,
-              duplicates: 0,
-              rejected: 0,
-              done: true
-            },
-            problems,
-            items: [],
-            rejects: []
-          })
+          yield* store.commitImportBatch(finishedImport(problems))
           const t = (text: string) => new Trace({ reasoning: text, finalAnswer: undefined, origin: "simplify" })
           const hard = t("A long and winding way there: 1 + 1, by Peano's axioms, is \\boxed{2}.")
           const stillHard = t("Still winding: the successor of the successor of zero is \\boxed{2}.")

@@ -128,8 +128,12 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
       const inbox = inboxes.get(stage)
       return inbox === undefined ? undefined : Mailbox.toStream(inbox)
     }
-    /** The stage before `stage` has finished: what its inbox holds is all it will get. */
-    const endInbox = (stage: Stage) => Effect.suspend(() => inboxes.get(stage)?.end ?? Effect.void)
+    /** A stage has finished: the ones after it may end, and `next`'s inbox holds all it will get. */
+    const stageDone = (done: Deferred.Deferred<void>, next: Stage) =>
+      Effect.zipRight(
+        Deferred.succeed(done, undefined),
+        Effect.suspend(() => inboxes.get(next)?.end ?? Effect.void)
+      )
 
     /**
      * Passes of an item stage until `upstream` has finished, a pass finds nothing pending, and no
@@ -177,7 +181,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
             handOff
           }).pipe(Effect.map((r) => r as StageReport | undefined))
         : Effect.succeed(undefined)
-    ).pipe(Effect.ensuring(Effect.zipRight(Deferred.succeed(teacherDone, undefined), endInbox("collect"))))
+    ).pipe(Effect.ensuring(stageDone(teacherDone, "collect")))
     const longToShort = (
       wanted.has("long-to-short")
         ? after(
@@ -196,7 +200,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
             )
           ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
         : Effect.succeed(undefined)
-    ).pipe(Effect.ensuring(Effect.zipRight(Deferred.succeed(l2sDone, undefined), endInbox("verify"))))
+    ).pipe(Effect.ensuring(stageDone(l2sDone, "verify")))
     const verify = (
       wanted.has("verify")
         ? drain(
@@ -206,7 +210,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
             verifyStage({ ...base, concurrency: 16, inbox: inboxOf("verify"), handOff })
           ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
         : Effect.succeed(undefined)
-    ).pipe(Effect.ensuring(Effect.zipRight(Deferred.succeed(verifyDone, undefined), endInbox("align"))))
+    ).pipe(Effect.ensuring(stageDone(verifyDone, "align")))
     const align =
       wanted.has("align") && has("judge")
         ? after(

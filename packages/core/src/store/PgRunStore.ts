@@ -36,6 +36,7 @@ import {
   type ReviewRow,
   reviewStatsOf,
   statusOf,
+  TOKEN_ROWS,
   type TokenRow
 } from "./statusQueries.js"
 import { reviewQueueIds } from "./reviewQueue.js"
@@ -497,9 +498,7 @@ export const makePgRunStore = (
             sql<Count>`SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain`,
             sql<Count>`SELECT flag AS k, COUNT(*) AS n FROM problem_flags GROUP BY flag`
           ])
-          const tokenRows = yield* sql<TokenRow>`SELECT reasoning_tokens AS after,
-              COALESCE(original_reasoning_tokens, reasoning_tokens) AS before, tokenizer
-            FROM items WHERE fate = 'kept' AND reasoning_tokens IS NOT NULL`
+          const tokenRows = yield* sql.unsafe<TokenRow>(TOKEN_ROWS)
           const calls = yield* sql<CallRow>`SELECT c->>'role' AS role, COUNT(*) AS calls,
               SUM(CASE WHEN (c->>'cached')::boolean THEN 1 ELSE 0 END) AS cached,
               SUM((c->>'promptTokens')::bigint) AS prompt, SUM((c->>'completionTokens')::bigint) AS completion,

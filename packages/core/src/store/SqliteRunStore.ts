@@ -23,7 +23,7 @@ import {
   REVIEW_ROWS,
   type ReviewRow,
   reviewStatsOf,
-  SQLITE_TOKEN_ROWS,
+  TOKEN_ROWS,
   statusOf,
   type TokenRow
 } from "./statusQueries.js"
@@ -176,6 +176,13 @@ export const openSqliteStore = (
     // Both parts were just decoded by their Schemas: no second validation.
     return makeItem({ ...base, rounds })
   }
+
+  /** The items of these ids that exist, in the ids' order. */
+  const loadItems = (ids: ReadonlyArray<string>): Array<Item> =>
+    ids.flatMap((id) => {
+      const item = loadItem(id)
+      return item === undefined ? [] : [item]
+    })
 
   const commitImport = db.transaction(
     (batch: {
@@ -338,11 +345,7 @@ export const openSqliteStore = (
         const orderBy = order === "id" ? "id" : `reasoning_tokens ${order === "tokens-asc" ? "ASC" : "DESC"}, id`
         const sql = `SELECT id FROM items ${where.length > 0 ? "WHERE " + where.join(" AND ") : ""} ORDER BY ${orderBy} LIMIT ?`
         params.push(filter.limit ?? 1000)
-        const ids = db.prepare(sql).all(...params) as Array<{ id: string }>
-        return ids.flatMap(({ id }) => {
-          const item = loadItem(id)
-          return item === undefined ? [] : [item]
-        })
+        return loadItems((db.prepare(sql).all(...params) as Array<{ id: string }>).map((r) => r.id))
       }),
     reviewCounts: attempt("counting reviews", () => ({
       kept: (db.prepare("SELECT COUNT(*) AS n FROM items WHERE fate = 'kept'").get() as { n: number }).n,
@@ -368,16 +371,7 @@ export const openSqliteStore = (
             .all(...params) as Array<{ id: string }>
           return rows.map((r) => r.id)
         })
-      ).pipe(
-        Effect.flatMap((ids) =>
-          attempt("reading the review queue's items", () =>
-            ids.flatMap((id) => {
-              const item = loadItem(id)
-              return item === undefined ? [] : [item]
-            })
-          )
-        )
-      ),
+      ).pipe(Effect.flatMap((ids) => attempt("reading the review queue's items", () => loadItems(ids)))),
     status: attempt("reading status", (): StoreStatus => {
       const one = (sql: string) => (db.prepare(sql).get() as { n: number }).n
       const running = liveLockHolder()
@@ -398,7 +392,7 @@ export const openSqliteStore = (
         domains: countBy(db, "SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain"),
         flags: countBy(db, "SELECT flag AS k, COUNT(*) AS n FROM problem_flags GROUP BY flag"),
         reviews: db.prepare(REVIEW_ROWS).all() as Array<ReviewRow>,
-        tokenRows: db.prepare(SQLITE_TOKEN_ROWS).all() as Array<TokenRow>,
+        tokenRows: db.prepare(TOKEN_ROWS).all() as Array<TokenRow>,
         calls: db
           .prepare(
             `SELECT json_extract(c.value, '$.role') AS role, COUNT(*) AS calls,

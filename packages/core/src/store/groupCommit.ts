@@ -32,9 +32,17 @@ export const makeGroupCommit = (db: Database.Database) => {
   const channels: Array<Channel<unknown>> = []
   let scheduled = false
 
-  const runAlone = <T>(channel: Channel<T>, p: Pending<T>) => {
+  // The two transactions, made once: every channel's entries of a turn together, or one entry alone.
+  const commitTurn = db.transaction(
+    (batches: ReadonlyArray<{ channel: Channel<unknown>; entries: ReadonlyArray<unknown> }>) => {
+      for (const { channel, entries } of batches) channel.writeMany(entries)
+    }
+  )
+  const commitOne = db.transaction((channel: Channel<unknown>, entry: unknown) => channel.writeMany([entry]))
+
+  const runAlone = (channel: Channel<unknown>, p: Pending<unknown>) => {
     try {
-      db.transaction(() => channel.writeMany([p.entry])).immediate()
+      commitOne.immediate(channel, p.entry)
       channel.committed([p.entry])
       p.resume(Effect.void)
     } catch (cause) {
@@ -56,19 +64,17 @@ export const makeGroupCommit = (db: Database.Database) => {
       .map((channel) => {
         const batch = channel.pending
         channel.pending = []
-        return { channel, batch }
+        return { channel, batch, entries: batch.map((p) => p.entry) }
       })
     if (batches.length === 0) return
     try {
-      db.transaction(() => {
-        for (const { batch, channel } of batches) channel.writeMany(batch.map((p) => p.entry))
-      }).immediate()
+      commitTurn.immediate(batches)
     } catch {
       for (const { batch, channel } of batches) for (const p of batch) runAlone(channel, p)
       return
     }
-    for (const { batch, channel } of batches) {
-      channel.committed(batch.map((p) => p.entry))
+    for (const { batch, channel, entries } of batches) {
+      channel.committed(entries)
       for (const p of batch) p.resume(Effect.void)
     }
   }

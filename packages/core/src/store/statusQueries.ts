@@ -77,8 +77,8 @@ export interface StatusParts {
   readonly workers: ReadonlyArray<WorkerView>
 }
 
-/** SQLite's reading of the kept items' reasoning lengths. */
-export const SQLITE_TOKEN_ROWS = `SELECT reasoning_tokens AS after,
+/** The kept items' reasoning lengths, the same SQL on SQLite and PostgreSQL. */
+export const TOKEN_ROWS = `SELECT reasoning_tokens AS after,
     COALESCE(original_reasoning_tokens, reasoning_tokens) AS before, tokenizer
   FROM items WHERE fate = 'kept' AND reasoning_tokens IS NOT NULL`
 

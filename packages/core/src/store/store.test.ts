@@ -5,34 +5,14 @@ import * as Option from "effect/Option"
 import { hostname } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
-import type { Problem } from "../schema/problem.js"
 import { tempDir, withStore } from "../test-support/fixtures.js"
 import { call, item, problem, round } from "../test-support/storeRecords.js"
 import { contentId } from "../util/hash.js"
+import { finishedImport } from "../testing/workspaceRecords.js"
 import { migrations } from "./migrations.js"
 import { RunStore } from "./RunStore.js"
 import { processStart } from "./runLock.js"
 import { openSqliteStore } from "./SqliteRunStore.js"
-
-/** Commits problems to the store as one finished import (no items, no rejects). */
-const importProblems = (store: RunStore["Type"], problems: ReadonlyArray<Problem>) =>
-  store.commitImportBatch({
-    progress: {
-      key: "k",
-      path: "f",
-      rows: problems.length,
-      offset: 0,
-      line: problems.length + 1,
-      problemsAdded: 0,
-      itemsAdded: 0,
-      duplicates: 0,
-      rejected: 0,
-      done: true
-    },
-    problems,
-    items: [],
-    rejects: []
-  })
 
 /** What only the SQLite store does; what every store does is in storeContract.test.ts. */
 describe("SQLite run store", () => {
@@ -193,7 +173,7 @@ describe("SQLite run store", () => {
       file,
       Effect.gen(function* () {
         const store = yield* RunStore
-        yield* importProblems(store, [p, q])
+        yield* store.commitImportBatch(finishedImport([p, q]))
         yield* store.saveItem(item(p, [], "pending"))
         // Both wait for the shared commit (the next turn of the event loop); both are interrupted.
         const itemSave = yield* Effect.fork(store.saveItem(item(p, [round(0, "easy")], "kept")))
@@ -229,7 +209,7 @@ describe("SQLite run store", () => {
       file,
       Effect.gen(function* () {
         const store = yield* RunStore
-        yield* importProblems(store, [p, q])
+        yield* store.commitImportBatch(finishedImport([p, q]))
         yield* store.saveItem(item(p, [shared]))
         yield* store.saveItem(item(p, [shared, round(1, "hard")]))
         yield* store.saveItem(item(p, [shared, round(1, "hard"), round(2, "medium")], "kept"))

@@ -27,6 +27,8 @@ import {
 const SERIES = ["var(--series-1)", "var(--series-2)", "var(--series-3)", "var(--series-4)", "var(--series-5)"]
 const W = 480
 const H = 260
+/** Every chart's frame: the app's size and margins; the text summary stands in for Recharts' keyboard layer. */
+const FRAME = { accessibilityLayer: false, width: W, height: H, margin: { top: 8, right: 16, bottom: 28, left: 8 } }
 const tick = { fill: "var(--fg)", fontSize: 12 }
 const axisLine = { stroke: "var(--axis)" }
 const tooltipStyle = {
@@ -82,13 +84,7 @@ export const ProgressChart = ({
       caption={caption}
       summary={`After ${last.t} seconds: ${stages.map((s) => `${s} ${last.byStage[s] ?? 0}`).join(", ")} items.`}
     >
-      <LineChart
-        accessibilityLayer={false}
-        width={W}
-        height={H}
-        data={data}
-        margin={{ top: 8, right: 16, bottom: 28, left: 8 }}
-      >
+      <LineChart {...FRAME} data={data}>
         <CartesianGrid stroke="var(--rule)" />
         <XAxis dataKey="t" type="number" domain={[0, "dataMax"]} {...xAxis("seconds since the start")} />
         <YAxis allowDecimals={false} {...yAxis("items")} />
@@ -128,13 +124,7 @@ export const FlowChart = ({
       caption={caption}
       summary={data.map((d) => `first ${d.first}: ${d.kept} kept, ${d.dropped} dropped`).join("; ")}
     >
-      <BarChart
-        accessibilityLayer={false}
-        width={W}
-        height={H}
-        data={data}
-        margin={{ top: 8, right: 16, bottom: 28, left: 8 }}
-      >
+      <BarChart {...FRAME} data={data}>
         <CartesianGrid stroke="var(--rule)" vertical={false} />
         <XAxis dataKey="first" {...xAxis("the judge's first verdict")} />
         <YAxis allowDecimals={false} {...yAxis("items")} />
@@ -215,13 +205,7 @@ export const TokenHistogram = ({
       caption={caption}
       summary={`${after.length} kept items: mean ${mean(before).toFixed(0)} reasoning tokens before alignment, ${mean(after).toFixed(0)} after.`}
     >
-      <AreaChart
-        accessibilityLayer={false}
-        width={W}
-        height={H}
-        data={data}
-        margin={{ top: 8, right: 16, bottom: 28, left: 8 }}
-      >
+      <AreaChart {...FRAME} data={data}>
         <CartesianGrid stroke="var(--rule)" />
         <XAxis dataKey="bucket" {...xAxis("reasoning tokens (bucket's upper bound)")} />
         <YAxis allowDecimals={false} {...yAxis("kept items")} />
@@ -288,12 +272,7 @@ export const AccuracyTokensCharts = ({ points }: { points: ReadonlyArray<BenchPo
               )
               .join("; ")}
           >
-            <ScatterChart
-              accessibilityLayer={false}
-              width={W}
-              height={H}
-              margin={{ top: 8, right: 16, bottom: 28, left: 8 }}
-            >
+            <ScatterChart {...FRAME}>
               <CartesianGrid stroke="var(--rule)" />
               <XAxis
                 type="number"
@@ -354,13 +333,7 @@ export const AccuracyChart = ({ points }: { points: ReadonlyArray<BenchPoint> })
       caption={caption}
       summary={points.map((p) => `${p.model} on ${p.bench}: ${(100 * p.accuracy).toFixed(1)}%`).join("; ")}
     >
-      <BarChart
-        accessibilityLayer={false}
-        width={W}
-        height={H}
-        data={data}
-        margin={{ top: 8, right: 16, bottom: 28, left: 8 }}
-      >
+      <BarChart {...FRAME} data={data}>
         <CartesianGrid stroke="var(--rule)" vertical={false} />
         <XAxis dataKey="bench" {...xAxis("benchmark")} />
         <YAxis domain={[0, 100]} unit="%" {...yAxis("accuracy (%)")} />
