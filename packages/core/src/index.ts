@@ -63,6 +63,7 @@ export {
   type WorkerView,
   workspaceSpending
 } from "./store/RunStore.js"
+export { type ItemOrder, type ItemSortKey, type ItemSortValue, itemSortValue } from "./store/itemOrder.js"
 export { type RunLockHolder, StoreError, WorkspaceBusy } from "./store/errors.js"
 export { describeHolder } from "./store/runLock.js"
 export { type BatchSummary, summarizeBatchJobs } from "./store/batchSummary.js"

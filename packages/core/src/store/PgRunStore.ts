@@ -36,9 +36,10 @@ import {
   type ReviewRow,
   reviewStatsOf,
   statusOf,
-  TOKEN_ROWS,
-  type TokenRow
+  TOKEN_COUNTS,
+  type LengthCount
 } from "./statusQueries.js"
+import { ITEM_SORT_SQL } from "./itemOrder.js"
 import { reviewQueueIds } from "./reviewQueue.js"
 
 const decodeProblem = Schema.decodeUnknownSync(Schema.parseJson(Problem))
@@ -414,20 +415,19 @@ export const makePgRunStore = (
           "listing items",
           Effect.gen(function* () {
             const fates = typeof filter.fate === "string" ? [filter.fate] : (filter.fate ?? [])
-            const order = filter.order ?? "id"
+            const order = filter.order ?? { by: "id", direction: "asc" }
+            const key = sql.literal(ITEM_SORT_SQL[order.by])
+            const direction = sql.literal(order.direction === "desc" ? "DESC" : "ASC")
+            const beyond = sql.literal(order.direction === "desc" ? "<" : ">")
             const where = [
               ...(fates.length > 0 ? [sql.in("fate", fates)] : []),
               ...(filter.stage !== undefined ? [sql`stage = ${filter.stage}`] : []),
-              ...(order !== "id" ? [sql`reasoning_tokens IS NOT NULL`] : []),
-              ...(filter.afterId !== undefined && (order === "id" || filter.afterTokens === undefined)
-                ? [sql`id > ${filter.afterId}`]
+              ...(order.by === "tokens" ? [sql`reasoning_tokens IS NOT NULL`] : []),
+              ...(filter.afterId !== undefined && (order.by === "id" || filter.afterValue === undefined)
+                ? [sql`id ${beyond} ${filter.afterId}`]
                 : []),
-              ...(filter.afterId !== undefined && order !== "id" && filter.afterTokens !== undefined
-                ? [
-                    order === "tokens-asc"
-                      ? sql`(reasoning_tokens > ${filter.afterTokens} OR (reasoning_tokens = ${filter.afterTokens} AND id > ${filter.afterId}))`
-                      : sql`(reasoning_tokens < ${filter.afterTokens} OR (reasoning_tokens = ${filter.afterTokens} AND id > ${filter.afterId}))`
-                  ]
+              ...(filter.afterId !== undefined && order.by !== "id" && filter.afterValue !== undefined
+                ? [sql`(${key}, id) ${beyond} (${filter.afterValue}, ${filter.afterId})`]
                 : []),
               ...(filter.search !== undefined && filter.search !== ""
                 ? [
@@ -446,7 +446,7 @@ export const makePgRunStore = (
             ]
             const ids = yield* sql<{ id: string }>`SELECT id FROM items
               ${where.length > 0 ? sql`WHERE ${sql.and(where)}` : sql``}
-              ORDER BY ${order === "id" ? sql`id` : order === "tokens-asc" ? sql`reasoning_tokens ASC, id` : sql`reasoning_tokens DESC, id`}
+              ORDER BY ${order.by === "id" ? sql`id ${direction}` : sql`${key} ${direction}, id ${direction}`}
               LIMIT ${filter.limit ?? 1000}`
             return yield* loadItems(ids.map((r) => r.id))
           })
@@ -498,7 +498,11 @@ export const makePgRunStore = (
             sql<Count>`SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain`,
             sql<Count>`SELECT flag AS k, COUNT(*) AS n FROM problem_flags GROUP BY flag`
           ])
-          const tokenRows = yield* sql.unsafe<TokenRow>(TOKEN_ROWS)
+          const tokens = {
+            after: yield* sql.unsafe<LengthCount>(TOKEN_COUNTS.after),
+            before: yield* sql.unsafe<LengthCount>(TOKEN_COUNTS.before),
+            tokenizer: (yield* sql.unsafe<{ tokenizer: string | null }>(TOKEN_COUNTS.tokenizer))[0]?.tokenizer ?? null
+          }
           const calls = yield* sql<CallRow>`SELECT c->>'role' AS role, COUNT(*) AS calls,
               SUM(CASE WHEN (c->>'cached')::boolean THEN 1 ELSE 0 END) AS cached,
               SUM((c->>'promptTokens')::bigint) AS prompt, SUM((c->>'completionTokens')::bigint) AS completion,
@@ -520,7 +524,7 @@ export const makePgRunStore = (
             domains: countsOf(domains),
             flags: countsOf(flags),
             reviews,
-            tokenRows,
+            tokens,
             calls,
             ledger: yield* ledger.totals,
             imports: imports.map(importProgressOf),

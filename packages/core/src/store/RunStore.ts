@@ -6,6 +6,7 @@ import type { Item, ItemId, KeptAs } from "../schema/item.js"
 import type { Problem, ProblemId } from "../schema/problem.js"
 import type { RunLockHolder, StoreError, WorkspaceBusy } from "./errors.js"
 import type { LengthStats } from "../util/lengthStats.js"
+import type { ItemOrder, ItemSortValue } from "./itemOrder.js"
 
 /** How far an import of one file (with one set of options) has got; committed with each batch. */
 export interface ImportProgress {
@@ -63,12 +64,12 @@ export interface ItemFilter {
   readonly minTokens?: number | undefined
   readonly maxTokens?: number | undefined
   /**
-   * By id (the default), or by the current trace's reasoning tokens, fewest or most first, then
-   * by id (items without a count are left out). Pages by keyset: `afterId` with, for a tokens
-   * order, `afterTokens`, the last listed item's count.
+   * By id ascending (the default), or by a column either way, ties by id in the same direction;
+   * sorting by tokens leaves out items without a count. Pages by keyset: `afterId` with, for an
+   * order other than id, `afterValue`, the last listed item's value of the column.
    */
-  readonly order?: "id" | "tokens-asc" | "tokens-desc" | undefined
-  readonly afterTokens?: number | undefined
+  readonly order?: ItemOrder | undefined
+  readonly afterValue?: ItemSortValue | undefined
 }
 
 /** Which kept items a review queue offers: nobody has reviewed them, nor are they in `exclude`. */

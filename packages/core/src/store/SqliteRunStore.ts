@@ -14,6 +14,7 @@ import { describeHolder, holderAlive, holderOf, processStart, type RunLockRow } 
 import { hostname } from "node:os"
 import { migrate } from "./migrations.js"
 import { makeGroupCommit } from "./groupCommit.js"
+import { ITEM_SORT_SQL } from "./itemOrder.js"
 import { reviewQueueIds } from "./reviewQueue.js"
 import { SpendLedger } from "./spendLedger.js"
 import {
@@ -23,9 +24,9 @@ import {
   REVIEW_ROWS,
   type ReviewRow,
   reviewStatsOf,
-  TOKEN_ROWS,
+  TOKEN_COUNTS,
   statusOf,
-  type TokenRow
+  type LengthCount
 } from "./statusQueries.js"
 import {
   type BatchJobRecord,
@@ -312,14 +313,17 @@ export const openSqliteStore = (
           where.push("stage = ?")
           params.push(filter.stage)
         }
-        const order = filter.order ?? "id"
-        if (order !== "id") where.push("reasoning_tokens IS NOT NULL")
-        if (filter.afterId !== undefined && (order === "id" || filter.afterTokens === undefined)) {
-          where.push("id > ?")
+        const order = filter.order ?? { by: "id", direction: "asc" }
+        const key = ITEM_SORT_SQL[order.by]
+        const direction = order.direction === "desc" ? "DESC" : "ASC"
+        const beyond = order.direction === "desc" ? "<" : ">"
+        if (order.by === "tokens") where.push("reasoning_tokens IS NOT NULL")
+        if (filter.afterId !== undefined && (order.by === "id" || filter.afterValue === undefined)) {
+          where.push(`id ${beyond} ?`)
           params.push(filter.afterId)
-        } else if (filter.afterId !== undefined && filter.afterTokens !== undefined) {
-          where.push(`(reasoning_tokens ${order === "tokens-asc" ? ">" : "<"} ? OR (reasoning_tokens = ? AND id > ?))`)
-          params.push(filter.afterTokens, filter.afterTokens, filter.afterId)
+        } else if (filter.afterId !== undefined && filter.afterValue !== undefined) {
+          where.push(`(${key}, id) ${beyond} (?, ?)`)
+          params.push(filter.afterValue, filter.afterId)
         }
         if (filter.search !== undefined && filter.search !== "") {
           const needle = filter.search.toLowerCase()
@@ -342,7 +346,7 @@ export const openSqliteStore = (
           where.push("reasoning_tokens <= ?")
           params.push(filter.maxTokens)
         }
-        const orderBy = order === "id" ? "id" : `reasoning_tokens ${order === "tokens-asc" ? "ASC" : "DESC"}, id`
+        const orderBy = order.by === "id" ? `id ${direction}` : `${key} ${direction}, id ${direction}`
         const sql = `SELECT id FROM items ${where.length > 0 ? "WHERE " + where.join(" AND ") : ""} ORDER BY ${orderBy} LIMIT ?`
         params.push(filter.limit ?? 1000)
         return loadItems((db.prepare(sql).all(...params) as Array<{ id: string }>).map((r) => r.id))
@@ -392,17 +396,15 @@ export const openSqliteStore = (
         domains: countBy(db, "SELECT domain AS k, COUNT(*) AS n FROM problems GROUP BY domain"),
         flags: countBy(db, "SELECT flag AS k, COUNT(*) AS n FROM problem_flags GROUP BY flag"),
         reviews: db.prepare(REVIEW_ROWS).all() as Array<ReviewRow>,
-        tokenRows: db.prepare(TOKEN_ROWS).all() as Array<TokenRow>,
+        tokens: {
+          after: db.prepare(TOKEN_COUNTS.after).all() as Array<LengthCount>,
+          before: db.prepare(TOKEN_COUNTS.before).all() as Array<LengthCount>,
+          tokenizer:
+            (db.prepare(TOKEN_COUNTS.tokenizer).get() as { tokenizer: string | null } | undefined)?.tokenizer ?? null
+        },
+        // Kept per role by a trigger as rounds are written (migration 7).
         calls: db
-          .prepare(
-            `SELECT json_extract(c.value, '$.role') AS role, COUNT(*) AS calls,
-               SUM(json_extract(c.value, '$.cached') = 1) AS cached,
-               SUM(json_extract(c.value, '$.promptTokens')) AS prompt, SUM(json_extract(c.value, '$.completionTokens')) AS completion,
-               SUM(COALESCE(json_extract(c.value, '$.costUsd'), 0)) AS cost,
-               SUM(CASE WHEN json_extract(c.value, '$.cached') = 1 THEN 0
-                   ELSE json_extract(c.value, '$.promptTokens') + json_extract(c.value, '$.completionTokens') END) AS paid
-             FROM rounds r, json_each(r.calls) c GROUP BY role`
-          )
+          .prepare("SELECT role, calls, cached, prompt, completion, cost, paid FROM call_sums WHERE calls > 0")
           .all() as Array<CallRow>,
         ledger: ledger.totals(),
         imports: (db.prepare("SELECT * FROM imports ORDER BY updated_at").all() as Array<Record<string, unknown>>).map(

@@ -1,5 +1,14 @@
 import type Database from "better-sqlite3"
 
+/** The calls in `source`'s rounds (`c` a call), summed per role: what `call_sums` holds. */
+const CALL_SUMS_OF = (source: string) => `SELECT json_extract(c.value, '$.role') AS role, COUNT(*),
+    TOTAL(json_extract(c.value, '$.cached') = 1),
+    TOTAL(json_extract(c.value, '$.promptTokens')), TOTAL(json_extract(c.value, '$.completionTokens')),
+    TOTAL(json_extract(c.value, '$.costUsd')),
+    TOTAL(CASE WHEN json_extract(c.value, '$.cached') = 1 THEN 0
+        ELSE json_extract(c.value, '$.promptTokens') + json_extract(c.value, '$.completionTokens') END)
+  FROM ${source} WHERE role IS NOT NULL GROUP BY role`
+
 /**
  * Versioned schema migrations, applied in order inside one transaction each. `PRAGMA user_version`
  * records the last one applied. Never edit a published migration: add a new one.
@@ -144,7 +153,7 @@ CREATE INDEX batch_jobs_endpoint ON batch_jobs(endpoint, state, created_at);
     version: 6,
     name: "review decisions; reasoning-token and call columns ahead of the records, read without them",
     rebuildsTables: true,
-    // The tables are rebuilt so that the small columns come before the record (\`data\`): a column
+    // The tables are rebuilt so that the small columns come before the record (`data`): a column
     // added after it is read past the record's overflow pages, which made status slow.
     sql: `
 CREATE TABLE items_v6 (
@@ -183,6 +192,37 @@ CREATE INDEX items_stage ON items(stage, id);
 CREATE INDEX items_problem ON items(problem_id);
 CREATE INDEX items_review ON items(review, id);
 CREATE INDEX items_tokens ON items(fate, reasoning_tokens, original_reasoning_tokens, tokenizer);
+`
+  },
+  {
+    version: 7,
+    name: "LLM call sums per role kept as rounds are written; indexes for status's counts",
+    // Status summed every round's calls (a JSON scan of all rounds: 220 ms at 100,000 items);
+    // the sums are now kept per role by a trigger as rounds are inserted (they are never updated).
+    sql: `
+CREATE TABLE call_sums (
+  role TEXT PRIMARY KEY,
+  calls INTEGER NOT NULL,
+  cached INTEGER NOT NULL,
+  prompt INTEGER NOT NULL,
+  completion INTEGER NOT NULL,
+  cost REAL NOT NULL,
+  paid INTEGER NOT NULL
+);
+INSERT INTO call_sums ${CALL_SUMS_OF("rounds r, json_each(r.calls) c")};
+CREATE TRIGGER rounds_call_sums AFTER INSERT ON rounds BEGIN
+  INSERT INTO call_sums ${CALL_SUMS_OF("json_each(NEW.calls) c")}
+  ON CONFLICT(role) DO UPDATE SET calls = calls + excluded.calls, cached = cached + excluded.cached,
+    prompt = prompt + excluded.prompt, completion = completion + excluded.completion,
+    cost = cost + excluded.cost, paid = paid + excluded.paid;
+END;
+CREATE TRIGGER rounds_call_sums_gone AFTER DELETE ON rounds BEGIN
+  UPDATE call_sums SET calls = calls - g.calls, cached = cached - g.cached, prompt = prompt - g.prompt,
+    completion = completion - g.completion, cost = cost - g.cost, paid = paid - g.paid
+  FROM (${CALL_SUMS_OF("json_each(OLD.calls) c")}) AS g WHERE call_sums.role = g.role;
+END;
+CREATE INDEX items_outcome ON items(fate, kept_as, reason_code);
+CREATE INDEX problems_domain ON problems(domain);
 `
   }
 ]

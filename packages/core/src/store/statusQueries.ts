@@ -1,5 +1,5 @@
 import type Database from "better-sqlite3"
-import { lengthStats } from "../util/lengthStats.js"
+import { lengthStatsOfCounts } from "../util/lengthStats.js"
 import type { RunLockHolder } from "./errors.js"
 import type { ImportProgress, SpendTotals, StoreStatus, WorkerView } from "./RunStore.js"
 
@@ -28,10 +28,16 @@ export const countsOf = (rows: ReadonlyArray<{ readonly k: string | null; readon
   return out
 }
 
-/** A kept item's reasoning length before and after alignment, as a backend's query reads it. */
-export interface TokenRow {
-  readonly after: number
-  readonly before: number
+/** Kept items counted by one reasoning length (`value`), as a backend's query reads them. */
+export interface LengthCount {
+  readonly value: number | string
+  readonly n: number | string
+}
+
+/** The kept items' reasoning lengths, counted per length before and after alignment. */
+export interface TokenCounts {
+  readonly after: ReadonlyArray<LengthCount>
+  readonly before: ReadonlyArray<LengthCount>
   readonly tokenizer: string | null
 }
 
@@ -69,7 +75,7 @@ export interface StatusParts {
   readonly domains: Record<string, number>
   readonly flags: Record<string, number>
   readonly reviews: ReadonlyArray<ReviewRow>
-  readonly tokenRows: ReadonlyArray<TokenRow>
+  readonly tokens: TokenCounts
   readonly calls: ReadonlyArray<CallRow>
   readonly ledger: SpendTotals
   readonly imports: ReadonlyArray<ImportProgress>
@@ -77,28 +83,39 @@ export interface StatusParts {
   readonly workers: ReadonlyArray<WorkerView>
 }
 
-/** The kept items' reasoning lengths, the same SQL on SQLite and PostgreSQL. */
-export const TOKEN_ROWS = `SELECT reasoning_tokens AS after,
-    COALESCE(original_reasoning_tokens, reasoning_tokens) AS before, tokenizer
-  FROM items WHERE fate = 'kept' AND reasoning_tokens IS NOT NULL`
+/**
+ * The kept items' reasoning lengths, counted per length (after alignment, then before), and one
+ * kept item's tokenizer: the same SQL on SQLite and PostgreSQL, each read along `items_tokens`.
+ */
+export const TOKEN_COUNTS = {
+  after: `SELECT reasoning_tokens AS value, COUNT(*) AS n FROM items
+    WHERE fate = 'kept' AND reasoning_tokens IS NOT NULL GROUP BY reasoning_tokens`,
+  before: `SELECT COALESCE(original_reasoning_tokens, reasoning_tokens) AS value, COUNT(*) AS n FROM items
+    WHERE fate = 'kept' AND reasoning_tokens IS NOT NULL GROUP BY 1`,
+  tokenizer: `SELECT tokenizer FROM items WHERE fate = 'kept' AND reasoning_tokens IS NOT NULL LIMIT 1`
+} as const
 
 const BUCKETS = [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, Infinity]
 /** Reasoning-token lengths of the kept items, before and after alignment, with a histogram. */
-export const tokenStatsOf = (rows: ReadonlyArray<TokenRow>): StoreStatus["tokens"] => {
-  const before = rows.map((r) => Number(r.before))
-  const after = rows.map((r) => Number(r.after))
-  const sum = (xs: Array<number>) => xs.reduce((a, b) => a + b, 0)
+export const tokenStatsOf = (counts: TokenCounts): StoreStatus["tokens"] => {
+  const numbers = (rows: ReadonlyArray<LengthCount>) => rows.map((r) => ({ value: Number(r.value), n: Number(r.n) }))
+  const before = numbers(counts.before)
+  const after = numbers(counts.after)
+  const beforeStats = lengthStatsOfCounts(before)
+  const afterStats = lengthStatsOfCounts(after)
+  const within = (rows: ReadonlyArray<{ value: number; n: number }>, lo: number, upTo: number) =>
+    rows.reduce((k, r) => (r.value > lo && r.value <= upTo ? k + r.n : k), 0)
   return {
-    tokenizer: rows[0]?.tokenizer ?? null,
-    before: lengthStats(before),
-    after: lengthStats(after),
-    ratio: rows.length > 0 && sum(before) > 0 ? sum(after) / sum(before) : null,
+    tokenizer: counts.tokenizer,
+    before: beforeStats,
+    after: afterStats,
+    ratio: afterStats.count > 0 && beforeStats.total > 0 ? afterStats.total / beforeStats.total : null,
     histogram: BUCKETS.map((upTo, i) => {
       const lo = i === 0 ? -1 : BUCKETS[i - 1]!
       return {
         upTo: Number.isFinite(upTo) ? upTo : null,
-        before: before.filter((x) => x > lo && x <= upTo).length,
-        after: after.filter((x) => x > lo && x <= upTo).length
+        before: within(before, lo, upTo),
+        after: within(after, lo, upTo)
       }
     }).filter((b) => b.before > 0 || b.after > 0)
   }
@@ -157,7 +174,7 @@ export const statusOf = (parts: StatusParts): StoreStatus => {
     domains: parts.domains,
     flags: parts.flags,
     reviews: reviewStatsOf(parts.reviews),
-    tokens: tokenStatsOf(parts.tokenRows),
+    tokens: tokenStatsOf(parts.tokens),
     llm: {
       calls: sum((c) => c.calls),
       cachedCalls: sum((c) => c.cached),

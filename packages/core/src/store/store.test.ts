@@ -35,7 +35,7 @@ describe("SQLite run store", () => {
     openSqliteStore(file).close()
   })
 
-  it("moves a store written before the token and call columns to them: status reads the same", async () => {
+  it("moves a store written before the token and call columns, and the call sums, to them: status reads the same", async () => {
     // A workspace at schema 5, its rows as that version wrote them.
     const old = new Database((file = join(dir.dir, "old.db")))
     for (const m of migrations.filter((m) => m.version <= 5)) old.exec(m.sql)

@@ -20,6 +20,7 @@ import { call, importBatch, item, problem, round } from "../test-support/storeRe
 import { usePostgresCluster } from "../test-support/postgresHooks.js"
 import { startTcpProxy } from "../testing/tcpProxy.js"
 import { contentId } from "../util/hash.js"
+import { itemSortValue } from "./itemOrder.js"
 import type { StoreError } from "./errors.js"
 import { PgRunStoreLive } from "./PgRunStore.js"
 import { RunStore } from "./RunStore.js"
@@ -316,17 +317,18 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
           ),
           // Most reasoning tokens first, a page of 5 then the next by keyset.
           longest: yield* Effect.gen(function* () {
-            const first = yield* store.listItems({ order: "tokens-desc", limit: 5 })
+            const order = { by: "tokens", direction: "desc" } as const
+            const first = yield* store.listItems({ order, limit: 5 })
             const last = first[first.length - 1]!
             const next = yield* store.listItems({
-              order: "tokens-desc",
+              order,
               afterId: last.id,
-              afterTokens: last.trace!.tokens!.reasoning,
+              afterValue: last.trace!.tokens!.reasoning,
               limit: 100
             })
             return [...first, ...next].map((i) => i.problemId as string)
           }),
-          fewest: yield* ids({ order: "tokens-asc", limit: 2 })
+          fewest: yield* ids({ order: { by: "tokens", direction: "asc" }, limit: 2 })
         }
       })
     )
@@ -339,6 +341,66 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
     expect(listed.byId).toContain(item(ps[3]!).id)
     expect(listed.longest).toEqual([11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0].map((i) => ps[i]!.id as string))
     expect(listed.fewest).toEqual(of(0, 1))
+  })
+
+  it("sorts listed items by each column either way, ties by id, a page at a time by keyset", async () => {
+    const ps = Array.from({ length: 13 }, (_, i) => problem(`sort ${i}?`))
+    const fates = ["kept", "dropped", "pending"] as const
+    const decisions = [undefined, "accepted", "rejected", "edited"] as const
+    const items = ps.map((p, i) => {
+      const decision = decisions[i % 4]
+      return new Item({
+        ...item(p, [], fates[i % 3]),
+        // Lengths with ties (ties go by id); the last item has no trace, so no count.
+        trace:
+          i === 12
+            ? undefined
+            : new Trace({
+                reasoning: "r",
+                origin: "teacher",
+                tokens: { reasoning: 10 * (i % 5), answer: 1, tokenizer: "t" }
+              }),
+        ...(decision !== undefined ? { review: { decision, reviewer: "ana", at: "2026-01-01T00:00:00Z" } } : {})
+      })
+    })
+    const listed = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* store.commitImportBatch(importBatch(ps))
+        yield* store.addItems(items)
+        const out: Record<string, ReadonlyArray<string>> = {}
+        for (const by of ["id", "tokens", "fate", "review"] as const)
+          for (const direction of ["asc", "desc"] as const) {
+            const order = { by, direction }
+            const seen: Array<Item> = []
+            for (;;) {
+              const last = seen[seen.length - 1]
+              const page = yield* store.listItems({
+                order,
+                limit: 4,
+                ...(last !== undefined ? { afterId: last.id, afterValue: itemSortValue(last, by) } : {})
+              })
+              seen.push(...page)
+              if (page.length < 4) break
+            }
+            out[`${by} ${direction}`] = seen.map((i) => i.id)
+          }
+        return out
+      })
+    )
+    for (const by of ["id", "tokens", "fate", "review"] as const)
+      for (const direction of ["asc", "desc"] as const) {
+        const key = (i: Item) => itemSortValue(i, by)!
+        const expected = items
+          .filter((i) => by !== "tokens" || i.trace !== undefined)
+          .sort((a, b) => {
+            const [x, y] = [key(a), key(b)]
+            const c = x < y ? -1 : x > y ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+            return direction === "asc" ? c : -c
+          })
+          .map((i) => i.id)
+        expect(listed[`${by} ${direction}`], `${by} ${direction}`).toEqual(expected)
+      }
   })
 
   it("offers unreviewed kept items for review: a seeded random sample that wraps around, longest first, by verdict", async () => {
