@@ -180,15 +180,26 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     const status = (await backend.handle("workspace.status", {})) as { kept: number; pending: number }
     expect(status.pending).toBe(0)
     expect(status.kept).toBe(70)
-    const easy = (await backend.handle("items.list", { verdict: "easy" })) as Array<{ id: string; what: string }>
+    type Page = { rows: Array<{ id: string; what: string; tokensAfter: number | null }>; next: unknown }
+    const list = async (request: object) => (await backend.handle("items.list", request)) as Page
+    const easy = (await list({ verdict: "easy" })).rows
     expect(easy.length).toBeGreaterThan(0)
     expect(easy.every((i) => i.what === "easy-to-medium")).toBe(true)
-    const found = (await backend.handle("items.list", { search: "What is 3 +" })) as Array<{ id: string }>
+    const found = (await list({ search: "What is 3 +" })).rows
     expect(found).toHaveLength(1)
-    const short = (await backend.handle("items.list", { maxTokens: 1 })) as Array<unknown>
-    expect(short).toHaveLength(0)
-    const all = (await backend.handle("items.list", { minTokens: 1, limit: 5000 })) as Array<unknown>
-    expect(all).toHaveLength(70)
+    expect((await list({ maxTokens: 1 })).rows).toHaveLength(0)
+    expect((await list({ minTokens: 1, limit: 5000 })).rows).toHaveLength(70)
+    // Pages of a sorted list follow each other through the reply's `next`, with nothing twice.
+    const order = { by: "tokens", direction: "desc" }
+    const first = await list({ order, limit: 40 })
+    const second = await list({ order, after: first.next, limit: 40 })
+    expect(second.next).toBeNull()
+    const lengths = [...first.rows, ...second.rows].map((r) => r.tokensAfter!)
+    expect(new Set([...first.rows, ...second.rows].map((r) => r.id)).size).toBe(70)
+    expect(lengths).toEqual([...lengths].sort((a, b) => b - a))
+    expect(
+      failure(await backend.handle("items.list", { order: { by: "question", direction: "asc" } }))!.message
+    ).toContain("order")
     const detail = (await backend.handle("items.get", { id: found[0]!.id })) as {
       rounds: Array<{ action: string; before: string | null; after: string | null }>
       original: string

@@ -28,7 +28,8 @@ import {
   describeSpent,
   ensureDir,
   RunSession,
-  EvalModel
+  EvalModel,
+  itemSortValue
 } from "@fastcot/core"
 import { evalRunFolder, evaluate, makeSandbox, loadEvalResults, SandboxLive, verifierFor } from "@fastcot/evaluator"
 import * as Cause from "effect/Cause"
@@ -51,7 +52,7 @@ import {
   type ChannelName,
   Channels,
   type ItemDetail,
-  type ItemRow,
+  type ItemPage,
   type Push,
   type Reply,
   type RunView,
@@ -482,7 +483,7 @@ export class Backend {
     }
   }
 
-  async items(req: Req<"items.list">): Promise<Array<ItemRow>> {
+  async items(req: Req<"items.list">): Promise<ItemPage> {
     return this.rt().runPromise(
       Effect.gen(function* () {
         const store = yield* RunStore
@@ -494,14 +495,16 @@ export class Backend {
           minTokens: req.minTokens,
           maxTokens: req.maxTokens,
           order: req.order,
-          afterId: req.afterId,
-          afterTokens: req.afterTokens,
+          afterId: req.after?.afterId,
+          afterValue: req.after?.afterValue,
           limit: req.limit
         })
         const problems = new Map(
           (yield* store.getProblems([...new Set(items.map((i) => i.problemId))])).map((p) => [p.id as string, p])
         )
-        return items.map((i) => ({
+        const last = items[items.length - 1]
+        const by = req.order?.by ?? "id"
+        const rows = items.map((i) => ({
           id: i.id,
           fate: i.fate,
           what: fateDetail(i),
@@ -512,6 +515,14 @@ export class Backend {
           verdicts: i.rounds.flatMap((r) => (r.verdict !== undefined ? [r.verdict.level] : [])),
           review: i.review !== undefined ? `${i.review.decision} by ${i.review.reviewer}` : null
         }))
+        const afterValue = last !== undefined && by !== "id" ? itemSortValue(last, by) : undefined
+        return {
+          rows,
+          next:
+            last === undefined || items.length < req.limit
+              ? null
+              : { afterId: last.id, ...(afterValue !== undefined ? { afterValue } : {}) }
+        }
       })
     )
   }

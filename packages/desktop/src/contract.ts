@@ -114,6 +114,24 @@ export const ItemRow = Schema.Struct({
 })
 export type ItemRow = typeof ItemRow.Type
 
+/** How the item list is sorted: a column, ascending or descending (ties by id the same way). */
+export const ItemSort = Schema.Struct({
+  by: Schema.Literal("id", "tokens", "fate", "review"),
+  direction: Schema.Literal("asc", "desc")
+})
+export type ItemSort = typeof ItemSort.Type
+
+/** Where the next page of a sorted item list starts: after this item, and its value of the column. */
+export const ItemCursor = Schema.Struct({
+  afterId: ItemIdParam,
+  afterValue: Schema.optional(Schema.Union(Schema.String.pipe(Schema.maxLength(200)), Schema.Number))
+})
+export type ItemCursor = typeof ItemCursor.Type
+
+/** A page of the item list, and where the next starts (`null` on the last page). */
+export const ItemPage = Schema.Struct({ rows: Schema.Array(ItemRow), next: Schema.NullOr(ItemCursor) })
+export type ItemPage = typeof ItemPage.Type
+
 /** A person's decision on an item, as the views show it. */
 export const ReviewView = Schema.Struct({
   decision: Schema.Literal("accepted", "rejected", "edited"),
@@ -224,15 +242,13 @@ export const Channels = {
       verdict: Schema.optional(Schema.Literal("easy", "medium", "hard")),
       minTokens: Schema.optional(Schema.NonNegativeInt),
       maxTokens: Schema.optional(Schema.NonNegativeInt),
-      /** By id, or by the final trace's reasoning tokens (items without a count left out). */
-      order: Schema.optional(Schema.Literal("id", "tokens-asc", "tokens-desc")),
-      /** The next page: items after this id (the last row of the page before)... */
-      afterId: Schema.optional(ItemIdParam),
-      /** ...and, in a tokens order, after its count. */
-      afterTokens: Schema.optional(Schema.NonNegativeInt),
+      /** By a column either way (by id ascending when absent); sorting by tokens leaves out items without a count. */
+      order: Schema.optional(ItemSort),
+      /** The next page: the `next` of the page before. */
+      after: Schema.optional(ItemCursor),
       limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 5000)), { default: () => 200 })
     }),
-    reply: Schema.Array(ItemRow)
+    reply: ItemPage
   },
   "items.get": {
     request: Schema.Struct({ id: ItemIdParam }),

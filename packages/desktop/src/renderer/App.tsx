@@ -1,4 +1,5 @@
 import { type ReactElement, useEffect, useState } from "react"
+import { Tab, TabList, TabPanel, Tabs } from "react-aria-components"
 import type { RunView, StatusView } from "../contract.js"
 import { call, onPush } from "./api.js"
 import { EvalPanel } from "./EvalPanel.js"
@@ -34,44 +35,22 @@ export const App = (): ReactElement => {
     if (status !== undefined) refreshStatus()
   }, [view?.state])
   return (
-    <div className="app">
+    // The tabs pattern (React Aria): one Tab stop, arrows, Home and End move along and open.
+    <Tabs
+      className="app"
+      selectedKey={tab}
+      onSelectionChange={(key) => setTab(key as Tab)}
+      disabledKeys={status === undefined ? TABS.filter((t) => t !== "Workspace") : []}
+    >
       <header>
         <h1>fastcot</h1>
-        <nav aria-label="Sections" role="tablist">
+        <TabList aria-label="Sections" className="tabs">
           {TABS.map((t) => (
-            <button
-              key={t}
-              role="tab"
-              aria-selected={t === tab}
-              aria-controls={`panel-${t}`}
-              id={`tab-${t}`}
-              // The tabs pattern: one stop in the Tab order (the open tab); arrows, Home and End move along.
-              tabIndex={t === tab ? 0 : -1}
-              onClick={() => setTab(t)}
-              onKeyDown={(e) => {
-                const open = TABS.filter((x) => x === "Workspace" || status !== undefined)
-                const at = open.indexOf(t)
-                const to =
-                  e.key === "ArrowRight"
-                    ? open[(at + 1) % open.length]
-                    : e.key === "ArrowLeft"
-                      ? open[(at - 1 + open.length) % open.length]
-                      : e.key === "Home"
-                        ? open[0]
-                        : e.key === "End"
-                          ? open[open.length - 1]
-                          : undefined
-                if (to === undefined) return
-                e.preventDefault()
-                setTab(to)
-                document.getElementById(`tab-${to}`)?.focus()
-              }}
-              disabled={t !== "Workspace" && status === undefined}
-            >
+            <Tab key={t} id={t} className="tab">
               {t}
-            </button>
+            </Tab>
           ))}
-        </nav>
+        </TabList>
         <p className="where" aria-live="polite">
           {status === undefined
             ? "no workspace open"
@@ -87,14 +66,26 @@ export const App = (): ReactElement => {
           </p>
         ) : null}
       </header>
-      <main id={`panel-${tab}`} role="tabpanel" aria-labelledby={`tab-${tab}`}>
-        {tab === "Workspace" ? <WorkspacePanel status={status} onStatus={setStatus} /> : null}
-        {tab === "Run" ? <RunPanel view={view} onView={setView} holder={status?.running ?? null} /> : null}
-        {tab === "Items" ? <ItemsPanel /> : null}
-        {tab === "Review" ? <ReviewPanel /> : null}
-        {tab === "Export" ? <ExportPanel /> : null}
-        {tab === "Evaluation" ? <EvalPanel /> : null}
+      <main>
+        <TabPanel id="Workspace" className="panel">
+          <WorkspacePanel status={status} onStatus={setStatus} />
+        </TabPanel>
+        <TabPanel id="Run" className="panel">
+          <RunPanel view={view} onView={setView} holder={status?.running ?? null} />
+        </TabPanel>
+        <TabPanel id="Items" className="panel">
+          <ItemsPanel />
+        </TabPanel>
+        <TabPanel id="Review" className="panel">
+          <ReviewPanel />
+        </TabPanel>
+        <TabPanel id="Export" className="panel">
+          <ExportPanel />
+        </TabPanel>
+        <TabPanel id="Evaluation" className="panel">
+          <EvalPanel />
+        </TabPanel>
       </main>
-    </div>
+    </Tabs>
   )
 }

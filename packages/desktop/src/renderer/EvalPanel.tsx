@@ -2,7 +2,10 @@ import { useEffect, useState } from "react"
 import type { Reply } from "../contract.js"
 import { call } from "./api.js"
 import { AccuracyChart, AccuracyTokensCharts, type BenchPoint } from "./charts.js"
+import { Action, Checks, FieldRow, TextInput } from "./controls.js"
 import { ErrorNote, useAsync } from "./shared.js"
+
+const ALL = ["math500", "aime24", "gpqa_diamond", "mmlu_pro", "livecodebench"] as const
 
 export const EvalPanel = () => {
   const [runs, setRuns] = useState<Reply<"eval.runs">>([])
@@ -11,7 +14,7 @@ export const EvalPanel = () => {
     dataDir: "",
     limit: "",
     maxTokens: "",
-    benches: ["math500"] as Array<string>
+    benches: ["math500"] as Array<(typeof ALL)[number]>
   })
   const [state, setState] = useState<Reply<"eval.state"> | undefined>(undefined)
   const { error, busy, run } = useAsync()
@@ -28,13 +31,12 @@ export const EvalPanel = () => {
     )
     return () => clearInterval(t)
   }, [state?.state])
-  const ALL = ["math500", "aime24", "gpqa_diamond", "mmlu_pro", "livecodebench"] as const
   const start = () =>
     run(async () => {
       await call("eval.start", {
         model: form.model,
         dataDir: form.dataDir,
-        benches: form.benches as Array<(typeof ALL)[number]>,
+        benches: form.benches,
         ...(form.limit !== "" ? { limit: Number(form.limit) } : {}),
         ...(form.maxTokens !== "" ? { maxTokens: Number(form.maxTokens) } : {})
       })
@@ -52,49 +54,47 @@ export const EvalPanel = () => {
       <h2 id="eval-title">Evaluation runs</h2>
       <fieldset>
         <legend>Evaluate a model</legend>
-        <label htmlFor="e-model">Model (onnx:DIR for a local folder, or openai:MODEL@BASE_URL)</label>
-        <input id="e-model" value={form.model} onChange={(e) => setForm({ ...form, model: e.target.value })} />
-        <label htmlFor="e-data">Benchmark data folder (math500/test.jsonl, aime24/test.jsonl, …)</label>
-        <input id="e-data" value={form.dataDir} onChange={(e) => setForm({ ...form, dataDir: e.target.value })} />
-        <div role="group" aria-label="Benchmarks">
-          {ALL.map((b) => (
-            <label key={b} className="check">
-              <input
-                type="checkbox"
-                checked={form.benches.includes(b)}
-                onChange={(e) =>
-                  setForm({
-                    ...form,
-                    benches: e.target.checked ? [...form.benches, b] : form.benches.filter((x) => x !== b)
-                  })
-                }
-              />{" "}
-              {b}
-            </label>
-          ))}
-        </div>
-        <label htmlFor="e-limit">Only the first N questions</label>
-        <input
-          id="e-limit"
-          type="number"
-          min="1"
-          value={form.limit}
-          onChange={(e) => setForm({ ...form, limit: e.target.value })}
+        <TextInput
+          label="Model (onnx:DIR for a local folder, or openai:MODEL@BASE_URL)"
+          value={form.model}
+          onChange={(model) => setForm({ ...form, model })}
+          className="field wide"
         />
-        <label htmlFor="e-max">Max new tokens</label>
-        <input
-          id="e-max"
-          type="number"
-          min="1"
-          value={form.maxTokens}
-          onChange={(e) => setForm({ ...form, maxTokens: e.target.value })}
+        <TextInput
+          label="Benchmark data folder (math500/test.jsonl, aime24/test.jsonl, …)"
+          value={form.dataDir}
+          onChange={(dataDir) => setForm({ ...form, dataDir })}
+          className="field wide"
         />
-        <button
-          disabled={busy || state?.state === "running" || form.model === "" || form.dataDir === ""}
-          onClick={() => void start()}
+        <Checks
+          label="Benchmarks"
+          value={form.benches}
+          options={ALL}
+          onChange={(benches) => setForm({ ...form, benches })}
+        />
+        <FieldRow>
+          <TextInput
+            label="Only the first N questions"
+            inputMode="numeric"
+            value={form.limit}
+            placeholder="all"
+            onChange={(limit) => setForm({ ...form, limit })}
+          />
+          <TextInput
+            label="Max new tokens"
+            inputMode="numeric"
+            value={form.maxTokens}
+            placeholder="the benchmark's"
+            onChange={(maxTokens) => setForm({ ...form, maxTokens })}
+          />
+        </FieldRow>
+        <Action
+          className="button primary"
+          isDisabled={busy || state?.state === "running" || form.model === "" || form.dataDir === ""}
+          onPress={() => void start()}
         >
           Start evaluation
-        </button>
+        </Action>
         {state !== undefined ? (
           <p aria-live="polite" data-testid="eval-state">
             {state.state}
@@ -105,7 +105,11 @@ export const EvalPanel = () => {
       </fieldset>
       <p>Runs of `fastcot eval` saved in this workspace (eval/RUN/results.json).</p>
       <ErrorNote error={error} />
-      {runs.length === 0 ? <p>No evaluation runs yet.</p> : null}
+      {runs.length === 0 ? (
+        <p className="empty-state">
+          No evaluation runs yet: evaluate a model above, or run `fastcot eval` into this workspace.
+        </p>
+      ) : null}
       {runs.length > 0 ? (
         <>
           <table aria-label="Accuracy and output tokens">

@@ -1,7 +1,8 @@
 import { useState } from "react"
 import type { Reply } from "../contract.js"
 import { call } from "./api.js"
-import { ErrorNote, Select, useAsync } from "./shared.js"
+import { Action, Choice, FieldRow, TextInput } from "./controls.js"
+import { ErrorNote, useAsync } from "./shared.js"
 
 export const ExportPanel = () => {
   const [format, setFormat] = useState<"openai" | "sharegpt" | "alpaca" | "preference">("openai")
@@ -11,34 +12,27 @@ export const ExportPanel = () => {
   return (
     <section aria-labelledby="export-title">
       <h2 id="export-title">Export for SFT</h2>
-      <label htmlFor="x-format">Format</label>
-      <Select
-        id="x-format"
-        value={format}
-        options={[
-          ["openai", "OpenAI messages"],
-          ["sharegpt", "ShareGPT"],
-          ["alpaca", "Alpaca"],
-          ["preference", "Preference pairs"]
-        ]}
-        onChange={setFormat}
-      />
-      <label htmlFor="x-val">Validation fraction</label>
-      <input
-        id="x-val"
-        type="number"
-        min="0"
-        max="0.5"
-        step="0.01"
-        value={val}
-        onChange={(e) => setVal(e.target.value)}
-      />
-      <button
-        disabled={busy}
-        onClick={() => void run(async () => setDone(await call("export.run", { format, valFraction: Number(val) })))}
+      <FieldRow>
+        <Choice
+          label="Format"
+          value={format}
+          options={[
+            ["openai", "OpenAI messages"],
+            ["sharegpt", "ShareGPT"],
+            ["alpaca", "Alpaca"],
+            ["preference", "Preference pairs"]
+          ]}
+          onChange={setFormat}
+        />
+        <TextInput label="Validation fraction" inputMode="decimal" value={val} onChange={setVal} />
+      </FieldRow>
+      <Action
+        className="button primary"
+        isDisabled={busy}
+        onPress={() => void run(async () => setDone(await call("export.run", { format, valFraction: Number(val) })))}
       >
         Export
-      </button>
+      </Action>
       <ErrorNote error={error} />
       {done !== undefined ? (
         <div aria-live="polite">

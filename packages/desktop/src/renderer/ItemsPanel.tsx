@@ -1,15 +1,22 @@
 import { useEffect, useState } from "react"
-import type { ItemDetail, ItemRow } from "../contract.js"
+import { Cell, Column, Row, Table, TableBody, TableHeader } from "react-aria-components"
+import type { ItemCursor, ItemDetail, ItemPage, ItemSort } from "../contract.js"
 import { call } from "./api.js"
-import { ErrorNote, Select, useAsync } from "./shared.js"
+import { Action, Choice, FieldRow, TextInput } from "./controls.js"
+import { ErrorNote, useAsync } from "./shared.js"
 import { WordDiff } from "./WordDiff.js"
-
-type Order = "id" | "tokens-asc" | "tokens-desc"
-type PageStart = { afterId: string; afterTokens?: number }
 
 /** Items a page holds: the store reads one page at a time, whatever the workspace's size. */
 const PAGE = 200
 
+/** The table's sortable columns and the store's sort key of each. */
+const SORTABLE = { id: "id", fate: "fate", tokens: "tokens", review: "review" } as const
+const FIRST: ItemSort = { by: "id", direction: "asc" }
+
+/**
+ * The item list: filters and sorting run in the store (SQL over the whole workspace), a page at a
+ * time by keyset; click a row or press Enter on it to open the item.
+ */
 export const ItemsPanel = () => {
   const [filter, setFilter] = useState<{
     fate: "" | "kept" | "dropped" | "pending" | "failed"
@@ -17,132 +24,127 @@ export const ItemsPanel = () => {
     search: string
     maxTokens: string
   }>({ fate: "", verdict: "", search: "", maxTokens: "" })
-  const [rows, setRows] = useState<ReadonlyArray<ItemRow>>([])
-  const [order, setOrder] = useState<Order>("id")
-  // Keyset paging: where each page starts after (the first page's is undefined).
-  const [pages, setPages] = useState<ReadonlyArray<PageStart | undefined>>([undefined])
+  const [page, setPage] = useState<ItemPage>({ rows: [], next: null })
+  const [order, setOrder] = useState<ItemSort>(FIRST)
+  // Keyset paging: where each page starts (the first page's is undefined).
+  const [pages, setPages] = useState<ReadonlyArray<ItemCursor | undefined>>([undefined])
   const after = pages[pages.length - 1]
   const [open, setOpen] = useState<ItemDetail | undefined>(undefined)
   const { error, run } = useAsync()
   useEffect(() => {
     void run(async () =>
-      setRows(
+      setPage(
         await call("items.list", {
           ...(filter.fate !== "" ? { fate: filter.fate } : {}),
           ...(filter.verdict !== "" ? { verdict: filter.verdict } : {}),
           ...(filter.search !== "" ? { search: filter.search } : {}),
-          ...(filter.maxTokens !== "" ? { maxTokens: Number(filter.maxTokens) } : {}),
-          ...(order !== "id" ? { order } : {}),
-          ...(after !== undefined ? after : {}),
+          ...(/^\d+$/.test(filter.maxTokens) ? { maxTokens: Number(filter.maxTokens) } : {}),
+          ...(order !== FIRST ? { order } : {}),
+          ...(after !== undefined ? { after } : {}),
           limit: PAGE
         })
       )
     )
   }, [filter.fate, filter.verdict, filter.search, filter.maxTokens, order, after])
-  const sortByTokens = () => {
-    setOrder(order === "id" ? "tokens-desc" : order === "tokens-desc" ? "tokens-asc" : "id")
-    setPages([undefined])
-  }
-  const nextPage = () => {
-    const last = rows[rows.length - 1]!
-    setPages([
-      ...pages,
-      order === "id" || last.tokensAfter === null
-        ? { afterId: last.id }
-        : { afterId: last.id, afterTokens: last.tokensAfter }
-    ])
-  }
   const refilter = (next: typeof filter) => {
     setFilter(next)
     setPages([undefined])
   }
+  const rows = page.rows
   return (
     <section aria-labelledby="items-title">
       <h2 id="items-title">Dataset</h2>
-      <div className="filters">
-        <label htmlFor="f-fate">Fate</label>
-        <Select
-          id="f-fate"
+      <FieldRow label="Filters">
+        <Choice
+          label="Fate"
           value={filter.fate}
           options={[["", "all"], ["kept"], ["dropped"], ["pending"], ["failed"]]}
           onChange={(fate) => refilter({ ...filter, fate })}
         />
-        <label htmlFor="f-verdict">Verdict</label>
-        <Select
-          id="f-verdict"
+        <Choice
+          label="Verdict"
           value={filter.verdict}
           options={[["", "any"], ["easy"], ["medium"], ["hard"]]}
           onChange={(verdict) => refilter({ ...filter, verdict })}
         />
-        <label htmlFor="f-search">Search</label>
-        <input
-          id="f-search"
+        <TextInput
+          label="Search"
           type="search"
           value={filter.search}
-          onChange={(e) => refilter({ ...filter, search: e.target.value })}
+          placeholder="question text or item id"
+          onChange={(search) => refilter({ ...filter, search })}
         />
-        <label htmlFor="f-tokens">At most this many reasoning tokens</label>
-        <input
-          id="f-tokens"
-          type="number"
-          min="0"
+        <TextInput
+          label="At most this many reasoning tokens"
+          inputMode="numeric"
           value={filter.maxTokens}
-          onChange={(e) => refilter({ ...filter, maxTokens: e.target.value })}
+          onChange={(maxTokens) => refilter({ ...filter, maxTokens })}
         />
-      </div>
+      </FieldRow>
       <ErrorNote error={error} />
-      <table aria-label="Items">
-        <thead>
-          <tr>
-            <th scope="col">Item</th>
-            <th scope="col">Fate</th>
-            <th scope="col">Rounds</th>
-            <th
-              scope="col"
-              aria-sort={order === "tokens-desc" ? "descending" : order === "tokens-asc" ? "ascending" : "none"}
-            >
-              <button className="link" onClick={sortByTokens}>
-                Tokens before → after{order === "tokens-desc" ? " ▼" : order === "tokens-asc" ? " ▲" : ""}
-              </button>
-            </th>
-            <th scope="col">Review</th>
-            <th scope="col">Question</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((r) => (
-            <tr key={r.id}>
-              <td>
-                <button
-                  className="link"
-                  onClick={() => void run(async () => setOpen(await call("items.get", { id: r.id })))}
-                >
-                  {r.id}
-                </button>
-              </td>
-              <td>
+      <Table
+        aria-label="Items"
+        className="table"
+        sortDescriptor={{ column: order.by, direction: order.direction === "asc" ? "ascending" : "descending" }}
+        onSortChange={(d) => {
+          setOrder({
+            by: SORTABLE[String(d.column) as keyof typeof SORTABLE] ?? "id",
+            direction: d.direction === "descending" ? "desc" : "asc"
+          })
+          setPages([undefined])
+        }}
+        onRowAction={(id) => void run(async () => setOpen(await call("items.get", { id: String(id) })))}
+      >
+        <TableHeader>
+          <Column id="id" isRowHeader allowsSorting>
+            Item
+          </Column>
+          <Column id="fate" allowsSorting>
+            Fate
+          </Column>
+          <Column id="rounds">Rounds</Column>
+          <Column id="tokens" allowsSorting>
+            Tokens before → after
+          </Column>
+          <Column id="review" allowsSorting>
+            Review
+          </Column>
+          <Column id="question">Question</Column>
+        </TableHeader>
+        <TableBody
+          items={rows}
+          renderEmptyState={() =>
+            filter.fate !== "" || filter.verdict !== "" || filter.search !== "" || filter.maxTokens !== ""
+              ? "No item matches these filters."
+              : "No items yet: import problems or traces on the Workspace tab."
+          }
+        >
+          {(r) => (
+            <Row id={r.id} className="row">
+              <Cell>{r.id}</Cell>
+              <Cell>
                 {r.fate} {r.what}
-              </td>
-              <td className="num">{r.rounds}</td>
-              <td className="num">
+              </Cell>
+              <Cell className="num">{r.rounds}</Cell>
+              <Cell className="num">
                 {r.tokensBefore ?? "-"} → {r.tokensAfter ?? "-"}
-              </td>
-              <td>{r.review ?? "-"}</td>
-              <td>{r.question.slice(0, 120)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+              </Cell>
+              <Cell>{r.review ?? "-"}</Cell>
+              <Cell>{r.question.slice(0, 120)}</Cell>
+            </Row>
+          )}
+        </TableBody>
+      </Table>
       <div className="actions" role="group" aria-label="Pages">
         <span>
           Page {pages.length}: {rows.length} items
         </span>
-        <button disabled={pages.length === 1} onClick={() => setPages(pages.slice(0, -1))}>
+        <Action isDisabled={pages.length === 1} onPress={() => setPages(pages.slice(0, -1))}>
           Previous page
-        </button>
-        <button disabled={rows.length < PAGE} onClick={nextPage}>
+        </Action>
+        <Action isDisabled={page.next === null} onPress={() => page.next !== null && setPages([...pages, page.next])}>
           Next page
-        </button>
+        </Action>
       </div>
       {open !== undefined ? (
         <article aria-labelledby="item-title" className="item">

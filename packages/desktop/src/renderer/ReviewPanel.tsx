@@ -1,12 +1,17 @@
-import { type FormEvent, useEffect, useRef, useState } from "react"
+import { useEffect, useRef, useState } from "react"
+import { ListBox, ListBoxItem } from "react-aria-components"
 import type { ItemDetail, Reply } from "../contract.js"
 import { call } from "./api.js"
-import { ErrorNote, Select, useAsync } from "./shared.js"
+import { Action, Choice, FieldRow, TextBox, TextInput } from "./controls.js"
+import { ErrorNote, useAsync } from "./shared.js"
 import { WordDiff } from "./WordDiff.js"
 
 type Order = "random" | "longest"
 type KeptAs = "" | "initial-medium" | "easy-to-medium" | "hard-to-medium"
-type Mode = "view" | "reject" | "edit"
+type Mode = "view" | "reject" | "other" | "edit"
+
+/** The choice in the reasons list that asks for a typed reason. */
+const OTHER = "other (type it)"
 
 const REVIEWER_KEY = "fastcot.reviewer"
 
@@ -27,13 +32,11 @@ export const ReviewPanel = () => {
   const [queue, setQueue] = useState<Reply<"review.queue"> | undefined>(undefined)
   const [at, setAt] = useState(0)
   const [mode, setMode] = useState<Mode>("view")
-  const [reason, setReason] = useState("")
   const [otherReason, setOtherReason] = useState("")
   const [draft, setDraft] = useState("")
   const [said, setSaid] = useState("")
   const { error, busy, run } = useAsync()
   const editor = useRef<HTMLTextAreaElement>(null)
-  const reasonField = useRef<HTMLSelectElement>(null)
   const card = useRef<HTMLElement>(null)
   const items = queue?.items ?? []
   const current: ItemDetail | undefined = items[at]
@@ -56,10 +59,10 @@ export const ReviewPanel = () => {
       setMode("view")
     })
 
-  const decide = (decision: "accept" | "reject" | "edit") =>
+  const decide = (decision: "accept" | "reject" | "edit", reason = "") =>
     run(async () => {
       if (current === undefined) return
-      const text = decision === "reject" ? (reason === "other" ? otherReason : reason).trim() : ""
+      const text = decision === "reject" ? reason.trim() : ""
       if (decision === "reject" && text === "") throw new Error("Pick a reason for the rejection, or type one.")
       const done = await call("review.decide", {
         id: current.id,
@@ -70,7 +73,6 @@ export const ReviewPanel = () => {
       })
       setSaid(`${done.id} ${done.review?.decision ?? decision}${text !== "" ? `: ${text}` : ""}`)
       setMode("view")
-      setReason("")
       setOtherReason("")
       const rest = items.filter((i) => i.id !== current.id)
       if (queue !== undefined) setQueue({ ...queue, items: rest, mine: queue.mine + 1, waiting: queue.waiting - 1 })
@@ -88,7 +90,7 @@ export const ReviewPanel = () => {
         }
         return
       }
-      if (mode === "reject") {
+      if (mode === "reject" || mode === "other") {
         if (e.key === "Escape") setMode("view")
         return
       }
@@ -106,51 +108,49 @@ export const ReviewPanel = () => {
     document.addEventListener("keydown", onKey)
     return () => document.removeEventListener("keydown", onKey)
   })
-  // Focus follows the work: the editor or the reason list while open, else the item, so that the
-  // shortcuts work at once after starting, deciding or cancelling.
+  // Focus follows the work: the editor while editing (the reasons list and the typed reason take
+  // it themselves), else the item, so that the shortcuts work at once after starting, deciding or
+  // cancelling.
   useEffect(() => {
     if (mode === "edit") editor.current?.focus()
-    else if (mode === "reject") reasonField.current?.focus()
-    else card.current?.focus()
+    else if (mode === "view") card.current?.focus()
   }, [mode, queue, current?.id])
-
-  const submitReject = (e: FormEvent) => {
-    e.preventDefault()
-    void decide("reject")
-  }
 
   return (
     <section aria-labelledby="review-title">
       <h2 id="review-title">Review</h2>
       <form
-        className="filters"
         onSubmit={(e) => {
           e.preventDefault()
           void load()
         }}
       >
-        <label htmlFor="r-name">Reviewer</label>
-        <input id="r-name" value={reviewer} onChange={(e) => setReviewer(e.target.value)} autoComplete="name" />
-        <label htmlFor="r-order">Order</label>
-        <Select
-          id="r-order"
-          value={order}
-          options={[
-            ["random", "random sample"],
-            ["longest", "longest first"]
-          ]}
-          onChange={setOrder}
-        />
-        <label htmlFor="r-kept">Kept as</label>
-        <Select
-          id="r-kept"
-          value={keptAs}
-          options={[["", "any"], ["initial-medium"], ["easy-to-medium"], ["hard-to-medium"]]}
-          onChange={setKeptAs}
-        />
-        <button type="submit" disabled={busy}>
-          Start reviewing
-        </button>
+        <FieldRow label="Review queue">
+          <TextInput label="Reviewer" value={reviewer} onChange={setReviewer} autoComplete="name" />
+          <Choice
+            label="Order"
+            value={order}
+            options={[
+              ["random", "random sample"],
+              ["longest", "longest first"]
+            ]}
+            onChange={setOrder}
+          />
+          <Choice
+            label="The judge's first verdict"
+            value={keptAs}
+            options={[
+              ["", "any"],
+              ["initial-medium", "medium (kept as written)"],
+              ["easy-to-medium", "easy (expanded)"],
+              ["hard-to-medium", "hard (simplified)"]
+            ]}
+            onChange={setKeptAs}
+          />
+          <Action type="submit" isDisabled={busy} className="button primary">
+            Start reviewing
+          </Action>
+        </FieldRow>
       </form>
       <ErrorNote error={error} />
       <p aria-live="polite" className="review-count">
@@ -199,58 +199,71 @@ export const ReviewPanel = () => {
             <p>No judge's reply is recorded for this item.</p>
           )}
           <div className="actions" role="group" aria-label="Decision">
-            <button aria-keyshortcuts="a" disabled={busy} onClick={() => void decide("accept")}>
+            <Action
+              aria-keyshortcuts="a"
+              isDisabled={busy}
+              onPress={() => void decide("accept")}
+              className="button primary"
+            >
               Accept (a)
-            </button>
-            <button aria-keyshortcuts="r" disabled={busy} onClick={() => setMode("reject")}>
+            </Action>
+            <Action aria-keyshortcuts="r" isDisabled={busy} onPress={() => setMode("reject")}>
               Reject (r)
-            </button>
-            <button
+            </Action>
+            <Action
               aria-keyshortcuts="e"
-              disabled={busy}
-              onClick={() => {
+              isDisabled={busy}
+              onPress={() => {
                 setDraft(current.final ?? "")
                 setMode("edit")
               }}
             >
               Edit (e)
-            </button>
-            <button aria-keyshortcuts="n" onClick={() => setAt((i) => Math.min(i + 1, items.length - 1))}>
+            </Action>
+            <Action aria-keyshortcuts="n" onPress={() => setAt((i) => Math.min(i + 1, items.length - 1))}>
               Next (n)
-            </button>
-            <button aria-keyshortcuts="p" onClick={() => setAt((i) => Math.max(i - 1, 0))}>
+            </Action>
+            <Action aria-keyshortcuts="p" onPress={() => setAt((i) => Math.max(i - 1, 0))}>
               Previous (p)
-            </button>
+            </Action>
           </div>
           {mode === "reject" ? (
-            <form onSubmit={submitReject} aria-label="Reject">
-              <label htmlFor="r-reason">Reason (Enter rejects, Escape cancels)</label>
-              <select
-                id="r-reason"
-                ref={reasonField}
-                value={reason}
-                onChange={(e) => setReason(e.target.value)}
-                onKeyDown={(e) => {
-                  if (e.key === "Enter") submitReject(e)
+            <div className="field">
+              <p id="r-reasons">Why reject it? Arrows move, Enter rejects, Escape cancels.</p>
+              <ListBox
+                aria-labelledby="r-reasons"
+                className="listbox inline"
+                autoFocus="first"
+                onAction={(key) => {
+                  if (String(key) === OTHER) setMode("other")
+                  else void decide("reject", String(key))
                 }}
               >
-                <option value="">choose…</option>
-                {queue?.reasons.map((r) => (
-                  <option key={r} value={r}>
+                {[...(queue?.reasons ?? []), OTHER].map((r) => (
+                  <ListBoxItem key={r} id={r} className="option">
                     {r}
-                  </option>
+                  </ListBoxItem>
                 ))}
-                <option value="other">other (type it)</option>
-              </select>
-              {reason === "other" ? (
-                <>
-                  <label htmlFor="r-other">Your reason</label>
-                  <input id="r-other" value={otherReason} onChange={(e) => setOtherReason(e.target.value)} />
-                </>
-              ) : null}
-              <button type="submit" disabled={busy}>
+              </ListBox>
+            </div>
+          ) : null}
+          {mode === "other" ? (
+            <form
+              aria-label="Reject"
+              onSubmit={(e) => {
+                e.preventDefault()
+                void decide("reject", otherReason)
+              }}
+            >
+              <TextInput
+                label="Your reason (Enter rejects, Escape cancels)"
+                value={otherReason}
+                onChange={setOtherReason}
+                autoFocus
+              />
+              <Action type="submit" isDisabled={busy || otherReason.trim() === ""}>
                 Reject
-              </button>
+              </Action>
             </form>
           ) : null}
           {mode === "edit" ? (
@@ -261,13 +274,16 @@ export const ReviewPanel = () => {
                 void decide("edit")
               }}
             >
-              <label htmlFor="r-edit">
-                Final trace (Ctrl+Enter saves; it must still reach the reference answer; Escape cancels)
-              </label>
-              <textarea id="r-edit" ref={editor} rows={12} value={draft} onChange={(e) => setDraft(e.target.value)} />
-              <button type="submit" disabled={busy}>
+              <TextBox
+                label="Final trace (Ctrl+Enter saves; it must still reach the reference answer; Escape cancels)"
+                value={draft}
+                onChange={setDraft}
+                rows={12}
+                inputRef={editor}
+              />
+              <Action type="submit" isDisabled={busy} className="button primary">
                 Save edit
-              </button>
+              </Action>
             </form>
           ) : null}
         </article>

@@ -2,6 +2,7 @@ import { useState } from "react"
 import type { Reply, RunView, StatusView } from "../contract.js"
 import { call } from "./api.js"
 import { CountsChart, FlowChart, ProgressChart, TokenHistogram } from "./charts.js"
+import { Action, FieldRow, TextInput } from "./controls.js"
 import { ErrorNote, useAsync } from "./shared.js"
 
 export const RunPanel = ({
@@ -23,15 +24,13 @@ export const RunPanel = ({
     label: string,
     placeholder: string
   ) => (
-    <div className="field">
-      <label htmlFor={`spec-${name}`}>{label}</label>
-      <input
-        id={`spec-${name}`}
-        value={specs[name]}
-        placeholder={placeholder}
-        onChange={(e) => setSpecs({ ...specs, [name]: e.target.value })}
-      />
-    </div>
+    <TextInput
+      label={label}
+      value={specs[name]}
+      placeholder={placeholder}
+      onChange={(value) => setSpecs({ ...specs, [name]: value })}
+      className="field wide"
+    />
   )
   const start = () =>
     run(async () =>
@@ -55,28 +54,34 @@ export const RunPanel = ({
       {field("teacher", "Teacher", "openai:deepseek-chat@https://api.deepseek.com/v1")}
       {field("rewriter", "Rewriter", "onnx:/models/qwen2.5-7b#q4")}
       {field("judge", "Judge", "openai:qwq-32b@http://127.0.0.1:8000/v1")}
-      {field("limit", "Only the first N problems", "all")}
-      {field("budgetTokens", "Token budget (the workspace's calls in all)", "none")}
+      <FieldRow>
+        {field("limit", "Only the first N problems", "all")}
+        {field("budgetTokens", "Token budget (the workspace's calls in all)", "none")}
+      </FieldRow>
       <ModelCheck />
-      <div className="buttons">
-        <button onClick={() => void start()} disabled={busy || active || elsewhere !== null}>
+      <div className="actions" role="group" aria-label="Run">
+        <Action
+          className="button primary"
+          onPress={() => void start()}
+          isDisabled={busy || active || elsewhere !== null}
+        >
           Start
-        </button>
-        <button
-          onClick={() => void run(async () => onView(await call("run.pause", {})))}
-          disabled={view?.state !== "running"}
+        </Action>
+        <Action
+          onPress={() => void run(async () => onView(await call("run.pause", {})))}
+          isDisabled={view?.state !== "running"}
         >
           Pause
-        </button>
-        <button
-          onClick={() => void run(async () => onView(await call("run.resume", {})))}
-          disabled={view?.state !== "paused"}
+        </Action>
+        <Action
+          onPress={() => void run(async () => onView(await call("run.resume", {})))}
+          isDisabled={view?.state !== "paused"}
         >
           Resume
-        </button>
-        <button onClick={() => void run(async () => onView(await call("run.stop", {})))} disabled={!active}>
+        </Action>
+        <Action onPress={() => void run(async () => onView(await call("run.stop", {})))} isDisabled={!active}>
           Stop
-        </button>
+        </Action>
       </div>
       {elsewhere !== null ? (
         <p role="status" data-testid="run-holder">
@@ -174,14 +179,18 @@ const ModelCheck = () => {
   return (
     <details>
       <summary>Check a local model folder</summary>
-      <label htmlFor="model-path">Model folder (config.json, tokenizer.json, onnx/)</label>
-      <input id="model-path" value={path} onChange={(e) => setPath(e.target.value)} />
-      <button
-        disabled={busy || path === ""}
-        onClick={() => void run(async () => setReport(await call("models.inspect", { path })))}
+      <TextInput
+        label="Model folder (config.json, tokenizer.json, onnx/)"
+        value={path}
+        onChange={setPath}
+        className="field wide"
+      />
+      <Action
+        isDisabled={busy || path === ""}
+        onPress={() => void run(async () => setReport(await call("models.inspect", { path })))}
       >
         Check
-      </button>
+      </Action>
       <ErrorNote error={error} />
       {report !== undefined ? (
         <div aria-live="polite" className="model-report">

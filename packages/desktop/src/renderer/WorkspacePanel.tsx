@@ -2,6 +2,7 @@ import { type DragEvent, useState } from "react"
 import type { Reply, StatusView } from "../contract.js"
 import { call } from "./api.js"
 import { CountsChart } from "./charts.js"
+import { Action, TextInput } from "./controls.js"
 import { ErrorNote, useAsync } from "./shared.js"
 
 export const WorkspacePanel = ({
@@ -31,17 +32,17 @@ export const WorkspacePanel = ({
           void run(async () => onStatus(await call("workspace.open", { path, create: true })))
         }}
       >
-        <label htmlFor="ws-path">Workspace folder (the same fastcot.db the command line uses)</label>
-        <input
-          id="ws-path"
+        <TextInput
+          label="Workspace folder (the same fastcot.db the command line uses)"
           value={path}
-          onChange={(e) => setPath(e.target.value)}
+          onChange={setPath}
           placeholder="/data/my-run"
-          required
+          isRequired
+          className="field wide"
         />
-        <button type="submit" disabled={busy}>
+        <Action type="submit" isDisabled={busy} className="button primary">
           Open or create
-        </button>
+        </Action>
       </form>
       <ErrorNote error={error} />
       {status !== undefined ? (

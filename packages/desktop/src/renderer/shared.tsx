@@ -19,22 +19,6 @@ export const useAsync = () => {
   return { error, busy, run }
 }
 
-/** A <select> over a fixed list of values, each [value] or [value, label]. */
-export const Select = <V extends string>(props: {
-  id: string
-  value: V
-  options: ReadonlyArray<readonly [V] | readonly [V, string]>
-  onChange: (value: V) => void
-}) => (
-  <select id={props.id} value={props.value} onChange={(e) => props.onChange(e.target.value as V)}>
-    {props.options.map(([value, label]) => (
-      <option key={value} value={value}>
-        {label ?? value}
-      </option>
-    ))}
-  </select>
-)
-
 export const ErrorNote = ({ error }: { error: string | undefined }) =>
   error === undefined ? null : (
     <p role="alert" className="error">
