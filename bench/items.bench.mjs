@@ -102,7 +102,7 @@ const timed = async (what, channel, request) => {
   const ms = performance.now() - t0
   if (reply !== null && typeof reply === "object" && "error" in reply)
     throw new Error(`${what}: ${reply.error.message}`)
-  const rows = Array.isArray(reply) ? reply.length : reply.items.length
+  const rows = "rows" in reply ? reply.rows.length : reply.items.length
   console.log(
     `  ${what.padEnd(44)} ${ms.toFixed(0).padStart(6)} ms  (${rows} rows)  ${ms < 1000 ? "under 1 s" : "OVER 1 s"}`
   )
@@ -122,6 +122,14 @@ const times = [
   await timed("item list, search 'What is 4242 '", "items.list", { search: "What is 4242 ", limit: 200 }),
   await timed("item list, verdict hard", "items.list", { verdict: "hard", limit: 200 }),
   await timed("item list, at most 150 tokens", "items.list", { maxTokens: 150, limit: 200 }),
+  await timed("item list, most tokens first", "items.list", { order: { by: "tokens", direction: "desc" }, limit: 200 }),
+  await timed("item list, by fate, last first", "items.list", { order: { by: "fate", direction: "desc" }, limit: 200 }),
+  await timed("item list, by review", "items.list", { order: { by: "review", direction: "asc" }, limit: 200 }),
+  await timed("item list, page 2 by tokens", "items.list", {
+    order: { by: "tokens", direction: "desc" },
+    after: (await backend.handle("items.list", { order: { by: "tokens", direction: "desc" }, limit: 200 })).next,
+    limit: 200
+  }),
   await timed("review queue, random (20)", "review.queue", { reviewer: "bench", limit: 20 }),
   await timed("review queue, longest first (20)", "review.queue", { reviewer: "bench", order: "longest", limit: 20 })
 ]

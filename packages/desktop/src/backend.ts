@@ -260,6 +260,7 @@ export class Backend {
       pending: s.pending,
       kept: s.kept,
       dropped: s.dropped,
+      reviewed: s.reviews.reviewed,
       keptAs: s.keptAs,
       dropReasons: s.dropReasons,
       tokens: { tokenizer: s.tokens.tokenizer, histogram: s.tokens.histogram, ratio: s.tokens.ratio },

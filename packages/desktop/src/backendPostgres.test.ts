@@ -59,4 +59,61 @@ describe("the desktop backend on a shared PostgreSQL store (fastcot ui --store; 
       delete process.env["PGPASSWORD"]
     }
   })
+
+  it("two fastcot ui servers reviewing one shared run never hand out the same item, nor decide another's", async () => {
+    const server = await startScriptedServer({ latencyMs: 5, script: arithmeticScript(() => "medium") })
+    process.env["PGPASSWORD"] = cluster.password
+    const env = { FASTCOT_STORE: cluster.createDatabase("review") }
+    // Two servers (two backends, each its own store connection and leases), one reviewer on each.
+    const one = new Backend(env)
+    const other = new Backend(env)
+    try {
+      await one.handle("workspace.open", { path: join(root, "a"), create: true })
+      const rows = Array.from({ length: 12 }, (_, i) =>
+        JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })
+      )
+      await one.handle("import.content", { name: "p.jsonl", content: rows.join("\n") })
+      const spec = `openai:scripted@${server.baseUrl}`
+      await one.handle("run.start", { teacher: spec, rewriter: spec, judge: spec })
+      for (let i = 0; i < 400 && ((await one.handle("run.view", {})) as { state: string }).state !== "done"; i++)
+        await sleep(50)
+      await other.handle("workspace.open", { path: join(root, "b"), create: true })
+      type Queue = { items: Array<{ id: string }>; waiting: number }
+      // The same order on both servers: each would want the same longest items first.
+      const ana = (await one.handle("review.queue", { reviewer: "ana", order: "longest", limit: 5 })) as Queue
+      const ben = (await other.handle("review.queue", { reviewer: "ben", order: "longest", limit: 5 })) as Queue
+      expect(ana.items).toHaveLength(5)
+      expect(ben.items).toHaveLength(5)
+      expect(ben.items.filter((b) => ana.items.some((a) => a.id === b.id))).toEqual([])
+      // The rest: two left that nobody holds.
+      const cara = (await other.handle("review.queue", { reviewer: "cara", order: "longest", limit: 5 })) as Queue
+      expect(cara.items).toHaveLength(2)
+      // Ben's server refuses a decision on an item that Ana's server handed out.
+      expect(
+        await other.handle("review.decide", { id: ana.items[0]!.id, reviewer: "ben", decision: "accept" })
+      ).toMatchObject({ error: { kind: "bad-request", message: expect.stringContaining("another fastcot ui server") } })
+      expect(
+        await one.handle("review.decide", { id: ana.items[0]!.id, reviewer: "ana", decision: "accept" })
+      ).toMatchObject({
+        review: { decision: "accepted", reviewer: "ana" }
+      })
+      expect(
+        await other.handle("review.decide", {
+          id: ben.items[0]!.id,
+          reviewer: "ben",
+          decision: "reject",
+          reason: "leaks the answer"
+        })
+      ).toMatchObject({ review: { decision: "rejected", reviewer: "ben" } })
+      // Both decisions are in the one run: two of the twelve kept items reviewed, each by its reviewer.
+      const after = (await one.handle("review.queue", { reviewer: "ana", limit: 1 })) as Queue & { mine: number }
+      expect(after).toMatchObject({ waiting: 10, mine: 1 })
+      expect(await other.handle("workspace.status", {})).toMatchObject({ kept: 12, reviewed: 2 })
+    } finally {
+      await one.close()
+      await other.close()
+      await server.close()
+      delete process.env["PGPASSWORD"]
+    }
+  })
 })

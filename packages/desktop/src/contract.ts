@@ -25,6 +25,8 @@ export const StatusView = Schema.Struct({
   pending: Schema.Number,
   kept: Schema.Number,
   dropped: Schema.Number,
+  /** Kept items a person has decided on (accepted, rejected or edited). */
+  reviewed: Schema.Number,
   keptAs: Schema.Record({ key: Schema.String, value: Schema.Number }),
   dropReasons: Schema.Record({ key: Schema.String, value: Schema.Number }),
   tokens: Schema.Struct({

@@ -1,4 +1,5 @@
 import {
+  type Item,
   REJECT_REASONS,
   type ReviewAction,
   reviewItem,
@@ -41,21 +42,30 @@ export const makeReviewDesk = () => {
           held.delete(id)
           store.release([`review:${id}`])
         } else if (h.reviewer === reviewer) mineHeld.push(id)
-      const fresh = yield* store.reviewQueue({
-        order: req.order,
-        keptAs: req.keptAs,
-        seed: req.seed,
-        limit: req.limit,
-        exclude: [...held.keys()]
-      })
-      // On a store several processes share, a lease keeps other reviewers' servers off these items.
-      const leased = yield* store.claim(fresh.map((i) => `review:${i.id}`))
-      const offered = fresh.filter((i) => leased.has(`review:${i.id}`))
+      // On a store several processes share, a lease keeps other reviewers' servers off these items;
+      // items another server holds are skipped and the queue is read on past them.
+      const offered: Array<Item> = []
+      const skipped: Array<string> = []
+      const wanted = Math.max(0, req.limit - mineHeld.length)
+      for (let read = 0; read < 5 && offered.length < wanted; read++) {
+        const fresh = yield* store.reviewQueue({
+          order: req.order,
+          keptAs: req.keptAs,
+          seed: req.seed,
+          limit: wanted - offered.length,
+          exclude: [...held.keys(), ...skipped, ...offered.map((i) => i.id)]
+        })
+        if (fresh.length === 0) break
+        const leased = yield* store.claim(fresh.map((i) => `review:${i.id}`))
+        for (const i of fresh)
+          if (leased.has(`review:${i.id}`)) offered.push(i)
+          else skipped.push(i.id)
+      }
       const again = yield* Effect.forEach(mineHeld, (id) => store.getItem(id))
       const items = [
         ...again.flatMap((o) => (o._tag === "Some" && o.value.review === undefined ? [o.value] : [])),
         ...offered
-      ].slice(0, req.limit)
+      ]
       for (const i of items) held.set(i.id, { reviewer, until: now + HOLD_MS })
       const problems = new Map(
         (yield* store.getProblems(items.map((i) => i.problemId))).map((p) => [p.id as string, p])
@@ -79,6 +89,14 @@ export const makeReviewDesk = () => {
       const holder = held.get(req.id)
       if (holder !== undefined && holder.reviewer !== reviewer && holder.until > now)
         return yield* Effect.fail(new BadRequest({ message: `${req.id} is with ${holder.reviewer} for review` }))
+      // An item this server has not handed out may be another server's (a lease on a shared store).
+      if (holder === undefined || holder.until <= now) {
+        const leased = yield* store.claim([`review:${req.id}`])
+        if (!leased.has(`review:${req.id}`))
+          return yield* Effect.fail(
+            new BadRequest({ message: `${req.id} is with a reviewer on another fastcot ui server for review` })
+          )
+      }
       const action: ReviewAction =
         req.decision === "accept"
           ? { _tag: "accept" }

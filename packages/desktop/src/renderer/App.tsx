@@ -54,7 +54,7 @@ export const App = (): ReactElement => {
         <p className="where" aria-live="polite">
           {status === undefined
             ? "no workspace open"
-            : `${status.workspace}: ${status.problems} problems, ${status.items} items, ${status.kept} kept, ${status.dropped} dropped, ${status.pending} pending${status.running !== null ? ` · at work: ${status.running.what} (pid ${status.running.pid}, since ${status.running.startedAt})` : ""}`}
+            : `${status.workspace}: ${status.problems} problems, ${status.items} items, ${status.kept} kept (${status.reviewed} reviewed), ${status.dropped} dropped, ${status.pending} pending${status.running !== null ? ` · at work: ${status.running.what} (pid ${status.running.pid}, since ${status.running.startedAt})` : ""}`}
         </p>
         {status !== undefined ? (
           // This app's own run, on every page.
