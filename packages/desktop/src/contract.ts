@@ -261,6 +261,8 @@ export const Channels = {
       reviewer: Reviewer,
       order: Schema.optionalWith(Schema.Literal("random", "longest"), { default: () => "random" as const }),
       keptAs: Schema.optional(Schema.Literal("initial-medium", "easy-to-medium", "hard-to-medium")),
+      /** Only items whose final trace this stage wrote. */
+      origin: Schema.optional(Schema.Literal("teacher", "long-to-short", "expand", "simplify", "imported")),
       /** Hex digits that place a random sample; the same seed gives the same sample. */
       seed: Schema.optional(Schema.String.pipe(Schema.pattern(/^[0-9a-f]{0,16}$/))),
       limit: Schema.optionalWith(Schema.Int.pipe(Schema.between(1, 200)), { default: () => 20 })

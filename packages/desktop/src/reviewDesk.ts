@@ -51,6 +51,7 @@ export const makeReviewDesk = () => {
         const fresh = yield* store.reviewQueue({
           order: req.order,
           keptAs: req.keptAs,
+          origin: req.origin,
           seed: req.seed,
           limit: wanted - offered.length,
           exclude: [...held.keys(), ...skipped, ...offered.map((i) => i.id)]

@@ -471,6 +471,7 @@ export const makePgRunStore = (
                   sql`review IS NULL`,
                   sql`fate = 'kept'`,
                   ...(q.keptAs !== undefined ? [sql`kept_as = ${q.keptAs}`] : []),
+                  ...(q.origin !== undefined ? [sql`data::json->'trace'->>'origin' = ${q.origin}`] : []),
                   ...(q.from !== undefined ? [sql`id >= ${q.from}`] : []),
                   ...(q.before !== undefined ? [sql`id < ${q.before}`] : [])
                 ])}

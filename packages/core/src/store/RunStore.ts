@@ -4,6 +4,7 @@ import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { Item, ItemId, KeptAs } from "../schema/item.js"
 import type { Problem, ProblemId } from "../schema/problem.js"
+import type { TraceOrigin } from "../schema/trace.js"
 import type { RunLockHolder, StoreError, WorkspaceBusy } from "./errors.js"
 import type { LengthStats } from "../util/lengthStats.js"
 import type { ItemOrder, ItemSortValue } from "./itemOrder.js"
@@ -81,6 +82,11 @@ export interface ReviewQueueFilter {
   readonly order: "random" | "longest"
   /** Only items kept this way (the judge's first verdict: medium, easy or hard). */
   readonly keptAs?: KeptAs | undefined
+  /**
+   * Only items whose final trace this stage wrote: the teacher (fast-thinking, as sampled),
+   * long-to-short, expand or simplify (alignment's rewrites), or an import.
+   */
+  readonly origin?: TraceOrigin | undefined
   /** Hex digits; `random` starts at the first id at or after `i_SEED`. */
   readonly seed?: string | undefined
   /** Items held for other reviewers. */

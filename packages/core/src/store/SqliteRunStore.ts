@@ -366,6 +366,7 @@ export const openSqliteStore = (
             params.push(value)
           }
           when("kept_as = ?", q.keptAs)
+          when("json_extract(data, '$.trace.origin') = ?", q.origin)
           when("id >= ?", q.from)
           when("id < ?", q.before)
           const order = q.order === "longest" ? "reasoning_tokens DESC NULLS LAST, id" : "id"

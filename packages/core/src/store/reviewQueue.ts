@@ -1,11 +1,13 @@
 import * as Effect from "effect/Effect"
 import type { KeptAs } from "../schema/item.js"
+import type { TraceOrigin } from "../schema/trace.js"
 import type { ReviewQueueFilter } from "./RunStore.js"
 
 /** One read of unreviewed kept items' ids: by id from `from` (inclusive) or below `before`, or longest first. */
 export interface ReviewQueueRead {
   readonly order: "random" | "longest"
   readonly keptAs: KeptAs | undefined
+  readonly origin: TraceOrigin | undefined
   readonly from?: string | undefined
   readonly before?: string | undefined
   readonly limit: number
@@ -24,15 +26,30 @@ export const reviewQueueIds = <E, R>(
     const wanted = filter.limit + exclude.size
     const keep = (ids: ReadonlyArray<string>) => ids.filter((id) => !exclude.has(id))
     if (filter.order === "longest")
-      return keep(yield* read({ order: "longest", keptAs: filter.keptAs, limit: wanted })).slice(0, filter.limit)
+      return keep(yield* read({ order: "longest", keptAs: filter.keptAs, origin: filter.origin, limit: wanted })).slice(
+        0,
+        filter.limit
+      )
     const start = `i_${(filter.seed ?? "")
       .toLowerCase()
       .replace(/[^0-9a-f]/g, "")
       .slice(0, 16)}`
-    const first = yield* read({ order: "random", keptAs: filter.keptAs, from: start, limit: wanted })
+    const first = yield* read({
+      order: "random",
+      keptAs: filter.keptAs,
+      origin: filter.origin,
+      from: start,
+      limit: wanted
+    })
     const rest =
       first.length < wanted
-        ? yield* read({ order: "random", keptAs: filter.keptAs, before: start, limit: wanted - first.length })
+        ? yield* read({
+            order: "random",
+            keptAs: filter.keptAs,
+            origin: filter.origin,
+            before: start,
+            limit: wanted - first.length
+          })
         : []
     return keep([...first, ...rest]).slice(0, filter.limit)
   })

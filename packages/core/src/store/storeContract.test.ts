@@ -403,7 +403,7 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
       }
   })
 
-  it("offers unreviewed kept items for review: a seeded random sample that wraps around, longest first, by verdict", async () => {
+  it("offers unreviewed kept items for review: a seeded random sample that wraps around, longest first, by verdict, by the stage that wrote the trace", async () => {
     const ps = Array.from({ length: 12 }, (_, i) => problem(`q${i}?`))
     const keptItem = (p: (typeof ps)[number], i: number) =>
       new Item({
@@ -412,7 +412,7 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
         keptAs: i % 3 === 0 ? "easy-to-medium" : "initial-medium",
         trace: new Trace({
           reasoning: "r",
-          origin: "teacher",
+          origin: i % 4 === 1 ? "long-to-short" : "teacher",
           tokens: { reasoning: 10 * i, answer: 1, tokenizer: "t" }
         })
       })
@@ -433,6 +433,7 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
           again: yield* queue({ order: "random", seed: ids[7]!.slice(2), limit: 6 }),
           longest: yield* queue({ order: "longest", limit: 3 }),
           easy: yield* queue({ order: "random", keptAs: "easy-to-medium", limit: 10 }),
+          shortened: yield* queue({ order: "random", origin: "long-to-short", limit: 10 }),
           excluded: yield* queue({ order: "random", seed: ids[7]!.slice(2), limit: 2, exclude: [ids[7]!] })
         }
       })
@@ -443,6 +444,8 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
     expect(got.again).toEqual(got.random)
     expect(got.longest).toEqual([all[11]!.id, all[10]!.id, all[9]!.id])
     expect([...got.easy].sort()).toEqual([0, 3, 6, 9].map((i) => all[i]!.id as string).sort())
+    // Item 5 is long-to-short too, but reviewed already.
+    expect([...got.shortened].sort()).toEqual([1, 9].map((i) => all[i]!.id as string).sort())
     expect(got.excluded).toEqual(got.random.filter((id) => id !== ids[7]).slice(0, 2))
   })
 

@@ -8,6 +8,7 @@ import { WordDiff } from "./WordDiff.js"
 
 type Order = "random" | "longest"
 type KeptAs = "" | "initial-medium" | "easy-to-medium" | "hard-to-medium"
+type Origin = "" | "teacher" | "long-to-short" | "expand" | "simplify" | "imported"
 type Mode = "view" | "reject" | "other" | "edit"
 
 /** The choice in the reasons list that asks for a typed reason. */
@@ -29,6 +30,7 @@ export const ReviewPanel = () => {
   const [reviewer, setReviewer] = useState(() => localStorage.getItem(REVIEWER_KEY) ?? "")
   const [order, setOrder] = useState<Order>("random")
   const [keptAs, setKeptAs] = useState<KeptAs>("")
+  const [origin, setOrigin] = useState<Origin>("")
   const [queue, setQueue] = useState<Reply<"review.queue"> | undefined>(undefined)
   const [at, setAt] = useState(0)
   const [mode, setMode] = useState<Mode>("view")
@@ -50,6 +52,7 @@ export const ReviewPanel = () => {
         reviewer: name,
         order,
         ...(keptAs !== "" ? { keptAs } : {}),
+        ...(origin !== "" ? { origin } : {}),
         seed: Math.floor(Math.random() * 0xffffffff)
           .toString(16)
           .padStart(8, "0")
@@ -146,6 +149,19 @@ export const ReviewPanel = () => {
               ["hard-to-medium", "hard (simplified)"]
             ]}
             onChange={setKeptAs}
+          />
+          <Choice
+            label="Written by"
+            value={origin}
+            options={[
+              ["", "any stage"],
+              ["teacher", "the teacher (fast thinking)"],
+              ["long-to-short", "long-to-short"],
+              ["expand", "expand (alignment)"],
+              ["simplify", "simplify (alignment)"],
+              ["imported", "an import"]
+            ]}
+            onChange={setOrigin}
           />
           <Action type="submit" isDisabled={busy} className="button primary">
             Start reviewing
