@@ -18,6 +18,12 @@ import { TextStreamer } from "./textStreamer.js"
 export class DecodeRow {
   readonly generated: Array<number> = []
   private readonly logprobs: Array<TokenLogprob> = []
+  /** What the prefill feeds: the whole prompt, or its first token when the prompt's log-probabilities are wanted. */
+  readonly prefillIds: ReadonlyArray<number>
+  /** Prompt tokens fed one a step after the prefill (teacher forcing), and how many are fed. */
+  private readonly forced: ReadonlyArray<number>
+  private forcedDone = 0
+  private readonly promptLogprobs: Array<TokenLogprob> = []
   private readonly seen: Set<number>
   private readonly random: () => number
   private readonly decoder: { push: (id: number) => string; flush: () => string }
@@ -42,6 +48,9 @@ export class DecodeRow {
     this.stops = new StopStrings(request.stop)
     this.streamer = new TextStreamer(this.stops.hold, request.onText)
     this.budget = Math.min(request.maxNewTokens, model.contextLength - request.promptIds.length)
+    const stepwise = request.promptLogprobs === true && request.logprobs !== undefined
+    this.prefillIds = stepwise ? request.promptIds.slice(0, 1) : request.promptIds
+    this.forced = stepwise ? request.promptIds.slice(1) : []
   }
 
   get promptLength(): number {
@@ -49,7 +58,7 @@ export class DecodeRow {
   }
   /** The position of the pending token. */
   get position(): number {
-    return this.promptLength + this.generated.length - 1
+    return this.prefillIds.length + this.forcedDone + this.generated.length - 1
   }
 
   /** Marks the row cancelled when its signal has fired. */
@@ -64,6 +73,15 @@ export class DecodeRow {
 
   /** Chooses the next token from this row's logits and applies EOS, stop strings and the budget. */
   accept(logits: Float32Array, now: number): void {
+    // The prompt's own tokens first, when they are fed a step at a time: the next one is taken, not sampled.
+    if (this.forcedDone < this.forced.length) {
+      const token = this.forced[this.forcedDone++]!
+      this.promptLogprobs.push(tokenLogprob(logits, token, this.request.logprobs!))
+      this.pending = token
+      if (this.forcedDone === this.forced.length && this.budget <= 0) this.end("length", now)
+      return
+    }
+    if (this.budget <= 0) return this.end("length", now)
     const eos = this.model.tokenizer.eosIds
     // Log-probabilities are of the model's own distribution: read before anything changes the logits.
     const raw = this.request.logprobs !== undefined ? logits.slice() : undefined
@@ -100,7 +118,8 @@ export class DecodeRow {
       completionTokens: this.generated.length,
       firstTokenMs: (this.firstTokenAt || this.finishedAt) - this.startedAt,
       totalMs: this.finishedAt - this.startedAt,
-      ...(this.request.logprobs !== undefined ? { logprobs: this.logprobs } : {})
+      ...(this.request.logprobs !== undefined ? { logprobs: this.logprobs } : {}),
+      ...(this.forced.length > 0 || this.request.promptLogprobs === true ? { promptLogprobs: this.promptLogprobs } : {})
     }
   }
 }
@@ -228,19 +247,20 @@ export class DecodeBatch {
     startedAt: ReadonlyArray<number>
   ): Promise<DecodeBatch> {
     const B = requests.length
-    const lens = requests.map((r) => r.promptIds.length)
-    const S = Math.max(...lens)
     for (const r of requests) {
       const refused = DecodeBatch.refuse(model, r)
       if (refused !== undefined) throw refused
     }
+    const rows = requests.map((r, b) => new DecodeRow(model, r, startedAt[b] ?? performance.now()))
+    const lens = rows.map((r) => r.prefillIds.length)
+    const S = Math.max(...lens)
     const pad = model.tokenizer.padId
     const ids = new BigInt64Array(B * S).fill(BigInt(pad))
     const mask = new BigInt64Array(B * S)
     const pos = new BigInt64Array(B * S)
     for (let b = 0; b < B; b++) {
       const off = S - lens[b]!
-      requests[b]!.promptIds.forEach((id, i) => {
+      rows[b]!.prefillIds.forEach((id, i) => {
         ids[b * S + off + i] = BigInt(id)
         mask[b * S + off + i] = 1n
         pos[b * S + off + i] = BigInt(i)
@@ -248,13 +268,7 @@ export class DecodeBatch {
     }
     // An empty cache for the prompt (it takes the prompt's positions when they come back).
     const cache = KvCache.empty(model, B, 0)
-    const batch = new DecodeBatch(
-      model,
-      requests.map((r, b) => new DecodeRow(model, r, startedAt[b] ?? performance.now())),
-      cache,
-      mask,
-      0
-    )
+    const batch = new DecodeBatch(model, rows, cache, mask, 0)
     const rt = model.ort
     await batch.forward({
       input_ids: new rt.Tensor("int64", ids, [B, S]),

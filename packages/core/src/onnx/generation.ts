@@ -36,6 +36,13 @@ export interface GenerateRequest {
   readonly onText?: ((delta: string) => void) | undefined
   /** Report each generated token's log-probability and this many most likely ones at its step. */
   readonly logprobs?: number | undefined
+  /**
+   * With `logprobs`, also each prompt token's after the first (the model's distribution at its
+   * position). The graph's head sees only the last position, so the prompt then runs its first
+   * token as the prefill and the rest a position at a time, as decode steps batched with the
+   * other requests: exact, and slower than a prefill for long prompts. `maxNewTokens` may be 0.
+   */
+  readonly promptLogprobs?: boolean | undefined
   readonly signal?: AbortSignal | undefined
 }
 
@@ -51,6 +58,8 @@ export interface GenerateResult {
   readonly firstTokenMs: number
   /** Per generated token (EOS included), when the request asked for log-probabilities. */
   readonly logprobs?: ReadonlyArray<TokenLogprob> | undefined
+  /** Per prompt token after the first, when the request asked for the prompt's (`promptLogprobs`). */
+  readonly promptLogprobs?: ReadonlyArray<TokenLogprob> | undefined
   readonly totalMs: number
 }
 

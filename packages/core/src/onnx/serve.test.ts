@@ -138,12 +138,78 @@ describe("fastcot serve: a local model behind an OpenAI-compatible API", () => {
       expect(c.logprob).toBeLessThanOrEqual(0)
       expect(Buffer.from(c.bytes!).toString("utf8")).toBe(c.token)
     }
-    const echo = await fetch(`${server.url}/completions`, {
+    // Nothing to generate is asked only with echo.
+    const bare = await fetch(`${server.url}/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ prompt: "x", echo: true })
+      body: JSON.stringify({ prompt: "x", max_tokens: 0 })
     })
-    expect(echo.status).toBe(400)
+    expect(bare.status).toBe(400)
+    expect(await bare.text()).toContain("echo")
+  })
+
+  it("scores a prompt by log-likelihood (echo): each prompt token's log-probability is the model's at its position", async () => {
+    const client = new OpenAI({ baseURL: server.url, apiKey: "unused" })
+    const texts = ["What is 2+2? It is four.", "Name a prime: 7", "x"]
+    const prompts = texts.map((t) => model.tokenizer.encode(t))
+    const raw = await Effect.runPromise(LocalModel.load(dir, { threads: 1, graph: "as-exported" }))
+    try {
+      // Three at once: the engine batches them, left-padded, and runs their prompts a position at a time.
+      const scored = await Promise.all(
+        prompts.map((prompt) =>
+          client.completions.create({ model: "tiny-qwen", prompt, max_tokens: 0, echo: true, logprobs: 2 })
+        )
+      )
+      for (const [k, ids] of prompts.entries()) {
+        const choice = scored[k]!.choices[0]!
+        expect(choice.text).toBe(model.tokenizer.decode(ids, false))
+        expect(scored[k]!.usage!.completion_tokens).toBe(0)
+        const lp = choice.logprobs!
+        expect(lp.token_logprobs).toHaveLength(ids.length)
+        expect(lp.token_logprobs![0]).toBeNull()
+        expect(lp.top_logprobs![0]).toBeNull()
+        const logits = await fullLogits(raw, ids)
+        const V = logits.length / ids.length
+        for (let i = 1; i < ids.length; i++) {
+          const row = Array.from(logits.subarray((i - 1) * V, i * V))
+          const max = Math.max(...row)
+          const lse = max + Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0))
+          expect(Math.abs(lp.token_logprobs![i]! - (row[ids[i]!]! - lse))).toBeLessThan(1e-4)
+          const best = Math.max(...row) - lse
+          expect(Math.max(...Object.values(lp.top_logprobs![i]!))).toBeCloseTo(best, 4)
+        }
+      }
+      // Echo with a completion: the prompt's tokens, then the same completion as without echo.
+      const ids = prompts[0]!
+      const [plain, echoed] = await Promise.all([
+        client.completions.create({ model: "tiny-qwen", prompt: ids, max_tokens: 4, temperature: 0, logprobs: 1 }),
+        client.completions.create({
+          model: "tiny-qwen",
+          prompt: ids,
+          max_tokens: 4,
+          temperature: 0,
+          logprobs: 1,
+          echo: true
+        })
+      ])
+      expect(echoed.choices[0]!.text).toBe(texts[0] + plain.choices[0]!.text)
+      const both = echoed.choices[0]!.logprobs!.token_logprobs!
+      expect(both).toHaveLength(ids.length + plain.usage!.completion_tokens)
+      const generated = both.slice(ids.length)
+      for (const [i, v] of plain.choices[0]!.logprobs!.token_logprobs!.entries())
+        expect(Math.abs(generated[i]! - v!)).toBeLessThan(1e-4)
+      // Echo without log-probabilities: the text only.
+      const textOnly = await client.completions.create({
+        model: "tiny-qwen",
+        prompt: texts[1]!,
+        max_tokens: 0,
+        echo: true
+      })
+      expect(textOnly.choices[0]!.text).toBe(texts[1])
+      expect(textOnly.choices[0]!.logprobs).toBeNull()
+    } finally {
+      await raw.release()
+    }
   })
 
   it("with a token, answers only requests that carry it as the API key (constant-time compared); /health stays open", async () => {

@@ -125,7 +125,9 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
         })
         const started = Date.now()
         try {
-          const r = await complete(engine, decoded.right, ac.signal)
+          const body = decoded.right
+          const r = await complete(engine, body, ac.signal)
+          const echoed = body.echo === true ? engine.model.tokenizer.decode([...r.promptIds], false) : ""
           sendJson(res, 200, {
             id: `cmpl-${Date.now().toString(36)}${(counter++).toString(36)}`,
             object: "text_completion",
@@ -134,9 +136,16 @@ export const serveLocalModel = (options: ServeOptions): Effect.Effect<LocalServe
             choices: [
               {
                 index: 0,
-                text: r.text,
+                text: echoed + r.text,
                 finish_reason: r.finishReason === "length" ? "length" : "stop",
-                logprobs: r.logprobs === undefined ? null : completionsLogprobs(engine, r.logprobs)
+                logprobs:
+                  r.logprobs === undefined
+                    ? null
+                    : completionsLogprobs(
+                        engine,
+                        r.logprobs,
+                        r.promptLogprobs !== undefined ? { ids: r.promptIds, logprobs: r.promptLogprobs } : undefined
+                      )
               }
             ],
             usage: usageOf(r)

@@ -8,8 +8,10 @@ import type { TokenLogprob } from "./tokenLogprobs.js"
  * `POST /v1/completions` as vLLM serves it, for a local model: the prompt as text or as token
  * ids (no chat template), and `logprobs` (the top-k at each generated token) in the legacy
  * completions format; and the chat format of log-probabilities (`logprobs: true`,
- * `top_logprobs`). Users score answers by log-likelihood this way, and it lets anyone check a
- * converted model against a reference. Log-probabilities are of the model's own distribution.
+ * `top_logprobs`). With `echo`, the prompt comes back before the completion, and with
+ * `logprobs` each prompt token's log-probability too (the first's is null), so that
+ * `max_tokens: 0, echo: true, logprobs: K` scores a text by log-likelihood, as lm-evaluation-harness
+ * asks vLLM to. Log-probabilities are of the model's own distribution.
  */
 
 const TokenIds = Schema.Array(Schema.Int.pipe(Schema.nonNegative())).pipe(Schema.minItems(1))
@@ -20,7 +22,8 @@ export const CompletionsRequest = Schema.Struct({
   prompt: Schema.Union(Schema.String, TokenIds, Schema.Tuple(Schema.String), Schema.Tuple(TokenIds)).annotations({
     description: "text, or token ids (one prompt a request)"
   }),
-  max_tokens: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.positive()))),
+  /** 0 only with `echo` (the prompt scored, nothing generated). */
+  max_tokens: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.nonNegative()))),
   temperature: Schema.optional(Schema.NullOr(Schema.Number.pipe(Schema.between(0, 2)))),
   top_p: Schema.optional(Schema.NullOr(Schema.Number.pipe(Schema.between(0, 1)))),
   seed: Schema.optional(Schema.NullOr(Schema.Int)),
@@ -28,8 +31,12 @@ export const CompletionsRequest = Schema.Struct({
   n: Schema.optional(Schema.NullOr(Schema.Literal(1))),
   stream: Schema.optional(Schema.NullOr(Schema.Literal(false))),
   logprobs: Schema.optional(Schema.NullOr(Schema.Int.pipe(Schema.between(0, 20)))),
-  echo: Schema.optional(Schema.NullOr(Schema.Literal(false)))
-})
+  echo: Schema.optional(Schema.NullOr(Schema.Boolean))
+}).pipe(
+  Schema.filter((r) =>
+    r.max_tokens === 0 && r.echo !== true ? "`max_tokens` may be 0 only with `echo: true`" : undefined
+  )
+)
 export type CompletionsRequest = typeof CompletionsRequest.Type
 
 /** Runs a completions request on the engine. */
@@ -60,20 +67,35 @@ export const complete = (
       }),
       stop,
       signal,
-      ...(body.logprobs != null ? { logprobs: body.logprobs } : {})
+      ...(body.logprobs != null ? { logprobs: body.logprobs } : {}),
+      ...(body.logprobs != null && body.echo === true ? { promptLogprobs: true } : {})
     })
     .then((r) => ({ ...r, promptIds }))
 }
 
-/** The legacy completions format: tokens, their log-probabilities, the top ones, text offsets. */
-export const completionsLogprobs = (engine: LocalEngine, logprobs: ReadonlyArray<TokenLogprob>) => {
+/**
+ * The legacy completions format: tokens, their log-probabilities, the top ones, text offsets.
+ * With the prompt's (`echo`), its tokens come first, the first of them with null values.
+ */
+export const completionsLogprobs = (
+  engine: LocalEngine,
+  logprobs: ReadonlyArray<TokenLogprob>,
+  prompt?: { readonly ids: ReadonlyArray<number>; readonly logprobs: ReadonlyArray<TokenLogprob> }
+) => {
   const text = (id: number) => engine.model.tokenizer.decode([id], false)
-  const tokens = logprobs.map((l) => text(l.id))
+  const top = (l: TokenLogprob) => Object.fromEntries(l.top.map((t) => [text(t.id), t.logprob]))
+  const head = prompt === undefined ? [] : [{ id: prompt.ids[0]!, logprob: null, top: null }]
+  const entries = [
+    ...head,
+    ...(prompt?.logprobs ?? []).map((l) => ({ id: l.id, logprob: l.logprob, top: top(l) })),
+    ...logprobs.map((l) => ({ id: l.id, logprob: l.logprob, top: top(l) }))
+  ]
+  const tokens = entries.map((e) => text(e.id))
   let offset = 0
   return {
     tokens,
-    token_logprobs: logprobs.map((l) => l.logprob),
-    top_logprobs: logprobs.map((l) => Object.fromEntries(l.top.map((t) => [text(t.id), t.logprob]))),
+    token_logprobs: entries.map((e) => e.logprob),
+    top_logprobs: entries.map((e) => e.top),
     text_offset: tokens.map((t) => {
       const at = offset
       offset += t.length
