@@ -10,3 +10,9 @@ const script = arithmeticScript(
 const server = await startScriptedServer({ latencyMs, record: false, script })
 process.stdout.write(server.baseUrl + "\n")
 process.on("SIGTERM", () => server.close().then(() => process.exit(0)))
+// SIGUSR2 marks the start of the timed run; the next one prints how busy this server's thread was since.
+let since
+process.on("SIGUSR2", () => {
+  if (since === undefined) since = performance.eventLoopUtilization()
+  else process.stdout.write(JSON.stringify({ busy: performance.eventLoopUtilization(since).utilization }) + "\n")
+})

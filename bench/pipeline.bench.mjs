@@ -65,12 +65,29 @@ const result = await Effect.runPromise(
       const lm = yield* makeLanguageModel(roles)
       const profiler = yield* Effect.promise(() => startProfile(process.env.PROFILE))
       const cpu0 = process.cpuUsage()
+      const elu0 = performance.eventLoopUtilization()
+      child.kill("SIGUSR2")
       const t0 = performance.now()
       const report = yield* runPipeline(config).pipe(Effect.provideService(LanguageModel, lm))
       const seconds = (performance.now() - t0) / 1000
       const cpu = process.cpuUsage(cpu0)
+      const elu = performance.eventLoopUtilization(elu0)
+      const serverBusy = yield* Effect.promise(
+        () =>
+          new Promise((resolve) => {
+            child.stdout.once("data", (d) => resolve(JSON.parse(String(d)).busy))
+            child.kill("SIGUSR2")
+          })
+      )
       yield* Effect.promise(() => profiler.stop())
-      return { report, seconds, cpuMs: (cpu.user + cpu.system) / 1000, stats: yield* lm.stats }
+      return {
+        report,
+        seconds,
+        cpuMs: (cpu.user + cpu.system) / 1000,
+        mainThreadBusy: elu.utilization,
+        serverBusy,
+        stats: yield* lm.stats
+      }
     }).pipe(
       Effect.provide(
         Layer.mergeAll(SqliteRunStoreLive(join(dir, "fastcot.db")), BasicVerifierLive, QwenTokenCounterLive)
@@ -86,12 +103,18 @@ const rate = done / result.seconds
 const perRole = result.stats.map((s) => ({
   role: s.role,
   callsPerItem: s.requests / ITEMS,
-  ideal: CONCURRENCY / ((LATENCY_MS / 1000) * (s.requests / ITEMS))
+  ideal: CONCURRENCY / ((LATENCY_MS / 1000) * (s.requests / ITEMS)),
+  // As this process saw them: a reply's mean time (the server's 40 ms plus both sides' queues on
+  // the shared cores), and by Little's law the calls in flight on average over the run.
+  seenMs: s.latencyMsTotal / Math.max(1, s.requests),
+  inFlight: s.latencyMsTotal / (result.seconds * 1000)
 }))
 const ideal = Math.min(...perRole.map((r) => r.ideal))
 console.log(`pipeline: ${ITEMS} problems, ${LATENCY_MS} ms replies, ${CONCURRENCY} in flight per role`)
 for (const r of perRole)
-  console.log(`  ${r.role.padEnd(9)} ${r.callsPerItem.toFixed(2)} calls/item -> at most ${r.ideal.toFixed(0)} items/s`)
+  console.log(
+    `  ${r.role.padEnd(9)} ${r.callsPerItem.toFixed(2)} calls/item -> at most ${r.ideal.toFixed(0)} items/s; replies took ${r.seenMs.toFixed(1)} ms as seen here, ${r.inFlight.toFixed(1)} of ${CONCURRENCY} in flight on average`
+  )
 console.log(
   `  ${done} items through alignment (${result.report.align.kept} kept) in ${result.seconds.toFixed(2)} s = ${rate.toFixed(0)} items/s`
 )
@@ -99,3 +122,10 @@ console.log(
   `  this process: ${(result.cpuMs / done).toFixed(2)} ms CPU per item (${((100 * result.cpuMs) / 1000 / result.seconds).toFixed(0)} % of one core)`
 )
 console.log(`  ratio to the slowest role's ideal (${ideal.toFixed(0)} items/s): ${(rate / ideal).toFixed(2)}`)
+// The pipeline's JavaScript runs on one thread: busy near 1, it is the limit, whatever the endpoints allow.
+const ceiling = rate / result.mainThreadBusy
+console.log(
+  `  main thread busy ${(100 * result.mainThreadBusy).toFixed(0)} % of the run (event-loop utilization): at 100 % it would carry ${ceiling.toFixed(0)} items/s = ${(ceiling / ideal).toFixed(2)} of the ideal`
+)
+// The scripted server shares the machine: busy, it answers later than its 40 ms.
+console.log(`  the scripted server's thread busy ${(100 * result.serverBusy).toFixed(0)} % of the run`)
