@@ -12,6 +12,11 @@ import { Backend } from "./backend.js"
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** Twelve "What is i + i?" problems, as a file the app imports. */
+const TWELVE = Array.from({ length: 12 }, (_, i) =>
+  JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })
+).join("\n")
+
 describe("the desktop backend on a shared PostgreSQL store (fastcot ui --store; a real server on 127.0.0.1)", () => {
   let cluster: PostgresCluster
   let root: string
@@ -24,20 +29,32 @@ describe("the desktop backend on a shared PostgreSQL store (fastcot ui --store; 
     rmSync(root, { recursive: true, force: true })
   })
 
-  it("opens any folder on the shared store, runs there, and a second backend sees the same progress", async () => {
-    const server = await startScriptedServer({ latencyMs: 10, script: arithmeticScript(() => "medium") })
+  /**
+   * A SCRIPTED model server (no model behind it) and two backends, as two `fastcot ui` servers
+   * would be (each its own store connection and leases), on one fresh database of the cluster.
+   */
+  const twoServers = async (database: string) => {
+    const server = await startScriptedServer({ latencyMs: 5, script: arithmeticScript(() => "medium") })
     // The driver reads the password from the process's environment, as psql does.
     process.env["PGPASSWORD"] = cluster.password
-    const env = { FASTCOT_STORE: cluster.createDatabase("desktop") }
+    const env = { FASTCOT_STORE: cluster.createDatabase(database) }
     const one = new Backend(env)
     const other = new Backend(env)
+    const close = async () => {
+      await one.close()
+      await other.close()
+      await server.close()
+      delete process.env["PGPASSWORD"]
+    }
+    return { server, one, other, close }
+  }
+
+  it("opens any folder on the shared store, runs there, and a second backend sees the same progress", async () => {
+    const { server, one, other, close } = await twoServers("desktop")
     try {
       const ws = join(root, "ws")
       await one.handle("workspace.open", { path: ws, create: true })
-      const rows = Array.from({ length: 12 }, (_, i) =>
-        JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })
-      )
-      const imported = await one.handle("import.content", { name: "p.jsonl", content: rows.join("\n") })
+      const imported = await one.handle("import.content", { name: "p.jsonl", content: TWELVE })
       expect(imported).toMatchObject({
         problemsAdded: 12
       })
@@ -53,26 +70,16 @@ describe("the desktop backend on a shared PostgreSQL store (fastcot ui --store; 
       }
       expect(seen).toMatchObject({ problems: 12, kept: 12 })
     } finally {
-      await one.close()
-      await other.close()
-      await server.close()
-      delete process.env["PGPASSWORD"]
+      await close()
     }
   })
 
   it("two fastcot ui servers reviewing one shared run never hand out the same item, nor decide another's", async () => {
-    const server = await startScriptedServer({ latencyMs: 5, script: arithmeticScript(() => "medium") })
-    process.env["PGPASSWORD"] = cluster.password
-    const env = { FASTCOT_STORE: cluster.createDatabase("review") }
-    // Two servers (two backends, each its own store connection and leases), one reviewer on each.
-    const one = new Backend(env)
-    const other = new Backend(env)
+    // One reviewer on each server.
+    const { server, one, other, close } = await twoServers("review")
     try {
       await one.handle("workspace.open", { path: join(root, "a"), create: true })
-      const rows = Array.from({ length: 12 }, (_, i) =>
-        JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })
-      )
-      await one.handle("import.content", { name: "p.jsonl", content: rows.join("\n") })
+      await one.handle("import.content", { name: "p.jsonl", content: TWELVE })
       const spec = `openai:scripted@${server.baseUrl}`
       await one.handle("run.start", { teacher: spec, rewriter: spec, judge: spec })
       for (let i = 0; i < 400 && ((await one.handle("run.view", {})) as { state: string }).state !== "done"; i++)
@@ -110,10 +117,7 @@ describe("the desktop backend on a shared PostgreSQL store (fastcot ui --store; 
       expect(after).toMatchObject({ waiting: 10, mine: 1 })
       expect(await other.handle("workspace.status", {})).toMatchObject({ kept: 12, reviewed: 2 })
     } finally {
-      await one.close()
-      await other.close()
-      await server.close()
-      delete process.env["PGPASSWORD"]
+      await close()
     }
   })
 })

@@ -1,6 +1,4 @@
-import { openSqliteStore } from "@fastcot/core"
-import { arithmeticScript, finishedImport, keptSumItems, startScriptedServer, sumProblems } from "@fastcot/core/testing"
-import * as Effect from "effect/Effect"
+import { arithmeticScript, startScriptedServer, writeKeptSumWorkspace } from "@fastcot/core/testing"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -46,10 +44,7 @@ describe("the desktop renderer over the Electron bridge (file://, window.fastcot
     // SCRIPTED models (no model behind them) for the run.
     const models = await startScriptedServer({ latencyMs: 20, script: arithmeticScript(() => "medium") })
     const ws = join(root, "ws")
-    const problems = sumProblems(4)
-    const opened = openSqliteStore(join(ws, "fastcot.db"))
-    await Effect.runPromise(opened.store.commitImportBatch(finishedImport(problems, keptSumItems(problems))))
-    opened.close()
+    await writeKeptSumWorkspace(join(ws, "fastcot.db"), 4)
     const backend = new Backend({})
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
     const invoked: Array<string> = []

@@ -5,11 +5,9 @@ import * as Scope from "effect/Scope"
 import {
   arithmeticScript,
   buildQwen2Model,
-  finishedImport,
-  keptSumItems,
   startScriptedServer,
-  sumProblems,
-  type ScriptedServer
+  type ScriptedServer,
+  writeKeptSumWorkspace
 } from "@fastcot/core/testing"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { createRequire } from "node:module"
@@ -358,10 +356,7 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
   it("reviews with the keyboard alone: accept, reject with a reason, an edit refused then saved; the export follows; two reviewers never share an item", async () => {
     // Six kept items, "What is i + i?" with the answer 2i, written as a run would leave them.
     const ws = join(root, "review")
-    const problems = sumProblems(6)
-    const opened = openSqliteStore(join(ws, "fastcot.db"))
-    await Effect.runPromise(opened.store.commitImportBatch(finishedImport(problems, keptSumItems(problems))))
-    opened.close()
+    await writeKeptSumWorkspace(join(ws, "fastcot.db"), 6)
     const reviewing = new Backend({})
     await reviewing.handle("workspace.open", { path: ws, create: false })
     const server = await serveUi(reviewing, { port: 0, staticDir: join(__dirname, "..", "dist", "renderer") })

@@ -1,7 +1,9 @@
+import * as Effect from "effect/Effect"
 import { Item } from "../schema/item.js"
 import { Problem } from "../schema/problem.js"
 import { Trace } from "../schema/trace.js"
 import type { ImportBatch } from "../store/RunStore.js"
+import { openSqliteStore } from "../store/SqliteRunStore.js"
 
 const hex = (i: number) => String(i).padStart(16, "0")
 
@@ -59,3 +61,18 @@ export const finishedImport = (problems: ReadonlyArray<Problem>, items: Readonly
   items,
   rejects: []
 })
+
+/**
+ * A SQLite workspace file holding `count` sum problems, each with a kept item, as a finished run
+ * leaves them (for tests that start from kept items: review, export, the desktop app).
+ */
+export const writeKeptSumWorkspace = async (dbFile: string, count: number): Promise<Array<Problem>> => {
+  const problems = sumProblems(count)
+  const { store, close } = openSqliteStore(dbFile)
+  try {
+    await Effect.runPromise(store.commitImportBatch(finishedImport(problems, keptSumItems(problems))))
+  } finally {
+    close()
+  }
+  return problems
+}
