@@ -13,6 +13,7 @@ import { StoreError, WorkspaceBusy } from "./errors.js"
 import { describeHolder, holderAlive, holderOf, processStart, type RunLockRow } from "./runLock.js"
 import { hostname } from "node:os"
 import { migrate } from "./migrations.js"
+import { inlineCommitter, writerThreadCommitter } from "./committer.js"
 import { makeGroupCommit } from "./groupCommit.js"
 import { ITEM_SORT_SQL } from "./itemOrder.js"
 import { reviewQueueIds } from "./reviewQueue.js"
@@ -59,27 +60,53 @@ const attempt = <A>(what: string, f: () => A): Effect.Effect<A, StoreError> =>
       new StoreError({ message: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
   })
 
+/** The connection settings, on this thread's connection and on the writer thread's. */
+const CONNECTION_PRAGMAS = [
+  // NORMAL in WAL mode survives a killed process (not a power cut) and is much faster than FULL.
+  "synchronous = NORMAL",
+  // A run's reads and upserts land on pages all over the items, rounds and cache tables (their keys
+  // are hashes): a 64 MiB page cache instead of SQLite's 2 MiB keeps them in memory, and a WAL of up
+  // to 10,000 pages before a checkpoint writes a page rewritten by many commits back once.
+  "cache_size = -65536",
+  "wal_autocheckpoint = 10000",
+  "busy_timeout = 10000",
+  "foreign_keys = ON"
+]
+
+/** The statements the group commit runs (by name), on either thread. */
+const WRITE_STATEMENTS = {
+  upsertItem: `INSERT INTO items (${ITEM_COLUMNS}) VALUES (${ITEM_VALUES})
+      ON CONFLICT(id) DO UPDATE SET stage=excluded.stage, fate=excluded.fate, kept_as=excluded.kept_as,
+        reason_code=excluded.reason_code, review=excluded.review, reviewer=excluded.reviewer,
+        reasoning_tokens=excluded.reasoning_tokens, original_reasoning_tokens=excluded.original_reasoning_tokens,
+        tokenizer=excluded.tokenizer, data=excluded.data, updated_at=excluded.updated_at`,
+  insertRound: "INSERT OR IGNORE INTO rounds (item_id, idx, data, calls) VALUES (?, ?, ?, ?)",
+  cachePut: "INSERT OR REPLACE INTO llm_cache (key, model, value, created_at) VALUES (?, ?, ?, ?)"
+} as const
+
+export interface SqliteStoreOptions {
+  /**
+   * Where item saves and cache entries are committed: `thread` (the default for a file), a writer
+   * thread with its own connection, so that SQLite's work leaves the event loop; `inline`, this
+   * thread (always for `:memory:`).
+   */
+  readonly writer?: "thread" | "inline" | undefined
+}
+
 /**
  * Opens (creating if needed) a SQLite store file in WAL mode and returns the service over it.
  * Records' times come from `clock` (the layer passes the Clock in context).
  */
 export const openSqliteStore = (
   file: string,
-  clock: Clock.Clock = Clock.make()
+  clock: Clock.Clock = Clock.make(),
+  options: SqliteStoreOptions = {}
 ): { readonly store: RunStoreShape; readonly close: () => void } => {
   const now = () => new Date(clock.unsafeCurrentTimeMillis()).toISOString()
   if (file !== ":memory:") ensureDirSync(dirname(file))
   const db = new Database(file)
   db.pragma("journal_mode = WAL")
-  // NORMAL in WAL mode survives a killed process (not a power cut) and is much faster than FULL.
-  db.pragma("synchronous = NORMAL")
-  // A run's reads and upserts land on pages all over the items, rounds and cache tables (their keys
-  // are hashes): a 64 MiB page cache instead of SQLite's 2 MiB keeps them in memory, and a WAL of up
-  // to 10,000 pages before a checkpoint writes a page rewritten by many commits back once.
-  db.pragma("cache_size = -65536")
-  db.pragma("wal_autocheckpoint = 10000")
-  db.pragma("busy_timeout = 10000")
-  db.pragma("foreign_keys = ON")
+  for (const pragma of CONNECTION_PRAGMAS) db.pragma(pragma)
   migrate(db)
 
   const stmt = {
@@ -96,12 +123,7 @@ export const openSqliteStore = (
     getProblem: db.prepare("SELECT data FROM problems WHERE id = ?"),
     problemFlag: db.prepare("SELECT problem_id AS problemId, flag, detail FROM problem_flags WHERE problem_id = ?"),
     insertItem: db.prepare(`INSERT OR IGNORE INTO items (${ITEM_COLUMNS}) VALUES (${ITEM_VALUES})`),
-    upsertItem: db.prepare(`INSERT INTO items (${ITEM_COLUMNS}) VALUES (${ITEM_VALUES})
-      ON CONFLICT(id) DO UPDATE SET stage=excluded.stage, fate=excluded.fate, kept_as=excluded.kept_as,
-        reason_code=excluded.reason_code, review=excluded.review, reviewer=excluded.reviewer,
-        reasoning_tokens=excluded.reasoning_tokens, original_reasoning_tokens=excluded.original_reasoning_tokens,
-        tokenizer=excluded.tokenizer, data=excluded.data, updated_at=excluded.updated_at`),
-    insertRound: db.prepare("INSERT OR IGNORE INTO rounds (item_id, idx, data, calls) VALUES (?, ?, ?, ?)"),
+    insertRound: db.prepare(WRITE_STATEMENTS.insertRound),
     getItem: db.prepare("SELECT data FROM items WHERE id = ?"),
     itemState: db.prepare("SELECT fate, reason_code FROM items WHERE id = ?"),
     getRounds: db.prepare("SELECT data FROM rounds WHERE item_id = ? ORDER BY idx"),
@@ -111,7 +133,6 @@ export const openSqliteStore = (
     ),
     dropRunLock: db.prepare("DELETE FROM run_lock WHERE id = 1 AND pid = ? AND host = ? AND started_at = ?"),
     cacheGet: db.prepare("SELECT key, model, value, created_at AS createdAt FROM llm_cache WHERE key = ?"),
-    cachePut: db.prepare("INSERT OR REPLACE INTO llm_cache (key, model, value, created_at) VALUES (?, ?, ?, ?)"),
     batchPut: db.prepare(
       `INSERT INTO batch_jobs (id, endpoint, state, file_id, batch_id, keys, remote_status, completed, failed, created_at, updated_at)
        VALUES (@id, @endpoint, @state, @fileId, @batchId, @keys, @remoteStatus, @completed, @failed, @createdAt, @updatedAt)
@@ -214,22 +235,34 @@ export const openSqliteStore = (
 
   const addItemsTx = db.transaction((items: ReadonlyArray<Item>) => insertItems(items))
 
-  // Item saves and cache entries of one event-loop turn share one transaction.
-  const commits = makeGroupCommit(db)
+  // Item saves and cache entries of one event-loop turn share one transaction, committed on the
+  // writer thread (or on this one for an in-memory store, or when the thread cannot start).
+  const committer = (() => {
+    if (file !== ":memory:" && options.writer !== "inline") {
+      try {
+        return writerThreadCommitter(file, WRITE_STATEMENTS, CONNECTION_PRAGMAS)
+      } catch {
+        // Worker threads unavailable: commit here.
+      }
+    }
+    return inlineCommitter(db, WRITE_STATEMENTS)
+  })()
+  const commits = makeGroupCommit(committer)
   const cachePuts = commits.channel<CacheEntry>(
     () => "writing the LLM cache",
-    (entries) => {
-      for (const e of entries) stmt.cachePut.run(e.key, e.model, e.value, e.createdAt)
-    }
+    (e) => [{ statement: "cachePut", params: [e.key, e.model, e.value, e.createdAt] }]
   )
   const itemSaves = commits.channel<Item>(
     (item) => `saving item ${item.id}`,
-    (items) => {
-      for (const item of items) {
-        stmt.upsertItem.run(itemParams(item))
-        insertRounds(item)
-      }
-    },
+    (item) => [
+      { statement: "upsertItem", params: itemParams(item) },
+      ...item.rounds
+        .filter((r) => committedRounds.get(r) !== item.id)
+        .map((r) => ({
+          statement: "insertRound",
+          params: [item.id, r.index, JSON.stringify(r), JSON.stringify(r.calls)]
+        }))
+    ],
     { committed: markCommitted, withdrawable: true }
   )
 
@@ -477,6 +510,7 @@ export const openSqliteStore = (
     close: () => {
       ledger.flush()
       commits.flushNow()
+      committer.close()
       db.close()
     }
   }

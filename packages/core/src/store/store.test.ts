@@ -69,6 +69,39 @@ describe("SQLite run store", () => {
     })
   })
 
+  it("commits item saves and cache entries on a writer thread, or on this thread (inline): the same rows, durable on return, every one in by close", async () => {
+    const rows = async (writer: "thread" | "inline") => {
+      const path = join(dir.dir, `${writer}.db`)
+      const p = problem("q?")
+      const saved = item(p, [round(0, "x", [call("judge", false)])], "kept")
+      const { store, close } = openSqliteStore(path, undefined, { writer })
+      await Effect.runPromise(store.commitImportBatch(finishedImport([p], [])))
+      // Durable when the save returns: another connection reads it at once.
+      await Effect.runPromise(store.saveItem(saved))
+      const reader = new Database(path, { readonly: true })
+      const seen = reader.prepare("SELECT id, fate FROM items").all()
+      reader.close()
+      // Written and not awaited: the close commits them all before it returns.
+      for (let i = 0; i < 50; i++)
+        void Effect.runPromise(store.cachePut({ key: `k${i}`, model: "m", value: "{}", createdAt: "t" }))
+      close()
+      const after = new Database(path, { readonly: true })
+      const counts = after
+        .prepare("SELECT (SELECT COUNT(*) FROM llm_cache) AS cache, (SELECT COUNT(*) FROM rounds) AS rounds")
+        .get()
+      const sums = after.prepare("SELECT role, calls FROM call_sums").all()
+      after.close()
+      return { seen, counts, sums }
+    }
+    const thread = await rows("thread")
+    expect(thread).toEqual({
+      seen: [{ id: expect.any(String), fate: "kept" }],
+      counts: { cache: 50, rounds: 1 },
+      sums: [{ role: "judge", calls: 1 }]
+    })
+    expect(await rows("inline")).toEqual(thread)
+  })
+
   it("refuses a store written by a newer fastcot", () => {
     openSqliteStore(file).close()
     const db = new Database(file)
