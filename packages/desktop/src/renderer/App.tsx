@@ -67,24 +67,23 @@ export const App = (): ReactElement => {
         ) : null}
       </header>
       <main>
-        <TabPanel id="Workspace" className="panel">
-          <WorkspacePanel status={status} onStatus={setStatus} />
-        </TabPanel>
-        <TabPanel id="Run" className="panel">
-          <RunPanel view={view} onView={setView} holder={status?.running ?? null} />
-        </TabPanel>
-        <TabPanel id="Items" className="panel">
-          <ItemsPanel />
-        </TabPanel>
-        <TabPanel id="Review" className="panel">
-          <ReviewPanel />
-        </TabPanel>
-        <TabPanel id="Export" className="panel">
-          <ExportPanel />
-        </TabPanel>
-        <TabPanel id="Evaluation" className="panel">
-          <EvalPanel />
-        </TabPanel>
+        {TABS.map((t) => (
+          <TabPanel key={t} id={t} className="panel">
+            {t === "Workspace" ? (
+              <WorkspacePanel status={status} onStatus={setStatus} />
+            ) : t === "Run" ? (
+              <RunPanel view={view} onView={setView} holder={status?.running ?? null} />
+            ) : t === "Items" ? (
+              <ItemsPanel />
+            ) : t === "Review" ? (
+              <ReviewPanel />
+            ) : t === "Export" ? (
+              <ExportPanel />
+            ) : (
+              <EvalPanel />
+            )}
+          </TabPanel>
+        ))}
       </main>
     </Tabs>
   )
