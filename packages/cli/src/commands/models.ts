@@ -18,6 +18,7 @@ const graphNotes = (g: NonNullable<ModelReport["variants"][number]["graph"]>): s
     ...((g.int8Products ?? 0) > 0
       ? [`${g.int8Products} 4-bit products on integer kernels, --q4-compute as-exported keeps the file's float32`]
       : []),
+    ...(g.prepared === true ? [`written by fastcot models convert, fused: ${g.operators}`] : []),
     ...((g.rotaryFused ?? 0) > 0
       ? [`${g.rotaryFused} rotary embeddings fused, --rotary as-exported keeps the file's nodes`]
       : [])
@@ -127,7 +128,14 @@ const checkpoint = Args.directory({ name: "checkpoint", exists: "yes" }).pipe(
   Args.withDescription("A Hugging Face checkpoint folder: config.json, model.safetensors or its shards, the tokenizer.")
 )
 
-const convert = Command.make("convert", { checkpoint, out, variants }, (args) =>
+const layout = choiceOption("layout", ["fused", "exported"] as const).pipe(
+  Options.withDefault("fused" as const),
+  Options.withDescription(
+    "fused (default): onnxruntime's fused operators for fp32, int8 and q4, loaded as written; exported: the onnx-community export's layout, for comparisons."
+  )
+)
+
+const convert = Command.make("convert", { checkpoint, out, variants, layout }, (args) =>
   Effect.gen(function* () {
     const vs = yield* variantsOf(args.variants)
     const converted = yield* Effect.try({
@@ -136,6 +144,7 @@ const convert = Command.make("convert", { checkpoint, out, variants }, (args) =>
           source: args.checkpoint,
           out: args.out,
           variants: vs,
+          layout: args.layout,
           onProgress: (m) => process.stderr.write(`${m}\n`)
         }),
       // A checkpoint that cannot be read is bad input: the message names the file and the tensor.

@@ -4,13 +4,13 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, describe, expect, it } from "vitest"
 import { checkpointReferenceLogits } from "../test-support/qwen2Reference.js"
-import { fullLogits, int64, range } from "../test-support/onnxRuns.js"
-import { floatData } from "./half.js"
-import type * as ort from "onnxruntime-node"
+import { emptyPreparedCache, fullLogits, runPrepared } from "../test-support/onnxRuns.js"
 import { buildQwen2Checkpoint } from "./checkpointBuilder.js"
 import { convertCheckpoint } from "./convertCheckpoint.js"
 import { inspectModel } from "./inspect.js"
+import { LocalEngine } from "./engine.js"
 import { LocalModel } from "./localModel.js"
+import { GREEDY } from "./sampler.js"
 import { buildQwen2Model } from "./qwen2Builder.js"
 import { float32ToBf16, readSafetensorsHeader, readTensorFloat32, writeSafetensors } from "./safetensors.js"
 
@@ -73,35 +73,19 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
   it("decodes 32 cached steps after a 64-token prompt with the reference's logits at every step", async () => {
     const src = path.join(tmp, "cached")
     const out = path.join(tmp, "cached-onnx")
-    const { shape } = buildQwen2Checkpoint({ dir: src, seed: 11, dtype: "BF16", tiedEmbeddings: false })
+    buildQwen2Checkpoint({ dir: src, seed: 11, dtype: "BF16", tiedEmbeddings: false })
     convertCheckpoint({ source: src, out })
-    const V = shape.vocabSize
-    const m = await Effect.runPromise(LocalModel.load(out, { threads: 1, graph: "as-exported" }))
+    const m = await Effect.runPromise(LocalModel.load(out, { threads: 1 }))
     try {
+      expect(m.signature.prepared).toBe(true)
       const ids = [...PROMPT]
-      const feed = (tokens: ReadonlyArray<number>, past: Record<string, ort.Tensor>) =>
-        m.run({
-          input_ids: int64(tokens, [1, tokens.length]),
-          attention_mask: int64(
-            range(0, ids.length).map(() => 1),
-            [1, ids.length]
-          ),
-          position_ids: int64(range(ids.length - tokens.length, ids.length), [1, tokens.length]),
-          ...past
-        })
-      let result = await feed(ids, m.emptyPast(1))
+      let result = await runPrepared(m, ids, emptyPreparedCache(m))
       const stepLogits: Array<Float32Array> = []
       for (let step = 0; step < 32; step++) {
-        const all = floatData(result["logits"]!)
-        const last = all.subarray(all.length - V)
-        stepLogits.push(last.slice())
-        let next = 0
-        for (let j = 1; j < V; j++) if (last[j]! > last[next]!) next = j
+        stepLogits.push(result.logits)
+        const next = argmaxRows(result.logits, result.logits.length)[0]!
         ids.push(next)
-        const past: Record<string, ort.Tensor> = {}
-        for (let l = 0; l < shape.numLayers; l++)
-          for (const k of ["key", "value"]) past[`past_key_values.${l}.${k}`] = result[`present.${l}.${k}`]!
-        result = await feed([next], past)
+        result = await runPrepared(m, [next], result.cache)
       }
       // The reference recomputes the whole sequence without a cache.
       const reference = checkpointReferenceLogits(src, ids.slice(0, PROMPT.length + 31))
@@ -109,6 +93,60 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
         expect(maxDiff(stepLogits[step]!, reference[PROMPT.length - 1 + step]!), `step ${step}`).toBeLessThan(1e-4)
     } finally {
       await m.release()
+    }
+  })
+
+  it("the fused layout: onnxruntime's fused operators, the exported layout's logits and greedy tokens, in a batch and under continuous batching", async () => {
+    const src = path.join(tmp, "layouts")
+    buildQwen2Checkpoint({ dir: src, seed: 21, dtype: "BF16", tiedEmbeddings: false })
+    const fusedDir = path.join(tmp, "layouts-fused")
+    const exportedDir = path.join(tmp, "layouts-exported")
+    convertCheckpoint({ source: src, out: fusedDir, variants: ["fp32", "int8", "q4"] })
+    convertCheckpoint({ source: src, out: exportedDir, variants: ["fp32", "int8", "q4"], layout: "exported" })
+    expect(JSON.parse(fs.readFileSync(path.join(fusedDir, "fastcot.json"), "utf8")).layouts).toEqual({
+      fp32: "fused",
+      int8: "fused",
+      q4: "fused"
+    })
+    const report = await Effect.runPromise(inspectModel(fusedDir, { graphs: true }))
+    const q4 = report.variants.find((v) => v.name === "q4")!.graph!
+    expect(q4).toMatchObject({ runnable: true, prepared: true })
+    // Per layer: two norms, the packed QKV, o, gate-up and down products, two rotaries, two attention products.
+    expect(q4.operators).toBe(
+      "MatMulNBits ×9, FusedMatMul ×4, RotaryEmbedding ×4, SkipSimplifiedLayerNormalization ×4, SimplifiedLayerNormalization ×1"
+    )
+    const exported = (await Effect.runPromise(inspectModel(exportedDir, { graphs: true }))).variants
+    expect(exported.every((v) => v.graph?.prepared === false)).toBe(true)
+    // The same requests, batched (left padding, rows of different lengths), through both layouts.
+    for (const variant of ["fp32", "int8", "q4"]) {
+      const [f, e] = await Promise.all(
+        [fusedDir, exportedDir].map((dir) => Effect.runPromise(LocalModel.load(dir, { variant, threads: 1 })))
+      )
+      try {
+        const requests = [PROMPT.slice(0, 40), PROMPT.slice(10, 64), PROMPT.slice(5, 12)].map((promptIds) => ({
+          promptIds,
+          maxNewTokens: 24,
+          sampling: GREEDY,
+          logprobs: 1
+        }))
+        const [fr, er] = [await f!.generate(requests), await e!.generate(requests)]
+        for (const [i, r] of fr.entries()) {
+          expect(r.ids, `${variant} row ${i}`).toEqual(er[i]!.ids)
+          const diff = Math.max(...r.logprobs!.map((lp, t) => Math.abs(lp.logprob - er[i]!.logprobs![t]!.logprob)))
+          expect(diff, `${variant} row ${i}`).toBeLessThan(variant === "fp32" ? 1e-4 : 0.02)
+        }
+        // Two rows at a time: the third joins the running batch when a slot frees.
+        const engine = new LocalEngine(f!, 2)
+        const streamed = await Promise.all(
+          requests.map((r) => engine.submit({ ...r, maxNewTokens: 8 + (r.promptIds.length % 9) }))
+        )
+        const alone = await Promise.all(
+          requests.map((r) => e!.generate([{ ...r, maxNewTokens: 8 + (r.promptIds.length % 9) }]))
+        )
+        expect(streamed.map((r) => r.ids)).toEqual(alone.map(([r]) => r!.ids))
+      } finally {
+        await Promise.all([f!.release(), e!.release()])
+      }
     }
   })
 

@@ -10,14 +10,16 @@ import {
   type WeightSource,
   writeQwen2Variant
 } from "./qwen2Builder.js"
+import { isFusedVariant, writeFusedQwen2Variant } from "./qwen2Fused.js"
 import { CheckpointError, openCheckpointTensors, readTensorFloat32, type TensorEntry } from "./safetensors.js"
 
 /**
  * `fastcot models convert`: a Hugging Face checkpoint of `Qwen2ForCausalLM` (Qwen2, Qwen2.5,
  * Qwen2.5-Math, DistilQwen: what LLaMA-Factory and ms-swift write after fine-tuning) turned into
- * an ONNX model folder that the local engine runs, with no Python. The graph is the one the
- * project's builder writes (an onnx-community export's layout, opset 17); weights are read one
- * tensor at a time from single or sharded safetensors in BF16, F16 or F32.
+ * an ONNX model folder that the local engine runs, with no Python. fp32, int8 and q4 are written
+ * in the fused layout (see `writeFusedQwen2Variant`), fp16 and q4f16 (and every variant with
+ * `layout: "exported"`) in the layout of the project's builder (an onnx-community export's, opset
+ * 17); weights are read one tensor at a time from single or sharded safetensors in BF16, F16 or F32.
  */
 
 /** What a checkpoint's config.json says of its model, as the converter needs it. */
@@ -123,6 +125,8 @@ export interface ConvertOptions {
   readonly variants?: ReadonlyArray<BuildVariant>
   /** Weights in `<file>_data` (default: when the fp32 weights exceed 256 MB; past 2 GB they must be). */
   readonly externalData?: boolean
+  /** `fused` (default): onnxruntime's fused operators where the variant has them; `exported`: the exported layout. */
+  readonly layout?: "fused" | "exported"
   readonly onProgress?: (message: string) => void
 }
 
@@ -169,6 +173,7 @@ export const convertCheckpoint = (options: ConvertOptions): ConvertedModel => {
   const external = options.externalData ?? fp32Bytes > 256 * 2 ** 20
   const files: Array<string> = []
   const variants = options.variants ?? ["fp32"]
+  const layouts: Record<string, "fused" | "exported"> = {}
   for (const variant of variants) {
     progress(`writing onnx/${variantFile(variant)}`)
     let read = 0
@@ -176,7 +181,13 @@ export const convertCheckpoint = (options: ConvertOptions): ConvertedModel => {
       read++
       if (read % 20 === 0) progress(`onnx/${variantFile(variant)}: ${read} tensors`)
     })
-    files.push(...writeQwen2Variant(options.out, s, variant, weights, external, "fastcot-convert"))
+    const fused = options.layout !== "exported" && isFusedVariant(variant)
+    layouts[variant] = fused ? "fused" : "exported"
+    files.push(
+      ...(fused
+        ? writeFusedQwen2Variant(options.out, s, variant, weights, external, "fastcot-convert")
+        : writeQwen2Variant(options.out, s, variant, weights, external, "fastcot-convert"))
+    )
   }
   fs.writeFileSync(
     path.join(options.out, "fastcot.json"),
@@ -186,6 +197,7 @@ export const convertCheckpoint = (options: ConvertOptions): ConvertedModel => {
         source: path.resolve(options.source),
         sourceSha256: weightsHash(options.source),
         variants,
+        layouts,
         tiedEmbeddings: config.tiedEmbeddings
       },
       null,

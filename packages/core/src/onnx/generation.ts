@@ -66,6 +66,12 @@ export interface GenerateResult {
 /** What the runtime learnt from the graph's inputs and outputs. */
 export interface GraphSignature {
   readonly layers: number
+  /**
+   * The file's graph is already in the form generation runs (`fastcot.past.N.*` in,
+   * `fastcot.new.N.*` and `fastcot.last_logits` out: what `fastcot models convert` writes), so it
+   * is loaded as it is, with no rewrite.
+   */
+  readonly prepared: boolean
   readonly hasPositionIds: boolean
   readonly hasCacheBranch: boolean
   readonly kvType: "float32" | "float16"

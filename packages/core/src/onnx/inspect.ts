@@ -26,6 +26,10 @@ export interface VariantReport {
     readonly f16Widened?: number
     /** Rotary embeddings fastcot runs as one node each (see `findRotary`). */
     readonly rotaryFused?: number
+    /** Written for the runtime by `fastcot models convert` (loaded with no rewrite). */
+    readonly prepared?: boolean
+    /** onnxruntime's fused operators in the graph as it runs ("MatMulNBits ×97, …"). */
+    readonly operators?: string
   }
 }
 
@@ -116,7 +120,7 @@ export const inspectModel = (
           rotaryPositions: c.max_position_embeddings ?? 32768
         }
       ).pipe(
-        Effect.flatMap(({ session, signature, int8Products, f16Widened, rotaryFused }) =>
+        Effect.flatMap(({ session, signature, int8Products, f16Widened, rotaryFused, operators }) =>
           Effect.promise(() => session.release()).pipe(
             Effect.as({
               runnable: true,
@@ -125,7 +129,9 @@ export const inspectModel = (
               kvType: signature.kvType,
               int8Products,
               f16Widened,
-              rotaryFused
+              rotaryFused,
+              prepared: signature.prepared,
+              operators
             })
           )
         ),

@@ -25,6 +25,8 @@ import {
   type GraphIo,
   graphIo,
   packProducts,
+  LAST_LOGITS,
+  newOutput,
   pastInput,
   type Q4Compute,
   readGraph,
@@ -79,6 +81,7 @@ export {
 export const readSignature = (session: GraphIo): Either.Either<GraphSignature, string> => {
   const inputs = session.inputNames
   const outputs = session.outputNames
+  if (inputs.includes(pastInput(0, "key"))) return readPreparedSignature(session)
   const problems: Array<string> = []
   if (!inputs.includes("input_ids")) problems.push("no `input_ids` input")
   if (!inputs.includes("attention_mask")) problems.push("no `attention_mask` input")
@@ -119,6 +122,7 @@ export const readSignature = (session: GraphIo): Either.Either<GraphSignature, s
     return Either.left(`unsupported tensor types (KV ${kv}, logits ${lg})`)
   return Either.right({
     layers,
+    prepared: false,
     hasPositionIds: inputs.includes("position_ids"),
     hasCacheBranch: inputs.includes("use_cache_branch"),
     kvType: kv,
@@ -126,6 +130,52 @@ export const readSignature = (session: GraphIo): Either.Either<GraphSignature, s
     inputs: [...inputs],
     outputs: [...outputs]
   })
+}
+
+/** The signature of a graph already in the form generation runs (see `GraphSignature.prepared`). */
+const readPreparedSignature = (session: GraphIo): Either.Either<GraphSignature, string> => {
+  const { inputNames: inputs, outputNames: outputs } = session
+  const layers = inputs.filter((n) => /^fastcot\.past\.\d+\.key$/.test(n)).length
+  const needed: Array<readonly ["input" | "output", string, ReadonlyArray<string>]> = [
+    ...["input_ids", "attention_mask", "position_ids"].map((n) => ["input", n, inputs] as const),
+    ["output", LAST_LOGITS, outputs]
+  ]
+  for (let l = 0; l < layers; l++)
+    for (const kind of ["key", "value"] as const)
+      needed.push(["input", pastInput(l, kind), inputs], ["output", newOutput(l, kind), outputs])
+  const problems = needed.filter(([, n, list]) => !list.includes(n)).map(([what, n]) => `missing ${what} ${n}`)
+  if (problems.length > 0) return Either.left(problems.join("; "))
+  const typeOf = (meta: GraphIo["inputMetadata"], name: string) => meta.find((x) => x.name === name)?.type
+  const kv = typeOf(session.inputMetadata, pastInput(0, "key"))
+  const lg = typeOf(session.outputMetadata, LAST_LOGITS)
+  if (kv !== "float32" || lg !== "float32") return Either.left(`unsupported tensor types (KV ${kv}, logits ${lg})`)
+  return Either.right({
+    layers,
+    prepared: true,
+    hasPositionIds: true,
+    hasCacheBranch: false,
+    kvType: kv,
+    logitsType: lg,
+    inputs: [...inputs],
+    outputs: [...outputs]
+  })
+}
+
+/**
+ * How many nodes of each of onnxruntime's fused operators (its `com.microsoft` domain, and
+ * `SimplifiedLayerNormalization`) a graph holds, as "MatMulNBits ×97, …", most first.
+ */
+export const fusedOperators = (
+  nodes: ReadonlyArray<{ readonly opType?: string | null; readonly domain?: string | null }>
+): string => {
+  const counts = new Map<string, number>()
+  for (const n of nodes)
+    if (n.domain === "com.microsoft" || n.opType === "SimplifiedLayerNormalization")
+      counts.set(n.opType ?? "?", (counts.get(n.opType ?? "?") ?? 0) + 1)
+  return [...counts]
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([op, n]) => `${op} ×${n}`)
+    .join(", ")
 }
 
 /**
@@ -156,6 +206,8 @@ export const openDecoder = (
     readonly packedProducts: number
     readonly f16Widened: number
     readonly rotaryFused: number
+    /** onnxruntime's fused operators in the graph the session runs (see `fusedOperators`). */
+    readonly operators: string
   },
   LocalModelError
 > =>
@@ -180,7 +232,15 @@ export const openDecoder = (
         yield* Effect.promise(() => session.release())
         return yield* unsupported(sig.left)
       }
-      return { session, signature: sig.right, int8Products: 0, packedProducts: 0, f16Widened: 0, rotaryFused: 0 }
+      return {
+        session,
+        signature: sig.right,
+        int8Products: 0,
+        packedProducts: 0,
+        f16Widened: 0,
+        rotaryFused: 0,
+        operators: ""
+      }
     }
     const fileBytes = yield* Effect.try({ try: () => fs.readFileSync(file), catch: failed })
     // A truncated download or a file that is not ONNX fails here, deep in protobuf: say what it means.
@@ -193,6 +253,22 @@ export const openDecoder = (
     })
     const sig = readSignature(graph.io)
     if (Either.isLeft(sig)) return yield* unsupported(sig.left)
+    if (sig.right.prepared) {
+      // Written for the runtime (by `fastcot models convert`): loaded as it is.
+      const session = yield* Effect.tryPromise({
+        try: () => rt.InferenceSession.create(file, sessionOptions),
+        catch: failed
+      })
+      return {
+        session,
+        signature: sig.right,
+        int8Products: 0,
+        packedProducts: 0,
+        f16Widened: 0,
+        rotaryFused: 0,
+        operators: fusedOperators(graph.proto.graph?.node ?? [])
+      }
+    }
     const { f16Widened, int8Products, packedProducts } = yield* Effect.try({
       try: () => {
         // First: float16 scales widened to float32 can then take the integer kernels too.
@@ -230,7 +306,15 @@ export const openDecoder = (
         }),
       catch: failed
     })
-    return { session, signature: runSig.right, int8Products, packedProducts, f16Widened, rotaryFused }
+    return {
+      session,
+      signature: runSig.right,
+      int8Products,
+      packedProducts,
+      f16Widened,
+      rotaryFused,
+      operators: fusedOperators(graph.proto.graph?.node ?? [])
+    }
   })
 
 /**
@@ -316,12 +400,11 @@ export class LocalModel {
         enableCpuMemArena: true,
         logSeverityLevel: 3
       }
-      const rewritten = options.graph !== "as-exported"
       const { session, signature, int8Products, packedProducts, f16Widened, rotaryFused } = yield* openDecoder(
         rt,
         file,
         sessionOptions,
-        rewritten,
+        options.graph !== "as-exported",
         {
           q4Compute: options.q4Compute,
           packProducts: options.packProducts,
@@ -345,7 +428,8 @@ export class LocalModel {
         tokenizer,
         threads,
         rt,
-        rewritten,
+        // A prepared graph is the file's own graph and the one generation runs.
+        options.graph !== "as-exported" || signature.prepared,
         int8Products,
         packedProducts,
         f16Widened,
