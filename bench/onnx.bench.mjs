@@ -13,6 +13,7 @@
 // lands changes its speed; see the loop), and starts once every contender's process has gone quiet.
 //
 //   node onnx.bench.mjs [--variants fp32,int8,q4[,fp16,q4f16]] [--prompt 128] [--new 32] [--threads N] [--reps 2]
+//                       [--contenders fast,converted,peer,floor,packed,unfused,exported]
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -22,7 +23,13 @@ import { fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import * as Effect from "effect/Effect"
 import { Onnx } from "@fastcot/core"
-import { buildQwen2Model, QWEN25_05B_SHAPE, parameterCount } from "@fastcot/core/testing"
+import {
+  buildQwen2Model,
+  QWEN25_05B_SHAPE,
+  parameterCount,
+  randomWeights,
+  writeFusedQwen2Variant
+} from "@fastcot/core/testing"
 
 const { DType, GraphBuilder, LocalEngine, LocalModel, GREEDY } = Onnx
 
@@ -69,6 +76,28 @@ if (childSpec === undefined && missing.length > 0) {
   console.log(`  built in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
 }
 if (childSpec === undefined) fs.writeFileSync(stamp, LAYOUT)
+
+// The same weights as `fastcot models convert` writes them (the fused layout, see
+// writeFusedQwen2Variant): a second folder beside the first, rebuilt with it.
+const fusedDir = `${dir}-converted`
+const FUSED_LAYOUT = `${LAYOUT}.1`
+const fusedStamp = path.join(fusedDir, "bench-layout")
+const fusedStale =
+  missing.length > 0 || !fs.existsSync(fusedStamp) || fs.readFileSync(fusedStamp, "utf8").trim() !== FUSED_LAYOUT
+const fusedVariants = variants.filter((v) => ["fp32", "int8", "q4"].includes(v))
+if (childSpec === undefined) {
+  fs.mkdirSync(path.join(fusedDir, "onnx"), { recursive: true })
+  for (const f of fs.readdirSync(dir))
+    if (f.endsWith(".json")) fs.copyFileSync(path.join(dir, f), path.join(fusedDir, f))
+  for (const v of fusedVariants) {
+    if (!fusedStale && fs.existsSync(path.join(fusedDir, "onnx", v === "fp32" ? "model.onnx" : `model_${v}.onnx`)))
+      continue
+    const t0 = Date.now()
+    writeFusedQwen2Variant(fusedDir, QWEN25_05B_SHAPE, v, randomWeights(3), true, "bench")
+    console.log(`  ${v} in the converted (fused) layout written in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+  }
+  fs.writeFileSync(fusedStamp, FUSED_LAYOUT)
+}
 
 // 2. Copy bandwidth (bytes read + written per second) with as many threads as the decoder uses:
 // the yardstick of the bandwidth bound (one thread alone cannot saturate memory on most machines).
@@ -127,9 +156,9 @@ const median = (xs) => {
 
 // One decode of the prompt by each runtime; both models stay loaded and the rounds alternate
 // which runs first, so that drift on a shared machine hits both alike.
-const loadFastcot = async (variant, q4Compute, packProducts, f16Compute, fuseRotary) => {
+const loadFastcot = async (variant, q4Compute, packProducts, f16Compute, fuseRotary, converted) => {
   const model = await Effect.runPromise(
-    LocalModel.load(dir, { variant, threads, q4Compute, packProducts, f16Compute, fuseRotary })
+    LocalModel.load(converted ? fusedDir : dir, { variant, threads, q4Compute, packProducts, f16Compute, fuseRotary })
   )
   return {
     model,
@@ -342,15 +371,28 @@ const serving = async (model) => {
       latency: latencies.reduce((a, b) => a + b, 0) / latencies.length
     }
   }
-  return { batchTps, staticServe: await serve(false), continuousServe: await serve(true) }
+  // Eight requests at once through the engine (continuous batching, eight rows). Not past a
+  // 1,024-token prompt: eight prompts prefilled as one batch hold eight prompts' attention scores
+  // at once (at 4,096 tokens a process passed 8 GB and was killed on a 24 GB machine).
+  if (ids.length > 1024)
+    return { batchTps, eightTps: Number.NaN, staticServe: await serve(false), continuousServe: await serve(true) }
+  const t8 = performance.now()
+  const engine8 = new LocalEngine(model, 8)
+  const eight = await Promise.all(
+    Array.from({ length: 8 }, (_, i) =>
+      engine8.submit({ promptIds: ids.slice(i), maxNewTokens: newTokens, minNewTokens: newTokens, sampling: GREEDY })
+    )
+  )
+  const eightTps = (eight.reduce((n, r) => n + r.completionTokens, 0) * 1000) / (performance.now() - t8)
+  return { batchTps, eightTps, staticServe: await serve(false), continuousServe: await serve(true) }
 }
 
 // A contender's process: loads one contender and answers the parent's requests over IPC.
 if (childSpec !== undefined) {
-  const { kind, variant, q4Compute, packProducts, f16Compute, fuseRotary } = childSpec
+  const { kind, variant, q4Compute, packProducts, f16Compute, fuseRotary, converted } = childSpec
   const c =
     kind === "fastcot"
-      ? await loadFastcot(variant, q4Compute, packProducts, f16Compute, fuseRotary)
+      ? await loadFastcot(variant, q4Compute, packProducts, f16Compute, fuseRotary, converted)
       : kind === "transformers.js"
         ? await loadTransformersJs(variant)
         : await loadKernelFloor(variant)
@@ -432,6 +474,10 @@ if (childSpec === undefined) {
     // The contenders, each loaded in a process of its own.
     const specs = [
       { key: "fast", spec: { kind: "fastcot", variant: v } },
+      // The same weights converted by fastcot (the fused layout), where the variant has one.
+      ...(fusedVariants.includes(v)
+        ? [{ key: "converted", spec: { kind: "fastcot", variant: v, converted: true } }]
+        : []),
       { key: "peer", spec: { kind: "transformers.js", variant: v } },
       // The kernels-alone floor, timed in every round too, so that each round's fastcot is
       // compared with the floor and the bound of the same moment.
@@ -449,8 +495,16 @@ if (childSpec === undefined) {
           ? [{ key: "exported", spec: { kind: "fastcot", variant: v, packProducts: false, f16Compute: "as-exported" } }]
           : [])
     ]
+    if (args.contenders !== undefined) {
+      // --contenders fast,converted,peer,floor: the others are left out (long contexts take long).
+      const keep = new Set(args.contenders.split(","))
+      for (let k = specs.length - 1; k >= 0; k--) if (!keep.has(specs[k].key)) specs.splice(k, 1)
+    }
+    for (const needed of ["fast", "peer", "floor"])
+      if (!specs.some((x) => x.key === needed)) throw new Error(`--contenders must include ${needed}`)
     const runs = Object.fromEntries([...specs.map((s) => s.key), "copy"].map((k) => [k, []]))
     let served
+    let servedConverted
     for (let r = 0; r < reps; r++) {
       // Every round loads every contender afresh, in an order that rotates from round to round:
       // where a process's memory lands changes its speed, and that follows the order processes
@@ -472,9 +526,13 @@ if (childSpec === undefined) {
         const key = timed[(k + r) % timed.length]
         runs[key].push(key === "copy" ? { bandwidth: await copyBandwidth() } : await live[key].once())
       }
-      if (r === reps - 1) served = await live.fast.serving()
+      if (r === reps - 1) {
+        served = await live.fast.serving()
+        if (live.converted !== undefined) servedConverted = await live.converted.serving()
+      }
       for (const s of order) await live[s.key].release()
     }
+    const c = runs.converted
     const [f, t, fl, bw, p, u, e] = [
       runs.fast,
       runs.peer,
@@ -504,34 +562,54 @@ if (childSpec === undefined) {
         `bandwidth bound ${bound.toFixed(2)} tok/s (${(weightBytes(v) / 1e9).toFixed(2)} GB/token at ${(median(bw.map((x) => x.bandwidth)) / 1e9).toFixed(1)} GB/s): ` +
         `fastcot at ${(100 * ofBound).toFixed(0)}% (goal >= 60%; rounds ${f.map((x, i) => ((100 * x.decode) / bounds[i]).toFixed(0)).join(" ")})`
     )
+    if (c !== undefined && c.length > 0) {
+      console.log(
+        `      converted by fastcot (fused layout, same weights): TTFT ${median(c.map((x) => x.ttft)).toFixed(0)} ms, decode ${median(c.map((x) => x.decode)).toFixed(2)} tok/s = ` +
+          `${median(c.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js (goal >= 1.5x; rounds ${c.map((x, i) => (x.decode / t[i].decode).toFixed(2)).join(" ")}), ` +
+          `${median(c.map((x, i) => x.decode / f[i].decode)).toFixed(2)}x the exported layout in fastcot, ` +
+          `${(100 * median(c.map((x, i) => x.decode / fl[i].decode))).toFixed(0)}% of the kernels alone (goal >= 85%; rounds ${c.map((x, i) => ((100 * x.decode) / fl[i].decode).toFixed(0)).join(" ")})`
+      )
+    }
     if (v in fileBytesPerParam) {
       const fileBound = median(bw.map((x) => x.bandwidth / (matrixParams * fileBytesPerParam[v])))
       console.log(
         `      the file's float16 bytes (${((matrixParams * fileBytesPerParam[v]) / 1e9).toFixed(2)} GB/token) would bound decoding at ${fileBound.toFixed(2)} tok/s: fastcot at ${(100 * (fd / fileBound)).toFixed(0)}% of that`
       )
     }
-    if (e !== undefined && v in fileBytesPerParam) {
+    if (e !== undefined && e.length > 0 && v in fileBytesPerParam) {
       console.log(
         `      fastcot with the file's float16 arithmetic (as exported): decode ${median(e.map((x) => x.decode)).toFixed(2)} tok/s, ${median(e.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js; float32 gives ${median(f.map((x, i) => x.decode / e[i].decode)).toFixed(2)}x on top`
       )
-    } else if (e !== undefined) {
+    } else if (e !== undefined && e.length > 0) {
       console.log(
         `      fastcot with the file's own 4-bit arithmetic (float32, as exported): decode ${median(e.map((x) => x.decode)).toFixed(2)} tok/s, ${median(e.map((x, i) => x.decode / t[i].decode)).toFixed(2)}x transformers.js; the integer kernels give ${median(f.map((x, i) => x.decode / e[i].decode)).toFixed(2)}x on top`
       )
     }
-    console.log(
-      `      fastcot with packProducts (query/key/value and gate/up as one product each): decode ${median(p.map((x) => x.decode)).toFixed(2)} tok/s, ${median(p.map((x, i) => x.decode / f[i].decode)).toFixed(2)}x the default (rounds ${p.map((x, i) => (x.decode / f[i].decode).toFixed(2)).join(" ")})`
-    )
-    console.log(
-      `      fastcot with the export's rotary nodes unfused (fuseRotary: false): decode ${median(u.map((x) => x.decode)).toFixed(2)} tok/s; the fusion gives ${median(f.map((x, i) => x.decode / u[i].decode)).toFixed(2)}x (rounds ${f.map((x, i) => (x.decode / u[i].decode).toFixed(2)).join(" ")})`
-    )
+    if (p !== undefined)
+      console.log(
+        `      fastcot with packProducts (query/key/value and gate/up as one product each): decode ${median(p.map((x) => x.decode)).toFixed(2)} tok/s, ${median(p.map((x, i) => x.decode / f[i].decode)).toFixed(2)}x the default (rounds ${p.map((x, i) => (x.decode / f[i].decode).toFixed(2)).join(" ")})`
+      )
+    if (u !== undefined)
+      console.log(
+        `      fastcot with the export's rotary nodes unfused (fuseRotary: false): decode ${median(u.map((x) => x.decode)).toFixed(2)} tok/s; the fusion gives ${median(f.map((x, i) => x.decode / u[i].decode)).toFixed(2)}x (rounds ${f.map((x, i) => (x.decode / u[i].decode).toFixed(2)).join(" ")})`
+      )
     console.log(
       `      onnxruntime's matrix kernels alone (no other node): ${floor.toFixed(1)} tok/s = ${(100 * floorOfBound).toFixed(0)}% of the bandwidth bound; fastcot decodes at ${(100 * ofFloor).toFixed(0)}% of that (rounds ${f.map((x, i) => ((100 * x.decode) / fl[i].decode).toFixed(0)).join(" ")})`
     )
-    console.log(`      fastcot, 4 prompts decoded as one batch: ${served.batchTps.toFixed(1)} tok/s in all`)
+    console.log(
+      `      fastcot, 4 prompts decoded as one batch: ${served.batchTps.toFixed(1)} tok/s in all` +
+        (servedConverted === undefined ? "" : `; converted: ${servedConverted.batchTps.toFixed(1)} tok/s`)
+    )
+    console.log(
+      `      8 concurrent requests under continuous batching (prefill included): ${served.eightTps.toFixed(1)} tok/s` +
+        (servedConverted === undefined ? "" : `; converted: ${servedConverted.eightTps.toFixed(1)} tok/s`)
+    )
     console.log(
       `      12 requests of mixed lengths, 4 at a time: static batches ${served.staticServe.tps.toFixed(1)} tok/s (mean latency ${(served.staticServe.latency / 1000).toFixed(1)} s), ` +
-        `continuous batching ${served.continuousServe.tps.toFixed(1)} tok/s (${(served.continuousServe.latency / 1000).toFixed(1)} s): ${(served.continuousServe.tps / served.staticServe.tps).toFixed(2)}x`
+        `continuous batching ${served.continuousServe.tps.toFixed(1)} tok/s (${(served.continuousServe.latency / 1000).toFixed(1)} s): ${(served.continuousServe.tps / served.staticServe.tps).toFixed(2)}x` +
+        (servedConverted === undefined
+          ? ""
+          : `; converted: continuous ${servedConverted.continuousServe.tps.toFixed(1)} tok/s (${(servedConverted.continuousServe.latency / 1000).toFixed(1)} s)`)
     )
   }
 }

@@ -6,6 +6,7 @@
  */
 export * from "./scriptedServer.js"
 export * from "../onnx/qwen2Builder.js"
+export { writeFusedQwen2Variant } from "../onnx/qwen2Fused.js"
 export * from "../onnx/tinyTokenizer.js"
 export * from "./postgresCluster.js"
 export * from "./tcpProxy.js"
