@@ -150,6 +150,37 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
     }
   })
 
+  it("a long prompt prefills in chunks over the cache: the same tokens and log-probabilities as in one run, in both layouts", async () => {
+    const src = path.join(tmp, "chunked")
+    buildQwen2Checkpoint({ dir: src, seed: 23, dtype: "F32" })
+    for (const layout of ["fused", "exported"] as const) {
+      const out = path.join(tmp, `chunked-${layout}`)
+      convertCheckpoint({ source: src, out, layout })
+      const [whole, chunked] = await Promise.all(
+        [undefined, 16].map((prefillChunk) => Effect.runPromise(LocalModel.load(out, { threads: 1, prefillChunk })))
+      )
+      try {
+        // Rows of 64, 50 and 7 tokens, left-padded: chunk boundaries fall inside the padding too.
+        const requests = [PROMPT, PROMPT.slice(14), PROMPT.slice(3, 10)].map((promptIds) => ({
+          promptIds,
+          maxNewTokens: 12,
+          sampling: GREEDY,
+          logprobs: 1
+        }))
+        const [a, b] = [await whole!.generate(requests), await chunked!.generate(requests)]
+        for (const [i, r] of b.entries()) {
+          expect(r.ids, `${layout} row ${i}`).toEqual(a[i]!.ids)
+          for (const [t, lp] of r.logprobs!.entries())
+            expect(Math.abs(lp.logprob - a[i]!.logprobs![t]!.logprob), `${layout} row ${i} token ${t}`).toBeLessThan(
+              1e-4
+            )
+        }
+      } finally {
+        await Promise.all([whole!.release(), chunked!.release()])
+      }
+    }
+  })
+
   it("bf16, untied, sharded: converts, and its logits equal the reference on the bf16 weights", async () => {
     const src = path.join(tmp, "bf16-untied")
     const out = path.join(tmp, "bf16-untied-onnx")

@@ -126,6 +126,9 @@ export class DecodeRow {
 
 type KvData = Float32Array | Uint16Array
 
+/** The longest prompt prefilled in one run; longer ones run in chunks of this many positions. */
+export const PREFILL_CHUNK = 512
+
 /** Positions the cache grows by: fed whole, it changes shape only this often. */
 const CHUNK = 64
 
@@ -268,18 +271,73 @@ export class DecodeBatch {
     }
     // An empty cache for the prompt (it takes the prompt's positions when they come back).
     const cache = KvCache.empty(model, B, 0)
-    const batch = new DecodeBatch(model, rows, cache, mask, 0)
-    const rt = model.ort
-    await batch.forward({
-      input_ids: new rt.Tensor("int64", ids, [B, S]),
-      attention_mask: new rt.Tensor("int64", mask, [B, S]),
-      position_ids: new rt.Tensor("int64", pos, [B, S])
-    })
+    const chunk = model.prefillChunk ?? PREFILL_CHUNK
+    if (S <= chunk) {
+      const batch = new DecodeBatch(model, rows, cache, mask, 0)
+      const rt = model.ort
+      await batch.forward({
+        input_ids: new rt.Tensor("int64", ids, [B, S]),
+        attention_mask: new rt.Tensor("int64", mask, [B, S]),
+        position_ids: new rt.Tensor("int64", pos, [B, S])
+      })
+      return batch
+    }
+    // A long prompt runs in chunks, each over the cache the ones before it wrote: the attention
+    // scores of one chunk are held at a time, not the whole prompt's (at 4,096 tokens on
+    // Qwen2.5-0.5B's shapes one prefill passed 8 GB).
+    const batch = new DecodeBatch(model, rows, cache, new BigInt64Array(0), 0)
+    for (let start = 0; start < S; start += chunk) {
+      const n = Math.min(chunk, S - start)
+      const columns = (all: BigInt64Array) => {
+        const out = new BigInt64Array(B * n)
+        for (let b = 0; b < B; b++) out.set(all.subarray(b * S + start, b * S + start + n), b * n)
+        return out
+      }
+      await batch.feed(columns(ids), columns(mask), columns(pos), n, start + n >= S)
+    }
     return batch
   }
 
+  /**
+   * Runs `n` new positions per row after the cache (`ids`, `mask`, `positions` as `[batch, n]`),
+   * writes them into it, and samples every running row when `sample` is set.
+   */
+  private async feed(
+    ids: BigInt64Array,
+    mask: BigInt64Array,
+    positions: BigInt64Array,
+    n: number,
+    sample: boolean
+  ): Promise<void> {
+    const B = this.rows.length
+    const W = this.width
+    const C = this.cache.capacity
+    // The cache is fed whole: its used positions as each row's mask says, the rest masked out,
+    // then the new positions.
+    const used = new BigInt64Array(B * (W + n))
+    const fed = new BigInt64Array(B * (C + n))
+    for (let b = 0; b < B; b++) {
+      const before = this.mask.subarray(b * W, (b + 1) * W)
+      const added = mask.subarray(b * n, (b + 1) * n)
+      used.set(before, b * (W + n))
+      used.set(added, b * (W + n) + W)
+      fed.set(before, b * (C + n))
+      fed.set(added, b * (C + n) + C)
+    }
+    this.mask = used
+    const rt = this.model.ort
+    await this.forward(
+      {
+        input_ids: new rt.Tensor("int64", ids, [B, n]),
+        attention_mask: new rt.Tensor("int64", fed, [B, C + n]),
+        position_ids: new rt.Tensor("int64", positions, [B, n])
+      },
+      sample
+    )
+  }
+
   /** Runs the graph over the cache, writes the new positions into it and samples every running row. */
-  private async forward(feeds: Record<string, ort.Tensor>): Promise<void> {
+  private async forward(feeds: Record<string, ort.Tensor>, sample = true): Promise<void> {
     this.cache.feeds(this.model, feeds)
     const out = await this.model.run(feeds)
     const news: Array<ort.Tensor> = []
@@ -287,7 +345,7 @@ export class DecodeBatch {
       news.push(out[newOutput(l, "key")]!, out[newOutput(l, "value")]!)
     this.cache.append(news, this.width)
     this.width += news[0]!.dims[2]!
-    this.sample(out[LAST_LOGITS]!, performance.now())
+    if (sample) this.sample(out[LAST_LOGITS]!, performance.now())
   }
 
   private sample(logits: ort.Tensor, now: number): void {
@@ -306,34 +364,18 @@ export class DecodeBatch {
   /** One decoding step for every row still running (finished rows are fed padding, masked out). */
   async step(): Promise<void> {
     const B = this.rows.length
-    const W = this.width
-    const T = W + 1
-    // The cache is fed whole: its used positions as each row's mask says, the rest masked out,
-    // then the new position.
-    const C = this.cache.capacity
     const pad = BigInt(this.model.tokenizer.padId)
     const next = new BigInt64Array(B)
     const nextPos = new BigInt64Array(B)
-    const mask = new BigInt64Array(B * T)
-    const fed = new BigInt64Array(B * (C + 1))
+    const live = new BigInt64Array(B)
     for (let b = 0; b < B; b++) {
       const row = this.rows[b]!
-      const used = this.mask.subarray(b * W, (b + 1) * W)
-      const live = row.finish === undefined
-      next[b] = live ? BigInt(row.pending) : pad
+      const running = row.finish === undefined
+      next[b] = running ? BigInt(row.pending) : pad
       nextPos[b] = BigInt(Math.max(0, row.position))
-      mask.set(used, b * T)
-      mask[b * T + W] = live ? 1n : 0n
-      fed.set(used, b * (C + 1))
-      fed[b * (C + 1) + C] = live ? 1n : 0n
+      live[b] = running ? 1n : 0n
     }
-    this.mask = mask
-    const rt = this.model.ort
-    await this.forward({
-      input_ids: new rt.Tensor("int64", next, [B, 1]),
-      attention_mask: new rt.Tensor("int64", fed, [B, C + 1]),
-      position_ids: new rt.Tensor("int64", nextPos, [B, 1])
-    })
+    await this.feed(next, live, nextPos, 1, true)
   }
 
   /**

@@ -83,6 +83,8 @@ export interface GraphSignature {
 /** What a decode batch reads of a loaded model (a LocalModel is one). */
 export interface DecodingModel {
   readonly contextLength: number
+  /** Prompts longer than this prefill in chunks of this many positions (default `PREFILL_CHUNK`). */
+  readonly prefillChunk?: number | undefined
   readonly folder: Pick<ModelFolder, "headDim" | "numKvHeads">
   readonly ort: OrtModule
   readonly signature: GraphSignature

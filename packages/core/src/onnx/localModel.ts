@@ -67,6 +67,12 @@ export interface LoadOptions {
    * the rewritten graph.
    */
   readonly fuseRotary?: boolean | undefined
+  /**
+   * Prompts longer than this many tokens prefill in chunks of it, each over the cache the ones
+   * before wrote, so that one chunk's attention scores are held at a time (default
+   * `PREFILL_CHUNK`, 512).
+   */
+  readonly prefillChunk?: number | undefined
 }
 
 export {
@@ -370,7 +376,9 @@ export class LocalModel {
     /** Float16 tensors of the file this session computes in float32 (see `F16Compute`). */
     readonly f16Widened: number,
     /** Rotary embeddings this session runs as one node each (see `findRotary`). */
-    readonly rotaryFused: number
+    readonly rotaryFused: number,
+    /** Prompts longer than this prefill in chunks (see `LoadOptions.prefillChunk`). */
+    readonly prefillChunk: number | undefined = undefined
   ) {}
 
   get id(): string {
@@ -433,7 +441,8 @@ export class LocalModel {
         int8Products,
         packedProducts,
         f16Widened,
-        rotaryFused
+        rotaryFused,
+        options.prefillChunk
       )
     })
   }
