@@ -601,8 +601,10 @@ if (childSpec === undefined) {
         (servedConverted === undefined ? "" : `; converted: ${servedConverted.batchTps.toFixed(1)} tok/s`)
     )
     console.log(
-      `      8 concurrent requests under continuous batching (prefill included): ${served.eightTps.toFixed(1)} tok/s` +
-        (servedConverted === undefined ? "" : `; converted: ${servedConverted.eightTps.toFixed(1)} tok/s`)
+      `      8 concurrent requests under continuous batching (prefill included): ${Number.isFinite(served.eightTps) ? `${served.eightTps.toFixed(1)} tok/s` : "not run past a 1,024-token prompt"}` +
+        (servedConverted === undefined || !Number.isFinite(servedConverted.eightTps)
+          ? ""
+          : `; converted: ${servedConverted.eightTps.toFixed(1)} tok/s`)
     )
     console.log(
       `      12 requests of mixed lengths, 4 at a time: static batches ${served.staticServe.tps.toFixed(1)} tok/s (mean latency ${(served.staticServe.latency / 1000).toFixed(1)} s), ` +
