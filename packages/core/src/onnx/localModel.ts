@@ -184,6 +184,9 @@ export const fusedOperators = (
     .join(", ")
 }
 
+/** What `openDecoder` reports of a graph it loads without edits. */
+const UNEDITED = { int8Products: 0, packedProducts: 0, f16Widened: 0, rotaryFused: 0 } as const
+
 /**
  * Opens a session over one weight file and checks its signature: on the rewritten graph that
  * generation runs (see `rewriteDecoder`; the signature is read from the file, the session made
@@ -238,15 +241,7 @@ export const openDecoder = (
         yield* Effect.promise(() => session.release())
         return yield* unsupported(sig.left)
       }
-      return {
-        session,
-        signature: sig.right,
-        int8Products: 0,
-        packedProducts: 0,
-        f16Widened: 0,
-        rotaryFused: 0,
-        operators: ""
-      }
+      return { session, signature: sig.right, ...UNEDITED, operators: "" }
     }
     const fileBytes = yield* Effect.try({ try: () => fs.readFileSync(file), catch: failed })
     // A truncated download or a file that is not ONNX fails here, deep in protobuf: say what it means.
@@ -265,15 +260,7 @@ export const openDecoder = (
         try: () => rt.InferenceSession.create(file, sessionOptions),
         catch: failed
       })
-      return {
-        session,
-        signature: sig.right,
-        int8Products: 0,
-        packedProducts: 0,
-        f16Widened: 0,
-        rotaryFused: 0,
-        operators: fusedOperators(graph.proto.graph?.node ?? [])
-      }
+      return { session, signature: sig.right, ...UNEDITED, operators: fusedOperators(graph.proto.graph?.node ?? []) }
     }
     const { f16Widened, int8Products, packedProducts } = yield* Effect.try({
       try: () => {

@@ -247,14 +247,16 @@ export const quantizeQ4 = (
   return { packed, scales }
 }
 
-/** Writes one variant's `onnx/` file (and its external data) of a Qwen2 model with these weights. */
-export const writeQwen2Variant = (
+/**
+ * Writes one `onnx/` variant file: `build` adds the graph to the builder it is given (weights of
+ * 1 KB or more go to `<file>_data`, 64-byte aligned, when `external`) and returns the model's
+ * bytes. Returns the paths written.
+ */
+export const writeVariantFile = (
   dir: string,
-  s: Qwen2Shape,
   variant: BuildVariant,
-  weights: WeightSource,
   external: boolean,
-  producer = PRODUCER
+  build: (g: GraphBuilder) => Uint8Array
 ): Array<string> => {
   const file = variantFile(variant)
   const modelPath = path.join(dir, "onnx", file)
@@ -283,6 +285,23 @@ export const writeQwen2Variant = (
       : undefined
   )
   try {
+    fs.writeFileSync(modelPath, build(g))
+    return fd === undefined ? [modelPath] : [modelPath, dataPath]
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd)
+  }
+}
+
+/** Writes one variant's `onnx/` file (and its external data) of a Qwen2 model with these weights. */
+export const writeQwen2Variant = (
+  dir: string,
+  s: Qwen2Shape,
+  variant: BuildVariant,
+  weights: WeightSource,
+  external: boolean,
+  producer = PRODUCER
+): Array<string> => {
+  return writeVariantFile(dir, variant, external, (g) => {
     const H = s.hiddenSize
     const NH = s.numHeads
     const KV = s.numKvHeads
@@ -444,10 +463,6 @@ export const writeQwen2Variant = (
         outputs.push({ name: `present.${l}.${kind}`, type: ft, dims: ["batch_size", KV, "total_sequence_length", D] })
       }
     }
-    const bytes = g.model({ inputs, outputs, name: "qwen2", producer, opset: 17 })
-    fs.writeFileSync(modelPath, bytes)
-    return fd === undefined ? [modelPath] : [modelPath, dataPath]
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd)
-  }
+    return g.model({ inputs, outputs, name: "qwen2", producer, opset: 17 })
+  })
 }

@@ -1,14 +1,12 @@
-import * as fs from "node:fs"
-import * as path from "node:path"
-import { DType, GraphBuilder, type ValueInfo } from "./graph.js"
+import { DType, type ValueInfo } from "./graph.js"
 import {
   type BuildVariant,
   quantizeInt8,
   quantizeQ4,
   type Qwen2Shape,
   transpose,
-  variantFile,
-  type WeightSource
+  type WeightSource,
+  writeVariantFile
 } from "./qwen2Builder.js"
 import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
 
@@ -87,33 +85,7 @@ export const writeFusedQwen2Variant = (
   external: boolean,
   producer: string
 ): Array<string> => {
-  const file = variantFile(variant)
-  const modelPath = path.join(dir, "onnx", file)
-  const dataName = `${file}_data`
-  const dataPath = path.join(dir, "onnx", dataName)
-  let fd: number | undefined
-  let offset = 0
-  const g = new GraphBuilder(
-    external
-      ? {
-          location: dataName,
-          minBytes: 1024,
-          write: (bytes) => {
-            fd ??= fs.openSync(dataPath, "w")
-            const at = offset
-            fs.writeSync(fd, bytes)
-            offset += bytes.byteLength
-            const pad = (64 - (offset % 64)) % 64
-            if (pad > 0) {
-              fs.writeSync(fd, new Uint8Array(pad))
-              offset += pad
-            }
-            return at
-          }
-        }
-      : undefined
-  )
-  try {
+  return writeVariantFile(dir, variant, external, (g) => {
     const H = s.hiddenSize
     const NH = s.numHeads
     const KV = s.numKvHeads
@@ -324,10 +296,6 @@ export const writeFusedQwen2Variant = (
         outputs.push({ name: newOutput(l, kind), type: f32, dims: ["batch_size", KV, "sequence_length", D] })
       }
     }
-    const bytes = g.model({ inputs, outputs, name: "qwen2-fused", producer, opset: 17 })
-    fs.writeFileSync(modelPath, bytes)
-    return fd === undefined ? [modelPath] : [modelPath, dataPath]
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd)
-  }
+    return g.model({ inputs, outputs, name: "qwen2-fused", producer, opset: 17 })
+  })
 }
