@@ -273,26 +273,16 @@ export class DecodeBatch {
         pos[b * S + off + i] = BigInt(i)
       })
     }
-    // An empty cache for the prompt (it takes the prompt's positions when they come back).
-    const cache = KvCache.empty(model, B, 0)
+    // An empty cache for the prompt (it takes the prompt's positions when they come back). A long
+    // prompt runs in chunks, each over the cache the ones before it wrote: the attention scores of
+    // one chunk are held at a time, not the whole prompt's (at 4,096 tokens on Qwen2.5-0.5B's
+    // shapes one prefill passed 8 GB).
+    const batch = new DecodeBatch(model, rows, KvCache.empty(model, B, 0), new BigInt64Array(0), 0)
     const chunk = model.prefillChunk ?? PREFILL_CHUNK
-    if (S <= chunk) {
-      const batch = new DecodeBatch(model, rows, cache, mask, 0)
-      const rt = model.ort
-      await batch.forward({
-        input_ids: new rt.Tensor("int64", ids, [B, S]),
-        attention_mask: new rt.Tensor("int64", mask, [B, S]),
-        position_ids: new rt.Tensor("int64", pos, [B, S])
-      })
-      return batch
-    }
-    // A long prompt runs in chunks, each over the cache the ones before it wrote: the attention
-    // scores of one chunk are held at a time, not the whole prompt's (at 4,096 tokens on
-    // Qwen2.5-0.5B's shapes one prefill passed 8 GB).
-    const batch = new DecodeBatch(model, rows, cache, new BigInt64Array(0), 0)
     for (let start = 0; start < S; start += chunk) {
       const n = Math.min(chunk, S - start)
       const columns = (all: BigInt64Array) => {
+        if (n === S) return all
         const out = new BigInt64Array(B * n)
         for (let b = 0; b < B; b++) out.set(all.subarray(b * S + start, b * S + start + n), b * n)
         return out
@@ -340,8 +330,8 @@ export class DecodeBatch {
     )
   }
 
-  /** Runs the graph over the cache, writes the new positions into it and samples every running row. */
-  private async forward(feeds: Record<string, ort.Tensor>, sample = true): Promise<void> {
+  /** Runs the graph over the cache, writes the new positions into it and samples every running row when `sample` is set. */
+  private async forward(feeds: Record<string, ort.Tensor>, sample: boolean): Promise<void> {
     this.cache.feeds(this.model, feeds)
     const out = await this.model.run(feeds)
     const news: Array<ort.Tensor> = []

@@ -57,7 +57,7 @@ const sideBySide = (mats: ReadonlyArray<Float32Array>, widths: ReadonlyArray<num
 }
 
 /** Rotary tables `[positions, head_dim / 2]`, as Hugging Face computes them (float32 angles). */
-export const rotaryCache = (
+const rotaryCache = (
   positions: number,
   headDim: number,
   theta: number
