@@ -32,8 +32,11 @@ export interface ItemStageOptions {
    * nor reads them back. The stream ends when the stages before have finished.
    */
   readonly inbox?: Stream.Stream<HandedItem> | undefined
-  /** Told of each item this stage saves still pending (at its next stage), after the save. */
-  readonly handOff?: ((handed: HandedItem) => void) | undefined
+  /**
+   * Told of each item this stage saves still pending (at its next stage), after the save and
+   * before this stage's lease on it is given up.
+   */
+  readonly handOff?: ((handed: HandedItem) => Effect.Effect<void, StoreError>) | undefined
 }
 
 export interface ItemStageReport {
@@ -128,14 +131,8 @@ const runItemStage = (
     const fromInbox: Stream.Stream<{ item: Item; problem: Problem | undefined }, StoreError, RunStore> =
       options.inbox === undefined
         ? Stream.empty
-        : // On a shared store, what is handed over is claimed like what a pass reads.
-          options.inbox.pipe(
-            Stream.filterEffect((handed) =>
-              store.shared
-                ? Effect.map(store.claim([stageWorkKey(stage, handed.item.id)]), (mine) => mine.size > 0)
-                : Effect.succeed(true)
-            )
-          )
+        : // On a shared store, what is handed over was claimed for this stage by the hand-off.
+          options.inbox
     const work = (item: Item, handedProblem: Problem | undefined) =>
       Effect.gen(function* () {
         // A sample the teacher failed to give has no trace: the teacher stage asks for it again.
@@ -148,7 +145,8 @@ const runItemStage = (
         const next = yield* step(retried, problem.value)
         counts.processed++
         yield* store.saveItem(next)
-        if (next.fate === "pending") options.handOff?.({ item: next, problem: problem.value })
+        if (next.fate === "pending" && options.handOff !== undefined)
+          yield* options.handOff({ item: next, problem: problem.value })
         if (next.fate === "failed") {
           counts.failed++
           emit({

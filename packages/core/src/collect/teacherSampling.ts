@@ -27,8 +27,11 @@ export interface StageOptions {
   readonly onEvent?: ((event: RunEvent) => void) | undefined
   /** Only the first N problems (by id), for trial runs. */
   readonly limit?: number | undefined
-  /** Told of each sample saved pending (at its next stage), after the save. */
-  readonly handOff?: ((handed: HandedItem) => void) | undefined
+  /**
+   * Told of each sample saved pending (at its next stage), after the save and before this
+   * stage's lease on it is given up.
+   */
+  readonly handOff?: ((handed: HandedItem) => Effect.Effect<void, StoreError>) | undefined
 }
 
 export interface StageReport {
@@ -245,7 +248,7 @@ export const sampleTeacher = (
           updatedAt: now
         })
         yield* store.saveItem(saved)
-        if (saved.fate === "pending") options.handOff?.({ item: saved, problem })
+        if (saved.fate === "pending" && options.handOff !== undefined) yield* options.handOff({ item: saved, problem })
         emit({
           _tag: "item",
           stage: "teacher",
@@ -279,7 +282,18 @@ export const sampleTeacher = (
               return redo
             })
             const mine = yield* store.claim(todo.map((w) => teacherWorkKey(w.problem.id, model, w.sample)))
-            return todo.filter((w) => mine.has(teacherWorkKey(w.problem.id, model, w.sample)))
+            const claimed = todo.filter((w) => mine.has(teacherWorkKey(w.problem.id, model, w.sample)))
+            if (!store.shared || claimed.length === 0) return claimed
+            // Read again after the claim: another worker may have saved a sample and given up its
+            // lease between the read above and the claim.
+            const now = yield* store.itemStates(claimed.map((w) => teacherItemId(w.problem.id, model, w.sample)))
+            const moved = (w: (typeof claimed)[number]) => {
+              const before = states.get(teacherItemId(w.problem.id, model, w.sample))
+              const after = now.get(teacherItemId(w.problem.id, model, w.sample))
+              return after !== undefined && (before === undefined || before.fate !== after.fate)
+            }
+            store.release(claimed.filter(moved).map((w) => teacherWorkKey(w.problem.id, model, w.sample)))
+            return claimed.filter((w) => !moved(w))
           })
         ),
         Stream.flattenIterables

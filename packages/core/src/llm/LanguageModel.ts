@@ -394,7 +394,9 @@ export const makeLanguageModel = (
         (taken) =>
           taken.has(lease)
             ? Effect.ensuring(
-                call,
+                // The answer may have reached the cache between the look before and this claim
+                // (its worker then gave up the lease): look again before paying.
+                Effect.flatMap(cachedAnswer(list, key), (hit) => (Option.isSome(hit) ? hit.value : call)),
                 Effect.sync(() => store.release([lease]))
               )
             : Effect.zipRight(

@@ -46,4 +46,47 @@ describe("calls across workers on a shared store (a real PostgreSQL server, a sc
       await server.close()
     }
   })
+
+  it("does not pay for a call whose answer reached the cache between its look there and its claim", async () => {
+    const server = await startScriptedServer({ latencyMs: 5 })
+    const url = cluster().createDatabase("answer_between")
+    try {
+      const roles = {
+        teacher: {
+          endpoints: [
+            { provider: openAiProvider({ baseUrl: server.baseUrl, model: "m", timeoutMs: 5_000 }), concurrency: 4 }
+          ]
+        }
+      }
+      const outcome = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const storeOf = Effect.map(Layer.build(PgRunStoreLive(url, { leaseMs: 5_000 })), (ctx) =>
+              Context.get(ctx, RunStore)
+            )
+            const question = ask("What is 21 + 21?")
+            // One worker pays for the call; its answer is in the cache and its lease is given up.
+            const first = yield* makeLanguageModel(roles).pipe(Effect.provideService(RunStore, yield* storeOf))
+            const paid = yield* first.complete("teacher", question)
+            yield* Effect.sleep("400 millis")
+            // The other worker's first look at the cache was made just before that answer landed.
+            const store = yield* storeOf
+            let looks = 0
+            const late: RunStore["Type"] = {
+              ...store,
+              cacheGet: (key) => (looks++ === 0 ? Effect.succeedNone : store.cacheGet(key))
+            }
+            const second = yield* makeLanguageModel(roles).pipe(Effect.provideService(RunStore, late))
+            return { paid, again: yield* second.complete("teacher", question), looks }
+          })
+        )
+      )
+      expect(server.requests).toHaveLength(1)
+      expect(outcome.looks).toBe(2)
+      expect(outcome.again.cached).toBe(true)
+      expect(outcome.again.text).toBe(outcome.paid.text)
+    } finally {
+      await server.close()
+    }
+  })
 })

@@ -3,7 +3,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Mailbox from "effect/Mailbox"
-import { alignStage, type ItemStageReport, longToShortStage, verifyStage } from "../align/stages.js"
+import { alignStage, type ItemStageReport, longToShortStage, stageWorkKey, verifyStage } from "../align/stages.js"
 import { sampleTeacher, type StageReport } from "../collect/teacherSampling.js"
 import { type FilterReport, filterProblems } from "../collect/filterProblems.js"
 import type { CacheMode } from "../llm/LanguageModel.js"
@@ -22,6 +22,16 @@ import { roleConcurrency } from "./models.js"
 
 /** Items an inbox holds for a stage that is behind; further ones wait in the store for its next pass. */
 const INBOX_ROOM = 2_048
+
+/**
+ * The lease prefixes of the work that can still bring items to `stage`: the teacher's samples
+ * and every item stage up to and including this one. A worker sharing the run that holds any of
+ * them may yet save an item here, and die before working on it.
+ */
+const feedingPrefixes = (stage: Stage): ReadonlyArray<string> => {
+  const order: ReadonlyArray<string> = ["teacher", "collect", "verify", "align"]
+  return order.slice(0, order.indexOf(stage) + 1).map((s) => `${s}:`)
+}
 
 export const STAGES = ["filter", "teacher", "long-to-short", "verify", "align"] as const
 export type StageName = (typeof STAGES)[number]
@@ -121,8 +131,17 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
     if (wanted.has("long-to-short") && !batched("rewriter")) yield* openInbox("collect")
     if (wanted.has("verify")) yield* openInbox("verify")
     if (wanted.has("align") && has("judge") && !alignWaits) yield* openInbox("align")
-    const handOff = (handed: HandedItem) => {
-      inboxes.get(handed.item.stage)?.unsafeOffer(handed)
+    // On a shared store the next stage's lease is taken before this stage's is given up (the
+    // caller releases it after the hand-off), so an item waiting in memory is never held by no
+    // one: workers sharing the run see it held, and take it over only if this worker dies.
+    const handOff = (handed: HandedItem): Effect.Effect<void, StoreError> => {
+      const inbox = inboxes.get(handed.item.stage)
+      if (inbox === undefined) return Effect.void
+      if (!store.shared) return Effect.sync(() => void inbox.unsafeOffer(handed))
+      const key = stageWorkKey(handed.item.stage, handed.item.id)
+      return Effect.map(store.claim([key]), (mine) => {
+        if (mine.size > 0 && !inbox.unsafeOffer(handed)) store.release([key])
+      })
     }
     const inboxOf = (stage: Stage) => {
       const inbox = inboxes.get(stage)
@@ -151,8 +170,13 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
         const reports: Array<ItemStageReport> = []
         for (;;) {
           const finished = yield* Deferred.isDone(upstream)
-          // Read before the pass: a lease that expires after this read is claimed by the pass.
-          const elsewhere = yield* store.heldByOthers(`${stage}:`)
+          // Read before the pass: a lease that expires after this read is claimed by the pass. Work
+          // of the stages before counts too: another worker may save an item here and then die.
+          const elsewhere = store.shared
+            ? yield* Effect.reduce(feedingPrefixes(stage), 0, (n, prefix) =>
+                Effect.map(store.heldByOthers(prefix), (held) => n + held)
+              )
+            : 0
           const r = yield* pass
           reports.push(r)
           if (finished && r.processed === 0 && elsewhere === 0) break

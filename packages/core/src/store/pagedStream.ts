@@ -26,8 +26,10 @@ export const pagedStream = <A extends { readonly id: string }, E, R>(
 
 /**
  * Like `pagedStream`, but only the records this worker claims: each page's keys are offered to
- * `RunStore.claim`, and records another worker holds are left to it. The keyset moves on over
- * the whole page, claimed or not; the page size may depend on whether the store is shared.
+ * `RunStore.claim`, and records another worker holds are left to it; on a shared store what was
+ * claimed is read again after the claim, so a record another worker finished meanwhile is not
+ * worked on twice. The keyset moves on over the whole page, claimed or not; the page size may
+ * depend on whether the store is shared.
  */
 export const claimedStream = <A extends { readonly id: string }, E, R>(
   pageSize: (shared: boolean) => number,
@@ -40,8 +42,18 @@ export const claimedStream = <A extends { readonly id: string }, E, R>(
       const size = pageSize(store.shared)
       const page = yield* fetch(afterId, size)
       const mine = page.length > 0 ? yield* store.claim(page.map(keyOf)) : new Set<string>()
+      // On a shared store a record listed before its claim may have moved on meanwhile (another
+      // worker finished it and gave up its lease): the claimed ones are read again, and those no
+      // longer listed are given up.
+      let claimed = page.filter((r) => mine.has(keyOf(r)))
+      if (store.shared && claimed.length > 0) {
+        const again = yield* fetch(afterId, size)
+        const still = new Set(again.filter((r) => mine.has(keyOf(r))).map((r) => r.id))
+        store.release(claimed.filter((r) => !still.has(r.id)).map(keyOf))
+        claimed = again.filter((r) => still.has(r.id))
+      }
       return [
-        Chunk.fromIterable(page.filter((r) => mine.has(keyOf(r)))),
+        Chunk.fromIterable(claimed),
         page.length < size ? Option.none() : Option.some(page[page.length - 1]!.id)
       ] as const
     })

@@ -1,0 +1,135 @@
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import { describe, expect, it } from "vitest"
+import { LanguageModel, makeLanguageModel } from "../llm/LanguageModel.js"
+import { parsePipeline } from "../recipe/config.js"
+import { defaultPipelineText } from "../recipe/defaultPipeline.js"
+import { Item } from "../schema/item.js"
+import { PgRunStoreLive } from "../store/PgRunStore.js"
+import { RunStore } from "../store/RunStore.js"
+import { startScriptedServer } from "../testing/scriptedServer.js"
+import { usePostgresCluster } from "../test-support/postgresHooks.js"
+import { importBatch, item, problem } from "../test-support/storeRecords.js"
+import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
+import { BasicVerifierLive } from "../verify/Verifier.js"
+import { applyOverrides, buildRoles } from "./models.js"
+import { runPipeline } from "./runPipeline.js"
+
+const cluster = usePostgresCluster()
+
+describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on loopback)", () => {
+  it("does not end while another worker holds work of a stage before it that may still come its way", async () => {
+    const server = await startScriptedServer({ script: () => ({ content: "medium" }), latencyMs: 5 })
+    const url = cluster().createDatabase("feeding_stages")
+    try {
+      const problems = Array.from({ length: 6 }, (_, i) => problem(`What is ${i} + ${i}?`))
+      const verifying = problems.map((p) => new Item({ ...item(p), stage: "verify" }))
+      const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
+      const spec = `openai:scripted@${server.baseUrl}`
+      const config = applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency: 4 })
+      const roles = Either.getOrThrow(buildRoles(config, {}))
+      const storeOf = Effect.map(Layer.build(PgRunStoreLive(url, { leaseMs: 5_000 })), (ctx) =>
+        Context.get(ctx, RunStore)
+      )
+      const outcome = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            // Another worker sharing the run is verifying every item (it holds their leases).
+            const other = yield* storeOf
+            yield* other.commitImportBatch(importBatch(problems, verifying))
+            const held = yield* other.claim(verifying.map((i) => `verify:${i.id}`))
+            // This worker runs only the alignment stage: nothing is pending there yet.
+            const mine = yield* storeOf
+            const lm = yield* makeLanguageModel(roles).pipe(Effect.provideService(RunStore, mine))
+            const run = yield* Effect.fork(
+              runPipeline(config, { stages: ["align"] }).pipe(
+                Effect.provideService(LanguageModel, lm),
+                Effect.provideService(RunStore, mine),
+                Effect.provide(Layer.merge(BasicVerifierLive, QwenTokenCounterLive))
+              )
+            )
+            yield* Effect.sleep("600 millis")
+            const endedEarly = yield* Fiber.poll(run)
+            // The other worker saves the verified items at alignment and gives up its leases.
+            yield* Effect.forEach(problems, (p) => other.saveItem(item(p)), { discard: true })
+            other.release([...held])
+            const report = yield* Fiber.join(run)
+            return { held: held.size, endedEarly, report, status: yield* mine.status }
+          })
+        )
+      )
+      expect(outcome.held).toBe(problems.length)
+      expect(outcome.endedEarly._tag).toBe("None")
+      expect(outcome.report.align?.processed).toBe(problems.length)
+      expect(outcome.status.kept).toBe(problems.length)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it("leaves an item it listed alone when another worker finished it before the claim", async () => {
+    const server = await startScriptedServer({ script: () => ({ content: "medium" }), latencyMs: 5 })
+    const url = cluster().createDatabase("listed_then_finished")
+    try {
+      const problems = Array.from({ length: 6 }, (_, i) => problem(`What is ${i} + ${i}?`))
+      const pending = problems.map((p) => item(p))
+      const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
+      const spec = `openai:scripted@${server.baseUrl}`
+      const config = applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency: 8 })
+      const roles = Either.getOrThrow(buildRoles(config, {}))
+      const storeOf = Effect.map(Layer.build(PgRunStoreLive(url, { leaseMs: 5_000 })), (ctx) =>
+        Context.get(ctx, RunStore)
+      )
+      const outcome = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const other = yield* storeOf
+            yield* other.commitImportBatch(importBatch(problems, pending))
+            const keys = pending.map((i) => `align:${i.id}`)
+            yield* other.claim(keys)
+            const mine = yield* storeOf
+            // Between this worker's listing and its claim, the other worker finishes every item
+            // and gives up its leases (they are gone from the server within a quarter second).
+            let raced = false
+            const racing: RunStore["Type"] = {
+              ...mine,
+              claim: (wanted) =>
+                raced || !wanted.some((k) => k.startsWith("align:"))
+                  ? mine.claim(wanted)
+                  : Effect.gen(function* () {
+                      raced = true
+                      yield* Effect.forEach(
+                        pending,
+                        (i) =>
+                          other.saveItem(new Item({ ...i, stage: "done", fate: "kept", keptAs: "initial-medium" })),
+                        { discard: true }
+                      )
+                      other.release(keys)
+                      yield* Effect.sleep("600 millis")
+                      return yield* mine.claim(wanted)
+                    })
+            }
+            const lm = yield* makeLanguageModel(roles).pipe(Effect.provideService(RunStore, racing))
+            const report = yield* runPipeline(config, { stages: ["align"] }).pipe(
+              Effect.provideService(LanguageModel, lm),
+              Effect.provideService(RunStore, racing),
+              Effect.provide(Layer.merge(BasicVerifierLive, QwenTokenCounterLive))
+            )
+            return { raced, report, status: yield* mine.status, heldHere: yield* other.heldByOthers("align:") }
+          })
+        )
+      )
+      expect(outcome.raced).toBe(true)
+      expect(outcome.report.align?.processed).toBe(0)
+      expect(server.requests).toHaveLength(0)
+      expect(outcome.status.kept).toBe(problems.length)
+      // The leases it took on items that had moved on were given up.
+      expect(outcome.heldHere).toBe(0)
+    } finally {
+      await server.close()
+    }
+  })
+})
