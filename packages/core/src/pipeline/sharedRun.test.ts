@@ -17,6 +17,7 @@ import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
 import { BasicVerifierLive } from "../verify/Verifier.js"
 import { applyOverrides, buildRoles } from "./models.js"
 import { runPipeline } from "./runPipeline.js"
+import { teacherItemId } from "../collect/teacherSampling.js"
 
 const cluster = usePostgresCluster()
 
@@ -118,6 +119,8 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
               Effect.provideService(RunStore, racing),
               Effect.provide(Layer.merge(BasicVerifierLive, QwenTokenCounterLive))
             )
+            // Leases given up leave the server within a quarter second.
+            yield* Effect.sleep("500 millis")
             return { raced, report, status: yield* mine.status, heldHere: yield* other.heldByOthers("align:") }
           })
         )
@@ -127,6 +130,65 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
       expect(server.requests).toHaveLength(0)
       expect(outcome.status.kept).toBe(problems.length)
       // The leases it took on items that had moved on were given up.
+      expect(outcome.heldHere).toBe(0)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it("leaves a teacher sample alone when another worker saved it between the look and the claim", async () => {
+    const server = await startScriptedServer({ latencyMs: 5 })
+    const url = cluster().createDatabase("sampled_then_saved")
+    try {
+      const problems = Array.from({ length: 5 }, (_, i) => problem(`What is ${i} + ${i}?`))
+      const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
+      const spec = `openai:scripted@${server.baseUrl}`
+      const config = applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency: 8 })
+      const roles = Either.getOrThrow(buildRoles(config, {}))
+      const storeOf = Effect.map(Layer.build(PgRunStoreLive(url, { leaseMs: 5_000 })), (ctx) =>
+        Context.get(ctx, RunStore)
+      )
+      const outcome = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const other = yield* storeOf
+            yield* other.commitImportBatch(importBatch(problems))
+            const mine = yield* storeOf
+            const lm = yield* makeLanguageModel(roles).pipe(Effect.provideService(RunStore, mine))
+            const saved = problems.map(
+              (p) =>
+                new Item({
+                  ...item(p),
+                  id: teacherItemId(p.id, lm.modelOf("teacher"), 0) as Item["id"],
+                  stage: "verify"
+                })
+            )
+            // The other worker saves every sample after this one looked for them and before it claims.
+            let raced = false
+            const racing: RunStore["Type"] = {
+              ...mine,
+              claim: (wanted) =>
+                raced || !wanted.some((k) => k.startsWith("teacher:"))
+                  ? mine.claim(wanted)
+                  : Effect.gen(function* () {
+                      raced = true
+                      yield* Effect.forEach(saved, (i) => other.saveItem(i), { discard: true })
+                      return yield* mine.claim(wanted)
+                    })
+            }
+            const report = yield* runPipeline(config, { stages: ["teacher"] }).pipe(
+              Effect.provideService(LanguageModel, lm),
+              Effect.provideService(RunStore, racing),
+              Effect.provide(Layer.merge(BasicVerifierLive, QwenTokenCounterLive))
+            )
+            yield* Effect.sleep("500 millis")
+            return { raced, report, heldHere: yield* other.heldByOthers("teacher:") }
+          })
+        )
+      )
+      expect(outcome.raced).toBe(true)
+      expect(server.requests).toHaveLength(0)
+      expect(outcome.report.teacher?.done).toBe(0)
       expect(outcome.heldHere).toBe(0)
     } finally {
       await server.close()
