@@ -193,8 +193,9 @@ export const importCommand = Command.make(
       if (Either.isLeft(fieldMap)) return yield* usage(fieldMap.left)
       if (args.longAbove < 0) return yield* usage("--long-above must be at least 0")
       const list = yield* expandFolders(args.files, args.split, Option.getOrUndefined(args.config))
-      // Long traces are told by their real token count, with the student's default tokenizer.
-      const counter = yield* TokenCounter.pipe(Effect.provide(QwenTokenCounterLive))
+      // Long traces are told by their real token count, with the student's default tokenizer
+      // (built on its own thread while the files are listed and opened; it ends with the command).
+      const counter = yield* TokenCounter
       const common: ImportOptions = {
         format: Option.getOrUndefined(args.format) as InputFormat | undefined,
         layout: Option.getOrUndefined(args.layout) as LayoutName | undefined,
@@ -216,7 +217,7 @@ export const importCommand = Command.make(
       yield* importAll(list, common, workspacePaths(args.workspace).rejects, args.json).pipe(
         Effect.provide(storeLayer(args.workspace, args.store))
       )
-    })
+    }).pipe(Effect.provide(QwenTokenCounterLive))
 ).pipe(
   Command.withDescription(
     "Import problems (and any reasoning traces they carry) from JSONL, JSON, CSV or Parquet files, or a dataset folder.\n" +
