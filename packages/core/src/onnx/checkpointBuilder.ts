@@ -68,15 +68,16 @@ export const buildQwen2Checkpoint = (
 
   const H = s.hiddenSize
   const D = H / s.numHeads
-  const tensors: Array<{ name: string; shape: Array<number>; values: Float32Array }> = []
+  // Each tensor's values are made as it is written (a 7B checkpoint does not fit in memory).
+  const tensors: Array<{ name: string; shape: Array<number>; values: () => Float32Array }> = []
   const linear = (name: string, K: number, N: number) =>
-    tensors.push({ name, shape: [N, K], values: transpose(randomTensor(name, seed, K * N, 0.02), K, N) })
+    tensors.push({ name, shape: [N, K], values: () => transpose(randomTensor(name, seed, K * N, 0.02), K, N) })
   const vector = (name: string, n: number, std: number, mean = 0) =>
-    tensors.push({ name, shape: [n], values: randomTensor(name, seed, n, std, mean) })
+    tensors.push({ name, shape: [n], values: () => randomTensor(name, seed, n, std, mean) })
   tensors.push({
     name: "model.embed_tokens.weight",
     shape: [s.vocabSize, H],
-    values: randomTensor("model.embed_tokens.weight", seed, s.vocabSize * H, 0.02)
+    values: () => randomTensor("model.embed_tokens.weight", seed, s.vocabSize * H, 0.02)
   })
   for (let l = 0; l < s.numLayers; l++) {
     const p = `model.layers.${l}`
@@ -100,7 +101,7 @@ export const buildQwen2Checkpoint = (
     tensors.push({
       name: "lm_head.weight",
       shape: [s.vocabSize, H],
-      values: randomTensor("lm_head.weight", seed, s.vocabSize * H, 0.02)
+      values: () => randomTensor("lm_head.weight", seed, s.vocabSize * H, 0.02)
     })
 
   const shards = Math.max(1, options.shards ?? 1)

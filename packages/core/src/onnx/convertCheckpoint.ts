@@ -93,15 +93,17 @@ export const checkpointWeights = (
     onTensor(name)
     return e
   }
+  const tied = config.tiedEmbeddings && !tensors.has("lm_head.weight")
   return {
     // Hugging Face keeps a linear layer's weight as [out, in]; MatMul takes [in, out].
     linear: (name, K, N) => transpose(readTensorFloat32(entry(name, [N, K])), N, K),
     vector: (name, n) => readTensorFloat32(entry(name, [n])),
     embedding: (name, vocab, hidden) => readTensorFloat32(entry(name, [vocab, hidden])),
     lmHead: (hidden, vocab) =>
-      config.tiedEmbeddings && !tensors.has("lm_head.weight")
-        ? undefined
-        : transpose(readTensorFloat32(entry("lm_head.weight", [vocab, hidden])), vocab, hidden)
+      tied ? undefined : transpose(readTensorFloat32(entry("lm_head.weight", [vocab, hidden])), vocab, hidden),
+    linearRows: (name, K, N) => readTensorFloat32(entry(name, [N, K])),
+    lmHeadRows: (hidden, vocab) => (tied ? undefined : readTensorFloat32(entry("lm_head.weight", [vocab, hidden]))),
+    tiedHead: tied
   }
 }
 

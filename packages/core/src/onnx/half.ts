@@ -7,7 +7,8 @@ import { Float16Array, getFloat16 } from "@petamoriken/float16"
  * the library's array view is too slow for a vocabulary-sized row per token.
  */
 let table: Float32Array | undefined
-const halfTable = (): Float32Array => {
+/** The float32 value of every float16 bit pattern. */
+export const halfTable = (): Float32Array => {
   if (table !== undefined) return table
   const t = new Float32Array(65536)
   const view = new DataView(new ArrayBuffer(2))

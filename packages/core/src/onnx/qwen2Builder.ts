@@ -4,6 +4,7 @@ import * as path from "node:path"
 import { DType, GraphBuilder, type ValueInfo } from "./graph.js"
 import { float32ToHalf } from "./half.js"
 import { buildTinyTokenizer, CHATML_TEMPLATE, tokenizerConfig } from "./tinyTokenizer.js"
+import { writeAllSync } from "../util/writeAll.js"
 
 /** The shape of a Qwen2-architecture model (Hugging Face config.json names in camelCase). */
 export interface Qwen2Shape {
@@ -66,6 +67,12 @@ export interface WeightSource {
   readonly embedding: (name: string, vocab: number, hidden: number) => Float32Array
   /** The output projection, [hidden, vocab]; undefined when it is the embeddings' (tied). */
   readonly lmHead: (hidden: number, vocab: number) => Float32Array | undefined
+  /** A linear weight as its N rows of K (`linear` transposed), when the source holds it so. */
+  readonly linearRows?: ((name: string, K: number, N: number) => Float32Array) | undefined
+  /** The output projection as [vocab, hidden] rows; undefined when tied. */
+  readonly lmHeadRows?: ((hidden: number, vocab: number) => Float32Array | undefined) | undefined
+  /** Whether the output projection is the embeddings (`lmHead` gives undefined); true when unsaid. */
+  readonly tiedHead?: boolean | undefined
 }
 
 /** Deterministic random weights, seeded by tensor name (embeddings tied). */
@@ -224,24 +231,33 @@ export const quantizeQ4 = (
   K: number,
   N: number,
   block = 32
+): { packed: Uint8Array; scales: Float32Array } => quantizeQ4Rows(transpose(w, K, N), K, N, block)
+
+/**
+ * `quantizeQ4` of a weight given as its N rows of K (a checkpoint's own [out, in] layout): each
+ * output's blocks are read in order, with no transposed copy.
+ */
+export const quantizeQ4Rows = (
+  rows: Float32Array,
+  K: number,
+  N: number,
+  block = 32
 ): { packed: Uint8Array; scales: Float32Array } => {
   const blocks = Math.ceil(K / block)
   const packed = new Uint8Array(N * blocks * (block / 2))
   const scales = new Float32Array(N * blocks)
   for (let n = 0; n < N; n++) {
+    const row = n * K
     for (let b = 0; b < blocks; b++) {
+      const from = b * block
+      const to = Math.min(K, from + block)
       let max = 0
-      for (let i = 0; i < block; i++) {
-        const k = b * block + i
-        if (k < K) max = Math.max(max, Math.abs(w[k * N + n]!))
-      }
+      for (let k = from; k < to; k++) max = Math.max(max, Math.abs(rows[row + k]!))
       const scale = max / 7 || 1
       scales[n * blocks + b] = scale
       const base = (n * blocks + b) * (block / 2)
-      for (let i = 0; i < block; i += 2) {
-        const q = (k: number) => (k < K ? Math.max(0, Math.min(15, Math.round(w[k * N + n]! / scale) + 8)) : 8)
-        packed[base + i / 2] = q(b * block + i) | (q(b * block + i + 1) << 4)
-      }
+      const q = (k: number) => (k < to ? Math.max(0, Math.min(15, Math.round(rows[row + k]! / scale) + 8)) : 8)
+      for (let i = 0; i < block; i += 2) packed[base + i / 2] = q(from + i) | (q(from + i + 1) << 4)
     }
   }
   return { packed, scales }
@@ -272,11 +288,11 @@ export const writeVariantFile = (
           write: (bytes) => {
             fd ??= fs.openSync(dataPath, "w")
             const at = offset
-            fs.writeSync(fd, bytes)
+            writeAllSync(fd, bytes)
             offset += bytes.byteLength
             const pad = (64 - (offset % 64)) % 64
             if (pad > 0) {
-              fs.writeSync(fd, new Uint8Array(pad))
+              writeAllSync(fd, new Uint8Array(pad))
               offset += pad
             }
             return at

@@ -2,7 +2,7 @@ import { DType, type ValueInfo } from "./graph.js"
 import {
   type BuildVariant,
   quantizeInt8,
-  quantizeQ4,
+  quantizeQ4Rows,
   type Qwen2Shape,
   transpose,
   type WeightSource,
@@ -40,6 +40,36 @@ import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
 /** The variants written in the fused layout; others keep the exported one. */
 export type FusedVariant = Extract<BuildVariant, "fp32" | "int8" | "q4">
 export const isFusedVariant = (v: BuildVariant): v is FusedVariant => v === "fp32" || v === "int8" || v === "q4"
+
+/**
+ * A weight matrix as a product takes it, made when asked: `[K, N]` (MatMul's layout, for fp32 and
+ * int8) or its N rows of K (a checkpoint's own layout, which 4-bit quantization reads in order, so
+ * q4 makes no transposed copy).
+ */
+interface Weight {
+  readonly kn: () => Float32Array
+  readonly rows: () => Float32Array
+}
+
+/** Weights with the same K packed along N (one product for several projections). */
+const packed = (parts: ReadonlyArray<Weight>, widths: ReadonlyArray<number>, K: number): Weight => ({
+  kn: () =>
+    sideBySide(
+      parts.map((p) => p.kn()),
+      widths,
+      K
+    ),
+  rows: () => {
+    const out = new Float32Array(K * widths.reduce((a, b) => a + b, 0))
+    let at = 0
+    for (const p of parts) {
+      const r = p.rows()
+      out.set(r, at)
+      at += r.length
+    }
+    return out
+  }
+})
 
 /** [K, N_i] row-major matrices side by side: [K, sum N_i]. */
 const sideBySide = (mats: ReadonlyArray<Float32Array>, widths: ReadonlyArray<number>, K: number): Float32Array => {
@@ -101,19 +131,19 @@ export const writeFusedQwen2Variant = (
       name: string,
       K: number,
       N: number,
-      w: Float32Array,
+      weight: Weight,
       bias?: Float32Array,
       out?: string
     ) => {
       const outputs = out === undefined ? {} : { outputs: [out] }
       const b = bias === undefined ? [] : [g.tensor(`${name}.bias`, f32, [N], bias)]
       if (variant === "fp32") {
-        const weight = g.tensor(name, f32, [K, N], w)
-        if (b.length === 0) return g.node("MatMul", [x, weight], {}, outputs)[0]!
-        return g.node("Add", [g.op("MatMul", [x, weight]), b[0]!], {}, outputs)[0]!
+        const w = g.tensor(name, f32, [K, N], weight.kn())
+        if (b.length === 0) return g.node("MatMul", [x, w], {}, outputs)[0]!
+        return g.node("Add", [g.op("MatMul", [x, w]), b[0]!], {}, outputs)[0]!
       }
       if (variant === "int8") {
-        const { q, scales } = quantizeInt8(w, K, N)
+        const { q, scales } = quantizeInt8(weight.kn(), K, N)
         return g.node(
           "DynamicQuantizeMatMul",
           [x, g.tensor(name, DType.int8, [K, N], q), g.tensor(`${name}_scale`, f32, [N], scales), "", ...b],
@@ -121,7 +151,7 @@ export const writeFusedQwen2Variant = (
           { domain: ms, ...outputs }
         )[0]!
       }
-      const { packed, scales } = quantizeQ4(w, K, N)
+      const { packed, scales } = quantizeQ4Rows(weight.rows(), K, N)
       const blocks = Math.ceil(K / 32)
       return g.node(
         "MatMulNBits",
@@ -169,9 +199,15 @@ export const writeFusedQwen2Variant = (
     const axis0 = g.const([0], i64, false)
     const pastAndNew = g.op("Concat", [g.op("Unsqueeze", [past, axis0]), g.op("Unsqueeze", [S, axis0])], { axis: 0 })
 
+    const linear = (name: string, K: number, N: number): Weight => ({
+      kn: () => weights.linear(name, K, N),
+      rows: () => weights.linearRows?.(name, K, N) ?? transpose(weights.linear(name, K, N), K, N)
+    })
     const embedName = "model.embed_tokens.weight"
-    const embed = weights.embedding(embedName, s.vocabSize, H)
+    let embed: Float32Array | undefined = weights.embedding(embedName, s.vocabSize, H)
     let residual = g.op("Gather", [g.tensor(embedName, f32, [s.vocabSize, H], embed), "input_ids"], { axis: 0 })
+    // Kept for the head only when the head is the embeddings (7B's are 2.2 GB in float32).
+    if (weights.tiedHead === false) embed = undefined
     let pending: string | undefined
     const qkvWidths = [NH * D, KV * D, KV * D]
     const toHeads = (x: string, n: number) =>
@@ -202,8 +238,8 @@ export const writeFusedQwen2Variant = (
         `${p}.self_attn.qkv_proj.weight`,
         H,
         NH * D + 2 * KV * D,
-        sideBySide(
-          proj.map((n, i) => weights.linear(`${n}.weight`, H, qkvWidths[i]!)),
+        packed(
+          proj.map((n, i) => linear(`${n}.weight`, H, qkvWidths[i]!)),
           qkvWidths,
           H
         ),
@@ -247,7 +283,7 @@ export const writeFusedQwen2Variant = (
         `${p}.self_attn.o_proj.weight`,
         NH * D,
         H,
-        weights.linear(`${p}.self_attn.o_proj.weight`, NH * D, H)
+        linear(`${p}.self_attn.o_proj.weight`, NH * D, H)
       )
       const [y, afterAttention] = skipNorm(o, residual, `${p}.post_attention_layernorm.weight`)
       residual = afterAttention
@@ -256,15 +292,11 @@ export const writeFusedQwen2Variant = (
         `${p}.mlp.gate_up_proj.weight`,
         H,
         2 * I,
-        sideBySide(
-          [weights.linear(`${p}.mlp.gate_proj.weight`, H, I), weights.linear(`${p}.mlp.up_proj.weight`, H, I)],
-          [I, I],
-          H
-        )
+        packed([linear(`${p}.mlp.gate_proj.weight`, H, I), linear(`${p}.mlp.up_proj.weight`, H, I)], [I, I], H)
       )
       const [gate, up] = g.node("Split", [gateUp, g.const([I, I], i64, false)], { axis: -1 }, { outputs: 2 })
       const act = g.op("Mul", [g.op("Mul", [gate!, g.op("Sigmoid", [gate!])]), up!])
-      pending = product(act, `${p}.mlp.down_proj.weight`, I, H, weights.linear(`${p}.mlp.down_proj.weight`, I, H))
+      pending = product(act, `${p}.mlp.down_proj.weight`, I, H, linear(`${p}.mlp.down_proj.weight`, I, H))
     }
     const [normed] = skipNorm(pending!, residual, "model.norm.weight")
     // The head sees the last position only.
@@ -279,7 +311,12 @@ export const writeFusedQwen2Variant = (
       "lm_head.weight",
       H,
       s.vocabSize,
-      weights.lmHead(H, s.vocabSize) ?? transpose(embed, s.vocabSize, H),
+      {
+        kn: () => weights.lmHead(H, s.vocabSize) ?? transpose(embed!, s.vocabSize, H),
+        // Tied: the embeddings are the head's rows as they are.
+        rows: () =>
+          weights.lmHeadRows?.(H, s.vocabSize) ?? embed ?? transpose(weights.lmHead(H, s.vocabSize)!, H, s.vocabSize)
+      },
       undefined,
       LAST_LOGITS
     )

@@ -1,7 +1,8 @@
 import * as Data from "effect/Data"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { float32ToHalf, halfToFloat32 } from "./half.js"
+import { float32ToHalf, halfTable } from "./half.js"
+import { writeAllSync } from "../util/writeAll.js"
 
 /**
  * Safetensors, as Hugging Face writes checkpoints: an 8-byte little-endian header length, a JSON
@@ -134,39 +135,53 @@ export const openCheckpointTensors = (dir: string): Map<string, TensorEntry> => 
   throw new CheckpointError({ message: `${dir}: no model.safetensors nor model.safetensors.index.json` })
 }
 
-/** One tensor's values as float32, read from its byte range. */
+/** What a half-width tensor is read through, a piece at a time (so its bytes are never all held). */
+const PIECE_BYTES = 32 * 2 ** 20
+
+/**
+ * One tensor's values as float32, read from its byte range. A float32 tensor is read straight
+ * into the array returned; a float16 or bfloat16 one a piece at a time through a 32 MiB buffer
+ * and widened into it, so that reading holds little more than the float32 result.
+ */
 export const readTensorFloat32 = (entry: TensorEntry): Float32Array => {
-  // Read straight into a fresh (so 8-byte aligned) buffer that the typed views below share.
-  const bytes = new Uint8Array(entry.end - entry.begin)
+  const count = entry.shape.reduce((a, b) => a * b, 1)
+  const width = entry.dtype === "F32" ? 4 : entry.dtype === "F16" || entry.dtype === "BF16" ? 2 : 0
+  if (width === 0)
+    throw new CheckpointError({
+      message: `${entry.file}: tensor ${entry.name}: dtype ${entry.dtype} is not a float type fastcot converts (F32, F16, BF16)`
+    })
+  const out = new Float32Array(count)
   const fd = fs.openSync(entry.file, "r")
-  try {
-    let at = 0
-    while (at < bytes.length) {
-      const n = fs.readSync(fd, bytes, at, bytes.length - at, entry.begin + at)
+  /** Reads `length` bytes at `offset` of the tensor's range into `into`. */
+  const readInto = (into: Uint8Array, offset: number, length: number) => {
+    for (let at = 0; at < length;) {
+      // One read takes at most 2 GiB - 1 (a 7B model's embeddings in float32 are 2.2 GB).
+      const n = fs.readSync(fd, into, at, Math.min(length - at, 1 << 30), entry.begin + offset + at)
       if (n === 0)
         throw new CheckpointError({ message: `${entry.file}: tensor ${entry.name}: the file ended while reading it` })
       at += n
     }
+  }
+  try {
+    if (width === 4) {
+      readInto(new Uint8Array(out.buffer), 0, count * 4)
+      return out
+    }
+    const piece = new Uint8Array(Math.min(PIECE_BYTES, count * 2))
+    const halves = new Uint16Array(piece.buffer)
+    const bits = new Uint32Array(out.buffer)
+    const table = entry.dtype === "F16" ? halfTable() : undefined
+    for (let done = 0; done < count;) {
+      const n = Math.min(halves.length, count - done)
+      readInto(piece, done * 2, n * 2)
+      // A bfloat16 is the high half of a float32; a float16 is looked up.
+      if (table === undefined) for (let i = 0; i < n; i++) bits[done + i] = halves[i]! << 16
+      else for (let i = 0; i < n; i++) out[done + i] = table[halves[i]!]!
+      done += n
+    }
+    return out
   } finally {
     fs.closeSync(fd)
-  }
-  const count = entry.shape.reduce((a, b) => a * b, 1)
-  switch (entry.dtype) {
-    case "F32":
-      return new Float32Array(bytes.buffer, 0, count)
-    case "F16":
-      return halfToFloat32(new Uint16Array(bytes.buffer, 0, count))
-    case "BF16": {
-      // A bfloat16 is the high half of a float32: write it there (little-endian), the low half zero.
-      const halves = new Uint16Array(bytes.buffer, 0, count)
-      const out = new Uint16Array(count * 2)
-      for (let i = 0; i < count; i++) out[2 * i + 1] = halves[i]!
-      return new Float32Array(out.buffer)
-    }
-    default:
-      throw new CheckpointError({
-        message: `${entry.file}: tensor ${entry.name}: dtype ${entry.dtype} is not a float type fastcot converts (F32, F16, BF16)`
-      })
   }
 }
 
@@ -181,27 +196,28 @@ export const float32ToBf16 = (values: Float32Array): Uint16Array => {
   return out
 }
 
-/** Writes tensors as one safetensors file (tests and fixtures: the layout Hugging Face writes). */
+/**
+ * Writes tensors as one safetensors file (tests and fixtures: the layout Hugging Face writes).
+ * A tensor's values may be given as a function: they are then made when the tensor is written,
+ * and let go after, so that a checkpoint larger than memory can be written.
+ */
 export const writeSafetensors = (
   file: string,
   tensors: ReadonlyArray<{
     readonly name: string
     readonly shape: ReadonlyArray<number>
-    readonly values: Float32Array
+    readonly values: Float32Array | (() => Float32Array)
   }>,
   dtype: SafetensorsDtype,
   metadata: Readonly<Record<string, string>> = { format: "pt" }
 ): void => {
-  const datas = tensors.map((t) =>
-    dtype === "F32"
-      ? new Uint8Array(t.values.buffer, t.values.byteOffset, t.values.byteLength)
-      : new Uint8Array((dtype === "F16" ? float32ToHalf(t.values) : float32ToBf16(t.values)).buffer)
-  )
+  const width = dtype === "F32" ? 4 : 2
   const header: Record<string, unknown> = { __metadata__: metadata }
   let offset = 0
-  for (const [i, t] of tensors.entries()) {
-    header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + datas[i]!.byteLength] }
-    offset += datas[i]!.byteLength
+  for (const t of tensors) {
+    const bytes = t.shape.reduce((n, d) => n * d, 1) * width
+    header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes] }
+    offset += bytes
   }
   let json = JSON.stringify(header)
   // The header is padded with spaces to a multiple of 8 bytes, as the reference writer does.
@@ -212,7 +228,14 @@ export const writeSafetensors = (
   try {
     fs.writeSync(fd, length)
     fs.writeSync(fd, Buffer.from(json))
-    for (const d of datas) fs.writeSync(fd, d)
+    for (const t of tensors) {
+      const values = typeof t.values === "function" ? t.values() : t.values
+      const data =
+        dtype === "F32"
+          ? new Uint8Array(values.buffer, values.byteOffset, values.byteLength)
+          : new Uint8Array((dtype === "F16" ? float32ToHalf(values) : float32ToBf16(values)).buffer)
+      writeAllSync(fd, data)
+    }
   } finally {
     fs.closeSync(fd)
   }

@@ -1,0 +1,33 @@
+import { describe, expect, it } from "vitest"
+import { quantizeQ4, quantizeQ4Rows, transpose } from "./qwen2Builder.js"
+
+describe("4-bit quantization in MatMulNBits' layout", () => {
+  it("packs each output's blocks of 32 low nibble first around zero point 8, padding a short block with 8", () => {
+    // Two outputs (rows) of K = 4: one block each, padded to 32.
+    const rows = Float32Array.of(7, -7, 0, 3.5, 0, 0, 0, 0)
+    const { packed, scales } = quantizeQ4Rows(rows, 4, 2)
+    expect([...scales]).toEqual([1, 1])
+    expect(packed.length).toBe(2 * 16)
+    expect([...packed.subarray(0, 3)]).toEqual([15 | (1 << 4), 8 | (12 << 4), 0x88])
+    expect([...packed.subarray(16)]).toEqual(Array(16).fill(0x88))
+  })
+
+  it("gives the same bytes from [K, N] as from its rows, and each value within half a step", () => {
+    const K = 70
+    const N = 9
+    const w = Float32Array.from({ length: K * N }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 5)))
+    const rows = transpose(w, K, N)
+    const a = quantizeQ4(w, K, N)
+    const b = quantizeQ4Rows(rows, K, N)
+    expect(Buffer.compare(Buffer.from(a.packed), Buffer.from(b.packed))).toBe(0)
+    expect([...a.scales]).toEqual([...b.scales])
+    const blocks = Math.ceil(K / 32)
+    for (let n = 0; n < N; n++)
+      for (let k = 0; k < K; k++) {
+        const byte = b.packed[(n * blocks + Math.floor(k / 32)) * 16 + Math.floor((k % 32) / 2)]!
+        const q = k % 2 === 0 ? byte & 15 : byte >> 4
+        const scale = b.scales[n * blocks + Math.floor(k / 32)]!
+        expect(Math.abs((q - 8) * scale - rows[n * K + k]!)).toBeLessThanOrEqual(scale / 2 + 1e-6)
+      }
+  })
+})
