@@ -6,7 +6,6 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
-import * as ScheduleDecision from "effect/ScheduleDecision"
 import type * as Scope from "effect/Scope"
 import { RunStore } from "../store/RunStore.js"
 import { Budget, type BudgetOptions, type BudgetState, describeSpent } from "./budget.js"
@@ -26,6 +25,14 @@ import { makeBatchProvider } from "./batch/batchProvider.js"
 import { BadRequest, BudgetExhausted, type LlmError, QuotaExhausted, repeatsForRequest } from "./errors.js"
 import type { ProviderResult } from "./provider.js"
 import { type ChatRequest, Completion } from "./schema.js"
+
+/** One try of a call: the answer, its time, which try it was, and the endpoint that gave it. */
+interface TryResult {
+  readonly result: ProviderResult
+  readonly latencyMs: number
+  readonly attempt: number
+  readonly state: EndpointState
+}
 
 export interface LanguageModelShape {
   readonly roles: ReadonlyArray<string>
@@ -175,6 +182,22 @@ export const makeLanguageModel = (
       )
     }
 
+    /** Each role's retry policy, made once (a schedule is a description; each call drives its own). */
+    const schedules = new Map<string, Schedule.Schedule<unknown, LlmError>>()
+    const scheduleOf = (role: string, config: RoleConfig) => {
+      let schedule = schedules.get(role)
+      if (schedule === undefined) {
+        schedule = retrySchedule({
+          maxAttempts: Math.max(1, config.maxAttempts ?? 6),
+          backoffBaseMs: config.backoffBaseMs ?? 500,
+          backoffMaxMs: config.backoffMaxMs ?? 30_000,
+          maxRetryAfterMs: config.maxRetryAfterMs ?? 120_000
+        })
+        schedules.set(role, schedule)
+      }
+      return schedule
+    }
+
     /**
      * A call on the role's best endpoint, retried by the role's policy (`retrySchedule`), each try
      * on the endpoint best placed then. An endpoint whose account cannot pay is stopped and the
@@ -187,14 +210,10 @@ export const makeLanguageModel = (
       request: ChatRequest,
       key: string
     ) => {
-      const maxAttempts = Math.max(1, config.maxAttempts ?? 6)
       const setAsideMs = config.setAsideMs ?? 15_000
       let attempt = 0
       let lastFailed: EndpointState | undefined
-      const onEndpoint = (): Effect.Effect<
-        { result: ProviderResult; latencyMs: number; attempt: number; state: EndpointState },
-        LlmError
-      > => {
+      const onEndpoint = (): Effect.Effect<TryResult, LlmError> => {
         if (exhaustedRoles.has(role))
           return defaults.onExhausted !== undefined
             ? Effect.never
@@ -231,25 +250,25 @@ export const makeLanguageModel = (
           }
         })
       }
-      // A retry is counted on the endpoint that failed, when the schedule decides to retry.
-      const schedule = retrySchedule({
-        maxAttempts,
-        backoffBaseMs: config.backoffBaseMs ?? 500,
-        backoffMaxMs: config.backoffMaxMs ?? 30_000,
-        maxRetryAfterMs: config.maxRetryAfterMs ?? 120_000
-      }).pipe(
-        Schedule.onDecision((_, decision) =>
-          Effect.sync(() => {
-            if (ScheduleDecision.isContinue(decision) && lastFailed) lastFailed.stats.retries++
-          })
-        )
-      )
-      return Effect.retry(
-        Effect.suspend(() => {
-          attempt++
-          return onEndpoint()
-        }),
-        schedule
+      const tryOnce = Effect.suspend(() => {
+        attempt++
+        return onEndpoint()
+      })
+      // As `Effect.retry` with the role's schedule, but the schedule's driver is made only once a
+      // try has failed (most calls succeed at once); a retry is counted on the endpoint that failed.
+      const retried = (
+        driver: Schedule.ScheduleDriver<unknown, LlmError, never>,
+        error: LlmError
+      ): Effect.Effect<TryResult, LlmError> =>
+        Effect.matchEffect(driver.next(error), {
+          onFailure: () => Effect.fail(error),
+          onSuccess: () => {
+            if (lastFailed) lastFailed.stats.retries++
+            return Effect.catchAll(tryOnce, (again) => retried(driver, again))
+          }
+        })
+      return Effect.catchAll(tryOnce, (error) =>
+        Effect.flatMap(Schedule.driver(scheduleOf(role, config)), (driver) => retried(driver, error))
       )
     }
 
