@@ -287,13 +287,16 @@ export const sampleTeacher = (
             // Read again after the claim: another worker may have saved a sample and given up its
             // lease between the read above and the claim.
             const now = yield* store.itemStates(claimed.map((w) => teacherItemId(w.problem.id, model, w.sample)))
-            const moved = (w: (typeof claimed)[number]) => {
-              const before = states.get(teacherItemId(w.problem.id, model, w.sample))
-              const after = now.get(teacherItemId(w.problem.id, model, w.sample))
-              return after !== undefined && (before === undefined || before.fate !== after.fate)
+            const still: typeof claimed = []
+            for (const w of claimed) {
+              const id = teacherItemId(w.problem.id, model, w.sample)
+              const before = states.get(id)
+              const after = now.get(id)
+              const moved = after !== undefined && (before === undefined || before.fate !== after.fate)
+              if (moved) store.release([teacherWorkKey(w.problem.id, model, w.sample)])
+              else still.push(w)
             }
-            store.release(claimed.filter(moved).map((w) => teacherWorkKey(w.problem.id, model, w.sample)))
-            return claimed.filter((w) => !moved(w))
+            return still
           })
         ),
         Stream.flattenIterables

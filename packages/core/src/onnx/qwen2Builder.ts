@@ -233,6 +233,9 @@ export const quantizeQ4 = (
   block = 32
 ): { packed: Uint8Array; scales: Float32Array } => quantizeQ4Rows(transpose(w, K, N), K, N, block)
 
+/** A value's 4-bit code at `scale` around the zero point 8. */
+const nibble = (v: number, scale: number) => Math.max(0, Math.min(15, Math.round(v / scale) + 8))
+
 /**
  * `quantizeQ4` of a weight given as its N rows of K (a checkpoint's own [out, in] layout): each
  * output's blocks are read in order, with no transposed copy.
@@ -256,8 +259,12 @@ export const quantizeQ4Rows = (
       const scale = max / 7 || 1
       scales[n * blocks + b] = scale
       const base = (n * blocks + b) * (block / 2)
-      const q = (k: number) => (k < to ? Math.max(0, Math.min(15, Math.round(rows[row + k]! / scale) + 8)) : 8)
-      for (let i = 0; i < block; i += 2) packed[base + i / 2] = q(from + i) | (q(from + i + 1) << 4)
+      // Past K a block is padded with the zero point, 8.
+      for (let i = 0; i < block; i += 2) {
+        const lo = from + i < to ? nibble(rows[row + from + i]!, scale) : 8
+        const hi = from + i + 1 < to ? nibble(rows[row + from + i + 1]!, scale) : 8
+        packed[base + i / 2] = lo | (hi << 4)
+      }
     }
   }
   return { packed, scales }

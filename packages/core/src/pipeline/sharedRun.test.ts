@@ -5,21 +5,46 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import { describe, expect, it } from "vitest"
 import { LanguageModel, makeLanguageModel } from "../llm/LanguageModel.js"
-import { parsePipeline } from "../recipe/config.js"
+import { parsePipeline, type PipelineConfig } from "../recipe/config.js"
 import { defaultPipelineText } from "../recipe/defaultPipeline.js"
 import { Item } from "../schema/item.js"
 import { PgRunStoreLive } from "../store/PgRunStore.js"
 import { RunStore } from "../store/RunStore.js"
-import { startScriptedServer } from "../testing/scriptedServer.js"
+import { type ScriptedServer, startScriptedServer } from "../testing/scriptedServer.js"
 import { usePostgresCluster } from "../test-support/postgresHooks.js"
 import { importBatch, item, problem } from "../test-support/storeRecords.js"
 import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
 import { BasicVerifierLive } from "../verify/Verifier.js"
 import { applyOverrides, buildRoles } from "./models.js"
-import { runPipeline } from "./runPipeline.js"
+import { runPipeline, type StageName } from "./runPipeline.js"
 import { teacherItemId } from "../collect/teacherSampling.js"
 
 const cluster = usePostgresCluster()
+
+/** The default recipe with every role on the scripted server, and its roles. */
+const scriptedRecipe = (server: ScriptedServer, concurrency: number) => {
+  const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
+  const spec = `openai:scripted@${server.baseUrl}`
+  const config = applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency })
+  return { config, roles: Either.getOrThrow(buildRoles(config, {})) }
+}
+
+/** One worker's store on the shared run (a worker of its own), open for the scope. */
+const workerStore = (url: string) =>
+  Effect.map(Layer.build(PgRunStoreLive(url, { leaseMs: 5_000 })), (ctx) => Context.get(ctx, RunStore))
+
+/** The recipe's `stages`, run as the worker on `store`. */
+const runAs = (
+  store: RunStore["Type"],
+  lm: LanguageModel["Type"],
+  config: PipelineConfig,
+  stages: ReadonlyArray<StageName>
+) =>
+  runPipeline(config, { stages }).pipe(
+    Effect.provideService(LanguageModel, lm),
+    Effect.provideService(RunStore, store),
+    Effect.provide(Layer.merge(BasicVerifierLive, QwenTokenCounterLive))
+  )
 
 describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on loopback)", () => {
   it("does not end while another worker holds work of a stage before it that may still come its way", async () => {
@@ -28,13 +53,8 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
     try {
       const problems = Array.from({ length: 6 }, (_, i) => problem(`What is ${i} + ${i}?`))
       const verifying = problems.map((p) => new Item({ ...item(p), stage: "verify" }))
-      const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
-      const spec = `openai:scripted@${server.baseUrl}`
-      const config = applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency: 4 })
-      const roles = Either.getOrThrow(buildRoles(config, {}))
-      const storeOf = Effect.map(Layer.build(PgRunStoreLive(url, { leaseMs: 5_000 })), (ctx) =>
-        Context.get(ctx, RunStore)
-      )
+      const { config, roles } = scriptedRecipe(server, 4)
+      const storeOf = workerStore(url)
       const outcome = await Effect.runPromise(
         Effect.scoped(
           Effect.gen(function* () {
@@ -45,13 +65,7 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
             // This worker runs only the alignment stage: nothing is pending there yet.
             const mine = yield* storeOf
             const lm = yield* makeLanguageModel(roles).pipe(Effect.provideService(RunStore, mine))
-            const run = yield* Effect.fork(
-              runPipeline(config, { stages: ["align"] }).pipe(
-                Effect.provideService(LanguageModel, lm),
-                Effect.provideService(RunStore, mine),
-                Effect.provide(Layer.merge(BasicVerifierLive, QwenTokenCounterLive))
-              )
-            )
+            const run = yield* Effect.fork(runAs(mine, lm, config, ["align"]))
             yield* Effect.sleep("600 millis")
             const endedEarly = yield* Fiber.poll(run)
             // The other worker saves the verified items at alignment and gives up its leases.
@@ -77,13 +91,8 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
     try {
       const problems = Array.from({ length: 6 }, (_, i) => problem(`What is ${i} + ${i}?`))
       const pending = problems.map((p) => item(p))
-      const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
-      const spec = `openai:scripted@${server.baseUrl}`
-      const config = applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency: 8 })
-      const roles = Either.getOrThrow(buildRoles(config, {}))
-      const storeOf = Effect.map(Layer.build(PgRunStoreLive(url, { leaseMs: 5_000 })), (ctx) =>
-        Context.get(ctx, RunStore)
-      )
+      const { config, roles } = scriptedRecipe(server, 8)
+      const storeOf = workerStore(url)
       const outcome = await Effect.runPromise(
         Effect.scoped(
           Effect.gen(function* () {
@@ -114,11 +123,7 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
                     })
             }
             const lm = yield* makeLanguageModel(roles).pipe(Effect.provideService(RunStore, racing))
-            const report = yield* runPipeline(config, { stages: ["align"] }).pipe(
-              Effect.provideService(LanguageModel, lm),
-              Effect.provideService(RunStore, racing),
-              Effect.provide(Layer.merge(BasicVerifierLive, QwenTokenCounterLive))
-            )
+            const report = yield* runAs(racing, lm, config, ["align"])
             // Leases given up leave the server within a quarter second.
             yield* Effect.sleep("500 millis")
             return { raced, report, status: yield* mine.status, heldHere: yield* other.heldByOthers("align:") }
@@ -141,13 +146,8 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
     const url = cluster().createDatabase("sampled_then_saved")
     try {
       const problems = Array.from({ length: 5 }, (_, i) => problem(`What is ${i} + ${i}?`))
-      const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "default"))
-      const spec = `openai:scripted@${server.baseUrl}`
-      const config = applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency: 8 })
-      const roles = Either.getOrThrow(buildRoles(config, {}))
-      const storeOf = Effect.map(Layer.build(PgRunStoreLive(url, { leaseMs: 5_000 })), (ctx) =>
-        Context.get(ctx, RunStore)
-      )
+      const { config, roles } = scriptedRecipe(server, 8)
+      const storeOf = workerStore(url)
       const outcome = await Effect.runPromise(
         Effect.scoped(
           Effect.gen(function* () {
@@ -176,11 +176,7 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
                       return yield* mine.claim(wanted)
                     })
             }
-            const report = yield* runPipeline(config, { stages: ["teacher"] }).pipe(
-              Effect.provideService(LanguageModel, lm),
-              Effect.provideService(RunStore, racing),
-              Effect.provide(Layer.merge(BasicVerifierLive, QwenTokenCounterLive))
-            )
+            const report = yield* runAs(racing, lm, config, ["teacher"])
             yield* Effect.sleep("500 millis")
             return { raced, report, heldHere: yield* other.heldByOthers("teacher:") }
           })

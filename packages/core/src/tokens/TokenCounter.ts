@@ -66,13 +66,10 @@ export const qwenPieceLengths = (
     if (unseen === undefined) return n
     const distinct = [...new Set(unseen)]
     const counts = lengths(distinct)
+    // Cleared before the new pieces go in, so that the memo holds every one of them below.
     if (memo.size + distinct.length > maxPieces) memo.clear()
-    const counted = new Map<string, number>()
-    distinct.forEach((piece, i) => {
-      counted.set(piece, counts[i]!)
-      memo.set(piece, counts[i]!)
-    })
-    for (const piece of unseen) n += counted.get(piece)!
+    distinct.forEach((piece, i) => memo.set(piece, counts[i]!))
+    for (const piece of unseen) n += memo.get(piece)!
     return n
   }
 }
