@@ -219,6 +219,12 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
       const [entry] = readSafetensorsHeader(file)
       expect(entry).toMatchObject({ name: "w", dtype, shape: [5] })
       expect([...readTensorFloat32(entry!)]).toEqual([...values])
+      // Into an array the caller keeps: written at its start, in place, the rest untouched.
+      const kept = new Float32Array(8).fill(7)
+      const read = readTensorFloat32(entry!, kept.subarray(1))
+      expect(read.buffer).toBe(kept.buffer)
+      expect([...kept]).toEqual([7, ...values, 7, 7])
+      expect(() => readTensorFloat32(entry!, new Float32Array(4))).toThrow(/w has 5 values, the array given holds 4/)
     }
   })
 

@@ -101,7 +101,7 @@ export const checkpointWeights = (
     embedding: (name, vocab, hidden) => readTensorFloat32(entry(name, [vocab, hidden])),
     lmHead: (hidden, vocab) =>
       tied ? undefined : transpose(readTensorFloat32(entry("lm_head.weight", [vocab, hidden])), vocab, hidden),
-    linearRows: (name, K, N) => readTensorFloat32(entry(name, [N, K])),
+    linearRows: (name, K, N, into) => readTensorFloat32(entry(name, [N, K]), into),
     lmHeadRows: (hidden, vocab) => (tied ? undefined : readTensorFloat32(entry("lm_head.weight", [vocab, hidden]))),
     tiedHead: tied
   }

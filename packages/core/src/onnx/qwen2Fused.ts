@@ -41,14 +41,17 @@ import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
 export type FusedVariant = Extract<BuildVariant, "fp32" | "int8" | "q4">
 export const isFusedVariant = (v: BuildVariant): v is FusedVariant => v === "fp32" || v === "int8" || v === "q4"
 
+/** Gives an array of `count` values to write into, which the caller may hold until it next asks. */
+type Scratch = (count: number) => Float32Array
+
 /**
  * A weight matrix as a product takes it, made when asked: `[K, N]` (MatMul's layout, for fp32 and
  * int8) or its N rows of K (a checkpoint's own layout, which 4-bit quantization reads in order, so
- * q4 makes no transposed copy).
+ * q4 makes no transposed copy). `rows` writes into `scratch` when given and the source can.
  */
 interface Weight {
   readonly kn: () => Float32Array
-  readonly rows: () => Float32Array
+  readonly rows: (scratch?: Scratch) => Float32Array
 }
 
 /** Weights with the same K packed along N (one product for several projections). */
@@ -59,12 +62,15 @@ const packed = (parts: ReadonlyArray<Weight>, widths: ReadonlyArray<number>, K: 
       widths,
       K
     ),
-  rows: () => {
-    const out = new Float32Array(K * widths.reduce((a, b) => a + b, 0))
+  rows: (scratch) => {
+    const total = K * widths.reduce((a, b) => a + b, 0)
+    const out = scratch?.(total) ?? new Float32Array(total)
     let at = 0
     for (const p of parts) {
-      const r = p.rows()
-      out.set(r, at)
+      const from = at
+      const r = p.rows((count) => out.subarray(from, from + count))
+      // A part its source wrote in place is not copied again.
+      if (r.buffer !== out.buffer || r.byteOffset !== out.byteOffset + from * 4) out.set(r, from)
       at += r.length
     }
     return out
@@ -125,6 +131,14 @@ export const writeFusedQwen2Variant = (
     const i64 = DType.int64
     const ms = "com.microsoft"
 
+    // One array, grown to the largest, that every q4 weight's rows are read into and quantized from
+    // (a fresh array for each would cost a page fault per 4 KiB, docs/benchmarks.md).
+    let scratchArray = new Float32Array(0)
+    const scratch: Scratch = (count) => {
+      if (scratchArray.length < count) scratchArray = new Float32Array(count)
+      return scratchArray.subarray(0, count)
+    }
+
     /** x [.., K] @ W [K, N] (+ bias), in the variant's arithmetic; `out` names the result. */
     const product = (
       x: string,
@@ -151,7 +165,7 @@ export const writeFusedQwen2Variant = (
           { domain: ms, ...outputs }
         )[0]!
       }
-      const { packed, scales } = quantizeQ4Rows(weight.rows(), K, N)
+      const { packed, scales } = quantizeQ4Rows(weight.rows(scratch), K, N)
       const blocks = Math.ceil(K / 32)
       return g.node(
         "MatMulNBits",
@@ -201,7 +215,8 @@ export const writeFusedQwen2Variant = (
 
     const linear = (name: string, K: number, N: number): Weight => ({
       kn: () => weights.linear(name, K, N),
-      rows: () => weights.linearRows?.(name, K, N) ?? transpose(weights.linear(name, K, N), K, N)
+      rows: (scratch) =>
+        weights.linearRows?.(name, K, N, scratch?.(N * K)) ?? transpose(weights.linear(name, K, N), K, N)
     })
     const embedName = "model.embed_tokens.weight"
     let embed: Float32Array | undefined = weights.embedding(embedName, s.vocabSize, H)
@@ -299,6 +314,8 @@ export const writeFusedQwen2Variant = (
       pending = product(act, `${p}.mlp.down_proj.weight`, I, H, linear(`${p}.mlp.down_proj.weight`, I, H))
     }
     const [normed] = skipNorm(pending!, residual, "model.norm.weight")
+    // The head, the largest weight, is read on its own: the layers' array is let go before it.
+    scratchArray = new Float32Array(0)
     // The head sees the last position only.
     const last = g.op("Slice", [
       normed,
