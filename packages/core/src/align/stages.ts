@@ -12,8 +12,8 @@ import { type DropCode, type Item, type KeptAs, makeItem, type Stage } from "../
 import type { HandedItem } from "../schema/handedItem.js"
 import type { Problem } from "../schema/problem.js"
 import { type CallRecord, makeRound, type Round, type Verification } from "../schema/round.js"
-import { Trace } from "../schema/trace.js"
-import { Verdict, type VerdictLevel } from "../schema/verdict.js"
+import { makeTrace, type Trace } from "../schema/trace.js"
+import { makeVerdict, type VerdictLevel } from "../schema/verdict.js"
 import { claimedStream } from "../store/pagedStream.js"
 import { drainConcurrently } from "../util/concurrent.js"
 import { RunStore } from "../store/RunStore.js"
@@ -262,7 +262,7 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
           .pipe(Effect.either)
         if (result._tag === "Left") return failedItem(item, item.rounds, "rewriter", result.left, yield* isoNow)
         const c = result.right
-        const short = new Trace({
+        const short = makeTrace({
           reasoning: c.text.trim(),
           finalAnswer: statedAnswer(problem, c.text),
           origin: "long-to-short",
@@ -375,7 +375,7 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
     const counted = (t: Trace): Trace =>
       t.tokens !== undefined
         ? t
-        : new Trace({
+        : makeTrace({
             ...t,
             tokens: {
               reasoning: counter.count(t.reasoning),
@@ -439,7 +439,7 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
               push({
                 action: "judge",
                 input: trace,
-                verdict: new Verdict({
+                verdict: makeVerdict({
                   level: parsed ?? "unparseable",
                   raw: c.text,
                   model: c.model,
@@ -516,7 +516,7 @@ export const alignStage = (config: PipelineConfig, options: ItemStageOptions) =>
               .pipe(Effect.either)
             if (result._tag === "Left") return failedItem(start, rounds, "rewriter", result.left, yield* isoNow)
             const c = result.right
-            const candidate = new Trace({
+            const candidate = makeTrace({
               reasoning: c.text.trim(),
               finalAnswer: statedAnswer(problem, c.text),
               origin: prompt.name as "expand" | "simplify",

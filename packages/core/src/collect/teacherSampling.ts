@@ -13,7 +13,7 @@ import { type Item, makeItem } from "../schema/item.js"
 import type { HandedItem } from "../schema/handedItem.js"
 import type { Problem } from "../schema/problem.js"
 import { makeRound } from "../schema/round.js"
-import { Trace } from "../schema/trace.js"
+import { makeTrace } from "../schema/trace.js"
 import { pagedStream } from "../store/pagedStream.js"
 import { drainConcurrently } from "../util/concurrent.js"
 import { RunStore } from "../store/RunStore.js"
@@ -169,7 +169,7 @@ export const sampleTeacher = (
                       makeRound({
                         index: 0,
                         action: "collect",
-                        output: new Trace({
+                        output: makeTrace({
                           reasoning: last.reasoning ?? last.text,
                           finalAnswer: undefined,
                           origin: "teacher",
@@ -199,7 +199,7 @@ export const sampleTeacher = (
         }
         const c: Completion = result.right
         const long = c.reasoning !== undefined && c.reasoning !== ""
-        const trace = new Trace({
+        const trace = makeTrace({
           reasoning: long ? c.reasoning! : c.text,
           finalAnswer: long ? c.text : lastBoxed(c.text),
           origin: "teacher",

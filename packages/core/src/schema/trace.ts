@@ -25,3 +25,10 @@ export class Trace extends Schema.Class<Trace>("Trace")({
   /** The reasoning never ended (the reply was cut off inside it): not a complete trace. */
   cutOff: Schema.optional(Schema.Boolean)
 }) {}
+
+/**
+ * Builds a Trace from values the type checker has already checked (pipeline code), skipping the
+ * constructor's runtime re-validation (defaults still apply), as `makeItem` does. Untrusted input
+ * is decoded with the schema instead.
+ */
+export const makeTrace = (props: ConstructorParameters<typeof Trace>[0]): Trace => new Trace(props, true)

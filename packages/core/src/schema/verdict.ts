@@ -10,3 +10,6 @@ export class Verdict extends Schema.Class<Verdict>("Verdict")({
   model: Schema.optional(Schema.String),
   promptVersion: Schema.optional(Schema.String)
 }) {}
+
+/** Builds a Verdict from checked values without re-validating them (see `makeTrace`). */
+export const makeVerdict = (props: ConstructorParameters<typeof Verdict>[0]): Verdict => new Verdict(props, true)
