@@ -1,7 +1,7 @@
 // Checkpoint conversion at Qwen2.5-0.5B's shape (random BF16 weights in two shards, written by
 // the project's checkpoint builder): the time and peak memory of `convertCheckpoint` to each
-// variant, against reading every tensor of the checkpoint (the floor: conversion must read it
-// all), each in a fresh child process. Printed: conversion time / read time, and peak RSS above
+// variant (q4 with and without its quantizing helper threads), against reading every tensor of
+// the checkpoint (the floor: conversion must read it all), each in a fresh child process. Printed: conversion time / read time, and peak RSS above
 // the largest tensor in float32 (the issue's bound for a 7B model: under 2 GB above it).
 import { spawnSync } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
@@ -31,7 +31,14 @@ if (mode === "--convert") {
   const { convertCheckpoint } = await import("@fastcot/core")
   const out = mkdtempSync(join(tmpdir(), "fastcot-convert-out-"))
   const t0 = performance.now()
-  convertCheckpoint({ source: childSrc, out, variants: [arg] })
+  // "q4/0": q4 with no helper threads (quantizing on the main thread alone).
+  const [variant, helpers] = arg.split("/")
+  convertCheckpoint({
+    source: childSrc,
+    out,
+    variants: [variant],
+    ...(helpers === undefined ? {} : { quantizeHelpers: Number(helpers) })
+  })
   const ms = performance.now() - t0
   rmSync(out, { recursive: true, force: true })
   process.stdout.write(JSON.stringify({ ms, maxRssMb: peakMb() }) + "\n")
@@ -58,7 +65,8 @@ const SEVEN_B = {
   maxPositionEmbeddings: 32768
 }
 const sevenB = process.env.SHAPE === "7b"
-const variants = (process.env.VARIANTS ?? (sevenB ? "q4" : "fp32,int8,q4")).split(",")
+// "q4/0" is q4 quantized on the main thread alone, beside "q4" with its helper threads.
+const variants = (process.env.VARIANTS ?? (sevenB ? "q4/0,q4" : "fp32,int8,q4/0,q4")).split(",")
 try {
   const t0 = performance.now()
   const reused = kept !== undefined && existsSync(join(src, "config.json"))
@@ -80,13 +88,19 @@ try {
   }
   const read = child("--read", src)
   console.log(`  read every tensor: ${(read.ms / 1000).toFixed(2)} s, peak RSS ${read.maxRssMb.toFixed(0)} MB`)
+  const times = new Map()
   for (const v of variants) {
     const c = child("--convert", src, v)
+    times.set(v, c.ms)
     console.log(
       `  convert to ${v.padEnd(5)}: ${(c.ms / 1000).toFixed(2)} s (${(c.ms / read.ms).toFixed(2)}x reading), ` +
         `peak RSS ${c.maxRssMb.toFixed(0)} MB (${(c.maxRssMb - largestMb).toFixed(0)} MB above the largest tensor)`
     )
   }
+  if (times.has("q4") && times.has("q4/0"))
+    console.log(
+      `  q4 with helper threads: ${(times.get("q4/0") / times.get("q4")).toFixed(2)}x as fast as on one thread`
+    )
 } finally {
   if (kept === undefined) rmSync(dir, { recursive: true, force: true })
 }

@@ -101,8 +101,24 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
     buildQwen2Checkpoint({ dir: src, seed: 21, dtype: "BF16", tiedEmbeddings: false })
     const fusedDir = path.join(tmp, "layouts-fused")
     const exportedDir = path.join(tmp, "layouts-exported")
-    convertCheckpoint({ source: src, out: fusedDir, variants: ["fp32", "int8", "q4"] })
-    convertCheckpoint({ source: src, out: exportedDir, variants: ["fp32", "int8", "q4"], layout: "exported" })
+    // The fused folder's weights go to external data (written by the writer thread), q4's quantized
+    // with two helper threads; the exported folder's are inline and quantized on this thread.
+    convertCheckpoint({
+      source: src,
+      out: fusedDir,
+      variants: ["fp32", "int8", "q4"],
+      externalData: true,
+      quantizeHelpers: 2
+    })
+    expect(fs.existsSync(path.join(fusedDir, "onnx", "model_q4.onnx_data"))).toBe(true)
+    convertCheckpoint({
+      source: src,
+      out: exportedDir,
+      variants: ["fp32", "int8", "q4"],
+      layout: "exported",
+      externalData: false,
+      quantizeHelpers: 0
+    })
     expect(JSON.parse(fs.readFileSync(path.join(fusedDir, "fastcot.json"), "utf8")).layouts).toEqual({
       fp32: "fused",
       int8: "fused",

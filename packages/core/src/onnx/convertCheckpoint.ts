@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { ensureDirSync } from "../util/dirs.js"
@@ -10,6 +9,7 @@ import {
   type WeightSource,
   writeQwen2Variant
 } from "./qwen2Builder.js"
+import { startChecksumThread } from "./checksumThread.js"
 import { isFusedVariant, writeFusedQwen2Variant } from "./qwen2Fused.js"
 import { CheckpointError, openCheckpointTensors, readTensorFloat32, type TensorEntry } from "./safetensors.js"
 
@@ -98,11 +98,12 @@ export const checkpointWeights = (
     // Hugging Face keeps a linear layer's weight as [out, in]; MatMul takes [in, out].
     linear: (name, K, N) => transpose(readTensorFloat32(entry(name, [N, K])), N, K),
     vector: (name, n) => readTensorFloat32(entry(name, [n])),
-    embedding: (name, vocab, hidden) => readTensorFloat32(entry(name, [vocab, hidden])),
+    embedding: (name, vocab, hidden, into) => readTensorFloat32(entry(name, [vocab, hidden]), into),
     lmHead: (hidden, vocab) =>
       tied ? undefined : transpose(readTensorFloat32(entry("lm_head.weight", [vocab, hidden])), vocab, hidden),
     linearRows: (name, K, N, into) => readTensorFloat32(entry(name, [N, K]), into),
-    lmHeadRows: (hidden, vocab) => (tied ? undefined : readTensorFloat32(entry("lm_head.weight", [vocab, hidden]))),
+    lmHeadRows: (hidden, vocab, into) =>
+      tied ? undefined : readTensorFloat32(entry("lm_head.weight", [vocab, hidden]), into),
     tiedHead: tied
   }
 }
@@ -130,6 +131,8 @@ export interface ConvertOptions {
   /** `fused` (default): onnxruntime's fused operators where the variant has them; `exported`: the exported layout. */
   readonly layout?: "fused" | "exported"
   readonly onProgress?: (message: string) => void
+  /** Helper threads that share q4's quantizing (default: one fewer than the cores, at most 3; 0: none). */
+  readonly quantizeHelpers?: number
 }
 
 export interface ConvertedModel {
@@ -138,27 +141,19 @@ export interface ConvertedModel {
   readonly files: ReadonlyArray<string>
 }
 
-/** The SHA-256 of the checkpoint's weight files, in name order (recorded in `fastcot.json`). */
-const weightsHash = (dir: string): string => {
-  const hash = createHash("sha256")
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".safetensors") || f === "model.safetensors.index.json")
-  for (const f of files.sort()) {
-    hash.update(f)
-    const fd = fs.openSync(path.join(dir, f), "r")
-    try {
-      const chunk = Buffer.alloc(8 * 2 ** 20)
-      let n: number
-      while ((n = fs.readSync(fd, chunk, 0, chunk.length, null)) > 0) hash.update(chunk.subarray(0, n))
-    } finally {
-      fs.closeSync(fd)
-    }
-  }
-  return hash.digest("hex")
-}
+/** The checkpoint's weight files, in name order, as its recorded SHA-256 covers them. */
+const weightFiles = (dir: string): Array<{ name: string; path: string }> =>
+  fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".safetensors") || f === "model.safetensors.index.json")
+    .sort()
+    .map((name) => ({ name, path: path.join(dir, name) }))
 
 /** Converts a checkpoint folder into an ONNX model folder (`onnx/model*.onnx` and the copied files). */
 export const convertCheckpoint = (options: ConvertOptions): ConvertedModel => {
   const config = readCheckpointConfig(options.source)
+  // Worked out beside the conversion, on a thread of its own.
+  const checksum = startChecksumThread(weightFiles(options.source))
   const progress = options.onProgress ?? (() => {})
   ensureDirSync(path.join(options.out, "onnx"))
   for (const name of COPIED) {
@@ -187,7 +182,7 @@ export const convertCheckpoint = (options: ConvertOptions): ConvertedModel => {
     layouts[variant] = fused ? "fused" : "exported"
     files.push(
       ...(fused
-        ? writeFusedQwen2Variant(options.out, s, variant, weights, external, "fastcot-convert")
+        ? writeFusedQwen2Variant(options.out, s, variant, weights, external, "fastcot-convert", options.quantizeHelpers)
         : writeQwen2Variant(options.out, s, variant, weights, external, "fastcot-convert"))
     )
   }
@@ -197,7 +192,7 @@ export const convertCheckpoint = (options: ConvertOptions): ConvertedModel => {
       {
         convertedBy: "fastcot models convert",
         source: path.resolve(options.source),
-        sourceSha256: weightsHash(options.source),
+        sourceSha256: checksum.digest(),
         variants,
         layouts,
         tiedEmbeddings: config.tiedEmbeddings

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest"
+import { startQ4Threads } from "./quantizeThreads.js"
 import { quantizeQ4, quantizeQ4Rows, transpose } from "./qwen2Builder.js"
 
 describe("4-bit quantization in MatMulNBits' layout", () => {
@@ -29,5 +30,51 @@ describe("4-bit quantization in MatMulNBits' layout", () => {
         const scale = b.scales[n * blocks + Math.floor(k / 32)]!
         expect(Math.abs((q - 8) * scale - rows[n * K + k]!)).toBeLessThanOrEqual(scale / 2 + 1e-6)
       }
+  })
+})
+
+describe("4-bit quantization shared with helper threads", () => {
+  const K = 100
+  const N = 37
+  const values = (i: number) => Math.sin(i * 0.37) * (1 + (i % 7)) + (i % 11 === 0 ? 40 : 0)
+
+  it("gives quantizeQ4Rows' bytes with 0, 1 and 3 helpers, weight after weight through one scratch", () => {
+    for (const helpers of [0, 1, 3]) {
+      const threads = startQ4Threads(helpers)
+      try {
+        expect(threads.helpers()).toBe(helpers)
+        for (const [k, n, shift] of [
+          [K, N, 0],
+          [64, 5, 3],
+          [K, N, 9]
+        ] as const) {
+          const rows = threads.scratch(k * n)
+          expect(rows.buffer).toBeInstanceOf(SharedArrayBuffer)
+          for (let i = 0; i < rows.length; i++) rows[i] = values(i + shift)
+          const expected = quantizeQ4Rows(Float32Array.from(rows), k, n)
+          const got = threads.quantize(rows, k, n)
+          expect(Buffer.compare(Buffer.from(got.packed), Buffer.from(expected.packed))).toBe(0)
+          expect([...got.scales]).toEqual([...expected.scales])
+        }
+        // No helper failed (a failed one is dropped and its rows quantized here).
+        expect(threads.helpers()).toBe(helpers)
+      } finally {
+        threads.close()
+      }
+    }
+  })
+
+  it("quantizes rows outside shared memory on this thread, and goes on alone once closed", () => {
+    const threads = startQ4Threads(2)
+    const rows = Float32Array.from({ length: K * N }, (_, i) => values(i))
+    const expected = quantizeQ4Rows(rows, K, N)
+    const fromPlain = threads.quantize(rows, K, N)
+    expect(Buffer.compare(Buffer.from(fromPlain.packed), Buffer.from(expected.packed))).toBe(0)
+    threads.close()
+    expect(threads.helpers()).toBe(0)
+    const shared = threads.scratch(K * N)
+    shared.set(rows)
+    const afterClose = threads.quantize(shared, K, N)
+    expect(Buffer.compare(Buffer.from(afterClose.packed), Buffer.from(expected.packed))).toBe(0)
   })
 })

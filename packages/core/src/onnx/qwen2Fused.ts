@@ -2,12 +2,12 @@ import { DType, type ValueInfo } from "./graph.js"
 import {
   type BuildVariant,
   quantizeInt8,
-  quantizeQ4Rows,
   type Qwen2Shape,
   transpose,
   type WeightSource,
   writeVariantFile
 } from "./qwen2Builder.js"
+import { type Q4Threads, startQ4Threads } from "./quantizeThreads.js"
 import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
 
 /**
@@ -119,9 +119,28 @@ export const writeFusedQwen2Variant = (
   variant: FusedVariant,
   weights: WeightSource,
   external: boolean,
-  producer: string
+  producer: string,
+  quantizeHelpers?: number
 ): Array<string> => {
-  return writeVariantFile(dir, variant, external, (g) => {
+  // q4's quantizing, the most of its time, is shared with helper threads (docs/benchmarks.md).
+  const q4 = variant === "q4" ? startQ4Threads(quantizeHelpers) : undefined
+  try {
+    return writeFused(dir, s, variant, weights, external, producer, q4)
+  } finally {
+    q4?.close()
+  }
+}
+
+const writeFused = (
+  dir: string,
+  s: Qwen2Shape,
+  variant: FusedVariant,
+  weights: WeightSource,
+  external: boolean,
+  producer: string,
+  q4: Q4Threads | undefined
+): Array<string> =>
+  writeVariantFile(dir, variant, external, (g) => {
     const H = s.hiddenSize
     const NH = s.numHeads
     const KV = s.numKvHeads
@@ -131,13 +150,14 @@ export const writeFusedQwen2Variant = (
     const i64 = DType.int64
     const ms = "com.microsoft"
 
-    // One array, grown to the largest, that every q4 weight's rows are read into and quantized from
-    // (a fresh array for each would cost a page fault per 4 KiB, docs/benchmarks.md).
-    let scratchArray = new Float32Array(0)
-    const scratch: Scratch = (count) => {
-      if (scratchArray.length < count) scratchArray = new Float32Array(count)
-      return scratchArray.subarray(0, count)
-    }
+    // One shared array, grown to the largest, that every q4 weight's rows are read into and
+    // quantized from (a fresh array for each would cost a page fault per 4 KiB, docs/benchmarks.md).
+    const scratch: Scratch | undefined = q4?.scratch
+    // Sized up front for the largest (gate and up together, the down projection, an untied head),
+    // before any is touched: an array grown later would keep the smaller one alive beside it.
+    q4?.reserve(H, Math.max(2 * I, NH * D + 2 * KV * D))
+    q4?.reserve(I, H)
+    if (weights.tiedHead === false) q4?.reserve(H, s.vocabSize)
 
     /** x [.., K] @ W [K, N] (+ bias), in the variant's arithmetic; `out` names the result. */
     const product = (
@@ -165,7 +185,8 @@ export const writeFusedQwen2Variant = (
           { domain: ms, ...outputs }
         )[0]!
       }
-      const { packed, scales } = quantizeQ4Rows(weight.rows(scratch), K, N)
+      // Written out by `g.tensor` before the next weight reuses the arrays.
+      const { packed, scales } = q4!.quantize(weight.rows(scratch), K, N)
       const blocks = Math.ceil(K / 32)
       return g.node(
         "MatMulNBits",
@@ -219,7 +240,14 @@ export const writeFusedQwen2Variant = (
         weights.linearRows?.(name, K, N, scratch?.(N * K)) ?? transpose(weights.linear(name, K, N), K, N)
     })
     const embedName = "model.embed_tokens.weight"
-    let embed: Float32Array | undefined = weights.embedding(embedName, s.vocabSize, H)
+    // In shared memory when tied and q4, so that the helper threads quantize the head from it too.
+    const tiedQ4 = q4 !== undefined && weights.tiedHead !== false
+    let embed: Float32Array | undefined = weights.embedding(
+      embedName,
+      s.vocabSize,
+      H,
+      tiedQ4 ? new Float32Array(new SharedArrayBuffer(s.vocabSize * H * 4)) : undefined
+    )
     let residual = g.op("Gather", [g.tensor(embedName, f32, [s.vocabSize, H], embed), "input_ids"], { axis: 0 })
     // Kept for the head only when the head is the embeddings (7B's are 2.2 GB in float32).
     if (weights.tiedHead === false) embed = undefined
@@ -314,8 +342,6 @@ export const writeFusedQwen2Variant = (
       pending = product(act, `${p}.mlp.down_proj.weight`, I, H, linear(`${p}.mlp.down_proj.weight`, I, H))
     }
     const [normed] = skipNorm(pending!, residual, "model.norm.weight")
-    // The head, the largest weight, is read on its own: the layers' array is let go before it.
-    scratchArray = new Float32Array(0)
     // The head sees the last position only.
     const last = g.op("Slice", [
       normed,
@@ -330,9 +356,11 @@ export const writeFusedQwen2Variant = (
       s.vocabSize,
       {
         kn: () => weights.lmHead(H, s.vocabSize) ?? transpose(embed!, s.vocabSize, H),
-        // Tied: the embeddings are the head's rows as they are.
-        rows: () =>
-          weights.lmHeadRows?.(H, s.vocabSize) ?? embed ?? transpose(weights.lmHead(H, s.vocabSize)!, H, s.vocabSize)
+        // Tied: the embeddings are the head's rows as they are (kept only then).
+        rows: (scratch) =>
+          embed ??
+          weights.lmHeadRows?.(H, s.vocabSize, scratch?.(s.vocabSize * H)) ??
+          transpose(weights.lmHead(H, s.vocabSize)!, H, s.vocabSize)
       },
       undefined,
       LAST_LOGITS
@@ -352,4 +380,3 @@ export const writeFusedQwen2Variant = (
     }
     return g.model({ inputs, outputs, name: "qwen2-fused", producer, opset: 17 })
   })
-}
