@@ -94,7 +94,7 @@ try {
     times.set(v, c.ms)
     console.log(
       `  convert to ${v.padEnd(5)}: ${(c.ms / 1000).toFixed(2)} s (${(c.ms / read.ms).toFixed(2)}x reading), ` +
-        `peak RSS ${c.maxRssMb.toFixed(0)} MB (${(c.maxRssMb - largestMb).toFixed(0)} MB above the largest tensor)`
+        `peak RSS ${c.maxRssMb.toFixed(0)} MB (${Math.abs(c.maxRssMb - largestMb).toFixed(0)} MB ${c.maxRssMb >= largestMb ? "above" : "below"} the largest tensor)`
     )
   }
   if (times.has("q4") && times.has("q4/0"))

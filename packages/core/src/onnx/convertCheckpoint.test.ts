@@ -197,6 +197,34 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
     }
   })
 
+  it("tied q4: embeddings streamed into the graph, the head quantized from the file, the exported layout's tokens", async () => {
+    const src = path.join(tmp, "tied-q4")
+    buildQwen2Checkpoint({ dir: src, seed: 5, dtype: "BF16", shards: 2, tiedEmbeddings: true })
+    const fusedDir = path.join(tmp, "tied-q4-fused")
+    const exportedDir = path.join(tmp, "tied-q4-exported")
+    convertCheckpoint({ source: src, out: fusedDir, variants: ["q4"], externalData: true, quantizeHelpers: 1 })
+    convertCheckpoint({ source: src, out: exportedDir, variants: ["q4"], layout: "exported" })
+    const [f, e] = await Promise.all(
+      [fusedDir, exportedDir].map((dir) => Effect.runPromise(LocalModel.load(dir, { variant: "q4", threads: 1 })))
+    )
+    try {
+      const requests = [PROMPT.slice(0, 40), PROMPT.slice(7, 30)].map((promptIds) => ({
+        promptIds,
+        maxNewTokens: 16,
+        sampling: GREEDY,
+        logprobs: 1
+      }))
+      const [fr, er] = [await f!.generate(requests), await e!.generate(requests)]
+      for (const [i, r] of fr.entries()) {
+        expect(r.ids, `row ${i}`).toEqual(er[i]!.ids)
+        const diff = Math.max(...r.logprobs!.map((lp, t) => Math.abs(lp.logprob - er[i]!.logprobs![t]!.logprob)))
+        expect(diff, `row ${i}`).toBeLessThan(0.02)
+      }
+    } finally {
+      await Promise.all([f!.release(), e!.release()])
+    }
+  })
+
   it("bf16, untied, sharded: converts, and its logits equal the reference on the bf16 weights", async () => {
     const src = path.join(tmp, "bf16-untied")
     const out = path.join(tmp, "bf16-untied-onnx")

@@ -102,6 +102,9 @@ export const checkpointWeights = (
     lmHead: (hidden, vocab) =>
       tied ? undefined : transpose(readTensorFloat32(entry("lm_head.weight", [vocab, hidden])), vocab, hidden),
     linearRows: (name, K, N, into) => readTensorFloat32(entry(name, [N, K]), into),
+    linearEntry: (name, K, N) => entry(name, [N, K]),
+    embeddingEntry: (name, vocab, hidden) => entry(name, [vocab, hidden]),
+    lmHeadEntry: (hidden, vocab) => (tied ? undefined : entry("lm_head.weight", [vocab, hidden])),
     lmHeadRows: (hidden, vocab, into) =>
       tied ? undefined : readTensorFloat32(entry("lm_head.weight", [vocab, hidden]), into),
     tiedHead: tied

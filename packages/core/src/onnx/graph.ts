@@ -46,10 +46,13 @@ export class GraphBuilder {
   private readonly constants = new Map<string, string>()
 
   constructor(
-    /** Where large tensors go: returns the offset written at, or undefined to inline the tensor. */
+    /**
+     * Where large tensors go: `write` appends a tensor's bytes, given in pieces it writes (or
+     * copies) before taking the next, and returns the offset of the first.
+     */
     private readonly external?: {
       readonly location: string
-      readonly write: (bytes: Uint8Array) => number
+      readonly write: (pieces: Iterable<Uint8Array>) => number
       readonly minBytes: number
     },
     /** Prefixes every generated name (nodes added to another graph must not collide with its names). */
@@ -88,18 +91,44 @@ export class GraphBuilder {
 
   tensor(name: string, type: DType, dims: ReadonlyArray<number>, data: Data): string {
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    return this.tensorInPieces(name, type, dims, bytes.byteLength, [bytes])
+  }
+
+  /**
+   * An initializer of `byteLength` bytes given in pieces (views the producer may reuse for the
+   * next piece): a large one goes to the external data piece by piece, never whole in memory;
+   * otherwise the pieces are joined and inlined. Throws when the pieces add up to another length.
+   */
+  tensorInPieces(
+    name: string,
+    type: DType,
+    dims: ReadonlyArray<number>,
+    byteLength: number,
+    pieces: Iterable<Uint8Array>
+  ): string {
     const t: P.ITensorProto = { name, dataType: type, dims: [...dims] }
-    if (this.external !== undefined && bytes.byteLength >= this.external.minBytes) {
-      const offset = this.external.write(bytes)
+    let seen = 0
+    const counted = function* () {
+      for (const piece of pieces) {
+        seen += piece.byteLength
+        if (seen > byteLength) break
+        yield piece
+      }
+    }
+    if (this.external !== undefined && byteLength >= this.external.minBytes) {
+      const offset = this.external.write(counted())
       t.dataLocation = onnxProto().TensorProto.DataLocation.EXTERNAL
       t.externalData = [
         { key: "location", value: this.external.location },
         { key: "offset", value: String(offset) },
-        { key: "length", value: String(bytes.byteLength) }
+        { key: "length", value: String(byteLength) }
       ]
     } else {
-      t.rawData = bytes.slice()
+      const joined = new Uint8Array(byteLength)
+      for (const piece of counted()) joined.set(piece, seen - piece.byteLength)
+      t.rawData = joined
     }
+    if (seen !== byteLength) throw new RangeError(`tensor ${name}: ${byteLength} bytes expected, ${seen} given`)
     this.initializers.push(t)
     return name
   }

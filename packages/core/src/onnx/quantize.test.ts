@@ -1,6 +1,10 @@
-import { describe, expect, it } from "vitest"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { afterAll, describe, expect, it } from "vitest"
 import { startQ4Threads } from "./quantizeThreads.js"
 import { quantizeQ4, quantizeQ4Rows, transpose } from "./qwen2Builder.js"
+import { readSafetensorsHeader, readTensorFloat32, type SafetensorsDtype, writeSafetensors } from "./safetensors.js"
 
 describe("4-bit quantization in MatMulNBits' layout", () => {
   it("packs each output's blocks of 32 low nibble first around zero point 8, padding a short block with 8", () => {
@@ -76,5 +80,65 @@ describe("4-bit quantization shared with helper threads", () => {
     shared.set(rows)
     const afterClose = threads.quantize(shared, K, N)
     expect(Buffer.compare(Buffer.from(afterClose.packed), Buffer.from(expected.packed))).toBe(0)
+  })
+})
+
+describe("4-bit quantization read from safetensors by each thread", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fastcot-q4-files-"))
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const K = 96
+  const tensor = (name: string, rows: number, shift: number) => ({
+    name,
+    shape: [rows, K],
+    values: Float32Array.from({ length: rows * K }, (_, i) => Math.sin((i + shift) * 0.61) * (1 + (i % 5)))
+  })
+  const parts = [tensor("q", 40, 0), tensor("k", 9, 7), tensor("v", 9, 11)]
+  const write = (file: string, dtype: SafetensorsDtype) => {
+    writeSafetensors(path.join(dir, file), parts, dtype)
+    return readSafetensorsHeader(path.join(dir, file))
+  }
+
+  it("gives the bytes of quantizing the parts' rows read here, for BF16 and F32, with 0-3 helpers, in chunks or not", () => {
+    for (const dtype of ["BF16", "F32"] as const) {
+      const entries = write(`parts-${dtype}.safetensors`, dtype)
+      const rows = new Float32Array(58 * K)
+      let at = 0
+      for (const e of entries) at += readTensorFloat32(e, rows.subarray(at)).length
+      const expected = quantizeQ4Rows(rows, K, 58)
+      // Whole, and in chunks of 10 rows through the shared array.
+      for (const [helpers, chunk] of [
+        [0, undefined],
+        [1, undefined],
+        [3, undefined],
+        [0, 10 * K],
+        [2, 10 * K]
+      ] as const) {
+        const threads = startQ4Threads(helpers, chunk)
+        try {
+          const got = threads.quantizeFromFiles(entries, K, 58)
+          expect(got).toBeDefined()
+          expect(Buffer.compare(Buffer.from(got!.packed), Buffer.from(expected.packed))).toBe(0)
+          expect([...got!.scales]).toEqual([...expected.scales])
+          expect(threads.helpers()).toBe(helpers)
+        } finally {
+          threads.close()
+        }
+      }
+    }
+  })
+
+  it("leaves F16 to the caller, and names the file and the tensor when a file ends too soon", () => {
+    const threads = startQ4Threads(1)
+    try {
+      expect(threads.quantizeFromFiles(write("parts-F16.safetensors", "F16"), K, 58)).toBeUndefined()
+      const entries = write("cut.safetensors", "BF16")
+      const file = path.join(dir, "cut.safetensors")
+      fs.truncateSync(file, fs.statSync(file).size - 100)
+      expect(() => threads.quantizeFromFiles(entries, K, 58)).toThrow(
+        `${file}: tensor v: the file ended while reading it`
+      )
+    } finally {
+      threads.close()
+    }
   })
 })

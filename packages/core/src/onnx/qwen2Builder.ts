@@ -3,6 +3,7 @@ import { ensureDirSync } from "../util/dirs.js"
 import * as path from "node:path"
 import { DType, GraphBuilder, type ValueInfo } from "./graph.js"
 import { float32ToHalf } from "./half.js"
+import type { TensorEntry } from "./safetensors.js"
 import { buildTinyTokenizer, CHATML_TEMPLATE, tokenizerConfig } from "./tinyTokenizer.js"
 import { startWriterThread, type WriterThread } from "../util/writerThread.js"
 
@@ -74,6 +75,15 @@ export interface WeightSource {
   readonly linearRows?: ((name: string, K: number, N: number, into?: Float32Array) => Float32Array) | undefined
   /** The output projection as [vocab, hidden] rows (written at `into`'s start when given); undefined when tied. */
   readonly lmHeadRows?: ((hidden: number, vocab: number, into?: Float32Array) => Float32Array | undefined) | undefined
+  /**
+   * Where a linear weight's N rows of K lie in the source's files (a checkpoint's safetensors), for
+   * readers that read rows themselves (q4's helper threads); undefined when they lie nowhere.
+   */
+  readonly linearEntry?: ((name: string, K: number, N: number) => TensorEntry) | undefined
+  /** Where the token embeddings' [vocab, hidden] rows lie, when in float files. */
+  readonly embeddingEntry?: ((name: string, vocab: number, hidden: number) => TensorEntry) | undefined
+  /** Where the output projection's [vocab, hidden] rows lie; undefined when tied. */
+  readonly lmHeadEntry?: ((hidden: number, vocab: number) => TensorEntry | undefined) | undefined
   /** Whether the output projection is the embeddings (`lmHead` gives undefined); true when unsaid. */
   readonly tiedHead?: boolean | undefined
 }
@@ -326,12 +336,14 @@ export const writeVariantFile = (
       ? {
           location: dataName,
           minBytes: 1024,
-          write: (bytes) => {
+          write: (pieces) => {
             fd ??= fs.openSync(dataPath, "w")
             writer ??= startWriterThread(fd)
             const at = offset
-            writer.write(bytes)
-            offset += bytes.byteLength
+            for (const bytes of pieces) {
+              writer.write(bytes)
+              offset += bytes.byteLength
+            }
             const pad = (64 - (offset % 64)) % 64
             if (pad > 0) {
               writer.write(new Uint8Array(pad))

@@ -8,6 +8,7 @@ import {
   writeVariantFile
 } from "./qwen2Builder.js"
 import { type Q4Threads, startQ4Threads } from "./quantizeThreads.js"
+import { readTensorRowsInPieces, type TensorEntry } from "./safetensors.js"
 import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
 
 /**
@@ -52,10 +53,16 @@ type Scratch = (count: number) => Float32Array
 interface Weight {
   readonly kn: () => Float32Array
   readonly rows: (scratch?: Scratch) => Float32Array
+  /** Where its rows lie in the checkpoint's files, in order, when the source says. */
+  readonly entries?: () => ReadonlyArray<TensorEntry> | undefined
 }
 
 /** Weights with the same K packed along N (one product for several projections). */
 const packed = (parts: ReadonlyArray<Weight>, widths: ReadonlyArray<number>, K: number): Weight => ({
+  entries: () => {
+    const each = parts.map((p) => p.entries?.())
+    return each.every((e) => e !== undefined) ? each.flat() : undefined
+  },
   kn: () =>
     sideBySide(
       parts.map((p) => p.kn()),
@@ -76,6 +83,14 @@ const packed = (parts: ReadonlyArray<Weight>, widths: ReadonlyArray<number>, K: 
     return out
   }
 })
+
+/** The most values the embeddings are streamed through at once (32 MB in float32). */
+const STREAM_VALUES = 8 * 2 ** 20
+
+/** Float32 pieces as their bytes. */
+function* asBytes(pieces: Iterable<Float32Array>): Generator<Uint8Array> {
+  for (const p of pieces) yield new Uint8Array(p.buffer, p.byteOffset, p.byteLength)
+}
 
 /** [K, N_i] row-major matrices side by side: [K, sum N_i]. */
 const sideBySide = (mats: ReadonlyArray<Float32Array>, widths: ReadonlyArray<number>, K: number): Float32Array => {
@@ -153,11 +168,10 @@ const writeFused = (
     // One shared array, grown to the largest, that every q4 weight's rows are read into and
     // quantized from (a fresh array for each would cost a page fault per 4 KiB, docs/benchmarks.md).
     const scratch: Scratch | undefined = q4?.scratch
-    // Sized up front for the largest (gate and up together, the down projection, an untied head),
+    // Sized up front for the largest layer weight (gate and up together, or the down projection),
     // before any is touched: an array grown later would keep the smaller one alive beside it.
     q4?.reserve(H, Math.max(2 * I, NH * D + 2 * KV * D))
     q4?.reserve(I, H)
-    if (weights.tiedHead === false) q4?.reserve(H, s.vocabSize)
 
     /** x [.., K] @ W [K, N] (+ bias), in the variant's arithmetic; `out` names the result. */
     const product = (
@@ -185,8 +199,12 @@ const writeFused = (
           { domain: ms, ...outputs }
         )[0]!
       }
-      // Written out by `g.tensor` before the next weight reuses the arrays.
-      const { packed, scales } = q4!.quantize(weight.rows(scratch), K, N)
+      // Read by each thread for its own rows where the weight lies in files; written out by
+      // `g.tensor` before the next weight reuses the arrays.
+      const entries = weight.entries?.()
+      const { packed, scales } =
+        (entries === undefined ? undefined : q4!.quantizeFromFiles(entries, K, N)) ??
+        q4!.quantize(weight.rows(scratch), K, N)
       const blocks = Math.ceil(K / 32)
       return g.node(
         "MatMulNBits",
@@ -235,22 +253,37 @@ const writeFused = (
     const pastAndNew = g.op("Concat", [g.op("Unsqueeze", [past, axis0]), g.op("Unsqueeze", [S, axis0])], { axis: 0 })
 
     const linear = (name: string, K: number, N: number): Weight => ({
+      entries: () => {
+        const e = weights.linearEntry?.(name, K, N)
+        return e === undefined ? undefined : [e]
+      },
       kn: () => weights.linear(name, K, N),
       rows: (scratch) =>
         weights.linearRows?.(name, K, N, scratch?.(N * K)) ?? transpose(weights.linear(name, K, N), K, N)
     })
     const embedName = "model.embed_tokens.weight"
-    // In shared memory when tied and q4, so that the helper threads quantize the head from it too.
-    const tiedQ4 = q4 !== undefined && weights.tiedHead !== false
-    let embed: Float32Array | undefined = weights.embedding(
-      embedName,
-      s.vocabSize,
-      H,
-      tiedQ4 ? new Float32Array(new SharedArrayBuffer(s.vocabSize * H * 4)) : undefined
-    )
-    let residual = g.op("Gather", [g.tensor(embedName, f32, [s.vocabSize, H], embed), "input_ids"], { axis: 0 })
-    // Kept for the head only when the head is the embeddings (7B's are 2.2 GB in float32).
-    if (weights.tiedHead === false) embed = undefined
+    const V = s.vocabSize
+    const tied = weights.tiedHead !== false
+    const embedEntry = weights.embeddingEntry?.(embedName, V, H)
+    // The embeddings (7B's are 2.2 GB in float32) are streamed from the file into the graph's data
+    // through one array when nothing later needs them whole: the head is untied, or it is q4 and
+    // read again from the file, a chunk at a time, by every thread. Otherwise they are kept for a
+    // tied head.
+    const streamEmbed =
+      embedEntry !== undefined &&
+      (!tied || (q4 !== undefined && (embedEntry.dtype === "F32" || embedEntry.dtype === "BF16")))
+    let embed: Float32Array | undefined
+    let table: string
+    if (streamEmbed) {
+      const count = Math.min(V * H, STREAM_VALUES)
+      const buffer = q4?.scratch(count) ?? new Float32Array(count)
+      table = g.tensorInPieces(embedName, f32, [V, H], V * H * 4, asBytes(readTensorRowsInPieces(embedEntry, buffer)))
+    } else {
+      embed = weights.embedding(embedName, V, H)
+      table = g.tensor(embedName, f32, [V, H], embed)
+      if (!tied) embed = undefined
+    }
+    let residual = g.op("Gather", [table, "input_ids"], { axis: 0 })
     let pending: string | undefined
     const qkvWidths = [NH * D, KV * D, KV * D]
     const toHeads = (x: string, n: number) =>
@@ -356,11 +389,16 @@ const writeFused = (
       s.vocabSize,
       {
         kn: () => weights.lmHead(H, s.vocabSize) ?? transpose(embed!, s.vocabSize, H),
-        // Tied: the embeddings are the head's rows as they are (kept only then).
+        entries: () => {
+          const e = embed !== undefined ? undefined : tied ? embedEntry : weights.lmHeadEntry?.(H, V)
+          return e === undefined ? undefined : [e]
+        },
+        // Tied: the embeddings are the head's rows as they are.
         rows: (scratch) =>
           embed ??
-          weights.lmHeadRows?.(H, s.vocabSize, scratch?.(s.vocabSize * H)) ??
-          transpose(weights.lmHead(H, s.vocabSize)!, H, s.vocabSize)
+          (tied
+            ? weights.embedding(embedName, V, H, scratch?.(V * H))
+            : (weights.lmHeadRows?.(H, V, scratch?.(V * H)) ?? transpose(weights.lmHead(H, V)!, H, V)))
       },
       undefined,
       LAST_LOGITS

@@ -138,6 +138,19 @@ export const openCheckpointTensors = (dir: string): Map<string, TensorEntry> => 
 /** What a half-width tensor is read through, a piece at a time (so its bytes are never all held). */
 const PIECE_BYTES = 32 * 2 ** 20
 
+let lastPiece: WeakRef<Uint8Array> | undefined
+/**
+ * The array half-width tensors are read through: the last one while the garbage collector keeps
+ * it (tensor after tensor, a fresh one would cost a page fault per 4 KiB, docs/benchmarks.md).
+ */
+const readingPiece = (): Uint8Array => {
+  const kept = lastPiece?.deref()
+  if (kept !== undefined) return kept
+  const piece = new Uint8Array(PIECE_BYTES)
+  lastPiece = new WeakRef(piece)
+  return piece
+}
+
 /**
  * One tensor's values as float32, read from its byte range. A float32 tensor is read straight
  * into the array returned; a float16 or bfloat16 one a piece at a time through a 32 MiB buffer
@@ -158,37 +171,77 @@ export const readTensorFloat32 = (entry: TensorEntry, into?: Float32Array): Floa
   if (into !== undefined && into.length < count)
     throw new RangeError(`readTensorFloat32: ${entry.name} has ${count} values, the array given holds ${into.length}`)
   const out = into === undefined ? new Float32Array(count) : into.subarray(0, count)
-  const fd = fs.openSync(entry.file, "r")
-  /** Reads `length` bytes at `offset` of the tensor's range into `into`. */
-  const readInto = (into: Uint8Array, offset: number, length: number) => {
+  const ended = readFloat32Range(fs, entry.file, entry.begin, entry.dtype, count, out, readingPiece(), halfTable)
+  if (ended)
+    throw new CheckpointError({ message: `${entry.file}: tensor ${entry.name}: the file ended while reading it` })
+  return out
+}
+
+/**
+ * A 2-D tensor's rows in float32, as many at a time as `buffer` holds: each piece is a view of
+ * `buffer`, valid until the next is asked for (so that a tensor of any size is read through one
+ * array). A file that ends too soon is a `CheckpointError` naming it and the tensor.
+ */
+export function* readTensorRowsInPieces(entry: TensorEntry, buffer: Float32Array): Generator<Float32Array> {
+  const [rows = 0, width = 1] = entry.shape
+  const bytesPerValue = entry.dtype === "F32" ? 4 : 2
+  const rowsAtOnce = Math.max(1, Math.floor(buffer.length / width))
+  if (rowsAtOnce * width > buffer.length)
+    throw new RangeError(`readTensorRowsInPieces: a row of ${entry.name} is longer than the array given`)
+  for (let row = 0; row < rows; row += rowsAtOnce) {
+    const n = Math.min(rowsAtOnce, rows - row)
+    const into = buffer.subarray(0, n * width)
+    const begin = entry.begin + row * width * bytesPerValue
+    if (readFloat32Range(fs, entry.file, begin, entry.dtype, n * width, into, readingPiece(), halfTable))
+      throw new CheckpointError({ message: `${entry.file}: tensor ${entry.name}: the file ended while reading it` })
+    yield into
+  }
+}
+
+/**
+ * Reads `count` values of `dtype` (F32, BF16, or F16 through `halves`' table) from byte `begin`
+ * of `file` into `into` as float32, half-width ones through `piece` (any length of at least 2
+ * bytes; kept by callers that read often, as fresh memory costs a page fault per 4 KiB). Returns
+ * true when the file ended first. It names nothing outside itself (modules come as arguments), so
+ * helper threads run it from its own source (`startQ4Threads`).
+ */
+export function readFloat32Range(
+  fsModule: Pick<typeof fs, "openSync" | "readSync" | "closeSync">,
+  file: string,
+  begin: number,
+  dtype: string,
+  count: number,
+  into: Float32Array,
+  piece: Uint8Array,
+  halves: () => Float32Array
+): boolean {
+  const fd = fsModule.openSync(file, "r")
+  /** Reads `length` bytes at `offset` of the range into `bytes`; false when the file ended. */
+  const readInto = (bytes: Uint8Array, offset: number, length: number) => {
     for (let at = 0; at < length;) {
       // One read takes at most 2 GiB - 1 (a 7B model's embeddings in float32 are 2.2 GB).
-      const n = fs.readSync(fd, into, at, Math.min(length - at, 1 << 30), entry.begin + offset + at)
-      if (n === 0)
-        throw new CheckpointError({ message: `${entry.file}: tensor ${entry.name}: the file ended while reading it` })
+      const n = fsModule.readSync(fd, bytes, at, Math.min(length - at, 1 << 30), begin + offset + at)
+      if (n === 0) return false
       at += n
     }
+    return true
   }
   try {
-    if (width === 4) {
-      readInto(new Uint8Array(out.buffer, out.byteOffset, count * 4), 0, count * 4)
-      return out
-    }
-    const piece = new Uint8Array(Math.min(PIECE_BYTES, count * 2))
-    const halves = new Uint16Array(piece.buffer)
-    const bits = new Uint32Array(out.buffer, out.byteOffset, count)
-    const table = entry.dtype === "F16" ? halfTable() : undefined
+    if (dtype === "F32") return !readInto(new Uint8Array(into.buffer, into.byteOffset, count * 4), 0, count * 4)
+    const half = new Uint16Array(piece.buffer, piece.byteOffset, piece.byteLength >> 1)
+    const bits = new Uint32Array(into.buffer, into.byteOffset, count)
+    const table = dtype === "F16" ? halves() : undefined
     for (let done = 0; done < count;) {
-      const n = Math.min(halves.length, count - done)
-      readInto(piece, done * 2, n * 2)
+      const n = Math.min(half.length, count - done)
+      if (!readInto(piece, done * 2, n * 2)) return true
       // A bfloat16 is the high half of a float32; a float16 is looked up.
-      if (table === undefined) for (let i = 0; i < n; i++) bits[done + i] = halves[i]! << 16
-      else for (let i = 0; i < n; i++) out[done + i] = table[halves[i]!]!
+      if (table === undefined) for (let i = 0; i < n; i++) bits[done + i] = half[i]! << 16
+      else for (let i = 0; i < n; i++) into[done + i] = table[half[i]!]!
       done += n
     }
-    return out
+    return false
   } finally {
-    fs.closeSync(fd)
+    fsModule.closeSync(fd)
   }
 }
 
