@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
-import { MessageChannel, receiveMessageOnPort, Worker } from "node:worker_threads"
+import { receiveMessageOnPort } from "node:worker_threads"
+import { startEvalThread } from "../util/evalThread.js"
 
 /**
  * The SHA-256 of files, read in order, worked out on a thread of its own while this one goes on
@@ -36,7 +37,7 @@ function sha256OfFiles(
   return hash.digest("hex")
 }
 
-// CommonJS, evaluated (no file to resolve from sources or from dist), as the tokenizer's thread.
+// CommonJS, evaluated (`startEvalThread`).
 const threadSource = () => `
 const { workerData } = require("node:worker_threads")
 const sha256OfFiles = ${sha256OfFiles.toString()}
@@ -59,32 +60,20 @@ export const startChecksumThread = (
   files: ReadonlyArray<{ readonly name: string; readonly path: string }>
 ): ChecksumThread => {
   const done = new Int32Array(new SharedArrayBuffer(4))
-  const { port1: mine, port2: theirs } = new MessageChannel()
-  let worker: Worker | undefined
-  try {
-    worker = new Worker(threadSource(), {
-      eval: true,
-      workerData: { files, port: theirs, done: done.buffer },
-      transferList: [theirs]
-    })
-    worker.unref()
-    mine.unref()
-  } catch {
-    worker = undefined
-  }
+  let thread = startEvalThread(threadSource(), { files, done: done.buffer })
   let hex: string | undefined
   let workedOn: "thread" | "here" | undefined
   return {
     workedOn: () => workedOn,
     digest: () => {
       if (hex !== undefined) return hex
-      if (worker !== undefined) {
+      if (thread !== undefined) {
         const until = Date.now() + DIGEST_WITHIN_MS
         while (Atomics.load(done, 0) === 0 && Date.now() < until) Atomics.wait(done, 0, 0, 1_000)
-        const answer = receiveMessageOnPort(mine)?.message as { hex?: string } | undefined
-        void worker.terminate()
-        mine.close()
-        worker = undefined
+        const answer = receiveMessageOnPort(thread.port)?.message as { hex?: string } | undefined
+        void thread.worker.terminate()
+        thread.port.close()
+        thread = undefined
         hex = answer?.hex
         if (hex !== undefined) workedOn = "thread"
       }

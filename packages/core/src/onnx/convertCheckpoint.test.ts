@@ -40,6 +40,23 @@ const argmaxRows = (logits: ArrayLike<number>, V: number) =>
     return best
   })
 
+/** Greedy rows that match token for token, their log-probabilities within `tolerance`. */
+const expectSameGeneration = (
+  got: ReadonlyArray<{
+    readonly ids: ReadonlyArray<number>
+    readonly logprobs?: ReadonlyArray<{ readonly logprob: number }>
+  }>,
+  want: typeof got,
+  tolerance: number,
+  label: string
+) => {
+  for (const [i, r] of got.entries()) {
+    expect(r.ids, `${label} row ${i}`).toEqual(want[i]!.ids)
+    const diff = Math.max(...r.logprobs!.map((lp, t) => Math.abs(lp.logprob - want[i]!.logprobs![t]!.logprob)))
+    expect(diff, `${label} row ${i}`).toBeLessThan(tolerance)
+  }
+}
+
 describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX folder (tiny random checkpoints)", () => {
   it("fp32, tied, one file: logits equal the reference forward pass of the checkpoint, and the built model of the same weights", async () => {
     const src = path.join(tmp, "fp32-tied")
@@ -146,11 +163,7 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
           logprobs: 1
         }))
         const [fr, er] = [await f!.generate(requests), await e!.generate(requests)]
-        for (const [i, r] of fr.entries()) {
-          expect(r.ids, `${variant} row ${i}`).toEqual(er[i]!.ids)
-          const diff = Math.max(...r.logprobs!.map((lp, t) => Math.abs(lp.logprob - er[i]!.logprobs![t]!.logprob)))
-          expect(diff, `${variant} row ${i}`).toBeLessThan(variant === "fp32" ? 1e-4 : 0.02)
-        }
+        expectSameGeneration(fr, er, variant === "fp32" ? 1e-4 : 0.02, variant)
         // Two rows at a time: the third joins the running batch when a slot frees.
         const engine = new LocalEngine(f!, 2)
         const streamed = await Promise.all(
@@ -214,12 +227,7 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
         sampling: GREEDY,
         logprobs: 1
       }))
-      const [fr, er] = [await f!.generate(requests), await e!.generate(requests)]
-      for (const [i, r] of fr.entries()) {
-        expect(r.ids, `row ${i}`).toEqual(er[i]!.ids)
-        const diff = Math.max(...r.logprobs!.map((lp, t) => Math.abs(lp.logprob - er[i]!.logprobs![t]!.logprob)))
-        expect(diff, `row ${i}`).toBeLessThan(0.02)
-      }
+      expectSameGeneration(await f!.generate(requests), await e!.generate(requests), 0.02, "q4")
     } finally {
       await Promise.all([f!.release(), e!.release()])
     }

@@ -1,6 +1,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
-import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "node:worker_threads"
+import { type MessagePort, receiveMessageOnPort, type Worker } from "node:worker_threads"
+import { answeringLoopSource, startEvalThread } from "../util/evalThread.js"
 import { quantizeQ4RowRange } from "./qwen2Builder.js"
 import { CheckpointError, readFloat32Range, type TensorEntry } from "./safetensors.js"
 
@@ -97,43 +98,52 @@ export function quantizeRunFromFiles(
   return -1
 }
 
-// signals[0]: jobs sent; signals[1]: jobs done; signals[2]: 1 once the thread should end.
-// CommonJS, evaluated (no file to resolve from sources or from dist), as the tokenizer's thread;
-// the kernel is the very function this thread runs, from its source.
+/**
+ * A job of a helper thread: a run of `quantize` (no `parts`) or of `quantizeFromFiles`. Besides
+ * its arguments it names only `quantizeRunFromFiles`, which the thread's source defines too.
+ */
+function runJob(
+  job: {
+    readonly rows: SharedArrayBuffer
+    readonly rowsOffset: number
+    readonly rowsLength: number
+    readonly packed: SharedArrayBuffer
+    readonly packedOffset: number
+    readonly packedLength: number
+    readonly scales: SharedArrayBuffer
+    readonly scalesOffset: number
+    readonly scalesLength: number
+    readonly K: number
+    readonly block: number
+    readonly from: number
+    readonly to: number
+    readonly base: number
+    readonly parts?: ReadonlyArray<FilePart> | undefined
+  },
+  piece: Uint8Array,
+  io: Parameters<typeof quantizeRunFromFiles>[10]
+): { readonly error?: string } {
+  const rows = new Float32Array(job.rows, job.rowsOffset, job.rowsLength)
+  const packed = new Uint8Array(job.packed, job.packedOffset, job.packedLength)
+  const scales = new Float32Array(job.scales, job.scalesOffset, job.scalesLength)
+  const { K, block, from, to, base } = job
+  if (job.parts === undefined) io.quantize(rows, K, block, from - base, to - base, packed, scales)
+  else if (quantizeRunFromFiles(job.parts, K, block, from, to, base, rows, packed, scales, piece, io) >= 0)
+    return { error: "a file ended" }
+  return {}
+}
+
+// CommonJS, evaluated, answering as `answeringLoopSource` says; the functions are the very ones
+// this thread runs, from their source.
 const threadSource = () => `
 const { workerData, receiveMessageOnPort } = require("node:worker_threads")
 const quantizeQ4RowRange = ${quantizeQ4RowRange.toString()}
 const readFloat32Range = ${readFloat32Range.toString()}
 const quantizeRunFromFiles = ${quantizeRunFromFiles.toString()}
+const runJob = ${runJob.toString()}
 const io = { fs: require("node:fs"), read: readFloat32Range, quantize: quantizeQ4RowRange }
 const piece = new Uint8Array(${PIECE_BYTES})
-const signals = new Int32Array(workerData.signals)
-const port = workerData.port
-for (let seen = 0; ; ) {
-  Atomics.wait(signals, 0, seen)
-  if (Atomics.load(signals, 2) === 1) break
-  seen = Atomics.load(signals, 0)
-  for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
-    const job = m.message
-    let answer = {}
-    try {
-      const rows = new Float32Array(job.rows, job.rowsOffset, job.rowsLength)
-      const packed = new Uint8Array(job.packed, job.packedOffset, job.packedLength)
-      const scales = new Float32Array(job.scales, job.scalesOffset, job.scalesLength)
-      const { K, block, from, to, base } = job
-      if (job.parts === undefined) quantizeQ4RowRange(rows, K, block, from - base, to - base, packed, scales)
-      else if (quantizeRunFromFiles(job.parts, K, block, from, to, base, rows, packed, scales, piece, io) >= 0)
-        answer = { error: "a file ended" }
-    } catch (e) {
-      answer = { error: e instanceof Error ? e.message : String(e) }
-    }
-    port.postMessage(answer)
-    Atomics.add(signals, 1, 1)
-    Atomics.notify(signals, 1)
-  }
-}
-port.close()
-`
+${answeringLoopSource("runJob(message, piece, io)")}`
 
 /** How long `quantize` waits for a helper's run: far past any weight's time (a 7B head takes ~2 s). */
 const RUN_WITHIN_MS = 120_000
@@ -171,21 +181,9 @@ export const startQ4Threads = (
   let pool: Array<Helper> = []
   for (let i = 0; i < helpers; i++) {
     const signals = new Int32Array(new SharedArrayBuffer(12))
-    const { port1: mine, port2: theirs } = new MessageChannel()
-    try {
-      const worker = new Worker(threadSource(), {
-        eval: true,
-        workerData: { signals: signals.buffer, port: theirs },
-        transferList: [theirs]
-      })
-      // The threads never keep the process alive by themselves.
-      worker.unref()
-      mine.unref()
-      pool.push({ worker, port: mine, signals, done: 0 })
-    } catch {
-      mine.close()
-      break
-    }
+    const thread = startEvalThread(threadSource(), { signals: signals.buffer })
+    if (thread === undefined) break
+    pool.push({ ...thread, signals, done: 0 })
   }
   const rowsScratch = sharedGrowing((b, n) => new Float32Array(b, 0, n))
   const packedScratch = sharedGrowing((b, n) => new Uint8Array(b, 0, n))

