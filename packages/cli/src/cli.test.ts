@@ -1,11 +1,21 @@
 import { spawn, spawnSync } from "node:child_process"
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync
+} from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { GRADER_VERSION } from "@fastcot/evaluator"
 import { openSqliteStore } from "@fastcot/core"
-import { finishedImport, keptSumItems, sumProblems } from "@fastcot/core/testing"
+import { buildQwen2Checkpoint, finishedImport, keptSumItems, sumProblems } from "@fastcot/core/testing"
 import * as Effect from "effect/Effect"
 
 const BIN = join(__dirname, "..", "dist", "bin.js")
@@ -500,6 +510,29 @@ describe("fastcot command line", () => {
       "--no-tui"
     )
     expect(ours.out).toContain("| predictions | 0.0 ± ")
+  })
+
+  it("models convert turns a checkpoint into a folder inspect calls converted; a broken one names its file and tensor", async () => {
+    buildQwen2Checkpoint({ dir: join(cwd, "ckpt"), seed: 3, dtype: "BF16", shards: 2, tiedEmbeddings: false })
+    const converted = await fastcot("models", "convert", "ckpt", "out", "--variants", "fp32,q4", "--threads", "2")
+    expect(converted.code, converted.err).toBe(0)
+    expect(converted.out.split("\n")).toEqual(
+      expect.arrayContaining([join("out", "onnx", "model.onnx"), join("out", "onnx", "model_q4.onnx")])
+    )
+    expect(converted.err).toContain("writing onnx/model_q4.onnx")
+    const text = (await fastcot("models", "inspect", "out")).out
+    expect(text).toContain("converted by fastcot from")
+    expect((await fastcot("models", "convert", "ckpt", "out2", "--threads", "0")).err).toContain(
+      "--threads: 0: at least 1"
+    )
+    // One shard cut short: refused before any tensor is read, naming the file and the tensor.
+    const shard = join(cwd, "ckpt", "model-00002-of-00002.safetensors")
+    truncateSync(shard, statSync(shard).size - 64)
+    const broken = await fastcot("models", "convert", "ckpt", "out3", "--variants", "q4", "--threads", "2")
+    expect(broken.code).toBe(2)
+    expect(broken.err).toMatch(
+      /model-00002-of-00002\.safetensors: tensor \S+: its data .* runs past the end of the file/
+    )
   })
 
   it("builds a local model, inspects it, and evaluates it on MATH-500 offline", async () => {

@@ -135,9 +135,18 @@ const layout = choiceOption("layout", ["fused", "exported"] as const).pipe(
   )
 )
 
-const convert = Command.make("convert", { checkpoint, out, variants, layout }, (args) =>
+const convertThreads = Options.integer("threads").pipe(
+  Options.optional,
+  Options.withDescription(
+    "Threads that read and quantize q4's weights, this one included (default: one a core, at most 4)."
+  )
+)
+
+const convert = Command.make("convert", { checkpoint, out, variants, layout, threads: convertThreads }, (args) =>
   Effect.gen(function* () {
     const vs = yield* variantsOf(args.variants)
+    const threads = Option.getOrUndefined(args.threads)
+    if (threads !== undefined && threads < 1) return yield* Effect.fail(usage(`--threads: ${threads}: at least 1`))
     const converted = yield* Effect.try({
       try: () =>
         convertCheckpoint({
@@ -145,6 +154,7 @@ const convert = Command.make("convert", { checkpoint, out, variants, layout }, (
           out: args.out,
           variants: vs,
           layout: args.layout,
+          ...(threads === undefined ? {} : { quantizeHelpers: threads - 1 }),
           onProgress: (m) => process.stderr.write(`${m}\n`)
         }),
       // A checkpoint that cannot be read is bad input: the message names the file and the tensor.
@@ -155,7 +165,7 @@ const convert = Command.make("convert", { checkpoint, out, variants, layout }, (
 ).pipe(
   Command.withDescription(
     "Convert a Hugging Face Qwen2 checkpoint (what LLaMA-Factory or ms-swift writes after training) into an ONNX model folder the local engine runs, without Python.\n" +
-      "Examples:\n  fastcot models convert ./saves/qwen2.5-7b-sft ./qwen-sft-onnx --variants fp32,q4\n  fastcot eval --model onnx:./qwen-sft-onnx#q4 --bench math500"
+      "Examples:\n  fastcot models convert ./saves/qwen2.5-7b-sft ./qwen-sft-onnx --variants fp32,q4\n  fastcot models convert ./saves/qwen2.5-7b-sft ./qwen-sft-onnx --variants q4 --threads 2\n  fastcot eval --model onnx:./qwen-sft-onnx#q4 --bench math500"
   )
 )
 
