@@ -210,26 +210,28 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
     }
   })
 
-  it("tied q4: embeddings streamed into the graph, the head quantized from the file, the exported layout's tokens", async () => {
-    const src = path.join(tmp, "tied-q4")
-    buildQwen2Checkpoint({ dir: src, seed: 5, dtype: "BF16", shards: 2, tiedEmbeddings: true })
-    const fusedDir = path.join(tmp, "tied-q4-fused")
-    const exportedDir = path.join(tmp, "tied-q4-exported")
-    convertCheckpoint({ source: src, out: fusedDir, variants: ["q4"], externalData: true, quantizeHelpers: 1 })
-    convertCheckpoint({ source: src, out: exportedDir, variants: ["q4"], layout: "exported" })
-    const [f, e] = await Promise.all(
-      [fusedDir, exportedDir].map((dir) => Effect.runPromise(LocalModel.load(dir, { variant: "q4", threads: 1 })))
-    )
-    try {
-      const requests = [PROMPT.slice(0, 40), PROMPT.slice(7, 30)].map((promptIds) => ({
-        promptIds,
-        maxNewTokens: 16,
-        sampling: GREEDY,
-        logprobs: 1
-      }))
-      expectSameGeneration(await f!.generate(requests), await e!.generate(requests), 0.02, "q4")
-    } finally {
-      await Promise.all([f!.release(), e!.release()])
+  it("tied q4: embeddings streamed into the graph and the head quantized from the file (BF16), or kept (F16); the exported layout's tokens", async () => {
+    for (const dtype of ["BF16", "F16"] as const) {
+      const src = path.join(tmp, `tied-q4-${dtype}`)
+      buildQwen2Checkpoint({ dir: src, seed: 5, dtype, shards: 2, tiedEmbeddings: true })
+      const fusedDir = path.join(tmp, `tied-q4-${dtype}-fused`)
+      const exportedDir = path.join(tmp, `tied-q4-${dtype}-exported`)
+      convertCheckpoint({ source: src, out: fusedDir, variants: ["q4"], externalData: true, quantizeHelpers: 1 })
+      convertCheckpoint({ source: src, out: exportedDir, variants: ["q4"], layout: "exported" })
+      const [f, e] = await Promise.all(
+        [fusedDir, exportedDir].map((dir) => Effect.runPromise(LocalModel.load(dir, { variant: "q4", threads: 1 })))
+      )
+      try {
+        const requests = [PROMPT.slice(0, 40), PROMPT.slice(7, 30)].map((promptIds) => ({
+          promptIds,
+          maxNewTokens: 16,
+          sampling: GREEDY,
+          logprobs: 1
+        }))
+        expectSameGeneration(await f!.generate(requests), await e!.generate(requests), 0.02, `q4 ${dtype}`)
+      } finally {
+        await Promise.all([f!.release(), e!.release()])
+      }
     }
   })
 
