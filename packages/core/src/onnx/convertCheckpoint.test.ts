@@ -65,6 +65,14 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
     const progress: Array<string> = []
     convertCheckpoint({ source: src, out, variants: ["fp32"], onProgress: (m) => progress.push(m) })
     expect(progress[0]).toBe("writing onnx/model.onnx")
+    // Then by the weights' bytes, every 5 % or more, ending at every tensor read.
+    const percents = progress.slice(1).map((m) => Number(/: (\d+) % of the weights/.exec(m)?.[1]))
+    expect(percents.length).toBeGreaterThan(3)
+    expect(percents.every((p, i) => i === 0 || p >= percents[i - 1]! + 5 || p === 100)).toBe(true)
+    const files = fs.readdirSync(src).filter((f) => f.endsWith(".safetensors"))
+    const tensors = files.flatMap((f) => readSafetensorsHeader(path.join(src, f)))
+    expect(progress.at(-1)).toContain(`100 % of the weights`)
+    expect(progress.at(-1)).toContain(`${tensors.length} tensors)`)
     const V = shape.vocabSize
     const converted = await logitsOf(out, PROMPT)
     const reference = checkpointReferenceLogits(src, PROMPT)

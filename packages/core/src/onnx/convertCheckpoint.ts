@@ -82,7 +82,7 @@ export const readCheckpointConfig = (dir: string): CheckpointConfig => {
 export const checkpointWeights = (
   dir: string,
   config: CheckpointConfig,
-  onTensor: (name: string) => void = () => {}
+  onTensor: (entry: TensorEntry) => void = () => {}
 ): WeightSource => {
   const tensors = openCheckpointTensors(dir)
   const entry = (name: string, shape: ReadonlyArray<number>): TensorEntry => {
@@ -90,7 +90,7 @@ export const checkpointWeights = (
     if (e === undefined) return fail(`${dir}: tensor ${name} is missing from the checkpoint`)
     if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i]))
       fail(`${e.file}: tensor ${name} has shape [${e.shape.join(", ")}], the config says [${shape.join(", ")}]`)
-    onTensor(name)
+    onTensor(e)
     return e
   }
   const tied = config.tiedEmbeddings && !tensors.has("lm_head.weight")
@@ -174,12 +174,24 @@ export const convertCheckpoint = (options: ConvertOptions): ConvertedModel => {
   const files: Array<string> = []
   const variants = options.variants ?? ["fp32"]
   const layouts: Record<string, "fused" | "exported"> = {}
+  const total = [...openCheckpointTensors(options.source).values()].reduce((a, e) => a + e.end - e.begin, 0)
   for (const variant of variants) {
     progress(`writing onnx/${variantFile(variant)}`)
-    let read = 0
-    const weights = checkpointWeights(options.source, config, () => {
-      read++
-      if (read % 20 === 0) progress(`onnx/${variantFile(variant)}: ${read} tensors`)
+    // Progress by the checkpoint's bytes, each tensor counted once, every 5 %.
+    const seen = new Set<string>()
+    let done = 0
+    let shown = 0
+    const weights = checkpointWeights(options.source, config, (entry) => {
+      if (seen.has(entry.name)) return
+      seen.add(entry.name)
+      done += entry.end - entry.begin
+      const percent = Math.floor((100 * done) / Math.max(1, total))
+      if (percent >= shown + 5 || done === total) {
+        shown = percent
+        progress(
+          `onnx/${variantFile(variant)}: ${percent} % of the weights (${(done / 1e9).toFixed(2)} of ${(total / 1e9).toFixed(2)} GB, ${seen.size} tensors)`
+        )
+      }
     })
     const fused = options.layout !== "exported" && isFusedVariant(variant)
     layouts[variant] = fused ? "fused" : "exported"
