@@ -218,7 +218,7 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
     }
   })
 
-  it("tied q4: embeddings streamed into the graph and the head quantized from the file (BF16), or kept (F16); the exported layout's tokens", async () => {
+  it("tied q4: embeddings streamed into the graph and the head quantized from the file (BF16 and F16), the exported layout's tokens", async () => {
     for (const dtype of ["BF16", "F16"] as const) {
       const src = path.join(tmp, `tied-q4-${dtype}`)
       buildQwen2Checkpoint({ dir: src, seed: 5, dtype, shards: 2, tiedEmbeddings: true })

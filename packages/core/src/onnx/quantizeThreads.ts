@@ -2,6 +2,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import { type MessagePort, receiveMessageOnPort, type Worker } from "node:worker_threads"
 import { answeringLoopSource, startEvalThread } from "../util/evalThread.js"
+import { halfTable } from "./half.js"
 import { quantizeQ4RowRange } from "./qwen2Builder.js"
 import { CheckpointError, readFloat32Range, type TensorEntry } from "./safetensors.js"
 
@@ -30,7 +31,7 @@ export interface Q4Threads {
    * rows in order): each thread reads and widens its own rows and quantizes them, so that reading
    * is shared too. Rows go through the shared array a chunk at a time (at least its size as
    * reserved), so a weight larger than it (an output projection) needs no array of its own.
-   * Undefined (nothing done) when a part is not F32 or BF16. A file that ends too soon is a
+   * Undefined (nothing done) when a part is not F32, F16 or BF16. A file that ends too soon is a
    * `CheckpointError` naming it and the tensor.
    */
   readonly quantizeFromFiles: (
@@ -76,6 +77,8 @@ export function quantizeRunFromFiles(
     readonly fs: Parameters<typeof readFloat32Range>[0]
     readonly read: typeof readFloat32Range
     readonly quantize: typeof quantizeQ4RowRange
+    /** float16's table (every bit pattern's float32 value). */
+    readonly halves: () => Float32Array
   }
 ): number {
   let first = 0
@@ -86,9 +89,8 @@ export function quantizeRunFromFiles(
     if (a < b) {
       const width = part.dtype === "F32" ? 4 : 2
       const into = rows.subarray((a - base) * K, (b - base) * K)
-      const noTable = () => new Float32Array(0)
       if (
-        io.read(io.fs, part.file, part.begin + (a - first) * K * width, part.dtype, (b - a) * K, into, piece, noTable)
+        io.read(io.fs, part.file, part.begin + (a - first) * K * width, part.dtype, (b - a) * K, into, piece, io.halves)
       )
         return i
     }
@@ -141,7 +143,8 @@ const quantizeQ4RowRange = ${quantizeQ4RowRange.toString()}
 const readFloat32Range = ${readFloat32Range.toString()}
 const quantizeRunFromFiles = ${quantizeRunFromFiles.toString()}
 const runJob = ${runJob.toString()}
-const io = { fs: require("node:fs"), read: readFloat32Range, quantize: quantizeQ4RowRange }
+const halves = new Float32Array(workerData.halves)
+const io = { fs: require("node:fs"), read: readFloat32Range, quantize: quantizeQ4RowRange, halves: () => halves }
 const piece = new Uint8Array(${PIECE_BYTES})
 ${answeringLoopSource("runJob(message, piece, io)")}`
 
@@ -179,9 +182,12 @@ export const startQ4Threads = (
   chunkValues = CHUNK_VALUES
 ): Q4Threads => {
   let pool: Array<Helper> = []
+  // float16's table, in memory the helpers share (256 KB).
+  const sharedHalves = new Float32Array(new SharedArrayBuffer(65536 * 4))
+  if (helpers > 0) sharedHalves.set(halfTable())
   for (let i = 0; i < helpers; i++) {
     const signals = new Int32Array(new SharedArrayBuffer(12))
-    const thread = startEvalThread(threadSource(), { signals: signals.buffer })
+    const thread = startEvalThread(threadSource(), { signals: signals.buffer, halves: sharedHalves.buffer })
     if (thread === undefined) break
     pool.push({ ...thread, signals, done: 0 })
   }
@@ -282,9 +288,9 @@ export const startQ4Threads = (
   }
 
   let piece: Uint8Array | undefined
-  const io = { fs, read: readFloat32Range, quantize: quantizeQ4RowRange }
+  const io = { fs, read: readFloat32Range, quantize: quantizeQ4RowRange, halves: halfTable }
   const quantizeFromFiles = (entries: ReadonlyArray<TensorEntry>, K: number, N: number) => {
-    if (entries.some((e) => e.dtype !== "F32" && e.dtype !== "BF16")) return undefined
+    if (entries.some((e) => e.dtype !== "F32" && e.dtype !== "BF16" && e.dtype !== "F16")) return undefined
     const parts = entries.map((e) => ({ file: e.file, begin: e.begin, dtype: e.dtype, rows: e.shape[0]! }))
     const { packed, scales, blocks } = outputs(K, N)
     // Rows a chunk at a time through the shared array as it is (at least CHUNK_VALUES), so that

@@ -255,8 +255,7 @@ export const writeFusedQwen2Variant = (
       // read again from the file, a chunk at a time, by every thread. Otherwise they are kept for a
       // tied head.
       const streamEmbed =
-        embedEntry !== undefined &&
-        (!tied || (q4 !== undefined && (embedEntry.dtype === "F32" || embedEntry.dtype === "BF16")))
+        embedEntry !== undefined && (!tied || (q4 !== undefined && ["F32", "F16", "BF16"].includes(embedEntry.dtype)))
       let embed: Float32Array | undefined
       let table: string
       if (streamEmbed) {
