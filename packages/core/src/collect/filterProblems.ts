@@ -53,6 +53,8 @@ const ngrams = (ws: ReadonlyArray<string>, n: number): Array<string> => {
 const PERMUTATIONS = 64
 const BANDS = 16
 const ROWS = PERMUTATIONS / BANDS
+// `bandKey` writes a band's rows out one by one.
+if (ROWS !== 4) throw new Error("bandKey expects bands of 4 rows")
 
 /** A MinHash signature of a set of shingles: 64 minima of seeded hashes. */
 export const minhash = (shingles: ReadonlyArray<string>): Uint32Array => {
@@ -66,6 +68,29 @@ export const minhash = (shingles: ReadonlyArray<string>): Uint32Array => {
     }
   }
   return sig
+}
+
+/**
+ * Band `b` of a signature as a Map key: the band's number and its rows' 32-bit values as 16-bit
+ * character pairs (exact, and a ninth of the decimal text's length to build and hash).
+ */
+const bandKey = (sig: Uint32Array, b: number): string => {
+  const at = b * ROWS
+  const r0 = sig[at]!,
+    r1 = sig[at + 1]!,
+    r2 = sig[at + 2]!,
+    r3 = sig[at + 3]!
+  return String.fromCharCode(
+    b,
+    r0 >>> 16,
+    r0 & 0xffff,
+    r1 >>> 16,
+    r1 & 0xffff,
+    r2 >>> 16,
+    r2 & 0xffff,
+    r3 >>> 16,
+    r3 & 0xffff
+  )
 }
 
 const similarity = (a: Uint32Array, b: Uint32Array): number => {
@@ -145,16 +170,13 @@ export const filterProblems = (
         exact.set(key, p.id)
         const sig = minhash(ngrams(ws, 5))
         let near: string | undefined
-        const keys: Array<string> = []
+        // The bands no earlier problem has: this one becomes their bucket's first, if it is kept.
+        const unclaimed: Array<string> = []
         for (let b = 0; b < BANDS; b++) {
-          const band = `${b}:${Array.from(sig.subarray(b * ROWS, (b + 1) * ROWS)).join(",")}`
-          keys.push(band)
+          const band = bandKey(sig, b)
           const other = buckets.get(band)
-          if (
-            near === undefined &&
-            other !== undefined &&
-            similarity(sig, signatures.get(other)!) >= settings.nearDuplicateThreshold
-          )
+          if (other === undefined) unclaimed.push(band)
+          else if (near === undefined && similarity(sig, signatures.get(other)!) >= settings.nearDuplicateThreshold)
             near = other
         }
         if (near !== undefined) {
@@ -166,7 +188,7 @@ export const filterProblems = (
           continue
         }
         signatures.set(p.id, sig)
-        for (const k of keys) if (!buckets.has(k)) buckets.set(k, p.id)
+        for (const band of unclaimed) buckets.set(band, p.id)
       }
     }
     yield* store.setProblemFlags(flags)
