@@ -20,6 +20,7 @@ import {
   QwenTokenCounterLive,
   TokenCounter,
   runPipeline,
+  RunStore,
   SqliteRunStoreLive
 } from "@fastcot/core"
 
@@ -41,7 +42,11 @@ writeFileSync(
 
 const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in"))
 const spec = `openai:scripted@${baseUrl}`
-const config = applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency: CONCURRENCY })
+// CACHE=off|use|refresh: the LLM cache's mode for the run (the pipeline file's default otherwise).
+const config = {
+  ...applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency: CONCURRENCY }),
+  ...(process.env.CACHE ? { cache: process.env.CACHE } : {})
+}
 const roles = Either.getOrThrow(buildRoles(config, {}))
 /** With PROFILE=FILE, a CPU profile of the timed run alone (no imports, no set-up) is written to FILE. */
 async function startProfile(path) {
@@ -64,6 +69,8 @@ const result = await Effect.runPromise(
   Effect.scoped(
     Effect.gen(function* () {
       yield* importFile(file)
+      // As `fastcot run` does before its pipeline starts (the store's writer thread starts with it).
+      yield* (yield* RunStore).lockRun("pipeline bench")
       const lm = yield* makeLanguageModel(roles)
       // The Qwen tokenizer is built on a thread of its own from the layer's start (about 1.1 s);
       // a real run's start-up and first teacher replies take longer than that. The timed run

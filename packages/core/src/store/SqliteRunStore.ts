@@ -488,7 +488,8 @@ export const openSqliteStore = (
         Effect.flatMap(
           attempt("taking the workspace's run lock", () => take.immediate()),
           (held) => {
-            if (held === undefined) return Effect.void
+            // The run will write: the writer thread starts now, not at the first item's save.
+            if (held === undefined) return Effect.sync(() => committer.start())
             const holder = holderOf(held)
             return Effect.fail(
               new WorkspaceBusy({

@@ -2,6 +2,7 @@ import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import { readdirSync, readlinkSync } from "node:fs"
 import { hostname } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
@@ -100,6 +101,33 @@ describe("SQLite run store", () => {
       sums: [{ role: "judge", calls: 1 }]
     })
     expect(await rows("inline")).toEqual(thread)
+  })
+
+  it("starts its writer thread when a run takes the lock, not at the first save; a store that only reads never starts it", async () => {
+    // The writer thread's connection is a second descriptor open on the file (Linux's /proc).
+    const openOnFile = (path: string) =>
+      readdirSync("/proc/self/fd").filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === path
+        } catch {
+          return false
+        }
+      }).length
+    const connectionsWithin = async (path: string, ms: number, wanted: number) => {
+      for (const until = Date.now() + ms; openOnFile(path) < wanted && Date.now() < until;)
+        await new Promise((r) => setTimeout(r, 20))
+      return openOnFile(path)
+    }
+    const reading = openSqliteStore(file)
+    await Effect.runPromise(reading.store.status)
+    expect(await connectionsWithin(file, 500, 2)).toBe(1)
+    reading.close()
+
+    const running = openSqliteStore(file)
+    await Effect.runPromise(Effect.scoped(running.store.lockRun("test")))
+    expect(await connectionsWithin(file, 10_000, 2)).toBe(2)
+    running.close()
+    expect(openOnFile(file)).toBe(0)
   })
 
   it("refuses a store written by a newer fastcot", () => {
