@@ -13,6 +13,7 @@ import { StoreError, WorkspaceBusy } from "./errors.js"
 import { describeHolder, holderAlive, holderOf, processStart, type RunLockRow } from "./runLock.js"
 import { hostname } from "node:os"
 import { migrate } from "./migrations.js"
+import { type CacheKeyFilter, loadCacheKeyFilter } from "./cacheKeyFilter.js"
 import { inlineCommitter, writerThreadCommitter } from "./committer.js"
 import { makeGroupCommit } from "./groupCommit.js"
 import { ITEM_SORT_SQL } from "./itemOrder.js"
@@ -133,6 +134,8 @@ export const openSqliteStore = (
     ),
     dropRunLock: db.prepare("DELETE FROM run_lock WHERE id = 1 AND pid = ? AND host = ? AND started_at = ?"),
     cacheGet: db.prepare("SELECT key, model, value, created_at AS createdAt FROM llm_cache WHERE key = ?"),
+    cacheCount: db.prepare("SELECT COUNT(*) AS n FROM llm_cache"),
+    cacheKeys: db.prepare("SELECT key FROM llm_cache").pluck(),
     batchPut: db.prepare(
       `INSERT INTO batch_jobs (id, endpoint, state, file_id, batch_id, keys, remote_status, completed, failed, created_at, updated_at)
        VALUES (@id, @endpoint, @state, @fileId, @batchId, @keys, @remoteStatus, @completed, @failed, @createdAt, @updatedAt)
@@ -265,6 +268,13 @@ export const openSqliteStore = (
     ],
     { committed: markCommitted, withdrawable: true }
   )
+
+  /**
+   * The cache's keys while this process holds the run lock. A read on this thread costs tens of
+   * microseconds once the writer thread has committed (SQLite then drops this connection's page
+   * cache), and most of a fresh run's lookups miss: those are answered here.
+   */
+  let cacheKeys: CacheKeyFilter | undefined
 
   const ledger = new SpendLedger(db, now)
   /** The run lock's holder, when it may still be running (a lock a gone process left counts as free). */
@@ -449,8 +459,18 @@ export const openSqliteStore = (
       })
     }),
     cacheGet: (key) =>
-      attempt("reading the LLM cache", () => Option.fromNullable(stmt.cacheGet.get(key) as CacheEntry | undefined)),
-    cachePut: cachePuts.write,
+      Effect.suspend(() =>
+        cacheKeys !== undefined && !cacheKeys.mightHave(key)
+          ? Effect.succeed(Option.none())
+          : attempt("reading the LLM cache", () =>
+              Option.fromNullable(stmt.cacheGet.get(key) as CacheEntry | undefined)
+            )
+      ),
+    cachePut: (entry) =>
+      Effect.suspend(() => {
+        cacheKeys?.add(entry.key)
+        return cachePuts.write(entry)
+      }),
     saveBatchJob: (job) =>
       attempt(`saving batch job ${job.id}`, () => {
         stmt.batchPut.run({ ...job, keys: JSON.stringify(job.keys) })
@@ -489,7 +509,16 @@ export const openSqliteStore = (
           attempt("taking the workspace's run lock", () => take.immediate()),
           (held) => {
             // The run will write: the writer thread starts now, not at the first item's save.
-            if (held === undefined) return Effect.sync(() => committer.start())
+            // And no other run writes the cache while this one holds the lock: its keys are
+            // known here from now on.
+            if (held === undefined)
+              return Effect.sync(() => {
+                committer.start()
+                cacheKeys = loadCacheKeyFilter(
+                  (stmt.cacheCount.get() as { n: number }).n,
+                  () => stmt.cacheKeys.iterate() as Iterable<string>
+                )
+              })
             const holder = holderOf(held)
             return Effect.fail(
               new WorkspaceBusy({
@@ -500,9 +529,10 @@ export const openSqliteStore = (
           }
         ),
         () =>
-          attempt("releasing the workspace's run lock", () =>
+          attempt("releasing the workspace's run lock", () => {
+            cacheKeys = undefined
             stmt.dropRunLock.run(mine.pid, mine.host, mine.started_at)
-          ).pipe(Effect.ignore)
+          }).pipe(Effect.ignore)
       )
     }
   }

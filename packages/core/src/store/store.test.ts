@@ -130,6 +130,38 @@ describe("SQLite run store", () => {
     expect(openOnFile(file)).toBe(0)
   })
 
+  it("answers the cache's misses from its keys while it holds the run lock, and reads the file again once it lets go", async () => {
+    const entry = (key: string) => ({ key, model: "m", value: "{}", createdAt: "t" })
+    const { store, close } = openSqliteStore(file)
+    const other = () => openSqliteStore(file)
+    const writeElsewhere = async (key: string) => {
+      const o = other()
+      await Effect.runPromise(o.store.cachePut(entry(key)))
+      o.close()
+    }
+    const found = async (key: string) => Option.isSome(await Effect.runPromise(store.cacheGet(key)))
+    await writeElsewhere("before")
+    await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          yield* store.lockRun("test")
+          // Written before the lock: loaded with it. Written by this store: added as it writes.
+          yield* store.cachePut(entry("mine"))
+          expect(yield* Effect.promise(() => found("before"))).toBe(true)
+          expect(yield* Effect.promise(() => found("mine"))).toBe(true)
+          expect(yield* Effect.promise(() => found("absent"))).toBe(false)
+          // What a process without the lock writes meanwhile is not seen by the holder (no
+          // other run writes its cache): the file is not read for a key it never saw.
+          yield* Effect.promise(() => writeElsewhere("meanwhile"))
+          expect(yield* Effect.promise(() => found("meanwhile"))).toBe(false)
+        })
+      )
+    )
+    // The lock let go: every lookup reads the file again.
+    expect(await found("meanwhile")).toBe(true)
+    close()
+  })
+
   it("refuses a store written by a newer fastcot", () => {
     openSqliteStore(file).close()
     const db = new Database(file)
