@@ -2,6 +2,10 @@
 // re-judge) against scripted roles on loopback with a fixed reply latency, as a fraction of the
 // ideal that the slowest role's concurrency allows: min over roles of concurrency / (latency x
 // that role's calls per item).
+//
+// ITEMS=N problems (1,200); WARMUPS=N whole runs first in this process, untimed (0: a fresh
+// process pays V8's warm-up inside the timed run); COLD=1 starts the clock before the tokenizer's
+// thread is ready; CACHE=off|use|refresh; PROFILE=FILE writes a CPU profile of the timed run.
 import { spawn } from "node:child_process"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -31,14 +35,22 @@ const child = spawn(process.execPath, [join(import.meta.dirname, "pipeline-serve
   stdio: ["ignore", "pipe", "inherit"]
 })
 const baseUrl = await new Promise((resolve) => child.stdout.once("data", (d) => resolve(String(d).trim())))
-const dir = mkdtempSync(join(tmpdir(), "fastcot-pipeline-bench-"))
-const file = join(dir, "problems.jsonl")
-writeFileSync(
-  file,
-  Array.from({ length: ITEMS }, (_, i) =>
-    JSON.stringify({ question: `What is ${i + 1} + ${i + 1}?`, answer: String(2 * (i + 1)) })
-  ).join("\n") + "\n"
-)
+/** A fresh workspace directory and a problems file of ITEMS sums, from `first` on. */
+const problemsFrom = (first) => {
+  const dir = mkdtempSync(join(tmpdir(), "fastcot-pipeline-bench-"))
+  const file = join(dir, "problems.jsonl")
+  writeFileSync(
+    file,
+    Array.from({ length: ITEMS }, (_, i) =>
+      JSON.stringify({ question: `What is ${i + first} + ${i + first}?`, answer: String(2 * (i + first)) })
+    ).join("\n") + "\n"
+  )
+  return { dir, file }
+}
+// WARMUPS=N: the whole run N times first, in this process, each on a workspace and problems of
+// its own, untimed: the timed run then measures warm code (V8's JIT has optimized it), where a
+// fresh process (the default) pays its warm-up inside the run.
+const WARMUPS = Number(process.env.WARMUPS ?? 0)
 
 const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in"))
 const spec = `openai:scripted@${baseUrl}`
@@ -65,55 +77,68 @@ async function startProfile(path) {
 }
 
 let tokenizerWaitMs
-const result = await Effect.runPromise(
-  Effect.scoped(
-    Effect.gen(function* () {
-      yield* importFile(file)
-      // As `fastcot run` does before its pipeline starts (the store's writer thread starts with it).
-      yield* (yield* RunStore).lockRun("pipeline bench")
-      const lm = yield* makeLanguageModel(roles)
-      // The Qwen tokenizer is built on a thread of its own from the layer's start (about 1.1 s);
-      // a real run's start-up and first teacher replies take longer than that. The timed run
-      // starts once it is ready, unless COLD=1 (then the first count waits for it inside the run).
-      if (!process.env.COLD) {
-        const t = performance.now()
-        ;(yield* TokenCounter).count("ready?")
-        tokenizerWaitMs = performance.now() - t
-      }
-      const profiler = yield* Effect.promise(() => startProfile(process.env.PROFILE))
-      const cpu0 = process.cpuUsage()
-      const elu0 = performance.eventLoopUtilization()
-      child.kill("SIGUSR2")
-      const t0 = performance.now()
-      const report = yield* runPipeline(config).pipe(Effect.provideService(LanguageModel, lm))
-      const seconds = (performance.now() - t0) / 1000
-      const cpu = process.cpuUsage(cpu0)
-      const elu = performance.eventLoopUtilization(elu0)
-      const serverBusy = yield* Effect.promise(
-        () =>
-          new Promise((resolve) => {
-            child.stdout.once("data", (d) => resolve(JSON.parse(String(d)).busy))
-            child.kill("SIGUSR2")
-          })
-      )
-      yield* Effect.promise(() => profiler.stop())
-      return {
-        report,
-        seconds,
-        cpuMs: (cpu.user + cpu.system) / 1000,
-        mainThreadBusy: elu.utilization,
-        serverBusy,
-        stats: yield* lm.stats
-      }
-    }).pipe(
-      Effect.provide(
-        Layer.mergeAll(SqliteRunStoreLive(join(dir, "fastcot.db")), BasicVerifierLive, QwenTokenCounterLive)
+/** One whole run on fresh problems (numbers from `first` on); only the timed one is profiled and reported in full. */
+const runOnce = (first, timed) => {
+  const { dir, file } = problemsFrom(first)
+  return Effect.runPromise(
+    Effect.scoped(
+      Effect.gen(function* () {
+        yield* importFile(file)
+        // As `fastcot run` does before its pipeline starts (the store's writer thread starts with it).
+        yield* (yield* RunStore).lockRun("pipeline bench")
+        const lm = yield* makeLanguageModel(roles)
+        // The Qwen tokenizer is built on a thread of its own from the layer's start (about 1.1 s);
+        // a real run's start-up and first teacher replies take longer than that. The timed run
+        // starts once it is ready, unless COLD=1 (then the first count waits for it inside the run).
+        if (!process.env.COLD) {
+          const t = performance.now()
+          ;(yield* TokenCounter).count("ready?")
+          if (timed) tokenizerWaitMs = performance.now() - t
+        }
+        const profiler = yield* Effect.promise(() => startProfile(timed ? process.env.PROFILE : undefined))
+        const cpu0 = process.cpuUsage()
+        const elu0 = performance.eventLoopUtilization()
+        if (timed) child.kill("SIGUSR2")
+        const t0 = performance.now()
+        const report = yield* runPipeline(config).pipe(Effect.provideService(LanguageModel, lm))
+        const seconds = (performance.now() - t0) / 1000
+        const cpu = process.cpuUsage(cpu0)
+        const elu = performance.eventLoopUtilization(elu0)
+        const serverBusy = timed
+          ? yield* Effect.promise(
+              () =>
+                new Promise((resolve) => {
+                  child.stdout.once("data", (d) => resolve(JSON.parse(String(d)).busy))
+                  child.kill("SIGUSR2")
+                })
+            )
+          : undefined
+        yield* Effect.promise(() => profiler.stop())
+        return {
+          report,
+          seconds,
+          cpuMs: (cpu.user + cpu.system) / 1000,
+          mainThreadBusy: elu.utilization,
+          serverBusy,
+          stats: yield* lm.stats
+        }
+      }).pipe(
+        Effect.provide(
+          Layer.mergeAll(SqliteRunStoreLive(join(dir, "fastcot.db")), BasicVerifierLive, QwenTokenCounterLive)
+        )
       )
     )
+  ).finally(() => rmSync(dir, { recursive: true, force: true }))
+}
+for (let w = 1; w <= WARMUPS; w++) {
+  const warm = await runOnce(1 + w * 1_000_000, false)
+  const done = warm.report.align.kept + warm.report.align.dropped
+  console.log(
+    `warm-up run ${w}: ${(done / warm.seconds).toFixed(0)} items/s, ${(warm.cpuMs / done).toFixed(2)} ms CPU per item (untimed)`
   )
-)
+}
+const result = await runOnce(1, true)
 child.kill("SIGTERM")
-rmSync(dir, { recursive: true, force: true })
 
 const done = result.report.align.kept + result.report.align.dropped
 const rate = done / result.seconds
@@ -131,7 +156,8 @@ console.log(
   `pipeline: ${ITEMS} problems, ${LATENCY_MS} ms replies, ${CONCURRENCY} in flight per role; ` +
     (tokenizerWaitMs === undefined
       ? "timed from the run's start (COLD=1), the tokenizer perhaps still building on its thread"
-      : `timed once the tokenizer's thread had built it (${tokenizerWaitMs.toFixed(0)} ms after set-up)`)
+      : `timed once the tokenizer's thread had built it (${tokenizerWaitMs.toFixed(0)} ms after set-up)`) +
+    (WARMUPS > 0 ? `; after ${WARMUPS} untimed run(s) in this process` : "; in a fresh process (WARMUPS=0)")
 )
 for (const r of perRole)
   console.log(
