@@ -511,14 +511,16 @@ export const openSqliteStore = (
             // The run will write: the writer thread starts now, not at the first item's save.
             // And no other run writes the cache while this one holds the lock: its keys are
             // known here from now on.
+            // Neither may fail the lock once taken: without them the first save starts the
+            // thread and every lookup reads the file, as before.
             if (held === undefined)
-              return Effect.sync(() => {
+              return attempt("loading the LLM cache's keys", () => {
                 committer.start()
                 cacheKeys = loadCacheKeyFilter(
                   (stmt.cacheCount.get() as { n: number }).n,
                   () => stmt.cacheKeys.iterate() as Iterable<string>
                 )
-              })
+              }).pipe(Effect.ignore)
             const holder = holderOf(held)
             return Effect.fail(
               new WorkspaceBusy({
