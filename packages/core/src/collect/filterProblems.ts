@@ -53,8 +53,6 @@ const ngrams = (ws: ReadonlyArray<string>, n: number): Array<string> => {
 const PERMUTATIONS = 64
 const BANDS = 16
 const ROWS = PERMUTATIONS / BANDS
-// `bandKey` writes a band's rows out one by one.
-if (ROWS !== 4) throw new Error("bandKey expects bands of 4 rows")
 
 /** A MinHash signature of a set of shingles: 64 minima of seeded hashes. */
 export const minhash = (shingles: ReadonlyArray<string>): Uint32Array => {
@@ -75,22 +73,9 @@ export const minhash = (shingles: ReadonlyArray<string>): Uint32Array => {
  * character pairs (exact, and a ninth of the decimal text's length to build and hash).
  */
 const bandKey = (sig: Uint32Array, b: number): string => {
-  const at = b * ROWS
-  const r0 = sig[at]!,
-    r1 = sig[at + 1]!,
-    r2 = sig[at + 2]!,
-    r3 = sig[at + 3]!
-  return String.fromCharCode(
-    b,
-    r0 >>> 16,
-    r0 & 0xffff,
-    r1 >>> 16,
-    r1 & 0xffff,
-    r2 >>> 16,
-    r2 & 0xffff,
-    r3 >>> 16,
-    r3 & 0xffff
-  )
+  let key = String.fromCharCode(b)
+  for (let r = b * ROWS; r < (b + 1) * ROWS; r++) key += String.fromCharCode(sig[r]! >>> 16, sig[r]! & 0xffff)
+  return key
 }
 
 const similarity = (a: Uint32Array, b: Uint32Array): number => {

@@ -4,7 +4,7 @@ import { type MessagePort, receiveMessageOnPort, type Worker } from "node:worker
 import { answeringLoopSource, startEvalThread } from "../util/evalThread.js"
 import { halfTable } from "./half.js"
 import { quantizeQ4RowRange } from "./qwen2Builder.js"
-import { CheckpointError, readFloat32Range, type TensorEntry } from "./safetensors.js"
+import { CheckpointError, isFloatDtype, readFloat32Range, type TensorEntry } from "./safetensors.js"
 
 /**
  * 4-bit quantization shared between this thread and helper threads: a weight's rows are split
@@ -290,7 +290,7 @@ export const startQ4Threads = (
   let piece: Uint8Array | undefined
   const io = { fs, read: readFloat32Range, quantize: quantizeQ4RowRange, halves: halfTable }
   const quantizeFromFiles = (entries: ReadonlyArray<TensorEntry>, K: number, N: number) => {
-    if (entries.some((e) => e.dtype !== "F32" && e.dtype !== "BF16" && e.dtype !== "F16")) return undefined
+    if (!entries.every((e) => isFloatDtype(e.dtype))) return undefined
     const parts = entries.map((e) => ({ file: e.file, begin: e.begin, dtype: e.dtype, rows: e.shape[0]! }))
     const { packed, scales, blocks } = outputs(K, N)
     // Rows a chunk at a time through the shared array as it is (at least CHUNK_VALUES), so that

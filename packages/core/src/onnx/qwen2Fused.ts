@@ -8,7 +8,7 @@ import {
   writeVariantFile
 } from "./qwen2Builder.js"
 import { startQ4Threads } from "./quantizeThreads.js"
-import { readTensorRowsInPieces, type TensorEntry } from "./safetensors.js"
+import { isFloatDtype, readTensorRowsInPieces, type TensorEntry } from "./safetensors.js"
 import { LAST_LOGITS, newOutput, pastInput } from "./rewrite.js"
 
 /**
@@ -254,8 +254,7 @@ export const writeFusedQwen2Variant = (
       // through one array when nothing later needs them whole: the head is untied, or it is q4 and
       // read again from the file, a chunk at a time, by every thread. Otherwise they are kept for a
       // tied head.
-      const streamEmbed =
-        embedEntry !== undefined && (!tied || (q4 !== undefined && ["F32", "F16", "BF16"].includes(embedEntry.dtype)))
+      const streamEmbed = embedEntry !== undefined && (!tied || (q4 !== undefined && isFloatDtype(embedEntry.dtype)))
       let embed: Float32Array | undefined
       let table: string
       if (streamEmbed) {

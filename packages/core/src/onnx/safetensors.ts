@@ -14,6 +14,10 @@ import { writeAllSync } from "../util/writeAll.js"
 
 export type SafetensorsDtype = "F32" | "F16" | "BF16"
 
+/** Whether fastcot reads a tensor of `dtype` as floats: the dtypes it converts. */
+export const isFloatDtype = (dtype: string): dtype is SafetensorsDtype =>
+  dtype === "F32" || dtype === "F16" || dtype === "BF16"
+
 export interface TensorEntry {
   readonly name: string
   readonly dtype: string
@@ -163,8 +167,7 @@ const readingPiece = (): Uint8Array => {
  */
 export const readTensorFloat32 = (entry: TensorEntry, into?: Float32Array): Float32Array => {
   const count = entry.shape.reduce((a, b) => a * b, 1)
-  const width = entry.dtype === "F32" ? 4 : entry.dtype === "F16" || entry.dtype === "BF16" ? 2 : 0
-  if (width === 0)
+  if (!isFloatDtype(entry.dtype))
     throw new CheckpointError({
       message: `${entry.file}: tensor ${entry.name}: dtype ${entry.dtype} is not a float type fastcot converts (F32, F16, BF16)`
     })

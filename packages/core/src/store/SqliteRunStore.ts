@@ -508,13 +508,12 @@ export const openSqliteStore = (
         Effect.flatMap(
           attempt("taking the workspace's run lock", () => take.immediate()),
           (held) => {
-            // The run will write: the writer thread starts now, not at the first item's save.
-            // And no other run writes the cache while this one holds the lock: its keys are
-            // known here from now on.
-            // Neither may fail the lock once taken: without them the first save starts the
-            // thread and every lookup reads the file, as before.
+            // The run will write: the writer thread starts now, not at the first item's save; and
+            // no other run writes the cache while this one holds the lock, so its keys are known
+            // here from now on. Neither may fail a lock once taken: without them the first save
+            // starts the thread and every lookup reads the file, as before.
             if (held === undefined)
-              return attempt("loading the LLM cache's keys", () => {
+              return attempt("starting the writer thread and loading the LLM cache's keys", () => {
                 committer.start()
                 cacheKeys = loadCacheKeyFilter(
                   (stmt.cacheCount.get() as { n: number }).n,

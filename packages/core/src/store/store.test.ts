@@ -133,9 +133,8 @@ describe("SQLite run store", () => {
   it("answers the cache's misses from its keys while it holds the run lock, and reads the file again once it lets go", async () => {
     const entry = (key: string) => ({ key, model: "m", value: "{}", createdAt: "t" })
     const { store, close } = openSqliteStore(file)
-    const other = () => openSqliteStore(file)
     const writeElsewhere = async (key: string) => {
-      const o = other()
+      const o = openSqliteStore(file)
       await Effect.runPromise(o.store.cachePut(entry(key)))
       o.close()
     }
