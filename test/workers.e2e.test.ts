@@ -113,7 +113,19 @@ describe(`${WORKERS} workers share one run on PostgreSQL (real server on 127.0.0
     expect(codes, stderrs.join("\n")).toEqual([0, 0])
 
     const status = JSON.parse((await run(["status", "--json", "--workspace", workspace, "--store", url], env)).stdout)
-    expect(status.kept + status.dropped).toBe(N)
+    // What is unfinished, if anything: items not kept or dropped (with their stage, fate and
+    // rounds) and problems no item came from.
+    const unfinished = cluster()
+      .psql(
+        "workers",
+        `SELECT 'item ' || i.id || ' ' || i.stage || ' ' || coalesce(i.fate, '') || ' rounds ' || (SELECT COUNT(*) FROM rounds r WHERE r.item_id = i.id)
+           FROM items i WHERE coalesce(i.fate, '') NOT IN ('kept', 'dropped')
+         UNION ALL SELECT 'problem ' || p.id || ' has no item' FROM problems p
+           WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.problem_id = p.id)
+             AND NOT EXISTS (SELECT 1 FROM problem_flags f WHERE f.problem_id = p.id)`
+      )
+      .trim()
+    expect(status.kept + status.dropped, `${unfinished}\n${stderrs.join("\n")}`).toBe(N)
     expect(status.failed).toBe(0)
     expect(status.dropReasons["answer-mismatch"]).toBe(Math.floor(N / 9))
     expect(status.workers).toEqual([])

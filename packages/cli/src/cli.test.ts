@@ -5,6 +5,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readdirSync,
   rmSync,
   statSync,
   truncateSync,
@@ -533,6 +534,8 @@ describe("fastcot command line", () => {
     expect(broken.err).toMatch(
       /model-00002-of-00002\.safetensors: tensor \S+: its data .* runs past the end of the file/
     )
+    // It leaves nothing behind: no folder, no half-written files beside it.
+    expect(readdirSync(cwd).filter((f) => f.includes("out3"))).toEqual([])
   })
 
   it("builds a local model, inspects it, and evaluates it on MATH-500 offline", async () => {

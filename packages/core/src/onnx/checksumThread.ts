@@ -14,6 +14,8 @@ export interface ChecksumThread {
   readonly digest: () => string
   /** Where the digest was worked out (once `digest` has answered): "thread", or "here" after a failure. */
   readonly workedOn: () => "thread" | "here" | undefined
+  /** Stops the thread without a digest (the work it served failed); `digest` then hashes here. */
+  readonly stop: () => void
 }
 
 /** Hashes `files` as `ChecksumThread.digest` says; names nothing outside itself (the thread runs its source). */
@@ -65,6 +67,12 @@ export const startChecksumThread = (
   let workedOn: "thread" | "here" | undefined
   return {
     workedOn: () => workedOn,
+    stop: () => {
+      if (thread === undefined) return
+      void thread.worker.terminate()
+      thread.port.close()
+      thread = undefined
+    },
     digest: () => {
       if (hex !== undefined) return hex
       if (thread !== undefined) {

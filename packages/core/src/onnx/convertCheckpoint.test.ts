@@ -299,6 +299,19 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
     expect(() => convertCheckpoint({ source: src, out: path.join(tmp, "broken-onnx") })).toThrow(
       /model-00002-of-00002\.safetensors: tensor .+: its data .* runs past the end of the file/
     )
+    // Nothing is left behind: no folder, no staged one beside it.
+    expect(fs.existsSync(path.join(tmp, "broken-onnx"))).toBe(false)
+    expect(fs.readdirSync(tmp).filter((f) => f.includes("broken-onnx"))).toEqual([])
+    // A folder that was there keeps what it held, byte for byte.
+    const kept = path.join(tmp, "kept-onnx")
+    fs.mkdirSync(path.join(kept, "onnx"), { recursive: true })
+    fs.writeFileSync(path.join(kept, "onnx", "model.onnx"), "an earlier model")
+    fs.writeFileSync(path.join(kept, "notes.txt"), "mine")
+    expect(() => convertCheckpoint({ source: src, out: kept, variants: ["fp32", "q4"] })).toThrow(/runs past the end/)
+    expect(fs.readdirSync(kept).sort()).toEqual(["notes.txt", "onnx"])
+    expect(fs.readdirSync(path.join(kept, "onnx"))).toEqual(["model.onnx"])
+    expect(fs.readFileSync(path.join(kept, "onnx", "model.onnx"), "utf8")).toBe("an earlier model")
+    expect(fs.readdirSync(tmp).filter((f) => f.includes("kept-onnx"))).toEqual(["kept-onnx"])
 
     const missing = path.join(tmp, "missing")
     buildQwen2Checkpoint({ dir: missing, seed: 2, dtype: "F32" })

@@ -1,6 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { ensureDirSync } from "../util/dirs.js"
+import { stageFolder } from "../util/stagedFolder.js"
 import {
   type BuildVariant,
   type Qwen2Shape,
@@ -9,7 +10,7 @@ import {
   type WeightSource,
   writeQwen2Variant
 } from "./qwen2Builder.js"
-import { startChecksumThread } from "./checksumThread.js"
+import { type ChecksumThread, startChecksumThread } from "./checksumThread.js"
 import { isFusedVariant, writeFusedQwen2Variant } from "./qwen2Fused.js"
 import { CheckpointError, openCheckpointTensors, readTensorFloat32, type TensorEntry } from "./safetensors.js"
 
@@ -152,11 +153,30 @@ const weightFiles = (dir: string): Array<{ name: string; path: string }> =>
     .sort()
     .map((name) => ({ name, path: path.join(dir, name) }))
 
-/** Converts a checkpoint folder into an ONNX model folder (`onnx/model*.onnx` and the copied files). */
+/**
+ * Converts a checkpoint folder into an ONNX model folder (`onnx/model*.onnx` and the copied
+ * files). The folder is written beside `out` and moved into place once complete: a conversion
+ * that fails (a broken shard, a full disk, a process killed) leaves `out` as it was, and the next
+ * conversion to `out` removes what a killed one left.
+ */
 export const convertCheckpoint = (options: ConvertOptions): ConvertedModel => {
   const config = readCheckpointConfig(options.source)
+  const staged = stageFolder(options.out)
   // Worked out beside the conversion, on a thread of its own.
   const checksum = startChecksumThread(weightFiles(options.source))
+  try {
+    const converted = writeConversion({ ...options, out: staged.path }, config, checksum)
+    staged.publish()
+    return { dir: options.out, shape: converted.shape, files: converted.files.map(staged.published) }
+  } catch (e) {
+    checksum.stop()
+    staged.discard()
+    throw e
+  }
+}
+
+/** Writes the model folder into `options.out` (a staged folder). */
+const writeConversion = (options: ConvertOptions, config: CheckpointConfig, checksum: ChecksumThread): ConvertedModel => {
   const progress = options.onProgress ?? (() => {})
   ensureDirSync(path.join(options.out, "onnx"))
   for (const name of COPIED) {
