@@ -117,7 +117,8 @@ const roundRow = (itemId: string, r: Round) => {
  */
 export const makePgRunStore = (
   url: string,
-  options: PgStoreOptions = {}
+  options: PgStoreOptions = {},
+  session: string
 ): Effect.Effect<RunStoreShape, StoreError, PgClient.PgClient | Scope.Scope> =>
   Effect.gen(function* () {
     const sql: SqlClient = yield* PgClient.PgClient
@@ -210,8 +211,12 @@ export const makePgRunStore = (
       })
 
     // A worker is registered once, on its first claim or run, with a connection reserved for as
-    // long as the store is open: the server ends that session the moment the worker's process
-    // dies, so its leases are free at once (a worker cut off keeps them until they expire).
+    // long as the store is open. Every connection of the pool carries the worker's session name
+    // (`session`, its application_name): the worker is at work while any of them is open. The
+    // server ends them when the worker's process dies, each once the statement it is running is
+    // done, so its leases are free once nothing it sent can still commit (a save sent just before
+    // a kill -9 lands before the items it holds are taken over; a worker cut off keeps its leases
+    // until they expire).
     const storeScope = yield* Effect.scope
     const register = yield* Effect.cached(
       run(
@@ -219,17 +224,18 @@ export const makePgRunStore = (
         Effect.gen(function* () {
           const connection = yield* Scope.extend(sql.reserve, storeScope)
           const rows = yield* connection.execute("SELECT pg_backend_pid() AS pid", [], undefined)
-          yield* sql`INSERT INTO workers (id, host, pid, what, started_at, seen_at, backend_pid)
-            VALUES (${workerId}, ${hostname()}, ${process.pid}, 'fastcot', ${now()}, now(), ${Number(rows[0]?.pid)})`
+          yield* sql`INSERT INTO workers (id, host, pid, what, started_at, seen_at, backend_pid, session)
+            VALUES (${workerId}, ${hostname()}, ${process.pid}, 'fastcot', ${now()}, now(), ${Number(rows[0]?.pid)}, ${session})`
           yield* Effect.addFinalizer(() => Effect.ignore(sql`DELETE FROM workers WHERE id = ${workerId}`)).pipe(
             Scope.extend(storeScope)
           )
         })
       )
     )
-    /** Whether the worker a lease names still has its session open on the server. */
+    /** Whether the worker a lease names still has a connection open on the server. */
     const workerConnected = (worker: Statement.Fragment) =>
-      sql`EXISTS (SELECT 1 FROM workers w JOIN pg_stat_activity a ON a.pid = w.backend_pid WHERE w.id = ${worker})`
+      sql`EXISTS (SELECT 1 FROM workers w JOIN pg_stat_activity a ON a.application_name = w.session OR a.pid = w.backend_pid
+        WHERE w.id = ${worker})`
 
     // A worker is at work while it renews: seen within the last three lease periods.
     const liveWorkers = Effect.map(
@@ -243,7 +249,7 @@ export const makePgRunStore = (
       }>`SELECT w.id, w.host, w.pid, w.what, w.started_at,
           (SELECT COUNT(*) FROM work_leases l WHERE l.worker = w.id AND l.expires_at > now()) AS holds
         FROM workers w WHERE w.what <> 'idle' AND w.seen_at > now() - ${3 * leaseMs} * interval '1 millisecond'
-          AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.backend_pid)
+          AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = w.session OR a.pid = w.backend_pid)
         ORDER BY w.started_at, w.id`,
       (rows): ReadonlyArray<WorkerView> =>
         rows.map((w) => ({
@@ -675,15 +681,21 @@ export const makePgRunStore = (
     return store
   })
 
-/** Splits a store URL's password off, so that it travels as a redacted value and not in the URL. */
-const clientConfig = (url: string): PgClient.PgClientConfig => {
+/** A worker's session names begin so (the rest is random); the server keeps 63 bytes of one. */
+const SESSION_PREFIX = "fastcot "
+
+/**
+ * Splits a store URL's password off, so that it travels as a redacted value and not in the URL;
+ * every connection is named `session`.
+ */
+const clientConfig = (url: string, session: string): PgClient.PgClientConfig => {
   const parsed = new URL(url)
   const password = decodeURIComponent(parsed.password)
   parsed.password = ""
   return {
     url: Redacted.make(parsed.toString()),
     ...(password !== "" ? { password: Redacted.make(password) } : {}),
-    applicationName: "fastcot",
+    applicationName: session,
     maxConnections: 8,
     connectTimeout: Duration.seconds(10)
   }
@@ -694,9 +706,17 @@ const clientConfig = (url: string): PgClient.PgClientConfig => {
  * scope (unsaved spending is written first).
  */
 export const PgRunStoreLive = (url: string, options: PgStoreOptions = {}): Layer.Layer<RunStore, StoreError> =>
-  Layer.scoped(RunStore, makePgRunStore(url, options)).pipe(
+  Layer.unwrapEffect(
+    Effect.sync(() => {
+      const session = SESSION_PREFIX + randomUUID()
+      return pgStoreLayer(url, options, session)
+    })
+  )
+
+const pgStoreLayer = (url: string, options: PgStoreOptions, session: string): Layer.Layer<RunStore, StoreError> =>
+  Layer.scoped(RunStore, makePgRunStore(url, options, session)).pipe(
     Layer.provide(
-      PgClient.layer(clientConfig(url)).pipe(
+      PgClient.layer(clientConfig(url, session)).pipe(
         Layer.mapError(
           (e) =>
             new StoreError({

@@ -133,6 +133,13 @@ ALTER TABLE items ADD COLUMN review TEXT;
 ALTER TABLE items ADD COLUMN reviewer TEXT;
 CREATE INDEX items_review ON items(review, id);
 `
+  },
+  {
+    version: 4,
+    name: "a worker's session name: it is at work while any of its connections is open",
+    sql: `
+ALTER TABLE workers ADD COLUMN session TEXT;
+`
   }
 ]
 

@@ -602,13 +602,15 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
     Effect.runPromise(Effect.scoped(effect.pipe(Effect.provide(PgRunStoreLive(url)))))
 
   /** Starts a worker process on the store that claims `keys` and holds them until stopped. */
-  const holder = async (keys: ReadonlyArray<string>, leaseMs: number) => {
+  const holder = async (keys: ReadonlyArray<string>, leaseMs: number, { saves = false } = {}) => {
     const script = join(import.meta.dirname, "..", "test-support", "holdPgLeases.mjs")
     const child = spawn(process.execPath, [script, url, String(leaseMs), ...keys], {
-      stdio: ["ignore", "pipe", "inherit"]
+      stdio: ["ignore", "pipe", "inherit"],
+      env: saves ? { ...process.env, FASTCOT_HOLDER_SAVES: "1" } : process.env
     })
     await new Promise<void>((resolve, reject) => {
-      child.stdout.on("data", (d: Buffer) => d.toString().includes(`claimed ${keys.length}`) && resolve())
+      const until = saves ? "saving" : `claimed ${keys.length}`
+      child.stdout.on("data", (d: Buffer) => d.toString().includes(until) && resolve())
       child.once("exit", (code) => reject(new Error(`the worker exited with ${code}`)))
     })
     return child
@@ -646,6 +648,39 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
     expect(outcome.after.taken).toEqual(keys)
     // Long before the 30 s lease would have run out.
     expect(outcome.after.waited).toBeLessThan(5_000)
+  })
+
+  it("a worker killed while its last save commits keeps its leases until the save has landed", async () => {
+    const database = new URL(url).pathname.slice(1)
+    const p = problem("held up?")
+    const pending = item(p)
+    await withStore(Effect.flatMap(RunStore, (store) => store.commitImportBatch(importBatch([p], [pending]))))
+    // A commit that takes 1.5 s on the server (a deferred trigger that sleeps, as a slow disk
+    // would): the worker is killed while its save commits, and the server finishes the commit.
+    cluster().psql(
+      database,
+      `CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$;
+       CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT OR UPDATE ON items DEFERRABLE INITIALLY DEFERRED
+         FOR EACH ROW EXECUTE FUNCTION slow_commit();`
+    )
+    const keys = [`align:${pending.id}`]
+    const child = await holder(keys, 30_000, { saves: true })
+    await new Promise((r) => setTimeout(r, 300))
+    child.kill("SIGKILL")
+    const outcome = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        const heldWhileCommitting = yield* store.heldByOthers("align:")
+        const claimedWhileCommitting = yield* store.claim(keys)
+        const after = yield* claimAll(store, keys)
+        // By the time the work can be taken over, what the killed worker committed is there.
+        return { heldWhileCommitting, claimedWhileCommitting, after, seen: yield* store.getItem(pending.id) }
+      })
+    )
+    expect(outcome.heldWhileCommitting).toBe(1)
+    expect(outcome.claimedWhileCommitting.size).toBe(0)
+    expect(outcome.after.taken).toEqual(keys)
+    expect(Option.getOrThrow(outcome.seen)).toMatchObject({ stage: "done", fate: "kept" })
   })
 
   it("a worker that stops answering (SIGSTOP, its connection still open) keeps its leases until they expire", async () => {
