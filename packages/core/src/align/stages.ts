@@ -47,6 +47,11 @@ export interface ItemStageReport {
   readonly dropped: number
   /** Items a model call failed for (after its retries, or refused for good): stored as failed, with what was paid for; the next run retries them. */
   readonly failed: number
+  /**
+   * Pending items the pass found held by another worker sharing the run (0 on SQLite): their work
+   * is not done, and should that worker die, a later pass takes it over.
+   */
+  readonly heldElsewhere?: number | undefined
 }
 
 /**
@@ -81,14 +86,19 @@ export const stageWorkKey = (stage: Stage, itemId: string) => `${stage}:${itemId
  * stage's concurrency, so that a worker holds no more than it works on and workers sharing a run
  * share its last items too.
  */
-const pendingAt = (stage: Stage, concurrency: number): Stream.Stream<Item, StoreError, RunStore> =>
+const pendingAt = (
+  stage: Stage,
+  concurrency: number,
+  onHeldElsewhere: (items: number) => void
+): Stream.Stream<Item, StoreError, RunStore> =>
   claimedStream(
     (shared) => (shared ? Math.max(4, concurrency) : 200),
     (afterId, size) =>
       Effect.flatMap(RunStore, (store) =>
         store.listItems({ stage, fate: ["pending", "failed"], afterId, limit: size })
       ),
-    (item) => stageWorkKey(stage, item.id)
+    (item) => stageWorkKey(stage, item.id),
+    onHeldElsewhere
   )
 
 const callRecord = (role: CallRecord["role"], c: Completion, promptVersion: string): CallRecord => ({
@@ -120,14 +130,17 @@ const runItemStage = (
 ) =>
   Effect.gen(function* () {
     const store = yield* RunStore
-    const counts = { processed: 0, advanced: 0, kept: 0, dropped: 0, failed: 0 }
+    const counts = { processed: 0, advanced: 0, kept: 0, dropped: 0, failed: 0, heldElsewhere: 0 }
     const clock = yield* Effect.clock
     const started = clock.unsafeCurrentTimeMillis()
     const emit = options.onEvent ?? (() => {})
     // Items this pass has taken, from the store or the inbox: an item both hold (or that a page
     // read before its save still lists) is worked on once.
     const taken = new Set<string>()
-    const fromStore = Stream.map(pendingAt(stage, options.concurrency), (item) => ({ item, problem: undefined }))
+    const fromStore = Stream.map(
+      pendingAt(stage, options.concurrency, (n) => (counts.heldElsewhere += n)),
+      (item) => ({ item, problem: undefined })
+    )
     const fromInbox: Stream.Stream<{ item: Item; problem: Problem | undefined }, StoreError, RunStore> =
       options.inbox === undefined
         ? Stream.empty

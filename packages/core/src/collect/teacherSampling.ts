@@ -260,9 +260,11 @@ export const sampleTeacher = (
       }).pipe(Effect.ensuring(Effect.sync(progress)))
 
     // Work not yet done: samples with no item, or whose call failed last time (on the first
-    // pass; later passes, while other workers sharing the run hold teacher work, take only what
-    // no one has sampled: the work of a worker whose leases ran out).
+    // pass; later passes, while other workers sharing the run hold samples of their own, take
+    // only what no one has sampled: the work of a worker that died or whose leases ran out).
     const claimGroup = store.shared ? Math.max(4, options.concurrency) : PAGE
+    // Samples a pass found unsampled but held by another worker.
+    let heldElsewhere = 0
     const pending = (first: boolean) =>
       problemStream(options.limit).pipe(
         Stream.mapConcat((problem) => Array.from({ length: samples }, (_, sample) => ({ problem, sample }))),
@@ -283,6 +285,7 @@ export const sampleTeacher = (
             })
             const mine = yield* store.claim(todo.map((w) => teacherWorkKey(w.problem.id, model, w.sample)))
             const claimed = todo.filter((w) => mine.has(teacherWorkKey(w.problem.id, model, w.sample)))
+            heldElsewhere += todo.length - claimed.length
             if (!store.shared || claimed.length === 0) return claimed
             // Read again after the claim: another worker may have saved a sample and given up its
             // lease between the read above and the claim.
@@ -302,9 +305,11 @@ export const sampleTeacher = (
         Stream.flattenIterables
       )
     progress()
+    // The stage ends after a pass that found no sample unsampled but held by another worker: every
+    // one it found unsampled it sampled itself. (Another worker's leases read before the pass
+    // would not do: one may take a sample the pass was about to, and die with it.)
     for (let first = true; ; first = false) {
-      // Read before the pass: a lease that expires after this read is claimed by the pass.
-      const elsewhere = yield* store.heldByOthers("teacher:")
+      heldElsewhere = 0
       yield* drainConcurrently(
         pending(first),
         ({ problem, sample }) =>
@@ -313,7 +318,7 @@ export const sampleTeacher = (
           ),
         options.concurrency
       )
-      if (elsewhere === 0) break
+      if (heldElsewhere === 0) break
       yield* Effect.sleep(Duration.millis(100))
     }
     progress()

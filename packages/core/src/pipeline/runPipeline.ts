@@ -155,9 +155,10 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
       )
 
     /**
-     * Passes of an item stage until `upstream` has finished, a pass finds nothing pending, and no
-     * other worker sharing the run holds work of this stage (if one dies, its leases run out and
-     * a pass here takes the work over).
+     * Passes of an item stage until `upstream` has finished, a pass finds nothing pending (none
+     * to work on, none held by another worker), and no other worker sharing the run holds work of
+     * this stage or one before it (if one dies, its leases are freed and a pass here takes the
+     * work over).
      */
     const drain = <E, R>(
       name: string,
@@ -179,7 +180,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
             : 0
           const r = yield* pass
           reports.push(r)
-          if (finished && r.processed === 0 && elsewhere === 0) break
+          if (finished && r.processed === 0 && (r.heldElsewhere ?? 0) === 0 && elsewhere === 0) break
           if (r.processed === 0) yield* Effect.sleep(Duration.millis(50))
         }
         const total = sumReports(name, reports)

@@ -85,6 +85,94 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
     }
   })
 
+  it("does not end on a pass that found items held by another worker, and takes them over when it dies", async () => {
+    const server = await startScriptedServer({ script: () => ({ content: "medium" }), latencyMs: 5 })
+    const url = cluster().createDatabase("held_then_dropped")
+    try {
+      const problems = Array.from({ length: 12 }, (_, i) => problem(`What is ${i} + ${i}?`))
+      const pending = problems.map((p) => item(p))
+      const { config, roles } = scriptedRecipe(server, 4)
+      const storeOf = workerStore(url)
+      const outcome = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const other = yield* storeOf
+            yield* other.commitImportBatch(importBatch(problems, pending))
+            const mine = yield* storeOf
+            // After this worker has read the other workers' leases (none) and before its first
+            // claim, the other worker takes every item; it dies with them 800 ms later.
+            let raced = false
+            const racing: RunStore["Type"] = {
+              ...mine,
+              claim: (wanted) =>
+                raced || !wanted.some((k) => k.startsWith("align:"))
+                  ? mine.claim(wanted)
+                  : Effect.gen(function* () {
+                      raced = true
+                      const held = yield* other.claim(pending.map((i) => `align:${i.id}`))
+                      yield* Effect.forkDaemon(Effect.delay(Effect.sync(() => other.release([...held])), "800 millis"))
+                      return yield* mine.claim(wanted)
+                    })
+            }
+            const lm = yield* makeLanguageModel(roles).pipe(Effect.provideService(RunStore, racing))
+            const report = yield* runAs(racing, lm, config, ["align"])
+            return { raced, report, status: yield* mine.status }
+          })
+        )
+      )
+      expect(outcome.raced).toBe(true)
+      expect(outcome.report.align?.processed).toBe(problems.length)
+      expect(outcome.status.kept).toBe(problems.length)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it("ends teacher sampling only after a pass that found no sample held by another worker", async () => {
+    const server = await startScriptedServer({ latencyMs: 5 })
+    const url = cluster().createDatabase("samples_held_then_dropped")
+    try {
+      const problems = Array.from({ length: 12 }, (_, i) => problem(`What is ${i} + ${i}?`))
+      // Two in flight: the pass claims four samples at a time, in the problems' id order.
+      const { config, roles } = scriptedRecipe(server, 2)
+      const storeOf = workerStore(url)
+      const outcome = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const other = yield* storeOf
+            yield* other.commitImportBatch(importBatch(problems))
+            const mine = yield* storeOf
+            const lm = yield* makeLanguageModel(roles).pipe(Effect.provideService(RunStore, mine))
+            const last = [...problems].sort((a, b) => (a.id < b.id ? -1 : 1)).slice(-4)
+            const keys = last.map((p) => `teacher:${teacherItemId(p.id, lm.modelOf("teacher"), 0)}`)
+            // At this worker's first claim the other worker takes the last four samples, which
+            // this pass has yet to reach; it dies with them unsampled 800 ms later.
+            let raced = false
+            const racing: RunStore["Type"] = {
+              ...mine,
+              claim: (wanted) =>
+                raced || !wanted.some((k) => k.startsWith("teacher:"))
+                  ? mine.claim(wanted)
+                  : Effect.gen(function* () {
+                      raced = true
+                      const held = yield* other.claim(keys)
+                      yield* Effect.forkDaemon(Effect.delay(Effect.sync(() => other.release([...held])), "800 millis"))
+                      return yield* mine.claim(wanted)
+                    })
+            }
+            const report = yield* runAs(racing, lm, config, ["teacher"])
+            return { raced, report, status: yield* mine.status }
+          })
+        )
+      )
+      expect(outcome.raced).toBe(true)
+      expect(outcome.report.teacher?.done).toBe(problems.length)
+      expect(outcome.status.items).toBe(problems.length)
+    } finally {
+      await server.close()
+    }
+  })
+
   it("leaves an item it listed alone when another worker finished it before the claim", async () => {
     const server = await startScriptedServer({ script: () => ({ content: "medium" }), latencyMs: 5 })
     const url = cluster().createDatabase("listed_then_finished")

@@ -29,12 +29,15 @@ export const pagedStream = <A extends { readonly id: string }, E, R>(
  * `RunStore.claim`, and records another worker holds are left to it; on a shared store what was
  * claimed is read again after the claim, so a record another worker finished meanwhile is not
  * worked on twice. The keyset moves on over the whole page, claimed or not; the page size may
- * depend on whether the store is shared.
+ * depend on whether the store is shared. `onHeldElsewhere` is told how many records of each page
+ * another worker held (their work is not done: whoever reads the stream to its end and saw some
+ * must look again).
  */
 export const claimedStream = <A extends { readonly id: string }, E, R>(
   pageSize: (shared: boolean) => number,
   fetch: (afterId: string | undefined, limit: number) => Effect.Effect<ReadonlyArray<A>, E, R>,
-  keyOf: (record: A) => string
+  keyOf: (record: A) => string,
+  onHeldElsewhere: (records: number) => void = () => {}
 ): Stream.Stream<A, E | StoreError, R | RunStore> =>
   Stream.paginateChunkEffect(undefined as string | undefined, (afterId) =>
     Effect.gen(function* () {
@@ -46,6 +49,7 @@ export const claimedStream = <A extends { readonly id: string }, E, R>(
       // worker finished it and gave up its lease): the claimed ones are read again, and those no
       // longer listed are given up.
       let claimed = page.filter((r) => mine.has(keyOf(r)))
+      if (claimed.length < page.length) onHeldElsewhere(page.length - claimed.length)
       if (store.shared && claimed.length > 0) {
         const again = yield* fetch(afterId, size)
         const still = new Set(again.filter((r) => mine.has(keyOf(r))).map((r) => r.id))
