@@ -37,6 +37,12 @@ export interface ItemStageOptions {
    * before this stage's lease on it is given up.
    */
   readonly handOff?: ((handed: HandedItem) => Effect.Effect<void, StoreError>) | undefined
+  /**
+   * Whether items that failed at this stage before are tried again (default true). A run's first
+   * pass does; its later passes take only pending items, so an item whose call fails for good
+   * (a refusal the cache answers again) is tried once a run, not in every pass.
+   */
+  readonly retryFailed?: boolean | undefined
 }
 
 export interface ItemStageReport {
@@ -81,7 +87,7 @@ const failedItem = (
 export const stageWorkKey = (stage: Stage, itemId: string) => `${stage}:${itemId}`
 
 /**
- * Pending items at a stage, and those that failed there before, that this worker claims, a page
+ * Pending items at a stage (and with `retryFailed` those that failed there), that this worker claims, a page
  * at a time (keyset on id, so items that move on drop out). On a shared store a page is the
  * stage's concurrency, so that a worker holds no more than it works on and workers sharing a run
  * share its last items too.
@@ -89,13 +95,14 @@ export const stageWorkKey = (stage: Stage, itemId: string) => `${stage}:${itemId
 const pendingAt = (
   stage: Stage,
   concurrency: number,
+  retryFailed: boolean,
   onHeldElsewhere: (items: number) => void
 ): Stream.Stream<Item, StoreError, RunStore> =>
   claimedStream(
     (shared) => (shared ? Math.max(4, concurrency) : 200),
     (afterId, size) =>
       Effect.flatMap(RunStore, (store) =>
-        store.listItems({ stage, fate: ["pending", "failed"], afterId, limit: size })
+        store.listItems({ stage, fate: retryFailed ? ["pending", "failed"] : ["pending"], afterId, limit: size })
       ),
     (item) => stageWorkKey(stage, item.id),
     onHeldElsewhere
@@ -138,7 +145,7 @@ const runItemStage = (
     // read before its save still lists) is worked on once.
     const taken = new Set<string>()
     const fromStore = Stream.map(
-      pendingAt(stage, options.concurrency, (n) => (counts.heldElsewhere += n)),
+      pendingAt(stage, options.concurrency, options.retryFailed ?? true, (n) => (counts.heldElsewhere += n)),
       (item) => ({ item, problem: undefined })
     )
     const fromInbox: Stream.Stream<{ item: Item; problem: Problem | undefined }, StoreError, RunStore> =

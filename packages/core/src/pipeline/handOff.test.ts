@@ -19,6 +19,9 @@ import { runPipeline } from "./runPipeline.js"
 
 const N = 40
 
+/** A problem's text the judge refuses (HTTP 400) whenever it is asked about it, when set. */
+let refused: string | undefined
+
 /**
  * A scripted teacher, rewriter and judge: odd problems get a long (reasoning) reply, which
  * long-to-short rewrites; the judge rates a trace easy when its problem is a multiple of 3, and
@@ -28,6 +31,8 @@ const script = (r: ScriptedRequest) => {
   const system = r.messages[0]!.content
   const user = r.messages[r.messages.length - 1]!.content
   const answer = /Answer:\n(.*)\n/.exec(user)?.[1] ?? ""
+  if (refused !== undefined && system.includes("highly capable evaluator") && user.includes(refused))
+    return { status: 400, content: "this request is refused (scripted)" }
   if (system.includes("highly capable evaluator"))
     return { content: /EASY/.test(user) && !/Expanded/.test(user) ? "easy" : "medium" }
   if (system.includes("extending")) return { content: `Expanded, step by step. So the answer is \\boxed{${answer}}.` }
@@ -61,6 +66,7 @@ describe("stages hand items on in memory (scripted teacher, rewriter and judge o
     )
   })
   afterEach(async () => {
+    refused = undefined
     await server.close()
     tmp.cleanup()
   })
@@ -123,4 +129,21 @@ describe("stages hand items on in memory (scripted teacher, rewriter and judge o
     const calls = server.requests.length
     expect(calls).toBe(N + N / 2 + N + 2 * Math.floor(N / 3))
   })
+
+  it("ends with an item the judge refuses for good failed, asked once in the run (before: a pass for ever)", async () => {
+    refused = "What is 5 + 5?"
+    const askedAbout = () =>
+      server.requests.filter(
+        (r) => r.messages[0]!.content.includes("highly capable evaluator") && r.messages.at(-1)!.content.includes(refused!)
+      ).length
+    const first = await run(false)
+    expect(first.status.failed).toBe(1)
+    expect(first.status.kept).toBe(N - 1)
+    expect(first.status.stages).toMatchObject({ align: 1, done: N - 1 })
+    expect(askedAbout()).toBe(1)
+    // The next run tries it again and ends the same, the refusal answered from the cache.
+    const second = await run(false)
+    expect(second.status.failed).toBe(1)
+    expect(askedAbout()).toBe(1)
+  }, 60_000)
 })

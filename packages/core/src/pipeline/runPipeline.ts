@@ -164,7 +164,8 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
       name: string,
       stage: Stage,
       upstream: Deferred.Deferred<void>,
-      pass: Effect.Effect<ItemStageReport, E, R>
+      /** One pass; the first tries again the items that failed at the stage before. */
+      pass: (first: boolean) => Effect.Effect<ItemStageReport, E, R>
     ) =>
       Effect.gen(function* () {
         const started = yield* Clock.currentTimeMillis
@@ -178,7 +179,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
                 Effect.map(store.heldByOthers(prefix), (held) => n + held)
               )
             : 0
-          const r = yield* pass
+          const r = yield* pass(reports.length === 0)
           reports.push(r)
           if (finished && r.processed === 0 && (r.heldElsewhere ?? 0) === 0 && elsewhere === 0) break
           if (r.processed === 0) yield* Effect.sleep(Duration.millis(50))
@@ -216,12 +217,14 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
               "long-to-short",
               "collect",
               teacherDone,
-              longToShortStage(config, {
-                ...base,
-                concurrency: roleConcurrency(config, "rewriter"),
-                inbox: inboxOf("collect"),
-                handOff
-              })
+              (first) =>
+                longToShortStage(config, {
+                  ...base,
+                  concurrency: roleConcurrency(config, "rewriter"),
+                  inbox: inboxOf("collect"),
+                  handOff,
+                  retryFailed: first
+                })
             )
           ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
         : Effect.succeed(undefined)
@@ -232,7 +235,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
             "verify",
             "verify",
             l2sDone,
-            verifyStage({ ...base, concurrency: 16, inbox: inboxOf("verify"), handOff })
+            (first) => verifyStage({ ...base, concurrency: 16, inbox: inboxOf("verify"), handOff, retryFailed: first })
           ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
         : Effect.succeed(undefined)
     ).pipe(Effect.ensuring(stageDone(verifyDone, "align")))
@@ -245,14 +248,16 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
               "align",
               "align",
               verifyDone,
-              alignStage(config, {
-                ...base,
-                // An item alternates between judge and rewriter calls: enough items in flight to keep
-                // both roles' endpoints busy (their own limits still cap the calls).
-                concurrency:
-                  roleConcurrency(config, "judge") + (has("rewriter") ? roleConcurrency(config, "rewriter") : 0),
-                inbox: inboxOf("align")
-              })
+              (first) =>
+                alignStage(config, {
+                  ...base,
+                  // An item alternates between judge and rewriter calls: enough items in flight to keep
+                  // both roles' endpoints busy (their own limits still cap the calls).
+                  concurrency:
+                    roleConcurrency(config, "judge") + (has("rewriter") ? roleConcurrency(config, "rewriter") : 0),
+                  inbox: inboxOf("align"),
+                  retryFailed: first
+                })
             )
           ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
         : Effect.succeed(undefined)
