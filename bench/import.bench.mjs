@@ -1,8 +1,9 @@
 // Import throughput and peak memory for 300,000 rows, against two floors measured in the same run:
 // parsing the same file with readline + JSON.parse (no store), and inserting the parsed rows into
-// SQLite as raw JSON with one prepared statement (no validation, ids or layouts).
+// SQLite as raw JSON with one prepared statement (no validation, ids or layouts). Then, where a
+// PostgreSQL server can be started here, PG_ROWS of them into PostgreSQL against SQLite.
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, rmSync, statSync, createWriteStream } from "node:fs"
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 
@@ -79,6 +80,42 @@ const rawSqlite = child(
   file,
   join(dir, "raw.db")
 )
+// PostgreSQL: the first PG_ROWS rows (50,000) into a throwaway cluster on loopback, against the
+// same rows into SQLite, each in a process of its own; `cpu` is the importing process's CPU time
+// over its wall time (near 1: the process, not the server, bounds the import).
+const PG_ROWS = Number(process.env.PG_ROWS ?? 50_000)
+let pg
+try {
+  const { startPostgresCluster } = await import("@fastcot/core/testing")
+  const cluster = await startPostgresCluster()
+  try {
+    const part = join(dir, "part.jsonl")
+    writeFileSync(part, readFileSync(file, "utf8").split("\n").slice(0, PG_ROWS).join("\n") + "\n")
+    const timed = `const t = Date.now(); const cpu = process.cpuUsage()
+       const r = await Effect.runPromise(Effect.scoped(importFile(process.argv[2], {}).pipe(Effect.provide(layer))))
+       const c = process.cpuUsage(cpu)
+       console.log(JSON.stringify({ rows: r.rows, cpu: (c.user + c.system) / 1000 / (Date.now() - t), maxRssMb: process.resourceUsage().maxRSS / 1024 }))`
+    process.env.PGPASSWORD = cluster.password
+    pg = {
+      postgres: child(
+        `import { Effect } from "effect"; import { importFile, PgRunStoreLive } from "@fastcot/core"
+         const layer = PgRunStoreLive(process.argv[1]); ${timed}`,
+        cluster.createDatabase("bench"),
+        part
+      ),
+      sqlite: child(
+        `import { Effect } from "effect"; import { importFile, SqliteRunStoreLive } from "@fastcot/core"
+         const layer = SqliteRunStoreLive(process.argv[1]); ${timed}`,
+        join(dir, "pg-peer", "fastcot.db"),
+        part
+      )
+    }
+  } finally {
+    cluster.stop()
+  }
+} catch (e) {
+  pg = { skipped: e instanceof Error ? e.message.split("\n")[0] : String(e) }
+}
 rmSync(dir, { recursive: true, force: true })
 
 const rate = (r) => r.rows / r.seconds
@@ -98,3 +135,9 @@ console.log(
 console.log(
   `  goals: under 60 s -> ${fastcot.seconds < 60 ? "met" : "NOT met"}; peak memory under 400 MB -> ${fastcot.maxRssMb < 400 ? "met" : "NOT met"}`
 )
+if (pg.skipped !== undefined) console.log(`  PostgreSQL: skipped (${pg.skipped})`)
+else
+  for (const [name, r] of Object.entries(pg))
+    console.log(
+      `  ${PG_ROWS} rows into ${name.padEnd(10)} ${rate(r).toFixed(0).padStart(8)} rows/s  ${r.seconds.toFixed(1)} s  importer's CPU ${(100 * r.cpu).toFixed(0)} % of its wall time  peak RSS ${r.maxRssMb.toFixed(0)} MB`
+    )

@@ -2,6 +2,7 @@ import * as Clock from "effect/Clock"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import { createReadStream } from "node:fs"
 import { access, stat, writeFile } from "node:fs/promises"
@@ -181,11 +182,42 @@ export const importFile = (
     const batchSize = options.batchSize ?? 2000
     let progress = start
     const iterator = readRows(format, file, { rows: start.rows, line: start.line, offset: start.offset }, batchSize)
+    // One batch's commit runs while the next batch is read and mapped: batches commit in order,
+    // each with the position after it, so a resumed import starts after the last one committed.
+    let committing:
+      | {
+          readonly fiber: Fiber.RuntimeFiber<{ problemsAdded: number; itemsAdded: number }, StoreError>
+          readonly position: ImportProgress
+          readonly problems: number
+          readonly bytes: number
+        }
+      | undefined
+    const settle = Effect.gen(function* () {
+      if (committing === undefined) return
+      const { fiber, position, problems, bytes } = committing
+      committing = undefined
+      const added = yield* Fiber.join(fiber)
+      progress = {
+        ...position,
+        problemsAdded: progress.problemsAdded + added.problemsAdded,
+        itemsAdded: progress.itemsAdded + added.itemsAdded,
+        duplicates: progress.duplicates + (problems - added.problemsAdded)
+      }
+      options.onProgress?.({
+        file,
+        rows: progress.rows,
+        bytes,
+        totalBytes: info.size,
+        problemsAdded: progress.problemsAdded,
+        rejected: progress.rejected
+      })
+    })
     for (;;) {
+      // A file that cannot be read on: the batch before the failure is committed first.
       const next = yield* Effect.tryPromise({
         try: () => iterator.next(),
         catch: (e) => new ImportError({ file, message: (e as Error).message })
-      })
+      }).pipe(Effect.tapError(() => (committing === undefined ? Effect.void : Fiber.await(committing.fiber))))
       if (next.done === true) break
       const batch = next.value
       const now = new Date(yield* Clock.currentTimeMillis).toISOString()
@@ -212,6 +244,7 @@ export const importFile = (
         problems.push(mapped.right.problem)
         items.push(...mapped.right.items)
       }
+      yield* settle
       const position: ImportProgress = {
         ...progress,
         rows: batch.next.rows,
@@ -220,22 +253,14 @@ export const importFile = (
         rejected: progress.rejected + rejects.length,
         done: false
       }
-      const added = yield* store.commitImportBatch({ progress: position, problems, items, rejects })
-      progress = {
-        ...position,
-        problemsAdded: progress.problemsAdded + added.problemsAdded,
-        itemsAdded: progress.itemsAdded + added.itemsAdded,
-        duplicates: progress.duplicates + (problems.length - added.problemsAdded)
+      committing = {
+        fiber: yield* Effect.fork(store.commitImportBatch({ progress: position, problems, items, rejects })),
+        position,
+        problems: problems.length,
+        bytes: batch.bytes
       }
-      options.onProgress?.({
-        file,
-        rows: progress.rows,
-        bytes: batch.bytes,
-        totalBytes: info.size,
-        problemsAdded: progress.problemsAdded,
-        rejected: progress.rejected
-      })
     }
+    yield* settle
     progress = { ...progress, done: true }
     yield* store.commitImportBatch({ progress, problems: [], items: [], rejects: [] })
     const report = yield* writeRejects(progress)

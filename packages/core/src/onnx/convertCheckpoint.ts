@@ -176,7 +176,11 @@ export const convertCheckpoint = (options: ConvertOptions): ConvertedModel => {
 }
 
 /** Writes the model folder into `options.out` (a staged folder). */
-const writeConversion = (options: ConvertOptions, config: CheckpointConfig, checksum: ChecksumThread): ConvertedModel => {
+const writeConversion = (
+  options: ConvertOptions,
+  config: CheckpointConfig,
+  checksum: ChecksumThread
+): ConvertedModel => {
   const progress = options.onProgress ?? (() => {})
   ensureDirSync(path.join(options.out, "onnx"))
   for (const name of COPIED) {

@@ -134,7 +134,8 @@ describe("stages hand items on in memory (scripted teacher, rewriter and judge o
     refused = "What is 5 + 5?"
     const askedAbout = () =>
       server.requests.filter(
-        (r) => r.messages[0]!.content.includes("highly capable evaluator") && r.messages.at(-1)!.content.includes(refused!)
+        (r) =>
+          r.messages[0]!.content.includes("highly capable evaluator") && r.messages.at(-1)!.content.includes(refused!)
       ).length
     const first = await run(false)
     expect(first.status.failed).toBe(1)

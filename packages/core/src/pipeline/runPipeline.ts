@@ -213,29 +213,22 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
         ? after(
             teacherDone,
             batched("rewriter"),
-            drain(
-              "long-to-short",
-              "collect",
-              teacherDone,
-              (first) =>
-                longToShortStage(config, {
-                  ...base,
-                  concurrency: roleConcurrency(config, "rewriter"),
-                  inbox: inboxOf("collect"),
-                  handOff,
-                  retryFailed: first
-                })
+            drain("long-to-short", "collect", teacherDone, (first) =>
+              longToShortStage(config, {
+                ...base,
+                concurrency: roleConcurrency(config, "rewriter"),
+                inbox: inboxOf("collect"),
+                handOff,
+                retryFailed: first
+              })
             )
           ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
         : Effect.succeed(undefined)
     ).pipe(Effect.ensuring(stageDone(l2sDone, "verify")))
     const verify = (
       wanted.has("verify")
-        ? drain(
-            "verify",
-            "verify",
-            l2sDone,
-            (first) => verifyStage({ ...base, concurrency: 16, inbox: inboxOf("verify"), handOff, retryFailed: first })
+        ? drain("verify", "verify", l2sDone, (first) =>
+            verifyStage({ ...base, concurrency: 16, inbox: inboxOf("verify"), handOff, retryFailed: first })
           ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
         : Effect.succeed(undefined)
     ).pipe(Effect.ensuring(stageDone(verifyDone, "align")))
@@ -244,20 +237,16 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
         ? after(
             verifyDone,
             alignWaits,
-            drain(
-              "align",
-              "align",
-              verifyDone,
-              (first) =>
-                alignStage(config, {
-                  ...base,
-                  // An item alternates between judge and rewriter calls: enough items in flight to keep
-                  // both roles' endpoints busy (their own limits still cap the calls).
-                  concurrency:
-                    roleConcurrency(config, "judge") + (has("rewriter") ? roleConcurrency(config, "rewriter") : 0),
-                  inbox: inboxOf("align"),
-                  retryFailed: first
-                })
+            drain("align", "align", verifyDone, (first) =>
+              alignStage(config, {
+                ...base,
+                // An item alternates between judge and rewriter calls: enough items in flight to keep
+                // both roles' endpoints busy (their own limits still cap the calls).
+                concurrency:
+                  roleConcurrency(config, "judge") + (has("rewriter") ? roleConcurrency(config, "rewriter") : 0),
+                inbox: inboxOf("align"),
+                retryFailed: first
+              })
             )
           ).pipe(Effect.map((r) => r as ItemStageReport | undefined))
         : Effect.succeed(undefined)

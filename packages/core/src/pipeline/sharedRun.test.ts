@@ -110,7 +110,12 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
                   : Effect.gen(function* () {
                       raced = true
                       const held = yield* other.claim(pending.map((i) => `align:${i.id}`))
-                      yield* Effect.forkDaemon(Effect.delay(Effect.sync(() => other.release([...held])), "800 millis"))
+                      yield* Effect.forkDaemon(
+                        Effect.delay(
+                          Effect.sync(() => other.release([...held])),
+                          "800 millis"
+                        )
+                      )
                       return yield* mine.claim(wanted)
                     })
             }
@@ -156,7 +161,12 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
                   : Effect.gen(function* () {
                       raced = true
                       const held = yield* other.claim(keys)
-                      yield* Effect.forkDaemon(Effect.delay(Effect.sync(() => other.release([...held])), "800 millis"))
+                      yield* Effect.forkDaemon(
+                        Effect.delay(
+                          Effect.sync(() => other.release([...held])),
+                          "800 millis"
+                        )
+                      )
                       return yield* mine.claim(wanted)
                     })
             }

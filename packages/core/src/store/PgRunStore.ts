@@ -61,11 +61,17 @@ const failOnBrokenCommit = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Eff
 /** Rows per INSERT (PostgreSQL takes at most 65,535 parameters a statement). */
 const CHUNK = 500
 
-const chunks = <A>(xs: ReadonlyArray<A>): Array<ReadonlyArray<A>> => {
+const chunks = <A>(xs: ReadonlyArray<A>, size = CHUNK): Array<ReadonlyArray<A>> => {
   const out: Array<ReadonlyArray<A>> = []
-  for (let i = 0; i < xs.length; i += CHUNK) out.push(xs.slice(i, i + CHUNK))
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size))
   return out
 }
+
+/**
+ * Rows per bulk INSERT of problems or items: the rows travel as one JSON parameter that the
+ * server unpacks (`json_to_recordset`), one statement and one round trip for an import batch.
+ */
+const BULK = 5_000
 
 /** A store URL as it may be shown: the password (when the URL carries one) left out. */
 export const displayStoreUrl = (url: string): string => {
@@ -168,8 +174,12 @@ export const makePgRunStore = (
     const insertItems = (items: ReadonlyArray<Item>) =>
       Effect.gen(function* () {
         let added = 0
-        for (const part of chunks(items)) {
-          const ids = yield* sql<{ id: string }>`INSERT INTO items ${sql.insert(part.map(itemRow))}
+        for (const part of chunks(items, BULK)) {
+          const ids = yield* sql<{ id: string }>`INSERT INTO items (id, problem_id, stage, fate, kept_as, reason_code,
+              review, reviewer, reasoning_tokens, original_reasoning_tokens, tokenizer, data, created_at, updated_at)
+            SELECT * FROM json_to_recordset(${JSON.stringify(part.map(itemRow))}::json) AS r(id text, problem_id text,
+              stage text, fate text, kept_as text, reason_code text, review text, reviewer text, reasoning_tokens integer,
+              original_reasoning_tokens integer, tokenizer text, data text, created_at text, updated_at text)
             ON CONFLICT DO NOTHING RETURNING id`
           const fresh = new Set(ids.map((r) => r.id))
           added += fresh.size
@@ -262,6 +272,78 @@ export const makePgRunStore = (
         }))
     )
 
+    /**
+     * An import batch without rounds as one statement (its own transaction): problems, items,
+     * rejects and the file's position in data-modifying CTEs, each set of rows one JSON parameter,
+     * one round trip. Foreign keys are checked at the statement's end, once the problems are in.
+     * Tried again after a broken connection, it first reads whether the server had committed it
+     * (the file's position is already this batch's): then it answers the counts it had written.
+     */
+    const commitImportStatement = (batch: Parameters<RunStoreShape["commitImportBatch"]>[0]) => {
+      const createdAt = now()
+      const p = batch.progress
+      const problems = batch.problems.map((q) => ({
+        id: q.id,
+        domain: q.domain,
+        data: JSON.stringify(q),
+        created_at: createdAt
+      }))
+      const rejects = batch.rejects.map((r) => ({ key: p.key, ...r }))
+      let attempts = 0
+      const committedBefore = Effect.map(
+        sql<{ rows: string; done: boolean; problems_added: string; items_added: string }>`SELECT rows, done,
+          problems_added, items_added FROM imports WHERE key = ${p.key}`,
+        (rows) => {
+          const r = rows[0]
+          return r !== undefined && Number(r.rows) === p.rows && r.done === p.done
+            ? Option.some({
+                problemsAdded: Number(r.problems_added) - p.problemsAdded,
+                itemsAdded: Number(r.items_added) - p.itemsAdded
+              })
+            : Option.none()
+        }
+      )
+      const statement = Effect.map(
+        sql<{ problems: string; items: string }>`WITH
+          added_problems AS (
+            INSERT INTO problems (id, domain, data, created_at)
+            SELECT * FROM json_to_recordset(${JSON.stringify(problems)}::json)
+              AS r(id text, domain text, data text, created_at text)
+            ON CONFLICT DO NOTHING RETURNING 1),
+          added_items AS (
+            INSERT INTO items (id, problem_id, stage, fate, kept_as, reason_code, review, reviewer, reasoning_tokens,
+              original_reasoning_tokens, tokenizer, data, created_at, updated_at)
+            SELECT * FROM json_to_recordset(${JSON.stringify(batch.items.map(itemRow))}::json) AS r(id text,
+              problem_id text, stage text, fate text, kept_as text, reason_code text, review text, reviewer text,
+              reasoning_tokens integer, original_reasoning_tokens integer, tokenizer text, data text, created_at text,
+              updated_at text)
+            ON CONFLICT DO NOTHING RETURNING 1),
+          added_rejects AS (
+            INSERT INTO import_rejects (key, file, line, reason, raw)
+            SELECT * FROM json_to_recordset(${JSON.stringify(rejects)}::json)
+              AS r(key text, file text, line bigint, reason text, raw text)
+            ON CONFLICT DO NOTHING),
+          counts AS (SELECT (SELECT COUNT(*) FROM added_problems) AS problems, (SELECT COUNT(*) FROM added_items) AS items),
+          position AS (
+            INSERT INTO imports (key, path, rows, "offset", line, problems_added, items_added, duplicates, rejected, done, updated_at)
+            SELECT ${p.key}, ${p.path}, ${p.rows}, ${p.offset}, ${p.line}, ${p.problemsAdded} + c.problems,
+              ${p.itemsAdded} + c.items, ${p.duplicates} + (${batch.problems.length} - c.problems), ${p.rejected},
+              ${p.done}, ${createdAt}
+            FROM counts c
+            ON CONFLICT (key) DO UPDATE SET path = excluded.path, rows = excluded.rows, "offset" = excluded."offset",
+              line = excluded.line, problems_added = excluded.problems_added, items_added = excluded.items_added,
+              duplicates = excluded.duplicates, rejected = excluded.rejected, done = excluded.done,
+              updated_at = excluded.updated_at)
+        SELECT problems, items FROM counts`,
+        (rows) => ({ problemsAdded: Number(rows[0]?.problems ?? 0), itemsAdded: Number(rows[0]?.items ?? 0) })
+      )
+      return Effect.suspend(() =>
+        attempts++ === 0
+          ? statement
+          : Effect.flatMap(committedBefore, Option.match({ onNone: () => statement, onSome: Effect.succeed }))
+      )
+    }
+
     const store: RunStoreShape = {
       location,
       shared: true,
@@ -273,48 +355,56 @@ export const makePgRunStore = (
           )
         ),
       commitImportBatch: (batch) =>
-        tx(
-          "committing an import batch",
-          Effect.gen(function* () {
-            const createdAt = now()
-            let problemsAdded = 0
-            for (const part of chunks(batch.problems)) {
-              const rows = part.map((p) => ({
-                id: p.id,
-                domain: p.domain,
-                data: JSON.stringify(p),
-                created_at: createdAt
-              }))
-              const added = yield* sql`INSERT INTO problems ${sql.insert(rows)} ON CONFLICT DO NOTHING RETURNING id`
-              problemsAdded += added.length
-            }
-            const itemsAdded = yield* insertItems(batch.items)
-            for (const part of chunks(batch.rejects)) {
-              const rows = part.map((r) => ({ key: batch.progress.key, ...r }))
-              yield* sql`INSERT INTO import_rejects ${sql.insert(rows)} ON CONFLICT DO NOTHING`
-            }
-            const p = batch.progress
-            const row = {
-              key: p.key,
-              path: p.path,
-              rows: p.rows,
-              offset: p.offset,
-              line: p.line,
-              problems_added: p.problemsAdded + problemsAdded,
-              items_added: p.itemsAdded + itemsAdded,
-              duplicates: p.duplicates + (batch.problems.length - problemsAdded),
-              rejected: p.rejected,
-              done: p.done,
-              updated_at: createdAt
-            }
-            yield* sql`INSERT INTO imports ${sql.insert(row)} ON CONFLICT (key) DO UPDATE SET path = excluded.path,
+        batch.items.every((i) => i.rounds.length === 0) &&
+        batch.problems.length <= BULK &&
+        batch.items.length <= BULK &&
+        batch.rejects.length <= BULK
+          ? run("committing an import batch", commitImportStatement(batch))
+          : tx(
+              "committing an import batch",
+              Effect.gen(function* () {
+                const createdAt = now()
+                let problemsAdded = 0
+                for (const part of chunks(batch.problems, BULK)) {
+                  const rows = part.map((p) => ({
+                    id: p.id,
+                    domain: p.domain,
+                    data: JSON.stringify(p),
+                    created_at: createdAt
+                  }))
+                  const added = yield* sql`INSERT INTO problems (id, domain, data, created_at)
+                SELECT * FROM json_to_recordset(${JSON.stringify(rows)}::json)
+                  AS r(id text, domain text, data text, created_at text)
+                ON CONFLICT DO NOTHING RETURNING id`
+                  problemsAdded += added.length
+                }
+                const itemsAdded = yield* insertItems(batch.items)
+                for (const part of chunks(batch.rejects)) {
+                  const rows = part.map((r) => ({ key: batch.progress.key, ...r }))
+                  yield* sql`INSERT INTO import_rejects ${sql.insert(rows)} ON CONFLICT DO NOTHING`
+                }
+                const p = batch.progress
+                const row = {
+                  key: p.key,
+                  path: p.path,
+                  rows: p.rows,
+                  offset: p.offset,
+                  line: p.line,
+                  problems_added: p.problemsAdded + problemsAdded,
+                  items_added: p.itemsAdded + itemsAdded,
+                  duplicates: p.duplicates + (batch.problems.length - problemsAdded),
+                  rejected: p.rejected,
+                  done: p.done,
+                  updated_at: createdAt
+                }
+                yield* sql`INSERT INTO imports ${sql.insert(row)} ON CONFLICT (key) DO UPDATE SET path = excluded.path,
               rows = excluded.rows, "offset" = excluded."offset", line = excluded.line,
               problems_added = excluded.problems_added, items_added = excluded.items_added,
               duplicates = excluded.duplicates, rejected = excluded.rejected, done = excluded.done,
               updated_at = excluded.updated_at`
-            return { problemsAdded, itemsAdded }
-          })
-        ),
+                return { problemsAdded, itemsAdded }
+              })
+            ),
       importRejects: (key) =>
         run(
           "reading import rejects",
