@@ -50,6 +50,7 @@ export {
 export {
   type BatchJobRecord,
   type CacheEntry,
+  type ClaimedPage,
   type ImportBatch,
   type ImportProgress,
   type ImportReject,

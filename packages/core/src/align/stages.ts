@@ -1,3 +1,4 @@
+import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -14,7 +15,6 @@ import type { Problem } from "../schema/problem.js"
 import { type CallRecord, makeRound, type Round, type Verification } from "../schema/round.js"
 import { makeTrace, type Trace } from "../schema/trace.js"
 import { makeVerdict, type VerdictLevel } from "../schema/verdict.js"
-import { claimedStream } from "../store/pagedStream.js"
 import { drainConcurrently } from "../util/concurrent.js"
 import { RunStore } from "../store/RunStore.js"
 import type { StoreError } from "../store/errors.js"
@@ -87,8 +87,9 @@ const failedItem = (
 export const stageWorkKey = (stage: Stage, itemId: string) => `${stage}:${itemId}`
 
 /**
- * Pending items at a stage (and with `retryFailed` those that failed there), that this worker claims, a page
- * at a time (keyset on id, so items that move on drop out). On a shared store a page is the
+ * Pending items at a stage (and with `retryFailed` those that failed there) that this worker
+ * claims, a page at a time (`RunStore.claimItems`: keyset on id, so items that move on drop out;
+ * items another worker holds are counted to `onHeldElsewhere`). On a shared store a page is the
  * stage's concurrency, so that a worker holds no more than it works on and workers sharing a run
  * share its last items too.
  */
@@ -98,14 +99,20 @@ const pendingAt = (
   retryFailed: boolean,
   onHeldElsewhere: (items: number) => void
 ): Stream.Stream<Item, StoreError, RunStore> =>
-  claimedStream(
-    (shared) => (shared ? Math.max(4, concurrency) : 200),
-    (afterId, size) =>
-      Effect.flatMap(RunStore, (store) =>
-        store.listItems({ stage, fate: retryFailed ? ["pending", "failed"] : ["pending"], afterId, limit: size })
-      ),
-    (item) => stageWorkKey(stage, item.id),
-    onHeldElsewhere
+  Stream.unwrap(
+    Effect.map(RunStore, (store) => {
+      const size = store.shared ? Math.max(4, concurrency) : 200
+      const fates: ReadonlyArray<Item["fate"]> = retryFailed ? ["pending", "failed"] : ["pending"]
+      return Stream.paginateChunkEffect(undefined as string | undefined, (afterId) =>
+        Effect.map(store.claimItems({ stage, fates, afterId, limit: size }, stageWorkKey(stage, "")), (page) => {
+          if (page.heldElsewhere > 0) onHeldElsewhere(page.heldElsewhere)
+          return [
+            Chunk.fromIterable(page.items),
+            page.listed < size || page.lastId === undefined ? Option.none() : Option.some(page.lastId)
+          ] as const
+        })
+      )
+    })
   )
 
 const callRecord = (role: CallRecord["role"], c: Completion, promptVersion: string): CallRecord => ({

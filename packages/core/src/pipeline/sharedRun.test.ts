@@ -12,6 +12,7 @@ import { Item } from "../schema/item.js"
 import type { Problem } from "../schema/problem.js"
 import { PgRunStoreLive } from "../store/PgRunStore.js"
 import { RunStore } from "../store/RunStore.js"
+import type { StoreError } from "../store/errors.js"
 import { type ScriptedServer, startScriptedServer } from "../testing/scriptedServer.js"
 import { usePostgresCluster } from "../test-support/postgresHooks.js"
 import { importBatch, item, problem } from "../test-support/storeRecords.js"
@@ -49,20 +50,27 @@ const runAs = (
   )
 
 /**
- * `mine`, except that its first claim of work under `prefix` lets `race` run first: another
- * worker's move between this worker's look at the store and its claim. `raced` says whether it ran.
+ * `mine`, except that its first claim of work under `prefix` (a `claim` of such keys, or a
+ * `claimItems` page of them) lets `race` run first: another worker's move between this worker's
+ * look at the store and its claim. `raced` says whether it ran.
  */
 const raceFirstClaim = <E>(mine: RunStore["Type"], prefix: string, race: Effect.Effect<void, E>) => {
   let raced = false
+  const first = <A>(applies: boolean, claim: Effect.Effect<A, StoreError>) =>
+    raced || !applies
+      ? claim
+      : Effect.suspend(() => {
+          raced = true
+          return Effect.zipRight(Effect.orDie(race), claim)
+        })
   const store: RunStore["Type"] = {
     ...mine,
     claim: (wanted) =>
-      raced || !wanted.some((k) => k.startsWith(prefix))
-        ? mine.claim(wanted)
-        : Effect.suspend(() => {
-            raced = true
-            return Effect.zipRight(Effect.orDie(race), mine.claim(wanted))
-          })
+      first(
+        wanted.some((k) => k.startsWith(prefix)),
+        mine.claim(wanted)
+      ),
+    claimItems: (page, keyPrefix) => first(keyPrefix === prefix, mine.claimItems(page, keyPrefix))
   }
   return { store, raced: () => raced }
 }
@@ -194,7 +202,7 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
     expect(outcome.status.items).toBe(12)
   })
 
-  it("leaves an item it listed alone when another worker finished it before the claim", async () => {
+  it("leaves an item alone when another worker finished it before the claim", async () => {
     const outcome = await onSharedRun(
       "listed_then_finished",
       { problems: 6, items: (p) => item(p), concurrency: 8, judge: true },
@@ -202,8 +210,8 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
         Effect.gen(function* () {
           const keys = items.map((i) => `align:${i.id}`)
           yield* other.claim(keys)
-          // Between this worker's listing and its claim, the other worker finishes every item
-          // and gives up its leases (they are gone from the server within a quarter second).
+          // Before this worker's claim, the other worker finishes every item and gives up its
+          // leases (they are gone from the server within a quarter second).
           const racing = raceFirstClaim(
             mine,
             "align:",

@@ -716,6 +716,47 @@ export const makePgRunStore = (
                 )
               )
             ),
+      claimItems: (page, keyPrefix) =>
+        run(
+          "claiming work",
+          Effect.gen(function* () {
+            yield* register
+            const where = [
+              sql`stage = ${page.stage}`,
+              sql.in("fate", page.fates),
+              ...(page.afterId !== undefined ? [sql`id > ${page.afterId}`] : [])
+            ]
+            // The page's rows are locked while they are leased (rows another worker is saving are
+            // passed over); a lease is taken as `claim` takes one.
+            const rows = yield* sql<{ listed: string; last: string | null; keys: string | null }>`WITH
+              page AS (SELECT id FROM items WHERE ${sql.and(where)} ORDER BY id LIMIT ${page.limit}
+                FOR UPDATE SKIP LOCKED),
+              leased AS (
+                INSERT INTO work_leases (key, worker, expires_at)
+                SELECT ${keyPrefix} || id, ${workerId}, now() + ${leaseMs} * interval '1 millisecond' FROM page
+                ON CONFLICT (key) DO UPDATE SET worker = excluded.worker, expires_at = excluded.expires_at
+                WHERE work_leases.expires_at < now() OR work_leases.worker = excluded.worker
+                  OR NOT ${workerConnected(sql`work_leases.worker`)}
+                RETURNING key)
+              SELECT (SELECT COUNT(*) FROM page) AS listed, (SELECT MAX(id) FROM page) AS last,
+                (SELECT json_agg(key)::text FROM leased) AS keys`
+            const listed = Number(rows[0]?.listed ?? 0)
+            const keys = JSON.parse(rows[0]?.keys ?? "[]") as Array<string>
+            for (const k of keys) {
+              held.add(k)
+              released.delete(k)
+            }
+            const ids = keys.map((k) => k.slice(keyPrefix.length)).sort()
+            // Read once they are leased: what the rows held when they were locked, or later.
+            const items = (yield* loadItems(ids)).filter((i) => i.stage === page.stage && page.fates.includes(i.fate))
+            // An item another worker moved on between the lock and the read is given up.
+            if (items.length < ids.length) {
+              const still = new Set(items.map((i) => i.id as string))
+              store.release(ids.filter((id) => !still.has(id)).map((id) => keyPrefix + id))
+            }
+            return { listed, lastId: rows[0]?.last ?? undefined, items, heldElsewhere: listed - keys.length }
+          })
+        ),
       release: (keys) => {
         for (const k of keys) if (held.delete(k)) released.add(k)
       },

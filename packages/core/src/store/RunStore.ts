@@ -73,6 +73,18 @@ export interface ItemFilter {
   readonly afterValue?: ItemSortValue | undefined
 }
 
+/** A page of pending work claimed at once (see `RunStore.claimItems`). */
+export interface ClaimedPage {
+  /** Items the page listed, claimed or not; a page shorter than its limit is the last. */
+  readonly listed: number
+  /** The last listed item's id: the next page starts after it. */
+  readonly lastId: string | undefined
+  /** The items this worker now holds, as stored. */
+  readonly items: ReadonlyArray<Item>
+  /** Listed items another worker held. */
+  readonly heldElsewhere: number
+}
+
 /** Which kept items a review queue offers: nobody has reviewed them, nor are they in `exclude`. */
 export interface ReviewQueueFilter {
   /**
@@ -289,6 +301,23 @@ export interface RunStoreShape {
    * on (SQLite, under its run lock) takes every key.
    */
   readonly claim: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlySet<string>, StoreError>
+  /**
+   * The next page of pending work at a stage, listed and claimed in one step: up to `limit` items
+   * at `stage` with one of `fates` and an id after `afterId`, in id order; each whose lease
+   * (`keyPrefix` + its id, as `claim` takes keys) no other worker holds becomes this worker's and
+   * comes back as stored. On PostgreSQL the page's rows are locked as they are read (`FOR UPDATE
+   * SKIP LOCKED`: a row another worker is saving that moment is passed over, its item moving on)
+   * and leased in the same statement. On SQLite every listed item is returned.
+   */
+  readonly claimItems: (
+    page: {
+      readonly stage: Item["stage"]
+      readonly fates: ReadonlyArray<Item["fate"]>
+      readonly afterId: string | undefined
+      readonly limit: number
+    },
+    keyPrefix: string
+  ) => Effect.Effect<ClaimedPage, StoreError>
   /** Gives up leases whose work is saved; synchronous, written within the next renewal. */
   readonly release: (keys: ReadonlyArray<string>) => void
   /** The workers at work on the run now (none on a store only one process runs on). */

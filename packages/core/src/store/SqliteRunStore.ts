@@ -487,6 +487,11 @@ export const openSqliteStore = (
     claim: (keys) => Effect.succeed(new Set(keys)),
     release: () => {},
     heldByOthers: () => Effect.succeed(0),
+    claimItems: (page) =>
+      Effect.map(
+        store.listItems({ stage: page.stage, fate: page.fates, afterId: page.afterId, limit: page.limit }),
+        (items) => ({ listed: items.length, lastId: items.at(-1)?.id, items, heldElsewhere: 0 })
+      ),
     workers: Effect.succeed([]),
     recordSpend: (spend) => ledger.record(spend),
     spending: attempt("reading the spending ledger", () => ledger.totals()),

@@ -557,6 +557,40 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
     expect([...outcome.mine]).toEqual(["align:1"])
   })
 
+  it("claims a page of pending items at once: one another worker holds is counted, not returned", async () => {
+    const ps = Array.from({ length: 6 }, (_, i) => problem(`page ${i}?`))
+    const pending = ps.map((p) => item(p)).sort((x, y) => (x.id < y.id ? -1 : 1))
+    const ids = pending.map((i) => i.id as string)
+    const outcome = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const a = Context.get(yield* Layer.build(backend.layer(location)), RunStore)
+          const b = Context.get(yield* Layer.build(backend.layer(location)), RunStore)
+          const done = new Item({ ...item(problem("done?")), stage: "done", fate: "kept", keptAs: "initial-medium" })
+          yield* a.commitImportBatch(importBatch([...ps, problem("done?")], [...pending, done]))
+          yield* b.claim([`align:${ids[1]}`])
+          const page = { stage: "align", fates: ["pending", "failed"], limit: 4 } as const
+          const first = yield* a.claimItems({ ...page, afterId: undefined }, "align:")
+          const second = yield* a.claimItems({ ...page, afterId: first.lastId }, "align:")
+          return { first, second, heldByA: yield* b.heldByOthers("align:") }
+        })
+      )
+    )
+    const view = (p: typeof outcome.first) => ({ ...p, items: p.items.map((i) => i.id) })
+    expect(view(outcome.second)).toEqual({ listed: 2, lastId: ids[5], items: ids.slice(4), heldElsewhere: 0 })
+    if (backend.name === "SQLite") {
+      expect(view(outcome.first)).toEqual({ listed: 4, lastId: ids[3], items: ids.slice(0, 4), heldElsewhere: 0 })
+      return
+    }
+    expect(view(outcome.first)).toEqual({
+      listed: 4,
+      lastId: ids[3],
+      items: [ids[0], ids[2], ids[3]],
+      heldElsewhere: 1
+    })
+    expect(outcome.heldByA).toBe(5)
+  })
+
   it("runs one pipeline at a time on SQLite, several workers at once on PostgreSQL, and says who is at work", async () => {
     const outcome = await Effect.runPromise(
       Effect.gen(function* () {
@@ -681,6 +715,54 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
     expect(outcome.claimedWhileCommitting.size).toBe(0)
     expect(outcome.after.taken).toEqual(keys)
     expect(Option.getOrThrow(outcome.seen)).toMatchObject({ stage: "done", fate: "kept" })
+  })
+
+  it("passes over an item another worker is saving that moment (SKIP LOCKED), without waiting for it", async () => {
+    const database = new URL(url).pathname.slice(1)
+    const ps = Array.from({ length: 3 }, (_, i) => problem(`locked ${i}?`))
+    const pending = ps.map((p) => item(p)).sort((x, y) => (x.id < y.id ? -1 : 1))
+    await withStore(Effect.flatMap(RunStore, (store) => store.commitImportBatch(importBatch(ps, pending))))
+    // Another session holds the first item's row for 2 s, as a save in progress does.
+    const locker = spawn(
+      "psql",
+      [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(cluster().port),
+        "-U",
+        cluster().user,
+        "-d",
+        database,
+        "-tAq",
+        "-c",
+        `BEGIN; SELECT id FROM items WHERE id = '${pending[0]!.id}' FOR UPDATE; SELECT pg_sleep(2); COMMIT;`
+      ],
+      { stdio: "ignore" }
+    )
+    let lockHeld = true
+    const lockerDone = new Promise((resolve) => locker.once("exit", resolve)).then(() => (lockHeld = false))
+    const sleeping = () =>
+      cluster().psql(
+        database,
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()"
+      )
+    while (sleeping().trim() !== "1") await new Promise((r) => setTimeout(r, 20))
+    const outcome = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        const page = yield* store.claimItems(
+          { stage: "align", fates: ["pending"], afterId: undefined, limit: 10 },
+          "align:"
+        )
+        // Answered while the row is still locked: it did not wait for the save.
+        return { whileLocked: lockHeld, page }
+      })
+    )
+    await lockerDone
+    expect(outcome.page.items.map((i) => i.id)).toEqual([pending[1]!.id, pending[2]!.id])
+    expect(outcome.page.listed).toBe(2)
+    expect(outcome.whileLocked).toBe(true)
   })
 
   it("a worker that stops answering (SIGSTOP, its connection still open) keeps its leases until they expire", async () => {
