@@ -262,13 +262,15 @@ export const sampleTeacher = (
     // Work not yet done: samples with no item, or whose call failed last time (on the first
     // pass; later passes, while other workers sharing the run hold samples of their own, take
     // only what no one has sampled: the work of a worker that died or whose leases ran out).
-    const claimGroup = store.shared ? Math.max(4, options.concurrency) : PAGE
+    // A first pass on a shared store claims a stage's concurrency at a time, so that workers share
+    // the samples; later passes find few left (those of a worker that died) and look a page at a time.
+    const claimGroup = (first: boolean) => (store.shared && first ? Math.max(4, options.concurrency) : PAGE)
     // Samples a pass found unsampled but held by another worker.
     let heldElsewhere = 0
     const pending = (first: boolean) =>
       problemStream(options.limit).pipe(
         Stream.mapConcat((problem) => Array.from({ length: samples }, (_, sample) => ({ problem, sample }))),
-        Stream.grouped(claimGroup),
+        Stream.grouped(claimGroup(first)),
         Stream.mapEffect((chunk) =>
           Effect.gen(function* () {
             const work = Chunk.toReadonlyArray(chunk)
