@@ -276,8 +276,9 @@ export const makePgRunStore = (
      * An import batch without rounds as one statement (its own transaction): problems, items,
      * rejects and the file's position in data-modifying CTEs, each set of rows one JSON parameter,
      * one round trip. Foreign keys are checked at the statement's end, once the problems are in.
-     * Tried again after a broken connection, it first reads whether the server had committed it
-     * (the file's position is already this batch's): then it answers the counts it had written.
+     * Tried again after a broken connection, it first waits for the cut session's statement to end
+     * and reads whether the server committed it (the file's position is already this batch's):
+     * then it answers the counts it had written.
      */
     const commitImportStatement = (batch: Parameters<RunStoreShape["commitImportBatch"]>[0]) => {
       const createdAt = now()
@@ -290,10 +291,22 @@ export const makePgRunStore = (
       }))
       const rejects = batch.rejects.map((r) => ({ key: p.key, ...r }))
       let attempts = 0
-      const committedBefore = Effect.map(
+      // A connection cut while the statement ran leaves its server session running it until it is
+      // done (committed or not): that is waited for (60 s at most) before the position is read.
+      const earlierAttemptDone = Effect.repeat(
+        sql<{ n: string }>`SELECT COUNT(*) AS n FROM pg_stat_activity WHERE application_name = ${session}
+          AND pid <> pg_backend_pid() AND state <> 'idle' AND strpos(query, 'added_problems AS') > 0`,
+        {
+          schedule: Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(60))),
+          until: (rows) => Number(rows[0]?.n ?? 0) === 0
+        }
+      )
+      const committedBefore = Effect.zipRight(
+        earlierAttemptDone,
         sql<{ rows: string; done: boolean; problems_added: string; items_added: string }>`SELECT rows, done,
-          problems_added, items_added FROM imports WHERE key = ${p.key}`,
-        (rows) => {
+          problems_added, items_added FROM imports WHERE key = ${p.key}`
+      ).pipe(
+        Effect.map((rows) => {
           const r = rows[0]
           return r !== undefined && Number(r.rows) === p.rows && r.done === p.done
             ? Option.some({
@@ -301,7 +314,7 @@ export const makePgRunStore = (
                 itemsAdded: Number(r.items_added) - p.itemsAdded
               })
             : Option.none()
-        }
+        })
       )
       const statement = Effect.map(
         sql<{ problems: string; items: string }>`WITH

@@ -6,6 +6,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { spawn } from "node:child_process"
+import { writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeEach, describe, expect, it } from "vitest"
 import { Item } from "../schema/item.js"
@@ -16,6 +17,7 @@ import { type ReviewAction, reviewItem } from "../review/reviewItem.js"
 import { QwenTokenCounterLive } from "../tokens/TokenCounter.js"
 import { BasicVerifierLive } from "../verify/Verifier.js"
 import { tempDir } from "../test-support/fixtures.js"
+import { importFile } from "../import/importFile.js"
 import { call, importBatch, item, problem, round } from "../test-support/storeRecords.js"
 import { usePostgresCluster } from "../test-support/postgresHooks.js"
 import { startTcpProxy } from "../testing/tcpProxy.js"
@@ -763,6 +765,46 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
     expect(outcome.page.items.map((i) => i.id)).toEqual([pending[1]!.id, pending[2]!.id])
     expect(outcome.page.listed).toBe(2)
     expect(outcome.whileLocked).toBe(true)
+  })
+
+  it("counts an import batch once when its connection is cut while the server commits it", async () => {
+    const database = new URL(url).pathname.slice(1)
+    await withStore(Effect.void)
+    // Each commit that moves the file's position takes 1 s on the server (a deferred trigger that
+    // sleeps): the connection is cut during the first batch's, and the server finishes it.
+    cluster().psql(
+      database,
+      `CREATE FUNCTION slow_position() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;
+       CREATE CONSTRAINT TRIGGER slow_position AFTER INSERT OR UPDATE ON imports DEFERRABLE INITIALLY DEFERRED
+         FOR EACH ROW EXECUTE FUNCTION slow_position();`
+    )
+    const dir = tempDir()
+    const proxy = await startTcpProxy(cluster().port)
+    try {
+      const file = join(dir.dir, "problems.jsonl")
+      writeFileSync(
+        file,
+        Array.from({ length: 20 }, (_, i) => JSON.stringify({ question: `cut ${i}?`, answer: String(i) })).join("\n") +
+          "\n"
+      )
+      const through = url.replace(`:${cluster().port}/`, `:${proxy.port}/`)
+      const importing = Effect.runPromise(Effect.scoped(importFile(file).pipe(Effect.provide(PgRunStoreLive(through)))))
+      const committing = () =>
+        cluster().psql(
+          database,
+          "SELECT COUNT(*) FROM pg_stat_activity WHERE strpos(query, 'added_problems AS') > 0 AND state = 'active' AND pid <> pg_backend_pid()"
+        )
+      while (committing().trim() !== "1") await new Promise((r) => setTimeout(r, 20))
+      proxy.cut(300)
+      const report = await importing
+      expect({ added: report.problemsAdded, duplicates: report.duplicates }).toEqual({ added: 20, duplicates: 0 })
+      expect(
+        cluster().psql(database, "SELECT problems_added || ' ' || duplicates || ' ' || done FROM imports").trim()
+      ).toBe("20 0 true")
+    } finally {
+      await proxy.close()
+      dir.cleanup()
+    }
   })
 
   it("a worker that stops answering (SIGSTOP, its connection still open) keeps its leases until they expire", async () => {
