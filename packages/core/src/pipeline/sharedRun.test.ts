@@ -75,19 +75,6 @@ const raceFirstClaim = <E>(mine: RunStore["Type"], prefix: string, race: Effect.
   return { store, raced: () => raced }
 }
 
-/** Another worker takes `keys` and dies with them 800 ms later (its leases are gone, the work undone). */
-const takeAndDie = (other: RunStore["Type"], keys: ReadonlyArray<string>) =>
-  Effect.flatMap(other.claim(keys), (held) =>
-    Effect.asVoid(
-      Effect.forkDaemon(
-        Effect.delay(
-          Effect.sync(() => other.release([...held])),
-          "800 millis"
-        )
-      )
-    )
-  )
-
 interface SharedRun {
   readonly problems: ReadonlyArray<Problem>
   readonly items: ReadonlyArray<Item>
@@ -135,6 +122,32 @@ const onSharedRun = async <A>(
   }
 }
 
+/**
+ * Runs `stage` as this worker while, at its first claim of `prefix` work, the other worker takes
+ * `keys` and dies with them 800 ms later (its leases gone, the work undone).
+ */
+const runWhileAnotherTakesAndDies = (
+  { other, mine, lm, config }: SharedRun,
+  stage: StageName,
+  prefix: string,
+  keys: ReadonlyArray<string>
+) =>
+  Effect.gen(function* () {
+    const takeAndDie = Effect.flatMap(other.claim(keys), (held) =>
+      Effect.asVoid(
+        Effect.forkDaemon(
+          Effect.delay(
+            Effect.sync(() => other.release([...held])),
+            "800 millis"
+          )
+        )
+      )
+    )
+    const racing = raceFirstClaim(mine, prefix, takeAndDie)
+    const report = yield* runAs(racing.store, lm, config, [stage])
+    return { raced: racing.raced(), report, status: yield* mine.status }
+  })
+
 describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on loopback)", () => {
   it("does not end while another worker holds work of a stage before it that may still come its way", async () => {
     const verifying = (p: Problem) => new Item({ ...item(p), stage: "verify" })
@@ -166,15 +179,15 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
     const outcome = await onSharedRun(
       "held_then_dropped",
       { problems: 12, items: (p) => item(p), concurrency: 4, judge: true },
-      ({ items, other, mine, lm, config }) =>
-        Effect.gen(function* () {
-          // After this worker has read the other workers' leases (none) and before its first
-          // claim, the other worker takes every item; it dies with them 800 ms later.
-          const keys = items.map((i) => `align:${i.id}`)
-          const racing = raceFirstClaim(mine, "align:", takeAndDie(other, keys))
-          const report = yield* runAs(racing.store, lm, config, ["align"])
-          return { raced: racing.raced(), report, status: yield* mine.status }
-        })
+      // After this worker has read the other workers' leases (none) and before its first claim,
+      // the other worker takes every item; it dies with them 800 ms later.
+      (run) =>
+        runWhileAnotherTakesAndDies(
+          run,
+          "align",
+          "align:",
+          run.items.map((i) => `align:${i.id}`)
+        )
     )
     expect(outcome.raced).toBe(true)
     expect(outcome.report.align?.processed).toBe(12)
@@ -186,16 +199,13 @@ describe("a stage of a shared run (a real PostgreSQL server, a scripted judge on
     const outcome = await onSharedRun(
       "samples_held_then_dropped",
       { problems: 12, concurrency: 2 },
-      ({ problems, other, mine, lm, config }) =>
-        Effect.gen(function* () {
-          const last = [...problems].sort((a, b) => (a.id < b.id ? -1 : 1)).slice(-4)
-          const keys = last.map((p) => `teacher:${teacherItemId(p.id, lm.modelOf("teacher"), 0)}`)
-          // At this worker's first claim the other worker takes the last four samples, which
-          // this pass has yet to reach; it dies with them unsampled 800 ms later.
-          const racing = raceFirstClaim(mine, "teacher:", takeAndDie(other, keys))
-          const report = yield* runAs(racing.store, lm, config, ["teacher"])
-          return { raced: racing.raced(), report, status: yield* mine.status }
-        })
+      // At this worker's first claim the other worker takes the last four samples, which this
+      // pass has yet to reach; it dies with them unsampled 800 ms later.
+      (run) => {
+        const last = [...run.problems].sort((a, b) => (a.id < b.id ? -1 : 1)).slice(-4)
+        const keys = last.map((p) => `teacher:${teacherItemId(p.id, run.lm.modelOf("teacher"), 0)}`)
+        return runWhileAnotherTakesAndDies(run, "teacher", "teacher:", keys)
+      }
     )
     expect(outcome.raced).toBe(true)
     expect(outcome.report.teacher?.done).toBe(12)

@@ -68,8 +68,8 @@ const chunks = <A>(xs: ReadonlyArray<A>, size = CHUNK): Array<ReadonlyArray<A>> 
 }
 
 /**
- * Rows per bulk INSERT of problems or items: the rows travel as one JSON parameter that the
- * server unpacks (`json_to_recordset`), one statement and one round trip for an import batch.
+ * Items per statement when items are added (`addItems`): the rows travel as one JSON parameter
+ * that the server unpacks (`json_to_recordset`).
  */
 const BULK = 5_000
 
@@ -171,22 +171,34 @@ export const makePgRunStore = (
       for (const r of item.rounds) committedRounds.set(r, item.id)
     }
 
+    /** An INSERT that adds those of `items` not there yet, as one JSON parameter (RETURNING is the caller's). */
+    const insertItemsSql = (items: ReadonlyArray<Item>) => sql`INSERT INTO items (id, problem_id, stage, fate, kept_as,
+        reason_code, review, reviewer, reasoning_tokens, original_reasoning_tokens, tokenizer, data, created_at, updated_at)
+      SELECT * FROM json_to_recordset(${JSON.stringify(items.map(itemRow))}::json) AS r(id text, problem_id text,
+        stage text, fate text, kept_as text, reason_code text, review text, reviewer text, reasoning_tokens integer,
+        original_reasoning_tokens integer, tokenizer text, data text, created_at text, updated_at text)
+      ON CONFLICT DO NOTHING`
+    /**
+     * The `added_rounds` CTE: the rounds of those of `items` that the statement's `added_items`
+     * (`RETURNING id`) added, each round's calls taken from its data.
+     */
+    const addedRoundsSql = (items: ReadonlyArray<Item>) => sql`added_rounds AS (
+        INSERT INTO rounds (item_id, idx, data, calls)
+        SELECT r.item_id, r.idx, r.data, r.data::jsonb -> 'calls'
+        FROM json_to_recordset(${JSON.stringify(items.flatMap((i) => i.rounds.map((r) => roundRow(i.id, r))))}::json)
+          AS r(item_id text, idx integer, data text)
+        WHERE r.item_id IN (SELECT id FROM added_items)
+        ON CONFLICT DO NOTHING)`
+
+    /** Adds the items not there yet, with their rounds; how many were new. */
     const insertItems = (items: ReadonlyArray<Item>) =>
-      Effect.gen(function* () {
-        let added = 0
-        for (const part of chunks(items, BULK)) {
-          const ids = yield* sql<{ id: string }>`INSERT INTO items (id, problem_id, stage, fate, kept_as, reason_code,
-              review, reviewer, reasoning_tokens, original_reasoning_tokens, tokenizer, data, created_at, updated_at)
-            SELECT * FROM json_to_recordset(${JSON.stringify(part.map(itemRow))}::json) AS r(id text, problem_id text,
-              stage text, fate text, kept_as text, reason_code text, review text, reviewer text, reasoning_tokens integer,
-              original_reasoning_tokens integer, tokenizer text, data text, created_at text, updated_at text)
-            ON CONFLICT DO NOTHING RETURNING id`
-          const fresh = new Set(ids.map((r) => r.id))
-          added += fresh.size
-          for (const item of part) if (fresh.has(item.id)) yield* insertRounds(item)
-        }
-        return added
-      })
+      Effect.reduce(chunks(items, BULK), 0, (added, part) =>
+        Effect.map(
+          sql<{ n: string }>`WITH added_items AS (${insertItemsSql(part)} RETURNING id), ${addedRoundsSql(part)}
+            SELECT COUNT(*) AS n FROM added_items`,
+          (rows) => added + Number(rows[0]?.n ?? 0)
+        )
+      )
 
     const loadItems = (ids: ReadonlyArray<string>) =>
       Effect.gen(function* () {
@@ -247,6 +259,25 @@ export const makePgRunStore = (
       sql`EXISTS (SELECT 1 FROM workers w JOIN pg_stat_activity a ON a.application_name = w.session OR a.pid = w.backend_pid
         WHERE w.id = ${worker})`
 
+    /**
+     * Leases the keys `keys` selects (one text column) to this worker, each that no other worker
+     * still connected holds unexpired, `RETURNING key` for those taken.
+     */
+    const takeLeasesSql = (keys: Statement.Fragment) => sql`INSERT INTO work_leases (key, worker, expires_at)
+      SELECT k, ${workerId}, now() + ${leaseMs} * interval '1 millisecond' FROM (${keys}) AS wanted(k)
+      ON CONFLICT (key) DO UPDATE SET worker = excluded.worker, expires_at = excluded.expires_at
+      WHERE work_leases.expires_at < now() OR work_leases.worker = excluded.worker
+        OR NOT ${workerConnected(sql`work_leases.worker`)}
+      RETURNING key`
+    /** Records leases taken: renewed from now on, and no longer to be given up. */
+    const noteTaken = (keys: ReadonlyArray<string>): ReadonlySet<string> => {
+      for (const k of keys) {
+        held.add(k)
+        released.delete(k)
+      }
+      return new Set(keys)
+    }
+
     // A worker is at work while it renews: seen within the last three lease periods.
     const liveWorkers = Effect.map(
       sql<{
@@ -273,7 +304,7 @@ export const makePgRunStore = (
     )
 
     /**
-     * An import batch without rounds as one statement (its own transaction): problems, items,
+     * An import batch as one statement (its own transaction): problems, items with their rounds,
      * rejects and the file's position in data-modifying CTEs, each set of rows one JSON parameter,
      * one round trip. Foreign keys are checked at the statement's end, once the problems are in.
      * Tried again after a broken connection, it first waits for the cut session's statement to end
@@ -323,14 +354,8 @@ export const makePgRunStore = (
             SELECT * FROM json_to_recordset(${JSON.stringify(problems)}::json)
               AS r(id text, domain text, data text, created_at text)
             ON CONFLICT DO NOTHING RETURNING 1),
-          added_items AS (
-            INSERT INTO items (id, problem_id, stage, fate, kept_as, reason_code, review, reviewer, reasoning_tokens,
-              original_reasoning_tokens, tokenizer, data, created_at, updated_at)
-            SELECT * FROM json_to_recordset(${JSON.stringify(batch.items.map(itemRow))}::json) AS r(id text,
-              problem_id text, stage text, fate text, kept_as text, reason_code text, review text, reviewer text,
-              reasoning_tokens integer, original_reasoning_tokens integer, tokenizer text, data text, created_at text,
-              updated_at text)
-            ON CONFLICT DO NOTHING RETURNING 1),
+          added_items AS (${insertItemsSql(batch.items)} RETURNING id),
+          ${addedRoundsSql(batch.items)},
           added_rejects AS (
             INSERT INTO import_rejects (key, file, line, reason, raw)
             SELECT * FROM json_to_recordset(${JSON.stringify(rejects)}::json)
@@ -367,57 +392,7 @@ export const makePgRunStore = (
             rows[0] === undefined ? Option.none() : Option.some(importProgressOf(rows[0]))
           )
         ),
-      commitImportBatch: (batch) =>
-        batch.items.every((i) => i.rounds.length === 0) &&
-        batch.problems.length <= BULK &&
-        batch.items.length <= BULK &&
-        batch.rejects.length <= BULK
-          ? run("committing an import batch", commitImportStatement(batch))
-          : tx(
-              "committing an import batch",
-              Effect.gen(function* () {
-                const createdAt = now()
-                let problemsAdded = 0
-                for (const part of chunks(batch.problems, BULK)) {
-                  const rows = part.map((p) => ({
-                    id: p.id,
-                    domain: p.domain,
-                    data: JSON.stringify(p),
-                    created_at: createdAt
-                  }))
-                  const added = yield* sql`INSERT INTO problems (id, domain, data, created_at)
-                SELECT * FROM json_to_recordset(${JSON.stringify(rows)}::json)
-                  AS r(id text, domain text, data text, created_at text)
-                ON CONFLICT DO NOTHING RETURNING id`
-                  problemsAdded += added.length
-                }
-                const itemsAdded = yield* insertItems(batch.items)
-                for (const part of chunks(batch.rejects)) {
-                  const rows = part.map((r) => ({ key: batch.progress.key, ...r }))
-                  yield* sql`INSERT INTO import_rejects ${sql.insert(rows)} ON CONFLICT DO NOTHING`
-                }
-                const p = batch.progress
-                const row = {
-                  key: p.key,
-                  path: p.path,
-                  rows: p.rows,
-                  offset: p.offset,
-                  line: p.line,
-                  problems_added: p.problemsAdded + problemsAdded,
-                  items_added: p.itemsAdded + itemsAdded,
-                  duplicates: p.duplicates + (batch.problems.length - problemsAdded),
-                  rejected: p.rejected,
-                  done: p.done,
-                  updated_at: createdAt
-                }
-                yield* sql`INSERT INTO imports ${sql.insert(row)} ON CONFLICT (key) DO UPDATE SET path = excluded.path,
-              rows = excluded.rows, "offset" = excluded."offset", line = excluded.line,
-              problems_added = excluded.problems_added, items_added = excluded.items_added,
-              duplicates = excluded.duplicates, rejected = excluded.rejected, done = excluded.done,
-              updated_at = excluded.updated_at`
-                return { problemsAdded, itemsAdded }
-              })
-            ),
+      commitImportBatch: (batch) => run("committing an import batch", commitImportStatement(batch)),
       importRejects: (key) =>
         run(
           "reading import rejects",
@@ -711,21 +686,10 @@ export const makePgRunStore = (
               Effect.zipRight(
                 register,
                 Effect.map(
-                  sql<{ key: string }>`INSERT INTO work_leases (key, worker, expires_at)
-                  SELECT k, ${workerId}, now() + ${leaseMs} * interval '1 millisecond'
-                  FROM jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb) AS k
-                  ON CONFLICT (key) DO UPDATE SET worker = excluded.worker, expires_at = excluded.expires_at
-                  WHERE work_leases.expires_at < now() OR work_leases.worker = excluded.worker
-                    OR NOT ${workerConnected(sql`work_leases.worker`)}
-                  RETURNING key`,
-                  (rows) => {
-                    const taken = new Set(rows.map((r) => r.key))
-                    for (const k of taken) {
-                      held.add(k)
-                      released.delete(k)
-                    }
-                    return taken
-                  }
+                  sql<{
+                    key: string
+                  }>`${takeLeasesSql(sql`SELECT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb)`)}`,
+                  (rows) => noteTaken(rows.map((r) => r.key))
                 )
               )
             ),
@@ -744,21 +708,11 @@ export const makePgRunStore = (
             const rows = yield* sql<{ listed: string; last: string | null; keys: string | null }>`WITH
               page AS (SELECT id FROM items WHERE ${sql.and(where)} ORDER BY id LIMIT ${page.limit}
                 FOR UPDATE SKIP LOCKED),
-              leased AS (
-                INSERT INTO work_leases (key, worker, expires_at)
-                SELECT ${keyPrefix} || id, ${workerId}, now() + ${leaseMs} * interval '1 millisecond' FROM page
-                ON CONFLICT (key) DO UPDATE SET worker = excluded.worker, expires_at = excluded.expires_at
-                WHERE work_leases.expires_at < now() OR work_leases.worker = excluded.worker
-                  OR NOT ${workerConnected(sql`work_leases.worker`)}
-                RETURNING key)
+              leased AS (${takeLeasesSql(sql`SELECT ${keyPrefix} || id FROM page`)})
               SELECT (SELECT COUNT(*) FROM page) AS listed, (SELECT MAX(id) FROM page) AS last,
                 (SELECT json_agg(key)::text FROM leased) AS keys`
             const listed = Number(rows[0]?.listed ?? 0)
-            const keys = JSON.parse(rows[0]?.keys ?? "[]") as Array<string>
-            for (const k of keys) {
-              held.add(k)
-              released.delete(k)
-            }
+            const keys = [...noteTaken(JSON.parse(rows[0]?.keys ?? "[]") as Array<string>)]
             const ids = keys.map((k) => k.slice(keyPrefix.length)).sort()
             // Read once they are leased: what the rows held when they were locked, or later.
             const items = (yield* loadItems(ids)).filter((i) => i.stage === page.stage && page.fates.includes(i.fate))

@@ -167,12 +167,16 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
       Effect.gen(function* () {
         const store = yield* RunStore
         yield* store.commitImportBatch(importBatch(ps))
-        yield* store.addItems(ps.map((p, i) => item(p, [round(0, `r${i}`)], i % 3 === 0 ? "kept" : "pending")))
+        yield* store.addItems(
+          ps.map((p, i) => item(p, [round(0, `r${i}`, [call("judge", false)])], i % 3 === 0 ? "kept" : "pending"))
+        )
         const pending = yield* store.listItems({ fate: ["pending", "failed"], stage: "align", limit: 7 })
         const next = yield* store.listItems({ fate: "pending", afterId: pending[6]!.id, limit: 100 })
-        return { pending, next, kept: yield* store.listItems({ fate: "kept" }) }
+        return { pending, next, kept: yield* store.listItems({ fate: "kept" }), status: yield* store.status }
       })
     )
+    // The rounds' calls are counted (they are written with the items).
+    expect(out.status.llm.byRole["judge"]?.calls).toBe(30)
     expect(out.pending).toHaveLength(7)
     expect(out.pending.length + out.next.length).toBe(20)
     expect(out.kept).toHaveLength(10)
@@ -636,6 +640,27 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
   })
   const withStore = <A, E>(effect: Effect.Effect<A, E, RunStore>): Promise<A> =>
     Effect.runPromise(Effect.scoped(effect.pipe(Effect.provide(PgRunStoreLive(url)))))
+  /** The test's database's name, for psql. */
+  const database = () => new URL(url).pathname.slice(1)
+  /** Makes every commit that writes `table` take `seconds` on the server (a deferred trigger that sleeps, as a slow disk would). */
+  const slowCommitsOn = (table: string, seconds: number) =>
+    cluster().psql(
+      database(),
+      `CREATE FUNCTION slow_${table}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(${seconds}); RETURN NULL; END $$;
+       CREATE CONSTRAINT TRIGGER slow_${table} AFTER INSERT OR UPDATE ON ${table} DEFERRABLE INITIALLY DEFERRED
+         FOR EACH ROW EXECUTE FUNCTION slow_${table}();`
+    )
+  /** Waits until another session is running a statement whose text contains `text`. */
+  const untilRunning = async (text: string) => {
+    const running = () =>
+      cluster().psql(
+        database(),
+        `SELECT COUNT(*) FROM pg_stat_activity WHERE strpos(query, '${text}') > 0 AND state = 'active' AND pid <> pg_backend_pid()`
+      )
+    while (running().trim() !== "1") await new Promise((r) => setTimeout(r, 20))
+  }
+  /** The test's database through `proxy`. */
+  const through = (proxy: { readonly port: number }) => url.replace(`:${cluster().port}/`, `:${proxy.port}/`)
 
   /** Starts a worker process on the store that claims `keys` and holds them until stopped. */
   const holder = async (keys: ReadonlyArray<string>, leaseMs: number, { saves = false } = {}) => {
@@ -687,18 +712,12 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
   })
 
   it("a worker killed while its last save commits keeps its leases until the save has landed", async () => {
-    const database = new URL(url).pathname.slice(1)
     const p = problem("held up?")
     const pending = item(p)
     await withStore(Effect.flatMap(RunStore, (store) => store.commitImportBatch(importBatch([p], [pending]))))
-    // A commit that takes 1.5 s on the server (a deferred trigger that sleeps, as a slow disk
-    // would): the worker is killed while its save commits, and the server finishes the commit.
-    cluster().psql(
-      database,
-      `CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$;
-       CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT OR UPDATE ON items DEFERRABLE INITIALLY DEFERRED
-         FOR EACH ROW EXECUTE FUNCTION slow_commit();`
-    )
+    // A commit that takes 1.5 s on the server: the worker is killed while its save commits, and
+    // the server finishes the commit.
+    slowCommitsOn("items", 1.5)
     const keys = [`align:${pending.id}`]
     const child = await holder(keys, 30_000, { saves: true })
     await new Promise((r) => setTimeout(r, 300))
@@ -720,7 +739,6 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
   })
 
   it("passes over an item another worker is saving that moment (SKIP LOCKED), without waiting for it", async () => {
-    const database = new URL(url).pathname.slice(1)
     const ps = Array.from({ length: 3 }, (_, i) => problem(`locked ${i}?`))
     const pending = ps.map((p) => item(p)).sort((x, y) => (x.id < y.id ? -1 : 1))
     await withStore(Effect.flatMap(RunStore, (store) => store.commitImportBatch(importBatch(ps, pending))))
@@ -735,7 +753,7 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
         "-U",
         cluster().user,
         "-d",
-        database,
+        database(),
         "-tAq",
         "-c",
         `BEGIN; SELECT id FROM items WHERE id = '${pending[0]!.id}' FOR UPDATE; SELECT pg_sleep(2); COMMIT;`
@@ -744,12 +762,7 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
     )
     let lockHeld = true
     const lockerDone = new Promise((resolve) => locker.once("exit", resolve)).then(() => (lockHeld = false))
-    const sleeping = () =>
-      cluster().psql(
-        database,
-        "SELECT COUNT(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()"
-      )
-    while (sleeping().trim() !== "1") await new Promise((r) => setTimeout(r, 20))
+    await untilRunning("pg_sleep(2)")
     const outcome = await withStore(
       Effect.gen(function* () {
         const store = yield* RunStore
@@ -768,16 +781,10 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
   })
 
   it("counts an import batch once when its connection is cut while the server commits it", async () => {
-    const database = new URL(url).pathname.slice(1)
     await withStore(Effect.void)
-    // Each commit that moves the file's position takes 1 s on the server (a deferred trigger that
-    // sleeps): the connection is cut during the first batch's, and the server finishes it.
-    cluster().psql(
-      database,
-      `CREATE FUNCTION slow_position() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;
-       CREATE CONSTRAINT TRIGGER slow_position AFTER INSERT OR UPDATE ON imports DEFERRABLE INITIALLY DEFERRED
-         FOR EACH ROW EXECUTE FUNCTION slow_position();`
-    )
+    // Each commit that moves the file's position takes 1 s on the server: the connection is cut
+    // during the first batch's, and the server finishes it.
+    slowCommitsOn("imports", 1)
     const dir = tempDir()
     const proxy = await startTcpProxy(cluster().port)
     try {
@@ -787,19 +794,15 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
         Array.from({ length: 20 }, (_, i) => JSON.stringify({ question: `cut ${i}?`, answer: String(i) })).join("\n") +
           "\n"
       )
-      const through = url.replace(`:${cluster().port}/`, `:${proxy.port}/`)
-      const importing = Effect.runPromise(Effect.scoped(importFile(file).pipe(Effect.provide(PgRunStoreLive(through)))))
-      const committing = () =>
-        cluster().psql(
-          database,
-          "SELECT COUNT(*) FROM pg_stat_activity WHERE strpos(query, 'added_problems AS') > 0 AND state = 'active' AND pid <> pg_backend_pid()"
-        )
-      while (committing().trim() !== "1") await new Promise((r) => setTimeout(r, 20))
+      const importing = Effect.runPromise(
+        Effect.scoped(importFile(file).pipe(Effect.provide(PgRunStoreLive(through(proxy)))))
+      )
+      await untilRunning("added_problems AS")
       proxy.cut(300)
       const report = await importing
       expect({ added: report.problemsAdded, duplicates: report.duplicates }).toEqual({ added: 20, duplicates: 0 })
       expect(
-        cluster().psql(database, "SELECT problems_added || ' ' || duplicates || ' ' || done FROM imports").trim()
+        cluster().psql(database(), "SELECT problems_added || ' ' || duplicates || ' ' || done FROM imports").trim()
       ).toBe("20 0 true")
     } finally {
       await proxy.close()
@@ -843,7 +846,6 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
 
   it("goes on through a network cut: calls wait for the network, leases shorter-lived than the cut are kept", async () => {
     const proxy = await startTcpProxy(cluster().port)
-    const through = url.replace(`:${cluster().port}/`, `:${proxy.port}/`)
     try {
       const out = await Effect.runPromise(
         Effect.scoped(
@@ -867,7 +869,7 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
             )
             yield* Effect.fromFiber(saves)
             return { status: yield* store.status, held: yield* store.claim(keys) }
-          }).pipe(Effect.provide(PgRunStoreLive(through, { leaseMs: 6_000 })))
+          }).pipe(Effect.provide(PgRunStoreLive(through(proxy), { leaseMs: 6_000 })))
         )
       )
       expect(out.status.kept).toBe(40)
