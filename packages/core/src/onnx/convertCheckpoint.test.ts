@@ -255,18 +255,26 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
     const reference = checkpointReferenceLogits(src, PROMPT)
     for (let t = 0; t < PROMPT.length; t++)
       expect(maxDiff(fp32.subarray(t * V, (t + 1) * V), reference[t]!)).toBeLessThan(1e-4)
-    // Quantized variants, measured on these random weights (logits within ±0.68): int8 moves a
-    // logit by 0.008 at most and keeps every greedy token; q4 by 0.08, keeping 50 of 64 (random
-    // weights give near-flat logits, where a small shift swaps the top two).
+    // Quantized variants, measured on these random weights (logits within ±0.68): int8 (weights
+    // within ±64, see INT8_WEIGHT_LIMIT) moves a logit by 0.0085 at most and keeps every greedy
+    // token but at near ties, where float32's top two are closer than 0.01 (2 of 64 here, 0.0005
+    // and 0.004 apart); q4 by 0.08, keeping 50 of 64 (random weights give near-flat logits, where
+    // a small shift swaps the top two).
     const greedy = argmaxRows(fp32, V)
-    for (const [variant, tolerance, agreement] of [
-      ["int8", 0.02, 1],
-      ["q4", 0.12, 0.7]
+    const margins = Array.from({ length: PROMPT.length }, (_, t) => {
+      const [first, second] = [...fp32.subarray(t * V, (t + 1) * V)].sort((a, b) => b - a)
+      return first! - second!
+    })
+    for (const [variant, tolerance, agreement, nearTie] of [
+      ["int8", 0.02, 1, 0.01],
+      ["q4", 0.12, 0.7, 0]
     ] as const) {
       const q = await logitsOf(out, PROMPT, variant)
       expect(maxDiff(q, fp32), variant).toBeLessThan(tolerance)
-      const same = argmaxRows(q, V).filter((tok, i) => tok === greedy[i]).length
-      expect(same / PROMPT.length, variant).toBeGreaterThanOrEqual(agreement)
+      const tokens = argmaxRows(q, V)
+      const decided = margins.flatMap((margin, t) => (margin >= nearTie ? [t] : []))
+      const same = decided.filter((t) => tokens[t] === greedy[t]).length
+      expect(same / decided.length, variant).toBeGreaterThanOrEqual(agreement)
     }
   })
 

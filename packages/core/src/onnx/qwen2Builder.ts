@@ -227,14 +227,27 @@ export const transpose = (w: Float32Array, rows: number, cols: number): Float32A
   return out
 }
 
-/** Symmetric int8 with one scale per output column; W is [K, N] row-major. */
+/**
+ * The largest int8 weight fastcot writes: 7 bits of magnitude ("reduce range"), as transformers.js's
+ * published int8 files are quantized. On x86 CPUs without VNNI, onnxruntime multiplies uint8
+ * activations by int8 weights with VPMADDUBSW, which adds each pair of products into 16 bits and
+ * saturates: with weights up to ±127 a pair reaches 2 × 255 × 127 = 64,770 > 32,767, and the
+ * results change with the CPU. Up to ±64 a pair stays within 32,640, on every CPU.
+ */
+export const INT8_WEIGHT_LIMIT = 64
+
+/**
+ * Symmetric int8 with one scale per output column, within ±`INT8_WEIGHT_LIMIT`; W is [K, N]
+ * row-major.
+ */
 export const quantizeInt8 = (w: Float32Array, K: number, N: number): { q: Int8Array; scales: Float32Array } => {
+  const limit = INT8_WEIGHT_LIMIT
   const scales = new Float32Array(N)
   for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) scales[n] = Math.max(scales[n]!, Math.abs(w[k * N + n]!))
-  for (let n = 0; n < N; n++) scales[n] = scales[n]! / 127 || 1
+  for (let n = 0; n < N; n++) scales[n] = scales[n]! / limit || 1
   const q = new Int8Array(K * N)
   for (let k = 0; k < K; k++)
-    for (let n = 0; n < N; n++) q[k * N + n] = Math.max(-127, Math.min(127, Math.round(w[k * N + n]! / scales[n]!)))
+    for (let n = 0; n < N; n++) q[k * N + n] = Math.max(-limit, Math.min(limit, Math.round(w[k * N + n]! / scales[n]!)))
   return { q, scales }
 }
 
