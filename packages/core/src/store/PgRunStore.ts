@@ -1,3 +1,4 @@
+import * as Reactivity from "@effect/experimental/Reactivity"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type * as Statement from "@effect/sql/Statement"
@@ -6,22 +7,25 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import { randomUUID } from "node:crypto"
 import { hostname } from "node:os"
+import type Pg from "pg"
 import { Item, makeItem } from "../schema/item.js"
 import { Problem } from "../schema/problem.js"
 import { Round } from "../schema/round.js"
 import { StoreError } from "./errors.js"
-import { describeSqlError, isTransient, transientRetry } from "./pgErrors.js"
+import { copyRows, type CopyValue } from "./pgCopy.js"
+import { describeSqlError, isTransient, sqlState, transientRetry } from "./pgErrors.js"
 import { ADVISORY, migratePg } from "./pgMigrations.js"
+import { acquirePgPool, inRawTransaction, pgClientOf } from "./pgPool.js"
 import { PgSpendLedger } from "./pgSpendLedger.js"
 import {
   type BatchJobRecord,
   type CacheEntry,
+  type ImportBatch,
   type ImportReject,
   type ProblemFlag,
   RunStore,
@@ -73,6 +77,68 @@ const chunks = <A>(xs: ReadonlyArray<A>, size = CHUNK): Array<ReadonlyArray<A>> 
  */
 const BULK = 5_000
 
+/** Names an import batch's statements in pg_stat_activity (a comment at their start). */
+const IMPORT_TAG = "fastcot import batch"
+
+const PROBLEM_COLUMNS = ["id", "domain", "data", "created_at"]
+const ITEM_COLUMNS = [
+  "id",
+  "problem_id",
+  "stage",
+  "fate",
+  "kept_as",
+  "reason_code",
+  "review",
+  "reviewer",
+  "reasoning_tokens",
+  "original_reasoning_tokens",
+  "tokenizer",
+  "data",
+  "created_at",
+  "updated_at"
+]
+const ROUND_COLUMNS = ["item_id", "idx", "data", "calls"]
+
+/** An item's row for COPY, in `ITEM_COLUMNS`' order. */
+const itemValues = (item: Item): ReadonlyArray<CopyValue> => {
+  const r = itemRow(item)
+  return [
+    r.id,
+    r.problem_id,
+    r.stage,
+    r.fate,
+    r.kept_as,
+    r.reason_code,
+    r.review,
+    r.reviewer,
+    r.reasoning_tokens,
+    r.original_reasoning_tokens,
+    r.tokenizer,
+    r.data,
+    r.created_at,
+    r.updated_at
+  ]
+}
+
+/** An item's rounds as rows for COPY, in `ROUND_COLUMNS`' order. */
+const roundValues = (item: Item): ReadonlyArray<ReadonlyArray<CopyValue>> =>
+  item.rounds.map((round) => {
+    const r = roundRow(item.id, round)
+    return [r.item_id, r.idx, r.data, r.calls]
+  })
+
+/** The first of each id, in order. */
+const uniqueById = <A extends { readonly id: string }>(xs: ReadonlyArray<A>): ReadonlyArray<A> => {
+  const seen = new Set<string>()
+  const unique: Array<A> = []
+  for (const x of xs) {
+    if (seen.has(x.id)) continue
+    seen.add(x.id)
+    unique.push(x)
+  }
+  return unique
+}
+
 /** A store URL as it may be shown: the password (when the URL carries one) left out. */
 export const displayStoreUrl = (url: string): string => {
   try {
@@ -123,8 +189,9 @@ const roundRow = (itemId: string, r: Round) => {
  */
 export const makePgRunStore = (
   url: string,
-  options: PgStoreOptions = {},
-  session: string
+  options: PgStoreOptions,
+  session: string,
+  pool: Pg.Pool
 ): Effect.Effect<RunStoreShape, StoreError, PgClient.PgClient | Scope.Scope> =>
   Effect.gen(function* () {
     const sql: SqlClient = yield* PgClient.PgClient
@@ -180,13 +247,14 @@ export const makePgRunStore = (
       ON CONFLICT DO NOTHING`
     /**
      * The `added_rounds` CTE: the rounds of those of `items` that the statement's `added_items`
-     * (`RETURNING id`) added, each round's calls taken from its data.
+     * (`RETURNING id`) added. Calls travel apart from the round's data: only they are read as
+     * JSONB, which refuses a NUL that a model's text may hold.
      */
     const addedRoundsSql = (items: ReadonlyArray<Item>) => sql`added_rounds AS (
         INSERT INTO rounds (item_id, idx, data, calls)
-        SELECT r.item_id, r.idx, r.data, r.data::jsonb -> 'calls'
+        SELECT r.item_id, r.idx, r.data, r.calls::jsonb
         FROM json_to_recordset(${JSON.stringify(items.flatMap((i) => i.rounds.map((r) => roundRow(i.id, r))))}::json)
-          AS r(item_id text, idx integer, data text)
+          AS r(item_id text, idx integer, data text, calls text)
         WHERE r.item_id IN (SELECT id FROM added_items)
         ON CONFLICT DO NOTHING)`
 
@@ -303,30 +371,28 @@ export const makePgRunStore = (
         }))
     )
 
+    /** Imports (by key) whose last batch met rows already stored: their next batch is not copied. */
+    const overlapping = new Set<string>()
+
     /**
-     * An import batch as one statement (its own transaction): problems, items with their rounds,
-     * rejects and the file's position in data-modifying CTEs, each set of rows one JSON parameter,
-     * one round trip. Foreign keys are checked at the statement's end, once the problems are in.
-     * Tried again after a broken connection, it first waits for the cut session's statement to end
-     * and reads whether the server committed it (the file's position is already this batch's):
-     * then it answers the counts it had written.
+     * An import batch in one transaction: problems, items with their rounds, rejects and the
+     * file's position. While an import's batches are new to the store they travel by COPY, the
+     * fastest way in (rows repeated inside the batch are left out first); a batch that meets a
+     * stored problem or item (a key the COPY refuses, or an import already in that state) goes as
+     * one statement that skips what is there (`ON CONFLICT DO NOTHING`), and so does each next
+     * batch of that import until one finds nothing stored. Tried again after a broken connection,
+     * it first waits for the cut session's statements to end and reads whether the server
+     * committed the batch (the file's position is already this batch's): then it answers the
+     * counts it had written.
      */
-    const commitImportStatement = (batch: Parameters<RunStoreShape["commitImportBatch"]>[0]) => {
-      const createdAt = now()
+    const commitImportBatch = (batch: ImportBatch) => {
       const p = batch.progress
-      const problems = batch.problems.map((q) => ({
-        id: q.id,
-        domain: q.domain,
-        data: JSON.stringify(q),
-        created_at: createdAt
-      }))
-      const rejects = batch.rejects.map((r) => ({ key: p.key, ...r }))
       let attempts = 0
-      // A connection cut while the statement ran leaves its server session running it until it is
+      // A connection cut while a statement ran leaves its server session running it until it is
       // done (committed or not): that is waited for (60 s at most) before the position is read.
       const earlierAttemptDone = Effect.repeat(
         sql<{ n: string }>`SELECT COUNT(*) AS n FROM pg_stat_activity WHERE application_name = ${session}
-          AND pid <> pg_backend_pid() AND state <> 'idle' AND strpos(query, 'added_problems AS') > 0`,
+          AND pid <> pg_backend_pid() AND state <> 'idle' AND strpos(query, ${IMPORT_TAG}) > 0`,
         {
           schedule: Schedule.spaced(Duration.millis(50)).pipe(Schedule.upTo(Duration.seconds(60))),
           until: (rows) => Number(rows[0]?.n ?? 0) === 0
@@ -347,8 +413,90 @@ export const makePgRunStore = (
             : Option.none()
         })
       )
-      const statement = Effect.map(
-        sql<{ problems: string; items: string }>`WITH
+      const problems = uniqueById(batch.problems)
+      const items = uniqueById(batch.items)
+      const statement = Effect.tap(
+        Effect.suspend(() => importStatement(batch)),
+        (added) =>
+          Effect.sync(() =>
+            added.problemsAdded === problems.length && added.itemsAdded === items.length
+              ? overlapping.delete(p.key)
+              : overlapping.add(p.key)
+          )
+      )
+      const copied = Effect.catchIf(
+        inRawTransaction(pool, IMPORT_TAG, (connection) =>
+          Effect.gen(function* () {
+            const createdAt = now()
+            yield* copyRows(
+              connection,
+              "problems",
+              PROBLEM_COLUMNS,
+              problems.map((q) => [q.id, q.domain, JSON.stringify(q), createdAt]),
+              IMPORT_TAG
+            )
+            yield* copyRows(connection, "items", ITEM_COLUMNS, items.map(itemValues), IMPORT_TAG)
+            yield* copyRows(connection, "rounds", ROUND_COLUMNS, items.flatMap(roundValues), IMPORT_TAG)
+            const [text, params] = sql`/* ${sql.literal(IMPORT_TAG)} */ WITH
+              counts AS (SELECT ${problems.length}::bigint AS problems, ${items.length}::bigint AS items),
+              ${rejectsAndPositionSql(batch)}
+              SELECT 1`.compile()
+            yield* connection.query(text, params)
+            return { problemsAdded: problems.length, itemsAdded: items.length }
+          })
+        ),
+        (e) => sqlState(e) === "23505",
+        () => statement
+      )
+      return Effect.suspend(() =>
+        attempts++ > 0
+          ? Effect.flatMap(committedBefore, Option.match({ onNone: () => statement, onSome: Effect.succeed }))
+          : overlapping.has(p.key) || (problems.length === 0 && items.length === 0)
+            ? statement
+            : copied
+      )
+    }
+
+    /**
+     * The CTEs that write a batch's rejects and the file's position, the counts of what the batch
+     * added read from the CTE `counts` (problems, items).
+     */
+    const rejectsAndPositionSql = (batch: ImportBatch) => {
+      const p = batch.progress
+      const rejects = batch.rejects.map((r) => ({ key: p.key, ...r }))
+      return sql`added_rejects AS (
+            INSERT INTO import_rejects (key, file, line, reason, raw)
+            SELECT * FROM json_to_recordset(${JSON.stringify(rejects)}::json)
+              AS r(key text, file text, line bigint, reason text, raw text)
+            ON CONFLICT DO NOTHING),
+          position AS (
+            INSERT INTO imports (key, path, rows, "offset", line, problems_added, items_added, duplicates, rejected, done, updated_at)
+            SELECT ${p.key}, ${p.path}, ${p.rows}, ${p.offset}, ${p.line}, ${p.problemsAdded} + c.problems,
+              ${p.itemsAdded} + c.items, ${p.duplicates} + (${batch.problems.length} - c.problems), ${p.rejected},
+              ${p.done}, ${now()}
+            FROM counts c
+            ON CONFLICT (key) DO UPDATE SET path = excluded.path, rows = excluded.rows, "offset" = excluded."offset",
+              line = excluded.line, problems_added = excluded.problems_added, items_added = excluded.items_added,
+              duplicates = excluded.duplicates, rejected = excluded.rejected, done = excluded.done,
+              updated_at = excluded.updated_at)`
+    }
+
+    /**
+     * A batch as one statement (its own transaction): problems, items with their rounds, rejects
+     * and the file's position in data-modifying CTEs, each set of rows one JSON parameter, what
+     * is stored already skipped. Foreign keys are checked at the statement's end, once the
+     * problems are in.
+     */
+    const importStatement = (batch: ImportBatch) => {
+      const createdAt = now()
+      const problems = batch.problems.map((q) => ({
+        id: q.id,
+        domain: q.domain,
+        data: JSON.stringify(q),
+        created_at: createdAt
+      }))
+      return Effect.map(
+        sql<{ problems: string; items: string }>`/* ${sql.literal(IMPORT_TAG)} */ WITH
           added_problems AS (
             INSERT INTO problems (id, domain, data, created_at)
             SELECT * FROM json_to_recordset(${JSON.stringify(problems)}::json)
@@ -356,29 +504,10 @@ export const makePgRunStore = (
             ON CONFLICT DO NOTHING RETURNING 1),
           added_items AS (${insertItemsSql(batch.items)} RETURNING id),
           ${addedRoundsSql(batch.items)},
-          added_rejects AS (
-            INSERT INTO import_rejects (key, file, line, reason, raw)
-            SELECT * FROM json_to_recordset(${JSON.stringify(rejects)}::json)
-              AS r(key text, file text, line bigint, reason text, raw text)
-            ON CONFLICT DO NOTHING),
           counts AS (SELECT (SELECT COUNT(*) FROM added_problems) AS problems, (SELECT COUNT(*) FROM added_items) AS items),
-          position AS (
-            INSERT INTO imports (key, path, rows, "offset", line, problems_added, items_added, duplicates, rejected, done, updated_at)
-            SELECT ${p.key}, ${p.path}, ${p.rows}, ${p.offset}, ${p.line}, ${p.problemsAdded} + c.problems,
-              ${p.itemsAdded} + c.items, ${p.duplicates} + (${batch.problems.length} - c.problems), ${p.rejected},
-              ${p.done}, ${createdAt}
-            FROM counts c
-            ON CONFLICT (key) DO UPDATE SET path = excluded.path, rows = excluded.rows, "offset" = excluded."offset",
-              line = excluded.line, problems_added = excluded.problems_added, items_added = excluded.items_added,
-              duplicates = excluded.duplicates, rejected = excluded.rejected, done = excluded.done,
-              updated_at = excluded.updated_at)
+          ${rejectsAndPositionSql(batch)}
         SELECT problems, items FROM counts`,
         (rows) => ({ problemsAdded: Number(rows[0]?.problems ?? 0), itemsAdded: Number(rows[0]?.items ?? 0) })
-      )
-      return Effect.suspend(() =>
-        attempts++ === 0
-          ? statement
-          : Effect.flatMap(committedBefore, Option.match({ onNone: () => statement, onSome: Effect.succeed }))
       )
     }
 
@@ -392,7 +521,7 @@ export const makePgRunStore = (
             rows[0] === undefined ? Option.none() : Option.some(importProgressOf(rows[0]))
           )
         ),
-      commitImportBatch: (batch) => run("committing an import batch", commitImportStatement(batch)),
+      commitImportBatch: (batch) => run("committing an import batch", commitImportBatch(batch)),
       importRejects: (key) =>
         run(
           "reading import rejects",
@@ -783,23 +912,6 @@ export const makePgRunStore = (
 const SESSION_PREFIX = "fastcot "
 
 /**
- * Splits a store URL's password off, so that it travels as a redacted value and not in the URL;
- * every connection is named `session`.
- */
-const clientConfig = (url: string, session: string): PgClient.PgClientConfig => {
-  const parsed = new URL(url)
-  const password = decodeURIComponent(parsed.password)
-  parsed.password = ""
-  return {
-    url: Redacted.make(parsed.toString()),
-    ...(password !== "" ? { password: Redacted.make(password) } : {}),
-    applicationName: session,
-    maxConnections: 8,
-    connectTimeout: Duration.seconds(10)
-  }
-}
-
-/**
  * The PostgreSQL run store as a scoped layer: the pool and the spending ledger close with the
  * scope (unsaved spending is written first).
  */
@@ -812,10 +924,11 @@ export const PgRunStoreLive = (url: string, options: PgStoreOptions = {}): Layer
   )
 
 const pgStoreLayer = (url: string, options: PgStoreOptions, session: string): Layer.Layer<RunStore, StoreError> =>
-  Layer.scoped(RunStore, makePgRunStore(url, options, session)).pipe(
-    Layer.provide(
-      PgClient.layer(clientConfig(url, session)).pipe(
-        Layer.mapError(
+  Layer.scoped(
+    RunStore,
+    Effect.gen(function* () {
+      const pool = yield* acquirePgPool(url, session).pipe(
+        Effect.mapError(
           (e) =>
             new StoreError({
               message: `connecting to ${displayStoreUrl(url)}: ${e.message}${e.cause instanceof Error ? ` (${e.cause.message})` : ""}`,
@@ -823,5 +936,12 @@ const pgStoreLayer = (url: string, options: PgStoreOptions, session: string): La
             })
         )
       )
-    )
+      const client = yield* pgClientOf(pool, session).pipe(
+        Effect.provide(Reactivity.layer),
+        Effect.mapError(
+          (e) => new StoreError({ message: `connecting to ${displayStoreUrl(url)}: ${e.message}`, cause: e })
+        )
+      )
+      return yield* makePgRunStore(url, options, session, pool).pipe(Effect.provideService(PgClient.PgClient, client))
+    })
   )

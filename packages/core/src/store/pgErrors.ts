@@ -2,10 +2,13 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Schedule from "effect/Schedule"
 
-/** The SQLSTATE of a driver error, when the server gave one. */
-const sqlState = (e: SqlError): string | undefined => {
+/**
+ * The SQLSTATE of a driver error, when the server gave one. Node's own error codes (EPIPE,
+ * ECONNRESET) are not SQLSTATEs: no class of those begins with E.
+ */
+export const sqlState = (e: SqlError): string | undefined => {
   const code = (e.cause as { code?: unknown } | undefined)?.code
-  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+  return typeof code === "string" && /^[0-9A-DF-Z][0-9A-Z]{4}$/.test(code) ? code : undefined
 }
 
 /**

@@ -6,10 +6,11 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import { spawn } from "node:child_process"
-import { writeFileSync } from "node:fs"
+import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeEach, describe, expect, it } from "vitest"
 import { Item } from "../schema/item.js"
+import type { Problem } from "../schema/problem.js"
 import { Trace } from "../schema/trace.js"
 import { Round } from "../schema/round.js"
 import { Verdict } from "../schema/verdict.js"
@@ -102,6 +103,49 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
     expect(Option.getOrThrow(out.progress)).toMatchObject({ rows: 10, done: true, duplicates: 10 })
     expect(out.rejects).toEqual([{ file: "f.jsonl", line: 7, reason: "no question", raw: "{}" }])
     expect(Option.getOrThrow(out.one).question).toBe("q2?")
+  })
+
+  it("imports any text whole, counts a batch's repeats once, and adds only what is new beside what is stored", async () => {
+    const odd = "tab\there, a newline\n, a return\r, a backslash \\, \\N, a NUL \u0000, a lone surrogate \ud800, 🙂"
+    const first = [problem(`${odd} 1?`), problem("plain 2?"), problem("\\N")]
+    const withRound = item(first[0]!, [round(0, odd, [call("judge", false)])], "pending", odd)
+    const later = [problem("new 4?"), first[1]!, problem("new 5?")]
+    const batch = (problems: ReadonlyArray<Problem>, items: ReadonlyArray<Item>, rows: number) => {
+      const b = importBatch(problems, items)
+      return { ...b, rejects: [], progress: { ...b.progress, rows, done: false } }
+    }
+    const out = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        // The first batch repeats a problem and an item; the second meets a stored problem; the
+        // third is new again.
+        const a = yield* store.commitImportBatch(
+          batch([...first, first[1]!], [withRound, withRound, item(first[1]!)], 4)
+        )
+        const b = yield* store.commitImportBatch(batch(later, [item(later[0]!, withRound.rounds, "pending", odd)], 7))
+        const c = yield* store.commitImportBatch(batch([problem("new 6?")], [], 8))
+        return {
+          counts: [a, b, c],
+          progress: yield* store.importProgress("k"),
+          questions: (yield* store.getProblems(first.map((p) => p.id))).map((p) => p.question),
+          items: [yield* store.getItem(withRound.id), yield* store.getItem(item(later[0]!).id)],
+          all: (yield* store.listProblems({})).length
+        }
+      })
+    )
+    expect(out.counts).toEqual([
+      { problemsAdded: 3, itemsAdded: 2 },
+      { problemsAdded: 2, itemsAdded: 1 },
+      { problemsAdded: 1, itemsAdded: 0 }
+    ])
+    expect(Option.getOrThrow(out.progress)).toMatchObject({ rows: 8 })
+    expect(out.questions).toEqual(first.map((p) => p.question))
+    // The first item was copied, the second written by the statement that skips what is stored.
+    for (const stored of out.items.map(Option.getOrThrow)) {
+      expect(stored.trace?.reasoning).toBe(odd)
+      expect(stored.rounds.map((r) => r.verdict?.raw)).toEqual([odd])
+    }
+    expect(out.all).toBe(6)
   })
 
   it("replaces problem flags and leaves flagged problems out when asked", async () => {
@@ -780,35 +824,56 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
     expect(outcome.whileLocked).toBe(true)
   })
 
-  it("counts an import batch once when its connection is cut while the server commits it", async () => {
-    await withStore(Effect.void)
-    // Each commit that moves the file's position takes 1 s on the server: the connection is cut
-    // during the first batch's, and the server finishes it.
-    slowCommitsOn("imports", 1)
-    const dir = tempDir()
-    const proxy = await startTcpProxy(cluster().port)
-    try {
+  // A batch new to the store is copied (COPY, then the position, then COMMIT); one that meets a
+  // stored problem goes as one statement that skips it.
+  it.each([
+    { path: "copied", stored: 0, running: "fastcot import batch */ COMMIT" },
+    { path: "as one statement", stored: 1, running: "added_problems AS" }
+  ])(
+    "counts an import batch once when its connection is cut while the server commits it ($path)",
+    async ({ stored, running }) => {
+      const dir = tempDir()
       const file = join(dir.dir, "problems.jsonl")
       writeFileSync(
         file,
         Array.from({ length: 20 }, (_, i) => JSON.stringify({ question: `cut ${i}?`, answer: String(i) })).join("\n") +
           "\n"
       )
-      const importing = Effect.runPromise(
-        Effect.scoped(importFile(file).pipe(Effect.provide(PgRunStoreLive(through(proxy)))))
-      )
-      await untilRunning("added_problems AS")
-      proxy.cut(300)
-      const report = await importing
-      expect({ added: report.problemsAdded, duplicates: report.duplicates }).toEqual({ added: 20, duplicates: 0 })
-      expect(
-        cluster().psql(database(), "SELECT problems_added || ' ' || duplicates || ' ' || done FROM imports").trim()
-      ).toBe("20 0 true")
-    } finally {
-      await proxy.close()
-      dir.cleanup()
+      if (stored > 0) {
+        const head = join(dir.dir, "head.jsonl")
+        writeFileSync(head, readFileSync(file, "utf8").split("\n").slice(0, stored).join("\n") + "\n")
+        await withStore(importFile(head))
+      } else await withStore(Effect.void)
+      // Each commit that moves the file's position takes 1 s on the server: the connection is cut
+      // during the first batch's, and the server finishes it.
+      slowCommitsOn("imports", 1)
+      const proxy = await startTcpProxy(cluster().port)
+      try {
+        const importing = Effect.runPromise(
+          Effect.scoped(importFile(file).pipe(Effect.provide(PgRunStoreLive(through(proxy)))))
+        )
+        await untilRunning(running)
+        proxy.cut(300)
+        const report = await importing
+        expect({ added: report.problemsAdded, duplicates: report.duplicates }).toEqual({
+          added: 20 - stored,
+          duplicates: stored
+        })
+        expect(
+          cluster()
+            .psql(
+              database(),
+              "SELECT problems_added || ' ' || duplicates || ' ' || done FROM imports WHERE path LIKE '%problems.jsonl'"
+            )
+            .trim()
+        ).toBe(`${20 - stored} ${stored} true`)
+        expect(cluster().psql(database(), "SELECT COUNT(*) FROM problems").trim()).toBe("20")
+      } finally {
+        await proxy.close()
+        dir.cleanup()
+      }
     }
-  })
+  )
 
   it("a worker that stops answering (SIGSTOP, its connection still open) keeps its leases until they expire", async () => {
     const keys = ["align:a", "align:b"]
