@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Session } from "node:inspector/promises"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 import { Effect, Either, Layer } from "effect"
 import {
   applyOverrides,
@@ -99,16 +100,21 @@ const runOnce = (first, timed) => {
         const cpu0 = process.cpuUsage()
         const elu0 = performance.eventLoopUtilization()
         if (timed) child.kill("SIGUSR2")
+        // How late the event loop ran a 1 ms timer during the timed run: a reply that arrives
+        // while the loop is busy waits as long before it is read.
+        const loopDelay = monitorEventLoopDelay({ resolution: 1 })
+        if (timed) loopDelay.enable()
         const t0 = performance.now()
         const report = yield* runPipeline(config).pipe(Effect.provideService(LanguageModel, lm))
         const seconds = (performance.now() - t0) / 1000
+        loopDelay.disable()
         const cpu = process.cpuUsage(cpu0)
         const elu = performance.eventLoopUtilization(elu0)
-        const serverBusy = timed
+        const server = timed
           ? yield* Effect.promise(
               () =>
                 new Promise((resolve) => {
-                  child.stdout.once("data", (d) => resolve(JSON.parse(String(d)).busy))
+                  child.stdout.once("data", (d) => resolve(JSON.parse(String(d))))
                   child.kill("SIGUSR2")
                 })
             )
@@ -119,7 +125,9 @@ const runOnce = (first, timed) => {
           seconds,
           cpuMs: (cpu.user + cpu.system) / 1000,
           mainThreadBusy: elu.utilization,
-          serverBusy,
+          serverBusy: server?.busy,
+          serverMs: server?.serverMs,
+          loopDelayMs: [50, 90, 99].map((p) => loopDelay.percentile(p) / 1e6),
           stats: yield* lm.stats
         }
       }).pipe(
@@ -175,5 +183,10 @@ const ceiling = rate / result.mainThreadBusy
 console.log(
   `  main thread busy ${(100 * result.mainThreadBusy).toFixed(0)} % of the run (event-loop utilization): at 100 % it would carry ${ceiling.toFixed(0)} items/s = ${(ceiling / ideal).toFixed(2)} of the ideal`
 )
+console.log(
+  `  event-loop delay (a 1 ms timer's lateness): p50 ${result.loopDelayMs[0].toFixed(1)} ms, p90 ${result.loopDelayMs[1].toFixed(1)} ms, p99 ${result.loopDelayMs[2].toFixed(1)} ms`
+)
 // The scripted server shares the machine: busy, it answers later than its 40 ms.
-console.log(`  the scripted server's thread busy ${(100 * result.serverBusy).toFixed(0)} % of the run`)
+console.log(
+  `  the scripted server's thread busy ${(100 * result.serverBusy).toFixed(0)} % of the run; it took ${result.serverMs.toFixed(1)} ms a request as it saw them (from arrival to the reply's last byte; ${LATENCY_MS} ms asked)`
+)

@@ -108,6 +108,12 @@ export interface ScriptedServer {
   /** Every line submitted in a batch (across restarts, with a state file): what was paid for. */
   readonly batchLog: () => ReadonlyArray<{ readonly batch: string; readonly customId: string }>
   readonly batches: () => ReadonlyArray<ScriptedBatch>
+  /**
+   * Time spent on requests as this server saw them, from a request's arrival to its reply's
+   * last byte: how many were served and their summed milliseconds (over a span, divided by the
+   * span's length: the mean number in progress). A client's view adds its own queueing to these.
+   */
+  readonly service: () => { readonly served: number; readonly totalMs: number }
   readonly close: () => Promise<void>
 }
 
@@ -450,9 +456,14 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
   }
 
   let abandoned = 0
+  let served = 0
+  let servedMs = 0
   const server: Server = createServer((req, res) => {
+    const arrived = performance.now()
     res.once("close", () => {
       if (!res.writableFinished) abandoned++
+      served++
+      servedMs += performance.now() - arrived
     })
     ;(options.capacity === undefined ? handle(req, res) : throughGateway(req, res)).catch(() => {
       if (!res.headersSent) res.writeHead(500)
@@ -474,6 +485,7 @@ export const startScriptedServer = (options: ScriptedServerOptions = {}): Promis
         gateway,
         batchLog: () => batchApi?.log() ?? [],
         batches: () => batchApi?.batches() ?? [],
+        service: () => ({ served, totalMs: servedMs }),
         close: () =>
           new Promise<void>((done) => {
             batchApi?.stop()
