@@ -243,12 +243,13 @@ const loadKernelFloor = async (variant) => {
     const w = `w${c++}`
     if (variant === "fp32") return g.op("MatMul", [x, g.tensor(w, DType.float, [K, N], floats(K * N, 0.04))])
     if (variant === "int8") {
-      const q = bytes(K * N)
+      // Within ±63, as fastcot writes int8 weights (INT8_WEIGHT_LIMIT): the same kernels on every CPU.
+      const q = Int8Array.from(bytes(K * N), (b) => (b % 127) - 63)
       return g.op(
         "DynamicQuantizeMatMul",
         [
           x,
-          g.tensor(w, DType.int8, [K, N], new Int8Array(q.buffer)),
+          g.tensor(w, DType.int8, [K, N], q),
           g.tensor(
             `${w}s`,
             DType.float,
@@ -304,11 +305,13 @@ const loadKernelFloor = async (variant) => {
     producer: "bench",
     opset: 17
   })
+  // The decoder's own session settings (x64quantprecision: see docs/local-models.md).
   const session = await rt.InferenceSession.create(model, {
     executionProviders: ["cpu"],
     graphOptimizationLevel: "all",
     intraOpNumThreads: threads,
-    interOpNumThreads: 1
+    interOpNumThreads: 1,
+    extra: { session: { x64quantprecision: "1" } }
   })
   const feeds = {
     h: new rt.Tensor("float32", floats(H, 2), [1, 1, H]),

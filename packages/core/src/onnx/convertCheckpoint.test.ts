@@ -256,10 +256,10 @@ describe("fastcot models convert: a Hugging Face Qwen2 checkpoint to an ONNX fol
     for (let t = 0; t < PROMPT.length; t++)
       expect(maxDiff(fp32.subarray(t * V, (t + 1) * V), reference[t]!)).toBeLessThan(1e-4)
     // Quantized variants, measured on these random weights (logits within ±0.68): int8 (weights
-    // within ±64, see INT8_WEIGHT_LIMIT) moves a logit by 0.0085 at most and keeps every greedy
-    // token but at near ties, where float32's top two are closer than 0.01 (2 of 64 here, 0.0005
-    // and 0.004 apart); q4 by 0.08, keeping 50 of 64 (random weights give near-flat logits, where
-    // a small shift swaps the top two).
+    // within ±63, see INT8_WEIGHT_LIMIT) moves a logit by 0.0098 at most and keeps every greedy
+    // token but at near ties, where float32's top two are closer than 0.01 (1 of 64 here, 0.0005
+    // apart); q4 by 0.08, keeping 50 of 64 (random weights give near-flat logits, where a small
+    // shift swaps the top two).
     const greedy = argmaxRows(fp32, V)
     const margins = Array.from({ length: PROMPT.length }, (_, t) => {
       const [first, second] = [...fp32.subarray(t * V, (t + 1) * V)].sort((a, b) => b - a)

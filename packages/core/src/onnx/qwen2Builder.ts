@@ -228,13 +228,15 @@ export const transpose = (w: Float32Array, rows: number, cols: number): Float32A
 }
 
 /**
- * The largest int8 weight fastcot writes: 7 bits of magnitude ("reduce range"), as transformers.js's
- * published int8 files are quantized. On x86 CPUs without VNNI, onnxruntime multiplies uint8
+ * The largest int8 weight fastcot writes: 7 bits of magnitude ("reduce range", as transformers.js's
+ * published int8 files are quantized). On x86 CPUs without VNNI, onnxruntime multiplies uint8
  * activations by int8 weights with VPMADDUBSW, which adds each pair of products into 16 bits and
  * saturates: with weights up to ±127 a pair reaches 2 × 255 × 127 = 64,770 > 32,767, and the
- * results change with the CPU. Up to ±64 a pair stays within 32,640, on every CPU.
+ * results change with the CPU. Within ±63 a pair stays below 32,767 on every CPU, and
+ * onnxruntime's own remedy for wider weights (see the decoder's session settings) leaves them on
+ * the fast kernels.
  */
-export const INT8_WEIGHT_LIMIT = 64
+export const INT8_WEIGHT_LIMIT = 63
 
 /**
  * Symmetric int8 with one scale per output column, within ±`INT8_WEIGHT_LIMIT`; W is [K, N]
