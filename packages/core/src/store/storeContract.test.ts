@@ -824,6 +824,34 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
     expect(outcome.whileLocked).toBe(true)
   })
 
+  it("two workers importing one file at once store each problem and trace once", async () => {
+    const dir = tempDir()
+    try {
+      const file = join(dir.dir, "problems.jsonl")
+      // Every third row carries a trace, so that items race as well as problems.
+      writeFileSync(
+        file,
+        Array.from({ length: 3_000 }, (_, i) =>
+          JSON.stringify(
+            i % 3 === 0
+              ? { problem: `both ${i}?`, answer: String(i), solution: `so \\boxed{${i}}` }
+              : { question: `both ${i}?`, answer: String(i) }
+          )
+        ).join("\n") + "\n"
+      )
+      const importing = () =>
+        Effect.runPromise(Effect.scoped(importFile(file, { batchSize: 500 }).pipe(Effect.provide(PgRunStoreLive(url)))))
+      const reports = await Promise.all([importing(), importing()])
+      expect(cluster().psql(database(), "SELECT COUNT(*) FROM problems").trim()).toBe("3000")
+      expect(cluster().psql(database(), "SELECT COUNT(*) FROM items").trim()).toBe("1000")
+      // Each problem was added by one of the two; the other found it stored.
+      expect(reports[0]!.problemsAdded + reports[1]!.problemsAdded).toBe(3_000)
+      expect(reports[0]!.itemsAdded + reports[1]!.itemsAdded).toBe(1_000)
+    } finally {
+      dir.cleanup()
+    }
+  })
+
   // A batch new to the store is copied (COPY, then the position, then COMMIT); one that meets a
   // stored problem goes as one statement that skips it.
   it.each([
