@@ -244,7 +244,9 @@ const loadKernelFloor = async (variant) => {
     if (variant === "fp32") return g.op("MatMul", [x, g.tensor(w, DType.float, [K, N], floats(K * N, 0.04))])
     if (variant === "int8") {
       // Within ±63, as fastcot writes int8 weights (INT8_WEIGHT_LIMIT): the same kernels on every CPU.
-      const q = Int8Array.from(bytes(K * N), (b) => (b % 127) - 63)
+      const raw = bytes(K * N)
+      const q = new Int8Array(raw.buffer)
+      for (let i = 0; i < raw.length; i++) q[i] = (raw[i] % 127) - 63
       return g.op(
         "DynamicQuantizeMatMul",
         [

@@ -81,7 +81,8 @@ const BULK = 5_000
 const IMPORT_TAG = "fastcot import batch"
 
 const PROBLEM_COLUMNS = ["id", "domain", "data", "created_at"]
-const ITEM_COLUMNS = [
+/** The items table's columns, as `itemRow` names them. */
+const ITEM_COLUMNS: ReadonlyArray<keyof ReturnType<typeof itemRow>> = [
   "id",
   "problem_id",
   "stage",
@@ -101,23 +102,8 @@ const ROUND_COLUMNS = ["item_id", "idx", "data", "calls"]
 
 /** An item's row for COPY, in `ITEM_COLUMNS`' order. */
 const itemValues = (item: Item): ReadonlyArray<CopyValue> => {
-  const r = itemRow(item)
-  return [
-    r.id,
-    r.problem_id,
-    r.stage,
-    r.fate,
-    r.kept_as,
-    r.reason_code,
-    r.review,
-    r.reviewer,
-    r.reasoning_tokens,
-    r.original_reasoning_tokens,
-    r.tokenizer,
-    r.data,
-    r.created_at,
-    r.updated_at
-  ]
+  const row = itemRow(item)
+  return ITEM_COLUMNS.map((column) => row[column])
 }
 
 /** An item's rounds as rows for COPY, in `ROUND_COLUMNS`' order. */
