@@ -80,7 +80,8 @@ const BULK = 5_000
 /** Names an import batch's statements in pg_stat_activity (a comment at their start). */
 const IMPORT_TAG = "fastcot import batch"
 
-const PROBLEM_COLUMNS = ["id", "domain", "data", "created_at"]
+/** The problems table's columns, as `problemRow` names them. */
+const PROBLEM_COLUMNS: ReadonlyArray<keyof ReturnType<typeof problemRow>> = ["id", "domain", "data", "created_at"]
 /** The items table's columns, as `itemRow` names them. */
 const ITEM_COLUMNS: ReadonlyArray<keyof ReturnType<typeof itemRow>> = [
   "id",
@@ -98,20 +99,14 @@ const ITEM_COLUMNS: ReadonlyArray<keyof ReturnType<typeof itemRow>> = [
   "created_at",
   "updated_at"
 ]
-const ROUND_COLUMNS = ["item_id", "idx", "data", "calls"]
+/** The rounds table's columns, as `roundRow` names them. */
+const ROUND_COLUMNS: ReadonlyArray<keyof ReturnType<typeof roundRow>> = ["item_id", "idx", "data", "calls"]
 
-/** An item's row for COPY, in `ITEM_COLUMNS`' order. */
-const itemValues = (item: Item): ReadonlyArray<CopyValue> => {
-  const row = itemRow(item)
-  return ITEM_COLUMNS.map((column) => row[column])
-}
-
-/** An item's rounds as rows for COPY, in `ROUND_COLUMNS`' order. */
-const roundValues = (item: Item): ReadonlyArray<ReadonlyArray<CopyValue>> =>
-  item.rounds.map((round) => {
-    const r = roundRow(item.id, round)
-    return [r.item_id, r.idx, r.data, r.calls]
-  })
+/** A row's values in `columns`' order, for COPY. */
+const valuesIn = <R extends Readonly<Record<string, CopyValue>>>(
+  row: R,
+  columns: ReadonlyArray<keyof R>
+): ReadonlyArray<CopyValue> => columns.map((column) => row[column])
 
 /** The first of each id, in order. */
 const uniqueById = <A extends { readonly id: string }>(xs: ReadonlyArray<A>): ReadonlyArray<A> => {
@@ -143,6 +138,13 @@ export interface PgStoreOptions {
 
 /** Whether a store location names a PostgreSQL database rather than a SQLite file. */
 export const isPostgresUrl = (location: string): boolean => /^postgres(ql)?:\/\//i.test(location)
+
+const problemRow = (problem: Problem, createdAt: string) => ({
+  id: problem.id,
+  domain: problem.domain,
+  data: JSON.stringify(problem),
+  created_at: createdAt
+})
 
 const itemRow = (item: Item) => ({
   id: item.id,
@@ -414,15 +416,12 @@ export const makePgRunStore = (
         inRawTransaction(pool, IMPORT_TAG, (connection) =>
           Effect.gen(function* () {
             const createdAt = now()
-            yield* copyRows(
-              connection,
-              "problems",
-              PROBLEM_COLUMNS,
-              problems.map((q) => [q.id, q.domain, JSON.stringify(q), createdAt]),
-              IMPORT_TAG
-            )
-            yield* copyRows(connection, "items", ITEM_COLUMNS, items.map(itemValues), IMPORT_TAG)
-            yield* copyRows(connection, "rounds", ROUND_COLUMNS, items.flatMap(roundValues), IMPORT_TAG)
+            const problemValues = problems.map((q) => valuesIn(problemRow(q, createdAt), PROBLEM_COLUMNS))
+            const itemValues = items.map((i) => valuesIn(itemRow(i), ITEM_COLUMNS))
+            const roundValues = items.flatMap((i) => i.rounds.map((r) => valuesIn(roundRow(i.id, r), ROUND_COLUMNS)))
+            yield* copyRows(connection, "problems", PROBLEM_COLUMNS, problemValues, IMPORT_TAG)
+            yield* copyRows(connection, "items", ITEM_COLUMNS, itemValues, IMPORT_TAG)
+            yield* copyRows(connection, "rounds", ROUND_COLUMNS, roundValues, IMPORT_TAG)
             const [text, params] = sql`/* ${sql.literal(IMPORT_TAG)} */ WITH
               counts AS (SELECT ${problems.length}::bigint AS problems, ${items.length}::bigint AS items),
               ${rejectsAndPositionSql(batch)}
@@ -475,12 +474,7 @@ export const makePgRunStore = (
      */
     const importStatement = (batch: ImportBatch) => {
       const createdAt = now()
-      const problems = batch.problems.map((q) => ({
-        id: q.id,
-        domain: q.domain,
-        data: JSON.stringify(q),
-        created_at: createdAt
-      }))
+      const problems = batch.problems.map((q) => problemRow(q, createdAt))
       return Effect.map(
         sql<{ problems: string; items: string }>`/* ${sql.literal(IMPORT_TAG)} */ WITH
           added_problems AS (
