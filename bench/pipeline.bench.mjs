@@ -5,10 +5,12 @@
 //
 // ITEMS=N problems (1,200); WARMUPS=N whole runs first in this process, untimed (0: a fresh
 // process pays V8's warm-up inside the timed run); COLD=1 starts the clock before the tokenizer's
-// thread is ready; CACHE=off|use|refresh; PROFILE=FILE writes a CPU profile of the timed run.
+// thread is ready; CACHE=off|use|refresh; PROFILE=FILE writes a CPU profile of the timed run;
+// STORE=postgres runs on a throwaway PostgreSQL cluster on loopback (a fresh database a run)
+// instead of a SQLite file.
 import { spawn } from "node:child_process"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { availableParallelism, tmpdir } from "node:os"
 import { join } from "node:path"
 import { Session } from "node:inspector/promises"
 import { monitorEventLoopDelay } from "node:perf_hooks"
@@ -25,6 +27,7 @@ import {
   QwenTokenCounterLive,
   TokenCounter,
   runPipeline,
+  PgRunStoreLive,
   RunStore,
   SqliteRunStoreLive
 } from "@fastcot/core"
@@ -52,6 +55,33 @@ const problemsFrom = (first) => {
 // its own, untimed: the timed run then measures warm code (V8's JIT has optimized it), where a
 // fresh process (the default) pays its warm-up inside the run.
 const WARMUPS = Number(process.env.WARMUPS ?? 0)
+const STORE = process.env.STORE ?? "sqlite"
+if (STORE !== "sqlite" && STORE !== "postgres") throw new Error(`STORE=${STORE}: sqlite or postgres`)
+const cluster = STORE === "postgres" ? await (await import("@fastcot/core/testing")).startPostgresCluster() : undefined
+if (cluster) process.env.PGPASSWORD = cluster.password
+let runs = 0
+/**
+ * CPU time (ms) of every process named `postgres` now (Linux: /proc, in clock ticks of 10 ms): the
+ * server shares this machine's cores with the pipeline and the scripted server.
+ */
+const postgresCpuMs = () => {
+  let ticks = 0
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+      if (!stat.includes("(postgres)")) continue
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return ticks * 10
+}
+/** The run's store: a SQLite file in its workspace, or a fresh database on the cluster. */
+const storeLayer = (dir) =>
+  cluster ? PgRunStoreLive(cluster.createDatabase(`pipeline_${++runs}`)) : SqliteRunStoreLive(join(dir, "fastcot.db"))
 
 const base = Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in"))
 const spec = `openai:scripted@${baseUrl}`
@@ -98,6 +128,7 @@ const runOnce = (first, timed) => {
         }
         const profiler = yield* Effect.promise(() => startProfile(timed ? process.env.PROFILE : undefined))
         const cpu0 = process.cpuUsage()
+        const pgCpu0 = cluster ? postgresCpuMs() : 0
         const elu0 = performance.eventLoopUtilization()
         if (timed) child.kill("SIGUSR2")
         // How late the event loop ran a 1 ms timer during the timed run: a reply that arrives
@@ -109,6 +140,7 @@ const runOnce = (first, timed) => {
         const seconds = (performance.now() - t0) / 1000
         loopDelay.disable()
         const cpu = process.cpuUsage(cpu0)
+        const pgCpuMs = cluster ? postgresCpuMs() - pgCpu0 : undefined
         const elu = performance.eventLoopUtilization(elu0)
         const server = timed
           ? yield* Effect.promise(
@@ -125,16 +157,13 @@ const runOnce = (first, timed) => {
           seconds,
           cpuMs: (cpu.user + cpu.system) / 1000,
           mainThreadBusy: elu.utilization,
+          pgCpuMs,
           serverBusy: server?.busy,
           serverMs: server?.serverMs,
           loopDelayMs: [50, 90, 99].map((p) => loopDelay.percentile(p) / 1e6),
           stats: yield* lm.stats
         }
-      }).pipe(
-        Effect.provide(
-          Layer.mergeAll(SqliteRunStoreLive(join(dir, "fastcot.db")), BasicVerifierLive, QwenTokenCounterLive)
-        )
-      )
+      }).pipe(Effect.provide(Layer.mergeAll(storeLayer(dir), BasicVerifierLive, QwenTokenCounterLive)))
     )
   ).finally(() => rmSync(dir, { recursive: true, force: true }))
 }
@@ -145,7 +174,7 @@ for (let w = 1; w <= WARMUPS; w++) {
     `warm-up run ${w}: ${(done / warm.seconds).toFixed(0)} items/s, ${(warm.cpuMs / done).toFixed(2)} ms CPU per item (untimed)`
   )
 }
-const result = await runOnce(1, true)
+const result = await runOnce(1, true).finally(() => cluster?.stop())
 child.kill("SIGTERM")
 
 const done = result.report.align.kept + result.report.align.dropped
@@ -161,7 +190,7 @@ const perRole = result.stats.map((s) => ({
 }))
 const ideal = Math.min(...perRole.map((r) => r.ideal))
 console.log(
-  `pipeline: ${ITEMS} problems, ${LATENCY_MS} ms replies, ${CONCURRENCY} in flight per role; ` +
+  `pipeline on ${cluster ? "PostgreSQL (loopback)" : "SQLite"}: ${ITEMS} problems, ${LATENCY_MS} ms replies, ${CONCURRENCY} in flight per role; ` +
     (tokenizerWaitMs === undefined
       ? "timed from the run's start (COLD=1), the tokenizer perhaps still building on its thread"
       : `timed once the tokenizer's thread had built it (${tokenizerWaitMs.toFixed(0)} ms after set-up)`) +
@@ -186,6 +215,10 @@ console.log(
 console.log(
   `  event-loop delay (a 1 ms timer's lateness): p50 ${result.loopDelayMs[0].toFixed(1)} ms, p90 ${result.loopDelayMs[1].toFixed(1)} ms, p99 ${result.loopDelayMs[2].toFixed(1)} ms`
 )
+if (result.pgCpuMs !== undefined)
+  console.log(
+    `  PostgreSQL's processes: ${(result.pgCpuMs / done).toFixed(2)} ms CPU per item (${((100 * result.pgCpuMs) / 1000 / result.seconds).toFixed(0)} % of one core, on the same ${availableParallelism()} cores)`
+  )
 // The scripted server shares the machine: busy, it answers later than its 40 ms.
 console.log(
   `  the scripted server's thread busy ${(100 * result.serverBusy).toFixed(0)} % of the run; it took ${result.serverMs.toFixed(1)} ms a request as it saw them (from arrival to the reply's last byte; ${LATENCY_MS} ms asked)`

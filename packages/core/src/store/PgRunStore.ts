@@ -5,6 +5,7 @@ import type * as Statement from "@effect/sql/Statement"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -22,6 +23,7 @@ import { describeSqlError, isTransient, sqlState, transientRetry } from "./pgErr
 import { ADVISORY, migratePg } from "./pgMigrations.js"
 import { acquirePgPool, inRawTransaction, pgClientOf } from "./pgPool.js"
 import { PgSpendLedger } from "./pgSpendLedger.js"
+import { makeTurnBatcher } from "./turnBatcher.js"
 import {
   type BatchJobRecord,
   type CacheEntry,
@@ -214,25 +216,26 @@ export const makePgRunStore = (
 
     // Rounds are append-only: a round this store has written for an item is not sent again.
     const committedRounds = new WeakMap<object, string>()
-    const insertRounds = (item: Item) => {
-      const fresh = item.rounds.filter((r) => committedRounds.get(r) !== item.id).map((r) => roundRow(item.id, r))
-      return Effect.forEach(
-        chunks(fresh),
-        (rows) => sql`INSERT INTO rounds ${sql.insert(rows)} ON CONFLICT DO NOTHING`,
-        { discard: true }
-      )
-    }
     const markCommitted = (item: Item) => {
       for (const r of item.rounds) committedRounds.set(r, item.id)
     }
 
-    /** An INSERT that adds those of `items` not there yet, as one JSON parameter (RETURNING is the caller's). */
-    const insertItemsSql = (items: ReadonlyArray<Item>) => sql`INSERT INTO items (id, problem_id, stage, fate, kept_as,
-        reason_code, review, reviewer, reasoning_tokens, original_reasoning_tokens, tokenizer, data, created_at, updated_at)
-      SELECT * FROM json_to_recordset(${JSON.stringify(items.map(itemRow))}::json) AS r(id text, problem_id text,
+    /** `items` as rows of the items table's columns, in that order, from one JSON parameter. */
+    const itemRowsSql = (items: ReadonlyArray<Item>) => sql`SELECT * FROM json_to_recordset(
+        ${JSON.stringify(items.map(itemRow))}::json) AS r(id text, problem_id text,
         stage text, fate text, kept_as text, reason_code text, review text, reviewer text, reasoning_tokens integer,
-        original_reasoning_tokens integer, tokenizer text, data text, created_at text, updated_at text)
-      ON CONFLICT DO NOTHING`
+        original_reasoning_tokens integer, tokenizer text, data text, created_at text, updated_at text)`
+    const ITEM_INSERT = sql.literal(`INSERT INTO items (id, problem_id, stage, fate, kept_as, reason_code, review,
+      reviewer, reasoning_tokens, original_reasoning_tokens, tokenizer, data, created_at, updated_at)`)
+    /** What saving an item changes of a stored one (never its problem or creation). */
+    const ITEM_UPDATE = sql.literal(`ON CONFLICT (id) DO UPDATE SET stage = excluded.stage, fate = excluded.fate,
+      kept_as = excluded.kept_as, reason_code = excluded.reason_code, review = excluded.review,
+      reviewer = excluded.reviewer, reasoning_tokens = excluded.reasoning_tokens,
+      original_reasoning_tokens = excluded.original_reasoning_tokens, tokenizer = excluded.tokenizer,
+      data = excluded.data, updated_at = excluded.updated_at`)
+    /** An INSERT that adds those of `items` not there yet, as one JSON parameter (RETURNING is the caller's). */
+    const insertItemsSql = (items: ReadonlyArray<Item>) =>
+      sql`${ITEM_INSERT} ${itemRowsSql(items)} ON CONFLICT DO NOTHING`
     /**
      * The `added_rounds` CTE: the rounds of those of `items` that the statement's `added_items`
      * (`RETURNING id`) added. Calls travel apart from the round's data: only they are read as
@@ -491,6 +494,91 @@ export const makePgRunStore = (
       )
     }
 
+    // The per-call and per-item statements of a run (cache lookups, call leases, item saves and
+    // cache entries) are made many at a time by the pipeline's concurrent fibers: those made in
+    // the same turn of the event loop go to the server as one statement (a round trip and a
+    // statement a call had kept the pipeline's thread busy writing to its sockets).
+    const cacheLookups = yield* makeTurnBatcher((keys: ReadonlyArray<string>) =>
+      run(
+        "reading the LLM cache",
+        Effect.map(
+          sql<CacheEntry>`SELECT key, model, value, created_at AS "createdAt" FROM llm_cache
+            WHERE key = ANY(ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb)))`,
+          (rows) => {
+            const byKey = new Map(rows.map((r) => [r.key, r]))
+            return keys.map((k) => Either.right(Option.fromNullable(byKey.get(k))))
+          }
+        )
+      )
+    )
+    const claims = yield* makeTurnBatcher((wanted: ReadonlyArray<ReadonlyArray<string>>) =>
+      run(
+        "claiming work",
+        Effect.zipRight(
+          register,
+          Effect.map(
+            // In key order, so that two workers claiming overlapping keys take their locks alike.
+            sql<{ key: string }>`${takeLeasesSql(sql`SELECT DISTINCT k FROM
+              jsonb_array_elements_text(${JSON.stringify(wanted.flat())}::jsonb) AS w(k) ORDER BY k`)}`,
+            (rows) => {
+              const taken = noteTaken(rows.map((r) => r.key))
+              return wanted.map((keys) => Either.right<ReadonlySet<string>>(new Set(keys.filter((k) => taken.has(k)))))
+            }
+          )
+        )
+      )
+    )
+    /** Saves items (their new state and new rounds) and cache entries in one statement. */
+    const saveAll = (items: ReadonlyArray<Item>, entries: ReadonlyArray<CacheEntry>) => {
+      // One row per item and per cache key (the last saved: an upsert may not touch a row twice).
+      const latest = [...new Map(items.map((i) => [i.id as string, i])).values()]
+      const rounds = new Map<string, ReturnType<typeof roundRow>>()
+      for (const item of items)
+        for (const r of item.rounds)
+          if (committedRounds.get(r) !== item.id) rounds.set(`${r.index} ${item.id}`, roundRow(item.id, r))
+      const cached = [...new Map(entries.map((e) => [e.key, e])).values()].map((e) => ({
+        key: e.key,
+        model: e.model,
+        value: e.value,
+        created_at: e.createdAt
+      }))
+      return sql`WITH saved_items AS (${ITEM_INSERT} ${itemRowsSql(latest)} ORDER BY id ${ITEM_UPDATE}),
+          saved_rounds AS (INSERT INTO rounds (item_id, idx, data, calls)
+            SELECT r.item_id, r.idx, r.data, r.calls::jsonb
+            FROM json_to_recordset(${JSON.stringify([...rounds.values()])}::json)
+              AS r(item_id text, idx integer, data text, calls text)
+            ON CONFLICT DO NOTHING),
+          saved_entries AS (INSERT INTO llm_cache (key, model, value, created_at)
+            SELECT * FROM json_to_recordset(${JSON.stringify(cached)}::json)
+              AS r(key text, model text, value text, created_at text) ORDER BY key
+            ON CONFLICT (key) DO UPDATE SET model = excluded.model, value = excluded.value,
+              created_at = excluded.created_at)
+        SELECT 1`.pipe(Effect.tap(() => items.forEach(markCommitted)))
+    }
+    type Write = { readonly item: Item; readonly entry?: never } | { readonly entry: CacheEntry; readonly item?: never }
+    const describeWrite = (w: Write) => (w.item !== undefined ? `saving item ${w.item.id}` : "writing the LLM cache")
+    const writeAlone = (w: Write): Effect.Effect<void, StoreError> =>
+      run(describeWrite(w), w.item !== undefined ? saveAll([w.item], []) : saveAll([], [w.entry])).pipe(Effect.asVoid)
+    // Durable when it returns; should a shared statement fail, each write is made on its own, so
+    // that one bad write fails only its caller.
+    const writes = yield* makeTurnBatcher(
+      (batch: ReadonlyArray<Write>): Effect.Effect<ReadonlyArray<Either.Either<void, StoreError>>, StoreError> =>
+        batch.length === 1
+          ? Effect.as(writeAlone(batch[0]!), [Either.right<void>(undefined)])
+          : run(
+              `saving ${batch.length} items and cache entries`,
+              saveAll(
+                batch.flatMap((w) => (w.item !== undefined ? [w.item] : [])),
+                batch.flatMap((w) => (w.entry !== undefined ? [w.entry] : []))
+              )
+            ).pipe(
+              Effect.as(batch.map(() => Either.right<void>(undefined))),
+              Effect.catchAll(() => Effect.forEach(batch, (w) => Effect.either(writeAlone(w))))
+            ),
+      { withdrawable: true }
+    )
+    yield* Effect.addFinalizer(() => Effect.all([writes.drain, claims.drain, cacheLookups.drain], { discard: true }))
+
     const store: RunStoreShape = {
       location,
       shared: true,
@@ -591,18 +679,7 @@ export const makePgRunStore = (
           Effect.map(loadItems([id]), (items) => Option.fromNullable(items[0]))
         ),
       addItems: (items) => tx("adding items", insertItems(items)),
-      saveItem: (item) =>
-        tx(
-          `saving item ${item.id}`,
-          Effect.gen(function* () {
-            const row = itemRow(item)
-            yield* sql`INSERT INTO items ${sql.insert(row)} ON CONFLICT (id) DO UPDATE SET stage = excluded.stage,
-              fate = excluded.fate, kept_as = excluded.kept_as, reason_code = excluded.reason_code,
-              review = excluded.review, reviewer = excluded.reviewer, reasoning_tokens = excluded.reasoning_tokens, original_reasoning_tokens = excluded.original_reasoning_tokens,
-              tokenizer = excluded.tokenizer, data = excluded.data, updated_at = excluded.updated_at`
-            yield* insertRounds(item)
-          })
-        ).pipe(Effect.tap(() => markCommitted(item))),
+      saveItem: (item) => writes.call({ item }),
       listItems: (filter) =>
         run(
           "listing items",
@@ -735,20 +812,8 @@ export const makePgRunStore = (
           })
         })
       ),
-      cacheGet: (key) =>
-        run(
-          "reading the LLM cache",
-          Effect.map(
-            sql<CacheEntry>`SELECT key, model, value, created_at AS "createdAt" FROM llm_cache WHERE key = ${key}`,
-            (rows) => Option.fromNullable(rows[0])
-          )
-        ),
-      cachePut: (e) =>
-        run(
-          "writing the LLM cache",
-          sql`INSERT INTO llm_cache ${sql.insert({ key: e.key, model: e.model, value: e.value, created_at: e.createdAt })}
-            ON CONFLICT (key) DO UPDATE SET model = excluded.model, value = excluded.value, created_at = excluded.created_at`
-        ).pipe(Effect.asVoid),
+      cacheGet: (key) => cacheLookups.call(key),
+      cachePut: (entry) => writes.call({ entry }),
       saveBatchJob: (job) =>
         run(
           `saving batch job ${job.id}`,
@@ -787,21 +852,7 @@ export const makePgRunStore = (
         ),
       recordSpend: (spend) => ledger.record(spend),
       spending: ledger.totals,
-      claim: (keys) =>
-        keys.length === 0
-          ? Effect.succeed(new Set<string>())
-          : run(
-              "claiming work",
-              Effect.zipRight(
-                register,
-                Effect.map(
-                  sql<{
-                    key: string
-                  }>`${takeLeasesSql(sql`SELECT jsonb_array_elements_text(${JSON.stringify(keys)}::jsonb)`)}`,
-                  (rows) => noteTaken(rows.map((r) => r.key))
-                )
-              )
-            ),
+      claim: (keys) => (keys.length === 0 ? Effect.succeed(new Set<string>()) : claims.call(keys)),
       claimItems: (page, keyPrefix) =>
         run(
           "claiming work",

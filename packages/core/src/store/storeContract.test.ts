@@ -512,6 +512,28 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
     expect(Option.isNone(got[1])).toBe(true)
   })
 
+  it("answers each of many cache reads and writes made at once with its own entry; of two writes to a key the later wins", async () => {
+    const keys = Array.from({ length: 40 }, (_, i) => `k${i}`)
+    const got = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        yield* Effect.all(
+          [
+            ...keys.map((key) => store.cachePut({ key, model: "m", value: `first ${key}`, createdAt: "t" })),
+            store.cachePut({ key: "k0", model: "m", value: "second k0", createdAt: "t2" })
+          ],
+          { concurrency: "unbounded", discard: true }
+        )
+        return yield* Effect.all([...keys, "missing"].map(store.cacheGet), { concurrency: "unbounded" })
+      })
+    )
+    expect(got.map((e) => Option.getOrUndefined(Option.map(e, (x) => x.value)))).toEqual([
+      "second k0",
+      ...keys.slice(1).map((k) => `first ${k}`),
+      undefined
+    ])
+  })
+
   it("keeps batch jobs through their states, lists the open ones of an endpoint, and never reopens a done one", async () => {
     const job = {
       id: "job-1",
