@@ -49,7 +49,6 @@ import { ITEM_SORT_SQL } from "./itemOrder.js"
 import { reviewQueueIds } from "./reviewQueue.js"
 
 const decodeProblem = Schema.decodeUnknownSync(Schema.parseJson(Problem))
-const encodeRound = Schema.encodeSync(Round)
 const decodeItemRow = Schema.decodeUnknownSync(Schema.parseJson(Item.pipe(Schema.omit("rounds"))))
 const decodeRound = Schema.decodeUnknownSync(Schema.parseJson(Round))
 const encodeItemRow = (item: Item) => JSON.stringify({ ...item, rounds: undefined })
@@ -165,10 +164,14 @@ const itemRow = (item: Item) => ({
   updated_at: item.updatedAt
 })
 
-const roundRow = (itemId: string, r: Round) => {
-  const encoded = encodeRound(r)
-  return { item_id: itemId, idx: r.index, data: JSON.stringify(encoded), calls: JSON.stringify(encoded.calls) }
-}
+// Rounds have no transformations, so their encoded form is their JSON (as on SQLite); reads are
+// decoded (validated).
+const roundRow = (itemId: string, r: Round) => ({
+  item_id: itemId,
+  idx: r.index,
+  data: JSON.stringify(r),
+  calls: JSON.stringify(r.calls)
+})
 
 /**
  * The run store on a PostgreSQL database, over @effect/sql-pg's pool: the same service as the
@@ -196,14 +199,16 @@ export const makePgRunStore = (
           : new StoreError({ message: `${what} (${location}): ${describeSqlError(e)}`, cause: e })
     // A statement (or a whole transaction, which the server rolled back) that failed because the
     // connection did is tried again, for about 30 s: a server restart or a short network cut.
-    const run = <A, E extends SqlError | StoreError, R>(what: string, effect: Effect.Effect<A, E, R>) =>
-      Effect.mapError(
-        Effect.retry(failOnBrokenCommit(effect), {
-          schedule: transientRetry,
-          while: (e) => e._tag === "SqlError" && isTransient(e)
-        }),
+    // The retry schedule's driver is made only once a try has failed (nearly every statement
+    // succeeds at once, and this is the path of every one).
+    const run = <A, E extends SqlError | StoreError, R>(what: string, effect: Effect.Effect<A, E, R>) => {
+      const once = failOnBrokenCommit(effect)
+      const transient = (e: E | SqlError) => e._tag === "SqlError" && isTransient(e)
+      return Effect.mapError(
+        Effect.catchIf(once, transient, () => Effect.retry(once, { schedule: transientRetry, while: transient })),
         fail(what)
       )
+    }
     const tx = <A, E extends SqlError | StoreError, R>(what: string, effect: Effect.Effect<A, E, R>) =>
       run(what, sql.withTransaction(effect))
 

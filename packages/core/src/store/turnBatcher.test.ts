@@ -54,7 +54,7 @@ describe("makeTurnBatcher", () => {
               sizes.push(inputs.length)
               return inputs.includes(6)
                 ? Effect.fail("the batch with 6 failed")
-                : Effect.succeed(inputs.map((n) => Either.right<number, string>(n)))
+                : Effect.succeed(inputs.map((n): Either.Either<number, string> => Either.right(n)))
             }),
           { maxBatch: 3 }
         )
