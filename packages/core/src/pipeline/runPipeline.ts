@@ -83,8 +83,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
     // Items a stage works on at once, for `calls` calls its endpoints take at once. On a shared
     // store every item also waits on the database's round trips (cache, leases, saves): twice as
     // many items keep the endpoints' calls in flight meanwhile (the endpoints' own limits still
-    // cap the calls). 1,200 problems on PostgreSQL: 0.50-0.53 of the slowest role's ideal against
-    // 0.46 (docs/benchmarks.md); on SQLite no gain.
+    // cap the calls). Figures in docs/benchmarks.md; on SQLite it gains nothing.
     const slots = (calls: number) => (store.shared ? 2 * calls : calls)
     const filterStarted = yield* Clock.currentTimeMillis
     const filter = wanted.has("filter") ? yield* filterProblems(config.stages.filter) : undefined

@@ -516,22 +516,28 @@ export const makePgRunStore = (
         )
       )
     )
-    const claims = yield* makeTurnBatcher((wanted: ReadonlyArray<ReadonlyArray<string>>) =>
-      run(
-        "claiming work",
-        Effect.zipRight(
-          register,
-          Effect.map(
-            // In key order, so that two workers claiming overlapping keys take their locks alike.
-            sql<{ key: string }>`${takeLeasesSql(sql`SELECT DISTINCT k FROM
+    const claims = yield* makeTurnBatcher(
+      (wanted: ReadonlyArray<ReadonlyArray<string>>) =>
+        run(
+          "claiming work",
+          Effect.zipRight(
+            register,
+            Effect.map(
+              // In key order, so that two workers claiming overlapping keys take their locks alike.
+              sql<{ key: string }>`${takeLeasesSql(sql`SELECT DISTINCT k FROM
               jsonb_array_elements_text(${JSON.stringify(wanted.flat())}::jsonb) AS w(k) ORDER BY k`)}`,
-            (rows) => {
-              const taken = noteTaken(rows.map((r) => r.key))
-              return wanted.map((keys) => Either.right<ReadonlySet<string>>(new Set(keys.filter((k) => taken.has(k)))))
-            }
+              (rows) => {
+                const taken = noteTaken(rows.map((r) => r.key))
+                return wanted.map((keys) =>
+                  Either.right<ReadonlySet<string>>(new Set(keys.filter((k) => taken.has(k))))
+                )
+              }
+            )
           )
-        )
-      )
+        ),
+      // A claim whose caller is interrupted before it is sent is not made: no lease is taken
+      // that nobody would give up.
+      { withdrawable: () => true }
     )
     /** Saves items (their new state and new rounds) and cache entries in one statement. */
     const saveAll = (items: ReadonlyArray<Item>, entries: ReadonlyArray<CacheEntry>) => {
@@ -580,7 +586,9 @@ export const makePgRunStore = (
               Effect.as(batch.map(() => Either.right<void>(undefined))),
               Effect.catchAll(() => Effect.forEach(batch, (w) => Effect.either(writeAlone(w))))
             ),
-      { withdrawable: true }
+      // An item's save is taken back if its caller is interrupted first; a cache entry, whose
+      // call was paid for, is written anyway (as on SQLite).
+      { withdrawable: (w) => w.item !== undefined }
     )
     yield* Effect.addFinalizer(() => Effect.all([writes.drain, claims.drain, cacheLookups.drain], { discard: true }))
 

@@ -86,7 +86,7 @@ describe("makeTurnBatcher", () => {
               batches.push(inputs)
               return inputs.map(() => Either.right<void>(undefined))
             }),
-          { withdrawable: true }
+          { withdrawable: () => true }
         )
         const kept = yield* Effect.fork(batcher.call("kept"))
         const withdrawn = yield* Effect.fork(batcher.call("withdrawn"))
@@ -115,7 +115,7 @@ describe("makeTurnBatcher", () => {
                 return inputs.map(() => Either.right<void>(undefined))
               })
             ),
-          { withdrawable: true }
+          { withdrawable: () => true }
         )
         caller = yield* Effect.fork(batcher.call("write"))
         yield* nextTurn
@@ -127,6 +127,30 @@ describe("makeTurnBatcher", () => {
       })
     )
     expect(result).toEqual({ doneBeforeRelease: false, writtenWhenDone: true })
+  })
+
+  it("not withdrawable: a caller interrupted before the flush stops waiting, and its input still runs", async () => {
+    const batches: Array<ReadonlyArray<string>> = []
+    const interrupted = await Effect.runPromise(
+      Effect.gen(function* () {
+        const batcher = yield* makeTurnBatcher(
+          (inputs: ReadonlyArray<string>) =>
+            Effect.sync(() => {
+              batches.push(inputs)
+              return inputs.map(() => Either.right<void>(undefined))
+            }),
+          { withdrawable: (input) => input === "withdrawn" }
+        )
+        const lands = yield* Effect.fork(batcher.call("lands"))
+        const withdrawn = yield* Effect.fork(batcher.call("withdrawn"))
+        yield* Effect.yieldNow()
+        const exits = [yield* Fiber.interrupt(lands), yield* Fiber.interrupt(withdrawn)]
+        yield* nextTurn
+        return exits.every(Exit.isInterrupted)
+      })
+    )
+    expect(interrupted).toBe(true)
+    expect(batches).toEqual([["lands"]])
   })
 
   it("not withdrawable: an interrupted caller stops waiting at once", async () => {

@@ -17,15 +17,17 @@ export interface TurnBatcher<A, B, E> {
   readonly drain: Effect.Effect<void>
 }
 
-export interface TurnBatcherOptions {
+export interface TurnBatcherOptions<A> {
   /** At most this many inputs in one `run` (a turn with more runs several): 500 by default. */
   readonly maxBatch?: number
   /**
-   * A caller interrupted before its input is handed to `run` takes it back; once handed over, it
-   * waits for the outcome uninterruptibly, so what an interrupted caller reports as done is done
-   * (writes). Otherwise an interrupted caller stops waiting and its outcome is dropped (reads).
+   * Which inputs a caller takes back when interrupted before they are handed to `run`; once
+   * handed over, such a caller waits for the outcome uninterruptibly, so what an interrupted
+   * caller reports as done is done (item saves). Any other input runs anyway and its interrupted
+   * caller stops waiting (reads, and writes that must land: a cache entry someone paid for), as
+   * `makeGroupCommit`'s channels do. None by default.
    */
-  readonly withdrawable?: boolean
+  readonly withdrawable?: (input: A) => boolean
 }
 
 interface Pending<A, B, E> {
@@ -46,7 +48,7 @@ interface Slot<B, E> {
  */
 export const makeTurnBatcher = <A, B, E>(
   run: (inputs: ReadonlyArray<A>) => Effect.Effect<ReadonlyArray<Either.Either<B, E>>, E>,
-  options: TurnBatcherOptions = {}
+  options: TurnBatcherOptions<A> = {}
 ): Effect.Effect<TurnBatcher<A, B, E>> =>
   Effect.map(Effect.runtime<never>(), (runtime) => {
     const runFork = Runtime.runFork(runtime)
@@ -103,6 +105,15 @@ export const makeTurnBatcher = <A, B, E>(
       while (pending.length > 0) runBatch(pending.splice(0, maxBatch))
     }
 
+    const enqueue = (entry: Pending<A, B, E>) => {
+      pending.push(entry)
+      if (!scheduled) {
+        scheduled = true
+        setImmediate(flush)
+      }
+    }
+
+    /** A caller that takes its input back when interrupted before the hand-over. */
     const handOver = (input: A) =>
       Effect.async<Effect.Effect<B, E>>((resume) => {
         let handedWait: Effect.Effect<B, E> | undefined
@@ -113,26 +124,29 @@ export const makeTurnBatcher = <A, B, E>(
             resume(Effect.succeed(wait))
           }
         }
-        pending.push(entry)
-        if (!scheduled) {
-          scheduled = true
-          setImmediate(flush)
-        }
+        enqueue(entry)
         // Interrupted while pending: the input is taken back. Interrupted in the moment between
-        // the hand-over and the caller's resumption: a withdrawable (write) call's interruption
-        // waits for the outcome, as it would have once resumed.
+        // the hand-over and the caller's resumption: the interruption waits for the outcome, as
+        // the caller would have once resumed.
         return Effect.suspend(() => {
           const i = pending.indexOf(entry)
           if (i >= 0) pending.splice(i, 1)
-          return handedWait !== undefined && options.withdrawable === true ? Effect.ignore(handedWait) : Effect.void
+          return handedWait !== undefined ? Effect.ignore(handedWait) : Effect.void
         })
       })
+    /** A caller that is not to take its input back: interrupted, it stops waiting; the input runs. */
+    const join = (input: A) =>
+      Effect.flatten(
+        Effect.async<Effect.Effect<B, E>>((resume) =>
+          enqueue({ input, handed: (wait) => resume(Effect.succeed(wait)) })
+        )
+      )
 
     return {
       call: (input) =>
-        options.withdrawable === true
+        options.withdrawable?.(input) === true
           ? Effect.uninterruptibleMask((restore) => Effect.flatten(restore(handOver(input))))
-          : Effect.flatten(handOver(input)),
+          : join(input),
       drain: Effect.suspend(() => {
         flush()
         return running === 0
