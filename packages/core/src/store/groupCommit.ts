@@ -1,23 +1,21 @@
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Runtime from "effect/Runtime"
 import { StoreError } from "./errors.js"
 import type { Committer, WriteOp } from "./committer.js"
-
-interface Slot {
-  outcome?: Effect.Effect<void, StoreError>
-  waiter?: (outcome: Effect.Effect<void, StoreError>) => void
-}
-
-interface Pending<T> {
-  readonly entry: T
-  /** Resumes the writer once its entry is handed to the committer, with the wait for the outcome. */
-  readonly posted: (wait: Effect.Effect<Effect.Effect<void, StoreError>>) => void
-}
+import { makeTurnBatcherOn } from "./turnBatcher.js"
 
 interface Channel<T> {
-  pending: Array<Pending<T>>
   readonly what: (entry: T) => string
   readonly ops: (entry: T) => ReadonlyArray<WriteOp>
   readonly committed: (entries: ReadonlyArray<T>) => void
+  readonly withdrawable: boolean
+}
+
+/** One caller's write: its entry and the channel it came through. */
+interface Write {
+  readonly channel: Channel<unknown>
+  readonly entry: unknown
 }
 
 export interface GroupCommitChannel<T> {
@@ -27,59 +25,41 @@ export interface GroupCommitChannel<T> {
 
 /**
  * Group commit: writes made in the same turn of the event loop, through any channel (items,
- * cache entries, ...), share one transaction, and each caller resumes only after it has committed
- * (durable before it returns). Should the shared transaction fail, each entry is written on its
- * own, so one bad entry fails only its caller. The `committer` runs the transactions, on this
- * thread or on a writer thread of its own. A channel opened with `withdrawable` lets a caller
- * interrupted before its entry is handed over take it back, and once handed over waits for the
- * outcome uninterruptibly: what an interrupted run reports as stored is then what is stored
- * (items); without it the write lands anyway (cache entries, whose caller has paid for them).
+ * cache entries, ...), share one transaction (a turn batcher whose `run` is the committer), and
+ * each caller resumes only after it has committed (durable before it returns). Should the shared
+ * transaction fail, each entry is written on its own, so one bad entry fails only its caller. The
+ * `committer` runs the transactions, on this thread or on a writer thread of its own. A channel
+ * opened with `withdrawable` lets a caller interrupted before its entry is handed over take it
+ * back, and once handed over waits for the outcome uninterruptibly: what an interrupted run reports
+ * as stored is then what is stored (items); without it the write lands anyway (cache entries,
+ * whose caller has paid for them).
  */
-export const makeGroupCommit = (committer: Committer) => {
-  const channels: Array<Channel<unknown>> = []
-  let scheduled = false
-
-  const flush = () => {
-    scheduled = false
-    const handed: Array<{ channel: Channel<unknown>; pending: Pending<unknown>; slot: Slot }> = []
-    for (const channel of channels) {
-      for (const pending of channel.pending) handed.push({ channel, pending, slot: {} })
-      channel.pending = []
-    }
-    if (handed.length === 0) return
-    const settle = (slot: Slot, outcome: Effect.Effect<void, StoreError>) => {
-      slot.outcome = outcome
-      slot.waiter?.(outcome)
-    }
-    committer.commit(
-      handed.map((h) => h.channel.ops(h.pending.entry)),
-      (failures) => {
-        for (const [i, h] of handed.entries()) {
-          const failure = failures[i]
-          if (failure === undefined) {
-            h.channel.committed([h.pending.entry])
-            settle(h.slot, Effect.void)
-          } else
-            settle(
-              h.slot,
-              Effect.fail(
-                new StoreError({ message: `${h.channel.what(h.pending.entry)}: ${failure.message}`, cause: failure })
-              )
+export const makeGroupCommit = (committer: Committer, runtime: Runtime.Runtime<never> = Runtime.defaultRuntime) => {
+  const commit = (writes: ReadonlyArray<Write>) =>
+    Effect.async<ReadonlyArray<Either.Either<void, StoreError>>>((resume) =>
+      committer.commit(
+        writes.map((w) => w.channel.ops(w.entry)),
+        (failures) =>
+          resume(
+            Effect.succeed(
+              writes.map((w, i) => {
+                const failure = failures[i]
+                if (failure === undefined) {
+                  w.channel.committed([w.entry])
+                  return Either.void
+                }
+                return Either.left(
+                  new StoreError({ message: `${w.channel.what(w.entry)}: ${failure.message}`, cause: failure })
+                )
+              })
             )
-        }
-      }
-    )
-    // The writers wait for their outcome (settled above already when the committer is this thread).
-    for (const h of handed)
-      h.pending.posted(
-        Effect.succeed(
-          Effect.async<void, StoreError>((resume) => {
-            if (h.slot.outcome !== undefined) resume(h.slot.outcome)
-            else h.slot.waiter = resume
-          })
-        )
+          )
       )
-  }
+    )
+  const batcher = makeTurnBatcherOn(runtime, commit, {
+    maxBatch: Infinity,
+    withdrawable: (w) => w.channel.withdrawable
+  })
 
   return {
     channel: <T>(
@@ -87,33 +67,17 @@ export const makeGroupCommit = (committer: Committer) => {
       ops: (entry: T) => ReadonlyArray<WriteOp>,
       options: { readonly committed?: (entries: ReadonlyArray<T>) => void; readonly withdrawable?: boolean } = {}
     ): GroupCommitChannel<T> => {
-      const channel: Channel<T> = { pending: [], what, ops, committed: options.committed ?? (() => {}) }
-      channels.push(channel as Channel<unknown>)
-      const handOver = (entry: T) =>
-        Effect.async<Effect.Effect<void, StoreError>>((resume) => {
-          const pending: Pending<T> = { entry, posted: (wait) => resume(wait) }
-          channel.pending.push(pending)
-          if (!scheduled) {
-            scheduled = true
-            setImmediate(flush)
-          }
-          if (options.withdrawable === true) {
-            return Effect.sync(() => {
-              const i = channel.pending.indexOf(pending)
-              if (i >= 0) channel.pending.splice(i, 1)
-            })
-          }
-        })
-      return {
-        write: (entry) =>
-          options.withdrawable === true
-            ? Effect.uninterruptibleMask((restore) => Effect.flatten(restore(handOver(entry))))
-            : Effect.flatten(handOver(entry))
-      }
+      const channel = {
+        what,
+        ops,
+        committed: options.committed ?? (() => {}),
+        withdrawable: options.withdrawable === true
+      } as Channel<unknown>
+      return { write: (entry) => batcher.call({ channel, entry }) }
     },
     /** Commits whatever is pending now and waits for every commit handed over (before closing). */
     flushNow: () => {
-      flush()
+      batcher.flushNow()
       committer.drain()
     }
   }

@@ -15,17 +15,25 @@ export interface TurnBatcher<A, B, E> {
   readonly call: (input: A) => Effect.Effect<B, E>
   /** Runs what is pending now and waits until every batch handed over has finished. */
   readonly drain: Effect.Effect<void>
+  /**
+   * Hands what is pending to `run` now, on this thread, without waiting: each batch's `run` starts
+   * before this returns (for a synchronous close that then waits on its own terms).
+   */
+  readonly flushNow: () => void
 }
 
 export interface TurnBatcherOptions<A> {
-  /** At most this many inputs in one `run` (a turn with more runs several): 500 by default. */
+  /**
+   * At most this many inputs in one `run` (a turn with more runs several): 500 by default;
+   * `Infinity` for one `run` a turn, however many.
+   */
   readonly maxBatch?: number
   /**
    * Which inputs a caller takes back when interrupted before they are handed to `run`; once
    * handed over, such a caller waits for the outcome uninterruptibly, so what an interrupted
    * caller reports as done is done (item saves). Any other input runs anyway and its interrupted
-   * caller stops waiting (reads, and writes that must land: a cache entry someone paid for), as
-   * `makeGroupCommit`'s channels do. None by default.
+   * caller stops waiting (reads, and writes that must land: a cache entry someone paid for).
+   * None by default.
    */
   readonly withdrawable?: (input: A) => boolean
 }
@@ -50,110 +58,119 @@ export const makeTurnBatcher = <A, B, E>(
   run: (inputs: ReadonlyArray<A>) => Effect.Effect<ReadonlyArray<Either.Either<B, E>>, E>,
   options: TurnBatcherOptions<A> = {}
 ): Effect.Effect<TurnBatcher<A, B, E>> =>
-  Effect.map(Effect.runtime<never>(), (runtime) => {
-    const runFork = Runtime.runFork(runtime)
-    const maxBatch = Math.max(1, options.maxBatch ?? 500)
-    const pending: Array<Pending<A, B, E>> = []
-    let scheduled = false
-    let running = 0
-    let idle: Array<() => void> = []
+  Effect.map(Effect.runtime<never>(), (runtime) => makeTurnBatcherOn(runtime, run, options))
 
-    const settle = (slot: Slot<B, E>, outcome: Effect.Effect<B, E>) => {
-      slot.outcome = outcome
-      slot.waiter?.(outcome)
-    }
-    const waitFor = (slot: Slot<B, E>): Effect.Effect<B, E> =>
-      Effect.flatten(
-        Effect.async<Effect.Effect<B, E>>((resume) => {
-          if (slot.outcome !== undefined) resume(Effect.succeed(slot.outcome))
-          else slot.waiter = (outcome) => resume(Effect.succeed(outcome))
-        })
-      )
+/**
+ * `makeTurnBatcher` on a given runtime, made synchronously (for a resource opened outside an
+ * Effect, such as `openSqliteStore`).
+ */
+export const makeTurnBatcherOn = <A, B, E>(
+  runtime: Runtime.Runtime<never>,
+  run: (inputs: ReadonlyArray<A>) => Effect.Effect<ReadonlyArray<Either.Either<B, E>>, E>,
+  options: TurnBatcherOptions<A> = {}
+): TurnBatcher<A, B, E> => {
+  const runFork = Runtime.runFork(runtime)
+  const maxBatch = Math.max(1, options.maxBatch ?? 500)
+  const pending: Array<Pending<A, B, E>> = []
+  let scheduled = false
+  let running = 0
+  let idle: Array<() => void> = []
 
-    const runBatch = (batch: ReadonlyArray<Pending<A, B, E>>) => {
-      const slots = batch.map((): Slot<B, E> => ({}))
-      running++
-      runFork(run(batch.map((p) => p.input))).addObserver((exit) => {
-        running--
-        if (Exit.isSuccess(exit)) {
-          slots.forEach((slot, i) => {
-            const answer = exit.value[i]
-            settle(
-              slot,
-              answer === undefined
-                ? Effect.die(new Error(`a batch answered ${exit.value.length} of ${batch.length} inputs`))
-                : Either.isRight(answer)
-                  ? Effect.succeed(answer.right)
-                  : Effect.fail(answer.left)
-            )
-          })
-        } else {
-          const failed: Effect.Effect<B, E> = Effect.failCause(exit.cause as Cause.Cause<E>)
-          for (const slot of slots) settle(slot, failed)
-        }
-        if (running === 0 && pending.length === 0) {
-          const waiting = idle
-          idle = []
-          for (const done of waiting) done()
-        }
-      })
-      batch.forEach((p, i) => p.handed(waitFor(slots[i]!)))
-    }
-
-    const flush = () => {
-      scheduled = false
-      while (pending.length > 0) runBatch(pending.splice(0, maxBatch))
-    }
-
-    const enqueue = (entry: Pending<A, B, E>) => {
-      pending.push(entry)
-      if (!scheduled) {
-        scheduled = true
-        setImmediate(flush)
-      }
-    }
-
-    /** A caller that takes its input back when interrupted before the hand-over. */
-    const handOver = (input: A) =>
+  const settle = (slot: Slot<B, E>, outcome: Effect.Effect<B, E>) => {
+    slot.outcome = outcome
+    slot.waiter?.(outcome)
+  }
+  const waitFor = (slot: Slot<B, E>): Effect.Effect<B, E> =>
+    Effect.flatten(
       Effect.async<Effect.Effect<B, E>>((resume) => {
-        let handedWait: Effect.Effect<B, E> | undefined
-        const entry: Pending<A, B, E> = {
-          input,
-          handed: (wait) => {
-            handedWait = wait
-            resume(Effect.succeed(wait))
-          }
-        }
-        enqueue(entry)
-        // Interrupted while pending: the input is taken back. Interrupted in the moment between
-        // the hand-over and the caller's resumption: the interruption waits for the outcome, as
-        // the caller would have once resumed.
-        return Effect.suspend(() => {
-          const i = pending.indexOf(entry)
-          if (i >= 0) pending.splice(i, 1)
-          return handedWait !== undefined ? Effect.ignore(handedWait) : Effect.void
-        })
+        if (slot.outcome !== undefined) resume(Effect.succeed(slot.outcome))
+        else slot.waiter = (outcome) => resume(Effect.succeed(outcome))
       })
-    /** A caller that is not to take its input back: interrupted, it stops waiting; the input runs. */
-    const join = (input: A) =>
-      Effect.flatten(
-        Effect.async<Effect.Effect<B, E>>((resume) =>
-          enqueue({ input, handed: (wait) => resume(Effect.succeed(wait)) })
-        )
-      )
+    )
 
-    return {
-      call: (input) =>
-        options.withdrawable?.(input) === true
-          ? Effect.uninterruptibleMask((restore) => Effect.flatten(restore(handOver(input))))
-          : join(input),
-      drain: Effect.suspend(() => {
-        flush()
-        return running === 0
-          ? Effect.void
-          : Effect.async<void>((resume) => {
-              idle.push(() => resume(Effect.void))
-            })
-      })
+  const runBatch = (batch: ReadonlyArray<Pending<A, B, E>>) => {
+    const slots = batch.map((): Slot<B, E> => ({}))
+    running++
+    runFork(run(batch.map((p) => p.input))).addObserver((exit) => {
+      running--
+      if (Exit.isSuccess(exit)) {
+        slots.forEach((slot, i) => {
+          const answer = exit.value[i]
+          settle(
+            slot,
+            answer === undefined
+              ? Effect.die(new Error(`a batch answered ${exit.value.length} of ${batch.length} inputs`))
+              : Either.isRight(answer)
+                ? Effect.succeed(answer.right)
+                : Effect.fail(answer.left)
+          )
+        })
+      } else {
+        const failed: Effect.Effect<B, E> = Effect.failCause(exit.cause as Cause.Cause<E>)
+        for (const slot of slots) settle(slot, failed)
+      }
+      if (running === 0 && pending.length === 0) {
+        const waiting = idle
+        idle = []
+        for (const done of waiting) done()
+      }
+    })
+    batch.forEach((p, i) => p.handed(waitFor(slots[i]!)))
+  }
+
+  const flush = () => {
+    scheduled = false
+    while (pending.length > 0) runBatch(pending.splice(0, maxBatch))
+  }
+
+  const enqueue = (entry: Pending<A, B, E>) => {
+    pending.push(entry)
+    if (!scheduled) {
+      scheduled = true
+      setImmediate(flush)
     }
-  })
+  }
+
+  /** A caller that takes its input back when interrupted before the hand-over. */
+  const handOver = (input: A) =>
+    Effect.async<Effect.Effect<B, E>>((resume) => {
+      let handedWait: Effect.Effect<B, E> | undefined
+      const entry: Pending<A, B, E> = {
+        input,
+        handed: (wait) => {
+          handedWait = wait
+          resume(Effect.succeed(wait))
+        }
+      }
+      enqueue(entry)
+      // Interrupted while pending: the input is taken back. Interrupted in the moment between
+      // the hand-over and the caller's resumption: the interruption waits for the outcome, as
+      // the caller would have once resumed.
+      return Effect.suspend(() => {
+        const i = pending.indexOf(entry)
+        if (i >= 0) pending.splice(i, 1)
+        return handedWait !== undefined ? Effect.ignore(handedWait) : Effect.void
+      })
+    })
+  /** A caller that is not to take its input back: interrupted, it stops waiting; the input runs. */
+  const join = (input: A) =>
+    Effect.flatten(
+      Effect.async<Effect.Effect<B, E>>((resume) => enqueue({ input, handed: (wait) => resume(Effect.succeed(wait)) }))
+    )
+
+  return {
+    call: (input) =>
+      options.withdrawable?.(input) === true
+        ? Effect.uninterruptibleMask((restore) => Effect.flatten(restore(handOver(input))))
+        : join(input),
+    drain: Effect.suspend(() => {
+      flush()
+      return running === 0
+        ? Effect.void
+        : Effect.async<void>((resume) => {
+            idle.push(() => resume(Effect.void))
+          })
+    }),
+    flushNow: flush
+  }
+}
