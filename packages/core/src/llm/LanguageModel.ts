@@ -407,21 +407,21 @@ export const makeLanguageModel = (
     ): Effect.Effect<Completion, LlmError> => {
       if (!store.shared) return call
       const lease = `call:${key}`
-      const attempt: Effect.Effect<Completion, LlmError> = Effect.flatMap(
+      // The lease is given up however the call ends, even if its caller is interrupted the moment
+      // the claim comes back (the claim is acquired uninterruptibly).
+      const attempt: Effect.Effect<Completion, LlmError> = Effect.acquireUseRelease(
         // A store that cannot say counts as free: the call goes out, as on one machine.
         store.claim([lease]).pipe(Effect.orElseSucceed(() => new Set([lease]))),
         (taken) =>
           taken.has(lease)
-            ? Effect.ensuring(
-                // The answer may have reached the cache between the look before and this claim
-                // (its worker then gave up the lease): look again before paying.
-                Effect.flatMap(cachedAnswer(list, key), (hit) => (Option.isSome(hit) ? hit.value : call)),
-                Effect.sync(() => store.release([lease]))
-              )
+            ? // The answer may have reached the cache between the look before and this claim
+              // (its worker then gave up the lease): look again before paying.
+              Effect.flatMap(cachedAnswer(list, key), (hit) => (Option.isSome(hit) ? hit.value : call))
             : Effect.zipRight(
                 Effect.sleep(Duration.millis(200)),
                 Effect.flatMap(cachedAnswer(list, key), (hit) => (Option.isSome(hit) ? hit.value : attempt))
-              )
+              ),
+        (taken) => Effect.sync(() => taken.has(lease) && store.release([lease]))
       )
       return attempt
     }

@@ -1,5 +1,6 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import { describe, expect, it } from "vitest"
 import { PgRunStoreLive } from "../store/PgRunStore.js"
@@ -85,6 +86,49 @@ describe("calls across workers on a shared store (a real PostgreSQL server, a sc
       expect(outcome.looks).toBe(2)
       expect(outcome.again.cached).toBe(true)
       expect(outcome.again.text).toBe(outcome.paid.text)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it("gives up a call's lease when its caller is interrupted as the claim comes back: another worker then sends it", async () => {
+    const server = await startScriptedServer({ latencyMs: 5 })
+    const url = cluster().createDatabase("claim_interrupted")
+    try {
+      const roles = {
+        teacher: {
+          endpoints: [
+            { provider: openAiProvider({ baseUrl: server.baseUrl, model: "m", timeoutMs: 5_000 }), concurrency: 4 }
+          ]
+        }
+      }
+      const outcome = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const storeOf = Effect.map(Layer.build(PgRunStoreLive(url, { leaseMs: 5_000 })), (ctx) =>
+              Context.get(ctx, RunStore)
+            )
+            const question = ask("What is 21 + 21?")
+            // The first worker's claim is answered while its caller is being interrupted (a claim
+            // handed to the server is waited for uninterruptibly).
+            const store = yield* storeOf
+            const slow: RunStore["Type"] = {
+              ...store,
+              claim: (keys) => Effect.uninterruptible(Effect.zipLeft(store.claim(keys), Effect.sleep("300 millis")))
+            }
+            const first = yield* makeLanguageModel(roles).pipe(Effect.provideService(RunStore, slow))
+            const call = yield* Effect.fork(first.complete("teacher", question))
+            yield* Effect.sleep("100 millis")
+            yield* Fiber.interrupt(call)
+            // The first worker's store is still open and renews what it holds: only a lease it
+            // gave up lets the second worker send the call.
+            const second = yield* makeLanguageModel(roles).pipe(Effect.provideService(RunStore, yield* storeOf))
+            return yield* Effect.either(Effect.timeout(second.complete("teacher", question), "3 seconds"))
+          })
+        )
+      )
+      expect(outcome._tag).toBe("Right")
+      expect(server.requests).toHaveLength(1)
     } finally {
       await server.close()
     }

@@ -144,9 +144,12 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
       if (inbox === undefined) return Effect.void
       if (!store.shared) return Effect.sync(() => void inbox.unsafeOffer(handed))
       const key = stageWorkKey(handed.item.stage, handed.item.id)
-      return Effect.map(store.claim([key]), (mine) => {
-        if (mine.size > 0 && !inbox.unsafeOffer(handed)) store.release([key])
-      })
+      // Uninterruptible: a lease taken is either in the inbox's keeping or given up.
+      return Effect.uninterruptible(
+        Effect.map(store.claim([key]), (mine) => {
+          if (mine.size > 0 && !inbox.unsafeOffer(handed)) store.release([key])
+        })
+      )
     }
     const inboxOf = (stage: Stage) => {
       const inbox = inboxes.get(stage)
