@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest"
 import { show } from "./ast.js"
 import { answerCandidates } from "./extractAnswer.js"
-import { gradeMath } from "./gradeMath.js"
+import { equivalent } from "./equivalence.js"
+import { contextOf, gradeMath } from "./gradeMath.js"
 import { parseLatex } from "./parseLatex.js"
 
 const verdict = (reference: string, reply: string, question?: string) =>
@@ -156,5 +157,34 @@ describe("the LaTeX parser", () => {
   it("refuses what it cannot read, with the position", () => {
     expect(() => parseLatex("\\frac{1}{")).toThrow(/cannot parse/)
     expect(() => parseLatex("\\unknowncommand")).toThrow(/cannot parse at/)
+  })
+})
+
+describe("math grading: whole numbers", () => {
+  it("compares bare whole numbers as the parsed trees compare them: equal values, leading zeros, signs, near neighbours", () => {
+    let seed = 7
+    const next = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0)
+    const pairs: Array<[string, string]> = [
+      ["0", "-0"],
+      ["007", "7"],
+      ["999999999999", "999999999998"],
+      ["-12", "12"],
+      ["100", "1000"]
+    ]
+    for (let i = 0; i < 300; i++) {
+      const digits = 1 + (next() % 12)
+      const a = String(next() % 10 ** Math.min(digits, 9)) + (digits > 9 ? String(next() % 1000).padStart(3, "0") : "")
+      const b = next() % 3 === 0 ? a : String(Number(a) + (next() % 3) - 1)
+      pairs.push([next() % 5 === 0 ? `-${a}` : a, b])
+    }
+    const ctx = contextOf("What is the value?", Infinity)
+    for (const [reference, answer] of pairs) {
+      const parsed = equivalent(parseLatex(reference), parseLatex(answer), ctx)
+      expect([reference, answer, verdict(reference, boxed(answer))]).toEqual([
+        reference,
+        answer,
+        parsed ? "correct" : "wrong"
+      ])
+    }
   })
 })

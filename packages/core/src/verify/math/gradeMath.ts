@@ -46,11 +46,15 @@ const parseOrUndefined = (text: string, words = false): MathNode | undefined => 
   }
 }
 
-/** The reference answer as a tree: it may come boxed, in dollars, or with a trailing full stop. */
-const parseReference = (reference: string): MathNode | undefined => {
-  const t = reference.trim().replace(/^\$+|\$+$/g, "")
-  return parseOrUndefined(trimSentenceEnd(t))
-}
+/** The reference answer as written: it may come in dollars, or with a trailing full stop. */
+const referenceText = (reference: string): string => trimSentenceEnd(reference.trim().replace(/^\$+|\$+$/g, ""))
+
+/**
+ * A whole number of at most 12 digits. Two of them are equivalent exactly when their values are
+ * equal (the relative tolerance of 1e-12 cannot join two distinct ones, and no base applies to
+ * bare digits), so they are compared without parsing: most answers of integer-answer sets.
+ */
+const SMALL_INTEGER = /^-?\d{1,12}$/
 
 /**
  * Grades a math reply against the reference answer: extracts the final answer (see
@@ -61,14 +65,25 @@ const parseReference = (reference: string): MathNode | undefined => {
 export const gradeMath = (reference: string, reply: string, options: MathGradeOptions = {}): MathGrade => {
   const deadline = performance.now() + (options.timeoutMs ?? 500)
   try {
-    const gold = parseReference(reference)
+    const goldText = referenceText(reference)
+    const goldInteger = SMALL_INTEGER.test(goldText) ? Number(goldText) : undefined
+    // The reference's tree (a boxed reference is unwrapped by the parser), made when first needed.
+    let gold: { readonly tree: MathNode | undefined } | undefined
     const ctx = contextOf(options.question, deadline)
     for (const candidate of answerCandidates(reply)) {
       if (performance.now() > deadline) throw new GradeTimeout("grading ran past its time cap")
       const text = trimSentenceEnd(candidate.text)
-      const tree = parseOrUndefined(text, candidate.plain)
-      if (tree === undefined) continue
-      const ok = gold !== undefined ? equivalent(gold, tree, ctx) : normalisedText(reference) === normalisedText(text)
+      let ok: boolean
+      if (goldInteger !== undefined && SMALL_INTEGER.test(text)) ok = Number(text) === goldInteger
+      else {
+        const tree = parseOrUndefined(text, candidate.plain)
+        if (tree === undefined) continue
+        gold ??= { tree: parseOrUndefined(goldText) }
+        ok =
+          gold.tree !== undefined
+            ? equivalent(gold.tree, tree, ctx)
+            : normalisedText(reference) === normalisedText(text)
+      }
       return {
         verdict: ok ? "correct" : "wrong",
         extracted: candidate.text,
