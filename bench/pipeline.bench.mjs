@@ -79,6 +79,27 @@ const postgresCpuMs = () => {
   }
   return ticks * 10
 }
+/**
+ * CPU time (ms) of this process's main thread and of its other threads (V8's compiler and
+ * garbage-collector helpers, the SQLite writer, the tokenizer), from Linux's /proc; undefined
+ * elsewhere. On a machine of few cores the other threads compete with the main thread.
+ */
+const threadCpuMs = () => {
+  try {
+    let main = 0
+    let others = 0
+    for (const tid of readdirSync("/proc/self/task")) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8")
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      const ms = (Number(fields[11]) + Number(fields[12])) * 10
+      if (Number(tid) === process.pid) main += ms
+      else others += ms
+    }
+    return { main, others }
+  } catch {
+    return undefined
+  }
+}
 /** The run's store: a SQLite file in its workspace, or a fresh database on the cluster. */
 const storeLayer = (dir) =>
   cluster ? PgRunStoreLive(cluster.createDatabase(`pipeline_${++runs}`)) : SqliteRunStoreLive(join(dir, "fastcot.db"))
@@ -128,6 +149,7 @@ const runOnce = (first, timed) => {
         }
         const profiler = yield* Effect.promise(() => startProfile(timed ? process.env.PROFILE : undefined))
         const cpu0 = process.cpuUsage()
+        const threads0 = threadCpuMs()
         const pgCpu0 = cluster ? postgresCpuMs() : 0
         const elu0 = performance.eventLoopUtilization()
         if (timed) child.kill("SIGUSR2")
@@ -140,6 +162,7 @@ const runOnce = (first, timed) => {
         const seconds = (performance.now() - t0) / 1000
         loopDelay.disable()
         const cpu = process.cpuUsage(cpu0)
+        const threads1 = threadCpuMs()
         const pgCpuMs = cluster ? postgresCpuMs() - pgCpu0 : undefined
         const elu = performance.eventLoopUtilization(elu0)
         const server = timed
@@ -156,6 +179,10 @@ const runOnce = (first, timed) => {
           report,
           seconds,
           cpuMs: (cpu.user + cpu.system) / 1000,
+          threadMs:
+            threads0 && threads1
+              ? { main: threads1.main - threads0.main, others: threads1.others - threads0.others }
+              : undefined,
           mainThreadBusy: elu.utilization,
           pgCpuMs,
           serverBusy: server?.busy,
@@ -206,6 +233,10 @@ console.log(
 console.log(
   `  this process: ${(result.cpuMs / done).toFixed(2)} ms CPU per item (${((100 * result.cpuMs) / 1000 / result.seconds).toFixed(0)} % of one core)`
 )
+if (result.threadMs)
+  console.log(
+    `  of which the main thread ${(result.threadMs.main / done).toFixed(2)} ms, its other threads (V8's compiler and GC helpers, the SQLite writer, the tokenizer) ${(result.threadMs.others / done).toFixed(2)} ms (Linux's clock ticks of 10 ms)`
+  )
 console.log(`  ratio to the slowest role's ideal (${ideal.toFixed(0)} items/s): ${(rate / ideal).toFixed(2)}`)
 // The pipeline's JavaScript runs on one thread: busy near 1, it is the limit, whatever the endpoints allow.
 const ceiling = rate / result.mainThreadBusy
