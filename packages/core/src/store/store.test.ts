@@ -1,5 +1,6 @@
 import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import { readdirSync, readlinkSync } from "node:fs"
@@ -292,6 +293,44 @@ describe("SQLite run store", () => {
     expect(Option.getOrThrow(result.q).fate).toBe("kept")
     expect(Option.isSome(result.cached)).toBe(true)
     expect(result.status).toMatchObject({ kept: 1, pending: 1 })
+  })
+
+  it("waits for an item save handed to the writer thread before its caller was interrupted: the save is stored", async () => {
+    const p = problem("6+0?")
+    // Another connection (opened once the store has made the file) holds the file's write lock,
+    // so that the writer thread's commit waits.
+    let blocker: Database.Database | undefined
+    try {
+      const result = await withStore(
+        file,
+        Effect.gen(function* () {
+          const store = yield* RunStore
+          yield* store.lockRun("test")
+          yield* store.commitImportBatch(finishedImport([p]))
+          yield* store.saveItem(item(p, [], "pending"))
+          blocker = new Database(file)
+          blocker.exec("BEGIN IMMEDIATE")
+          const itemSave = yield* Effect.fork(store.saveItem(item(p, [round(0, "easy")], "kept")))
+          // The save has asked (the forked fiber has run); the turn's writes are handed to the
+          // writer thread by an immediate queued before this one.
+          for (let i = 0; i < 3; i++) yield* Effect.yieldNow()
+          yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+          const interrupting = yield* Effect.fork(Fiber.interrupt(itemSave))
+          yield* Effect.sleep("100 millis")
+          const whileBlocked = yield* Fiber.poll(interrupting)
+          blocker.exec("ROLLBACK")
+          const exit = yield* Fiber.join(interrupting)
+          return { whileBlocked, exit, stored: yield* store.getItem(contentId("i_", p.id)) }
+        }).pipe(Effect.scoped)
+      )
+      // Interrupted after the hand-over, the caller waited for the commit before it ended.
+      expect(Option.isNone(result.whileBlocked)).toBe(true)
+      expect(Exit.isInterrupted(result.exit)).toBe(true)
+      expect(Option.getOrThrow(result.stored).fate).toBe("kept")
+      expect(Option.getOrThrow(result.stored).rounds).toHaveLength(1)
+    } finally {
+      blocker?.close()
+    }
   })
 
   it("writes each round once per item across saves, and the same round object for another item too", async () => {
