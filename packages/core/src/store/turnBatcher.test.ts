@@ -6,8 +6,9 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import { describe, expect, it } from "vitest"
-import { makeTurnBatcher } from "./turnBatcher.js"
+import { makeTurnBatcher, makeTurnBatcherOn } from "./turnBatcher.js"
 
 const failure = <A, E>(exit: Exit.Exit<A, E>) =>
   Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
@@ -201,5 +202,34 @@ describe("makeTurnBatcher", () => {
     )
     expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
     expect(failure(exit)).toBeUndefined()
+  })
+
+  it("flushNow hands what is pending to run before it returns, and a turn of any size is one run at maxBatch Infinity", async () => {
+    const batches: Array<ReadonlyArray<number>> = []
+    const result = await Effect.runPromise(
+      Effect.gen(function* () {
+        const batcher = makeTurnBatcherOn(
+          Runtime.defaultRuntime,
+          (inputs: ReadonlyArray<number>) =>
+            Effect.sync(() => {
+              batches.push(inputs)
+              return inputs.map((n) => Either.right(n))
+            }),
+          { maxBatch: Infinity }
+        )
+        const callers = yield* Effect.forEach(
+          Array.from({ length: 700 }, (_, i) => i),
+          (n) => Effect.fork(batcher.call(n))
+        )
+        yield* Effect.yieldNow()
+        const before = batches.length
+        batcher.flushNow()
+        const after = batches.length
+        return { before, after, answers: yield* Fiber.join(Fiber.all(callers)) }
+      })
+    )
+    expect(result).toMatchObject({ before: 0, after: 1 })
+    expect(batches.map((b) => b.length)).toEqual([700])
+    expect(result.answers).toEqual(Array.from({ length: 700 }, (_, i) => i))
   })
 })
