@@ -60,28 +60,31 @@ if (STORE !== "sqlite" && STORE !== "postgres") throw new Error(`STORE=${STORE}:
 const cluster = STORE === "postgres" ? await (await import("@fastcot/core/testing")).startPostgresCluster() : undefined
 if (cluster) process.env.PGPASSWORD = cluster.password
 let runs = 0
+/** User and system CPU time (ms) in a /proc `stat` line (Linux's clock ticks of 10 ms). */
+const cpuMsOfStat = (stat) => {
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
 /**
- * CPU time (ms) of every process named `postgres` now (Linux: /proc, in clock ticks of 10 ms): the
+ * CPU time (ms) of every process named `postgres` now (Linux: /proc): the
  * server shares this machine's cores with the pipeline and the scripted server.
  */
 const postgresCpuMs = () => {
-  let ticks = 0
+  let ms = 0
   for (const pid of readdirSync("/proc")) {
     if (!/^\d+$/.test(pid)) continue
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-      if (!stat.includes("(postgres)")) continue
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      ticks += Number(fields[11]) + Number(fields[12])
+      if (stat.includes("(postgres)")) ms += cpuMsOfStat(stat)
     } catch {
       // The process ended between the listing and the read.
     }
   }
-  return ticks * 10
+  return ms
 }
 /**
  * CPU time (ms) of this process's main thread and of its other threads (V8's compiler and
- * garbage-collector helpers, the SQLite writer, the tokenizer), from Linux's /proc; undefined
+ * garbage-collector helpers, the tokenizer, on SQLite the writer), from Linux's /proc; undefined
  * elsewhere. On a machine of few cores the other threads compete with the main thread.
  */
 const threadCpuMs = () => {
@@ -89,9 +92,7 @@ const threadCpuMs = () => {
     let main = 0
     let others = 0
     for (const tid of readdirSync("/proc/self/task")) {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8")
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      const ms = (Number(fields[11]) + Number(fields[12])) * 10
+      const ms = cpuMsOfStat(readFileSync(`/proc/self/task/${tid}/stat`, "utf8"))
       if (Number(tid) === process.pid) main += ms
       else others += ms
     }
@@ -235,7 +236,7 @@ console.log(
 )
 if (result.threadMs)
   console.log(
-    `  of which the main thread ${(result.threadMs.main / done).toFixed(2)} ms, its other threads (V8's compiler and GC helpers, the SQLite writer, the tokenizer) ${(result.threadMs.others / done).toFixed(2)} ms (Linux's clock ticks of 10 ms)`
+    `  of which the main thread ${(result.threadMs.main / done).toFixed(2)} ms, its other threads (V8's compiler and GC helpers, the tokenizer, on SQLite the writer) ${(result.threadMs.others / done).toFixed(2)} ms (Linux's clock ticks of 10 ms)`
   )
 console.log(`  ratio to the slowest role's ideal (${ideal.toFixed(0)} items/s): ${(rate / ideal).toFixed(2)}`)
 // The pipeline's JavaScript runs on one thread: busy near 1, it is the limit, whatever the endpoints allow.
