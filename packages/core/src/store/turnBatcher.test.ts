@@ -8,13 +8,24 @@ import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import { describe, expect, it } from "vitest"
-import { makeTurnBatcher, makeTurnBatcherOn } from "./turnBatcher.js"
+import { makeTurnBatcher, makeTurnBatcherOn, type TurnBatcherOptions } from "./turnBatcher.js"
 
 const failure = <A, E>(exit: Exit.Exit<A, E>) =>
   Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
 
 /** Waits for the next turn of the event loop (after a batcher's flush). */
 const nextTurn = Effect.promise(() => new Promise<void>((r) => setImmediate(r)))
+
+/** A batcher whose run records each batch it gets in `batches` and answers every input with success. */
+const recordingBatcher = (batches: Array<ReadonlyArray<string>>, options: TurnBatcherOptions<string>) =>
+  makeTurnBatcher(
+    (inputs: ReadonlyArray<string>) =>
+      Effect.sync(() => {
+        batches.push(inputs)
+        return inputs.map(() => Either.right<void>(undefined))
+      }),
+    options
+  )
 
 describe("makeTurnBatcher", () => {
   it("runs the calls of one turn as one batch and answers each caller with its own outcome", async () => {
@@ -81,14 +92,7 @@ describe("makeTurnBatcher", () => {
     const batches: Array<ReadonlyArray<string>> = []
     await Effect.runPromise(
       Effect.gen(function* () {
-        const batcher = yield* makeTurnBatcher(
-          (inputs: ReadonlyArray<string>) =>
-            Effect.sync(() => {
-              batches.push(inputs)
-              return inputs.map(() => Either.right<void>(undefined))
-            }),
-          { withdrawable: () => true }
-        )
+        const batcher = yield* recordingBatcher(batches, { withdrawable: () => true })
         const kept = yield* Effect.fork(batcher.call("kept"))
         const withdrawn = yield* Effect.fork(batcher.call("withdrawn"))
         yield* Effect.yieldNow()
@@ -134,14 +138,7 @@ describe("makeTurnBatcher", () => {
     const batches: Array<ReadonlyArray<string>> = []
     const interrupted = await Effect.runPromise(
       Effect.gen(function* () {
-        const batcher = yield* makeTurnBatcher(
-          (inputs: ReadonlyArray<string>) =>
-            Effect.sync(() => {
-              batches.push(inputs)
-              return inputs.map(() => Either.right<void>(undefined))
-            }),
-          { withdrawable: (input) => input === "withdrawn" }
-        )
+        const batcher = yield* recordingBatcher(batches, { withdrawable: (input) => input === "withdrawn" })
         const lands = yield* Effect.fork(batcher.call("lands"))
         const withdrawn = yield* Effect.fork(batcher.call("withdrawn"))
         yield* Effect.yieldNow()
