@@ -407,21 +407,29 @@ export const makeLanguageModel = (
     ): Effect.Effect<Completion, LlmError> => {
       if (!store.shared) return call
       const lease = `call:${key}`
-      // The lease is given up however the call ends, even if its caller is interrupted the moment
-      // the claim comes back (the claim is acquired uninterruptibly).
-      const attempt: Effect.Effect<Completion, LlmError> = Effect.acquireUseRelease(
+      // One claim: the answer (from the cache or the call) when the lease was ours, none when another
+      // worker holds it. The lease is given up however the call ends, even if its caller is
+      // interrupted the moment the claim comes back (the claim is acquired uninterruptibly).
+      const claimOnce: Effect.Effect<Option.Option<Completion>, LlmError> = Effect.acquireUseRelease(
         // A store that cannot say counts as free: the call goes out, as on one machine.
         store.claim([lease]).pipe(Effect.orElseSucceed(() => new Set([lease]))),
         (taken) =>
           taken.has(lease)
             ? // The answer may have reached the cache between the look before and this claim
               // (its worker then gave up the lease): look again before paying.
-              Effect.flatMap(cachedAnswer(list, key), (hit) => (Option.isSome(hit) ? hit.value : call))
-            : Effect.zipRight(
-                Effect.sleep(Duration.millis(200)),
-                Effect.flatMap(cachedAnswer(list, key), (hit) => (Option.isSome(hit) ? hit.value : attempt))
-              ),
+              Effect.asSome(Effect.flatMap(cachedAnswer(list, key), (hit) => (Option.isSome(hit) ? hit.value : call)))
+            : Effect.succeedNone,
         (taken) => Effect.sync(() => taken.has(lease) && store.release([lease]))
+      )
+      // Held by another worker: wait for its answer to reach the cache, or for its lease to end,
+      // outside the claim, so that a long wait is a loop rather than nested claims.
+      const attempt: Effect.Effect<Completion, LlmError> = Effect.flatMap(claimOnce, (answer) =>
+        Option.isSome(answer)
+          ? Effect.succeed(answer.value)
+          : Effect.zipRight(
+              Effect.sleep(Duration.millis(200)),
+              Effect.flatMap(cachedAnswer(list, key), (hit) => (Option.isSome(hit) ? hit.value : attempt))
+            )
       )
       return attempt
     }
