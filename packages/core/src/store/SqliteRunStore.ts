@@ -177,8 +177,8 @@ export const openSqliteStore = (
         stmt.insertRound.run(item.id, r.index, JSON.stringify(r), JSON.stringify(r.calls))
     }
   }
-  const markCommitted = (items: ReadonlyArray<Item>) => {
-    for (const item of items) for (const r of item.rounds) committedRounds.set(r, item.id)
+  const markCommitted = (item: Item) => {
+    for (const r of item.rounds) committedRounds.set(r, item.id)
   }
 
   const insertItems = (items: ReadonlyArray<Item>): number => {

@@ -8,7 +8,7 @@ import { makeTurnBatcherOn } from "./turnBatcher.js"
 interface Channel<T> {
   readonly what: (entry: T) => string
   readonly ops: (entry: T) => ReadonlyArray<WriteOp>
-  readonly committed: (entries: ReadonlyArray<T>) => void
+  readonly committed: (entry: T) => void
   readonly withdrawable: boolean
 }
 
@@ -45,7 +45,7 @@ export const makeGroupCommit = (committer: Committer, runtime: Runtime.Runtime<n
               writes.map((w, i) => {
                 const failure = failures[i]
                 if (failure === undefined) {
-                  w.channel.committed([w.entry])
+                  w.channel.committed(w.entry)
                   return Either.void
                 }
                 return Either.left(
@@ -65,7 +65,7 @@ export const makeGroupCommit = (committer: Committer, runtime: Runtime.Runtime<n
     channel: <T>(
       what: (entry: T) => string,
       ops: (entry: T) => ReadonlyArray<WriteOp>,
-      options: { readonly committed?: (entries: ReadonlyArray<T>) => void; readonly withdrawable?: boolean } = {}
+      options: { readonly committed?: (entry: T) => void; readonly withdrawable?: boolean } = {}
     ): GroupCommitChannel<T> => {
       const channel = {
         what,
