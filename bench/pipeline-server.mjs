@@ -1,12 +1,8 @@
 // A scripted teacher, judge and rewriter (no model behind them) on 127.0.0.1, in its own process.
-import { createHash } from "node:crypto"
-import { arithmeticScript, startScriptedServer } from "@fastcot/core/testing"
+import { startScriptedServer } from "@fastcot/core/testing"
+import { pipelineScript as script } from "./pipeline-script.mjs"
 
 const latencyMs = Number(process.argv[2] ?? 40)
-const script = arithmeticScript(
-  (_n, user) =>
-    ["easy", "medium", "hard", "medium"][parseInt(createHash("sha256").update(user).digest("hex").slice(0, 4), 16) % 4]
-)
 const server = await startScriptedServer({ latencyMs, record: false, script })
 process.stdout.write(server.baseUrl + "\n")
 process.on("SIGTERM", () => server.close().then(() => process.exit(0)))

@@ -7,7 +7,9 @@
 // process pays V8's warm-up inside the timed run); COLD=1 starts the clock before the tokenizer's
 // thread is ready; CACHE=off|use|refresh; PROFILE=FILE writes a CPU profile of the timed run;
 // STORE=postgres runs on a throwaway PostgreSQL cluster on loopback (a fresh database a run)
-// instead of a SQLite file.
+// instead of a SQLite file. ENDPOINTS=in-process answers the same script in this process after
+// the same latency, with no HTTP and no server process: what the pipeline reaches without the
+// transport and the scripted server on the machine's cores (a diagnostic, not the goal's bench).
 import { spawn } from "node:child_process"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { availableParallelism, tmpdir } from "node:os"
@@ -31,14 +33,22 @@ import {
   RunStore,
   SqliteRunStoreLive
 } from "@fastcot/core"
+import { pipelineScript } from "./pipeline-script.mjs"
 
 const ITEMS = Number(process.env.ITEMS ?? 1200)
 const LATENCY_MS = 40
 const CONCURRENCY = 32
-const child = spawn(process.execPath, [join(import.meta.dirname, "pipeline-server.mjs"), String(LATENCY_MS)], {
-  stdio: ["ignore", "pipe", "inherit"]
-})
-const baseUrl = await new Promise((resolve) => child.stdout.once("data", (d) => resolve(String(d).trim())))
+const ENDPOINTS = process.env.ENDPOINTS ?? "http"
+if (ENDPOINTS !== "http" && ENDPOINTS !== "in-process") throw new Error(`ENDPOINTS=${ENDPOINTS}: http or in-process`)
+const child =
+  ENDPOINTS === "http"
+    ? spawn(process.execPath, [join(import.meta.dirname, "pipeline-server.mjs"), String(LATENCY_MS)], {
+        stdio: ["ignore", "pipe", "inherit"]
+      })
+    : undefined
+const baseUrl = child
+  ? await new Promise((resolve) => child.stdout.once("data", (d) => resolve(String(d).trim())))
+  : "http://127.0.0.1:9" // never called: every endpoint's provider is replaced below
 /** A fresh workspace directory and a problems file of ITEMS sums, from `first` on. */
 const problemsFrom = (first) => {
   const dir = mkdtempSync(join(tmpdir(), "fastcot-pipeline-bench-"))
@@ -112,7 +122,28 @@ const config = {
   ...applyOverrides(base, { teacher: spec, rewriter: spec, judge: spec, concurrency: CONCURRENCY }),
   ...(process.env.CACHE ? { cache: process.env.CACHE } : {})
 }
-const roles = Either.getOrThrow(buildRoles(config, {}))
+const httpRoles = Either.getOrThrow(buildRoles(config, {}))
+/** The scripted server's answer to `request`, given in this process after LATENCY_MS (Effect's Clock). */
+const inProcessProvider = (model) => ({
+  id: "scripted, in this process",
+  model,
+  call: (request) =>
+    Effect.as(Effect.sleep(LATENCY_MS), {
+      text: pipelineScript(request).content,
+      finishReason: "stop",
+      usage: { promptTokens: 0, completionTokens: 0 },
+      model
+    })
+})
+const roles =
+  ENDPOINTS === "http"
+    ? httpRoles
+    : Object.fromEntries(
+        Object.entries(httpRoles).map(([role, r]) => [
+          role,
+          { ...r, endpoints: r.endpoints.map((e) => ({ ...e, provider: inProcessProvider(e.provider.model) })) }
+        ])
+      )
 /** With PROFILE=FILE, a CPU profile of the timed run alone (no imports, no set-up) is written to FILE. */
 async function startProfile(path) {
   if (!path) return { stop: async () => {} }
@@ -153,7 +184,7 @@ const runOnce = (first, timed) => {
         const threads0 = threadCpuMs()
         const pgCpu0 = cluster ? postgresCpuMs() : 0
         const elu0 = performance.eventLoopUtilization()
-        if (timed) child.kill("SIGUSR2")
+        if (timed) child?.kill("SIGUSR2")
         // How late the event loop ran a 1 ms timer during the timed run: a reply that arrives
         // while the loop is busy waits as long before it is read.
         const loopDelay = monitorEventLoopDelay({ resolution: 1 })
@@ -166,15 +197,16 @@ const runOnce = (first, timed) => {
         const threads1 = threadCpuMs()
         const pgCpuMs = cluster ? postgresCpuMs() - pgCpu0 : undefined
         const elu = performance.eventLoopUtilization(elu0)
-        const server = timed
-          ? yield* Effect.promise(
-              () =>
-                new Promise((resolve) => {
-                  child.stdout.once("data", (d) => resolve(JSON.parse(String(d))))
-                  child.kill("SIGUSR2")
-                })
-            )
-          : undefined
+        const server =
+          timed && child
+            ? yield* Effect.promise(
+                () =>
+                  new Promise((resolve) => {
+                    child.stdout.once("data", (d) => resolve(JSON.parse(String(d))))
+                    child.kill("SIGUSR2")
+                  })
+              )
+            : undefined
         yield* Effect.promise(() => profiler.stop())
         return {
           report,
@@ -203,7 +235,7 @@ for (let w = 1; w <= WARMUPS; w++) {
   )
 }
 const result = await runOnce(1, true).finally(() => cluster?.stop())
-child.kill("SIGTERM")
+child?.kill("SIGTERM")
 
 const done = result.report.align.kept + result.report.align.dropped
 const rate = done / result.seconds
@@ -222,6 +254,7 @@ console.log(
     (tokenizerWaitMs === undefined
       ? "timed from the run's start (COLD=1), the tokenizer perhaps still building on its thread"
       : `timed once the tokenizer's thread had built it (${tokenizerWaitMs.toFixed(0)} ms after set-up)`) +
+    (child ? "" : "; endpoints answered in this process (no HTTP, no server process)") +
     (WARMUPS > 0 ? `; after ${WARMUPS} untimed run(s) in this process` : "; in a fresh process (WARMUPS=0)")
 )
 for (const r of perRole)
@@ -252,6 +285,7 @@ if (result.pgCpuMs !== undefined)
     `  PostgreSQL's processes: ${(result.pgCpuMs / done).toFixed(2)} ms CPU per item (${((100 * result.pgCpuMs) / 1000 / result.seconds).toFixed(0)} % of one core, on the same ${availableParallelism()} cores)`
   )
 // The scripted server shares the machine: busy, it answers later than its 40 ms.
-console.log(
-  `  the scripted server's thread busy ${(100 * result.serverBusy).toFixed(0)} % of the run; it took ${result.serverMs.toFixed(1)} ms a request as it saw them (from arrival to the reply's last byte; ${LATENCY_MS} ms asked)`
-)
+if (child)
+  console.log(
+    `  the scripted server's thread busy ${(100 * result.serverBusy).toFixed(0)} % of the run; it took ${result.serverMs.toFixed(1)} ms a request as it saw them (from arrival to the reply's last byte; ${LATENCY_MS} ms asked)`
+  )
