@@ -50,6 +50,7 @@ export {
 export {
   type BatchJobRecord,
   type CacheEntry,
+  type CallClaim,
   type ClaimedPage,
   type ImportBatch,
   type ImportProgress,

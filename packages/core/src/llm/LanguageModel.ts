@@ -7,7 +7,7 @@ import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
-import { RunStore } from "../store/RunStore.js"
+import { type CacheEntry, type CallClaim, RunStore } from "../store/RunStore.js"
 import { Budget, type BudgetOptions, type BudgetState, describeSpent } from "./budget.js"
 import type { CacheMode, CallOptions, EndpointStats, Price, RoleConfig } from "./roles.js"
 import {
@@ -370,66 +370,87 @@ export const makeLanguageModel = (
       return defaults.gate !== undefined ? Effect.zipRight(defaults.gate.await, remembered) : remembered
     }
 
-    /** The cache's answer to a request, when it has one (a refusal that repeats fails again). */
+    /** A cache entry as a call's answer (a refusal that repeats fails again); none when it cannot be read. */
+    const answerOf = (
+      list: Array<EndpointState>,
+      entry: CacheEntry
+    ): Option.Option<Effect.Effect<Completion, LlmError>> => {
+      const value = decodeCached(entry.value)
+      if (Option.isNone(value)) return Option.none()
+      list[0]!.stats.cacheHits++
+      const v = value.value
+      if ("refused" in v) {
+        return Option.some(
+          Effect.fail(
+            new BadRequest({
+              endpoint: list[0]!.config.provider.id,
+              status: v.refused.status,
+              message: `${v.refused.message} (refused on ${v.refused.at}; not sent again while the request is the same)`
+            })
+          )
+        )
+      }
+      return Option.some(Effect.succeed({ ...v, cached: true, attempts: 1, costUsd: 0 } satisfies Completion))
+    }
+
+    /** The cache's answer to a request, when it has one. */
     const cachedAnswer = (
       list: Array<EndpointState>,
       key: string
     ): Effect.Effect<Option.Option<Effect.Effect<Completion, LlmError>>> =>
-      Effect.map(store.cacheGet(key).pipe(Effect.orElseSucceed(() => Option.none())), (hit) => {
-        if (Option.isNone(hit)) return Option.none()
-        const value = decodeCached(hit.value.value)
-        if (Option.isNone(value)) return Option.none()
-        list[0]!.stats.cacheHits++
-        const v = value.value
-        if ("refused" in v) {
-          return Option.some(
-            Effect.fail(
-              new BadRequest({
-                endpoint: list[0]!.config.provider.id,
-                status: v.refused.status,
-                message: `${v.refused.message} (refused on ${v.refused.at}; not sent again while the request is the same)`
-              })
-            )
-          )
-        }
-        return Option.some(Effect.succeed({ ...v, cached: true, attempts: 1, costUsd: 0 } satisfies Completion))
-      })
+      Effect.map(store.cacheGet(key).pipe(Effect.orElseSucceed(() => Option.none())), (hit) =>
+        Option.flatMap(hit, (entry) => answerOf(list, entry))
+      )
 
     /**
      * On a store that workers share, a call is leased under its cache key while it is in flight:
      * a worker about to send the same request waits for the other's answer to reach the cache
-     * (or for its lease to end, when that worker stopped or died) instead of paying twice.
+     * (or for its lease to end, when that worker stopped or died) instead of paying twice. The
+     * look at the cache and the claim are one round trip (`RunStore.claimCall`).
      */
     const acrossWorkers = (
       list: Array<EndpointState>,
       key: string,
       call: Effect.Effect<Completion, LlmError>
     ): Effect.Effect<Completion, LlmError> => {
-      if (!store.shared) return call
       const lease = `call:${key}`
-      // One claim: the answer (from the cache or the call) when the lease was ours, none when another
-      // worker holds it. The lease is given up however the call ends, even if its caller is
-      // interrupted the moment the claim comes back (the claim is acquired uninterruptibly).
+      // A store that cannot say counts as free: the call goes out, as on one machine.
+      const claimCall = store
+        .claimCall(key, lease)
+        .pipe(Effect.orElseSucceed((): CallClaim => ({ cached: Option.none(), taken: true })))
+      // An entry that cannot be read is no answer: the call is claimed as on a miss.
+      const claimed = Effect.flatMap(claimCall, (claim) =>
+        Option.isSome(claim.cached) && Option.isNone(decodeCached(claim.cached.value.value))
+          ? Effect.map(store.claim([lease]).pipe(Effect.orElseSucceed(() => new Set([lease]))), (taken): CallClaim => ({
+              cached: Option.none(),
+              taken: taken.has(lease)
+            }))
+          : Effect.succeed(claim)
+      )
+      // One claim: the answer (from the cache or the call) when there is one or the lease was
+      // ours, none when another worker holds it. The lease is given up however the call ends,
+      // even if its caller is interrupted the moment the claim comes back (it is acquired
+      // uninterruptibly).
       const claimOnce: Effect.Effect<Option.Option<Completion>, LlmError> = Effect.acquireUseRelease(
-        // A store that cannot say counts as free: the call goes out, as on one machine.
-        store.claim([lease]).pipe(Effect.orElseSucceed(() => new Set([lease]))),
-        (taken) =>
-          taken.has(lease)
-            ? // The answer may have reached the cache between the look before and this claim
-              // (its worker then gave up the lease): look again before paying.
-              Effect.asSome(Effect.flatMap(cachedAnswer(list, key), (hit) => (Option.isSome(hit) ? hit.value : call)))
-            : Effect.succeedNone,
-        (taken) => Effect.sync(() => taken.has(lease) && store.release([lease]))
+        claimed,
+        (first) => {
+          const hit = Option.flatMap(first.cached, (entry) => answerOf(list, entry))
+          if (Option.isSome(hit)) return Effect.asSome(hit.value)
+          if (!first.taken) return Effect.succeedNone
+          // The claim's look may have missed an answer saved by the lease's last holder just
+          // before it: look again, now that the lease is ours, before paying.
+          return Effect.asSome(
+            Effect.flatMap(cachedAnswer(list, key), (hit) => (Option.isSome(hit) ? hit.value : call))
+          )
+        },
+        (first) => Effect.sync(() => first.taken && store.release([lease]))
       )
       // Held by another worker: wait for its answer to reach the cache, or for its lease to end,
       // outside the claim, so that a long wait is a loop rather than nested claims.
       const attempt: Effect.Effect<Completion, LlmError> = Effect.flatMap(claimOnce, (answer) =>
         Option.isSome(answer)
           ? Effect.succeed(answer.value)
-          : Effect.zipRight(
-              Effect.sleep(Duration.millis(200)),
-              Effect.flatMap(cachedAnswer(list, key), (hit) => (Option.isSome(hit) ? hit.value : attempt))
-            )
+          : Effect.zipRight(Effect.sleep(Duration.millis(200)), attempt)
       )
       return attempt
     }
@@ -453,7 +474,7 @@ export const makeLanguageModel = (
         if (mode === "off") return fresh(role, list, request, model, mode, "")
         const key = cacheKey(model, request, options.sampleIndex ?? 0)
         if (mode === "refresh") return fresh(role, list, request, model, mode, key)
-        return Effect.flatMap(cachedAnswer(list, key), (hit) => {
+        const lookedUp = (hit: Option.Option<Effect.Effect<Completion, LlmError>>) => {
           if (Option.isSome(hit)) return hit.value
           // The same request already on its way: wait for it instead of paying twice.
           const pending = inFlight.get(key)
@@ -472,13 +493,16 @@ export const makeLanguageModel = (
             Deferred.unsafeDone(deferred, exit)
             return exit
           }
+          const call = fresh(role, list, request, model, mode, key)
           return Effect.uninterruptibleMask((restore) =>
-            Effect.matchCauseEffect(restore(acrossWorkers(list, key, fresh(role, list, request, model, mode, key))), {
+            Effect.matchCauseEffect(restore(store.shared ? acrossWorkers(list, key, call) : call), {
               onFailure: (cause) => settle(Exit.failCause(cause)),
               onSuccess: (completion) => settle(Exit.succeed(completion))
             })
           )
-        })
+        }
+        // On a store that workers share, the look at the cache is made with the call's claim.
+        return store.shared ? lookedUp(Option.none()) : Effect.flatMap(cachedAnswer(list, key), lookedUp)
       })
 
     const stats = Effect.sync(() =>

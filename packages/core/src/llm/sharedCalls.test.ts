@@ -2,6 +2,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { describe, expect, it } from "vitest"
 import { PgRunStoreLive } from "../store/PgRunStore.js"
@@ -69,18 +70,27 @@ describe("calls across workers on a shared store (a real PostgreSQL server, a sc
         // One worker pays for the call; its answer is in the cache and its lease is given up.
         const paid = yield* (yield* workerOn(yield* workerStore(url))).complete("teacher", question)
         yield* Effect.sleep("400 millis")
-        // The other worker's first look at the cache was made just before that answer landed.
+        // The other worker's first look at the cache was made just before that answer landed (the
+        // look of its claim's statement, whose snapshot came first): it missed, and the lease was
+        // taken.
         const store = yield* workerStore(url)
+        let claims = 0
         let looks = 0
         const late: RunStore["Type"] = {
           ...store,
-          cacheGet: (key) => (looks++ === 0 ? Effect.succeedNone : store.cacheGet(key))
+          claimCall: (_key, lease) =>
+            Effect.suspend(() => {
+              claims++
+              return Effect.map(store.claim([lease]), (taken) => ({ cached: Option.none(), taken: taken.has(lease) }))
+            }),
+          cacheGet: (key) => Effect.suspend(() => (looks++, store.cacheGet(key)))
         }
-        return { paid, again: yield* (yield* workerOn(late)).complete("teacher", question), looks }
+        return { paid, again: yield* (yield* workerOn(late)).complete("teacher", question), claims, looks }
       })
     )
     expect(requests).toBe(1)
-    expect(outcome.looks).toBe(2)
+    // One claim, then a look of its own before paying.
+    expect([outcome.claims, outcome.looks]).toEqual([1, 1])
     expect(outcome.again.cached).toBe(true)
     expect(outcome.again.text).toBe(outcome.paid.text)
   })
@@ -93,7 +103,8 @@ describe("calls across workers on a shared store (a real PostgreSQL server, a sc
         const store = yield* workerStore(url)
         const slow: RunStore["Type"] = {
           ...store,
-          claim: (keys) => Effect.uninterruptible(Effect.zipLeft(store.claim(keys), Effect.sleep("300 millis")))
+          claimCall: (key, lease) =>
+            Effect.uninterruptible(Effect.zipLeft(store.claimCall(key, lease), Effect.sleep("300 millis")))
         }
         const call = yield* Effect.fork((yield* workerOn(slow)).complete("teacher", question))
         yield* Effect.sleep("100 millis")

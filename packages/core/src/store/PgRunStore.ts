@@ -27,6 +27,7 @@ import { makeTurnBatcher } from "./turnBatcher.js"
 import {
   type BatchJobRecord,
   type CacheEntry,
+  type CallClaim,
   type ImportBatch,
   type ImportReject,
   type ProblemFlag,
@@ -539,6 +540,43 @@ export const makePgRunStore = (
       // that nobody would give up.
       { withdrawable: () => true }
     )
+    // A model call's look at the cache and, on a miss, its lease: one statement for the turn's
+    // calls. The look reads the statement's snapshot, taken before its claim (see `claimCall`).
+    const callClaims = yield* makeTurnBatcher(
+      (wanted: ReadonlyArray<{ readonly key: string; readonly lease: string }>) =>
+        run(
+          "claiming model calls",
+          Effect.zipRight(
+            register,
+            Effect.map(
+              sql<CacheEntry & { readonly lease: string | null }>`WITH wanted AS (
+                  SELECT w->>'key' AS key, w->>'lease' AS lease FROM jsonb_array_elements(${JSON.stringify(wanted)}::jsonb) AS w),
+                hits AS (SELECT key, model, value, created_at FROM llm_cache WHERE key IN (SELECT key FROM wanted)),
+                taken AS (${takeLeasesSql(sql`SELECT DISTINCT lease FROM wanted
+                  WHERE key NOT IN (SELECT key FROM hits) ORDER BY lease`)})
+              SELECT key, model, value, created_at AS "createdAt", NULL AS lease FROM hits
+              UNION ALL SELECT NULL, NULL, NULL, NULL, key FROM taken`,
+              (rows) => {
+                const hits = new Map<string, CacheEntry>()
+                const leases: Array<string> = []
+                for (const { lease, ...entry } of rows) {
+                  if (lease !== null) leases.push(lease)
+                  else hits.set(entry.key, entry)
+                }
+                const taken = noteTaken(leases)
+                return wanted.map(({ key, lease }) =>
+                  Either.right<CallClaim>({
+                    cached: Option.fromNullable(hits.get(key)),
+                    taken: !hits.has(key) && taken.has(lease)
+                  })
+                )
+              }
+            )
+          )
+        ),
+      // As a claim of work: one whose caller is interrupted before it is sent is not made.
+      { withdrawable: () => true }
+    )
     /** Saves items (their new state and new rounds) and cache entries in one statement. */
     const saveAll = (items: ReadonlyArray<Item>, entries: ReadonlyArray<CacheEntry>) => {
       // One row per item and per cache key (the last saved: an upsert may not touch a row twice).
@@ -590,7 +628,9 @@ export const makePgRunStore = (
       // call was paid for, is written anyway (as on SQLite).
       { withdrawable: (w) => w.item !== undefined }
     )
-    yield* Effect.addFinalizer(() => Effect.all([writes.drain, claims.drain, cacheLookups.drain], { discard: true }))
+    yield* Effect.addFinalizer(() =>
+      Effect.all([writes.drain, claims.drain, callClaims.drain, cacheLookups.drain], { discard: true })
+    )
 
     const store: RunStoreShape = {
       location,
@@ -866,6 +906,7 @@ export const makePgRunStore = (
       recordSpend: (spend) => ledger.record(spend),
       spending: ledger.totals,
       claim: (keys) => (keys.length === 0 ? Effect.succeed(new Set<string>()) : claims.call(keys)),
+      claimCall: (key, lease) => callClaims.call({ key, lease }),
       claimItems: (page, keyPrefix) =>
         run(
           "claiming work",

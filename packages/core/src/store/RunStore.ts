@@ -73,6 +73,13 @@ export interface ItemFilter {
   readonly afterValue?: ItemSortValue | undefined
 }
 
+/** A model call's answer in the cache, or whether its lease was taken (see `RunStore.claimCall`). */
+export interface CallClaim {
+  readonly cached: Option.Option<CacheEntry>
+  /** Whether this worker holds the call's lease (false whenever `cached` holds the answer). */
+  readonly taken: boolean
+}
+
 /** A page of pending work claimed at once (see `RunStore.claimItems`). */
 export interface ClaimedPage {
   /** Items the page listed, claimed or not; a page shorter than its limit is the last. */
@@ -286,13 +293,6 @@ export interface RunStoreShape {
   /** What the workspace's calls have cost in all, from the ledger. */
   readonly spending: Effect.Effect<SpendTotals, StoreError>
   /**
-   * Holds the workspace's run lock for the life of the scope. On SQLite: one pipeline run per
-   * workspace at a time, across processes (two runs would send the same calls and pay for them
-   * twice); a lock left by a process that is gone (killed, crashed) is taken over; `takeOver`
-   * takes any. On a shared store, workers share the run through `claim`: this registers the
-   * worker, and never refuses.
-   */
-  /**
    * Work leases, so that several workers share one run. Takes, for this store's worker, the keys
    * that no other worker holds an unexpired lease on, and returns those it took. The store renews
    * its worker's leases in the background while it is open; `release` gives one up once its work
@@ -318,12 +318,28 @@ export interface RunStoreShape {
     },
     keyPrefix: string
   ) => Effect.Effect<ClaimedPage, StoreError>
+  /**
+   * A model call's answer from the cache, or else its lease: the cache's entry for `key` when it
+   * has one (no lease is taken then); otherwise the lease `lease` is claimed as `claim` claims a
+   * key, and `taken` says whether this worker holds it now. One round trip on PostgreSQL, where
+   * the look and the claim are one statement, and the look may miss an answer that the lease's
+   * last holder saved in the moment before: a caller that took the lease looks again
+   * (`cacheGet`) before it pays for the call. On SQLite, a look alone.
+   */
+  readonly claimCall: (key: string, lease: string) => Effect.Effect<CallClaim, StoreError>
   /** Gives up leases whose work is saved; synchronous, written within the next renewal. */
   readonly release: (keys: ReadonlyArray<string>) => void
   /** The workers at work on the run now (none on a store only one process runs on). */
   readonly workers: Effect.Effect<ReadonlyArray<WorkerView>, StoreError>
   /** How many unexpired leases other workers hold on keys that start with `prefix`. */
   readonly heldByOthers: (prefix: string) => Effect.Effect<number, StoreError>
+  /**
+   * Holds the workspace's run lock for the life of the scope. On SQLite: one pipeline run per
+   * workspace at a time, across processes (two runs would send the same calls and pay for them
+   * twice); a lock left by a process that is gone (killed, crashed) is taken over; `takeOver`
+   * takes any. On a shared store, workers share the run through `claim`: this registers the
+   * worker, and never refuses.
+   */
   readonly lockRun: (
     what: string,
     options?: { readonly takeOver?: boolean }

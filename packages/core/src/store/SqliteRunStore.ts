@@ -485,6 +485,7 @@ export const openSqliteStore = (
       ),
     // One process runs on a SQLite store at a time (its run lock): every key is its own.
     claim: (keys) => Effect.succeed(new Set(keys)),
+    claimCall: (key) => Effect.map(store.cacheGet(key), (cached) => ({ cached, taken: Option.isNone(cached) })),
     release: () => {},
     heldByOthers: () => Effect.succeed(0),
     claimItems: (page) =>

@@ -629,6 +629,61 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
     expect([...outcome.mine]).toEqual(["align:1"])
   })
 
+  it("answers a model call from the cache without a lease, or claims its lease: many calls in one turn, each its own answer", async () => {
+    const entry = (key: string) => ({
+      key,
+      model: "m",
+      value: `{"text":"${key}"}`,
+      createdAt: "2026-12-06T00:00:00.000Z"
+    })
+    const outcome = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const a = Context.get(yield* Layer.build(backend.layer(location)), RunStore)
+          const b = Context.get(yield* Layer.build(backend.layer(location)), RunStore)
+          yield* a.cachePut(entry("k1"))
+          // Made at once: one statement for the turn on PostgreSQL.
+          const first = yield* Effect.all(
+            ["k1", "k2", "k3"].map((k) => a.claimCall(k, `call:${k}`)),
+            { concurrency: "unbounded" }
+          )
+          const other = yield* Effect.all(
+            ["k1", "k2", "k4"].map((k) => b.claimCall(k, `call:${k}`)),
+            { concurrency: "unbounded" }
+          )
+          // The holder asks again (its second look): the lease stays its own.
+          const again = yield* a.claimCall("k2", "call:k2")
+          yield* a.cachePut(entry("k2"))
+          const answered = yield* b.claimCall("k2", "call:k2")
+          return { first, other, again, answered, othersHold: yield* b.heldByOthers("call:") }
+        })
+      )
+    )
+    const summary = (c: { readonly cached: Option.Option<{ readonly value: string }>; readonly taken: boolean }) => ({
+      value: Option.getOrUndefined(Option.map(c.cached, (e) => e.value)),
+      taken: c.taken
+    })
+    expect(outcome.first.map(summary)).toEqual([
+      { value: '{"text":"k1"}', taken: false },
+      { value: undefined, taken: true },
+      { value: undefined, taken: true }
+    ])
+    expect(summary(outcome.answered)).toEqual({ value: '{"text":"k2"}', taken: false })
+    if (backend.name === "SQLite") {
+      // One process at a time runs on a SQLite store (its run lock): every call is its own.
+      expect(outcome.other.map(summary)[1]).toEqual({ value: undefined, taken: true })
+      return
+    }
+    expect(outcome.other.map(summary)).toEqual([
+      { value: '{"text":"k1"}', taken: false },
+      { value: undefined, taken: false },
+      { value: undefined, taken: true }
+    ])
+    expect(summary(outcome.again)).toEqual({ value: undefined, taken: true })
+    // a holds k2 and k3; no lease was taken for k1, answered from the cache.
+    expect(outcome.othersHold).toBe(2)
+  })
+
   it("claims a page of pending items at once: one another worker holds is counted, not returned", async () => {
     const ps = Array.from({ length: 6 }, (_, i) => problem(`page ${i}?`))
     const pending = ps.map((p) => item(p)).sort((x, y) => (x.id < y.id ? -1 : 1))
