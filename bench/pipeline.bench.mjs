@@ -111,6 +111,18 @@ const threadCpuMs = () => {
     return undefined
   }
 }
+/**
+ * CPU time (ms) of the scripted server's process, all its threads (Linux: /proc; undefined
+ * elsewhere or without it). Loopback TCP's kernel work is mostly charged to the process that sends.
+ */
+const serverCpuMs = () => {
+  if (!child) return undefined
+  try {
+    return cpuMsOfStat(readFileSync(`/proc/${child.pid}/stat`, "utf8"))
+  } catch {
+    return undefined
+  }
+}
 /** The run's store: a SQLite file in its workspace, or a fresh database on the cluster. */
 const storeLayer = (dir) =>
   cluster ? PgRunStoreLive(cluster.createDatabase(`pipeline_${++runs}`)) : SqliteRunStoreLive(join(dir, "fastcot.db"))
@@ -183,6 +195,7 @@ const runOnce = (first, timed) => {
         const cpu0 = process.cpuUsage()
         const threads0 = threadCpuMs()
         const pgCpu0 = cluster ? postgresCpuMs() : 0
+        const serverCpu0 = serverCpuMs()
         const elu0 = performance.eventLoopUtilization()
         if (timed) child?.kill("SIGUSR2")
         // How late the event loop ran a 1 ms timer during the timed run: a reply that arrives
@@ -196,6 +209,7 @@ const runOnce = (first, timed) => {
         const cpu = process.cpuUsage(cpu0)
         const threads1 = threadCpuMs()
         const pgCpuMs = cluster ? postgresCpuMs() - pgCpu0 : undefined
+        const serverProcessMs = serverCpu0 === undefined ? undefined : serverCpuMs() - serverCpu0
         const elu = performance.eventLoopUtilization(elu0)
         const server =
           timed && child
@@ -220,6 +234,7 @@ const runOnce = (first, timed) => {
           pgCpuMs,
           serverBusy: server?.busy,
           serverMs: server?.serverMs,
+          serverProcessMs,
           loopDelayMs: [50, 90, 99].map((p) => loopDelay.percentile(p) / 1e6),
           stats: yield* lm.stats
         }
@@ -249,6 +264,7 @@ const perRole = result.stats.map((s) => ({
   inFlight: s.latencyMsTotal / (result.seconds * 1000)
 }))
 const ideal = Math.min(...perRole.map((r) => r.ideal))
+const requests = result.stats.reduce((n, s) => n + s.requests, 0)
 console.log(
   `pipeline on ${cluster ? "PostgreSQL (loopback)" : "SQLite"}: ${ITEMS} problems, ${LATENCY_MS} ms replies, ${CONCURRENCY} in flight per role; ` +
     (tokenizerWaitMs === undefined
@@ -287,5 +303,8 @@ if (result.pgCpuMs !== undefined)
 // The scripted server shares the machine: busy, it answers later than its 40 ms.
 if (child)
   console.log(
-    `  the scripted server's thread busy ${(100 * result.serverBusy).toFixed(0)} % of the run; it took ${result.serverMs.toFixed(1)} ms a request as it saw them (from arrival to the reply's last byte; ${LATENCY_MS} ms asked)`
+    `  the scripted server's thread busy ${(100 * result.serverBusy).toFixed(0)} % of the run; it took ${result.serverMs.toFixed(1)} ms a request as it saw them (from arrival to the reply's last byte; ${LATENCY_MS} ms asked)` +
+      (result.serverProcessMs === undefined
+        ? ""
+        : `; its process ${((1000 * result.serverProcessMs) / requests).toFixed(0)} µs CPU a request (${((100 * result.serverProcessMs) / 1000 / result.seconds).toFixed(0)} % of one core, its kernel's TCP work included)`)
   )
