@@ -205,7 +205,13 @@ describe("benchmark loaders and graders", () => {
       .slice(0, 5)
       .map((l) => JSON.parse(l) as { unique_id: string; solution: string })
     const some = join(tmp, "some.jsonl")
-    writeFileSync(some, rows.map((r) => JSON.stringify({ id: r.unique_id, output: r.solution })).join("\n"))
+    // Five of MATH-500's questions answered, and one id that is no question (mistyped).
+    writeFileSync(
+      some,
+      [...rows.map((r) => ({ id: r.unique_id, output: r.solution })), { id: "test/nowhere/1.json", output: "4" }]
+        .map((r) => JSON.stringify(r))
+        .join("\n")
+    )
     const run = (file: string, outDir: string) =>
       Effect.runPromise(
         Effect.either(
@@ -216,9 +222,20 @@ describe("benchmark loaders and graders", () => {
       )
     const graded = await run(some, "some")
     // aime24 is left out, not shown as a benchmark with nothing scored.
-    expect(Either.isRight(graded) && graded.right.benchmarks.map((b) => [b.bench, b.summary.items])).toEqual([
-      ["math500", 5]
-    ])
+    expect(
+      Either.isRight(graded) && graded.right.benchmarks.map((b) => [b.bench, b.summary.items, b.withoutOutput])
+    ).toEqual([["math500", 5, 495]])
+    // The report says the score covers part of the benchmark, and names the id that matched nothing.
+    const results = Either.getOrThrow(graded)
+    expect(results.settings.unmatchedPredictions).toBe(1)
+    const md = markdownReport([results])
+    expect(md).toContain("### Questions without a saved output (left out of the scores)")
+    expect(md).toContain("| m | 495 of 500 |")
+    expect(md).toContain(`**Caution:** m: 1 of the ids in ${some} are no question graded here`)
+    const html = htmlReport([results])
+    expect(html).toContain("<td>495 of 500</td>")
+    expect(html).toContain(`<p><strong>Caution:</strong> m: 1 of the ids in ${some} are no question graded here`)
+    expect(html).toContain("<p>Settings: m: preset greedy")
     const wrongIds = join(tmp, "wrong-ids.jsonl")
     writeFileSync(wrongIds, rows.map((_, i) => JSON.stringify({ id: i, output: "4" })).join("\n"))
     const none = await run(wrongIds, "none")

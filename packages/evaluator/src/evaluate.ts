@@ -114,7 +114,12 @@ export const BenchResult = Schema.Struct({
    * are left out of the scores above, listed in generations.jsonl with their error, and retried
    * by a rerun (failures are never cached). Absent in results written before it was counted.
    */
-  failed: Schema.optional(Schema.Struct({ samples: Schema.Number, firstError: Schema.String }))
+  failed: Schema.optional(Schema.Struct({ samples: Schema.Number, firstError: Schema.String })),
+  /**
+   * Graded from saved outputs (`--predictions`): the questions asked that the file has no output
+   * for. They are left out of the scores (not counted wrong); absent when the file answers all.
+   */
+  withoutOutput: Schema.optional(Schema.Number)
 })
 export type BenchResult = typeof BenchResult.Type
 
@@ -132,6 +137,8 @@ export const EvalResults = Schema.Struct({
     graderVersion: Schema.String,
     tokenizer: Schema.String,
     predictions: Schema.optional(Schema.String),
+    /** Ids of the predictions file that answer no question graded (a mistyped id, another benchmark's). */
+    unmatchedPredictions: Schema.optional(Schema.Number),
     /** How multiple-choice answers were read (absent: fastcot's reading, before the option existed). */
     extraction: Schema.optional(Schema.Literal("fastcot", "official")),
     seed: Schema.optional(Schema.Number)
@@ -155,6 +162,8 @@ interface SavedOutput {
 interface Predictions {
   readonly get: (bench: string, id: string) => ReadonlyArray<SavedOutput> | undefined
   readonly ids: number
+  /** How many of the file's ids no `get` has answered so far. */
+  readonly unused: () => number
 }
 const Predictions = (file: string): Predictions => {
   const any = new Map<string, Array<SavedOutput>>()
@@ -197,7 +206,21 @@ const Predictions = (file: string): Predictions => {
       }
       map.set(id, [...(map.get(id) ?? []), { output: row.output, truncated: row.truncated === true }])
     })
-  return { get: (bench, id) => byBench.get(bench)?.get(id) ?? any.get(id), ids: ids.size }
+  const used = new Set<string>()
+  return {
+    get: (bench, id) => {
+      const named = byBench.get(bench)?.get(id)
+      if (named !== undefined) {
+        used.add(`${bench}/${id}`)
+        return named
+      }
+      const saved = any.get(id)
+      if (saved !== undefined) used.add(id)
+      return saved
+    },
+    ids: ids.size,
+    unused: () => ids.size - used.size
+  }
 }
 
 /**
@@ -282,6 +305,8 @@ export const evaluate = (options: EvalOptions) =>
           (_, sample) => ({ item, sample })
         )
       )
+      const withoutOutput =
+        predictions === undefined ? 0 : items.filter((item) => predictions.get(name, item.id) === undefined).length
       // Saved outputs are graded on the benchmarks they answer; one they answer nothing of is left out.
       if (predictions !== undefined && work.length === 0) {
         unanswered.push(
@@ -411,7 +436,8 @@ export const evaluate = (options: EvalOptions) =>
         ...(extraction === "official" && b.officialScorer !== undefined ? { officialScorer: b.officialScorer } : {}),
         summary: summarise(outcomes.map((o) => o.outcome)),
         groups,
-        ...(failures > 0 ? { failed: { samples: failures, firstError: firstError ?? "" } } : {})
+        ...(failures > 0 ? { failed: { samples: failures, firstError: firstError ?? "" } } : {}),
+        ...(withoutOutput > 0 ? { withoutOutput } : {})
       })
     }
     yield* Effect.promise(() => new Promise<void>((r) => generations.end(() => r())))
@@ -434,6 +460,9 @@ export const evaluate = (options: EvalOptions) =>
         graderVersion: GRADER_VERSION,
         tokenizer: counter.name,
         predictions: options.predictions,
+        ...(predictions !== undefined && predictions.unused() > 0
+          ? { unmatchedPredictions: predictions.unused() }
+          : {}),
         extraction,
         seed
       },

@@ -39,6 +39,15 @@ export const markdownReport = (runs: ReadonlyArray<EvalResults>): string => {
     ...(runs.some((r) => r.benchmarks.some((b) => (b.failed?.samples ?? 0) > 0))
       ? [table("Failed generations (left out of the scores; rerun to retry)", (b) => String(b.failed?.samples ?? 0))]
       : []),
+    // Only when saved outputs left questions unanswered: a score over part of a benchmark.
+    ...(runs.some((r) => r.benchmarks.some((b) => (b.withoutOutput ?? 0) > 0))
+      ? [
+          table(
+            "Questions without a saved output (left out of the scores)",
+            (b) => `${b.withoutOutput ?? 0} of ${b.summary.items + (b.withoutOutput ?? 0)}`
+          )
+        ]
+      : []),
     "Settings: " +
       runs
         .map(
@@ -96,6 +105,14 @@ const comparability = (runs: ReadonlyArray<EvalResults>): Array<string> => {
           `**Caution:** answers were graded by different grader versions (${list((r) => r.settings.graderVersion)}); regrade the older runs with \`fastcot eval --regrade RUN\` to compare accuracy.`
         ]
       : []),
+    ...runs.flatMap((r) =>
+      (r.settings.unmatchedPredictions ?? 0) > 0
+        ? [
+            "",
+            `**Caution:** ${r.model}: ${r.settings.unmatchedPredictions} of the ids in ${r.settings.predictions ?? "the saved outputs"} are no question graded here (a mistyped id, or another benchmark's); their outputs were not graded.`
+          ]
+        : []
+    ),
     ...(differ((r) => r.settings.extraction ?? "fastcot")
       ? [
           "",
@@ -189,7 +206,18 @@ export const htmlReport = (runs: ReadonlyArray<EvalResults>, drill: ReadonlyArra
         .join("")}</tbody></table>`
     })
     .join("\n")
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'"><title>fastcot evaluation</title><style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px}table{border-collapse:collapse;margin-bottom:1.5rem}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}th:first-child,td:first-child{text-align:left}figure{display:inline-block;margin:0 1rem 1rem 0}</style></head><body><h1>fastcot evaluation</h1>${tables}<h2>Accuracy against output tokens</h2>${charts}${
+  // The lines after the tables: the settings each run was measured with, and any caution.
+  const notes = md
+    .split("\n")
+    .filter((line) => line.startsWith("Settings: ") || line.startsWith("**Caution:** "))
+    .map(
+      (line) =>
+        `<p>${esc(line)
+          .replace(/^\*\*Caution:\*\*/, "<strong>Caution:</strong>")
+          .replace(/`([^`]*)`/g, "<code>$1</code>")}</p>`
+    )
+    .join("")
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'"><title>fastcot evaluation</title><style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px}table{border-collapse:collapse;margin-bottom:1.5rem}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}th:first-child,td:first-child{text-align:left}figure{display:inline-block;margin:0 1rem 1rem 0}</style></head><body><h1>fastcot evaluation</h1>${tables}${notes}<h2>Accuracy against output tokens</h2>${charts}${
     drill.length > 0
       ? `<h2>Disagreements between runs</h2><table><thead><tr><th>benchmark</th><th>item</th>${drill[0]!.runs.map((r) => `<th>${esc(r.model)}</th>`).join("")}</tr></thead><tbody>${drill
           .slice(0, 500)
