@@ -111,6 +111,22 @@ describe("import", () => {
     expect(wrapped.problemsAdded).toBe(1)
   })
 
+  it("keeps a malformed CSV record's own text in its reject, across multi-line records, a BOM and CRLF", async () => {
+    const file = write(
+      "quotes.csv",
+      '\uFEFFquestion,answer\r\n"A multi-line\nquestion?",1\r\n"ok?",2\r\n"What is 1+1, "bad" quote?",3\r\n"after?",4\r\n'
+    )
+    const report = await run(file)
+    expect(report).toMatchObject({ problemsAdded: 3, rejected: 1 })
+    expect(report.rejects[0]!.line).toBe(5)
+    expect(report.rejects[0]!.reason).toMatch(/^malformed CSV: Invalid Closing Quote/)
+    const rejected = readFileSync(report.rejectsFile!, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { line: number; raw: string })
+    expect(rejected).toEqual([expect.objectContaining({ line: 5, raw: '"What is 1+1, "bad" quote?",3' })])
+  })
+
   it("reads CSV with a JSON choices column and reports a broken record", async () => {
     const file = write(
       "mc.csv",

@@ -1,5 +1,5 @@
 import { parse as parseCsv } from "csv-parse"
-import { createReadStream } from "node:fs"
+import { closeSync, createReadStream, openSync, readSync } from "node:fs"
 import { readFile, stat } from "node:fs/promises"
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet"
 import { compressors } from "hyparquet-compressors"
@@ -251,9 +251,39 @@ export async function* readJsonArray(path: string, from: ReadPosition, batchSize
   yield { rows: batch, next: { rows, line, offset: 0 }, bytes }
 }
 
+/**
+ * The text of a malformed CSV record for its reject: its first `lines` lines from its first byte
+ * (`start`, where the last good record ended), at most `RAW_PREVIEW` characters. Empty when the
+ * file cannot be read back.
+ */
+const recordPreview = (path: string, start: number, lines: number): string => {
+  try {
+    const fd = openSync(path, "r")
+    try {
+      const buffer = Buffer.alloc(4 * RAW_PREVIEW)
+      const read = readSync(fd, buffer, 0, buffer.length, start)
+      const text = buffer
+        .subarray(0, read)
+        .toString("utf8")
+        .replace(/^[\r\n]+/, "")
+      let end = -1
+      for (let n = 0; n < lines; n++) {
+        end = text.indexOf("\n", end + 1)
+        if (end < 0) break
+      }
+      return (end < 0 ? text : text.slice(0, end)).replace(/\r$/, "").slice(0, RAW_PREVIEW)
+    } finally {
+      closeSync(fd)
+    }
+  } catch {
+    return ""
+  }
+}
+
 /** CSV (or TSV) with a header row; a JSON-looking cell (`[...]`, `{...}`) stays a string for the layout to decode. */
 export async function* readCsv(path: string, from: ReadPosition, batchSize: number): AsyncGenerator<RowBatch> {
   const skipped: Array<RawRow> = []
+  let lastRecordLine = 1
   const parser = parseCsv({
     columns: true,
     bom: true,
@@ -261,11 +291,25 @@ export async function* readCsv(path: string, from: ReadPosition, batchSize: numb
     delimiter: path.toLowerCase().endsWith(".tsv") ? "\t" : ",",
     skip_empty_lines: true,
     skip_records_with_error: true,
-    max_record_size: MAX_ROW_BYTES
+    max_record_size: MAX_ROW_BYTES,
+    // The line each good record ends on: a malformed record's text starts on the next.
+    on_record: (record: Record<string, string>, context: { readonly lines: number }) => {
+      lastRecordLine = context.lines
+      return record
+    }
   })
-  parser.on("skip", (err: Error & { lines?: number; record?: unknown }) => {
+  // A malformed record may raise several errors; it is one reject, its text read back from the file.
+  let lastSkipStart: number | undefined
+  parser.on("skip", (err: Error & { lines?: number; bytes?: number }) => {
     const line = err.lines ?? 0
-    if (line >= from.line) skipped.push({ line, error: `malformed CSV: ${err.message}`, raw: "" })
+    const start = err.bytes ?? 0
+    if (line < from.line || start === lastSkipStart) return
+    lastSkipStart = start
+    skipped.push({
+      line,
+      error: `malformed CSV: ${err.message}`,
+      raw: recordPreview(path, start, Math.max(1, line - lastRecordLine))
+    })
   })
   let bytes = 0
   const source = createReadStream(path, { highWaterMark: 1 << 20 })
