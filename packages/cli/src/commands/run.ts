@@ -323,7 +323,7 @@ export const runCommand = Command.make(
         if (report.filter !== undefined) {
           const f = report.filter
           yield* stdout(
-            `filter         ${f.problems} problems: ${f.duplicates} duplicates, ${f.nearDuplicates} near-duplicates, ${f.contaminated} overlapping ${f.benchmarkProblems} benchmark problems (report: reports/filter.json)`
+            `filter         ${f.problems} problems: ${f.duplicates} duplicates, ${f.nearDuplicates} near-duplicates, ${f.contaminated} overlapping ${f.benchmarkProblems} benchmark problems, ${f.noReference} without a reference answer (report: reports/filter.json)`
           )
         }
         if (report.teacher !== undefined) {

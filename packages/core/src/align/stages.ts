@@ -242,7 +242,7 @@ export const longToShortStage = (config: PipelineConfig, options: ItemStageOptio
     const store = yield* RunStore
     return yield* runItemStage("long-to-short", "collect", options, (item, problem) =>
       Effect.gen(function* () {
-        // Traces of duplicate or contaminated problems go no further.
+        // Traces of duplicate, contaminated or unverifiable problems go no further.
         const flag = yield* store.problemFlag(problem.id)
         if (Option.isSome(flag))
           return makeItem({

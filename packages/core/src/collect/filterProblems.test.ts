@@ -67,4 +67,38 @@ describe("dedup and decontamination", () => {
     const again = await run()
     expect(again.status.flags).toEqual(status.flags)
   })
+
+  it("sets aside problems no trace of which could be verified, before any call, and keeps a duplicate that has a reference", async () => {
+    const file = join(tmp.dir, "refs.jsonl")
+    writeFileSync(
+      file,
+      jsonl([
+        { question: "What is the capital of Chile?" },
+        { question: "What is the capital of Chile?", answer: "Santiago" },
+        { question: "Name the largest planet of the solar system.", answer: "   " },
+        { question: "Write a function add(a, b) that returns a + b.", domain: "code" },
+        { question: "What is 6 times 7?", answer: "42" }
+      ])
+    )
+    const db = join(tmp.dir, "refs.db")
+    await withStore(db, importFile(file))
+    const { report, kept } = await withStore(
+      db,
+      Effect.gen(function* () {
+        const report = yield* filterProblems({ dedup: true, nearDuplicateThreshold: 0.7, benchmarks: [], ngram: 8 })
+        return { report, kept: yield* (yield* RunStore).listProblems({ unflagged: true }) }
+      })
+    )
+    expect(report).toMatchObject({ problems: 5, duplicates: 0, noReference: 3 })
+    expect(
+      report.examples
+        .filter((e) => e.flag === "no-reference")
+        .map((e) => e.detail)
+        .sort()
+    ).toEqual(["a code problem without tests", "no reference answer", "no reference answer"])
+    expect(kept.map((p) => [p.question, p.answer]).sort()).toEqual([
+      ["What is 6 times 7?", "42"],
+      ["What is the capital of Chile?", "Santiago"]
+    ])
+  })
 })

@@ -22,6 +22,8 @@ export interface FilterReport {
   readonly duplicates: number
   readonly nearDuplicates: number
   readonly contaminated: number
+  /** Problems no trace of which can be verified: no reference answer (no tests, for code). */
+  readonly noReference: number
   readonly benchmarkProblems: number
   /** Up to 20 examples per flag, for the report. */
   readonly examples: ReadonlyArray<ProblemFlag>
@@ -103,11 +105,22 @@ const benchmarkQuestions = (file: string) =>
     catch: (e) => new ImportError({ file, message: `cannot read the benchmark: ${(e as Error).message}` })
   })
 
+/** Why no trace of `p` could be verified, when none could: code without tests, any other without an answer. */
+const missingReference = (p: Problem): string | undefined =>
+  p.domain === "code"
+    ? (p.tests?.length ?? 0) === 0
+      ? "a code problem without tests"
+      : undefined
+    : (p.answer ?? "").trim() === ""
+      ? "no reference answer"
+      : undefined
+
 /**
- * Flags problems to leave out: exact duplicates (same normalised question), near-duplicates
- * (MinHash over word 5-grams, LSH with 16 bands of 4), and problems sharing a word n-gram with a
- * benchmark's problems (decontamination). The earliest problem by id is kept. The flags replace
- * the previous pass's, so the filter is idempotent.
+ * Flags problems to leave out: problems sharing a word n-gram with a benchmark's problems
+ * (decontamination), problems without a reference (no trace of theirs could be verified, so no
+ * call is paid for one), exact duplicates (same normalised question) and near-duplicates (MinHash
+ * over word 5-grams, LSH with 16 bands of 4). Of duplicates, the earliest problem by id with a
+ * reference is kept. The flags replace the previous pass's, so the filter is idempotent.
  */
 export const filterProblems = (
   settings: FilterSettings
@@ -144,6 +157,11 @@ export const filterProblems = (
             })
             continue
           }
+        }
+        const missing = missingReference(p)
+        if (missing !== undefined) {
+          flags.push({ problemId: p.id, flag: "no-reference", detail: missing })
+          continue
         }
         if (!settings.dedup) continue
         const key = ws.join(" ")
@@ -183,11 +201,13 @@ export const filterProblems = (
       duplicates: by("duplicate").length,
       nearDuplicates: by("near-duplicate").length,
       contaminated: by("contaminated").length,
+      noReference: by("no-reference").length,
       benchmarkProblems,
       examples: [
         ...by("duplicate").slice(0, 20),
         ...by("near-duplicate").slice(0, 20),
-        ...by("contaminated").slice(0, 20)
+        ...by("contaminated").slice(0, 20),
+        ...by("no-reference").slice(0, 20)
       ]
     } satisfies FilterReport
   })

@@ -89,7 +89,7 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
     const filter = wanted.has("filter") ? yield* filterProblems(config.stages.filter) : undefined
     if (filter !== undefined) {
       const filterMs = (yield* Clock.currentTimeMillis) - filterStarted
-      const flagged = filter.duplicates + filter.nearDuplicates + filter.contaminated
+      const flagged = filter.duplicates + filter.nearDuplicates + filter.contaminated + filter.noReference
       emit({
         _tag: "progress",
         stage: "filter",

@@ -43,10 +43,13 @@ export interface ImportBatch {
   readonly rejects: ReadonlyArray<ImportReject>
 }
 
-/** Why a problem is left out: a duplicate of another, or overlapping an evaluation benchmark. */
+/**
+ * Why a problem is left out: a duplicate of another, overlapping an evaluation benchmark, or
+ * without a reference to verify a trace against.
+ */
 export interface ProblemFlag {
   readonly problemId: string
-  readonly flag: "duplicate" | "near-duplicate" | "contaminated"
+  readonly flag: "duplicate" | "near-duplicate" | "contaminated" | "no-reference"
   readonly detail: string
 }
 
