@@ -50,7 +50,7 @@ const baseModel = Options.text("base-model").pipe(
 const out = Options.text("out").pipe(
   Options.optional,
   Options.withDescription(
-    "The training split's JSONL file, or a folder for train.jsonl (default: WORKSPACE/export/FORMAT/train.jsonl)."
+    "The training split's JSONL file, or a folder for train.jsonl (an existing folder, or a new name without an extension; default: WORKSPACE/export/FORMAT/train.jsonl)."
   )
 )
 const systemPrompt = Options.text("system-prompt").pipe(

@@ -98,7 +98,7 @@ describe("export", () => {
     expect(existsSync(first.files.validation!)).toBe(false)
     expect(readJsonl(second.files.train)).toHaveLength(kept)
   })
-  it("takes a folder for --out (one that exists, or a path ending in /) and writes train.jsonl in it", async () => {
+  it("takes a folder for --out (one that exists, a path ending in /, or a new name without an extension) and writes train.jsonl in it", async () => {
     const existing = join(tmp.dir, "folder")
     mkdirSync(existing)
     expect((await exportWith("openai", existing)).files.train).toBe(join(existing, "train.jsonl"))
@@ -106,6 +106,12 @@ describe("export", () => {
     const report = await exportWith("openai", fresh)
     expect(report.files.train).toBe(join(tmp.dir, "fresh", "train.jsonl"))
     expect(readJsonl(report.files.train).length + readJsonl(report.files.validation!).length).toBe(kept)
+    // `--out data`: a new folder, not a file named `data` with the card beside it.
+    const bare = join(tmp.dir, "data")
+    expect((await exportWith("openai", bare)).files.train).toBe(join(bare, "train.jsonl"))
+    // A new name with an extension is the file itself.
+    const named = join(tmp.dir, "sets", "sft.jsonl")
+    expect((await exportWith("openai", named)).files.train).toBe(named)
   })
   it("fails naming the file and leaves no temporary file behind", async () => {
     const dir = join(tmp.dir, "blocked")

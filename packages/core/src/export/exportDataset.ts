@@ -253,11 +253,15 @@ const datasetInfoBase = (format: ExportFormat, fileName: string): Record<string,
 const validationPath = (train: string) =>
   train.endsWith(".jsonl") ? train.slice(0, -".jsonl".length) + ".validation.jsonl" : train + ".validation"
 
-/** `--out` as given: a file, or a folder (one that exists, or a path ending in a separator) for `train.jsonl` in it. */
+/**
+ * `--out` as given: a folder for `train.jsonl` in it (one that exists, a path ending in a
+ * separator, or a new path whose name has no extension, as `--out data` means), else the file.
+ */
 const trainFileOf = async (out: string): Promise<string> => {
   if (/[/\\]$/.test(out)) return join(out, "train.jsonl")
   const found = await stat(out).catch(() => undefined)
-  return found?.isDirectory() === true ? join(out, "train.jsonl") : out
+  const folder = found === undefined ? !basename(out).includes(".") : found.isDirectory()
+  return folder ? join(out, "train.jsonl") : out
 }
 
 /**
