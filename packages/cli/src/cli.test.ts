@@ -127,6 +127,20 @@ describe("fastcot command line", () => {
     expect(status).toMatchObject({ problems: 1, kept: 0, dropped: 0, stages: { collect: 0 } })
   })
 
+  it("run's filter leaves out duplicates and problems without a reference before any call; status lists them", async () => {
+    writeFileSync(
+      join(cwd, "refs.jsonl"),
+      '{"question":"What is 2+2?","answer":"4"}\n{"question":"What is 2+2?","answer":"4.0"}\n{"question":"Name a prime."}\n'
+    )
+    expect((await fastcot("import", "refs.jsonl", "--workspace", "flt")).code).toBe(0)
+    // No model is configured: the filter alone makes no call.
+    const run = await fastcot("run", "--stages", "filter", "--no-tui", "--workspace", "flt")
+    expect(run.code, run.err).toBe(0)
+    expect(run.out).toMatch(/filter +3 problems: 1 duplicates, .*, 1 without a reference answer/)
+    const status = await fastcot("status", "--workspace", "flt")
+    expect(status.out).toMatch(/ left out by filter +2\n +duplicate +1\n +no-reference +1\n/)
+  })
+
   it("exits 2 when no row could be imported, when a file is missing, or on bad usage", async () => {
     writeFileSync(join(cwd, "bad.jsonl"), "{oops\n")
     const none = await fastcot("import", "bad.jsonl")

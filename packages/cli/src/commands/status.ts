@@ -22,6 +22,16 @@ export const statusCommand = Command.make(
         ),
         row("problems", s.problems),
         ...Object.entries(s.domains).map(([d, n]) => row(`  ${d}`, n)),
+        // What the pipeline's filter left out (no call is made for these problems).
+        ...(Object.keys(s.flags).length > 0
+          ? [
+              row(
+                "  left out by filter",
+                Object.values(s.flags).reduce((a, b) => a + b, 0)
+              ),
+              ...Object.entries(s.flags).map(([flag, n]) => row(`    ${flag}`, n))
+            ]
+          : []),
         row("items", s.items),
         row("  pending", s.pending),
         row("  kept", s.kept),
