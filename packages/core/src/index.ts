@@ -225,6 +225,7 @@ export {
   BudgetExhausted,
   Cancelled,
   ConnectionError,
+  describeLlmError,
   isLlmError,
   isRetryable,
   type LlmError,

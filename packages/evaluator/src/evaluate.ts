@@ -8,6 +8,7 @@ import {
   ChatRequest,
   type CacheMode,
   DEFAULT_SYSTEM_PROMPT,
+  describeLlmError,
   ensureDirSync,
   LanguageModel,
   seededShuffle,
@@ -348,7 +349,7 @@ export const evaluate = (options: EvalOptions) =>
                 })
                 .pipe(Effect.either)
               if (c._tag === "Left") {
-                const error = `${c.left._tag}: ${c.left.message}`
+                const error = describeLlmError(c.left)
                 firstError ??= error
                 progressed()
                 generations.write(JSON.stringify({ bench: name, id: item.id, sample, error }) + "\n")

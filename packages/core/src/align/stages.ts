@@ -5,7 +5,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { CacheMode } from "../llm/LanguageModel.js"
 import { LanguageModel } from "../llm/LanguageModel.js"
-import { type LlmError, repeatsForRequest } from "../llm/errors.js"
+import { describeLlmError, type LlmError, repeatsForRequest } from "../llm/errors.js"
 import { ChatRequest, type Completion } from "../llm/schema.js"
 import type { PipelineConfig } from "../recipe/config.js"
 import type { RunEvent } from "../recipe/events.js"
@@ -77,7 +77,7 @@ const failedItem = (
     fate: "failed",
     reason: {
       code: repeatsForRequest(error) ? "request-refused" : `${role}-error`,
-      detail: `${role}: ${error._tag}: ${error.message}`
+      detail: `${role}: ${describeLlmError(error)}`
     },
     rounds,
     updatedAt

@@ -107,6 +107,12 @@ describe("teacher sampling (scripted loopback teacher)", () => {
     // A failure that may pass (a 503 after the retries) fails the sample; the next run asks again.
     const byReason = first.items.filter((i) => i.fate === "failed").map((i) => i.reason?.code)
     expect(byReason.sort()).toEqual(["teacher-error", "teacher-error"])
+    // The reason names the endpoint that failed, for a run with several.
+    const details = first.items.filter((i) => i.fate === "failed").map((i) => i.reason?.detail)
+    expect(details).toEqual([
+      expect.stringMatching(new RegExp(`^ServerError from ${server.baseUrl.replace(/[.]/g, "\\.")}: `)),
+      expect.stringMatching(/^ServerError from /)
+    ])
     expect(first.status).toMatchObject({ failed: 2, failReasons: { "teacher-error": 2 } })
     const kept = first.items.filter((i) => i.fate === "pending")
     expect(kept).toHaveLength(4)

@@ -5,7 +5,7 @@ import * as Stream from "effect/Stream"
 import { type Completion, ChatRequest } from "../llm/schema.js"
 import type { CacheMode } from "../llm/LanguageModel.js"
 import { LanguageModel } from "../llm/LanguageModel.js"
-import { type LlmError, repeatsForRequest } from "../llm/errors.js"
+import { describeLlmError, type LlmError, repeatsForRequest } from "../llm/errors.js"
 import { type PipelineConfig, roleMaxOutputTokens } from "../recipe/config.js"
 import type { RunEvent } from "../recipe/events.js"
 import { problemPrompt, TEACHER_PROMPT_VERSION } from "../recipe/prompts.js"
@@ -160,7 +160,7 @@ export const sampleTeacher = (
               fate: "failed",
               reason: {
                 code: repeatsForRequest(error) ? "request-refused" : "teacher-error",
-                detail: `${error._tag}: ${error.message}`
+                detail: describeLlmError(error)
               },
               rounds:
                 last === undefined
@@ -193,7 +193,7 @@ export const sampleTeacher = (
             itemId: id,
             problemId: problem.id,
             outcome: "failed",
-            reason: `${error._tag}: ${error.message}`
+            reason: describeLlmError(error)
           })
           return
         }

@@ -112,3 +112,6 @@ export const redactSecrets = (text: string, secrets: ReadonlyArray<string>): str
   for (const s of secrets) if (s.length >= 4) out = out.split(s).join("[redacted]")
   return out
 }
+
+/** A model error for people and records: its kind, the endpoint (redacted) and what went wrong. */
+export const describeLlmError = (error: LlmError): string => `${error._tag} from ${error.endpoint}: ${error.message}`
