@@ -160,7 +160,7 @@ describe("fastcot run with a spending budget (scripted loopback teacher)", () =>
     expect(results.benchmarks[0]!.summary.samples).toBe(sent)
     expect(results.benchmarks[0]!.failed).toMatchObject({
       samples: 30 - sent,
-      firstError: expect.stringContaining("BudgetExhausted: not sent: the spending budget cannot pay for it")
+      firstError: expect.stringContaining("BudgetExhausted from model: not sent: the spending budget cannot pay for it")
     })
     const again = await run(args("100000"))
     expect(again.status, again.stderr).toBe(0)

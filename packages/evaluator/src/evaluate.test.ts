@@ -504,7 +504,10 @@ describe("a full evaluation against a scripted model on loopback", () => {
           sha256: "0",
           summary,
           groups: {},
-          failed: { samples: 2, firstError: "ConnectionError: connection failed: ECONNREFUSED" }
+          failed: {
+            samples: 2,
+            firstError: "ConnectionError from http://127.0.0.1:9/v1: connection failed: ECONNREFUSED"
+          }
         }
       ]
     }
