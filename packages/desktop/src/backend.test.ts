@@ -78,9 +78,16 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
     )
     const imported = (await backend.handle("import.content", {
       name: "p.jsonl",
-      content: [...rows, "{broken", JSON.stringify({ answer: "1" })].join("\n")
+      content: [
+        ...rows,
+        "{broken",
+        JSON.stringify({ answer: "1" }),
+        // Left out by the run's filter before any call: a duplicate question, and one without an answer.
+        JSON.stringify({ question: "What is 1 + 1?", answer: "2.0" }),
+        JSON.stringify({ question: "Name a prime number." })
+      ].join("\n")
     })) as { problemsAdded: number; rejected: number; rejects: Array<{ line: number; reason: string }> }
-    expect(imported.problemsAdded).toBe(30)
+    expect(imported.problemsAdded).toBe(32)
     expect(imported.rejects.map((r) => r.line)).toEqual([31, 32])
 
     const pushes: Array<BackendPush> = []
@@ -138,6 +145,10 @@ describe("the desktop backend (the channels Electron's IPC and fastcot ui serve)
       timeline: Array<unknown>
     }
     expect(view.state).toBe("done")
+    expect(((await backend.handle("workspace.status", {})) as { leftOut: unknown }).leftOut).toEqual({
+      duplicate: 1,
+      "no-reference": 1
+    })
     expect(view.verdicts.easy).toBeGreaterThan(0)
     expect(view.kept["easy-to-medium"]).toBeGreaterThan(0)
     expect(pushes.some((p) => p._tag === "event" && p.event._tag === "verdict")).toBe(true)

@@ -263,6 +263,7 @@ export class Backend {
       reviewed: s.reviews.reviewed,
       keptAs: s.keptAs,
       dropReasons: s.dropReasons,
+      leftOut: s.flags,
       tokens: { tokenizer: s.tokens.tokenizer, histogram: s.tokens.histogram, ratio: s.tokens.ratio },
       calls: s.llm.calls,
       costUsd: s.llm.costUsd,

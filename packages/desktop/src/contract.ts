@@ -29,6 +29,8 @@ export const StatusView = Schema.Struct({
   reviewed: Schema.Number,
   keptAs: Schema.Record({ key: Schema.String, value: Schema.Number }),
   dropReasons: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  /** Problems the pipeline's filter left out, by flag (duplicate, near-duplicate, contaminated, no-reference). */
+  leftOut: Schema.Record({ key: Schema.String, value: Schema.Number }),
   tokens: Schema.Struct({
     tokenizer: Schema.NullOr(Schema.String),
     histogram: Schema.Array(

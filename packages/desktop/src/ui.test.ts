@@ -199,13 +199,15 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
         ...Array.from({ length: 24 }, (_, i) =>
           JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })
         ),
-        "{not json"
+        "{not json",
+        // No answer: the run's filter leaves it out before any call, and the header says so.
+        JSON.stringify({ question: "Name a prime number." })
       ].join("\n")
     )
     await page.getByLabel(/Import problems or traces/).setInputFiles(file)
-    await poll(() => page.textContent(".report")).toContain("24 new problems")
+    await poll(() => page.textContent(".report")).toContain("25 new problems")
     expect(await page.textContent("[aria-label='Rejected rows']")).toContain("line 25")
-    await poll(() => page.textContent(".where")).toContain("24 problems")
+    await poll(() => page.textContent(".where")).toContain("25 problems")
     expect(await page.textContent(".where")).not.toContain("at work")
 
     await page.getByRole("tab", { name: "Run" }).click()
@@ -230,6 +232,7 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await shot("2-running")
     await poll(() => page.textContent("[data-testid=run-state]"), { timeout: 60_000 }).toBe("done")
     await poll(() => page.textContent(".where")).toContain("24 kept")
+    expect(await page.textContent(".where")).toContain("25 problems (1 left out by the filter: 1 no-reference)")
     // Charts people read: axis labels, legends, and a text alternative with the figures.
     const charts = page.locator("figure.chart")
     await poll(() => charts.filter({ hasText: "by the judge's first verdict" }).textContent()).toMatch(

@@ -10,6 +10,16 @@ import { RunPanel } from "./RunPanel.js"
 import { WorkspacePanel } from "./WorkspacePanel.js"
 
 const TABS = ["Workspace", "Run", "Items", "Review", "Export", "Evaluation"] as const
+
+/** " (2 left out by the filter: 1 duplicate, 1 no-reference)", or nothing when it left none out. */
+const leftOutText = (leftOut: StatusView["leftOut"]): string => {
+  const total = Object.values(leftOut).reduce((a, b) => a + b, 0)
+  return total === 0
+    ? ""
+    : ` (${total} left out by the filter: ${Object.entries(leftOut)
+        .map(([flag, n]) => `${n} ${flag}`)
+        .join(", ")})`
+}
 type Tab = (typeof TABS)[number]
 
 export const App = (): ReactElement => {
@@ -54,7 +64,7 @@ export const App = (): ReactElement => {
         <p className="where" aria-live="polite">
           {status === undefined
             ? "no workspace open"
-            : `${status.workspace}: ${status.problems} problems, ${status.items} items, ${status.kept} kept (${status.reviewed} reviewed), ${status.dropped} dropped, ${status.pending} pending${status.running !== null ? ` · at work: ${status.running.what} (pid ${status.running.pid}, since ${status.running.startedAt})` : ""}`}
+            : `${status.workspace}: ${status.problems} problems${leftOutText(status.leftOut)}, ${status.items} items, ${status.kept} kept (${status.reviewed} reviewed), ${status.dropped} dropped, ${status.pending} pending${status.running !== null ? ` · at work: ${status.running.what} (pid ${status.running.pid}, since ${status.running.startedAt})` : ""}`}
         </p>
         {status !== undefined ? (
           // This app's own run, on every page.
