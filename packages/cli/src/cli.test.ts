@@ -1010,6 +1010,19 @@ describe("fastcot command line", () => {
     }
   })
 
+  it("export warns when the validation split leaves the training split empty", async () => {
+    const problems = sumProblems(1)
+    const { store, close } = openSqliteStore(join(cwd, "one", "fastcot.db"))
+    await Effect.runPromise(store.commitImportBatch(finishedImport(problems, keptSumItems(problems))))
+    close()
+    const all = await fastcot("export", "--val-fraction", "0.99", "--out", "one-out/", "--workspace", "one")
+    expect(all.code, all.err).toBe(0)
+    expect(all.out).toContain("exported 1 kept items (0 train, 1 validation)")
+    expect(all.err).toContain("warn: the validation split took all 1 kept items and left the training split empty")
+    const none = await fastcot("export", "--out", "one-out/", "--workspace", "one")
+    expect(none.err).not.toContain("training split empty")
+  })
+
   it("review accepts, rejects with a reason and edits kept items; status, inspect and export show each decision", async () => {
     // A workspace with five kept items ("What is i + i?", answer 2i), written through the store.
     const ws = join(cwd, "ws")

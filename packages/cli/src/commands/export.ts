@@ -123,6 +123,11 @@ export const exportCommand = Command.make(
             "LLaMA-Factory would cut their answers off and ms-swift drop them. Raise --cutoff-len, or leave it out to fit them all."
           : undefined
       if (overWarning !== undefined) yield* stderr(overWarning)
+      // The split is a hash of each item's id: on few items a large fraction may take them all.
+      if (report.counts.train === 0 && report.counts.validation > 0)
+        yield* stderr(
+          `warn: the validation split took all ${report.counts.validation} kept items and left the training split empty (--val-fraction ${args.valFraction}); a trainer given it has nothing to learn from. Lower --val-fraction, or export more items.`
+        )
       const trainerLoss =
         report.trainerTemplate !== undefined && report.trainerTemplate.lossy > 0 ? report.trainerTemplate : undefined
       const lossy =
