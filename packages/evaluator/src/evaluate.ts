@@ -306,8 +306,8 @@ export const evaluate = (options: EvalOptions) =>
           (_, sample) => ({ item, sample })
         )
       )
-      const withoutOutput =
-        predictions === undefined ? 0 : items.filter((item) => predictions.get(name, item.id) === undefined).length
+      // Questions the saved outputs do not answer: those with no sample to grade.
+      const withoutOutput = predictions === undefined ? 0 : items.length - new Set(work.map((w) => w.item)).size
       // Saved outputs are graded on the benchmarks they answer; one they answer nothing of is left out.
       if (predictions !== undefined && work.length === 0) {
         unanswered.push(
