@@ -34,6 +34,12 @@ interface TryResult {
   readonly state: EndpointState
 }
 
+/** A call's claim on a shared store: the cache's answer, read, or whether its lease is this worker's. */
+interface CallClaimed {
+  readonly hit: Option.Option<Effect.Effect<Completion, LlmError>>
+  readonly taken: boolean
+}
+
 export interface LanguageModelShape {
   readonly roles: ReadonlyArray<string>
   /** The model name a role's requests go to (its first endpoint's), for records and cache keys. */
@@ -418,15 +424,18 @@ export const makeLanguageModel = (
       const claimCall = store
         .claimCall(key, lease)
         .pipe(Effect.orElseSucceed((): CallClaim => ({ cached: Option.none(), taken: true })))
-      // An entry that cannot be read is no answer: the call is claimed as on a miss.
-      const claimed = Effect.flatMap(claimCall, (claim) =>
-        Option.isSome(claim.cached) && Option.isNone(decodeCached(claim.cached.value.value))
-          ? Effect.map(store.claim([lease]).pipe(Effect.orElseSucceed(() => new Set([lease]))), (taken): CallClaim => ({
-              cached: Option.none(),
+      // The cache's answer read once; an entry that cannot be read is no answer: the call is
+      // claimed as on a miss.
+      const claimed = Effect.flatMap(claimCall, (claim): Effect.Effect<CallClaimed> => {
+        if (Option.isNone(claim.cached)) return Effect.succeed({ hit: Option.none(), taken: claim.taken })
+        const hit = answerOf(list, claim.cached.value)
+        return Option.isSome(hit)
+          ? Effect.succeed({ hit, taken: claim.taken })
+          : Effect.map(store.claim([lease]).pipe(Effect.orElseSucceed(() => new Set([lease]))), (taken) => ({
+              hit,
               taken: taken.has(lease)
             }))
-          : Effect.succeed(claim)
-      )
+      })
       // One claim: the answer (from the cache or the call) when there is one or the lease was
       // ours, none when another worker holds it. The lease is given up however the call ends,
       // even if its caller is interrupted the moment the claim comes back (it is acquired
@@ -434,8 +443,7 @@ export const makeLanguageModel = (
       const claimOnce: Effect.Effect<Option.Option<Completion>, LlmError> = Effect.acquireUseRelease(
         claimed,
         (first) => {
-          const hit = Option.flatMap(first.cached, (entry) => answerOf(list, entry))
-          if (Option.isSome(hit)) return Effect.asSome(hit.value)
+          if (Option.isSome(first.hit)) return Effect.asSome(first.hit.value)
           if (!first.taken) return Effect.succeedNone
           // The claim's look may have missed an answer saved by the lease's last holder just
           // before it: look again, now that the lease is ours, before paying.
