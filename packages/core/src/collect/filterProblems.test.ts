@@ -51,6 +51,7 @@ describe("dedup and decontamination", () => {
     const { report, status, kept } = await run()
     expect(report).toMatchObject({
       problems: 6,
+      flagged: 3,
       duplicates: 1,
       nearDuplicates: 1,
       contaminated: 1,
@@ -89,7 +90,7 @@ describe("dedup and decontamination", () => {
         return { report, kept: yield* (yield* RunStore).listProblems({ unflagged: true }) }
       })
     )
-    expect(report).toMatchObject({ problems: 5, duplicates: 0, noReference: 3 })
+    expect(report).toMatchObject({ problems: 5, flagged: 3, duplicates: 0, noReference: 3 })
     expect(
       report.examples
         .filter((e) => e.flag === "no-reference")

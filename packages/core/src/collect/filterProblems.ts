@@ -19,6 +19,8 @@ export interface FilterSettings {
 
 export interface FilterReport {
   readonly problems: number
+  /** Problems left out, whatever their flag: the sum of the counts below. */
+  readonly flagged: number
   readonly duplicates: number
   readonly nearDuplicates: number
   readonly contaminated: number
@@ -198,6 +200,7 @@ export const filterProblems = (
     const by = (f: ProblemFlag["flag"]) => flags.filter((x) => x.flag === f)
     return {
       problems: count,
+      flagged: flags.length,
       duplicates: by("duplicate").length,
       nearDuplicates: by("near-duplicate").length,
       contaminated: by("contaminated").length,

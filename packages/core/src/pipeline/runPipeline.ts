@@ -89,14 +89,13 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
     const filter = wanted.has("filter") ? yield* filterProblems(config.stages.filter) : undefined
     if (filter !== undefined) {
       const filterMs = (yield* Clock.currentTimeMillis) - filterStarted
-      const flagged = filter.duplicates + filter.nearDuplicates + filter.contaminated + filter.noReference
       emit({
         _tag: "progress",
         stage: "filter",
         total: filter.problems,
-        done: filter.problems - flagged,
+        done: filter.problems - filter.flagged,
         failed: 0,
-        skipped: flagged,
+        skipped: filter.flagged,
         cached: 0,
         promptTokens: 0,
         completionTokens: 0,
@@ -106,9 +105,9 @@ export const runPipeline = (config: PipelineConfig, options: PipelineOptions = {
       emit({
         _tag: "stage-done",
         stage: "filter",
-        done: filter.problems - flagged,
+        done: filter.problems - filter.flagged,
         failed: 0,
-        skipped: flagged,
+        skipped: filter.flagged,
         elapsedMs: filterMs
       })
     }
