@@ -268,13 +268,8 @@ export { LocalEngines } from "./onnx/localEngines.js"
 export { type LocalServer, type ServeOptions, serveLocalModel } from "./onnx/serve.js"
 export { inspectModel, type ModelReport, type VariantReport } from "./onnx/inspect.js"
 export { benchModel, type ModelBenchOptions, ModelBenchRow } from "./onnx/modelBench.js"
-export {
-  type CheckpointConfig,
-  convertCheckpoint,
-  type ConvertedModel,
-  type ConvertOptions,
-  readCheckpointConfig
-} from "./onnx/convertCheckpoint.js"
+export { type CheckpointConfig, readCheckpointConfig } from "./onnx/checkpointConfig.js"
+export { convertCheckpoint, type ConvertedModel, type ConvertOptions } from "./onnx/convertCheckpoint.js"
 export { CheckpointError } from "./onnx/safetensors.js"
 export * as Onnx from "./onnx/index.js"
 

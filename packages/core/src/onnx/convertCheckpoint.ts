@@ -12,6 +12,7 @@ import {
 } from "./qwen2Builder.js"
 import { type ChecksumThread, startChecksumThread } from "./checksumThread.js"
 import { isFusedVariant, writeFusedQwen2Variant } from "./qwen2Fused.js"
+import { type CheckpointConfig, readCheckpointConfig } from "./checkpointConfig.js"
 import { CheckpointError, openCheckpointTensors, readTensorFloat32, type TensorEntry } from "./safetensors.js"
 
 /**
@@ -23,60 +24,8 @@ import { CheckpointError, openCheckpointTensors, readTensorFloat32, type TensorE
  * 17); weights are read one tensor at a time from single or sharded safetensors in BF16, F16 or F32.
  */
 
-/** What a checkpoint's config.json says of its model, as the converter needs it. */
-export interface CheckpointConfig {
-  readonly shape: Qwen2Shape
-  readonly tiedEmbeddings: boolean
-}
-
 const fail = (message: string): never => {
   throw new CheckpointError({ message })
-}
-
-/** Reads `config.json`: a Qwen2ForCausalLM with what the graph needs, or an error saying what is missing. */
-export const readCheckpointConfig = (dir: string): CheckpointConfig => {
-  const file = path.join(dir, "config.json")
-  if (!fs.existsSync(file)) fail(`${file}: missing (a Hugging Face checkpoint folder has one)`)
-  let c: Record<string, unknown>
-  try {
-    c = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>
-  } catch (e) {
-    return fail(`${file}: not JSON: ${(e as Error).message}`)
-  }
-  const architectures = Array.isArray(c["architectures"]) ? (c["architectures"] as Array<unknown>) : []
-  if (!architectures.includes("Qwen2ForCausalLM"))
-    fail(
-      `${file}: architectures ${JSON.stringify(architectures)}: fastcot converts Qwen2ForCausalLM (Qwen2, Qwen2.5, Qwen2.5-Math, DistilQwen) only`
-    )
-  const int = (key: string): number => {
-    const v = c[key]
-    if (typeof v !== "number" || !Number.isInteger(v) || v <= 0)
-      return fail(`${file}: ${key} is missing or not a positive integer`)
-    return v
-  }
-  if (c["use_sliding_window"] === true)
-    fail(
-      `${file}: use_sliding_window is true: sliding-window attention is not converted (Qwen2.5 checkpoints leave it off)`
-    )
-  if (c["hidden_act"] !== undefined && c["hidden_act"] !== "silu")
-    fail(`${file}: hidden_act ${JSON.stringify(c["hidden_act"])}: only silu is converted`)
-  if (c["rope_scaling"] !== undefined && c["rope_scaling"] !== null)
-    fail(`${file}: rope_scaling ${JSON.stringify(c["rope_scaling"])}: scaled rotary embeddings are not converted yet`)
-  const shape: Qwen2Shape = {
-    hiddenSize: int("hidden_size"),
-    numLayers: int("num_hidden_layers"),
-    numHeads: int("num_attention_heads"),
-    numKvHeads: typeof c["num_key_value_heads"] === "number" ? int("num_key_value_heads") : int("num_attention_heads"),
-    intermediateSize: int("intermediate_size"),
-    vocabSize: int("vocab_size"),
-    ropeTheta: typeof c["rope_theta"] === "number" ? c["rope_theta"] : 10_000,
-    rmsNormEps: typeof c["rms_norm_eps"] === "number" ? c["rms_norm_eps"] : 1e-6,
-    maxPositionEmbeddings: typeof c["max_position_embeddings"] === "number" ? c["max_position_embeddings"] : 32768
-  }
-  if (shape.hiddenSize % shape.numHeads !== 0) fail(`${file}: hidden_size is not a multiple of num_attention_heads`)
-  if (shape.numHeads % shape.numKvHeads !== 0)
-    fail(`${file}: num_attention_heads is not a multiple of num_key_value_heads`)
-  return { shape, tiedEmbeddings: c["tie_word_embeddings"] === true }
 }
 
 /** The checkpoint's weights, as the graph takes them; a missing or misshapen tensor names itself. */

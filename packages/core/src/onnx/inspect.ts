@@ -160,7 +160,7 @@ export const inspectModel = (
       kvHeads: folder.numKvHeads,
       headDim: folder.headDim,
       vocabSize: c.vocab_size,
-      torchDtype: c.torch_dtype ?? null,
+      torchDtype: c.torch_dtype ?? c.dtype ?? null,
       chatTemplate: folder.chatTemplate !== undefined,
       eosTokenIds: eos === undefined || eos === null ? [] : typeof eos === "number" ? [eos] : [...eos],
       variants,

@@ -27,6 +27,8 @@ export const ModelConfig = Schema.Struct({
   max_position_embeddings: Schema.optional(Schema.Int.pipe(Schema.positive())),
   tie_word_embeddings: Schema.optional(Schema.Boolean),
   torch_dtype: Schema.optional(Schema.NullOr(Schema.String)),
+  /** transformers 5's name for `torch_dtype`. */
+  dtype: Schema.optional(Schema.NullOr(Schema.String)),
   eos_token_id: Schema.optional(Schema.NullOr(Schema.Union(Schema.Int, Schema.Array(Schema.Int))))
 })
 export type ModelConfig = typeof ModelConfig.Type

@@ -136,6 +136,13 @@ export const openCheckpointTensors = (dir: string): Map<string, TensorEntry> => 
     for (const entry of readSafetensorsHeader(single)) tensors.set(entry.name, entry)
     return tensors
   }
+  const pickled = ["pytorch_model.bin.index.json", "pytorch_model.bin"].find((f) => fs.existsSync(path.join(dir, f)))
+  if (pickled !== undefined)
+    throw new CheckpointError({
+      message:
+        `${path.join(dir, pickled)}: the weights are PyTorch pickles, which fastcot does not read (loading a pickle can run code): ` +
+        `save the model as safetensors (save_safetensors: true, the trainers' default; or model.save_pretrained(DIR, safe_serialization=True)) and convert that`
+    })
   throw new CheckpointError({ message: `${dir}: no model.safetensors nor model.safetensors.index.json` })
 }
 
