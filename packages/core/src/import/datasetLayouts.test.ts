@@ -139,6 +139,123 @@ describe("importing the long-CoT datasets people start from, as they are publish
     })
   })
 
+  it("OpenMathReasoning and OpenMathInstruct-2: one trace a row, rows of one problem together, GenSelect rows refused", async () => {
+    const problem = "Find all real $x$ with $x^2 = 4x - 4$."
+    const row = (over: Record<string, unknown>) => ({
+      expected_answer: "2",
+      problem_type: "has_answer_extracted",
+      problem_source: "aops_c4_high_school_math",
+      generation_model: "DeepSeek-R1",
+      pass_rate_72b_tir: "0.96875",
+      problem,
+      generated_solution: "<think>\nSo $(x-2)^2 = 0$.\n</think>\nThe only root is $\\boxed{2}$.",
+      inference_mode: "cot",
+      ...over
+    })
+    const { report, problems, items } = await importRows("omr.jsonl", [
+      row({}),
+      row({
+        generation_model: "QwQ-32B",
+        generated_solution: "<think>\nCompleting the square gives $x = 2$.\n</think>\n$\\boxed{2}$"
+      }),
+      row({
+        inference_mode: "tir",
+        generated_solution:
+          "<think>\nLet me check with code.\n```python\nprint(2**2 - 4*2 + 4)\n```\n```output\n0\n```\n</think>\n$\\boxed{2}$"
+      }),
+      row({
+        problem: "How many subsets of a 3-set are there?",
+        expected_answer: "8",
+        problem_type: "no_answer_extracted",
+        generated_solution: "<think>\n2^3.\n</think>\n$\\boxed{8}$"
+      }),
+      row({ inference_mode: "genselect", generated_solution: "Comparing the candidates, Judgment: 1" }),
+      // OpenMathInstruct-2: no reasoning tags, no model or mode.
+      {
+        problem: "What is $3 \\cdot 7$?",
+        generated_solution: "Multiplying, $3 \\cdot 7 = \\boxed{21}$.",
+        expected_answer: "21",
+        problem_source: "augmented_math"
+      }
+    ])
+    expect(report).toMatchObject({ layout: "openmath", rows: 6, problemsAdded: 3, itemsAdded: 5, rejected: 1 })
+    expect(report.rejects[0]).toMatchObject({ line: 5 })
+    expect(report.rejects[0]!.reason).toMatch(/GenSelect row .*import the cot split \(--split cot\)/)
+    const quadratic = byQuestion(problems, "x^2 = 4x")
+    expect(quadratic).toMatchObject({
+      domain: "math",
+      answer: "2",
+      metadata: { problem_type: "has_answer_extracted", problem_source: "aops_c4_high_school_math" }
+    })
+    expect(quadratic.metadata).not.toHaveProperty("generation_model")
+    const traces = tracesOf(items, quadratic).map((i) => ({
+      model: i.trace!.model,
+      reasoning: i.trace!.reasoning,
+      final: i.trace!.finalAnswer,
+      metadata: i.metadata
+    }))
+    expect(traces).toContainEqual({
+      model: "DeepSeek-R1",
+      reasoning: "So $(x-2)^2 = 0$.",
+      final: "The only root is $\\boxed{2}$.",
+      metadata: { inference_mode: "cot" }
+    })
+    expect(traces.map((t) => t.model).sort()).toEqual(["DeepSeek-R1", "DeepSeek-R1", "QwQ-32B"])
+    expect(traces.find((t) => t.metadata?.["inference_mode"] === "tir")?.reasoning).toContain("```output")
+    expect(byQuestion(problems, "subsets")).toMatchObject({
+      answer: "8",
+      metadata: { problem_type: "no_answer_extracted" }
+    })
+    const instruct = byQuestion(problems, "3 \\cdot 7")
+    expect(instruct).toMatchObject({ answer: "21", metadata: { problem_source: "augmented_math" } })
+    expect(tracesOf(items, instruct).map((i) => [i.trace!.reasoning, i.trace!.finalAnswer])).toEqual([
+      ["Multiplying, $3 \\cdot 7 = \\boxed{21}$.", "21"]
+    ])
+  })
+
+  it("DeepMath-103K: the curated final answer, and each of the three DeepSeek-R1 solutions a trace", async () => {
+    const { report, problems, items } = await importRows("deepmath.jsonl", [
+      {
+        question: "Evaluate $\\lim_{n\\to\\infty} (1 + 1/n)^n$.",
+        final_answer: "e",
+        difficulty: 4.5,
+        topic: "Mathematics -> Calculus -> Differential Calculus -> Limits",
+        r1_solution_1: "Okay, this is the definition of e.\n</think>\n\nThe limit is $\\boxed{e}$.",
+        r1_solution_2: "<think>\nTake logs: n ln(1 + 1/n) -> 1.\n</think>\n$\\boxed{e}$",
+        r1_solution_3: "Hmm, binomial expansion, and the terms sum to e.\n</think>\n\n**Final Answer**\n\\boxed{e}"
+      }
+    ])
+    expect(report).toMatchObject({ layout: "deepmath", problemsAdded: 1, itemsAdded: 3 })
+    expect(problems[0]).toMatchObject({
+      domain: "math",
+      answer: "e",
+      metadata: { difficulty: 4.5, topic: "Mathematics -> Calculus -> Differential Calculus -> Limits" }
+    })
+    const traces = items
+      .map((i) => ({
+        n: i.metadata?.["solution"],
+        model: i.trace!.model,
+        reasoning: i.trace!.reasoning,
+        final: i.trace!.finalAnswer
+      }))
+      .sort((a, b) => Number(a.n) - Number(b.n))
+    expect(traces).toEqual([
+      {
+        n: 1,
+        model: "DeepSeek-R1",
+        reasoning: "Okay, this is the definition of e.",
+        final: "The limit is $\\boxed{e}$."
+      },
+      { n: 2, model: "DeepSeek-R1", reasoning: "Take logs: n ln(1 + 1/n) -> 1.", final: "$\\boxed{e}$" },
+      {
+        n: 3,
+        model: "DeepSeek-R1",
+        reasoning: "Hmm, binomial expansion, and the terms sum to e.",
+        final: "**Final Answer**\n\\boxed{e}"
+      }
+    ])
+  })
+
   it("NuminaMath (CoT and 1.5): the boxed answer from the solution, or the answer column", async () => {
     const { report, problems, items } = await importRows("numina.jsonl", [
       {
@@ -317,6 +434,8 @@ describe("importing the long-CoT datasets people start from, as they are publish
     expect(fits({ problem: "q", generations: [], answer: "1" })).toBe("openr1-math")
     expect(fits({ problem: "q", solution: "s", source: "x" })).toBe("numinamath")
     expect(fits({ question: "q", answer: "a" })).toBe("generic")
+    expect(fits({ problem: "q", generated_solution: "s", expected_answer: "1" })).toBe("openmath")
+    expect(fits({ question: "q", final_answer: "1", r1_solution_1: "s" })).toBe("deepmath")
     expect(fits({ problem: "q", deepseek_reasoning: "r", deepseek_solution: "s" })).toBe("openthoughts-metadata")
     // A row with both OpenR1's generations and s1K's trajectories fits two layouts equally.
     const both = detectLayout({ problem: "q", question: "q", generations: [], thinking_trajectories: [] })

@@ -27,6 +27,8 @@ export const LAYOUT_NAMES = [
   "openthoughts",
   "openthoughts-metadata",
   "openr1-math",
+  "openmath",
+  "deepmath",
   "numinamath",
   "s1k",
   "reasoning-content",
@@ -204,6 +206,71 @@ const openR1Math: DatasetLayout = {
           "finish_reasons"
         ].includes(k)
       ),
+      traces
+    }
+  }
+}
+
+/**
+ * NVIDIA's NeMo-Skills datasets: OpenMathReasoning (DeepSeek-R1's and QwQ-32B's long traces, one a
+ * row, many rows a problem), OpenMathInstruct-2 and -1. `expected_answer` is the reference (for
+ * OpenMathReasoning's `no_answer_extracted` problems, the traces' majority answer: `problem_type`
+ * stays on the problem). GenSelect rows are refused: their solution compares candidates.
+ */
+const openMath: DatasetLayout = {
+  name: "openmath",
+  datasets: "nvidia/OpenMathReasoning (cot and tir splits), nvidia/OpenMathInstruct-2, nvidia/OpenMathInstruct-1",
+  fields: {
+    question: "problem (OpenMathInstruct-1: question)",
+    answer: "expected_answer",
+    trace: "generated_solution (<think> and solution split), by generation_model",
+    "trace metadata": "inference_mode, is_correct, predicted_answer"
+  },
+  specificity: 4,
+  detect: (row) => has(row, "generated_solution", "expected_answer") && (has(row, "problem") || has(row, "question")),
+  read: (row) => {
+    const mode = text(row, "inference_mode")
+    if (mode === "genselect")
+      return rowError(
+        "a GenSelect row (inference_mode genselect): its generated_solution compares candidate solutions rather than solving the problem; import the cot split (--split cot)"
+      )
+    const metadata: Record<string, unknown> = {}
+    for (const key of ["inference_mode", "is_correct", "predicted_answer"])
+      if (row[key] !== undefined && row[key] !== null) metadata[key] = row[key]
+    const perTrace = ["generated_solution", "generation_model", "inference_mode", "is_correct", "predicted_answer"]
+    return {
+      question: has(row, "problem") ? required(row, "problem") : required(row, "question"),
+      answer: realAnswer(text(row, "expected_answer", true)),
+      domain: "math",
+      metadata: smallFields(row, (k) => ["problem", "question", "expected_answer", ...perTrace].includes(k)),
+      traces: [{ reply: required(row, "generated_solution"), model: text(row, "generation_model"), metadata }]
+    }
+  }
+}
+
+/** DeepMath-103K: a question, its curated final answer, and three DeepSeek-R1 solutions. */
+const deepMath: DatasetLayout = {
+  name: "deepmath",
+  datasets: "zwhe99/DeepMath-103K",
+  fields: {
+    question: "question",
+    answer: "final_answer",
+    trace: "r1_solution_1, r1_solution_2, r1_solution_3 (one trace each; reasoning and solution split at </think>)"
+  },
+  specificity: 4,
+  detect: (row) => has(row, "question", "final_answer", "r1_solution_1"),
+  read: (row) => {
+    const traces: Array<TraceContent> = []
+    for (const n of [1, 2, 3]) {
+      const reply = text(row, `r1_solution_${n}`)
+      if (reply !== undefined && reply.trim() !== "")
+        traces.push({ reply, model: "DeepSeek-R1", metadata: { solution: n } })
+    }
+    return {
+      question: required(row, "question"),
+      answer: realAnswer(text(row, "final_answer", true)),
+      domain: "math",
+      metadata: smallFields(row, (k) => k === "question" || k === "final_answer" || k.startsWith("r1_solution_")),
       traces
     }
   }
@@ -442,6 +509,8 @@ export const DATASET_LAYOUTS: ReadonlyArray<DatasetLayout> = [
   openThoughts,
   openThoughtsMetadata,
   openR1Math,
+  openMath,
+  deepMath,
   numinaMath,
   s1k,
   reasoningContent,
