@@ -7,6 +7,7 @@ import { buildQwen2Checkpoint } from "./checkpointBuilder.js"
 import { readCheckpointConfig } from "./checkpointConfig.js"
 import { convertCheckpoint } from "./convertCheckpoint.js"
 import { inspectModel } from "./inspect.js"
+import { pickVariant, readModelFolder } from "./modelFolder.js"
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fastcot-ckpt-config-"))
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }))
@@ -138,5 +139,18 @@ describe("a checkpoint's config.json, as transformers 4 and 5 save it", () => {
     expect(() => convertCheckpoint({ source: pickled, out: path.join(tmp, "pickled-onnx") })).toThrow(
       /pickled\/pytorch_model\.bin: the weights are PyTorch pickles, which fastcot does not read .*save the model as safetensors/
     )
+  })
+
+  it("a checkpoint given where a model folder is expected says to convert it first", async () => {
+    const dir = checkpoint("unconverted")
+    const folder = await Effect.runPromise(readModelFolder(dir))
+    expect(folder.missing[0]).toBe(
+      `onnx/model.onnx (a Hugging Face checkpoint: \`fastcot models convert ${dir} OUT\` writes a model folder from it)`
+    )
+    expect(pickVariant(folder)).toMatchObject({
+      left: expect.stringMatching(
+        /no ONNX weights .*; it is a Hugging Face checkpoint \(safetensors\): convert it first/
+      )
+    })
   })
 })

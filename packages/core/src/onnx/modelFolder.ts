@@ -167,7 +167,12 @@ export const readModelFolder = (p: string): Effect.Effect<ModelFolder, ModelFold
     if (Either.isLeft(tokenizerJson)) return fail(tokenizerJson.left, tokenizerFile)
     const tokenizerConfig = optionalJson("tokenizer_config.json")
     const variants = listVariants(dir)
-    if (variants.length === 0) missing.push("onnx/model.onnx")
+    if (variants.length === 0)
+      missing.push(
+        isCheckpointFolder(dir)
+          ? `onnx/model.onnx (a Hugging Face checkpoint: \`fastcot models convert ${dir} OUT\` writes a model folder from it)`
+          : "onnx/model.onnx"
+      )
     const chatTemplate = pickChatTemplate(chatTemplateFile(dir), tokenizerConfig["chat_template"])
     if (chatTemplate === undefined) missing.push("chat_template (tokenizer_config.json or chat_template.jinja)")
     const c = config.right
@@ -185,6 +190,10 @@ export const readModelFolder = (p: string): Effect.Effect<ModelFolder, ModelFold
     })
   })
 
+/** A folder of safetensors weights (a trainer's checkpoint), which `fastcot models convert` turns into a model folder. */
+export const isCheckpointFolder = (dir: string): boolean =>
+  fs.existsSync(path.join(dir, "model.safetensors")) || fs.existsSync(path.join(dir, "model.safetensors.index.json"))
+
 const chatTemplateFile = (dir: string): string | undefined => {
   const f = path.join(dir, "chat_template.jinja")
   return fs.existsSync(f) ? fs.readFileSync(f, "utf8") : undefined
@@ -193,7 +202,12 @@ const chatTemplateFile = (dir: string): string | undefined => {
 /** Picks a weight file by name (`fp32`, `q4`, `int8`, …) or the default (fp32 first). */
 export const pickVariant = (folder: ModelFolder, name?: string): Either.Either<ModelVariant, string> => {
   if (folder.variants.length === 0)
-    return Either.left(`${folder.dir}: no ONNX weights (expected onnx/model.onnx or onnx/model_<variant>.onnx)`)
+    return Either.left(
+      `${folder.dir}: no ONNX weights (expected onnx/model.onnx or onnx/model_<variant>.onnx)` +
+        (isCheckpointFolder(folder.dir)
+          ? `; it is a Hugging Face checkpoint (safetensors): convert it first, \`fastcot models convert ${folder.dir} OUT --variants q4\`, and use onnx:OUT`
+          : "")
+    )
   if (name === undefined) return Either.right(folder.variants[0]!)
   const wanted = name === "model" ? "fp32" : name.replace(/^model_/, "")
   const v = folder.variants.find((x) => x.name === wanted)
