@@ -14,6 +14,7 @@
 //
 //   node onnx.bench.mjs [--variants fp32,int8,q4[,fp16,q4f16]] [--prompt 128] [--new 32] [--threads N] [--reps 2]
 //                       [--contenders fast,converted,peer,floor,packed,unfused,exported]
+//   (`--contenders converted,floor`: the converted graph against the kernels alone, nothing else loaded)
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -505,8 +506,12 @@ if (childSpec === undefined) {
       const keep = new Set(args.contenders.split(","))
       for (let k = specs.length - 1; k >= 0; k--) if (!keep.has(specs[k].key)) specs.splice(k, 1)
     }
-    for (const needed of ["fast", "peer", "floor"])
-      if (!specs.some((x) => x.key === needed)) throw new Error(`--contenders must include ${needed}`)
+    // `--contenders converted,floor` times the converted graph against the kernels alone with no
+    // other runtime loaded beside them; every other report needs fastcot and transformers.js.
+    const only = (key) => specs.some((x) => x.key === key)
+    const convertedOnly = !only("fast") && !only("peer") && only("converted")
+    for (const needed of convertedOnly ? ["converted", "floor"] : ["fast", "peer", "floor"])
+      if (!only(needed)) throw new Error(`--contenders must include ${needed} (or be converted,floor)`)
     const runs = Object.fromEntries([...specs.map((s) => s.key), "copy"].map((k) => [k, []]))
     let served
     let servedConverted
@@ -531,7 +536,7 @@ if (childSpec === undefined) {
         const key = timed[(k + r) % timed.length]
         runs[key].push(key === "copy" ? { bandwidth: await copyBandwidth() } : await live[key].once())
       }
-      if (r === reps - 1) {
+      if (r === reps - 1 && !convertedOnly) {
         served = await live.fast.serving()
         if (live.converted !== undefined) servedConverted = await live.converted.serving()
       }
@@ -547,6 +552,15 @@ if (childSpec === undefined) {
       runs.unfused,
       runs.exported
     ]
+    if (convertedOnly) {
+      const ofKernels = c.map((x, i) => x.decode / fl[i].decode)
+      console.log(
+        `${v.padEnd(5)} converted by fastcot, with no other runtime loaded: decode ${median(c.map((x) => x.decode)).toFixed(2)} tok/s, ` +
+          `the kernels alone ${median(fl.map((x) => x.decode)).toFixed(1)} tok/s: ${(100 * median(ofKernels)).toFixed(0)}% of the kernels alone ` +
+          `(goal >= 85%; rounds ${ofKernels.map((x) => (100 * x).toFixed(0)).join(" ")})`
+      )
+      continue
+    }
     const fd = median(f.map((x) => x.decode))
     const td = median(t.map((x) => x.decode))
     const ft = median(f.map((x) => x.ttft))
