@@ -256,6 +256,63 @@ describe("importing the long-CoT datasets people start from, as they are publish
     ])
   })
 
+  it("the AM distilled sets: messages with info; the reference answer from info, <answer> tags removed", async () => {
+    const info = (extra: Record<string, unknown>) => ({
+      source: "OpenR1-Math",
+      reference_answer: "12",
+      test_case: null,
+      ...extra
+    })
+    const { report, problems, items } = await importRows("am.jsonl", [
+      {
+        messages: [
+          { role: "user", content: "How many edges does a cube have?", info: info({}) },
+          {
+            role: "assistant",
+            content:
+              "<think>\nA cube has 12 edges: 4 on top, 4 below, 4 upright.\n</think>\n<answer>\nThere are $\\boxed{12}$ edges.\n</answer>",
+            info: info({
+              think_content: "A cube has 12 edges: 4 on top, 4 below, 4 upright.",
+              answer_content: "There are $\\boxed{12}$ edges.",
+              verify_score: 1,
+              model_name: "DeepSeek-R1"
+            })
+          }
+        ]
+      },
+      {
+        // No think_content: the reply is split at </think>; no reference: the answer's box.
+        messages: [
+          { role: "user", content: "What is 6 * 7?", info: { source: "natural_reasoning" } },
+          {
+            role: "assistant",
+            content: "<think>\n6 * 7 = 42.\n</think> <answer>$\\boxed{42}$</answer>",
+            info: { source: "natural_reasoning" }
+          }
+        ]
+      }
+    ])
+    expect(report).toMatchObject({ layout: "am-distilled", problemsAdded: 2, itemsAdded: 2, rejected: 0 })
+    const cube = byQuestion(problems, "cube")
+    expect(cube).toMatchObject({ answer: "12" })
+    expect(cube.metadata).toEqual({ source: "OpenR1-Math" })
+    expect(
+      tracesOf(items, cube).map((i) => [i.trace!.reasoning, i.trace!.finalAnswer, i.trace!.model, i.metadata])
+    ).toEqual([
+      [
+        "A cube has 12 edges: 4 on top, 4 below, 4 upright.",
+        "There are $\\boxed{12}$ edges.",
+        "DeepSeek-R1",
+        { source: "OpenR1-Math", verify_score: 1 }
+      ]
+    ])
+    const product = byQuestion(problems, "6 * 7")
+    expect(product).toMatchObject({ answer: "42", metadata: { source: "natural_reasoning" } })
+    expect(tracesOf(items, product).map((i) => [i.trace!.reasoning, i.trace!.finalAnswer])).toEqual([
+      ["6 * 7 = 42.", "$\\boxed{42}$"]
+    ])
+  })
+
   it("NuminaMath (CoT and 1.5): the boxed answer from the solution, or the answer column", async () => {
     const { report, problems, items } = await importRows("numina.jsonl", [
       {
@@ -436,6 +493,8 @@ describe("importing the long-CoT datasets people start from, as they are publish
     expect(fits({ question: "q", answer: "a" })).toBe("generic")
     expect(fits({ problem: "q", generated_solution: "s", expected_answer: "1" })).toBe("openmath")
     expect(fits({ question: "q", final_answer: "1", r1_solution_1: "s" })).toBe("deepmath")
+    expect(fits({ messages: [{ role: "user", content: "q", info: {} }] })).toBe("am-distilled")
+    expect(fits({ messages: [{ role: "user", content: "q" }] })).toBe("generic")
     expect(fits({ problem: "q", deepseek_reasoning: "r", deepseek_solution: "s" })).toBe("openthoughts-metadata")
     // A row with both OpenR1's generations and s1K's trajectories fits two layouts equally.
     const both = detectLayout({ problem: "q", question: "q", generations: [], thinking_trajectories: [] })

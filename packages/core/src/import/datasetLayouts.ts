@@ -29,6 +29,7 @@ export const LAYOUT_NAMES = [
   "openr1-math",
   "openmath",
   "deepmath",
+  "am-distilled",
   "numinamath",
   "s1k",
   "reasoning-content",
@@ -276,6 +277,97 @@ const deepMath: DatasetLayout = {
   }
 }
 
+/** A chat turn of the AM datasets: role, content, and the `info` the AM team attaches. */
+const amTurn = (t: unknown, i: number): { role: string; content: string; info: Record<string, unknown> } => {
+  const o = asRecord(t)
+  if (typeof o["role"] !== "string" || typeof o["content"] !== "string")
+    return rowError(`field \`messages\`: turn ${i} needs string \`role\` and \`content\``)
+  const info = o["info"]
+  return {
+    role: o["role"],
+    content: o["content"],
+    info: info !== null && typeof info === "object" && !Array.isArray(info) ? (info as Record<string, unknown>) : {}
+  }
+}
+
+/** The `<answer>…</answer>` wrapper the AM datasets put around the final solution. */
+const withoutAnswerTags = (text: string | undefined): string | undefined => {
+  if (text === undefined) return undefined
+  const m = /^\s*<answer>([\s\S]*?)(?:<\/answer>\s*)?$/.exec(text)
+  const inner = (m === null ? text : m[1]!).trim()
+  return inner === "" ? undefined : inner
+}
+
+/**
+ * The AM team's distilled sets (AM-DeepSeek-R1-Distilled-1.4M, AM-Thinking-v1-Distilled,
+ * AM-Qwen3-Distilled): OpenAI-style `messages` whose turns carry an `info` object with the source,
+ * the reference answer and the reply's thinking and answer apart; replies are
+ * `<think>…</think> <answer>…</answer>`.
+ */
+const amDistilled: DatasetLayout = {
+  name: "am-distilled",
+  datasets: "a-m-team/AM-DeepSeek-R1-Distilled-1.4M, AM-Thinking-v1-Distilled, AM-Qwen3-Distilled",
+  fields: {
+    question: "messages[role=user].content",
+    answer: "info.reference_answer, else the answer's last \\boxed{}",
+    trace: "info.think_content + info.answer_content, else the reply split at </think> (<answer> tags removed)",
+    "trace metadata": "the reply's info (source, scores, model), without the texts"
+  },
+  specificity: 3,
+  detect: (row) =>
+    Array.isArray(row["messages"]) &&
+    (row["messages"] as Array<unknown>).some(
+      (t) => typeof t === "object" && t !== null && typeof (t as { info?: unknown }).info === "object"
+    ),
+  read: (row) => {
+    const turns = (row["messages"] as Array<unknown>).map(amTurn)
+    const lastUser = turns.map((t) => t.role).lastIndexOf("user")
+    if (lastUser < 0) return rowError("field `messages`: no user turn")
+    const user = turns[lastUser]!
+    const reply = turns.slice(lastUser + 1).find((t) => t.role === "assistant")
+    const traces: Array<TraceContent> = []
+    let solution: string | undefined
+    if (reply !== undefined) {
+      const think = reply.info["think_content"]
+      const given = typeof think === "string" && think.trim() !== ""
+      const split = given
+        ? {
+            reasoning: (think as string).trim(),
+            solution:
+              typeof reply.info["answer_content"] === "string"
+                ? (reply.info["answer_content"] as string)
+                : splitReasoning(reply.content).solution,
+            cutOff: false
+          }
+        : splitReasoning(reply.content)
+      solution = withoutAnswerTags(split.solution)
+      const model = reply.info["model_name"] ?? reply.info["model"]
+      const metadata = smallFields(reply.info, (k) =>
+        ["think_content", "answer_content", "reference_answer", "test_case", "model_name", "model"].includes(k)
+      )
+      const by = typeof model === "string" ? model : undefined
+      // A reply without thinking tags is read as any other reply.
+      if (!given && splitReasoning(reply.content).tags === undefined)
+        traces.push({ reply: withoutAnswerTags(reply.content) ?? reply.content, model: by, metadata })
+      else traces.push({ reasoning: split.reasoning, solution, model: by, metadata, cutOff: split.cutOff })
+    }
+    const info = { ...user.info, ...reply?.info }
+    const reference = info["reference_answer"]
+    return {
+      question: user.content,
+      answer:
+        realAnswer(typeof reference === "string" || typeof reference === "number" ? String(reference) : undefined) ??
+        (solution === undefined ? undefined : lastBoxed(solution)),
+      metadata: {
+        ...smallFields(row, (k) => k === "messages"),
+        // The source dataset and a code problem's test case (when small), from the turns' info.
+        ...smallFields(info, (k) => (k !== "source" && k !== "test_case") || info[k] === null)
+      },
+      traces
+    }
+  }
+}
+
 /** NuminaMath-CoT and -1.5: a problem, a step-by-step solution whose last box is the answer, a source. */
 const numinaMath: DatasetLayout = {
   name: "numinamath",
@@ -511,6 +603,7 @@ export const DATASET_LAYOUTS: ReadonlyArray<DatasetLayout> = [
   openR1Math,
   openMath,
   deepMath,
+  amDistilled,
   numinaMath,
   s1k,
   reasoningContent,
