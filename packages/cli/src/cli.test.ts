@@ -137,8 +137,27 @@ describe("fastcot command line", () => {
     const run = await fastcot("run", "--stages", "filter", "--no-tui", "--workspace", "flt")
     expect(run.code, run.err).toBe(0)
     expect(run.out).toMatch(/filter +3 problems: 1 duplicates, .*, 1 without a reference answer/)
+    // Nothing was given to decontaminate against: the run says so, rather than "0 overlapping".
+    expect(run.out).toContain("not checked against any benchmark")
+    expect(run.err).toMatch(/warn: not decontaminated: no evaluation benchmark was given \(--benchmarks/)
     const status = await fastcot("status", "--workspace", "flt")
     expect(status.out).toMatch(/ left out by filter +2\n +duplicate +1\n +no-reference +1\n/)
+    // The folder `eval --data` reads: its benchmarks' files are the ones decontaminated against.
+    mkdirSync(join(cwd, "data", "math500"), { recursive: true })
+    writeFileSync(
+      join(cwd, "data", "math500", "test.jsonl"),
+      '{"problem":"What is 2+2?","answer":"4","unique_id":"test/x.json"}\n{"problem":"What is 3+5?","answer":"8","unique_id":"test/y.json"}\n'
+    )
+    const checked = await fastcot("run", "--stages", "filter", "--no-tui", "--workspace", "flt", "--benchmarks", "data")
+    expect(checked.code, checked.err).toBe(0)
+    expect(checked.out).toMatch(/filter +3 problems: .*, 2 overlapping 2 benchmark problems,/)
+    expect(checked.err).not.toContain("not decontaminated")
+    mkdirSync(join(cwd, "empty"))
+    const empty = await fastcot("run", "--stages", "filter", "--no-tui", "--workspace", "flt", "--benchmarks", "empty")
+    expect(empty.code).toBe(2)
+    expect(empty.err).toContain(
+      "--benchmarks: empty: a folder with none of the evaluation benchmarks' files (math500/test.jsonl"
+    )
   })
 
   it("exits 2 when no row could be imported, when a file is missing, or on bad usage", async () => {

@@ -16,12 +16,13 @@ import {
   RunSession,
   STAGES
 } from "@fastcot/core"
-import { makeSandbox, verifierFor } from "@fastcot/evaluator"
+import { benchmark, benchmarkNames, makeSandbox, verifierFor } from "@fastcot/evaluator"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { existsSync, statSync } from "node:fs"
 import { readFile, writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { CliFailure, usage } from "../failure.js"
@@ -73,8 +74,35 @@ const refresh = Options.boolean("refresh").pipe(
 const stages = listOption("stages", `Which stages to run, in order (default: all): ${STAGES.join(", ")}.`)
 const benchmarks = listOption(
   "benchmarks",
-  "Benchmark files to decontaminate against (adds to the pipeline's filter.benchmarks)."
+  "Benchmark files to decontaminate against, or the folder `fastcot eval --data` reads (its MATH-500, AIME 2024, GPQA-Diamond, MMLU-Pro and LiveCodeBench files); adds to the pipeline's filter.benchmarks."
 )
+
+/**
+ * The benchmark files to decontaminate against: a file as given, a folder as the evaluation
+ * benchmarks' files it holds (where `fastcot eval --data` finds them). A folder with none of them
+ * is refused rather than read as no benchmark at all.
+ */
+const benchmarkFiles = (entries: ReadonlyArray<string>): Either.Either<ReadonlyArray<string>, string> => {
+  const files: Array<string> = []
+  for (const entry of entries) {
+    if (!existsSync(entry) || !statSync(entry).isDirectory()) {
+      files.push(entry)
+      continue
+    }
+    const found = benchmarkNames().flatMap((name) => {
+      const file = (benchmark(name)?.files ?? []).map((f) => join(entry, f)).find((f) => existsSync(f))
+      return file === undefined ? [] : [file]
+    })
+    if (found.length === 0)
+      return Either.left(
+        `${entry}: a folder with none of the evaluation benchmarks' files (${benchmarkNames()
+          .map((n) => benchmark(n)?.files[0])
+          .join(", ")}); name the files to decontaminate against`
+      )
+    files.push(...found)
+  }
+  return Either.right(files)
+}
 const batch = listOption(
   "batch",
   "Roles whose endpoints go to the provider's batch API at the batch price (teacher, rewriter, judge)."
@@ -153,12 +181,13 @@ export const runCommand = Command.make(
       if (notRoles.length > 0)
         return yield* usage(`--batch takes roles (${ROLES.join(", ")}), not ${notRoles.join(", ")}`)
       const batchRoles = args.batch as ReadonlyArray<Role>
-      const extra = args.benchmarks
+      const decontaminateAgainst = benchmarkFiles([...parsed.right.stages.filter.benchmarks, ...args.benchmarks])
+      if (Either.isLeft(decontaminateAgainst)) return yield* usage(`--benchmarks: ${decontaminateAgainst.left}`)
       const withBenchmarks = {
         ...parsed.right,
         stages: {
           ...parsed.right.stages,
-          filter: { ...parsed.right.stages.filter, benchmarks: [...parsed.right.stages.filter.benchmarks, ...extra] }
+          filter: { ...parsed.right.stages.filter, benchmarks: decontaminateAgainst.right }
         }
       }
       const config = applyOverrides(withBenchmarks, {
@@ -322,9 +351,19 @@ export const runCommand = Command.make(
       if (!args.json) {
         if (report.filter !== undefined) {
           const f = report.filter
+          const overlap =
+            f.benchmarkProblems > 0
+              ? `${f.contaminated} overlapping ${f.benchmarkProblems} benchmark problems`
+              : "not checked against any benchmark"
           yield* stdout(
-            `filter         ${f.problems} problems: ${f.duplicates} duplicates, ${f.nearDuplicates} near-duplicates, ${f.contaminated} overlapping ${f.benchmarkProblems} benchmark problems, ${f.noReference} without a reference answer (report: reports/filter.json)`
+            `filter         ${f.problems} problems: ${f.duplicates} duplicates, ${f.nearDuplicates} near-duplicates, ${overlap}, ${f.noReference} without a reference answer (report: reports/filter.json)`
           )
+          if (f.benchmarkProblems === 0)
+            yield* Effect.sync(() =>
+              process.stderr.write(
+                "warn: not decontaminated: no evaluation benchmark was given (--benchmarks DATA_DIR or FILES, or filter.benchmarks in the pipeline file), so a training problem that is also a MATH-500 or AIME question would be trained on and then scored\n"
+              )
+            )
         }
         if (report.teacher !== undefined) {
           yield* stdout(
