@@ -34,7 +34,7 @@ const format = choiceOption("format", ["openai", "sharegpt", "alpaca", "preferen
 const trainer = Options.text("trainer").pipe(
   Options.optional,
   Options.withDescription(
-    `Also write a ready-to-run config and launch script for LLaMA-Factory or ms-swift (DeepSpeed ZeRO-3, multi-node), for the version named: ${Object.keys(TRAINER_VERSIONS).join(", ")} (llamafactory and swift alone: the current release).`
+    `Also write a ready-to-run config and launch script for LLaMA-Factory or ms-swift (DeepSpeed ZeRO-3, multi-node), for the version named: ${Object.keys(TRAINER_VERSIONS).join(", ")} (llamafactory and swift alone: the current release; ms-swift and LLaMA-Factory are read as swift and llamafactory).`
   )
 )
 const cutoffLen = Options.integer("cutoff-len").pipe(

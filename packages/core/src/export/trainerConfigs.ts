@@ -82,11 +82,21 @@ export type TrainerVersion = keyof typeof TRAINER_VERSIONS
 /** The version a bare trainer name means: the current release. */
 export const CURRENT_VERSION: Record<Trainer, TrainerVersion> = { swift: "swift@4", llamafactory: "llamafactory@0.9" }
 
-/** `swift`, `swift@4`, `swift@3.12`, `llamafactory@0.9.3` as a version fastcot writes for; the error lists them. */
+/** A trainer as people write its name: `ms-swift` (its package), `LLaMA-Factory` (its repository), any case. */
+const trainerName = (text: string): Trainer | undefined => {
+  const plain = text.toLowerCase().replace(/[-_\s]/g, "")
+  return plain === "swift" || plain === "msswift" ? "swift" : plain === "llamafactory" ? "llamafactory" : undefined
+}
+
+/**
+ * `swift`, `swift@4`, `swift@3.12`, `llamafactory@0.9.3` (or `ms-swift@3`, `LLaMA-Factory`) as a
+ * version fastcot writes for; the error lists them.
+ */
 export const parseTrainer = (text: string): Either.Either<TrainerVersion, string> => {
-  const [name, version] = text.trim().split("@") as [string, string | undefined]
-  if (name !== "swift" && name !== "llamafactory")
-    return Either.left(`unknown trainer \`${name}\`; fastcot writes for ${Object.keys(TRAINER_VERSIONS).join(", ")}`)
+  const [given, version] = text.trim().split("@") as [string, string | undefined]
+  const name = trainerName(given)
+  if (name === undefined)
+    return Either.left(`unknown trainer \`${given}\`; fastcot writes for ${Object.keys(TRAINER_VERSIONS).join(", ")}`)
   if (version === undefined || version === "") return Either.right(CURRENT_VERSION[name])
   const major =
     name === "swift" ? `${name}@${version.split(".")[0]}` : `${name}@${version.split(".").slice(0, 2).join(".")}`

@@ -203,6 +203,11 @@ describe("exports that LLaMA-Factory and ms-swift train on as intended", () => {
     expect(lf.files.trainer).toHaveLength(3)
     expect(parseTrainer("swift@5")).toMatchObject({ left: expect.stringContaining("no config for swift@5") })
     expect(parseTrainer("axolotl")).toMatchObject({ left: expect.stringContaining("unknown trainer") })
+    // As people write the names: the package (ms-swift), the repository (LLaMA-Factory).
+    expect(parseTrainer("ms-swift")).toEqual(Either.right("swift@4"))
+    expect(parseTrainer("ms-swift@3.12")).toEqual(Either.right("swift@3"))
+    expect(parseTrainer("LLaMA-Factory")).toEqual(Either.right("llamafactory@0.9"))
+    expect(parseTrainer("llama_factory@0.9.3")).toEqual(Either.right("llamafactory@0.9"))
   })
 
   it("the launch scripts work from any folder with a relative --out (trainers stood in for by scripts that check what they are given)", async () => {
