@@ -14,6 +14,7 @@ export {
   ChatMessage,
   ChatRole,
   describeParseError,
+  describeReason,
   Domain,
   DropCode,
   DropReason,

@@ -1,4 +1,4 @@
-import type { Item, Problem, Review } from "@fastcot/core"
+import { describeReason, type Item, type Problem, type Review } from "@fastcot/core"
 import type { ItemDetail, ReviewView } from "./contract.js"
 
 const reviewView = (review: Review | undefined): ReviewView | null =>
@@ -12,7 +12,7 @@ export const itemDetailOf = (item: Item, problem: Problem | undefined): ItemDeta
   fate: item.fate,
   keptAs: item.keptAs ?? null,
   review: reviewView(item.review),
-  reason: item.reason !== undefined ? `${item.reason.code}: ${item.reason.detail}` : null,
+  reason: item.reason !== undefined ? describeReason(item.reason) : null,
   question: problem?.question ?? "",
   reference: problem?.answer ?? null,
   original: (item.original ?? item.trace)?.reasoning ?? null,

@@ -1,5 +1,5 @@
 import { Args, Command, Options } from "@effect/cli"
-import { fateDetail, Item, type Problem, RunStore, type Trace } from "@fastcot/core"
+import { describeReason, fateDetail, Item, type Problem, RunStore, type Trace } from "@fastcot/core"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -56,7 +56,7 @@ const sideBySide = (left: Trace, right: Trace, columns: number): string => {
 const describeItem = (it: Item, problem: Problem | undefined): string => {
   const lines = [
     `item ${it.id}  problem ${it.problemId}`,
-    `fate ${it.fate}${it.keptAs !== undefined ? ` (${it.keptAs})` : ""}${it.reason !== undefined ? ` — ${it.reason.code}: ${it.reason.detail}` : ""}; stage ${it.stage}`,
+    `fate ${it.fate}${it.keptAs !== undefined ? ` (${it.keptAs})` : ""}${it.reason !== undefined ? ` — ${describeReason(it.reason)}` : ""}; stage ${it.stage}`,
     ...(it.review !== undefined
       ? [
           `review: ${it.review.decision} by ${it.review.reviewer} at ${it.review.at}${it.review.reason !== undefined ? ` — ${it.review.reason}` : ""}`

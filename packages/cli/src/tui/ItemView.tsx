@@ -1,4 +1,4 @@
-import type { Item, Problem, Trace } from "@fastcot/core"
+import { describeReason, type Item, type Problem, type Trace } from "@fastcot/core"
 import { diffWords } from "diff"
 import { Box, Text } from "ink"
 import type { ReactElement } from "react"
@@ -71,7 +71,7 @@ export const ItemView = ({
           {item.fate}
         </Text>
         {item.keptAs !== undefined ? ` (${item.keptAs})` : ""}
-        {item.reason !== undefined ? ` — ${item.reason.code}: ${clip(item.reason.detail, width - 30)}` : ""}
+        {item.reason !== undefined ? ` — ${clip(describeReason(item.reason), width - 30)}` : ""}
       </Text>
       {problem !== undefined ? <Text>{clip(`question: ${problem.question.replace(/\s+/g, " ")}`, width)}</Text> : null}
       {problem !== undefined ? <Text>{clip(`reference: ${problem.answer ?? "(none)"}`, width)}</Text> : null}

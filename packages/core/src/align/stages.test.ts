@@ -14,7 +14,7 @@ import { RunEvent } from "../recipe/events.js"
 import * as Chunk from "effect/Chunk"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import type { Item } from "../schema/item.js"
+import { describeReason, type Item } from "../schema/item.js"
 import { RunStore } from "../store/RunStore.js"
 import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
 import { type ScriptedRequest, type ScriptedServer, startScriptedServer } from "../testing/scriptedServer.js"
@@ -171,6 +171,9 @@ describe("the recipe's alignment loop (scripted judge and rewriter on loopback)"
 
     const mismatch = await byQuestion("Q mismatch")
     expect(mismatch.reason).toMatchObject({ code: "answer-mismatch", detail: "answer-mismatch: 15 vs reference 14" })
+    // As one line, the code once (inspect, the dashboard and the desktop app show it so).
+    expect(describeReason(mismatch.reason!)).toBe("answer-mismatch: 15 vs reference 14")
+    expect(describeReason({ code: "judge-error", detail: "judge: timed out" })).toBe("judge-error: judge: timed out")
 
     // The judge was asked with the recipe's prompt and a constrained choice.
     const judged = server.requests.find((r) =>

@@ -9,7 +9,7 @@ import { describeLlmError, type LlmError, repeatsForRequest } from "../llm/error
 import { ChatRequest, type Completion } from "../llm/schema.js"
 import type { PipelineConfig } from "../recipe/config.js"
 import type { RunEvent } from "../recipe/events.js"
-import { type DropCode, type Item, type KeptAs, makeItem, type Stage } from "../schema/item.js"
+import { describeReason, type DropCode, type Item, type KeptAs, makeItem, type Stage } from "../schema/item.js"
 import type { HandedItem } from "../schema/handedItem.js"
 import type { Problem } from "../schema/problem.js"
 import { type CallRecord, makeRound, type Round, type Verification } from "../schema/round.js"
@@ -197,7 +197,7 @@ const runItemStage = (
           itemId: item.id,
           problemId: item.problemId,
           outcome: next.fate === "dropped" ? "dropped" : "ok",
-          reason: next.reason !== undefined ? `${next.reason.code}: ${next.reason.detail}` : undefined,
+          reason: next.reason !== undefined ? describeReason(next.reason) : undefined,
           fate: next.fate,
           keptAs: next.keptAs,
           reasonCode: next.reason?.code,

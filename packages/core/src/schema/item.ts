@@ -51,6 +51,12 @@ export const DropReason = Schema.Struct({
 })
 export type DropReason = typeof DropReason.Type
 
+/** A reason as one line: `code: detail`, the code once when the detail already starts with it. */
+export const describeReason = (reason: DropReason): string =>
+  reason.detail === reason.code || reason.detail.startsWith(`${reason.code}:`)
+    ? reason.detail
+    : `${reason.code}: ${reason.detail}`
+
 export class Item extends Schema.Class<Item>("Item")({
   id: ItemId,
   problemId: ProblemId,
