@@ -379,8 +379,10 @@ export const makePgRunStore = (
      * one statement that skips what is there (`ON CONFLICT DO NOTHING`), and so does each next
      * batch of that import until one finds nothing stored. Tried again after a broken connection,
      * it first waits for the cut session's statements to end and reads whether the server
-     * committed the batch (the file's position is already this batch's): then it answers the
-     * counts it had written.
+     * committed the batch: this session's last committed batch of the import (`import_commits`)
+     * is this one, and then it answers the counts it had written. (The file's position alone
+     * would not do: another worker importing the same file moves it too, and its batch's counts
+     * would be counted twice.)
      */
     const commitImportBatch = (batch: ImportBatch) => {
       const p = batch.progress
@@ -398,15 +400,12 @@ export const makePgRunStore = (
       const committedBefore = Effect.zipRight(
         earlierAttemptDone,
         sql<{ rows: string; done: boolean; problems_added: string; items_added: string }>`SELECT rows, done,
-          problems_added, items_added FROM imports WHERE key = ${p.key}`
+          problems_added, items_added FROM import_commits WHERE key = ${p.key} AND session = ${session}`
       ).pipe(
         Effect.map((rows) => {
           const r = rows[0]
           return r !== undefined && Number(r.rows) === p.rows && r.done === p.done
-            ? Option.some({
-                problemsAdded: Number(r.problems_added) - p.problemsAdded,
-                itemsAdded: Number(r.items_added) - p.itemsAdded
-              })
+            ? Option.some({ problemsAdded: Number(r.problems_added), itemsAdded: Number(r.items_added) })
             : Option.none()
         })
       )
@@ -472,7 +471,12 @@ export const makePgRunStore = (
             ON CONFLICT (key) DO UPDATE SET path = excluded.path, rows = excluded.rows, "offset" = excluded."offset",
               line = excluded.line, problems_added = excluded.problems_added, items_added = excluded.items_added,
               duplicates = excluded.duplicates, rejected = excluded.rejected, done = excluded.done,
-              updated_at = excluded.updated_at)`
+              updated_at = excluded.updated_at),
+          own_commit AS (
+            INSERT INTO import_commits (key, session, rows, done, problems_added, items_added)
+            SELECT ${p.key}, ${session}, ${p.rows}, ${p.done}, c.problems, c.items FROM counts c
+            ON CONFLICT (key, session) DO UPDATE SET rows = excluded.rows, done = excluded.done,
+              problems_added = excluded.problems_added, items_added = excluded.items_added)`
     }
 
     /**

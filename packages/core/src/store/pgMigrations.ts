@@ -140,6 +140,21 @@ CREATE INDEX items_review ON items(review, id);
     sql: `
 ALTER TABLE workers ADD COLUMN session TEXT;
 `
+  },
+  {
+    version: 5,
+    name: "each session's last committed import batch (a retried batch finds its own, not another worker's)",
+    sql: `
+CREATE TABLE import_commits (
+  key TEXT NOT NULL,
+  session TEXT NOT NULL,
+  rows BIGINT NOT NULL,
+  done BOOLEAN NOT NULL,
+  problems_added BIGINT NOT NULL,
+  items_added BIGINT NOT NULL,
+  PRIMARY KEY (key, session)
+);
+`
   }
 ]
 

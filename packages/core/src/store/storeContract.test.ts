@@ -980,6 +980,43 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
     }
   )
 
+  it("a worker whose batch failed while another worker committed the same batch counts none of it as its own", async () => {
+    const dir = tempDir()
+    const file = join(dir.dir, "problems.jsonl")
+    writeFileSync(
+      file,
+      Array.from({ length: 20 }, (_, i) => JSON.stringify({ question: `twice ${i}?`, answer: String(i) })).join("\n") +
+        "\n"
+    )
+    await withStore(Effect.void)
+    // The first worker's commit of the file's only batch takes 1 s on the server; the second
+    // worker's copy of the same rows waits on it, and its connection is cut while it waits: its
+    // batch is rolled back and tried again, by which time the first worker's stands at the same
+    // position of the same file.
+    slowCommitsOn("imports", 1)
+    const first = Effect.runPromise(Effect.scoped(importFile(file).pipe(Effect.provide(PgRunStoreLive(url)))))
+    await untilRunning("fastcot import batch */ COMMIT")
+    const proxy = await startTcpProxy(cluster().port)
+    try {
+      const second = Effect.runPromise(
+        Effect.scoped(importFile(file).pipe(Effect.provide(PgRunStoreLive(through(proxy)))))
+      )
+      const waitingOnLock = () =>
+        cluster().psql(
+          database(),
+          "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        )
+      while (waitingOnLock().trim() !== "1") await new Promise((r) => setTimeout(r, 20))
+      proxy.cut(300)
+      const reports = await Promise.all([first, second])
+      expect(reports.map((r) => r.problemsAdded).sort()).toEqual([0, 20])
+      expect(cluster().psql(database(), "SELECT COUNT(*) FROM problems").trim()).toBe("20")
+    } finally {
+      await proxy.close()
+      dir.cleanup()
+    }
+  })
+
   it("a worker that stops answering (SIGSTOP, its connection still open) keeps its leases until they expire", async () => {
     const keys = ["align:a", "align:b"]
     const child = await holder(keys, 1_500)
