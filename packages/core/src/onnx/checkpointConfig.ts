@@ -1,6 +1,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { describeParseError } from "../schema/errors.js"
 import type { Qwen2Shape } from "./qwen2Builder.js"
@@ -61,6 +62,8 @@ const CheckpointConfigJson = Schema.Struct({
 })
 type CheckpointConfigJson = typeof CheckpointConfigJson.Type
 
+const Architectures = Schema.Struct({ architectures: Schema.Array(Schema.Unknown) })
+
 const LAYER_TYPES = ["full_attention", "sliding_attention"] as const
 /** transformers' own default base for Qwen2 when a config gives none. */
 const DEFAULT_ROPE_THETA = 10_000
@@ -106,10 +109,11 @@ export const readCheckpointConfig = (dir: string): CheckpointConfig => {
   } catch (e) {
     return fail(`${file}: not JSON: ${(e as Error).message}`)
   }
-  const architectures =
-    typeof json === "object" && json !== null && Array.isArray((json as { architectures?: unknown }).architectures)
-      ? (json as { architectures: Array<unknown> }).architectures
-      : []
+  // Read first and on its own: another model's config is refused for what it is, not for a field.
+  const architectures = Option.match(Schema.decodeUnknownOption(Architectures)(json), {
+    onNone: (): ReadonlyArray<unknown> => [],
+    onSome: (a) => a.architectures
+  })
   if (!architectures.includes("Qwen2ForCausalLM"))
     fail(
       `${file}: architectures ${JSON.stringify(architectures)}: fastcot converts Qwen2ForCausalLM (Qwen2, Qwen2.5, Qwen2.5-Math, DistilQwen) only`
