@@ -1,4 +1,5 @@
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
@@ -43,7 +44,30 @@ describe("pipeline files", () => {
     const message = (result as Either.Left<string, never>).left
     expect(message).toMatch(/p\.yaml:6: models\.teacher\.endpoints\.0\.concurrency: /)
     expect(message).toMatch(/p\.yaml:7: models\.teacher\.sampling\.temperature: /)
-    expect(message).toMatch(/p\.yaml:8: models\.judgee: is unexpected/)
+    expect(message).toMatch(/p\.yaml:8: models\.judgee: is unexpected \(did you mean "judge"\?\), expected: /)
+  })
+
+  it("says which key a misspelt or snake_case one meant, and nothing when none is near", () => {
+    const text = [
+      "name: trial",
+      "models:",
+      "  teacher:",
+      "    endpoints:",
+      "      - model: openai:m@http://127.0.0.1:1/v1",
+      "        concurency: 4",
+      "        base_url: http://127.0.0.1:1/v1",
+      "stages:",
+      "  align:",
+      "    max_rounds: 2",
+      ""
+    ].join("\n")
+    const message = Either.getLeft(parsePipeline(text, "p.yaml")).pipe(Option.getOrThrow)
+    expect(message).toMatch(
+      /p\.yaml:6: models\.teacher\.endpoints\.0\.concurency: is unexpected \(did you mean "concurrency"\?\)/
+    )
+    expect(message).toMatch(/p\.yaml:10: stages\.align\.max_rounds: is unexpected \(did you mean "maxRounds"\?\)/)
+    // Nothing near: the list of settings alone.
+    expect(message).toMatch(/p\.yaml:7: models\.teacher\.endpoints\.0\.base_url: is unexpected, expected: "model"/)
   })
 
   it("takes a role or an endpoint given as just its model spec", () => {

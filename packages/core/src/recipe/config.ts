@@ -3,6 +3,7 @@ import * as Schema from "effect/Schema"
 import { isMap, isSeq, LineCounter, parseDocument } from "yaml"
 import { parseIssues } from "../schema/errors.js"
 import { DEFAULT_SYSTEM_PROMPT, MATH_INSTRUCTION } from "./prompts.js"
+import { nearestName } from "../util/nearestName.js"
 
 export const Sampling = Schema.Struct({
   temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
@@ -206,6 +207,15 @@ const expandShorthands = (raw: unknown): unknown => {
   return { ...raw, models: Object.fromEntries(Object.entries(models).map(([k, v]) => [k, role(v)])) }
 }
 
+/** A key the schema does not take, with the one it likely meant: `is unexpected (did you mean "maxRounds"?), expected: …`. */
+const withSuggestion = (key: string | undefined, message: string): string => {
+  const m = /^is unexpected, expected: (.+)$/s.exec(message)
+  if (key === undefined || m === null) return message
+  const known = [...m[1]!.matchAll(/"([^"]+)"/g)].map((k) => k[1]!)
+  const meant = nearestName(key, known)
+  return meant === undefined ? message : `is unexpected (did you mean "${meant}"?), expected: ${m[1]}`
+}
+
 /**
  * Parses a pipeline file (YAML or JSON, which is YAML) and decodes it, naming the key and the line
  * of every problem: `pipeline.yaml:12: models.teacher.endpoints.0.concurrency: ...`.
@@ -242,9 +252,12 @@ export const parsePipeline = (text: string, file: string): Either.Either<Pipelin
             if (range !== undefined) line = lines.linePos(range[0]).line
           } else break
         }
-        const message = issue.message.replace(
-          /^Expected Struct \(Encoded side\)|^Expected \{[^]*?\}(?=, actual )/,
-          "Expected a mapping (key: value lines)"
+        const message = withSuggestion(
+          path[path.length - 1],
+          issue.message.replace(
+            /^Expected Struct \(Encoded side\)|^Expected \{[^]*?\}(?=, actual )/,
+            "Expected a mapping (key: value lines)"
+          )
         )
         return { line, text: `${file}:${line}: ${path.length > 0 ? path.join(".") : "(top level)"}: ${message}` }
       })
