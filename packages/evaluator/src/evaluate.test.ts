@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { gzipSync } from "node:zlib"
 import { parquetWriteFile } from "hyparquet-writer"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import {
@@ -246,7 +247,16 @@ describe("benchmark loaders and graders", () => {
     const blank = join(tmp, "blank.jsonl")
     writeFileSync(blank, `\n\n${JSON.stringify({ id: "x" })}\n`)
     const bad = await run(blank, "blank")
-    expect(Either.isLeft(bad) && bad.left.message).toContain("blank.jsonl:3: each line needs")
+    expect(Either.isLeft(bad) && bad.left.message).toContain(
+      "blank.jsonl:3: each line needs `id` (the question's id in the benchmark's file) and a string `output`; this one has id"
+    )
+    // Compressed with gzip, as harnesses often keep their outputs: read as it is.
+    const gz = join(tmp, "some.jsonl.gz")
+    writeFileSync(gz, gzipSync(readFileSync(some)))
+    const zipped = await run(gz, "gz")
+    expect(Either.getOrThrow(zipped).benchmarks.map((b) => [b.bench, b.summary.items, b.summary.accuracy])).toEqual(
+      results.benchmarks.map((b) => [b.bench, b.summary.items, b.summary.accuracy])
+    )
   })
 
   it("regrades an earlier run's generations.jsonl: a line that names its bench answers that benchmark only", async () => {
@@ -289,7 +299,7 @@ describe("benchmark loaders and graders", () => {
       )
     )
     expect(Either.isLeft(bad) && bad.left.message).toContain(
-      "generations.jsonl:1: `bench`, when given, must be a benchmark's name"
+      "generations.jsonl:1: field `bench`: Expected string, actual 24"
     )
   })
 

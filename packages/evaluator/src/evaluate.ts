@@ -1,7 +1,7 @@
 import * as Effect from "effect/Effect"
 import { EvalError } from "./errors.js"
 import * as Schema from "effect/Schema"
-import { createWriteStream, readFileSync, writeFileSync } from "node:fs"
+import { createWriteStream, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { basename } from "node:path"
 import {
@@ -24,6 +24,7 @@ import {
   PROMPT_VERSION
 } from "./benchmarks.js"
 import { type SampleOutcome, summarise, Summary } from "./metrics.js"
+import { readPredictions } from "./predictions.js"
 import type { Sandbox } from "./sandbox.js"
 
 /** Sampling presets of current reasoning evaluations; results record which one was used. */
@@ -151,80 +152,6 @@ export const EvalResults = Schema.Struct({
 export type EvalResults = typeof EvalResults.Type
 
 /**
- * Saved outputs by id. A line may name its `bench` (as `generations.jsonl` lines do): it then
- * answers that benchmark only, so a whole earlier run's generations can be regraded at once even
- * where benchmarks share ids.
- */
-interface SavedOutput {
-  readonly output: string
-  /** The generation was cut at max_tokens (as `generations.jsonl` records it). */
-  readonly truncated: boolean
-}
-interface Predictions {
-  readonly get: (bench: string, id: string) => ReadonlyArray<SavedOutput> | undefined
-  readonly ids: number
-  /** How many of the file's ids no `get` has answered so far. */
-  readonly unused: () => number
-}
-const Predictions = (file: string): Predictions => {
-  const any = new Map<string, Array<SavedOutput>>()
-  const byBench = new Map<string, Map<string, Array<SavedOutput>>>()
-  const ids = new Set<string>()
-  readFileSync(file, "utf8")
-    .split("\n")
-    .forEach((line, i) => {
-      if (line.trim() === "") return
-      let row: { id?: unknown; output?: unknown; bench?: unknown; truncated?: unknown; error?: unknown }
-      try {
-        row = JSON.parse(line) as {
-          id?: unknown
-          output?: unknown
-          bench?: unknown
-          truncated?: unknown
-          error?: unknown
-        }
-      } catch {
-        throw new EvalError({ reason: "predictions", message: `${file}:${i + 1}: malformed JSON` })
-      }
-      // A generation an earlier run could not get (it has an error, no output) is not an answer.
-      if (row.output === undefined && typeof row.error === "string") return
-      if (row.id === undefined || typeof row.output !== "string")
-        throw new EvalError({
-          reason: "predictions",
-          message: `${file}:${i + 1}: each line needs \`id\` and a string \`output\``
-        })
-      if (row.bench !== undefined && typeof row.bench !== "string")
-        throw new EvalError({
-          reason: "predictions",
-          message: `${file}:${i + 1}: \`bench\`, when given, must be a benchmark's name`
-        })
-      const id = String(row.id)
-      ids.add(row.bench === undefined ? id : `${row.bench}/${id}`)
-      let map = any
-      if (row.bench !== undefined) {
-        map = byBench.get(row.bench) ?? new Map<string, Array<SavedOutput>>()
-        byBench.set(row.bench, map)
-      }
-      map.set(id, [...(map.get(id) ?? []), { output: row.output, truncated: row.truncated === true }])
-    })
-  const used = new Set<string>()
-  return {
-    get: (bench, id) => {
-      const named = byBench.get(bench)?.get(id)
-      if (named !== undefined) {
-        used.add(`${bench}/${id}`)
-        return named
-      }
-      const saved = any.get(id)
-      if (saved !== undefined) used.add(id)
-      return saved
-    },
-    ids: ids.size,
-    unused: () => ids.size - used.size
-  }
-}
-
-/**
  * At most `limit` items, sampled across groups (subject, category, difficulty) in proportion to
  * their sizes (largest remainder), each group's picks seeded by `seed`; the chosen items keep the
  * file's order. All items when `limit` is not below their number.
@@ -275,7 +202,7 @@ export const evaluate = (options: EvalOptions) =>
     const predictions =
       options.predictions !== undefined
         ? yield* Effect.try({
-            try: () => Predictions(options.predictions!),
+            try: () => readPredictions(options.predictions!),
             catch: (e) =>
               e instanceof EvalError
                 ? e
