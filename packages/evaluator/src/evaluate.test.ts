@@ -204,7 +204,7 @@ describe("benchmark loaders and graders", () => {
       .trim()
       .split("\n")
       .slice(0, 5)
-      .map((l) => JSON.parse(l) as { unique_id: string; solution: string })
+      .map((l) => JSON.parse(l) as { unique_id: string; problem: string; solution: string })
     const some = join(tmp, "some.jsonl")
     // Five of MATH-500's questions answered, and one id that is no question (mistyped).
     writeFileSync(
@@ -248,8 +248,23 @@ describe("benchmark loaders and graders", () => {
     writeFileSync(blank, `\n\n${JSON.stringify({ id: "x" })}\n`)
     const bad = await run(blank, "blank")
     expect(Either.isLeft(bad) && bad.left.message).toContain(
-      "blank.jsonl:3: each line needs `id` (the question's id in the benchmark's file) and a string `output`; this one has id"
+      "blank.jsonl:3: each line needs a string `output` and `id` (the question's id in the benchmark's file) or the question (`problem` or `question`); this one has id"
     )
+    // Another harness's lines: its own ids, the question's text (spaced otherwise): matched by the text.
+    const harness = join(tmp, "harness.jsonl")
+    writeFileSync(
+      harness,
+      rows
+        .map((r, i) =>
+          JSON.stringify({ id: `run7-${i}#s0`, problem: `  ${r.problem.replace(/ /g, "  ")}\n`, output: r.solution })
+        )
+        .join("\n")
+    )
+    const byText = Either.getOrThrow(await run(harness, "harness"))
+    expect(byText.benchmarks.map((b) => [b.bench, b.summary.items, b.summary.accuracy, b.withoutOutput])).toEqual([
+      ["math500", 5, 1, 495]
+    ])
+    expect(byText.settings.unmatchedPredictions).toBeUndefined()
     // Compressed with gzip, as harnesses often keep their outputs: read as it is.
     const gz = join(tmp, "some.jsonl.gz")
     writeFileSync(gz, gzipSync(readFileSync(some)))

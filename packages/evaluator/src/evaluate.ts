@@ -229,7 +229,7 @@ export const evaluate = (options: EvalOptions) =>
       const samplesPerItem = options.samples ?? PRESET_SAMPLES[options.preset][name] ?? 1
       const work = items.flatMap((item) =>
         Array.from(
-          { length: predictions !== undefined ? (predictions.get(name, item.id)?.length ?? 0) : samplesPerItem },
+          { length: predictions !== undefined ? (predictions.get(name, item)?.length ?? 0) : samplesPerItem },
           (_, sample) => ({ item, sample })
         )
       )
@@ -260,7 +260,7 @@ export const evaluate = (options: EvalOptions) =>
             let serverTokens: number | undefined
             let reasoningTokens: number | undefined
             if (predictions !== undefined) {
-              const saved = predictions.get(name, item.id)![sample]!
+              const saved = predictions.get(name, item)![sample]!
               output = saved.output
               truncated = saved.truncated
             } else {

@@ -7,10 +7,12 @@ import { EvalError } from "./errors.js"
 
 /**
  * Saved outputs to grade (`fastcot eval --predictions FILE`): JSONL, or JSONL compressed with
- * gzip (`.gz`), a line per output with its question's `id` and the `output`. A line may name its
- * `bench` (as `generations.jsonl` lines do): it then answers that benchmark only, so a whole
- * earlier run's generations can be regraded at once even where benchmarks share ids. A line with
- * an `error` and no output (a generation an earlier run could not get) is not an answer.
+ * gzip, a line per output with its `output` and what it answers: the question's `id` in the
+ * benchmark's file, or the question itself (`problem` or `question`, as other harnesses save it),
+ * matched when no id matches (whitespace aside). A line may name its `bench` (as
+ * `generations.jsonl` lines do): it then answers that benchmark only, so a whole earlier run's
+ * generations can be regraded at once even where benchmarks share ids. A line with an `error` and
+ * no output (a generation an earlier run could not get) is not an answer.
  */
 export interface SavedOutput {
   readonly output: string
@@ -19,9 +21,14 @@ export interface SavedOutput {
 }
 
 export interface Predictions {
-  readonly get: (bench: string, id: string) => ReadonlyArray<SavedOutput> | undefined
+  /** The outputs saved for a benchmark's question: by its id, else by its text. */
+  readonly get: (
+    bench: string,
+    item: { readonly id: string; readonly question: string }
+  ) => ReadonlyArray<SavedOutput> | undefined
+  /** The questions the file answers (distinct ids, or texts where a line has no id). */
   readonly ids: number
-  /** How many of the file's ids no `get` has answered so far. */
+  /** How many of those no `get` has answered so far. */
   readonly unused: () => number
 }
 
@@ -29,6 +36,8 @@ const PredictionLine = Schema.Struct({
   id: Schema.optional(Schema.Union(Schema.String, Schema.Number)),
   output: Schema.optional(Schema.String),
   bench: Schema.optional(Schema.String),
+  problem: Schema.optional(Schema.Unknown),
+  question: Schema.optional(Schema.Unknown),
   truncated: Schema.optional(Schema.Unknown),
   error: Schema.optional(Schema.Unknown)
 })
@@ -44,11 +53,28 @@ const readText = (file: string): string => {
   return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString("utf8") : bytes.toString("utf8")
 }
 
+/** A question's text as matched: whitespace runs as one space, trimmed. */
+const textKey = (question: string): string => question.replace(/\s+/g, " ").trim()
+
+/** Outputs grouped by what they answer, each group with the key that counts it once. */
+interface Group {
+  readonly key: string
+  readonly outputs: Array<SavedOutput>
+}
+
 /** Reads a predictions file; a line that is not an output names the file, the line and what it has. */
 export const readPredictions = (file: string): Predictions => {
-  const any = new Map<string, Array<SavedOutput>>()
-  const byBench = new Map<string, Map<string, Array<SavedOutput>>>()
-  const ids = new Set<string>()
+  // Per benchmark named on the lines ("" for lines that name none): by id, and by question text.
+  const byId = new Map<string, Map<string, Group>>()
+  const byText = new Map<string, Map<string, Group>>()
+  const keys = new Set<string>()
+  const add = (index: Map<string, Map<string, Group>>, bench: string, lookup: string, key: string, o: SavedOutput) => {
+    const map = index.get(bench) ?? new Map<string, Group>()
+    index.set(bench, map)
+    const group = map.get(lookup) ?? { key, outputs: [] }
+    map.set(lookup, group)
+    group.outputs.push(o)
+  }
   readText(file)
     .split("\n")
     .forEach((text, i) => {
@@ -63,36 +89,36 @@ export const readPredictions = (file: string): Predictions => {
       if (Either.isLeft(decoded)) return failAt(file, i + 1, describeParseError(decoded.left))
       const row = decoded.right
       if (row.output === undefined && row.error !== undefined) return
-      if (row.id === undefined || row.output === undefined) {
+      const question = [row.problem, row.question].find((q): q is string => typeof q === "string" && q.trim() !== "")
+      if ((row.id === undefined && question === undefined) || row.output === undefined) {
         const fields = json !== null && typeof json === "object" ? Object.keys(json).join(", ") : typeof json
         return failAt(
           file,
           i + 1,
-          `each line needs \`id\` (the question's id in the benchmark's file) and a string \`output\`; this one has ${fields}`
+          `each line needs a string \`output\` and \`id\` (the question's id in the benchmark's file) or the question (\`problem\` or \`question\`); this one has ${fields}`
         )
       }
-      const id = String(row.id)
-      ids.add(row.bench === undefined ? id : `${row.bench}/${id}`)
-      let map = any
-      if (row.bench !== undefined) {
-        map = byBench.get(row.bench) ?? new Map<string, Array<SavedOutput>>()
-        byBench.set(row.bench, map)
-      }
-      map.set(id, [...(map.get(id) ?? []), { output: row.output, truncated: row.truncated === true }])
+      const bench = row.bench ?? ""
+      const saved = { output: row.output, truncated: row.truncated === true }
+      const key = `${bench}/${row.id !== undefined ? `id:${row.id}` : `text:${textKey(question!)}`}`
+      keys.add(key)
+      if (row.id !== undefined) add(byId, bench, String(row.id), key, saved)
+      if (question !== undefined) add(byText, bench, textKey(question), key, saved)
     })
   const used = new Set<string>()
+  const found = (group: Group | undefined) => {
+    if (group !== undefined) used.add(group.key)
+    return group?.outputs
+  }
   return {
-    get: (bench, id) => {
-      const named = byBench.get(bench)?.get(id)
-      if (named !== undefined) {
-        used.add(`${bench}/${id}`)
-        return named
-      }
-      const saved = any.get(id)
-      if (saved !== undefined) used.add(id)
-      return saved
-    },
-    ids: ids.size,
-    unused: () => ids.size - used.size
+    get: (bench, item) =>
+      found(
+        byId.get(bench)?.get(item.id) ??
+          byId.get("")?.get(item.id) ??
+          byText.get(bench)?.get(textKey(item.question)) ??
+          byText.get("")?.get(textKey(item.question))
+      ),
+    ids: keys.size,
+    unused: () => keys.size - used.size
   }
 }
