@@ -418,6 +418,21 @@ describe("fastcot command line", () => {
     const typo = await fastcot("eval", "--predictions", "p.jsonl", "--bench", "gpqa")
     expect(typo.code).toBe(2)
     expect(typo.err).toContain("--bench: unknown gpqa (did you mean gpqa_diamond?)")
+    // The names as people write them are the benchmarks they name.
+    const named = await fastcot(
+      "eval",
+      "--predictions",
+      "p.jsonl",
+      "--bench",
+      "AIME 2024",
+      "--data",
+      shared,
+      "--out",
+      "named",
+      "--no-tui"
+    )
+    expect(named.code, named.err).toBe(0)
+    expect(named.out).toContain("| predictions | 50.0 ± ")
     const noData = await fastcot(
       "eval",
       "--predictions",

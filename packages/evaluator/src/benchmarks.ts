@@ -275,6 +275,16 @@ export const registerBenchmark = (b: Benchmark) => void registry.set(b.name, b)
 export const benchmark = (name: string): Benchmark | undefined => registry.get(name)
 export const benchmarkNames = () => [...registry.keys()]
 
+/**
+ * A benchmark's registered name from the name as people write it: `MATH-500`, `GPQA-Diamond`,
+ * `MMLU-Pro`, `AIME 2024`, `LiveCodeBench v2`, in any case; undefined when it names none.
+ */
+export const benchmarkNamed = (text: string): string | undefined => {
+  const folded = text.toLowerCase().replace(/[-_\s]/g, "")
+  const aliases: Readonly<Record<string, string>> = { aime2024: "aime24", livecodebenchv2: "livecodebench" }
+  return benchmarkNames().find((n) => n.replace(/_/g, "") === folded) ?? aliases[folded]
+}
+
 const formatOf = (file: string): InputFormat =>
   file.endsWith(".parquet") ? "parquet" : file.endsWith(".csv") ? "csv" : file.endsWith(".json") ? "json" : "jsonl"
 

@@ -9,6 +9,7 @@ import {
 } from "@fastcot/core"
 import {
   benchmark,
+  benchmarkNamed,
   benchmarkNames,
   evaluate,
   evalRunFolder,
@@ -56,7 +57,10 @@ const threads = Options.integer("threads").pipe(
   Options.optional,
   Options.withDescription("Local models: intra-op threads (default: every core).")
 )
-const bench = listOption("bench", `Benchmarks (default: all): ${benchmarkNames().join(", ")}.`)
+const bench = listOption(
+  "bench",
+  `Benchmarks (default: all): ${benchmarkNames().join(", ")} (MATH-500, GPQA-Diamond, AIME 2024 and the like are read as these).`
+)
 const samples = Options.integer("samples").pipe(
   inRange("--samples", 1, 1024),
   Options.optional,
@@ -195,7 +199,8 @@ export const evalCommand = Command.make(
     Effect.gen(function* () {
       const earlier = Option.getOrUndefined(args.regrade)
       const regraded = earlier !== undefined ? yield* regradeSource(earlier) : undefined
-      const benches = args.bench.length > 0 ? args.bench : (regraded?.benches ?? benchmarkNames())
+      const benches =
+        args.bench.length > 0 ? args.bench.map((b) => benchmarkNamed(b) ?? b) : (regraded?.benches ?? benchmarkNames())
       const unknown = benches.filter((b) => !benchmarkNames().includes(b))
       if (unknown.length > 0) {
         // "gpqa" for gpqa_diamond, "lcb" is not guessed: only names that one contains the other.
