@@ -1,12 +1,15 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { readFileSync, writeFileSync } from "node:fs"
+import { readFileSync, statSync, writeFileSync } from "node:fs"
+import { gunzipSync, gzipSync } from "node:zlib"
 import { join } from "node:path"
 import { parquetWriteFile } from "hyparquet-writer"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { RunStore } from "../store/RunStore.js"
 import { jsonl, tempDir, withStore } from "../test-support/fixtures.js"
+import { SqliteRunStoreLive } from "../store/SqliteRunStore.js"
 import { importFile, type ImportOptions } from "./importFile.js"
+import { type ReadPosition, readJsonl, START } from "./readers.js"
 
 const SHARED = join(__dirname, "..", "..", "..", "..", "..", "shared", "data")
 
@@ -109,6 +112,38 @@ describe("import", () => {
       write("wrapped.json", JSON.stringify({ version: 1, data: [{ question: "z?", answer: "0" }] }))
     )
     expect(wrapped.problemsAdded).toBe(1)
+  })
+
+  it("reads gzip-compressed JSONL, JSON and CSV as they stream, resumes inside one, and refuses zstd with what to do", async () => {
+    // A published file as it is kept: the shared graded outputs (3,514 rows, gzip).
+    const published = join(SHARED, "graded-outputs", "math-real.jsonl.gz")
+    const report = await run(published, { batchSize: 500 })
+    expect(report).toMatchObject({ rows: 3514, rejected: 0 })
+    expect(report.problemsAdded).toBeGreaterThan(0)
+    // From a committed position inside the compressed file: the same rows as from the plain file's.
+    const plain = write("rows.jsonl", gunzipSync(readFileSync(published)))
+    const batchOf = async (file: string, from: ReadPosition) => (await readJsonl(file, from, 3).next()).value!
+    const second = (await batchOf(plain, START)).next
+    const [fromPlain, fromGzip] = [await batchOf(plain, second), await batchOf(published, second)]
+    expect(fromGzip.rows).toEqual(fromPlain.rows)
+    expect(fromGzip.next).toEqual(fromPlain.next)
+    // Progress is counted in the file's own (compressed) bytes, against its size.
+    expect(fromGzip.bytes).toBeLessThanOrEqual(statSync(published).size)
+    const json = await run(
+      write("rows.json.gz", gzipSync(JSON.stringify([{ question: "gz json?", answer: "1" }, { answer: 2 }])))
+    )
+    expect(json).toMatchObject({ rows: 2, problemsAdded: 1, rejected: 1 })
+    const csv = await run(write("rows.tsv.gz", gzipSync("question\tanswer\ngz csv?\t3\nsecond?\t4\n")))
+    expect(csv).toMatchObject({ format: "csv", rows: 2, problemsAdded: 2, rejected: 0 })
+    const zstd = await Effect.runPromise(
+      Effect.either(
+        importFile(write("rows.jsonl.zst", Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]))).pipe(
+          Effect.provide(SqliteRunStoreLive(db)),
+          Effect.scoped
+        )
+      )
+    )
+    expect(zstd).toMatchObject({ left: { message: expect.stringContaining("zstd-compressed: decompress it first") } })
   })
 
   it("keeps a malformed CSV record's own text in its reject, across multi-line records, a BOM and CRLF", async () => {

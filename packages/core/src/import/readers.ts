@@ -1,5 +1,7 @@
 import { parse as parseCsv } from "csv-parse"
 import { closeSync, createReadStream, openSync, readSync } from "node:fs"
+import { createGunzip } from "node:zlib"
+import { isGzip, openSource } from "./compressedSource.js"
 import { readFile, stat } from "node:fs/promises"
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet"
 import { compressors } from "hyparquet-compressors"
@@ -62,9 +64,13 @@ const isBlank = (bytes: Uint8Array): boolean => {
   return true
 }
 
-/** JSON Lines, streamed in 1 MiB chunks; resumes by seeking to the committed byte offset. */
+/**
+ * JSON Lines, streamed in 1 MiB chunks (gzip-compressed ones decompressed as they stream);
+ * resumes at the committed byte offset (of the decompressed bytes).
+ */
 export async function* readJsonl(path: string, from: ReadPosition, batchSize: number): AsyncGenerator<RowBatch> {
-  const stream = createReadStream(path, { start: from.offset, highWaterMark: 1 << 20 })
+  const source = openSource(path, from.offset)
+  const stream = source.chunks
   let offset = from.offset
   let line = from.line
   let rows = from.rows
@@ -96,7 +102,7 @@ export async function* readJsonl(path: string, from: ReadPosition, batchSize: nu
       pos = nl + 1
       line++
       if (batch.length >= batchSize) {
-        yield { rows: batch, next: { rows, line, offset }, bytes: offset }
+        yield { rows: batch, next: { rows, line, offset }, bytes: source.compressed ? source.fileBytesRead() : offset }
         batch = []
       }
     }
@@ -116,7 +122,7 @@ export async function* readJsonl(path: string, from: ReadPosition, batchSize: nu
   }
   offset += carry.length
   if (carry.length > 0) line++
-  yield { rows: batch, next: { rows, line, offset }, bytes: offset }
+  yield { rows: batch, next: { rows, line, offset }, bytes: source.compressed ? source.fileBytesRead() : offset }
 }
 
 /**
@@ -126,7 +132,8 @@ export async function* readJsonl(path: string, from: ReadPosition, batchSize: nu
  * ...) is taken as the rows, else the object is one row.
  */
 export async function* readJsonArray(path: string, from: ReadPosition, batchSize: number): AsyncGenerator<RowBatch> {
-  const stream = createReadStream(path, { highWaterMark: 1 << 20 })
+  const source = openSource(path)
+  const stream = source.chunks
   let state: "start" | "between" | "element" | "end" | "object" = "start"
   let depth = 0
   let inString = false
@@ -197,7 +204,11 @@ export async function* readJsonArray(path: string, from: ReadPosition, batchSize
           finishElement()
           state = "between"
           if (batch.length >= batchSize) {
-            yield { rows: batch, next: { rows, line, offset: 0 }, bytes }
+            yield {
+              rows: batch,
+              next: { rows, line, offset: 0 },
+              bytes: source.compressed ? source.fileBytesRead() : bytes
+            }
             batch = []
           }
         }
@@ -248,7 +259,7 @@ export async function* readJsonArray(path: string, from: ReadPosition, batchSize
       rows = values.length
     }
   }
-  yield { rows: batch, next: { rows, line, offset: 0 }, bytes }
+  yield { rows: batch, next: { rows, line, offset: 0 }, bytes: source.compressed ? source.fileBytesRead() : bytes }
 }
 
 /**
@@ -282,13 +293,14 @@ const recordPreview = (path: string, start: number, lines: number): string => {
 
 /** CSV (or TSV) with a header row; a JSON-looking cell (`[...]`, `{...}`) stays a string for the layout to decode. */
 export async function* readCsv(path: string, from: ReadPosition, batchSize: number): AsyncGenerator<RowBatch> {
+  const compressed = isGzip(path)
   const skipped: Array<RawRow> = []
   let lastRecordLine = 1
   const parser = parseCsv({
     columns: true,
     bom: true,
     info: true,
-    delimiter: path.toLowerCase().endsWith(".tsv") ? "\t" : ",",
+    delimiter: path.toLowerCase().replace(/\.gz$/, "").endsWith(".tsv") ? "\t" : ",",
     skip_empty_lines: true,
     skip_records_with_error: true,
     max_record_size: MAX_ROW_BYTES,
@@ -308,7 +320,8 @@ export async function* readCsv(path: string, from: ReadPosition, batchSize: numb
     skipped.push({
       line,
       error: `malformed CSV: ${err.message}`,
-      raw: recordPreview(path, start, Math.max(1, line - lastRecordLine))
+      // A compressed file's offsets are not the file's: its record is not read back.
+      raw: compressed ? "" : recordPreview(path, start, Math.max(1, line - lastRecordLine))
     })
   })
   let bytes = 0
@@ -316,7 +329,11 @@ export async function* readCsv(path: string, from: ReadPosition, batchSize: numb
   source.on("data", (chunk) => {
     bytes += chunk.length
   })
-  source.pipe(parser)
+  if (compressed) {
+    const gunzip = createGunzip({ chunkSize: 1 << 20 })
+    gunzip.on("error", (e) => parser.destroy(e))
+    source.pipe(gunzip).pipe(parser)
+  } else source.pipe(parser)
   let rows = from.rows
   let line = from.line
   let batch: Array<RawRow> = []
