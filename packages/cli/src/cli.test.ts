@@ -396,18 +396,10 @@ describe("fastcot command line", () => {
         .map((r, i) => JSON.stringify({ id: r.id, output: i < 15 ? `\\boxed{${r.answer}}` : "\\boxed{-1}" }))
         .join("\n")
     )
-    const r = await fastcot(
-      "eval",
-      "--predictions",
-      "p.jsonl",
-      "--bench",
-      "aime24",
-      "--data",
-      shared,
-      "--out",
-      "run1",
-      "--no-tui"
-    )
+    /** Grades p.jsonl on `bench` from the shared data into `out`. */
+    const gradeSaved = (bench: string, out: string) =>
+      fastcot("eval", "--predictions", "p.jsonl", "--bench", bench, "--data", shared, "--out", out, "--no-tui")
+    const r = await gradeSaved("aime24", "run1")
     expect(r.code, r.err).toBe(0)
     expect(r.out).toContain("| predictions | 50.0 ± ")
     const report = await fastcot("report", "run1", "run1/results.json", "--html", "r.html")
@@ -419,18 +411,7 @@ describe("fastcot command line", () => {
     expect(typo.code).toBe(2)
     expect(typo.err).toContain("--bench: unknown gpqa (did you mean gpqa_diamond?)")
     // The names as people write them are the benchmarks they name.
-    const named = await fastcot(
-      "eval",
-      "--predictions",
-      "p.jsonl",
-      "--bench",
-      "AIME 2024",
-      "--data",
-      shared,
-      "--out",
-      "named",
-      "--no-tui"
-    )
+    const named = await gradeSaved("AIME 2024", "named")
     expect(named.code, named.err).toBe(0)
     expect(named.out).toContain("| predictions | 50.0 ± ")
     const noData = await fastcot(

@@ -27,13 +27,18 @@ describe("pipeline files", () => {
     expect(config.stages.collect.systemPrompt).toContain("You should think step-by-step.")
   })
 
+  /** A pipeline file's first five lines, down to a teacher endpoint's model (lines 1-5). */
+  const teacherEndpoint = [
+    "name: trial",
+    "models:",
+    "  teacher:",
+    "    endpoints:",
+    "      - model: openai:m@http://127.0.0.1:1/v1"
+  ]
+
   it("names the key and the line of every mistake", () => {
     const text = [
-      "name: trial",
-      "models:",
-      "  teacher:",
-      "    endpoints:",
-      "      - model: openai:m@http://127.0.0.1:1/v1",
+      ...teacherEndpoint,
       "        concurrency: 0",
       "    sampling: { temperature: 5 }",
       "  judgee: {}",
@@ -49,11 +54,7 @@ describe("pipeline files", () => {
 
   it("says which key a misspelt or snake_case one meant, and nothing when none is near", () => {
     const text = [
-      "name: trial",
-      "models:",
-      "  teacher:",
-      "    endpoints:",
-      "      - model: openai:m@http://127.0.0.1:1/v1",
+      ...teacherEndpoint,
       "        concurency: 4",
       "        base_url: http://127.0.0.1:1/v1",
       "stages:",
