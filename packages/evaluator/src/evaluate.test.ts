@@ -265,6 +265,17 @@ describe("benchmark loaders and graders", () => {
       ["math500", 5, 1, 495]
     ])
     expect(byText.settings.unmatchedPredictions).toBeUndefined()
+    // Several samples of one question, each under an id of its own: all graded, none unmatched.
+    const samples = join(tmp, "samples.jsonl")
+    writeFileSync(
+      samples,
+      [0, 1, 2]
+        .map((k) => JSON.stringify({ id: `q0#s${k}`, problem: rows[0]!.problem, output: rows[0]!.solution }))
+        .join("\n")
+    )
+    const sampled = Either.getOrThrow(await run(samples, "samples"))
+    expect(sampled.benchmarks.map((b) => [b.summary.items, b.summary.samples])).toEqual([[1, 3]])
+    expect(sampled.settings.unmatchedPredictions).toBeUndefined()
     // Compressed with gzip, as harnesses often keep their outputs: read as it is.
     const gz = join(tmp, "some.jsonl.gz")
     writeFileSync(gz, gzipSync(readFileSync(some)))

@@ -56,9 +56,9 @@ const readText = (file: string): string => {
 /** A question's text as matched: whitespace runs as one space, trimmed. */
 const textKey = (question: string): string => question.replace(/\s+/g, " ").trim()
 
-/** Outputs grouped by what they answer, each group with the key that counts it once. */
+/** Outputs grouped by what they answer, with the keys (ids, or texts) of the lines they came from. */
 interface Group {
-  readonly key: string
+  readonly keys: Set<string>
   readonly outputs: Array<SavedOutput>
 }
 
@@ -71,8 +71,9 @@ export const readPredictions = (file: string): Predictions => {
   const add = (index: Map<string, Map<string, Group>>, bench: string, lookup: string, key: string, o: SavedOutput) => {
     const map = index.get(bench) ?? new Map<string, Group>()
     index.set(bench, map)
-    const group = map.get(lookup) ?? { key, outputs: [] }
+    const group = map.get(lookup) ?? { keys: new Set<string>(), outputs: [] }
     map.set(lookup, group)
+    group.keys.add(key)
     group.outputs.push(o)
   }
   readText(file)
@@ -107,7 +108,7 @@ export const readPredictions = (file: string): Predictions => {
     })
   const used = new Set<string>()
   const found = (group: Group | undefined) => {
-    if (group !== undefined) used.add(group.key)
+    for (const key of group?.keys ?? []) used.add(key)
     return group?.outputs
   }
   return {

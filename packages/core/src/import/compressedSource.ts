@@ -5,9 +5,9 @@ import { createGunzip } from "node:zlib"
  * A data file's bytes as the readers take them: a gzip-compressed file (`data.jsonl.gz`, known by
  * its magic bytes whatever its name) decompressed as it streams. `start` is an offset in the
  * decompressed bytes (where an interrupted import resumes); a compressed file is read from its
- * beginning and the bytes before `start` passed over. `fileBytesRead` is how much of a compressed
- * file itself has been read, for progress against its size (a plain file's offset is that already). A zstd-compressed file is refused with
- * what to do: this Node.js has no zstd.
+ * beginning and the bytes before `start` passed over. `fileBytesRead` is how much of a
+ * compressed file itself has been read, for progress against its size (a plain file's offset is
+ * that already). A zstd-compressed file is refused with what to do: this Node.js has no zstd.
  */
 export interface Source {
   readonly chunks: AsyncIterable<Buffer>
