@@ -5,7 +5,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { describeParseError } from "../schema/errors.js"
 import type { Qwen2Shape } from "./qwen2Builder.js"
-import { CheckpointError } from "./safetensors.js"
+import { CheckpointError, isCheckpointFolder } from "./safetensors.js"
 
 /**
  * A checkpoint's `config.json`, as `fastcot models convert` reads it: a `Qwen2ForCausalLM` as
@@ -163,13 +163,10 @@ const checkpointSubfolders = (dir: string): Array<string> =>
     .map((e) => e.name)
     .sort((a, b) => Number(/\d+/.exec(b)![0]) - Number(/\d+/.exec(a)![0]))
 
-const hasModelWeights = (dir: string): boolean =>
-  fs.existsSync(path.join(dir, "model.safetensors")) || fs.existsSync(path.join(dir, "model.safetensors.index.json"))
-
 /** A LoRA adapter's folder (PEFT's `adapter_config.json`, no model weights): what to do instead. */
 const loraAdapter = (dir: string): string | undefined => {
   const adapter = path.join(dir, "adapter_config.json")
-  if (fs.existsSync(adapter) && !hasModelWeights(dir)) {
+  if (fs.existsSync(adapter) && !isCheckpointFolder(dir)) {
     let base = ""
     try {
       const b = (JSON.parse(fs.readFileSync(adapter, "utf8")) as { base_model_name_or_path?: unknown })

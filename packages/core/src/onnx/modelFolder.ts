@@ -6,6 +6,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { describeParseError } from "../schema/errors.js"
 import { pickChatTemplate } from "../chat/chatTemplateCheck.js"
+import { isCheckpointFolder } from "./safetensors.js"
 
 /** A model folder that cannot be used, with the file (and field) at fault and what to do. */
 export class ModelFolderError extends Data.TaggedError("ModelFolderError")<{
@@ -189,10 +190,6 @@ export const readModelFolder = (p: string): Effect.Effect<ModelFolder, ModelFold
       numKvHeads: c.num_key_value_heads ?? c.num_attention_heads
     })
   })
-
-/** A folder of safetensors weights (a trainer's checkpoint), which `fastcot models convert` turns into a model folder. */
-export const isCheckpointFolder = (dir: string): boolean =>
-  fs.existsSync(path.join(dir, "model.safetensors")) || fs.existsSync(path.join(dir, "model.safetensors.index.json"))
 
 const chatTemplateFile = (dir: string): string | undefined => {
   const f = path.join(dir, "chat_template.jinja")

@@ -102,6 +102,10 @@ export const readSafetensorsHeader = (file: string): Array<TensorEntry> => {
   }
 }
 
+/** A folder of safetensors weights (a trainer's checkpoint: `model.safetensors` or its shards' index). */
+export const isCheckpointFolder = (dir: string): boolean =>
+  fs.existsSync(path.join(dir, "model.safetensors")) || fs.existsSync(path.join(dir, "model.safetensors.index.json"))
+
 /**
  * A checkpoint folder's tensors by name: `model.safetensors`, or the shards its
  * `model.safetensors.index.json` lists (each shard's header read, none of its data).
