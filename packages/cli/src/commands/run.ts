@@ -359,10 +359,8 @@ export const runCommand = Command.make(
             `filter         ${f.problems} problems: ${f.duplicates} duplicates, ${f.nearDuplicates} near-duplicates, ${overlap}, ${f.noReference} without a reference answer (report: reports/filter.json)`
           )
           if (f.benchmarkProblems === 0)
-            yield* Effect.sync(() =>
-              process.stderr.write(
-                "warn: not decontaminated: no evaluation benchmark was given (--benchmarks DATA_DIR or FILES, or filter.benchmarks in the pipeline file), so a training problem that is also a MATH-500 or AIME question would be trained on and then scored\n"
-              )
+            yield* stderr(
+              "warn: not decontaminated: no evaluation benchmark was given (--benchmarks DATA_DIR or FILES, or filter.benchmarks in the pipeline file), so a training problem that is also a MATH-500 or AIME question would be trained on and then scored"
             )
         }
         if (report.teacher !== undefined) {
