@@ -276,6 +276,7 @@ export * as Onnx from "./onnx/index.js"
 
 // Small helpers the other packages share
 export { canonicalJson, sha256Hex } from "./util/hash.js"
+export { foldName } from "./util/nearestName.js"
 export { lastBoxed } from "./util/latex.js"
 export { LETTERS, letteredChoices, seededShuffle } from "./util/choices.js"
 export { type LengthStats, lengthStats } from "./util/lengthStats.js"

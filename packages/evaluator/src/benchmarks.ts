@@ -7,6 +7,7 @@ import {
   decodeLcbTests,
   extractLetter,
   gradeMath,
+  foldName,
   type InputFormat,
   type VerificationFailure,
   LETTERS,
@@ -280,9 +281,9 @@ export const benchmarkNames = () => [...registry.keys()]
  * `MMLU-Pro`, `AIME 2024`, `LiveCodeBench v2`, in any case; undefined when it names none.
  */
 export const benchmarkNamed = (text: string): string | undefined => {
-  const folded = text.toLowerCase().replace(/[-_\s]/g, "")
+  const folded = foldName(text)
   const aliases: Readonly<Record<string, string>> = { aime2024: "aime24", livecodebenchv2: "livecodebench" }
-  return benchmarkNames().find((n) => n.replace(/_/g, "") === folded) ?? aliases[folded]
+  return benchmarkNames().find((n) => foldName(n) === folded) ?? aliases[folded]
 }
 
 const formatOf = (file: string): InputFormat =>

@@ -1,4 +1,5 @@
 import * as Either from "effect/Either"
+import { foldName } from "../util/nearestName.js"
 
 export const Trainers = ["llamafactory", "swift"] as const
 export type Trainer = (typeof Trainers)[number]
@@ -84,7 +85,7 @@ export const CURRENT_VERSION: Record<Trainer, TrainerVersion> = { swift: "swift@
 
 /** A trainer as people write its name: `ms-swift` (its package), `LLaMA-Factory` (its repository), any case. */
 const trainerName = (text: string): Trainer | undefined => {
-  const plain = text.toLowerCase().replace(/[-_\s]/g, "")
+  const plain = foldName(text)
   return plain === "swift" || plain === "msswift" ? "swift" : plain === "llamafactory" ? "llamafactory" : undefined
 }
 
