@@ -328,28 +328,28 @@ const amDistilled: DatasetLayout = {
     const traces: Array<TraceContent> = []
     let solution: string | undefined
     if (reply !== undefined) {
+      const replied = splitReasoning(reply.content)
       const think = reply.info["think_content"]
-      const given = typeof think === "string" && think.trim() !== ""
-      const split = given
-        ? {
-            reasoning: (think as string).trim(),
-            solution:
-              typeof reply.info["answer_content"] === "string"
-                ? (reply.info["answer_content"] as string)
-                : splitReasoning(reply.content).solution,
-            cutOff: false
-          }
-        : splitReasoning(reply.content)
-      solution = withoutAnswerTags(split.solution)
+      const answer = reply.info["answer_content"]
+      // The thinking and the answer as the info gives them apart, else as the reply's tags split it.
+      const split =
+        typeof think === "string" && think.trim() !== ""
+          ? { reasoning: think.trim(), solution: typeof answer === "string" ? answer : replied.solution, cutOff: false }
+          : replied.tags !== undefined
+            ? replied
+            : undefined
+      solution = withoutAnswerTags(split?.solution)
       const model = reply.info["model_name"] ?? reply.info["model"]
       const metadata = smallFields(reply.info, (k) =>
         ["think_content", "answer_content", "reference_answer", "test_case", "model_name", "model"].includes(k)
       )
       const by = typeof model === "string" ? model : undefined
-      // A reply without thinking tags is read as any other reply.
-      if (!given && splitReasoning(reply.content).tags === undefined)
-        traces.push({ reply: withoutAnswerTags(reply.content) ?? reply.content, model: by, metadata })
-      else traces.push({ reasoning: split.reasoning, solution, model: by, metadata, cutOff: split.cutOff })
+      // A reply without thinking, apart or tagged, is read as any other reply.
+      traces.push(
+        split === undefined
+          ? { reply: withoutAnswerTags(reply.content) ?? reply.content, model: by, metadata }
+          : { reasoning: split.reasoning, solution, model: by, metadata, cutOff: split.cutOff }
+      )
     }
     const info = { ...user.info, ...reply?.info }
     const reference = info["reference_answer"]
