@@ -5,13 +5,17 @@ import { createGunzip } from "node:zlib"
  * A data file's bytes as the readers take them: a gzip-compressed file (`data.jsonl.gz`, known by
  * its magic bytes whatever its name) decompressed as it streams. `start` is an offset in the
  * decompressed bytes (where an interrupted import resumes); a compressed file is read from its
- * beginning and the bytes before `start` passed over. `fileBytesRead` is how much of a
- * compressed file itself has been read, for progress against its size (a plain file's offset is
- * that already). A zstd-compressed file is refused with what to do: this Node.js has no zstd.
+ * beginning and the bytes before `start` passed over. A zstd-compressed file is refused with what
+ * to do: this Node.js has no zstd.
  */
 export interface Source {
   readonly chunks: AsyncIterable<Buffer>
-  readonly fileBytesRead: () => number
+  /**
+   * How far into the file itself a reader stands that has taken `offset` bytes of `chunks`, for
+   * progress against the file's size: the offset itself for a plain file, what has been read of
+   * a compressed one.
+   */
+  readonly fileBytesAt: (offset: number) => number
   readonly compressed: boolean
 }
 
@@ -39,9 +43,8 @@ export const isGzip = (path: string): boolean => {
 export const openSource = (path: string, start = 0): Source => {
   let read = 0
   if (!isGzip(path)) {
-    // Read by the caller's loop alone (a "data" listener beside it would set the stream flowing).
     const raw = createReadStream(path, { start, highWaterMark: 1 << 20 })
-    return { chunks: raw as AsyncIterable<Buffer>, fileBytesRead: () => Number.NaN, compressed: false }
+    return { chunks: raw as AsyncIterable<Buffer>, fileBytesAt: (offset) => offset, compressed: false }
   }
   const raw = createReadStream(path, { highWaterMark: 1 << 20 })
   raw.on("data", (c) => (read += c.length))
@@ -58,5 +61,5 @@ export const openSource = (path: string, start = 0): Source => {
       toSkip = 0
     }
   }
-  return { chunks: skipped(), fileBytesRead: () => read, compressed: true }
+  return { chunks: skipped(), fileBytesAt: () => read, compressed: true }
 }

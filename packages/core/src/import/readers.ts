@@ -102,7 +102,7 @@ export async function* readJsonl(path: string, from: ReadPosition, batchSize: nu
       pos = nl + 1
       line++
       if (batch.length >= batchSize) {
-        yield { rows: batch, next: { rows, line, offset }, bytes: source.compressed ? source.fileBytesRead() : offset }
+        yield { rows: batch, next: { rows, line, offset }, bytes: source.fileBytesAt(offset) }
         batch = []
       }
     }
@@ -122,7 +122,7 @@ export async function* readJsonl(path: string, from: ReadPosition, batchSize: nu
   }
   offset += carry.length
   if (carry.length > 0) line++
-  yield { rows: batch, next: { rows, line, offset }, bytes: source.compressed ? source.fileBytesRead() : offset }
+  yield { rows: batch, next: { rows, line, offset }, bytes: source.fileBytesAt(offset) }
 }
 
 /**
@@ -207,7 +207,7 @@ export async function* readJsonArray(path: string, from: ReadPosition, batchSize
             yield {
               rows: batch,
               next: { rows, line, offset: 0 },
-              bytes: source.compressed ? source.fileBytesRead() : bytes
+              bytes: source.fileBytesAt(bytes)
             }
             batch = []
           }
@@ -259,7 +259,7 @@ export async function* readJsonArray(path: string, from: ReadPosition, batchSize
       rows = values.length
     }
   }
-  yield { rows: batch, next: { rows, line, offset: 0 }, bytes: source.compressed ? source.fileBytesRead() : bytes }
+  yield { rows: batch, next: { rows, line, offset: 0 }, bytes: source.fileBytesAt(bytes) }
 }
 
 /**
@@ -324,6 +324,7 @@ export async function* readCsv(path: string, from: ReadPosition, batchSize: numb
       raw: compressed ? "" : recordPreview(path, start, Math.max(1, line - lastRecordLine))
     })
   })
+  // The file's own bytes (compressed ones for a gzip file), for progress against its size.
   let bytes = 0
   const source = createReadStream(path, { highWaterMark: 1 << 20 })
   source.on("data", (chunk) => {
