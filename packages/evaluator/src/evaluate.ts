@@ -201,7 +201,7 @@ export const evaluate = (options: EvalOptions) =>
     const extraction = options.extraction ?? "fastcot"
     const predictions =
       options.predictions !== undefined
-        ? yield* Effect.try({
+        ? yield* Effect.tryPromise({
             try: () => readPredictions(options.predictions!),
             catch: (e) =>
               e instanceof EvalError

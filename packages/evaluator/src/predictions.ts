@@ -1,8 +1,6 @@
-import { describeParseError } from "@fastcot/core"
+import { describeParseError, readRows, START } from "@fastcot/core"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import { readFileSync } from "node:fs"
-import { gunzipSync } from "node:zlib"
 import { EvalError } from "./errors.js"
 
 /**
@@ -47,12 +45,6 @@ const failAt = (file: string, line: number, message: string): never => {
   throw new EvalError({ reason: "predictions", message: `${file}:${line}: ${message}` })
 }
 
-/** The file's text: gunzipped when it is gzip (its magic bytes, whatever its name). */
-const readText = (file: string): string => {
-  const bytes = readFileSync(file)
-  return bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString("utf8") : bytes.toString("utf8")
-}
-
 /** A question's text as matched: whitespace runs as one space, trimmed. */
 const textKey = (question: string): string => question.replace(/\s+/g, " ").trim()
 
@@ -62,8 +54,12 @@ interface Group {
   readonly outputs: Array<SavedOutput>
 }
 
-/** Reads a predictions file; a line that is not an output names the file, the line and what it has. */
-export const readPredictions = (file: string): Predictions => {
+/**
+ * Reads a predictions file through the importer's JSONL reader (gzip decompressed, lines counted,
+ * malformed JSON and invalid UTF-8 named); a line that is not an output names the file, the line
+ * and what it has.
+ */
+export const readPredictions = async (file: string): Promise<Predictions> => {
   // Per benchmark named on the lines ("" for lines that name none): by id, and by question text.
   const byId = new Map<string, Map<string, Group>>()
   const byText = new Map<string, Map<string, Group>>()
@@ -76,26 +72,20 @@ export const readPredictions = (file: string): Predictions => {
     group.keys.add(key)
     group.outputs.push(o)
   }
-  readText(file)
-    .split("\n")
-    .forEach((text, i) => {
-      if (text.trim() === "") return
-      let json: unknown
-      try {
-        json = JSON.parse(text)
-      } catch {
-        return failAt(file, i + 1, "malformed JSON")
-      }
+  for await (const batch of readRows("jsonl", file, START, 5000))
+    for (const { line, value: json, error } of batch.rows) {
+      if (error !== undefined) return failAt(file, line, error)
       const decoded = decodeLine(json)
-      if (Either.isLeft(decoded)) return failAt(file, i + 1, describeParseError(decoded.left))
+      if (Either.isLeft(decoded)) return failAt(file, line, describeParseError(decoded.left))
       const row = decoded.right
-      if (row.output === undefined && row.error !== undefined) return
+      // A generation an earlier run could not get (it has an error, no output) is not an answer.
+      if (row.output === undefined && typeof row.error === "string") continue
       const question = [row.problem, row.question].find((q): q is string => typeof q === "string" && q.trim() !== "")
       if ((row.id === undefined && question === undefined) || row.output === undefined) {
         const fields = json !== null && typeof json === "object" ? Object.keys(json).join(", ") : typeof json
         return failAt(
           file,
-          i + 1,
+          line,
           `each line needs a string \`output\` and \`id\` (the question's id in the benchmark's file) or the question (\`problem\` or \`question\`); this one has ${fields}`
         )
       }
@@ -105,7 +95,7 @@ export const readPredictions = (file: string): Predictions => {
       keys.add(key)
       if (row.id !== undefined) add(byId, bench, String(row.id), key, saved)
       if (question !== undefined) add(byText, bench, textKey(question), key, saved)
-    })
+    }
   const used = new Set<string>()
   const found = (group: Group | undefined) => {
     for (const key of group?.keys ?? []) used.add(key)
