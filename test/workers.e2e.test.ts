@@ -2,7 +2,7 @@ import { type ScriptedRequest } from "@fastcot/core/testing"
 import { type ChildProcess, spawn } from "node:child_process"
 import { createHash } from "node:crypto"
 import Database from "better-sqlite3"
-import { readFileSync } from "node:fs"
+import { readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import {
@@ -20,6 +20,13 @@ const N = Number(process.env["FASTCOT_E2E_WORKERS_N"] ?? 2_000)
 const WORKERS = 3
 const LEASE_MS = 2_000
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+/**
+ * Tries per call. At 15 % faults, four in five of them failing a try (a slow reply still
+ * answers), a call fails all of the default 6 tries with p = 0.12^6 = 3e-6: over the two runs'
+ * ~12,000 calls, one test in 30 would end with a failed item (a run that exits 1, as it should).
+ * With 12 tries, p = 9e-12 a call.
+ */
+const MAX_ATTEMPTS = 12
 
 const requestKey = (r: ScriptedRequest) => createHash("sha256").update(JSON.stringify(r.messages)).digest("hex")
 
@@ -33,7 +40,15 @@ describe(`${WORKERS} workers share one run on PostgreSQL (real server on 127.0.0
   )
   const cluster = postgresFixture()
 
-  const runArgs = () => recipeRunArgs(fx.server.baseUrl, 8)
+  /** The recipe's run with the scripted roles, from a pipeline file that only raises their tries. */
+  const runArgs = () => {
+    const file = join(fx.root, "pipeline.yaml")
+    const role = (name: string) =>
+      `  ${name}:\n    maxAttempts: ${MAX_ATTEMPTS}\n    endpoints:\n      - model: openai:scripted@${fx.server.baseUrl}\n`
+    writeFileSync(file, `name: workers-e2e\nmodels:\n${["teacher", "rewriter", "judge"].map(role).join("")}`)
+    const [command, ...flags] = recipeRunArgs(fx.server.baseUrl, 8)
+    return [command!, file, ...flags]
+  }
 
   /** Items whose outcome differs between the shared run and the straight one, with each run's rounds: the
    * message a failed comparison shows. */
@@ -146,7 +161,8 @@ describe(`${WORKERS} workers share one run on PostgreSQL (real server on 127.0.0
 
     const straight = join(fx.root, "sqlite")
     await run(["import", join(fx.root, "problems.jsonl"), "--workspace", straight])
-    expect((await run([...runArgs(), "--workspace", straight])).status).toBe(0)
+    const reference = await run([...runArgs(), "--workspace", straight])
+    expect(reference.status, reference.stderr).toBe(0)
     const b = JSON.parse((await run(["status", "--json", "--workspace", straight])).stdout)
     // Item by item, with each differing item's rounds in both runs when they disagree.
     expect(keptAsDifferences(url, join(straight, "fastcot.db"))).toBe("")
