@@ -80,13 +80,23 @@ const ropeParameters = (file: string, c: CheckpointConfigJson): { setting: RopeS
   return { setting: full, field: "rope_parameters.full_attention" }
 }
 
+/** The value at a dotted path of the file's own JSON (as written, with fields the schema does not read). */
+const writtenAt = (json: unknown, field: string): unknown =>
+  field
+    .split(".")
+    .reduce<unknown>(
+      (value, key) =>
+        typeof value === "object" && value !== null ? (value as Record<string, unknown>)[key] : undefined,
+      json
+    )
+
 /** The rotary base, from wherever this config's transformers version put it; scaled rotaries refused. */
-const ropeTheta = (file: string, c: CheckpointConfigJson): number => {
+const ropeTheta = (file: string, json: unknown, c: CheckpointConfigJson): number => {
   const refuseScaled = (field: string, s: RopeSetting) => {
     const type = s.rope_type ?? s.type ?? "default"
     if (type !== "default")
       fail(
-        `${file}: ${field} ${JSON.stringify(s)}: rotary embeddings scaled by "${type}" are not converted yet (the graph would be another model)`
+        `${file}: ${field} ${JSON.stringify(writtenAt(json, field))}: rotary embeddings scaled by "${type}" are not converted yet (the graph would be another model)`
       )
     if (s.partial_rotary_factor !== undefined && s.partial_rotary_factor !== null && s.partial_rotary_factor !== 1)
       fail(`${file}: ${field}.partial_rotary_factor ${s.partial_rotary_factor}: only a full rotary is converted`)
@@ -147,7 +157,7 @@ export const readCheckpointConfig = (dir: string): CheckpointConfig => {
       numKvHeads,
       intermediateSize: c.intermediate_size,
       vocabSize: c.vocab_size,
-      ropeTheta: ropeTheta(file, c),
+      ropeTheta: ropeTheta(file, json, c),
       rmsNormEps: c.rms_norm_eps ?? 1e-6,
       maxPositionEmbeddings: c.max_position_embeddings ?? 32768
     },
