@@ -10,6 +10,9 @@
 // instead of a SQLite file. ENDPOINTS=in-process answers the same script in this process after
 // the same latency, with no HTTP and no server process: what the pipeline reaches without the
 // transport and the scripted server on the machine's cores (a diagnostic, not the goal's bench).
+// SERVER=lean serves the same script from a minimal HTTP/1.1 responder (pipeline-lean-server.mjs)
+// instead of node:http: the same client and transport, a server process that takes less of the
+// machine's cores (a diagnostic too).
 import { spawn } from "node:child_process"
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { availableParallelism, tmpdir } from "node:os"
@@ -40,9 +43,12 @@ const LATENCY_MS = 40
 const CONCURRENCY = 32
 const ENDPOINTS = process.env.ENDPOINTS ?? "http"
 if (ENDPOINTS !== "http" && ENDPOINTS !== "in-process") throw new Error(`ENDPOINTS=${ENDPOINTS}: http or in-process`)
+const SERVER = process.env.SERVER ?? "node"
+if (SERVER !== "node" && SERVER !== "lean") throw new Error(`SERVER=${SERVER}: node or lean`)
+const serverScript = SERVER === "lean" ? "pipeline-lean-server.mjs" : "pipeline-server.mjs"
 const child =
   ENDPOINTS === "http"
-    ? spawn(process.execPath, [join(import.meta.dirname, "pipeline-server.mjs"), String(LATENCY_MS)], {
+    ? spawn(process.execPath, [join(import.meta.dirname, serverScript), String(LATENCY_MS)], {
         stdio: ["ignore", "pipe", "inherit"]
       })
     : undefined
@@ -270,7 +276,11 @@ console.log(
     (tokenizerWaitMs === undefined
       ? "timed from the run's start (COLD=1), the tokenizer perhaps still building on its thread"
       : `timed once the tokenizer's thread had built it (${tokenizerWaitMs.toFixed(0)} ms after set-up)`) +
-    (child ? "" : "; endpoints answered in this process (no HTTP, no server process)") +
+    (child
+      ? SERVER === "lean"
+        ? "; the scripted server a minimal HTTP/1.1 responder (SERVER=lean)"
+        : ""
+      : "; endpoints answered in this process (no HTTP, no server process)") +
     (WARMUPS > 0 ? `; after ${WARMUPS} untimed run(s) in this process` : "; in a fresh process (WARMUPS=0)")
 )
 for (const r of perRole)
