@@ -398,7 +398,7 @@ export const runCommand = Command.make(
       }
       if (failed > 0) {
         return yield* new CliFailure({
-          message: `${failed} model calls failed after their retries; run again to retry them`,
+          message: `${failed} model calls failed after their retries; run again to retry them (\`fastcot inspect --fate failed\` shows why; a role's \`maxAttempts\` in the pipeline file sets its tries, 6 by default)`,
           exitCode: 1
         })
       }
