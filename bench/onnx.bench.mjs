@@ -12,7 +12,7 @@
 // slower.) Every round loads the contenders afresh, in a rotating order (where a process's memory
 // lands changes its speed; see the loop), and starts once every contender's process has gone quiet.
 //
-//   node onnx.bench.mjs [--variants fp32,int8,q4[,fp16,q4f16]] [--prompt 128] [--new 32] [--threads N] [--reps 2]
+//   node onnx.bench.mjs [--variants fp32,int8,q4[,fp16,q4f16]] [--prompt 128] [--new 32] [--threads N] [--reps 2] [--warmups 3]
 //                       [--contenders fast,converted,peer,floor,packed,unfused,exported]
 //   (`--contenders converted,floor`: the converted graph against the kernels alone, nothing else loaded)
 import * as fs from "node:fs"
@@ -41,6 +41,7 @@ const variants = (args.variants ?? "fp32,int8,q4").split(",")
 const promptLen = Number(args.prompt ?? 128)
 const newTokens = Number(args.new ?? 32)
 const reps = Number(args.reps ?? 2)
+const warmups = Number(args.warmups ?? 3)
 const threads = Number(args.threads ?? os.availableParallelism())
 const here = path.dirname(fileURLToPath(import.meta.url))
 const dir = path.join(here, "out", "qwen2.5-0.5b-shape")
@@ -322,15 +323,14 @@ const loadKernelFloor = async (variant) => {
   }
   for (let r = 0; r < 5; r++) await session.run(feeds)
   return {
-    // One round: the median of 15 timed runs, as tokens/s.
+    // One round: as many runs as a generation's decoding steps, back to back, as tokens/s over
+    // their whole time (a mean, as the decoders' rates are: a median left out the slow steps
+    // that every decoder's rate counts).
     once: async () => {
-      const times = []
-      for (let r = 0; r < 15; r++) {
-        const t = performance.now()
-        await session.run(feeds)
-        times.push(performance.now() - t)
-      }
-      return { decode: 1000 / median(times) }
+      const steps = Math.max(1, newTokens - 1)
+      const t = performance.now()
+      for (let r = 0; r < steps; r++) await session.run(feeds)
+      return { decode: (steps * 1000) / (performance.now() - t) }
     },
     release: () => session.release()
   }
@@ -526,7 +526,10 @@ if (childSpec === undefined) {
       const live = {}
       for (const s of order) live[s.key] = await spawnContender(s.spec)
       const waited = await settle(Object.values(live))
-      for (const s of order) await live[s.key].once() // warm-up
+      // Warm-up: a process's first generations after loading run slower (the converted q4 graph,
+      // one process: 64, then 77, 73, 58, 65, 66, 68, 71 tok/s in one session's reading; 63, 71,
+      // 74, 77, 78 in another), so each contender runs `--warmups` times (3) before it is timed.
+      for (const s of order) for (let w = 0; w < warmups; w++) await live[s.key].once()
       console.log(
         `  (round ${r + 1}: ${order.length} contender processes loaded, ${order.map((s) => s.key).join(", ")}; quiet after ${waited.toFixed(0)} s)`
       )
