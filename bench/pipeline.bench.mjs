@@ -5,7 +5,8 @@
 //
 // ITEMS=N problems (1,200); WARMUPS=N whole runs first in this process, untimed (0: a fresh
 // process pays V8's warm-up inside the timed run); COLD=1 starts the clock before the tokenizer's
-// thread is ready; CACHE=off|use|refresh; PROFILE=FILE writes a CPU profile of the timed run;
+// thread is ready; CACHE=off|use|refresh; PROFILE=FILE writes a CPU profile of the timed run, ALLOCATIONS=FILE a
+// sampled profile of every allocation it makes (collected ones too);
 // STORE=postgres runs on a throwaway PostgreSQL cluster on loopback (a fresh database a run)
 // instead of a SQLite file. ENDPOINTS=in-process answers the same script in this process after
 // the same latency, with no HTTP and no server process: what the pipeline reaches without the
@@ -162,17 +163,32 @@ const roles =
           { ...r, endpoints: r.endpoints.map((e) => ({ ...e, provider: inProcessProvider(e.provider.model) })) }
         ])
       )
-/** With PROFILE=FILE, a CPU profile of the timed run alone (no imports, no set-up) is written to FILE. */
-async function startProfile(path) {
-  if (!path) return { stop: async () => {} }
+/**
+ * With PROFILE=FILE, a CPU profile of the timed run alone (no imports, no set-up) is written to FILE;
+ * with ALLOCATIONS=FILE, a sampled allocation profile of it (a `.heapprofile`).
+ */
+async function startProfile(path, allocationsPath) {
+  if (!path && !allocationsPath) return { stop: async () => {} }
   const session = new Session()
   session.connect()
-  await session.post("Profiler.enable")
-  await session.post("Profiler.start")
+  if (path) {
+    await session.post("Profiler.enable")
+    await session.post("Profiler.start")
+  }
+  if (allocationsPath) {
+    // Every allocation sampled, collected ones too: where the run's garbage comes from.
+    await session.post("HeapProfiler.enable")
+    await session.post("HeapProfiler.startSampling", {
+      samplingInterval: 16384,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true
+    })
+  }
   return {
     stop: async () => {
-      const { profile } = await session.post("Profiler.stop")
-      writeFileSync(path, JSON.stringify(profile))
+      if (path) writeFileSync(path, JSON.stringify((await session.post("Profiler.stop")).profile))
+      if (allocationsPath)
+        writeFileSync(allocationsPath, JSON.stringify((await session.post("HeapProfiler.stopSampling")).profile))
       session.disconnect()
     }
   }
@@ -197,7 +213,9 @@ const runOnce = (first, timed) => {
           ;(yield* TokenCounter).count("ready?")
           if (timed) tokenizerWaitMs = performance.now() - t
         }
-        const profiler = yield* Effect.promise(() => startProfile(timed ? process.env.PROFILE : undefined))
+        const profiler = yield* Effect.promise(() =>
+          startProfile(timed ? process.env.PROFILE : undefined, timed ? process.env.ALLOCATIONS : undefined)
+        )
         const cpu0 = process.cpuUsage()
         const threads0 = threadCpuMs()
         const pgCpu0 = cluster ? postgresCpuMs() : 0
