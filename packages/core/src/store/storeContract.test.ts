@@ -989,11 +989,30 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
         "\n"
     )
     await withStore(Effect.void)
-    // The first worker's commit of the file's only batch takes 1 s on the server; the second
-    // worker's copy of the same rows waits on it, and its connection is cut while it waits: its
-    // batch is rolled back and tried again, by which time the first worker's stands at the same
-    // position of the same file.
-    slowCommitsOn("imports", 1)
+    // The first worker's commit of the file's batch of rows (not its last commit, which only marks
+    // the file done) holds on the server until the second worker's copy of the same rows waits
+    // on it, then 3 s more; the second's connection is cut while it waits: its batch is rolled
+    // back and tried again, by which time the first worker's stands at the same position of the
+    // same file. (A fixed delay let a second worker slow to start on a loaded machine begin past
+    // the committed rows, with nothing of its own to copy: a different case.)
+    const waiting = "wait_event_type = 'Lock' AND strpos(query, 'COPY problems') > 0"
+    cluster().psql(
+      database(),
+      `CREATE FUNCTION hold_imports() RETURNS trigger LANGUAGE plpgsql AS $$
+         DECLARE deadline timestamptz := clock_timestamp() + interval '30 seconds';
+         BEGIN
+           LOOP
+             PERFORM pg_stat_clear_snapshot();
+             EXIT WHEN clock_timestamp() > deadline
+               OR EXISTS (SELECT 1 FROM pg_stat_activity WHERE ${waiting});
+             PERFORM pg_sleep(0.02);
+           END LOOP;
+           PERFORM pg_sleep(3);
+           RETURN NULL;
+         END $$;
+       CREATE CONSTRAINT TRIGGER hold_imports AFTER INSERT OR UPDATE ON imports DEFERRABLE INITIALLY DEFERRED
+         FOR EACH ROW WHEN (NEW.done = false) EXECUTE FUNCTION hold_imports();`
+    )
     const first = Effect.runPromise(Effect.scoped(importFile(file).pipe(Effect.provide(PgRunStoreLive(url)))))
     await untilRunning("fastcot import batch */ COMMIT")
     const proxy = await startTcpProxy(cluster().port)
@@ -1001,12 +1020,9 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
       const second = Effect.runPromise(
         Effect.scoped(importFile(file).pipe(Effect.provide(PgRunStoreLive(through(proxy)))))
       )
-      const waitingOnLock = () =>
-        cluster().psql(
-          database(),
-          "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-        )
-      while (waitingOnLock().trim() !== "1") await new Promise((r) => setTimeout(r, 20))
+      const copyWaiting = () =>
+        cluster().psql(database(), `SELECT COUNT(*) FROM pg_stat_activity WHERE ${waiting} AND pid <> pg_backend_pid()`)
+      while (copyWaiting().trim() !== "1") await new Promise((r) => setTimeout(r, 20))
       proxy.cut(300)
       const reports = await Promise.all([first, second])
       expect(reports.map((r) => r.problemsAdded).sort()).toEqual([0, 20])
