@@ -15,7 +15,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { afterEach, beforeEach, describe, expect, it } from "vitest"
 import { GRADER_VERSION } from "@fastcot/evaluator"
-import { openSqliteStore } from "@fastcot/core"
+import { importFile, openSqliteStore, RunStore } from "@fastcot/core"
 import { buildQwen2Checkpoint, finishedImport, keptSumItems, sumProblems } from "@fastcot/core/testing"
 import * as Effect from "effect/Effect"
 
@@ -1023,6 +1023,33 @@ describe("fastcot command line", () => {
     } finally {
       child.kill("SIGTERM")
     }
+  })
+
+  it("a resumed import says how much of the file's count it added itself", async () => {
+    writeFileSync(
+      join(cwd, "six.jsonl"),
+      Array.from({ length: 6 }, (_, i) => JSON.stringify({ question: `${i} + 1?`, answer: String(i + 1) })).join("\n") +
+        "\n"
+    )
+    // An import stopped after its first batch of two rows, with the options the command uses.
+    const { store, close } = openSqliteStore(join(cwd, "ws", "fastcot.db"))
+    const stopped = await Effect.runPromiseExit(
+      importFile(join(cwd, "six.jsonl"), {
+        batchSize: 2,
+        long: { above: 1024, count: (text: string) => text.length },
+        onProgress: () => {
+          throw new Error("stopped")
+        }
+      }).pipe(Effect.provideService(RunStore, store))
+    )
+    close()
+    expect(stopped._tag).toBe("Failure")
+    const r = await fastcot("import", "six.jsonl", "--workspace", "ws")
+    expect(r.code, r.err).toBe(0)
+    expect(r.out).toContain("six.jsonl: 6 rows (resumed), 6 new problems, 0 new traces, 0 duplicates, 0 rejected")
+    expect(r.out).toContain(
+      "; of these, this import added 4 problems and 0 traces, the rest the interrupted import it resumed"
+    )
   })
 
   it("export warns when the validation split leaves the training split empty", async () => {

@@ -118,6 +118,7 @@ export {
   ImportError,
   importFile,
   type ImportOptions,
+  type ImportedByThisRun,
   type ImportProgressEvent,
   type ImportReport
 } from "./import/importFile.js"

@@ -87,7 +87,11 @@ const summary = (r: ImportReport, seconds: number) =>
   r.alreadyImported
     ? `${r.file}: already imported with these options (${r.rows} rows, ${r.problemsAdded} problems); nothing added`
     : `${r.file}: ${r.rows} rows${r.layout === "generic" ? "" : ` (layout ${r.layout})`}${r.resumed ? " (resumed)" : ""}, ${r.problemsAdded} new problems, ${r.itemsAdded} new traces, ` +
-      `${r.duplicates} duplicates, ${r.rejected} rejected (${seconds.toFixed(1)} s)`
+      `${r.duplicates} duplicates, ${r.rejected} rejected (${seconds.toFixed(1)} s)` +
+      (r.byThisRun.problemsAdded !== r.problemsAdded || r.byThisRun.itemsAdded !== r.itemsAdded
+        ? `; of these, this import added ${r.byThisRun.problemsAdded} problems and ${r.byThisRun.itemsAdded} traces, ` +
+          `the rest ${r.resumed ? "the interrupted import it resumed (or one running at the same time)" : "another import of the file running at the same time"}`
+        : "")
 
 /** The files to import: each file given, and a dataset folder's files of the split. */
 const expandFolders = (paths: ReadonlyArray<string>, split: string, config: string | undefined) =>

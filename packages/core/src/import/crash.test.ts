@@ -81,6 +81,9 @@ describe("an import killed with SIGKILL", () => {
     expect(rowsAtKill).toBeGreaterThan(0)
     const atKill = problemIds(crashed)
     expect(atKill.count).toBeLessThan(TOTAL - bad - TOTAL / 10)
+    const storedAtKill = new Database(crashed, { readonly: true })
+    const rowsRead = (storedAtKill.prepare("SELECT rows FROM imports").get() as { rows: number }).rows
+    storedAtKill.close()
 
     const resumed = await withStore(crashed, importFile(file, { batchSize: 250 }))
     expect(resumed.resumed).toBe(true)
@@ -90,9 +93,17 @@ describe("an import killed with SIGKILL", () => {
     const clean = join(tmp.dir, "clean", "fastcot.db")
     const straight = await withStore(clean, importFile(file, { batchSize: 250 }))
     expect(straight.resumed).toBe(false)
-    expect({ ...resumed, resumed: false, rejects: resumed.rejects.length }).toEqual({
+    // The file's counts are the straight import's; the resumed import's own share is what the
+    // killed one had not committed.
+    expect({ ...resumed, resumed: false, rejects: resumed.rejects.length, byThisRun: null }).toEqual({
       ...straight,
-      rejects: straight.rejects.length
+      rejects: straight.rejects.length,
+      byThisRun: null
+    })
+    expect(straight.byThisRun).toMatchObject({ rows: TOTAL, problemsAdded: straight.problemsAdded })
+    expect(resumed.byThisRun).toMatchObject({
+      rows: TOTAL - rowsRead,
+      problemsAdded: straight.problemsAdded - atKill.count
     })
 
     const a = problemIds(crashed)

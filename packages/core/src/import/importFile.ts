@@ -47,6 +47,21 @@ export interface ImportProgressEvent {
   readonly rejected: number
 }
 
+/** What one import of a file added itself (its own batches, not those of earlier or other imports). */
+export interface ImportedByThisRun {
+  readonly rows: number
+  readonly problemsAdded: number
+  readonly itemsAdded: number
+  readonly duplicates: number
+  readonly rejected: number
+}
+
+/**
+ * How an import ended. `rows`, `problemsAdded`, `itemsAdded`, `duplicates` and `rejected` are the
+ * file's, as stored: with those of an interrupted import this one resumed, and of other workers
+ * importing the same file at once. `byThisRun` is this import's own share; summed over every
+ * import of a file, its added counts make the file's.
+ */
 export interface ImportReport {
   readonly file: string
   readonly format: InputFormat
@@ -58,6 +73,7 @@ export interface ImportReport {
   readonly itemsAdded: number
   readonly duplicates: number
   readonly rejected: number
+  readonly byThisRun: ImportedByThisRun
   readonly rejects: ReadonlyArray<ImportReject>
   readonly rejectsFile?: string | undefined
   /** The file had been imported before with the same options: nothing was read again. */
@@ -143,7 +159,7 @@ export const importFile = (
       done: false
     }))
     const fileName = basename(file)
-    const writeRejects = (progress: ImportProgress) =>
+    const writeRejects = (progress: ImportProgress, byThisRun: ImportedByThisRun) =>
       Effect.gen(function* () {
         const rejects = yield* store.importRejects(key)
         let rejectsFile: string | undefined
@@ -169,13 +185,20 @@ export const importFile = (
           itemsAdded: progress.itemsAdded,
           duplicates: progress.duplicates,
           rejected: progress.rejected,
+          byThisRun,
           rejects,
           rejectsFile
         }
       })
 
     if (start.done) {
-      const report = yield* writeRejects(start)
+      const report = yield* writeRejects(start, {
+        rows: 0,
+        problemsAdded: 0,
+        itemsAdded: 0,
+        duplicates: 0,
+        rejected: 0
+      })
       return { ...report, alreadyImported: true, resumed: false } satisfies ImportReport
     }
 
@@ -263,7 +286,15 @@ export const importFile = (
     yield* settle
     progress = { ...progress, done: true }
     yield* store.commitImportBatch({ progress, problems: [], items: [], rejects: [] })
-    const report = yield* writeRejects(progress)
+    // Another worker importing the same file at once has added to the file's counts as well.
+    const stored = Option.getOrElse(yield* store.importProgress(key), () => progress)
+    const report = yield* writeRejects(stored, {
+      rows: progress.rows - start.rows,
+      problemsAdded: progress.problemsAdded - start.problemsAdded,
+      itemsAdded: progress.itemsAdded - start.itemsAdded,
+      duplicates: progress.duplicates - start.duplicates,
+      rejected: progress.rejected - start.rejected
+    })
     return { ...report, alreadyImported: false, resumed: start.rows > 0 } satisfies ImportReport
   })
 

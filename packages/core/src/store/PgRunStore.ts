@@ -468,10 +468,16 @@ export const makePgRunStore = (
               ${p.itemsAdded} + c.items, ${p.duplicates} + (${batch.problems.length} - c.problems), ${p.rejected},
               ${p.done}, ${now()}
             FROM counts c
-            ON CONFLICT (key) DO UPDATE SET path = excluded.path, rows = excluded.rows, "offset" = excluded."offset",
-              line = excluded.line, problems_added = excluded.problems_added, items_added = excluded.items_added,
-              duplicates = excluded.duplicates, rejected = excluded.rejected, done = excluded.done,
-              updated_at = excluded.updated_at),
+            ON CONFLICT (key) DO UPDATE SET path = excluded.path, rows = GREATEST(imports.rows, excluded.rows),
+              "offset" = CASE WHEN excluded.rows >= imports.rows THEN excluded."offset" ELSE imports."offset" END,
+              line = CASE WHEN excluded.rows >= imports.rows THEN excluded.line ELSE imports.line END,
+              rejected = CASE WHEN excluded.rows >= imports.rows THEN excluded.rejected ELSE imports.rejected END,
+              problems_added = imports.problems_added + (excluded.problems_added - ${p.problemsAdded}),
+              items_added = imports.items_added + (excluded.items_added - ${p.itemsAdded}),
+              duplicates = CASE WHEN excluded.rows >= imports.rows
+                THEN GREATEST(0, excluded.duplicates - imports.problems_added + ${p.problemsAdded})
+                ELSE imports.duplicates END,
+              done = imports.done OR excluded.done, updated_at = excluded.updated_at),
           own_commit AS (
             INSERT INTO import_commits (key, session, rows, done, problems_added, items_added)
             SELECT ${p.key}, ${session}, ${p.rows}, ${p.done}, c.problems, c.items FROM counts c

@@ -36,6 +36,13 @@ export interface ImportReject {
   readonly raw: string
 }
 
+/**
+ * One batch of an import, committed as one transaction with the position after it. `progress` is
+ * the importing worker's own view (the stored position when it began, plus its own batches). The
+ * store merges it into the file's stored progress, so that several workers importing one file at
+ * once keep it right: the position only moves forward, the added counts grow by what each batch
+ * added, and the duplicates are the problems read up to the position less those added.
+ */
 export interface ImportBatch {
   readonly progress: ImportProgress
   readonly problems: ReadonlyArray<Problem>

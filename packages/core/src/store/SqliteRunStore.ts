@@ -115,9 +115,17 @@ export const openSqliteStore = (
     putImport:
       db.prepare(`INSERT INTO imports (key, path, rows, offset, line, problems_added, items_added, duplicates, rejected, done, updated_at)
       VALUES (@key, @path, @rows, @offset, @line, @problemsAdded, @itemsAdded, @duplicates, @rejected, @done, @updatedAt)
-      ON CONFLICT(key) DO UPDATE SET path=excluded.path, rows=excluded.rows, offset=excluded.offset, line=excluded.line,
-        problems_added=excluded.problems_added, items_added=excluded.items_added, duplicates=excluded.duplicates,
-        rejected=excluded.rejected, done=excluded.done, updated_at=excluded.updated_at`),
+      ON CONFLICT(key) DO UPDATE SET path=excluded.path,
+        rows=MAX(imports.rows, excluded.rows),
+        offset=CASE WHEN excluded.rows >= imports.rows THEN excluded.offset ELSE imports.offset END,
+        line=CASE WHEN excluded.rows >= imports.rows THEN excluded.line ELSE imports.line END,
+        rejected=CASE WHEN excluded.rows >= imports.rows THEN excluded.rejected ELSE imports.rejected END,
+        problems_added=imports.problems_added + @batchProblemsAdded,
+        items_added=imports.items_added + @batchItemsAdded,
+        duplicates=CASE WHEN excluded.rows >= imports.rows
+          THEN MAX(0, excluded.problems_added + excluded.duplicates - imports.problems_added - @batchProblemsAdded)
+          ELSE imports.duplicates END,
+        done=MAX(imports.done, excluded.done), updated_at=excluded.updated_at`),
     putReject: db.prepare("INSERT OR IGNORE INTO import_rejects (key, file, line, reason, raw) VALUES (?, ?, ?, ?, ?)"),
     rejects: db.prepare("SELECT file, line, reason, raw FROM import_rejects WHERE key = ? ORDER BY line"),
     insertProblem: db.prepare("INSERT OR IGNORE INTO problems (id, domain, data, created_at) VALUES (?, ?, ?, ?)"),
@@ -229,6 +237,8 @@ export const openSqliteStore = (
         problemsAdded: p.problemsAdded + problemsAdded,
         itemsAdded: p.itemsAdded + itemsAdded,
         duplicates: p.duplicates + (batch.problems.length - problemsAdded),
+        batchProblemsAdded: problemsAdded,
+        batchItemsAdded: itemsAdded,
         done: p.done ? 1 : 0,
         updatedAt: createdAt
       })

@@ -100,9 +100,60 @@ describe.each(backends)("the run store's contract on $name", (backend) => {
     expect(out.again).toEqual({ problemsAdded: 0, itemsAdded: 0 })
     expect(out.pages).toEqual(ps.map((p) => p.id).sort())
     expect(out.some).toEqual(["q5?", "q3?"])
-    expect(Option.getOrThrow(out.progress)).toMatchObject({ rows: 10, done: true, duplicates: 10 })
+    // The second batch stands before the stored position (10 rows of 1,234): it moves nothing back.
+    expect(Option.getOrThrow(out.progress)).toMatchObject({
+      rows: 1_234,
+      done: true,
+      problemsAdded: 1_234,
+      duplicates: 0
+    })
     expect(out.rejects).toEqual([{ file: "f.jsonl", line: 7, reason: "no question", raw: "{}" }])
     expect(Option.getOrThrow(out.one).question).toBe("q2?")
+  })
+
+  it("merges the progress of workers importing one file at once: the position moves forward, each add counts once", async () => {
+    const ps = Array.from({ length: 9 }, (_, i) => problem(`merged ${i}?`))
+    /** A worker's view of the file: the stored progress it began from, and its own batches. */
+    const worker = (from: { rows: number; problemsAdded: number; duplicates: number }) => {
+      let view = { ...importBatch([]).progress, ...from, rejected: 0, done: false }
+      return (rows: number, problems: ReadonlyArray<Problem>, done = false) =>
+        Effect.gen(function* () {
+          const store = yield* RunStore
+          const batch = {
+            progress: { ...view, rows, line: rows + 1, offset: rows * 10, done },
+            problems,
+            items: [],
+            rejects: []
+          }
+          const added = yield* store.commitImportBatch(batch)
+          view = {
+            ...batch.progress,
+            problemsAdded: view.problemsAdded + added.problemsAdded,
+            duplicates: view.duplicates + problems.length - added.problemsAdded
+          }
+          return added.problemsAdded
+        })
+    }
+    const out = await withStore(
+      Effect.gen(function* () {
+        const store = yield* RunStore
+        const progress = () => Effect.map(store.importProgress("k"), Option.getOrThrow)
+        const a = worker({ rows: 0, problemsAdded: 0, duplicates: 0 })
+        const added = [yield* a(4, ps.slice(0, 4))]
+        // The second worker begins from what the first has stored, four rows in.
+        const b = worker(yield* progress())
+        added.push(yield* a(8, ps.slice(4, 8)))
+        const afterA = yield* progress()
+        added.push(yield* b(8, ps.slice(4, 8)))
+        // Its last batch repeats a problem within itself: one duplicate of the file's.
+        added.push(yield* b(10, [ps[8]!, ps[8]!], true))
+        added.push(yield* a(10, [ps[8]!, ps[8]!], true))
+        return { added, afterA, end: yield* progress() }
+      })
+    )
+    expect(out.added).toEqual([4, 4, 0, 1, 0])
+    expect(out.afterA).toMatchObject({ rows: 8, offset: 80, line: 9, problemsAdded: 8, duplicates: 0, done: false })
+    expect(out.end).toMatchObject({ rows: 10, offset: 100, line: 11, problemsAdded: 9, duplicates: 1, done: true })
   })
 
   it("imports any text whole, counts a batch's repeats once, and adds only what is new beside what is stored", async () => {
@@ -922,8 +973,65 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
       expect(cluster().psql(database(), "SELECT COUNT(*) FROM problems").trim()).toBe("3000")
       expect(cluster().psql(database(), "SELECT COUNT(*) FROM items").trim()).toBe("1000")
       // Each problem was added by one of the two; the other found it stored.
-      expect(reports[0]!.problemsAdded + reports[1]!.problemsAdded).toBe(3_000)
-      expect(reports[0]!.itemsAdded + reports[1]!.itemsAdded).toBe(1_000)
+      expect(reports[0]!.byThisRun.problemsAdded + reports[1]!.byThisRun.problemsAdded).toBe(3_000)
+      expect(reports[0]!.byThisRun.itemsAdded + reports[1]!.byThisRun.itemsAdded).toBe(1_000)
+      // Both report the file's counts as stored.
+      for (const r of reports)
+        expect(r).toMatchObject({ rows: 3_000, problemsAdded: 3_000, itemsAdded: 1_000, duplicates: 0 })
+    } finally {
+      dir.cleanup()
+    }
+  })
+
+  it("a worker that joins an import part-way reports only what it added, and the file's counts stay right", async () => {
+    const dir = tempDir()
+    const file = join(dir.dir, "problems.jsonl")
+    writeFileSync(
+      file,
+      Array.from({ length: 3_000 }, (_, i) => JSON.stringify({ question: `joined ${i}?`, answer: String(i) })).join(
+        "\n"
+      ) + "\n"
+    )
+    await withStore(Effect.void)
+    // The first worker's third batch (rows 1,000 to 1,500) holds before its commit until the test
+    // lets it go: the second worker begins from the 1,000 rows stored, and its copy of the same
+    // rows waits on the first's.
+    cluster().psql(
+      database(),
+      `CREATE TABLE go (n int);
+       CREATE FUNCTION hold_third() RETURNS trigger LANGUAGE plpgsql AS $$
+         DECLARE deadline timestamptz := clock_timestamp() + interval '30 seconds';
+         BEGIN
+           WHILE NOT EXISTS (SELECT 1 FROM go) AND clock_timestamp() < deadline LOOP PERFORM pg_sleep(0.02); END LOOP;
+           RETURN NEW;
+         END $$;
+       CREATE TRIGGER hold_third BEFORE UPDATE ON imports FOR EACH ROW WHEN (NEW.rows = 1500) EXECUTE FUNCTION hold_third();`
+    )
+    const importing = () =>
+      Effect.runPromise(Effect.scoped(importFile(file, { batchSize: 500 }).pipe(Effect.provide(PgRunStoreLive(url)))))
+    const first = importing()
+    await untilRunning("fastcot import batch */ WITH")
+    const held = () => cluster().psql(database(), "SELECT rows FROM imports").trim()
+    while (held() !== "1000") await new Promise((r) => setTimeout(r, 20))
+    const second = importing()
+    const copyWaiting = () =>
+      cluster().psql(
+        database(),
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND strpos(query, 'COPY problems') > 0"
+      )
+    while (copyWaiting().trim() !== "1") await new Promise((r) => setTimeout(r, 20))
+    cluster().psql(database(), "INSERT INTO go VALUES (1)")
+    try {
+      const [a, b] = await Promise.all([first, second])
+      expect(b.resumed).toBe(true)
+      expect(a.byThisRun.problemsAdded).toBeGreaterThanOrEqual(1_500)
+      expect(a.byThisRun.problemsAdded + b.byThisRun.problemsAdded).toBe(3_000)
+      for (const r of [a, b]) expect(r).toMatchObject({ rows: 3_000, problemsAdded: 3_000, duplicates: 0, rejected: 0 })
+      expect(
+        cluster()
+          .psql(database(), "SELECT rows || ' ' || problems_added || ' ' || duplicates || ' ' || done FROM imports")
+          .trim()
+      ).toBe("3000 3000 0 true")
     } finally {
       dir.cleanup()
     }
@@ -1025,7 +1133,8 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
       while (copyWaiting().trim() !== "1") await new Promise((r) => setTimeout(r, 20))
       proxy.cut(300)
       const reports = await Promise.all([first, second])
-      expect(reports.map((r) => r.problemsAdded).sort()).toEqual([0, 20])
+      expect(reports.map((r) => r.byThisRun.problemsAdded).sort()).toEqual([0, 20])
+      for (const r of reports) expect(r).toMatchObject({ problemsAdded: 20, duplicates: 0 })
       expect(cluster().psql(database(), "SELECT COUNT(*) FROM problems").trim()).toBe("20")
     } finally {
       await proxy.close()
