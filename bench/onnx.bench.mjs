@@ -15,6 +15,9 @@
 //   node onnx.bench.mjs [--variants fp32,int8,q4[,fp16,q4f16]] [--prompt 128] [--new 32] [--threads N] [--reps 2] [--warmups 3]
 //                       [--contenders fast,converted,peer,floor,packed,unfused,exported]
 //   (`--contenders converted,floor`: the converted graph against the kernels alone, nothing else loaded)
+//   [--hugepages on]: every contender's process (transformers.js and the kernels alone too) started
+//   with glibc's `glibc.malloc.hugetlb=1`, so that its large allocations (the weights onnxruntime
+//   holds) may take transparent huge pages where the kernel grants them only on request (`madvise`)
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -43,6 +46,7 @@ const newTokens = Number(args.new ?? 32)
 const reps = Number(args.reps ?? 2)
 const warmups = Number(args.warmups ?? 3)
 const threads = Number(args.threads ?? os.availableParallelism())
+const hugePages = args.hugepages === "on"
 const here = path.dirname(fileURLToPath(import.meta.url))
 const dir = path.join(here, "out", "qwen2.5-0.5b-shape")
 const childSpec =
@@ -426,7 +430,11 @@ if (childSpec !== undefined) {
 function spawnContender(spec) {
   return new Promise((resolve, reject) => {
     const child = fork(fileURLToPath(import.meta.url), process.argv.slice(2), {
-      env: { ...process.env, FASTCOT_BENCH_CHILD: JSON.stringify(spec) },
+      env: {
+        ...process.env,
+        FASTCOT_BENCH_CHILD: JSON.stringify(spec),
+        ...(hugePages ? { GLIBC_TUNABLES: "glibc.malloc.hugetlb=1" } : {})
+      },
       stdio: ["ignore", "inherit", "inherit", "ipc"]
     })
     const waiting = []
@@ -473,7 +481,8 @@ async function settle(contenders) {
 
 if (childSpec === undefined) {
   console.log(
-    `\nprompt ${promptLen} tokens, ${newTokens} new tokens, greedy, ${threads} threads, median of ${reps} interleaved rounds`
+    `\nprompt ${promptLen} tokens, ${newTokens} new tokens, greedy, ${threads} threads, median of ${reps} interleaved rounds` +
+      (hugePages ? "; every contender started with glibc.malloc.hugetlb=1 (transparent huge pages on request)" : "")
   )
   console.log(`copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s (read + write, ${threads} threads)\n`)
   for (const v of variants) {
