@@ -1025,6 +1025,36 @@ describe("fastcot command line", () => {
     }
   })
 
+  it("two imports of one file at once into one SQLite workspace: each counts its own, the file's counts are right", async () => {
+    const rows = 200_000
+    writeFileSync(
+      join(cwd, "many.jsonl"),
+      Array.from({ length: rows }, (_, i) => JSON.stringify({ question: `${i} * 3?`, answer: String(3 * i) })).join(
+        "\n"
+      ) + "\n"
+    )
+    expect((await fastcot("init", "ws")).code).toBe(0)
+    const both = await Promise.all([
+      fastcot("import", "many.jsonl", "--workspace", "ws", "--json"),
+      fastcot("import", "many.jsonl", "--workspace", "ws", "--json")
+    ])
+    const reports = both.map((r) => {
+      expect(r.code, r.err).toBe(0)
+      return JSON.parse(r.out).files[0]
+    })
+    // Both were at work on the file at once, and between them added each problem once.
+    for (const r of reports) expect(r.byThisRun.problemsAdded).toBeGreaterThan(0)
+    expect(reports[0].byThisRun.problemsAdded + reports[1].byThisRun.problemsAdded).toBe(rows)
+    for (const r of reports) expect(r).toMatchObject({ rows, problemsAdded: rows, duplicates: 0, rejected: 0 })
+    const status = JSON.parse((await fastcot("status", "--workspace", "ws", "--json")).out)
+    expect(status.problems).toBe(rows + 13)
+    expect(status.imports.find((i: { path: string }) => i.path.endsWith("many.jsonl"))).toMatchObject({
+      rows,
+      problemsAdded: rows,
+      done: true
+    })
+  })
+
   it("a resumed import says how much of the file's count it added itself", async () => {
     writeFileSync(
       join(cwd, "six.jsonl"),
