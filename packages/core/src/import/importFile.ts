@@ -91,6 +91,15 @@ const hashFile = (path: string): Promise<string> =>
       .on("end", () => resolve(h.digest("hex")))
   })
 
+/** What an import read and added between two of its own views of the file's progress. */
+const shareBetween = (from: ImportProgress, to: ImportProgress): ImportedByThisRun => ({
+  rows: to.rows - from.rows,
+  problemsAdded: to.problemsAdded - from.problemsAdded,
+  itemsAdded: to.itemsAdded - from.itemsAdded,
+  duplicates: to.duplicates - from.duplicates,
+  rejected: to.rejected - from.rejected
+})
+
 /** A row that could not be imported: its file, line and why, with the start of the row as read. */
 const rejectOf = (file: string, line: number, reason: string, value: unknown): ImportReject => ({
   file,
@@ -192,13 +201,7 @@ export const importFile = (
       })
 
     if (start.done) {
-      const report = yield* writeRejects(start, {
-        rows: 0,
-        problemsAdded: 0,
-        itemsAdded: 0,
-        duplicates: 0,
-        rejected: 0
-      })
+      const report = yield* writeRejects(start, shareBetween(start, start))
       return { ...report, alreadyImported: true, resumed: false } satisfies ImportReport
     }
 
@@ -288,13 +291,7 @@ export const importFile = (
     yield* store.commitImportBatch({ progress, problems: [], items: [], rejects: [] })
     // Another worker importing the same file at once has added to the file's counts as well.
     const stored = Option.getOrElse(yield* store.importProgress(key), () => progress)
-    const report = yield* writeRejects(stored, {
-      rows: progress.rows - start.rows,
-      problemsAdded: progress.problemsAdded - start.problemsAdded,
-      itemsAdded: progress.itemsAdded - start.itemsAdded,
-      duplicates: progress.duplicates - start.duplicates,
-      rejected: progress.rejected - start.rejected
-    })
+    const report = yield* writeRejects(stored, shareBetween(start, progress))
     return { ...report, alreadyImported: false, resumed: start.rows > 0 } satisfies ImportReport
   })
 

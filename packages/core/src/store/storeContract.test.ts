@@ -822,14 +822,32 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
        CREATE CONSTRAINT TRIGGER slow_${table} AFTER INSERT OR UPDATE ON ${table} DEFERRABLE INITIALLY DEFERRED
          FOR EACH ROW EXECUTE FUNCTION slow_${table}();`
     )
+  /** Polls `query` on the test's database every 20 ms until it answers `expected`. */
+  const untilAnswers = async (query: string, expected: string) => {
+    while (cluster().psql(database(), query).trim() !== expected) await new Promise((r) => setTimeout(r, 20))
+  }
   /** Waits until another session is running a statement whose text contains `text`. */
-  const untilRunning = async (text: string) => {
-    const running = () =>
-      cluster().psql(
-        database(),
-        `SELECT COUNT(*) FROM pg_stat_activity WHERE strpos(query, '${text}') > 0 AND state = 'active' AND pid <> pg_backend_pid()`
-      )
-    while (running().trim() !== "1") await new Promise((r) => setTimeout(r, 20))
+  const untilRunning = (text: string) =>
+    untilAnswers(
+      `SELECT COUNT(*) FROM pg_stat_activity WHERE strpos(query, '${text}') > 0 AND state = 'active' AND pid <> pg_backend_pid()`,
+      "1"
+    )
+  /** A session's `COPY problems` waiting on a lock: another import's uncommitted rows. */
+  const COPY_WAITING = "wait_event_type = 'Lock' AND strpos(query, 'COPY problems') > 0"
+  /** Waits until an import's copy of its rows waits on another import's uncommitted ones. */
+  const untilCopyWaits = () =>
+    untilAnswers(`SELECT COUNT(*) FROM pg_stat_activity WHERE ${COPY_WAITING} AND pid <> pg_backend_pid()`, "1")
+  /** A JSONL file of `n` questions `LABEL i?` with answers, in a new temporary folder. */
+  const questionsFile = (n: number, label: string) => {
+    const dir = tempDir()
+    const file = join(dir.dir, "problems.jsonl")
+    writeFileSync(
+      file,
+      Array.from({ length: n }, (_, i) => JSON.stringify({ question: `${label} ${i}?`, answer: String(i) })).join(
+        "\n"
+      ) + "\n"
+    )
+    return { dir, file }
   }
   /** The test's database through `proxy`. */
   const through = (proxy: { readonly port: number }) => url.replace(`:${cluster().port}/`, `:${proxy.port}/`)
@@ -984,14 +1002,7 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
   })
 
   it("a worker that joins an import part-way reports only what it added, and the file's counts stay right", async () => {
-    const dir = tempDir()
-    const file = join(dir.dir, "problems.jsonl")
-    writeFileSync(
-      file,
-      Array.from({ length: 3_000 }, (_, i) => JSON.stringify({ question: `joined ${i}?`, answer: String(i) })).join(
-        "\n"
-      ) + "\n"
-    )
+    const { dir, file } = questionsFile(3_000, "joined")
     await withStore(Effect.void)
     // The first worker's third batch (rows 1,000 to 1,500) holds before its commit until the test
     // lets it go: the second worker begins from the 1,000 rows stored, and its copy of the same
@@ -1011,15 +1022,9 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
       Effect.runPromise(Effect.scoped(importFile(file, { batchSize: 500 }).pipe(Effect.provide(PgRunStoreLive(url)))))
     const first = importing()
     await untilRunning("fastcot import batch */ WITH")
-    const held = () => cluster().psql(database(), "SELECT rows FROM imports").trim()
-    while (held() !== "1000") await new Promise((r) => setTimeout(r, 20))
+    await untilAnswers("SELECT rows FROM imports", "1000")
     const second = importing()
-    const copyWaiting = () =>
-      cluster().psql(
-        database(),
-        "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND strpos(query, 'COPY problems') > 0"
-      )
-    while (copyWaiting().trim() !== "1") await new Promise((r) => setTimeout(r, 20))
+    await untilCopyWaits()
     cluster().psql(database(), "INSERT INTO go VALUES (1)")
     try {
       const [a, b] = await Promise.all([first, second])
@@ -1045,13 +1050,7 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
   ])(
     "counts an import batch once when its connection is cut while the server commits it ($path)",
     async ({ stored, running }) => {
-      const dir = tempDir()
-      const file = join(dir.dir, "problems.jsonl")
-      writeFileSync(
-        file,
-        Array.from({ length: 20 }, (_, i) => JSON.stringify({ question: `cut ${i}?`, answer: String(i) })).join("\n") +
-          "\n"
-      )
+      const { dir, file } = questionsFile(20, "cut")
       if (stored > 0) {
         const head = join(dir.dir, "head.jsonl")
         writeFileSync(head, readFileSync(file, "utf8").split("\n").slice(0, stored).join("\n") + "\n")
@@ -1089,13 +1088,7 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
   )
 
   it("a worker whose batch failed while another worker committed the same batch counts none of it as its own", async () => {
-    const dir = tempDir()
-    const file = join(dir.dir, "problems.jsonl")
-    writeFileSync(
-      file,
-      Array.from({ length: 20 }, (_, i) => JSON.stringify({ question: `twice ${i}?`, answer: String(i) })).join("\n") +
-        "\n"
-    )
+    const { dir, file } = questionsFile(20, "twice")
     await withStore(Effect.void)
     // The first worker's commit of the file's batch of rows (not its last commit, which only marks
     // the file done) holds on the server until the second worker's copy of the same rows waits
@@ -1103,7 +1096,6 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
     // back and tried again, by which time the first worker's stands at the same position of the
     // same file. (A fixed delay let a second worker slow to start on a loaded machine begin past
     // the committed rows, with nothing of its own to copy: a different case.)
-    const waiting = "wait_event_type = 'Lock' AND strpos(query, 'COPY problems') > 0"
     cluster().psql(
       database(),
       `CREATE FUNCTION hold_imports() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -1112,7 +1104,7 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
            LOOP
              PERFORM pg_stat_clear_snapshot();
              EXIT WHEN clock_timestamp() > deadline
-               OR EXISTS (SELECT 1 FROM pg_stat_activity WHERE ${waiting});
+               OR EXISTS (SELECT 1 FROM pg_stat_activity WHERE ${COPY_WAITING});
              PERFORM pg_sleep(0.02);
            END LOOP;
            PERFORM pg_sleep(3);
@@ -1128,9 +1120,7 @@ describe("the PostgreSQL store across processes (a real server on 127.0.0.1)", (
       const second = Effect.runPromise(
         Effect.scoped(importFile(file).pipe(Effect.provide(PgRunStoreLive(through(proxy)))))
       )
-      const copyWaiting = () =>
-        cluster().psql(database(), `SELECT COUNT(*) FROM pg_stat_activity WHERE ${waiting} AND pid <> pg_backend_pid()`)
-      while (copyWaiting().trim() !== "1") await new Promise((r) => setTimeout(r, 20))
+      await untilCopyWaits()
       proxy.cut(300)
       const reports = await Promise.all([first, second])
       expect(reports.map((r) => r.byThisRun.problemsAdded).sort()).toEqual([0, 20])
