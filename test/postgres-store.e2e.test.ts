@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process"
-import { readFileSync } from "node:fs"
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import {
@@ -107,6 +107,66 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
     expect(status.dropReasons["answer-mismatch"]).toBe(Math.floor(N / 9))
     expect(status.failed).toBe(0)
   }, 240_000)
+
+  it("signs in with the password from the URL or the password file, and says which was refused", async () => {
+    const url = cluster().createDatabase("signin")
+    const home = join(fx.root, "signin-home")
+    mkdirSync(home)
+    const withPassword = url.replace("fastcot@", `fastcot:${cluster().password}@`)
+    // The environment of a user who set neither PGPASSWORD nor PGPASSFILE, with an empty home.
+    const status = (store: string, extra: Record<string, string> = {}) => {
+      const { PGPASSWORD: _, PGPASSFILE: __, ...env } = process.env
+      return run(
+        ["status", "--json", "--store", store, "--workspace", join(fx.root, "signin")],
+        {
+          ...env,
+          HOME: home,
+          ...extra
+        },
+        { replaceEnv: true }
+      )
+    }
+
+    const fromUrl = await status(withPassword)
+    expect(fromUrl.status, fromUrl.stderr).toBe(0)
+    expect(fromUrl.stderr).toBe("")
+    expect(fromUrl.stdout).not.toContain(cluster().password)
+
+    const none = await status(url)
+    expect(none.status).toBe(1)
+    expect(none.stderr).toContain("and none was found: set PGPASSWORD, or add the line")
+    expect(none.stderr).toContain(`127.0.0.1:${cluster().port}:signin:fastcot:PASSWORD\` to ${join(home, ".pgpass")}`)
+
+    // ~/.pgpass as psql reads it (a line for another database first), and no warning from the driver.
+    const pgpass = join(home, ".pgpass")
+    writeFileSync(
+      pgpass,
+      `127.0.0.1:${cluster().port}:other:fastcot:wrong\n127.0.0.1:*:signin:fastcot:${cluster().password}\n`,
+      { mode: 0o600 }
+    )
+    const fromFile = await status(url)
+    expect(fromFile.status, fromFile.stderr).toBe(0)
+    expect(fromFile.stderr).toBe("")
+    expect(JSON.parse(fromFile.stdout).problems).toBe(0)
+
+    // A file that others may read is skipped, as psql skips it, with its warning.
+    chmodSync(pgpass, 0o644)
+    const open = await status(url)
+    expect(open.status).toBe(1)
+    expect(open.stderr).toContain(`password file "${pgpass}" has group or world access`)
+    chmodSync(pgpass, 0o600)
+
+    for (const [refused, source] of [
+      [await status(url, { PGPASSWORD: "not-the-password" }), "PGPASSWORD"],
+      [await status(url.replace("fastcot@", "fastcot:not-the-password@")), "the URL"]
+    ] as const) {
+      expect(refused.status).toBe(1)
+      expect(refused.stderr).toContain(
+        `Failed to connect with the password from ${source} (password authentication failed for user "fastcot")`
+      )
+      expect(refused.stderr).not.toContain("not-the-password")
+    }
+  })
 
   it("names the server in a clear error when it cannot be reached, without the password", async () => {
     const url = `postgres://fastcot:hunter2-secret@127.0.0.1:${cluster().port + 1}/nowhere`

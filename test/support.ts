@@ -23,14 +23,18 @@ export interface CommandResult {
 
 /**
  * Runs `fastcot ARGS` without blocking this process: tests here also serve the scripted models
- * the command talks to, so a synchronous spawn would deadlock.
+ * the command talks to, so a synchronous spawn would deadlock. `env` is laid over this process's
+ * environment, or (`replaceEnv`) is the whole of the command's.
  */
 export const fastcot = (
   args: ReadonlyArray<string>,
-  env: Readonly<Record<string, string>> = {}
+  env: Readonly<Record<string, string | undefined>> = {},
+  options: { readonly replaceEnv?: boolean } = {}
 ): Promise<CommandResult> =>
   new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } })
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: options.replaceEnv ? env : { ...process.env, ...env }
+    })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (d) => (stdout += d))

@@ -177,7 +177,7 @@ const roundRow = (itemId: string, r: Round) => ({
 /**
  * The run store on a PostgreSQL database, over @effect/sql-pg's pool: the same service as the
  * SQLite store, for workspaces that several machines share. The password comes from the URL,
- * PGPASSWORD or ~/.pgpass (the driver reads them); `location` never shows it. Every change of
+ * PGPASSWORD or the password file, in libpq's order (`acquirePgPool`); `location` never shows it. Every change of
  * state is one transaction; the run lock is a session advisory lock that the server releases
  * when the holder's connection ends, so a killed process frees it at once.
  */

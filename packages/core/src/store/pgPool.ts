@@ -5,26 +5,51 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
+import { Socket } from "node:net"
+import { userInfo } from "node:os"
 import Pg from "pg"
+import { parseIntoClientConfig } from "pg-connection-string"
+import { lookUpPassword } from "./pgPassword.js"
 import { sqlState } from "./pgErrors.js"
 
 const CONNECT_TIMEOUT = Duration.seconds(10)
 
 /**
  * The connection pool behind a PostgreSQL store, open for the scope: at most 8 connections, each
- * named `session` (its application_name), the password split off the URL so that it never
- * travels in a connection string. Fails when no connection can be made within 10 s.
+ * named `session` (its application_name). The URL's fields and parameters are read as pg reads
+ * them; its password, when it has one, is split off and, like PGPASSWORD and the password file, is
+ * handed over only when the server asks for one (`lookUpPassword`), so that it never travels in a
+ * connection string. Fails when no connection can be made within 10 s; a refused password says
+ * which one was tried. Every socket the pool opened is closed with the scope, including one whose
+ * sign-in failed on this side (pg leaves that one open until the server gives up on it, a minute
+ * later, and the process with it).
  */
-export const acquirePgPool = (url: string, session: string): Effect.Effect<Pg.Pool, SqlError, Scope.Scope> =>
-  Effect.acquireRelease(
+export const acquirePgPool = (url: string, session: string): Effect.Effect<Pg.Pool, SqlError, Scope.Scope> => {
+  let passwordFrom: string | undefined
+  const sockets = new Set<Socket>()
+  const openSocket = () => {
+    const socket = new Socket()
+    sockets.add(socket)
+    socket.once("close", () => sockets.delete(socket))
+    return socket
+  }
+  return Effect.acquireRelease(
     Effect.sync(() => {
-      const parsed = new URL(url)
-      const password = decodeURIComponent(parsed.password)
-      parsed.password = ""
+      const { password: urlPassword, ...fields } = parseIntoClientConfig(url)
+      const user = fields.user ?? process.env["PGUSER"] ?? userInfo().username
+      const who = {
+        host: fields.host ?? process.env["PGHOST"] ?? "localhost",
+        port: fields.port ?? (Number(process.env["PGPORT"]) || 5432),
+        database: fields.database ?? process.env["PGDATABASE"] ?? user,
+        user
+      }
       const pool = new Pg.Pool({
-        connectionString: parsed.toString(),
-        ...(password !== "" ? { password } : {}),
+        ...fields,
+        password: lookUpPassword(typeof urlPassword === "string" ? urlPassword : "", who, (source) => {
+          passwordFrom = source
+        }),
         application_name: session,
+        stream: openSocket,
         max: 8,
         connectionTimeoutMillis: Duration.toMillis(CONNECT_TIMEOUT)
       })
@@ -33,12 +58,28 @@ export const acquirePgPool = (url: string, session: string): Effect.Effect<Pg.Po
       pool.on("error", () => {})
       return pool
     }),
-    (pool) => Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(1000))
+    (pool) =>
+      Effect.promise(() => pool.end()).pipe(
+        Effect.interruptible,
+        Effect.timeoutOption(1000),
+        Effect.ensuring(
+          Effect.sync(() => {
+            for (const socket of sockets) socket.destroy()
+          })
+        )
+      )
   ).pipe(
     Effect.tap((pool) =>
       Effect.tryPromise({
         try: () => pool.query("SELECT 1"),
-        catch: (cause) => new SqlError({ cause, message: "PgClient: Failed to connect" })
+        catch: (cause) =>
+          new SqlError({
+            cause,
+            message:
+              (cause as { code?: unknown } | undefined)?.code === INVALID_PASSWORD && passwordFrom !== undefined
+                ? `PgClient: Failed to connect with the password from ${passwordFrom}`
+                : "PgClient: Failed to connect"
+          })
       }).pipe(
         Effect.timeoutFail({
           duration: CONNECT_TIMEOUT,
@@ -48,6 +89,10 @@ export const acquirePgPool = (url: string, session: string): Effect.Effect<Pg.Po
       )
     )
   )
+}
+
+/** SQLSTATE 28P01: the server refused the password (or the user is unknown to it). */
+const INVALID_PASSWORD = "28P01"
 
 /** @effect/sql's client over a pool that the caller owns (and closes). */
 export const pgClientOf = (pool: Pg.Pool, session: string) =>

@@ -1,0 +1,52 @@
+import { homedir } from "node:os"
+import { join } from "node:path"
+import pgpass from "pgpass"
+
+/** Whom a PostgreSQL sign-in is for: the fields a password file's line is matched on. */
+export interface SignIn {
+  readonly host: string
+  readonly port: number
+  readonly database: string
+  readonly user: string
+}
+
+/** The password file that libpq and psql read: PGPASSFILE, else ~/.pgpass (on Windows, %APPDATA%\postgresql\pgpass.conf). */
+export const passwordFileName = (env: NodeJS.ProcessEnv = process.env): string =>
+  env["PGPASSFILE"] ||
+  (process.platform === "win32"
+    ? join(env["APPDATA"] ?? ".", "postgresql", "pgpass.conf")
+    : join(env["HOME"] ?? homedir(), ".pgpass"))
+
+const fromPasswordFile = (who: SignIn): Promise<string | undefined> =>
+  new Promise((resolve) => pgpass({ ...who, port: String(who.port) }, resolve))
+
+/**
+ * The password of a sign-in, looked up when the server asks for one, in libpq's order: the one
+ * written in the URL, else PGPASSWORD, else the first line of the password file that matches the
+ * host, port, database and user (a file that others may read is skipped with a warning, as psql
+ * does). `found` is told where it came from, so that a refused sign-in can say which password was
+ * tried. When there is none, the promise fails with what to set; the password never appears in
+ * a message.
+ */
+export const lookUpPassword =
+  (urlPassword: string, who: SignIn, found: (source: string) => void) => async (): Promise<string> => {
+    if (urlPassword !== "") {
+      found("the URL")
+      return urlPassword
+    }
+    const fromEnv = process.env["PGPASSWORD"]
+    if (fromEnv !== undefined && fromEnv !== "") {
+      found("PGPASSWORD")
+      return fromEnv
+    }
+    const file = passwordFileName()
+    const fromFile = await fromPasswordFile(who)
+    if (fromFile !== undefined) {
+      found(`the password file ${file}`)
+      return fromFile
+    }
+    throw new Error(
+      `the server asks for a password for ${who.user}@${who.host}:${who.port}/${who.database} and none was found: ` +
+        `set PGPASSWORD, or add the line \`${who.host}:${who.port}:${who.database}:${who.user}:PASSWORD\` to ${file} (mode 0600)`
+    )
+  }
