@@ -213,7 +213,7 @@ export const makePgRunStore = (
     const tx = <A, E extends SqlError | StoreError, R>(what: string, effect: Effect.Effect<A, E, R>) =>
       run(what, sql.withTransaction(effect))
 
-    yield* migratePg(sql)
+    yield* migratePg(sql, location)
     const leaseMs = options.leaseMs ?? 30_000
     const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
     const held = new Set<string>()

@@ -2,6 +2,7 @@ import * as Effect from "effect/Effect"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import { StoreError } from "./errors.js"
+import { describeSqlError, sqlState } from "./pgErrors.js"
 
 /**
  * The PostgreSQL store's versioned migrations, applied in order, each in one transaction, under
@@ -161,16 +162,33 @@ CREATE TABLE import_commits (
 /** The advisory-lock keys fastcot uses (two 32-bit halves: fastcot's, then which lock). */
 export const ADVISORY = { namespace: 0x66637374, migrate: 1, flags: 2 } as const
 
-const storeError = (what: string) => (e: SqlError) => new StoreError({ message: `${what}: ${e.message}`, cause: e })
+/**
+ * A migration's failure as a person reads it: where, the server's reason and SQLSTATE, and for a
+ * user who lacks a right there (42501), which rights fastcot needs.
+ */
+const migrationFailed = (location: string, e: SqlError): StoreError => {
+  const cause = e.cause instanceof Error ? e.cause.message : ""
+  const hint =
+    sqlState(e) !== "42501"
+      ? ""
+      : cause.includes("for schema")
+        ? "; the first command on a database creates fastcot's tables: run it as the database's owner, or as a user granted CREATE on the schema"
+        : "; a user who did not create fastcot's tables needs SELECT, INSERT, UPDATE and DELETE on them, and USAGE on their sequences (GRANT ... ON ALL TABLES IN SCHEMA public), or to be their owner"
+  return new StoreError({ message: `migrating the database (${location}): ${describeSqlError(e)}${hint}`, cause: e })
+}
 
-/** Applies pending migrations; refuses a database written by a newer fastcot. */
-export const migratePg = (sql: SqlClient): Effect.Effect<void, StoreError> => {
+/** Applies pending migrations; refuses a database written by a newer fastcot. `location` names it in errors. */
+export const migratePg = (sql: SqlClient, location: string): Effect.Effect<void, StoreError> => {
   const latest = pgMigrations[pgMigrations.length - 1]?.version ?? 0
   return sql
     .withTransaction(
       Effect.gen(function* () {
         yield* sql`SELECT pg_advisory_xact_lock(${ADVISORY.namespace}, ${ADVISORY.migrate})`
-        yield* sql`CREATE TABLE IF NOT EXISTS fastcot_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`
+        // Made only where it is missing: a user granted the tables' rights but not CREATE (a
+        // team's worker role) opens a database that its owner migrated.
+        const made = yield* sql<{ t: string | null }>`SELECT to_regclass('fastcot_schema') AS t`
+        if (made[0]?.t === null || made[0]?.t === undefined)
+          yield* sql`CREATE TABLE fastcot_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`
         const rows = yield* sql<{ v: number | null }>`SELECT MAX(version) AS v FROM fastcot_schema`
         const current = Number(rows[0]?.v ?? 0)
         if (current > latest)
@@ -184,5 +202,5 @@ export const migratePg = (sql: SqlClient): Effect.Effect<void, StoreError> => {
         }
       })
     )
-    .pipe(Effect.mapError((e) => (e._tag === "StoreError" ? e : storeError("migrating the database")(e))))
+    .pipe(Effect.mapError((e) => (e._tag === "StoreError" ? e : migrationFailed(location, e))))
 }
