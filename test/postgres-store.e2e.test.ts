@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process"
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { describe, expect, it } from "vitest"
 import {
@@ -107,6 +107,39 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
     expect(status.dropReasons["answer-mismatch"]).toBe(Math.floor(N / 9))
     expect(status.failed).toBe(0)
   }, 240_000)
+
+  it("takes the store named in the pipeline file, over FASTCOT_STORE, and says so", async () => {
+    const url = cluster().createDatabase("fromfile")
+    const workspace = join(fx.root, "fromfile-workspace")
+    const other = join(fx.root, "elsewhere.db")
+    const pipeline = join(fx.root, "team.yaml")
+    writeFileSync(pipeline, `name: team\nstore: ${url}\nmodels:\n  teacher: openai:scripted@${fx.server.baseUrl}\n`)
+    const imported = await run(
+      ["import", join(fx.root, "problems.jsonl"), "--workspace", workspace, "--store", url],
+      env()
+    )
+    expect(imported.status, imported.stderr).toBe(0)
+    const ran = await run(
+      [
+        ...recipeRunArgs(fx.server.baseUrl),
+        pipeline,
+        "--limit",
+        "6",
+        "--stages",
+        "filter,teacher",
+        "--workspace",
+        workspace
+      ],
+      { ...env(), FASTCOT_STORE: other }
+    )
+    expect(ran.status, ran.stderr + ran.stdout).toBe(0)
+    expect(ran.stderr).toContain(
+      `note: the pipeline file's store (${url}) is used; FASTCOT_STORE names another (${other})`
+    )
+    expect(ran.stderr).toContain(`(workspace ${url})`)
+    expect(Number(cluster().psql("fromfile", "SELECT COUNT(*) FROM items").trim())).toBe(6)
+    expect(existsSync(other)).toBe(false)
+  })
 
   it("signs in with the password from the URL or the password file, and says which was refused", async () => {
     const url = cluster().createDatabase("signin")

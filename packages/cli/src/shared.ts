@@ -149,16 +149,24 @@ export const storeOption = Options.text("store").pipe(
   )
 )
 
-/** Where the run store is: --store, else FASTCOT_STORE, else the workspace's SQLite file. */
-export const storeLocation = (workspace: string, store: Option.Option<string> = Option.none()): string =>
+/**
+ * Where the run store is: --store, else the pipeline file's `store:` (for `run`), else
+ * FASTCOT_STORE, else the workspace's SQLite file.
+ */
+export const storeLocation = (
+  workspace: string,
+  store: Option.Option<string> = Option.none(),
+  fromPipeline?: string
+): string =>
   Option.getOrElse(store, () => {
+    if (fromPipeline !== undefined) return fromPipeline
     const fromEnv = process.env["FASTCOT_STORE"]
     return fromEnv !== undefined && fromEnv !== "" ? fromEnv : workspacePaths(workspace).db
   })
 
 /** The run store as a layer whose failure is reported as a CLI failure. */
-export const storeLayer = (workspace: string, store: Option.Option<string> = Option.none()) =>
-  runStoreLayer(storeLocation(workspace, store), { leaseMs: leaseFromEnv() }).pipe(
+export const storeLayer = (workspace: string, store: Option.Option<string> = Option.none(), fromPipeline?: string) =>
+  runStoreLayer(storeLocation(workspace, store, fromPipeline), { leaseMs: leaseFromEnv() }).pipe(
     Layer.catchAll((e) => Layer.fail(failed(`${e.message}`)))
   )
 

@@ -137,6 +137,21 @@ describe("pipeline files", () => {
     expect(message).toMatch(/^p\.yaml:7: models\.teacher\.endpoints\.0\.adaptive: .*min \(64\) is above max \(8\)/)
   })
 
+  it("takes a PostgreSQL store without a password, and names the line of any other", () => {
+    const text = (store: string) => `name: trial\nstore: ${store}\nmodels:\n  teacher: openai:t@http://127.0.0.1:1/v1\n`
+    const url = "postgres://fastcot@db.internal:5432/fastcot_math"
+    expect(Either.getOrThrow(parsePipeline(text(url), "p.yaml")).store).toBe(url)
+    const refused = (store: string) => (parsePipeline(text(store), "p.yaml") as Either.Left<string, never>).left
+    const withPassword = refused("postgres://fastcot:s3cret@db.internal:5432/fastcot_math")
+    expect(withPassword).toBe(
+      "p.yaml:2: store: has a password in it: set PGPASSWORD, or write it in ~/.pgpass, and leave it out of the pipeline file"
+    )
+    expect(withPassword).not.toContain("s3cret")
+    expect(refused("./fastcot.db")).toBe(
+      "p.yaml:2: store: a postgres://USER@HOST:PORT/DB URL (a SQLite workspace is chosen with --workspace)"
+    )
+  })
+
   it("reports YAML syntax errors with their line", () => {
     const result = parsePipeline("name: x\nmodels:\n  teacher: [unclosed\n", "bad.yaml")
     expect((result as Either.Left<string, never>).left).toMatch(/^bad\.yaml:\d+: /)

@@ -162,9 +162,29 @@ export const BudgetSettings = Schema.Struct({
 })
 export type BudgetSettings = typeof BudgetSettings.Type
 
+/**
+ * A pipeline file's run store: a PostgreSQL URL without a password (a pipeline file is shared with
+ * its recipe; the password comes from PGPASSWORD or the password file).
+ */
+export const PipelineStore = Schema.String.pipe(
+  Schema.filter((url) => {
+    if (!/^postgres(ql)?:\/\//i.test(url))
+      return "a postgres://USER@HOST:PORT/DB URL (a SQLite workspace is chosen with --workspace)"
+    try {
+      return new URL(url).password === ""
+        ? true
+        : "has a password in it: set PGPASSWORD, or write it in ~/.pgpass, and leave it out of the pipeline file"
+    } catch {
+      return "is not a URL: postgres://USER@HOST:PORT/DB"
+    }
+  })
+)
+
 export const PipelineConfig = Schema.Struct({
   name: Schema.String,
   description: Schema.optional(Schema.String),
+  /** The run store the workers of this pipeline share (`--store` overrides it; it overrides FASTCOT_STORE). */
+  store: Schema.optional(PipelineStore),
   budget: Schema.optional(BudgetSettings),
   models: Schema.Struct({
     teacher: Schema.optional(RoleSettings),
