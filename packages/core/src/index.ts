@@ -71,7 +71,8 @@ export { type RunLockHolder, StoreError, WorkspaceBusy } from "./store/errors.js
 export { describeHolder } from "./store/runLock.js"
 export { type BatchSummary, summarizeBatchJobs } from "./store/batchSummary.js"
 export { openSqliteStore, SqliteRunStoreLive, type SqliteStoreOptions } from "./store/SqliteRunStore.js"
-export { displayStoreUrl, isPostgresUrl, PgRunStoreLive, type PgStoreOptions } from "./store/PgRunStore.js"
+export { PgRunStoreLive, type PgStoreOptions } from "./store/PgRunStore.js"
+export { displayStoreUrl, isPostgresUrl } from "./store/storeUrl.js"
 export { runStoreLayer } from "./store/runStoreLayer.js"
 export { DEFAULT_WORKSPACE, workspacePaths } from "./store/workspace.js"
 

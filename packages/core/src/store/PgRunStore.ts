@@ -20,6 +20,7 @@ import { Round } from "../schema/round.js"
 import { StoreError } from "./errors.js"
 import { copyRows, type CopyValue } from "./pgCopy.js"
 import { describeSqlError, isTransient, sqlState, transientRetry } from "./pgErrors.js"
+import { displayStoreUrl } from "./storeUrl.js"
 import { ADVISORY, migratePg } from "./pgMigrations.js"
 import { acquirePgPool, inRawTransaction, pgClientOf } from "./pgPool.js"
 import { PgSpendLedger } from "./pgSpendLedger.js"
@@ -122,24 +123,10 @@ const uniqueById = <A extends { readonly id: string }>(xs: ReadonlyArray<A>): Re
   return unique
 }
 
-/** A store URL as it may be shown: the password (when the URL carries one) left out. */
-export const displayStoreUrl = (url: string): string => {
-  try {
-    const u = new URL(url)
-    u.password = ""
-    return u.toString()
-  } catch {
-    return "<invalid PostgreSQL URL>"
-  }
-}
-
 export interface PgStoreOptions {
   /** How long a work lease lasts unless renewed (renewed every third of it): 30 s by default. */
   readonly leaseMs?: number | undefined
 }
-
-/** Whether a store location names a PostgreSQL database rather than a SQLite file. */
-export const isPostgresUrl = (location: string): boolean => /^postgres(ql)?:\/\//i.test(location)
 
 const problemRow = (problem: Problem, createdAt: string) => ({
   id: problem.id,

@@ -36,11 +36,12 @@ export const acquirePgPool = (url: string, session: string): Effect.Effect<Pg.Po
   return Effect.acquireRelease(
     Effect.sync(() => {
       const { password: urlPassword, ...fields } = parseIntoClientConfig(url)
-      const user = fields.user ?? process.env["PGUSER"] ?? userInfo().username
+      // Whom the password is looked up for: as pg fills in what the URL leaves empty.
+      const user = fields.user || process.env["PGUSER"] || userInfo().username
       const who = {
-        host: fields.host ?? process.env["PGHOST"] ?? "localhost",
-        port: fields.port ?? (Number(process.env["PGPORT"]) || 5432),
-        database: fields.database ?? process.env["PGDATABASE"] ?? user,
+        host: fields.host || process.env["PGHOST"] || "localhost",
+        port: fields.port || Number(process.env["PGPORT"]) || 5432,
+        database: fields.database || process.env["PGDATABASE"] || user,
         user
       }
       const pool = new Pg.Pool({

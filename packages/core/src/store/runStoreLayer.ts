@@ -1,6 +1,7 @@
 import type * as Layer from "effect/Layer"
 import type { StoreError } from "./errors.js"
-import { isPostgresUrl, PgRunStoreLive, type PgStoreOptions } from "./PgRunStore.js"
+import { PgRunStoreLive, type PgStoreOptions } from "./PgRunStore.js"
+import { isPostgresUrl } from "./storeUrl.js"
 import type { RunStore } from "./RunStore.js"
 import { SqliteRunStoreLive } from "./SqliteRunStore.js"
 
