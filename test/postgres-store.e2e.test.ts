@@ -143,6 +143,11 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
 
   it("signs in with the password from the URL or the password file, and says which was refused", async () => {
     const url = cluster().createDatabase("signin")
+    const imported = await run(
+      ["import", join(fx.root, "problems.jsonl"), "--store", url, "--workspace", join(fx.root, "signin")],
+      env()
+    )
+    expect(imported.status, imported.stderr).toBe(0)
     const home = join(fx.root, "signin-home")
     mkdirSync(home)
     const withPassword = url.replace("fastcot@", `fastcot:${cluster().password}@`)
@@ -180,7 +185,7 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
     const fromFile = await status(url)
     expect(fromFile.status, fromFile.stderr).toBe(0)
     expect(fromFile.stderr).toBe("")
-    expect(JSON.parse(fromFile.stdout).problems).toBe(0)
+    expect(JSON.parse(fromFile.stdout).problems).toBe(N)
 
     // A file that others may read is skipped, as psql skips it, with its warning.
     chmodSync(pgpass, 0o644)
@@ -199,6 +204,18 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
       )
       expect(refused.stderr).not.toContain("not-the-password")
     }
+  })
+
+  it("reads no database that holds no workspace, and leaves it as it was", async () => {
+    const url = cluster().createDatabase("notfastcot")
+    for (const command of [["status"], ["export", "--out", join(fx.root, "nothing.jsonl")], ["inspect"]]) {
+      const r = await run([...command, "--store", url, "--workspace", join(fx.root, "none")], env())
+      expect(r.status, r.stderr).toBe(1)
+      expect(r.stderr).toContain(
+        `no fastcot workspace in ${url} (the database has no fastcot tables); make one with \`fastcot import FILE --store ${url}\``
+      )
+    }
+    expect(cluster().psql("notfastcot", "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'").trim()).toBe("0")
   })
 
   it("names the server in a clear error when it cannot be reached, without the password", async () => {

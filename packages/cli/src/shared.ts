@@ -178,17 +178,21 @@ const leaseFromEnv = (): number | undefined => {
 
 /**
  * The store of a workspace that must exist already: for commands that only read it (status,
- * inspect, export), where a mistyped --workspace would otherwise create an empty workspace and
- * report it as empty.
+ * inspect, export, review), where a mistyped --workspace, or a database named by mistake, would
+ * otherwise be made an empty workspace and reported as empty.
  */
 export const existingStoreLayer = (workspace: string, store: Option.Option<string> = Option.none()) =>
-  isPostgresUrl(storeLocation(workspace, store)) || existsSync(storeLocation(workspace, store))
-    ? storeLayer(workspace, store)
-    : Layer.fail(
-        usage(
-          `no workspace at ${workspace} (no fastcot.db there); make one with \`fastcot init ${workspace}\` or \`fastcot import FILE --workspace ${workspace}\``
-        )
+  isPostgresUrl(storeLocation(workspace, store))
+    ? runStoreLayer(storeLocation(workspace, store), { leaseMs: leaseFromEnv(), existing: true }).pipe(
+        Layer.catchAll((e) => Layer.fail(failed(`${e.message}`)))
       )
+    : existsSync(storeLocation(workspace, store))
+      ? storeLayer(workspace, store)
+      : Layer.fail(
+          usage(
+            `no workspace at ${workspace} (no fastcot.db there); make one with \`fastcot init ${workspace}\` or \`fastcot import FILE --workspace ${workspace}\``
+          )
+        )
 
 export const tokenLayer = QwenTokenCounterLive
 

@@ -126,6 +126,11 @@ const uniqueById = <A extends { readonly id: string }>(xs: ReadonlyArray<A>): Re
 export interface PgStoreOptions {
   /** How long a work lease lasts unless renewed (renewed every third of it): 30 s by default. */
   readonly leaseMs?: number | undefined
+  /**
+   * Open only a database that already holds a fastcot workspace (for commands that only read
+   * one): a database without fastcot's tables is refused, not made into one.
+   */
+  readonly existing?: boolean | undefined
 }
 
 const problemRow = (problem: Problem, createdAt: string) => ({
@@ -200,6 +205,16 @@ export const makePgRunStore = (
     const tx = <A, E extends SqlError | StoreError, R>(what: string, effect: Effect.Effect<A, E, R>) =>
       run(what, sql.withTransaction(effect))
 
+    if (options.existing === true) {
+      const found = yield* run(
+        "reading the database",
+        sql<{ t: string | null }>`SELECT to_regclass('fastcot_schema') AS t`
+      )
+      if (found[0]?.t === null || found[0]?.t === undefined)
+        return yield* new StoreError({
+          message: `no fastcot workspace in ${location} (the database has no fastcot tables); make one with \`fastcot import FILE --store ${location}\` or \`fastcot run --store ${location}\``
+        })
+    }
     yield* migratePg(sql, location)
     const leaseMs = options.leaseMs ?? 30_000
     const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`
