@@ -283,8 +283,15 @@ describe("fastcot command line", () => {
   })
 
   it("runs the demo end to end, then inspects an item by id prefix", async () => {
-    const demo = await fastcot("demo")
+    // A team machine's FASTCOT_STORE (here a database nothing serves) is not where the demo's samples go.
+    const demo = await fastcotWith(
+      { ...process.env, NO_COLOR: "1", FASTCOT_STORE: "postgres://team@127.0.0.1:9/shared" },
+      "demo"
+    )
     expect(demo.code, demo.err).toBe(0)
+    expect(demo.out).toContain(
+      "done. Look around: npx fastcot status --workspace .fastcot-demo --store .fastcot-demo/fastcot.db;"
+    )
     expect(demo.out).toMatch(/5\. align +\d+ kept/)
     expect(demo.out).toContain("judge: a LOCAL ONNX model")
     // The local judge has random weights: which items it keeps varies, but every verified item is judged and rewritten.

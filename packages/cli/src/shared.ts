@@ -170,6 +170,13 @@ export const storeLayer = (workspace: string, store: Option.Option<string> = Opt
     Layer.catchAll((e) => Layer.fail(failed(`${e.message}`)))
   )
 
+/**
+ * The workspace's own SQLite store, whatever FASTCOT_STORE names: for `init` and `demo`, which
+ * make a local workspace of samples and must never write them into a shared database.
+ */
+export const workspaceStoreLayer = (workspace: string) =>
+  storeLayer(workspace, Option.some(workspacePaths(workspace).db))
+
 /** FASTCOT_LEASE_MS: how long a shared store's work leases last unless renewed (default 30 s). */
 const leaseFromEnv = (): number | undefined => {
   const ms = Number(process.env["FASTCOT_LEASE_MS"])

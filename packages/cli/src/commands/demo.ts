@@ -28,7 +28,7 @@ import { rm } from "node:fs/promises"
 import { join, relative } from "node:path"
 import * as Option from "effect/Option"
 import { usage } from "../failure.js"
-import { dashboardTerminal, stdout, storeLayer } from "../shared.js"
+import { dashboardTerminal, stdout, workspaceStoreLayer } from "../shared.js"
 import { initWorkspace, SAMPLE_PROBLEMS } from "./init.js"
 
 const workspace = Options.text("workspace").pipe(
@@ -168,7 +168,7 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
         return { result: exit.value, retries: stats.reduce((n, s) => n + s.retries, 0), status }
       }).pipe(
         Effect.scoped,
-        Effect.provide(Layer.mergeAll(storeLayer(args.workspace), verifierFor(sandbox), QwenTokenCounterLive)),
+        Effect.provide(Layer.mergeAll(workspaceStoreLayer(args.workspace), verifierFor(sandbox), QwenTokenCounterLive)),
         Effect.orDie
       )
       const { result, status } = run
@@ -192,7 +192,7 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
       const exported = yield* exportDataset({
         format: "openai",
         out: join(paths.exports, "openai", "train.jsonl")
-      }).pipe(Effect.provide(Layer.merge(storeLayer(args.workspace), QwenTokenCounterLive)))
+      }).pipe(Effect.provide(Layer.merge(workspaceStoreLayer(args.workspace), QwenTokenCounterLive)))
       yield* stdout(
         `6. export   ${exported.counts.train} SFT examples -> ${rel(exported.files.train)} (card: ${rel(exported.files.card)})`
       )
@@ -232,7 +232,7 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
           }).pipe(Effect.provideService(LanguageModel, lm))
         }).pipe(
           Effect.scoped,
-          Effect.provide(Layer.mergeAll(storeLayer(args.workspace), QwenTokenCounterLive, SandboxLive())),
+          Effect.provide(Layer.mergeAll(workspaceStoreLayer(args.workspace), QwenTokenCounterLive, SandboxLive())),
           Effect.orDie
         )
         const m = results.benchmarks[0]!.summary
@@ -243,9 +243,10 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
           `           (random weights: 0% is the expected score) -> ${rel(join(outDir, "results.json"))}; npx fastcot report ${rel(outDir)}`
         )
       }
-      yield* stdout(
-        `done. Look around: npx fastcot status --workspace ${rel(paths.root)}; npx fastcot inspect --workspace ${rel(paths.root)}`
-      )
+      // FASTCOT_STORE would send the next commands to the database it names: the demo's store is the folder's file.
+      const sharedStore = process.env["FASTCOT_STORE"] !== undefined && process.env["FASTCOT_STORE"] !== ""
+      const here = `--workspace ${rel(paths.root)}${sharedStore ? ` --store ${rel(paths.db)}` : ""}`
+      yield* stdout(`done. Look around: npx fastcot status ${here}; npx fastcot inspect ${here}`)
     })
   )
 ).pipe(

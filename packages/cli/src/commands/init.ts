@@ -6,7 +6,7 @@ import { copyFile } from "node:fs/promises"
 import { dirname, join, relative } from "node:path"
 import { fileURLToPath } from "node:url"
 import { failed, usage } from "../failure.js"
-import { stdout, storeLayer, notAnOption } from "../shared.js"
+import { stdout, workspaceStoreLayer, notAnOption } from "../shared.js"
 
 export const SAMPLE_PROBLEMS = join(
   dirname(fileURLToPath(import.meta.url)),
@@ -44,7 +44,7 @@ export const initWorkspace = (workspace: string) => {
       Effect.mapError((e) => failed(e.message))
     )
     return { paths, samples, report }
-  }).pipe(Effect.provide(storeLayer(workspace)))
+  }).pipe(Effect.provide(workspaceStoreLayer(workspace)))
 }
 
 export const initCommand = Command.make("init", { dir, workspace }, (args) =>
