@@ -157,18 +157,23 @@ export const storeLocation = (
   workspace: string,
   store: Option.Option<string> = Option.none(),
   fromPipeline?: string
-): string =>
-  Option.getOrElse(store, () => {
-    if (fromPipeline !== undefined) return fromPipeline
-    const fromEnv = process.env["FASTCOT_STORE"]
-    return fromEnv !== undefined && fromEnv !== "" ? fromEnv : workspacePaths(workspace).db
-  })
+): string => Option.getOrElse(store, () => fromPipeline ?? storeFromEnv() ?? workspacePaths(workspace).db)
+
+/** The store FASTCOT_STORE names; undefined when it is unset or empty. */
+export const storeFromEnv = (): string | undefined => {
+  const fromEnv = process.env["FASTCOT_STORE"]
+  return fromEnv !== undefined && fromEnv !== "" ? fromEnv : undefined
+}
+
+/** The run store at `location` as a layer whose failure is reported as a CLI failure. */
+const layerAt = (location: string, existing = false) =>
+  runStoreLayer(location, { leaseMs: leaseFromEnv(), existing }).pipe(
+    Layer.catchAll((e) => Layer.fail(failed(`${e.message}`)))
+  )
 
 /** The run store as a layer whose failure is reported as a CLI failure. */
 export const storeLayer = (workspace: string, store: Option.Option<string> = Option.none(), fromPipeline?: string) =>
-  runStoreLayer(storeLocation(workspace, store, fromPipeline), { leaseMs: leaseFromEnv() }).pipe(
-    Layer.catchAll((e) => Layer.fail(failed(`${e.message}`)))
-  )
+  layerAt(storeLocation(workspace, store, fromPipeline))
 
 /**
  * The workspace's own SQLite store, whatever FASTCOT_STORE names: for `init` and `demo`, which
@@ -188,18 +193,18 @@ const leaseFromEnv = (): number | undefined => {
  * inspect, export, review), where a mistyped --workspace, or a database named by mistake, would
  * otherwise be made an empty workspace and reported as empty.
  */
-export const existingStoreLayer = (workspace: string, store: Option.Option<string> = Option.none()) =>
-  isPostgresUrl(storeLocation(workspace, store))
-    ? runStoreLayer(storeLocation(workspace, store), { leaseMs: leaseFromEnv(), existing: true }).pipe(
-        Layer.catchAll((e) => Layer.fail(failed(`${e.message}`)))
-      )
-    : existsSync(storeLocation(workspace, store))
-      ? storeLayer(workspace, store)
-      : Layer.fail(
-          usage(
-            `no workspace at ${workspace} (no fastcot.db there); make one with \`fastcot init ${workspace}\` or \`fastcot import FILE --workspace ${workspace}\``
-          )
+export const existingStoreLayer = (workspace: string, store: Option.Option<string> = Option.none()) => {
+  const location = storeLocation(workspace, store)
+  // A database is asked whether it holds fastcot's tables; a SQLite workspace is its file.
+  if (isPostgresUrl(location)) return layerAt(location, true)
+  return existsSync(location)
+    ? layerAt(location)
+    : Layer.fail(
+        usage(
+          `no workspace at ${workspace} (no fastcot.db there); make one with \`fastcot init ${workspace}\` or \`fastcot import FILE --workspace ${workspace}\``
         )
+      )
+}
 
 export const tokenLayer = QwenTokenCounterLive
 

@@ -28,7 +28,7 @@ import { rm } from "node:fs/promises"
 import { join, relative } from "node:path"
 import * as Option from "effect/Option"
 import { usage } from "../failure.js"
-import { dashboardTerminal, stdout, workspaceStoreLayer } from "../shared.js"
+import { dashboardTerminal, stdout, storeFromEnv, workspaceStoreLayer } from "../shared.js"
 import { initWorkspace, SAMPLE_PROBLEMS } from "./init.js"
 
 const workspace = Options.text("workspace").pipe(
@@ -244,8 +244,7 @@ export const demoCommand = Command.make("demo", { workspace, judgeModel }, (args
         )
       }
       // FASTCOT_STORE would send the next commands to the database it names: the demo's store is the folder's file.
-      const sharedStore = process.env["FASTCOT_STORE"] !== undefined && process.env["FASTCOT_STORE"] !== ""
-      const here = `--workspace ${rel(paths.root)}${sharedStore ? ` --store ${rel(paths.db)}` : ""}`
+      const here = `--workspace ${rel(paths.root)}${storeFromEnv() !== undefined ? ` --store ${rel(paths.db)}` : ""}`
       yield* stdout(`done. Look around: npx fastcot status ${here}; npx fastcot inspect ${here}`)
     })
   )

@@ -36,6 +36,7 @@ import {
   progressLine,
   stderr,
   stdout,
+  storeFromEnv,
   storeLayer,
   workspaceOption,
   storeOption,
@@ -201,14 +202,8 @@ export const runCommand = Command.make(
         batch: batchRoles
       })
       // The store: --store, else the pipeline file's `store:`, else FASTCOT_STORE, else the workspace's file.
-      const fromEnv = process.env["FASTCOT_STORE"]
-      if (
-        Option.isNone(args.store) &&
-        config.store !== undefined &&
-        fromEnv !== undefined &&
-        fromEnv !== "" &&
-        fromEnv !== config.store
-      )
+      const fromEnv = storeFromEnv()
+      if (Option.isNone(args.store) && config.store !== undefined && fromEnv !== undefined && fromEnv !== config.store)
         yield* stderr(
           `note: the pipeline file's store (${displayStoreUrl(config.store)}) is used; FASTCOT_STORE names another (${isPostgresUrl(fromEnv) ? displayStoreUrl(fromEnv) : fromEnv})`
         )

@@ -4,6 +4,7 @@ import { isMap, isSeq, LineCounter, parseDocument } from "yaml"
 import { parseIssues } from "../schema/errors.js"
 import { DEFAULT_SYSTEM_PROMPT, MATH_INSTRUCTION } from "./prompts.js"
 import { nearestName } from "../util/nearestName.js"
+import { isPostgresUrl } from "../store/storeUrl.js"
 
 export const Sampling = Schema.Struct({
   temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
@@ -168,8 +169,7 @@ export type BudgetSettings = typeof BudgetSettings.Type
  */
 export const PipelineStore = Schema.String.pipe(
   Schema.filter((url) => {
-    if (!/^postgres(ql)?:\/\//i.test(url))
-      return "a postgres://USER@HOST:PORT/DB URL (a SQLite workspace is chosen with --workspace)"
+    if (!isPostgresUrl(url)) return "a postgres://USER@HOST:PORT/DB URL (a SQLite workspace is chosen with --workspace)"
     try {
       return new URL(url).password === ""
         ? true

@@ -21,7 +21,7 @@ import { StoreError } from "./errors.js"
 import { copyRows, type CopyValue } from "./pgCopy.js"
 import { describeSqlError, isTransient, sqlState, transientRetry } from "./pgErrors.js"
 import { displayStoreUrl } from "./storeUrl.js"
-import { ADVISORY, migratePg } from "./pgMigrations.js"
+import { ADVISORY, hasFastcotTables, migratePg } from "./pgMigrations.js"
 import { acquirePgPool, inRawTransaction, pgClientOf } from "./pgPool.js"
 import { PgSpendLedger } from "./pgSpendLedger.js"
 import { makeTurnBatcher } from "./turnBatcher.js"
@@ -205,16 +205,10 @@ export const makePgRunStore = (
     const tx = <A, E extends SqlError | StoreError, R>(what: string, effect: Effect.Effect<A, E, R>) =>
       run(what, sql.withTransaction(effect))
 
-    if (options.existing === true) {
-      const found = yield* run(
-        "reading the database",
-        sql<{ t: string | null }>`SELECT to_regclass('fastcot_schema') AS t`
-      )
-      if (found[0]?.t === null || found[0]?.t === undefined)
-        return yield* new StoreError({
-          message: `no fastcot workspace in ${location} (the database has no fastcot tables); make one with \`fastcot import FILE --store ${location}\` or \`fastcot run --store ${location}\``
-        })
-    }
+    if (options.existing === true && !(yield* run("reading the database", hasFastcotTables(sql))))
+      return yield* new StoreError({
+        message: `no fastcot workspace in ${location} (the database has no fastcot tables); make one with \`fastcot import FILE --store ${location}\` or \`fastcot run --store ${location}\``
+      })
     yield* migratePg(sql, location)
     const leaseMs = options.leaseMs ?? 30_000
     const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`

@@ -177,6 +177,10 @@ const migrationFailed = (location: string, e: SqlError): StoreError => {
   return new StoreError({ message: `migrating the database (${location}): ${describeSqlError(e)}${hint}`, cause: e })
 }
 
+/** Whether the database holds fastcot's tables (its migrations' record, `fastcot_schema`). */
+export const hasFastcotTables = (sql: SqlClient): Effect.Effect<boolean, SqlError> =>
+  Effect.map(sql<{ t: string | null }>`SELECT to_regclass('fastcot_schema') AS t`, (rows) => rows[0]?.t != null)
+
 /** Applies pending migrations; refuses a database written by a newer fastcot. `location` names it in errors. */
 export const migratePg = (sql: SqlClient, location: string): Effect.Effect<void, StoreError> => {
   const latest = pgMigrations[pgMigrations.length - 1]?.version ?? 0
@@ -186,8 +190,7 @@ export const migratePg = (sql: SqlClient, location: string): Effect.Effect<void,
         yield* sql`SELECT pg_advisory_xact_lock(${ADVISORY.namespace}, ${ADVISORY.migrate})`
         // Made only where it is missing: a user granted the tables' rights but not CREATE (a
         // team's worker role) opens a database that its owner migrated.
-        const made = yield* sql<{ t: string | null }>`SELECT to_regclass('fastcot_schema') AS t`
-        if (made[0]?.t === null || made[0]?.t === undefined)
+        if (!(yield* hasFastcotTables(sql)))
           yield* sql`CREATE TABLE fastcot_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`
         const rows = yield* sql<{ v: number | null }>`SELECT MAX(version) AS v FROM fastcot_schema`
         const current = Number(rows[0]?.v ?? 0)

@@ -26,10 +26,12 @@ const fromPasswordFile = (who: SignIn): Promise<string | undefined> =>
  * host, port, database and user (a file that others may read is skipped with a warning, as psql
  * does). `found` is told where it came from, so that a refused sign-in can say which password was
  * tried. When there is none, the promise fails with what to set; the password never appears in
- * a message.
+ * a message. pg calls the function with the connection's parameters as it resolved them (the
+ * URL's, then the PG* variables and its defaults), which are what a password file's line matches.
  */
 export const lookUpPassword =
-  (urlPassword: string, who: SignIn, found: (source: string) => void) => async (): Promise<string> => {
+  (urlPassword: string, found: (source: string) => void) =>
+  async (who?: SignIn): Promise<string> => {
     if (urlPassword !== "") {
       found("the URL")
       return urlPassword
@@ -39,6 +41,7 @@ export const lookUpPassword =
       found("PGPASSWORD")
       return fromEnv
     }
+    if (who === undefined) throw new Error("the driver asked for a password without saying for whom")
     const file = passwordFileName()
     const fromFile = await fromPasswordFile(who)
     if (fromFile !== undefined) {

@@ -6,7 +6,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
 import { Socket } from "node:net"
-import { userInfo } from "node:os"
 import Pg from "pg"
 import { parseIntoClientConfig } from "pg-connection-string"
 import { lookUpPassword } from "./pgPassword.js"
@@ -36,17 +35,9 @@ export const acquirePgPool = (url: string, session: string): Effect.Effect<Pg.Po
   return Effect.acquireRelease(
     Effect.sync(() => {
       const { password: urlPassword, ...fields } = parseIntoClientConfig(url)
-      // Whom the password is looked up for: as pg fills in what the URL leaves empty.
-      const user = fields.user || process.env["PGUSER"] || userInfo().username
-      const who = {
-        host: fields.host || process.env["PGHOST"] || "localhost",
-        port: fields.port || Number(process.env["PGPORT"]) || 5432,
-        database: fields.database || process.env["PGDATABASE"] || user,
-        user
-      }
       const pool = new Pg.Pool({
         ...fields,
-        password: lookUpPassword(typeof urlPassword === "string" ? urlPassword : "", who, (source) => {
+        password: lookUpPassword(typeof urlPassword === "string" ? urlPassword : "", (source) => {
           passwordFrom = source
         }),
         application_name: session,
