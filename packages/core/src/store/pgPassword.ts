@@ -1,6 +1,7 @@
+import { createReadStream, statSync } from "node:fs"
 import { homedir } from "node:os"
 import { join } from "node:path"
-import pgpass from "pgpass"
+import { getPassword } from "pgpass/lib/helper.js"
 
 /** Whom a PostgreSQL sign-in is for: the fields a password file's line is matched on. */
 export interface SignIn {
@@ -17,8 +18,35 @@ export const passwordFileName = (env: NodeJS.ProcessEnv = process.env): string =
     ? join(env["APPDATA"] ?? ".", "postgresql", "pgpass.conf")
     : join(env["HOME"] ?? homedir(), ".pgpass"))
 
-const fromPasswordFile = (who: SignIn): Promise<string | undefined> =>
-  new Promise((resolve) => pgpass({ ...who, port: String(who.port) }, resolve))
+/**
+ * The password of the first line of `file` that matches the sign-in, read with pgpass's parser
+ * (the one pg uses). The file is checked as libpq checks it: a missing file is no password, and
+ * on POSIX one that is not a plain file, or that others may read, is skipped with psql's warning.
+ * (pgpass's own entry point also skips the file whenever PGPASSWORD is set, even to the empty
+ * string, which libpq reads as not set.)
+ */
+const fromPasswordFile = (who: SignIn, file: string): Promise<string | undefined> => {
+  if (process.platform !== "win32") {
+    let mode: number
+    try {
+      const stat = statSync(file)
+      if (!stat.isFile()) {
+        process.stderr.write(`WARNING: password file "${file}" is not a plain file\n`)
+        return Promise.resolve(undefined)
+      }
+      mode = stat.mode
+    } catch {
+      return Promise.resolve(undefined)
+    }
+    if ((mode & 0o077) !== 0) {
+      process.stderr.write(
+        `WARNING: password file "${file}" has group or world access; permissions should be u=rw (0600) or less\n`
+      )
+      return Promise.resolve(undefined)
+    }
+  }
+  return new Promise((resolve) => getPassword({ ...who, port: String(who.port) }, createReadStream(file), resolve))
+}
 
 /**
  * The password of a sign-in, looked up when the server asks for one, in libpq's order: the one
@@ -43,7 +71,7 @@ export const lookUpPassword =
     }
     if (who === undefined) throw new Error("the driver asked for a password without saying for whom")
     const file = passwordFileName()
-    const fromFile = await fromPasswordFile(who)
+    const fromFile = await fromPasswordFile(who, file)
     if (fromFile !== undefined) {
       found(`the password file ${file}`)
       return fromFile

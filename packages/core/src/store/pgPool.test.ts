@@ -81,6 +81,12 @@ describe("the PostgreSQL store's sign-in (a real server on 127.0.0.1 that asks f
     expect(warnings.filter((w) => w.includes("pgpass"))).toEqual([])
   })
 
+  it("reads the password file when PGPASSWORD is set but empty, as libpq does", async () => {
+    writeFileSync(process.env["PGPASSFILE"]!, `*:*:postgres:fastcot:${cluster().password}\n`, { mode: 0o600 })
+    process.env["PGPASSWORD"] = ""
+    expect(await Effect.runPromise(signIn(cluster().url("postgres")))).toBe("fastcot")
+  })
+
   it("says which password the server refused, never the password", async () => {
     process.env["PGPASSWORD"] = "not-the-password"
     const exit = await Effect.runPromiseExit(signIn(cluster().url("postgres")))
