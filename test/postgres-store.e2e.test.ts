@@ -139,6 +139,21 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
     expect(ran.stderr).toContain(`(workspace ${url})`)
     expect(Number(cluster().psql("fromfile", "SELECT COUNT(*) FROM items").trim())).toBe(6)
     expect(existsSync(other)).toBe(false)
+
+    // The read-only commands take the same file for the same store, over FASTCOT_STORE.
+    const status = await run(["status", "--json", "--pipeline", pipeline], { ...env(), FASTCOT_STORE: other })
+    expect(status.status, status.stderr).toBe(0)
+    expect(JSON.parse(status.stdout)).toMatchObject({ problems: N, items: 6 })
+    const exported = await run(["export", "--out", join(fx.root, "fromfile-export"), "--pipeline", pipeline], {
+      ...env(),
+      FASTCOT_STORE: other
+    })
+    expect(exported.status, exported.stderr).toBe(0)
+    expect(existsSync(other)).toBe(false)
+    // --store comes first, as for `run`.
+    const first = await run(["status", "--pipeline", pipeline, "--store", other], env())
+    expect(first.status).toBe(2)
+    expect(first.stderr).toContain(`no run store at ${other} (no such file)`)
   })
 
   it("signs in with the password from the URL or the password file, and says which was refused", async () => {

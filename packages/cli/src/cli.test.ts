@@ -249,6 +249,22 @@ describe("fastcot command line", () => {
     expect(existsSync(join(cwd, "wrokspace"))).toBe(false)
   })
 
+  it("names the pipeline file and its line when --pipeline cannot give a store", async () => {
+    writeFileSync(join(cwd, "team.yaml"), "name: team\nstore: postgres://team:secret@127.0.0.1:1/db\n")
+    const leaked = await fastcot("status", "--pipeline", "team.yaml")
+    expect(leaked.code).toBe(2)
+    expect(leaked.err).toContain("team.yaml:2: store: has a password in it")
+    expect(leaked.err).not.toContain("secret")
+    const missing = await fastcot("export", "--pipeline", "nowhere.yaml")
+    expect(missing.code).toBe(2)
+    expect(missing.err).toContain("nowhere.yaml: cannot read the pipeline file: ENOENT")
+    // A file that names no store leaves the usual default: the workspace's own file.
+    writeFileSync(join(cwd, "nostore.yaml"), "name: local\nmodels:\n  teacher: openai:m@http://127.0.0.1:1/v1\n")
+    const local = await fastcot("inspect", "--pipeline", "nostore.yaml", "--workspace", "wrokspace")
+    expect(local.code).toBe(2)
+    expect(local.err).toContain("no workspace at wrokspace (no fastcot.db there)")
+  })
+
   it("takes a list option comma-separated or given more than once", async () => {
     const built = await fastcot("models", "build", "m", "--variants", "fp32", "--variants", "q4")
     expect(built.code).toBe(0)

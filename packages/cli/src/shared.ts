@@ -3,14 +3,18 @@ import {
   isLoopbackHost,
   isPostgresUrl,
   makeAccessToken,
+  parsePipeline,
+  type PipelineConfig,
   QwenTokenCounterLive,
   runStoreLayer,
   workspacePaths
 } from "@fastcot/core"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { existsSync, readFileSync } from "node:fs"
+import { readFile } from "node:fs/promises"
 import { type CliFailure, failed, usage } from "./failure.js"
 
 export const workspaceOption = Options.text("workspace").pipe(
@@ -145,12 +149,35 @@ export const jsonOption = Options.boolean("json").pipe(Options.withDescription("
 export const storeOption = Options.text("store").pipe(
   Options.optional,
   Options.withDescription(
-    "The run store: a postgres://USER@HOST:PORT/DB URL that several machines share (the password from PGPASSWORD or ~/.pgpass), or a SQLite file. Default: $FASTCOT_STORE, else the workspace's fastcot.db."
+    "The run store: a postgres://USER@HOST:PORT/DB URL that several machines share (the password from PGPASSWORD or ~/.pgpass), or a SQLite file. Default: the pipeline file's `store:`, else $FASTCOT_STORE, else the workspace's fastcot.db."
   )
 )
 
+/** --pipeline FILE, on the commands that read a store: the store named by that file's `store:`. */
+export const pipelineStoreOption = Options.text("pipeline").pipe(
+  Options.optional,
+  Options.withDescription(
+    "A pipeline file whose `store:` names the run store (the one `fastcot run FILE` uses); --store comes first."
+  )
+)
+
+/** A pipeline file read and checked, its errors named by file and line as a usage failure. */
+export const readPipeline = (file: string): Effect.Effect<PipelineConfig, CliFailure> =>
+  Effect.tryPromise({
+    try: () => readFile(file, "utf8"),
+    catch: (e) =>
+      usage(`${file}: cannot read the pipeline file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+  }).pipe(
+    Effect.flatMap((text) =>
+      Either.match(parsePipeline(text, file), {
+        onLeft: (problems) => usage(`the pipeline is not valid:\n${problems}`),
+        onRight: Effect.succeed
+      })
+    )
+  )
+
 /**
- * Where the run store is: --store, else the pipeline file's `store:` (for `run`), else
+ * Where the run store is: --store, else the pipeline file's `store:`, else
  * FASTCOT_STORE, else the workspace's SQLite file.
  */
 export const storeLocation = (
@@ -193,17 +220,29 @@ const leaseFromEnv = (): number | undefined => {
  * inspect, export, review), where a mistyped --workspace, or a database named by mistake, would
  * otherwise be made an empty workspace and reported as empty.
  */
-export const existingStoreLayer = (workspace: string, store: Option.Option<string> = Option.none()) => {
-  const location = storeLocation(workspace, store)
+export const existingStoreLayer = (
+  workspace: string,
+  store: Option.Option<string> = Option.none(),
+  pipeline: Option.Option<string> = Option.none()
+) =>
+  Option.isSome(pipeline) && Option.isNone(store)
+    ? Layer.unwrapEffect(
+        Effect.map(readPipeline(pipeline.value), (config) => existingStoreAt(workspace, store, config.store))
+      )
+    : existingStoreAt(workspace, store)
+
+const existingStoreAt = (workspace: string, store: Option.Option<string>, fromPipeline?: string) => {
+  const location = storeLocation(workspace, store, fromPipeline)
   // A database is asked whether it holds fastcot's tables; a SQLite workspace is its file.
   if (isPostgresUrl(location)) return layerAt(location, true)
-  return existsSync(location)
-    ? layerAt(location)
-    : Layer.fail(
-        usage(
-          `no workspace at ${workspace} (no fastcot.db there); make one with \`fastcot init ${workspace}\` or \`fastcot import FILE --workspace ${workspace}\``
-        )
-      )
+  if (existsSync(location)) return layerAt(location)
+  return Layer.fail(
+    usage(
+      location === workspacePaths(workspace).db
+        ? `no workspace at ${workspace} (no fastcot.db there); make one with \`fastcot init ${workspace}\` or \`fastcot import FILE --workspace ${workspace}\``
+        : `no run store at ${location} (no such file); make one with \`fastcot import FILE --store ${location}\``
+    )
+  )
 }
 
 export const tokenLayer = QwenTokenCounterLive

@@ -22,6 +22,7 @@ import {
   tokenLayer,
   workspaceOption,
   storeOption,
+  pipelineStoreOption,
   choiceOption
 } from "../shared.js"
 
@@ -86,6 +87,7 @@ export const exportCommand = Command.make(
     reviewedOnly,
     workspace: workspaceOption,
     store: storeOption,
+    pipeline: pipelineStoreOption,
     json: jsonOption
   },
   (args) =>
@@ -187,7 +189,7 @@ export const exportCommand = Command.make(
       if (report.counts.train + report.counts.validation === 0) {
         yield* stdout("  no item is kept yet: run the pipeline (fastcot run) first")
       }
-    }).pipe(Effect.provide(Layer.merge(existingStoreLayer(args.workspace, args.store), tokenLayer)))
+    }).pipe(Effect.provide(Layer.merge(existingStoreLayer(args.workspace, args.store, args.pipeline), tokenLayer)))
 ).pipe(
   Command.withDescription(
     "Write the kept items as SFT JSONL with a dataset card and a LLaMA-Factory dataset_info.json.\n" +

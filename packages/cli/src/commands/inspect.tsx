@@ -11,6 +11,7 @@ import {
   existingStoreLayer,
   workspaceOption,
   storeOption,
+  pipelineStoreOption,
   notAnOption,
   choiceOption
 } from "../shared.js"
@@ -103,7 +104,15 @@ const describeItem = (it: Item, problem: Problem | undefined): string => {
 
 export const inspectCommand = Command.make(
   "inspect",
-  { item, fate, limit, workspace: workspaceOption, store: storeOption, json: jsonOption },
+  {
+    item,
+    fate,
+    limit,
+    workspace: workspaceOption,
+    store: storeOption,
+    pipeline: pipelineStoreOption,
+    json: jsonOption
+  },
   (args) =>
     Effect.gen(function* () {
       const store = yield* RunStore
@@ -195,7 +204,7 @@ export const inspectCommand = Command.make(
         return yield* stdout(JSON.stringify({ item: Schema.encodeSync(Item)(found.value), problem }))
       }
       yield* stdout(describeItem(found.value, problem))
-    }).pipe(Effect.provide(existingStoreLayer(args.workspace, args.store)))
+    }).pipe(Effect.provide(existingStoreLayer(args.workspace, args.store, args.pipeline)))
 ).pipe(
   Command.withDescription(
     "Browse items on a terminal (by fate; open one to see its rounds and each rewrite as a word-level diff), list them, or show one item's whole history: each round's verdict, rewrite, verification and calls, with the original and final traces side by side.\n" +

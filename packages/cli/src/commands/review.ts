@@ -7,7 +7,16 @@ import * as Option from "effect/Option"
 import { readFile } from "node:fs/promises"
 import { userInfo } from "node:os"
 import { failed, usage } from "../failure.js"
-import { existingStoreLayer, jsonOption, stderr, stdout, storeOption, tokenLayer, workspaceOption } from "../shared.js"
+import {
+  existingStoreLayer,
+  jsonOption,
+  stderr,
+  stdout,
+  storeOption,
+  pipelineStoreOption,
+  tokenLayer,
+  workspaceOption
+} from "../shared.js"
 
 const item = Args.text({ name: "item" }).pipe(
   Args.withDescription("The kept item's id (see fastcot inspect --fate kept).")
@@ -56,6 +65,7 @@ export const reviewCommand = Command.make(
     reviewer,
     workspace: workspaceOption,
     store: storeOption,
+    pipeline: pipelineStoreOption,
     json: jsonOption
   },
   (args) =>
@@ -93,7 +103,7 @@ export const reviewCommand = Command.make(
             ? `; the edited trace reaches the reference answer (${reviewed.rounds.at(-1)?.verification?.reason ?? "verified"})`
             : "")
       )
-    }).pipe(Effect.provide(Layer.merge(existingStoreLayer(args.workspace, args.store), tokenLayer)))
+    }).pipe(Effect.provide(Layer.merge(existingStoreLayer(args.workspace, args.store, args.pipeline), tokenLayer)))
 ).pipe(
   Command.withDescription(
     "Record a person's decision on a kept item: accept it, reject it with a reason (exports leave it out), or edit its final trace " +

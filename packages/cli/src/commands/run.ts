@@ -25,7 +25,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { existsSync, statSync } from "node:fs"
-import { readFile, writeFile } from "node:fs/promises"
+import { writeFile } from "node:fs/promises"
 import { dirname, join } from "node:path"
 import { CliFailure, usage } from "../failure.js"
 import {
@@ -37,6 +37,7 @@ import {
   stderr,
   stdout,
   storeFromEnv,
+  readPipeline,
   storeLayer,
   workspaceOption,
   storeOption,
@@ -166,31 +167,21 @@ export const runCommand = Command.make(
   },
   (args) =>
     Effect.gen(function* () {
-      const file = Option.getOrUndefined(args.pipeline)
-      const text =
-        file === undefined
-          ? defaultPipelineText()
-          : yield* Effect.tryPromise({
-              try: () => readFile(file, "utf8"),
-              catch: (e) =>
-                usage(
-                  `${file}: cannot read the pipeline file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`
-                )
-            })
-      const parsed = parsePipeline(text, file ?? "built-in pipeline")
-      if (Either.isLeft(parsed)) return yield* usage(`the pipeline is not valid:\n${parsed.left}`)
+      const pipeline = Option.isSome(args.pipeline)
+        ? yield* readPipeline(args.pipeline.value)
+        : Either.getOrThrow(parsePipeline(defaultPipelineText(), "built-in pipeline"))
       if (args.noCache && args.refresh) return yield* usage("--no-cache and --refresh exclude each other")
       const notRoles = args.batch.filter((r) => !(ROLES as ReadonlyArray<string>).includes(r))
       if (notRoles.length > 0)
         return yield* usage(`--batch takes roles (${ROLES.join(", ")}), not ${notRoles.join(", ")}`)
       const batchRoles = args.batch as ReadonlyArray<Role>
-      const decontaminateAgainst = benchmarkFiles([...parsed.right.stages.filter.benchmarks, ...args.benchmarks])
+      const decontaminateAgainst = benchmarkFiles([...pipeline.stages.filter.benchmarks, ...args.benchmarks])
       if (Either.isLeft(decontaminateAgainst)) return yield* usage(`--benchmarks: ${decontaminateAgainst.left}`)
       const withBenchmarks = {
-        ...parsed.right,
+        ...pipeline,
         stages: {
-          ...parsed.right.stages,
-          filter: { ...parsed.right.stages.filter, benchmarks: decontaminateAgainst.right }
+          ...pipeline.stages,
+          filter: { ...pipeline.stages.filter, benchmarks: decontaminateAgainst.right }
         }
       }
       const config = applyOverrides(withBenchmarks, {

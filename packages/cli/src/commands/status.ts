@@ -1,13 +1,13 @@
 import { Command } from "@effect/cli"
 import { describeHolder, RunStore, summarizeBatchJobs, workspaceSpending } from "@fastcot/core"
 import * as Effect from "effect/Effect"
-import { jsonOption, stdout, existingStoreLayer, workspaceOption, storeOption } from "../shared.js"
+import { jsonOption, stdout, existingStoreLayer, workspaceOption, storeOption, pipelineStoreOption } from "../shared.js"
 
 const row = (label: string, value: number | string) => `  ${label.padEnd(22)} ${value}`
 
 export const statusCommand = Command.make(
   "status",
-  { workspace: workspaceOption, store: storeOption, json: jsonOption },
+  { workspace: workspaceOption, store: storeOption, pipeline: pipelineStoreOption, json: jsonOption },
   (args) =>
     Effect.gen(function* () {
       const store = yield* RunStore
@@ -107,7 +107,7 @@ export const statusCommand = Command.make(
         )
       ]
       yield* stdout(lines.join("\n"))
-    }).pipe(Effect.provide(existingStoreLayer(args.workspace, args.store)))
+    }).pipe(Effect.provide(existingStoreLayer(args.workspace, args.store, args.pipeline)))
 ).pipe(
   Command.withDescription(
     "Counts of problems, items per stage and per fate.\nExamples:\n  fastcot status\n  fastcot status --json"
