@@ -150,6 +150,31 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
     })
     expect(exported.status, exported.stderr).toBe(0)
     expect(existsSync(other)).toBe(false)
+    // So does the browser app: its status is the database's.
+    const token = "a-token-for-the-team-room-42"
+    const ui = spawn(process.execPath, [BIN, "ui", "--pipeline", pipeline, "--workspace", workspace, "--port", "0"], {
+      env: { ...process.env, ...env(), FASTCOT_STORE: other, FASTCOT_TOKEN: token, NO_COLOR: "1" }
+    })
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        let out = ""
+        ui.stdout.on("data", (d) => {
+          out += d
+          const m = /fastcot ui on (\S+)/.exec(out)
+          if (m) resolve(new URL(m[1]!).origin)
+        })
+        ui.once("exit", (code) => reject(new Error(`fastcot ui exited with ${code}`)))
+      })
+      const reply = await fetch(`${address}/api/workspace.status`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: "{}"
+      })
+      expect(await reply.json()).toMatchObject({ problems: N, items: 6 })
+    } finally {
+      ui.kill("SIGTERM")
+    }
+    expect(existsSync(other)).toBe(false)
     // --store comes first, as for `run`.
     const first = await run(["status", "--pipeline", pipeline, "--store", other], env())
     expect(first.status).toBe(2)

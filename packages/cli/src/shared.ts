@@ -218,7 +218,8 @@ const leaseFromEnv = (): number | undefined => {
 /**
  * The store of a workspace that must exist already: for commands that only read it (status,
  * inspect, export, review), where a mistyped --workspace, or a database named by mistake, would
- * otherwise be made an empty workspace and reported as empty.
+ * otherwise be made an empty workspace and reported as empty. `pipeline` names a pipeline file
+ * whose `store:` is read when --store is not given.
  */
 export const existingStoreLayer = (
   workspace: string,

@@ -2,8 +2,18 @@ import { Command, Options } from "@effect/cli"
 import { Backend, serveUi } from "@fastcot/desktop"
 import { isLoopbackHost } from "@fastcot/core"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { failed } from "../failure.js"
-import { accessToken, noTokenOption, stderr, stdout, storeOption, tokenFileOption } from "../shared.js"
+import {
+  accessToken,
+  noTokenOption,
+  pipelineStoreOption,
+  readPipeline,
+  stderr,
+  stdout,
+  storeOption,
+  tokenFileOption
+} from "../shared.js"
 
 const port = Options.integer("port").pipe(
   Options.withDefault(7860),
@@ -27,13 +37,26 @@ const workspace = Options.text("workspace").pipe(
 
 export const uiCommand = Command.make(
   "ui",
-  { port, host, workspace, store: storeOption, tokenFile: tokenFileOption, noToken: noTokenOption, allowEndpoint },
+  {
+    port,
+    host,
+    workspace,
+    store: storeOption,
+    pipeline: pipelineStoreOption,
+    tokenFile: tokenFileOption,
+    noToken: noTokenOption,
+    allowEndpoint
+  },
   (args) =>
     Effect.gen(function* () {
       const token = yield* accessToken({ host: args.host, tokenFile: args.tokenFile, noToken: args.noToken })
-      const backend = new Backend(
-        args.store._tag === "Some" ? { ...process.env, FASTCOT_STORE: args.store.value } : process.env
-      )
+      // The store: --store, else the --pipeline file's `store:`, else FASTCOT_STORE (as the backend reads it).
+      const store = Option.isSome(args.store)
+        ? args.store.value
+        : Option.isSome(args.pipeline)
+          ? (yield* readPipeline(args.pipeline.value)).store
+          : undefined
+      const backend = new Backend(store !== undefined ? { ...process.env, FASTCOT_STORE: store } : process.env)
       if (args.workspace._tag === "Some") {
         const opened = yield* Effect.promise(() =>
           backend.handle("workspace.open", { path: args.workspace._tag === "Some" ? args.workspace.value : "" })
