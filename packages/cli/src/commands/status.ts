@@ -110,6 +110,6 @@ export const statusCommand = Command.make(
     }).pipe(Effect.provide(existingStoreLayer(args.workspace, args.store, args.pipeline)))
 ).pipe(
   Command.withDescription(
-    "Counts of problems, items per stage and per fate.\nExamples:\n  fastcot status\n  fastcot status --json"
+    "Counts of problems, items per stage and per fate.\nExamples:\n  fastcot status\n  fastcot status --json\n  fastcot status --pipeline team.yaml   (the database its store: names)"
   )
 )
