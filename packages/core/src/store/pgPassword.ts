@@ -1,4 +1,4 @@
-import { createReadStream, statSync } from "node:fs"
+import { createReadStream, type Stats, statSync } from "node:fs"
 import { homedir } from "node:os"
 import { join } from "node:path"
 import { getPassword } from "pgpass/lib/helper.js"
@@ -26,19 +26,19 @@ export const passwordFileName = (env: NodeJS.ProcessEnv = process.env): string =
  * string, which libpq reads as not set.)
  */
 const fromPasswordFile = (who: SignIn, file: string): Promise<string | undefined> => {
+  let stat: Stats
+  try {
+    stat = statSync(file)
+  } catch {
+    return Promise.resolve(undefined)
+  }
+  // libpq's checks of the file, which it makes on POSIX only.
   if (process.platform !== "win32") {
-    let mode: number
-    try {
-      const stat = statSync(file)
-      if (!stat.isFile()) {
-        process.stderr.write(`WARNING: password file "${file}" is not a plain file\n`)
-        return Promise.resolve(undefined)
-      }
-      mode = stat.mode
-    } catch {
+    if (!stat.isFile()) {
+      process.stderr.write(`WARNING: password file "${file}" is not a plain file\n`)
       return Promise.resolve(undefined)
     }
-    if ((mode & 0o077) !== 0) {
+    if ((stat.mode & 0o077) !== 0) {
       process.stderr.write(
         `WARNING: password file "${file}" has group or world access; permissions should be u=rw (0600) or less\n`
       )
