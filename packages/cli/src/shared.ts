@@ -225,15 +225,25 @@ export const existingStoreLayer = (
   workspace: string,
   store: Option.Option<string> = Option.none(),
   pipeline: Option.Option<string> = Option.none()
-) =>
-  Option.isSome(pipeline) && Option.isNone(store)
-    ? Layer.unwrapEffect(
-        Effect.map(readPipeline(pipeline.value), (config) => existingStoreAt(workspace, store, config.store))
-      )
-    : existingStoreAt(workspace, store)
+) => Layer.unwrapEffect(Effect.map(namedStore(store, pipeline), (named) => existingStoreAt(workspace, named)))
 
-const existingStoreAt = (workspace: string, store: Option.Option<string>, fromPipeline?: string) => {
-  const location = storeLocation(workspace, store, fromPipeline)
+/**
+ * The store that the command line names: --store, else the `store:` of the --pipeline file (read
+ * only when --store is not given); undefined when neither names one (then FASTCOT_STORE, else the
+ * workspace's file, is the store).
+ */
+export const namedStore = (
+  store: Option.Option<string>,
+  pipeline: Option.Option<string>
+): Effect.Effect<string | undefined, CliFailure> =>
+  Option.isSome(store)
+    ? Effect.succeed(store.value)
+    : Option.isSome(pipeline)
+      ? Effect.map(readPipeline(pipeline.value), (config) => config.store)
+      : Effect.succeed(undefined)
+
+const existingStoreAt = (workspace: string, named: string | undefined) => {
+  const location = storeLocation(workspace, Option.fromNullable(named))
   // A database is asked whether it holds fastcot's tables; a SQLite workspace is its file.
   if (isPostgresUrl(location)) return layerAt(location, true)
   if (existsSync(location)) return layerAt(location)

@@ -2,13 +2,12 @@ import { Command, Options } from "@effect/cli"
 import { Backend, serveUi } from "@fastcot/desktop"
 import { isLoopbackHost } from "@fastcot/core"
 import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
 import { failed } from "../failure.js"
 import {
   accessToken,
   noTokenOption,
+  namedStore,
   pipelineStoreOption,
-  readPipeline,
   stderr,
   stdout,
   storeOption,
@@ -50,12 +49,8 @@ export const uiCommand = Command.make(
   (args) =>
     Effect.gen(function* () {
       const token = yield* accessToken({ host: args.host, tokenFile: args.tokenFile, noToken: args.noToken })
-      // The store: --store, else the --pipeline file's `store:`, else FASTCOT_STORE (as the backend reads it).
-      const store = Option.isSome(args.store)
-        ? args.store.value
-        : Option.isSome(args.pipeline)
-          ? (yield* readPipeline(args.pipeline.value)).store
-          : undefined
+      // Else FASTCOT_STORE, as the backend reads it.
+      const store = yield* namedStore(args.store, args.pipeline)
       const backend = new Backend(store !== undefined ? { ...process.env, FASTCOT_STORE: store } : process.env)
       if (args.workspace._tag === "Some") {
         const opened = yield* Effect.promise(() =>
