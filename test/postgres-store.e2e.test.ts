@@ -114,9 +114,10 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
     const other = join(fx.root, "elsewhere.db")
     const pipeline = join(fx.root, "team.yaml")
     writeFileSync(pipeline, `name: team\nstore: ${url}\nmodels:\n  teacher: openai:scripted@${fx.server.baseUrl}\n`)
+    // A team's first command: the import goes where the pipeline file says, over FASTCOT_STORE.
     const imported = await run(
-      ["import", join(fx.root, "problems.jsonl"), "--workspace", workspace, "--store", url],
-      env()
+      ["import", join(fx.root, "problems.jsonl"), "--workspace", workspace, "--pipeline", pipeline],
+      { ...env(), FASTCOT_STORE: other }
     )
     expect(imported.status, imported.stderr).toBe(0)
     const ran = await run(

@@ -203,6 +203,15 @@ export const storeLayer = (workspace: string, store: Option.Option<string> = Opt
   layerAt(storeLocation(workspace, store, fromPipeline))
 
 /**
+ * The run store of a command that takes --store and --pipeline: --store, else the pipeline file's
+ * `store:`, else FASTCOT_STORE, else the workspace's SQLite file (made when missing).
+ */
+export const namedStoreLayer = (workspace: string, store: Option.Option<string>, pipeline: Option.Option<string>) =>
+  Layer.unwrapEffect(
+    Effect.map(namedStore(store, pipeline), (named) => storeLayer(workspace, Option.fromNullable(named)))
+  )
+
+/**
  * The workspace's own SQLite store, whatever FASTCOT_STORE names: for `init` and `demo`, which
  * make a local workspace of samples and must never write them into a shared database.
  */

@@ -36,7 +36,8 @@ import {
   progressLine,
   stderr,
   stdout,
-  storeLayer,
+  namedStoreLayer,
+  pipelineStoreOption,
   workspaceOption,
   storeOption,
   listOption,
@@ -193,7 +194,8 @@ export const evalCommand = Command.make(
     budgetTokens,
     price,
     workspace: workspaceOption,
-    store: storeOption
+    store: storeOption,
+    pipeline: pipelineStoreOption
   },
   (args) =>
     Effect.gen(function* () {
@@ -332,7 +334,7 @@ export const evalCommand = Command.make(
           `${missing} of ${total} generations failed and are left out of the scores (each is in generations.jsonl with its error); run the same command again to retry them. First error: ${lost[0]!.failed!.firstError}`
         )
       }
-    }).pipe(Effect.scoped, Effect.provide(storeLayer(args.workspace, args.store)))
+    }).pipe(Effect.scoped, Effect.provide(namedStoreLayer(args.workspace, args.store, args.pipeline)))
 ).pipe(
   Command.withDescription(
     "Evaluate a model on MATH-500, AIME 2024, GPQA-Diamond, MMLU-Pro and LiveCodeBench: accuracy and output tokens side by side.\n" +

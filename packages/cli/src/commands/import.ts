@@ -27,7 +27,8 @@ import {
   progressLine,
   stderr,
   stdout,
-  storeLayer,
+  namedStoreLayer,
+  pipelineStoreOption,
   workspaceOption,
   storeOption,
   notAnOption,
@@ -189,6 +190,7 @@ export const importCommand = Command.make(
     longAbove,
     workspace: workspaceOption,
     store: storeOption,
+    pipeline: pipelineStoreOption,
     json: jsonOption
   },
   (args) =>
@@ -219,7 +221,7 @@ export const importCommand = Command.make(
         return
       }
       yield* importAll(list, common, workspacePaths(args.workspace).rejects, args.json).pipe(
-        Effect.provide(storeLayer(args.workspace, args.store))
+        Effect.provide(namedStoreLayer(args.workspace, args.store, args.pipeline))
       )
     }).pipe(Effect.provide(QwenTokenCounterLive))
 ).pipe(
