@@ -147,6 +147,11 @@ describe("pipeline files", () => {
       "p.yaml:2: store: has a password in it: set PGPASSWORD, or write it in ~/.pgpass, and leave it out of the pipeline file"
     )
     expect(withPassword).not.toContain("s3cret")
+    // Read as libpq reads it: a Unix socket in the query is a store; a password in the query is not.
+    const socket = "postgres://fastcot@/fastcot_math?host=/run/postgresql"
+    expect(Either.getOrThrow(parsePipeline(text(socket), "p.yaml")).store).toBe(socket)
+    expect(refused("postgres://fastcot@db.internal/fastcot_math?password=s3cret")).toBe(withPassword)
+    expect(refused("postgres://fastcot:s3cret@/fastcot_math?host=/run/postgresql")).toBe(withPassword)
     expect(refused("./fastcot.db")).toBe(
       "p.yaml:2: store: a postgres://USER@HOST:PORT/DB URL (a SQLite workspace is chosen with --workspace)"
     )

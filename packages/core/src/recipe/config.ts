@@ -5,6 +5,7 @@ import { parseIssues } from "../schema/errors.js"
 import { DEFAULT_SYSTEM_PROMPT, MATH_INSTRUCTION } from "./prompts.js"
 import { nearestName } from "../util/nearestName.js"
 import { isPostgresUrl } from "../store/storeUrl.js"
+import { parse as parseConnectionString } from "pg-connection-string"
 
 export const Sampling = Schema.Struct({
   temperature: Schema.optional(Schema.Number.pipe(Schema.between(0, 2))),
@@ -165,18 +166,25 @@ export type BudgetSettings = typeof BudgetSettings.Type
 
 /**
  * A pipeline file's run store: a PostgreSQL URL without a password (a pipeline file is shared with
- * its recipe; the password comes from PGPASSWORD or the password file).
+ * its recipe; the password comes from PGPASSWORD or the password file). The URL is read as the
+ * store's driver reads it (pg-connection-string, libpq's rules), so a Unix socket named by the
+ * query (`postgres://team@/math?host=/run/postgresql`) is taken, and a `password=` in the query is
+ * refused like one before the host.
  */
 export const PipelineStore = Schema.String.pipe(
   Schema.filter((url) => {
     if (!isPostgresUrl(url)) return "a postgres://USER@HOST:PORT/DB URL (a SQLite workspace is chosen with --workspace)"
-    try {
-      return new URL(url).password === ""
-        ? true
-        : "has a password in it: set PGPASSWORD, or write it in ~/.pgpass, and leave it out of the pipeline file"
-    } catch {
-      return "is not a URL: postgres://USER@HOST:PORT/DB"
-    }
+    const password = (() => {
+      try {
+        return parseConnectionString(url).password
+      } catch {
+        return null
+      }
+    })()
+    if (password === null) return "is not a URL: postgres://USER@HOST:PORT/DB"
+    return password === undefined || password === ""
+      ? true
+      : "has a password in it: set PGPASSWORD, or write it in ~/.pgpass, and leave it out of the pipeline file"
   })
 )
 

@@ -18,5 +18,13 @@ describe("store locations", () => {
     // A password with an unencoded @ in it is cut at the authority's last @.
     expect(displayStoreUrl("postgres://alice:s3@cret@/team")).toBe("postgres://alice@/team")
     expect(displayStoreUrl("postgres:///team")).toBe("postgres:///team")
+    // libpq also takes the password as a query parameter.
+    expect(displayStoreUrl("postgres://alice@db1/team?password=s3cret&sslmode=require")).toBe(
+      "postgres://alice@db1/team?sslmode=require"
+    )
+    expect(displayStoreUrl("postgres://alice@/team?host=/run/postgresql&password=s3cret")).toBe(
+      "postgres://alice@/team?host=/run/postgresql"
+    )
+    expect(displayStoreUrl("postgres://alice@db1/team?password=s3cret")).toBe("postgres://alice@db1/team")
   })
 })
