@@ -282,8 +282,11 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     await poll(() => page.textContent("[aria-label='Exported files']")).toContain("train.jsonl")
     await shot("5-export")
 
-    await page.getByRole("tab", { name: "Evaluation" }).click()
-    await poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain(
+    const evalTab = page.getByRole("tab", { name: "Evaluation" })
+    await evalTab.click()
+    await poll(() => evalTab.getAttribute("aria-selected")).toBe("true")
+    // The whole panel's text, so that a failure shows what it says instead (an error, no runs).
+    await poll(() => page.locator("section[aria-labelledby=eval-title]").textContent()).toContain(
       "62.0% / 812 (3 failed)"
     )
     expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).toMatch(
@@ -292,6 +295,13 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).not.toContain("partial-run")
     expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).not.toContain("starting-run")
     expect(await page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("none scored (2 failed)")
+    // A run that `fastcot eval` saves meanwhile shows while the panel stays open.
+    mkdirSync(join(ws, "eval", "later-run"), { recursive: true })
+    writeFileSync(
+      join(ws, "eval", "later-run", "results.json"),
+      JSON.stringify({ ...results, model: "student-7b-later", benchmarks: [bench("math500", 0.7, 640)] })
+    )
+    await poll(() => page.textContent("table[aria-label='Accuracy and output tokens']")).toContain("70.0% / 640")
     // Evaluate the local model on three MATH-500 questions from the app.
     await page.getByLabel(/^Model \(onnx/).fill(`onnx:${tiny}#q4`)
     await page.getByLabel(/Benchmark data folder/).fill(join(__dirname, "..", "..", "..", "..", "shared", "data"))

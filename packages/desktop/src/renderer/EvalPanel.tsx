@@ -5,6 +5,9 @@ import { AccuracyChart, AccuracyTokensCharts, type BenchPoint } from "./charts.j
 import { Action, Checks, FieldRow, TextInput } from "./controls.js"
 import { ErrorNote, useAsync } from "./shared.js"
 
+/** How often the saved runs are read again while the panel is open. */
+const RUNS_REFRESH_MS = 5000
+
 const ALL = ["math500", "aime24", "gpqa_diamond", "mmlu_pro", "livecodebench"] as const
 
 export const EvalPanel = () => {
@@ -18,7 +21,16 @@ export const EvalPanel = () => {
   })
   const [state, setState] = useState<Reply<"eval.state"> | undefined>(undefined)
   const { error, busy, run } = useAsync()
-  useEffect(() => void run(async () => setRuns(await call("eval.runs", {}))), [])
+  // The list's reads have their own error and busy state: a refresh neither disables Start nor hides its error.
+  const listing = useAsync()
+  // Read at once, then every few seconds while the panel is open: a `fastcot eval` run elsewhere
+  // into this workspace shows when it ends, and a read that failed is made again.
+  useEffect(() => {
+    const refresh = () => void listing.run(async () => setRuns(await call("eval.runs", {})))
+    refresh()
+    const t = setInterval(refresh, RUNS_REFRESH_MS)
+    return () => clearInterval(t)
+  }, [])
   useEffect(() => {
     if (state?.state !== "running") return
     const t = setInterval(
@@ -105,6 +117,7 @@ export const EvalPanel = () => {
       </fieldset>
       <p>Runs of `fastcot eval` saved in this workspace (eval/RUN/results.json).</p>
       <ErrorNote error={error} />
+      <ErrorNote error={listing.error} />
       {runs.length === 0 ? (
         <p className="empty-state">
           No evaluation runs yet: evaluate a model above, or run `fastcot eval` into this workspace.
