@@ -151,6 +151,15 @@ describe("fastcot on a PostgreSQL store (a real server on 127.0.0.1, scripted ro
     })
     expect(exported.status, exported.stderr).toBe(0)
     expect(existsSync(other)).toBe(false)
+    // The same database named through the server's Unix socket, as libpq names it (no host before the path).
+    const bySocket = join(fx.root, "team-socket.yaml")
+    writeFileSync(
+      bySocket,
+      `name: team\nstore: ${cluster().socketUrl("fromfile")}\nmodels:\n  teacher: openai:scripted@${fx.server.baseUrl}\n`
+    )
+    const statusBySocket = await run(["status", "--json", "--pipeline", bySocket], { ...env(), FASTCOT_STORE: other })
+    expect(statusBySocket.status, statusBySocket.stderr).toBe(0)
+    expect(JSON.parse(statusBySocket.stdout)).toMatchObject({ problems: N, items: 6 })
     // So does the browser app: its status is the database's.
     const token = "a-token-for-the-team-room-42"
     const ui = spawn(process.execPath, [BIN, "ui", "--pipeline", pipeline, "--workspace", workspace, "--port", "0"], {

@@ -13,6 +13,8 @@ export interface PostgresCluster {
   readonly password: string
   /** `postgres://USER@127.0.0.1:PORT/DB`, without the password. */
   readonly url: (database: string) => string
+  /** The same database through the server's Unix socket: `postgres://USER@/DB?host=DIR&port=PORT`. */
+  readonly socketUrl: (database: string) => string
   /** Creates a database and returns its URL. */
   readonly createDatabase: (name: string) => string
   /** Runs SQL as the cluster's superuser; returns psql's tuples-only output. */
@@ -98,6 +100,7 @@ export const startPostgresCluster = async (): Promise<PostgresCluster> => {
     user,
     password,
     url,
+    socketUrl: (database) => `postgres://${user}@/${database}?host=${root}&port=${port}`,
     createDatabase: (name) => {
       psql("postgres", `CREATE DATABASE "${name}"`)
       return url(name)
