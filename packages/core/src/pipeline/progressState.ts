@@ -60,20 +60,23 @@ export interface DashboardState {
 const LOG_KEEP = 200
 const RECENT_KEEP = 50
 
+/** A stage's row before any of its events. */
+const newStageRow = (name: string): StageRow => ({
+  name,
+  total: undefined,
+  done: 0,
+  dropped: 0,
+  failed: 0,
+  skipped: 0,
+  cached: 0,
+  startedAt: undefined,
+  finishedAt: undefined
+})
+
 export const initialState = (title: string, stages: ReadonlyArray<string>, now = Date.now()): DashboardState => ({
   title,
   startedAt: now,
-  stages: stages.map((name) => ({
-    name,
-    total: undefined,
-    done: 0,
-    dropped: 0,
-    failed: 0,
-    skipped: 0,
-    cached: 0,
-    startedAt: undefined,
-    finishedAt: undefined
-  })),
+  stages: stages.map(newStageRow),
   models: [],
   tokensPerSecond: {},
   verdicts: { easy: 0, medium: 0, hard: 0, unparseable: 0 },
@@ -100,17 +103,7 @@ export const initialState = (title: string, stages: ReadonlyArray<string>, now =
 const row = (s: DashboardState, name: string, now: number): StageRow => {
   let r = s.stages.find((x) => x.name === name)
   if (r === undefined) {
-    r = {
-      name,
-      total: undefined,
-      done: 0,
-      dropped: 0,
-      failed: 0,
-      skipped: 0,
-      cached: 0,
-      startedAt: undefined,
-      finishedAt: undefined
-    }
+    r = newStageRow(name)
     s.stages.push(r)
   }
   r.startedAt ??= now
