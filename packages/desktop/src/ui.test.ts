@@ -366,6 +366,52 @@ describe("the desktop renderer in Debian's chromium (playwright-core) against fa
     }
   })
 
+  it("keeps the item table current while a run works, without a click, and reads it once more at the end", async () => {
+    // SCRIPTED models answering after 1.5 s each: teacher, judge, and for the easy ones rewriter and
+    // judge again; the run lasts about 6 s, two of the table's 3 s refreshes.
+    const slow = await startScriptedServer({ latencyMs: 1500, script })
+    const working = new Backend({})
+    await working.handle("workspace.open", { path: join(root, "live-items") })
+    const problems = Array.from({ length: 6 }, (_, i) =>
+      JSON.stringify({ question: `What is ${i} + ${i}?`, answer: String(2 * i) })
+    )
+    await working.handle("import.content", { name: "live.jsonl", content: problems.join("\n") })
+    const server = await serveUi(working, { port: 0, staticDir: join(__dirname, "..", "dist", "renderer") })
+    const tab = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+    try {
+      await tab.goto(server.url)
+      await poll(() => tab.textContent(".where")).toContain("6 problems")
+      await tab.getByRole("tab", { name: "Items" }).click()
+      await poll(() => tab.textContent("table[aria-label=Items]")).toContain("No items yet")
+      const spec = `openai:scripted@${slow.baseUrl}`
+      expect(await working.handle("run.start", { teacher: spec, rewriter: spec, judge: spec })).toMatchObject({
+        state: "running"
+      })
+      const keptRows = () =>
+        tab.locator("table[aria-label=Items] tbody tr > :nth-child(2)", { hasText: /^kept/ }).count()
+      // Items show as the teacher's replies land, then turn kept: the page is never reloaded by hand.
+      await poll(() => tab.locator("table[aria-label=Items] tbody tr .num").count(), {
+        timeout: 20_000
+      }).toBeGreaterThan(0)
+      expect(working.view().state).toBe("running")
+      expect(await keptRows()).toBeLessThan(6)
+      // An item the judge finds easy (rewritten, then judged again: kept last), opened while it is
+      // worked on: the page below the table follows it too.
+      await tab.locator("table[aria-label=Items] tbody tr", { hasText: "What is 3 + 3?" }).click()
+      await poll(() => tab.textContent("#item-title")).not.toContain(": kept")
+      await poll(() => working.view().state, { timeout: 30_000 }).toBe("done")
+      const kept = ((await working.handle("workspace.status", {})) as { kept: number }).kept
+      expect(kept).toBe(6)
+      await poll(keptRows).toBe(kept)
+      await poll(() => tab.textContent("#item-title")).toContain(": kept")
+    } finally {
+      await tab.close()
+      await server.close()
+      await working.close()
+      await slow.close()
+    }
+  })
+
   it("reviews with the keyboard alone: accept, reject with a reason, an edit refused then saved; the export follows; two reviewers never share an item", async () => {
     // Six kept items, "What is i + i?" with the answer 2i, written as a run would leave them.
     const ws = join(root, "review")

@@ -84,7 +84,13 @@ export const App = (): ReactElement => {
             ) : t === "Run" ? (
               <RunPanel view={view} onView={setView} holder={status?.running ?? null} />
             ) : t === "Items" ? (
-              <ItemsPanel />
+              <ItemsPanel
+                live={
+                  view?.state === "running" ||
+                  view?.state === "stopping" ||
+                  (status !== undefined && status.running !== null)
+                }
+              />
             ) : t === "Review" ? (
               <ReviewPanel />
             ) : t === "Export" ? (

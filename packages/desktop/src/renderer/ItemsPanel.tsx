@@ -13,11 +13,16 @@ const PAGE = 200
 const SORTABLE = { id: "id", fate: "fate", tokens: "tokens", review: "review" } as const
 const FIRST: ItemSort = { by: "id", direction: "asc" }
 
+/** How often the page shown is read again while a run works on the workspace. */
+const LIVE_REFRESH_MS = 3000
+
 /**
  * The item list: filters and sorting run in the store (SQL over the whole workspace), a page at a
- * time by keyset; click a row or press Enter on it to open the item.
+ * time by keyset; click a row or press Enter on it to open the item. While a run works on the
+ * workspace (`live`: this app's, or another process's that holds its lock) the page shown, and the
+ * item open, are read again every few seconds, and once more when the run ends.
  */
-export const ItemsPanel = () => {
+export const ItemsPanel = ({ live }: { live: boolean }) => {
   const [filter, setFilter] = useState<{
     fate: "" | "kept" | "dropped" | "pending" | "failed"
     verdict: "" | "easy" | "medium" | "hard"
@@ -31,6 +36,16 @@ export const ItemsPanel = () => {
   const after = pages[pages.length - 1]
   const [open, setOpen] = useState<ItemDetail | undefined>(undefined)
   const { error, run } = useAsync()
+  const [tick, setTick] = useState(0)
+  useEffect(() => {
+    if (!live) return
+    const t = setInterval(() => setTick((n) => n + 1), LIVE_REFRESH_MS)
+    return () => {
+      clearInterval(t)
+      // Once more when the run ends: its last items' fates.
+      setTick((n) => n + 1)
+    }
+  }, [live])
   useEffect(() => {
     void run(async () =>
       setPage(
@@ -45,7 +60,11 @@ export const ItemsPanel = () => {
         })
       )
     )
-  }, [filter.fate, filter.verdict, filter.search, filter.maxTokens, order, after])
+  }, [filter.fate, filter.verdict, filter.search, filter.maxTokens, order, after, tick])
+  // The item open below the table is read again with the page (its rounds grow while it is worked on).
+  useEffect(() => {
+    if (tick > 0 && open !== undefined) void run(async () => setOpen(await call("items.get", { id: open.id })))
+  }, [tick])
   const refilter = (next: typeof filter) => {
     setFilter(next)
     setPages([undefined])
