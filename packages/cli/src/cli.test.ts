@@ -247,6 +247,11 @@ describe("fastcot command line", () => {
       expect(r.err).toContain("no workspace at wrokspace (no fastcot.db there); make one with `fastcot init wrokspace`")
     }
     expect(existsSync(join(cwd, "wrokspace"))).toBe(false)
+    // Their help says so; the commands that make one say that instead.
+    for (const command of ["status", "export", "inspect", "review"])
+      expect((await fastcot(command, "--help")).out, command).toContain("it must exist: a mistyped path is refused")
+    for (const command of ["import", "run", "eval"])
+      expect((await fastcot(command, "--help")).out, command).toContain("(created when missing)")
   })
 
   it("names the pipeline file and its line when --pipeline cannot give a store", async () => {

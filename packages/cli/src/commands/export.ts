@@ -20,7 +20,7 @@ import {
   stdout,
   existingStoreLayer,
   tokenLayer,
-  workspaceOption,
+  existingWorkspaceOption,
   storeOption,
   pipelineStoreOption,
   choiceOption
@@ -85,7 +85,7 @@ export const exportCommand = Command.make(
     cutoffLen,
     chatTemplate,
     reviewedOnly,
-    workspace: workspaceOption,
+    workspace: existingWorkspaceOption,
     store: storeOption,
     pipeline: pipelineStoreOption,
     json: jsonOption

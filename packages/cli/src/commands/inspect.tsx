@@ -9,7 +9,7 @@ import {
   jsonOption,
   stdout,
   existingStoreLayer,
-  workspaceOption,
+  existingWorkspaceOption,
   storeOption,
   pipelineStoreOption,
   notAnOption,
@@ -108,7 +108,7 @@ export const inspectCommand = Command.make(
     item,
     fate,
     limit,
-    workspace: workspaceOption,
+    workspace: existingWorkspaceOption,
     store: storeOption,
     pipeline: pipelineStoreOption,
     json: jsonOption

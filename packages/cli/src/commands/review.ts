@@ -15,7 +15,7 @@ import {
   storeOption,
   pipelineStoreOption,
   tokenLayer,
-  workspaceOption
+  existingWorkspaceOption
 } from "../shared.js"
 
 const item = Args.text({ name: "item" }).pipe(
@@ -63,7 +63,7 @@ export const reviewCommand = Command.make(
     edit,
     answer,
     reviewer,
-    workspace: workspaceOption,
+    workspace: existingWorkspaceOption,
     store: storeOption,
     pipeline: pipelineStoreOption,
     json: jsonOption

@@ -1,13 +1,20 @@
 import { Command } from "@effect/cli"
 import { describeHolder, RunStore, summarizeBatchJobs, workspaceSpending } from "@fastcot/core"
 import * as Effect from "effect/Effect"
-import { jsonOption, stdout, existingStoreLayer, workspaceOption, storeOption, pipelineStoreOption } from "../shared.js"
+import {
+  jsonOption,
+  stdout,
+  existingStoreLayer,
+  existingWorkspaceOption,
+  storeOption,
+  pipelineStoreOption
+} from "../shared.js"
 
 const row = (label: string, value: number | string) => `  ${label.padEnd(22)} ${value}`
 
 export const statusCommand = Command.make(
   "status",
-  { workspace: workspaceOption, store: storeOption, pipeline: pipelineStoreOption, json: jsonOption },
+  { workspace: existingWorkspaceOption, store: storeOption, pipeline: pipelineStoreOption, json: jsonOption },
   (args) =>
     Effect.gen(function* () {
       const store = yield* RunStore
