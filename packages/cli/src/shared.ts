@@ -17,19 +17,19 @@ import { existsSync, readFileSync } from "node:fs"
 import { readFile } from "node:fs/promises"
 import { type CliFailure, failed, usage } from "./failure.js"
 
+/** `-w, --workspace DIR` (default .fastcot), described as the command treats a missing one. */
+const workspaceFolderOption = (whenMissing: string) =>
+  Options.text("workspace").pipe(
+    Options.withAlias("w"),
+    Options.withDefault(".fastcot"),
+    Options.withDescription(`The workspace folder holding fastcot.db (${whenMissing}).`)
+  )
+
 /** `--workspace` for the commands that make the workspace when it is missing (init, import, run, eval). */
-export const workspaceOption = Options.text("workspace").pipe(
-  Options.withAlias("w"),
-  Options.withDefault(".fastcot"),
-  Options.withDescription("The workspace folder holding fastcot.db (created when missing).")
-)
+export const workspaceOption = workspaceFolderOption("created when missing")
 
 /** `--workspace` for the commands that read one (status, inspect, export, review): a missing one is refused. */
-export const existingWorkspaceOption = Options.text("workspace").pipe(
-  Options.withAlias("w"),
-  Options.withDefault(".fastcot"),
-  Options.withDescription("The workspace folder holding fastcot.db (it must exist: a mistyped path is refused).")
-)
+export const existingWorkspaceOption = workspaceFolderOption("it must exist: a mistyped path is refused")
 
 /** Every choice option's name (flags with a fixed set of values), for naming a bad value's flag. */
 const choiceFlags = new Set<string>()
