@@ -44,6 +44,10 @@ export const App = (): ReactElement => {
   useEffect(() => {
     if (status !== undefined) refreshStatus()
   }, [view?.state])
+  // A run is changing the workspace's items: this app's own (seen at once through its pushes), or
+  // any run holding the workspace (its lock, or workers on a shared store; seen by the status poll).
+  const workingOnWorkspace =
+    view?.state === "running" || view?.state === "stopping" || (status !== undefined && status.running !== null)
   return (
     // The tabs pattern (React Aria): one Tab stop, arrows, Home and End move along and open.
     <Tabs
@@ -84,13 +88,7 @@ export const App = (): ReactElement => {
             ) : t === "Run" ? (
               <RunPanel view={view} onView={setView} holder={status?.running ?? null} />
             ) : t === "Items" ? (
-              <ItemsPanel
-                live={
-                  view?.state === "running" ||
-                  view?.state === "stopping" ||
-                  (status !== undefined && status.running !== null)
-                }
-              />
+              <ItemsPanel live={workingOnWorkspace} />
             ) : t === "Review" ? (
               <ReviewPanel />
             ) : t === "Export" ? (
